@@ -1,0 +1,20 @@
+/* A growable byte buffer for building text (metrics, JSON snippets).
+ * Zero-initialise, append, take ->data (NUL-terminated), buf_free(). On
+ * out of memory further appends are dropped and ->oom is set. */
+#ifndef AGENTD_CORE_BUF_H
+#define AGENTD_CORE_BUF_H
+
+#include <stddef.h>
+
+struct buf {
+    char *data;
+    size_t len, cap;
+    int oom;
+};
+
+void buf_append(struct buf *b, const char *s, size_t n);
+void buf_puts(struct buf *b, const char *s);
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_free(struct buf *b);
+
+#endif

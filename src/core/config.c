@@ -1,0 +1,409 @@
+/* Configuration from the environment: one table describes every variable
+ * (name, kind, default, bounds, secret or not); load, validation and the
+ * redacted dump all walk that table, so they cannot drift apart. */
+#define _GNU_SOURCE
+#include "core/config.h"
+#include "core/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum kind { K_STR, K_INT, K_I64, K_DURATION, K_SIZE, K_BOOL, K_ENUM };
+
+struct var {
+    const char *name;
+    enum kind kind;
+    size_t off;
+    const char *def;            /* default as text; NULL = unset */
+    int64_t min, max;           /* numeric bounds */
+    const char *const *choices; /* K_ENUM: NULL-terminated; value = index */
+    int secret;                 /* SECRET_ALL, or SECRET_URL: only a URL's password */
+};
+enum { SECRET_ALL = 1, SECRET_URL = 2 };
+
+static const char *const env_choices[] = { "development", "production", NULL };
+static const char *const level_choices[] = { "debug", "info", "warn", "error", NULL };
+static const char *const sync_choices[] = { "normal", "full", NULL };
+
+#define OFF(f) offsetof(struct config, f)
+#define DAY (86400000LL)
+static const struct var vars[] = {
+    { "AGENTD_HOST",             K_STR,      OFF(host),             "127.0.0.1", 0, 0, NULL, 0 },
+    { "AGENTD_PORT",             K_INT,      OFF(port),             "8080", 0, 65535, NULL, 0 },
+    { "AGENTD_THREADS",          K_INT,      OFF(threads),          NULL, 1, 256, NULL, 0 },
+    { "AGENTD_WORKERS",          K_INT,      OFF(workers),          "4", 1, 256, NULL, 0 },
+    { "AGENTD_ENV",              K_ENUM,     OFF(env),              "development", 0, 0, env_choices, 0 },
+    { "AGENTD_LOG_LEVEL",        K_ENUM,     OFF(log_level),        "info", 0, 0, level_choices, 0 },
+    { "AGENTD_ACCESS_LOG",       K_BOOL,     OFF(access_log),       "on", 0, 1, NULL, 0 },
+    { "AGENTD_MAX_BODY_BYTES",   K_SIZE,     OFF(max_body_bytes),   "1048576", 1024, 1LL << 32, NULL, 0 },
+    { "AGENTD_MAX_HEADER_BYTES", K_SIZE,     OFF(max_header_bytes), "16384", 256, 1LL << 20, NULL, 0 },
+    { "AGENTD_READ_TIMEOUT",     K_DURATION, OFF(read_timeout_ms),  "10s", 100, DAY, NULL, 0 },
+    { "AGENTD_IDLE_TIMEOUT",     K_DURATION, OFF(idle_timeout_ms),  "60s", 100, DAY, NULL, 0 },
+    { "AGENTD_DRAIN_TIMEOUT",    K_DURATION, OFF(drain_timeout_ms), "25s", 0, DAY, NULL, 0 },
+    { "AGENTD_MAX_CONNECTIONS",  K_INT,      OFF(max_connections),  "10000", 1, 1000000, NULL, 0 },
+    { "AGENTD_DATA_DIR",         K_STR,      OFF(data_dir),         "./agentd-data", 0, 0, NULL, 0 },
+    { "AGENTD_DB",               K_STR,      OFF(db),               NULL, 0, 0, NULL, SECRET_URL },
+    { "AGENTD_DB_SYNC",          K_ENUM,     OFF(db_sync),          "normal", 0, 0, sync_choices, 0 },
+    { "AGENTD_SESSION_TTL",      K_DURATION, OFF(session_ttl_ms),   "24h", 0, 3650 * DAY, NULL, 0 },
+    { "AGENTD_SIMULATION_SECRET",K_STR,      OFF(simulation_secret),NULL, 0, 0, NULL, SECRET_ALL },
+};
+#define NVARS (sizeof vars / sizeof vars[0])
+
+/* ---- problems list ---- */
+
+void config_problems_add(struct config_problems *p, const char *fmt, ...)
+{
+    if (p->n == p->cap) {
+        int cap = p->cap ? p->cap * 2 : 8;
+        char **items = realloc(p->items, (size_t)cap * sizeof *items);
+        if (!items)
+            return;
+        p->items = items;
+        p->cap = cap;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) >= 0)
+        p->items[p->n++] = s;
+    va_end(ap);
+}
+
+void config_problems_free(struct config_problems *p)
+{
+    for (int i = 0; i < p->n; i++)
+        free(p->items[i]);
+    free(p->items);
+    *p = (struct config_problems){ 0 };
+}
+
+/* ---- value parsers ---- */
+
+static int parse_i64(const char *s, int64_t *out)
+{
+    if (!*s)
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || end == s)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* number followed by a unit from the table; mult of the unit */
+static int parse_scaled(const char *s, int64_t *out, const char *const *units, const int64_t *mults,
+                        int64_t bare_mult)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno)
+        return -1;
+    int64_t mult = -1;
+    if (!*end) {
+        mult = bare_mult;
+    } else {
+        for (int i = 0; units[i]; i++)
+            if (strcasecmp(end, units[i]) == 0) {
+                mult = mults[i];
+                break;
+            }
+    }
+    if (mult < 0 || (v > 0 && v > INT64_MAX / mult))
+        return -1;
+    *out = v * mult;
+    return 0;
+}
+
+int config_parse_duration(const char *s, int64_t *ms)
+{
+    static const char *const units[] = { "ms", "s", "m", "h", "d", NULL };
+    static const int64_t mults[] = { 1, 1000, 60000, 3600000, 86400000 };
+    return parse_scaled(s, ms, units, mults, 1000);
+}
+
+int config_parse_size(const char *s, int64_t *bytes)
+{
+    static const char *const units[] = { "b", "k", "kb", "kib", "m", "mb", "mib", "g", "gb", "gib", NULL };
+    static const int64_t mults[] = { 1, 1024, 1024, 1024, 1 << 20, 1 << 20, 1 << 20, 1 << 30, 1 << 30, 1 << 30 };
+    return parse_scaled(s, bytes, units, mults, 1);
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = { "1", "on", "true", "yes", NULL };
+    static const char *const no[] = { "0", "off", "false", "no", NULL };
+    for (int i = 0; yes[i]; i++)
+        if (strcasecmp(s, yes[i]) == 0) { *out = 1; return 0; }
+    for (int i = 0; no[i]; i++)
+        if (strcasecmp(s, no[i]) == 0) { *out = 0; return 0; }
+    return -1;
+}
+
+/* ---- reading NAME or NAME_FILE ---- */
+
+static const char *env_default(const char *name, void *ud)
+{
+    (void)ud;
+    return getenv(name);
+}
+
+/* Reads a whole small file; strips one trailing newline (editors add it). */
+static char *read_secret_file(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(65537);
+    size_t n = buf ? fread(buf, 1, 65536, f) : 0;
+    int toolong = buf && n == 65536 && fgetc(f) != EOF;
+    fclose(f);
+    if (!buf) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (toolong) {
+        free(buf);
+        snprintf(err, errlen, "%s is larger than 64 KiB", path);
+        return NULL;
+    }
+    buf[n] = 0;
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = 0;
+    return buf;
+}
+
+/* Returns an allocated value, NULL when unset. Problems are recorded. */
+static char *lookup(const struct var *v, config_getenv_fn get, void *ud, struct config_problems *pr)
+{
+    char fname[128];
+    snprintf(fname, sizeof fname, "%s_FILE", v->name);
+    const char *direct = get(v->name, ud);
+    const char *file = get(fname, ud);
+    if (direct && file) {
+        config_problems_add(pr, "%s and %s are both set: set only one", v->name, fname);
+        return NULL;
+    }
+    if (file) {
+        char err[256];
+        char *val = read_secret_file(file, err, sizeof err);
+        if (!val)
+            config_problems_add(pr, "%s: %s", fname, err);
+        return val;
+    }
+    return direct ? strdup(direct) : NULL;
+}
+
+static void describe_choices(const char *const *choices, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (int i = 0; choices[i] && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? " | " : "", choices[i]);
+}
+
+/* Apply text `s` to the field; returns 0 or -1 with a problem recorded. */
+static int apply(struct config *cfg, const struct var *v, const char *s, int is_default,
+                 struct config_problems *pr)
+{
+    char *field = (char *)cfg + v->off;
+    int64_t n = 0;
+    int b = 0;
+    /* a secret's value never appears in a problem line */
+    const char *shown = v->secret == SECRET_ALL ? "***" : s;
+    switch (v->kind) {
+    case K_STR:
+        free(*(char **)field);
+        *(char **)field = strdup(s);
+        return 0;
+    case K_INT:
+    case K_I64:
+        if (parse_i64(s, &n) != 0) {
+            config_problems_add(pr, "%s=%s: not an integer", v->name, shown);
+            return -1;
+        }
+        break;
+    case K_DURATION:
+        if (config_parse_duration(s, &n) != 0) {
+            config_problems_add(pr, "%s=%s: not a duration (e.g. 250ms, 10s, 5m, 24h)", v->name, shown);
+            return -1;
+        }
+        break;
+    case K_SIZE:
+        if (config_parse_size(s, &n) != 0) {
+            config_problems_add(pr, "%s=%s: not a size (e.g. 1048576, 512k, 1m)", v->name, shown);
+            return -1;
+        }
+        break;
+    case K_BOOL:
+        if (parse_bool(s, &b) != 0) {
+            config_problems_add(pr, "%s=%s: expected on or off", v->name, shown);
+            return -1;
+        }
+        *(int *)field = b;
+        return 0;
+    case K_ENUM:
+        for (int i = 0; v->choices[i]; i++)
+            if (strcasecmp(s, v->choices[i]) == 0) {
+                *(int *)field = i;
+                return 0;
+            }
+        char list[256];
+        describe_choices(v->choices, list, sizeof list);
+        config_problems_add(pr, "%s=%s: expected one of %s", v->name, shown, list);
+        return -1;
+    }
+    if ((v->min || v->max) && (n < v->min || n > v->max) && !is_default) {
+        config_problems_add(pr, "%s=%s: out of range [%lld, %lld]", v->name, shown,
+                            (long long)v->min, (long long)v->max);
+        return -1;
+    }
+    if (v->kind == K_INT)
+        *(int *)field = (int)n;
+    else
+        *(int64_t *)field = n;
+    return 0;
+}
+
+int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct config_problems *pr)
+{
+    memset(cfg, 0, sizeof *cfg);
+    if (!get)
+        get = env_default;
+    int before = pr->n;
+    for (size_t i = 0; i < NVARS; i++) {
+        const struct var *v = &vars[i];
+        if (v->def)
+            apply(cfg, v, v->def, 1, pr);
+        char *val = lookup(v, get, ud, pr);
+        if (val) {
+            if (*val || v->kind == K_STR)
+                apply(cfg, v, val, 0, pr);
+            else
+                config_problems_add(pr, "%s is set but empty", v->name);
+            free(val);
+        }
+    }
+
+    /* derived defaults and cross-field rules */
+    if (cfg->threads == 0) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->threads = ncpu > 0 ? (int)(ncpu > 256 ? 256 : ncpu) : 1;
+    }
+    if (cfg->host && !*cfg->host)
+        config_problems_add(pr, "AGENTD_HOST is empty");
+    if (cfg->data_dir && !*cfg->data_dir)
+        config_problems_add(pr, "AGENTD_DATA_DIR is empty");
+    if (cfg->db && !*cfg->db)
+        config_problems_add(pr, "AGENTD_DB is empty");
+    if (!cfg->db && cfg->data_dir) {
+        size_t len = strlen(cfg->data_dir) + sizeof "/agentd.db";
+        cfg->db = malloc(len);
+        if (cfg->db)
+            snprintf(cfg->db, len, "%s/agentd.db", cfg->data_dir);
+    }
+    config_check_production(cfg, pr);
+    return pr->n - before;
+}
+
+/* ---- production safety: each row names a setting that production refuses ---- */
+
+struct prod_rule {
+    const char *problem;
+    int (*unsafe)(const struct config *cfg);
+};
+
+static int simulation_enabled(const struct config *c) { return c->simulation_secret != NULL; }
+static int debug_logging(const struct config *c) { return c->log_level == LOG_DEBUG; }
+
+static const struct prod_rule prod_rules[] = {
+    { "AGENTD_SIMULATION_SECRET is set: test-only simulation routes are refused in production",
+      simulation_enabled },
+    { "AGENTD_LOG_LEVEL=debug: debug logs may carry request details; use info or higher in production",
+      debug_logging },
+};
+
+int config_check_production(const struct config *cfg, struct config_problems *pr)
+{
+    if (cfg->env != CONFIG_ENV_PRODUCTION)
+        return 0;
+    int n = 0;
+    for (size_t i = 0; i < sizeof prod_rules / sizeof prod_rules[0]; i++)
+        if (prod_rules[i].unsafe(cfg)) {
+            config_problems_add(pr, "production: %s", prod_rules[i].problem);
+            n++;
+        }
+    return n;
+}
+
+/* ---- dump ---- */
+
+char *config_redact_url(const char *url)
+{
+    /* scheme://user:password@host/... -> scheme://user:***@host/... */
+    const char *scheme = strstr(url, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
+    if (at && slash && slash < at)
+        at = NULL;
+    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - (scheme + 3))) : NULL;
+    if (!colon)
+        return strdup(url);
+    char *out = NULL;
+    if (asprintf(&out, "%.*s:***%s", (int)(colon - url), url, at) < 0)
+        return NULL;
+    return out;
+}
+
+void config_dump(const struct config *cfg, FILE *out)
+{
+    for (size_t i = 0; i < NVARS; i++) {
+        const struct var *v = &vars[i];
+        const char *field = (const char *)cfg + v->off;
+        fprintf(out, "%s=", v->name);
+        if (v->secret == SECRET_URL && *(char *const *)field) {
+            char *shown = config_redact_url(*(char *const *)field);
+            fputs(shown ? shown : "***set***", out);
+            free(shown);
+        } else if (v->secret) {
+            fputs(*(char *const *)field ? "***set***" : "(unset)", out);
+        } else {
+            switch (v->kind) {
+            case K_STR: {
+                const char *s = *(char *const *)field;
+                fputs(s ? s : "(unset)", out);
+                break;
+            }
+            case K_INT: fprintf(out, "%d", *(const int *)field); break;
+            case K_BOOL: fputs(*(const int *)field ? "on" : "off", out); break;
+            case K_ENUM: fputs(v->choices[*(const int *)field], out); break;
+            case K_DURATION: fprintf(out, "%lldms", (long long)*(const int64_t *)field); break;
+            case K_I64:
+            case K_SIZE: fprintf(out, "%lld", (long long)*(const int64_t *)field); break;
+            }
+        }
+        fputc('\n', out);
+    }
+}
+
+void config_free(struct config *cfg)
+{
+    for (size_t i = 0; i < NVARS; i++)
+        if (vars[i].kind == K_STR)
+            free(*(char **)((char *)cfg + vars[i].off));
+    /* AGENTD_DB is K_STR too, including the derived default */
+    memset(cfg, 0, sizeof *cfg);
+}

@@ -1,0 +1,77 @@
+/* Configuration from the environment only (12-factor). Parsed once at start
+ * into an immutable struct; every problem is collected, not just the first.
+ * Any variable may be given as NAME_FILE (a path to a file holding the value),
+ * which is how secrets should be passed. */
+#ifndef AGENTD_CORE_CONFIG_H
+#define AGENTD_CORE_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+enum config_env { CONFIG_ENV_DEVELOPMENT, CONFIG_ENV_PRODUCTION };
+enum config_db_sync { CONFIG_DB_SYNC_NORMAL, CONFIG_DB_SYNC_FULL };
+
+struct config {
+    /* serving */
+    char *host;                 /* AGENTD_HOST */
+    int port;                   /* AGENTD_PORT */
+    int threads;                /* AGENTD_THREADS: loop threads */
+    int workers;                /* AGENTD_WORKERS: worker pool threads */
+    enum config_env env;        /* AGENTD_ENV */
+    int log_level;              /* AGENTD_LOG_LEVEL (enum log_level) */
+    int access_log;             /* AGENTD_ACCESS_LOG: 1 = one line per request */
+    int64_t max_body_bytes;     /* AGENTD_MAX_BODY_BYTES */
+    int64_t max_header_bytes;   /* AGENTD_MAX_HEADER_BYTES */
+    int64_t read_timeout_ms;    /* AGENTD_READ_TIMEOUT: a whole request must arrive in this */
+    int64_t idle_timeout_ms;    /* AGENTD_IDLE_TIMEOUT: idle keep-alive connections close */
+    int64_t drain_timeout_ms;   /* AGENTD_DRAIN_TIMEOUT */
+    int max_connections;        /* AGENTD_MAX_CONNECTIONS */
+    /* storage */
+    char *data_dir;             /* AGENTD_DATA_DIR */
+    char *db;                   /* AGENTD_DB: sqlite path or postgres URL; default under data_dir */
+    enum config_db_sync db_sync;/* AGENTD_DB_SYNC */
+    int64_t session_ttl_ms;     /* AGENTD_SESSION_TTL: 0 = keep forever */
+    /* testing hooks */
+    char *simulation_secret;    /* AGENTD_SIMULATION_SECRET (secret) */
+};
+
+/* Looks a variable up; the default reads the process environment. */
+typedef const char *(*config_getenv_fn)(const char *name, void *ud);
+
+/* A growable list of problem strings, owned by the list. */
+struct config_problems {
+    char **items;
+    int n, cap;
+};
+void config_problems_add(struct config_problems *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void config_problems_free(struct config_problems *p);
+
+/* Parse every known variable into *cfg, adding one line per problem to
+ * *problems. Returns the number of problems (0 = valid). *cfg is filled with
+ * defaults where a value was bad, and must be released with config_free()
+ * either way. getenv_fn NULL = the process environment. */
+int config_load(struct config *cfg, config_getenv_fn getenv_fn, void *ud,
+                struct config_problems *problems);
+
+/* Production safety: adds a problem for each unsafe setting when
+ * cfg->env is production. Later modules add rows to its table. */
+int config_check_production(const struct config *cfg, struct config_problems *problems);
+
+/* Print NAME=value lines for every variable; secrets show as ***set*** or
+ * (unset). Never prints a secret. */
+void config_dump(const struct config *cfg, FILE *out);
+
+void config_free(struct config *cfg);
+
+/* "postgres://u:pw@h/db" -> "postgres://u:***@h/db"; anything else as is.
+ * Returns a malloc'd string (NULL on out of memory). */
+char *config_redact_url(const char *url);
+
+/* Parse a duration: "250ms", "10s", "5m", "24h", "2d", or a bare number of
+ * seconds. Returns 0 and *ms, or -1. */
+int config_parse_duration(const char *s, int64_t *ms);
+/* Parse a size: "1048576", "512k", "1m", "1MiB", "2g". Returns 0 or -1. */
+int config_parse_size(const char *s, int64_t *bytes);
+
+#endif

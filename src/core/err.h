@@ -1,0 +1,44 @@
+/* agentd status codes: one X-macro table gives the enum, the wire code, the
+ * default HTTP status and a human message. 0 is success; errors are negative. */
+#ifndef AGENTD_CORE_ERR_H
+#define AGENTD_CORE_ERR_H
+
+/*  X(NAME,            wire code,               http, message) */
+#define AGENTD_ERR_MAP(X)                                                               \
+    X(EINVAL,          "invalid_request",        400, "the request is invalid")          \
+    X(EMALFORMED,      "malformed_request",      400, "the request is malformed")        \
+    X(EUNAUTHORIZED,   "unauthorized",           401, "authentication required")         \
+    X(EFORBIDDEN,      "forbidden",              403, "not allowed")                     \
+    X(ENOTFOUND,       "not_found",              404, "no such resource")                \
+    X(EMETHOD,         "method_not_allowed",     405, "method not allowed")              \
+    X(ETIMEOUT,        "request_timeout",        408, "the request took too long to arrive") \
+    X(ECONFLICT,       "conflict",               409, "conflict with the current state") \
+    X(ETOOLARGE,       "payload_too_large",      413, "the request body is too large")   \
+    X(EMEDIATYPE,      "unsupported_media_type", 415, "unsupported content type")        \
+    X(EUNPROCESSABLE,  "unprocessable",          422, "the values are invalid")          \
+    X(ERATELIMIT,      "rate_limited",           429, "too many requests")               \
+    X(EHEADERS,        "headers_too_large",      431, "the request headers are too large") \
+    X(EINTERNAL,       "internal_error",         500, "internal error")                  \
+    X(EUNAVAILABLE,    "unavailable",            503, "temporarily unavailable")         \
+    X(EBUSY,           "busy",                   503, "busy, retry later")               \
+    X(ENOMEM,          "out_of_memory",          503, "out of memory")                   \
+    X(EIO,             "io_error",               503, "storage I/O error")               \
+    X(ECORRUPT,        "corrupt",                500, "data is corrupt")                 \
+    X(EEXIST,          "exists",                 409, "already exists")                  \
+    X(ESHUTDOWN,       "shutting_down",          503, "the server is shutting down")
+
+enum agentd_err {
+    AGENTD_OK = 0,
+#define X(name, code, http, msg) AGENTD_##name,
+    AGENTD_ERR_FIRST_ = -1000,
+    AGENTD_ERR_MAP(X)
+#undef X
+};
+
+/* Wire code ("not_found"), default HTTP status and message for a status.
+ * Unknown values map to internal_error. Returned strings are static. */
+const char *agentd_err_code(int err);
+int agentd_err_http(int err);
+const char *agentd_err_msg(int err);
+
+#endif

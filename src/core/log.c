@@ -1,0 +1,188 @@
+/* JSON-lines logger. Each line is built in a stack buffer and written with
+ * one write(2); no locks, no allocation. Lines longer than LOG_LINE_MAX are
+ * cut and marked "truncated":true. */
+#include "core/log.h"
+#include "core/clock.h"
+#include "core/redact.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static atomic_int min_level = LOG_INFO;
+static atomic_int out_fd = 1;
+static const char *const level_names[] = { "debug", "info", "warn", "error" };
+
+void log_set_level(enum log_level lvl) { atomic_store(&min_level, (int)lvl); }
+int log_enabled(enum log_level lvl) { return (int)lvl >= atomic_load(&min_level); }
+void log_set_fd(int fd) { atomic_store(&out_fd, fd); }
+
+/* Room kept at the end for ',"truncated":true}\n'. */
+#define TAIL_RESERVE 24
+
+static void put(struct logline *l, const char *s, size_t n)
+{
+    size_t room = LOG_LINE_MAX - TAIL_RESERVE;
+    if (l->n + n > room) {
+        n = l->n < room ? room - l->n : 0;
+        l->truncated = 1;
+    }
+    memcpy(l->buf + l->n, s, n);
+    l->n += n;
+}
+
+void json_escape_into(char *buf, size_t *n, size_t len, const char *s, size_t slen)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = *n;
+    for (size_t i = 0; i < slen; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char tmp[6];
+        size_t k = 0;
+        if (c == '"' || c == '\\') {
+            tmp[k++] = '\\';
+            tmp[k++] = (char)c;
+        } else if (c == '\n') {
+            tmp[k++] = '\\'; tmp[k++] = 'n';
+        } else if (c == '\r') {
+            tmp[k++] = '\\'; tmp[k++] = 'r';
+        } else if (c == '\t') {
+            tmp[k++] = '\\'; tmp[k++] = 't';
+        } else if (c < 0x20 || c == 0x7f || c >= 0x80) {
+            /* bytes >= 0x80: keep valid UTF-8 sequences, escape stray bytes */
+            if (c >= 0x80) {
+                size_t need = c >= 0xf0 && c < 0xf5 ? 3 : c >= 0xe0 ? 2 : c >= 0xc2 && c < 0xe0 ? 1 : 0;
+                size_t j = 0;
+                if (need && i + need < slen) {
+                    for (j = 1; j <= need; j++)
+                        if (((unsigned char)s[i + j] & 0xc0) != 0x80)
+                            break;
+                }
+                if (need && j == need + 1) {
+                    if (o + need + 1 >= len)
+                        break;
+                    memcpy(buf + o, s + i, need + 1);
+                    o += need + 1;
+                    i += need;
+                    continue;
+                }
+            }
+            tmp[k++] = '\\'; tmp[k++] = 'u'; tmp[k++] = '0'; tmp[k++] = '0';
+            tmp[k++] = hex[c >> 4]; tmp[k++] = hex[c & 15];
+        } else {
+            tmp[k++] = (char)c;
+        }
+        if (o + k >= len)
+            break;
+        memcpy(buf + o, tmp, k);
+        o += k;
+    }
+    *n = o;
+}
+
+static void put_escaped(struct logline *l, const char *s, size_t n)
+{
+    size_t room = LOG_LINE_MAX - TAIL_RESERVE;
+    size_t before = l->n;
+    json_escape_into(l->buf, &l->n, room, s, n);
+    if (l->n - before < n && l->n + 6 >= room)
+        l->truncated = 1;
+}
+
+static void put_key(struct logline *l, const char *key)
+{
+    put(l, ",\"", 2);
+    put_escaped(l, key, strlen(key));
+    put(l, "\":", 2);
+}
+
+int log_begin(struct logline *l, enum log_level lvl, const char *msg)
+{
+    if (!log_enabled(lvl))
+        return 0;
+    l->n = 0;
+    l->truncated = 0;
+    char ts[32];
+    size_t tn = clock_rfc3339_ms(clock_wall_ms(), ts, sizeof ts);
+    put(l, "{\"ts\":\"", 7);
+    put(l, ts, tn);
+    put(l, "\",\"level\":\"", 11);
+    put(l, level_names[lvl], strlen(level_names[lvl]));
+    put(l, "\",\"msg\":\"", 9);
+    put_escaped(l, msg, strlen(msg));
+    put(l, "\"", 1);
+    return 1;
+}
+
+void log_strn(struct logline *l, const char *key, const char *val, size_t len)
+{
+    put_key(l, key);
+    if (!val) {
+        put(l, "null", 4);
+        return;
+    }
+    if (redact_key_is_secret(key) || redact_value_is_secret(val, len)) {
+        put(l, "\"" REDACTED "\"", sizeof REDACTED + 1);
+        return;
+    }
+    put(l, "\"", 1);
+    put_escaped(l, val, len);
+    put(l, "\"", 1);
+}
+
+void log_str(struct logline *l, const char *key, const char *val)
+{
+    log_strn(l, key, val, val ? strlen(val) : 0);
+}
+
+void log_int(struct logline *l, const char *key, int64_t val)
+{
+    char num[24];
+    int n = snprintf(num, sizeof num, "%lld", (long long)val);
+    put_key(l, key);
+    put(l, num, (size_t)n);
+}
+
+void log_double(struct logline *l, const char *key, double val)
+{
+    char num[32];
+    int n = snprintf(num, sizeof num, "%.3f", val);
+    put_key(l, key);
+    put(l, num, (size_t)n);
+}
+
+void log_end(struct logline *l)
+{
+    if (l->truncated) {
+        static const char t[] = ",\"truncated\":true";
+        memcpy(l->buf + l->n, t, sizeof t - 1);
+        l->n += sizeof t - 1;
+    }
+    l->buf[l->n++] = '}';
+    l->buf[l->n++] = '\n';
+    int fd = atomic_load(&out_fd);
+    size_t off = 0;
+    while (off < l->n) {
+        ssize_t w = write(fd, l->buf + off, l->n - off);
+        if (w <= 0)
+            break; /* a log that cannot be written must not stop the server */
+        off += (size_t)w;
+    }
+}
+
+void log_msg(enum log_level lvl, const char *request_id, const char *fmt, ...)
+{
+    struct logline l;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!log_begin(&l, lvl, msg))
+        return;
+    if (request_id)
+        log_str(&l, "request_id", request_id);
+    log_end(&l);
+}

@@ -1,0 +1,52 @@
+/* Structured logs: one JSON object per line on stdout, written with a single
+ * write() so lines from different threads never interleave.
+ *
+ *   struct logline l;
+ *   if (log_begin(&l, LOG_INFO, "request")) {
+ *       log_str(&l, "request_id", id);
+ *       log_int(&l, "status", 200);
+ *       log_end(&l);
+ *   }
+ *
+ * Redaction is not optional: log_str() passes every key through
+ * redact_key_is_secret(), so a field named like a credential is written as
+ * "***" whatever the caller passed. */
+#ifndef AGENTD_CORE_LOG_H
+#define AGENTD_CORE_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+#define LOG_LINE_MAX 4096
+
+struct logline {
+    size_t n;
+    int truncated;
+    char buf[LOG_LINE_MAX];
+};
+
+void log_set_level(enum log_level lvl);
+int log_enabled(enum log_level lvl);
+/* Where lines go (default 1 = stdout); tests point it at a pipe or file. */
+void log_set_fd(int fd);
+
+/* Starts a line with ts, level and msg. Returns 0 when the level is off
+ * (then skip the rest), 1 otherwise. */
+int log_begin(struct logline *l, enum log_level lvl, const char *msg);
+void log_str(struct logline *l, const char *key, const char *val);
+void log_strn(struct logline *l, const char *key, const char *val, size_t len);
+void log_int(struct logline *l, const char *key, int64_t val);
+void log_double(struct logline *l, const char *key, double val);
+void log_end(struct logline *l);
+
+/* One-shot helper: a line with msg and optional request_id. */
+void log_msg(enum log_level lvl, const char *request_id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Appends s to buf[*n..len) as JSON string contents (no quotes), escaping
+ * control characters and invalid UTF-8 bytes. Used by logs and SSE. */
+void json_escape_into(char *buf, size_t *n, size_t len, const char *s, size_t slen);
+
+#endif

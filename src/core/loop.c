@@ -1,0 +1,129 @@
+/* Loop threads: an event_base with an inbox that other threads post to.
+ * The inbox is a mutex-protected FIFO drained in one swap per wakeup. */
+#include "core/loop.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+struct post {
+    struct post *next;
+    loop_fn fn;
+    void *arg;
+};
+
+struct loop {
+    struct event_base *base;
+    struct event *wake;
+    int id;
+    pthread_mutex_t mu;
+    struct post *head, *tail;
+};
+
+static _Thread_local struct loop *tl_current;
+
+int loop_global_init(void)
+{
+    static int done;
+    if (done)
+        return 0;
+    if (evthread_use_pthreads() != 0)
+        return -1;
+    done = 1;
+    return 0;
+}
+
+static void drain(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct loop *l = arg;
+    pthread_mutex_lock(&l->mu);
+    struct post *p = l->head;
+    l->head = l->tail = NULL;
+    pthread_mutex_unlock(&l->mu);
+    while (p) {
+        struct post *next = p->next;
+        p->fn(p->arg);
+        free(p);
+        p = next;
+    }
+}
+
+struct loop *loop_new(int id)
+{
+    struct loop *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    struct event_config *cfg = event_config_new();
+    if (cfg) {
+        /* No locking inside the base: only this thread touches it, except
+         * event_active() on `wake`, which the base locks for us. */
+        l->base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
+    }
+    if (!l->base) {
+        free(l);
+        return NULL;
+    }
+    l->wake = event_new(l->base, -1, 0, drain, l);
+    if (!l->wake) {
+        event_base_free(l->base);
+        free(l);
+        return NULL;
+    }
+    pthread_mutex_init(&l->mu, NULL);
+    l->id = id;
+    return l;
+}
+
+void loop_free(struct loop *l)
+{
+    if (!l)
+        return;
+    drain(-1, 0, l); /* run what is still queued: completions free their own state */
+    event_free(l->wake);
+    event_base_free(l->base);
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
+
+struct event_base *loop_base(struct loop *l) { return l->base; }
+int loop_id(const struct loop *l) { return l->id; }
+struct loop *loop_current(void) { return tl_current; }
+
+int loop_post(struct loop *l, loop_fn fn, void *arg)
+{
+    struct post *p = malloc(sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->next = NULL;
+    p->fn = fn;
+    p->arg = arg;
+    pthread_mutex_lock(&l->mu);
+    int was_empty = l->head == NULL;
+    if (l->tail)
+        l->tail->next = p;
+    else
+        l->head = p;
+    l->tail = p;
+    pthread_mutex_unlock(&l->mu);
+    if (was_empty)
+        event_active(l->wake, EV_READ, 0);
+    return 0;
+}
+
+int loop_run(struct loop *l)
+{
+    tl_current = l;
+    int rc = event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    tl_current = NULL;
+    return rc < 0 ? -1 : 0;
+}
+
+void loop_stop(struct loop *l)
+{
+    event_base_loopbreak(l->base);
+}

@@ -1,0 +1,67 @@
+/* Request id generation: a per-thread 128-bit state seeded from getrandom,
+ * advanced with splitmix64; cheap enough for every request. */
+#include "core/reqid.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/random.h>
+
+int random_bytes(void *buf, size_t n)
+{
+    size_t off = 0;
+    while (off < n) {
+        ssize_t r = getrandom((char *)buf + off, n - off, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        off += (size_t)r;
+    }
+    return 0;
+}
+
+int reqid_valid(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (n >= REQID_MAX)
+            return 0;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void reqid_generate(char *out)
+{
+    static _Thread_local uint64_t state[2];
+    static _Thread_local int seeded;
+    static const char hex[] = "0123456789abcdef";
+    if (!seeded) {
+        if (random_bytes(state, sizeof state) != 0) {
+            state[0] = (uint64_t)(uintptr_t)&state ^ 0x1234567;
+            state[1] = (uint64_t)(uintptr_t)out;
+        }
+        seeded = 1;
+    }
+    uint64_t a = splitmix(&state[0]), b = splitmix(&state[1]);
+    for (int i = 0; i < 16; i++) {
+        out[i] = hex[(a >> (i * 4)) & 15];
+        out[16 + i] = hex[(b >> (i * 4)) & 15];
+    }
+    out[32] = 0;
+}

@@ -1,0 +1,20 @@
+/* Request ids: accept a sane client-sent X-Request-Id, otherwise make one. */
+#ifndef AGENTD_CORE_REQID_H
+#define AGENTD_CORE_REQID_H
+
+#include <stddef.h>
+
+#define REQID_MAX 128
+
+/* 1 when s is 1..REQID_MAX characters of [A-Za-z0-9._:-]. Anything else
+ * (spaces, quotes, control bytes, too long) could forge log lines. */
+int reqid_valid(const char *s);
+
+/* Writes 32 lowercase hex characters and a NUL into out (>= 33 bytes).
+ * Unique per process and unpredictable; never blocks. */
+void reqid_generate(char *out);
+
+/* n random bytes from the kernel CSPRNG (getrandom); 0 or -1. */
+int random_bytes(void *buf, size_t n);
+
+#endif

@@ -1,0 +1,289 @@
+/* Connection guard. Per connection: IDLE -> HEAD (first byte arms the read
+ * deadline) -> BODY (Content-Length bytes) -> IDLE. A chunked body switches
+ * the connection to PASS: the library's own limits apply from there on.
+ * A rejection writes a JSON response straight to the socket's buffer, stops
+ * feeding the library, flushes, half-closes, discards what the client still
+ * sends for a moment (so it reads our answer instead of a reset), then frees
+ * the connection through the library. */
+#include "http/guard.h"
+#include "http/head.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/reqid.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+enum gstate { G_IDLE, G_HEAD, G_BODY, G_PASS, G_REJECTED };
+
+struct guard {
+    struct guard_limits lim;
+    struct bufferevent *under, *filter;
+    struct event *timer;
+    struct event *kick;       /* pushes queued response bytes down to the socket */
+    enum gstate st;
+    int64_t body_left;
+    int64_t reject_at_ms;     /* when the rejection was written */
+    int counted;
+    int shut;
+};
+
+#define LINGER_MS 2000
+#define FLUSH_POLL_MS 20
+
+static struct metric *rejected_family(void)
+{
+    static const char *const labels[] = { "reason", NULL };
+    static struct metric *m;
+    if (!m)
+        m = metric_register("agentd_http_rejected_total",
+                            "Requests refused by the connection guard before routing", METRIC_COUNTER,
+                            labels, NULL);
+    return m;
+}
+
+static void arm(struct guard *g, int64_t ms)
+{
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    evtimer_add(g->timer, &tv);
+}
+
+static void reject(struct guard *g, int status, const char *reason, const char *code, const char *msg)
+{
+    if (g->st == G_REJECTED)
+        return;
+    g->st = G_REJECTED;
+    char id[33];
+    reqid_generate(id);
+    char body[512];
+    int blen = snprintf(body, sizeof body,
+                        "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"request_id\":\"%s\"}}", code,
+                        msg, id);
+    char head[512];
+    int hlen = snprintf(head, sizeof head,
+                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                        "X-Request-Id: %s\r\nConnection: close\r\n\r\n",
+                        status, reason, blen, id);
+    bufferevent_write(g->under, head, (size_t)hlen);
+    bufferevent_write(g->under, body, (size_t)blen);
+    g->reject_at_ms = clock_mono_ms();
+    const char *labels[] = { code };
+    metric_inc(metric_child(rejected_family(), labels));
+    struct logline l;
+    if (g->lim.access_log && log_begin(&l, LOG_INFO, "rejected")) {
+        log_str(&l, "request_id", id);
+        log_int(&l, "status", status);
+        log_str(&l, "code", code);
+        log_end(&l);
+    }
+    evtimer_del(g->timer);
+    arm(g, FLUSH_POLL_MS);
+}
+
+/* Frees the connection through the library that owns it. The library's
+ * callback argument on the filter is its connection object; after the
+ * library freed the filter itself, callbacks are NULL and we do nothing. */
+static void release(struct guard *g)
+{
+    bufferevent_data_cb rcb, wcb;
+    bufferevent_event_cb ecb;
+    void *arg = NULL;
+    bufferevent_getcb(g->filter, &rcb, &wcb, &ecb, &arg);
+    if (arg && ecb)
+        evhttp_connection_free(arg);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct guard *g = arg;
+    if (g->st == G_HEAD || g->st == G_BODY) {
+        reject(g, 408, "Request Timeout", "request_timeout",
+               "the request did not arrive in time");
+        return;
+    }
+    if (g->st != G_REJECTED)
+        return;
+    struct evbuffer *out = bufferevent_get_output(g->under);
+    int64_t waited = clock_mono_ms() - g->reject_at_ms;
+    if (!g->shut && evbuffer_get_length(out) == 0) {
+        evutil_socket_t s = bufferevent_getfd(g->under);
+        if (s >= 0)
+            shutdown(s, SHUT_WR);
+        g->shut = 1;
+    }
+    if (waited >= LINGER_MS) {
+        release(g);
+        return;
+    }
+    arm(g, g->shut ? 100 : FLUSH_POLL_MS);
+}
+
+/* The methods the HTTP library parses and agentd routes; anything else would
+ * get the library's HTML 400. */
+static int method_supported(const char *m, size_t n)
+{
+    static const char *const known[] = { "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", NULL };
+    for (int i = 0; known[i]; i++)
+        if (strlen(known[i]) == n && memcmp(known[i], m, n) == 0)
+            return 1;
+    return 0;
+}
+
+static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evbuffer *dst,
+                                                ev_ssize_t limit, enum bufferevent_flush_mode mode,
+                                                void *ctx)
+{
+    (void)limit; (void)mode;
+    struct guard *g = ctx;
+    int moved = 0;
+    while (evbuffer_get_length(src) > 0) {
+        size_t have = evbuffer_get_length(src);
+        switch (g->st) {
+        case G_REJECTED:
+            evbuffer_drain(src, have);
+            return BEV_NEED_MORE;
+        case G_PASS:
+            evbuffer_add_buffer(dst, src);
+            return BEV_OK;
+        case G_BODY: {
+            size_t n = (int64_t)have < g->body_left ? have : (size_t)g->body_left;
+            evbuffer_remove_buffer(src, dst, n);
+            g->body_left -= (int64_t)n;
+            moved = 1;
+            if (g->body_left == 0) {
+                g->st = G_IDLE;
+                evtimer_del(g->timer);
+            }
+            break;
+        }
+        case G_IDLE:
+            if (g->lim.max_connections > 0 && g->counted &&
+                atomic_load(g->lim.connections) > g->lim.max_connections) {
+                reject(g, 503, "Service Unavailable", "too_many_connections",
+                       "the server is at its connection limit; retry shortly");
+                return moved ? BEV_OK : BEV_NEED_MORE;
+            }
+            g->st = G_HEAD;
+            arm(g, g->lim.read_timeout_ms);
+            /* fall through */
+        case G_HEAD: {
+            size_t want = have;
+            size_t cap = (size_t)g->lim.max_header_bytes + 1;
+            if (want > cap)
+                want = cap;
+            const char *p = (const char *)evbuffer_pullup(src, (ev_ssize_t)want);
+            struct head_info hi;
+            enum head_result r = p ? head_scan(p, want, &hi) : HEAD_MALFORMED;
+            if (r == HEAD_INCOMPLETE) {
+                if (want > (size_t)g->lim.max_header_bytes)
+                    reject(g, 431, "Request Header Fields Too Large", "headers_too_large",
+                           "the request head is larger than AGENTD_MAX_HEADER_BYTES");
+                return moved ? BEV_OK : BEV_NEED_MORE;
+            }
+            if (r == HEAD_MALFORMED) {
+                char msg[128];
+                snprintf(msg, sizeof msg, "malformed request: %s", hi.why ? hi.why : "bad head");
+                reject(g, 400, "Bad Request", "malformed_request", msg);
+                return moved ? BEV_OK : BEV_NEED_MORE;
+            }
+            if (!method_supported(hi.method, hi.method_len)) {
+                reject(g, 501, "Not Implemented", "not_implemented",
+                       "this request method is not supported");
+                return moved ? BEV_OK : BEV_NEED_MORE;
+            }
+            if (hi.head_len > (size_t)g->lim.max_header_bytes) {
+                reject(g, 431, "Request Header Fields Too Large", "headers_too_large",
+                       "the request head is larger than AGENTD_MAX_HEADER_BYTES");
+                return moved ? BEV_OK : BEV_NEED_MORE;
+            }
+            if (hi.content_length > g->lim.max_body_bytes) {
+                reject(g, 413, "Payload Too Large", "payload_too_large",
+                       "the request body is larger than AGENTD_MAX_BODY_BYTES");
+                return moved ? BEV_OK : BEV_NEED_MORE;
+            }
+            evbuffer_remove_buffer(src, dst, hi.head_len);
+            moved = 1;
+            if (hi.chunked) {
+                g->st = G_PASS;
+                evtimer_del(g->timer);
+            } else if (hi.content_length > 0) {
+                g->st = G_BODY;
+                g->body_left = hi.content_length;
+            } else {
+                g->st = G_IDLE;
+                evtimer_del(g->timer);
+            }
+            break;
+        }
+        }
+    }
+    return moved ? BEV_OK : BEV_NEED_MORE;
+}
+
+/* libevent 2.1's filter moves output down only while the filter is enabled
+ * for writing, and evhttp queues a response before it enables writing; if
+ * the socket's write event already went idle the bytes would sit there. So
+ * every time bytes are queued we flush once, after the current callback. */
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct guard *g = arg;
+    if (evbuffer_get_length(bufferevent_get_output(g->filter)) > 0)
+        bufferevent_flush(g->filter, EV_WRITE, BEV_NORMAL);
+}
+
+static void on_output_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    struct guard *g = arg;
+    if (info->n_added > 0)
+        event_active(g->kick, 0, 0);
+}
+
+static void guard_free(void *ctx)
+{
+    struct guard *g = ctx;
+    if (g->counted)
+        atomic_fetch_sub(g->lim.connections, 1);
+    event_free(g->timer);
+    event_free(g->kick);
+    free(g);
+}
+
+struct bufferevent *guard_bev_new(struct event_base *base, const struct guard_limits *lim)
+{
+    struct guard *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->lim = *lim;
+    g->timer = evtimer_new(base, on_timer, g);
+    g->kick = event_new(base, -1, 0, on_kick, g);
+    g->under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!g->timer || !g->kick || !g->under)
+        goto fail;
+    g->filter = bufferevent_filter_new(g->under, filter_in, NULL, BEV_OPT_CLOSE_ON_FREE, guard_free, g);
+    if (!g->filter)
+        goto fail;
+    evbuffer_add_cb(bufferevent_get_output(g->filter), on_output_added, g);
+    atomic_fetch_add(g->lim.connections, 1);
+    g->counted = 1;
+    return g->filter;
+fail:
+    if (g->under)
+        bufferevent_free(g->under);
+    if (g->timer)
+        event_free(g->timer);
+    if (g->kick)
+        event_free(g->kick);
+    free(g);
+    return NULL;
+}

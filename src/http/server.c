@@ -1,0 +1,591 @@
+/* HTTP server on libevent: per-thread event_base + evhttp + SO_REUSEPORT
+ * listener, every connection behind the guard filter (guard.c). Each request
+ * becomes a struct http_req: routed, handed to its handler, and finished
+ * exactly once by a reply, which writes the access line and the metrics. */
+#define _GNU_SOURCE
+#include "http/server.h"
+#include "http/guard.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/metrics.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#define STREAM_OUTPUT_CAP (1 << 20) /* unread bytes before a slow reader is cut */
+
+struct http_loop {
+    struct http_server *srv;
+    struct loop *loop;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    pthread_t thread;
+    int running;
+    int fd;
+};
+
+struct rate_slot {
+    _Atomic int64_t sec;
+    _Atomic uint64_t total, errors;
+};
+
+struct http_server {
+    const struct config *cfg;
+    struct router *router;
+    int nloops;
+    struct http_loop *loops;
+    int port;
+    atomic_int draining;
+    _Atomic int64_t inflight;
+    atomic_int connections;
+    struct guard_limits lim;
+    struct rate_slot rate[60];
+    struct metric *m_requests, *m_duration, *m_inflight;
+    struct metric_child **route_duration; /* per route index, + 1 for unmatched */
+    struct metric_child *unmatched_duration;
+    struct metric_child *inflight_gauge;
+};
+
+/* ---- request lifecycle ---- */
+
+static void rate_note(struct http_server *s, int status)
+{
+    int64_t now = clock_mono_ms() / 1000;
+    struct rate_slot *slot = &s->rate[now % 60];
+    int64_t seen = atomic_load_explicit(&slot->sec, memory_order_relaxed);
+    if (seen != now && atomic_compare_exchange_strong(&slot->sec, &seen, now)) {
+        atomic_store_explicit(&slot->total, 0, memory_order_relaxed);
+        atomic_store_explicit(&slot->errors, 0, memory_order_relaxed);
+    }
+    atomic_fetch_add_explicit(&slot->total, 1, memory_order_relaxed);
+    if (status >= 500)
+        atomic_fetch_add_explicit(&slot->errors, 1, memory_order_relaxed);
+}
+
+double http_server_error_rate_1m(const struct http_server *s, uint64_t *requests)
+{
+    int64_t now = clock_mono_ms() / 1000;
+    uint64_t total = 0, errors = 0;
+    for (int i = 0; i < 60; i++) {
+        const struct rate_slot *slot = &s->rate[i];
+        if (now - atomic_load((_Atomic int64_t *)&slot->sec) < 60) {
+            total += atomic_load((_Atomic uint64_t *)&slot->total);
+            errors += atomic_load((_Atomic uint64_t *)&slot->errors);
+        }
+    }
+    if (requests)
+        *requests = total;
+    return total ? (double)errors / (double)total : 0.0;
+}
+
+/* Access line + metrics + free. Called exactly once per request. */
+static void finish(struct http_req *r)
+{
+    struct http_server *s = r->srv;
+    double secs = (double)(clock_mono_ns() - r->start_ns) / 1e9;
+    char status[8];
+    snprintf(status, sizeof status, "%d", r->status);
+    const char *labels[] = { r->route_label, http_method_name(r->method), status };
+    metric_inc(metric_child(s->m_requests, labels));
+    int idx = r->match.route ? route_index(r->match.route) : -1;
+    metric_observe(idx >= 0 ? s->route_duration[idx] : s->unmatched_duration, secs);
+    rate_note(s, r->status);
+    struct logline l;
+    if (s->lim.access_log && log_begin(&l, r->status >= 500 ? LOG_WARN : LOG_INFO, "request")) {
+        log_str(&l, "request_id", r->request_id);
+        log_str(&l, "principal", r->principal);
+        log_str(&l, "method", http_method_name(r->method));
+        log_str(&l, "route", r->route_label);
+        log_int(&l, "status", r->status);
+        log_double(&l, "duration_ms", secs * 1000.0);
+        log_str(&l, "remote", r->remote);
+        log_int(&l, "bytes", (int64_t)r->bytes_out);
+        log_end(&l);
+    }
+    atomic_fetch_sub(&s->inflight, 1);
+    metric_add(s->inflight_gauge, -1);
+    free(r);
+}
+
+const char *http_req_header(struct http_req *r, const char *name)
+{
+    return r->ev ? evhttp_find_header(evhttp_request_get_input_headers(r->ev), name) : NULL;
+}
+
+void http_set_header(struct http_req *r, const char *name, const char *value)
+{
+    if (r->ev)
+        evhttp_add_header(evhttp_request_get_output_headers(r->ev), name, value);
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+static void common_headers(struct http_req *r, const char *content_type)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+    if (content_type)
+        evhttp_add_header(h, "Content-Type", content_type);
+    evhttp_add_header(h, "X-Request-Id", r->request_id);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    if (atomic_load(&r->srv->draining))
+        evhttp_add_header(h, "Connection", "close");
+}
+
+void http_reply_raw(struct http_req *r, int status, const char *content_type, const char *body,
+                    size_t len)
+{
+    r->status = status;
+    common_headers(r, content_type);
+    struct evbuffer *out = evhttp_request_get_output_buffer(r->ev);
+    if (body && len)
+        evbuffer_add(out, body, len);
+    r->bytes_out = len;
+    evhttp_send_reply(r->ev, status, reason_phrase(status), NULL);
+    finish(r);
+}
+
+static void free_text(const void *data, size_t len, void *extra)
+{
+    (void)len; (void)extra;
+    free((void *)data);
+}
+
+void http_reply_json(struct http_req *r, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (body && !text) {
+        http_reply_raw(r, 500, "application/json",
+                       "{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}", 62);
+        return;
+    }
+    size_t len = text ? strlen(text) : 0;
+    if (text) {
+        /* hand the string to the output buffer without copying */
+        r->status = status;
+        common_headers(r, "application/json");
+        struct evbuffer *out = evhttp_request_get_output_buffer(r->ev);
+        if (evbuffer_add_reference(out, text, len, free_text, NULL) != 0)
+            free(text);
+        r->bytes_out = len;
+        evhttp_send_reply(r->ev, status, reason_phrase(status), NULL);
+        finish(r);
+        return;
+    }
+    http_reply_raw(r, status, NULL, NULL, 0);
+}
+
+void http_reply_error(struct http_req *r, int status, const char *code, const char *message)
+{
+    json_t *err = json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message", message,
+                            "request_id", r->request_id);
+    http_reply_json(r, status, err);
+}
+
+void http_reply_err(struct http_req *r, int err, const char *message)
+{
+    http_reply_error(r, agentd_err_http(err), agentd_err_code(err),
+                     message ? message : agentd_err_msg(err));
+}
+
+/* ---- streaming ---- */
+
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    struct http_req *r = arg;
+    if (r->client_gone)
+        return;
+    r->client_gone = 1;
+    if (r->on_client_gone)
+        r->on_client_gone(r, r->gone_ud);
+}
+
+int http_stream_start(struct http_req *r, int status, const char *content_type,
+                      void (*on_gone)(struct http_req *r, void *ud), void *ud)
+{
+    r->status = status;
+    r->streaming = 1;
+    r->on_client_gone = on_gone;
+    r->gone_ud = ud;
+    common_headers(r, content_type);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
+    evhttp_send_reply_start(r->ev, status, reason_phrase(status));
+    if (evcon) {
+        evhttp_connection_set_closecb(evcon, on_conn_close, r);
+        /* a stream may be quiet for long: only a stuck write ends it */
+        struct timeval wt = { (time_t)(r->srv->cfg->idle_timeout_ms / 1000), 0 };
+        bufferevent_set_timeouts(evhttp_connection_get_bufferevent(evcon), NULL, &wt);
+    }
+    return 0;
+}
+
+size_t http_stream_pending(struct http_req *r)
+{
+    if (r->client_gone || !r->ev)
+        return 0;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
+    return evcon ? evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(evcon))) : 0;
+}
+
+int http_stream_write(struct http_req *r, const char *data, size_t len)
+{
+    if (r->client_gone)
+        return -1;
+    if (http_stream_pending(r) > STREAM_OUTPUT_CAP)
+        return -1;
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return -1;
+    evbuffer_add(b, data, len);
+    evhttp_send_reply_chunk(r->ev, b);
+    evbuffer_free(b);
+    r->bytes_out += len;
+    return 0;
+}
+
+void http_stream_end(struct http_req *r)
+{
+    struct evhttp_connection *evcon = r->client_gone ? NULL : evhttp_request_get_connection(r->ev);
+    if (evcon)
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+    /* with the client gone the request is detached; this frees it */
+    evhttp_send_reply_end(r->ev);
+    finish(r);
+}
+
+/* ---- dispatch ---- */
+
+static enum http_method map_method(enum evhttp_cmd_type t)
+{
+    switch (t) {
+    case EVHTTP_REQ_GET: return HTTP_GET;
+    case EVHTTP_REQ_POST: return HTTP_POST;
+    case EVHTTP_REQ_PUT: return HTTP_PUT;
+    case EVHTTP_REQ_DELETE: return HTTP_DELETE;
+    case EVHTTP_REQ_PATCH: return HTTP_PATCH;
+    case EVHTTP_REQ_HEAD: return HTTP_HEAD;
+    case EVHTTP_REQ_OPTIONS: return HTTP_OPTIONS;
+    default: return 0;
+    }
+}
+
+static void on_request(struct evhttp_request *ev, void *arg)
+{
+    struct http_loop *hl = arg;
+    struct http_server *s = hl->srv;
+    struct http_req *r = calloc(1, sizeof *r);
+    if (!r) {
+        evhttp_send_error(ev, 503, "out of memory");
+        return;
+    }
+    r->ev = ev;
+    r->hl = hl;
+    r->loop = hl->loop;
+    r->srv = s;
+    r->start_ns = clock_mono_ns();
+    r->method = map_method(evhttp_request_get_command(ev));
+    r->route_label = "unmatched";
+    strcpy(r->principal, "anonymous");
+    atomic_fetch_add(&s->inflight, 1);
+    metric_add(s->inflight_gauge, 1);
+
+    const char *rid = evhttp_find_header(evhttp_request_get_input_headers(ev), "X-Request-Id");
+    if (rid && reqid_valid(rid))
+        snprintf(r->request_id, sizeof r->request_id, "%s", rid);
+    else
+        reqid_generate(r->request_id);
+
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    if (evcon) {
+        char *addr = NULL;
+        ev_uint16_t port = 0;
+        evhttp_connection_get_peer(evcon, &addr, &port);
+        if (addr)
+            snprintf(r->remote, sizeof r->remote, "%s:%u", addr, port);
+    }
+
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    r->query = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (!path || !*path)
+        path = "/";
+
+    struct evbuffer *in = evhttp_request_get_input_buffer(ev);
+    size_t blen = evbuffer_get_length(in);
+    if (evbuffer_add(in, "", 1) == 0) {
+        r->body = (const char *)evbuffer_pullup(in, -1);
+        r->body_len = blen;
+    }
+    if (!r->body) {
+        http_reply_err(r, AGENTD_ENOMEM, NULL);
+        return;
+    }
+
+    if (!r->method) {
+        http_reply_error(r, 501, "not_implemented", "this request method is not supported");
+        return;
+    }
+    int st = router_match(s->router, r->method, path, &r->match);
+    if (st == 404) {
+        http_reply_error(r, 404, "not_found", "no route for this path");
+        return;
+    }
+    if (st == 405) {
+        char allow[128];
+        http_allow_header(r->match.allow, allow, sizeof allow);
+        http_set_header(r, "Allow", allow);
+        r->route_label = "unmatched";
+        char msg[192];
+        snprintf(msg, sizeof msg, "method %s not allowed here; allowed: %s",
+                 http_method_name(r->method), allow);
+        http_reply_error(r, 405, "method_not_allowed", msg);
+        return;
+    }
+    r->route_label = route_template(r->match.route);
+    r->ud = route_ud(r->match.route);
+    route_handler(r->match.route)(r);
+}
+
+static struct bufferevent *make_bev(struct event_base *base, void *arg)
+{
+    struct http_loop *hl = arg;
+    return guard_bev_new(base, &hl->srv->lim);
+}
+
+/* ---- listeners and threads ---- */
+
+static int open_listener(const char *host, int port, int *bound_port, char *err, size_t errlen)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *res = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve AGENTD_HOST=%s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0) {
+            struct sockaddr_storage ss;
+            socklen_t sl = sizeof ss;
+            if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+                *bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                             : ((struct sockaddr_in *)&ss)->sin_port);
+            break;
+        }
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static void *loop_thread(void *arg)
+{
+    struct http_loop *hl = arg;
+    loop_run(hl->loop);
+    return NULL;
+}
+
+struct http_server *http_server_new(const struct config *cfg, struct router *router)
+{
+    struct http_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->cfg = cfg;
+    s->router = router;
+    s->nloops = cfg->threads;
+    s->loops = calloc((size_t)s->nloops, sizeof *s->loops);
+    int nroutes = router_count(router);
+    s->route_duration = calloc((size_t)nroutes + 1, sizeof *s->route_duration);
+    if (!s->loops || !s->route_duration) {
+        free(s->loops);
+        free(s->route_duration);
+        free(s);
+        return NULL;
+    }
+    s->lim = (struct guard_limits){
+        .max_header_bytes = cfg->max_header_bytes,
+        .max_body_bytes = cfg->max_body_bytes,
+        .read_timeout_ms = cfg->read_timeout_ms,
+        .max_connections = cfg->max_connections,
+        .connections = &s->connections,
+        .access_log = cfg->access_log,
+    };
+    static const char *const req_labels[] = { "route", "method", "status", NULL };
+    static const char *const route_label[] = { "route", NULL };
+    s->m_requests = metric_register("agentd_http_requests_total", "HTTP requests by route template, method and status",
+                                    METRIC_COUNTER, req_labels, NULL);
+    s->m_duration = metric_register("agentd_http_request_duration_seconds",
+                                    "HTTP request duration by route template", METRIC_HISTOGRAM,
+                                    route_label, METRICS_BUCKETS_LATENCY);
+    s->m_inflight = metric_register("agentd_http_requests_in_flight", "HTTP requests being served",
+                                    METRIC_GAUGE, NULL, NULL);
+    s->inflight_gauge = metric_only(s->m_inflight);
+    for (int i = 0; i < nroutes; i++) {
+        const char *v[] = { route_template(router_at(router, i)) };
+        s->route_duration[i] = metric_child(s->m_duration, v);
+    }
+    const char *un[] = { "unmatched" };
+    s->unmatched_duration = metric_child(s->m_duration, un);
+    return s;
+}
+
+int http_server_start(struct http_server *s, char *err, size_t errlen)
+{
+    int port = s->cfg->port;
+    for (int i = 0; i < s->nloops; i++) {
+        struct http_loop *hl = &s->loops[i];
+        hl->srv = s;
+        hl->fd = -1;
+        hl->loop = loop_new(i);
+        hl->http = hl->loop ? evhttp_new(loop_base(hl->loop)) : NULL;
+        if (!hl->http) {
+            snprintf(err, errlen, "out of memory creating loop %d", i);
+            return -1;
+        }
+        int bound = 0;
+        hl->fd = open_listener(s->cfg->host, port, &bound, err, errlen);
+        if (hl->fd < 0)
+            return -1;
+        if (port == 0) /* the first listener picked a free port: the rest share it */
+            port = bound;
+        s->port = bound;
+        evhttp_set_allowed_methods(hl->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                                 EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+                                                 EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+        /* the guard enforces our limits first; these are the library's backstop */
+        evhttp_set_max_headers_size(hl->http, (ev_ssize_t)s->cfg->max_header_bytes * 2);
+        evhttp_set_max_body_size(hl->http, (ev_ssize_t)s->cfg->max_body_bytes);
+        struct timeval idle = { (time_t)(s->cfg->idle_timeout_ms / 1000),
+                                (suseconds_t)((s->cfg->idle_timeout_ms % 1000) * 1000) };
+        evhttp_set_timeout_tv(hl->http, &idle);
+        evhttp_set_gencb(hl->http, on_request, hl);
+        evhttp_set_bevcb(hl->http, make_bev, hl);
+        hl->bound = evhttp_accept_socket_with_handle(hl->http, hl->fd);
+        if (!hl->bound) {
+            snprintf(err, errlen, "cannot accept on listener %d", i);
+            return -1;
+        }
+        hl->fd = -1; /* evhttp owns it now */
+    }
+    for (int i = 0; i < s->nloops; i++) {
+        struct http_loop *hl = &s->loops[i];
+        if (pthread_create(&hl->thread, NULL, loop_thread, hl) != 0) {
+            snprintf(err, errlen, "cannot start loop thread %d: %s", i, strerror(errno));
+            return -1;
+        }
+        hl->running = 1;
+    }
+    return 0;
+}
+
+int http_server_port(const struct http_server *s) { return s->port; }
+int http_server_draining(const struct http_server *s) { return atomic_load(&s->draining); }
+int64_t http_server_inflight(const struct http_server *s) { return atomic_load(&s->inflight); }
+int http_server_loop_count(const struct http_server *s) { return s->nloops; }
+struct loop *http_server_loop(const struct http_server *s, int i) { return s->loops[i].loop; }
+
+static void close_listener(void *arg)
+{
+    struct http_loop *hl = arg;
+    if (hl->bound) {
+        evhttp_del_accept_socket(hl->http, hl->bound);
+        hl->bound = NULL;
+    }
+}
+
+void http_server_begin_drain(struct http_server *s)
+{
+    if (atomic_exchange(&s->draining, 1))
+        return;
+    for (int i = 0; i < s->nloops; i++)
+        if (s->loops[i].running)
+            loop_post(s->loops[i].loop, close_listener, &s->loops[i]);
+}
+
+void http_server_stop(struct http_server *s)
+{
+    for (int i = 0; i < s->nloops; i++)
+        if (s->loops[i].running)
+            loop_stop(s->loops[i].loop);
+    for (int i = 0; i < s->nloops; i++)
+        if (s->loops[i].running) {
+            pthread_join(s->loops[i].thread, NULL);
+            s->loops[i].running = 0;
+        }
+}
+
+void http_server_free(struct http_server *s)
+{
+    if (!s)
+        return;
+    http_server_stop(s);
+    for (int i = 0; i < s->nloops; i++) {
+        struct http_loop *hl = &s->loops[i];
+        if (hl->http)
+            evhttp_free(hl->http); /* closes listeners and live connections */
+        if (hl->fd >= 0)
+            close(hl->fd);
+        loop_free(hl->loop);
+    }
+    free(s->loops);
+    free(s->route_duration);
+    free(s);
+}

@@ -1,0 +1,94 @@
+/* HTTP server: N loop threads, each with its own event_base, evhttp and
+ * SO_REUSEPORT listener. A request lives on one loop from accept to last
+ * byte. Handlers reply at once or later (deferred) from the same loop;
+ * streaming replies (SSE) go through http_stream_*. */
+#ifndef AGENTD_HTTP_SERVER_H
+#define AGENTD_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/reqid.h"
+#include "http/router.h"
+
+struct config;
+struct loop;
+struct evhttp_request;
+struct http_server;
+struct http_loop;
+
+/* One request. Owned by the server; valid from the handler call until the
+ * reply is finished (http_reply_* or http_stream_end). */
+struct http_req {
+    struct evhttp_request *ev;
+    struct http_loop *hl;
+    struct loop *loop;
+    struct http_server *srv;
+    struct route_match match;
+    enum http_method method;
+    const char *route_label;        /* the route template, or "unmatched" */
+    char request_id[REQID_MAX + 1];
+    char principal[128];            /* "anonymous" until auth sets it */
+    char remote[64];
+    const char *query;              /* raw query string or NULL */
+    const char *body;               /* NUL-terminated; body_len bytes */
+    size_t body_len;
+    int64_t start_ns;
+    int status;
+    size_t bytes_out;
+    int streaming;
+    int client_gone;
+    void (*on_client_gone)(struct http_req *r, void *ud);
+    void *gone_ud;
+    void *ud;                       /* the handler's own state */
+};
+
+/* ---- replies (loop thread of r only) ---- */
+
+const char *http_req_header(struct http_req *r, const char *name);
+void http_set_header(struct http_req *r, const char *name, const char *value);
+/* Sends body as JSON and finishes r. Takes ownership of body (may be NULL = no body). */
+void http_reply_json(struct http_req *r, int status, json_t *body);
+void http_reply_raw(struct http_req *r, int status, const char *content_type, const char *body,
+                    size_t len);
+/* {"error":{"code":...,"message":...,"request_id":...}} */
+void http_reply_error(struct http_req *r, int status, const char *code, const char *message);
+/* Maps an AGENTD_E* status through core/err.h; message NULL = the default. */
+void http_reply_err(struct http_req *r, int err, const char *message);
+
+/* Chunked streaming. start sends status + headers; write queues bytes (0, or
+ * -1 when the client is gone or its unread output exceeds the cap, in which
+ * case the stream should be ended); end finishes and frees r. on_gone is
+ * called once, on the loop, if the client disconnects first. */
+int http_stream_start(struct http_req *r, int status, const char *content_type,
+                      void (*on_gone)(struct http_req *r, void *ud), void *ud);
+int http_stream_write(struct http_req *r, const char *data, size_t len);
+void http_stream_end(struct http_req *r);
+size_t http_stream_pending(struct http_req *r);
+
+/* ---- server lifecycle (main thread) ---- */
+
+struct http_server *http_server_new(const struct config *cfg, struct router *router);
+/* Binds every loop's listener and starts the loop threads. 0 or -1 + err. */
+int http_server_start(struct http_server *s, char *err, size_t errlen);
+int http_server_port(const struct http_server *s);
+/* Thread-safe: stop accepting; keep-alive connections get Connection: close. */
+void http_server_begin_drain(struct http_server *s);
+int http_server_draining(const struct http_server *s);
+/* Requests accepted but not yet finished, over all loops. */
+int64_t http_server_inflight(const struct http_server *s);
+/* Stops the loops and joins their threads. */
+void http_server_stop(struct http_server *s);
+void http_server_free(struct http_server *s);
+
+/* The loop a new request lands on is the one the kernel picked; this lets
+ * other modules reach each loop (e.g. to run per-loop timers). */
+int http_server_loop_count(const struct http_server *s);
+struct loop *http_server_loop(const struct http_server *s, int i);
+
+/* 5xx share of requests in the last 60 s, 0..1; and the request count. */
+double http_server_error_rate_1m(const struct http_server *s, uint64_t *requests);
+
+#endif
