@@ -15,6 +15,7 @@
 #endif
 
 #include "api/ops.h"
+#include "api/testing.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -86,10 +87,11 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     struct runner *rn = arg;
-    int64_t left = http_server_inflight(rn->srv);
+    /* done when every reply is finished and its last byte left the socket buffer */
+    int64_t left = http_server_inflight(rn->srv) + http_server_unflushed(rn->srv);
     if (left == 0 || clock_mono_ms() >= rn->drain_deadline_ms) {
         if (left)
-            log_msg(LOG_WARN, NULL, "drain timeout: %lld requests still in flight are cut off",
+            log_msg(LOG_WARN, NULL, "drain timeout: %lld requests or replies still in flight are cut off",
                     (long long)left);
         event_base_loopbreak(rn->base);
         return;
@@ -139,7 +141,7 @@ static int cmd_serve(void)
     struct http_server *srv = NULL;
     struct runner rn = { .cfg = &cfg };
     int rc = 1;
-    if (!pool || !rt || ops_routes(rt, &ops) != 0) {
+    if (!pool || !rt || ops_routes(rt, &ops) != 0 || testing_routes(rt, &cfg) != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");
         goto out;
     }

@@ -290,7 +290,7 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
             apply(cfg, v, v->def, 1, pr);
         char *val = lookup(v, get, ud, pr);
         if (val) {
-            if (*val || v->kind == K_STR)
+            if (*val)
                 apply(cfg, v, val, 0, pr);
             else
                 config_problems_add(pr, "%s is set but empty", v->name);
@@ -303,12 +303,6 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->threads = ncpu > 0 ? (int)(ncpu > 256 ? 256 : ncpu) : 1;
     }
-    if (cfg->host && !*cfg->host)
-        config_problems_add(pr, "AGENTD_HOST is empty");
-    if (cfg->data_dir && !*cfg->data_dir)
-        config_problems_add(pr, "AGENTD_DATA_DIR is empty");
-    if (cfg->db && !*cfg->db)
-        config_problems_add(pr, "AGENTD_DB is empty");
     if (!cfg->db && cfg->data_dir) {
         size_t len = strlen(cfg->data_dir) + sizeof "/agentd.db";
         cfg->db = malloc(len);

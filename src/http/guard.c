@@ -12,6 +12,7 @@
 #include "core/metrics.h"
 #include "core/reqid.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +29,14 @@ struct guard {
     struct guard_limits lim;
     struct bufferevent *under, *filter;
     struct event *timer;
-    struct event *kick;       /* pushes queued response bytes down to the socket */
+    struct event *kick;       /* writes queued response bytes after the current callback */
+    struct event *wev;        /* socket writable, while a reply is partly written */
     enum gstate st;
     int64_t body_left;
     int64_t reject_at_ms;     /* when the rejection was written */
     int counted;
     int shut;
+    int unflushed;
 };
 
 #define LINGER_MS 2000
@@ -229,16 +232,78 @@ static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evb
     return moved ? BEV_OK : BEV_NEED_MORE;
 }
 
-/* libevent 2.1's filter moves output down only while the filter is enabled
- * for writing, and evhttp queues a response before it enables writing; if
- * the socket's write event already went idle the bytes would sit there. So
- * every time bytes are queued we flush once, after the current callback. */
+/* Response bytes go from the filter's output buffer straight to the socket
+ * (evbuffer_write), not through the socket bufferevent. libevent 2.1's filter
+ * reports a reply "written" as soon as it moved the bytes down a layer, and
+ * evhttp then shuts a Connection: close socket while they are still queued.
+ * Writing here, and telling evhttp only when the kernel has every byte,
+ * keeps that contract exact. */
+static void flush_direct(struct guard *g);
+static void note_unflushed(struct guard *g);
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    flush_direct(arg);
+}
+
+static void flush_direct(struct guard *g)
+{
+    struct evbuffer *out = bufferevent_get_output(g->filter);
+    evutil_socket_t fd = bufferevent_getfd(g->under);
+    if (fd < 0 || g->st == G_REJECTED)
+        return;
+    while (evbuffer_get_length(out) > 0) {
+        int n = evbuffer_write(out, fd);
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            break;
+        /* the peer is gone: let evhttp see the error on its own path */
+        evbuffer_drain(out, evbuffer_get_length(out));
+        note_unflushed(g);
+        bufferevent_trigger_event(g->filter, BEV_EVENT_ERROR | BEV_EVENT_WRITING,
+                                  BEV_TRIG_DEFER_CALLBACKS);
+        return;
+    }
+    note_unflushed(g);
+    if (evbuffer_get_length(out) > 0) {
+        if (!g->wev)
+            g->wev = event_new(bufferevent_get_base(g->filter), fd, EV_WRITE, on_writable, g);
+        if (g->wev)
+            event_add(g->wev, NULL);
+        return;
+    }
+    /* every byte is in the kernel: now evhttp may finish the reply */
+    if (bufferevent_get_enabled(g->filter) & EV_WRITE)
+        bufferevent_trigger(g->filter, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+}
+
 static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
-    struct guard *g = arg;
-    if (evbuffer_get_length(bufferevent_get_output(g->filter)) > 0)
-        bufferevent_flush(g->filter, EV_WRITE, BEV_NORMAL);
+    flush_direct(arg);
+}
+
+/* The filter's own output path moves nothing; flush_direct() does the writing. */
+static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct evbuffer *dst,
+                                                 ev_ssize_t limit, enum bufferevent_flush_mode mode,
+                                                 void *ctx)
+{
+    (void)src; (void)dst; (void)limit; (void)mode; (void)ctx;
+    return BEV_NEED_MORE;
+}
+
+/* Tracks whether this connection still has response bytes to send, so a
+ * draining server can wait for the last byte, not just the last reply. */
+static void note_unflushed(struct guard *g)
+{
+    int now = evbuffer_get_length(bufferevent_get_output(g->filter)) +
+              evbuffer_get_length(bufferevent_get_output(g->under)) > 0;
+    if (now != g->unflushed) {
+        g->unflushed = now;
+        atomic_fetch_add(g->lim.unflushed, now ? 1 : -1);
+    }
 }
 
 static void on_output_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
@@ -247,6 +312,13 @@ static void on_output_added(struct evbuffer *buf, const struct evbuffer_cb_info 
     struct guard *g = arg;
     if (info->n_added > 0)
         event_active(g->kick, 0, 0);
+    note_unflushed(g);
+}
+
+static void on_socket_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf; (void)info;
+    note_unflushed(arg);
 }
 
 static void guard_free(void *ctx)
@@ -254,6 +326,11 @@ static void guard_free(void *ctx)
     struct guard *g = ctx;
     if (g->counted)
         atomic_fetch_sub(g->lim.connections, 1);
+    if (g->unflushed)
+        atomic_fetch_sub(g->lim.unflushed, 1);
+    evbuffer_remove_cb(bufferevent_get_output(g->under), on_socket_output, g);
+    if (g->wev)
+        event_free(g->wev);
     event_free(g->timer);
     event_free(g->kick);
     free(g);
@@ -270,10 +347,12 @@ struct bufferevent *guard_bev_new(struct event_base *base, const struct guard_li
     g->under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!g->timer || !g->kick || !g->under)
         goto fail;
-    g->filter = bufferevent_filter_new(g->under, filter_in, NULL, BEV_OPT_CLOSE_ON_FREE, guard_free, g);
+    g->filter = bufferevent_filter_new(g->under, filter_in, filter_out, BEV_OPT_CLOSE_ON_FREE,
+                                       guard_free, g);
     if (!g->filter)
         goto fail;
     evbuffer_add_cb(bufferevent_get_output(g->filter), on_output_added, g);
+    evbuffer_add_cb(bufferevent_get_output(g->under), on_socket_output, g);
     atomic_fetch_add(g->lim.connections, 1);
     g->counted = 1;
     return g->filter;

@@ -18,6 +18,7 @@ struct guard_limits {
     int64_t read_timeout_ms;
     int max_connections;
     atomic_int *connections; /* shared live-connection counter */
+    atomic_int *unflushed;   /* connections with response bytes not yet sent */
     int access_log;
 };
 

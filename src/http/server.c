@@ -56,6 +56,7 @@ struct http_server {
     atomic_int draining;
     _Atomic int64_t inflight;
     atomic_int connections;
+    atomic_int unflushed;
     struct guard_limits lim;
     struct rate_slot rate[60];
     struct metric *m_requests, *m_duration, *m_inflight;
@@ -466,6 +467,7 @@ struct http_server *http_server_new(const struct config *cfg, struct router *rou
         .read_timeout_ms = cfg->read_timeout_ms,
         .max_connections = cfg->max_connections,
         .connections = &s->connections,
+        .unflushed = &s->unflushed,
         .access_log = cfg->access_log,
     };
     static const char *const req_labels[] = { "route", "method", "status", NULL };
@@ -539,6 +541,7 @@ int http_server_start(struct http_server *s, char *err, size_t errlen)
 int http_server_port(const struct http_server *s) { return s->port; }
 int http_server_draining(const struct http_server *s) { return atomic_load(&s->draining); }
 int64_t http_server_inflight(const struct http_server *s) { return atomic_load(&s->inflight); }
+int http_server_unflushed(const struct http_server *s) { return atomic_load(&s->unflushed); }
 int http_server_loop_count(const struct http_server *s) { return s->nloops; }
 struct loop *http_server_loop(const struct http_server *s, int i) { return s->loops[i].loop; }
 

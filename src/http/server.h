@@ -79,6 +79,8 @@ void http_server_begin_drain(struct http_server *s);
 int http_server_draining(const struct http_server *s);
 /* Requests accepted but not yet finished, over all loops. */
 int64_t http_server_inflight(const struct http_server *s);
+/* Connections whose response bytes are not all written yet. */
+int http_server_unflushed(const struct http_server *s);
 /* Stops the loops and joins their threads. */
 void http_server_stop(struct http_server *s);
 void http_server_free(struct http_server *s);

@@ -1,0 +1,76 @@
+/* /testing/ routes. GET /testing/sleep?ms=N answers after N ms from a loop
+ * timer: a deferred reply that holds a request in flight, which the drain,
+ * timeout and concurrency tests need before real slow routes exist. */
+#include "api/testing.h"
+#include "core/config.h"
+#include "http/server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <openssl/crypto.h>
+
+#include "core/loop.h"
+
+static const struct config *conf;
+
+int testing_authorized(struct http_req *r)
+{
+    const char *got = http_req_header(r, "Simulation-Secret");
+    const char *want = conf ? conf->simulation_secret : NULL;
+    if (want && got && strlen(got) == strlen(want) && CRYPTO_memcmp(got, want, strlen(want)) == 0)
+        return 1;
+    http_reply_error(r, 403, "forbidden", "missing or wrong Simulation-Secret header");
+    return 0;
+}
+
+struct sleeper {
+    struct http_req *r;
+    struct event *timer;
+    long ms;
+};
+
+static void wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct sleeper *s = arg;
+    struct http_req *r = s->r;
+    long ms = s->ms;
+    event_free(s->timer);
+    free(s);
+    http_reply_json(r, 200, json_pack("{s:s,s:i}", "status", "awake", "slept_ms", (int)ms));
+}
+
+static void sleep_handler(struct http_req *r)
+{
+    if (!testing_authorized(r))
+        return;
+    const char *q = r->query ? strstr(r->query, "ms=") : NULL;
+    char *end = NULL;
+    long ms = q ? strtol(q + 3, &end, 10) : -1;
+    if (!q || end == q + 3 || ms < 0 || ms > 120000) {
+        http_reply_error(r, 400, "invalid_request", "ms must be an integer in [0, 120000]");
+        return;
+    }
+    struct sleeper *s = calloc(1, sizeof *s);
+    if (s)
+        s->timer = evtimer_new(loop_base(r->loop), wake, s);
+    if (!s || !s->timer) {
+        free(s);
+        http_reply_error(r, 503, "out_of_memory", "cannot schedule");
+        return;
+    }
+    s->r = r;
+    s->ms = ms;
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    evtimer_add(s->timer, &tv);
+}
+
+int testing_routes(struct router *rt, const struct config *cfg)
+{
+    conf = cfg;
+    if (!cfg->simulation_secret)
+        return 0;
+    return router_add(rt, HTTP_GET, "/testing/sleep", sleep_handler, NULL);
+}

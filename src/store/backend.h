@@ -1,0 +1,60 @@
+/* The contract between store.c (timing, retries, health) and a storage
+ * backend. Each entry has the meaning of the store.h call of the same name. */
+#ifndef AGENTD_STORE_BACKEND_H
+#define AGENTD_STORE_BACKEND_H
+
+#include "store/store.h"
+
+struct store_backend {
+    int (*open)(const struct store_options *opt, void **out, char *err, size_t errlen);
+    void (*close)(void *b);
+    int (*ping)(void *b, int probe_write);
+    int (*backup)(void *b, const char *path);
+    int (*purge_expired)(void *b, int batch_limit, int *n_deleted);
+    int (*migrate)(void *b);
+    int (*schema_version)(void *b, int *version);
+    int (*meta_get)(void *b, const char *key, char **value);
+    int (*meta_set)(void *b, const char *key, const char *value);
+    int (*principal_create)(void *b, struct store_principal *p);
+    int (*principal_get)(void *b, const char *id, struct store_principal **out);
+    int (*apikey_create)(void *b, struct store_apikey *k);
+    int (*apikey_get_by_hash)(void *b, const char *hash, struct store_apikey **out);
+    int (*apikey_revoke)(void *b, const char *id);
+    int (*apikey_list)(void *b, const char *principal_id, struct store_apikey **out, size_t *n);
+    int (*session_create)(void *b, struct store_session *v);
+    int (*session_get)(void *b, const char *id, struct store_session **out);
+    int (*session_update)(void *b, const char *id, const char *context);
+    int (*session_delete)(void *b, const char *id);
+    int (*message_append)(void *b, struct store_message *m);
+    int (*message_list)(void *b, const char *session_id, int64_t after_seq, int limit,
+                        struct store_message **out, size_t *n);
+    int (*task_create)(void *b, struct store_task *t);
+    int (*task_get)(void *b, const char *id, struct store_task **out);
+    int (*task_update)(void *b, const char *id, const char *state, const char *artifacts);
+    int (*task_list)(void *b, const char *context_id, struct store_task **out, size_t *n);
+    int (*turn_begin)(void *b, struct store_turn *t);
+    int (*turn_finish)(void *b, const char *id, const char *state);
+    int (*turn_list_unfinished)(void *b, int limit, struct store_turn **out, size_t *n);
+    int (*checkpoint_put)(void *b, struct store_checkpoint *c);
+    int (*checkpoint_list)(void *b, const char *turn_id, struct store_checkpoint **out,
+                           size_t *n);
+    int (*checkout_create)(void *b, struct store_checkout *c);
+    int (*checkout_get)(void *b, const char *id, struct store_checkout **out);
+    int (*checkout_update)(void *b, const char *id, int64_t expected_version,
+                           const char *status, const char *document);
+    int (*order_create)(void *b, struct store_order *o, int64_t checkout_version,
+                        const char *checkout_status, const char *checkout_document);
+    int (*order_get)(void *b, const char *id, struct store_order **out);
+    int (*idem_begin)(void *b, const char *principal, const char *key, const char *fingerprint,
+                      int64_t expires_at, struct store_idem **existing);
+    int (*idem_finish)(void *b, const char *principal, const char *key, int status,
+                       const char *headers, const void *body, size_t body_len);
+    int (*idem_abandon)(void *b, const char *principal, const char *key);
+    int (*audit_append)(void *b, struct store_audit *e);
+    int (*audit_list)(void *b, const char *principal, int limit, struct store_audit **out,
+                      size_t *n);
+};
+
+extern const struct store_backend store_backend_sqlite;
+
+#endif

@@ -1,0 +1,206 @@
+/* The SQLite schema as numbered migrations. Never edit a released one: add
+ * the next number. Each script may hold several statements. */
+#include "store/migrations.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/err.h"
+
+struct migration {
+    int version;
+    const char *sql;
+};
+
+/* Times are Unix ms; expires_at NULL = never. Children point at their
+ * session with ON DELETE CASCADE, so deleting (or purging) a session takes
+ * its messages, tasks, turns and checkpoints in the same statement. */
+static const struct migration migrations[] = {
+    { 1,
+      "CREATE TABLE principals ("
+      "  id TEXT PRIMARY KEY,"
+      "  name TEXT NOT NULL,"
+      "  created_at INTEGER NOT NULL);"
+
+      "CREATE TABLE api_keys ("
+      "  id TEXT PRIMARY KEY,"
+      "  principal_id TEXT NOT NULL REFERENCES principals(id) ON DELETE CASCADE,"
+      "  hash TEXT NOT NULL UNIQUE,"
+      "  created_at INTEGER NOT NULL,"
+      "  revoked_at INTEGER);"
+      "CREATE INDEX api_keys_principal ON api_keys(principal_id, created_at);"
+
+      "CREATE TABLE sessions ("
+      "  id TEXT PRIMARY KEY,"
+      "  owner TEXT NOT NULL,"
+      "  context TEXT NOT NULL,"
+      "  created_at INTEGER NOT NULL,"
+      "  updated_at INTEGER NOT NULL,"
+      "  expires_at INTEGER);"
+      "CREATE INDEX sessions_expires ON sessions(expires_at) WHERE expires_at IS NOT NULL;"
+
+      "CREATE TABLE messages ("
+      "  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+      "  seq INTEGER NOT NULL,"
+      "  role TEXT NOT NULL,"
+      "  parts TEXT NOT NULL,"
+      "  created_at INTEGER NOT NULL,"
+      "  PRIMARY KEY (session_id, seq)) WITHOUT ROWID;"
+
+      "CREATE TABLE tasks ("
+      "  id TEXT PRIMARY KEY,"
+      "  context_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+      "  owner TEXT NOT NULL,"
+      "  state TEXT NOT NULL,"
+      "  artifacts TEXT NOT NULL,"
+      "  created_at INTEGER NOT NULL,"
+      "  updated_at INTEGER NOT NULL);"
+      "CREATE INDEX tasks_context ON tasks(context_id, created_at);"
+
+      "CREATE TABLE turns ("
+      "  id TEXT PRIMARY KEY,"
+      "  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+      "  state TEXT NOT NULL,"
+      "  created_at INTEGER NOT NULL,"
+      "  updated_at INTEGER NOT NULL);"
+      "CREATE INDEX turns_session ON turns(session_id);"
+      "CREATE INDEX turns_running ON turns(created_at) WHERE state = 'running';"
+
+      "CREATE TABLE checkpoints ("
+      "  turn_id TEXT NOT NULL REFERENCES turns(id) ON DELETE CASCADE,"
+      "  step INTEGER NOT NULL,"
+      "  kind TEXT NOT NULL CHECK (kind IN ('llm_reply', 'tool_result')),"
+      "  payload TEXT NOT NULL,"
+      "  created_at INTEGER NOT NULL,"
+      "  PRIMARY KEY (turn_id, step)) WITHOUT ROWID;"
+
+      "CREATE TABLE checkouts ("
+      "  id TEXT PRIMARY KEY,"
+      "  owner TEXT NOT NULL,"
+      "  status TEXT NOT NULL,"
+      "  document TEXT NOT NULL,"
+      "  version INTEGER NOT NULL,"
+      "  created_at INTEGER NOT NULL,"
+      "  updated_at INTEGER NOT NULL,"
+      "  expires_at INTEGER);"
+      "CREATE INDEX checkouts_expires ON checkouts(expires_at) WHERE expires_at IS NOT NULL;"
+
+      /* No foreign key to checkouts: an order outlives its checkout's expiry. */
+      "CREATE TABLE orders ("
+      "  id TEXT PRIMARY KEY,"
+      "  checkout_id TEXT NOT NULL UNIQUE,"
+      "  owner TEXT NOT NULL,"
+      "  document TEXT NOT NULL,"
+      "  created_at INTEGER NOT NULL);"
+
+      "CREATE TABLE idempotency ("
+      "  principal TEXT NOT NULL,"
+      "  key TEXT NOT NULL,"
+      "  fingerprint TEXT NOT NULL,"
+      "  state TEXT NOT NULL CHECK (state IN ('in_progress', 'done')),"
+      "  status INTEGER NOT NULL DEFAULT 0,"
+      "  headers TEXT,"
+      "  body BLOB,"
+      "  created_at INTEGER NOT NULL,"
+      "  expires_at INTEGER NOT NULL,"
+      "  PRIMARY KEY (principal, key)) WITHOUT ROWID;"
+      "CREATE INDEX idempotency_expires ON idempotency(expires_at);"
+
+      "CREATE TABLE audit ("
+      "  id INTEGER PRIMARY KEY,"
+      "  ts INTEGER NOT NULL,"
+      "  principal TEXT NOT NULL,"
+      "  action TEXT NOT NULL,"
+      "  target TEXT NOT NULL,"
+      "  request_id TEXT NOT NULL,"
+      "  outcome TEXT NOT NULL);"
+      "CREATE INDEX audit_principal ON audit(principal, id);" },
+};
+
+#define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+int migrations_latest(void) { return migrations[NMIGRATIONS - 1].version; }
+
+static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+    return rc;
+}
+
+static int read_version(sqlite3 *db, int *version, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1,
+                                &st, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+        return rc;
+    }
+    *version = 0;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *version = sqlite3_column_int(st, 0);
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_OK;
+    } else {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int write_version(sqlite3 *db, int version, char *err, size_t errlen)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO meta(key, value) VALUES('schema_version', '%d') "
+             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+             version);
+    return exec(db, sql, err, errlen);
+}
+
+int migrations_apply(sqlite3 *db, int *version, char *err, size_t errlen)
+{
+    /* IMMEDIATE: two processes starting at once must not both migrate. */
+    int rc = exec(db, "BEGIN IMMEDIATE", err, errlen);
+    if (rc != SQLITE_OK)
+        return sqlite_status(rc);
+    int have = 0;
+    rc = exec(db, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) "
+                  "WITHOUT ROWID",
+              err, errlen);
+    if (rc == SQLITE_OK)
+        rc = read_version(db, &have, err, errlen);
+    if (rc == SQLITE_OK && have > migrations_latest()) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        snprintf(err, errlen,
+                 "database schema version %d is newer than this agentd (max %d); upgrade agentd",
+                 have, migrations_latest());
+        return AGENTD_EINVAL;
+    }
+    int applied = have;
+    for (int i = 0; rc == SQLITE_OK && i < NMIGRATIONS; i++) {
+        if (migrations[i].version <= have)
+            continue;
+        rc = exec(db, migrations[i].sql, err, errlen);
+        if (rc != SQLITE_OK) {
+            char reason[200];
+            snprintf(reason, sizeof reason, "%s", err);
+            snprintf(err, errlen, "migration %d failed: %s", migrations[i].version, reason);
+        }
+        applied = migrations[i].version;
+    }
+    if (rc == SQLITE_OK && applied != have)
+        rc = write_version(db, applied, err, errlen);
+    if (rc == SQLITE_OK)
+        rc = exec(db, "COMMIT", err, errlen);
+    if (rc != SQLITE_OK) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return sqlite_status(rc);
+    }
+    *version = applied;
+    return 0;
+}

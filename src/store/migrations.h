@@ -1,0 +1,21 @@
+/* SQLite schema migrations: numbered SQL scripts compiled into the binary and
+ * applied in one transaction, with the version kept in meta.schema_version. */
+#ifndef AGENTD_STORE_MIGRATIONS_H
+#define AGENTD_STORE_MIGRATIONS_H
+
+#include <stddef.h>
+
+#include <sqlite3.h>
+
+/* The newest schema version this binary knows. */
+int migrations_latest(void);
+
+/* Brings db up to migrations_latest() in one IMMEDIATE transaction (all or
+ * nothing) and sets *version to the result. A database newer than this
+ * binary is refused with AGENTD_EINVAL and a message in err. */
+int migrations_apply(sqlite3 *db, int *version, char *err, size_t errlen);
+
+/* An SQLite result code as an AGENTD_E* status (defined in sqlite.c). */
+int sqlite_status(int rc);
+
+#endif

@@ -1,0 +1,621 @@
+/* The backend-neutral half of the store: picks the backend from the URL and
+ * wraps every call with argument checks, busy retries, metrics and health. */
+#include "store/store.h"
+#include "store/backend.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/metrics.h"
+#include "core/pool.h"
+
+/* AGENTD_EBUSY from a backend means its own waiting (SQLite's busy timeout)
+ * ran out; the whole operation rolled back, so running it again is safe. */
+#define BUSY_TRIES 3
+
+/* X(op, kind): kind R reads, W writes (a success proves the disk takes
+ * writes again), N neither (a backup's failures concern the destination). */
+#define STORE_OPS(X)                                                                   \
+    X(ping, R) X(backup, N) X(purge_expired, W) X(migrate, W) X(schema_version, R)    \
+    X(meta_get, R) X(meta_set, W) X(principal_create, W) X(principal_get, R)          \
+    X(apikey_create, W) X(apikey_get_by_hash, R) X(apikey_revoke, W)                   \
+    X(apikey_list, R) X(session_create, W) X(session_get, R) X(session_update, W)      \
+    X(session_delete, W) X(message_append, W) X(message_list, R) X(task_create, W)     \
+    X(task_get, R) X(task_update, W) X(task_list, R) X(turn_begin, W)                  \
+    X(turn_finish, W) X(turn_list_unfinished, R) X(checkpoint_put, W)                  \
+    X(checkpoint_list, R) X(checkout_create, W) X(checkout_get, R)                     \
+    X(checkout_update, W) X(order_create, W) X(order_get, R) X(idem_begin, W)          \
+    X(idem_finish, W) X(idem_abandon, W) X(audit_append, W) X(audit_list, R)
+
+enum store_op {
+#define X(op, kind) OP_##op,
+    STORE_OPS(X)
+#undef X
+    OP_COUNT
+};
+
+static const char *const op_names[OP_COUNT] = {
+#define X(op, kind) #op,
+    STORE_OPS(X)
+#undef X
+};
+
+static const char op_kinds[OP_COUNT] = {
+#define X(op, kind) #kind[0],
+    STORE_OPS(X)
+#undef X
+};
+
+struct store {
+    const struct store_backend *be;
+    void *b;
+    atomic_int healthy;
+    struct metric_child *duration[OP_COUNT];
+    struct metric_child *errors[OP_COUNT];
+};
+
+static int64_t wall_now(void *ud)
+{
+    (void)ud;
+    return clock_wall_ms();
+}
+
+static double worker_queue_depth(void *ud)
+{
+    (void)ud;
+    struct pool *p = pool_default();
+    return p ? (double)pool_queue_depth(p) : 0.0;
+}
+
+/* Seconds. Most calls finish in tens of microseconds; fsyncs and lock waits
+ * reach into milliseconds and seconds. */
+static const double op_buckets[] = { 0.0001, 0.00025, 0.001, 0.0025, 0.01, 0.025, 0.1, 0.25,
+                                     1, 5, 0 };
+
+static void metrics_bind(struct store *s)
+{
+    static const char *const labels[] = { "op", NULL };
+    struct metric *dur = metric_register("agentd_store_op_duration_seconds",
+                                         "Time spent in a storage operation, retries included.",
+                                         METRIC_HISTOGRAM, labels, op_buckets);
+    struct metric *err = metric_register("agentd_store_errors_total",
+                                         "Storage operations that failed (not-found, exists and "
+                                         "conflict are answers, not errors).",
+                                         METRIC_COUNTER, labels, NULL);
+    for (int i = 0; i < OP_COUNT; i++) {
+        const char *v[] = { op_names[i] };
+        s->duration[i] = metric_child(dur, v);
+        s->errors[i] = metric_child(err, v);
+    }
+    metric_register_fn("agentd_worker_queue_depth", "Jobs waiting for a worker-pool thread.",
+                       METRIC_GAUGE, worker_queue_depth, NULL);
+}
+
+static int is_postgres(const char *url)
+{
+    return strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
+}
+
+int store_open(const struct store_options *opt, struct store **out, char *err, size_t errlen)
+{
+    char scratch[256];
+    if (!err || !errlen) { /* backends quote the message they are writing */
+        err = scratch;
+        errlen = sizeof scratch;
+    }
+    if (!opt || !opt->url || !*opt->url || !out) {
+        snprintf(err, errlen, "no database path (AGENTD_DB) given");
+        return AGENTD_EINVAL;
+    }
+    if (is_postgres(opt->url)) {
+        snprintf(err, errlen, "the PostgreSQL backend is not built into this agentd; "
+                              "set AGENTD_DB to a file path");
+        return AGENTD_EINVAL;
+    }
+    struct store *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return AGENTD_ENOMEM;
+    }
+    struct store_options o = *opt;
+    if (!o.now)
+        o.now = wall_now;
+    s->be = &store_backend_sqlite;
+    int rc = s->be->open(&o, &s->b, err, errlen);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    atomic_init(&s->healthy, 1);
+    metrics_bind(s);
+    *out = s;
+    return 0;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    s->be->close(s->b);
+    free(s);
+}
+
+int store_healthy(const struct store *s) { return atomic_load(&((struct store *)s)->healthy); }
+
+static int observed(struct store *s, enum store_op op, int64_t t0, int rc)
+{
+    metric_observe(s->duration[op], (double)(clock_mono_ns() - t0) / 1e9);
+    if (rc != 0 && rc != AGENTD_ENOTFOUND && rc != AGENTD_EEXIST && rc != AGENTD_ECONFLICT)
+        metric_inc(s->errors[op]);
+    if ((rc == AGENTD_EIO || rc == AGENTD_ECORRUPT) && op_kinds[op] != 'N')
+        atomic_store(&s->healthy, 0);
+    else if (rc == 0 && op_kinds[op] == 'W')
+        atomic_store(&s->healthy, 1);
+    return rc;
+}
+
+/* The body of every public call: time it, retry a busy backend, count. */
+#define CALL(s, op, ...)                                                     \
+    do {                                                                     \
+        int64_t t0_ = clock_mono_ns();                                       \
+        int rc_, tries_ = 0;                                                 \
+        do                                                                   \
+            rc_ = (s)->be->op((s)->b, __VA_ARGS__);                          \
+        while (rc_ == AGENTD_EBUSY && ++tries_ < BUSY_TRIES);                \
+        return observed((s), OP_##op, t0_, rc_);                             \
+    } while (0)
+
+/* Bad arguments are a caller's bug: answered, and counted as an error. */
+#define REQUIRE(s, op, cond)                                                 \
+    do {                                                                     \
+        if (!(s))                                                            \
+            return AGENTD_EINVAL;                                            \
+        if (!(cond))                                                         \
+            return observed((s), OP_##op, clock_mono_ns(), AGENTD_EINVAL);   \
+    } while (0)
+
+static int nonempty(const char *str) { return str && *str; }
+
+int store_ping(struct store *s)
+{
+    REQUIRE(s, ping, 1);
+    int probe = !atomic_load(&s->healthy);
+    int64_t t0 = clock_mono_ns();
+    int rc = s->be->ping(s->b, probe);
+    if (rc == 0 && probe)
+        atomic_store(&s->healthy, 1);
+    return observed(s, OP_ping, t0, rc);
+}
+
+int store_backup(struct store *s, const char *path)
+{
+    REQUIRE(s, backup, nonempty(path));
+    CALL(s, backup, path);
+}
+
+int store_purge_expired(struct store *s, int batch_limit, int *n_deleted)
+{
+    REQUIRE(s, purge_expired, batch_limit > 0 && n_deleted);
+    CALL(s, purge_expired, batch_limit, n_deleted);
+}
+
+int store_migrate(struct store *s)
+{
+    REQUIRE(s, migrate, 1);
+    int64_t t0 = clock_mono_ns();
+    return observed(s, OP_migrate, t0, s->be->migrate(s->b));
+}
+
+int store_schema_version(struct store *s, int *version)
+{
+    REQUIRE(s, schema_version, version);
+    CALL(s, schema_version, version);
+}
+
+int store_meta_get(struct store *s, const char *key, char **value)
+{
+    REQUIRE(s, meta_get, nonempty(key) && value);
+    CALL(s, meta_get, key, value);
+}
+
+int store_meta_set(struct store *s, const char *key, const char *value)
+{
+    REQUIRE(s, meta_set, nonempty(key) && value);
+    CALL(s, meta_set, key, value);
+}
+
+int store_principal_create(struct store *s, struct store_principal *p)
+{
+    REQUIRE(s, principal_create, p && nonempty(p->id) && p->name);
+    CALL(s, principal_create, p);
+}
+
+int store_principal_get(struct store *s, const char *id, struct store_principal **out)
+{
+    REQUIRE(s, principal_get, id && out);
+    CALL(s, principal_get, id, out);
+}
+
+int store_apikey_create(struct store *s, struct store_apikey *k)
+{
+    REQUIRE(s, apikey_create, k && nonempty(k->id) && nonempty(k->principal_id) && k->hash &&
+            strlen(k->hash) == 64);
+    CALL(s, apikey_create, k);
+}
+
+int store_apikey_get_by_hash(struct store *s, const char *hash, struct store_apikey **out)
+{
+    REQUIRE(s, apikey_get_by_hash, hash && out);
+    CALL(s, apikey_get_by_hash, hash, out);
+}
+
+int store_apikey_revoke(struct store *s, const char *id)
+{
+    REQUIRE(s, apikey_revoke, id);
+    CALL(s, apikey_revoke, id);
+}
+
+int store_apikey_list(struct store *s, const char *principal_id, struct store_apikey **out,
+                      size_t *n)
+{
+    REQUIRE(s, apikey_list, principal_id && out && n);
+    CALL(s, apikey_list, principal_id, out, n);
+}
+
+int store_session_create(struct store *s, struct store_session *v)
+{
+    REQUIRE(s, session_create, v && nonempty(v->id) && v->owner && v->context);
+    CALL(s, session_create, v);
+}
+
+int store_session_get(struct store *s, const char *id, struct store_session **out)
+{
+    REQUIRE(s, session_get, id && out);
+    CALL(s, session_get, id, out);
+}
+
+int store_session_update(struct store *s, const char *id, const char *context)
+{
+    REQUIRE(s, session_update, id && context);
+    CALL(s, session_update, id, context);
+}
+
+int store_session_delete(struct store *s, const char *id)
+{
+    REQUIRE(s, session_delete, id);
+    CALL(s, session_delete, id);
+}
+
+int store_message_append(struct store *s, struct store_message *m)
+{
+    REQUIRE(s, message_append, m && m->session_id && nonempty(m->role) && m->parts);
+    CALL(s, message_append, m);
+}
+
+int store_message_list(struct store *s, const char *session_id, int64_t after_seq, int limit,
+                       struct store_message **out, size_t *n)
+{
+    REQUIRE(s, message_list, session_id && out && n);
+    CALL(s, message_list, session_id, after_seq, limit, out, n);
+}
+
+int store_task_create(struct store *s, struct store_task *t)
+{
+    REQUIRE(s, task_create, t && nonempty(t->id) && t->context_id && t->owner &&
+                                nonempty(t->state) && t->artifacts);
+    CALL(s, task_create, t);
+}
+
+int store_task_get(struct store *s, const char *id, struct store_task **out)
+{
+    REQUIRE(s, task_get, id && out);
+    CALL(s, task_get, id, out);
+}
+
+int store_task_update(struct store *s, const char *id, const char *state, const char *artifacts)
+{
+    REQUIRE(s, task_update, id && nonempty(state) && artifacts);
+    CALL(s, task_update, id, state, artifacts);
+}
+
+int store_task_list(struct store *s, const char *context_id, struct store_task **out, size_t *n)
+{
+    REQUIRE(s, task_list, context_id && out && n);
+    CALL(s, task_list, context_id, out, n);
+}
+
+int store_turn_begin(struct store *s, struct store_turn *t)
+{
+    REQUIRE(s, turn_begin, t && nonempty(t->id) && t->session_id);
+    CALL(s, turn_begin, t);
+}
+
+int store_turn_finish(struct store *s, const char *id, const char *state)
+{
+    REQUIRE(s, turn_finish, id && nonempty(state) && strcmp(state, STORE_TURN_RUNNING) != 0);
+    CALL(s, turn_finish, id, state);
+}
+
+int store_turn_list_unfinished(struct store *s, int limit, struct store_turn **out, size_t *n)
+{
+    REQUIRE(s, turn_list_unfinished, out && n);
+    CALL(s, turn_list_unfinished, limit, out, n);
+}
+
+int store_checkpoint_put(struct store *s, struct store_checkpoint *c)
+{
+    REQUIRE(s, checkpoint_put,
+            c && c->turn_id && c->kind && c->payload && c->step >= 0 &&
+                (strcmp(c->kind, "llm_reply") == 0 || strcmp(c->kind, "tool_result") == 0));
+    CALL(s, checkpoint_put, c);
+}
+
+int store_checkpoint_list(struct store *s, const char *turn_id, struct store_checkpoint **out,
+                          size_t *n)
+{
+    REQUIRE(s, checkpoint_list, turn_id && out && n);
+    CALL(s, checkpoint_list, turn_id, out, n);
+}
+
+int store_checkout_create(struct store *s, struct store_checkout *c)
+{
+    REQUIRE(s, checkout_create, c && nonempty(c->id) && c->owner && nonempty(c->status) &&
+                                    c->document && c->expires_at >= 0);
+    CALL(s, checkout_create, c);
+}
+
+int store_checkout_get(struct store *s, const char *id, struct store_checkout **out)
+{
+    REQUIRE(s, checkout_get, id && out);
+    CALL(s, checkout_get, id, out);
+}
+
+int store_checkout_update(struct store *s, const char *id, int64_t expected_version,
+                          const char *status, const char *document)
+{
+    REQUIRE(s, checkout_update, id && nonempty(status) && document);
+    CALL(s, checkout_update, id, expected_version, status, document);
+}
+
+int store_order_create(struct store *s, struct store_order *o, int64_t checkout_version,
+                       const char *checkout_status, const char *checkout_document)
+{
+    REQUIRE(s, order_create, o && nonempty(o->id) && o->checkout_id && o->owner &&
+                                 o->document && nonempty(checkout_status) && checkout_document);
+    CALL(s, order_create, o, checkout_version, checkout_status, checkout_document);
+}
+
+int store_order_get(struct store *s, const char *id, struct store_order **out)
+{
+    REQUIRE(s, order_get, id && out);
+    CALL(s, order_get, id, out);
+}
+
+int store_idem_begin(struct store *s, const char *principal, const char *key,
+                     const char *fingerprint, int64_t expires_at, struct store_idem **existing)
+{
+    REQUIRE(s, idem_begin,
+            principal && nonempty(key) && fingerprint && expires_at > 0 && existing);
+    CALL(s, idem_begin, principal, key, fingerprint, expires_at, existing);
+}
+
+int store_idem_finish(struct store *s, const char *principal, const char *key, int status,
+                      const char *headers, const void *body, size_t body_len)
+{
+    REQUIRE(s, idem_finish, principal && key && headers && (body || body_len == 0));
+    CALL(s, idem_finish, principal, key, status, headers, body, body_len);
+}
+
+int store_idem_abandon(struct store *s, const char *principal, const char *key)
+{
+    REQUIRE(s, idem_abandon, principal && key);
+    CALL(s, idem_abandon, principal, key);
+}
+
+int store_audit_append(struct store *s, struct store_audit *e)
+{
+    REQUIRE(s, audit_append, e && e->principal && nonempty(e->action) && e->target &&
+                                 e->request_id && e->outcome);
+    CALL(s, audit_append, e);
+}
+
+int store_audit_list(struct store *s, const char *principal, int limit, struct store_audit **out,
+                     size_t *n)
+{
+    REQUIRE(s, audit_list, out && n);
+    CALL(s, audit_list, principal, limit, out, n);
+}
+
+/* ---- hashing ---- */
+
+static void hex(const unsigned char *md, char out[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = digits[md[i] >> 4];
+        out[2 * i + 1] = digits[md[i] & 15];
+    }
+    out[64] = 0;
+}
+
+/* SHA-256 over the parts in order. OpenSSL only fails here without memory;
+ * an all-zero digest then can match no real key or request. */
+static void sha256_hex(const void *const *parts, const size_t *lens, int nparts, char out[65])
+{
+    unsigned char md[32] = { 0 };
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+        int ok = 1;
+        for (int i = 0; i < nparts && ok; i++)
+            ok = EVP_DigestUpdate(ctx, parts[i], lens[i]);
+        if (!ok || !EVP_DigestFinal_ex(ctx, md, NULL))
+            memset(md, 0, sizeof md);
+    }
+    EVP_MD_CTX_free(ctx);
+    hex(md, out);
+}
+
+void store_apikey_hash(const char *secret, char out[65])
+{
+    const void *parts[] = { secret };
+    size_t lens[] = { strlen(secret) };
+    sha256_hex(parts, lens, 1, out);
+}
+
+void store_idem_fingerprint(const char *method, const char *path, const void *body,
+                            size_t body_len, char out[65])
+{
+    const void *parts[] = { method, "\n", path, "\n", body ? body : "" };
+    size_t lens[] = { strlen(method), 1, strlen(path), 1, body ? body_len : 0 };
+    sha256_hex(parts, lens, 5, out);
+}
+
+/* ---- freeing results ---- */
+
+void store_principal_free(struct store_principal *p)
+{
+    if (!p)
+        return;
+    free(p->id);
+    free(p->name);
+    free(p);
+}
+
+static void apikey_clear(struct store_apikey *k)
+{
+    free(k->id);
+    free(k->principal_id);
+    free(k->hash);
+}
+
+void store_apikey_free(struct store_apikey *k)
+{
+    if (!k)
+        return;
+    apikey_clear(k);
+    free(k);
+}
+
+void store_apikey_list_free(struct store_apikey *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        apikey_clear(&v[i]);
+    free(v);
+}
+
+void store_session_free(struct store_session *v)
+{
+    if (!v)
+        return;
+    free(v->id);
+    free(v->owner);
+    free(v->context);
+    free(v);
+}
+
+void store_message_list_free(struct store_message *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].session_id);
+        free(v[i].role);
+        free(v[i].parts);
+    }
+    free(v);
+}
+
+static void task_clear(struct store_task *t)
+{
+    free(t->id);
+    free(t->context_id);
+    free(t->owner);
+    free(t->state);
+    free(t->artifacts);
+}
+
+void store_task_free(struct store_task *t)
+{
+    if (!t)
+        return;
+    task_clear(t);
+    free(t);
+}
+
+void store_task_list_free(struct store_task *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        task_clear(&v[i]);
+    free(v);
+}
+
+void store_turn_list_free(struct store_turn *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].id);
+        free(v[i].session_id);
+        free(v[i].state);
+    }
+    free(v);
+}
+
+void store_checkpoint_list_free(struct store_checkpoint *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].turn_id);
+        free(v[i].kind);
+        free(v[i].payload);
+    }
+    free(v);
+}
+
+void store_checkout_free(struct store_checkout *c)
+{
+    if (!c)
+        return;
+    free(c->id);
+    free(c->owner);
+    free(c->status);
+    free(c->document);
+    free(c);
+}
+
+void store_order_free(struct store_order *o)
+{
+    if (!o)
+        return;
+    free(o->id);
+    free(o->checkout_id);
+    free(o->owner);
+    free(o->document);
+    free(o);
+}
+
+void store_idem_free(struct store_idem *r)
+{
+    if (!r)
+        return;
+    free(r->principal);
+    free(r->key);
+    free(r->fingerprint);
+    free(r->state);
+    free(r->headers);
+    free(r->body);
+    free(r);
+}
+
+void store_audit_list_free(struct store_audit *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].principal);
+        free(v[i].action);
+        free(v[i].target);
+        free(v[i].request_id);
+        free(v[i].outcome);
+    }
+    free(v);
+}

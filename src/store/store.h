@@ -1,0 +1,283 @@
+/* The one storage interface for everything agentd keeps: principals and API
+ * keys, sessions and messages, tasks, turn checkpoints, checkouts and orders,
+ * idempotency records, audit events. Backends: SQLite (default); PostgreSQL
+ * plugs in behind the same calls.
+ *
+ * Rules every backend keeps, and callers may rely on:
+ *  - Every call is a whole operation (one transaction); nothing stays open
+ *    between calls. Lists page by key (after_seq, limit), never by cursor.
+ *  - Every call returns 0 or a negative AGENTD_E* status (core/err.h):
+ *      AGENTD_ENOTFOUND  no such row, or it has expired
+ *      AGENTD_EEXIST     the id/key is taken
+ *      AGENTD_ECONFLICT  a compare-and-swap lost (version or state moved on)
+ *      AGENTD_EBUSY      the database stayed locked after bounded retries
+ *      AGENTD_EIO        disk full, read-only or I/O error (see store_healthy)
+ *      AGENTD_ECORRUPT   the database file is damaged
+ *      AGENTD_ENOMEM, AGENTD_EINVAL (bad arguments)
+ *    Out-params are only written on success (and by store_idem_begin on
+ *    AGENTD_EEXIST, which returns the record that is there).
+ *  - Times are int64 Unix milliseconds from the store's clock (options.now);
+ *    0 means "never" for expires_at. A row whose expires_at <= now is
+ *    invisible to every call at once, before any purge removes it.
+ *  - Thread-safe: any number of threads may call into one store at once.
+ *    Calls block on disk; loop threads use store/async.h instead.
+ *
+ * Memory: strings passed in are copied (the caller keeps them). Structs
+ * passed to *_create/_append/_begin are read and have their store-assigned
+ * fields (timestamps, version, seq, id) filled in; the caller still owns them.
+ * A struct returned through `struct store_x **out` is heap-allocated and
+ * freed with store_x_free(); an array returned through `**out, size_t *n`
+ * is freed with store_x_list_free(v, n). Both accept NULL. */
+#ifndef AGENTD_STORE_STORE_H
+#define AGENTD_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+enum store_sync {
+    STORE_SYNC_NORMAL, /* survives a process crash; a power cut may lose the last commits */
+    STORE_SYNC_FULL,   /* every commit is on disk before the call returns */
+};
+
+struct store_options {
+    const char *url;          /* AGENTD_DB: a file path (SQLite); parent dirs are created */
+    enum store_sync sync;     /* AGENTD_DB_SYNC */
+    int64_t session_ttl_ms;   /* AGENTD_SESSION_TTL: sessions expire this long after
+                                 their last write; 0 = keep forever */
+    int readers;              /* SQLite reader connections; 0 = default (4), -1 = none
+                                 (reads share the writer connection) */
+    int64_t (*now)(void *ud); /* Unix ms; NULL = the wall clock. Tests pass a fake. */
+    void *now_ud;
+};
+
+/* ---- lifecycle ---- */
+
+/* Opens (creating if missing) and migrates the database. On failure returns
+ * a status and writes a one-line reason to err (corrupt file, schema newer
+ * than this binary, unsupported URL...). */
+int store_open(const struct store_options *opt, struct store **out, char *err, size_t errlen);
+void store_close(struct store *s);
+
+/* A real round trip to the database (for /readyz). While the store is
+ * unhealthy it also tries a tiny write, so recovery is noticed without
+ * user traffic. */
+int store_ping(struct store *s);
+/* 0 after an AGENTD_EIO/ECORRUPT until a later write succeeds, else 1. */
+int store_healthy(const struct store *s);
+
+/* A consistent copy of the whole database at `path` (written beside it and
+ * renamed into place), taken while serving. */
+int store_backup(struct store *s, const char *path);
+
+/* Deletes at most batch_limit expired rows (sessions with their messages,
+ * tasks, turns and checkpoints; checkouts; idempotency records), each kind
+ * in its own short transaction. Call again while *n_deleted == batch_limit. */
+int store_purge_expired(struct store *s, int batch_limit, int *n_deleted);
+
+/* Applies pending migrations (store_open already does). */
+int store_migrate(struct store *s);
+int store_schema_version(struct store *s, int *version);
+
+/* Free-form key/value settings; "schema_version" is the store's own. */
+int store_meta_get(struct store *s, const char *key, char **value); /* free() */
+int store_meta_set(struct store *s, const char *key, const char *value);
+
+/* ---- principals and API keys ---- */
+
+struct store_principal {
+    char *id;           /* stable name, e.g. "alice" or "svc-checkout" */
+    char *name;         /* display name */
+    int64_t created_at;
+};
+int store_principal_create(struct store *s, struct store_principal *p);
+int store_principal_get(struct store *s, const char *id, struct store_principal **out);
+void store_principal_free(struct store_principal *p);
+
+/* Keys are stored only as hashes: store_apikey_hash() of the secret. */
+struct store_apikey {
+    char *id;           /* public key id, safe to show and log */
+    char *principal_id;
+    char *hash;         /* 64 hex chars */
+    int64_t created_at;
+    int64_t revoked_at; /* 0 = active */
+};
+void store_apikey_hash(const char *secret, char out[65]);
+/* AGENTD_ENOTFOUND if the principal does not exist. */
+int store_apikey_create(struct store *s, struct store_apikey *k);
+/* Active keys only: a revoked key is AGENTD_ENOTFOUND. */
+int store_apikey_get_by_hash(struct store *s, const char *hash, struct store_apikey **out);
+int store_apikey_revoke(struct store *s, const char *id);
+/* All keys of a principal, revoked too, oldest first. */
+int store_apikey_list(struct store *s, const char *principal_id, struct store_apikey **out,
+                      size_t *n);
+void store_apikey_free(struct store_apikey *k);
+void store_apikey_list_free(struct store_apikey *v, size_t n);
+
+/* ---- sessions and messages ---- */
+
+/* A conversation. Every write to it or its messages pushes expires_at to
+ * now + session_ttl_ms. */
+struct store_session {
+    char *id;
+    char *owner;        /* principal id */
+    char *context;      /* JSON */
+    int64_t created_at, updated_at, expires_at;
+};
+int store_session_create(struct store *s, struct store_session *v);
+int store_session_get(struct store *s, const char *id, struct store_session **out);
+int store_session_update(struct store *s, const char *id, const char *context);
+/* Deletes its messages, tasks, turns and checkpoints with it. */
+int store_session_delete(struct store *s, const char *id);
+void store_session_free(struct store_session *v);
+
+struct store_message {
+    char *session_id;
+    int64_t seq;        /* 1, 2, ... per session, assigned by append */
+    char *role;         /* "user", "agent", "tool"... */
+    char *parts;        /* JSON */
+    int64_t created_at;
+};
+int store_message_append(struct store *s, struct store_message *m);
+/* Messages with seq > after_seq in order, at most limit (<= 0: all). */
+int store_message_list(struct store *s, const char *session_id, int64_t after_seq, int limit,
+                       struct store_message **out, size_t *n);
+void store_message_list_free(struct store_message *v, size_t n);
+
+/* ---- tasks (A2A): live and expire with their session ---- */
+
+struct store_task {
+    char *id;
+    char *context_id;   /* session id */
+    char *owner;
+    char *state;        /* "submitted", "working", "input-required", "completed"... */
+    char *artifacts;    /* JSON */
+    int64_t created_at, updated_at;
+};
+int store_task_create(struct store *s, struct store_task *t);
+int store_task_get(struct store *s, const char *id, struct store_task **out);
+int store_task_update(struct store *s, const char *id, const char *state, const char *artifacts);
+/* A context's tasks, oldest first. */
+int store_task_list(struct store *s, const char *context_id, struct store_task **out, size_t *n);
+void store_task_free(struct store_task *t);
+void store_task_list_free(struct store_task *v, size_t n);
+
+/* ---- turns and their checkpoints ---- */
+
+#define STORE_TURN_RUNNING "running"
+
+/* One agent turn; "running" until finished. */
+struct store_turn {
+    char *id;
+    char *session_id;
+    char *state;
+    int64_t created_at, updated_at;
+};
+int store_turn_begin(struct store *s, struct store_turn *t); /* state := running */
+/* state: anything but "running" ("completed", "failed"...). AGENTD_ECONFLICT
+ * if the turn already finished. */
+int store_turn_finish(struct store *s, const char *id, const char *state);
+/* Running turns, oldest first, at most limit (<= 0: all): what to resume. */
+int store_turn_list_unfinished(struct store *s, int limit, struct store_turn **out, size_t *n);
+void store_turn_list_free(struct store_turn *v, size_t n);
+
+/* A step's durable result, written before the next step runs. */
+struct store_checkpoint {
+    char *turn_id;
+    int64_t step;
+    char *kind;         /* "llm_reply" | "tool_result" */
+    char *payload;      /* JSON */
+    int64_t created_at;
+};
+/* AGENTD_EEXIST if that step is already checkpointed (a replay). */
+int store_checkpoint_put(struct store *s, struct store_checkpoint *c);
+/* A turn's checkpoints in step order. */
+int store_checkpoint_list(struct store *s, const char *turn_id, struct store_checkpoint **out,
+                          size_t *n);
+void store_checkpoint_list_free(struct store_checkpoint *v, size_t n);
+
+/* ---- checkouts and orders ---- */
+
+struct store_checkout {
+    char *id;
+    char *owner;
+    char *status;       /* "incomplete", "ready_for_complete", "completed"... */
+    char *document;     /* JSON: the UCP checkout object */
+    int64_t version;    /* 1 at create, +1 per update */
+    int64_t created_at, updated_at;
+    int64_t expires_at; /* set by the caller; 0 = never */
+};
+int store_checkout_create(struct store *s, struct store_checkout *c);
+int store_checkout_get(struct store *s, const char *id, struct store_checkout **out);
+/* Compare-and-swap: applies only if the stored version is expected_version,
+ * else AGENTD_ECONFLICT (reload and retry). */
+int store_checkout_update(struct store *s, const char *id, int64_t expected_version,
+                          const char *status, const char *document);
+void store_checkout_free(struct store_checkout *c);
+
+struct store_order {
+    char *id;
+    char *checkout_id;  /* one order per checkout */
+    char *owner;
+    char *document;     /* JSON */
+    int64_t created_at;
+};
+/* Places an order and moves its checkout on in one transaction: the same
+ * compare-and-swap as store_checkout_update(o->checkout_id, ...), then the
+ * insert. AGENTD_EEXIST if the order id or the checkout's order exists. */
+int store_order_create(struct store *s, struct store_order *o, int64_t checkout_version,
+                       const char *checkout_status, const char *checkout_document);
+int store_order_get(struct store *s, const char *id, struct store_order **out);
+void store_order_free(struct store_order *o);
+
+/* ---- idempotency records ---- */
+
+#define STORE_IDEM_IN_PROGRESS "in_progress"
+#define STORE_IDEM_DONE "done"
+
+struct store_idem {
+    char *principal;
+    char *key;          /* the client's Idempotency-Key */
+    char *fingerprint;  /* store_idem_fingerprint() of the first request */
+    char *state;        /* STORE_IDEM_IN_PROGRESS | STORE_IDEM_DONE */
+    int status;         /* the stored response (done only) */
+    char *headers;      /* JSON */
+    char *body;         /* body_len bytes, NUL-terminated for convenience */
+    size_t body_len;
+    int64_t created_at, expires_at;
+};
+/* SHA-256 hex of method "\n" path "\n" body. */
+void store_idem_fingerprint(const char *method, const char *path, const void *body,
+                            size_t body_len, char out[65]);
+/* Claims (principal, key) until expires_at. Returns 0 with *existing = NULL
+ * when the claim is new (the caller runs the request, then finishes or
+ * abandons it), or AGENTD_EEXIST with *existing = the live record (compare
+ * its fingerprint, then replay it or report it in progress). */
+int store_idem_begin(struct store *s, const char *principal, const char *key,
+                     const char *fingerprint, int64_t expires_at, struct store_idem **existing);
+/* in_progress -> done with the response. AGENTD_ENOTFOUND if not in progress. */
+int store_idem_finish(struct store *s, const char *principal, const char *key, int status,
+                      const char *headers, const void *body, size_t body_len);
+/* Drops an in_progress claim so a failed request can be retried. */
+int store_idem_abandon(struct store *s, const char *principal, const char *key);
+void store_idem_free(struct store_idem *r);
+
+/* ---- audit events (append-only) ---- */
+
+struct store_audit {
+    int64_t id;         /* assigned by append, increasing */
+    int64_t ts;         /* assigned by append */
+    char *principal;
+    char *action;       /* "apikey.create", "checkout.complete"... */
+    char *target;
+    char *request_id;
+    char *outcome;      /* "ok", "denied", "error"... */
+};
+int store_audit_append(struct store *s, struct store_audit *e);
+/* Newest first, at most limit (<= 0: all); principal NULL = everyone. */
+int store_audit_list(struct store *s, const char *principal, int limit, struct store_audit **out,
+                     size_t *n);
+void store_audit_list_free(struct store_audit *v, size_t n);
+
+#endif

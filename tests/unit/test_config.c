@@ -1,0 +1,251 @@
+/* config: defaults, every error path, _FILE secrets, production rules, redaction. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/log.h"
+
+/* A fake environment: NULL-terminated pairs. */
+static const char *fake_get(const char *name, void *ud)
+{
+    const char *const *kv = ud;
+    for (int i = 0; kv[i]; i += 2)
+        if (strcmp(kv[i], name) == 0)
+            return kv[i + 1];
+    return NULL;
+}
+
+static int load(struct config *c, const char *const *env, struct config_problems *pr)
+{
+    return config_load(c, fake_get, (void *)env, pr);
+}
+
+static int has_problem(const struct config_problems *pr, const char *needle)
+{
+    for (int i = 0; i < pr->n; i++)
+        if (strstr(pr->items[i], needle))
+            return 1;
+    return 0;
+}
+
+static char *dump(const struct config *c)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    config_dump(c, f);
+    fclose(f);
+    return text;
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    const char *env[] = { NULL };
+    struct config c;
+    struct config_problems pr = { 0 };
+    assert_int_equal(load(&c, env, &pr), 0);
+    assert_string_equal(c.host, "127.0.0.1");
+    assert_int_equal(c.port, 8080);
+    assert_true(c.threads >= 1);
+    assert_int_equal(c.env, CONFIG_ENV_DEVELOPMENT);
+    assert_int_equal(c.log_level, LOG_INFO);
+    assert_int_equal(c.max_body_bytes, 1048576);
+    assert_int_equal(c.drain_timeout_ms, 25000);
+    assert_int_equal(c.session_ttl_ms, 24LL * 3600 * 1000);
+    assert_string_equal(c.db, "./agentd-data/agentd.db");
+    assert_int_equal(c.access_log, 1);
+    config_free(&c);
+    config_problems_free(&pr);
+}
+
+static void test_values(void **state)
+{
+    (void)state;
+    const char *env[] = { "AGENTD_PORT", "9000", "AGENTD_THREADS", "3", "AGENTD_ENV", "PRODUCTION",
+                          "AGENTD_LOG_LEVEL", "warn", "AGENTD_MAX_BODY_BYTES", "2m",
+                          "AGENTD_DRAIN_TIMEOUT", "1500ms", "AGENTD_SESSION_TTL", "0",
+                          "AGENTD_ACCESS_LOG", "off", "AGENTD_DB", "/tmp/x.db", NULL };
+    struct config c;
+    struct config_problems pr = { 0 };
+    assert_int_equal(load(&c, env, &pr), 0);
+    assert_int_equal(c.port, 9000);
+    assert_int_equal(c.threads, 3);
+    assert_int_equal(c.env, CONFIG_ENV_PRODUCTION);
+    assert_int_equal(c.log_level, LOG_WARN);
+    assert_int_equal(c.max_body_bytes, 2 << 20);
+    assert_int_equal(c.drain_timeout_ms, 1500);
+    assert_int_equal(c.session_ttl_ms, 0);
+    assert_int_equal(c.access_log, 0);
+    assert_string_equal(c.db, "/tmp/x.db");
+    config_free(&c);
+    config_problems_free(&pr);
+}
+
+static void test_every_problem_reported(void **state)
+{
+    (void)state;
+    const char *env[] = { "AGENTD_PORT", "abc", "AGENTD_ENV", "staging", "AGENTD_MAX_BODY_BYTES", "-5",
+                          "AGENTD_THREADS", "0", "AGENTD_READ_TIMEOUT", "soon",
+                          "AGENTD_ACCESS_LOG", "maybe", "AGENTD_HOST", "", NULL };
+    struct config c;
+    struct config_problems pr = { 0 };
+    assert_int_equal(load(&c, env, &pr), 7);
+    assert_true(has_problem(&pr, "AGENTD_PORT=abc"));
+    assert_true(has_problem(&pr, "AGENTD_ENV=staging"));
+    assert_true(has_problem(&pr, "development | production"));
+    assert_true(has_problem(&pr, "AGENTD_MAX_BODY_BYTES=-5"));
+    assert_true(has_problem(&pr, "AGENTD_THREADS=0: out of range"));
+    assert_true(has_problem(&pr, "AGENTD_READ_TIMEOUT=soon"));
+    assert_true(has_problem(&pr, "AGENTD_ACCESS_LOG=maybe"));
+    assert_true(has_problem(&pr, "AGENTD_HOST is set but empty"));
+    /* bad values fall back to defaults so the struct stays usable */
+    assert_int_equal(c.port, 8080);
+    config_free(&c);
+    config_problems_free(&pr);
+}
+
+static void test_port_range(void **state)
+{
+    (void)state;
+    const char *env[] = { "AGENTD_PORT", "70000", NULL };
+    struct config c;
+    struct config_problems pr = { 0 };
+    assert_int_equal(load(&c, env, &pr), 1);
+    assert_true(has_problem(&pr, "out of range [0, 65535]"));
+    config_free(&c);
+    config_problems_free(&pr);
+}
+
+static void test_secret_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/agentd-secret-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "s3cr3t-value\n", 13), 13);
+    close(fd);
+    const char *env[] = { "AGENTD_SIMULATION_SECRET_FILE", path, NULL };
+    struct config c;
+    struct config_problems pr = { 0 };
+    assert_int_equal(load(&c, env, &pr), 0);
+    assert_string_equal(c.simulation_secret, "s3cr3t-value"); /* trailing newline stripped */
+    char *text = dump(&c);
+    assert_non_null(strstr(text, "AGENTD_SIMULATION_SECRET=***set***"));
+    assert_null(strstr(text, "s3cr3t"));
+    free(text);
+    config_free(&c);
+    config_problems_free(&pr);
+    unlink(path);
+}
+
+static void test_secret_file_errors(void **state)
+{
+    (void)state;
+    const char *env[] = { "AGENTD_SIMULATION_SECRET_FILE", "/nonexistent/secret", NULL };
+    struct config c;
+    struct config_problems pr = { 0 };
+    assert_int_equal(load(&c, env, &pr), 1);
+    assert_true(has_problem(&pr, "AGENTD_SIMULATION_SECRET_FILE: cannot read /nonexistent/secret"));
+    config_free(&c);
+    config_problems_free(&pr);
+
+    const char *both[] = { "AGENTD_SIMULATION_SECRET", "a", "AGENTD_SIMULATION_SECRET_FILE", "/x", NULL };
+    assert_int_equal(load(&c, both, &pr), 1);
+    assert_true(has_problem(&pr, "both set"));
+    config_free(&c);
+    config_problems_free(&pr);
+}
+
+static void test_secret_never_in_problem(void **state)
+{
+    (void)state;
+    /* a bad value of a secret variable is not echoed back */
+    const char *env[] = { "AGENTD_SIMULATION_SECRET", "", NULL };
+    struct config c;
+    struct config_problems pr = { 0 };
+    load(&c, env, &pr);
+    for (int i = 0; i < pr.n; i++)
+        assert_null(strstr(pr.items[i], "hunter2"));
+    config_free(&c);
+    config_problems_free(&pr);
+}
+
+static void test_production_rules(void **state)
+{
+    (void)state;
+    const char *env[] = { "AGENTD_ENV", "production", "AGENTD_SIMULATION_SECRET", "x",
+                          "AGENTD_LOG_LEVEL", "debug", NULL };
+    struct config c;
+    struct config_problems pr = { 0 };
+    assert_int_equal(load(&c, env, &pr), 2);
+    assert_true(has_problem(&pr, "production: AGENTD_SIMULATION_SECRET"));
+    assert_true(has_problem(&pr, "production: AGENTD_LOG_LEVEL=debug"));
+    config_free(&c);
+    config_problems_free(&pr);
+
+    const char *dev[] = { "AGENTD_SIMULATION_SECRET", "x", "AGENTD_LOG_LEVEL", "debug", NULL };
+    assert_int_equal(load(&c, dev, &pr), 0);
+    config_free(&c);
+    config_problems_free(&pr);
+}
+
+static void test_url_redaction(void **state)
+{
+    (void)state;
+    const char *env[] = { "AGENTD_DB", "postgres://agent:pa55word@db.local:5432/agentd", NULL };
+    struct config c;
+    struct config_problems pr = { 0 };
+    assert_int_equal(load(&c, env, &pr), 0);
+    char *text = dump(&c);
+    assert_non_null(strstr(text, "AGENTD_DB=postgres://agent:***@db.local:5432/agentd"));
+    assert_null(strstr(text, "pa55word"));
+    free(text);
+    config_free(&c);
+    config_problems_free(&pr);
+    char *r = config_redact_url("/var/lib/agentd/agentd.db");
+    assert_string_equal(r, "/var/lib/agentd/agentd.db");
+    free(r);
+}
+
+static void test_parsers(void **state)
+{
+    (void)state;
+    int64_t v;
+    assert_int_equal(config_parse_duration("250ms", &v), 0); assert_int_equal(v, 250);
+    assert_int_equal(config_parse_duration("10", &v), 0); assert_int_equal(v, 10000);
+    assert_int_equal(config_parse_duration("5m", &v), 0); assert_int_equal(v, 300000);
+    assert_int_equal(config_parse_duration("2d", &v), 0); assert_int_equal(v, 172800000);
+    assert_int_equal(config_parse_duration("-1s", &v), -1);
+    assert_int_equal(config_parse_duration("1x", &v), -1);
+    assert_int_equal(config_parse_duration("", &v), -1);
+    assert_int_equal(config_parse_duration("99999999999999999999", &v), -1);
+    assert_int_equal(config_parse_size("512k", &v), 0); assert_int_equal(v, 524288);
+    assert_int_equal(config_parse_size("1MiB", &v), 0); assert_int_equal(v, 1048576);
+    assert_int_equal(config_parse_size("1.5m", &v), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_every_problem_reported),
+        cmocka_unit_test(test_port_range),
+        cmocka_unit_test(test_secret_file),
+        cmocka_unit_test(test_secret_file_errors),
+        cmocka_unit_test(test_secret_never_in_problem),
+        cmocka_unit_test(test_production_rules),
+        cmocka_unit_test(test_url_redaction),
+        cmocka_unit_test(test_parsers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,152 @@
+/* logs: JSON line shape, escaping, levels, truncation, and the redaction gate. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/log.h"
+#include "core/redact.h"
+
+static int fds[2];
+
+static int setup(void **state)
+{
+    (void)state;
+    assert_int_equal(pipe(fds), 0);
+    log_set_fd(fds[1]);
+    log_set_level(LOG_INFO);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    log_set_fd(1);
+    close(fds[0]);
+    close(fds[1]);
+    return 0;
+}
+
+/* reads what was logged so far (one line) and parses it */
+static json_t *read_line(char *raw, size_t cap)
+{
+    ssize_t n = read(fds[0], raw, cap - 1);
+    assert_true(n > 0);
+    raw[n] = 0;
+    assert_int_equal(raw[n - 1], '\n');
+    json_error_t e;
+    json_t *j = json_loads(raw, 0, &e);
+    if (!j)
+        fail_msg("not JSON: %s (%s)", raw, e.text);
+    return j;
+}
+
+static void test_shape(void **state)
+{
+    (void)state;
+    struct logline l;
+    assert_int_equal(log_begin(&l, LOG_INFO, "request"), 1);
+    log_str(&l, "request_id", "abc");
+    log_int(&l, "status", 201);
+    log_double(&l, "duration_ms", 1.5);
+    log_str(&l, "weird", "quote\" back\\ nl\n ctl\x01 utf8 \xc3\xa9 bad \xff");
+    log_end(&l);
+    char raw[8192];
+    json_t *j = read_line(raw, sizeof raw);
+    const char *ts = json_string_value(json_object_get(j, "ts"));
+    assert_non_null(ts);
+    assert_int_equal(strlen(ts), 24); /* 2026-11-25T17:07:32.123Z */
+    assert_int_equal(ts[23], 'Z');
+    assert_string_equal(json_string_value(json_object_get(j, "level")), "info");
+    assert_string_equal(json_string_value(json_object_get(j, "msg")), "request");
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), 201);
+    assert_string_equal(json_string_value(json_object_get(j, "weird")),
+                        "quote\" back\\ nl\n ctl\x01 utf8 \xc3\xa9 bad \xc3\xbf");
+    json_decref(j);
+}
+
+static void test_levels(void **state)
+{
+    (void)state;
+    log_set_level(LOG_WARN);
+    struct logline l;
+    assert_int_equal(log_begin(&l, LOG_INFO, "quiet"), 0);
+    assert_int_equal(log_enabled(LOG_ERROR), 1);
+    log_set_level(LOG_INFO);
+}
+
+static void test_redaction(void **state)
+{
+    (void)state;
+    struct logline l;
+    log_begin(&l, LOG_INFO, "headers");
+    log_str(&l, "authorization", "Bearer sk-live-123");
+    log_str(&l, "Cookie", "session=abc");
+    log_str(&l, "x-api-key", "k-123");
+    log_str(&l, "payment_token", "tok_visa");
+    log_str(&l, "note", "Bearer sk-live-456");          /* value looks like a credential */
+    log_str(&l, "card", "4111 1111 1111 1111");          /* card-like digits */
+    log_str(&l, "company", "Acme");                      /* not a secret */
+    log_end(&l);
+    char raw[8192];
+    json_t *j = read_line(raw, sizeof raw);
+    assert_null(strstr(raw, "sk-live"));
+    assert_null(strstr(raw, "session=abc"));
+    assert_null(strstr(raw, "k-123"));
+    assert_null(strstr(raw, "tok_visa"));
+    assert_null(strstr(raw, "4111"));
+    assert_string_equal(json_string_value(json_object_get(j, "authorization")), REDACTED);
+    assert_string_equal(json_string_value(json_object_get(j, "company")), "Acme");
+    json_decref(j);
+}
+
+static void test_truncation(void **state)
+{
+    (void)state;
+    char *big = malloc(10000);
+    memset(big, 'x', 9999);
+    big[9999] = 0;
+    struct logline l;
+    log_begin(&l, LOG_INFO, "big");
+    log_str(&l, "blob", big);
+    log_end(&l);
+    free(big);
+    char raw[8192];
+    json_t *j = read_line(raw, sizeof raw);
+    assert_true(strlen(raw) <= LOG_LINE_MAX);
+    assert_true(json_is_true(json_object_get(j, "truncated")));
+    json_decref(j);
+}
+
+static void test_redact_rules(void **state)
+{
+    (void)state;
+    assert_true(redact_key_is_secret("Authorization"));
+    assert_true(redact_key_is_secret("AGENTD_LLM_API_KEY"));
+    assert_true(redact_key_is_secret("Simulation-Secret"));
+    assert_true(redact_key_is_secret("pan"));
+    assert_false(redact_key_is_secret("company"));
+    assert_false(redact_key_is_secret("request_id"));
+    assert_true(redact_value_is_secret("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig", 38));
+    assert_false(redact_value_is_secret("order 12345", 11));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shape),
+        cmocka_unit_test(test_levels),
+        cmocka_unit_test(test_redaction),
+        cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_redact_rules),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,1052 @@
+/* Store conformance suite: written against store.h only, so every backend
+ * runs it unchanged. The backend is a fixture (AGENTD_TEST_STORE, default sqlite). */
+#define _GNU_SOURCE /* nftw */
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/loop.h"
+#include "core/metrics.h"
+#include "core/pool.h"
+#include "store/async.h"
+#include "store/store.h"
+
+/* ---- fixture: which backend, a fresh database per test, a fake clock ---- */
+
+struct backend_fixture {
+    const char *name;
+    /* A URL for a brand-new, empty database that lives under dir. */
+    void (*make_url)(const char *dir, const char *name, char *url, size_t len);
+    int file_based; /* the database is a file we can damage and copy */
+};
+
+static void sqlite_url(const char *dir, const char *name, char *url, size_t len)
+{
+    /* Nested, so every open also proves the store creates missing dirs. */
+    snprintf(url, len, "%s/data/%s.db", dir, name);
+}
+
+static const struct backend_fixture backends[] = {
+    { "sqlite", sqlite_url, 1 },
+};
+
+static const struct backend_fixture *backend;
+
+static _Atomic int64_t fake_now = 1700000000000;
+
+static int64_t clock_fake(void *ud)
+{
+    (void)ud;
+    return atomic_load(&fake_now);
+}
+
+static void advance(int64_t ms) { atomic_fetch_add(&fake_now, ms); }
+
+struct ctx {
+    char dir[256];
+    char url[512];
+    struct store *s;
+};
+
+static int open_with(struct ctx *c, const char *url, int64_t ttl_ms, int readers,
+                     struct store **out, char *err, size_t errlen)
+{
+    struct store_options o = {
+        .url = url,
+        .sync = STORE_SYNC_NORMAL,
+        .session_ttl_ms = ttl_ms,
+        .readers = readers,
+        .now = clock_fake,
+    };
+    (void)c;
+    return store_open(&o, out, err, errlen);
+}
+
+static void reopen(struct ctx *c, int64_t ttl_ms, int readers)
+{
+    char err[256] = "";
+    store_close(c->s);
+    c->s = NULL;
+    int rc = open_with(c, c->url, ttl_ms, readers, &c->s, err, sizeof err);
+    if (rc)
+        fail_msg("reopen: %s", err);
+}
+
+static int setup(void **state)
+{
+    struct ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    snprintf(c->dir, sizeof c->dir, "/tmp/agentd-test-store-XXXXXX");
+    if (!mkdtemp(c->dir)) {
+        free(c);
+        return -1;
+    }
+    backend->make_url(c->dir, "agentd", c->url, sizeof c->url);
+    char err[256] = "";
+    if (open_with(c, c->url, 0, 0, &c->s, err, sizeof err)) {
+        fprintf(stderr, "open: %s\n", err);
+        return -1;
+    }
+    *state = c;
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    return remove(path);
+}
+
+static void rm_tree(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+static int teardown(void **state)
+{
+    struct ctx *c = *state;
+    store_close(c->s);
+    rm_tree(c->dir);
+    free(c);
+    return 0;
+}
+
+#define assert_ok(x) assert_int_equal((x), 0)
+
+/* ---- lifecycle ---- */
+
+static void test_open_creates_dirs_and_migrates(void **state)
+{
+    struct ctx *c = *state;
+    int v = -1;
+    assert_ok(store_schema_version(c->s, &v));
+    assert_true(v >= 1);
+    assert_ok(store_ping(c->s));
+    assert_int_equal(store_healthy(c->s), 1);
+    if (backend->file_based) {
+        struct stat st;
+        assert_ok(stat(c->url, &st));
+        assert_int_equal(st.st_mode & 0777, 0600);
+    }
+}
+
+static void test_open_refuses_bad_urls(void **state)
+{
+    struct ctx *c = *state;
+    struct store *s = NULL;
+    char err[256] = "";
+    assert_int_equal(open_with(c, "", 0, 0, &s, err, sizeof err), AGENTD_EINVAL);
+    assert_int_equal(open_with(c, "postgres://u:pw@db/agentd", 0, 0, &s, err, sizeof err),
+                     AGENTD_EINVAL);
+    assert_non_null(strstr(err, "PostgreSQL"));
+    assert_null(s);
+}
+
+static void test_migrate_is_idempotent(void **state)
+{
+    struct ctx *c = *state;
+    int v1, v2;
+    assert_ok(store_schema_version(c->s, &v1));
+    assert_ok(store_meta_set(c->s, "k", "kept"));
+    assert_ok(store_migrate(c->s));
+    assert_ok(store_migrate(c->s));
+    reopen(c, 0, 0);
+    assert_ok(store_migrate(c->s));
+    assert_ok(store_schema_version(c->s, &v2));
+    assert_int_equal(v1, v2);
+    char *val = NULL;
+    assert_ok(store_meta_get(c->s, "k", &val));
+    assert_string_equal(val, "kept");
+    free(val);
+}
+
+static void test_newer_schema_is_refused(void **state)
+{
+    struct ctx *c = *state;
+    int v;
+    assert_ok(store_schema_version(c->s, &v));
+    char newer[16];
+    snprintf(newer, sizeof newer, "%d", v + 1);
+    assert_ok(store_meta_set(c->s, "schema_version", newer));
+    store_close(c->s);
+    c->s = NULL;
+    char err[256] = "", want[128];
+    assert_int_equal(open_with(c, c->url, 0, 0, &c->s, err, sizeof err), AGENTD_EINVAL);
+    assert_null(c->s);
+    snprintf(want, sizeof want,
+             "database schema version %d is newer than this agentd (max %d); upgrade agentd",
+             v + 1, v);
+    assert_string_equal(err, want);
+}
+
+static void test_corrupt_file_is_refused(void **state)
+{
+    struct ctx *c = *state;
+    if (!backend->file_based)
+        skip();
+    char url[600];
+    backend->make_url(c->dir, "garbage", url, sizeof url);
+    FILE *f = fopen(url, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 512; i++)
+        fputs("this is not a database ", f);
+    fclose(f);
+    struct store *s = NULL;
+    char err[512] = "";
+    assert_int_equal(open_with(c, url, 0, 0, &s, err, sizeof err), AGENTD_ECORRUPT);
+    assert_null(s);
+    assert_non_null(strstr(err, "corrupt"));
+    assert_non_null(strstr(err, url));
+}
+
+static void test_meta(void **state)
+{
+    struct ctx *c = *state;
+    char *v = NULL;
+    assert_int_equal(store_meta_get(c->s, "nope", &v), AGENTD_ENOTFOUND);
+    assert_ok(store_meta_set(c->s, "a", "1"));
+    assert_ok(store_meta_set(c->s, "a", "2"));
+    assert_ok(store_meta_get(c->s, "a", &v));
+    assert_string_equal(v, "2");
+    free(v);
+    assert_int_equal(store_meta_set(c->s, "", "x"), AGENTD_EINVAL);
+}
+
+/* ---- principals and keys ---- */
+
+static void test_principals_and_apikeys(void **state)
+{
+    struct ctx *c = *state;
+    char hash[65], hash2[65];
+    store_apikey_hash("abc", hash);
+    assert_string_equal(hash, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    store_apikey_hash("second secret", hash2);
+
+    struct store_apikey k = { .id = "key1", .principal_id = "alice", .hash = hash };
+    assert_int_equal(store_apikey_create(c->s, &k), AGENTD_ENOTFOUND);
+
+    struct store_principal p = { .id = "alice", .name = "Alice" };
+    assert_ok(store_principal_create(c->s, &p));
+    assert_int_equal(p.created_at, atomic_load(&fake_now));
+    assert_int_equal(store_principal_create(c->s, &p), AGENTD_EEXIST);
+    struct store_principal *got = NULL;
+    assert_ok(store_principal_get(c->s, "alice", &got));
+    assert_string_equal(got->name, "Alice");
+    store_principal_free(got);
+    assert_int_equal(store_principal_get(c->s, "bob", &got), AGENTD_ENOTFOUND);
+
+    assert_ok(store_apikey_create(c->s, &k));
+    assert_int_equal(store_apikey_create(c->s, &k), AGENTD_EEXIST);
+    struct store_apikey k2 = { .id = "key2", .principal_id = "alice", .hash = hash2 };
+    advance(1);
+    assert_ok(store_apikey_create(c->s, &k2));
+
+    struct store_apikey *found = NULL;
+    assert_ok(store_apikey_get_by_hash(c->s, hash, &found));
+    assert_string_equal(found->id, "key1");
+    assert_string_equal(found->principal_id, "alice");
+    assert_int_equal(found->revoked_at, 0);
+    store_apikey_free(found);
+
+    assert_ok(store_apikey_revoke(c->s, "key1"));
+    assert_int_equal(store_apikey_revoke(c->s, "key1"), AGENTD_ENOTFOUND);
+    assert_int_equal(store_apikey_get_by_hash(c->s, hash, &found), AGENTD_ENOTFOUND);
+
+    struct store_apikey *list = NULL;
+    size_t n = 0;
+    assert_ok(store_apikey_list(c->s, "alice", &list, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].id, "key1");
+    assert_true(list[0].revoked_at > 0);
+    assert_string_equal(list[1].id, "key2");
+    assert_int_equal(list[1].revoked_at, 0);
+    store_apikey_list_free(list, n);
+
+    struct store_apikey bad = { .id = "key3", .principal_id = "alice", .hash = "short" };
+    assert_int_equal(store_apikey_create(c->s, &bad), AGENTD_EINVAL);
+}
+
+/* ---- sessions and messages ---- */
+
+static void make_session(struct store *s, const char *id)
+{
+    struct store_session v = { .id = (char *)id, .owner = "alice", .context = "{}" };
+    assert_ok(store_session_create(s, &v));
+}
+
+static void test_sessions_and_messages(void **state)
+{
+    struct ctx *c = *state;
+    struct store_session v = { .id = "s1", .owner = "alice", .context = "{\"a\":1}" };
+    assert_ok(store_session_create(c->s, &v));
+    assert_int_equal(v.expires_at, 0); /* no TTL configured */
+    assert_int_equal(store_session_create(c->s, &v), AGENTD_EEXIST);
+
+    struct store_session *got = NULL;
+    assert_ok(store_session_get(c->s, "s1", &got));
+    assert_string_equal(got->owner, "alice");
+    assert_string_equal(got->context, "{\"a\":1}");
+    store_session_free(got);
+
+    advance(5);
+    assert_ok(store_session_update(c->s, "s1", "{\"a\":2}"));
+    assert_ok(store_session_get(c->s, "s1", &got));
+    assert_string_equal(got->context, "{\"a\":2}");
+    assert_int_equal(got->updated_at, got->created_at + 5);
+    store_session_free(got);
+    assert_int_equal(store_session_update(c->s, "nope", "{}"), AGENTD_ENOTFOUND);
+
+    const char *roles[] = { "user", "agent", "tool" };
+    for (int i = 0; i < 3; i++) {
+        char parts[64];
+        snprintf(parts, sizeof parts, "[{\"text\":\"m%d\"}]", i + 1);
+        struct store_message m = { .session_id = "s1", .role = (char *)roles[i], .parts = parts };
+        assert_ok(store_message_append(c->s, &m));
+        assert_int_equal(m.seq, i + 1);
+    }
+    struct store_message m = { .session_id = "nope", .role = "user", .parts = "[]" };
+    assert_int_equal(store_message_append(c->s, &m), AGENTD_ENOTFOUND);
+
+    struct store_message *list = NULL;
+    size_t n = 0;
+    assert_ok(store_message_list(c->s, "s1", 0, 0, &list, &n));
+    assert_int_equal(n, 3);
+    assert_string_equal(list[0].role, "user");
+    assert_string_equal(list[2].parts, "[{\"text\":\"m3\"}]");
+    store_message_list_free(list, n);
+    assert_ok(store_message_list(c->s, "s1", 1, 1, &list, &n));
+    assert_int_equal(n, 1);
+    assert_int_equal(list[0].seq, 2);
+    store_message_list_free(list, n);
+    assert_int_equal(store_message_list(c->s, "nope", 0, 0, &list, &n), AGENTD_ENOTFOUND);
+
+    assert_ok(store_session_delete(c->s, "s1"));
+    assert_int_equal(store_session_delete(c->s, "s1"), AGENTD_ENOTFOUND);
+    assert_int_equal(store_message_list(c->s, "s1", 0, 0, &list, &n), AGENTD_ENOTFOUND);
+    /* Its messages went with it: a new session of that id starts empty. */
+    make_session(c->s, "s1");
+    assert_ok(store_message_list(c->s, "s1", 0, 0, &list, &n));
+    assert_int_equal(n, 0);
+    store_message_list_free(list, n);
+}
+
+/* ---- tasks ---- */
+
+static void test_tasks(void **state)
+{
+    struct ctx *c = *state;
+    struct store_task t = { .id = "t1", .context_id = "s1", .owner = "alice",
+                            .state = "submitted", .artifacts = "[]" };
+    assert_int_equal(store_task_create(c->s, &t), AGENTD_ENOTFOUND);
+    make_session(c->s, "s1");
+    assert_ok(store_task_create(c->s, &t));
+    assert_int_equal(store_task_create(c->s, &t), AGENTD_EEXIST);
+    advance(1);
+    struct store_task t2 = { .id = "t2", .context_id = "s1", .owner = "alice",
+                             .state = "working", .artifacts = "[]" };
+    assert_ok(store_task_create(c->s, &t2));
+
+    assert_ok(store_task_update(c->s, "t1", "completed", "[{\"name\":\"order\"}]"));
+    assert_int_equal(store_task_update(c->s, "nope", "completed", "[]"), AGENTD_ENOTFOUND);
+    struct store_task *got = NULL;
+    assert_ok(store_task_get(c->s, "t1", &got));
+    assert_string_equal(got->state, "completed");
+    assert_string_equal(got->artifacts, "[{\"name\":\"order\"}]");
+    assert_string_equal(got->context_id, "s1");
+    store_task_free(got);
+    assert_int_equal(store_task_get(c->s, "nope", &got), AGENTD_ENOTFOUND);
+
+    struct store_task *list = NULL;
+    size_t n = 0;
+    assert_ok(store_task_list(c->s, "s1", &list, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].id, "t1");
+    assert_string_equal(list[1].id, "t2");
+    store_task_list_free(list, n);
+}
+
+/* ---- turns and checkpoints ---- */
+
+static void put_checkpoint(struct store *s, const char *turn, int64_t step, const char *kind,
+                           int want)
+{
+    struct store_checkpoint cp = { .turn_id = (char *)turn, .step = step, .kind = (char *)kind,
+                                   .payload = "{\"x\":1}" };
+    assert_int_equal(store_checkpoint_put(s, &cp), want);
+}
+
+static void test_turns_and_checkpoints(void **state)
+{
+    struct ctx *c = *state;
+    struct store_turn t = { .id = "turn1", .session_id = "s1" };
+    assert_int_equal(store_turn_begin(c->s, &t), AGENTD_ENOTFOUND);
+    make_session(c->s, "s1");
+    assert_ok(store_turn_begin(c->s, &t));
+    assert_int_equal(store_turn_begin(c->s, &t), AGENTD_EEXIST);
+    advance(1);
+    struct store_turn t2 = { .id = "turn2", .session_id = "s1" };
+    assert_ok(store_turn_begin(c->s, &t2));
+
+    put_checkpoint(c->s, "turn1", 2, "tool_result", 0);
+    put_checkpoint(c->s, "turn1", 1, "llm_reply", 0);
+    put_checkpoint(c->s, "turn1", 1, "llm_reply", AGENTD_EEXIST); /* a replayed step */
+    put_checkpoint(c->s, "turn1", 3, "thought", AGENTD_EINVAL);
+    put_checkpoint(c->s, "nope", 1, "llm_reply", AGENTD_ENOTFOUND);
+
+    struct store_checkpoint *cps = NULL;
+    size_t n = 0;
+    assert_ok(store_checkpoint_list(c->s, "turn1", &cps, &n));
+    assert_int_equal(n, 2);
+    assert_int_equal(cps[0].step, 1);
+    assert_string_equal(cps[0].kind, "llm_reply");
+    assert_int_equal(cps[1].step, 2);
+    assert_string_equal(cps[1].kind, "tool_result");
+    assert_string_equal(cps[1].payload, "{\"x\":1}");
+    store_checkpoint_list_free(cps, n);
+    assert_int_equal(store_checkpoint_list(c->s, "nope", &cps, &n), AGENTD_ENOTFOUND);
+
+    struct store_turn *turns = NULL;
+    assert_ok(store_turn_list_unfinished(c->s, 0, &turns, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(turns[0].id, "turn1");
+    assert_string_equal(turns[0].state, STORE_TURN_RUNNING);
+    store_turn_list_free(turns, n);
+
+    assert_ok(store_turn_finish(c->s, "turn1", "completed"));
+    assert_int_equal(store_turn_finish(c->s, "turn1", "failed"), AGENTD_ECONFLICT);
+    assert_int_equal(store_turn_finish(c->s, "nope", "failed"), AGENTD_ENOTFOUND);
+    assert_int_equal(store_turn_finish(c->s, "turn2", STORE_TURN_RUNNING), AGENTD_EINVAL);
+    assert_ok(store_turn_list_unfinished(c->s, 10, &turns, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(turns[0].id, "turn2");
+    assert_string_equal(turns[0].session_id, "s1");
+    store_turn_list_free(turns, n);
+}
+
+/* ---- checkouts and orders ---- */
+
+static void make_checkout(struct store *s, const char *id, int64_t expires_at)
+{
+    struct store_checkout co = { .id = (char *)id, .owner = "alice", .status = "incomplete",
+                                 .document = "{\"n\":0}", .expires_at = expires_at };
+    assert_ok(store_checkout_create(s, &co));
+    assert_int_equal(co.version, 1);
+}
+
+static void test_checkout_cas(void **state)
+{
+    struct ctx *c = *state;
+    make_checkout(c->s, "co1", 0);
+    struct store_checkout dup = { .id = "co1", .owner = "bob", .status = "incomplete",
+                                  .document = "{}" };
+    assert_int_equal(store_checkout_create(c->s, &dup), AGENTD_EEXIST);
+
+    assert_ok(store_checkout_update(c->s, "co1", 1, "ready_for_complete", "{\"n\":1}"));
+    assert_int_equal(store_checkout_update(c->s, "co1", 1, "incomplete", "{\"n\":9}"),
+                     AGENTD_ECONFLICT);
+    assert_int_equal(store_checkout_update(c->s, "nope", 1, "incomplete", "{}"),
+                     AGENTD_ENOTFOUND);
+
+    struct store_checkout *got = NULL;
+    assert_ok(store_checkout_get(c->s, "co1", &got));
+    assert_int_equal(got->version, 2);
+    assert_string_equal(got->status, "ready_for_complete");
+    assert_string_equal(got->document, "{\"n\":1}");
+    assert_string_equal(got->owner, "alice");
+    assert_int_equal(got->expires_at, 0);
+    store_checkout_free(got);
+}
+
+static void test_orders(void **state)
+{
+    struct ctx *c = *state;
+    make_checkout(c->s, "co1", 0);
+    struct store_order o = { .id = "ord1", .checkout_id = "co1", .owner = "alice",
+                             .document = "{\"total\":500}" };
+    assert_int_equal(store_order_create(c->s, &o, 7, "completed", "{}"), AGENTD_ECONFLICT);
+    struct store_order *got = NULL;
+    assert_int_equal(store_order_get(c->s, "ord1", &got), AGENTD_ENOTFOUND);
+
+    assert_ok(store_order_create(c->s, &o, 1, "completed", "{\"order\":\"ord1\"}"));
+    assert_ok(store_order_get(c->s, "ord1", &got));
+    assert_string_equal(got->checkout_id, "co1");
+    assert_string_equal(got->document, "{\"total\":500}");
+    store_order_free(got);
+
+    /* A second order for the checkout fails whole: the checkout stays put. */
+    struct store_order o2 = { .id = "ord2", .checkout_id = "co1", .owner = "alice",
+                              .document = "{}" };
+    assert_int_equal(store_order_create(c->s, &o2, 2, "completed", "{\"again\":1}"),
+                     AGENTD_EEXIST);
+    struct store_checkout *co = NULL;
+    assert_ok(store_checkout_get(c->s, "co1", &co));
+    assert_int_equal(co->version, 2);
+    assert_string_equal(co->status, "completed");
+    assert_string_equal(co->document, "{\"order\":\"ord1\"}");
+    store_checkout_free(co);
+}
+
+/* ---- idempotency ---- */
+
+static void test_idempotency_lifecycle(void **state)
+{
+    struct ctx *c = *state;
+    char fp[65], fp2[65], same[65];
+    store_idem_fingerprint("POST", "/checkout-sessions", "{\"a\":1}", 7, fp);
+    store_apikey_hash("POST\n/checkout-sessions\n{\"a\":1}", same);
+    assert_string_equal(fp, same);
+    store_idem_fingerprint("POST", "/checkout-sessions", "{\"a\":2}", 7, fp2);
+    assert_string_not_equal(fp, fp2);
+
+    int64_t exp = atomic_load(&fake_now) + 60000;
+    struct store_idem *r = NULL;
+    assert_ok(store_idem_begin(c->s, "alice", "k1", fp, exp, &r));
+    assert_null(r);
+
+    /* A retry while the first is running sees it in progress. */
+    assert_int_equal(store_idem_begin(c->s, "alice", "k1", fp, exp, &r), AGENTD_EEXIST);
+    assert_non_null(r);
+    assert_string_equal(r->state, STORE_IDEM_IN_PROGRESS);
+    assert_string_equal(r->fingerprint, fp);
+    store_idem_free(r);
+
+    /* A different request under the same key gets the original to compare. */
+    assert_int_equal(store_idem_begin(c->s, "alice", "k1", fp2, exp, &r), AGENTD_EEXIST);
+    assert_string_equal(r->fingerprint, fp);
+    store_idem_free(r);
+
+    /* The same key from another principal is another record. */
+    assert_ok(store_idem_begin(c->s, "bob", "k1", fp2, exp, &r));
+    assert_null(r);
+
+    static const char body[] = "{\"id\":\"co1\"}\0tail";
+    assert_ok(store_idem_finish(c->s, "alice", "k1", 201, "{\"Location\":\"/co1\"}", body,
+                                sizeof body - 1));
+    assert_int_equal(store_idem_finish(c->s, "alice", "k1", 500, "{}", NULL, 0),
+                     AGENTD_ENOTFOUND);
+    assert_int_equal(store_idem_begin(c->s, "alice", "k1", fp, exp, &r), AGENTD_EEXIST);
+    assert_string_equal(r->state, STORE_IDEM_DONE);
+    assert_int_equal(r->status, 201);
+    assert_string_equal(r->headers, "{\"Location\":\"/co1\"}");
+    assert_int_equal(r->body_len, sizeof body - 1);
+    assert_memory_equal(r->body, body, sizeof body - 1);
+    assert_int_equal(r->expires_at, exp);
+    store_idem_free(r);
+    assert_int_equal(store_idem_abandon(c->s, "alice", "k1"), AGENTD_ENOTFOUND);
+
+    /* A failed request gives its claim back, and the retry runs afresh. */
+    assert_ok(store_idem_abandon(c->s, "bob", "k1"));
+    assert_int_equal(store_idem_abandon(c->s, "bob", "k1"), AGENTD_ENOTFOUND);
+    assert_ok(store_idem_begin(c->s, "bob", "k1", fp2, exp, &r));
+    assert_null(r);
+    assert_ok(store_idem_finish(c->s, "bob", "k1", 204, "{}", NULL, 0));
+    assert_int_equal(store_idem_begin(c->s, "bob", "k1", fp2, exp, &r), AGENTD_EEXIST);
+    assert_int_equal(r->body_len, 0);
+    store_idem_free(r);
+}
+
+/* ---- audit ---- */
+
+static void test_audit(void **state)
+{
+    struct ctx *c = *state;
+    for (int i = 0; i < 5; i++) {
+        char target[16];
+        snprintf(target, sizeof target, "co%d", i);
+        struct store_audit e = { .principal = i % 2 ? "bob" : "alice",
+                                 .action = "checkout.update", .target = target,
+                                 .request_id = "req", .outcome = "ok" };
+        advance(1);
+        assert_ok(store_audit_append(c->s, &e));
+        assert_int_equal(e.ts, atomic_load(&fake_now));
+        assert_true(e.id > 0);
+    }
+    struct store_audit *v = NULL;
+    size_t n = 0;
+    assert_ok(store_audit_list(c->s, NULL, 3, &v, &n));
+    assert_int_equal(n, 3);
+    assert_string_equal(v[0].target, "co4");
+    assert_string_equal(v[2].target, "co2");
+    assert_true(v[0].id > v[1].id && v[0].ts > v[1].ts);
+    store_audit_list_free(v, n);
+    assert_ok(store_audit_list(c->s, "bob", 0, &v, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].target, "co3");
+    assert_string_equal(v[1].target, "co1");
+    store_audit_list_free(v, n);
+}
+
+/* ---- TTL and purge ---- */
+
+static void test_ttl_makes_rows_invisible_at_once(void **state)
+{
+    struct ctx *c = *state;
+    reopen(c, 1000, 0);
+    int64_t t0 = atomic_load(&fake_now);
+    make_session(c->s, "s1");
+    struct store_task t = { .id = "t1", .context_id = "s1", .owner = "alice",
+                            .state = "working", .artifacts = "[]" };
+    assert_ok(store_task_create(c->s, &t));
+    struct store_turn turn = { .id = "turn1", .session_id = "s1" };
+    assert_ok(store_turn_begin(c->s, &turn));
+    put_checkpoint(c->s, "turn1", 1, "llm_reply", 0);
+    make_checkout(c->s, "co1", t0 + 500);
+    char fp[65];
+    store_idem_fingerprint("POST", "/x", "", 0, fp);
+    struct store_idem *r = NULL;
+    assert_ok(store_idem_begin(c->s, "alice", "k1", fp, t0 + 2000, &r));
+
+    /* Writing to the session slides its expiry. */
+    advance(600);
+    struct store_message m = { .session_id = "s1", .role = "user", .parts = "[]" };
+    assert_ok(store_message_append(c->s, &m));
+    struct store_session *sess = NULL;
+    assert_ok(store_session_get(c->s, "s1", &sess));
+    assert_int_equal(sess->expires_at, t0 + 1600);
+    store_session_free(sess);
+    /* The checkout expired at t0+500: gone for reads and writes alike. */
+    struct store_checkout *co = NULL;
+    assert_int_equal(store_checkout_get(c->s, "co1", &co), AGENTD_ENOTFOUND);
+    assert_int_equal(store_checkout_update(c->s, "co1", 1, "x", "{}"), AGENTD_ENOTFOUND);
+
+    advance(1000); /* t0+1600: expires_at <= now is expired */
+    assert_int_equal(store_session_get(c->s, "s1", &sess), AGENTD_ENOTFOUND);
+    struct store_message *msgs = NULL;
+    size_t n = 9;
+    assert_int_equal(store_message_list(c->s, "s1", 0, 0, &msgs, &n), AGENTD_ENOTFOUND);
+    assert_int_equal(store_message_append(c->s, &m), AGENTD_ENOTFOUND);
+    assert_int_equal(store_session_update(c->s, "s1", "{}"), AGENTD_ENOTFOUND);
+    struct store_task *task = NULL;
+    assert_int_equal(store_task_get(c->s, "t1", &task), AGENTD_ENOTFOUND);
+    assert_int_equal(store_task_update(c->s, "t1", "completed", "[]"), AGENTD_ENOTFOUND);
+    struct store_task *tasks = NULL;
+    assert_ok(store_task_list(c->s, "s1", &tasks, &n));
+    assert_int_equal(n, 0);
+    store_task_list_free(tasks, n);
+    struct store_turn *turns = NULL;
+    assert_ok(store_turn_list_unfinished(c->s, 0, &turns, &n));
+    assert_int_equal(n, 0);
+    store_turn_list_free(turns, n);
+    struct store_checkpoint *cps = NULL;
+    assert_int_equal(store_checkpoint_list(c->s, "turn1", &cps, &n), AGENTD_ENOTFOUND);
+    assert_int_equal(store_turn_finish(c->s, "turn1", "failed"), AGENTD_ENOTFOUND);
+
+    /* Expired ids and keys are free again before any purge. */
+    make_session(c->s, "s1");
+    make_checkout(c->s, "co1", 0);
+    advance(400); /* t0+2000 */
+    assert_ok(store_idem_begin(c->s, "alice", "k1", fp, t0 + 9000, &r));
+    assert_null(r);
+}
+
+static void test_purge_in_batches(void **state)
+{
+    struct ctx *c = *state;
+    reopen(c, 1000, 0);
+    int64_t t0 = atomic_load(&fake_now);
+    char fp[65];
+    store_idem_fingerprint("POST", "/x", "", 0, fp);
+    for (int i = 0; i < 25; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "s%d", i);
+        make_session(c->s, id);
+        struct store_message m = { .session_id = id, .role = "user", .parts = "[]" };
+        assert_ok(store_message_append(c->s, &m));
+        struct store_turn t = { .id = id, .session_id = id };
+        assert_ok(store_turn_begin(c->s, &t));
+        put_checkpoint(c->s, id, 1, "llm_reply", 0);
+    }
+    for (int i = 0; i < 5; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "co%d", i);
+        make_checkout(c->s, id, t0 + 100);
+    }
+    make_checkout(c->s, "live", 0);
+    struct store_idem *r = NULL;
+    for (int i = 0; i < 3; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        assert_ok(store_idem_begin(c->s, "alice", key, fp, t0 + 100, &r));
+    }
+    assert_ok(store_idem_begin(c->s, "alice", "live", fp, t0 + 100000, &r));
+
+    int n = -1;
+    assert_ok(store_purge_expired(c->s, 10, &n));
+    assert_int_equal(n, 0);
+
+    advance(900);
+    make_session(c->s, "live"); /* expires at t0 + 1900 */
+    advance(100);
+    int counts[5];
+    for (int i = 0; i < 5; i++)
+        assert_ok(store_purge_expired(c->s, 10, &counts[i]));
+    assert_int_equal(counts[0], 10);
+    assert_int_equal(counts[1], 10);
+    assert_int_equal(counts[2], 10); /* 5 sessions + 5 checkouts */
+    assert_int_equal(counts[3], 3);
+    assert_int_equal(counts[4], 0);
+
+    struct store_session *s = NULL;
+    assert_ok(store_session_get(c->s, "live", &s));
+    store_session_free(s);
+    struct store_checkout *co = NULL;
+    assert_ok(store_checkout_get(c->s, "live", &co));
+    store_checkout_free(co);
+    assert_int_equal(store_idem_begin(c->s, "alice", "live", fp, t0 + 100000, &r),
+                     AGENTD_EEXIST);
+    store_idem_free(r);
+    /* Purged sessions took their turns along. */
+    struct store_turn *turns = NULL;
+    size_t nt = 0;
+    assert_ok(store_turn_list_unfinished(c->s, 0, &turns, &nt));
+    assert_int_equal(nt, 0);
+    store_turn_list_free(turns, nt);
+    assert_int_equal(store_purge_expired(c->s, 0, &n), AGENTD_EINVAL);
+}
+
+/* ---- concurrency ---- */
+
+#define CAS_THREADS 8
+#define CAS_INCREMENTS 1000
+
+struct cas_arg {
+    struct store *s;
+    int conflicts;
+    int failures;
+};
+
+static void *cas_worker(void *p)
+{
+    struct cas_arg *a = p;
+    for (int done = 0; done < CAS_INCREMENTS;) {
+        struct store_checkout *co = NULL;
+        if (store_checkout_get(a->s, "counter", &co) != 0) {
+            a->failures++;
+            return NULL;
+        }
+        int n = -1;
+        sscanf(co->document, "{\"n\":%d}", &n);
+        char doc[32];
+        snprintf(doc, sizeof doc, "{\"n\":%d}", n + 1);
+        int rc = store_checkout_update(a->s, "counter", co->version, "incomplete", doc);
+        store_checkout_free(co);
+        if (rc == 0)
+            done++;
+        else if (rc == AGENTD_ECONFLICT)
+            a->conflicts++;
+        else {
+            a->failures++;
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static void run_cas_race(struct ctx *c)
+{
+    make_checkout(c->s, "counter", 0);
+    pthread_t th[CAS_THREADS];
+    struct cas_arg args[CAS_THREADS];
+    for (int i = 0; i < CAS_THREADS; i++) {
+        args[i] = (struct cas_arg){ .s = c->s };
+        assert_ok(pthread_create(&th[i], NULL, cas_worker, &args[i]));
+    }
+    int conflicts = 0;
+    for (int i = 0; i < CAS_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].failures, 0);
+        conflicts += args[i].conflicts;
+    }
+    struct store_checkout *co = NULL;
+    assert_ok(store_checkout_get(c->s, "counter", &co));
+    char want[32];
+    snprintf(want, sizeof want, "{\"n\":%d}", CAS_THREADS * CAS_INCREMENTS);
+    assert_string_equal(co->document, want);
+    assert_int_equal(co->version, CAS_THREADS * CAS_INCREMENTS + 1);
+    store_checkout_free(co);
+    print_message("    %d updates, %d conflicts retried\n", CAS_THREADS * CAS_INCREMENTS,
+                  conflicts);
+}
+
+static void test_cas_no_lost_update(void **state) { run_cas_race(*state); }
+
+static void test_cas_no_lost_update_single_connection(void **state)
+{
+    struct ctx *c = *state;
+    reopen(c, 0, -1);
+    run_cas_race(c);
+}
+
+/* ---- health ---- */
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/* A real write failure without a full disk: cap the file size this process
+ * may write (what a full volume looks like to SQLite). */
+static void test_disk_full_marks_unhealthy_until_a_write_succeeds(void **state)
+{
+    struct ctx *c = *state;
+    if (!backend->file_based)
+        skip();
+    make_checkout(c->s, "co1", 0);
+    size_t big_len = 4 << 20;
+    char *big = malloc(big_len + 1);
+    assert_non_null(big);
+    memset(big, 'x', big_len);
+    big[0] = '"';
+    big[big_len - 1] = '"';
+    big[big_len] = 0;
+
+    char wal[600];
+    snprintf(wal, sizeof wal, "%s-wal", c->url);
+    off_t cap = file_size(c->url) > file_size(wal) ? file_size(c->url) : file_size(wal);
+    struct rlimit old, lim;
+    assert_ok(getrlimit(RLIMIT_FSIZE, &old));
+    lim = old;
+    lim.rlim_cur = (rlim_t)cap + (1 << 20);
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_ok(setrlimit(RLIMIT_FSIZE, &lim));
+    int rc = store_checkout_update(c->s, "co1", 1, "incomplete", big);
+    int healthy_after_failure = store_healthy(c->s);
+    struct store_checkout *co = NULL;
+    int read_rc = store_checkout_get(c->s, "co1", &co);
+    int healthy_after_read = store_healthy(c->s);
+    assert_ok(setrlimit(RLIMIT_FSIZE, &old));
+    signal(SIGXFSZ, prev);
+    free(big);
+
+    assert_int_equal(rc, AGENTD_EIO);
+    assert_int_equal(healthy_after_failure, 0);
+    assert_ok(read_rc); /* reads still work, and the failed write left nothing */
+    assert_int_equal(co->version, 1);
+    store_checkout_free(co);
+    assert_int_equal(healthy_after_read, 0);
+    /* The readiness probe notices recovery by itself (it tries a write). */
+    assert_ok(store_ping(c->s));
+    assert_int_equal(store_healthy(c->s), 1);
+    assert_ok(store_checkout_update(c->s, "co1", 1, "incomplete", "{}"));
+}
+
+/* ---- backup ---- */
+
+struct writer_arg {
+    struct store *s;
+    atomic_int stop;
+    int written;
+};
+
+static void *background_writer(void *p)
+{
+    struct writer_arg *w = p;
+    while (!atomic_load(&w->stop)) {
+        struct store_audit e = { .principal = "bg", .action = "tick", .target = "",
+                                 .request_id = "", .outcome = "ok" };
+        if (store_audit_append(w->s, &e) == 0)
+            w->written++;
+    }
+    return NULL;
+}
+
+static void test_backup_while_serving(void **state)
+{
+    struct ctx *c = *state;
+    make_session(c->s, "s1");
+    struct store_message m = { .session_id = "s1", .role = "user", .parts = "[\"hi\"]" };
+    assert_ok(store_message_append(c->s, &m));
+    make_checkout(c->s, "co1", 0);
+    assert_ok(store_checkout_update(c->s, "co1", 1, "ready_for_complete", "{\"n\":1}"));
+
+    struct writer_arg w = { .s = c->s };
+    pthread_t th;
+    assert_ok(pthread_create(&th, NULL, background_writer, &w));
+    char path[600];
+    backend->make_url(c->dir, "backups/copy", path, sizeof path);
+    usleep(20000);
+    assert_ok(store_backup(c->s, path));
+    /* Taken mid-write, the copy is still a whole database at one instant. */
+    struct store *b = NULL;
+    char err[256] = "";
+    assert_ok(open_with(c, path, 0, 0, &b, err, sizeof err));
+    struct store_checkout *co = NULL;
+    assert_ok(store_checkout_get(b, "co1", &co));
+    store_checkout_free(co);
+    store_close(b);
+
+    atomic_store(&w.stop, 1);
+    pthread_join(th, NULL);
+    assert_true(w.written > 0);
+    assert_ok(store_backup(c->s, path)); /* replaces the previous copy */
+    assert_ok(open_with(c, path, 0, 0, &b, err, sizeof err));
+    assert_ok(store_checkout_get(b, "co1", &co));
+    assert_int_equal(co->version, 2);
+    assert_string_equal(co->document, "{\"n\":1}");
+    store_checkout_free(co);
+    struct store_message *msgs = NULL;
+    size_t n = 0;
+    assert_ok(store_message_list(b, "s1", 0, 0, &msgs, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(msgs[0].parts, "[\"hi\"]");
+    store_message_list_free(msgs, n);
+    struct store_audit *ev = NULL;
+    assert_ok(store_audit_list(b, "bg", 0, &ev, &n));
+    assert_int_equal(n, (size_t)w.written);
+    store_audit_list_free(ev, n);
+    int v1, v2;
+    assert_ok(store_schema_version(c->s, &v1));
+    assert_ok(store_schema_version(b, &v2));
+    assert_int_equal(v1, v2);
+    store_close(b);
+}
+
+/* ---- async ---- */
+
+struct async_call {
+    struct loop *loop;
+    const char *id;
+    struct store_checkout *result;
+    int status;
+    int on_loop;
+    int worker_saw_loop;
+};
+
+static int op_checkout_get(struct store *s, void *args)
+{
+    struct async_call *a = args;
+    a->worker_saw_loop = loop_current() != NULL;
+    return store_checkout_get(s, a->id, &a->result);
+}
+
+static void async_done(int status, void *args)
+{
+    struct async_call *a = args;
+    a->status = status;
+    a->on_loop = loop_current() == a->loop;
+    loop_stop(a->loop);
+}
+
+static void test_async_completes_on_loop(void **state)
+{
+    struct ctx *c = *state;
+    make_checkout(c->s, "co1", 0);
+    assert_ok(loop_global_init());
+    struct loop *l = loop_new(0);
+    assert_non_null(l);
+    struct pool *p = pool_new(2, 0);
+    assert_non_null(p);
+    assert_int_equal(store_async(c->s, l, op_checkout_get, NULL, NULL), AGENTD_EINVAL);
+    pool_set_default(p);
+
+    struct async_call a = { .loop = l, .id = "co1", .status = -1 };
+    assert_ok(store_async(c->s, l, op_checkout_get, &a, async_done));
+    assert_ok(loop_run(l));
+    assert_ok(a.status);
+    assert_true(a.on_loop);
+    assert_false(a.worker_saw_loop);
+    assert_string_equal(a.result->id, "co1");
+    store_checkout_free(a.result);
+
+    struct async_call missing = { .loop = l, .id = "nope", .status = -1 };
+    assert_ok(store_async(c->s, l, op_checkout_get, &missing, async_done));
+    assert_ok(loop_run(l));
+    assert_int_equal(missing.status, AGENTD_ENOTFOUND);
+    assert_true(missing.on_loop);
+
+    pool_free(p);
+    pool_set_default(NULL);
+    loop_free(l);
+
+    struct buf out = { 0 };
+    metrics_render(&out);
+    assert_non_null(out.data);
+    assert_non_null(strstr(out.data, "agentd_store_op_duration_seconds_count{op=\"checkout_get\"}"));
+    assert_non_null(strstr(out.data, "agentd_worker_queue_depth 0"));
+    buf_free(&out);
+}
+
+/* The value of one rendered series, e.g. name{op="x"}; 0 when absent. */
+static double sample(const char *series)
+{
+    struct buf out = { 0 };
+    metrics_render(&out);
+    double v = 0;
+    const char *at = out.data ? strstr(out.data, series) : NULL;
+    if (at)
+        v = strtod(at + strlen(series), NULL);
+    buf_free(&out);
+    return v;
+}
+
+static void test_errors_are_counted(void **state)
+{
+    struct ctx *c = *state;
+    const char *errs = "agentd_store_errors_total{op=\"checkout_get\"}";
+    const char *calls = "agentd_store_op_duration_seconds_count{op=\"checkout_get\"}";
+    double e0 = sample(errs), n0 = sample(calls);
+    struct store_checkout *co = NULL;
+    /* Answers (not found) are not errors; bad arguments are. */
+    assert_int_equal(store_checkout_get(c->s, "nope", &co), AGENTD_ENOTFOUND);
+    assert_true(sample(errs) == e0);
+    assert_int_equal(store_checkout_get(c->s, NULL, &co), AGENTD_EINVAL);
+    assert_true(sample(errs) == e0 + 1);
+    assert_true(sample(calls) == n0 + 2);
+}
+
+int main(void)
+{
+    const char *want = getenv("AGENTD_TEST_STORE");
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+        if (!want || strcmp(want, backends[i].name) == 0)
+            backend = &backends[i];
+    if (!backend) {
+        fprintf(stderr, "unknown AGENTD_TEST_STORE=%s\n", want);
+        return 2;
+    }
+    fprintf(stderr, "store backend: %s\n", backend->name);
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_open_creates_dirs_and_migrates),
+        T(test_open_refuses_bad_urls),
+        T(test_migrate_is_idempotent),
+        T(test_newer_schema_is_refused),
+        T(test_corrupt_file_is_refused),
+        T(test_meta),
+        T(test_principals_and_apikeys),
+        T(test_sessions_and_messages),
+        T(test_tasks),
+        T(test_turns_and_checkpoints),
+        T(test_checkout_cas),
+        T(test_orders),
+        T(test_idempotency_lifecycle),
+        T(test_audit),
+        T(test_ttl_makes_rows_invisible_at_once),
+        T(test_purge_in_batches),
+        T(test_cas_no_lost_update),
+        T(test_cas_no_lost_update_single_connection),
+        T(test_disk_full_marks_unhealthy_until_a_write_succeeds),
+        T(test_backup_while_serving),
+        T(test_async_completes_on_loop),
+        T(test_errors_are_counted),
+    };
+    int failed = cmocka_run_group_tests_name("store", tests, NULL, NULL);
+    metrics_reset();
+    return failed;
+}
