@@ -1,8 +1,9 @@
-/* agentd command line: serve | check-config | version | --help.
+/* agentd command line: serve | migrate | backup | check-config | version.
  * `serve` wires config, logs, worker pool, routes and the HTTP server, then
  * waits for signals on the main thread: SIGTERM/SIGINT drain, a second one
  * exits at once. */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,13 +18,16 @@
 #include "api/ops.h"
 #include "api/testing.h"
 #include "core/clock.h"
+#include "core/health.h"
 #include "core/config.h"
+#include "core/err.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/pool.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "store/store.h"
 #include "version.h"
 
 static const char usage[] =
@@ -31,6 +35,8 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  serve          run the server (configured from AGENTD_* environment variables)\n"
+    "  migrate        apply database migrations and print the schema version\n"
+    "  backup PATH    write a consistent copy of the database to PATH (safe while serving)\n"
     "  check-config   validate the environment, list every problem, print the redacted config\n"
     "  version        print the version and git commit\n"
     "  --help         this text\n"
@@ -72,6 +78,76 @@ static int cmd_check_config(void)
     return n ? 2 : 0;
 }
 
+/* ---- store ---- */
+
+static int open_store(const struct config *cfg, struct store **out)
+{
+    struct store_options opt = {
+        .url = cfg->db,
+        .sync = cfg->db_sync == CONFIG_DB_SYNC_FULL ? STORE_SYNC_FULL : STORE_SYNC_NORMAL,
+        .session_ttl_ms = cfg->session_ttl_ms,
+    };
+    char err[512] = "";
+    int rc = store_open(&opt, out, err, sizeof err);
+    if (rc != 0) {
+        log_msg(LOG_ERROR, NULL, "cannot open the database: %s", err);
+        fprintf(stderr, "agentd: cannot open the database: %s\n", err);
+    }
+    return rc;
+}
+
+static int cmd_migrate(void)
+{
+    struct config cfg;
+    struct store *st = NULL;
+    int rc = 2;
+    if (load_config(&cfg) == 0) {
+        rc = 1;
+        if (open_store(&cfg, &st) == 0) {
+            int version = 0;
+            if (store_schema_version(st, &version) == 0) {
+                printf("schema version %d\n", version);
+                rc = 0;
+            }
+            store_close(st);
+        }
+    }
+    metrics_reset();
+    config_free(&cfg);
+    return rc;
+}
+
+static int cmd_backup(const char *path)
+{
+    struct config cfg;
+    struct store *st = NULL;
+    int rc = 2;
+    if (load_config(&cfg) == 0) {
+        rc = 1;
+        if (open_store(&cfg, &st) == 0) {
+            int err = store_backup(st, path);
+            if (err == 0) {
+                printf("backup written to %s\n", path);
+                rc = 0;
+            } else {
+                fprintf(stderr, "agentd: backup to %s failed: %s\n", path, agentd_err_msg(err));
+            }
+            store_close(st);
+        }
+    }
+    metrics_reset();
+    config_free(&cfg);
+    return rc;
+}
+
+static int store_check(void *ud, char *detail, size_t len)
+{
+    int rc = store_ping(ud);
+    if (rc != 0)
+        snprintf(detail, len, "%s", agentd_err_msg(rc));
+    return rc;
+}
+
 /* ---- serve ---- */
 
 struct runner {
@@ -79,9 +155,42 @@ struct runner {
     struct http_server *srv;
     const struct config *cfg;
     struct event *tick;
+    struct event *purge;
+    struct store *store;
+    atomic_int purging;
     int64_t drain_deadline_ms;
     int signals;
 };
+
+#define PURGE_EVERY_S 60
+#define PURGE_BATCH 500
+
+/* Expired rows go in small batches, each its own short transaction, so a
+ * purge never holds the write lock for long. Runs on a worker. */
+static void purge_job(void *arg)
+{
+    struct runner *rn = arg;
+    int total = 0, n = 0;
+    do {
+        if (store_purge_expired(rn->store, PURGE_BATCH, &n) != 0)
+            break;
+        total += n;
+    } while (n == PURGE_BATCH && !http_server_draining(rn->srv));
+    if (total)
+        log_msg(LOG_INFO, NULL, "purged %d expired rows", total);
+    atomic_store(&rn->purging, 0);
+}
+
+static void purge_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct runner *rn = arg;
+    if (!atomic_exchange(&rn->purging, 1) &&
+        pool_submit(pool_default(), NULL, purge_job, NULL, rn) != 0)
+        atomic_store(&rn->purging, 0);
+    struct timeval tv = { PURGE_EVERY_S, 0 };
+    evtimer_add(rn->purge, &tv);
+}
 
 static void drain_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -139,8 +248,13 @@ static int cmd_serve(void)
     struct pool *pool = pool_new(cfg.workers, 100000);
     struct router *rt = router_new();
     struct http_server *srv = NULL;
+    struct store *store = NULL;
     struct runner rn = { .cfg = &cfg };
     int rc = 1;
+    if (open_store(&cfg, &store) != 0)
+        goto out;
+    health_register("store", store_check, store, 1);
+    rn.store = store;
     if (!pool || !rt || ops_routes(rt, &ops) != 0 || testing_routes(rt, &cfg) != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");
         goto out;
@@ -178,6 +292,9 @@ static int cmd_serve(void)
     const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
     if (rn.base) {
         rn.tick = evtimer_new(rn.base, drain_tick, &rn);
+        rn.purge = evtimer_new(rn.base, purge_tick, &rn);
+        if (rn.purge)
+            purge_tick(-1, 0, &rn);
         for (int i = 0; i < 3; i++) {
             sigs[i] = evsignal_new(rn.base, signums[i], on_signal, &rn);
             if (sigs[i])
@@ -191,13 +308,17 @@ static int cmd_serve(void)
             event_free(sigs[i]);
     if (rn.tick)
         event_free(rn.tick);
+    if (rn.purge)
+        event_free(rn.purge);
     if (rn.base)
         event_base_free(rn.base);
     rc = 0;
 out:
     http_server_free(srv);
     pool_set_default(NULL);
-    pool_free(pool);
+    pool_free(pool); /* finishes a purge still running */
+    store_close(store);
+    health_reset();
     router_free(rt);
     metrics_reset();
     config_free(&cfg);
@@ -206,6 +327,10 @@ out:
 
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "backup") == 0)
+        return cmd_backup(argv[2]);
+    if (argc == 2 && strcmp(argv[1], "migrate") == 0)
+        return cmd_migrate();
     if (argc != 2) {
         fputs(usage, stderr);
         return 2;

@@ -198,7 +198,7 @@ static void free_text(const void *data, size_t len, void *extra)
 
 void http_reply_json(struct http_req *r, int status, json_t *body)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
     json_decref(body);
     if (body && !text) {
         http_reply_raw(r, 500, "application/json",
@@ -230,6 +230,9 @@ void http_reply_error(struct http_req *r, int status, const char *code, const ch
 
 void http_reply_err(struct http_req *r, int err, const char *message)
 {
+    /* every 503 we decide is transient: tell clients when to come back */
+    if (agentd_err_http(err) == 503)
+        http_set_header(r, "Retry-After", "1");
     http_reply_error(r, agentd_err_http(err), agentd_err_code(err),
                      message ? message : agentd_err_msg(err));
 }

@@ -482,7 +482,7 @@ static int create_private(const char *path, int truncate, char *err, size_t errl
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0600);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        snprintf(err, errlen, "cannot create %.200s: %s", path, strerror(errno));
         return AGENTD_EIO;
     }
     close(fd);
