@@ -25,6 +25,7 @@
     X(EIO,             "io_error",               503, "storage I/O error")               \
     X(ECORRUPT,        "corrupt",                500, "data is corrupt")                 \
     X(EEXIST,          "exists",                 409, "already exists")                  \
+    X(ESTOCK,          "out_of_stock",           409, "not enough stock")                \
     X(ESHUTDOWN,       "shutting_down",          503, "the server is shutting down")
 
 enum agentd_err {

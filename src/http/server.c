@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,6 +29,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <sys/queue.h>
 #include <event2/keyvalq_struct.h>
 
 #define STREAM_OUTPUT_CAP (1 << 20) /* unread bytes before a slow reader is cut */
@@ -177,9 +179,45 @@ static void common_headers(struct http_req *r, const char *content_type)
         evhttp_add_header(h, "Connection", "close");
 }
 
+static int run_hook(struct http_req *r, int status, const char *content_type, char *owned,
+                    size_t len)
+{
+    void (*hook)(struct http_req *, int, const char *, char *, size_t, void *) = r->reply_hook;
+    r->reply_hook = NULL;
+    hook(r, status, content_type, owned, len, r->hook_ud);
+    return 1;
+}
+
+json_t *http_reply_headers_json(struct http_req *r)
+{
+    static const char *const skip[] = { "X-Request-Id", "Date", "Content-Length", "Connection",
+                                        "Cache-Control", NULL };
+    json_t *o = json_object();
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, evhttp_request_get_output_headers(r->ev), next) {
+        int skipped = 0;
+        for (int i = 0; skip[i]; i++)
+            skipped |= strcasecmp(kv->key, skip[i]) == 0;
+        if (!skipped)
+            json_object_set_new(o, kv->key, json_string(kv->value));
+    }
+    return o;
+}
+
 void http_reply_raw(struct http_req *r, int status, const char *content_type, const char *body,
                     size_t len)
 {
+    if (r->reply_hook) {
+        char *copy = malloc(len + 1);
+        if (copy) {
+            if (len)
+                memcpy(copy, body, len);
+            copy[len] = 0;
+            run_hook(r, status, content_type, copy, len);
+            return;
+        }
+        r->reply_hook = NULL; /* out of memory: send unhooked rather than lose it */
+    }
     r->status = status;
     common_headers(r, content_type);
     struct evbuffer *out = evhttp_request_get_output_buffer(r->ev);
@@ -206,6 +244,10 @@ void http_reply_json(struct http_req *r, int status, json_t *body)
         return;
     }
     size_t len = text ? strlen(text) : 0;
+    if (text && r->reply_hook) {
+        run_hook(r, status, "application/json", text, len);
+        return;
+    }
     if (text) {
         /* hand the string to the output buffer without copying */
         r->status = status;
@@ -359,6 +401,10 @@ static void on_request(struct evhttp_request *ev, void *arg)
     r->query = uri ? evhttp_uri_get_query(uri) : NULL;
     if (!path || !*path)
         path = "/";
+    r->path = path;
+    r->uri = evhttp_request_get_uri(ev);
+    if (!r->uri)
+        r->uri = path;
 
     struct evbuffer *in = evhttp_request_get_input_buffer(ev);
     size_t blen = evbuffer_get_length(in);

@@ -32,6 +32,8 @@ struct http_req {
     char request_id[REQID_MAX + 1];
     char principal[128];            /* "anonymous" until auth sets it */
     char remote[64];
+    const char *uri;                /* the request target as sent (path + query) */
+    const char *path;               /* its path part */
     const char *query;              /* raw query string or NULL */
     const char *body;               /* NUL-terminated; body_len bytes */
     size_t body_len;
@@ -43,6 +45,13 @@ struct http_req {
     void (*on_client_gone)(struct http_req *r, void *ud);
     void *gone_ud;
     void *ud;                       /* the handler's own state */
+    /* When set, the next reply is handed to the hook instead of being sent
+     * (the hook is cleared first, so the hook sends it with http_reply_raw
+     * when it is ready). Idempotency uses it to persist a reply before the
+     * client can see it. body is malloc'd and owned by the hook. */
+    void (*reply_hook)(struct http_req *r, int status, const char *content_type, char *body,
+                       size_t len, void *ud);
+    void *hook_ud;
 };
 
 /* ---- replies (loop thread of r only) ---- */
@@ -57,6 +66,10 @@ void http_reply_raw(struct http_req *r, int status, const char *content_type, co
 void http_reply_error(struct http_req *r, int status, const char *code, const char *message);
 /* Maps an AGENTD_E* status through core/err.h; message NULL = the default. */
 void http_reply_err(struct http_req *r, int err, const char *message);
+
+/* The response headers set so far (minus per-request ones: X-Request-Id,
+ * Date, Content-Length, Connection) as a JSON object, for replaying later. */
+json_t *http_reply_headers_json(struct http_req *r);
 
 /* Chunked streaming. start sends status + headers; write queues bytes (0, or
  * -1 when the client is gone or its unread output exceeds the cap, in which

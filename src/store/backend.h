@@ -43,7 +43,10 @@ struct store_backend {
     int (*checkout_update)(void *b, const char *id, int64_t expected_version,
                            const char *status, const char *document);
     int (*order_create)(void *b, struct store_order *o, int64_t checkout_version,
-                        const char *checkout_status, const char *checkout_document);
+                        const char *checkout_status, const char *checkout_document,
+                        const struct store_stock_line *take, size_t ntake);
+    int (*stock_seed)(void *b, const struct store_stock_line *v, size_t n, int replace);
+    int (*stock_get)(void *b, const char *product_id, int64_t *quantity);
     int (*order_get)(void *b, const char *id, struct store_order **out);
     int (*idem_begin)(void *b, const char *principal, const char *key, const char *fingerprint,
                       int64_t expires_at, struct store_idem **existing);

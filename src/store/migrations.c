@@ -115,6 +115,10 @@ static const struct migration migrations[] = {
       "  request_id TEXT NOT NULL,"
       "  outcome TEXT NOT NULL);"
       "CREATE INDEX audit_principal ON audit(principal, id);" },
+    { 2,
+      "CREATE TABLE stock ("
+      "  product_id TEXT PRIMARY KEY,"
+      "  quantity INTEGER NOT NULL CHECK (quantity >= 0)) WITHOUT ROWID;" },
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

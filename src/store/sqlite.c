@@ -101,6 +101,13 @@
     X(ORDER_INSERT, "INSERT INTO orders(id, checkout_id, owner, document, created_at) "        \
                     "VALUES(?1, ?2, ?3, ?4, ?5)")                                              \
     X(ORDER_GET, "SELECT id, checkout_id, owner, document, created_at FROM orders WHERE id = ?1") \
+    X(STOCK_TAKE, "UPDATE stock SET quantity = quantity - ?2 WHERE product_id = ?1 "            \
+                  "AND quantity >= ?2")                                                        \
+    X(STOCK_SET, "INSERT INTO stock(product_id, quantity) VALUES(?1, ?2) "                    \
+                 "ON CONFLICT(product_id) DO UPDATE SET quantity = excluded.quantity")         \
+    X(STOCK_SEED, "INSERT INTO stock(product_id, quantity) VALUES(?1, ?2) ON CONFLICT DO NOTHING") \
+    X(STOCK_CLEAR, "DELETE FROM stock")                                                        \
+    X(STOCK_GET, "SELECT quantity FROM stock WHERE product_id = ?1")                           \
     X(IDEM_DROP_EXPIRED, "DELETE FROM idempotency WHERE principal = ?1 AND key = ?2 "          \
                          "AND expires_at <= ?3")                                               \
     X(IDEM_INSERT, "INSERT INTO idempotency(principal, key, fingerprint, state, created_at, "  \
@@ -1225,7 +1232,8 @@ static int sq_checkout_update(void *b, const char *id, int64_t expected_version,
 }
 
 static int sq_order_create(void *b, struct store_order *o, int64_t checkout_version,
-                           const char *checkout_status, const char *checkout_document)
+                           const char *checkout_status, const char *checkout_document,
+                           const struct store_stock_line *take, size_t ntake)
 {
     struct sq *q = b;
     int64_t now = now_ms(q);
@@ -1234,11 +1242,46 @@ static int sq_order_create(void *b, struct store_order *o, int64_t checkout_vers
         return rc;
     rc = checkout_cas(q, o->checkout_id, checkout_version, checkout_status, checkout_document,
                       now);
+    for (size_t i = 0; rc == 0 && i < ntake; i++) {
+        int changed = 0;
+        rc = run(&q->writer, ST_STOCK_TAKE, NULL, &changed, "ti", take[i].product_id,
+                 take[i].quantity);
+        if (rc == 0 && !changed)
+            rc = AGENTD_ESTOCK;
+    }
     if (rc == 0)
         rc = run(&q->writer, ST_ORDER_INSERT, NULL, NULL, "tttti", o->id, o->checkout_id,
                  o->owner, o->document, now);
     if ((rc = writer_end(q, rc)) == 0)
         o->created_at = now;
+    return rc;
+}
+
+static int sq_stock_seed(void *b, const struct store_stock_line *v, size_t n, int replace)
+{
+    struct sq *q = b;
+    int rc = writer_begin(q);
+    if (rc)
+        return rc;
+    if (replace)
+        rc = run(&q->writer, ST_STOCK_CLEAR, NULL, NULL, "");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = run(&q->writer, replace ? ST_STOCK_SET : ST_STOCK_SEED, NULL, NULL, "ti",
+                 v[i].product_id, v[i].quantity);
+    return writer_end(q, rc);
+}
+
+static int sq_stock_get(void *b, const char *product_id, int64_t *quantity)
+{
+    struct sq *q = b;
+    struct conn *c = reader_get(q);
+    int64_t v = -1;
+    int rc = run(c, ST_STOCK_GET, &v, NULL, "t", product_id);
+    conn_put(c);
+    if (rc == 0 && v < 0)
+        rc = AGENTD_ENOTFOUND;
+    if (rc == 0)
+        *quantity = v;
     return rc;
 }
 
@@ -1424,6 +1467,8 @@ const struct store_backend store_backend_sqlite = {
     .checkout_get = sq_checkout_get,
     .checkout_update = sq_checkout_update,
     .order_create = sq_order_create,
+    .stock_seed = sq_stock_seed,
+    .stock_get = sq_stock_get,
     .order_get = sq_order_get,
     .idem_begin = sq_idem_begin,
     .idem_finish = sq_idem_finish,

@@ -31,7 +31,8 @@
     X(turn_finish, W) X(turn_list_unfinished, R) X(checkpoint_put, W)                  \
     X(checkpoint_list, R) X(checkout_create, W) X(checkout_get, R)                     \
     X(checkout_update, W) X(order_create, W) X(order_get, R) X(idem_begin, W)          \
-    X(idem_finish, W) X(idem_abandon, W) X(audit_append, W) X(audit_list, R)
+    X(idem_finish, W) X(idem_abandon, W) X(audit_append, W) X(audit_list, R)            \
+    X(stock_seed, W) X(stock_get, R)
 
 enum store_op {
 #define X(op, kind) OP_##op,
@@ -383,12 +384,34 @@ int store_checkout_update(struct store *s, const char *id, int64_t expected_vers
     CALL(s, checkout_update, id, expected_version, status, document);
 }
 
+static int stock_lines_ok(const struct store_stock_line *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!nonempty(v[i].product_id) || v[i].quantity < 0)
+            return 0;
+    return 1;
+}
+
 int store_order_create(struct store *s, struct store_order *o, int64_t checkout_version,
-                       const char *checkout_status, const char *checkout_document)
+                       const char *checkout_status, const char *checkout_document,
+                       const struct store_stock_line *take, size_t ntake)
 {
     REQUIRE(s, order_create, o && nonempty(o->id) && o->checkout_id && o->owner &&
-                                 o->document && nonempty(checkout_status) && checkout_document);
-    CALL(s, order_create, o, checkout_version, checkout_status, checkout_document);
+                                 o->document && nonempty(checkout_status) && checkout_document &&
+                                 (take || ntake == 0) && stock_lines_ok(take, ntake));
+    CALL(s, order_create, o, checkout_version, checkout_status, checkout_document, take, ntake);
+}
+
+int store_stock_seed(struct store *s, const struct store_stock_line *v, size_t n, int replace)
+{
+    REQUIRE(s, stock_seed, (v || n == 0) && stock_lines_ok(v, n));
+    CALL(s, stock_seed, v, n, replace);
+}
+
+int store_stock_get(struct store *s, const char *product_id, int64_t *quantity)
+{
+    REQUIRE(s, stock_get, nonempty(product_id) && quantity);
+    CALL(s, stock_get, product_id, quantity);
 }
 
 int store_order_get(struct store *s, const char *id, struct store_order **out)

@@ -197,6 +197,20 @@ int store_checkpoint_list(struct store *s, const char *turn_id, struct store_che
                           size_t *n);
 void store_checkpoint_list_free(struct store_checkpoint *v, size_t n);
 
+/* ---- stock: live inventory, seeded from the catalog ---- */
+
+struct store_stock_line {
+    const char *product_id;
+    int64_t quantity;
+};
+
+/* replace = 0: inserts products that have no stock row yet (seeding at
+ * start never undoes sales). replace = 1: the stock table becomes exactly
+ * these rows (catalog import). One transaction. */
+int store_stock_seed(struct store *s, const struct store_stock_line *v, size_t n, int replace);
+/* AGENTD_ENOTFOUND when the product has no stock row. */
+int store_stock_get(struct store *s, const char *product_id, int64_t *quantity);
+
 /* ---- checkouts and orders ---- */
 
 struct store_checkout {
@@ -224,10 +238,13 @@ struct store_order {
     int64_t created_at;
 };
 /* Places an order and moves its checkout on in one transaction: the same
- * compare-and-swap as store_checkout_update(o->checkout_id, ...), then the
- * insert. AGENTD_EEXIST if the order id or the checkout's order exists. */
+ * compare-and-swap as store_checkout_update(o->checkout_id, ...), takes
+ * each `take` line from stock, then the insert. AGENTD_ESTOCK (nothing
+ * applied) if any product lacks the quantity; AGENTD_EEXIST if the order id
+ * or the checkout's order exists. */
 int store_order_create(struct store *s, struct store_order *o, int64_t checkout_version,
-                       const char *checkout_status, const char *checkout_document);
+                       const char *checkout_status, const char *checkout_document,
+                       const struct store_stock_line *take, size_t ntake);
 int store_order_get(struct store *s, const char *id, struct store_order **out);
 void store_order_free(struct store_order *o);
 

@@ -478,11 +478,11 @@ static void test_orders(void **state)
     make_checkout(c->s, "co1", 0);
     struct store_order o = { .id = "ord1", .checkout_id = "co1", .owner = "alice",
                              .document = "{\"total\":500}" };
-    assert_int_equal(store_order_create(c->s, &o, 7, "completed", "{}"), AGENTD_ECONFLICT);
+    assert_int_equal(store_order_create(c->s, &o, 7, "completed", "{}", NULL, 0), AGENTD_ECONFLICT);
     struct store_order *got = NULL;
     assert_int_equal(store_order_get(c->s, "ord1", &got), AGENTD_ENOTFOUND);
 
-    assert_ok(store_order_create(c->s, &o, 1, "completed", "{\"order\":\"ord1\"}"));
+    assert_ok(store_order_create(c->s, &o, 1, "completed", "{\"order\":\"ord1\"}", NULL, 0));
     assert_ok(store_order_get(c->s, "ord1", &got));
     assert_string_equal(got->checkout_id, "co1");
     assert_string_equal(got->document, "{\"total\":500}");
@@ -491,7 +491,7 @@ static void test_orders(void **state)
     /* A second order for the checkout fails whole: the checkout stays put. */
     struct store_order o2 = { .id = "ord2", .checkout_id = "co1", .owner = "alice",
                               .document = "{}" };
-    assert_int_equal(store_order_create(c->s, &o2, 2, "completed", "{\"again\":1}"),
+    assert_int_equal(store_order_create(c->s, &o2, 2, "completed", "{\"again\":1}", NULL, 0),
                      AGENTD_EEXIST);
     struct store_checkout *co = NULL;
     assert_ok(store_checkout_get(c->s, "co1", &co));
@@ -499,6 +499,93 @@ static void test_orders(void **state)
     assert_string_equal(co->status, "completed");
     assert_string_equal(co->document, "{\"order\":\"ord1\"}");
     store_checkout_free(co);
+}
+
+static void test_stock(void **state)
+{
+    struct ctx *c = *state;
+    struct store_stock_line seed[] = { { "BISC-001", 5 }, { "CHIPS-001", 1 } };
+    assert_ok(store_stock_seed(c->s, seed, 2, 0));
+    int64_t q = 0;
+    assert_ok(store_stock_get(c->s, "BISC-001", &q));
+    assert_int_equal(q, 5);
+    assert_int_equal(store_stock_get(c->s, "NOPE", &q), AGENTD_ENOTFOUND);
+    /* seeding again never undoes sales: existing rows keep their value */
+    struct store_stock_line again[] = { { "BISC-001", 99 }, { "STRAW-001", 3 } };
+    assert_ok(store_stock_seed(c->s, again, 2, 0));
+    assert_ok(store_stock_get(c->s, "BISC-001", &q));
+    assert_int_equal(q, 5);
+    assert_ok(store_stock_get(c->s, "STRAW-001", &q));
+    assert_int_equal(q, 3);
+
+    /* an order takes stock in the same transaction; short stock fails whole */
+    make_checkout(c->s, "co1", 0);
+    struct store_order o = { .id = "ord1", .checkout_id = "co1", .owner = "alice", .document = "{}" };
+    struct store_stock_line too_many[] = { { "BISC-001", 2 }, { "CHIPS-001", 2 } };
+    assert_int_equal(store_order_create(c->s, &o, 1, "completed", "{}", too_many, 2), AGENTD_ESTOCK);
+    assert_ok(store_stock_get(c->s, "BISC-001", &q));
+    assert_int_equal(q, 5); /* the first line's take was rolled back */
+    struct store_checkout *co = NULL;
+    assert_ok(store_checkout_get(c->s, "co1", &co));
+    assert_int_equal(co->version, 1);
+    store_checkout_free(co);
+    struct store_stock_line ok[] = { { "BISC-001", 2 }, { "CHIPS-001", 1 } };
+    assert_ok(store_order_create(c->s, &o, 1, "completed", "{}", ok, 2));
+    assert_ok(store_stock_get(c->s, "BISC-001", &q));
+    assert_int_equal(q, 3);
+    assert_ok(store_stock_get(c->s, "CHIPS-001", &q));
+    assert_int_equal(q, 0);
+    /* a product without a stock row cannot be sold */
+    make_checkout(c->s, "co2", 0);
+    struct store_order o2 = { .id = "ord2", .checkout_id = "co2", .owner = "alice", .document = "{}" };
+    struct store_stock_line unknown[] = { { "GHOST", 1 } };
+    assert_int_equal(store_order_create(c->s, &o2, 1, "completed", "{}", unknown, 1), AGENTD_ESTOCK);
+
+    /* replace: the table becomes exactly the import */
+    struct store_stock_line import[] = { { "NEW-1", 7 } };
+    assert_ok(store_stock_seed(c->s, import, 1, 1));
+    assert_int_equal(store_stock_get(c->s, "BISC-001", &q), AGENTD_ENOTFOUND);
+    assert_ok(store_stock_get(c->s, "NEW-1", &q));
+    assert_int_equal(q, 7);
+    struct store_stock_line neg[] = { { "X", -1 } };
+    assert_int_equal(store_stock_seed(c->s, neg, 1, 0), AGENTD_EINVAL);
+}
+
+struct race {
+    struct store *s;
+    const char *checkout;
+    const char *order;
+    int rc;
+};
+
+static void *race_last_unit(void *arg)
+{
+    struct race *r = arg;
+    struct store_order o = { .id = (char *)r->order, .checkout_id = (char *)r->checkout,
+                             .owner = "alice", .document = "{}" };
+    struct store_stock_line take[] = { { "LAST-1", 1 } };
+    r->rc = store_order_create(r->s, &o, 1, "completed", "{}", take, 1);
+    return NULL;
+}
+
+static void test_stock_last_unit_race(void **state)
+{
+    struct ctx *c = *state;
+    struct store_stock_line seed[] = { { "LAST-1", 1 } };
+    assert_ok(store_stock_seed(c->s, seed, 1, 0));
+    make_checkout(c->s, "coA", 0);
+    make_checkout(c->s, "coB", 0);
+    struct race a = { c->s, "coA", "ordA", -1 }, b = { c->s, "coB", "ordB", -1 };
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, race_last_unit, &a);
+    pthread_create(&tb, NULL, race_last_unit, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_true((a.rc == 0) != (b.rc == 0));
+    assert_int_equal(a.rc == 0 ? b.rc : a.rc, AGENTD_ESTOCK);
+    int64_t q = -1;
+    assert_ok(store_stock_get(c->s, "LAST-1", &q));
+    assert_int_equal(q, 0);
 }
 
 /* ---- idempotency ---- */
@@ -1035,6 +1122,8 @@ int main(void)
         T(test_turns_and_checkpoints),
         T(test_checkout_cas),
         T(test_orders),
+        T(test_stock),
+        T(test_stock_last_unit_race),
         T(test_idempotency_lifecycle),
         T(test_audit),
         T(test_ttl_makes_rows_invisible_at_once),

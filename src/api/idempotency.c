@@ -1,0 +1,185 @@
+/* Idempotency-Key: claim (store) -> run the handler -> capture its reply
+ * through the request's reply hook -> persist it -> send it. Every store call
+ * goes through store_async, so the loop never waits on disk. */
+#include "api/idempotency.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "store/async.h"
+#include "store/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct idem_job {
+    struct http_req *r;
+    struct store *st;
+    char *principal, *key;
+    char fingerprint[65];
+    http_handler handler;
+    idem_error_fn on_error;
+    struct store_idem *existing;
+    /* the captured reply */
+    int status;
+    char *content_type;
+    char *body;
+    size_t len;
+    char *headers;
+};
+
+int idem_key_valid(const char *key)
+{
+    size_t n = 0;
+    for (; key[n]; n++)
+        if ((unsigned char)key[n] < 0x21 || (unsigned char)key[n] > 0x7e || n >= IDEM_KEY_MAX)
+            return 0;
+    return n > 0;
+}
+
+static void job_free(struct idem_job *j)
+{
+    store_idem_free(j->existing);
+    free(j->principal);
+    free(j->key);
+    free(j->content_type);
+    free(j->body);
+    free(j->headers);
+    free(j);
+}
+
+static void error_reply(struct idem_job *j, int status, const char *code, const char *msg)
+{
+    if (j->on_error)
+        j->on_error(j->r, status, code, msg);
+    else
+        http_reply_error(j->r, status, code, msg);
+}
+
+/* ---- after the handler replied: persist, then send ---- */
+
+static int op_finish(struct store *st, void *arg)
+{
+    struct idem_job *j = arg;
+    if (j->status >= 500)
+        return store_idem_abandon(st, j->principal, j->key);
+    return store_idem_finish(st, j->principal, j->key, j->status, j->headers, j->body, j->len);
+}
+
+static void finish_done(int status, void *arg)
+{
+    struct idem_job *j = arg;
+    if (status != 0)
+        log_msg(LOG_WARN, j->r->request_id, "idempotency record not saved: %s", agentd_err_msg(status));
+    http_reply_raw(j->r, j->status, j->content_type, j->body, j->len);
+    job_free(j);
+}
+
+static void capture(struct http_req *r, int status, const char *content_type, char *body, size_t len,
+                    void *ud)
+{
+    struct idem_job *j = ud;
+    j->status = status;
+    j->content_type = content_type ? strdup(content_type) : NULL;
+    j->body = body;
+    j->len = len;
+    json_t *h = http_reply_headers_json(r);
+    if (content_type)
+        json_object_set_new(h, "Content-Type", json_string(content_type));
+    j->headers = json_dumps(h, JSON_COMPACT);
+    json_decref(h);
+    if (store_async(j->st, r->loop, op_finish, j, finish_done) != 0)
+        finish_done(AGENTD_EBUSY, j);
+}
+
+/* ---- the claim ---- */
+
+static int op_begin(struct store *st, void *arg)
+{
+    struct idem_job *j = arg;
+    return store_idem_begin(st, j->principal, j->key, j->fingerprint, clock_wall_ms() + IDEM_TTL_MS,
+                            &j->existing);
+}
+
+static void replay(struct idem_job *j)
+{
+    struct store_idem *rec = j->existing;
+    json_error_t e;
+    json_t *h = rec->headers ? json_loads(rec->headers, 0, &e) : NULL;
+    const char *ctype = NULL;
+    const char *name;
+    json_t *v;
+    json_object_foreach(h, name, v) {
+        if (strcasecmp(name, "Content-Type") == 0)
+            ctype = json_string_value(v);
+        else if (json_is_string(v))
+            http_set_header(j->r, name, json_string_value(v));
+    }
+    http_set_header(j->r, "Idempotent-Replayed", "true");
+    http_reply_raw(j->r, rec->status, ctype, rec->body, rec->body_len);
+    json_decref(h);
+}
+
+static void begin_done(int status, void *arg)
+{
+    struct idem_job *j = arg;
+    if (status == 0) {
+        j->r->reply_hook = capture;
+        j->r->hook_ud = j;
+        j->handler(j->r);
+        return;
+    }
+    if (status == AGENTD_EEXIST && j->existing) {
+        if (strcmp(j->existing->fingerprint, j->fingerprint) != 0)
+            error_reply(j, 409, "idempotency_key_reused",
+                        "this Idempotency-Key was already used with a different request");
+        else if (strcmp(j->existing->state, STORE_IDEM_DONE) != 0)
+            error_reply(j, 409, "idempotency_in_progress",
+                        "a request with this Idempotency-Key is still being processed; retry later");
+        else
+            replay(j);
+        job_free(j);
+        return;
+    }
+    if (agentd_err_http(status) == 503)
+        http_set_header(j->r, "Retry-After", "1");
+    error_reply(j, agentd_err_http(status), agentd_err_code(status), agentd_err_msg(status));
+    job_free(j);
+}
+
+void idem_handle(struct http_req *r, struct store *st, const char *principal, http_handler handler,
+                 idem_error_fn on_error)
+{
+    const char *key = http_req_header(r, "Idempotency-Key");
+    if (!key) {
+        handler(r);
+        return;
+    }
+    struct idem_job tmp = { .r = r, .on_error = on_error };
+    if (!idem_key_valid(key)) {
+        error_reply(&tmp, 400, "invalid_idempotency_key",
+                    "Idempotency-Key must be 1-255 visible ASCII characters");
+        return;
+    }
+    struct idem_job *j = calloc(1, sizeof *j);
+    if (j) {
+        j->principal = strdup(principal ? principal : "anonymous");
+        j->key = strdup(key);
+    }
+    if (!j || !j->principal || !j->key) {
+        if (j)
+            job_free(j);
+        error_reply(&tmp, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    j->r = r;
+    j->st = st;
+    j->handler = handler;
+    j->on_error = on_error;
+    store_idem_fingerprint(http_method_name(r->method), r->uri, r->body, r->body_len, j->fingerprint);
+    int rc = store_async(st, r->loop, op_begin, j, begin_done);
+    if (rc != 0) {
+        job_free(j);
+        http_set_header(r, "Retry-After", "1");
+        error_reply(&tmp, agentd_err_http(rc), agentd_err_code(rc), agentd_err_msg(rc));
+    }
+}
