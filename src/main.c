@@ -27,6 +27,7 @@
 #include "core/pool.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "shop/merchant.h"
 #include "store/store.h"
 #include "version.h"
 
@@ -37,6 +38,9 @@ static const char usage[] =
     "  serve          run the server (configured from AGENTD_* environment variables)\n"
     "  migrate        apply database migrations and print the schema version\n"
     "  backup PATH    write a consistent copy of the database to PATH (safe while serving)\n"
+    "  catalog import DIR\n"
+    "                 import UCP sample-merchant CSV files (products, inventory, shipping_rates,\n"
+    "                 discounts) as the catalog serve sells from; replaces stock\n"
     "  check-config   validate the environment, list every problem, print the redacted config\n"
     "  version        print the version and git commit\n"
     "  --help         this text\n"
@@ -140,6 +144,31 @@ static int cmd_backup(const char *path)
     return rc;
 }
 
+static int cmd_catalog_import(const char *dir)
+{
+    struct config cfg;
+    struct store *st = NULL;
+    int rc = 2;
+    if (load_config(&cfg) == 0) {
+        rc = 1;
+        if (open_store(&cfg, &st) == 0) {
+            char err[1024] = "";
+            size_t n = 0;
+            if (merchant_import(st, cfg.catalog, dir, &n, err, sizeof err) == 0) {
+                printf("imported %zu products from %s into %s\n", n, dir,
+                       cfg.catalog ? cfg.catalog : "the store");
+                rc = 0;
+            } else {
+                fprintf(stderr, "agentd: catalog import failed:\n%s\n", err);
+            }
+            store_close(st);
+        }
+    }
+    metrics_reset();
+    config_free(&cfg);
+    return rc;
+}
+
 static int store_check(void *ud, char *detail, size_t len)
 {
     int rc = store_ping(ud);
@@ -157,6 +186,7 @@ struct runner {
     struct event *tick;
     struct event *purge;
     struct store *store;
+    struct merchant *merchant;
     atomic_int purging;
     int64_t drain_deadline_ms;
     int signals;
@@ -214,7 +244,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     struct runner *rn = arg;
     if (sig == SIGHUP) {
-        log_msg(LOG_INFO, NULL, "SIGHUP: nothing to reload yet");
+        char err[1024] = "";
+        if (merchant_load(rn->merchant, err, sizeof err) == 0)
+            log_msg(LOG_INFO, NULL, "SIGHUP: catalog reloaded (%s)", merchant_source(rn->merchant));
+        else
+            log_msg(LOG_ERROR, NULL, "SIGHUP: catalog not reloaded, keeping the old one: %s", err);
         return;
     }
     if (++rn->signals > 1) {
@@ -249,12 +283,21 @@ static int cmd_serve(void)
     struct router *rt = router_new();
     struct http_server *srv = NULL;
     struct store *store = NULL;
+    struct merchant *merchant = NULL;
     struct runner rn = { .cfg = &cfg };
     int rc = 1;
     if (open_store(&cfg, &store) != 0)
         goto out;
     health_register("store", store_check, store, 1);
     rn.store = store;
+    merchant = merchant_new(store, cfg.catalog);
+    char cerr[1024] = "";
+    if (!merchant || merchant_load(merchant, cerr, sizeof cerr) != 0) {
+        log_msg(LOG_ERROR, NULL, "cannot load the catalog: %s", merchant ? cerr : "out of memory");
+        fprintf(stderr, "agentd: cannot load the catalog:\n%s\n", merchant ? cerr : "out of memory");
+        goto out;
+    }
+    rn.merchant = merchant;
     if (!pool || !rt || ops_routes(rt, &ops) != 0 || testing_routes(rt, &cfg) != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");
         goto out;
@@ -317,6 +360,7 @@ out:
     http_server_free(srv);
     pool_set_default(NULL);
     pool_free(pool); /* finishes a purge still running */
+    merchant_free(merchant);
     store_close(store);
     health_reset();
     router_free(rt);
@@ -329,6 +373,8 @@ int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "backup") == 0)
         return cmd_backup(argv[2]);
+    if (argc == 4 && strcmp(argv[1], "catalog") == 0 && strcmp(argv[2], "import") == 0)
+        return cmd_catalog_import(argv[3]);
     if (argc == 2 && strcmp(argv[1], "migrate") == 0)
         return cmd_migrate();
     if (argc != 2) {

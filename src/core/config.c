@@ -50,6 +50,7 @@ static const struct var vars[] = {
     { "AGENTD_DB",               K_STR,      OFF(db),               NULL, 0, 0, NULL, SECRET_URL },
     { "AGENTD_DB_SYNC",          K_ENUM,     OFF(db_sync),          "normal", 0, 0, sync_choices, 0 },
     { "AGENTD_SESSION_TTL",      K_DURATION, OFF(session_ttl_ms),   "24h", 0, 3650 * DAY, NULL, 0 },
+    { "AGENTD_CATALOG",          K_STR,      OFF(catalog),          NULL, 0, 0, NULL, 0 },
     { "AGENTD_SIMULATION_SECRET",K_STR,      OFF(simulation_secret),NULL, 0, 0, NULL, SECRET_ALL },
 };
 #define NVARS (sizeof vars / sizeof vars[0])

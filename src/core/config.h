@@ -31,6 +31,8 @@ struct config {
     char *db;                   /* AGENTD_DB: sqlite path or postgres URL; default under data_dir */
     enum config_db_sync db_sync;/* AGENTD_DB_SYNC */
     int64_t session_ttl_ms;     /* AGENTD_SESSION_TTL: 0 = keep forever */
+    /* commerce */
+    char *catalog;              /* AGENTD_CATALOG: catalog JSON file; NULL = imported or built-in */
     /* testing hooks */
     char *simulation_secret;    /* AGENTD_SIMULATION_SECRET (secret) */
 };

@@ -1,0 +1,164 @@
+/* The product catalog: load and validate data/catalog.json, look up
+ * products, rates, discounts and taxes, keyword search, free-text resolve.
+ *
+ * Ownership: a catalog is immutable after load and reference counted.
+ * catalog_load_* returns it with one reference; catalog_ref() adds one,
+ * catalog_unref() (or its alias catalog_free()) drops one and frees at zero.
+ * Every pointer the lookups return (products, rates, strings) lives as long
+ * as the reference the caller holds. Threads may share one catalog freely.
+ *
+ * SIGHUP reload: keep the live catalog in a struct catalog_slot. Requests
+ * take a reference with catalog_slot_get() and drop it when done; the reload
+ * path loads a new catalog and, only if that succeeded, catalog_slot_set()s
+ * it. A bad file therefore keeps the old catalog, and requests in flight
+ * finish on the catalog they started with. See docs/catalog.md. */
+#ifndef AGENTD_COMMERCE_CATALOG_H
+#define AGENTD_COMMERCE_CATALOG_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "commerce/types.h"
+
+struct catalog;
+
+/* At most this many validation problems are listed in an error message
+ * (one per line); a last line counts the rest. */
+#define CATALOG_ERRORS_MAX 20
+/* Largest page catalog_search returns; a larger limit is clamped. */
+#define CATALOG_SEARCH_MAX 50
+/* Page size when catalog_query.limit is 0. */
+#define CATALOG_SEARCH_DEFAULT 10
+/* Largest inventory quantity a catalog may declare. */
+#define CATALOG_STOCK_MAX 1000000000LL
+
+/* ---- load ---- */
+
+/* Reads and validates a catalog file. On success *out holds one reference
+ * and 0 is returned. On failure *out is NULL, err holds every problem found
+ * (up to CATALOG_ERRORS_MAX, one per line, each "path:LINE: field: what"),
+ * and the status is AGENTD_ENOTFOUND (no such file), AGENTD_EIO (unreadable),
+ * AGENTD_EMALFORMED (not JSON), AGENTD_EINVAL (invalid content) or
+ * AGENTD_ENOMEM. */
+int catalog_load_file(const char *path, struct catalog **out, char *err, size_t errlen);
+
+/* The same from text in memory; `source` names it in messages (NULL =
+ * "catalog"). */
+int catalog_load_json(const char *text, size_t len, const char *source, struct catalog **out,
+                      char *err, size_t errlen);
+
+/* Adds a reference (returns c for chaining). Thread-safe. */
+struct catalog *catalog_ref(struct catalog *c);
+/* Drops a reference; the last one frees the catalog. NULL is a no-op. */
+void catalog_unref(struct catalog *c);
+/* The loader's owner releasing its reference: same as catalog_unref(). */
+void catalog_free(struct catalog *c);
+
+/* ---- lookups (c must be non-NULL) ---- */
+
+/* ISO 4217 code of every price in the catalog, e.g. "USD". */
+const char *catalog_currency(const struct catalog *c);
+/* Product by exact, case-sensitive id; NULL if none. O(log n). */
+const struct product *catalog_product(const struct catalog *c, const char *id);
+/* All products, sorted by id (ASCII case-insensitive; ids are unique even
+ * ignoring case). */
+const struct product *catalog_products(const struct catalog *c, size_t *n);
+/* Shipping options for a destination country (ISO alpha-2, any case):
+ * the rates for that country, then the "default" rates whose
+ * service_level no country rate already covers (a country rate overrides
+ * the default of the same level). NULL/"" country = the default rates.
+ * Returns an array of *n pointers owned by the catalog. */
+const struct shipping_rate *const *catalog_shipping_rates(const struct catalog *c,
+                                                           const char *country, size_t *n);
+/* Shipping rate by exact id (e.g. "std-ship"); NULL if none. */
+const struct shipping_rate *catalog_shipping_rate(const struct catalog *c, const char *id);
+/* Discount by code, ASCII case-insensitive ("10off" finds "10OFF"). */
+const struct discount *catalog_discount(const struct catalog *c, const char *code);
+/* All discounts in file order. */
+const struct discount *catalog_discounts(const struct catalog *c, size_t *n);
+/* The most specific tax rate: (country, region), then (country, "*"),
+ * then ("*", "*"). Case-insensitive. NULL when nothing applies (no tax). */
+const struct tax_rate *catalog_tax_rate(const struct catalog *c, const char *country,
+                                        const char *region);
+
+/* 1 if s is a valid id: 1..COMMERCE_ID_MAX-1 characters of A-Z a-z 0-9 . _ -
+ * (product ids, rate ids, discount codes). */
+int catalog_id_valid(const char *s);
+
+/* ---- search ---- */
+
+/* A zero-initialised query lists every product, first page. */
+struct catalog_query {
+    const char *text;      /* keywords; NULL or "" = no keyword filter */
+    const char *category;  /* exact category, case-insensitive; NULL = any */
+    int64_t max_price;     /* minor units, inclusive; <= 0 = no limit */
+    int in_stock_only;     /* keep products that are available with stock > 0 */
+    /* Live stock (e.g. from the store) overriding the catalog's seed stock;
+     * return < 0 for "unknown" to fall back to the catalog. NULL = catalog. */
+    int64_t (*stock)(void *ud, const char *product_id);
+    void *stock_ud;
+    size_t offset;         /* hits to skip */
+    size_t limit;          /* page size; 0 = CATALOG_SEARCH_DEFAULT, max CATALOG_SEARCH_MAX */
+};
+
+struct catalog_hit {
+    const struct product *product;
+    int matched;           /* query terms this product matched */
+    int score;             /* relevance; higher is better */
+};
+
+struct catalog_hits {
+    size_t total;          /* all matches (after filters), before paging */
+    size_t n;              /* hits in this page */
+    int terms;             /* keyword terms the query used */
+    struct catalog_hit hits[CATALOG_SEARCH_MAX];
+};
+
+/* Keyword search over name, alternate names, keywords, category, brand and
+ * description (case-insensitive, plural-tolerant, prefix-aware), plus exact
+ * ids/SKUs. Ranked by terms matched, then score, then id, so the order is
+ * deterministic. Returns 0, AGENTD_EINVAL (NULL args) or AGENTD_ENOMEM. */
+int catalog_search(const struct catalog *c, const struct catalog_query *q,
+                   struct catalog_hits *out);
+
+/* Maps free text ("chocochip cookies", "bisc-001", "2 oat cookies") to one
+ * product. Returns 0 with *out set; AGENTD_ENOTFOUND when no product
+ * matches every term; AGENTD_ECONFLICT when several match about equally
+ * well (run catalog_search with the same text to list them); AGENTD_EINVAL
+ * or AGENTD_ENOMEM. Stock is not considered: the caller decides. */
+int catalog_resolve(const struct catalog *c, const char *text, const struct product **out);
+
+/* ---- CSV import (catalog_csv.c) ---- */
+
+/* Reads UCP's sample-merchant CSV files from dir (products.csv,
+ * inventory.csv, shipping_rates.csv, discounts.csv; a missing file means
+ * "none") and returns catalog JSON in the data/catalog.json format in
+ * *json_out (caller frees with free()). The result is checked by loading
+ * it. On failure returns AGENTD_EINVAL (problems listed in err, each
+ * "file.csv:LINE: column: what"), AGENTD_ENOTFOUND (no directory or no CSV
+ * file in it), AGENTD_EIO or AGENTD_ENOMEM, and *json_out is NULL. */
+int catalog_import_csv_dir(const char *dir, char **json_out, char *err, size_t errlen);
+
+/* ---- live catalog for hot reload ---- */
+
+/* The server's current catalog. The mutex is held only to swap or to take a
+ * reference (a few instructions), never during a load or a search: a plain
+ * atomic pointer is not enough, because a reader could load the pointer,
+ * lose the CPU, and take its reference after the writer freed it. */
+struct catalog_slot {
+    pthread_mutex_t mu;
+    struct catalog *cur;
+};
+
+/* Takes over the caller's reference to c (may be NULL). */
+void catalog_slot_init(struct catalog_slot *s, struct catalog *c);
+/* A new reference to the current catalog (NULL if none); catalog_unref it. */
+struct catalog *catalog_slot_get(struct catalog_slot *s);
+/* Installs c (taking over the caller's reference) and drops the slot's
+ * reference to the old one, which is freed once its last user unrefs. */
+void catalog_slot_set(struct catalog_slot *s, struct catalog *c);
+/* Drops the slot's reference and destroys the mutex. */
+void catalog_slot_destroy(struct catalog_slot *s);
+
+#endif

@@ -1,0 +1,837 @@
+/* CSV import: turns UCP's sample-merchant CSV files into catalog JSON, so the
+ * server only ever loads (and validates) one format. */
+#define _GNU_SOURCE
+#include "commerce/catalog.h"
+#include "commerce/money.h"
+#include "core/err.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* A merchant CSV larger than this is a mistake. */
+#define CSV_FILE_MAX (64u << 20)
+
+/* ------------------------------------------------------------------ */
+/* Problems, "file:line: column: what", capped like the loader's. */
+
+struct ierrs {
+    char *out;
+    size_t outlen, off;
+    int n;
+};
+
+static void ie_vappend(struct ierrs *e, const char *fmt, va_list ap)
+{
+    if (!e->out || e->outlen == 0 || e->off >= e->outlen - 1)
+        return;
+    int k = vsnprintf(e->out + e->off, e->outlen - e->off, fmt, ap);
+    if (k < 0)
+        return;
+    e->off += (size_t)k;
+    if (e->off > e->outlen - 1)
+        e->off = e->outlen - 1;
+}
+
+static void ie_append(struct ierrs *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ie_append(struct ierrs *e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ie_vappend(e, fmt, ap);
+    va_end(ap);
+}
+
+static void ie_add(struct ierrs *e, const char *file, size_t line, const char *col,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void ie_add(struct ierrs *e, const char *file, size_t line, const char *col,
+                   const char *fmt, ...)
+{
+    e->n++;
+    if (e->n > CATALOG_ERRORS_MAX)
+        return;
+    if (e->n > 1)
+        ie_append(e, "\n");
+    if (line)
+        ie_append(e, "%s:%zu: ", file, line);
+    else
+        ie_append(e, "%s: ", file);
+    if (col)
+        ie_append(e, "%s: ", col);
+    va_list ap;
+    va_start(ap, fmt);
+    ie_vappend(e, fmt, ap);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------------ */
+/* RFC 4180 reader: quoted fields with embedded commas, newlines and doubled
+ * quotes; CRLF, LF or CR line ends; a UTF-8 BOM; blank lines skipped.
+ * Like Python's csv module, a quote inside an unquoted field is a literal
+ * character (12" pizza); text after a closing quote is an error because it
+ * means the quoting is broken. */
+
+struct csv_row {
+    char **f;
+    size_t nf;
+    size_t line; /* where the record starts */
+};
+
+struct csv {
+    struct csv_row *rows; /* rows[0] is the header */
+    size_t nrows;
+};
+
+static void csv_free(struct csv *c)
+{
+    for (size_t r = 0; r < c->nrows; r++) {
+        for (size_t k = 0; k < c->rows[r].nf; k++)
+            free(c->rows[r].f[k]);
+        free(c->rows[r].f);
+    }
+    free(c->rows);
+    memset(c, 0, sizeof *c);
+}
+
+struct sbuf {
+    char *d;
+    size_t n, cap;
+};
+
+static int sbuf_put(struct sbuf *b, char ch)
+{
+    if (b->n + 2 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        char *d = realloc(b->d, cap);
+        if (!d)
+            return -1;
+        b->d = d;
+        b->cap = cap;
+    }
+    b->d[b->n++] = ch;
+    b->d[b->n] = 0;
+    return 0;
+}
+
+/* Surrounding blanks are never meaningful in these files. */
+static char *dup_trimmed(const char *s, size_t n)
+{
+    while (n && (*s == ' ' || *s == '\t')) {
+        s++;
+        n--;
+    }
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    return strndup(s, n);
+}
+
+static int row_push(struct csv_row *row, char *field, size_t *cap)
+{
+    if (!field)
+        return -1;
+    if (row->nf == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        char **f = realloc(row->f, nc * sizeof *f);
+        if (!f) {
+            free(field);
+            return -1;
+        }
+        row->f = f;
+        *cap = nc;
+    }
+    row->f[row->nf++] = field;
+    return 0;
+}
+
+/* Returns 0, -1 after reporting a format problem, or AGENTD_ENOMEM. */
+static int csv_parse(const char *file, const char *t, size_t len, struct csv *out,
+                     struct ierrs *e)
+{
+    memset(out, 0, sizeof *out);
+    size_t i = 0, line = 1, rowcap = 0;
+    if (len >= 3 && memcmp(t, "\xEF\xBB\xBF", 3) == 0)
+        i = 3;
+    const char *nul = memchr(t, 0, len);
+    if (nul) {
+        size_t l = 1;
+        for (const char *p = t; p < nul; p++)
+            l += *p == '\n';
+        ie_add(e, file, l, NULL, "contains a NUL byte (not a text file?)");
+        return -1;
+    }
+    struct sbuf fb = { 0 };
+    int rc = 0;
+    while (i < len && rc == 0) {
+        struct csv_row row = { NULL, 0, line };
+        size_t fcap = 0;
+        int any_quoted = 0;
+        for (;;) {
+            fb.n = 0;
+            if (fb.d)
+                fb.d[0] = 0;
+            if (i < len && t[i] == '"') {
+                any_quoted = 1;
+                size_t open_line = line;
+                i++;
+                for (;;) {
+                    if (i >= len) {
+                        ie_add(e, file, open_line, NULL,
+                               "a quoted field is never closed (missing \")");
+                        rc = -1;
+                        break;
+                    }
+                    char ch = t[i];
+                    if (ch == '"') {
+                        if (i + 1 < len && t[i + 1] == '"') {
+                            i += 2;
+                            if (sbuf_put(&fb, '"')) {
+                                rc = AGENTD_ENOMEM;
+                                break;
+                            }
+                            continue;
+                        }
+                        i++;
+                        break;
+                    }
+                    if (ch == '\n' || (ch == '\r' && !(i + 1 < len && t[i + 1] == '\n')))
+                        line++;
+                    if (sbuf_put(&fb, ch)) {
+                        rc = AGENTD_ENOMEM;
+                        break;
+                    }
+                    i++;
+                }
+                if (rc == 0 && i < len && t[i] != ',' && t[i] != '\r' && t[i] != '\n') {
+                    ie_add(e, file, line, NULL,
+                           "unexpected text after a closing quote (write a quote inside a "
+                           "quoted field as \"\")");
+                    rc = -1;
+                }
+            } else {
+                while (i < len && t[i] != ',' && t[i] != '\r' && t[i] != '\n') {
+                    if (sbuf_put(&fb, t[i++])) {
+                        rc = AGENTD_ENOMEM;
+                        break;
+                    }
+                }
+            }
+            if (rc == 0 && row_push(&row, dup_trimmed(fb.d ? fb.d : "", fb.n), &fcap))
+                rc = AGENTD_ENOMEM;
+            if (rc != 0)
+                break;
+            if (i < len && t[i] == ',') {
+                i++;
+                continue;
+            }
+            if (i < len && t[i] == '\r') {
+                i++;
+                if (i < len && t[i] == '\n')
+                    i++;
+                line++;
+            } else if (i < len && t[i] == '\n') {
+                i++;
+                line++;
+            }
+            break;
+        }
+        int blank = rc == 0 && row.nf == 1 && row.f[0][0] == 0 && !any_quoted;
+        if (rc != 0 || blank) {
+            for (size_t k = 0; k < row.nf; k++)
+                free(row.f[k]);
+            free(row.f);
+            continue;
+        }
+        if (out->nrows == rowcap) {
+            size_t nc = rowcap ? rowcap * 2 : 16;
+            struct csv_row *rows = realloc(out->rows, nc * sizeof *rows);
+            if (!rows) {
+                for (size_t k = 0; k < row.nf; k++)
+                    free(row.f[k]);
+                free(row.f);
+                rc = AGENTD_ENOMEM;
+                break;
+            }
+            out->rows = rows;
+            rowcap = nc;
+        }
+        out->rows[out->nrows++] = row;
+    }
+    free(fb.d);
+    if (rc != 0)
+        csv_free(out);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Files and columns. */
+
+struct ictx {
+    struct ierrs *e;
+    int oom;
+};
+
+/* Reads dir/name. Returns 1 (read), 0 (no such file) or a negative status
+ * after reporting. */
+static int read_file(struct ictx *x, const char *dir, const char *name, char **text, size_t *len)
+{
+    *text = NULL;
+    *len = 0;
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) {
+        ie_add(x->e, name, 0, NULL, "path too long");
+        return AGENTD_EINVAL;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT)
+            return 0;
+        ie_add(x->e, name, 0, NULL, "%s", strerror(errno));
+        return AGENTD_EIO;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > CSV_FILE_MAX) {
+        ie_add(x->e, name, 0, NULL, "not a regular file of at most %u bytes", CSV_FILE_MAX);
+        fclose(f);
+        return AGENTD_EIO;
+    }
+    size_t size = (size_t)st.st_size;
+    char *buf = malloc(size + 1);
+    if (!buf) {
+        fclose(f);
+        x->oom = 1;
+        return AGENTD_ENOMEM;
+    }
+    size_t got = fread(buf, 1, size, f);
+    int bad = ferror(f) || got != size;
+    fclose(f);
+    if (bad) {
+        free(buf);
+        ie_add(x->e, name, 0, NULL, "read failed");
+        return AGENTD_EIO;
+    }
+    buf[size] = 0;
+    *text = buf;
+    *len = size;
+    return 1;
+}
+
+struct colspec {
+    const char *name;
+    int required;
+};
+
+static int lower_eq(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        char x = (*a >= 'A' && *a <= 'Z') ? (char)(*a + 32) : *a;
+        char y = (*b >= 'A' && *b <= 'Z') ? (char)(*b + 32) : *b;
+        if (x != y)
+            return 0;
+    }
+    return *a == *b;
+}
+
+/* Maps spec columns to header positions by name (any order, any case,
+ * extra columns ignored). Returns 0 when every required column exists. */
+static int map_header(struct ictx *x, const char *file, const struct csv_row *h,
+                      const struct colspec *spec, int n, int *idx)
+{
+    int ok = 1;
+    for (int k = 0; k < n; k++) {
+        idx[k] = -1;
+        for (size_t c = 0; c < h->nf; c++) {
+            if (!lower_eq(h->f[c], spec[k].name))
+                continue;
+            if (idx[k] >= 0) {
+                ie_add(x->e, file, h->line, NULL, "column \"%s\" appears twice", spec[k].name);
+                ok = 0;
+            } else {
+                idx[k] = (int)c;
+            }
+        }
+        if (idx[k] < 0 && spec[k].required) {
+            ie_add(x->e, file, h->line, NULL, "missing column \"%s\"", spec[k].name);
+            ok = 0;
+        }
+    }
+    return ok ? 0 : -1;
+}
+
+static const char *cell(const struct csv_row *r, int idx)
+{
+    return idx >= 0 && (size_t)idx < r->nf ? r->f[idx] : "";
+}
+
+/* Every record must have the header's shape: a record with an extra field
+ * is almost always an unquoted comma in a title. */
+static int row_shape_ok(struct ictx *x, const char *file, const struct csv *c, size_t r)
+{
+    if (c->rows[r].nf == c->rows[0].nf)
+        return 1;
+    ie_add(x->e, file, c->rows[r].line, NULL, "%zu fields, but the header has %zu%s",
+           c->rows[r].nf, c->rows[0].nf,
+           c->rows[r].nf > c->rows[0].nf ? " (quote values that contain commas)" : "");
+    return 0;
+}
+
+/* A non-negative integer in [min, max]. Returns 1 or reports and returns 0. */
+static int cell_int(struct ictx *x, const char *file, size_t line, const char *col, const char *s,
+                    int64_t min, int64_t max, int64_t *out)
+{
+    const char *p = s;
+    int neg = *p == '-';
+    if (neg || *p == '+')
+        p++;
+    if (!*p) {
+        ie_add(x->e, file, line, col, "\"%s\" is not an integer", s);
+        return 0;
+    }
+    int64_t v = 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9') {
+            ie_add(x->e, file, line, col, "\"%s\" is not an integer", s);
+            return 0;
+        }
+        if (v <= MONEY_AMOUNT_MAX)
+            v = v * 10 + (*p - '0');
+    }
+    if (neg && v) {
+        ie_add(x->e, file, line, col, "\"%s\" must not be negative", s);
+        return 0;
+    }
+    if (v < min || v > max) {
+        ie_add(x->e, file, line, col, "\"%s\" must be from %lld to %lld", s, (long long)min,
+               (long long)max);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+static int cell_id(struct ictx *x, const char *file, size_t line, const char *col, const char *s)
+{
+    if (catalog_id_valid(s))
+        return 1;
+    if (!*s)
+        ie_add(x->e, file, line, col, "must not be empty");
+    else
+        ie_add(x->e, file, line, col, "\"%s\" must be 1-%d characters of A-Z a-z 0-9 . _ -", s,
+               COMMERCE_ID_MAX - 1);
+    return 0;
+}
+
+/* Adds a member; a NULL value means out of memory. */
+static void jset(struct ictx *x, json_t *o, const char *k, json_t *v)
+{
+    if (!v || json_object_set_new(o, k, v) != 0)
+        x->oom = 1;
+}
+
+/* Strict UTF-8 (no overlongs, surrogates or values past U+10FFFF): the
+ * same rule jansson applies, checked here so the message can say where. */
+static int utf8_valid(const unsigned char *s)
+{
+    while (*s) {
+        unsigned c = *s;
+        int n = c < 0x80            ? 0
+                : (c & 0xE0) == 0xC0 ? 1
+                : (c & 0xF0) == 0xE0 ? 2
+                : (c & 0xF8) == 0xF0 ? 3
+                                     : -1;
+        if (n < 0 || (n == 1 && c < 0xC2) || (n == 3 && c > 0xF4))
+            return 0;
+        unsigned cp = n ? c & (0x3Fu >> n) : c;
+        for (int k = 1; k <= n; k++) {
+            if ((s[k] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[k] & 0x3Fu);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        s += n + 1;
+    }
+    return 1;
+}
+
+static json_t *jstr(struct ictx *x, const char *file, size_t line, const char *col, const char *s)
+{
+    if (!utf8_valid((const unsigned char *)s)) {
+        ie_add(x->e, file, line, col, "is not valid UTF-8 text");
+        s = "";
+    }
+    return json_string(s); /* NULL (out of memory) is caught by jset */
+}
+
+/* ------------------------------------------------------------------ */
+/* The four files. */
+
+struct pref {
+    const char *id;
+    size_t line;
+    json_t *obj;
+    int has_inv;
+};
+
+static int pref_cmp(const void *a, const void *b)
+{
+    const struct pref *x = a, *y = b;
+    int r = strcasecmp(x->id, y->id);
+    return r ? r : (x->line > y->line) - (x->line < y->line);
+}
+
+static struct pref *pref_find(struct pref *refs, size_t n, const char *id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int r = strcasecmp(id, refs[mid].id);
+        if (r == 0)
+            return strcmp(id, refs[mid].id) == 0 ? &refs[mid] : NULL;
+        if (r < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+static void import_products(struct ictx *x, const struct csv *c, json_t *arr,
+                            struct pref **refs_out, size_t *nrefs)
+{
+    static const char *const F = "products.csv";
+    static const struct colspec spec[] = { { "id", 1 }, { "title", 1 }, { "price", 1 },
+                                           { "image_url", 0 } };
+    int idx[4];
+    *refs_out = NULL;
+    *nrefs = 0;
+    if (c->nrows == 0 || map_header(x, F, &c->rows[0], spec, 4, idx))
+        return;
+    struct pref *refs = calloc(c->nrows, sizeof *refs);
+    if (!refs) {
+        x->oom = 1;
+        return;
+    }
+    size_t n = 0;
+    for (size_t r = 1; r < c->nrows; r++) {
+        const struct csv_row *row = &c->rows[r];
+        if (!row_shape_ok(x, F, c, r))
+            continue;
+        const char *id = cell(row, idx[0]), *title = cell(row, idx[1]);
+        const char *price_s = cell(row, idx[2]), *img = cell(row, idx[3]);
+        int ok = cell_id(x, F, row->line, "id", id);
+        if (!*title) {
+            ie_add(x->e, F, row->line, "title", "must not be empty");
+            ok = 0;
+        }
+        int64_t price = 0;
+        ok &= cell_int(x, F, row->line, "price", price_s, 0, MONEY_AMOUNT_MAX, &price);
+        if (*img && strncmp(img, "https://", 8) != 0 && strncmp(img, "http://", 7) != 0) {
+            ie_add(x->e, F, row->line, "image_url", "\"%s\" must be an http(s) URL", img);
+            ok = 0;
+        }
+        if (!ok)
+            continue;
+        char pbuf[MONEY_FORMAT_MAX];
+        money_format(price, 2, pbuf, sizeof pbuf);
+        json_t *p = json_object(), *offers = json_object(), *inv = json_object();
+        if (!p || !offers || !inv) {
+            json_decref(p);
+            json_decref(offers);
+            json_decref(inv);
+            x->oom = 1;
+            break;
+        }
+        jset(x, p, "@type", json_string("Product"));
+        jset(x, p, "productID", json_string(id));
+        jset(x, p, "sku", json_string(id));
+        jset(x, p, "name", jstr(x, F, row->line, "title", title));
+        jset(x, p, "description", json_string(""));
+        if (*img)
+            jset(x, p, "image", jstr(x, F, row->line, "image_url", img));
+        jset(x, offers, "@type", json_string("Offer"));
+        jset(x, offers, "price", json_string(pbuf));
+        jset(x, offers, "priceCurrency", json_string("USD"));
+        jset(x, offers, "availability", json_string("https://schema.org/OutOfStock"));
+        jset(x, p, "offers", offers);
+        jset(x, inv, "quantity", json_integer(0));
+        jset(x, p, "inventory", inv);
+        if (json_array_append_new(arr, p) != 0) {
+            x->oom = 1;
+            break;
+        }
+        refs[n++] = (struct pref){ id, row->line, p, 0 };
+    }
+    if (n)
+        qsort(refs, n, sizeof *refs, pref_cmp);
+    for (size_t k = 1; k < n; k++)
+        if (strcasecmp(refs[k - 1].id, refs[k].id) == 0)
+            ie_add(x->e, F, refs[k].line, "id", "duplicate \"%s\" (first on line %zu%s)",
+                   refs[k].id, refs[k - 1].line,
+                   strcmp(refs[k - 1].id, refs[k].id) ? ", ignoring case" : "");
+    *refs_out = refs;
+    *nrefs = n;
+}
+
+static void import_inventory(struct ictx *x, const struct csv *c, struct pref *refs, size_t n)
+{
+    static const char *const F = "inventory.csv";
+    static const struct colspec spec[] = { { "product_id", 1 }, { "quantity", 1 } };
+    int idx[2];
+    if (c->nrows == 0 || map_header(x, F, &c->rows[0], spec, 2, idx))
+        return;
+    for (size_t r = 1; r < c->nrows; r++) {
+        const struct csv_row *row = &c->rows[r];
+        if (!row_shape_ok(x, F, c, r))
+            continue;
+        const char *id = cell(row, idx[0]);
+        int64_t q = 0;
+        int ok = cell_int(x, F, row->line, "quantity", cell(row, idx[1]), 0, CATALOG_STOCK_MAX, &q);
+        struct pref *p = pref_find(refs, n, id);
+        if (!p) {
+            ie_add(x->e, F, row->line, "product_id", "\"%s\" is not in products.csv", id);
+            continue;
+        }
+        if (p->has_inv) {
+            ie_add(x->e, F, row->line, "product_id", "\"%s\" appears twice", id);
+            continue;
+        }
+        p->has_inv = 1;
+        if (!ok)
+            continue;
+        jset(x, json_object_get(p->obj, "inventory"), "quantity", json_integer(q));
+        if (q > 0)
+            jset(x, json_object_get(p->obj, "offers"), "availability",
+                 json_string("https://schema.org/InStock"));
+    }
+}
+
+static void import_rates(struct ictx *x, const struct csv *c, json_t *arr)
+{
+    static const char *const F = "shipping_rates.csv";
+    static const struct colspec spec[] = { { "id", 1 },    { "country_code", 1 },
+                                           { "service_level", 1 }, { "price", 1 },
+                                           { "title", 1 } };
+    int idx[5];
+    if (c->nrows == 0 || map_header(x, F, &c->rows[0], spec, 5, idx))
+        return;
+    for (size_t r = 1; r < c->nrows; r++) {
+        const struct csv_row *row = &c->rows[r];
+        if (!row_shape_ok(x, F, c, r))
+            continue;
+        const char *id = cell(row, idx[0]), *cc = cell(row, idx[1]);
+        const char *level = cell(row, idx[2]), *title = cell(row, idx[4]);
+        int ok = cell_id(x, F, row->line, "id", id);
+        for (size_t k = 1; ok && k < r; k++)
+            if (c->rows[k].nf == c->rows[0].nf && strcmp(cell(&c->rows[k], idx[0]), id) == 0) {
+                ie_add(x->e, F, row->line, "id", "duplicate \"%s\" (first on line %zu)", id,
+                       c->rows[k].line);
+                ok = 0;
+            }
+        char country[8];
+        if (lower_eq(cc, "default")) {
+            strcpy(country, "default");
+        } else if (strlen(cc) == 2 && ((cc[0] | 32) >= 'a' && (cc[0] | 32) <= 'z') &&
+                   ((cc[1] | 32) >= 'a' && (cc[1] | 32) <= 'z')) {
+            country[0] = (char)(cc[0] & ~32);
+            country[1] = (char)(cc[1] & ~32);
+            country[2] = 0;
+        } else {
+            ie_add(x->e, F, row->line, "country_code",
+                   "\"%s\" must be \"default\" or a two-letter country code like \"US\"", cc);
+            ok = 0;
+        }
+        if (!*level) {
+            ie_add(x->e, F, row->line, "service_level", "must not be empty");
+            ok = 0;
+        }
+        int64_t price = 0;
+        ok &= cell_int(x, F, row->line, "price", cell(row, idx[3]), 0, MONEY_AMOUNT_MAX, &price);
+        if (!*title) {
+            ie_add(x->e, F, row->line, "title", "must not be empty");
+            ok = 0;
+        }
+        if (!ok)
+            continue;
+        json_t *o = json_object();
+        if (!o) {
+            x->oom = 1;
+            return;
+        }
+        jset(x, o, "id", json_string(id));
+        jset(x, o, "country_code", json_string(country));
+        jset(x, o, "service_level", jstr(x, F, row->line, "service_level", level));
+        jset(x, o, "price", json_integer(price));
+        jset(x, o, "title", jstr(x, F, row->line, "title", title));
+        if (json_array_append_new(arr, o) != 0)
+            x->oom = 1;
+    }
+}
+
+static void import_discounts(struct ictx *x, const struct csv *c, json_t *arr)
+{
+    static const char *const F = "discounts.csv";
+    static const struct colspec spec[] = { { "code", 1 }, { "type", 1 }, { "value", 1 },
+                                           { "description", 0 } };
+    int idx[4];
+    if (c->nrows == 0 || map_header(x, F, &c->rows[0], spec, 4, idx))
+        return;
+    for (size_t r = 1; r < c->nrows; r++) {
+        const struct csv_row *row = &c->rows[r];
+        if (!row_shape_ok(x, F, c, r))
+            continue;
+        const char *code = cell(row, idx[0]), *type = cell(row, idx[1]);
+        int ok = cell_id(x, F, row->line, "code", code);
+        for (size_t k = 1; ok && k < r; k++)
+            if (c->rows[k].nf == c->rows[0].nf &&
+                strcasecmp(cell(&c->rows[k], idx[0]), code) == 0) {
+                ie_add(x->e, F, row->line, "code",
+                       "duplicate \"%s\" (first on line %zu; codes ignore case)", code,
+                       c->rows[k].line);
+                ok = 0;
+            }
+        int pct = strcmp(type, "percentage") == 0;
+        if (!pct && strcmp(type, "fixed_amount") != 0) {
+            ie_add(x->e, F, row->line, "type", "\"%s\" must be percentage or fixed_amount", type);
+            ok = 0;
+        } else {
+            int64_t v = 0;
+            if (cell_int(x, F, row->line, "value", cell(row, idx[2]), 1,
+                         pct ? 100 : MONEY_AMOUNT_MAX, &v) &&
+                ok) {
+                json_t *o = json_object();
+                if (!o) {
+                    x->oom = 1;
+                    return;
+                }
+                jset(x, o, "code", json_string(code));
+                jset(x, o, "type", json_string(type));
+                jset(x, o, "value", json_integer(v));
+                jset(x, o, "description",
+                     jstr(x, F, row->line, "description", cell(row, idx[3])));
+                if (json_array_append_new(arr, o) != 0)
+                    x->oom = 1;
+            }
+        }
+    }
+}
+
+int catalog_import_csv_dir(const char *dir, char **json_out, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = 0;
+    if (json_out)
+        *json_out = NULL;
+    if (!dir || !json_out)
+        return AGENTD_EINVAL;
+    struct ierrs e = { err, errlen, 0, 0 };
+    struct ictx x = { &e, 0 };
+
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        int en = errno;
+        ie_add(&e, dir, 0, NULL, "%s", strerror(en));
+        return en == ENOENT ? AGENTD_ENOTFOUND : AGENTD_EIO;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        ie_add(&e, dir, 0, NULL, "not a directory");
+        return AGENTD_ENOTFOUND;
+    }
+
+    static const char *const names[] = { "products.csv", "inventory.csv", "shipping_rates.csv",
+                                         "discounts.csv" };
+    struct csv csvs[4];
+    memset(csvs, 0, sizeof csvs);
+    int found = 0, rc = 0;
+    for (int k = 0; k < 4 && rc == 0; k++) {
+        char *text;
+        size_t len;
+        int r = read_file(&x, dir, names[k], &text, &len);
+        if (r < 0) {
+            rc = r;
+            break;
+        }
+        if (r == 0)
+            continue;
+        found++;
+        r = csv_parse(names[k], text, len, &csvs[k], &e);
+        free(text);
+        if (r == AGENTD_ENOMEM)
+            rc = r;
+        /* a file that does not parse is reported; the others still are checked */
+    }
+    if (rc == 0 && found == 0) {
+        ie_add(&e, dir, 0, NULL,
+               "none of products.csv, inventory.csv, shipping_rates.csv, discounts.csv is here");
+        rc = AGENTD_ENOTFOUND;
+    }
+
+    json_t *root = NULL;
+    struct pref *refs = NULL;
+    if (rc == 0) {
+        root = json_object();
+        json_t *products = json_array(), *rates = json_array(), *discounts = json_array();
+        json_t *taxes = json_array();
+        if (!root || !products || !rates || !discounts || !taxes) {
+            x.oom = 1;
+        } else {
+            jset(&x, root, "@context", json_string("https://schema.org"));
+            jset(&x, root, "currency", json_string("USD"));
+            jset(&x, root, "products", json_incref(products));
+            jset(&x, root, "shipping_rates", json_incref(rates));
+            jset(&x, root, "discounts", json_incref(discounts));
+            jset(&x, root, "tax_rates", json_incref(taxes));
+            size_t nrefs = 0;
+            import_products(&x, &csvs[0], products, &refs, &nrefs);
+            import_inventory(&x, &csvs[1], refs, nrefs);
+            import_rates(&x, &csvs[2], rates);
+            import_discounts(&x, &csvs[3], discounts);
+        }
+        json_decref(products);
+        json_decref(rates);
+        json_decref(discounts);
+        json_decref(taxes);
+    }
+    if (rc == 0 && x.oom)
+        rc = AGENTD_ENOMEM;
+    if (rc == 0 && e.n)
+        rc = AGENTD_EINVAL;
+
+    char *text = NULL;
+    if (rc == 0) {
+        text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (!text)
+            rc = AGENTD_ENOMEM;
+    }
+    free(refs);
+    json_decref(root);
+    for (int k = 0; k < 4; k++)
+        csv_free(&csvs[k]);
+
+    if (rc == 0) {
+        /* The loader is the one judge of a catalog: what import writes must
+         * load, or import fails here rather than at the next start. */
+        struct catalog *c = NULL;
+        char lerr[1024];
+        int lrc = catalog_load_json(text, strlen(text), "imported catalog", &c, lerr, sizeof lerr);
+        catalog_unref(c);
+        if (lrc != 0) {
+            ie_add(&e, dir, 0, NULL, "the imported catalog does not load: %s", lerr);
+            free(text);
+            text = NULL;
+            /* json_dumps output is valid JSON, so "malformed" can only be
+             * jansson running out of memory mid-parse */
+            rc = lrc == AGENTD_ENOMEM || lrc == AGENTD_EMALFORMED ? AGENTD_ENOMEM : AGENTD_EINVAL;
+        }
+    }
+    if (rc == AGENTD_ENOMEM && err && errlen)
+        snprintf(err, errlen, "%s: out of memory", dir);
+    else if (e.n > CATALOG_ERRORS_MAX)
+        ie_append(&e, "\n(%d more problems not shown)", e.n - CATALOG_ERRORS_MAX);
+    *json_out = text;
+    return rc;
+}

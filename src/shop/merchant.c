@@ -1,0 +1,143 @@
+/* Merchant data: catalog source selection, validation, atomic swap and
+ * stock seeding. Readers hold a reference, so a reload never frees a
+ * catalog a request is still pricing with. */
+#define _GNU_SOURCE
+#include "shop/merchant.h"
+#include "commerce/catalog.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define META_CATALOG "catalog_json"
+
+struct merchant {
+    struct store *st;
+    char *catalog_path;
+    struct catalog_slot slot;
+    const char *source;
+};
+
+struct merchant *merchant_new(struct store *st, const char *catalog_path)
+{
+    struct merchant *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->st = st;
+    if (catalog_path && !(m->catalog_path = strdup(catalog_path))) {
+        free(m);
+        return NULL;
+    }
+    catalog_slot_init(&m->slot, NULL);
+    m->source = "none";
+    return m;
+}
+
+void merchant_free(struct merchant *m)
+{
+    if (!m)
+        return;
+    catalog_slot_destroy(&m->slot);
+    free(m->catalog_path);
+    free(m);
+}
+
+struct catalog *merchant_catalog(struct merchant *m) { return catalog_slot_get(&m->slot); }
+const char *merchant_source(const struct merchant *m) { return m->source; }
+
+/* Seeds a stock row for every product that has none; sales are never undone. */
+static int seed_stock(struct store *st, const struct catalog *c, int replace)
+{
+    size_t n = 0;
+    const struct product *p = catalog_products(c, &n);
+    struct store_stock_line *lines = calloc(n ? n : 1, sizeof *lines);
+    if (!lines)
+        return AGENTD_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        lines[i] = (struct store_stock_line){ p[i].id, p[i].stock };
+    int rc = store_stock_seed(st, lines, n, replace);
+    free(lines);
+    return rc;
+}
+
+int merchant_load(struct merchant *m, char *err, size_t errlen)
+{
+    struct catalog *c = NULL;
+    const char *source;
+    int rc;
+    char *imported = NULL;
+    if (m->catalog_path) {
+        source = "file";
+        rc = catalog_load_file(m->catalog_path, &c, err, errlen);
+    } else if (store_meta_get(m->st, META_CATALOG, &imported) == 0) {
+        source = "import";
+        rc = catalog_load_json(imported, strlen(imported), "imported catalog", &c, err, errlen);
+        free(imported);
+    } else {
+        size_t len;
+        const char *text = merchant_builtin_catalog(&len);
+        source = "builtin";
+        rc = catalog_load_json(text, len, "built-in catalog", &c, err, errlen);
+    }
+    if (rc != 0)
+        return rc;
+    rc = seed_stock(m->st, c, 0);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot seed stock: %s", agentd_err_msg(rc));
+        catalog_unref(c);
+        return rc;
+    }
+    catalog_slot_set(&m->slot, c); /* the slot takes our reference */
+    m->source = source;
+    return 0;
+}
+
+static int write_atomically(const char *path, const char *text, char *err, size_t errlen)
+{
+    char *tmp = NULL;
+    if (asprintf(&tmp, "%s.tmp", path) < 0)
+        return AGENTD_ENOMEM;
+    FILE *f = fopen(tmp, "w");
+    int ok = f != NULL;
+    if (f) {
+        ok = fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+        if (fclose(f) != 0)
+            ok = 0;
+    }
+    if (ok && rename(tmp, path) != 0)
+        ok = 0;
+    if (!ok) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+    free(tmp);
+    return ok ? 0 : AGENTD_EIO;
+}
+
+int merchant_import(struct store *st, const char *catalog_path, const char *dir, size_t *nproducts,
+                    char *err, size_t errlen)
+{
+    char *json = NULL;
+    int rc = catalog_import_csv_dir(dir, &json, err, errlen);
+    if (rc != 0)
+        return rc;
+    struct catalog *c = NULL;
+    rc = catalog_load_json(json, strlen(json), dir, &c, err, errlen);
+    if (rc == 0) {
+        rc = catalog_path ? write_atomically(catalog_path, json, err, errlen)
+                          : store_meta_set(st, META_CATALOG, json);
+        if (rc == 0)
+            rc = seed_stock(st, c, 1);
+        if (rc != 0 && !err[0])
+            snprintf(err, errlen, "cannot save the imported catalog: %s", agentd_err_msg(rc));
+        catalog_products(c, nproducts);
+        catalog_unref(c);
+    }
+    free(json);
+    return rc;
+}
