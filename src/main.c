@@ -17,6 +17,7 @@
 
 #include "api/ops.h"
 #include "api/testing.h"
+#include "api/ucp.h"
 #include "core/clock.h"
 #include "core/health.h"
 #include "core/config.h"
@@ -28,6 +29,7 @@
 #include "http/router.h"
 #include "http/server.h"
 #include "shop/merchant.h"
+#include "shop/shop.h"
 #include "store/store.h"
 #include "version.h"
 
@@ -284,6 +286,7 @@ static int cmd_serve(void)
     struct http_server *srv = NULL;
     struct store *store = NULL;
     struct merchant *merchant = NULL;
+    struct shop *shop = NULL;
     struct runner rn = { .cfg = &cfg };
     int rc = 1;
     if (open_store(&cfg, &store) != 0)
@@ -298,7 +301,13 @@ static int cmd_serve(void)
         goto out;
     }
     rn.merchant = merchant;
-    if (!pool || !rt || ops_routes(rt, &ops) != 0 || testing_routes(rt, &cfg) != 0) {
+    shop = shop_new(store, merchant, cfg.public_url ? cfg.public_url : "http://127.0.0.1");
+    if (!shop) {
+        fprintf(stderr, "agentd: out of memory at start\n");
+        goto out;
+    }
+    if (!pool || !rt || ops_routes(rt, &ops) != 0 || testing_routes(rt, &cfg) != 0 ||
+        ucp_routes(rt, shop, store, &cfg, cfg.public_url ? cfg.public_url : "http://127.0.0.1") != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");
         goto out;
     }
@@ -360,6 +369,7 @@ out:
     http_server_free(srv);
     pool_set_default(NULL);
     pool_free(pool); /* finishes a purge still running */
+    shop_free(shop);
     merchant_free(merchant);
     store_close(store);
     health_reset();

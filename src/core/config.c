@@ -50,6 +50,7 @@ static const struct var vars[] = {
     { "AGENTD_DB",               K_STR,      OFF(db),               NULL, 0, 0, NULL, SECRET_URL },
     { "AGENTD_DB_SYNC",          K_ENUM,     OFF(db_sync),          "normal", 0, 0, sync_choices, 0 },
     { "AGENTD_SESSION_TTL",      K_DURATION, OFF(session_ttl_ms),   "24h", 0, 3650 * DAY, NULL, 0 },
+    { "AGENTD_PUBLIC_URL",       K_STR,      OFF(public_url),       NULL, 0, 0, NULL, 0 },
     { "AGENTD_CATALOG",          K_STR,      OFF(catalog),          NULL, 0, 0, NULL, 0 },
     { "AGENTD_SIMULATION_SECRET",K_STR,      OFF(simulation_secret),NULL, 0, 0, NULL, SECRET_ALL },
 };
@@ -309,6 +310,19 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
         cfg->db = malloc(len);
         if (cfg->db)
             snprintf(cfg->db, len, "%s/agentd.db", cfg->data_dir);
+    }
+    if (cfg->public_url) {
+        size_t n = strlen(cfg->public_url);
+        if (strncmp(cfg->public_url, "http://", 7) != 0 && strncmp(cfg->public_url, "https://", 8) != 0)
+            config_problems_add(pr, "AGENTD_PUBLIC_URL=%s: must start with http:// or https://",
+                                cfg->public_url);
+        while (n > 0 && cfg->public_url[n - 1] == '/') /* no trailing slash: we append paths */
+            cfg->public_url[--n] = 0;
+    } else if (cfg->host) {
+        int ipv6 = strchr(cfg->host, ':') != NULL;
+        if (asprintf(&cfg->public_url, ipv6 ? "http://[%s]:%d" : "http://%s:%d", cfg->host,
+                     cfg->port) < 0)
+            cfg->public_url = NULL;
     }
     config_check_production(cfg, pr);
     return pr->n - before;

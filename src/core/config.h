@@ -33,6 +33,7 @@ struct config {
     int64_t session_ttl_ms;     /* AGENTD_SESSION_TTL: 0 = keep forever */
     /* commerce */
     char *catalog;              /* AGENTD_CATALOG: catalog JSON file; NULL = imported or built-in */
+    char *public_url;           /* AGENTD_PUBLIC_URL: base URL clients use; default http://host:port */
     /* testing hooks */
     char *simulation_secret;    /* AGENTD_SIMULATION_SECRET (secret) */
 };

@@ -101,6 +101,7 @@
     X(ORDER_INSERT, "INSERT INTO orders(id, checkout_id, owner, document, created_at) "        \
                     "VALUES(?1, ?2, ?3, ?4, ?5)")                                              \
     X(ORDER_GET, "SELECT id, checkout_id, owner, document, created_at FROM orders WHERE id = ?1") \
+    X(ORDER_UPDATE, "UPDATE orders SET document = ?2 WHERE id = ?1")                           \
     X(STOCK_TAKE, "UPDATE stock SET quantity = quantity - ?2 WHERE product_id = ?1 "            \
                   "AND quantity >= ?2")                                                        \
     X(STOCK_SET, "INSERT INTO stock(product_id, quantity) VALUES(?1, ?2) "                    \
@@ -1257,6 +1258,19 @@ static int sq_order_create(void *b, struct store_order *o, int64_t checkout_vers
     return rc;
 }
 
+static int sq_order_update(void *b, const char *id, const char *document)
+{
+    struct sq *q = b;
+    int rc = writer_begin(q);
+    if (rc)
+        return rc;
+    int changed = 0;
+    rc = run(&q->writer, ST_ORDER_UPDATE, NULL, &changed, "tt", id, document);
+    if (rc == 0 && !changed)
+        rc = AGENTD_ENOTFOUND;
+    return writer_end(q, rc);
+}
+
 static int sq_stock_seed(void *b, const struct store_stock_line *v, size_t n, int replace)
 {
     struct sq *q = b;
@@ -1468,6 +1482,7 @@ const struct store_backend store_backend_sqlite = {
     .checkout_update = sq_checkout_update,
     .order_create = sq_order_create,
     .stock_seed = sq_stock_seed,
+    .order_update = sq_order_update,
     .stock_get = sq_stock_get,
     .order_get = sq_order_get,
     .idem_begin = sq_idem_begin,

@@ -32,7 +32,7 @@
     X(checkpoint_list, R) X(checkout_create, W) X(checkout_get, R)                     \
     X(checkout_update, W) X(order_create, W) X(order_get, R) X(idem_begin, W)          \
     X(idem_finish, W) X(idem_abandon, W) X(audit_append, W) X(audit_list, R)            \
-    X(stock_seed, W) X(stock_get, R)
+    X(stock_seed, W) X(stock_get, R) X(order_update, W)
 
 enum store_op {
 #define X(op, kind) OP_##op,
@@ -400,6 +400,12 @@ int store_order_create(struct store *s, struct store_order *o, int64_t checkout_
                                  o->document && nonempty(checkout_status) && checkout_document &&
                                  (take || ntake == 0) && stock_lines_ok(take, ntake));
     CALL(s, order_create, o, checkout_version, checkout_status, checkout_document, take, ntake);
+}
+
+int store_order_update(struct store *s, const char *id, const char *document)
+{
+    REQUIRE(s, order_update, nonempty(id) && document);
+    CALL(s, order_update, id, document);
 }
 
 int store_stock_seed(struct store *s, const struct store_stock_line *v, size_t n, int replace)

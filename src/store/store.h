@@ -246,6 +246,8 @@ int store_order_create(struct store *s, struct store_order *o, int64_t checkout_
                        const char *checkout_status, const char *checkout_document,
                        const struct store_stock_line *take, size_t ntake);
 int store_order_get(struct store *s, const char *id, struct store_order **out);
+/* Replaces an order's document (fulfilment progress). AGENTD_ENOTFOUND if none. */
+int store_order_update(struct store *s, const char *id, const char *document);
 void store_order_free(struct store_order *o);
 
 /* ---- idempotency records ---- */

@@ -487,6 +487,11 @@ static void test_orders(void **state)
     assert_string_equal(got->checkout_id, "co1");
     assert_string_equal(got->document, "{\"total\":500}");
     store_order_free(got);
+    assert_ok(store_order_update(c->s, "ord1", "{\"shipped\":true}"));
+    assert_ok(store_order_get(c->s, "ord1", &got));
+    assert_string_equal(got->document, "{\"shipped\":true}");
+    store_order_free(got);
+    assert_int_equal(store_order_update(c->s, "nope", "{}"), AGENTD_ENOTFOUND);
 
     /* A second order for the checkout fails whole: the checkout stays put. */
     struct store_order o2 = { .id = "ord2", .checkout_id = "co1", .owner = "alice",

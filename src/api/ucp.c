@@ -1,0 +1,308 @@
+/* UCP REST front. Each request: UCP-Agent parsed strictly and the version
+ * checked (400 otherwise), capabilities negotiated, the body parsed, then
+ * the shop operation runs on the worker pool and the reply is rendered back
+ * on the loop. Mutations run under Idempotency-Key, scoped per principal
+ * (the UCP-Agent profile until authentication lands). */
+#define _GNU_SOURCE
+#include "api/ucp.h"
+#include "api/idempotency.h"
+#include "api/testing.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "http/server.h"
+#include "shop/shop.h"
+#include "store/async.h"
+#include "version.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct {
+    struct shop *shop;
+    struct store *st;
+    const struct config *cfg;
+    const char *public_url; /* borrowed: outlives the routes */
+} F;
+
+enum op { OP_CREATE, OP_GET, OP_UPDATE, OP_COMPLETE, OP_CANCEL, OP_ORDER, OP_SHIP };
+
+struct job {
+    struct http_req *r;
+    enum op op;
+    struct ucp_negotiated neg;
+    char owner[UCP_PROFILE_URL_MAX + 1];
+    const char *id;         /* path parameter, borrowed from r */
+    json_t *body;
+    struct checkout *co;
+    struct order *order;
+    int declined;
+    struct checkout_err e;
+};
+
+/* ---- replies ---- */
+
+static const char *severity_for(int status)
+{
+    return status == 409 || status == 402 ? "requires_buyer_review" : "recoverable";
+}
+
+static void ucp_error(struct http_req *r, int status, const char *code, const char *message)
+{
+    json_t *body = ucp_error_json(code, message, severity_for(status), NULL);
+    json_object_set_new(body, "request_id", json_string(r->request_id));
+    if (status == 503)
+        http_set_header(r, "Retry-After", "1");
+    http_reply_json(r, status, body);
+}
+
+static int http_status_for(int rc, const struct job *j)
+{
+    if (rc == AGENTD_EINVAL && j->declined)
+        return 402;
+    return agentd_err_http(rc);
+}
+
+static void reply_error(struct job *j, int rc)
+{
+    int status = http_status_for(rc, j);
+    const char *code = j->e.code[0] ? j->e.code : agentd_err_code(rc);
+    const char *msg = j->e.msg[0] ? j->e.msg : agentd_err_msg(rc);
+    json_t *body = ucp_error_json(code, msg, severity_for(status), j->e.path[0] ? j->e.path : NULL);
+    json_object_set_new(body, "ucp", ucp_response_meta_json(&j->neg));
+    json_object_set_new(body, "request_id", json_string(j->r->request_id));
+    if (status == 503)
+        http_set_header(j->r, "Retry-After", "1");
+    http_reply_json(j->r, status, body);
+}
+
+static void job_free(struct job *j)
+{
+    json_decref(j->body);
+    checkout_free(j->co);
+    order_free(j->order);
+    free(j);
+}
+
+/* ---- the work, on a worker ---- */
+
+static int run(struct store *st, void *arg)
+{
+    (void)st;
+    struct job *j = arg;
+    switch (j->op) {
+    case OP_CREATE: return shop_checkout_create(F.shop, j->owner, j->body, &j->co, &j->e);
+    case OP_GET: return shop_checkout_get(F.shop, j->owner, j->id, &j->co, &j->e);
+    case OP_UPDATE: return shop_checkout_update(F.shop, j->owner, j->id, j->body, &j->co, &j->e);
+    case OP_CANCEL: return shop_checkout_cancel(F.shop, j->owner, j->id, &j->co, &j->e);
+    case OP_COMPLETE:
+        return shop_checkout_complete(F.shop, j->owner, j->id, json_object_get(j->body, "payment_data"),
+                                      &j->co, &j->order, &j->declined, &j->e);
+    case OP_ORDER: return shop_order_get(F.shop, j->owner, j->id, &j->order, &j->e);
+    case OP_SHIP: return shop_order_mark_shipped(F.shop, j->id, &j->order, &j->e);
+    }
+    return AGENTD_EINTERNAL;
+}
+
+static void done(int rc, void *arg)
+{
+    struct job *j = arg;
+    if (rc != 0) {
+        reply_error(j, rc);
+    } else if (j->co) {
+        json_t *body = checkout_to_json(j->co, &j->neg);
+        http_reply_json(j->r, j->op == OP_CREATE ? 201 : 200, body);
+    } else {
+        http_reply_json(j->r, 200, order_to_json(j->order, &j->neg));
+    }
+    job_free(j);
+}
+
+/* ---- the prologue every UCP route shares ---- */
+
+static struct job *begin(struct http_req *r, enum op op, int needs_body)
+{
+    struct job *j = calloc(1, sizeof *j);
+    if (!j) {
+        ucp_error(r, 503, "out_of_memory", "out of memory");
+        return NULL;
+    }
+    j->r = r;
+    j->op = op;
+    ucp_negotiated_all(&j->neg);
+    const char *hdr = http_req_header(r, "UCP-Agent");
+    struct ucp_agent agent;
+    char why[256] = "";
+    if (!hdr) {
+        ucp_error(r, 400, "missing", "the UCP-Agent header is required, e.g. UCP-Agent: profile=\"https://platform.example/profile\"");
+        free(j);
+        return NULL;
+    }
+    unsigned flags = F.cfg->env == CONFIG_ENV_PRODUCTION ? 0 : UCP_AGENT_ALLOW_HTTP;
+    if (ucp_agent_parse(hdr, flags, &agent, why, sizeof why) != 0) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "invalid UCP-Agent header: %s", why);
+        ucp_error(r, 400, "invalid", msg);
+        free(j);
+        return NULL;
+    }
+    int rc = ucp_version_check(agent.version, &j->e);
+    if (rc != 0) {
+        ucp_error(r, 400, j->e.code[0] ? j->e.code : "version_unsupported", j->e.msg);
+        free(j);
+        return NULL;
+    }
+    /* Until authentication lands, the calling platform is its profile. */
+    if (strcmp(r->principal, "anonymous") != 0)
+        snprintf(j->owner, sizeof j->owner, "%s", r->principal);
+    else
+        snprintf(j->owner, sizeof j->owner, "%s", agent.profile);
+    j->id = route_param(&r->match, "id");
+    if (needs_body) {
+        json_error_t je;
+        j->body = r->body_len ? json_loadb(r->body, r->body_len, 0, &je) : NULL;
+        if (!json_is_object(j->body)) {
+            char msg[300];
+            if (!r->body_len)
+                snprintf(msg, sizeof msg, "a JSON object body is required");
+            else if (!j->body)
+                snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d: %s", je.line, je.column,
+                         je.text);
+            else
+                snprintf(msg, sizeof msg, "the body must be a JSON object");
+            ucp_error(r, 400, "invalid", msg);
+            job_free(j);
+            return NULL;
+        }
+    }
+    return j;
+}
+
+static void submit(struct job *j)
+{
+    int rc = store_async(F.st, j->r->loop, run, j, done);
+    if (rc != 0) {
+        j->e.code[0] = 0;
+        reply_error(j, rc);
+        job_free(j);
+    }
+}
+
+/* The inner handlers run after the idempotency claim (if any). */
+static void create_inner(struct http_req *r)
+{
+    struct job *j = begin(r, OP_CREATE, 1);
+    if (j)
+        submit(j);
+}
+
+static void update_inner(struct http_req *r)
+{
+    struct job *j = begin(r, OP_UPDATE, 1);
+    if (j)
+        submit(j);
+}
+
+static void complete_inner(struct http_req *r)
+{
+    struct job *j = begin(r, OP_COMPLETE, 1);
+    if (j)
+        submit(j);
+}
+
+static void cancel_inner(struct http_req *r)
+{
+    struct job *j = begin(r, OP_CANCEL, 0);
+    if (j)
+        submit(j);
+}
+
+/* Mutations: the UCP-Agent must be valid before the key is claimed, since
+ * the key is scoped by the principal it names. */
+static void with_idempotency(struct http_req *r, http_handler inner)
+{
+    struct job *probe = begin(r, OP_GET, 0);
+    if (!probe)
+        return;
+    char owner[sizeof probe->owner];
+    memcpy(owner, probe->owner, sizeof owner);
+    job_free(probe);
+    idem_handle(r, F.st, owner, inner, ucp_error);
+}
+
+static void h_create(struct http_req *r) { with_idempotency(r, create_inner); }
+static void h_update(struct http_req *r) { with_idempotency(r, update_inner); }
+static void h_complete(struct http_req *r) { with_idempotency(r, complete_inner); }
+static void h_cancel(struct http_req *r) { with_idempotency(r, cancel_inner); }
+
+static void h_get(struct http_req *r)
+{
+    struct job *j = begin(r, OP_GET, 0);
+    if (j)
+        submit(j);
+}
+
+static void h_order(struct http_req *r)
+{
+    struct job *j = begin(r, OP_ORDER, 0);
+    if (j)
+        submit(j);
+}
+
+static void h_simulate_shipping(struct http_req *r)
+{
+    if (!testing_authorized(r))
+        return;
+    struct job *j = calloc(1, sizeof *j);
+    if (!j) {
+        ucp_error(r, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    j->r = r;
+    j->op = OP_SHIP;
+    ucp_negotiated_all(&j->neg);
+    j->id = route_param(&r->match, "order_id");
+    submit(j);
+}
+
+/* ---- discovery ---- */
+
+static void h_profile(struct http_req *r)
+{
+    char endpoint[512], card[512];
+    snprintf(endpoint, sizeof endpoint, "%s", F.public_url);
+    snprintf(card, sizeof card, "%s/.well-known/agent-card.json", F.public_url);
+    json_t *service = json_pack(
+        "{s:s,s:s,s:{s:s,s:s},s:{s:s}}", "version", UCP_VERSION, "spec",
+        "https://ucp.dev/specification/overview", "rest", "schema",
+        "https://ucp.dev/services/shopping/rest.openapi.json", "endpoint", endpoint, "a2a",
+        "endpoint", card);
+    json_t *body = json_pack("{s:{s:s,s:{s:o},s:o},s:{s:O}}", "ucp", "version", UCP_VERSION,
+                             "services", "dev.ucp.shopping", service, "capabilities",
+                             ucp_profile_capabilities_json(), "payment", "handlers",
+                             shop_payment_handlers(F.shop));
+    http_set_header(r, "Cache-Control", "public, max-age=300");
+    http_reply_json(r, 200, body);
+}
+
+int ucp_routes(struct router *rt, struct shop *shop, struct store *st, const struct config *cfg,
+               const char *public_url)
+{
+    F.shop = shop;
+    F.st = st;
+    F.cfg = cfg;
+    F.public_url = public_url;
+    int rc = 0;
+    rc |= router_add(rt, HTTP_GET, "/.well-known/ucp", h_profile, NULL);
+    rc |= router_add(rt, HTTP_POST, "/checkout-sessions", h_create, NULL);
+    rc |= router_add(rt, HTTP_GET, "/checkout-sessions/{id}", h_get, NULL);
+    rc |= router_add(rt, HTTP_PUT, "/checkout-sessions/{id}", h_update, NULL);
+    rc |= router_add(rt, HTTP_POST, "/checkout-sessions/{id}/complete", h_complete, NULL);
+    rc |= router_add(rt, HTTP_POST, "/checkout-sessions/{id}/cancel", h_cancel, NULL);
+    rc |= router_add(rt, HTTP_GET, "/orders/{id}", h_order, NULL);
+    if (cfg->simulation_secret)
+        rc |= router_add(rt, HTTP_POST, "/testing/simulate-shipping/{order_id}",
+                         h_simulate_shipping, NULL);
+    return rc;
+}

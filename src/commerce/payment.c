@@ -1,0 +1,489 @@
+/* Payment handlers and instruments: the mock test handler, instrument
+ * sanitising, PAN refusal and log redaction. Pure; no I/O, no globals. */
+#include "commerce/payment.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+
+#define PAN_MIN_DIGITS 13
+#define PAN_MAX_DIGITS 19
+#define INSTRUMENT_STR_MAX 256
+/* JSON nesting we walk before giving up: payment data is shallow, and a
+ * bound keeps a hostile document from exhausting the stack. */
+#define WALK_DEPTH_MAX 32
+
+static void set_err(char *err, size_t errlen, const char *msg)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "%s", msg);
+}
+
+/* ---- the mock handler ---- */
+
+static enum payment_result mock_authorize(const struct payment_handler *h,
+                                          const struct payment_instrument *pi, int64_t amount,
+                                          const char *currency, char *ref, size_t reflen,
+                                          char *err, size_t errlen)
+{
+    (void)h;
+    (void)currency;
+    if (ref && reflen)
+        ref[0] = 0;
+    if (!pi || !pi->token) {
+        set_err(err, errlen, "the payment credential has no token");
+        return PAYMENT_INVALID;
+    }
+    if (amount < 0) {
+        set_err(err, errlen, "negative amount");
+        return PAYMENT_INVALID;
+    }
+    if (strcmp(pi->token, PAYMENT_MOCK_TOKEN_SUCCESS) == 0) {
+        if (ref && reflen)
+            snprintf(ref, reflen, "mock_auth_%lld", (long long)amount);
+        set_err(err, errlen, "");
+        return PAYMENT_APPROVED;
+    }
+    if (strcmp(pi->token, PAYMENT_MOCK_TOKEN_FAIL) == 0) {
+        set_err(err, errlen, "the payment was declined");
+        return PAYMENT_DECLINED;
+    }
+    set_err(err, errlen, "the payment token is not valid for mock_payment_handler");
+    return PAYMENT_INVALID;
+}
+
+static const char *const mock_instrument_schemas[] = {
+    "https://ucp.dev/schemas/shopping/types/card_payment_instrument.json",
+};
+
+static const struct payment_handler mock_handler = {
+    .id = PAYMENT_MOCK_HANDLER_ID,
+    .name = "dev.ucp.mock_payment_handler",
+    .version = "2026-01-11",
+    .spec = "https://ucp.dev/specification/payment-handler-guide",
+    .config_schema = "https://ucp.dev/schemas/shopping/types/payment_handler.json",
+    .instrument_schemas = mock_instrument_schemas,
+    .n_instrument_schemas = 1,
+    .config_json = "{\"environment\":\"TEST\"}",
+    .authorize = mock_authorize,
+    .ud = NULL,
+};
+
+const struct payment_handler *payment_handler_mock(void)
+{
+    return &mock_handler;
+}
+
+json_t *payment_handler_to_json(const struct payment_handler *h)
+{
+    if (!h || !h->id)
+        return NULL;
+    json_t *config = h->config_json ? json_loads(h->config_json, 0, NULL) : json_object();
+    if (!config || !json_is_object(config)) {
+        json_decref(config);
+        return NULL;
+    }
+    json_t *schemas = json_array();
+    for (size_t i = 0; schemas && i < h->n_instrument_schemas; i++)
+        json_array_append_new(schemas, json_string(h->instrument_schemas[i]));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "id", h->id, "name",
+                          h->name ? h->name : h->id, "version", h->version ? h->version : "",
+                          "spec", h->spec ? h->spec : "", "config_schema",
+                          h->config_schema ? h->config_schema : "", "instrument_schemas",
+                          schemas ? schemas : json_array(), "config", config);
+    return o;
+}
+
+json_t *payment_handlers_json(const struct payment_handler *const *hs, size_t n)
+{
+    json_t *a = json_array();
+    if (!a)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        json_t *h = payment_handler_to_json(hs[i]);
+        if (!h || json_array_append_new(a, h) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+/* ---- PAN detection ---- */
+
+/* Longest run of digits in s where single spaces or dashes may separate
+ * digits ("4111 1111-1111 1111" is one run of 16). */
+static size_t longest_digit_run(const char *s)
+{
+    size_t best = 0, cur = 0;
+    for (const char *p = s; *p; p++) {
+        if (isdigit((unsigned char)*p)) {
+            cur++;
+            if (cur > best)
+                best = cur;
+        } else if ((*p == ' ' || *p == '-') && cur > 0 && isdigit((unsigned char)p[1])) {
+            continue; /* a separator inside a run */
+        } else {
+            cur = 0;
+        }
+    }
+    return best;
+}
+
+/* Any run of 13..19 digits, the lengths card numbers have. A longer run is
+ * not card-shaped (merchant ids, hashes): refusing it would reject valid
+ * handler configs. Luhn is deliberately not required: a mistyped card
+ * number is still a card number we must not accept. */
+static int looks_like_pan(const char *s)
+{
+    size_t best = longest_digit_run(s);
+    return best >= PAN_MIN_DIGITS && best <= PAN_MAX_DIGITS;
+}
+
+static int find_pan(const json_t *j, char *path, size_t pathlen, size_t used, int depth)
+{
+    if (depth > WALK_DEPTH_MAX)
+        return AGENTD_EINVAL; /* refuse what we cannot inspect */
+    if (json_is_string(j))
+        return looks_like_pan(json_string_value(j)) ? AGENTD_EINVAL : 0;
+    if (json_is_integer(j)) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(j));
+        return looks_like_pan(buf) ? AGENTD_EINVAL : 0;
+    }
+    if (json_is_real(j)) {
+        /* 4111111111111111 sent as a float still carries the digits. */
+        char buf[64];
+        snprintf(buf, sizeof buf, "%.0f", json_real_value(j));
+        return looks_like_pan(buf) ? AGENTD_EINVAL : 0;
+    }
+    if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)j, k, v)
+        {
+            size_t n = used;
+            if (path && used < pathlen)
+                n += (size_t)snprintf(path + used, pathlen - used, ".%s",
+                                      looks_like_pan(k) ? "[redacted]" : k);
+            if (looks_like_pan(k) || find_pan(v, path, pathlen, n < pathlen ? n : pathlen - 1,
+                                              depth + 1) != 0)
+                return AGENTD_EINVAL;
+            if (path && used < pathlen)
+                path[used] = 0;
+        }
+        return 0;
+    }
+    if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v)
+        {
+            size_t n = used;
+            if (path && used < pathlen)
+                n += (size_t)snprintf(path + used, pathlen - used, "[%zu]", i);
+            if (find_pan(v, path, pathlen, n < pathlen ? n : pathlen - 1, depth + 1) != 0)
+                return AGENTD_EINVAL;
+            if (path && used < pathlen)
+                path[used] = 0;
+        }
+    }
+    return 0;
+}
+
+int payment_find_pan(const json_t *j, char *path, size_t pathlen)
+{
+    if (path && pathlen) {
+        snprintf(path, pathlen, "$");
+        return find_pan(j, path, pathlen, strlen(path), 0);
+    }
+    return find_pan(j, NULL, 0, 0, 0);
+}
+
+/* ---- instruments ---- */
+
+void payment_instrument_clear(struct payment_instrument *pi)
+{
+    if (!pi)
+        return;
+    free(pi->id);
+    free(pi->handler_id);
+    free(pi->type);
+    free(pi->brand);
+    free(pi->last_digits);
+    free(pi->credential_type);
+    if (pi->token) {
+        /* Do not leave the credential in freed heap memory. */
+        volatile char *p = pi->token;
+        while (*p)
+            *p++ = 0;
+        free(pi->token);
+    }
+    memset(pi, 0, sizeof *pi);
+}
+
+static int dup_field(const char *s, char **out)
+{
+    *out = NULL;
+    if (!s)
+        return 0;
+    *out = strdup(s);
+    return *out ? 0 : AGENTD_ENOMEM;
+}
+
+int payment_instrument_copy(struct payment_instrument *dst, const struct payment_instrument *src)
+{
+    memset(dst, 0, sizeof *dst);
+    dst->expiry_month = src->expiry_month;
+    dst->expiry_year = src->expiry_year;
+    if (dup_field(src->id, &dst->id) || dup_field(src->handler_id, &dst->handler_id) ||
+        dup_field(src->type, &dst->type) || dup_field(src->brand, &dst->brand) ||
+        dup_field(src->last_digits, &dst->last_digits) ||
+        dup_field(src->credential_type, &dst->credential_type) ||
+        dup_field(src->token, &dst->token)) {
+        payment_instrument_clear(dst);
+        return AGENTD_ENOMEM;
+    }
+    return 0;
+}
+
+/* Optional string member: absent/null is fine, anything else must be a
+ * printable string of sane length. */
+static int opt_string(const json_t *o, const char *key, char **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v)) {
+        if (err && errlen)
+            snprintf(err, errlen, "payment field %s must be a string", key);
+        return AGENTD_EINVAL;
+    }
+    const char *s = json_string_value(v);
+    size_t n = strlen(s);
+    if (n != json_string_length(v) || n > INSTRUMENT_STR_MAX) {
+        if (err && errlen)
+            snprintf(err, errlen, "payment field %s is too long or has NUL bytes", key);
+        return AGENTD_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+            if (err && errlen)
+                snprintf(err, errlen, "payment field %s has control characters", key);
+            return AGENTD_EINVAL;
+        }
+    }
+    *out = strdup(s);
+    return *out ? 0 : AGENTD_ENOMEM;
+}
+
+static int opt_int(const json_t *o, const char *key, int lo, int hi, int *out, char *err,
+                   size_t errlen)
+{
+    *out = 0;
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+        if (err && errlen)
+            snprintf(err, errlen, "payment field %s must be an integer in %d..%d", key, lo, hi);
+        return AGENTD_EINVAL;
+    }
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+int payment_instrument_parse(const json_t *j, struct payment_instrument *out, char *err,
+                             size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(j)) {
+        set_err(err, errlen, "payment data must be an object");
+        return AGENTD_EINVAL;
+    }
+    char path[128];
+    if (payment_find_pan(j, path, sizeof path) != 0) {
+        if (err && errlen)
+            snprintf(err, errlen,
+                     "payment data at %s looks like a full card number; send a token from a "
+                     "payment handler instead",
+                     path);
+        return AGENTD_EINVAL;
+    }
+    int rc;
+    if ((rc = opt_string(j, "id", &out->id, err, errlen)) ||
+        (rc = opt_string(j, "handler_id", &out->handler_id, err, errlen)) ||
+        (rc = opt_string(j, "type", &out->type, err, errlen)) ||
+        (rc = opt_string(j, "brand", &out->brand, err, errlen)) ||
+        (rc = opt_string(j, "last_digits", &out->last_digits, err, errlen)) ||
+        (rc = opt_int(j, "expiry_month", 1, 12, &out->expiry_month, err, errlen)) ||
+        (rc = opt_int(j, "expiry_year", 1900, 9999, &out->expiry_year, err, errlen)))
+        goto fail;
+    if (!out->handler_id || !out->handler_id[0]) {
+        set_err(err, errlen, "payment data needs a handler_id");
+        rc = AGENTD_EINVAL;
+        goto fail;
+    }
+    if (out->last_digits) {
+        size_t n = strlen(out->last_digits);
+        int ok = n >= 1 && n <= 4;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = isdigit((unsigned char)out->last_digits[i]);
+        if (!ok) {
+            set_err(err, errlen, "last_digits must be 1 to 4 digits");
+            rc = AGENTD_EINVAL;
+            goto fail;
+        }
+    }
+    json_t *cred = json_object_get(j, "credential");
+    if (cred && !json_is_null(cred)) {
+        if (!json_is_object(cred)) {
+            set_err(err, errlen, "payment credential must be an object");
+            rc = AGENTD_EINVAL;
+            goto fail;
+        }
+        if ((rc = opt_string(cred, "type", &out->credential_type, err, errlen)) ||
+            (rc = opt_string(cred, "token", &out->token, err, errlen)))
+            goto fail;
+    }
+    return 0;
+fail:
+    payment_instrument_clear(out);
+    return rc;
+}
+
+json_t *payment_instrument_to_json(const struct payment_instrument *pi, int include_token)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int bad = 0;
+    if (pi->id)
+        bad |= json_object_set_new(o, "id", json_string(pi->id));
+    if (pi->handler_id)
+        bad |= json_object_set_new(o, "handler_id", json_string(pi->handler_id));
+    bad |= json_object_set_new(o, "type", json_string(pi->type ? pi->type : "card"));
+    if (pi->brand)
+        bad |= json_object_set_new(o, "brand", json_string(pi->brand));
+    if (pi->last_digits)
+        bad |= json_object_set_new(o, "last_digits", json_string(pi->last_digits));
+    if (pi->expiry_month)
+        bad |= json_object_set_new(o, "expiry_month", json_integer(pi->expiry_month));
+    if (pi->expiry_year)
+        bad |= json_object_set_new(o, "expiry_year", json_integer(pi->expiry_year));
+    if (pi->credential_type || (include_token && pi->token)) {
+        json_t *c = json_object();
+        if (!c) {
+            json_decref(o);
+            return NULL;
+        }
+        if (pi->credential_type)
+            bad |= json_object_set_new(c, "type", json_string(pi->credential_type));
+        if (include_token && pi->token)
+            bad |= json_object_set_new(c, "token", json_string(pi->token));
+        bad |= json_object_set_new(o, "credential", c);
+    }
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* ---- redaction ---- */
+
+static int secret_key(const char *k)
+{
+    static const char *const keys[] = {"token", "cvc", "cvv", "cvv2", "number", "pan",
+                                       "card_number", "secret", "password", "cryptogram",
+                                       "signature"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strcasecmp(k, keys[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static json_t *redact(const json_t *j, int depth)
+{
+    if (depth > WALK_DEPTH_MAX)
+        return json_string("[redacted]");
+    if (json_is_object(j)) {
+        json_t *o = json_object();
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)j, k, v)
+        {
+            json_t *nv;
+            if (strcmp(k, "credential") == 0 && json_is_object(v)) {
+                /* Keep the credential's type only: the rest is the secret. */
+                json_t *t = json_object_get(v, "type");
+                nv = json_is_string(t) ? json_pack("{s:O}", "type", t) : json_object();
+            } else if (secret_key(k) || looks_like_pan(k)) {
+                nv = json_string("[redacted]");
+            } else {
+                nv = redact(v, depth + 1);
+            }
+            if (!o || !nv || json_object_set_new(o, looks_like_pan(k) ? "[redacted]" : k, nv)) {
+                json_decref(o);
+                return NULL;
+            }
+        }
+        return o;
+    }
+    if (json_is_array(j)) {
+        json_t *a = json_array();
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v)
+        {
+            if (!a || json_array_append_new(a, redact(v, depth + 1)) != 0) {
+                json_decref(a);
+                return NULL;
+            }
+        }
+        return a;
+    }
+    if (json_is_string(j) && looks_like_pan(json_string_value(j)))
+        return json_string("[redacted]");
+    if (json_is_number(j)) {
+        char buf[64];
+        if (json_is_integer(j))
+            snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(j));
+        else
+            snprintf(buf, sizeof buf, "%.0f", json_real_value(j));
+        if (looks_like_pan(buf))
+            return json_string("[redacted]");
+    }
+    return json_deep_copy(j);
+}
+
+json_t *payment_data_redacted_json(const json_t *payment_data)
+{
+    if (!payment_data)
+        return json_null();
+    return redact(payment_data, 0);
+}
+
+int payment_authorize(const struct payment_handler *const *hs, size_t n,
+                      const struct payment_instrument *pi, int64_t amount, const char *currency,
+                      enum payment_result *res, char *ref, size_t reflen, char *err, size_t errlen)
+{
+    *res = PAYMENT_INVALID;
+    if (!pi || !pi->handler_id) {
+        set_err(err, errlen, "payment data needs a handler_id");
+        return AGENTD_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (hs[i] && hs[i]->id && strcmp(hs[i]->id, pi->handler_id) == 0 && hs[i]->authorize) {
+            *res = hs[i]->authorize(hs[i], pi, amount, currency, ref, reflen, err, errlen);
+            return 0;
+        }
+    }
+    if (err && errlen)
+        snprintf(err, errlen, "unknown payment handler '%.64s'", pi->handler_id);
+    return AGENTD_EINVAL;
+}

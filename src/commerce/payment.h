@@ -1,0 +1,101 @@
+/* Payment handlers and instruments: the handler interface, the built-in
+ * test handler "mock_payment_handler", instrument sanitising and PAN refusal.
+ *
+ * Nothing here moves money or does I/O: authorize() of the mock handler is
+ * a pure function of the token. Real handlers live in src/shop/ and plug
+ * into the same struct.
+ *
+ * Ownership: struct payment_instrument owns its strings
+ * (payment_instrument_clear frees them). Handlers are caller-owned values;
+ * payment_handler_mock() returns a pointer to a static const one. */
+#ifndef AGENTD_COMMERCE_PAYMENT_H
+#define AGENTD_COMMERCE_PAYMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+/* Fixed contract: the test handler's id and its tokens (UCP conformance). */
+#define PAYMENT_MOCK_HANDLER_ID "mock_payment_handler"
+#define PAYMENT_MOCK_TOKEN_SUCCESS "success_token"
+#define PAYMENT_MOCK_TOKEN_FAIL "fail_token"
+
+enum payment_result {
+    PAYMENT_APPROVED = 0,
+    PAYMENT_DECLINED,   /* the REST layer answers 402; the checkout stays completable */
+    PAYMENT_INVALID,    /* credential not usable by this handler: 400-class */
+};
+
+/* An instrument after sanitising: only what we may keep. The token is the
+ * opaque credential; it never appears in responses or logs. */
+struct payment_instrument {
+    char *id;
+    char *handler_id;
+    char *type;            /* "card" */
+    char *brand;
+    char *last_digits;     /* at most 4 digits */
+    int expiry_month;      /* 0 = absent */
+    int expiry_year;       /* 0 = absent */
+    char *credential_type; /* e.g. "token" */
+    char *token;
+};
+
+struct payment_handler {
+    const char *id;             /* instance id, referenced by instruments' handler_id */
+    const char *name;           /* reverse-DNS spec name */
+    const char *version;        /* YYYY-MM-DD */
+    const char *spec;           /* URL */
+    const char *config_schema;  /* URL */
+    const char *const *instrument_schemas;
+    size_t n_instrument_schemas;
+    const char *config_json;    /* JSON object text; NULL = {} */
+    /* Decides on a sanitised instrument for an amount. Writes a reference
+     * for the order into ref (may be empty) and a reason into err. */
+    enum payment_result (*authorize)(const struct payment_handler *h,
+                                     const struct payment_instrument *pi, int64_t amount,
+                                     const char *currency, char *ref, size_t reflen, char *err,
+                                     size_t errlen);
+    void *ud;
+};
+
+/* The built-in test handler (static, immutable). success_token approves,
+ * fail_token declines, anything else is invalid. */
+const struct payment_handler *payment_handler_mock(void);
+
+/* The handler's advertisement for payment.handlers (new reference; NULL on
+ * OOM or malformed config_json). */
+json_t *payment_handler_to_json(const struct payment_handler *h);
+/* Array of several handlers' advertisements. */
+json_t *payment_handlers_json(const struct payment_handler *const *hs, size_t n);
+
+/* Scans every string, number and key of a JSON value for a card-number-like
+ * run of 13..19 digits (single spaces and dashes between digits allowed;
+ * Luhn not required; longer runs are ids, not cards). Returns 0 if clean, AGENTD_EINVAL if found, with the JSONPath
+ * of the offending value in path. */
+int payment_find_pan(const json_t *j, char *path, size_t pathlen);
+
+/* Parses and sanitises one instrument object (UCP payment_data or an entry
+ * of payment.instruments). Refuses a PAN anywhere in it (AGENTD_EINVAL).
+ * Requires handler_id; keeps id, handler_id, type, brand, last_digits,
+ * expiry_month/year and credential {type, token}; drops everything else. */
+int payment_instrument_parse(const json_t *j, struct payment_instrument *out, char *err,
+                             size_t errlen);
+void payment_instrument_clear(struct payment_instrument *pi);
+int payment_instrument_copy(struct payment_instrument *dst, const struct payment_instrument *src);
+/* UCP JSON of an instrument. include_token = 0 for every response. */
+json_t *payment_instrument_to_json(const struct payment_instrument *pi, int include_token);
+
+/* A copy of raw payment data safe for logs: credential reduced to its type,
+ * any token/cvc/number-like field replaced by "[redacted]", card-like
+ * digit runs masked. Never contains the token. New reference; NULL on OOM. */
+json_t *payment_data_redacted_json(const json_t *payment_data);
+
+/* Finds the handler by the instrument's handler_id and calls authorize.
+ * Returns 0 with *res set, AGENTD_EINVAL when no handler has that id
+ * (err says which), AGENTD_ENOMEM. */
+int payment_authorize(const struct payment_handler *const *hs, size_t n,
+                      const struct payment_instrument *pi, int64_t amount, const char *currency,
+                      enum payment_result *res, char *ref, size_t reflen, char *err, size_t errlen);
+
+#endif

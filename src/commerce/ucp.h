@@ -1,0 +1,152 @@
+/* UCP 2026-01-11 mapping: checkout and order JSON, the UCP-Agent header
+ * (RFC 8941 dictionary), version comparison and capability negotiation.
+ *
+ * Pure: JSON in, JSON out; no I/O. Every json_t* returned is a new
+ * reference the caller json_decref()s; structs returned through out
+ * pointers are freed with their *_free function. */
+#ifndef AGENTD_COMMERCE_UCP_H
+#define AGENTD_COMMERCE_UCP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "commerce/checkout.h"
+
+#define UCP_VERSION "2026-01-11"
+#define UCP_AGENT_HEADER_MAX 2048  /* longer UCP-Agent headers are refused */
+#define UCP_PROFILE_URL_MAX 1024
+
+#define UCP_CAP_CHECKOUT_NAME "dev.ucp.shopping.checkout"
+#define UCP_CAP_FULFILLMENT_NAME "dev.ucp.shopping.fulfillment"
+#define UCP_CAP_DISCOUNT_NAME "dev.ucp.shopping.discount"
+#define UCP_CAP_ORDER_NAME "dev.ucp.shopping.order"
+
+/* Bit set of our capabilities. */
+enum ucp_cap {
+    UCP_CAP_CHECKOUT = 1u << 0,
+    UCP_CAP_FULFILLMENT = 1u << 1, /* extends checkout */
+    UCP_CAP_DISCOUNT = 1u << 2,    /* extends checkout */
+    UCP_CAP_ORDER = 1u << 3,
+};
+#define UCP_CAP_ALL (UCP_CAP_CHECKOUT | UCP_CAP_FULFILLMENT | UCP_CAP_DISCOUNT | UCP_CAP_ORDER)
+
+struct ucp_negotiated {
+    char version[11];  /* the version we process with: always UCP_VERSION */
+    unsigned caps;     /* UCP_CAP_* active for this exchange */
+};
+
+/* ---- UCP-Agent header ---- */
+
+#define UCP_AGENT_ALLOW_HTTP 0x1u  /* accept http:// profiles (tests, allow-listed hosts) */
+
+struct ucp_agent {
+    char profile[UCP_PROFILE_URL_MAX + 1];
+    char version[11];  /* "" when the header has no version */
+};
+
+/* Parses a UCP-Agent header as a strict RFC 8941 dictionary:
+ * profile="https://..." (sf-string, required), version="YYYY-MM-DD"
+ * (optional). Other keys are allowed if well-formed and ignored.
+ * Refused (AGENTD_EINVAL, reason in err): empty or > UCP_AGENT_HEADER_MAX,
+ * non-ASCII or control bytes, bad keys, duplicate keys, unterminated
+ * strings, bad escapes, parameters, inner lists, non-string profile or
+ * version, profile not an absolute https URL, malformed version. */
+int ucp_agent_parse(const char *header, unsigned flags, struct ucp_agent *out, char *err,
+                    size_t errlen);
+
+/* ---- versions ---- */
+
+/* 1 if s is a valid YYYY-MM-DD date (month 1-12, day valid for the month). */
+int ucp_version_valid(const char *s);
+/* Compares two valid versions: <0, 0, >0. Invalid input compares as
+ * AGENTD_EINVAL (negative, distinct from -1) — check validity first. */
+int ucp_version_compare(const char *a, const char *b);
+/* The client's version against ours: 0 if client <= UCP_VERSION (or
+ * empty); AGENTD_EUNPROCESSABLE with code "version_unsupported" if newer;
+ * AGENTD_EINVAL if malformed. */
+int ucp_version_check(const char *client_version, struct checkout_err *e);
+
+/* ---- capability negotiation ---- */
+
+/* Intersects the platform's capabilities (a JSON array of {name, ...}
+ * from its profile's ucp.capabilities; NULL = the platform lists none)
+ * with ours by name, then prunes extensions whose parent is not in the
+ * result until nothing changes. Always succeeds for an array; entries
+ * that are not objects with a string name are skipped. */
+int ucp_negotiate(const json_t *platform_caps, struct ucp_negotiated *out, struct checkout_err *e);
+/* Negotiated set with everything we support (no profile to intersect with). */
+void ucp_negotiated_all(struct ucp_negotiated *out);
+/* ucp {version, capabilities[{name, version}]} for a response. */
+json_t *ucp_response_meta_json(const struct ucp_negotiated *neg);
+/* Our capabilities for the /.well-known/ucp profile (name, version, spec,
+ * schema, extends). */
+json_t *ucp_profile_capabilities_json(void);
+
+/* ---- errors ---- */
+
+/* {"status":"requires_escalation","messages":[{"type":"error","code",
+ * "content","severity","path"?}]} — UCP's error body. severity NULL =
+ * "recoverable". */
+json_t *ucp_error_json(const char *code, const char *content, const char *severity,
+                       const char *path);
+/* One message object {type, code, content, severity?, path?}. */
+json_t *ucp_message_json(const struct checkout_message *m);
+
+/* ---- checkout ---- */
+
+/* The UCP checkout response object. neg NULL = all capabilities.
+ * Extensions' fields (fulfillment, discounts) appear only if negotiated. */
+json_t *checkout_to_json(const struct checkout *c, const struct ucp_negotiated *neg);
+/* The store document: the full response plus an "_agentd" object with
+ * what the wire form omits (version, timestamps, id sequence, escalation,
+ * instrument tokens). */
+json_t *checkout_to_doc_json(const struct checkout *c);
+/* Parses a store document (or a response object) back into a checkout.
+ * Returns 0, AGENTD_ECORRUPT (not a checkout document; reason in e) or
+ * AGENTD_ENOMEM. */
+int checkout_from_json(const json_t *doc, struct checkout **out, struct checkout_err *e);
+
+/* ---- order ---- */
+
+struct order_line {
+    struct line_item line;  /* as ordered (immutable) */
+    int64_t fulfilled;      /* quantity shipped so far */
+};
+
+struct order_expectation {
+    char *id;
+    char *method_type;           /* "shipping" */
+    struct postal_address destination;
+    char *description;           /* the chosen option's title */
+};
+
+struct order {
+    char *id;
+    char *checkout_id;
+    char *permalink_url;
+    char currency[COMMERCE_CURRENCY_LEN];
+    struct order_line *lines;
+    size_t n_lines;
+    struct order_expectation *expectations;
+    size_t n_expectations;
+    struct checkout_totals totals;
+    int has_fulfillment;
+    int has_tax;
+};
+
+/* Builds the order of a completed checkout (status completed, order_id
+ * set). Returns 0, AGENTD_ECONFLICT (not completed) or AGENTD_ENOMEM. */
+int order_from_checkout(const struct checkout *c, struct order **out, struct checkout_err *e);
+void order_free(struct order *o);
+/* UCP order object (neg NULL = all capabilities). */
+json_t *order_to_json(const struct order *o, const struct ucp_negotiated *neg);
+int order_from_json(const json_t *j, struct order **out, struct checkout_err *e);
+
+/* RFC 3339 UTC ("2026-01-11T10:00:00Z") from unix seconds, and back
+ * (accepts Z or +hh:mm offsets, optional fraction). */
+int ucp_time_format(int64_t t, char *buf, size_t len);
+int ucp_time_parse(const char *s, int64_t *out);
+
+#endif

@@ -1,0 +1,528 @@
+/* Shop operations: the only place that combines the pure checkout domain
+ * with the store. Pattern for every mutation: load (version v) -> apply a
+ * pure function -> store_checkout_update(id, v, ...) -> on AGENTD_ECONFLICT
+ * reload and apply again, a bounded number of times. */
+#define _GNU_SOURCE
+#include "shop/shop.h"
+#include "shop/merchant.h"
+#include "commerce/catalog.h"
+#include "commerce/payment.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/reqid.h"
+#include "store/store.h"
+
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CAS_TRIES 64
+
+struct shop {
+    struct store *st;
+    struct merchant *m;
+    char *public_url;
+    char *continue_base;
+    char *privacy_url, *terms_url;
+    struct checkout_link links[2];
+    json_t *handlers;
+    const struct payment_handler *hs[1];
+};
+
+struct shop *shop_new(struct store *st, struct merchant *m, const char *public_url)
+{
+    struct shop *sh = calloc(1, sizeof *sh);
+    if (!sh)
+        return NULL;
+    sh->st = st;
+    sh->m = m;
+    sh->hs[0] = payment_handler_mock();
+    sh->public_url = strdup(public_url);
+    sh->handlers = payment_handlers_json(sh->hs, 1);
+    if (!sh->public_url || !sh->handlers ||
+        asprintf(&sh->continue_base, "%s/checkout-sessions", public_url) < 0 ||
+        asprintf(&sh->privacy_url, "%s/legal/privacy", public_url) < 0 ||
+        asprintf(&sh->terms_url, "%s/legal/terms", public_url) < 0) {
+        shop_free(sh);
+        return NULL;
+    }
+    sh->links[0] = (struct checkout_link){ "privacy_policy", sh->privacy_url, "Privacy policy" };
+    sh->links[1] = (struct checkout_link){ "terms_of_service", sh->terms_url, "Terms of service" };
+    return sh;
+}
+
+void shop_free(struct shop *sh)
+{
+    if (!sh)
+        return;
+    json_decref(sh->handlers);
+    free(sh->public_url);
+    free(sh->continue_base);
+    free(sh->privacy_url);
+    free(sh->terms_url);
+    free(sh);
+}
+
+const json_t *shop_payment_handlers(const struct shop *sh) { return sh->handlers; }
+
+/* ---- rules: the catalog and live stock, for one operation ---- */
+
+struct rules_ctx {
+    struct shop *sh;
+    struct catalog *cat;
+};
+
+static const struct product *r_product(void *ud, const char *id)
+{
+    return catalog_product(((struct rules_ctx *)ud)->cat, id);
+}
+
+static int64_t r_stock(void *ud, const char *id)
+{
+    int64_t q;
+    return store_stock_get(((struct rules_ctx *)ud)->sh->st, id, &q) == 0 ? q : -1;
+}
+
+static const struct shipping_rate *const *r_rates(void *ud, const char *country, size_t *n)
+{
+    return catalog_shipping_rates(((struct rules_ctx *)ud)->cat, country, n);
+}
+
+static const struct shipping_rate *r_rate(void *ud, const char *id)
+{
+    return catalog_shipping_rate(((struct rules_ctx *)ud)->cat, id);
+}
+
+static const struct discount *r_discount(void *ud, const char *code)
+{
+    return catalog_discount(((struct rules_ctx *)ud)->cat, code);
+}
+
+static const struct tax_rate *r_tax(void *ud, const char *country, const char *region)
+{
+    return catalog_tax_rate(((struct rules_ctx *)ud)->cat, country, region);
+}
+
+static int rules_begin(struct shop *sh, struct rules_ctx *ctx, struct shop_rules *r,
+                       struct checkout_err *e)
+{
+    ctx->sh = sh;
+    ctx->cat = merchant_catalog(sh->m);
+    if (!ctx->cat)
+        return checkout_fail(e, AGENTD_EUNAVAILABLE, "unavailable", NULL, "the catalog is not loaded");
+    *r = (struct shop_rules){
+        .ud = ctx,
+        .product = r_product,
+        .stock = r_stock,
+        .shipping_rates = r_rates,
+        .shipping_rate = r_rate,
+        .discount = r_discount,
+        .tax_rate = r_tax,
+        .currency = catalog_currency(ctx->cat),
+        .now = clock_wall_ms() / 1000,
+        .continue_url_base = sh->continue_base,
+        .payment_handlers = sh->handlers,
+        .links = sh->links,
+        .n_links = 2,
+    };
+    return 0;
+}
+
+static void rules_end(struct rules_ctx *ctx) { catalog_unref(ctx->cat); }
+
+/* ---- load and save ---- */
+
+static void new_id(const char *prefix, char *out, size_t len)
+{
+    unsigned char raw[12];
+    if (random_bytes(raw, sizeof raw) != 0)
+        memset(raw, 0, sizeof raw); /* never: getrandom does not fail after boot */
+    size_t n = (size_t)snprintf(out, len, "%s", prefix);
+    for (size_t i = 0; i < sizeof raw && n + 2 < len; i++)
+        n += (size_t)snprintf(out + n, len - n, "%02x", raw[i]);
+}
+
+static int store_fail(struct checkout_err *e, int rc)
+{
+    if (rc == AGENTD_ENOTFOUND)
+        return checkout_fail(e, rc, "not_found", NULL, "no such checkout session");
+    return checkout_fail(e, rc, agentd_err_code(rc), NULL, "%s", agentd_err_msg(rc));
+}
+
+static int load(struct shop *sh, const char *owner, const char *id, struct checkout **out,
+                struct checkout_err *e)
+{
+    struct store_checkout *row = NULL;
+    int rc = store_checkout_get(sh->st, id, &row);
+    if (rc == 0 && strcmp(row->owner, owner) != 0)
+        rc = AGENTD_ENOTFOUND; /* another tenant's checkout does not exist for you */
+    if (rc != 0) {
+        store_checkout_free(row);
+        return store_fail(e, rc);
+    }
+    json_error_t je;
+    json_t *doc = json_loads(row->document, 0, &je);
+    struct checkout *c = NULL;
+    rc = doc ? checkout_from_json(doc, &c, e)
+             : checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL, "stored checkout is not JSON");
+    json_decref(doc);
+    if (rc == 0)
+        c->version = row->version;
+    store_checkout_free(row);
+    *out = c;
+    return rc;
+}
+
+static char *document(const struct checkout *c)
+{
+    json_t *doc = checkout_to_doc_json(c);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    return text;
+}
+
+/* Saves c over version c->version; on success c->version moves on. */
+static int save(struct shop *sh, struct checkout *c, struct checkout_err *e)
+{
+    char *doc = document(c);
+    if (!doc)
+        return checkout_fail(e, AGENTD_ENOMEM, "out_of_memory", NULL, "out of memory");
+    int rc = store_checkout_update(sh->st, c->id, c->version, checkout_status_name(c->status), doc);
+    free(doc);
+    if (rc == 0)
+        c->version++;
+    else if (rc != AGENTD_ECONFLICT)
+        store_fail(e, rc);
+    return rc;
+}
+
+/* A short random pause before retrying a lost compare-and-swap, so
+ * contending writers spread out instead of colliding again. */
+static void backoff(int attempt)
+{
+    unsigned char r = 0;
+    random_bytes(&r, 1);
+    if (attempt < 2)
+        sched_yield();
+    else
+        usleep((useconds_t)(r % (attempt < 8 ? 200 : 2000)));
+}
+
+/* ---- operations ---- */
+
+int shop_checkout_create(struct shop *sh, const char *owner, const json_t *req,
+                         struct checkout **out, struct checkout_err *e)
+{
+    struct rules_ctx ctx;
+    struct shop_rules r;
+    int rc = rules_begin(sh, &ctx, &r, e);
+    if (rc)
+        return rc;
+    char id[48];
+    new_id("chk_", id, sizeof id);
+    struct checkout *c = NULL;
+    rc = checkout_create(req, &r, id, &c, e);
+    rules_end(&ctx);
+    if (rc)
+        return rc;
+    char *doc = document(c);
+    struct store_checkout row = { .id = c->id, .owner = (char *)owner,
+                                  .status = (char *)checkout_status_name(c->status), .document = doc,
+                                  .expires_at = c->expires_at * 1000 };
+    rc = doc ? store_checkout_create(sh->st, &row) : AGENTD_ENOMEM;
+    free(doc);
+    if (rc) {
+        checkout_free(c);
+        return store_fail(e, rc);
+    }
+    c->version = row.version;
+    *out = c;
+    return 0;
+}
+
+int shop_checkout_get(struct shop *sh, const char *owner, const char *id, struct checkout **out,
+                      struct checkout_err *e)
+{
+    return load(sh, owner, id, out, e);
+}
+
+int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, shop_edit_fn fn,
+                       void *arg, struct checkout **out, struct checkout_err *e)
+{
+    for (int attempt = 0; attempt < CAS_TRIES; attempt++) {
+        struct checkout *c = NULL;
+        int rc = load(sh, owner, id, &c, e);
+        if (rc)
+            return rc;
+        struct rules_ctx ctx;
+        struct shop_rules r;
+        rc = rules_begin(sh, &ctx, &r, e);
+        if (rc == 0) {
+            rc = fn(c, &r, arg, e);
+            rules_end(&ctx);
+        }
+        if (rc == 0)
+            rc = save(sh, c, e);
+        if (rc == 0) {
+            *out = c;
+            return 0;
+        }
+        checkout_free(c);
+        if (rc != AGENTD_ECONFLICT || e->code[0])
+            return rc; /* a domain conflict (e.g. terminal state) is final */
+        backoff(attempt);
+    }
+    return checkout_fail(e, AGENTD_ECONFLICT, "conflict", NULL,
+                         "the checkout is being changed by many requests at once; retry");
+}
+
+static int edit_update(struct checkout *c, const struct shop_rules *r, void *arg,
+                       struct checkout_err *e)
+{
+    return checkout_update(c, r, arg, e);
+}
+
+int shop_checkout_update(struct shop *sh, const char *owner, const char *id, const json_t *req,
+                         struct checkout **out, struct checkout_err *e)
+{
+    return shop_checkout_edit(sh, owner, id, edit_update, (void *)req, out, e);
+}
+
+static int edit_cancel(struct checkout *c, const struct shop_rules *r, void *arg,
+                       struct checkout_err *e)
+{
+    (void)arg;
+    return checkout_cancel(c, r, e);
+}
+
+int shop_checkout_cancel(struct shop *sh, const char *owner, const char *id,
+                         struct checkout **out, struct checkout_err *e)
+{
+    return shop_checkout_edit(sh, owner, id, edit_cancel, NULL, out, e);
+}
+
+/* ---- completion ---- */
+
+struct begin_arg {
+    int total_changed;
+};
+
+/* ready -> complete_in_progress at the stored total. If re-pricing moved the
+ * total, the new prices are saved (so the buyer sees them) and the caller
+ * answers 409: nothing is charged at a price the buyer did not see. */
+static int edit_begin_complete(struct checkout *c, const struct shop_rules *r, void *arg,
+                               struct checkout_err *e)
+{
+    struct begin_arg *b = arg;
+    int rc = checkout_begin_complete(c, r, -1, e);
+    if (rc == AGENTD_ECONFLICT && strcmp(e->code, "total_changed") == 0) {
+        b->total_changed = 1;
+        return 0;
+    }
+    return rc;
+}
+
+static int edit_abort(struct checkout *c, const struct shop_rules *r, void *arg,
+                      struct checkout_err *e)
+{
+    (void)arg;
+    if (c->status != CHECKOUT_COMPLETE_IN_PROGRESS)
+        return 0;
+    return checkout_abort_complete(c, r, e);
+}
+
+/* Back to ready after a decline or short stock; keeps the first error. */
+static void abort_complete(struct shop *sh, const char *owner, const char *id)
+{
+    struct checkout *c = NULL;
+    struct checkout_err ignored = { 0 };
+    if (shop_checkout_edit(sh, owner, id, edit_abort, NULL, &c, &ignored) == 0)
+        checkout_free(c);
+    else
+        log_msg(LOG_ERROR, NULL, "checkout %s left complete_in_progress: %s", id, ignored.msg);
+}
+
+/* Names the first line whose product lacks stock (for a clear 409). */
+static void name_short_item(struct shop *sh, const struct checkout *c, struct checkout_err *e)
+{
+    for (size_t i = 0; i < c->n_lines; i++) {
+        int64_t q = 0;
+        if (store_stock_get(sh->st, c->lines[i].item_id, &q) != 0 || q < c->lines[i].quantity) {
+            checkout_fail(e, AGENTD_ESTOCK, "out_of_stock", NULL,
+                          "not enough stock for %s (%s): %lld left, %lld in the checkout",
+                          c->lines[i].item_id, c->lines[i].title ? c->lines[i].title : "",
+                          (long long)(q < 0 ? 0 : q), (long long)c->lines[i].quantity);
+            return;
+        }
+    }
+    checkout_fail(e, AGENTD_ESTOCK, "out_of_stock", NULL, "not enough stock for an item");
+}
+
+int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
+                           const json_t *payment_data, struct checkout **out,
+                           struct order **order_out, int *declined, struct checkout_err *e)
+{
+    *declined = 0;
+    char path[128] = "";
+    if (!json_is_object(payment_data))
+        return checkout_fail(e, AGENTD_EINVAL, "missing", "$.payment_data",
+                             "payment_data is required to complete the checkout");
+    if (payment_find_pan(payment_data, path, sizeof path))
+        return checkout_fail(e, AGENTD_EINVAL, "invalid", path,
+                             "full card numbers are not accepted: send a payment token");
+    struct payment_instrument pi = { 0 };
+    char why[256] = "";
+    if (payment_instrument_parse(payment_data, &pi, why, sizeof why) != 0)
+        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.payment_data", "%s", why);
+
+    /* 1. ready -> complete_in_progress (or save the new prices and stop) */
+    struct begin_arg b = { 0 };
+    struct checkout *c = NULL;
+    int rc = shop_checkout_edit(sh, owner, id, edit_begin_complete, &b, &c, e);
+    if (rc) {
+        payment_instrument_clear(&pi);
+        return rc;
+    }
+    if (b.total_changed) {
+        payment_instrument_clear(&pi);
+        checkout_free(c);
+        return checkout_fail(e, AGENTD_ECONFLICT, "total_changed", NULL,
+                             "prices changed since the checkout was shown; review the new totals "
+                             "and complete again");
+    }
+
+    /* 2. authorize exactly the total the buyer saw */
+    enum payment_result res = PAYMENT_INVALID;
+    char ref[128] = "";
+    rc = payment_authorize(sh->hs, 1, &pi, c->totals.total, c->currency, &res, ref, sizeof ref, why,
+                           sizeof why);
+    payment_instrument_clear(&pi);
+    if (rc != 0 || res != PAYMENT_APPROVED) {
+        abort_complete(sh, owner, id);
+        checkout_free(c);
+        if (rc == 0 && res == PAYMENT_DECLINED) {
+            *declined = 1;
+            return checkout_fail(e, AGENTD_EINVAL, "payment_declined", "$.payment_data",
+                                 "%s; nothing was charged", why[0] ? why : "the payment was declined");
+        }
+        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.payment_data", "%s",
+                             why[0] ? why : "the payment credential is not usable");
+    }
+
+    /* 3. one transaction: stock, order, checkout completed */
+    struct rules_ctx ctx;
+    struct shop_rules r;
+    char order_id[48], *permalink = NULL;
+    new_id("ord_", order_id, sizeof order_id);
+    struct checkout *done = checkout_clone(c);
+    struct order *o = NULL;
+    rc = done ? rules_begin(sh, &ctx, &r, e) : AGENTD_ENOMEM;
+    if (rc == 0) {
+        if (asprintf(&permalink, "%s/orders/%s", sh->public_url, order_id) < 0)
+            permalink = NULL;
+        rc = permalink ? checkout_mark_completed(done, &r, order_id, permalink, e) : AGENTD_ENOMEM;
+        rules_end(&ctx);
+    }
+    if (rc == 0)
+        rc = order_from_checkout(done, &o, e);
+    char *order_doc = NULL, *co_doc = NULL;
+    struct store_stock_line *take = NULL;
+    if (rc == 0) {
+        struct ucp_negotiated all;
+        ucp_negotiated_all(&all);
+        json_t *oj = order_to_json(o, &all);
+        order_doc = oj ? json_dumps(oj, JSON_COMPACT) : NULL;
+        json_decref(oj);
+        co_doc = document(done);
+        take = calloc(done->n_lines ? done->n_lines : 1, sizeof *take);
+        if (!order_doc || !co_doc || !take)
+            rc = AGENTD_ENOMEM;
+    }
+    if (rc == 0) {
+        for (size_t i = 0; i < done->n_lines; i++)
+            take[i] = (struct store_stock_line){ done->lines[i].item_id, done->lines[i].quantity };
+        struct store_order row = { .id = order_id, .checkout_id = done->id, .owner = (char *)owner,
+                                   .document = order_doc };
+        rc = store_order_create(sh->st, &row, c->version, checkout_status_name(done->status), co_doc,
+                                take, done->n_lines);
+        if (rc == AGENTD_ESTOCK)
+            name_short_item(sh, done, e);
+        else if (rc)
+            store_fail(e, rc);
+    }
+    free(take);
+    free(order_doc);
+    free(co_doc);
+    free(permalink);
+    if (rc == 0) {
+        done->version = c->version + 1;
+        checkout_free(c);
+        *out = done;
+        *order_out = o;
+        return 0;
+    }
+    if (!e->code[0])
+        checkout_fail(e, rc, agentd_err_code(rc), NULL, "%s", agentd_err_msg(rc));
+    abort_complete(sh, owner, id);
+    checkout_free(c);
+    checkout_free(done);
+    order_free(o);
+    return rc;
+}
+
+/* ---- orders ---- */
+
+static int order_load(struct shop *sh, const char *owner, const char *id, struct order **out,
+                      struct checkout_err *e)
+{
+    struct store_order *row = NULL;
+    int rc = store_order_get(sh->st, id, &row);
+    if (rc == 0 && owner && strcmp(row->owner, owner) != 0)
+        rc = AGENTD_ENOTFOUND;
+    if (rc) {
+        store_order_free(row);
+        if (rc == AGENTD_ENOTFOUND)
+            return checkout_fail(e, rc, "not_found", NULL, "no such order");
+        return store_fail(e, rc);
+    }
+    json_error_t je;
+    json_t *doc = json_loads(row->document, 0, &je);
+    rc = doc ? order_from_json(doc, out, e)
+             : checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL, "stored order is not JSON");
+    json_decref(doc);
+    store_order_free(row);
+    return rc;
+}
+
+int shop_order_get(struct shop *sh, const char *owner, const char *id, struct order **out,
+                   struct checkout_err *e)
+{
+    return order_load(sh, owner, id, out, e);
+}
+
+int shop_order_mark_shipped(struct shop *sh, const char *id, struct order **out,
+                            struct checkout_err *e)
+{
+    struct order *o = NULL;
+    int rc = order_load(sh, NULL, id, &o, e);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < o->n_lines; i++)
+        o->lines[i].fulfilled = o->lines[i].line.quantity;
+    struct ucp_negotiated all;
+    ucp_negotiated_all(&all);
+    json_t *oj = order_to_json(o, &all);
+    char *doc = oj ? json_dumps(oj, JSON_COMPACT) : NULL;
+    json_decref(oj);
+    rc = doc ? store_order_update(sh->st, id, doc) : AGENTD_ENOMEM;
+    free(doc);
+    if (rc) {
+        order_free(o);
+        return store_fail(e, rc);
+    }
+    *out = o;
+    return 0;
+}

@@ -1,0 +1,66 @@
+/* The shop: checkout and order operations as whole transactions over the
+ * store — load, apply a pure commerce function, compare-and-swap save,
+ * retried on conflict. No process-local lock: the version in the store is
+ * the lock, so it holds across replicas. Every call blocks on the store:
+ * run it on the worker pool (store_async), never on a loop thread.
+ *
+ * Tenancy: every checkout and order has an owner (the principal that
+ * created it). Another principal gets AGENTD_ENOTFOUND, as if it did not
+ * exist. */
+#ifndef AGENTD_SHOP_SHOP_H
+#define AGENTD_SHOP_SHOP_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "commerce/checkout.h"
+#include "commerce/ucp.h"
+
+struct store;
+struct merchant;
+struct shop;
+
+/* public_url: the base URL clients reach us at (continue_url, permalinks). */
+struct shop *shop_new(struct store *st, struct merchant *m, const char *public_url);
+void shop_free(struct shop *sh);
+
+/* The payment handlers we advertise (borrowed JSON array). */
+const json_t *shop_payment_handlers(const struct shop *sh);
+
+/* Edits a loaded checkout; the shop saves it if this returns 0. */
+typedef int (*shop_edit_fn)(struct checkout *c, const struct shop_rules *r, void *arg,
+                            struct checkout_err *e);
+
+/* Each returns 0 or AGENTD_E*, fills *e on domain errors, and on success
+ * hands back the checkout as saved in *out (checkout_free()). */
+int shop_checkout_create(struct shop *sh, const char *owner, const json_t *req,
+                         struct checkout **out, struct checkout_err *e);
+int shop_checkout_get(struct shop *sh, const char *owner, const char *id, struct checkout **out,
+                      struct checkout_err *e);
+int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, shop_edit_fn fn,
+                       void *arg, struct checkout **out, struct checkout_err *e);
+int shop_checkout_update(struct shop *sh, const char *owner, const char *id, const json_t *req,
+                         struct checkout **out, struct checkout_err *e);
+int shop_checkout_cancel(struct shop *sh, const char *owner, const char *id,
+                         struct checkout **out, struct checkout_err *e);
+
+/* Completes with the client's payment_data ({handler_id, credential:{type,
+ * token}, ...}). Order of effects: the checkout moves to
+ * complete_in_progress by compare-and-swap (a concurrent edit → 409,
+ * nothing charged); the handler authorizes the total the buyer saw
+ * (decline → *declined = 1, AGENTD_EINVAL, the checkout goes back to
+ * ready); then one transaction takes stock, writes the order and marks the
+ * checkout completed (short stock → AGENTD_ESTOCK, checkout back to ready).
+ * *order_out is the order (order_free()). */
+int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
+                           const json_t *payment_data, struct checkout **out,
+                           struct order **order_out, int *declined, struct checkout_err *e);
+
+int shop_order_get(struct shop *sh, const char *owner, const char *id, struct order **out,
+                   struct checkout_err *e);
+/* Test-only: marks every line of an order fulfilled (shipped). */
+int shop_order_mark_shipped(struct shop *sh, const char *id, struct order **out,
+                            struct checkout_err *e);
+
+#endif

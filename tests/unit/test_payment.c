@@ -1,0 +1,255 @@
+/* payment: the mock handler's fixed contract, instrument sanitising, PAN
+ * refusal in any field, and log redaction that never shows a token. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "commerce/payment.h"
+#include "core/err.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The instrument UCP's conformance client sends on complete. */
+static json_t *conformance_instrument(const char *token)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s, s:s}}",
+                     "id", "instr_1", "handler_id", "mock_payment_handler", "handler_name",
+                     "mock_payment_handler", "type", "card", "brand", "Visa", "last_digits",
+                     "1234", "credential", "type", "token", "token", token, "billing_address",
+                     "street_address", "123 Main St", "address_locality", "Anytown",
+                     "address_region", "CA", "address_country", "US", "postal_code", "12345");
+}
+
+static void test_mock_tokens(void **state)
+{
+    (void)state;
+    const struct payment_handler *hs[] = {payment_handler_mock()};
+    static const struct {
+        const char *token;
+        enum payment_result want;
+    } t[] = {
+        {"success_token", PAYMENT_APPROVED},
+        {"fail_token", PAYMENT_DECLINED},
+        {"SUCCESS_TOKEN", PAYMENT_INVALID},
+        {"", PAYMENT_INVALID},
+        {"success_token ", PAYMENT_INVALID},
+        {"tok_visa_123", PAYMENT_INVALID},
+    };
+    for (size_t i = 0; i < N(t); i++) {
+        json_t *j = conformance_instrument(t[i].token);
+        struct payment_instrument pi;
+        char err[128], ref[64];
+        assert_int_equal(payment_instrument_parse(j, &pi, err, sizeof err), 0);
+        enum payment_result res;
+        assert_int_equal(payment_authorize(hs, 1, &pi, 1234, "USD", &res, ref, sizeof ref, err,
+                                           sizeof err),
+                         0);
+        assert_int_equal(res, t[i].want);
+        if (res == PAYMENT_APPROVED)
+            assert_true(ref[0] != 0);
+        else
+            assert_true(err[0] != 0);
+        payment_instrument_clear(&pi);
+        json_decref(j);
+    }
+    /* No token at all. */
+    struct payment_instrument pi = {0};
+    char err[128];
+    json_t *j = json_pack("{s:s, s:s}", "handler_id", "mock_payment_handler", "type", "card");
+    assert_int_equal(payment_instrument_parse(j, &pi, err, sizeof err), 0);
+    enum payment_result res;
+    assert_int_equal(payment_authorize(hs, 1, &pi, 1, "USD", &res, NULL, 0, err, sizeof err), 0);
+    assert_int_equal(res, PAYMENT_INVALID);
+    payment_instrument_clear(&pi);
+    json_decref(j);
+    /* Unknown handler id. */
+    j = json_pack("{s:s, s:{s:s}}", "handler_id", "google_pay", "credential", "token",
+                  "success_token");
+    assert_int_equal(payment_instrument_parse(j, &pi, err, sizeof err), 0);
+    assert_int_equal(payment_authorize(hs, 1, &pi, 1, "USD", &res, NULL, 0, err, sizeof err),
+                     AGENTD_EINVAL);
+    assert_non_null(strstr(err, "google_pay"));
+    payment_instrument_clear(&pi);
+    json_decref(j);
+}
+
+static void test_sanitise(void **state)
+{
+    (void)state;
+    json_t *j = conformance_instrument("success_token");
+    json_object_set_new(j, "expiry_month", json_integer(12));
+    json_object_set_new(j, "expiry_year", json_integer(2030));
+    json_object_set_new(j, "cvc", json_string("123"));
+    struct payment_instrument pi;
+    char err[128];
+    assert_int_equal(payment_instrument_parse(j, &pi, err, sizeof err), 0);
+    assert_string_equal(pi.handler_id, "mock_payment_handler");
+    assert_string_equal(pi.brand, "Visa");
+    assert_string_equal(pi.last_digits, "1234");
+    assert_int_equal(pi.expiry_month, 12);
+    assert_int_equal(pi.expiry_year, 2030);
+    assert_string_equal(pi.token, "success_token");
+    json_t *out = payment_instrument_to_json(&pi, 0);
+    char *s = json_dumps(out, 0);
+    assert_null(strstr(s, "success_token"));
+    assert_null(strstr(s, "cvc"));
+    assert_null(strstr(s, "billing_address")); /* dropped: not needed to charge a token */
+    assert_non_null(strstr(s, "\"last_digits\": \"1234\""));
+    free(s);
+    json_decref(out);
+    out = payment_instrument_to_json(&pi, 1);
+    s = json_dumps(out, 0);
+    assert_non_null(strstr(s, "success_token"));
+    free(s);
+    json_decref(out);
+    struct payment_instrument copy;
+    assert_int_equal(payment_instrument_copy(&copy, &pi), 0);
+    assert_string_equal(copy.token, "success_token");
+    payment_instrument_clear(&copy);
+    payment_instrument_clear(&pi);
+    json_decref(j);
+
+    /* Shape errors. */
+    static const char *const bad[] = {
+        "[]",
+        "{}",
+        "{\"handler_id\": 5}",
+        "{\"handler_id\": \"\"}",
+        "{\"handler_id\": \"h\", \"last_digits\": \"12345\"}",
+        "{\"handler_id\": \"h\", \"last_digits\": \"12ab\"}",
+        "{\"handler_id\": \"h\", \"expiry_month\": 13}",
+        "{\"handler_id\": \"h\", \"credential\": \"tok\"}",
+        "{\"handler_id\": \"h\", \"brand\": \"a\\u0001b\"}",
+    };
+    for (size_t i = 0; i < N(bad); i++) {
+        json_t *b = json_loads(bad[i], 0, NULL);
+        assert_non_null(b);
+        assert_int_equal(payment_instrument_parse(b, &pi, err, sizeof err), AGENTD_EINVAL);
+        assert_true(err[0] != 0);
+        json_decref(b);
+    }
+}
+
+static void test_pan_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json;
+        int refused;
+    } t[] = {
+        {"{\"handler_id\":\"h\",\"credential\":{\"token\":\"4111111111111111\"}}", 1},
+        {"{\"handler_id\":\"h\",\"number\":\"4111 1111 1111 1111\"}", 1},
+        {"{\"handler_id\":\"h\",\"number\":\"4111-1111-1111-1111\"}", 1},
+        {"{\"handler_id\":\"h\",\"number\":4111111111111111}", 1},
+        {"{\"handler_id\":\"h\",\"number\":\"4111111111111112\"}", 1}, /* Luhn-invalid */
+        {"{\"handler_id\":\"h\",\"amex\":\"378282246310005\"}", 1},   /* 15 digits */
+        {"{\"handler_id\":\"h\",\"x\":\"6011000990139424123\"}", 1},  /* 19 digits */
+        {"{\"handler_id\":\"h\",\"x\":\"4222222222222\"}", 1},        /* 13 digits */
+        {"{\"handler_id\":\"h\",\"billing_address\":{\"street_address\":\"card 5555555555554444\"}}",
+         1},
+        {"{\"handler_id\":\"h\",\"list\":[\"a\",[\"5105105105105100\"]]}", 1},
+        {"{\"handler_id\":\"h\",\"4111111111111111\":\"key\"}", 1},
+        {"{\"handler_id\":\"4111111111111111\"}", 1},
+        {"{\"handler_id\":\"h\",\"phone\":\"+1 217 555 0100\"}", 0},  /* 11 digits */
+        {"{\"handler_id\":\"h\",\"x\":\"411111111111\"}", 0},         /* 12 digits */
+        {"{\"handler_id\":\"h\",\"merchant\":\"01234567890123456789\"}", 0}, /* 20: an id */
+        {"{\"handler_id\":\"h\",\"credential\":{\"token\":\"success_token\"}}", 0},
+        {"{\"handler_id\":\"h\",\"x\":\"4111 11 1111\"}", 0},
+        {"{\"handler_id\":\"h\",\"x\":\"2026-01-11 10:00\"}", 0},
+    };
+    for (size_t i = 0; i < N(t); i++) {
+        json_t *j = json_loads(t[i].json, 0, NULL);
+        assert_non_null(j);
+        char path[64], err[200];
+        int rc = payment_find_pan(j, path, sizeof path);
+        assert_int_equal(rc, t[i].refused ? AGENTD_EINVAL : 0);
+        struct payment_instrument pi;
+        rc = payment_instrument_parse(j, &pi, err, sizeof err);
+        if (t[i].refused) {
+            assert_int_equal(rc, AGENTD_EINVAL);
+            assert_non_null(strstr(err, "card number"));
+            assert_null(strstr(err, "4111111111111111")); /* never echo it */
+        } else {
+            assert_int_equal(rc, 0);
+            payment_instrument_clear(&pi);
+        }
+        json_decref(j);
+    }
+    json_t *j = json_loads("{\"a\":{\"b\":[0,\"4111111111111111\"]}}", 0, NULL);
+    char path[64];
+    assert_int_equal(payment_find_pan(j, path, sizeof path), AGENTD_EINVAL);
+    assert_string_equal(path, "$.a.b[1]");
+    json_decref(j);
+}
+
+static void test_redaction(void **state)
+{
+    (void)state;
+    json_t *j = conformance_instrument("success_token");
+    json_object_set_new(j, "cvc", json_string("999"));
+    json_object_set_new(j, "note", json_string("pan 4111111111111111"));
+    json_t *r = payment_data_redacted_json(j);
+    char *s = json_dumps(r, JSON_SORT_KEYS);
+    assert_null(strstr(s, "success_token"));
+    assert_null(strstr(s, "999"));
+    assert_null(strstr(s, "4111111111111111"));
+    assert_non_null(strstr(s, "\"handler_id\": \"mock_payment_handler\""));
+    assert_non_null(strstr(s, "\"credential\": {\"type\": \"token\"}"));
+    assert_non_null(strstr(s, "\"last_digits\": \"1234\""));
+    free(s);
+    json_decref(r);
+    /* Tokens anywhere, even outside credential. */
+    json_t *k = json_pack("{s:{s:s}, s:[{s:s}]}", "payment_data", "token", "fail_token", "more",
+                          "token", "success_token");
+    r = payment_data_redacted_json(k);
+    s = json_dumps(r, 0);
+    assert_null(strstr(s, "fail_token"));
+    assert_null(strstr(s, "success_token"));
+    free(s);
+    json_decref(r);
+    json_decref(k);
+    json_decref(j);
+    r = payment_data_redacted_json(NULL);
+    assert_true(json_is_null(r));
+    json_decref(r);
+}
+
+static void test_advertisement(void **state)
+{
+    (void)state;
+    const struct payment_handler *h = payment_handler_mock();
+    assert_string_equal(h->id, "mock_payment_handler");
+    json_t *j = payment_handler_to_json(h);
+    assert_non_null(j);
+    static const char *const required[] = {"id", "name", "version", "spec", "config_schema",
+                                           "instrument_schemas", "config"};
+    for (size_t i = 0; i < N(required); i++)
+        assert_non_null(json_object_get(j, required[i]));
+    assert_string_equal(json_string_value(json_object_get(j, "id")), "mock_payment_handler");
+    assert_string_equal(json_string_value(json_object_get(j, "version")), "2026-01-11");
+    assert_true(json_is_object(json_object_get(j, "config")));
+    assert_true(json_array_size(json_object_get(j, "instrument_schemas")) >= 1);
+    json_decref(j);
+    const struct payment_handler *hs[] = {h, h};
+    j = payment_handlers_json(hs, 2);
+    assert_int_equal(json_array_size(j), 2);
+    json_decref(j);
+    struct payment_handler badcfg = *h;
+    badcfg.config_json = "[1,2]";
+    assert_null(payment_handler_to_json(&badcfg));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mock_tokens), cmocka_unit_test(test_sanitise),
+        cmocka_unit_test(test_pan_refused), cmocka_unit_test(test_redaction),
+        cmocka_unit_test(test_advertisement),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
