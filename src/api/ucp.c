@@ -26,7 +26,7 @@ static struct {
     const char *public_url; /* borrowed: outlives the routes */
 } F;
 
-enum op { OP_CREATE, OP_GET, OP_UPDATE, OP_COMPLETE, OP_CANCEL, OP_ORDER, OP_SHIP };
+enum op { OP_CREATE, OP_GET, OP_UPDATE, OP_ADD_ITEM, OP_COMPLETE, OP_CANCEL, OP_ORDER, OP_SHIP };
 
 struct job {
     struct http_req *r;
@@ -35,6 +35,7 @@ struct job {
     char owner[UCP_PROFILE_URL_MAX + 1];
     const char *id;         /* path parameter, borrowed from r */
     json_t *body;
+    int64_t if_match;       /* PUT If-Match version, -1 = none */
     struct checkout *co;
     struct order *order;
     int declined;
@@ -94,7 +95,20 @@ static int run(struct store *st, void *arg)
     switch (j->op) {
     case OP_CREATE: return shop_checkout_create(F.shop, j->owner, j->body, &j->co, &j->e);
     case OP_GET: return shop_checkout_get(F.shop, j->owner, j->id, &j->co, &j->e);
-    case OP_UPDATE: return shop_checkout_update(F.shop, j->owner, j->id, j->body, &j->co, &j->e);
+    case OP_UPDATE:
+        return shop_checkout_update(F.shop, j->owner, j->id, j->body, j->if_match, &j->co, &j->e);
+    case OP_ADD_ITEM: {
+        const json_t *item = json_object_get(j->body, "item");
+        const char *pid = json_string_value(json_object_get(item, "id"));
+        const json_t *q = json_object_get(j->body, "quantity");
+        if (!pid)
+            return checkout_fail(&j->e, AGENTD_EINVAL, "missing", "$.item.id", "item.id is required");
+        if (q && !json_is_integer(q))
+            return checkout_fail(&j->e, AGENTD_EUNPROCESSABLE, "invalid", "$.quantity",
+                                 "quantity must be an integer");
+        return shop_checkout_add_item(F.shop, j->owner, j->id, pid, q ? json_integer_value(q) : 1,
+                                      &j->co, &j->e);
+    }
     case OP_CANCEL: return shop_checkout_cancel(F.shop, j->owner, j->id, &j->co, &j->e);
     case OP_COMPLETE:
         return shop_checkout_complete(F.shop, j->owner, j->id, json_object_get(j->body, "payment_data"),
@@ -111,6 +125,9 @@ static void done(int rc, void *arg)
     if (rc != 0) {
         reply_error(j, rc);
     } else if (j->co) {
+        char etag[32];
+        snprintf(etag, sizeof etag, "\"%lld\"", (long long)j->co->version);
+        http_set_header(j->r, "ETag", etag);
         json_t *body = checkout_to_json(j->co, &j->neg);
         http_reply_json(j->r, j->op == OP_CREATE ? 201 : 200, body);
     } else {
@@ -159,6 +176,21 @@ static struct job *begin(struct http_req *r, enum op op, int needs_body)
     else
         snprintf(j->owner, sizeof j->owner, "%s", agent.profile);
     j->id = route_param(&r->match, "id");
+    j->if_match = -1;
+    const char *im = http_req_header(r, "If-Match");
+    if (im && op == OP_UPDATE) {
+        char *end = NULL;
+        const char *p = im[0] == 'W' && im[1] == '/' ? im + 2 : im;
+        if (*p == '"')
+            p++;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || v < 0 || (*end && *end != '"')) {
+            ucp_error(r, 400, "invalid", "If-Match must be an ETag from a previous response");
+            free(j);
+            return NULL;
+        }
+        j->if_match = v;
+    }
     if (needs_body) {
         json_error_t je;
         j->body = r->body_len ? json_loadb(r->body, r->body_len, 0, &je) : NULL;
@@ -204,6 +236,13 @@ static void update_inner(struct http_req *r)
         submit(j);
 }
 
+static void add_item_inner(struct http_req *r)
+{
+    struct job *j = begin(r, OP_ADD_ITEM, 1);
+    if (j)
+        submit(j);
+}
+
 static void complete_inner(struct http_req *r)
 {
     struct job *j = begin(r, OP_COMPLETE, 1);
@@ -234,6 +273,7 @@ static void with_idempotency(struct http_req *r, http_handler inner)
 static void h_create(struct http_req *r) { with_idempotency(r, create_inner); }
 static void h_update(struct http_req *r) { with_idempotency(r, update_inner); }
 static void h_complete(struct http_req *r) { with_idempotency(r, complete_inner); }
+static void h_add_item(struct http_req *r) { with_idempotency(r, add_item_inner); }
 static void h_cancel(struct http_req *r) { with_idempotency(r, cancel_inner); }
 
 static void h_get(struct http_req *r)
@@ -299,6 +339,7 @@ int ucp_routes(struct router *rt, struct shop *shop, struct store *st, const str
     rc |= router_add(rt, HTTP_GET, "/checkout-sessions/{id}", h_get, NULL);
     rc |= router_add(rt, HTTP_PUT, "/checkout-sessions/{id}", h_update, NULL);
     rc |= router_add(rt, HTTP_POST, "/checkout-sessions/{id}/complete", h_complete, NULL);
+    rc |= router_add(rt, HTTP_POST, "/checkout-sessions/{id}/line-items", h_add_item, NULL);
     rc |= router_add(rt, HTTP_POST, "/checkout-sessions/{id}/cancel", h_cancel, NULL);
     rc |= router_add(rt, HTTP_GET, "/orders/{id}", h_order, NULL);
     if (cfg->simulation_secret)

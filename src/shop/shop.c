@@ -279,16 +279,47 @@ int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, shop_
                          "the checkout is being changed by many requests at once; retry");
 }
 
+struct update_arg {
+    const json_t *req;
+    int64_t if_match;
+};
+
 static int edit_update(struct checkout *c, const struct shop_rules *r, void *arg,
                        struct checkout_err *e)
 {
-    return checkout_update(c, r, arg, e);
+    struct update_arg *u = arg;
+    if (u->if_match >= 0 && c->version != u->if_match)
+        return checkout_fail(e, AGENTD_ECONFLICT, "version_conflict", NULL,
+                             "the checkout changed (version %lld, If-Match %lld): reload and retry",
+                             (long long)c->version, (long long)u->if_match);
+    return checkout_update(c, r, u->req, e);
 }
 
 int shop_checkout_update(struct shop *sh, const char *owner, const char *id, const json_t *req,
-                         struct checkout **out, struct checkout_err *e)
+                         int64_t if_match, struct checkout **out, struct checkout_err *e)
 {
-    return shop_checkout_edit(sh, owner, id, edit_update, (void *)req, out, e);
+    struct update_arg u = { req, if_match };
+    return shop_checkout_edit(sh, owner, id, edit_update, &u, out, e);
+}
+
+struct add_arg {
+    const char *product_id;
+    int64_t quantity;
+};
+
+static int edit_add(struct checkout *c, const struct shop_rules *r, void *arg,
+                    struct checkout_err *e)
+{
+    struct add_arg *a = arg;
+    return checkout_item_add(c, r, a->product_id, a->quantity, e);
+}
+
+int shop_checkout_add_item(struct shop *sh, const char *owner, const char *id,
+                           const char *product_id, int64_t quantity, struct checkout **out,
+                           struct checkout_err *e)
+{
+    struct add_arg a = { product_id, quantity };
+    return shop_checkout_edit(sh, owner, id, edit_add, &a, out, e);
 }
 
 static int edit_cancel(struct checkout *c, const struct shop_rules *r, void *arg,

@@ -40,8 +40,15 @@ int shop_checkout_get(struct shop *sh, const char *owner, const char *id, struct
                       struct checkout_err *e);
 int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, shop_edit_fn fn,
                        void *arg, struct checkout **out, struct checkout_err *e);
+/* if_match >= 0: apply only to that version (else AGENTD_ECONFLICT,
+ * code version_conflict) — optimistic concurrency for clients that
+ * read-modify-write with ETag / If-Match. */
 int shop_checkout_update(struct shop *sh, const char *owner, const char *id, const json_t *req,
-                         struct checkout **out, struct checkout_err *e);
+                         int64_t if_match, struct checkout **out, struct checkout_err *e);
+/* Adds quantity of a product (an increment, safe under concurrency). */
+int shop_checkout_add_item(struct shop *sh, const char *owner, const char *id,
+                           const char *product_id, int64_t quantity, struct checkout **out,
+                           struct checkout_err *e);
 int shop_checkout_cancel(struct shop *sh, const char *owner, const char *id,
                          struct checkout **out, struct checkout_err *e);
 
