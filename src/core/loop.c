@@ -123,7 +123,17 @@ int loop_run(struct loop *l)
     return rc < 0 ? -1 : 0;
 }
 
+static void break_here(void *arg)
+{
+    event_base_loopbreak(((struct loop *)arg)->base);
+}
+
+/* A loopbreak from another thread can be lost if it lands while the loop is
+ * between iterations (seen: a stopped server whose loop slept on in
+ * epoll_wait). Posting it through the inbox runs it on the loop itself,
+ * after the loop has started, so it always takes effect. */
 void loop_stop(struct loop *l)
 {
-    event_base_loopbreak(l->base);
+    if (loop_current() == l || loop_post(l, break_here, l) != 0)
+        event_base_loopbreak(l->base);
 }

@@ -450,7 +450,23 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 
 /* ---- listeners and threads ---- */
 
-static int open_listener(const char *host, int port, int *bound_port, char *err, size_t errlen)
+/* SO_REUSEPORT lets another process of the same user bind our port and
+ * silently take half the connections. A plain bind first (no REUSEPORT)
+ * fails if anyone listens there, which is the answer we want. */
+static int port_taken(const struct addrinfo *ai)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return 0;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int taken = bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno == EADDRINUSE;
+    close(fd);
+    return taken;
+}
+
+static int open_listener(const char *host, int port, int first, int *bound_port, char *err,
+                         size_t errlen)
 {
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
@@ -464,6 +480,10 @@ static int open_listener(const char *host, int port, int *bound_port, char *err,
     }
     int fd = -1;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        if (first && port != 0 && port_taken(ai)) {
+            snprintf(err, errlen, "cannot listen on %s:%d: the address is already in use", host, port);
+            continue;
+        }
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0)
             continue;
@@ -552,7 +572,7 @@ int http_server_start(struct http_server *s, char *err, size_t errlen)
             return -1;
         }
         int bound = 0;
-        hl->fd = open_listener(s->cfg->host, port, &bound, err, errlen);
+        hl->fd = open_listener(s->cfg->host, port, i == 0, &bound, err, errlen);
         if (hl->fd < 0)
             return -1;
         if (port == 0) /* the first listener picked a free port: the rest share it */
