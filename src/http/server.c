@@ -617,7 +617,7 @@ struct loop *http_server_loop(const struct http_server *s, int i) { return s->lo
 static void close_listener(void *arg)
 {
     struct http_loop *hl = arg;
-    if (hl->bound) {
+    if (hl->http && hl->bound) {
         evhttp_del_accept_socket(hl->http, hl->bound);
         hl->bound = NULL;
     }
@@ -653,6 +653,10 @@ void http_server_free(struct http_server *s)
         struct http_loop *hl = &s->loops[i];
         if (hl->http)
             evhttp_free(hl->http); /* closes listeners and live connections */
+        /* loop_free() below runs posts still queued (a drain's
+         * close_listener): they must see the evhttp is gone */
+        hl->http = NULL;
+        hl->bound = NULL;
         if (hl->fd >= 0)
             close(hl->fd);
         loop_free(hl->loop);

@@ -1,0 +1,434 @@
+"""Harness for agentd end-to-end tests: start the real binary on a free
+loopback port in a fresh directory, talk to it over HTTP and raw sockets.
+
+Every wait here is bounded; every socket is on 127.0.0.1.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+HOST = "127.0.0.1"
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+# Sanitizer builds (scripts/test --sanitize sets AGENTD_SANITIZED) run slower:
+# latency bounds in tests are multiplied by SLOW.
+SLOW = 3.0 if os.environ.get("AGENTD_SANITIZED") else 1.0
+READY_TIMEOUT = 10.0 * SLOW
+STOP_TIMEOUT = 10.0
+
+
+def agentd_bin():
+    """The binary under test: $AGENTD_BIN, else <repo>/build/agentd."""
+    return os.environ.get("AGENTD_BIN") or str(REPO / "build" / "agentd")
+
+
+def free_port():
+    """A port nobody listens on right now (bound to 127.0.0.1:0, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def clean_env(extra=None):
+    """The caller's environment without any AGENTD_* variable or proxy
+    setting, plus `extra` (a value of None removes that variable)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("AGENTD_") and "proxy" not in k.lower()}
+    for k, v in (extra or {}).items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = str(v)
+    return env
+
+
+def run_cli(args, env=None, timeout=10.0):
+    """Run `agentd ARGS` to completion; returns CompletedProcess (text)."""
+    return subprocess.run([agentd_bin(), *args], env=clean_env(env), capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def http_session():
+    """A requests session that never consults proxy settings."""
+    s = requests.Session()
+    s.trust_env = False
+    return s
+
+
+class StartError(RuntimeError):
+    pass
+
+
+class Server:
+    """One agentd process. Use through the `agentd` / `server` fixtures."""
+
+    def __init__(self, env=None, args=("serve",), workdir=None, port=None):
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="agentd-e2e-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.workdir / "data"
+        self.log_path = self.workdir / "agentd.log"
+        self.extra_env = dict(env or {})
+        self.args = tuple(args)
+        self.port = port
+        self.proc = None
+        self.returncode = None
+        self.killed = False             # we had to SIGKILL it
+        self._session = None
+
+    # ---- lifecycle ----
+
+    def start(self, wait_ready=True, timeout=READY_TIMEOUT):
+        """Start the process; with wait_ready, wait (bounded) for /readyz == 200.
+        A port another process grabbed in between is retried with a new one."""
+        fixed = self.port is not None or "AGENTD_PORT" in self.extra_env
+        for attempt in range(3):
+            if not fixed:
+                self.port = free_port()
+            elif self.port is None:
+                self.port = int(self.extra_env["AGENTD_PORT"])
+            env = {"AGENTD_HOST": HOST, "AGENTD_PORT": self.port,
+                   "AGENTD_DATA_DIR": self.data_dir}
+            env.update(self.extra_env)
+            self._log = open(self.log_path, "ab")
+            self.proc = subprocess.Popen([agentd_bin(), *self.args], env=clean_env(env),
+                                         cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                         stdout=self._log, stderr=subprocess.STDOUT)
+            if not wait_ready:
+                return self
+            try:
+                self.wait_ready(timeout)
+                return self
+            except StartError:
+                in_use = "in use" in self.log_text()
+                self.kill()
+                if fixed or not in_use or attempt == 2:
+                    raise
+        return self
+
+    def wait_ready(self, timeout=READY_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise StartError(f"agentd exited with {self.proc.returncode} before ready\n"
+                                 f"--- log ---\n{self.log_text()}")
+            try:
+                r = self.get("/readyz", timeout=0.5)
+                if r.status_code == 200:
+                    return
+                last = f"/readyz {r.status_code}"
+            except requests.RequestException as e:
+                last = repr(e)
+            time.sleep(0.05)
+        raise StartError(f"agentd not ready within {timeout}s ({last})\n"
+                         f"--- log ---\n{self.log_text()}")
+
+    def send_signal(self, sig):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout=STOP_TIMEOUT):
+        """Wait (bounded) for exit; returns the exit code or None if still running."""
+        if not self.proc:
+            return None
+        try:
+            self.returncode = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._close_log()
+        return self.returncode
+
+    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Send `sig`, wait up to `timeout`, then SIGKILL. Returns the exit code
+        (negative = killed by that signal, as in subprocess)."""
+        if self._session:
+            self._session.close()
+            self._session = None
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            if self.wait(timeout) is None:
+                self.kill()
+        self.returncode = self.proc.returncode
+        self._close_log()
+        return self.returncode
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.killed = True
+            self.proc.kill()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self._close_log()
+
+    def _close_log(self):
+        log = getattr(self, "_log", None)
+        if log and not log.closed:
+            log.close()
+
+    def shutdown_problem(self, timeout=5.0):
+        """Stop with SIGTERM; describe what went wrong, or return None. Wrong
+        is: no exit within `timeout`; a running server that does not exit 0
+        on SIGTERM; death by a signal; a sanitizer report in the log."""
+        was_running = self.running
+        rc = self.stop(signal.SIGTERM, timeout=timeout)
+        problems = []
+        if self.killed:
+            problems.append(f"did not exit within {timeout}s of SIGTERM")
+        elif rc is not None and rc < 0:
+            try:
+                name = signal.Signals(-rc).name
+            except ValueError:
+                name = str(-rc)
+            problems.append(f"died from {name} (exit {rc})")
+        elif was_running and rc != 0:
+            problems.append(f"exited {rc} on SIGTERM, not 0")
+        text = self.log_text()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if marker in text:
+                problems.append(f"sanitizer report in its log ({marker!r})")
+        if not problems:
+            return None
+        return f"agentd (port {self.port}, log {self.log_path}): " + "; ".join(problems)
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    # ---- talking to it ----
+
+    @property
+    def url(self):
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def session(self):
+        if self._session is None:
+            self._session = http_session()
+        return self._session
+
+    def get(self, path, **kw):
+        kw.setdefault("timeout", 5)
+        return self.session.get(self.url + path, **kw)
+
+    def request(self, method, path, **kw):
+        """A request on a fresh connection (no keep-alive reuse)."""
+        kw.setdefault("timeout", 5)
+        with http_session() as s:
+            return s.request(method, self.url + path, **kw)
+
+    def connect(self, timeout=5.0):
+        s = socket.create_connection((HOST, self.port), timeout=timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+    def raw(self, data, timeout=5.0):
+        """Send raw bytes on a new connection, read until the server closes
+        (or `timeout`), return the parsed RawResponse."""
+        with self.connect(timeout) as s:
+            s.sendall(data)
+            return read_response(s, timeout=timeout, until_close=True)
+
+    # ---- logs ----
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_lines(self):
+        """The JSON lines of the log (stdout); anything else is skipped."""
+        out = []
+        for line in self.log_text().splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+        return out
+
+    def wait_log(self, pred, timeout=3.0):
+        """The first log line for which pred(line) is true, waiting up to
+        `timeout` (the access line is written just after the reply)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.log_lines():
+                if pred(line):
+                    return line
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)
+
+    def access_line(self, request_id, timeout=3.0):
+        return self.wait_log(lambda l: l.get("request_id") == request_id, timeout)
+
+    def mark(self):
+        """A position in the log, for new_lines()."""
+        return len(self.log_lines())
+
+    def new_lines(self, mark, n=1, msg="request", timeout=3.0):
+        """Wait (bounded) until `n` lines with this msg follow `mark`; returns them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [l for l in self.log_lines()[mark:] if l.get("msg") == msg]
+            if len(found) >= n or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.02)
+
+
+# ---- raw HTTP ----
+
+class RawResponse:
+    def __init__(self, status, reason, headers, body, raw, closed):
+        self.status = status
+        self.reason = reason
+        self.headers = headers          # lower-case name -> value (last wins)
+        self.body = body
+        self.raw = raw
+        self.closed = closed            # the server closed the connection
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"RawResponse({self.status}, {self.headers!r}, {self.body[:200]!r})"
+
+
+def parse_head(data):
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    m = re.match(r"HTTP/1\.[01] (\d{3}) ?(.*)", lines[0])
+    if not m:
+        raise ValueError(f"not an HTTP response: {data[:200]!r}")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(m.group(1)), m.group(2), headers, rest
+
+
+def read_response(sock, timeout=5.0, until_close=False):
+    """Read one response from `sock`. With until_close, keep reading until
+    EOF (bounded by `timeout`) and report whether the server closed."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    closed = False
+    parsed = None
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            closed = True
+            break
+        if not chunk:
+            closed = True
+            break
+        buf += chunk
+        if b"\r\n\r\n" in buf:
+            parsed = parse_head(buf)
+            clen = int(parsed[2].get("content-length", "-1"))
+            if clen >= 0 and len(parsed[3]) >= clen and not until_close:
+                break
+    if b"\r\n\r\n" not in buf:
+        raise AssertionError(f"no complete response within {timeout}s (got {buf[:300]!r}, "
+                             f"closed={closed})")
+    status, reason, headers, rest = parse_head(buf)
+    clen = int(headers.get("content-length", len(rest)))
+    return RawResponse(status, reason, headers, rest[:clen], buf, closed)
+
+
+def wait_closed(sock, timeout):
+    """Seconds until the peer closed `sock` (reading and dropping data), or
+    None if still open after `timeout`."""
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        sock.settimeout(left)
+        try:
+            if not sock.recv(65536):
+                return time.monotonic() - t0
+        except socket.timeout:
+            return None
+        except (ConnectionResetError, BrokenPipeError):
+            return time.monotonic() - t0
+
+
+# ---- assertions ----
+
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def assert_error(status, headers, body, want_status, want_code=None):
+    """The one error shape: {"error":{"code","message","request_id"}}, JSON
+    content type, and X-Request-Id equal to error.request_id."""
+    assert status == want_status, f"status {status}, want {want_status}: {body!r}"
+    ctype = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
+    assert ctype.startswith("application/json"), f"content-type {ctype!r}: {body!r}"
+    doc = json.loads(body)
+    assert set(doc) == {"error"}, doc
+    err = doc["error"]
+    assert isinstance(err.get("code"), str) and err["code"], doc
+    assert isinstance(err.get("message"), str) and err["message"], doc
+    assert isinstance(err.get("request_id"), str) and err["request_id"], doc
+    rid = {k.lower(): v for k, v in headers.items()}.get("x-request-id")
+    assert rid == err["request_id"], f"X-Request-Id {rid!r} != body {err['request_id']!r}"
+    if want_code is not None:
+        assert err["code"] == want_code, doc
+    return err
+
+
+def assert_error_response(resp, want_status, want_code=None):
+    """assert_error for a requests.Response or a RawResponse."""
+    if isinstance(resp, RawResponse):
+        return assert_error(resp.status, resp.headers, resp.body, want_status, want_code)
+    return assert_error(resp.status_code, dict(resp.headers), resp.content, want_status, want_code)
+
+
+# ---- Prometheus text ----
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """[(name, {label: value}, float)] for every sample line."""
+    out = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"bad sample line: {line!r}"
+        labels = dict(LABEL.findall(m.group(3) or ""))
+        out.append((m.group(1), labels, float(m.group(4))))
+    return out
+
+
+def metric_value(samples, name, **labels):
+    """The value of the sample with exactly these labels, or None."""
+    for n, l, v in samples:
+        if n == name and l == labels:
+            return v
+    return None
