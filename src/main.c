@@ -366,9 +366,11 @@ static int cmd_serve(void)
         event_base_free(rn.base);
     rc = 0;
 out:
-    http_server_free(srv);
+    if (srv)
+        http_server_stop(srv);
     pool_set_default(NULL);
-    pool_free(pool); /* finishes a purge still running */
+    pool_free(pool); /* finishes queued jobs; their completions wait in the loops' inboxes */
+    http_server_free(srv);
     shop_free(shop);
     merchant_free(merchant);
     store_close(store);

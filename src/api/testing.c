@@ -37,9 +37,18 @@ static void wake(evutil_socket_t fd, short what, void *arg)
     struct sleeper *s = arg;
     struct http_req *r = s->r;
     long ms = s->ms;
+    r->on_abort = NULL;
     event_free(s->timer);
     free(s);
     http_reply_json(r, 200, json_pack("{s:s,s:i}", "status", "awake", "slept_ms", (int)ms));
+}
+
+static void sleeper_abort(struct http_req *r, void *ud)
+{
+    (void)r;
+    struct sleeper *s = ud;
+    event_free(s->timer);
+    free(s);
 }
 
 static void sleep_handler(struct http_req *r)
@@ -63,6 +72,8 @@ static void sleep_handler(struct http_req *r)
     }
     s->r = r;
     s->ms = ms;
+    r->on_abort = sleeper_abort;
+    r->abort_ud = s;
     struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
     evtimer_add(s->timer, &tv);
 }

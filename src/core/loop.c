@@ -79,6 +79,8 @@ struct loop *loop_new(int id)
     return l;
 }
 
+void loop_drain(struct loop *l) { drain(-1, 0, l); }
+
 void loop_free(struct loop *l)
 {
     if (!l)

@@ -27,6 +27,10 @@ int loop_id(const struct loop *l);
  * (then fn is not called and arg still belongs to the caller). */
 int loop_post(struct loop *l, loop_fn fn, void *arg);
 
+/* Runs what is queued in the inbox now, on the calling thread (shutdown:
+ * after the loop thread exited). */
+void loop_drain(struct loop *l);
+
 /* Run the event loop until loop_stop(); returns 0 or -1. */
 int loop_run(struct loop *l);
 /* Thread-safe: make loop_run() return after the current iteration. */

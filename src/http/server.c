@@ -42,6 +42,7 @@ struct http_loop {
     pthread_t thread;
     int running;
     int fd;
+    struct http_req *live;   /* requests not finished yet (this loop's thread only) */
 };
 
 struct rate_slot {
@@ -99,6 +100,17 @@ double http_server_error_rate_1m(const struct http_server *s, uint64_t *requests
     return total ? (double)errors / (double)total : 0.0;
 }
 
+static void unlink_req(struct http_req *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else if (r->hl && r->hl->live == r)
+        r->hl->live = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+}
+
 /* Access line + metrics + free. Called exactly once per request. */
 static void finish(struct http_req *r)
 {
@@ -123,6 +135,7 @@ static void finish(struct http_req *r)
         log_int(&l, "bytes", (int64_t)r->bytes_out);
         log_end(&l);
     }
+    unlink_req(r);
     atomic_fetch_sub(&s->inflight, 1);
     metric_add(s->inflight_gauge, -1);
     free(r);
@@ -378,6 +391,10 @@ static void on_request(struct evhttp_request *ev, void *arg)
     r->method = map_method(evhttp_request_get_command(ev));
     r->route_label = "unmatched";
     strcpy(r->principal, "anonymous");
+    r->next = hl->live;
+    if (hl->live)
+        hl->live->prev = r;
+    hl->live = r;
     atomic_fetch_add(&s->inflight, 1);
     metric_add(s->inflight_gauge, 1);
 
@@ -651,6 +668,16 @@ void http_server_free(struct http_server *s)
     http_server_stop(s);
     for (int i = 0; i < s->nloops; i++) {
         struct http_loop *hl = &s->loops[i];
+        if (hl->loop)
+            loop_drain(hl->loop); /* completions that arrived after the loop stopped */
+        while (hl->live) {        /* unanswered after the drain: dropped */
+            struct http_req *r = hl->live;
+            unlink_req(r);
+            if (r->on_abort)
+                r->on_abort(r, r->abort_ud);
+            atomic_fetch_sub(&s->inflight, 1);
+            free(r);
+        }
         if (hl->http)
             evhttp_free(hl->http); /* closes listeners and live connections */
         /* loop_free() below runs posts still queued (a drain's

@@ -52,6 +52,12 @@ struct http_req {
     void (*reply_hook)(struct http_req *r, int status, const char *content_type, char *body,
                        size_t len, void *ud);
     void *hook_ud;
+    /* A handler that keeps state for a deferred reply (a timer, a stream)
+     * sets this: at shutdown, requests still unanswered after the drain are
+     * dropped and on_abort frees that state. */
+    void (*on_abort)(struct http_req *r, void *ud);
+    void *abort_ud;
+    struct http_req *prev, *next; /* the loop's live requests */
 };
 
 /* ---- replies (loop thread of r only) ---- */
@@ -94,7 +100,9 @@ int http_server_draining(const struct http_server *s);
 int64_t http_server_inflight(const struct http_server *s);
 /* Connections whose response bytes are not all written yet. */
 int http_server_unflushed(const struct http_server *s);
-/* Stops the loops and joins their threads. */
+/* Stops the loops and joins their threads. Then finish the worker pool
+ * (its completions queue up in the loops' inboxes), then http_server_free(),
+ * which runs those completions, drops what is still unanswered and frees. */
 void http_server_stop(struct http_server *s);
 void http_server_free(struct http_server *s);
 
