@@ -18,6 +18,11 @@
 #include "api/ops.h"
 #include "api/testing.h"
 #include "api/ucp.h"
+#include "api/chat.h"
+#include "agent/runner.h"
+#include "agent/tools.h"
+#include "llm/llm.h"
+#include "llm/llm_config.h"
 #include "core/clock.h"
 #include "core/health.h"
 #include "core/config.h"
@@ -73,15 +78,37 @@ static int load_config(struct config *cfg)
 static int cmd_check_config(void)
 {
     struct config cfg;
+    struct llm_config lc;
     struct config_problems pr = { 0 };
     int n = config_load(&cfg, NULL, NULL, &pr);
+    n += llm_config_load(&lc, cfg.env, NULL, NULL, &pr);
     for (int i = 0; i < pr.n; i++)
         printf("problem: %s\n", pr.items[i]);
     config_dump(&cfg, stdout);
+    llm_config_dump(&lc, stdout);
     printf("%s\n", n ? "config: INVALID" : "config: ok");
     config_problems_free(&pr);
+    llm_config_free(&lc);
     config_free(&cfg);
     return n ? 2 : 0;
+}
+
+/* The system prompt: AGENTD_AGENT_PROMPT_FILE or the built-in one. */
+static char *load_prompt(const struct config *cfg)
+{
+    if (!cfg->agent_prompt_file)
+        return strdup(AGENT_DEFAULT_PROMPT);
+    FILE *f = fopen(cfg->agent_prompt_file, "rb");
+    if (!f)
+        return NULL;
+    char *buf = calloc(1, 65537);
+    size_t n = buf ? fread(buf, 1, 65536, f) : 0;
+    fclose(f);
+    if (buf && n == 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
 }
 
 /* ---- store ---- */
@@ -268,7 +295,17 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static int cmd_serve(void)
 {
     struct config cfg;
-    if (load_config(&cfg) != 0) {
+    struct llm_config lc = { 0 };
+    int bad = load_config(&cfg);
+    struct config_problems pr = { 0 };
+    int lbad = llm_config_load(&lc, cfg.env, NULL, NULL, &pr);
+    for (int i = 0; i < pr.n; i++)
+        fprintf(stderr, "config: %s\n", pr.items[i]);
+    config_problems_free(&pr);
+    if (bad || lbad) {
+        if (lbad && !bad)
+            fprintf(stderr, "config: %d problem%s; not starting\n", lbad, lbad == 1 ? "" : "s");
+        llm_config_free(&lc);
         config_free(&cfg);
         return 2;
     }
@@ -287,6 +324,10 @@ static int cmd_serve(void)
     struct store *store = NULL;
     struct merchant *merchant = NULL;
     struct shop *shop = NULL;
+    struct llm *llm = NULL;
+    char *prompt = NULL;
+    struct agent agent = { 0 };
+    int agent_ready = 0;
     struct runner rn = { .cfg = &cfg };
     int rc = 1;
     if (open_store(&cfg, &store) != 0)
@@ -301,13 +342,33 @@ static int cmd_serve(void)
         goto out;
     }
     rn.merchant = merchant;
+    char lerr[512] = "";
+    llm = llm_new(&lc, lerr, sizeof lerr);
+    prompt = load_prompt(&cfg);
+    if (!llm || !prompt) {
+        fprintf(stderr, "agentd: %s\n", !llm ? lerr : "cannot read AGENTD_AGENT_PROMPT_FILE");
+        goto out;
+    }
+    if (llm_is_builtin(llm))
+        log_msg(LOG_INFO, NULL, "model: the built-in offline model (no LLM provider configured)");
+    int interrupted = agent_fail_unfinished(store);
+    if (interrupted)
+        log_msg(LOG_WARN, NULL, "%d turns were interrupted by the last stop and marked failed",
+                interrupted);
     shop = shop_new(store, merchant, cfg.public_url ? cfg.public_url : "http://127.0.0.1");
     if (!shop) {
         fprintf(stderr, "agentd: out of memory at start\n");
         goto out;
     }
+    agent_metrics_init();
+    agent = (struct agent){ .llm = llm, .shop = shop, .merchant = merchant, .st = store,
+                            .tools = tools_definitions(), .system_prompt = prompt,
+                            .max_steps = cfg.max_steps, .turn_timeout_ms = cfg.turn_timeout_ms };
+    agent_init(&agent);
+    agent_ready = 1;
     if (!pool || !rt || ops_routes(rt, &ops) != 0 || testing_routes(rt, &cfg) != 0 ||
-        ucp_routes(rt, shop, store, &cfg, cfg.public_url ? cfg.public_url : "http://127.0.0.1") != 0) {
+        ucp_routes(rt, shop, store, &cfg, cfg.public_url ? cfg.public_url : "http://127.0.0.1") != 0 ||
+        chat_routes(rt, &agent, store) != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");
         goto out;
     }
@@ -368,9 +429,17 @@ static int cmd_serve(void)
 out:
     if (srv)
         http_server_stop(srv);
+    if (agent_ready)
+        agent_stop(&agent); /* cancels model calls while the LLM client still exists */
     pool_set_default(NULL);
     pool_free(pool); /* finishes queued jobs; their completions wait in the loops' inboxes */
-    http_server_free(srv);
+    llm_free(llm);          /* before the loops' event bases go */
+    http_server_free(srv);  /* runs late completions, then frees the loops */
+    if (agent_ready)
+        agent_destroy(&agent);
+    json_decref(agent.tools);
+    free(prompt);
+    llm_config_free(&lc);
     shop_free(shop);
     merchant_free(merchant);
     store_close(store);

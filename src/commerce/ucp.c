@@ -377,7 +377,7 @@ static int agent_parse(const char *h, unsigned flags, struct ucp_agent *out, cha
                 return sf_fail(err, errlen, "UCP-Agent: '%s' must be a quoted string (offset %zu)",
                                key, (size_t)(p - h));
             if (!ucp_version_valid(val))
-                return sf_fail(err, errlen, "UCP-Agent: version '%s' is not YYYY-MM-DD%zu", val, 0);
+                return sf_fail(err, errlen, "UCP-Agent: version '%s' is not YYYY-MM-DD", val, 0);
             memcpy(out->version, val, 11);
         }
         while (*p == ' ' || *p == '\t')

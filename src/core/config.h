@@ -34,6 +34,10 @@ struct config {
     /* commerce */
     char *catalog;              /* AGENTD_CATALOG: catalog JSON file; NULL = imported or built-in */
     char *public_url;           /* AGENTD_PUBLIC_URL: base URL clients use; default http://host:port */
+    /* agent */
+    int64_t turn_timeout_ms;    /* AGENTD_TURN_TIMEOUT: bounds a whole turn, retries included */
+    int max_steps;              /* AGENTD_MAX_STEPS: model steps per turn */
+    char *agent_prompt_file;    /* AGENTD_AGENT_PROMPT_FILE: system prompt; NULL = built-in */
     /* testing hooks */
     char *simulation_secret;    /* AGENTD_SIMULATION_SECRET (secret) */
 };

@@ -339,19 +339,32 @@ int shop_checkout_cancel(struct shop *sh, const char *owner, const char *id,
 
 struct begin_arg {
     int total_changed;
+    int out_of_stock;
+    struct checkout_err stock_err;
 };
 
 /* ready -> complete_in_progress at the stored total. If re-pricing moved the
  * total, the new prices are saved (so the buyer sees them) and the caller
- * answers 409: nothing is charged at a price the buyer did not see. */
+ * answers 409: nothing is charged at a price the buyer did not see. Stock
+ * that ran out since the cart was built is saved the same way (the session
+ * shows the out_of_stock message) and answered 409 out_of_stock, as when
+ * the order's own stock transaction finds it short: a buyer racing for the
+ * last unit gets one answer whichever step noticed. */
 static int edit_begin_complete(struct checkout *c, const struct shop_rules *r, void *arg,
                                struct checkout_err *e)
 {
     struct begin_arg *b = arg;
+    b->total_changed = b->out_of_stock = 0; /* this attempt's outcome only */
     int rc = checkout_begin_complete(c, r, -1, e);
     if (rc == AGENTD_ECONFLICT && strcmp(e->code, "total_changed") == 0) {
         b->total_changed = 1;
         return 0;
+    }
+    if (rc == AGENTD_EINVAL && strcmp(e->code, "out_of_stock") == 0) {
+        b->out_of_stock = 1;
+        b->stock_err = *e;
+        memset(e, 0, sizeof *e); /* a lost compare-and-swap must retry, not stop */
+        return checkout_refresh(c, r, e);
     }
     return rc;
 }
@@ -416,6 +429,12 @@ int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
     if (rc) {
         payment_instrument_clear(&pi);
         return rc;
+    }
+    if (b.out_of_stock) {
+        payment_instrument_clear(&pi);
+        checkout_free(c);
+        *e = b.stock_err;
+        return AGENTD_ESTOCK;
     }
     if (b.total_changed) {
         payment_instrument_clear(&pi);

@@ -111,6 +111,8 @@
     X(STOCK_GET, "SELECT quantity FROM stock WHERE product_id = ?1")                           \
     X(IDEM_DROP_EXPIRED, "DELETE FROM idempotency WHERE principal = ?1 AND key = ?2 "          \
                          "AND expires_at <= ?3")                                               \
+    X(IDEM_DROP_STALE, "DELETE FROM idempotency WHERE principal = ?1 AND key = ?2 "            \
+                       "AND state = 'in_progress' AND created_at <= ?3")                       \
     X(IDEM_INSERT, "INSERT INTO idempotency(principal, key, fingerprint, state, created_at, "  \
                    "expires_at) VALUES(?1, ?2, ?3, 'in_progress', ?4, ?5) ON CONFLICT DO NOTHING") \
     X(IDEM_GET, "SELECT principal, key, fingerprint, state, status, headers, body, "           \
@@ -1357,6 +1359,9 @@ static int sq_idem_begin(void *b, const char *principal, const char *key, const 
     if (rc)
         return rc;
     rc = run(&q->writer, ST_IDEM_DROP_EXPIRED, NULL, NULL, "tti", principal, key, now);
+    if (rc == 0) /* a claim whose process died never finishes: its lease ran out */
+        rc = run(&q->writer, ST_IDEM_DROP_STALE, NULL, NULL, "tti", principal, key,
+                 now - STORE_IDEM_LEASE_MS);
     if (rc == 0)
         rc = run(&q->writer, ST_IDEM_INSERT, NULL, &changed, "tttii", principal, key,
                  fingerprint, now, expires_at);

@@ -254,6 +254,10 @@ void store_order_free(struct store_order *o);
 
 #define STORE_IDEM_IN_PROGRESS "in_progress"
 #define STORE_IDEM_DONE "done"
+/* An in_progress claim older than this is taken to be abandoned (the
+ * process that held it died) and may be claimed again. Longer than any
+ * request agentd serves with default limits. */
+#define STORE_IDEM_LEASE_MS (5LL * 60 * 1000)
 
 struct store_idem {
     char *principal;

@@ -1,0 +1,73 @@
+/* The turn runner: one user message = one turn, a state machine driven on
+ * the request's loop. load session + history (worker) -> LLM step (loop,
+ * non-blocking) -> checkpoint the reply and run its tool calls (worker),
+ * each result checkpointed before the next step -> ... -> final answer
+ * persisted. Store and tool work runs on the worker pool; the loop never
+ * waits. */
+#ifndef AGENTD_AGENT_RUNNER_H
+#define AGENTD_AGENT_RUNNER_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct llm;
+struct shop;
+struct merchant;
+struct store;
+struct loop;
+
+struct agent {
+    struct llm *llm;
+    struct shop *shop;
+    struct merchant *merchant;
+    struct store *st;
+    json_t *tools;            /* OpenAI tools array */
+    const char *system_prompt;
+    int max_steps;            /* AGENTD_MAX_STEPS */
+    int64_t turn_timeout_ms;  /* AGENTD_TURN_TIMEOUT */
+    /* runtime state (agent_init) */
+    pthread_mutex_t mu;
+    struct turn *live;        /* running turns, for shutdown */
+    int stopping;
+};
+
+void agent_init(struct agent *ag);
+/* Shutdown, after the loop threads stopped and before the worker pool and
+ * the LLM client are freed: turns waiting on the model are cancelled and
+ * answered 503; turns in a store job finish as soon as it completes. */
+void agent_stop(struct agent *ag);
+void agent_destroy(struct agent *ag);
+
+/* The outcome handed to the front that started the turn. */
+struct turn_result {
+    int status;               /* 0, or AGENTD_E* */
+    int http_status;          /* for errors: 404, 409, 503, 504 ... */
+    const char *code;         /* error code */
+    const char *message;      /* answer text (status 0) or error message */
+    const char *session_id;
+    json_t *checkout;         /* UCP checkout or NULL (borrowed) */
+};
+
+typedef void (*turn_done_fn)(const struct turn_result *res, void *ud);
+
+/* Starts a turn on `loop` (the caller's loop thread). session_id NULL = a
+ * new session. data: the message's client data (payment), may be NULL.
+ * done() runs exactly once on the loop. Returns 0 or AGENTD_E* (then done
+ * is not called). */
+int agent_turn_start(struct agent *ag, struct loop *loop, const char *owner, const char *session_id,
+                     const char *text, const json_t *data, const char *request_id,
+                     turn_done_fn done, void *ud);
+
+/* At start: turns left running by a crash are marked failed ("interrupted"),
+ * never silently dropped. Blocking. Returns how many. */
+int agent_fail_unfinished(struct store *st);
+
+/* Registers the turn metrics; call once at start. */
+void agent_metrics_init(void);
+
+/* The built-in retail system prompt. */
+extern const char AGENT_DEFAULT_PROMPT[];
+
+#endif

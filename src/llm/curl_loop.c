@@ -1,0 +1,218 @@
+/* hiperfifo on libevent: CURLMOPT_SOCKETFUNCTION maps curl's socket interest
+ * to persistent events, CURLMOPT_TIMERFUNCTION to one timer per multi. */
+#include "llm/curl_loop.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "core/loop.h"
+
+/* What a transfer carries through CURLOPT_PRIVATE. */
+struct xfer {
+    curl_loop_done_fn done;
+    void *ud;
+};
+
+struct curl_loop {
+    struct loop *loop;
+    struct event_base *base;
+    CURLM *multi;
+    struct event *timer;
+    int active;
+    struct sock *socks;        /* every socket curl watches, freed at the end
+                                * even if cleanup does not report them */
+};
+
+/* Per-socket state curl hands back to us through curl_multi_assign. */
+struct sock {
+    struct sock *prev, *next;
+    struct event *ev;
+    curl_socket_t fd;
+    int what;
+};
+
+static void sock_unlink(struct curl_loop *cl, struct sock *sk)
+{
+    if (sk->prev)
+        sk->prev->next = sk->next;
+    else
+        cl->socks = sk->next;
+    if (sk->next)
+        sk->next->prev = sk->prev;
+    if (sk->ev)
+        event_free(sk->ev);
+    free(sk);
+}
+
+static void check_done(struct curl_loop *cl)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(cl->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = m->easy_handle;
+        CURLcode res = m->data.result;
+        struct xfer *x = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+        curl_multi_remove_handle(cl->multi, easy);
+        curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+        cl->active--;
+        if (x) {
+            struct xfer copy = *x;
+            free(x);
+            /* may add or remove other transfers: info_read copes */
+            copy.done(easy, res, copy.ud);
+        }
+    }
+}
+
+static void on_socket_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct curl_loop *cl = arg;
+    int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
+    int running;
+    curl_multi_socket_action(cl->multi, fd, flags, &running);
+    check_done(cl);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct curl_loop *cl = arg;
+    int running;
+    curl_multi_socket_action(cl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(cl);
+}
+
+/* curl: "call me back in timeout_ms" (-1 = delete the timer). Must not
+ * call curl from here, hence the timer even for 0 ms. */
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    struct curl_loop *cl = userp;
+    if (timeout_ms < 0) {
+        evtimer_del(cl->timer);
+        return 0;
+    }
+    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+    return evtimer_add(cl->timer, &tv) == 0 ? 0 : -1;
+}
+
+static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    struct curl_loop *cl = userp;
+    struct sock *sk = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (sk) {
+            curl_multi_assign(cl->multi, s, NULL);
+            sock_unlink(cl, sk);
+        }
+        return 0;
+    }
+    if (!sk) {
+        sk = calloc(1, sizeof *sk);
+        if (!sk)
+            return -1;
+        sk->fd = s;
+        sk->next = cl->socks;
+        if (cl->socks)
+            cl->socks->prev = sk;
+        cl->socks = sk;
+        curl_multi_assign(cl->multi, s, sk);
+    } else if (sk->what == what) {
+        return 0;
+    } else {
+        event_free(sk->ev);
+        sk->ev = NULL;
+    }
+    short kind = (short)((what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0) |
+                         EV_PERSIST);
+    sk->what = what;
+    sk->ev = event_new(cl->base, s, kind, on_socket_event, cl);
+    if (!sk->ev || event_add(sk->ev, NULL) != 0) {
+        curl_multi_assign(cl->multi, s, NULL);
+        sock_unlink(cl, sk);
+        return -1;
+    }
+    return 0;
+}
+
+static void global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+struct curl_loop *curl_loop_new(struct loop *loop)
+{
+    /* loops start lazily on several threads; curl's global init must run
+     * once (and is not thread-safe in every build) */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, global_init);
+    struct curl_loop *cl = calloc(1, sizeof *cl);
+    if (!cl)
+        return NULL;
+    cl->loop = loop;
+    cl->base = loop_base(loop);
+    cl->multi = curl_multi_init();
+    cl->timer = evtimer_new(cl->base, on_timer, cl);
+    if (!cl->multi || !cl->timer) {
+        curl_loop_free(cl);
+        return NULL;
+    }
+    curl_multi_setopt(cl->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(cl->multi, CURLMOPT_SOCKETDATA, cl);
+    curl_multi_setopt(cl->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(cl->multi, CURLMOPT_TIMERDATA, cl);
+    /* keep-alive connections per provider, bounded so a burst cannot hold
+     * thousands of idle sockets against the fd limit */
+    curl_multi_setopt(cl->multi, CURLMOPT_MAXCONNECTS, 64L);
+    return cl;
+}
+
+int curl_loop_add(struct curl_loop *cl, CURL *easy, curl_loop_done_fn done, void *ud)
+{
+    struct xfer *x = malloc(sizeof *x);
+    if (!x)
+        return -1;
+    x->done = done;
+    x->ud = ud;
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)x);
+    if (curl_multi_add_handle(cl->multi, easy) != CURLM_OK) {
+        curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+        free(x);
+        return -1;
+    }
+    cl->active++;
+    return 0;
+}
+
+void curl_loop_remove(struct curl_loop *cl, CURL *easy)
+{
+    struct xfer *x = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    if (!x)
+        return; /* not ours, or already finished */
+    curl_multi_remove_handle(cl->multi, easy);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+    free(x);
+    cl->active--;
+}
+
+int curl_loop_active(const struct curl_loop *cl) { return cl->active; }
+
+void curl_loop_free(struct curl_loop *cl)
+{
+    if (!cl)
+        return;
+    if (cl->multi) {
+        /* socket callbacks still fire during cleanup in some curl versions;
+         * they free our per-socket events, which need the base alive */
+        curl_multi_cleanup(cl->multi);
+    }
+    while (cl->socks)
+        sock_unlink(cl, cl->socks);
+    if (cl->timer)
+        event_free(cl->timer);
+    free(cl);
+}

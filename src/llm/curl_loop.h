@@ -1,0 +1,31 @@
+/* libcurl multi driven by one loop's event_base (curl's hiperfifo pattern):
+ * sockets and the multi timer are libevent events, so transfers progress
+ * while the loop serves everything else and no thread ever waits. */
+#ifndef AGENTD_LLM_CURL_LOOP_H
+#define AGENTD_LLM_CURL_LOOP_H
+
+#include <curl/curl.h>
+
+struct loop;
+struct curl_loop;
+
+/* Called on the loop when a transfer ends (result CURLE_OK or the error);
+ * the easy handle is already removed from the multi and belongs to the
+ * callee again. */
+typedef void (*curl_loop_done_fn)(CURL *easy, CURLcode result, void *ud);
+
+/* One per loop thread; use it only from that thread. */
+struct curl_loop *curl_loop_new(struct loop *loop);
+/* On the loop thread, or after it stopped but before its base is freed.
+ * Transfers still added are removed without their callbacks. */
+void curl_loop_free(struct curl_loop *cl);
+
+/* Starts a transfer. Returns 0 or -1. done() never runs inside this call. */
+int curl_loop_add(struct curl_loop *cl, CURL *easy, curl_loop_done_fn done, void *ud);
+/* Stops a transfer without its callback (cancel). The caller frees easy. */
+void curl_loop_remove(struct curl_loop *cl, CURL *easy);
+
+/* Transfers in progress (tests check that everything ended). */
+int curl_loop_active(const struct curl_loop *cl);
+
+#endif

@@ -1,0 +1,860 @@
+/* The LLM client: one call = a small state machine over attempts (provider,
+ * retry) driven by the caller's loop; curl transfers, backoff timers and the
+ * built-in model's answers are all events on that loop, so nothing blocks. */
+#define _GNU_SOURCE
+#include "llm/llm.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/metrics.h"
+#include "llm/builtin.h"
+#include "llm/curl_loop.h"
+#include "llm/llm_config.h"
+#include "llm/retry.h"
+#include "llm/stream.h"
+
+#define LLM_MAX_LOOPS 1024
+#define MAX_RESPONSE (16u << 20)   /* a reply body past this is refused */
+#define CONNECT_TIMEOUT_MS 10000
+
+enum outcome { OUT_OK, OUT_RETRY, OUT_ERROR, OUT_TIMEOUT, OUT_BREAKER_OPEN, OUT_COUNT };
+static const char *const outcome_names[OUT_COUNT] = { "ok", "retry", "error", "timeout",
+                                                      "breaker_open" };
+
+struct provider {
+    const struct llm_provider_config *cfg;
+    char *endpoint;                /* base URL + /chat/completions */
+    char *auth;                    /* "Authorization: Bearer ..." or NULL; never logged */
+    struct llm_breaker breaker;
+    struct metric_child *m_outcome[OUT_COUNT];
+    struct metric_child *m_duration, *m_prompt, *m_completion, *m_cost, *m_state;
+};
+
+/* Per loop thread, created lazily by the first call made on that loop and
+ * touched only from it (llm_free runs after the thread stopped). */
+struct llm_loop {
+    struct loop *loop;
+    struct curl_loop *cl;          /* NULL for the built-in model */
+    struct llm_call *calls;        /* live calls, so llm_free can drop them */
+};
+
+struct llm {
+    struct llm_config cfg;
+    int nprov;
+    struct provider prov[LLM_MAX_PROVIDERS];
+    struct metric_child *m_builtin_ok;
+    struct llm_loop *loops[LLM_MAX_LOOPS];
+};
+
+struct llm_call {
+    struct llm *llm;
+    struct llm_loop *ll;
+    struct llm_call *prev, *next;
+    llm_delta_fn on_delta;
+    llm_done_fn done;
+    void *ud;
+    json_t *req;                   /* the request body without "model" */
+    char *body;                    /* req serialized for provider body_prov */
+    int body_prov;
+    int stream;
+    int64_t deadline_ms;           /* 0 = none */
+    char request_id[64];
+    int prov, retry, attempts;
+    int probe;                     /* this attempt is its breaker's half-open probe */
+    int capped;                    /* this attempt's timeout is what was left of the deadline */
+    CURL *easy;
+    struct curl_slist *hdrs;
+    struct buf in;                 /* a whole-JSON reply or an error body */
+    struct llm_stream *sp;
+    int sse;                       /* -1 unknown, 1 the reply is SSE, 0 it is plain JSON */
+    int streamed;                  /* text was delivered in this attempt */
+    int write_failed;              /* the write callback aborted: parse error or too large */
+    char write_err[200];
+    char retry_after[64];
+    int64_t started_ns;
+    struct event *timer;           /* backoff wait, built-in answer, deferred finish */
+    int in_callback;               /* inside on_delta: cancel must only mark */
+    int cancelled;
+    /* a finish decided inside llm_call waits for the loop */
+    int starting;
+    int pending_status, pending_hint;
+    char pending_err[256];
+    int64_t hint_ms;               /* longest Retry-After or breaker wait seen */
+    char last_err[256];            /* the latest attempt's failure, for the final error */
+};
+
+static void try_providers(struct llm_call *c);
+
+/* ---- small helpers ---- */
+
+static uint64_t rnd64(void)
+{
+    static _Thread_local uint64_t s;
+    if (!s)
+        s = (uint64_t)clock_mono_ns() ^ ((uint64_t)(uintptr_t)&s << 17) ^ 0x9e3779b97f4a7c15ull;
+    /* xorshift64*: jitter needs spread, not secrecy */
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    return s * 0x2545f4914f6cdd1dull;
+}
+
+void llm_reply_free(struct llm_reply *r)
+{
+    if (!r)
+        return;
+    llm_reply_clear(r);
+    free(r);
+}
+
+static void set_gauge(struct provider *p)
+{
+    metric_set(p->m_state, (double)llm_breaker_state(&p->breaker, clock_mono_ms()));
+}
+
+static void count(struct provider *p, enum outcome o) { metric_inc(p->m_outcome[o]); }
+
+static void log_attempt(struct llm_call *c, struct provider *p, long status, const char *what)
+{
+    struct logline l;
+    if (!log_begin(&l, LOG_WARN, "llm attempt failed"))
+        return;
+    if (c->request_id[0])
+        log_str(&l, "request_id", c->request_id);
+    log_str(&l, "provider", p->cfg->name);
+    log_str(&l, "model", p->cfg->model);
+    log_int(&l, "attempt", c->attempts);
+    if (status)
+        log_int(&l, "http_status", status);
+    log_str(&l, "error", what);
+    log_end(&l);
+}
+
+/* ---- call lifetime ---- */
+
+static void call_unlink(struct llm_call *c)
+{
+    if (!c->ll)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (c->ll->calls == c)
+        c->ll->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    c->ll = NULL;
+}
+
+/* Ends the current attempt's transfer and parser (not the call). */
+static void attempt_clear(struct llm_call *c)
+{
+    if (c->easy) {
+        if (c->ll && c->ll->cl)
+            curl_loop_remove(c->ll->cl, c->easy);
+        curl_easy_cleanup(c->easy);
+        c->easy = NULL;
+    }
+    curl_slist_free_all(c->hdrs);
+    c->hdrs = NULL;
+    llm_stream_free(c->sp);
+    c->sp = NULL;
+    buf_free(&c->in);
+    memset(&c->in, 0, sizeof c->in);
+}
+
+static void call_free(struct llm_call *c)
+{
+    if (c->probe) /* a probe that ends without a verdict lets the next one go */
+        llm_breaker_release(&c->llm->prov[c->prov].breaker);
+    c->probe = 0;
+    attempt_clear(c);
+    call_unlink(c);
+    if (c->timer)
+        event_free(c->timer);
+    json_decref(c->req);
+    free(c->body);
+    free(c);
+}
+
+static void on_deferred_finish(evutil_socket_t fd, short what, void *arg);
+
+/* The one exit: exactly one done() per call, never inside llm_call. */
+static void finish(struct llm_call *c, int status, struct llm_reply *reply, const char *err,
+                   int hint_s)
+{
+    if (c->starting) {
+        c->pending_status = status;
+        c->pending_hint = hint_s;
+        snprintf(c->pending_err, sizeof c->pending_err, "%s", err ? err : "");
+        struct timeval zero = { 0, 0 };
+        event_del(c->timer);
+        event_assign(c->timer, event_get_base(c->timer), -1, 0, on_deferred_finish, c);
+        evtimer_add(c->timer, &zero);
+        return;
+    }
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", err ? err : "");
+    llm_done_fn done = c->done;
+    void *ud = c->ud;
+    call_free(c);
+    done(status, reply, status == 0 ? NULL : msg, hint_s, ud);
+}
+
+static void on_deferred_finish(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct llm_call *c = arg;
+    finish(c, c->pending_status, NULL, c->pending_err, c->pending_hint);
+}
+
+static int hint_seconds(int64_t ms) { return ms <= 0 ? 0 : (int)((ms + 999) / 1000); }
+
+/* ---- one HTTP attempt ---- */
+
+static void on_stream_delta(const char *text, size_t len, void *ud)
+{
+    struct llm_call *c = ud;
+    c->streamed = 1;
+    if (c->on_delta && !c->cancelled) {
+        c->in_callback = 1;
+        c->on_delta(text, len, c->ud);
+        c->in_callback = 0;
+    }
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct llm_call *c = ud;
+    size_t n = size * nmemb;
+    if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0)
+        c->retry_after[0] = 0; /* a new response (after 100 Continue) */
+    else if (n > 12 && strncasecmp(ptr, "retry-after:", 12) == 0) {
+        size_t vl = n - 12;
+        if (vl >= sizeof c->retry_after)
+            vl = sizeof c->retry_after - 1;
+        memcpy(c->retry_after, ptr + 12, vl);
+        c->retry_after[vl] = 0;
+        char *e = c->retry_after + strlen(c->retry_after);
+        while (e > c->retry_after && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '))
+            *--e = 0;
+    }
+    return n;
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct llm_call *c = ud;
+    size_t n = size * nmemb;
+    long status = 0;
+    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (c->stream && status >= 200 && status < 300) {
+        if (c->sse < 0) {
+            /* a server that ignores stream:true answers with one JSON body */
+            char *ct = NULL;
+            curl_easy_getinfo(c->easy, CURLINFO_CONTENT_TYPE, &ct);
+            c->sse = !(ct && strncasecmp(ct, "application/json", 16) == 0);
+        }
+        if (c->sse) {
+            c->in_callback = 1;
+            int rc = llm_stream_feed(c->sp, ptr, n, c->write_err, sizeof c->write_err);
+            c->in_callback = 0;
+            if (c->cancelled)
+                return 0; /* cancelled from on_delta: abort, on_done frees */
+            if (rc != 0) {
+                c->write_failed = 1;
+                return 0;
+            }
+            return n;
+        }
+    }
+    if (c->in.len + n > MAX_RESPONSE) {
+        c->write_failed = 1;
+        snprintf(c->write_err, sizeof c->write_err, "the reply is larger than %u bytes", MAX_RESPONSE);
+        return 0;
+    }
+    buf_append(&c->in, ptr, n);
+    if (c->in.oom) {
+        c->write_failed = 1;
+        snprintf(c->write_err, sizeof c->write_err, "out of memory");
+        return 0;
+    }
+    return n;
+}
+
+static void on_transfer_done(CURL *easy, CURLcode res, void *ud);
+
+/* Body for the current provider: the request plus that provider's model. */
+static int ensure_body(struct llm_call *c)
+{
+    if (c->body && c->body_prov == c->prov)
+        return 0;
+    free(c->body);
+    c->body = NULL;
+    if (json_object_set_new(c->req, "model", json_string(c->llm->prov[c->prov].cfg->model)) != 0)
+        return -1;
+    c->body = json_dumps(c->req, JSON_COMPACT);
+    c->body_prov = c->prov;
+    return c->body ? 0 : -1;
+}
+
+static void start_attempt(struct llm_call *c)
+{
+    struct provider *p = &c->llm->prov[c->prov];
+    int64_t now = clock_mono_ms();
+    if (c->deadline_ms && now >= c->deadline_ms) {
+        count(p, OUT_TIMEOUT);
+        finish(c, AGENTD_ETIMEOUT, NULL, "the model did not answer before the deadline", 0);
+        return;
+    }
+    int64_t timeout = p->cfg->timeout_ms;
+    c->capped = 0;
+    if (c->deadline_ms && c->deadline_ms - now <= timeout) {
+        timeout = c->deadline_ms - now;
+        c->capped = 1;
+    }
+    attempt_clear(c);
+    c->sse = -1;
+    c->streamed = 0;
+    c->write_failed = 0;
+    c->write_err[0] = 0;
+    c->retry_after[0] = 0;
+    if (ensure_body(c) != 0)
+        goto oom;
+    c->easy = curl_easy_init();
+    if (c->stream && !(c->sp = llm_stream_new(on_stream_delta, c)))
+        goto oom;
+    struct curl_slist *h = NULL, *t;
+#define ADD_HEADER(s) do { if (!(t = curl_slist_append(h, (s)))) goto oom_h; h = t; } while (0)
+    ADD_HEADER("Content-Type: application/json");
+    ADD_HEADER(c->stream ? "Accept: text/event-stream" : "Accept: application/json");
+    ADD_HEADER("Expect:"); /* no 100-continue round trip for large conversations */
+    if (p->auth)
+        ADD_HEADER(p->auth);
+#undef ADD_HEADER
+    c->hdrs = h;
+    if (!c->easy)
+        goto oom;
+    CURL *e = c->easy;
+    curl_easy_setopt(e, CURLOPT_URL, p->endpoint);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(c->body));
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout > 0 ? timeout : 1));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(timeout < CONNECT_TIMEOUT_MS ? (timeout > 0 ? timeout : 1) : CONNECT_TIMEOUT_MS));
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "agentd");
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    c->started_ns = clock_mono_ns();
+    c->attempts++;
+    if (curl_loop_add(c->ll->cl, e, on_transfer_done, c) != 0)
+        goto oom;
+    return;
+oom_h:
+    curl_slist_free_all(h);
+oom:
+    attempt_clear(c);
+    finish(c, AGENTD_ENOMEM, NULL, "out of memory starting an LLM request", 0);
+}
+
+static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    try_providers(arg);
+}
+
+/* An attempt failed. retryable: the same provider may be tried again. */
+static void attempt_failed(struct llm_call *c, int retryable, int timed_out, int64_t retry_after_ms,
+                           long status, const char *what)
+{
+    struct provider *p = &c->llm->prov[c->prov];
+    int64_t now = clock_mono_ms();
+    c->probe = 0; /* the verdict below settles it */
+    llm_breaker_failure(&p->breaker, now);
+    set_gauge(p);
+    snprintf(c->last_err, sizeof c->last_err, "%s: %s", p->cfg->name, what);
+    log_attempt(c, p, status, what);
+    if (retry_after_ms > c->hint_ms)
+        c->hint_ms = retry_after_ms;
+    if (c->streamed && c->on_delta) {
+        /* the text streamed so far will be sent again by the next attempt */
+        c->in_callback = 1;
+        c->on_delta(NULL, 0, c->ud);
+        c->in_callback = 0;
+        c->streamed = 0;
+        if (c->cancelled) {
+            call_free(c);
+            return;
+        }
+    }
+    if (c->deadline_ms && ((timed_out && c->capped) || now >= c->deadline_ms)) {
+        count(p, OUT_TIMEOUT);
+        finish(c, AGENTD_ETIMEOUT, NULL, "the model did not answer before the deadline", 0);
+        return;
+    }
+    int again = retryable && c->retry < c->llm->cfg.max_retries &&
+                llm_breaker_state(&p->breaker, now) != LLM_BREAKER_OPEN;
+    int64_t delay = 0;
+    if (again) {
+        delay = retry_after_ms >= 0
+                    ? retry_after_ms
+                    : llm_backoff_ms(c->retry, LLM_BACKOFF_BASE_MS, LLM_BACKOFF_CAP_MS, rnd64());
+        if (c->deadline_ms && now + delay >= c->deadline_ms)
+            again = 0; /* waiting would pass the deadline: hand over instead */
+    }
+    count(p, timed_out ? OUT_TIMEOUT : again ? OUT_RETRY : OUT_ERROR);
+    attempt_clear(c);
+    if (again) {
+        c->retry++;
+        struct timeval tv = { (time_t)(delay / 1000), (suseconds_t)((delay % 1000) * 1000) };
+        event_del(c->timer);
+        event_assign(c->timer, event_get_base(c->timer), -1, 0, on_retry_timer, c);
+        evtimer_add(c->timer, &tv);
+        return;
+    }
+    c->prov++;
+    c->retry = 0;
+    try_providers(c);
+}
+
+static void attempt_succeeded(struct llm_call *c, struct llm_reply *r)
+{
+    struct provider *p = &c->llm->prov[c->prov];
+    c->probe = 0;
+    llm_breaker_success(&p->breaker);
+    set_gauge(p);
+    count(p, OUT_OK);
+    r->usage.cost_usd = ((double)r->usage.prompt_tokens * p->cfg->price_in +
+                         (double)r->usage.completion_tokens * p->cfg->price_out) / 1e6;
+    metric_add(p->m_prompt, (double)r->usage.prompt_tokens);
+    metric_add(p->m_completion, (double)r->usage.completion_tokens);
+    metric_add(p->m_cost, r->usage.cost_usd);
+    free(r->provider);
+    r->provider = strdup(p->cfg->name);
+    if (!r->model)
+        r->model = strdup(p->cfg->model);
+    r->attempts = c->attempts;
+    attempt_clear(c);
+    if (!r->provider || !r->model) {
+        llm_reply_free(r);
+        finish(c, AGENTD_ENOMEM, NULL, "out of memory", 0);
+        return;
+    }
+    finish(c, 0, r, NULL, 0);
+}
+
+/* The provider refused this request itself: another provider would too. */
+static void attempt_refused(struct llm_call *c, long status)
+{
+    struct provider *p = &c->llm->prov[c->prov];
+    c->probe = 0;
+    llm_breaker_success(&p->breaker); /* it answered: it is up */
+    set_gauge(p);
+    count(p, OUT_ERROR);
+    char pm[200] = "";
+    json_t *o = c->in.data ? json_loadb(c->in.data, c->in.len, 0, NULL) : NULL;
+    const char *m = json_string_value(json_object_get(json_object_get(o, "error"), "message"));
+    if (m)
+        snprintf(pm, sizeof pm, ": %.160s", m);
+    json_decref(o);
+    char msg[256];
+    snprintf(msg, sizeof msg, "LLM provider %s refused the request (HTTP %ld)%s", p->cfg->name,
+             status, pm);
+    log_attempt(c, p, status, msg);
+    attempt_clear(c);
+    finish(c, AGENTD_EINVAL, NULL, msg, 0);
+}
+
+static void on_transfer_done(CURL *easy, CURLcode res, void *ud)
+{
+    struct llm_call *c = ud;
+    struct provider *p = &c->llm->prov[c->prov];
+    metric_observe(p->m_duration, (double)(clock_mono_ns() - c->started_ns) / 1e9);
+    if (c->cancelled) {
+        call_free(c);
+        return;
+    }
+    long status = 0;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    char what[256];
+    if (res != CURLE_OK) {
+        if (c->write_failed) {
+            snprintf(what, sizeof what, "malformed reply: %s", c->write_err);
+            attempt_failed(c, 1, 0, -1, status, what);
+        } else if (res == CURLE_OPERATION_TIMEDOUT) {
+            attempt_failed(c, 1, 1, -1, status, "timed out");
+        } else {
+            snprintf(what, sizeof what, "%s", curl_easy_strerror(res));
+            attempt_failed(c, 1, 0, -1, status, what);
+        }
+        return;
+    }
+    if (status >= 200 && status < 300) {
+        struct llm_reply *r = calloc(1, sizeof *r);
+        char err[200] = "";
+        int rc = -1;
+        if (r && c->stream && c->sse == 1)
+            rc = llm_stream_finish(c->sp, r, err, sizeof err);
+        else if (r) {
+            rc = llm_reply_parse(c->in.data ? c->in.data : "", c->in.len, r, err, sizeof err);
+            /* a plain JSON answer to a streaming request still streams its text once */
+            if (rc == 0 && c->stream && r->content && *r->content && c->on_delta) {
+                on_stream_delta(r->content, strlen(r->content), c);
+                if (c->cancelled) {
+                    llm_reply_free(r);
+                    call_free(c);
+                    return;
+                }
+            }
+        } else
+            snprintf(err, sizeof err, "out of memory");
+        if (rc == 0) {
+            attempt_succeeded(c, r);
+            return;
+        }
+        free(r);
+        snprintf(what, sizeof what, "malformed reply: %s", err);
+        attempt_failed(c, 1, 0, -1, status, what);
+        return;
+    }
+    if (llm_http_retryable(status)) {
+        int64_t ra = c->retry_after[0]
+                         ? llm_retry_after_ms(c->retry_after, clock_wall_ms(), LLM_RETRY_AFTER_CAP_MS)
+                         : -1;
+        snprintf(what, sizeof what, "HTTP %ld", status);
+        attempt_failed(c, 1, 0, ra, status, what);
+        return;
+    }
+    if (status == 401 || status == 403 || status == 404) {
+        /* this provider's key, permissions or URL: the next one may do */
+        snprintf(what, sizeof what, "HTTP %ld (check its URL, model and API key)", status);
+        attempt_failed(c, 0, 0, -1, status, what);
+        return;
+    }
+    if (status >= 400 && status < 500) {
+        attempt_refused(c, status);
+        return;
+    }
+    snprintf(what, sizeof what, "unexpected HTTP %ld", status);
+    attempt_failed(c, 0, 0, -1, status, what);
+}
+
+/* From c->prov on, the first provider whose breaker lets an attempt go. */
+static void try_providers(struct llm_call *c)
+{
+    int64_t now = clock_mono_ms();
+    for (; c->prov < c->llm->nprov; c->prov++, c->retry = 0) {
+        struct provider *p = &c->llm->prov[c->prov];
+        int a = llm_breaker_allow(&p->breaker, now);
+        set_gauge(p);
+        if (a == 0) {
+            count(p, OUT_BREAKER_OPEN);
+            int64_t w = llm_breaker_wait_ms(&p->breaker, now);
+            if (w > c->hint_ms)
+                c->hint_ms = w;
+            if (!c->last_err[0])
+                snprintf(c->last_err, sizeof c->last_err, "%s: circuit open", p->cfg->name);
+            continue;
+        }
+        c->probe = a == 2;
+        start_attempt(c);
+        return;
+    }
+    char msg[320];
+    snprintf(msg, sizeof msg, "no LLM provider could answer (last: %s)",
+             c->last_err[0] ? c->last_err : "none");
+    finish(c, AGENTD_EUNAVAILABLE, NULL, msg, hint_seconds(c->hint_ms));
+}
+
+/* ---- the built-in model ---- */
+
+static void on_builtin(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct llm_call *c = arg;
+    struct llm_reply *r = calloc(1, sizeof *r);
+    if (!r || llm_builtin_plan(json_object_get(c->req, "messages"), r) != 0) {
+        free(r);
+        finish(c, AGENTD_ENOMEM, NULL, "out of memory in the built-in model", 0);
+        return;
+    }
+    r->provider = strdup("builtin");
+    r->model = strdup(LLM_BUILTIN_MODEL);
+    r->attempts = 1;
+    if (c->stream && c->on_delta && r->content && *r->content) {
+        c->in_callback = 1;
+        c->on_delta(r->content, strlen(r->content), c->ud);
+        c->in_callback = 0;
+        if (c->cancelled) {
+            llm_reply_free(r);
+            call_free(c);
+            return;
+        }
+    }
+    metric_inc(c->llm->m_builtin_ok);
+    if (!r->provider || !r->model) {
+        llm_reply_free(r);
+        finish(c, AGENTD_ENOMEM, NULL, "out of memory", 0);
+        return;
+    }
+    finish(c, 0, r, NULL, 0);
+}
+
+/* ---- public API ---- */
+
+static struct llm_loop *loop_state(struct llm *l, struct loop *loop)
+{
+    int id = loop_id(loop);
+    if (id < 0 || id >= LLM_MAX_LOOPS)
+        return NULL;
+    struct llm_loop *ll = l->loops[id];
+    if (ll)
+        return ll->loop == loop ? ll : NULL;
+    ll = calloc(1, sizeof *ll);
+    if (!ll)
+        return NULL;
+    ll->loop = loop;
+    if (l->nprov && !(ll->cl = curl_loop_new(loop))) {
+        free(ll);
+        return NULL;
+    }
+    l->loops[id] = ll;
+    return ll;
+}
+
+static json_t *build_request(const struct llm_request *req)
+{
+    json_t *o = json_object();
+    json_t *msgs = req->messages ? json_deep_copy(req->messages) : json_array();
+    if (!o || !msgs || json_object_set_new(o, "messages", msgs)) {
+        json_decref(o);
+        return NULL;
+    }
+    int bad = 0;
+    if (req->tools && json_is_array(req->tools) && json_array_size(req->tools)) {
+        bad |= json_object_set_new(o, "tools", json_deep_copy(req->tools));
+        const char *tc = req->tool_choice ? req->tool_choice : "auto";
+        if (!strcmp(tc, "auto") || !strcmp(tc, "none") || !strcmp(tc, "required"))
+            bad |= json_object_set_new(o, "tool_choice", json_string(tc));
+        else /* a tool's name: force that one */
+            bad |= json_object_set_new(o, "tool_choice",
+                                       json_pack("{s:s, s:{s:s}}", "type", "function", "function",
+                                                 "name", tc));
+    }
+    if (req->max_tokens > 0)
+        bad |= json_object_set_new(o, "max_tokens", json_integer(req->max_tokens));
+    if (req->stream) {
+        bad |= json_object_set_new(o, "stream", json_true());
+        /* usage arrives in a last chunk only when asked for */
+        bad |= json_object_set_new(o, "stream_options", json_pack("{s:b}", "include_usage", 1));
+    }
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int llm_call(struct llm *l, struct loop *loop, const struct llm_request *req, llm_delta_fn on_delta,
+             llm_done_fn done, void *ud, struct llm_call **handle)
+{
+    if (handle)
+        *handle = NULL;
+    if (!l || !loop || !req || !done || (req->messages && !json_is_array(req->messages)))
+        return AGENTD_EINVAL;
+    struct llm_loop *ll = loop_state(l, loop);
+    if (!ll)
+        return AGENTD_ENOMEM;
+    struct llm_call *c = calloc(1, sizeof *c);
+    if (!c)
+        return AGENTD_ENOMEM;
+    c->llm = l;
+    c->on_delta = on_delta;
+    c->done = done;
+    c->ud = ud;
+    c->stream = req->stream;
+    c->deadline_ms = req->deadline_ms;
+    c->body_prov = -1;
+    if (req->request_id)
+        snprintf(c->request_id, sizeof c->request_id, "%s", req->request_id);
+    c->req = build_request(req);
+    c->timer = evtimer_new(loop_base(loop), on_retry_timer, c);
+    if (!c->req || !c->timer) {
+        call_free(c);
+        return AGENTD_ENOMEM;
+    }
+    c->ll = ll;
+    c->next = ll->calls;
+    if (ll->calls)
+        ll->calls->prev = c;
+    ll->calls = c;
+    if (handle)
+        *handle = c;
+    if (!l->nprov) {
+        struct timeval zero = { 0, 0 };
+        event_assign(c->timer, loop_base(loop), -1, 0, on_builtin, c);
+        evtimer_add(c->timer, &zero);
+        return 0;
+    }
+    c->starting = 1;
+    try_providers(c);
+    c->starting = 0;
+    return 0;
+}
+
+void llm_call_cancel(struct llm_call *c)
+{
+    if (!c)
+        return;
+    if (c->in_callback) {
+        /* inside curl's write callback or our delta: the transfer aborts and
+         * the completion frees the call */
+        c->cancelled = 1;
+        return;
+    }
+    call_free(c);
+}
+
+static char *join(const char *a, const char *b)
+{
+    char *s = NULL;
+    return asprintf(&s, "%s%s", a, b) < 0 ? NULL : s;
+}
+
+struct llm *llm_new(const struct llm_config *cfg, char *err, size_t errlen)
+{
+    struct llm *l = calloc(1, sizeof *l);
+    if (!l || llm_config_copy(&l->cfg, cfg) != 0) {
+        free(l);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    static const char *const outcome_labels[] = { "provider", "model", "outcome", NULL };
+    static const char *const pm_labels[] = { "provider", "model", NULL };
+    static const char *const tok_labels[] = { "provider", "model", "kind", NULL };
+    static const char *const p_labels[] = { "provider", NULL };
+    struct metric *m_req = metric_register("agentd_llm_requests_total",
+                                           "LLM attempts by provider, model and outcome",
+                                           METRIC_COUNTER, outcome_labels, NULL);
+    struct metric *m_dur = metric_register("agentd_llm_request_duration_seconds",
+                                           "LLM HTTP attempt duration by provider",
+                                           METRIC_HISTOGRAM, p_labels, METRICS_BUCKETS_LATENCY);
+    struct metric *m_tok = metric_register("agentd_llm_tokens_total",
+                                           "LLM tokens by provider, model and kind (prompt|completion)",
+                                           METRIC_COUNTER, tok_labels, NULL);
+    struct metric *m_cost = metric_register("agentd_llm_cost_usd_total",
+                                            "LLM cost in USD from the configured prices",
+                                            METRIC_COUNTER, pm_labels, NULL);
+    struct metric *m_state = metric_register("agentd_llm_breaker_state",
+                                             "LLM circuit breaker: 0 closed, 1 half-open, 2 open",
+                                             METRIC_GAUGE, p_labels, NULL);
+    if (l->cfg.builtin) {
+        const char *v[] = { "builtin", LLM_BUILTIN_MODEL, "ok" };
+        l->m_builtin_ok = m_req ? metric_child(m_req, v) : NULL;
+        return l;
+    }
+    l->nprov = l->cfg.n_providers;
+    for (int i = 0; i < l->nprov; i++) {
+        struct provider *p = &l->prov[i];
+        p->cfg = &l->cfg.providers[i];
+        llm_breaker_init(&p->breaker, l->cfg.breaker_failures, l->cfg.breaker_cooldown_ms);
+        p->endpoint = join(p->cfg->url, "/chat/completions");
+        p->auth = p->cfg->api_key ? join("Authorization: Bearer ", p->cfg->api_key) : NULL;
+        if (!p->endpoint || (p->cfg->api_key && !p->auth)) {
+            llm_free(l);
+            snprintf(err, errlen, "out of memory");
+            return NULL;
+        }
+        for (int o = 0; o < OUT_COUNT; o++) {
+            const char *v[] = { p->cfg->name, p->cfg->model, outcome_names[o] };
+            p->m_outcome[o] = metric_child(m_req, v);
+        }
+        const char *pv[] = { p->cfg->name };
+        const char *pmv[] = { p->cfg->name, p->cfg->model };
+        const char *tp[] = { p->cfg->name, p->cfg->model, "prompt" };
+        const char *tc[] = { p->cfg->name, p->cfg->model, "completion" };
+        p->m_duration = metric_child(m_dur, pv);
+        p->m_prompt = metric_child(m_tok, tp);
+        p->m_completion = metric_child(m_tok, tc);
+        p->m_cost = metric_child(m_cost, pmv);
+        p->m_state = metric_child(m_state, pv);
+        set_gauge(p);
+    }
+    return l;
+}
+
+void llm_free(struct llm *l)
+{
+    if (!l)
+        return;
+    for (int i = 0; i < LLM_MAX_LOOPS; i++) {
+        struct llm_loop *ll = l->loops[i];
+        if (!ll)
+            continue;
+        while (ll->calls)
+            call_free(ll->calls);
+        curl_loop_free(ll->cl);
+        free(ll);
+    }
+    for (int i = 0; i < l->nprov; i++) {
+        struct provider *p = &l->prov[i];
+        llm_breaker_destroy(&p->breaker);
+        free(p->endpoint);
+        if (p->auth) {
+            explicit_bzero(p->auth, strlen(p->auth));
+            free(p->auth);
+        }
+    }
+    llm_config_free(&l->cfg);
+    free(l);
+}
+
+int llm_provider_count(const struct llm *l) { return l->nprov ? l->nprov : 1; }
+
+const char *llm_provider_name(const struct llm *l, int i)
+{
+    if (!l->nprov)
+        return i == 0 ? "builtin" : NULL;
+    return i >= 0 && i < l->nprov ? l->prov[i].cfg->name : NULL;
+}
+
+const char *llm_provider_model(const struct llm *l, int i)
+{
+    if (!l->nprov)
+        return i == 0 ? LLM_BUILTIN_MODEL : NULL;
+    return i >= 0 && i < l->nprov ? l->prov[i].cfg->model : NULL;
+}
+
+const char *llm_provider_breaker(const struct llm *l, int i)
+{
+    if (!l->nprov || i < 0 || i >= l->nprov)
+        return "closed";
+    /* the breaker's mutex is not const, the state read is */
+    struct llm_breaker *b = (struct llm_breaker *)&l->prov[i].breaker;
+    switch (llm_breaker_state(b, clock_mono_ms())) {
+    case LLM_BREAKER_OPEN: return "open";
+    case LLM_BREAKER_HALF_OPEN: return "half_open";
+    default: return "closed";
+    }
+}
+
+int llm_is_builtin(const struct llm *l) { return l->nprov == 0; }

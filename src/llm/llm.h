@@ -1,0 +1,96 @@
+/* LLM providers behind one interface: an OpenAI Chat Completions client on
+ * libcurl multi driven by the calling loop (no thread ever waits on a
+ * model), with retries, per-call timeouts, a circuit breaker per provider
+ * and a fallback chain; and the built-in offline model, which answers
+ * through the same interface. docs/llm.md describes the rules.
+ *
+ * Messages, tools and tool calls are OpenAI-shaped JSON (jansson):
+ *   messages:   [{"role":"system"|"user"|"assistant"|"tool", "content":..., "tool_calls"?:[...], "tool_call_id"?:...}]
+ *   tools:      [{"type":"function","function":{"name","description","parameters":{JSON schema}}}]
+ *   tool_calls: [{"id","type":"function","function":{"name","arguments":"<JSON text>"}}] */
+#ifndef AGENTD_LLM_LLM_H
+#define AGENTD_LLM_LLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct loop;
+struct llm;
+struct llm_call;
+struct llm_config;
+
+struct llm_request {
+    const json_t *messages;    /* deep-copied by llm_call: the caller may drop it on return */
+    const json_t *tools;       /* may be NULL (an empty array is not sent) */
+    const char *tool_choice;   /* NULL = "auto"; "none" | "required" | a tool's name */
+    int max_tokens;            /* 0 = provider default */
+    int stream;                /* 1: ask for SSE chunks; deltas reach on_delta */
+    int64_t deadline_ms;       /* monotonic (clock_mono_ms); bounds retries and fallbacks too; 0 = none */
+    const char *request_id;    /* for logs; may be NULL */
+};
+
+struct llm_usage {
+    int64_t prompt_tokens;
+    int64_t completion_tokens;
+    double cost_usd;           /* from the provider's configured prices */
+};
+
+/* The assistant's reply. Owned by the caller after done(): llm_reply_free(). */
+struct llm_reply {
+    char *content;             /* NULL when the reply is only tool calls */
+    json_t *tool_calls;        /* array or NULL */
+    char *finish_reason;       /* "stop", "tool_calls", "length", ... */
+    struct llm_usage usage;
+    char *provider;            /* which provider answered (after fallbacks) */
+    char *model;
+    int attempts;              /* HTTP attempts made, all providers */
+};
+/* Frees the reply and its fields (NULL is fine). To keep a field, take it
+ * and set it to NULL first. */
+void llm_reply_free(struct llm_reply *r);
+
+/* status: 0 with reply, or AGENTD_ETIMEOUT (deadline), AGENTD_EUNAVAILABLE
+ * (every provider failed or is open-circuited; retry_after_s says when to
+ * come back, 0 = unknown), AGENTD_EINVAL (the provider refused the request:
+ * a 4xx other than 401/403/404/408/429), AGENTD_ENOMEM. error is a human
+ * sentence (never contains a key), NULL on success. reply is NULL unless
+ * status is 0, and then belongs to the callee (llm_reply_free). Runs on
+ * the loop given to llm_call, never inside llm_call itself. */
+typedef void (*llm_done_fn)(int status, struct llm_reply *reply, const char *error,
+                            int retry_after_s, void *ud);
+/* Streaming text as it arrives (stream = 1). Tool-call deltas are assembled
+ * internally and only delivered whole in the reply. text == NULL (len 0)
+ * means "discard what was streamed so far": an attempt failed mid-stream and
+ * the next attempt (retry or fallback) starts the text over. */
+typedef void (*llm_delta_fn)(const char *text, size_t len, void *ud);
+
+/* Builds the provider chain from a loaded llm_config (llm_config.h), which
+ * it copies. cfg->builtin selects the offline model. Returns NULL + err. */
+struct llm *llm_new(const struct llm_config *cfg, char *err, size_t errlen);
+/* Call after every loop that ran calls has stopped (its thread joined) and
+ * before those loops are freed: it releases each loop's curl multi handle
+ * and events. Calls still running are dropped without done() (their
+ * handles become invalid). */
+void llm_free(struct llm *l);
+
+/* Starts a call on `loop`, from that loop's thread. done() runs exactly
+ * once on that loop, unless the call is cancelled first. Returns 0 or a
+ * negative AGENTD_E* (then done is not called). *handle may be NULL. */
+int llm_call(struct llm *l, struct loop *loop, const struct llm_request *req, llm_delta_fn on_delta,
+             llm_done_fn done, void *ud, struct llm_call **handle);
+/* Cancels a running call (done is not called): removes its transfer or
+ * timer and frees everything. Safe until done() ran, on the call's loop. */
+void llm_call_cancel(struct llm_call *c);
+
+/* For /health and metrics: provider i's name, model and breaker state
+ * ("closed" | "open" | "half_open"). Returns the number of providers
+ * (1 for the built-in model, named "builtin"). */
+int llm_provider_count(const struct llm *l);
+const char *llm_provider_name(const struct llm *l, int i);
+const char *llm_provider_model(const struct llm *l, int i);
+const char *llm_provider_breaker(const struct llm *l, int i);
+int llm_is_builtin(const struct llm *l);
+
+#endif

@@ -1,0 +1,458 @@
+/* Parses the AGENTD_LLM* variables into struct llm_config, collecting every
+ * problem like core/config.c does; API keys are read from NAME or NAME_FILE. */
+#define _GNU_SOURCE
+#include "llm/llm_config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_TIMEOUT_MS 30000
+#define DEFAULT_RETRIES 2
+#define DEFAULT_BREAKER_FAILURES 5
+#define DEFAULT_BREAKER_COOLDOWN_MS 30000
+
+static const char *env_default(const char *name, void *ud)
+{
+    (void)ud;
+    return getenv(name);
+}
+
+/* Small files only; one trailing newline stripped (editors add it). */
+static char *read_small_file(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(65537);
+    size_t n = buf ? fread(buf, 1, 65536, f) : 0;
+    int toolong = buf && n == 65536 && fgetc(f) != EOF;
+    fclose(f);
+    if (!buf) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (toolong) {
+        free(buf);
+        snprintf(err, errlen, "%s is larger than 64 KiB", path);
+        return NULL;
+    }
+    buf[n] = 0;
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = 0;
+    return buf;
+}
+
+/* Value of NAME (or NAME_FILE when allow_file), allocated; NULL when unset
+ * or on a problem (then *bad = 1). Empty values are problems: an operator
+ * who sets a variable to nothing almost always meant something. */
+static char *lookup(const char *name, int allow_file, config_getenv_fn get, void *ud,
+                    struct config_problems *pr, int *bad)
+{
+    char fname[160];
+    snprintf(fname, sizeof fname, "%s_FILE", name);
+    const char *direct = get(name, ud);
+    const char *file = allow_file ? get(fname, ud) : NULL;
+    if (direct && file) {
+        config_problems_add(pr, "%s and %s are both set: set only one", name, fname);
+        *bad = 1;
+        return NULL;
+    }
+    char *val = NULL;
+    if (file) {
+        char err[300];
+        val = read_small_file(file, err, sizeof err);
+        if (!val) {
+            config_problems_add(pr, "%s: %s", fname, err);
+            *bad = 1;
+            return NULL;
+        }
+    } else if (direct) {
+        val = strdup(direct);
+        if (!val) {
+            config_problems_add(pr, "%s: out of memory", name);
+            *bad = 1;
+            return NULL;
+        }
+    }
+    if (val && !*val) {
+        config_problems_add(pr, "%s is set but empty", file ? fname : name);
+        free(val);
+        *bad = 1;
+        return NULL;
+    }
+    return val;
+}
+
+static int parse_int_range(const char *name, const char *s, int64_t lo, int64_t hi, int64_t *out,
+                           struct config_problems *pr)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end) {
+        config_problems_add(pr, "%s=%s: not an integer", name, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        config_problems_add(pr, "%s=%s: out of range [%lld, %lld]", name, s, (long long)lo,
+                            (long long)hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_duration_range(const char *name, const char *s, int64_t lo, int64_t hi,
+                                int64_t *out, struct config_problems *pr)
+{
+    int64_t ms;
+    if (config_parse_duration(s, &ms) != 0) {
+        config_problems_add(pr, "%s=%s: not a duration (e.g. 250ms, 30s, 2m)", name, s);
+        return -1;
+    }
+    if (ms < lo || ms > hi) {
+        config_problems_add(pr, "%s=%s: out of range [%lldms, %lldms]", name, s, (long long)lo,
+                            (long long)hi);
+        return -1;
+    }
+    *out = ms;
+    return 0;
+}
+
+/* Prices are decimals such as "2.50": USD per million tokens. */
+static int parse_price(const char *name, const char *s, double *out, struct config_problems *pr)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < 0 || v > 1e6) {
+        config_problems_add(pr, "%s=%s: expected a price in USD per million tokens, e.g. 2.50",
+                            name, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The base URL must be the part before /chat/completions: we append it. */
+static int check_url(const char *name, char *url, struct config_problems *pr)
+{
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+        char *shown = config_redact_url(url);
+        config_problems_add(pr, "%s=%s: must start with http:// or https://", name,
+                            shown ? shown : "***");
+        free(shown);
+        return -1;
+    }
+    size_t n = strlen(url);
+    while (n > 0 && url[n - 1] == '/')
+        url[--n] = 0;
+    static const char suffix[] = "/chat/completions";
+    if (n >= sizeof suffix - 1 && strcmp(url + n - (sizeof suffix - 1), suffix) == 0) {
+        char *shown = config_redact_url(url);
+        config_problems_add(pr,
+                            "%s=%s: give the base URL (ending before /chat/completions, "
+                            "e.g. https://api.openai.com/v1)",
+                            name, shown ? shown : "***");
+        free(shown);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads one provider's variables under `prefix` ("AGENTD_LLM" or
+ * "AGENTD_LLM_PRIMARY"). Returns 0 when complete, -1 on a problem. */
+static int load_provider(struct llm_provider_config *p, const char *name, const char *prefix,
+                         config_getenv_fn get, void *ud, struct config_problems *pr)
+{
+    char var[160];
+    int bad = 0;
+    p->name = strdup(name);
+    p->timeout_ms = DEFAULT_TIMEOUT_MS;
+    if (!p->name) {
+        config_problems_add(pr, "%s: out of memory", prefix);
+        return -1;
+    }
+
+    /* "required" only when the variable is really absent, not when its
+     * lookup already reported a problem (vbad) */
+    int vbad = 0;
+    snprintf(var, sizeof var, "%s_URL", prefix);
+    p->url = lookup(var, 1, get, ud, pr, &vbad);
+    if (p->url && check_url(var, p->url, pr) != 0)
+        vbad = 1;
+    else if (!p->url && !vbad) {
+        config_problems_add(pr, "%s is required for LLM provider %s", var, name);
+        vbad = 1;
+    }
+    bad |= vbad;
+
+    vbad = 0;
+    snprintf(var, sizeof var, "%s_MODEL", prefix);
+    p->model = lookup(var, 1, get, ud, pr, &vbad);
+    if (!p->model && !vbad) {
+        config_problems_add(pr, "%s is required for LLM provider %s", var, name);
+        vbad = 1;
+    }
+    bad |= vbad;
+
+    snprintf(var, sizeof var, "%s_API_KEY", prefix);
+    p->api_key = lookup(var, 1, get, ud, pr, &bad);
+    if (p->api_key) {
+        /* a key with a newline or space inside would corrupt the header */
+        for (const char *c = p->api_key; *c; c++)
+            if (isspace((unsigned char)*c) || iscntrl((unsigned char)*c)) {
+                config_problems_add(pr, "%s contains whitespace or control characters", var);
+                bad = 1;
+                break;
+            }
+    }
+
+    char *s;
+    snprintf(var, sizeof var, "%s_TIMEOUT", prefix);
+    if ((s = lookup(var, 0, get, ud, pr, &bad))) {
+        if (parse_duration_range(var, s, 100, 600000, &p->timeout_ms, pr) != 0)
+            bad = 1;
+        free(s);
+    }
+    snprintf(var, sizeof var, "%s_PRICE_IN", prefix);
+    if ((s = lookup(var, 0, get, ud, pr, &bad))) {
+        if (parse_price(var, s, &p->price_in, pr) != 0)
+            bad = 1;
+        free(s);
+    }
+    snprintf(var, sizeof var, "%s_PRICE_OUT", prefix);
+    if ((s = lookup(var, 0, get, ud, pr, &bad))) {
+        if (parse_price(var, s, &p->price_out, pr) != 0)
+            bad = 1;
+        free(s);
+    }
+    return bad ? -1 : 0;
+}
+
+/* Chain names become part of variable names: letters, digits, underscore. */
+static int valid_name(const char *s, size_t n)
+{
+    if (n == 0 || n > 32)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+            return 0;
+    return 1;
+}
+
+static void provider_free(struct llm_provider_config *p)
+{
+    free(p->name);
+    free(p->url);
+    free(p->model);
+    if (p->api_key) {
+        /* keys do not linger in freed heap memory */
+        explicit_bzero(p->api_key, strlen(p->api_key));
+        free(p->api_key);
+    }
+    memset(p, 0, sizeof *p);
+}
+
+static int load_chain(struct llm_config *out, const char *list, config_getenv_fn get, void *ud,
+                      struct config_problems *pr)
+{
+    int bad = 0;
+    const char *p = list;
+    while (*p) {
+        while (*p == ',' || *p == ' ')
+            p++;
+        if (!*p)
+            break;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        size_t n = (size_t)(e - p);
+        while (n && p[n - 1] == ' ')
+            n--;
+        if (!valid_name(p, n)) {
+            config_problems_add(pr,
+                                "AGENTD_LLM_PROVIDERS: \"%.*s\" is not a valid provider name "
+                                "(letters, digits, underscore; at most 32)",
+                                (int)(n > 64 ? 64 : n), p);
+            bad = 1;
+        } else if (out->n_providers == LLM_MAX_PROVIDERS) {
+            config_problems_add(pr, "AGENTD_LLM_PROVIDERS: at most %d providers", LLM_MAX_PROVIDERS);
+            bad = 1;
+            break;
+        } else {
+            char lower[40], upper[40], prefix[64];
+            for (size_t i = 0; i < n; i++) {
+                lower[i] = (char)tolower((unsigned char)p[i]);
+                upper[i] = (char)toupper((unsigned char)p[i]);
+            }
+            lower[n] = upper[n] = 0;
+            int dup = 0;
+            for (int i = 0; i < out->n_providers; i++)
+                if (strcmp(out->providers[i].name, lower) == 0)
+                    dup = 1;
+            if (dup) {
+                config_problems_add(pr, "AGENTD_LLM_PROVIDERS: %s is listed twice", lower);
+                bad = 1;
+            } else {
+                snprintf(prefix, sizeof prefix, "AGENTD_LLM_%s", upper);
+                struct llm_provider_config *pc = &out->providers[out->n_providers++];
+                if (load_provider(pc, lower, prefix, get, ud, pr) != 0)
+                    bad = 1;
+            }
+        }
+        p = e;
+    }
+    if (!bad && out->n_providers == 0) {
+        config_problems_add(pr, "AGENTD_LLM_PROVIDERS is set but names no provider");
+        bad = 1;
+    }
+    return bad ? -1 : 0;
+}
+
+int llm_config_load(struct llm_config *out, enum config_env env, config_getenv_fn get, void *ud,
+                    struct config_problems *pr)
+{
+    memset(out, 0, sizeof *out);
+    out->max_retries = DEFAULT_RETRIES;
+    out->breaker_failures = DEFAULT_BREAKER_FAILURES;
+    out->breaker_cooldown_ms = DEFAULT_BREAKER_COOLDOWN_MS;
+    if (!get)
+        get = env_default;
+    int before = pr->n;
+    int bad = 0;
+    char *s;
+
+    if ((s = lookup("AGENTD_LLM_MAX_RETRIES", 0, get, ud, pr, &bad))) {
+        int64_t v;
+        if (parse_int_range("AGENTD_LLM_MAX_RETRIES", s, 0, 10, &v, pr) == 0)
+            out->max_retries = (int)v;
+        free(s);
+    }
+    if ((s = lookup("AGENTD_LLM_BREAKER_FAILURES", 0, get, ud, pr, &bad))) {
+        int64_t v;
+        if (parse_int_range("AGENTD_LLM_BREAKER_FAILURES", s, 1, 1000, &v, pr) == 0)
+            out->breaker_failures = (int)v;
+        free(s);
+    }
+    if ((s = lookup("AGENTD_LLM_BREAKER_COOLDOWN", 0, get, ud, pr, &bad))) {
+        parse_duration_range("AGENTD_LLM_BREAKER_COOLDOWN", s, 100, 3600000,
+                             &out->breaker_cooldown_ms, pr);
+        free(s);
+    }
+
+    int forced = 0;
+    if ((s = lookup("AGENTD_LLM", 0, get, ud, pr, &bad))) {
+        if (strcasecmp(s, "builtin") == 0)
+            forced = 1;
+        else if (strcasecmp(s, "auto") != 0)
+            config_problems_add(pr, "AGENTD_LLM=%s: expected builtin or auto", s);
+        free(s);
+    }
+
+    const char *list = get("AGENTD_LLM_PROVIDERS", ud);
+    const char *single[] = { "AGENTD_LLM_URL", "AGENTD_LLM_MODEL", "AGENTD_LLM_API_KEY",
+                             "AGENTD_LLM_API_KEY_FILE", "AGENTD_LLM_URL_FILE", "AGENTD_LLM_MODEL_FILE" };
+    int any_single = 0;
+    for (size_t i = 0; i < sizeof single / sizeof single[0]; i++)
+        if (get(single[i], ud))
+            any_single = 1;
+
+    if (forced) {
+        /* an explicit choice: the provider variables are ignored, not errors */
+        out->builtin = out->builtin_forced = 1;
+    } else if (list) {
+        if (any_single)
+            config_problems_add(pr, "AGENTD_LLM_PROVIDERS and AGENTD_LLM_URL/_MODEL/_API_KEY are "
+                                    "both set: use the chain's AGENTD_LLM_<NAME>_* variables only");
+        load_chain(out, list, get, ud, pr); /* problems are recorded */
+    } else if (any_single) {
+        out->n_providers = 1;
+        load_provider(&out->providers[0], "default", "AGENTD_LLM", get, ud, pr);
+    } else if (env == CONFIG_ENV_PRODUCTION) {
+        config_problems_add(pr, "production: no LLM provider configured (set AGENTD_LLM_URL, "
+                                "AGENTD_LLM_MODEL and AGENTD_LLM_API_KEY, or AGENTD_LLM_PROVIDERS; "
+                                "AGENTD_LLM=builtin forces the offline model)");
+    } else {
+        out->builtin = 1;
+    }
+    return pr->n - before;
+}
+
+void llm_config_dump(const struct llm_config *c, FILE *out)
+{
+    if (c->builtin) {
+        fprintf(out, "AGENTD_LLM=builtin%s\n", c->builtin_forced ? "" : " (no provider configured)");
+    } else {
+        fputs("AGENTD_LLM=auto\n", out);
+        fputs("AGENTD_LLM_PROVIDERS=", out);
+        for (int i = 0; i < c->n_providers; i++)
+            fprintf(out, "%s%s", i ? "," : "", c->providers[i].name ? c->providers[i].name : "?");
+        fputc('\n', out);
+    }
+    for (int i = 0; !c->builtin && i < c->n_providers; i++) {
+        const struct llm_provider_config *p = &c->providers[i];
+        char prefix[64];
+        if (p->name && strcmp(p->name, "default") == 0)
+            snprintf(prefix, sizeof prefix, "AGENTD_LLM");
+        else {
+            size_t k = 0;
+            k += (size_t)snprintf(prefix, sizeof prefix, "AGENTD_LLM_");
+            for (const char *n = p->name ? p->name : ""; *n && k + 1 < sizeof prefix; n++)
+                prefix[k++] = (char)toupper((unsigned char)*n);
+            prefix[k] = 0;
+        }
+        char *url = p->url ? config_redact_url(p->url) : NULL;
+        fprintf(out, "%s_URL=%s\n", prefix, p->url ? (url ? url : "***set***") : "(unset)");
+        free(url);
+        fprintf(out, "%s_MODEL=%s\n", prefix, p->model ? p->model : "(unset)");
+        fprintf(out, "%s_API_KEY=%s\n", prefix, p->api_key ? "***set***" : "(unset)");
+        fprintf(out, "%s_TIMEOUT=%lldms\n", prefix, (long long)p->timeout_ms);
+        fprintf(out, "%s_PRICE_IN=%g\n", prefix, p->price_in);
+        fprintf(out, "%s_PRICE_OUT=%g\n", prefix, p->price_out);
+    }
+    fprintf(out, "AGENTD_LLM_MAX_RETRIES=%d\n", c->max_retries);
+    fprintf(out, "AGENTD_LLM_BREAKER_FAILURES=%d\n", c->breaker_failures);
+    fprintf(out, "AGENTD_LLM_BREAKER_COOLDOWN=%lldms\n", (long long)c->breaker_cooldown_ms);
+}
+
+static char *dup_or_null(const char *s, int *oom)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *oom = 1;
+    return d;
+}
+
+int llm_config_copy(struct llm_config *dst, const struct llm_config *src)
+{
+    *dst = *src;
+    int oom = 0;
+    for (int i = 0; i < src->n_providers; i++) {
+        const struct llm_provider_config *s = &src->providers[i];
+        struct llm_provider_config *d = &dst->providers[i];
+        d->name = dup_or_null(s->name, &oom);
+        d->url = dup_or_null(s->url, &oom);
+        d->model = dup_or_null(s->model, &oom);
+        d->api_key = dup_or_null(s->api_key, &oom);
+    }
+    if (oom) {
+        llm_config_free(dst);
+        return -1;
+    }
+    return 0;
+}
+
+void llm_config_free(struct llm_config *c)
+{
+    for (int i = 0; i < LLM_MAX_PROVIDERS; i++)
+        provider_free(&c->providers[i]);
+    memset(c, 0, sizeof *c);
+}
