@@ -440,18 +440,24 @@ void agent_init(struct agent *ag)
 
 void agent_stop(struct agent *ag)
 {
+    /* The loops have stopped, so only this thread walks the list now. The
+     * lock is not held across finish(): if it completes inline it frees the
+     * turn, which takes the lock. */
     pthread_mutex_lock(&ag->mu);
     ag->stopping = 1;
-    struct turn *waiting[256];
-    int n = 0;
-    for (struct turn *t = ag->live; t && n < 256; t = t->next)
-        if (t->call)
-            waiting[n++] = t;
     pthread_mutex_unlock(&ag->mu);
-    for (int i = 0; i < n; i++) {
-        struct turn *t = waiting[i];
-        llm_call_cancel(t->call);
-        t->call = NULL;
+    for (;;) {
+        struct turn *t;
+        pthread_mutex_lock(&ag->mu);
+        for (t = ag->live; t && !t->call; t = t->next)
+            ;
+        if (t) {
+            llm_call_cancel(t->call);
+            t->call = NULL;
+        }
+        pthread_mutex_unlock(&ag->mu);
+        if (!t)
+            break;
         fail(t, AGENTD_ESHUTDOWN, 503, "shutting_down", "the server stopped during the turn; retry");
         finish(t);
     }
