@@ -94,21 +94,17 @@ static int cmd_check_config(void)
 }
 
 /* The system prompt: AGENTD_AGENT_PROMPT_FILE or the built-in one. */
-static char *load_prompt(const struct config *cfg)
+static char *load_prompt(const struct config *cfg, char *err, size_t errlen)
 {
     if (!cfg->agent_prompt_file)
         return strdup(AGENT_DEFAULT_PROMPT);
-    FILE *f = fopen(cfg->agent_prompt_file, "rb");
-    if (!f)
-        return NULL;
-    char *buf = calloc(1, 65537);
-    size_t n = buf ? fread(buf, 1, 65536, f) : 0;
-    fclose(f);
-    if (buf && n == 0) {
-        free(buf);
+    char *text = config_read_small_file(cfg->agent_prompt_file, err, errlen);
+    if (text && !*text) {
+        snprintf(err, errlen, "%s is empty", cfg->agent_prompt_file);
+        free(text);
         return NULL;
     }
-    return buf;
+    return text;
 }
 
 /* ---- store ---- */
@@ -344,9 +340,10 @@ static int cmd_serve(void)
     rn.merchant = merchant;
     char lerr[512] = "";
     llm = llm_new(&lc, lerr, sizeof lerr);
-    prompt = load_prompt(&cfg);
+    char perr[512] = "";
+    prompt = load_prompt(&cfg, perr, sizeof perr);
     if (!llm || !prompt) {
-        fprintf(stderr, "agentd: %s\n", !llm ? lerr : "cannot read AGENTD_AGENT_PROMPT_FILE");
+        fprintf(stderr, "agentd: %s%s\n", !llm ? lerr : "AGENTD_AGENT_PROMPT_FILE: ", !llm ? "" : perr);
         goto out;
     }
     if (llm_is_builtin(llm))

@@ -158,14 +158,13 @@ static int parse_bool(const char *s, int *out)
 
 /* ---- reading NAME or NAME_FILE ---- */
 
-static const char *env_default(const char *name, void *ud)
+const char *config_getenv_default(const char *name, void *ud)
 {
     (void)ud;
     return getenv(name);
 }
 
-/* Reads a whole small file; strips one trailing newline (editors add it). */
-static char *read_secret_file(const char *path, char *err, size_t errlen)
+char *config_read_small_file(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -204,7 +203,7 @@ static char *lookup(const struct var *v, config_getenv_fn get, void *ud, struct 
     }
     if (file) {
         char err[256];
-        char *val = read_secret_file(file, err, sizeof err);
+        char *val = config_read_small_file(file, err, sizeof err);
         if (!val)
             config_problems_add(pr, "%s: %s", fname, err);
         return val;
@@ -287,7 +286,7 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
 {
     memset(cfg, 0, sizeof *cfg);
     if (!get)
-        get = env_default;
+        get = config_getenv_default;
     int before = pr->n;
     for (size_t i = 0; i < NVARS; i++) {
         const struct var *v = &vars[i];

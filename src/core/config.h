@@ -75,6 +75,12 @@ void config_free(struct config *cfg);
  * Returns a malloc'd string (NULL on out of memory). */
 char *config_redact_url(const char *url);
 
+/* The process environment, as a config_getenv_fn. */
+const char *config_getenv_default(const char *name, void *ud);
+/* Reads a whole file of at most 64 KiB (a secret, a prompt), stripping
+ * trailing newlines. malloc'd, or NULL with the reason in err. */
+char *config_read_small_file(const char *path, char *err, size_t errlen);
+
 /* Parse a duration: "250ms", "10s", "5m", "24h", "2d", or a bare number of
  * seconds. Returns 0 and *ms, or -1. */
 int config_parse_duration(const char *s, int64_t *ms);

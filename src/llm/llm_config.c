@@ -14,39 +14,6 @@
 #define DEFAULT_BREAKER_FAILURES 5
 #define DEFAULT_BREAKER_COOLDOWN_MS 30000
 
-static const char *env_default(const char *name, void *ud)
-{
-    (void)ud;
-    return getenv(name);
-}
-
-/* Small files only; one trailing newline stripped (editors add it). */
-static char *read_small_file(const char *path, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(65537);
-    size_t n = buf ? fread(buf, 1, 65536, f) : 0;
-    int toolong = buf && n == 65536 && fgetc(f) != EOF;
-    fclose(f);
-    if (!buf) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    if (toolong) {
-        free(buf);
-        snprintf(err, errlen, "%s is larger than 64 KiB", path);
-        return NULL;
-    }
-    buf[n] = 0;
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = 0;
-    return buf;
-}
-
 /* Value of NAME (or NAME_FILE when allow_file), allocated; NULL when unset
  * or on a problem (then *bad = 1). Empty values are problems: an operator
  * who sets a variable to nothing almost always meant something. */
@@ -65,7 +32,7 @@ static char *lookup(const char *name, int allow_file, config_getenv_fn get, void
     char *val = NULL;
     if (file) {
         char err[300];
-        val = read_small_file(file, err, sizeof err);
+        val = config_read_small_file(file, err, sizeof err);
         if (!val) {
             config_problems_add(pr, "%s: %s", fname, err);
             *bad = 1;
@@ -323,7 +290,7 @@ int llm_config_load(struct llm_config *out, enum config_env env, config_getenv_f
     out->breaker_failures = DEFAULT_BREAKER_FAILURES;
     out->breaker_cooldown_ms = DEFAULT_BREAKER_COOLDOWN_MS;
     if (!get)
-        get = env_default;
+        get = config_getenv_default;
     int before = pr->n;
     int bad = 0;
     char *s;
