@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/loop.h"
 #include "core/metrics.h"
 #include "core/reqid.h"
 #include "llm/llm.h"
@@ -53,6 +54,7 @@ struct turn {
     char *answer;
     int status;
     int http_status;
+    int retry_after_s;
     char code[48];
     char message[512];
     struct turn *prev, *next; /* the agent's live turns */
@@ -156,6 +158,7 @@ static void finish_done(int status, void *arg)
         .message = t->status == 0 ? (t->answer ? t->answer : "") : t->message,
         .session_id = t->session_id,
         .checkout = t->checkout,
+        .retry_after_s = t->retry_after_s,
     };
     t->done(&res, t->ud);
     turn_free(t);
@@ -263,8 +266,8 @@ static void step_done(int status, void *arg)
 static void on_reply(int status, struct llm_reply *reply, const char *error, int retry_after_s,
                      void *ud)
 {
-    (void)retry_after_s;
     struct turn *t = ud;
+    t->retry_after_s = retry_after_s;
     t->call = NULL;
     if (status != 0) {
         llm_reply_free(reply);
@@ -459,6 +462,26 @@ void agent_stop(struct agent *ag)
         if (!t)
             break;
         fail(t, AGENTD_ESHUTDOWN, 503, "shutting_down", "the server stopped during the turn; retry");
+        finish(t);
+    }
+}
+
+void agent_abort_waiting_here(struct agent *ag)
+{
+    struct loop *here = loop_current();
+    for (;;) {
+        struct turn *t;
+        pthread_mutex_lock(&ag->mu);
+        for (t = ag->live; t && !(t->call && t->loop == here); t = t->next)
+            ;
+        if (t) {
+            llm_call_cancel(t->call);
+            t->call = NULL;
+        }
+        pthread_mutex_unlock(&ag->mu);
+        if (!t)
+            break;
+        fail(t, AGENTD_ESHUTDOWN, 503, "shutting_down", "the server is shutting down; retry");
         finish(t);
     }
 }

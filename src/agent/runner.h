@@ -48,6 +48,7 @@ struct turn_result {
     const char *message;      /* answer text (status 0) or error message */
     const char *session_id;
     json_t *checkout;         /* UCP checkout or NULL (borrowed) */
+    int retry_after_s;        /* for 503: when to come back (0 = unknown) */
 };
 
 typedef void (*turn_done_fn)(const struct turn_result *res, void *ud);
@@ -59,6 +60,11 @@ typedef void (*turn_done_fn)(const struct turn_result *res, void *ud);
 int agent_turn_start(struct agent *ag, struct loop *loop, const char *owner, const char *session_id,
                      const char *text, const json_t *data, const char *request_id,
                      turn_done_fn done, void *ud);
+
+/* During a drain that ran out of time, on each loop thread: turns of this
+ * loop waiting on the model are cancelled and answered 503 shutting_down
+ * while the loop can still send the answer. */
+void agent_abort_waiting_here(struct agent *ag);
 
 /* At start: turns left running by a crash are marked failed ("interrupted"),
  * never silently dropped. Blocking. Returns how many. */

@@ -7,6 +7,7 @@
 #include "core/err.h"
 #include "http/server.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static struct {
@@ -18,12 +19,19 @@ static void turn_done(const struct turn_result *res, void *ud)
 {
     struct http_req *r = ud;
     if (res->status != 0) {
-        if (res->http_status == 503)
-            http_set_header(r, "Retry-After", "5");
+        if (res->http_status == 503) {
+            char ra[16];
+            snprintf(ra, sizeof ra, "%d", res->retry_after_s > 0 ? res->retry_after_s : 5);
+            http_set_header(r, "Retry-After", ra);
+        }
         json_t *body = json_pack("{s:{s:s,s:s,s:s}}", "error", "code", res->code, "message",
                                  res->message, "request_id", r->request_id);
+        /* the one error shape has "error" alone at the top (design §5); the
+         * session a failed turn belongs to rides inside it, so a client can
+         * continue that session */
         if (res->session_id)
-            json_object_set_new(body, "session_id", json_string(res->session_id));
+            json_object_set_new(json_object_get(body, "error"), "session_id",
+                                json_string(res->session_id));
         http_reply_json(r, res->http_status ? res->http_status : 500, body);
         return;
     }
@@ -66,7 +74,7 @@ static void chat_inner(struct http_req *r)
 
 static void h_chat(struct http_req *r)
 {
-    idem_handle(r, F.st, r->principal, chat_inner, NULL);
+    idem_handle(r, F.st, r->principal, chat_inner, NULL, IDEM_KEEP_5XX);
 }
 
 int chat_routes(struct router *rt, struct agent *ag, struct store *st)

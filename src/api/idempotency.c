@@ -18,6 +18,7 @@ struct idem_job {
     char fingerprint[65];
     http_handler handler;
     idem_error_fn on_error;
+    unsigned flags;
     struct store_idem *existing;
     /* the captured reply */
     int status;
@@ -60,7 +61,7 @@ static void error_reply(struct idem_job *j, int status, const char *code, const 
 static int op_finish(struct store *st, void *arg)
 {
     struct idem_job *j = arg;
-    if (j->status >= 500)
+    if (j->status >= 500 && !(j->flags & IDEM_KEEP_5XX))
         return store_idem_abandon(st, j->principal, j->key);
     return store_idem_finish(st, j->principal, j->key, j->status, j->headers, j->body, j->len);
 }
@@ -147,7 +148,7 @@ static void begin_done(int status, void *arg)
 }
 
 void idem_handle(struct http_req *r, struct store *st, const char *principal, http_handler handler,
-                 idem_error_fn on_error)
+                 idem_error_fn on_error, unsigned flags)
 {
     const char *key = http_req_header(r, "Idempotency-Key");
     if (!key) {
@@ -175,6 +176,7 @@ void idem_handle(struct http_req *r, struct store *st, const char *principal, ht
     j->st = st;
     j->handler = handler;
     j->on_error = on_error;
+    j->flags = flags;
     store_idem_fingerprint(http_method_name(r->method), r->uri, r->body, r->body_len, j->fingerprint);
     int rc = store_async(st, r->loop, op_begin, j, begin_done);
     if (rc != 0) {

@@ -22,8 +22,11 @@ typedef void (*idem_error_fn)(struct http_req *r, int status, const char *code, 
  * header: handler runs as is). principal scopes the key. The handler replies
  * as usual; 5xx replies are not stored (the claim is dropped so a retry can
  * run again). */
+/* flags: IDEM_KEEP_5XX stores 5xx replies too (a failed agent turn may
+ * already have run tools: a retry must replay, never run it again). */
+#define IDEM_KEEP_5XX 0x1u
 void idem_handle(struct http_req *r, struct store *st, const char *principal, http_handler handler,
-                 idem_error_fn on_error);
+                 idem_error_fn on_error, unsigned flags);
 
 /* 1 when key is 1..IDEM_KEY_MAX visible ASCII characters. */
 int idem_key_valid(const char *key);

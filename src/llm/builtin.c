@@ -352,7 +352,9 @@ static const char *read_quantity(const char *s, int *qty)
         char *end;
         long v = strtol(s, &end, 10);
         if (!is_word_char(*end) || *end == 'x') {
-            *qty = v > 0 && v < 1000 ? (int)v : 1;
+            /* out-of-range counts go to the tool, whose schema refuses them
+             * with a clear message, instead of silently becoming 1 */
+            *qty = v < 0 ? 0 : v > 1000000 ? 1000000 : (int)v;
             s = end + (*end == 'x');
         }
     } else {
@@ -939,6 +941,8 @@ static void plan(struct convo *cv, struct out *o)
     }
     case I_UPDATE: {
         struct step *u = find_step(cv, "update_checkout");
+        if (!u && a.quantity == 0) /* "to 0" removes: that step finishes it too */
+            u = find_step(cv, "remove_from_checkout");
         if (u) {
             if (!said_error(o, u))
                 answer_cart(o, "Updated.", u->result);
