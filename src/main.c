@@ -16,6 +16,7 @@
 #endif
 
 #include "api/ops.h"
+#include "api/profiles.h"
 #include "api/testing.h"
 #include "api/ucp.h"
 #include "api/chat.h"
@@ -212,6 +213,8 @@ struct runner {
     struct event *purge;
     struct store *store;
     struct merchant *merchant;
+    struct agent *agent;     /* NULL until the agent is set up */
+    int aborted_turns;
     atomic_int purging;
     int64_t drain_deadline_ms;
     int signals;
@@ -247,12 +250,22 @@ static void purge_tick(evutil_socket_t fd, short what, void *arg)
     evtimer_add(rn->purge, &tv);
 }
 
+static void abort_turns_here(void *arg) { agent_abort_waiting_here(arg); }
+
 static void drain_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     struct runner *rn = arg;
     /* done when every reply is finished and its last byte left the socket buffer */
     int64_t left = http_server_inflight(rn->srv) + http_server_unflushed(rn->srv);
+    if (left && rn->agent && !rn->aborted_turns && clock_mono_ms() >= rn->drain_deadline_ms) {
+        /* Out of time: turns still waiting on the model are answered 503
+         * by their own loops, which still run; one more second to send. */
+        rn->aborted_turns = 1;
+        for (int i = 0; i < http_server_loop_count(rn->srv); i++)
+            loop_post(http_server_loop(rn->srv, i), abort_turns_here, rn->agent);
+        rn->drain_deadline_ms = clock_mono_ms() + 1000;
+    }
     if (left == 0 || clock_mono_ms() >= rn->drain_deadline_ms) {
         if (left)
             log_msg(LOG_WARN, NULL, "drain timeout: %lld requests or replies still in flight are cut off",
@@ -321,6 +334,7 @@ static int cmd_serve(void)
     struct merchant *merchant = NULL;
     struct shop *shop = NULL;
     struct llm *llm = NULL;
+    struct profiles *profiles = NULL;
     char *prompt = NULL;
     struct agent agent = { 0 };
     int agent_ready = 0;
@@ -358,11 +372,19 @@ static int cmd_serve(void)
         goto out;
     }
     agent_metrics_init();
+    char pferr[256] = "";
+    profiles = profiles_new(cfg.profile_allowlist, NULL, pferr, sizeof pferr);
+    if (!profiles) {
+        fprintf(stderr, "agentd: %s\n", pferr);
+        goto out;
+    }
+    profiles_set_default(profiles); /* the UCP front negotiates through it */
     agent = (struct agent){ .llm = llm, .shop = shop, .merchant = merchant, .st = store,
                             .tools = tools_definitions(), .system_prompt = prompt,
                             .max_steps = cfg.max_steps, .turn_timeout_ms = cfg.turn_timeout_ms };
     agent_init(&agent);
     agent_ready = 1;
+    rn.agent = &agent;
     if (!pool || !rt || ops_routes(rt, &ops) != 0 || testing_routes(rt, &cfg) != 0 ||
         ucp_routes(rt, shop, store, &cfg, cfg.public_url ? cfg.public_url : "http://127.0.0.1") != 0 ||
         chat_routes(rt, &agent, store) != 0) {
@@ -431,6 +453,8 @@ out:
     pool_set_default(NULL);
     pool_free(pool); /* finishes queued jobs; their completions wait in the loops' inboxes */
     llm_free(llm);          /* before the loops' event bases go */
+    profiles_set_default(NULL);
+    profiles_free(profiles); /* the same: its fetches live on the loops */
     http_server_free(srv);  /* runs late completions, then frees the loops */
     if (agent_ready)
         agent_destroy(&agent);

@@ -1,11 +1,13 @@
 /* UCP REST front. Each request: UCP-Agent parsed strictly and the version
- * checked (400 otherwise), capabilities negotiated, the body parsed, then
- * the shop operation runs on the worker pool and the reply is rendered back
- * on the loop. Mutations run under Idempotency-Key, scoped per principal
- * (the UCP-Agent profile until authentication lands). */
+ * checked (400 otherwise), the body parsed, capabilities negotiated with the
+ * platform's profile (fetched and cached by api/profiles, on this loop),
+ * then the shop operation runs on the worker pool and the reply is rendered
+ * back on the loop. Mutations run under Idempotency-Key, scoped per
+ * principal (the UCP-Agent profile until authentication lands). */
 #define _GNU_SOURCE
 #include "api/ucp.h"
 #include "api/idempotency.h"
+#include "api/profiles.h"
 #include "api/testing.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -33,6 +35,8 @@ struct job {
     enum op op;
     struct ucp_negotiated neg;
     char owner[UCP_PROFILE_URL_MAX + 1];
+    char profile[UCP_PROFILE_URL_MAX + 1]; /* the platform's profile URL */
+    struct profiles_wait wait;             /* while its profile is fetched */
     const char *id;         /* path parameter, borrowed from r */
     json_t *body;
     int64_t if_match;       /* PUT If-Match version, -1 = none */
@@ -157,7 +161,13 @@ static struct job *begin(struct http_req *r, enum op op, int needs_body)
         return NULL;
     }
     unsigned flags = F.cfg->env == CONFIG_ENV_PRODUCTION ? 0 : UCP_AGENT_ALLOW_HTTP;
-    if (ucp_agent_parse(hdr, flags, &agent, why, sizeof why) != 0) {
+    int bad = ucp_agent_parse(hdr, flags, &agent, why, sizeof why) != 0;
+    /* Production takes http:// profiles only from hosts the operator listed
+     * in AGENTD_PROFILE_ALLOWLIST (a platform on the same host or network). */
+    if (bad && !flags && ucp_agent_parse(hdr, UCP_AGENT_ALLOW_HTTP, &agent, NULL, 0) == 0 &&
+        profiles_allowlisted(profiles_default(), agent.profile))
+        bad = 0;
+    if (bad) {
         char msg[320];
         snprintf(msg, sizeof msg, "invalid UCP-Agent header: %s", why);
         ucp_error(r, 400, "invalid", msg);
@@ -170,6 +180,7 @@ static struct job *begin(struct http_req *r, enum op op, int needs_body)
         free(j);
         return NULL;
     }
+    snprintf(j->profile, sizeof j->profile, "%s", agent.profile);
     /* Until authentication lands, the calling platform is its profile. */
     if (strcmp(r->principal, "anonymous") != 0)
         snprintf(j->owner, sizeof j->owner, "%s", r->principal);
@@ -221,40 +232,94 @@ static void submit(struct job *j)
     }
 }
 
+/* ---- negotiation: the platform's profile first, then the work ---- */
+
+static void job_abort(struct http_req *r, void *ud)
+{
+    (void)r;
+    struct job *j = ud;
+    profiles_cancel(&j->wait);
+    job_free(j);
+}
+
+static void proceed(struct job *j, const struct profiles_result *res)
+{
+    j->neg = res->neg;
+    if (!(j->neg.caps & UCP_CAP_CHECKOUT)) {
+        /* nothing is active, so the reply has no ucp object (as the spec's
+         * negotiation error example) */
+        ucp_error(j->r, 400, "capabilities_incompatible",
+                  "the platform profile shares no capability with this business: it must list "
+                  UCP_CAP_CHECKOUT_NAME " in ucp.capabilities");
+        job_free(j);
+        return;
+    }
+    /* An extension the platform did not negotiate is inactive both ways:
+     * its request fields are ignored as its response fields are omitted. */
+    if (j->body && !(j->neg.caps & UCP_CAP_FULFILLMENT))
+        json_object_del(j->body, "fulfillment");
+    if (j->body && !(j->neg.caps & UCP_CAP_DISCOUNT))
+        json_object_del(j->body, "discounts");
+    submit(j);
+}
+
+static void on_profile(const struct profiles_result *res, void *ud)
+{
+    struct job *j = ud;
+    j->r->on_abort = NULL;
+    j->r->abort_ud = NULL;
+    proceed(j, res);
+}
+
+/* Resolves the platform's profile (cache, or a fetch on this loop), then
+ * runs the job. A request still waiting at shutdown is freed by job_abort. */
+static void negotiate(struct job *j)
+{
+    struct profiles_result res;
+    int rc = profiles_resolve(profiles_default(), j->r->loop, j->profile, &res, &j->wait,
+                              on_profile, j);
+    if (rc == PROFILES_PENDING) {
+        j->r->on_abort = job_abort;
+        j->r->abort_ud = j;
+        return;
+    }
+    proceed(j, &res);
+}
+
 /* The inner handlers run after the idempotency claim (if any). */
 static void create_inner(struct http_req *r)
 {
     struct job *j = begin(r, OP_CREATE, 1);
     if (j)
-        submit(j);
+        negotiate(j);
 }
 
 static void update_inner(struct http_req *r)
 {
     struct job *j = begin(r, OP_UPDATE, 1);
     if (j)
-        submit(j);
+        negotiate(j);
 }
 
 static void add_item_inner(struct http_req *r)
 {
     struct job *j = begin(r, OP_ADD_ITEM, 1);
     if (j)
-        submit(j);
+        negotiate(j);
 }
 
 static void complete_inner(struct http_req *r)
 {
     struct job *j = begin(r, OP_COMPLETE, 1);
     if (j)
-        submit(j);
+        negotiate(j);
 }
 
 static void cancel_inner(struct http_req *r)
 {
     struct job *j = begin(r, OP_CANCEL, 0);
     if (j)
-        submit(j);
+        negotiate(j);
 }
 
 /* Mutations: the UCP-Agent must be valid before the key is claimed, since
@@ -267,7 +332,7 @@ static void with_idempotency(struct http_req *r, http_handler inner)
     char owner[sizeof probe->owner];
     memcpy(owner, probe->owner, sizeof owner);
     job_free(probe);
-    idem_handle(r, F.st, owner, inner, ucp_error);
+    idem_handle(r, F.st, owner, inner, ucp_error, 0);
 }
 
 static void h_create(struct http_req *r) { with_idempotency(r, create_inner); }
@@ -280,14 +345,14 @@ static void h_get(struct http_req *r)
 {
     struct job *j = begin(r, OP_GET, 0);
     if (j)
-        submit(j);
+        negotiate(j);
 }
 
 static void h_order(struct http_req *r)
 {
     struct job *j = begin(r, OP_ORDER, 0);
     if (j)
-        submit(j);
+        negotiate(j);
 }
 
 static void h_simulate_shipping(struct http_req *r)

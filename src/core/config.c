@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "core/config.h"
 #include "core/log.h"
+#include "core/netguard.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -55,6 +56,7 @@ static const struct var vars[] = {
     { "AGENTD_AGENT_PROMPT_FILE",K_STR,      OFF(agent_prompt_file),NULL, 0, 0, NULL, 0 },
     { "AGENTD_PUBLIC_URL",       K_STR,      OFF(public_url),       NULL, 0, 0, NULL, 0 },
     { "AGENTD_CATALOG",          K_STR,      OFF(catalog),          NULL, 0, 0, NULL, 0 },
+    { "AGENTD_PROFILE_ALLOWLIST",K_STR,      OFF(profile_allowlist),NULL, 0, 0, NULL, 0 },
     { "AGENTD_SIMULATION_SECRET",K_STR,      OFF(simulation_secret),NULL, 0, 0, NULL, SECRET_ALL },
 };
 #define NVARS (sizeof vars / sizeof vars[0])
@@ -282,6 +284,11 @@ static int apply(struct config *cfg, const struct var *v, const char *s, int is_
     return 0;
 }
 
+static void allowlist_problem(const char *message, void *ud)
+{
+    config_problems_add(ud, "AGENTD_PROFILE_ALLOWLIST: %s", message);
+}
+
 int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct config_problems *pr)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -325,6 +332,14 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
         if (asprintf(&cfg->public_url, ipv6 ? "http://[%s]:%d" : "http://%s:%d", cfg->host,
                      cfg->port) < 0)
             cfg->public_url = NULL;
+    }
+    if (cfg->profile_allowlist) {
+        /* every bad entry is its own problem; the parsed list is rebuilt by
+         * its users (api/profiles), which keeps struct config plain text */
+        struct netguard_allowlist al;
+        if (netguard_allowlist_parse(cfg->profile_allowlist, &al, allowlist_problem, pr) < 0)
+            config_problems_add(pr, "AGENTD_PROFILE_ALLOWLIST: out of memory");
+        netguard_allowlist_free(&al);
     }
     config_check_production(cfg, pr);
     return pr->n - before;

@@ -34,6 +34,7 @@ struct config {
     /* commerce */
     char *catalog;              /* AGENTD_CATALOG: catalog JSON file; NULL = imported or built-in */
     char *public_url;           /* AGENTD_PUBLIC_URL: base URL clients use; default http://host:port */
+    char *profile_allowlist;    /* AGENTD_PROFILE_ALLOWLIST: host[:port],... exempt from the SSRF guard */
     /* agent */
     int64_t turn_timeout_ms;    /* AGENTD_TURN_TIMEOUT: bounds a whole turn, retries included */
     int max_steps;              /* AGENTD_MAX_STEPS: model steps per turn */
