@@ -17,7 +17,9 @@ typedef void (*curl_loop_done_fn)(CURL *easy, CURLcode result, void *ud);
 /* One per loop thread; use it only from that thread. */
 struct curl_loop *curl_loop_new(struct loop *loop);
 /* On the loop thread, or after it stopped but before its base is freed.
- * Transfers still added are removed without their callbacks. */
+ * Every transfer must have been removed first (curl_loop_remove): the
+ * per-transfer record it allocated is freed only there (libcurl 7.88 has no
+ * way to list a multi handle's transfers). */
 void curl_loop_free(struct curl_loop *cl);
 
 /* Starts a transfer. Returns 0 or -1. done() never runs inside this call. */
