@@ -50,6 +50,36 @@ def run_parallel(n, fn):
     return out
 
 
+def test_100_parallel_adds_count_exactly_100(shop, catalog_path):
+    """100 connections each add one unit through the atomic add route at
+    once: every add is a compare-and-swap retried inside the server, so the
+    quantity ends at exactly 100 with exact totals and the version moved 100
+    times. If-Match on a stale version is refused."""
+    cat = load_catalog(catalog_path)
+    owner = Client(shop, unique_profile("adds"))
+    doc = owner.create_ok(full_body([("HOT-1", 1)]))
+    cid = doc["id"]
+    v0 = int(owner.get(cid).headers["ETag"].strip('"'))
+
+    def add(i):
+        c = Client(shop, owner.profile)
+        return c.request("POST", f"/checkout-sessions/{cid}/line-items",
+                         {"item": {"id": "HOT-1"}, "quantity": 1})
+
+    rs = run_parallel(100, add)
+    assert [r.status_code for r in rs] == [200] * 100, sorted({r.status_code for r in rs})
+    final = owner.get(cid)
+    d = check_checkout(final.json())
+    assert d["line_items"][0]["quantity"] == 101
+    want = expected_totals(cat, [("HOT-1", 101)], "US", "IL", "std-ship")
+    assert totals_of(d)["total"] == want["total"]
+    assert int(final.headers["ETag"].strip('"')) == v0 + 100
+    stale = owner.request("PUT", f"/checkout-sessions/{cid}", {"line_items": lines(("HOT-1", 1))},
+                          headers={"If-Match": f'"{v0}"'})
+    check_error(stale, 409, "version_conflict")
+    assert owner.get(cid).json()["line_items"][0]["quantity"] == 101
+
+
 def test_100_parallel_puts_leave_one_whole_state(shop, catalog_path):
     """PUT replaces the line list, so 100 writers each set a distinct
     quantity: the end state must be exactly one of them, with totals that
