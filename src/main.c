@@ -381,7 +381,8 @@ static int cmd_serve(void)
     profiles_set_default(profiles); /* the UCP front negotiates through it */
     agent = (struct agent){ .llm = llm, .shop = shop, .merchant = merchant, .st = store,
                             .tools = tools_definitions(), .system_prompt = prompt,
-                            .max_steps = cfg.max_steps, .turn_timeout_ms = cfg.turn_timeout_ms };
+                            .max_steps = cfg.max_steps, .turn_timeout_ms = cfg.turn_timeout_ms,
+                            .busy_policy = cfg.busy_policy };
     agent_init(&agent);
     agent_ready = 1;
     rn.agent = &agent;

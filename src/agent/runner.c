@@ -22,7 +22,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #define HISTORY_MAX 200 /* messages of a session sent to the model */
+/* A running turn holds its session's claim while its last heartbeat (begin,
+ * each checkpoint, each step) is younger than its deadline plus this; past
+ * that its process is taken to be dead and the next claim fails it. */
+#define TURN_LEASE_GRACE_MS 30000
+/* A turn waiting for its session polls the claim with this backoff. */
+#define WAIT_FIRST_MS 50
+#define WAIT_MAX_MS 100
+
+static const char *const busy_names[] = { "enqueue", "reject", "interrupt" };
+
+int agent_busy_policy_parse(const char *s)
+{
+    for (int i = 0; s && i < 3; i++)
+        if (strcmp(s, busy_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *agent_busy_policy_name(int policy)
+{
+    return policy >= 0 && policy < 3 ? busy_names[policy] : "enqueue";
+}
 
 const char AGENT_DEFAULT_PROMPT[] =
     "You are the shop's business agent. Help the buyer find products, build a checkout, set "
@@ -42,6 +66,16 @@ struct turn {
     char request_id[REQID_MAX + 1];
     turn_done_fn done;
     void *ud;
+    int req_policy;          /* from the request, -1 = none */
+    int policy;              /* resolved in op_begin */
+    json_t *ctx;             /* the session's context, loaded in op_begin */
+    int session_ready;       /* session loaded or created */
+    int claimed;             /* the store's turn row is ours (running) */
+    int busy;                /* op_begin found the session busy: wait and retry */
+    int interrupted;         /* a newer message asked this turn to stop */
+    struct event *wait_ev;   /* the poll timer while waiting for the session */
+    int wait_pending;
+    int64_t wait_ms;
 
     json_t *messages;        /* system + history, OpenAI shape */
     struct tools_ctx tctx;   /* checkout id lives here */
@@ -90,6 +124,9 @@ static void turn_free(struct turn *t)
     if (t->call)
         llm_call_cancel(t->call);
     llm_reply_free(t->reply);
+    if (t->wait_ev)
+        event_free(t->wait_ev);
+    json_decref(t->ctx);
     json_decref(t->messages);
     json_decref(t->data);
     json_decref(t->checkout);
@@ -120,12 +157,16 @@ static void fail(struct turn *t, int status, int http, const char *code, const c
 static int op_finish(struct store *st, void *arg)
 {
     struct turn *t = arg;
-    if (t->turn_id)
-        store_turn_finish(st, t->turn_id, t->status == 0 ? "completed" : "failed");
-    if (t->session_id && t->tctx.checkout_id) {
-        json_t *ctx = json_pack("{s:s}", "checkout_id", t->tctx.checkout_id);
+    if (t->claimed)
+        store_turn_finish(st, t->turn_id, t->interrupted ? "interrupted"
+                                          : t->status == 0 ? "completed" : "failed");
+    if (t->claimed && t->tctx.checkout_id) {
+        /* the context keeps what else it holds (busy_policy) */
+        json_t *ctx = json_is_object(t->ctx) ? json_incref(t->ctx) : json_object();
+        json_object_set_new(ctx, "checkout_id", json_string(t->tctx.checkout_id));
         char *text = json_dumps(ctx, JSON_COMPACT);
-        store_session_update(st, t->session_id, text);
+        if (text)
+            store_session_update(st, t->session_id, text);
         free(text);
         json_decref(ctx);
     }
@@ -201,11 +242,25 @@ static int op_step(struct store *st, void *arg)
 {
     struct turn *t = arg;
     struct llm_reply *r = t->reply;
+    /* The step boundary: heartbeat the claim and see whether a newer
+     * message asked this turn to stop. An interrupted turn drops this reply
+     * unsaved, so the history never holds a tool call without its result. */
+    int intr = 0;
+    int rc = store_turn_touch(st, t->turn_id, &intr);
+    if (rc == AGENTD_ECONFLICT || (rc == 0 && intr)) {
+        t->interrupted = 1;
+        fail(t, AGENTD_ECONFLICT, 409, "turn_interrupted",
+             rc ? "the turn lost its claim on the session" :
+                  "a newer message on this session interrupted this turn");
+        return AGENTD_ECONFLICT;
+    }
+    if (rc)
+        return rc;
     json_t *msg = json_pack("{s:s}", "role", "assistant");
     json_object_set_new(msg, "content", r->content ? json_string(r->content) : json_null());
     if (r->tool_calls && json_array_size(r->tool_calls))
         json_object_set(msg, "tool_calls", r->tool_calls);
-    int rc = append(st, t, msg, "llm_reply");
+    rc = append(st, t, msg, "llm_reply");
     json_decref(msg);
     if (rc)
         return rc;
@@ -237,8 +292,9 @@ static void step_done(int status, void *arg)
     struct turn *t = arg;
     int had_tools = t->reply->tool_calls && json_array_size(t->reply->tool_calls) > 0;
     if (status != 0) {
-        fail(t, status, agentd_err_http(status), agentd_err_code(status),
-             "the turn could not be saved: %s", agentd_err_msg(status));
+        if (!t->interrupted)
+            fail(t, status, agentd_err_http(status), agentd_err_code(status),
+                 "the turn could not be saved: %s", agentd_err_msg(status));
         finish(t);
         return;
     }
@@ -325,9 +381,9 @@ static void new_id(const char *prefix, char **out)
         *out = NULL;
 }
 
-static int op_begin(struct store *st, void *arg)
+/* The session: loaded (its owner checked, its context kept) or created. */
+static int begin_session(struct store *st, struct turn *t)
 {
-    struct turn *t = arg;
     int rc;
     if (t->session_id) {
         struct store_session *s = NULL;
@@ -336,11 +392,10 @@ static int op_begin(struct store *st, void *arg)
             rc = AGENTD_ENOTFOUND; /* another principal's session does not exist for you */
         if (rc == 0) {
             json_error_t je;
-            json_t *ctx = json_loads(s->context, 0, &je);
-            const char *co = json_string_value(json_object_get(ctx, "checkout_id"));
+            t->ctx = json_loads(s->context, 0, &je);
+            const char *co = json_string_value(json_object_get(t->ctx, "checkout_id"));
             if (co)
                 t->tctx.checkout_id = strdup(co);
-            json_decref(ctx);
         }
         store_session_free(s);
         if (rc == AGENTD_ENOTFOUND) {
@@ -349,13 +404,50 @@ static int op_begin(struct store *st, void *arg)
         }
     } else {
         new_id("ses_", &t->session_id);
-        struct store_session s = { .id = t->session_id, .owner = t->owner, .context = "{}" };
-        rc = t->session_id ? store_session_create(st, &s) : AGENTD_ENOMEM;
+        t->ctx = t->req_policy >= 0
+                     ? json_pack("{s:s}", "busy_policy", agent_busy_policy_name(t->req_policy))
+                     : json_object();
+        char *text = t->ctx ? json_dumps(t->ctx, JSON_COMPACT) : NULL;
+        struct store_session s = { .id = t->session_id, .owner = t->owner, .context = text };
+        rc = t->session_id && text ? store_session_create(st, &s) : AGENTD_ENOMEM;
+        free(text);
     }
     if (rc == 0) {
+        int p = agent_busy_policy_parse(
+            json_string_value(json_object_get(t->ctx, "busy_policy")));
+        t->policy = t->req_policy >= 0 ? t->req_policy : p >= 0 ? p : t->ag->busy_policy;
+        t->session_ready = 1;
+    }
+    return rc;
+}
+
+static int op_begin(struct store *st, void *arg)
+{
+    struct turn *t = arg;
+    int rc = 0;
+    t->busy = 0;
+    if (!t->session_ready)
+        rc = begin_session(st, t);
+    if (rc == 0 && !t->turn_id) {
         new_id("turn_", &t->turn_id);
+        if (!t->turn_id)
+            rc = AGENTD_ENOMEM;
+    }
+    if (rc == 0) {
         struct store_turn tr = { .id = t->turn_id, .session_id = t->session_id };
-        rc = t->turn_id ? store_turn_begin(st, &tr) : AGENTD_ENOMEM;
+        rc = store_turn_begin(st, &tr, t->ag->turn_timeout_ms + TURN_LEASE_GRACE_MS);
+        if (rc == AGENTD_ECONFLICT) { /* another turn runs on this session */
+            if (t->policy == AGENT_BUSY_REJECT) {
+                fail(t, rc, 409, "turn_in_progress",
+                     "another turn is running on this session; retry when it has answered");
+                return rc;
+            }
+            if (t->policy == AGENT_BUSY_INTERRUPT)
+                store_turn_interrupt(st, t->session_id); /* may have just finished */
+            t->busy = 1;
+            return 0;
+        }
+        t->claimed = rc == 0;
     }
     if (rc == 0) {
         /* history first, then this message */
@@ -384,6 +476,53 @@ static int op_begin(struct store *st, void *arg)
     return rc;
 }
 
+static void begin_done(int status, void *arg);
+
+/* The poll timer of a turn waiting for its session (loop). */
+static void on_wait(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct turn *t = arg;
+    t->wait_pending = 0;
+    if (t->ag->stopping) {
+        fail(t, AGENTD_ESHUTDOWN, 503, "shutting_down", "the server is shutting down; retry");
+        finish(t);
+        return;
+    }
+    if (store_async(t->ag->st, t->loop, op_begin, t, begin_done) != 0) {
+        fail(t, AGENTD_EBUSY, 503, "busy", "the server is busy");
+        finish(t);
+    }
+}
+
+/* Waits for the session without blocking the loop: a timer, then the
+ * claim again, with backoff, within this turn's own deadline. */
+static void wait_for_session(struct turn *t)
+{
+    int64_t left = t->deadline_ms - clock_mono_ms();
+    if (left <= 0) {
+        fail(t, AGENTD_ETIMEOUT, 504, "turn_timeout",
+             "another turn kept this session busy past this turn's deadline");
+        finish(t);
+        return;
+    }
+    if (!t->wait_ev)
+        t->wait_ev = evtimer_new(loop_base(t->loop), on_wait, t);
+    if (!t->wait_ev) {
+        fail(t, AGENTD_ENOMEM, 503, "busy", "the server is busy");
+        finish(t);
+        return;
+    }
+    t->wait_ms = t->wait_ms ? t->wait_ms * 3 / 2 : WAIT_FIRST_MS;
+    if (t->wait_ms > WAIT_MAX_MS)
+        t->wait_ms = WAIT_MAX_MS;
+    int64_t ms = t->wait_ms < left ? t->wait_ms : left;
+    struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+    t->wait_pending = 1;
+    evtimer_add(t->wait_ev, &tv);
+}
+
 static void begin_done(int status, void *arg)
 {
     struct turn *t = arg;
@@ -391,12 +530,16 @@ static void begin_done(int status, void *arg)
         finish(t);
         return;
     }
+    if (t->busy) {
+        wait_for_session(t);
+        return;
+    }
     llm_step(t);
 }
 
 int agent_turn_start(struct agent *ag, struct loop *loop, const char *owner, const char *session_id,
-                     const char *text, const json_t *data, const char *request_id,
-                     turn_done_fn done, void *ud)
+                     const char *text, const json_t *data, int busy_policy,
+                     const char *request_id, turn_done_fn done, void *ud)
 {
     struct turn *t = calloc(1, sizeof *t);
     if (!t)
@@ -405,6 +548,7 @@ int agent_turn_start(struct agent *ag, struct loop *loop, const char *owner, con
     t->loop = loop;
     t->done = done;
     t->ud = ud;
+    t->req_policy = busy_policy >= 0 && busy_policy <= AGENT_BUSY_INTERRUPT ? busy_policy : -1;
     t->owner = strdup(owner);
     t->session_id = session_id ? strdup(session_id) : NULL;
     t->text = strdup(text);
@@ -452,11 +596,14 @@ void agent_stop(struct agent *ag)
     for (;;) {
         struct turn *t;
         pthread_mutex_lock(&ag->mu);
-        for (t = ag->live; t && !t->call; t = t->next)
+        for (t = ag->live; t && !t->call && !t->wait_pending; t = t->next)
             ;
-        if (t) {
+        if (t && t->call) {
             llm_call_cancel(t->call);
             t->call = NULL;
+        } else if (t) {
+            evtimer_del(t->wait_ev);
+            t->wait_pending = 0;
         }
         pthread_mutex_unlock(&ag->mu);
         if (!t)
@@ -472,11 +619,15 @@ void agent_abort_waiting_here(struct agent *ag)
     for (;;) {
         struct turn *t;
         pthread_mutex_lock(&ag->mu);
-        for (t = ag->live; t && !(t->call && t->loop == here); t = t->next)
+        for (t = ag->live; t && !((t->call || t->wait_pending) && t->loop == here);
+             t = t->next)
             ;
-        if (t) {
+        if (t && t->call) {
             llm_call_cancel(t->call);
             t->call = NULL;
+        } else if (t) {
+            evtimer_del(t->wait_ev);
+            t->wait_pending = 0;
         }
         pthread_mutex_unlock(&ag->mu);
         if (!t)

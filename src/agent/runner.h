@@ -18,6 +18,20 @@ struct merchant;
 struct store;
 struct loop;
 
+/* What a message does when its session already has a turn running (one
+ * turn per session at a time, claimed in the store so it holds across
+ * replicas). Values are the AGENTD_BUSY_POLICY choices, in order. */
+enum agent_busy_policy {
+    AGENT_BUSY_ENQUEUE,   /* wait (polling the claim) until the session is free,
+                             within this turn's own deadline; 504 if never */
+    AGENT_BUSY_REJECT,    /* 409 turn_in_progress at once */
+    AGENT_BUSY_INTERRUPT, /* ask the running turn to stop at its next step
+                             boundary (it answers 409 turn_interrupted), then run */
+};
+/* "enqueue" | "reject" | "interrupt" -> enum value, else -1. */
+int agent_busy_policy_parse(const char *s);
+const char *agent_busy_policy_name(int policy);
+
 struct agent {
     struct llm *llm;
     struct shop *shop;
@@ -27,6 +41,7 @@ struct agent {
     const char *system_prompt;
     int max_steps;            /* AGENTD_MAX_STEPS */
     int64_t turn_timeout_ms;  /* AGENTD_TURN_TIMEOUT */
+    int busy_policy;          /* AGENTD_BUSY_POLICY (enum agent_busy_policy) */
     /* runtime state (agent_init) */
     pthread_mutex_t mu;
     struct turn *live;        /* running turns, for shutdown */
@@ -55,11 +70,13 @@ typedef void (*turn_done_fn)(const struct turn_result *res, void *ud);
 
 /* Starts a turn on `loop` (the caller's loop thread). session_id NULL = a
  * new session. data: the message's client data (payment), may be NULL.
- * done() runs exactly once on the loop. Returns 0 or AGENTD_E* (then done
- * is not called). */
+ * busy_policy: enum agent_busy_policy, or -1 = the session's (set when it
+ * was created), else ag->busy_policy; a new session keeps a given policy in
+ * its context. done() runs exactly once on the loop. Returns 0 or AGENTD_E*
+ * (then done is not called). */
 int agent_turn_start(struct agent *ag, struct loop *loop, const char *owner, const char *session_id,
-                     const char *text, const json_t *data, const char *request_id,
-                     turn_done_fn done, void *ud);
+                     const char *text, const json_t *data, int busy_policy,
+                     const char *request_id, turn_done_fn done, void *ud);
 
 /* During a drain that ran out of time, on each loop thread: turns of this
  * loop waiting on the model are cancelled and answered 503 shutting_down

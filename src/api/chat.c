@@ -48,6 +48,8 @@ static void chat_inner(struct http_req *r)
     json_t *msg = json_object_get(body, "message");
     json_t *sid = json_object_get(body, "session_id");
     json_t *data = json_object_get(body, "data");
+    json_t *busy = json_object_get(body, "busy_policy");
+    int policy = -1;
     if (!json_is_object(body))
         problem = r->body_len ? "the body must be a JSON object" : "a JSON body is required";
     else if (!json_is_string(msg) || json_string_length(msg) == 0)
@@ -59,6 +61,9 @@ static void chat_inner(struct http_req *r)
         problem = "\"session_id\" must be a session id returned by an earlier answer";
     else if (data && !json_is_null(data) && !json_is_object(data))
         problem = "\"data\" must be an object";
+    else if (busy && !json_is_null(busy) &&
+             (policy = agent_busy_policy_parse(json_string_value(busy))) < 0)
+        problem = "\"busy_policy\" must be \"enqueue\", \"reject\" or \"interrupt\"";
     if (problem) {
         json_decref(body);
         http_reply_error(r, 400, "invalid_request", problem);
@@ -66,7 +71,7 @@ static void chat_inner(struct http_req *r)
     }
     int rc = agent_turn_start(F.ag, r->loop, r->principal, json_string_value(sid),
                               json_string_value(msg), json_is_object(data) ? data : NULL,
-                              r->request_id, turn_done, r);
+                              policy, r->request_id, turn_done, r);
     json_decref(body);
     if (rc != 0)
         http_reply_err(r, rc, NULL);

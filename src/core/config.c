@@ -30,6 +30,8 @@ enum { SECRET_ALL = 1, SECRET_URL = 2 };
 static const char *const env_choices[] = { "development", "production", NULL };
 static const char *const level_choices[] = { "debug", "info", "warn", "error", NULL };
 static const char *const sync_choices[] = { "normal", "full", NULL };
+/* the order of enum agent_busy_policy (agent/runner.h) */
+static const char *const busy_choices[] = { "enqueue", "reject", "interrupt", NULL };
 
 #define OFF(f) offsetof(struct config, f)
 #define DAY (86400000LL)
@@ -52,6 +54,7 @@ static const struct var vars[] = {
     { "AGENTD_DB_SYNC",          K_ENUM,     OFF(db_sync),          "normal", 0, 0, sync_choices, 0 },
     { "AGENTD_SESSION_TTL",      K_DURATION, OFF(session_ttl_ms),   "24h", 0, 3650 * DAY, NULL, 0 },
     { "AGENTD_TURN_TIMEOUT",     K_DURATION, OFF(turn_timeout_ms),  "60s", 100, DAY, NULL, 0 },
+    { "AGENTD_BUSY_POLICY",      K_ENUM,     OFF(busy_policy),      "enqueue", 0, 0, busy_choices, 0 },
     { "AGENTD_MAX_STEPS",        K_INT,      OFF(max_steps),        "8", 1, 100, NULL, 0 },
     { "AGENTD_AGENT_PROMPT_FILE",K_STR,      OFF(agent_prompt_file),NULL, 0, 0, NULL, 0 },
     { "AGENTD_PUBLIC_URL",       K_STR,      OFF(public_url),       NULL, 0, 0, NULL, 0 },

@@ -37,6 +37,8 @@ struct config {
     char *profile_allowlist;    /* AGENTD_PROFILE_ALLOWLIST: host[:port],... exempt from the SSRF guard */
     /* agent */
     int64_t turn_timeout_ms;    /* AGENTD_TURN_TIMEOUT: bounds a whole turn, retries included */
+    int busy_policy;            /* AGENTD_BUSY_POLICY: enqueue|reject|interrupt when a session
+                                   already has a turn running (enum agent_busy_policy) */
     int max_steps;              /* AGENTD_MAX_STEPS: model steps per turn */
     char *agent_prompt_file;    /* AGENTD_AGENT_PROMPT_FILE: system prompt; NULL = built-in */
     /* testing hooks */

@@ -32,8 +32,10 @@ struct store_backend {
     int (*task_get)(void *b, const char *id, struct store_task **out);
     int (*task_update)(void *b, const char *id, const char *state, const char *artifacts);
     int (*task_list)(void *b, const char *context_id, struct store_task **out, size_t *n);
-    int (*turn_begin)(void *b, struct store_turn *t);
+    int (*turn_begin)(void *b, struct store_turn *t, int64_t lease_ms);
     int (*turn_finish)(void *b, const char *id, const char *state);
+    int (*turn_touch)(void *b, const char *id, int *interrupt);
+    int (*turn_interrupt)(void *b, const char *session_id);
     int (*turn_list_unfinished)(void *b, int limit, struct store_turn **out, size_t *n);
     int (*checkpoint_put)(void *b, struct store_checkpoint *c);
     int (*checkpoint_list)(void *b, const char *turn_id, struct store_checkpoint **out,

@@ -119,6 +119,13 @@ static const struct migration migrations[] = {
       "CREATE TABLE stock ("
       "  product_id TEXT PRIMARY KEY,"
       "  quantity INTEGER NOT NULL CHECK (quantity >= 0)) WITHOUT ROWID;" },
+    /* one running turn per session (store_turn_begin claims it); older
+     * databases may hold several: all but the newest are failed first */
+    { 3,
+      "ALTER TABLE turns ADD COLUMN interrupt_requested INTEGER NOT NULL DEFAULT 0;"
+      "UPDATE turns SET state = 'failed' WHERE state = 'running' AND rowid NOT IN ("
+      "  SELECT max(rowid) FROM turns WHERE state = 'running' GROUP BY session_id);"
+      "CREATE UNIQUE INDEX turns_one_running ON turns(session_id) WHERE state = 'running';" },
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -73,8 +73,16 @@
                  "t.updated_at FROM tasks t JOIN sessions s ON s.id = t.context_id "           \
                  "WHERE t.context_id = ?1 AND " LIVE("s.expires_at", "?2")                     \
                  " ORDER BY t.created_at, t.id")                                               \
-    X(TURN_INSERT, "INSERT INTO turns(id, session_id, state, created_at, updated_at) "         \
-                   "VALUES(?1, ?2, 'running', ?3, ?3)")                                        \
+    X(TURN_EXISTS, "SELECT 1 FROM turns WHERE id = ?1")                                        \
+    X(TURN_EXPIRE_STALE, "UPDATE turns SET state = 'failed', updated_at = ?2 "                 \
+                         "WHERE session_id = ?1 AND state = 'running' AND updated_at <= ?3")   \
+    X(TURN_CLAIM, "INSERT INTO turns(id, session_id, state, created_at, updated_at) "          \
+                  "SELECT ?1, ?2, 'running', ?3, ?3 WHERE NOT EXISTS (SELECT 1 FROM turns "    \
+                  "WHERE session_id = ?2 AND state = 'running')")                              \
+    X(TURN_HEARTBEAT, "UPDATE turns SET updated_at = ?2 WHERE id = ?1 AND state = 'running' "  \
+                      "RETURNING interrupt_requested")                                         \
+    X(TURN_INTERRUPT, "UPDATE turns SET interrupt_requested = 1 WHERE session_id = ?1 AND "    \
+                      "state = 'running'")                                                     \
     X(TURN_LIVE, "SELECT 1 FROM turns t JOIN sessions s ON s.id = t.session_id "               \
                  "WHERE t.id = ?1 AND " LIVE("s.expires_at", "?2"))                            \
     X(TURN_FINISH, "UPDATE turns SET state = ?2, updated_at = ?3 WHERE id = ?1 AND "           \
@@ -1050,19 +1058,58 @@ static int sq_task_list(void *b, const char *context_id, struct store_task **out
 
 /* ---- turns and checkpoints ---- */
 
-static int sq_turn_begin(void *b, struct store_turn *t)
+/* The claim, in one write transaction (so it holds across processes
+ * sharing the file): a running turn of the session whose lease ran out is
+ * failed, then the insert happens only if no running turn is left. */
+static int sq_turn_begin(void *b, struct store_turn *t, int64_t lease_ms)
 {
     struct sq *q = b;
     int64_t now = now_ms(q), one;
+    int changed = 0;
     int rc = writer_begin(q);
     if (rc)
         return rc;
     rc = run(&q->writer, ST_SESSION_LIVE, &one, NULL, "ti", t->session_id, now);
+    if (rc == 0) {
+        rc = run(&q->writer, ST_TURN_EXISTS, &one, NULL, "t", t->id);
+        rc = rc == 0 ? AGENTD_EEXIST : rc == AGENTD_ENOTFOUND ? 0 : rc;
+    }
+    if (rc == 0 && lease_ms > 0)
+        rc = run(&q->writer, ST_TURN_EXPIRE_STALE, NULL, NULL, "tii", t->session_id, now,
+                 now - lease_ms);
     if (rc == 0)
-        rc = run(&q->writer, ST_TURN_INSERT, NULL, NULL, "tti", t->id, t->session_id, now);
+        rc = run(&q->writer, ST_TURN_CLAIM, NULL, &changed, "tti", t->id, t->session_id, now);
+    if (rc == 0 && !changed)
+        rc = AGENTD_ECONFLICT;
     if ((rc = writer_end(q, rc)) == 0)
         t->created_at = t->updated_at = now;
     return rc;
+}
+
+static int sq_turn_touch(void *b, const char *id, int *interrupt)
+{
+    struct sq *q = b;
+    int64_t now = now_ms(q), flag = 0, one;
+    int rc = writer_begin(q);
+    if (rc)
+        return rc;
+    rc = run(&q->writer, ST_TURN_HEARTBEAT, &flag, NULL, "ti", id, now);
+    if (rc == AGENTD_ENOTFOUND) {
+        rc = run(&q->writer, ST_TURN_LIVE, &one, NULL, "ti", id, now);
+        if (rc == 0)
+            rc = AGENTD_ECONFLICT; /* finished, or failed as stale by another claim */
+    }
+    if ((rc = writer_end(q, rc)) == 0 && interrupt)
+        *interrupt = flag != 0;
+    return rc;
+}
+
+static int sq_turn_interrupt(void *b, const char *session_id)
+{
+    struct sq *q = b;
+    int changed = 0;
+    int rc = write_one(q, ST_TURN_INTERRUPT, &changed, "t", session_id);
+    return rc ? rc : changed ? 0 : AGENTD_ENOTFOUND;
 }
 
 static int sq_turn_finish(void *b, const char *id, const char *state)
@@ -1479,6 +1526,8 @@ const struct store_backend store_backend_sqlite = {
     .task_list = sq_task_list,
     .turn_begin = sq_turn_begin,
     .turn_finish = sq_turn_finish,
+    .turn_touch = sq_turn_touch,
+    .turn_interrupt = sq_turn_interrupt,
     .turn_list_unfinished = sq_turn_list_unfinished,
     .checkpoint_put = sq_checkpoint_put,
     .checkpoint_list = sq_checkpoint_list,

@@ -28,7 +28,7 @@
     X(apikey_list, R) X(session_create, W) X(session_get, R) X(session_update, W)      \
     X(session_delete, W) X(message_append, W) X(message_list, R) X(task_create, W)     \
     X(task_get, R) X(task_update, W) X(task_list, R) X(turn_begin, W)                  \
-    X(turn_finish, W) X(turn_list_unfinished, R) X(checkpoint_put, W)                  \
+    X(turn_finish, W) X(turn_touch, W) X(turn_interrupt, W) X(turn_list_unfinished, R) X(checkpoint_put, W)                  \
     X(checkpoint_list, R) X(checkout_create, W) X(checkout_get, R)                     \
     X(checkout_update, W) X(order_create, W) X(order_get, R) X(idem_begin, W)          \
     X(idem_finish, W) X(idem_abandon, W) X(audit_append, W) X(audit_list, R)            \
@@ -331,10 +331,22 @@ int store_task_list(struct store *s, const char *context_id, struct store_task *
     CALL(s, task_list, context_id, out, n);
 }
 
-int store_turn_begin(struct store *s, struct store_turn *t)
+int store_turn_begin(struct store *s, struct store_turn *t, int64_t lease_ms)
 {
     REQUIRE(s, turn_begin, t && nonempty(t->id) && t->session_id);
-    CALL(s, turn_begin, t);
+    CALL(s, turn_begin, t, lease_ms);
+}
+
+int store_turn_touch(struct store *s, const char *id, int *interrupt)
+{
+    REQUIRE(s, turn_touch, id);
+    CALL(s, turn_touch, id, interrupt);
+}
+
+int store_turn_interrupt(struct store *s, const char *session_id)
+{
+    REQUIRE(s, turn_interrupt, session_id);
+    CALL(s, turn_interrupt, session_id);
 }
 
 int store_turn_finish(struct store *s, const char *id, const char *state)

@@ -167,14 +167,32 @@ void store_task_list_free(struct store_task *v, size_t n);
 
 #define STORE_TURN_RUNNING "running"
 
-/* One agent turn; "running" until finished. */
+/* One agent turn; "running" until finished. A session has at most one
+ * running turn at a time, in the store, so it holds across replicas. */
 struct store_turn {
     char *id;
     char *session_id;
     char *state;
     int64_t created_at, updated_at;
 };
-int store_turn_begin(struct store *s, struct store_turn *t); /* state := running */
+/* Claims the session for a new turn (state := running), in one
+ * transaction. AGENTD_ECONFLICT ("turn in progress") if the session already
+ * has a running turn whose lease is live: its updated_at (set at begin and
+ * at every store_turn_touch / store_checkpoint_put) is newer than
+ * now - lease_ms. A running turn whose lease ran out (its process died) no
+ * longer blocks: the claim marks it "failed". lease_ms <= 0: a running turn
+ * never expires. AGENTD_EEXIST if the turn id is taken; AGENTD_ENOTFOUND if
+ * the session does not exist. */
+int store_turn_begin(struct store *s, struct store_turn *t, int64_t lease_ms);
+/* A running turn's heartbeat at a step boundary: updated_at := now, and
+ * *interrupt (may be NULL) := 1 if store_turn_interrupt() asked it to stop.
+ * AGENTD_ECONFLICT if the turn is no longer running (finished, or failed as
+ * stale by another claim): it must stop. */
+int store_turn_touch(struct store *s, const char *id, int *interrupt);
+/* Asks the session's running turn to stop at its next step boundary (it
+ * sees the mark through store_turn_touch). AGENTD_ENOTFOUND if the session
+ * has no running turn. */
+int store_turn_interrupt(struct store *s, const char *session_id);
 /* state: anything but "running" ("completed", "failed"...). AGENTD_ECONFLICT
  * if the turn already finished. */
 int store_turn_finish(struct store *s, const char *id, const char *state);

@@ -394,13 +394,14 @@ static void test_turns_and_checkpoints(void **state)
 {
     struct ctx *c = *state;
     struct store_turn t = { .id = "turn1", .session_id = "s1" };
-    assert_int_equal(store_turn_begin(c->s, &t), AGENTD_ENOTFOUND);
+    assert_int_equal(store_turn_begin(c->s, &t, 0), AGENTD_ENOTFOUND);
     make_session(c->s, "s1");
-    assert_ok(store_turn_begin(c->s, &t));
-    assert_int_equal(store_turn_begin(c->s, &t), AGENTD_EEXIST);
+    make_session(c->s, "s2");
+    assert_ok(store_turn_begin(c->s, &t, 0));
+    assert_int_equal(store_turn_begin(c->s, &t, 0), AGENTD_EEXIST);
     advance(1);
-    struct store_turn t2 = { .id = "turn2", .session_id = "s1" };
-    assert_ok(store_turn_begin(c->s, &t2));
+    struct store_turn t2 = { .id = "turn2", .session_id = "s2" };
+    assert_ok(store_turn_begin(c->s, &t2, 0));
 
     put_checkpoint(c->s, "turn1", 2, "tool_result", 0);
     put_checkpoint(c->s, "turn1", 1, "llm_reply", 0);
@@ -434,8 +435,121 @@ static void test_turns_and_checkpoints(void **state)
     assert_ok(store_turn_list_unfinished(c->s, 10, &turns, &n));
     assert_int_equal(n, 1);
     assert_string_equal(turns[0].id, "turn2");
-    assert_string_equal(turns[0].session_id, "s1");
+    assert_string_equal(turns[0].session_id, "s2");
     store_turn_list_free(turns, n);
+}
+
+static const char *turn_state(struct store *s, const char *session_id, const char *id)
+{
+    static char state[32];
+    struct store_turn *v = NULL;
+    size_t n = 0;
+    state[0] = 0;
+    assert_ok(store_turn_list_unfinished(s, 0, &v, &n));
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].id, id) == 0 && strcmp(v[i].session_id, session_id) == 0)
+            snprintf(state, sizeof state, "%s", v[i].state);
+    store_turn_list_free(v, n);
+    return state[0] ? state : "not running";
+}
+
+/* One running turn per session: the claim. */
+static void test_one_running_turn_per_session(void **state)
+{
+    struct ctx *c = *state;
+    make_session(c->s, "s1");
+    make_session(c->s, "s2");
+    struct store_turn a = { .id = "a", .session_id = "s1" };
+    struct store_turn b = { .id = "b", .session_id = "s1" };
+    struct store_turn other = { .id = "other", .session_id = "s2" };
+    assert_ok(store_turn_begin(c->s, &a, 1000));
+    assert_int_equal(store_turn_begin(c->s, &b, 1000), AGENTD_ECONFLICT);
+    /* different sessions do not block each other */
+    assert_ok(store_turn_begin(c->s, &other, 1000));
+    /* after finish: free */
+    assert_ok(store_turn_finish(c->s, "a", "completed"));
+    assert_ok(store_turn_begin(c->s, &b, 1000));
+    assert_string_equal(turn_state(c->s, "s1", "b"), STORE_TURN_RUNNING);
+
+    /* a touched turn keeps its lease; interrupt marks are seen by touch */
+    int intr = -1;
+    advance(900);
+    assert_ok(store_turn_touch(c->s, "b", &intr));
+    assert_int_equal(intr, 0);
+    advance(900); /* 1800 since begin, 900 since the touch */
+    struct store_turn d = { .id = "d", .session_id = "s1" };
+    assert_int_equal(store_turn_begin(c->s, &d, 1000), AGENTD_ECONFLICT);
+    assert_ok(store_turn_interrupt(c->s, "s1"));
+    assert_ok(store_turn_touch(c->s, "b", &intr));
+    assert_int_equal(intr, 1);
+    assert_int_equal(store_turn_interrupt(c->s, "nope"), AGENTD_ENOTFOUND);
+    assert_int_equal(store_turn_touch(c->s, "nope", &intr), AGENTD_ENOTFOUND);
+
+    /* lease expiry (the holder died): the claim fails the stale turn */
+    advance(1001);
+    assert_ok(store_turn_begin(c->s, &d, 1000));
+    assert_string_equal(turn_state(c->s, "s1", "b"), "not running");
+    assert_string_equal(turn_state(c->s, "s1", "d"), STORE_TURN_RUNNING);
+    assert_int_equal(store_turn_finish(c->s, "b", "completed"), AGENTD_ECONFLICT);
+    assert_int_equal(store_turn_touch(c->s, "b", NULL), AGENTD_ECONFLICT);
+    /* a fresh turn has no interrupt mark */
+    assert_ok(store_turn_touch(c->s, "d", &intr));
+    assert_int_equal(intr, 0);
+    /* lease 0: never expires */
+    advance(1000000);
+    struct store_turn e = { .id = "e", .session_id = "s1" };
+    assert_int_equal(store_turn_begin(c->s, &e, 0), AGENTD_ECONFLICT);
+    assert_int_equal(store_turn_interrupt(c->s, "s2"), 0);
+    assert_int_equal(store_turn_finish(c->s, "d", "interrupted"), 0);
+    assert_int_equal(store_turn_interrupt(c->s, "s1"), AGENTD_ENOTFOUND);
+}
+
+#define CLAIM_THREADS 8
+
+struct claim_arg {
+    struct store *s;
+    pthread_barrier_t *go;
+    int id;
+    int rc;
+};
+
+static void *claim_worker(void *p)
+{
+    struct claim_arg *a = p;
+    char id[16];
+    snprintf(id, sizeof id, "race%d", a->id);
+    struct store_turn t = { .id = id, .session_id = "s1" };
+    pthread_barrier_wait(a->go);
+    a->rc = store_turn_begin(a->s, &t, 60000);
+    return NULL;
+}
+
+static void test_racing_claims_one_wins(void **state)
+{
+    struct ctx *c = *state;
+    make_session(c->s, "s1");
+    pthread_t th[CLAIM_THREADS];
+    struct claim_arg args[CLAIM_THREADS];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, CLAIM_THREADS);
+    for (int i = 0; i < CLAIM_THREADS; i++) {
+        args[i] = (struct claim_arg){ .s = c->s, .go = &go, .id = i };
+        assert_ok(pthread_create(&th[i], NULL, claim_worker, &args[i]));
+    }
+    int won = 0, lost = 0;
+    for (int i = 0; i < CLAIM_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        won += args[i].rc == 0;
+        lost += args[i].rc == AGENTD_ECONFLICT;
+    }
+    pthread_barrier_destroy(&go);
+    assert_int_equal(won, 1);
+    assert_int_equal(lost, CLAIM_THREADS - 1);
+    struct store_turn *v = NULL;
+    size_t n = 0;
+    assert_ok(store_turn_list_unfinished(c->s, 0, &v, &n));
+    assert_int_equal(n, 1);
+    store_turn_list_free(v, n);
 }
 
 /* ---- checkouts and orders ---- */
@@ -695,7 +809,7 @@ static void test_ttl_makes_rows_invisible_at_once(void **state)
                             .state = "working", .artifacts = "[]" };
     assert_ok(store_task_create(c->s, &t));
     struct store_turn turn = { .id = "turn1", .session_id = "s1" };
-    assert_ok(store_turn_begin(c->s, &turn));
+    assert_ok(store_turn_begin(c->s, &turn, 0));
     put_checkpoint(c->s, "turn1", 1, "llm_reply", 0);
     make_checkout(c->s, "co1", t0 + 500);
     char fp[65];
@@ -760,7 +874,7 @@ static void test_purge_in_batches(void **state)
         struct store_message m = { .session_id = id, .role = "user", .parts = "[]" };
         assert_ok(store_message_append(c->s, &m));
         struct store_turn t = { .id = id, .session_id = id };
-        assert_ok(store_turn_begin(c->s, &t));
+        assert_ok(store_turn_begin(c->s, &t, 0));
         put_checkpoint(c->s, id, 1, "llm_reply", 0);
     }
     for (int i = 0; i < 5; i++) {
@@ -1125,6 +1239,8 @@ int main(void)
         T(test_sessions_and_messages),
         T(test_tasks),
         T(test_turns_and_checkpoints),
+        T(test_one_running_turn_per_session),
+        T(test_racing_claims_one_wins),
         T(test_checkout_cas),
         T(test_orders),
         T(test_stock),
