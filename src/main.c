@@ -4,6 +4,7 @@
  * exits at once. */
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,25 @@ static char *load_prompt(const struct config *cfg, char *err, size_t errlen)
         return NULL;
     }
     return text;
+}
+
+/* Every in-flight turn holds a client socket and a model socket: take the
+ * whole hard limit, and say so when the connection cap cannot fit in it. */
+static void raise_fd_limit(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)cfg->max_connections * 2 + 64 > rl.rlim_cur)
+        log_msg(LOG_WARN, NULL,
+                "open-file limit %llu is below 2 x AGENTD_MAX_CONNECTIONS (%d) + 64: under full "
+                "load accepts will fail; lower AGENTD_MAX_CONNECTIONS or raise the limit",
+                (unsigned long long)rl.rlim_cur, cfg->max_connections);
 }
 
 /* ---- store ---- */
@@ -320,6 +340,7 @@ static int cmd_serve(void)
     }
     log_set_level((enum log_level)cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(&cfg);
     if (loop_global_init() != 0) {
         fprintf(stderr, "agentd: cannot initialise threading in libevent\n");
         config_free(&cfg);

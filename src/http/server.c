@@ -29,6 +29,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <sys/queue.h>
 #include <event2/keyvalq_struct.h>
 
@@ -43,6 +44,8 @@ struct http_loop {
     int running;
     int fd;
     struct http_req *live;   /* requests not finished yet (this loop's thread only) */
+    struct event *accept_pause; /* re-enables the listener after accept() failed */
+    int64_t last_accept_warn_ms;
 };
 
 struct rate_slot {
@@ -523,9 +526,41 @@ static int open_listener(const char *host, int port, int first, int *bound_port,
     return fd;
 }
 
+/* accept() failing (out of file descriptors, mostly) would otherwise be
+ * retried by libevent in a tight loop: pause this listener for 100 ms, say
+ * why at most once a second, and let in-flight work free descriptors. */
+static void accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct http_loop *hl = arg;
+    if (hl->bound && !atomic_load(&hl->srv->draining))
+        evconnlistener_enable(evhttp_bound_socket_get_listener(hl->bound));
+}
+
+static _Thread_local struct http_loop *tl_loop; /* the loop this thread runs */
+
+static void accept_failed(struct evconnlistener *l, void *arg)
+{
+    (void)arg; /* evhttp's own pointer, not ours: tl_loop says which loop */
+    int e = EVUTIL_SOCKET_ERROR();
+    struct http_loop *hl = tl_loop;
+    evconnlistener_disable(l);
+    if (!hl)
+        return;
+    int64_t now = clock_mono_ms();
+    if (now - hl->last_accept_warn_ms >= 1000) {
+        hl->last_accept_warn_ms = now;
+        log_msg(LOG_WARN, NULL, "accept failed (%s): pausing the listener of loop %d for 100 ms",
+                evutil_socket_error_to_string(e), loop_id(hl->loop));
+    }
+    struct timeval tv = { 0, 100000 };
+    evtimer_add(hl->accept_pause, &tv);
+}
+
 static void *loop_thread(void *arg)
 {
     struct http_loop *hl = arg;
+    tl_loop = hl;
     loop_run(hl->loop);
     return NULL;
 }
@@ -612,6 +647,12 @@ int http_server_start(struct http_server *s, char *err, size_t errlen)
             return -1;
         }
         hl->fd = -1; /* evhttp owns it now */
+        hl->accept_pause = evtimer_new(loop_base(hl->loop), accept_resume, hl);
+        if (!hl->accept_pause) {
+            snprintf(err, errlen, "out of memory creating loop %d", i);
+            return -1;
+        }
+        evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(hl->bound), accept_failed);
     }
     for (int i = 0; i < s->nloops; i++) {
         struct http_loop *hl = &s->loops[i];
@@ -678,6 +719,8 @@ void http_server_free(struct http_server *s)
             atomic_fetch_sub(&s->inflight, 1);
             free(r);
         }
+        if (hl->accept_pause)
+            event_free(hl->accept_pause);
         if (hl->http)
             evhttp_free(hl->http); /* closes listeners and live connections */
         /* loop_free() below runs posts still queued (a drain's
