@@ -81,14 +81,7 @@ struct errs {
 
 static void errs_vappend(struct errs *e, const char *fmt, va_list ap)
 {
-    if (!e->out || e->outlen == 0 || e->off >= e->outlen - 1)
-        return;
-    int k = vsnprintf(e->out + e->off, e->outlen - e->off, fmt, ap);
-    if (k < 0)
-        return;
-    e->off += (size_t)k;
-    if (e->off > e->outlen - 1)
-        e->off = e->outlen - 1;
+    fixbuf_vappendf(e->out, e->outlen, &e->off, fmt, ap);
 }
 
 static void errs_append(struct errs *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

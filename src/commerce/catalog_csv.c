@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "commerce/catalog.h"
 #include "commerce/money.h"
+#include "core/buf.h"
 #include "core/err.h"
 
 #include <errno.h>
@@ -27,14 +28,7 @@ struct ierrs {
 
 static void ie_vappend(struct ierrs *e, const char *fmt, va_list ap)
 {
-    if (!e->out || e->outlen == 0 || e->off >= e->outlen - 1)
-        return;
-    int k = vsnprintf(e->out + e->off, e->outlen - e->off, fmt, ap);
-    if (k < 0)
-        return;
-    e->off += (size_t)k;
-    if (e->off > e->outlen - 1)
-        e->off = e->outlen - 1;
+    fixbuf_vappendf(e->out, e->outlen, &e->off, fmt, ap);
 }
 
 static void ie_append(struct ierrs *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -57,6 +57,18 @@ void buf_printf(struct buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+void fixbuf_vappendf(char *out, size_t outlen, size_t *off, const char *fmt, va_list ap)
+{
+    if (!out || outlen == 0 || *off >= outlen - 1)
+        return;
+    int k = vsnprintf(out + *off, outlen - *off, fmt, ap);
+    if (k < 0)
+        return;
+    *off += (size_t)k;
+    if (*off > outlen - 1)
+        *off = outlen - 1;
+}
+
 void buf_free(struct buf *b)
 {
     free(b->data);

@@ -4,6 +4,7 @@
 #ifndef AGENTD_CORE_BUF_H
 #define AGENTD_CORE_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 struct buf {
@@ -16,5 +17,9 @@ void buf_append(struct buf *b, const char *s, size_t n);
 void buf_puts(struct buf *b, const char *s);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_free(struct buf *b);
+
+/* Appends to a fixed buffer out[0..outlen) at *off, truncating silently and
+ * always leaving it NUL-terminated (error-message collectors). */
+void fixbuf_vappendf(char *out, size_t outlen, size_t *off, const char *fmt, va_list ap);
 
 #endif
