@@ -36,10 +36,22 @@ struct store_backend {
     int (*turn_finish)(void *b, const char *id, const char *state);
     int (*turn_touch)(void *b, const char *id, int *interrupt);
     int (*turn_interrupt)(void *b, const char *session_id);
+    int (*turn_adopt)(void *b, const char *id, const char *from_instance,
+                      const char *to_instance);
+    int (*turn_get)(void *b, const char *id, struct store_turn **out);
     int (*turn_list_unfinished)(void *b, int limit, struct store_turn **out, size_t *n);
     int (*checkpoint_put)(void *b, struct store_checkpoint *c);
     int (*checkpoint_list)(void *b, const char *turn_id, struct store_checkpoint **out,
                            size_t *n);
+    int (*event_append)(void *b, struct store_event *v, size_t n); /* n >= 1 */
+    int (*event_list)(void *b, const char *session_id, int64_t after_seq, int limit,
+                      struct store_event **out, size_t *n);
+    int (*turn_record)(void *b, struct store_checkpoint *c, struct store_message *m,
+                       struct store_event *ev, size_t nev);
+    int (*usage_add)(void *b, const char *turn_id, const char *principal, const char *model,
+                     const struct store_usage *u);
+    int (*usage_day)(void *b, const char *principal, int64_t day, struct store_usage *out);
+    int (*usage_session)(void *b, const char *session_id, struct store_usage *out);
     int (*checkout_create)(void *b, struct store_checkout *c);
     int (*checkout_get)(void *b, const char *id, struct store_checkout **out);
     int (*checkout_update)(void *b, const char *id, int64_t expected_version,

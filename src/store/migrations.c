@@ -14,7 +14,8 @@ struct migration {
 
 /* Times are Unix ms; expires_at NULL = never. Children point at their
  * session with ON DELETE CASCADE, so deleting (or purging) a session takes
- * its messages, tasks, turns and checkpoints in the same statement. */
+ * its messages, tasks, turns, checkpoints and (from 4) events in the same
+ * statement. */
 static const struct migration migrations[] = {
     { 1,
       "CREATE TABLE principals ("
@@ -126,6 +127,50 @@ static const struct migration migrations[] = {
       "UPDATE turns SET state = 'failed' WHERE state = 'running' AND rowid NOT IN ("
       "  SELECT max(rowid) FROM turns WHERE state = 'running' GROUP BY session_id);"
       "CREATE UNIQUE INDEX turns_one_running ON turns(session_id) WHERE state = 'running';" },
+    /* turns: who runs them, what resumes them, what they cost; checkpoint
+     * kind "user_message" (SQLite cannot alter a CHECK: the table is rebuilt
+     * the documented way, and nothing references it); per-session turn
+     * events (deleted with their session); per-principal daily usage (kept
+     * after its sessions; store_purge_expired drops days older than 400) */
+    { 4,
+      "ALTER TABLE turns ADD COLUMN instance TEXT;"
+      "ALTER TABLE turns ADD COLUMN input TEXT;"
+      "ALTER TABLE turns ADD COLUMN prompt_tokens INTEGER NOT NULL DEFAULT 0;"
+      "ALTER TABLE turns ADD COLUMN completion_tokens INTEGER NOT NULL DEFAULT 0;"
+      "ALTER TABLE turns ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0;"
+      "ALTER TABLE turns ADD COLUMN calls INTEGER NOT NULL DEFAULT 0;"
+
+      "CREATE TABLE checkpoints_v4 ("
+      "  turn_id TEXT NOT NULL REFERENCES turns(id) ON DELETE CASCADE,"
+      "  step INTEGER NOT NULL,"
+      "  kind TEXT NOT NULL CHECK (kind IN ('user_message', 'llm_reply', 'tool_result')),"
+      "  payload TEXT NOT NULL,"
+      "  created_at INTEGER NOT NULL,"
+      "  PRIMARY KEY (turn_id, step)) WITHOUT ROWID;"
+      "INSERT INTO checkpoints_v4(turn_id, step, kind, payload, created_at) "
+      "  SELECT turn_id, step, kind, payload, created_at FROM checkpoints;"
+      "DROP TABLE checkpoints;"
+      "ALTER TABLE checkpoints_v4 RENAME TO checkpoints;"
+
+      "CREATE TABLE events ("
+      "  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+      "  seq INTEGER NOT NULL,"
+      "  turn_id TEXT,"
+      "  type TEXT NOT NULL,"
+      "  data TEXT NOT NULL,"
+      "  created_at INTEGER NOT NULL,"
+      "  PRIMARY KEY (session_id, seq)) WITHOUT ROWID;"
+
+      "CREATE TABLE usage_daily ("
+      "  principal TEXT NOT NULL,"
+      "  day INTEGER NOT NULL,"
+      "  model TEXT NOT NULL,"
+      "  prompt_tokens INTEGER NOT NULL DEFAULT 0,"
+      "  completion_tokens INTEGER NOT NULL DEFAULT 0,"
+      "  cost_usd REAL NOT NULL DEFAULT 0,"
+      "  calls INTEGER NOT NULL DEFAULT 0,"
+      "  PRIMARY KEY (principal, day, model)) WITHOUT ROWID;"
+      "CREATE INDEX usage_daily_day ON usage_daily(day);" },
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -175,6 +220,11 @@ static int write_version(sqlite3 *db, int version, char *err, size_t errlen)
 
 int migrations_apply(sqlite3 *db, int *version, char *err, size_t errlen)
 {
+    return migrations_apply_upto(db, migrations_latest(), version, err, errlen);
+}
+
+int migrations_apply_upto(sqlite3 *db, int target, int *version, char *err, size_t errlen)
+{
     /* IMMEDIATE: two processes starting at once must not both migrate. */
     int rc = exec(db, "BEGIN IMMEDIATE", err, errlen);
     if (rc != SQLITE_OK)
@@ -194,7 +244,7 @@ int migrations_apply(sqlite3 *db, int *version, char *err, size_t errlen)
     }
     int applied = have;
     for (int i = 0; rc == SQLITE_OK && i < NMIGRATIONS; i++) {
-        if (migrations[i].version <= have)
+        if (migrations[i].version <= have || migrations[i].version > target)
             continue;
         rc = exec(db, migrations[i].sql, err, errlen);
         if (rc != SQLITE_OK) {

@@ -14,6 +14,8 @@ int migrations_latest(void);
  * nothing) and sets *version to the result. A database newer than this
  * binary is refused with AGENTD_EINVAL and a message in err. */
 int migrations_apply(sqlite3 *db, int *version, char *err, size_t errlen);
+/* The same, stopping at version target (tests build older databases). */
+int migrations_apply_upto(sqlite3 *db, int target, int *version, char *err, size_t errlen);
 
 /* An SQLite result code as an AGENTD_E* status (defined in sqlite.c). */
 int sqlite_status(int rc);

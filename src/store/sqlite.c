@@ -26,6 +26,19 @@
 
 #define LIVE(col, p) "(" col " IS NULL OR " col " > " p ")"
 
+/* usage_daily rows older than this many days are purged. */
+#define USAGE_KEEP_DAYS 400
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define MS_PER_DAY 86400000
+
+/* A turn row with its session's owner (store_turn_get / _list_unfinished). */
+#define TURN_COLS "t.id, t.session_id, t.state, s.owner, t.instance, t.input, "               \
+                  "t.prompt_tokens, t.completion_tokens, t.cost_usd, t.created_at, "          \
+                  "t.updated_at FROM turns t JOIN sessions s ON s.id = t.session_id "
+#define USAGE_SUMS "coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), "   \
+                   "coalesce(sum(cost_usd), 0.0), coalesce(sum(calls), 0) "
+
 /* X(name, sql). Parameters are numbered; "now" is always bound by the
  * caller, so an expired row is invisible whatever the purge has done. */
 #define STATEMENTS(X)                                                                          \
@@ -76,23 +89,43 @@
     X(TURN_EXISTS, "SELECT 1 FROM turns WHERE id = ?1")                                        \
     X(TURN_EXPIRE_STALE, "UPDATE turns SET state = 'failed', updated_at = ?2 "                 \
                          "WHERE session_id = ?1 AND state = 'running' AND updated_at <= ?3")   \
-    X(TURN_CLAIM, "INSERT INTO turns(id, session_id, state, created_at, updated_at) "          \
-                  "SELECT ?1, ?2, 'running', ?3, ?3 WHERE NOT EXISTS (SELECT 1 FROM turns "    \
-                  "WHERE session_id = ?2 AND state = 'running')")                              \
+    X(TURN_CLAIM, "INSERT INTO turns(id, session_id, state, instance, input, created_at, "     \
+                  "updated_at) SELECT ?1, ?2, 'running', ?4, ?5, ?3, ?3 WHERE NOT EXISTS "     \
+                  "(SELECT 1 FROM turns WHERE session_id = ?2 AND state = 'running')")         \
     X(TURN_HEARTBEAT, "UPDATE turns SET updated_at = ?2 WHERE id = ?1 AND state = 'running' "  \
                       "RETURNING interrupt_requested")                                         \
     X(TURN_INTERRUPT, "UPDATE turns SET interrupt_requested = 1 WHERE session_id = ?1 AND "    \
                       "state = 'running'")                                                     \
     X(TURN_LIVE, "SELECT 1 FROM turns t JOIN sessions s ON s.id = t.session_id "               \
                  "WHERE t.id = ?1 AND " LIVE("s.expires_at", "?2"))                            \
-    X(TURN_FINISH, "UPDATE turns SET state = ?2, updated_at = ?3 WHERE id = ?1 AND "           \
-                   "state = 'running' AND EXISTS (SELECT 1 FROM sessions s WHERE "             \
-                   "s.id = turns.session_id AND " LIVE("s.expires_at", "?3") ")")              \
+    X(TURN_FINISH, "UPDATE turns SET state = ?2, input = NULL, updated_at = ?3 "               \
+                   "WHERE id = ?1 AND state = 'running' AND EXISTS (SELECT 1 FROM sessions s " \
+                   "WHERE s.id = turns.session_id AND " LIVE("s.expires_at", "?3") ")")        \
     X(TURN_TOUCH, "UPDATE turns SET updated_at = ?2 WHERE id = ?1")                            \
-    X(TURN_UNFINISHED, "SELECT t.id, t.session_id, t.state, t.created_at, t.updated_at "       \
-                       "FROM turns t JOIN sessions s ON s.id = t.session_id "                  \
-                       "WHERE t.state = 'running' AND " LIVE("s.expires_at", "?1")             \
-                       " ORDER BY t.created_at, t.id LIMIT ?2")                                \
+    X(TURN_ADOPT, "UPDATE turns SET instance = ?3, updated_at = ?4 WHERE id = ?1 AND "         \
+                  "state = 'running' AND instance IS ?2 AND EXISTS (SELECT 1 FROM sessions s " \
+                  "WHERE s.id = turns.session_id AND " LIVE("s.expires_at", "?4") ")")         \
+    X(TURN_GET, "SELECT " TURN_COLS "WHERE t.id = ?1 AND " LIVE("s.expires_at", "?2"))         \
+    X(TURN_UNFINISHED, "SELECT " TURN_COLS "WHERE t.state = 'running' AND "                    \
+                       LIVE("s.expires_at", "?1") " ORDER BY t.created_at, t.id LIMIT ?2")     \
+    X(TURN_IN_SESSION, "SELECT 1 FROM turns WHERE id = ?1 AND session_id = ?2")                \
+    X(TURN_USAGE_ADD, "UPDATE turns SET prompt_tokens = prompt_tokens + ?2, "                  \
+                      "completion_tokens = completion_tokens + ?3, cost_usd = cost_usd + ?4, " \
+                      "calls = calls + ?5 WHERE id = ?1 AND EXISTS (SELECT 1 FROM sessions s " \
+                      "WHERE s.id = turns.session_id AND " LIVE("s.expires_at", "?6") ")")     \
+    X(USAGE_DAILY_ADD, "INSERT INTO usage_daily(principal, day, model, prompt_tokens, "        \
+                       "completion_tokens, cost_usd, calls) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) " \
+                       "ON CONFLICT(principal, day, model) DO UPDATE SET "                     \
+                       "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "              \
+                       "completion_tokens = completion_tokens + excluded.completion_tokens, "  \
+                       "cost_usd = cost_usd + excluded.cost_usd, calls = calls + excluded.calls") \
+    X(USAGE_DAY, "SELECT " USAGE_SUMS "FROM usage_daily WHERE principal = ?1 AND day = ?2")    \
+    X(USAGE_SESSION, "SELECT " USAGE_SUMS "FROM turns WHERE session_id = ?1")                  \
+    X(EVENT_INSERT, "INSERT INTO events(session_id, seq, turn_id, type, data, created_at) "    \
+                    "SELECT ?1, coalesce(max(seq), 0) + 1, ?2, ?3, ?4, ?5 FROM events "        \
+                    "WHERE session_id = ?1 RETURNING seq")                                     \
+    X(EVENT_LIST, "SELECT session_id, seq, turn_id, type, data, created_at FROM events "       \
+                  "WHERE session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")                  \
     X(CHECKPOINT_INSERT, "INSERT INTO checkpoints(turn_id, step, kind, payload, created_at) "  \
                          "VALUES(?1, ?2, ?3, ?4, ?5)")                                         \
     X(CHECKPOINT_LIST, "SELECT turn_id, step, kind, payload, created_at FROM checkpoints "     \
@@ -142,7 +175,10 @@
     X(PURGE_CHECKOUTS, "DELETE FROM checkouts WHERE id IN (SELECT id FROM checkouts "          \
                        "WHERE expires_at <= ?1 LIMIT ?2)")                                     \
     X(PURGE_IDEM, "DELETE FROM idempotency WHERE (principal, key) IN (SELECT principal, key "  \
-                  "FROM idempotency WHERE expires_at <= ?1 LIMIT ?2)")
+                  "FROM idempotency WHERE expires_at <= ?1 LIMIT ?2)")                         \
+    X(PURGE_USAGE, "DELETE FROM usage_daily WHERE (principal, day, model) IN (SELECT "         \
+                   "principal, day, model FROM usage_daily WHERE day < ?1 / " STR(MS_PER_DAY)  \
+                   " - " STR(USAGE_KEEP_DAYS) " LIMIT ?2)")
 
 enum st {
 #define X(name, sql) ST_##name,
@@ -211,7 +247,7 @@ int sqlite_status(int rc)
 
 /* Prepares (once per connection) and binds. fmt has one letter per
  * parameter: t text (NULL binds NULL), i int64_t, e int64_t expiry (0 binds
- * NULL = never), b blob as (const void *, size_t). Values are bound
+ * NULL = never), d double, b blob as (const void *, size_t). Values are bound
  * SQLITE_STATIC: every statement is reset before its caller returns. */
 static int st_prepare(struct conn *c, enum st id, sqlite3_stmt **out, const char *fmt, va_list ap)
 {
@@ -238,6 +274,9 @@ static int st_prepare(struct conn *c, enum st id, sqlite3_stmt **out, const char
             rc = v ? sqlite3_bind_int64(st, i, v) : sqlite3_bind_null(st, i);
             break;
         }
+        case 'd':
+            rc = sqlite3_bind_double(st, i, va_arg(ap, double));
+            break;
         case 'b': {
             const void *p = va_arg(ap, const void *);
             size_t len = va_arg(ap, size_t);
@@ -662,7 +701,8 @@ static int sq_backup(void *b, const char *path)
 static int sq_purge_expired(void *b, int batch_limit, int *n_deleted)
 {
     struct sq *q = b;
-    static const enum st kinds[] = { ST_PURGE_SESSIONS, ST_PURGE_CHECKOUTS, ST_PURGE_IDEM };
+    static const enum st kinds[] = { ST_PURGE_SESSIONS, ST_PURGE_CHECKOUTS, ST_PURGE_IDEM,
+                                     ST_PURGE_USAGE };
     int total = 0, rc = 0;
     /* One short transaction per kind: other writers get the lock in between. */
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0] && total < batch_limit; k++) {
@@ -1078,11 +1118,15 @@ static int sq_turn_begin(void *b, struct store_turn *t, int64_t lease_ms)
         rc = run(&q->writer, ST_TURN_EXPIRE_STALE, NULL, NULL, "tii", t->session_id, now,
                  now - lease_ms);
     if (rc == 0)
-        rc = run(&q->writer, ST_TURN_CLAIM, NULL, &changed, "tti", t->id, t->session_id, now);
+        rc = run(&q->writer, ST_TURN_CLAIM, NULL, &changed, "ttitt", t->id, t->session_id, now,
+                 t->instance, t->input);
     if (rc == 0 && !changed)
         rc = AGENTD_ECONFLICT;
-    if ((rc = writer_end(q, rc)) == 0)
+    if ((rc = writer_end(q, rc)) == 0) {
         t->created_at = t->updated_at = now;
+        t->prompt_tokens = t->completion_tokens = 0;
+        t->cost_usd = 0;
+    }
     return rc;
 }
 
@@ -1130,6 +1174,28 @@ static int sq_turn_finish(void *b, const char *id, const char *state)
     return writer_end(q, rc);
 }
 
+/* The compare-and-swap on (running, instance IS from); a miss is a
+ * conflict if the turn is there at all. */
+static int sq_turn_adopt(void *b, const char *id, const char *from_instance,
+                         const char *to_instance)
+{
+    struct sq *q = b;
+    int64_t now = now_ms(q), one;
+    int changed = 0;
+    int rc = writer_begin(q);
+    if (rc)
+        return rc;
+    rc = run(&q->writer, ST_TURN_ADOPT, NULL, &changed, "ttti", id, from_instance, to_instance,
+             now);
+    if (rc == 0 && !changed) {
+        rc = run(&q->writer, ST_TURN_LIVE, &one, NULL, "ti", id, now);
+        if (rc == 0)
+            rc = AGENTD_ECONFLICT;
+    }
+    return writer_end(q, rc);
+}
+
+/* Columns of TURN_COLS. */
 static int row_turn(sqlite3_stmt *st, void *item)
 {
     struct store_turn *t = item;
@@ -1137,9 +1203,21 @@ static int row_turn(sqlite3_stmt *st, void *item)
     t->id = col_str(st, 0, &oom);
     t->session_id = col_str(st, 1, &oom);
     t->state = col_str(st, 2, &oom);
-    t->created_at = col_i64(st, 3);
-    t->updated_at = col_i64(st, 4);
+    t->owner = col_str(st, 3, &oom);
+    t->instance = col_str(st, 4, &oom);
+    t->input = col_str(st, 5, &oom);
+    t->prompt_tokens = col_i64(st, 6);
+    t->completion_tokens = col_i64(st, 7);
+    t->cost_usd = sqlite3_column_double(st, 8);
+    t->created_at = col_i64(st, 9);
+    t->updated_at = col_i64(st, 10);
     return oom ? AGENTD_ENOMEM : 0;
+}
+
+static int sq_turn_get(void *b, const char *id, struct store_turn **out)
+{
+    struct sq *q = b;
+    GET_ONE(q, ST_TURN_GET, row_turn, store_turn_free, out, "ti", id, now_ms(q));
 }
 
 static int sq_turn_list_unfinished(void *b, int limit, struct store_turn **out, size_t *n)
@@ -1211,6 +1289,221 @@ static int sq_checkpoint_list(void *b, const char *turn_id, struct store_checkpo
     *out = v;
     *n = nv;
     return 0;
+}
+
+/* ---- turn events and steps ---- */
+
+static int64_t day_of(int64_t ms) { return ms / MS_PER_DAY; }
+
+/* Inside a write transaction: appends v[0..n) in order, their seqs into
+ * seq[]. Each session is checked live and has its expiry pushed once per
+ * run of events that share it. */
+static int events_insert(struct sq *q, const struct store_event *v, size_t n, int64_t now,
+                         int64_t *seq)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (i == 0 || strcmp(v[i].session_id, v[i - 1].session_id) != 0) {
+            int changed = 0;
+            rc = run(&q->writer, ST_SESSION_TOUCH, NULL, &changed, "ttie", v[i].session_id,
+                     NULL, now, session_expiry(q, now));
+            if (rc == 0 && !changed)
+                rc = AGENTD_ENOTFOUND;
+        }
+        if (rc == 0)
+            rc = run(&q->writer, ST_EVENT_INSERT, &seq[i], NULL, "tttti", v[i].session_id,
+                     v[i].turn_id, v[i].type, v[i].data, now);
+    }
+    return rc;
+}
+
+static int sq_event_append(void *b, struct store_event *v, size_t n)
+{
+    struct sq *q = b;
+    int64_t now = now_ms(q);
+    int64_t *seq = calloc(n, sizeof *seq);
+    if (!seq)
+        return AGENTD_ENOMEM;
+    int rc = writer_begin(q);
+    if (rc == 0)
+        rc = writer_end(q, events_insert(q, v, n, now, seq));
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        v[i].seq = seq[i];
+        v[i].created_at = now;
+    }
+    free(seq);
+    return rc;
+}
+
+static int row_event(sqlite3_stmt *st, void *item)
+{
+    struct store_event *e = item;
+    int oom = 0;
+    e->session_id = col_str(st, 0, &oom);
+    e->seq = col_i64(st, 1);
+    e->turn_id = col_str(st, 2, &oom);
+    e->type = col_str(st, 3, &oom);
+    e->data = col_str(st, 4, &oom);
+    e->created_at = col_i64(st, 5);
+    return oom ? AGENTD_ENOMEM : 0;
+}
+
+/* The parent check and the list read one snapshot. */
+static int sq_event_list(void *b, const char *session_id, int64_t after_seq, int limit,
+                         struct store_event **out, size_t *n)
+{
+    struct sq *q = b;
+    int64_t now = now_ms(q), one;
+    void *v = NULL;
+    size_t nv = 0;
+    struct conn *c = reader_get(q);
+    int rc = read_begin(c);
+    if (rc == 0)
+        rc = run(c, ST_SESSION_LIVE, &one, NULL, "ti", session_id, now);
+    if (rc == 0)
+        rc = fetch(c, ST_EVENT_LIST, sizeof **out, row_event, &v, &nv, "tii", session_id,
+                   after_seq, (int64_t)(limit > 0 ? limit : -1));
+    rc = read_end(c, rc);
+    if (rc) {
+        store_event_list_free(v, nv);
+        return rc;
+    }
+    *out = v;
+    *n = nv;
+    return 0;
+}
+
+/* Inside a write transaction: AGENTD_EINVAL unless session_id is the turn's
+ * (a step never writes into another session). */
+static int turn_in_session(struct sq *q, const char *turn_id, const char *session_id)
+{
+    int64_t one;
+    int rc = run(&q->writer, ST_TURN_IN_SESSION, &one, NULL, "tt", turn_id, session_id);
+    return rc == AGENTD_ENOTFOUND ? AGENTD_EINVAL : rc;
+}
+
+/* One step, all or nothing. The checkpoint goes first: a replayed step
+ * answers AGENTD_EEXIST whatever became of the turn since. */
+static int sq_turn_record(void *b, struct store_checkpoint *cp, struct store_message *m,
+                          struct store_event *ev, size_t nev)
+{
+    struct sq *q = b;
+    int64_t now = now_ms(q), one, flag, mseq = 0;
+    int64_t *seq = nev ? calloc(nev, sizeof *seq) : NULL;
+    if (nev && !seq)
+        return AGENTD_ENOMEM;
+    int rc = writer_begin(q);
+    if (rc) {
+        free(seq);
+        return rc;
+    }
+    rc = run(&q->writer, ST_TURN_LIVE, &one, NULL, "ti", cp->turn_id, now);
+    if (rc == 0)
+        rc = run(&q->writer, ST_CHECKPOINT_INSERT, NULL, NULL, "titti", cp->turn_id, cp->step,
+                 cp->kind, cp->payload, now);
+    if (rc == 0) { /* the heartbeat, and whether the turn still runs */
+        rc = run(&q->writer, ST_TURN_HEARTBEAT, &flag, NULL, "ti", cp->turn_id, now);
+        if (rc == AGENTD_ENOTFOUND)
+            rc = AGENTD_ECONFLICT;
+    }
+    if (rc == 0 && m)
+        rc = turn_in_session(q, cp->turn_id, m->session_id);
+    for (size_t i = 0; rc == 0 && i < nev; i++)
+        rc = turn_in_session(q, cp->turn_id, ev[i].session_id);
+    if (rc == 0 && m) {
+        int changed = 0;
+        rc = run(&q->writer, ST_SESSION_TOUCH, NULL, &changed, "ttie", m->session_id, NULL, now,
+                 session_expiry(q, now));
+        if (rc == 0 && !changed)
+            rc = AGENTD_ENOTFOUND;
+        if (rc == 0)
+            rc = run(&q->writer, ST_MESSAGE_INSERT, &mseq, NULL, "ttti", m->session_id, m->role,
+                     m->parts, now);
+    }
+    if (rc == 0)
+        rc = events_insert(q, ev, nev, now, seq);
+    if ((rc = writer_end(q, rc)) == 0) {
+        cp->created_at = now;
+        if (m) {
+            m->seq = mseq;
+            m->created_at = now;
+        }
+        for (size_t i = 0; i < nev; i++) {
+            ev[i].seq = seq[i];
+            ev[i].created_at = now;
+        }
+    }
+    free(seq);
+    return rc;
+}
+
+/* ---- usage ---- */
+
+static int sq_usage_add(void *b, const char *turn_id, const char *principal, const char *model,
+                        const struct store_usage *u)
+{
+    struct sq *q = b;
+    int64_t now = now_ms(q);
+    int changed = 0;
+    int rc = writer_begin(q);
+    if (rc)
+        return rc;
+    rc = run(&q->writer, ST_TURN_USAGE_ADD, NULL, &changed, "tiidii", turn_id, u->prompt_tokens,
+             u->completion_tokens, u->cost_usd, u->calls, now);
+    if (rc == 0 && !changed)
+        rc = AGENTD_ENOTFOUND;
+    if (rc == 0)
+        rc = run(&q->writer, ST_USAGE_DAILY_ADD, NULL, NULL, "titiidi", principal, day_of(now),
+                 model, u->prompt_tokens, u->completion_tokens, u->cost_usd, u->calls);
+    return writer_end(q, rc);
+}
+
+static int row_usage(sqlite3_stmt *st, void *item)
+{
+    struct store_usage *u = item;
+    u->prompt_tokens = col_i64(st, 0);
+    u->completion_tokens = col_i64(st, 1);
+    u->cost_usd = sqlite3_column_double(st, 2);
+    u->calls = col_i64(st, 3);
+    return 0;
+}
+
+/* A fetch of sums: always one row (zeros when nothing matched). */
+static int usage_result(int rc, void *v, size_t nv, struct store_usage *out)
+{
+    if (rc == 0 && nv != 1)
+        rc = AGENTD_ECORRUPT; /* an aggregate without GROUP BY yields one row */
+    if (rc == 0)
+        *out = *(struct store_usage *)v;
+    free(v);
+    return rc;
+}
+
+static int sq_usage_day(void *b, const char *principal, int64_t day, struct store_usage *out)
+{
+    struct conn *c = reader_get(b);
+    void *v = NULL;
+    size_t nv = 0;
+    int rc = fetch(c, ST_USAGE_DAY, sizeof *out, row_usage, &v, &nv, "ti", principal, day);
+    conn_put(c);
+    return usage_result(rc, v, nv, out);
+}
+
+/* The session check and the sums read one snapshot. */
+static int sq_usage_session(void *b, const char *session_id, struct store_usage *out)
+{
+    struct sq *q = b;
+    int64_t one;
+    void *v = NULL;
+    size_t nv = 0;
+    struct conn *c = reader_get(q);
+    int rc = read_begin(c);
+    if (rc == 0)
+        rc = run(c, ST_SESSION_LIVE, &one, NULL, "ti", session_id, now_ms(q));
+    if (rc == 0)
+        rc = fetch(c, ST_USAGE_SESSION, sizeof *out, row_usage, &v, &nv, "t", session_id);
+    rc = read_end(c, rc);
+    return usage_result(rc, v, nv, out);
 }
 
 /* ---- checkouts and orders ---- */
@@ -1528,9 +1821,17 @@ const struct store_backend store_backend_sqlite = {
     .turn_finish = sq_turn_finish,
     .turn_touch = sq_turn_touch,
     .turn_interrupt = sq_turn_interrupt,
+    .turn_adopt = sq_turn_adopt,
+    .turn_get = sq_turn_get,
     .turn_list_unfinished = sq_turn_list_unfinished,
     .checkpoint_put = sq_checkpoint_put,
     .checkpoint_list = sq_checkpoint_list,
+    .event_append = sq_event_append,
+    .event_list = sq_event_list,
+    .turn_record = sq_turn_record,
+    .usage_add = sq_usage_add,
+    .usage_day = sq_usage_day,
+    .usage_session = sq_usage_session,
     .checkout_create = sq_checkout_create,
     .checkout_get = sq_checkout_get,
     .checkout_update = sq_checkout_update,

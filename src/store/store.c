@@ -3,6 +3,7 @@
 #include "store/store.h"
 #include "store/backend.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +29,11 @@
     X(apikey_list, R) X(session_create, W) X(session_get, R) X(session_update, W)      \
     X(session_delete, W) X(message_append, W) X(message_list, R) X(task_create, W)     \
     X(task_get, R) X(task_update, W) X(task_list, R) X(turn_begin, W)                  \
-    X(turn_finish, W) X(turn_touch, W) X(turn_interrupt, W) X(turn_list_unfinished, R) X(checkpoint_put, W)                  \
-    X(checkpoint_list, R) X(checkout_create, W) X(checkout_get, R)                     \
+    X(turn_finish, W) X(turn_touch, W) X(turn_interrupt, W) X(turn_adopt, W)           \
+    X(turn_get, R) X(turn_list_unfinished, R) X(checkpoint_put, W)                     \
+    X(checkpoint_list, R) X(event_append, W) X(event_list, R) X(turn_record, W)        \
+    X(usage_add, W) X(usage_day, R) X(usage_session, R)                                \
+    X(checkout_create, W) X(checkout_get, R)                                           \
     X(checkout_update, W) X(order_create, W) X(order_get, R) X(idem_begin, W)          \
     X(idem_finish, W) X(idem_abandon, W) X(audit_append, W) X(audit_list, R)            \
     X(stock_seed, W) X(stock_get, R) X(order_update, W)
@@ -355,17 +359,35 @@ int store_turn_finish(struct store *s, const char *id, const char *state)
     CALL(s, turn_finish, id, state);
 }
 
+int store_turn_adopt(struct store *s, const char *id, const char *from_instance,
+                     const char *to_instance)
+{
+    REQUIRE(s, turn_adopt, id);
+    CALL(s, turn_adopt, id, from_instance, to_instance);
+}
+
+int store_turn_get(struct store *s, const char *id, struct store_turn **out)
+{
+    REQUIRE(s, turn_get, id && out);
+    CALL(s, turn_get, id, out);
+}
+
 int store_turn_list_unfinished(struct store *s, int limit, struct store_turn **out, size_t *n)
 {
     REQUIRE(s, turn_list_unfinished, out && n);
     CALL(s, turn_list_unfinished, limit, out, n);
 }
 
+static int checkpoint_ok(const struct store_checkpoint *c)
+{
+    return c && c->turn_id && c->kind && c->payload && c->step >= 0 &&
+           (strcmp(c->kind, "user_message") == 0 || strcmp(c->kind, "llm_reply") == 0 ||
+            strcmp(c->kind, "tool_result") == 0);
+}
+
 int store_checkpoint_put(struct store *s, struct store_checkpoint *c)
 {
-    REQUIRE(s, checkpoint_put,
-            c && c->turn_id && c->kind && c->payload && c->step >= 0 &&
-                (strcmp(c->kind, "llm_reply") == 0 || strcmp(c->kind, "tool_result") == 0));
+    REQUIRE(s, checkpoint_put, checkpoint_ok(c));
     CALL(s, checkpoint_put, c);
 }
 
@@ -374,6 +396,61 @@ int store_checkpoint_list(struct store *s, const char *turn_id, struct store_che
 {
     REQUIRE(s, checkpoint_list, turn_id && out && n);
     CALL(s, checkpoint_list, turn_id, out, n);
+}
+
+static int events_ok(const struct store_event *v, size_t n)
+{
+    if (!v && n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!v[i].session_id || !nonempty(v[i].type) || !v[i].data)
+            return 0;
+    return 1;
+}
+
+int store_event_append(struct store *s, struct store_event *v, size_t n)
+{
+    REQUIRE(s, event_append, events_ok(v, n));
+    if (n == 0) /* nothing to write; a no-op must not count as a write for health */
+        return 0;
+    CALL(s, event_append, v, n);
+}
+
+int store_event_list(struct store *s, const char *session_id, int64_t after_seq, int limit,
+                     struct store_event **out, size_t *n)
+{
+    REQUIRE(s, event_list, session_id && out && n);
+    CALL(s, event_list, session_id, after_seq, limit, out, n);
+}
+
+int store_turn_record(struct store *s, struct store_checkpoint *c, struct store_message *m,
+                      struct store_event *ev, size_t nev)
+{
+    REQUIRE(s, turn_record,
+            checkpoint_ok(c) && (!m || (m->session_id && nonempty(m->role) && m->parts)) &&
+                events_ok(ev, nev));
+    CALL(s, turn_record, c, m, ev, nev);
+}
+
+int store_usage_add(struct store *s, const char *turn_id, const char *principal,
+                    const char *model, const struct store_usage *u)
+{
+    REQUIRE(s, usage_add, turn_id && principal && u && u->prompt_tokens >= 0 &&
+                              u->completion_tokens >= 0 && u->calls >= 0 &&
+                              isfinite(u->cost_usd) && u->cost_usd >= 0);
+    CALL(s, usage_add, turn_id, principal, model ? model : "", u);
+}
+
+int store_usage_day(struct store *s, const char *principal, int64_t day, struct store_usage *out)
+{
+    REQUIRE(s, usage_day, principal && out);
+    CALL(s, usage_day, principal, day, out);
+}
+
+int store_usage_session(struct store *s, const char *session_id, struct store_usage *out)
+{
+    REQUIRE(s, usage_session, session_id && out);
+    CALL(s, usage_session, session_id, out);
 }
 
 int store_checkout_create(struct store *s, struct store_checkout *c)
@@ -594,12 +671,38 @@ void store_task_list_free(struct store_task *v, size_t n)
     free(v);
 }
 
+static void turn_clear(struct store_turn *t)
+{
+    free(t->id);
+    free(t->session_id);
+    free(t->state);
+    free(t->owner);
+    free(t->instance);
+    free(t->input);
+}
+
+void store_turn_free(struct store_turn *t)
+{
+    if (!t)
+        return;
+    turn_clear(t);
+    free(t);
+}
+
 void store_turn_list_free(struct store_turn *v, size_t n)
 {
+    for (size_t i = 0; v && i < n; i++)
+        turn_clear(&v[i]);
+    free(v);
+}
+
+void store_event_list_free(struct store_event *v, size_t n)
+{
     for (size_t i = 0; v && i < n; i++) {
-        free(v[i].id);
         free(v[i].session_id);
-        free(v[i].state);
+        free(v[i].turn_id);
+        free(v[i].type);
+        free(v[i].data);
     }
     free(v);
 }

@@ -72,7 +72,8 @@ int store_healthy(const struct store *s);
 int store_backup(struct store *s, const char *path);
 
 /* Deletes at most batch_limit expired rows (sessions with their messages,
- * tasks, turns and checkpoints; checkouts; idempotency records), each kind
+ * tasks, turns, checkpoints and events; checkouts; idempotency records;
+ * usage_daily rows of UTC days more than 400 days before today's), each kind
  * in its own short transaction. Call again while *n_deleted == batch_limit. */
 int store_purge_expired(struct store *s, int batch_limit, int *n_deleted);
 
@@ -128,7 +129,7 @@ struct store_session {
 int store_session_create(struct store *s, struct store_session *v);
 int store_session_get(struct store *s, const char *id, struct store_session **out);
 int store_session_update(struct store *s, const char *id, const char *context);
-/* Deletes its messages, tasks, turns and checkpoints with it. */
+/* Deletes its messages, tasks, turns, checkpoints and events with it. */
 int store_session_delete(struct store *s, const char *id);
 void store_session_free(struct store_session *v);
 
@@ -173,16 +174,24 @@ struct store_turn {
     char *id;
     char *session_id;
     char *state;
+    char *owner;        /* read-only: the session's owner (filled by get/list) */
+    char *instance;     /* the process running it (agent instance id); may be NULL */
+    char *input;        /* JSON the runner needs to resume it (the message's client
+                           data); dropped by store_turn_finish; may be NULL */
+    int64_t prompt_tokens, completion_tokens; /* read-only: usage so far */
+    double cost_usd;                          /* (store_usage_add) */
     int64_t created_at, updated_at;
 };
 /* Claims the session for a new turn (state := running), in one
- * transaction. AGENTD_ECONFLICT ("turn in progress") if the session already
- * has a running turn whose lease is live: its updated_at (set at begin and
- * at every store_turn_touch / store_checkpoint_put) is newer than
- * now - lease_ms. A running turn whose lease ran out (its process died) no
- * longer blocks: the claim marks it "failed". lease_ms <= 0: a running turn
- * never expires. AGENTD_EEXIST if the turn id is taken; AGENTD_ENOTFOUND if
- * the session does not exist. */
+ * transaction, storing t->instance and t->input. AGENTD_ECONFLICT ("turn in
+ * progress") if the session already has a running turn whose lease is live:
+ * its updated_at (set at begin and at every store_turn_touch /
+ * store_turn_record / store_turn_adopt) is newer than now - lease_ms. A
+ * running turn whose lease ran out (its process died) no longer blocks: the
+ * claim marks it "failed". lease_ms <= 0: a running turn never expires.
+ * AGENTD_EEXIST if the turn id is taken; AGENTD_ENOTFOUND if the session
+ * does not exist. Fills created_at, updated_at and zero usage; owner is
+ * left alone (only get/list hand it out). */
 int store_turn_begin(struct store *s, struct store_turn *t, int64_t lease_ms);
 /* A running turn's heartbeat at a step boundary: updated_at := now, and
  * *interrupt (may be NULL) := 1 if store_turn_interrupt() asked it to stop.
@@ -193,9 +202,20 @@ int store_turn_touch(struct store *s, const char *id, int *interrupt);
  * sees the mark through store_turn_touch). AGENTD_ENOTFOUND if the session
  * has no running turn. */
 int store_turn_interrupt(struct store *s, const char *session_id);
-/* state: anything but "running" ("completed", "failed"...). AGENTD_ECONFLICT
- * if the turn already finished. */
+/* state: anything but "running" ("completed", "failed"...). Drops the
+ * turn's input (it may hold payment data). AGENTD_ECONFLICT if the turn
+ * already finished. */
 int store_turn_finish(struct store *s, const char *id, const char *state);
+/* Takes over a running turn whose process died: instance := to_instance
+ * and updated_at := now, only if the turn is running and its instance is
+ * from_instance (NULL matches a NULL instance) — a compare-and-swap, so of
+ * two replicas adopting the same orphan exactly one wins (the other gets
+ * AGENTD_ECONFLICT, as does a finished turn). AGENTD_ENOTFOUND if no such
+ * turn (or its session expired). */
+int store_turn_adopt(struct store *s, const char *id, const char *from_instance,
+                     const char *to_instance);
+int store_turn_get(struct store *s, const char *id, struct store_turn **out);
+void store_turn_free(struct store_turn *t);
 /* Running turns, oldest first, at most limit (<= 0: all): what to resume. */
 int store_turn_list_unfinished(struct store *s, int limit, struct store_turn **out, size_t *n);
 void store_turn_list_free(struct store_turn *v, size_t n);
@@ -203,8 +223,8 @@ void store_turn_list_free(struct store_turn *v, size_t n);
 /* A step's durable result, written before the next step runs. */
 struct store_checkpoint {
     char *turn_id;
-    int64_t step;
-    char *kind;         /* "llm_reply" | "tool_result" */
+    int64_t step;       /* 0, 1, 2 ... within the turn */
+    char *kind;         /* "user_message" | "llm_reply" | "tool_result" */
     char *payload;      /* JSON */
     int64_t created_at;
 };
@@ -214,6 +234,73 @@ int store_checkpoint_put(struct store *s, struct store_checkpoint *c);
 int store_checkpoint_list(struct store *s, const char *turn_id, struct store_checkpoint **out,
                           size_t *n);
 void store_checkpoint_list_free(struct store_checkpoint *v, size_t n);
+
+/* ---- turn events: what a front streams live and replays ---- */
+
+/* One event of a session's turns. seq is 1, 2, ... per session, assigned
+ * at append in commit order: a reader that saw seq N and asks for
+ * after_seq = N misses nothing. Events live and expire with their session. */
+struct store_event {
+    char *session_id;
+    int64_t seq;        /* assigned by append */
+    char *turn_id;
+    char *type;         /* "turn-started", "text-delta", "tool-call", "tool-result",
+                           "checkout-updated", "turn-completed", "turn-failed" */
+    char *data;         /* JSON */
+    int64_t created_at; /* assigned by append */
+};
+/* Appends n events (n may be 0) in one transaction, in order, filling each
+ * seq and created_at. AGENTD_ENOTFOUND if the session does not exist (a
+ * batch may span sessions; one missing session and nothing is appended).
+ * session_id, type (non-empty) and data are required (else AGENTD_EINVAL);
+ * turn_id may be NULL. Like a message, an event is a write to its session:
+ * it pushes the session's expires_at. */
+int store_event_append(struct store *s, struct store_event *v, size_t n);
+/* Events with seq > after_seq in order, at most limit (<= 0: all). An
+ * unknown or expired session is AGENTD_ENOTFOUND. */
+int store_event_list(struct store *s, const char *session_id, int64_t after_seq, int limit,
+                     struct store_event **out, size_t *n);
+void store_event_list_free(struct store_event *v, size_t n);
+
+/* One step of a turn in one transaction: the checkpoint, the session
+ * message (m may be NULL) and the events (nev may be 0), and the turn's
+ * heartbeat (updated_at := now). If the step is already checkpointed (a
+ * replay) nothing is written and the result is AGENTD_EEXIST. AGENTD_ECONFLICT
+ * if the turn is no longer running. Fills m->seq and each event's seq. */
+/* Details: c->kind as for store_checkpoint_put. The replay check comes
+ * first (a replayed step of a since-finished turn is AGENTD_EEXIST).
+ * AGENTD_ENOTFOUND if the turn does not exist or its session expired.
+ * m->session_id and every event's session_id must be the turn's session,
+ * else AGENTD_EINVAL (nothing written). The session's expires_at is pushed
+ * as by store_message_append. Also fills c->created_at, m->created_at and
+ * each event's created_at. Nothing is filled unless the call returns 0. */
+int store_turn_record(struct store *s, struct store_checkpoint *c, struct store_message *m,
+                      struct store_event *ev, size_t nev);
+
+/* ---- usage and cost ---- */
+
+struct store_usage {
+    int64_t prompt_tokens;
+    int64_t completion_tokens;
+    double cost_usd;
+    int64_t calls;      /* model calls */
+};
+/* Adds one model call's usage, in one transaction, to the turn's totals
+ * and to the principal's totals for the UTC day of now, per model.
+ * AGENTD_ENOTFOUND if the turn does not exist. */
+/* Details: calls are added as given (u->calls, normally 1). The turn may
+ * have finished (a late call still costs). model NULL is stored as "".
+ * principal NULL, a negative count or a negative or non-finite cost is
+ * AGENTD_EINVAL. A turn whose session expired is AGENTD_ENOTFOUND. */
+int store_usage_add(struct store *s, const char *turn_id, const char *principal,
+                    const char *model, const struct store_usage *u);
+/* A principal's totals over every model for one UTC day (day = Unix ms /
+ * 86 400 000); all zero when nothing was used. */
+int store_usage_day(struct store *s, const char *principal, int64_t day, struct store_usage *out);
+/* A session's totals over its turns (calls = model calls); all zero for a
+ * session without usage. AGENTD_ENOTFOUND if the session does not exist or
+ * expired. */
+int store_usage_session(struct store *s, const char *session_id, struct store_usage *out);
 
 /* ---- stock: live inventory, seeded from the catalog ---- */
 

@@ -1,5 +1,7 @@
 /* Store conformance suite: written against store.h only, so every backend
- * runs it unchanged. The backend is a fixture (AGENTD_TEST_STORE, default sqlite). */
+ * runs it unchanged. The backend is a fixture (AGENTD_TEST_STORE, default sqlite);
+ * the few backend-specific helpers (an old-schema database, raw row counts)
+ * live in the fixture and a test without them skips. */
 #define _GNU_SOURCE /* nftw */
 #include <ftw.h>
 #include <pthread.h>
@@ -8,6 +10,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -24,6 +28,7 @@
 #include "core/metrics.h"
 #include "core/pool.h"
 #include "store/async.h"
+#include "store/migrations.h"
 #include "store/store.h"
 
 /* ---- fixture: which backend, a fresh database per test, a fake clock ---- */
@@ -33,6 +38,12 @@ struct backend_fixture {
     /* A URL for a brand-new, empty database that lives under dir. */
     void (*make_url)(const char *dir, const char *name, char *url, size_t len);
     int file_based; /* the database is a file we can damage and copy */
+    /* A database at schema version 3 (before turn events and usage) at url,
+     * holding session "old" (owner alice) with message 1, running turn
+     * "t-old" and its checkpoint step 1 (llm_reply). 0 or -1. */
+    int (*make_v3)(const char *url);
+    /* Rows physically in a table, expired or not; -1 on error. */
+    long (*count_rows)(const char *url, const char *table);
 };
 
 static void sqlite_url(const char *dir, const char *name, char *url, size_t len)
@@ -41,8 +52,52 @@ static void sqlite_url(const char *dir, const char *name, char *url, size_t len)
     snprintf(url, len, "%s/data/%s.db", dir, name);
 }
 
+static int sqlite_make_v3(const char *url)
+{
+    sqlite3 *db = NULL;
+    char err[256] = "";
+    int v = 0;
+    int rc = sqlite3_open_v2(url, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = migrations_apply_upto(db, 3, &v, err, sizeof err) == 0 && v == 3 ? SQLITE_OK
+                                                                             : SQLITE_ERROR;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(
+            db,
+            "INSERT INTO sessions(id, owner, context, created_at, updated_at) "
+            "  VALUES('old', 'alice', '{}', 1, 1);"
+            "INSERT INTO messages(session_id, seq, role, parts, created_at) "
+            "  VALUES('old', 1, 'user', '[\"hi\"]', 1);"
+            "INSERT INTO turns(id, session_id, state, created_at, updated_at) "
+            "  VALUES('t-old', 'old', 'running', 2, 3);"
+            "INSERT INTO checkpoints(turn_id, step, kind, payload, created_at) "
+            "  VALUES('t-old', 1, 'llm_reply', '{\"r\":1}', 3);",
+            NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "make_v3: %s %s\n", err, db ? sqlite3_errmsg(db) : "");
+    sqlite3_close(db);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+static long sqlite_count_rows(const char *url, const char *table)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char sql[128];
+    long n = -1;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
+    if (sqlite3_open_v2(url, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = (long)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
 static const struct backend_fixture backends[] = {
-    { "sqlite", sqlite_url, 1 },
+    { "sqlite", sqlite_url, 1, sqlite_make_v3, sqlite_count_rows },
 };
 
 static const struct backend_fixture *backend;
@@ -407,6 +462,7 @@ static void test_turns_and_checkpoints(void **state)
     put_checkpoint(c->s, "turn1", 1, "llm_reply", 0);
     put_checkpoint(c->s, "turn1", 1, "llm_reply", AGENTD_EEXIST); /* a replayed step */
     put_checkpoint(c->s, "turn1", 3, "thought", AGENTD_EINVAL);
+    put_checkpoint(c->s, "turn2", 0, "user_message", 0);
     put_checkpoint(c->s, "nope", 1, "llm_reply", AGENTD_ENOTFOUND);
 
     struct store_checkpoint *cps = NULL;
@@ -550,6 +606,722 @@ static void test_racing_claims_one_wins(void **state)
     assert_ok(store_turn_list_unfinished(c->s, 0, &v, &n));
     assert_int_equal(n, 1);
     store_turn_list_free(v, n);
+}
+
+/* ---- turns: instance, input, adopt, get ---- */
+
+static int near(double a, double b) { return fabs(a - b) < 1e-9; }
+
+static void test_turn_begin_stores_instance_and_input(void **state)
+{
+    struct ctx *c = *state;
+    make_session(c->s, "s1");
+    make_session(c->s, "s2");
+    int64_t t0 = atomic_load(&fake_now);
+    struct store_turn t = { .id = "t1", .session_id = "s1", .instance = "inst-a",
+                            .input = "{\"text\":\"hi\"}", .prompt_tokens = 99, .cost_usd = 9 };
+    assert_ok(store_turn_begin(c->s, &t, 0));
+    assert_int_equal(t.created_at, t0);
+    assert_int_equal(t.prompt_tokens, 0);
+    assert_true(t.cost_usd == 0);
+    assert_null(t.owner); /* read-only: begin never hands out memory */
+
+    struct store_turn *got = NULL;
+    assert_ok(store_turn_get(c->s, "t1", &got));
+    assert_string_equal(got->id, "t1");
+    assert_string_equal(got->session_id, "s1");
+    assert_string_equal(got->state, STORE_TURN_RUNNING);
+    assert_string_equal(got->owner, "alice");
+    assert_string_equal(got->instance, "inst-a");
+    assert_string_equal(got->input, "{\"text\":\"hi\"}");
+    assert_int_equal(got->prompt_tokens, 0);
+    assert_int_equal(got->completion_tokens, 0);
+    assert_true(got->cost_usd == 0);
+    assert_int_equal(got->created_at, t0);
+    assert_int_equal(got->updated_at, t0);
+    store_turn_free(got);
+
+    /* instance and input may be NULL */
+    struct store_turn t2 = { .id = "t2", .session_id = "s2" };
+    assert_ok(store_turn_begin(c->s, &t2, 0));
+    assert_ok(store_turn_get(c->s, "t2", &got));
+    assert_null(got->instance);
+    assert_null(got->input);
+    assert_string_equal(got->owner, "alice");
+    store_turn_free(got);
+
+    /* the resume list carries the same fields */
+    struct store_turn *v = NULL;
+    size_t n = 0;
+    assert_ok(store_turn_list_unfinished(c->s, 0, &v, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].id, "t1");
+    assert_string_equal(v[0].owner, "alice");
+    assert_string_equal(v[0].instance, "inst-a");
+    assert_string_equal(v[0].input, "{\"text\":\"hi\"}");
+    assert_string_equal(v[1].id, "t2");
+    assert_null(v[1].instance);
+    assert_null(v[1].input);
+    store_turn_list_free(v, n);
+
+    /* finish drops the input (it may hold payment data), keeps the rest */
+    advance(5);
+    assert_ok(store_turn_finish(c->s, "t1", "completed"));
+    assert_ok(store_turn_get(c->s, "t1", &got));
+    assert_string_equal(got->state, "completed");
+    assert_null(got->input);
+    assert_string_equal(got->instance, "inst-a");
+    assert_int_equal(got->updated_at, t0 + 5);
+    store_turn_free(got);
+
+    assert_int_equal(store_turn_get(c->s, "nope", &got), AGENTD_ENOTFOUND);
+    assert_int_equal(store_turn_get(c->s, NULL, &got), AGENTD_EINVAL);
+    assert_int_equal(store_turn_get(c->s, "t1", NULL), AGENTD_EINVAL);
+    store_turn_free(NULL);
+    /* a turn goes with its session */
+    assert_ok(store_session_delete(c->s, "s2"));
+    assert_int_equal(store_turn_get(c->s, "t2", &got), AGENTD_ENOTFOUND);
+}
+
+static const char *turn_instance(struct store *s, const char *id)
+{
+    static char inst[32];
+    struct store_turn *t = NULL;
+    assert_ok(store_turn_get(s, id, &t));
+    snprintf(inst, sizeof inst, "%s", t->instance ? t->instance : "(null)");
+    store_turn_free(t);
+    return inst;
+}
+
+static void test_turn_adopt_is_a_compare_and_swap(void **state)
+{
+    struct ctx *c = *state;
+    make_session(c->s, "s1");
+    make_session(c->s, "s2");
+    int64_t t0 = atomic_load(&fake_now);
+    struct store_turn t = { .id = "t1", .session_id = "s1", .instance = "dead" };
+    assert_ok(store_turn_begin(c->s, &t, 1000));
+    advance(10);
+    assert_int_equal(store_turn_adopt(c->s, "t1", "other", "me"), AGENTD_ECONFLICT);
+    assert_int_equal(store_turn_adopt(c->s, "t1", NULL, "me"), AGENTD_ECONFLICT);
+    struct store_turn *got = NULL;
+    assert_ok(store_turn_get(c->s, "t1", &got));
+    assert_string_equal(got->instance, "dead");
+    assert_int_equal(got->updated_at, t0); /* a lost CAS writes nothing */
+    store_turn_free(got);
+
+    assert_ok(store_turn_adopt(c->s, "t1", "dead", "me"));
+    assert_ok(store_turn_get(c->s, "t1", &got));
+    assert_string_equal(got->instance, "me");
+    assert_int_equal(got->updated_at, t0 + 10);
+    assert_string_equal(got->state, STORE_TURN_RUNNING);
+    store_turn_free(got);
+    /* a second adopter that still saw the dead instance loses */
+    assert_int_equal(store_turn_adopt(c->s, "t1", "dead", "me2"), AGENTD_ECONFLICT);
+    assert_string_equal(turn_instance(c->s, "t1"), "me");
+    assert_int_equal(store_turn_adopt(c->s, "nope", "dead", "me"), AGENTD_ENOTFOUND);
+
+    /* adopting renews the lease: 1005 ms after begin, 995 after the adopt */
+    advance(995);
+    struct store_turn other = { .id = "t-other", .session_id = "s1" };
+    assert_int_equal(store_turn_begin(c->s, &other, 1000), AGENTD_ECONFLICT);
+
+    /* NULL matches a NULL instance only */
+    struct store_turn u = { .id = "t2", .session_id = "s2" };
+    assert_ok(store_turn_begin(c->s, &u, 0));
+    assert_int_equal(store_turn_adopt(c->s, "t2", "x", "me"), AGENTD_ECONFLICT);
+    assert_ok(store_turn_adopt(c->s, "t2", NULL, "me"));
+    assert_string_equal(turn_instance(c->s, "t2"), "me");
+    assert_int_equal(store_turn_adopt(c->s, "t2", NULL, "again"), AGENTD_ECONFLICT);
+
+    /* a finished turn is not adopted */
+    assert_ok(store_turn_finish(c->s, "t2", "failed"));
+    assert_int_equal(store_turn_adopt(c->s, "t2", "me", "again"), AGENTD_ECONFLICT);
+    assert_int_equal(store_turn_adopt(c->s, NULL, "me", "again"), AGENTD_EINVAL);
+}
+
+#define ADOPT_THREADS 8
+
+struct adopt_arg {
+    struct store *s;
+    pthread_barrier_t *go;
+    char name[16];
+    int rc;
+};
+
+static void *adopt_worker(void *p)
+{
+    struct adopt_arg *a = p;
+    pthread_barrier_wait(a->go);
+    a->rc = store_turn_adopt(a->s, "orphan", "dead", a->name);
+    return NULL;
+}
+
+static void test_racing_adopts_one_wins(void **state)
+{
+    struct ctx *c = *state;
+    make_session(c->s, "s1");
+    struct store_turn t = { .id = "orphan", .session_id = "s1", .instance = "dead" };
+    assert_ok(store_turn_begin(c->s, &t, 0));
+    pthread_t th[ADOPT_THREADS];
+    struct adopt_arg args[ADOPT_THREADS];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, ADOPT_THREADS);
+    for (int i = 0; i < ADOPT_THREADS; i++) {
+        args[i] = (struct adopt_arg){ .s = c->s, .go = &go, .rc = -1 };
+        snprintf(args[i].name, sizeof args[i].name, "replica%d", i);
+        assert_ok(pthread_create(&th[i], NULL, adopt_worker, &args[i]));
+    }
+    int won = -1, lost = 0;
+    for (int i = 0; i < ADOPT_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        if (args[i].rc == 0) {
+            assert_int_equal(won, -1);
+            won = i;
+        }
+        lost += args[i].rc == AGENTD_ECONFLICT;
+    }
+    pthread_barrier_destroy(&go);
+    assert_true(won >= 0);
+    assert_int_equal(lost, ADOPT_THREADS - 1);
+    assert_string_equal(turn_instance(c->s, "orphan"), args[won].name);
+}
+
+/* ---- turn steps and events ---- */
+
+static size_t count_messages(struct store *s, const char *session_id)
+{
+    struct store_message *v = NULL;
+    size_t n = 0;
+    assert_ok(store_message_list(s, session_id, 0, 0, &v, &n));
+    store_message_list_free(v, n);
+    return n;
+}
+
+static size_t count_events(struct store *s, const char *session_id)
+{
+    struct store_event *v = NULL;
+    size_t n = 0;
+    assert_ok(store_event_list(s, session_id, 0, 0, &v, &n));
+    store_event_list_free(v, n);
+    return n;
+}
+
+static size_t count_checkpoints(struct store *s, const char *turn_id)
+{
+    struct store_checkpoint *v = NULL;
+    size_t n = 0;
+    assert_ok(store_checkpoint_list(s, turn_id, &v, &n));
+    store_checkpoint_list_free(v, n);
+    return n;
+}
+
+static struct store_event event(const char *session, const char *turn, const char *type,
+                                const char *data)
+{
+    return (struct store_event){ .session_id = (char *)session, .turn_id = (char *)turn,
+                                 .type = (char *)type, .data = (char *)data, .seq = -7 };
+}
+
+static void test_turn_record_is_one_transaction(void **state)
+{
+    struct ctx *c = *state;
+    reopen(c, 100000, 0); /* a TTL, to see the step push the session's expiry */
+    make_session(c->s, "s1");
+    make_session(c->s, "s2");
+    struct store_message pre = { .session_id = "s1", .role = "user", .parts = "[]" };
+    assert_ok(store_message_append(c->s, &pre));
+    struct store_turn t = { .id = "t1", .session_id = "s1" };
+    assert_ok(store_turn_begin(c->s, &t, 1000));
+    advance(900);
+    int64_t now = atomic_load(&fake_now);
+
+    struct store_checkpoint cp = { .turn_id = "t1", .step = 0, .kind = "user_message",
+                                   .payload = "{\"text\":\"hi\"}" };
+    struct store_message m = { .session_id = "s1", .role = "user",
+                               .parts = "[{\"text\":\"hi\"}]", .seq = -7 };
+    struct store_event ev[2] = { event("s1", "t1", "turn-started", "{}"),
+                                 event("s1", "t1", "text-delta", "{\"t\":\"a\"}") };
+    assert_ok(store_turn_record(c->s, &cp, &m, ev, 2));
+    assert_int_equal(cp.created_at, now);
+    assert_int_equal(m.seq, 2); /* numbered with store_message_append's */
+    assert_int_equal(m.created_at, now);
+    assert_int_equal(ev[0].seq, 1);
+    assert_int_equal(ev[1].seq, 2);
+    assert_int_equal(ev[0].created_at, now);
+    assert_int_equal(ev[1].created_at, now);
+
+    /* the heartbeat and the session's expiry moved */
+    struct store_turn *got = NULL;
+    assert_ok(store_turn_get(c->s, "t1", &got));
+    assert_int_equal(got->updated_at, now);
+    store_turn_free(got);
+    struct store_session *sess = NULL;
+    assert_ok(store_session_get(c->s, "s1", &sess));
+    assert_int_equal(sess->expires_at, now + 100000);
+    store_session_free(sess);
+    advance(900); /* 1800 ms after begin, 900 after the step: the lease holds */
+    struct store_turn rival = { .id = "rival", .session_id = "s1" };
+    assert_int_equal(store_turn_begin(c->s, &rival, 1000), AGENTD_ECONFLICT);
+
+    struct store_checkpoint *cps = NULL;
+    size_t n = 0;
+    assert_ok(store_checkpoint_list(c->s, "t1", &cps, &n));
+    assert_int_equal(n, 1);
+    assert_int_equal(cps[0].step, 0);
+    assert_string_equal(cps[0].kind, "user_message");
+    assert_string_equal(cps[0].payload, "{\"text\":\"hi\"}");
+    store_checkpoint_list_free(cps, n);
+    struct store_message *msgs = NULL;
+    assert_ok(store_message_list(c->s, "s1", 1, 0, &msgs, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(msgs[0].parts, "[{\"text\":\"hi\"}]");
+    store_message_list_free(msgs, n);
+    assert_int_equal(count_events(c->s, "s1"), 2);
+
+    /* a replay writes nothing and fills nothing */
+    struct store_message m2 = { .session_id = "s1", .role = "user", .parts = "[]", .seq = -7 };
+    struct store_event ev2[1] = { event("s1", "t1", "turn-started", "{}") };
+    assert_int_equal(store_turn_record(c->s, &cp, &m2, ev2, 1), AGENTD_EEXIST);
+    assert_int_equal(m2.seq, -7);
+    assert_int_equal(ev2[0].seq, -7);
+    assert_int_equal(count_messages(c->s, "s1"), 2);
+    assert_int_equal(count_events(c->s, "s1"), 2);
+    assert_int_equal(count_checkpoints(c->s, "t1"), 1);
+
+    /* a step may carry no message and no events */
+    struct store_checkpoint cp1 = { .turn_id = "t1", .step = 1, .kind = "llm_reply",
+                                    .payload = "{}" };
+    assert_ok(store_turn_record(c->s, &cp1, NULL, NULL, 0));
+    assert_int_equal(count_checkpoints(c->s, "t1"), 2);
+
+    /* a step never writes into another session: rejected whole */
+    struct store_checkpoint cp2 = { .turn_id = "t1", .step = 2, .kind = "tool_result",
+                                    .payload = "{}" };
+    struct store_message elsewhere = { .session_id = "s2", .role = "tool", .parts = "[]" };
+    assert_int_equal(store_turn_record(c->s, &cp2, &elsewhere, NULL, 0), AGENTD_EINVAL);
+    struct store_event ev_else[2] = { event("s1", "t1", "tool-result", "{}"),
+                                      event("s2", "t1", "tool-result", "{}") };
+    assert_int_equal(store_turn_record(c->s, &cp2, NULL, ev_else, 2), AGENTD_EINVAL);
+    assert_int_equal(count_checkpoints(c->s, "t1"), 2);
+    assert_int_equal(count_messages(c->s, "s2"), 0);
+    assert_int_equal(count_events(c->s, "s1"), 2);
+    assert_int_equal(count_events(c->s, "s2"), 0);
+
+    /* bad arguments */
+    struct store_checkpoint thought = { .turn_id = "t1", .step = 2, .kind = "thought",
+                                        .payload = "{}" };
+    assert_int_equal(store_turn_record(c->s, &thought, NULL, NULL, 0), AGENTD_EINVAL);
+    assert_int_equal(store_turn_record(c->s, &cp2, NULL, NULL, 1), AGENTD_EINVAL);
+    struct store_event untyped = event("s1", "t1", NULL, "{}");
+    assert_int_equal(store_turn_record(c->s, &cp2, NULL, &untyped, 1), AGENTD_EINVAL);
+    struct store_message roleless = { .session_id = "s1", .role = "", .parts = "[]" };
+    assert_int_equal(store_turn_record(c->s, &cp2, &roleless, NULL, 0), AGENTD_EINVAL);
+    assert_int_equal(store_turn_record(c->s, NULL, NULL, NULL, 0), AGENTD_EINVAL);
+    struct store_checkpoint ghost = { .turn_id = "nope", .step = 0, .kind = "llm_reply",
+                                      .payload = "{}" };
+    assert_int_equal(store_turn_record(c->s, &ghost, NULL, NULL, 0), AGENTD_ENOTFOUND);
+
+    /* a finished turn takes no more steps; nothing of the step is written */
+    assert_ok(store_turn_finish(c->s, "t1", "completed"));
+    struct store_message m3 = { .session_id = "s1", .role = "agent", .parts = "[]", .seq = -7 };
+    struct store_event ev3[1] = { event("s1", "t1", "text-delta", "{}") };
+    assert_int_equal(store_turn_record(c->s, &cp2, &m3, ev3, 1), AGENTD_ECONFLICT);
+    assert_int_equal(m3.seq, -7);
+    assert_int_equal(ev3[0].seq, -7);
+    assert_int_equal(count_checkpoints(c->s, "t1"), 2);
+    assert_int_equal(count_messages(c->s, "s1"), 2);
+    assert_int_equal(count_events(c->s, "s1"), 2);
+    /* ...but a replay of a step it did take still reads as a replay */
+    assert_int_equal(store_turn_record(c->s, &cp, NULL, NULL, 0), AGENTD_EEXIST);
+}
+
+static void test_event_seq_and_paging(void **state)
+{
+    struct ctx *c = *state;
+    make_session(c->s, "s1");
+    make_session(c->s, "s2");
+    int64_t now = atomic_load(&fake_now);
+    struct store_event a[3] = { event("s1", "t1", "turn-started", "{}"),
+                                event("s1", "t1", "text-delta", "{\"t\":\"a\"}"),
+                                event("s1", "t1", "text-delta", "{\"t\":\"b\"}") };
+    assert_ok(store_event_append(c->s, a, 3));
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(a[i].seq, i + 1);
+        assert_int_equal(a[i].created_at, now);
+    }
+    /* per session: another session counts from 1 */
+    struct store_event b[2] = { event("s2", "t2", "turn-started", "{}"),
+                                event("s2", "t2", "turn-completed", "{}") };
+    assert_ok(store_event_append(c->s, b, 2));
+    assert_int_equal(b[0].seq, 1);
+    assert_int_equal(b[1].seq, 2);
+    advance(1);
+    struct store_event d = event("s1", NULL, "checkout-updated", "{\"id\":\"co1\"}");
+    assert_ok(store_event_append(c->s, &d, 1));
+    assert_int_equal(d.seq, 4);
+
+    assert_ok(store_event_append(c->s, NULL, 0));
+    /* a batch is whole: one unknown session and nothing is appended */
+    struct store_event mixed[2] = { event("s1", "t1", "text-delta", "{}"),
+                                    event("nope", "t1", "text-delta", "{}") };
+    assert_int_equal(store_event_append(c->s, mixed, 2), AGENTD_ENOTFOUND);
+    assert_int_equal(mixed[0].seq, -7);
+    assert_int_equal(count_events(c->s, "s1"), 4);
+    struct store_event bad = event(NULL, "t1", "x", "{}");
+    assert_int_equal(store_event_append(c->s, &bad, 1), AGENTD_EINVAL);
+    bad = event("s1", "t1", NULL, "{}");
+    assert_int_equal(store_event_append(c->s, &bad, 1), AGENTD_EINVAL);
+    bad = event("s1", "t1", "", "{}");
+    assert_int_equal(store_event_append(c->s, &bad, 1), AGENTD_EINVAL);
+    bad = event("s1", "t1", "x", NULL);
+    assert_int_equal(store_event_append(c->s, &bad, 1), AGENTD_EINVAL);
+    assert_int_equal(store_event_append(c->s, NULL, 1), AGENTD_EINVAL);
+
+    struct store_event *v = NULL;
+    size_t n = 0;
+    assert_ok(store_event_list(c->s, "s1", 0, 0, &v, &n));
+    assert_int_equal(n, 4);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(v[i].seq, (int64_t)i + 1);
+    assert_string_equal(v[0].session_id, "s1");
+    assert_string_equal(v[0].turn_id, "t1");
+    assert_string_equal(v[0].type, "turn-started");
+    assert_string_equal(v[1].data, "{\"t\":\"a\"}");
+    assert_int_equal(v[0].created_at, now);
+    assert_null(v[3].turn_id);
+    assert_string_equal(v[3].type, "checkout-updated");
+    assert_int_equal(v[3].created_at, now + 1);
+    store_event_list_free(v, n);
+
+    assert_ok(store_event_list(c->s, "s1", 2, 0, &v, &n));
+    assert_int_equal(n, 2);
+    assert_int_equal(v[0].seq, 3);
+    assert_int_equal(v[1].seq, 4);
+    store_event_list_free(v, n);
+    assert_ok(store_event_list(c->s, "s1", 1, 2, &v, &n));
+    assert_int_equal(n, 2);
+    assert_int_equal(v[0].seq, 2);
+    assert_int_equal(v[1].seq, 3);
+    store_event_list_free(v, n);
+    assert_ok(store_event_list(c->s, "s1", 4, 0, &v, &n)); /* caught up: empty, not an error */
+    assert_int_equal(n, 0);
+    store_event_list_free(v, n);
+    assert_ok(store_event_list(c->s, "s1", 0, -1, &v, &n));
+    assert_int_equal(n, 4);
+    store_event_list_free(v, n);
+    assert_int_equal(count_events(c->s, "s2"), 2);
+    assert_int_equal(store_event_list(c->s, "nope", 0, 0, &v, &n), AGENTD_ENOTFOUND);
+    assert_int_equal(store_event_list(c->s, NULL, 0, 0, &v, &n), AGENTD_EINVAL);
+    store_event_list_free(NULL, 0);
+}
+
+static long raw_rows(struct ctx *c, const char *table)
+{
+    return backend->count_rows ? backend->count_rows(c->url, table) : -1;
+}
+
+static void test_events_go_with_their_session(void **state)
+{
+    struct ctx *c = *state;
+    reopen(c, 1000, 0);
+    int64_t t0 = atomic_load(&fake_now);
+    make_session(c->s, "s1");
+    make_session(c->s, "s2");
+    struct store_event a[2] = { event("s1", "t", "text-delta", "{}"),
+                                event("s1", "t", "text-delta", "{}") };
+    assert_ok(store_event_append(c->s, a, 2));
+    struct store_event b = event("s2", "t", "text-delta", "{}");
+    assert_ok(store_event_append(c->s, &b, 1));
+
+    /* an event is a write to its session: it slides the expiry (of each
+     * session in a batch) */
+    advance(600);
+    struct store_event both[2] = { event("s1", "t", "turn-completed", "{}"),
+                                   event("s2", "t", "turn-completed", "{}") };
+    assert_ok(store_event_append(c->s, both, 2));
+    assert_int_equal(both[0].seq, 3);
+    assert_int_equal(both[1].seq, 2);
+    struct store_session *sess = NULL;
+    assert_ok(store_session_get(c->s, "s1", &sess));
+    assert_int_equal(sess->expires_at, t0 + 1600);
+    store_session_free(sess);
+    assert_ok(store_session_get(c->s, "s2", &sess));
+    assert_int_equal(sess->expires_at, t0 + 1600);
+    store_session_free(sess);
+    struct store_event a3 = event("s1", "t", "turn-completed", "{}");
+
+    /* deleted with the session */
+    assert_ok(store_session_delete(c->s, "s2"));
+    struct store_event *v = NULL;
+    size_t n = 0;
+    assert_int_equal(store_event_list(c->s, "s2", 0, 0, &v, &n), AGENTD_ENOTFOUND);
+    if (backend->count_rows)
+        assert_int_equal(raw_rows(c, "events"), 3);
+    make_session(c->s, "s2"); /* expires at t0 + 1600 too */
+    assert_int_equal(count_events(c->s, "s2"), 0);
+    assert_ok(store_event_append(c->s, &b, 1));
+    assert_int_equal(b.seq, 1);
+
+    /* expired: invisible at once, then purged with the session */
+    advance(1000);
+    assert_int_equal(store_event_list(c->s, "s1", 0, 0, &v, &n), AGENTD_ENOTFOUND);
+    assert_int_equal(store_event_append(c->s, &a3, 1), AGENTD_ENOTFOUND);
+    if (backend->count_rows)
+        assert_int_equal(raw_rows(c, "events"), 4);
+    int purged = 0;
+    assert_ok(store_purge_expired(c->s, 100, &purged));
+    assert_int_equal(purged, 2); /* the two sessions; their events went with them */
+    if (backend->count_rows)
+        assert_int_equal(raw_rows(c, "events"), 0);
+    make_session(c->s, "s1");
+    assert_int_equal(count_events(c->s, "s1"), 0);
+}
+
+/* ---- usage ---- */
+
+static void assert_usage(const struct store_usage *u, int64_t prompt, int64_t completion,
+                         double cost, int64_t calls)
+{
+    assert_int_equal(u->prompt_tokens, prompt);
+    assert_int_equal(u->completion_tokens, completion);
+    if (!near(u->cost_usd, cost))
+        fail_msg("cost %.12f, want %.12f", u->cost_usd, cost);
+    assert_int_equal(u->calls, calls);
+}
+
+static int64_t today(void) { return atomic_load(&fake_now) / 86400000; }
+
+static void test_usage_sums_per_turn_session_and_day(void **state)
+{
+    struct ctx *c = *state;
+    make_session(c->s, "s1");
+    make_session(c->s, "s2");
+    make_session(c->s, "s3");
+    struct store_turn t1 = { .id = "t1", .session_id = "s1" };
+    struct store_turn t2 = { .id = "t2", .session_id = "s2" };
+    assert_ok(store_turn_begin(c->s, &t1, 0));
+    assert_ok(store_turn_begin(c->s, &t2, 0));
+    /* to the last millisecond of a UTC day */
+    advance(86400000 - atomic_load(&fake_now) % 86400000 - 1);
+    int64_t d0 = today();
+
+    struct store_usage a = { 10, 5, 0.01, 1 }, b = { 1, 2, 0.5, 1 }, z = { 100, 0, 0, 1 };
+    assert_ok(store_usage_add(c->s, "t1", "alice", "gpt", &a));
+    assert_ok(store_usage_add(c->s, "t1", "alice", "gpt", &a));
+    assert_ok(store_usage_add(c->s, "t1", "alice", "claude", &b));
+    assert_ok(store_usage_add(c->s, "t2", "alice", NULL, &z)); /* model "" */
+
+    struct store_turn *got = NULL;
+    assert_ok(store_turn_get(c->s, "t1", &got));
+    assert_int_equal(got->prompt_tokens, 21);
+    assert_int_equal(got->completion_tokens, 12);
+    assert_true(near(got->cost_usd, 0.52));
+    store_turn_free(got);
+
+    struct store_usage u;
+    assert_ok(store_usage_session(c->s, "s1", &u));
+    assert_usage(&u, 21, 12, 0.52, 3);
+    assert_ok(store_usage_session(c->s, "s2", &u));
+    assert_usage(&u, 100, 0, 0, 1);
+    assert_ok(store_usage_session(c->s, "s3", &u)); /* no turns: zeros */
+    assert_usage(&u, 0, 0, 0, 0);
+    assert_int_equal(store_usage_session(c->s, "nope", &u), AGENTD_ENOTFOUND);
+
+    assert_ok(store_usage_day(c->s, "alice", d0, &u));
+    assert_usage(&u, 121, 12, 0.52, 4);
+    assert_ok(store_usage_day(c->s, "bob", d0, &u));
+    assert_usage(&u, 0, 0, 0, 0);
+    assert_ok(store_usage_day(c->s, "alice", d0 - 1, &u));
+    assert_usage(&u, 0, 0, 0, 0);
+
+    /* no such turn: nothing is added anywhere */
+    assert_int_equal(store_usage_add(c->s, "nope", "alice", "gpt", &a), AGENTD_ENOTFOUND);
+    assert_ok(store_usage_day(c->s, "alice", d0, &u));
+    assert_usage(&u, 121, 12, 0.52, 4);
+
+    /* bad arguments */
+    struct store_usage neg = { -1, 0, 0, 1 }, nan_cost = { 1, 1, NAN, 1 },
+                       neg_cost = { 1, 1, -0.5, 1 };
+    assert_int_equal(store_usage_add(c->s, "t1", NULL, "gpt", &a), AGENTD_EINVAL);
+    assert_int_equal(store_usage_add(c->s, NULL, "alice", "gpt", &a), AGENTD_EINVAL);
+    assert_int_equal(store_usage_add(c->s, "t1", "alice", "gpt", NULL), AGENTD_EINVAL);
+    assert_int_equal(store_usage_add(c->s, "t1", "alice", "gpt", &neg), AGENTD_EINVAL);
+    assert_int_equal(store_usage_add(c->s, "t1", "alice", "gpt", &nan_cost), AGENTD_EINVAL);
+    assert_int_equal(store_usage_add(c->s, "t1", "alice", "gpt", &neg_cost), AGENTD_EINVAL);
+    assert_int_equal(store_usage_day(c->s, NULL, d0, &u), AGENTD_EINVAL);
+    assert_int_equal(store_usage_session(c->s, "s1", NULL), AGENTD_EINVAL);
+
+    /* a call that ends after its turn finished still counts */
+    assert_ok(store_turn_finish(c->s, "t2", "completed"));
+    assert_ok(store_usage_add(c->s, "t2", "bob", "gpt", &a));
+    assert_ok(store_usage_session(c->s, "s2", &u));
+    assert_usage(&u, 110, 5, 0.01, 2);
+    assert_ok(store_usage_day(c->s, "bob", d0, &u));
+    assert_usage(&u, 10, 5, 0.01, 1);
+
+    /* the next millisecond is the next UTC day: a fresh total */
+    advance(1);
+    assert_int_equal(today(), d0 + 1);
+    assert_ok(store_usage_day(c->s, "alice", d0 + 1, &u));
+    assert_usage(&u, 0, 0, 0, 0);
+    assert_ok(store_usage_add(c->s, "t1", "alice", "gpt", &a));
+    assert_ok(store_usage_day(c->s, "alice", d0 + 1, &u));
+    assert_usage(&u, 10, 5, 0.01, 1);
+    assert_ok(store_usage_day(c->s, "alice", d0, &u));
+    assert_usage(&u, 121, 12, 0.52, 4);
+    assert_ok(store_usage_session(c->s, "s1", &u)); /* a session's total spans days */
+    assert_usage(&u, 31, 17, 0.53, 4);
+}
+
+static void test_usage_days_are_purged_after_400(void **state)
+{
+    struct ctx *c = *state;
+    make_session(c->s, "s1");
+    struct store_turn t = { .id = "t1", .session_id = "s1" };
+    assert_ok(store_turn_begin(c->s, &t, 0));
+    struct store_usage a = { 1, 1, 0.25, 1 }, u;
+    int64_t d0 = today();
+    assert_ok(store_usage_add(c->s, "t1", "alice", "gpt", &a));
+    advance(400LL * 86400000);
+    assert_ok(store_usage_add(c->s, "t1", "alice", "gpt", &a));
+    int n = -1;
+    assert_ok(store_purge_expired(c->s, 100, &n));
+    assert_int_equal(n, 0); /* 400 days old: kept */
+    assert_ok(store_usage_day(c->s, "alice", d0, &u));
+    assert_usage(&u, 1, 1, 0.25, 1);
+
+    advance(86400000);
+    assert_ok(store_purge_expired(c->s, 100, &n));
+    assert_int_equal(n, 1);
+    assert_ok(store_usage_day(c->s, "alice", d0, &u));
+    assert_usage(&u, 0, 0, 0, 0);
+    assert_ok(store_usage_day(c->s, "alice", d0 + 400, &u));
+    assert_usage(&u, 1, 1, 0.25, 1);
+    if (backend->count_rows)
+        assert_int_equal(raw_rows(c, "usage_daily"), 1);
+    /* the turn's own totals are not the daily table's */
+    assert_ok(store_usage_session(c->s, "s1", &u));
+    assert_usage(&u, 2, 2, 0.5, 2);
+}
+
+static void test_events_and_usage_survive_reopen(void **state)
+{
+    struct ctx *c = *state;
+    make_session(c->s, "s1");
+    struct store_turn t = { .id = "t1", .session_id = "s1", .instance = "i1", .input = "{}" };
+    assert_ok(store_turn_begin(c->s, &t, 0));
+    struct store_event ev[2] = { event("s1", "t1", "turn-started", "{}"),
+                                 event("s1", "t1", "text-delta", "{\"t\":\"x\"}") };
+    assert_ok(store_event_append(c->s, ev, 2));
+    struct store_usage a = { 3, 4, 0.25, 1 }, u;
+    assert_ok(store_usage_add(c->s, "t1", "alice", "gpt", &a));
+
+    reopen(c, 0, 0);
+    struct store_event *v = NULL;
+    size_t n = 0;
+    assert_ok(store_event_list(c->s, "s1", 0, 0, &v, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(v[1].data, "{\"t\":\"x\"}");
+    store_event_list_free(v, n);
+    struct store_turn *got = NULL;
+    assert_ok(store_turn_get(c->s, "t1", &got));
+    assert_string_equal(got->instance, "i1");
+    assert_string_equal(got->input, "{}");
+    assert_int_equal(got->prompt_tokens, 3);
+    assert_int_equal(got->completion_tokens, 4);
+    assert_true(near(got->cost_usd, 0.25));
+    store_turn_free(got);
+    assert_ok(store_usage_day(c->s, "alice", today(), &u));
+    assert_usage(&u, 3, 4, 0.25, 1);
+    assert_ok(store_usage_session(c->s, "s1", &u));
+    assert_usage(&u, 3, 4, 0.25, 1);
+    struct store_event more = event("s1", "t1", "turn-completed", "{}");
+    assert_ok(store_event_append(c->s, &more, 1));
+    assert_int_equal(more.seq, 3);
+}
+
+/* A database from before turn events and usage (schema 3) is migrated at
+ * open, keeping its rows. */
+static void test_migrate_from_version_3(void **state)
+{
+    struct ctx *c = *state;
+    if (!backend->make_v3)
+        skip();
+    char url[600];
+    backend->make_url(c->dir, "v3", url, sizeof url);
+    assert_ok(backend->make_v3(url));
+    struct store *s = NULL;
+    char err[256] = "";
+    if (open_with(c, url, 0, 0, &s, err, sizeof err))
+        fail_msg("open v3: %s", err);
+    int v = 0;
+    assert_ok(store_schema_version(s, &v));
+    assert_int_equal(v, 4);
+
+    struct store_turn *got = NULL;
+    assert_ok(store_turn_get(s, "t-old", &got));
+    assert_string_equal(got->state, STORE_TURN_RUNNING);
+    assert_string_equal(got->owner, "alice");
+    assert_null(got->instance);
+    assert_null(got->input);
+    assert_int_equal(got->prompt_tokens, 0);
+    assert_int_equal(got->completion_tokens, 0);
+    assert_true(got->cost_usd == 0);
+    assert_int_equal(got->created_at, 2);
+    assert_int_equal(got->updated_at, 3);
+    store_turn_free(got);
+    struct store_checkpoint *cps = NULL;
+    size_t n = 0;
+    assert_ok(store_checkpoint_list(s, "t-old", &cps, &n));
+    assert_int_equal(n, 1);
+    assert_int_equal(cps[0].step, 1);
+    assert_string_equal(cps[0].kind, "llm_reply");
+    assert_string_equal(cps[0].payload, "{\"r\":1}");
+    assert_int_equal(cps[0].created_at, 3);
+    store_checkpoint_list_free(cps, n);
+    assert_int_equal(store_checkpoint_put(s, &(struct store_checkpoint){
+                                                 .turn_id = "t-old", .step = 1,
+                                                 .kind = "llm_reply", .payload = "{}" }),
+                     AGENTD_EEXIST); /* the rebuilt table kept its key */
+
+    /* the new kind, columns and tables work on the migrated file */
+    put_checkpoint(s, "t-old", 0, "user_message", 0);
+    assert_ok(store_turn_adopt(s, "t-old", NULL, "me"));
+    struct store_checkpoint cp = { .turn_id = "t-old", .step = 2, .kind = "tool_result",
+                                   .payload = "{}" };
+    struct store_message m = { .session_id = "old", .role = "tool", .parts = "[]" };
+    struct store_event ev = event("old", "t-old", "tool-result", "{}");
+    assert_ok(store_turn_record(s, &cp, &m, &ev, 1));
+    assert_int_equal(m.seq, 2);
+    assert_int_equal(ev.seq, 1);
+    struct store_usage a = { 5, 6, 0.5, 1 }, u;
+    assert_ok(store_usage_add(s, "t-old", "alice", "gpt", &a));
+    store_close(s);
+
+    s = NULL;
+    if (open_with(c, url, 0, 0, &s, err, sizeof err))
+        fail_msg("reopen: %s", err);
+    assert_ok(store_migrate(s));
+    assert_ok(store_schema_version(s, &v));
+    assert_int_equal(v, 4);
+    assert_ok(store_checkpoint_list(s, "t-old", &cps, &n));
+    assert_int_equal(n, 3);
+    assert_string_equal(cps[0].kind, "user_message");
+    store_checkpoint_list_free(cps, n);
+    assert_int_equal(count_events(s, "old"), 1);
+    assert_int_equal(count_messages(s, "old"), 2);
+    assert_ok(store_usage_session(s, "old", &u));
+    assert_usage(&u, 5, 6, 0.5, 1);
+    struct store_turn *run = NULL;
+    assert_ok(store_turn_list_unfinished(s, 0, &run, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(run[0].instance, "me");
+    store_turn_list_free(run, n);
+    /* the one-running-turn rule from migration 3 still holds */
+    struct store_turn second = { .id = "t-new", .session_id = "old" };
+    assert_int_equal(store_turn_begin(s, &second, 0), AGENTD_ECONFLICT);
+    store_close(s);
 }
 
 /* ---- checkouts and orders ---- */
@@ -851,6 +1623,20 @@ static void test_ttl_makes_rows_invisible_at_once(void **state)
     struct store_checkpoint *cps = NULL;
     assert_int_equal(store_checkpoint_list(c->s, "turn1", &cps, &n), AGENTD_ENOTFOUND);
     assert_int_equal(store_turn_finish(c->s, "turn1", "failed"), AGENTD_ENOTFOUND);
+    struct store_turn *turn_got = NULL;
+    assert_int_equal(store_turn_get(c->s, "turn1", &turn_got), AGENTD_ENOTFOUND);
+    assert_int_equal(store_turn_adopt(c->s, "turn1", NULL, "me"), AGENTD_ENOTFOUND);
+    struct store_checkpoint step = { .turn_id = "turn1", .step = 2, .kind = "llm_reply",
+                                     .payload = "{}" };
+    assert_int_equal(store_turn_record(c->s, &step, NULL, NULL, 0), AGENTD_ENOTFOUND);
+    struct store_event ev = { .session_id = "s1", .turn_id = "turn1", .type = "text-delta",
+                              .data = "{}" };
+    assert_int_equal(store_event_append(c->s, &ev, 1), AGENTD_ENOTFOUND);
+    struct store_event *evs = NULL;
+    assert_int_equal(store_event_list(c->s, "s1", 0, 0, &evs, &n), AGENTD_ENOTFOUND);
+    struct store_usage use = { 1, 1, 0.1, 1 };
+    assert_int_equal(store_usage_add(c->s, "turn1", "alice", "gpt", &use), AGENTD_ENOTFOUND);
+    assert_int_equal(store_usage_session(c->s, "s1", &use), AGENTD_ENOTFOUND);
 
     /* Expired ids and keys are free again before any purge. */
     make_session(c->s, "s1");
@@ -1241,6 +2027,16 @@ int main(void)
         T(test_turns_and_checkpoints),
         T(test_one_running_turn_per_session),
         T(test_racing_claims_one_wins),
+        T(test_turn_begin_stores_instance_and_input),
+        T(test_turn_adopt_is_a_compare_and_swap),
+        T(test_racing_adopts_one_wins),
+        T(test_turn_record_is_one_transaction),
+        T(test_event_seq_and_paging),
+        T(test_events_go_with_their_session),
+        T(test_usage_sums_per_turn_session_and_day),
+        T(test_usage_days_are_purged_after_400),
+        T(test_events_and_usage_survive_reopen),
+        T(test_migrate_from_version_3),
         T(test_checkout_cas),
         T(test_orders),
         T(test_stock),
