@@ -284,11 +284,21 @@ static void lines_clear(struct checkout *c)
     c->n_lines = 0;
 }
 
+static void op_keys_clear(struct checkout *c)
+{
+    for (size_t i = 0; i < c->n_op_keys; i++)
+        free(c->op_keys[i]);
+    free(c->op_keys);
+    c->op_keys = NULL;
+    c->n_op_keys = 0;
+}
+
 void checkout_free(struct checkout *c)
 {
     if (!c)
         return;
     free(c->id);
+    op_keys_clear(c);
     lines_clear(c);
     checkout_buyer_clear(&c->buyer);
     methods_clear(c);
@@ -515,6 +525,13 @@ struct checkout *checkout_clone(const struct checkout *s)
             message_copy(c->escalation, s->escalation))
             goto fail;
     }
+    if (s->n_op_keys) {
+        if (!(c->op_keys = calloc(s->n_op_keys, sizeof *c->op_keys)))
+            goto fail;
+        for (; c->n_op_keys < s->n_op_keys; c->n_op_keys++)
+            if (sdup(s->op_keys[c->n_op_keys], &c->op_keys[c->n_op_keys]))
+                goto fail;
+    }
     return c;
 fail:
     checkout_free(c);
@@ -528,6 +545,176 @@ static void commit(struct checkout *c, struct checkout *work)
     *c = *work;
     *work = old;
     checkout_free(work);
+}
+
+/* ---- operation keys ---- */
+
+/* Well-formed UTF-8 (no overlong forms, surrogates or code points past
+ * U+10FFFF): what jansson accepts as a JSON string. */
+static int utf8_ok(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char b = p[i];
+        size_t len;
+        uint32_t cp;
+        if (b < 0x80) {
+            i++;
+            continue;
+        } else if ((b & 0xe0) == 0xc0) {
+            len = 2;
+            cp = b & 0x1f;
+        } else if ((b & 0xf0) == 0xe0) {
+            len = 3;
+            cp = b & 0x0f;
+        } else if ((b & 0xf8) == 0xf0) {
+            len = 4;
+            cp = b & 0x07;
+        } else {
+            return 0;
+        }
+        if (n - i < len)
+            return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+int checkout_op_key_check(const char *key, struct checkout_err *e)
+{
+    if (!key || !key[0])
+        return checkout_fail(e, AGENTD_EINVAL, "invalid", NULL, "the operation key is empty");
+    size_t n = strlen(key);
+    if (n > CHECKOUT_OP_KEY_MAX)
+        return checkout_fail(e, AGENTD_EINVAL, "invalid", NULL,
+                             "the operation key is %zu bytes; at most %d", n, CHECKOUT_OP_KEY_MAX);
+    if (!str_ok(key, CHECKOUT_OP_KEY_MAX) || !utf8_ok((const unsigned char *)key, n))
+        return checkout_fail(e, AGENTD_EINVAL, "invalid", NULL,
+                             "the operation key must be printable UTF-8 text");
+    return 0;
+}
+
+int checkout_op_key_has(const struct checkout *c, const char *key)
+{
+    for (size_t i = 0; c && key && i < c->n_op_keys; i++)
+        if (strcmp(c->op_keys[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+int checkout_op_key_add(struct checkout *c, const char *key, struct checkout_err *e)
+{
+    int rc = checkout_op_key_check(key, e);
+    if (rc)
+        return rc;
+    if (checkout_op_key_has(c, key))
+        return 0;
+    char *k = strdup(key);
+    if (!k)
+        return oom(e);
+    if (c->n_op_keys >= CHECKOUT_OP_KEYS_MAX) {
+        /* Full: drop the oldest, keep the array (no allocation to fail). */
+        size_t drop = c->n_op_keys - CHECKOUT_OP_KEYS_MAX + 1;
+        for (size_t i = 0; i < drop; i++)
+            free(c->op_keys[i]);
+        memmove(c->op_keys, c->op_keys + drop, (c->n_op_keys - drop) * sizeof *c->op_keys);
+        c->n_op_keys -= drop;
+    } else {
+        char **n = realloc(c->op_keys, (c->n_op_keys + 1) * sizeof *n);
+        if (!n) {
+            free(k);
+            return oom(e);
+        }
+        c->op_keys = n;
+    }
+    c->op_keys[c->n_op_keys++] = k;
+    return 0;
+}
+
+int checkout_op_keys_to_doc(const struct checkout *c, json_t *doc)
+{
+    if (!c || !json_is_object(doc))
+        return AGENTD_EINVAL;
+    json_t *in = json_object_get(doc, "_agentd");
+    if (!json_is_object(in)) {
+        if (!c->n_op_keys)
+            return 0;
+        if (!(in = json_object()) || json_object_set_new(doc, "_agentd", in))
+            return AGENTD_ENOMEM;
+    }
+    if (!c->n_op_keys) {
+        json_object_del(in, "op_keys");
+        return 0;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < c->n_op_keys; i++)
+        if (json_array_append_new(arr, json_string(c->op_keys[i]))) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    if (!arr || json_object_set_new(in, "op_keys", arr))
+        return AGENTD_ENOMEM;
+    return 0;
+}
+
+int checkout_op_keys_from_doc(struct checkout *c, const json_t *doc, struct checkout_err *e)
+{
+    const json_t *arr = json_object_get(json_object_get(doc, "_agentd"), "op_keys");
+    if (!arr || json_is_null(arr)) {
+        op_keys_clear(c);
+        return 0;
+    }
+    if (!json_is_array(arr))
+        return checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL,
+                             "checkout document: op_keys is not an array");
+    size_t n = json_array_size(arr);
+    size_t skip = n > CHECKOUT_OP_KEYS_MAX ? n - CHECKOUT_OP_KEYS_MAX : 0;
+    char **keys = calloc(n - skip ? n - skip : 1, sizeof *keys);
+    if (!keys)
+        return oom(e);
+    size_t got = 0;
+    int rc = 0;
+    for (size_t i = skip; i < n; i++) {
+        const json_t *v = json_array_get(arr, i);
+        const char *s = json_string_value(v);
+        if (!s || strlen(s) != json_string_length(v) || checkout_op_key_check(s, NULL)) {
+            rc = checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL,
+                               "checkout document: bad operation key");
+            break;
+        }
+        int dup = 0;
+        for (size_t k = 0; k < got && !dup; k++)
+            dup = strcmp(keys[k], s) == 0;
+        if (dup)
+            continue; /* harmless; we never write one */
+        if (!(keys[got] = strdup(s))) {
+            rc = oom(e);
+            break;
+        }
+        got++;
+    }
+    if (rc) {
+        for (size_t i = 0; i < got; i++)
+            free(keys[i]);
+        free(keys);
+        return rc;
+    }
+    if (!got) {
+        free(keys);
+        keys = NULL;
+    }
+    op_keys_clear(c);
+    c->op_keys = keys;
+    c->n_op_keys = got;
+    return 0;
 }
 
 /* ---- JSON parsing of request pieces ---- */

@@ -38,6 +38,8 @@
 #define CHECKOUT_INSTRUMENTS_MAX 10
 #define CHECKOUT_STR_MAX 1024        /* any client string, bytes */
 #define CHECKOUT_DEFAULT_TTL 21600   /* seconds; UCP's default is 6 hours */
+#define CHECKOUT_OP_KEYS_MAX 32      /* operation keys remembered per checkout */
+#define CHECKOUT_OP_KEY_MAX 128      /* bytes per operation key */
 
 enum checkout_status {
     CHECKOUT_INCOMPLETE = 0,
@@ -251,6 +253,15 @@ struct checkout {
     uint32_t next_seq;   /* for deterministic line/destination ids */
 
     struct checkout_totals totals;  /* as last returned to the client */
+
+    /* Operation keys ("<turn_id>/<tool_call_id>") of the side-effecting
+     * calls applied to this checkout, oldest first, at most
+     * CHECKOUT_OP_KEYS_MAX (the oldest is dropped). A replayed call whose
+     * key is here is not applied again. Internal: kept in the store
+     * document, never in the UCP JSON. (Not to be confused with `applied`,
+     * the applied discounts.) */
+    char **op_keys;
+    size_t n_op_keys;
 };
 
 /* ---- names ---- */
@@ -348,6 +359,27 @@ int checkout_mark_completed(struct checkout *c, const struct shop_rules *r, cons
  * content (no-op for terminal and in-progress sessions' status). Exposed
  * for the store layer after loading and for tests. */
 int checkout_refresh(struct checkout *c, const struct shop_rules *r, struct checkout_err *e);
+
+/* ---- operation keys (exactly-once tool calls) ---- */
+
+/* 0 if key can be an operation key (1..CHECKOUT_OP_KEY_MAX bytes of valid
+ * UTF-8 without NUL), else AGENTD_EINVAL with the reason in *e. */
+int checkout_op_key_check(const char *key, struct checkout_err *e);
+/* 1 if key is among c's operation keys. */
+int checkout_op_key_has(const struct checkout *c, const char *key);
+/* Records key as the newest; beyond CHECKOUT_OP_KEYS_MAX the oldest is
+ * dropped. A key already there is not added twice. 0, AGENTD_EINVAL (see
+ * checkout_op_key_check) or AGENTD_ENOMEM; c unchanged on error. */
+int checkout_op_key_add(struct checkout *c, const char *key, struct checkout_err *e);
+/* The store document's part: sets doc._agentd.op_keys (an array, oldest
+ * first; creates _agentd if missing; removes op_keys when c has none).
+ * doc is a checkout_to_doc_json() object. 0 or AGENTD_ENOMEM. */
+int checkout_op_keys_to_doc(const struct checkout *c, json_t *doc);
+/* Reads doc._agentd.op_keys into c (replacing c's keys). A document
+ * without them (written before keys existed) gives none. Not an array of
+ * valid keys -> AGENTD_ECORRUPT; more than CHECKOUT_OP_KEYS_MAX -> the
+ * newest are kept. */
+int checkout_op_keys_from_doc(struct checkout *c, const json_t *doc, struct checkout_err *e);
 
 /* ---- JSON pieces shared with ucp.c ---- */
 

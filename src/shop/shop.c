@@ -13,6 +13,7 @@
 #include "core/reqid.h"
 #include "store/store.h"
 
+#include <openssl/evp.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,10 @@ static int load(struct shop *sh, const char *owner, const char *id, struct check
     struct checkout *c = NULL;
     rc = doc ? checkout_from_json(doc, &c, e)
              : checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL, "stored checkout is not JSON");
+    if (rc == 0 && (rc = checkout_op_keys_from_doc(c, doc, e)) != 0) {
+        checkout_free(c);
+        c = NULL;
+    }
     json_decref(doc);
     if (rc == 0)
         c->version = row->version;
@@ -176,10 +181,11 @@ static int load(struct shop *sh, const char *owner, const char *id, struct check
     return rc;
 }
 
+/* The store document: the checkout's doc JSON with its operation keys. */
 static char *document(const struct checkout *c)
 {
     json_t *doc = checkout_to_doc_json(c);
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    char *text = doc && checkout_op_keys_to_doc(c, doc) == 0 ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     return text;
 }
@@ -213,27 +219,80 @@ static void backoff(int attempt)
 
 /* ---- operations ---- */
 
-int shop_checkout_create(struct shop *sh, const char *owner, const json_t *req,
-                         struct checkout **out, struct checkout_err *e)
+/* "chk_" + the first 24 hex digits of SHA-256(owner "\n" op_key): the
+ * same call replayed names the same checkout, another owner another one.
+ * Same shape as new_id's random ids. */
+static int keyed_id(const char *owner, const char *op_key, char *out, size_t len)
 {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(ctx, owner, strlen(owner)) && EVP_DigestUpdate(ctx, "\n", 1) &&
+             EVP_DigestUpdate(ctx, op_key, strlen(op_key)) &&
+             EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen >= 12;
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
+        return AGENTD_ENOMEM; /* OpenSSL fails here only without memory */
+    size_t n = (size_t)snprintf(out, len, "chk_");
+    for (size_t i = 0; i < 12 && n + 2 < len; i++)
+        n += (size_t)snprintf(out + n, len - n, "%02x", md[i]);
+    return 0;
+}
+
+int shop_checkout_create_key(struct shop *sh, const char *owner, const json_t *req,
+                             const char *op_key, struct checkout **out, int *replayed,
+                             struct checkout_err *e)
+{
+    int rc;
+    char id[48];
+    struct checkout *c = NULL;
+    if (replayed)
+        *replayed = 0;
+    if (op_key) {
+        if ((rc = checkout_op_key_check(op_key, e)))
+            return rc;
+        if ((rc = keyed_id(owner, op_key, id, sizeof id)))
+            return checkout_fail(e, rc, "out_of_memory", NULL, "out of memory");
+        /* A replay finds what the first call created, whatever the request
+         * would give now (stock may have run out since). */
+        struct checkout_err le = { 0 };
+        rc = load(sh, owner, id, &c, &le);
+        if (rc == 0)
+            goto replay;
+        if (rc != AGENTD_ENOTFOUND) {
+            *e = le;
+            return rc;
+        }
+    } else {
+        new_id("chk_", id, sizeof id);
+    }
     struct rules_ctx ctx;
     struct shop_rules r;
-    int rc = rules_begin(sh, &ctx, &r, e);
-    if (rc)
+    if ((rc = rules_begin(sh, &ctx, &r, e)))
         return rc;
-    char id[48];
-    new_id("chk_", id, sizeof id);
-    struct checkout *c = NULL;
     rc = checkout_create(req, &r, id, &c, e);
     rules_end(&ctx);
-    if (rc)
+    if (rc == 0 && op_key)
+        rc = checkout_op_key_add(c, op_key, e);
+    if (rc) {
+        checkout_free(c);
         return rc;
+    }
     char *doc = document(c);
     struct store_checkout row = { .id = c->id, .owner = (char *)owner,
                                   .status = (char *)checkout_status_name(c->status), .document = doc,
                                   .expires_at = c->expires_at * 1000 };
     rc = doc ? store_checkout_create(sh->st, &row) : AGENTD_ENOMEM;
     free(doc);
+    if (rc == AGENTD_EEXIST && op_key) {
+        /* The same call, running at the same time, got there first. */
+        checkout_free(c);
+        c = NULL;
+        if ((rc = load(sh, owner, id, &c, e)))
+            return rc;
+        goto replay;
+    }
     if (rc) {
         checkout_free(c);
         return store_fail(e, rc);
@@ -241,6 +300,17 @@ int shop_checkout_create(struct shop *sh, const char *owner, const json_t *req,
     c->version = row.version;
     *out = c;
     return 0;
+replay:
+    if (replayed)
+        *replayed = 1;
+    *out = c;
+    return 0;
+}
+
+int shop_checkout_create(struct shop *sh, const char *owner, const json_t *req,
+                         struct checkout **out, struct checkout_err *e)
+{
+    return shop_checkout_create_key(sh, owner, req, NULL, out, NULL, e);
 }
 
 int shop_checkout_get(struct shop *sh, const char *owner, const char *id, struct checkout **out,
@@ -249,14 +319,30 @@ int shop_checkout_get(struct shop *sh, const char *owner, const char *id, struct
     return load(sh, owner, id, out, e);
 }
 
-int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, shop_edit_fn fn,
-                       void *arg, struct checkout **out, struct checkout_err *e)
+/* Whether a loaded checkout already shows the effect of the call op_key. */
+typedef int (*replay_fn)(const struct checkout *c, const char *op_key);
+
+/* The mutation loop: load -> fn -> compare-and-swap save, retried. With
+ * is_replay, a checkout it recognises as already edited by op_key is handed
+ * back as loaded, fn not run, *replayed = 1. fn records the key itself, so
+ * the key and the effect land in the same save. */
+static int edit_loop(struct shop *sh, const char *owner, const char *id, const char *op_key,
+                     replay_fn is_replay, shop_edit_fn fn, void *arg, struct checkout **out,
+                     int *replayed, struct checkout_err *e)
 {
+    if (replayed)
+        *replayed = 0;
     for (int attempt = 0; attempt < CAS_TRIES; attempt++) {
         struct checkout *c = NULL;
         int rc = load(sh, owner, id, &c, e);
         if (rc)
             return rc;
+        if (is_replay && is_replay(c, op_key)) {
+            if (replayed)
+                *replayed = 1;
+            *out = c;
+            return 0;
+        }
         struct rules_ctx ctx;
         struct shop_rules r;
         rc = rules_begin(sh, &ctx, &r, e);
@@ -277,6 +363,42 @@ int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, shop_
     }
     return checkout_fail(e, AGENTD_ECONFLICT, "conflict", NULL,
                          "the checkout is being changed by many requests at once; retry");
+}
+
+struct keyed_arg {
+    shop_edit_fn fn;
+    void *arg;
+    const char *op_key;
+};
+
+/* The caller's edit, then its key, on the same working checkout. */
+static int edit_keyed(struct checkout *c, const struct shop_rules *r, void *arg,
+                      struct checkout_err *e)
+{
+    struct keyed_arg *k = arg;
+    int rc = k->fn(c, r, k->arg, e);
+    return rc ? rc : checkout_op_key_add(c, k->op_key, e);
+}
+
+int shop_checkout_edit_key(struct shop *sh, const char *owner, const char *id, const char *op_key,
+                           shop_edit_fn fn, void *arg, struct checkout **out, int *replayed,
+                           struct checkout_err *e)
+{
+    if (!op_key)
+        return edit_loop(sh, owner, id, NULL, NULL, fn, arg, out, replayed, e);
+    if (replayed)
+        *replayed = 0;
+    int rc = checkout_op_key_check(op_key, e);
+    if (rc)
+        return rc;
+    struct keyed_arg k = { fn, arg, op_key };
+    return edit_loop(sh, owner, id, op_key, checkout_op_key_has, edit_keyed, &k, out, replayed, e);
+}
+
+int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, shop_edit_fn fn,
+                       void *arg, struct checkout **out, struct checkout_err *e)
+{
+    return shop_checkout_edit_key(sh, owner, id, NULL, fn, arg, out, NULL, e);
 }
 
 struct update_arg {
@@ -314,12 +436,19 @@ static int edit_add(struct checkout *c, const struct shop_rules *r, void *arg,
     return checkout_item_add(c, r, a->product_id, a->quantity, e);
 }
 
+int shop_checkout_add_item_key(struct shop *sh, const char *owner, const char *id,
+                               const char *op_key, const char *product_id, int64_t quantity,
+                               struct checkout **out, int *replayed, struct checkout_err *e)
+{
+    struct add_arg a = { product_id, quantity };
+    return shop_checkout_edit_key(sh, owner, id, op_key, edit_add, &a, out, replayed, e);
+}
+
 int shop_checkout_add_item(struct shop *sh, const char *owner, const char *id,
                            const char *product_id, int64_t quantity, struct checkout **out,
                            struct checkout_err *e)
 {
-    struct add_arg a = { product_id, quantity };
-    return shop_checkout_edit(sh, owner, id, edit_add, &a, out, e);
+    return shop_checkout_add_item_key(sh, owner, id, NULL, product_id, quantity, out, NULL, e);
 }
 
 static int edit_cancel(struct checkout *c, const struct shop_rules *r, void *arg,
@@ -338,6 +467,7 @@ int shop_checkout_cancel(struct shop *sh, const char *owner, const char *id,
 /* ---- completion ---- */
 
 struct begin_arg {
+    const char *op_key; /* recorded with the move to complete_in_progress */
     int total_changed;
     int out_of_stock;
     struct checkout_err stock_err;
@@ -366,8 +496,23 @@ static int edit_begin_complete(struct checkout *c, const struct shop_rules *r, v
         memset(e, 0, sizeof *e); /* a lost compare-and-swap must retry, not stop */
         return checkout_refresh(c, r, e);
     }
+    if (rc == 0 && b->op_key)
+        rc = checkout_op_key_add(c, b->op_key, e);
     return rc;
 }
+
+/* A completion replay: this call's key already moved the checkout on. */
+static int completion_replay(const struct checkout *c, const char *op_key)
+{
+    return (c->status == CHECKOUT_COMPLETE_IN_PROGRESS || c->status == CHECKOUT_COMPLETED) &&
+           checkout_op_key_has(c, op_key);
+}
+
+/* Answers a replayed completion with the completed checkout c and its
+ * order. Takes c. */
+static int completed_reply(struct shop *sh, const char *owner, struct checkout *c,
+                           struct checkout **out, struct order **order_out, int *replayed,
+                           struct checkout_err *e);
 
 static int edit_abort(struct checkout *c, const struct shop_rules *r, void *arg,
                       struct checkout_err *e)
@@ -405,11 +550,17 @@ static void name_short_item(struct shop *sh, const struct checkout *c, struct ch
     checkout_fail(e, AGENTD_ESTOCK, "out_of_stock", NULL, "not enough stock for an item");
 }
 
-int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
-                           const json_t *payment_data, struct checkout **out,
-                           struct order **order_out, int *declined, struct checkout_err *e)
+int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *id,
+                               const char *op_key, const json_t *payment_data,
+                               struct checkout **out, struct order **order_out, int *declined,
+                               int *replayed, struct checkout_err *e)
 {
     *declined = 0;
+    if (replayed)
+        *replayed = 0;
+    int rc;
+    if (op_key && (rc = checkout_op_key_check(op_key, e)))
+        return rc;
     char path[128] = "";
     if (!json_is_object(payment_data))
         return checkout_fail(e, AGENTD_EINVAL, "missing", "$.payment_data",
@@ -422,14 +573,24 @@ int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
     if (payment_instrument_parse(payment_data, &pi, why, sizeof why) != 0)
         return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.payment_data", "%s", why);
 
-    /* 1. ready -> complete_in_progress (or save the new prices and stop) */
-    struct begin_arg b = { 0 };
+    /* 1. ready -> complete_in_progress (or save the new prices and stop);
+     * with a key, a checkout this call already moved on is a replay */
+    struct begin_arg b = { .op_key = op_key };
     struct checkout *c = NULL;
-    int rc = shop_checkout_edit(sh, owner, id, edit_begin_complete, &b, &c, e);
+    int resumed = 0;
+    rc = edit_loop(sh, owner, id, op_key, op_key ? completion_replay : NULL, edit_begin_complete,
+                   &b, &c, &resumed, e);
     if (rc) {
         payment_instrument_clear(&pi);
         return rc;
     }
+    if (resumed && c->status == CHECKOUT_COMPLETED) {
+        /* done before: answer as then, charge nothing */
+        payment_instrument_clear(&pi);
+        return completed_reply(sh, owner, c, out, order_out, replayed, e);
+    }
+    /* resumed: complete_in_progress with our key — the process that moved
+     * it there died before placing the order; carry on from step 2 */
     if (b.out_of_stock) {
         payment_instrument_clear(&pi);
         checkout_free(c);
@@ -444,7 +605,9 @@ int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
                              "and complete again");
     }
 
-    /* 2. authorize exactly the total the buyer saw */
+    /* 2. authorize exactly the total the buyer saw. (A resumed completion
+     * authorizes again: the payment handler interface has no idempotency
+     * key to pass op_key as; the mock handler is stateless.) */
     enum payment_result res = PAYMENT_INVALID;
     char ref[128] = "";
     rc = payment_authorize(sh->hs, 1, &pi, c->totals.total, c->currency, &res, ref, sizeof ref, why,
@@ -512,7 +675,24 @@ int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
         checkout_free(c);
         *out = done;
         *order_out = o;
+        if (replayed)
+            *replayed = resumed;
         return 0;
+    }
+    if (op_key && (rc == AGENTD_ECONFLICT || rc == AGENTD_EEXIST)) {
+        /* Lost the race to the same call running elsewhere (two replicas
+         * resuming one turn)? Then its result is ours. */
+        struct checkout *now = NULL;
+        struct checkout_err le = { 0 };
+        if (load(sh, owner, id, &now, &le) == 0 && now->status == CHECKOUT_COMPLETED &&
+            checkout_op_key_has(now, op_key)) {
+            checkout_free(c);
+            checkout_free(done);
+            order_free(o);
+            memset(e, 0, sizeof *e);
+            return completed_reply(sh, owner, now, out, order_out, replayed, e);
+        }
+        checkout_free(now);
     }
     if (!e->code[0])
         checkout_fail(e, rc, agentd_err_code(rc), NULL, "%s", agentd_err_msg(rc));
@@ -521,6 +701,14 @@ int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
     checkout_free(done);
     order_free(o);
     return rc;
+}
+
+int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
+                           const json_t *payment_data, struct checkout **out,
+                           struct order **order_out, int *declined, struct checkout_err *e)
+{
+    return shop_checkout_complete_key(sh, owner, id, NULL, payment_data, out, order_out, declined,
+                                      NULL, e);
 }
 
 /* ---- orders ---- */
@@ -551,6 +739,25 @@ int shop_order_get(struct shop *sh, const char *owner, const char *id, struct or
                    struct checkout_err *e)
 {
     return order_load(sh, owner, id, out, e);
+}
+
+static int completed_reply(struct shop *sh, const char *owner, struct checkout *c,
+                           struct checkout **out, struct order **order_out, int *replayed,
+                           struct checkout_err *e)
+{
+    struct order *o = NULL;
+    int rc = c->order_id ? order_load(sh, owner, c->order_id, &o, e)
+                         : checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL,
+                                         "completed checkout %s names no order", c->id);
+    if (rc) {
+        checkout_free(c);
+        return rc;
+    }
+    *out = c;
+    *order_out = o;
+    if (replayed)
+        *replayed = 1;
+    return 0;
 }
 
 int shop_order_mark_shipped(struct shop *sh, const char *id, struct order **out,

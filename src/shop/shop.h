@@ -64,6 +64,47 @@ int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
                            const json_t *payment_data, struct checkout **out,
                            struct order **order_out, int *declined, struct checkout_err *e);
 
+/* ---- exactly-once variants, for agent tool calls ----
+ *
+ * The agent runner may run a tool call again after a crash (between the
+ * call's effect being saved and the turn's checkpoint). Such a call carries
+ * an operation key, "<turn_id>/<tool_call_id>" (1..CHECKOUT_OP_KEY_MAX
+ * bytes of printable UTF-8, else AGENTD_EINVAL): the key is saved in the
+ * checkout by the same compare-and-swap that saves the effect, and a call
+ * whose key is already there changes nothing and answers success again
+ * with *replayed = 1 (replayed may be NULL; set to 0 otherwise). A checkout
+ * remembers its last CHECKOUT_OP_KEYS_MAX keys. op_key NULL = the plain
+ * call above (which are these with a NULL key). */
+
+/* With a key the checkout id is derived from (owner, op_key): "chk_" and
+ * the first 24 hex digits of SHA-256(owner "\n" op_key). If that checkout
+ * exists (a replay) it is returned as it is now. */
+int shop_checkout_create_key(struct shop *sh, const char *owner, const json_t *req,
+                             const char *op_key, struct checkout **out, int *replayed,
+                             struct checkout_err *e);
+/* If the checkout holds op_key, *out is the checkout as it is now and fn
+ * does not run (even if the checkout has since been completed). */
+int shop_checkout_edit_key(struct shop *sh, const char *owner, const char *id, const char *op_key,
+                           shop_edit_fn fn, void *arg, struct checkout **out, int *replayed,
+                           struct checkout_err *e);
+int shop_checkout_add_item_key(struct shop *sh, const char *owner, const char *id,
+                               const char *op_key, const char *product_id, int64_t quantity,
+                               struct checkout **out, int *replayed, struct checkout_err *e);
+/* The key is saved by the compare-and-swap that moves the checkout to
+ * complete_in_progress, and stays in the completed checkout. Replays:
+ *  - completed and holding op_key: *out is the checkout, *order_out its
+ *    order, nothing is charged or taken again;
+ *  - complete_in_progress and holding op_key (the process died while
+ *    completing): the completion carries on from there — authorize the
+ *    total saved at step 1, then place the order (one order per checkout,
+ *    enforced by the store);
+ *  - anything else: the normal flow (a declined or short-stock attempt
+ *    went back to ready, so it is simply tried again). */
+int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *id,
+                               const char *op_key, const json_t *payment_data,
+                               struct checkout **out, struct order **order_out, int *declined,
+                               int *replayed, struct checkout_err *e);
+
 int shop_order_get(struct shop *sh, const char *owner, const char *id, struct order **out,
                    struct checkout_err *e);
 /* Test-only: marks every line of an order fulfilled (shipped). */

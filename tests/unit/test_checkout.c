@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -768,6 +769,162 @@ static void test_clone_and_names(void **state)
     fake_free(f);
 }
 
+/* ---- operation keys (exactly-once tool calls) ---- */
+
+/* The store document as shop.c writes it: doc JSON plus the keys. */
+static json_t *doc_with_keys(const struct checkout *c)
+{
+    json_t *doc = checkout_to_doc_json(c);
+    assert_non_null(doc);
+    assert_int_equal(checkout_op_keys_to_doc(c, doc), 0);
+    return doc;
+}
+
+static struct checkout *load_doc(const json_t *doc)
+{
+    struct checkout *c = NULL;
+    struct checkout_err e = {0};
+    assert_int_equal(checkout_from_json(doc, &c, &e), 0);
+    assert_int_equal(checkout_op_keys_from_doc(c, doc, &e), 0);
+    return c;
+}
+
+static void test_op_keys_doc_round_trip(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new();
+    struct shop_rules r = rules_of(f);
+    struct checkout_err e;
+    struct checkout *c = create_from(&r, conformance_create, 0, &e);
+    assert_int_equal(c->n_op_keys, 0);
+    assert_int_equal(checkout_op_key_add(c, "turn_1/call_a", &e), 0);
+    assert_int_equal(checkout_op_key_add(c, "turn_1/call_b", &e), 0);
+    assert_int_equal(checkout_op_key_add(c, "turn_1/call_a", &e), 0); /* no duplicate */
+    assert_int_equal(c->n_op_keys, 2);
+    assert_true(checkout_op_key_has(c, "turn_1/call_a"));
+    assert_false(checkout_op_key_has(c, "turn_1/call_c"));
+    assert_false(checkout_op_key_has(c, NULL));
+
+    /* in the store document, in order */
+    json_t *doc = doc_with_keys(c);
+    json_t *keys = json_object_get(json_object_get(doc, "_agentd"), "op_keys");
+    assert_true(json_is_array(keys));
+    assert_int_equal(json_array_size(keys), 2);
+    assert_string_equal(json_string_value(json_array_get(keys, 0)), "turn_1/call_a");
+    assert_string_equal(json_string_value(json_array_get(keys, 1)), "turn_1/call_b");
+    struct checkout *back = load_doc(doc);
+    assert_int_equal(back->n_op_keys, 2);
+    assert_string_equal(back->op_keys[0], "turn_1/call_a");
+    assert_string_equal(back->op_keys[1], "turn_1/call_b");
+    json_t *doc2 = doc_with_keys(back);
+    assert_true(json_equal(doc, doc2));
+    json_decref(doc2);
+
+    /* never in the UCP JSON */
+    json_t *wire = checkout_to_json(c, NULL);
+    char *text = json_dumps(wire, 0);
+    assert_null(strstr(text, "op_keys"));
+    assert_null(strstr(text, "call_a"));
+    assert_null(json_object_get(wire, "_agentd"));
+    free(text);
+    json_decref(wire);
+
+    /* clone keeps them; operations (copy-and-swap) keep them */
+    struct checkout *k = checkout_clone(c);
+    assert_int_equal(k->n_op_keys, 2);
+    assert_string_equal(k->op_keys[1], "turn_1/call_b");
+    assert_int_equal(checkout_item_add(k, &r, "BISC-001", 1, &e), 0);
+    assert_int_equal(k->n_op_keys, 2);
+    assert_true(checkout_op_key_has(k, "turn_1/call_b"));
+    checkout_free(k);
+
+    /* a document written before keys existed loads with none */
+    json_t *old = checkout_to_doc_json(c);
+    assert_null(json_object_get(json_object_get(old, "_agentd"), "op_keys"));
+    struct checkout *o = load_doc(old);
+    assert_int_equal(o->n_op_keys, 0);
+    assert_null(o->op_keys);
+    /* and one without keys writes none */
+    json_t *od = doc_with_keys(o);
+    assert_null(json_object_get(json_object_get(od, "_agentd"), "op_keys"));
+    json_decref(od);
+    checkout_free(o);
+    json_decref(old);
+
+    /* damaged keys are corruption, not silently dropped */
+    json_t *bad = json_deep_copy(doc);
+    json_object_set_new(json_object_get(bad, "_agentd"), "op_keys", json_string("x"));
+    struct checkout *x = checkout_new("chk_x");
+    assert_int_equal(checkout_op_keys_from_doc(x, bad, &e), AGENTD_ECORRUPT);
+    json_object_set_new(json_object_get(bad, "_agentd"), "op_keys", json_pack("[s,i]", "a", 1));
+    assert_int_equal(checkout_op_keys_from_doc(x, bad, &e), AGENTD_ECORRUPT);
+    assert_int_equal(x->n_op_keys, 0);
+    checkout_free(x);
+    json_decref(bad);
+
+    json_decref(doc);
+    checkout_free(back);
+    checkout_free(c);
+    fake_free(f);
+}
+
+static void test_op_keys_bound_and_limits(void **state)
+{
+    (void)state;
+    struct checkout_err e;
+    struct checkout *c = checkout_new("chk_1");
+    char key[CHECKOUT_OP_KEY_MAX + 2];
+    for (int i = 0; i < CHECKOUT_OP_KEYS_MAX + 8; i++) {
+        snprintf(key, sizeof key, "turn/%d", i);
+        assert_int_equal(checkout_op_key_add(c, key, &e), 0);
+        assert_true(c->n_op_keys <= CHECKOUT_OP_KEYS_MAX);
+    }
+    /* the last 32 are kept, oldest first */
+    assert_int_equal(c->n_op_keys, CHECKOUT_OP_KEYS_MAX);
+    assert_false(checkout_op_key_has(c, "turn/0"));
+    assert_false(checkout_op_key_has(c, "turn/7"));
+    assert_true(checkout_op_key_has(c, "turn/8"));
+    assert_string_equal(c->op_keys[0], "turn/8");
+    snprintf(key, sizeof key, "turn/%d", CHECKOUT_OP_KEYS_MAX + 7);
+    assert_string_equal(c->op_keys[CHECKOUT_OP_KEYS_MAX - 1], key);
+
+    /* 128 bytes is fine, 129 is refused and changes nothing */
+    memset(key, 'k', CHECKOUT_OP_KEY_MAX);
+    key[CHECKOUT_OP_KEY_MAX] = 0;
+    assert_int_equal(checkout_op_key_add(c, key, &e), 0);
+    assert_true(checkout_op_key_has(c, key));
+    assert_false(checkout_op_key_has(c, "turn/8"));
+    key[CHECKOUT_OP_KEY_MAX] = 'k';
+    key[CHECKOUT_OP_KEY_MAX + 1] = 0;
+    assert_int_equal(checkout_op_key_add(c, key, &e), AGENTD_EINVAL);
+    assert_string_equal(e.code, "invalid");
+    assert_int_equal(checkout_op_key_add(c, "", &e), AGENTD_EINVAL);
+    assert_int_equal(checkout_op_key_add(c, NULL, &e), AGENTD_EINVAL);
+    assert_int_equal(checkout_op_key_add(c, "a\nb", &e), AGENTD_EINVAL);
+    assert_int_equal(checkout_op_key_add(c, "bad\xff utf8", &e), AGENTD_EINVAL);
+    assert_int_equal(checkout_op_key_add(c, "caf\xc3\xa9/\xe2\x82\xac", &e), 0); /* UTF-8 is fine */
+    assert_int_equal(c->n_op_keys, CHECKOUT_OP_KEYS_MAX);
+
+    /* a document holding more than the bound keeps the newest */
+    json_t *doc = json_pack("{s:{s:[]}}", "_agentd", "op_keys");
+    json_t *arr = json_object_get(json_object_get(doc, "_agentd"), "op_keys");
+    for (int i = 0; i < CHECKOUT_OP_KEYS_MAX + 3; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        json_array_append_new(arr, json_string(key));
+    }
+    assert_int_equal(checkout_op_keys_from_doc(c, doc, &e), 0);
+    assert_int_equal(c->n_op_keys, CHECKOUT_OP_KEYS_MAX);
+    assert_string_equal(c->op_keys[0], "k3");
+    /* an over-long key in a document is corruption */
+    json_array_append_new(arr, json_string(
+        "0123456789012345678901234567890123456789012345678901234567890123456789"
+        "0123456789012345678901234567890123456789012345678901234567890123456789"));
+    assert_int_equal(checkout_op_keys_from_doc(c, doc, &e), AGENTD_ECORRUPT);
+    assert_string_equal(c->op_keys[0], "k3"); /* unchanged */
+    json_decref(doc);
+    checkout_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -780,6 +937,8 @@ int main(void)
         cmocka_unit_test(test_agent_tools_and_stock),
         cmocka_unit_test(test_complete_flow),
         cmocka_unit_test(test_clone_and_names),
+        cmocka_unit_test(test_op_keys_doc_round_trip),
+        cmocka_unit_test(test_op_keys_bound_and_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,616 @@
+/* shop: exactly-once tool calls over a real SQLite store and the built-in
+ * catalog. A call replayed with the same operation key (after a crash
+ * between its effect and the turn's checkpoint) applies nothing twice and
+ * answers success again; a mid-completion crash is carried on. */
+#define _GNU_SOURCE /* nftw */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/evp.h>
+
+#include "commerce/checkout.h"
+#include "commerce/payment.h"
+#include "commerce/ucp.h"
+#include "core/err.h"
+#include "shop/merchant.h"
+#include "shop/shop.h"
+#include "store/store.h"
+
+#define assert_ok(x) assert_int_equal((x), 0)
+
+struct ctx {
+    char dir[256];
+    struct store *st;
+    struct merchant *m;
+    struct shop *sh;
+};
+
+static int setup(void **state)
+{
+    struct ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    snprintf(c->dir, sizeof c->dir, "/tmp/agentd-test-shop-XXXXXX");
+    if (!mkdtemp(c->dir)) {
+        free(c);
+        return -1;
+    }
+    char url[512], err[256] = "";
+    snprintf(url, sizeof url, "%s/agentd.db", c->dir);
+    struct store_options o = { .url = url, .sync = STORE_SYNC_NORMAL };
+    if (store_open(&o, &c->st, err, sizeof err) != 0) {
+        fprintf(stderr, "store_open: %s\n", err);
+        return -1;
+    }
+    /* as src/main.c: no AGENTD_CATALOG, no import -> the built-in catalog */
+    c->m = merchant_new(c->st, NULL);
+    if (!c->m || merchant_load(c->m, err, sizeof err) != 0) {
+        fprintf(stderr, "merchant_load: %s\n", err);
+        return -1;
+    }
+    c->sh = shop_new(c->st, c->m, "http://127.0.0.1:8080");
+    if (!c->sh)
+        return -1;
+    *state = c;
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    return remove(path);
+}
+
+static int teardown(void **state)
+{
+    struct ctx *c = *state;
+    shop_free(c->sh);
+    merchant_free(c->m);
+    store_close(c->st);
+    nftw(c->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(c);
+    return 0;
+}
+
+/* ---- helpers ---- */
+
+static int64_t stock_of(struct ctx *c, const char *product)
+{
+    int64_t q = -1;
+    assert_ok(store_stock_get(c->st, product, &q));
+    return q;
+}
+
+static int64_t qty_of(const struct checkout *co, const char *product)
+{
+    for (size_t i = 0; i < co->n_lines; i++)
+        if (strcmp(co->lines[i].item_id, product) == 0)
+            return co->lines[i].quantity;
+    return 0;
+}
+
+static int64_t stored_version(struct ctx *c, const char *id)
+{
+    struct store_checkout *row = NULL;
+    assert_ok(store_checkout_get(c->st, id, &row));
+    int64_t v = row->version;
+    store_checkout_free(row);
+    return v;
+}
+
+/* A checkout ready to complete: qty of BISC-001, buyer, US address,
+ * standard shipping. */
+static char *ready_checkout(struct ctx *c, const char *owner, int64_t qty)
+{
+    json_t *req = json_pack(
+        "{s:[{s:{s:s}, s:I}], s:{s:s, s:s}, s:{s:[{s:s, s:[{s:s, s:s, s:s, s:s, s:s}],"
+        " s:[{s:s}]}]}}",
+        "line_items", "item", "id", "BISC-001", "quantity", (json_int_t)qty, "buyer", "full_name",
+        "Jane Doe", "email", "jane@example.com", "fulfillment", "methods", "type", "shipping",
+        "destinations", "id", "dest_1", "street_address", "1 Main St", "address_locality",
+        "Springfield", "address_region", "IL", "address_country", "US", "groups",
+        "selected_option_id", "std-ship");
+    assert_non_null(req);
+    struct checkout *co = NULL;
+    struct checkout_err e = { 0 };
+    int rc = shop_checkout_create(c->sh, owner, req, &co, &e);
+    if (rc)
+        fail_msg("create: %d %s: %s", rc, e.code, e.msg);
+    json_decref(req);
+    assert_int_equal(co->status, CHECKOUT_READY_FOR_COMPLETE);
+    char *id = strdup(co->id);
+    checkout_free(co);
+    return id;
+}
+
+static json_t *payment(const char *token)
+{
+    return json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "id", "instr_1", "handler_id",
+                     PAYMENT_MOCK_HANDLER_ID, "type", "card", "credential", "type", "token",
+                     "token", token);
+}
+
+struct done {
+    int rc, declined, replayed;
+    struct checkout_err e;
+    struct checkout *co;
+    struct order *o;
+};
+
+static struct done complete(struct ctx *c, const char *owner, const char *id, const char *key,
+                            const char *token)
+{
+    struct done d = { 0 };
+    json_t *pd = payment(token);
+    d.replayed = -1;
+    d.rc = shop_checkout_complete_key(c->sh, owner, id, key, pd, &d.co, &d.o, &d.declined,
+                                      &d.replayed, &d.e);
+    json_decref(pd);
+    return d;
+}
+
+static void done_free(struct done *d)
+{
+    checkout_free(d->co);
+    order_free(d->o);
+    d->co = NULL;
+    d->o = NULL;
+}
+
+/* ---- add_item / edit ---- */
+
+static void test_add_item_key_once(void **state)
+{
+    struct ctx *c = *state;
+    char *id = ready_checkout(c, "alice", 1);
+    struct checkout *co = NULL;
+    struct checkout_err e = { 0 };
+    int replayed = -1;
+
+    assert_ok(shop_checkout_add_item_key(c->sh, "alice", id, "turn_1/call_1", "BISC-001", 2, &co,
+                                         &replayed, &e));
+    assert_int_equal(replayed, 0);
+    assert_int_equal(qty_of(co, "BISC-001"), 3);
+    assert_true(checkout_op_key_has(co, "turn_1/call_1"));
+    int64_t v = stored_version(c, id);
+    checkout_free(co);
+
+    /* the replay: nothing added, nothing written, same kind of answer */
+    replayed = -1;
+    assert_ok(shop_checkout_add_item_key(c->sh, "alice", id, "turn_1/call_1", "BISC-001", 2, &co,
+                                         &replayed, &e));
+    assert_int_equal(replayed, 1);
+    assert_int_equal(qty_of(co, "BISC-001"), 3);
+    assert_int_equal(stored_version(c, id), v);
+    checkout_free(co);
+
+    /* the key survives a load from the store (it is in the document) */
+    assert_ok(shop_checkout_get(c->sh, "alice", id, &co, &e));
+    assert_true(checkout_op_key_has(co, "turn_1/call_1"));
+    /* ... and never reaches the UCP JSON */
+    json_t *wire = checkout_to_json(co, NULL);
+    char *text = json_dumps(wire, 0);
+    assert_null(strstr(text, "turn_1/call_1"));
+    free(text);
+    json_decref(wire);
+    checkout_free(co);
+
+    /* another call (another key) adds again */
+    assert_ok(shop_checkout_add_item_key(c->sh, "alice", id, "turn_1/call_2", "BISC-001", 2, &co,
+                                         &replayed, &e));
+    assert_int_equal(replayed, 0);
+    assert_int_equal(qty_of(co, "BISC-001"), 5);
+    checkout_free(co);
+
+    /* NULL key: the plain call, applied every time (replayed may be NULL) */
+    assert_ok(shop_checkout_add_item_key(c->sh, "alice", id, NULL, "BISC-001", 1, &co, NULL, &e));
+    assert_int_equal(qty_of(co, "BISC-001"), 6);
+    checkout_free(co);
+    assert_ok(shop_checkout_add_item(c->sh, "alice", id, "BISC-001", 1, &co, &e));
+    assert_int_equal(qty_of(co, "BISC-001"), 7);
+    assert_int_equal(co->n_op_keys, 2);
+    checkout_free(co);
+
+    /* another tenant's checkout does not exist, key or not */
+    memset(&e, 0, sizeof e);
+    assert_int_equal(shop_checkout_add_item_key(c->sh, "bob", id, "turn_1/call_1", "BISC-001", 2,
+                                                &co, &replayed, &e),
+                     AGENTD_ENOTFOUND);
+
+    /* a failed call records nothing: its replay fails the same way */
+    memset(&e, 0, sizeof e);
+    assert_int_equal(shop_checkout_add_item_key(c->sh, "alice", id, "turn_1/call_3", "NOPE-404",
+                                                1, &co, &replayed, &e),
+                     AGENTD_EINVAL);
+    assert_ok(shop_checkout_get(c->sh, "alice", id, &co, &e));
+    assert_false(checkout_op_key_has(co, "turn_1/call_3"));
+    checkout_free(co);
+
+    /* keys over 128 bytes are refused before anything happens */
+    char longkey[CHECKOUT_OP_KEY_MAX + 2];
+    memset(longkey, 'x', sizeof longkey - 1);
+    longkey[sizeof longkey - 1] = 0;
+    memset(&e, 0, sizeof e);
+    assert_int_equal(shop_checkout_add_item_key(c->sh, "alice", id, longkey, "BISC-001", 1, &co,
+                                                &replayed, &e),
+                     AGENTD_EINVAL);
+    assert_ok(shop_checkout_get(c->sh, "alice", id, &co, &e));
+    assert_int_equal(qty_of(co, "BISC-001"), 7);
+    checkout_free(co);
+    free(id);
+}
+
+struct set_qty {
+    const char *product;
+    int64_t quantity;
+    int calls;
+};
+
+static int edit_set_qty(struct checkout *co, const struct shop_rules *r, void *arg,
+                        struct checkout_err *e)
+{
+    struct set_qty *a = arg;
+    a->calls++;
+    return checkout_item_set_quantity(co, r, a->product, co->lines[0].quantity + a->quantity, e);
+}
+
+static void test_edit_key_once(void **state)
+{
+    struct ctx *c = *state;
+    char *id = ready_checkout(c, "alice", 1);
+    struct checkout *co = NULL;
+    struct checkout_err e = { 0 };
+    int replayed = -1;
+    struct set_qty a = { "BISC-001", 4, 0 };
+
+    assert_ok(shop_checkout_edit_key(c->sh, "alice", id, "t/edit", edit_set_qty, &a, &co,
+                                     &replayed, &e));
+    assert_int_equal(replayed, 0);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(qty_of(co, "BISC-001"), 5);
+    checkout_free(co);
+
+    assert_ok(shop_checkout_edit_key(c->sh, "alice", id, "t/edit", edit_set_qty, &a, &co,
+                                     &replayed, &e));
+    assert_int_equal(replayed, 1);
+    assert_int_equal(a.calls, 1); /* the edit did not even run */
+    assert_int_equal(qty_of(co, "BISC-001"), 5);
+    checkout_free(co);
+
+    assert_ok(shop_checkout_edit_key(c->sh, "alice", id, "t/edit2", edit_set_qty, &a, &co, NULL,
+                                     &e));
+    assert_int_equal(a.calls, 2);
+    assert_int_equal(qty_of(co, "BISC-001"), 9);
+    checkout_free(co);
+
+    /* a replay still answers after the checkout moved on (here: canceled),
+     * as the first call did; a new call gets the normal error */
+    assert_ok(shop_checkout_cancel(c->sh, "alice", id, &co, &e));
+    checkout_free(co);
+    assert_ok(shop_checkout_edit_key(c->sh, "alice", id, "t/edit", edit_set_qty, &a, &co,
+                                     &replayed, &e));
+    assert_int_equal(replayed, 1);
+    assert_int_equal(co->status, CHECKOUT_CANCELED);
+    checkout_free(co);
+    memset(&e, 0, sizeof e);
+    assert_int_equal(shop_checkout_edit_key(c->sh, "alice", id, "t/edit3", edit_set_qty, &a, &co,
+                                            &replayed, &e),
+                     AGENTD_ECONFLICT);
+    assert_string_equal(e.code, "not_modifiable");
+    free(id);
+}
+
+/* The last 32 keys are remembered, across saves. */
+static void test_keys_bounded_in_store(void **state)
+{
+    struct ctx *c = *state;
+    char *id = ready_checkout(c, "alice", 1);
+    struct checkout *co = NULL;
+    struct checkout_err e = { 0 };
+    char key[32];
+    for (int i = 0; i < CHECKOUT_OP_KEYS_MAX + 3; i++) {
+        snprintf(key, sizeof key, "t/%d", i);
+        assert_ok(shop_checkout_add_item_key(c->sh, "alice", id, key, "BISC-001", 1, &co, NULL,
+                                             &e));
+        checkout_free(co);
+    }
+    assert_ok(shop_checkout_get(c->sh, "alice", id, &co, &e));
+    assert_int_equal(co->n_op_keys, CHECKOUT_OP_KEYS_MAX);
+    assert_false(checkout_op_key_has(co, "t/2"));
+    assert_true(checkout_op_key_has(co, "t/3"));
+    assert_int_equal(qty_of(co, "BISC-001"), 1 + CHECKOUT_OP_KEYS_MAX + 3);
+    checkout_free(co);
+    free(id);
+}
+
+/* ---- create ---- */
+
+static void expect_id(const char *owner, const char *key, const char *got)
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    EVP_MD_CTX *x = EVP_MD_CTX_new();
+    assert_true(EVP_DigestInit_ex(x, EVP_sha256(), NULL));
+    EVP_DigestUpdate(x, owner, strlen(owner));
+    EVP_DigestUpdate(x, "\n", 1);
+    EVP_DigestUpdate(x, key, strlen(key));
+    EVP_DigestFinal_ex(x, md, &n);
+    EVP_MD_CTX_free(x);
+    char want[64] = "chk_";
+    for (int i = 0; i < 12; i++)
+        snprintf(want + 4 + 2 * i, sizeof want - 4 - 2 * (size_t)i, "%02x", md[i]);
+    assert_string_equal(got, want);
+}
+
+static void test_create_key_once(void **state)
+{
+    struct ctx *c = *state;
+    json_t *req = json_pack("{s:[{s:{s:s}, s:i}]}", "line_items", "item", "id", "BISC-001",
+                            "quantity", 2);
+    struct checkout *a = NULL, *b = NULL, *o = NULL;
+    struct checkout_err e = { 0 };
+    int replayed = -1;
+
+    assert_ok(shop_checkout_create_key(c->sh, "alice", req, "turn_9/call_1", &a, &replayed, &e));
+    assert_int_equal(replayed, 0);
+    expect_id("alice", "turn_9/call_1", a->id);
+    assert_int_equal(strlen(a->id), 4 + 24);
+    assert_true(checkout_op_key_has(a, "turn_9/call_1"));
+    assert_int_equal(stored_version(c, a->id), 1);
+
+    /* the replay: same checkout, nothing written */
+    assert_ok(shop_checkout_create_key(c->sh, "alice", req, "turn_9/call_1", &b, &replayed, &e));
+    assert_int_equal(replayed, 1);
+    assert_string_equal(a->id, b->id);
+    assert_int_equal(qty_of(b, "BISC-001"), 2);
+    assert_int_equal(stored_version(c, a->id), 1);
+    checkout_free(b);
+
+    /* even if the request would now fail (the replay finds, not re-makes) */
+    json_t *bad = json_pack("{s:[{s:{s:s}, s:i}]}", "line_items", "item", "id", "NOPE-404",
+                            "quantity", 1);
+    assert_ok(shop_checkout_create_key(c->sh, "alice", bad, "turn_9/call_1", &b, &replayed, &e));
+    assert_int_equal(replayed, 1);
+    assert_string_equal(a->id, b->id);
+    checkout_free(b);
+    json_decref(bad);
+
+    /* another owner, same key: another checkout */
+    assert_ok(shop_checkout_create_key(c->sh, "bob", req, "turn_9/call_1", &o, &replayed, &e));
+    assert_int_equal(replayed, 0);
+    assert_string_not_equal(o->id, a->id);
+    expect_id("bob", "turn_9/call_1", o->id);
+    /* ... which alice cannot see */
+    memset(&e, 0, sizeof e);
+    assert_int_equal(shop_checkout_get(c->sh, "alice", o->id, &b, &e), AGENTD_ENOTFOUND);
+    checkout_free(o);
+
+    /* another key: another checkout; no key: a random id each time */
+    assert_ok(shop_checkout_create_key(c->sh, "alice", req, "turn_9/call_2", &b, &replayed, &e));
+    assert_int_equal(replayed, 0);
+    assert_string_not_equal(b->id, a->id);
+    checkout_free(b);
+    assert_ok(shop_checkout_create(c->sh, "alice", req, &b, &e));
+    assert_int_equal(b->n_op_keys, 0);
+    assert_ok(shop_checkout_create_key(c->sh, "alice", req, NULL, &o, &replayed, &e));
+    assert_int_equal(replayed, 0);
+    assert_string_not_equal(b->id, o->id);
+    checkout_free(b);
+    checkout_free(o);
+
+    /* bad keys */
+    memset(&e, 0, sizeof e);
+    assert_int_equal(shop_checkout_create_key(c->sh, "alice", req, "", &b, &replayed, &e),
+                     AGENTD_EINVAL);
+    checkout_free(a);
+    json_decref(req);
+}
+
+/* ---- complete ---- */
+
+static void test_complete_key_replay_after_success(void **state)
+{
+    struct ctx *c = *state;
+    int64_t before = stock_of(c, "BISC-001");
+    char *id = ready_checkout(c, "alice", 3);
+
+    struct done d1 = complete(c, "alice", id, "turn_5/pay", PAYMENT_MOCK_TOKEN_SUCCESS);
+    if (d1.rc)
+        fail_msg("complete: %d %s: %s", d1.rc, d1.e.code, d1.e.msg);
+    assert_int_equal(d1.replayed, 0);
+    assert_int_equal(d1.co->status, CHECKOUT_COMPLETED);
+    assert_non_null(d1.o);
+    assert_true(checkout_op_key_has(d1.co, "turn_5/pay"));
+    assert_int_equal(stock_of(c, "BISC-001"), before - 3);
+    int64_t v = stored_version(c, id);
+
+    /* the replay: the same order, no second charge, stock taken once */
+    struct done d2 = complete(c, "alice", id, "turn_5/pay", PAYMENT_MOCK_TOKEN_SUCCESS);
+    assert_ok(d2.rc);
+    assert_int_equal(d2.replayed, 1);
+    assert_int_equal(d2.declined, 0);
+    assert_int_equal(d2.co->status, CHECKOUT_COMPLETED);
+    assert_string_equal(d2.o->id, d1.o->id);
+    assert_string_equal(d2.co->order_id, d1.o->id);
+    assert_int_equal(stock_of(c, "BISC-001"), before - 3);
+    assert_int_equal(stored_version(c, id), v);
+    /* the completed document kept the key */
+    struct checkout *co = NULL;
+    struct checkout_err e = { 0 };
+    assert_ok(shop_checkout_get(c->sh, "alice", id, &co, &e));
+    assert_true(checkout_op_key_has(co, "turn_5/pay"));
+    checkout_free(co);
+
+    /* another call on the completed checkout: the normal error */
+    struct done d3 = complete(c, "alice", id, "turn_6/pay", PAYMENT_MOCK_TOKEN_SUCCESS);
+    assert_int_equal(d3.rc, AGENTD_ECONFLICT);
+    assert_string_equal(d3.e.code, "not_modifiable");
+    assert_int_equal(d3.replayed, 0);
+    struct done d4 = complete(c, "alice", id, NULL, PAYMENT_MOCK_TOKEN_SUCCESS);
+    assert_int_equal(d4.rc, AGENTD_ECONFLICT);
+    /* another owner with the right key finds nothing */
+    struct done d5 = complete(c, "bob", id, "turn_5/pay", PAYMENT_MOCK_TOKEN_SUCCESS);
+    assert_int_equal(d5.rc, AGENTD_ENOTFOUND);
+    assert_int_equal(stock_of(c, "BISC-001"), before - 3);
+
+    done_free(&d1);
+    done_free(&d2);
+    done_free(&d3);
+    done_free(&d4);
+    done_free(&d5);
+    free(id);
+}
+
+/* What step 1 of a keyed completion saves, written straight to the store:
+ * the process died right after it (before the order). */
+static void crash_after_begin(struct ctx *c, const char *id, const char *key)
+{
+    struct store_checkout *row = NULL;
+    assert_ok(store_checkout_get(c->st, id, &row));
+    json_t *doc = json_loads(row->document, 0, NULL);
+    assert_non_null(doc);
+    struct checkout *co = NULL;
+    struct checkout_err e = { 0 };
+    assert_ok(checkout_from_json(doc, &co, &e));
+    assert_ok(checkout_op_keys_from_doc(co, doc, &e));
+    json_decref(doc);
+    assert_int_equal(co->status, CHECKOUT_READY_FOR_COMPLETE);
+    co->status = CHECKOUT_COMPLETE_IN_PROGRESS;
+    assert_ok(checkout_op_key_add(co, key, &e));
+    doc = checkout_to_doc_json(co);
+    assert_ok(checkout_op_keys_to_doc(co, doc));
+    char *text = json_dumps(doc, JSON_COMPACT);
+    assert_ok(store_checkout_update(c->st, id, row->version, "complete_in_progress", text));
+    free(text);
+    json_decref(doc);
+    checkout_free(co);
+    store_checkout_free(row);
+}
+
+static void test_complete_key_resumes_after_crash(void **state)
+{
+    struct ctx *c = *state;
+    int64_t before = stock_of(c, "BISC-001");
+    char *id = ready_checkout(c, "alice", 2);
+    crash_after_begin(c, id, "turn_7/pay");
+
+    /* a new call cannot complete a checkout another one is completing */
+    struct done other = complete(c, "alice", id, "turn_8/pay", PAYMENT_MOCK_TOKEN_SUCCESS);
+    assert_int_equal(other.rc, AGENTD_ECONFLICT);
+    assert_string_equal(other.e.code, "complete_in_progress");
+    struct done plain = complete(c, "alice", id, NULL, PAYMENT_MOCK_TOKEN_SUCCESS);
+    assert_int_equal(plain.rc, AGENTD_ECONFLICT);
+    assert_int_equal(stock_of(c, "BISC-001"), before);
+
+    /* the replayed call carries on: one order, stock taken once */
+    struct done d = complete(c, "alice", id, "turn_7/pay", PAYMENT_MOCK_TOKEN_SUCCESS);
+    if (d.rc)
+        fail_msg("resume: %d %s: %s", d.rc, d.e.code, d.e.msg);
+    assert_int_equal(d.replayed, 1);
+    assert_int_equal(d.co->status, CHECKOUT_COMPLETED);
+    assert_non_null(d.o);
+    assert_string_equal(d.co->order_id, d.o->id);
+    assert_int_equal(stock_of(c, "BISC-001"), before - 2);
+    struct order *o = NULL;
+    struct checkout_err e = { 0 };
+    assert_ok(shop_order_get(c->sh, "alice", d.o->id, &o, &e));
+    order_free(o);
+
+    /* replaying it once more: the same order, nothing taken */
+    struct done again = complete(c, "alice", id, "turn_7/pay", PAYMENT_MOCK_TOKEN_SUCCESS);
+    assert_ok(again.rc);
+    assert_int_equal(again.replayed, 1);
+    assert_string_equal(again.o->id, d.o->id);
+    assert_int_equal(stock_of(c, "BISC-001"), before - 2);
+
+    done_free(&other);
+    done_free(&plain);
+    done_free(&d);
+    done_free(&again);
+    free(id);
+}
+
+/* A resumed completion whose payment is declined goes back to ready,
+ * like the first attempt would have. */
+static void test_complete_key_resume_declined(void **state)
+{
+    struct ctx *c = *state;
+    int64_t before = stock_of(c, "BISC-001");
+    char *id = ready_checkout(c, "alice", 1);
+    crash_after_begin(c, id, "turn_3/pay");
+    struct done d = complete(c, "alice", id, "turn_3/pay", PAYMENT_MOCK_TOKEN_FAIL);
+    assert_int_equal(d.rc, AGENTD_EINVAL);
+    assert_int_equal(d.declined, 1);
+    assert_string_equal(d.e.code, "payment_declined");
+    struct checkout *co = NULL;
+    struct checkout_err e = { 0 };
+    assert_ok(shop_checkout_get(c->sh, "alice", id, &co, &e));
+    assert_int_equal(co->status, CHECKOUT_READY_FOR_COMPLETE);
+    checkout_free(co);
+    assert_int_equal(stock_of(c, "BISC-001"), before);
+    /* the buyer pays with another credential: a new call, completes */
+    struct done ok = complete(c, "alice", id, "turn_4/pay", PAYMENT_MOCK_TOKEN_SUCCESS);
+    assert_ok(ok.rc);
+    assert_int_equal(ok.replayed, 0);
+    assert_int_equal(stock_of(c, "BISC-001"), before - 1);
+    done_free(&d);
+    done_free(&ok);
+    free(id);
+}
+
+/* A declined keyed call records its key but leaves the checkout ready: its
+ * replay is the normal flow again (declined again, nothing charged). */
+static void test_complete_key_declined_replay(void **state)
+{
+    struct ctx *c = *state;
+    char *id = ready_checkout(c, "alice", 1);
+    struct done d1 = complete(c, "alice", id, "turn_2/pay", PAYMENT_MOCK_TOKEN_FAIL);
+    assert_int_equal(d1.rc, AGENTD_EINVAL);
+    assert_int_equal(d1.declined, 1);
+    struct done d2 = complete(c, "alice", id, "turn_2/pay", PAYMENT_MOCK_TOKEN_FAIL);
+    assert_int_equal(d2.rc, AGENTD_EINVAL);
+    assert_int_equal(d2.declined, 1);
+    assert_int_equal(d2.replayed, 0);
+    struct checkout *co = NULL;
+    struct checkout_err e = { 0 };
+    assert_ok(shop_checkout_get(c->sh, "alice", id, &co, &e));
+    assert_int_equal(co->status, CHECKOUT_READY_FOR_COMPLETE);
+    checkout_free(co);
+    /* a bad key is refused before anything */
+    char longkey[CHECKOUT_OP_KEY_MAX + 2];
+    memset(longkey, 'y', sizeof longkey - 1);
+    longkey[sizeof longkey - 1] = 0;
+    struct done d3 = complete(c, "alice", id, longkey, PAYMENT_MOCK_TOKEN_SUCCESS);
+    assert_int_equal(d3.rc, AGENTD_EINVAL);
+    assert_int_equal(d3.declined, 0);
+    done_free(&d1);
+    done_free(&d2);
+    done_free(&d3);
+    free(id);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_add_item_key_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edit_key_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_bounded_in_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_key_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_complete_key_replay_after_success, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_complete_key_resumes_after_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_complete_key_resume_declined, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_complete_key_declined_replay, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
