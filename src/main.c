@@ -21,6 +21,7 @@
 #include "api/testing.h"
 #include "api/ucp.h"
 #include "api/chat.h"
+#include "agent/events.h"
 #include "agent/runner.h"
 #include "agent/tools.h"
 #include "llm/llm.h"
@@ -28,6 +29,7 @@
 #include "core/clock.h"
 #include "core/health.h"
 #include "core/config.h"
+#include "core/failpoint.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -231,6 +233,7 @@ struct runner {
     const struct config *cfg;
     struct event *tick;
     struct event *purge;
+    struct event *recover;
     struct store *store;
     struct merchant *merchant;
     struct agent *agent;     /* NULL until the agent is set up */
@@ -268,6 +271,28 @@ static void purge_tick(evutil_socket_t fd, short what, void *arg)
         atomic_store(&rn->purging, 0);
     struct timeval tv = { PURGE_EVERY_S, 0 };
     evtimer_add(rn->purge, &tv);
+}
+
+/* Turns whose process died are resumed (or failed) by a sweep at start and
+ * then every RECOVER_EVERY_S: a replica that died leaves its turns to the
+ * others once their leases run out. */
+#define RECOVER_EVERY_S 10
+
+static void recover_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct runner *rn = arg;
+    if (!http_server_draining(rn->srv)) {
+        struct loop *loops[256];
+        int n = http_server_loop_count(rn->srv);
+        if (n > 256)
+            n = 256;
+        for (int i = 0; i < n; i++)
+            loops[i] = http_server_loop(rn->srv, i);
+        agent_recover(rn->agent, loops, n);
+    }
+    struct timeval tv = { RECOVER_EVERY_S, 0 };
+    evtimer_add(rn->recover, &tv);
 }
 
 static void abort_turns_here(void *arg) { agent_abort_waiting_here(arg); }
@@ -339,6 +364,7 @@ static int cmd_serve(void)
         return 2;
     }
     log_set_level((enum log_level)cfg.log_level);
+    failpoint_set(cfg.failpoint);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(&cfg);
     if (loop_global_init() != 0) {
@@ -359,6 +385,7 @@ static int cmd_serve(void)
     char *prompt = NULL;
     struct agent agent = { 0 };
     int agent_ready = 0;
+    struct events *events = events_new();
     struct runner rn = { .cfg = &cfg };
     int rc = 1;
     if (open_store(&cfg, &store) != 0)
@@ -383,10 +410,6 @@ static int cmd_serve(void)
     }
     if (llm_is_builtin(llm))
         log_msg(LOG_INFO, NULL, "model: the built-in offline model (no LLM provider configured)");
-    int interrupted = agent_fail_unfinished(store);
-    if (interrupted)
-        log_msg(LOG_WARN, NULL, "%d turns were interrupted by the last stop and marked failed",
-                interrupted);
     shop = shop_new(store, merchant, cfg.public_url ? cfg.public_url : "http://127.0.0.1");
     if (!shop) {
         fprintf(stderr, "agentd: out of memory at start\n");
@@ -403,13 +426,17 @@ static int cmd_serve(void)
     agent = (struct agent){ .llm = llm, .shop = shop, .merchant = merchant, .st = store,
                             .tools = tools_definitions(), .system_prompt = prompt,
                             .max_steps = cfg.max_steps, .turn_timeout_ms = cfg.turn_timeout_ms,
-                            .busy_policy = cfg.busy_policy };
+                            .busy_policy = cfg.busy_policy, .recovery = cfg.turn_recovery,
+                            .turn_token_budget = cfg.turn_token_budget,
+                            .daily_token_budget = cfg.daily_token_budget,
+                            .daily_cost_budget_micro = cfg.daily_cost_budget_micro,
+                            .events = events };
     agent_init(&agent);
     agent_ready = 1;
     rn.agent = &agent;
     if (!pool || !rt || ops_routes(rt, &ops) != 0 || testing_routes(rt, &cfg) != 0 ||
         ucp_routes(rt, shop, store, &cfg, cfg.public_url ? cfg.public_url : "http://127.0.0.1") != 0 ||
-        chat_routes(rt, &agent, store) != 0) {
+        chat_routes(rt, &agent, store, events) != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");
         goto out;
     }
@@ -449,6 +476,9 @@ static int cmd_serve(void)
         rn.purge = evtimer_new(rn.base, purge_tick, &rn);
         if (rn.purge)
             purge_tick(-1, 0, &rn);
+        rn.recover = evtimer_new(rn.base, recover_tick, &rn);
+        if (rn.recover)
+            recover_tick(-1, 0, &rn);
         for (int i = 0; i < 3; i++) {
             sigs[i] = evsignal_new(rn.base, signums[i], on_signal, &rn);
             if (sigs[i])
@@ -464,6 +494,8 @@ static int cmd_serve(void)
         event_free(rn.tick);
     if (rn.purge)
         event_free(rn.purge);
+    if (rn.recover)
+        event_free(rn.recover);
     if (rn.base)
         event_base_free(rn.base);
     rc = 0;
@@ -478,6 +510,7 @@ out:
     profiles_set_default(NULL);
     profiles_free(profiles); /* the same: its fetches live on the loops */
     http_server_free(srv);  /* runs late completions, then frees the loops */
+    events_free(events);    /* after the loops: wake-ups may sit in their inboxes */
     if (agent_ready)
         agent_destroy(&agent);
     json_decref(agent.tools);

@@ -1,14 +1,20 @@
 /* Turn state machine. Phases alternate between the worker pool (store and
  * tools) and the loop (the LLM call); every hop goes through store_async,
- * which completes on the loop that owns the turn. Every LLM reply and tool
- * result is checkpointed and appended to the session's messages before the
- * next step runs. */
+ * which completes on the loop that owns the turn. Every step — the user's
+ * message, each LLM reply, each tool result — is one store transaction:
+ * checkpoint + session message + the step's events, written before the
+ * next step runs. Tool calls run with "<turn>/<call id>#<index>" as their
+ * operation key, so a turn replayed after a crash (recover.c) never applies
+ * an effect twice. */
 #define _GNU_SOURCE
 #include "agent/runner.h"
+#include "agent/events.h"
 #include "agent/tools.h"
+#include "agent/turn.h"
 #include "commerce/ucp.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/failpoint.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
@@ -18,9 +24,11 @@
 #include "store/async.h"
 #include "store/store.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -55,51 +63,11 @@ const char AGENT_DEFAULT_PROMPT[] =
     "the buyer's client, never from the conversation: call complete_checkout when the buyer asks "
     "to pay. Keep answers short and concrete.";
 
-struct turn {
-    struct agent *ag;
-    struct loop *loop;
-    char *owner;
-    char *session_id;
-    char *turn_id;
-    char *text;
-    json_t *data;
-    char request_id[REQID_MAX + 1];
-    turn_done_fn done;
-    void *ud;
-    int req_policy;          /* from the request, -1 = none */
-    int policy;              /* resolved in op_begin */
-    json_t *ctx;             /* the session's context, loaded in op_begin */
-    int session_ready;       /* session loaded or created */
-    int claimed;             /* the store's turn row is ours (running) */
-    int busy;                /* op_begin found the session busy: wait and retry */
-    int interrupted;         /* a newer message asked this turn to stop */
-    struct event *wait_ev;   /* the poll timer while waiting for the session */
-    int wait_pending;
-    int64_t wait_ms;
-
-    json_t *messages;        /* system + history, OpenAI shape */
-    struct tools_ctx tctx;   /* checkout id lives here */
-    int step;
-    int64_t started_ns;
-    int64_t deadline_ms;
-    struct llm_call *call;
-    struct llm_reply *reply; /* the step's reply, between loop and worker */
-    json_t *checkout;        /* for the final result */
-    char *answer;
-    int status;
-    int http_status;
-    int retry_after_s;
-    char code[48];
-    char message[512];
-    struct turn *prev, *next; /* the agent's live turns */
-};
-
 /* ---- metrics ---- */
 
 static struct metric *m_turns;
 static struct metric_child *m_duration, *m_inflight;
 
-/* Registered by agent_metrics_init() at start, before any loop runs. */
 void agent_metrics_init(void)
 {
     static const char *const outcome[] = { "outcome", NULL };
@@ -109,6 +77,38 @@ void agent_metrics_init(void)
                                              METRIC_HISTOGRAM, NULL, METRICS_BUCKETS_LATENCY));
     m_inflight = metric_only(metric_register("agentd_turns_in_flight", "Agent turns running",
                                              METRIC_GAUGE, NULL, NULL));
+}
+
+/* ---- a turn's life ---- */
+
+struct turn *turn_alloc(struct agent *ag, struct loop *loop)
+{
+    struct turn *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->ag = ag;
+    t->loop = loop;
+    t->req_policy = -1;
+    t->messages = json_pack("[{s:s,s:s}]", "role", "system", "content", ag->system_prompt);
+    t->started_ns = clock_mono_ns();
+    t->deadline_ms = clock_mono_ms() + ag->turn_timeout_ms;
+    if (!t->messages) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void turn_link(struct turn *t)
+{
+    struct agent *ag = t->ag;
+    pthread_mutex_lock(&ag->mu);
+    t->next = ag->live;
+    if (ag->live)
+        ag->live->prev = t;
+    ag->live = t;
+    pthread_mutex_unlock(&ag->mu);
+    metric_add(m_inflight, 1);
 }
 
 static void turn_free(struct turn *t)
@@ -135,13 +135,12 @@ static void turn_free(struct turn *t)
     free(t->session_id);
     free(t->turn_id);
     free(t->text);
+    free(t->idem_key);
     free(t->answer);
     free(t);
 }
 
-static void fail(struct turn *t, int status, int http, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void fail(struct turn *t, int status, int http, const char *code, const char *fmt, ...)
+void turn_fail(struct turn *t, int status, int http, const char *code, const char *fmt, ...)
 {
     t->status = status;
     t->http_status = http;
@@ -151,25 +150,197 @@ static void fail(struct turn *t, int status, int http, const char *code, const c
     vsnprintf(t->message, sizeof t->message, fmt, ap);
     va_end(ap);
 }
+#define fail turn_fail
+
+/* ---- events ---- */
+
+/* A step's events, stored in the step's own transaction. */
+struct evs {
+    struct store_event *v;
+    size_t n, cap;
+};
+
+static void evs_add(struct evs *e, const struct turn *t, const char *type, json_t *data)
+{
+    if (!data)
+        return;
+    char *text = json_dumps(data, JSON_COMPACT);
+    json_decref(data);
+    if (!text)
+        return;
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 4;
+        struct store_event *v = realloc(e->v, cap * sizeof *v);
+        if (!v) {
+            free(text);
+            return;
+        }
+        e->v = v;
+        e->cap = cap;
+    }
+    e->v[e->n++] = (struct store_event){ .session_id = t->session_id, .turn_id = t->turn_id,
+                                         .type = (char *)type, .data = text };
+}
+
+static void evs_clear(struct evs *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        free(e->v[i].data);
+    free(e->v);
+    *e = (struct evs){ 0 };
+}
+
+static void publish(const struct turn *t)
+{
+    if (t->ag->events)
+        events_publish(t->ag->events, t->session_id);
+}
+
+/* Tools that change the checkout: their results are checkout-updated events. */
+static int mutates_checkout(const char *name)
+{
+    static const char *const names[] = { "add_to_checkout", "remove_from_checkout",
+                                         "update_checkout", "update_customer_details",
+                                         "select_shipping", "complete_checkout", NULL };
+    for (int i = 0; name && names[i]; i++)
+        if (strcmp(name, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* ---- steps: checkpoint + message + events, one transaction (worker) ---- */
+
+static int record(struct store *st, struct turn *t, const char *kind, const json_t *msg,
+                  struct evs *e)
+{
+    char *text = json_dumps(msg, JSON_COMPACT);
+    if (!text)
+        return AGENTD_ENOMEM;
+    struct store_checkpoint cp = { .turn_id = t->turn_id, .step = t->cp_step, .kind = (char *)kind,
+                                   .payload = text };
+    struct store_message m = { .session_id = t->session_id,
+                               .role = (char *)json_string_value(json_object_get(msg, "role")),
+                               .parts = text };
+    int rc = store_turn_record(st, &cp, &m, e ? e->v : NULL, e ? e->n : 0);
+    free(text);
+    if (rc == AGENTD_EEXIST)
+        rc = AGENTD_ECONFLICT; /* someone else wrote this step: the turn is not ours */
+    if (rc == 0) {
+        t->cp_step++;
+        json_array_append(t->messages, (json_t *)msg);
+        if (e && e->n)
+            publish(t);
+    }
+    if (rc == AGENTD_ECONFLICT && !t->code[0]) {
+        t->interrupted = 1;
+        fail(t, rc, 409, "turn_interrupted", "the turn lost its claim on the session");
+    }
+    return rc;
+}
+
+/* The session remembers its checkout as soon as a tool made one, so a turn
+ * resumed after a crash finds it. */
+static int save_context(struct store *st, struct turn *t)
+{
+    json_t *ctx = json_is_object(t->ctx) ? json_incref(t->ctx) : json_object();
+    if (t->tctx.checkout_id)
+        json_object_set_new(ctx, "checkout_id", json_string(t->tctx.checkout_id));
+    char *text = json_dumps(ctx, JSON_COMPACT);
+    json_decref(t->ctx);
+    t->ctx = ctx;
+    int rc = text ? store_session_update(st, t->session_id, text) : AGENTD_ENOMEM;
+    free(text);
+    return rc;
+}
+
+int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_t reply_step,
+                   size_t from)
+{
+    for (size_t i = from; i < json_array_size(calls); i++) {
+        const json_t *call = json_array_get(calls, i);
+        const json_t *fn = json_object_get(call, "function");
+        const char *name = json_string_value(json_object_get(fn, "name"));
+        const char *args = json_string_value(json_object_get(fn, "arguments"));
+        const char *id = json_string_value(json_object_get(call, "id")) ?: "";
+        /* the operation key that makes a replayed call a no-op: the same
+         * reply step and call give the same key, however often replayed */
+        char key[128];
+        snprintf(key, sizeof key, "%s/%lld/%zu/%.40s", t->turn_id, (long long)reply_step, i, id);
+        t->tctx.op_key = key;
+        char *before = t->tctx.checkout_id ? strdup(t->tctx.checkout_id) : NULL;
+        json_t *result = tools_run(&t->tctx, name, args);
+        t->tctx.op_key = NULL;
+        if (mutates_checkout(name))
+            failpoint("after_tool_effect"); /* tests: the effect is saved, its checkpoint not */
+        int rc = 0;
+        if (t->tctx.checkout_id && (!before || strcmp(before, t->tctx.checkout_id) != 0))
+            rc = save_context(st, t);
+        free(before);
+        char *content = result ? json_dumps(result, JSON_COMPACT) : NULL;
+        json_t *tmsg = json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id", id, "content",
+                                 content ? content : "{\"error\":{\"code\":\"out_of_memory\"}}");
+        free(content);
+        struct evs e = { 0 };
+        evs_add(&e, t, "tool-result",
+                json_pack("{s:s,s:s?,s:O?}", "tool_call_id", id, "name", name, "result", result));
+        if (result && mutates_checkout(name) && !json_object_get(result, "error"))
+            evs_add(&e, t, "checkout-updated", json_pack("{s:O}", "checkout", result));
+        json_decref(result);
+        if (rc == 0)
+            rc = tmsg ? record(st, t, "tool_result", tmsg, &e) : AGENTD_ENOMEM;
+        evs_clear(&e);
+        json_decref(tmsg);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- budgets ---- */
+
+static int64_t utc_day(void) { return clock_wall_ms() / 86400000LL; }
+
+static int seconds_to_midnight(void)
+{
+    int64_t ms = 86400000LL - clock_wall_ms() % 86400000LL;
+    return (int)((ms + 999) / 1000);
+}
+
+/* 0, or fails t when its principal spent today's tokens or money (worker). */
+static int check_daily(struct store *st, struct turn *t)
+{
+    const struct agent *ag = t->ag;
+    if (!ag->daily_token_budget && !ag->daily_cost_budget_micro)
+        return 0;
+    struct store_usage u = { 0 };
+    int rc = store_usage_day(st, t->owner, utc_day(), &u);
+    if (rc)
+        return rc;
+    int64_t tokens = u.prompt_tokens + u.completion_tokens;
+    if (ag->daily_token_budget && tokens >= ag->daily_token_budget) {
+        t->retry_after_s = seconds_to_midnight();
+        fail(t, AGENTD_ERATELIMIT, 429, "daily_budget_exhausted",
+             "this principal used its daily model budget (%lld of %lld tokens, "
+             "AGENTD_DAILY_TOKEN_BUDGET); it renews at 00:00 UTC",
+             (long long)tokens, (long long)ag->daily_token_budget);
+        return AGENTD_ERATELIMIT;
+    }
+    if (ag->daily_cost_budget_micro && u.cost_usd * 1e6 >= (double)ag->daily_cost_budget_micro) {
+        t->retry_after_s = seconds_to_midnight();
+        fail(t, AGENTD_ERATELIMIT, 429, "daily_budget_exhausted",
+             "this principal used its daily model budget (USD %.4f of %.4f, "
+             "AGENTD_DAILY_COST_BUDGET); it renews at 00:00 UTC",
+             u.cost_usd, (double)ag->daily_cost_budget_micro / 1e6);
+        return AGENTD_ERATELIMIT;
+    }
+    return 0;
+}
 
 /* ---- the end: persist the outcome, then answer ---- */
 
 static int op_finish(struct store *st, void *arg)
 {
     struct turn *t = arg;
-    if (t->claimed)
-        store_turn_finish(st, t->turn_id, t->interrupted ? "interrupted"
-                                          : t->status == 0 ? "completed" : "failed");
-    if (t->claimed && t->tctx.checkout_id) {
-        /* the context keeps what else it holds (busy_policy) */
-        json_t *ctx = json_is_object(t->ctx) ? json_incref(t->ctx) : json_object();
-        json_object_set_new(ctx, "checkout_id", json_string(t->tctx.checkout_id));
-        char *text = json_dumps(ctx, JSON_COMPACT);
-        if (text)
-            store_session_update(st, t->session_id, text);
-        free(text);
-        json_decref(ctx);
-    }
     if (t->status == 0 && t->tctx.checkout_id) {
         struct checkout *co = NULL;
         struct checkout_err e = { 0 };
@@ -180,6 +351,27 @@ static int op_finish(struct store *st, void *arg)
             checkout_free(co);
         }
     }
+    if (!t->claimed)
+        return 0;
+    int rc = store_turn_finish(st, t->turn_id, t->interrupted ? "interrupted"
+                                              : t->status == 0 ? "completed" : "failed");
+    if (rc != 0)
+        return 0; /* finished elsewhere (its claim was taken): not ours to report */
+    struct evs e = { 0 };
+    json_t *usage = json_pack("{s:I,s:I,s:f}", "prompt_tokens", (json_int_t)t->prompt_tokens,
+                              "completion_tokens", (json_int_t)t->completion_tokens, "cost_usd",
+                              t->cost_usd);
+    if (t->status == 0)
+        evs_add(&e, t, "turn-completed",
+                json_pack("{s:s,s:O?,s:o,s:b}", "answer", t->answer ? t->answer : "", "checkout",
+                          t->checkout, "usage", usage, "resumed", t->resumed));
+    else
+        evs_add(&e, t, "turn-failed",
+                json_pack("{s:s,s:s,s:i,s:o,s:b}", "code", t->code, "message", t->message,
+                          "http_status", t->http_status, "usage", usage, "resumed", t->resumed));
+    if (e.n && store_event_append(st, e.v, e.n) == 0)
+        publish(t);
+    evs_clear(&e);
     return 0;
 }
 
@@ -198,10 +390,24 @@ static void finish_done(int status, void *arg)
         .code = t->code,
         .message = t->status == 0 ? (t->answer ? t->answer : "") : t->message,
         .session_id = t->session_id,
+        .turn_id = t->claimed ? t->turn_id : NULL,
         .checkout = t->checkout,
         .retry_after_s = t->retry_after_s,
+        .prompt_tokens = t->prompt_tokens,
+        .completion_tokens = t->completion_tokens,
+        .cost_usd = t->cost_usd,
+        .resumed = t->resumed,
     };
-    t->done(&res, t->ud);
+    if (t->done) {
+        t->done(&res, t->ud);
+    } else {
+        log_msg(t->status ? LOG_WARN : LOG_INFO, t->request_id,
+                "resumed turn %s of session %s %s%s%s", t->turn_id, t->session_id,
+                t->status ? "failed: " : "completed", t->status ? t->code : "",
+                t->status ? "" : "");
+        if (t->ag->resumed_done && t->idem_key)
+            t->ag->resumed_done(&res, t->owner, t->idem_key, t->ag->resumed_ud);
+    }
     turn_free(t);
 }
 
@@ -211,42 +417,28 @@ static void finish(struct turn *t)
         finish_done(0, t);
 }
 
-/* ---- after an LLM reply: checkpoint it, run its tools (worker) ---- */
-
-static int append(struct store *st, struct turn *t, const json_t *msg, const char *kind)
-{
-    char *text = json_dumps(msg, JSON_COMPACT);
-    if (!text)
-        return AGENTD_ENOMEM;
-    int rc = 0;
-    if (kind) { /* the user's message is durable as a message row alone */
-        struct store_checkpoint cp = { .turn_id = t->turn_id,
-                                       .step = (int64_t)json_array_size(t->messages),
-                                       .kind = (char *)kind, .payload = text };
-        rc = store_checkpoint_put(st, &cp);
-        if (rc == AGENTD_EEXIST)
-            rc = 0; /* a replayed step: the checkpoint is already there */
-    }
-    struct store_message m = { .session_id = t->session_id,
-                               .role = (char *)json_string_value(json_object_get(msg, "role")),
-                               .parts = text };
-    if (rc == 0)
-        rc = store_message_append(st, &m);
-    free(text);
-    if (rc == 0)
-        json_array_append(t->messages, (json_t *)msg);
-    return rc;
-}
+/* ---- after an LLM reply: usage, budgets, checkpoint, tools (worker) ---- */
 
 static int op_step(struct store *st, void *arg)
 {
     struct turn *t = arg;
     struct llm_reply *r = t->reply;
+    /* Every model call is paid for, whatever happens next. */
+    struct store_usage u = { .prompt_tokens = r->usage.prompt_tokens,
+                             .completion_tokens = r->usage.completion_tokens,
+                             .cost_usd = r->usage.cost_usd, .calls = 1 };
+    t->prompt_tokens += u.prompt_tokens;
+    t->completion_tokens += u.completion_tokens;
+    t->cost_usd += u.cost_usd;
+    int rc = store_usage_add(st, t->turn_id, t->owner, r->model ? r->model : "", &u);
+    if (rc && rc != AGENTD_ENOTFOUND)
+        log_msg(LOG_WARN, t->request_id, "usage of turn %s not saved: %s", t->turn_id,
+                agentd_err_msg(rc));
     /* The step boundary: heartbeat the claim and see whether a newer
      * message asked this turn to stop. An interrupted turn drops this reply
      * unsaved, so the history never holds a tool call without its result. */
     int intr = 0;
-    int rc = store_turn_touch(st, t->turn_id, &intr);
+    rc = store_turn_touch(st, t->turn_id, &intr);
     if (rc == AGENTD_ECONFLICT || (rc == 0 && intr)) {
         t->interrupted = 1;
         fail(t, AGENTD_ECONFLICT, 409, "turn_interrupted",
@@ -258,41 +450,60 @@ static int op_step(struct store *st, void *arg)
         return rc;
     json_t *msg = json_pack("{s:s}", "role", "assistant");
     json_object_set_new(msg, "content", r->content ? json_string(r->content) : json_null());
-    if (r->tool_calls && json_array_size(r->tool_calls))
+    int has_tools = r->tool_calls && json_array_size(r->tool_calls);
+    if (has_tools)
         json_object_set(msg, "tool_calls", r->tool_calls);
-    rc = append(st, t, msg, "llm_reply");
+    struct evs e = { 0 };
+    if (r->content && *r->content)
+        evs_add(&e, t, "text-delta", json_pack("{s:s,s:i}", "text", r->content, "step", t->step));
+    size_t i;
+    json_t *call;
+    json_array_foreach(has_tools ? r->tool_calls : NULL, i, call) {
+        const json_t *fn = json_object_get(call, "function");
+        evs_add(&e, t, "tool-call",
+                json_pack("{s:s?,s:s?,s:s?}", "id", json_string_value(json_object_get(call, "id")),
+                          "name", json_string_value(json_object_get(fn, "name")), "arguments",
+                          json_string_value(json_object_get(fn, "arguments"))));
+    }
+    int64_t reply_step = t->cp_step;
+    rc = record(st, t, "llm_reply", msg, &e);
+    evs_clear(&e);
     json_decref(msg);
     if (rc)
         return rc;
-    size_t i;
-    json_t *call;
-    json_array_foreach(r->tool_calls, i, call) {
-        const json_t *fn = json_object_get(call, "function");
-        const char *name = json_string_value(json_object_get(fn, "name"));
-        const char *args = json_string_value(json_object_get(fn, "arguments"));
-        json_t *result = tools_run(&t->tctx, name, args);
-        char *content = result ? json_dumps(result, JSON_COMPACT) : NULL;
-        json_decref(result);
-        json_t *tmsg = json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id",
-                                 json_string_value(json_object_get(call, "id")) ?: "", "content",
-                                 content ? content : "{\"error\":{\"code\":\"out_of_memory\"}}");
-        free(content);
-        rc = append(st, t, tmsg, "tool_result");
-        json_decref(tmsg);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    rc = turn_run_tools(st, t, r->tool_calls, reply_step, 0);
+    if (rc == 0 && has_tools)
+        rc = check_daily(st, t);
+    return rc;
 }
 
 static void llm_step(struct turn *t);
+
+/* Before another model call: the step and token budgets. 0 = go on. */
+static int budget_left(struct turn *t)
+{
+    if (t->step >= t->ag->max_steps) {
+        fail(t, AGENTD_ERATELIMIT, 422, "step_budget_exhausted",
+             "the turn was stopped after %d model steps (AGENTD_MAX_STEPS): a runaway tool loop",
+             t->ag->max_steps);
+        return 0;
+    }
+    int64_t used = t->prompt_tokens + t->completion_tokens;
+    if (t->ag->turn_token_budget && used >= t->ag->turn_token_budget) {
+        fail(t, AGENTD_ERATELIMIT, 422, "token_budget_exhausted",
+             "the turn was stopped after using %lld tokens (AGENTD_TURN_TOKEN_BUDGET = %lld)",
+             (long long)used, (long long)t->ag->turn_token_budget);
+        return 0;
+    }
+    return 1;
+}
 
 static void step_done(int status, void *arg)
 {
     struct turn *t = arg;
     int had_tools = t->reply->tool_calls && json_array_size(t->reply->tool_calls) > 0;
     if (status != 0) {
-        if (!t->interrupted)
+        if (!t->code[0])
             fail(t, status, agentd_err_http(status), agentd_err_code(status),
                  "the turn could not be saved: %s", agentd_err_msg(status));
         finish(t);
@@ -307,10 +518,8 @@ static void step_done(int status, void *arg)
     }
     llm_reply_free(t->reply);
     t->reply = NULL;
-    if (++t->step >= t->ag->max_steps) {
-        fail(t, AGENTD_ERATELIMIT, 422, "step_budget_exhausted",
-             "the turn was stopped after %d model steps (AGENTD_MAX_STEPS): a runaway tool loop",
-             t->ag->max_steps);
+    t->step++;
+    if (!budget_left(t)) {
         finish(t);
         return;
     }
@@ -368,6 +577,20 @@ static void llm_step(struct turn *t)
     }
 }
 
+void turn_resume_go(void *arg)
+{
+    struct turn *t = arg;
+    if (t->code[0] || t->answer) {
+        finish(t);
+        return;
+    }
+    if (!budget_left(t)) {
+        finish(t);
+        return;
+    }
+    llm_step(t);
+}
+
 /* ---- the start: session, turn row, user message, history (worker) ---- */
 
 static void new_id(const char *prefix, char **out)
@@ -421,6 +644,43 @@ static int begin_session(struct store *st, struct turn *t)
     return rc;
 }
 
+int turn_load_history(struct store *st, struct turn *t)
+{
+    struct store_message *v = NULL;
+    size_t n = 0;
+    int rc = store_message_list(st, t->session_id, 0, 0, &v, &n);
+    size_t from = n > HISTORY_MAX ? n - HISTORY_MAX : 0;
+    /* never start the window on a tool result: its call would be missing */
+    while (from < n && strcmp(v[from].role, "tool") == 0)
+        from++;
+    for (size_t i = from; rc == 0 && i < n; i++) {
+        json_error_t je;
+        json_t *m = json_loads(v[i].parts, 0, &je);
+        if (m)
+            json_array_append_new(t->messages, m);
+    }
+    store_message_list_free(v, n);
+    return rc;
+}
+
+/* What a resumed turn needs besides its checkpoints: the client's data and
+ * the front's idempotency key. Dropped from the store when the turn ends. */
+static char *turn_input(const struct turn *t)
+{
+    if (!t->data && !t->idem_key)
+        return NULL;
+    json_t *in = json_object();
+    if (t->data)
+        json_object_set(in, "data", t->data);
+    if (t->idem_key)
+        json_object_set_new(in, "idem_key", json_string(t->idem_key));
+    if (t->request_id[0])
+        json_object_set_new(in, "request_id", json_string(t->request_id));
+    char *text = json_dumps(in, JSON_COMPACT);
+    json_decref(in);
+    return text;
+}
+
 static int op_begin(struct store *st, void *arg)
 {
     struct turn *t = arg;
@@ -433,9 +693,16 @@ static int op_begin(struct store *st, void *arg)
         if (!t->turn_id)
             rc = AGENTD_ENOMEM;
     }
+    if (rc == 0)
+        rc = check_daily(st, t);
     if (rc == 0) {
-        struct store_turn tr = { .id = t->turn_id, .session_id = t->session_id };
-        rc = store_turn_begin(st, &tr, t->ag->turn_timeout_ms + TURN_LEASE_GRACE_MS);
+        char *input = turn_input(t);
+        struct store_turn tr = { .id = t->turn_id, .session_id = t->session_id,
+                                 .instance = t->ag->instance, .input = input };
+        rc = (t->data || t->idem_key) && !input
+                 ? AGENTD_ENOMEM
+                 : store_turn_begin(st, &tr, t->ag->turn_timeout_ms + TURN_LEASE_GRACE_MS);
+        free(input);
         if (rc == AGENTD_ECONFLICT) { /* another turn runs on this session */
             if (t->policy == AGENT_BUSY_REJECT) {
                 fail(t, rc, 409, "turn_in_progress",
@@ -449,26 +716,17 @@ static int op_begin(struct store *st, void *arg)
         }
         t->claimed = rc == 0;
     }
-    if (rc == 0) {
-        /* history first, then this message */
-        struct store_message *v = NULL;
-        size_t n = 0;
-        rc = store_message_list(st, t->session_id, 0, 0, &v, &n);
-        size_t from = n > HISTORY_MAX ? n - HISTORY_MAX : 0;
-        /* never start the window on a tool result: its call would be missing */
-        while (from < n && strcmp(v[from].role, "tool") == 0)
-            from++;
-        for (size_t i = from; rc == 0 && i < n; i++) {
-            json_error_t je;
-            json_t *m = json_loads(v[i].parts, 0, &je);
-            if (m)
-                json_array_append_new(t->messages, m);
-        }
-        store_message_list_free(v, n);
-    }
+    if (rc == 0)
+        rc = turn_load_history(st, t);
     if (rc == 0) {
         json_t *user = json_pack("{s:s,s:s}", "role", "user", "content", t->text);
-        rc = append(st, t, user, NULL);
+        struct evs e = { 0 };
+        evs_add(&e, t, "turn-started",
+                json_pack("{s:s,s:s,s:b}", "turn_id", t->turn_id, "message", t->text, "resumed", 0));
+        rc = user ? record(st, t, "user_message", user, &e) : AGENTD_ENOMEM;
+        if (rc == 0 && e.n)
+            t->started_seq = e.v[0].seq;
+        evs_clear(&e);
         json_decref(user);
     }
     if (rc != 0 && !t->code[0])
@@ -534,48 +792,42 @@ static void begin_done(int status, void *arg)
         wait_for_session(t);
         return;
     }
+    if (t->started)
+        t->started(t->session_id, t->turn_id, t->started_seq, t->ud);
     llm_step(t);
 }
 
-int agent_turn_start(struct agent *ag, struct loop *loop, const char *owner, const char *session_id,
-                     const char *text, const json_t *data, int busy_policy,
-                     const char *request_id, turn_done_fn done, void *ud)
+int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_start *ts,
+                     turn_done_fn done, void *ud)
 {
-    struct turn *t = calloc(1, sizeof *t);
+    struct turn *t = turn_alloc(ag, loop);
     if (!t)
         return AGENTD_ENOMEM;
-    t->ag = ag;
-    t->loop = loop;
     t->done = done;
     t->ud = ud;
-    t->req_policy = busy_policy >= 0 && busy_policy <= AGENT_BUSY_INTERRUPT ? busy_policy : -1;
-    t->owner = strdup(owner);
-    t->session_id = session_id ? strdup(session_id) : NULL;
-    t->text = strdup(text);
-    t->data = data ? json_deep_copy(data) : NULL;
-    t->messages = json_pack("[{s:s,s:s}]", "role", "system", "content", ag->system_prompt);
-    snprintf(t->request_id, sizeof t->request_id, "%s", request_id ? request_id : "");
+    t->started = ts->started;
+    t->req_policy = ts->busy_policy >= 0 && ts->busy_policy <= AGENT_BUSY_INTERRUPT
+                        ? ts->busy_policy : -1;
+    t->owner = strdup(ts->owner);
+    t->session_id = ts->session_id ? strdup(ts->session_id) : NULL;
+    t->text = strdup(ts->text);
+    t->data = ts->data ? json_deep_copy(ts->data) : NULL;
+    t->idem_key = ts->idem_key ? strdup(ts->idem_key) : NULL;
+    snprintf(t->request_id, sizeof t->request_id, "%s", ts->request_id ? ts->request_id : "");
     t->tctx = (struct tools_ctx){ .shop = ag->shop, .merchant = ag->merchant, .owner = t->owner,
                                   .client_data = t->data };
-    t->started_ns = clock_mono_ns();
-    t->deadline_ms = clock_mono_ms() + ag->turn_timeout_ms;
-    if (!t->owner || !t->text || !t->messages || (session_id && !t->session_id)) {
+    if (!t->owner || !t->text || (ts->session_id && !t->session_id) || (ts->data && !t->data) ||
+        (ts->idem_key && !t->idem_key)) {
         turn_free(t);
         return AGENTD_ENOMEM;
     }
-    pthread_mutex_lock(&ag->mu);
-    t->next = ag->live;
-    if (ag->live)
-        ag->live->prev = t;
-    ag->live = t;
-    pthread_mutex_unlock(&ag->mu);
+    turn_link(t);
     int rc = store_async(ag->st, loop, op_begin, t, begin_done);
     if (rc != 0) {
+        metric_add(m_inflight, -1);
         turn_free(t);
-        return rc;
     }
-    metric_add(m_inflight, 1);
-    return 0;
+    return rc;
 }
 
 void agent_init(struct agent *ag)
@@ -583,6 +835,17 @@ void agent_init(struct agent *ag)
     pthread_mutex_init(&ag->mu, NULL);
     ag->live = NULL;
     ag->stopping = 0;
+    ag->recovering = 0;
+    char host[64] = "localhost";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    for (char *p = host; *p; p++)
+        if (*p == '/')
+            *p = '_';
+    unsigned char raw[6] = { 0 };
+    random_bytes(raw, sizeof raw);
+    snprintf(ag->instance, sizeof ag->instance, "%s/%ld/%02x%02x%02x%02x%02x%02x", host,
+             (long)getpid(), raw[0], raw[1], raw[2], raw[3], raw[4], raw[5]);
 }
 
 void agent_stop(struct agent *ag)
@@ -638,18 +901,3 @@ void agent_abort_waiting_here(struct agent *ag)
 }
 
 void agent_destroy(struct agent *ag) { pthread_mutex_destroy(&ag->mu); }
-
-int agent_fail_unfinished(struct store *st)
-{
-    struct store_turn *v = NULL;
-    size_t n = 0;
-    if (store_turn_list_unfinished(st, 0, &v, &n) != 0)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        store_turn_finish(st, v[i].id, "failed");
-        log_msg(LOG_WARN, NULL, "turn %s of session %s was interrupted by a restart: marked failed",
-                v[i].id, v[i].session_id);
-    }
-    store_turn_list_free(v, n);
-    return (int)n;
-}

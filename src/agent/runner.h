@@ -32,6 +32,15 @@ enum agent_busy_policy {
 int agent_busy_policy_parse(const char *s);
 const char *agent_busy_policy_name(int policy);
 
+struct events;
+
+/* What a resumed turn (recovered after its process died) tells the front
+ * that started it: the front's client is gone, but an Idempotency-Key it
+ * held can still be answered with the outcome. Runs on a loop. */
+struct turn_result;
+typedef void (*agent_resumed_fn)(const struct turn_result *res, const char *owner,
+                                 const char *idem_key, void *ud);
+
 struct agent {
     struct llm *llm;
     struct shop *shop;
@@ -42,10 +51,19 @@ struct agent {
     int max_steps;            /* AGENTD_MAX_STEPS */
     int64_t turn_timeout_ms;  /* AGENTD_TURN_TIMEOUT */
     int busy_policy;          /* AGENTD_BUSY_POLICY (enum agent_busy_policy) */
+    int recovery;             /* AGENTD_TURN_RECOVERY: 0 resume, 1 fail */
+    int64_t turn_token_budget;       /* AGENTD_TURN_TOKEN_BUDGET; 0 = unlimited */
+    int64_t daily_token_budget;      /* AGENTD_DAILY_TOKEN_BUDGET; 0 = unlimited */
+    int64_t daily_cost_budget_micro; /* AGENTD_DAILY_COST_BUDGET in micro-USD; 0 = unlimited */
+    struct events *events;    /* live fan-out of turn events; may be NULL */
+    agent_resumed_fn resumed_done; /* may be NULL */
+    void *resumed_ud;
     /* runtime state (agent_init) */
     pthread_mutex_t mu;
     struct turn *live;        /* running turns, for shutdown */
     int stopping;
+    char instance[160];       /* this process: "host/pid/nonce", kept on its turns */
+    int recovering;           /* a recovery sweep is running (atomic) */
 };
 
 void agent_init(struct agent *ag);
@@ -55,42 +73,64 @@ void agent_init(struct agent *ag);
 void agent_stop(struct agent *ag);
 void agent_destroy(struct agent *ag);
 
+/* Finds running turns whose process died — one on this host whose pid is
+ * gone (or is now ours), or any whose heartbeat is older than its lease
+ * (another replica died) — adopts each (a compare-and-swap, so one replica
+ * wins) and resumes it from its last checkpoint on one of `loops`, or fails
+ * it when ag->recovery says so. Tool calls replayed by a resumed turn carry
+ * their original operation keys, so no effect is applied twice. Runs on the
+ * worker pool; call from any thread, at start and then periodically. A
+ * sweep still running makes the call a no-op. */
+void agent_recover(struct agent *ag, struct loop *const *loops, int nloops);
+
 /* The outcome handed to the front that started the turn. */
 struct turn_result {
     int status;               /* 0, or AGENTD_E* */
-    int http_status;          /* for errors: 404, 409, 503, 504 ... */
+    int http_status;          /* for errors: 404, 409, 422, 429, 503, 504 ... */
     const char *code;         /* error code */
     const char *message;      /* answer text (status 0) or error message */
     const char *session_id;
+    const char *turn_id;      /* NULL if the turn never got one */
     json_t *checkout;         /* UCP checkout or NULL (borrowed) */
-    int retry_after_s;        /* for 503: when to come back (0 = unknown) */
+    int retry_after_s;        /* for 503/429: when to come back (0 = unknown) */
+    int64_t prompt_tokens, completion_tokens; /* this turn's model usage */
+    double cost_usd;
+    int resumed;              /* recovered after a restart */
 };
 
 typedef void (*turn_done_fn)(const struct turn_result *res, void *ud);
 
-/* Starts a turn on `loop` (the caller's loop thread). session_id NULL = a
- * new session. data: the message's client data (payment), may be NULL.
- * busy_policy: enum agent_busy_policy, or -1 = the session's (set when it
- * was created), else ag->busy_policy; a new session keeps a given policy in
- * its context. done() runs exactly once on the loop. Returns 0 or AGENTD_E*
- * (then done is not called). */
-int agent_turn_start(struct agent *ag, struct loop *loop, const char *owner, const char *session_id,
-                     const char *text, const json_t *data, int busy_policy,
-                     const char *request_id, turn_done_fn done, void *ud);
+struct turn_start {
+    const char *owner;        /* the principal */
+    const char *session_id;   /* NULL = a new session */
+    const char *text;         /* the user's message */
+    const json_t *data;       /* the message's client data (payment); may be NULL */
+    int busy_policy;          /* enum agent_busy_policy, or -1 = the session's (set when it
+                                 was created), else ag->busy_policy; a new session keeps a
+                                 given policy in its context */
+    const char *request_id;   /* may be NULL */
+    const char *idem_key;     /* the front's Idempotency-Key (kept for a resumed turn) */
+    /* Optional: runs once on the loop when the turn holds its session and
+     * its turn-started event is stored (seq = that event's seq), before the
+     * first model call. */
+    void (*started)(const char *session_id, const char *turn_id, int64_t seq, void *ud);
+};
+
+/* Starts a turn on `loop` (the caller's loop thread). done() runs exactly
+ * once on the loop. Returns 0 or AGENTD_E* (then neither callback runs). */
+int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_start *ts,
+                     turn_done_fn done, void *ud);
 
 /* During a drain that ran out of time, on each loop thread: turns of this
  * loop waiting on the model are cancelled and answered 503 shutting_down
- * while the loop can still send the answer. */
+ * while the loop can still send the answer (the turn is marked failed:
+ * resuming is for crashes, where no answer could be sent). */
 void agent_abort_waiting_here(struct agent *ag);
 
-/* At start: turns left running by a crash are marked failed ("interrupted"),
- * never silently dropped. Blocking. Returns how many. */
-int agent_fail_unfinished(struct store *st);
-
-/* Registers the turn metrics; call once at start. */
+/* Registers the agent's metrics; once, before any loop runs. */
 void agent_metrics_init(void);
 
-/* The built-in retail system prompt. */
+/* The built-in system prompt (AGENTD_AGENT_PROMPT_FILE replaces it). */
 extern const char AGENT_DEFAULT_PROMPT[];
 
 #endif

@@ -17,6 +17,8 @@ struct tools_ctx {
     const char *owner;          /* the principal: owns the checkout */
     char *checkout_id;          /* the session's checkout (malloc'd; tools may set it) */
     const json_t *client_data;  /* the user message's data (payment credentials) */
+    const char *op_key;         /* the call's operation key: a side effect already
+                                   applied under it is not applied again (replay) */
 };
 
 /* The OpenAI "tools" array (new reference). */

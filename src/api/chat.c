@@ -1,43 +1,411 @@
-/* POST /chat: validates the body, claims the Idempotency-Key, starts a turn
- * and answers when the turn ends. The turn belongs to the server: if the
- * client leaves, it still runs to its end and is persisted. */
+/* The simple chat front.
+ *
+ *   POST /chat                        one message = one turn; JSON answer, or
+ *                                     {"stream": true} / Accept: text/event-stream:
+ *                                     the turn's events as SSE, ending with its
+ *                                     turn-completed / turn-failed event
+ *   GET  /chat/sessions/{id}          the session: its checkout and usage
+ *   GET  /chat/sessions/{id}/events   its events after Last-Event-ID / ?after=N:
+ *                                     SSE (replay, then live) or a JSON page
+ *
+ * The turn belongs to the server: if the client leaves, it still runs to
+ * its end and is persisted; its events stay readable. Streams read the
+ * store (the source of truth) when the event hub wakes them, and poll once
+ * a second for events written by other replicas. */
+#define _GNU_SOURCE
 #include "api/chat.h"
+#include "agent/events.h"
 #include "agent/runner.h"
 #include "api/idempotency.h"
 #include "core/err.h"
+#include "core/log.h"
+#include "core/loop.h"
 #include "http/server.h"
+#include "http/sse.h"
+#include "store/async.h"
+#include "store/store.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <event2/event.h>
+
+#define PAGE 200             /* events per store read */
+#define POLL_MS 1000         /* cross-replica poll of an open stream */
+#define HEARTBEAT_MS 15000
 
 static struct {
     struct agent *ag;
     struct store *st;
+    struct events *ev;
 } F;
+
+/* ---- the JSON answer (also what an Idempotency-Key replays) ---- */
+
+static json_t *usage_json(const struct turn_result *res)
+{
+    return json_pack("{s:I,s:I,s:f}", "prompt_tokens", (json_int_t)res->prompt_tokens,
+                     "completion_tokens", (json_int_t)res->completion_tokens, "cost_usd",
+                     res->cost_usd);
+}
+
+static json_t *result_json(const struct turn_result *res, const char *request_id, int *http)
+{
+    if (res->status == 0) {
+        *http = 200;
+        return json_pack("{s:s,s:s,s:O,s:s?,s:o}", "answer", res->message, "session_id",
+                         res->session_id, "checkout", res->checkout ? res->checkout : json_null(),
+                         "turn_id", res->turn_id, "usage", usage_json(res));
+    }
+    *http = res->http_status ? res->http_status : 500;
+    json_t *body = json_pack("{s:{s:s,s:s,s:s}}", "error", "code", res->code, "message",
+                             res->message, "request_id", request_id ? request_id : "");
+    /* the one error shape has "error" alone at the top (design §5); the
+     * session a failed turn belongs to rides inside it, so a client can
+     * continue that session */
+    json_t *err = json_object_get(body, "error");
+    if (res->session_id)
+        json_object_set_new(err, "session_id", json_string(res->session_id));
+    if (res->turn_id)
+        json_object_set_new(err, "turn_id", json_string(res->turn_id));
+    return body;
+}
+
+static int retry_after(const struct turn_result *res)
+{
+    if (res->http_status == 429)
+        return res->retry_after_s > 0 ? res->retry_after_s : 60;
+    if (res->http_status == 503)
+        return res->retry_after_s > 0 ? res->retry_after_s : 5;
+    return 0;
+}
 
 static void turn_done(const struct turn_result *res, void *ud)
 {
     struct http_req *r = ud;
-    if (res->status != 0) {
-        if (res->http_status == 503) {
-            char ra[16];
-            snprintf(ra, sizeof ra, "%d", res->retry_after_s > 0 ? res->retry_after_s : 5);
-            http_set_header(r, "Retry-After", ra);
+    int ra = retry_after(res);
+    if (ra) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", ra);
+        http_set_header(r, "Retry-After", v);
+    }
+    int http;
+    json_t *body = result_json(res, r->request_id, &http);
+    http_reply_json(r, http, body);
+}
+
+/* ---- a resumed turn answers its Idempotency-Key ---- */
+
+struct idem_fin {
+    char *principal, *key, *headers, *body;
+    int status;
+};
+
+static int op_idem_fin(struct store *st, void *arg)
+{
+    struct idem_fin *f = arg;
+    return store_idem_finish(st, f->principal, f->key, f->status, f->headers, f->body,
+                             strlen(f->body));
+}
+
+static void idem_fin_done(int status, void *arg)
+{
+    struct idem_fin *f = arg;
+    if (status != 0 && status != AGENTD_ENOTFOUND)
+        log_msg(LOG_WARN, NULL, "the resumed turn's answer was not saved for its "
+                                "Idempotency-Key: %s", agentd_err_msg(status));
+    free(f->principal);
+    free(f->key);
+    free(f->headers);
+    free(f->body);
+    free(f);
+}
+
+static void resumed_done(const struct turn_result *res, const char *owner, const char *idem_key,
+                         void *ud)
+{
+    (void)ud;
+    struct idem_fin *f = calloc(1, sizeof *f);
+    if (!f)
+        return;
+    json_t *body = result_json(res, "", &f->status);
+    json_t *h = json_pack("{s:s}", "Content-Type", "application/json");
+    int ra = retry_after(res);
+    if (ra) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", ra);
+        json_object_set_new(h, "Retry-After", json_string(v));
+    }
+    f->principal = strdup(owner);
+    f->key = strdup(idem_key);
+    f->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    f->headers = h ? json_dumps(h, JSON_COMPACT) : NULL;
+    json_decref(body);
+    json_decref(h);
+    if (!f->principal || !f->key || !f->body || !f->headers ||
+        store_async(F.st, NULL, op_idem_fin, f, idem_fin_done) != 0)
+        idem_fin_done(AGENTD_ENOMEM, f);
+}
+
+/* ---- event streams ---- */
+
+struct stream {
+    struct http_req *r;
+    struct sse *sse;
+    char *owner;
+    char *session_id;
+    char *turn_id;          /* POST: only this turn's events, ending at its last */
+    int post;
+    int64_t after;          /* the last seq sent */
+    struct events_sub *sub;
+    struct event *poll;
+    int http_open;          /* r is ours: not yet ended or aborted */
+    int turn_open;          /* POST: the turn's done() has not run */
+    int reading, again;     /* a store read in flight / wanted again after it */
+    int done_seen;          /* POST: the turn's terminal event was sent */
+    int answered;           /* r got its reply (an error, or the stream began) */
+    json_t *final;          /* POST: the outcome, if the store never shows it */
+    char *final_type;
+    /* the read's results */
+    int rc;
+    struct store_event *v;
+    size_t n;
+};
+
+static void stream_read(struct stream *s);
+
+static void stream_free_if_done(struct stream *s)
+{
+    if (s->http_open || s->turn_open || s->reading)
+        return;
+    events_unsubscribe(s->sub);
+    if (s->poll)
+        event_free(s->poll);
+    json_decref(s->final);
+    free(s->final_type);
+    free(s->owner);
+    free(s->session_id);
+    free(s->turn_id);
+    free(s);
+}
+
+/* Ends the HTTP side (the stream's state lives on while a read or the
+ * turn still needs it). */
+static void stream_end(struct stream *s)
+{
+    if (!s->http_open)
+        return;
+    s->http_open = 0;
+    if (s->poll)
+        evtimer_del(s->poll);
+    events_unsubscribe(s->sub);
+    s->sub = NULL;
+    s->r->on_abort = NULL;
+    sse_end(s->sse);
+    s->sse = NULL;
+    stream_free_if_done(s);
+}
+
+static void stream_gone(struct sse *sse, void *ud)
+{
+    (void)sse;
+    stream_end(ud);
+}
+
+static void stream_abort(struct http_req *r, void *ud)
+{
+    (void)r;
+    struct stream *s = ud;
+    s->http_open = 0;
+    sse_abort(s->sse);
+    s->sse = NULL;
+    events_unsubscribe(s->sub);
+    s->sub = NULL;
+    s->answered = 1;
+    stream_free_if_done(s); /* a turn still running frees it in post_done */
+}
+
+static int is_terminal(const char *type)
+{
+    return strcmp(type, "turn-completed") == 0 || strcmp(type, "turn-failed") == 0;
+}
+
+static int send_event(struct stream *s, int64_t seq, const char *type, const char *turn_id,
+                      const char *data)
+{
+    json_error_t je;
+    json_t *d = data ? json_loads(data, 0, &je) : NULL;
+    if (!json_is_object(d)) {
+        json_decref(d);
+        d = json_object();
+    }
+    if (turn_id)
+        json_object_set_new(d, "turn_id", json_string(turn_id));
+    json_object_set_new(d, "session_id", json_string(s->session_id));
+    char *text = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)seq);
+    int rc = text ? sse_send(s->sse, type, seq > 0 ? id : NULL, text, strlen(text)) : -1;
+    free(text);
+    return rc;
+}
+
+static int op_read(struct store *st, void *arg)
+{
+    struct stream *s = arg;
+    s->v = NULL;
+    s->n = 0;
+    s->rc = store_event_list(st, s->session_id, s->after, PAGE, &s->v, &s->n);
+    return 0;
+}
+
+static void read_done(int status, void *arg)
+{
+    (void)status;
+    struct stream *s = arg;
+    /* s->reading stays set until the end: stream_end() below must not free s */
+    int more = s->rc == 0 && s->n == PAGE;
+    for (size_t i = 0; s->http_open && s->rc == 0 && i < s->n; i++) {
+        const struct store_event *e = &s->v[i];
+        s->after = e->seq;
+        if (s->post && (!e->turn_id || strcmp(e->turn_id, s->turn_id) != 0))
+            continue;
+        if (send_event(s, e->seq, e->type, e->turn_id, e->data) != 0) {
+            stream_end(s);
+            break;
         }
-        json_t *body = json_pack("{s:{s:s,s:s,s:s}}", "error", "code", res->code, "message",
-                                 res->message, "request_id", r->request_id);
-        /* the one error shape has "error" alone at the top (design §5); the
-         * session a failed turn belongs to rides inside it, so a client can
-         * continue that session */
-        if (res->session_id)
-            json_object_set_new(json_object_get(body, "error"), "session_id",
-                                json_string(res->session_id));
-        http_reply_json(r, res->http_status ? res->http_status : 500, body);
+        if (s->post && is_terminal(e->type)) {
+            s->done_seen = 1;
+            stream_end(s);
+        }
+    }
+    store_event_list_free(s->v, s->n);
+    s->v = NULL;
+    s->n = 0;
+    if (s->http_open && s->rc == AGENTD_ENOTFOUND && !s->post)
+        stream_end(s); /* the session expired or was deleted */
+    /* POST: the turn ended but its terminal event never reached the store
+     * (a store fault): say how it ended anyway */
+    if (s->http_open && s->post && !s->turn_open && !more && !s->again && s->final) {
+        char *text = json_dumps(s->final, JSON_COMPACT);
+        if (text)
+            sse_send(s->sse, s->final_type, NULL, text, strlen(text));
+        free(text);
+        stream_end(s);
+    }
+    s->reading = 0;
+    if (s->http_open && (more || s->again)) {
+        s->again = 0;
+        stream_read(s);
         return;
     }
-    json_t *body = json_pack("{s:s,s:s,s:O}", "answer", res->message, "session_id", res->session_id,
-                             "checkout", res->checkout ? res->checkout : json_null());
-    http_reply_json(r, 200, body);
+    stream_free_if_done(s);
+}
+
+static void stream_read(struct stream *s)
+{
+    if (!s->http_open)
+        return;
+    if (s->reading) {
+        s->again = 1;
+        return;
+    }
+    s->reading = 1;
+    if (store_async(F.st, s->r->loop, op_read, s, read_done) != 0)
+        s->reading = 0; /* the next wake or poll tries again */
+}
+
+static void stream_wake(void *ud) { stream_read(ud); }
+
+static void on_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct stream *s = arg;
+    if (!s->http_open)
+        return;
+    if (!s->post && http_server_draining(s->r->srv)) {
+        stream_end(s); /* a follower stream must not hold the drain up */
+        return;
+    }
+    stream_read(s);
+    struct timeval tv = { POLL_MS / 1000, (POLL_MS % 1000) * 1000 };
+    evtimer_add(s->poll, &tv);
+}
+
+/* Starts the SSE reply and the wake-ups. 0, or -1 (r answered with an error). */
+static int stream_open(struct stream *s)
+{
+    struct http_req *r = s->r;
+    s->poll = evtimer_new(loop_base(r->loop), on_poll, s);
+    s->sub = F.ev ? events_subscribe(F.ev, s->session_id, r->loop, stream_wake, s) : NULL;
+    if (!s->poll || (F.ev && !s->sub)) {
+        http_reply_error(r, 503, "out_of_memory", "cannot start the event stream");
+        return -1;
+    }
+    s->sse = sse_start(r, HEARTBEAT_MS, stream_gone, s);
+    if (!s->sse)
+        return -1;
+    s->http_open = 1;
+    r->on_abort = stream_abort;
+    r->abort_ud = s;
+    struct timeval tv = { POLL_MS / 1000, (POLL_MS % 1000) * 1000 };
+    evtimer_add(s->poll, &tv);
+    stream_read(s);
+    return 0;
+}
+
+/* ---- POST /chat ---- */
+
+static void post_started(const char *session_id, const char *turn_id, int64_t seq, void *ud)
+{
+    struct stream *s = ud;
+    s->session_id = strdup(session_id);
+    s->turn_id = strdup(turn_id);
+    s->after = seq > 0 ? seq - 1 : 0;
+    s->answered = 1; /* by the stream, or by stream_open's error */
+    if (!s->session_id || !s->turn_id) {
+        http_reply_error(s->r, 503, "out_of_memory", "cannot start the event stream");
+        return; /* the turn runs on; its done() frees s */
+    }
+    stream_open(s);
+}
+
+static void post_done(const struct turn_result *res, void *ud)
+{
+    struct stream *s = ud;
+    s->turn_open = 0;
+    if (!s->answered) {
+        /* failed before it started (404, 409, 429...): a plain answer */
+        turn_done(res, s->r);
+        stream_free_if_done(s);
+        return;
+    }
+    if (s->http_open) {
+        int http;
+        s->final = result_json(res, s->r->request_id, &http);
+        s->final_type = strdup(res->status == 0 ? "turn-completed" : "turn-failed");
+        if (!s->final_type) {
+            json_decref(s->final);
+            s->final = NULL;
+        }
+        stream_read(s); /* the terminal event is in the store by now */
+        return;
+    }
+    stream_free_if_done(s);
+}
+
+static int wants_stream(struct http_req *r, const json_t *body)
+{
+    const json_t *st = json_object_get(body, "stream");
+    if (json_is_boolean(st))
+        return json_is_true(st);
+    const char *accept = http_req_header(r, "Accept");
+    return accept && strcasestr(accept, "text/event-stream") != NULL;
 }
 
 static void chat_inner(struct http_req *r)
@@ -49,6 +417,7 @@ static void chat_inner(struct http_req *r)
     json_t *sid = json_object_get(body, "session_id");
     json_t *data = json_object_get(body, "data");
     json_t *busy = json_object_get(body, "busy_policy");
+    json_t *stream = json_object_get(body, "stream");
     int policy = -1;
     if (!json_is_object(body))
         problem = r->body_len ? "the body must be a JSON object" : "a JSON body is required";
@@ -64,14 +433,40 @@ static void chat_inner(struct http_req *r)
     else if (busy && !json_is_null(busy) &&
              (policy = agent_busy_policy_parse(json_string_value(busy))) < 0)
         problem = "\"busy_policy\" must be \"enqueue\", \"reject\" or \"interrupt\"";
+    else if (stream && !json_is_null(stream) && !json_is_boolean(stream))
+        problem = "\"stream\" must be true or false";
     if (problem) {
         json_decref(body);
         http_reply_error(r, 400, "invalid_request", problem);
         return;
     }
-    int rc = agent_turn_start(F.ag, r->loop, r->principal, json_string_value(sid),
-                              json_string_value(msg), json_is_object(data) ? data : NULL,
-                              policy, r->request_id, turn_done, r);
+    struct turn_start ts = {
+        .owner = r->principal,
+        .session_id = json_string_value(sid),
+        .text = json_string_value(msg),
+        .data = json_is_object(data) ? data : NULL,
+        .busy_policy = policy,
+        .request_id = r->request_id,
+        .idem_key = http_req_header(r, "Idempotency-Key"),
+    };
+    int rc;
+    if (wants_stream(r, body)) {
+        struct stream *s = calloc(1, sizeof *s);
+        if (!s) {
+            json_decref(body);
+            http_reply_err(r, AGENTD_ENOMEM, NULL);
+            return;
+        }
+        s->r = r;
+        s->post = 1;
+        s->turn_open = 1;
+        ts.started = post_started;
+        rc = agent_turn_start(F.ag, r->loop, &ts, post_done, s);
+        if (rc != 0)
+            free(s);
+    } else {
+        rc = agent_turn_start(F.ag, r->loop, &ts, turn_done, r);
+    }
     json_decref(body);
     if (rc != 0)
         http_reply_err(r, rc, NULL);
@@ -79,12 +474,189 @@ static void chat_inner(struct http_req *r)
 
 static void h_chat(struct http_req *r)
 {
+    const char *accept = http_req_header(r, "Accept");
+    if (http_req_header(r, "Idempotency-Key") &&
+        ((accept && strcasestr(accept, "text/event-stream")) ||
+         (r->body_len && memmem(r->body, r->body_len, "\"stream\"", 8)))) {
+        /* a stored answer cannot replay a stream: a client that lost its
+         * stream reconnects to GET /chat/sessions/{id}/events instead */
+        json_error_t je;
+        json_t *b = json_loadb(r->body, r->body_len, 0, &je);
+        int streaming = wants_stream(r, b);
+        json_decref(b);
+        if (streaming) {
+            http_reply_error(r, 400, "invalid_request",
+                             "Idempotency-Key cannot be combined with a streamed answer; after a "
+                             "lost stream, reconnect to GET /chat/sessions/{id}/events");
+            return;
+        }
+    }
     idem_handle(r, F.st, r->principal, chat_inner, NULL, IDEM_KEEP_5XX);
 }
 
-int chat_routes(struct router *rt, struct agent *ag, struct store *st)
+/* ---- GET /chat/sessions/{id}[/events] ---- */
+
+struct lookup {
+    struct http_req *r;
+    char *id;
+    char *owner;
+    int events;             /* /events */
+    int sse;
+    int64_t after;
+    struct store_session *s;
+    struct store_usage u;
+    struct store_event *v;
+    size_t n;
+};
+
+static void lookup_free(struct lookup *l)
+{
+    store_session_free(l->s);
+    store_event_list_free(l->v, l->n);
+    free(l->id);
+    free(l->owner);
+    free(l);
+}
+
+static int op_lookup(struct store *st, void *arg)
+{
+    struct lookup *l = arg;
+    int rc = store_session_get(st, l->id, &l->s);
+    if (rc == 0 && strcmp(l->s->owner, l->owner) != 0)
+        return AGENTD_ENOTFOUND; /* another principal's session does not exist for you */
+    if (rc == 0 && !l->events)
+        rc = store_usage_session(st, l->id, &l->u);
+    if (rc == 0 && l->events && !l->sse)
+        rc = store_event_list(st, l->id, l->after, PAGE, &l->v, &l->n);
+    return rc;
+}
+
+static json_t *event_json(const struct store_event *e)
+{
+    json_error_t je;
+    json_t *d = e->data ? json_loads(e->data, 0, &je) : NULL;
+    return json_pack("{s:I,s:s,s:s?,s:o,s:I}", "seq", (json_int_t)e->seq, "type", e->type,
+                     "turn_id", e->turn_id, "data", d ? d : json_null(), "created_at",
+                     (json_int_t)e->created_at);
+}
+
+static void lookup_done(int status, void *arg)
+{
+    struct lookup *l = arg;
+    struct http_req *r = l->r;
+    if (status == AGENTD_ENOTFOUND) {
+        http_reply_error(r, 404, "session_not_found", "no such session (it may have expired)");
+    } else if (status != 0) {
+        http_reply_err(r, status, NULL);
+    } else if (!l->events) {
+        json_error_t je;
+        json_t *ctx = json_loads(l->s->context, 0, &je);
+        json_t *body = json_pack(
+            "{s:s,s:O,s:I,s:I,s:I,s:{s:I,s:I,s:f,s:I}}", "session_id", l->s->id, "checkout_id",
+            json_object_get(ctx, "checkout_id") ? json_object_get(ctx, "checkout_id") : json_null(),
+            "created_at", (json_int_t)l->s->created_at, "updated_at",
+            (json_int_t)l->s->updated_at, "expires_at", (json_int_t)l->s->expires_at, "usage",
+            "prompt_tokens", (json_int_t)l->u.prompt_tokens, "completion_tokens",
+            (json_int_t)l->u.completion_tokens, "cost_usd", l->u.cost_usd, "model_calls",
+            (json_int_t)l->u.calls);
+        json_decref(ctx);
+        http_reply_json(r, 200, body);
+    } else if (!l->sse) {
+        json_t *list = json_array();
+        int64_t next = l->after;
+        for (size_t i = 0; i < l->n; i++) {
+            json_array_append_new(list, event_json(&l->v[i]));
+            next = l->v[i].seq;
+        }
+        http_reply_json(r, 200, json_pack("{s:s,s:o,s:I,s:b}", "session_id", l->id, "events",
+                                          list, "next_after", (json_int_t)next, "more",
+                                          l->n == PAGE));
+    } else {
+        struct stream *s = calloc(1, sizeof *s);
+        if (s) {
+            s->r = r;
+            s->session_id = l->id;
+            l->id = NULL;
+            s->after = l->after;
+        }
+        if (!s || !s->session_id) {
+            free(s);
+            http_reply_err(r, AGENTD_ENOMEM, NULL);
+        } else if (stream_open(s) != 0) {
+            if (s->poll)
+                event_free(s->poll);
+            events_unsubscribe(s->sub);
+            free(s->session_id);
+            free(s);
+        }
+    }
+    lookup_free(l);
+}
+
+/* ?after=N or Last-Event-ID: N (the header wins: it is what a
+ * reconnecting EventSource sends). -1 when malformed. */
+static int64_t parse_after(struct http_req *r)
+{
+    const char *v = http_req_header(r, "Last-Event-ID");
+    if (!v && r->query) {
+        for (const char *p = r->query; p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL)
+            if (strncmp(p, "after=", 6) == 0) {
+                v = p + 6;
+                break;
+            }
+    }
+    if (!v || !*v || *v == '&')
+        return 0;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || n < 0 || (*end && *end != '&'))
+        return -1;
+    return n;
+}
+
+static void h_session(struct http_req *r, int events)
+{
+    const char *id = route_param(&r->match, "id");
+    struct lookup *l = calloc(1, sizeof *l);
+    if (!l || !(l->id = strdup(id ? id : "")) || !(l->owner = strdup(r->principal))) {
+        if (l)
+            lookup_free(l);
+        http_reply_err(r, AGENTD_ENOMEM, NULL);
+        return;
+    }
+    l->r = r;
+    l->events = events;
+    if (events) {
+        const char *accept = http_req_header(r, "Accept");
+        l->sse = accept && strcasestr(accept, "text/event-stream") != NULL;
+        l->after = parse_after(r);
+        if (l->after < 0) {
+            lookup_free(l);
+            http_reply_error(r, 400, "invalid_request",
+                             "after / Last-Event-ID must be a non-negative event id");
+            return;
+        }
+    }
+    int rc = store_async(F.st, r->loop, op_lookup, l, lookup_done);
+    if (rc != 0) {
+        lookup_free(l);
+        http_set_header(r, "Retry-After", "1");
+        http_reply_err(r, rc, NULL);
+    }
+}
+
+static void h_session_get(struct http_req *r) { h_session(r, 0); }
+static void h_session_events(struct http_req *r) { h_session(r, 1); }
+
+int chat_routes(struct router *rt, struct agent *ag, struct store *st, struct events *ev)
 {
     F.ag = ag;
     F.st = st;
-    return router_add(rt, HTTP_POST, "/chat", h_chat, NULL);
+    F.ev = ev;
+    ag->resumed_done = resumed_done;
+    int rc = router_add(rt, HTTP_POST, "/chat", h_chat, NULL);
+    rc |= router_add(rt, HTTP_GET, "/chat/sessions/{id}", h_session_get, NULL);
+    rc |= router_add(rt, HTTP_GET, "/chat/sessions/{id}/events", h_session_events, NULL);
+    return rc;
 }

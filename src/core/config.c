@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum kind { K_STR, K_INT, K_I64, K_DURATION, K_SIZE, K_BOOL, K_ENUM };
+enum kind { K_STR, K_INT, K_I64, K_DURATION, K_SIZE, K_BOOL, K_ENUM, K_USD };
 
 struct var {
     const char *name;
@@ -32,6 +32,8 @@ static const char *const level_choices[] = { "debug", "info", "warn", "error", N
 static const char *const sync_choices[] = { "normal", "full", NULL };
 /* the order of enum agent_busy_policy (agent/runner.h) */
 static const char *const busy_choices[] = { "enqueue", "reject", "interrupt", NULL };
+/* the order of enum config_turn_recovery */
+static const char *const recovery_choices[] = { "resume", "fail", NULL };
 
 #define OFF(f) offsetof(struct config, f)
 #define DAY (86400000LL)
@@ -57,10 +59,15 @@ static const struct var vars[] = {
     { "AGENTD_BUSY_POLICY",      K_ENUM,     OFF(busy_policy),      "enqueue", 0, 0, busy_choices, 0 },
     { "AGENTD_MAX_STEPS",        K_INT,      OFF(max_steps),        "8", 1, 100, NULL, 0 },
     { "AGENTD_AGENT_PROMPT_FILE",K_STR,      OFF(agent_prompt_file),NULL, 0, 0, NULL, 0 },
+    { "AGENTD_TURN_RECOVERY",    K_ENUM,     OFF(turn_recovery),    "resume", 0, 0, recovery_choices, 0 },
+    { "AGENTD_TURN_TOKEN_BUDGET",K_I64,      OFF(turn_token_budget),"200000", 0, 1LL << 40, NULL, 0 },
+    { "AGENTD_DAILY_TOKEN_BUDGET",K_I64,     OFF(daily_token_budget),"0", 0, 1LL << 50, NULL, 0 },
+    { "AGENTD_DAILY_COST_BUDGET",K_USD,      OFF(daily_cost_budget_micro),"0", 0, 1000000LL * 1000000000LL, NULL, 0 },
     { "AGENTD_PUBLIC_URL",       K_STR,      OFF(public_url),       NULL, 0, 0, NULL, 0 },
     { "AGENTD_CATALOG",          K_STR,      OFF(catalog),          NULL, 0, 0, NULL, 0 },
     { "AGENTD_PROFILE_ALLOWLIST",K_STR,      OFF(profile_allowlist),NULL, 0, 0, NULL, 0 },
     { "AGENTD_SIMULATION_SECRET",K_STR,      OFF(simulation_secret),NULL, 0, 0, NULL, SECRET_ALL },
+    { "AGENTD_FAILPOINT",        K_STR,      OFF(failpoint),        NULL, 0, 0, NULL, 0 },
 };
 #define NVARS (sizeof vars / sizeof vars[0])
 
@@ -264,6 +271,18 @@ static int apply(struct config *cfg, const struct var *v, const char *s, int is_
         }
         *(int *)field = b;
         return 0;
+    case K_USD: { /* decimal US dollars, kept in micro-dollars */
+        char *end = NULL;
+        errno = 0;
+        double d = strtod(s, &end);
+        if (errno || end == s || *end || !(d >= 0) || d > 1e9) {
+            config_problems_add(pr, "%s=%s: not an amount of US dollars (e.g. 25 or 2.50)", v->name,
+                                shown);
+            return -1;
+        }
+        n = (int64_t)(d * 1e6 + 0.5);
+        break;
+    }
     case K_ENUM:
         for (int i = 0; v->choices[i]; i++)
             if (strcasecmp(s, v->choices[i]) == 0) {
@@ -357,12 +376,14 @@ struct prod_rule {
 
 static int simulation_enabled(const struct config *c) { return c->simulation_secret != NULL; }
 static int debug_logging(const struct config *c) { return c->log_level == LOG_DEBUG; }
+static int failpoint_set(const struct config *c) { return c->failpoint != NULL; }
 
 static const struct prod_rule prod_rules[] = {
     { "AGENTD_SIMULATION_SECRET is set: test-only simulation routes are refused in production",
       simulation_enabled },
     { "AGENTD_LOG_LEVEL=debug: debug logs may carry request details; use info or higher in production",
       debug_logging },
+    { "AGENTD_FAILPOINT is set: a test-only crash switch is refused in production", failpoint_set },
 };
 
 int config_check_production(const struct config *cfg, struct config_problems *pr)
@@ -422,6 +443,7 @@ void config_dump(const struct config *cfg, FILE *out)
             case K_DURATION: fprintf(out, "%lldms", (long long)*(const int64_t *)field); break;
             case K_I64:
             case K_SIZE: fprintf(out, "%lld", (long long)*(const int64_t *)field); break;
+            case K_USD: fprintf(out, "%.6f", (double)*(const int64_t *)field / 1e6); break;
             }
         }
         fputc('\n', out);

@@ -10,6 +10,7 @@
 
 enum config_env { CONFIG_ENV_DEVELOPMENT, CONFIG_ENV_PRODUCTION };
 enum config_db_sync { CONFIG_DB_SYNC_NORMAL, CONFIG_DB_SYNC_FULL };
+enum config_turn_recovery { CONFIG_TURN_RESUME, CONFIG_TURN_FAIL };
 
 struct config {
     /* serving */
@@ -41,8 +42,15 @@ struct config {
                                    already has a turn running (enum agent_busy_policy) */
     int max_steps;              /* AGENTD_MAX_STEPS: model steps per turn */
     char *agent_prompt_file;    /* AGENTD_AGENT_PROMPT_FILE: system prompt; NULL = built-in */
+    int turn_recovery;          /* AGENTD_TURN_RECOVERY: enum config_turn_recovery */
+    int64_t turn_token_budget;  /* AGENTD_TURN_TOKEN_BUDGET: tokens per turn; 0 = unlimited */
+    int64_t daily_token_budget; /* AGENTD_DAILY_TOKEN_BUDGET: tokens per principal per UTC day;
+                                   0 = unlimited */
+    int64_t daily_cost_budget_micro; /* AGENTD_DAILY_COST_BUDGET (USD): per principal per UTC
+                                        day, in micro-dollars; 0 = unlimited */
     /* testing hooks */
     char *simulation_secret;    /* AGENTD_SIMULATION_SECRET (secret) */
+    char *failpoint;            /* AGENTD_FAILPOINT: test-only crash point (core/failpoint.h) */
 };
 
 /* Looks a variable up; the default reads the process environment. */

@@ -146,3 +146,12 @@ void sse_end(struct sse *s)
     http_stream_end(s->r);
     free(s);
 }
+
+void sse_abort(struct sse *s)
+{
+    if (!s)
+        return;
+    if (s->heartbeat)
+        event_free(s->heartbeat);
+    free(s);
+}

@@ -35,5 +35,8 @@ struct http_req *sse_request(struct sse *s);
 
 /* Ends the reply and frees s (and its request). */
 void sse_end(struct sse *s);
+/* Frees s without touching its request: for a request's on_abort, when the
+ * server drops the request itself at shutdown. */
+void sse_abort(struct sse *s);
 
 #endif

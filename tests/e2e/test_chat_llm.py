@@ -43,7 +43,7 @@ def answer(srv, message, session_id=None):
     r = post_chat(srv, message, session_id)
     assert r.status_code == 200, f"{message!r}: {r.status_code} {r.text}"
     doc = r.json()
-    assert set(doc) == {"answer", "session_id", "checkout"}, doc
+    assert {"answer", "session_id", "checkout", "turn_id", "usage"} == set(doc), doc
     return doc
 
 
@@ -474,7 +474,9 @@ def test_every_provider_down_is_503_with_retry_after(agentd, fake):
 
 # ---- a crash, and a shutdown, with a turn in flight ----
 
-def test_sigkill_mid_turn_marks_the_turn_failed_on_restart(agentd, fake, tmp_path):
+def test_sigkill_mid_turn_with_recovery_fail_marks_the_turn_failed(agentd, fake, tmp_path):
+    """AGENTD_TURN_RECOVERY=fail: an interrupted turn is failed with a reason
+    at the next start (the default, resume, is in test_turn_resume.py)."""
     victim = Server(env=fake.env(), workdir=tmp_path / "victim")
     victim.start()
     try:
@@ -493,12 +495,17 @@ def test_sigkill_mid_turn_marks_the_turn_failed_on_restart(agentd, fake, tmp_pat
     finally:
         victim.kill()
 
-    srv = agentd(env=dict(fake.env(), AGENTD_DATA_DIR=victim.data_dir))
+    srv = agentd(env=dict(fake.env(), AGENTD_DATA_DIR=victim.data_dir,
+                          AGENTD_TURN_RECOVERY="fail"))
     line = srv.wait_log(lambda l: turn_id in l.get("msg", ""), timeout=3)
-    assert line and "interrupted" in line["msg"] and "marked failed" in line["msg"], \
+    assert line and "interrupted by a crash" in line["msg"] and "failed" in line["msg"], \
         srv.log_text()[-2000:]
     assert sid in line["msg"]
-    assert db_query(victim, "SELECT state FROM turns WHERE id = ?", turn_id) == [("failed",)]
+    wait_for(lambda: db_query(victim, "SELECT state FROM turns WHERE id = ?", turn_id)
+             == [("failed",)], 3 * SLOW, "the turn is failed")
+    events = srv.get(f"/chat/sessions/{sid}/events").json()["events"]
+    assert events[-1]["type"] == "turn-failed" and events[-1]["turn_id"] == turn_id, events
+    assert events[-1]["data"]["code"] == "turn_interrupted_by_crash", events[-1]
     # the session goes on; the interrupted user message stayed in its history
     d = answer(srv, f"again {t}", sid)
     assert d["answer"] == f"echo: again {t}" and d["session_id"] == sid

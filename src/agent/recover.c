@@ -1,0 +1,253 @@
+/* Crash recovery: turns whose process died are found, adopted by
+ * compare-and-swap (so of several replicas exactly one takes each) and
+ * resumed from their checkpoints — or failed with a reason when
+ * AGENTD_TURN_RECOVERY=fail. Never silently dropped.
+ *
+ * Which running turns are orphans: the turn row names the process that
+ * runs it ("host/pid/nonce"). On this host, a pid that no longer exists (or
+ * is a zombie, or is our own pid with another nonce: a restarted container)
+ * is dead at once. Elsewhere, a turn whose heartbeat is older than its
+ * lease (turn timeout + grace) is dead: live turns heartbeat at every step
+ * and never outlive their deadline.
+ *
+ * Resuming a turn: its checkpoints are its steps — user_message, then
+ * llm_reply and tool_result steps. The session's messages hold the same
+ * steps (written in the same transactions), so the model sees the
+ * conversation exactly as it was. After the last llm_reply: missing tool
+ * results are run (under their original operation keys: an effect applied
+ * just before the crash is not applied again), then the model is asked for
+ * the next step; a last llm_reply without tool calls is the answer. */
+#define _GNU_SOURCE
+#include "agent/events.h"
+#include "agent/runner.h"
+#include "agent/turn.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/pool.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LEASE_GRACE_MS 30000 /* as the runner's TURN_LEASE_GRACE_MS */
+#define SWEEP_MAX 1000       /* turns looked at per sweep */
+
+/* 1 when pid is gone or a zombie (/proc/PID/stat state Z). */
+static int pid_dead(long pid)
+{
+    if (pid <= 0)
+        return 1;
+    if (pid == (long)getpid())
+        return 1; /* our pid, another instance: the process before us */
+    if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
+        return 1;
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* "pid (comm) S ..." — comm may hold spaces */
+    return p && p[1] == ' ' && p[2] == 'Z';
+}
+
+static int orphaned(const struct agent *ag, const struct store_turn *u, int64_t now)
+{
+    if (!u->instance)
+        return 1; /* written before instances were kept */
+    if (strcmp(u->instance, ag->instance) == 0)
+        return 0; /* ours, alive */
+    const char *slash = strchr(ag->instance, '/');
+    size_t hostlen = slash ? (size_t)(slash - ag->instance) : 0;
+    if (hostlen && strncmp(u->instance, ag->instance, hostlen) == 0 &&
+        u->instance[hostlen] == '/' && pid_dead(strtol(u->instance + hostlen + 1, NULL, 10)))
+        return 1;
+    return now - u->updated_at > ag->turn_timeout_ms + LEASE_GRACE_MS;
+}
+
+/* The turn-failed event of a turn that cannot go on (worker). */
+static void fail_orphan(struct agent *ag, struct store *st, const struct store_turn *u,
+                        const char *code, const char *why)
+{
+    if (store_turn_finish(st, u->id, "failed") != 0)
+        return;
+    json_t *d = json_pack("{s:s,s:s,s:i,s:b}", "code", code, "message", why, "http_status", 503,
+                          "resumed", 0);
+    char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    struct store_event e = { .session_id = u->session_id, .turn_id = u->id,
+                             .type = "turn-failed", .data = text };
+    if (text && store_event_append(st, &e, 1) == 0 && ag->events)
+        events_publish(ag->events, u->session_id);
+    free(text);
+    log_msg(LOG_WARN, NULL, "turn %s of session %s was interrupted by a crash: failed (%s)", u->id,
+            u->session_id, why);
+}
+
+/* Fills t from the store: input, session, history, where it stopped; and
+ * runs the tool calls the crash left without results (worker). A turn that
+ * cannot be resumed gets t->code set (it is then finished as failed). */
+static void load(struct store *st, struct turn *t, const struct store_turn *u)
+{
+    json_error_t je;
+    json_t *in = u->input ? json_loads(u->input, 0, &je) : NULL;
+    json_t *data = json_object_get(in, "data");
+    if (json_is_object(data))
+        t->data = json_incref(data);
+    const char *key = json_string_value(json_object_get(in, "idem_key"));
+    if (key)
+        t->idem_key = strdup(key);
+    const char *rid = json_string_value(json_object_get(in, "request_id"));
+    snprintf(t->request_id, sizeof t->request_id, "%s", rid ? rid : "");
+    json_decref(in);
+    t->tctx.client_data = t->data;
+    t->prompt_tokens = u->prompt_tokens;
+    t->completion_tokens = u->completion_tokens;
+    t->cost_usd = u->cost_usd;
+
+    struct store_session *s = NULL;
+    int rc = store_session_get(st, t->session_id, &s);
+    if (rc == 0) {
+        t->ctx = json_loads(s->context, 0, &je);
+        const char *co = json_string_value(json_object_get(t->ctx, "checkout_id"));
+        if (co)
+            t->tctx.checkout_id = strdup(co);
+    }
+    store_session_free(s);
+    struct store_checkpoint *cp = NULL;
+    size_t n = 0;
+    if (rc == 0)
+        rc = store_checkpoint_list(st, t->turn_id, &cp, &n);
+    if (rc == 0 && (n == 0 || strcmp(cp[0].kind, "user_message") != 0))
+        rc = AGENTD_EINVAL; /* started before checkpoints were complete */
+    if (rc == 0)
+        rc = turn_load_history(st, t);
+    if (rc != 0) {
+        store_checkpoint_list_free(cp, n);
+        turn_fail(t, rc, 503, "turn_not_resumable",
+                  "the turn was interrupted by a crash and cannot be resumed: %s",
+                  rc == AGENTD_EINVAL ? "it has no complete checkpoints" : agentd_err_msg(rc));
+        return;
+    }
+    t->cp_step = cp[n - 1].step + 1;
+    size_t last = 0; /* index of the last llm_reply, 0 = none */
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(cp[i].kind, "llm_reply") == 0) {
+            t->step++;
+            last = i;
+        }
+    json_t *reply = last ? json_loads(cp[last].payload, 0, &je) : NULL;
+    const json_t *calls = json_object_get(reply, "tool_calls");
+    if (last && json_array_size(calls) == 0) {
+        /* the answer was saved; only the end was not */
+        const char *a = json_string_value(json_object_get(reply, "content"));
+        t->answer = strdup(a ? a : "");
+    } else if (last) {
+        size_t done = n - 1 - last; /* tool results after it */
+        rc = turn_run_tools(st, t, calls, cp[last].step, done);
+        if (rc != 0 && !t->code[0])
+            turn_fail(t, rc, agentd_err_http(rc), agentd_err_code(rc),
+                      "the resumed turn could not be saved: %s", agentd_err_msg(rc));
+    }
+    json_decref(reply);
+    store_checkpoint_list_free(cp, n);
+}
+
+struct sweep {
+    struct agent *ag;
+    struct loop **loops;
+    int nloops;
+};
+
+static void sweep_job(void *arg)
+{
+    struct sweep *sw = arg;
+    struct agent *ag = sw->ag;
+    struct store *st = ag->st;
+    struct store_turn *v = NULL;
+    size_t n = 0;
+    if (store_turn_list_unfinished(st, SWEEP_MAX, &v, &n) != 0)
+        goto out;
+    int64_t now = clock_wall_ms();
+    static atomic_uint rr;
+    for (size_t i = 0; i < n && !ag->stopping; i++) {
+        const struct store_turn *u = &v[i];
+        if (!orphaned(ag, u, now))
+            continue;
+        if (store_turn_adopt(st, u->id, u->instance, ag->instance) != 0)
+            continue; /* finished meanwhile, or another replica took it */
+        if (ag->recovery != 0 || !u->owner) {
+            fail_orphan(ag, st, u, "turn_interrupted_by_crash",
+                        u->owner ? "AGENTD_TURN_RECOVERY=fail" : "its session is gone");
+            continue;
+        }
+        struct loop *loop = sw->loops[atomic_fetch_add(&rr, 1) % (unsigned)sw->nloops];
+        struct turn *t = turn_alloc(ag, loop);
+        if (t) {
+            t->owner = strdup(u->owner);
+            t->session_id = strdup(u->session_id);
+            t->turn_id = strdup(u->id);
+        }
+        if (!t || !t->owner || !t->session_id || !t->turn_id) {
+            if (t) {
+                json_decref(t->messages);
+                free(t->owner);
+                free(t->session_id);
+                free(t->turn_id);
+                free(t);
+            }
+            log_msg(LOG_ERROR, NULL, "out of memory resuming turn %s: the next sweep retries",
+                    u->id);
+            continue;
+        }
+        t->resumed = 1;
+        t->claimed = 1;
+        t->session_ready = 1;
+        t->tctx = (struct tools_ctx){ .shop = ag->shop, .merchant = ag->merchant,
+                                      .owner = t->owner };
+        log_msg(LOG_WARN, NULL, "resuming turn %s of session %s, interrupted by a crash (was %s)",
+                u->id, u->session_id, u->instance ? u->instance : "unknown");
+        turn_link(t);
+        load(st, t, u);
+        if (loop_post(loop, turn_resume_go, t) != 0) {
+            /* never: the inbox only fails out of memory. The turn stays
+             * running under our instance; its lease frees it later. */
+            log_msg(LOG_ERROR, NULL, "cannot hand resumed turn %s to a loop", u->id);
+        }
+    }
+out:
+    store_turn_list_free(v, n);
+    __atomic_store_n(&ag->recovering, 0, __ATOMIC_RELEASE);
+    free(sw->loops);
+    free(sw);
+}
+
+void agent_recover(struct agent *ag, struct loop *const *loops, int nloops)
+{
+    if (nloops <= 0 || __atomic_exchange_n(&ag->recovering, 1, __ATOMIC_ACQ_REL))
+        return;
+    struct sweep *sw = calloc(1, sizeof *sw);
+    struct loop **copy = calloc((size_t)nloops, sizeof *copy);
+    if (!sw || !copy) {
+        free(sw);
+        free(copy);
+        __atomic_store_n(&ag->recovering, 0, __ATOMIC_RELEASE);
+        return;
+    }
+    memcpy(copy, loops, (size_t)nloops * sizeof *copy);
+    *sw = (struct sweep){ ag, copy, nloops };
+    if (pool_submit(pool_default(), NULL, sweep_job, NULL, sw) != 0) {
+        free(copy);
+        free(sw);
+        __atomic_store_n(&ag->recovering, 0, __ATOMIC_RELEASE);
+    }
+}

@@ -1,0 +1,76 @@
+/* Private to src/agent: one turn's state, shared by the runner (runner.c)
+ * and crash recovery (recover.c). */
+#ifndef AGENTD_AGENT_TURN_H
+#define AGENTD_AGENT_TURN_H
+
+#include "agent/runner.h"
+#include "agent/tools.h"
+#include "core/reqid.h"
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct turn {
+    struct agent *ag;
+    struct loop *loop;
+    char *owner;
+    char *session_id;
+    char *turn_id;
+    char *text;
+    json_t *data;            /* the message's client data (payment) */
+    char *idem_key;          /* the front's Idempotency-Key, if any */
+    char request_id[REQID_MAX + 1];
+    turn_done_fn done;       /* NULL for a resumed turn: ag->resumed_done */
+    void *ud;
+    void (*started)(const char *session_id, const char *turn_id, int64_t seq, void *ud);
+    int64_t started_seq;     /* the turn-started event */
+    int req_policy;          /* from the request, -1 = none */
+    int policy;              /* resolved in op_begin */
+    json_t *ctx;             /* the session's context */
+    int session_ready;       /* session loaded or created */
+    int claimed;             /* the store's turn row is ours (running) */
+    int busy;                /* op_begin found the session busy: wait and retry */
+    int interrupted;         /* a newer message asked this turn to stop */
+    int resumed;             /* recovered after its process died */
+    struct event *wait_ev;   /* the poll timer while waiting for the session */
+    int wait_pending;
+    int64_t wait_ms;
+
+    json_t *messages;        /* system + history, OpenAI shape */
+    struct tools_ctx tctx;   /* checkout id lives here */
+    int64_t cp_step;         /* the next checkpoint's step number */
+    int step;                /* model steps done */
+    int64_t started_ns;
+    int64_t deadline_ms;
+    struct llm_call *call;
+    struct llm_reply *reply; /* the step's reply, between loop and worker */
+    int64_t prompt_tokens, completion_tokens; /* this turn's usage so far */
+    double cost_usd;
+    json_t *checkout;        /* for the final result */
+    char *answer;
+    int status;
+    int http_status;
+    int retry_after_s;
+    char code[48];
+    char message[512];
+    struct turn *prev, *next; /* the agent's live turns */
+};
+
+/* A turn with nothing but its agent and loop set; not yet linked. */
+struct turn *turn_alloc(struct agent *ag, struct loop *loop);
+/* Into the agent's live list (for shutdown) and the in-flight gauge. */
+void turn_link(struct turn *t);
+void turn_fail(struct turn *t, int status, int http, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Runs tool calls [from, n) of `calls` — the reply checkpointed at
+ * reply_step — checkpointing each result (worker). */
+int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_t reply_step,
+                   size_t from);
+/* Loads history into t->messages (after the system prompt), windowed so it
+ * never starts on a tool result (worker). */
+int turn_load_history(struct store *st, struct turn *t);
+/* On t->loop after a resume was loaded: carry on (model step or finish). */
+void turn_resume_go(void *arg);
+
+#endif

@@ -1,0 +1,200 @@
+"""A turn survives kill -9: the next start finds it (its process is gone),
+adopts it and resumes it from its last checkpoint. Tool calls replayed by
+the resumed turn carry their original operation keys, so the checkout holds
+each item exactly once — even when the crash fell between a tool's effect
+and its checkpoint (AGENTD_FAILPOINT=after_tool_effect puts the crash
+exactly there). An Idempotency-Key the crashed request held is answered
+with the resumed turn's outcome."""
+
+import signal
+import time
+import uuid
+
+import requests
+
+from agentd_harness import SLOW, Server
+from fake_llm_fixture import fake_llm  # noqa: F401 (fixture)
+from ucp_client import db_query
+
+ADD_BISC = '[[tool:add_to_checkout {"product_id": "BISC-001", "quantity": 2}]]'
+ADD_STRAW = '[[tool:add_to_checkout {"product_id": "STRAW-001", "quantity": 1}]]'
+
+
+def tag():
+    return uuid.uuid4().hex[:8]
+
+
+def chat(srv, message, sid=None, headers=None, timeout=15):
+    body = {"message": message}
+    if sid:
+        body["session_id"] = sid
+    return srv.request("POST", "/chat", json=body, headers=headers or {}, timeout=timeout)
+
+
+def ok(srv, message, sid=None):
+    r = chat(srv, message, sid)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.05)
+
+
+def events(srv, sid, after=0):
+    r = srv.get(f"/chat/sessions/{sid}/events?after={after}")
+    assert r.status_code == 200, r.text
+    return r.json()["events"]
+
+
+def terminal(srv, sid, turn_id):
+    for e in events(srv, sid):
+        if e["turn_id"] == turn_id and e["type"] in ("turn-completed", "turn-failed"):
+            return e
+    return None
+
+
+def lines(checkout):
+    return sorted((li["item"]["id"], li["quantity"]) for li in checkout["line_items"])
+
+
+def running_turn(srv, sid):
+    rows = db_query(srv, "SELECT id FROM turns WHERE session_id = ? AND state = 'running'", sid)
+    return rows[0][0] if rows else None
+
+
+def post_in_background(srv, message, sid, headers=None):
+    """Sends a /chat that the crash will cut; returns the thread's result box."""
+    import threading
+    box = {}
+
+    def run():
+        try:
+            box["r"] = chat(srv, message, sid, headers=headers, timeout=30 * SLOW)
+        except requests.RequestException as e:
+            box["r"] = e
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    box["thread"] = t
+    return box
+
+
+def test_kill9_during_a_model_call_resumes_the_turn(agentd, fake_llm, tmp_path):
+    victim = Server(env=fake_llm.env(), workdir=tmp_path / "victim")
+    victim.start()
+    try:
+        sid = ok(victim, ADD_STRAW)["session_id"]
+        fake_llm.reset()
+        # step 1 answers with the tool call; step 2 (after the tool) hangs
+        fake_llm.faults({"latency_ms": 1}, {"hang": True, "seconds": 60})
+        key = "resume-" + tag()
+        box = post_in_background(victim, ADD_BISC, sid, headers={"Idempotency-Key": key})
+        wait_for(lambda: fake_llm.stats()["requests"] >= 2, 10 * SLOW, "the second model call")
+        turn_id = running_turn(victim, sid)
+        assert turn_id
+        victim.send_signal(signal.SIGKILL)
+        assert victim.wait(5) == -signal.SIGKILL
+        box["thread"].join(5)
+        assert isinstance(box["r"], requests.RequestException), box["r"]
+    finally:
+        victim.kill()
+
+    fake_llm.reset()
+    srv = agentd(env=dict(fake_llm.env(), AGENTD_DATA_DIR=victim.data_dir))
+    done = wait_for(lambda: terminal(srv, sid, turn_id), 10 * SLOW, "the resumed turn ends")
+    assert done["type"] == "turn-completed", done
+    assert done["data"]["resumed"] is True
+    assert done["data"]["answer"].startswith("Tool said: "), done
+    # the add ran once, before the crash: the resumed turn did not run it again
+    assert lines(done["data"]["checkout"]) == [("BISC-001", 2), ("STRAW-001", 1)]
+    assert fake_llm.stats()["requests"] == 1, "only the interrupted step is asked again"
+    # (srv runs on victim's data directory)
+    assert db_query(victim, "SELECT state FROM turns WHERE id = ?", turn_id) == [("completed",)]
+    # the input (client data, the idempotency key) is dropped once the turn ends
+    assert db_query(victim, "SELECT input FROM turns WHERE id = ?", turn_id) == [(None,)]
+    assert srv.wait_log(lambda l: "resuming turn " + turn_id in l.get("msg", ""), timeout=1)
+    # the client's retry with its Idempotency-Key gets the resumed answer
+    r = chat(srv, ADD_BISC, sid, headers={"Idempotency-Key": key})
+    assert r.status_code == 200, r.text
+    assert r.headers.get("Idempotent-Replayed") == "true"
+    assert r.json()["answer"] == done["data"]["answer"]
+    assert r.json()["turn_id"] == turn_id
+    # and the session goes on
+    assert ok(srv, "thanks " + tag(), sid)["answer"].startswith("echo: thanks")
+
+
+def test_kill9_between_a_tool_effect_and_its_checkpoint_applies_it_once(agentd, fake_llm,
+                                                                          tmp_path):
+    victim = Server(env=fake_llm.env(), workdir=tmp_path / "victim")
+    victim.start()
+    try:
+        sid = ok(victim, ADD_STRAW)["session_id"]
+    finally:
+        victim.stop()
+    # the add is saved, then the process dies before its result is checkpointed
+    victim = Server(env=fake_llm.env(AGENTD_FAILPOINT="after_tool_effect"),
+                    workdir=tmp_path / "victim")
+    victim.start()
+    try:
+        box = post_in_background(victim, ADD_BISC, sid)
+        assert victim.wait(10 * SLOW) == 86, "the failpoint ends the process"
+        box["thread"].join(5)
+        assert isinstance(box["r"], requests.RequestException), box["r"]
+        turn_id = running_turn(victim, sid)
+        assert turn_id
+        kinds = [k for (k,) in db_query(victim, "SELECT kind FROM checkpoints WHERE turn_id = ? "
+                                        "ORDER BY step", turn_id)]
+        assert kinds == ["user_message", "llm_reply"], kinds
+        # the effect is there already: BISC-001 x2 in the stored checkout
+        doc = db_query(victim, "SELECT document FROM checkouts")
+        assert any('"BISC-001"' in d for (d,) in doc), doc
+    finally:
+        victim.kill()
+
+    fake_llm.reset()
+    srv = agentd(env=dict(fake_llm.env(), AGENTD_DATA_DIR=victim.data_dir))
+    done = wait_for(lambda: terminal(srv, sid, turn_id), 10 * SLOW, "the resumed turn ends")
+    assert done["type"] == "turn-completed", done
+    # replayed under its operation key: added once, not twice
+    assert lines(done["data"]["checkout"]) == [("BISC-001", 2), ("STRAW-001", 1)]
+    kinds = [k for (k,) in db_query(victim, "SELECT kind FROM checkpoints WHERE turn_id = ? "
+                                    "ORDER BY step", turn_id)]
+    assert kinds == ["user_message", "llm_reply", "tool_result", "llm_reply"], kinds
+    # the tool result the model saw says the checkout holds 2, as the event does
+    ev = [e for e in events(srv, sid) if e["turn_id"] == turn_id]
+    res = [e for e in ev if e["type"] == "tool-result"]
+    assert len(res) == 1 and res[0]["data"]["name"] == "add_to_checkout", ev
+    assert lines(res[0]["data"]["result"]) == [("BISC-001", 2), ("STRAW-001", 1)]
+    # one checkout row for this session's shopping
+    assert db_query(victim, "SELECT count(*) FROM checkouts") == [(1,)]
+
+
+def test_a_turn_that_answered_before_the_crash_is_just_closed(agentd, fake_llm, tmp_path):
+    """The final answer was checkpointed but the process died before the
+    turn was marked finished: the restart closes it without a model call."""
+    victim = Server(env=fake_llm.env(), workdir=tmp_path / "victim")
+    victim.start()
+    try:
+        d = ok(victim, "hello " + tag())
+        sid, turn_id = d["session_id"], d["turn_id"]
+    finally:
+        victim.stop()
+    # make it look unfinished, as a crash right after the answer leaves it
+    import sqlite3
+    db = sqlite3.connect(str(victim.data_dir / "agentd.db"))
+    db.execute("UPDATE turns SET state = 'running', instance = NULL WHERE id = ?", (turn_id,))
+    db.execute("DELETE FROM events WHERE turn_id = ? AND type = 'turn-completed'", (turn_id,))
+    db.commit()
+    db.close()
+    fake_llm.reset()
+    srv = agentd(env=dict(fake_llm.env(), AGENTD_DATA_DIR=victim.data_dir))
+    done = wait_for(lambda: terminal(srv, sid, turn_id), 10 * SLOW, "the turn is closed")
+    assert done["type"] == "turn-completed" and done["data"]["answer"] == d["answer"], done
+    assert fake_llm.stats()["requests"] == 0
