@@ -8,6 +8,7 @@
  * an effect twice. */
 #define _GNU_SOURCE
 #include "agent/runner.h"
+#include "agent/budget.h"
 #include "agent/events.h"
 #include "agent/tools.h"
 #include "agent/turn.h"
@@ -296,44 +297,46 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
     return 0;
 }
 
-/* ---- budgets ---- */
+/* ---- budgets (the decisions are in budget.c) ---- */
 
-static int64_t utc_day(void) { return clock_wall_ms() / 86400000LL; }
-
-static int seconds_to_midnight(void)
+static struct budget_limits limits(const struct agent *ag)
 {
-    int64_t ms = 86400000LL - clock_wall_ms() % 86400000LL;
-    return (int)((ms + 999) / 1000);
+    return (struct budget_limits){ .max_steps = ag->max_steps,
+                                   .turn_tokens = ag->turn_token_budget,
+                                   .day_tokens = ag->daily_token_budget,
+                                   .day_cost_micro = ag->daily_cost_budget_micro };
 }
 
 /* 0, or fails t when its principal spent today's tokens or money (worker). */
 static int check_daily(struct store *st, struct turn *t)
 {
-    const struct agent *ag = t->ag;
-    if (!ag->daily_token_budget && !ag->daily_cost_budget_micro)
+    struct budget_limits b = limits(t->ag);
+    if (budget_daily_unlimited(&b))
         return 0;
+    int64_t now = clock_wall_ms();
     struct store_usage u = { 0 };
-    int rc = store_usage_day(st, t->owner, utc_day(), &u);
+    int rc = store_usage_day(st, t->owner, budget_day(now), &u);
     if (rc)
         return rc;
     int64_t tokens = u.prompt_tokens + u.completion_tokens;
-    if (ag->daily_token_budget && tokens >= ag->daily_token_budget) {
-        t->retry_after_s = seconds_to_midnight();
+    switch (budget_daily(&b, tokens, u.cost_usd)) {
+    case BUDGET_DAY_TOKENS:
+        t->retry_after_s = budget_seconds_to_midnight(now);
         fail(t, AGENTD_ERATELIMIT, 429, "daily_budget_exhausted",
              "this principal used its daily model budget (%lld of %lld tokens, "
              "AGENTD_DAILY_TOKEN_BUDGET); it renews at 00:00 UTC",
-             (long long)tokens, (long long)ag->daily_token_budget);
+             (long long)tokens, (long long)b.day_tokens);
         return AGENTD_ERATELIMIT;
-    }
-    if (ag->daily_cost_budget_micro && u.cost_usd * 1e6 >= (double)ag->daily_cost_budget_micro) {
-        t->retry_after_s = seconds_to_midnight();
+    case BUDGET_DAY_COST:
+        t->retry_after_s = budget_seconds_to_midnight(now);
         fail(t, AGENTD_ERATELIMIT, 429, "daily_budget_exhausted",
              "this principal used its daily model budget (USD %.4f of %.4f, "
              "AGENTD_DAILY_COST_BUDGET); it renews at 00:00 UTC",
-             u.cost_usd, (double)ag->daily_cost_budget_micro / 1e6);
+             u.cost_usd, (double)b.day_cost_micro / 1e6);
         return AGENTD_ERATELIMIT;
+    default:
+        return 0;
     }
-    return 0;
 }
 
 /* ---- the end: persist the outcome, then answer ---- */
@@ -482,20 +485,22 @@ static void llm_step(struct turn *t);
 /* Before another model call: the step and token budgets. 0 = go on. */
 static int budget_left(struct turn *t)
 {
-    if (t->step >= t->ag->max_steps) {
+    struct budget_limits b = limits(t->ag);
+    int64_t used = t->prompt_tokens + t->completion_tokens;
+    switch (budget_next_step(&b, t->step, used)) {
+    case BUDGET_STEPS:
         fail(t, AGENTD_ERATELIMIT, 422, "step_budget_exhausted",
              "the turn was stopped after %d model steps (AGENTD_MAX_STEPS): a runaway tool loop",
-             t->ag->max_steps);
+             b.max_steps);
         return 0;
-    }
-    int64_t used = t->prompt_tokens + t->completion_tokens;
-    if (t->ag->turn_token_budget && used >= t->ag->turn_token_budget) {
+    case BUDGET_TURN_TOKENS:
         fail(t, AGENTD_ERATELIMIT, 422, "token_budget_exhausted",
              "the turn was stopped after using %lld tokens (AGENTD_TURN_TOKEN_BUDGET = %lld)",
-             (long long)used, (long long)t->ag->turn_token_budget);
+             (long long)used, (long long)b.turn_tokens);
         return 0;
+    default:
+        return 1;
     }
-    return 1;
 }
 
 static void step_done(int status, void *arg)
