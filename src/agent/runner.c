@@ -41,6 +41,9 @@
 /* A turn waiting for its session polls the claim with this backoff. */
 #define WAIT_FIRST_MS 50
 #define WAIT_MAX_MS 100
+/* Streamed text is stored in batches (see schedule_flush). */
+#define FLUSH_MS 50
+#define FLUSH_BYTES 512
 
 static const char *const busy_names[] = { "enqueue", "reject", "interrupt" };
 
@@ -127,6 +130,8 @@ static void turn_free(struct turn *t)
     llm_reply_free(t->reply);
     if (t->wait_ev)
         event_free(t->wait_ev);
+    if (t->flush_ev)
+        event_free(t->flush_ev);
     json_decref(t->ctx);
     json_decref(t->messages);
     json_decref(t->data);
@@ -138,6 +143,8 @@ static void turn_free(struct turn *t)
     free(t->text);
     free(t->idem_key);
     free(t->answer);
+    free(t->delta);
+    free(t->flush_text);
     free(t);
 }
 
@@ -414,8 +421,15 @@ static void finish_done(int status, void *arg)
     turn_free(t);
 }
 
+static void stop_flush_timer(struct turn *t);
+
 static void finish(struct turn *t)
 {
+    stop_flush_timer(t);
+    if (t->flushing) { /* its events must not overtake the last deltas */
+        t->finish_waiting = 1;
+        return;
+    }
     if (store_async(t->ag->st, t->loop, op_finish, t, finish_done) != 0)
         finish_done(0, t);
 }
@@ -457,8 +471,18 @@ static int op_step(struct store *st, void *arg)
     if (has_tools)
         json_object_set(msg, "tool_calls", r->tool_calls);
     struct evs e = { 0 };
-    if (r->content && *r->content)
-        evs_add(&e, t, "text-delta", json_pack("{s:s,s:i}", "text", r->content, "step", t->step));
+    if (t->streamed) { /* what the last flush did not carry (no delta runs now) */
+        if (t->delta_len || t->delta_reset)
+            evs_add(&e, t, "text-delta",
+                    json_pack("{s:s#,s:i,s:b}", "text", t->delta ? t->delta : "",
+                              (int)t->delta_len, "step", t->step, "reset", t->delta_reset));
+        t->delta_len = 0;
+        t->delta_reset = 0;
+        t->streamed = 0;
+    } else if (r->content && *r->content) {
+        evs_add(&e, t, "text-delta", json_pack("{s:s,s:i,s:b}", "text", r->content, "step",
+                                               t->step, "reset", 0));
+    }
     size_t i;
     json_t *call;
     json_array_foreach(has_tools ? r->tool_calls : NULL, i, call) {
@@ -533,6 +557,130 @@ static void step_done(int status, void *arg)
 
 /* ---- the LLM step (loop) ---- */
 
+static void submit_step(struct turn *t)
+{
+    if (store_async(t->ag->st, t->loop, op_step, t, step_done) != 0) {
+        fail(t, AGENTD_EBUSY, 503, "busy", "the server is busy");
+        finish(t);
+    }
+}
+
+static int op_flush(struct store *st, void *arg)
+{
+    struct turn *t = arg;
+    struct evs e = { 0 };
+    evs_add(&e, t, "text-delta", json_pack("{s:s,s:i,s:b}", "text", t->flush_text, "step",
+                                           t->step, "reset", t->flush_reset));
+    if (e.n && store_event_append(st, e.v, e.n) == 0)
+        publish(t);
+    evs_clear(&e);
+    return 0;
+}
+
+static void start_flush(struct turn *t);
+
+static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct turn *t = arg;
+    t->flush_armed = 0;
+    if (!t->flushing && (t->delta_len || t->delta_reset))
+        start_flush(t);
+}
+
+/* Deltas are stored in batches: at once past FLUSH_BYTES, else FLUSH_MS
+ * after the first buffered byte — a few writes a second per streaming turn
+ * instead of one per token. */
+static void schedule_flush(struct turn *t)
+{
+    if (t->flushing || (!t->delta_len && !t->delta_reset))
+        return;
+    if (t->delta_len >= FLUSH_BYTES) {
+        if (t->flush_armed)
+            evtimer_del(t->flush_ev);
+        t->flush_armed = 0;
+        start_flush(t);
+        return;
+    }
+    if (t->flush_armed)
+        return;
+    if (!t->flush_ev && !(t->flush_ev = evtimer_new(loop_base(t->loop), on_flush_timer, t))) {
+        start_flush(t);
+        return;
+    }
+    struct timeval tv = { 0, FLUSH_MS * 1000 };
+    t->flush_armed = 1;
+    evtimer_add(t->flush_ev, &tv);
+}
+
+static void stop_flush_timer(struct turn *t)
+{
+    if (t->flush_armed)
+        evtimer_del(t->flush_ev);
+    t->flush_armed = 0;
+}
+
+static void flush_done(int status, void *arg)
+{
+    (void)status;
+    struct turn *t = arg;
+    t->flushing = 0;
+    free(t->flush_text);
+    t->flush_text = NULL;
+    if (t->finish_waiting) {
+        t->finish_waiting = 0;
+        finish(t);
+    } else if (t->step_waiting) {
+        t->step_waiting = 0;
+        submit_step(t);
+    } else {
+        schedule_flush(t);
+    }
+}
+
+/* Hands the buffered text to a store job; more text buffers meanwhile. */
+static void start_flush(struct turn *t)
+{
+    t->flush_text = t->delta ? t->delta : strdup("");
+    t->flush_reset = t->delta_reset;
+    t->delta = NULL;
+    t->delta_len = 0;
+    t->delta_reset = 0;
+    if (!t->flush_text)
+        return;
+    t->flushing = 1;
+    if (store_async(t->ag->st, t->loop, op_flush, t, flush_done) != 0) {
+        /* busy: keep the text for the next flush or the step's record */
+        t->flushing = 0;
+        t->delta = t->flush_text;
+        t->delta_len = strlen(t->delta);
+        t->delta_reset = t->flush_reset;
+        t->flush_text = NULL;
+    }
+}
+
+/* The model's text as it streams (loop). text NULL: an attempt failed
+ * mid-stream and the next one starts the text over. */
+static void on_delta(const char *text, size_t len, void *ud)
+{
+    struct turn *t = ud;
+    t->streamed = 1;
+    if (!text) {
+        t->delta_len = 0;
+        t->delta_reset = 1;
+    } else {
+        char *d = realloc(t->delta, t->delta_len + len + 1);
+        if (!d)
+            return; /* the step's reply still carries the whole text */
+        memcpy(d + t->delta_len, text, len);
+        t->delta_len += len;
+        d[t->delta_len] = '\0';
+        t->delta = d;
+    }
+    schedule_flush(t);
+}
+
 static void on_reply(int status, struct llm_reply *reply, const char *error, int retry_after_s,
                      void *ud)
 {
@@ -551,10 +699,12 @@ static void on_reply(int status, struct llm_reply *reply, const char *error, int
         return;
     }
     t->reply = reply;
-    if (store_async(t->ag->st, t->loop, op_step, t, step_done) != 0) {
-        fail(t, AGENTD_EBUSY, 503, "busy", "the server is busy");
-        finish(t);
+    stop_flush_timer(t); /* op_step stores what is left */
+    if (t->flushing) { /* the last deltas first */
+        t->step_waiting = 1;
+        return;
     }
+    submit_step(t);
 }
 
 static void llm_step(struct turn *t)
@@ -574,8 +724,10 @@ static void llm_step(struct turn *t)
         .tools = t->ag->tools,
         .deadline_ms = t->deadline_ms,
         .request_id = t->request_id,
+        .stream = t->stream,
     };
-    int rc = llm_call(t->ag->llm, t->loop, &req, NULL, on_reply, t, &t->call);
+    int rc = llm_call(t->ag->llm, t->loop, &req, t->stream ? on_delta : NULL, on_reply, t,
+                      &t->call);
     if (rc != 0) {
         fail(t, rc, 503, "model_unavailable", "the model call could not start: %s", agentd_err_msg(rc));
         finish(t);
@@ -811,6 +963,7 @@ int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_star
     t->done = done;
     t->ud = ud;
     t->started = ts->started;
+    t->stream = ts->stream;
     t->req_policy = ts->busy_policy >= 0 && ts->busy_policy <= AGENT_BUSY_INTERRUPT
                         ? ts->busy_policy : -1;
     t->owner = strdup(ts->owner);

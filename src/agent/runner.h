@@ -110,6 +110,7 @@ struct turn_start {
                                  given policy in its context */
     const char *request_id;   /* may be NULL */
     const char *idem_key;     /* the front's Idempotency-Key (kept for a resumed turn) */
+    int stream;               /* ask the model to stream: text-delta events as it writes */
     /* Optional: runs once on the loop when the turn holds its session and
      * its turn-started event is stored (seq = that event's seq), before the
      * first model call. */

@@ -45,6 +45,20 @@ struct turn {
     int64_t deadline_ms;
     struct llm_call *call;
     struct llm_reply *reply; /* the step's reply, between loop and worker */
+    /* streaming (a live front asked for it): the model's text deltas are
+     * stored as text-delta events while the step runs, one flush at a time */
+    int stream;
+    char *delta;             /* text not yet flushed (loop-owned) */
+    size_t delta_len;
+    char *flush_text;        /* the text a flush job is storing (job-owned) */
+    int flush_reset;         /* that flush starts the step's text over (a retry) */
+    int delta_reset;
+    int streamed;            /* this step's text went out as deltas */
+    int flushing;            /* a flush job is in the pool */
+    int step_waiting;        /* the reply arrived during a flush: op_step after it */
+    int finish_waiting;      /* the turn ended during a flush: finish after it */
+    struct event *flush_ev;  /* batches deltas: a flush FLUSH_MS after the first */
+    int flush_armed;
     int64_t prompt_tokens, completion_tokens; /* this turn's usage so far */
     double cost_usd;
     json_t *checkout;        /* for the final result */

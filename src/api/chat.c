@@ -461,6 +461,7 @@ static void chat_inner(struct http_req *r)
         s->post = 1;
         s->turn_open = 1;
         ts.started = post_started;
+        ts.stream = 1;
         rc = agent_turn_start(F.ag, r->loop, &ts, post_done, s);
         if (rc != 0)
             free(s);

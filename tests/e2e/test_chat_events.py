@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from agentd_harness import HOST, SLOW, assert_error_response
+from fake_llm_fixture import fake_llm  # noqa: F401 (fixture)
 
 PAY = {"a2a.ucp.checkout.payment_data": {
     "handler_id": "mock_payment_handler",
@@ -233,3 +234,29 @@ def test_stream_must_be_boolean_and_not_combined_with_an_idempotency_key(srv):
     r = srv.request("POST", "/chat", json={"message": "hi", "stream": False},
                     headers={"Idempotency-Key": "k-" + uuid.uuid4().hex})
     assert r.status_code == 200, r.text
+
+
+def test_the_model_is_streamed_into_text_delta_events(agentd, fake_llm):
+    """A streamed /chat asks the model to stream: its text arrives as several
+    text-delta events (stored, with ids) before the turn ends, and they add
+    up to the answer. A plain /chat does not ask the model to stream."""
+    srv = agentd(env=fake_llm.env())
+    evs = stream_chat(srv, {"message": "long answer [[fault:chunk_delay_ms=2]]"},
+                      timeout=30 * SLOW)
+    deltas = [d for _, e, d in evs if e == "text-delta"]
+    end = evs[-1]
+    assert end[1] == "turn-completed", evs[-3:]
+    assert len(deltas) >= 2, f"{len(deltas)} text-delta events"
+    assert "".join(d["text"] for d in deltas) == end[2]["answer"]
+    assert end[2]["answer"].startswith("word0 word1")
+    assert fake_llm.stats()["last"]["stream"] is True
+    # replayed from the store: the same deltas, same order
+    sid = evs[0][2]["session_id"]
+    page = srv.get(f"/chat/sessions/{sid}/events").json()
+    assert page["more"] is False
+    assert [e["data"]["text"] for e in page["events"] if e["type"] == "text-delta"] == \
+        [d["text"] for d in deltas]
+    # batched: a few stored events, not one per 5-character chunk
+    assert len(deltas) < len(end[2]["answer"]) // 5 // 4, len(deltas)
+    srv.request("POST", "/chat", json={"message": "plain", "session_id": sid})
+    assert fake_llm.stats()["last"]["stream"] is False
