@@ -4,9 +4,9 @@
  * AGENTD_TURN_RECOVERY=fail. Never silently dropped.
  *
  * Which running turns are orphans: the turn row names the process that
- * runs it ("host/pid/nonce"). On this host, a pid that no longer exists (or
- * is a zombie, or is our own pid with another nonce: a restarted container)
- * is dead at once. Elsewhere, a turn whose heartbeat is older than its
+ * runs it ("host@pidns/pid/nonce"). On this host and in this pid
+ * namespace, a pid that no longer exists (or is a zombie, or is our own pid
+ * with another nonce: a restarted container) is dead at once. Elsewhere, a turn whose heartbeat is older than its
  * lease (turn timeout + grace) is dead: live turns heartbeat at every step
  * and never outlive their deadline.
  *

@@ -994,16 +994,25 @@ void agent_init(struct agent *ag)
     ag->live = NULL;
     ag->stopping = 0;
     ag->recovering = 0;
-    char host[64] = "localhost";
+    /* "host" = hostname plus the pid namespace: a pid means the same
+     * process only within one namespace (two containers sharing the host's
+     * network, and so its hostname, both run as pid 1) */
+    char host[64] = "localhost", ns[48] = "";
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = '\0';
+    ssize_t n = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+    ns[n > 0 ? n : 0] = '\0';
     for (char *p = host; *p; p++)
+        if (*p == '/')
+            *p = '_';
+    for (char *p = ns; *p; p++)
         if (*p == '/')
             *p = '_';
     unsigned char raw[6] = { 0 };
     random_bytes(raw, sizeof raw);
-    snprintf(ag->instance, sizeof ag->instance, "%s/%ld/%02x%02x%02x%02x%02x%02x", host,
-             (long)getpid(), raw[0], raw[1], raw[2], raw[3], raw[4], raw[5]);
+    snprintf(ag->instance, sizeof ag->instance, "%s%s%s/%ld/%02x%02x%02x%02x%02x%02x", host,
+             ns[0] ? "@" : "", ns, (long)getpid(), raw[0], raw[1], raw[2], raw[3], raw[4],
+             raw[5]);
 }
 
 void agent_stop(struct agent *ag)

@@ -62,7 +62,7 @@ struct agent {
     pthread_mutex_t mu;
     struct turn *live;        /* running turns, for shutdown */
     int stopping;
-    char instance[160];       /* this process: "host/pid/nonce", kept on its turns */
+    char instance[160];       /* this process: "host@pidns/pid/nonce", kept on its turns */
     int recovering;           /* a recovery sweep is running (atomic) */
 };
 

@@ -36,6 +36,7 @@
 #define PAGE 200             /* events per store read */
 #define POLL_MS 1000         /* cross-replica poll of an open stream */
 #define HEARTBEAT_MS 15000
+#define STREAM_BACKLOG (256 * 1024) /* unsent bytes before a replay pauses */
 
 static struct {
     struct agent *ag;
@@ -310,6 +311,8 @@ static void stream_read(struct stream *s)
 {
     if (!s->http_open)
         return;
+    if (http_stream_pending(s->r) > STREAM_BACKLOG)
+        return; /* a slow reader: the poll timer reads on once it drained */
     if (s->reading) {
         s->again = 1;
         return;
