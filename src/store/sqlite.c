@@ -1007,22 +1007,30 @@ static int row_message(sqlite3_stmt *st, void *item)
     return oom ? AGENTD_ENOMEM : 0;
 }
 
-/* The parent check and the list read one snapshot. */
-static int sq_message_list(void *b, const char *session_id, int64_t after_seq, int limit,
-                           struct store_message **out, size_t *n)
+/* A session's rows with seq > after_seq (messages, events): the parent
+ * check and the list read one snapshot. On failure the rows read so far
+ * are left in *v / *nv for the caller's typed free. */
+static int session_rows(struct sq *q, enum st id, const char *session_id, int64_t after_seq,
+                        int limit, size_t size, row_fn row, void **v, size_t *nv)
 {
-    struct sq *q = b;
     int64_t now = now_ms(q), one;
-    void *v = NULL;
-    size_t nv = 0;
     struct conn *c = reader_get(q);
     int rc = read_begin(c);
     if (rc == 0)
         rc = run(c, ST_SESSION_LIVE, &one, NULL, "ti", session_id, now);
     if (rc == 0)
-        rc = fetch(c, ST_MESSAGE_LIST, sizeof **out, row_message, &v, &nv, "tii", session_id,
-                   after_seq, (int64_t)(limit > 0 ? limit : -1));
-    rc = read_end(c, rc);
+        rc = fetch(c, id, size, row, v, nv, "tii", session_id, after_seq,
+                   (int64_t)(limit > 0 ? limit : -1));
+    return read_end(c, rc);
+}
+
+static int sq_message_list(void *b, const char *session_id, int64_t after_seq, int limit,
+                           struct store_message **out, size_t *n)
+{
+    void *v = NULL;
+    size_t nv = 0;
+    int rc = session_rows(b, ST_MESSAGE_LIST, session_id, after_seq, limit, sizeof **out,
+                          row_message, &v, &nv);
     if (rc) {
         store_message_list_free(v, nv);
         return rc;
@@ -1348,22 +1356,13 @@ static int row_event(sqlite3_stmt *st, void *item)
     return oom ? AGENTD_ENOMEM : 0;
 }
 
-/* The parent check and the list read one snapshot. */
 static int sq_event_list(void *b, const char *session_id, int64_t after_seq, int limit,
                          struct store_event **out, size_t *n)
 {
-    struct sq *q = b;
-    int64_t now = now_ms(q), one;
     void *v = NULL;
     size_t nv = 0;
-    struct conn *c = reader_get(q);
-    int rc = read_begin(c);
-    if (rc == 0)
-        rc = run(c, ST_SESSION_LIVE, &one, NULL, "ti", session_id, now);
-    if (rc == 0)
-        rc = fetch(c, ST_EVENT_LIST, sizeof **out, row_event, &v, &nv, "tii", session_id,
-                   after_seq, (int64_t)(limit > 0 ? limit : -1));
-    rc = read_end(c, rc);
+    int rc = session_rows(b, ST_EVENT_LIST, session_id, after_seq, limit, sizeof **out,
+                          row_event, &v, &nv);
     if (rc) {
         store_event_list_free(v, nv);
         return rc;
