@@ -341,7 +341,8 @@ static int check(const json_t *schema, const json_t *v, const char *path, char *
     size_t i;
     const json_t *req;
     json_array_foreach(json_object_get(schema, "required"), i, req) {
-        if (!json_object_get(v, json_string_value(req))) {
+        const json_t *got = json_object_get(v, json_string_value(req));
+        if (!got || json_is_null(got)) { /* a null is no value: it would reach the shop as 0/NULL */
             snprintf(why, len, "%s.%s is required", path, json_string_value(req));
             return -1;
         }
