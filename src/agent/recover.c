@@ -6,7 +6,9 @@
  * Which running turns are orphans: the turn row names the process that
  * runs it ("host@pidns/pid/nonce"). On this host and in this pid
  * namespace, a pid that no longer exists (or is a zombie, or is our own pid
- * with another nonce: a restarted container) is dead at once. Elsewhere, a turn whose heartbeat is older than its
+ * with another nonce) is dead at once — a restarted process on the same
+ * machine resumes its turns at start. A restarted container has a new pid
+ * namespace: like another replica, it waits for the lease. Elsewhere, a turn whose heartbeat is older than its
  * lease (turn timeout + grace) is dead: live turns heartbeat at every step
  * and never outlive their deadline.
  *
@@ -36,7 +38,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define LEASE_GRACE_MS 30000 /* as the runner's TURN_LEASE_GRACE_MS */
 #define SWEEP_MAX 1000       /* turns looked at per sweep */
 
 /* 1 when pid is gone or a zombie (/proc/PID/stat state Z). */
@@ -71,7 +72,7 @@ static int orphaned(const struct agent *ag, const struct store_turn *u, int64_t 
     if (hostlen && strncmp(u->instance, ag->instance, hostlen) == 0 &&
         u->instance[hostlen] == '/' && pid_dead(strtol(u->instance + hostlen + 1, NULL, 10)))
         return 1;
-    return now - u->updated_at > ag->turn_timeout_ms + LEASE_GRACE_MS;
+    return now - u->updated_at > ag->turn_timeout_ms + TURN_LEASE_GRACE_MS;
 }
 
 /* The turn-failed event of a turn that cannot go on (worker). */
@@ -80,8 +81,10 @@ static void fail_orphan(struct agent *ag, struct store *st, const struct store_t
 {
     if (store_turn_finish(st, u->id, "failed") != 0)
         return;
-    json_t *d = json_pack("{s:s,s:s,s:i,s:b}", "code", code, "message", why, "http_status", 503,
-                          "resumed", 0);
+    json_t *d = json_pack("{s:s,s:s,s:i,s:b,s:{s:I,s:I,s:f}}", "code", code, "message", why,
+                          "http_status", 503, "resumed", 0, "usage", "prompt_tokens",
+                          (json_int_t)u->prompt_tokens, "completion_tokens",
+                          (json_int_t)u->completion_tokens, "cost_usd", u->cost_usd);
     char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
     json_decref(d);
     struct store_event e = { .session_id = u->session_id, .turn_id = u->id,

@@ -3,9 +3,9 @@
  * which completes on the loop that owns the turn. Every step — the user's
  * message, each LLM reply, each tool result — is one store transaction:
  * checkpoint + session message + the step's events, written before the
- * next step runs. Tool calls run with "<turn>/<call id>#<index>" as their
- * operation key, so a turn replayed after a crash (recover.c) never applies
- * an effect twice. */
+ * next step runs. Tool calls run with "<turn>/<reply step>/<index>/<call id>"
+ * as their operation key, so a turn replayed after a crash (recover.c)
+ * never applies an effect twice. */
 #define _GNU_SOURCE
 #include "agent/runner.h"
 #include "agent/budget.h"
@@ -34,10 +34,6 @@
 #include <event2/event.h>
 
 #define HISTORY_MAX 200 /* messages of a session sent to the model */
-/* A running turn holds its session's claim while its last heartbeat (begin,
- * each checkpoint, each step) is younger than its deadline plus this; past
- * that its process is taken to be dead and the next claim fails it. */
-#define TURN_LEASE_GRACE_MS 30000
 /* A turn waiting for its session polls the claim with this backoff. */
 #define WAIT_FIRST_MS 50
 #define WAIT_MAX_MS 100
@@ -412,9 +408,8 @@ static void finish_done(int status, void *arg)
         t->done(&res, t->ud);
     } else {
         log_msg(t->status ? LOG_WARN : LOG_INFO, t->request_id,
-                "resumed turn %s of session %s %s%s%s", t->turn_id, t->session_id,
-                t->status ? "failed: " : "completed", t->status ? t->code : "",
-                t->status ? "" : "");
+                "resumed turn %s of session %s %s%s", t->turn_id, t->session_id,
+                t->status ? "failed: " : "completed", t->status ? t->code : "");
         if (t->ag->resumed_done && t->idem_key)
             t->ag->resumed_done(&res, t->owner, t->idem_key, t->ag->resumed_ud);
     }
@@ -480,9 +475,11 @@ static int op_step(struct store *st, void *arg)
         t->delta_reset = 0;
         t->streamed = 0;
     } else if (r->content && *r->content) {
+        /* reset: a resumed turn's text replaces what a crashed stream sent */
         evs_add(&e, t, "text-delta", json_pack("{s:s,s:i,s:b}", "text", r->content, "step",
-                                               t->step, "reset", 0));
+                                               t->step, "reset", t->resumed && !t->said));
     }
+    t->said = 1;
     size_t i;
     json_t *call;
     json_array_foreach(has_tools ? r->tool_calls : NULL, i, call) {
@@ -824,8 +821,6 @@ int turn_load_history(struct store *st, struct turn *t)
  * the front's idempotency key. Dropped from the store when the turn ends. */
 static char *turn_input(const struct turn *t)
 {
-    if (!t->data && !t->idem_key)
-        return NULL;
     json_t *in = json_object();
     if (t->data)
         json_object_set(in, "data", t->data);
@@ -833,7 +828,7 @@ static char *turn_input(const struct turn *t)
         json_object_set_new(in, "idem_key", json_string(t->idem_key));
     if (t->request_id[0])
         json_object_set_new(in, "request_id", json_string(t->request_id));
-    char *text = json_dumps(in, JSON_COMPACT);
+    char *text = in ? json_dumps(in, JSON_COMPACT) : NULL;
     json_decref(in);
     return text;
 }
@@ -844,21 +839,22 @@ static int op_begin(struct store *st, void *arg)
     int rc = 0;
     t->busy = 0;
     if (!t->session_ready)
+        rc = check_daily(st, t); /* before a new session is made for nothing */
+    if (rc == 0 && !t->session_ready)
         rc = begin_session(st, t);
     if (rc == 0 && !t->turn_id) {
         new_id("turn_", &t->turn_id);
         if (!t->turn_id)
             rc = AGENTD_ENOMEM;
     }
-    if (rc == 0)
-        rc = check_daily(st, t);
     if (rc == 0) {
         char *input = turn_input(t);
         struct store_turn tr = { .id = t->turn_id, .session_id = t->session_id,
                                  .instance = t->ag->instance, .input = input };
-        rc = (t->data || t->idem_key) && !input
-                 ? AGENTD_ENOMEM
-                 : store_turn_begin(st, &tr, t->ag->turn_timeout_ms + TURN_LEASE_GRACE_MS);
+        /* lease 0: a running turn always blocks its session here, however
+         * stale; only the recovery sweep takes over a dead one (resumed or
+         * failed with its events), never a new message silently */
+        rc = !input ? AGENTD_ENOMEM : store_turn_begin(st, &tr, 0);
         free(input);
         if (rc == AGENTD_ECONFLICT) { /* another turn runs on this session */
             if (t->policy == AGENT_BUSY_REJECT) {

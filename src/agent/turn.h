@@ -11,6 +11,10 @@
 
 #include <jansson.h>
 
+/* A running turn heartbeats at every step; one whose heartbeat is older
+ * than its deadline plus this is taken to be dead (recover.c). */
+#define TURN_LEASE_GRACE_MS 30000
+
 struct turn {
     struct agent *ag;
     struct loop *loop;
@@ -33,6 +37,7 @@ struct turn {
     int busy;                /* op_begin found the session busy: wait and retry */
     int interrupted;         /* a newer message asked this turn to stop */
     int resumed;             /* recovered after its process died */
+    int said;                /* a model step of this run stored its text */
     struct event *wait_ev;   /* the poll timer while waiting for the session */
     int wait_pending;
     int64_t wait_ms;

@@ -177,7 +177,8 @@ struct store_turn {
     char *owner;        /* read-only: the session's owner (filled by get/list) */
     char *instance;     /* the process running it (agent instance id); may be NULL */
     char *input;        /* JSON the runner needs to resume it (the message's client
-                           data); dropped by store_turn_finish; may be NULL */
+                           data, the front's idempotency key, the request id);
+                           dropped by store_turn_finish; may be NULL */
     int64_t prompt_tokens, completion_tokens; /* read-only: usage so far */
     double cost_usd;                          /* (store_usage_add) */
     int64_t created_at, updated_at;

@@ -115,6 +115,9 @@ def test_kill9_during_a_model_call_resumes_the_turn(agentd, fake_llm, tmp_path):
     # the add ran once, before the crash: the resumed turn did not run it again
     assert lines(done["data"]["checkout"]) == [("BISC-001", 2), ("STRAW-001", 1)]
     assert fake_llm.stats()["requests"] == 1, "only the interrupted step is asked again"
+    # the resumed step's text says it replaces whatever a crashed stream had sent
+    texts = [e for e in events(srv, sid) if e["turn_id"] == turn_id and e["type"] == "text-delta"]
+    assert texts and texts[-1]["data"]["reset"] is True, texts
     # (srv runs on victim's data directory)
     assert db_query(victim, "SELECT state FROM turns WHERE id = ?", turn_id) == [("completed",)]
     # the input (client data, the idempotency key) is dropped once the turn ends
