@@ -268,8 +268,14 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
         const char *id = json_string_value(json_object_get(call, "id")) ?: "";
         /* the operation key that makes a replayed call a no-op: the same
          * reply step and call give the same key, however often replayed */
-        char key[128];
-        snprintf(key, sizeof key, "%s/%lld/%zu/%.40s", t->turn_id, (long long)reply_step, i, id);
+        char key[128], safe[41];
+        size_t k = 0; /* the model's call id, reduced to plain ASCII (keys must be) */
+        for (const char *p = id; *p && k < sizeof safe - 1; p++)
+            if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.')
+                safe[k++] = *p;
+        safe[k] = '\0';
+        snprintf(key, sizeof key, "%s/%lld/%zu/%s", t->turn_id, (long long)reply_step, i, safe);
         t->tctx.op_key = key;
         char *before = t->tctx.checkout_id ? strdup(t->tctx.checkout_id) : NULL;
         json_t *result = tools_run(&t->tctx, name, args);
