@@ -173,6 +173,11 @@ struct curl_loop *curl_loop_new(struct loop *loop)
     return cl;
 }
 
+void curl_loop_set_max_connections(struct curl_loop *cl, long n)
+{
+    curl_multi_setopt(cl->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, n > 0 ? n : 0L);
+}
+
 int curl_loop_add(struct curl_loop *cl, CURL *easy, curl_loop_done_fn done, void *ud)
 {
     struct xfer *x = malloc(sizeof *x);

@@ -22,6 +22,11 @@ struct curl_loop *curl_loop_new(struct loop *loop);
  * way to list a multi handle's transfers). */
 void curl_loop_free(struct curl_loop *cl);
 
+/* Caps the connections this loop's transfers hold open (busy and idle, all
+ * hosts): a transfer that would need one more waits inside libcurl until
+ * one is free (its timeout keeps running). 0 = no cap (the default). */
+void curl_loop_set_max_connections(struct curl_loop *cl, long n);
+
 /* Starts a transfer. Returns 0 or -1. done() never runs inside this call. */
 int curl_loop_add(struct curl_loop *cl, CURL *easy, curl_loop_done_fn done, void *ud);
 /* Stops a transfer without its callback (cancel). The caller frees easy. */

@@ -4,10 +4,15 @@
 #define _GNU_SOURCE
 #include "llm/llm.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -27,6 +32,12 @@
 #define LLM_MAX_LOOPS 1024
 #define MAX_RESPONSE (16u << 20)   /* a reply body past this is refused */
 #define CONNECT_TIMEOUT_MS 10000
+/* curl's receive buffer, one per transfer (libcurl 7.88 allocates it per
+ * easy handle and keeps it for the whole transfer, including the wait for
+ * the model; the default is 16 KiB, the minimum 1 KiB). It bounds only how
+ * much one read hands to on_body: SSE events and replies of a few KiB cost
+ * a few more reads, and each call in flight is 15 KiB smaller. */
+#define RECV_BUFFER 1024
 
 enum outcome { OUT_OK, OUT_RETRY, OUT_ERROR, OUT_TIMEOUT, OUT_BREAKER_OPEN, OUT_COUNT };
 static const char *const outcome_names[OUT_COUNT] = { "ok", "retry", "error", "timeout",
@@ -36,6 +47,9 @@ struct provider {
     const struct llm_provider_config *cfg;
     char *endpoint;                /* base URL + /chat/completions */
     char *auth;                    /* "Authorization: Bearer ..." or NULL; never logged */
+    char *body_head;               /* the body's first bytes: {"model":"<model>" */
+    size_t body_head_len;
+    struct curl_slist *hdrs[2];    /* request headers, [stream]; built once */
     struct llm_breaker breaker;
     struct metric_child *m_outcome[OUT_COUNT];
     struct metric_child *m_duration, *m_prompt, *m_completion, *m_cost, *m_state;
@@ -47,6 +61,12 @@ struct llm_loop {
     struct loop *loop;
     struct curl_loop *cl;          /* NULL for the built-in model */
     struct llm_call *calls;        /* live calls, so llm_free can drop them */
+    /* The tools array serialized once: every call of a process passes the
+     * same array, so its text is kept, keyed by the pointer (a reference is
+     * held so the address cannot be reused by another array). */
+    json_t *tools_key;
+    char *tools_text;
+    size_t tools_len;
 };
 
 struct llm {
@@ -64,8 +84,10 @@ struct llm_call {
     llm_delta_fn on_delta;
     llm_done_fn done;
     void *ud;
-    json_t *req;                   /* the request body without "model" */
-    char *body;                    /* req serialized for provider body_prov */
+    json_t *builtin_msgs;          /* the built-in model's own copy of the messages */
+    char *body;                    /* the request serialized for provider body_prov */
+    size_t body_len;
+    size_t body_rest;              /* where what follows the model starts in body */
     int body_prov;
     int stream;
     int64_t deadline_ms;           /* 0 = none */
@@ -74,14 +96,17 @@ struct llm_call {
     int probe;                     /* this attempt is its breaker's half-open probe */
     int capped;                    /* this attempt's timeout is what was left of the deadline */
     CURL *easy;
-    struct curl_slist *hdrs;
+    int local_errno;               /* socket() failed for this attempt: errno */
+    int sock_opened;               /* this attempt opened a socket */
+    int64_t sent_ns;               /* it had a connection and was about to send (0 = not yet) */
+    int64_t timeout_ms;            /* this attempt's timeout */
     struct buf in;                 /* a whole-JSON reply or an error body */
     struct llm_stream *sp;
     int sse;                       /* -1 unknown, 1 the reply is SSE, 0 it is plain JSON */
     int streamed;                  /* text was delivered in this attempt */
     int write_failed;              /* the write callback aborted: parse error or too large */
-    char write_err[200];
-    char retry_after[64];
+    char *write_err;               /* why (heap, only then) */
+    int64_t retry_after_ms;        /* this attempt's Retry-After, -1 = none */
     int64_t started_ns;
     struct event *timer;           /* backoff wait, built-in answer, deferred finish */
     int in_callback;               /* inside on_delta: cancel must only mark */
@@ -89,9 +114,9 @@ struct llm_call {
     /* a finish decided inside llm_call waits for the loop */
     int starting;
     int pending_status, pending_hint;
-    char pending_err[256];
+    char *pending_err;             /* heap; NULL = none */
     int64_t hint_ms;               /* longest Retry-After or breaker wait seen */
-    char last_err[256];            /* the latest attempt's failure, for the final error */
+    char *last_err;                /* the latest attempt's failure, for the final error (heap) */
 };
 
 static void try_providers(struct llm_call *c);
@@ -108,6 +133,21 @@ static uint64_t rnd64(void)
     s ^= s << 25;
     s ^= s >> 27;
     return s * 0x2545f4914f6cdd1dull;
+}
+
+/* Replaces a heap message (the rarely used texts of a call are allocated
+ * only when there is something to say: a call in flight stays small). */
+static void set_msg(char **dst, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_msg(char **dst, const char *fmt, ...)
+{
+    char *m = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&m, fmt, ap) < 0)
+        m = NULL;
+    va_end(ap);
+    free(*dst);
+    *dst = m;
 }
 
 void llm_reply_free(struct llm_reply *r)
@@ -166,8 +206,6 @@ static void attempt_clear(struct llm_call *c)
         curl_easy_cleanup(c->easy);
         c->easy = NULL;
     }
-    curl_slist_free_all(c->hdrs);
-    c->hdrs = NULL;
     llm_stream_free(c->sp);
     c->sp = NULL;
     buf_free(&c->in);
@@ -183,8 +221,11 @@ static void call_free(struct llm_call *c)
     call_unlink(c);
     if (c->timer)
         event_free(c->timer);
-    json_decref(c->req);
+    json_decref(c->builtin_msgs);
     free(c->body);
+    free(c->write_err);
+    free(c->pending_err);
+    free(c->last_err);
     free(c);
 }
 
@@ -197,7 +238,7 @@ static void finish(struct llm_call *c, int status, struct llm_reply *reply, cons
     if (c->starting) {
         c->pending_status = status;
         c->pending_hint = hint_s;
-        snprintf(c->pending_err, sizeof c->pending_err, "%s", err ? err : "");
+        set_msg(&c->pending_err, "%s", err ? err : "");
         struct timeval zero = { 0, 0 };
         event_del(c->timer);
         event_assign(c->timer, event_get_base(c->timer), -1, 0, on_deferred_finish, c);
@@ -216,7 +257,8 @@ static void on_deferred_finish(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     struct llm_call *c = arg;
-    finish(c, c->pending_status, NULL, c->pending_err, c->pending_hint);
+    finish(c, c->pending_status, NULL, c->pending_err ? c->pending_err : "out of memory",
+           c->pending_hint);
 }
 
 static int hint_seconds(int64_t ms) { return ms <= 0 ? 0 : (int)((ms + 999) / 1000); }
@@ -239,16 +281,18 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
     struct llm_call *c = ud;
     size_t n = size * nmemb;
     if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0)
-        c->retry_after[0] = 0; /* a new response (after 100 Continue) */
+        c->retry_after_ms = -1; /* a new response (after 100 Continue) */
     else if (n > 12 && strncasecmp(ptr, "retry-after:", 12) == 0) {
+        char v[64];
         size_t vl = n - 12;
-        if (vl >= sizeof c->retry_after)
-            vl = sizeof c->retry_after - 1;
-        memcpy(c->retry_after, ptr + 12, vl);
-        c->retry_after[vl] = 0;
-        char *e = c->retry_after + strlen(c->retry_after);
-        while (e > c->retry_after && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '))
+        if (vl >= sizeof v)
+            vl = sizeof v - 1;
+        memcpy(v, ptr + 12, vl);
+        v[vl] = 0;
+        char *e = v + strlen(v);
+        while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '))
             *--e = 0;
+        c->retry_after_ms = llm_retry_after_ms(v, clock_wall_ms(), LLM_RETRY_AFTER_CAP_MS);
     }
     return n;
 }
@@ -268,12 +312,14 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
         }
         if (c->sse) {
             c->in_callback = 1;
-            int rc = llm_stream_feed(c->sp, ptr, n, c->write_err, sizeof c->write_err);
+            char why[200] = "";
+            int rc = llm_stream_feed(c->sp, ptr, n, why, sizeof why);
             c->in_callback = 0;
             if (c->cancelled)
                 return 0; /* cancelled from on_delta: abort, on_done frees */
             if (rc != 0) {
                 c->write_failed = 1;
+                set_msg(&c->write_err, "%s", why);
                 return 0;
             }
             return n;
@@ -281,13 +327,13 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
     }
     if (c->in.len + n > MAX_RESPONSE) {
         c->write_failed = 1;
-        snprintf(c->write_err, sizeof c->write_err, "the reply is larger than %u bytes", MAX_RESPONSE);
+        set_msg(&c->write_err, "the reply is larger than %u bytes", MAX_RESPONSE);
         return 0;
     }
     buf_append(&c->in, ptr, n);
     if (c->in.oom) {
         c->write_failed = 1;
-        snprintf(c->write_err, sizeof c->write_err, "out of memory");
+        set_msg(&c->write_err, "out of memory");
         return 0;
     }
     return n;
@@ -295,18 +341,51 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 
 static void on_transfer_done(CURL *easy, CURLcode res, void *ud);
 
-/* Body for the current provider: the request plus that provider's model. */
+/* The body for the current provider: that provider's {"model":... head,
+ * then what follows it (the same for every provider), built once by
+ * llm_call. Only a fallback to another provider rebuilds it. */
 static int ensure_body(struct llm_call *c)
 {
     if (c->body && c->body_prov == c->prov)
         return 0;
-    free(c->body);
-    c->body = NULL;
-    if (json_object_set_new(c->req, "model", json_string(c->llm->prov[c->prov].cfg->model)) != 0)
+    const struct provider *p = &c->llm->prov[c->prov];
+    size_t rest = c->body_len - c->body_rest;
+    char *b = malloc(p->body_head_len + rest + 1);
+    if (!b)
         return -1;
-    c->body = json_dumps(c->req, JSON_COMPACT);
+    memcpy(b, p->body_head, p->body_head_len);
+    memcpy(b + p->body_head_len, c->body + c->body_rest, rest);
+    b[p->body_head_len + rest] = 0;
+    free(c->body);
+    c->body = b;
+    c->body_len = p->body_head_len + rest;
+    c->body_rest = p->body_head_len;
     c->body_prov = c->prov;
-    return c->body ? 0 : -1;
+    return 0;
+}
+
+/* curl's socket(), so that a failure for lack of descriptors or memory is
+ * known to be ours (curl 7.88 reports it as a connect error without the
+ * errno). */
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    (void)purpose;
+    struct llm_call *c = ud;
+    curl_socket_t s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (s == CURL_SOCKET_BAD)
+        c->local_errno = errno ? errno : EMFILE;
+    else
+        c->sock_opened = 1;
+    return s;
+}
+
+/* Connected or reused, about to send: past any wait for a free connection. */
+static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port)
+{
+    (void)ip; (void)local_ip; (void)port; (void)local_port;
+    struct llm_call *c = ud;
+    c->sent_ns = clock_mono_ns();
+    return CURL_PREREQFUNC_OK;
 }
 
 static void start_attempt(struct llm_call *c)
@@ -328,38 +407,39 @@ static void start_attempt(struct llm_call *c)
     c->sse = -1;
     c->streamed = 0;
     c->write_failed = 0;
-    c->write_err[0] = 0;
-    c->retry_after[0] = 0;
+    free(c->write_err);
+    c->write_err = NULL;
+    c->retry_after_ms = -1;
+    c->local_errno = 0;
+    c->sock_opened = 0;
+    c->sent_ns = 0;
+    c->timeout_ms = timeout > 0 ? timeout : 1;
     if (ensure_body(c) != 0)
         goto oom;
-    c->easy = curl_easy_init();
     if (c->stream && !(c->sp = llm_stream_new(on_stream_delta, c)))
         goto oom;
-    struct curl_slist *h = NULL, *t;
-#define ADD_HEADER(s) do { if (!(t = curl_slist_append(h, (s)))) goto oom_h; h = t; } while (0)
-    ADD_HEADER("Content-Type: application/json");
-    ADD_HEADER(c->stream ? "Accept: text/event-stream" : "Accept: application/json");
-    ADD_HEADER("Expect:"); /* no 100-continue round trip for large conversations */
-    if (p->auth)
-        ADD_HEADER(p->auth);
-#undef ADD_HEADER
-    c->hdrs = h;
-    if (!c->easy)
+    if (!(c->easy = curl_easy_init()))
         goto oom;
     CURL *e = c->easy;
     curl_easy_setopt(e, CURLOPT_URL, p->endpoint);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
+    /* not copied: the body lives as long as the attempt */
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(c->body));
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->hdrs[c->stream ? 1 : 0]);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout > 0 ? timeout : 1));
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(timeout < CONNECT_TIMEOUT_MS ? (timeout > 0 ? timeout : 1) : CONNECT_TIMEOUT_MS));
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)RECV_BUFFER);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, c);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "agentd");
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -369,8 +449,6 @@ static void start_attempt(struct llm_call *c)
     if (curl_loop_add(c->ll->cl, e, on_transfer_done, c) != 0)
         goto oom;
     return;
-oom_h:
-    curl_slist_free_all(h);
 oom:
     attempt_clear(c);
     finish(c, AGENTD_ENOMEM, NULL, "out of memory starting an LLM request", 0);
@@ -382,16 +460,23 @@ static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
     try_providers(arg);
 }
 
-/* An attempt failed. retryable: the same provider may be tried again. */
+/* An attempt failed. retryable: the same provider may be tried again.
+ * local: it failed for lack of OUR resources (descriptors, memory, ports),
+ * which says nothing about the provider: the breaker does not count it (a
+ * half-open probe is handed back instead), the retry rules are the same. */
 static void attempt_failed(struct llm_call *c, int retryable, int timed_out, int64_t retry_after_ms,
-                           long status, const char *what)
+                           long status, const char *what, int local)
 {
     struct provider *p = &c->llm->prov[c->prov];
     int64_t now = clock_mono_ms();
-    c->probe = 0; /* the verdict below settles it */
-    llm_breaker_failure(&p->breaker, now);
+    if (local) {
+        if (c->probe)
+            llm_breaker_release(&p->breaker);
+    } else
+        llm_breaker_failure(&p->breaker, now);
+    c->probe = 0; /* settled above */
     set_gauge(p);
-    snprintf(c->last_err, sizeof c->last_err, "%s: %s", p->cfg->name, what);
+    set_msg(&c->last_err, "%s: %s", p->cfg->name, what);
     log_attempt(c, p, status, what);
     if (retry_after_ms > c->hint_ms)
         c->hint_ms = retry_after_ms;
@@ -484,6 +569,57 @@ static void attempt_refused(struct llm_call *c, long status)
     finish(c, AGENTD_EINVAL, NULL, msg, 0);
 }
 
+static int local_errno(long e)
+{
+    return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM || e == EADDRNOTAVAIL;
+}
+
+/* Out of descriptors right now? (A resolver that could not start its thread
+ * or socket pair leaves no errno behind.) */
+static int fds_exhausted(void)
+{
+    int fd = eventfd(0, EFD_CLOEXEC);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    return local_errno(errno);
+}
+
+/* Did this transfer fail for lack of our own resources rather than because
+ * of the provider or the network? Returns the errno (0 when curl gave only
+ * its code), or -1: not local. */
+static int local_failure(struct llm_call *c, CURLcode res)
+{
+    if (c->local_errno) /* socket() failed: exact */
+        return c->local_errno;
+    if (res == CURLE_OUT_OF_MEMORY || res == CURLE_FAILED_INIT)
+        return 0;
+    long oe = 0;
+    if (c->easy)
+        curl_easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &oe);
+    if (local_errno(oe))
+        return (int)oe; /* connect(), send() or recv() said so */
+    if (oe == 0 && (res == CURLE_COULDNT_CONNECT || res == CURLE_COULDNT_RESOLVE_HOST) &&
+        fds_exhausted())
+        return EMFILE;
+    return -1;
+}
+
+/* A timeout with the connection cap set: libcurl's timeout runs while a
+ * transfer waits for one of our connections to free up. When the attempt
+ * opened no socket (it waited, then reused a connection, or never got one)
+ * and the provider had under 90 % of the timeout to answer, the wait ate the
+ * time: local. (A name lookup that hangs for the whole attempt looks the
+ * same and is counted as local then.) */
+static int waited_for_connection(struct llm_call *c)
+{
+    if (c->llm->cfg.max_connections <= 0 || c->sock_opened)
+        return 0;
+    int64_t provider_ms = c->sent_ns ? (clock_mono_ns() - c->sent_ns) / 1000000 : 0;
+    return provider_ms < c->timeout_ms * 9 / 10;
+}
+
 static void on_transfer_done(CURL *easy, CURLcode res, void *ud)
 {
     struct llm_call *c = ud;
@@ -498,13 +634,23 @@ static void on_transfer_done(CURL *easy, CURLcode res, void *ud)
     char what[256];
     if (res != CURLE_OK) {
         if (c->write_failed) {
-            snprintf(what, sizeof what, "malformed reply: %s", c->write_err);
-            attempt_failed(c, 1, 0, -1, status, what);
+            snprintf(what, sizeof what, "malformed reply: %s", c->write_err ? c->write_err : "out of memory");
+            attempt_failed(c, 1, 0, -1, status, what, 0);
         } else if (res == CURLE_OPERATION_TIMEDOUT) {
-            attempt_failed(c, 1, 1, -1, status, "timed out");
+            int queued = waited_for_connection(c);
+            attempt_failed(c, 1, 1, -1, status,
+                           queued ? "timed out waiting for a free connection (AGENTD_LLM_MAX_CONNECTIONS; "
+                                    "a local failure: not counted by the circuit breaker)"
+                                  : "timed out",
+                           queued);
         } else {
-            snprintf(what, sizeof what, "%s", curl_easy_strerror(res));
-            attempt_failed(c, 1, 0, -1, status, what);
+            int e = local_failure(c, res);
+            if (e < 0)
+                snprintf(what, sizeof what, "%s", curl_easy_strerror(res));
+            else
+                snprintf(what, sizeof what, "%s%s%s (a local failure: not counted by the circuit breaker)",
+                         curl_easy_strerror(res), e ? ": " : "", e ? strerror(e) : "");
+            attempt_failed(c, 1, 0, -1, status, what, e >= 0);
         }
         return;
     }
@@ -533,21 +679,19 @@ static void on_transfer_done(CURL *easy, CURLcode res, void *ud)
         }
         free(r);
         snprintf(what, sizeof what, "malformed reply: %s", err);
-        attempt_failed(c, 1, 0, -1, status, what);
+        attempt_failed(c, 1, 0, -1, status, what, 0);
         return;
     }
     if (llm_http_retryable(status)) {
-        int64_t ra = c->retry_after[0]
-                         ? llm_retry_after_ms(c->retry_after, clock_wall_ms(), LLM_RETRY_AFTER_CAP_MS)
-                         : -1;
+        int64_t ra = c->retry_after_ms;
         snprintf(what, sizeof what, "HTTP %ld", status);
-        attempt_failed(c, 1, 0, ra, status, what);
+        attempt_failed(c, 1, 0, ra, status, what, 0);
         return;
     }
     if (status == 401 || status == 403 || status == 404) {
         /* this provider's key, permissions or URL: the next one may do */
         snprintf(what, sizeof what, "HTTP %ld (check its URL, model and API key)", status);
-        attempt_failed(c, 0, 0, -1, status, what);
+        attempt_failed(c, 0, 0, -1, status, what, 0);
         return;
     }
     if (status >= 400 && status < 500) {
@@ -555,7 +699,7 @@ static void on_transfer_done(CURL *easy, CURLcode res, void *ud)
         return;
     }
     snprintf(what, sizeof what, "unexpected HTTP %ld", status);
-    attempt_failed(c, 0, 0, -1, status, what);
+    attempt_failed(c, 0, 0, -1, status, what, 0);
 }
 
 /* From c->prov on, the first provider whose breaker lets an attempt go. */
@@ -571,8 +715,8 @@ static void try_providers(struct llm_call *c)
             int64_t w = llm_breaker_wait_ms(&p->breaker, now);
             if (w > c->hint_ms)
                 c->hint_ms = w;
-            if (!c->last_err[0])
-                snprintf(c->last_err, sizeof c->last_err, "%s: circuit open", p->cfg->name);
+            if (!c->last_err)
+                set_msg(&c->last_err, "%s: circuit open", p->cfg->name);
             continue;
         }
         c->probe = a == 2;
@@ -581,7 +725,7 @@ static void try_providers(struct llm_call *c)
     }
     char msg[320];
     snprintf(msg, sizeof msg, "no LLM provider could answer (last: %s)",
-             c->last_err[0] ? c->last_err : "none");
+             c->last_err ? c->last_err : "none");
     finish(c, AGENTD_EUNAVAILABLE, NULL, msg, hint_seconds(c->hint_ms));
 }
 
@@ -592,7 +736,7 @@ static void on_builtin(evutil_socket_t fd, short what, void *arg)
     (void)fd; (void)what;
     struct llm_call *c = arg;
     struct llm_reply *r = calloc(1, sizeof *r);
-    if (!r || llm_builtin_plan(json_object_get(c->req, "messages"), r) != 0) {
+    if (!r || llm_builtin_plan(c->builtin_msgs, r) != 0) {
         free(r);
         finish(c, AGENTD_ENOMEM, NULL, "out of memory in the built-in model", 0);
         return;
@@ -637,41 +781,87 @@ static struct llm_loop *loop_state(struct llm *l, struct loop *loop)
         free(ll);
         return NULL;
     }
+    if (ll->cl && l->cfg.max_connections > 0)
+        curl_loop_set_max_connections(ll->cl, l->cfg.max_connections);
     l->loops[id] = ll;
     return ll;
 }
 
-static json_t *build_request(const struct llm_request *req)
+static int dump_to_buf(const char *s, size_t n, void *ud)
 {
-    json_t *o = json_object();
-    json_t *msgs = req->messages ? json_deep_copy(req->messages) : json_array();
-    if (!o || !msgs || json_object_set_new(o, "messages", msgs)) {
-        json_decref(o);
-        return NULL;
+    struct buf *b = ud;
+    buf_append(b, s, n);
+    return b->oom ? -1 : 0;
+}
+
+/* The tools array as JSON text, serialized once per loop (see llm_loop). */
+static const char *tools_text(struct llm_loop *ll, const json_t *tools, size_t *len)
+{
+    if (ll->tools_key != tools) {
+        struct buf b = { 0 };
+        if (json_dump_callback(tools, dump_to_buf, &b, JSON_COMPACT) != 0 || b.oom || !b.data) {
+            buf_free(&b);
+            return NULL;
+        }
+        json_decref(ll->tools_key);
+        free(ll->tools_text);
+        ll->tools_key = json_incref((json_t *)tools);
+        ll->tools_text = b.data;
+        ll->tools_len = b.len;
     }
-    int bad = 0;
+    *len = ll->tools_len;
+    return ll->tools_text;
+}
+
+/* The request body, serialized once, straight from the caller's messages
+ * (no copy of them is kept): the first provider's {"model":... head, then
+ * "messages", "tools" (the cached text), "tool_choice", "max_tokens",
+ * "stream". A fallback swaps the head (ensure_body). */
+static int build_body(struct llm_call *c, struct llm_loop *ll, const struct llm_request *req)
+{
+    const struct provider *p = &c->llm->prov[0];
+    struct buf b = { 0 };
+    buf_append(&b, p->body_head, p->body_head_len);
+    size_t rest = b.len;
+    buf_puts(&b, ",\"messages\":");
+    if (!req->messages)
+        buf_puts(&b, "[]");
+    else if (json_dump_callback(req->messages, dump_to_buf, &b, JSON_COMPACT) != 0)
+        b.oom = 1;
     if (req->tools && json_is_array(req->tools) && json_array_size(req->tools)) {
-        bad |= json_object_set_new(o, "tools", json_deep_copy(req->tools));
+        size_t tl = 0;
+        const char *tt = tools_text(ll, req->tools, &tl);
+        if (!tt)
+            b.oom = 1;
+        buf_puts(&b, ",\"tools\":");
+        buf_append(&b, tt, tl);
         const char *tc = req->tool_choice ? req->tool_choice : "auto";
         if (!strcmp(tc, "auto") || !strcmp(tc, "none") || !strcmp(tc, "required"))
-            bad |= json_object_set_new(o, "tool_choice", json_string(tc));
-        else /* a tool's name: force that one */
-            bad |= json_object_set_new(o, "tool_choice",
-                                       json_pack("{s:s, s:{s:s}}", "type", "function", "function",
-                                                 "name", tc));
+            buf_printf(&b, ",\"tool_choice\":\"%s\"", tc);
+        else { /* a tool's name: force that one */
+            json_t *name = json_string(tc);
+            buf_puts(&b, ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":");
+            if (!name || json_dump_callback(name, dump_to_buf, &b, JSON_ENCODE_ANY) != 0)
+                b.oom = 1;
+            json_decref(name);
+            buf_puts(&b, "}}");
+        }
     }
     if (req->max_tokens > 0)
-        bad |= json_object_set_new(o, "max_tokens", json_integer(req->max_tokens));
-    if (req->stream) {
-        bad |= json_object_set_new(o, "stream", json_true());
-        /* usage arrives in a last chunk only when asked for */
-        bad |= json_object_set_new(o, "stream_options", json_pack("{s:b}", "include_usage", 1));
+        buf_printf(&b, ",\"max_tokens\":%d", req->max_tokens);
+    if (req->stream) /* usage arrives in a last chunk only when asked for */
+        buf_puts(&b, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+    buf_puts(&b, "}");
+    if (b.oom || !b.data) {
+        buf_free(&b);
+        return -1;
     }
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    char *fit = realloc(b.data, b.len + 1); /* the buffer grew by doubling */
+    c->body = fit ? fit : b.data;
+    c->body_len = b.len;
+    c->body_rest = rest;
+    c->body_prov = 0;
+    return 0;
 }
 
 int llm_call(struct llm *l, struct loop *loop, const struct llm_request *req, llm_delta_fn on_delta,
@@ -696,9 +886,13 @@ int llm_call(struct llm *l, struct loop *loop, const struct llm_request *req, ll
     c->body_prov = -1;
     if (req->request_id)
         snprintf(c->request_id, sizeof c->request_id, "%s", req->request_id);
-    c->req = build_request(req);
+    int built;
+    if (l->nprov)
+        built = build_body(c, ll, req) == 0;
+    else /* the built-in model reads them later, on the loop */
+        built = (c->builtin_msgs = req->messages ? json_deep_copy(req->messages) : json_array()) != NULL;
     c->timer = evtimer_new(loop_base(loop), on_retry_timer, c);
-    if (!c->req || !c->timer) {
+    if (!built || !c->timer) {
         call_free(c);
         return AGENTD_ENOMEM;
     }
@@ -740,6 +934,34 @@ static char *join(const char *a, const char *b)
     return asprintf(&s, "%s%s", a, b) < 0 ? NULL : s;
 }
 
+/* What every request to this provider starts with: the body's model head
+ * and the header lists (curl does not copy a list: these live until
+ * llm_free). */
+static int provider_request_init(struct provider *p)
+{
+    json_t *m = json_string(p->cfg->model);
+    char *model = m ? json_dumps(m, JSON_ENCODE_ANY) : NULL;
+    json_decref(m);
+    p->body_head = model ? join("{\"model\":", model) : NULL;
+    free(model);
+    if (!p->body_head)
+        return -1;
+    p->body_head_len = strlen(p->body_head);
+    static const char *const accept[2] = { "Accept: application/json", "Accept: text/event-stream" };
+    for (int k = 0; k < 2; k++) {
+        const char *lines[] = { "Content-Type: application/json", accept[k],
+                                "Expect:", /* no 100-continue round trip for large conversations */
+                                p->auth };
+        for (size_t i = 0; i < sizeof lines / sizeof *lines && lines[i]; i++) {
+            struct curl_slist *t = curl_slist_append(p->hdrs[k], lines[i]);
+            if (!t)
+                return -1;
+            p->hdrs[k] = t;
+        }
+    }
+    return 0;
+}
+
 struct llm *llm_new(const struct llm_config *cfg, char *err, size_t errlen)
 {
     struct llm *l = calloc(1, sizeof *l);
@@ -779,7 +1001,7 @@ struct llm *llm_new(const struct llm_config *cfg, char *err, size_t errlen)
         llm_breaker_init(&p->breaker, l->cfg.breaker_failures, l->cfg.breaker_cooldown_ms);
         p->endpoint = join(p->cfg->url, "/chat/completions");
         p->auth = p->cfg->api_key ? join("Authorization: Bearer ", p->cfg->api_key) : NULL;
-        if (!p->endpoint || (p->cfg->api_key && !p->auth)) {
+        if (!p->endpoint || (p->cfg->api_key && !p->auth) || provider_request_init(p) != 0) {
             llm_free(l);
             snprintf(err, errlen, "out of memory");
             return NULL;
@@ -813,12 +1035,20 @@ void llm_free(struct llm *l)
         while (ll->calls)
             call_free(ll->calls);
         curl_loop_free(ll->cl);
+        json_decref(ll->tools_key);
+        free(ll->tools_text);
         free(ll);
     }
     for (int i = 0; i < l->nprov; i++) {
         struct provider *p = &l->prov[i];
         llm_breaker_destroy(&p->breaker);
         free(p->endpoint);
+        free(p->body_head);
+        for (int k = 0; k < 2; k++) {
+            for (struct curl_slist *h = p->hdrs[k]; h; h = h->next)
+                explicit_bzero(h->data, strlen(h->data)); /* one holds the key */
+            curl_slist_free_all(p->hdrs[k]);
+        }
         if (p->auth) {
             explicit_bzero(p->auth, strlen(p->auth));
             free(p->auth);

@@ -22,8 +22,12 @@ struct llm_call;
 struct llm_config;
 
 struct llm_request {
-    const json_t *messages;    /* deep-copied by llm_call: the caller may drop it on return */
-    const json_t *tools;       /* may be NULL (an empty array is not sent) */
+    const json_t *messages;    /* serialized by llm_call (nothing of it is kept): the caller
+                                * may change or drop it on return */
+    const json_t *tools;       /* may be NULL (an empty array is not sent). Its text is cached
+                                * per loop, keyed by this pointer (a reference is held until
+                                * another array is passed or llm_free): pass the same array
+                                * each time and never modify it after its first call */
     const char *tool_choice;   /* NULL = "auto"; "none" | "required" | a tool's name */
     int max_tokens;            /* 0 = provider default */
     int stream;                /* 1: ask for SSE chunks; deltas reach on_delta */

@@ -312,6 +312,12 @@ int llm_config_load(struct llm_config *out, enum config_env env, config_getenv_f
                              &out->breaker_cooldown_ms, pr);
         free(s);
     }
+    if ((s = lookup("AGENTD_LLM_MAX_CONNECTIONS", 0, get, ud, pr, &bad))) {
+        int64_t v;
+        if (parse_int_range("AGENTD_LLM_MAX_CONNECTIONS", s, 0, 1000000, &v, pr) == 0)
+            out->max_connections = (int)v;
+        free(s);
+    }
 
     int forced = 0;
     if ((s = lookup("AGENTD_LLM", 0, get, ud, pr, &bad))) {
@@ -386,6 +392,7 @@ void llm_config_dump(const struct llm_config *c, FILE *out)
     fprintf(out, "AGENTD_LLM_MAX_RETRIES=%d\n", c->max_retries);
     fprintf(out, "AGENTD_LLM_BREAKER_FAILURES=%d\n", c->breaker_failures);
     fprintf(out, "AGENTD_LLM_BREAKER_COOLDOWN=%lldms\n", (long long)c->breaker_cooldown_ms);
+    fprintf(out, "AGENTD_LLM_MAX_CONNECTIONS=%d\n", c->max_connections);
 }
 
 static char *dup_or_null(const char *s, int *oom)

@@ -28,6 +28,8 @@ struct llm_config {
     int max_retries;           /* AGENTD_LLM_MAX_RETRIES: retries per provider, default 2 */
     int breaker_failures;      /* AGENTD_LLM_BREAKER_FAILURES: consecutive failures that open, default 5 */
     int64_t breaker_cooldown_ms; /* AGENTD_LLM_BREAKER_COOLDOWN: open -> half-open, default 30 s */
+    int max_connections;       /* AGENTD_LLM_MAX_CONNECTIONS: model connections per loop thread
+                                * (all providers); a call past it waits for one. 0 = no cap */
 };
 
 /* Parses AGENTD_LLM* into *out, adding one line per problem (a secret's value

@@ -1,7 +1,8 @@
 /* llm client integration: a real loop thread and the Python fake LLM
  * (tests/fake_llm/fake_llm.py) prove non-streaming and streaming calls,
- * Retry-After, fallback, the breaker, deadlines, cancel and the built-in
- * model through llm_call. */
+ * the request body, Retry-After, fallback, the breaker (and that a failure
+ * of our own resources does not move it), deadlines, cancel and the
+ * built-in model through llm_call. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,12 +11,14 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -209,6 +212,9 @@ struct job {
     struct result *res;
     struct llm_call *handle;
     struct event *cancel_ev;
+    const json_t *tools;       /* optional request fields */
+    const char *tool_choice;
+    int max_tokens;
 };
 
 static void on_delta(const char *text, size_t len, void *ud)
@@ -244,11 +250,17 @@ static void start_job(void *arg)
         .stream = j->stream,
         .deadline_ms = j->deadline_in_ms ? clock_mono_ms() + j->deadline_in_ms : 0,
         .request_id = "test-req",
+        .tools = j->tools,
+        .tool_choice = j->tool_choice,
+        .max_tokens = j->max_tokens,
     };
     j->res->started_ms = clock_mono_ms();
     int rc = llm_call(j->e->llm, j->e->loop, &req, on_delta, on_done, j->res, &j->handle);
     assert_int_equal(rc, 0);
-    json_decref(j->messages); /* the client copied what it needs */
+    /* the client serialized what it needs: changing or dropping the
+     * messages now must not reach the provider */
+    json_array_append_new(j->messages, json_pack("{s:s, s:s}", "role", "user", "content", "CHANGED"));
+    json_decref(j->messages);
     j->messages = NULL;
 }
 
@@ -268,14 +280,16 @@ static json_t *user_msg(const char *text)
                      "content", text);
 }
 
-/* Runs a call to the end (or cancels it after cancel_after_ms). */
-static void call(struct env *e, const char *text, int stream, int64_t deadline_in_ms,
-                 int cancel_after_ms, struct result *r)
+/* Runs a call to the end (or cancels it after cancel_after_ms), with the
+ * optional fields of *opt (tools, tool_choice, max_tokens) when given. */
+static void call_opt(struct env *e, const char *text, int stream, int64_t deadline_in_ms,
+                     int cancel_after_ms, struct result *r, const struct job *opt)
 {
     memset(r, 0, sizeof *r);
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
-    struct job j = { e, user_msg(text), stream, deadline_in_ms, cancel_after_ms, r, NULL, NULL };
+    struct job j = { e, user_msg(text), stream, deadline_in_ms, cancel_after_ms, r, NULL, NULL,
+                     opt ? opt->tools : NULL, opt ? opt->tool_choice : NULL, opt ? opt->max_tokens : 0 };
     assert_int_equal(loop_post(e->loop, start_job, &j), 0);
     if (cancel_after_ms) {
         usleep((useconds_t)cancel_after_ms * 1000);
@@ -291,6 +305,12 @@ static void call(struct env *e, const char *text, int stream, int64_t deadline_i
     int fin = r->finished;
     pthread_mutex_unlock(&r->mu);
     assert_true(fin != 0); /* never a hang */
+}
+
+static void call(struct env *e, const char *text, int stream, int64_t deadline_in_ms,
+                 int cancel_after_ms, struct result *r)
+{
+    call_opt(e, text, stream, deadline_in_ms, cancel_after_ms, r, NULL);
 }
 
 static void result_free(struct result *r)
@@ -582,6 +602,191 @@ static void test_unreachable(void **state)
     env_stop(&e);
 }
 
+/* The body is serialized once per call from the caller's messages (changed
+ * by start_job right after llm_call returns), with the tools' text cached
+ * per loop, and the model swapped on fallback. */
+static void test_request_body(void **state)
+{
+    (void)state;
+    struct env e;
+    env_start(&e, ONE, 0);
+    json_t *tools = json_pack("[{s:s, s:{s:s, s:s, s:{s:s}}}]", "type", "function", "function", "name",
+                              "get_time", "description", "the time", "parameters", "type", "object");
+    struct job opt = { .tools = tools, .tool_choice = "get_time", .max_tokens = 77 };
+    struct result r;
+    for (int i = 0; i < 2; i++) { /* the second call takes the cached tools text */
+        call_opt(&e, "hello there", 0, 5000, 0, &r, &opt);
+        assert_int_equal(r.status, 0);
+        assert_string_equal(r.reply->content, "echo: hello there"); /* not CHANGED */
+        result_free(&r);
+        json_t *s = admin("GET", "/admin/stats", NULL);
+        json_t *last = json_object_get(s, "last");
+        assert_string_equal(json_string_value(json_object_get(last, "model")), "fake-1");
+        assert_true(json_is_true(json_object_get(last, "has_tools")));
+        assert_string_equal(json_string_value(json_object_get(
+                                json_object_get(json_object_get(last, "tool_choice"), "function"), "name")),
+                            "get_time");
+        assert_int_equal(json_integer_value(json_object_get(last, "max_tokens")), 77);
+        assert_false(json_is_true(json_object_get(last, "stream")));
+        json_decref(s);
+    }
+    opt.tool_choice = NULL;
+    opt.max_tokens = 0;
+    call_opt(&e, "hello", 1, 5000, 0, &r, &opt);
+    assert_int_equal(r.status, 0);
+    result_free(&r);
+    json_t *s = admin("GET", "/admin/stats", NULL);
+    json_t *last = json_object_get(s, "last");
+    assert_string_equal(json_string_value(json_object_get(last, "tool_choice")), "auto");
+    assert_true(json_is_true(json_object_get(last, "stream")));
+    assert_true(json_is_null(json_object_get(last, "max_tokens"))); /* not sent */
+    json_decref(s);
+    env_stop(&e);
+    json_decref(tools);
+
+    /* fallback: the second provider gets its own model in the same body */
+    env_start(&e, CHAIN, 0);
+    json_decref(admin("POST", "/admin/faults", "{\"faults\":[{\"status\":500,\"times\":3,\"path\":\"/primary\"}]}"));
+    call(&e, "hello", 0, 10000, 0, &r);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.reply->content, "echo: hello");
+    result_free(&r);
+    s = admin("GET", "/admin/stats", NULL);
+    last = json_object_get(s, "last");
+    assert_string_equal(json_string_value(json_object_get(last, "path")), "/backup/v1/chat/completions");
+    assert_string_equal(json_string_value(json_object_get(last, "model")), "b-model");
+    json_decref(s);
+    env_stop(&e);
+}
+
+/* A call that fails for lack of OUR descriptors (socket() -> EMFILE) is an
+ * error for that call, retried as any connect error, but it does not count
+ * against the provider's circuit breaker: with a threshold of 1 the breaker
+ * stays closed, and the next call goes through. A provider failure with the
+ * same settings does open it. */
+static void test_local_failure_spares_breaker(void **state)
+{
+    (void)state;
+    const char *kv[] = { "AGENTD_LLM_URL", "http://127.0.0.1:PORT/v1", "AGENTD_LLM_MODEL", "m",
+                         "AGENTD_LLM_MAX_RETRIES", "1", "AGENTD_LLM_BREAKER_FAILURES", "1",
+                         "AGENTD_LLM_BREAKER_COOLDOWN", "60s", NULL };
+    struct env e;
+    env_start(&e, kv, 0);
+    struct result r;
+    /* create the loop's curl multi without leaving a pooled connection: a
+     * call cancelled while the model hangs (its connection is closed) */
+    call(&e, "warm up [[fault:hang seconds=2]]", 0, 10000, 150, &r);
+    assert_int_equal(r.finished, 2);
+    result_free(&r);
+    const char *retry_lv[] = { "default", "m", "retry" };
+    double retries = metric_of("agentd_llm_requests_total", retry_lv);
+
+    /* no descriptor left: the lowest free one is at the soft limit */
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(probe >= 0);
+    close(probe);
+    low = old;
+    low.rlim_cur = (rlim_t)probe;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    call(&e, "hello", 0, 5000, 0, &r);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    fprintf(stderr, "socket() EMFILE -> %d: %s\n", r.status, r.error);
+    assert_int_equal(r.status, AGENTD_EUNAVAILABLE);
+    assert_non_null(strstr(r.error, "Too many open files"));
+    assert_non_null(strstr(r.error, "not counted by the circuit breaker"));
+    result_free(&r);
+    assert_true(metric_of("agentd_llm_requests_total", retry_lv) == retries + 1); /* retried as before */
+    assert_string_equal(llm_provider_breaker(e.llm, 0), "closed");
+    assert_int_equal(path_count("/v1/chat/completions"), 1); /* only the warm-up reached it */
+
+    /* descriptors are back: the provider answers at once */
+    call(&e, "hello again", 0, 5000, 0, &r);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.reply->content, "echo: hello again");
+    assert_int_equal(r.reply->attempts, 1);
+    result_free(&r);
+
+    /* the contrast: one provider failure opens this breaker */
+    call(&e, "hello [[fault:503]]", 0, 5000, 0, &r);
+    assert_int_equal(r.status, AGENTD_EUNAVAILABLE);
+    result_free(&r);
+    assert_string_equal(llm_provider_breaker(e.llm, 0), "open");
+    env_stop(&e);
+}
+
+/* Two calls started together on e's loop, both waited for. */
+static void two_calls(struct env *e, const char *text, struct result r[2])
+{
+    struct job j[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        pthread_mutex_init(&r[i].mu, NULL);
+        pthread_cond_init(&r[i].cv, NULL);
+        j[i] = (struct job){ .e = e, .messages = user_msg(text), .deadline_in_ms = 10000, .res = &r[i] };
+        assert_int_equal(loop_post(e->loop, start_job, &j[i]), 0);
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    for (int i = 0; i < 2; i++) {
+        pthread_mutex_lock(&r[i].mu);
+        while (!r[i].finished)
+            if (pthread_cond_timedwait(&r[i].cv, &r[i].mu, &until) == ETIMEDOUT)
+                break;
+        pthread_mutex_unlock(&r[i].mu);
+        assert_int_equal(r[i].finished, 1);
+    }
+}
+
+/* AGENTD_LLM_MAX_CONNECTIONS=1: a second call in flight waits inside
+ * libcurl for the one connection instead of opening another, then reuses
+ * it; both succeed. When the wait eats the attempt's timeout, that timeout
+ * is local: the breaker (threshold 1) stays closed; a provider that hangs
+ * for the whole timeout does open it. */
+static void test_max_connections(void **state)
+{
+    (void)state;
+    const char *kv[] = { "AGENTD_LLM_URL", "http://127.0.0.1:PORT/v1", "AGENTD_LLM_MODEL", "m",
+                         "AGENTD_LLM_MAX_CONNECTIONS", "1", "AGENTD_LLM_TIMEOUT", "700ms",
+                         "AGENTD_LLM_MAX_RETRIES", "0", "AGENTD_LLM_BREAKER_FAILURES", "1", NULL };
+    struct env e;
+    env_start(&e, kv, 0);
+    struct result r[2];
+    two_calls(&e, "slow [[fault:latency ms=300]]", r);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(r[i].status, 0);
+        assert_int_equal(r[i].reply->attempts, 1);
+    }
+    fprintf(stderr, "2 calls of 300 ms on 1 connection -> %lld and %lld ms\n",
+            (long long)r[0].elapsed_ms, (long long)r[1].elapsed_ms);
+    assert_true((r[0].elapsed_ms > r[1].elapsed_ms ? r[0].elapsed_ms : r[1].elapsed_ms) >= 600);
+    for (int i = 0; i < 2; i++)
+        result_free(&r[i]);
+
+    /* 2 x 500 ms on one connection with a 700 ms timeout: the second call
+     * waits 500 ms, then the model has 200 ms */
+    two_calls(&e, "slow [[fault:latency ms=500]]", r);
+    int failed = r[0].status != 0 ? 0 : 1;
+    assert_int_equal(r[!failed].status, 0);
+    assert_int_equal(r[failed].status, AGENTD_EUNAVAILABLE);
+    assert_non_null(strstr(r[failed].error, "timed out waiting for a free connection"));
+    for (int i = 0; i < 2; i++)
+        result_free(&r[i]);
+    assert_string_equal(llm_provider_breaker(e.llm, 0), "closed");
+
+    /* the contrast: the model itself takes longer than the timeout */
+    struct result one;
+    call(&e, "hello [[fault:hang seconds=2]]", 0, 5000, 0, &one);
+    assert_int_equal(one.status, AGENTD_EUNAVAILABLE);
+    assert_non_null(strstr(one.error, "timed out"));
+    assert_null(strstr(one.error, "free connection"));
+    result_free(&one);
+    assert_string_equal(llm_provider_breaker(e.llm, 0), "open");
+    env_stop(&e);
+}
+
 static void test_builtin_via_call(void **state)
 {
     (void)state;
@@ -610,6 +815,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_non_streaming),
+        cmocka_unit_test(test_request_body),
         cmocka_unit_test(test_streaming),
         cmocka_unit_test(test_429_then_success),
         cmocka_unit_test(test_500_fallback),
@@ -619,6 +825,8 @@ int main(void)
         cmocka_unit_test(test_refused_and_malformed),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_unreachable),
+        cmocka_unit_test(test_local_failure_spares_breaker),
+        cmocka_unit_test(test_max_connections),
         cmocka_unit_test(test_builtin_via_call),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -66,6 +66,7 @@ static void test_no_provider(void **state)
     assert_int_equal(c.max_retries, 2);
     assert_int_equal(c.breaker_failures, 5);
     assert_int_equal(c.breaker_cooldown_ms, 30000);
+    assert_int_equal(c.max_connections, 0); /* no cap */
     llm_config_free(&c);
     /* production refuses to guess */
     assert_int_equal(load(&c, CONFIG_ENV_PRODUCTION, env, &pr), 1);
@@ -101,7 +102,7 @@ static void test_single(void **state)
     const char *env[] = { "AGENTD_LLM_URL", "https://api.openai.com/v1/", "AGENTD_LLM_MODEL", "gpt-4o-mini",
                           "AGENTD_LLM_API_KEY", "sk-secret-123", "AGENTD_LLM_MAX_RETRIES", "4",
                           "AGENTD_LLM_BREAKER_FAILURES", "2", "AGENTD_LLM_BREAKER_COOLDOWN", "1500ms",
-                          NULL };
+                          "AGENTD_LLM_MAX_CONNECTIONS", "4900", NULL };
     struct llm_config c;
     struct config_problems pr = { 0 };
     assert_int_equal(load(&c, CONFIG_ENV_PRODUCTION, env, &pr), 0);
@@ -115,7 +116,9 @@ static void test_single(void **state)
     assert_int_equal(c.max_retries, 4);
     assert_int_equal(c.breaker_failures, 2);
     assert_int_equal(c.breaker_cooldown_ms, 1500);
+    assert_int_equal(c.max_connections, 4900);
     char *d = dump(&c);
+    assert_non_null(strstr(d, "AGENTD_LLM_MAX_CONNECTIONS=4900\n"));
     assert_null(strstr(d, "sk-secret-123"));
     assert_non_null(strstr(d, "AGENTD_LLM_API_KEY=***set***"));
     assert_non_null(strstr(d, "AGENTD_LLM_URL=https://api.openai.com/v1\n"));
@@ -220,6 +223,8 @@ static void test_errors(void **state)
         { { "AGENTD_LLM_MAX_RETRIES", "two", NULL }, "AGENTD_LLM_MAX_RETRIES=two: not an integer" },
         { { "AGENTD_LLM_BREAKER_FAILURES", "0", NULL }, "AGENTD_LLM_BREAKER_FAILURES=0: out of range" },
         { { "AGENTD_LLM_BREAKER_COOLDOWN", "2h", NULL }, "AGENTD_LLM_BREAKER_COOLDOWN=2h: out of range" },
+        { { "AGENTD_LLM_MAX_CONNECTIONS", "-1", NULL }, "AGENTD_LLM_MAX_CONNECTIONS=-1: out of range" },
+        { { "AGENTD_LLM_MAX_CONNECTIONS", "many", NULL }, "AGENTD_LLM_MAX_CONNECTIONS=many: not an integer" },
         { { "AGENTD_LLM_PROVIDERS", "a,a", "AGENTD_LLM_A_URL", "http://h", "AGENTD_LLM_A_MODEL", "m", NULL },
           "a is listed twice" },
         { { "AGENTD_LLM_PROVIDERS", "a-b", NULL }, "\"a-b\" is not a valid provider name" },
