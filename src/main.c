@@ -225,6 +225,24 @@ static int store_check(void *ud, char *detail, size_t len)
     return rc;
 }
 
+/* The model providers' circuit breakers: degraded (not critical: the
+ * server still answers, with 503 for turns) when every provider is open. */
+static int llm_check(void *ud, char *detail, size_t len)
+{
+    const struct llm *l = ud;
+    size_t off = 0;
+    int usable = 0, n = llm_provider_count(l);
+    for (int i = 0; i < n; i++) {
+        const char *st = llm_provider_breaker(l, i);
+        usable += strcmp(st, "open") != 0;
+        int w = snprintf(detail + off, off < len ? len - off : 0, "%s%s=%s", i ? " " : "",
+                         llm_provider_name(l, i), st);
+        if (w > 0)
+            off += (size_t)w;
+    }
+    return usable ? 0 : AGENTD_EUNAVAILABLE;
+}
+
 /* ---- serve ---- */
 
 struct runner {
@@ -408,6 +426,7 @@ static int cmd_serve(void)
         fprintf(stderr, "agentd: %s%s\n", !llm ? lerr : "AGENTD_AGENT_PROMPT_FILE: ", !llm ? "" : perr);
         goto out;
     }
+    health_register("llm", llm_check, llm, 0);
     if (llm_is_builtin(llm))
         log_msg(LOG_INFO, NULL, "model: the built-in offline model (no LLM provider configured)");
     shop = shop_new(store, merchant, cfg.public_url ? cfg.public_url : "http://127.0.0.1");

@@ -62,19 +62,21 @@ static void health_done(const struct health_report *rep, void *arg)
     struct http_req *r = arg;
     struct ops_state *st = r->ud;
     json_t *deps = json_array();
+    int all_ok = 1;
     for (int i = 0; i < rep->n; i++) {
         json_t *d = json_pack("{s:s,s:s,s:f}", "name", rep->r[i].name, "status",
                               rep->r[i].ok ? "ok" : "failing", "latency_ms",
                               (double)(int64_t)(rep->r[i].latency_ms * 1000) / 1000.0);
-        if (!rep->r[i].ok && rep->r[i].detail[0])
+        if (rep->r[i].detail[0]) /* a failure's reason, or a state (the llm breakers) */
             json_object_set_new(d, "detail", json_string(rep->r[i].detail));
         json_array_append_new(deps, d);
+        all_ok &= rep->r[i].ok;
     }
     uint64_t reqs = 0;
     double rate = http_server_error_rate_1m(st->srv, &reqs);
     int draining = http_server_draining(st->srv);
     const char *status = draining ? "draining" : !atomic_load(&st->warm) ? "starting"
-                                               : rep->ready ? "ok" : "degraded";
+                                               : rep->ready && all_ok ? "ok" : "degraded";
     json_t *body = json_pack("{s:s,s:s,s:s,s:I,s:o,s:I,s:f,s:I,s:b}", "status", status, "version",
                              AGENTD_VERSION, "commit", AGENTD_GIT_COMMIT, "uptime_seconds",
                              (json_int_t)((clock_mono_ms() - st->start_mono_ms) / 1000),

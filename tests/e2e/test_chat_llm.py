@@ -534,3 +534,72 @@ def test_sigterm_with_a_turn_in_flight_exits_cleanly(agentd, fake):
     # the turn was closed as failed, not left for the next start to find
     assert db_query(srv, "SELECT state FROM turns WHERE session_id = ? ORDER BY created_at",
                     sid) == [("completed",), ("failed",)]
+
+
+# ---- a whole purchase, driven by the model's tool calls ----
+
+def test_a_full_purchase_by_conversation(llm_server, fake):
+    """The model (scripted tool calls) searches, adds, sets buyer and address,
+    picks express shipping and pays with the client's payment data: an order
+    is placed, in the answer's checkout and readable in the session."""
+    d = answer(llm_server, '[[tool:search_shopping_catalog {"query": "cookies"}]]')
+    assert '"BISC-001"' in d["answer"]
+    sid = d["session_id"]
+    d = answer(llm_server, '[[tool:add_to_checkout {"product_id": "BISC-001", "quantity": 2}]]', sid)
+    assert [(li["item"]["id"], li["quantity"]) for li in d["checkout"]["line_items"]] == \
+        [("BISC-001", 2)]
+    who = {"buyer": {"first_name": "Jane", "last_name": "Doe", "email": "jane@example.com"},
+           "address": {"street_address": "1 Main St", "address_locality": "Springfield",
+                       "address_region": "IL", "postal_code": "62701", "address_country": "US",
+                       "first_name": "Jane", "last_name": "Doe"}}
+    import json as _json
+    d = answer(llm_server, f"[[tool:update_customer_details {_json.dumps(who)}]]", sid)
+    assert d["checkout"]["buyer"]["email"] == "jane@example.com"
+    d = answer(llm_server, '[[tool:select_shipping {"option_id": "exp-ship"}]]', sid)
+    grp = d["checkout"]["fulfillment"]["methods"][0]["groups"][0]
+    assert grp["selected_option_id"] == "exp-ship"
+    assert d["checkout"]["status"] == "ready_for_complete", d["checkout"]["status"]
+    # the credential rides in the message's data, never in the model's text
+    pay = {"a2a.ucp.checkout.payment_data": {
+        "handler_id": "mock_payment_handler",
+        "credential": {"type": "token", "token": "success_token"}}}
+    r = post_chat(llm_server, "[[tool:complete_checkout {}]]", sid, data=pay)
+    assert r.status_code == 200, r.text
+    co = r.json()["checkout"]
+    assert co["status"] == "completed" and co["order"]["id"], co
+    assert "success_token" not in _json.dumps(fake.stats())
+    info = llm_server.get(f"/chat/sessions/{sid}").json()
+    assert info["checkout_id"] == co["id"] and info["usage"]["model_calls"] == 10
+
+
+def test_the_breaker_opens_and_recovers(agentd, fake):
+    """Two failing turns open the provider's breaker (visible in /metrics and
+    /health); a call in the open state fails fast without reaching the model;
+    after the cooldown a half-open probe closes it again."""
+    srv = agentd(env=fake.env(AGENTD_LLM_BREAKER_FAILURES="2", AGENTD_LLM_BREAKER_COOLDOWN="1s",
+                              AGENTD_LLM_MAX_RETRIES="0"))
+
+    def state():
+        samples = parse_metrics(srv.get("/metrics").text)
+        return metric_value(samples, "agentd_llm_breaker_state", provider="default")
+
+    def health_llm():
+        deps = srv.get("/health").json()["dependencies"]
+        return next(d for d in deps if d["name"] == "llm")
+
+    assert state() == 0 and health_llm()["detail"] == "default=closed"
+    fake.faults({"status": 500, "times": 2})
+    for _ in range(2):
+        assert_error_response(post_chat(srv, f"fail {tag()}"), 503, "model_unavailable")
+    assert state() == 2, "open (0 closed, 1 half-open, 2 open) after 2 consecutive failures"
+    h = health_llm()
+    assert h["status"] == "failing" and h["detail"] == "default=open", h
+    assert srv.get("/health").json()["status"] == "degraded"
+    before = fake.stats()["requests"]
+    r = post_chat(srv, f"fast fail {tag()}")
+    assert_error_response(r, 503, "model_unavailable")
+    assert int(r.headers["Retry-After"]) >= 1
+    assert fake.stats()["requests"] == before, "an open breaker does not call the model"
+    time.sleep(1.2)
+    assert answer(srv, f"probe {tag()}")["answer"].startswith("echo: probe")
+    assert state() == 0 and health_llm()["detail"] == "default=closed"
