@@ -79,8 +79,6 @@ static int orphaned(const struct agent *ag, const struct store_turn *u, int64_t 
 static void fail_orphan(struct agent *ag, struct store *st, const struct store_turn *u,
                         const char *code, const char *why)
 {
-    if (store_turn_finish(st, u->id, "failed") != 0)
-        return;
     json_t *d = json_pack("{s:s,s:s,s:i,s:b,s:{s:I,s:I,s:f}}", "code", code, "message", why,
                           "http_status", 503, "resumed", 0, "usage", "prompt_tokens",
                           (json_int_t)u->prompt_tokens, "completion_tokens",
@@ -89,9 +87,12 @@ static void fail_orphan(struct agent *ag, struct store *st, const struct store_t
     json_decref(d);
     struct store_event e = { .session_id = u->session_id, .turn_id = u->id,
                              .type = "turn-failed", .data = text };
-    if (text && store_event_append(st, &e, 1) == 0 && ag->events)
+    int rc = store_turn_finish_events(st, u->id, "failed", &e, text ? 1 : 0);
+    if (rc == 0 && text && ag->events)
         events_publish(ag->events, u->session_id);
     free(text);
+    if (rc != 0)
+        return;
     log_msg(LOG_WARN, NULL, "turn %s of session %s was interrupted by a crash: failed (%s)", u->id,
             u->session_id, why);
 }

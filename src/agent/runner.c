@@ -365,10 +365,6 @@ static int op_finish(struct store *st, void *arg)
     }
     if (!t->claimed)
         return 0;
-    int rc = store_turn_finish(st, t->turn_id, t->interrupted ? "interrupted"
-                                              : t->status == 0 ? "completed" : "failed");
-    if (rc != 0)
-        return 0; /* finished elsewhere (its claim was taken): not ours to report */
     struct evs e = { 0 };
     json_t *usage = json_pack("{s:I,s:I,s:f}", "prompt_tokens", (json_int_t)t->prompt_tokens,
                               "completion_tokens", (json_int_t)t->completion_tokens, "cost_usd",
@@ -381,7 +377,11 @@ static int op_finish(struct store *st, void *arg)
         evs_add(&e, t, "turn-failed",
                 json_pack("{s:s,s:s,s:i,s:o,s:b}", "code", t->code, "message", t->message,
                           "http_status", t->http_status, "usage", usage, "resumed", t->resumed));
-    if (e.n && store_event_append(st, e.v, e.n) == 0)
+    /* the end and its event in one transaction; a turn finished elsewhere
+     * (its claim was taken) is not ours to report */
+    if (store_turn_finish_events(st, t->turn_id, t->interrupted ? "interrupted"
+                                                 : t->status == 0 ? "completed" : "failed",
+                                 e.v, e.n) == 0 && e.n)
         publish(t);
     evs_clear(&e);
     return 0;
@@ -448,15 +448,14 @@ static int op_step(struct store *st, void *arg)
     t->prompt_tokens += u.prompt_tokens;
     t->completion_tokens += u.completion_tokens;
     t->cost_usd += u.cost_usd;
-    int rc = store_usage_add(st, t->turn_id, t->owner, r->model ? r->model : "", &u);
-    if (rc && rc != AGENTD_ENOTFOUND)
-        log_msg(LOG_WARN, t->request_id, "usage of turn %s not saved: %s", t->turn_id,
-                agentd_err_msg(rc));
-    /* The step boundary: heartbeat the claim and see whether a newer
-     * message asked this turn to stop. An interrupted turn drops this reply
+    /* The step boundary, one transaction: the call's usage (kept whatever
+     * happens next), the claim's heartbeat, and whether a newer message
+     * asked this turn to stop. An interrupted turn drops this reply
      * unsaved, so the history never holds a tool call without its result. */
     int intr = 0;
-    rc = store_turn_touch(st, t->turn_id, &intr);
+    int rc = store_turn_step(st, t->turn_id, t->owner, r->model ? r->model : "", &u, &intr);
+    if (rc == AGENTD_ENOTFOUND)
+        rc = AGENTD_ECONFLICT; /* its row is gone (the session was deleted) */
     if (rc == AGENTD_ECONFLICT || (rc == 0 && intr)) {
         t->interrupted = 1;
         fail(t, AGENTD_ECONFLICT, 409, "turn_interrupted",

@@ -48,8 +48,12 @@ struct store_backend {
                       struct store_event **out, size_t *n);
     int (*turn_record)(void *b, struct store_checkpoint *c, struct store_message *m,
                        struct store_event *ev, size_t nev);
+    int (*turn_finish_events)(void *b, const char *id, const char *state,
+                              struct store_event *ev, size_t nev); /* nev may be 0 */
     int (*usage_add)(void *b, const char *turn_id, const char *principal, const char *model,
                      const struct store_usage *u);
+    int (*turn_step)(void *b, const char *turn_id, const char *principal, const char *model,
+                     const struct store_usage *u, int *interrupt);
     int (*usage_day)(void *b, const char *principal, int64_t day, struct store_usage *out);
     int (*usage_session)(void *b, const char *session_id, struct store_usage *out);
     int (*checkout_create)(void *b, struct store_checkout *c);

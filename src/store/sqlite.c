@@ -1164,22 +1164,28 @@ static int sq_turn_interrupt(void *b, const char *session_id)
     return rc ? rc : changed ? 0 : AGENTD_ENOTFOUND;
 }
 
-static int sq_turn_finish(void *b, const char *id, const char *state)
+/* Inside a write transaction: the finish of store_turn_finish. */
+static int turn_finish_tx(struct sq *q, const char *id, const char *state, int64_t now)
 {
-    struct sq *q = b;
-    int64_t now = now_ms(q), one;
+    int64_t one;
     int changed = 0;
-    int rc = writer_begin(q);
-    if (rc)
-        return rc;
-    rc = run(&q->writer, ST_TURN_FINISH, NULL, &changed, "tti", id, state, now);
+    int rc = run(&q->writer, ST_TURN_FINISH, NULL, &changed, "tti", id, state, now);
     /* Nothing changed: finished already (conflict) or not there at all. */
     if (rc == 0 && !changed) {
         rc = run(&q->writer, ST_TURN_LIVE, &one, NULL, "ti", id, now);
         if (rc == 0)
             rc = AGENTD_ECONFLICT;
     }
-    return writer_end(q, rc);
+    return rc;
+}
+
+static int sq_turn_finish(void *b, const char *id, const char *state)
+{
+    struct sq *q = b;
+    int rc = writer_begin(q);
+    if (rc)
+        return rc;
+    return writer_end(q, turn_finish_tx(q, id, state, now_ms(q)));
 }
 
 /* The compare-and-swap on (running, instance IS from); a miss is a
@@ -1436,25 +1442,89 @@ static int sq_turn_record(void *b, struct store_checkpoint *cp, struct store_mes
     return rc;
 }
 
-/* ---- usage ---- */
-
-static int sq_usage_add(void *b, const char *turn_id, const char *principal, const char *model,
-                        const struct store_usage *u)
+/* A turn's finish and its last events, all or nothing: the events are
+ * appended only if the finish applies. */
+static int sq_turn_finish_events(void *b, const char *id, const char *state,
+                                 struct store_event *ev, size_t nev)
 {
     struct sq *q = b;
     int64_t now = now_ms(q);
-    int changed = 0;
+    int64_t *seq = nev ? calloc(nev, sizeof *seq) : NULL;
+    if (nev && !seq)
+        return AGENTD_ENOMEM;
     int rc = writer_begin(q);
-    if (rc)
+    if (rc) {
+        free(seq);
         return rc;
-    rc = run(&q->writer, ST_TURN_USAGE_ADD, NULL, &changed, "tiidii", turn_id, u->prompt_tokens,
-             u->completion_tokens, u->cost_usd, u->calls, now);
+    }
+    rc = turn_finish_tx(q, id, state, now);
+    for (size_t i = 0; rc == 0 && i < nev; i++)
+        rc = turn_in_session(q, id, ev[i].session_id);
+    if (rc == 0)
+        rc = events_insert(q, ev, nev, now, seq);
+    if ((rc = writer_end(q, rc)) == 0) {
+        for (size_t i = 0; i < nev; i++) {
+            ev[i].seq = seq[i];
+            ev[i].created_at = now;
+        }
+    }
+    free(seq);
+    return rc;
+}
+
+/* ---- usage ---- */
+
+/* Inside a write transaction: the writes of store_usage_add. */
+static int usage_add_tx(struct sq *q, const char *turn_id, const char *principal,
+                        const char *model, const struct store_usage *u, int64_t now)
+{
+    int changed = 0;
+    int rc = run(&q->writer, ST_TURN_USAGE_ADD, NULL, &changed, "tiidii", turn_id,
+                 u->prompt_tokens, u->completion_tokens, u->cost_usd, u->calls, now);
     if (rc == 0 && !changed)
         rc = AGENTD_ENOTFOUND;
     if (rc == 0)
         rc = run(&q->writer, ST_USAGE_DAILY_ADD, NULL, NULL, "titiidi", principal, day_of(now),
                  model, u->prompt_tokens, u->completion_tokens, u->cost_usd, u->calls);
-    return writer_end(q, rc);
+    return rc;
+}
+
+static int sq_usage_add(void *b, const char *turn_id, const char *principal, const char *model,
+                        const struct store_usage *u)
+{
+    struct sq *q = b;
+    int rc = writer_begin(q);
+    if (rc)
+        return rc;
+    return writer_end(q, usage_add_tx(q, turn_id, principal, model, u, now_ms(q)));
+}
+
+/* usage_add then turn_touch in one transaction. A turn that no longer runs
+ * keeps the usage (the transaction commits) and answers AGENTD_ECONFLICT. */
+static int sq_turn_step(void *b, const char *turn_id, const char *principal, const char *model,
+                        const struct store_usage *u, int *interrupt)
+{
+    struct sq *q = b;
+    int64_t now = now_ms(q), flag = 0;
+    int running = 1;
+    int rc = writer_begin(q);
+    if (rc)
+        return rc;
+    rc = usage_add_tx(q, turn_id, principal, model, u, now);
+    if (rc == 0) { /* the turn is there (the usage found it): a miss is a finish */
+        rc = run(&q->writer, ST_TURN_HEARTBEAT, &flag, NULL, "ti", turn_id, now);
+        if (rc == AGENTD_ENOTFOUND) {
+            running = 0;
+            rc = 0;
+        }
+    }
+    if ((rc = writer_end(q, rc)) != 0)
+        return rc;
+    if (!running)
+        return AGENTD_ECONFLICT;
+    if (interrupt)
+        *interrupt = flag != 0;
+    return 0;
 }
 
 static int row_usage(sqlite3_stmt *st, void *item)
@@ -1829,6 +1899,8 @@ const struct store_backend store_backend_sqlite = {
     .event_list = sq_event_list,
     .turn_record = sq_turn_record,
     .usage_add = sq_usage_add,
+    .turn_step = sq_turn_step,
+    .turn_finish_events = sq_turn_finish_events,
     .usage_day = sq_usage_day,
     .usage_session = sq_usage_session,
     .checkout_create = sq_checkout_create,

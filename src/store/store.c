@@ -33,6 +33,7 @@
     X(turn_get, R) X(turn_list_unfinished, R) X(checkpoint_put, W)                     \
     X(checkpoint_list, R) X(event_append, W) X(event_list, R) X(turn_record, W)        \
     X(usage_add, W) X(usage_day, R) X(usage_session, R)                                \
+    X(turn_step, W) X(turn_finish_events, W)                                           \
     X(checkout_create, W) X(checkout_get, R)                                           \
     X(checkout_update, W) X(order_create, W) X(order_get, R) X(idem_begin, W)          \
     X(idem_finish, W) X(idem_abandon, W) X(audit_append, W) X(audit_list, R)            \
@@ -432,13 +433,33 @@ int store_turn_record(struct store *s, struct store_checkpoint *c, struct store_
     CALL(s, turn_record, c, m, ev, nev);
 }
 
+int store_turn_finish_events(struct store *s, const char *id, const char *state,
+                             struct store_event *ev, size_t nev)
+{
+    REQUIRE(s, turn_finish_events, id && nonempty(state) &&
+                                       strcmp(state, STORE_TURN_RUNNING) != 0 &&
+                                       events_ok(ev, nev));
+    CALL(s, turn_finish_events, id, state, ev, nev);
+}
+
+static int usage_ok(const struct store_usage *u)
+{
+    return u && u->prompt_tokens >= 0 && u->completion_tokens >= 0 && u->calls >= 0 &&
+           isfinite(u->cost_usd) && u->cost_usd >= 0;
+}
+
 int store_usage_add(struct store *s, const char *turn_id, const char *principal,
                     const char *model, const struct store_usage *u)
 {
-    REQUIRE(s, usage_add, turn_id && principal && u && u->prompt_tokens >= 0 &&
-                              u->completion_tokens >= 0 && u->calls >= 0 &&
-                              isfinite(u->cost_usd) && u->cost_usd >= 0);
+    REQUIRE(s, usage_add, turn_id && principal && usage_ok(u));
     CALL(s, usage_add, turn_id, principal, model ? model : "", u);
+}
+
+int store_turn_step(struct store *s, const char *turn_id, const char *principal,
+                    const char *model, const struct store_usage *u, int *interrupt)
+{
+    REQUIRE(s, turn_step, turn_id && principal && usage_ok(u));
+    CALL(s, turn_step, turn_id, principal, model ? model : "", u, interrupt);
 }
 
 int store_usage_day(struct store *s, const char *principal, int64_t day, struct store_usage *out)

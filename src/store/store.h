@@ -277,6 +277,16 @@ void store_event_list_free(struct store_event *v, size_t n);
  * each event's created_at. Nothing is filled unless the call returns 0. */
 int store_turn_record(struct store *s, struct store_checkpoint *c, struct store_message *m,
                       struct store_event *ev, size_t nev);
+/* store_turn_finish and store_event_append(ev, nev) in one transaction: the
+ * events are appended only if the finish applies (else AGENTD_ECONFLICT and
+ * nothing is written). nev may be 0. Fills each event's seq/created_at. */
+/* Details: state and the events as for those two calls. AGENTD_ENOTFOUND if
+ * the turn does not exist or its session expired. Every event's session_id
+ * must be the turn's session, else AGENTD_EINVAL (nothing written, the turn
+ * still runs); a finished turn answers AGENTD_ECONFLICT first, as in
+ * store_turn_record. Nothing is filled unless the call returns 0. */
+int store_turn_finish_events(struct store *s, const char *id, const char *state,
+                             struct store_event *ev, size_t nev);
 
 /* ---- usage and cost ---- */
 
@@ -295,6 +305,17 @@ struct store_usage {
  * AGENTD_EINVAL. A turn whose session expired is AGENTD_ENOTFOUND. */
 int store_usage_add(struct store *s, const char *turn_id, const char *principal,
                     const char *model, const struct store_usage *u);
+/* A model call's bookkeeping in one transaction: adds its usage exactly as
+ * store_usage_add does (the turn's totals and the principal's UTC day row
+ * for that model), then heartbeats the turn exactly as store_turn_touch
+ * does (updated_at := now; *interrupt (may be NULL) := the interrupt mark).
+ * The usage is kept even when the turn is no longer running (a late call
+ * still cost money): then the result is AGENTD_ECONFLICT. AGENTD_ENOTFOUND
+ * if the turn does not exist (nothing written). */
+/* Details: arguments as for store_usage_add. *interrupt is set only when the
+ * call returns 0. */
+int store_turn_step(struct store *s, const char *turn_id, const char *principal,
+                    const char *model, const struct store_usage *u, int *interrupt);
 /* A principal's totals over every model for one UTC day (day = Unix ms /
  * 86 400 000); all zero when nothing was used. */
 int store_usage_day(struct store *s, const char *principal, int64_t day, struct store_usage *out);

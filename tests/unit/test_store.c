@@ -1174,6 +1174,197 @@ static void test_usage_sums_per_turn_session_and_day(void **state)
     assert_usage(&u, 31, 17, 0.53, 4);
 }
 
+/* ---- folded writes: a model call's bookkeeping, a turn's last events ---- */
+
+static void test_turn_step_adds_usage_and_heartbeats(void **state)
+{
+    struct ctx *c = *state;
+    make_session(c->s, "s1");
+    make_session(c->s, "s2");
+    struct store_turn t = { .id = "t1", .session_id = "s1" };
+    assert_ok(store_turn_begin(c->s, &t, 1000));
+    int64_t d0 = today();
+
+    /* usage as store_usage_add, heartbeat as store_turn_touch */
+    advance(700);
+    int64_t now = atomic_load(&fake_now);
+    struct store_usage a = { 10, 5, 0.01, 1 }, b = { 1, 2, 0.5, 1 };
+    int intr = -1;
+    assert_ok(store_turn_step(c->s, "t1", "alice", "gpt", &a, &intr));
+    assert_int_equal(intr, 0);
+    struct store_turn *got = NULL;
+    assert_ok(store_turn_get(c->s, "t1", &got));
+    assert_int_equal(got->prompt_tokens, 10);
+    assert_int_equal(got->completion_tokens, 5);
+    assert_true(near(got->cost_usd, 0.01));
+    assert_int_equal(got->updated_at, now);
+    assert_string_equal(got->state, STORE_TURN_RUNNING);
+    store_turn_free(got);
+    /* the lease moved: 1400 ms after begin, 700 after the step */
+    advance(700);
+    struct store_turn rival = { .id = "rival", .session_id = "s1" };
+    assert_int_equal(store_turn_begin(c->s, &rival, 1000), AGENTD_ECONFLICT);
+
+    now = atomic_load(&fake_now);
+    assert_ok(store_turn_step(c->s, "t1", "alice", NULL, &b, NULL)); /* model "", no flag */
+    assert_ok(store_turn_get(c->s, "t1", &got));
+    assert_int_equal(got->updated_at, now);
+    store_turn_free(got);
+    struct store_usage u;
+    assert_ok(store_usage_session(c->s, "s1", &u));
+    assert_usage(&u, 11, 7, 0.51, 2);
+    assert_ok(store_usage_day(c->s, "alice", d0, &u));
+    assert_usage(&u, 11, 7, 0.51, 2);
+
+    /* the interrupt mark comes back as from store_turn_touch */
+    assert_ok(store_turn_interrupt(c->s, "s1"));
+    intr = 0;
+    assert_ok(store_turn_step(c->s, "t1", "alice", "gpt", &a, &intr));
+    assert_int_equal(intr, 1);
+
+    /* unknown turn: nothing written */
+    intr = -1;
+    assert_int_equal(store_turn_step(c->s, "nope", "alice", "gpt", &a, &intr),
+                     AGENTD_ENOTFOUND);
+    assert_int_equal(intr, -1);
+    assert_ok(store_usage_day(c->s, "alice", d0, &u));
+    assert_usage(&u, 21, 12, 0.52, 3);
+
+    /* bad arguments, as for store_usage_add: nothing written */
+    struct store_usage neg = { -1, 0, 0, 1 }, nan_cost = { 1, 1, NAN, 1 },
+                       neg_cost = { 1, 1, -0.5, 1 }, neg_calls = { 1, 1, 0, -1 };
+    assert_int_equal(store_turn_step(c->s, "t1", NULL, "gpt", &a, &intr), AGENTD_EINVAL);
+    assert_int_equal(store_turn_step(c->s, NULL, "alice", "gpt", &a, &intr), AGENTD_EINVAL);
+    assert_int_equal(store_turn_step(c->s, "t1", "alice", "gpt", NULL, &intr), AGENTD_EINVAL);
+    assert_int_equal(store_turn_step(c->s, "t1", "alice", "gpt", &neg, &intr), AGENTD_EINVAL);
+    assert_int_equal(store_turn_step(c->s, "t1", "alice", "gpt", &nan_cost, &intr),
+                     AGENTD_EINVAL);
+    assert_int_equal(store_turn_step(c->s, "t1", "alice", "gpt", &neg_cost, &intr),
+                     AGENTD_EINVAL);
+    assert_int_equal(store_turn_step(c->s, "t1", "alice", "gpt", &neg_calls, &intr),
+                     AGENTD_EINVAL);
+    assert_int_equal(store_turn_step(NULL, "t1", "alice", "gpt", &a, &intr), AGENTD_EINVAL);
+    assert_ok(store_usage_session(c->s, "s1", &u));
+    assert_usage(&u, 21, 12, 0.52, 3);
+
+    /* a finished turn: the late call's usage is kept, the answer is a conflict,
+     * and the finished turn's updated_at stays */
+    advance(5);
+    int64_t finished_at = atomic_load(&fake_now);
+    assert_ok(store_turn_finish(c->s, "t1", "completed"));
+    advance(5);
+    intr = -1;
+    assert_int_equal(store_turn_step(c->s, "t1", "bob", "gpt", &a, &intr), AGENTD_ECONFLICT);
+    assert_int_equal(intr, -1);
+    assert_ok(store_turn_get(c->s, "t1", &got));
+    assert_string_equal(got->state, "completed");
+    assert_int_equal(got->prompt_tokens, 31);
+    assert_int_equal(got->updated_at, finished_at);
+    store_turn_free(got);
+    assert_ok(store_usage_session(c->s, "s1", &u));
+    assert_usage(&u, 31, 17, 0.53, 4);
+    assert_ok(store_usage_day(c->s, "bob", d0, &u));
+    assert_usage(&u, 10, 5, 0.01, 1);
+    assert_ok(store_usage_session(c->s, "s2", &u)); /* other sessions untouched */
+    assert_usage(&u, 0, 0, 0, 0);
+}
+
+static void test_turn_finish_events_is_one_transaction(void **state)
+{
+    struct ctx *c = *state;
+    reopen(c, 100000, 0); /* a TTL, to see the events push the session's expiry */
+    make_session(c->s, "s1");
+    make_session(c->s, "s2");
+    struct store_turn t = { .id = "t1", .session_id = "s1", .input = "{\"card\":\"4242\"}" };
+    assert_ok(store_turn_begin(c->s, &t, 0));
+    struct store_event pre = event("s1", "t1", "turn-started", "{}");
+    assert_ok(store_event_append(c->s, &pre, 1));
+    advance(10);
+    int64_t now = atomic_load(&fake_now);
+
+    /* a wrong-session event: rejected whole, the turn still runs */
+    struct store_event wrong[2] = { event("s1", "t1", "text-delta", "{}"),
+                                    event("s2", "t1", "turn-completed", "{}") };
+    assert_int_equal(store_turn_finish_events(c->s, "t1", "completed", wrong, 2),
+                     AGENTD_EINVAL);
+    assert_int_equal(wrong[0].seq, -7);
+    assert_int_equal(wrong[1].seq, -7);
+    assert_string_equal(turn_state(c->s, "s1", "t1"), STORE_TURN_RUNNING);
+    assert_int_equal(count_events(c->s, "s1"), 1);
+    assert_int_equal(count_events(c->s, "s2"), 0);
+
+    /* bad arguments: nothing written */
+    struct store_event untyped = event("s1", "t1", NULL, "{}");
+    assert_int_equal(store_turn_finish_events(c->s, "t1", "completed", &untyped, 1),
+                     AGENTD_EINVAL);
+    assert_int_equal(store_turn_finish_events(c->s, "t1", "completed", NULL, 1), AGENTD_EINVAL);
+    assert_int_equal(store_turn_finish_events(c->s, "t1", STORE_TURN_RUNNING, NULL, 0),
+                     AGENTD_EINVAL);
+    assert_int_equal(store_turn_finish_events(c->s, "t1", "", NULL, 0), AGENTD_EINVAL);
+    assert_int_equal(store_turn_finish_events(c->s, "t1", NULL, NULL, 0), AGENTD_EINVAL);
+    assert_int_equal(store_turn_finish_events(c->s, NULL, "completed", NULL, 0), AGENTD_EINVAL);
+    assert_string_equal(turn_state(c->s, "s1", "t1"), STORE_TURN_RUNNING);
+
+    /* the finish and its events together, seqs after the session's last */
+    struct store_event ev[2] = { event("s1", "t1", "text-delta", "{\"t\":\"bye\"}"),
+                                 event("s1", "t1", "turn-completed", "{}") };
+    assert_ok(store_turn_finish_events(c->s, "t1", "completed", ev, 2));
+    assert_int_equal(ev[0].seq, 2);
+    assert_int_equal(ev[1].seq, 3);
+    assert_int_equal(ev[0].created_at, now);
+    assert_int_equal(ev[1].created_at, now);
+    struct store_turn *got = NULL;
+    assert_ok(store_turn_get(c->s, "t1", &got));
+    assert_string_equal(got->state, "completed");
+    assert_null(got->input); /* dropped, as by store_turn_finish */
+    assert_int_equal(got->updated_at, now);
+    store_turn_free(got);
+    struct store_event *v = NULL;
+    size_t n = 0;
+    assert_ok(store_event_list(c->s, "s1", 1, 0, &v, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].type, "text-delta");
+    assert_string_equal(v[0].data, "{\"t\":\"bye\"}");
+    assert_string_equal(v[1].type, "turn-completed");
+    assert_int_equal(v[1].seq, 3);
+    store_event_list_free(v, n);
+    struct store_session *sess = NULL;
+    assert_ok(store_session_get(c->s, "s1", &sess));
+    assert_int_equal(sess->expires_at, now + 100000);
+    store_session_free(sess);
+
+    /* a second finish: a conflict, and no events appended */
+    struct store_event again = event("s1", "t1", "turn-failed", "{}");
+    assert_int_equal(store_turn_finish_events(c->s, "t1", "failed", &again, 1),
+                     AGENTD_ECONFLICT);
+    assert_int_equal(again.seq, -7);
+    assert_int_equal(count_events(c->s, "s1"), 3);
+    assert_ok(store_turn_get(c->s, "t1", &got));
+    assert_string_equal(got->state, "completed");
+    store_turn_free(got);
+    /* ...even when its events name another session */
+    struct store_event other = event("s2", "t1", "turn-failed", "{}");
+    assert_int_equal(store_turn_finish_events(c->s, "t1", "failed", &other, 1),
+                     AGENTD_ECONFLICT);
+    assert_int_equal(count_events(c->s, "s2"), 0);
+
+    /* unknown turn: nothing written */
+    struct store_event ghost = event("s1", "nope", "turn-failed", "{}");
+    assert_int_equal(store_turn_finish_events(c->s, "nope", "failed", &ghost, 1),
+                     AGENTD_ENOTFOUND);
+    assert_int_equal(count_events(c->s, "s1"), 3);
+
+    /* nev = 0: just the finish */
+    struct store_turn t2 = { .id = "t2", .session_id = "s2" };
+    assert_ok(store_turn_begin(c->s, &t2, 0));
+    assert_ok(store_turn_finish_events(c->s, "t2", "failed", NULL, 0));
+    assert_ok(store_turn_get(c->s, "t2", &got));
+    assert_string_equal(got->state, "failed");
+    store_turn_free(got);
+    assert_int_equal(count_events(c->s, "s2"), 0);
+    assert_int_equal(store_turn_finish_events(c->s, "t2", "failed", NULL, 0), AGENTD_ECONFLICT);
+}
+
 static void test_usage_days_are_purged_after_400(void **state)
 {
     struct ctx *c = *state;
@@ -2034,6 +2225,8 @@ int main(void)
         T(test_event_seq_and_paging),
         T(test_events_go_with_their_session),
         T(test_usage_sums_per_turn_session_and_day),
+        T(test_turn_step_adds_usage_and_heartbeats),
+        T(test_turn_finish_events_is_one_transaction),
         T(test_usage_days_are_purged_after_400),
         T(test_events_and_usage_survive_reopen),
         T(test_migrate_from_version_3),
