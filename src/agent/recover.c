@@ -40,8 +40,7 @@
 
 #define SWEEP_MAX 1000       /* turns looked at per sweep */
 
-/* 1 when pid is gone or a zombie (/proc/PID/stat state Z). */
-static int pid_dead(long pid)
+int agent_pid_dead(long pid)
 {
     if (pid <= 0)
         return 1;
@@ -61,18 +60,28 @@ static int pid_dead(long pid)
     return p && p[1] == ' ' && p[2] == 'Z';
 }
 
+int agent_turn_orphaned(const char *ours, const char *theirs, int64_t age_ms, int64_t lease_ms,
+                        int (*pid_dead)(long pid))
+{
+    if (!theirs)
+        return 1; /* written before instances were kept */
+    if (strcmp(theirs, ours) == 0)
+        return 0; /* ours, alive */
+    const char *slash = strchr(ours, '/');
+    size_t hostlen = slash ? (size_t)(slash - ours) : 0;
+    if (hostlen && strncmp(theirs, ours, hostlen) == 0 && theirs[hostlen] == '/') {
+        char *end = NULL;
+        long pid = strtol(theirs + hostlen + 1, &end, 10);
+        if (end && *end == '/' && pid > 0 && pid_dead(pid))
+            return 1;
+    }
+    return age_ms > lease_ms;
+}
+
 static int orphaned(const struct agent *ag, const struct store_turn *u, int64_t now)
 {
-    if (!u->instance)
-        return 1; /* written before instances were kept */
-    if (strcmp(u->instance, ag->instance) == 0)
-        return 0; /* ours, alive */
-    const char *slash = strchr(ag->instance, '/');
-    size_t hostlen = slash ? (size_t)(slash - ag->instance) : 0;
-    if (hostlen && strncmp(u->instance, ag->instance, hostlen) == 0 &&
-        u->instance[hostlen] == '/' && pid_dead(strtol(u->instance + hostlen + 1, NULL, 10)))
-        return 1;
-    return now - u->updated_at > ag->turn_timeout_ms + TURN_LEASE_GRACE_MS;
+    return agent_turn_orphaned(ag->instance, u->instance, now - u->updated_at,
+                               ag->turn_timeout_ms + TURN_LEASE_GRACE_MS, agent_pid_dead);
 }
 
 /* The turn-failed event of a turn that cannot go on (worker). */

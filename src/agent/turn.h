@@ -89,6 +89,16 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
 /* Loads history into t->messages (after the system prompt), windowed so it
  * never starts on a tool result (worker). */
 int turn_load_history(struct store *st, struct turn *t);
+/* Recovery's decisions (recover.c), pure but for the pid probe: is a
+ * running turn's process dead? theirs/ours are instances
+ * "host@pidns/pid/nonce"; theirs NULL (an old row) is dead; ours is alive;
+ * one of this host and pid namespace is dead when pid_dead(its pid); any
+ * other when its heartbeat is older than lease_ms. */
+int agent_turn_orphaned(const char *ours, const char *theirs, int64_t age_ms, int64_t lease_ms,
+                        int (*pid_dead)(long pid));
+/* 1 when pid is gone, a zombie, or our own pid (the process before us). */
+int agent_pid_dead(long pid);
+
 /* On t->loop after a resume was loaded: carry on (model step or finish). */
 void turn_resume_go(void *arg);
 
