@@ -24,10 +24,20 @@ static void set_err(char *err, size_t errlen, const char *msg)
 
 /* ---- the mock handler ---- */
 
+/* The mock's authorization reference is a function of the idempotency key
+ * (FNV-1a, 64 bits): one key, one authorization, as a provider would. */
+static uint64_t fnv64(const char *s)
+{
+    uint64_t x = 14695981039346656037ULL;
+    for (; *s; s++)
+        x = (x ^ (unsigned char)*s) * 1099511628211ULL;
+    return x;
+}
+
 static enum payment_result mock_authorize(const struct payment_handler *h,
                                           const struct payment_instrument *pi, int64_t amount,
-                                          const char *currency, char *ref, size_t reflen,
-                                          char *err, size_t errlen)
+                                          const char *currency, const char *idempotency_key,
+                                          char *ref, size_t reflen, char *err, size_t errlen)
 {
     (void)h;
     (void)currency;
@@ -43,7 +53,8 @@ static enum payment_result mock_authorize(const struct payment_handler *h,
     }
     if (strcmp(pi->token, PAYMENT_MOCK_TOKEN_SUCCESS) == 0) {
         if (ref && reflen)
-            snprintf(ref, reflen, "mock_auth_%lld", (long long)amount);
+            snprintf(ref, reflen, "mock_auth_%016llx",
+                     (unsigned long long)fnv64(idempotency_key ? idempotency_key : ""));
         set_err(err, errlen, "");
         return PAYMENT_APPROVED;
     }
@@ -470,16 +481,22 @@ json_t *payment_data_redacted_json(const json_t *payment_data)
 
 int payment_authorize(const struct payment_handler *const *hs, size_t n,
                       const struct payment_instrument *pi, int64_t amount, const char *currency,
-                      enum payment_result *res, char *ref, size_t reflen, char *err, size_t errlen)
+                      const char *idempotency_key, enum payment_result *res, char *ref,
+                      size_t reflen, char *err, size_t errlen)
 {
     *res = PAYMENT_INVALID;
+    if (!idempotency_key || !*idempotency_key) {
+        set_err(err, errlen, "an authorization needs an idempotency key");
+        return AGENTD_EINVAL;
+    }
     if (!pi || !pi->handler_id) {
         set_err(err, errlen, "payment data needs a handler_id");
         return AGENTD_EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
         if (hs[i] && hs[i]->id && strcmp(hs[i]->id, pi->handler_id) == 0 && hs[i]->authorize) {
-            *res = hs[i]->authorize(hs[i], pi, amount, currency, ref, reflen, err, errlen);
+            *res = hs[i]->authorize(hs[i], pi, amount, currency, idempotency_key, ref, reflen,
+                                    err, errlen);
             return 0;
         }
     }

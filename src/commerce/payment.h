@@ -51,11 +51,15 @@ struct payment_handler {
     size_t n_instrument_schemas;
     const char *config_json;    /* JSON object text; NULL = {} */
     /* Decides on a sanitised instrument for an amount. Writes a reference
-     * for the order into ref (may be empty) and a reason into err. */
+     * for the order into ref (may be empty) and a reason into err.
+     * idempotency_key (never NULL): the same key is the same authorization —
+     * a handler backed by a payment provider passes it on as the provider's
+     * idempotency key, so a completion resumed after a crash never charges
+     * twice. */
     enum payment_result (*authorize)(const struct payment_handler *h,
                                      const struct payment_instrument *pi, int64_t amount,
-                                     const char *currency, char *ref, size_t reflen, char *err,
-                                     size_t errlen);
+                                     const char *currency, const char *idempotency_key,
+                                     char *ref, size_t reflen, char *err, size_t errlen);
     void *ud;
 };
 
@@ -91,11 +95,13 @@ json_t *payment_instrument_to_json(const struct payment_instrument *pi, int incl
  * digit runs masked. Never contains the token. New reference; NULL on OOM. */
 json_t *payment_data_redacted_json(const json_t *payment_data);
 
-/* Finds the handler by the instrument's handler_id and calls authorize.
+/* Finds the handler by the instrument's handler_id and calls authorize
+ * with idempotency_key (required: AGENTD_EINVAL when NULL or empty).
  * Returns 0 with *res set, AGENTD_EINVAL when no handler has that id
  * (err says which), AGENTD_ENOMEM. */
 int payment_authorize(const struct payment_handler *const *hs, size_t n,
                       const struct payment_instrument *pi, int64_t amount, const char *currency,
-                      enum payment_result *res, char *ref, size_t reflen, char *err, size_t errlen);
+                      const char *idempotency_key, enum payment_result *res, char *ref,
+                      size_t reflen, char *err, size_t errlen);
 
 #endif

@@ -605,13 +605,18 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
                              "and complete again");
     }
 
-    /* 2. authorize exactly the total the buyer saw. (A resumed completion
-     * authorizes again: the payment handler interface has no idempotency
-     * key to pass op_key as; the mock handler is stateless.) */
+    /* 2. authorize exactly the total the buyer saw, under an idempotency
+     * key: the call's op_key (a resumed completion authorizes again under
+     * the same key: the same authorization, never a second charge), else
+     * this attempt's own (the checkout and its version after step 1) */
     enum payment_result res = PAYMENT_INVALID;
-    char ref[128] = "";
-    rc = payment_authorize(sh->hs, 1, &pi, c->totals.total, c->currency, &res, ref, sizeof ref, why,
-                           sizeof why);
+    char ref[128] = "", akey[160];
+    if (op_key)
+        snprintf(akey, sizeof akey, "%s", op_key);
+    else
+        snprintf(akey, sizeof akey, "%s/v%lld", c->id, (long long)c->version);
+    rc = payment_authorize(sh->hs, 1, &pi, c->totals.total, c->currency, akey, &res, ref,
+                           sizeof ref, why, sizeof why);
     payment_instrument_clear(&pi);
     if (rc != 0 || res != PAYMENT_APPROVED) {
         abort_complete(sh, owner, id);

@@ -46,8 +46,8 @@ static void test_mock_tokens(void **state)
         char err[128], ref[64];
         assert_int_equal(payment_instrument_parse(j, &pi, err, sizeof err), 0);
         enum payment_result res;
-        assert_int_equal(payment_authorize(hs, 1, &pi, 1234, "USD", &res, ref, sizeof ref, err,
-                                           sizeof err),
+        assert_int_equal(payment_authorize(hs, 1, &pi, 1234, "USD", "key-1", &res, ref, sizeof ref,
+                                           err, sizeof err),
                          0);
         assert_int_equal(res, t[i].want);
         if (res == PAYMENT_APPROVED)
@@ -63,7 +63,8 @@ static void test_mock_tokens(void **state)
     json_t *j = json_pack("{s:s, s:s}", "handler_id", "mock_payment_handler", "type", "card");
     assert_int_equal(payment_instrument_parse(j, &pi, err, sizeof err), 0);
     enum payment_result res;
-    assert_int_equal(payment_authorize(hs, 1, &pi, 1, "USD", &res, NULL, 0, err, sizeof err), 0);
+    assert_int_equal(payment_authorize(hs, 1, &pi, 1, "USD", "k", &res, NULL, 0, err, sizeof err),
+                     0);
     assert_int_equal(res, PAYMENT_INVALID);
     payment_instrument_clear(&pi);
     json_decref(j);
@@ -71,9 +72,39 @@ static void test_mock_tokens(void **state)
     j = json_pack("{s:s, s:{s:s}}", "handler_id", "google_pay", "credential", "token",
                   "success_token");
     assert_int_equal(payment_instrument_parse(j, &pi, err, sizeof err), 0);
-    assert_int_equal(payment_authorize(hs, 1, &pi, 1, "USD", &res, NULL, 0, err, sizeof err),
+    assert_int_equal(payment_authorize(hs, 1, &pi, 1, "USD", "k", &res, NULL, 0, err, sizeof err),
                      AGENTD_EINVAL);
     assert_non_null(strstr(err, "google_pay"));
+    payment_instrument_clear(&pi);
+    json_decref(j);
+}
+
+/* One idempotency key, one authorization: the same key gives the same
+ * reference (a resumed completion is not a second charge); a key is
+ * required. */
+static void test_authorize_idempotency_key(void **state)
+{
+    (void)state;
+    const struct payment_handler *hs[] = { payment_handler_mock() };
+    json_t *j = conformance_instrument("success_token");
+    struct payment_instrument pi;
+    char err[128], a[64], b[64], c[64];
+    enum payment_result res;
+    assert_int_equal(payment_instrument_parse(j, &pi, err, sizeof err), 0);
+    assert_int_equal(payment_authorize(hs, 1, &pi, 500, "USD", "turn_1/3/0/call_9", &res, a,
+                                       sizeof a, err, sizeof err), 0);
+    assert_int_equal(res, PAYMENT_APPROVED);
+    assert_int_equal(payment_authorize(hs, 1, &pi, 500, "USD", "turn_1/3/0/call_9", &res, b,
+                                       sizeof b, err, sizeof err), 0);
+    assert_string_equal(a, b);
+    assert_int_equal(payment_authorize(hs, 1, &pi, 500, "USD", "chk_x/v4", &res, c, sizeof c, err,
+                                       sizeof err), 0);
+    assert_string_not_equal(a, c);
+    assert_int_equal(payment_authorize(hs, 1, &pi, 500, "USD", NULL, &res, c, sizeof c, err,
+                                       sizeof err), AGENTD_EINVAL);
+    assert_int_equal(res, PAYMENT_INVALID);
+    assert_int_equal(payment_authorize(hs, 1, &pi, 500, "USD", "", &res, c, sizeof c, err,
+                                       sizeof err), AGENTD_EINVAL);
     payment_instrument_clear(&pi);
     json_decref(j);
 }
@@ -249,7 +280,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mock_tokens), cmocka_unit_test(test_sanitise),
         cmocka_unit_test(test_pan_refused), cmocka_unit_test(test_redaction),
-        cmocka_unit_test(test_advertisement),
+        cmocka_unit_test(test_advertisement), cmocka_unit_test(test_authorize_idempotency_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
