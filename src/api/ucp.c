@@ -40,6 +40,8 @@ struct job {
     const char *id;         /* path parameter, borrowed from r */
     json_t *body;
     int64_t if_match;       /* PUT If-Match version, -1 = none */
+    char op_key[128];       /* complete: "idem:" + the Idempotency-Key, so a retry of a
+                               completion cut by a crash carries it on (shop_*_key) */
     struct checkout *co;
     struct order *order;
     int declined;
@@ -115,8 +117,9 @@ static int run(struct store *st, void *arg)
     }
     case OP_CANCEL: return shop_checkout_cancel(F.shop, j->owner, j->id, &j->co, &j->e);
     case OP_COMPLETE:
-        return shop_checkout_complete(F.shop, j->owner, j->id, json_object_get(j->body, "payment_data"),
-                                      &j->co, &j->order, &j->declined, &j->e);
+        return shop_checkout_complete_key(F.shop, j->owner, j->id, j->op_key[0] ? j->op_key : NULL,
+                                          json_object_get(j->body, "payment_data"), &j->co,
+                                          &j->order, &j->declined, NULL, &j->e);
     case OP_ORDER: return shop_order_get(F.shop, j->owner, j->id, &j->order, &j->e);
     case OP_SHIP: return shop_order_mark_shipped(F.shop, j->id, &j->order, &j->e);
     }
@@ -188,6 +191,9 @@ static struct job *begin(struct http_req *r, enum op op, int needs_body)
         snprintf(j->owner, sizeof j->owner, "%s", agent.profile);
     j->id = route_param(&r->match, "id");
     j->if_match = -1;
+    const char *ik = http_req_header(r, "Idempotency-Key");
+    if (op == OP_COMPLETE && ik && idem_key_valid(ik))
+        snprintf(j->op_key, sizeof j->op_key, "idem:%.120s", ik);
     const char *im = http_req_header(r, "If-Match");
     if (im && op == OP_UPDATE) {
         char *end = NULL;

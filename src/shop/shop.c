@@ -9,6 +9,7 @@
 #include "commerce/payment.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/failpoint.h"
 #include "core/log.h"
 #include "core/reqid.h"
 #include "store/store.h"
@@ -589,6 +590,7 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
         payment_instrument_clear(&pi);
         return completed_reply(sh, owner, c, out, order_out, replayed, e);
     }
+    failpoint("complete_in_progress"); /* tests: a crash between steps 1 and 2 */
     /* resumed: complete_in_progress with our key — the process that moved
      * it there died before placing the order; carry on from step 2 */
     if (b.out_of_stock) {

@@ -201,3 +201,50 @@ def test_a_turn_that_answered_before_the_crash_is_just_closed(agentd, fake_llm, 
     done = wait_for(lambda: terminal(srv, sid, turn_id), 10 * SLOW, "the turn is closed")
     assert done["type"] == "turn-completed" and done["data"]["answer"] == d["answer"], done
     assert fake_llm.stats()["requests"] == 0
+
+
+def test_a_ucp_completion_cut_by_a_crash_completes_on_retry(agentd, tmp_path):
+    """POST /checkout-sessions/{id}/complete with an Idempotency-Key dies
+    between the move to complete_in_progress and the payment
+    (AGENTD_FAILPOINT=complete_in_progress). Once the key's claim is stale
+    (5 min; aged here in the database), the same request carries the
+    completion on: one order, stock taken once, the same authorization."""
+    from ucp_client import Client
+    victim = Server(env={"AGENTD_FAILPOINT": "complete_in_progress"}, workdir=tmp_path / "v")
+    victim.start()
+    try:
+        c = Client(victim)
+        co = c.ready((("STRAW-001", 2),))
+        stock0 = db_query(victim, "SELECT quantity FROM stock WHERE product_id = 'STRAW-001'")
+        key = "pay-" + tag()
+        try:
+            c.complete(co["id"], key=key)
+            raise AssertionError("the failpoint should have ended the process")
+        except requests.RequestException:
+            pass
+        assert victim.wait(10 * SLOW) == 86
+    finally:
+        victim.kill()
+    assert db_query(victim, "SELECT status FROM checkouts WHERE id = ?", co["id"]) == \
+        [("complete_in_progress",)]
+    srv = agentd(env={"AGENTD_DATA_DIR": victim.data_dir})
+    c = Client(srv)
+    # the claim of the crashed request is still in progress: 409, nothing runs
+    r = c.complete(co["id"], key=key)
+    assert r.status_code == 409, r.text
+    # ... until its lease runs out (5 minutes; aged here instead of waited)
+    import sqlite3
+    db = sqlite3.connect(str(victim.data_dir / "agentd.db"))
+    db.execute("UPDATE idempotency SET created_at = created_at - 600000 WHERE key = ?", (key,))
+    db.commit()
+    db.close()
+    r = c.complete(co["id"], key=key)
+    assert r.status_code == 200, r.text
+    done = r.json()
+    assert done["status"] == "completed" and done["order"]["id"]
+    assert db_query(victim, "SELECT count(*) FROM orders WHERE checkout_id = ?", co["id"]) == [(1,)]
+    stock1 = db_query(victim, "SELECT quantity FROM stock WHERE product_id = 'STRAW-001'")
+    assert stock1[0][0] == stock0[0][0] - 2
+    # a retry without the key is not the same call: the checkout is done
+    r = c.complete(co["id"])
+    assert r.status_code == 409 and "not_modifiable" in r.text, r.text
