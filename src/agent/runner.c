@@ -670,6 +670,8 @@ static void on_delta(const char *text, size_t len, void *ud)
     t->streamed = 1;
     if (!text) {
         t->delta_len = 0;
+        if (t->delta)
+            t->delta[0] = '\0'; /* a flush takes the buffer as a string */
         t->delta_reset = 1;
     } else {
         char *d = realloc(t->delta, t->delta_len + len + 1);

@@ -260,3 +260,20 @@ def test_the_model_is_streamed_into_text_delta_events(agentd, fake_llm):
     assert len(deltas) < len(end[2]["answer"]) // 5 // 4, len(deltas)
     srv.request("POST", "/chat", json={"message": "plain", "session_id": sid})
     assert fake_llm.stats()["last"]["stream"] is False
+
+
+def test_a_stream_cut_mid_text_starts_its_text_over(agentd, fake_llm):
+    """The model's stream breaks off mid-text and the client retries: the
+    text-delta that follows says reset, and the text after the last reset is
+    the answer."""
+    srv = agentd(env=fake_llm.env())
+    evs = stream_chat(srv, {"message": "long answer [[fault:truncate chunk_delay_ms=2 once]]"},
+                      timeout=30 * SLOW)
+    assert evs[-1][1] == "turn-completed", evs[-2:]
+    deltas = [d for _, e, d in evs if e == "text-delta"]
+    resets = [i for i, d in enumerate(deltas) if d["reset"]]
+    assert resets, "the retry restarted the text"
+    assert deltas[0]["reset"] is False
+    after = "".join(d["text"] for d in deltas[resets[-1]:])
+    assert after == evs[-1][2]["answer"]
+    assert fake_llm.stats()["requests"] == 2
