@@ -277,3 +277,31 @@ def test_a_stream_cut_mid_text_starts_its_text_over(agentd, fake_llm):
     after = "".join(d["text"] for d in deltas[resets[-1]:])
     assert after == evs[-1][2]["answer"]
     assert fake_llm.stats()["requests"] == 2
+
+
+def test_streams_follow_the_busy_policies(agentd, fake_llm):
+    """A streamed message to a busy session: enqueue waits and then streams
+    its own turn only; reject answers 409 as plain JSON."""
+    import threading
+    srv = agentd(env=fake_llm.env())
+    sid = srv.request("POST", "/chat", json={"message": "hi"}).json()["session_id"]
+    box = {}
+
+    def slow():
+        box["r"] = srv.request("POST", "/chat", json={
+            "message": "slow [[fault:latency ms=600]]", "session_id": sid}, timeout=30 * SLOW)
+    t = threading.Thread(target=slow, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 5 * SLOW
+    while fake_llm.stats()["requests"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    r = srv.request("POST", "/chat", json={"message": "no wait", "session_id": sid,
+                                           "busy_policy": "reject", "stream": True})
+    assert_error_response(r, 409, "turn_in_progress")
+    evs = stream_chat(srv, {"message": "after you", "session_id": sid}, timeout=30 * SLOW)
+    t.join(10 * SLOW)
+    assert box["r"].status_code == 200
+    first = box["r"].json()["turn_id"]
+    assert evs[0][1] == "turn-started" and evs[0][2]["message"] == "after you"
+    assert all(d["turn_id"] != first for _, _, d in evs)
+    assert evs[-1][1] == "turn-completed" and evs[-1][2]["answer"] == "echo: after you"
