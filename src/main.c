@@ -451,6 +451,14 @@ static int cmd_serve(void)
                             .daily_cost_budget_micro = cfg.daily_cost_budget_micro,
                             .events = events };
     agent_init(&agent);
+    {
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s/instances", cfg.data_dir);
+        int lrc = agent_instance_lock(&agent, dir);
+        if (lrc != 0)
+            log_msg(LOG_WARN, NULL, "no instance lock in %s (%s): crash recovery falls back to "
+                    "pids and leases", dir, strerror(-lrc));
+    }
     agent_ready = 1;
     rn.agent = &agent;
     if (!pool || !rt || ops_routes(rt, &ops) != 0 || testing_routes(rt, &cfg) != 0 ||

@@ -31,12 +31,16 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <sys/file.h>
+#include <sys/stat.h>
 
 #define SWEEP_MAX 1000       /* turns looked at per sweep */
 
@@ -60,19 +64,78 @@ int agent_pid_dead(long pid)
     return p && p[1] == ' ' && p[2] == 'Z';
 }
 
+void agent_instance_lock_path(const char *dir, const char *instance, char *out, size_t len)
+{
+    int n = snprintf(out, len, "%s/", dir);
+    size_t at = n > 0 ? (size_t)n : 0;
+    for (const char *p = instance; *p && at + 6 < len; p++) {
+        char c = *p;
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '-' || c == '.';
+        out[at++] = ok ? c : '_';
+    }
+    snprintf(out + at, len - at, ".lock");
+}
+
+int agent_instance_lock_probe(void *dir, const char *instance)
+{
+    char path[512];
+    agent_instance_lock_path(dir, instance, path, sizeof path);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        unlink(path); /* dead: its file goes with it */
+        rc = 0;
+    } else {
+        rc = errno == EWOULDBLOCK ? 1 : -1;
+    }
+    close(fd);
+    return rc;
+}
+
+int agent_instance_lock(struct agent *ag, const char *dir)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return -errno;
+    char path[512];
+    agent_instance_lock_path(dir, ag->instance, path, sizeof path);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    ag->lock_dir = strdup(dir);
+    if (!ag->lock_dir) {
+        unlink(path);
+        close(fd);
+        return -ENOMEM;
+    }
+    ag->lock_fd = fd;
+    return 0;
+}
+
 int agent_turn_orphaned(const char *ours, const char *theirs, int64_t age_ms, int64_t lease_ms,
+                        int (*lock_probe)(void *ud, const char *instance), void *probe_ud,
                         int (*pid_dead)(long pid))
 {
     if (!theirs)
         return 1; /* written before instances were kept */
     if (strcmp(theirs, ours) == 0)
         return 0; /* ours, alive */
+    int held = lock_probe ? lock_probe(probe_ud, theirs) : -1;
+    if (held >= 0)
+        return !held; /* its lock file knows */
     const char *slash = strchr(ours, '/');
     size_t hostlen = slash ? (size_t)(slash - ours) : 0;
     if (hostlen && strncmp(theirs, ours, hostlen) == 0 && theirs[hostlen] == '/') {
         char *end = NULL;
         long pid = strtol(theirs + hostlen + 1, &end, 10);
-        if (end && *end == '/' && pid > 0 && pid_dead(pid))
+        if (end && *end == '/' && pid > 0 && pid_dead && pid_dead(pid))
             return 1;
     }
     return age_ms > lease_ms;
@@ -81,7 +144,9 @@ int agent_turn_orphaned(const char *ours, const char *theirs, int64_t age_ms, in
 static int orphaned(const struct agent *ag, const struct store_turn *u, int64_t now)
 {
     return agent_turn_orphaned(ag->instance, u->instance, now - u->updated_at,
-                               ag->turn_timeout_ms + TURN_LEASE_GRACE_MS, agent_pid_dead);
+                               ag->turn_timeout_ms + TURN_LEASE_GRACE_MS,
+                               ag->lock_dir ? agent_instance_lock_probe : NULL, ag->lock_dir,
+                               agent_pid_dead);
 }
 
 /* The turn-failed event of a turn that cannot go on (worker). */

@@ -997,6 +997,8 @@ void agent_init(struct agent *ag)
     ag->live = NULL;
     ag->stopping = 0;
     ag->recovering = 0;
+    ag->lock_fd = -1;
+    ag->lock_dir = NULL;
     /* "host" = hostname plus the pid namespace: a pid means the same
      * process only within one namespace (two containers sharing the host's
      * network, and so its hostname, both run as pid 1) */
@@ -1070,4 +1072,16 @@ void agent_abort_waiting_here(struct agent *ag)
     }
 }
 
-void agent_destroy(struct agent *ag) { pthread_mutex_destroy(&ag->mu); }
+void agent_destroy(struct agent *ag)
+{
+    if (ag->lock_fd >= 0 && ag->lock_dir) {
+        char path[512];
+        agent_instance_lock_path(ag->lock_dir, ag->instance, path, sizeof path);
+        unlink(path); /* before the close: nobody may take it for a dead one's */
+        close(ag->lock_fd);
+    }
+    ag->lock_fd = -1;
+    free(ag->lock_dir);
+    ag->lock_dir = NULL;
+    pthread_mutex_destroy(&ag->mu);
+}

@@ -63,10 +63,19 @@ struct agent {
     struct turn *live;        /* running turns, for shutdown */
     int stopping;
     char instance[160];       /* this process: "host@pidns/pid/nonce", kept on its turns */
+    char *lock_dir;           /* instance lock files (agent_instance_lock); NULL = none */
+    int lock_fd;              /* our lock file, held while we run; -1 = none */
     int recovering;           /* a recovery sweep is running (atomic) */
 };
 
 void agent_init(struct agent *ag);
+/* Holds an exclusive flock on DIR/<instance>.lock while this process runs
+ * (DIR is created). The kernel drops the lock when the process dies, however
+ * it dies, so recovery on any process sharing DIR (the same data directory:
+ * a restarted container on the same volume, another replica on this host)
+ * knows at once that a turn's process is gone. 0, or a negative errno (then
+ * recovery falls back to pids and leases). */
+int agent_instance_lock(struct agent *ag, const char *dir);
 /* Shutdown, after the loop threads stopped and before the worker pool and
  * the LLM client are freed: turns waiting on the model are cancelled and
  * answered 503; turns in a store job finish as soon as it completes. */

@@ -89,13 +89,21 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
 /* Loads history into t->messages (after the system prompt), windowed so it
  * never starts on a tool result (worker). */
 int turn_load_history(struct store *st, struct turn *t);
-/* Recovery's decisions (recover.c), pure but for the pid probe: is a
- * running turn's process dead? theirs/ours are instances
- * "host@pidns/pid/nonce"; theirs NULL (an old row) is dead; ours is alive;
- * one of this host and pid namespace is dead when pid_dead(its pid); any
- * other when its heartbeat is older than lease_ms. */
+/* Recovery's decisions (recover.c), pure but for the probes: is a running
+ * turn's process dead? theirs/ours are instances "host@pidns/pid/nonce";
+ * theirs NULL (an old row) is dead; ours is alive; else lock_probe(theirs)
+ * decides when it knows (1 alive, 0 dead, -1 no lock file: unknown); else
+ * one of this host and pid namespace is dead when pid_dead(its pid); else
+ * when its heartbeat is older than lease_ms. Either probe may be NULL. */
 int agent_turn_orphaned(const char *ours, const char *theirs, int64_t age_ms, int64_t lease_ms,
+                        int (*lock_probe)(void *ud, const char *instance), void *probe_ud,
                         int (*pid_dead)(long pid));
+/* The lock file of an instance under dir (its id with '/' and other
+ * characters unsafe in names made '_'). */
+void agent_instance_lock_path(const char *dir, const char *instance, char *out, size_t len);
+/* 1: its process holds the lock (alive); 0: nobody does (dead: the file is
+ * removed); -1: no such file, or it cannot be tested. */
+int agent_instance_lock_probe(void *dir, const char *instance);
 /* 1 when pid is gone, a zombie, or our own pid (the process before us). */
 int agent_pid_dead(long pid);
 

@@ -248,3 +248,46 @@ def test_a_ucp_completion_cut_by_a_crash_completes_on_retry(agentd, tmp_path):
     # a retry without the key is not the same call: the checkout is done
     r = c.complete(co["id"])
     assert r.status_code == 409 and "not_modifiable" in r.text, r.text
+
+
+def test_a_dead_process_of_another_pid_namespace_is_known_by_its_lock_file(agentd, fake_llm,
+                                                                             tmp_path):
+    """A restarted container has a new pid namespace, so its predecessor's
+    pid means nothing to it; the predecessor's lock file in the shared data
+    directory, free once it died, says at once that its turns are orphans
+    (without it they would wait for the lease: turn timeout + 30 s)."""
+    victim = Server(env=fake_llm.env(), workdir=tmp_path / "victim")
+    victim.start()
+    try:
+        sid = ok(victim, "hello " + tag())["session_id"]
+        fake_llm.reset()
+        fake_llm.faults({"hang": True, "seconds": 60})
+        box = post_in_background(victim, "stuck " + tag(), sid)
+        wait_for(lambda: fake_llm.stats()["requests"] >= 1, 10 * SLOW, "the model call")
+        turn_id = running_turn(victim, sid)
+        victim.send_signal(signal.SIGKILL)
+        assert victim.wait(5) == -signal.SIGKILL
+        box["thread"].join(5)
+    finally:
+        victim.kill()
+    # make the dead process look like another pid namespace's (a container)
+    import os
+    import sqlite3
+    db = sqlite3.connect(str(victim.data_dir / "agentd.db"))
+    (inst,), = db.execute("SELECT instance FROM turns WHERE id = ?", (turn_id,)).fetchall()
+    other = "podhost@pid:[4026599999]/1/" + inst.rsplit("/", 1)[1]
+    db.execute("UPDATE turns SET instance = ? WHERE id = ?", (other, turn_id))
+    db.commit()
+    db.close()
+    locks = victim.data_dir / "instances"
+
+    def lock_name(i):
+        return "".join(c if c.isalnum() or c in "-." else "_" for c in i) + ".lock"
+    assert (locks / lock_name(inst)).exists(), list(locks.iterdir())
+    os.rename(locks / lock_name(inst), locks / lock_name(other))
+
+    fake_llm.reset()
+    srv = agentd(env=dict(fake_llm.env(), AGENTD_DATA_DIR=victim.data_dir))
+    done = wait_for(lambda: terminal(srv, sid, turn_id), 5 * SLOW, "resumed at once")
+    assert done["type"] == "turn-completed" and done["data"]["resumed"] is True, done
+    assert not (locks / lock_name(other)).exists(), "the dead one's lock file is removed"

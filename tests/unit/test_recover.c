@@ -9,6 +9,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +18,12 @@
 
 #define OURS "vm@pid:[4026531836]/100/aaaaaa"
 #define LEASE 90000
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
 
 static long dead_pid = -1; /* the fake probe's one dead pid */
 static int probes;
@@ -33,41 +40,117 @@ static void test_orphan_rules(void **state)
     dead_pid = 200;
     probes = 0;
     /* ours is alive, however old its heartbeat */
-    assert_false(agent_turn_orphaned(OURS, OURS, 10 * LEASE, LEASE, fake_dead));
+    assert_false(agent_turn_orphaned(OURS, OURS, 10 * LEASE, LEASE, NULL, NULL, fake_dead));
     /* an old row without an instance is dead */
-    assert_true(agent_turn_orphaned(OURS, NULL, 0, LEASE, fake_dead));
+    assert_true(agent_turn_orphaned(OURS, NULL, 0, LEASE, NULL, NULL, fake_dead));
     /* this host and namespace: the pid decides at once */
-    assert_true(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/200/bbbbbb", 0, LEASE, fake_dead));
-    assert_false(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/201/bbbbbb", 0, LEASE, fake_dead));
+    assert_true(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/200/bbbbbb", 0, LEASE, NULL, NULL, fake_dead));
+    assert_false(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/201/bbbbbb", 0, LEASE, NULL, NULL, fake_dead));
     /* ... and a live pid still dies by its lease */
     assert_true(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/201/bbbbbb", LEASE + 1, LEASE,
-                                    fake_dead));
+                                    NULL, NULL, fake_dead));
     assert_false(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/201/bbbbbb", LEASE, LEASE,
-                                     fake_dead));
+                                     NULL, NULL, fake_dead));
     int before = probes;
     /* another pid namespace or host: never the pid (it means another process) */
-    assert_false(agent_turn_orphaned(OURS, "vm@pid:[4026532000]/200/cccccc", 0, LEASE, fake_dead));
+    assert_false(agent_turn_orphaned(OURS, "vm@pid:[4026532000]/200/cccccc", 0, LEASE, NULL, NULL, fake_dead));
     assert_false(agent_turn_orphaned(OURS, "other@pid:[4026531836]/200/cccccc", 0, LEASE,
-                                     fake_dead));
+                                     NULL, NULL, fake_dead));
     assert_false(agent_turn_orphaned(OURS, "vm2@pid:[4026531836]/200/cccccc", 0, LEASE,
-                                     fake_dead));
+                                     NULL, NULL, fake_dead));
     assert_true(agent_turn_orphaned(OURS, "other@pid:[4026531836]/200/cccccc", LEASE + 1, LEASE,
-                                    fake_dead));
+                                    NULL, NULL, fake_dead));
     /* a host that is a prefix of ours is another host */
-    assert_false(agent_turn_orphaned(OURS, "v/200/cccccc", 0, LEASE, fake_dead));
+    assert_false(agent_turn_orphaned(OURS, "v/200/cccccc", 0, LEASE, NULL, NULL, fake_dead));
     assert_int_equal(probes, before);
     /* malformed instances fall back to the lease */
-    assert_false(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/x200/b", 0, LEASE, fake_dead));
-    assert_false(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/200", 0, LEASE, fake_dead));
-    assert_false(agent_turn_orphaned(OURS, "", 0, LEASE, fake_dead));
-    assert_true(agent_turn_orphaned(OURS, "", LEASE + 1, LEASE, fake_dead));
+    assert_false(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/x200/b", 0, LEASE, NULL, NULL, fake_dead));
+    assert_false(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/200", 0, LEASE, NULL, NULL, fake_dead));
+    assert_false(agent_turn_orphaned(OURS, "", 0, LEASE, NULL, NULL, fake_dead));
+    assert_true(agent_turn_orphaned(OURS, "", LEASE + 1, LEASE, NULL, NULL, fake_dead));
 }
 
-static void sleep_ms(int ms)
+static int lock_answer;
+
+static int fake_lock(void *ud, const char *instance)
 {
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
+    (void)ud;
+    (void)instance;
+    return lock_answer;
 }
+
+static void test_lock_file_decides_first(void **state)
+{
+    (void)state;
+    dead_pid = 200;
+    /* held: alive, even with a dead pid and an old heartbeat */
+    lock_answer = 1;
+    assert_false(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/200/b", 10 * LEASE, LEASE,
+                                     fake_lock, NULL, fake_dead));
+    /* free: dead at once, on another host or pid namespace too (a restarted
+     * container on the same volume) */
+    lock_answer = 0;
+    assert_true(agent_turn_orphaned(OURS, "vm@pid:[4026532999]/1/b", 0, LEASE, fake_lock, NULL,
+                                    fake_dead));
+    /* no file: the pid and lease rules */
+    lock_answer = -1;
+    assert_true(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/200/b", 0, LEASE, fake_lock, NULL,
+                                    fake_dead));
+    assert_false(agent_turn_orphaned(OURS, "vm@pid:[4026532999]/1/b", 0, LEASE, fake_lock, NULL,
+                                     fake_dead));
+    /* ours is never probed */
+    lock_answer = 0;
+    assert_false(agent_turn_orphaned(OURS, OURS, 0, LEASE, fake_lock, NULL, fake_dead));
+}
+
+static void test_instance_lock_files(void **state)
+{
+    (void)state;
+    char tmpl[] = "/tmp/agentd-lock-XXXXXX";
+    char *base = mkdtemp(tmpl);
+    assert_non_null(base);
+    char dir[256], path[512];
+    snprintf(dir, sizeof dir, "%s/instances", base);
+    struct agent ag = { 0 };
+    agent_init(&ag);
+    assert_int_equal(agent_instance_lock(&ag, dir), 0);
+    agent_instance_lock_path(dir, ag.instance, path, sizeof path);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_null(strchr(path + strlen(dir) + 1, '/')); /* one file name */
+    assert_int_equal(agent_instance_lock_probe(dir, ag.instance), 1); /* held: alive */
+    assert_int_equal(agent_instance_lock_probe(dir, "nobody/1/x"), -1); /* no file */
+    /* a process that holds its lock, then dies */
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        struct agent other = { 0 };
+        agent_init(&other);
+        snprintf(other.instance, sizeof other.instance, "otherhost@ns/77/abc");
+        char ok = agent_instance_lock(&other, dir) == 0 ? 'y' : 'n';
+        if (write(pipefd[1], &ok, 1) != 1)
+            _exit(2);
+        sleep_ms(5000);
+        _exit(0);
+    }
+    char ok = 0;
+    assert_int_equal(read(pipefd[0], &ok, 1), 1);
+    assert_int_equal(ok, 'y');
+    assert_int_equal(agent_instance_lock_probe(dir, "otherhost@ns/77/abc"), 1);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    assert_int_equal(agent_instance_lock_probe(dir, "otherhost@ns/77/abc"), 0); /* dead */
+    assert_int_equal(agent_instance_lock_probe(dir, "otherhost@ns/77/abc"), -1); /* removed */
+    /* our own stop removes our file */
+    agent_destroy(&ag);
+    assert_int_equal(access(path, F_OK), -1);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    rmdir(dir);
+    rmdir(base);
+}
+
 
 static void test_pid_probe(void **state)
 {
@@ -105,6 +188,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_orphan_rules),
         cmocka_unit_test(test_pid_probe),
+        cmocka_unit_test(test_lock_file_decides_first),
+        cmocka_unit_test(test_instance_lock_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
