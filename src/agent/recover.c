@@ -21,6 +21,7 @@
  * the next step; a last llm_reply without tool calls is the answer. */
 #define _GNU_SOURCE
 #include "agent/events.h"
+#include "agent/instance.h"
 #include "agent/runner.h"
 #include "agent/turn.h"
 #include "core/clock.h"
@@ -30,94 +31,12 @@
 #include "core/pool.h"
 #include "store/store.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-#include <sys/file.h>
-#include <sys/stat.h>
 
 #define SWEEP_MAX 1000       /* turns looked at per sweep */
-
-int agent_pid_dead(long pid)
-{
-    if (pid <= 0)
-        return 1;
-    if (pid == (long)getpid())
-        return 1; /* our pid, another instance: the process before us */
-    if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
-        return 1;
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* "pid (comm) S ..." — comm may hold spaces */
-    return p && p[1] == ' ' && p[2] == 'Z';
-}
-
-void agent_instance_lock_path(const char *dir, const char *instance, char *out, size_t len)
-{
-    int n = snprintf(out, len, "%s/", dir);
-    size_t at = n > 0 ? (size_t)n : 0;
-    for (const char *p = instance; *p && at + 6 < len; p++) {
-        char c = *p;
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '-' || c == '.';
-        out[at++] = ok ? c : '_';
-    }
-    snprintf(out + at, len - at, ".lock");
-}
-
-int agent_instance_lock_probe(void *dir, const char *instance)
-{
-    char path[512];
-    agent_instance_lock_path(dir, instance, path, sizeof path);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc;
-    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-        unlink(path); /* dead: its file goes with it */
-        rc = 0;
-    } else {
-        rc = errno == EWOULDBLOCK ? 1 : -1;
-    }
-    close(fd);
-    return rc;
-}
-
-int agent_instance_lock(struct agent *ag, const char *dir)
-{
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return -errno;
-    char path[512];
-    agent_instance_lock_path(dir, ag->instance, path, sizeof path);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    ag->lock_dir = strdup(dir);
-    if (!ag->lock_dir) {
-        unlink(path);
-        close(fd);
-        return -ENOMEM;
-    }
-    ag->lock_fd = fd;
-    return 0;
-}
 
 int agent_turn_orphaned(const char *ours, const char *theirs, int64_t age_ms, int64_t lease_ms,
                         int (*lock_probe)(void *ud, const char *instance), void *probe_ud,
@@ -145,8 +64,8 @@ static int orphaned(const struct agent *ag, const struct store_turn *u, int64_t 
 {
     return agent_turn_orphaned(ag->instance, u->instance, now - u->updated_at,
                                ag->turn_timeout_ms + TURN_LEASE_GRACE_MS,
-                               ag->lock_dir ? agent_instance_lock_probe : NULL, ag->lock_dir,
-                               agent_pid_dead);
+                               ag->lock_dir ? instance_lock_probe : NULL, ag->lock_dir,
+                               instance_pid_dead);
 }
 
 /* The turn-failed event of a turn that cannot go on (worker). */

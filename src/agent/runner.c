@@ -10,6 +10,7 @@
 #include "agent/runner.h"
 #include "agent/budget.h"
 #include "agent/events.h"
+#include "agent/instance.h"
 #include "agent/tools.h"
 #include "agent/turn.h"
 #include "commerce/ucp.h"
@@ -25,6 +26,7 @@
 #include "store/async.h"
 #include "store/store.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -999,25 +1001,21 @@ void agent_init(struct agent *ag)
     ag->recovering = 0;
     ag->lock_fd = -1;
     ag->lock_dir = NULL;
-    /* "host" = hostname plus the pid namespace: a pid means the same
-     * process only within one namespace (two containers sharing the host's
-     * network, and so its hostname, both run as pid 1) */
-    char host[64] = "localhost", ns[48] = "";
-    gethostname(host, sizeof host - 1);
-    host[sizeof host - 1] = '\0';
-    ssize_t n = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
-    ns[n > 0 ? n : 0] = '\0';
-    for (char *p = host; *p; p++)
-        if (*p == '/')
-            *p = '_';
-    for (char *p = ns; *p; p++)
-        if (*p == '/')
-            *p = '_';
-    unsigned char raw[6] = { 0 };
-    random_bytes(raw, sizeof raw);
-    snprintf(ag->instance, sizeof ag->instance, "%s%s%s/%ld/%02x%02x%02x%02x%02x%02x", host,
-             ns[0] ? "@" : "", ns, (long)getpid(), raw[0], raw[1], raw[2], raw[3], raw[4],
-             raw[5]);
+    instance_id(ag->instance, sizeof ag->instance);
+}
+
+int agent_instance_lock(struct agent *ag, const char *dir)
+{
+    int fd = instance_lock_take(dir, ag->instance);
+    if (fd < 0)
+        return fd;
+    ag->lock_dir = strdup(dir);
+    if (!ag->lock_dir) {
+        instance_lock_release(dir, ag->instance, fd);
+        return -ENOMEM;
+    }
+    ag->lock_fd = fd;
+    return 0;
 }
 
 void agent_stop(struct agent *ag)
@@ -1074,12 +1072,8 @@ void agent_abort_waiting_here(struct agent *ag)
 
 void agent_destroy(struct agent *ag)
 {
-    if (ag->lock_fd >= 0 && ag->lock_dir) {
-        char path[512];
-        agent_instance_lock_path(ag->lock_dir, ag->instance, path, sizeof path);
-        unlink(path); /* before the close: nobody may take it for a dead one's */
-        close(ag->lock_fd);
-    }
+    if (ag->lock_dir)
+        instance_lock_release(ag->lock_dir, ag->instance, ag->lock_fd);
     ag->lock_fd = -1;
     free(ag->lock_dir);
     ag->lock_dir = NULL;

@@ -98,15 +98,6 @@ int turn_load_history(struct store *st, struct turn *t);
 int agent_turn_orphaned(const char *ours, const char *theirs, int64_t age_ms, int64_t lease_ms,
                         int (*lock_probe)(void *ud, const char *instance), void *probe_ud,
                         int (*pid_dead)(long pid));
-/* The lock file of an instance under dir (its id with '/' and other
- * characters unsafe in names made '_'). */
-void agent_instance_lock_path(const char *dir, const char *instance, char *out, size_t len);
-/* 1: its process holds the lock (alive); 0: nobody does (dead: the file is
- * removed); -1: no such file, or it cannot be tested. */
-int agent_instance_lock_probe(void *dir, const char *instance);
-/* 1 when pid is gone, a zombie, or our own pid (the process before us). */
-int agent_pid_dead(long pid);
-
 /* On t->loop after a resume was loaded: carry on (model step or finish). */
 void turn_resume_go(void *arg);
 

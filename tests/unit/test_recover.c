@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/instance.h"
 #include "agent/turn.h"
 
 #define OURS "vm@pid:[4026531836]/100/aaaaaa"
@@ -114,11 +115,11 @@ static void test_instance_lock_files(void **state)
     struct agent ag = { 0 };
     agent_init(&ag);
     assert_int_equal(agent_instance_lock(&ag, dir), 0);
-    agent_instance_lock_path(dir, ag.instance, path, sizeof path);
+    instance_lock_path(dir, ag.instance, path, sizeof path);
     assert_int_equal(access(path, F_OK), 0);
     assert_null(strchr(path + strlen(dir) + 1, '/')); /* one file name */
-    assert_int_equal(agent_instance_lock_probe(dir, ag.instance), 1); /* held: alive */
-    assert_int_equal(agent_instance_lock_probe(dir, "nobody/1/x"), -1); /* no file */
+    assert_int_equal(instance_lock_probe(dir, ag.instance), 1); /* held: alive */
+    assert_int_equal(instance_lock_probe(dir, "nobody/1/x"), -1); /* no file */
     /* a process that holds its lock, then dies */
     int pipefd[2];
     assert_int_equal(pipe(pipefd), 0);
@@ -137,11 +138,11 @@ static void test_instance_lock_files(void **state)
     char ok = 0;
     assert_int_equal(read(pipefd[0], &ok, 1), 1);
     assert_int_equal(ok, 'y');
-    assert_int_equal(agent_instance_lock_probe(dir, "otherhost@ns/77/abc"), 1);
+    assert_int_equal(instance_lock_probe(dir, "otherhost@ns/77/abc"), 1);
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
-    assert_int_equal(agent_instance_lock_probe(dir, "otherhost@ns/77/abc"), 0); /* dead */
-    assert_int_equal(agent_instance_lock_probe(dir, "otherhost@ns/77/abc"), -1); /* removed */
+    assert_int_equal(instance_lock_probe(dir, "otherhost@ns/77/abc"), 0); /* dead */
+    assert_int_equal(instance_lock_probe(dir, "otherhost@ns/77/abc"), -1); /* removed */
     /* our own stop removes our file */
     agent_destroy(&ag);
     assert_int_equal(access(path, F_OK), -1);
@@ -155,9 +156,9 @@ static void test_instance_lock_files(void **state)
 static void test_pid_probe(void **state)
 {
     (void)state;
-    assert_true(agent_pid_dead((long)getpid())); /* ours: the process before us */
-    assert_true(agent_pid_dead(0));
-    assert_true(agent_pid_dead(-5));
+    assert_true(instance_pid_dead((long)getpid())); /* ours: the process before us */
+    assert_true(instance_pid_dead(0));
+    assert_true(instance_pid_dead(-5));
     /* a live child */
     pid_t live = fork();
     assert_true(live >= 0);
@@ -165,22 +166,22 @@ static void test_pid_probe(void **state)
         sleep_ms(5000);
         _exit(0);
     }
-    assert_false(agent_pid_dead(live));
+    assert_false(instance_pid_dead(live));
     /* a zombie: exited, not yet reaped (kill(pid, 0) still succeeds) */
     pid_t z = fork();
     assert_true(z >= 0);
     if (z == 0)
         _exit(0);
-    for (int i = 0; i < 200 && !agent_pid_dead(z); i++)
+    for (int i = 0; i < 200 && !instance_pid_dead(z); i++)
         sleep_ms(5);
-    assert_true(agent_pid_dead(z));
+    assert_true(instance_pid_dead(z));
     assert_int_equal(kill(z, 0), 0); /* the zombie is still there */
     /* reaped: gone */
     assert_int_equal(waitpid(z, NULL, 0), z);
-    assert_true(agent_pid_dead(z));
+    assert_true(instance_pid_dead(z));
     kill(live, SIGKILL);
     waitpid(live, NULL, 0);
-    assert_true(agent_pid_dead(live));
+    assert_true(instance_pid_dead(live));
 }
 
 int main(void)

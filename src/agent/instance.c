@@ -1,0 +1,115 @@
+/* A process's identity and liveness: its instance id, its lock file, the
+ * pid probe. What recovery (recover.c) asks about other processes. */
+#define _GNU_SOURCE
+#include "agent/instance.h"
+#include "core/reqid.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/file.h>
+#include <sys/stat.h>
+
+void instance_id(char *out, size_t len)
+{
+    /* "host" = hostname plus the pid namespace: a pid means the same
+     * process only within one namespace (two containers sharing the host's
+     * network, and so its hostname, both run as pid 1) */
+    char host[64] = "localhost", ns[48] = "";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    ssize_t n = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+    ns[n > 0 ? n : 0] = '\0';
+    for (char *p = host; *p; p++)
+        if (*p == '/')
+            *p = '_';
+    for (char *p = ns; *p; p++)
+        if (*p == '/')
+            *p = '_';
+    unsigned char raw[6] = { 0 };
+    random_bytes(raw, sizeof raw);
+    snprintf(out, len, "%s%s%s/%ld/%02x%02x%02x%02x%02x%02x", host, ns[0] ? "@" : "", ns,
+             (long)getpid(), raw[0], raw[1], raw[2], raw[3], raw[4], raw[5]);
+}
+
+int instance_pid_dead(long pid)
+{
+    if (pid <= 0)
+        return 1;
+    if (pid == (long)getpid())
+        return 1; /* our pid, another instance: the process before us */
+    if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
+        return 1;
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* "pid (comm) S ..." — comm may hold spaces */
+    return p && p[1] == ' ' && p[2] == 'Z';
+}
+
+void instance_lock_path(const char *dir, const char *instance, char *out, size_t len)
+{
+    int n = snprintf(out, len, "%s/", dir);
+    size_t at = n > 0 ? (size_t)n : 0;
+    for (const char *p = instance; *p && at + 6 < len; p++) {
+        char c = *p;
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '-' || c == '.';
+        out[at++] = ok ? c : '_';
+    }
+    snprintf(out + at, len - at, ".lock");
+}
+
+int instance_lock_probe(void *dir, const char *instance)
+{
+    char path[512];
+    instance_lock_path(dir, instance, path, sizeof path);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        unlink(path); /* dead: its file goes with it */
+        rc = 0;
+    } else {
+        rc = errno == EWOULDBLOCK ? 1 : -1;
+    }
+    close(fd);
+    return rc;
+}
+
+int instance_lock_take(const char *dir, const char *instance)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return -errno;
+    char path[512];
+    instance_lock_path(dir, instance, path, sizeof path);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+void instance_lock_release(const char *dir, const char *instance, int fd)
+{
+    if (fd < 0)
+        return;
+    char path[512];
+    instance_lock_path(dir, instance, path, sizeof path);
+    unlink(path); /* before the close: nobody may take it for a dead one's */
+    close(fd);
+}
