@@ -291,3 +291,35 @@ def test_a_dead_process_of_another_pid_namespace_is_known_by_its_lock_file(agent
     done = wait_for(lambda: terminal(srv, sid, turn_id), 5 * SLOW, "resumed at once")
     assert done["type"] == "turn-completed" and done["data"]["resumed"] is True, done
     assert not (locks / lock_name(other)).exists(), "the dead one's lock file is removed"
+
+
+def test_a_live_replica_takes_over_the_turns_of_one_that_died(agentd, fake_llm, tmp_path):
+    """Two replicas on one data directory. One dies mid-turn; the other,
+    still running, finds the orphan in its periodic sweep (the dead one's
+    lock file is free), adopts it and completes it — no restart needed."""
+    shared = tmp_path / "shared"
+    survivor = agentd(env=dict(fake_llm.env(), AGENTD_DATA_DIR=shared))
+    victim = Server(env=dict(fake_llm.env(), AGENTD_DATA_DIR=shared), workdir=tmp_path / "v")
+    victim.start()
+    try:
+        sid = ok(victim, ADD_STRAW)["session_id"]
+        fake_llm.reset()
+        fake_llm.faults({"latency_ms": 1}, {"hang": True, "seconds": 60})
+        box = post_in_background(victim, ADD_BISC, sid)
+        wait_for(lambda: fake_llm.stats()["requests"] >= 2, 10 * SLOW, "the second model call")
+        import sqlite3
+        con = sqlite3.connect(f"file:{shared / 'agentd.db'}?mode=ro", uri=True, timeout=5)
+        turn_id = con.execute("SELECT id FROM turns WHERE session_id = ? AND state = 'running'",
+                              (sid,)).fetchone()[0]
+        con.close()
+        victim.send_signal(signal.SIGKILL)
+        assert victim.wait(5) == -signal.SIGKILL
+        box["thread"].join(5)
+    finally:
+        victim.kill()
+    fake_llm.reset()
+    # the sweep runs every 10 s
+    done = wait_for(lambda: terminal(survivor, sid, turn_id), 15 * SLOW, "the survivor resumes it")
+    assert done["type"] == "turn-completed" and done["data"]["resumed"] is True, done
+    assert lines(done["data"]["checkout"]) == [("BISC-001", 2), ("STRAW-001", 1)]
+    assert survivor.wait_log(lambda l: "resuming turn " + turn_id in l.get("msg", ""), timeout=1)
