@@ -195,13 +195,9 @@ static void sweep_job(void *arg)
             t->turn_id = strdup(u->id);
         }
         if (!t || !t->owner || !t->session_id || !t->turn_id) {
-            if (t) {
-                json_decref(t->messages);
-                free(t->owner);
-                free(t->session_id);
-                free(t->turn_id);
-                free(t);
-            }
+            turn_free(t);
+            /* hand it back, so it is an orphan again for the next sweep */
+            store_turn_adopt(st, u->id, ag->instance, u->instance);
             log_msg(LOG_ERROR, NULL, "out of memory resuming turn %s: the next sweep retries",
                     u->id);
             continue;

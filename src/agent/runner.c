@@ -91,13 +91,30 @@ struct turn *turn_alloc(struct agent *ag, struct loop *loop)
     t->ag = ag;
     t->loop = loop;
     t->req_policy = -1;
-    t->messages = json_pack("[{s:s,s:s}]", "role", "system", "content", ag->system_prompt);
+    t->conv_text = !llm_is_builtin(ag->llm);
+    json_t *sys = json_pack("{s:s,s:s}", "role", "system", "content", ag->system_prompt);
+    if (t->conv_text) {
+        char *text = sys ? json_dumps(sys, JSON_COMPACT) : NULL;
+        buf_puts(&t->conv, "[");
+        if (text)
+            buf_puts(&t->conv, text);
+        free(text);
+        if (!text || t->conv.oom) {
+            buf_free(&t->conv);
+            json_decref(sys);
+            free(t);
+            return NULL;
+        }
+        json_decref(sys);
+    } else {
+        t->messages = sys ? json_pack("[o]", sys) : NULL;
+        if (!t->messages) {
+            free(t);
+            return NULL;
+        }
+    }
     t->started_ns = clock_mono_ns();
     t->deadline_ms = clock_mono_ms() + ag->turn_timeout_ms;
-    if (!t->messages) {
-        free(t);
-        return NULL;
-    }
     return t;
 }
 
@@ -113,8 +130,10 @@ void turn_link(struct turn *t)
     metric_add(m_inflight, 1);
 }
 
-static void turn_free(struct turn *t)
+void turn_free(struct turn *t)
 {
+    if (!t)
+        return;
     pthread_mutex_lock(&t->ag->mu);
     if (t->prev)
         t->prev->next = t->next;
@@ -132,6 +151,7 @@ static void turn_free(struct turn *t)
         event_free(t->flush_ev);
     json_decref(t->ctx);
     json_decref(t->messages);
+    buf_free(&t->conv);
     json_decref(t->data);
     json_decref(t->checkout);
     free(t->tctx.checkout_id);
@@ -214,6 +234,30 @@ static int mutates_checkout(const char *name)
     return 0;
 }
 
+/* ---- the conversation for the model ---- */
+
+/* One more message: its stored text, or (built-in model) its JSON. text
+ * may be NULL when only json is at hand, json NULL when only text is. */
+static int conv_add(struct turn *t, const char *text, const json_t *json)
+{
+    if (t->conv_text) {
+        char *own = NULL;
+        if (!text && !(text = own = json_dumps(json, JSON_COMPACT)))
+            return AGENTD_ENOMEM;
+        buf_puts(&t->conv, ",");
+        buf_puts(&t->conv, text);
+        free(own);
+        return t->conv.oom ? AGENTD_ENOMEM : 0;
+    }
+    if (json)
+        return json_array_append(t->messages, (json_t *)json) ? AGENTD_ENOMEM : 0;
+    json_error_t je;
+    json_t *m = json_loads(text, 0, &je);
+    if (!m)
+        return 0; /* a stored message that is not JSON is left out */
+    return json_array_append_new(t->messages, m) ? AGENTD_ENOMEM : 0;
+}
+
 /* ---- steps: checkpoint + message + events, one transaction (worker) ---- */
 
 static int record(struct store *st, struct turn *t, const char *kind, const json_t *msg,
@@ -228,12 +272,13 @@ static int record(struct store *st, struct turn *t, const char *kind, const json
                                .role = (char *)json_string_value(json_object_get(msg, "role")),
                                .parts = text };
     int rc = store_turn_record(st, &cp, &m, e ? e->v : NULL, e ? e->n : 0);
-    free(text);
     if (rc == AGENTD_EEXIST)
         rc = AGENTD_ECONFLICT; /* someone else wrote this step: the turn is not ours */
+    if (rc == 0)
+        rc = conv_add(t, text, msg);
+    free(text);
     if (rc == 0) {
         t->cp_step++;
-        json_array_append(t->messages, (json_t *)msg);
         if (e && e->n)
             publish(t);
     }
@@ -728,12 +773,25 @@ static void llm_step(struct turn *t)
     struct llm_request req = {
         .messages = t->messages,
         .tools = t->ag->tools,
+        .messages_json = t->conv_text ? t->conv.data : NULL,
         .deadline_ms = t->deadline_ms,
         .request_id = t->request_id,
         .stream = t->stream,
     };
+    if (t->conv_text) { /* closed for the call (copied into the body), reopened after */
+        buf_puts(&t->conv, "]");
+        if (t->conv.oom) {
+            fail(t, AGENTD_ENOMEM, 503, "busy", "out of memory");
+            finish(t);
+            return;
+        }
+        req.messages_json = t->conv.data;
+        req.messages_json_len = t->conv.len;
+    }
     int rc = llm_call(t->ag->llm, t->loop, &req, t->stream ? on_delta : NULL, on_reply, t,
                       &t->call);
+    if (t->conv_text)
+        t->conv.data[--t->conv.len] = '\0';
     if (rc != 0) {
         fail(t, rc, 503, "model_unavailable", "the model call could not start: %s", agentd_err_msg(rc));
         finish(t);
@@ -816,12 +874,8 @@ int turn_load_history(struct store *st, struct turn *t)
     /* never start the window on a tool result: its call would be missing */
     while (from < n && strcmp(v[from].role, "tool") == 0)
         from++;
-    for (size_t i = from; rc == 0 && i < n; i++) {
-        json_error_t je;
-        json_t *m = json_loads(v[i].parts, 0, &je);
-        if (m)
-            json_array_append_new(t->messages, m);
-    }
+    for (size_t i = from; rc == 0 && i < n; i++)
+        rc = conv_add(t, v[i].parts, NULL);
     store_message_list_free(v, n);
     return rc;
 }

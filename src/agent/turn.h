@@ -5,6 +5,7 @@
 
 #include "agent/runner.h"
 #include "agent/tools.h"
+#include "core/buf.h"
 #include "core/reqid.h"
 
 #include <stdint.h>
@@ -42,7 +43,14 @@ struct turn {
     int wait_pending;
     int64_t wait_ms;
 
-    json_t *messages;        /* system + history, OpenAI shape */
+    /* The conversation for the model (system + history + this turn), in
+     * one of two forms: JSON text for a provider — "[" and the stored
+     * messages' own texts, appended as steps are recorded, no parse and no
+     * re-serialisation per call — or jansson for the built-in model, which
+     * reads it. */
+    int conv_text;           /* 1: conv, else messages */
+    struct buf conv;
+    json_t *messages;
     struct tools_ctx tctx;   /* checkout id lives here */
     int64_t cp_step;         /* the next checkpoint's step number */
     int step;                /* model steps done */
@@ -78,6 +86,9 @@ struct turn {
 
 /* A turn with nothing but its agent and loop set; not yet linked. */
 struct turn *turn_alloc(struct agent *ag, struct loop *loop);
+/* Frees a turn and takes it off the agent's live list if it is on it
+ * (NULL is fine). The in-flight gauge is the caller's. */
+void turn_free(struct turn *t);
 /* Into the agent's live list (for shutdown) and the in-flight gauge. */
 void turn_link(struct turn *t);
 void turn_fail(struct turn *t, int status, int http, const char *code, const char *fmt, ...)

@@ -824,7 +824,9 @@ static int build_body(struct llm_call *c, struct llm_loop *ll, const struct llm_
     buf_append(&b, p->body_head, p->body_head_len);
     size_t rest = b.len;
     buf_puts(&b, ",\"messages\":");
-    if (!req->messages)
+    if (req->messages_json)
+        buf_append(&b, req->messages_json, req->messages_json_len);
+    else if (!req->messages)
         buf_puts(&b, "[]");
     else if (json_dump_callback(req->messages, dump_to_buf, &b, JSON_COMPACT) != 0)
         b.oom = 1;
