@@ -156,7 +156,6 @@ static void resumed_done(const struct turn_result *res, const char *owner, const
 struct stream {
     struct http_req *r;
     struct sse *sse;
-    char *owner;
     char *session_id;
     char *turn_id;          /* POST: only this turn's events, ending at its last */
     int post;
@@ -187,7 +186,6 @@ static void stream_free_if_done(struct stream *s)
         event_free(s->poll);
     json_decref(s->final);
     free(s->final_type);
-    free(s->owner);
     free(s->session_id);
     free(s->turn_id);
     free(s);
