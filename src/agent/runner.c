@@ -39,9 +39,6 @@
 /* A turn waiting for its session polls the claim with this backoff. */
 #define WAIT_FIRST_MS 50
 #define WAIT_MAX_MS 100
-/* Streamed text is stored in batches (see schedule_flush). */
-#define FLUSH_MS 50
-#define FLUSH_BYTES 512
 
 static const char *const busy_names[] = { "enqueue", "reject", "interrupt" };
 
@@ -83,6 +80,8 @@ void agent_metrics_init(void)
 
 /* ---- a turn's life ---- */
 
+static void after_flush(struct turn *t);
+
 struct turn *turn_alloc(struct agent *ag, struct loop *loop)
 {
     struct turn *t = calloc(1, sizeof *t);
@@ -91,6 +90,7 @@ struct turn *turn_alloc(struct agent *ag, struct loop *loop)
     t->ag = ag;
     t->loop = loop;
     t->req_policy = -1;
+    t->flushed = after_flush;
     t->conv_text = !llm_is_builtin(ag->llm);
     json_t *sys = json_pack("{s:s,s:s}", "role", "system", "content", ag->system_prompt);
     if (t->conv_text) {
@@ -469,11 +469,9 @@ static void finish_done(int status, void *arg)
     turn_free(t);
 }
 
-static void stop_flush_timer(struct turn *t);
-
 static void finish(struct turn *t)
 {
-    stop_flush_timer(t);
+    turn_text_stop(t);
     if (t->flushing) { /* its events must not overtake the last deltas */
         t->finish_waiting = 1;
         return;
@@ -614,122 +612,16 @@ static void submit_step(struct turn *t)
     }
 }
 
-static int op_flush(struct store *st, void *arg)
+/* A text flush ended while the step or the turn waited for it. */
+static void after_flush(struct turn *t)
 {
-    struct turn *t = arg;
-    struct evs e = { 0 };
-    evs_add(&e, t, "text-delta", json_pack("{s:s,s:i,s:b}", "text", t->flush_text, "step",
-                                           t->step, "reset", t->flush_reset));
-    if (e.n && store_event_append(st, e.v, e.n) == 0)
-        publish(t);
-    evs_clear(&e);
-    return 0;
-}
-
-static void start_flush(struct turn *t);
-
-static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct turn *t = arg;
-    t->flush_armed = 0;
-    if (!t->flushing && (t->delta_len || t->delta_reset))
-        start_flush(t);
-}
-
-/* Deltas are stored in batches: at once past FLUSH_BYTES, else FLUSH_MS
- * after the first buffered byte — a few writes a second per streaming turn
- * instead of one per token. */
-static void schedule_flush(struct turn *t)
-{
-    if (t->flushing || (!t->delta_len && !t->delta_reset))
-        return;
-    if (t->delta_len >= FLUSH_BYTES) {
-        if (t->flush_armed)
-            evtimer_del(t->flush_ev);
-        t->flush_armed = 0;
-        start_flush(t);
-        return;
-    }
-    if (t->flush_armed)
-        return;
-    if (!t->flush_ev && !(t->flush_ev = evtimer_new(loop_base(t->loop), on_flush_timer, t))) {
-        start_flush(t);
-        return;
-    }
-    struct timeval tv = { 0, FLUSH_MS * 1000 };
-    t->flush_armed = 1;
-    evtimer_add(t->flush_ev, &tv);
-}
-
-static void stop_flush_timer(struct turn *t)
-{
-    if (t->flush_armed)
-        evtimer_del(t->flush_ev);
-    t->flush_armed = 0;
-}
-
-static void flush_done(int status, void *arg)
-{
-    (void)status;
-    struct turn *t = arg;
-    t->flushing = 0;
-    free(t->flush_text);
-    t->flush_text = NULL;
     if (t->finish_waiting) {
         t->finish_waiting = 0;
         finish(t);
     } else if (t->step_waiting) {
         t->step_waiting = 0;
         submit_step(t);
-    } else {
-        schedule_flush(t);
     }
-}
-
-/* Hands the buffered text to a store job; more text buffers meanwhile. */
-static void start_flush(struct turn *t)
-{
-    t->flush_text = t->delta ? t->delta : strdup("");
-    t->flush_reset = t->delta_reset;
-    t->delta = NULL;
-    t->delta_len = 0;
-    t->delta_reset = 0;
-    if (!t->flush_text)
-        return;
-    t->flushing = 1;
-    if (store_async(t->ag->st, t->loop, op_flush, t, flush_done) != 0) {
-        /* busy: keep the text for the next flush or the step's record */
-        t->flushing = 0;
-        t->delta = t->flush_text;
-        t->delta_len = strlen(t->delta);
-        t->delta_reset = t->flush_reset;
-        t->flush_text = NULL;
-    }
-}
-
-/* The model's text as it streams (loop). text NULL: an attempt failed
- * mid-stream and the next one starts the text over. */
-static void on_delta(const char *text, size_t len, void *ud)
-{
-    struct turn *t = ud;
-    t->streamed = 1;
-    if (!text) {
-        t->delta_len = 0;
-        if (t->delta)
-            t->delta[0] = '\0'; /* a flush takes the buffer as a string */
-        t->delta_reset = 1;
-    } else {
-        char *d = realloc(t->delta, t->delta_len + len + 1);
-        if (!d)
-            return; /* the step's reply still carries the whole text */
-        memcpy(d + t->delta_len, text, len);
-        t->delta_len += len;
-        d[t->delta_len] = '\0';
-        t->delta = d;
-    }
-    schedule_flush(t);
 }
 
 static void on_reply(int status, struct llm_reply *reply, const char *error, int retry_after_s,
@@ -750,7 +642,7 @@ static void on_reply(int status, struct llm_reply *reply, const char *error, int
         return;
     }
     t->reply = reply;
-    stop_flush_timer(t); /* op_step stores what is left */
+    turn_text_stop(t); /* op_step stores what is left */
     if (t->flushing) { /* the last deltas first */
         t->step_waiting = 1;
         return;
@@ -788,7 +680,7 @@ static void llm_step(struct turn *t)
         req.messages_json = t->conv.data;
         req.messages_json_len = t->conv.len;
     }
-    int rc = llm_call(t->ag->llm, t->loop, &req, t->stream ? on_delta : NULL, on_reply, t,
+    int rc = llm_call(t->ag->llm, t->loop, &req, t->stream ? turn_text_delta : NULL, on_reply, t,
                       &t->call);
     if (t->conv_text)
         t->conv.data[--t->conv.len] = '\0';

@@ -3,7 +3,6 @@
 #ifndef AGENTD_AGENT_TURN_H
 #define AGENTD_AGENT_TURN_H
 
-#include "agent/runner.h"
 #include "agent/tools.h"
 #include "core/buf.h"
 #include "core/reqid.h"
@@ -11,6 +10,14 @@
 #include <stdint.h>
 
 #include <jansson.h>
+
+struct agent;
+struct loop;
+struct event;
+struct llm_call;
+struct llm_reply;
+struct store;
+struct turn_result;
 
 /* A running turn heartbeats at every step; one whose heartbeat is older
  * than its deadline plus this is taken to be dead (recover.c). */
@@ -26,7 +33,8 @@ struct turn {
     json_t *data;            /* the message's client data (payment) */
     char *idem_key;          /* the front's Idempotency-Key, if any */
     char request_id[REQID_MAX + 1];
-    turn_done_fn done;       /* NULL for a resumed turn: ag->resumed_done */
+    void (*done)(const struct turn_result *res, void *ud); /* NULL for a resumed turn:
+                                                             ag->resumed_done */
     void *ud;
     void (*started)(const char *session_id, const char *turn_id, int64_t seq, void *ud);
     int64_t started_seq;     /* the turn-started event */
@@ -72,6 +80,7 @@ struct turn {
     int finish_waiting;      /* the turn ended during a flush: finish after it */
     struct event *flush_ev;  /* batches deltas: a flush FLUSH_MS after the first */
     int flush_armed;
+    void (*flushed)(struct turn *t); /* a flush ended while step_waiting/finish_waiting */
     int64_t prompt_tokens, completion_tokens; /* this turn's usage so far */
     double cost_usd;
     json_t *checkout;        /* for the final result */
@@ -109,6 +118,11 @@ int turn_load_history(struct store *st, struct turn *t);
 int agent_turn_orphaned(const char *ours, const char *theirs, int64_t age_ms, int64_t lease_ms,
                         int (*lock_probe)(void *ud, const char *instance), void *probe_ud,
                         int (*pid_dead)(long pid));
+/* Streamed text (textstream.c): the llm delta callback (ud = the turn),
+ * and the stop of the batching timer when the reply or the turn ends. */
+void turn_text_delta(const char *text, size_t len, void *ud);
+void turn_text_stop(struct turn *t);
+
 /* On t->loop after a resume was loaded: carry on (model step or finish). */
 void turn_resume_go(void *arg);
 

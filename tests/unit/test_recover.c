@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "agent/instance.h"
+#include "agent/runner.h"
 #include "agent/turn.h"
 
 #define OURS "vm@pid:[4026531836]/100/aaaaaa"
