@@ -92,22 +92,18 @@ struct turn *turn_alloc(struct agent *ag, struct loop *loop)
     t->req_policy = -1;
     t->flushed = after_flush;
     t->conv_text = !llm_is_builtin(ag->llm);
-    json_t *sys = json_pack("{s:s,s:s}", "role", "system", "content", ag->system_prompt);
     if (t->conv_text) {
-        char *text = sys ? json_dumps(sys, JSON_COMPACT) : NULL;
+        /* the system message's text is made once, in agent_init */
         buf_puts(&t->conv, "[");
-        if (text)
-            buf_puts(&t->conv, text);
-        free(text);
-        if (!text || t->conv.oom) {
+        buf_puts(&t->conv, ag->system_msg_json ? ag->system_msg_json : "");
+        if (!ag->system_msg_json || t->conv.oom) {
             buf_free(&t->conv);
-            json_decref(sys);
             free(t);
             return NULL;
         }
-        json_decref(sys);
     } else {
-        t->messages = sys ? json_pack("[o]", sys) : NULL;
+        t->messages = json_pack("[{s:s,s:s}]", "role", "system", "content",
+                                ag->system_prompt ? ag->system_prompt : "");
         if (!t->messages) {
             free(t);
             return NULL;
@@ -947,6 +943,10 @@ void agent_init(struct agent *ag)
     ag->recovering = 0;
     ag->lock_fd = -1;
     ag->lock_dir = NULL;
+    json_t *sys = json_pack("{s:s,s:s}", "role", "system", "content",
+                            ag->system_prompt ? ag->system_prompt : "");
+    ag->system_msg_json = sys ? json_dumps(sys, JSON_COMPACT) : NULL; /* NULL: turns fail */
+    json_decref(sys);
     instance_id(ag->instance, sizeof ag->instance);
 }
 
@@ -1023,5 +1023,7 @@ void agent_destroy(struct agent *ag)
     ag->lock_fd = -1;
     free(ag->lock_dir);
     ag->lock_dir = NULL;
+    free(ag->system_msg_json);
+    ag->system_msg_json = NULL;
     pthread_mutex_destroy(&ag->mu);
 }

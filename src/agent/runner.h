@@ -63,6 +63,7 @@ struct agent {
     struct turn *live;        /* running turns, for shutdown */
     int stopping;
     char instance[160];       /* this process: "host@pidns/pid/nonce", kept on its turns */
+    char *system_msg_json;    /* the system message as JSON text, made once (agent_init) */
     char *lock_dir;           /* instance lock files (agent_instance_lock); NULL = none */
     int lock_fd;              /* our lock file, held while we run; -1 = none */
     int recovering;           /* a recovery sweep is running (atomic) */
