@@ -25,9 +25,11 @@ def srv(module_agentd):
 
 
 def sse_events(text):
-    """[(id or None, event, data dict)] from an SSE body; comments skipped."""
+    """[(id or None, event, data dict)] from an SSE body; comments skipped.
+    Only complete events count: the text after the last blank line may be
+    an event cut mid-way by a partial read, so it is left out."""
     out = []
-    for block in text.replace("\r\n", "\n").split("\n\n"):
+    for block in text.replace("\r\n", "\n").split("\n\n")[:-1]:
         ev, eid, data = None, None, []
         for line in block.split("\n"):
             if line.startswith(":") or not line:
