@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <sys/file.h>
 #include <sys/stat.h>
 
@@ -77,27 +79,54 @@ int instance_lock_probe(void *dir, const char *instance)
     if (fd < 0)
         return -1;
     int rc;
-    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-        unlink(path); /* dead: its file goes with it */
-        rc = 0;
-    } else {
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        rc = 0; /* dead; the file stays for its other turns (instance_lock_reap) */
+    else
         rc = errno == EWOULDBLOCK ? 1 : -1;
-    }
     close(fd);
     return rc;
+}
+
+int instance_lock_reap(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len <= 5 || strcmp(de->d_name + len - 5, ".lock") != 0)
+            continue; /* ".", "..", and a taker's temporary file */
+        int fd = openat(dirfd(d), de->d_name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            continue;
+        /* locked: its process lives. A file appears only already locked
+         * (instance_lock_take renames it into place), so free = dead. */
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && unlinkat(dirfd(d), de->d_name, 0) == 0)
+            n++;
+        close(fd);
+    }
+    closedir(d);
+    return n;
 }
 
 int instance_lock_take(const char *dir, const char *instance)
 {
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         return -errno;
-    char path[512];
+    /* locked under a temporary name, then renamed into place: a lock file
+     * is never seen unlocked while its process lives (the reaper may
+     * remove any free one) */
+    char path[512], tmp[540];
     instance_lock_path(dir, instance, path, sizeof path);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0 || rename(tmp, path) != 0) {
         int e = errno;
+        unlink(tmp);
         close(fd);
         return -e;
     }

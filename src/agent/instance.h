@@ -19,8 +19,13 @@ void instance_lock_path(const char *dir, const char *instance, char *out, size_t
 int instance_lock_take(const char *dir, const char *instance);
 /* Removes the file, then drops the lock (a clean stop). */
 void instance_lock_release(const char *dir, const char *instance, int fd);
-/* 1: its process holds the lock (alive); 0: nobody does (dead: the file is
- * removed); -1: no such file, or it cannot be tested. dir is a char *. */
+/* 1: its process holds the lock (alive); 0: nobody does (dead); -1: no
+ * such file, or it cannot be tested. dir is a char *. A dead one's file
+ * stays (all its turns must find it) until instance_lock_reap(). */
 int instance_lock_probe(void *dir, const char *instance);
+/* Removes the lock files under dir that no process holds; returns how
+ * many. Call it once nothing needs to ask about those instances (recovery,
+ * after a sweep that adopted every orphan it saw). */
+int instance_lock_reap(const char *dir);
 
 #endif

@@ -176,12 +176,17 @@ static void sweep_job(void *arg)
         goto out;
     int64_t now = clock_wall_ms();
     static atomic_uint rr;
+    /* every orphan seen was adopted (by us or another replica) and none
+     * was beyond this sweep's view: no turn needs a dead one's lock file */
+    int all_seen = n < SWEEP_MAX;
     for (size_t i = 0; i < n && !ag->stopping; i++) {
         const struct store_turn *u = &v[i];
         if (!orphaned(ag, u, now))
             continue;
-        if (store_turn_adopt(st, u->id, u->instance, ag->instance) != 0)
-            continue; /* finished meanwhile, or another replica took it */
+        if (store_turn_adopt(st, u->id, u->instance, ag->instance) != 0) {
+            all_seen = 0; /* finished meanwhile, another replica took it, or an error */
+            continue;
+        }
         if (ag->recovery != 0 || !u->owner) {
             fail_orphan(ag, st, u, "turn_interrupted_by_crash",
                         u->owner ? "AGENTD_TURN_RECOVERY=fail" : "its session is gone");
@@ -197,6 +202,7 @@ static void sweep_job(void *arg)
         if (!t || !t->owner || !t->session_id || !t->turn_id) {
             turn_free(t);
             /* hand it back, so it is an orphan again for the next sweep */
+            all_seen = 0;
             store_turn_adopt(st, u->id, ag->instance, u->instance);
             log_msg(LOG_ERROR, NULL, "out of memory resuming turn %s: the next sweep retries",
                     u->id);
@@ -217,6 +223,8 @@ static void sweep_job(void *arg)
             log_msg(LOG_ERROR, NULL, "cannot hand resumed turn %s to a loop", u->id);
         }
     }
+    if (all_seen && !ag->stopping && ag->lock_dir)
+        instance_lock_reap(ag->lock_dir);
 out:
     store_turn_list_free(v, n);
     __atomic_store_n(&ag->recovering, 0, __ATOMIC_RELEASE);

@@ -255,28 +255,31 @@ def test_a_dead_process_of_another_pid_namespace_is_known_by_its_lock_file(agent
     """A restarted container has a new pid namespace, so its predecessor's
     pid means nothing to it; the predecessor's lock file in the shared data
     directory, free once it died, says at once that its turns are orphans
-    (without it they would wait for the lease: turn timeout + 30 s)."""
+    (without it they would wait for the lease: turn timeout + 30 s). Every
+    one of them: the file stays until all are adopted, then it is removed."""
     victim = Server(env=fake_llm.env(), workdir=tmp_path / "victim")
     victim.start()
     try:
-        sid = ok(victim, "hello " + tag())["session_id"]
+        sids = [ok(victim, "hello " + tag())["session_id"] for _ in range(2)]
         fake_llm.reset()
-        fake_llm.faults({"hang": True, "seconds": 60})
-        box = post_in_background(victim, "stuck " + tag(), sid)
-        wait_for(lambda: fake_llm.stats()["requests"] >= 1, 10 * SLOW, "the model call")
-        turn_id = running_turn(victim, sid)
+        fake_llm.faults({"hang": True, "seconds": 60}, {"hang": True, "seconds": 60})
+        boxes = [post_in_background(victim, "stuck " + tag(), sid) for sid in sids]
+        wait_for(lambda: fake_llm.stats()["requests"] >= 2, 10 * SLOW, "both model calls")
+        turn_ids = [running_turn(victim, sid) for sid in sids]
+        assert all(turn_ids), turn_ids
         victim.send_signal(signal.SIGKILL)
         assert victim.wait(5) == -signal.SIGKILL
-        box["thread"].join(5)
+        for box in boxes:
+            box["thread"].join(5)
     finally:
         victim.kill()
     # make the dead process look like another pid namespace's (a container)
     import os
     import sqlite3
     db = sqlite3.connect(str(victim.data_dir / "agentd.db"))
-    (inst,), = db.execute("SELECT instance FROM turns WHERE id = ?", (turn_id,)).fetchall()
+    (inst,), = db.execute("SELECT instance FROM turns WHERE id = ?", (turn_ids[0],)).fetchall()
     other = "podhost@pid:[4026599999]/1/" + inst.rsplit("/", 1)[1]
-    db.execute("UPDATE turns SET instance = ? WHERE id = ?", (other, turn_id))
+    db.execute("UPDATE turns SET instance = ? WHERE instance = ?", (other, inst))
     db.commit()
     db.close()
     locks = victim.data_dir / "instances"
@@ -288,9 +291,19 @@ def test_a_dead_process_of_another_pid_namespace_is_known_by_its_lock_file(agent
 
     fake_llm.reset()
     srv = agentd(env=dict(fake_llm.env(), AGENTD_DATA_DIR=victim.data_dir))
-    done = wait_for(lambda: terminal(srv, sid, turn_id), 5 * SLOW, "resumed at once")
-    assert done["type"] == "turn-completed" and done["data"]["resumed"] is True, done
+    for sid, turn_id in zip(sids, turn_ids):
+        done = wait_for(lambda: terminal(srv, sid, turn_id), 5 * SLOW, "resumed at once")
+        assert done["type"] == "turn-completed" and done["data"]["resumed"] is True, done
     assert not (locks / lock_name(other)).exists(), "the dead one's lock file is removed"
+    assert sorted(p.name for p in locks.iterdir()) == [lock_name(srv_instance(victim, srv))]
+
+
+def srv_instance(db_srv, srv):
+    """srv's instance id, read off the turns it adopted (in db_srv's database)."""
+    rows = db_query(db_srv, "SELECT instance FROM turns WHERE instance LIKE ? LIMIT 1",
+                    f"%/{srv.proc.pid}/%")
+    assert rows, "the live server names itself on the turns it adopted"
+    return rows[0][0]
 
 
 def test_a_live_replica_takes_over_the_turns_of_one_that_died(agentd, fake_llm, tmp_path):

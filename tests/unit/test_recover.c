@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <dirent.h>
 
 #include "agent/instance.h"
 #include "agent/runner.h"
@@ -143,7 +144,21 @@ static void test_instance_lock_files(void **state)
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
     assert_int_equal(instance_lock_probe(dir, "otherhost@ns/77/abc"), 0); /* dead */
-    assert_int_equal(instance_lock_probe(dir, "otherhost@ns/77/abc"), -1); /* removed */
+    /* the file stays, so each of its turns finds it dead */
+    assert_int_equal(instance_lock_probe(dir, "otherhost@ns/77/abc"), 0);
+    /* the reaper removes the dead one's file, never a live one's */
+    assert_int_equal(instance_lock_reap(dir), 1);
+    assert_int_equal(instance_lock_probe(dir, "otherhost@ns/77/abc"), -1);
+    assert_int_equal(instance_lock_probe(dir, ag.instance), 1);
+    assert_int_equal(instance_lock_reap(dir), 0);
+    /* no temporary file is left behind by a take */
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int files = 0;
+    for (struct dirent *de; (de = readdir(d)) != NULL;)
+        files += de->d_name[0] != '.';
+    closedir(d);
+    assert_int_equal(files, 1);
     /* our own stop removes our file */
     agent_destroy(&ag);
     assert_int_equal(access(path, F_OK), -1);
