@@ -458,6 +458,11 @@ static int cmd_serve(void)
         if (lrc != 0)
             log_msg(LOG_WARN, NULL, "no instance lock in %s (%s): crash recovery falls back to "
                     "pids and leases", dir, strerror(-lrc));
+        /* completions a crash left mid-way are known by the same means */
+        if (shop_set_instance(shop, agent.instance, lrc == 0 ? dir : NULL) != 0) {
+            fprintf(stderr, "agentd: out of memory at start\n");
+            goto out;
+        }
     }
     agent_ready = 1;
     rn.agent = &agent;

@@ -21,11 +21,11 @@
  * the next step; a last llm_reply without tool calls is the answer. */
 #define _GNU_SOURCE
 #include "agent/events.h"
-#include "agent/instance.h"
 #include "agent/runner.h"
 #include "agent/turn.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/instance.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/pool.h"
@@ -38,31 +38,9 @@
 
 #define SWEEP_MAX 1000       /* turns looked at per sweep */
 
-int agent_turn_orphaned(const char *ours, const char *theirs, int64_t age_ms, int64_t lease_ms,
-                        int (*lock_probe)(void *ud, const char *instance), void *probe_ud,
-                        int (*pid_dead)(long pid))
-{
-    if (!theirs)
-        return 1; /* written before instances were kept */
-    if (strcmp(theirs, ours) == 0)
-        return 0; /* ours, alive */
-    int held = lock_probe ? lock_probe(probe_ud, theirs) : -1;
-    if (held >= 0)
-        return !held; /* its lock file knows */
-    const char *slash = strchr(ours, '/');
-    size_t hostlen = slash ? (size_t)(slash - ours) : 0;
-    if (hostlen && strncmp(theirs, ours, hostlen) == 0 && theirs[hostlen] == '/') {
-        char *end = NULL;
-        long pid = strtol(theirs + hostlen + 1, &end, 10);
-        if (end && *end == '/' && pid > 0 && pid_dead && pid_dead(pid))
-            return 1;
-    }
-    return age_ms > lease_ms;
-}
-
 static int orphaned(const struct agent *ag, const struct store_turn *u, int64_t now)
 {
-    return agent_turn_orphaned(ag->instance, u->instance, now - u->updated_at,
+    return instance_orphaned(ag->instance, u->instance, now - u->updated_at,
                                ag->turn_timeout_ms + TURN_LEASE_GRACE_MS,
                                ag->lock_dir ? instance_lock_probe : NULL, ag->lock_dir,
                                instance_pid_dead);

@@ -109,15 +109,6 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
 /* Loads history into t->messages (after the system prompt), windowed so it
  * never starts on a tool result (worker). */
 int turn_load_history(struct store *st, struct turn *t);
-/* Recovery's decisions (recover.c), pure but for the probes: is a running
- * turn's process dead? theirs/ours are instances "host@pidns/pid/nonce";
- * theirs NULL (an old row) is dead; ours is alive; else lock_probe(theirs)
- * decides when it knows (1 alive, 0 dead, -1 no lock file: unknown); else
- * one of this host and pid namespace is dead when pid_dead(its pid); else
- * when its heartbeat is older than lease_ms. Either probe may be NULL. */
-int agent_turn_orphaned(const char *ours, const char *theirs, int64_t age_ms, int64_t lease_ms,
-                        int (*lock_probe)(void *ud, const char *instance), void *probe_ud,
-                        int (*pid_dead)(long pid));
 /* Streamed text (textstream.c): the llm delta callback (ud = the turn),
  * and the stop of the batching timer when the reply or the turn ends. */
 void turn_text_delta(const char *text, size_t len, void *ud);

@@ -293,12 +293,20 @@ static void op_keys_clear(struct checkout *c)
     c->n_op_keys = 0;
 }
 
+static void claim_clear(struct checkout_claim *k)
+{
+    free(k->key);
+    free(k->by);
+    *k = (struct checkout_claim){ 0 };
+}
+
 void checkout_free(struct checkout *c)
 {
     if (!c)
         return;
     free(c->id);
     op_keys_clear(c);
+    claim_clear(&c->completing);
     lines_clear(c);
     checkout_buyer_clear(&c->buyer);
     methods_clear(c);
@@ -532,6 +540,9 @@ struct checkout *checkout_clone(const struct checkout *s)
             if (sdup(s->op_keys[c->n_op_keys], &c->op_keys[c->n_op_keys]))
                 goto fail;
     }
+    c->completing.at = s->completing.at;
+    if (sdup(s->completing.key, &c->completing.key) || sdup(s->completing.by, &c->completing.by))
+        goto fail;
     return c;
 fail:
     checkout_free(c);
@@ -639,33 +650,103 @@ int checkout_op_key_add(struct checkout *c, const char *key, struct checkout_err
     return 0;
 }
 
-int checkout_op_keys_to_doc(const struct checkout *c, json_t *doc)
+int checkout_claim_set(struct checkout *c, const char *key, const char *by, int64_t at,
+                       struct checkout_err *e)
+{
+    int rc = checkout_op_key_check(key, e);
+    if (rc == 0 && by && checkout_op_key_check(by, NULL))
+        rc = checkout_fail(e, AGENTD_EINVAL, "invalid", NULL, "bad instance id");
+    if (rc)
+        return rc;
+    struct checkout_claim k = { .at = at };
+    if (sdup(key, &k.key) || sdup(by, &k.by)) {
+        claim_clear(&k);
+        return oom(e);
+    }
+    claim_clear(&c->completing);
+    c->completing = k;
+    return 0;
+}
+
+/* doc._agentd, created when missing (NULL out of memory). */
+static json_t *internal_obj(json_t *doc)
+{
+    json_t *in = json_object_get(doc, "_agentd");
+    if (json_is_object(in))
+        return in;
+    if (!(in = json_object()) || json_object_set_new(doc, "_agentd", in))
+        return NULL;
+    return in;
+}
+
+int checkout_internal_to_doc(const struct checkout *c, json_t *doc)
 {
     if (!c || !json_is_object(doc))
         return AGENTD_EINVAL;
     json_t *in = json_object_get(doc, "_agentd");
-    if (!json_is_object(in)) {
-        if (!c->n_op_keys)
-            return 0;
-        if (!(in = json_object()) || json_object_set_new(doc, "_agentd", in))
-            return AGENTD_ENOMEM;
-    }
-    if (!c->n_op_keys) {
-        json_object_del(in, "op_keys");
+    if (!c->n_op_keys && !c->completing.key) {
+        if (json_is_object(in)) {
+            json_object_del(in, "op_keys");
+            json_object_del(in, "completing");
+        }
         return 0;
     }
-    json_t *arr = json_array();
-    for (size_t i = 0; arr && i < c->n_op_keys; i++)
-        if (json_array_append_new(arr, json_string(c->op_keys[i]))) {
-            json_decref(arr);
-            arr = NULL;
-        }
-    if (!arr || json_object_set_new(in, "op_keys", arr))
+    if (!(in = internal_obj(doc)))
+        return AGENTD_ENOMEM;
+    if (!c->n_op_keys) {
+        json_object_del(in, "op_keys");
+    } else {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < c->n_op_keys; i++)
+            if (json_array_append_new(arr, json_string(c->op_keys[i]))) {
+                json_decref(arr);
+                arr = NULL;
+            }
+        if (!arr || json_object_set_new(in, "op_keys", arr))
+            return AGENTD_ENOMEM;
+    }
+    if (!c->completing.key) {
+        json_object_del(in, "completing");
+        return 0;
+    }
+    json_t *k = json_pack("{s:s,s:I}", "key", c->completing.key, "at",
+                          (json_int_t)c->completing.at);
+    if (k && c->completing.by && json_object_set_new(k, "by", json_string(c->completing.by))) {
+        json_decref(k);
+        k = NULL;
+    }
+    if (!k || json_object_set_new(in, "completing", k))
         return AGENTD_ENOMEM;
     return 0;
 }
 
-int checkout_op_keys_from_doc(struct checkout *c, const json_t *doc, struct checkout_err *e)
+/* doc._agentd.completing into c->completing (absent: none). */
+static int claim_from_doc(struct checkout *c, const json_t *doc, struct checkout_err *e)
+{
+    const json_t *k = json_object_get(json_object_get(doc, "_agentd"), "completing");
+    if (!k || json_is_null(k)) {
+        claim_clear(&c->completing);
+        return 0;
+    }
+    const json_t *key = json_object_get(k, "key"), *by = json_object_get(k, "by");
+    const json_t *at = json_object_get(k, "at");
+    if (!json_is_object(k) || !json_is_string(key) || (by && !json_is_string(by)) ||
+        !json_is_integer(at))
+        return checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL,
+                             "checkout document: bad completion claim");
+    struct checkout_err ignored;
+    int rc = checkout_claim_set(c, json_string_value(key), json_string_value(by),
+                                json_integer_value(at), &ignored);
+    if (rc == AGENTD_ENOMEM)
+        return oom(e);
+    if (rc)
+        return checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL,
+                             "checkout document: bad completion claim");
+    return 0;
+}
+
+/* doc._agentd.op_keys into c's keys. */
+static int op_keys_from_doc(struct checkout *c, const json_t *doc, struct checkout_err *e)
 {
     const json_t *arr = json_object_get(json_object_get(doc, "_agentd"), "op_keys");
     if (!arr || json_is_null(arr)) {
@@ -715,6 +796,12 @@ int checkout_op_keys_from_doc(struct checkout *c, const json_t *doc, struct chec
     c->op_keys = keys;
     c->n_op_keys = got;
     return 0;
+}
+
+int checkout_internal_from_doc(struct checkout *c, const json_t *doc, struct checkout_err *e)
+{
+    int rc = op_keys_from_doc(c, doc, e);
+    return rc ? rc : claim_from_doc(c, doc, e);
 }
 
 /* ---- JSON parsing of request pieces ---- */
@@ -2039,6 +2126,7 @@ int checkout_cancel(struct checkout *c, const struct shop_rules *r, struct check
         return checkout_fail(e, AGENTD_ECONFLICT, "not_modifiable", NULL,
                              "checkout %.64s is already %s", c->id, checkout_status_name(c->status));
     c->status = CHECKOUT_CANCELED;
+    claim_clear(&c->completing); /* canceled mid-completion: nobody carries it on */
     if (r && r->now)
         c->updated_at = r->now;
     return 0;
@@ -2107,6 +2195,7 @@ int checkout_abort_complete(struct checkout *c, const struct shop_rules *r, stru
     if (!w)
         return oom(e);
     w->status = CHECKOUT_INCOMPLETE; /* recomputed below */
+    claim_clear(&w->completing);
     int rc = refresh(w, r, 0, e);
     if (rc) {
         checkout_free(w);
@@ -2139,6 +2228,7 @@ int checkout_mark_completed(struct checkout *c, const struct shop_rules *r, cons
     c->order_id = oid;
     c->order_permalink_url = url;
     c->status = CHECKOUT_COMPLETED;
+    claim_clear(&c->completing);
     if (r && r->now)
         c->updated_at = r->now;
     /* A completed session has nothing left to fix. */

@@ -262,6 +262,18 @@ struct checkout {
      * the applied discounts.) */
     char **op_keys;
     size_t n_op_keys;
+
+    /* While complete_in_progress: who moved it there. key is the payment
+     * authorization's idempotency key (whoever carries the completion on
+     * authorizes under it: the same authorization, never a second charge);
+     * by is that process's instance id (NULL: not known); at is when, in
+     * unix seconds. Cleared when the checkout leaves complete_in_progress.
+     * Internal, like op_keys. */
+    struct checkout_claim {
+        char *key;
+        char *by;
+        int64_t at;
+    } completing;
 };
 
 /* ---- names ---- */
@@ -371,15 +383,21 @@ int checkout_op_key_has(const struct checkout *c, const char *key);
  * dropped. A key already there is not added twice. 0, AGENTD_EINVAL (see
  * checkout_op_key_check) or AGENTD_ENOMEM; c unchanged on error. */
 int checkout_op_key_add(struct checkout *c, const char *key, struct checkout_err *e);
-/* The store document's part: sets doc._agentd.op_keys (an array, oldest
- * first; creates _agentd if missing; removes op_keys when c has none).
- * doc is a checkout_to_doc_json() object. 0 or AGENTD_ENOMEM. */
-int checkout_op_keys_to_doc(const struct checkout *c, json_t *doc);
-/* Reads doc._agentd.op_keys into c (replacing c's keys). A document
- * without them (written before keys existed) gives none. Not an array of
- * valid keys -> AGENTD_ECORRUPT; more than CHECKOUT_OP_KEYS_MAX -> the
- * newest are kept. */
-int checkout_op_keys_from_doc(struct checkout *c, const json_t *doc, struct checkout_err *e);
+/* Sets c->completing (key: an operation key; by: NULL or up to
+ * CHECKOUT_OP_KEY_MAX bytes of printable text). 0, AGENTD_EINVAL or
+ * AGENTD_ENOMEM; c unchanged on error. */
+int checkout_claim_set(struct checkout *c, const char *key, const char *by, int64_t at,
+                       struct checkout_err *e);
+/* The store document's internal part, doc._agentd: op_keys (an array,
+ * oldest first) and completing ({key, by, at}); each removed when c has
+ * none, _agentd created when missing. doc is a checkout_to_doc_json()
+ * object. 0 or AGENTD_ENOMEM. */
+int checkout_internal_to_doc(const struct checkout *c, json_t *doc);
+/* Reads doc._agentd into c (replacing c's keys and claim). A document
+ * without them (written before they existed) gives none. Not an array of
+ * valid keys, or a malformed claim -> AGENTD_ECORRUPT; more than
+ * CHECKOUT_OP_KEYS_MAX keys -> the newest are kept. */
+int checkout_internal_from_doc(struct checkout *c, const json_t *doc, struct checkout_err *e);
 
 /* ---- JSON pieces shared with ucp.c ---- */
 

@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/failpoint.h"
+#include "core/instance.h"
 #include "core/log.h"
 #include "core/reqid.h"
 #include "store/store.h"
@@ -22,6 +23,10 @@
 #include <unistd.h>
 
 #define CAS_TRIES 64
+/* A completion whose process cannot be known dead (another host) may be
+ * carried on by another call once its claim is this old: the payment call
+ * and the order's transaction take seconds, not minutes. */
+#define COMPLETION_LEASE_MS (120 * 1000)
 
 struct shop {
     struct store *st;
@@ -32,6 +37,8 @@ struct shop {
     struct checkout_link links[2];
     json_t *handlers;
     const struct payment_handler *hs[1];
+    char *instance; /* this process, on completion claims (NULL: unknown) */
+    char *lock_dir; /* instance lock files, to know a claim's process died */
 };
 
 struct shop *shop_new(struct store *st, struct merchant *m, const char *public_url)
@@ -65,7 +72,24 @@ void shop_free(struct shop *sh)
     free(sh->continue_base);
     free(sh->privacy_url);
     free(sh->terms_url);
+    free(sh->instance);
+    free(sh->lock_dir);
     free(sh);
+}
+
+int shop_set_instance(struct shop *sh, const char *instance, const char *lock_dir)
+{
+    char *i = instance ? strdup(instance) : NULL, *d = lock_dir ? strdup(lock_dir) : NULL;
+    if ((instance && !i) || (lock_dir && !d)) {
+        free(i);
+        free(d);
+        return AGENTD_ENOMEM;
+    }
+    free(sh->instance);
+    free(sh->lock_dir);
+    sh->instance = i;
+    sh->lock_dir = d;
+    return 0;
 }
 
 const json_t *shop_payment_handlers(const struct shop *sh) { return sh->handlers; }
@@ -170,7 +194,7 @@ static int load(struct shop *sh, const char *owner, const char *id, struct check
     struct checkout *c = NULL;
     rc = doc ? checkout_from_json(doc, &c, e)
              : checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL, "stored checkout is not JSON");
-    if (rc == 0 && (rc = checkout_op_keys_from_doc(c, doc, e)) != 0) {
+    if (rc == 0 && (rc = checkout_internal_from_doc(c, doc, e)) != 0) {
         checkout_free(c);
         c = NULL;
     }
@@ -186,7 +210,7 @@ static int load(struct shop *sh, const char *owner, const char *id, struct check
 static char *document(const struct checkout *c)
 {
     json_t *doc = checkout_to_doc_json(c);
-    char *text = doc && checkout_op_keys_to_doc(c, doc) == 0 ? json_dumps(doc, JSON_COMPACT) : NULL;
+    char *text = doc && checkout_internal_to_doc(c, doc) == 0 ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     return text;
 }
@@ -468,11 +492,37 @@ int shop_checkout_cancel(struct shop *sh, const char *owner, const char *id,
 /* ---- completion ---- */
 
 struct begin_arg {
+    struct shop *sh;
     const char *op_key; /* recorded with the move to complete_in_progress */
     int total_changed;
     int out_of_stock;
+    int took_over;
     struct checkout_err stock_err;
 };
+
+/* Whether the process completing c died (or has held it past the lease):
+ * then another call may carry the completion on. */
+static int claim_abandoned(const struct shop *sh, const struct checkout *c, int64_t now_s)
+{
+    const struct checkout_claim *k = &c->completing;
+    int64_t age_ms = (now_s - (k->key ? k->at : c->updated_at)) * 1000;
+    if (!k->by)
+        return age_ms > COMPLETION_LEASE_MS; /* its process is not known */
+    return instance_orphaned(sh->instance ? sh->instance : "", k->by, age_ms, COMPLETION_LEASE_MS,
+                             sh->lock_dir ? instance_lock_probe : NULL, sh->lock_dir,
+                             instance_pid_dead);
+}
+
+/* Claims the completion for this process under key (the authorization's
+ * idempotency key), with the call's op_key. */
+static int claim(struct checkout *c, const struct shop_rules *r, const struct begin_arg *b,
+                 const char *key, struct checkout_err *e)
+{
+    int rc = checkout_claim_set(c, key, b->sh->instance, r->now, e);
+    if (rc == 0 && b->op_key)
+        rc = checkout_op_key_add(c, b->op_key, e);
+    return rc;
+}
 
 /* ready -> complete_in_progress at the stored total. If re-pricing moved the
  * total, the new prices are saved (so the buyer sees them) and the caller
@@ -480,12 +530,28 @@ struct begin_arg {
  * that ran out since the cart was built is saved the same way (the session
  * shows the out_of_stock message) and answered 409 out_of_stock, as when
  * the order's own stock transaction finds it short: a buyer racing for the
- * last unit gets one answer whichever step noticed. */
+ * last unit gets one answer whichever step noticed.
+ *
+ * A checkout left complete_in_progress by a process that died (kill -9
+ * between the claim and the order) is taken over: the claim becomes ours,
+ * its authorization key stays, and this call carries the completion on —
+ * whatever key, or none, it came with. */
 static int edit_begin_complete(struct checkout *c, const struct shop_rules *r, void *arg,
                                struct checkout_err *e)
 {
     struct begin_arg *b = arg;
-    b->total_changed = b->out_of_stock = 0; /* this attempt's outcome only */
+    b->total_changed = b->out_of_stock = b->took_over = 0; /* this attempt's outcome only */
+    char key[CHECKOUT_OP_KEY_MAX + 1];
+    if (c->status == CHECKOUT_COMPLETE_IN_PROGRESS && claim_abandoned(b->sh, c, r->now)) {
+        /* a claim from before claims were kept: the key its keyless
+         * attempt used (the checkout's id and version after its move) */
+        snprintf(key, sizeof key, "%s", c->completing.key ? c->completing.key : "");
+        if (!key[0])
+            snprintf(key, sizeof key, "%s/v%lld", c->id, (long long)c->version);
+        int rc = claim(c, r, b, key, e);
+        b->took_over = rc == 0;
+        return rc;
+    }
     int rc = checkout_begin_complete(c, r, -1, e);
     if (rc == AGENTD_ECONFLICT && strcmp(e->code, "total_changed") == 0) {
         b->total_changed = 1;
@@ -497,9 +563,15 @@ static int edit_begin_complete(struct checkout *c, const struct shop_rules *r, v
         memset(e, 0, sizeof *e); /* a lost compare-and-swap must retry, not stop */
         return checkout_refresh(c, r, e);
     }
-    if (rc == 0 && b->op_key)
-        rc = checkout_op_key_add(c, b->op_key, e);
-    return rc;
+    if (rc)
+        return rc;
+    /* the authorization's key: the call's, else this attempt's own (the
+     * checkout and its version once this move is saved) */
+    if (b->op_key)
+        snprintf(key, sizeof key, "%s", b->op_key);
+    else
+        snprintf(key, sizeof key, "%s/v%lld", c->id, (long long)c->version + 1);
+    return claim(c, r, b, key, e);
 }
 
 /* A completion replay: this call's key already moved the checkout on. */
@@ -515,24 +587,38 @@ static int completed_reply(struct shop *sh, const char *owner, struct checkout *
                            struct checkout **out, struct order **order_out, int *replayed,
                            struct checkout_err *e);
 
+/* Our claim, as step 1 left it: an abort undoes only that. */
+struct claim_ref {
+    const char *by;
+    int64_t at;
+};
+
+static int str_same(const char *a, const char *b) { return a == b || (a && b && !strcmp(a, b)); }
+
 static int edit_abort(struct checkout *c, const struct shop_rules *r, void *arg,
                       struct checkout_err *e)
 {
-    (void)arg;
-    if (c->status != CHECKOUT_COMPLETE_IN_PROGRESS)
-        return 0;
+    const struct claim_ref *ours = arg;
+    if (c->status != CHECKOUT_COMPLETE_IN_PROGRESS || c->completing.at != ours->at ||
+        !str_same(c->completing.by, ours->by))
+        return checkout_fail(e, AGENTD_ECONFLICT, "not_ours", NULL,
+                             "the completion is no longer ours"); /* nothing to save */
     return checkout_abort_complete(c, r, e);
 }
 
-/* Back to ready after a decline or short stock; keeps the first error. */
-static void abort_complete(struct shop *sh, const char *owner, const char *id)
+/* Back to ready after a decline or short stock; keeps the first error.
+ * Not when another process has taken the completion over meanwhile (we
+ * outlived the claim's lease): it is carrying it on. */
+static void abort_complete(struct shop *sh, const char *owner, const char *id,
+                           const struct checkout *ours)
 {
+    struct claim_ref ref = { ours->completing.by, ours->completing.at };
     struct checkout *c = NULL;
-    struct checkout_err ignored = { 0 };
-    if (shop_checkout_edit(sh, owner, id, edit_abort, NULL, &c, &ignored) == 0)
+    struct checkout_err err = { 0 };
+    if (shop_checkout_edit(sh, owner, id, edit_abort, &ref, &c, &err) == 0)
         checkout_free(c);
-    else
-        log_msg(LOG_ERROR, NULL, "checkout %s left complete_in_progress: %s", id, ignored.msg);
+    else if (strcmp(err.code, "not_ours") != 0)
+        log_msg(LOG_ERROR, NULL, "checkout %s left complete_in_progress: %s", id, err.msg);
 }
 
 /* Names the first line whose product lacks stock (for a clear 409). */
@@ -576,7 +662,7 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
 
     /* 1. ready -> complete_in_progress (or save the new prices and stop);
      * with a key, a checkout this call already moved on is a replay */
-    struct begin_arg b = { .op_key = op_key };
+    struct begin_arg b = { .sh = sh, .op_key = op_key };
     struct checkout *c = NULL;
     int resumed = 0;
     rc = edit_loop(sh, owner, id, op_key, op_key ? completion_replay : NULL, edit_begin_complete,
@@ -590,9 +676,11 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
         payment_instrument_clear(&pi);
         return completed_reply(sh, owner, c, out, order_out, replayed, e);
     }
+    if (b.took_over)
+        log_msg(LOG_WARN, NULL, "checkout %s: carrying on a completion whose process died", id);
     failpoint("complete_in_progress"); /* tests: a crash between steps 1 and 2 */
-    /* resumed: complete_in_progress with our key — the process that moved
-     * it there died before placing the order; carry on from step 2 */
+    /* resumed (complete_in_progress with our key) or taken over (its
+     * process died): carry on from step 2 under the claim's key */
     if (b.out_of_stock) {
         payment_instrument_clear(&pi);
         checkout_free(c);
@@ -607,13 +695,15 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
                              "and complete again");
     }
 
-    /* 2. authorize exactly the total the buyer saw, under an idempotency
-     * key: the call's op_key (a resumed completion authorizes again under
-     * the same key: the same authorization, never a second charge), else
-     * this attempt's own (the checkout and its version after step 1) */
+    /* 2. authorize exactly the total the buyer saw, under the claim's
+     * idempotency key (the call's op_key, or the first attempt's own): a
+     * resumed or taken-over completion authorizes again under the same
+     * key — the same authorization, never a second charge */
     enum payment_result res = PAYMENT_INVALID;
     char ref[128] = "", akey[160];
-    if (op_key)
+    if (c->completing.key)
+        snprintf(akey, sizeof akey, "%s", c->completing.key);
+    else if (op_key) /* claimed before claims were kept */
         snprintf(akey, sizeof akey, "%s", op_key);
     else
         snprintf(akey, sizeof akey, "%s/v%lld", c->id, (long long)c->version);
@@ -621,7 +711,7 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
                            sizeof ref, why, sizeof why);
     payment_instrument_clear(&pi);
     if (rc != 0 || res != PAYMENT_APPROVED) {
-        abort_complete(sh, owner, id);
+        abort_complete(sh, owner, id, c);
         checkout_free(c);
         if (rc == 0 && res == PAYMENT_DECLINED) {
             *declined = 1;
@@ -703,7 +793,7 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
     }
     if (!e->code[0])
         checkout_fail(e, rc, agentd_err_code(rc), NULL, "%s", agentd_err_msg(rc));
-    abort_complete(sh, owner, id);
+    abort_complete(sh, owner, id, c);
     checkout_free(c);
     checkout_free(done);
     order_free(o);

@@ -24,6 +24,12 @@ struct shop;
 /* public_url: the base URL clients reach us at (continue_url, permalinks). */
 struct shop *shop_new(struct store *st, struct merchant *m, const char *public_url);
 void shop_free(struct shop *sh);
+/* This process's instance id and the directory of instance lock files
+ * (core/instance.h), so that a completion its process left mid-way (a
+ * crash) is known and carried on by the next completion call. Unset: such
+ * a completion waits for its lease (2 minutes). Call before serving.
+ * 0 or AGENTD_ENOMEM. */
+int shop_set_instance(struct shop *sh, const char *instance, const char *lock_dir);
 
 /* The payment handlers we advertise (borrowed JSON array). */
 const json_t *shop_payment_handlers(const struct shop *sh);
@@ -59,7 +65,11 @@ int shop_checkout_cancel(struct shop *sh, const char *owner, const char *id,
  * (decline → *declined = 1, AGENTD_EINVAL, the checkout goes back to
  * ready); then one transaction takes stock, writes the order and marks the
  * checkout completed (short stock → AGENTD_ESTOCK, checkout back to ready).
- * *order_out is the order (order_free()). */
+ * *order_out is the order (order_free()). A checkout some process left
+ * complete_in_progress when it died is carried on by the next call (with
+ * the first authorization's key); while that process lives (or, when it
+ * cannot be known dead, for 2 minutes) a call gets 409
+ * complete_in_progress. */
 int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
                            const json_t *payment_data, struct checkout **out,
                            struct order **order_out, int *declined, struct checkout_err *e);

@@ -250,6 +250,48 @@ def test_a_ucp_completion_cut_by_a_crash_completes_on_retry(agentd, tmp_path):
     assert r.status_code == 409 and "not_modifiable" in r.text, r.text
 
 
+def test_a_keyless_ucp_completion_cut_by_a_crash_is_carried_on_by_the_next(agentd, tmp_path):
+    """Without an Idempotency-Key nothing names the cut request, but the
+    checkout's completion claim names its process: once that process is
+    known dead (its lock file is free), the next completion carries it on
+    under the first attempt's authorization key. One order, stock taken
+    once."""
+    from ucp_client import Client
+    victim = Server(env={"AGENTD_FAILPOINT": "complete_in_progress"}, workdir=tmp_path / "v")
+    victim.start()
+    try:
+        c = Client(victim)
+        co = c.ready((("STRAW-001", 1),))
+        stock0 = db_query(victim, "SELECT quantity FROM stock WHERE product_id = 'STRAW-001'")
+        try:
+            c.complete(co["id"])
+            raise AssertionError("the failpoint should have ended the process")
+        except requests.RequestException:
+            pass
+        assert victim.wait(10 * SLOW) == 86
+    finally:
+        victim.kill()
+    (doc,), = db_query(victim, "SELECT document FROM checkouts WHERE id = ?", co["id"])
+    import json
+    claim = json.loads(doc)["_agentd"]["completing"]
+    assert claim["key"].startswith(co["id"] + "/v") and "/" in claim["by"], claim
+    srv = agentd(env={"AGENTD_DATA_DIR": victim.data_dir})
+    c = Client(srv)
+    assert c.get(co["id"]).json()["status"] == "complete_in_progress"
+    r = c.complete(co["id"])
+    assert r.status_code == 200, r.text
+    done = r.json()
+    assert done["status"] == "completed" and done["order"]["id"]
+    assert db_query(victim, "SELECT count(*) FROM orders WHERE checkout_id = ?", co["id"]) == [(1,)]
+    stock1 = db_query(victim, "SELECT quantity FROM stock WHERE product_id = 'STRAW-001'")
+    assert stock1[0][0] == stock0[0][0] - 1
+    (doc,), = db_query(victim, "SELECT document FROM checkouts WHERE id = ?", co["id"])
+    assert "completing" not in json.loads(doc).get("_agentd", {}), "the claim is gone"
+    assert srv.wait_log(lambda l: "carrying on a completion" in l.get("msg", ""), timeout=1)
+    r = c.complete(co["id"])
+    assert r.status_code == 409 and "not_modifiable" in r.text, r.text
+
+
 def test_a_dead_process_of_another_pid_namespace_is_known_by_its_lock_file(agentd, fake_llm,
                                                                              tmp_path):
     """A restarted container has a new pid namespace, so its predecessor's

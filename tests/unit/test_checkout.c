@@ -776,7 +776,7 @@ static json_t *doc_with_keys(const struct checkout *c)
 {
     json_t *doc = checkout_to_doc_json(c);
     assert_non_null(doc);
-    assert_int_equal(checkout_op_keys_to_doc(c, doc), 0);
+    assert_int_equal(checkout_internal_to_doc(c, doc), 0);
     return doc;
 }
 
@@ -785,7 +785,7 @@ static struct checkout *load_doc(const json_t *doc)
     struct checkout *c = NULL;
     struct checkout_err e = {0};
     assert_int_equal(checkout_from_json(doc, &c, &e), 0);
-    assert_int_equal(checkout_op_keys_from_doc(c, doc, &e), 0);
+    assert_int_equal(checkout_internal_from_doc(c, doc, &e), 0);
     return c;
 }
 
@@ -855,9 +855,9 @@ static void test_op_keys_doc_round_trip(void **state)
     json_t *bad = json_deep_copy(doc);
     json_object_set_new(json_object_get(bad, "_agentd"), "op_keys", json_string("x"));
     struct checkout *x = checkout_new("chk_x");
-    assert_int_equal(checkout_op_keys_from_doc(x, bad, &e), AGENTD_ECORRUPT);
+    assert_int_equal(checkout_internal_from_doc(x, bad, &e), AGENTD_ECORRUPT);
     json_object_set_new(json_object_get(bad, "_agentd"), "op_keys", json_pack("[s,i]", "a", 1));
-    assert_int_equal(checkout_op_keys_from_doc(x, bad, &e), AGENTD_ECORRUPT);
+    assert_int_equal(checkout_internal_from_doc(x, bad, &e), AGENTD_ECORRUPT);
     assert_int_equal(x->n_op_keys, 0);
     checkout_free(x);
     json_decref(bad);
@@ -912,17 +912,91 @@ static void test_op_keys_bound_and_limits(void **state)
         snprintf(key, sizeof key, "k%d", i);
         json_array_append_new(arr, json_string(key));
     }
-    assert_int_equal(checkout_op_keys_from_doc(c, doc, &e), 0);
+    assert_int_equal(checkout_internal_from_doc(c, doc, &e), 0);
     assert_int_equal(c->n_op_keys, CHECKOUT_OP_KEYS_MAX);
     assert_string_equal(c->op_keys[0], "k3");
     /* an over-long key in a document is corruption */
     json_array_append_new(arr, json_string(
         "0123456789012345678901234567890123456789012345678901234567890123456789"
         "0123456789012345678901234567890123456789012345678901234567890123456789"));
-    assert_int_equal(checkout_op_keys_from_doc(c, doc, &e), AGENTD_ECORRUPT);
+    assert_int_equal(checkout_internal_from_doc(c, doc, &e), AGENTD_ECORRUPT);
     assert_string_equal(c->op_keys[0], "k3"); /* unchanged */
     json_decref(doc);
     checkout_free(c);
+}
+
+/* The completion claim: kept in the store document's internal part (never
+ * on the wire), copied by clone, cleared when the checkout leaves
+ * complete_in_progress either way. */
+static void test_completion_claim(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new();
+    struct shop_rules r = rules_of(f);
+    struct checkout_err e;
+    struct checkout *c = in_status(&r, CHECKOUT_COMPLETE_IN_PROGRESS);
+    assert_null(c->completing.key);
+    assert_int_equal(checkout_claim_set(c, "idem:k1", "host@ns/7/abc", 1700000000, &e), 0);
+    /* bad keys and ids are refused and change nothing */
+    assert_int_equal(checkout_claim_set(c, "", "host", 1, &e), AGENTD_EINVAL);
+    assert_int_equal(checkout_claim_set(c, "k", "a\nb", 1, &e), AGENTD_EINVAL);
+    assert_string_equal(c->completing.key, "idem:k1");
+    assert_string_equal(c->completing.by, "host@ns/7/abc");
+    assert_int_equal(c->completing.at, 1700000000);
+
+    json_t *doc = doc_with_keys(c);
+    json_t *k = json_object_get(json_object_get(doc, "_agentd"), "completing");
+    assert_string_equal(json_string_value(json_object_get(k, "key")), "idem:k1");
+    assert_string_equal(json_string_value(json_object_get(k, "by")), "host@ns/7/abc");
+    assert_int_equal(json_integer_value(json_object_get(k, "at")), 1700000000);
+    struct checkout *back = load_doc(doc);
+    assert_string_equal(back->completing.key, "idem:k1");
+    assert_string_equal(back->completing.by, "host@ns/7/abc");
+    assert_int_equal(back->completing.at, 1700000000);
+    json_t *wire = checkout_to_json(c, NULL);
+    char *text = json_dumps(wire, 0);
+    assert_null(strstr(text, "idem:k1"));
+    free(text);
+    json_decref(wire);
+
+    struct checkout *k2 = checkout_clone(c);
+    assert_string_equal(k2->completing.key, "idem:k1");
+    assert_int_equal(k2->completing.at, 1700000000);
+    /* abort: back to ready, no claim, none in the document */
+    assert_int_equal(checkout_abort_complete(k2, &r, &e), 0);
+    assert_int_equal(k2->status, CHECKOUT_READY_FOR_COMPLETE);
+    assert_null(k2->completing.key);
+    assert_null(k2->completing.by);
+    json_t *d2 = doc_with_keys(k2);
+    assert_null(json_object_get(json_object_get(d2, "_agentd"), "completing"));
+    json_decref(d2);
+    checkout_free(k2);
+    /* completed: no claim either */
+    assert_int_equal(checkout_mark_completed(c, &r, "ord_1", "https://shop.example/o/1", &e), 0);
+    assert_null(c->completing.key);
+
+    /* a claim without "by" (its process unknown) is fine; a damaged one is
+     * corruption */
+    json_t *bad = json_deep_copy(doc);
+    json_t *in = json_object_get(bad, "_agentd");
+    json_object_set_new(in, "completing", json_pack("{s:s,s:i}", "key", "k", "at", 5));
+    struct checkout *x = checkout_new("chk_x");
+    assert_int_equal(checkout_internal_from_doc(x, bad, &e), 0);
+    assert_string_equal(x->completing.key, "k");
+    assert_null(x->completing.by);
+    json_object_set_new(in, "completing", json_pack("{s:i,s:i}", "key", 1, "at", 5));
+    assert_int_equal(checkout_internal_from_doc(x, bad, &e), AGENTD_ECORRUPT);
+    json_object_set_new(in, "completing", json_pack("{s:s,s:s}", "key", "k", "at", "x"));
+    assert_int_equal(checkout_internal_from_doc(x, bad, &e), AGENTD_ECORRUPT);
+    json_object_set_new(in, "completing", json_string("k"));
+    assert_int_equal(checkout_internal_from_doc(x, bad, &e), AGENTD_ECORRUPT);
+    checkout_free(x);
+    json_decref(bad);
+
+    json_decref(doc);
+    checkout_free(back);
+    checkout_free(c);
+    fake_free(f);
 }
 
 int main(void)
@@ -939,6 +1013,7 @@ int main(void)
         cmocka_unit_test(test_clone_and_names),
         cmocka_unit_test(test_op_keys_doc_round_trip),
         cmocka_unit_test(test_op_keys_bound_and_limits),
+        cmocka_unit_test(test_completion_claim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

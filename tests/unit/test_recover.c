@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <dirent.h>
 
-#include "agent/instance.h"
+#include "core/instance.h"
 #include "agent/runner.h"
 #include "agent/turn.h"
 
@@ -43,34 +43,34 @@ static void test_orphan_rules(void **state)
     dead_pid = 200;
     probes = 0;
     /* ours is alive, however old its heartbeat */
-    assert_false(agent_turn_orphaned(OURS, OURS, 10 * LEASE, LEASE, NULL, NULL, fake_dead));
+    assert_false(instance_orphaned(OURS, OURS, 10 * LEASE, LEASE, NULL, NULL, fake_dead));
     /* an old row without an instance is dead */
-    assert_true(agent_turn_orphaned(OURS, NULL, 0, LEASE, NULL, NULL, fake_dead));
+    assert_true(instance_orphaned(OURS, NULL, 0, LEASE, NULL, NULL, fake_dead));
     /* this host and namespace: the pid decides at once */
-    assert_true(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/200/bbbbbb", 0, LEASE, NULL, NULL, fake_dead));
-    assert_false(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/201/bbbbbb", 0, LEASE, NULL, NULL, fake_dead));
+    assert_true(instance_orphaned(OURS, "vm@pid:[4026531836]/200/bbbbbb", 0, LEASE, NULL, NULL, fake_dead));
+    assert_false(instance_orphaned(OURS, "vm@pid:[4026531836]/201/bbbbbb", 0, LEASE, NULL, NULL, fake_dead));
     /* ... and a live pid still dies by its lease */
-    assert_true(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/201/bbbbbb", LEASE + 1, LEASE,
+    assert_true(instance_orphaned(OURS, "vm@pid:[4026531836]/201/bbbbbb", LEASE + 1, LEASE,
                                     NULL, NULL, fake_dead));
-    assert_false(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/201/bbbbbb", LEASE, LEASE,
+    assert_false(instance_orphaned(OURS, "vm@pid:[4026531836]/201/bbbbbb", LEASE, LEASE,
                                      NULL, NULL, fake_dead));
     int before = probes;
     /* another pid namespace or host: never the pid (it means another process) */
-    assert_false(agent_turn_orphaned(OURS, "vm@pid:[4026532000]/200/cccccc", 0, LEASE, NULL, NULL, fake_dead));
-    assert_false(agent_turn_orphaned(OURS, "other@pid:[4026531836]/200/cccccc", 0, LEASE,
+    assert_false(instance_orphaned(OURS, "vm@pid:[4026532000]/200/cccccc", 0, LEASE, NULL, NULL, fake_dead));
+    assert_false(instance_orphaned(OURS, "other@pid:[4026531836]/200/cccccc", 0, LEASE,
                                      NULL, NULL, fake_dead));
-    assert_false(agent_turn_orphaned(OURS, "vm2@pid:[4026531836]/200/cccccc", 0, LEASE,
+    assert_false(instance_orphaned(OURS, "vm2@pid:[4026531836]/200/cccccc", 0, LEASE,
                                      NULL, NULL, fake_dead));
-    assert_true(agent_turn_orphaned(OURS, "other@pid:[4026531836]/200/cccccc", LEASE + 1, LEASE,
+    assert_true(instance_orphaned(OURS, "other@pid:[4026531836]/200/cccccc", LEASE + 1, LEASE,
                                     NULL, NULL, fake_dead));
     /* a host that is a prefix of ours is another host */
-    assert_false(agent_turn_orphaned(OURS, "v/200/cccccc", 0, LEASE, NULL, NULL, fake_dead));
+    assert_false(instance_orphaned(OURS, "v/200/cccccc", 0, LEASE, NULL, NULL, fake_dead));
     assert_int_equal(probes, before);
     /* malformed instances fall back to the lease */
-    assert_false(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/x200/b", 0, LEASE, NULL, NULL, fake_dead));
-    assert_false(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/200", 0, LEASE, NULL, NULL, fake_dead));
-    assert_false(agent_turn_orphaned(OURS, "", 0, LEASE, NULL, NULL, fake_dead));
-    assert_true(agent_turn_orphaned(OURS, "", LEASE + 1, LEASE, NULL, NULL, fake_dead));
+    assert_false(instance_orphaned(OURS, "vm@pid:[4026531836]/x200/b", 0, LEASE, NULL, NULL, fake_dead));
+    assert_false(instance_orphaned(OURS, "vm@pid:[4026531836]/200", 0, LEASE, NULL, NULL, fake_dead));
+    assert_false(instance_orphaned(OURS, "", 0, LEASE, NULL, NULL, fake_dead));
+    assert_true(instance_orphaned(OURS, "", LEASE + 1, LEASE, NULL, NULL, fake_dead));
 }
 
 static int lock_answer;
@@ -88,22 +88,22 @@ static void test_lock_file_decides_first(void **state)
     dead_pid = 200;
     /* held: alive, even with a dead pid and an old heartbeat */
     lock_answer = 1;
-    assert_false(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/200/b", 10 * LEASE, LEASE,
+    assert_false(instance_orphaned(OURS, "vm@pid:[4026531836]/200/b", 10 * LEASE, LEASE,
                                      fake_lock, NULL, fake_dead));
     /* free: dead at once, on another host or pid namespace too (a restarted
      * container on the same volume) */
     lock_answer = 0;
-    assert_true(agent_turn_orphaned(OURS, "vm@pid:[4026532999]/1/b", 0, LEASE, fake_lock, NULL,
+    assert_true(instance_orphaned(OURS, "vm@pid:[4026532999]/1/b", 0, LEASE, fake_lock, NULL,
                                     fake_dead));
     /* no file: the pid and lease rules */
     lock_answer = -1;
-    assert_true(agent_turn_orphaned(OURS, "vm@pid:[4026531836]/200/b", 0, LEASE, fake_lock, NULL,
+    assert_true(instance_orphaned(OURS, "vm@pid:[4026531836]/200/b", 0, LEASE, fake_lock, NULL,
                                     fake_dead));
-    assert_false(agent_turn_orphaned(OURS, "vm@pid:[4026532999]/1/b", 0, LEASE, fake_lock, NULL,
+    assert_false(instance_orphaned(OURS, "vm@pid:[4026532999]/1/b", 0, LEASE, fake_lock, NULL,
                                      fake_dead));
     /* ours is never probed */
     lock_answer = 0;
-    assert_false(agent_turn_orphaned(OURS, OURS, 0, LEASE, fake_lock, NULL, fake_dead));
+    assert_false(instance_orphaned(OURS, OURS, 0, LEASE, fake_lock, NULL, fake_dead));
 }
 
 static void test_instance_lock_files(void **state)

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -472,9 +474,12 @@ static void test_complete_key_replay_after_success(void **state)
     free(id);
 }
 
-/* What step 1 of a keyed completion saves, written straight to the store:
- * the process died right after it (before the order). */
-static void crash_after_begin(struct ctx *c, const char *id, const char *key)
+/* What step 1 of a completion saves, written straight to the store: the
+ * process died right after it (before the order). claim_by NULL: a claim
+ * from before claims were kept (only the key); else the claim {key,
+ * claim_by, claim_at}. */
+static void crash_after_begin_as(struct ctx *c, const char *id, const char *key,
+                                 const char *claim_by, int64_t claim_at)
 {
     struct store_checkout *row = NULL;
     assert_ok(store_checkout_get(c->st, id, &row));
@@ -483,19 +488,26 @@ static void crash_after_begin(struct ctx *c, const char *id, const char *key)
     struct checkout *co = NULL;
     struct checkout_err e = { 0 };
     assert_ok(checkout_from_json(doc, &co, &e));
-    assert_ok(checkout_op_keys_from_doc(co, doc, &e));
+    assert_ok(checkout_internal_from_doc(co, doc, &e));
     json_decref(doc);
     assert_int_equal(co->status, CHECKOUT_READY_FOR_COMPLETE);
     co->status = CHECKOUT_COMPLETE_IN_PROGRESS;
     assert_ok(checkout_op_key_add(co, key, &e));
+    if (claim_by)
+        assert_ok(checkout_claim_set(co, key, claim_by, claim_at, &e));
     doc = checkout_to_doc_json(co);
-    assert_ok(checkout_op_keys_to_doc(co, doc));
+    assert_ok(checkout_internal_to_doc(co, doc));
     char *text = json_dumps(doc, JSON_COMPACT);
     assert_ok(store_checkout_update(c->st, id, row->version, "complete_in_progress", text));
     free(text);
     json_decref(doc);
     checkout_free(co);
     store_checkout_free(row);
+}
+
+static void crash_after_begin(struct ctx *c, const char *id, const char *key)
+{
+    crash_after_begin_as(c, id, key, NULL, 0);
 }
 
 static void test_complete_key_resumes_after_crash(void **state)
@@ -600,6 +612,109 @@ static void test_complete_key_declined_replay(void **state)
     free(id);
 }
 
+/* Whether the stored document still holds a completion claim. */
+static int stored_claim(struct ctx *c, const char *id)
+{
+    struct store_checkout *row = NULL;
+    assert_ok(store_checkout_get(c->st, id, &row));
+    int has = strstr(row->document, "\"completing\"") != NULL;
+    store_checkout_free(row);
+    return has;
+}
+
+/* A completion whose process died is carried on by the next call, with or
+ * without a key: its process is known dead (here: our own pid under
+ * another nonce, "the process before us"). One order, stock taken once,
+ * the claim gone. */
+static void test_complete_taken_over_when_its_process_died(void **state)
+{
+    struct ctx *c = *state;
+    char ours[96], dead[96];
+    snprintf(ours, sizeof ours, "testhost@ns/%ld/aaaaaa", (long)getpid());
+    snprintf(dead, sizeof dead, "testhost@ns/%ld/bbbbbb", (long)getpid());
+    assert_ok(shop_set_instance(c->sh, ours, NULL));
+    int64_t before = stock_of(c, "BISC-001");
+    char *id = ready_checkout(c, "alice", 2);
+    crash_after_begin_as(c, id, "chk/v9", dead, (int64_t)time(NULL));
+    assert_true(stored_claim(c, id));
+    struct done d = complete(c, "alice", id, NULL, PAYMENT_MOCK_TOKEN_SUCCESS);
+    if (d.rc)
+        fail_msg("take over: %d %s: %s", d.rc, d.e.code, d.e.msg);
+    assert_int_equal(d.replayed, 0);
+    assert_int_equal(d.co->status, CHECKOUT_COMPLETED);
+    assert_null(d.co->completing.key);
+    assert_false(stored_claim(c, id));
+    assert_int_equal(stock_of(c, "BISC-001"), before - 2);
+    /* done: a further call is refused, nothing taken */
+    struct done again = complete(c, "alice", id, NULL, PAYMENT_MOCK_TOKEN_SUCCESS);
+    assert_int_equal(again.rc, AGENTD_ECONFLICT);
+    assert_int_equal(stock_of(c, "BISC-001"), before - 2);
+    done_free(&d);
+    done_free(&again);
+    free(id);
+}
+
+/* A completion held by a process that may be alive (another host) is left
+ * alone — 409 — until its claim's lease (2 minutes) runs out. */
+static void test_complete_waits_for_a_live_claim_then_its_lease(void **state)
+{
+    struct ctx *c = *state;
+    assert_ok(shop_set_instance(c->sh, "testhost@ns/1/aaaaaa", NULL));
+    int64_t before = stock_of(c, "BISC-001");
+    char *fresh = ready_checkout(c, "alice", 1);
+    crash_after_begin_as(c, fresh, "idem:k1", "otherhost@ns/1/cccccc", (int64_t)time(NULL));
+    struct done d1 = complete(c, "alice", fresh, NULL, PAYMENT_MOCK_TOKEN_SUCCESS);
+    assert_int_equal(d1.rc, AGENTD_ECONFLICT);
+    assert_string_equal(d1.e.code, "complete_in_progress");
+    struct done d2 = complete(c, "alice", fresh, "turn_9/pay", PAYMENT_MOCK_TOKEN_SUCCESS);
+    assert_int_equal(d2.rc, AGENTD_ECONFLICT);
+    assert_true(stored_claim(c, fresh));
+    assert_int_equal(stock_of(c, "BISC-001"), before);
+
+    char *stale = ready_checkout(c, "alice", 1);
+    crash_after_begin_as(c, stale, "idem:k2", "otherhost@ns/1/cccccc",
+                         (int64_t)time(NULL) - 121);
+    struct done d3 = complete(c, "alice", stale, "turn_9/pay", PAYMENT_MOCK_TOKEN_SUCCESS);
+    if (d3.rc)
+        fail_msg("after the lease: %d %s: %s", d3.rc, d3.e.code, d3.e.msg);
+    assert_int_equal(d3.co->status, CHECKOUT_COMPLETED);
+    assert_int_equal(stock_of(c, "BISC-001"), before - 1);
+    /* the taking call's key was recorded: its replay answers the order */
+    struct done d4 = complete(c, "alice", stale, "turn_9/pay", PAYMENT_MOCK_TOKEN_SUCCESS);
+    assert_ok(d4.rc);
+    assert_int_equal(d4.replayed, 1);
+    assert_string_equal(d4.o->id, d3.o->id);
+    done_free(&d1);
+    done_free(&d2);
+    done_free(&d3);
+    done_free(&d4);
+    free(fresh);
+    free(stale);
+}
+
+/* A taken-over completion declined by the payment goes back to ready (the
+ * claim is ours now, so our abort applies), nothing taken. */
+static void test_complete_taken_over_then_declined(void **state)
+{
+    struct ctx *c = *state;
+    int64_t before = stock_of(c, "BISC-001");
+    char *id = ready_checkout(c, "alice", 1);
+    /* no instance set: a claim by an unknown process waits for the lease */
+    crash_after_begin_as(c, id, "idem:k3", "otherhost@ns/1/dddddd", (int64_t)time(NULL) - 500);
+    struct done d = complete(c, "alice", id, NULL, PAYMENT_MOCK_TOKEN_FAIL);
+    assert_int_equal(d.rc, AGENTD_EINVAL);
+    assert_int_equal(d.declined, 1);
+    struct checkout *co = NULL;
+    struct checkout_err e = { 0 };
+    assert_ok(shop_checkout_get(c->sh, "alice", id, &co, &e));
+    assert_int_equal(co->status, CHECKOUT_READY_FOR_COMPLETE);
+    assert_null(co->completing.key);
+    checkout_free(co);
+    assert_int_equal(stock_of(c, "BISC-001"), before);
+    done_free(&d);
+    free(id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -611,6 +726,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_complete_key_resumes_after_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_complete_key_resume_declined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_complete_key_declined_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_complete_taken_over_when_its_process_died, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_complete_waits_for_a_live_claim_then_its_lease, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_complete_taken_over_then_declined, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

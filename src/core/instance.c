@@ -1,13 +1,15 @@
 /* A process's identity and liveness: its instance id, its lock file, the
- * pid probe. What recovery (recover.c) asks about other processes. */
+ * pid probe, and the rule that puts them together. What crash recovery
+ * (turns, completions) asks about other processes. */
 #define _GNU_SOURCE
-#include "agent/instance.h"
+#include "core/instance.h"
 #include "core/reqid.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -141,4 +143,26 @@ void instance_lock_release(const char *dir, const char *instance, int fd)
     instance_lock_path(dir, instance, path, sizeof path);
     unlink(path); /* before the close: nobody may take it for a dead one's */
     close(fd);
+}
+
+int instance_orphaned(const char *ours, const char *theirs, int64_t age_ms, int64_t lease_ms,
+                      int (*lock_probe)(void *ud, const char *instance), void *probe_ud,
+                      int (*pid_dead)(long pid))
+{
+    if (!theirs)
+        return 1; /* written before instances were kept */
+    if (strcmp(theirs, ours) == 0)
+        return 0; /* ours, alive */
+    int held = lock_probe ? lock_probe(probe_ud, theirs) : -1;
+    if (held >= 0)
+        return !held; /* its lock file knows */
+    const char *slash = strchr(ours, '/');
+    size_t hostlen = slash ? (size_t)(slash - ours) : 0;
+    if (hostlen && strncmp(theirs, ours, hostlen) == 0 && theirs[hostlen] == '/') {
+        char *end = NULL;
+        long pid = strtol(theirs + hostlen + 1, &end, 10);
+        if (end && *end == '/' && pid > 0 && pid_dead && pid_dead(pid))
+            return 1;
+    }
+    return age_ms > lease_ms;
 }

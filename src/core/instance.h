@@ -2,10 +2,11 @@
  * kept on its turns, an exclusive lock file it holds while it runs (the
  * kernel drops it when the process dies, however it dies), and the pid
  * probe. */
-#ifndef AGENTD_AGENT_INSTANCE_H
-#define AGENTD_AGENT_INSTANCE_H
+#ifndef AGENTD_CORE_INSTANCE_H
+#define AGENTD_CORE_INSTANCE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* "host@pidns/pid/nonce" for this process. */
 void instance_id(char *out, size_t len);
@@ -27,5 +28,16 @@ int instance_lock_probe(void *dir, const char *instance);
  * many. Call it once nothing needs to ask about those instances (recovery,
  * after a sweep that adopted every orphan it saw). */
 int instance_lock_reap(const char *dir);
+
+/* Crash recovery's rule, pure but for the probes: is the process that
+ * holds something (a running turn, a completion) dead? theirs/ours are
+ * instances "host@pidns/pid/nonce"; theirs NULL (an old row) is dead; ours
+ * is alive; else lock_probe(theirs) decides when it knows (1 alive, 0 dead,
+ * -1 no lock file: unknown); else one of this host and pid namespace is
+ * dead when pid_dead(its pid); else when its heartbeat (age_ms) is older
+ * than lease_ms. Either probe may be NULL. */
+int instance_orphaned(const char *ours, const char *theirs, int64_t age_ms, int64_t lease_ms,
+                      int (*lock_probe)(void *ud, const char *instance), void *probe_ud,
+                      int (*pid_dead)(long pid));
 
 #endif
