@@ -36,7 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SWEEP_MAX 1000       /* turns looked at per sweep */
+#define SWEEP_PAGE 500 /* running turns read at a time */
 
 static int orphaned(const struct agent *ag, const struct store_turn *u, int64_t now)
 {
@@ -143,68 +143,84 @@ struct sweep {
     int nloops;
 };
 
+/* Adopts u if its process died, then resumes or fails it. 0 when it was
+ * settled (not an orphan, or adopted), -1 when it stays an orphan (lost
+ * to another replica, an error, out of memory): its lock file may still
+ * be needed. */
+static int sweep_one(struct sweep *sw, const struct store_turn *u, int64_t now)
+{
+    static atomic_uint rr;
+    struct agent *ag = sw->ag;
+    struct store *st = ag->st;
+    if (!orphaned(ag, u, now))
+        return 0;
+    if (store_turn_adopt(st, u->id, u->instance, ag->instance) != 0)
+        return -1; /* finished meanwhile, another replica took it, or an error */
+    if (ag->recovery != 0 || !u->owner) {
+        fail_orphan(ag, st, u, "turn_interrupted_by_crash",
+                    u->owner ? "AGENTD_TURN_RECOVERY=fail" : "its session is gone");
+        return 0;
+    }
+    struct loop *loop = sw->loops[atomic_fetch_add(&rr, 1) % (unsigned)sw->nloops];
+    struct turn *t = turn_alloc(ag, loop);
+    if (t) {
+        t->owner = strdup(u->owner);
+        t->session_id = strdup(u->session_id);
+        t->turn_id = strdup(u->id);
+    }
+    if (!t || !t->owner || !t->session_id || !t->turn_id) {
+        turn_free(t);
+        /* hand it back, so it is an orphan again for the next sweep */
+        store_turn_adopt(st, u->id, ag->instance, u->instance);
+        log_msg(LOG_ERROR, NULL, "out of memory resuming turn %s: the next sweep retries", u->id);
+        return -1;
+    }
+    t->resumed = 1;
+    t->claimed = 1;
+    t->session_ready = 1;
+    t->tctx = (struct tools_ctx){ .shop = ag->shop, .merchant = ag->merchant, .owner = t->owner };
+    log_msg(LOG_WARN, NULL, "resuming turn %s of session %s, interrupted by a crash (was %s)", u->id,
+            u->session_id, u->instance ? u->instance : "unknown");
+    turn_link(t);
+    load(st, t, u);
+    if (loop_post(loop, turn_resume_go, t) != 0) {
+        /* never: the inbox only fails out of memory. The turn stays
+         * running under our instance; its lease frees it later. */
+        log_msg(LOG_ERROR, NULL, "cannot hand resumed turn %s to a loop", u->id);
+    }
+    return 0;
+}
+
+/* Every running turn but our own, a page at a time. */
 static void sweep_job(void *arg)
 {
     struct sweep *sw = arg;
     struct agent *ag = sw->ag;
-    struct store *st = ag->st;
-    struct store_turn *v = NULL;
-    size_t n = 0;
-    if (store_turn_list_unfinished(st, SWEEP_MAX, &v, &n) != 0)
-        goto out;
-    int64_t now = clock_wall_ms();
-    static atomic_uint rr;
-    /* every orphan seen was adopted (by us or another replica) and none
-     * was beyond this sweep's view: no turn needs a dead one's lock file */
-    int all_seen = n < SWEEP_MAX;
-    for (size_t i = 0; i < n && !ag->stopping; i++) {
-        const struct store_turn *u = &v[i];
-        if (!orphaned(ag, u, now))
-            continue;
-        if (store_turn_adopt(st, u->id, u->instance, ag->instance) != 0) {
-            all_seen = 0; /* finished meanwhile, another replica took it, or an error */
-            continue;
+    struct store_turn_scan scan = { .skip_instance = ag->instance, .limit = SWEEP_PAGE };
+    char last[128] = "";
+    /* every orphan was settled: no turn needs a dead one's lock file */
+    int settled = 1, done = 0;
+    while (!done && !ag->stopping) {
+        struct store_turn *v = NULL;
+        size_t n = 0;
+        if (store_turn_list_unfinished(ag->st, &scan, &v, &n) != 0) {
+            settled = 0;
+            break;
         }
-        if (ag->recovery != 0 || !u->owner) {
-            fail_orphan(ag, st, u, "turn_interrupted_by_crash",
-                        u->owner ? "AGENTD_TURN_RECOVERY=fail" : "its session is gone");
-            continue;
+        int64_t now = clock_wall_ms();
+        for (size_t i = 0; i < n && !ag->stopping; i++)
+            if (sweep_one(sw, &v[i], now) != 0)
+                settled = 0;
+        done = n < SWEEP_PAGE || strlen(v[n - 1].id) >= sizeof last;
+        if (n) {
+            snprintf(last, sizeof last, "%s", v[n - 1].id);
+            scan.after_id = last;
+            scan.after_created = v[n - 1].created_at;
         }
-        struct loop *loop = sw->loops[atomic_fetch_add(&rr, 1) % (unsigned)sw->nloops];
-        struct turn *t = turn_alloc(ag, loop);
-        if (t) {
-            t->owner = strdup(u->owner);
-            t->session_id = strdup(u->session_id);
-            t->turn_id = strdup(u->id);
-        }
-        if (!t || !t->owner || !t->session_id || !t->turn_id) {
-            turn_free(t);
-            /* hand it back, so it is an orphan again for the next sweep */
-            all_seen = 0;
-            store_turn_adopt(st, u->id, ag->instance, u->instance);
-            log_msg(LOG_ERROR, NULL, "out of memory resuming turn %s: the next sweep retries",
-                    u->id);
-            continue;
-        }
-        t->resumed = 1;
-        t->claimed = 1;
-        t->session_ready = 1;
-        t->tctx = (struct tools_ctx){ .shop = ag->shop, .merchant = ag->merchant,
-                                      .owner = t->owner };
-        log_msg(LOG_WARN, NULL, "resuming turn %s of session %s, interrupted by a crash (was %s)",
-                u->id, u->session_id, u->instance ? u->instance : "unknown");
-        turn_link(t);
-        load(st, t, u);
-        if (loop_post(loop, turn_resume_go, t) != 0) {
-            /* never: the inbox only fails out of memory. The turn stays
-             * running under our instance; its lease frees it later. */
-            log_msg(LOG_ERROR, NULL, "cannot hand resumed turn %s to a loop", u->id);
-        }
+        store_turn_list_free(v, n);
     }
-    if (all_seen && !ag->stopping && ag->lock_dir)
+    if (done && settled && !ag->stopping && ag->lock_dir)
         instance_lock_reap(ag->lock_dir);
-out:
-    store_turn_list_free(v, n);
     __atomic_store_n(&ag->recovering, 0, __ATOMIC_RELEASE);
     free(sw->loops);
     free(sw);

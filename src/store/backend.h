@@ -39,7 +39,8 @@ struct store_backend {
     int (*turn_adopt)(void *b, const char *id, const char *from_instance,
                       const char *to_instance);
     int (*turn_get)(void *b, const char *id, struct store_turn **out);
-    int (*turn_list_unfinished)(void *b, int limit, struct store_turn **out, size_t *n);
+    int (*turn_list_unfinished)(void *b, const struct store_turn_scan *scan,
+                                struct store_turn **out, size_t *n);
     int (*checkpoint_put)(void *b, struct store_checkpoint *c);
     int (*checkpoint_list)(void *b, const char *turn_id, struct store_checkpoint **out,
                            size_t *n);

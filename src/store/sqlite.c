@@ -107,7 +107,9 @@
                   "WHERE s.id = turns.session_id AND " LIVE("s.expires_at", "?4") ")")         \
     X(TURN_GET, "SELECT " TURN_COLS "WHERE t.id = ?1 AND " LIVE("s.expires_at", "?2"))         \
     X(TURN_UNFINISHED, "SELECT " TURN_COLS "WHERE t.state = 'running' AND "                    \
-                       LIVE("s.expires_at", "?1") " ORDER BY t.created_at, t.id LIMIT ?2")     \
+                       "(?3 IS NULL OR t.instance IS NOT ?3) AND (t.created_at > ?4 OR "       \
+                       "(t.created_at = ?4 AND t.id > ?5)) AND " LIVE("s.expires_at", "?1")    \
+                       " ORDER BY t.created_at, t.id LIMIT ?2")                                \
     X(TURN_IN_SESSION, "SELECT 1 FROM turns WHERE id = ?1 AND session_id = ?2")                \
     X(TURN_USAGE_ADD, "UPDATE turns SET prompt_tokens = prompt_tokens + ?2, "                  \
                       "completion_tokens = completion_tokens + ?3, cost_usd = cost_usd + ?4, " \
@@ -1234,14 +1236,17 @@ static int sq_turn_get(void *b, const char *id, struct store_turn **out)
     GET_ONE(q, ST_TURN_GET, row_turn, store_turn_free, out, "ti", id, now_ms(q));
 }
 
-static int sq_turn_list_unfinished(void *b, int limit, struct store_turn **out, size_t *n)
+static int sq_turn_list_unfinished(void *b, const struct store_turn_scan *scan,
+                                   struct store_turn **out, size_t *n)
 {
     struct sq *q = b;
     struct conn *c = reader_get(q);
     void *v;
     size_t nv;
-    int rc = fetch(c, ST_TURN_UNFINISHED, sizeof **out, row_turn, &v, &nv, "ii", now_ms(q),
-                   (int64_t)(limit > 0 ? limit : -1));
+    int rc = fetch(c, ST_TURN_UNFINISHED, sizeof **out, row_turn, &v, &nv, "iitit", now_ms(q),
+                   (int64_t)(scan->limit > 0 ? scan->limit : -1), scan->skip_instance,
+                   scan->after_id ? scan->after_created : INT64_MIN,
+                   scan->after_id ? scan->after_id : "");
     conn_put(c);
     if (rc) {
         store_turn_list_free(v, nv);

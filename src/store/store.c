@@ -373,10 +373,12 @@ int store_turn_get(struct store *s, const char *id, struct store_turn **out)
     CALL(s, turn_get, id, out);
 }
 
-int store_turn_list_unfinished(struct store *s, int limit, struct store_turn **out, size_t *n)
+int store_turn_list_unfinished(struct store *s, const struct store_turn_scan *scan,
+                               struct store_turn **out, size_t *n)
 {
+    static const struct store_turn_scan all = { 0 };
     REQUIRE(s, turn_list_unfinished, out && n);
-    CALL(s, turn_list_unfinished, limit, out, n);
+    CALL(s, turn_list_unfinished, scan ? scan : &all, out, n);
 }
 
 static int checkpoint_ok(const struct store_checkpoint *c)

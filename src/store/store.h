@@ -217,8 +217,17 @@ int store_turn_adopt(struct store *s, const char *id, const char *from_instance,
                      const char *to_instance);
 int store_turn_get(struct store *s, const char *id, struct store_turn **out);
 void store_turn_free(struct store_turn *t);
-/* Running turns, oldest first, at most limit (<= 0: all): what to resume. */
-int store_turn_list_unfinished(struct store *s, int limit, struct store_turn **out, size_t *n);
+/* Which running turns to list (NULL: all of them). */
+struct store_turn_scan {
+    const char *skip_instance; /* not the turns of this instance (ours) */
+    const char *after_id;      /* only those after (after_created, after_id) */
+    int64_t after_created;     /* in the order below; after_id NULL: from the first */
+    int limit;                 /* at most this many; <= 0: all */
+};
+/* Running turns, oldest first (created_at, then id): what to resume. A
+ * caller pages through them by passing the last one's created_at and id. */
+int store_turn_list_unfinished(struct store *s, const struct store_turn_scan *scan,
+                               struct store_turn **out, size_t *n);
 void store_turn_list_free(struct store_turn *v, size_t n);
 
 /* A step's durable result, written before the next step runs. */

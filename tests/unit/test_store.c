@@ -478,7 +478,7 @@ static void test_turns_and_checkpoints(void **state)
     assert_int_equal(store_checkpoint_list(c->s, "nope", &cps, &n), AGENTD_ENOTFOUND);
 
     struct store_turn *turns = NULL;
-    assert_ok(store_turn_list_unfinished(c->s, 0, &turns, &n));
+    assert_ok(store_turn_list_unfinished(c->s, NULL, &turns, &n));
     assert_int_equal(n, 2);
     assert_string_equal(turns[0].id, "turn1");
     assert_string_equal(turns[0].state, STORE_TURN_RUNNING);
@@ -488,11 +488,59 @@ static void test_turns_and_checkpoints(void **state)
     assert_int_equal(store_turn_finish(c->s, "turn1", "failed"), AGENTD_ECONFLICT);
     assert_int_equal(store_turn_finish(c->s, "nope", "failed"), AGENTD_ENOTFOUND);
     assert_int_equal(store_turn_finish(c->s, "turn2", STORE_TURN_RUNNING), AGENTD_EINVAL);
-    assert_ok(store_turn_list_unfinished(c->s, 10, &turns, &n));
+    assert_ok(store_turn_list_unfinished(c->s, &(struct store_turn_scan){ .limit = 10 }, &turns,
+                                         &n));
     assert_int_equal(n, 1);
     assert_string_equal(turns[0].id, "turn2");
     assert_string_equal(turns[0].session_id, "s2");
     store_turn_list_free(turns, n);
+}
+
+/* Recovery pages through running turns (oldest first) and skips its own. */
+static void test_turn_scan_pages_and_skips_an_instance(void **state)
+{
+    struct ctx *c = *state;
+    const char *inst[] = { "host/1/a", NULL, "host/2/b", "host/1/a", "host/2/b" };
+    char id[16], sid[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(sid, sizeof sid, "s%d", i);
+        snprintf(id, sizeof id, "turn%d", i);
+        make_session(c->s, sid);
+        struct store_turn t = { .id = id, .session_id = sid, .instance = (char *)inst[i] };
+        assert_ok(store_turn_begin(c->s, &t, 0));
+        if (i != 2)
+            advance(1); /* turn2 and turn3 share a created_at: the id orders them */
+    }
+    /* pages of 2, every turn once, in order */
+    struct store_turn_scan sc = { .limit = 2 };
+    char last[16] = "", seen[64] = "";
+    for (int page = 0; page < 4; page++) {
+        struct store_turn *v = NULL;
+        size_t n = 0;
+        assert_ok(store_turn_list_unfinished(c->s, &sc, &v, &n));
+        for (size_t i = 0; i < n; i++)
+            strcat(seen, v[i].id + 4);
+        if (n) {
+            snprintf(last, sizeof last, "%s", v[n - 1].id);
+            sc.after_id = last;
+            sc.after_created = v[n - 1].created_at;
+        }
+        store_turn_list_free(v, n);
+        if (n < 2)
+            break;
+    }
+    assert_string_equal(seen, "01234");
+    /* not ours: a NULL instance (an old row) is listed */
+    struct store_turn *v = NULL;
+    size_t n = 0;
+    assert_ok(store_turn_list_unfinished(c->s, &(struct store_turn_scan){ .skip_instance = "host/1/a" },
+                                         &v, &n));
+    assert_int_equal(n, 3);
+    assert_string_equal(v[0].id, "turn1");
+    assert_null(v[0].instance);
+    assert_string_equal(v[1].id, "turn2");
+    assert_string_equal(v[2].id, "turn4");
+    store_turn_list_free(v, n);
 }
 
 static const char *turn_state(struct store *s, const char *session_id, const char *id)
@@ -501,7 +549,7 @@ static const char *turn_state(struct store *s, const char *session_id, const cha
     struct store_turn *v = NULL;
     size_t n = 0;
     state[0] = 0;
-    assert_ok(store_turn_list_unfinished(s, 0, &v, &n));
+    assert_ok(store_turn_list_unfinished(s, NULL, &v, &n));
     for (size_t i = 0; i < n; i++)
         if (strcmp(v[i].id, id) == 0 && strcmp(v[i].session_id, session_id) == 0)
             snprintf(state, sizeof state, "%s", v[i].state);
@@ -603,7 +651,7 @@ static void test_racing_claims_one_wins(void **state)
     assert_int_equal(lost, CLAIM_THREADS - 1);
     struct store_turn *v = NULL;
     size_t n = 0;
-    assert_ok(store_turn_list_unfinished(c->s, 0, &v, &n));
+    assert_ok(store_turn_list_unfinished(c->s, NULL, &v, &n));
     assert_int_equal(n, 1);
     store_turn_list_free(v, n);
 }
@@ -653,7 +701,7 @@ static void test_turn_begin_stores_instance_and_input(void **state)
     /* the resume list carries the same fields */
     struct store_turn *v = NULL;
     size_t n = 0;
-    assert_ok(store_turn_list_unfinished(c->s, 0, &v, &n));
+    assert_ok(store_turn_list_unfinished(c->s, NULL, &v, &n));
     assert_int_equal(n, 2);
     assert_string_equal(v[0].id, "t1");
     assert_string_equal(v[0].owner, "alice");
@@ -1505,7 +1553,7 @@ static void test_migrate_from_version_3(void **state)
     assert_ok(store_usage_session(s, "old", &u));
     assert_usage(&u, 5, 6, 0.5, 1);
     struct store_turn *run = NULL;
-    assert_ok(store_turn_list_unfinished(s, 0, &run, &n));
+    assert_ok(store_turn_list_unfinished(s, NULL, &run, &n));
     assert_int_equal(n, 1);
     assert_string_equal(run[0].instance, "me");
     store_turn_list_free(run, n);
@@ -1808,7 +1856,7 @@ static void test_ttl_makes_rows_invisible_at_once(void **state)
     assert_int_equal(n, 0);
     store_task_list_free(tasks, n);
     struct store_turn *turns = NULL;
-    assert_ok(store_turn_list_unfinished(c->s, 0, &turns, &n));
+    assert_ok(store_turn_list_unfinished(c->s, NULL, &turns, &n));
     assert_int_equal(n, 0);
     store_turn_list_free(turns, n);
     struct store_checkpoint *cps = NULL;
@@ -1896,7 +1944,7 @@ static void test_purge_in_batches(void **state)
     /* Purged sessions took their turns along. */
     struct store_turn *turns = NULL;
     size_t nt = 0;
-    assert_ok(store_turn_list_unfinished(c->s, 0, &turns, &nt));
+    assert_ok(store_turn_list_unfinished(c->s, NULL, &turns, &nt));
     assert_int_equal(nt, 0);
     store_turn_list_free(turns, nt);
     assert_int_equal(store_purge_expired(c->s, 0, &n), AGENTD_EINVAL);
@@ -2216,6 +2264,7 @@ int main(void)
         T(test_sessions_and_messages),
         T(test_tasks),
         T(test_turns_and_checkpoints),
+        T(test_turn_scan_pages_and_skips_an_instance),
         T(test_one_running_turn_per_session),
         T(test_racing_claims_one_wins),
         T(test_turn_begin_stores_instance_and_input),
