@@ -1,6 +1,6 @@
 -- wrk script for bench/turns.sh: agent turns through POST /chat.
--- Every request is a new session (no session_id), with the message from
--- $TURN_MESSAGE. A turn counts as done when the reply is 200 with an "answer";
+-- Every request is a new session (no session_id), or one of the sessions in
+-- $TURN_SESSIONS, with the message from $TURN_MESSAGE. A turn counts as done when the reply is 200 with an "answer";
 -- anything else is an error, counted by status (first body kept). wrk's own
 -- latency histogram (request written -> reply read) is the turn latency.
 -- turns/s = completed turns / (last completed turn - first request), so the
@@ -17,12 +17,36 @@ local function now_us()
   return tonumber(ts.tv_sec) * 1000000 + tonumber(ts.tv_nsec) / 1000
 end
 local msg = os.getenv("TURN_MESSAGE") or "hello"
-local body = '{"message":"' .. msg:gsub('\\', '\\\\'):gsub('"', '\\"') .. '"}'
+local quoted = '"' .. msg:gsub('\\', '\\\\'):gsub('"', '\\"') .. '"'
+local body = '{"message":' .. quoted .. '}'
 local headers = { ["Content-Type"] = "application/json" }
+
+-- $TURN_SESSIONS names a file of session ids (one a line): then every
+-- request goes on one of them, round-robin over this thread's share (ids
+-- i with i % threads == this thread's number), so each session's history
+-- grows turn after turn. Unset: a new session per turn.
+local sessions_file = os.getenv("TURN_SESSIONS")
+local mine, next_i = {}, 1
 
 local threads = {}
 function setup(thread)
+  thread:set("tid", #threads)
   table.insert(threads, thread)
+end
+
+function init(args)
+  if not sessions_file then return end
+  local f = assert(io.open(sessions_file, "r"))
+  local all = {}
+  for line in f:lines() do
+    if line ~= "" then all[#all + 1] = line end
+  end
+  f:close()
+  local n = tonumber(os.getenv("TURN_THREADS") or "1")
+  for i, sid in ipairs(all) do
+    if (i - 1) % n == tid then mine[#mine + 1] = sid end
+  end
+  assert(#mine > 0, "no sessions for thread " .. tid)
 end
 
 -- read by done() through thread:get
@@ -33,7 +57,11 @@ local by_status = {}
 
 function request()
   if t_first == 0 then t_first = now_us() end
-  return wrk.format("POST", "/chat", headers, body)
+  if #mine == 0 then return wrk.format("POST", "/chat", headers, body) end
+  local sid = mine[next_i]
+  next_i = next_i % #mine + 1
+  return wrk.format("POST", "/chat", headers,
+                    '{"message":' .. quoted .. ',"session_id":"' .. sid .. '"}')
 end
 
 function response(status, hdrs, resp)

@@ -3,7 +3,9 @@
 #   bench/turns.sh          (Release build in build-bench, or $AGENTD_BIN)
 #   SIZES="1000 2000 4000 8000 10000" TOOL_SIZES="1000 4000 10000" DURATION=20s \
 #   LATENCY_MS=2000 FAKE=fast|test LOOPS=2 WORKERS=4 bench/turns.sh
-# Every turn is a new session (POST /chat without session_id). Two messages:
+#   SESSION_CONNECTIONS=64 SESSION_WARMUP=15s bench/turns.sh   (phase 3 below)
+# Every turn is a new session (POST /chat without session_id), except in
+# phase 3. Two messages:
 #   direct: "hello"                   -> one model call, the model answers;
 #   tool:   "[[tool:search_shopping_catalog {...}]] find cookies"
 #           -> the model calls the catalog search tool (run on a worker), then
@@ -17,7 +19,14 @@
 #      connection always has one turn in flight, so N turns are in flight.
 #      agentd's VmRSS, threads and fds are sampled every 0.25 s (peak and
 #      the kernel's VmHWM reported), with agentd_turns_in_flight and the
-#      fake's pending answers as evidence that N turns were really waiting.
+#      fake's pending answers as evidence that N turns were really waiting;
+#   3. long sessions, model latency 0 ms, SESSION_CONNECTIONS (64; 0 skips
+#      it) connections over 2 x as many sessions made before the run (each
+#      turn goes on the next of its thread's sessions, so every session's
+#      history grows): SESSION_WARMUP (15 s, not reported) grows them to
+#      hundreds of messages, past the 200 a turn sends to the model, then
+#      FAST_DURATION is measured ("hist" in the notes: the sessions' mean
+#      message count at the end).
 # Each in-flight turn can hold two fds in agentd (the client's socket and, while
 # its model call runs, the model's), so RLIMIT_NOFILE bounds N. The script
 # tries to raise the hard limit to what the largest size needs (root with
@@ -164,7 +173,37 @@ sampler() {
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 host_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $5 + $6 }' /proc/stat; } # total idle
 
+# phase 3: makes 2 x conns sessions, then grows their histories (wrk for
+# $session_warmup on them, not reported); sets $sessions_file
+grow_sessions() { # message conns
+  local msg=$1 conns=$2 i
+  sessions_file=$tmp/sessions
+  : >"$sessions_file"
+  for i in $(seq $((2 * conns))); do
+    curl -fsS --max-time 10 -H 'Content-Type: application/json' -d '{"message":"hello"}' \
+      "http://127.0.0.1:$aport/chat" |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["session_id"])' >>"$sessions_file"
+  done
+  TURN_MESSAGE=$msg TURN_SESSIONS=$sessions_file TURN_THREADS=$wrk_threads \
+    wrk -t"$wrk_threads" -c"$conns" -d"$session_warmup" --timeout 60s \
+    -s "$root/bench/turns.lua" "http://127.0.0.1:$aport" >/dev/null 2>&1 || true
+  for _ in $(seq 60); do # the turns wrk left behind finish before the measured run
+    [ "$(metric agentd_turns_in_flight)" = 0 ] && break; sleep 0.25
+  done
+}
+
+# the sessions' mean message count (phase 3's note), from agentd's database
+mean_history() {
+  python3 - "$tmp/data-$run_n/agentd.db" <<'PY' 2>/dev/null || echo '?'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=5)
+n, s = db.execute("SELECT count(DISTINCT session_id), count(*) FROM messages").fetchone()
+print(round(s / max(1, n)))
+PY
+}
+
 # one run: label message conns duration -> appends a row to $tmp/rows
+# (with $sessions set, on long sessions: phase 3)
 run() {
   local label=$1 msg=$2 conns=$3 dur=$4
   local cap=0 maxconn=10000
@@ -179,12 +218,17 @@ run() {
   start_fake
   start_agentd "$cap" "$maxconn"
   : >"$tmp/samples"; : >"$tmp/inflight"
+  local sess_env=() hist=''
+  if [ -n "${sessions:-}" ]; then
+    grow_sessions "$msg" "$conns"
+    sess_env=(TURN_SESSIONS="$sessions_file" TURN_THREADS="$wrk_threads")
+  fi
   sampler & spid=$!
   local a0 f0 t0 t1 out res
   local h0 h1
   a0=$(cpu_ticks "$apid"); f0=$(cpu_ticks "$fpid"); h0=$(host_ticks); t0=$(date +%s.%N)
-  out=$(TURN_MESSAGE=$msg wrk -t"$wrk_threads" -c"$conns" -d"$dur" --timeout 60s \
-          -s "$root/bench/turns.lua" "http://127.0.0.1:$aport" 2>&1) || true
+  out=$(env TURN_MESSAGE="$msg" "${sess_env[@]}" wrk -t"$wrk_threads" -c"$conns" -d"$dur" \
+          --timeout 60s -s "$root/bench/turns.lua" "http://127.0.0.1:$aport" 2>&1) || true
   t1=$(date +%s.%N); h1=$(host_ticks)
   local acpu fcpu hcpu
   hcpu=$(awk -v a="$h0" -v b="$h1" 'BEGIN { split(a, x, " "); split(b, y, " ");
@@ -214,6 +258,7 @@ run() {
   done
   local hwm alive=yes
   hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$apid/status" 2>/dev/null || echo 0)
+  [ -n "${sessions:-}" ] && hist=" hist=$(mean_history)"
   kill -0 "$apid" 2>/dev/null || alive=DIED
   stop_pid "$spid"; spid=
   stop_pid "$apid"; apid=
@@ -236,7 +281,7 @@ run() {
     "$(val p99_ms)" "$(val max_ms)" "$errs" "$(awk -v k="${peak%% *}" 'BEGIN { printf "%.0f", k / 1024 }')" \
     "$(awk -v k="$hwm" 'BEGIN { printf "%.0f", k / 1024 }')" "$(cut -d' ' -f2 <<<"$peak")" \
     "$(cut -d' ' -f3 <<<"$peak")" "${inflight:-?}" "$fake_pending" "$acpu" "$fcpu" "$hcpu" \
-    "$alive conn/call=$conn_per_call warn/err_lines=$warns codes=$(val codes) c/r/w/t=$(val connect)/$(val read)/$(val write)/$(val timeout)$([ "$cap" -gt 0 ] && echo " cap=$cap/loop")" \
+    "$alive$hist conn/call=$conn_per_call warn/err_lines=$warns codes=$(val codes) c/r/w/t=$(val connect)/$(val read)/$(val write)/$(val timeout)$([ "$cap" -gt 0 ] && echo " cap=$cap/loop")" \
     | tee -a "$tmp/rows-$phase"
   grep '^FIRST_ERROR' <<<"$out" | head -1 | tee -a "$tmp/rows" || true
   if [ "$errs" -gt 0 ] || [ "$warns" -gt 0 ]; then
@@ -267,6 +312,19 @@ if [ "$fast_conns" -gt 0 ]; then
   hdr
   run direct "$direct" "$fast_conns" "$fast_duration"
   run tool "$tool" "$fast_conns" "$fast_duration"
+fi
+session_conns=${SESSION_CONNECTIONS:-64}
+session_warmup=${SESSION_WARMUP:-15s}
+if [ "$session_conns" -gt 0 ]; then
+  phase=session
+  sessions=1
+  echo
+  echo "== long sessions: model latency 0 ms, $session_conns connections on $((2 * session_conns)) sessions," \
+       "grown for $session_warmup, then $fast_duration =="
+  hdr
+  run direct "$direct" "$session_conns" "$fast_duration"
+  run tool "$tool" "$session_conns" "$fast_duration"
+  sessions=
 fi
 phase=slow
 echo

@@ -756,9 +756,8 @@ static int begin_session(struct store *st, struct turn *t)
 int turn_load_history(struct store *st, struct turn *t)
 {
     struct store_message *v = NULL;
-    size_t n = 0;
-    int rc = store_message_list(st, t->session_id, 0, 0, &v, &n);
-    size_t from = n > HISTORY_MAX ? n - HISTORY_MAX : 0;
+    size_t n = 0, from = 0;
+    int rc = store_message_tail(st, t->session_id, HISTORY_MAX, &v, &n);
     /* never start the window on a tool result: its call would be missing */
     while (from < n && strcmp(v[from].role, "tool") == 0)
         from++;

@@ -28,6 +28,8 @@ struct store_backend {
     int (*message_append)(void *b, struct store_message *m);
     int (*message_list)(void *b, const char *session_id, int64_t after_seq, int limit,
                         struct store_message **out, size_t *n);
+    int (*message_tail)(void *b, const char *session_id, int limit, struct store_message **out,
+                        size_t *n);
     int (*task_create)(void *b, struct store_task *t);
     int (*task_get)(void *b, const char *id, struct store_task **out);
     int (*task_update)(void *b, const char *id, const char *state, const char *artifacts);

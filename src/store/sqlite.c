@@ -74,6 +74,9 @@
                       "WHERE session_id = ?1 RETURNING seq")                                   \
     X(MESSAGE_LIST, "SELECT session_id, seq, role, parts, created_at FROM messages "           \
                     "WHERE session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")                \
+    X(MESSAGE_TAIL, "SELECT * FROM (SELECT session_id, seq, role, parts, created_at FROM "     \
+                    "messages WHERE session_id = ?1 AND seq > ?2 ORDER BY seq DESC LIMIT ?3) " \
+                    "ORDER BY seq")                                                            \
     X(TASK_INSERT, "INSERT INTO tasks(id, context_id, owner, state, artifacts, created_at, "   \
                    "updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)")                           \
     X(TASK_GET, "SELECT t.id, t.context_id, t.owner, t.state, t.artifacts, t.created_at, "     \
@@ -1026,13 +1029,13 @@ static int session_rows(struct sq *q, enum st id, const char *session_id, int64_
     return read_end(c, rc);
 }
 
-static int sq_message_list(void *b, const char *session_id, int64_t after_seq, int limit,
-                           struct store_message **out, size_t *n)
+static int message_rows(void *b, enum st id, const char *session_id, int64_t after_seq,
+                        int limit, struct store_message **out, size_t *n)
 {
     void *v = NULL;
     size_t nv = 0;
-    int rc = session_rows(b, ST_MESSAGE_LIST, session_id, after_seq, limit, sizeof **out,
-                          row_message, &v, &nv);
+    int rc = session_rows(b, id, session_id, after_seq, limit, sizeof **out, row_message, &v,
+                          &nv);
     if (rc) {
         store_message_list_free(v, nv);
         return rc;
@@ -1040,6 +1043,18 @@ static int sq_message_list(void *b, const char *session_id, int64_t after_seq, i
     *out = v;
     *n = nv;
     return 0;
+}
+
+static int sq_message_list(void *b, const char *session_id, int64_t after_seq, int limit,
+                           struct store_message **out, size_t *n)
+{
+    return message_rows(b, ST_MESSAGE_LIST, session_id, after_seq, limit, out, n);
+}
+
+static int sq_message_tail(void *b, const char *session_id, int limit, struct store_message **out,
+                           size_t *n)
+{
+    return message_rows(b, ST_MESSAGE_TAIL, session_id, 0, limit, out, n);
 }
 
 /* ---- tasks ---- */
@@ -1887,6 +1902,7 @@ const struct store_backend store_backend_sqlite = {
     .session_delete = sq_session_delete,
     .message_append = sq_message_append,
     .message_list = sq_message_list,
+    .message_tail = sq_message_tail,
     .task_create = sq_task_create,
     .task_get = sq_task_get,
     .task_update = sq_task_update,

@@ -27,8 +27,9 @@
     X(meta_get, R) X(meta_set, W) X(principal_create, W) X(principal_get, R)          \
     X(apikey_create, W) X(apikey_get_by_hash, R) X(apikey_revoke, W)                   \
     X(apikey_list, R) X(session_create, W) X(session_get, R) X(session_update, W)      \
-    X(session_delete, W) X(message_append, W) X(message_list, R) X(task_create, W)     \
-    X(task_get, R) X(task_update, W) X(task_list, R) X(turn_begin, W)                  \
+    X(session_delete, W) X(message_append, W) X(message_list, R) X(message_tail, R)   \
+    X(task_create, W) X(task_get, R) X(task_update, W) X(task_list, R)                 \
+    X(turn_begin, W)                                                                   \
     X(turn_finish, W) X(turn_touch, W) X(turn_interrupt, W) X(turn_adopt, W)           \
     X(turn_get, R) X(turn_list_unfinished, R) X(checkpoint_put, W)                     \
     X(checkpoint_list, R) X(event_append, W) X(event_list, R) X(turn_record, W)        \
@@ -309,6 +310,13 @@ int store_message_list(struct store *s, const char *session_id, int64_t after_se
 {
     REQUIRE(s, message_list, session_id && out && n);
     CALL(s, message_list, session_id, after_seq, limit, out, n);
+}
+
+int store_message_tail(struct store *s, const char *session_id, int limit,
+                       struct store_message **out, size_t *n)
+{
+    REQUIRE(s, message_tail, session_id && limit > 0 && out && n);
+    CALL(s, message_tail, session_id, limit, out, n);
 }
 
 int store_task_create(struct store *s, struct store_task *t)

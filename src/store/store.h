@@ -144,6 +144,10 @@ int store_message_append(struct store *s, struct store_message *m);
 /* Messages with seq > after_seq in order, at most limit (<= 0: all). */
 int store_message_list(struct store *s, const char *session_id, int64_t after_seq, int limit,
                        struct store_message **out, size_t *n);
+/* The session's last limit (>= 1) messages, in order: a turn's window of
+ * history, read in time independent of the session's length. */
+int store_message_tail(struct store *s, const char *session_id, int limit,
+                       struct store_message **out, size_t *n);
 void store_message_list_free(struct store_message *v, size_t n);
 
 /* ---- tasks (A2A): live and expire with their session ---- */

@@ -389,6 +389,19 @@ static void test_sessions_and_messages(void **state)
     assert_int_equal(list[0].seq, 2);
     store_message_list_free(list, n);
     assert_int_equal(store_message_list(c->s, "nope", 0, 0, &list, &n), AGENTD_ENOTFOUND);
+    /* the tail: the last ones, in order; more asked than there are: all */
+    assert_ok(store_message_tail(c->s, "s1", 2, &list, &n));
+    assert_int_equal(n, 2);
+    assert_int_equal(list[0].seq, 2);
+    assert_int_equal(list[1].seq, 3);
+    assert_string_equal(list[1].role, "tool");
+    store_message_list_free(list, n);
+    assert_ok(store_message_tail(c->s, "s1", 200, &list, &n));
+    assert_int_equal(n, 3);
+    assert_int_equal(list[0].seq, 1);
+    store_message_list_free(list, n);
+    assert_int_equal(store_message_tail(c->s, "s1", 0, &list, &n), AGENTD_EINVAL);
+    assert_int_equal(store_message_tail(c->s, "nope", 2, &list, &n), AGENTD_ENOTFOUND);
 
     assert_ok(store_session_delete(c->s, "s1"));
     assert_int_equal(store_session_delete(c->s, "s1"), AGENTD_ENOTFOUND);
