@@ -45,7 +45,7 @@
 # The load client is wrk + bench/turns.lua (-t2, -c N, keep-alive). wrk, the
 # fake and agentd share the machine's cores. Everything it starts is stopped
 # on exit; each run is bounded by DURATION plus a drain of a few seconds
-# (whole script, defaults: about 3.7 minutes).
+# (whole script, defaults: about 5 minutes).
 # Columns: turns = turns answered 200 with an "answer"; turns/s = turns / (last
 # answer - first request); p50..max = wrk's turn latency; errors = non-200 +
 # socket errors + timeouts; rss_MB = peak sampled VmRSS, hwm_MB = VmHWM; thr,
