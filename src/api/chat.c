@@ -412,16 +412,23 @@ static int wants_stream(struct http_req *r, const json_t *body)
 static void chat_inner(struct http_req *r)
 {
     json_error_t je;
-    json_t *body = r->body_len ? json_loadb(r->body, r->body_len, 0, &je) : NULL;
+    json_t *body = r->body_len ? json_loadb(r->body, r->body_len, JSON_DECODE_ANY, &je) : NULL;
     const char *problem = NULL;
+    char why[300];
     json_t *msg = json_object_get(body, "message");
     json_t *sid = json_object_get(body, "session_id");
     json_t *data = json_object_get(body, "data");
     json_t *busy = json_object_get(body, "busy_policy");
     json_t *stream = json_object_get(body, "stream");
     int policy = -1;
-    if (!json_is_object(body))
-        problem = r->body_len ? "the body must be a JSON object" : "a JSON body is required";
+    if (!r->body_len)
+        problem = "a JSON body is required";
+    else if (!body) {
+        snprintf(why, sizeof why, "invalid JSON at line %d, column %d: %s", je.line, je.column,
+                 je.text);
+        problem = why;
+    } else if (!json_is_object(body))
+        problem = "the body must be a JSON object";
     else if (!json_is_string(msg) || json_string_length(msg) == 0)
         problem = "\"message\" must be a non-empty string";
     else if (json_string_length(msg) > CHAT_MESSAGE_MAX)

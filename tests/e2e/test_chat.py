@@ -205,9 +205,10 @@ BAD_BODIES = [
                  id="long-session"),
     pytest.param(b"[1, 2]", "object", id="array-body"),
     pytest.param(b'"hello"', "object", id="string-body"),
-    pytest.param(b'{"message": ', None, id="truncated-json"),
-    pytest.param(b'{"message": "hi"} trailing', None, id="trailing-garbage"),
-    pytest.param(b'\xff\xfe{"message": "hi"}', None, id="not-utf8"),
+    pytest.param(b'{"message": ', "invalid JSON at line 1", id="truncated-json"),
+    pytest.param(b'{"message": "hi"} trailing', "invalid JSON", id="trailing-garbage"),
+    pytest.param(b'\xff\xfe{"message": "hi"}', "invalid JSON", id="not-utf8"),
+    pytest.param(b'{"message": "\\udc00"}', "invalid JSON", id="lone-surrogate"),
 ]
 
 
