@@ -17,7 +17,7 @@ int migrations_apply(sqlite3 *db, int *version, char *err, size_t errlen);
 /* The same, stopping at version target (tests build older databases). */
 int migrations_apply_upto(sqlite3 *db, int target, int *version, char *err, size_t errlen);
 
-/* An SQLite result code as an AGENTD_E* status (defined in sqlite.c). */
+/* An SQLite result code as an AGENTD_E* status (the backend's too). */
 int sqlite_status(int rc);
 
 #endif

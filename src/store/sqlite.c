@@ -216,38 +216,6 @@ struct sq {
 
 static int64_t now_ms(const struct sq *q) { return q->now(q->now_ud); }
 
-int sqlite_status(int rc)
-{
-    switch (rc) {
-    case SQLITE_OK:
-    case SQLITE_DONE:
-    case SQLITE_ROW:
-        return 0;
-    case SQLITE_CONSTRAINT_PRIMARYKEY:
-    case SQLITE_CONSTRAINT_UNIQUE:
-        return AGENTD_EEXIST;
-    case SQLITE_CONSTRAINT_FOREIGNKEY:
-        return AGENTD_ENOTFOUND;
-    }
-    switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return AGENTD_EBUSY;
-    case SQLITE_NOMEM:
-        return AGENTD_ENOMEM;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-        return AGENTD_ECORRUPT;
-    case SQLITE_CONSTRAINT:
-    case SQLITE_MISMATCH:
-    case SQLITE_RANGE:
-    case SQLITE_TOOBIG:
-        return AGENTD_EINVAL;
-    default: /* FULL, IOERR, READONLY, CANTOPEN, PROTOCOL, PERM... */
-        return AGENTD_EIO;
-    }
-}
-
 /* ---- statements ---- */
 
 /* Prepares (once per connection) and binds. fmt has one letter per
