@@ -59,20 +59,6 @@ const char *checkout_severity_name(enum checkout_severity s)
     }
 }
 
-int checkout_fail(struct checkout_err *e, int status, const char *code, const char *path,
-                  const char *fmt, ...)
-{
-    if (!e)
-        return status;
-    snprintf(e->code, sizeof e->code, "%s", code ? code : "");
-    snprintf(e->path, sizeof e->path, "%s", path ? path : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-    va_end(ap);
-    return status;
-}
-
 static int oom(struct checkout_err *e)
 {
     return checkout_fail(e, AGENTD_ENOMEM, "internal_error", NULL, "out of memory");

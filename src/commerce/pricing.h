@@ -17,7 +17,7 @@
 
 #include <jansson.h>
 
-#include "commerce/checkout.h"
+#include "commerce/checkout_types.h"
 
 /* Recomputes c->lines[].totals, c->applied and c->totals from the content
  * and the rules. Returns 0, AGENTD_EUNPROCESSABLE (an amount over
