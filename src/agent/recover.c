@@ -64,6 +64,7 @@ static void fail_orphan(struct agent *ag, struct store *st, const struct store_t
     free(text);
     if (rc != 0)
         return;
+    instance_recovered("turn_failed");
     log_msg(LOG_WARN, NULL, "turn %s of session %s was interrupted by a crash: failed (%s)", u->id,
             u->session_id, why);
 }
@@ -179,6 +180,7 @@ static int sweep_one(struct sweep *sw, const struct store_turn *u, int64_t now)
     t->claimed = 1;
     t->session_ready = 1;
     t->tctx = (struct tools_ctx){ .shop = ag->shop, .merchant = ag->merchant, .owner = t->owner };
+    instance_recovered("turn_resumed");
     log_msg(LOG_WARN, NULL, "resuming turn %s of session %s, interrupted by a crash (was %s)", u->id,
             u->session_id, u->instance ? u->instance : "unknown");
     turn_link(t);

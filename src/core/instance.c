@@ -3,6 +3,7 @@
  * (turns, completions) asks about other processes. */
 #define _GNU_SOURCE
 #include "core/instance.h"
+#include "core/metrics.h"
 #include "core/reqid.h"
 
 #include <errno.h>
@@ -165,4 +166,17 @@ int instance_orphaned(const char *ours, const char *theirs, int64_t age_ms, int6
             return 1;
     }
     return age_ms > lease_ms;
+}
+
+void instance_recovered(const char *what)
+{
+    /* rare: registered at each use (the existing family is returned), so
+     * it survives metrics_reset() */
+    static const char *const labels[] = { "what", NULL };
+    struct metric *m = metric_register("agentd_crash_recoveries_total",
+                                       "Work cut by a process's death and taken over, by what",
+                                       METRIC_COUNTER, labels, NULL);
+    const char *v[] = { what };
+    if (m)
+        metric_inc(metric_child(m, v));
 }

@@ -40,4 +40,10 @@ int instance_orphaned(const char *ours, const char *theirs, int64_t age_ms, int6
                       int (*lock_probe)(void *ud, const char *instance), void *probe_ud,
                       int (*pid_dead)(long pid));
 
+/* Counts work this process took over from a dead one, by what:
+ * "turn_resumed", "turn_failed" (AGENTD_TURN_RECOVERY=fail, or nothing to
+ * resume into), "completion" (a checkout's completion carried on). The
+ * metric agentd_crash_recoveries_total{what}. Thread-safe. */
+void instance_recovered(const char *what);
+
 #endif

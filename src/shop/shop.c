@@ -676,8 +676,10 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
         payment_instrument_clear(&pi);
         return completed_reply(sh, owner, c, out, order_out, replayed, e);
     }
-    if (b.took_over)
+    if (b.took_over) {
+        instance_recovered("completion");
         log_msg(LOG_WARN, NULL, "checkout %s: carrying on a completion whose process died", id);
+    }
     failpoint("complete_in_progress"); /* tests: a crash between steps 1 and 2 */
     /* resumed (complete_in_progress with our key) or taken over (its
      * process died): carry on from step 2 under the claim's key */

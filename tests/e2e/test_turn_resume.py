@@ -12,7 +12,7 @@ import uuid
 
 import requests
 
-from agentd_harness import SLOW, Server
+from agentd_harness import SLOW, Server, metric_value, parse_metrics
 from fake_llm_fixture import fake_llm  # noqa: F401 (fixture)
 from ucp_client import db_query
 
@@ -68,6 +68,13 @@ def lines(checkout):
 def running_turn(srv, sid):
     rows = db_query(srv, "SELECT id FROM turns WHERE session_id = ? AND state = 'running'", sid)
     return rows[0][0] if rows else None
+
+
+def recoveries(srv, what):
+    """agentd_crash_recoveries_total{what} of srv (0 before the first)."""
+    v = metric_value(parse_metrics(srv.get("/metrics").text), "agentd_crash_recoveries_total",
+                     what=what)
+    return v or 0
 
 
 def post_in_background(srv, message, sid, headers=None):
@@ -288,6 +295,7 @@ def test_a_keyless_ucp_completion_cut_by_a_crash_is_carried_on_by_the_next(agent
     (doc,), = db_query(victim, "SELECT document FROM checkouts WHERE id = ?", co["id"])
     assert "completing" not in json.loads(doc).get("_agentd", {}), "the claim is gone"
     assert srv.wait_log(lambda l: "carrying on a completion" in l.get("msg", ""), timeout=1)
+    assert recoveries(srv, "completion") == 1
     r = c.complete(co["id"])
     assert r.status_code == 409 and "not_modifiable" in r.text, r.text
 
@@ -337,6 +345,7 @@ def test_a_dead_process_of_another_pid_namespace_is_known_by_its_lock_file(agent
         done = wait_for(lambda: terminal(srv, sid, turn_id), 5 * SLOW, "resumed at once")
         assert done["type"] == "turn-completed" and done["data"]["resumed"] is True, done
     assert not (locks / lock_name(other)).exists(), "the dead one's lock file is removed"
+    assert recoveries(srv, "turn_resumed") == 2 and recoveries(srv, "turn_failed") == 0
     assert sorted(p.name for p in locks.iterdir()) == [lock_name(srv_instance(victim, srv))]
 
 
