@@ -445,6 +445,7 @@ static int cmd_serve(void)
     agent = (struct agent){ .llm = llm, .shop = shop, .merchant = merchant, .st = store,
                             .tools = tools_definitions(), .system_prompt = prompt,
                             .max_steps = cfg.max_steps, .turn_timeout_ms = cfg.turn_timeout_ms,
+                            .history_max_bytes = cfg.history_max_bytes,
                             .busy_policy = cfg.busy_policy, .recovery = cfg.turn_recovery,
                             .turn_token_budget = cfg.turn_token_budget,
                             .daily_token_budget = cfg.daily_token_budget,

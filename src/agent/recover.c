@@ -105,8 +105,8 @@ static void load(struct store *st, struct turn *t, const struct store_turn *u)
         rc = store_checkpoint_list(st, t->turn_id, &cp, &n);
     if (rc == 0 && (n == 0 || strcmp(cp[0].kind, "user_message") != 0))
         rc = AGENTD_EINVAL; /* started before checkpoints were complete */
-    if (rc == 0)
-        rc = turn_load_history(st, t);
+    if (rc == 0) /* its own steps are its last n messages (one per checkpoint) */
+        rc = turn_load_history(st, t, n);
     if (rc != 0) {
         store_checkpoint_list_free(cp, n);
         turn_fail(t, rc, 503, "turn_not_resumable",

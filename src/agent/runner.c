@@ -36,6 +36,7 @@
 #include <event2/event.h>
 
 #define HISTORY_MAX 200 /* messages of a session sent to the model */
+#define CONV_SLACK 4096 /* reserved past the history for this turn's steps */
 /* A turn waiting for its session polls the claim with this backoff. */
 #define WAIT_FIRST_MS 50
 #define WAIT_MAX_MS 100
@@ -240,6 +241,10 @@ static int conv_add(struct turn *t, const char *text, const json_t *json)
         char *own = NULL;
         if (!text && !(text = own = json_dumps(json, JSON_COMPACT)))
             return AGENTD_ENOMEM;
+        if (t->conv_closed) { /* the model call that read it is over */
+            t->conv.data[--t->conv.len] = '\0';
+            t->conv_closed = 0;
+        }
         buf_puts(&t->conv, ",");
         buf_puts(&t->conv, text);
         free(own);
@@ -666,8 +671,11 @@ static void llm_step(struct turn *t)
         .request_id = t->request_id,
         .stream = t->stream,
     };
-    if (t->conv_text) { /* closed for the call (copied into the body), reopened after */
-        buf_puts(&t->conv, "]");
+    if (t->conv_text) { /* closed for the call, which may read it until it ends; the next
+                           conv_add reopens it */
+        if (!t->conv_closed)
+            buf_puts(&t->conv, "]");
+        t->conv_closed = 1;
         if (t->conv.oom) {
             fail(t, AGENTD_ENOMEM, 503, "busy", "out of memory");
             finish(t);
@@ -678,8 +686,6 @@ static void llm_step(struct turn *t)
     }
     int rc = llm_call(t->ag->llm, t->loop, &req, t->stream ? turn_text_delta : NULL, on_reply, t,
                       &t->call);
-    if (t->conv_text)
-        t->conv.data[--t->conv.len] = '\0';
     if (rc != 0) {
         fail(t, rc, 503, "model_unavailable", "the model call could not start: %s", agentd_err_msg(rc));
         finish(t);
@@ -753,14 +759,28 @@ static int begin_session(struct store *st, struct turn *t)
     return rc;
 }
 
-int turn_load_history(struct store *st, struct turn *t)
+int turn_load_history(struct store *st, struct turn *t, size_t keep)
 {
     struct store_message *v = NULL;
-    size_t n = 0, from = 0;
-    int rc = store_message_tail(st, t->session_id, HISTORY_MAX, &v, &n);
+    size_t n = 0;
+    int rc = store_message_tail(st, t->session_id, HISTORY_MAX + (int)keep, &v, &n);
+    size_t from = n > keep ? n - keep : 0, bytes = 0, kept = 0;
+    for (size_t i = from; i < n; i++)
+        kept += strlen(v[i].parts) + 1;
+    /* earlier messages, newest first, while they fit both windows */
+    int64_t max = t->ag->history_max_bytes;
+    while (from > 0 && n - from < HISTORY_MAX + keep) {
+        size_t len = strlen(v[from - 1].parts) + 1;
+        if (max > 0 && bytes + len > (size_t)max)
+            break;
+        bytes += len;
+        from--;
+    }
     /* never start the window on a tool result: its call would be missing */
-    while (from < n && strcmp(v[from].role, "tool") == 0)
+    while (from + keep < n && strcmp(v[from].role, "tool") == 0)
         from++;
+    if (t->conv_text) /* the window, and room for this turn's own steps */
+        buf_reserve(&t->conv, bytes + kept + CONV_SLACK);
     for (size_t i = from; rc == 0 && i < n; i++)
         rc = conv_add(t, v[i].parts, NULL);
     store_message_list_free(v, n);
@@ -820,7 +840,7 @@ static int op_begin(struct store *st, void *arg)
         t->claimed = rc == 0;
     }
     if (rc == 0)
-        rc = turn_load_history(st, t);
+        rc = turn_load_history(st, t, 0);
     if (rc == 0) {
         json_t *user = json_pack("{s:s,s:s}", "role", "user", "content", t->text);
         struct evs e = { 0 };

@@ -49,6 +49,7 @@ struct agent {
     json_t *tools;            /* OpenAI tools array */
     const char *system_prompt;
     int max_steps;            /* AGENTD_MAX_STEPS */
+    int64_t history_max_bytes; /* AGENTD_HISTORY_MAX_BYTES; 0 = only HISTORY_MAX bounds it */
     int64_t turn_timeout_ms;  /* AGENTD_TURN_TIMEOUT */
     int busy_policy;          /* AGENTD_BUSY_POLICY (enum agent_busy_policy) */
     int recovery;             /* AGENTD_TURN_RECOVERY: 0 resume, 1 fail */

@@ -57,7 +57,9 @@ struct turn {
      * re-serialisation per call — or jansson for the built-in model, which
      * reads it. */
     int conv_text;           /* 1: conv, else messages */
-    struct buf conv;
+    struct buf conv;         /* "[" + messages; a model call borrows it (llm.h), so it
+                                stays as it was — closed with "]" — until the call ends */
+    int conv_closed;         /* conv ends with the "]" of the last model call */
     json_t *messages;
     struct tools_ctx tctx;   /* checkout id lives here */
     int64_t cp_step;         /* the next checkpoint's step number */
@@ -106,9 +108,11 @@ void turn_fail(struct turn *t, int status, int http, const char *code, const cha
  * reply_step — checkpointing each result (worker). */
 int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_t reply_step,
                    size_t from);
-/* Loads history into t->messages (after the system prompt), windowed so it
- * never starts on a tool result (worker). */
-int turn_load_history(struct store *st, struct turn *t);
+/* Loads the session's messages into the conversation (after the system
+ * prompt), windowed (worker): the last `keep` (a resumed turn's own steps)
+ * always, and before them the newest earlier ones within HISTORY_MAX
+ * messages and AGENTD_HISTORY_MAX_BYTES; never starting on a tool result. */
+int turn_load_history(struct store *st, struct turn *t, size_t keep);
 /* Streamed text (textstream.c): the llm delta callback (ud = the turn),
  * and the stop of the batching timer when the reply or the turn ends. */
 void turn_text_delta(const char *text, size_t len, void *ud);

@@ -25,6 +25,21 @@ static int reserve(struct buf *b, size_t extra)
     return 0;
 }
 
+void buf_reserve(struct buf *b, size_t extra)
+{
+    if (b->oom || b->len + extra + 1 <= b->cap)
+        return;
+    char *d = realloc(b->data, b->len + extra + 1);
+    if (!d) {
+        b->oom = 1;
+        return;
+    }
+    if (!b->data)
+        d[0] = '\0';
+    b->data = d;
+    b->cap = b->len + extra + 1;
+}
+
 void buf_append(struct buf *b, const char *s, size_t n)
 {
     if (reserve(b, n) != 0)

@@ -17,6 +17,9 @@ void buf_append(struct buf *b, const char *s, size_t n);
 void buf_puts(struct buf *b, const char *s);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_free(struct buf *b);
+/* Makes room for at least extra more bytes with one allocation of exactly
+ * that size (no doubling slack), for a buffer whose final size is known. */
+void buf_reserve(struct buf *b, size_t extra);
 
 /* Appends to a fixed buffer out[0..outlen) at *off, truncating silently and
  * always leaving it NUL-terminated (error-message collectors). */

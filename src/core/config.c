@@ -58,6 +58,7 @@ static const struct var vars[] = {
     { "AGENTD_TURN_TIMEOUT",     K_DURATION, OFF(turn_timeout_ms),  "60s", 100, DAY, NULL, 0 },
     { "AGENTD_BUSY_POLICY",      K_ENUM,     OFF(busy_policy),      "enqueue", 0, 0, busy_choices, 0 },
     { "AGENTD_MAX_STEPS",        K_INT,      OFF(max_steps),        "8", 1, 100, NULL, 0 },
+    { "AGENTD_HISTORY_MAX_BYTES",K_SIZE,     OFF(history_max_bytes),"65536", 1024, 1LL << 26, NULL, 0 },
     { "AGENTD_AGENT_PROMPT_FILE",K_STR,      OFF(agent_prompt_file),NULL, 0, 0, NULL, 0 },
     { "AGENTD_TURN_RECOVERY",    K_ENUM,     OFF(turn_recovery),    "resume", 0, 0, recovery_choices, 0 },
     { "AGENTD_TURN_TOKEN_BUDGET",K_I64,      OFF(turn_token_budget),"200000", 0, 1LL << 40, NULL, 0 },

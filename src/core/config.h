@@ -41,6 +41,8 @@ struct config {
     int busy_policy;            /* AGENTD_BUSY_POLICY: enqueue|reject|interrupt when a session
                                    already has a turn running (enum agent_busy_policy) */
     int max_steps;              /* AGENTD_MAX_STEPS: model steps per turn */
+    int64_t history_max_bytes;  /* AGENTD_HISTORY_MAX_BYTES: earlier messages a turn sends
+                                   to the model, newest first */
     char *agent_prompt_file;    /* AGENTD_AGENT_PROMPT_FILE: system prompt; NULL = built-in */
     int turn_recovery;          /* AGENTD_TURN_RECOVERY: enum config_turn_recovery */
     int64_t turn_token_budget;  /* AGENTD_TURN_TOKEN_BUDGET: tokens per turn; 0 = unlimited */

@@ -38,6 +38,12 @@
  * much one read hands to on_body: SSE events and replies of a few KiB cost
  * a few more reads, and each call in flight is 15 KiB smaller. */
 #define RECV_BUFFER 1024
+/* A body up to this size goes to libcurl as POSTFIELDS, which copies it
+ * into its request buffer (libcurl 7.88 sends headers and a body under 64 KB
+ * in one go). A larger one (a long conversation) is read from ours through
+ * a read callback into a 16 KB upload buffer (libcurl's minimum): one copy
+ * of the conversation per waiting call, not two. */
+#define BODY_INLINE_MAX (16 * 1024)
 
 enum outcome { OUT_OK, OUT_RETRY, OUT_ERROR, OUT_TIMEOUT, OUT_BREAKER_OPEN, OUT_COUNT };
 static const char *const outcome_names[OUT_COUNT] = { "ok", "retry", "error", "timeout",
@@ -88,6 +94,12 @@ struct llm_call {
     char *body;                    /* the request serialized for provider body_prov */
     size_t body_len;
     size_t body_rest;              /* where what follows the model starts in body */
+    size_t body_off;               /* read so far by libcurl (large bodies) */
+    /* A large conversation is borrowed, not copied into body: what is sent
+     * is body[0, body_rest + msgs_at) + msgs + the rest of body. The caller
+     * keeps msgs unchanged until done() (llm.h). */
+    const char *msgs;
+    size_t msgs_len, msgs_at;
     int body_prov;
     int stream;
     int64_t deadline_ms;           /* 0 = none */
@@ -388,6 +400,47 @@ static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_por
     return CURL_PREREQFUNC_OK;
 }
 
+
+/* A large body, handed to libcurl a piece at a time (BODY_INLINE_MAX). */
+static size_t read_body(char *dst, size_t size, size_t n, void *ud)
+{
+    struct llm_call *c = ud;
+    if (c->msgs_len && !c->msgs)
+        return CURL_READFUNC_ABORT; /* cancelled: the conversation is the caller's again */
+    size_t want = size * n, done = 0;
+    size_t split = c->body_rest + c->msgs_at, total = c->body_len + c->msgs_len;
+    while (done < want && c->body_off < total) {
+        size_t off = c->body_off, len;
+        const char *src;
+        if (off < split) { /* the head and ,"messages": */
+            src = c->body + off;
+            len = split - off;
+        } else if (off < split + c->msgs_len) { /* the borrowed conversation */
+            src = c->msgs + (off - split);
+            len = split + c->msgs_len - off;
+        } else { /* tools and the rest */
+            src = c->body + (off - c->msgs_len);
+            len = total - off;
+        }
+        if (len > want - done)
+            len = want - done;
+        memcpy(dst + done, src, len);
+        done += len;
+        c->body_off += len;
+    }
+    return done;
+}
+
+/* libcurl rewinds to resend the body (a reused connection found dead). */
+static int seek_body(void *ud, curl_off_t off, int origin)
+{
+    struct llm_call *c = ud;
+    if (origin != SEEK_SET || off < 0 || (size_t)off > c->body_len + c->msgs_len)
+        return CURL_SEEKFUNC_CANTSEEK;
+    c->body_off = (size_t)off;
+    return CURL_SEEKFUNC_OK;
+}
+
 static void start_attempt(struct llm_call *c)
 {
     struct provider *p = &c->llm->prov[c->prov];
@@ -423,9 +476,18 @@ static void start_attempt(struct llm_call *c)
     CURL *e = c->easy;
     curl_easy_setopt(e, CURLOPT_URL, p->endpoint);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    /* not copied: the body lives as long as the attempt */
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
+    /* the body lives as long as the attempt */
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(c->body_len + c->msgs_len));
+    if (!c->msgs_len && c->body_len <= BODY_INLINE_MAX) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
+    } else {
+        c->body_off = 0;
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, read_body);
+        curl_easy_setopt(e, CURLOPT_READDATA, c);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, seek_body);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, c);
+        curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->hdrs[c->stream ? 1 : 0]);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout > 0 ? timeout : 1));
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
@@ -821,10 +883,18 @@ static int build_body(struct llm_call *c, struct llm_loop *ll, const struct llm_
 {
     const struct provider *p = &c->llm->prov[0];
     struct buf b = { 0 };
+    /* a long conversation is borrowed (read_body), a short one copied */
+    int borrow = req->messages_json && req->messages_json_len > BODY_INLINE_MAX;
+    buf_reserve(&b, p->body_head_len + ll->tools_len + 256 +
+                        (req->messages_json && !borrow ? req->messages_json_len : 0));
     buf_append(&b, p->body_head, p->body_head_len);
     size_t rest = b.len;
     buf_puts(&b, ",\"messages\":");
-    if (req->messages_json)
+    if (borrow) {
+        c->msgs = req->messages_json;
+        c->msgs_len = req->messages_json_len;
+        c->msgs_at = b.len - rest;
+    } else if (req->messages_json)
         buf_append(&b, req->messages_json, req->messages_json_len);
     else if (!req->messages)
         buf_puts(&b, "[]");
@@ -858,7 +928,7 @@ static int build_body(struct llm_call *c, struct llm_loop *ll, const struct llm_
         buf_free(&b);
         return -1;
     }
-    char *fit = realloc(b.data, b.len + 1); /* the buffer grew by doubling */
+    char *fit = realloc(b.data, b.len + 1); /* tools text met for the first time */
     c->body = fit ? fit : b.data;
     c->body_len = b.len;
     c->body_rest = rest;
@@ -923,8 +993,10 @@ void llm_call_cancel(struct llm_call *c)
         return;
     if (c->in_callback) {
         /* inside curl's write callback or our delta: the transfer aborts and
-         * the completion frees the call */
+         * the completion frees the call. The caller may free the borrowed
+         * conversation as soon as we return: never read it again. */
         c->cancelled = 1;
+        c->msgs = NULL;
         return;
     }
     call_free(c);

@@ -25,9 +25,11 @@ struct llm_request {
     const json_t *messages;    /* serialized by llm_call (nothing of it is kept): the caller
                                 * may change or drop it on return */
     const char *messages_json; /* or: the messages array as JSON text (messages_json_len
-                                * bytes), copied into the body as it is — no parse, no
-                                * re-serialisation. Providers only: the built-in model
-                                * reads `messages` (llm_is_builtin) */
+                                * bytes), sent as it is — no parse, no re-serialisation.
+                                * Over 16 KB it is not copied but read while the call
+                                * runs: keep it unchanged until done() is called.
+                                * Providers only: the built-in model reads `messages`
+                                * (llm_is_builtin) */
     size_t messages_json_len;
     const json_t *tools;       /* may be NULL (an empty array is not sent). Its text is cached
                                 * per loop, keyed by this pointer (a reference is held until

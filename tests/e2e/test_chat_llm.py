@@ -606,3 +606,63 @@ def test_the_breaker_opens_and_recovers(agentd, fake):
     time.sleep(1.2)
     assert answer(srv, f"probe {tag()}")["answer"].startswith("echo: probe")
     assert state() == 0 and health_llm()["detail"] == "default=closed"
+
+
+def test_the_history_window_is_bounded_by_bytes(agentd, fake_llm):
+    """AGENTD_HISTORY_MAX_BYTES: a turn sends the model the newest earlier
+    messages that fit (their stored JSON), not the whole session: memory and
+    tokens per turn stay bounded however long the session grows."""
+    srv = agentd(env=dict(fake_llm.env(), AGENTD_HISTORY_MAX_BYTES="1024"))
+    pad = "x" * 150
+    sid = None
+    for i in range(8):
+        sid = answer(srv, f"m{i} {pad}", sid)["session_id"]
+    fake_llm.reset()
+    answer(srv, "last one", sid)
+    sent = fake_llm.stats()["last"]["messages"]
+    assert sent[0]["role"] == "system" and sent[-1] == {"role": "user", "content": "last one"}
+    earlier = [m["content"] for m in sent[1:-1]]
+    # each earlier turn stored ~2 x 200 bytes: only the newest ones fit 1 KiB
+    assert earlier and 2 <= len(earlier) <= 6, earlier
+    assert earlier[-1] == f"echo: m7 {pad}" and earlier[-2] == f"m7 {pad}", earlier
+    assert not any(c.startswith(("m0 ", "echo: m0 ")) for c in earlier), earlier
+    rows = db_query(srv, "SELECT parts FROM messages WHERE session_id = ? ORDER BY seq", sid)
+    assert len(rows) == 18, "the session keeps every message; only the window is cut"
+    window = [p for (p,) in rows[-1 - len(earlier):-1]]
+    assert sum(len(p) + 1 for p in window) <= 1024, window
+
+
+def test_by_default_the_window_holds_the_whole_short_session(agentd, fake_llm):
+    srv = agentd(env=fake_llm.env())
+    sid = None
+    for i in range(5):
+        sid = answer(srv, f"n{i}", sid)["session_id"]
+    sent = fake_llm.stats()["last"]["messages"]
+    assert [m["content"] for m in sent[1:]] == [
+        c for i in range(5) for c in (f"n{i}", f"echo: n{i}")][:-1], sent
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_long_conversation_is_sent_whole_at_every_step(agentd, fake_llm, stream):
+    """Past 16 KB the conversation's text is not copied into the request:
+    the model client reads it in place while the call runs, and the turn
+    appends the next step only once the call is over. Every step of a tool
+    turn on a long session gets the whole conversation, streamed or not."""
+    srv = agentd(env=fake_llm.env())
+    big = "".join(chr(ord("a") + i % 26) for i in range(15000))
+    sid = answer(srv, big)["session_id"]
+    assert answer(srv, "again " + big, sid)["answer"] == "echo: again " + big
+    fake_llm.reset()
+    r = post_chat(srv, '[[tool:search_shopping_catalog {"query": "cookies"}]]', sid,
+                  stream=stream)
+    assert r.status_code == 200, r.text
+    if stream:
+        assert "turn-completed" in r.text and "Tool said: " in r.text, r.text[-500:]
+    else:
+        assert r.json()["answer"].startswith("Tool said: "), r.text
+    st = fake_llm.stats()
+    assert st["requests"] == 2
+    sent = st["last"]["messages"]  # the second step: history, the call, its result
+    contents = [m["content"] for m in sent]
+    assert contents[1:5] == [big, "echo: " + big, "again " + big, "echo: again " + big]
+    assert [m["role"] for m in sent[-3:]] == ["user", "assistant", "tool"], sent[-3:]

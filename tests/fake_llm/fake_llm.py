@@ -188,7 +188,11 @@ class Handler(BaseHTTPRequestHandler):
             STATE.last = {"path": self.path, "authorization": self.headers.get("Authorization"),
                           "model": body.get("model"), "stream": bool(body.get("stream")),
                           "has_tools": bool(body.get("tools")), "tool_choice": body.get("tool_choice"),
-                          "max_tokens": body.get("max_tokens")}
+                          "max_tokens": body.get("max_tokens"),
+                          "messages": [{"role": m.get("role"),
+                                        "content": m.get("content") if isinstance(m.get("content"), str)
+                                        else None}
+                                       for m in body.get("messages") or [] if isinstance(m, dict)]}
         if not isinstance(body.get("messages"), list) or not body.get("model"):
             return self.send_json(400, {"error": {"message": "model and messages are required",
                                                   "type": "invalid_request_error"}})

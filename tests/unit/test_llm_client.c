@@ -215,6 +215,7 @@ struct job {
     const json_t *tools;       /* optional request fields */
     const char *tool_choice;
     int max_tokens;
+    const char *messages_json; /* sent in place of messages when set (kept by the caller) */
 };
 
 static void on_delta(const char *text, size_t len, void *ud)
@@ -253,6 +254,8 @@ static void start_job(void *arg)
         .tools = j->tools,
         .tool_choice = j->tool_choice,
         .max_tokens = j->max_tokens,
+        .messages_json = j->messages_json,
+        .messages_json_len = j->messages_json ? strlen(j->messages_json) : 0,
     };
     j->res->started_ms = clock_mono_ms();
     int rc = llm_call(j->e->llm, j->e->loop, &req, on_delta, on_done, j->res, &j->handle);
@@ -289,7 +292,8 @@ static void call_opt(struct env *e, const char *text, int stream, int64_t deadli
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     struct job j = { e, user_msg(text), stream, deadline_in_ms, cancel_after_ms, r, NULL, NULL,
-                     opt ? opt->tools : NULL, opt ? opt->tool_choice : NULL, opt ? opt->max_tokens : 0 };
+                     opt ? opt->tools : NULL, opt ? opt->tool_choice : NULL, opt ? opt->max_tokens : 0,
+                     opt ? opt->messages_json : NULL };
     assert_int_equal(loop_post(e->loop, start_job, &j), 0);
     if (cancel_after_ms) {
         usleep((useconds_t)cancel_after_ms * 1000);
@@ -659,6 +663,76 @@ static void test_request_body(void **state)
     env_stop(&e);
 }
 
+/* A long conversation's body (over 16 KB) is handed to libcurl through a
+ * read callback, not copied: it arrives whole, streamed or not, and again
+ * on a retry (a new attempt reads it from the start). */
+static void test_large_body(void **state)
+{
+    (void)state;
+    struct env e;
+    env_start(&e, ONE, 0);
+    size_t n = 100 * 1024;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)('a' + i % 26);
+    big[n] = '\0';
+    char *want = NULL;
+    assert_true(asprintf(&want, "echo: %s", big) > 0);
+    struct result r;
+    for (int stream = 0; stream < 2; stream++) {
+        call(&e, big, stream, 10000, 0, &r);
+        assert_int_equal(r.status, 0);
+        assert_string_equal(r.reply->content, want);
+        result_free(&r);
+    }
+    json_decref(admin("POST", "/admin/faults", "{\"faults\":[{\"status\":500,\"times\":1}]}"));
+    call(&e, big, 0, 10000, 0, &r);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.reply->content, want);
+    result_free(&r);
+
+    /* the conversation as text is borrowed, not copied: what follows it
+     * (tools, stream) still arrives, streamed or not */
+    char *conv = NULL;
+    assert_true(asprintf(&conv, "[{\"role\":\"user\",\"content\":\"%s\"}]", big) > 0);
+    json_t *tools = json_pack("[{s:s, s:{s:s, s:s, s:{s:s}}}]", "type", "function", "function",
+                              "name", "get_time", "description", "the time", "parameters", "type",
+                              "object");
+    struct job opt = { .tools = tools, .messages_json = conv };
+    for (int stream = 0; stream < 2; stream++) {
+        call_opt(&e, "unused", stream, 10000, 0, &r, &opt);
+        assert_int_equal(r.status, 0);
+        assert_string_equal(r.reply->content, want);
+        result_free(&r);
+        json_t *s = admin("GET", "/admin/stats", NULL);
+        json_t *last = json_object_get(s, "last");
+        assert_true(json_is_true(json_object_get(last, "has_tools")));
+        assert_int_equal(json_is_true(json_object_get(last, "stream")), stream);
+        json_decref(s);
+    }
+    env_stop(&e);
+
+    /* on fallback the second provider's model goes before the same borrowed
+     * conversation (its head has another length) */
+    env_start(&e, CHAIN, 0);
+    json_decref(admin("POST", "/admin/faults",
+                      "{\"faults\":[{\"status\":500,\"times\":3,\"path\":\"/primary\"}]}"));
+    call_opt(&e, "unused", 0, 10000, 0, &r, &opt);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.reply->content, want);
+    result_free(&r);
+    json_t *st = admin("GET", "/admin/stats", NULL);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(st, "last"), "model")),
+                        "b-model");
+    json_decref(st);
+    env_stop(&e);
+    json_decref(tools);
+    free(conv);
+    free(want);
+    free(big);
+}
+
 /* A call that fails for lack of OUR descriptors (socket() -> EMFILE) is an
  * error for that call, retried as any connect error, but it does not count
  * against the provider's circuit breaker: with a threshold of 1 the breaker
@@ -816,6 +890,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_non_streaming),
         cmocka_unit_test(test_request_body),
+        cmocka_unit_test(test_large_body),
         cmocka_unit_test(test_streaming),
         cmocka_unit_test(test_429_then_success),
         cmocka_unit_test(test_500_fallback),
