@@ -36,7 +36,6 @@
 #include <event2/event.h>
 
 #define HISTORY_MAX 200 /* messages of a session sent to the model */
-#define CONV_SLACK 4096 /* reserved past the history for this turn's steps */
 /* A turn waiting for its session polls the claim with this backoff. */
 #define WAIT_FIRST_MS 50
 #define WAIT_MAX_MS 100
@@ -245,6 +244,9 @@ static int conv_add(struct turn *t, const char *text, const json_t *json)
             t->conv.data[--t->conv.len] = '\0';
             t->conv_closed = 0;
         }
+        size_t n = strlen(text) + 1;
+        if (t->conv.len + n + 1 > t->conv.cap) /* grow by an eighth, not by doubling */
+            buf_reserve(&t->conv, n + t->conv.len / 8);
         buf_puts(&t->conv, ",");
         buf_puts(&t->conv, text);
         free(own);
@@ -779,8 +781,8 @@ int turn_load_history(struct store *st, struct turn *t, size_t keep)
     /* never start the window on a tool result: its call would be missing */
     while (from + keep < n && strcmp(v[from].role, "tool") == 0)
         from++;
-    if (t->conv_text) /* the window, and room for this turn's own steps */
-        buf_reserve(&t->conv, bytes + kept + CONV_SLACK);
+    if (t->conv_text) /* the window, and an eighth more for this turn's steps */
+        buf_reserve(&t->conv, (bytes + kept) + (t->conv.len + bytes + kept) / 8);
     for (size_t i = from; rc == 0 && i < n; i++)
         rc = conv_add(t, v[i].parts, NULL);
     store_message_list_free(v, n);
