@@ -140,6 +140,40 @@ def test_kill9_during_a_model_call_resumes_the_turn(agentd, fake_llm, tmp_path):
     assert ok(srv, "thanks " + tag(), sid)["answer"].startswith("echo: thanks")
 
 
+def test_a_resumed_turn_keeps_its_own_steps_whatever_the_history_window(agentd, fake_llm,
+                                                                         tmp_path):
+    """With a small AGENTD_HISTORY_MAX_BYTES the earlier history is cut, but
+    a resumed turn always sends its own steps — its user message, the tool
+    call, the catalog result (over the window by itself) — to the model."""
+    env = dict(fake_llm.env(), AGENTD_HISTORY_MAX_BYTES="1024")
+    victim = Server(env=env, workdir=tmp_path / "victim")
+    victim.start()
+    try:
+        sid = None
+        for i in range(4):
+            sid = ok(victim, f"earlier {i} " + "y" * 300, sid)["session_id"]
+        fake_llm.reset()
+        fake_llm.faults({"latency_ms": 1}, {"hang": True, "seconds": 60})
+        msg = '[[tool:search_shopping_catalog {"query": "cookies"}]] find ' + tag()
+        box = post_in_background(victim, msg, sid)
+        wait_for(lambda: fake_llm.stats()["requests"] >= 2, 10 * SLOW, "the second model call")
+        turn_id = running_turn(victim, sid)
+        victim.send_signal(signal.SIGKILL)
+        assert victim.wait(5) == -signal.SIGKILL
+        box["thread"].join(5)
+    finally:
+        victim.kill()
+    fake_llm.reset()
+    srv = agentd(env=dict(env, AGENTD_DATA_DIR=victim.data_dir))
+    done = wait_for(lambda: terminal(srv, sid, turn_id), 10 * SLOW, "the resumed turn ends")
+    assert done["type"] == "turn-completed" and done["data"]["resumed"] is True, done
+    sent = fake_llm.stats()["last"]["messages"]
+    assert [m["role"] for m in sent[-3:]] == ["user", "assistant", "tool"], sent
+    assert sent[-3]["content"] == msg
+    assert len(sent[-1]["content"]) > 1024, sent[-1]  # the result alone is over the window
+    assert not any((m["content"] or "").startswith("earlier 0 ") for m in sent), sent
+
+
 def test_kill9_between_a_tool_effect_and_its_checkpoint_applies_it_once(agentd, fake_llm,
                                                                           tmp_path):
     victim = Server(env=fake_llm.env(), workdir=tmp_path / "victim")
