@@ -508,6 +508,8 @@ static int claim_abandoned(const struct shop *sh, const struct checkout *c, int6
     int64_t age_ms = (now_s - (k->key ? k->at : c->updated_at)) * 1000;
     if (!k->by)
         return age_ms > COMPLETION_LEASE_MS; /* its process is not known */
+    if (sh->instance && strcmp(k->by, sh->instance) == 0) /* ours: an abort that failed */
+        return age_ms > COMPLETION_LEASE_MS;
     return instance_orphaned(sh->instance ? sh->instance : "", k->by, age_ms, COMPLETION_LEASE_MS,
                              sh->lock_dir ? instance_lock_probe : NULL, sh->lock_dir,
                              instance_pid_dead);

@@ -68,8 +68,8 @@ int shop_checkout_cancel(struct shop *sh, const char *owner, const char *id,
  * *order_out is the order (order_free()). A checkout some process left
  * complete_in_progress when it died is carried on by the next call (with
  * the first authorization's key); while that process lives (or, when it
- * cannot be known dead, for 2 minutes) a call gets 409
- * complete_in_progress. */
+ * cannot be known dead — another host, or this process after an abort
+ * that failed — for 2 minutes) a call gets 409 complete_in_progress. */
 int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
                            const json_t *payment_data, struct checkout **out,
                            struct order **order_out, int *declined, struct checkout_err *e);

@@ -671,6 +671,24 @@ static void test_complete_waits_for_a_live_claim_then_its_lease(void **state)
     assert_true(stored_claim(c, fresh));
     assert_int_equal(stock_of(c, "BISC-001"), before);
 
+    /* our own claim (an abort that failed) waits for the lease too */
+    char *own = ready_checkout(c, "alice", 1), *own_old = ready_checkout(c, "alice", 1);
+    crash_after_begin_as(c, own, "idem:k0", "testhost@ns/1/aaaaaa", (int64_t)time(NULL));
+    crash_after_begin_as(c, own_old, "idem:k9", "testhost@ns/1/aaaaaa",
+                         (int64_t)time(NULL) - 121);
+    struct done o1 = complete(c, "alice", own, NULL, PAYMENT_MOCK_TOKEN_SUCCESS);
+    assert_int_equal(o1.rc, AGENTD_ECONFLICT);
+    assert_string_equal(o1.e.code, "complete_in_progress");
+    struct done o2 = complete(c, "alice", own_old, NULL, PAYMENT_MOCK_TOKEN_SUCCESS);
+    if (o2.rc)
+        fail_msg("own claim after the lease: %d %s: %s", o2.rc, o2.e.code, o2.e.msg);
+    assert_int_equal(o2.co->status, CHECKOUT_COMPLETED);
+    done_free(&o1);
+    done_free(&o2);
+    free(own);
+    free(own_old);
+    before -= 1;
+
     char *stale = ready_checkout(c, "alice", 1);
     crash_after_begin_as(c, stale, "idem:k2", "otherhost@ns/1/cccccc",
                          (int64_t)time(NULL) - 121);
