@@ -677,7 +677,7 @@ static void llm_step(struct turn *t)
                            conv_add reopens it */
         if (!t->conv_closed)
             buf_puts(&t->conv, "]");
-        t->conv_closed = 1;
+        t->conv_closed = !t->conv.oom; /* an append that failed added nothing */
         if (t->conv.oom) {
             fail(t, AGENTD_ENOMEM, 503, "busy", "out of memory");
             finish(t);
