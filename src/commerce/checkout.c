@@ -640,7 +640,11 @@ int checkout_claim_set(struct checkout *c, const char *key, const char *by, int6
                        struct checkout_err *e)
 {
     int rc = checkout_op_key_check(key, e);
-    if (rc == 0 && by && checkout_op_key_check(by, NULL))
+    size_t bl = by ? strlen(by) : 0;
+    for (size_t i = 0; rc == 0 && by && i < bl; i++)
+        if ((unsigned char)by[i] < 0x20 || (unsigned char)by[i] == 0x7f)
+            bl = 0;
+    if (rc == 0 && by && (bl == 0 || bl > CHECKOUT_CLAIM_BY_MAX))
         rc = checkout_fail(e, AGENTD_EINVAL, "invalid", NULL, "bad instance id");
     if (rc)
         return rc;

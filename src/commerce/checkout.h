@@ -133,8 +133,8 @@ int checkout_op_key_has(const struct checkout *c, const char *key);
  * dropped. A key already there is not added twice. 0, AGENTD_EINVAL (see
  * checkout_op_key_check) or AGENTD_ENOMEM; c unchanged on error. */
 int checkout_op_key_add(struct checkout *c, const char *key, struct checkout_err *e);
-/* Sets c->completing (key: an operation key; by: NULL or up to
- * CHECKOUT_OP_KEY_MAX bytes of printable text). 0, AGENTD_EINVAL or
+/* Sets c->completing (key: an operation key; by: NULL or 1 to
+ * CHECKOUT_CLAIM_BY_MAX bytes without control characters). 0, AGENTD_EINVAL or
  * AGENTD_ENOMEM; c unchanged on error. */
 int checkout_claim_set(struct checkout *c, const char *key, const char *by, int64_t at,
                        struct checkout_err *e);

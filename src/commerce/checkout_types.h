@@ -27,6 +27,7 @@
 #define CHECKOUT_DEFAULT_TTL 21600   /* seconds; UCP's default is 6 hours */
 #define CHECKOUT_OP_KEYS_MAX 32      /* operation keys remembered per checkout */
 #define CHECKOUT_OP_KEY_MAX 128      /* bytes per operation key */
+#define CHECKOUT_CLAIM_BY_MAX 255    /* bytes of a completion claim's instance id */
 
 enum checkout_status {
     CHECKOUT_INCOMPLETE = 0,

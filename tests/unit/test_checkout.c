@@ -940,6 +940,13 @@ static void test_completion_claim(void **state)
     /* bad keys and ids are refused and change nothing */
     assert_int_equal(checkout_claim_set(c, "", "host", 1, &e), AGENTD_EINVAL);
     assert_int_equal(checkout_claim_set(c, "k", "a\nb", 1, &e), AGENTD_EINVAL);
+    char longby[CHECKOUT_CLAIM_BY_MAX + 2];
+    memset(longby, 'h', sizeof longby - 1);
+    longby[sizeof longby - 1] = '\0';
+    assert_int_equal(checkout_claim_set(c, "k", longby, 1, &e), AGENTD_EINVAL);
+    longby[CHECKOUT_CLAIM_BY_MAX] = '\0'; /* a long host name's instance id is fine */
+    assert_int_equal(checkout_claim_set(c, "k", longby, 1, &e), 0);
+    assert_int_equal(checkout_claim_set(c, "idem:k1", "host@ns/7/abc", 1700000000, &e), 0);
     assert_string_equal(c->completing.key, "idem:k1");
     assert_string_equal(c->completing.by, "host@ns/7/abc");
     assert_int_equal(c->completing.at, 1700000000);
