@@ -263,18 +263,43 @@ static int conv_add(struct turn *t, const char *text, const json_t *json)
 
 /* ---- steps: checkpoint + message + events, one transaction (worker) ---- */
 
-static int record(struct store *st, struct turn *t, const char *kind, const json_t *msg,
-                  struct evs *e)
+/* A model step's usage, written with its reply (record_step). */
+struct step_usage {
+    const char *model;
+    const struct store_usage *u;
+    int interrupted; /* out: a newer message asked the turn to stop; nothing recorded */
+};
+
+/* Records a step; with su, in the same transaction as the model call's
+ * usage and heartbeat (store_turn_step_record). */
+static int record_step(struct store *st, struct turn *t, const char *kind, const json_t *msg,
+                       struct evs *e, struct step_usage *su)
 {
     char *text = json_dumps(msg, JSON_COMPACT);
-    if (!text)
+    if (!text) {
+        if (su) /* the call is paid for all the same */
+            store_turn_step(st, t->turn_id, t->owner, su->model, su->u, NULL);
         return AGENTD_ENOMEM;
+    }
     struct store_checkpoint cp = { .turn_id = t->turn_id, .step = t->cp_step, .kind = (char *)kind,
                                    .payload = text };
     struct store_message m = { .session_id = t->session_id,
                                .role = (char *)json_string_value(json_object_get(msg, "role")),
                                .parts = text };
-    int rc = store_turn_record(st, &cp, &m, e ? e->v : NULL, e ? e->n : 0);
+    int rc, intr = 0;
+    if (su) {
+        rc = store_turn_step_record(st, t->turn_id, t->owner, su->model, su->u, &intr, &cp, &m,
+                                    e ? e->v : NULL, e ? e->n : 0);
+        if (rc == AGENTD_ENOTFOUND)
+            rc = AGENTD_ECONFLICT; /* its row is gone (the session was deleted) */
+        if (rc == 0 && intr) {
+            su->interrupted = 1;
+            free(text);
+            return 0;
+        }
+    } else {
+        rc = store_turn_record(st, &cp, &m, e ? e->v : NULL, e ? e->n : 0);
+    }
     if (rc == AGENTD_EEXIST)
         rc = AGENTD_ECONFLICT; /* someone else wrote this step: the turn is not ours */
     if (rc == 0)
@@ -290,6 +315,12 @@ static int record(struct store *st, struct turn *t, const char *kind, const json
         fail(t, rc, 409, "turn_interrupted", "the turn lost its claim on the session");
     }
     return rc;
+}
+
+static int record(struct store *st, struct turn *t, const char *kind, const json_t *msg,
+                  struct evs *e)
+{
+    return record_step(st, t, kind, msg, e, NULL);
 }
 
 /* The session remembers its checkout as soon as a tool made one, so a turn
@@ -496,23 +527,6 @@ static int op_step(struct store *st, void *arg)
     t->prompt_tokens += u.prompt_tokens;
     t->completion_tokens += u.completion_tokens;
     t->cost_usd += u.cost_usd;
-    /* The step boundary, one transaction: the call's usage (kept whatever
-     * happens next), the claim's heartbeat, and whether a newer message
-     * asked this turn to stop. An interrupted turn drops this reply
-     * unsaved, so the history never holds a tool call without its result. */
-    int intr = 0;
-    int rc = store_turn_step(st, t->turn_id, t->owner, r->model ? r->model : "", &u, &intr);
-    if (rc == AGENTD_ENOTFOUND)
-        rc = AGENTD_ECONFLICT; /* its row is gone (the session was deleted) */
-    if (rc == AGENTD_ECONFLICT || (rc == 0 && intr)) {
-        t->interrupted = 1;
-        fail(t, AGENTD_ECONFLICT, 409, "turn_interrupted",
-             rc ? "the turn lost its claim on the session" :
-                  "a newer message on this session interrupted this turn");
-        return AGENTD_ECONFLICT;
-    }
-    if (rc)
-        return rc;
     json_t *msg = json_pack("{s:s}", "role", "assistant");
     json_object_set_new(msg, "content", r->content ? json_string(r->content) : json_null());
     int has_tools = r->tool_calls && json_array_size(r->tool_calls);
@@ -532,7 +546,6 @@ static int op_step(struct store *st, void *arg)
         evs_add(&e, t, "text-delta", json_pack("{s:s,s:i,s:b}", "text", r->content, "step",
                                                t->step, "reset", t->resumed && !t->said));
     }
-    t->said = 1;
     size_t i;
     json_t *call;
     json_array_foreach(has_tools ? r->tool_calls : NULL, i, call) {
@@ -542,12 +555,29 @@ static int op_step(struct store *st, void *arg)
                           "name", json_string_value(json_object_get(fn, "name")), "arguments",
                           json_string_value(json_object_get(fn, "arguments"))));
     }
+    /* The step boundary, one transaction: the call's usage (kept whatever
+     * happens next), the claim's heartbeat, whether a newer message asked
+     * this turn to stop, and — unless it did — the reply. An interrupted
+     * turn drops this reply unsaved, so the history never holds a tool call
+     * without its result. */
     int64_t reply_step = t->cp_step;
-    rc = record(st, t, "llm_reply", msg, &e);
+    struct step_usage su = { .model = r->model ? r->model : "", .u = &u };
+    int rc = AGENTD_ENOMEM;
+    if (msg)
+        rc = record_step(st, t, "llm_reply", msg, &e, &su);
+    else /* the call is paid for all the same */
+        store_turn_step(st, t->turn_id, t->owner, su.model, &u, NULL);
     evs_clear(&e);
     json_decref(msg);
+    if (su.interrupted) {
+        t->interrupted = 1;
+        fail(t, AGENTD_ECONFLICT, 409, "turn_interrupted",
+             "a newer message on this session interrupted this turn");
+        return AGENTD_ECONFLICT;
+    }
     if (rc)
         return rc;
+    t->said = 1;
     rc = turn_run_tools(st, t, r->tool_calls, reply_step, 0);
     if (rc == 0 && has_tools)
         rc = check_daily(st, t);

@@ -57,6 +57,10 @@ struct store_backend {
                      const struct store_usage *u);
     int (*turn_step)(void *b, const char *turn_id, const char *principal, const char *model,
                      const struct store_usage *u, int *interrupt);
+    int (*turn_step_record)(void *b, const char *turn_id, const char *principal,
+                            const char *model, const struct store_usage *u, int *interrupt,
+                            struct store_checkpoint *c, struct store_message *m,
+                            struct store_event *ev, size_t nev);
     int (*usage_day)(void *b, const char *principal, int64_t day, struct store_usage *out);
     int (*usage_session)(void *b, const char *session_id, struct store_usage *out);
     int (*checkout_create)(void *b, struct store_checkout *c);

@@ -46,6 +46,9 @@
     X(BEGIN_IMMEDIATE, "BEGIN IMMEDIATE")                                                      \
     X(COMMIT, "COMMIT")                                                                        \
     X(ROLLBACK, "ROLLBACK")                                                                    \
+    X(SAVEPOINT, "SAVEPOINT step")                                                             \
+    X(RELEASE, "RELEASE step")                                                                 \
+    X(ROLLBACK_TO, "ROLLBACK TO step")                                                         \
     X(PING, "SELECT count(*) FROM meta")                                                       \
     X(META_GET, "SELECT value FROM meta WHERE key = ?1")                                       \
     X(META_SET, "INSERT INTO meta(key, value) VALUES(?1, ?2) "                                 \
@@ -1375,22 +1378,15 @@ static int turn_in_session(struct sq *q, const char *turn_id, const char *sessio
     return rc == AGENTD_ENOTFOUND ? AGENTD_EINVAL : rc;
 }
 
-/* One step, all or nothing. The checkpoint goes first: a replayed step
- * answers AGENTD_EEXIST whatever became of the turn since. */
-static int sq_turn_record(void *b, struct store_checkpoint *cp, struct store_message *m,
-                          struct store_event *ev, size_t nev)
+/* One step's writes inside the writer's transaction. The checkpoint goes
+ * first: a replayed step answers AGENTD_EEXIST whatever became of the turn
+ * since. Fills *mseq and seq[] (nev). */
+static int turn_record_tx(struct sq *q, const struct store_checkpoint *cp,
+                          const struct store_message *m, const struct store_event *ev, size_t nev,
+                          int64_t now, int64_t *mseq, int64_t *seq)
 {
-    struct sq *q = b;
-    int64_t now = now_ms(q), one, flag, mseq = 0;
-    int64_t *seq = nev ? calloc(nev, sizeof *seq) : NULL;
-    if (nev && !seq)
-        return AGENTD_ENOMEM;
-    int rc = writer_begin(q);
-    if (rc) {
-        free(seq);
-        return rc;
-    }
-    rc = run(&q->writer, ST_TURN_LIVE, &one, NULL, "ti", cp->turn_id, now);
+    int64_t one, flag;
+    int rc = run(&q->writer, ST_TURN_LIVE, &one, NULL, "ti", cp->turn_id, now);
     if (rc == 0)
         rc = run(&q->writer, ST_CHECKPOINT_INSERT, NULL, NULL, "titti", cp->turn_id, cp->step,
                  cp->kind, cp->payload, now);
@@ -1410,22 +1406,47 @@ static int sq_turn_record(void *b, struct store_checkpoint *cp, struct store_mes
         if (rc == 0 && !changed)
             rc = AGENTD_ENOTFOUND;
         if (rc == 0)
-            rc = run(&q->writer, ST_MESSAGE_INSERT, &mseq, NULL, "ttti", m->session_id, m->role,
+            rc = run(&q->writer, ST_MESSAGE_INSERT, mseq, NULL, "ttti", m->session_id, m->role,
                      m->parts, now);
     }
     if (rc == 0)
-        rc = events_insert(q, ev, nev, now, seq);
-    if ((rc = writer_end(q, rc)) == 0) {
-        cp->created_at = now;
-        if (m) {
-            m->seq = mseq;
-            m->created_at = now;
-        }
-        for (size_t i = 0; i < nev; i++) {
-            ev[i].seq = seq[i];
-            ev[i].created_at = now;
-        }
+        rc = events_insert(q, (struct store_event *)ev, nev, now, seq);
+    return rc;
+}
+
+/* What a written step hands back: times and sequence numbers. */
+static void turn_record_filled(struct store_checkpoint *cp, struct store_message *m,
+                               struct store_event *ev, size_t nev, int64_t now, int64_t mseq,
+                               const int64_t *seq)
+{
+    cp->created_at = now;
+    if (m) {
+        m->seq = mseq;
+        m->created_at = now;
     }
+    for (size_t i = 0; i < nev; i++) {
+        ev[i].seq = seq[i];
+        ev[i].created_at = now;
+    }
+}
+
+/* One step, all or nothing. */
+static int sq_turn_record(void *b, struct store_checkpoint *cp, struct store_message *m,
+                          struct store_event *ev, size_t nev)
+{
+    struct sq *q = b;
+    int64_t now = now_ms(q), mseq = 0;
+    int64_t *seq = nev ? calloc(nev, sizeof *seq) : NULL;
+    if (nev && !seq)
+        return AGENTD_ENOMEM;
+    int rc = writer_begin(q);
+    if (rc) {
+        free(seq);
+        return rc;
+    }
+    rc = turn_record_tx(q, cp, m, ev, nev, now, &mseq, seq);
+    if ((rc = writer_end(q, rc)) == 0)
+        turn_record_filled(cp, m, ev, nev, now, mseq, seq);
     free(seq);
     return rc;
 }
@@ -1513,6 +1534,52 @@ static int sq_turn_step(void *b, const char *turn_id, const char *principal, con
     if (interrupt)
         *interrupt = flag != 0;
     return 0;
+}
+
+/* sq_turn_step, then the step's record in the same transaction — unless
+ * the turn no longer runs or is asked to stop. The record sits in a
+ * savepoint: if it fails the usage still commits. */
+static int sq_turn_step_record(void *b, const char *turn_id, const char *principal,
+                               const char *model, const struct store_usage *u, int *interrupt,
+                               struct store_checkpoint *cp, struct store_message *m,
+                               struct store_event *ev, size_t nev)
+{
+    struct sq *q = b;
+    int64_t now = now_ms(q), flag = 0, mseq = 0;
+    int64_t *seq = nev ? calloc(nev, sizeof *seq) : NULL;
+    if (nev && !seq)
+        return AGENTD_ENOMEM;
+    int running = 1, rec = AGENTD_ECONFLICT; /* not written */
+    int rc = writer_begin(q);
+    if (rc) {
+        free(seq);
+        return rc;
+    }
+    rc = usage_add_tx(q, turn_id, principal, model, u, now);
+    if (rc == 0) {
+        rc = run(&q->writer, ST_TURN_HEARTBEAT, &flag, NULL, "ti", turn_id, now);
+        if (rc == AGENTD_ENOTFOUND) {
+            running = 0;
+            rc = 0;
+        }
+    }
+    if (rc == 0 && running && !flag && (rc = run(&q->writer, ST_SAVEPOINT, NULL, NULL, "")) == 0) {
+        rec = turn_record_tx(q, cp, m, ev, nev, now, &mseq, seq);
+        if (rec)
+            rc = run(&q->writer, ST_ROLLBACK_TO, NULL, NULL, "");
+        if (rc == 0)
+            rc = run(&q->writer, ST_RELEASE, NULL, NULL, "");
+    }
+    if ((rc = writer_end(q, rc)) == 0 && running && !flag && rec == 0)
+        turn_record_filled(cp, m, ev, nev, now, mseq, seq);
+    free(seq);
+    if (rc)
+        return rc;
+    if (!running)
+        return AGENTD_ECONFLICT;
+    if (interrupt)
+        *interrupt = flag != 0;
+    return flag ? 0 : rec;
 }
 
 static int row_usage(sqlite3_stmt *st, void *item)
@@ -1889,6 +1956,7 @@ const struct store_backend store_backend_sqlite = {
     .turn_record = sq_turn_record,
     .usage_add = sq_usage_add,
     .turn_step = sq_turn_step,
+    .turn_step_record = sq_turn_step_record,
     .turn_finish_events = sq_turn_finish_events,
     .usage_day = sq_usage_day,
     .usage_session = sq_usage_session,

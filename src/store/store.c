@@ -34,7 +34,7 @@
     X(turn_get, R) X(turn_list_unfinished, R) X(checkpoint_put, W)                     \
     X(checkpoint_list, R) X(event_append, W) X(event_list, R) X(turn_record, W)        \
     X(usage_add, W) X(usage_day, R) X(usage_session, R)                                \
-    X(turn_step, W) X(turn_finish_events, W)                                           \
+    X(turn_step, W) X(turn_step_record, W) X(turn_finish_events, W)                    \
     X(checkout_create, W) X(checkout_get, R)                                           \
     X(checkout_update, W) X(order_create, W) X(order_get, R) X(idem_begin, W)          \
     X(idem_finish, W) X(idem_abandon, W) X(audit_append, W) X(audit_list, R)            \
@@ -470,6 +470,18 @@ int store_turn_step(struct store *s, const char *turn_id, const char *principal,
 {
     REQUIRE(s, turn_step, turn_id && principal && usage_ok(u));
     CALL(s, turn_step, turn_id, principal, model ? model : "", u, interrupt);
+}
+
+int store_turn_step_record(struct store *s, const char *turn_id, const char *principal,
+                           const char *model, const struct store_usage *u, int *interrupt,
+                           struct store_checkpoint *c, struct store_message *m,
+                           struct store_event *ev, size_t nev)
+{
+    REQUIRE(s, turn_step_record,
+            turn_id && principal && usage_ok(u) && checkpoint_ok(c) &&
+                strcmp(c->turn_id, turn_id) == 0 &&
+                (!m || (m->session_id && nonempty(m->role) && m->parts)) && events_ok(ev, nev));
+    CALL(s, turn_step_record, turn_id, principal, model ? model : "", u, interrupt, c, m, ev, nev);
 }
 
 int store_usage_day(struct store *s, const char *principal, int64_t day, struct store_usage *out)

@@ -329,6 +329,18 @@ int store_usage_add(struct store *s, const char *turn_id, const char *principal,
  * call returns 0. */
 int store_turn_step(struct store *s, const char *turn_id, const char *principal,
                     const char *model, const struct store_usage *u, int *interrupt);
+/* store_turn_step, then — only if the turn still runs and no interrupt is
+ * marked — store_turn_record(c, m, ev, nev), in one transaction: a model
+ * step's bookkeeping and its reply, one commit. c->turn_id must be
+ * turn_id. The usage is kept whatever becomes of the record (it sits in a
+ * savepoint). Returns: AGENTD_ECONFLICT if the turn no longer runs (usage
+ * kept, nothing recorded); 0 with *interrupt = 1 if it is asked to stop
+ * (nothing recorded); else store_turn_record's result (0: the step is
+ * written and c, m, ev are filled). */
+int store_turn_step_record(struct store *s, const char *turn_id, const char *principal,
+                           const char *model, const struct store_usage *u, int *interrupt,
+                           struct store_checkpoint *c, struct store_message *m,
+                           struct store_event *ev, size_t nev);
 /* A principal's totals over every model for one UTC day (day = Unix ms /
  * 86 400 000); all zero when nothing was used. */
 int store_usage_day(struct store *s, const char *principal, int64_t day, struct store_usage *out);

@@ -1237,6 +1237,75 @@ static void test_usage_sums_per_turn_session_and_day(void **state)
 
 /* ---- folded writes: a model call's bookkeeping, a turn's last events ---- */
 
+/* A model step and its reply in one transaction: written when the turn
+ * runs; when it is asked to stop, or no longer runs, or the record fails,
+ * nothing of the reply is written but the usage always is. */
+static void test_turn_step_record(void **state)
+{
+    struct ctx *c = *state;
+    make_session(c->s, "s1");
+    struct store_turn t = { .id = "t1", .session_id = "s1" };
+    assert_ok(store_turn_begin(c->s, &t, 0));
+    struct store_usage a = { 10, 5, 0.25, 1 };
+    struct store_checkpoint cp = { .turn_id = "t1", .step = 1, .kind = "llm_reply",
+                                   .payload = "{\"role\":\"assistant\",\"content\":\"hi\"}" };
+    struct store_message m = { .session_id = "s1", .role = "assistant", .parts = cp.payload };
+    struct store_event ev = { .session_id = "s1", .turn_id = "t1", .type = "text-delta",
+                              .data = "{\"text\":\"hi\"}" };
+    int intr = -1;
+    assert_ok(store_turn_step_record(c->s, "t1", "alice", "gpt", &a, &intr, &cp, &m, &ev, 1));
+    assert_int_equal(intr, 0);
+    assert_int_equal(m.seq, 1);
+    assert_true(ev.seq >= 1);
+    struct store_message *msgs = NULL;
+    size_t n = 0;
+    assert_ok(store_message_list(c->s, "s1", 0, 0, &msgs, &n));
+    assert_int_equal(n, 1);
+    store_message_list_free(msgs, n);
+    struct store_usage u;
+    assert_ok(store_usage_session(c->s, "s1", &u));
+    assert_usage(&u, 10, 5, 0.25, 1);
+
+    /* the same step again: the record fails (EEXIST), the usage stays */
+    assert_int_equal(store_turn_step_record(c->s, "t1", "alice", "gpt", &a, &intr, &cp, &m, &ev, 1),
+                     AGENTD_EEXIST);
+    assert_ok(store_usage_session(c->s, "s1", &u));
+    assert_usage(&u, 20, 10, 0.5, 2);
+    assert_ok(store_message_list(c->s, "s1", 0, 0, &msgs, &n));
+    assert_int_equal(n, 1);
+    store_message_list_free(msgs, n);
+
+    /* asked to stop: 0 with the mark, nothing recorded, usage kept */
+    assert_ok(store_turn_interrupt(c->s, "s1"));
+    cp.step = 2;
+    intr = 0;
+    assert_ok(store_turn_step_record(c->s, "t1", "alice", "gpt", &a, &intr, &cp, &m, &ev, 1));
+    assert_int_equal(intr, 1);
+    assert_ok(store_message_list(c->s, "s1", 0, 0, &msgs, &n));
+    assert_int_equal(n, 1);
+    store_message_list_free(msgs, n);
+    struct store_checkpoint *cps = NULL;
+    assert_ok(store_checkpoint_list(c->s, "t1", &cps, &n));
+    assert_int_equal(n, 1);
+    store_checkpoint_list_free(cps, n);
+
+    /* no longer running: AGENTD_ECONFLICT, usage kept, nothing recorded */
+    assert_ok(store_turn_finish(c->s, "t1", "failed"));
+    cp.step = 3;
+    assert_int_equal(store_turn_step_record(c->s, "t1", "alice", "gpt", &a, &intr, &cp, &m, &ev, 1),
+                     AGENTD_ECONFLICT);
+    assert_ok(store_usage_session(c->s, "s1", &u));
+    assert_usage(&u, 40, 20, 1.0, 4);
+    assert_ok(store_checkpoint_list(c->s, "t1", &cps, &n));
+    assert_int_equal(n, 1);
+    store_checkpoint_list_free(cps, n);
+
+    /* a checkpoint of another turn is refused before anything */
+    cp.turn_id = "other";
+    assert_int_equal(store_turn_step_record(c->s, "t1", "alice", "gpt", &a, &intr, &cp, &m, &ev, 1),
+                     AGENTD_EINVAL);
+}
+
 static void test_turn_step_adds_usage_and_heartbeats(void **state)
 {
     struct ctx *c = *state;
@@ -2288,6 +2357,7 @@ int main(void)
         T(test_events_go_with_their_session),
         T(test_usage_sums_per_turn_session_and_day),
         T(test_turn_step_adds_usage_and_heartbeats),
+        T(test_turn_step_record),
         T(test_turn_finish_events_is_one_transaction),
         T(test_usage_days_are_purged_after_400),
         T(test_events_and_usage_survive_reopen),
