@@ -421,3 +421,53 @@ def test_a_live_replica_takes_over_the_turns_of_one_that_died(agentd, fake_llm, 
     assert done["type"] == "turn-completed" and done["data"]["resumed"] is True, done
     assert lines(done["data"]["checkout"]) == [("BISC-001", 2), ("STRAW-001", 1)]
     assert survivor.wait_log(lambda l: "resuming turn " + turn_id in l.get("msg", ""), timeout=1)
+
+
+def test_an_agent_payment_cut_mid_completion_is_finished_by_the_resumed_turn(agentd, tmp_path):
+    """The built-in model's `pay` turn dies inside complete_checkout, after
+    the checkout moved to complete_in_progress and before the payment
+    (AGENTD_FAILPOINT=complete_in_progress). The next start resumes the
+    turn: the tool call is replayed under its operation key, the completion
+    carries on under the same authorization key — one order, stock taken
+    once — and the turn answers with it."""
+    pay = {"a2a.ucp.checkout.payment_data": {
+        "handler_id": "mock_payment_handler", "credential": {"type": "token",
+                                                              "token": "success_token"}}}
+    setup = Server(workdir=tmp_path / "v")
+    setup.start()
+    try:
+        sid = ok(setup, "add 2 BISC-001")["session_id"]
+        ok(setup, "ship to Jane Doe, 1 Main St, Springfield, IL 62701, US, jane@example.com", sid)
+        co = ok(setup, "standard shipping", sid)["checkout"]
+        assert co["status"] == "ready_for_complete", co.get("messages")
+        stock0 = db_query(setup, "SELECT quantity FROM stock WHERE product_id = 'BISC-001'")[0][0]
+    finally:
+        setup.stop()
+    victim = Server(env={"AGENTD_FAILPOINT": "complete_in_progress",
+                         "AGENTD_DATA_DIR": setup.data_dir}, workdir=tmp_path / "v2")
+    victim.start()
+    try:
+        r = None
+        try:
+            r = victim.request("POST", "/chat", json={"message": "pay", "session_id": sid,
+                                                      "data": pay}, timeout=10 * SLOW)
+        except requests.RequestException:
+            pass
+        assert r is None, r.text
+        assert victim.wait(10 * SLOW) == 86
+    finally:
+        victim.kill()
+    assert db_query(setup, "SELECT status FROM checkouts WHERE id = ?", co["id"]) == \
+        [("complete_in_progress",)]
+    turn_id = running_turn(setup, sid)
+    assert turn_id
+
+    srv = agentd(env={"AGENTD_DATA_DIR": setup.data_dir})
+    done = wait_for(lambda: terminal(srv, sid, turn_id), 10 * SLOW, "the resumed turn ends")
+    assert done["type"] == "turn-completed" and done["data"]["resumed"] is True, done
+    order = done["data"]["checkout"]["order"]["id"]
+    assert order in done["data"]["answer"], done["data"]["answer"]
+    assert db_query(setup, "SELECT count(*) FROM orders WHERE checkout_id = ?", co["id"]) == [(1,)]
+    stock1 = db_query(setup, "SELECT quantity FROM stock WHERE product_id = 'BISC-001'")[0][0]
+    assert stock1 == stock0 - 2
+    assert recoveries(srv, "turn_resumed") == 1
