@@ -476,17 +476,26 @@ int shop_checkout_add_item(struct shop *sh, const char *owner, const char *id,
     return shop_checkout_add_item_key(sh, owner, id, NULL, product_id, quantity, out, NULL, e);
 }
 
+static int claim_abandoned(const struct shop *sh, const struct checkout *c, int64_t now_s);
+
+/* Not while a live process completes the checkout: it may have authorized
+ * the payment already, and a cancel then would leave an authorization
+ * without an order. One whose process died may be canceled. */
 static int edit_cancel(struct checkout *c, const struct shop_rules *r, void *arg,
                        struct checkout_err *e)
 {
-    (void)arg;
+    const struct shop *sh = arg;
+    if (c->status == CHECKOUT_COMPLETE_IN_PROGRESS && !claim_abandoned(sh, c, r->now))
+        return checkout_fail(e, AGENTD_ECONFLICT, "complete_in_progress", NULL,
+                             "checkout %.64s is being completed; cancel it if that fails",
+                             c->id);
     return checkout_cancel(c, r, e);
 }
 
 int shop_checkout_cancel(struct shop *sh, const char *owner, const char *id,
                          struct checkout **out, struct checkout_err *e)
 {
-    return shop_checkout_edit(sh, owner, id, edit_cancel, NULL, out, e);
+    return shop_checkout_edit(sh, owner, id, edit_cancel, sh, out, e);
 }
 
 /* ---- completion ---- */

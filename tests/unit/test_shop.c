@@ -733,6 +733,35 @@ static void test_complete_taken_over_then_declined(void **state)
     free(id);
 }
 
+/* Cancel waits for a live completion (it may have authorized the payment)
+ * but takes one whose process died. */
+static void test_cancel_during_a_completion(void **state)
+{
+    struct ctx *c = *state;
+    assert_ok(shop_set_instance(c->sh, "testhost@ns/1/aaaaaa", NULL));
+    char *live = ready_checkout(c, "alice", 1), *gone = ready_checkout(c, "alice", 1);
+    crash_after_begin_as(c, live, "idem:c1", "otherhost@ns/1/cccccc", (int64_t)time(NULL));
+    crash_after_begin_as(c, gone, "idem:c2", "otherhost@ns/1/cccccc", (int64_t)time(NULL) - 500);
+    struct checkout *co = NULL;
+    struct checkout_err e = { 0 };
+    assert_int_equal(shop_checkout_cancel(c->sh, "alice", live, &co, &e), AGENTD_ECONFLICT);
+    assert_string_equal(e.code, "complete_in_progress");
+    assert_null(co);
+    memset(&e, 0, sizeof e);
+    assert_ok(shop_checkout_cancel(c->sh, "alice", gone, &co, &e));
+    assert_int_equal(co->status, CHECKOUT_CANCELED);
+    assert_null(co->completing.key);
+    checkout_free(co);
+    /* a checkout nobody completes cancels as before */
+    char *idle = ready_checkout(c, "alice", 1);
+    assert_ok(shop_checkout_cancel(c->sh, "alice", idle, &co, &e));
+    assert_int_equal(co->status, CHECKOUT_CANCELED);
+    checkout_free(co);
+    free(live);
+    free(gone);
+    free(idle);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -749,6 +778,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_complete_waits_for_a_live_claim_then_its_lease, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_complete_taken_over_then_declined, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_during_a_completion, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
