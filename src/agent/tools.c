@@ -11,6 +11,12 @@
 #include "shop/merchant.h"
 #include "shop/shop.h"
 
+#include "core/buf.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <regex.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +28,8 @@ typedef json_t *(*tool_fn)(struct tools_ctx *ctx, const json_t *args);
 struct tool {
     const char *name;
     const char *description;
-    const char *schema; /* JSON text */
+    const char *schema;  /* JSON text: the parameters' JSON schema */
+    const char *example; /* JSON text: valid arguments (NULL: the tool takes none) */
     tool_fn fn;
 };
 
@@ -178,18 +185,42 @@ static json_t *t_get(struct tools_ctx *ctx, const json_t *args)
     return checkout_result(rc, co, &e);
 }
 
+/* A JSON null is no value (the validator treats it so too). */
+static const json_t *given(const json_t *args, const char *key)
+{
+    const json_t *v = json_object_get(args, key);
+    return json_is_null(v) ? NULL : v;
+}
+
 static int edit_customer(struct checkout *c, const struct shop_rules *r, void *arg,
                          struct checkout_err *e)
 {
     const json_t *args = arg;
-    const json_t *buyer = json_object_get(args, "buyer");
-    const json_t *address = json_object_get(args, "address");
+    const json_t *buyer = given(args, "buyer");
+    const json_t *address = given(args, "address");
     int rc = 0;
     if (buyer) {
         struct checkout_buyer b = { 0 };
         rc = checkout_buyer_from_json(buyer, &b, e);
-        if (rc == 0)
-            rc = checkout_buyer_set(c, r, &b, e);
+        if (rc == 0) {
+            /* A model sends what this message told it: the email given two
+             * messages ago must survive a call that adds the phone number.
+             * The name is one unit (first/last or full), replaced whole.
+             * Borrowed pointers: checkout_buyer_set copies them. */
+            struct checkout_buyer m = b;
+            if (c->has_buyer) {
+                if (!b.first_name && !b.last_name && !b.full_name) {
+                    m.first_name = c->buyer.first_name;
+                    m.last_name = c->buyer.last_name;
+                    m.full_name = c->buyer.full_name;
+                }
+                if (!b.email)
+                    m.email = c->buyer.email;
+                if (!b.phone_number)
+                    m.phone_number = c->buyer.phone_number;
+            }
+            rc = checkout_buyer_set(c, r, &m, e);
+        }
         checkout_buyer_clear(&b);
     }
     if (rc == 0 && address) {
@@ -256,38 +287,121 @@ static json_t *t_complete(struct tools_ctx *ctx, const json_t *args)
 
 /* ---- the table ---- */
 
+/* The schemas use only keywords the validator below enforces (a unit test
+ * walks them), and none that OpenAI-compatible providers reject. Patterns
+ * are in the common subset of ECMA-262 (what providers use) and POSIX ERE
+ * (what check() uses): no backslash classes. Descriptions quote with ''
+ * so the C text stays readable. */
+#define ID_PATTERN "^[A-Za-z0-9._-]{1,63}$"
+#define STR(len, desc) \
+    "{\"type\":\"string\",\"minLength\":1,\"maxLength\":" #len ",\"description\":\"" desc "\"}"
+#define PRODUCT_ID(desc)                                                                  \
+    "\"product_id\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":63,\"pattern\":\"" ID_PATTERN \
+    "\",\"description\":\"" desc "\"}"
+#define QUANTITY(min, desc)                                                                  \
+    "\"quantity\":{\"type\":\"integer\",\"minimum\":" #min ",\"maximum\":9999,\"description\":\"" \
+    desc "\"}"
+#define NO_ARGS "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}"
+
 static const struct tool tools[] = {
-    { "search_shopping_catalog", "Search the shop's product catalog by keywords; returns products with id, title, price (minor units) and stock.",
-      "{\"type\":\"object\",\"properties\":{\"query\":{\"type\":\"string\",\"minLength\":1},"
-      "\"category\":{\"type\":\"string\"},\"max_price\":{\"type\":\"integer\",\"minimum\":0},"
-      "\"in_stock_only\":{\"type\":\"boolean\"},\"limit\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":50}},"
-      "\"required\":[\"query\"]}", t_search },
-    { "get_product", "Get one product by its id.",
-      "{\"type\":\"object\",\"properties\":{\"product_id\":{\"type\":\"string\",\"minLength\":1}},"
-      "\"required\":[\"product_id\"]}", t_get_product },
-    { "add_to_checkout", "Add a quantity of a product (by id) to the buyer's checkout; creates the checkout if needed.",
-      "{\"type\":\"object\",\"properties\":{\"product_id\":{\"type\":\"string\",\"minLength\":1},"
-      "\"quantity\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":9999}},"
-      "\"required\":[\"product_id\",\"quantity\"]}", t_add },
-    { "remove_from_checkout", "Remove a product from the checkout.",
-      "{\"type\":\"object\",\"properties\":{\"product_id\":{\"type\":\"string\",\"minLength\":1}},"
-      "\"required\":[\"product_id\"]}", t_remove },
-    { "update_checkout", "Set the quantity of a product in the checkout (0 removes it).",
-      "{\"type\":\"object\",\"properties\":{\"product_id\":{\"type\":\"string\",\"minLength\":1},"
-      "\"quantity\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":9999}},"
-      "\"required\":[\"product_id\",\"quantity\"]}", t_update },
-    { "get_checkout", "Show the current checkout: items, totals, status and what is missing.",
-      "{\"type\":\"object\",\"properties\":{}}", t_get },
-    { "update_customer_details", "Set the buyer (name, email) and the delivery address.",
-      "{\"type\":\"object\",\"properties\":{\"buyer\":{\"type\":\"object\"},\"address\":{\"type\":\"object\"}}}",
+    { "search_shopping_catalog",
+      "Search the shop's product catalog by keywords. Returns {products:[{id,title,price,currency,"
+      "in_stock,category,description}],total}; price is in minor units (cents). Use a product's id "
+      "with get_product or add_to_checkout; never invent ids.",
+      "{\"type\":\"object\",\"properties\":{"
+      "\"query\":" STR(200, "Keywords, e.g. chocolate cookies.") ","
+      "\"category\":{\"type\":\"string\",\"maxLength\":100,\"description\":\"Only products of this "
+      "category (exact name, case-insensitive, as seen in earlier results). Omit for any.\"},"
+      "\"max_price\":{\"type\":\"integer\",\"minimum\":0,\"description\":\"Only products costing at "
+      "most this, in minor units of the shop's currency (500 = 5.00). 0 or omitted: no limit.\"},"
+      "\"in_stock_only\":{\"type\":\"boolean\",\"description\":\"true: only products in stock.\"},"
+      "\"limit\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":50,\"description\":\"How many "
+      "products to return, 1-50 (default 10).\"}},"
+      "\"required\":[\"query\"],\"additionalProperties\":false}",
+      "{\"query\":\"chocolate cookies\",\"in_stock_only\":true,\"limit\":5}", t_search },
+    { "get_product", "Get one product by its id: title, price (minor units), stock, description.",
+      "{\"type\":\"object\",\"properties\":{"
+      PRODUCT_ID("The product's id from search_shopping_catalog results.") "},"
+      "\"required\":[\"product_id\"],\"additionalProperties\":false}",
+      "{\"product_id\":\"BISC-001\"}", t_get_product },
+    { "add_to_checkout",
+      "Add a quantity of a product (by id) to the buyer's checkout; creates the checkout if there "
+      "is none. Returns the checkout (UCP): line items, totals in minor units, status, messages.",
+      "{\"type\":\"object\",\"properties\":{"
+      PRODUCT_ID("The product's id from search_shopping_catalog results.") ","
+      QUANTITY(1, "How many to add, 1-9999.") "},"
+      "\"required\":[\"product_id\",\"quantity\"],\"additionalProperties\":false}",
+      "{\"product_id\":\"BISC-001\",\"quantity\":2}", t_add },
+    { "remove_from_checkout", "Remove a product (every unit of it) from the checkout.",
+      "{\"type\":\"object\",\"properties\":{"
+      PRODUCT_ID("The id of a product in the checkout's line_items (item.id).") "},"
+      "\"required\":[\"product_id\"],\"additionalProperties\":false}",
+      "{\"product_id\":\"BISC-001\"}", t_remove },
+    { "update_checkout", "Set the quantity of a product already in the checkout (0 removes it).",
+      "{\"type\":\"object\",\"properties\":{"
+      PRODUCT_ID("The id of a product in the checkout's line_items (item.id).") ","
+      QUANTITY(0, "The new quantity, 0-9999; 0 removes the product.") "},"
+      "\"required\":[\"product_id\",\"quantity\"],\"additionalProperties\":false}",
+      "{\"product_id\":\"BISC-001\",\"quantity\":3}", t_update },
+    { "get_checkout",
+      "Show the current checkout: items, totals (minor units), status, shipping options and "
+      "messages saying what is still missing.",
+      NO_ARGS, NULL, t_get },
+    { "update_customer_details",
+      "Set the buyer's contact details and/or the shipping address, each as separate fields "
+      "(never one text). Buyer fields you leave out keep their earlier values; an address "
+      "replaces the earlier one. Returns the checkout with its shipping options.",
+      "{\"type\":\"object\",\"properties\":{"
+      "\"buyer\":{\"type\":\"object\",\"description\":\"Who is buying; at least one field.\","
+      "\"properties\":{"
+      "\"first_name\":" STR(200, "Given name, e.g. Jane.") ","
+      "\"last_name\":" STR(200, "Family name, e.g. Doe.") ","
+      "\"full_name\":" STR(200, "The whole name, only if it cannot be split into first_name and "
+                                "last_name.") ","
+      "\"email\":{\"type\":\"string\",\"maxLength\":254,\"pattern\":\"^[^@ ]+@[^@ ]+[.][^@ ]+$\","
+      "\"description\":\"Email address for the order; the checkout needs one, e.g. "
+      "jane@example.com.\"},"
+      "\"phone_number\":" STR(40, "Phone number, international format, e.g. +1 217 555 0100.") "},"
+      "\"minProperties\":1,\"additionalProperties\":false},"
+      "\"address\":{\"type\":\"object\",\"description\":\"The shipping address, as separate "
+      "fields.\",\"properties\":{"
+      "\"street_address\":" STR(200, "Street and house number, e.g. 1 Main St.") ","
+      "\"extended_address\":" STR(200, "Apartment, suite or floor, if any.") ","
+      "\"address_locality\":" STR(200, "City or town, e.g. Springfield.") ","
+      "\"address_region\":" STR(100, "State, province or region code, e.g. IL (taxes depend on "
+                                     "it); omit where the country has none.") ","
+      "\"postal_code\":" STR(20, "Postal or ZIP code, e.g. 62701.") ","
+      "\"address_country\":{\"type\":\"string\",\"pattern\":\"^[A-Za-z]{2}$\",\"description\":"
+      "\"Two-letter ISO 3166-1 alpha-2 country code, e.g. US, DE, FR (not the country's "
+      "name).\"},"
+      "\"first_name\":" STR(200, "Recipient's given name, if not the buyer.") ","
+      "\"last_name\":" STR(200, "Recipient's family name, if not the buyer.") ","
+      "\"full_name\":" STR(200, "Recipient's whole name, if not the buyer and not split.") ","
+      "\"phone_number\":" STR(40, "Recipient's phone number, for the carrier.") "},"
+      "\"required\":[\"street_address\",\"address_locality\",\"postal_code\",\"address_country\"],"
+      "\"additionalProperties\":false}},"
+      "\"minProperties\":1,\"additionalProperties\":false}",
+      "{\"buyer\":{\"first_name\":\"Jane\",\"last_name\":\"Doe\",\"email\":\"jane@example.com\"},"
+      "\"address\":{\"street_address\":\"1 Main St\",\"address_locality\":\"Springfield\","
+      "\"address_region\":\"IL\",\"postal_code\":\"62701\",\"address_country\":\"US\"}}",
       t_customer },
-    { "select_shipping", "Choose a shipping option by its id (from the checkout's fulfillment options).",
-      "{\"type\":\"object\",\"properties\":{\"option_id\":{\"type\":\"string\",\"minLength\":1}},"
-      "\"required\":[\"option_id\"]}", t_shipping },
-    { "start_payment", "Check the checkout is ready to pay and list the accepted payment handlers.",
-      "{\"type\":\"object\",\"properties\":{}}", t_start_payment },
-    { "complete_checkout", "Pay and place the order with the payment data the buyer's client sent.",
-      "{\"type\":\"object\",\"properties\":{}}", t_complete },
+    { "select_shipping",
+      "Choose a shipping option by its id. The options depend on the address: set it first, "
+      "then pick one of the checkout's fulfillment.methods[0].groups[0].options.",
+      "{\"type\":\"object\",\"properties\":{"
+      "\"option_id\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":63,\"pattern\":\"" ID_PATTERN "\",\"description\":\"The id "
+      "of an option in the latest checkout: fulfillment.methods[0].groups[0].options[].id.\"}},"
+      "\"required\":[\"option_id\"],\"additionalProperties\":false}",
+      "{\"option_id\":\"std-ship\"}", t_shipping },
+    { "start_payment",
+      "Check that the checkout is ready to pay (status ready_for_complete) and list the accepted "
+      "payment handlers. Payment credentials never pass through you: the buyer's client sends "
+      "them with a message.",
+      NO_ARGS, NULL, t_start_payment },
+    { "complete_checkout",
+      "Pay and place the order, with the payment data the buyer's client sent with the current "
+      "message. Call it when the buyer asks to pay and the checkout is ready_for_complete.",
+      NO_ARGS, NULL, t_complete },
 };
 #define NTOOLS (sizeof tools / sizeof tools[0])
 
@@ -299,78 +413,563 @@ static const struct tool *find(const char *name)
     return NULL;
 }
 
+/* ---- the schemas, parsed once ---- */
+
+#define PATTERNS_MAX 16
+
+/* Built once (pthread_once) and read-only afterwards: tools run on worker
+ * threads, and nothing here is written after init. Lives for the process. */
+static struct {
+    int ok;
+    json_t *params[NTOOLS];   /* the parameters schema */
+    json_t *shape[NTOOLS];    /* the same without descriptions: an error's "expected" */
+    json_t *example[NTOOLS];  /* valid arguments, or NULL */
+    char *description[NTOOLS]; /* the description, with the example */
+    struct {
+        const char *src;      /* points into params */
+        regex_t re;
+    } re[PATTERNS_MAX];
+    size_t nre;
+} S;
+static pthread_once_t S_once = PTHREAD_ONCE_INIT;
+
+/* Removes what only steers the model (descriptions), following the schema's
+ * structure so that a property named "description" would survive. */
+static void strip_descriptions(json_t *schema)
+{
+    if (!json_is_object(schema))
+        return;
+    json_object_del(schema, "description");
+    const char *k;
+    json_t *sub;
+    json_object_foreach(json_object_get(schema, "properties"), k, sub)
+        strip_descriptions(sub);
+    strip_descriptions(json_object_get(schema, "items"));
+}
+
+static int compile_patterns(const json_t *schema)
+{
+    if (!json_is_object(schema))
+        return 0;
+    const char *p = json_string_value(json_object_get(schema, "pattern"));
+    if (p) {
+        size_t i = 0;
+        while (i < S.nre && strcmp(S.re[i].src, p) != 0)
+            i++;
+        if (i == S.nre) {
+            if (S.nre == PATTERNS_MAX || regcomp(&S.re[i].re, p, REG_EXTENDED | REG_NOSUB) != 0)
+                return -1;
+            S.re[i].src = p;
+            S.nre++;
+        }
+    }
+    const char *k;
+    json_t *sub;
+    json_object_foreach(json_object_get(schema, "properties"), k, sub)
+        if (compile_patterns(sub) != 0)
+            return -1;
+    return compile_patterns(json_object_get(schema, "items"));
+}
+
+static void schemas_init(void)
+{
+    for (size_t i = 0; i < NTOOLS; i++) {
+        json_error_t je;
+        S.params[i] = json_loads(tools[i].schema, 0, &je);
+        S.shape[i] = json_deep_copy(S.params[i]);
+        strip_descriptions(S.shape[i]);
+        if (!S.params[i] || !S.shape[i] || compile_patterns(S.params[i]) != 0)
+            return;
+        struct buf b = { 0 };
+        buf_puts(&b, tools[i].description);
+        if (tools[i].example) {
+            if (!(S.example[i] = json_loads(tools[i].example, 0, &je)))
+                return;
+            buf_printf(&b, " Example arguments: %s", tools[i].example);
+        }
+        if (!b.data)
+            return;
+        S.description[i] = b.data;
+    }
+    S.ok = 1;
+}
+
+static int schemas(void)
+{
+    pthread_once(&S_once, schemas_init);
+    return S.ok;
+}
+
+/* 1 if s (len bytes) matches the pattern: precompiled for the tools'
+ * schemas, compiled here for any other (tools_check). */
+static int matches(const char *pat, const char *s, size_t len)
+{
+    if (strlen(s) != len) /* a NUL inside would hide the rest from regexec */
+        return 0;
+    for (size_t i = 0; i < S.nre; i++)
+        if (strcmp(S.re[i].src, pat) == 0)
+            return regexec(&S.re[i].re, s, 0, NULL, 0) == 0;
+    regex_t re;
+    if (regcomp(&re, pat, REG_EXTENDED | REG_NOSUB) != 0)
+        return 0;
+    int ok = regexec(&re, s, 0, NULL, 0) == 0;
+    regfree(&re);
+    return ok;
+}
+
 json_t *tools_definitions(void)
 {
+    if (!schemas())
+        return NULL;
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < NTOOLS; i++) {
-        json_error_t je;
-        json_t *params = json_loads(tools[i].schema, 0, &je);
-        json_array_append_new(arr, json_pack("{s:s,s:{s:s,s:s,s:o}}", "type", "function", "function",
-                                             "name", tools[i].name, "description",
-                                             tools[i].description, "parameters", params));
+        json_t *d = json_pack("{s:s,s:{s:s,s:s,s:o}}", "type", "function", "function", "name",
+                              tools[i].name, "description", S.description[i], "parameters",
+                              json_deep_copy(S.params[i]));
+        if (!d || json_array_append_new(arr, d) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
     }
     return arr;
 }
 
-/* A small JSON-schema subset: type (object, string, integer, boolean),
- * required, properties, minLength, minimum, maximum. What our tools use. */
-static int check(const json_t *schema, const json_t *v, const char *path, char *why, size_t len)
+/* ---- the validator ---- */
+
+/* A JSON-schema subset, what the tools use: type (object, string, integer,
+ * number, boolean, array), properties, required, additionalProperties
+ * (false), minProperties, enum, pattern, minLength, maxLength (characters),
+ * minimum, maximum, items. Every problem is collected, each naming its path,
+ * so that a model fixes them all in one go instead of one per step. */
+
+#define PROBLEMS_MAX 24
+
+/* Appends one problem. Its text is made of JSON-decoded (valid UTF-8) input
+ * cut at character boundaries; should a cut still split a character, the
+ * non-ASCII bytes become '?' rather than the problem being lost. */
+static void problem(json_t *list, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(json_t *list, const char *fmt, ...)
 {
-    const char *type = json_string_value(json_object_get(schema, "type"));
-    if (type) {
-        int ok = (strcmp(type, "object") == 0 && json_is_object(v)) ||
-                 (strcmp(type, "string") == 0 && json_is_string(v)) ||
-                 (strcmp(type, "integer") == 0 && json_is_integer(v)) ||
-                 (strcmp(type, "boolean") == 0 && json_is_boolean(v));
-        if (!ok) {
-            snprintf(why, len, "%s must be of type %s", path, type);
-            return -1;
+    if (json_array_size(list) >= PROBLEMS_MAX)
+        return;
+    char text[640];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    json_t *s = json_string(text);
+    if (!s) {
+        for (char *p = text; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        s = json_string(text);
+    }
+    json_array_append_new(list, s);
+}
+
+/* A prefix of s of at most max bytes, ending on a character boundary, with
+ * "..." when cut. */
+static void clip(const char *s, size_t max, char *out, size_t len)
+{
+    size_t n = strlen(s);
+    int cut = n > max;
+    if (cut) {
+        n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    snprintf(out, len, "%.*s%s", (int)n, s, cut ? "..." : "");
+}
+
+static size_t utf8_chars(const char *s, size_t bytes)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < bytes; i++)
+        n += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return n;
+}
+
+static const char *type_of(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+static int type_ok(const char *type, const json_t *v)
+{
+    return (strcmp(type, "object") == 0 && json_is_object(v)) ||
+           (strcmp(type, "string") == 0 && json_is_string(v)) ||
+           (strcmp(type, "integer") == 0 && json_is_integer(v)) ||
+           (strcmp(type, "number") == 0 && json_is_number(v)) ||
+           (strcmp(type, "boolean") == 0 && json_is_boolean(v)) ||
+           (strcmp(type, "array") == 0 && json_is_array(v));
+}
+
+/* "a, b, c" of an object's property names (or of a required list). */
+static void names(const json_t *schema, const char *which, char *out, size_t len)
+{
+    struct buf b = { 0 };
+    const json_t *set = json_object_get(schema, which);
+    if (json_is_object(set)) {
+        const char *k;
+        json_t *sub;
+        json_object_foreach((json_t *)set, k, sub)
+            buf_printf(&b, "%s%s", b.len ? ", " : "", k);
+    } else {
+        size_t i;
+        json_t *n;
+        json_array_foreach(set, i, n)
+            buf_printf(&b, "%s%s", b.len ? ", " : "", json_string_value(n));
+    }
+    snprintf(out, len, "%s", b.data ? b.data : "");
+    buf_free(&b);
+}
+
+/* Names models use for UCP's fields: what a real model sent us, and the
+ * usual variants. `say` overrides "did you mean <target>?". */
+static const struct {
+    const char *alias, *target, *say;
+} aliases[] = {
+    { "zip", "postal_code", NULL },          { "zipcode", "postal_code", NULL },
+    { "postcode", "postal_code", NULL },     { "postal", "postal_code", NULL },
+    { "state", "address_region", NULL },     { "province", "address_region", NULL },
+    { "region", "address_region", NULL },    { "county", "address_region", NULL },
+    { "city", "address_locality", NULL },    { "town", "address_locality", NULL },
+    { "locality", "address_locality", NULL }, { "country", "address_country", NULL },
+    { "countrycode", "address_country", NULL }, { "street", "street_address", NULL },
+    { "address", "street_address", NULL },   { "address1", "street_address", NULL },
+    { "addressline1", "street_address", NULL }, { "line1", "street_address", NULL },
+    { "street1", "street_address", NULL },   { "address2", "extended_address", NULL },
+    { "addressline2", "extended_address", NULL }, { "line2", "extended_address", NULL },
+    { "apartment", "extended_address", NULL }, { "suite", "extended_address", NULL },
+    { "name", "first_name", "use first_name and last_name (or full_name if it cannot be split)" },
+    { "givenname", "first_name", NULL },     { "firstname", "first_name", NULL },
+    { "surname", "last_name", NULL },        { "familyname", "last_name", NULL },
+    { "phone", "phone_number", NULL },       { "telephone", "phone_number", NULL },
+    { "mobile", "phone_number", NULL },      { "tel", "phone_number", NULL },
+    { "emailaddress", "email", NULL },       { "mail", "email", NULL },
+    { "id", "product_id", NULL },            { "product", "product_id", NULL },
+    { "sku", "product_id", NULL },           { "item", "product_id", NULL },
+    { "itemid", "product_id", NULL },        { "qty", "quantity", NULL },
+    { "count", "quantity", NULL },           { "amount", "quantity", NULL },
+    { "id", "option_id", NULL },             { "option", "option_id", NULL },
+    { "shippingoption", "option_id", NULL }, { "shippingoptionid", "option_id", NULL },
+    { "q", "query", NULL },                  { "keywords", "query", NULL },
+    { "search", "query", NULL },             { "text", "query", NULL },
+};
+
+/* lower case without '_', '-', ' ': postalCode, Postal-Code -> postalcode */
+static void fold(const char *s, char *out, size_t len)
+{
+    size_t n = 0;
+    for (; *s && n + 1 < len; s++)
+        if (*s != '_' && *s != '-' && *s != ' ')
+            out[n++] = (char)tolower((unsigned char)*s);
+    out[n] = '\0';
+}
+
+/* The property of schema that key most likely meant, as advice in say
+ * ("did you mean X?"); 0 if none. */
+static int hint_in(const json_t *schema, const char *key, char *say, size_t len)
+{
+    const json_t *props = json_object_get(schema, "properties");
+    char fk[64], fp[64];
+    fold(key, fk, sizeof fk);
+    const char *p;
+    json_t *sub;
+    json_object_foreach((json_t *)props, p, sub) {
+        fold(p, fp, sizeof fp);
+        if (strcmp(fk, fp) == 0) {
+            snprintf(say, len, "did you mean %s?", p);
+            return 1;
         }
     }
-    const json_t *ml = json_object_get(schema, "minLength");
-    if (ml && json_is_string(v) && json_string_length(v) < (size_t)json_integer_value(ml)) {
-        snprintf(why, len, "%s must not be empty", path);
-        return -1;
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++) {
+        if (strcmp(fk, aliases[i].alias) != 0 || !json_object_get(props, aliases[i].target))
+            continue;
+        if (aliases[i].say)
+            snprintf(say, len, "%s", aliases[i].say);
+        else
+            snprintf(say, len, "did you mean %s?", aliases[i].target);
+        return 1;
     }
-    const json_t *mn = json_object_get(schema, "minimum"), *mx = json_object_get(schema, "maximum");
-    if (json_is_integer(v) && ((mn && json_integer_value(v) < json_integer_value(mn)) ||
-                               (mx && json_integer_value(v) > json_integer_value(mx)))) {
-        snprintf(why, len, "%s is out of range", path);
-        return -1;
+    return 0;
+}
+
+/* Why key is unknown in schema, and what to use: a field of this object, a
+ * field of one of its object properties ("it belongs in address: did you
+ * mean postal_code?"), or the list of allowed fields. */
+static void unknown_field(const json_t *schema, const char *key, const char *path, json_t *list)
+{
+    char say[256], k[80];
+    clip(key, 64, k, sizeof k);
+    if (hint_in(schema, key, say, sizeof say)) {
+        problem(list, "%s.%s: unknown field; %s", path, k, say);
+        return;
+    }
+    const char *p;
+    json_t *sub;
+    json_object_foreach(json_object_get(schema, "properties"), p, sub) {
+        const json_t *inner = json_object_get(sub, "properties");
+        if (!inner)
+            continue;
+        if (json_object_get(inner, key)) {
+            problem(list, "%s.%s: unknown field; it belongs in %s: {\"%s\":{\"%s\":...}}", path, k, p,
+                    p, k);
+            return;
+        }
+        if (hint_in(sub, key, say, sizeof say)) {
+            problem(list, "%s.%s: unknown field; it belongs in %s: %s", path, k, p, say);
+            return;
+        }
+    }
+    char allowed[512];
+    names(schema, "properties", allowed, sizeof allowed);
+    if (*allowed)
+        problem(list, "%s.%s: unknown field; allowed fields: %s", path, k, allowed);
+    else
+        problem(list, "%s.%s: unknown field; this tool takes no arguments", path, k);
+}
+
+static void check(const json_t *schema, const json_t *v, const char *path, json_t *list);
+
+static void check_object(const json_t *schema, const json_t *v, const char *path, json_t *list)
+{
+    const json_t *props = json_object_get(schema, "properties");
+    const json_t *minp = json_object_get(schema, "minProperties");
+    if (minp) {
+        size_t given = 0;
+        const char *k;
+        json_t *val;
+        json_object_foreach((json_t *)v, k, val)
+            given += !json_is_null(val) && json_object_get(props, k);
+        if (given < (size_t)json_integer_value(minp)) {
+            char all[512];
+            names(schema, "properties", all, sizeof all);
+            problem(list, "%s must have at least %lld of: %s", path,
+                    (long long)json_integer_value(minp), all);
+        }
+    }
+    /* unknown fields first: their hints explain the missing ones */
+    if (json_is_false(json_object_get(schema, "additionalProperties"))) {
+        const char *k;
+        json_t *val;
+        json_object_foreach((json_t *)v, k, val)
+            if (!json_object_get(props, k))
+                unknown_field(schema, k, path, list);
     }
     size_t i;
     const json_t *req;
     json_array_foreach(json_object_get(schema, "required"), i, req) {
         const json_t *got = json_object_get(v, json_string_value(req));
-        if (!got || json_is_null(got)) { /* a null is no value: it would reach the shop as 0/NULL */
-            snprintf(why, len, "%s.%s is required", path, json_string_value(req));
-            return -1;
+        /* a null is no value: it would reach the shop as 0/NULL */
+        if (!got || json_is_null(got)) {
+            const char *d = json_string_value(
+                json_object_get(json_object_get(props, json_string_value(req)), "description"));
+            problem(list, "%s.%s is required%s%s", path, json_string_value(req), d ? ": " : "",
+                    d ? d : "");
         }
     }
-    const char *key;
+    const char *k;
     json_t *sub;
-    json_object_foreach(json_object_get(schema, "properties"), key, sub) {
-        const json_t *val = json_object_get(v, key);
-        char p[128];
-        snprintf(p, sizeof p, "%s.%s", path, key);
-        if (val && !json_is_null(val) && check(sub, val, p, why, len) != 0)
-            return -1;
+    json_object_foreach((json_t *)props, k, sub) {
+        const json_t *val = json_object_get(v, k);
+        char p[256], kk[80];
+        clip(k, 64, kk, sizeof kk);
+        snprintf(p, sizeof p, "%s.%s", path, kk);
+        if (val && !json_is_null(val))
+            check(sub, val, p, list);
     }
-    return 0;
+}
+
+static void check_enum(const json_t *schema, const json_t *v, const char *path, json_t *list)
+{
+    const json_t *en = json_object_get(schema, "enum");
+    if (!en)
+        return;
+    size_t i;
+    json_t *x;
+    json_array_foreach(en, i, x)
+        if (json_equal(x, (json_t *)v))
+            return;
+    char *all = json_dumps(en, JSON_COMPACT | JSON_ENCODE_ANY);
+    char shown[600];
+    clip(all ? all : "", 500, shown, sizeof shown);
+    problem(list, "%s must be one of %s", path, shown);
+    free(all);
+}
+
+static void check_string(const json_t *schema, const json_t *v, const char *path, json_t *list)
+{
+    const char *s = json_string_value(v);
+    size_t chars = utf8_chars(s, json_string_length(v));
+    const json_t *mn = json_object_get(schema, "minLength"), *mx = json_object_get(schema, "maxLength");
+    int bad = 0;
+    if (mn && chars < (size_t)json_integer_value(mn)) {
+        bad = 1;
+        if (json_integer_value(mn) == 1)
+            problem(list, "%s must not be empty", path);
+        else
+            problem(list, "%s must be at least %lld characters", path,
+                    (long long)json_integer_value(mn));
+    }
+    if (mx && chars > (size_t)json_integer_value(mx)) {
+        bad = 1;
+        problem(list, "%s is too long: at most %lld characters", path,
+                (long long)json_integer_value(mx));
+    }
+    const char *pat = json_string_value(json_object_get(schema, "pattern"));
+    if (pat && !bad && !matches(pat, s, json_string_length(v))) {
+        char shown[80];
+        const char *d = json_string_value(json_object_get(schema, "description"));
+        clip(s, 40, shown, sizeof shown);
+        problem(list, "%s: '%s' does not match %s%s%s", path, shown, pat, d ? ": " : "", d ? d : "");
+    }
+    check_enum(schema, v, path, list);
+}
+
+static void check(const json_t *schema, const json_t *v, const char *path, json_t *list)
+{
+    const char *type = json_string_value(json_object_get(schema, "type"));
+    if (type && !type_ok(type, v)) {
+        const json_t *props = json_object_get(schema, "properties");
+        if (strcmp(type, "object") == 0 && json_object_size(props) > 0) {
+            /* the mistake a model makes most: an address as one string */
+            char all[512], req[256];
+            names(schema, "properties", all, sizeof all);
+            names(schema, "required", req, sizeof req);
+            problem(list, "%s must be of type object, not %s: give the parts as separate fields "
+                    "(%s)%s%s", path, type_of(v), all, *req ? "; required: " : "", req);
+        } else {
+            problem(list, "%s must be of type %s, not %s", path, type, type_of(v));
+        }
+        return;
+    }
+    if (json_is_object(v)) {
+        check_object(schema, v, path, list);
+    } else if (json_is_string(v)) {
+        check_string(schema, v, path, list);
+    } else if (json_is_number(v)) {
+        const json_t *mn = json_object_get(schema, "minimum"), *mx = json_object_get(schema, "maximum");
+        double x = json_number_value(v);
+        int low = mn && (json_is_integer(v) && json_is_integer(mn)
+                             ? json_integer_value(v) < json_integer_value(mn)
+                             : x < json_number_value(mn));
+        int high = mx && (json_is_integer(v) && json_is_integer(mx)
+                              ? json_integer_value(v) > json_integer_value(mx)
+                              : x > json_number_value(mx));
+        if (low || high) {
+            if (mn && mx)
+                problem(list, "%s is out of range: %g to %g", path, json_number_value(mn),
+                        json_number_value(mx));
+            else if (mn)
+                problem(list, "%s is out of range: at least %g", path, json_number_value(mn));
+            else
+                problem(list, "%s is out of range: at most %g", path, json_number_value(mx));
+        }
+        check_enum(schema, v, path, list);
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *item;
+        const json_t *items = json_object_get(schema, "items");
+        json_array_foreach((json_t *)v, i, item) {
+            char p[256];
+            snprintf(p, sizeof p, "%s[%zu]", path, i);
+            if (items)
+                check(items, item, p, list);
+        }
+    } else {
+        check_enum(schema, v, path, list);
+    }
+}
+
+/* The problems of args against the named tool's schema (a new array, empty
+ * when valid), or NULL when there is no such tool or no memory. */
+static json_t *problems_of(const struct tool *t, const json_t *args)
+{
+    json_t *list = json_array();
+    if (!list)
+        return NULL;
+    size_t i = (size_t)(t - tools);
+    if (!args || !json_is_object(args))
+        problem(list, "arguments must be of type object");
+    else
+        check(S.params[i], args, "arguments", list);
+    return list;
+}
+
+json_t *tools_check(const json_t *schema, const json_t *args)
+{
+    json_t *list = json_array();
+    if (list && schemas())
+        check(schema, args, "arguments", list);
+    return list;
+}
+
+/* "p1; p2; ..." into why, snprintf-style (len 0: nothing written). */
+static void join(const json_t *list, char *why, size_t len)
+{
+    struct buf b = { 0 };
+    size_t i;
+    json_t *p;
+    json_array_foreach(list, i, p)
+        buf_printf(&b, "%s%s", i ? "; " : "", json_string_value(p));
+    if (len)
+        snprintf(why, len, "%s", b.data ? b.data : "invalid arguments");
+    buf_free(&b);
 }
 
 int tools_validate(const char *name, const json_t *args, char *why, size_t len)
 {
     const struct tool *t = find(name);
     if (!t) {
-        snprintf(why, len, "unknown tool %s", name ? name : "(none)");
+        if (len)
+            snprintf(why, len, "unknown tool %s", name ? name : "(none)");
         return -1;
     }
-    json_error_t je;
-    json_t *schema = json_loads(t->schema, 0, &je);
-    int rc = schema ? check(schema, args, "arguments", why, len) : -1;
-    json_decref(schema);
+    if (!schemas()) {
+        if (len)
+            snprintf(why, len, "the tool schemas did not load");
+        return -1;
+    }
+    json_t *list = problems_of(t, args);
+    int rc = list && json_array_size(list) == 0 ? 0 : -1;
+    if (rc != 0)
+        join(list, why, len);
+    json_decref(list);
     return rc;
+}
+
+/* {"error":{"code":"invalid_arguments","message","problems","expected",
+ * "example"}}: every problem, the shape the arguments must have and a valid
+ * call, so the model can correct itself on its next step. Nothing ran. */
+static json_t *invalid_arguments(const struct tool *t, json_t *list)
+{
+    size_t i = (size_t)(t - tools);
+    struct buf b = { 0 };
+    size_t n = json_array_size(list);
+    buf_printf(&b, "%s did not run: %zu problem%s with its arguments: ", t->name, n,
+               n == 1 ? "" : "s");
+    size_t k;
+    json_t *p;
+    json_array_foreach(list, k, p)
+        buf_printf(&b, "%s%s", k ? "; " : "", json_string_value(p));
+    buf_puts(&b, ". Fix every problem and call it again; \"expected\" is the arguments' schema.");
+    json_t *out = b.data ? json_pack("{s:{s:s,s:s,s:O,s:o,s:o*}}", "error", "code",
+                                     "invalid_arguments", "message", b.data, "problems", list,
+                                     "expected", json_deep_copy(S.shape[i]), "example",
+                                     S.example[i] ? json_deep_copy(S.example[i]) : NULL)
+                         : NULL;
+    buf_free(&b);
+    return out;
 }
 
 json_t *tools_run(struct tools_ctx *ctx, const char *name, const char *arguments)
@@ -381,18 +980,26 @@ json_t *tools_run(struct tools_ctx *ctx, const char *name, const char *arguments
         snprintf(msg, sizeof msg, "there is no tool named %.64s", name ? name : "(none)");
         return error_result("unknown_tool", msg);
     }
+    if (!schemas())
+        return error_result("unavailable", "the tool schemas did not load");
     json_error_t je;
     json_t *args = json_loads(arguments && *arguments ? arguments : "{}", 0, &je);
+    json_t *list = NULL;
     if (!args) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "arguments are not valid JSON: %s", je.text);
-        return error_result("invalid_arguments", msg);
-    }
-    char why[256];
-    if (tools_validate(name, args, why, sizeof why) != 0) {
+        if (!(list = json_array()))
+            return NULL;
+        problem(list, "arguments are not valid JSON: %s", je.text);
+    } else if (!(list = problems_of(t, args))) {
         json_decref(args);
-        return error_result("invalid_arguments", why);
+        return NULL;
     }
+    if (json_array_size(list) > 0) {
+        json_t *out = invalid_arguments(t, list);
+        json_decref(list);
+        json_decref(args);
+        return out;
+    }
+    json_decref(list);
     json_t *out = t->fn(ctx, args);
     json_decref(args);
     return out;

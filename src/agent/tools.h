@@ -25,10 +25,20 @@ struct tools_ctx {
 json_t *tools_definitions(void);
 
 /* Runs one call. Always returns a JSON result (new reference): the tool's
- * answer, or {"error":{"code","message"}}. NULL only on out of memory. */
+ * answer, or {"error":{"code","message"}}; arguments that do not fit the
+ * schema give {"error":{"code":"invalid_arguments","message","problems":
+ * ["<path>: <what is wrong and what to use>", ...],"expected":<the schema
+ * without descriptions>,"example":<valid arguments>?}} and nothing runs.
+ * NULL only on out of memory. */
 json_t *tools_run(struct tools_ctx *ctx, const char *name, const char *arguments);
 
-/* Validates args against the named tool's schema; 0 or -1 with why. */
+/* Validates args against the named tool's schema; 0, or -1 with every
+ * problem in why ("; "-separated, snprintf-style truncation). */
 int tools_validate(const char *name, const json_t *args, char *why, size_t len);
+
+/* The problems of args against any schema of the subset the tools use, as
+ * a new array of strings (empty: valid), each naming its path from
+ * "arguments". For tests and tools that build schemas. NULL: no memory. */
+json_t *tools_check(const json_t *schema, const json_t *args);
 
 #endif

@@ -1,16 +1,27 @@
-/* agent tools: the definitions the model sees, the schema validator, and
- * tools_run's rejection paths (which must never reach the shop). */
+/* agent tools: the definitions the model sees (complete schemas a real
+ * model follows), the schema validator (every problem, with hints), and
+ * tools_run's rejection paths (which must never reach the shop); against a
+ * real shop, update_customer_details keeps every field it is given. */
+#define _GNU_SOURCE /* nftw */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ftw.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
 #include "agent/tools.h"
+#include "shop/merchant.h"
+#include "shop/shop.h"
+#include "store/store.h"
 
 static const char *const tool_names[] = {
     "search_shopping_catalog", "get_product",     "add_to_checkout",
@@ -34,7 +45,7 @@ static json_t *load(const char *text)
 static void expect_valid_at(const char *tool, const char *args_text, int line)
 {
     json_t *args = load(args_text);
-    char why[256] = "";
+    char why[4096] = "";
     int rc = tools_validate(tool, args, why, sizeof why);
     json_decref(args);
     if (rc != 0)
@@ -47,7 +58,7 @@ static void expect_invalid_at(const char *tool, const char *args_text, const cha
                               const char *needle2, int line)
 {
     json_t *args = load(args_text);
-    char why[256] = "";
+    char why[4096] = "";
     int rc = tools_validate(tool, args, why, sizeof why);
     json_decref(args);
     if (rc != -1)
@@ -62,7 +73,8 @@ static void expect_invalid_at(const char *tool, const char *args_text, const cha
 #define expect_invalid(tool, args, n1, n2) expect_invalid_at(tool, args, n1, n2, __LINE__)
 
 /* result must be exactly {"error":{"code":code,"message":...}} with message
- * containing needle (if non-NULL) */
+ * containing needle (if non-NULL); an invalid_arguments error also carries
+ * "problems" (non-empty strings), "expected" (the schema) and maybe "example" */
 static void expect_error_result_at(json_t *res, const char *code, const char *needle, int line)
 {
     if (!res)
@@ -70,12 +82,24 @@ static void expect_error_result_at(json_t *res, const char *code, const char *ne
     if (!json_is_object(res) || json_object_size(res) != 1)
         fail_msg("line %d: result is not a one-key object", line);
     json_t *err = json_object_get(res, "error");
-    if (!json_is_object(err) || json_object_size(err) != 2)
-        fail_msg("line %d: result.error is not a {code,message} object", line);
     const char *c = json_string_value(json_object_get(err, "code"));
     const char *m = json_string_value(json_object_get(err, "message"));
     if (!c || !m)
         fail_msg("line %d: result.error.code/message are not strings", line);
+    if (strcmp(c, "invalid_arguments") == 0) {
+        json_t *probs = json_object_get(err, "problems");
+        size_t keys = 4 + (json_object_get(err, "example") != NULL);
+        if (json_object_size(err) != keys || !json_is_array(probs) || json_array_size(probs) == 0 ||
+            !json_is_object(json_object_get(err, "expected")))
+            fail_msg("line %d: result.error is not {code,message,problems,expected,example?}", line);
+        size_t i;
+        json_t *p;
+        json_array_foreach(probs, i, p)
+            if (!json_is_string(p) || !strstr(m, json_string_value(p)))
+                fail_msg("line %d: problem %zu is not a string named in the message", line, i);
+    } else if (!json_is_object(err) || json_object_size(err) != 2) {
+        fail_msg("line %d: result.error is not a {code,message} object", line);
+    }
     if (strcmp(c, code) != 0)
         fail_msg("line %d: error code \"%s\", expected \"%s\" (message \"%s\")", line, c, code, m);
     if (m[0] == 0)
@@ -194,7 +218,8 @@ static void test_definitions_fresh_each_call(void **state)
     json_decref(c);
 }
 
-/* the required list of each definition is exactly what tools_validate enforces */
+/* the required list of each definition is exactly what tools_validate
+ * enforces: {} names every required property (and minProperties) */
 static void test_definitions_agree_with_validator(void **state)
 {
     (void)state;
@@ -205,27 +230,32 @@ static void test_definitions_agree_with_validator(void **state)
     json_array_foreach(defs, i, d) {
         json_t *fn = json_object_get(d, "function");
         const char *name = json_string_value(json_object_get(fn, "name"));
-        json_t *required = json_object_get(json_object_get(fn, "parameters"), "required");
-        char why[256] = "";
+        json_t *params = json_object_get(fn, "parameters");
+        json_t *required = json_object_get(params, "required");
+        char why[4096] = "";
         json_t *empty = json_object();
         int rc = tools_validate(name, empty, why, sizeof why);
         json_decref(empty);
-        if (json_array_size(required) == 0) {
+        if (json_array_size(required) == 0 && !json_object_get(params, "minProperties")) {
             if (rc != 0)
                 fail_msg("%s: {} rejected although nothing is required: %s", name, why);
-        } else {
-            required_seen++;
-            if (rc != -1)
-                fail_msg("%s: {} accepted although %s is required", name,
-                         json_string_value(json_array_get(required, 0)));
-            /* the first required property is the one reported */
-            char expect[128];
-            snprintf(expect, sizeof expect, "arguments.%s is required",
-                     json_string_value(json_array_get(required, 0)));
-            assert_string_equal(why, expect);
+            continue;
         }
+        required_seen++;
+        if (rc != -1)
+            fail_msg("%s: {} accepted although arguments are required", name);
+        size_t r;
+        json_t *req;
+        json_array_foreach(required, r, req) {
+            char expect[128];
+            snprintf(expect, sizeof expect, "arguments.%s is required", json_string_value(req));
+            if (!strstr(why, expect))
+                fail_msg("%s: \"%s\" lacks \"%s\"", name, why, expect);
+        }
+        if (json_object_get(params, "minProperties") && !strstr(why, "arguments must have at least"))
+            fail_msg("%s: \"%s\" does not say what is needed", name, why);
     }
-    assert_int_equal(required_seen, 6);
+    assert_int_equal(required_seen, 7);
     json_decref(defs);
 }
 
@@ -247,29 +277,41 @@ static void test_validate_valid_per_tool(void **state)
     expect_valid("update_checkout", "{\"product_id\":\"p-1\",\"quantity\":0}");
     expect_valid("update_checkout", "{\"product_id\":\"p-1\",\"quantity\":9999}");
     expect_valid("get_checkout", "{}");
-    expect_valid("update_customer_details", "{}");
+    expect_valid("update_customer_details", "{\"buyer\":{\"email\":\"ada@example.com\"}}");
     expect_valid("update_customer_details",
-                 "{\"buyer\":{\"first_name\":\"Ada\",\"email\":\"ada@example.com\"},"
-                 "\"address\":{\"street_address\":\"1 Main St\",\"address_country\":\"US\"}}");
-    expect_valid("update_customer_details", "{\"buyer\":{}}");
-    expect_valid("update_customer_details", "{\"address\":{}}");
+                 "{\"buyer\":{\"first_name\":\"Ada\",\"last_name\":\"Lovelace\","
+                 "\"email\":\"ada@example.com\",\"phone_number\":\"+44 20 7946 0000\"},"
+                 "\"address\":{\"street_address\":\"1 Main St\",\"extended_address\":\"Flat 2\","
+                 "\"address_locality\":\"London\",\"postal_code\":\"SW1A 1AA\","
+                 "\"address_country\":\"gb\",\"full_name\":\"Charles Babbage\"}}");
+    expect_valid("update_customer_details", "{\"buyer\":{\"full_name\":\"Ada Lovelace\"}}");
+    expect_valid("update_customer_details",
+                 "{\"address\":{\"street_address\":\"1 Main St\",\"address_locality\":\"Springfield\","
+                 "\"address_region\":\"IL\",\"postal_code\":\"62701\",\"address_country\":\"US\"}}");
     expect_valid("select_shipping", "{\"option_id\":\"standard\"}");
     expect_valid("start_payment", "{}");
     expect_valid("complete_checkout", "{}");
 }
 
-/* the validator supports no additionalProperties: extra keys are ignored,
- * and optional properties given as null count as absent */
-static void test_validate_extra_and_null_optional(void **state)
+/* additionalProperties:false: an unknown key is refused (the shop would
+ * drop it silently), optional properties given as null count as absent */
+static void test_validate_unknown_fields_and_null_optional(void **state)
 {
     (void)state;
-    expect_valid("get_checkout", "{\"verbose\":true,\"x\":[1,2]}");
-    expect_valid("get_product", "{\"product_id\":\"p-1\",\"extra\":123}");
+    expect_invalid("get_checkout", "{\"verbose\":true,\"x\":[1,2]}",
+                   "arguments.verbose: unknown field; this tool takes no arguments",
+                   "arguments.x: unknown field");
+    expect_invalid("get_product", "{\"product_id\":\"p-1\",\"extra\":123}",
+                   "arguments.extra: unknown field; allowed fields: product_id", NULL);
     expect_valid("search_shopping_catalog",
                  "{\"query\":\"q\",\"category\":null,\"max_price\":null,\"limit\":null}");
-    expect_valid("update_customer_details", "{\"buyer\":null,\"address\":null}");
-    /* unknown keys are not type-checked, whatever their value */
-    expect_valid("add_to_checkout", "{\"product_id\":\"p\",\"quantity\":2,\"note\":-5}");
+    expect_valid("update_customer_details",
+                 "{\"buyer\":{\"email\":\"a@b.co\",\"phone_number\":null},\"address\":null}");
+    /* unknown keys are refused whatever their value */
+    expect_invalid("add_to_checkout", "{\"product_id\":\"p\",\"quantity\":2,\"note\":-5}",
+                   "arguments.note: unknown field", NULL);
+    expect_invalid("add_to_checkout", "{\"product_id\":\"p\",\"quantity\":2,\"note\":null}",
+                   "arguments.note: unknown field", NULL);
 }
 
 /* ---- tools_validate: failures ---- */
@@ -280,7 +322,8 @@ static void test_validate_missing_required(void **state)
     expect_invalid("search_shopping_catalog", "{}", "arguments.query is required", NULL);
     expect_invalid("search_shopping_catalog", "{\"category\":\"shoes\"}",
                    "arguments.query is required", NULL);
-    expect_invalid("get_product", "{\"id\":\"p-1\"}", "arguments.product_id is required", NULL);
+    expect_invalid("get_product", "{\"id\":\"p-1\"}", "arguments.product_id is required",
+                   "arguments.id: unknown field; did you mean product_id?");
     expect_invalid("add_to_checkout", "{\"product_id\":\"p-1\"}", "arguments.quantity is required",
                    NULL);
     expect_invalid("add_to_checkout", "{\"quantity\":1}", "arguments.product_id is required",
@@ -289,9 +332,10 @@ static void test_validate_missing_required(void **state)
     expect_invalid("update_checkout", "{\"product_id\":\"p-1\"}", "arguments.quantity is required",
                    NULL);
     expect_invalid("select_shipping", "{\"option\":\"standard\"}",
-                   "arguments.option_id is required", NULL);
+                   "arguments.option_id is required", "did you mean option_id?");
     /* names are case-sensitive */
-    expect_invalid("get_product", "{\"Product_Id\":\"p-1\"}", "product_id", "required");
+    expect_invalid("get_product", "{\"Product_Id\":\"p-1\"}", "arguments.product_id is required",
+                   "arguments.Product_Id: unknown field; did you mean product_id?");
     /* a null is no value (it would reach the shop as a NULL id or quantity 0) */
     expect_invalid("add_to_checkout", "{\"product_id\":null,\"quantity\":1}",
                    "arguments.product_id is required", NULL);
@@ -438,20 +482,18 @@ static void test_validate_non_object_args(void **state)
     assert_string_equal(why, "arguments must be of type object");
 }
 
-/* the first failure is the one reported, in a deterministic order:
- * type, then required, then each property */
-static void test_validate_reports_first_failure(void **state)
+/* every problem is reported, not just the first: a model fixes them all in
+ * one step */
+static void test_validate_reports_every_problem(void **state)
 {
     (void)state;
-    /* required is checked before property values */
     expect_invalid("add_to_checkout", "{\"product_id\":\"\"}", "arguments.quantity is required",
-                   NULL);
-    char why[256] = "";
+                   "arguments.product_id must not be empty");
+    char why[4096] = "";
     json_t *args = load("{\"product_id\":\"\",\"quantity\":0}");
     assert_int_equal(tools_validate("add_to_checkout", args, why, sizeof why), -1);
-    /* exactly one complaint, naming one of the two offending properties */
-    assert_true(strcmp(why, "arguments.product_id must not be empty") == 0 ||
-                strcmp(why, "arguments.quantity is out of range") == 0);
+    assert_string_equal(why, "arguments.product_id must not be empty; "
+                             "arguments.quantity is out of range: 1 to 9999");
     json_decref(args);
 }
 
@@ -592,6 +634,519 @@ static void test_run_rejection_keeps_checkout_id(void **state)
     assert_ptr_equal(ctx.checkout_id, id);
 }
 
+/* ---- complete schemas a real model follows ---- */
+
+static const char *const keywords[] = { "type", "description", "properties", "required",
+                                        "additionalProperties", "minProperties", "enum",
+                                        "pattern", "minLength", "maxLength", "minimum",
+                                        "maximum", "items", NULL };
+
+/* every object closed (additionalProperties:false), every property typed
+ * and described, no keyword the validator would not enforce, every pattern
+ * a valid ERE, every required name declared */
+static void walk_schema(const char *tool, const char *path, json_t *schema, int is_property)
+{
+    if (!json_is_object(schema))
+        fail_msg("%s %s: schema is not an object", tool, path);
+    const char *k;
+    json_t *v;
+    json_object_foreach(schema, k, v) {
+        size_t i = 0;
+        while (keywords[i] && strcmp(keywords[i], k) != 0)
+            i++;
+        if (!keywords[i])
+            fail_msg("%s %s: keyword %s is not enforced by the validator", tool, path, k);
+    }
+    const char *type = json_string_value(json_object_get(schema, "type"));
+    if (!type)
+        fail_msg("%s %s: no type", tool, path);
+    const char *desc = json_string_value(json_object_get(schema, "description"));
+    if (is_property && (!desc || strlen(desc) < 8))
+        fail_msg("%s %s: no description", tool, path);
+    const char *pat = json_string_value(json_object_get(schema, "pattern"));
+    if (pat) {
+        regex_t re;
+        if (regcomp(&re, pat, REG_EXTENDED | REG_NOSUB) != 0)
+            fail_msg("%s %s: pattern %s does not compile", tool, path, pat);
+        regfree(&re);
+        if (strchr(pat, '\\'))
+            fail_msg("%s %s: pattern %s uses a backslash (ERE and ECMA differ)", tool, path, pat);
+    }
+    if (strcmp(type, "object") == 0) {
+        if (!json_is_false(json_object_get(schema, "additionalProperties")))
+            fail_msg("%s %s: object without additionalProperties:false", tool, path);
+        json_t *props = json_object_get(schema, "properties");
+        if (!json_is_object(props))
+            fail_msg("%s %s: object without properties", tool, path);
+        size_t i;
+        json_t *r;
+        json_array_foreach(json_object_get(schema, "required"), i, r)
+            if (!json_object_get(props, json_string_value(r)))
+                fail_msg("%s %s: required %s is not a property", tool, path,
+                         json_string_value(r));
+        json_object_foreach(props, k, v) {
+            char sub[256];
+            snprintf(sub, sizeof sub, "%s.%s", path, k);
+            walk_schema(tool, sub, v, 1);
+        }
+    }
+    if (strcmp(type, "array") == 0)
+        walk_schema(tool, path, json_object_get(schema, "items"), 0);
+}
+
+static void test_definitions_complete_schemas(void **state)
+{
+    (void)state;
+    json_t *defs = tools_definitions();
+    size_t i;
+    json_t *d;
+    int examples = 0;
+    json_array_foreach(defs, i, d) {
+        json_t *fn = json_object_get(d, "function");
+        const char *name = json_string_value(json_object_get(fn, "name"));
+        json_t *params = json_object_get(fn, "parameters");
+        walk_schema(name, "arguments", params, 0);
+        /* a tool with arguments shows a valid call in its description */
+        const char *desc = json_string_value(json_object_get(fn, "description"));
+        const char *ex = strstr(desc, "Example arguments: ");
+        if (json_object_size(json_object_get(params, "properties")) == 0) {
+            assert_null(ex);
+            continue;
+        }
+        if (!ex)
+            fail_msg("%s: no example in the description", name);
+        json_error_t je;
+        json_t *args = json_loads(ex + strlen("Example arguments: "), 0, &je);
+        if (!args)
+            fail_msg("%s: the example is not JSON: %s", name, je.text);
+        char why[4096] = "";
+        if (tools_validate(name, args, why, sizeof why) != 0)
+            fail_msg("%s: its own example is invalid: %s", name, why);
+        json_decref(args);
+        examples++;
+    }
+    assert_int_equal(examples, 7);
+    /* the fields a UCP buyer and postal address have, by their UCP names */
+    json_t *ucd = NULL;
+    json_array_foreach(defs, i, d)
+        if (strcmp(json_string_value(json_object_get(json_object_get(d, "function"), "name")),
+                   "update_customer_details") == 0)
+            ucd = json_object_get(json_object_get(d, "function"), "parameters");
+    json_t *props = json_object_get(ucd, "properties");
+    const char *buyer[] = { "first_name", "last_name", "full_name", "email", "phone_number" };
+    for (size_t k = 0; k < 5; k++)
+        assert_non_null(json_object_get(json_object_get(json_object_get(props, "buyer"),
+                                                        "properties"), buyer[k]));
+    const char *addr[] = { "street_address", "extended_address", "address_locality",
+                           "address_region", "postal_code", "address_country" };
+    for (size_t k = 0; k < 6; k++)
+        assert_non_null(json_object_get(json_object_get(json_object_get(props, "address"),
+                                                        "properties"), addr[k]));
+    json_decref(defs);
+}
+
+/* the mistakes real models make with update_customer_details, each named
+ * with what to use instead */
+static void test_validate_real_model_mistakes(void **state)
+{
+    (void)state;
+    /* (a) the address as one string */
+    expect_invalid("update_customer_details",
+                   "{\"buyer\":{\"email\":\"jane@example.com\"},"
+                   "\"address\":\"1 Main St, Springfield, IL 62701, US\"}",
+                   "arguments.address must be of type object, not a string: give the parts as "
+                   "separate fields (street_address, extended_address, address_locality, "
+                   "address_region, postal_code, address_country",
+                   "required: street_address, address_locality, postal_code, address_country");
+    /* (b) common key names, the name in one field: every one named */
+    const char *b = "{\"buyer\":{\"name\":\"Jane Doe\",\"email\":\"jane@example.com\"},"
+                    "\"address\":{\"street\":\"1 Main St\",\"city\":\"Springfield\",\"state\":\"IL\","
+                    "\"zip\":\"62701\",\"country\":\"US\"}}";
+    const char *want[] = {
+        "arguments.buyer.name: unknown field; use first_name and last_name",
+        "arguments.address.street: unknown field; did you mean street_address?",
+        "arguments.address.city: unknown field; did you mean address_locality?",
+        "arguments.address.state: unknown field; did you mean address_region?",
+        "arguments.address.zip: unknown field; did you mean postal_code?",
+        "arguments.address.country: unknown field; did you mean address_country?",
+        "arguments.address.street_address is required",
+        "arguments.address.address_locality is required",
+        "arguments.address.postal_code is required",
+        "arguments.address.address_country is required",
+    };
+    struct tools_ctx ctx = null_ctx();
+    json_t *res = tools_run(&ctx, "update_customer_details", b);
+    expect_error_result(res, "invalid_arguments", NULL);
+    json_t *probs = json_object_get(json_object_get(res, "error"), "problems");
+    assert_int_equal(json_array_size(probs), sizeof want / sizeof want[0]);
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+        size_t i;
+        json_t *p;
+        int found = 0;
+        json_array_foreach(probs, i, p)
+            found |= strncmp(json_string_value(p), want[k], strlen(want[k])) == 0;
+        if (!found)
+            fail_msg("no problem starts with \"%s\"", want[k]);
+    }
+    json_decref(res);
+    /* other spellings */
+    expect_invalid("update_customer_details",
+                   "{\"buyer\":{\"firstName\":\"Jane\",\"phone\":\"1\",\"email_address\":\"j@x.io\"}}",
+                   "arguments.buyer.firstName: unknown field; did you mean first_name?",
+                   "arguments.buyer.phone: unknown field; did you mean phone_number?");
+    expect_invalid("update_customer_details",
+                   "{\"address\":{\"postalCode\":\"1\",\"street_address\":\"x\",\"Address-Locality\":\"y\","
+                   "\"address_country\":\"US\"}}",
+                   "arguments.address.postalCode: unknown field; did you mean postal_code?",
+                   "arguments.address.Address-Locality: unknown field; did you mean address_locality?");
+    /* a field given at the wrong level */
+    expect_invalid("update_customer_details", "{\"email\":\"jane@example.com\",\"zip\":\"62701\"}",
+                   "arguments.email: unknown field; it belongs in buyer",
+                   "arguments.zip: unknown field; it belongs in address: did you mean postal_code?");
+    expect_invalid("update_customer_details", "{\"name\":\"Jane Doe\"}",
+                   "arguments.name: unknown field; it belongs in buyer: use first_name and last_name",
+                   "arguments must have at least 1 of: buyer, address");
+    /* no hint: the allowed fields */
+    expect_invalid("update_customer_details", "{\"buyer\":{\"email\":\"a@b.co\",\"age\":42}}",
+                   "arguments.buyer.age: unknown field; allowed fields: first_name, last_name, "
+                   "full_name, email, phone_number", NULL);
+}
+
+static void test_validate_nothing_to_set(void **state)
+{
+    (void)state;
+    expect_invalid("update_customer_details", "{}", "arguments must have at least 1 of: buyer, address",
+                   NULL);
+    expect_invalid("update_customer_details", "{\"buyer\":null,\"address\":null}",
+                   "arguments must have at least 1 of: buyer, address", NULL);
+    expect_invalid("update_customer_details", "{\"buyer\":{}}",
+                   "arguments.buyer must have at least 1 of: first_name, last_name", NULL);
+    expect_invalid("update_customer_details", "{\"buyer\":{\"email\":null}}",
+                   "arguments.buyer must have at least 1 of", NULL);
+    /* an address without its country (or any required part) is refused,
+     * not stored half */
+    expect_invalid("update_customer_details",
+                   "{\"address\":{\"street_address\":\"1 Main St\",\"address_locality\":\"Springfield\","
+                   "\"postal_code\":\"62701\"}}",
+                   "arguments.address.address_country is required: Two-letter ISO 3166-1", NULL);
+    expect_invalid("update_customer_details",
+                   "{\"address\":{\"street_address\":\"\",\"address_locality\":\"Springfield\","
+                   "\"postal_code\":\"62701\",\"address_country\":\"US\"}}",
+                   "arguments.address.street_address must not be empty", NULL);
+    expect_invalid("update_customer_details", "{\"buyer\":{\"first_name\":\"\",\"email\":\"a@b.co\"}}",
+                   "arguments.buyer.first_name must not be empty", NULL);
+}
+
+static void test_validate_patterns(void **state)
+{
+    (void)state;
+    const char *addr = "{\"address\":{\"street_address\":\"1 Main St\",\"address_locality\":\"X\","
+                       "\"postal_code\":\"1\",\"address_country\":\"%s\"}}";
+    char args[512];
+    snprintf(args, sizeof args, addr, "USA");
+    expect_invalid("update_customer_details", args,
+                   "arguments.address.address_country: 'USA' does not match ^[A-Za-z]{2}$: "
+                   "Two-letter ISO 3166-1 alpha-2 country code", NULL);
+    snprintf(args, sizeof args, addr, "United States");
+    expect_invalid("update_customer_details", args, "'United States' does not match", NULL);
+    snprintf(args, sizeof args, addr, "us");
+    expect_valid("update_customer_details", args);
+    expect_invalid("update_customer_details", "{\"buyer\":{\"email\":\"jane\"}}",
+                   "arguments.buyer.email: 'jane' does not match", NULL);
+    expect_invalid("update_customer_details", "{\"buyer\":{\"email\":\"jane@example\"}}",
+                   "arguments.buyer.email: 'jane@example' does not match", NULL);
+    expect_invalid("update_customer_details", "{\"buyer\":{\"email\":\"jane doe@example.com\"}}",
+                   "arguments.buyer.email", "does not match");
+    expect_valid("update_customer_details", "{\"buyer\":{\"email\":\"jane.doe+x@mail.example.com\"}}");
+    /* a product's title is not its id */
+    expect_invalid("add_to_checkout", "{\"product_id\":\"Chocolate Chip Cookies\",\"quantity\":1}",
+                   "arguments.product_id: 'Chocolate Chip Cookies' does not match", "search_shopping_catalog");
+    expect_invalid("select_shipping", "{\"option_id\":\"express shipping\"}",
+                   "arguments.option_id: 'express shipping' does not match", "options[].id");
+    /* a NUL inside a string does not hide what follows it */
+    json_t *nul = json_pack("{s:s%}", "product_id", "ok\0 no", (size_t)6);
+    char why[512] = "";
+    assert_int_equal(tools_validate("get_product", nul, why, sizeof why), -1);
+    assert_non_null(strstr(why, "does not match"));
+    json_decref(nul);
+    /* a long value is clipped in the message */
+    expect_invalid("get_product",
+                   "{\"product_id\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+                   "arguments.product_id is too long: at most 63 characters", NULL);
+}
+
+/* lengths count characters (JSON Schema), not bytes */
+static void test_validate_lengths_in_characters(void **state)
+{
+    (void)state;
+    char name[1024] = "{\"buyer\":{\"first_name\":\"";
+    for (int i = 0; i < 200; i++)
+        strcat(name, "\xc3\xa9"); /* é: 2 bytes, 1 character */
+    strcat(name, "\"}}");
+    expect_valid("update_customer_details", name);
+    char longer[1024];
+    snprintf(longer, sizeof longer, "%.*s\xc3\xa9\"}}", (int)(strlen(name) - 3), name);
+    expect_invalid("update_customer_details", longer,
+                   "arguments.buyer.first_name is too long: at most 200 characters", NULL);
+}
+
+/* the validator on any schema: enum, arrays, numbers, a pattern not
+ * precompiled */
+static void test_check_generic_schema(void **state)
+{
+    (void)state;
+    json_t *schema = load(
+        "{\"type\":\"object\",\"properties\":{"
+        "\"level\":{\"type\":\"string\",\"enum\":[\"standard\",\"express\"]},"
+        "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"minLength\":1}},"
+        "\"ratio\":{\"type\":\"number\",\"minimum\":0,\"maximum\":1},"
+        "\"n\":{\"type\":\"integer\",\"enum\":[1,2]},"
+        "\"code\":{\"type\":\"string\",\"pattern\":\"^[0-9]{3}$\"},"
+        "\"inner\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"boolean\"}},"
+        "\"required\":[\"a\"],\"additionalProperties\":false}},"
+        "\"required\":[\"level\"],\"additionalProperties\":false}");
+    json_t *bad = load("{\"level\":\"fast\",\"tags\":[\"a\",\"\",3],\"ratio\":1.5,\"n\":3,"
+                       "\"code\":\"12a\",\"inner\":{\"b\":1}}");
+    json_t *probs = tools_check(schema, bad);
+    const char *want[] = {
+        "arguments.level must be one of [\"standard\",\"express\"]",
+        "arguments.tags[1] must not be empty",
+        "arguments.tags[2] must be of type string, not an integer",
+        "arguments.ratio is out of range: 0 to 1",
+        "arguments.n must be one of [1,2]",
+        "arguments.code: '12a' does not match ^[0-9]{3}$",
+        "arguments.inner.b: unknown field; allowed fields: a",
+        "arguments.inner.a is required",
+    };
+    size_t n = sizeof want / sizeof want[0];
+    if (json_array_size(probs) != n) {
+        char *t = json_dumps(probs, 0);
+        fail_msg("%zu problems, expected %zu: %s", json_array_size(probs), n, t);
+    }
+    for (size_t k = 0; k < n; k++)
+        assert_string_equal(json_string_value(json_array_get(probs, k)), want[k]);
+    json_decref(probs);
+    json_t *good = load("{\"level\":\"express\",\"tags\":[\"x\"],\"ratio\":0.5,\"n\":2,\"code\":\"123\","
+                        "\"inner\":{\"a\":false}}");
+    probs = tools_check(schema, good);
+    assert_int_equal(json_array_size(probs), 0);
+    json_decref(probs);
+    json_decref(good);
+    json_decref(bad);
+    json_decref(schema);
+}
+
+/* a flood of unknown keys is capped; keys and values that are cut stay
+ * valid UTF-8 (the result is JSON) */
+static void test_problems_capped_and_utf8_safe(void **state)
+{
+    (void)state;
+    char args[4096] = "{\"product_id\":\"p\"";
+    for (int i = 0; i < 40; i++)
+        snprintf(args + strlen(args), sizeof args - strlen(args), ",\"k%d\":1", i);
+    strcat(args, "}");
+    struct tools_ctx ctx = null_ctx();
+    json_t *res = tools_run(&ctx, "get_product", args);
+    expect_error_result(res, "invalid_arguments", "arguments.k0: unknown field");
+    json_t *probs = json_object_get(json_object_get(res, "error"), "problems");
+    assert_true(json_array_size(probs) >= 10 && json_array_size(probs) < 40);
+    json_decref(res);
+
+    char key[512] = "{\"";
+    for (int i = 0; i < 50; i++)
+        strcat(key, "\xc3\xa9");
+    strcat(key, "\":1,\"product_id\":\"");
+    for (int i = 0; i < 50; i++)
+        strcat(key, "\xe2\x82\xac"); /* €: 3 bytes */
+    strcat(key, "\"}");
+    res = tools_run(&ctx, "get_product", key);
+    expect_error_result(res, "invalid_arguments", "unknown field");
+    const char *m = json_string_value(json_object_get(json_object_get(res, "error"), "message"));
+    assert_non_null(strstr(m, "\xc3\xa9..."));
+    char *text = json_dumps(res, 0);
+    assert_non_null(text);
+    json_error_t je;
+    json_t *back = json_loads(text, 0, &je); /* valid UTF-8 throughout */
+    assert_non_null(back);
+    json_decref(back);
+    free(text);
+    json_decref(res);
+}
+
+/* no "description" anywhere: what `expected` carries */
+static int has_description(const json_t *schema)
+{
+    if (json_object_get(schema, "description"))
+        return 1;
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(schema, "properties"), k, v)
+        if (has_description(v))
+            return 1;
+    return 0;
+}
+
+static void test_run_invalid_arguments_carries_the_shape(void **state)
+{
+    (void)state;
+    struct tools_ctx ctx = null_ctx();
+    json_t *res = tools_run(&ctx, "update_customer_details", "{\"address\":\"1 Main St\"}");
+    expect_error_result(res, "invalid_arguments",
+                        "update_customer_details did not run: 1 problem with its arguments: "
+                        "arguments.address must be of type object");
+    json_t *err = json_object_get(res, "error");
+    json_t *expected = json_object_get(err, "expected");
+    assert_false(has_description(expected));
+    json_t *addr = json_object_get(json_object_get(expected, "properties"), "address");
+    assert_true(json_is_false(json_object_get(addr, "additionalProperties")));
+    assert_int_equal(json_array_size(json_object_get(addr, "required")), 4);
+    json_t *ex = json_object_get(err, "example");
+    char why[1024] = "";
+    assert_int_equal(tools_validate("update_customer_details", ex, why, sizeof why), 0);
+    json_decref(res);
+    /* not JSON: the same shape */
+    res = tools_run(&ctx, "add_to_checkout", "{\"product_id\":");
+    expect_error_result(res, "invalid_arguments", "arguments are not valid JSON");
+    assert_non_null(json_object_get(json_object_get(res, "error"), "example"));
+    json_decref(res);
+    /* a tool without arguments has no example */
+    res = tools_run(&ctx, "get_checkout", "{\"id\":\"x\"}");
+    expect_error_result(res, "invalid_arguments", "arguments.id: unknown field");
+    assert_null(json_object_get(json_object_get(res, "error"), "example"));
+    json_decref(res);
+}
+
+/* ---- against a real shop: nothing given is dropped ---- */
+
+struct shopctx {
+    char dir[256];
+    struct store *st;
+    struct merchant *m;
+    struct shop *sh;
+    struct tools_ctx t;
+    int calls;
+    char key[64];
+};
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    return remove(path);
+}
+
+static int shop_setup(void **state)
+{
+    struct shopctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    snprintf(c->dir, sizeof c->dir, "/tmp/agentd-test-tools-XXXXXX");
+    if (!mkdtemp(c->dir))
+        return -1;
+    char url[512], err[256] = "";
+    snprintf(url, sizeof url, "%s/agentd.db", c->dir);
+    struct store_options o = { .url = url, .sync = STORE_SYNC_NORMAL };
+    if (store_open(&o, &c->st, err, sizeof err) != 0)
+        return -1;
+    c->m = merchant_new(c->st, NULL); /* the built-in catalog */
+    if (!c->m || merchant_load(c->m, err, sizeof err) != 0)
+        return -1;
+    if (!(c->sh = shop_new(c->st, c->m, "http://127.0.0.1:8080")))
+        return -1;
+    c->t.shop = c->sh;
+    c->t.merchant = c->m;
+    c->t.owner = "tester";
+    *state = c;
+    return 0;
+}
+
+static int shop_teardown(void **state)
+{
+    struct shopctx *c = *state;
+    free(c->t.checkout_id);
+    shop_free(c->sh);
+    merchant_free(c->m);
+    store_close(c->st);
+    nftw(c->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(c);
+    return 0;
+}
+
+static json_t *run(struct shopctx *c, const char *tool, const char *args)
+{
+    snprintf(c->key, sizeof c->key, "turn/1/%d/call", c->calls++);
+    c->t.op_key = c->key;
+    json_t *res = tools_run(&c->t, tool, args);
+    c->t.op_key = NULL;
+    assert_non_null(res);
+    return res;
+}
+
+static const char *str_at(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static void test_shop_customer_details_keep_every_field(void **state)
+{
+    struct shopctx *c = *state;
+    json_decref(run(c, "add_to_checkout", "{\"product_id\":\"BISC-001\",\"quantity\":2}"));
+    assert_non_null(c->t.checkout_id);
+    json_t *co = run(c, "update_customer_details",
+                     "{\"buyer\":{\"first_name\":\"Jane\",\"last_name\":\"Doe\","
+                     "\"email\":\"jane@example.com\",\"phone_number\":\"+1 217 555 0100\"},"
+                     "\"address\":{\"street_address\":\"1 Main St\",\"extended_address\":\"Apt 4\","
+                     "\"address_locality\":\"Springfield\",\"address_region\":\"IL\","
+                     "\"postal_code\":\"62701\",\"address_country\":\"us\",\"first_name\":\"John\","
+                     "\"last_name\":\"Roe\",\"phone_number\":\"+1 217 555 0199\"}}");
+    if (json_object_get(co, "error"))
+        fail_msg("update_customer_details failed: %s", json_dumps(co, 0));
+    json_t *b = json_object_get(co, "buyer");
+    assert_string_equal(str_at(b, "first_name"), "Jane");
+    assert_string_equal(str_at(b, "last_name"), "Doe");
+    assert_string_equal(str_at(b, "email"), "jane@example.com");
+    assert_string_equal(str_at(b, "phone_number"), "+1 217 555 0100");
+    json_t *d = json_array_get(
+        json_object_get(json_array_get(json_object_get(json_object_get(co, "fulfillment"), "methods"),
+                                       0), "destinations"), 0);
+    assert_string_equal(str_at(d, "street_address"), "1 Main St");
+    assert_string_equal(str_at(d, "extended_address"), "Apt 4");
+    assert_string_equal(str_at(d, "address_locality"), "Springfield");
+    assert_string_equal(str_at(d, "address_region"), "IL");
+    assert_string_equal(str_at(d, "postal_code"), "62701");
+    assert_string_equal(str_at(d, "address_country"), "US");
+    assert_string_equal(str_at(d, "first_name"), "John");
+    assert_string_equal(str_at(d, "last_name"), "Roe");
+    assert_string_equal(str_at(d, "phone_number"), "+1 217 555 0199");
+    json_decref(co);
+
+    /* a later call with one buyer field keeps the others */
+    co = run(c, "update_customer_details", "{\"buyer\":{\"phone_number\":\"+1 217 555 0111\"}}");
+    b = json_object_get(co, "buyer");
+    assert_string_equal(str_at(b, "first_name"), "Jane");
+    assert_string_equal(str_at(b, "email"), "jane@example.com");
+    assert_string_equal(str_at(b, "phone_number"), "+1 217 555 0111");
+    json_decref(co);
+    /* a name replaces the earlier name whole */
+    co = run(c, "update_customer_details", "{\"buyer\":{\"full_name\":\"Jane Q. Doe\"}}");
+    b = json_object_get(co, "buyer");
+    assert_string_equal(str_at(b, "full_name"), "Jane Q. Doe");
+    assert_null(json_object_get(b, "first_name"));
+    assert_null(json_object_get(b, "last_name"));
+    assert_string_equal(str_at(b, "email"), "jane@example.com");
+    json_decref(co);
+
+    /* a refused call changes nothing */
+    co = run(c, "update_customer_details",
+             "{\"buyer\":{\"name\":\"X\",\"email\":\"x@example.com\"}}");
+    assert_string_equal(str_at(json_object_get(co, "error"), "code"), "invalid_arguments");
+    json_decref(co);
+    co = run(c, "get_checkout", "{}");
+    assert_string_equal(str_at(json_object_get(co, "buyer"), "email"), "jane@example.com");
+    json_decref(co);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -599,7 +1154,7 @@ int main(void)
         cmocka_unit_test(test_definitions_fresh_each_call),
         cmocka_unit_test(test_definitions_agree_with_validator),
         cmocka_unit_test(test_validate_valid_per_tool),
-        cmocka_unit_test(test_validate_extra_and_null_optional),
+        cmocka_unit_test(test_validate_unknown_fields_and_null_optional),
         cmocka_unit_test(test_validate_missing_required),
         cmocka_unit_test(test_validate_wrong_type),
         cmocka_unit_test(test_validate_range),
@@ -607,13 +1162,23 @@ int main(void)
         cmocka_unit_test(test_validate_nested_objects),
         cmocka_unit_test(test_validate_unknown_tool),
         cmocka_unit_test(test_validate_non_object_args),
-        cmocka_unit_test(test_validate_reports_first_failure),
+        cmocka_unit_test(test_validate_reports_every_problem),
         cmocka_unit_test(test_validate_why_truncation),
         cmocka_unit_test(test_run_not_json),
         cmocka_unit_test(test_run_invalid_arguments),
         cmocka_unit_test(test_run_empty_arguments_mean_empty_object),
         cmocka_unit_test(test_run_unknown_tool),
         cmocka_unit_test(test_run_rejection_keeps_checkout_id),
+        cmocka_unit_test(test_definitions_complete_schemas),
+        cmocka_unit_test(test_validate_real_model_mistakes),
+        cmocka_unit_test(test_validate_nothing_to_set),
+        cmocka_unit_test(test_validate_patterns),
+        cmocka_unit_test(test_validate_lengths_in_characters),
+        cmocka_unit_test(test_check_generic_schema),
+        cmocka_unit_test(test_problems_capped_and_utf8_safe),
+        cmocka_unit_test(test_run_invalid_arguments_carries_the_shape),
+        cmocka_unit_test_setup_teardown(test_shop_customer_details_keep_every_field, shop_setup,
+                                        shop_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
