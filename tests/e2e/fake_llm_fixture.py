@@ -154,6 +154,11 @@ class FakeLLM:
         """Queues faults, e.g. faults({"status": 500, "times": 3, "path": "/primary"})."""
         return self._post("/admin/faults", {"faults": list(specs)})
 
+    def strict(self, on=True):
+        """Validates every request like the real API (400 otherwise) until the
+        next reset(); stats() then has "checked" and "rejections"."""
+        return self._post("/admin/strict", {"on": on})
+
     def stats(self, timeout=5):
         r = self._http.get(self.base + "/admin/stats", timeout=timeout)
         r.raise_for_status()

@@ -3,9 +3,14 @@
 
 Standard library only. Scripted replies by rule, SSE streaming with tool-call
 deltas split across chunks, and faults on demand (per request or queued by an
-admin route). See docs/llm.md, "The fake LLM server".
+admin route). A strict mode validates each request as the real API does
+(tool schemas, tool-call/result pairing) and answers 400 otherwise; the
+model "scripted-buyer" plays a purchase like a real model, mistakes
+included, correcting them only from what agentd's error results say.
+See docs/llm.md, "The fake LLM server".
 
     python3 tests/fake_llm/fake_llm.py --port 0     # prints the chosen port on stdout
+    python3 tests/fake_llm/fake_llm.py --port 0 --strict
     python3 tests/fake_llm/fake_llm.py --self-test
 """
 import argparse
@@ -48,10 +53,15 @@ def parse_fault(text):
 class State:
     def __init__(self):
         self.lock = threading.Lock()
+        self.strict_default = False
         self.reset()
         self.stopping = threading.Event()
 
     def reset(self):
+        self.strict = self.strict_default  # validate requests like the real API
+        self.checked = 0         # requests that passed the strict validation
+        self.rejections = []     # [{"path", "problems"}] of requests strict mode refused
+        self.script = []         # the scripted buyer's decisions, in order
         self.queue = []          # [{"spec":..., "path": prefix or None, "left": n}]
         self.requests = 0
         self.by_path = {}
@@ -83,6 +93,289 @@ def last_user_text(messages):
     return ""
 
 
+# ---- strict mode: the request checks the real API makes ----
+
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+SCHEMA_TYPES = {"object", "string", "integer", "number", "boolean", "array", "null"}
+# JSON Schema keywords the real API accepts in tool parameters; anything else
+# is most likely a typo ("require") that the provider would reject or ignore
+SCHEMA_KEYWORDS = {"type", "description", "properties", "required", "additionalProperties",
+                   "enum", "const", "pattern", "format", "minimum", "maximum",
+                   "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
+                   "maxLength", "items", "minItems", "maxItems", "minProperties",
+                   "maxProperties", "anyOf", "examples", "default", "title", "$defs", "$ref"}
+ROLES = {"system", "developer", "user", "assistant", "tool"}
+
+
+def schema_problems(schema, path, out, is_property):
+    """Problems of one JSON schema: valid keywords and types, objects closed
+    (additionalProperties: false) with declared required names, arrays with
+    items, patterns that compile, properties described."""
+    if not isinstance(schema, dict):
+        out.append("%s: a schema must be an object" % path)
+        return
+    for k in schema:
+        if k not in SCHEMA_KEYWORDS:
+            out.append("%s: unknown schema keyword %r" % (path, k))
+    t = schema.get("type")
+    if "anyOf" not in schema and t not in SCHEMA_TYPES:
+        out.append("%s: type must be one of %s, got %r" % (path, sorted(SCHEMA_TYPES), t))
+    if is_property and not (isinstance(schema.get("description"), str) and schema["description"].strip()):
+        out.append("%s: no description" % path)
+    if "pattern" in schema:
+        try:
+            re.compile(schema["pattern"])
+        except (re.error, TypeError) as e:
+            out.append("%s: invalid pattern: %s" % (path, e))
+    if "enum" in schema and not (isinstance(schema["enum"], list) and schema["enum"]):
+        out.append("%s: enum must be a non-empty array" % path)
+    if t == "object":
+        props = schema.get("properties")
+        if not isinstance(props, dict):
+            out.append("%s: object schema missing properties" % path)
+            props = {}
+        if schema.get("additionalProperties") is not False:
+            out.append("%s: additionalProperties must be false" % path)
+        req = schema.get("required", [])
+        if not isinstance(req, list) or not all(isinstance(r, str) for r in req):
+            out.append("%s: required must be an array of strings" % path)
+        else:
+            for r in req:
+                if r not in props:
+                    out.append("%s: required %r is not in properties" % (path, r))
+        for name, sub in props.items():
+            schema_problems(sub, "%s.properties.%s" % (path, name), out, True)
+    if t == "array":
+        if "items" not in schema:
+            out.append("%s: array schema missing items" % path)
+        else:
+            schema_problems(schema["items"], path + ".items", out, False)
+
+
+def strict_problems(body):
+    """Why the real API would refuse this request with 400 (empty: it would not)."""
+    out = []
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        out.append("model must be a non-empty string")
+    tools = body.get("tools")
+    names = set()
+    if tools is not None:
+        if not isinstance(tools, list) or not tools:
+            out.append("tools must be a non-empty array")
+            tools = []
+        for i, t in enumerate(tools):
+            where = "tools[%d]" % i
+            fn = t.get("function") if isinstance(t, dict) else None
+            if not isinstance(t, dict) or t.get("type") != "function" or not isinstance(fn, dict):
+                out.append("%s: must be {type: function, function: {...}}" % where)
+                continue
+            name = fn.get("name")
+            if not isinstance(name, str) or not TOOL_NAME.match(name):
+                out.append("%s.function.name: must match %s" % (where, TOOL_NAME.pattern))
+            elif name in names:
+                out.append("%s.function.name: duplicate %s" % (where, name))
+            names.add(name)
+            if not (isinstance(fn.get("description"), str) and fn["description"].strip()):
+                out.append("%s.function.description: missing" % where)
+            params = fn.get("parameters")
+            if not isinstance(params, dict) or params.get("type") != "object":
+                out.append("%s.function.parameters: must be a JSON schema of type object" % where)
+            else:
+                schema_problems(params, "%s.function.parameters" % where, out, False)
+    tc = body.get("tool_choice")
+    if tc is not None:
+        if not tools:
+            out.append("tool_choice is only allowed when tools are specified")
+        elif isinstance(tc, dict):
+            if (tc.get("function") or {}).get("name") not in names:
+                out.append("tool_choice names a function that is not in tools")
+        elif tc not in ("auto", "none", "required"):
+            out.append("tool_choice must be auto, none, required or a function")
+    if "stream_options" in body and not body.get("stream"):
+        out.append("stream_options is only allowed when stream is enabled")
+    mt = body.get("max_tokens")
+    if mt is not None and (not isinstance(mt, int) or isinstance(mt, bool) or mt < 1):
+        out.append("max_tokens must be a positive integer")
+    msgs = body.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        out.append("messages must be a non-empty array")
+        return out
+    pending = []  # tool_call ids of the last assistant message not yet answered
+    for i, m in enumerate(msgs):
+        where = "messages[%d]" % i
+        if not isinstance(m, dict) or m.get("role") not in ROLES:
+            out.append("%s: role must be one of %s" % (where, sorted(ROLES)))
+            continue
+        role = m["role"]
+        if role != "tool" and pending:
+            out.append("%s: an assistant message with 'tool_calls' must be followed by tool "
+                       "messages responding to each 'tool_call_id' (missing %s)" % (where, pending))
+            pending = []
+        content = m.get("content")
+        if role == "tool":
+            tid = m.get("tool_call_id")
+            if tid not in pending:
+                out.append("%s: messages with role 'tool' must be a response to a preceding "
+                           "message with 'tool_calls' (tool_call_id %r)" % (where, tid))
+            else:
+                pending.remove(tid)
+            if not isinstance(content, str):
+                out.append("%s: a tool message's content must be a string" % where)
+        elif role == "assistant":
+            calls = m.get("tool_calls")
+            if calls is not None:
+                if not isinstance(calls, list) or not calls:
+                    out.append("%s: tool_calls must be a non-empty array" % where)
+                    calls = []
+                for j, c in enumerate(calls):
+                    fn = c.get("function") if isinstance(c, dict) else None
+                    if (not isinstance(c, dict) or not isinstance(c.get("id"), str) or not c["id"]
+                            or c.get("type") != "function" or not isinstance(fn, dict)
+                            or not isinstance(fn.get("name"), str)
+                            or not isinstance(fn.get("arguments"), str)):
+                        out.append("%s.tool_calls[%d]: must be {id, type: function, function: "
+                                   "{name, arguments: string}}" % (where, j))
+                        continue
+                    pending.append(c["id"])
+            if content is None and not calls:
+                out.append("%s: an assistant message needs content or tool_calls" % where)
+            elif content is not None and not isinstance(content, (str, list)):
+                out.append("%s: content must be a string" % where)
+        elif not isinstance(content, (str, list)):
+            out.append("%s: content must be a string or an array of parts" % where)
+    if pending:
+        out.append("the last assistant message's tool_calls %s have no tool messages" % pending)
+    return out
+
+
+# ---- the scripted buyer: a purchase as a real model plays it ----
+
+SCRIPTED_MODEL = "scripted-buyer"
+BUYER = {"first_name": "Jane", "last_name": "Doe", "email": "jane@example.com"}
+ADDRESS = {"street_address": "1 Main St", "address_locality": "Springfield",
+           "address_region": "IL", "postal_code": "62701", "address_country": "US"}
+# what the model "knows" about the address before it reads any error: the
+# keys real models use
+GUESSED = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zip": "62701",
+           "country": "US"}
+RENAME = re.compile(r"arguments\.(buyer|address)\.(\w+): unknown field; did you mean (\w+)\?")
+SPLIT = re.compile(r"arguments\.(buyer|address)\.(\w+): unknown field; use (\w+) and (\w+)")
+
+
+def _turn_steps(messages):
+    """The tool calls since the last user message: [(name, args, result)]."""
+    start = max([i for i, m in enumerate(messages) if m.get("role") == "user"] or [0])
+    results = {m.get("tool_call_id"): m.get("content") for m in messages[start:]
+               if m.get("role") == "tool"}
+    steps = []
+    for m in messages[start:]:
+        for c in m.get("tool_calls") or [] if m.get("role") == "assistant" else []:
+            fn = c.get("function") or {}
+            try:
+                args = json.loads(fn.get("arguments") or "{}")
+            except ValueError:
+                args = None
+            try:
+                res = json.loads(results.get(c.get("id")) or "null")
+            except ValueError:
+                res = None
+            steps.append((fn.get("name"), args, res))
+    return steps
+
+
+def _error(res):
+    return res.get("error") if isinstance(res, dict) else None
+
+
+def _correct(args, err):
+    """A real model's correction of update_customer_details: rename each field
+    the error says is unknown to what the error proposes, split a name it says
+    to split. None when the error does not say how to fix every bad field."""
+    text = " ".join([err.get("message") or ""] + [p for p in err.get("problems") or []
+                                                   if isinstance(p, str)])
+    fixed = json.loads(json.dumps(args))
+    for obj, key, target in RENAME.findall(text):
+        if isinstance(fixed.get(obj), dict) and key in fixed[obj]:
+            fixed[obj][target] = fixed[obj].pop(key)
+    for obj, key, first, last in SPLIT.findall(text):
+        if isinstance(fixed.get(obj), dict) and key in fixed[obj]:
+            parts = str(fixed[obj].pop(key)).split(None, 1)
+            fixed[obj][first], fixed[obj][last] = parts[0], parts[1] if len(parts) > 1 else ""
+    unknown = [k for o in ("buyer", "address") for k in (fixed.get(o) or {})
+               if k not in BUYER and k not in ADDRESS and k not in ("phone_number", "full_name")]
+    return None if unknown or fixed == args else fixed
+
+
+def scripted_buyer(messages):
+    """One step of the purchase: search, add, update_customer_details with an
+    address string, then with the keys models guess, then corrected from the
+    error, select express shipping from the checkout's options, start
+    payment, complete, and answer with the order id."""
+    steps = _turn_steps(messages)
+    n = sum(len(m.get("tool_calls") or []) for m in messages if m.get("role") == "assistant")
+    cid = "call_%d" % (n + 1)
+
+    def call(name, args, why):
+        STATE.script.append({"call": name, "args": args, "why": why})
+        return None, [(cid, name, json.dumps(args))]
+
+    def say(text, why):
+        STATE.script.append({"answer": text, "why": why})
+        return text, []
+
+    if not steps:
+        return call("search_shopping_catalog", {"query": "cookies"}, "find the product")
+    name, args, res = steps[-1]
+    err = _error(res)
+    if name == "search_shopping_catalog":
+        if err or not (res or {}).get("products"):
+            return say("I found no cookies.", "search failed")
+        pick = next((p for p in res["products"] if "chocolate" in p.get("title", "").lower()),
+                    res["products"][0])
+        return call("add_to_checkout", {"product_id": pick["id"], "quantity": 2}, "add it")
+    if name == "add_to_checkout":
+        if err:
+            return say("I could not add it: %s" % err.get("message"), "add failed")
+        # mistake (a): the whole address as one string
+        return call("update_customer_details",
+                    {"buyer": {"email": BUYER["email"]},
+                     "address": "1 Main St, Springfield, IL 62701, US"}, "mistake: address string")
+    if name == "update_customer_details" and err:
+        if isinstance(args.get("address"), str):
+            text = err.get("message") or ""
+            if "arguments.address must be of type object" not in text:
+                return say("I do not understand what went wrong: %s" % text, "error unusable")
+            # mistake (b): an object now, with the keys models guess and the name in one field
+            return call("update_customer_details",
+                        {"buyer": {"name": "Jane Doe", "email": BUYER["email"]}, "address": GUESSED},
+                        "mistake: guessed keys")
+        fixed = _correct(args, err)
+        if fixed is None:
+            return say("I do not know how to fix: %s" % err.get("message"), "error unusable")
+        return call("update_customer_details", fixed, "corrected from the error")
+    if name == "update_customer_details":
+        opts = [o for meth in (res.get("fulfillment") or {}).get("methods", [])
+                for g in meth.get("groups", []) for o in g.get("options", [])]
+        pick = next((o for o in opts if "express" in (o.get("title", "") + o["id"]).lower()), None)
+        if not pick:
+            return say("There is no express shipping to this address.", "no express option")
+        return call("select_shipping", {"option_id": pick["id"]}, "express shipping")
+    if name == "select_shipping":
+        if err:
+            return say("Shipping failed: %s" % err.get("message"), "select failed")
+        return call("start_payment", {}, "check it is ready")
+    if name == "start_payment":
+        if err or not res.get("ready"):
+            return say("The checkout is not ready: %s" % json.dumps(res)[:300], "not ready")
+        return call("complete_checkout", {}, "pay")
+    if name == "complete_checkout":
+        if err:
+            return say("Payment failed: %s" % err.get("message"), "payment failed")
+        order = (res.get("order") or {}).get("id")
+        return say("Your order %s is placed." % order, "done")
+    return say("Unexpected step after %s." % name, "lost")
+
+
 def script(body, fault):
     """The reply for a request: (content, tool_calls list of (id, name, args_text))."""
     messages = body.get("messages") or []
@@ -93,6 +386,8 @@ def script(body, fault):
         return None, [("call_u1", "no_such_tool", "{}")]
     if fault.get("bad_args"):
         return None, [("call_b1", "lookup", '{"q": ')]
+    if body.get("model") == SCRIPTED_MODEL:
+        return scripted_buyer(messages)
     if last.get("role") == "tool":
         return "Tool said: %s" % (last.get("content") or ""), []
     m = re.search(r"\[\[tool:(\w+)\s*(\{.*?\})?\]\]", text)
@@ -154,7 +449,9 @@ class Handler(BaseHTTPRequestHandler):
             with STATE.lock:
                 self.send_json(200, {"requests": STATE.requests, "by_path": STATE.by_path,
                                      "faults_applied": STATE.faults_applied,
-                                     "queued": len(STATE.queue), "last": STATE.last})
+                                     "queued": len(STATE.queue), "last": STATE.last,
+                                     "strict": STATE.strict, "checked": STATE.checked,
+                                     "rejections": STATE.rejections, "script": STATE.script})
         else:
             self.send_json(404, {"error": {"message": "no route", "type": "not_found"}})
 
@@ -164,6 +461,11 @@ class Handler(BaseHTTPRequestHandler):
             with STATE.lock:
                 STATE.reset()
             return self.send_json(200, {"ok": True})
+        if self.path == "/admin/strict":
+            req = json.loads(raw or b"{}")
+            with STATE.lock:
+                STATE.strict = bool(req.get("on", True))
+            return self.send_json(200, {"strict": STATE.strict})
         if self.path == "/admin/faults":
             req = json.loads(raw or b"{}")
             with STATE.lock:
@@ -196,6 +498,17 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(body.get("messages"), list) or not body.get("model"):
             return self.send_json(400, {"error": {"message": "model and messages are required",
                                                   "type": "invalid_request_error"}})
+        if STATE.strict:
+            problems = strict_problems(body)
+            with STATE.lock:
+                if problems:
+                    STATE.rejections.append({"path": self.path, "problems": problems})
+                else:
+                    STATE.checked += 1
+            if problems:
+                return self.send_json(400, {"error": {"message": "; ".join(problems),
+                                                      "type": "invalid_request_error",
+                                                      "param": None, "code": None}})
         # faults: the admin queue first, then the header, then the message
         fault = STATE.take_fault(self.path) or {}
         hdr = self.headers.get("X-Fake-Fault")
@@ -418,6 +731,49 @@ def self_test():
     t0 = time.time()
     _post(base, chat, msgs("x [[fault:latency ms=200]]"))
     check(time.time() - t0 >= 0.19, "latency")
+    # strict mode: what the real API refuses
+    _post(base, "/admin/strict", {"on": True})
+    tool = {"type": "function", "function": {"name": "get_x", "description": "Get x.", "parameters": {
+        "type": "object", "properties": {"id": {"type": "string", "description": "The id."}},
+        "required": ["id"], "additionalProperties": False}}}
+    ok = dict(msgs("hi"), tools=[tool], tool_choice="auto")
+    check(_post(base, chat, ok)[0] == 200, "strict: a valid request passes")
+    loose = json.loads(json.dumps(tool))
+    del loose["function"]["parameters"]["additionalProperties"]
+    loose["function"]["parameters"]["properties"]["id"].pop("description")
+    st, _, b = _post(base, chat, dict(msgs("hi"), tools=[loose]))
+    err = json.loads(b)["error"]["message"]
+    check(st == 400 and "additionalProperties must be false" in err and "no description" in err,
+          "strict: an open or undescribed schema is 400")
+    orphan = {"model": "m", "messages": [{"role": "user", "content": "x"},
+                                         {"role": "tool", "tool_call_id": "c9", "content": "{}"}]}
+    st, _, b = _post(base, chat, orphan)
+    check(st == 400 and "must be a response to a preceding" in json.loads(b)["error"]["message"],
+          "strict: a tool message without its call is 400")
+    unanswered = {"model": "m", "messages": [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_x", "arguments": "{}"}}]},
+        {"role": "user", "content": "y"}]}
+    check(_post(base, chat, unanswered)[0] == 400, "strict: a tool call without its result is 400")
+    with urllib.request.urlopen(base + "/admin/stats") as r:
+        st_ = json.loads(r.read())
+    check(st_["checked"] == 1 and len(st_["rejections"]) == 3, "strict: counted")
+    _post(base, "/admin/strict", {"on": False})
+    # the scripted buyer starts by searching, and reads an error before correcting
+    st, _, b = _post(base, chat, dict(msgs("buy cookies"), model=SCRIPTED_MODEL))
+    c0 = json.loads(b)["choices"][0]["message"]["tool_calls"][0]["function"]
+    check(c0["name"] == "search_shopping_catalog", "scripted buyer: searches first")
+    bad = {"buyer": {"name": "Jane Doe"}, "address": dict(GUESSED)}
+    fixed = _correct(bad, {"problems": ["arguments.address.%s: unknown field; did you mean %s?" % kv
+                                        for kv in (("street", "street_address"), ("city", "address_locality"),
+                                                   ("state", "address_region"), ("zip", "postal_code"),
+                                                   ("country", "address_country"))] +
+                           ["arguments.buyer.name: unknown field; use first_name and last_name"]})
+    check(fixed == {"buyer": {"first_name": "Jane", "last_name": "Doe"}, "address": ADDRESS},
+          "scripted buyer: corrects from the hints")
+    check(_correct(bad, {"message": "invalid arguments"}) is None,
+          "scripted buyer: no hint, no correction")
     with urllib.request.urlopen(base + "/admin/stats") as r:
         stats = json.loads(r.read())
     check(stats["requests"] >= 15 and stats["by_path"].get("/a" + chat) == 3, "stats")
@@ -434,9 +790,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--self-test", action="store_true")
+    ap.add_argument("--strict", action="store_true",
+                    help="validate every request like the real API (400 otherwise)")
     a = ap.parse_args()
     if a.self_test:
         sys.exit(self_test())
+    if a.strict:
+        STATE.strict_default = True
+        STATE.reset()
     srv = serve(a.port)
     print(srv.server_address[1], flush=True)
     try:
