@@ -1,6 +1,9 @@
 """The fake OpenAI-compatible model (tests/fake_llm/fake_llm.py) for e2e tests:
 started as a subprocess on 127.0.0.1 port 0, its port read from its first
-stdout line, admin calls, and a bounded stop.
+stdout line, admin calls, and a bounded stop. It runs in strict mode: a
+request the real API would refuse (tool schemas, tool-call pairing) gets a
+400, so every e2e test also checks what agentd sends (fake.strict(False)
+turns it off until the next reset()).
 
     from fake_llm_fixture import fake_llm            # noqa: F401  (registers the fixture)
 
@@ -42,7 +45,7 @@ class FakeLLM:
 
     def start(self, timeout=START_TIMEOUT):
         env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-        self.proc = subprocess.Popen([sys.executable, str(FAKE_LLM), "--port", "0"],
+        self.proc = subprocess.Popen([sys.executable, str(FAKE_LLM), "--port", "0", "--strict"],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=env)
         line = self._first_line(timeout)
@@ -155,8 +158,9 @@ class FakeLLM:
         return self._post("/admin/faults", {"faults": list(specs)})
 
     def strict(self, on=True):
-        """Validates every request like the real API (400 otherwise) until the
-        next reset(); stats() then has "checked" and "rejections"."""
+        """Validates every request like the real API (400 otherwise), the
+        default; until the next reset(). stats() has "checked" and
+        "rejections"."""
         return self._post("/admin/strict", {"on": on})
 
     def stats(self, timeout=5):
