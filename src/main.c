@@ -238,6 +238,8 @@ static int llm_check(void *ud, char *detail, size_t len)
     for (int i = 0; i < n; i++) {
         int status = 0;
         const char *st = llm_provider_state(l, i, &status);
+        if (!status) /* the breaker's word, as before; a refusal says more */
+            st = llm_provider_breaker(l, i);
         usable += strcmp(st, "open") != 0;
         refused += status != 0;
         int w = status ? snprintf(detail + off, off < len ? len - off : 0, "%s%s=%s(HTTP %d)",
