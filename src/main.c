@@ -24,6 +24,7 @@
 #include "agent/events.h"
 #include "agent/runner.h"
 #include "agent/tools.h"
+#include "llm/builtin.h"
 #include "llm/llm.h"
 #include "llm/llm_config.h"
 #include "core/clock.h"
@@ -225,22 +226,92 @@ static int store_check(void *ud, char *detail, size_t len)
     return rc;
 }
 
-/* The model providers' circuit breakers: degraded (not critical: the
- * server still answers, with 503 for turns) when every provider is open. */
+/* The model providers: degraded (not critical: the server still answers,
+ * with 503 or 502 for turns) when every provider is open-circuited, or when
+ * any refused its configuration (key, access, model): a fallback may hide
+ * that from buyers, not from operators. */
 static int llm_check(void *ud, char *detail, size_t len)
 {
     const struct llm *l = ud;
     size_t off = 0;
-    int usable = 0, n = llm_provider_count(l);
+    int usable = 0, refused = 0, n = llm_provider_count(l);
     for (int i = 0; i < n; i++) {
-        const char *st = llm_provider_breaker(l, i);
+        int status = 0;
+        const char *st = llm_provider_state(l, i, &status);
+        if (!status) /* the breaker's word, as before; a refusal says more */
+            st = llm_provider_breaker(l, i);
         usable += strcmp(st, "open") != 0;
-        int w = snprintf(detail + off, off < len ? len - off : 0, "%s%s=%s", i ? " " : "",
-                         llm_provider_name(l, i), st);
+        refused += status != 0;
+        int w = status ? snprintf(detail + off, off < len ? len - off : 0, "%s%s=%s(HTTP %d)",
+                                  i ? " " : "", llm_provider_name(l, i), st, status)
+                       : snprintf(detail + off, off < len ? len - off : 0, "%s%s=%s", i ? " " : "",
+                                  llm_provider_name(l, i), st);
         if (w > 0)
             off += (size_t)w;
     }
-    return usable ? 0 : AGENTD_EUNAVAILABLE;
+    return usable && !refused ? 0 : AGENTD_EUNAVAILABLE;
+}
+
+/* One line per model provider at start: what is used, where (never the
+ * key, never a URL's user:password). */
+static void log_llm_providers(const struct llm_config *lc)
+{
+    struct logline l;
+    if (lc->builtin) {
+        if (log_begin(&l, LOG_INFO, "llm provider")) {
+            log_str(&l, "provider", "builtin");
+            log_str(&l, "model", LLM_BUILTIN_MODEL);
+            log_str(&l, "note", lc->builtin_forced ? "the built-in offline model (AGENTD_LLM=builtin)"
+                                                   : "the built-in offline model (no LLM provider configured)");
+            log_end(&l);
+        }
+        return;
+    }
+    for (int i = 0; i < lc->n_providers; i++) {
+        const struct llm_provider_config *p = &lc->providers[i];
+        char host[128];
+        if (!log_begin(&l, LOG_INFO, "llm provider"))
+            return;
+        log_str(&l, "provider", p->name);
+        log_str(&l, "model", p->model);
+        log_str(&l, "host", llm_url_host(p->url, host, sizeof host));
+        log_int(&l, "timeout_ms", p->timeout_ms);
+        log_int(&l, "fallback_order", i + 1);
+        log_str(&l, "auth", p->api_key ? "bearer" : "none");
+        log_end(&l);
+    }
+}
+
+/* AGENTD_LLM_STARTUP_CHECK: runs on the first loop; its verdict gates /readyz. */
+struct startup_check {
+    struct llm *llm;
+    struct loop *loop;
+    struct ops_state *ops;
+};
+
+static void startup_check_done(int refused, const char *report, void *ud)
+{
+    struct startup_check *sc = ud;
+    if (refused) {
+        snprintf(sc->ops->llm_gate_reason, sizeof sc->ops->llm_gate_reason, "%s", report);
+        log_msg(LOG_ERROR, NULL, "llm start-up check: %d provider%s refused; not ready "
+                "(fix the key and restart): %s", refused, refused == 1 ? "" : "s", report);
+        atomic_store(&sc->ops->llm_gate, OPS_LLM_GATE_REFUSED);
+        return;
+    }
+    log_msg(*report ? LOG_WARN : LOG_INFO, NULL, "llm start-up check passed%s%s",
+            *report ? " with warnings: " : "", report);
+    atomic_store(&sc->ops->llm_gate, OPS_LLM_GATE_PASSED);
+}
+
+static void startup_check_start(void *arg)
+{
+    struct startup_check *sc = arg;
+    int rc = llm_probe(sc->llm, sc->loop, startup_check_done, sc);
+    if (rc != 0) {
+        log_msg(LOG_WARN, NULL, "llm start-up check could not run: %s", agentd_err_msg(rc));
+        atomic_store(&sc->ops->llm_gate, OPS_LLM_GATE_PASSED);
+    }
 }
 
 /* ---- serve ---- */
@@ -427,13 +498,20 @@ static int cmd_serve(void)
         goto out;
     }
     health_register("llm", llm_check, llm, 0);
-    if (llm_is_builtin(llm))
-        log_msg(LOG_INFO, NULL, "model: the built-in offline model (no LLM provider configured)");
+    log_llm_providers(&lc);
+    ops.llm = llm;
     shop = shop_new(store, merchant, cfg.public_url ? cfg.public_url : "http://127.0.0.1");
-    if (!shop) {
+    /* test payments: development always; production only when told */
+    ops.test_payments = cfg.env != CONFIG_ENV_PRODUCTION || cfg.allow_test_payments;
+    ops.test_payments_warn = cfg.env == CONFIG_ENV_PRODUCTION && cfg.allow_test_payments;
+    if (!shop || shop_set_test_payments(shop, ops.test_payments) != 0 ||
+        shop_set_legal_links(shop, cfg.privacy_url, cfg.terms_url) != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");
         goto out;
     }
+    if (ops.test_payments_warn)
+        log_msg(LOG_WARN, NULL, "production accepts test payments (AGENTD_ALLOW_TEST_PAYMENTS=1): "
+                "mock_payment_handler places orders without a charge");
     agent_metrics_init();
     char pferr[256] = "";
     profiles = profiles_new(cfg.profile_allowlist, NULL, pferr, sizeof pferr);
@@ -480,6 +558,11 @@ static int cmd_serve(void)
         goto out;
     }
     ops.srv = srv;
+    struct startup_check sc = { .llm = llm, .ops = &ops };
+    if (lc.startup_check && !llm_is_builtin(llm))
+        atomic_store(&ops.llm_gate, OPS_LLM_GATE_RUNNING); /* not ready until it answers */
+    else if (lc.startup_check)
+        log_msg(LOG_INFO, NULL, "llm start-up check: the built-in model needs none");
     char err[256];
     if (http_server_start(srv, err, sizeof err) != 0) {
         log_msg(LOG_ERROR, NULL, "%s", err);
@@ -496,6 +579,12 @@ static int cmd_serve(void)
         log_str(&l, "version", AGENTD_VERSION);
         log_str(&l, "commit", AGENTD_GIT_COMMIT);
         log_end(&l);
+    }
+    sc.loop = http_server_loop(srv, 0);
+    if (atomic_load(&ops.llm_gate) == OPS_LLM_GATE_RUNNING &&
+        loop_post(sc.loop, startup_check_start, &sc) != 0) {
+        log_msg(LOG_WARN, NULL, "llm start-up check could not be scheduled");
+        atomic_store(&ops.llm_gate, OPS_LLM_GATE_PASSED);
     }
     atomic_store(&ops.warm, 1);
     notify("READY=1");

@@ -60,7 +60,8 @@ const char AGENT_DEFAULT_PROMPT[] =
     "their details and shipping, and pay. Use the tools: search the catalog before adding "
     "products, add by product id, and never invent prices or ids. Payment credentials come from "
     "the buyer's client, never from the conversation: call complete_checkout when the buyer asks "
-    "to pay. Keep answers short and concrete.";
+    "to pay. Name an order by its id; do not give the buyer URLs from tool results (they are "
+    "API addresses, not pages a buyer can open). Keep answers short and concrete.";
 
 /* ---- metrics ---- */
 
@@ -667,10 +668,12 @@ static void on_reply(int status, struct llm_reply *reply, const char *error, int
         llm_reply_free(reply);
         if (status == AGENTD_ETIMEOUT)
             fail(t, status, 504, "turn_timeout", "the model did not answer within the turn deadline");
+        else if (status == AGENTD_EINVAL || status == AGENTD_EMODELREFUSED)
+            /* the provider refused the request or its own configuration:
+             * retrying cannot help, so no 503 (no Retry-After) */
+            fail(t, status, 502, "model_refused", "%s", error ? error : "the model refused");
         else
-            fail(t, status, status == AGENTD_EINVAL ? 502 : 503,
-                 status == AGENTD_EINVAL ? "model_refused" : "model_unavailable", "%s",
-                 error ? error : "the model is unavailable");
+            fail(t, status, 503, "model_unavailable", "%s", error ? error : "the model is unavailable");
         finish(t);
         return;
     }

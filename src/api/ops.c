@@ -7,6 +7,7 @@
 #include "core/health.h"
 #include "core/metrics.h"
 #include "http/server.h"
+#include "llm/llm.h"
 #include "version.h"
 
 #include <stdio.h>
@@ -26,6 +27,15 @@ static void readyz_done(const struct health_report *rep, void *arg)
     json_t *reasons = json_array();
     if (http_server_draining(st->srv))
         json_array_append_new(reasons, json_string("draining: the server is shutting down"));
+    int gate = atomic_load(&st->llm_gate);
+    if (gate == OPS_LLM_GATE_RUNNING)
+        json_array_append_new(reasons, json_string("llm: the start-up check of the model providers "
+                                                   "(AGENTD_LLM_STARTUP_CHECK) is running"));
+    else if (gate == OPS_LLM_GATE_REFUSED) {
+        char line[600];
+        snprintf(line, sizeof line, "llm: %s", st->llm_gate_reason);
+        json_array_append_new(reasons, json_string(line));
+    }
     for (int i = 0; i < rep->n; i++)
         if (!rep->r[i].ok && rep->r[i].critical) {
             char line[256];
@@ -57,6 +67,26 @@ static void readyz(struct http_req *r)
                                           "health checks could not be scheduled (worker pool full)"));
 }
 
+/* Each provider as configured and as last seen; never its key. */
+static json_t *llm_providers_json(const struct llm *l)
+{
+    json_t *a = json_array();
+    for (int i = 0; l && i < llm_provider_count(l); i++) {
+        char host[128];
+        int status = 0;
+        const char *state = llm_provider_state(l, i, &status);
+        json_t *p = json_pack("{s:s,s:s,s:s}", "name", llm_provider_name(l, i), "model",
+                              llm_provider_model(l, i), "state", state ? state : "unknown");
+        llm_provider_host(l, i, host, sizeof host);
+        if (p && host[0])
+            json_object_set_new(p, "host", json_string(host));
+        if (p && status)
+            json_object_set_new(p, "http_status", json_integer(status));
+        json_array_append_new(a, p);
+    }
+    return a;
+}
+
 static void health_done(const struct health_report *rep, void *arg)
 {
     struct http_req *r = arg;
@@ -75,8 +105,14 @@ static void health_done(const struct health_report *rep, void *arg)
     uint64_t reqs = 0;
     double rate = http_server_error_rate_1m(st->srv, &reqs);
     int draining = http_server_draining(st->srv);
+    json_t *warnings = json_array();
+    if (st->test_payments_warn)
+        json_array_append_new(warnings, json_string(
+            "test payments are accepted in production (AGENTD_ALLOW_TEST_PAYMENTS=1): orders "
+            "can be placed without a charge"));
     const char *status = draining ? "draining" : !atomic_load(&st->warm) ? "starting"
-                                               : rep->ready && all_ok ? "ok" : "degraded";
+                         : rep->ready && all_ok && json_array_size(warnings) == 0 ? "ok"
+                                                                                  : "degraded";
     json_t *body = json_pack("{s:s,s:s,s:s,s:I,s:o,s:I,s:f,s:I,s:b}", "status", status, "version",
                              AGENTD_VERSION, "commit", AGENTD_GIT_COMMIT, "uptime_seconds",
                              (json_int_t)((clock_mono_ms() - st->start_mono_ms) / 1000),
@@ -84,6 +120,9 @@ static void health_done(const struct health_report *rep, void *arg)
                              (json_int_t)http_server_inflight(st->srv) - 1, /* not this request */
                              "error_rate_1m", rate, "requests_1m", (json_int_t)reqs, "draining",
                              draining);
+    json_object_set_new(body, "llm_providers", llm_providers_json(st->llm));
+    json_object_set_new(body, "test_payments", json_boolean(st->test_payments));
+    json_object_set_new(body, "warnings", warnings);
     http_reply_json(r, 200, body);
 }
 

@@ -67,6 +67,9 @@ static const struct var vars[] = {
     { "AGENTD_PUBLIC_URL",       K_STR,      OFF(public_url),       NULL, 0, 0, NULL, 0 },
     { "AGENTD_CATALOG",          K_STR,      OFF(catalog),          NULL, 0, 0, NULL, 0 },
     { "AGENTD_PROFILE_ALLOWLIST",K_STR,      OFF(profile_allowlist),NULL, 0, 0, NULL, 0 },
+    { "AGENTD_PRIVACY_URL",      K_STR,      OFF(privacy_url),      NULL, 0, 0, NULL, 0 },
+    { "AGENTD_TERMS_URL",        K_STR,      OFF(terms_url),        NULL, 0, 0, NULL, 0 },
+    { "AGENTD_ALLOW_TEST_PAYMENTS",K_BOOL,   OFF(allow_test_payments),"off", 0, 1, NULL, 0 },
     { "AGENTD_SIMULATION_SECRET",K_STR,      OFF(simulation_secret),NULL, 0, 0, NULL, SECRET_ALL },
     { "AGENTD_FAILPOINT",        K_STR,      OFF(failpoint),        NULL, 0, 0, NULL, 0 },
 };
@@ -355,6 +358,20 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
         if (asprintf(&cfg->public_url, ipv6 ? "http://[%s]:%d" : "http://%s:%d", cfg->host,
                      cfg->port) < 0)
             cfg->public_url = NULL;
+    }
+    /* legal links are handed to buyers: an absolute URL, https in production */
+    const char *legal[][2] = { { "AGENTD_PRIVACY_URL", cfg->privacy_url },
+                               { "AGENTD_TERMS_URL", cfg->terms_url } };
+    for (int i = 0; i < 2; i++) {
+        const char *u = legal[i][1];
+        if (!u)
+            continue;
+        int https = strncmp(u, "https://", 8) == 0 && u[8];
+        if (!https && !(strncmp(u, "http://", 7) == 0 && u[7]))
+            config_problems_add(pr, "%s=%s: must be an absolute http:// or https:// URL",
+                                legal[i][0], u);
+        else if (!https && cfg->env == CONFIG_ENV_PRODUCTION)
+            config_problems_add(pr, "production: %s=%s: use an https:// URL", legal[i][0], u);
     }
     if (cfg->profile_allowlist) {
         /* every bad entry is its own problem; the parsed list is rebuilt by

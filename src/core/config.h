@@ -36,6 +36,10 @@ struct config {
     char *catalog;              /* AGENTD_CATALOG: catalog JSON file; NULL = imported or built-in */
     char *public_url;           /* AGENTD_PUBLIC_URL: base URL clients use; default http://host:port */
     char *profile_allowlist;    /* AGENTD_PROFILE_ALLOWLIST: host[:port],... exempt from the SSRF guard */
+    char *privacy_url;          /* AGENTD_PRIVACY_URL: the checkout's privacy_policy link; NULL = none */
+    char *terms_url;            /* AGENTD_TERMS_URL: the checkout's terms_of_service link; NULL = none */
+    int allow_test_payments;    /* AGENTD_ALLOW_TEST_PAYMENTS: production accepts test payment
+                                   handlers (mock_payment_handler); /health flags it */
     /* agent */
     int64_t turn_timeout_ms;    /* AGENTD_TURN_TIMEOUT: bounds a whole turn, retries included */
     int busy_policy;            /* AGENTD_BUSY_POLICY: enqueue|reject|interrupt when a session

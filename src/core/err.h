@@ -20,6 +20,7 @@
     X(EHEADERS,        "headers_too_large",      431, "the request headers are too large") \
     X(EINTERNAL,       "internal_error",         500, "internal error")                  \
     X(EUNAVAILABLE,    "unavailable",            503, "temporarily unavailable")         \
+    X(EMODELREFUSED,   "model_refused",          502, "the model provider refused its configuration (key, access or model)") \
     X(EBUSY,           "busy",                   503, "busy, retry later")               \
     X(ENOMEM,          "out_of_memory",          503, "out of memory")                   \
     X(EIO,             "io_error",               503, "storage I/O error")               \

@@ -1039,8 +1039,10 @@ static void plan(struct convo *cv, struct out *o)
             call(o, "complete_checkout", NULL);
         } else if (!said_error(o, s)) {
             json_t *co = unwrap(s->result);
+            /* order.permalink_url is UCP's (it opens for a platform sending
+             * UCP-Agent), not a page a buyer can open: the answer names the
+             * order by id only */
             const char *oid = json_string_value(json_object_get(json_object_get(co, "order"), "id"));
-            const char *url = json_string_value(json_object_get(json_object_get(co, "order"), "permalink_url"));
             struct buf b = { 0 };
             if (oid) {
                 buf_printf(&b, "Your order %s is placed. Thank you!", oid);
@@ -1050,8 +1052,6 @@ static void plan(struct convo *cv, struct out *o)
                     put_money(&b, total, json_string_value(json_object_get(co, "currency")));
                     buf_puts(&b, ".");
                 }
-                if (url && *url)
-                    buf_printf(&b, " Details: %s", url);
             } else {
                 /* not placed: say what the checkout still needs */
                 json_t *msgs = json_object_get(co, "messages");

@@ -63,9 +63,12 @@ struct llm_reply {
 void llm_reply_free(struct llm_reply *r);
 
 /* status: 0 with reply, or AGENTD_ETIMEOUT (deadline), AGENTD_EUNAVAILABLE
- * (every provider failed or is open-circuited; retry_after_s says when to
- * come back, 0 = unknown), AGENTD_EINVAL (the provider refused the request:
- * a 4xx other than 401/403/404/408/429), AGENTD_ENOMEM. error is a human
+ * (every provider failed or is open-circuited, at least one for a reason a
+ * retry may cure; retry_after_s says when to come back, 0 = unknown),
+ * AGENTD_EMODELREFUSED (every provider refused its configuration: key,
+ * access or model — see llm_provider_state; error names each provider and
+ * the variable to check), AGENTD_EINVAL (the provider refused the request:
+ * another 4xx other than 408/429), AGENTD_ENOMEM. error is a human
  * sentence (never contains a key), NULL on success. reply is NULL unless
  * status is 0, and then belongs to the callee (llm_reply_free). Runs on
  * the loop given to llm_call, never inside llm_call itself. */
@@ -103,5 +106,28 @@ const char *llm_provider_name(const struct llm *l, int i);
 const char *llm_provider_model(const struct llm *l, int i);
 const char *llm_provider_breaker(const struct llm *l, int i);
 int llm_is_builtin(const struct llm *l);
+
+/* Provider i as /health shows it: "unauthorized" (its key or access was
+ * refused: 401/403) or "model_not_found" (404, or a 400 saying the model
+ * does not exist), until a later call or check succeeds; else the breaker's
+ * "open" | "half_open"; else "ok" once it answered, "unknown" before.
+ * *http_status (may be NULL) gets the refusal's status, else 0. The
+ * built-in model is always "ok". */
+const char *llm_provider_state(const struct llm *l, int i, int *http_status);
+/* Provider i's URL host[:port] (never user:password); "" for the built-in. */
+const char *llm_provider_host(const struct llm *l, int i, char *out, size_t len);
+
+/* The start-up check (AGENTD_LLM_STARTUP_CHECK): GETs every provider's
+ * {url}/models with its key, on `loop`, from that loop's thread. done runs
+ * once on that loop (never inside this call) when every probe ended:
+ * refused = providers that refused their key or access (401/403, which also
+ * sets their state); report = one sentence per provider that refused or
+ * could not be checked ("; "-joined; "" when all passed), valid during the
+ * call. A network failure, a 404 (no /models route) or any other answer is
+ * a warning in the report, not a refusal. Returns 0, AGENTD_EINVAL (the
+ * built-in model), AGENTD_EBUSY (one already running on this loop) or
+ * AGENTD_ENOMEM. llm_free drops a running check without done. */
+typedef void (*llm_probe_done_fn)(int refused, const char *report, void *ud);
+int llm_probe(struct llm *l, struct loop *loop, llm_probe_done_fn done, void *ud);
 
 #endif

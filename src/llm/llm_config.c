@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_RETRIES 2
@@ -319,6 +320,14 @@ int llm_config_load(struct llm_config *out, enum config_env env, config_getenv_f
         free(s);
     }
 
+    if ((s = lookup("AGENTD_LLM_STARTUP_CHECK", 0, get, ud, pr, &bad))) {
+        if (!strcasecmp(s, "1") || !strcasecmp(s, "on") || !strcasecmp(s, "true") || !strcasecmp(s, "yes"))
+            out->startup_check = 1;
+        else if (strcasecmp(s, "0") && strcasecmp(s, "off") && strcasecmp(s, "false") && strcasecmp(s, "no"))
+            config_problems_add(pr, "AGENTD_LLM_STARTUP_CHECK=%s: expected on or off", s);
+        free(s);
+    }
+
     int forced = 0;
     if ((s = lookup("AGENTD_LLM", 0, get, ud, pr, &bad))) {
         if (strcasecmp(s, "builtin") == 0)
@@ -371,15 +380,7 @@ void llm_config_dump(const struct llm_config *c, FILE *out)
     for (int i = 0; !c->builtin && i < c->n_providers; i++) {
         const struct llm_provider_config *p = &c->providers[i];
         char prefix[64];
-        if (p->name && strcmp(p->name, "default") == 0)
-            snprintf(prefix, sizeof prefix, "AGENTD_LLM");
-        else {
-            size_t k = 0;
-            k += (size_t)snprintf(prefix, sizeof prefix, "AGENTD_LLM_");
-            for (const char *n = p->name ? p->name : ""; *n && k + 1 < sizeof prefix; n++)
-                prefix[k++] = (char)toupper((unsigned char)*n);
-            prefix[k] = 0;
-        }
+        llm_provider_var_prefix(p->name, prefix, sizeof prefix);
         char *url = p->url ? config_redact_url(p->url) : NULL;
         fprintf(out, "%s_URL=%s\n", prefix, p->url ? (url ? url : "***set***") : "(unset)");
         free(url);
@@ -393,6 +394,7 @@ void llm_config_dump(const struct llm_config *c, FILE *out)
     fprintf(out, "AGENTD_LLM_BREAKER_FAILURES=%d\n", c->breaker_failures);
     fprintf(out, "AGENTD_LLM_BREAKER_COOLDOWN=%lldms\n", (long long)c->breaker_cooldown_ms);
     fprintf(out, "AGENTD_LLM_MAX_CONNECTIONS=%d\n", c->max_connections);
+    fprintf(out, "AGENTD_LLM_STARTUP_CHECK=%s\n", c->startup_check ? "on" : "off");
 }
 
 static char *dup_or_null(const char *s, int *oom)
@@ -429,4 +431,33 @@ void llm_config_free(struct llm_config *c)
     for (int i = 0; i < LLM_MAX_PROVIDERS; i++)
         provider_free(&c->providers[i]);
     memset(c, 0, sizeof *c);
+}
+
+const char *llm_provider_var_prefix(const char *name, char *out, size_t len)
+{
+    if (!name || strcmp(name, "default") == 0) {
+        snprintf(out, len, "AGENTD_LLM");
+        return out;
+    }
+    size_t k = (size_t)snprintf(out, len, "AGENTD_LLM_");
+    for (const char *n = name; *n && k + 1 < len; n++)
+        out[k++] = (char)toupper((unsigned char)*n);
+    if (k < len)
+        out[k] = 0;
+    return out;
+}
+
+const char *llm_url_host(const char *url, char *out, size_t len)
+{
+    const char *h = url ? strstr(url, "://") : NULL;
+    h = h ? h + 3 : (url ? url : "");
+    size_t n = strcspn(h, "/?#");
+    /* user:password@ never leaves this function */
+    const char *at = memchr(h, '@', n);
+    if (at) {
+        n -= (size_t)(at + 1 - h);
+        h = at + 1;
+    }
+    snprintf(out, len, "%.*s", (int)n, h);
+    return out;
 }

@@ -30,6 +30,8 @@ struct llm_config {
     int64_t breaker_cooldown_ms; /* AGENTD_LLM_BREAKER_COOLDOWN: open -> half-open, default 30 s */
     int max_connections;       /* AGENTD_LLM_MAX_CONNECTIONS: model connections per loop thread
                                 * (all providers); a call past it waits for one. 0 = no cap */
+    int startup_check;         /* AGENTD_LLM_STARTUP_CHECK: 1 = probe each provider's /models at
+                                * start; a refused key keeps /readyz at 503 */
 };
 
 /* Parses AGENTD_LLM* into *out, adding one line per problem (a secret's value
@@ -48,5 +50,12 @@ void llm_config_dump(const struct llm_config *cfg, FILE *out);
 int llm_config_copy(struct llm_config *dst, const struct llm_config *src);
 
 void llm_config_free(struct llm_config *cfg);
+
+/* The host[:port] of a provider URL, without scheme, user:password or
+ * path: what logs and /health may show. Returns out. */
+const char *llm_url_host(const char *url, char *out, size_t len);
+/* The prefix of a provider's variables: "AGENTD_LLM" for the single form
+ * ("default"), else "AGENTD_LLM_<NAME>". Returns out. */
+const char *llm_provider_var_prefix(const char *name, char *out, size_t len);
 
 #endif

@@ -11,6 +11,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <jansson.h>
+
 int64_t llm_backoff_ms(int retry, int64_t base_ms, int64_t cap_ms, uint64_t rnd)
 {
     if (retry < 0)
@@ -30,6 +32,41 @@ int llm_http_retryable(long status)
 {
     return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 ||
            status == 504;
+}
+
+/* "The model `x` does not exist", "model 'x' not found", code model_not_found */
+static int says_no_model(const char *body, size_t len)
+{
+    json_t *o = body && len ? json_loadb(body, len, 0, NULL) : NULL;
+    json_t *e = json_object_get(o, "error");
+    int yes = 0;
+    const char *fields[] = { "code", "type" };
+    for (size_t i = 0; i < 2; i++) {
+        const char *v = json_string_value(json_object_get(e, fields[i]));
+        if (v && strcasecmp(v, "model_not_found") == 0)
+            yes = 1;
+    }
+    const char *m = json_string_value(json_object_get(e, "message"));
+    if (!m)
+        m = json_string_value(e); /* {"error": "model 'x' not found"} (Ollama) */
+    if (m && strcasestr(m, "model") &&
+        (strcasestr(m, "does not exist") || strcasestr(m, "not found")))
+        yes = 1;
+    json_decref(o);
+    return yes;
+}
+
+enum llm_refusal llm_http_refusal(long status, const char *body, size_t len)
+{
+    if (status == 401)
+        return LLM_REFUSAL_KEY;
+    if (status == 403)
+        return LLM_REFUSAL_ACCESS;
+    if (status == 404)
+        return LLM_REFUSAL_MODEL;
+    if ((status == 400 || status == 422) && says_no_model(body, len))
+        return LLM_REFUSAL_MODEL;
+    return LLM_REFUSAL_NONE;
 }
 
 static int month_index(const char *m)

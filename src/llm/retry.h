@@ -4,6 +4,7 @@
 #define AGENTD_LLM_RETRY_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define LLM_BACKOFF_BASE_MS 250
@@ -21,6 +22,19 @@ int64_t llm_retry_after_ms(const char *value, int64_t now_wall_ms, int64_t cap_m
 
 /* 1 when an HTTP status is worth retrying on the same provider. */
 int llm_http_retryable(long status);
+
+/* What a provider's error answer says about its configured entry. A
+ * refusal is not transient (never retried, not a breaker failure) and not
+ * about this request either: another provider of a fallback chain, with
+ * its own key and model, may well answer. */
+enum llm_refusal {
+    LLM_REFUSAL_NONE = 0, /* not a configuration error */
+    LLM_REFUSAL_KEY,      /* 401: the API key is wrong, revoked or missing */
+    LLM_REFUSAL_ACCESS,   /* 403: the key may not use this model or endpoint */
+    LLM_REFUSAL_MODEL,    /* 404, or a 400/422 saying the model does not exist: model or URL */
+};
+/* status and the error body (may be NULL; read as OpenAI's {"error":{...}}). */
+enum llm_refusal llm_http_refusal(long status, const char *body, size_t len);
 
 enum llm_breaker_state { LLM_BREAKER_CLOSED = 0, LLM_BREAKER_HALF_OPEN = 1, LLM_BREAKER_OPEN = 2 };
 

@@ -33,10 +33,12 @@ struct shop {
     struct merchant *m;
     char *public_url;
     char *continue_base;
-    char *privacy_url, *terms_url;
+    char *privacy_url, *terms_url; /* NULL: that link is omitted (shop_set_legal_links) */
     struct checkout_link links[2];
+    size_t n_links;
     json_t *handlers;
     const struct payment_handler *hs[1];
+    size_t n_hs;                   /* 0: test payments refused (shop_set_test_payments) */
     char *instance; /* this process, on completion claims (NULL: unknown) */
     char *lock_dir; /* instance lock files, to know a claim's process died */
 };
@@ -49,18 +51,46 @@ struct shop *shop_new(struct store *st, struct merchant *m, const char *public_u
     sh->st = st;
     sh->m = m;
     sh->hs[0] = payment_handler_mock();
+    sh->n_hs = 1;
     sh->public_url = strdup(public_url);
-    sh->handlers = payment_handlers_json(sh->hs, 1);
+    sh->handlers = payment_handlers_json(sh->hs, sh->n_hs);
     if (!sh->public_url || !sh->handlers ||
-        asprintf(&sh->continue_base, "%s/checkout-sessions", public_url) < 0 ||
-        asprintf(&sh->privacy_url, "%s/legal/privacy", public_url) < 0 ||
-        asprintf(&sh->terms_url, "%s/legal/terms", public_url) < 0) {
+        asprintf(&sh->continue_base, "%s/checkout-sessions", public_url) < 0) {
         shop_free(sh);
         return NULL;
     }
-    sh->links[0] = (struct checkout_link){ "privacy_policy", sh->privacy_url, "Privacy policy" };
-    sh->links[1] = (struct checkout_link){ "terms_of_service", sh->terms_url, "Terms of service" };
     return sh;
+}
+
+int shop_set_test_payments(struct shop *sh, int accept)
+{
+    json_t *h = payment_handlers_json(sh->hs, accept ? 1 : 0);
+    if (!h)
+        return AGENTD_ENOMEM;
+    json_decref(sh->handlers);
+    sh->handlers = h;
+    sh->n_hs = accept ? 1 : 0;
+    return 0;
+}
+
+int shop_set_legal_links(struct shop *sh, const char *privacy_url, const char *terms_url)
+{
+    char *p = privacy_url ? strdup(privacy_url) : NULL, *t = terms_url ? strdup(terms_url) : NULL;
+    if ((privacy_url && !p) || (terms_url && !t)) {
+        free(p);
+        free(t);
+        return AGENTD_ENOMEM;
+    }
+    free(sh->privacy_url);
+    free(sh->terms_url);
+    sh->privacy_url = p;
+    sh->terms_url = t;
+    sh->n_links = 0;
+    if (p)
+        sh->links[sh->n_links++] = (struct checkout_link){ "privacy_policy", p, "Privacy policy" };
+    if (t)
+        sh->links[sh->n_links++] = (struct checkout_link){ "terms_of_service", t, "Terms of service" };
+    return 0;
 }
 
 void shop_free(struct shop *sh)
@@ -152,7 +182,7 @@ static int rules_begin(struct shop *sh, struct rules_ctx *ctx, struct shop_rules
         .continue_url_base = sh->continue_base,
         .payment_handlers = sh->handlers,
         .links = sh->links,
-        .n_links = 2,
+        .n_links = sh->n_links,
     };
     return 0;
 }
@@ -670,6 +700,16 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
     char why[256] = "";
     if (payment_instrument_parse(payment_data, &pi, why, sizeof why) != 0)
         return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.payment_data", "%s", why);
+    if (!sh->n_hs && strcmp(pi.handler_id, PAYMENT_MOCK_HANDLER_ID) == 0) {
+        /* before anything moves: a test credential never reaches a
+         * production checkout, not even as a claim */
+        payment_instrument_clear(&pi);
+        return checkout_fail(e, AGENTD_EUNPROCESSABLE, "payment_handler_unavailable",
+                             "$.payment_data.handler_id",
+                             "payment handler '" PAYMENT_MOCK_HANDLER_ID "' is a test handler and "
+                             "is refused in production (AGENTD_ALLOW_TEST_PAYMENTS=1 accepts it); "
+                             "nothing was charged");
+    }
 
     /* 1. ready -> complete_in_progress (or save the new prices and stop);
      * with a key, a checkout this call already moved on is a replay */
@@ -720,7 +760,7 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
         snprintf(akey, sizeof akey, "%s", op_key);
     else
         snprintf(akey, sizeof akey, "%s/v%lld", c->id, (long long)c->version);
-    rc = payment_authorize(sh->hs, 1, &pi, c->totals.total, c->currency, akey, &res, ref,
+    rc = payment_authorize(sh->hs, sh->n_hs, &pi, c->totals.total, c->currency, akey, &res, ref,
                            sizeof ref, why, sizeof why);
     payment_instrument_clear(&pi);
     if (rc != 0 || res != PAYMENT_APPROVED) {

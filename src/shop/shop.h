@@ -31,6 +31,17 @@ void shop_free(struct shop *sh);
  * 0 or AGENTD_ENOMEM. */
 int shop_set_instance(struct shop *sh, const char *instance, const char *lock_dir);
 
+/* Test payment handlers (mock_payment_handler) are offered and accepted by
+ * default; accept = 0 (production without AGENTD_ALLOW_TEST_PAYMENTS)
+ * leaves them out of payment.handlers everywhere and refuses a completion
+ * naming one (422 payment_handler_unavailable). Call before serving.
+ * 0 or AGENTD_ENOMEM. */
+int shop_set_test_payments(struct shop *sh, int accept);
+/* The checkout's links[]: privacy_policy and terms_of_service, each only
+ * when given (NULL omits it: no link that cannot open). Copied. Call before
+ * serving. 0 or AGENTD_ENOMEM. */
+int shop_set_legal_links(struct shop *sh, const char *privacy_url, const char *terms_url);
+
 /* The payment handlers we advertise (borrowed JSON array). */
 const json_t *shop_payment_handlers(const struct shop *sh);
 

@@ -115,6 +115,7 @@ def test_demo_conversation(server):
     assert co["status"] == "completed"
     oid = co["order"]["id"]
     assert oid and oid in d["answer"], d["answer"]
+    assert "http" not in d["answer"], "no link that cannot be opened (the permalink needs a UCP-Agent)"
     assert money(want["total"]) in d["answer"], d["answer"]
     assert "success_token" not in json.dumps(d), "the credential is never echoed"
 

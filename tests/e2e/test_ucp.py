@@ -15,10 +15,16 @@ from ucp_client import (CATALOG, MOCK_HANDLER, UCP_VERSION, Client, address, che
 SECRET = "sim-secret-for-tests"
 
 
+# legal links are the operator's pages (unset: omitted, test_provider_config.py)
+PRIVACY_URL = "https://shop.example/legal/privacy"
+TERMS_URL = "https://shop.example/legal/terms"
+
+
 @pytest.fixture(scope="module")
 def shop(module_agentd):
     return module_agentd(env={"AGENTD_CATALOG": str(REPO / "data" / "catalog.json"),
-                              "AGENTD_SIMULATION_SECRET": SECRET})
+                              "AGENTD_SIMULATION_SECRET": SECRET,
+                              "AGENTD_PRIVACY_URL": PRIVACY_URL, "AGENTD_TERMS_URL": TERMS_URL})
 
 
 @pytest.fixture
@@ -161,7 +167,8 @@ def test_create_with_everything_in_one_request(shop, client):
     assert [h["id"] for h in p["handlers"]] == [MOCK_HANDLER]           # ours, not the client's
     assert "success_token" not in r.text
     assert doc["discounts"]["codes"] == ["10OFF"]
-    assert {l["type"] for l in doc["links"]} >= {"privacy_policy", "terms_of_service"}
+    assert {(l["type"], l["url"]) for l in doc["links"]} == \
+        {("privacy_policy", PRIVACY_URL), ("terms_of_service", TERMS_URL)}
     want = expected_totals(CATALOG, [("BISC-001", 2), ("STRAW-001", 1)], "US", "IL", "std-ship",
                            ["10OFF"])
     assert totals_of(doc)["total"] == want["total"]

@@ -68,6 +68,7 @@ class State:
         self.faults_applied = 0
         self.once_seen = set()
         self.last = None         # last request: path, headers of interest, body
+        self.api_key = DEFAULT_API_KEY  # required key (None: any); /admin/auth sets it
 
     def take_fault(self, path):
         with self.lock:
@@ -80,7 +81,25 @@ class State:
         return None
 
 
+DEFAULT_API_KEY = None   # --api-key: the key every model request must carry
 STATE = State()
+
+
+def auth_refusal(headers):
+    """OpenAI's 401 body when a key is required and this request lacks it, else None."""
+    with STATE.lock:
+        want = STATE.api_key
+    if want is None or headers.get("Authorization") == "Bearer " + want:
+        return None
+    return {"error": {"message": "Incorrect API key provided. You can find your API key at "
+                                 "https://platform.openai.com/account/api-keys.",
+                      "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}
+
+
+def models_list():
+    return {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "fake"}
+                                       for m in ("fake", "fake-1", "fake-primary", "fake-backup",
+                                                 SCRIPTED_MODEL)]}
 
 
 def last_user_text(messages):
@@ -452,6 +471,13 @@ class Handler(BaseHTTPRequestHandler):
                                      "queued": len(STATE.queue), "last": STATE.last,
                                      "strict": STATE.strict, "checked": STATE.checked,
                                      "rejections": STATE.rejections, "script": STATE.script})
+        elif self.path.endswith("/models"):
+            with STATE.lock:
+                STATE.by_path[self.path] = STATE.by_path.get(self.path, 0) + 1
+            refusal = auth_refusal(self.headers)
+            if refusal:
+                return self.send_json(401, refusal)
+            self.send_json(200, models_list())
         else:
             self.send_json(404, {"error": {"message": "no route", "type": "not_found"}})
 
@@ -474,6 +500,11 @@ class Handler(BaseHTTPRequestHandler):
                     STATE.queue.append({"spec": spec, "path": spec.pop("path", req.get("path")),
                                         "left": int(spec.pop("times", 1))})
             return self.send_json(200, {"queued": len(STATE.queue)})
+        if self.path == "/admin/auth":
+            req = json.loads(raw or b"{}")
+            with STATE.lock:
+                STATE.api_key = req.get("api_key")
+            return self.send_json(200, {"api_key_required": STATE.api_key is not None})
         if self.path.endswith("/chat/completions"):
             return self.completions(raw)
         self.send_json(404, {"error": {"message": "no route", "type": "not_found"}})
@@ -495,6 +526,9 @@ class Handler(BaseHTTPRequestHandler):
                                         "content": m.get("content") if isinstance(m.get("content"), str)
                                         else None}
                                        for m in body.get("messages") or [] if isinstance(m, dict)]}
+        refusal = auth_refusal(self.headers)
+        if refusal:
+            return self.send_json(401, refusal)
         if not isinstance(body.get("messages"), list) or not body.get("model"):
             return self.send_json(400, {"error": {"message": "model and messages are required",
                                                   "type": "invalid_request_error"}})
@@ -780,6 +814,17 @@ def self_test():
     _post(base, "/admin/reset", {})
     with urllib.request.urlopen(base + "/admin/stats") as r:
         check(json.loads(r.read())["requests"] == 0, "reset")
+    _post(base, "/admin/auth", {"api_key": "k1"})
+    st, _, b = _post(base, chat, msgs("x"), headers={"Authorization": "Bearer wrong"})
+    check(st == 401 and json.loads(b)["error"]["code"] == "invalid_api_key", "wrong key -> 401")
+    st, _, b = _post(base, chat, msgs("x"), headers={"Authorization": "Bearer k1"})
+    check(st == 200, "right key -> 200")
+    req = urllib.request.Request(base + "/v1/models", headers={"Authorization": "Bearer k1"})
+    with urllib.request.urlopen(req) as r:
+        check(any(m["id"] == "fake" for m in json.loads(r.read())["data"]), "models list")
+    _post(base, "/admin/reset", {})
+    st, _, _ = _post(base, chat, msgs("x"))
+    check(st == 200, "reset: any key again")
     STATE.stopping.set()
     srv.shutdown()
     print("self-test %s" % ("FAILED: " + ", ".join(failures) if failures else "ok"))
@@ -792,7 +837,11 @@ def main():
     ap.add_argument("--self-test", action="store_true")
     ap.add_argument("--strict", action="store_true",
                     help="validate every request like the real API (400 otherwise)")
+    ap.add_argument("--api-key", help="require this key (Authorization: Bearer KEY); else 401")
     a = ap.parse_args()
+    if a.api_key:
+        global DEFAULT_API_KEY
+        DEFAULT_API_KEY = STATE.api_key = a.api_key
     if a.self_test:
         sys.exit(self_test())
     if a.strict:

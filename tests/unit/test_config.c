@@ -233,6 +233,42 @@ static void test_parsers(void **state)
     assert_int_equal(config_parse_size("1.5m", &v), -1);
 }
 
+/* Legal links are handed to buyers: absolute http(s), https in production;
+ * test payments are off unless asked for. */
+static void test_legal_links_and_test_payments(void **state)
+{
+    (void)state;
+    struct config c;
+    struct config_problems pr = { 0 };
+    const char *none[] = { NULL };
+    assert_int_equal(load(&c, none, &pr), 0);
+    assert_null(c.privacy_url);
+    assert_null(c.terms_url);
+    assert_int_equal(c.allow_test_payments, 0);
+    config_free(&c);
+    const char *ok[] = { "AGENTD_PRIVACY_URL", "http://shop.local/privacy", "AGENTD_TERMS_URL",
+                         "https://shop.example/terms", "AGENTD_ALLOW_TEST_PAYMENTS", "1", NULL };
+    assert_int_equal(load(&c, ok, &pr), 0);
+    assert_string_equal(c.privacy_url, "http://shop.local/privacy");
+    assert_string_equal(c.terms_url, "https://shop.example/terms");
+    assert_int_equal(c.allow_test_payments, 1);
+    config_free(&c);
+    const char *bad[] = { "AGENTD_PRIVACY_URL", "shop.example/privacy", "AGENTD_TERMS_URL",
+                          "https://", "AGENTD_ALLOW_TEST_PAYMENTS", "sure", NULL };
+    assert_int_equal(load(&c, bad, &pr), 3);
+    assert_true(has_problem(&pr, "AGENTD_PRIVACY_URL=shop.example/privacy: must be an absolute"));
+    assert_true(has_problem(&pr, "AGENTD_TERMS_URL=https://: must be an absolute"));
+    assert_true(has_problem(&pr, "AGENTD_ALLOW_TEST_PAYMENTS=sure"));
+    config_free(&c);
+    config_problems_free(&pr);
+    const char *prod[] = { "AGENTD_ENV", "production", "AGENTD_PRIVACY_URL", "http://shop.local/p",
+                           "AGENTD_TERMS_URL", "https://shop.example/t", NULL };
+    assert_int_equal(load(&c, prod, &pr), 1);
+    assert_true(has_problem(&pr, "production: AGENTD_PRIVACY_URL=http://shop.local/p: use an https:// URL"));
+    config_free(&c);
+    config_problems_free(&pr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -244,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_secret_file_errors),
         cmocka_unit_test(test_secret_never_in_problem),
         cmocka_unit_test(test_production_rules),
+        cmocka_unit_test(test_legal_links_and_test_payments),
         cmocka_unit_test(test_url_redaction),
         cmocka_unit_test(test_parsers),
     };

@@ -885,6 +885,205 @@ static void test_builtin_via_call(void **state)
     env_stop(&e);
 }
 
+/* ---- a provider that refuses its configuration ---- */
+
+static void set_required_key(const char *key)
+{
+    char body[128];
+    snprintf(body, sizeof body, "{\"api_key\":\"%s\"}", key);
+    json_decref(admin("POST", "/admin/auth", body));
+}
+
+static void test_unauthorized(void **state)
+{
+    (void)state;
+    struct env e;
+    env_start(&e, ONE, 0);
+    assert_string_equal(llm_provider_state(e.llm, 0, NULL), "unknown");
+    set_required_key("sk-the-right-one");
+    struct result r;
+    call(&e, "hello", 0, 5000, 0, &r);
+    /* a configuration error: not retried, not "unavailable", names the cure */
+    assert_int_equal(r.status, AGENTD_EMODELREFUSED);
+    assert_int_equal(r.retry_after_s, 0);
+    assert_non_null(strstr(r.error, "provider 'default' refused the API key (HTTP 401)"));
+    assert_non_null(strstr(r.error, "AGENTD_LLM_API_KEY"));
+    assert_null(strstr(r.error, "sk-test-key"));
+    assert_int_equal(path_count("/v1/chat/completions"), 1);
+    int st = 0;
+    assert_string_equal(llm_provider_state(e.llm, 0, &st), "unauthorized");
+    assert_int_equal(st, 401);
+    result_free(&r);
+    /* never a breaker failure: many refusals leave it closed */
+    for (int i = 0; i < 6; i++) {
+        call(&e, "hello", 0, 5000, 0, &r);
+        assert_int_equal(r.status, AGENTD_EMODELREFUSED);
+        result_free(&r);
+    }
+    assert_string_equal(llm_provider_breaker(e.llm, 0), "closed");
+    const char *lv[] = { "default", "fake-1", "refused" };
+    assert_true(metric_of("agentd_llm_requests_total", lv) >= 7);
+    /* the key works again (rotated at the provider): the next call clears it */
+    set_required_key("sk-test-key");
+    call(&e, "hello", 0, 5000, 0, &r);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(llm_provider_state(e.llm, 0, &st), "ok");
+    result_free(&r);
+    /* 403: the key may not use this model */
+    call(&e, "hello [[fault:403]]", 0, 5000, 0, &r);
+    assert_int_equal(r.status, AGENTD_EMODELREFUSED);
+    assert_non_null(strstr(r.error, "HTTP 403"));
+    assert_string_equal(llm_provider_state(e.llm, 0, &st), "unauthorized");
+    assert_int_equal(st, 403);
+    result_free(&r);
+    /* 404: the model (or URL) is wrong */
+    call(&e, "hello [[fault:404]]", 0, 5000, 0, &r);
+    assert_int_equal(r.status, AGENTD_EMODELREFUSED);
+    assert_non_null(strstr(r.error, "model 'fake-1'"));
+    assert_non_null(strstr(r.error, "AGENTD_LLM_MODEL"));
+    assert_string_equal(llm_provider_state(e.llm, 0, &st), "model_not_found");
+    assert_int_equal(st, 404);
+    result_free(&r);
+    env_stop(&e);
+}
+
+static void test_unauthorized_fallback(void **state)
+{
+    (void)state;
+    const char *kv[] = {
+        "AGENTD_LLM_PROVIDERS", "primary,backup",
+        "AGENTD_LLM_PRIMARY_URL", "http://127.0.0.1:PORT/primary/v1", "AGENTD_LLM_PRIMARY_MODEL", "p-model",
+        "AGENTD_LLM_PRIMARY_API_KEY", "sk-wrong",
+        "AGENTD_LLM_BACKUP_URL", "http://127.0.0.1:PORT/backup/v1", "AGENTD_LLM_BACKUP_MODEL", "b-model",
+        "AGENTD_LLM_BACKUP_API_KEY", "sk-good",
+        "AGENTD_LLM_MAX_RETRIES", "2", "AGENTD_LLM_BREAKER_FAILURES", "2", NULL };
+    struct env e;
+    env_start(&e, kv, 0);
+    set_required_key("sk-good");
+    struct result r;
+    for (int i = 0; i < 3; i++) {
+        call(&e, "hello", 0, 5000, 0, &r);
+        assert_int_equal(r.status, 0);
+        assert_string_equal(r.reply->provider, "backup");
+        assert_int_equal(r.reply->attempts, 2); /* one refusal, no retry on it */
+        result_free(&r);
+    }
+    assert_int_equal(path_count("/primary/v1/chat/completions"), 3);
+    assert_string_equal(llm_provider_state(e.llm, 0, NULL), "unauthorized");
+    assert_string_equal(llm_provider_state(e.llm, 1, NULL), "ok");
+    assert_string_equal(llm_provider_breaker(e.llm, 0), "closed");
+    /* every provider refusing: model_refused naming each */
+    set_required_key("sk-neither");
+    call(&e, "hello", 0, 5000, 0, &r);
+    assert_int_equal(r.status, AGENTD_EMODELREFUSED);
+    assert_non_null(strstr(r.error, "provider 'primary' refused the API key (HTTP 401): check "
+                                    "AGENTD_LLM_PRIMARY_API_KEY"));
+    assert_non_null(strstr(r.error, "AGENTD_LLM_BACKUP_API_KEY"));
+    assert_null(strstr(r.error, "sk-"));
+    result_free(&r);
+    /* one refused, the other down: a retry may help, so unavailable */
+    set_required_key("sk-good");
+    json_decref(admin("POST", "/admin/faults", "{\"faults\":[{\"status\":503,\"times\":3,\"path\":\"/backup\"}]}"));
+    call(&e, "hello", 0, 5000, 0, &r);
+    assert_int_equal(r.status, AGENTD_EUNAVAILABLE);
+    result_free(&r);
+    env_stop(&e);
+}
+
+struct probe_job {
+    struct env *e;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int finished, refused;
+    char report[512];
+};
+
+static void probe_done(int refused, const char *report, void *ud)
+{
+    struct probe_job *j = ud;
+    pthread_mutex_lock(&j->mu);
+    j->refused = refused;
+    snprintf(j->report, sizeof j->report, "%s", report ? report : "");
+    j->finished = 1;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void probe_start(void *arg)
+{
+    struct probe_job *j = arg;
+    assert_int_equal(llm_probe(j->e->llm, j->e->loop, probe_done, j), 0);
+}
+
+static void probe(struct env *e, struct probe_job *j)
+{
+    memset(j, 0, sizeof *j);
+    j->e = e;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    assert_int_equal(loop_post(e->loop, probe_start, j), 0);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    pthread_mutex_lock(&j->mu);
+    while (!j->finished)
+        if (pthread_cond_timedwait(&j->cv, &j->mu, &until) == ETIMEDOUT)
+            break;
+    int fin = j->finished;
+    pthread_mutex_unlock(&j->mu);
+    assert_true(fin);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+}
+
+static void test_startup_probe(void **state)
+{
+    (void)state;
+    const char *kv[] = {
+        "AGENTD_LLM_PROVIDERS", "primary,backup,gone",
+        "AGENTD_LLM_PRIMARY_URL", "http://127.0.0.1:PORT/primary/v1", "AGENTD_LLM_PRIMARY_MODEL", "fake",
+        "AGENTD_LLM_PRIMARY_API_KEY", "sk-wrong",
+        "AGENTD_LLM_BACKUP_URL", "http://127.0.0.1:PORT/backup/v1", "AGENTD_LLM_BACKUP_MODEL", "fake",
+        "AGENTD_LLM_BACKUP_API_KEY", "sk-good",
+        /* nothing listens there: a network failure is a warning, not a refusal */
+        "AGENTD_LLM_GONE_URL", "http://127.0.0.1:1/v1", "AGENTD_LLM_GONE_MODEL", "fake", NULL };
+    struct env e;
+    env_start(&e, kv, 0);
+    set_required_key("sk-good");
+    struct probe_job j;
+    probe(&e, &j);
+    assert_int_equal(j.refused, 1);
+    assert_non_null(strstr(j.report, "provider 'primary' refused the API key (HTTP 401)"));
+    assert_non_null(strstr(j.report, "gone"));
+    assert_null(strstr(j.report, "sk-"));
+    assert_int_equal(path_count("/primary/v1/models"), 1);
+    assert_int_equal(path_count("/backup/v1/models"), 1);
+    assert_string_equal(llm_provider_state(e.llm, 0, NULL), "unauthorized");
+    assert_string_equal(llm_provider_state(e.llm, 1, NULL), "ok");
+    assert_string_equal(llm_provider_state(e.llm, 2, NULL), "unknown");
+    assert_int_equal(path_count("/primary/v1/chat/completions"), 0); /* a probe costs no tokens */
+    /* the verdict follows the provider: now only the primary's key works */
+    set_required_key("sk-wrong");
+    probe(&e, &j);
+    assert_int_equal(j.refused, 1); /* now the backup's key is the wrong one */
+    assert_non_null(strstr(j.report, "'backup'"));
+    assert_string_equal(llm_provider_state(e.llm, 0, NULL), "ok");
+    env_stop(&e);
+}
+
+static void test_provider_host(void **state)
+{
+    (void)state;
+    char h[128];
+    assert_string_equal(llm_url_host("https://api.openai.com/v1", h, sizeof h), "api.openai.com");
+    assert_string_equal(llm_url_host("http://u:pw@127.0.0.1:8080/v1", h, sizeof h), "127.0.0.1:8080");
+    assert_string_equal(llm_url_host("http://[::1]:9/x", h, sizeof h), "[::1]:9");
+    assert_string_equal(llm_url_host("https://host.example", h, sizeof h), "host.example");
+    char v[64];
+    assert_string_equal(llm_provider_var_prefix("default", v, sizeof v), "AGENTD_LLM");
+    assert_string_equal(llm_provider_var_prefix("primary", v, sizeof v), "AGENTD_LLM_PRIMARY");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -903,6 +1102,10 @@ int main(void)
         cmocka_unit_test(test_local_failure_spares_breaker),
         cmocka_unit_test(test_max_connections),
         cmocka_unit_test(test_builtin_via_call),
+        cmocka_unit_test(test_unauthorized),
+        cmocka_unit_test(test_unauthorized_fallback),
+        cmocka_unit_test(test_startup_probe),
+        cmocka_unit_test(test_provider_host),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

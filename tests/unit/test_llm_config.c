@@ -102,7 +102,7 @@ static void test_single(void **state)
     const char *env[] = { "AGENTD_LLM_URL", "https://api.openai.com/v1/", "AGENTD_LLM_MODEL", "gpt-4o-mini",
                           "AGENTD_LLM_API_KEY", "sk-secret-123", "AGENTD_LLM_MAX_RETRIES", "4",
                           "AGENTD_LLM_BREAKER_FAILURES", "2", "AGENTD_LLM_BREAKER_COOLDOWN", "1500ms",
-                          "AGENTD_LLM_MAX_CONNECTIONS", "4900", NULL };
+                          "AGENTD_LLM_MAX_CONNECTIONS", "4900", "AGENTD_LLM_STARTUP_CHECK", "1", NULL };
     struct llm_config c;
     struct config_problems pr = { 0 };
     assert_int_equal(load(&c, CONFIG_ENV_PRODUCTION, env, &pr), 0);
@@ -117,8 +117,10 @@ static void test_single(void **state)
     assert_int_equal(c.breaker_failures, 2);
     assert_int_equal(c.breaker_cooldown_ms, 1500);
     assert_int_equal(c.max_connections, 4900);
+    assert_int_equal(c.startup_check, 1);
     char *d = dump(&c);
     assert_non_null(strstr(d, "AGENTD_LLM_MAX_CONNECTIONS=4900\n"));
+    assert_non_null(strstr(d, "AGENTD_LLM_STARTUP_CHECK=on\n"));
     assert_null(strstr(d, "sk-secret-123"));
     assert_non_null(strstr(d, "AGENTD_LLM_API_KEY=***set***"));
     assert_non_null(strstr(d, "AGENTD_LLM_URL=https://api.openai.com/v1\n"));
@@ -225,6 +227,7 @@ static void test_errors(void **state)
         { { "AGENTD_LLM_BREAKER_COOLDOWN", "2h", NULL }, "AGENTD_LLM_BREAKER_COOLDOWN=2h: out of range" },
         { { "AGENTD_LLM_MAX_CONNECTIONS", "-1", NULL }, "AGENTD_LLM_MAX_CONNECTIONS=-1: out of range" },
         { { "AGENTD_LLM_MAX_CONNECTIONS", "many", NULL }, "AGENTD_LLM_MAX_CONNECTIONS=many: not an integer" },
+        { { "AGENTD_LLM_STARTUP_CHECK", "maybe", NULL }, "AGENTD_LLM_STARTUP_CHECK=maybe: expected on or off" },
         { { "AGENTD_LLM_PROVIDERS", "a,a", "AGENTD_LLM_A_URL", "http://h", "AGENTD_LLM_A_MODEL", "m", NULL },
           "a is listed twice" },
         { { "AGENTD_LLM_PROVIDERS", "a-b", NULL }, "\"a-b\" is not a valid provider name" },

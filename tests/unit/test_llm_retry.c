@@ -86,6 +86,40 @@ static void test_retryable(void **state)
         assert_false(llm_http_retryable(no[i]));
 }
 
+/* A provider's answer that says its entry is misconfigured (key, access,
+ * model or URL) rather than this request being wrong or a passing failure. */
+static void test_refusal(void **state)
+{
+    (void)state;
+    assert_int_equal(llm_http_refusal(401, NULL, 0), LLM_REFUSAL_KEY);
+    assert_int_equal(llm_http_refusal(403, NULL, 0), LLM_REFUSAL_ACCESS);
+    assert_int_equal(llm_http_refusal(404, NULL, 0), LLM_REFUSAL_MODEL);
+    /* OpenAI's and vLLM's shapes of "no such model" on a 400 */
+    const char *oa = "{\"error\":{\"message\":\"The model `gpt-9` does not exist or you do not have "
+                     "access to it.\",\"type\":\"invalid_request_error\",\"code\":\"model_not_found\"}}";
+    assert_int_equal(llm_http_refusal(400, oa, strlen(oa)), LLM_REFUSAL_MODEL);
+    const char *vl = "{\"error\":{\"message\":\"The model `x` does not exist.\",\"type\":\"NotFoundError\"}}";
+    assert_int_equal(llm_http_refusal(400, vl, strlen(vl)), LLM_REFUSAL_MODEL);
+    const char *nf = "{\"error\":{\"message\":\"model 'x' not found\"}}";
+    assert_int_equal(llm_http_refusal(422, nf, strlen(nf)), LLM_REFUSAL_MODEL);
+    /* other 400s are about the request: another provider would refuse it too */
+    const char *ctx = "{\"error\":{\"message\":\"This model's maximum context length is 8192 tokens\","
+                      "\"code\":\"context_length_exceeded\"}}";
+    assert_int_equal(llm_http_refusal(400, ctx, strlen(ctx)), LLM_REFUSAL_NONE);
+    const char *tool = "{\"error\":{\"message\":\"tool 'x' not found\"}}";
+    assert_int_equal(llm_http_refusal(400, tool, strlen(tool)), LLM_REFUSAL_NONE);
+    assert_int_equal(llm_http_refusal(400, "not json", 8), LLM_REFUSAL_NONE);
+    assert_int_equal(llm_http_refusal(400, NULL, 0), LLM_REFUSAL_NONE);
+    /* neither transient failures nor successes are refusals */
+    const long none[] = { 200, 408, 409, 429, 500, 502, 503, 504 };
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++)
+        assert_int_equal(llm_http_refusal(none[i], oa, strlen(oa)), LLM_REFUSAL_NONE);
+    /* and a refusal is never retried on the same provider */
+    assert_false(llm_http_retryable(401));
+    assert_false(llm_http_retryable(403));
+    assert_false(llm_http_retryable(404));
+}
+
 static void test_breaker_transitions(void **state)
 {
     (void)state;
@@ -148,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_backoff_spread),
         cmocka_unit_test(test_retry_after),
         cmocka_unit_test(test_retryable),
+        cmocka_unit_test(test_refusal),
         cmocka_unit_test(test_breaker_transitions),
         cmocka_unit_test(test_breaker_threshold_one),
     };

@@ -762,6 +762,61 @@ static void test_cancel_during_a_completion(void **state)
     free(idle);
 }
 
+/* Production without AGENTD_ALLOW_TEST_PAYMENTS: the mock handler is
+ * neither offered nor accepted, and refusing it moves nothing. */
+static void test_test_payments_refused(void **state)
+{
+    struct ctx *c = *state;
+    assert_int_equal(json_array_size(shop_payment_handlers(c->sh)), 1);
+    char *id = ready_checkout(c, "alice", 1);
+    int64_t v = stored_version(c, id);
+    int64_t before = stock_of(c, "BISC-001");
+    assert_ok(shop_set_test_payments(c->sh, 0));
+    assert_int_equal(json_array_size(shop_payment_handlers(c->sh)), 0);
+    struct done d = complete(c, "alice", id, "turn_1/pay", PAYMENT_MOCK_TOKEN_SUCCESS);
+    assert_int_equal(d.rc, AGENTD_EUNPROCESSABLE);
+    assert_string_equal(d.e.code, "payment_handler_unavailable");
+    assert_non_null(strstr(d.e.msg, "AGENTD_ALLOW_TEST_PAYMENTS"));
+    assert_int_equal(stored_version(c, id), v); /* not even a claim */
+    assert_int_equal(stock_of(c, "BISC-001"), before);
+    done_free(&d);
+    /* a refreshed checkout no longer advertises it, so it cannot be ready */
+    struct checkout *co = NULL;
+    struct checkout_err e = { 0 };
+    assert_ok(shop_checkout_add_item(c->sh, "alice", id, "BISC-001", 1, &co, &e));
+    assert_int_equal(json_array_size(co->payment.handlers), 0);
+    assert_int_not_equal(co->status, CHECKOUT_READY_FOR_COMPLETE);
+    checkout_free(co);
+    /* allowed again (AGENTD_ALLOW_TEST_PAYMENTS=1): it completes */
+    assert_ok(shop_set_test_payments(c->sh, 1));
+    assert_ok(shop_checkout_add_item(c->sh, "alice", id, "BISC-001", 1, &co, &e));
+    assert_int_equal(co->status, CHECKOUT_READY_FOR_COMPLETE);
+    checkout_free(co);
+    d = complete(c, "alice", id, "turn_2/pay", PAYMENT_MOCK_TOKEN_SUCCESS);
+    assert_ok(d.rc);
+    assert_int_equal(d.co->status, CHECKOUT_COMPLETED);
+    done_free(&d);
+    free(id);
+}
+
+static void test_legal_links(void **state)
+{
+    struct ctx *c = *state;
+    char *id = ready_checkout(c, "alice", 1);
+    struct checkout *co = NULL;
+    struct checkout_err e = { 0 };
+    assert_ok(shop_checkout_get(c->sh, "alice", id, &co, &e));
+    assert_int_equal(co->n_links, 0); /* none configured: none handed out */
+    checkout_free(co);
+    assert_ok(shop_set_legal_links(c->sh, NULL, "https://shop.example/terms"));
+    assert_ok(shop_checkout_add_item(c->sh, "alice", id, "BISC-001", 1, &co, &e));
+    assert_int_equal(co->n_links, 1);
+    assert_string_equal(co->links[0].type, "terms_of_service");
+    assert_string_equal(co->links[0].url, "https://shop.example/terms");
+    checkout_free(co);
+    free(id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -779,6 +834,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_complete_taken_over_then_declined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_during_a_completion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_test_payments_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_legal_links, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
