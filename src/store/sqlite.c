@@ -472,7 +472,7 @@ static int conn_open(struct conn *c, const char *path, int writer, enum store_sy
         if (st == AGENTD_ECORRUPT)
             snprintf(err, errlen,
                      "database %s is corrupt or not an SQLite database (%s); "
-                     "restore it from a backup (see docs/storage.md)",
+                     "restore it from a backup (see docs/operations.md, Database)",
                      path, why);
         else
             snprintf(err, errlen, "cannot open database %s: %s", path, why);
@@ -572,7 +572,7 @@ static int sq_open(const struct store_options *opt, void **out, char *err, size_
             char why[200];
             snprintf(why, sizeof why, "%s", err);
             snprintf(err, errlen,
-                     "database %s is corrupt (%s); restore it from a backup (see docs/storage.md)",
+                     "database %s is corrupt (%s); restore it from a backup (see docs/operations.md, Database)",
                      q->path, why);
         }
         sq_close(q);
