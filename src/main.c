@@ -1,4 +1,5 @@
-/* agentd command line: serve | migrate | backup | check-config | version.
+/* agentd command line: serve | migrate | backup | vacuum | catalog import |
+ * probe | check-config | version.
  * `serve` wires config, logs, worker pool, routes and the HTTP server, then
  * waits for signals on the main thread: SIGTERM/SIGINT drain, a second one
  * exits at once. */
@@ -36,6 +37,7 @@
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/pool.h"
+#include "http/probe.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "shop/merchant.h"
@@ -133,6 +135,10 @@ static void raise_fd_limit(const struct config *cfg)
 
 /* ---- store ---- */
 
+/* Expired rows are deleted in batches of this many, each its own short
+ * transaction (serve's purge timer and `agentd vacuum`). */
+#define PURGE_BATCH 500
+
 static int open_store(const struct config *cfg, struct store **out)
 {
     struct store_options opt = {
@@ -216,6 +222,115 @@ static int cmd_catalog_import(const char *dir)
     metrics_reset();
     config_free(&cfg);
     return rc;
+}
+
+/* Expired rows first (the TTL purge serve runs each minute), then VACUUM:
+ * the file shrinks by what both freed. */
+static int cmd_vacuum(void)
+{
+    struct config cfg;
+    struct store *st = NULL;
+    int rc = 2;
+    if (load_config(&cfg) == 0) {
+        rc = 1;
+        if (open_store(&cfg, &st) == 0) {
+            int total = 0, n = 0, err = 0;
+            do {
+                err = store_purge_expired(st, PURGE_BATCH, &n);
+                total += err == 0 ? n : 0;
+            } while (err == 0 && n == PURGE_BATCH);
+            int64_t before = 0, after = 0;
+            if (err == 0)
+                err = store_vacuum(st, &before, &after);
+            if (err == 0) {
+                printf("purged %d expired rows; %s: %lld bytes before, %lld after (%lld freed)\n",
+                       total, cfg.db, (long long)before, (long long)after,
+                       (long long)(before - after));
+                rc = 0;
+            } else {
+                fprintf(stderr, "agentd: vacuum of %s failed: %s%s\n", cfg.db, agentd_err_msg(err),
+                        err == AGENTD_EBUSY ? " (the server held the write lock; try again)" : "");
+            }
+            store_close(st);
+        }
+    }
+    metrics_reset();
+    config_free(&cfg);
+    return rc;
+}
+
+/* ---- probe ---- */
+
+/* Exit 1 for every failure, never 2: Docker's HEALTHCHECK reserves 2. */
+static int cmd_probe(int argc, char **argv)
+{
+    const char *target = NULL;
+    int64_t timeout_ms = 2000;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--timeout") == 0) {
+            if (i + 1 == argc || config_parse_duration(argv[i + 1], &timeout_ms) != 0 ||
+                timeout_ms <= 0 || timeout_ms > 60000) {
+                fprintf(stderr, "agentd probe: --timeout needs a duration from 1ms to 60s "
+                                "(e.g. 500ms, 2s)\n");
+                return 2;
+            }
+            i++;
+        } else if (!target && (argv[i][0] == '/' || strncmp(argv[i], "http://", 7) == 0)) {
+            target = argv[i];
+        } else {
+            fprintf(stderr, "agentd probe: unexpected argument '%s' (usage: agentd probe "
+                            "[PATH|URL] [--timeout DURATION])\n", argv[i]);
+            return 2;
+        }
+    }
+    struct http_probe_target t;
+    char err[512] = "";
+    if (target && target[0] != '/') {
+        if (http_probe_parse_url(target, &t, err, sizeof err) != 0) {
+            fprintf(stderr, "agentd probe: %s\n", err);
+            return 2;
+        }
+    } else {
+        struct config cfg;
+        struct config_problems pr = { 0 };
+        int bad = config_load(&cfg, NULL, NULL, &pr);
+        for (int i = 0; i < pr.n; i++)
+            fprintf(stderr, "agentd probe: config: %s\n", pr.items[i]);
+        config_problems_free(&pr);
+        memset(&t, 0, sizeof t);
+        snprintf(t.host, sizeof t.host, "%s", http_probe_local_host(cfg.host));
+        t.port = cfg.port;
+        config_free(&cfg);
+        if (bad)
+            return 1;
+        if (t.port == 0) {
+            fputs("agentd probe: AGENTD_PORT=0 (any free port): give the URL to probe\n", stderr);
+            return 1;
+        }
+        if (strlen(target ? target : "/readyz") >= sizeof t.path ||
+            strpbrk(target ? target : "", " \r\n\t")) {
+            fputs("agentd probe: the path is too long or has a space or control character\n",
+                  stderr);
+            return 2;
+        }
+        snprintf(t.path, sizeof t.path, "%s", target ? target : "/readyz");
+    }
+    int ipv6 = strchr(t.host, ':') != NULL;
+    char url[1400];
+    snprintf(url, sizeof url, "http://%s%s%s:%d%s", ipv6 ? "[" : "", t.host, ipv6 ? "]" : "",
+             t.port, t.path);
+    int status = 0;
+    char body[512] = "";
+    if (http_probe_get(&t, timeout_ms, &status, body, sizeof body, err, sizeof err) != 0) {
+        fprintf(stderr, "agentd probe: %s: %s\n", url, err);
+        return 1;
+    }
+    size_t n = strlen(body);
+    while (n && (body[n - 1] == '\n' || body[n - 1] == '\r'))
+        body[--n] = 0;
+    int ok = status >= 200 && status < 300;
+    fprintf(ok ? stdout : stderr, "%s%s: %d %s\n", ok ? "" : "agentd probe: ", url, status, body);
+    return ok ? 0 : 1;
 }
 
 static int store_check(void *ud, char *detail, size_t len)
@@ -333,7 +448,6 @@ struct runner {
 };
 
 #define PURGE_EVERY_S 60
-#define PURGE_BATCH 500
 
 /* Expired rows go in small batches, each its own short transaction, so a
  * purge never holds the write lock for long. Runs on a worker. */
@@ -648,19 +762,53 @@ out:
     return rc;
 }
 
+/* A command given without its argument: name what is missing. */
+static int missing_argument(const char *cmd, const char *what, const char *usage_line)
+{
+    fprintf(stderr, "agentd %s: missing %s (usage: %s)\n", cmd, what, usage_line);
+    return 2;
+}
+
+static int unexpected_argument(const char *cmd, const char *arg)
+{
+    fprintf(stderr, "agentd %s: unexpected argument '%s'\n\n", cmd, arg);
+    fputs(usage, stderr);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc == 3 && strcmp(argv[1], "backup") == 0)
-        return cmd_backup(argv[2]);
-    if (argc == 4 && strcmp(argv[1], "catalog") == 0 && strcmp(argv[2], "import") == 0)
-        return cmd_catalog_import(argv[3]);
-    if (argc == 2 && strcmp(argv[1], "migrate") == 0)
-        return cmd_migrate();
-    if (argc != 2) {
+    if (argc < 2) {
         fputs(usage, stderr);
         return 2;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "backup") == 0) {
+        if (argc < 3)
+            return missing_argument(cmd, "PATH", "agentd backup PATH");
+        return argc > 3 ? unexpected_argument(cmd, argv[3]) : cmd_backup(argv[2]);
+    }
+    if (strcmp(cmd, "catalog") == 0) {
+        if (argc < 3)
+            return missing_argument(cmd, "import DIR", "agentd catalog import DIR");
+        if (strcmp(argv[2], "import") != 0) {
+            fprintf(stderr, "agentd catalog: unknown subcommand '%s' (usage: agentd catalog "
+                            "import DIR)\n", argv[2]);
+            return 2;
+        }
+        if (argc < 4)
+            return missing_argument("catalog import", "DIR", "agentd catalog import DIR");
+        return argc > 4 ? unexpected_argument("catalog import", argv[4])
+                        : cmd_catalog_import(argv[3]);
+    }
+    if (strcmp(cmd, "probe") == 0)
+        return cmd_probe(argc - 2, argv + 2);
+    if (argc > 2)
+        return unexpected_argument(cmd, argv[2]);
+    if (strcmp(cmd, "migrate") == 0)
+        return cmd_migrate();
+    if (strcmp(cmd, "vacuum") == 0)
+        return cmd_vacuum();
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve();
     if (strcmp(cmd, "check-config") == 0)

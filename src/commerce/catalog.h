@@ -11,7 +11,7 @@
  * take a reference with catalog_slot_get() and drop it when done; the reload
  * path loads a new catalog and, only if that succeeded, catalog_slot_set()s
  * it. A bad file therefore keeps the old catalog, and requests in flight
- * finish on the catalog they started with. See docs/catalog.md. */
+ * finish on the catalog they started with. See docs/internals/catalog.md. */
 #ifndef AGENTD_COMMERCE_CATALOG_H
 #define AGENTD_COMMERCE_CATALOG_H
 

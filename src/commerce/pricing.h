@@ -1,7 +1,7 @@
 /* Pricing: one pure function turns a checkout's content into every amount
  * (line totals, discount allocations, shipping, tax, fee, total).
  *
- * Integer minor units only. Rules (see docs/ucp-model.md):
+ * Integer minor units only. Rules (see docs/internals/ucp-model.md):
  *  - discounts: percentage codes first, then fixed amounts, each group in
  *    the order submitted; each applies to what earlier ones left, never
  *    below zero; the checkout-level amount is rounded half up and then

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 enum kind { K_STR, K_INT, K_I64, K_DURATION, K_SIZE, K_BOOL, K_ENUM, K_USD };
@@ -50,7 +51,7 @@ static const struct var vars[] = {
     { "AGENTD_READ_TIMEOUT",     K_DURATION, OFF(read_timeout_ms),  "10s", 100, DAY, NULL, 0 },
     { "AGENTD_IDLE_TIMEOUT",     K_DURATION, OFF(idle_timeout_ms),  "60s", 100, DAY, NULL, 0 },
     { "AGENTD_DRAIN_TIMEOUT",    K_DURATION, OFF(drain_timeout_ms), "25s", 0, DAY, NULL, 0 },
-    { "AGENTD_MAX_CONNECTIONS",  K_INT,      OFF(max_connections),  "10000", 1, 1000000, NULL, 0 },
+    { "AGENTD_MAX_CONNECTIONS",  K_INT,      OFF(max_connections),  NULL, 1, 1000000, NULL, 0 },
     { "AGENTD_DATA_DIR",         K_STR,      OFF(data_dir),         "./agentd-data", 0, 0, NULL, 0 },
     { "AGENTD_DB",               K_STR,      OFF(db),               NULL, 0, 0, NULL, SECRET_URL },
     { "AGENTD_DB_SYNC",          K_ENUM,     OFF(db_sync),          "normal", 0, 0, sync_choices, 0 },
@@ -206,6 +207,24 @@ char *config_read_small_file(const char *path, char *err, size_t errlen)
     return buf;
 }
 
+int config_max_connections_for_fds(uint64_t fd_limit)
+{
+    if (fd_limit < 66)
+        return 1;
+    uint64_t n = (fd_limit - 64) / 2;
+    return n > 10000 ? 10000 : (int)n;
+}
+
+/* serve raises its soft open-file limit to the hard one (main.c), so the
+ * hard limit is what the default connection cap must fit. */
+static int default_max_connections(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_max == RLIM_INFINITY)
+        return 10000;
+    return config_max_connections_for_fds((uint64_t)rl.rlim_max);
+}
+
 /* Returns an allocated value, NULL when unset. Problems are recorded. */
 static char *lookup(const struct var *v, config_getenv_fn get, void *ud, struct config_problems *pr)
 {
@@ -339,6 +358,10 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
     if (cfg->threads == 0) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->threads = ncpu > 0 ? (int)(ncpu > 256 ? 256 : ncpu) : 1;
+    }
+    if (cfg->max_connections == 0) {
+        cfg->max_connections = default_max_connections();
+        cfg->max_connections_auto = 1;
     }
     if (!cfg->db && cfg->data_dir) {
         size_t len = strlen(cfg->data_dir) + sizeof "/agentd.db";

@@ -27,6 +27,7 @@ struct config {
     int64_t idle_timeout_ms;    /* AGENTD_IDLE_TIMEOUT: idle keep-alive connections close */
     int64_t drain_timeout_ms;   /* AGENTD_DRAIN_TIMEOUT */
     int max_connections;        /* AGENTD_MAX_CONNECTIONS */
+    int max_connections_auto;   /* 1 = not set: derived from the open-file limit */
     /* storage */
     char *data_dir;             /* AGENTD_DATA_DIR */
     char *db;                   /* AGENTD_DB: sqlite path or postgres URL; default under data_dir */
@@ -81,6 +82,11 @@ int config_load(struct config *cfg, config_getenv_fn getenv_fn, void *ud,
 /* Production safety: adds a problem for each unsafe setting when
  * cfg->env is production. Later modules add rows to its table. */
 int config_check_production(const struct config *cfg, struct config_problems *problems);
+
+/* The default AGENTD_MAX_CONNECTIONS for an open-file limit: each
+ * connection may hold two descriptors (client + model) and 64 are kept for
+ * the store, logs and listeners; at most 10000, at least 1. */
+int config_max_connections_for_fds(uint64_t fd_limit);
 
 /* Print NAME=value lines for every variable; secrets show as ***set*** or
  * (unset). Never prints a secret. */

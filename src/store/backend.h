@@ -11,6 +11,7 @@ struct store_backend {
     int (*ping)(void *b, int probe_write);
     int (*backup)(void *b, const char *path);
     int (*purge_expired)(void *b, int batch_limit, int *n_deleted);
+    int (*vacuum)(void *b, int64_t *before, int64_t *after);
     int (*migrate)(void *b);
     int (*schema_version)(void *b, int *version);
     int (*meta_get)(void *b, const char *key, char **value);

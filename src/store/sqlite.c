@@ -472,7 +472,7 @@ static int conn_open(struct conn *c, const char *path, int writer, enum store_sy
         if (st == AGENTD_ECORRUPT)
             snprintf(err, errlen,
                      "database %s is corrupt or not an SQLite database (%s); "
-                     "restore it from a backup (see docs/storage.md)",
+                     "restore it from a backup (see docs/operations.md, Database)",
                      path, why);
         else
             snprintf(err, errlen, "cannot open database %s: %s", path, why);
@@ -572,7 +572,7 @@ static int sq_open(const struct store_options *opt, void **out, char *err, size_
             char why[200];
             snprintf(why, sizeof why, "%s", err);
             snprintf(err, errlen,
-                     "database %s is corrupt (%s); restore it from a backup (see docs/storage.md)",
+                     "database %s is corrupt (%s); restore it from a backup (see docs/operations.md, Database)",
                      q->path, why);
         }
         sq_close(q);
@@ -693,6 +693,43 @@ static int sq_purge_expired(void *b, int batch_limit, int *n_deleted)
     }
     if (rc == 0)
         *n_deleted = total;
+    return rc;
+}
+
+/* page_count x page_size: every page of the main database, free or not. */
+static int db_bytes(sqlite3 *db, int64_t *bytes)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT page_count * page_size FROM pragma_page_count(), "
+                                "pragma_page_size()",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *bytes = sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : sqlite_status(rc);
+}
+
+/* VACUUM rewrites the file through the WAL; the TRUNCATE checkpoint then
+ * copies it back and empties the log, which is when the file shrinks. A
+ * reader holding an old snapshot (another process) can keep the checkpoint
+ * from finishing: the space comes back at the next checkpoint instead. */
+static int sq_vacuum(void *b, int64_t *before, int64_t *after)
+{
+    struct sq *q = b;
+    pthread_mutex_lock(&q->writer.mu);
+    int rc = db_bytes(q->writer.db, before);
+    if (rc == 0) {
+        int sqlrc = sqlite3_exec(q->writer.db, "VACUUM", NULL, NULL, NULL);
+        if (sqlrc == SQLITE_OK)
+            sqlrc = sqlite3_exec(q->writer.db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+        rc = sqlrc == SQLITE_OK ? 0 : sqlite_status(sqlrc);
+    }
+    if (rc == 0)
+        rc = db_bytes(q->writer.db, after);
+    pthread_mutex_unlock(&q->writer.mu);
     return rc;
 }
 
@@ -1921,6 +1958,7 @@ const struct store_backend store_backend_sqlite = {
     .ping = sq_ping,
     .backup = sq_backup,
     .purge_expired = sq_purge_expired,
+    .vacuum = sq_vacuum,
     .migrate = sq_migrate,
     .schema_version = sq_schema_version,
     .meta_get = sq_meta_get,

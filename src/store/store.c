@@ -23,7 +23,7 @@
 /* X(op, kind): kind R reads, W writes (a success proves the disk takes
  * writes again), N neither (a backup's failures concern the destination). */
 #define STORE_OPS(X)                                                                   \
-    X(ping, R) X(backup, N) X(purge_expired, W) X(migrate, W) X(schema_version, R)    \
+    X(ping, R) X(backup, N) X(purge_expired, W) X(vacuum, W) X(migrate, W) X(schema_version, R)    \
     X(meta_get, R) X(meta_set, W) X(principal_create, W) X(principal_get, R)          \
     X(apikey_create, W) X(apikey_get_by_hash, R) X(apikey_revoke, W)                   \
     X(apikey_list, R) X(session_create, W) X(session_get, R) X(session_update, W)      \
@@ -210,6 +210,21 @@ int store_purge_expired(struct store *s, int batch_limit, int *n_deleted)
 {
     REQUIRE(s, purge_expired, batch_limit > 0 && n_deleted);
     CALL(s, purge_expired, batch_limit, n_deleted);
+}
+
+int store_vacuum(struct store *s, int64_t *before, int64_t *after)
+{
+    REQUIRE(s, vacuum, 1);
+    int64_t b = 0, a = 0;
+    int64_t t0 = clock_mono_ns();
+    int rc = s->be->vacuum(s->b, &b, &a);
+    if (rc == 0) {
+        if (before)
+            *before = b;
+        if (after)
+            *after = a;
+    }
+    return observed(s, OP_vacuum, t0, rc);
 }
 
 int store_migrate(struct store *s)

@@ -77,6 +77,14 @@ int store_backup(struct store *s, const char *path);
  * in its own short transaction. Call again while *n_deleted == batch_limit. */
 int store_purge_expired(struct store *s, int batch_limit, int *n_deleted);
 
+/* Gives the space of deleted rows back to the filesystem (SQLite: VACUUM,
+ * then a WAL checkpoint that truncates the log). It holds the write lock
+ * for its whole run, so writers wait (or get AGENTD_EBUSY past the busy
+ * timeout) meanwhile, and it needs free disk about the size of the
+ * database. *before and *after are the database's bytes (pages in use and
+ * free), either may be NULL. */
+int store_vacuum(struct store *s, int64_t *before, int64_t *after);
+
 /* Applies pending migrations (store_open already does). */
 int store_migrate(struct store *s);
 int store_schema_version(struct store *s, int *version);

@@ -269,6 +269,35 @@ static void test_legal_links_and_test_payments(void **state)
     config_problems_free(&pr);
 }
 
+/* AGENTD_MAX_CONNECTIONS unset: derived from the open-file limit so a
+ * default start fits it (2 descriptors per connection + 64 spare). */
+static void test_max_connections_default(void **state)
+{
+    (void)state;
+    assert_int_equal(config_max_connections_for_fds(20000), 9968);
+    assert_int_equal(config_max_connections_for_fds(1024), 480);
+    assert_int_equal(config_max_connections_for_fds(65536), 10000);
+    assert_int_equal(config_max_connections_for_fds(UINT64_MAX), 10000);
+    assert_int_equal(config_max_connections_for_fds(100), 18);
+    assert_int_equal(config_max_connections_for_fds(10), 1);
+    assert_int_equal(config_max_connections_for_fds(0), 1);
+
+    const char *none[] = { NULL };
+    struct config c;
+    struct config_problems pr = { 0 };
+    assert_int_equal(load(&c, none, &pr), 0);
+    assert_true(c.max_connections_auto);
+    assert_true(c.max_connections >= 1 && c.max_connections <= 10000);
+    config_free(&c);
+
+    const char *set[] = { "AGENTD_MAX_CONNECTIONS", "50000", NULL };
+    assert_int_equal(load(&c, set, &pr), 0);
+    assert_false(c.max_connections_auto);
+    assert_int_equal(c.max_connections, 50000);
+    config_free(&c);
+    config_problems_free(&pr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_legal_links_and_test_payments),
         cmocka_unit_test(test_url_redaction),
         cmocka_unit_test(test_parsers),
+        cmocka_unit_test(test_max_connections_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2230,6 +2230,47 @@ static void test_backup_while_serving(void **state)
     store_close(b);
 }
 
+/* Deleted rows' pages go back to the filesystem: the database shrinks, and
+ * what was kept is still there. */
+static void test_vacuum_gives_space_back(void **state)
+{
+    struct ctx *c = *state;
+    char big[8192];
+    memset(big, 'x', sizeof big - 3);
+    big[0] = '[';
+    big[1] = '"';
+    snprintf(big + sizeof big - 3, 3, "\"]");
+    char id[32];
+    for (int i = 0; i < 200; i++) {
+        snprintf(id, sizeof id, "s%d", i);
+        make_session(c->s, id);
+        struct store_message m = { .session_id = id, .role = "user", .parts = big };
+        assert_ok(store_message_append(c->s, &m));
+    }
+    for (int i = 1; i < 200; i++) {
+        snprintf(id, sizeof id, "s%d", i);
+        assert_ok(store_session_delete(c->s, id));
+    }
+    int64_t before = 0, after = 0;
+    assert_ok(store_vacuum(c->s, &before, &after));
+    assert_true(before > 200 * 8192);
+    assert_true(after < before / 10);
+    struct stat stb;
+    if (backend->file_based) { /* the file itself shrank, the WAL was emptied */
+        assert_int_equal(stat(c->url, &stb), 0);
+        assert_true(stb.st_size <= after);
+    }
+    struct store_message *msgs = NULL;
+    size_t n = 0;
+    assert_ok(store_message_list(c->s, "s0", 0, 0, &msgs, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(msgs[0].parts, big);
+    store_message_list_free(msgs, n);
+    /* and the store still takes writes */
+    make_session(c->s, "after-vacuum");
+    assert_ok(store_vacuum(c->s, NULL, NULL));
+}
+
 /* ---- async ---- */
 
 struct async_call {
@@ -2374,6 +2415,7 @@ int main(void)
         T(test_cas_no_lost_update_single_connection),
         T(test_disk_full_marks_unhealthy_until_a_write_succeeds),
         T(test_backup_while_serving),
+        T(test_vacuum_gives_space_back),
         T(test_async_completes_on_loop),
         T(test_errors_are_counted),
     };

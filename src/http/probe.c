@@ -1,0 +1,228 @@
+/* `agentd probe`: one blocking GET with a deadline. Blocking is right here:
+ * it is a short-lived CLI process, not a loop thread. */
+#define _GNU_SOURCE
+#include "http/probe.h"
+#include "core/clock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int http_probe_parse_url(const char *url, struct http_probe_target *t, char *err, size_t errlen)
+{
+    memset(t, 0, sizeof *t);
+    if (strncmp(url, "http://", 7) != 0) {
+        snprintf(err, errlen, "%s: only http:// URLs can be probed", url);
+        return -1;
+    }
+    const char *h = url + 7, *end;
+    size_t hlen;
+    if (*h == '[') {
+        end = strchr(h, ']');
+        if (!end) {
+            snprintf(err, errlen, "%s: unclosed '[' in the host", url);
+            return -1;
+        }
+        hlen = (size_t)(end - h - 1);
+        h++;
+        end++;
+    } else {
+        end = h + strcspn(h, ":/?#");
+        hlen = (size_t)(end - h);
+    }
+    if (hlen == 0 || hlen >= sizeof t->host) {
+        snprintf(err, errlen, "%s: no usable host", url);
+        return -1;
+    }
+    memcpy(t->host, h, hlen);
+    t->port = 80;
+    if (*end == ':') {
+        char *pe;
+        errno = 0;
+        long p = strtol(end + 1, &pe, 10);
+        if (errno || pe == end + 1 || p < 1 || p > 65535 || (*pe && *pe != '/' && *pe != '?')) {
+            snprintf(err, errlen, "%s: bad port", url);
+            return -1;
+        }
+        t->port = (int)p;
+        end = pe;
+    } else if (*end && *end != '/' && *end != '?') {
+        snprintf(err, errlen, "%s: unexpected '%c' after the host", url, *end);
+        return -1;
+    }
+    const char *path = *end ? end : "/";
+    if (*path == '?') { /* "http://h?x" -> "/?x" */
+        if (snprintf(t->path, sizeof t->path, "/%s", path) >= (int)sizeof t->path)
+            goto toolong;
+    } else if (snprintf(t->path, sizeof t->path, "%s", path) >= (int)sizeof t->path) {
+        goto toolong;
+    }
+    if (strpbrk(t->path, " \r\n\t")) {
+        snprintf(err, errlen, "%s: the path has a space or control character", url);
+        return -1;
+    }
+    return 0;
+toolong:
+    snprintf(err, errlen, "%s: the path is too long", url);
+    return -1;
+}
+
+const char *http_probe_local_host(const char *host)
+{
+    if (!host || !*host || strcmp(host, "0.0.0.0") == 0)
+        return "127.0.0.1";
+    if (strcmp(host, "::") == 0 || strcmp(host, "[::]") == 0)
+        return "::1";
+    return host;
+}
+
+static int remaining_ms(int64_t deadline)
+{
+    int64_t left = deadline - clock_mono_ms();
+    return left <= 0 ? 0 : left > 60000 ? 60000 : (int)left;
+}
+
+/* A connected socket within the deadline, or -1 with the reason. */
+static int connect_by(const struct addrinfo *ai, int64_t deadline, char *err, size_t errlen)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+        return fd;
+    if (errno != EINPROGRESS) {
+        snprintf(err, errlen, "connect: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    int n;
+    do
+        n = poll(&p, 1, remaining_ms(deadline));
+    while (n < 0 && errno == EINTR);
+    int soerr = 0;
+    socklen_t len = sizeof soerr;
+    if (n == 0) {
+        snprintf(err, errlen, "connect: timed out");
+    } else if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) {
+        snprintf(err, errlen, "connect: %s", strerror(errno));
+    } else if (soerr) {
+        snprintf(err, errlen, "connect: %s", strerror(soerr));
+    } else {
+        return fd;
+    }
+    close(fd);
+    return -1;
+}
+
+/* Waits for fd to be ready for `events`; 0, or -1 with the reason. */
+static int wait_fd(int fd, short events, int64_t deadline, const char *what, char *err,
+                   size_t errlen)
+{
+    struct pollfd p = { .fd = fd, .events = events };
+    int n;
+    do
+        n = poll(&p, 1, remaining_ms(deadline));
+    while (n < 0 && errno == EINTR);
+    if (n > 0)
+        return 0;
+    snprintf(err, errlen, "%s: %s", what, n == 0 ? "timed out" : strerror(errno));
+    return -1;
+}
+
+int http_probe_get(const struct http_probe_target *t, int64_t timeout_ms, int *status,
+                   char *body, size_t bodylen, char *err, size_t errlen)
+{
+    int64_t deadline = clock_mono_ms() + timeout_ms;
+    char port[16];
+    snprintf(port, sizeof port, "%d", t->port);
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(t->host, port, &hints, &res);
+    if (gai != 0) {
+        snprintf(err, errlen, "%s: %s", t->host, gai_strerror(gai));
+        return -1;
+    }
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai && fd < 0 && remaining_ms(deadline) > 0; ai = ai->ai_next)
+        fd = connect_by(ai, deadline, err, errlen);
+    freeaddrinfo(res);
+    if (fd < 0) {
+        if (!*err)
+            snprintf(err, errlen, "connect: timed out");
+        return -1;
+    }
+
+    char req[1400];
+    int ipv6 = strchr(t->host, ':') != NULL;
+    int rlen = snprintf(req, sizeof req,
+                        "GET %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUser-Agent: agentd-probe\r\n"
+                        "Accept: application/json\r\nConnection: close\r\n\r\n",
+                        t->path, ipv6 ? "[" : "", t->host, ipv6 ? "]" : "", t->port);
+    int rc = -1;
+    if (rlen <= 0 || rlen >= (int)sizeof req) {
+        snprintf(err, errlen, "request too long");
+        goto out;
+    }
+    for (int off = 0; off < rlen;) {
+        if (wait_fd(fd, POLLOUT, deadline, "send", err, errlen) != 0)
+            goto out;
+        ssize_t n = send(fd, req + off, (size_t)(rlen - off), MSG_NOSIGNAL);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (n <= 0) {
+            snprintf(err, errlen, "send: %s", strerror(errno));
+            goto out;
+        }
+        off += (int)n;
+    }
+
+    /* Read to EOF (Connection: close), keeping the first 8 KiB: the status
+     * line, the head and the start of the body are all a probe needs. */
+    char resp[8192];
+    size_t have = 0;
+    for (;;) {
+        if (wait_fd(fd, POLLIN, deadline, "receive", err, errlen) != 0)
+            goto out;
+        char scratch[4096];
+        char *dst = have < sizeof resp - 1 ? resp + have : scratch;
+        size_t room = have < sizeof resp - 1 ? sizeof resp - 1 - have : sizeof scratch;
+        ssize_t n = recv(fd, dst, room, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (n < 0) {
+            if (errno == ECONNRESET && have > 0)
+                break; /* the server closed after its reply: what we have is the reply */
+            snprintf(err, errlen, "receive: %s", strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        if (dst == resp + have)
+            have += (size_t)n;
+    }
+    resp[have] = 0;
+    int major = 0, minor = 0, code = 0;
+    if (sscanf(resp, "HTTP/%d.%d %3d", &major, &minor, &code) != 3 || code < 100 || code > 599) {
+        snprintf(err, errlen, "not an HTTP response%s", have ? "" : " (the connection closed)");
+        goto out;
+    }
+    *status = code;
+    if (body && bodylen) {
+        const char *b = strstr(resp, "\r\n\r\n");
+        snprintf(body, bodylen, "%s", b ? b + 4 : "");
+    }
+    rc = 0;
+out:
+    close(fd);
+    return rc;
+}

@@ -1,0 +1,472 @@
+"""The deploy files (deploy/, .dockerignore, the CMake install rules) checked
+without Docker or a cluster: every library the built binary loads is installed
+by the image's runtime stage (or ships with debian:12-slim), the build context
+leaves local build trees out and still configures, the health check is
+`agentd probe`, the Kubernetes manifest and the systemd unit carry a
+configuration that `agentd check-config` accepts in production, and the unit
+starts the binary where `cmake --install` puts it."""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agentd_harness import REPO, agentd_bin, run_cli
+
+DOCKERFILE = REPO / "deploy" / "Dockerfile"
+DOCKERIGNORE = REPO / ".dockerignore"
+K8S = REPO / "deploy" / "k8s" / "agentd.yaml"
+UNIT = REPO / "deploy" / "systemd" / "agentd.service"
+ENV_EXAMPLE = REPO / "deploy" / "systemd" / "agentd.env.example"
+
+
+# ---- Dockerfile parsing ----
+
+def dockerfile_stages():
+    """[(name, [(INSTRUCTION, args text, preceding comment lines)])] with
+    continuation lines joined."""
+    stages, comments, cur = [], [], ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        line = raw.strip()
+        if not cur and line.startswith("#"):
+            comments.append(line[1:].strip())
+            continue
+        if not line and not cur:
+            continue
+        cur += " " + line[:-1] if line.endswith("\\") else " " + line
+        if line.endswith("\\"):
+            continue
+        instr, _, args = cur.strip().partition(" ")
+        instr = instr.upper()
+        if instr == "FROM":
+            m = re.match(r"(\S+)(?:\s+AS\s+(\S+))?", args.strip(), re.I)
+            stages.append((m.group(2) or m.group(1), []))
+        stages[-1][1].append((instr, args.strip(), comments))
+        comments, cur = [], ""
+    return stages
+
+
+def apt_packages(steps):
+    """Packages of every `apt-get install` in a stage's RUN lines."""
+    pkgs = []
+    for instr, args, _ in steps:
+        if instr != "RUN":
+            continue
+        for cmd in re.split(r"&&|;", args):
+            words = shlex.split(cmd)
+            if "apt-get" in words and "install" in words:
+                pkgs += [w for w in words[words.index("install") + 1:] if not w.startswith("-")]
+    return pkgs
+
+
+def runtime_stage():
+    stages = dockerfile_stages()
+    assert len(stages) >= 2, "expected a build stage and a runtime stage"
+    return stages[-1]
+
+
+def base_shipped(steps):
+    """The packages the Dockerfile says debian:12-slim already ships."""
+    for _, _, comments in steps:
+        for c in comments:
+            m = re.match(r"debian:12-slim already ships:\s*(.*)", c)
+            if m:
+                return m.group(1).replace(",", " ").split()
+    return []
+
+
+# ---- dpkg ----
+
+def dpkg_status():
+    """{package: {"depends": [first alternative of each Depends/Pre-Depends],
+    "essential": bool, "priority": str}} of the installed packages."""
+    pkgs, cur = {}, {}
+    text = Path("/var/lib/dpkg/status").read_text(errors="replace")
+    for block in text.split("\n\n"):
+        fields, key = {}, None
+        for line in block.splitlines():
+            if line.startswith((" ", "\t")) and key:
+                fields[key] += " " + line.strip()
+            elif ":" in line:
+                key, _, val = line.partition(":")
+                fields[key] = val.strip()
+        if "Package" not in fields or "install ok installed" not in fields.get("Status", ""):
+            continue
+        deps = []
+        for field in ("Pre-Depends", "Depends"):
+            for dep in filter(None, (d.strip() for d in fields.get(field, "").split(","))):
+                first = dep.split("|")[0].strip()
+                deps.append(re.split(r"[\s(:]", first)[0])
+        cur = {"depends": deps, "essential": fields.get("Essential") == "yes",
+               "priority": fields.get("Priority", "")}
+        pkgs[fields["Package"]] = cur
+    return pkgs
+
+
+def closure(roots, status):
+    seen, todo = set(), list(roots)
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        todo += status.get(p, {}).get("depends", [])
+    return seen
+
+
+def package_of(path):
+    """The Debian package that owns a library file (through symlinks)."""
+    for candidate in (path, os.path.realpath(path)):
+        for p in {candidate, candidate.replace("/usr/lib/", "/lib/", 1),
+                  candidate.replace("/lib/", "/usr/lib/", 1)}:
+            r = subprocess.run(["dpkg", "-S", p], capture_output=True, text=True)
+            if r.returncode == 0:
+                return r.stdout.split(":")[0].strip()
+    raise AssertionError(f"no Debian package owns {path}")
+
+
+def ldd_packages(binary):
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
+    libs = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*(\S+) => (/\S+)", line)
+        if m:
+            libs[m.group(1)] = m.group(2)
+    # The image builds without AGENTD_SANITIZE: a sanitizer build's runtimes
+    # (scripts/test --sanitize runs these tests too) are not the image's.
+    return {soname: package_of(path) for soname, path in libs.items()
+            if not re.match(r"lib(asan|ubsan|lsan|tsan)\.so", soname)}
+
+
+def needed_sonames(binary):
+    out = subprocess.run(["readelf", "-d", binary], capture_output=True, text=True,
+                         check=True).stdout
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[(\S+)\]", out)
+
+
+# ---- the image ----
+
+def test_runtime_stage_installs_every_library_the_binary_loads():
+    name, steps = runtime_stage()
+    assert steps[0][1].startswith("debian:12-slim"), steps[0]
+    installed = apt_packages(steps)
+    assert installed, "the runtime stage installs nothing"
+    shipped = base_shipped(steps)
+    assert shipped, "the Dockerfile does not say what debian:12-slim ships"
+    status = dpkg_status()
+    # debian:12-slim is Debian's minbase: the Essential and required packages
+    # and what they depend on. Check the documented list against that.
+    minbase = closure([p for p, v in status.items()
+                       if v["essential"] or v["priority"] == "required"], status)
+    for p in shipped:
+        assert p in minbase, f"{p} is not in debian:12-slim (not Essential/required or their deps)"
+    image = closure(installed + shipped, status) | minbase
+    by_soname = ldd_packages(agentd_bin())
+    assert by_soname, "ldd found no libraries"
+    missing = {so: pkg for so, pkg in by_soname.items() if pkg not in image}
+    assert not missing, f"the image lacks the packages of {missing}"
+    # The binary's own (NEEDED) libraries are named explicitly, not left to
+    # whatever another package happens to pull in.
+    for so in needed_sonames(agentd_bin()):
+        if so not in by_soname:
+            continue                      # a sanitizer runtime
+        pkg = by_soname[so]
+        assert pkg in installed or pkg in shipped, \
+            f"{so} ({pkg}) is needed by agentd but not in the runtime apt-get install"
+    assert "ca-certificates" in installed, "HTTPS to the model needs CA certificates"
+    # the libcurl the binary was linked against is the one installed (not -gnutls)
+    assert by_soname["libcurl.so.4"] in installed
+
+
+def test_build_stage_uses_the_projects_build_packages():
+    stages = dockerfile_stages()
+    build_pkgs = apt_packages(stages[0][1])
+    assert stages[0][1][0][1].startswith("debian:12 "), stages[0][1][0]
+    deps = (REPO / "scripts" / "install-deps").read_text()
+    listed = set(re.findall(r"[a-z0-9][a-z0-9.+-]+", deps.split("PKGS=(")[1].split(")")[0]))
+    for p in build_pkgs:
+        assert p in listed, f"build stage installs {p}, which scripts/install-deps does not"
+    for p in ("cmake", "pkg-config", "libcurl4-openssl-dev", "libevent-dev", "libjansson-dev",
+              "libsqlite3-dev", "libssl-dev"):
+        assert p in build_pkgs, p
+
+
+def test_runtime_stage_shape():
+    _, steps = runtime_stage()
+    instrs = {}
+    for instr, args, _ in steps:
+        instrs.setdefault(instr, []).append(args)
+    # non-root
+    assert instrs["USER"] and not re.match(r"^(0|root)(:|$)", instrs["USER"][-1]), instrs["USER"]
+    env = " ".join(instrs["ENV"])
+    assert "AGENTD_HOST=0.0.0.0" in env
+    data_dir = re.search(r"AGENTD_DATA_DIR=(\S+)", env).group(1)
+    assert any(data_dir in v for v in instrs["VOLUME"]), "the data directory is not a volume"
+    # the health check is agentd probe, not curl (which the image lacks)
+    hc = instrs["HEALTHCHECK"][-1]
+    assert "curl" not in hc and "wget" not in hc
+    m = re.search(r"CMD\s+(\[.*\])", hc)
+    assert m, hc
+    import json
+    cmd = json.loads(m.group(1))
+    assert cmd[0] == "/usr/local/bin/agentd" and cmd[1] == "probe", cmd
+    copied = [a for a in instrs["COPY"] if "--from=build" in a]
+    assert copied and copied[0].split()[-1] == cmd[0], "the probe runs another binary than the image's"
+    # every AGENTD_* name in the image is a real variable
+    assert_known_variables(re.findall(r"\b(AGENTD_[A-Z0-9_]+)=", env))
+
+
+# ---- .dockerignore: what `COPY . .` sends ----
+
+def dockerignore_patterns():
+    pats = []
+    for line in DOCKERIGNORE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            pats.append(line)
+    return pats
+
+
+def ignored(rel, pats):
+    """Docker's rule, enough for these patterns: a path is excluded when it or
+    one of its parents matches a pattern (the last matching pattern wins;
+    `!` re-includes)."""
+    parts = rel.split("/")
+    result = False
+    for pat in pats:
+        neg = pat.startswith("!")
+        p = pat[1:] if neg else pat
+        p = p.rstrip("/")
+        for i in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:i])
+            if fnmatch(prefix, p) or (p.startswith("**/") and
+                                      (fnmatch(prefix, p[3:]) or fnmatch(prefix, p))):
+                result = not neg
+                break
+    return result
+
+
+def test_dockerignore_keeps_build_trees_and_data_out():
+    assert DOCKERIGNORE.exists(), ".dockerignore is missing: COPY . . would send build/ and .git"
+    pats = dockerignore_patterns()
+    for path in ("build", "build/CMakeCache.txt", "build-asan/agentd", "build-clang",
+                 ".git/HEAD", "agentd-data/agentd.db", "tests/e2e/__pycache__/x.pyc"):
+        assert ignored(path, pats), f"{path} would be in the build context"
+    for path in ("CMakeLists.txt", "src/main.c", "data/catalog.json", "tests/unit/CMakeLists.txt",
+                 "bench/store.c", "scripts/install-deps", "deploy/Dockerfile"):
+        assert not ignored(path, pats), f"{path} would be left out of the build context"
+
+
+def test_build_context_configures(tmp_path):
+    """The files `COPY . .` sends (tracked files, less .dockerignore) are
+    enough for the Dockerfile's cmake configure step, even with a stale
+    build tree in the working copy."""
+    pats = dockerignore_patterns()
+    files = subprocess.run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    ctx = tmp_path / "ctx"
+    for rel in files:
+        src = REPO / rel
+        if ignored(rel, pats) or not src.is_file():
+            continue
+        dst = ctx / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+    assert not (ctx / "build").exists()
+    r = subprocess.run(["cmake", "-S", str(ctx), "-B", str(ctx / "build"),
+                        "-DCMAKE_BUILD_TYPE=Release", "-DAGENTD_GIT_COMMIT=0123456789ab"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    version_h = (ctx / "build" / "generated" / "version.h").read_text()
+    assert "0123456789ab" in version_h, "the commit build argument does not reach the binary"
+
+
+# ---- configuration carried by the manifests ----
+
+def known_variables():
+    """Every variable name check-config prints (its dump lists them all)."""
+    p = run_cli(["check-config"], env={"AGENTD_LLM_URL": "http://127.0.0.1:9/v1",
+                                       "AGENTD_LLM_MODEL": "m"})
+    return set(re.findall(r"^(AGENTD_[A-Z0-9_]+)=", p.stdout, re.M))
+
+
+def assert_known_variables(names, known=None):
+    known = known or known_variables()
+    for n in names:
+        base = n[:-5] if n.endswith("_FILE") else n
+        assert base in known, f"{n} is not an agentd variable"
+
+
+def check_config_production(env, secrets, tmp_path):
+    """check-config with this environment; each secret file path is remapped
+    to a temporary file holding a dummy value. Returns the stdout."""
+    env = dict(env)
+    for name, path in secrets.items():
+        f = tmp_path / Path(path).name
+        f.write_text("dummy-key-for-check-config\n")
+        env[name] = str(f)
+    env["AGENTD_DATA_DIR"] = str(tmp_path / "data")
+    p = run_cli(["check-config"], env=env)
+    assert p.returncode == 0, f"check-config refuses the manifest's configuration:\n{p.stdout}{p.stderr}"
+    assert "AGENTD_ENV=production" in p.stdout
+    assert "dummy-key" not in p.stdout
+    return p.stdout
+
+
+def k8s_docs():
+    docs = [d for d in yaml.safe_load_all(K8S.read_text()) if d]
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], []).append(d)
+    return by_kind
+
+
+def parse_seconds(text):
+    m = re.fullmatch(r"(\d+)(ms|s|m)?", str(text))
+    n = int(m.group(1))
+    return {"ms": n / 1000, "s": n, "m": n * 60, None: n}[m.group(2)]
+
+
+def test_k8s_manifest(tmp_path):
+    kinds = k8s_docs()
+    for kind in ("ConfigMap", "Secret", "Deployment", "Service", "PersistentVolumeClaim"):
+        assert kind in kinds, f"no {kind} in {K8S.name}"
+    cm = kinds["ConfigMap"][0]
+    secret = kinds["Secret"][0]
+    dep = kinds["Deployment"][0]
+    spec = dep["spec"]
+    pod = spec["template"]["spec"]
+    (c,) = pod["containers"]
+    assert spec["replicas"] == 1, "SQLite on one volume: one replica"
+    assert spec["strategy"]["type"] == "Recreate"
+
+    data = {k: str(v) for k, v in cm["data"].items()}
+    assert data["AGENTD_ENV"] == "production"
+    assert data["AGENTD_PUBLIC_URL"].startswith("https://")
+    assert data.get("AGENTD_LLM_URL") and data.get("AGENTD_LLM_MODEL"), "no model configured"
+    assert data["AGENTD_HOST"] == "0.0.0.0"
+    assert [e["configMapRef"]["name"] for e in c["envFrom"]] == [cm["metadata"]["name"]]
+
+    # the key comes from the Secret, as a mounted file
+    env = {e["name"]: e for e in c.get("env", [])}
+    assert "AGENTD_LLM_API_KEY" not in data, "a key in a ConfigMap"
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    vols = {v["name"]: v for v in pod["volumes"]}
+    secret_files = {}
+    for name, e in env.items():
+        if name.endswith("_FILE"):
+            path = e["value"]
+            vol = next(v for n, v in vols.items() if "secret" in v and
+                       path.startswith(mounts[n]["mountPath"] + "/"))
+            assert vol["secret"]["secretName"] == secret["metadata"]["name"]
+            key = path.rsplit("/", 1)[1]
+            assert key in secret.get("stringData", {}) or key in secret.get("data", {})
+            secret_files[name] = path
+        else:
+            assert "value" not in e or not name.endswith("KEY"), f"{name} given inline"
+    assert "AGENTD_LLM_API_KEY_FILE" in secret_files
+
+    # probes, ports, drain
+    port = int(data["AGENTD_PORT"])
+    assert c["ports"][0]["containerPort"] == port
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert pod["terminationGracePeriodSeconds"] > parse_seconds(data.get("AGENTD_DRAIN_TIMEOUT", "25s"))
+    assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+
+    # non-root, locked down; the data dir is the volume
+    sc = pod["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] != 0
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    data_mount = next(m for m in c["volumeMounts"] if m["mountPath"] == data["AGENTD_DATA_DIR"])
+    assert "persistentVolumeClaim" in vols[data_mount["name"]]
+    svc = kinds["Service"][0]
+    assert svc["spec"]["selector"] == spec["selector"]["matchLabels"]
+
+    # the whole environment is one agentd accepts in production
+    names = list(data) + list(env)
+    assert_known_variables(names)
+    plain = {**data, **{n: e["value"] for n, e in env.items() if n not in secret_files}}
+    out = check_config_production(plain, secret_files, tmp_path)
+    assert f"AGENTD_LLM_URL={data['AGENTD_LLM_URL']}" in out
+    assert "AGENTD_LLM_API_KEY=***set***" in out
+    assert f"AGENTD_PUBLIC_URL={data['AGENTD_PUBLIC_URL']}" in out
+
+
+# ---- systemd and the install layout ----
+
+def unit_settings():
+    settings = {}
+    for line in UNIT.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")) and "=" in line:
+            k, _, v = line.partition("=")
+            settings.setdefault(k.strip(), []).append(v.strip())
+    return settings
+
+
+def test_systemd_unit_and_example_environment(tmp_path):
+    s = unit_settings()
+    assert s["Type"] == ["notify"], "agentd sends READY=1 (sd_notify)"
+    assert s["KillSignal"] == ["SIGTERM"]
+    assert parse_seconds(s["TimeoutStopSec"][0]) > 25, "shorter than the default drain"
+    assert any(v.lstrip("-") == "/etc/agentd/agentd.env" for v in s["EnvironmentFile"])
+    assert s.get("DynamicUser") == ["yes"] or s.get("User")
+    assert s["NoNewPrivileges"] == ["yes"] and s["ProtectSystem"] == ["strict"]
+    env = {}
+    for v in s.get("Environment", []):
+        k, _, val = v.partition("=")
+        env[k] = val
+    assert env.get("AGENTD_DATA_DIR") == "/var/lib/" + s["StateDirectory"][0]
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            k, _, val = line.partition("=")
+            assert not k.startswith("export"), line
+            env.setdefault(k, val)
+    assert_known_variables(env)
+    out = check_config_production(env, {}, tmp_path)
+    assert "AGENTD_LLM_API_KEY=***set***" in out
+    assert "replace-with-your-key" not in out
+
+
+def test_cmake_install_matches_the_unit(tmp_path):
+    build = Path(agentd_bin()).parent
+    if not (build / "cmake_install.cmake").exists():
+        pytest.skip(f"{build} is not a CMake build directory")
+    prefix = tmp_path / "prefix"
+    r = subprocess.run(["cmake", "--install", str(build), "--prefix", str(prefix)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    binary = prefix / "bin" / "agentd"
+    assert binary.is_file() and os.access(binary, os.X_OK)
+    v = subprocess.run([str(binary), "version"], capture_output=True, text=True)
+    assert v.returncode == 0 and v.stdout.startswith("agentd ")
+    installed_unit = prefix / "lib" / "systemd" / "system" / "agentd.service"
+    assert installed_unit.is_file()
+    execs = [l.split("=", 1)[1] for l in installed_unit.read_text().splitlines()
+             if l.startswith("ExecStart=")]
+    assert execs == [f"{binary} serve"], execs
+    # the repository's unit is the one for the default prefix
+    assert unit_settings()["ExecStart"] == ["/usr/local/bin/agentd serve"]
+    assert (prefix / "share" / "doc" / "agentd" / "agentd.env.example").is_file()
+    assert (prefix / "share" / "doc" / "agentd" / "docs" / "deployment.md").is_file()
+    # the binary-only component, as the image installs it
+    only = tmp_path / "only"
+    r = subprocess.run(["cmake", "--install", str(build), "--prefix", str(only),
+                        "--component", "agentd"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(p.relative_to(only).as_posix() for p in only.rglob("*") if p.is_file()) == \
+        ["bin/agentd"]
+    if shutil.which("systemd-analyze"):
+        r = subprocess.run(["systemd-analyze", "verify", str(installed_unit)],
+                           capture_output=True, text=True, timeout=60)
+        problems = [l for l in (r.stdout + r.stderr).splitlines() if "agentd.service" in l]
+        assert not problems, problems
