@@ -43,7 +43,7 @@ def answer(srv, message, session_id=None):
     r = post_chat(srv, message, session_id)
     assert r.status_code == 200, f"{message!r}: {r.status_code} {r.text}"
     doc = r.json()
-    assert {"answer", "session_id", "checkout", "turn_id", "usage"} == set(doc), doc
+    assert {"answer", "session_id", "checkout", "turn_id", "usage", "outcome"} == set(doc), doc
     return doc
 
 
