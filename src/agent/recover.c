@@ -51,8 +51,8 @@ static int orphaned(const struct agent *ag, const struct store_turn *u, int64_t 
 static void fail_orphan(struct agent *ag, struct store *st, const struct store_turn *u,
                         const char *code, const char *why)
 {
-    json_t *d = json_pack("{s:s,s:s,s:i,s:b,s:{s:I,s:I,s:f}}", "code", code, "message", why,
-                          "http_status", 503, "resumed", 0, "usage", "prompt_tokens",
+    json_t *d = json_pack("{s:s,s:s,s:i,s:b,s:s,s:{s:I,s:I,s:f}}", "code", code, "message", why,
+                          "http_status", 503, "resumed", 0, "outcome", code, "usage", "prompt_tokens",
                           (json_int_t)u->prompt_tokens, "completion_tokens",
                           (json_int_t)u->completion_tokens, "cost_usd",
                           budget_usd_round(u->cost_usd));
