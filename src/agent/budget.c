@@ -1,5 +1,7 @@
 #include "agent/budget.h"
 
+#include <math.h>
+
 #define DAY_MS 86400000LL
 
 enum budget_verdict budget_next_step(const struct budget_limits *b, int steps, int64_t tokens)
@@ -37,4 +39,11 @@ int budget_seconds_to_midnight(int64_t wall_ms)
     int64_t into = wall_ms - budget_day(wall_ms) * DAY_MS;
     int64_t left = DAY_MS - into;
     return (int)((left + 999) / 1000);
+}
+
+double budget_usd_round(double usd)
+{
+    if (!isfinite(usd))
+        return 0;
+    return round(usd * 1e6) / 1e6;
 }

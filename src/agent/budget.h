@@ -34,4 +34,12 @@ int budget_daily_unlimited(const struct budget_limits *b);
 int64_t budget_day(int64_t wall_ms);
 int budget_seconds_to_midnight(int64_t wall_ms);
 
+/* Money in JSON: a cost in USD is shown rounded to the micro-dollar (a sum
+ * of float prices is never exact: 0.00028604999999999999). Dump every
+ * document that holds one with JSON_REAL_PRECISION(BUDGET_JSON_PRECISION): 15 significant digits
+ * print any micro-dollar amount below a billion exactly, where jansson's
+ * default 17 would print the double's noise again. */
+double budget_usd_round(double usd);
+#define BUDGET_JSON_PRECISION 15
+
 #endif

@@ -20,6 +20,7 @@
  * just before the crash is not applied again), then the model is asked for
  * the next step; a last llm_reply without tool calls is the answer. */
 #define _GNU_SOURCE
+#include "agent/budget.h"
 #include "agent/events.h"
 #include "agent/runner.h"
 #include "agent/turn.h"
@@ -50,11 +51,12 @@ static int orphaned(const struct agent *ag, const struct store_turn *u, int64_t 
 static void fail_orphan(struct agent *ag, struct store *st, const struct store_turn *u,
                         const char *code, const char *why)
 {
-    json_t *d = json_pack("{s:s,s:s,s:i,s:b,s:{s:I,s:I,s:f}}", "code", code, "message", why,
-                          "http_status", 503, "resumed", 0, "usage", "prompt_tokens",
+    json_t *d = json_pack("{s:s,s:s,s:i,s:b,s:s,s:{s:I,s:I,s:f}}", "code", code, "message", why,
+                          "http_status", 503, "resumed", 0, "outcome", code, "usage", "prompt_tokens",
                           (json_int_t)u->prompt_tokens, "completion_tokens",
-                          (json_int_t)u->completion_tokens, "cost_usd", u->cost_usd);
-    char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+                          (json_int_t)u->completion_tokens, "cost_usd",
+                          budget_usd_round(u->cost_usd));
+    char *text = d ? json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(BUDGET_JSON_PRECISION)) : NULL;
     json_decref(d);
     struct store_event e = { .session_id = u->session_id, .turn_id = u->id,
                              .type = "turn-failed", .data = text };
@@ -67,6 +69,44 @@ static void fail_orphan(struct agent *ag, struct store *st, const struct store_t
     instance_recovered("turn_failed");
     log_msg(LOG_WARN, NULL, "turn %s of session %s was interrupted by a crash: failed (%s)", u->id,
             u->session_id, why);
+}
+
+/* The tool results the turn saved before the crash count for its outcome
+ * as they did live (turn_note_tool), each named by its call in the reply
+ * before it. */
+static void note_tool_results(struct turn *t, const struct store_checkpoint *cp, size_t n)
+{
+    json_error_t je;
+    json_t *reply = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(cp[i].kind, "llm_reply") == 0) {
+            json_decref(reply);
+            reply = json_loads(cp[i].payload, 0, &je);
+            continue;
+        }
+        if (strcmp(cp[i].kind, "tool_result") != 0)
+            continue;
+        json_t *msg = json_loads(cp[i].payload, 0, &je);
+        const char *id = json_string_value(json_object_get(msg, "tool_call_id"));
+        const char *content = json_string_value(json_object_get(msg, "content"));
+        const char *name = NULL;
+        size_t k;
+        json_t *call;
+        json_array_foreach(json_object_get(reply, "tool_calls"), k, call) {
+            const char *cid = json_string_value(json_object_get(call, "id"));
+            if (id && cid && strcmp(id, cid) == 0) {
+                name = json_string_value(
+                    json_object_get(json_object_get(call, "function"), "name"));
+                break;
+            }
+        }
+        json_t *result = content ? json_loads(content, 0, &je) : NULL;
+        if (name && result)
+            turn_note_tool(t, name, result);
+        json_decref(result);
+        json_decref(msg);
+    }
+    json_decref(reply);
 }
 
 /* Fills t from the store: input, session, history, where it stopped; and
@@ -121,6 +161,7 @@ static void load(struct store *st, struct turn *t, const struct store_turn *u)
             t->step++;
             last = i;
         }
+    note_tool_results(t, cp, n);
     json_t *reply = last ? json_loads(cp[last].payload, 0, &je) : NULL;
     const json_t *calls = json_object_get(reply, "tool_calls");
     if (last && json_array_size(calls) == 0) {

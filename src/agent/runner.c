@@ -10,6 +10,7 @@
 #include "agent/runner.h"
 #include "agent/budget.h"
 #include "agent/events.h"
+#include "agent/outcome.h"
 #include "agent/tools.h"
 #include "agent/turn.h"
 #include "commerce/ucp.h"
@@ -65,18 +66,69 @@ const char AGENT_DEFAULT_PROMPT[] =
 
 /* ---- metrics ---- */
 
-static struct metric *m_turns;
+static struct metric *m_turns, *m_tool_calls, *m_tool_duration;
 static struct metric_child *m_duration, *m_inflight;
 
 void agent_metrics_init(void)
 {
     static const char *const outcome[] = { "outcome", NULL };
+    static const char *const tool_outcome[] = { "tool", "outcome", NULL };
+    static const char *const tool[] = { "tool", NULL };
     m_turns = metric_register("agentd_turns_total", "Agent turns by outcome", METRIC_COUNTER,
                               outcome, NULL);
     m_duration = metric_only(metric_register("agentd_turn_duration_seconds", "Agent turn duration",
                                              METRIC_HISTOGRAM, NULL, METRICS_BUCKETS_LATENCY));
     m_inflight = metric_only(metric_register("agentd_turns_in_flight", "Agent turns running",
                                              METRIC_GAUGE, NULL, NULL));
+    m_tool_calls = metric_register("agentd_tool_calls_total",
+                                   "Agent tool calls by tool and outcome", METRIC_COUNTER,
+                                   tool_outcome, NULL);
+    m_tool_duration = metric_register("agentd_tool_duration_seconds",
+                                      "Agent tool call duration by tool", METRIC_HISTOGRAM, tool,
+                                      METRICS_BUCKETS_LATENCY);
+    /* every series an alert may watch exists at 0 from the start */
+    for (int i = 0; OUTCOME_TURN_KNOWN[i]; i++) {
+        const char *v[] = { OUTCOME_TURN_KNOWN[i] };
+        metric_child(m_turns, v);
+    }
+    json_t *defs = tools_definitions();
+    size_t i;
+    json_t *d;
+    json_array_foreach(defs, i, d) {
+        const char *name = json_string_value(json_object_get(json_object_get(d, "function"), "name"));
+        if (!name)
+            continue;
+        const char *v[] = { name, "ok" };
+        metric_child(m_tool_calls, v);
+        metric_child(m_tool_duration, v);
+    }
+    json_decref(defs);
+    instance_metrics_init();
+}
+
+/* The tool label: a name from our tool table, else "unknown" (a model may
+ * call anything; the label set must stay bounded). */
+static const char *tool_label(const struct agent *ag, const char *name)
+{
+    size_t i;
+    const json_t *d;
+    json_array_foreach(ag->tools, i, d) {
+        const char *n = json_string_value(json_object_get(json_object_get(d, "function"), "name"));
+        if (n && name && strcmp(n, name) == 0)
+            return n;
+    }
+    return "unknown";
+}
+
+static const char *result_error_code(const json_t *result)
+{
+    if (!result)
+        return "out_of_memory";
+    const json_t *err = json_object_get(result, "error");
+    if (!err)
+        return NULL;
+    const char *code = json_string_value(json_object_get(err, "code"));
+    return code && *code ? code : "error";
 }
 
 /* ---- a turn's life ---- */
@@ -187,7 +239,7 @@ static void evs_add(struct evs *e, const struct turn *t, const char *type, json_
 {
     if (!data)
         return;
-    char *text = json_dumps(data, JSON_COMPACT);
+    char *text = json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(BUDGET_JSON_PRECISION));
     json_decref(data);
     if (!text)
         return;
@@ -229,6 +281,12 @@ static int mutates_checkout(const char *name)
         if (strcmp(name, names[i]) == 0)
             return 1;
     return 0;
+}
+
+void turn_note_tool(struct turn *t, const char *name, const json_t *result)
+{
+    if (mutates_checkout(name))
+        outcome_note_checkout(t->tool_fail, sizeof t->tool_fail, result_error_code(result));
 }
 
 /* ---- the conversation for the model ---- */
@@ -360,8 +418,14 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
         snprintf(key, sizeof key, "%s/%lld/%zu/%s", t->turn_id, (long long)reply_step, i, safe);
         t->tctx.op_key = key;
         char *before = t->tctx.checkout_id ? strdup(t->tctx.checkout_id) : NULL;
+        int64_t t0 = clock_mono_ns();
         json_t *result = tools_run(&t->tctx, name, args);
         t->tctx.op_key = NULL;
+        const char *tool = tool_label(t->ag, name);
+        const char *lv[] = { tool, outcome_tool(result_error_code(result)) }, *dv[] = { tool };
+        metric_inc(metric_child(m_tool_calls, lv));
+        metric_observe(metric_child(m_tool_duration, dv), (double)(clock_mono_ns() - t0) / 1e9);
+        turn_note_tool(t, name, result);
         if (mutates_checkout(name))
             failpoint("after_tool_effect"); /* tests: the effect is saved, its checkpoint not */
         int rc = 0;
@@ -450,15 +514,18 @@ static int op_finish(struct store *st, void *arg)
     struct evs e = { 0 };
     json_t *usage = json_pack("{s:I,s:I,s:f}", "prompt_tokens", (json_int_t)t->prompt_tokens,
                               "completion_tokens", (json_int_t)t->completion_tokens, "cost_usd",
-                              t->cost_usd);
+                              budget_usd_round(t->cost_usd));
+    const char *outcome = outcome_turn(t->status != 0, t->code, t->tool_fail);
     if (t->status == 0)
         evs_add(&e, t, "turn-completed",
-                json_pack("{s:s,s:O?,s:o,s:b}", "answer", t->answer ? t->answer : "", "checkout",
-                          t->checkout, "usage", usage, "resumed", t->resumed));
+                json_pack("{s:s,s:O?,s:o,s:b,s:s}", "answer", t->answer ? t->answer : "",
+                          "checkout", t->checkout, "usage", usage, "resumed", t->resumed,
+                          "outcome", outcome));
     else
         evs_add(&e, t, "turn-failed",
-                json_pack("{s:s,s:s,s:i,s:o,s:b}", "code", t->code, "message", t->message,
-                          "http_status", t->http_status, "usage", usage, "resumed", t->resumed));
+                json_pack("{s:s,s:s,s:i,s:o,s:b,s:s}", "code", t->code, "message", t->message,
+                          "http_status", t->http_status, "usage", usage, "resumed", t->resumed,
+                          "outcome", outcome));
     /* the end and its event in one transaction; a turn finished elsewhere
      * (its claim was taken) is not ours to report */
     if (store_turn_finish_events(st, t->turn_id, t->interrupted ? "interrupted"
@@ -473,7 +540,7 @@ static void finish_done(int status, void *arg)
 {
     (void)status;
     struct turn *t = arg;
-    const char *outcome = t->status == 0 ? "completed" : t->code;
+    const char *outcome = outcome_turn(t->status != 0, t->code, t->tool_fail);
     const char *labels[] = { outcome };
     metric_inc(metric_child(m_turns, labels));
     metric_observe(m_duration, (double)(clock_mono_ns() - t->started_ns) / 1e9);
@@ -491,6 +558,7 @@ static void finish_done(int status, void *arg)
         .completion_tokens = t->completion_tokens,
         .cost_usd = t->cost_usd,
         .resumed = t->resumed,
+        .outcome = outcome,
     };
     if (t->done) {
         t->done(&res, t->ud);

@@ -107,6 +107,8 @@ struct turn_result {
     int64_t prompt_tokens, completion_tokens; /* this turn's model usage */
     double cost_usd;
     int resumed;              /* recovered after a restart */
+    const char *outcome;      /* agentd_turns_total's label: "completed", "payment_declined",
+                                 "out_of_stock", "tool_error", or the error code */
 };
 
 typedef void (*turn_done_fn)(const struct turn_result *res, void *ud);

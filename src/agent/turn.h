@@ -85,6 +85,8 @@ struct turn {
     void (*flushed)(struct turn *t); /* a flush ended while step_waiting/finish_waiting */
     int64_t prompt_tokens, completion_tokens; /* this turn's usage so far */
     double cost_usd;
+    char tool_fail[48];      /* the standing failure of this turn's checkout-changing
+                                tool calls ("" = none): its outcome (outcome.h) */
     json_t *checkout;        /* for the final result */
     char *answer;
     int status;
@@ -108,6 +110,9 @@ void turn_fail(struct turn *t, int status, int http, const char *code, const cha
  * reply_step — checkpointing each result (worker). */
 int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_t reply_step,
                    size_t from);
+/* Notes a tool call's result for the turn's outcome (outcome.h): only
+ * calls of checkout-changing tools count. */
+void turn_note_tool(struct turn *t, const char *name, const json_t *result);
 /* Loads the session's messages into the conversation (after the system
  * prompt), windowed (worker): the last `keep` (a resumed turn's own steps)
  * always, and before them the newest earlier ones within HISTORY_MAX

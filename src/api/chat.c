@@ -14,6 +14,7 @@
  * a second for events written by other replicas. */
 #define _GNU_SOURCE
 #include "api/chat.h"
+#include "agent/budget.h"
 #include "agent/events.h"
 #include "agent/runner.h"
 #include "api/idempotency.h"
@@ -37,6 +38,8 @@
 #define POLL_MS 1000         /* cross-replica poll of an open stream */
 #define HEARTBEAT_MS 15000
 #define STREAM_BACKLOG (256 * 1024) /* unsent bytes before a replay pauses */
+/* Documents with a cost_usd in them: budget.h says why the precision */
+#define JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(BUDGET_JSON_PRECISION))
 
 static struct {
     struct agent *ag;
@@ -50,16 +53,17 @@ static json_t *usage_json(const struct turn_result *res)
 {
     return json_pack("{s:I,s:I,s:f}", "prompt_tokens", (json_int_t)res->prompt_tokens,
                      "completion_tokens", (json_int_t)res->completion_tokens, "cost_usd",
-                     res->cost_usd);
+                     budget_usd_round(res->cost_usd));
 }
 
 static json_t *result_json(const struct turn_result *res, const char *request_id, int *http)
 {
     if (res->status == 0) {
         *http = 200;
-        return json_pack("{s:s,s:s,s:O,s:s?,s:o}", "answer", res->message, "session_id",
+        return json_pack("{s:s,s:s,s:O,s:s?,s:o,s:s}", "answer", res->message, "session_id",
                          res->session_id, "checkout", res->checkout ? res->checkout : json_null(),
-                         "turn_id", res->turn_id, "usage", usage_json(res));
+                         "turn_id", res->turn_id, "usage", usage_json(res), "outcome",
+                         res->outcome ? res->outcome : "completed");
     }
     *http = res->http_status ? res->http_status : 500;
     json_t *body = json_pack("{s:{s:s,s:s,s:s}}", "error", "code", res->code, "message",
@@ -84,9 +88,21 @@ static int retry_after(const struct turn_result *res)
     return 0;
 }
 
+/* The turn's ids and outcome on the request's access line. */
+static void note_turn(struct http_req *r, const char *session_id, const char *turn_id)
+{
+    if (session_id)
+        http_req_note(r, "session_id", session_id);
+    if (turn_id)
+        http_req_note(r, "turn_id", turn_id);
+}
+
 static void turn_done(const struct turn_result *res, void *ud)
 {
     struct http_req *r = ud;
+    note_turn(r, res->session_id, res->turn_id);
+    if (res->outcome)
+        http_req_note(r, "outcome", res->outcome);
     int ra = retry_after(res);
     if (ra) {
         char v[16];
@@ -142,7 +158,7 @@ static void resumed_done(const struct turn_result *res, const char *owner, const
     }
     f->principal = strdup(owner);
     f->key = strdup(idem_key);
-    f->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    f->body = body ? json_dumps(body, JSON_FLAGS) : NULL;
     f->headers = h ? json_dumps(h, JSON_COMPACT) : NULL;
     json_decref(body);
     json_decref(h);
@@ -244,7 +260,7 @@ static int send_event(struct stream *s, int64_t seq, const char *type, const cha
     if (turn_id)
         json_object_set_new(d, "turn_id", json_string(turn_id));
     json_object_set_new(d, "session_id", json_string(s->session_id));
-    char *text = json_dumps(d, JSON_COMPACT);
+    char *text = json_dumps(d, JSON_FLAGS);
     json_decref(d);
     char id[24];
     snprintf(id, sizeof id, "%lld", (long long)seq);
@@ -290,7 +306,7 @@ static void read_done(int status, void *arg)
     /* POST: the turn ended but its terminal event never reached the store
      * (a store fault): say how it ended anyway */
     if (s->http_open && s->post && !s->turn_open && !more && !s->again && s->final) {
-        char *text = json_dumps(s->final, JSON_COMPACT);
+        char *text = json_dumps(s->final, JSON_FLAGS);
         if (text)
             sse_send(s->sse, s->final_type, NULL, text, strlen(text));
         free(text);
@@ -369,6 +385,7 @@ static void post_started(const char *session_id, const char *turn_id, int64_t se
     s->turn_id = strdup(turn_id);
     s->after = seq > 0 ? seq - 1 : 0;
     s->answered = 1; /* by the stream, or by stream_open's error */
+    note_turn(s->r, session_id, turn_id);
     if (!s->session_id || !s->turn_id) {
         http_reply_error(s->r, 503, "out_of_memory", "cannot start the event stream");
         return; /* the turn runs on; its done() frees s */
@@ -387,6 +404,8 @@ static void post_done(const struct turn_result *res, void *ud)
         return;
     }
     if (s->http_open) {
+        if (res->outcome)
+            http_req_note(s->r, "outcome", res->outcome);
         int http;
         s->final = result_json(res, s->r->request_id, &http);
         s->final_type = strdup(res->status == 0 ? "turn-completed" : "turn-failed");
@@ -566,7 +585,7 @@ static void lookup_done(int status, void *arg)
             "created_at", (json_int_t)l->s->created_at, "updated_at",
             (json_int_t)l->s->updated_at, "expires_at", (json_int_t)l->s->expires_at, "usage",
             "prompt_tokens", (json_int_t)l->u.prompt_tokens, "completion_tokens",
-            (json_int_t)l->u.completion_tokens, "cost_usd", l->u.cost_usd, "model_calls",
+            (json_int_t)l->u.completion_tokens, "cost_usd", budget_usd_round(l->u.cost_usd), "model_calls",
             (json_int_t)l->u.calls);
         json_decref(ctx);
         http_reply_json(r, 200, body);
@@ -636,6 +655,7 @@ static void h_session(struct http_req *r, int events)
     }
     l->r = r;
     l->events = events;
+    http_req_note(r, "session_id", l->id);
     if (events) {
         const char *accept = http_req_header(r, "Accept");
         l->sse = accept && strcasestr(accept, "text/event-stream") != NULL;

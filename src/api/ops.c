@@ -6,13 +6,13 @@
 #include "core/clock.h"
 #include "core/health.h"
 #include "core/metrics.h"
+#include "core/procstat.h"
 #include "http/server.h"
 #include "llm/llm.h"
 #include "version.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 static void healthz(struct http_req *r)
 {
@@ -153,19 +153,6 @@ static double start_time(void *ud)
     return (double)st->start_wall_ms / 1000.0;
 }
 
-static double resident_bytes(void *ud)
-{
-    (void)ud;
-    long pages = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return 0;
-    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-        rss = 0;
-    fclose(f);
-    return (double)rss * (double)sysconf(_SC_PAGESIZE);
-}
-
 int ops_routes(struct router *rt, struct ops_state *st)
 {
     static const char *const build_labels[] = { "version", "commit", NULL };
@@ -175,8 +162,7 @@ int ops_routes(struct router *rt, struct ops_state *st)
     metric_set(metric_child(build, bv), 1);
     metric_register_fn("process_start_time_seconds", "Start time of the process since the Unix epoch in seconds",
                        METRIC_GAUGE, start_time, st);
-    metric_register_fn("process_resident_memory_bytes", "Resident memory size in bytes", METRIC_GAUGE,
-                       resident_bytes, NULL);
+    procstat_metrics_register();
     int rc = 0;
     rc |= router_add(rt, HTTP_GET, "/healthz", healthz, st);
     rc |= router_add(rt, HTTP_GET, "/readyz", readyz, st);

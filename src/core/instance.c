@@ -168,14 +168,29 @@ int instance_orphaned(const char *ours, const char *theirs, int64_t age_ms, int6
     return age_ms > lease_ms;
 }
 
+static struct metric *recoveries_family(void)
+{
+    static const char *const labels[] = { "what", NULL };
+    return metric_register("agentd_crash_recoveries_total",
+                           "Work cut by a process's death and taken over, by what", METRIC_COUNTER,
+                           labels, NULL);
+}
+
+void instance_metrics_init(void)
+{
+    static const char *const whats[] = { "turn_resumed", "turn_failed", "completion", NULL };
+    struct metric *m = recoveries_family();
+    for (int i = 0; m && whats[i]; i++) {
+        const char *v[] = { whats[i] };
+        metric_child(m, v);
+    }
+}
+
 void instance_recovered(const char *what)
 {
-    /* rare: registered at each use (the existing family is returned), so
+    /* rare: looked up at each use (the existing family is returned), so
      * it survives metrics_reset() */
-    static const char *const labels[] = { "what", NULL };
-    struct metric *m = metric_register("agentd_crash_recoveries_total",
-                                       "Work cut by a process's death and taken over, by what",
-                                       METRIC_COUNTER, labels, NULL);
+    struct metric *m = recoveries_family();
     const char *v[] = { what };
     if (m)
         metric_inc(metric_child(m, v));

@@ -45,5 +45,8 @@ int instance_orphaned(const char *ours, const char *theirs, int64_t age_ms, int6
  * resume into), "completion" (a checkout's completion carried on). The
  * metric agentd_crash_recoveries_total{what}. Thread-safe. */
 void instance_recovered(const char *what);
+/* Registers that family with each `what` at 0 (before serving), so an
+ * alert on it has a series before the first crash. */
+void instance_metrics_init(void);
 
 #endif

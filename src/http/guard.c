@@ -42,15 +42,25 @@ struct guard {
 #define LINGER_MS 2000
 #define FLUSH_POLL_MS 20
 
-static struct metric *rejected_family(void)
+/* Registered (with every reason at 0) by guard_metrics_init, which the
+ * server runs before any connection: a series an alert watches exists
+ * before its first increment. */
+static struct metric *rejected;
+
+static const char *const reject_reasons[] = { "malformed_request", "request_timeout",
+                                              "payload_too_large", "headers_too_large",
+                                              "not_implemented", "too_many_connections", NULL };
+
+void guard_metrics_init(void)
 {
     static const char *const labels[] = { "reason", NULL };
-    static struct metric *m;
-    if (!m)
-        m = metric_register("agentd_http_rejected_total",
-                            "Requests refused by the connection guard before routing", METRIC_COUNTER,
-                            labels, NULL);
-    return m;
+    rejected = metric_register("agentd_http_rejected_total",
+                               "Requests refused by the connection guard before routing",
+                               METRIC_COUNTER, labels, NULL);
+    for (int i = 0; reject_reasons[i]; i++) {
+        const char *v[] = { reject_reasons[i] };
+        metric_child(rejected, v);
+    }
 }
 
 static void arm(struct guard *g, int64_t ms)
@@ -79,7 +89,7 @@ static void reject(struct guard *g, int status, const char *reason, const char *
     bufferevent_write(g->under, body, (size_t)blen);
     g->reject_at_ms = clock_mono_ms();
     const char *labels[] = { code };
-    metric_inc(metric_child(rejected_family(), labels));
+    metric_inc(metric_child(rejected, labels));
     struct logline l;
     if (g->lim.access_log && log_begin(&l, LOG_INFO, "rejected")) {
         log_str(&l, "request_id", id);

@@ -26,4 +26,7 @@ struct guard_limits {
  * the HTTP library). Returns NULL on out of memory. */
 struct bufferevent *guard_bev_new(struct event_base *base, const struct guard_limits *lim);
 
+/* agentd_http_rejected_total{reason}, every reason at 0. Before serving. */
+void guard_metrics_init(void);
+
 #endif

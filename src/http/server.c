@@ -136,6 +136,14 @@ static void finish(struct http_req *r)
         log_double(&l, "duration_ms", secs * 1000.0);
         log_str(&l, "remote", r->remote);
         log_int(&l, "bytes", (int64_t)r->bytes_out);
+        if (r->error_code[0])
+            log_str(&l, "code", r->error_code);
+        for (size_t i = 0; i < r->notes_len;) {
+            const char *key = r->notes + i;
+            const char *val = key + strlen(key) + 1;
+            log_str(&l, key, val);
+            i = (size_t)(val - r->notes) + strlen(val) + 1;
+        }
         log_end(&l);
     }
     unlink_req(r);
@@ -147,6 +155,52 @@ static void finish(struct http_req *r)
 const char *http_req_header(struct http_req *r, const char *name)
 {
     return r->ev ? evhttp_find_header(evhttp_request_get_input_headers(r->ev), name) : NULL;
+}
+
+void http_req_note(struct http_req *r, const char *key, const char *value)
+{
+    if (!key || !value)
+        return;
+    size_t kl = strlen(key), vl = strnlen(value, 128);
+    if (r->notes_len + kl + vl + 2 > sizeof r->notes)
+        return;
+    char *p = r->notes + r->notes_len;
+    memcpy(p, key, kl + 1);
+    memcpy(p + kl + 1, value, vl);
+    p[kl + 1 + vl] = '\0';
+    r->notes_len += kl + vl + 2;
+}
+
+/* The code of an error reply, for the access line: error.code in our
+ * one error shape, or the first error of a UCP messages[] array. */
+static void note_error_json(struct http_req *r, const json_t *body)
+{
+    const char *code = json_string_value(json_object_get(json_object_get(body, "error"), "code"));
+    size_t i;
+    const json_t *m;
+    json_array_foreach(code ? NULL : json_object_get(body, "messages"), i, m) {
+        const char *type = json_string_value(json_object_get(m, "type"));
+        if (type && strcmp(type, "error") == 0) {
+            code = json_string_value(json_object_get(m, "code"));
+            break;
+        }
+    }
+    if (code && !r->error_code[0])
+        snprintf(r->error_code, sizeof r->error_code, "%s", code);
+}
+
+/* The same from a body as text (a stored reply replayed by idempotency):
+ * error bodies are small, and only errors pay for the parse. */
+static void note_error_text(struct http_req *r, const char *content_type, const char *body,
+                            size_t len)
+{
+    if (r->error_code[0] || !body || !len || len > 65536 || !content_type ||
+        strncmp(content_type, "application/json", 16) != 0)
+        return;
+    json_error_t je;
+    json_t *j = json_loadb(body, len, 0, &je);
+    note_error_json(r, j);
+    json_decref(j);
 }
 
 void http_set_header(struct http_req *r, const char *name, const char *value)
@@ -235,6 +289,8 @@ void http_reply_raw(struct http_req *r, int status, const char *content_type, co
         r->reply_hook = NULL; /* out of memory: send unhooked rather than lose it */
     }
     r->status = status;
+    if (status >= 400)
+        note_error_text(r, content_type, body, len);
     common_headers(r, content_type);
     struct evbuffer *out = evhttp_request_get_output_buffer(r->ev);
     if (body && len)
@@ -252,6 +308,8 @@ static void free_text(const void *data, size_t len, void *extra)
 
 void http_reply_json(struct http_req *r, int status, json_t *body)
 {
+    if (status >= 400)
+        note_error_json(r, body);
     char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
     json_decref(body);
     if (body && !text) {
@@ -607,6 +665,7 @@ struct http_server *http_server_new(const struct config *cfg, struct router *rou
     }
     const char *un[] = { "unmatched" };
     s->unmatched_duration = metric_child(s->m_duration, un);
+    guard_metrics_init();
     return s;
 }
 

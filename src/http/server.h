@@ -39,6 +39,9 @@ struct http_req {
     size_t body_len;
     int64_t start_ns;
     int status;
+    char error_code[48];            /* an error reply's error.code, for the access line */
+    char notes[256];                /* http_req_note: key NUL value NUL ... */
+    size_t notes_len;
     size_t bytes_out;
     int streaming;
     int client_gone;
@@ -63,6 +66,11 @@ struct http_req {
 /* ---- replies (loop thread of r only) ---- */
 
 const char *http_req_header(struct http_req *r, const char *name);
+/* Adds a field to this request's access line (e.g. "session_id"): copied
+ * into the request (at most 256 bytes of notes; a value is cut at 128;
+ * a note that does not fit is dropped — the access line must not cost an
+ * allocation). A key noted again is written again: note each once. */
+void http_req_note(struct http_req *r, const char *key, const char *value);
 void http_set_header(struct http_req *r, const char *name, const char *value);
 /* Sends body as JSON and finishes r. Takes ownership of body (may be NULL = no body). */
 void http_reply_json(struct http_req *r, int status, json_t *body);

@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
+#include "core/reqid.h"
 #include "llm/builtin.h"
 #include "llm/curl_loop.h"
 #include "llm/llm_config.h"
@@ -111,7 +112,11 @@ struct llm_call {
     int body_prov;
     int stream;
     int64_t deadline_ms;           /* 0 = none */
-    char request_id[64];
+    char request_id[REQID_MAX + 1];
+    /* "X-Request-Id: <id>" in front of the provider's shared header list,
+     * so the provider's logs can be matched with ours (no allocation) */
+    char rid_line[REQID_MAX + 16];
+    struct curl_slist rid_hdr;
     int prov, retry, attempts;
     int probe;                     /* this attempt is its breaker's half-open probe */
     int capped;                    /* this attempt's timeout is what was left of the deadline */
@@ -505,7 +510,13 @@ static void start_attempt(struct llm_call *c)
         curl_easy_setopt(e, CURLOPT_SEEKDATA, c);
         curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
     }
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->hdrs[c->stream ? 1 : 0]);
+    struct curl_slist *hdrs = p->hdrs[c->stream ? 1 : 0];
+    if (reqid_valid(c->request_id)) { /* never a byte that could end the header line */
+        snprintf(c->rid_line, sizeof c->rid_line, "X-Request-Id: %s", c->request_id);
+        c->rid_hdr = (struct curl_slist){ .data = c->rid_line, .next = hdrs };
+        hdrs = &c->rid_hdr;
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout > 0 ? timeout : 1));
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(timeout < CONNECT_TIMEOUT_MS ? (timeout > 0 ? timeout : 1) : CONNECT_TIMEOUT_MS));

@@ -39,7 +39,8 @@ struct llm_request {
     int max_tokens;            /* 0 = provider default */
     int stream;                /* 1: ask for SSE chunks; deltas reach on_delta */
     int64_t deadline_ms;       /* monotonic (clock_mono_ms); bounds retries and fallbacks too; 0 = none */
-    const char *request_id;    /* for logs; may be NULL */
+    const char *request_id;    /* for logs, and sent as X-Request-Id (when it is a valid
+                                * request id, core/reqid.h); may be NULL */
 };
 
 struct llm_usage {

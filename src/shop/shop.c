@@ -12,6 +12,7 @@
 #include "core/failpoint.h"
 #include "core/instance.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/reqid.h"
 #include "store/store.h"
 
@@ -43,6 +44,43 @@ struct shop {
     char *lock_dir; /* instance lock files, to know a claim's process died */
 };
 
+/* ---- orders placed (metrics) ---- */
+
+/* Looked up at each use (the registry returns the existing family): orders
+ * are rare, and no pointer outlives a metrics_reset(). */
+static struct metric *orders_family(int value)
+{
+    static const char *const labels[] = { "currency", NULL };
+    return value ? metric_register("agentd_order_value_minor_units_total",
+                                   "Total value of the orders placed, in minor units of their "
+                                   "currency (cents for USD)",
+                                   METRIC_COUNTER, labels, NULL)
+                 : metric_register("agentd_orders_total", "Orders placed, by currency",
+                                   METRIC_COUNTER, labels, NULL);
+}
+
+/* The merchant's currency at 0 from the start. */
+static void orders_metrics_init(struct merchant *m)
+{
+    struct catalog *cat = m ? merchant_catalog(m) : NULL;
+    const char *v[] = { cat ? catalog_currency(cat) : NULL };
+    for (int value = 0; value < 2; value++) {
+        struct metric *f = orders_family(value);
+        if (v[0])
+            metric_child(f, v);
+    }
+    if (cat)
+        catalog_unref(cat);
+}
+
+/* One order written (once per order: replays answer without writing). */
+static void orders_count(const struct checkout *c)
+{
+    const char *v[] = { c->currency };
+    metric_inc(metric_child(orders_family(0), v));
+    metric_add(metric_child(orders_family(1), v), (double)c->totals.total);
+}
+
 struct shop *shop_new(struct store *st, struct merchant *m, const char *public_url)
 {
     struct shop *sh = calloc(1, sizeof *sh);
@@ -59,6 +97,7 @@ struct shop *shop_new(struct store *st, struct merchant *m, const char *public_u
         shop_free(sh);
         return NULL;
     }
+    orders_metrics_init(m);
     return sh;
 }
 
@@ -821,6 +860,7 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
     free(co_doc);
     free(permalink);
     if (rc == 0) {
+        orders_count(done);
         done->version = c->version + 1;
         checkout_free(c);
         *out = done;

@@ -37,7 +37,7 @@ def chat(srv, message, session_id=None, data=None, headers=None, status=200):
 def turn(srv, message, session_id=None, data=None):
     """One successful turn: the answer document, shape-checked."""
     doc = chat(srv, message, session_id, data).json()
-    assert {"answer", "session_id", "checkout", "turn_id", "usage"} == set(doc), doc
+    assert {"answer", "session_id", "checkout", "turn_id", "usage", "outcome"} == set(doc), doc
     assert isinstance(doc["answer"], str) and doc["answer"], doc
     assert isinstance(doc["session_id"], str) and doc["session_id"], doc
     if session_id is not None:

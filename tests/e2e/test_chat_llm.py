@@ -43,7 +43,7 @@ def answer(srv, message, session_id=None):
     r = post_chat(srv, message, session_id)
     assert r.status_code == 200, f"{message!r}: {r.status_code} {r.text}"
     doc = r.json()
-    assert {"answer", "session_id", "checkout", "turn_id", "usage"} == set(doc), doc
+    assert {"answer", "session_id", "checkout", "turn_id", "usage", "outcome"} == set(doc), doc
     return doc
 
 
@@ -508,7 +508,7 @@ def test_sigkill_mid_turn_with_recovery_fail_marks_the_turn_failed(agentd, fake,
     assert events[-1]["data"]["code"] == "turn_interrupted_by_crash", events[-1]
     samples = parse_metrics(srv.get("/metrics").text)
     assert metric_value(samples, "agentd_crash_recoveries_total", what="turn_failed") == 1
-    assert metric_value(samples, "agentd_crash_recoveries_total", what="turn_resumed") is None
+    assert metric_value(samples, "agentd_crash_recoveries_total", what="turn_resumed") == 0
     # the session goes on; the interrupted user message stayed in its history
     d = answer(srv, f"again {t}", sid)
     assert d["answer"] == f"echo: again {t}" and d["session_id"] == sid

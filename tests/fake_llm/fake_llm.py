@@ -519,6 +519,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(400, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
         with STATE.lock:
             STATE.last = {"path": self.path, "authorization": self.headers.get("Authorization"),
+                          "request_id": self.headers.get("X-Request-Id"),
                           "model": body.get("model"), "stream": bool(body.get("stream")),
                           "has_tools": bool(body.get("tools")), "tool_choice": body.get("tool_choice"),
                           "max_tokens": body.get("max_tokens"),
