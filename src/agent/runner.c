@@ -62,7 +62,9 @@ const char AGENT_DEFAULT_PROMPT[] =
     "products, add by product id, and never invent prices or ids. Payment credentials come from "
     "the buyer's client, never from the conversation: call complete_checkout when the buyer asks "
     "to pay. Name an order by its id; do not give the buyer URLs from tool results (they are "
-    "API addresses, not pages a buyer can open). Keep answers short and concrete.";
+    "API addresses, not pages a buyer can open). When a tool answers invalid_arguments, fix every "
+    "problem it lists, using the field names it names, and call the tool again. Keep answers "
+    "short and concrete.";
 
 /* ---- metrics ---- */
 
