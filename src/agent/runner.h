@@ -107,6 +107,8 @@ struct turn_result {
     int64_t prompt_tokens, completion_tokens; /* this turn's model usage */
     double cost_usd;
     int resumed;              /* recovered after a restart */
+    json_t *products;         /* the products of this turn's last catalog search
+                                 (search_shopping_catalog's "products"), or NULL (borrowed) */
     const char *outcome;      /* agentd_turns_total's label: "completed", "payment_declined",
                                  "out_of_stock", "tool_error", or the error code */
 };
@@ -124,6 +126,12 @@ struct turn_start {
     const char *request_id;   /* may be NULL */
     const char *idem_key;     /* the front's Idempotency-Key (kept for a resumed turn) */
     int stream;               /* ask the model to stream: text-delta events as it writes */
+    /* A UI action (A2A clients' buttons): when set, the turn runs this tool
+     * call (a name of agent/tools.c; args borrowed for the call) as its one
+     * step, with no model round trip, and answers deterministically from its
+     * result. NULL = an ordinary turn. */
+    const char *action_tool;
+    const json_t *action_args;
     /* Optional: runs once on the loop when the turn holds its session and
      * its turn-started event is stored (seq = that event's seq), before the
      * first model call. */
