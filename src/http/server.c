@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "http/server.h"
 #include "http/guard.h"
+#include "http/gzip.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -69,6 +70,7 @@ struct http_server {
     struct metric_child **route_duration; /* per route index, + 1 for unmatched */
     struct metric_child *unmatched_duration;
     struct metric_child *inflight_gauge;
+    struct metric_child *gzip_replies, *gzip_saved;
 };
 
 /* ---- request lifecycle ---- */
@@ -274,6 +276,66 @@ json_t *http_reply_headers_json(struct http_req *r)
     return o;
 }
 
+/* Vary on a comma list, once. */
+static void add_vary(struct evkeyvalq *h, const char *what)
+{
+    const char *vary = evhttp_find_header(h, "Vary");
+    if (!vary) {
+        evhttp_add_header(h, "Vary", what);
+        return;
+    }
+    if (strcasestr(vary, what))
+        return;
+    char v[256];
+    snprintf(v, sizeof v, "%s, %s", vary, what);
+    evhttp_remove_header(h, "Vary");
+    evhttp_add_header(h, "Vary", v);
+}
+
+/* Content negotiation for a body about to be sent (not for streams: they
+ * never reach here). Every compressible reply says Vary: Accept-Encoding,
+ * compressed or not, so a cache keeps the variants apart. 1 with *gz set
+ * (malloc'd, the caller sends and frees it) when the body goes out as
+ * gzip; the stored form (idempotency) is always the plain body, so a
+ * replay is negotiated per request like a first answer. */
+static int negotiate_gzip(struct http_req *r, int status, const char *content_type,
+                          const char *body, size_t len, char **gz, size_t *gz_len)
+{
+    *gz = NULL;
+    *gz_len = 0;
+    if (!gzip_compressible(content_type))
+        return 0;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+    add_vary(h, "Accept-Encoding");
+    if (r->method == HTTP_HEAD || status < 200 || status == 204 || status == 304 ||
+        len < GZIP_MIN_BYTES || evhttp_find_header(h, "Content-Encoding") ||
+        !gzip_accepted(http_req_header(r, "Accept-Encoding")))
+        return 0;
+    if (gzip_encode(body, len, gz, gz_len) != 0)
+        return 0; /* out of memory: the plain body is still a correct answer */
+    if (*gz_len >= len) {
+        free(*gz);
+        *gz = NULL;
+        return 0;
+    }
+    evhttp_add_header(h, "Content-Encoding", "gzip");
+    const char *etag = evhttp_find_header(h, "ETag");
+    char variant[192];
+    if (etag && gzip_etag_variant(etag, variant, sizeof variant) == 0) {
+        evhttp_remove_header(h, "ETag");
+        evhttp_add_header(h, "ETag", variant);
+    }
+    metric_inc(r->srv->gzip_replies);
+    metric_add(r->srv->gzip_saved, (double)(len - *gz_len));
+    return 1;
+}
+
+static void free_text(const void *data, size_t len, void *extra)
+{
+    (void)len; (void)extra;
+    free((void *)data);
+}
+
 void http_reply_raw(struct http_req *r, int status, const char *content_type, const char *body,
                     size_t len)
 {
@@ -293,17 +355,18 @@ void http_reply_raw(struct http_req *r, int status, const char *content_type, co
         note_error_text(r, content_type, body, len);
     common_headers(r, content_type);
     struct evbuffer *out = evhttp_request_get_output_buffer(r->ev);
-    if (body && len)
+    char *gz;
+    size_t gz_len;
+    if (body && len && negotiate_gzip(r, status, content_type, body, len, &gz, &gz_len)) {
+        if (evbuffer_add_reference(out, gz, gz_len, free_text, NULL) != 0)
+            free(gz);
+        len = gz_len;
+    } else if (body && len) {
         evbuffer_add(out, body, len);
+    }
     r->bytes_out = len;
     evhttp_send_reply(r->ev, status, reason_phrase(status), NULL);
     finish(r);
-}
-
-static void free_text(const void *data, size_t len, void *extra)
-{
-    (void)len; (void)extra;
-    free((void *)data);
 }
 
 void http_reply_json(struct http_req *r, int status, json_t *body)
@@ -327,6 +390,13 @@ void http_reply_json(struct http_req *r, int status, json_t *body)
         r->status = status;
         common_headers(r, "application/json");
         struct evbuffer *out = evhttp_request_get_output_buffer(r->ev);
+        char *gz;
+        size_t gz_len;
+        if (negotiate_gzip(r, status, "application/json", text, len, &gz, &gz_len)) {
+            free(text);
+            text = gz;
+            len = gz_len;
+        }
         if (evbuffer_add_reference(out, text, len, free_text, NULL) != 0)
             free(text);
         r->bytes_out = len;
@@ -435,6 +505,21 @@ static enum http_method map_method(enum evhttp_cmd_type t)
     }
 }
 
+/* A client that saw the gzip variant's ETag ("7-gzip") sends it back in
+ * If-Match / If-None-Match; handlers know only their own tags ("7"). */
+static void strip_gzip_etags(struct evkeyvalq *in)
+{
+    static const char *const names[] = { "If-Match", "If-None-Match" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = evhttp_find_header(in, names[i]);
+        char plain[512];
+        if (v && gzip_etag_strip(v, plain, sizeof plain) == 1) {
+            evhttp_remove_header(in, names[i]);
+            evhttp_add_header(in, names[i], plain);
+        }
+    }
+}
+
 static void on_request(struct evhttp_request *ev, void *arg)
 {
     struct http_loop *hl = arg;
@@ -494,6 +579,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
         http_reply_err(r, AGENTD_ENOMEM, NULL);
         return;
     }
+
+    strip_gzip_etags(evhttp_request_get_input_headers(ev));
 
     if (!r->method) {
         http_reply_error(r, 501, "not_implemented", "this request method is not supported");
@@ -659,6 +746,12 @@ struct http_server *http_server_new(const struct config *cfg, struct router *rou
     s->m_inflight = metric_register("agentd_http_requests_in_flight", "HTTP requests being served",
                                     METRIC_GAUGE, NULL, NULL);
     s->inflight_gauge = metric_only(s->m_inflight);
+    s->gzip_replies = metric_only(metric_register("agentd_http_gzip_responses_total",
+                                                  "Replies sent gzip-compressed",
+                                                  METRIC_COUNTER, NULL, NULL));
+    s->gzip_saved = metric_only(metric_register("agentd_http_gzip_saved_bytes_total",
+                                                "Body bytes gzip saved (plain minus compressed)",
+                                                METRIC_COUNTER, NULL, NULL));
     for (int i = 0; i < nroutes; i++) {
         const char *v[] = { route_template(router_at(router, i)) };
         s->route_duration[i] = metric_child(s->m_duration, v);
