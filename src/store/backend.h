@@ -26,6 +26,9 @@ struct store_backend {
     int (*session_get)(void *b, const char *id, struct store_session **out);
     int (*session_update)(void *b, const char *id, const char *context);
     int (*session_delete)(void *b, const char *id);
+    int (*session_list)(void *b, const char *owner, int64_t before_created, const char *before_id,
+                        int limit, struct store_session **out, size_t *n);
+    int (*session_delete_idle)(void *b, const char *id, const char *owner);
     int (*message_append)(void *b, struct store_message *m);
     int (*message_list)(void *b, const char *session_id, int64_t after_seq, int limit,
                         struct store_message **out, size_t *n);

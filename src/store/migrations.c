@@ -203,6 +203,8 @@ static const struct migration migrations[] = {
       "  calls INTEGER NOT NULL DEFAULT 0,"
       "  PRIMARY KEY (principal, day, model)) WITHOUT ROWID;"
       "CREATE INDEX usage_daily_day ON usage_daily(day);" },
+    /* GET /chat/sessions: a principal's sessions newest first, by keyset */
+    { 5, "CREATE INDEX sessions_owner ON sessions(owner, created_at, id);" },
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

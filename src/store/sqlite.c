@@ -72,6 +72,13 @@
     X(SESSION_TOUCH, "UPDATE sessions SET context = coalesce(?2, context), updated_at = ?3, "   \
                      "expires_at = ?4 WHERE id = ?1 AND " LIVE("expires_at", "?3"))            \
     X(SESSION_DELETE, "DELETE FROM sessions WHERE id = ?1 AND " LIVE("expires_at", "?2"))      \
+    X(SESSION_LIST, "SELECT id, owner, context, created_at, updated_at, expires_at "           \
+                    "FROM sessions WHERE owner = ?1 AND " LIVE("expires_at", "?2")             \
+                    " AND (?4 IS NULL OR created_at < ?3 OR (created_at = ?3 AND id < ?4)) "   \
+                    "ORDER BY created_at DESC, id DESC LIMIT ?5")                              \
+    X(SESSION_OWNED, "SELECT 1 FROM sessions WHERE id = ?1 AND owner = ?2 AND "                \
+                     LIVE("expires_at", "?3"))                                                 \
+    X(SESSION_RUNNING, "SELECT 1 FROM turns WHERE session_id = ?1 AND state = 'running'")      \
     X(MESSAGE_INSERT, "INSERT INTO messages(session_id, seq, role, parts, created_at) "         \
                       "SELECT ?1, coalesce(max(seq), 0) + 1, ?2, ?3, ?4 FROM messages "        \
                       "WHERE session_id = ?1 RETURNING seq")                                   \
@@ -984,6 +991,45 @@ static int sq_session_delete(void *b, const char *id)
     int changed = 0;
     int rc = write_one(q, ST_SESSION_DELETE, &changed, "ti", id, now_ms(q));
     return rc ? rc : changed ? 0 : AGENTD_ENOTFOUND;
+}
+
+/* ---- session listing and deletion ---- */
+
+static int sq_session_list(void *b, const char *owner, int64_t before_created,
+                           const char *before_id, int limit, struct store_session **out,
+                           size_t *n)
+{
+    struct sq *q = b;
+    struct conn *c = reader_get(q);
+    void *v;
+    size_t nv;
+    int rc = fetch(c, ST_SESSION_LIST, sizeof **out, row_session, &v, &nv, "tiiti", owner,
+                   now_ms(q), before_created, before_id, (int64_t)limit);
+    conn_put(c);
+    if (rc) {
+        store_session_list_free(v, nv);
+        return rc;
+    }
+    *out = v;
+    *n = nv;
+    return 0;
+}
+
+static int sq_session_delete_idle(void *b, const char *id, const char *owner)
+{
+    struct sq *q = b;
+    int64_t now = now_ms(q), one = 0;
+    int rc = writer_begin(q);
+    if (rc)
+        return rc;
+    rc = run(&q->writer, ST_SESSION_OWNED, &one, NULL, "tti", id, owner, now);
+    if (rc == 0) {
+        rc = run(&q->writer, ST_SESSION_RUNNING, &one, NULL, "t", id);
+        rc = rc == 0 ? AGENTD_ECONFLICT : rc == AGENTD_ENOTFOUND ? 0 : rc;
+    }
+    if (rc == 0)
+        rc = run(&q->writer, ST_SESSION_DELETE, NULL, NULL, "ti", id, now);
+    return writer_end(q, rc);
 }
 
 static int sq_message_append(void *b, struct store_message *m)
@@ -1973,6 +2019,8 @@ const struct store_backend store_backend_sqlite = {
     .session_get = sq_session_get,
     .session_update = sq_session_update,
     .session_delete = sq_session_delete,
+    .session_list = sq_session_list,
+    .session_delete_idle = sq_session_delete_idle,
     .message_append = sq_message_append,
     .message_list = sq_message_list,
     .message_tail = sq_message_tail,

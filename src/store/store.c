@@ -38,7 +38,8 @@
     X(checkout_create, W) X(checkout_get, R)                                           \
     X(checkout_update, W) X(order_create, W) X(order_get, R) X(idem_begin, W)          \
     X(idem_finish, W) X(idem_abandon, W) X(audit_append, W) X(audit_list, R)            \
-    X(stock_seed, W) X(stock_get, R) X(order_update, W)
+    X(stock_seed, W) X(stock_get, R) X(order_update, W)                                \
+    X(session_list, R) X(session_delete_idle, W)
 
 enum store_op {
 #define X(op, kind) OP_##op,
@@ -682,6 +683,31 @@ void store_apikey_list_free(struct store_apikey *v, size_t n)
 {
     for (size_t i = 0; v && i < n; i++)
         apikey_clear(&v[i]);
+    free(v);
+}
+
+/* ---- session listing and deletion ---- */
+
+int store_session_list(struct store *s, const char *owner, int64_t before_created,
+                       const char *before_id, int limit, struct store_session **out, size_t *n)
+{
+    REQUIRE(s, session_list, owner && limit >= 1 && out && n);
+    CALL(s, session_list, owner, before_created, before_id, limit, out, n);
+}
+
+int store_session_delete_idle(struct store *s, const char *id, const char *owner)
+{
+    REQUIRE(s, session_delete_idle, id && owner);
+    CALL(s, session_delete_idle, id, owner);
+}
+
+void store_session_list_free(struct store_session *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].id);
+        free(v[i].owner);
+        free(v[i].context);
+    }
     free(v);
 }
 

@@ -463,4 +463,20 @@ int store_audit_list(struct store *s, const char *principal, int limit, struct s
                      size_t *n);
 void store_audit_list_free(struct store_audit *v, size_t n);
 
+/* ---- session listing and deletion (the REST chat front) ---- */
+
+/* A page of owner's live sessions, newest first: created_at descending,
+ * then id descending. The page after the one that ended with session
+ * (before_created, before_id) is the rest of that order; before_id NULL =
+ * from the newest. A keyset cursor: sessions created or deleted between
+ * pages neither repeat nor shift the ones not yet read. limit >= 1. */
+int store_session_list(struct store *s, const char *owner, int64_t before_created,
+                       const char *before_id, int limit, struct store_session **out, size_t *n);
+void store_session_list_free(struct store_session *v, size_t n);
+/* Deletes owner's session with its messages, tasks, turns, checkpoints and
+ * events, in one write transaction that first checks it has no running
+ * turn: a turn is never cut in half. AGENTD_ENOTFOUND if there is no live
+ * session id of owner's; AGENTD_ECONFLICT if a turn is running in it. */
+int store_session_delete_idle(struct store *s, const char *id, const char *owner);
+
 #endif

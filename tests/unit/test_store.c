@@ -29,6 +29,7 @@
 #include "core/pool.h"
 #include "store/async.h"
 #include "store/migrations.h"
+#include "store/migrations.h"
 #include "store/store.h"
 
 /* ---- fixture: which backend, a fresh database per test, a fake clock ---- */
@@ -456,6 +457,64 @@ static void put_checkpoint(struct store *s, const char *turn, int64_t step, cons
     struct store_checkpoint cp = { .turn_id = (char *)turn, .step = step, .kind = (char *)kind,
                                    .payload = "{\"x\":1}" };
     assert_int_equal(store_checkpoint_put(s, &cp), want);
+}
+
+/* GET /chat/sessions: newest first by keyset, owner's only; DELETE takes
+ * the session with its children unless a turn runs in it. */
+static void test_session_list_and_delete_idle(void **state)
+{
+    struct ctx *c = *state;
+    const char *ids[] = { "sa", "sc", "sb", "sd" };
+    for (int i = 0; i < 4; i++) {
+        struct store_session v = { .id = (char *)ids[i], .owner = "alice", .context = "{}" };
+        assert_ok(store_session_create(c->s, &v));
+        if (i != 1)
+            advance(1); /* sc and sb share a created_at: id breaks the tie */
+    }
+    struct store_session other = { .id = "sz", .owner = "bob", .context = "{}" };
+    assert_ok(store_session_create(c->s, &other));
+
+    struct store_session *v = NULL;
+    size_t n = 0;
+    assert_ok(store_session_list(c->s, "alice", 0, NULL, 3, &v, &n));
+    assert_int_equal(n, 3);
+    assert_string_equal(v[0].id, "sd");
+    assert_string_equal(v[1].id, "sc");
+    assert_string_equal(v[2].id, "sb");
+    int64_t created = v[2].created_at;
+    store_session_list_free(v, n);
+    assert_ok(store_session_list(c->s, "alice", created, "sb", 3, &v, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].id, "sa");
+    store_session_list_free(v, n);
+    assert_ok(store_session_list(c->s, "carol", 0, NULL, 3, &v, &n));
+    assert_int_equal(n, 0);
+    store_session_list_free(v, n);
+
+    /* a running turn blocks the delete; nothing of the session goes */
+    struct store_turn t = { .id = "turn-sd", .session_id = "sd" };
+    assert_ok(store_turn_begin(c->s, &t, 0));
+    struct store_message m = { .session_id = "sd", .role = "user", .parts = "[]" };
+    assert_ok(store_message_append(c->s, &m));
+    assert_int_equal(store_session_delete_idle(c->s, "sd", "alice"), AGENTD_ECONFLICT);
+    struct store_session *got = NULL;
+    assert_ok(store_session_get(c->s, "sd", &got));
+    store_session_free(got);
+    /* another principal's session does not exist for you */
+    assert_int_equal(store_session_delete_idle(c->s, "sz", "alice"), AGENTD_ENOTFOUND);
+    assert_int_equal(store_session_delete_idle(c->s, "nope", "alice"), AGENTD_ENOTFOUND);
+
+    assert_ok(store_turn_finish(c->s, "turn-sd", "completed"));
+    assert_ok(store_session_delete_idle(c->s, "sd", "alice"));
+    assert_int_equal(store_session_get(c->s, "sd", &got), AGENTD_ENOTFOUND);
+    struct store_message *msgs = NULL;
+    assert_int_equal(store_message_list(c->s, "sd", 0, 10, &msgs, &n), AGENTD_ENOTFOUND);
+    store_message_list_free(msgs, n);
+    struct store_turn *tg = NULL;
+    assert_int_equal(store_turn_get(c->s, "turn-sd", &tg), AGENTD_ENOTFOUND);
+    assert_int_equal(store_session_delete_idle(c->s, "sd", "alice"), AGENTD_ENOTFOUND);
+    assert_ok(store_session_get(c->s, "sz", &got));
+    store_session_free(got);
 }
 
 static void test_turns_and_checkpoints(void **state)
@@ -1578,7 +1637,7 @@ static void test_migrate_from_version_3(void **state)
         fail_msg("open v3: %s", err);
     int v = 0;
     assert_ok(store_schema_version(s, &v));
-    assert_int_equal(v, 4);
+    assert_int_equal(v, migrations_latest());
 
     struct store_turn *got = NULL;
     assert_ok(store_turn_get(s, "t-old", &got));
@@ -1625,7 +1684,7 @@ static void test_migrate_from_version_3(void **state)
         fail_msg("reopen: %s", err);
     assert_ok(store_migrate(s));
     assert_ok(store_schema_version(s, &v));
-    assert_int_equal(v, 4);
+    assert_int_equal(v, migrations_latest());
     assert_ok(store_checkpoint_list(s, "t-old", &cps, &n));
     assert_int_equal(n, 3);
     assert_string_equal(cps[0].kind, "user_message");
@@ -2385,6 +2444,7 @@ int main(void)
         T(test_meta),
         T(test_principals_and_apikeys),
         T(test_sessions_and_messages),
+        T(test_session_list_and_delete_idle),
         T(test_tasks),
         T(test_turns_and_checkpoints),
         T(test_turn_scan_pages_and_skips_an_instance),
