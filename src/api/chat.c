@@ -4,7 +4,10 @@
  *                                     {"stream": true} / Accept: text/event-stream:
  *                                     the turn's events as SSE, ending with its
  *                                     turn-completed / turn-failed event
+ *   GET  /chat/sessions               the principal's sessions, newest first, by page
  *   GET  /chat/sessions/{id}          the session: its checkout and usage
+ *   DELETE /chat/sessions/{id}        the session with its messages, events, tasks and
+ *                                     turns (its order stays); 409 while a turn runs
  *   GET  /chat/sessions/{id}/events   its events after Last-Event-ID / ?after=N:
  *                                     SSE (replay, then live) or a JSON page
  *
@@ -33,6 +36,9 @@
 #include <strings.h>
 
 #include <event2/event.h>
+#include <event2/http.h>
+#include <sys/queue.h>
+#include <event2/keyvalq_struct.h>
 
 #define PAGE 200             /* events per store read */
 #define POLL_MS 1000         /* cross-replica poll of an open stream */
@@ -678,6 +684,213 @@ static void h_session(struct http_req *r, int events)
 static void h_session_get(struct http_req *r) { h_session(r, 0); }
 static void h_session_events(struct http_req *r) { h_session(r, 1); }
 
+/* ---- GET /chat/sessions, DELETE /chat/sessions/{id} ---- */
+
+#define LIST_DEFAULT 20
+#define LIST_MAX 100
+
+struct listing {
+    struct http_req *r;
+    char *owner;
+    char *delete_id;            /* DELETE: the session */
+    int limit;
+    int64_t before_created;     /* the cursor: the previous page's last session */
+    char before_id[72];
+    struct store_session *v;
+    size_t n;
+};
+
+static void listing_free(struct listing *l)
+{
+    store_session_list_free(l->v, l->n);
+    free(l->owner);
+    free(l->delete_id);
+    free(l);
+}
+
+/* The page token is opaque to clients: hex of "<created_at>/<id>" of the
+ * page's last session (a keyset cursor, stable while sessions come and go). */
+static void token_encode(const struct store_session *last, char *out, size_t len)
+{
+    char plain[96];
+    int n = snprintf(plain, sizeof plain, "%lld/%s", (long long)last->created_at, last->id);
+    size_t o = 0;
+    for (int i = 0; i < n && o + 3 <= len; i++, o += 2)
+        snprintf(out + o, 3, "%02x", (unsigned char)plain[i]);
+    out[o] = '\0';
+}
+
+/* 0, or -1 when the token is not one we handed out. */
+static int token_decode(const char *tok, struct listing *l)
+{
+    char plain[96];
+    size_t n = strlen(tok);
+    if (n == 0 || n % 2 || n / 2 >= sizeof plain)
+        return -1;
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(tok + 2 * i, "%2x", &v) != 1 || !v)
+            return -1;
+        plain[i] = (char)v;
+    }
+    plain[n / 2] = '\0';
+    char *slash = strchr(plain, '/');
+    char *end = NULL;
+    errno = 0;
+    long long created = strtoll(plain, &end, 10);
+    if (!slash || end != slash || errno || created < 0 || !slash[1] ||
+        strlen(slash + 1) >= sizeof l->before_id)
+        return -1;
+    l->before_created = created;
+    snprintf(l->before_id, sizeof l->before_id, "%s", slash + 1);
+    return 0;
+}
+
+static int op_list(struct store *st, void *arg)
+{
+    struct listing *l = arg;
+    /* one more than the page: its presence says there is a next page */
+    return store_session_list(st, l->owner, l->before_created,
+                              l->before_id[0] ? l->before_id : NULL, l->limit + 1, &l->v, &l->n);
+}
+
+static json_t *session_summary(const struct store_session *v)
+{
+    json_error_t je;
+    json_t *ctx = json_loads(v->context, 0, &je);
+    json_t *co = json_object_get(ctx, "checkout_id");
+    json_t *o = json_pack("{s:s,s:I,s:I,s:O}", "session_id", v->id, "created_at",
+                          (json_int_t)v->created_at, "updated_at", (json_int_t)v->updated_at,
+                          "checkout_id", json_is_string(co) ? co : json_null());
+    if (o)
+        json_object_set_new(o, "expires_at", v->expires_at ? json_integer(v->expires_at) : json_null());
+    json_decref(ctx);
+    return o;
+}
+
+static void list_done(int status, void *arg)
+{
+    struct listing *l = arg;
+    if (status != 0) {
+        http_reply_err(l->r, status, NULL);
+        listing_free(l);
+        return;
+    }
+    json_t *list = json_array();
+    size_t shown = l->n > (size_t)l->limit ? (size_t)l->limit : l->n;
+    for (size_t i = 0; i < shown; i++)
+        json_array_append_new(list, session_summary(&l->v[i]));
+    char tok[200];
+    if (l->n > shown)
+        token_encode(&l->v[shown - 1], tok, sizeof tok);
+    http_reply_json(l->r, 200, json_pack("{s:o,s:s?}", "sessions", list, "next_page_token",
+                                         l->n > shown ? tok : NULL));
+    listing_free(l);
+}
+
+/* limit and page_token from the query string; 0, or -1 with r answered. */
+static int list_params(struct http_req *r, struct listing *l)
+{
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    if (r->query && evhttp_parse_query_str(r->query, &q) != 0) {
+        http_reply_error(r, 400, "invalid_request", "malformed query string");
+        return -1;
+    }
+    const char *lim = evhttp_find_header(&q, "limit");
+    const char *tok = evhttp_find_header(&q, "page_token");
+    const char *problem = NULL;
+    l->limit = LIST_DEFAULT;
+    if (lim) {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(lim, &end, 10);
+        if (!*lim || *end || errno || v < 1 || v > LIST_MAX)
+            problem = "limit must be an integer from 1 to 100";
+        else
+            l->limit = (int)v;
+    }
+    if (!problem && tok && *tok && token_decode(tok, l) != 0)
+        problem = "page_token must be a next_page_token from an earlier page";
+    evhttp_clear_headers(&q);
+    if (problem) {
+        http_reply_error(r, 400, "invalid_request", problem);
+        return -1;
+    }
+    return 0;
+}
+
+static void h_sessions_list(struct http_req *r)
+{
+    struct listing *l = calloc(1, sizeof *l);
+    if (!l || !(l->owner = strdup(r->principal))) {
+        free(l);
+        http_reply_err(r, AGENTD_ENOMEM, NULL);
+        return;
+    }
+    l->r = r;
+    if (list_params(r, l) != 0) {
+        listing_free(l);
+        return;
+    }
+    int rc = store_async(F.st, r->loop, op_list, l, list_done);
+    if (rc != 0) {
+        listing_free(l);
+        http_set_header(r, "Retry-After", "1");
+        http_reply_err(r, rc, NULL);
+    }
+}
+
+static int op_delete(struct store *st, void *arg)
+{
+    struct listing *l = arg;
+    return store_session_delete_idle(st, l->delete_id, l->owner);
+}
+
+static void delete_done(int status, void *arg)
+{
+    struct listing *l = arg;
+    struct http_req *r = l->r;
+    if (status == 0) {
+        /* open event streams of the session read again, find it gone and end */
+        if (F.ev)
+            events_publish(F.ev, l->delete_id);
+        http_reply_raw(r, 204, NULL, NULL, 0);
+    } else if (status == AGENTD_ENOTFOUND) {
+        http_reply_error(r, 404, "session_not_found", "no such session (it may have expired)");
+    } else if (status == AGENTD_ECONFLICT) {
+        json_t *body = json_pack("{s:{s:s,s:s,s:s,s:s}}", "error", "code", "turn_in_progress",
+                                 "message", "a turn is running in this session; delete it once "
+                                            "the turn has answered",
+                                 "request_id", r->request_id, "session_id", l->delete_id);
+        http_set_header(r, "Retry-After", "1");
+        http_reply_json(r, 409, body);
+    } else {
+        http_reply_err(r, status, NULL);
+    }
+    listing_free(l);
+}
+
+static void h_session_delete(struct http_req *r)
+{
+    const char *id = route_param(&r->match, "id");
+    struct listing *l = calloc(1, sizeof *l);
+    if (!l || !(l->owner = strdup(r->principal)) || !(l->delete_id = strdup(id ? id : ""))) {
+        if (l)
+            listing_free(l);
+        http_reply_err(r, AGENTD_ENOMEM, NULL);
+        return;
+    }
+    l->r = r;
+    http_req_note(r, "session_id", l->delete_id);
+    int rc = store_async(F.st, r->loop, op_delete, l, delete_done);
+    if (rc != 0) {
+        listing_free(l);
+        http_set_header(r, "Retry-After", "1");
+        http_reply_err(r, rc, NULL);
+    }
+}
+
 int chat_routes(struct router *rt, struct agent *ag, struct store *st, struct events *ev)
 {
     F.ag = ag;
@@ -685,7 +898,9 @@ int chat_routes(struct router *rt, struct agent *ag, struct store *st, struct ev
     F.ev = ev;
     ag->resumed_done = resumed_done;
     int rc = router_add(rt, HTTP_POST, "/chat", h_chat, NULL);
+    rc |= router_add(rt, HTTP_GET, "/chat/sessions", h_sessions_list, NULL);
     rc |= router_add(rt, HTTP_GET, "/chat/sessions/{id}", h_session_get, NULL);
+    rc |= router_add(rt, HTTP_DELETE, "/chat/sessions/{id}", h_session_delete, NULL);
     rc |= router_add(rt, HTTP_GET, "/chat/sessions/{id}/events", h_session_events, NULL);
     return rc;
 }

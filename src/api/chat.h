@@ -1,7 +1,8 @@
 /* The simple chat front: POST /chat {"message", "session_id"?, "data"?,
  * "busy_policy"?, "stream"?} -> {"answer", "session_id", "checkout",
- * "turn_id", "usage"} or the turn's events as SSE; GET /chat/sessions/{id}
- * and /chat/sessions/{id}/events (replay + live). One turn of the agent per
+ * "turn_id", "usage"} or the turn's events as SSE; GET /chat/sessions (the
+ * principal's, by page), GET and DELETE /chat/sessions/{id}, and
+ * /chat/sessions/{id}/events (replay + live). One turn of the agent per
  * message; an Idempotency-Key makes a retried message safe (no second
  * turn) — even across a crash: the resumed turn stores its answer under
  * the key. docs/api.md has the details. */
