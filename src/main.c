@@ -17,6 +17,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "api/openapi.h"
 #include "api/ops.h"
 #include "api/profiles.h"
 #include "api/testing.h"
@@ -661,7 +662,7 @@ static int cmd_serve(void)
     rn.agent = &agent;
     if (!pool || !rt || ops_routes(rt, &ops) != 0 || testing_routes(rt, &cfg) != 0 ||
         ucp_routes(rt, shop, store, &cfg, cfg.public_url ? cfg.public_url : "http://127.0.0.1") != 0 ||
-        chat_routes(rt, &agent, store, events) != 0) {
+        chat_routes(rt, &agent, store, events) != 0 || openapi_routes(rt) != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");
         goto out;
     }

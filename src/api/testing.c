@@ -1,6 +1,8 @@
 /* /testing/ routes. GET /testing/sleep?ms=N answers after N ms from a loop
  * timer: a deferred reply that holds a request in flight, which the drain,
- * timeout and concurrency tests need before real slow routes exist. */
+ * timeout and concurrency tests need before real slow routes exist.
+ * GET /testing/routes lists the routing table the binary serves, so a test
+ * can hold the OpenAPI document (src/api/openapi.json) to it. */
 #include "api/testing.h"
 #include "core/config.h"
 #include "http/server.h"
@@ -78,10 +80,35 @@ static void sleep_handler(struct http_req *r)
     evtimer_add(s->timer, &tv);
 }
 
+/* {"routes":[{"path":"/chat/sessions/{id}","methods":["GET","HEAD"]},...]}:
+ * what the router matches, HEAD included where GET implies it. */
+static void routes_handler(struct http_req *r)
+{
+    if (!testing_authorized(r))
+        return;
+    const struct router *rt = http_server_router(r->srv);
+    json_t *list = json_array();
+    for (int i = 0; list && i < router_count(rt); i++) {
+        const struct route *ro = router_at(rt, i);
+        unsigned m = route_methods(ro);
+        if (m & HTTP_GET)
+            m |= HTTP_HEAD;
+        json_t *methods = json_array();
+        for (unsigned bit = 1; bit <= HTTP_OPTIONS; bit <<= 1)
+            if (m & bit)
+                json_array_append_new(methods, json_string(http_method_name((enum http_method)bit)));
+        json_array_append_new(list, json_pack("{s:s,s:o}", "path", route_template(ro), "methods",
+                                              methods));
+    }
+    http_reply_json(r, 200, json_pack("{s:o}", "routes", list));
+}
+
 int testing_routes(struct router *rt, const struct config *cfg)
 {
     conf = cfg;
     if (!cfg->simulation_secret)
         return 0;
-    return router_add(rt, HTTP_GET, "/testing/sleep", sleep_handler, NULL);
+    int rc = router_add(rt, HTTP_GET, "/testing/sleep", sleep_handler, NULL);
+    rc |= router_add(rt, HTTP_GET, "/testing/routes", routes_handler, NULL);
+    return rc;
 }

@@ -187,6 +187,7 @@ const char *route_template(const struct route *r) { return r->tmpl; }
 http_handler route_handler(const struct route *r) { return r->handler; }
 void *route_ud(const struct route *r) { return r->ud; }
 int route_index(const struct route *r) { return r->index; }
+unsigned route_methods(const struct route *r) { return r->methods; }
 int router_count(const struct router *rt) { return rt->n; }
 const struct route *router_at(const struct router *rt, int i) { return rt->routes[i]; }
 

@@ -52,6 +52,8 @@ const char *route_template(const struct route *r);
 http_handler route_handler(const struct route *r);
 void *route_ud(const struct route *r);
 int route_index(const struct route *r);
+/* The methods a route was added with (a mask of enum http_method). */
+unsigned route_methods(const struct route *r);
 int router_count(const struct router *rt);
 const struct route *router_at(const struct router *rt, int i);
 

@@ -818,6 +818,7 @@ int http_server_start(struct http_server *s, char *err, size_t errlen)
 }
 
 int http_server_port(const struct http_server *s) { return s->port; }
+const struct router *http_server_router(const struct http_server *s) { return s->router; }
 int http_server_draining(const struct http_server *s) { return atomic_load(&s->draining); }
 int64_t http_server_inflight(const struct http_server *s) { return atomic_load(&s->inflight); }
 int http_server_unflushed(const struct http_server *s) { return atomic_load(&s->unflushed); }

@@ -101,6 +101,8 @@ struct http_server *http_server_new(const struct config *cfg, struct router *rou
 /* Binds every loop's listener and starts the loop threads. 0 or -1 + err. */
 int http_server_start(struct http_server *s, char *err, size_t errlen);
 int http_server_port(const struct http_server *s);
+/* The routing table the server dispatches with (read-only once serving). */
+const struct router *http_server_router(const struct http_server *s);
 /* Thread-safe: stop accepting; keep-alive connections get Connection: close. */
 void http_server_begin_drain(struct http_server *s);
 int http_server_draining(const struct http_server *s);
