@@ -688,6 +688,8 @@ static void h_session_events(struct http_req *r) { h_session(r, 1); }
 
 #define LIST_DEFAULT 20
 #define LIST_MAX 100
+#define TOKEN_ID_MAX 255        /* longest session id a page token carries */
+#define TOKEN_PLAIN_MAX (24 + TOKEN_ID_MAX)
 
 struct listing {
     struct http_req *r;
@@ -695,7 +697,7 @@ struct listing {
     char *delete_id;            /* DELETE: the session */
     int limit;
     int64_t before_created;     /* the cursor: the previous page's last session */
-    char before_id[72];
+    char before_id[TOKEN_ID_MAX + 1];
     struct store_session *v;
     size_t n;
 };
@@ -710,20 +712,21 @@ static void listing_free(struct listing *l)
 
 /* The page token is opaque to clients: hex of "<created_at>/<id>" of the
  * page's last session (a keyset cursor, stable while sessions come and go). */
-static void token_encode(const struct store_session *last, char *out, size_t len)
+static int token_encode(const struct store_session *last, char *out, size_t len)
 {
-    char plain[96];
+    char plain[TOKEN_PLAIN_MAX + 1];
     int n = snprintf(plain, sizeof plain, "%lld/%s", (long long)last->created_at, last->id);
-    size_t o = 0;
-    for (int i = 0; i < n && o + 3 <= len; i++, o += 2)
-        snprintf(out + o, 3, "%02x", (unsigned char)plain[i]);
-    out[o] = '\0';
+    if (n < 0 || (size_t)n >= sizeof plain || 2 * (size_t)n + 1 > len)
+        return -1;
+    for (int i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", (unsigned char)plain[i]);
+    return 0;
 }
 
 /* 0, or -1 when the token is not one we handed out. */
 static int token_decode(const char *tok, struct listing *l)
 {
-    char plain[96];
+    char plain[TOKEN_PLAIN_MAX + 1];
     size_t n = strlen(tok);
     if (n == 0 || n % 2 || n / 2 >= sizeof plain)
         return -1;
@@ -759,11 +762,11 @@ static json_t *session_summary(const struct store_session *v)
     json_error_t je;
     json_t *ctx = json_loads(v->context, 0, &je);
     json_t *co = json_object_get(ctx, "checkout_id");
-    json_t *o = json_pack("{s:s,s:I,s:I,s:O}", "session_id", v->id, "created_at",
+    /* the fields and conventions of GET /chat/sessions/{id} (expires_at 0 = never) */
+    json_t *o = json_pack("{s:s,s:O,s:I,s:I,s:I}", "session_id", v->id, "checkout_id",
+                          json_is_string(co) ? co : json_null(), "created_at",
                           (json_int_t)v->created_at, "updated_at", (json_int_t)v->updated_at,
-                          "checkout_id", json_is_string(co) ? co : json_null());
-    if (o)
-        json_object_set_new(o, "expires_at", v->expires_at ? json_integer(v->expires_at) : json_null());
+                          "expires_at", (json_int_t)v->expires_at);
     json_decref(ctx);
     return o;
 }
@@ -780,9 +783,13 @@ static void list_done(int status, void *arg)
     size_t shown = l->n > (size_t)l->limit ? (size_t)l->limit : l->n;
     for (size_t i = 0; i < shown; i++)
         json_array_append_new(list, session_summary(&l->v[i]));
-    char tok[200];
-    if (l->n > shown)
-        token_encode(&l->v[shown - 1], tok, sizeof tok);
+    char tok[2 * TOKEN_PLAIN_MAX + 1];
+    if (l->n > shown && token_encode(&l->v[shown - 1], tok, sizeof tok) != 0) {
+        json_decref(list);
+        http_reply_err(l->r, AGENTD_EINTERNAL, "a session id is too long for a page token");
+        listing_free(l);
+        return;
+    }
     http_reply_json(l->r, 200, json_pack("{s:o,s:s?}", "sessions", list, "next_page_token",
                                          l->n > shown ? tok : NULL));
     listing_free(l);

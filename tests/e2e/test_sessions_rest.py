@@ -67,6 +67,7 @@ def test_list_is_newest_first_and_paginated(agentd):
     for s in got:
         assert {"session_id", "created_at", "updated_at", "checkout_id", "expires_at"} <= set(s), s
         assert s["updated_at"] >= s["created_at"] > 0
+        assert s["expires_at"] > s["updated_at"], "AGENTD_SESSION_TTL has a default"
     by_id = {s["session_id"]: s for s in got}
     assert by_id[checkout_sid]["checkout_id"] == co["id"]
     assert by_id[sids[0]]["checkout_id"] is None
