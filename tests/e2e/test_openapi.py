@@ -3,7 +3,8 @@ the binary under test registers (GET /testing/routes lists its routing
 table) and the documented paths+methods are the same set, both ways; every
 documented operation reaches a handler (not the router's 404 or 405); every
 $ref resolves; path parameters are declared; errors use the one Error
-schema."""
+schema; real chat, session, event, error and ops answers have the
+documented shapes (required fields present, no undocumented field)."""
 
 import json
 import re
@@ -146,3 +147,48 @@ def test_errors_use_the_error_component(doc):
 def test_the_route_listing_is_test_only(agentd):
     plain = agentd()
     assert_error_response(plain.get("/testing/routes"), 404, "not_found")
+
+
+def schema_of(doc, path, method, status, ctype="application/json"):
+    node = doc["paths"][path][method]["responses"][str(status)]
+    if "$ref" in node:
+        node = doc["components"]["responses"][node["$ref"].rsplit("/", 1)[1]]
+    s = node["content"][ctype]["schema"]
+    return doc["components"]["schemas"][s["$ref"].rsplit("/", 1)[1]] if "$ref" in s else s
+
+
+def check_shape(doc, schema, value, where):
+    """Required fields present; for a closed or fully described object, no
+    field the document does not name (the shape, not every constraint)."""
+    assert isinstance(value, dict), where
+    missing = set(schema.get("required", [])) - set(value)
+    assert not missing, f"{where}: documented as required but absent: {missing}"
+    if schema.get("additionalProperties", None) is not True:
+        extra = set(value) - set(schema.get("properties", {}))
+        assert not extra, f"{where}: in the answer but not documented: {extra}"
+
+
+def test_answers_have_the_documented_shapes(srv, doc):
+    r = srv.request("POST", "/chat", json={"message": "add 1 BISC-001"})
+    assert r.status_code == 200
+    answer = r.json()
+    check_shape(doc, schema_of(doc, "/chat", "post", 200), answer, "POST /chat")
+    sid = answer["session_id"]
+    listing = srv.get("/chat/sessions", params={"limit": 1}).json()
+    check_shape(doc, schema_of(doc, "/chat/sessions", "get", 200), listing, "GET /chat/sessions")
+    check_shape(doc, doc["components"]["schemas"]["SessionSummary"], listing["sessions"][0],
+                "GET /chat/sessions: a session")
+    one = srv.get(f"/chat/sessions/{sid}").json()
+    check_shape(doc, schema_of(doc, "/chat/sessions/{id}", "get", 200), one,
+                "GET /chat/sessions/{id}")
+    check_shape(doc, doc["components"]["schemas"]["Usage"], one["usage"], "session usage")
+    page = srv.get(f"/chat/sessions/{sid}/events").json()
+    check_shape(doc, schema_of(doc, "/chat/sessions/{id}/events", "get", 200), page,
+                "GET /chat/sessions/{id}/events")
+    check_shape(doc, doc["components"]["schemas"]["Event"], page["events"][0], "an event")
+    err = srv.request("DELETE", "/chat/sessions/no-such-session").json()
+    check_shape(doc, schema_of(doc, "/chat/sessions/{id}", "delete", 404), err, "an error")
+    check_shape(doc, doc["components"]["schemas"]["Error"]["properties"]["error"], err["error"],
+                "error.error")
+    for path, schema in (("/healthz", "Alive"), ("/readyz", "Ready"), ("/health", "Health")):
+        check_shape(doc, doc["components"]["schemas"][schema], srv.get(path).json(), path)
