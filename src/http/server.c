@@ -303,9 +303,10 @@ static int negotiate_gzip(struct http_req *r, int status, const char *content_ty
 {
     *gz = NULL;
     *gz_len = 0;
-    if (!gzip_compressible(content_type))
-        return 0;
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+    /* a 304 has no body or type, but must say what its 200 would vary on */
+    if (!gzip_compressible(content_type) && status != 304)
+        return 0;
     add_vary(h, "Accept-Encoding");
     if (r->method == HTTP_HEAD || status < 200 || status == 204 || status == 304 ||
         len < GZIP_MIN_BYTES || evhttp_find_header(h, "Content-Encoding") ||
@@ -357,7 +358,8 @@ void http_reply_raw(struct http_req *r, int status, const char *content_type, co
     struct evbuffer *out = evhttp_request_get_output_buffer(r->ev);
     char *gz;
     size_t gz_len;
-    if (body && len && negotiate_gzip(r, status, content_type, body, len, &gz, &gz_len)) {
+    if ((status == 304 || (body && len)) &&
+        negotiate_gzip(r, status, content_type, body, len, &gz, &gz_len)) {
         if (evbuffer_add_reference(out, gz, gz_len, free_text, NULL) != 0)
             free(gz);
         len = gz_len;
