@@ -1,7 +1,8 @@
 /* Retail tools over the shop. One table holds each tool's name, description,
  * JSON schema and function, so what the model is told and what runs cannot
  * drift apart. Results are JSON the model (or the built-in planner) reads:
- * search -> {"products":[{id,title,price,currency,in_stock}],"total"};
+ * search -> {"products":[{id,title,price,currency,in_stock,category,description,
+ * image?,brand?,url?}],"total"};
  * checkout tools -> the UCP checkout object; errors -> {"error":{code,message}}. */
 #include "agent/tools.h"
 #include "commerce/catalog.h"
@@ -59,12 +60,21 @@ static json_t *no_checkout(void)
 
 /* ---- catalog tools ---- */
 
+/* A catalog text that may be absent (the loader keeps "" for none). */
+static const char *opt(const char *s)
+{
+    return s && *s ? s : NULL;
+}
+
+/* image, brand and url only when the catalog has them: the A2A front shows
+ * them on product cards (api/a2a_ucp.c), the model rarely needs them. */
 static json_t *product_json(const struct product *p, const char *currency, int64_t stock)
 {
-    return json_pack("{s:s,s:s,s:I,s:s,s:b,s:s,s:s}", "id", p->id, "title", p->name, "price",
-                     (json_int_t)p->price, "currency", currency, "in_stock",
+    return json_pack("{s:s,s:s,s:I,s:s,s:b,s:s,s:s,s:s*,s:s*,s:s*}", "id", p->id, "title",
+                     p->name, "price", (json_int_t)p->price, "currency", currency, "in_stock",
                      p->available && stock > 0, "category", p->category ? p->category : "",
-                     "description", p->description ? p->description : "");
+                     "description", p->description ? p->description : "", "image",
+                     opt(p->image_url), "brand", opt(p->brand), "url", opt(p->url));
 }
 
 static json_t *t_search(struct tools_ctx *ctx, const json_t *args)
