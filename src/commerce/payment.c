@@ -1,5 +1,5 @@
-/* Payment handlers and instruments: the mock test handler, instrument
- * sanitising, PAN refusal and log redaction. Pure; no I/O, no globals. */
+/* Payment handlers and instruments: the test handlers (mock_payment_handler,
+ * example_payment_provider), instrument sanitising, PAN refusal and log redaction. Pure; no I/O, no globals. */
 #include "commerce/payment.h"
 
 #include <ctype.h>
@@ -79,6 +79,7 @@ static const struct payment_handler mock_handler = {
     .instrument_schemas = mock_instrument_schemas,
     .n_instrument_schemas = 1,
     .config_json = "{\"environment\":\"TEST\"}",
+    .test_mode = 1,
     .authorize = mock_authorize,
     .ud = NULL,
 };
@@ -86,6 +87,74 @@ static const struct payment_handler mock_handler = {
 const struct payment_handler *payment_handler_mock(void)
 {
     return &mock_handler;
+}
+
+/* ---- example_payment_provider (the sample merchant's handler, test mode) ---- */
+
+static enum payment_result example_authorize(const struct payment_handler *h,
+                                             const struct payment_instrument *pi, int64_t amount,
+                                             const char *currency, const char *idempotency_key,
+                                             char *ref, size_t reflen, char *err, size_t errlen)
+{
+    (void)h;
+    (void)currency;
+    if (ref && reflen)
+        ref[0] = 0;
+    if (!pi || !pi->token || !*pi->token) {
+        set_err(err, errlen, "the payment credential has no token");
+        return PAYMENT_INVALID;
+    }
+    if (amount < 0) {
+        set_err(err, errlen, "negative amount");
+        return PAYMENT_INVALID;
+    }
+    if (strcmp(pi->token, PAYMENT_MOCK_TOKEN_FAIL) == 0) {
+        set_err(err, errlen, "the payment was declined");
+        return PAYMENT_DECLINED;
+    }
+    if (ref && reflen)
+        snprintf(ref, reflen, "example_auth_%016llx",
+                 (unsigned long long)fnv64(idempotency_key ? idempotency_key : ""));
+    set_err(err, errlen, "");
+    return PAYMENT_APPROVED;
+}
+
+static const struct payment_handler example_handler = {
+    .id = PAYMENT_EXAMPLE_HANDLER_ID,
+    .name = "example.payment.provider",
+    .version = "2026-01-11",
+    .spec = "https://pay.provider.example/specs/handlers/payments",
+    .config_schema = "https://pay.provider.example/specs/handlers/config.json",
+    .instrument_schemas = mock_instrument_schemas,
+    .n_instrument_schemas = 1,
+    .test_mode = 1,
+    .authorize = example_authorize,
+};
+
+int payment_handler_example(struct payment_handler *out, const char *business_id)
+{
+    size_t n = business_id ? strlen(business_id) : 0;
+    if (n < 1 || n > 64)
+        return AGENTD_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (business_id[i] < 0x20 || business_id[i] > 0x7e)
+            return AGENTD_EINVAL;
+    json_t *cfg = json_pack("{s:s}", "business_id", business_id);
+    char *text = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL;
+    json_decref(cfg);
+    if (!text)
+        return AGENTD_ENOMEM;
+    *out = example_handler;
+    out->config_json = text;
+    return 0;
+}
+
+void payment_handler_example_clear(struct payment_handler *h)
+{
+    if (!h)
+        return;
+    free((char *)h->config_json);
+    h->config_json = NULL;
 }
 
 json_t *payment_handler_to_json(const struct payment_handler *h)
