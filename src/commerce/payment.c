@@ -194,33 +194,59 @@ json_t *payment_handlers_json(const struct payment_handler *const *hs, size_t n)
 
 /* ---- PAN detection ---- */
 
-/* Longest run of digits in s where single spaces or dashes may separate
- * digits ("4111 1111-1111 1111" is one run of 16). */
-static size_t longest_digit_run(const char *s)
+/* Card-shaped digit groups: one group, or groups of 4 ending in 1-4
+ * ("4111 1111 1111 1111", "6011 0009 9013 9424 123"), or Amex/Diners'
+ * 4-6-5 / 4-6-4. A UUID's 8-4-4-4-12 or a timestamp is not card-shaped. */
+static int card_grouping(const size_t *g, size_t n)
 {
-    size_t best = 0, cur = 0;
-    for (const char *p = s; *p; p++) {
-        if (isdigit((unsigned char)*p)) {
-            cur++;
-            if (cur > best)
-                best = cur;
-        } else if ((*p == ' ' || *p == '-') && cur > 0 && isdigit((unsigned char)p[1])) {
-            continue; /* a separator inside a run */
-        } else {
-            cur = 0;
-        }
-    }
-    return best;
+    if (n == 1)
+        return 1;
+    if (n == 3 && g[0] == 4 && g[1] == 6 && (g[2] == 5 || g[2] == 4))
+        return 1;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (g[i] != 4)
+            return 0;
+    return g[n - 1] >= 1 && g[n - 1] <= 4;
 }
 
-/* Any run of 13..19 digits, the lengths card numbers have. A longer run is
- * not card-shaped (merchant ids, hashes): refusing it would reject valid
- * handler configs. Luhn is deliberately not required: a mistyped card
- * number is still a card number we must not accept. */
+/* A run of 13..19 digits (single spaces or dashes may separate digit
+ * groups), card-grouped and standing alone: not glued to letters or digits
+ * on either side, so an opaque token such as "mock_token_<uuid>" (hex with
+ * dashes) is not taken for a card. A longer run is not card-shaped
+ * (merchant ids, hashes): refusing it would reject valid handler configs.
+ * Luhn is deliberately not required: a mistyped card number is still a
+ * card number we must not accept. */
 static int looks_like_pan(const char *s)
 {
-    size_t best = longest_digit_run(s);
-    return best >= PAN_MIN_DIGITS && best <= PAN_MAX_DIGITS;
+    const char *p = s;
+    while (*p) {
+        if (!isdigit((unsigned char)*p)) {
+            p++;
+            continue;
+        }
+        const char *start = p;
+        size_t groups[PAN_MAX_DIGITS + 2], ng = 0, total = 0;
+        for (;;) {
+            size_t g = 0;
+            while (isdigit((unsigned char)*p)) {
+                p++;
+                g++;
+            }
+            if (ng < sizeof groups / sizeof groups[0])
+                groups[ng++] = g;
+            total += g;
+            if ((*p == ' ' || *p == '-') && isdigit((unsigned char)p[1]))
+                p++;
+            else
+                break;
+        }
+        int alone = (start == s || !isalnum((unsigned char)start[-1])) &&
+                    !isalnum((unsigned char)*p);
+        if (alone && total >= PAN_MIN_DIGITS && total <= PAN_MAX_DIGITS &&
+            ng < sizeof groups / sizeof groups[0] && card_grouping(groups, ng))
+            return 1;
+    }
+    return 0;
 }
 
 static int find_pan(const json_t *j, char *path, size_t pathlen, size_t used, int depth)

@@ -192,6 +192,15 @@ static void test_pan_refused(void **state)
         {"{\"handler_id\":\"h\",\"credential\":{\"token\":\"success_token\"}}", 0},
         {"{\"handler_id\":\"h\",\"x\":\"4111 11 1111\"}", 0},
         {"{\"handler_id\":\"h\",\"x\":\"2026-01-11 10:00\"}", 0},
+        /* opaque tokens are not cards: the sample client's mock_token_<uuid>,
+         * whose digits and dashes once looked like a 13+ digit run */
+        {"{\"handler_id\":\"h\",\"credential\":{\"token\":\"mock_token_12345678-1234-5678-9abc-def012345678\"}}", 0},
+        {"{\"handler_id\":\"h\",\"credential\":{\"token\":\"mock_token_12345678-1234-5678-a123-456789012345\"}}", 0},
+        {"{\"handler_id\":\"h\",\"t\":\"ab4111111111111111\"}", 0},
+        {"{\"handler_id\":\"h\",\"t\":\"tok_4111111111111111\"}", 1},
+        {"{\"handler_id\":\"h\",\"x\":\"4111-1111-1111-1111-123\"}", 1},
+        {"{\"handler_id\":\"h\",\"x\":\"3782 822463 10005\"}", 1},
+        {"{\"handler_id\":\"h\",\"x\":\"(4111111111111111)\"}", 1},
     };
     for (size_t i = 0; i < N(t); i++) {
         json_t *j = json_loads(t[i].json, 0, NULL);
@@ -275,6 +284,27 @@ static void test_advertisement(void **state)
     assert_null(payment_handler_to_json(&badcfg));
 }
 
+/* The sample client's tokens are mock_token_<random UUID>: none may be
+ * taken for a card number (2 % of them once were). */
+static void test_uuid_tokens_are_not_cards(void **state)
+{
+    (void)state;
+    srand(12345);
+    for (int i = 0; i < 50000; i++) {
+        char tok[64] = "mock_token_";
+        char *p = tok + strlen(tok);
+        for (int k = 0; k < 36; k++)
+            *p++ = (k == 8 || k == 13 || k == 18 || k == 23) ? '-' : "0123456789abcdef"[rand() % 16];
+        *p = 0;
+        json_t *j = json_pack("{s:s,s:{s:s,s:s}}", "handler_id", "example_payment_provider",
+                              "credential", "type", "token", "token", tok);
+        char path[64];
+        if (payment_find_pan(j, path, sizeof path) != 0)
+            fail_msg("%s taken for a card number", tok);
+        json_decref(j);
+    }
+}
+
 /* example_payment_provider: the sample merchant's handler in test mode —
  * any token approves but fail_token; the advertisement the client reads. */
 static void test_example_handler(void **state)
@@ -339,6 +369,7 @@ int main(void)
         cmocka_unit_test(test_pan_refused), cmocka_unit_test(test_redaction),
         cmocka_unit_test(test_advertisement), cmocka_unit_test(test_authorize_idempotency_key),
         cmocka_unit_test(test_example_handler),
+        cmocka_unit_test(test_uuid_tokens_are_not_cards),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
