@@ -239,14 +239,19 @@ static int edit_customer(struct checkout *c, const struct shop_rules *r, void *a
         if (rc == 0)
             rc = checkout_destination_set(c, r, &a, e);
         checkout_address_clear(&a);
-        /* As UCP's sample merchant does: an address with no option chosen
-         * gets the first (standard) one, so a buyer whose client has no
-         * shipping picker can pay; select_shipping changes it. */
+        /* As UCP's sample merchant does, an address with no option chosen
+         * gets one — the cheapest (the first of equals) — so a buyer whose
+         * client has no shipping picker can pay; select_shipping changes it. */
         const struct fulfillment_group *g =
             rc == 0 && c->n_methods && c->methods[0].n_groups
                 ? &c->methods[0].groups[0] : NULL;
-        if (g && !g->selected_option_id && g->n_options)
-            rc = checkout_shipping_select(c, r, g->options[0].id, e);
+        if (g && !g->selected_option_id && g->n_options) {
+            size_t best = 0;
+            for (size_t i = 1; i < g->n_options; i++)
+                if (g->options[i].amount < g->options[best].amount)
+                    best = i;
+            rc = checkout_shipping_select(c, r, g->options[best].id, e);
+        }
     }
     return rc;
 }

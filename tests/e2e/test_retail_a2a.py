@@ -141,6 +141,10 @@ def test_the_sample_clients_purchase_with_the_builtin_model(agentd):
     # the client has no shipping picker: the first option is chosen, as the
     # sample merchant does, so the checkout is ready with shipping and tax
     assert co["status"] == "ready_for_complete", co.get("messages")
+    group = co["fulfillment"]["methods"][0]["groups"][0]
+    cheapest = min(group["options"], key=lambda o: next(
+        t["amount"] for t in o["totals"] if t["type"] == "total"))
+    assert group["selected_option_id"] == cheapest["id"] == "std-ship", group
     types = {t["type"]: t for t in co["totals"]}
     assert types["fulfillment"]["amount"] > 0 and types["tax"]["amount"] > 0, co["totals"]
     assert all(t.get("display_text") for t in co["totals"]), co["totals"]

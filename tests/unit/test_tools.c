@@ -1119,6 +1119,19 @@ static void test_shop_customer_details_keep_every_field(void **state)
     assert_string_equal(str_at(d, "first_name"), "John");
     assert_string_equal(str_at(d, "last_name"), "Roe");
     assert_string_equal(str_at(d, "phone_number"), "+1 217 555 0199");
+    /* no option chosen yet: the cheapest is, as UCP's sample merchant does */
+    json_t *g = json_array_get(json_object_get(json_array_get(json_object_get(
+        json_object_get(co, "fulfillment"), "methods"), 0), "groups"), 0);
+    assert_string_equal(str_at(g, "selected_option_id"), "std-ship");
+    json_decref(co);
+    json_decref(run(c, "select_shipping", "{\"option_id\":\"exp-ship\"}"));
+    /* a new address keeps a chosen option where it still applies */
+    co = run(c, "update_customer_details",
+             "{\"address\":{\"street_address\":\"2 Main St\",\"address_locality\":\"Springfield\","
+             "\"address_region\":\"IL\",\"postal_code\":\"62701\",\"address_country\":\"US\"}}");
+    g = json_array_get(json_object_get(json_array_get(json_object_get(
+        json_object_get(co, "fulfillment"), "methods"), 0), "groups"), 0);
+    assert_string_equal(str_at(g, "selected_option_id"), "exp-ship");
     json_decref(co);
 
     /* a later call with one buyer field keeps the others */
