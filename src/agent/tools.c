@@ -373,7 +373,8 @@ static const struct tool tools[] = {
     { "update_customer_details",
       "Set the buyer's contact details and/or the shipping address, each as separate fields "
       "(never one text). Buyer fields you leave out keep their earlier values; an address "
-      "replaces the earlier one. Returns the checkout with its shipping options.",
+      "replaces the earlier one. Returns the checkout with its shipping options; with an address "
+      "and no option chosen yet, the cheapest is selected (select_shipping changes it).",
       "{\"type\":\"object\",\"properties\":{"
       "\"buyer\":{\"type\":\"object\",\"description\":\"Who is buying; at least one field.\","
       "\"properties\":{"
