@@ -619,6 +619,11 @@ static int cmd_serve(void)
     /* test payments: development always; production only when told */
     ops.test_payments = cfg.env != CONFIG_ENV_PRODUCTION || cfg.allow_test_payments;
     ops.test_payments_warn = cfg.env == CONFIG_ENV_PRODUCTION && cfg.allow_test_payments;
+    if (shop && shop_set_payment_business_id(shop, cfg.payment_business_id) == AGENTD_EINVAL) {
+        fprintf(stderr, "agentd: AGENTD_PAYMENT_BUSINESS_ID must be 1-64 printable ASCII "
+                        "characters\n");
+        goto out;
+    }
     if (!shop || shop_set_test_payments(shop, ops.test_payments) != 0 ||
         shop_set_legal_links(shop, cfg.privacy_url, cfg.terms_url) != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");

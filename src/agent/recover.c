@@ -122,6 +122,15 @@ static void load(struct store *st, struct turn *t, const struct store_turn *u)
     const char *key = json_string_value(json_object_get(in, "idem_key"));
     if (key)
         t->idem_key = strdup(key);
+    const json_t *action = json_object_get(in, "action"); /* an action turn: no model */
+    const char *atool = json_string_value(json_object_get(action, "tool"));
+    const json_t *aargs = json_object_get(action, "args");
+    if (atool && json_is_object(aargs)) {
+        t->action_tool = strdup(atool);
+        t->action_args = json_deep_copy(aargs);
+        if (!t->action_tool || !t->action_args)
+            turn_fail(t, AGENTD_ENOMEM, 503, "busy", "out of memory resuming the turn");
+    }
     const char *rid = json_string_value(json_object_get(in, "request_id"));
     snprintf(t->request_id, sizeof t->request_id, "%s", rid ? rid : "");
     json_decref(in);

@@ -205,6 +205,10 @@ void turn_free(struct turn *t)
     buf_free(&t->conv);
     json_decref(t->data);
     json_decref(t->checkout);
+    free(t->action_tool);
+    json_decref(t->action_args);
+    json_decref(t->action_result);
+    json_decref(t->products);
     free(t->tctx.checkout_id);
     free(t->owner);
     free(t->session_id);
@@ -289,6 +293,15 @@ void turn_note_tool(struct turn *t, const char *name, const json_t *result)
 {
     if (mutates_checkout(name))
         outcome_note_checkout(t->tool_fail, sizeof t->tool_fail, result_error_code(result));
+    json_t *products = json_object_get(result, "products");
+    if (name && strcmp(name, "search_shopping_catalog") == 0 && json_is_array(products)) {
+        json_decref(t->products);
+        t->products = json_incref(products);
+    }
+    if (t->action_tool && name && result && strcmp(name, t->action_tool) == 0) {
+        json_decref(t->action_result);
+        t->action_result = json_incref((json_t *)result);
+    }
 }
 
 /* ---- the conversation for the model ---- */
@@ -560,6 +573,7 @@ static void finish_done(int status, void *arg)
         .completion_tokens = t->completion_tokens,
         .cost_usd = t->cost_usd,
         .resumed = t->resumed,
+        .products = t->products,
         .outcome = outcome,
     };
     if (t->done) {
@@ -586,6 +600,34 @@ static void finish(struct turn *t)
 }
 
 /* ---- after an LLM reply: usage, budgets, checkpoint, tools (worker) ---- */
+
+static void evs_tool_calls(struct evs *e, const struct turn *t, const json_t *calls)
+{
+    size_t i;
+    const json_t *call;
+    json_array_foreach(calls, i, call) {
+        const json_t *fn = json_object_get(call, "function");
+        evs_add(e, t, "tool-call",
+                json_pack("{s:s?,s:s?,s:s?}", "id", json_string_value(json_object_get(call, "id")),
+                          "name", json_string_value(json_object_get(fn, "name")), "arguments",
+                          json_string_value(json_object_get(fn, "arguments"))));
+    }
+}
+
+int turn_record_assistant(struct store *st, struct turn *t, const json_t *msg)
+{
+    struct evs e = { 0 };
+    const char *content = json_string_value(json_object_get(msg, "content"));
+    if (content && *content)
+        evs_add(&e, t, "text-delta",
+                json_pack("{s:s,s:i,s:b}", "text", content, "step", t->step, "reset", 0));
+    evs_tool_calls(&e, t, json_object_get(msg, "tool_calls"));
+    int rc = record(st, t, "llm_reply", msg, &e);
+    evs_clear(&e);
+    if (rc == 0)
+        t->said = 1;
+    return rc;
+}
 
 static int op_step(struct store *st, void *arg)
 {
@@ -617,15 +659,7 @@ static int op_step(struct store *st, void *arg)
         evs_add(&e, t, "text-delta", json_pack("{s:s,s:i,s:b}", "text", r->content, "step",
                                                t->step, "reset", t->resumed && !t->said));
     }
-    size_t i;
-    json_t *call;
-    json_array_foreach(has_tools ? r->tool_calls : NULL, i, call) {
-        const json_t *fn = json_object_get(call, "function");
-        evs_add(&e, t, "tool-call",
-                json_pack("{s:s?,s:s?,s:s?}", "id", json_string_value(json_object_get(call, "id")),
-                          "name", json_string_value(json_object_get(fn, "name")), "arguments",
-                          json_string_value(json_object_get(fn, "arguments"))));
-    }
+    evs_tool_calls(&e, t, has_tools ? r->tool_calls : NULL);
     /* The step boundary, one transaction: the call's usage (kept whatever
      * happens next), the claim's heartbeat, whether a newer message asked
      * this turn to stop, and — unless it did — the reply. An interrupted
@@ -804,6 +838,10 @@ void turn_resume_go(void *arg)
         finish(t);
         return;
     }
+    if (t->action_tool) { /* never the model */
+        turn_action_go(t);
+        return;
+    }
     if (!budget_left(t)) {
         finish(t);
         return;
@@ -901,6 +939,9 @@ static char *turn_input(const struct turn *t)
         json_object_set(in, "data", t->data);
     if (t->idem_key)
         json_object_set_new(in, "idem_key", json_string(t->idem_key));
+    if (t->action_tool) /* a resumed action turn answers without the model too */
+        json_object_set_new(in, "action", json_pack("{s:s,s:O}", "tool", t->action_tool, "args",
+                                                    t->action_args));
     if (t->request_id[0])
         json_object_set_new(in, "request_id", json_string(t->request_id));
     char *text = in ? json_dumps(in, JSON_COMPACT) : NULL;
@@ -1022,7 +1063,10 @@ static void begin_done(int status, void *arg)
     }
     if (t->started)
         t->started(t->session_id, t->turn_id, t->started_seq, t->ud);
-    llm_step(t);
+    if (t->action_tool)
+        turn_action_go(t);
+    else
+        llm_step(t);
 }
 
 int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_start *ts,
@@ -1042,11 +1086,17 @@ int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_star
     t->text = strdup(ts->text);
     t->data = ts->data ? json_deep_copy(ts->data) : NULL;
     t->idem_key = ts->idem_key ? strdup(ts->idem_key) : NULL;
+    if (ts->action_tool) {
+        t->action_tool = strdup(ts->action_tool);
+        t->action_args = json_is_object(ts->action_args) ? json_deep_copy(ts->action_args)
+                                                         : json_object();
+    }
     snprintf(t->request_id, sizeof t->request_id, "%s", ts->request_id ? ts->request_id : "");
     t->tctx = (struct tools_ctx){ .shop = ag->shop, .merchant = ag->merchant, .owner = t->owner,
                                   .client_data = t->data };
     if (!t->owner || !t->text || (ts->session_id && !t->session_id) || (ts->data && !t->data) ||
-        (ts->idem_key && !t->idem_key)) {
+        (ts->idem_key && !t->idem_key) ||
+        (ts->action_tool && (!t->action_tool || !t->action_args))) {
         turn_free(t);
         return AGENTD_ENOMEM;
     }

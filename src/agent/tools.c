@@ -1,7 +1,8 @@
 /* Retail tools over the shop. One table holds each tool's name, description,
  * JSON schema and function, so what the model is told and what runs cannot
  * drift apart. Results are JSON the model (or the built-in planner) reads:
- * search -> {"products":[{id,title,price,currency,in_stock}],"total"};
+ * search -> {"products":[{id,title,price,currency,in_stock,category,description,
+ * image?,brand?,url?}],"total"};
  * checkout tools -> the UCP checkout object; errors -> {"error":{code,message}}. */
 #include "agent/tools.h"
 #include "commerce/catalog.h"
@@ -59,12 +60,21 @@ static json_t *no_checkout(void)
 
 /* ---- catalog tools ---- */
 
+/* A catalog text that may be absent (the loader keeps "" for none). */
+static const char *opt(const char *s)
+{
+    return s && *s ? s : NULL;
+}
+
+/* image, brand and url only when the catalog has them: the A2A front shows
+ * them on product cards (api/a2a_ucp.c), the model rarely needs them. */
 static json_t *product_json(const struct product *p, const char *currency, int64_t stock)
 {
-    return json_pack("{s:s,s:s,s:I,s:s,s:b,s:s,s:s}", "id", p->id, "title", p->name, "price",
-                     (json_int_t)p->price, "currency", currency, "in_stock",
+    return json_pack("{s:s,s:s,s:I,s:s,s:b,s:s,s:s,s:s*,s:s*,s:s*}", "id", p->id, "title",
+                     p->name, "price", (json_int_t)p->price, "currency", currency, "in_stock",
                      p->available && stock > 0, "category", p->category ? p->category : "",
-                     "description", p->description ? p->description : "");
+                     "description", p->description ? p->description : "", "image",
+                     opt(p->image_url), "brand", opt(p->brand), "url", opt(p->url));
 }
 
 static json_t *t_search(struct tools_ctx *ctx, const json_t *args)
@@ -229,6 +239,19 @@ static int edit_customer(struct checkout *c, const struct shop_rules *r, void *a
         if (rc == 0)
             rc = checkout_destination_set(c, r, &a, e);
         checkout_address_clear(&a);
+        /* As UCP's sample merchant does, an address with no option chosen
+         * gets one — the cheapest (the first of equals) — so a buyer whose
+         * client has no shipping picker can pay; select_shipping changes it. */
+        const struct fulfillment_group *g =
+            rc == 0 && c->n_methods && c->methods[0].n_groups
+                ? &c->methods[0].groups[0] : NULL;
+        if (g && !g->selected_option_id && g->n_options) {
+            size_t best = 0;
+            for (size_t i = 1; i < g->n_options; i++)
+                if (g->options[i].amount < g->options[best].amount)
+                    best = i;
+            rc = checkout_shipping_select(c, r, g->options[best].id, e);
+        }
     }
     return rc;
 }
@@ -350,7 +373,8 @@ static const struct tool tools[] = {
     { "update_customer_details",
       "Set the buyer's contact details and/or the shipping address, each as separate fields "
       "(never one text). Buyer fields you leave out keep their earlier values; an address "
-      "replaces the earlier one. Returns the checkout with its shipping options.",
+      "replaces the earlier one. Returns the checkout with its shipping options; with an address "
+      "and no option chosen yet, the cheapest is selected (select_shipping changes it).",
       "{\"type\":\"object\",\"properties\":{"
       "\"buyer\":{\"type\":\"object\",\"description\":\"Who is buying; at least one field.\","
       "\"properties\":{"

@@ -87,6 +87,11 @@ struct turn {
     double cost_usd;
     char tool_fail[48];      /* the standing failure of this turn's checkout-changing
                                 tool calls ("" = none): its outcome (outcome.h) */
+    /* a UI action turn (turn_start.action_tool): its one tool call, no model */
+    char *action_tool;       /* NULL: an ordinary turn */
+    json_t *action_args;     /* an object, set with action_tool */
+    json_t *action_result;   /* the call's result once it ran (or was read back) */
+    json_t *products;        /* the last search_shopping_catalog result's products */
     json_t *checkout;        /* for the final result */
     char *answer;
     int status;
@@ -111,8 +116,17 @@ void turn_fail(struct turn *t, int status, int http, const char *code, const cha
 int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_t reply_step,
                    size_t from);
 /* Notes a tool call's result for the turn's outcome (outcome.h): only
- * calls of checkout-changing tools count. */
+ * calls of checkout-changing tools count; keeps a search's products and an
+ * action turn's result. */
 void turn_note_tool(struct turn *t, const char *name, const json_t *result);
+/* Records an assistant message as an llm_reply step with its events
+ * (text-delta for its content, tool-call for each call) (worker). */
+int turn_record_assistant(struct store *st, struct turn *t, const json_t *msg);
+/* Action turns (action.c): runs the action's step and answers (from the
+ * loop; then the turn finishes), and the answer worded from a tool result
+ * (malloc'd; NULL out of memory). */
+void turn_action_go(struct turn *t);
+char *action_answer(const char *tool, const json_t *args, const json_t *result);
 /* Loads the session's messages into the conversation (after the system
  * prompt), windowed (worker): the last `keep` (a resumed turn's own steps)
  * always, and before them the newest earlier ones within HISTORY_MAX

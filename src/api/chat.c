@@ -19,6 +19,7 @@
 #include "api/chat.h"
 #include "agent/budget.h"
 #include "agent/events.h"
+#include "api/a2a_ucp.h"
 #include "agent/runner.h"
 #include "api/idempotency.h"
 #include "core/err.h"
@@ -434,17 +435,35 @@ static int wants_stream(struct http_req *r, const json_t *body)
     return accept && strcasestr(accept, "text/event-stream") != NULL;
 }
 
+/* "action": a UI action as an A2A client's button sends it (api/a2a_ucp.h),
+ * run as the turn's one tool call without the model. 1, or AGENTD_EINVAL
+ * (why says what) — no action is not an answer here. */
+static int chat_action(const json_t *action, const char **tool, json_t **args, char *why,
+                       size_t len)
+{
+    json_t *parts = json_pack("[{s:O}]", "data", action);
+    int rc = parts ? a2a_ucp_action(parts, tool, args, why, len) : AGENTD_ENOMEM;
+    json_decref(parts);
+    if (rc == 0)
+        snprintf(why, len, "\"action\" must name the action, e.g. {\"action\":\"start_payment\"}");
+    return rc == 0 ? AGENTD_EINVAL : rc;
+}
+
 static void chat_inner(struct http_req *r)
 {
     json_error_t je;
     json_t *body = r->body_len ? json_loadb(r->body, r->body_len, JSON_DECODE_ANY, &je) : NULL;
     const char *problem = NULL;
-    char why[300];
+    char why[300] = "";
     json_t *msg = json_object_get(body, "message");
     json_t *sid = json_object_get(body, "session_id");
     json_t *data = json_object_get(body, "data");
     json_t *busy = json_object_get(body, "busy_policy");
     json_t *stream = json_object_get(body, "stream");
+    json_t *action = json_object_get(body, "action");
+    const char *atool = NULL;
+    json_t *aargs = NULL;
+    char *atext = NULL;
     int policy = -1;
     if (!r->body_len)
         problem = "a JSON body is required";
@@ -454,7 +473,11 @@ static void chat_inner(struct http_req *r)
         problem = why;
     } else if (!json_is_object(body))
         problem = "the body must be a JSON object";
-    else if (!json_is_string(msg) || json_string_length(msg) == 0)
+    else if (action && !json_is_null(action) &&
+             (!json_is_object(action) || !(atext = json_dumps(action, JSON_COMPACT)) ||
+              chat_action(action, &atool, &aargs, why, sizeof why) != 1))
+        problem = json_is_object(action) ? why : "\"action\" must be an object";
+    else if (!atool && (!json_is_string(msg) || json_string_length(msg) == 0))
         problem = "\"message\" must be a non-empty string";
     else if (json_string_length(msg) > CHAT_MESSAGE_MAX)
         problem = "\"message\" is longer than 16384 bytes";
@@ -470,13 +493,17 @@ static void chat_inner(struct http_req *r)
         problem = "\"stream\" must be true or false";
     if (problem) {
         json_decref(body);
+        json_decref(aargs);
+        free(atext);
         http_reply_error(r, 400, "invalid_request", problem);
         return;
     }
     struct turn_start ts = {
         .owner = r->principal,
         .session_id = json_string_value(sid),
-        .text = json_string_value(msg),
+        .text = atool && !json_is_string(msg) ? atext : json_string_value(msg),
+        .action_tool = atool,
+        .action_args = aargs,
         .data = json_is_object(data) ? data : NULL,
         .busy_policy = policy,
         .request_id = r->request_id,
@@ -502,6 +529,8 @@ static void chat_inner(struct http_req *r)
         rc = agent_turn_start(F.ag, r->loop, &ts, turn_done, r);
     }
     json_decref(body);
+    json_decref(aargs);
+    free(atext);
     if (rc != 0)
         http_reply_err(r, rc, NULL);
 }

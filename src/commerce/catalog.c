@@ -398,6 +398,7 @@ static void product_clear(struct product *p)
     free(p->description);
     free(p->brand);
     free(p->image_url);
+    free(p->url);
     free(p->category);
     free(p->gtin);
 }
@@ -713,6 +714,12 @@ static int parse_product(struct ld *L, json_t *o, size_t i, struct pitem *it)
         errs_add(L->e, path, "\"%s\" must be an http(s) URL", images[0]);
     }
 
+    const char *url = get_str(L, o, base, "url", 0);
+    if (url && !url_valid(url)) {
+        pathf(path, sizeof path, base, "url");
+        errs_add(L->e, path, "\"%s\" must be an http(s) URL", url);
+    }
+
     const char *alts[16], *kws[32];
     size_t nalt = get_strings(L, o, base, "alternateName", alts, 16);
     size_t nkw = get_strings(L, o, base, "keywords", kws, 32);
@@ -773,6 +780,7 @@ static int parse_product(struct ld *L, json_t *o, size_t i, struct pitem *it)
     p->description = xstrdup(L, desc);
     p->brand = xstrdup(L, brand);
     p->image_url = xstrdup(L, images[0]);
+    p->url = xstrdup(L, url);
     p->category = xstrdup(L, category);
     p->gtin = xstrdup(L, gtin);
     p->price = price;

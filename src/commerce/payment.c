@@ -1,5 +1,5 @@
-/* Payment handlers and instruments: the mock test handler, instrument
- * sanitising, PAN refusal and log redaction. Pure; no I/O, no globals. */
+/* Payment handlers and instruments: the test handlers (mock_payment_handler,
+ * example_payment_provider), instrument sanitising, PAN refusal and log redaction. Pure; no I/O, no globals. */
 #include "commerce/payment.h"
 
 #include <ctype.h>
@@ -79,6 +79,7 @@ static const struct payment_handler mock_handler = {
     .instrument_schemas = mock_instrument_schemas,
     .n_instrument_schemas = 1,
     .config_json = "{\"environment\":\"TEST\"}",
+    .test_mode = 1,
     .authorize = mock_authorize,
     .ud = NULL,
 };
@@ -86,6 +87,74 @@ static const struct payment_handler mock_handler = {
 const struct payment_handler *payment_handler_mock(void)
 {
     return &mock_handler;
+}
+
+/* ---- example_payment_provider (the sample merchant's handler, test mode) ---- */
+
+static enum payment_result example_authorize(const struct payment_handler *h,
+                                             const struct payment_instrument *pi, int64_t amount,
+                                             const char *currency, const char *idempotency_key,
+                                             char *ref, size_t reflen, char *err, size_t errlen)
+{
+    (void)h;
+    (void)currency;
+    if (ref && reflen)
+        ref[0] = 0;
+    if (!pi || !pi->token || !*pi->token) {
+        set_err(err, errlen, "the payment credential has no token");
+        return PAYMENT_INVALID;
+    }
+    if (amount < 0) {
+        set_err(err, errlen, "negative amount");
+        return PAYMENT_INVALID;
+    }
+    if (strcmp(pi->token, PAYMENT_MOCK_TOKEN_FAIL) == 0) {
+        set_err(err, errlen, "the payment was declined");
+        return PAYMENT_DECLINED;
+    }
+    if (ref && reflen)
+        snprintf(ref, reflen, "example_auth_%016llx",
+                 (unsigned long long)fnv64(idempotency_key ? idempotency_key : ""));
+    set_err(err, errlen, "");
+    return PAYMENT_APPROVED;
+}
+
+static const struct payment_handler example_handler = {
+    .id = PAYMENT_EXAMPLE_HANDLER_ID,
+    .name = "example.payment.provider",
+    .version = "2026-01-11",
+    .spec = "https://pay.provider.example/specs/handlers/payments",
+    .config_schema = "https://pay.provider.example/specs/handlers/config.json",
+    .instrument_schemas = mock_instrument_schemas,
+    .n_instrument_schemas = 1,
+    .test_mode = 1,
+    .authorize = example_authorize,
+};
+
+int payment_handler_example(struct payment_handler *out, const char *business_id)
+{
+    size_t n = business_id ? strlen(business_id) : 0;
+    if (n < 1 || n > 64)
+        return AGENTD_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (business_id[i] < 0x20 || business_id[i] > 0x7e)
+            return AGENTD_EINVAL;
+    json_t *cfg = json_pack("{s:s}", "business_id", business_id);
+    char *text = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL;
+    json_decref(cfg);
+    if (!text)
+        return AGENTD_ENOMEM;
+    *out = example_handler;
+    out->config_json = text;
+    return 0;
+}
+
+void payment_handler_example_clear(struct payment_handler *h)
+{
+    if (!h)
+        return;
+    free((char *)h->config_json);
+    h->config_json = NULL;
 }
 
 json_t *payment_handler_to_json(const struct payment_handler *h)
@@ -125,33 +194,59 @@ json_t *payment_handlers_json(const struct payment_handler *const *hs, size_t n)
 
 /* ---- PAN detection ---- */
 
-/* Longest run of digits in s where single spaces or dashes may separate
- * digits ("4111 1111-1111 1111" is one run of 16). */
-static size_t longest_digit_run(const char *s)
+/* Card-shaped digit groups: one group, or groups of 4 ending in 1-4
+ * ("4111 1111 1111 1111", "6011 0009 9013 9424 123"), or Amex/Diners'
+ * 4-6-5 / 4-6-4. A UUID's 8-4-4-4-12 or a timestamp is not card-shaped. */
+static int card_grouping(const size_t *g, size_t n)
 {
-    size_t best = 0, cur = 0;
-    for (const char *p = s; *p; p++) {
-        if (isdigit((unsigned char)*p)) {
-            cur++;
-            if (cur > best)
-                best = cur;
-        } else if ((*p == ' ' || *p == '-') && cur > 0 && isdigit((unsigned char)p[1])) {
-            continue; /* a separator inside a run */
-        } else {
-            cur = 0;
-        }
-    }
-    return best;
+    if (n == 1)
+        return 1;
+    if (n == 3 && g[0] == 4 && g[1] == 6 && (g[2] == 5 || g[2] == 4))
+        return 1;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (g[i] != 4)
+            return 0;
+    return g[n - 1] >= 1 && g[n - 1] <= 4;
 }
 
-/* Any run of 13..19 digits, the lengths card numbers have. A longer run is
- * not card-shaped (merchant ids, hashes): refusing it would reject valid
- * handler configs. Luhn is deliberately not required: a mistyped card
- * number is still a card number we must not accept. */
+/* A run of 13..19 digits (single spaces or dashes may separate digit
+ * groups), card-grouped and standing alone: not glued to letters or digits
+ * on either side, so an opaque token such as "mock_token_<uuid>" (hex with
+ * dashes) is not taken for a card. A longer run is not card-shaped
+ * (merchant ids, hashes): refusing it would reject valid handler configs.
+ * Luhn is deliberately not required: a mistyped card number is still a
+ * card number we must not accept. */
 static int looks_like_pan(const char *s)
 {
-    size_t best = longest_digit_run(s);
-    return best >= PAN_MIN_DIGITS && best <= PAN_MAX_DIGITS;
+    const char *p = s;
+    while (*p) {
+        if (!isdigit((unsigned char)*p)) {
+            p++;
+            continue;
+        }
+        const char *start = p;
+        size_t groups[PAN_MAX_DIGITS + 2], ng = 0, total = 0;
+        for (;;) {
+            size_t g = 0;
+            while (isdigit((unsigned char)*p)) {
+                p++;
+                g++;
+            }
+            if (ng < sizeof groups / sizeof groups[0])
+                groups[ng++] = g;
+            total += g;
+            if ((*p == ' ' || *p == '-') && isdigit((unsigned char)p[1]))
+                p++;
+            else
+                break;
+        }
+        int alone = (start == s || !isalnum((unsigned char)start[-1])) &&
+                    !isalnum((unsigned char)*p);
+        if (alone && total >= PAN_MIN_DIGITS && total <= PAN_MAX_DIGITS &&
+            ng < sizeof groups / sizeof groups[0] && card_grouping(groups, ng))
+            return 1;
+    }
+    return 0;
 }
 
 static int find_pan(const json_t *j, char *path, size_t pathlen, size_t used, int depth)

@@ -1,5 +1,5 @@
 /* Payment handlers and instruments: the handler interface, the built-in
- * test handler "mock_payment_handler", instrument sanitising and PAN refusal.
+ * test handlers "mock_payment_handler" and "example_payment_provider", instrument sanitising and PAN refusal.
  *
  * Nothing here moves money or does I/O: authorize() of the mock handler is
  * a pure function of the token. Real handlers live in src/shop/ and plug
@@ -20,6 +20,10 @@
 #define PAYMENT_MOCK_HANDLER_ID "mock_payment_handler"
 #define PAYMENT_MOCK_TOKEN_SUCCESS "success_token"
 #define PAYMENT_MOCK_TOKEN_FAIL "fail_token"
+/* The merchant handler UCP's sample business agent declares (its
+ * data/ucp.json) and the sample chat client pays with; config business_id. */
+#define PAYMENT_EXAMPLE_HANDLER_ID "example_payment_provider"
+#define PAYMENT_EXAMPLE_BUSINESS_ID "1234567890" /* the sample's */
 
 enum payment_result {
     PAYMENT_APPROVED = 0,
@@ -50,6 +54,8 @@ struct payment_handler {
     const char *const *instrument_schemas;
     size_t n_instrument_schemas;
     const char *config_json;    /* JSON object text; NULL = {} */
+    int test_mode;              /* places orders without a charge: refused in production
+                                   unless AGENTD_ALLOW_TEST_PAYMENTS=1 */
     /* Decides on a sanitised instrument for an amount. Writes a reference
      * for the order into ref (may be empty) and a reason into err.
      * idempotency_key (never NULL): the same key is the same authorization —
@@ -66,6 +72,15 @@ struct payment_handler {
 /* The built-in test handler (static, immutable). success_token approves,
  * fail_token declines, anything else is invalid. */
 const struct payment_handler *payment_handler_mock(void);
+
+/* The merchant-configured handler example_payment_provider in test mode,
+ * as the sample's mock processor: any token approves except fail_token,
+ * which declines; no token is invalid. Fills *out (config_json
+ * {"business_id":...} is malloc'd and owned by *out: free it with
+ * payment_handler_example_clear). 0 or AGENTD_ENOMEM / AGENTD_EINVAL
+ * (business_id not 1-64 printable ASCII characters). */
+int payment_handler_example(struct payment_handler *out, const char *business_id);
+void payment_handler_example_clear(struct payment_handler *h);
 
 /* The handler's advertisement for payment.handlers (new reference; NULL on
  * OOM or malformed config_json). */

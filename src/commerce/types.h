@@ -22,6 +22,7 @@ struct product {
     char *description;
     char *brand;
     char *image_url;
+    char *url;         /* the product's page (schema.org url), or NULL */
     char *category;
     char *gtin;
     int64_t price;     /* minor units, in catalog currency */

@@ -71,6 +71,7 @@ static const struct var vars[] = {
     { "AGENTD_PRIVACY_URL",      K_STR,      OFF(privacy_url),      NULL, 0, 0, NULL, 0 },
     { "AGENTD_TERMS_URL",        K_STR,      OFF(terms_url),        NULL, 0, 0, NULL, 0 },
     { "AGENTD_ALLOW_TEST_PAYMENTS",K_BOOL,   OFF(allow_test_payments),"off", 0, 1, NULL, 0 },
+    { "AGENTD_PAYMENT_BUSINESS_ID",K_STR,    OFF(payment_business_id),"1234567890", 0, 0, NULL, 0 },
     { "AGENTD_SIMULATION_SECRET",K_STR,      OFF(simulation_secret),NULL, 0, 0, NULL, SECRET_ALL },
     { "AGENTD_FAILPOINT",        K_STR,      OFF(failpoint),        NULL, 0, 0, NULL, 0 },
 };

@@ -40,7 +40,10 @@ struct config {
     char *privacy_url;          /* AGENTD_PRIVACY_URL: the checkout's privacy_policy link; NULL = none */
     char *terms_url;            /* AGENTD_TERMS_URL: the checkout's terms_of_service link; NULL = none */
     int allow_test_payments;    /* AGENTD_ALLOW_TEST_PAYMENTS: production accepts test payment
-                                   handlers (mock_payment_handler); /health flags it */
+                                   handlers (mock_payment_handler, example_payment_provider);
+                                   /health flags it */
+    char *payment_business_id;  /* AGENTD_PAYMENT_BUSINESS_ID: example_payment_provider's
+                                   config.business_id */
     /* agent */
     int64_t turn_timeout_ms;    /* AGENTD_TURN_TIMEOUT: bounds a whole turn, retries included */
     int busy_policy;            /* AGENTD_BUSY_POLICY: enqueue|reject|interrupt when a session

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "llm/builtin_details.h"
 #include "llm/stream.h"
 
 #define MAX_STEPS 16          /* tool calls after one user message before we stop and answer */
@@ -17,7 +18,7 @@
 
 enum intent {
     I_NONE, I_SEARCH, I_ADD, I_REMOVE, I_UPDATE, I_GET, I_PRODUCT, I_DETAILS, I_SHIPPING, I_PAY,
-    I_HELLO, I_THANKS
+    I_START_PAY, I_HELLO, I_THANKS
 };
 
 /* One tool call after the last user message, with its result. */
@@ -397,11 +398,50 @@ static long long read_max_price(char *lower)
     return -1;
 }
 
+/* A UI action's JSON as an A2A client's button sends it as text, e.g.
+ * {"action":"add_to_checkout","product_id":"BISC-001","quantity":1}: 1 when
+ * the text is one (a->intent set; I_NONE for an action we do not know). */
+static int understand_action(const char *text, struct ask *a)
+{
+    while (isspace((unsigned char)*text))
+        text++;
+    if (*text != '{')
+        return 0;
+    json_t *j = json_loads(text, 0, NULL);
+    const char *act = json_string_value(json_object_get(j, "action"));
+    if (!act) {
+        json_decref(j);
+        return 0;
+    }
+    const char *pid = json_string_value(json_object_get(j, "product_id"));
+    json_t *q = json_object_get(j, "quantity");
+    if (pid)
+        a->product_id = strdup(pid);
+    if (json_is_integer(q))
+        a->quantity = (int)(json_integer_value(q) > 9999 ? 9999 : json_integer_value(q) < 0 ? 0
+                                                                   : json_integer_value(q));
+    static const struct {
+        const char *action;
+        enum intent intent;
+    } map[] = { { "add_to_checkout", I_ADD },     { "remove_from_checkout", I_REMOVE },
+                { "update_checkout", I_UPDATE },  { "get_checkout", I_GET },
+                { "start_payment", I_START_PAY }, { "complete_checkout", I_PAY } };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(act, map[i].action) == 0)
+            a->intent = map[i].intent;
+    if ((a->intent == I_ADD || a->intent == I_REMOVE || a->intent == I_UPDATE) && !a->product_id)
+        a->intent = I_NONE;
+    json_decref(j);
+    return 1;
+}
+
 static void understand(const char *text, struct ask *a)
 {
     memset(a, 0, sizeof *a);
     a->quantity = -1;
     a->max_price = -1;
+    if (understand_action(text, a))
+        return;
     char *l = lower_dup(text);
     if (!l)
         return;
@@ -425,7 +465,7 @@ static void understand(const char *text, struct ask *a)
     static const char *const hello[] = { "hi", "hello", "hey", "help", "good morning", NULL };
     static const char *const thanks[] = { "thanks", "thank you", "bye", "goodbye", NULL };
 
-    if (has_any(l, ship_to) || (strchr(l, '@') && strchr(l, ','))) {
+    if (has_any(l, ship_to) || builtin_has_email(text)) {
         a->intent = I_DETAILS;
     } else if (has_any(l, levels) && (find_word(l, "shipping") || find_word(l, "delivery") ||
                                       strlen(l) < 24)) {
@@ -489,99 +529,6 @@ static void understand(const char *text, struct ask *a)
         }
     }
     free(l);
-}
-
-/* "ship to Jane Doe, 1 Main St, Springfield, IL 62701, US, jane@example.com" */
-static json_t *parse_details(const char *text)
-{
-    const char *cues[] = { "ship to", "deliver to", "send to", "shipping address is", "shipping address",
-                           "my address is", NULL };
-    char *l = lower_dup(text);
-    const char *start = text;
-    for (int i = 0; l && cues[i]; i++) {
-        const char *p = find_word(l, cues[i]);
-        if (p) {
-            start = text + (p - l) + strlen(cues[i]);
-            break;
-        }
-    }
-    free(l);
-    char *parts[12];
-    int np = 0;
-    char *email = NULL;
-    for (const char *p = start; *p && np < 12;) {
-        const char *e = strchr(p, ',');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        char *part = trim_dup(p, n);
-        if (part && strchr(part, '@')) {
-            /* "email jane@example.com" -> the token with the @ */
-            char *at = strchr(part, '@'), *b = at;
-            while (b > part && !isspace((unsigned char)b[-1]))
-                b--;
-            char *en = at;
-            while (*en && !isspace((unsigned char)*en))
-                en++;
-            free(email);
-            email = strndup(b, (size_t)(en - b));
-            free(part);
-        } else if (part && *part) {
-            parts[np++] = part;
-        } else {
-            free(part);
-        }
-        p = e ? e + 1 : p + n;
-    }
-    char *name = NULL, *street = NULL, *city = NULL, *region = NULL, *postal = NULL, *country = NULL;
-    int i = 0;
-    if (i < np && !isdigit((unsigned char)parts[i][0]))
-        name = parts[i++];
-    if (i < np)
-        street = parts[i++];
-    if (i < np)
-        city = parts[i++];
-    /* the rest as words: region before the first word with a digit, the
-     * postal code is that word, the country is the last word after it */
-    for (; i < np; i++) {
-        char *save = NULL;
-        for (char *w = strtok_r(parts[i], " ", &save); w; w = strtok_r(NULL, " ", &save)) {
-            int digit = 0;
-            for (char *q = w; *q; q++)
-                digit |= isdigit((unsigned char)*q) != 0;
-            if (digit && !postal)
-                postal = w;
-            else if (!postal && !region)
-                region = w;
-            else if (postal)
-                country = w;
-        }
-    }
-    json_t *out = NULL;
-    if (name && street && city && postal) {
-        json_t *buyer = json_pack("{s:s}", "full_name", name);
-        if (buyer && email)
-            json_object_set_new(buyer, "email", json_string(email));
-        char cc[8] = "US";
-        if (country && strlen(country) < sizeof cc) {
-            for (size_t k = 0; country[k]; k++)
-                cc[k] = (char)toupper((unsigned char)country[k]);
-            cc[strlen(country)] = 0;
-        }
-        json_t *addr = json_pack("{s:s, s:s, s:s, s:s}", "street_address", street, "address_locality",
-                                 city, "postal_code", postal, "address_country", cc);
-        if (addr && region)
-            json_object_set_new(addr, "address_region", json_string(region));
-        if (buyer && addr)
-            out = json_pack("{s:o, s:o}", "buyer", buyer, "address", addr);
-        else {
-            json_decref(buyer);
-            json_decref(addr);
-        }
-    }
-    /* strtok_r cut inside parts[]; every pointer above points into them */
-    for (int k = 0; k < np; k++)
-        free(parts[k]);
-    free(email);
-    return out;
 }
 
 /* ---- wording answers from tool results ---- */
@@ -760,6 +707,60 @@ static int said_error(struct out *o, struct step *s)
     buf_printf(&b, "Sorry, that didn't work: %s", m);
     say(o, &b);
     return 1;
+}
+
+/* "Here is your checkout; provide your email and shipping address to
+ * continue." — what the buyer still has to give, one line. */
+static void word_missing(struct buf *b, json_t *co)
+{
+    json_t *method = json_array_get(json_object_get(json_object_get(co, "fulfillment"), "methods"), 0);
+    int email = !json_string_value(json_object_get(json_object_get(co, "buyer"), "email"));
+    int address = json_array_size(json_object_get(method, "destinations")) == 0;
+    const char *m = json_string_value(json_object_get(json_array_get(json_object_get(co, "messages"), 0),
+                                                      "content"));
+    if (email || address)
+        buf_printf(b, "Here is your checkout; provide your %s%s%s to continue.\n",
+                   email ? "email" : "", email && address ? " and " : "",
+                   address ? "shipping address" : "");
+    else
+        buf_printf(b, "Here is your checkout; %s\n", m ? m : "choose a shipping option to continue.");
+}
+
+/* The selected shipping option of a checkout, or NULL. */
+static const char *chosen_option(json_t *co)
+{
+    json_t *m = json_array_get(json_object_get(json_object_get(unwrap(co), "fulfillment"), "methods"), 0);
+    return json_string_value(json_object_get(json_array_get(json_object_get(m, "groups"), 0),
+                                             "selected_option_id"));
+}
+
+/* The first line after update_customer_details: what was set. 1 when the
+ * answer is complete (something is still missing), 0 when the shipping
+ * options follow. */
+static int word_details(struct buf *b, struct step *d)
+{
+    json_t *buyer = json_object_get(d->args, "buyer"), *addr = json_object_get(d->args, "address");
+    const char *name = json_string_value(json_object_get(buyer, "full_name"));
+    const char *email = json_string_value(json_object_get(buyer, "email"));
+    json_t *co = unwrap(d->result);
+    if (addr)
+        buf_printf(b, "Got it: shipping to %s%s%s, %s.", name ? name : "", name ? ", " : "",
+                   json_string_value(json_object_get(addr, "street_address")),
+                   json_string_value(json_object_get(addr, "address_locality")));
+    else
+        buf_printf(b, "Got it: %s%s%s.", name ? name : "", name && email ? ", " : "",
+                   email ? email : "");
+    json_t *method = json_array_get(json_object_get(json_object_get(co, "fulfillment"), "methods"), 0);
+    int no_email = !json_string_value(json_object_get(json_object_get(co, "buyer"), "email"));
+    int no_address = json_array_size(json_object_get(method, "destinations")) == 0 && !addr;
+    if (no_address) {
+        buf_printf(b, "\nNow I need the shipping address%s, e.g. \"ship to Jane Doe, 1 Main St, "
+                      "Springfield, IL 62701, US\".", no_email ? " and your email" : "");
+        return 1;
+    }
+    if (no_email)
+        buf_puts(b, "\nI also need your email address for the order.");
+    return 0;
 }
 
 static void answer_cart(struct out *o, const char *lead, json_t *co)
@@ -979,11 +980,10 @@ static void plan(struct convo *cv, struct out *o)
             if (said_error(o, d))
                 break;
             struct buf b = { 0 };
-            json_t *addr = json_object_get(d->args, "address");
-            buf_printf(&b, "Got it: shipping to %s, %s, %s.",
-                       json_string_value(json_object_get(json_object_get(d->args, "buyer"), "full_name")),
-                       json_string_value(json_object_get(addr, "street_address")),
-                       json_string_value(json_object_get(addr, "address_locality")));
+            if (word_details(&b, d)) {
+                say(o, &b);
+                break;
+            }
             struct opt_list ol = { &b, json_string_value(json_object_get(unwrap(d->result), "currency")), 0 };
             buf_puts(&b, "\nShipping options:");
             size_t mark = b.len;
@@ -993,18 +993,39 @@ static void plan(struct convo *cv, struct out *o)
                 if (b.data)
                     b.data[b.len] = 0;
             }
-            buf_puts(&b, ol.n ? "\nWhich shipping would you like (e.g. \"express shipping\")?"
-                              : "\nSay \"pay\" when you are ready.");
+            buf_puts(&b, !ol.n ? "\nSay \"pay\" when you are ready."
+                         : chosen_option(d->result)
+                             ? "\nSay \"pay\" when you are ready, or choose another shipping "
+                               "option (e.g. \"express shipping\")."
+                             : "\nWhich shipping would you like (e.g. \"express shipping\")?");
             say(o, &b);
             break;
         }
-        json_t *args = parse_details(cv->user);
+        json_t *args = builtin_parse_details(cv->user);
         if (args)
             call(o, "update_customer_details", args);
         else
             say_str(o, "To ship your order I need a name, street, city, region, postal code, country "
                        "and email, e.g. \"ship to Jane Doe, 1 Main St, Springfield, IL 62701, US, "
                        "jane@example.com\".");
+        break;
+    }
+    case I_START_PAY: {
+        struct step *s = find_step(cv, "start_payment");
+        if (!s) {
+            call(o, "start_payment", NULL);
+        } else if (!said_error(o, s)) {
+            json_t *co = unwrap(s->result);
+            const char *st = json_string_value(json_object_get(co, "status"));
+            struct buf b = { 0 };
+            if (st && !strcmp(st, "ready_for_complete"))
+                buf_puts(&b, "Your checkout is ready: choose a payment method to complete the "
+                             "purchase.\n");
+            else
+                word_missing(&b, co);
+            word_cart(&b, co);
+            say(o, &b);
+        }
         break;
     }
     case I_SHIPPING: {

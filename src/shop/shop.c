@@ -38,7 +38,9 @@ struct shop {
     struct checkout_link links[2];
     size_t n_links;
     json_t *handlers;
-    const struct payment_handler *hs[1];
+    /* mock_payment_handler, example_payment_provider: both test mode */
+    struct payment_handler example;
+    const struct payment_handler *hs[2];
     size_t n_hs;                   /* 0: test payments refused (shop_set_test_payments) */
     char *instance; /* this process, on completion claims (NULL: unknown) */
     char *lock_dir; /* instance lock files, to know a claim's process died */
@@ -89,7 +91,12 @@ struct shop *shop_new(struct store *st, struct merchant *m, const char *public_u
     sh->st = st;
     sh->m = m;
     sh->hs[0] = payment_handler_mock();
-    sh->n_hs = 1;
+    sh->hs[1] = &sh->example;
+    sh->n_hs = 2;
+    if (payment_handler_example(&sh->example, PAYMENT_EXAMPLE_BUSINESS_ID) != 0) {
+        free(sh);
+        return NULL;
+    }
     sh->public_url = strdup(public_url);
     sh->handlers = payment_handlers_json(sh->hs, sh->n_hs);
     if (!sh->public_url || !sh->handlers ||
@@ -103,13 +110,25 @@ struct shop *shop_new(struct store *st, struct merchant *m, const char *public_u
 
 int shop_set_test_payments(struct shop *sh, int accept)
 {
-    json_t *h = payment_handlers_json(sh->hs, accept ? 1 : 0);
+    size_t n = accept ? sizeof sh->hs / sizeof sh->hs[0] : 0;
+    json_t *h = payment_handlers_json(sh->hs, n);
     if (!h)
         return AGENTD_ENOMEM;
     json_decref(sh->handlers);
     sh->handlers = h;
-    sh->n_hs = accept ? 1 : 0;
+    sh->n_hs = n;
     return 0;
+}
+
+int shop_set_payment_business_id(struct shop *sh, const char *business_id)
+{
+    struct payment_handler ex;
+    int rc = payment_handler_example(&ex, business_id);
+    if (rc)
+        return rc;
+    payment_handler_example_clear(&sh->example);
+    sh->example = ex;
+    return shop_set_test_payments(sh, sh->n_hs > 0);
 }
 
 int shop_set_legal_links(struct shop *sh, const char *privacy_url, const char *terms_url)
@@ -137,6 +156,7 @@ void shop_free(struct shop *sh)
     if (!sh)
         return;
     json_decref(sh->handlers);
+    payment_handler_example_clear(&sh->example);
     free(sh->public_url);
     free(sh->continue_base);
     free(sh->privacy_url);
@@ -717,6 +737,15 @@ static void name_short_item(struct shop *sh, const struct checkout *c, struct ch
     checkout_fail(e, AGENTD_ESTOCK, "out_of_stock", NULL, "not enough stock for an item");
 }
 
+/* A test-mode handler of ours (refused while test payments are). */
+static int test_handler(const struct shop *sh, const char *id)
+{
+    for (size_t i = 0; i < sizeof sh->hs / sizeof sh->hs[0]; i++)
+        if (sh->hs[i]->test_mode && strcmp(sh->hs[i]->id, id) == 0)
+            return 1;
+    return 0;
+}
+
 int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *id,
                                const char *op_key, const json_t *payment_data,
                                struct checkout **out, struct order **order_out, int *declined,
@@ -739,15 +768,16 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
     char why[256] = "";
     if (payment_instrument_parse(payment_data, &pi, why, sizeof why) != 0)
         return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.payment_data", "%s", why);
-    if (!sh->n_hs && strcmp(pi.handler_id, PAYMENT_MOCK_HANDLER_ID) == 0) {
+    if (!sh->n_hs && test_handler(sh, pi.handler_id)) {
         /* before anything moves: a test credential never reaches a
          * production checkout, not even as a claim */
+        checkout_fail(e, AGENTD_EUNPROCESSABLE, "payment_handler_unavailable",
+                      "$.payment_data.handler_id",
+                      "payment handler '%.64s' is a test handler and is refused in production "
+                      "(AGENTD_ALLOW_TEST_PAYMENTS=1 accepts it); nothing was charged",
+                      pi.handler_id);
         payment_instrument_clear(&pi);
-        return checkout_fail(e, AGENTD_EUNPROCESSABLE, "payment_handler_unavailable",
-                             "$.payment_data.handler_id",
-                             "payment handler '" PAYMENT_MOCK_HANDLER_ID "' is a test handler and "
-                             "is refused in production (AGENTD_ALLOW_TEST_PAYMENTS=1 accepts it); "
-                             "nothing was charged");
+        return AGENTD_EUNPROCESSABLE;
     }
 
     /* 1. ready -> complete_in_progress (or save the new prices and stop);

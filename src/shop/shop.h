@@ -31,12 +31,16 @@ void shop_free(struct shop *sh);
  * 0 or AGENTD_ENOMEM. */
 int shop_set_instance(struct shop *sh, const char *instance, const char *lock_dir);
 
-/* Test payment handlers (mock_payment_handler) are offered and accepted by
+/* Test payment handlers (mock_payment_handler, example_payment_provider) are offered and accepted by
  * default; accept = 0 (production without AGENTD_ALLOW_TEST_PAYMENTS)
  * leaves them out of payment.handlers everywhere and refuses a completion
  * naming one (422 payment_handler_unavailable). Call before serving.
  * 0 or AGENTD_ENOMEM. */
 int shop_set_test_payments(struct shop *sh, int accept);
+/* The business_id in example_payment_provider's config (default the
+ * sample's "1234567890"). 0, AGENTD_EINVAL (not 1-64 printable ASCII) or
+ * AGENTD_ENOMEM. Call before serving. */
+int shop_set_payment_business_id(struct shop *sh, const char *business_id);
 /* The checkout's links[]: privacy_policy and terms_of_service, each only
  * when given (NULL omits it: no link that cannot open). Copied. Call before
  * serving. 0 or AGENTD_ENOMEM. */

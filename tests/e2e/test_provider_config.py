@@ -17,7 +17,8 @@ import pytest
 
 from agentd_harness import assert_error_response, run_cli
 from fake_llm_fixture import API_KEY, fake_llm  # noqa: F401 (fixture)
-from ucp_client import MOCK_HANDLER, Client, check_checkout, check_error, full_body, unique_profile
+from ucp_client import (MOCK_HANDLER, Client, check_checkout, check_error, full_body,
+                        payment_data, unique_profile)
 
 PAYMENT_KEY = "a2a.ucp.checkout.payment_data"
 
@@ -207,7 +208,7 @@ def production_env(fake, **extra):
 def test_production_refuses_test_payments(agentd, fake_llm):
     srv = agentd(env=production_env(fake_llm))
     disc = srv.get("/.well-known/ucp").json()
-    assert MOCK_HANDLER not in {h["id"] for h in disc["payment"]["handlers"]}
+    assert disc["payment"]["handlers"] == []      # neither test handler
 
     c = Client(srv, unique_profile("prod"))
     r = c.create(full_body())
@@ -219,6 +220,10 @@ def test_production_refuses_test_payments(agentd, fake_llm):
     err = check_error(r, 422, "payment_handler_unavailable")
     assert MOCK_HANDLER in err["content"] and "AGENTD_ALLOW_TEST_PAYMENTS" in err["content"]
     assert c.get(doc["id"]).json()["status"] != "completed"
+    # the sample merchant's test-mode handler is refused the same way
+    r = c.complete(doc["id"], body=payment_data("mock_token_1", handler="example_payment_provider"))
+    err = check_error(r, 422, "payment_handler_unavailable")
+    assert "example_payment_provider" in err["content"]
 
     # the agent's payment tool is refused the same way
     sid = chat(srv, '[[tool:add_to_checkout {"product_id": "BISC-001", "quantity": 1}]]').json()[
@@ -239,7 +244,8 @@ def test_production_refuses_test_payments(agentd, fake_llm):
 def test_production_with_allow_test_payments_works_and_is_flagged(agentd, fake_llm):
     srv = agentd(env=production_env(fake_llm, AGENTD_ALLOW_TEST_PAYMENTS="1"))
     disc = srv.get("/.well-known/ucp").json()
-    assert MOCK_HANDLER in {h["id"] for h in disc["payment"]["handlers"]}
+    assert {MOCK_HANDLER, "example_payment_provider"} <= {
+        h["id"] for h in disc["payment"]["handlers"]}
     c = Client(srv, unique_profile("prod-test"))
     doc = check_checkout(c.create(full_body()).json())
     assert doc["status"] == "ready_for_complete", doc.get("messages")

@@ -7,7 +7,7 @@ import signal
 import pytest
 
 from agentd_harness import REPO
-from ucp_client import (CATALOG, MOCK_HANDLER, UCP_VERSION, Client, address, check_checkout,
+from ucp_client import (CATALOG, EXAMPLE_HANDLER, MOCK_HANDLER, UCP_VERSION, Client, address, check_checkout,
                         check_error, check_order, db_query, db_stock, expected_totals,
                         fulfillment, full_body, lines, load_catalog, price_of,
                         shipping_options, stock_of, totals_of, unique_profile, write_catalog)
@@ -53,6 +53,9 @@ def test_discovery_profile(shop):
     handlers = {h["id"]: h for h in r.json()["payment"]["handlers"]}
     assert MOCK_HANDLER in handlers
     assert handlers[MOCK_HANDLER]["config"] == {"environment": "TEST"}
+    # the UCP sample merchant's handler, as its data/ucp.json declares it
+    assert handlers[EXAMPLE_HANDLER]["name"] == "example.payment.provider"
+    assert handlers[EXAMPLE_HANDLER]["config"] == {"business_id": "1234567890"}
     # discovery needs no UCP-Agent and may be cached
     assert "max-age" in r.headers.get("Cache-Control", "")
 
@@ -164,7 +167,7 @@ def test_create_with_everything_in_one_request(shop, client):
     assert p["selected_instrument_id"] == "instr_1"
     assert [i["id"] for i in p["instruments"]] == ["instr_1"]
     assert p["instruments"][0]["credential"] == {"type": "token"}        # token never echoed
-    assert [h["id"] for h in p["handlers"]] == [MOCK_HANDLER]           # ours, not the client's
+    assert [h["id"] for h in p["handlers"]] == [MOCK_HANDLER, EXAMPLE_HANDLER]  # ours, not the client's
     assert "success_token" not in r.text
     assert doc["discounts"]["codes"] == ["10OFF"]
     assert {(l["type"], l["url"]) for l in doc["links"]} == \

@@ -20,6 +20,7 @@ from agentd_harness import REPO, http_session
 UCP_VERSION = "2026-01-11"
 PROFILE = "https://platform.example/profile"
 MOCK_HANDLER = "mock_payment_handler"
+EXAMPLE_HANDLER = "example_payment_provider"   # the UCP sample merchant's handler
 STATUSES = {"incomplete", "requires_escalation", "ready_for_complete", "complete_in_progress",
             "completed", "canceled"}
 TERMINAL = {"completed", "canceled"}

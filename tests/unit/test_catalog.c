@@ -399,6 +399,8 @@ static void test_validation_messages(void **state)
           AGENTD_EINVAL, "products[0].inventory.quantity: must be an integer, not a string" },
         { "{\"currency\":\"USD\",\"products\":[{\"productID\":\"A\",\"name\":\"A\",\"image\":\"ftp://x/y.jpg\",\"offers\":{\"price\":\"1\",\"priceCurrency\":\"USD\"},\"inventory\":{\"quantity\":1}}]}",
           AGENTD_EINVAL, "products[0].image: \"ftp://x/y.jpg\" must be an http(s) URL" },
+        { "{\"currency\":\"USD\",\"products\":[{\"productID\":\"A\",\"name\":\"A\",\"url\":\"/p/a\",\"offers\":{\"price\":\"1\",\"priceCurrency\":\"USD\"},\"inventory\":{\"quantity\":1}}]}",
+          AGENTD_EINVAL, "products[0].url: \"/p/a\" must be an http(s) URL" },
         { "{\"currency\":\"USD\",\"products\":[{\"productID\":\"A\",\"name\":\"A\",\"gtin\":\"12x\",\"offers\":{\"price\":\"1\",\"priceCurrency\":\"USD\"},\"inventory\":{\"quantity\":1}}]}",
           AGENTD_EINVAL, "products[0].gtin: \"12x\" must be 8, 12, 13 or 14 digits" },
         { "{\"currency\":\"USD\",\"products\":[{\"productID\":\"A\",\"name\":\"A\",\"keywords\":[\"ok\",5],\"offers\":{\"price\":\"1\",\"priceCurrency\":\"USD\"},\"inventory\":{\"quantity\":1}}]}",

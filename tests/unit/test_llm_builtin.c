@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "llm/builtin.h"
+#include "llm/builtin_details.h"
 #include "llm/stream.h"
 
 static void add_user(json_t *msgs, const char *text)
@@ -342,6 +343,132 @@ static void test_product_and_pay_not_ready(void **state)
     json_decref(msgs);
 }
 
+/* free-text buyer details: want is the exact update_customer_details args */
+static void expect_details_at(const char *text, const char *want_text, int line)
+{
+    json_t *got = builtin_parse_details(text);
+    json_t *want = want_text ? json_loads(want_text, 0, NULL) : NULL;
+    if (want_text && !want)
+        fail_msg("line %d: bad want JSON", line);
+    if ((got || want) && !json_equal(got, want)) {
+        char *g = got ? json_dumps(got, JSON_SORT_KEYS) : strdup("NULL");
+        fail_msg("line %d: \"%s\"\n got %s\nwant %s", line, text, g, want_text ? want_text : "NULL");
+    }
+    json_decref(got);
+    json_decref(want);
+}
+#define expect_details(t, w) expect_details_at(t, w, __LINE__)
+
+#define AUSTIN "\"address\":{\"street_address\":\"5 Oak Ave\",\"address_locality\":\"Austin\"," \
+               "\"address_region\":\"TX\",\"postal_code\":\"78701\",\"address_country\":\"US\"}"
+
+static void test_free_text_details(void **state)
+{
+    (void)state;
+    /* the sentence */
+    expect_details("my email is ann@example.com, ship to Ann Lee, 5 Oak Ave, Austin, TX 78701, US",
+                   "{\"buyer\":{\"full_name\":\"Ann Lee\",\"email\":\"ann@example.com\"}," AUSTIN "}");
+    /* the demo's, email last */
+    expect_details("ship to Jane Doe, 1 Main St, Springfield, IL 62701, US, jane@example.com",
+                   "{\"buyer\":{\"full_name\":\"Jane Doe\",\"email\":\"jane@example.com\"},"
+                   "\"address\":{\"street_address\":\"1 Main St\",\"address_locality\":\"Springfield\","
+                   "\"address_region\":\"IL\",\"postal_code\":\"62701\",\"address_country\":\"US\"}}");
+    /* other orders and punctuation */
+    expect_details("Ann Lee; 5 Oak Ave; Austin TX 78701; USA. Email: ann@example.com",
+                   "{\"buyer\":{\"full_name\":\"Ann Lee\",\"email\":\"ann@example.com\"}," AUSTIN "}");
+    expect_details("ship to Ann Lee, 5 Oak Ave, Austin, Texas, 78701, United States and my "
+                   "email is ann@example.com.",
+                   "{\"buyer\":{\"full_name\":\"Ann Lee\",\"email\":\"ann@example.com\"}," AUSTIN "}");
+    expect_details("ann@example.com\nAnn Lee\n5 Oak Ave\nAustin, TX 78701",
+                   "{\"buyer\":{\"full_name\":\"Ann Lee\",\"email\":\"ann@example.com\"}," AUSTIN "}");
+    expect_details("deliver to 5 Oak Ave, Apt 4, Austin, TX 78701, US please",
+                   "{\"address\":{\"street_address\":\"5 Oak Ave\",\"extended_address\":"
+                   "\"Apt 4\",\"address_locality\":\"Austin\",\"address_region\":\"TX\","
+                   "\"postal_code\":\"78701\",\"address_country\":\"US\"}}");
+    expect_details("Ship to John Smith, 350 Fifth Avenue, New York, NY 10118, US, john.smith@mail.example.org",
+                   "{\"buyer\":{\"full_name\":\"John Smith\",\"email\":\"john.smith@mail.example.org\"},"
+                   "\"address\":{\"street_address\":\"350 Fifth Avenue\",\"address_locality\":\"New York\","
+                   "\"address_region\":\"NY\",\"postal_code\":\"10118\",\"address_country\":\"US\"}}");
+    expect_details("send to Max Muster, Hauptstraße 5, 10115 Berlin, Germany",
+                   "{\"buyer\":{\"full_name\":\"Max Muster\"},\"address\":{\"street_address\":"
+                   "\"Hauptstraße 5\",\"address_locality\":\"Berlin\",\"postal_code\":\"10115\","
+                   "\"address_country\":\"DE\"}}");
+    expect_details("Ship to Sherlock Holmes, 221B Baker Street, London, NW1 6XE, UK",
+                   "{\"buyer\":{\"full_name\":\"Sherlock Holmes\"},\"address\":{\"street_address\":"
+                   "\"221B Baker Street\",\"address_locality\":\"London\",\"postal_code\":\"NW1 6XE\","
+                   "\"address_country\":\"GB\"}}");
+    expect_details("ship to Ann Lee at 5 Oak Ave, Austin TX 78701 and my email is ann@example.com",
+                   "{\"buyer\":{\"full_name\":\"Ann Lee\",\"email\":\"ann@example.com\"}," AUSTIN "}");
+    expect_details("I'm Bob Ray, bob@x.io, 12 Elm Street, Portland, Oregon 97201",
+                   "{\"buyer\":{\"full_name\":\"Bob Ray\",\"email\":\"bob@x.io\"},\"address\":"
+                   "{\"street_address\":\"12 Elm Street\",\"address_locality\":\"Portland\","
+                   "\"address_region\":\"OR\",\"postal_code\":\"97201\",\"address_country\":\"US\"}}");
+    /* an email alone, and nothing usable */
+    expect_details("my email is ann@example.com", "{\"buyer\":{\"email\":\"ann@example.com\"}}");
+    expect_details("email: Ann.Lee+shop@example.co.uk.",
+                   "{\"buyer\":{\"email\":\"Ann.Lee+shop@example.co.uk\"}}");
+    expect_details("ship to Jane", NULL);
+    expect_details("write to me at ann@localhost", NULL);
+    assert_true(builtin_has_email("mail ann@example.com"));
+    assert_false(builtin_has_email("cookies @ 5 dollars"));
+}
+
+/* the sample client's buttons send JSON texts: the offline model reads them */
+static void test_action_texts(void **state)
+{
+    (void)state;
+    json_t *msgs = json_array();
+    json_t *args;
+    char id[32], *t;
+    add_user(msgs, "{\"action\":\"add_to_checkout\",\"product_id\":\"BISC-001\",\"quantity\":1}");
+    assert_string_equal(plan_call(msgs, &args, id, sizeof id), "add_to_checkout");
+    assert_string_equal(json_string_value(json_object_get(args, "product_id")), "BISC-001");
+    assert_int_equal(json_integer_value(json_object_get(args, "quantity")), 1);
+    json_decref(args);
+    add_result(msgs, id, CART_2);
+    free(plan_text(msgs));
+
+    add_user(msgs, "{\"action\":\"start_payment\"}");
+    assert_string_equal(plan_call(msgs, &args, id, sizeof id), "start_payment");
+    json_decref(args);
+    add_result(msgs, id, "{\"checkout\":{\"status\":\"incomplete\",\"line_items\":[]},\"ready\":false}");
+    t = plan_text(msgs);
+    assert_contains(t, "Here is your checkout; provide your email and shipping address to continue.");
+    free(t);
+
+    add_user(msgs, "my email is ann@example.com, ship to Ann Lee, 5 Oak Ave, Austin, TX 78701, US");
+    assert_string_equal(plan_call(msgs, &args, id, sizeof id), "update_customer_details");
+    json_decref(args);
+    add_result(msgs, id, CART_DETAILS);
+    t = plan_text(msgs);
+    assert_contains(t, "Got it: shipping to Ann Lee, 5 Oak Ave, Austin.");
+    free(t);
+
+    add_user(msgs, "{\"action\":\"complete_checkout\"}");
+    assert_string_equal(plan_call(msgs, &args, id, sizeof id), "complete_checkout");
+    json_decref(args);
+    add_result(msgs, id, CART_ORDERED);
+    t = plan_text(msgs);
+    assert_contains(t, "Your order ORD-777 is placed");
+    free(t);
+
+    /* an action we do not know is not a search for its JSON */
+    add_user(msgs, "{\"action\":\"dance\"}");
+    t = plan_text(msgs);
+    assert_contains(t, "Sorry, I didn't catch that");
+    free(t);
+    /* an email alone sets the buyer and asks for the address */
+    add_user(msgs, "my email is ann@example.com");
+    assert_string_equal(plan_call(msgs, &args, id, sizeof id), "update_customer_details");
+    json_decref(args);
+    add_result(msgs, id, "{\"id\":\"chk_1\",\"buyer\":{\"email\":\"ann@example.com\"},\"line_items\":[]}");
+    t = plan_text(msgs);
+    assert_contains(t, "Got it: ann@example.com.");
+    assert_contains(t, "Now I need the shipping address");
+    free(t);
+    json_decref(msgs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +476,8 @@ int main(void)
         cmocka_unit_test(test_cart_remove_update),
         cmocka_unit_test(test_errors_and_fallbacks),
         cmocka_unit_test(test_product_and_pay_not_ready),
+        cmocka_unit_test(test_free_text_details),
+        cmocka_unit_test(test_action_texts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

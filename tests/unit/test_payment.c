@@ -192,6 +192,15 @@ static void test_pan_refused(void **state)
         {"{\"handler_id\":\"h\",\"credential\":{\"token\":\"success_token\"}}", 0},
         {"{\"handler_id\":\"h\",\"x\":\"4111 11 1111\"}", 0},
         {"{\"handler_id\":\"h\",\"x\":\"2026-01-11 10:00\"}", 0},
+        /* opaque tokens are not cards: the sample client's mock_token_<uuid>,
+         * whose digits and dashes once looked like a 13+ digit run */
+        {"{\"handler_id\":\"h\",\"credential\":{\"token\":\"mock_token_12345678-1234-5678-9abc-def012345678\"}}", 0},
+        {"{\"handler_id\":\"h\",\"credential\":{\"token\":\"mock_token_12345678-1234-5678-a123-456789012345\"}}", 0},
+        {"{\"handler_id\":\"h\",\"t\":\"ab4111111111111111\"}", 0},
+        {"{\"handler_id\":\"h\",\"t\":\"tok_4111111111111111\"}", 1},
+        {"{\"handler_id\":\"h\",\"x\":\"4111-1111-1111-1111-123\"}", 1},
+        {"{\"handler_id\":\"h\",\"x\":\"3782 822463 10005\"}", 1},
+        {"{\"handler_id\":\"h\",\"x\":\"(4111111111111111)\"}", 1},
     };
     for (size_t i = 0; i < N(t); i++) {
         json_t *j = json_loads(t[i].json, 0, NULL);
@@ -275,12 +284,92 @@ static void test_advertisement(void **state)
     assert_null(payment_handler_to_json(&badcfg));
 }
 
+/* The sample client's tokens are mock_token_<random UUID>: none may be
+ * taken for a card number (2 % of them once were). */
+static void test_uuid_tokens_are_not_cards(void **state)
+{
+    (void)state;
+    srand(12345);
+    for (int i = 0; i < 50000; i++) {
+        char tok[64] = "mock_token_";
+        char *p = tok + strlen(tok);
+        for (int k = 0; k < 36; k++)
+            *p++ = (k == 8 || k == 13 || k == 18 || k == 23) ? '-' : "0123456789abcdef"[rand() % 16];
+        *p = 0;
+        json_t *j = json_pack("{s:s,s:{s:s,s:s}}", "handler_id", "example_payment_provider",
+                              "credential", "type", "token", "token", tok);
+        char path[64];
+        if (payment_find_pan(j, path, sizeof path) != 0)
+            fail_msg("%s taken for a card number", tok);
+        json_decref(j);
+    }
+}
+
+/* example_payment_provider: the sample merchant's handler in test mode —
+ * any token approves but fail_token; the advertisement the client reads. */
+static void test_example_handler(void **state)
+{
+    (void)state;
+    struct payment_handler ex;
+    assert_int_equal(payment_handler_example(&ex, "1234567890"), 0);
+    assert_true(ex.test_mode);
+    assert_true(payment_handler_mock()->test_mode);
+    const struct payment_handler *hs[] = { payment_handler_mock(), &ex };
+    static const struct {
+        const char *token;
+        enum payment_result want;
+    } t[] = {
+        { "mock_token_6f1e9a52-2b1c-4c43-9f7a-3f0a1d2e4b5c", PAYMENT_APPROVED },
+        { "success_token", PAYMENT_APPROVED },
+        { "fail_token", PAYMENT_DECLINED },
+        { "", PAYMENT_INVALID },
+    };
+    for (size_t i = 0; i < N(t); i++) {
+        json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:s,s:{s:s,s:s}}", "id", "instr_1",
+                              "type", "card", "brand", "amex", "last_digits", "1111",
+                              "handler_id", "example_payment_provider", "expiry_month", 12,
+                              "expiry_year", 2026, "handler_name", "example.payment.provider",
+                              "credential", "type", "token", "token", t[i].token);
+        struct payment_instrument pi;
+        char err[128], ref[64];
+        assert_int_equal(payment_instrument_parse(j, &pi, err, sizeof err), 0);
+        enum payment_result res;
+        assert_int_equal(payment_authorize(hs, 2, &pi, 1234, "USD", "key-1", &res, ref,
+                                           sizeof ref, err, sizeof err),
+                         0);
+        assert_int_equal(res, t[i].want);
+        if (res == PAYMENT_APPROVED)
+            assert_non_null(strstr(ref, "example_auth_"));
+        payment_instrument_clear(&pi);
+        json_decref(j);
+    }
+    json_t *adv = payment_handler_to_json(&ex);
+    json_error_t je;
+    json_t *want = json_loads(
+        "{\"id\":\"example_payment_provider\",\"name\":\"example.payment.provider\","
+        "\"version\":\"2026-01-11\",\"spec\":\"https://pay.provider.example/specs/handlers/"
+        "payments\",\"config_schema\":\"https://pay.provider.example/specs/handlers/config.json\","
+        "\"instrument_schemas\":[\"https://ucp.dev/schemas/shopping/types/"
+        "card_payment_instrument.json\"],\"config\":{\"business_id\":\"1234567890\"}}",
+        0, &je);
+    assert_true(json_equal(adv, want));
+    json_decref(adv);
+    json_decref(want);
+    payment_handler_example_clear(&ex);
+    assert_null(ex.config_json);
+    assert_int_equal(payment_handler_example(&ex, ""), AGENTD_EINVAL);
+    assert_int_equal(payment_handler_example(&ex, NULL), AGENTD_EINVAL);
+    assert_int_equal(payment_handler_example(&ex, "a\x01b"), AGENTD_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mock_tokens), cmocka_unit_test(test_sanitise),
         cmocka_unit_test(test_pan_refused), cmocka_unit_test(test_redaction),
         cmocka_unit_test(test_advertisement), cmocka_unit_test(test_authorize_idempotency_key),
+        cmocka_unit_test(test_example_handler),
+        cmocka_unit_test(test_uuid_tokens_are_not_cards),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

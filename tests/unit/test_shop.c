@@ -767,7 +767,7 @@ static void test_cancel_during_a_completion(void **state)
 static void test_test_payments_refused(void **state)
 {
     struct ctx *c = *state;
-    assert_int_equal(json_array_size(shop_payment_handlers(c->sh)), 1);
+    assert_int_equal(json_array_size(shop_payment_handlers(c->sh)), 2);
     char *id = ready_checkout(c, "alice", 1);
     int64_t v = stored_version(c, id);
     int64_t before = stock_of(c, "BISC-001");
@@ -817,6 +817,69 @@ static void test_legal_links(void **state)
     free(id);
 }
 
+/* The sample client's instrument (mocks/credentialProviderProxy.ts), with
+ * the merchant's example_payment_provider. */
+static struct done complete_example(struct ctx *c, const char *id, const char *key,
+                                    const char *token)
+{
+    struct done d = { 0 };
+    json_t *pd = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:s,s:s,s:{s:s,s:s}}", "id", "instr_2",
+                           "type", "card", "brand", "visa", "last_digits", "8888", "expiry_month",
+                           12, "expiry_year", 2026, "handler_id", PAYMENT_EXAMPLE_HANDLER_ID,
+                           "handler_name", "example.payment.provider", "credential", "type",
+                           "token", "token", token);
+    d.replayed = -1;
+    d.rc = shop_checkout_complete_key(c->sh, "alice", id, key, pd, &d.co, &d.o, &d.declined,
+                                      &d.replayed, &d.e);
+    json_decref(pd);
+    return d;
+}
+
+/* example_payment_provider: declared (config business_id), any token but
+ * fail_token approves, fail_token declines, production refuses it. */
+static void test_example_payment_provider(void **state)
+{
+    struct ctx *c = *state;
+    const json_t *hs = shop_payment_handlers(c->sh);
+    const json_t *ex = json_array_get(hs, 1);
+    assert_string_equal(json_string_value(json_object_get(ex, "id")), PAYMENT_EXAMPLE_HANDLER_ID);
+    assert_string_equal(json_string_value(json_object_get(ex, "name")), "example.payment.provider");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(ex, "config"), "business_id")),
+        "1234567890");
+    assert_int_equal(shop_set_payment_business_id(c->sh, "merchant-42"), 0);
+    assert_int_equal(shop_set_payment_business_id(c->sh, ""), AGENTD_EINVAL);
+    assert_int_equal(shop_set_payment_business_id(c->sh, "bad\nid"), AGENTD_EINVAL);
+    ex = json_array_get(shop_payment_handlers(c->sh), 1);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(ex, "config"), "business_id")),
+        "merchant-42");
+
+    /* declined: 402 at the front, the checkout stays completable */
+    char *id = ready_checkout(c, "alice", 1);
+    struct done d = complete_example(c, id, "turn_1/pay", PAYMENT_MOCK_TOKEN_FAIL);
+    assert_int_equal(d.declined, 1);
+    assert_int_not_equal(d.rc, 0);
+    done_free(&d);
+    /* production: refused before anything moves */
+    int64_t v = stored_version(c, id);
+    assert_ok(shop_set_test_payments(c->sh, 0));
+    d = complete_example(c, id, "turn_2/pay", "mock_token_0b1c");
+    assert_int_equal(d.rc, AGENTD_EUNPROCESSABLE);
+    assert_string_equal(d.e.code, "payment_handler_unavailable");
+    assert_non_null(strstr(d.e.msg, PAYMENT_EXAMPLE_HANDLER_ID));
+    assert_int_equal(stored_version(c, id), v);
+    done_free(&d);
+    assert_ok(shop_set_test_payments(c->sh, 1));
+    /* any other token approves: the order is placed */
+    d = complete_example(c, id, "turn_3/pay", "mock_token_6f1e9a52-2b1c-4c43-9f7a-3f0a1d2e4b5c");
+    assert_ok(d.rc);
+    assert_int_equal(d.co->status, CHECKOUT_COMPLETED);
+    assert_non_null(d.o);
+    done_free(&d);
+    free(id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -835,6 +898,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_complete_taken_over_then_declined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_during_a_completion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_test_payments_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_example_payment_provider, setup, teardown),
         cmocka_unit_test_setup_teardown(test_legal_links, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1119,6 +1119,19 @@ static void test_shop_customer_details_keep_every_field(void **state)
     assert_string_equal(str_at(d, "first_name"), "John");
     assert_string_equal(str_at(d, "last_name"), "Roe");
     assert_string_equal(str_at(d, "phone_number"), "+1 217 555 0199");
+    /* no option chosen yet: the cheapest is, as UCP's sample merchant does */
+    json_t *g = json_array_get(json_object_get(json_array_get(json_object_get(
+        json_object_get(co, "fulfillment"), "methods"), 0), "groups"), 0);
+    assert_string_equal(str_at(g, "selected_option_id"), "std-ship");
+    json_decref(co);
+    json_decref(run(c, "select_shipping", "{\"option_id\":\"exp-ship\"}"));
+    /* a new address keeps a chosen option where it still applies */
+    co = run(c, "update_customer_details",
+             "{\"address\":{\"street_address\":\"2 Main St\",\"address_locality\":\"Springfield\","
+             "\"address_region\":\"IL\",\"postal_code\":\"62701\",\"address_country\":\"US\"}}");
+    g = json_array_get(json_object_get(json_array_get(json_object_get(
+        json_object_get(co, "fulfillment"), "methods"), 0), "groups"), 0);
+    assert_string_equal(str_at(g, "selected_option_id"), "exp-ship");
     json_decref(co);
 
     /* a later call with one buyer field keeps the others */
@@ -1145,6 +1158,31 @@ static void test_shop_customer_details_keep_every_field(void **state)
     co = run(c, "get_checkout", "{}");
     assert_string_equal(str_at(json_object_get(co, "buyer"), "email"), "jane@example.com");
     json_decref(co);
+}
+
+/* the six UCP sample products carry what an A2A product card shows */
+static void test_shop_search_product_fields(void **state)
+{
+    struct shopctx *c = *state;
+    static const char *const ids[] = { "BISC-001",      "STRAW-001",    "CHIPS-001",
+                                       "SW-CHIPS-001", "O-COOKIES-001", "NUTRIBAR-001" };
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        char args[128];
+        snprintf(args, sizeof args, "{\"product_id\":\"%s\"}", ids[i]);
+        json_t *p = run(c, "get_product", args);
+        assert_string_equal(str_at(p, "id"), ids[i]);
+        assert_true(strncmp(str_at(p, "image") ?: "", "https://", 8) == 0);
+        assert_true(strncmp(str_at(p, "url") ?: "", "https://", 8) == 0);
+        assert_true(strlen(str_at(p, "brand") ?: "") > 0);
+        assert_true(strlen(str_at(p, "description") ?: "") > 0);
+        json_decref(p);
+    }
+    json_t *r = run(c, "search_shopping_catalog", "{\"query\":\"cookies\"}");
+    json_t *first = json_array_get(json_object_get(r, "products"), 0);
+    assert_non_null(first);
+    assert_non_null(str_at(first, "image"));
+    assert_non_null(str_at(first, "brand"));
+    json_decref(r);
 }
 
 int main(void)
@@ -1178,6 +1216,8 @@ int main(void)
         cmocka_unit_test(test_problems_capped_and_utf8_safe),
         cmocka_unit_test(test_run_invalid_arguments_carries_the_shape),
         cmocka_unit_test_setup_teardown(test_shop_customer_details_keep_every_field, shop_setup,
+                                        shop_teardown),
+        cmocka_unit_test_setup_teardown(test_shop_search_product_fields, shop_setup,
                                         shop_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
