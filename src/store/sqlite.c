@@ -92,6 +92,12 @@
                  "t.updated_at FROM tasks t JOIN sessions s ON s.id = t.context_id "           \
                  "WHERE t.context_id = ?1 AND " LIVE("s.expires_at", "?2")                     \
                  " ORDER BY t.created_at, t.id")                                               \
+    X(TASK_LIST_OWNER, "SELECT t.id, t.context_id, t.owner, t.state, t.artifacts, t.created_at, " \
+                       "t.updated_at FROM tasks t JOIN sessions s ON s.id = t.context_id "      \
+                       "WHERE t.owner = ?1 AND (?2 IS NULL OR t.context_id = ?2) AND "           \
+                       "(?3 IS NULL OR t.state = ?3) AND (?4 IS NULL OR t.updated_at < ?5 OR "   \
+                       "(t.updated_at = ?5 AND t.id < ?4)) AND " LIVE("s.expires_at", "?6")     \
+                       " ORDER BY t.updated_at DESC, t.id DESC LIMIT ?7")                       \
     X(TURN_EXISTS, "SELECT 1 FROM turns WHERE id = ?1")                                        \
     X(TURN_EXPIRE_STALE, "UPDATE turns SET state = 'failed', updated_at = ?2 "                 \
                          "WHERE session_id = ?1 AND state = 'running' AND updated_at <= ?3")   \
@@ -1067,6 +1073,27 @@ static int sq_message_tail(void *b, const char *session_id, int limit, struct st
 
 /* ---- tasks ---- */
 
+static int row_task(sqlite3_stmt *st, void *item);
+static int sq_task_list_owner(void *b, const struct store_task_query *tq, struct store_task **out,
+                              size_t *n)
+{
+    struct sq *q = b;
+    struct conn *c = reader_get(q);
+    void *v;
+    size_t nv;
+    int rc = fetch(c, ST_TASK_LIST_OWNER, sizeof **out, row_task, &v, &nv, "ttttiii", tq->owner,
+                   tq->context_id, tq->state, tq->before_id, tq->before_updated, now_ms(q),
+                   (int64_t)tq->limit);
+    conn_put(c);
+    if (rc) {
+        store_task_list_free(v, nv);
+        return rc;
+    }
+    *out = v;
+    *n = nv;
+    return 0;
+}
+
 static int row_task(sqlite3_stmt *st, void *item)
 {
     struct store_task *t = item;
@@ -1980,6 +2007,7 @@ const struct store_backend store_backend_sqlite = {
     .task_get = sq_task_get,
     .task_update = sq_task_update,
     .task_list = sq_task_list,
+    .task_list_owner = sq_task_list_owner,
     .turn_begin = sq_turn_begin,
     .turn_finish = sq_turn_finish,
     .turn_touch = sq_turn_touch,

@@ -28,7 +28,7 @@
     X(apikey_create, W) X(apikey_get_by_hash, R) X(apikey_revoke, W)                   \
     X(apikey_list, R) X(session_create, W) X(session_get, R) X(session_update, W)      \
     X(session_delete, W) X(message_append, W) X(message_list, R) X(message_tail, R)   \
-    X(task_create, W) X(task_get, R) X(task_update, W) X(task_list, R)                 \
+    X(task_create, W) X(task_get, R) X(task_update, W) X(task_list, R) X(task_list_owner, R) \
     X(turn_begin, W)                                                                   \
     X(turn_finish, W) X(turn_touch, W) X(turn_interrupt, W) X(turn_adopt, W)           \
     X(turn_get, R) X(turn_list_unfinished, R) X(checkpoint_put, W)                     \
@@ -357,6 +357,13 @@ int store_task_list(struct store *s, const char *context_id, struct store_task *
 {
     REQUIRE(s, task_list, context_id && out && n);
     CALL(s, task_list, context_id, out, n);
+}
+
+int store_task_list_owner(struct store *s, const struct store_task_query *q,
+                          struct store_task **out, size_t *n)
+{
+    REQUIRE(s, task_list_owner, q && q->owner && q->limit > 0 && q->limit <= 1000 && out && n);
+    CALL(s, task_list_owner, q, out, n);
 }
 
 int store_turn_begin(struct store *s, struct store_turn *t, int64_t lease_ms)

@@ -1,0 +1,296 @@
+"""The A2A front (POST /, JSON-RPC 2.0) with the built-in offline model: the
+agent card, the demo purchase over A2A 1.0 and 0.3 (blocking and streaming),
+task states between turns, GetTask/ListTasks/CancelTask/SubscribeToTask,
+every error code, messageId dedupe, and streams that resume with
+Last-Event-ID."""
+
+import json
+import uuid
+
+import pytest
+import requests
+
+from agentd_harness import metric_value, parse_metrics
+
+UCP_EXT = "https://ucp.dev/specification/reference?v=2026-01-11"
+PAYMENT_KEY = "a2a.ucp.checkout.payment_data"
+SHIP_TO = "ship to Jane Doe, 1 Main St, Springfield, IL 62701, US, jane@example.com"
+PAY = {PAYMENT_KEY: {"handler_id": "mock_payment_handler",
+                     "credential": {"type": "token", "token": "success_token"}}}
+
+
+def headers(ver=None, ext=True):
+    h = {"Content-Type": "application/json"}
+    if ext:
+        h["X-A2A-Extensions"] = UCP_EXT
+    if ver:
+        h["A2A-Version"] = ver
+    return h
+
+
+def rpc(srv, method, params=None, ver=None, ext=True, rid=1, extra=None):
+    body = {"jsonrpc": "2.0", "id": rid, "method": method}
+    if params is not None:
+        body["params"] = params
+    h = headers(ver, ext)
+    h.update(extra or {})
+    r = srv.request("POST", "/", data=json.dumps(body), headers=h, timeout=20)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["jsonrpc"] == "2.0" and doc["id"] == rid, doc
+    return doc, r
+
+
+def message(text=None, data=None, context_id=None, task_id=None, v03=True, mid=None):
+    parts = []
+    if text is not None:
+        parts.append({"kind": "text", "text": text} if v03 else {"text": text})
+    if data is not None:
+        parts.append({"kind": "data", "data": data} if v03 else {"data": data})
+    m = {"role": "user" if v03 else "ROLE_USER", "messageId": mid or str(uuid.uuid4()),
+         "parts": parts}
+    if v03:
+        m["kind"] = "message"
+    if context_id:
+        m["contextId"] = context_id
+    if task_id:
+        m["taskId"] = task_id
+    return m
+
+
+def send(srv, text=None, data=None, ver=None, **kw):
+    v03 = ver != "1.0"
+    doc, _ = rpc(srv, "message/send" if v03 else "SendMessage",
+                 {"message": message(text, data, v03=v03, **kw)}, ver=ver)
+    assert "result" in doc, doc
+    return doc["result"] if v03 else doc["result"]["task"]
+
+
+def data_part(parts, key):
+    for p in parts:
+        if isinstance(p.get("data"), dict) and key in p["data"]:
+            return p["data"][key]
+    return None
+
+
+def sse_frames(resp):
+    """(id, JSON document) per SSE event of a streamed reply; comments skipped."""
+    ev_id, data = None, []
+    for raw in resp.iter_lines(decode_unicode=True):
+        if raw is None:
+            continue
+        if raw == "":
+            if data:
+                yield ev_id, json.loads("\n".join(data))
+            ev_id, data = None, []
+        elif raw.startswith(":"):
+            continue
+        elif raw.startswith("id:"):
+            ev_id = raw[3:].strip()
+        elif raw.startswith("data:"):
+            data.append(raw[5:].lstrip())
+
+
+@pytest.fixture(scope="module")
+def srv(module_agentd):
+    return module_agentd()
+
+
+def test_agent_card(srv):
+    r = srv.get("/.well-known/agent-card.json")
+    assert r.status_code == 200
+    card = r.json()
+    assert card["url"] == srv.url + "/"
+    assert card["protocolVersion"] == "0.3.0" and card["preferredTransport"] == "JSONRPC"
+    assert card["supportedInterfaces"] == [
+        {"url": srv.url + "/", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}]
+    caps = card["capabilities"]
+    assert caps["streaming"] is True and caps["pushNotifications"] is False
+    ext = caps["extensions"][0]
+    assert ext["uri"] == UCP_EXT and ext["required"] is True
+    names = {c["name"] for c in ext["params"]["capabilities"]}
+    assert "dev.ucp.shopping.checkout" in names
+    assert all(s["examples"] for s in card["skills"])
+    etag = r.headers["ETag"]
+    assert "max-age" in r.headers["Cache-Control"]
+    r2 = srv.get("/.well-known/agent-card.json", headers={"If-None-Match": etag})
+    assert r2.status_code == 304 and r2.content == b""
+    assert srv.get("/.well-known/agent.json").json() == card
+    doc, _ = rpc(srv, "GetExtendedAgentCard", {}, ver="1.0")
+    assert doc["result"]["name"] == card["name"]
+
+
+@pytest.mark.parametrize("ver", [None, "1.0"])
+def test_demo_purchase_blocking(srv, ver):
+    v10 = ver == "1.0"
+    want = (lambda s: "TASK_STATE_" + s.upper().replace("-", "_")) if v10 else (lambda s: s)
+    t = send(srv, "show me cookies", ver=ver)
+    ctx, tid = t["contextId"], t["id"]
+    assert t["status"]["state"] == want("input-required"), t
+    if not v10:
+        assert t["kind"] == "task" and t["status"]["message"]["kind"] == "message"
+        assert all("kind" in p for p in t["status"]["message"]["parts"])
+    else:
+        assert t["status"]["message"]["role"] == "ROLE_AGENT"
+    assert t["status"]["message"]["parts"][0]["text"]
+    t = send(srv, "add 2 BISC-001", ver=ver, context_id=ctx)
+    assert t["id"] == tid and t["status"]["state"] == want("input-required")
+    co = data_part(t["status"]["message"]["parts"], "a2a.ucp.checkout")
+    assert co and co["line_items"][0]["quantity"] == 2
+    t = send(srv, SHIP_TO, ver=ver, context_id=ctx, task_id=tid)
+    t = send(srv, "express shipping", ver=ver, context_id=ctx)
+    assert t["status"]["state"] == want("input-required")
+    t = send(srv, "pay", data=PAY, ver=ver, context_id=ctx)
+    assert t["id"] == tid and t["status"]["state"] == want("completed"), t
+    co = data_part(t["status"]["message"]["parts"], "a2a.ucp.checkout")
+    assert co["order"]["id"]
+    assert len(t["artifacts"]) == 5
+    # the payment data is not kept in the task's history
+    assert "success_token" not in json.dumps(t)
+    # a message after completion starts a new task in the same context
+    t2 = send(srv, "show me cookies", ver=ver, context_id=ctx)
+    assert t2["id"] != tid and t2["contextId"] == ctx
+    # a terminal task takes no more messages
+    doc, _ = rpc(srv, "SendMessage" if v10 else "message/send",
+                 {"message": message("hi", context_id=ctx, task_id=tid, v03=not v10)}, ver=ver)
+    assert doc["error"]["code"] == -32004
+
+
+def test_sample_client_shapes(srv):
+    """The sample client: parts with "type" instead of "kind", no taskId."""
+    body = {"jsonrpc": "2.0", "id": "a", "method": "message/send", "params": {"message": {
+        "role": "user", "messageId": str(uuid.uuid4()), "kind": "message",
+        "parts": [{"type": "text", "text": "show me cookies"}]}}}
+    r = srv.request("POST", "/", json=body, headers={
+        "X-A2A-Extensions": UCP_EXT,
+        "UCP-Agent": 'profile="http://localhost:3000/profile/agent_profile.json"'})
+    assert r.status_code == 200
+    assert r.headers["X-A2A-Extensions"] == UCP_EXT
+    res = r.json()["result"]
+    assert res["contextId"] and res["status"]["state"] == "input-required"
+
+
+def test_get_list_cancel(srv):
+    t = send(srv, "show me cookies", ver="1.0")
+    tid, ctx = t["id"], t["contextId"]
+    doc, _ = rpc(srv, "GetTask", {"id": tid, "historyLength": 1}, ver="1.0")
+    got = doc["result"]
+    assert got["id"] == tid and len(got["history"]) == 1
+    assert got["history"][0]["role"] == "ROLE_AGENT"
+    doc, _ = rpc(srv, "tasks/get", {"id": tid})
+    assert doc["result"]["status"]["state"] == "input-required"
+    doc, _ = rpc(srv, "ListTasks", {"contextId": ctx}, ver="1.0")
+    assert [x["id"] for x in doc["result"]["tasks"]] == [tid]
+    doc, _ = rpc(srv, "ListTasks", {"status": "TASK_STATE_INPUT_REQUIRED", "pageSize": 1},
+                 ver="1.0")
+    assert len(doc["result"]["tasks"]) == 1 and doc["result"]["nextPageToken"]
+    tok = doc["result"]["nextPageToken"]
+    doc2, _ = rpc(srv, "ListTasks", {"pageSize": 1, "pageToken": tok,
+                                     "status": "TASK_STATE_INPUT_REQUIRED"}, ver="1.0")
+    assert doc2["result"]["tasks"][0]["id"] != doc["result"]["tasks"][0]["id"]
+    doc, _ = rpc(srv, "CancelTask", {"id": tid}, ver="1.0")
+    assert doc["result"]["status"]["state"] == "TASK_STATE_CANCELED"
+    doc, _ = rpc(srv, "tasks/cancel", {"id": tid})
+    assert doc["error"]["code"] == -32002
+    doc, _ = rpc(srv, "tasks/get", {"id": "task_nope"})
+    assert doc["error"]["code"] == -32001
+    # a new message in the context starts a new task: the old one is terminal
+    t2 = send(srv, "show me cookies", context_id=ctx)
+    assert t2["id"] != tid
+
+
+def test_duplicate_message_id_runs_nothing(srv):
+    mid = str(uuid.uuid4())
+    t1 = send(srv, "show me cookies", mid=mid)
+    before = metric_value(parse_metrics(srv.get("/metrics").text), "agentd_turns_total",
+                          outcome="completed")
+    t2 = send(srv, "show me cookies", mid=mid)
+    after = metric_value(parse_metrics(srv.get("/metrics").text), "agentd_turns_total",
+                         outcome="completed")
+    assert t2["id"] == t1["id"] and after == before
+    assert len(t2["history"]) == 2
+    doc, _ = rpc(srv, "message/send", {"message": message("other text", mid=mid)})
+    assert doc["error"]["code"] == -32602 and "messageId" in doc["error"]["message"]
+
+
+def test_return_immediately(srv):
+    doc, _ = rpc(srv, "message/send", {"message": message("show me cookies"),
+                                       "configuration": {"blocking": False}})
+    t = doc["result"]
+    assert t["status"]["state"] in ("working", "input-required")
+    import time
+    for _ in range(100):
+        doc, _ = rpc(srv, "tasks/get", {"id": t["id"]})
+        if doc["result"]["status"]["state"] == "input-required":
+            break
+        time.sleep(0.05)
+    assert doc["result"]["status"]["state"] == "input-required"
+
+
+@pytest.mark.parametrize("ver", [None, "1.0"])
+def test_stream(srv, ver):
+    v10 = ver == "1.0"
+    body = {"jsonrpc": "2.0", "id": 7, "method": "SendStreamingMessage" if v10 else
+            "message/stream", "params": {"message": message("show me cookies", v03=not v10)}}
+    with srv.session.post(srv.url + "/", json=body, headers=headers(ver), stream=True,
+                          timeout=20) as r:
+        assert r.status_code == 200
+        assert r.headers["Content-Type"].startswith("text/event-stream")
+        frames = list(sse_frames(r))
+    assert all(f[0] is not None for f in frames)
+    docs = [f[1] for f in frames]
+    assert all(d["jsonrpc"] == "2.0" and d["id"] == 7 for d in docs)
+    res = [d["result"] for d in docs]
+    if v10:
+        assert "task" in res[0]
+        assert "statusUpdate" in res[-1]
+        assert res[-1]["statusUpdate"]["status"]["state"] == "TASK_STATE_INPUT_REQUIRED"
+        assert any("artifactUpdate" in x for x in res)
+    else:
+        assert res[0]["kind"] == "task"
+        assert res[-1]["kind"] == "status-update" and res[-1]["final"] is True
+        assert res[-1]["status"]["state"] == "input-required"
+        assert all(x["final"] is False for x in res[1:-1] if x["kind"] == "status-update")
+    ids = [int(f[0]) for f in frames]
+    assert ids == sorted(ids)
+
+
+def test_subscribe_idle_task(srv):
+    t = send(srv, "show me cookies")
+    body = {"jsonrpc": "2.0", "id": 9, "method": "tasks/resubscribe", "params": {"id": t["id"]}}
+    with srv.session.post(srv.url + "/", json=body, headers=headers(), stream=True,
+                          timeout=20) as r:
+        res = [d["result"] for _, d in sse_frames(r)]
+    assert res[0]["kind"] == "task" and res[-1]["final"] is True
+    rpc(srv, "tasks/cancel", {"id": t["id"]})
+    doc, _ = rpc(srv, "tasks/resubscribe", {"id": t["id"]})
+    assert doc["error"]["code"] == -32004
+
+
+def test_errors(srv):
+    r = srv.request("POST", "/", data="{nope", headers=headers())
+    assert r.status_code == 200 and r.json()["error"]["code"] == -32700
+    assert r.json()["id"] is None
+    r = srv.request("POST", "/", data="[]", headers=headers())
+    assert r.json()["error"]["code"] == -32600
+    doc, _ = rpc(srv, "nope/method")
+    assert doc["error"]["code"] == -32601
+    doc, _ = rpc(srv, "SendMessage", {"message": message("x", v03=False)})  # 1.0 name, 0.3 wire
+    assert doc["error"]["code"] == -32601
+    doc, _ = rpc(srv, "message/send", {"message": {"parts": []}})
+    assert doc["error"]["code"] == -32602 and "messageId" in doc["error"]["message"]
+    doc, _ = rpc(srv, "message/send", {"message": {"messageId": "m1", "parts": [
+        {"kind": "file", "file": {"uri": "http://x/y.png"}}]}})
+    assert doc["error"]["code"] == -32005
+    doc, _ = rpc(srv, "message/send", {"message": message("hi")}, ext=False)
+    assert doc["error"]["code"] == -32008
+    doc, _ = rpc(srv, "tasks/pushNotificationConfig/set", {"taskId": "x"})
+    assert doc["error"]["code"] == -32003
+    doc, _ = rpc(srv, "GetTask", {"id": "x"}, ver="2.5")
+    assert doc["error"]["code"] == -32009
+    doc, _ = rpc(srv, "tasks/get", {})
+    assert doc["error"]["code"] == -32602 and "id" in doc["error"]["message"]
+    r = srv.request("POST", "/", data="hello", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 200 and r.json()["error"]["code"] == -32005
+    doc, _ = rpc(srv, "message/send", {"message": message("hi", task_id="task_missing")})
+    assert doc["error"]["code"] == -32001
