@@ -294,3 +294,78 @@ def test_errors(srv):
     assert r.status_code == 200 and r.json()["error"]["code"] == -32005
     doc, _ = rpc(srv, "message/send", {"message": message("hi", task_id="task_missing")})
     assert doc["error"]["code"] == -32001
+
+
+# ---- with the fake model: turns in flight ----
+
+from fake_llm_fixture import module_fake_llm  # noqa: E402,F401 (fixture)
+
+
+@pytest.fixture(scope="module")
+def llm_srv(module_agentd, module_fake_llm):
+    return module_agentd(env=module_fake_llm.env())
+
+
+def open_stream(srv, method, params, extra=None, rid=5):
+    body = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
+    h = headers()
+    h.update(extra or {})
+    r = srv.session.post(srv.url + "/", json=body, headers=h, stream=True, timeout=20)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+    return r
+
+
+def wait_state(srv, tid, state, tries=200):
+    import time
+    for _ in range(tries):
+        doc, _ = rpc(srv, "tasks/get", {"id": tid})
+        if doc["result"]["status"]["state"] == state:
+            return doc["result"]
+        time.sleep(0.05)
+    raise AssertionError(f"task {tid} never reached {state}: {doc}")
+
+
+def test_resume_mid_turn_with_last_event_id(llm_srv):
+    r = open_stream(llm_srv, "message/stream",
+                    {"message": message("hello [[fault:latency ms=1200]]")})
+    it = sse_frames(r)
+    first = [next(it), next(it)]  # the task, then its working status
+    r.close()  # the client leaves mid-turn
+    task = first[0][1]["result"]
+    assert task["kind"] == "task" and first[1][1]["result"]["kind"] == "status-update"
+    cut = int(first[1][0])
+    with open_stream(llm_srv, "tasks/resubscribe", {"id": task["id"]},
+                     {"Last-Event-ID": str(cut)}, rid=6) as r2:
+        rest = list(sse_frames(r2))
+    ids = [int(i) for i, _ in rest]
+    assert ids and all(i > cut for i in ids) and ids == sorted(ids)
+    res = [d["result"] for _, d in rest]
+    assert all(d["id"] == 6 for _, d in rest)
+    assert res[-1]["kind"] == "status-update" and res[-1]["final"] is True
+    assert res[-1]["status"]["state"] == "input-required"
+    # no gap: the working status the first stream saw is not sent again
+    assert not any(x["kind"] == "status-update" and not x["final"] for x in res)
+
+
+def test_client_gone_mid_turn_task_completes(llm_srv):
+    r = open_stream(llm_srv, "message/stream",
+                    {"message": message("bye [[fault:latency ms=600]]")})
+    _, first = next(sse_frames(r))
+    r.close()
+    t = wait_state(llm_srv, first["result"]["id"], "input-required")
+    assert t["status"]["message"]["parts"][0]["text"]
+    assert len(t["artifacts"]) == 1
+
+
+def test_cancel_running_turn(llm_srv):
+    doc, _ = rpc(llm_srv, "SendMessage", {
+        "message": message("slow [[fault:latency ms=1000]]", v03=False),
+        "configuration": {"returnImmediately": True}}, ver="1.0")
+    t = doc["result"]["task"]
+    assert t["status"]["state"] == "TASK_STATE_WORKING"
+    doc, _ = rpc(llm_srv, "CancelTask", {"id": t["id"]}, ver="1.0")
+    assert doc["result"]["status"]["state"] == "TASK_STATE_CANCELED"
+    import time
+    time.sleep(1.5)  # the turn stops at its next step boundary; the task stays canceled
+    doc, _ = rpc(llm_srv, "GetTask", {"id": t["id"]}, ver="1.0")
+    assert doc["result"]["status"]["state"] == "TASK_STATE_CANCELED"
