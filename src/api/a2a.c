@@ -76,6 +76,7 @@ struct call {
     char *q_owner, *q_ctx, *q_before;
     json_t *list;
     char *next_token;
+    int with_artifacts;     /* ListTasks' includeArtifacts */
     char owner[128];
 };
 
@@ -856,7 +857,7 @@ static int op_task_list(struct store *st, void *arg)
     c->list = json_array();
     for (size_t i = 0; i < n && i < (size_t)want; i++) {
         json_t *t = a2a_task_model(&v[i]);
-        json_array_append_new(c->list, a2a_encode_task(t, c->ver, c->hist, c->q.before_id ? 1 : 1));
+        json_array_append_new(c->list, a2a_encode_task(t, c->ver, c->hist, c->with_artifacts));
         json_decref(t);
     }
     if (n > (size_t)want &&
@@ -888,6 +889,7 @@ static void m_list(struct call *c)
     const json_t *size = json_object_get(p, "pageSize");
     const json_t *tok = json_object_get(p, "pageToken");
     const json_t *hl = json_object_get(p, "historyLength");
+    const json_t *ia = json_object_get(p, "includeArtifacts");
     const char *why = NULL;
     c->q.owner = c->owner;
     c->q.limit = 50;
@@ -903,6 +905,8 @@ static void m_list(struct call *c)
         why = "params.pageSize must be 1..100";
     else if (hl && !json_is_null(hl) && (!json_is_integer(hl) || json_integer_value(hl) < 0))
         why = "params.historyLength must be an integer >= 0";
+    else if (ia && !json_is_null(ia) && !json_is_boolean(ia))
+        why = "params.includeArtifacts must be true or false";
     else if (tok && !json_is_null(tok) && json_string_length(tok) > 0) {
         const char *t = json_string_value(tok);
         char *end;
@@ -924,6 +928,7 @@ static void m_list(struct call *c)
         c->q_ctx = strdup(json_string_value(ctx));
         c->q.context_id = c->q_ctx;
     }
+    c->with_artifacts = json_is_true(ia);
     if (json_is_integer(size))
         c->q.limit = (int)json_integer_value(size);
     if (json_is_integer(hl))

@@ -181,6 +181,9 @@ def test_get_list_cancel(srv):
     assert doc["result"]["status"]["state"] == "input-required"
     doc, _ = rpc(srv, "ListTasks", {"contextId": ctx}, ver="1.0")
     assert [x["id"] for x in doc["result"]["tasks"]] == [tid]
+    assert "artifacts" not in doc["result"]["tasks"][0]
+    doc, _ = rpc(srv, "ListTasks", {"contextId": ctx, "includeArtifacts": True}, ver="1.0")
+    assert len(doc["result"]["tasks"][0]["artifacts"]) == 1
     doc, _ = rpc(srv, "ListTasks", {"status": "TASK_STATE_INPUT_REQUIRED", "pageSize": 1},
                  ver="1.0")
     assert len(doc["result"]["tasks"]) == 1 and doc["result"]["nextPageToken"]
