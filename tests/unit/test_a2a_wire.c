@@ -198,7 +198,9 @@ static void test_parts(void **state)
     assert_int_equal(decode("[{\"kind\":\"video\"}]", &out), A2A_INVALID_PARAMS);
     assert_int_equal(decode("[3]", &out), A2A_INVALID_PARAMS);
     assert_null(out);
-    assert_null(a2a_parts_data(json_array()));
+    json_t *none = json_array();
+    assert_null(a2a_parts_data(none));
+    json_decref(none);
 }
 
 static void test_states(void **state)
