@@ -759,6 +759,9 @@ static int op_task_get(struct store *st, void *arg)
                  state);
         return 0;
     }
+    /* only this task's own running turn is stopped: another task of the
+     * context may be the one running */
+    int running = strcmp(state, "working") == 0;
     json_object_set_new(c->task, "state", json_string("canceled"));
     char mid[48];
     new_id("msg_", mid);
@@ -772,7 +775,8 @@ static int op_task_get(struct store *st, void *arg)
     if (rc)
         return store_fail(c, rc), 0;
     /* a running turn stops at its next step boundary */
-    store_turn_interrupt(st, json_string_value(json_object_get(c->task, "contextId")));
+    if (running)
+        store_turn_interrupt(st, json_string_value(json_object_get(c->task, "contextId")));
     return 0;
 }
 
