@@ -370,6 +370,18 @@ static int find_task(struct store *st, struct call *c)
     return c->task ? 0 : store_fail(c, AGENTD_ENOMEM);
 }
 
+/* Finishes a messageId claim with its task id, or drops it (task_id NULL). */
+static void idem_settle(struct store *st, const char *owner, const char *message_id,
+                        const char *task_id)
+{
+    char key[sizeof MSG_IDEM_PREFIX + 256];
+    snprintf(key, sizeof key, MSG_IDEM_PREFIX "%s", message_id);
+    if (task_id)
+        store_idem_finish(st, owner, key, 200, "{}", task_id, strlen(task_id));
+    else
+        store_idem_abandon(st, owner, key);
+}
+
 static int op_send_prepare(struct store *st, void *arg)
 {
     struct call *c = arg;
@@ -385,19 +397,17 @@ static int op_send_prepare(struct store *st, void *arg)
         json_array_append_new(json_object_get(c->task, "history"), m);
         json_object_set_new(c->task, "state", json_string("working"));
         json_object_del(c->task, "turnId");
+        json_object_del(c->task, "turnDone");
         now_stamp(c->task);
         rc = task_save(st, c->task, c->prior_state == NULL, c->owner);
         if (rc)
             store_fail(c, rc);
     }
-    char key[sizeof MSG_IDEM_PREFIX + 256];
-    snprintf(key, sizeof key, MSG_IDEM_PREFIX "%s", c->message_id);
-    if (rc == 0) {
-        const char *tid = json_string_value(json_object_get(c->task, "id"));
-        store_idem_finish(st, c->owner, key, 200, "{}", tid, strlen(tid));
-    } else {
-        store_idem_abandon(st, c->owner, key); /* nothing ran: a retry may */
-    }
+    /* the claim is finished with the task id once the turn holds its
+     * session (op_mark_turn), or dropped if it never runs: a message
+     * refused as busy may be retried with the same messageId */
+    if (rc != 0)
+        idem_settle(st, c->owner, c->message_id, NULL);
     return 0;
 }
 
@@ -414,6 +424,8 @@ static int order_placed(const json_t *co)
 static int op_send_finish(struct store *st, void *arg)
 {
     struct call *c = arg;
+    if (!c->res.turn_id)
+        idem_settle(st, c->owner, c->message_id, NULL); /* it never ran */
     json_t *cur = NULL;
     int rc = task_load(st, json_string_value(json_object_get(c->task, "id")), c->owner, &cur);
     if (rc)
@@ -466,6 +478,8 @@ static int op_send_finish(struct store *st, void *arg)
     }
     json_decref(m);
     json_decref(parts);
+    if (c->res.turn_id)
+        json_object_set_new(cur, "turnId", json_string(c->res.turn_id));
     json_object_set_new(cur, "turnDone", json_true());
     now_stamp(cur);
     if (task_save(st, cur, 0, c->owner) == 0 && F.ev)
@@ -523,15 +537,21 @@ static void turn_done(const struct turn_result *res, void *ud)
 /* The turn holds its session: the task learns its turn (for streams and
  * SubscribeToTask); a returnImmediately call answers now. */
 struct started_job {
-    char *task_id, *owner, *turn_id;
+    char *task_id, *owner, *turn_id, *message_id;
     long long since;
 };
 
 static int op_mark_turn(struct store *st, void *arg)
 {
     struct started_job *j = arg;
+    idem_settle(st, j->owner, j->message_id, j->task_id);
     json_t *t = NULL;
-    if (task_load(st, j->task_id, j->owner, &t) == 0) {
+    const char *had = NULL;
+    /* a turn that already finished wrote its own outcome (turnDone): the
+     * mark must not undo it */
+    if (task_load(st, j->task_id, j->owner, &t) == 0 &&
+        (!(had = json_string_value(json_object_get(t, "turnId"))) ||
+         strcmp(had, j->turn_id) != 0)) {
         json_object_set_new(t, "turnId", json_string(j->turn_id));
         json_object_set_new(t, "since", json_integer(j->since));
         json_object_del(t, "turnDone");
@@ -549,6 +569,7 @@ static void mark_done(int status, void *arg)
     free(j->task_id);
     free(j->owner);
     free(j->turn_id);
+    free(j->message_id);
     free(j);
 }
 
@@ -563,8 +584,9 @@ static void turn_started(const char *session_id, const char *turn_id, int64_t se
         j->task_id = strdup(json_string_value(json_object_get(c->task, "id")));
         j->owner = strdup(c->owner);
         j->turn_id = strdup(turn_id);
+        j->message_id = strdup(c->message_id);
         j->since = seq > 0 ? seq - 1 : 0;
-        if (!j->task_id || !j->owner || !j->turn_id ||
+        if (!j->task_id || !j->owner || !j->turn_id || !j->message_id ||
             store_async(F.st, NULL, op_mark_turn, j, mark_done) != 0)
             mark_done(0, j);
     }

@@ -372,3 +372,46 @@ def test_cancel_running_turn(llm_srv):
     time.sleep(1.5)  # the turn stops at its next step boundary; the task stays canceled
     doc, _ = rpc(llm_srv, "GetTask", {"id": t["id"]}, ver="1.0")
     assert doc["result"]["status"]["state"] == "TASK_STATE_CANCELED"
+
+
+def test_a_failed_turn_fails_the_task(llm_srv, module_fake_llm):
+    module_fake_llm.reset()
+    module_fake_llm.faults({"status": 401, "times": 1})
+    try:
+        t = send(llm_srv, "hello")
+    finally:
+        module_fake_llm.reset()
+    assert t["status"]["state"] == "failed", t
+    parts = t["status"]["message"]["parts"]
+    assert parts[0]["text"]
+    err = data_part(parts, "error")
+    assert err["code"] == "model_refused" and err["httpStatus"] == 502
+
+
+def test_message_id_survives_a_restart(agentd):
+    srv = agentd()
+    mid = str(uuid.uuid4())
+    t1 = send(srv, "show me cookies", mid=mid)
+    srv.stop()
+    srv.start()
+    t2 = send(srv, "show me cookies", mid=mid)
+    assert t2["id"] == t1["id"] and len(t2["history"]) == 2
+
+
+def test_busy_session_is_a_json_rpc_error_with_agentd_code(agentd, module_fake_llm):
+    module_fake_llm.reset()
+    srv = agentd(env=module_fake_llm.env(AGENTD_BUSY_POLICY="reject"))
+    doc, _ = rpc(srv, "message/send", {"message": message("slow [[fault:latency ms=1000]]"),
+                                       "configuration": {"blocking": False}})
+    t = doc["result"]
+    again = message("again", context_id=t["contextId"])
+    doc, _ = rpc(srv, "message/send", {"message": again})
+    err = doc["error"]
+    assert err["code"] == -32603 and err["data"]["code"] == "turn_in_progress"
+    assert err["data"]["httpStatus"] == 409 and err["data"]["taskId"] == t["id"]
+    # the refused message did not fail the task: its first turn still answers
+    wait_state(srv, t["id"], "input-required")
+    # and it never ran, so the same messageId may be sent again: now it runs
+    doc, _ = rpc(srv, "message/send", {"message": again})
+    assert doc["result"]["id"] == t["id"]
+    assert doc["result"]["status"]["state"] == "input-required"
