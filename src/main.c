@@ -664,7 +664,8 @@ static int cmd_serve(void)
         ucp_routes(rt, shop, store, &cfg, cfg.public_url ? cfg.public_url : "http://127.0.0.1") != 0 ||
         chat_routes(rt, &agent, store, events) != 0 ||
         a2a_routes(rt, &agent, store, events,
-                   cfg.public_url ? cfg.public_url : "http://127.0.0.1") != 0) {
+                   cfg.public_url ? cfg.public_url : "http://127.0.0.1",
+                   cfg.env == CONFIG_ENV_PRODUCTION) != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");
         goto out;
     }

@@ -15,6 +15,8 @@
 #include "api/a2a_card.h"
 #include "api/a2a_ucp.h"
 #include "api/a2a_wire.h"
+#include "api/profiles.h"
+#include "commerce/ucp.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -39,6 +41,7 @@ static struct {
     struct store *st;
     struct events *ev;
     const char *public_url;
+    int production;
 } F;
 
 /* One JSON-RPC call. Outlives its request when the turn runs on after a
@@ -78,10 +81,12 @@ struct call {
     char *next_token;
     int with_artifacts;     /* ListTasks' includeArtifacts */
     char owner[128];
+    struct profiles_wait wait; /* while the UCP-Agent profile is fetched */
 };
 
 static void call_free(struct call *c)
 {
+    profiles_cancel(&c->wait);
     json_decref(c->body);
     json_decref(c->id);
     json_decref(c->msg);
@@ -965,6 +970,71 @@ static void m_list(struct call *c)
     }
 }
 
+/* ---- the caller's UCP profile (UCP-Agent), as UCP REST takes it ---- */
+
+static void m_send_go(struct call *c)
+{
+    c->r->on_abort = NULL;
+    c->r->abort_ud = NULL;
+    m_send(c);
+}
+
+static void profile_done(const struct profiles_result *res, void *ud)
+{
+    struct call *c = ud;
+    if (!(res->neg.caps & UCP_CAP_CHECKOUT)) {
+        c->r->on_abort = NULL;
+        reply_error(c, A2A_INVALID_PARAMS,
+                    "UCP-Agent: the platform profile shares no capability with this business: "
+                    "it must list " UCP_CAP_CHECKOUT_NAME,
+                    json_pack("{s:s}", "code", "capabilities_incompatible"));
+        call_free(c);
+        return;
+    }
+    m_send_go(c);
+}
+
+static void profile_abort(struct http_req *r, void *ud)
+{
+    (void)r;
+    call_free(ud); /* shutdown while the profile was fetched */
+}
+
+/* A UCP-Agent header is parsed and its profile resolved (cache, or a fetch
+ * through the SSRF guard) before the message runs; none is fine (A2A
+ * clients need not be UCP platforms). The checkout a turn returns still
+ * carries every capability agentd has: the runner does not negotiate. */
+static void send_with_profile(struct call *c)
+{
+    const char *hdr = http_req_header(c->r, "UCP-Agent");
+    if (!hdr) {
+        m_send(c);
+        return;
+    }
+    struct ucp_agent agent;
+    char why[256] = "";
+    unsigned flags = F.production ? 0 : UCP_AGENT_ALLOW_HTTP;
+    int bad = ucp_agent_parse(hdr, flags, &agent, why, sizeof why) != 0;
+    if (bad && !flags && ucp_agent_parse(hdr, UCP_AGENT_ALLOW_HTTP, &agent, NULL, 0) == 0 &&
+        profiles_allowlisted(profiles_default(), agent.profile))
+        bad = 0;
+    if (bad) {
+        snprintf(c->why, sizeof c->why, "invalid UCP-Agent header: %.200s", why);
+        reply_error(c, A2A_INVALID_PARAMS, c->why, json_pack("{s:s}", "code", "invalid"));
+        call_free(c);
+        return;
+    }
+    struct profiles_result res;
+    int rc = profiles_resolve(profiles_default(), c->r->loop, agent.profile, &res, &c->wait,
+                              profile_done, c);
+    if (rc == PROFILES_PENDING) {
+        c->r->on_abort = profile_abort;
+        c->r->abort_ud = c;
+        return;
+    }
+    profile_done(&res, c);
+}
+
 /* ---- dispatch ---- */
 
 /* The header that activated the UCP extension (A2A-Extensions in 1.0,
@@ -1053,7 +1123,7 @@ static void h_rpc(struct http_req *r)
             break;
         }
         c->stream = c->m == A2A_M_STREAM;
-        m_send(c);
+        send_with_profile(c);
         return;
     case A2A_M_GET:
     case A2A_M_CANCEL:
@@ -1068,8 +1138,9 @@ static void h_rpc(struct http_req *r)
 }
 
 int a2a_routes(struct router *rt, struct agent *ag, struct store *st, struct events *ev,
-               const char *public_url)
+               const char *public_url, int production)
 {
+    F.production = production;
     F.ag = ag;
     F.st = st;
     F.ev = ev;

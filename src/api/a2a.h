@@ -12,8 +12,9 @@ struct store;
 struct events;
 struct http_req;
 
+/* production: http:// UCP-Agent profiles only from allow-listed hosts. */
 int a2a_routes(struct router *rt, struct agent *ag, struct store *st, struct events *ev,
-               const char *public_url);
+               const char *public_url, int production);
 
 /* ---- shared with a2a_stream.c ---- */
 

@@ -297,6 +297,9 @@ def test_errors(srv):
     assert r.status_code == 200 and r.json()["error"]["code"] == -32005
     doc, _ = rpc(srv, "message/send", {"message": message("hi", task_id="task_missing")})
     assert doc["error"]["code"] == -32001
+    doc, _ = rpc(srv, "message/send", {"message": message("hi")},
+                 extra={"UCP-Agent": "profile=not-a-string"})
+    assert doc["error"]["code"] == -32602 and "UCP-Agent" in doc["error"]["message"]
 
 
 # ---- with the fake model: turns in flight ----
@@ -415,3 +418,53 @@ def test_busy_session_is_a_json_rpc_error_with_agentd_code(agentd, module_fake_l
     doc, _ = rpc(srv, "message/send", {"message": again})
     assert doc["result"]["id"] == t["id"]
     assert doc["result"]["status"]["state"] == "input-required"
+
+
+# ---- UCP-Agent: the caller's profile, fetched through the allow-list ----
+
+def serve_profiles():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    def prof(*names):
+        return json.dumps({"ucp": {"version": "2026-01-11", "capabilities": [
+            {"name": n, "version": "2026-01-11"} for n in names]}}).encode()
+    bodies = {"/ok": prof("dev.ucp.shopping.checkout"), "/none": prof("com.example.loyalty")}
+    hits = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):  # noqa: N802 - stdlib name
+            hits.append(self.path)
+            body = bodies.get(self.path, b"")
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, hits
+
+
+def test_ucp_agent_profile_is_negotiated(agentd):
+    httpd, hits = serve_profiles()
+    try:
+        port = httpd.server_address[1]
+        srv = agentd(env={"AGENTD_PROFILE_ALLOWLIST": f"127.0.0.1:{port}"})
+        ok = {"UCP-Agent": f'profile="http://127.0.0.1:{port}/ok"'}
+        doc, _ = rpc(srv, "message/send", {"message": message("show me cookies")}, extra=ok)
+        assert doc["result"]["status"]["state"] == "input-required"
+        none = {"UCP-Agent": f'profile="http://127.0.0.1:{port}/none"'}
+        doc, _ = rpc(srv, "message/send", {"message": message("show me cookies")}, extra=none)
+        assert doc["error"]["code"] == -32602
+        assert doc["error"]["data"]["code"] == "capabilities_incompatible"
+        assert "/ok" in hits and "/none" in hits
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
