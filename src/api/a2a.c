@@ -80,6 +80,7 @@ struct call {
     json_t *list;
     char *next_token;
     int with_artifacts;     /* ListTasks' includeArtifacts */
+    int cancel_running;     /* CancelTask found the task's turn running */
     char owner[128];
     struct profiles_wait wait; /* while the UCP-Agent profile is fetched */
 };
@@ -216,6 +217,50 @@ static int task_load(struct store *st, const char *id, const char *owner, json_t
         rc = AGENTD_ENOMEM;
     store_task_free(t);
     return rc;
+}
+
+/* Applies fn to the caller's task and saves the result by compare-and-swap
+ * on what was read, retrying on a lost race: a turn's outcome, a cancel,
+ * the next message and the turn mark never undo each other (across
+ * replicas too). fn returns 0 (save), TASK_KEEP, TASK_ENDED or an
+ * AGENTD_E* status; that is returned (0 once saved). *out (may be NULL)
+ * := the task as saved or left. */
+typedef int (*task_fn)(json_t *task, void *arg);
+#define TASK_KEEP 1  /* fn: leave the task as it is */
+#define TASK_ENDED 2 /* fn: the task is terminal; nothing saved */
+
+static int task_mutate(struct store *st, const char *id, const char *owner, task_fn fn,
+                       void *arg, json_t **out)
+{
+    for (int tries = 0; tries < 50; tries++) {
+        struct store_task *t = NULL;
+        int rc = store_task_get(st, id, &t);
+        if (rc == 0 && strcmp(t->owner, owner) != 0)
+            rc = AGENTD_ENOTFOUND;
+        json_t *m = rc == 0 ? a2a_task_model(t) : NULL;
+        if (rc == 0 && !m)
+            rc = AGENTD_ENOMEM;
+        int r = rc == 0 ? fn(m, arg) : rc;
+        if (r == 0) {
+            char *doc = task_doc(m);
+            r = doc ? store_task_update_if(st, id,
+                                           json_string_value(json_object_get(m, "state")), doc,
+                                           t->state, t->artifacts)
+                    : AGENTD_ENOMEM;
+            free(doc);
+        }
+        store_task_free(t);
+        if (r == AGENTD_ECONFLICT) {
+            json_decref(m);
+            continue;
+        }
+        if (r >= 0 && out)
+            *out = m;
+        else
+            json_decref(m);
+        return r;
+    }
+    return AGENTD_EBUSY;
 }
 
 static void new_id(const char *prefix, char out[48])
@@ -387,6 +432,23 @@ static void idem_settle(struct store *st, const char *owner, const char *message
         store_idem_abandon(st, owner, key);
 }
 
+/* The user's message joins the task, which works on it. */
+static int fn_accept(json_t *task, void *arg)
+{
+    struct call *c = arg;
+    if (a2a_state_terminal(json_string_value(json_object_get(task, "state"))))
+        return TASK_ENDED;
+    json_t *m = json_deep_copy(c->msg);
+    json_object_set_new(m, "contextId", json_string(c->context_id));
+    json_object_set(m, "taskId", json_object_get(task, "id"));
+    json_array_append_new(json_object_get(task, "history"), m);
+    json_object_set_new(task, "state", json_string("working"));
+    json_object_del(task, "turnId");
+    json_object_del(task, "turnDone");
+    now_stamp(task);
+    return 0;
+}
+
 static int op_send_prepare(struct store *st, void *arg)
 {
     struct call *c = arg;
@@ -394,19 +456,27 @@ static int op_send_prepare(struct store *st, void *arg)
     if (rc)
         return 0;
     rc = find_task(st, c);
-    if (rc == 0) {
-        const char *tid = json_string_value(json_object_get(c->task, "id"));
-        json_t *m = json_deep_copy(c->msg);
-        json_object_set_new(m, "contextId", json_string(c->context_id));
-        json_object_set_new(m, "taskId", json_string(tid));
-        json_array_append_new(json_object_get(c->task, "history"), m);
-        json_object_set_new(c->task, "state", json_string("working"));
-        json_object_del(c->task, "turnId");
-        json_object_del(c->task, "turnDone");
-        now_stamp(c->task);
-        rc = task_save(st, c->task, c->prior_state == NULL, c->owner);
+    if (rc == 0 && !c->prior_state) {
+        fn_accept(c->task, c);
+        rc = task_save(st, c->task, 1, c->owner);
         if (rc)
             store_fail(c, rc);
+    } else if (rc == 0) {
+        json_t *out = NULL;
+        rc = task_mutate(st, json_string_value(json_object_get(c->task, "id")), c->owner,
+                         fn_accept, c, &out);
+        if (rc == TASK_ENDED) {
+            c->err = A2A_UNSUPPORTED_OPERATION;
+            snprintf(c->why, sizeof c->why, "the task ended meanwhile: send without taskId to "
+                                            "start a new one");
+            json_decref(out);
+        } else if (rc) {
+            store_fail(c, rc);
+            json_decref(out);
+        } else {
+            json_decref(c->task);
+            c->task = out;
+        }
     }
     /* the claim is finished with the task id once the turn holds its
      * session (op_mark_turn), or dropped if it never runs: a message
@@ -426,17 +496,11 @@ static int order_placed(const json_t *co)
            (status && strcmp(status, "completed") == 0);
 }
 
-static int op_send_finish(struct store *st, void *arg)
+/* The turn's answer (or error) joins the task and decides its state; a
+ * task canceled meanwhile stays canceled. */
+static int fn_outcome(json_t *cur, void *arg)
 {
     struct call *c = arg;
-    if (!c->res.turn_id)
-        idem_settle(st, c->owner, c->message_id, NULL); /* it never ran */
-    json_t *cur = NULL;
-    int rc = task_load(st, json_string_value(json_object_get(c->task, "id")), c->owner, &cur);
-    if (rc)
-        return 0; /* gone with its session */
-    json_decref(c->task);
-    c->task = cur;
     const char *tid = json_string_value(json_object_get(cur, "id"));
     const char *state = json_string_value(json_object_get(cur, "state"));
     int canceled = state && strcmp(state, "canceled") == 0;
@@ -487,8 +551,25 @@ static int op_send_finish(struct store *st, void *arg)
         json_object_set_new(cur, "turnId", json_string(c->res.turn_id));
     json_object_set_new(cur, "turnDone", json_true());
     now_stamp(cur);
-    if (task_save(st, cur, 0, c->owner) == 0 && F.ev)
-        events_publish(F.ev, c->context_id); /* streams wait for this to end */
+    return 0;
+}
+
+static int op_send_finish(struct store *st, void *arg)
+{
+    struct call *c = arg;
+    if (!c->res.turn_id)
+        idem_settle(st, c->owner, c->message_id, NULL); /* it never ran */
+    json_t *cur = NULL;
+    int rc = task_mutate(st, json_string_value(json_object_get(c->task, "id")), c->owner,
+                         fn_outcome, c, &cur);
+    if (rc == 0) {
+        json_decref(c->task);
+        c->task = cur;
+        if (F.ev)
+            events_publish(F.ev, c->context_id); /* streams wait for this to end */
+    } else {
+        json_decref(cur); /* gone with its session: the answer stands alone */
+    }
     return 0;
 }
 
@@ -546,24 +627,26 @@ struct started_job {
     long long since;
 };
 
+/* The task learns its running turn, unless that turn already finished and
+ * wrote its own outcome (which carries its turnId), or the task ended. */
+static int fn_mark(json_t *t, void *arg)
+{
+    struct started_job *j = arg;
+    const char *had = json_string_value(json_object_get(t, "turnId"));
+    if ((had && strcmp(had, j->turn_id) == 0) ||
+        a2a_state_terminal(json_string_value(json_object_get(t, "state"))))
+        return TASK_KEEP;
+    json_object_set_new(t, "turnId", json_string(j->turn_id));
+    json_object_set_new(t, "since", json_integer(j->since));
+    json_object_del(t, "turnDone");
+    return 0;
+}
+
 static int op_mark_turn(struct store *st, void *arg)
 {
     struct started_job *j = arg;
     idem_settle(st, j->owner, j->message_id, j->task_id);
-    json_t *t = NULL;
-    const char *had = NULL;
-    /* a turn that already finished wrote its own outcome (turnDone): the
-     * mark must not undo it */
-    if (task_load(st, j->task_id, j->owner, &t) == 0 &&
-        (!(had = json_string_value(json_object_get(t, "turnId"))) ||
-         strcmp(had, j->turn_id) != 0)) {
-        json_object_set_new(t, "turnId", json_string(j->turn_id));
-        json_object_set_new(t, "since", json_integer(j->since));
-        json_object_del(t, "turnDone");
-        if (!a2a_state_terminal(json_string_value(json_object_get(t, "state"))))
-            task_save(st, t, 0, j->owner);
-    }
-    json_decref(t);
+    task_mutate(st, j->task_id, j->owner, fn_mark, j, NULL);
     return 0;
 }
 
@@ -766,43 +849,47 @@ static void m_send(struct call *c)
 
 /* ---- GetTask / CancelTask / SubscribeToTask ---- */
 
+static int fn_cancel(json_t *task, void *arg)
+{
+    struct call *c = arg;
+    const char *state = json_string_value(json_object_get(task, "state"));
+    if (a2a_state_terminal(state))
+        return TASK_ENDED;
+    /* only this task's own running turn is stopped: another task of the
+     * context may be the one running */
+    c->cancel_running = strcmp(state, "working") == 0;
+    json_object_set_new(task, "state", json_string("canceled"));
+    char mid[48];
+    new_id("msg_", mid);
+    json_object_set_new(task, "message",
+                        json_pack("{s:s,s:s,s:[{s:s}],s:O,s:O}", "messageId", mid, "role",
+                                  "agent", "parts", "text", "The task was canceled.",
+                                  "contextId", json_object_get(task, "contextId"), "taskId",
+                                  json_object_get(task, "id")));
+    now_stamp(task);
+    return 0;
+}
+
 static int op_task_get(struct store *st, void *arg)
 {
     struct call *c = arg;
-    int rc = task_load(st, c->task_id, c->owner, &c->task);
+    int rc = c->m == A2A_M_CANCEL ? task_mutate(st, c->task_id, c->owner, fn_cancel, c, &c->task)
+                                  : task_load(st, c->task_id, c->owner, &c->task);
     if (rc == AGENTD_ENOTFOUND) {
         c->err = A2A_TASK_NOT_FOUND;
         snprintf(c->why, sizeof c->why, "no task %.64s", c->task_id);
         return 0;
     }
-    if (rc)
-        return store_fail(c, rc), 0;
-    if (c->m != A2A_M_CANCEL)
-        return 0;
-    const char *state = json_string_value(json_object_get(c->task, "state"));
-    if (a2a_state_terminal(state)) {
+    if (rc == TASK_ENDED) {
         c->err = A2A_TASK_NOT_CANCELABLE;
         snprintf(c->why, sizeof c->why, "task %.64s is %s and cannot be canceled", c->task_id,
-                 state);
+                 json_string_value(json_object_get(c->task, "state")));
         return 0;
     }
-    /* only this task's own running turn is stopped: another task of the
-     * context may be the one running */
-    int running = strcmp(state, "working") == 0;
-    json_object_set_new(c->task, "state", json_string("canceled"));
-    char mid[48];
-    new_id("msg_", mid);
-    json_object_set_new(c->task, "message",
-                        json_pack("{s:s,s:s,s:[{s:s}],s:O,s:O}", "messageId", mid, "role",
-                                  "agent", "parts", "text", "The task was canceled.",
-                                  "contextId", json_object_get(c->task, "contextId"), "taskId",
-                                  json_object_get(c->task, "id")));
-    now_stamp(c->task);
-    rc = task_save(st, c->task, 0, c->owner);
     if (rc)
         return store_fail(c, rc), 0;
     /* a running turn stops at its next step boundary */
-    if (running)
+    if (c->m == A2A_M_CANCEL && c->cancel_running)
         store_turn_interrupt(st, json_string_value(json_object_get(c->task, "contextId")));
     return 0;
 }

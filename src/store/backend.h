@@ -34,6 +34,8 @@ struct store_backend {
     int (*task_create)(void *b, struct store_task *t);
     int (*task_get)(void *b, const char *id, struct store_task **out);
     int (*task_update)(void *b, const char *id, const char *state, const char *artifacts);
+    int (*task_update_if)(void *b, const char *id, const char *state, const char *artifacts,
+                          const char *old_state, const char *old_artifacts);
     int (*task_list)(void *b, const char *context_id, struct store_task **out, size_t *n);
     int (*task_list_owner)(void *b, const struct store_task_query *q, struct store_task **out,
                            size_t *n);

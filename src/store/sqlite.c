@@ -88,6 +88,10 @@
     X(TASK_UPDATE, "UPDATE tasks SET state = ?2, artifacts = ?3, updated_at = ?4 "             \
                    "WHERE id = ?1 AND EXISTS (SELECT 1 FROM sessions s WHERE "                 \
                    "s.id = tasks.context_id AND " LIVE("s.expires_at", "?4") ")")              \
+    X(TASK_UPDATE_IF, "UPDATE tasks SET state = ?2, artifacts = ?3, updated_at = ?4 "          \
+                      "WHERE id = ?1 AND state = ?5 AND artifacts = ?6 AND EXISTS (SELECT 1 "  \
+                      "FROM sessions s WHERE s.id = tasks.context_id AND "                     \
+                      LIVE("s.expires_at", "?4") ")")                                          \
     X(TASK_LIST, "SELECT t.id, t.context_id, t.owner, t.state, t.artifacts, t.created_at, "    \
                  "t.updated_at FROM tasks t JOIN sessions s ON s.id = t.context_id "           \
                  "WHERE t.context_id = ?1 AND " LIVE("s.expires_at", "?2")                     \
@@ -1138,6 +1142,22 @@ static int sq_task_update(void *b, const char *id, const char *state, const char
     return rc ? rc : changed ? 0 : AGENTD_ENOTFOUND;
 }
 
+static int sq_task_update_if(void *b, const char *id, const char *state, const char *artifacts,
+                             const char *old_state, const char *old_artifacts)
+{
+    struct sq *q = b;
+    int changed = 0;
+    int rc = write_one(q, ST_TASK_UPDATE_IF, &changed, "tttitt", id, state, artifacts, now_ms(q),
+                       old_state, old_artifacts);
+    if (rc || changed)
+        return rc;
+    /* nothing changed: the row moved on, or there is no live row */
+    struct store_task *t = NULL;
+    rc = sq_task_get(b, id, &t);
+    store_task_free(t);
+    return rc ? rc : AGENTD_ECONFLICT;
+}
+
 static int sq_task_list(void *b, const char *context_id, struct store_task **out, size_t *n)
 {
     struct sq *q = b;
@@ -2006,6 +2026,7 @@ const struct store_backend store_backend_sqlite = {
     .task_create = sq_task_create,
     .task_get = sq_task_get,
     .task_update = sq_task_update,
+    .task_update_if = sq_task_update_if,
     .task_list = sq_task_list,
     .task_list_owner = sq_task_list_owner,
     .turn_begin = sq_turn_begin,

@@ -493,6 +493,19 @@ static void test_task_list_owner(void **state)
     assert_ok(store_task_list_owner(c->s, &none, &v, &n));
     assert_int_equal(n, 0);
     store_task_list_free(v, n);
+    /* compare-and-swap on what was read */
+    assert_ok(store_task_update_if(c->s, "b", "working", "{\"x\":1}", "input-required", "{}"));
+    assert_int_equal(store_task_update_if(c->s, "b", "failed", "{}", "input-required", "{}"),
+                     AGENTD_ECONFLICT);
+    assert_int_equal(store_task_update_if(c->s, "b", "failed", "{}", "working", "{}"),
+                     AGENTD_ECONFLICT);
+    assert_int_equal(store_task_update_if(c->s, "nope", "failed", "{}", "working", "{}"),
+                     AGENTD_ENOTFOUND);
+    struct store_task *b = NULL;
+    assert_ok(store_task_get(c->s, "b", &b));
+    assert_string_equal(b->state, "working");
+    assert_string_equal(b->artifacts, "{\"x\":1}");
+    store_task_free(b);
     struct store_task_query bad = { .owner = "alice", .limit = 0 };
     assert_int_equal(store_task_list_owner(c->s, &bad, &v, &n), AGENTD_EINVAL);
     /* a deleted session takes its tasks out of the list */
