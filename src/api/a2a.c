@@ -13,6 +13,7 @@
 #include "agent/events.h"
 #include "agent/runner.h"
 #include "api/a2a_card.h"
+#include "api/a2a_task.h"
 #include "api/a2a_ucp.h"
 #include "api/a2a_wire.h"
 #include "api/profiles.h"
@@ -20,7 +21,6 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
-#include "core/reqid.h"
 #include "http/server.h"
 #include "store/async.h"
 #include "store/store.h"
@@ -143,135 +143,6 @@ static void reply_error(struct call *c, int code, const char *message, json_t *d
     reply_body(c, a2a_rpc_error(c->id, code, message, data));
 }
 
-/* ---- the task model in the store ---- */
-
-static void now_stamp(json_t *task)
-{
-    char ts[32];
-    a2a_timestamp(clock_wall_ms(), ts);
-    json_object_set_new(task, "timestamp", json_string(ts));
-}
-
-json_t *a2a_task_model(const struct store_task *t)
-{
-    json_error_t je;
-    json_t *m = json_loads(t->artifacts, 0, &je);
-    if (!json_is_object(m)) {
-        json_decref(m);
-        m = json_object();
-    }
-    json_object_set_new(m, "id", json_string(t->id));
-    json_object_set_new(m, "contextId", json_string(t->context_id));
-    json_object_set_new(m, "state", json_string(t->state));
-    if (!json_is_array(json_object_get(m, "artifacts")))
-        json_object_set_new(m, "artifacts", json_array());
-    if (!json_is_array(json_object_get(m, "history")))
-        json_object_set_new(m, "history", json_array());
-    return m;
-}
-
-/* The document kept in the artifacts column: the model less its columns. */
-static char *task_doc(const json_t *task)
-{
-    json_t *d = json_deep_copy(task);
-    if (!d)
-        return NULL;
-    json_object_del(d, "id");
-    json_object_del(d, "contextId");
-    json_object_del(d, "state");
-    char *s = json_dumps(d, JSON_COMPACT);
-    json_decref(d);
-    return s;
-}
-
-static int task_save(struct store *st, const json_t *task, int create, const char *owner)
-{
-    char *doc = task_doc(task);
-    if (!doc)
-        return AGENTD_ENOMEM;
-    int rc;
-    if (create) {
-        struct store_task t = { .id = (char *)json_string_value(json_object_get(task, "id")),
-                                .context_id = (char *)json_string_value(
-                                    json_object_get(task, "contextId")),
-                                .owner = (char *)owner,
-                                .state = (char *)json_string_value(json_object_get(task, "state")),
-                                .artifacts = doc };
-        rc = store_task_create(st, &t);
-    } else {
-        rc = store_task_update(st, json_string_value(json_object_get(task, "id")),
-                               json_string_value(json_object_get(task, "state")), doc);
-    }
-    free(doc);
-    return rc;
-}
-
-/* The caller's task, or AGENTD_ENOTFOUND (another principal's too). */
-static int task_load(struct store *st, const char *id, const char *owner, json_t **out)
-{
-    struct store_task *t = NULL;
-    int rc = store_task_get(st, id, &t);
-    if (rc == 0 && strcmp(t->owner, owner) != 0)
-        rc = AGENTD_ENOTFOUND;
-    if (rc == 0 && !(*out = a2a_task_model(t)))
-        rc = AGENTD_ENOMEM;
-    store_task_free(t);
-    return rc;
-}
-
-/* Applies fn to the caller's task and saves the result by compare-and-swap
- * on what was read, retrying on a lost race: a turn's outcome, a cancel,
- * the next message and the turn mark never undo each other (across
- * replicas too). fn returns 0 (save), TASK_KEEP, TASK_ENDED or an
- * AGENTD_E* status; that is returned (0 once saved). *out (may be NULL)
- * := the task as saved or left. */
-typedef int (*task_fn)(json_t *task, void *arg);
-#define TASK_KEEP 1  /* fn: leave the task as it is */
-#define TASK_ENDED 2 /* fn: the task is terminal; nothing saved */
-
-static int task_mutate(struct store *st, const char *id, const char *owner, task_fn fn,
-                       void *arg, json_t **out)
-{
-    for (int tries = 0; tries < 50; tries++) {
-        struct store_task *t = NULL;
-        int rc = store_task_get(st, id, &t);
-        if (rc == 0 && strcmp(t->owner, owner) != 0)
-            rc = AGENTD_ENOTFOUND;
-        json_t *m = rc == 0 ? a2a_task_model(t) : NULL;
-        if (rc == 0 && !m)
-            rc = AGENTD_ENOMEM;
-        int r = rc == 0 ? fn(m, arg) : rc;
-        if (r == 0) {
-            char *doc = task_doc(m);
-            r = doc ? store_task_update_if(st, id,
-                                           json_string_value(json_object_get(m, "state")), doc,
-                                           t->state, t->artifacts)
-                    : AGENTD_ENOMEM;
-            free(doc);
-        }
-        store_task_free(t);
-        if (r == AGENTD_ECONFLICT) {
-            json_decref(m);
-            continue;
-        }
-        if (r >= 0 && out)
-            *out = m;
-        else
-            json_decref(m);
-        return r;
-    }
-    return AGENTD_EBUSY;
-}
-
-static void new_id(const char *prefix, char out[48])
-{
-    unsigned char raw[12];
-    random_bytes(raw, sizeof raw);
-    int n = snprintf(out, 48, "%s", prefix);
-    for (int i = 0; i < 12; i++)
-        n += snprintf(out + n, 48 - n, "%02x", raw[i]);
-}
-
 static int store_fail(struct call *c, int rc)
 {
     c->err = A2A_INTERNAL_ERROR;
@@ -302,7 +173,7 @@ static int claim_message(struct store *st, struct call *c)
             return AGENTD_EEXIST;
         }
         if (strcmp(ex->state, STORE_IDEM_DONE) == 0) {
-            rc = task_load(st, ex->body, c->owner, &c->task);
+            rc = a2a_task_load(st, ex->body, c->owner, &c->task);
             store_idem_free(ex);
             if (rc == AGENTD_ENOTFOUND) {
                 c->err = A2A_TASK_NOT_FOUND;
@@ -333,7 +204,7 @@ static int find_context(struct store *st, struct call *c)
 {
     if (!c->context_id) {
         char id[48];
-        new_id("ses_", id);
+        a2a_new_id("ses_", id);
         c->context_id = strdup(id);
     } else {
         struct store_session *s = NULL;
@@ -367,7 +238,7 @@ static int find_context(struct store *st, struct call *c)
 static int find_task(struct store *st, struct call *c)
 {
     if (c->task_id) {
-        int rc = task_load(st, c->task_id, c->owner, &c->task);
+        int rc = a2a_task_load(st, c->task_id, c->owner, &c->task);
         if (rc == AGENTD_ENOTFOUND) {
             c->err = A2A_TASK_NOT_FOUND;
             snprintf(c->why, sizeof c->why, "message.taskId: no task %.64s", c->task_id);
@@ -414,7 +285,7 @@ static int find_task(struct store *st, struct call *c)
     if (c->task)
         return 0;
     char id[48];
-    new_id("task_", id);
+    a2a_new_id("task_", id);
     c->task = json_pack("{s:s,s:s,s:s,s:[],s:[]}", "id", id, "contextId", c->context_id, "state",
                         "submitted", "artifacts", "history");
     return c->task ? 0 : store_fail(c, AGENTD_ENOMEM);
@@ -437,7 +308,7 @@ static int fn_accept(json_t *task, void *arg)
 {
     struct call *c = arg;
     if (a2a_state_terminal(json_string_value(json_object_get(task, "state"))))
-        return TASK_ENDED;
+        return A2A_TASK_ENDED;
     json_t *m = json_deep_copy(c->msg);
     json_object_set_new(m, "contextId", json_string(c->context_id));
     json_object_set(m, "taskId", json_object_get(task, "id"));
@@ -445,7 +316,7 @@ static int fn_accept(json_t *task, void *arg)
     json_object_set_new(task, "state", json_string("working"));
     json_object_del(task, "turnId");
     json_object_del(task, "turnDone");
-    now_stamp(task);
+    a2a_task_stamp(task);
     return 0;
 }
 
@@ -458,14 +329,14 @@ static int op_send_prepare(struct store *st, void *arg)
     rc = find_task(st, c);
     if (rc == 0 && !c->prior_state) {
         fn_accept(c->task, c);
-        rc = task_save(st, c->task, 1, c->owner);
+        rc = a2a_task_create(st, c->task, c->owner);
         if (rc)
             store_fail(c, rc);
     } else if (rc == 0) {
         json_t *out = NULL;
-        rc = task_mutate(st, json_string_value(json_object_get(c->task, "id")), c->owner,
+        rc = a2a_task_mutate(st, json_string_value(json_object_get(c->task, "id")), c->owner,
                          fn_accept, c, &out);
-        if (rc == TASK_ENDED) {
+        if (rc == A2A_TASK_ENDED) {
             c->err = A2A_UNSUPPORTED_OPERATION;
             snprintf(c->why, sizeof c->why, "the task ended meanwhile: send without taskId to "
                                             "start a new one");
@@ -523,7 +394,7 @@ static int fn_outcome(json_t *cur, void *arg)
                                                "httpStatus", c->res.http_status));
     }
     char mid[48];
-    new_id("msg_", mid);
+    a2a_new_id("msg_", mid);
     json_t *m = json_pack("{s:s,s:s,s:O,s:s,s:s}", "messageId", mid, "role", "agent", "parts",
                           parts, "contextId", c->context_id, "taskId", tid);
     if (m)
@@ -550,7 +421,7 @@ static int fn_outcome(json_t *cur, void *arg)
     if (c->res.turn_id)
         json_object_set_new(cur, "turnId", json_string(c->res.turn_id));
     json_object_set_new(cur, "turnDone", json_true());
-    now_stamp(cur);
+    a2a_task_stamp(cur);
     return 0;
 }
 
@@ -560,7 +431,7 @@ static int op_send_finish(struct store *st, void *arg)
     if (!c->res.turn_id)
         idem_settle(st, c->owner, c->message_id, NULL); /* it never ran */
     json_t *cur = NULL;
-    int rc = task_mutate(st, json_string_value(json_object_get(c->task, "id")), c->owner,
+    int rc = a2a_task_mutate(st, json_string_value(json_object_get(c->task, "id")), c->owner,
                          fn_outcome, c, &cur);
     if (rc == 0) {
         json_decref(c->task);
@@ -635,7 +506,7 @@ static int fn_mark(json_t *t, void *arg)
     const char *had = json_string_value(json_object_get(t, "turnId"));
     if ((had && strcmp(had, j->turn_id) == 0) ||
         a2a_state_terminal(json_string_value(json_object_get(t, "state"))))
-        return TASK_KEEP;
+        return A2A_TASK_KEEP;
     json_object_set_new(t, "turnId", json_string(j->turn_id));
     json_object_set_new(t, "since", json_integer(j->since));
     json_object_del(t, "turnDone");
@@ -646,7 +517,7 @@ static int op_mark_turn(struct store *st, void *arg)
 {
     struct started_job *j = arg;
     idem_settle(st, j->owner, j->message_id, j->task_id);
-    task_mutate(st, j->task_id, j->owner, fn_mark, j, NULL);
+    a2a_task_mutate(st, j->task_id, j->owner, fn_mark, j, NULL);
     return 0;
 }
 
@@ -854,33 +725,33 @@ static int fn_cancel(json_t *task, void *arg)
     struct call *c = arg;
     const char *state = json_string_value(json_object_get(task, "state"));
     if (a2a_state_terminal(state))
-        return TASK_ENDED;
+        return A2A_TASK_ENDED;
     /* only this task's own running turn is stopped: another task of the
      * context may be the one running */
     c->cancel_running = strcmp(state, "working") == 0;
     json_object_set_new(task, "state", json_string("canceled"));
     char mid[48];
-    new_id("msg_", mid);
+    a2a_new_id("msg_", mid);
     json_object_set_new(task, "message",
                         json_pack("{s:s,s:s,s:[{s:s}],s:O,s:O}", "messageId", mid, "role",
                                   "agent", "parts", "text", "The task was canceled.",
                                   "contextId", json_object_get(task, "contextId"), "taskId",
                                   json_object_get(task, "id")));
-    now_stamp(task);
+    a2a_task_stamp(task);
     return 0;
 }
 
 static int op_task_get(struct store *st, void *arg)
 {
     struct call *c = arg;
-    int rc = c->m == A2A_M_CANCEL ? task_mutate(st, c->task_id, c->owner, fn_cancel, c, &c->task)
-                                  : task_load(st, c->task_id, c->owner, &c->task);
+    int rc = c->m == A2A_M_CANCEL ? a2a_task_mutate(st, c->task_id, c->owner, fn_cancel, c, &c->task)
+                                  : a2a_task_load(st, c->task_id, c->owner, &c->task);
     if (rc == AGENTD_ENOTFOUND) {
         c->err = A2A_TASK_NOT_FOUND;
         snprintf(c->why, sizeof c->why, "no task %.64s", c->task_id);
         return 0;
     }
-    if (rc == TASK_ENDED) {
+    if (rc == A2A_TASK_ENDED) {
         c->err = A2A_TASK_NOT_CANCELABLE;
         snprintf(c->why, sizeof c->why, "task %.64s is %s and cannot be canceled", c->task_id,
                  json_string_value(json_object_get(c->task, "state")));

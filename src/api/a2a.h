@@ -18,10 +18,6 @@ int a2a_routes(struct router *rt, struct agent *ag, struct store *st, struct eve
 
 /* ---- shared with a2a_stream.c ---- */
 
-/* The task row -> the internal task model (a new reference) or NULL. */
-struct store_task;
-json_t *a2a_task_model(const struct store_task *t);
-
 /* Starts an SSE reply of JSON-RPC frames for the task (model borrowed):
  * first the task itself (unless resuming after a Last-Event-ID), then its
  * current turn's updates from event seq `after` on, ending with the final

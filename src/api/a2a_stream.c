@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "api/a2a.h"
 #include "agent/events.h"
+#include "api/a2a_task.h"
 #include "api/a2a_wire.h"
 #include "core/err.h"
 #include "core/loop.h"
