@@ -468,3 +468,39 @@ def test_ucp_agent_profile_is_negotiated(agentd):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def stream_send(srv, text, ver=None, data=None, **kw):
+    """One streamed message: the frames' results, the last being the final status."""
+    v10 = ver == "1.0"
+    body = {"jsonrpc": "2.0", "id": 3, "method": "SendStreamingMessage" if v10 else
+            "message/stream", "params": {"message": message(text, data, v03=not v10, **kw)}}
+    with srv.session.post(srv.url + "/", json=body, headers=headers(ver), stream=True,
+                          timeout=20) as r:
+        assert r.headers["Content-Type"].startswith("text/event-stream"), r.text
+        res = [d["result"] for _, d in sse_frames(r)]
+    if v10:
+        return [next(iter(x.values())) for x in res]  # unwrap the oneof
+    return res
+
+
+@pytest.mark.parametrize("ver", [None, "1.0"])
+def test_demo_purchase_streaming(srv, ver):
+    v10 = ver == "1.0"
+    want = (lambda s: "TASK_STATE_" + s.upper().replace("-", "_")) if v10 else (lambda s: s)
+    frames = stream_send(srv, "show me cookies", ver)
+    task = frames[0]
+    ctx, tid = task["contextId"], task["id"]
+    for text, data in (("add 2 BISC-001", None), (SHIP_TO, None), ("express shipping", None)):
+        frames = stream_send(srv, text, ver, data, context_id=ctx)
+        assert frames[0]["id"] == tid
+        assert frames[-1]["status"]["state"] == want("input-required")
+    frames = stream_send(srv, "pay", ver, PAY, context_id=ctx)
+    final = frames[-1]
+    assert final["taskId"] == tid and final["status"]["state"] == want("completed")
+    if not v10:
+        assert final["final"] is True
+    co = data_part(final["status"]["message"]["parts"], "a2a.ucp.checkout")
+    assert co["order"]["id"]
+    arts = [f for f in frames if "artifact" in f]
+    assert arts and arts[-1]["lastChunk"] is True
