@@ -504,3 +504,15 @@ def test_demo_purchase_streaming(srv, ver):
     assert co["order"]["id"]
     arts = [f for f in frames if "artifact" in f]
     assert arts and arts[-1]["lastChunk"] is True
+
+
+def test_duplicate_while_the_first_runs_answers_its_task(llm_srv, module_fake_llm):
+    module_fake_llm.reset()
+    m = message("slow dup [[fault:latency ms=800]]")
+    doc, _ = rpc(llm_srv, "message/send", {"message": m, "configuration": {"blocking": False}})
+    first = doc["result"]
+    doc, _ = rpc(llm_srv, "message/send", {"message": m})  # a retry while the turn runs
+    assert doc["result"]["id"] == first["id"]
+    assert doc["result"]["status"]["state"] == "working"
+    wait_state(llm_srv, first["id"], "input-required")
+    assert module_fake_llm.stats()["requests"] == 1
