@@ -22,6 +22,7 @@
 #include "api/profiles.h"
 #include "api/testing.h"
 #include "api/ucp.h"
+#include "api/a2a.h"
 #include "api/chat.h"
 #include "agent/events.h"
 #include "agent/runner.h"
@@ -667,7 +668,10 @@ static int cmd_serve(void)
     rn.agent = &agent;
     if (!pool || !rt || ops_routes(rt, &ops) != 0 || testing_routes(rt, &cfg) != 0 ||
         ucp_routes(rt, shop, store, &cfg, cfg.public_url ? cfg.public_url : "http://127.0.0.1") != 0 ||
-        chat_routes(rt, &agent, store, events) != 0 || openapi_routes(rt) != 0) {
+        chat_routes(rt, &agent, store, events) != 0 ||
+        a2a_routes(rt, &agent, store, events,
+                   cfg.public_url ? cfg.public_url : "http://127.0.0.1",
+                   cfg.env == CONFIG_ENV_PRODUCTION) != 0 || openapi_routes(rt) != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");
         goto out;
     }

@@ -37,7 +37,11 @@ struct store_backend {
     int (*task_create)(void *b, struct store_task *t);
     int (*task_get)(void *b, const char *id, struct store_task **out);
     int (*task_update)(void *b, const char *id, const char *state, const char *artifacts);
+    int (*task_update_if)(void *b, const char *id, const char *state, const char *artifacts,
+                          const char *old_state, const char *old_artifacts);
     int (*task_list)(void *b, const char *context_id, struct store_task **out, size_t *n);
+    int (*task_list_owner)(void *b, const struct store_task_query *q, struct store_task **out,
+                           size_t *n);
     int (*turn_begin)(void *b, struct store_turn *t, int64_t lease_ms);
     int (*turn_finish)(void *b, const char *id, const char *state);
     int (*turn_touch)(void *b, const char *id, int *interrupt);

@@ -95,10 +95,20 @@
     X(TASK_UPDATE, "UPDATE tasks SET state = ?2, artifacts = ?3, updated_at = ?4 "             \
                    "WHERE id = ?1 AND EXISTS (SELECT 1 FROM sessions s WHERE "                 \
                    "s.id = tasks.context_id AND " LIVE("s.expires_at", "?4") ")")              \
+    X(TASK_UPDATE_IF, "UPDATE tasks SET state = ?2, artifacts = ?3, updated_at = ?4 "          \
+                      "WHERE id = ?1 AND state = ?5 AND artifacts = ?6 AND EXISTS (SELECT 1 "  \
+                      "FROM sessions s WHERE s.id = tasks.context_id AND "                     \
+                      LIVE("s.expires_at", "?4") ")")                                          \
     X(TASK_LIST, "SELECT t.id, t.context_id, t.owner, t.state, t.artifacts, t.created_at, "    \
                  "t.updated_at FROM tasks t JOIN sessions s ON s.id = t.context_id "           \
                  "WHERE t.context_id = ?1 AND " LIVE("s.expires_at", "?2")                     \
                  " ORDER BY t.created_at, t.id")                                               \
+    X(TASK_LIST_OWNER, "SELECT t.id, t.context_id, t.owner, t.state, t.artifacts, t.created_at, " \
+                       "t.updated_at FROM tasks t JOIN sessions s ON s.id = t.context_id "      \
+                       "WHERE t.owner = ?1 AND (?2 IS NULL OR t.context_id = ?2) AND "           \
+                       "(?3 IS NULL OR t.state = ?3) AND (?4 IS NULL OR t.updated_at < ?5 OR "   \
+                       "(t.updated_at = ?5 AND t.id < ?4)) AND " LIVE("s.expires_at", "?6")     \
+                       " ORDER BY t.updated_at DESC, t.id DESC LIMIT ?7")                       \
     X(TURN_EXISTS, "SELECT 1 FROM turns WHERE id = ?1")                                        \
     X(TURN_EXPIRE_STALE, "UPDATE turns SET state = 'failed', updated_at = ?2 "                 \
                          "WHERE session_id = ?1 AND state = 'running' AND updated_at <= ?3")   \
@@ -1113,6 +1123,27 @@ static int sq_message_tail(void *b, const char *session_id, int limit, struct st
 
 /* ---- tasks ---- */
 
+static int row_task(sqlite3_stmt *st, void *item);
+static int sq_task_list_owner(void *b, const struct store_task_query *tq, struct store_task **out,
+                              size_t *n)
+{
+    struct sq *q = b;
+    struct conn *c = reader_get(q);
+    void *v;
+    size_t nv;
+    int rc = fetch(c, ST_TASK_LIST_OWNER, sizeof **out, row_task, &v, &nv, "ttttiii", tq->owner,
+                   tq->context_id, tq->state, tq->before_id, tq->before_updated, now_ms(q),
+                   (int64_t)tq->limit);
+    conn_put(c);
+    if (rc) {
+        store_task_list_free(v, nv);
+        return rc;
+    }
+    *out = v;
+    *n = nv;
+    return 0;
+}
+
 static int row_task(sqlite3_stmt *st, void *item)
 {
     struct store_task *t = item;
@@ -1155,6 +1186,22 @@ static int sq_task_update(void *b, const char *id, const char *state, const char
     int changed = 0;
     int rc = write_one(q, ST_TASK_UPDATE, &changed, "ttti", id, state, artifacts, now_ms(q));
     return rc ? rc : changed ? 0 : AGENTD_ENOTFOUND;
+}
+
+static int sq_task_update_if(void *b, const char *id, const char *state, const char *artifacts,
+                             const char *old_state, const char *old_artifacts)
+{
+    struct sq *q = b;
+    int changed = 0;
+    int rc = write_one(q, ST_TASK_UPDATE_IF, &changed, "tttitt", id, state, artifacts, now_ms(q),
+                       old_state, old_artifacts);
+    if (rc || changed)
+        return rc;
+    /* nothing changed: the row moved on, or there is no live row */
+    struct store_task *t = NULL;
+    rc = sq_task_get(b, id, &t);
+    store_task_free(t);
+    return rc ? rc : AGENTD_ECONFLICT;
 }
 
 static int sq_task_list(void *b, const char *context_id, struct store_task **out, size_t *n)
@@ -2027,7 +2074,9 @@ const struct store_backend store_backend_sqlite = {
     .task_create = sq_task_create,
     .task_get = sq_task_get,
     .task_update = sq_task_update,
+    .task_update_if = sq_task_update_if,
     .task_list = sq_task_list,
+    .task_list_owner = sq_task_list_owner,
     .turn_begin = sq_turn_begin,
     .turn_finish = sq_turn_finish,
     .turn_touch = sq_turn_touch,

@@ -28,7 +28,7 @@
     X(apikey_create, W) X(apikey_get_by_hash, R) X(apikey_revoke, W)                   \
     X(apikey_list, R) X(session_create, W) X(session_get, R) X(session_update, W)      \
     X(session_delete, W) X(message_append, W) X(message_list, R) X(message_tail, R)   \
-    X(task_create, W) X(task_get, R) X(task_update, W) X(task_list, R)                 \
+    X(task_create, W) X(task_get, R) X(task_update, W) X(task_update_if, W) X(task_list, R) X(task_list_owner, R) \
     X(turn_begin, W)                                                                   \
     X(turn_finish, W) X(turn_touch, W) X(turn_interrupt, W) X(turn_adopt, W)           \
     X(turn_get, R) X(turn_list_unfinished, R) X(checkpoint_put, W)                     \
@@ -354,10 +354,26 @@ int store_task_update(struct store *s, const char *id, const char *state, const 
     CALL(s, task_update, id, state, artifacts);
 }
 
+int store_task_update_if(struct store *s, const char *id, const char *state,
+                         const char *artifacts, const char *old_state,
+                         const char *old_artifacts)
+{
+    REQUIRE(s, task_update_if,
+            id && nonempty(state) && artifacts && old_state && old_artifacts);
+    CALL(s, task_update_if, id, state, artifacts, old_state, old_artifacts);
+}
+
 int store_task_list(struct store *s, const char *context_id, struct store_task **out, size_t *n)
 {
     REQUIRE(s, task_list, context_id && out && n);
     CALL(s, task_list, context_id, out, n);
+}
+
+int store_task_list_owner(struct store *s, const struct store_task_query *q,
+                          struct store_task **out, size_t *n)
+{
+    REQUIRE(s, task_list_owner, q && q->owner && q->limit > 0 && q->limit <= 1000 && out && n);
+    CALL(s, task_list_owner, q, out, n);
 }
 
 int store_turn_begin(struct store *s, struct store_turn *t, int64_t lease_ms)

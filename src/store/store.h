@@ -171,8 +171,28 @@ struct store_task {
 int store_task_create(struct store *s, struct store_task *t);
 int store_task_get(struct store *s, const char *id, struct store_task **out);
 int store_task_update(struct store *s, const char *id, const char *state, const char *artifacts);
+/* Compare-and-swap: the update applies only while the row still has
+ * old_state and old_artifacts (what the caller read), else AGENTD_ECONFLICT
+ * (read again and retry). AGENTD_ENOTFOUND if no such live task. */
+int store_task_update_if(struct store *s, const char *id, const char *state,
+                         const char *artifacts, const char *old_state,
+                         const char *old_artifacts);
 /* A context's tasks, oldest first. */
 int store_task_list(struct store *s, const char *context_id, struct store_task **out, size_t *n);
+/* One owner's tasks, newest first (updated_at, then id, descending), at
+ * most limit (1..1000), optionally only one context's and/or one state's.
+ * Pages by key: pass the last task's updated_at and id as before_updated /
+ * before_id (before_id NULL: from the newest). */
+struct store_task_query {
+    const char *owner;        /* required */
+    const char *context_id;   /* NULL: any */
+    const char *state;        /* NULL: any */
+    int64_t before_updated;
+    const char *before_id;
+    int limit;
+};
+int store_task_list_owner(struct store *s, const struct store_task_query *q,
+                          struct store_task **out, size_t *n);
 void store_task_free(struct store_task *t);
 void store_task_list_free(struct store_task *v, size_t n);
 

@@ -15,14 +15,9 @@ from agentd_harness import assert_error_response
 
 SECRET = "openapi-test-secret"
 
-# Documented A2A routes that the A2A front adds (issue 10, another branch).
-# Tolerated as absent from the binary ONLY while listed here; the merge that
-# brings the A2A front empties this list.
-PENDING_ROUTES = {
-    ("POST", "/"),
-    ("GET", "/.well-known/agent-card.json"),
-    ("GET", "/.well-known/agent.json"),
-}
+# Documented routes a branch has not registered yet (none: keep it empty on main).
+PENDING_ROUTES = set()
+
 
 METHODS = ("get", "put", "post", "delete", "patch", "options")
 

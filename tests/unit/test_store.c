@@ -449,6 +449,75 @@ static void test_tasks(void **state)
     store_task_list_free(list, n);
 }
 
+/* One owner's tasks, newest update first, filtered and paged by key. */
+static void test_task_list_owner(void **state)
+{
+    struct ctx *c = *state;
+    make_session(c->s, "s1");
+    make_session(c->s, "s2");
+    const char *ids[] = { "a", "b", "c", "d" };
+    const char *ctxs[] = { "s1", "s1", "s2", "s1" };
+    const char *owners[] = { "alice", "alice", "alice", "bob" };
+    for (int i = 0; i < 4; i++) {
+        advance(1);
+        struct store_task t = { .id = (char *)ids[i], .context_id = (char *)ctxs[i],
+                                .owner = (char *)owners[i], .state = "input-required",
+                                .artifacts = "{}" };
+        assert_ok(store_task_create(c->s, &t));
+    }
+    advance(1);
+    assert_ok(store_task_update(c->s, "a", "completed", "{}")); /* now the newest */
+    struct store_task *v = NULL;
+    size_t n = 0;
+    struct store_task_query q = { .owner = "alice", .limit = 10 };
+    assert_ok(store_task_list_owner(c->s, &q, &v, &n));
+    assert_int_equal(n, 3);
+    assert_string_equal(v[0].id, "a");
+    assert_string_equal(v[1].id, "c");
+    assert_string_equal(v[2].id, "b");
+    /* the next page starts after the last one seen */
+    q.limit = 1;
+    q.before_updated = v[1].updated_at;
+    q.before_id = "c";
+    store_task_list_free(v, n);
+    assert_ok(store_task_list_owner(c->s, &q, &v, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].id, "b");
+    store_task_list_free(v, n);
+    struct store_task_query f = { .owner = "alice", .context_id = "s1",
+                                  .state = "input-required", .limit = 10 };
+    assert_ok(store_task_list_owner(c->s, &f, &v, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].id, "b");
+    store_task_list_free(v, n);
+    struct store_task_query none = { .owner = "carol", .limit = 10 };
+    assert_ok(store_task_list_owner(c->s, &none, &v, &n));
+    assert_int_equal(n, 0);
+    store_task_list_free(v, n);
+    /* compare-and-swap on what was read */
+    assert_ok(store_task_update_if(c->s, "b", "working", "{\"x\":1}", "input-required", "{}"));
+    assert_int_equal(store_task_update_if(c->s, "b", "failed", "{}", "input-required", "{}"),
+                     AGENTD_ECONFLICT);
+    assert_int_equal(store_task_update_if(c->s, "b", "failed", "{}", "working", "{}"),
+                     AGENTD_ECONFLICT);
+    assert_int_equal(store_task_update_if(c->s, "nope", "failed", "{}", "working", "{}"),
+                     AGENTD_ENOTFOUND);
+    struct store_task *b = NULL;
+    assert_ok(store_task_get(c->s, "b", &b));
+    assert_string_equal(b->state, "working");
+    assert_string_equal(b->artifacts, "{\"x\":1}");
+    store_task_free(b);
+    struct store_task_query bad = { .owner = "alice", .limit = 0 };
+    assert_int_equal(store_task_list_owner(c->s, &bad, &v, &n), AGENTD_EINVAL);
+    /* a deleted session takes its tasks out of the list */
+    assert_ok(store_session_delete(c->s, "s2"));
+    q.limit = 10;
+    q.before_id = NULL;
+    assert_ok(store_task_list_owner(c->s, &q, &v, &n));
+    assert_int_equal(n, 2);
+    store_task_list_free(v, n);
+}
+
 /* ---- turns and checkpoints ---- */
 
 static void put_checkpoint(struct store *s, const char *turn, int64_t step, const char *kind,
@@ -2446,6 +2515,7 @@ int main(void)
         T(test_sessions_and_messages),
         T(test_session_list_and_delete_idle),
         T(test_tasks),
+        T(test_task_list_owner),
         T(test_turns_and_checkpoints),
         T(test_turn_scan_pages_and_skips_an_instance),
         T(test_one_running_turn_per_session),

@@ -1,0 +1,18 @@
+/* The A2A Agent Card: one document read by 1.0 clients (supportedInterfaces)
+ * and 0.3 clients (url, protocolVersion, preferredTransport). */
+#ifndef AGENTD_API_A2A_CARD_H
+#define AGENTD_API_A2A_CARD_H
+
+#include <jansson.h>
+
+struct router;
+
+/* The card for an agent reached at public_url (its JSON-RPC endpoint is
+ * public_url + "/"). A new reference. */
+json_t *a2a_card_json(const char *public_url);
+/* The card as a compact JSON text, made once at a2a_card_routes (borrowed). */
+const char *a2a_card_text(void);
+/* GET /.well-known/agent-card.json and /.well-known/agent.json. */
+int a2a_card_routes(struct router *rt, const char *public_url);
+
+#endif

@@ -1,0 +1,389 @@
+/* A2A wire formats: the JSON-RPC envelope, version negotiation, part
+ * decoding, and the two encoders (1.0, 0.3) of the one internal task model. */
+#define _GNU_SOURCE
+#include "api/a2a_wire.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int a2a_version_parse(const char *h)
+{
+    if (!h || !*h)
+        return A2A_V03;
+    if (strcmp(h, "1.0") == 0 || strcmp(h, "1") == 0)
+        return A2A_V10;
+    if (strcmp(h, "0.3") == 0 || strcmp(h, "0.3.0") == 0)
+        return A2A_V03;
+    return -1;
+}
+
+static const struct {
+    const char *v10, *v03;
+    enum a2a_method m;
+} METHODS[] = {
+    { "SendMessage", "message/send", A2A_M_SEND },
+    { "SendStreamingMessage", "message/stream", A2A_M_STREAM },
+    { "GetTask", "tasks/get", A2A_M_GET },
+    { "ListTasks", "tasks/list", A2A_M_LIST },
+    { "CancelTask", "tasks/cancel", A2A_M_CANCEL },
+    { "SubscribeToTask", "tasks/resubscribe", A2A_M_SUBSCRIBE },
+    { "GetExtendedAgentCard", "agent/getAuthenticatedExtendedCard", A2A_M_CARD },
+    { "CreateTaskPushNotificationConfig", "tasks/pushNotificationConfig/set", A2A_M_PUSH },
+    { "GetTaskPushNotificationConfig", "tasks/pushNotificationConfig/get", A2A_M_PUSH },
+    { "ListTaskPushNotificationConfigs", "tasks/pushNotificationConfig/list", A2A_M_PUSH },
+    { "DeleteTaskPushNotificationConfig", "tasks/pushNotificationConfig/delete", A2A_M_PUSH },
+};
+
+enum a2a_method a2a_method_lookup(const char *name, int ver)
+{
+    if (!name)
+        return A2A_M_UNKNOWN;
+    for (size_t i = 0; i < sizeof METHODS / sizeof METHODS[0]; i++)
+        if (strcmp(name, ver == A2A_V10 ? METHODS[i].v10 : METHODS[i].v03) == 0)
+            return METHODS[i].m;
+    return A2A_M_UNKNOWN;
+}
+
+int a2a_envelope_check(const json_t *body, struct a2a_rpc *rpc, char *why, size_t len)
+{
+    memset(rpc, 0, sizeof *rpc);
+    if (json_is_array(body)) {
+        snprintf(why, len, "batch requests are not supported: send one JSON-RPC request per "
+                           "HTTP request");
+        return A2A_INVALID_REQUEST;
+    }
+    if (!json_is_object(body)) {
+        snprintf(why, len, "the request must be a JSON-RPC 2.0 request object");
+        return A2A_INVALID_REQUEST;
+    }
+    const json_t *id = json_object_get(body, "id");
+    if (id && (json_is_string(id) || json_is_integer(id) || json_is_null(id)))
+        rpc->id = id;
+    const json_t *v = json_object_get(body, "jsonrpc");
+    const json_t *m = json_object_get(body, "method");
+    json_t *p = json_object_get(body, "params");
+    if (!json_is_string(v) || strcmp(json_string_value(v), "2.0") != 0)
+        snprintf(why, len, "\"jsonrpc\" must be \"2.0\"");
+    else if (!id)
+        snprintf(why, len, "\"id\" is required (notifications are not supported)");
+    else if (!rpc->id)
+        snprintf(why, len, "\"id\" must be a string, an integer or null");
+    else if (!json_is_string(m) || json_string_length(m) == 0)
+        snprintf(why, len, "\"method\" must be a non-empty string");
+    else if (p && !json_is_object(p))
+        snprintf(why, len, "\"params\" must be an object");
+    else {
+        rpc->method = json_string_value(m);
+        rpc->params = p;
+        return 0;
+    }
+    return A2A_INVALID_REQUEST;
+}
+
+json_t *a2a_rpc_result(const json_t *id, json_t *result)
+{
+    return json_pack("{s:s,s:O,s:o}", "jsonrpc", "2.0", "id", id ? (json_t *)id : json_null(),
+                     "result", result ? result : json_null());
+}
+
+json_t *a2a_rpc_error(const json_t *id, int code, const char *message, json_t *data)
+{
+    json_t *err = json_pack("{s:i,s:s}", "code", code, "message", message ? message : "");
+    if (err && data)
+        json_object_set_new(err, "data", data);
+    else
+        json_decref(data);
+    return json_pack("{s:s,s:O,s:o}", "jsonrpc", "2.0", "id", id ? (json_t *)id : json_null(),
+                     "error", err);
+}
+
+/* ---- parts ---- */
+
+static int part_decode(const json_t *p, size_t i, json_t **out, char *why, size_t len)
+{
+    if (!json_is_object(p)) {
+        snprintf(why, len, "message.parts[%zu] must be an object", i);
+        return A2A_INVALID_PARAMS;
+    }
+    const char *kind = json_string_value(json_object_get(p, "kind"));
+    if (!kind)
+        kind = json_string_value(json_object_get(p, "type"));
+    const json_t *text = json_object_get(p, "text");
+    const json_t *data = json_object_get(p, "data");
+    int file = json_object_get(p, "file") || json_object_get(p, "raw") ||
+               json_object_get(p, "url");
+    if (!kind)
+        kind = text ? "text" : data ? "data" : file ? "file" : "";
+    if (strcmp(kind, "file") == 0) {
+        snprintf(why, len, "message.parts[%zu] is a file part: this agent accepts text and data "
+                           "parts only", i);
+        return A2A_CONTENT_TYPE_NOT_SUPPORTED;
+    }
+    if (strcmp(kind, "text") == 0) {
+        if (!json_is_string(text)) {
+            snprintf(why, len, "message.parts[%zu].text must be a string", i);
+            return A2A_INVALID_PARAMS;
+        }
+        *out = json_pack("{s:O}", "text", text);
+        return 0;
+    }
+    if (strcmp(kind, "data") == 0) {
+        if (!data) {
+            snprintf(why, len, "message.parts[%zu].data is required", i);
+            return A2A_INVALID_PARAMS;
+        }
+        *out = json_pack("{s:O}", "data", data);
+        return 0;
+    }
+    snprintf(why, len, "message.parts[%zu] is neither a text nor a data part", i);
+    return A2A_INVALID_PARAMS;
+}
+
+int a2a_parts_decode(const json_t *parts, json_t **out, char *why, size_t len)
+{
+    if (!json_is_array(parts) || json_array_size(parts) == 0) {
+        snprintf(why, len, "message.parts must be a non-empty array");
+        return A2A_INVALID_PARAMS;
+    }
+    json_t *v = json_array();
+    size_t i;
+    const json_t *p;
+    json_array_foreach(parts, i, p) {
+        json_t *one = NULL;
+        int rc = part_decode(p, i, &one, why, len);
+        if (rc == 0 && !one) {
+            snprintf(why, len, "out of memory");
+            rc = A2A_INTERNAL_ERROR;
+        }
+        if (rc) {
+            json_decref(v);
+            return rc;
+        }
+        json_array_append_new(v, one);
+    }
+    *out = v;
+    return 0;
+}
+
+char *a2a_parts_text(const json_t *parts)
+{
+    size_t n = 0, i;
+    const json_t *p;
+    json_array_foreach(parts, i, p) {
+        const char *t = json_string_value(json_object_get(p, "text"));
+        if (t)
+            n += strlen(t) + 1;
+    }
+    char *s = malloc(n + 1), *w = s;
+    if (!s)
+        return NULL;
+    json_array_foreach(parts, i, p) {
+        const char *t = json_string_value(json_object_get(p, "text"));
+        if (!t)
+            continue;
+        if (w != s)
+            *w++ = '\n';
+        size_t l = strlen(t);
+        memcpy(w, t, l);
+        w += l;
+    }
+    *w = 0;
+    return s;
+}
+
+json_t *a2a_parts_data(const json_t *parts)
+{
+    json_t *all = NULL;
+    size_t i;
+    const json_t *p;
+    json_array_foreach(parts, i, p) {
+        json_t *d = json_object_get(p, "data");
+        if (!json_is_object(d))
+            continue;
+        if (!all)
+            all = json_object();
+        json_object_update(all, d);
+    }
+    return all;
+}
+
+/* ---- states ---- */
+
+static const struct {
+    const char *name, *v10;
+} STATES[] = {
+    { "submitted", "TASK_STATE_SUBMITTED" },
+    { "working", "TASK_STATE_WORKING" },
+    { "input-required", "TASK_STATE_INPUT_REQUIRED" },
+    { "completed", "TASK_STATE_COMPLETED" },
+    { "failed", "TASK_STATE_FAILED" },
+    { "canceled", "TASK_STATE_CANCELED" },
+    { "rejected", "TASK_STATE_REJECTED" },
+    { "auth-required", "TASK_STATE_AUTH_REQUIRED" },
+};
+
+const char *a2a_state_wire(const char *state, int ver)
+{
+    for (size_t i = 0; i < sizeof STATES / sizeof STATES[0]; i++)
+        if (state && strcmp(state, STATES[i].name) == 0)
+            return ver == A2A_V10 ? STATES[i].v10 : STATES[i].name;
+    return ver == A2A_V10 ? "TASK_STATE_UNSPECIFIED" : "unknown";
+}
+
+const char *a2a_state_parse(const char *wire)
+{
+    for (size_t i = 0; wire && i < sizeof STATES / sizeof STATES[0]; i++)
+        if (strcmp(wire, STATES[i].name) == 0 || strcmp(wire, STATES[i].v10) == 0)
+            return STATES[i].name;
+    return NULL;
+}
+
+int a2a_state_terminal(const char *s)
+{
+    return s && (strcmp(s, "completed") == 0 || strcmp(s, "failed") == 0 ||
+                 strcmp(s, "canceled") == 0 || strcmp(s, "rejected") == 0);
+}
+
+void a2a_timestamp(int64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char day[24];
+    if (strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+        day[0] = 0;
+    snprintf(out, 32, "%.20s.%03dZ", day, (int)((ms % 1000 + 1000) % 1000));
+}
+
+/* ---- encoders ---- */
+
+static json_t *encode_parts(const json_t *parts, int ver)
+{
+    json_t *out = json_array();
+    size_t i;
+    const json_t *p;
+    json_array_foreach(parts, i, p) {
+        json_t *q = json_deep_copy(p);
+        if (!q)
+            continue;
+        if (ver == A2A_V03)
+            json_object_set_new(q, "kind", json_string(json_object_get(q, "text") ? "text"
+                                                                                  : "data"));
+        else if (json_object_get(q, "data") && !json_object_get(q, "mediaType"))
+            json_object_set_new(q, "mediaType", json_string("application/json"));
+        json_array_append_new(out, q);
+    }
+    return out;
+}
+
+static void set_str(json_t *o, const char *key, const json_t *src, const char *from)
+{
+    const json_t *v = json_object_get(src, from);
+    if (json_is_string(v))
+        json_object_set(o, key, (json_t *)v);
+}
+
+json_t *a2a_encode_message(const json_t *msg, int ver)
+{
+    if (!msg)
+        return NULL;
+    const char *role = json_string_value(json_object_get(msg, "role"));
+    int agent = role && strcmp(role, "agent") == 0;
+    json_t *o = json_object();
+    set_str(o, "messageId", msg, "messageId");
+    set_str(o, "contextId", msg, "contextId");
+    set_str(o, "taskId", msg, "taskId");
+    json_object_set_new(o, "role", json_string(ver == A2A_V10 ? (agent ? "ROLE_AGENT" : "ROLE_USER")
+                                                              : (agent ? "agent" : "user")));
+    json_object_set_new(o, "parts", encode_parts(json_object_get(msg, "parts"), ver));
+    if (ver == A2A_V03)
+        json_object_set_new(o, "kind", json_string("message"));
+    return o;
+}
+
+static json_t *encode_status(const json_t *task, int ver)
+{
+    json_t *st = json_pack("{s:s}", "state",
+                           a2a_state_wire(json_string_value(json_object_get(task, "state")), ver));
+    json_t *m = json_object_get(task, "message");
+    if (json_is_object(m))
+        json_object_set_new(st, "message", a2a_encode_message(m, ver));
+    set_str(st, "timestamp", task, "timestamp");
+    return st;
+}
+
+static json_t *encode_artifact(const json_t *a, int ver)
+{
+    json_t *o = json_object();
+    set_str(o, "artifactId", a, "artifactId");
+    set_str(o, "name", a, "name");
+    json_object_set_new(o, "parts", encode_parts(json_object_get(a, "parts"), ver));
+    return o;
+}
+
+json_t *a2a_encode_task(const json_t *task, int ver, int history_length, int with_artifacts)
+{
+    json_t *o = json_object();
+    set_str(o, "id", task, "id");
+    set_str(o, "contextId", task, "contextId");
+    json_object_set_new(o, "status", encode_status(task, ver));
+    size_t i, n;
+    const json_t *v;
+    if (with_artifacts) {
+        json_t *arts = json_array();
+        json_array_foreach(json_object_get(task, "artifacts"), i, v)
+            json_array_append_new(arts, encode_artifact(v, ver));
+        json_object_set_new(o, "artifacts", arts);
+    }
+    json_t *hist = json_array();
+    const json_t *h = json_object_get(task, "history");
+    n = json_array_size(h);
+    size_t from = history_length < 0 || (size_t)history_length >= n ? 0 : n - history_length;
+    for (i = from; i < n; i++)
+        json_array_append_new(hist, a2a_encode_message(json_array_get(h, i), ver));
+    json_object_set_new(o, "history", hist);
+    if (ver == A2A_V03)
+        json_object_set_new(o, "kind", json_string("task"));
+    return o;
+}
+
+json_t *a2a_encode_send_result(const json_t *task, int ver, int history_length)
+{
+    json_t *t = a2a_encode_task(task, ver, history_length, 1);
+    return ver == A2A_V10 ? json_pack("{s:o}", "task", t) : t;
+}
+
+json_t *a2a_encode_task_frame(const json_t *task, int ver)
+{
+    return a2a_encode_send_result(task, ver, -1);
+}
+
+json_t *a2a_encode_status_update(const json_t *task, int final, int ver)
+{
+    json_t *o = json_object();
+    set_str(o, "taskId", task, "id");
+    set_str(o, "contextId", task, "contextId");
+    json_object_set_new(o, "status", encode_status(task, ver));
+    if (ver == A2A_V10)
+        return json_pack("{s:o}", "statusUpdate", o);
+    json_object_set_new(o, "kind", json_string("status-update"));
+    json_object_set_new(o, "final", json_boolean(final));
+    return o;
+}
+
+json_t *a2a_encode_artifact_update(const json_t *task, const json_t *artifact, int append,
+                                   int last_chunk, int ver)
+{
+    json_t *o = json_object();
+    set_str(o, "taskId", task, "id");
+    set_str(o, "contextId", task, "contextId");
+    json_object_set_new(o, "artifact", encode_artifact(artifact, ver));
+    json_object_set_new(o, "append", json_boolean(append));
+    json_object_set_new(o, "lastChunk", json_boolean(last_chunk));
+    if (ver == A2A_V10)
+        return json_pack("{s:o}", "artifactUpdate", o);
+    json_object_set_new(o, "kind", json_string("artifact-update"));
+    return o;
+}

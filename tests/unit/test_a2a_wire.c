@@ -1,0 +1,229 @@
+/* A2A wire formats: both encoders from one task model against golden files
+ * (tests/unit/golden/a2a_*.json), envelope validation, version negotiation,
+ * method names, part decoding and states. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api/a2a_wire.h"
+
+/* The one model both encoders read: a task with a user message, an agent
+ * answer (text + a checkout DataPart) as status message and artifact. */
+static json_t *model(void)
+{
+    json_error_t je;
+    json_t *m = json_loads(
+        "{\"id\":\"task_1\",\"contextId\":\"ses_1\",\"state\":\"input-required\","
+        "\"timestamp\":\"2026-01-02T03:04:05.006Z\","
+        "\"message\":{\"messageId\":\"msg_2\",\"role\":\"agent\",\"contextId\":\"ses_1\","
+        "\"taskId\":\"task_1\",\"parts\":[{\"text\":\"Added.\"},"
+        "{\"data\":{\"a2a.ucp.checkout\":{\"id\":\"chk_1\",\"status\":\"incomplete\"}}}]},"
+        "\"artifacts\":[{\"artifactId\":\"turn_1\",\"name\":\"answer\",\"parts\":[{\"text\":"
+        "\"Added.\"}]}],"
+        "\"history\":[{\"messageId\":\"m1\",\"role\":\"user\",\"contextId\":\"ses_1\","
+        "\"taskId\":\"task_1\",\"parts\":[{\"text\":\"add 2 BISC-001\"}]},"
+        "{\"messageId\":\"msg_2\",\"role\":\"agent\",\"contextId\":\"ses_1\",\"taskId\":\"task_1\","
+        "\"parts\":[{\"text\":\"Added.\"}]}],\"turnId\":\"turn_1\"}",
+        0, &je);
+    assert_non_null(m);
+    return m;
+}
+
+static void golden_path(const char *name, char path[1024])
+{
+    const char *src = __FILE__;
+    const char *slash = strrchr(src, '/');
+    snprintf(path, 1024, "%.*sgolden/%s", slash ? (int)(slash - src + 1) : 0, src, name);
+}
+
+static json_t *golden(const char *name)
+{
+    char path[1024];
+    golden_path(name, path);
+    json_error_t je;
+    json_t *g = json_load_file(path, 0, &je);
+    if (!g)
+        fail_msg("golden file %s: %s", path, je.text);
+    return g;
+}
+
+/* A2A_GOLDEN_UPDATE=1 rewrites the golden files from the encoders (then
+ * review the diff: the files are the contract). */
+static void check(json_t *got, const char *name)
+{
+    if (getenv("A2A_GOLDEN_UPDATE")) {
+        char path[1024];
+        golden_path(name, path);
+        json_dump_file(got, path, JSON_INDENT(2) | JSON_SORT_KEYS);
+    }
+    json_t *want = golden(name);
+    if (!json_equal(got, want)) {
+        char *s = json_dumps(got, JSON_INDENT(2) | JSON_SORT_KEYS);
+        fail_msg("%s differs; got:\n%s", name, s);
+    }
+    json_decref(want);
+    json_decref(got);
+}
+
+static void test_task_encoders(void **state)
+{
+    (void)state;
+    json_t *m = model();
+    check(a2a_encode_send_result(m, A2A_V10, -1), "a2a_send_v10.json");
+    check(a2a_encode_send_result(m, A2A_V03, -1), "a2a_send_v03.json");
+    /* historyLength keeps the newest messages; ListTasks drops artifacts */
+    json_t *t = a2a_encode_task(m, A2A_V10, 1, 0);
+    assert_int_equal(json_array_size(json_object_get(t, "history")), 1);
+    assert_null(json_object_get(t, "artifacts"));
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(t, "history"), 0), "role")),
+                        "ROLE_AGENT");
+    json_decref(t);
+    t = a2a_encode_task(m, A2A_V03, 0, 1);
+    assert_int_equal(json_array_size(json_object_get(t, "history")), 0);
+    json_decref(t);
+    json_decref(m);
+}
+
+static void test_stream_frames(void **state)
+{
+    (void)state;
+    json_t *m = model();
+    const json_t *art = json_array_get(json_object_get(m, "artifacts"), 0);
+    json_t *frames = json_pack("[o,o,o,o]", a2a_encode_status_update(m, 1, A2A_V10),
+                               a2a_encode_artifact_update(m, art, 1, 0, A2A_V10),
+                               a2a_encode_status_update(m, 1, A2A_V03),
+                               a2a_encode_artifact_update(m, art, 1, 0, A2A_V03));
+    check(frames, "a2a_frames.json");
+    json_decref(m);
+}
+
+static void test_version(void **state)
+{
+    (void)state;
+    assert_int_equal(a2a_version_parse(NULL), A2A_V03);
+    assert_int_equal(a2a_version_parse(""), A2A_V03);
+    assert_int_equal(a2a_version_parse("0.3"), A2A_V03);
+    assert_int_equal(a2a_version_parse("1.0"), A2A_V10);
+    assert_int_equal(a2a_version_parse("2.0"), -1);
+    assert_int_equal(a2a_version_parse("1.0 "), -1);
+    assert_int_equal(a2a_method_lookup("SendMessage", A2A_V10), A2A_M_SEND);
+    assert_int_equal(a2a_method_lookup("SendMessage", A2A_V03), A2A_M_UNKNOWN);
+    assert_int_equal(a2a_method_lookup("message/send", A2A_V03), A2A_M_SEND);
+    assert_int_equal(a2a_method_lookup("tasks/resubscribe", A2A_V03), A2A_M_SUBSCRIBE);
+    assert_int_equal(a2a_method_lookup("SubscribeToTask", A2A_V10), A2A_M_SUBSCRIBE);
+    assert_int_equal(a2a_method_lookup("tasks/pushNotificationConfig/get", A2A_V03), A2A_M_PUSH);
+    assert_int_equal(a2a_method_lookup(NULL, A2A_V10), A2A_M_UNKNOWN);
+}
+
+static int envelope(const char *text)
+{
+    json_error_t je;
+    json_t *b = json_loads(text, JSON_DECODE_ANY, &je);
+    assert_non_null(b);
+    struct a2a_rpc rpc;
+    char why[200];
+    int rc = a2a_envelope_check(b, &rpc, why, sizeof why);
+    json_decref(b);
+    return rc;
+}
+
+static void test_envelope(void **state)
+{
+    (void)state;
+    assert_int_equal(envelope("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"}"), 0);
+    assert_int_equal(envelope("{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"x\",\"params\":{}}"),
+                     0);
+    assert_int_equal(envelope("[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"}]"),
+                     A2A_INVALID_REQUEST);
+    assert_int_equal(envelope("{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"x\"}"),
+                     A2A_INVALID_REQUEST);
+    assert_int_equal(envelope("{\"jsonrpc\":\"2.0\",\"method\":\"x\"}"), A2A_INVALID_REQUEST);
+    assert_int_equal(envelope("{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"x\"}"),
+                     A2A_INVALID_REQUEST);
+    assert_int_equal(envelope("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":3}"), A2A_INVALID_REQUEST);
+    assert_int_equal(envelope("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":[]}"),
+                     A2A_INVALID_REQUEST);
+    assert_int_equal(envelope("7"), A2A_INVALID_REQUEST);
+    json_t *e = a2a_rpc_error(NULL, -32001, "gone", json_pack("{s:s}", "code", "x"));
+    assert_true(json_is_null(json_object_get(e, "id")));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(e, "error"), "code")),
+                     -32001);
+    json_decref(e);
+}
+
+static int decode(const char *parts, json_t **out)
+{
+    json_error_t je;
+    json_t *p = json_loads(parts, JSON_DECODE_ANY, &je);
+    char why[200];
+    *out = NULL;
+    int rc = a2a_parts_decode(p, out, why, sizeof why);
+    json_decref(p);
+    return rc;
+}
+
+static void test_parts(void **state)
+{
+    (void)state;
+    json_t *out;
+    /* 0.3 kind, the sample client's type, 1.0's bare fields: one shape */
+    assert_int_equal(decode("[{\"kind\":\"text\",\"text\":\"a\"},{\"type\":\"text\",\"text\":\"b\"},"
+                            "{\"text\":\"c\"},{\"type\":\"data\",\"data\":{\"k\":1}},"
+                            "{\"data\":{\"j\":2},\"mediaType\":\"application/json\"}]",
+                            &out),
+                     0);
+    json_t *want = json_loads("[{\"text\":\"a\"},{\"text\":\"b\"},{\"text\":\"c\"},"
+                              "{\"data\":{\"k\":1}},{\"data\":{\"j\":2}}]", 0, NULL);
+    assert_true(json_equal(out, want));
+    char *text = a2a_parts_text(out);
+    assert_string_equal(text, "a\nb\nc");
+    free(text);
+    json_t *data = a2a_parts_data(out);
+    assert_int_equal(json_integer_value(json_object_get(data, "k")), 1);
+    assert_int_equal(json_integer_value(json_object_get(data, "j")), 2);
+    json_decref(data);
+    json_decref(want);
+    json_decref(out);
+    assert_int_equal(decode("[{\"kind\":\"file\",\"file\":{}}]", &out),
+                     A2A_CONTENT_TYPE_NOT_SUPPORTED);
+    assert_int_equal(decode("[{\"url\":\"http://x\"}]", &out), A2A_CONTENT_TYPE_NOT_SUPPORTED);
+    assert_int_equal(decode("[]", &out), A2A_INVALID_PARAMS);
+    assert_int_equal(decode("[{\"kind\":\"text\"}]", &out), A2A_INVALID_PARAMS);
+    assert_int_equal(decode("[{\"kind\":\"video\"}]", &out), A2A_INVALID_PARAMS);
+    assert_int_equal(decode("[3]", &out), A2A_INVALID_PARAMS);
+    assert_null(out);
+    json_t *none = json_array();
+    assert_null(a2a_parts_data(none));
+    json_decref(none);
+}
+
+static void test_states(void **state)
+{
+    (void)state;
+    assert_string_equal(a2a_state_wire("input-required", A2A_V10), "TASK_STATE_INPUT_REQUIRED");
+    assert_string_equal(a2a_state_wire("input-required", A2A_V03), "input-required");
+    assert_string_equal(a2a_state_parse("TASK_STATE_CANCELED"), "canceled");
+    assert_string_equal(a2a_state_parse("completed"), "completed");
+    assert_null(a2a_state_parse("done"));
+    assert_true(a2a_state_terminal("failed"));
+    assert_false(a2a_state_terminal("input-required"));
+    char ts[32];
+    a2a_timestamp(1767323045006LL, ts);
+    assert_string_equal(ts, "2026-01-02T03:04:05.006Z");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_task_encoders), cmocka_unit_test(test_stream_frames),
+        cmocka_unit_test(test_version),       cmocka_unit_test(test_envelope),
+        cmocka_unit_test(test_parts),         cmocka_unit_test(test_states),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
