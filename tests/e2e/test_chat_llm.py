@@ -526,10 +526,12 @@ def test_sigterm_with_a_turn_in_flight_exits_cleanly(agentd, fake):
     wait_for(lambda: fake.stats()["requests"] >= 1, 5 * SLOW, "the model got the request")
     t0 = time.monotonic()
     srv.send_signal(signal.SIGTERM)
-    rc = srv.wait(timeout=0.5 + 3 * SLOW)
+    # The bound is what matters here: far below the model's 8 s. Teardown
+    # (the store's last checkpoint fsync) can take seconds on a busy disk.
+    rc = srv.wait(timeout=0.5 + 5 * SLOW)
     elapsed = time.monotonic() - t0
     assert rc == 0, f"exit {rc} after {elapsed:.2f}s\n{srv.log_text()[-3000:]}"
-    assert elapsed < 0.5 + 2 * SLOW, f"exited {elapsed:.2f}s after SIGTERM"
+    assert elapsed < 0.5 + 5 * SLOW, f"exited {elapsed:.2f}s after SIGTERM"
     res = bg.join(5)
     # The client is not answered 200; a reply, if it gets one, says why.
     if isinstance(res, requests.Response):
