@@ -528,10 +528,11 @@ def test_sigterm_with_a_turn_in_flight_exits_cleanly(agentd, fake):
     srv.send_signal(signal.SIGTERM)
     # The bound is what matters here: far below the model's 8 s. Teardown
     # (the store's last checkpoint fsync) can take seconds on a busy disk.
-    rc = srv.wait(timeout=0.5 + 5 * SLOW)
+    bound = min(0.5 + 5 * SLOW, 7.0)
+    rc = srv.wait(timeout=bound)
     elapsed = time.monotonic() - t0
     assert rc == 0, f"exit {rc} after {elapsed:.2f}s\n{srv.log_text()[-3000:]}"
-    assert elapsed < 0.5 + 5 * SLOW, f"exited {elapsed:.2f}s after SIGTERM"
+    assert elapsed < bound, f"exited {elapsed:.2f}s after SIGTERM"
     res = bg.join(5)
     # The client is not answered 200; a reply, if it gets one, says why.
     if isinstance(res, requests.Response):
