@@ -293,6 +293,11 @@ void turn_note_tool(struct turn *t, const char *name, const json_t *result)
 {
     if (mutates_checkout(name))
         outcome_note_checkout(t->tool_fail, sizeof t->tool_fail, result_error_code(result));
+    /* The session's checkout may hold an order an earlier turn placed: only
+     * a successful complete_checkout of this turn says this turn placed it. */
+    if (name && strcmp(name, "complete_checkout") == 0 && !result_error_code(result) &&
+        json_is_object(json_object_get(result, "order")))
+        t->order_placed = 1;
     json_t *products = json_object_get(result, "products");
     if (name && strcmp(name, "search_shopping_catalog") == 0 && json_is_array(products)) {
         json_decref(t->products);
@@ -574,6 +579,7 @@ static void finish_done(int status, void *arg)
         .cost_usd = t->cost_usd,
         .resumed = t->resumed,
         .products = t->products,
+        .order_placed = t->order_placed,
         .outcome = outcome,
     };
     if (t->done) {

@@ -109,6 +109,8 @@ struct turn_result {
     int resumed;              /* recovered after a restart */
     json_t *products;         /* the products of this turn's last catalog search
                                  (search_shopping_catalog's "products"), or NULL (borrowed) */
+    int order_placed;         /* this turn placed an order (its complete_checkout succeeded);
+                                 the checkout alone cannot say: it keeps an earlier turn's order */
     const char *outcome;      /* agentd_turns_total's label: "completed", "payment_declined",
                                  "out_of_stock", "tool_error", or the error code */
 };

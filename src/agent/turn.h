@@ -92,6 +92,7 @@ struct turn {
     json_t *action_args;     /* an object, set with action_tool */
     json_t *action_result;   /* the call's result once it ran (or was read back) */
     json_t *products;        /* the last search_shopping_catalog result's products */
+    int order_placed;        /* a complete_checkout call of this turn placed an order */
     json_t *checkout;        /* for the final result */
     char *answer;
     int status;

@@ -48,6 +48,7 @@ static struct {
  * returnImmediately answer (r is then NULL). */
 struct call {
     struct http_req *r;
+    struct loop *loop;      /* r's loop, kept after r is answered: completions come back here */
     int ver;
     json_t *body;
     json_t *id;             /* the request id (a reference) */
@@ -70,7 +71,7 @@ struct call {
     int dup;                /* a retried messageId: the first message's task */
     char *prior_state;      /* a continued task's state before this message; NULL = new */
     struct turn_result_copy {
-        int status, http_status, retry_after_s;
+        int status, http_status, retry_after_s, order_placed;
         char *code, *message, *turn_id;
         json_t *checkout, *products;
     } res;
@@ -359,14 +360,6 @@ static int op_send_prepare(struct store *st, void *arg)
 
 /* ---- the turn's outcome -> the task ---- */
 
-static int order_placed(const json_t *co)
-{
-    const json_t *order = json_object_get(co, "order");
-    const char *status = json_string_value(json_object_get(co, "status"));
-    return (json_is_object(order) && json_object_get(order, "id")) ||
-           (status && strcmp(status, "completed") == 0);
-}
-
 /* The turn's answer (or error) joins the task and decides its state; a
  * task canceled meanwhile stays canceled. */
 static int fn_outcome(json_t *cur, void *arg)
@@ -402,8 +395,9 @@ static int fn_outcome(json_t *cur, void *arg)
     if (!canceled) {
         const char *next;
         if (c->res.status == 0) {
-            next = c->res.checkout && order_placed(c->res.checkout) ? "completed"
-                                                                     : "input-required";
+            /* completed when this turn placed the order: the session's
+             * checkout still shows an earlier task's order */
+            next = c->res.order_placed ? "completed" : "input-required";
             json_array_append_new(json_object_get(cur, "artifacts"),
                                   json_pack("{s:s,s:s,s:O}", "artifactId",
                                             c->res.turn_id ? c->res.turn_id : mid, "name",
@@ -479,12 +473,13 @@ static void turn_done(const struct turn_result *res, void *ud)
     c->res.status = res->status;
     c->res.http_status = res->http_status;
     c->res.retry_after_s = res->retry_after_s;
+    c->res.order_placed = res->order_placed;
     c->res.code = dup_or_null(res->code);
     c->res.message = dup_or_null(res->message);
     c->res.turn_id = dup_or_null(res->turn_id);
     c->res.checkout = res->checkout ? json_deep_copy(res->checkout) : NULL;
     c->res.products = res->products ? json_deep_copy(res->products) : NULL;
-    if (store_async(F.st, NULL, op_send_finish, c, send_finished) != 0) {
+    if (store_async(F.st, c->loop, op_send_finish, c, send_finished) != 0) {
         if (c->r)
             reply_error(c, A2A_INTERNAL_ERROR, "the task could not be saved", NULL);
         call_free(c);
@@ -605,7 +600,7 @@ static void send_prepared(int status, void *arg)
         c->res.http_status = agentd_err_http(rc);
         c->res.code = strdup(agentd_err_code(rc));
         c->res.message = strdup(agentd_err_msg(rc));
-        if (store_async(F.st, NULL, op_send_finish, c, send_finished) != 0) {
+        if (store_async(F.st, c->loop, op_send_finish, c, send_finished) != 0) {
             reply_error(c, A2A_INTERNAL_ERROR, agentd_err_msg(rc), NULL);
             call_free(c);
         }
@@ -1016,6 +1011,7 @@ static void h_rpc(struct http_req *r)
         return;
     }
     c->r = r;
+    c->loop = r->loop;
     snprintf(c->owner, sizeof c->owner, "%s", r->principal);
     c->ext_header = ucp_activated(r);
     json_error_t je;
