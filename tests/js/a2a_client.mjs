@@ -76,33 +76,37 @@ function normParts(parts) {
   });
 }
 
-// Everything the agent said in a task or message: status message, artifacts, message parts.
+// What the agent said in a task or message. The turn's own answer (the status message,
+// or the message itself) comes first; a task's artifacts (every turn's answer) are the
+// fallback for the checkout and products, and are listed apart.
 function summarize(obj) {
   if (!obj) return null;
   const isTask = obj.status !== undefined || obj.kind === 'task';
-  const parts = [];
-  if (isTask) {
-    parts.push(...normParts(obj.status?.message?.parts));
-    for (const a of obj.artifacts || []) parts.push(...normParts(a.parts));
-  } else {
-    parts.push(...normParts(obj.parts));
-  }
-  const datas = parts.filter((p) => p.kind === 'data').map((p) => p.data);
-  const checkouts = datas.filter((d) => d && d[CHECKOUT_KEY]).map((d) => d[CHECKOUT_KEY]);
-  const products = datas.filter((d) => d && d[PRODUCTS_KEY]).map((d) => d[PRODUCTS_KEY]);
-  const checkout = checkouts.length ? checkouts[checkouts.length - 1] : null;
+  const own = normParts(isTask ? obj.status?.message?.parts : obj.parts);
+  const art = isTask ? (obj.artifacts || []).flatMap((x) => normParts(x.parts)) : [];
+  const datas = (parts) => parts.filter((p) => p.kind === 'data' && p.data).map((p) => p.data);
+  const pick = (key) => {
+    const found = [...datas(own), ...datas(art)].filter((d) => d[key]).map((d) => d[key]);
+    const mine = datas(own).filter((d) => d[key]).map((d) => d[key]);
+    return mine.length ? mine[mine.length - 1] : found.length ? found[found.length - 1] : null;
+  };
+  const keys = (parts) => [...new Set(datas(parts).flatMap((d) => Object.keys(d)))];
+  const checkout = pick(CHECKOUT_KEY);
+  const products = pick(PRODUCTS_KEY);
   return {
     type: isTask ? 'task' : 'message',
     id: isTask ? obj.id : obj.messageId,
     taskId: isTask ? obj.id : obj.taskId || null,
     contextId: obj.contextId || null,
     state: isTask ? stateName(obj.status?.state) : null,
-    texts: parts.filter((p) => p.kind === 'text').map((p) => p.text),
-    dataKeys: [...new Set(datas.flatMap((d) => Object.keys(d || {})))],
+    texts: own.filter((p) => p.kind === 'text').map((p) => p.text),
+    dataKeys: keys(own),
+    artifactDataKeys: keys(art),
     checkoutStatus: checkout ? checkout.status || null : null,
     lineItems: checkout ? (checkout.line_items || []).map((l) => [l.item?.id, l.quantity]) : [],
     orderId: checkout?.order?.id || null,
-    productIds: products.flatMap((p) => (p.results || []).map((r) => r.productID)),
+    handlers: checkout ? (checkout.payment?.handlers || []).map((h) => h.id) : [],
+    productIds: products ? (products.results || []).map((r) => r.productID) : [],
     artifactCount: isTask ? (obj.artifacts || []).length : 0,
     historyLength: isTask ? (obj.history || []).length : 0,
   };
@@ -113,9 +117,11 @@ function frameOf(ev) {
   const kind = ev.kind || (ev.status && ev.taskId ? 'status-update'
     : ev.artifact ? 'artifact-update' : ev.status ? 'task' : 'message');
   const f = { kind };
-  if (kind === 'task') Object.assign(f, { taskId: ev.id, state: stateName(ev.status?.state) });
+  if (kind === 'task') {
+    Object.assign(f, { taskId: ev.id, contextId: ev.contextId, state: stateName(ev.status?.state) });
+  }
   if (kind === 'status-update') {
-    Object.assign(f, { taskId: ev.taskId, state: stateName(ev.status?.state) });
+    Object.assign(f, { taskId: ev.taskId, contextId: ev.contextId, state: stateName(ev.status?.state) });
     if (ev.final !== undefined) f.final = ev.final;
     const s = summarize({ status: ev.status, id: ev.taskId });
     f.orderId = s.orderId;
@@ -123,7 +129,7 @@ function frameOf(ev) {
   }
   if (kind === 'artifact-update') {
     const s = summarize({ status: {}, artifacts: [ev.artifact], id: ev.taskId });
-    Object.assign(f, { taskId: ev.taskId, dataKeys: s.dataKeys, orderId: s.orderId });
+    Object.assign(f, { taskId: ev.taskId, dataKeys: s.artifactDataKeys, orderId: s.orderId });
   }
   return f;
 }
@@ -296,37 +302,39 @@ async function main(report) {
   // 2. GetTask on the finished purchase.
   report.getTask = summarize(await a.getTask(purchaseTask));
 
-  // 3. A new task in the same context, streamed.
+  // 3. A message without taskId in the purchase's context starts a new task there: a
+  //    search waits on the buyer (design: one task per shopping goal).
+  report.nextTask = summarize(await a.send({ text: 'show me cookies' },
+    { contextId: ctx.contextId, taskId: null }));
+
+  // 4. A new conversation over sendMessageStream.
   const streamed = await collect(a.stream({ text: 'show me cookies' },
-    { contextId: ctx.contextId, taskId: null }, timeout()));
+    { contextId: null, taskId: null }, timeout()));
   report.stream = streamed;
   const streamTask = streamed.frames.find((f) => f.taskId)?.taskId || null;
+  const streamCtx = streamed.frames.find((f) => f.contextId)?.contextId || null;
   report.streamTaskId = streamTask;
+  report.streamContextId = streamCtx;
 
-  // 4. Re-attach to that (input-required) task, then continue it while attached: the
+  // 5. Re-attach to that (input-required) task, then continue it while attached: the
   //    first frame is the task as it is; live frames follow unless the server closes
   //    streams of interrupted tasks at once.
+  const cont = () => a.send({ text: 'add 2 BISC-001' }, { contextId: streamCtx, taskId: streamTask })
+    .then(summarize, (e) => ({ error: errorOf(e) }));
   let continued = null;
   report.resubscribe = await collect(a.resubscribe(streamTask, timeout()), {
     onFrame: async (f, out) => {
-      if (out.frames.length === 1) {
-        continued = a.send({ text: 'add 2 BISC-001' }, { contextId: ctx.contextId, taskId: streamTask })
-          .then(summarize, (e) => ({ error: errorOf(e) }));
-      }
+      if (out.frames.length === 1) continued = cont();
     },
     stopWhen: (f, out) => out.frames.length > 1 && f.kind === 'status-update' &&
       !['submitted', 'working'].includes(f.state),
   });
-  if (!continued) {
-    continued = a.send({ text: 'add 2 BISC-001' }, { contextId: ctx.contextId, taskId: streamTask })
-      .then(summarize, (e) => ({ error: errorOf(e) }));
-  }
-  report.continued = await continued;
+  report.continued = await (continued || cont());
 
-  // 5. ListTasks (1.0 only): the context's tasks.
+  // 6. ListTasks (1.0 only): the purchase context's tasks.
   if (a.listTasks) report.listTasks = await a.listTasks(ctx.contextId);
 
-  // 6. Cancel the input-required task; a second cancel is refused; GetTask agrees.
+  // 7. Cancel the input-required task; a second cancel is refused; GetTask agrees.
   report.cancel = summarize(await a.cancel(streamTask));
   try {
     report.cancelAgain = summarize(await a.cancel(streamTask));
@@ -335,7 +343,7 @@ async function main(report) {
   }
   report.afterCancel = summarize(await a.getTask(streamTask));
 
-  // 7. An unknown task id.
+  // 8. An unknown task id.
   try {
     report.unknownTask = summarize(await a.getTask(`no-such-task-${randomUUID()}`));
   } catch (e) {

@@ -138,7 +138,8 @@ try {
 } catch (e) {
   report.failed = { step: ['open', 'search', 'add to checkout', 'start payment', 'buyer details',
     'complete payment', 'choose card', 'confirm purchase'][report.steps.length],
-  error: String(e?.message || e).split('\n').slice(0, 4).join(' | ') };
+  // eslint-disable-next-line no-control-regex
+  error: String(e?.message || e).replace(/\u001b\[[0-9;]*m/g, '').split('\n').slice(0, 4).join(' | ') };
   try {
     await page.screenshot({ path: opts.screenshot, fullPage: true, timeout: 5000 });
     report.screenshot = opts.screenshot;
