@@ -62,8 +62,11 @@ page.on('response', async (res) => {
     ex.error = body.error || null;
     const r = body.result;
     if (r) {
+      const parts = r.parts || r.status?.message?.parts || [];
+      const checkout = parts.map((p) => p.data?.['a2a.ucp.checkout']).filter(Boolean).pop();
       ex.result = { kind: r.kind, id: r.id, contextId: r.contextId, state: r.status?.state,
-        parts: (r.parts || r.status?.message?.parts || []).map((p) => (p.text !== undefined
+        checkoutStatus: checkout?.status || null, orderId: checkout?.order?.id || null,
+        parts: parts.map((p) => (p.text !== undefined
           ? { text: p.text.slice(0, 300) } : { dataKeys: Object.keys(p.data || {}) })) };
     }
   } catch (e) {
