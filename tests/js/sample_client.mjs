@@ -17,7 +17,7 @@ const { values: opts } = parseArgs({
     url: { type: 'string' },
     screenshot: { type: 'string' },
     chromium: { type: 'string', default: '/usr/bin/chromium' },
-    search: { type: 'string', default: 'show me cookies' },
+    search: { type: 'string', default: 'cookies' },
     buyer: {
       type: 'string',
       default: 'my email is ann@example.com, ship to Ann Lee, 5 Oak Ave, Austin, TX 78701, US',
