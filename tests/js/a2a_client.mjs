@@ -351,12 +351,21 @@ async function main(report) {
   }
 }
 
+// The whole run is bounded too: past the deadline the report so far is printed.
+const DEADLINE_MS = 75000;
 const report = { sdk: opts.sdk, base: BASE, fatal: null };
+function finish() {
+  report.http = http;
+  process.stdout.write(`${JSON.stringify(report, null, 1)}\n`);
+  process.exit(report.fatal ? 1 : 0);
+}
+setTimeout(() => {
+  report.fatal = { name: 'Deadline', code: null, message: `run exceeded ${DEADLINE_MS} ms` };
+  finish();
+}, DEADLINE_MS).unref();
 try {
   await main(report);
 } catch (e) {
   report.fatal = { ...errorOf(e), stack: String(e?.stack || '').split('\n').slice(0, 6) };
 }
-report.http = http;
-process.stdout.write(`${JSON.stringify(report, null, 1)}\n`);
-process.exit(report.fatal ? 1 : 0);
+finish();

@@ -30,6 +30,7 @@ if (!opts.url || !opts.screenshot) {
 }
 
 const STEP_MS = 20000;
+const DEADLINE_MS = 90000; // the whole walk: past it the page is screenshotted and reported
 const report = { steps: [], failed: null, orderId: null, orderConfirmed: false, exchanges: [],
   consoleErrors: [], blocked: [], screenshot: null, pageText: null };
 
@@ -93,13 +94,35 @@ async function say(text) {
   await waitIdle();
 }
 
+const STEPS = ['open', 'search', 'add to checkout', 'start payment', 'buyer details',
+  'complete payment', 'choose card', 'confirm purchase'];
+
 async function step(name, fn) {
   const started = Date.now();
   await fn();
   report.steps.push({ name, ms: Date.now() - started });
 }
 
+const deadline = new Promise((_, reject) => {
+  setTimeout(() => reject(new Error(`the walk exceeded ${DEADLINE_MS} ms`)), DEADLINE_MS).unref();
+});
+deadline.catch(() => {});
+
 try {
+  await Promise.race([deadline, walk()]);
+} catch (e) {
+  report.failed = { step: STEPS[report.steps.length],
+    // eslint-disable-next-line no-control-regex
+    error: String(e?.message || e).replace(/\u001b\[[0-9;]*m/g, '').split('\n').slice(0, 4).join(' | ') };
+  try {
+    await page.screenshot({ path: opts.screenshot, fullPage: true, timeout: 5000 });
+    report.screenshot = opts.screenshot;
+  } catch (se) {
+    report.screenshotError = String(se).slice(0, 200);
+  }
+}
+
+async function walk() {
   await step('open', async () => {
     await page.goto(opts.url, { waitUntil: 'domcontentloaded' });
     await waitIdle();
@@ -138,18 +161,8 @@ try {
     report.orderId = ((await order.textContent()) || '').replace(/^.*Order ID:\s*/, '').trim();
     report.orderConfirmed = await page.getByText('Order Confirmed').last().isVisible();
   });
-} catch (e) {
-  report.failed = { step: ['open', 'search', 'add to checkout', 'start payment', 'buyer details',
-    'complete payment', 'choose card', 'confirm purchase'][report.steps.length],
-  // eslint-disable-next-line no-control-regex
-  error: String(e?.message || e).replace(/\u001b\[[0-9;]*m/g, '').split('\n').slice(0, 4).join(' | ') };
-  try {
-    await page.screenshot({ path: opts.screenshot, fullPage: true, timeout: 5000 });
-    report.screenshot = opts.screenshot;
-  } catch (se) {
-    report.screenshotError = String(se).slice(0, 200);
-  }
 }
+
 try {
   report.pageText = (await page.locator('main').innerText({ timeout: 3000 })).slice(-4000);
 } catch {
