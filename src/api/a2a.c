@@ -360,6 +360,14 @@ static int op_send_prepare(struct store *st, void *arg)
 
 /* ---- the turn's outcome -> the task ---- */
 
+/* A checkout an earlier task finished (paid or canceled): a new goal's
+ * answer does not carry it, or a client would show the old order again. */
+static int checkout_finished(const json_t *co)
+{
+    const char *st = json_string_value(json_object_get(co, "status"));
+    return st && (strcmp(st, "completed") == 0 || strcmp(st, "canceled") == 0);
+}
+
 /* The turn's answer (or error) joins the task and decides its state; a
  * task canceled meanwhile stays canceled. */
 static int fn_outcome(json_t *cur, void *arg)
@@ -376,7 +384,7 @@ static int fn_outcome(json_t *cur, void *arg)
         if (pr)
             json_array_append_new(parts, json_pack("{s:{s:o}}", "data",
                                                    A2A_KEY_PRODUCT_RESULTS, pr));
-        if (c->res.checkout)
+        if (c->res.checkout && (c->res.order_placed || !checkout_finished(c->res.checkout)))
             json_array_append_new(parts, json_pack("{s:{s:O}}", "data", A2A_KEY_CHECKOUT,
                                                    c->res.checkout));
     } else {

@@ -150,6 +150,10 @@ def test_demo_purchase_blocking(srv, ver):
     # a message after completion starts a new task in the same context
     t2 = send(srv, "show me cookies", ver=ver, context_id=ctx)
     assert t2["id"] != tid and t2["contextId"] == ctx
+    # ... that waits on the buyer: the earlier task's order neither completes
+    # it nor rides in its answer
+    assert t2["status"]["state"] == want("input-required"), t2
+    assert data_part(t2["status"]["message"]["parts"], "a2a.ucp.checkout") is None, t2
     # a terminal task takes no more messages
     doc, _ = rpc(srv, "SendMessage" if v10 else "message/send",
                  {"message": message("hi", context_id=ctx, task_id=tid, v03=not v10)}, ver=ver)
@@ -516,3 +520,22 @@ def test_duplicate_while_the_first_runs_answers_its_task(llm_srv, module_fake_ll
     assert doc["result"]["status"]["state"] == "working"
     wait_state(llm_srv, first["id"], "input-required")
     assert module_fake_llm.stats()["requests"] == 1
+
+
+def test_blocking_sends_on_one_keep_alive_connection(srv):
+    """A blocking send answers on its own loop: before, its reply came from a
+    worker thread and the next request on the same connection hung."""
+    import http.client
+    from urllib.parse import urlsplit
+    u = urlsplit(srv.url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    try:
+        for i in range(6):
+            body = {"jsonrpc": "2.0", "id": i, "method": "message/send",
+                    "params": {"message": message("hello")}}
+            conn.request("POST", "/", json.dumps(body), headers())
+            r = conn.getresponse()
+            doc = json.loads(r.read())
+            assert r.status == 200 and doc["id"] == i and "result" in doc, doc
+    finally:
+        conn.close()
