@@ -34,6 +34,24 @@ static uint64_t fnv64(const char *s)
     return x;
 }
 
+/* What every test handler checks first: a token, a sane amount. 0, or -1
+ * with err set (the caller answers PAYMENT_INVALID). */
+static int instrument_usable(const struct payment_instrument *pi, int64_t amount, char *ref,
+                             size_t reflen, char *err, size_t errlen)
+{
+    if (ref && reflen)
+        ref[0] = 0;
+    if (!pi || !pi->token || !*pi->token) {
+        set_err(err, errlen, "the payment credential has no token");
+        return -1;
+    }
+    if (amount < 0) {
+        set_err(err, errlen, "negative amount");
+        return -1;
+    }
+    return 0;
+}
+
 static enum payment_result mock_authorize(const struct payment_handler *h,
                                           const struct payment_instrument *pi, int64_t amount,
                                           const char *currency, const char *idempotency_key,
@@ -41,16 +59,8 @@ static enum payment_result mock_authorize(const struct payment_handler *h,
 {
     (void)h;
     (void)currency;
-    if (ref && reflen)
-        ref[0] = 0;
-    if (!pi || !pi->token) {
-        set_err(err, errlen, "the payment credential has no token");
+    if (instrument_usable(pi, amount, ref, reflen, err, errlen) != 0)
         return PAYMENT_INVALID;
-    }
-    if (amount < 0) {
-        set_err(err, errlen, "negative amount");
-        return PAYMENT_INVALID;
-    }
     if (strcmp(pi->token, PAYMENT_MOCK_TOKEN_SUCCESS) == 0) {
         if (ref && reflen)
             snprintf(ref, reflen, "mock_auth_%016llx",
@@ -98,16 +108,8 @@ static enum payment_result example_authorize(const struct payment_handler *h,
 {
     (void)h;
     (void)currency;
-    if (ref && reflen)
-        ref[0] = 0;
-    if (!pi || !pi->token || !*pi->token) {
-        set_err(err, errlen, "the payment credential has no token");
+    if (instrument_usable(pi, amount, ref, reflen, err, errlen) != 0)
         return PAYMENT_INVALID;
-    }
-    if (amount < 0) {
-        set_err(err, errlen, "negative amount");
-        return PAYMENT_INVALID;
-    }
     if (strcmp(pi->token, PAYMENT_MOCK_TOKEN_FAIL) == 0) {
         set_err(err, errlen, "the payment was declined");
         return PAYMENT_DECLINED;
