@@ -1092,6 +1092,7 @@ int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_star
     t->text = strdup(ts->text);
     t->data = ts->data ? json_deep_copy(ts->data) : NULL;
     t->idem_key = ts->idem_key ? strdup(ts->idem_key) : NULL;
+    t->turn_id = ts->turn_id ? strdup(ts->turn_id) : NULL;
     if (ts->action_tool) {
         t->action_tool = strdup(ts->action_tool);
         t->action_args = json_is_object(ts->action_args) ? json_deep_copy(ts->action_args)
@@ -1101,7 +1102,7 @@ int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_star
     t->tctx = (struct tools_ctx){ .shop = ag->shop, .merchant = ag->merchant, .owner = t->owner,
                                   .client_data = t->data };
     if (!t->owner || !t->text || (ts->session_id && !t->session_id) || (ts->data && !t->data) ||
-        (ts->idem_key && !t->idem_key) ||
+        (ts->idem_key && !t->idem_key) || (ts->turn_id && !t->turn_id) ||
         (ts->action_tool && (!t->action_tool || !t->action_args))) {
         turn_free(t);
         return AGENTD_ENOMEM;

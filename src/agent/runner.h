@@ -134,6 +134,10 @@ struct turn_start {
      * result. NULL = an ordinary turn. */
     const char *action_tool;
     const json_t *action_args;
+    /* Optional: the turn's id, chosen by the front so it can write it with
+     * its own records before the turn runs (A2A: the task); NULL = the
+     * runner makes one. turn_result.turn_id stays NULL unless it ran. */
+    const char *turn_id;
     /* Optional: runs once on the loop when the turn holds its session and
      * its turn-started event is stored (seq = that event's seq), before the
      * first model call. */

@@ -449,6 +449,91 @@ static void test_tasks(void **state)
     store_task_list_free(list, n);
 }
 
+/* store_task_accept: the claim, the new context and the task commit
+ * together, or nothing does. */
+static void test_task_accept_is_one_transaction(void **state)
+{
+    struct ctx *c = *state;
+    int64_t exp = atomic_load(&fake_now) + 60000;
+    struct store_idem *ex = (struct store_idem *)1;
+    struct store_session ses = { .id = "ctx1", .owner = "alice", .context = "{}" };
+    struct store_task t = { .id = "task1", .context_id = "ctx1", .owner = "alice",
+                            .state = "working", .artifacts = "{\"n\":1}" };
+    struct store_task_accept a = { .principal = "alice", .key = "m1", .fingerprint = "fp1",
+                                   .expires_at = exp, .session = &ses, .task = &t };
+    assert_ok(store_task_accept(c->s, &a, &ex));
+    assert_null(ex);
+    assert_true(ses.created_at > 0 && t.created_at == ses.created_at);
+    struct store_task *got = NULL;
+    assert_ok(store_task_get(c->s, "task1", &got));
+    assert_string_equal(got->state, "working");
+    assert_string_equal(got->artifacts, "{\"n\":1}");
+    store_task_free(got);
+    /* the record is done at once, with the task id as its body */
+    assert_int_equal(store_idem_begin(c->s, "alice", "m1", "fp1", exp, &ex), AGENTD_EEXIST);
+    assert_string_equal(ex->state, STORE_IDEM_DONE);
+    assert_int_equal(ex->status, 200);
+    assert_string_equal(ex->body, "task1");
+    assert_int_equal(ex->body_len, 5);
+    store_idem_free(ex);
+
+    /* the key taken: the record comes back and nothing else is written */
+    struct store_session ses2 = { .id = "ctx2", .owner = "alice", .context = "{}" };
+    struct store_task t2 = { .id = "task2", .context_id = "ctx2", .owner = "alice",
+                             .state = "working", .artifacts = "{}" };
+    struct store_task_accept a2 = { .principal = "alice", .key = "m1", .fingerprint = "fp2",
+                                    .expires_at = exp, .session = &ses2, .task = &t2 };
+    assert_int_equal(store_task_accept(c->s, &a2, &ex), AGENTD_EEXIST);
+    assert_non_null(ex);
+    assert_string_equal(ex->fingerprint, "fp1");
+    store_idem_free(ex);
+    struct store_session *sg = NULL;
+    assert_int_equal(store_session_get(c->s, "ctx2", &sg), AGENTD_ENOTFOUND);
+    assert_int_equal(store_task_get(c->s, "task2", &got), AGENTD_ENOTFOUND);
+
+    /* a task id that is taken rolls the claim and the session back */
+    a2.key = "m2";
+    t2.id = "task1";
+    assert_int_equal(store_task_accept(c->s, &a2, &ex), AGENTD_EEXIST);
+    assert_null(ex);
+    assert_int_equal(store_session_get(c->s, "ctx2", &sg), AGENTD_ENOTFOUND);
+    assert_ok(store_idem_begin(c->s, "alice", "m2", "fp2", exp, &ex)); /* m2 is free */
+    assert_null(ex);
+
+    /* an update is a compare-and-swap on what the caller read */
+    struct store_task up = { .id = "task1", .context_id = "ctx1", .owner = "alice",
+                             .state = "input-required", .artifacts = "{\"n\":2}" };
+    struct store_task_accept a3 = { .principal = "alice", .key = "m3", .fingerprint = "fp3",
+                                    .expires_at = exp, .task = &up, .old_state = "submitted",
+                                    .old_artifacts = "{\"n\":1}" };
+    assert_int_equal(store_task_accept(c->s, &a3, &ex), AGENTD_ECONFLICT);
+    assert_null(ex);
+    assert_ok(store_idem_begin(c->s, "alice", "m3", "fp3", exp, &ex)); /* rolled back */
+    assert_ok(store_idem_abandon(c->s, "alice", "m3"));
+    a3.old_state = "working";
+    assert_ok(store_task_accept(c->s, &a3, &ex));
+    assert_ok(store_task_get(c->s, "task1", &got));
+    assert_string_equal(got->state, "input-required");
+    assert_string_equal(got->artifacts, "{\"n\":2}");
+    store_task_free(got);
+
+    /* a new task needs a live context */
+    struct store_task t4 = { .id = "task4", .context_id = "nope", .owner = "alice",
+                             .state = "working", .artifacts = "{}" };
+    struct store_task_accept a4 = { .principal = "alice", .key = "m4", .fingerprint = "fp4",
+                                    .expires_at = exp, .task = &t4 };
+    assert_int_equal(store_task_accept(c->s, &a4, &ex), AGENTD_ENOTFOUND);
+    /* and bad arguments are refused */
+    a4.old_state = "working";
+    assert_int_equal(store_task_accept(c->s, &a4, &ex), AGENTD_EINVAL);
+
+    /* store_idem_drop frees a done record for a new claim */
+    assert_ok(store_idem_drop(c->s, "alice", "m3"));
+    assert_int_equal(store_idem_drop(c->s, "alice", "m3"), AGENTD_ENOTFOUND);
+    assert_ok(store_idem_begin(c->s, "alice", "m3", "fp3", exp, &ex));
+    assert_null(ex);
+}
+
 /* One owner's tasks, newest update first, filtered and paged by key. */
 static void test_task_list_owner(void **state)
 {
@@ -2515,6 +2600,7 @@ int main(void)
         T(test_sessions_and_messages),
         T(test_session_list_and_delete_idle),
         T(test_tasks),
+        T(test_task_accept_is_one_transaction),
         T(test_task_list_owner),
         T(test_turns_and_checkpoints),
         T(test_turn_scan_pages_and_skips_an_instance),
