@@ -75,6 +75,11 @@ struct call {
     int new_context;        /* the context is created with the task */
     long long since;        /* an event seq before any of this turn's events */
     char turn[48];          /* the turn's id, chosen at the accept */
+    /* the outcome written with the turn's end (send_finishing), kept until done */
+    struct store_task *fin_row;
+    json_t *fin_task;
+    char *fin_doc;
+    int res_copied;
     struct turn_result_copy {
         int status, http_status, retry_after_s, order_placed;
         char *code, *message, *turn_id;
@@ -108,6 +113,9 @@ static void call_free(struct call *c)
     free(c->prior_state);
     free(c->prior_doc);
     json_decref(c->prior_turn);
+    store_task_free(c->fin_row);
+    json_decref(c->fin_task);
+    free(c->fin_doc);
     free(c->res.code);
     free(c->res.message);
     free(c->res.turn_id);
@@ -569,15 +577,13 @@ static void send_finished(int status, void *arg)
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
-static void turn_done(const struct turn_result *res, void *ud)
+/* The turn's result, copied once (on the worker in send_finishing, or on
+ * the loop in turn_done). */
+static void res_copy(struct call *c, const struct turn_result *res)
 {
-    struct call *c = ud;
-    if (c->r) {
-        if (res->turn_id)
-            http_req_note(c->r, "turn_id", res->turn_id);
-        if (res->outcome)
-            http_req_note(c->r, "outcome", res->outcome);
-    }
+    if (c->res_copied)
+        return;
+    c->res_copied = 1;
     c->res.status = res->status;
     c->res.http_status = res->http_status;
     c->res.retry_after_s = res->retry_after_s;
@@ -587,6 +593,51 @@ static void turn_done(const struct turn_result *res, void *ud)
     c->res.turn_id = dup_or_null(res->turn_id);
     c->res.checkout = res->checkout ? json_deep_copy(res->checkout) : NULL;
     c->res.products = res->products ? json_deep_copy(res->products) : NULL;
+}
+
+/* Inside the turn's last store job (worker): the task's outcome, to commit
+ * with the turn's end in one transaction. Anything amiss (the task gone,
+ * no memory) leaves *tw empty and turn_done writes it the usual way. */
+static void send_finishing(struct store *st, const struct turn_result *res, void *ud,
+                           struct store_task_write *tw)
+{
+    struct call *c = ud;
+    res_copy(c, res);
+    const char *id = json_string_value(json_object_get(c->task, "id"));
+    if (!id || store_task_get(st, id, &c->fin_row) != 0)
+        return;
+    if (strcmp(c->fin_row->owner, c->owner) != 0 || !(c->fin_task = a2a_task_model(c->fin_row)))
+        return;
+    fn_outcome(c->fin_task, c);
+    if (!(c->fin_doc = a2a_task_doc(c->fin_task)))
+        return;
+    *tw = (struct store_task_write){
+        .id = c->fin_row->id,
+        .state = json_string_value(json_object_get(c->fin_task, "state")),
+        .artifacts = c->fin_doc,
+        .old_state = c->fin_row->state,
+        .old_artifacts = c->fin_row->artifacts,
+    };
+}
+
+static void turn_done(const struct turn_result *res, void *ud)
+{
+    struct call *c = ud;
+    if (c->r) {
+        if (res->turn_id)
+            http_req_note(c->r, "turn_id", res->turn_id);
+        if (res->outcome)
+            http_req_note(c->r, "outcome", res->outcome);
+    }
+    res_copy(c, res);
+    if (res->task_written) {
+        /* the outcome is in (and published with the turn's end) */
+        json_decref(c->task);
+        c->task = c->fin_task;
+        c->fin_task = NULL;
+        send_finished(0, c);
+        return;
+    }
     if (store_async(F.st, c->loop, op_send_finish, c, send_finished) != 0) {
         if (c->r)
             reply_error(c, A2A_INTERNAL_ERROR, "the task could not be saved", NULL);
@@ -653,6 +704,7 @@ static void send_prepared(int status, void *arg)
         .action_args = c->action_args,
         .started = turn_started,
         .turn_id = c->turn,
+        .finishing = send_finishing,
     };
     int rc = agent_turn_start(F.ag, c->r->loop, &ts, turn_done, c);
     if (rc != 0) {

@@ -61,7 +61,9 @@ struct store_backend {
     int (*turn_record)(void *b, struct store_checkpoint *c, struct store_message *m,
                        struct store_event *ev, size_t nev);
     int (*turn_finish_events)(void *b, const char *id, const char *state,
-                              struct store_event *ev, size_t nev); /* nev may be 0 */
+                              struct store_event *ev, size_t nev, /* nev may be 0 */
+                              const struct store_task_write *task, /* may be NULL */
+                              int *task_written);
     int (*usage_add)(void *b, const char *turn_id, const char *principal, const char *model,
                      const struct store_usage *u);
     int (*turn_step)(void *b, const char *turn_id, const char *principal, const char *model,

@@ -1666,8 +1666,10 @@ static int sq_turn_record(void *b, struct store_checkpoint *cp, struct store_mes
 /* A turn's finish and its last events, all or nothing: the events are
  * appended only if the finish applies. */
 static int sq_turn_finish_events(void *b, const char *id, const char *state,
-                                 struct store_event *ev, size_t nev)
+                                 struct store_event *ev, size_t nev,
+                                 const struct store_task_write *task, int *task_written)
 {
+    int changed = 0;
     struct sq *q = b;
     int64_t now = now_ms(q);
     int64_t *seq = nev ? calloc(nev, sizeof *seq) : NULL;
@@ -1683,11 +1685,16 @@ static int sq_turn_finish_events(void *b, const char *id, const char *state,
         rc = turn_in_session(q, id, ev[i].session_id);
     if (rc == 0)
         rc = events_insert(q, ev, nev, now, seq);
+    if (rc == 0 && task) /* a task that moved on changes nothing, and fails nothing */
+        rc = run(&q->writer, ST_TASK_UPDATE_IF, NULL, &changed, "tttitt", task->id, task->state,
+                 task->artifacts, now, task->old_state, task->old_artifacts);
     if ((rc = writer_end(q, rc)) == 0) {
         for (size_t i = 0; i < nev; i++) {
             ev[i].seq = seq[i];
             ev[i].created_at = now;
         }
+        if (task)
+            *task_written = changed > 0;
     }
     free(seq);
     return rc;

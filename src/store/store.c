@@ -496,7 +496,18 @@ int store_turn_finish_events(struct store *s, const char *id, const char *state,
     REQUIRE(s, turn_finish_events, id && nonempty(state) &&
                                        strcmp(state, STORE_TURN_RUNNING) != 0 &&
                                        events_ok(ev, nev));
-    CALL(s, turn_finish_events, id, state, ev, nev);
+    CALL(s, turn_finish_events, id, state, ev, nev, NULL, NULL);
+}
+
+int store_turn_finish_task(struct store *s, const char *id, const char *state,
+                           struct store_event *ev, size_t nev,
+                           const struct store_task_write *task, int *task_written)
+{
+    REQUIRE(s, turn_finish_events,
+            id && nonempty(state) && strcmp(state, STORE_TURN_RUNNING) != 0 &&
+                events_ok(ev, nev) && task && task->id && nonempty(task->state) &&
+                task->artifacts && task->old_state && task->old_artifacts && task_written);
+    CALL(s, turn_finish_events, id, state, ev, nev, task, task_written);
 }
 
 static int usage_ok(const struct store_usage *u)

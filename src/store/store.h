@@ -356,6 +356,22 @@ int store_turn_record(struct store *s, struct store_checkpoint *c, struct store_
  * store_turn_record. Nothing is filled unless the call returns 0. */
 int store_turn_finish_events(struct store *s, const char *id, const char *state,
                              struct store_event *ev, size_t nev);
+/* A task write that rides along another call's transaction: a
+ * compare-and-swap as store_task_update_if (applies only while the live row
+ * still has old_state and old_artifacts). */
+struct store_task_write {
+    const char *id, *state, *artifacts, *old_state, *old_artifacts;
+};
+/* store_turn_finish_events, and `task` in the same transaction (one commit:
+ * the turn's end, its events and the A2A task's outcome show together).
+ * Returns as store_turn_finish_events; the task never makes it fail: on 0,
+ * *task_written = 1 if the task was written, 0 if it had moved on or is
+ * gone (the caller writes it its own way). Nothing is written, and
+ * *task_written is left alone, unless it returns 0. Timed as
+ * turn_finish_events. */
+int store_turn_finish_task(struct store *s, const char *id, const char *state,
+                           struct store_event *ev, size_t nev,
+                           const struct store_task_write *task, int *task_written);
 
 /* ---- usage and cost ---- */
 

@@ -1612,6 +1612,54 @@ static void test_turn_step_adds_usage_and_heartbeats(void **state)
     assert_usage(&u, 0, 0, 0, 0);
 }
 
+/* store_turn_finish_task: the task's outcome commits with the turn's end;
+ * a task that moved on is not written and fails nothing. */
+static void test_turn_finish_task(void **state)
+{
+    struct ctx *c = *state;
+    make_session(c->s, "s1");
+    struct store_task tk = { .id = "k1", .context_id = "s1", .owner = "alice",
+                             .state = "working", .artifacts = "{\"a\":1}" };
+    assert_ok(store_task_create(c->s, &tk));
+    struct store_turn t = { .id = "t1", .session_id = "s1", .input = "{}" };
+    assert_ok(store_turn_begin(c->s, &t, 0));
+    struct store_task_write w = { .id = "k1", .state = "input-required", .artifacts = "{\"a\":2}",
+                                  .old_state = "working", .old_artifacts = "{\"a\":1}" };
+    int written = -1;
+    struct store_event ev = event("s1", "t1", "turn-completed", "{}");
+    /* bad arguments and a finished turn write nothing, the task included */
+    assert_int_equal(store_turn_finish_task(c->s, "t1", "completed", &ev, 1, NULL, &written),
+                     AGENTD_EINVAL);
+    assert_int_equal(store_turn_finish_task(c->s, "t1", "completed", &ev, 1, &w, NULL),
+                     AGENTD_EINVAL);
+    assert_ok(store_turn_finish_task(c->s, "t1", "completed", &ev, 1, &w, &written));
+    assert_int_equal(written, 1);
+    assert_true(ev.seq > 0);
+    assert_string_equal(turn_state(c->s, "s1", "t1"), "not running");
+    struct store_task *got = NULL;
+    assert_ok(store_task_get(c->s, "k1", &got));
+    assert_string_equal(got->state, "input-required");
+    assert_string_equal(got->artifacts, "{\"a\":2}");
+    store_task_free(got);
+    written = -1;
+    w.artifacts = "{\"a\":3}";
+    assert_int_equal(store_turn_finish_task(c->s, "t1", "completed", NULL, 0, &w, &written),
+                     AGENTD_ECONFLICT);
+    assert_int_equal(written, -1);
+
+    /* the task moved on (a cancel): the turn still ends, the task stays */
+    struct store_turn t2 = { .id = "t2", .session_id = "s1", .input = "{}" };
+    assert_ok(store_turn_begin(c->s, &t2, 0));
+    struct store_event ev2 = event("s1", "t2", "turn-completed", "{}");
+    assert_ok(store_turn_finish_task(c->s, "t2", "completed", &ev2, 1, &w, &written));
+    assert_int_equal(written, 0);
+    assert_string_equal(turn_state(c->s, "s1", "t2"), "not running");
+    assert_true(ev2.seq > ev.seq);
+    assert_ok(store_task_get(c->s, "k1", &got));
+    assert_string_equal(got->artifacts, "{\"a\":2}");
+    store_task_free(got);
+}
+
 static void test_turn_finish_events_is_one_transaction(void **state)
 {
     struct ctx *c = *state;
@@ -2600,6 +2648,7 @@ int main(void)
         T(test_sessions_and_messages),
         T(test_session_list_and_delete_idle),
         T(test_tasks),
+        T(test_turn_finish_task),
         T(test_task_accept_is_one_transaction),
         T(test_task_list_owner),
         T(test_turns_and_checkpoints),
