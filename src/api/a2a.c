@@ -75,8 +75,10 @@ struct call {
     int new_context;        /* the context is created with the task */
     long long since;        /* an event seq before any of this turn's events */
     char turn[48];          /* the turn's id, chosen at the accept */
-    /* the outcome written with the turn's end (send_finishing), kept until done */
-    struct store_task *fin_row;
+    /* the task as the accept wrote it (the finish's compare-and-swap
+     * expects it), and the outcome written with the turn's end
+     * (send_finishing), kept until done */
+    char *acc_doc;
     json_t *fin_task;
     char *fin_doc;
     int res_copied;
@@ -113,7 +115,7 @@ static void call_free(struct call *c)
     free(c->prior_state);
     free(c->prior_doc);
     json_decref(c->prior_turn);
-    store_task_free(c->fin_row);
+    free(c->acc_doc);
     json_decref(c->fin_task);
     free(c->fin_doc);
     free(c->res.code);
@@ -425,9 +427,12 @@ static int op_send_prepare(struct store *st, void *arg)
                                        .old_artifacts = c->prior_doc };
         struct store_idem *ex = NULL;
         int rc = store_task_accept(st, &a, &ex);
-        free(doc);
-        if (rc == 0)
+        if (rc == 0) {
+            c->acc_doc = doc;
+            c->fin_task = json_deep_copy(c->task); /* the worker's own copy */
             return 0;
+        }
+        free(doc);
         if (rc == AGENTD_ECONFLICT || (rc == AGENTD_ENOTFOUND && !c->new_context))
             continue; /* the task moved on, or the context expired: read again */
         if (rc == AGENTD_EEXIST && ex) {
@@ -601,22 +606,23 @@ static void res_copy(struct call *c, const struct turn_result *res)
 static void send_finishing(struct store *st, const struct turn_result *res, void *ud,
                            struct store_task_write *tw)
 {
+    (void)st;
     struct call *c = ud;
     res_copy(c, res);
-    const char *id = json_string_value(json_object_get(c->task, "id"));
-    if (!id || store_task_get(st, id, &c->fin_row) != 0)
-        return;
-    if (strcmp(c->fin_row->owner, c->owner) != 0 || !(c->fin_task = a2a_task_model(c->fin_row)))
+    /* the task as accepted, not read again: if anything changed it since
+     * (a cancel, the next message), the compare fails and turn_done writes
+     * the outcome onto what is there */
+    if (!c->fin_task || !c->acc_doc)
         return;
     fn_outcome(c->fin_task, c);
     if (!(c->fin_doc = a2a_task_doc(c->fin_task)))
         return;
     *tw = (struct store_task_write){
-        .id = c->fin_row->id,
+        .id = json_string_value(json_object_get(c->fin_task, "id")),
         .state = json_string_value(json_object_get(c->fin_task, "state")),
         .artifacts = c->fin_doc,
-        .old_state = c->fin_row->state,
-        .old_artifacts = c->fin_row->artifacts,
+        .old_state = "working",
+        .old_artifacts = c->acc_doc,
     };
 }
 

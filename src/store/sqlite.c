@@ -1217,13 +1217,20 @@ static int accept_claim(struct sq *q, const struct store_task_accept *a, int64_t
 {
     void *v = NULL;
     size_t nv = 0;
-    int rc = run(&q->writer, ST_IDEM_DROP_EXPIRED, NULL, NULL, "tti", a->principal, a->key, now);
-    if (rc == 0)
-        rc = run(&q->writer, ST_IDEM_DROP_STALE, NULL, NULL, "tti", a->principal, a->key,
-                 now - STORE_IDEM_LEASE_MS);
-    if (rc == 0)
-        rc = run(&q->writer, ST_IDEM_INSERT_DONE, NULL, claimed, "tttbii", a->principal, a->key,
+    /* a new key (the usual case) takes one statement; only a collision
+     * looks for an expired or stale row to replace */
+    int rc = run(&q->writer, ST_IDEM_INSERT_DONE, NULL, claimed, "tttbii", a->principal, a->key,
                  a->fingerprint, a->task->id, strlen(a->task->id), now, a->expires_at);
+    if (rc == 0 && !*claimed) {
+        rc = run(&q->writer, ST_IDEM_DROP_EXPIRED, NULL, NULL, "tti", a->principal, a->key, now);
+        if (rc == 0) /* a claim whose process died never finishes: its lease ran out */
+            rc = run(&q->writer, ST_IDEM_DROP_STALE, NULL, NULL, "tti", a->principal, a->key,
+                     now - STORE_IDEM_LEASE_MS);
+        if (rc == 0)
+            rc = run(&q->writer, ST_IDEM_INSERT_DONE, NULL, claimed, "tttbii", a->principal,
+                     a->key, a->fingerprint, a->task->id, strlen(a->task->id), now,
+                     a->expires_at);
+    }
     if (rc == 0 && !*claimed) {
         rc = fetch(&q->writer, ST_IDEM_GET, sizeof **existing, row_idem, &v, &nv, "tti",
                    a->principal, a->key, now);
@@ -1250,13 +1257,18 @@ static int sq_task_accept(void *b, struct store_task_accept *a, struct store_ide
         return rc;
     rc = accept_claim(q, a, now, &claimed, &ex);
     if (rc == 0 && claimed && ses) {
-        rc = run(&q->writer, ST_SESSION_DROP_EXPIRED, NULL, NULL, "ti", ses->id, now);
-        if (rc == 0)
-            rc = run(&q->writer, ST_SESSION_INSERT, NULL, NULL, "tttie", ses->id, ses->owner,
-                     ses->context, now, exp);
+        rc = run(&q->writer, ST_SESSION_INSERT, NULL, NULL, "tttie", ses->id, ses->owner,
+                 ses->context, now, exp);
+        if (rc == AGENTD_EEXIST) { /* an expired session's id is free again */
+            rc = run(&q->writer, ST_SESSION_DROP_EXPIRED, NULL, NULL, "ti", ses->id, now);
+            if (rc == 0)
+                rc = run(&q->writer, ST_SESSION_INSERT, NULL, NULL, "tttie", ses->id,
+                         ses->owner, ses->context, now, exp);
+        }
     }
     if (rc == 0 && claimed && !a->old_state) {
-        rc = run(&q->writer, ST_SESSION_LIVE, &one, NULL, "ti", t->context_id, now);
+        if (!ses) /* a context made just now is live */
+            rc = run(&q->writer, ST_SESSION_LIVE, &one, NULL, "ti", t->context_id, now);
         if (rc == 0)
             rc = run(&q->writer, ST_TASK_INSERT, NULL, NULL, "ttttti", t->id, t->context_id,
                      t->owner, t->state, t->artifacts, now);

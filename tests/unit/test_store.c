@@ -532,6 +532,30 @@ static void test_task_accept_is_one_transaction(void **state)
     assert_int_equal(store_idem_drop(c->s, "alice", "m3"), AGENTD_ENOTFOUND);
     assert_ok(store_idem_begin(c->s, "alice", "m3", "fp3", exp, &ex));
     assert_null(ex);
+
+    /* an expired record, and an expired context of the same id, are
+     * replaced by a new accept */
+    reopen(c, 1000, 0);
+    struct store_session s6 = { .id = "ctx6", .owner = "alice", .context = "{}" };
+    struct store_task t6 = { .id = "task6", .context_id = "ctx6", .owner = "alice",
+                             .state = "working", .artifacts = "{}" };
+    struct store_task_accept a6 = { .principal = "alice", .key = "m6", .fingerprint = "fp6",
+                                    .expires_at = atomic_load(&fake_now) + 500, .session = &s6,
+                                    .task = &t6 };
+    assert_ok(store_task_accept(c->s, &a6, &ex));
+    advance(2000);
+    assert_int_equal(store_task_get(c->s, "task6", &got), AGENTD_ENOTFOUND);
+    t6.id = "task7";
+    a6.fingerprint = "fp7";
+    a6.expires_at = atomic_load(&fake_now) + 500;
+    assert_ok(store_task_accept(c->s, &a6, &ex));
+    assert_null(ex);
+    assert_ok(store_task_get(c->s, "task7", &got));
+    assert_string_equal(got->context_id, "ctx6");
+    store_task_free(got);
+    assert_int_equal(store_idem_begin(c->s, "alice", "m6", "fp7", exp, &ex), AGENTD_EEXIST);
+    assert_string_equal(ex->body, "task7");
+    store_idem_free(ex);
 }
 
 /* One owner's tasks, newest update first, filtered and paged by key. */
