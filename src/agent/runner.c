@@ -516,6 +516,29 @@ static int check_daily(struct store *st, struct turn *t)
 
 /* ---- the end: persist the outcome, then answer ---- */
 
+/* What done() gets (and the finishing hook): borrowed from t. */
+static void result_of(const struct turn *t, const char *outcome, struct turn_result *res)
+{
+    *res = (struct turn_result){
+        .status = t->status,
+        .http_status = t->http_status,
+        .code = t->code,
+        .message = t->status == 0 ? (t->answer ? t->answer : "") : t->message,
+        .session_id = t->session_id,
+        .turn_id = t->claimed ? t->turn_id : NULL,
+        .checkout = t->checkout,
+        .retry_after_s = t->retry_after_s,
+        .prompt_tokens = t->prompt_tokens,
+        .completion_tokens = t->completion_tokens,
+        .cost_usd = t->cost_usd,
+        .resumed = t->resumed,
+        .products = t->products,
+        .order_placed = t->order_placed,
+        .outcome = outcome,
+        .task_written = t->task_written,
+    };
+}
+
 static int op_finish(struct store *st, void *arg)
 {
     struct turn *t = arg;
@@ -548,9 +571,16 @@ static int op_finish(struct store *st, void *arg)
                           "outcome", outcome));
     /* the end and its event in one transaction; a turn finished elsewhere
      * (its claim was taken) is not ours to report */
-    if (store_turn_finish_events(st, t->turn_id, t->interrupted ? "interrupted"
-                                                 : t->status == 0 ? "completed" : "failed",
-                                 e.v, e.n) == 0 && e.n)
+    const char *end = t->interrupted ? "interrupted" : t->status == 0 ? "completed" : "failed";
+    struct store_task_write tw = { 0 };
+    if (t->finishing) {
+        struct turn_result res;
+        result_of(t, outcome, &res);
+        t->finishing(st, &res, t->ud, &tw);
+    }
+    int rc = tw.id ? store_turn_finish_task(st, t->turn_id, end, e.v, e.n, &tw, &t->task_written)
+                   : store_turn_finish_events(st, t->turn_id, end, e.v, e.n);
+    if (rc == 0 && e.n)
         publish(t);
     evs_clear(&e);
     return 0;
@@ -565,23 +595,8 @@ static void finish_done(int status, void *arg)
     metric_inc(metric_child(m_turns, labels));
     metric_observe(m_duration, (double)(clock_mono_ns() - t->started_ns) / 1e9);
     metric_add(m_inflight, -1);
-    struct turn_result res = {
-        .status = t->status,
-        .http_status = t->http_status,
-        .code = t->code,
-        .message = t->status == 0 ? (t->answer ? t->answer : "") : t->message,
-        .session_id = t->session_id,
-        .turn_id = t->claimed ? t->turn_id : NULL,
-        .checkout = t->checkout,
-        .retry_after_s = t->retry_after_s,
-        .prompt_tokens = t->prompt_tokens,
-        .completion_tokens = t->completion_tokens,
-        .cost_usd = t->cost_usd,
-        .resumed = t->resumed,
-        .products = t->products,
-        .order_placed = t->order_placed,
-        .outcome = outcome,
-    };
+    struct turn_result res;
+    result_of(t, outcome, &res);
     if (t->done) {
         t->done(&res, t->ud);
     } else {
@@ -1084,6 +1099,7 @@ int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_star
     t->done = done;
     t->ud = ud;
     t->started = ts->started;
+    t->finishing = ts->finishing;
     t->stream = ts->stream;
     t->req_policy = ts->busy_policy >= 0 && ts->busy_policy <= AGENT_BUSY_INTERRUPT
                         ? ts->busy_policy : -1;
@@ -1092,6 +1108,7 @@ int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_star
     t->text = strdup(ts->text);
     t->data = ts->data ? json_deep_copy(ts->data) : NULL;
     t->idem_key = ts->idem_key ? strdup(ts->idem_key) : NULL;
+    t->turn_id = ts->turn_id ? strdup(ts->turn_id) : NULL;
     if (ts->action_tool) {
         t->action_tool = strdup(ts->action_tool);
         t->action_args = json_is_object(ts->action_args) ? json_deep_copy(ts->action_args)
@@ -1101,7 +1118,7 @@ int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_star
     t->tctx = (struct tools_ctx){ .shop = ag->shop, .merchant = ag->merchant, .owner = t->owner,
                                   .client_data = t->data };
     if (!t->owner || !t->text || (ts->session_id && !t->session_id) || (ts->data && !t->data) ||
-        (ts->idem_key && !t->idem_key) ||
+        (ts->idem_key && !t->idem_key) || (ts->turn_id && !t->turn_id) ||
         (ts->action_tool && (!t->action_tool || !t->action_args))) {
         turn_free(t);
         return AGENTD_ENOMEM;

@@ -16,6 +16,7 @@ struct llm;
 struct shop;
 struct merchant;
 struct store;
+struct store_task_write;
 struct loop;
 
 /* What a message does when its session already has a turn running (one
@@ -112,7 +113,8 @@ struct turn_result {
     int order_placed;         /* this turn placed an order (its complete_checkout succeeded);
                                  the checkout alone cannot say: it keeps an earlier turn's order */
     const char *outcome;      /* agentd_turns_total's label: "completed", "payment_declined",
-                                 "out_of_stock", "tool_error", or the error code */
+                                 "out_of_stock", "tool_error", or the error code */    int task_written;         /* the finishing hook's task write was committed with the
+                                 turn's end (turn_start.finishing) */
 };
 
 typedef void (*turn_done_fn)(const struct turn_result *res, void *ud);
@@ -134,10 +136,23 @@ struct turn_start {
      * result. NULL = an ordinary turn. */
     const char *action_tool;
     const json_t *action_args;
+    /* Optional: the turn's id, chosen by the front so it can write it with
+     * its own records before the turn runs (A2A: the task); NULL = the
+     * runner makes one. turn_result.turn_id stays NULL unless it ran. */
+    const char *turn_id;
     /* Optional: runs once on the loop when the turn holds its session and
      * its turn-started event is stored (seq = that event's seq), before the
      * first model call. */
     void (*started)(const char *session_id, const char *turn_id, int64_t seq, void *ud);
+    /* Optional: runs once on a worker thread inside the turn's last store
+     * job, before its end is written, with the result done() will get
+     * (task_written still 0). It may fill *task (strings it owns until
+     * done()); the runner then commits that task write in the same
+     * transaction as the turn's end and its events (store_turn_finish_task)
+     * and sets res->task_written for done(). Not called for a turn that
+     * never held its session. */
+    void (*finishing)(struct store *st, const struct turn_result *res, void *ud,
+                      struct store_task_write *task);
 };
 
 /* Starts a turn on `loop` (the caller's loop thread). done() runs exactly

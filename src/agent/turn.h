@@ -18,6 +18,7 @@ struct llm_call;
 struct llm_reply;
 struct store;
 struct turn_result;
+struct store_task_write;
 
 /* A running turn heartbeats at every step; one whose heartbeat is older
  * than its deadline plus this is taken to be dead (recover.c). */
@@ -37,6 +38,9 @@ struct turn {
                                                              ag->resumed_done */
     void *ud;
     void (*started)(const char *session_id, const char *turn_id, int64_t seq, void *ud);
+    void (*finishing)(struct store *st, const struct turn_result *res, void *ud,
+                      struct store_task_write *task);
+    int task_written;
     int64_t started_seq;     /* the turn-started event */
     int req_policy;          /* from the request, -1 = none */
     int policy;              /* resolved in op_begin */

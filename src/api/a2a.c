@@ -70,6 +70,18 @@ struct call {
     json_t *task;           /* the task model */
     int dup;                /* a retried messageId: the first message's task */
     char *prior_state;      /* a continued task's state before this message; NULL = new */
+    char *prior_doc;        /* and its artifacts column as read (the accept's compare) */
+    json_t *prior_turn;     /* and its turnId / turnDone / since, for a turn that never runs */
+    int new_context;        /* the context is created with the task */
+    long long since;        /* an event seq before any of this turn's events */
+    char turn[48];          /* the turn's id, chosen at the accept */
+    /* the task as the accept wrote it (the finish's compare-and-swap
+     * expects it), and the outcome written with the turn's end
+     * (send_finishing), kept until done */
+    char *acc_doc;
+    json_t *fin_task;
+    char *fin_doc;
+    int res_copied;
     struct turn_result_copy {
         int status, http_status, retry_after_s, order_placed;
         char *code, *message, *turn_id;
@@ -101,6 +113,11 @@ static void call_free(struct call *c)
     json_decref(c->err_data);
     json_decref(c->task);
     free(c->prior_state);
+    free(c->prior_doc);
+    json_decref(c->prior_turn);
+    free(c->acc_doc);
+    json_decref(c->fin_task);
+    free(c->fin_doc);
     free(c->res.code);
     free(c->res.message);
     free(c->res.turn_id);
@@ -152,139 +169,187 @@ static int store_fail(struct call *c, int rc)
     return rc;
 }
 
-/* ---- SendMessage: claim the messageId, find the context and the task ---- */
+/* ---- SendMessage: find the context and the task, then accept ---- */
 
-static int claim_message(struct store *st, struct call *c)
+/* A messageId already held (ex, consumed): a different message under it is
+ * refused, a finished one answers with its task (c->dup). Returns
+ * AGENTD_EBUSY while it is still being claimed (wait, then look again),
+ * else AGENTD_EEXIST with c->err or c->dup set. */
+static int claim_seen(struct store *st, struct call *c, struct store_idem *ex)
+{
+    int rc = AGENTD_EEXIST;
+    if (strcmp(ex->fingerprint, c->fingerprint) != 0) {
+        c->err = A2A_INVALID_PARAMS;
+        snprintf(c->why, sizeof c->why, "message.messageId %s was already used for a "
+                                        "different message", c->message_id);
+    } else if (strcmp(ex->state, STORE_IDEM_DONE) == 0) {
+        json_decref(c->task);
+        c->task = NULL;
+        int lr = a2a_task_load(st, ex->body, c->owner, &c->task);
+        if (lr == AGENTD_ENOTFOUND) {
+            c->err = A2A_TASK_NOT_FOUND;
+            snprintf(c->why, sizeof c->why, "the task of message %s has expired",
+                     c->message_id);
+        } else if (lr) {
+            store_fail(c, lr);
+        } else {
+            c->dup = 1;
+        }
+    } else {
+        rc = AGENTD_EBUSY;
+    }
+    store_idem_free(ex);
+    return rc;
+}
+
+/* Waits a little for a claim another copy of the message holds: it is
+ * between its claim and its task, a store job of a few ms. 0 to look
+ * again, else an error is set. */
+static int claim_wait(struct call *c, int *waits)
+{
+    if (++*waits > 100) {
+        c->err = A2A_INTERNAL_ERROR;
+        snprintf(c->why, sizeof c->why, "message %s is still being accepted; retry",
+                 c->message_id);
+        return AGENTD_EBUSY;
+    }
+    struct timespec ts = { 0, 20 * 1000 * 1000 };
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
+/* The message was refused before it was accepted (a bad taskId, a terminal
+ * task...): a retried message still answers its first copy's task, so the
+ * messageId is looked at before the refusal stands. Only this error path
+ * claims (and gives back) on its own; an accepted message claims inside
+ * store_task_accept. */
+static void refuse_unless_seen(struct store *st, struct call *c)
 {
     char key[sizeof MSG_IDEM_PREFIX + 256];
     snprintf(key, sizeof key, MSG_IDEM_PREFIX "%s", c->message_id);
-    for (int tries = 0;; tries++) {
+    int err = c->err, waits = 0;
+    char why[sizeof c->why];
+    memcpy(why, c->why, sizeof why);
+    json_t *data = c->err_data;
+    c->err = 0;
+    c->err_data = NULL;
+    for (;;) {
         struct store_idem *ex = NULL;
         int rc = store_idem_begin(st, c->owner, key, c->fingerprint,
                                   clock_wall_ms() + MSG_IDEM_TTL_MS, &ex);
         if (rc == 0)
-            return 0;
-        if (rc != AGENTD_EEXIST)
-            return store_fail(c, rc);
-        if (strcmp(ex->fingerprint, c->fingerprint) != 0) {
-            store_idem_free(ex);
-            c->err = A2A_INVALID_PARAMS;
-            snprintf(c->why, sizeof c->why, "message.messageId %s was already used for a "
-                                            "different message", c->message_id);
-            return AGENTD_EEXIST;
-        }
-        if (strcmp(ex->state, STORE_IDEM_DONE) == 0) {
-            rc = a2a_task_load(st, ex->body, c->owner, &c->task);
-            store_idem_free(ex);
-            if (rc == AGENTD_ENOTFOUND) {
-                c->err = A2A_TASK_NOT_FOUND;
-                snprintf(c->why, sizeof c->why, "the task of message %s has expired",
-                         c->message_id);
-                return rc;
-            }
-            if (rc)
-                return store_fail(c, rc);
-            c->dup = 1;
-            return AGENTD_EEXIST;
-        }
-        store_idem_free(ex);
-        /* the first copy is between its claim and its task (one store job
-         * of a few ms): wait for it on this worker, briefly */
-        if (tries >= 100) {
-            c->err = A2A_INTERNAL_ERROR;
-            snprintf(c->why, sizeof c->why, "message %s is still being accepted; retry",
-                     c->message_id);
-            return AGENTD_EBUSY;
-        }
-        struct timespec ts = { 0, 20 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
+            store_idem_abandon(st, c->owner, key);
+        else if (rc != AGENTD_EEXIST)
+            store_fail(c, rc);
+        else if (claim_seen(st, c, ex) == AGENTD_EBUSY && claim_wait(c, &waits) == 0)
+            continue;
+        break;
     }
+    if (c->err || c->dup) {
+        json_decref(data);
+        return;
+    }
+    c->err = err;
+    memcpy(c->why, why, sizeof why);
+    c->err_data = data;
 }
 
+/* The context: the caller's (c->new_context = 0), or one to create with
+ * the task (a new or client-chosen id: c->new_context = 1). */
 static int find_context(struct store *st, struct call *c)
 {
+    c->new_context = 0;
     if (!c->context_id) {
         char id[48];
         a2a_new_id("ses_", id);
         c->context_id = strdup(id);
-    } else {
-        struct store_session *s = NULL;
-        int rc = store_session_get(st, c->context_id, &s);
-        int mine = rc == 0 && strcmp(s->owner, c->owner) == 0;
-        store_session_free(s);
-        if (rc == 0 && mine)
-            return 0;
-        if (rc != 0 && rc != AGENTD_ENOTFOUND)
-            return store_fail(c, rc);
-        if (rc == 0) {
-            c->err = A2A_INVALID_PARAMS;
-            snprintf(c->why, sizeof c->why, "message.contextId names no context of yours");
-            return AGENTD_ENOTFOUND;
-        }
-        /* a client-chosen (or expired) contextId starts that context */
+        c->new_context = 1;
+        return c->context_id ? 0 : store_fail(c, AGENTD_ENOMEM);
     }
-    if (!c->context_id)
-        return store_fail(c, AGENTD_ENOMEM);
-    struct store_session s = { .id = c->context_id, .owner = c->owner, .context = "{}" };
-    int rc = store_session_create(st, &s);
-    if (rc == AGENTD_EEXIST) {
+    struct store_session *s = NULL;
+    int rc = store_session_get(st, c->context_id, &s);
+    int mine = rc == 0 && strcmp(s->owner, c->owner) == 0;
+    store_session_free(s);
+    if (rc == 0 && mine)
+        return 0;
+    if (rc != 0 && rc != AGENTD_ENOTFOUND)
+        return store_fail(c, rc);
+    if (rc == 0) {
         c->err = A2A_INVALID_PARAMS;
         snprintf(c->why, sizeof c->why, "message.contextId names no context of yours");
-    } else if (rc) {
-        store_fail(c, rc);
+        return AGENTD_ENOTFOUND;
     }
-    return rc;
+    c->new_context = 1; /* a client-chosen (or expired) contextId starts that context */
+    return 0;
 }
 
+/* A task row read to continue: its model, and its columns as read (what
+ * the accept's compare-and-swap expects). */
+static int take_row(struct call *c, const struct store_task *t)
+{
+    c->task = a2a_task_model(t);
+    c->prior_state = strdup(t->state);
+    c->prior_doc = strdup(t->artifacts);
+    return c->task && c->prior_state && c->prior_doc ? 0 : store_fail(c, AGENTD_ENOMEM);
+}
+
+/* The task with its id (checked), else the context's open task, else a
+ * new one; c->since := a seq before any event of the turn to come. */
 static int find_task(struct store *st, struct call *c)
 {
     if (c->task_id) {
-        int rc = a2a_task_load(st, c->task_id, c->owner, &c->task);
+        struct store_task *t = NULL;
+        int rc = store_task_get(st, c->task_id, &t);
+        if (rc == 0 && strcmp(t->owner, c->owner) != 0)
+            rc = AGENTD_ENOTFOUND;
         if (rc == AGENTD_ENOTFOUND) {
             c->err = A2A_TASK_NOT_FOUND;
             snprintf(c->why, sizeof c->why, "message.taskId: no task %.64s", c->task_id);
-            return rc;
-        }
-        if (rc)
-            return store_fail(c, rc);
-        const char *ctx = json_string_value(json_object_get(c->task, "contextId"));
-        const char *state = json_string_value(json_object_get(c->task, "state"));
-        if (c->context_id && strcmp(ctx, c->context_id) != 0) {
+        } else if (rc) {
+            store_fail(c, rc);
+        } else if (c->context_id && strcmp(t->context_id, c->context_id) != 0) {
             c->err = A2A_INVALID_PARAMS;
             snprintf(c->why, sizeof c->why, "message.contextId does not match the task's "
-                                            "context %.64s", ctx);
-            return AGENTD_EINVAL;
-        }
-        if (a2a_state_terminal(state)) {
+                                            "context %.64s", t->context_id);
+            rc = AGENTD_EINVAL;
+        } else if (a2a_state_terminal(t->state)) {
             c->err = A2A_UNSUPPORTED_OPERATION;
             snprintf(c->why, sizeof c->why, "task %.64s is %s: a terminal task takes no more "
-                     "messages (send without taskId to start a new one)", c->task_id, state);
-            return AGENTD_ECONFLICT;
+                     "messages (send without taskId to start a new one)", c->task_id, t->state);
+            rc = AGENTD_ECONFLICT;
+        } else {
+            free(c->context_id);
+            c->context_id = strdup(t->context_id);
+            rc = c->context_id ? take_row(c, t) : store_fail(c, AGENTD_ENOMEM);
         }
-        free(c->context_id);
-        c->context_id = strdup(ctx);
-        c->prior_state = strdup(state);
-        return c->context_id ? 0 : store_fail(c, AGENTD_ENOMEM);
+        store_task_free(t);
+        if (rc == 0)
+            c->since = json_integer_value(json_object_get(c->task, "since"));
+        return rc;
     }
     int rc = find_context(st, c);
     if (rc)
         return rc;
-    /* no taskId: the context's open task goes on (clients that never send
-     * taskId still keep one task per shopping goal) */
-    struct store_task *v = NULL;
-    size_t n = 0;
-    rc = store_task_list(st, c->context_id, &v, &n);
-    if (rc)
-        return store_fail(c, rc);
-    for (size_t i = n; i-- > 0;)
-        if (strcmp(v[i].owner, c->owner) == 0 && !a2a_state_terminal(v[i].state)) {
-            c->task = a2a_task_model(&v[i]);
-            c->prior_state = strdup(v[i].state);
-            break;
-        }
-    store_task_list_free(v, n);
-    if (c->task)
-        return 0;
+    c->since = 0;
+    if (!c->new_context) {
+        /* no taskId: the context's open task goes on (clients that never
+         * send taskId still keep one task per shopping goal) */
+        struct store_task *v = NULL;
+        size_t n = 0;
+        rc = store_task_list(st, c->context_id, &v, &n);
+        if (rc)
+            return store_fail(c, rc);
+        for (size_t i = n; rc == 0 && !c->task && i-- > 0;)
+            if (strcmp(v[i].owner, c->owner) == 0 && !a2a_state_terminal(v[i].state))
+                rc = take_row(c, &v[i]);
+        /* any earlier turn's start is before this one's events */
+        json_t *last = c->task ? json_incref(c->task) : n ? a2a_task_model(&v[n - 1]) : NULL;
+        c->since = json_integer_value(json_object_get(last, "since"));
+        json_decref(last);
+        store_task_list_free(v, n);
+        if (rc || c->task)
+            return rc;
+    }
     char id[48];
     a2a_new_id("task_", id);
     c->task = json_pack("{s:s,s:s,s:s,s:[],s:[]}", "id", id, "contextId", c->context_id, "state",
@@ -292,69 +357,98 @@ static int find_task(struct store *st, struct call *c)
     return c->task ? 0 : store_fail(c, AGENTD_ENOMEM);
 }
 
-/* Finishes a messageId claim with its task id, or drops it (task_id NULL). */
-static void idem_settle(struct store *st, const char *owner, const char *message_id,
-                        const char *task_id)
+/* The user's message joins the task, which works on it; the task names the
+ * turn to come (chosen here, so streams and SubscribeToTask find it with no
+ * write when it starts). The task's previous turn is kept in c->prior_turn
+ * for a turn that never runs. */
+static void task_accept_message(json_t *task, struct call *c)
 {
-    char key[sizeof MSG_IDEM_PREFIX + 256];
-    snprintf(key, sizeof key, MSG_IDEM_PREFIX "%s", message_id);
-    if (task_id)
-        store_idem_finish(st, owner, key, 200, "{}", task_id, strlen(task_id));
-    else
-        store_idem_abandon(st, owner, key);
-}
-
-/* The user's message joins the task, which works on it. */
-static int fn_accept(json_t *task, void *arg)
-{
-    struct call *c = arg;
-    if (a2a_state_terminal(json_string_value(json_object_get(task, "state"))))
-        return A2A_TASK_ENDED;
     json_t *m = json_deep_copy(c->msg);
     json_object_set_new(m, "contextId", json_string(c->context_id));
     json_object_set(m, "taskId", json_object_get(task, "id"));
     json_array_append_new(json_object_get(task, "history"), m);
     json_object_set_new(task, "state", json_string("working"));
-    json_object_del(task, "turnId");
+    json_decref(c->prior_turn);
+    c->prior_turn = json_object();
+    static const char *const keys[] = { "turnId", "turnDone", "since" };
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        json_t *v = json_object_get(task, keys[i]);
+        if (v && c->prior_turn)
+            json_object_set(c->prior_turn, keys[i], v);
+    }
+    json_object_set_new(task, "turnId", json_string(c->turn));
+    json_object_set_new(task, "since", json_integer(c->since));
     json_object_del(task, "turnDone");
     a2a_task_stamp(task);
-    return 0;
 }
 
+/* Forgets what one attempt read, before reading again. */
+static void prepare_reset(struct call *c)
+{
+    json_decref(c->task);
+    c->task = NULL;
+    free(c->prior_state);
+    free(c->prior_doc);
+    c->prior_state = c->prior_doc = NULL;
+}
+
+/* Reads the context and the task, then writes the messageId's claim, a new
+ * context and the task in ONE transaction (store_task_accept); a lost race
+ * on the task reads again. */
 static int op_send_prepare(struct store *st, void *arg)
 {
     struct call *c = arg;
-    int rc = claim_message(st, c);
-    if (rc)
-        return 0;
-    rc = find_task(st, c);
-    if (rc == 0 && !c->prior_state) {
-        fn_accept(c->task, c);
-        rc = a2a_task_create(st, c->task, c->owner);
-        if (rc)
-            store_fail(c, rc);
-    } else if (rc == 0) {
-        json_t *out = NULL;
-        rc = a2a_task_mutate(st, json_string_value(json_object_get(c->task, "id")), c->owner,
-                         fn_accept, c, &out);
-        if (rc == A2A_TASK_ENDED) {
-            c->err = A2A_UNSUPPORTED_OPERATION;
-            snprintf(c->why, sizeof c->why, "the task ended meanwhile: send without taskId to "
-                                            "start a new one");
-            json_decref(out);
-        } else if (rc) {
-            store_fail(c, rc);
-            json_decref(out);
-        } else {
-            json_decref(c->task);
-            c->task = out;
+    char key[sizeof MSG_IDEM_PREFIX + 256];
+    snprintf(key, sizeof key, MSG_IDEM_PREFIX "%s", c->message_id);
+    a2a_new_id("turn_", c->turn);
+    int waits = 0;
+    for (int tries = 0; tries < 150; tries++) {
+        prepare_reset(c);
+        if (find_task(st, c) != 0) {
+            refuse_unless_seen(st, c);
+            return 0;
         }
+        task_accept_message(c->task, c);
+        char *doc = a2a_task_doc(c->task);
+        if (!doc || !c->prior_turn) {
+            free(doc);
+            store_fail(c, AGENTD_ENOMEM);
+            return 0;
+        }
+        struct store_session ses = { .id = c->context_id, .owner = c->owner, .context = "{}" };
+        struct store_task t = { .id = (char *)json_string_value(json_object_get(c->task, "id")),
+                                .context_id = c->context_id, .owner = c->owner,
+                                .state = "working", .artifacts = doc };
+        struct store_task_accept a = { .principal = c->owner, .key = key,
+                                       .fingerprint = c->fingerprint,
+                                       .expires_at = clock_wall_ms() + MSG_IDEM_TTL_MS,
+                                       .session = c->new_context ? &ses : NULL, .task = &t,
+                                       .old_state = c->prior_state,
+                                       .old_artifacts = c->prior_doc };
+        struct store_idem *ex = NULL;
+        int rc = store_task_accept(st, &a, &ex);
+        if (rc == 0) {
+            c->acc_doc = doc;
+            c->fin_task = json_deep_copy(c->task); /* the worker's own copy */
+            return 0;
+        }
+        free(doc);
+        if (rc == AGENTD_ECONFLICT || (rc == AGENTD_ENOTFOUND && !c->new_context))
+            continue; /* the task moved on, or the context expired: read again */
+        if (rc == AGENTD_EEXIST && ex) {
+            if (claim_seen(st, c, ex) == AGENTD_EBUSY && claim_wait(c, &waits) == 0)
+                continue;
+            return 0;
+        }
+        if (rc == AGENTD_EEXIST) {
+            c->err = A2A_INVALID_PARAMS; /* another principal made that context meanwhile */
+            snprintf(c->why, sizeof c->why, "message.contextId names no context of yours");
+            return 0;
+        }
+        store_fail(c, rc);
+        return 0;
     }
-    /* the claim is finished with the task id once the turn holds its
-     * session (op_mark_turn), or dropped if it never runs: a message
-     * refused as busy may be retried with the same messageId */
-    if (rc != 0)
-        idem_settle(st, c->owner, c->message_id, NULL);
+    store_fail(c, AGENTD_EBUSY);
     return 0;
 }
 
@@ -420,9 +514,24 @@ static int fn_outcome(json_t *cur, void *arg)
     }
     json_decref(m);
     json_decref(parts);
-    if (c->res.turn_id)
-        json_object_set_new(cur, "turnId", json_string(c->res.turn_id));
-    json_object_set_new(cur, "turnDone", json_true());
+    const char *named = json_string_value(json_object_get(cur, "turnId"));
+    if (!c->res.turn_id && c->prior_state && c->prior_turn && named &&
+        strcmp(named, c->turn) == 0) {
+        /* it never ran: the task names its previous turn again (which may
+         * still be running, for streams and SubscribeToTask) */
+        static const char *const keys[] = { "turnId", "turnDone", "since" };
+        for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+            json_t *v = json_object_get(c->prior_turn, keys[i]);
+            if (v)
+                json_object_set(cur, keys[i], v);
+            else
+                json_object_del(cur, keys[i]);
+        }
+    } else {
+        if (c->res.turn_id)
+            json_object_set_new(cur, "turnId", json_string(c->res.turn_id));
+        json_object_set_new(cur, "turnDone", json_true());
+    }
     a2a_task_stamp(cur);
     return 0;
 }
@@ -430,8 +539,12 @@ static int fn_outcome(json_t *cur, void *arg)
 static int op_send_finish(struct store *st, void *arg)
 {
     struct call *c = arg;
-    if (!c->res.turn_id)
-        idem_settle(st, c->owner, c->message_id, NULL); /* it never ran */
+    if (!c->res.turn_id) {
+        /* it never ran (busy, budget): the same messageId may be sent again */
+        char key[sizeof MSG_IDEM_PREFIX + 256];
+        snprintf(key, sizeof key, MSG_IDEM_PREFIX "%s", c->message_id);
+        store_idem_drop(st, c->owner, key);
+    }
     json_t *cur = NULL;
     int rc = a2a_task_mutate(st, json_string_value(json_object_get(c->task, "id")), c->owner,
                          fn_outcome, c, &cur);
@@ -469,15 +582,13 @@ static void send_finished(int status, void *arg)
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
-static void turn_done(const struct turn_result *res, void *ud)
+/* The turn's result, copied once (on the worker in send_finishing, or on
+ * the loop in turn_done). */
+static void res_copy(struct call *c, const struct turn_result *res)
 {
-    struct call *c = ud;
-    if (c->r) {
-        if (res->turn_id)
-            http_req_note(c->r, "turn_id", res->turn_id);
-        if (res->outcome)
-            http_req_note(c->r, "outcome", res->outcome);
-    }
+    if (c->res_copied)
+        return;
+    c->res_copied = 1;
     c->res.status = res->status;
     c->res.http_status = res->http_status;
     c->res.retry_after_s = res->retry_after_s;
@@ -487,6 +598,52 @@ static void turn_done(const struct turn_result *res, void *ud)
     c->res.turn_id = dup_or_null(res->turn_id);
     c->res.checkout = res->checkout ? json_deep_copy(res->checkout) : NULL;
     c->res.products = res->products ? json_deep_copy(res->products) : NULL;
+}
+
+/* Inside the turn's last store job (worker): the task's outcome, to commit
+ * with the turn's end in one transaction. Anything amiss (the task gone,
+ * no memory) leaves *tw empty and turn_done writes it the usual way. */
+static void send_finishing(struct store *st, const struct turn_result *res, void *ud,
+                           struct store_task_write *tw)
+{
+    (void)st;
+    struct call *c = ud;
+    res_copy(c, res);
+    /* the task as accepted, not read again: if anything changed it since
+     * (a cancel, the next message), the compare fails and turn_done writes
+     * the outcome onto what is there */
+    if (!c->fin_task || !c->acc_doc)
+        return;
+    fn_outcome(c->fin_task, c);
+    if (!(c->fin_doc = a2a_task_doc(c->fin_task)))
+        return;
+    *tw = (struct store_task_write){
+        .id = json_string_value(json_object_get(c->fin_task, "id")),
+        .state = json_string_value(json_object_get(c->fin_task, "state")),
+        .artifacts = c->fin_doc,
+        .old_state = "working",
+        .old_artifacts = c->acc_doc,
+    };
+}
+
+static void turn_done(const struct turn_result *res, void *ud)
+{
+    struct call *c = ud;
+    if (c->r) {
+        if (res->turn_id)
+            http_req_note(c->r, "turn_id", res->turn_id);
+        if (res->outcome)
+            http_req_note(c->r, "outcome", res->outcome);
+    }
+    res_copy(c, res);
+    if (res->task_written) {
+        /* the outcome is in (and published with the turn's end) */
+        json_decref(c->task);
+        c->task = c->fin_task;
+        c->fin_task = NULL;
+        send_finished(0, c);
+        return;
+    }
     if (store_async(F.st, c->loop, op_send_finish, c, send_finished) != 0) {
         if (c->r)
             reply_error(c, A2A_INTERNAL_ERROR, "the task could not be saved", NULL);
@@ -494,64 +651,15 @@ static void turn_done(const struct turn_result *res, void *ud)
     }
 }
 
-/* The turn holds its session: the task learns its turn (for streams and
- * SubscribeToTask); a returnImmediately call answers now. */
-struct started_job {
-    char *task_id, *owner, *turn_id, *message_id;
-    long long since;
-};
-
-/* The task learns its running turn, unless that turn already finished and
- * wrote its own outcome (which carries its turnId), or the task ended. */
-static int fn_mark(json_t *t, void *arg)
-{
-    struct started_job *j = arg;
-    const char *had = json_string_value(json_object_get(t, "turnId"));
-    if ((had && strcmp(had, j->turn_id) == 0) ||
-        a2a_state_terminal(json_string_value(json_object_get(t, "state"))))
-        return A2A_TASK_KEEP;
-    json_object_set_new(t, "turnId", json_string(j->turn_id));
-    json_object_set_new(t, "since", json_integer(j->since));
-    json_object_del(t, "turnDone");
-    return 0;
-}
-
-static int op_mark_turn(struct store *st, void *arg)
-{
-    struct started_job *j = arg;
-    idem_settle(st, j->owner, j->message_id, j->task_id);
-    a2a_task_mutate(st, j->task_id, j->owner, fn_mark, j, NULL);
-    return 0;
-}
-
-static void mark_done(int status, void *arg)
-{
-    (void)status;
-    struct started_job *j = arg;
-    free(j->task_id);
-    free(j->owner);
-    free(j->turn_id);
-    free(j->message_id);
-    free(j);
-}
-
+/* The turn holds its session (the task named it at the accept, so nothing
+ * is written here); a returnImmediately call answers now, a stream opens
+ * from the turn's first event. */
 static void turn_started(const char *session_id, const char *turn_id, int64_t seq, void *ud)
 {
     struct call *c = ud;
     if (c->r)
         http_req_note(c->r, "session_id", session_id);
     json_object_set_new(c->task, "turnId", json_string(turn_id));
-    struct started_job *j = calloc(1, sizeof *j);
-    if (j) {
-        j->task_id = strdup(json_string_value(json_object_get(c->task, "id")));
-        j->owner = strdup(c->owner);
-        j->turn_id = strdup(turn_id);
-        j->message_id = strdup(c->message_id);
-        j->since = seq > 0 ? seq - 1 : 0;
-        if (!j->task_id || !j->owner || !j->turn_id || !j->message_id ||
-            store_async(F.st, NULL, op_mark_turn, j, mark_done) != 0)
-            mark_done(0, j);
-    }
     if (c->r && c->stream) {
         struct http_req *r = c->r;
         c->r = NULL;
@@ -601,6 +709,8 @@ static void send_prepared(int status, void *arg)
         .action_tool = c->action_tool,
         .action_args = c->action_args,
         .started = turn_started,
+        .turn_id = c->turn,
+        .finishing = send_finishing,
     };
     int rc = agent_turn_start(F.ag, c->r->loop, &ts, turn_done, c);
     if (rc != 0) {

@@ -38,7 +38,7 @@ json_t *a2a_task_model(const struct store_task *t)
 }
 
 /* The document kept in the artifacts column: the model less its columns. */
-static char *task_doc(const json_t *task)
+char *a2a_task_doc(const json_t *task)
 {
     json_t *d = json_deep_copy(task);
     if (!d)
@@ -53,7 +53,7 @@ static char *task_doc(const json_t *task)
 
 int a2a_task_create(struct store *st, const json_t *task, const char *owner)
 {
-    char *doc = task_doc(task);
+    char *doc = a2a_task_doc(task);
     if (!doc)
         return AGENTD_ENOMEM;
     struct store_task t = { .id = (char *)json_string_value(json_object_get(task, "id")),
@@ -92,7 +92,7 @@ int a2a_task_mutate(struct store *st, const char *id, const char *owner, a2a_tas
             rc = AGENTD_ENOMEM;
         int r = rc == 0 ? fn(m, arg) : rc;
         if (r == 0) {
-            char *doc = task_doc(m);
+            char *doc = a2a_task_doc(m);
             r = doc ? store_task_update_if(st, id,
                                            json_string_value(json_object_get(m, "state")), doc,
                                            t->state, t->artifacts)

@@ -13,6 +13,9 @@ struct store_task;
 json_t *a2a_task_model(const struct store_task *t);
 /* Sets the model's status timestamp to now. */
 void a2a_task_stamp(json_t *task);
+/* The JSON kept in the row's artifacts column: the model less its columns
+ * (id, contextId, state). Heap string or NULL (out of memory). */
+char *a2a_task_doc(const json_t *task);
 /* Writes a new task (owner = the principal). */
 int a2a_task_create(struct store *st, const json_t *task, const char *owner);
 /* The caller's task, or AGENTD_ENOTFOUND (another principal's too). */

@@ -39,6 +39,7 @@ struct store_backend {
     int (*task_update)(void *b, const char *id, const char *state, const char *artifacts);
     int (*task_update_if)(void *b, const char *id, const char *state, const char *artifacts,
                           const char *old_state, const char *old_artifacts);
+    int (*task_accept)(void *b, struct store_task_accept *a, struct store_idem **existing);
     int (*task_list)(void *b, const char *context_id, struct store_task **out, size_t *n);
     int (*task_list_owner)(void *b, const struct store_task_query *q, struct store_task **out,
                            size_t *n);
@@ -60,7 +61,9 @@ struct store_backend {
     int (*turn_record)(void *b, struct store_checkpoint *c, struct store_message *m,
                        struct store_event *ev, size_t nev);
     int (*turn_finish_events)(void *b, const char *id, const char *state,
-                              struct store_event *ev, size_t nev); /* nev may be 0 */
+                              struct store_event *ev, size_t nev, /* nev may be 0 */
+                              const struct store_task_write *task, /* may be NULL */
+                              int *task_written);
     int (*usage_add)(void *b, const char *turn_id, const char *principal, const char *model,
                      const struct store_usage *u);
     int (*turn_step)(void *b, const char *turn_id, const char *principal, const char *model,
@@ -87,6 +90,7 @@ struct store_backend {
     int (*idem_finish)(void *b, const char *principal, const char *key, int status,
                        const char *headers, const void *body, size_t body_len);
     int (*idem_abandon)(void *b, const char *principal, const char *key);
+    int (*idem_drop)(void *b, const char *principal, const char *key);
     int (*audit_append)(void *b, struct store_audit *e);
     int (*audit_list)(void *b, const char *principal, int limit, struct store_audit **out,
                       size_t *n);

@@ -181,6 +181,10 @@
                        "AND state = 'in_progress' AND created_at <= ?3")                       \
     X(IDEM_INSERT, "INSERT INTO idempotency(principal, key, fingerprint, state, created_at, "  \
                    "expires_at) VALUES(?1, ?2, ?3, 'in_progress', ?4, ?5) ON CONFLICT DO NOTHING") \
+    X(IDEM_INSERT_DONE, "INSERT INTO idempotency(principal, key, fingerprint, state, status, "  \
+                        "headers, body, created_at, expires_at) VALUES(?1, ?2, ?3, 'done', "  \
+                        "200, '{}', ?4, ?5, ?6) ON CONFLICT DO NOTHING")                       \
+    X(IDEM_DROP, "DELETE FROM idempotency WHERE principal = ?1 AND key = ?2")                  \
     X(IDEM_GET, "SELECT principal, key, fingerprint, state, status, headers, body, "           \
                 "created_at, expires_at FROM idempotency WHERE principal = ?1 AND key = ?2 "   \
                 "AND expires_at > ?3")                                                         \
@@ -1204,6 +1208,96 @@ static int sq_task_update_if(void *b, const char *id, const char *state, const c
     return rc ? rc : AGENTD_ECONFLICT;
 }
 
+static int row_idem(sqlite3_stmt *st, void *item);
+
+/* The claim part of task_accept, inside its transaction: *claimed = 1,
+ * or 0 with *existing = the live record that holds the key. */
+static int accept_claim(struct sq *q, const struct store_task_accept *a, int64_t now,
+                        int *claimed, struct store_idem **existing)
+{
+    void *v = NULL;
+    size_t nv = 0;
+    /* a new key (the usual case) takes one statement; only a collision
+     * looks for an expired or stale row to replace */
+    int rc = run(&q->writer, ST_IDEM_INSERT_DONE, NULL, claimed, "tttbii", a->principal, a->key,
+                 a->fingerprint, a->task->id, strlen(a->task->id), now, a->expires_at);
+    if (rc == 0 && !*claimed) {
+        rc = run(&q->writer, ST_IDEM_DROP_EXPIRED, NULL, NULL, "tti", a->principal, a->key, now);
+        if (rc == 0) /* a claim whose process died never finishes: its lease ran out */
+            rc = run(&q->writer, ST_IDEM_DROP_STALE, NULL, NULL, "tti", a->principal, a->key,
+                     now - STORE_IDEM_LEASE_MS);
+        if (rc == 0)
+            rc = run(&q->writer, ST_IDEM_INSERT_DONE, NULL, claimed, "tttbii", a->principal,
+                     a->key, a->fingerprint, a->task->id, strlen(a->task->id), now,
+                     a->expires_at);
+    }
+    if (rc == 0 && !*claimed) {
+        rc = fetch(&q->writer, ST_IDEM_GET, sizeof **existing, row_idem, &v, &nv, "tti",
+                   a->principal, a->key, now);
+        if (rc == 0 && nv == 0) /* cannot be: the insert just collided with a live row */
+            rc = AGENTD_ECORRUPT;
+    }
+    if (rc == 0)
+        *existing = v;
+    else
+        store_idem_free(v);
+    return rc;
+}
+
+static int sq_task_accept(void *b, struct store_task_accept *a, struct store_idem **existing)
+{
+    struct sq *q = b;
+    struct store_session *ses = a->session;
+    struct store_task *t = a->task;
+    int64_t now = now_ms(q), exp = session_expiry(q, now), one;
+    int claimed = 0, changed = 0;
+    struct store_idem *ex = NULL;
+    int rc = writer_begin(q);
+    if (rc)
+        return rc;
+    rc = accept_claim(q, a, now, &claimed, &ex);
+    if (rc == 0 && claimed && ses) {
+        rc = run(&q->writer, ST_SESSION_INSERT, NULL, NULL, "tttie", ses->id, ses->owner,
+                 ses->context, now, exp);
+        if (rc == AGENTD_EEXIST) { /* an expired session's id is free again */
+            rc = run(&q->writer, ST_SESSION_DROP_EXPIRED, NULL, NULL, "ti", ses->id, now);
+            if (rc == 0)
+                rc = run(&q->writer, ST_SESSION_INSERT, NULL, NULL, "tttie", ses->id,
+                         ses->owner, ses->context, now, exp);
+        }
+    }
+    if (rc == 0 && claimed && !a->old_state) {
+        if (!ses) /* a context made just now is live */
+            rc = run(&q->writer, ST_SESSION_LIVE, &one, NULL, "ti", t->context_id, now);
+        if (rc == 0)
+            rc = run(&q->writer, ST_TASK_INSERT, NULL, NULL, "ttttti", t->id, t->context_id,
+                     t->owner, t->state, t->artifacts, now);
+    } else if (rc == 0 && claimed) {
+        rc = run(&q->writer, ST_TASK_UPDATE_IF, NULL, &changed, "tttitt", t->id, t->state,
+                 t->artifacts, now, a->old_state, a->old_artifacts);
+        if (rc == 0 && !changed)
+            rc = AGENTD_ECONFLICT; /* moved on or gone: the caller reads it again */
+    }
+    /* a taken key writes nothing: its expired or stale row stays until a
+     * claim that wins drops it */
+    rc = writer_end(q, rc == 0 && !claimed ? AGENTD_EEXIST : rc);
+    if (rc == AGENTD_EEXIST && !claimed) {
+        *existing = ex;
+        return rc;
+    }
+    store_idem_free(ex);
+    if (rc == 0) {
+        if (ses) {
+            ses->created_at = ses->updated_at = now;
+            ses->expires_at = exp;
+        }
+        if (!a->old_state)
+            t->created_at = now;
+        t->updated_at = now;
+    }
+    return rc;
+}
+
 static int sq_task_list(void *b, const char *context_id, struct store_task **out, size_t *n)
 {
     struct sq *q = b;
@@ -1584,8 +1678,10 @@ static int sq_turn_record(void *b, struct store_checkpoint *cp, struct store_mes
 /* A turn's finish and its last events, all or nothing: the events are
  * appended only if the finish applies. */
 static int sq_turn_finish_events(void *b, const char *id, const char *state,
-                                 struct store_event *ev, size_t nev)
+                                 struct store_event *ev, size_t nev,
+                                 const struct store_task_write *task, int *task_written)
 {
+    int changed = 0;
     struct sq *q = b;
     int64_t now = now_ms(q);
     int64_t *seq = nev ? calloc(nev, sizeof *seq) : NULL;
@@ -1601,11 +1697,16 @@ static int sq_turn_finish_events(void *b, const char *id, const char *state,
         rc = turn_in_session(q, id, ev[i].session_id);
     if (rc == 0)
         rc = events_insert(q, ev, nev, now, seq);
+    if (rc == 0 && task) /* a task that moved on changes nothing, and fails nothing */
+        rc = run(&q->writer, ST_TASK_UPDATE_IF, NULL, &changed, "tttitt", task->id, task->state,
+                 task->artifacts, now, task->old_state, task->old_artifacts);
     if ((rc = writer_end(q, rc)) == 0) {
         for (size_t i = 0; i < nev; i++) {
             ev[i].seq = seq[i];
             ev[i].created_at = now;
         }
+        if (task)
+            *task_written = changed > 0;
     }
     free(seq);
     return rc;
@@ -1992,6 +2093,14 @@ static int sq_idem_abandon(void *b, const char *principal, const char *key)
     return rc ? rc : changed ? 0 : AGENTD_ENOTFOUND;
 }
 
+static int sq_idem_drop(void *b, const char *principal, const char *key)
+{
+    struct sq *q = b;
+    int changed = 0;
+    int rc = write_one(q, ST_IDEM_DROP, &changed, "tt", principal, key);
+    return rc ? rc : changed ? 0 : AGENTD_ENOTFOUND;
+}
+
 /* ---- audit ---- */
 
 static int sq_audit_append(void *b, struct store_audit *e)
@@ -2075,6 +2184,7 @@ const struct store_backend store_backend_sqlite = {
     .task_get = sq_task_get,
     .task_update = sq_task_update,
     .task_update_if = sq_task_update_if,
+    .task_accept = sq_task_accept,
     .task_list = sq_task_list,
     .task_list_owner = sq_task_list_owner,
     .turn_begin = sq_turn_begin,
@@ -2106,6 +2216,7 @@ const struct store_backend store_backend_sqlite = {
     .idem_begin = sq_idem_begin,
     .idem_finish = sq_idem_finish,
     .idem_abandon = sq_idem_abandon,
+    .idem_drop = sq_idem_drop,
     .audit_append = sq_audit_append,
     .audit_list = sq_audit_list,
 };

@@ -28,7 +28,7 @@
     X(apikey_create, W) X(apikey_get_by_hash, R) X(apikey_revoke, W)                   \
     X(apikey_list, R) X(session_create, W) X(session_get, R) X(session_update, W)      \
     X(session_delete, W) X(message_append, W) X(message_list, R) X(message_tail, R)   \
-    X(task_create, W) X(task_get, R) X(task_update, W) X(task_update_if, W) X(task_list, R) X(task_list_owner, R) \
+    X(task_create, W) X(task_get, R) X(task_update, W) X(task_update_if, W) X(task_accept, W) X(task_list, R) X(task_list_owner, R) \
     X(turn_begin, W)                                                                   \
     X(turn_finish, W) X(turn_touch, W) X(turn_interrupt, W) X(turn_adopt, W)           \
     X(turn_get, R) X(turn_list_unfinished, R) X(checkpoint_put, W)                     \
@@ -37,7 +37,7 @@
     X(turn_step, W) X(turn_step_record, W) X(turn_finish_events, W)                    \
     X(checkout_create, W) X(checkout_get, R)                                           \
     X(checkout_update, W) X(order_create, W) X(order_get, R) X(idem_begin, W)          \
-    X(idem_finish, W) X(idem_abandon, W) X(audit_append, W) X(audit_list, R)            \
+    X(idem_finish, W) X(idem_abandon, W) X(idem_drop, W) X(audit_append, W) X(audit_list, R)            \
     X(stock_seed, W) X(stock_get, R) X(order_update, W)                                \
     X(session_list, R) X(session_delete_idle, W)
 
@@ -363,6 +363,21 @@ int store_task_update_if(struct store *s, const char *id, const char *state,
     CALL(s, task_update_if, id, state, artifacts, old_state, old_artifacts);
 }
 
+int store_task_accept(struct store *s, struct store_task_accept *a, struct store_idem **existing)
+{
+    REQUIRE(s, task_accept,
+            a && a->principal && nonempty(a->key) && a->fingerprint && a->expires_at > 0 &&
+                a->task && nonempty(a->task->id) && a->task->context_id && a->task->owner &&
+                nonempty(a->task->state) && a->task->artifacts &&
+                (!a->old_state) == (!a->old_artifacts) &&
+                (!a->session || (nonempty(a->session->id) && a->session->owner &&
+                                 a->session->context &&
+                                 strcmp(a->session->id, a->task->context_id) == 0)) &&
+                existing);
+    *existing = NULL;
+    CALL(s, task_accept, a, existing);
+}
+
 int store_task_list(struct store *s, const char *context_id, struct store_task **out, size_t *n)
 {
     REQUIRE(s, task_list, context_id && out && n);
@@ -481,7 +496,18 @@ int store_turn_finish_events(struct store *s, const char *id, const char *state,
     REQUIRE(s, turn_finish_events, id && nonempty(state) &&
                                        strcmp(state, STORE_TURN_RUNNING) != 0 &&
                                        events_ok(ev, nev));
-    CALL(s, turn_finish_events, id, state, ev, nev);
+    CALL(s, turn_finish_events, id, state, ev, nev, NULL, NULL);
+}
+
+int store_turn_finish_task(struct store *s, const char *id, const char *state,
+                           struct store_event *ev, size_t nev,
+                           const struct store_task_write *task, int *task_written)
+{
+    REQUIRE(s, turn_finish_events,
+            id && nonempty(state) && strcmp(state, STORE_TURN_RUNNING) != 0 &&
+                events_ok(ev, nev) && task && task->id && nonempty(task->state) &&
+                task->artifacts && task->old_state && task->old_artifacts && task_written);
+    CALL(s, turn_finish_events, id, state, ev, nev, task, task_written);
 }
 
 static int usage_ok(const struct store_usage *u)
@@ -609,6 +635,12 @@ int store_idem_abandon(struct store *s, const char *principal, const char *key)
 {
     REQUIRE(s, idem_abandon, principal && key);
     CALL(s, idem_abandon, principal, key);
+}
+
+int store_idem_drop(struct store *s, const char *principal, const char *key)
+{
+    REQUIRE(s, idem_drop, principal && key);
+    CALL(s, idem_drop, principal, key);
 }
 
 int store_audit_append(struct store *s, struct store_audit *e)

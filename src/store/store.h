@@ -177,6 +177,34 @@ int store_task_update(struct store *s, const char *id, const char *state, const 
 int store_task_update_if(struct store *s, const char *id, const char *state,
                          const char *artifacts, const char *old_state,
                          const char *old_artifacts);
+/* An A2A message accepted, in ONE transaction (one commit instead of a
+ * claim, a session and a task write each):
+ *  1. claims (principal, key) as store_idem_begin does, but stores the
+ *     record already done (status 200, headers "{}", body = task->id), so a
+ *     duplicate never sees a claim without its task;
+ *  2. creates `session` when it is not NULL (a new context; an expired
+ *     session of that id is replaced);
+ *  3. creates `task` when old_state is NULL, else updates it to task->state
+ *     and task->artifacts as store_task_update_if does (compare-and-swap on
+ *     old_state and old_artifacts).
+ * Returns 0 when all of it is written; else nothing is written and:
+ *   AGENTD_EEXIST with *existing = the live record: the key is taken
+ *     (compare its fingerprint, then replay its task or wait for it);
+ *   AGENTD_EEXIST with *existing = NULL: the session or task id is taken;
+ *   AGENTD_ECONFLICT: the task moved on, or is gone (read it again);
+ *   AGENTD_ENOTFOUND: a new task's context is not a live session;
+ *   AGENTD_EBUSY, AGENTD_EIO, AGENTD_ENOMEM, AGENTD_EINVAL.
+ * On success the created rows' timestamps are filled in (session, task) and
+ * *existing is NULL. Strings are copied; the caller keeps the structs. */
+struct store_idem;
+struct store_task_accept {
+    const char *principal, *key, *fingerprint;
+    int64_t expires_at;              /* of the record, > 0 */
+    struct store_session *session;   /* may be NULL */
+    struct store_task *task;         /* id, context_id, owner, state, artifacts */
+    const char *old_state, *old_artifacts; /* NULL: create the task */
+};
+int store_task_accept(struct store *s, struct store_task_accept *a, struct store_idem **existing);
 /* A context's tasks, oldest first. */
 int store_task_list(struct store *s, const char *context_id, struct store_task **out, size_t *n);
 /* One owner's tasks, newest first (updated_at, then id, descending), at
@@ -328,6 +356,22 @@ int store_turn_record(struct store *s, struct store_checkpoint *c, struct store_
  * store_turn_record. Nothing is filled unless the call returns 0. */
 int store_turn_finish_events(struct store *s, const char *id, const char *state,
                              struct store_event *ev, size_t nev);
+/* A task write that rides along another call's transaction: a
+ * compare-and-swap as store_task_update_if (applies only while the live row
+ * still has old_state and old_artifacts). */
+struct store_task_write {
+    const char *id, *state, *artifacts, *old_state, *old_artifacts;
+};
+/* store_turn_finish_events, and `task` in the same transaction (one commit:
+ * the turn's end, its events and the A2A task's outcome show together).
+ * Returns as store_turn_finish_events; the task never makes it fail: on 0,
+ * *task_written = 1 if the task was written, 0 if it had moved on or is
+ * gone (the caller writes it its own way). Nothing is written, and
+ * *task_written is left alone, unless it returns 0. Timed as
+ * turn_finish_events. */
+int store_turn_finish_task(struct store *s, const char *id, const char *state,
+                           struct store_event *ev, size_t nev,
+                           const struct store_task_write *task, int *task_written);
 
 /* ---- usage and cost ---- */
 
@@ -464,6 +508,10 @@ int store_idem_finish(struct store *s, const char *principal, const char *key, i
                       const char *headers, const void *body, size_t body_len);
 /* Drops an in_progress claim so a failed request can be retried. */
 int store_idem_abandon(struct store *s, const char *principal, const char *key);
+/* Drops the record whatever its state (a message store_task_accept took
+ * whose turn was then refused before it ran, so it may be sent again).
+ * AGENTD_ENOTFOUND if there is none. */
+int store_idem_drop(struct store *s, const char *principal, const char *key);
 void store_idem_free(struct store_idem *r);
 
 /* ---- audit events (append-only) ---- */

@@ -449,6 +449,115 @@ static void test_tasks(void **state)
     store_task_list_free(list, n);
 }
 
+/* store_task_accept: the claim, the new context and the task commit
+ * together, or nothing does. */
+static void test_task_accept_is_one_transaction(void **state)
+{
+    struct ctx *c = *state;
+    int64_t exp = atomic_load(&fake_now) + 60000;
+    struct store_idem *ex = (struct store_idem *)1;
+    struct store_session ses = { .id = "ctx1", .owner = "alice", .context = "{}" };
+    struct store_task t = { .id = "task1", .context_id = "ctx1", .owner = "alice",
+                            .state = "working", .artifacts = "{\"n\":1}" };
+    struct store_task_accept a = { .principal = "alice", .key = "m1", .fingerprint = "fp1",
+                                   .expires_at = exp, .session = &ses, .task = &t };
+    assert_ok(store_task_accept(c->s, &a, &ex));
+    assert_null(ex);
+    assert_true(ses.created_at > 0 && t.created_at == ses.created_at);
+    struct store_task *got = NULL;
+    assert_ok(store_task_get(c->s, "task1", &got));
+    assert_string_equal(got->state, "working");
+    assert_string_equal(got->artifacts, "{\"n\":1}");
+    store_task_free(got);
+    /* the record is done at once, with the task id as its body */
+    assert_int_equal(store_idem_begin(c->s, "alice", "m1", "fp1", exp, &ex), AGENTD_EEXIST);
+    assert_string_equal(ex->state, STORE_IDEM_DONE);
+    assert_int_equal(ex->status, 200);
+    assert_string_equal(ex->body, "task1");
+    assert_int_equal(ex->body_len, 5);
+    store_idem_free(ex);
+
+    /* the key taken: the record comes back and nothing else is written */
+    struct store_session ses2 = { .id = "ctx2", .owner = "alice", .context = "{}" };
+    struct store_task t2 = { .id = "task2", .context_id = "ctx2", .owner = "alice",
+                             .state = "working", .artifacts = "{}" };
+    struct store_task_accept a2 = { .principal = "alice", .key = "m1", .fingerprint = "fp2",
+                                    .expires_at = exp, .session = &ses2, .task = &t2 };
+    assert_int_equal(store_task_accept(c->s, &a2, &ex), AGENTD_EEXIST);
+    assert_non_null(ex);
+    assert_string_equal(ex->fingerprint, "fp1");
+    store_idem_free(ex);
+    struct store_session *sg = NULL;
+    assert_int_equal(store_session_get(c->s, "ctx2", &sg), AGENTD_ENOTFOUND);
+    assert_int_equal(store_task_get(c->s, "task2", &got), AGENTD_ENOTFOUND);
+
+    /* a task id that is taken rolls the claim and the session back */
+    a2.key = "m2";
+    t2.id = "task1";
+    assert_int_equal(store_task_accept(c->s, &a2, &ex), AGENTD_EEXIST);
+    assert_null(ex);
+    assert_int_equal(store_session_get(c->s, "ctx2", &sg), AGENTD_ENOTFOUND);
+    assert_ok(store_idem_begin(c->s, "alice", "m2", "fp2", exp, &ex)); /* m2 is free */
+    assert_null(ex);
+
+    /* an update is a compare-and-swap on what the caller read */
+    struct store_task up = { .id = "task1", .context_id = "ctx1", .owner = "alice",
+                             .state = "input-required", .artifacts = "{\"n\":2}" };
+    struct store_task_accept a3 = { .principal = "alice", .key = "m3", .fingerprint = "fp3",
+                                    .expires_at = exp, .task = &up, .old_state = "submitted",
+                                    .old_artifacts = "{\"n\":1}" };
+    assert_int_equal(store_task_accept(c->s, &a3, &ex), AGENTD_ECONFLICT);
+    assert_null(ex);
+    assert_ok(store_idem_begin(c->s, "alice", "m3", "fp3", exp, &ex)); /* rolled back */
+    assert_ok(store_idem_abandon(c->s, "alice", "m3"));
+    a3.old_state = "working";
+    assert_ok(store_task_accept(c->s, &a3, &ex));
+    assert_ok(store_task_get(c->s, "task1", &got));
+    assert_string_equal(got->state, "input-required");
+    assert_string_equal(got->artifacts, "{\"n\":2}");
+    store_task_free(got);
+
+    /* a new task needs a live context */
+    struct store_task t4 = { .id = "task4", .context_id = "nope", .owner = "alice",
+                             .state = "working", .artifacts = "{}" };
+    struct store_task_accept a4 = { .principal = "alice", .key = "m4", .fingerprint = "fp4",
+                                    .expires_at = exp, .task = &t4 };
+    assert_int_equal(store_task_accept(c->s, &a4, &ex), AGENTD_ENOTFOUND);
+    /* and bad arguments are refused */
+    a4.old_state = "working";
+    assert_int_equal(store_task_accept(c->s, &a4, &ex), AGENTD_EINVAL);
+
+    /* store_idem_drop frees a done record for a new claim */
+    assert_ok(store_idem_drop(c->s, "alice", "m3"));
+    assert_int_equal(store_idem_drop(c->s, "alice", "m3"), AGENTD_ENOTFOUND);
+    assert_ok(store_idem_begin(c->s, "alice", "m3", "fp3", exp, &ex));
+    assert_null(ex);
+
+    /* an expired record, and an expired context of the same id, are
+     * replaced by a new accept */
+    reopen(c, 1000, 0);
+    struct store_session s6 = { .id = "ctx6", .owner = "alice", .context = "{}" };
+    struct store_task t6 = { .id = "task6", .context_id = "ctx6", .owner = "alice",
+                             .state = "working", .artifacts = "{}" };
+    struct store_task_accept a6 = { .principal = "alice", .key = "m6", .fingerprint = "fp6",
+                                    .expires_at = atomic_load(&fake_now) + 500, .session = &s6,
+                                    .task = &t6 };
+    assert_ok(store_task_accept(c->s, &a6, &ex));
+    advance(2000);
+    assert_int_equal(store_task_get(c->s, "task6", &got), AGENTD_ENOTFOUND);
+    t6.id = "task7";
+    a6.fingerprint = "fp7";
+    a6.expires_at = atomic_load(&fake_now) + 500;
+    assert_ok(store_task_accept(c->s, &a6, &ex));
+    assert_null(ex);
+    assert_ok(store_task_get(c->s, "task7", &got));
+    assert_string_equal(got->context_id, "ctx6");
+    store_task_free(got);
+    assert_int_equal(store_idem_begin(c->s, "alice", "m6", "fp7", exp, &ex), AGENTD_EEXIST);
+    assert_string_equal(ex->body, "task7");
+    store_idem_free(ex);
+}
+
 /* One owner's tasks, newest update first, filtered and paged by key. */
 static void test_task_list_owner(void **state)
 {
@@ -1527,6 +1636,54 @@ static void test_turn_step_adds_usage_and_heartbeats(void **state)
     assert_usage(&u, 0, 0, 0, 0);
 }
 
+/* store_turn_finish_task: the task's outcome commits with the turn's end;
+ * a task that moved on is not written and fails nothing. */
+static void test_turn_finish_task(void **state)
+{
+    struct ctx *c = *state;
+    make_session(c->s, "s1");
+    struct store_task tk = { .id = "k1", .context_id = "s1", .owner = "alice",
+                             .state = "working", .artifacts = "{\"a\":1}" };
+    assert_ok(store_task_create(c->s, &tk));
+    struct store_turn t = { .id = "t1", .session_id = "s1", .input = "{}" };
+    assert_ok(store_turn_begin(c->s, &t, 0));
+    struct store_task_write w = { .id = "k1", .state = "input-required", .artifacts = "{\"a\":2}",
+                                  .old_state = "working", .old_artifacts = "{\"a\":1}" };
+    int written = -1;
+    struct store_event ev = event("s1", "t1", "turn-completed", "{}");
+    /* bad arguments and a finished turn write nothing, the task included */
+    assert_int_equal(store_turn_finish_task(c->s, "t1", "completed", &ev, 1, NULL, &written),
+                     AGENTD_EINVAL);
+    assert_int_equal(store_turn_finish_task(c->s, "t1", "completed", &ev, 1, &w, NULL),
+                     AGENTD_EINVAL);
+    assert_ok(store_turn_finish_task(c->s, "t1", "completed", &ev, 1, &w, &written));
+    assert_int_equal(written, 1);
+    assert_true(ev.seq > 0);
+    assert_string_equal(turn_state(c->s, "s1", "t1"), "not running");
+    struct store_task *got = NULL;
+    assert_ok(store_task_get(c->s, "k1", &got));
+    assert_string_equal(got->state, "input-required");
+    assert_string_equal(got->artifacts, "{\"a\":2}");
+    store_task_free(got);
+    written = -1;
+    w.artifacts = "{\"a\":3}";
+    assert_int_equal(store_turn_finish_task(c->s, "t1", "completed", NULL, 0, &w, &written),
+                     AGENTD_ECONFLICT);
+    assert_int_equal(written, -1);
+
+    /* the task moved on (a cancel): the turn still ends, the task stays */
+    struct store_turn t2 = { .id = "t2", .session_id = "s1", .input = "{}" };
+    assert_ok(store_turn_begin(c->s, &t2, 0));
+    struct store_event ev2 = event("s1", "t2", "turn-completed", "{}");
+    assert_ok(store_turn_finish_task(c->s, "t2", "completed", &ev2, 1, &w, &written));
+    assert_int_equal(written, 0);
+    assert_string_equal(turn_state(c->s, "s1", "t2"), "not running");
+    assert_true(ev2.seq > ev.seq);
+    assert_ok(store_task_get(c->s, "k1", &got));
+    assert_string_equal(got->artifacts, "{\"a\":2}");
+    store_task_free(got);
+}
+
 static void test_turn_finish_events_is_one_transaction(void **state)
 {
     struct ctx *c = *state;
@@ -2515,6 +2672,8 @@ int main(void)
         T(test_sessions_and_messages),
         T(test_session_list_and_delete_idle),
         T(test_tasks),
+        T(test_turn_finish_task),
+        T(test_task_accept_is_one_transaction),
         T(test_task_list_owner),
         T(test_turns_and_checkpoints),
         T(test_turn_scan_pages_and_skips_an_instance),
