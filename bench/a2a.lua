@@ -1,5 +1,6 @@
 -- wrk script for bench/a2a.sh: one agent turn per request, either through
--- POST /chat ($A2A_MODE=chat: {"message":"hello"}, a new session each) or
+-- POST /chat ($A2A_MODE=chat: {"message":"hello"}, a new session each;
+-- chat_key: the same with a unique Idempotency-Key each) or
 -- through A2A 1.0 SendMessage at POST / ($A2A_MODE=a2a: a new context each,
 -- a unique messageId each, since a repeated one would replay its task).
 -- A turn counts when the reply is 200 and carries "answer" (chat) or a
@@ -37,6 +38,11 @@ function request()
     return wrk.format("POST", "/chat", chat_headers, '{"message":"hello"}')
   end
   n = n + 1
+  if mode == "chat_key" then
+    -- the same retry safety A2A's messageId gives: an Idempotency-Key each
+    chat_headers["Idempotency-Key"] = "bench-" .. run .. "-" .. tid .. "-" .. n
+    return wrk.format("POST", "/chat", chat_headers, '{"message":"hello"}')
+  end
   local mid = "bench-" .. run .. "-" .. tid .. "-" .. n
   return wrk.format("POST", "/", a2a_headers,
     '{"jsonrpc":"2.0","id":' .. n .. ',"method":"SendMessage","params":{"message":' ..
@@ -45,7 +51,7 @@ end
 
 function response(status, hdrs, resp)
   local good
-  if mode == "chat" then
+  if mode ~= "a2a" then
     good = status == 200 and resp:find('"answer":', 1, true)
   else
     good = status == 200 and resp:find('"result":', 1, true) and not resp:find('"error":', 1, true)

@@ -3,11 +3,12 @@
 # model (bench/fake_llm_fast.py): turns/s and latency p50/p99 of each.
 #   bench/a2a.sh          (Release build in build-bench, or $AGENTD_BIN)
 #   CONNECTIONS=64 DURATION=10s ROUNDS=2 bench/a2a.sh
-# Each turn is a new session (chat) / a new context (A2A 1.0, a unique
-# messageId each). The two are measured alternately, ROUNDS times each,
+# Each turn is a new session (chat; chat_key adds a unique Idempotency-Key,
+# the retry safety A2A's messageId gives) / a new context (A2A 1.0, a unique
+# messageId each). The three are measured in turn, ROUNDS times each,
 # against one agentd (access log off, SQLite sync normal), so drift in the
 # machine shows in both. wrk, the fake and agentd share the machine's cores.
-# Everything started is stopped on exit; about ROUNDS x 2 x DURATION.
+# Everything started is stopped on exit; about ROUNDS x 3 x DURATION.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,15 +54,15 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-echo "bench/a2a.sh: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), $conns connections, $duration per run, 0-ms model"
-printf '%-6s %-5s %8s %10s %8s %8s %7s\n' front round turns turns/s p50_ms p99_ms errors
+echo "bench/a2a.sh: $("$bin" version 2>/dev/null | head -1 || echo '?'), $conns connections, $duration per run, 0-ms model"
+printf '%-8s %-5s %8s %10s %8s %8s %7s\n' front round turns turns/s p50_ms p99_ms errors
 for r in $(seq "$rounds"); do
-  for mode in chat a2a; do
+  for mode in chat chat_key a2a; do
     out=$(A2A_MODE=$mode wrk -t2 -c"$conns" -d"$duration" --timeout 30s \
             -s "$root/bench/a2a.lua" "http://127.0.0.1:$aport" 2>&1 || true)
     line=$(grep '^RESULT' <<<"$out" || echo "RESULT ok=0 bad=0 turns_per_s=0 p50_ms=0 p99_ms=0 errors=?")
     v() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" ${line#RESULT}"; }
-    printf '%-6s %-5s %8s %10s %8s %8s %7s\n' "$mode" "$r" "$(v ok)" "$(v turns_per_s)" \
+    printf '%-8s %-5s %8s %10s %8s %8s %7s\n' "$mode" "$r" "$(v ok)" "$(v turns_per_s)" \
       "$(v p50_ms)" "$(v p99_ms)" "$(v errors)"
     grep '^FIRST_ERROR' <<<"$out" | head -1 || true
   done
