@@ -887,7 +887,11 @@ static void new_id(const char *prefix, char **out)
 static int begin_session(struct store *st, struct turn *t)
 {
     int rc;
-    if (t->session_id) {
+    if (t->session_id && t->session_empty) {
+        /* the front just created it, empty: nothing to read back */
+        t->ctx = json_object();
+        rc = t->ctx ? 0 : AGENTD_ENOMEM;
+    } else if (t->session_id) {
         struct store_session *s = NULL;
         rc = store_session_get(st, t->session_id, &s);
         if (rc == 0 && strcmp(s->owner, t->owner) != 0)
@@ -913,6 +917,7 @@ static int begin_session(struct store *st, struct turn *t)
         struct store_session s = { .id = t->session_id, .owner = t->owner, .context = text };
         rc = t->session_id && text ? store_session_create(st, &s) : AGENTD_ENOMEM;
         free(text);
+        t->session_empty = 1; /* its id is known to nobody else yet */
     }
     if (rc == 0) {
         int p = agent_busy_policy_parse(
@@ -1002,11 +1007,12 @@ static int op_begin(struct store *st, void *arg)
             if (t->policy == AGENT_BUSY_INTERRUPT)
                 store_turn_interrupt(st, t->session_id); /* may have just finished */
             t->busy = 1;
+            t->session_empty = 0; /* the other turn writes messages */
             return 0;
         }
         t->claimed = rc == 0;
     }
-    if (rc == 0)
+    if (rc == 0 && !t->session_empty) /* a new session has no history: no read */
         rc = turn_load_history(st, t, 0);
     if (rc == 0) {
         json_t *user = json_pack("{s:s,s:s}", "role", "user", "content", t->text);
@@ -1109,6 +1115,7 @@ int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_star
     t->data = ts->data ? json_deep_copy(ts->data) : NULL;
     t->idem_key = ts->idem_key ? strdup(ts->idem_key) : NULL;
     t->turn_id = ts->turn_id ? strdup(ts->turn_id) : NULL;
+    t->session_empty = ts->session_new && ts->session_id;
     if (ts->action_tool) {
         t->action_tool = strdup(ts->action_tool);
         t->action_args = json_is_object(ts->action_args) ? json_deep_copy(ts->action_args)

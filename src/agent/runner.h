@@ -140,6 +140,11 @@ struct turn_start {
      * its own records before the turn runs (A2A: the task); NULL = the
      * runner makes one. turn_result.turn_id stays NULL unless it ran. */
     const char *turn_id;
+    /* Set when the front has just created session_id for this turn, empty
+     * (context {}, no message) and under an id nobody else knows yet (A2A:
+     * a context the server named at the accept): the runner then reads
+     * neither the session nor its history. 0 = the runner reads them. */
+    int session_new;
     /* Optional: runs once on the loop when the turn holds its session and
      * its turn-started event is stored (seq = that event's seq), before the
      * first model call. */

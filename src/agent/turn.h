@@ -46,6 +46,7 @@ struct turn {
     int policy;              /* resolved in op_begin */
     json_t *ctx;             /* the session's context */
     int session_ready;       /* session loaded or created */
+    int session_empty;       /* and it has no message yet: no history to read */
     int claimed;             /* the store's turn row is ours (running) */
     int busy;                /* op_begin found the session busy: wait and retry */
     int interrupted;         /* a newer message asked this turn to stop */

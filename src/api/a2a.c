@@ -73,6 +73,7 @@ struct call {
     char *prior_doc;        /* and its artifacts column as read (the accept's compare) */
     json_t *prior_turn;     /* and its turnId / turnDone / since, for a turn that never runs */
     int new_context;        /* the context is created with the task */
+    int named_context;      /* its id was chosen here (known to no one before the turn) */
     long long since;        /* an event seq before any of this turn's events */
     char turn[48];          /* the turn's id, chosen at the accept */
     /* the task as the accept wrote it (the finish's compare-and-swap
@@ -263,7 +264,7 @@ static int find_context(struct store *st, struct call *c)
         char id[48];
         a2a_new_id("ses_", id);
         c->context_id = strdup(id);
-        c->new_context = 1;
+        c->new_context = c->named_context = 1;
         return c->context_id ? 0 : store_fail(c, AGENTD_ENOMEM);
     }
     struct store_session *s = NULL;
@@ -710,6 +711,7 @@ static void send_prepared(int status, void *arg)
         .action_args = c->action_args,
         .started = turn_started,
         .turn_id = c->turn,
+        .session_new = c->new_context && c->named_context,
         .finishing = send_finishing,
     };
     int rc = agent_turn_start(F.ag, c->r->loop, &ts, turn_done, c);
