@@ -220,6 +220,26 @@ def test_duplicate_message_id_runs_nothing(srv):
     assert doc["error"]["code"] == -32602 and "messageId" in doc["error"]["message"]
 
 
+def store_ops(srv, *ops):
+    samples = parse_metrics(srv.get("/metrics").text)
+    return [metric_value(samples, "agentd_store_op_duration_seconds_count", op=op) or 0
+            for op in ops]
+
+
+def test_new_context_turn_reads_no_session_back(srv):
+    # the accept just created the context, empty: the turn reads neither it
+    # nor its history; the next message in that context reads its history
+    ops = ("session_get", "message_tail")
+    before = store_ops(srv, *ops)
+    t1 = send(srv, "show me cookies")
+    mid = store_ops(srv, *ops)
+    assert mid == before, (before, mid)
+    t2 = send(srv, "the first one please", context_id=t1["contextId"])
+    after = store_ops(srv, *ops)
+    assert t2["contextId"] == t1["contextId"]
+    assert after[1] == mid[1] + 1 and after[0] > mid[0], (mid, after)
+
+
 def test_return_immediately(srv):
     doc, _ = rpc(srv, "message/send", {"message": message("show me cookies"),
                                        "configuration": {"blocking": False}})
