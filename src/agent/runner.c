@@ -536,6 +536,7 @@ static void result_of(const struct turn *t, const char *outcome, struct turn_res
         .order_placed = t->order_placed,
         .outcome = outcome,
         .task_written = t->task_written,
+        .refused = t->refused,
     };
 }
 
@@ -980,7 +981,21 @@ static int op_begin(struct store *st, void *arg)
     struct turn *t = arg;
     int rc = 0;
     t->busy = 0;
-    if (!t->session_ready)
+    if (t->accepting) { /* once: the front's accept, in this job */
+        int (*accepting)(struct store *, void *, const char **, int *) = t->accepting;
+        const char *sid = NULL;
+        int fresh = 0;
+        t->accepting = NULL;
+        if (accepting(st, t->ud, &sid, &fresh) != 0) {
+            t->refused = 1;
+            return 0;
+        }
+        t->session_id = sid ? strdup(sid) : NULL;
+        t->session_empty = fresh && t->session_id;
+        if (!t->session_id)
+            rc = AGENTD_ENOMEM;
+    }
+    if (rc == 0 && !t->session_ready)
         rc = check_daily(st, t); /* before a new session is made for nothing */
     if (rc == 0 && !t->session_ready)
         rc = begin_session(st, t);
@@ -1080,6 +1095,14 @@ static void wait_for_session(struct turn *t)
 static void begin_done(int status, void *arg)
 {
     struct turn *t = arg;
+    if (t->refused) { /* not a turn: not counted, nothing to end */
+        metric_add(m_inflight, -1);
+        struct turn_result res;
+        result_of(t, NULL, &res);
+        t->done(&res, t->ud);
+        turn_free(t);
+        return;
+    }
     if (status != 0) {
         finish(t);
         return;
@@ -1106,16 +1129,18 @@ int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_star
     t->ud = ud;
     t->started = ts->started;
     t->finishing = ts->finishing;
+    t->accepting = ts->accepting;
     t->stream = ts->stream;
     t->req_policy = ts->busy_policy >= 0 && ts->busy_policy <= AGENT_BUSY_INTERRUPT
                         ? ts->busy_policy : -1;
     t->owner = strdup(ts->owner);
-    t->session_id = ts->session_id ? strdup(ts->session_id) : NULL;
+    const char *sid = ts->accepting ? NULL : ts->session_id;
+    t->session_id = sid ? strdup(sid) : NULL;
     t->text = strdup(ts->text);
     t->data = ts->data ? json_deep_copy(ts->data) : NULL;
     t->idem_key = ts->idem_key ? strdup(ts->idem_key) : NULL;
     t->turn_id = ts->turn_id ? strdup(ts->turn_id) : NULL;
-    t->session_empty = ts->session_new && ts->session_id;
+    t->session_empty = ts->session_new && sid;
     if (ts->action_tool) {
         t->action_tool = strdup(ts->action_tool);
         t->action_args = json_is_object(ts->action_args) ? json_deep_copy(ts->action_args)
@@ -1124,7 +1149,7 @@ int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_star
     snprintf(t->request_id, sizeof t->request_id, "%s", ts->request_id ? ts->request_id : "");
     t->tctx = (struct tools_ctx){ .shop = ag->shop, .merchant = ag->merchant, .owner = t->owner,
                                   .client_data = t->data };
-    if (!t->owner || !t->text || (ts->session_id && !t->session_id) || (ts->data && !t->data) ||
+    if (!t->owner || !t->text || (sid && !t->session_id) || (ts->data && !t->data) ||
         (ts->idem_key && !t->idem_key) || (ts->turn_id && !t->turn_id) ||
         (ts->action_tool && (!t->action_tool || !t->action_args))) {
         turn_free(t);

@@ -115,6 +115,8 @@ struct turn_result {
     const char *outcome;      /* agentd_turns_total's label: "completed", "payment_declined",
                                  "out_of_stock", "tool_error", or the error code */    int task_written;         /* the finishing hook's task write was committed with the
                                  turn's end (turn_start.finishing) */
+    int refused;              /* the accepting hook said no: nothing ran, nothing was
+                                 written or counted by the runner */
 };
 
 typedef void (*turn_done_fn)(const struct turn_result *res, void *ud);
@@ -140,6 +142,13 @@ struct turn_start {
      * its own records before the turn runs (A2A: the task); NULL = the
      * runner makes one. turn_result.turn_id stays NULL unless it ran. */
     const char *turn_id;
+    /* Optional: runs once on a worker thread at the start of the turn's
+     * first store job, before anything of the turn is read or written (A2A:
+     * the message's accept, so it costs no store job of its own). 0: the
+     * turn runs on *session_id (the hook's string, copied; *session_new as
+     * below); nonzero: nothing runs and done() gets res->refused = 1.
+     * session_id / session_new of this struct are then unused. */
+    int (*accepting)(struct store *st, void *ud, const char **session_id, int *session_new);
     /* Set when the front has just created session_id for this turn, empty
      * (context {}, no message) and under an id nobody else knows yet (A2A:
      * a context the server named at the accept): the runner then reads

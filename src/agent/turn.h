@@ -41,6 +41,8 @@ struct turn {
     void (*finishing)(struct store *st, const struct turn_result *res, void *ud,
                       struct store_task_write *task);
     int task_written;
+    int (*accepting)(struct store *st, void *ud, const char **session_id, int *session_new);
+    int refused;             /* the accepting hook said no */
     int64_t started_seq;     /* the turn-started event */
     int req_policy;          /* from the request, -1 = none */
     int policy;              /* resolved in op_begin */

@@ -401,7 +401,6 @@ static int op_send_prepare(struct store *st, void *arg)
     struct call *c = arg;
     char key[sizeof MSG_IDEM_PREFIX + 256];
     snprintf(key, sizeof key, MSG_IDEM_PREFIX "%s", c->message_id);
-    a2a_new_id("turn_", c->turn);
     int waits = 0;
     for (int tries = 0; tries < 150; tries++) {
         prepare_reset(c);
@@ -627,9 +626,15 @@ static void send_finishing(struct store *st, const struct turn_result *res, void
     };
 }
 
+static void send_not_run(struct call *c);
+
 static void turn_done(const struct turn_result *res, void *ud)
 {
     struct call *c = ud;
+    if (res->refused) {
+        send_not_run(c);
+        return;
+    }
     if (c->r) {
         if (res->turn_id)
             http_req_note(c->r, "turn_id", res->turn_id);
@@ -672,17 +677,14 @@ static void turn_started(const char *session_id, const char *turn_id, int64_t se
     }
 }
 
-static void send_prepared(int status, void *arg)
+/* A message the accept did not let run: refused (an error), or a retry
+ * of one already accepted (its first copy's task as it is now). */
+static void send_not_run(struct call *c)
 {
-    (void)status;
-    struct call *c = arg;
     if (c->err) {
         reply_error(c, c->err, c->why, c->err_data);
         c->err_data = NULL;
-        call_free(c);
-        return;
-    }
-    if (c->dup) {
+    } else if (c->dup) {
         /* a retried message: the first one's task as it is now; nothing runs */
         http_req_note(c->r, "replayed", "1");
         if (c->stream) {
@@ -696,35 +698,22 @@ static void send_prepared(int status, void *arg)
         } else {
             reply_result(c, a2a_encode_send_result(c->task, c->ver, c->hist));
         }
-        call_free(c);
-        return;
     }
-    struct turn_start ts = {
-        .owner = c->owner,
-        .session_id = c->context_id,
-        .text = c->text,
-        .data = c->data,
-        .busy_policy = -1,
-        .request_id = c->r->request_id,
-        .stream = c->stream,
-        .action_tool = c->action_tool,
-        .action_args = c->action_args,
-        .started = turn_started,
-        .turn_id = c->turn,
-        .session_new = c->new_context && c->named_context,
-        .finishing = send_finishing,
-    };
-    int rc = agent_turn_start(F.ag, c->r->loop, &ts, turn_done, c);
-    if (rc != 0) {
-        c->res.status = rc;
-        c->res.http_status = agentd_err_http(rc);
-        c->res.code = strdup(agentd_err_code(rc));
-        c->res.message = strdup(agentd_err_msg(rc));
-        if (store_async(F.st, c->loop, op_send_finish, c, send_finished) != 0) {
-            reply_error(c, A2A_INTERNAL_ERROR, agentd_err_msg(rc), NULL);
-            call_free(c);
-        }
-    }
+    call_free(c);
+}
+
+/* The runner's accepting hook (a worker, in the turn's first store job,
+ * so the accept costs no store job of its own): the turn runs on the
+ * task's context unless the message was refused or is a retry. */
+static int send_accepting(struct store *st, void *ud, const char **session_id, int *session_new)
+{
+    struct call *c = ud;
+    op_send_prepare(st, c);
+    if (c->err || c->dup)
+        return 1;
+    *session_id = c->context_id;
+    *session_new = c->new_context && c->named_context;
+    return 0;
 }
 
 /* Validates params.message and configuration; 0 or an error answered. */
@@ -826,7 +815,23 @@ static void m_send(struct call *c)
         call_free(c);
         return;
     }
-    if (store_async(F.st, c->r->loop, op_send_prepare, c, send_prepared) != 0) {
+    a2a_new_id("turn_", c->turn);
+    struct turn_start ts = {
+        .owner = c->owner,
+        .text = c->text,
+        .data = c->data,
+        .busy_policy = -1,
+        .request_id = c->r->request_id,
+        .stream = c->stream,
+        .action_tool = c->action_tool,
+        .action_args = c->action_args,
+        .started = turn_started,
+        .turn_id = c->turn,
+        .accepting = send_accepting,
+        .finishing = send_finishing,
+    };
+    if (agent_turn_start(F.ag, c->r->loop, &ts, turn_done, c) != 0) {
+        /* nothing was accepted */
         reply_error(c, A2A_INTERNAL_ERROR, "the server is busy; retry",
                     json_pack("{s:s}", "code", "busy"));
         call_free(c);
