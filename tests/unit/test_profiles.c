@@ -76,14 +76,14 @@ static void test_classify_text(void **state)
         { "64:ff9b::7f00:1", NETGUARD_LOOPBACK },  /* NAT64 of loopback */
         { "2002:7f00:1::", NETGUARD_LOOPBACK },    /* 6to4 of loopback */
         /* private */
-        { "10.0.0.0", NETGUARD_PRIVATE },
-        { "10.255.255.255", NETGUARD_PRIVATE },
-        { "172.16.0.0", NETGUARD_PRIVATE },
-        { "172.31.255.255", NETGUARD_PRIVATE },
-        { "192.168.0.1", NETGUARD_PRIVATE },
-        { "192.168.255.255", NETGUARD_PRIVATE },
-        { "::ffff:10.1.2.3", NETGUARD_PRIVATE },
-        { "::ffff:192.168.1.1", NETGUARD_PRIVATE },
+        { "10.0.0.0", NETGUARD_PRIVATE }, /* never-contacted: classifier data */
+        { "10.255.255.255", NETGUARD_PRIVATE }, /* never-contacted: classifier data */
+        { "172.16.0.0", NETGUARD_PRIVATE }, /* never-contacted: classifier data */
+        { "172.31.255.255", NETGUARD_PRIVATE }, /* never-contacted: classifier data */
+        { "192.168.0.1", NETGUARD_PRIVATE }, /* never-contacted: classifier data */
+        { "192.168.255.255", NETGUARD_PRIVATE }, /* never-contacted: classifier data */
+        { "::ffff:10.1.2.3", NETGUARD_PRIVATE }, /* never-contacted: classifier data */
+        { "::ffff:192.168.1.1", NETGUARD_PRIVATE }, /* never-contacted: classifier data */
         { "fc00::1", NETGUARD_PRIVATE },
         { "fd00:ec2::254", NETGUARD_PRIVATE },     /* AWS IPv6 metadata */
         { "fdff:ffff::1", NETGUARD_PRIVATE },
