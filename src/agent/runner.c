@@ -545,7 +545,7 @@ static int op_finish(struct store *st, void *arg)
     struct turn *t = arg;
     if (t->status == 0 && t->tctx.checkout_id) {
         struct checkout *co = NULL;
-        struct checkout_err e = { 0 };
+        struct agentd_error e = { 0 };
         if (shop_checkout_get(t->ag->shop, t->owner, t->tctx.checkout_id, &co, &e) == 0) {
             struct ucp_negotiated all;
             ucp_negotiated_all(&all);

@@ -41,7 +41,7 @@ static json_t *error_result(const char *code, const char *message)
     return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
 }
 
-static json_t *checkout_result(int rc, struct checkout *co, const struct checkout_err *e)
+static json_t *checkout_result(int rc, struct checkout *co, const struct agentd_error *e)
 {
     if (rc != 0)
         return error_result(e->code[0] ? e->code : agentd_err_code(rc),
@@ -125,7 +125,7 @@ static json_t *t_add(struct tools_ctx *ctx, const json_t *args)
     const char *pid = json_string_value(json_object_get(args, "product_id"));
     json_int_t qty = json_integer_value(json_object_get(args, "quantity"));
     struct checkout *co = NULL;
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     int rc = AGENTD_ENOTFOUND;
     if (ctx->checkout_id) {
         rc = shop_checkout_add_item_key(ctx->shop, ctx->owner, ctx->checkout_id, ctx->op_key, pid,
@@ -152,7 +152,7 @@ struct qty_arg {
     int64_t quantity; /* -1 = remove */
 };
 
-static int edit_qty(struct checkout *c, const struct shop_rules *r, void *arg, struct checkout_err *e)
+static int edit_qty(struct checkout *c, const struct shop_rules *r, void *arg, struct agentd_error *e)
 {
     struct qty_arg *a = arg;
     if (a->quantity < 0)
@@ -165,7 +165,7 @@ static json_t *edit_result(struct tools_ctx *ctx, shop_edit_fn fn, void *arg)
     if (!ctx->checkout_id)
         return no_checkout();
     struct checkout *co = NULL;
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     int rc = shop_checkout_edit_key(ctx->shop, ctx->owner, ctx->checkout_id, ctx->op_key, fn, arg,
                                     &co, NULL, &e);
     return checkout_result(rc, co, &e);
@@ -190,7 +190,7 @@ static json_t *t_get(struct tools_ctx *ctx, const json_t *args)
     if (!ctx->checkout_id)
         return no_checkout();
     struct checkout *co = NULL;
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     int rc = shop_checkout_get(ctx->shop, ctx->owner, ctx->checkout_id, &co, &e);
     return checkout_result(rc, co, &e);
 }
@@ -203,7 +203,7 @@ static const json_t *given(const json_t *args, const char *key)
 }
 
 static int edit_customer(struct checkout *c, const struct shop_rules *r, void *arg,
-                         struct checkout_err *e)
+                         struct agentd_error *e)
 {
     const json_t *args = arg;
     const json_t *buyer = given(args, "buyer");
@@ -262,7 +262,7 @@ static json_t *t_customer(struct tools_ctx *ctx, const json_t *args)
 }
 
 static int edit_shipping(struct checkout *c, const struct shop_rules *r, void *arg,
-                         struct checkout_err *e)
+                         struct agentd_error *e)
 {
     return checkout_shipping_select(c, r, arg, e);
 }
@@ -301,7 +301,7 @@ static json_t *t_complete(struct tools_ctx *ctx, const json_t *args)
     struct checkout *co = NULL;
     struct order *o = NULL;
     int declined = 0;
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     int rc = shop_checkout_complete_key(ctx->shop, ctx->owner, ctx->checkout_id, ctx->op_key, pd,
                                         &co, &o, &declined, NULL, &e);
     order_free(o);

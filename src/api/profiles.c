@@ -107,7 +107,7 @@ int profiles_parse(const char *body, size_t len, struct ucp_negotiated *neg, cha
     int rc = -1;
     const json_t *ucp = json_object_get(doc, "ucp");
     const json_t *caps = json_object_get(ucp, "capabilities");
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     if (!json_is_object(doc))
         snprintf(why, whylen, "the profile is not a JSON object");
     else if (!json_is_object(ucp))

@@ -45,7 +45,7 @@ struct job {
     struct checkout *co;
     struct order *order;
     int declined;
-    struct checkout_err e;
+    struct agentd_error e;
 };
 
 /* ---- replies ---- */
@@ -108,9 +108,9 @@ static int run(struct store *st, void *arg)
         const char *pid = json_string_value(json_object_get(item, "id"));
         const json_t *q = json_object_get(j->body, "quantity");
         if (!pid)
-            return checkout_fail(&j->e, AGENTD_EINVAL, "missing", "$.item.id", "item.id is required");
+            return agentd_fail(&j->e, AGENTD_EINVAL, "missing", "$.item.id", "item.id is required");
         if (q && !json_is_integer(q))
-            return checkout_fail(&j->e, AGENTD_EUNPROCESSABLE, "invalid", "$.quantity",
+            return agentd_fail(&j->e, AGENTD_EUNPROCESSABLE, "invalid", "$.quantity",
                                  "quantity must be an integer");
         return shop_checkout_add_item(F.shop, j->owner, j->id, pid, q ? json_integer_value(q) : 1,
                                       &j->co, &j->e);

@@ -59,9 +59,9 @@ const char *checkout_severity_name(enum checkout_severity s)
     }
 }
 
-static int oom(struct checkout_err *e)
+static int oom(struct agentd_error *e)
 {
-    return checkout_fail(e, AGENTD_ENOMEM, "internal_error", NULL, "out of memory");
+    return agentd_fail(e, AGENTD_ENOMEM, "internal_error", NULL, "out of memory");
 }
 
 /* ---- small helpers ---- */
@@ -105,7 +105,7 @@ static int id_ok(const char *s)
 
 /* Optional string member -> heap copy; absent or null -> NULL. */
 static int jstr(const json_t *o, const char *key, char **out, const char *path,
-                struct checkout_err *e)
+                struct agentd_error *e)
 {
     *out = NULL;
     json_t *v = json_object_get(o, key);
@@ -113,7 +113,7 @@ static int jstr(const json_t *o, const char *key, char **out, const char *path,
         return 0;
     if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
         !str_ok(json_string_value(v), CHECKOUT_STR_MAX))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", path,
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", path,
                              "%s must be a string of at most %d printable characters", key,
                              CHECKOUT_STR_MAX);
     *out = strdup(json_string_value(v));
@@ -585,16 +585,16 @@ static int utf8_ok(const unsigned char *p, size_t n)
     return 1;
 }
 
-int checkout_op_key_check(const char *key, struct checkout_err *e)
+int checkout_op_key_check(const char *key, struct agentd_error *e)
 {
     if (!key || !key[0])
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", NULL, "the operation key is empty");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "the operation key is empty");
     size_t n = strlen(key);
     if (n > CHECKOUT_OP_KEY_MAX)
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", NULL,
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL,
                              "the operation key is %zu bytes; at most %d", n, CHECKOUT_OP_KEY_MAX);
     if (!str_ok(key, CHECKOUT_OP_KEY_MAX) || !utf8_ok((const unsigned char *)key, n))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", NULL,
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL,
                              "the operation key must be printable UTF-8 text");
     return 0;
 }
@@ -607,7 +607,7 @@ int checkout_op_key_has(const struct checkout *c, const char *key)
     return 0;
 }
 
-int checkout_op_key_add(struct checkout *c, const char *key, struct checkout_err *e)
+int checkout_op_key_add(struct checkout *c, const char *key, struct agentd_error *e)
 {
     int rc = checkout_op_key_check(key, e);
     if (rc)
@@ -637,7 +637,7 @@ int checkout_op_key_add(struct checkout *c, const char *key, struct checkout_err
 }
 
 int checkout_claim_set(struct checkout *c, const char *key, const char *by, int64_t at,
-                       struct checkout_err *e)
+                       struct agentd_error *e)
 {
     int rc = checkout_op_key_check(key, e);
     size_t bl = by ? strlen(by) : 0;
@@ -645,7 +645,7 @@ int checkout_claim_set(struct checkout *c, const char *key, const char *by, int6
         if ((unsigned char)by[i] < 0x20 || (unsigned char)by[i] == 0x7f)
             bl = 0;
     if (rc == 0 && by && (bl == 0 || bl > CHECKOUT_CLAIM_BY_MAX))
-        rc = checkout_fail(e, AGENTD_EINVAL, "invalid", NULL, "bad instance id");
+        rc = agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "bad instance id");
     if (rc)
         return rc;
     struct checkout_claim k = { .at = at };
@@ -711,7 +711,7 @@ int checkout_internal_to_doc(const struct checkout *c, json_t *doc)
 }
 
 /* doc._agentd.completing into c->completing (absent: none). */
-static int claim_from_doc(struct checkout *c, const json_t *doc, struct checkout_err *e)
+static int claim_from_doc(struct checkout *c, const json_t *doc, struct agentd_error *e)
 {
     const json_t *k = json_object_get(json_object_get(doc, "_agentd"), "completing");
     if (!k || json_is_null(k)) {
@@ -722,21 +722,21 @@ static int claim_from_doc(struct checkout *c, const json_t *doc, struct checkout
     const json_t *at = json_object_get(k, "at");
     if (!json_is_object(k) || !json_is_string(key) || (by && !json_is_string(by)) ||
         !json_is_integer(at))
-        return checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL,
+        return agentd_fail(e, AGENTD_ECORRUPT, "corrupt", NULL,
                              "checkout document: bad completion claim");
-    struct checkout_err ignored;
+    struct agentd_error ignored;
     int rc = checkout_claim_set(c, json_string_value(key), json_string_value(by),
                                 json_integer_value(at), &ignored);
     if (rc == AGENTD_ENOMEM)
         return oom(e);
     if (rc)
-        return checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL,
+        return agentd_fail(e, AGENTD_ECORRUPT, "corrupt", NULL,
                              "checkout document: bad completion claim");
     return 0;
 }
 
 /* doc._agentd.op_keys into c's keys. */
-static int op_keys_from_doc(struct checkout *c, const json_t *doc, struct checkout_err *e)
+static int op_keys_from_doc(struct checkout *c, const json_t *doc, struct agentd_error *e)
 {
     const json_t *arr = json_object_get(json_object_get(doc, "_agentd"), "op_keys");
     if (!arr || json_is_null(arr)) {
@@ -744,7 +744,7 @@ static int op_keys_from_doc(struct checkout *c, const json_t *doc, struct checko
         return 0;
     }
     if (!json_is_array(arr))
-        return checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL,
+        return agentd_fail(e, AGENTD_ECORRUPT, "corrupt", NULL,
                              "checkout document: op_keys is not an array");
     size_t n = json_array_size(arr);
     size_t skip = n > CHECKOUT_OP_KEYS_MAX ? n - CHECKOUT_OP_KEYS_MAX : 0;
@@ -757,7 +757,7 @@ static int op_keys_from_doc(struct checkout *c, const json_t *doc, struct checko
         const json_t *v = json_array_get(arr, i);
         const char *s = json_string_value(v);
         if (!s || strlen(s) != json_string_length(v) || checkout_op_key_check(s, NULL)) {
-            rc = checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL,
+            rc = agentd_fail(e, AGENTD_ECORRUPT, "corrupt", NULL,
                                "checkout document: bad operation key");
             break;
         }
@@ -788,7 +788,7 @@ static int op_keys_from_doc(struct checkout *c, const json_t *doc, struct checko
     return 0;
 }
 
-int checkout_internal_from_doc(struct checkout *c, const json_t *doc, struct checkout_err *e)
+int checkout_internal_from_doc(struct checkout *c, const json_t *doc, struct agentd_error *e)
 {
     int rc = op_keys_from_doc(c, doc, e);
     return rc ? rc : claim_from_doc(c, doc, e);
@@ -796,11 +796,11 @@ int checkout_internal_from_doc(struct checkout *c, const json_t *doc, struct che
 
 /* ---- JSON parsing of request pieces ---- */
 
-int checkout_buyer_from_json(const json_t *j, struct checkout_buyer *b, struct checkout_err *e)
+int checkout_buyer_from_json(const json_t *j, struct checkout_buyer *b, struct agentd_error *e)
 {
     memset(b, 0, sizeof *b);
     if (!json_is_object(j))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.buyer", "buyer must be an object");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.buyer", "buyer must be an object");
     int rc;
     if ((rc = jstr(j, "first_name", &b->first_name, "$.buyer.first_name", e)) ||
         (rc = jstr(j, "last_name", &b->last_name, "$.buyer.last_name", e)) ||
@@ -813,11 +813,11 @@ int checkout_buyer_from_json(const json_t *j, struct checkout_buyer *b, struct c
     return 0;
 }
 
-int checkout_address_from_json(const json_t *j, struct postal_address *a, struct checkout_err *e)
+int checkout_address_from_json(const json_t *j, struct postal_address *a, struct agentd_error *e)
 {
     memset(a, 0, sizeof *a);
     if (!json_is_object(j))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment",
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment",
                              "a destination must be an object");
     static const struct {
         const char *key;
@@ -845,7 +845,7 @@ int checkout_address_from_json(const json_t *j, struct postal_address *a, struct
     }
     if (a->id && !id_ok(a->id)) {
         checkout_address_clear(a);
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment",
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment",
                              "destination id must be 1-%d printable characters", ID_MAX);
     }
     /* Country codes are compared with the catalog's upper-case ones. */
@@ -855,15 +855,15 @@ int checkout_address_from_json(const json_t *j, struct postal_address *a, struct
 }
 
 /* line_items[] -> c->lines. old (may be NULL) supplies ids to keep. */
-static int parse_lines(struct checkout *c, const json_t *arr, struct checkout_err *e)
+static int parse_lines(struct checkout *c, const json_t *arr, struct agentd_error *e)
 {
     char path[96];
     if (!json_is_array(arr))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.line_items",
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.line_items",
                              "line_items must be an array");
     size_t n = json_array_size(arr);
     if (n > CHECKOUT_LINES_MAX)
-        return checkout_fail(e, AGENTD_EUNPROCESSABLE, "invalid", "$.line_items",
+        return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid", "$.line_items",
                              "at most %d line items", CHECKOUT_LINES_MAX);
     struct line_item *lines = calloc(n ? n : 1, sizeof *lines);
     if (!lines)
@@ -879,19 +879,19 @@ static int parse_lines(struct checkout *c, const json_t *arr, struct checkout_er
         json_t *qty = json_object_get(o, "quantity");
         if (!json_is_object(o) || !json_is_object(item) || !json_is_string(iid) ||
             !id_ok(json_string_value(iid))) {
-            rc = checkout_fail(e, AGENTD_EINVAL, "invalid", path,
+            rc = agentd_fail(e, AGENTD_EINVAL, "invalid", path,
                                "line item %zu needs item.id (1-%d printable characters)", got,
                                ID_MAX);
             goto fail;
         }
         if (!json_is_integer(qty)) {
-            rc = checkout_fail(e, AGENTD_EINVAL, "invalid", path,
+            rc = agentd_fail(e, AGENTD_EINVAL, "invalid", path,
                                "line item %zu needs an integer quantity", got);
             goto fail;
         }
         li->quantity = json_integer_value(qty);
         if (li->quantity < 1 || li->quantity > CHECKOUT_QTY_MAX) {
-            rc = checkout_fail(e, AGENTD_EUNPROCESSABLE, "invalid_quantity", path,
+            rc = agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid_quantity", path,
                                "quantity of '%s' must be between 1 and %d",
                                json_string_value(iid), CHECKOUT_QTY_MAX);
             goto fail;
@@ -941,14 +941,14 @@ fail:
     return rc;
 }
 
-static int parse_codes(struct checkout *c, const json_t *disc, struct checkout_err *e)
+static int parse_codes(struct checkout *c, const json_t *disc, struct agentd_error *e)
 {
     if (json_is_null(disc)) {
         codes_clear(c);
         return 0;
     }
     if (!json_is_object(disc))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.discounts",
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.discounts",
                              "discounts must be an object");
     json_t *codes = json_object_get(disc, "codes");
     if (!codes)
@@ -958,17 +958,17 @@ static int parse_codes(struct checkout *c, const json_t *disc, struct checkout_e
         return 0;
     }
     if (!json_is_array(codes))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.discounts.codes",
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.discounts.codes",
                              "discounts.codes must be an array of strings");
     size_t n = json_array_size(codes);
     if (n > CHECKOUT_CODES_MAX)
-        return checkout_fail(e, AGENTD_EUNPROCESSABLE, "invalid", "$.discounts.codes",
+        return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid", "$.discounts.codes",
                              "at most %d discount codes", CHECKOUT_CODES_MAX);
     const char *list[CHECKOUT_CODES_MAX];
     for (size_t i = 0; i < n; i++) {
         json_t *v = json_array_get(codes, i);
         if (!json_is_string(v) || !id_ok(json_string_value(v)))
-            return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.discounts.codes",
+            return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.discounts.codes",
                                  "discount code %zu must be 1-%d printable characters", i,
                                  ID_MAX);
         list[i] = json_string_value(v);
@@ -990,23 +990,23 @@ static int parse_codes(struct checkout *c, const json_t *disc, struct checkout_e
     return 0;
 }
 
-static int parse_payment(struct checkout *c, const json_t *p, struct checkout_err *e)
+static int parse_payment(struct checkout *c, const json_t *p, struct agentd_error *e)
 {
     if (json_is_null(p)) {
         instruments_clear(c);
         return 0;
     }
     if (!json_is_object(p))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.payment", "payment must be an object");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.payment", "payment must be an object");
     /* payment.handlers from the client are ignored: handlers are what the
      * shop advertises, and the UCP conformance client echoes them back. */
     json_t *ins = json_object_get(p, "instruments");
     if (ins && !json_is_null(ins) && !json_is_array(ins))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.payment.instruments",
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.payment.instruments",
                              "payment.instruments must be an array");
     size_t n = json_array_size(ins);
     if (n > CHECKOUT_INSTRUMENTS_MAX)
-        return checkout_fail(e, AGENTD_EUNPROCESSABLE, "invalid", "$.payment.instruments",
+        return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid", "$.payment.instruments",
                              "at most %d payment instruments", CHECKOUT_INSTRUMENTS_MAX);
     struct payment_instrument *list = calloc(n ? n : 1, sizeof *list);
     char *sel = NULL;
@@ -1021,7 +1021,7 @@ static int parse_payment(struct checkout *c, const json_t *p, struct checkout_er
             char path[64];
             snprintf(path, sizeof path, "$.payment.instruments[%zu]", got);
             rc = rc == AGENTD_ENOMEM ? oom(e)
-                                     : checkout_fail(e, rc, "invalid_payment", path, "%s", err);
+                                     : agentd_fail(e, rc, "invalid_payment", path, "%s", err);
             goto fail;
         }
     }
@@ -1042,15 +1042,15 @@ fail:
 
 /* Parses destinations[] of a method into a fresh array, assigning ids. */
 static int parse_destinations(struct checkout *c, const json_t *arr, size_t mi,
-                              struct postal_address **out, size_t *nout, struct checkout_err *e)
+                              struct postal_address **out, size_t *nout, struct agentd_error *e)
 {
     char path[96];
     snprintf(path, sizeof path, "$.fulfillment.methods[%zu].destinations", mi);
     if (!json_is_array(arr))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", path, "destinations must be an array");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", path, "destinations must be an array");
     size_t n = json_array_size(arr);
     if (n > CHECKOUT_DESTS_MAX)
-        return checkout_fail(e, AGENTD_EUNPROCESSABLE, "invalid", path,
+        return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid", path,
                              "at most %d destinations", CHECKOUT_DESTS_MAX);
     struct postal_address *d = calloc(n ? n : 1, sizeof *d);
     if (!d)
@@ -1066,7 +1066,7 @@ static int parse_destinations(struct checkout *c, const json_t *arr, size_t mi,
         for (size_t k = 0; k < got && d[got].id; k++) {
             if (d[k].id && strcmp(d[k].id, d[got].id) == 0) {
                 got++;
-                rc = checkout_fail(e, AGENTD_EINVAL, "invalid", path,
+                rc = agentd_fail(e, AGENTD_EINVAL, "invalid", path,
                                    "destination id '%s' appears twice", d[k].id);
                 goto fail;
             }
@@ -1096,19 +1096,19 @@ fail:
  * the only existing one): absent destinations/groups/selection are kept. */
 static int parse_method(struct checkout *c, const json_t *o, size_t mi,
                         const struct fulfillment_method *old, struct fulfillment_method *m,
-                        struct checkout_err *e)
+                        struct agentd_error *e)
 {
     char path[96];
     snprintf(path, sizeof path, "$.fulfillment.methods[%zu]", mi);
     memset(m, 0, sizeof *m);
     if (!json_is_object(o))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", path, "a method must be an object");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", path, "a method must be an object");
     int rc;
     char *type = NULL;
     if ((rc = jstr(o, "type", &type, path, e)))
         return rc;
     if (type && strcmp(type, "shipping") != 0) {
-        rc = checkout_fail(e, AGENTD_EUNPROCESSABLE, "unsupported", path,
+        rc = agentd_fail(e, AGENTD_EUNPROCESSABLE, "unsupported", path,
                            "fulfillment type '%.40s' is not offered; use shipping", type);
         free(type);
         return rc;
@@ -1123,7 +1123,7 @@ static int parse_method(struct checkout *c, const json_t *o, size_t mi,
             return rc;
         if (mid && !id_ok(mid)) {
             free(mid);
-            return checkout_fail(e, AGENTD_EINVAL, "invalid", path, "method id is invalid");
+            return agentd_fail(e, AGENTD_EINVAL, "invalid", path, "method id is invalid");
         }
         if (!mid) {
             char buf[32];
@@ -1153,7 +1153,7 @@ static int parse_method(struct checkout *c, const json_t *o, size_t mi,
     json_t *sel = json_object_get(o, "selected_destination_id");
     if (sel) {
         if (!json_is_null(sel) && (!json_is_string(sel) || !id_ok(json_string_value(sel)))) {
-            rc = checkout_fail(e, AGENTD_EINVAL, "invalid", path,
+            rc = agentd_fail(e, AGENTD_EINVAL, "invalid", path,
                                "selected_destination_id must be a string");
             goto fail;
         }
@@ -1174,7 +1174,7 @@ static int parse_method(struct checkout *c, const json_t *o, size_t mi,
                 free(m->selected_destination_id);
                 m->selected_destination_id = NULL;
             } else {
-                rc = checkout_fail(e, AGENTD_EUNPROCESSABLE, "invalid", path,
+                rc = agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid", path,
                                    "selected_destination_id '%.64s' is not among the destinations",
                                    m->selected_destination_id);
                 goto fail;
@@ -1185,7 +1185,7 @@ static int parse_method(struct checkout *c, const json_t *o, size_t mi,
     json_t *groups = json_object_get(o, "groups");
     if (groups && !json_is_null(groups)) {
         if (!json_is_array(groups)) {
-            rc = checkout_fail(e, AGENTD_EINVAL, "invalid", path, "groups must be an array");
+            rc = agentd_fail(e, AGENTD_EINVAL, "invalid", path, "groups must be an array");
             goto fail;
         }
         if (m->n_groups == 0) {
@@ -1204,7 +1204,7 @@ static int parse_method(struct checkout *c, const json_t *o, size_t mi,
         json_array_foreach(groups, gi, g)
         {
             if (!json_is_object(g)) {
-                rc = checkout_fail(e, AGENTD_EINVAL, "invalid", path, "a group must be an object");
+                rc = agentd_fail(e, AGENTD_EINVAL, "invalid", path, "a group must be an object");
                 goto fail;
             }
             json_t *gid = json_object_get(g, "id");
@@ -1222,7 +1222,7 @@ static int parse_method(struct checkout *c, const json_t *o, size_t mi,
             if (!so)
                 continue;
             if (!json_is_null(so) && (!json_is_string(so) || !id_ok(json_string_value(so)))) {
-                rc = checkout_fail(e, AGENTD_EINVAL, "invalid", path,
+                rc = agentd_fail(e, AGENTD_EINVAL, "invalid", path,
                                    "selected_option_id must be a string");
                 goto fail;
             }
@@ -1238,14 +1238,14 @@ fail:
     return rc;
 }
 
-static int parse_fulfillment(struct checkout *c, const json_t *f, struct checkout_err *e)
+static int parse_fulfillment(struct checkout *c, const json_t *f, struct agentd_error *e)
 {
     if (json_is_null(f)) {
         methods_clear(c);
         return 0;
     }
     if (!json_is_object(f))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment",
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment",
                              "fulfillment must be an object");
     json_t *methods = json_object_get(f, "methods");
     if (!methods)
@@ -1255,11 +1255,11 @@ static int parse_fulfillment(struct checkout *c, const json_t *f, struct checkou
         return 0;
     }
     if (!json_is_array(methods))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment.methods",
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment.methods",
                              "fulfillment.methods must be an array");
     size_t n = json_array_size(methods);
     if (n > CHECKOUT_METHODS_MAX)
-        return checkout_fail(e, AGENTD_EUNPROCESSABLE, "invalid", "$.fulfillment.methods",
+        return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid", "$.fulfillment.methods",
                              "at most %d fulfillment methods", CHECKOUT_METHODS_MAX);
     struct fulfillment_method *ms = calloc(n ? n : 1, sizeof *ms);
     if (!ms)
@@ -1320,7 +1320,7 @@ static int add_message(struct checkout *c, enum checkout_msg_type type, enum che
 }
 
 static int refresh_items(struct checkout *c, const struct shop_rules *r, unsigned flags,
-                         struct checkout_err *e)
+                         struct agentd_error *e)
 {
     char path[64];
     for (size_t i = 0; i < c->n_lines; i++) {
@@ -1329,7 +1329,7 @@ static int refresh_items(struct checkout *c, const struct shop_rules *r, unsigne
         snprintf(path, sizeof path, "$.line_items[%zu]", i);
         if (!p) {
             if (flags & REFRESH_CHECK_ITEMS)
-                return checkout_fail(e, AGENTD_EINVAL, "not_found", path,
+                return agentd_fail(e, AGENTD_EINVAL, "not_found", path,
                                      "unknown item '%.64s'", li->item_id);
             /* Vanished from the catalog since it was added: keep the line
              * so the buyer sees it, and block completion. */
@@ -1339,7 +1339,7 @@ static int refresh_items(struct checkout *c, const struct shop_rules *r, unsigne
             continue;
         }
         if (p->price < 0 || p->price > MONEY_AMOUNT_MAX)
-            return checkout_fail(e, AGENTD_EUNPROCESSABLE, "invalid", path,
+            return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid", path,
                                  "item '%.64s' has no valid price", li->item_id);
         li->price = p->price;
         if (sset(&li->title, p->name ? p->name : p->id) || sset(&li->image_url, p->image_url))
@@ -1352,7 +1352,7 @@ static int refresh_items(struct checkout *c, const struct shop_rules *r, unsigne
         int out = !p->available || (have >= 0 && want > have);
         if (out) {
             if (flags & REFRESH_CHECK_ITEMS)
-                return checkout_fail(e, AGENTD_EINVAL, "out_of_stock", path,
+                return agentd_fail(e, AGENTD_EINVAL, "out_of_stock", path,
                                      "'%.64s' is out of stock (requested %lld, available %lld)",
                                      li->item_id, (long long)want,
                                      (long long)(p->available ? (have > 0 ? have : 0) : 0));
@@ -1375,7 +1375,7 @@ static const struct postal_address *selected_dest(const struct fulfillment_metho
 /* Rebuilds each group's options from the rules for its destination and
  * checks the selection against them. */
 static int refresh_options(struct checkout *c, const struct shop_rules *r, unsigned flags,
-                           struct checkout_err *e)
+                           struct agentd_error *e)
 {
     char path[96];
     for (size_t mi = 0; mi < c->n_methods; mi++) {
@@ -1431,15 +1431,15 @@ static int refresh_options(struct checkout *c, const struct shop_rules *r, unsig
                 if (known)
                     continue;
                 if (flags & REFRESH_STRICT_OPTION)
-                    return checkout_fail(e, AGENTD_EUNPROCESSABLE, "invalid_option", path,
+                    return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid_option", path,
                                          "unknown shipping option '%.64s'", g->selected_option_id);
             } else if (flags & REFRESH_STRICT_OPTION) {
                 if (!known)
-                    return checkout_fail(e, AGENTD_EUNPROCESSABLE, "invalid_option", path,
+                    return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid_option", path,
                                          "unknown shipping option '%.64s'", g->selected_option_id);
                 /* Known but not offered here: another country's rate, or a
                  * default that a country rate of the same level overrides. */
-                return checkout_fail(e, AGENTD_EUNPROCESSABLE, "invalid_option", path,
+                return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid_option", path,
                                      "shipping option '%.64s' is not available for %.8s",
                                      g->selected_option_id, country ? country : "?");
             }
@@ -1575,7 +1575,7 @@ static enum checkout_status status_from_messages(const struct checkout *c)
 }
 
 static int refresh(struct checkout *c, const struct shop_rules *r, unsigned flags,
-                   struct checkout_err *e)
+                   struct agentd_error *e)
 {
     int rc;
     messages_clear(c);
@@ -1614,7 +1614,7 @@ static int refresh(struct checkout *c, const struct shop_rules *r, unsigned flag
     return 0;
 }
 
-int checkout_refresh(struct checkout *c, const struct shop_rules *r, struct checkout_err *e)
+int checkout_refresh(struct checkout *c, const struct shop_rules *r, struct agentd_error *e)
 {
     struct checkout *w = checkout_clone(c);
     if (!w)
@@ -1630,27 +1630,27 @@ int checkout_refresh(struct checkout *c, const struct shop_rules *r, struct chec
 
 /* ---- state guards ---- */
 
-static int guard_mutable(const struct checkout *c, struct checkout_err *e)
+static int guard_mutable(const struct checkout *c, struct agentd_error *e)
 {
     if (checkout_status_terminal(c->status))
-        return checkout_fail(e, AGENTD_ECONFLICT, "not_modifiable", NULL,
+        return agentd_fail(e, AGENTD_ECONFLICT, "not_modifiable", NULL,
                              "checkout %.64s is %s and can no longer change", c->id,
                              checkout_status_name(c->status));
     if (c->status == CHECKOUT_COMPLETE_IN_PROGRESS)
-        return checkout_fail(e, AGENTD_ECONFLICT, "complete_in_progress", NULL,
+        return agentd_fail(e, AGENTD_ECONFLICT, "complete_in_progress", NULL,
                              "checkout %.64s is being completed", c->id);
     return 0;
 }
 
 /* Runs fn on a working copy of c, refreshes, and commits on success. */
 typedef int (*mutate_fn)(struct checkout *w, const struct shop_rules *r, const void *arg,
-                         struct checkout_err *e);
+                         struct agentd_error *e);
 
 static int mutate(struct checkout *c, const struct shop_rules *r, unsigned flags, mutate_fn fn,
-                  const void *arg, struct checkout_err *e)
+                  const void *arg, struct agentd_error *e)
 {
     if (!c || !r)
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", NULL, "no checkout or rules");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "no checkout or rules");
     int rc = guard_mutable(c, e);
     if (rc)
         return rc;
@@ -1667,13 +1667,13 @@ static int mutate(struct checkout *c, const struct shop_rules *r, unsigned flags
 
 /* ---- create / update ---- */
 
-static int check_currency(const json_t *req, const struct shop_rules *r, struct checkout_err *e)
+static int check_currency(const json_t *req, const struct shop_rules *r, struct agentd_error *e)
 {
     json_t *cur = json_object_get(req, "currency");
     if (!cur || json_is_null(cur))
         return 0;
     if (!json_is_string(cur) || !r->currency || strcasecmp(json_string_value(cur), r->currency) != 0)
-        return checkout_fail(e, AGENTD_EUNPROCESSABLE, "unsupported_currency", "$.currency",
+        return agentd_fail(e, AGENTD_EUNPROCESSABLE, "unsupported_currency", "$.currency",
                              "this shop sells in %s only", r->currency ? r->currency : "?");
     return 0;
 }
@@ -1681,17 +1681,17 @@ static int check_currency(const json_t *req, const struct shop_rules *r, struct 
 /* The mutable fields of a create/update body; `full` = PUT semantics for
  * the required fields. */
 static int apply_body(struct checkout *w, const struct shop_rules *r, const void *arg,
-                      struct checkout_err *e)
+                      struct agentd_error *e)
 {
     const json_t *req = arg;
     int rc;
     if (!json_is_object(req))
-        return checkout_fail(e, AGENTD_EMALFORMED, "invalid", "$", "the body must be a JSON object");
+        return agentd_fail(e, AGENTD_EMALFORMED, "invalid", "$", "the body must be a JSON object");
     if ((rc = check_currency(req, r, e)))
         return rc;
     json_t *lines = json_object_get(req, "line_items");
     if (!lines)
-        return checkout_fail(e, AGENTD_EINVAL, "missing", "$.line_items", "line_items is required");
+        return agentd_fail(e, AGENTD_EINVAL, "missing", "$.line_items", "line_items is required");
     if ((rc = parse_lines(w, lines, e)))
         return rc;
     json_t *buyer = json_object_get(req, "buyer");
@@ -1717,13 +1717,13 @@ static int apply_body(struct checkout *w, const struct shop_rules *r, const void
 }
 
 int checkout_create(const json_t *req, const struct shop_rules *r, const char *id,
-                    struct checkout **out, struct checkout_err *e)
+                    struct checkout **out, struct agentd_error *e)
 {
     *out = NULL;
     if (!r || !r->product || !r->currency || !money_currency_valid(r->currency))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", NULL, "shop rules are incomplete");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "shop rules are incomplete");
     if (!id_ok(id))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", NULL, "invalid checkout id");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "invalid checkout id");
     struct checkout *c = checkout_new(id);
     if (!c)
         return oom(e);
@@ -1750,12 +1750,12 @@ int checkout_create(const json_t *req, const struct shop_rules *r, const char *i
 }
 
 int checkout_update(struct checkout *c, const struct shop_rules *r, const json_t *req,
-                    struct checkout_err *e)
+                    struct agentd_error *e)
 {
     if (c && json_is_object(req)) {
         json_t *id = json_object_get(req, "id");
         if (json_is_string(id) && strcmp(json_string_value(id), c->id) != 0)
-            return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.id",
+            return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.id",
                                  "the body's id does not match the checkout");
     }
     return mutate(c, r, REFRESH_CHECK_ITEMS | REFRESH_STRICT_OPTION, apply_body, req, e);
@@ -1768,26 +1768,26 @@ struct item_arg {
     int64_t qty;
 };
 
-static int check_qty(int64_t q, const char *what, struct checkout_err *e)
+static int check_qty(int64_t q, const char *what, struct agentd_error *e)
 {
     if (q < 1 || q > CHECKOUT_QTY_MAX)
-        return checkout_fail(e, AGENTD_EUNPROCESSABLE, "invalid_quantity", "$.line_items",
+        return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid_quantity", "$.line_items",
                              "quantity of '%.64s' must be between 1 and %d", what,
                              CHECKOUT_QTY_MAX);
     return 0;
 }
 
 static int do_item_add(struct checkout *w, const struct shop_rules *r, const void *arg,
-                       struct checkout_err *e)
+                       struct agentd_error *e)
 {
     const struct item_arg *a = arg;
     int rc;
     if (!id_ok(a->key))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.line_items", "invalid item id");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.line_items", "invalid item id");
     if ((rc = check_qty(a->qty, a->key, e)))
         return rc;
     if (!r->product(r->ud, a->key))
-        return checkout_fail(e, AGENTD_EINVAL, "not_found", "$.line_items",
+        return agentd_fail(e, AGENTD_EINVAL, "not_found", "$.line_items",
                              "unknown item '%.64s'", a->key);
     for (size_t i = 0; i < w->n_lines; i++) {
         if (strcmp(w->lines[i].item_id, a->key) == 0) {
@@ -1799,7 +1799,7 @@ static int do_item_add(struct checkout *w, const struct shop_rules *r, const voi
         }
     }
     if (w->n_lines >= CHECKOUT_LINES_MAX)
-        return checkout_fail(e, AGENTD_EUNPROCESSABLE, "invalid", "$.line_items",
+        return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid", "$.line_items",
                              "at most %d line items", CHECKOUT_LINES_MAX);
     struct line_item *n = realloc(w->lines, (w->n_lines + 1) * sizeof *n);
     if (!n)
@@ -1819,7 +1819,7 @@ static int do_item_add(struct checkout *w, const struct shop_rules *r, const voi
 }
 
 int checkout_item_add(struct checkout *c, const struct shop_rules *r, const char *product_id,
-                      int64_t quantity, struct checkout_err *e)
+                      int64_t quantity, struct agentd_error *e)
 {
     struct item_arg a = {product_id, quantity};
     return mutate(c, r, REFRESH_CHECK_ITEMS, do_item_add, &a, e);
@@ -1839,13 +1839,13 @@ static long find_line(const struct checkout *w, const char *key)
 }
 
 static int do_item_set(struct checkout *w, const struct shop_rules *r, const void *arg,
-                       struct checkout_err *e)
+                       struct agentd_error *e)
 {
     (void)r;
     const struct item_arg *a = arg;
     long i = find_line(w, a->key);
     if (i < 0)
-        return checkout_fail(e, AGENTD_ENOTFOUND, "not_found", "$.line_items",
+        return agentd_fail(e, AGENTD_ENOTFOUND, "not_found", "$.line_items",
                              "'%.64s' is not in the checkout", a->key ? a->key : "");
     if (a->qty == 0) {
         line_clear(&w->lines[i]);
@@ -1861,7 +1861,7 @@ static int do_item_set(struct checkout *w, const struct shop_rules *r, const voi
 }
 
 int checkout_item_remove(struct checkout *c, const struct shop_rules *r,
-                         const char *line_or_product, struct checkout_err *e)
+                         const char *line_or_product, struct agentd_error *e)
 {
     struct item_arg a = {line_or_product, 0};
     return mutate(c, r, 0, do_item_set, &a, e);
@@ -1869,7 +1869,7 @@ int checkout_item_remove(struct checkout *c, const struct shop_rules *r,
 
 int checkout_item_set_quantity(struct checkout *c, const struct shop_rules *r,
                                const char *line_or_product, int64_t quantity,
-                               struct checkout_err *e)
+                               struct agentd_error *e)
 {
     struct item_arg a = {line_or_product, quantity};
     if (quantity < 0 || quantity > CHECKOUT_QTY_MAX)
@@ -1878,14 +1878,14 @@ int checkout_item_set_quantity(struct checkout *c, const struct shop_rules *r,
 }
 
 static int do_buyer(struct checkout *w, const struct shop_rules *r, const void *arg,
-                    struct checkout_err *e)
+                    struct agentd_error *e)
 {
     (void)r;
     const struct checkout_buyer *b = arg;
     const char *f[] = {b->first_name, b->last_name, b->full_name, b->email, b->phone_number};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (f[i] && !str_ok(f[i], CHECKOUT_STR_MAX))
-            return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.buyer",
+            return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.buyer",
                                  "buyer fields must be printable text");
     struct checkout_buyer nb;
     if (buyer_copy(&nb, b))
@@ -1897,15 +1897,15 @@ static int do_buyer(struct checkout *w, const struct shop_rules *r, const void *
 }
 
 int checkout_buyer_set(struct checkout *c, const struct shop_rules *r,
-                       const struct checkout_buyer *b, struct checkout_err *e)
+                       const struct checkout_buyer *b, struct agentd_error *e)
 {
     if (!b)
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.buyer", "no buyer");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.buyer", "no buyer");
     return mutate(c, r, 0, do_buyer, b, e);
 }
 
 static int do_destination(struct checkout *w, const struct shop_rules *r, const void *arg,
-                          struct checkout_err *e)
+                          struct agentd_error *e)
 {
     (void)r;
     const struct postal_address *a = arg;
@@ -1914,10 +1914,10 @@ static int do_destination(struct checkout *w, const struct shop_rules *r, const 
                        a->last_name, a->full_name, a->phone_number};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (f[i] && !str_ok(f[i], CHECKOUT_STR_MAX))
-            return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment",
+            return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment",
                                  "address fields must be printable text");
     if (a->id && !id_ok(a->id))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment", "invalid destination id");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment", "invalid destination id");
     if (w->n_methods == 0) {
         if (!(w->methods = calloc(1, sizeof *w->methods)))
             return oom(e);
@@ -1948,7 +1948,7 @@ static int do_destination(struct checkout *w, const struct shop_rules *r, const 
     if (slot == m->n_destinations) {
         if (m->n_destinations >= CHECKOUT_DESTS_MAX) {
             checkout_address_clear(&na);
-            return checkout_fail(e, AGENTD_EUNPROCESSABLE, "invalid", "$.fulfillment",
+            return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid", "$.fulfillment",
                                  "at most %d destinations", CHECKOUT_DESTS_MAX);
         }
         struct postal_address *n = realloc(m->destinations, (slot + 1) * sizeof *n);
@@ -1966,21 +1966,21 @@ static int do_destination(struct checkout *w, const struct shop_rules *r, const 
 }
 
 int checkout_destination_set(struct checkout *c, const struct shop_rules *r,
-                             const struct postal_address *a, struct checkout_err *e)
+                             const struct postal_address *a, struct agentd_error *e)
 {
     if (!a)
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment", "no address");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment", "no address");
     return mutate(c, r, 0, do_destination, a, e);
 }
 
 static int do_select(struct checkout *w, const struct shop_rules *r, const void *arg,
-                     struct checkout_err *e)
+                     struct agentd_error *e)
 {
     const char *id = arg;
     if (!id_ok(id))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment", "invalid option id");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment", "invalid option id");
     if (w->n_methods == 0 || !selected_dest(&w->methods[0]))
-        return checkout_fail(e, AGENTD_EUNPROCESSABLE, "missing",
+        return agentd_fail(e, AGENTD_EUNPROCESSABLE, "missing",
                              "$.fulfillment.methods[0].selected_destination_id",
                              "set a shipping address before choosing a shipping option");
     struct fulfillment_method *m = &w->methods[0];
@@ -1998,7 +1998,7 @@ static int do_select(struct checkout *w, const struct shop_rules *r, const void 
 }
 
 int checkout_shipping_select(struct checkout *c, const struct shop_rules *r, const char *option_id,
-                             struct checkout_err *e)
+                             struct agentd_error *e)
 {
     return mutate(c, r, REFRESH_STRICT_OPTION, do_select, option_id, e);
 }
@@ -2009,16 +2009,16 @@ struct codes_arg {
 };
 
 static int do_codes(struct checkout *w, const struct shop_rules *r, const void *arg,
-                    struct checkout_err *e)
+                    struct agentd_error *e)
 {
     (void)r;
     const struct codes_arg *a = arg;
     if (a->n > CHECKOUT_CODES_MAX)
-        return checkout_fail(e, AGENTD_EUNPROCESSABLE, "invalid", "$.discounts.codes",
+        return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid", "$.discounts.codes",
                              "at most %d discount codes", CHECKOUT_CODES_MAX);
     for (size_t i = 0; i < a->n; i++)
         if (!id_ok(a->codes[i]))
-            return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.discounts.codes",
+            return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.discounts.codes",
                                  "discount codes must be 1-%d printable characters", ID_MAX);
     char **nc = calloc(a->n ? a->n : 1, sizeof *nc);
     if (!nc)
@@ -2038,7 +2038,7 @@ static int do_codes(struct checkout *w, const struct shop_rules *r, const void *
 }
 
 int checkout_discounts_apply(struct checkout *c, const struct shop_rules *r,
-                             const char *const *codes, size_t n, struct checkout_err *e)
+                             const char *const *codes, size_t n, struct agentd_error *e)
 {
     struct codes_arg a = {codes, n};
     return mutate(c, r, 0, do_codes, &a, e);
@@ -2052,15 +2052,15 @@ struct esc_arg {
 };
 
 static int do_escalate(struct checkout *w, const struct shop_rules *r, const void *arg,
-                       struct checkout_err *e)
+                       struct agentd_error *e)
 {
     (void)r;
     const struct esc_arg *a = arg;
     if (a->sev != CHECKOUT_SEV_REQUIRES_BUYER_INPUT && a->sev != CHECKOUT_SEV_REQUIRES_BUYER_REVIEW)
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", NULL,
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL,
                              "escalation needs a requires_buyer_* severity");
     if (!a->code || !a->content || !str_ok(a->code, ID_MAX) || !str_ok(a->content, 256))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", NULL, "escalation needs code and content");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "escalation needs code and content");
     struct checkout_message *m = calloc(1, sizeof *m);
     if (!m)
         return oom(e);
@@ -2080,14 +2080,14 @@ static int do_escalate(struct checkout *w, const struct shop_rules *r, const voi
 }
 
 int checkout_escalate(struct checkout *c, const struct shop_rules *r, const char *code,
-                      const char *content, enum checkout_severity sev, struct checkout_err *e)
+                      const char *content, enum checkout_severity sev, struct agentd_error *e)
 {
     struct esc_arg a = {code, content, sev};
     return mutate(c, r, 0, do_escalate, &a, e);
 }
 
 static int do_unescalate(struct checkout *w, const struct shop_rules *r, const void *arg,
-                         struct checkout_err *e)
+                         struct agentd_error *e)
 {
     (void)r;
     (void)arg;
@@ -2101,19 +2101,19 @@ static int do_unescalate(struct checkout *w, const struct shop_rules *r, const v
 }
 
 int checkout_escalation_clear(struct checkout *c, const struct shop_rules *r,
-                              struct checkout_err *e)
+                              struct agentd_error *e)
 {
     return mutate(c, r, 0, do_unescalate, NULL, e);
 }
 
 /* ---- cancel and complete ---- */
 
-int checkout_cancel(struct checkout *c, const struct shop_rules *r, struct checkout_err *e)
+int checkout_cancel(struct checkout *c, const struct shop_rules *r, struct agentd_error *e)
 {
     if (!c)
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", NULL, "no checkout");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "no checkout");
     if (checkout_status_terminal(c->status))
-        return checkout_fail(e, AGENTD_ECONFLICT, "not_modifiable", NULL,
+        return agentd_fail(e, AGENTD_ECONFLICT, "not_modifiable", NULL,
                              "checkout %.64s is already %s", c->id, checkout_status_name(c->status));
     c->status = CHECKOUT_CANCELED;
     claim_clear(&c->completing); /* canceled mid-completion: nobody carries it on */
@@ -2122,22 +2122,22 @@ int checkout_cancel(struct checkout *c, const struct shop_rules *r, struct check
     return 0;
 }
 
-static int first_error(const struct checkout *c, struct checkout_err *e)
+static int first_error(const struct checkout *c, struct agentd_error *e)
 {
     for (size_t i = 0; i < c->n_messages; i++) {
         const struct checkout_message *m = &c->messages[i];
         if (m->type == CHECKOUT_MSG_ERROR)
-            return checkout_fail(e, AGENTD_EUNPROCESSABLE, m->code, m->path,
+            return agentd_fail(e, AGENTD_EUNPROCESSABLE, m->code, m->path,
                                  "checkout is not ready: %s", m->content);
     }
-    return checkout_fail(e, AGENTD_EUNPROCESSABLE, "not_ready", NULL, "checkout is not ready");
+    return agentd_fail(e, AGENTD_EUNPROCESSABLE, "not_ready", NULL, "checkout is not ready");
 }
 
 int checkout_begin_complete(struct checkout *c, const struct shop_rules *r, int64_t expected_total,
-                            struct checkout_err *e)
+                            struct agentd_error *e)
 {
     if (!c || !r)
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", NULL, "no checkout or rules");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "no checkout or rules");
     int rc = guard_mutable(c, e);
     if (rc)
         return rc;
@@ -2154,7 +2154,7 @@ int checkout_begin_complete(struct checkout *c, const struct shop_rules *r, int6
     if (w->status != CHECKOUT_READY_FOR_COMPLETE) {
         rc = first_error(w, e);
         if (w->status == CHECKOUT_REQUIRES_ESCALATION)
-            rc = checkout_fail(e, AGENTD_EUNPROCESSABLE, "requires_escalation", NULL,
+            rc = agentd_fail(e, AGENTD_EUNPROCESSABLE, "requires_escalation", NULL,
                                "the buyer must continue at the continue_url");
         commit(c, w); /* the fresh messages are worth keeping */
         return rc;
@@ -2162,7 +2162,7 @@ int checkout_begin_complete(struct checkout *c, const struct shop_rules *r, int6
     if (w->totals.total != seen) {
         int64_t now_total = w->totals.total;
         commit(c, w);
-        return checkout_fail(e, AGENTD_ECONFLICT, "total_changed", "$.totals",
+        return agentd_fail(e, AGENTD_ECONFLICT, "total_changed", "$.totals",
                              "the total changed from %lld to %lld; review and retry",
                              (long long)seen, (long long)now_total);
     }
@@ -2171,14 +2171,14 @@ int checkout_begin_complete(struct checkout *c, const struct shop_rules *r, int6
     return 0;
 }
 
-int checkout_abort_complete(struct checkout *c, const struct shop_rules *r, struct checkout_err *e)
+int checkout_abort_complete(struct checkout *c, const struct shop_rules *r, struct agentd_error *e)
 {
     if (!c || !r)
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", NULL, "no checkout or rules");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "no checkout or rules");
     if (checkout_status_terminal(c->status))
         return guard_mutable(c, e);
     if (c->status != CHECKOUT_COMPLETE_IN_PROGRESS)
-        return checkout_fail(e, AGENTD_ECONFLICT, "invalid_state", NULL,
+        return agentd_fail(e, AGENTD_ECONFLICT, "invalid_state", NULL,
                              "checkout is %s, not complete_in_progress",
                              checkout_status_name(c->status));
     struct checkout *w = checkout_clone(c);
@@ -2196,18 +2196,18 @@ int checkout_abort_complete(struct checkout *c, const struct shop_rules *r, stru
 }
 
 int checkout_mark_completed(struct checkout *c, const struct shop_rules *r, const char *order_id,
-                            const char *permalink_url, struct checkout_err *e)
+                            const char *permalink_url, struct agentd_error *e)
 {
     if (!c)
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", NULL, "no checkout");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "no checkout");
     if (checkout_status_terminal(c->status))
         return guard_mutable(c, e);
     if (c->status != CHECKOUT_COMPLETE_IN_PROGRESS)
-        return checkout_fail(e, AGENTD_ECONFLICT, "invalid_state", NULL,
+        return agentd_fail(e, AGENTD_ECONFLICT, "invalid_state", NULL,
                              "checkout is %s, not complete_in_progress",
                              checkout_status_name(c->status));
     if (!id_ok(order_id) || !permalink_url || !str_ok(permalink_url, CHECKOUT_STR_MAX))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", NULL, "invalid order id or permalink");
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "invalid order id or permalink");
     char *oid = NULL, *url = NULL;
     if (sdup(order_id, &oid) || sdup(permalink_url, &url)) {
         free(oid);

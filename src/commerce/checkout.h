@@ -64,43 +64,43 @@ struct checkout *checkout_clone(const struct checkout *c);
  * selected_destination_id, groups[].selected_option_id} and
  * discounts.codes. A client-sent "id" is ignored. */
 int checkout_create(const json_t *req, const struct shop_rules *r, const char *id,
-                    struct checkout **out, struct checkout_err *e);
+                    struct checkout **out, struct agentd_error *e);
 
 /* PUT: the body is the new state of the mutable fields. line_items,
  * payment and currency are replaced; buyer, fulfillment and discounts are
  * replaced when present (JSON null clears them) and kept when absent,
  * because UCP clients omit fields they do not change. */
 int checkout_update(struct checkout *c, const struct shop_rules *r, const json_t *req,
-                    struct checkout_err *e);
+                    struct agentd_error *e);
 
 /* Agent tools. Adding a product already in the cart raises its quantity. */
 int checkout_item_add(struct checkout *c, const struct shop_rules *r, const char *product_id,
-                      int64_t quantity, struct checkout_err *e);
+                      int64_t quantity, struct agentd_error *e);
 /* Removes the line with this line id, or else the line of this product id. */
 int checkout_item_remove(struct checkout *c, const struct shop_rules *r, const char *line_or_product,
-                         struct checkout_err *e);
+                         struct agentd_error *e);
 /* Sets a line's quantity (line id or product id); 0 removes the line. */
 int checkout_item_set_quantity(struct checkout *c, const struct shop_rules *r,
                                const char *line_or_product, int64_t quantity,
-                               struct checkout_err *e);
+                               struct agentd_error *e);
 int checkout_buyer_set(struct checkout *c, const struct shop_rules *r,
-                       const struct checkout_buyer *b, struct checkout_err *e);
+                       const struct checkout_buyer *b, struct agentd_error *e);
 /* Adds (or replaces, by id) a shipping destination and selects it. */
 int checkout_destination_set(struct checkout *c, const struct shop_rules *r,
-                             const struct postal_address *a, struct checkout_err *e);
+                             const struct postal_address *a, struct agentd_error *e);
 int checkout_shipping_select(struct checkout *c, const struct shop_rules *r, const char *option_id,
-                             struct checkout_err *e);
+                             struct agentd_error *e);
 /* Replaces the discount codes (n = 0 clears). Unknown codes are kept and
  * reported as warnings (discount_code_invalid), not errors. */
 int checkout_discounts_apply(struct checkout *c, const struct shop_rules *r,
-                             const char *const *codes, size_t n, struct checkout_err *e);
+                             const char *const *codes, size_t n, struct agentd_error *e);
 /* Any non-terminal status -> canceled. */
-int checkout_cancel(struct checkout *c, const struct shop_rules *r, struct checkout_err *e);
+int checkout_cancel(struct checkout *c, const struct shop_rules *r, struct agentd_error *e);
 /* Business-side escalation (e.g. a review the API cannot collect). */
 int checkout_escalate(struct checkout *c, const struct shop_rules *r, const char *code,
-                      const char *content, enum checkout_severity sev, struct checkout_err *e);
+                      const char *content, enum checkout_severity sev, struct agentd_error *e);
 int checkout_escalation_clear(struct checkout *c, const struct shop_rules *r,
-                              struct checkout_err *e);
+                              struct agentd_error *e);
 
 /* ready_for_complete -> complete_in_progress. Re-prices with the current
  * rules first; if the total differs from what the client last saw
@@ -110,34 +110,34 @@ int checkout_escalation_clear(struct checkout *c, const struct shop_rules *r,
  * with the first missing item in *e (the refreshed messages are kept).
  * Items are checked strictly: out of stock -> AGENTD_EINVAL, unchanged. */
 int checkout_begin_complete(struct checkout *c, const struct shop_rules *r, int64_t expected_total,
-                            struct checkout_err *e);
+                            struct agentd_error *e);
 /* complete_in_progress -> back to ready (payment declined: nothing charged). */
-int checkout_abort_complete(struct checkout *c, const struct shop_rules *r, struct checkout_err *e);
+int checkout_abort_complete(struct checkout *c, const struct shop_rules *r, struct agentd_error *e);
 /* complete_in_progress -> completed, with the order's id and permalink. */
 int checkout_mark_completed(struct checkout *c, const struct shop_rules *r, const char *order_id,
-                            const char *permalink_url, struct checkout_err *e);
+                            const char *permalink_url, struct agentd_error *e);
 
 /* Recomputes prices, fulfillment options, messages and status from the
  * content (no-op for terminal and in-progress sessions' status). Exposed
  * for the store layer after loading and for tests. */
-int checkout_refresh(struct checkout *c, const struct shop_rules *r, struct checkout_err *e);
+int checkout_refresh(struct checkout *c, const struct shop_rules *r, struct agentd_error *e);
 
 /* ---- operation keys (exactly-once tool calls) ---- */
 
 /* 0 if key can be an operation key (1..CHECKOUT_OP_KEY_MAX bytes of valid
  * UTF-8 without NUL), else AGENTD_EINVAL with the reason in *e. */
-int checkout_op_key_check(const char *key, struct checkout_err *e);
+int checkout_op_key_check(const char *key, struct agentd_error *e);
 /* 1 if key is among c's operation keys. */
 int checkout_op_key_has(const struct checkout *c, const char *key);
 /* Records key as the newest; beyond CHECKOUT_OP_KEYS_MAX the oldest is
  * dropped. A key already there is not added twice. 0, AGENTD_EINVAL (see
  * checkout_op_key_check) or AGENTD_ENOMEM; c unchanged on error. */
-int checkout_op_key_add(struct checkout *c, const char *key, struct checkout_err *e);
+int checkout_op_key_add(struct checkout *c, const char *key, struct agentd_error *e);
 /* Sets c->completing (key: an operation key; by: NULL or 1 to
  * CHECKOUT_CLAIM_BY_MAX bytes without control characters). 0, AGENTD_EINVAL or
  * AGENTD_ENOMEM; c unchanged on error. */
 int checkout_claim_set(struct checkout *c, const char *key, const char *by, int64_t at,
-                       struct checkout_err *e);
+                       struct agentd_error *e);
 /* The store document's internal part, doc._agentd: op_keys (an array,
  * oldest first) and completing ({key, by, at}); each removed when c has
  * none, _agentd created when missing. doc is a checkout_to_doc_json()
@@ -147,13 +147,13 @@ int checkout_internal_to_doc(const struct checkout *c, json_t *doc);
  * without them (written before they existed) gives none. Not an array of
  * valid keys, or a malformed claim -> AGENTD_ECORRUPT; more than
  * CHECKOUT_OP_KEYS_MAX keys -> the newest are kept. */
-int checkout_internal_from_doc(struct checkout *c, const json_t *doc, struct checkout_err *e);
+int checkout_internal_from_doc(struct checkout *c, const json_t *doc, struct agentd_error *e);
 
 /* ---- JSON pieces shared with ucp.c ---- */
 
 /* Parses a buyer / postal address object (unknown fields ignored). */
-int checkout_buyer_from_json(const json_t *j, struct checkout_buyer *out, struct checkout_err *e);
-int checkout_address_from_json(const json_t *j, struct postal_address *out, struct checkout_err *e);
+int checkout_buyer_from_json(const json_t *j, struct checkout_buyer *out, struct agentd_error *e);
+int checkout_address_from_json(const json_t *j, struct postal_address *out, struct agentd_error *e);
 void checkout_buyer_clear(struct checkout_buyer *b);
 void checkout_address_clear(struct postal_address *a);
 int checkout_address_copy(struct postal_address *dst, const struct postal_address *src);

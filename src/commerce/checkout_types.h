@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "commerce/payment.h"
+#include "core/err.h"
 #include "commerce/types.h"
 
 /* Limits: far above any real cart, low enough that a hostile request cannot
@@ -78,14 +79,6 @@ struct shop_rules {
     unsigned flags;                /* SHOP_* */
 };
 
-/* Structured error detail beside the AGENTD_E* status: `code` is the UCP
- * message code (missing, invalid, out_of_stock, not_found, ...), `path` a
- * JSONPath into the request when one applies, `msg` a sentence for humans. */
-struct checkout_err {
-    char code[48];
-    char path[128];
-    char msg[256];
-};
 
 enum checkout_msg_type { CHECKOUT_MSG_ERROR = 0, CHECKOUT_MSG_WARNING, CHECKOUT_MSG_INFO };
 enum checkout_severity {
@@ -264,8 +257,5 @@ struct checkout {
     } completing;
 };
 
-/* Sets *e (any field may be NULL). Returns status, for `return checkout_fail(...)`. */
-int checkout_fail(struct checkout_err *e, int status, const char *code, const char *path,
-                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif

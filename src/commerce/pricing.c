@@ -79,9 +79,9 @@ int pricing_allocate(int64_t amount, const int64_t *weights, size_t n, int64_t *
     return 0;
 }
 
-static int too_large(struct checkout_err *e, const char *what)
+static int too_large(struct agentd_error *e, const char *what)
 {
-    return checkout_fail(e, AGENTD_EUNPROCESSABLE, "amount_too_large", NULL,
+    return agentd_fail(e, AGENTD_EUNPROCESSABLE, "amount_too_large", NULL,
                          "the %s is larger than this shop can process", what);
 }
 
@@ -151,7 +151,7 @@ static size_t order_discounts(const struct checkout *c, const struct shop_rules 
     return n;
 }
 
-int pricing_compute(struct checkout *c, const struct shop_rules *r, struct checkout_err *e)
+int pricing_compute(struct checkout *c, const struct shop_rules *r, struct agentd_error *e)
 {
     size_t n = c->n_lines;
     int64_t *remaining = calloc(n ? n : 1, sizeof *remaining);

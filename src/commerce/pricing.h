@@ -23,7 +23,7 @@
  * and the rules. Returns 0, AGENTD_EUNPROCESSABLE (an amount over
  * MONEY_AMOUNT_MAX; code amount_too_large) or AGENTD_ENOMEM. On error c's
  * amounts are unspecified; callers work on a copy. */
-int pricing_compute(struct checkout *c, const struct shop_rules *r, struct checkout_err *e);
+int pricing_compute(struct checkout *c, const struct shop_rules *r, struct agentd_error *e);
 
 /* UCP totals[] for the checkout: subtotal, items_discount (if any),
  * discount (if any), fulfillment (if has_fulfillment), tax (if has_tax),

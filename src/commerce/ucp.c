@@ -45,7 +45,7 @@ void ucp_negotiated_all(struct ucp_negotiated *out)
     out->caps = UCP_CAP_ALL;
 }
 
-int ucp_negotiate(const json_t *platform_caps, struct ucp_negotiated *out, struct checkout_err *e)
+int ucp_negotiate(const json_t *platform_caps, struct ucp_negotiated *out, struct agentd_error *e)
 {
     (void)e;
     snprintf(out->version, sizeof out->version, "%s", UCP_VERSION);
@@ -149,15 +149,15 @@ int ucp_version_compare(const char *a, const char *b)
     return c < 0 ? -1 : c > 0;
 }
 
-int ucp_version_check(const char *client_version, struct checkout_err *e)
+int ucp_version_check(const char *client_version, struct agentd_error *e)
 {
     if (!client_version || !client_version[0])
         return 0;
     if (!ucp_version_valid(client_version))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid_version", NULL,
+        return agentd_fail(e, AGENTD_EINVAL, "invalid_version", NULL,
                              "'%.16s' is not a UCP version (YYYY-MM-DD)", client_version);
     if (ucp_version_compare(client_version, UCP_VERSION) > 0)
-        return checkout_fail(e, AGENTD_EUNPROCESSABLE, "version_unsupported", NULL,
+        return agentd_fail(e, AGENTD_EUNPROCESSABLE, "version_unsupported", NULL,
                              "Version %s is not supported. This business implements version %s.",
                              client_version, UCP_VERSION);
     return 0;
@@ -855,9 +855,9 @@ json_t *checkout_to_doc_json(const struct checkout *c)
 
 /* ---- checkout from JSON ---- */
 
-static int corrupt(struct checkout_err *e, const char *what)
+static int corrupt(struct agentd_error *e, const char *what)
 {
-    return checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL, "checkout document: %s", what);
+    return agentd_fail(e, AGENTD_ECORRUPT, "corrupt", NULL, "checkout document: %s", what);
 }
 
 /* Optional string -> copy; wrong type is corruption. */
@@ -919,7 +919,7 @@ static int64_t total_of(const json_t *totals, const char *type)
     return 0;
 }
 
-static int parse_methods(const json_t *f, struct checkout *c, struct checkout_err *e)
+static int parse_methods(const json_t *f, struct checkout *c, struct agentd_error *e)
 {
     json_t *ms = json_object_get(f, "methods");
     if (!json_is_array(ms))
@@ -951,7 +951,7 @@ static int parse_methods(const json_t *f, struct checkout *c, struct checkout_er
         if (nd && !(m->destinations = calloc(nd, sizeof *m->destinations)))
             return AGENTD_ENOMEM;
         for (size_t d = 0; d < nd; d++) {
-            struct checkout_err ee;
+            struct agentd_error ee;
             rc = checkout_address_from_json(json_array_get(ds, d), &m->destinations[d], &ee);
             if (rc)
                 return rc == AGENTD_ENOMEM ? rc : corrupt(e, "bad destination");
@@ -998,7 +998,7 @@ static int parse_methods(const json_t *f, struct checkout *c, struct checkout_er
     return 0;
 }
 
-static int parse_discounts(const json_t *d, struct checkout *c, struct checkout_err *e)
+static int parse_discounts(const json_t *d, struct checkout *c, struct agentd_error *e)
 {
     json_t *codes = json_object_get(d, "codes");
     size_t n = json_array_size(codes);
@@ -1054,7 +1054,7 @@ static int parse_discounts(const json_t *d, struct checkout *c, struct checkout_
 }
 
 static int parse_lines_doc(const json_t *doc, struct checkout *c, const json_t *lt,
-                           struct checkout_err *e)
+                           struct agentd_error *e)
 {
     json_t *lines = json_object_get(doc, "line_items");
     if (!json_is_array(lines))
@@ -1099,7 +1099,7 @@ static int parse_lines_doc(const json_t *doc, struct checkout *c, const json_t *
     return 0;
 }
 
-static int parse_payment_doc(const json_t *p, struct checkout *c, struct checkout_err *e)
+static int parse_payment_doc(const json_t *p, struct checkout *c, struct agentd_error *e)
 {
     if (!json_is_object(p))
         return 0;
@@ -1125,7 +1125,7 @@ static int parse_payment_doc(const json_t *p, struct checkout *c, struct checkou
     return rc == AGENTD_ECORRUPT ? corrupt(e, "bad selected_instrument_id") : rc;
 }
 
-int checkout_from_json(const json_t *doc, struct checkout **out, struct checkout_err *e)
+int checkout_from_json(const json_t *doc, struct checkout **out, struct agentd_error *e)
 {
     *out = NULL;
     if (!json_is_object(doc))
@@ -1149,7 +1149,7 @@ int checkout_from_json(const json_t *doc, struct checkout **out, struct checkout
         goto fail;
     json_t *b = json_object_get(doc, "buyer");
     if (json_is_object(b)) {
-        struct checkout_err ee;
+        struct agentd_error ee;
         if ((rc = checkout_buyer_from_json(b, &c->buyer, &ee))) {
             rc = rc == AGENTD_ENOMEM ? rc : corrupt(e, "bad buyer");
             goto fail;
@@ -1303,11 +1303,11 @@ static int line_copy(struct line_item *d, const struct line_item *s)
     return 0;
 }
 
-int order_from_checkout(const struct checkout *c, struct order **out, struct checkout_err *e)
+int order_from_checkout(const struct checkout *c, struct order **out, struct agentd_error *e)
 {
     *out = NULL;
     if (!c || c->status != CHECKOUT_COMPLETED || !c->order_id)
-        return checkout_fail(e, AGENTD_ECONFLICT, "invalid_state", NULL,
+        return agentd_fail(e, AGENTD_ECONFLICT, "invalid_state", NULL,
                              "an order exists only for a completed checkout");
     struct order *o = calloc(1, sizeof *o);
     if (!o)
@@ -1414,7 +1414,7 @@ fail:
     return NULL;
 }
 
-int order_from_json(const json_t *j, struct order **out, struct checkout_err *e)
+int order_from_json(const json_t *j, struct order **out, struct agentd_error *e)
 {
     *out = NULL;
     const char *id = json_string_value(json_object_get(j, "id"));
@@ -1424,7 +1424,7 @@ int order_from_json(const json_t *j, struct order **out, struct checkout_err *e)
     json_t *lines = json_object_get(j, "line_items");
     if (!id || !cid || !url || !json_is_array(lines) ||
         json_array_size(lines) > CHECKOUT_LINES_MAX)
-        return checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL, "order document is malformed");
+        return agentd_fail(e, AGENTD_ECORRUPT, "corrupt", NULL, "order document is malformed");
     struct order *o = calloc(1, sizeof *o);
     if (!o)
         return AGENTD_ENOMEM;
@@ -1480,7 +1480,7 @@ int order_from_json(const json_t *j, struct order **out, struct checkout_err *e)
             rc = get_str(xj, "description", &x->description);
         if (rc == AGENTD_ENOMEM)
             goto nomem;
-        struct checkout_err ee;
+        struct agentd_error ee;
         json_t *dj = json_object_get(xj, "destination");
         if (rc || (dj && checkout_address_from_json(dj, &x->destination, &ee)))
             goto corrupt_doc;
@@ -1505,7 +1505,7 @@ int order_from_json(const json_t *j, struct order **out, struct checkout_err *e)
     return 0;
 corrupt_doc:
     order_free(o);
-    return checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL, "order document is malformed");
+    return agentd_fail(e, AGENTD_ECORRUPT, "corrupt", NULL, "order document is malformed");
 nomem:
     order_free(o);
     return AGENTD_ENOMEM;

@@ -66,7 +66,7 @@ int ucp_version_compare(const char *a, const char *b);
 /* The client's version against ours: 0 if client <= UCP_VERSION (or
  * empty); AGENTD_EUNPROCESSABLE with code "version_unsupported" if newer;
  * AGENTD_EINVAL if malformed. */
-int ucp_version_check(const char *client_version, struct checkout_err *e);
+int ucp_version_check(const char *client_version, struct agentd_error *e);
 
 /* ---- capability negotiation ---- */
 
@@ -75,7 +75,7 @@ int ucp_version_check(const char *client_version, struct checkout_err *e);
  * with ours by name, then prunes extensions whose parent is not in the
  * result until nothing changes. Always succeeds for an array; entries
  * that are not objects with a string name are skipped. */
-int ucp_negotiate(const json_t *platform_caps, struct ucp_negotiated *out, struct checkout_err *e);
+int ucp_negotiate(const json_t *platform_caps, struct ucp_negotiated *out, struct agentd_error *e);
 /* Negotiated set with everything we support (no profile to intersect with). */
 void ucp_negotiated_all(struct ucp_negotiated *out);
 /* ucp {version, capabilities[{name, version}]} for a response. */
@@ -106,7 +106,7 @@ json_t *checkout_to_doc_json(const struct checkout *c);
 /* Parses a store document (or a response object) back into a checkout.
  * Returns 0, AGENTD_ECORRUPT (not a checkout document; reason in e) or
  * AGENTD_ENOMEM. */
-int checkout_from_json(const json_t *doc, struct checkout **out, struct checkout_err *e);
+int checkout_from_json(const json_t *doc, struct checkout **out, struct agentd_error *e);
 
 /* ---- order ---- */
 
@@ -138,11 +138,11 @@ struct order {
 
 /* Builds the order of a completed checkout (status completed, order_id
  * set). Returns 0, AGENTD_ECONFLICT (not completed) or AGENTD_ENOMEM. */
-int order_from_checkout(const struct checkout *c, struct order **out, struct checkout_err *e);
+int order_from_checkout(const struct checkout *c, struct order **out, struct agentd_error *e);
 void order_free(struct order *o);
 /* UCP order object (neg NULL = all capabilities). */
 json_t *order_to_json(const struct order *o, const struct ucp_negotiated *neg);
-int order_from_json(const json_t *j, struct order **out, struct checkout_err *e);
+int order_from_json(const json_t *j, struct order **out, struct agentd_error *e);
 
 /* RFC 3339 UTC ("2026-01-11T10:00:00Z") from unix seconds, and back
  * (accepts Z or +hh:mm offsets, optional fraction). */

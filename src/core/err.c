@@ -1,6 +1,9 @@
 /* agentd status codes: lookups into the one table in err.h. */
 #include "core/err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 struct err_row { int err; const char *code; int http; const char *msg; };
 
 static const struct err_row rows[] = {
@@ -20,3 +23,17 @@ static const struct err_row *find(int err)
 const char *agentd_err_code(int err) { return err == 0 ? "ok" : find(err)->code; }
 int agentd_err_http(int err) { return err == 0 ? 200 : find(err)->http; }
 const char *agentd_err_msg(int err) { return err == 0 ? "ok" : find(err)->msg; }
+
+int agentd_fail(struct agentd_error *e, int status, const char *code, const char *path,
+                const char *fmt, ...)
+{
+    if (!e)
+        return status;
+    snprintf(e->code, sizeof e->code, "%s", code ? code : "");
+    snprintf(e->path, sizeof e->path, "%s", path ? path : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    return status;
+}

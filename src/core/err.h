@@ -37,6 +37,23 @@ enum agentd_err {
 #undef X
 };
 
+/* The one message side channel beside a status: what went wrong, for the
+ * caller to show. `code` is a finer wire code when one applies (a UCP message
+ * code such as "missing" or "out_of_stock"; "" = the status's own), `path` a
+ * JSONPath, field name or file:line, `msg` a sentence for humans. A function
+ * that can explain a failure takes `struct agentd_error *e` (NULL allowed) and
+ * returns the negative AGENTD_E* status; it never returns text any other way. */
+struct agentd_error {
+    char code[48];
+    char path[128];
+    char msg[256];
+};
+
+/* Fills *e (when not NULL; code/path may be NULL) and returns status, so a
+ * failure reads `return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.x", "...")`. */
+int agentd_fail(struct agentd_error *e, int status, const char *code, const char *path,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 /* Wire code ("not_found"), default HTTP status and message for a status.
  * Unknown values map to internal_error. Returned strings are static. */
 const char *agentd_err_code(int err);

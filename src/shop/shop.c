@@ -222,12 +222,12 @@ static const struct tax_rate *r_tax(void *ud, const char *country, const char *r
 }
 
 static int rules_begin(struct shop *sh, struct rules_ctx *ctx, struct shop_rules *r,
-                       struct checkout_err *e)
+                       struct agentd_error *e)
 {
     ctx->sh = sh;
     ctx->cat = merchant_catalog(sh->m);
     if (!ctx->cat)
-        return checkout_fail(e, AGENTD_EUNAVAILABLE, "unavailable", NULL, "the catalog is not loaded");
+        return agentd_fail(e, AGENTD_EUNAVAILABLE, "unavailable", NULL, "the catalog is not loaded");
     *r = (struct shop_rules){
         .ud = ctx,
         .product = r_product,
@@ -260,15 +260,15 @@ static void new_id(const char *prefix, char *out, size_t len)
         n += (size_t)snprintf(out + n, len - n, "%02x", raw[i]);
 }
 
-static int store_fail(struct checkout_err *e, int rc)
+static int store_fail(struct agentd_error *e, int rc)
 {
     if (rc == AGENTD_ENOTFOUND)
-        return checkout_fail(e, rc, "not_found", NULL, "no such checkout session");
-    return checkout_fail(e, rc, agentd_err_code(rc), NULL, "%s", agentd_err_msg(rc));
+        return agentd_fail(e, rc, "not_found", NULL, "no such checkout session");
+    return agentd_fail(e, rc, agentd_err_code(rc), NULL, "%s", agentd_err_msg(rc));
 }
 
 static int load(struct shop *sh, const char *owner, const char *id, struct checkout **out,
-                struct checkout_err *e)
+                struct agentd_error *e)
 {
     struct store_checkout *row = NULL;
     int rc = store_checkout_get(sh->st, id, &row);
@@ -282,7 +282,7 @@ static int load(struct shop *sh, const char *owner, const char *id, struct check
     json_t *doc = json_loads(row->document, 0, &je);
     struct checkout *c = NULL;
     rc = doc ? checkout_from_json(doc, &c, e)
-             : checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL, "stored checkout is not JSON");
+             : agentd_fail(e, AGENTD_ECORRUPT, "corrupt", NULL, "stored checkout is not JSON");
     if (rc == 0 && (rc = checkout_internal_from_doc(c, doc, e)) != 0) {
         checkout_free(c);
         c = NULL;
@@ -305,11 +305,11 @@ static char *document(const struct checkout *c)
 }
 
 /* Saves c over version c->version; on success c->version moves on. */
-static int save(struct shop *sh, struct checkout *c, struct checkout_err *e)
+static int save(struct shop *sh, struct checkout *c, struct agentd_error *e)
 {
     char *doc = document(c);
     if (!doc)
-        return checkout_fail(e, AGENTD_ENOMEM, "out_of_memory", NULL, "out of memory");
+        return agentd_fail(e, AGENTD_ENOMEM, "out_of_memory", NULL, "out of memory");
     int rc = store_checkout_update(sh->st, c->id, c->version, checkout_status_name(c->status), doc);
     free(doc);
     if (rc == 0)
@@ -356,7 +356,7 @@ static int keyed_id(const char *owner, const char *op_key, char *out, size_t len
 
 int shop_checkout_create_key(struct shop *sh, const char *owner, const json_t *req,
                              const char *op_key, struct checkout **out, int *replayed,
-                             struct checkout_err *e)
+                             struct agentd_error *e)
 {
     int rc;
     char id[48];
@@ -367,10 +367,10 @@ int shop_checkout_create_key(struct shop *sh, const char *owner, const json_t *r
         if ((rc = checkout_op_key_check(op_key, e)))
             return rc;
         if ((rc = keyed_id(owner, op_key, id, sizeof id)))
-            return checkout_fail(e, rc, "out_of_memory", NULL, "out of memory");
+            return agentd_fail(e, rc, "out_of_memory", NULL, "out of memory");
         /* A replay finds what the first call created, whatever the request
          * would give now (stock may have run out since). */
-        struct checkout_err le = { 0 };
+        struct agentd_error le = { 0 };
         rc = load(sh, owner, id, &c, &le);
         if (rc == 0)
             goto replay;
@@ -422,13 +422,13 @@ replay:
 }
 
 int shop_checkout_create(struct shop *sh, const char *owner, const json_t *req,
-                         struct checkout **out, struct checkout_err *e)
+                         struct checkout **out, struct agentd_error *e)
 {
     return shop_checkout_create_key(sh, owner, req, NULL, out, NULL, e);
 }
 
 int shop_checkout_get(struct shop *sh, const char *owner, const char *id, struct checkout **out,
-                      struct checkout_err *e)
+                      struct agentd_error *e)
 {
     return load(sh, owner, id, out, e);
 }
@@ -442,7 +442,7 @@ typedef int (*replay_fn)(const struct checkout *c, const char *op_key);
  * the key and the effect land in the same save. */
 static int edit_loop(struct shop *sh, const char *owner, const char *id, const char *op_key,
                      replay_fn is_replay, shop_edit_fn fn, void *arg, struct checkout **out,
-                     int *replayed, struct checkout_err *e)
+                     int *replayed, struct agentd_error *e)
 {
     if (replayed)
         *replayed = 0;
@@ -475,7 +475,7 @@ static int edit_loop(struct shop *sh, const char *owner, const char *id, const c
             return rc; /* a domain conflict (e.g. terminal state) is final */
         backoff(attempt);
     }
-    return checkout_fail(e, AGENTD_ECONFLICT, "conflict", NULL,
+    return agentd_fail(e, AGENTD_ECONFLICT, "conflict", NULL,
                          "the checkout is being changed by many requests at once; retry");
 }
 
@@ -487,7 +487,7 @@ struct keyed_arg {
 
 /* The caller's edit, then its key, on the same working checkout. */
 static int edit_keyed(struct checkout *c, const struct shop_rules *r, void *arg,
-                      struct checkout_err *e)
+                      struct agentd_error *e)
 {
     struct keyed_arg *k = arg;
     int rc = k->fn(c, r, k->arg, e);
@@ -496,7 +496,7 @@ static int edit_keyed(struct checkout *c, const struct shop_rules *r, void *arg,
 
 int shop_checkout_edit_key(struct shop *sh, const char *owner, const char *id, const char *op_key,
                            shop_edit_fn fn, void *arg, struct checkout **out, int *replayed,
-                           struct checkout_err *e)
+                           struct agentd_error *e)
 {
     if (!op_key)
         return edit_loop(sh, owner, id, NULL, NULL, fn, arg, out, replayed, e);
@@ -510,7 +510,7 @@ int shop_checkout_edit_key(struct shop *sh, const char *owner, const char *id, c
 }
 
 int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, shop_edit_fn fn,
-                       void *arg, struct checkout **out, struct checkout_err *e)
+                       void *arg, struct checkout **out, struct agentd_error *e)
 {
     return shop_checkout_edit_key(sh, owner, id, NULL, fn, arg, out, NULL, e);
 }
@@ -521,18 +521,18 @@ struct update_arg {
 };
 
 static int edit_update(struct checkout *c, const struct shop_rules *r, void *arg,
-                       struct checkout_err *e)
+                       struct agentd_error *e)
 {
     struct update_arg *u = arg;
     if (u->if_match >= 0 && c->version != u->if_match)
-        return checkout_fail(e, AGENTD_ECONFLICT, "version_conflict", NULL,
+        return agentd_fail(e, AGENTD_ECONFLICT, "version_conflict", NULL,
                              "the checkout changed (version %lld, If-Match %lld): reload and retry",
                              (long long)c->version, (long long)u->if_match);
     return checkout_update(c, r, u->req, e);
 }
 
 int shop_checkout_update(struct shop *sh, const char *owner, const char *id, const json_t *req,
-                         int64_t if_match, struct checkout **out, struct checkout_err *e)
+                         int64_t if_match, struct checkout **out, struct agentd_error *e)
 {
     struct update_arg u = { req, if_match };
     return shop_checkout_edit(sh, owner, id, edit_update, &u, out, e);
@@ -544,7 +544,7 @@ struct add_arg {
 };
 
 static int edit_add(struct checkout *c, const struct shop_rules *r, void *arg,
-                    struct checkout_err *e)
+                    struct agentd_error *e)
 {
     struct add_arg *a = arg;
     return checkout_item_add(c, r, a->product_id, a->quantity, e);
@@ -552,7 +552,7 @@ static int edit_add(struct checkout *c, const struct shop_rules *r, void *arg,
 
 int shop_checkout_add_item_key(struct shop *sh, const char *owner, const char *id,
                                const char *op_key, const char *product_id, int64_t quantity,
-                               struct checkout **out, int *replayed, struct checkout_err *e)
+                               struct checkout **out, int *replayed, struct agentd_error *e)
 {
     struct add_arg a = { product_id, quantity };
     return shop_checkout_edit_key(sh, owner, id, op_key, edit_add, &a, out, replayed, e);
@@ -560,7 +560,7 @@ int shop_checkout_add_item_key(struct shop *sh, const char *owner, const char *i
 
 int shop_checkout_add_item(struct shop *sh, const char *owner, const char *id,
                            const char *product_id, int64_t quantity, struct checkout **out,
-                           struct checkout_err *e)
+                           struct agentd_error *e)
 {
     return shop_checkout_add_item_key(sh, owner, id, NULL, product_id, quantity, out, NULL, e);
 }
@@ -571,18 +571,18 @@ static int claim_abandoned(const struct shop *sh, const struct checkout *c, int6
  * the payment already, and a cancel then would leave an authorization
  * without an order. One whose process died may be canceled. */
 static int edit_cancel(struct checkout *c, const struct shop_rules *r, void *arg,
-                       struct checkout_err *e)
+                       struct agentd_error *e)
 {
     const struct shop *sh = arg;
     if (c->status == CHECKOUT_COMPLETE_IN_PROGRESS && !claim_abandoned(sh, c, r->now))
-        return checkout_fail(e, AGENTD_ECONFLICT, "complete_in_progress", NULL,
+        return agentd_fail(e, AGENTD_ECONFLICT, "complete_in_progress", NULL,
                              "checkout %.64s is being completed; cancel it if that fails",
                              c->id);
     return checkout_cancel(c, r, e);
 }
 
 int shop_checkout_cancel(struct shop *sh, const char *owner, const char *id,
-                         struct checkout **out, struct checkout_err *e)
+                         struct checkout **out, struct agentd_error *e)
 {
     return shop_checkout_edit(sh, owner, id, edit_cancel, sh, out, e);
 }
@@ -595,7 +595,7 @@ struct begin_arg {
     int total_changed;
     int out_of_stock;
     int took_over;
-    struct checkout_err stock_err;
+    struct agentd_error stock_err;
 };
 
 /* Whether the process completing c died (or has held it past the lease):
@@ -616,7 +616,7 @@ static int claim_abandoned(const struct shop *sh, const struct checkout *c, int6
 /* Claims the completion for this process under key (the authorization's
  * idempotency key), with the call's op_key. */
 static int claim(struct checkout *c, const struct shop_rules *r, const struct begin_arg *b,
-                 const char *key, struct checkout_err *e)
+                 const char *key, struct agentd_error *e)
 {
     int rc = checkout_claim_set(c, key, b->sh->instance, r->now, e);
     if (rc == 0 && b->op_key)
@@ -637,7 +637,7 @@ static int claim(struct checkout *c, const struct shop_rules *r, const struct be
  * its authorization key stays, and this call carries the completion on —
  * whatever key, or none, it came with. */
 static int edit_begin_complete(struct checkout *c, const struct shop_rules *r, void *arg,
-                               struct checkout_err *e)
+                               struct agentd_error *e)
 {
     struct begin_arg *b = arg;
     b->total_changed = b->out_of_stock = b->took_over = 0; /* this attempt's outcome only */
@@ -685,7 +685,7 @@ static int completion_replay(const struct checkout *c, const char *op_key)
  * order. Takes c. */
 static int completed_reply(struct shop *sh, const char *owner, struct checkout *c,
                            struct checkout **out, struct order **order_out, int *replayed,
-                           struct checkout_err *e);
+                           struct agentd_error *e);
 
 /* Our claim, as step 1 left it: an abort undoes only that. */
 struct claim_ref {
@@ -696,12 +696,12 @@ struct claim_ref {
 static int str_same(const char *a, const char *b) { return a == b || (a && b && !strcmp(a, b)); }
 
 static int edit_abort(struct checkout *c, const struct shop_rules *r, void *arg,
-                      struct checkout_err *e)
+                      struct agentd_error *e)
 {
     const struct claim_ref *ours = arg;
     if (c->status != CHECKOUT_COMPLETE_IN_PROGRESS || c->completing.at != ours->at ||
         !str_same(c->completing.by, ours->by))
-        return checkout_fail(e, AGENTD_ECONFLICT, "not_ours", NULL,
+        return agentd_fail(e, AGENTD_ECONFLICT, "not_ours", NULL,
                              "the completion is no longer ours"); /* nothing to save */
     return checkout_abort_complete(c, r, e);
 }
@@ -714,7 +714,7 @@ static void abort_complete(struct shop *sh, const char *owner, const char *id,
 {
     struct claim_ref ref = { ours->completing.by, ours->completing.at };
     struct checkout *c = NULL;
-    struct checkout_err err = { 0 };
+    struct agentd_error err = { 0 };
     if (shop_checkout_edit(sh, owner, id, edit_abort, &ref, &c, &err) == 0)
         checkout_free(c);
     else if (strcmp(err.code, "not_ours") != 0)
@@ -722,19 +722,19 @@ static void abort_complete(struct shop *sh, const char *owner, const char *id,
 }
 
 /* Names the first line whose product lacks stock (for a clear 409). */
-static void name_short_item(struct shop *sh, const struct checkout *c, struct checkout_err *e)
+static void name_short_item(struct shop *sh, const struct checkout *c, struct agentd_error *e)
 {
     for (size_t i = 0; i < c->n_lines; i++) {
         int64_t q = 0;
         if (store_stock_get(sh->st, c->lines[i].item_id, &q) != 0 || q < c->lines[i].quantity) {
-            checkout_fail(e, AGENTD_ESTOCK, "out_of_stock", NULL,
+            agentd_fail(e, AGENTD_ESTOCK, "out_of_stock", NULL,
                           "not enough stock for %s (%s): %lld left, %lld in the checkout",
                           c->lines[i].item_id, c->lines[i].title ? c->lines[i].title : "",
                           (long long)(q < 0 ? 0 : q), (long long)c->lines[i].quantity);
             return;
         }
     }
-    checkout_fail(e, AGENTD_ESTOCK, "out_of_stock", NULL, "not enough stock for an item");
+    agentd_fail(e, AGENTD_ESTOCK, "out_of_stock", NULL, "not enough stock for an item");
 }
 
 /* A test-mode handler of ours (refused while test payments are). */
@@ -749,7 +749,7 @@ static int test_handler(const struct shop *sh, const char *id)
 int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *id,
                                const char *op_key, const json_t *payment_data,
                                struct checkout **out, struct order **order_out, int *declined,
-                               int *replayed, struct checkout_err *e)
+                               int *replayed, struct agentd_error *e)
 {
     *declined = 0;
     if (replayed)
@@ -759,19 +759,19 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
         return rc;
     char path[128] = "";
     if (!json_is_object(payment_data))
-        return checkout_fail(e, AGENTD_EINVAL, "missing", "$.payment_data",
+        return agentd_fail(e, AGENTD_EINVAL, "missing", "$.payment_data",
                              "payment_data is required to complete the checkout");
     if (payment_find_pan(payment_data, path, sizeof path))
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", path,
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", path,
                              "full card numbers are not accepted: send a payment token");
     struct payment_instrument pi = { 0 };
     char why[256] = "";
     if (payment_instrument_parse(payment_data, &pi, why, sizeof why) != 0)
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.payment_data", "%s", why);
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.payment_data", "%s", why);
     if (!sh->n_hs && test_handler(sh, pi.handler_id)) {
         /* before anything moves: a test credential never reaches a
          * production checkout, not even as a claim */
-        checkout_fail(e, AGENTD_EUNPROCESSABLE, "payment_handler_unavailable",
+        agentd_fail(e, AGENTD_EUNPROCESSABLE, "payment_handler_unavailable",
                       "$.payment_data.handler_id",
                       "payment handler '%.64s' is a test handler and is refused in production "
                       "(AGENTD_ALLOW_TEST_PAYMENTS=1 accepts it); nothing was charged",
@@ -812,7 +812,7 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
     if (b.total_changed) {
         payment_instrument_clear(&pi);
         checkout_free(c);
-        return checkout_fail(e, AGENTD_ECONFLICT, "total_changed", NULL,
+        return agentd_fail(e, AGENTD_ECONFLICT, "total_changed", NULL,
                              "prices changed since the checkout was shown; review the new totals "
                              "and complete again");
     }
@@ -837,10 +837,10 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
         checkout_free(c);
         if (rc == 0 && res == PAYMENT_DECLINED) {
             *declined = 1;
-            return checkout_fail(e, AGENTD_EINVAL, "payment_declined", "$.payment_data",
+            return agentd_fail(e, AGENTD_EINVAL, "payment_declined", "$.payment_data",
                                  "%s; nothing was charged", why[0] ? why : "the payment was declined");
         }
-        return checkout_fail(e, AGENTD_EINVAL, "invalid", "$.payment_data", "%s",
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.payment_data", "%s",
                              why[0] ? why : "the payment credential is not usable");
     }
 
@@ -903,7 +903,7 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
         /* Lost the race to the same call running elsewhere (two replicas
          * resuming one turn)? Then its result is ours. */
         struct checkout *now = NULL;
-        struct checkout_err le = { 0 };
+        struct agentd_error le = { 0 };
         if (load(sh, owner, id, &now, &le) == 0 && now->status == CHECKOUT_COMPLETED &&
             checkout_op_key_has(now, op_key)) {
             checkout_free(c);
@@ -915,7 +915,7 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
         checkout_free(now);
     }
     if (!e->code[0])
-        checkout_fail(e, rc, agentd_err_code(rc), NULL, "%s", agentd_err_msg(rc));
+        agentd_fail(e, rc, agentd_err_code(rc), NULL, "%s", agentd_err_msg(rc));
     abort_complete(sh, owner, id, c);
     checkout_free(c);
     checkout_free(done);
@@ -925,7 +925,7 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
 
 int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
                            const json_t *payment_data, struct checkout **out,
-                           struct order **order_out, int *declined, struct checkout_err *e)
+                           struct order **order_out, int *declined, struct agentd_error *e)
 {
     return shop_checkout_complete_key(sh, owner, id, NULL, payment_data, out, order_out, declined,
                                       NULL, e);
@@ -934,7 +934,7 @@ int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
 /* ---- orders ---- */
 
 static int order_load(struct shop *sh, const char *owner, const char *id, struct order **out,
-                      struct checkout_err *e)
+                      struct agentd_error *e)
 {
     struct store_order *row = NULL;
     int rc = store_order_get(sh->st, id, &row);
@@ -943,31 +943,31 @@ static int order_load(struct shop *sh, const char *owner, const char *id, struct
     if (rc) {
         store_order_free(row);
         if (rc == AGENTD_ENOTFOUND)
-            return checkout_fail(e, rc, "not_found", NULL, "no such order");
+            return agentd_fail(e, rc, "not_found", NULL, "no such order");
         return store_fail(e, rc);
     }
     json_error_t je;
     json_t *doc = json_loads(row->document, 0, &je);
     rc = doc ? order_from_json(doc, out, e)
-             : checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL, "stored order is not JSON");
+             : agentd_fail(e, AGENTD_ECORRUPT, "corrupt", NULL, "stored order is not JSON");
     json_decref(doc);
     store_order_free(row);
     return rc;
 }
 
 int shop_order_get(struct shop *sh, const char *owner, const char *id, struct order **out,
-                   struct checkout_err *e)
+                   struct agentd_error *e)
 {
     return order_load(sh, owner, id, out, e);
 }
 
 static int completed_reply(struct shop *sh, const char *owner, struct checkout *c,
                            struct checkout **out, struct order **order_out, int *replayed,
-                           struct checkout_err *e)
+                           struct agentd_error *e)
 {
     struct order *o = NULL;
     int rc = c->order_id ? order_load(sh, owner, c->order_id, &o, e)
-                         : checkout_fail(e, AGENTD_ECORRUPT, "corrupt", NULL,
+                         : agentd_fail(e, AGENTD_ECORRUPT, "corrupt", NULL,
                                          "completed checkout %s names no order", c->id);
     if (rc) {
         checkout_free(c);
@@ -981,7 +981,7 @@ static int completed_reply(struct shop *sh, const char *owner, struct checkout *
 }
 
 int shop_order_mark_shipped(struct shop *sh, const char *id, struct order **out,
-                            struct checkout_err *e)
+                            struct agentd_error *e)
 {
     struct order *o = NULL;
     int rc = order_load(sh, NULL, id, &o, e);

@@ -51,27 +51,27 @@ const json_t *shop_payment_handlers(const struct shop *sh);
 
 /* Edits a loaded checkout; the shop saves it if this returns 0. */
 typedef int (*shop_edit_fn)(struct checkout *c, const struct shop_rules *r, void *arg,
-                            struct checkout_err *e);
+                            struct agentd_error *e);
 
 /* Each returns 0 or AGENTD_E*, fills *e on domain errors, and on success
  * hands back the checkout as saved in *out (checkout_free()). */
 int shop_checkout_create(struct shop *sh, const char *owner, const json_t *req,
-                         struct checkout **out, struct checkout_err *e);
+                         struct checkout **out, struct agentd_error *e);
 int shop_checkout_get(struct shop *sh, const char *owner, const char *id, struct checkout **out,
-                      struct checkout_err *e);
+                      struct agentd_error *e);
 int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, shop_edit_fn fn,
-                       void *arg, struct checkout **out, struct checkout_err *e);
+                       void *arg, struct checkout **out, struct agentd_error *e);
 /* if_match >= 0: apply only to that version (else AGENTD_ECONFLICT,
  * code version_conflict) — optimistic concurrency for clients that
  * read-modify-write with ETag / If-Match. */
 int shop_checkout_update(struct shop *sh, const char *owner, const char *id, const json_t *req,
-                         int64_t if_match, struct checkout **out, struct checkout_err *e);
+                         int64_t if_match, struct checkout **out, struct agentd_error *e);
 /* Adds quantity of a product (an increment, safe under concurrency). */
 int shop_checkout_add_item(struct shop *sh, const char *owner, const char *id,
                            const char *product_id, int64_t quantity, struct checkout **out,
-                           struct checkout_err *e);
+                           struct agentd_error *e);
 int shop_checkout_cancel(struct shop *sh, const char *owner, const char *id,
-                         struct checkout **out, struct checkout_err *e);
+                         struct checkout **out, struct agentd_error *e);
 
 /* Completes with the client's payment_data ({handler_id, credential:{type,
  * token}, ...}). Order of effects: the checkout moves to
@@ -87,7 +87,7 @@ int shop_checkout_cancel(struct shop *sh, const char *owner, const char *id,
  * that failed — for 2 minutes) a call gets 409 complete_in_progress. */
 int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
                            const json_t *payment_data, struct checkout **out,
-                           struct order **order_out, int *declined, struct checkout_err *e);
+                           struct order **order_out, int *declined, struct agentd_error *e);
 
 /* ---- exactly-once variants, for agent tool calls ----
  *
@@ -106,15 +106,15 @@ int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
  * exists (a replay) it is returned as it is now. */
 int shop_checkout_create_key(struct shop *sh, const char *owner, const json_t *req,
                              const char *op_key, struct checkout **out, int *replayed,
-                             struct checkout_err *e);
+                             struct agentd_error *e);
 /* If the checkout holds op_key, *out is the checkout as it is now and fn
  * does not run (even if the checkout has since been completed). */
 int shop_checkout_edit_key(struct shop *sh, const char *owner, const char *id, const char *op_key,
                            shop_edit_fn fn, void *arg, struct checkout **out, int *replayed,
-                           struct checkout_err *e);
+                           struct agentd_error *e);
 int shop_checkout_add_item_key(struct shop *sh, const char *owner, const char *id,
                                const char *op_key, const char *product_id, int64_t quantity,
-                               struct checkout **out, int *replayed, struct checkout_err *e);
+                               struct checkout **out, int *replayed, struct agentd_error *e);
 /* The key is saved by the compare-and-swap that moves the checkout to
  * complete_in_progress, and stays in the completed checkout. Replays:
  *  - completed and holding op_key: *out is the checkout, *order_out its
@@ -128,12 +128,12 @@ int shop_checkout_add_item_key(struct shop *sh, const char *owner, const char *i
 int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *id,
                                const char *op_key, const json_t *payment_data,
                                struct checkout **out, struct order **order_out, int *declined,
-                               int *replayed, struct checkout_err *e);
+                               int *replayed, struct agentd_error *e);
 
 int shop_order_get(struct shop *sh, const char *owner, const char *id, struct order **out,
-                   struct checkout_err *e);
+                   struct agentd_error *e);
 /* Test-only: marks every line of an order fulfilled (shipped). */
 int shop_order_mark_shipped(struct shop *sh, const char *id, struct order **out,
-                            struct checkout_err *e);
+                            struct agentd_error *e);
 
 #endif

@@ -153,7 +153,7 @@ static const char *conformance_create =
     "   \"groups\": [{\"selected_option_id\": \"std-ship\"}]}]}}";
 
 static struct checkout *create_from(const struct shop_rules *r, const char *json, int want_rc,
-                                    struct checkout_err *e)
+                                    struct agentd_error *e)
 {
     json_error_t je;
     json_t *req = json_loads(json, 0, &je);
@@ -194,7 +194,7 @@ static void test_create_conformance_shape(void **state)
     (void)state;
     struct fake *f = fake_new();
     struct shop_rules r = rules_of(f);
-    struct checkout_err e;
+    struct agentd_error e;
     struct checkout *c = create_from(&r, conformance_create, 0, &e);
     assert_string_equal(c->id, "chk_1"); /* the client's id is not used */
     assert_int_equal(c->status, CHECKOUT_READY_FOR_COMPLETE);
@@ -278,7 +278,7 @@ static void test_status_and_messages(void **state)
     struct fake *f = fake_new();
     struct shop_rules r = rules_of(f);
     for (size_t i = 0; i < N(status_cases); i++) {
-        struct checkout_err e;
+        struct agentd_error e;
         print_message("case: %s\n", status_cases[i].name);
         struct checkout *c = create_from(&r, status_cases[i].json, 0, &e);
         assert_int_equal(c->status, status_cases[i].want);
@@ -293,7 +293,7 @@ static void test_status_and_messages(void **state)
     }
     /* Shop flags relax what ready needs. */
     r.flags = SHOP_BUYER_EMAIL_OPTIONAL | SHOP_FULFILLMENT_OPTIONAL;
-    struct checkout_err e;
+    struct agentd_error e;
     struct checkout *c = create_from(&r, status_cases[0].json, 0, &e);
     assert_int_equal(c->status, CHECKOUT_READY_FOR_COMPLETE);
     checkout_free(c);
@@ -375,7 +375,7 @@ static void test_create_errors(void **state)
     struct fake *f = fake_new();
     struct shop_rules r = rules_of(f);
     for (size_t i = 0; i < N(bad_cases); i++) {
-        struct checkout_err e;
+        struct agentd_error e;
         print_message("case: %s\n", bad_cases[i].name);
         struct checkout *c = create_from(&r, bad_cases[i].json, bad_cases[i].rc, &e);
         assert_null(c);
@@ -398,7 +398,7 @@ static const char *const op_names[] = {"update", "add", "remove", "set_qty", "bu
 
 static struct checkout *in_status(const struct shop_rules *r, enum checkout_status s)
 {
-    struct checkout_err e;
+    struct agentd_error e;
     struct checkout *c = create_from(r, conformance_create, 0, &e);
     switch (s) {
     case CHECKOUT_INCOMPLETE: {
@@ -426,7 +426,7 @@ static struct checkout *in_status(const struct shop_rules *r, enum checkout_stat
 }
 
 static int run_op(struct checkout *c, const struct shop_rules *r, enum op op,
-                  struct checkout_err *e)
+                  struct agentd_error *e)
 {
     switch (op) {
     case OP_UPDATE: {
@@ -509,7 +509,7 @@ static void test_lifecycle_table(void **state)
         for (int op = 0; op < OP__N; op++) {
             struct checkout *c = in_status(&r, (enum checkout_status)s);
             char *before = snapshot(c);
-            struct checkout_err e;
+            struct agentd_error e;
             memset(&e, 0, sizeof e);
             int rc = run_op(c, &r, (enum op)op, &e);
             if (rc != life[s][op].rc || c->status != life[s][op].to)
@@ -546,7 +546,7 @@ static void test_ready_edit_returns_to_incomplete(void **state)
     (void)state;
     struct fake *f = fake_new();
     struct shop_rules r = rules_of(f);
-    struct checkout_err e;
+    struct agentd_error e;
     struct checkout *c = create_from(&r, conformance_create, 0, &e);
     assert_int_equal(c->status, CHECKOUT_READY_FOR_COMPLETE);
     /* A new address in Canada: std-ship is still offered ("*"), ca-ship too. */
@@ -579,7 +579,7 @@ static void test_put_semantics(void **state)
     (void)state;
     struct fake *f = fake_new();
     struct shop_rules r = rules_of(f);
-    struct checkout_err e;
+    struct agentd_error e;
     struct checkout *c = create_from(&r, conformance_create, 0, &e);
     char *line_id = strdup(c->lines[0].id);
     /* The conformance client's update: id, currency, line_items with ids,
@@ -649,7 +649,7 @@ static void test_agent_tools_and_stock(void **state)
     (void)state;
     struct fake *f = fake_new();
     struct shop_rules r = rules_of(f);
-    struct checkout_err e;
+    struct agentd_error e;
     struct checkout *c = create_from(&r, conformance_create, 0, &e);
     assert_int_equal(checkout_item_add(c, &r, "STRAW-001", 2, &e), 0);
     assert_int_equal(c->n_lines, 2);
@@ -698,7 +698,7 @@ static void test_complete_flow(void **state)
     (void)state;
     struct fake *f = fake_new();
     struct shop_rules r = rules_of(f);
-    struct checkout_err e;
+    struct agentd_error e;
     struct checkout *c = create_from(&r, conformance_create, 0, &e);
     int64_t seen = c->totals.total;
     /* The price changes in the catalog: completion reports a conflict and
@@ -736,7 +736,7 @@ static void test_clone_and_names(void **state)
     (void)state;
     struct fake *f = fake_new();
     struct shop_rules r = rules_of(f);
-    struct checkout_err e;
+    struct agentd_error e;
     struct checkout *c = create_from(&r, conformance_create, 0, &e);
     const char *codes[] = {"10OFF"};
     assert_int_equal(checkout_discounts_apply(c, &r, codes, 1, &e), 0);
@@ -783,7 +783,7 @@ static json_t *doc_with_keys(const struct checkout *c)
 static struct checkout *load_doc(const json_t *doc)
 {
     struct checkout *c = NULL;
-    struct checkout_err e = {0};
+    struct agentd_error e = {0};
     assert_int_equal(checkout_from_json(doc, &c, &e), 0);
     assert_int_equal(checkout_internal_from_doc(c, doc, &e), 0);
     return c;
@@ -794,7 +794,7 @@ static void test_op_keys_doc_round_trip(void **state)
     (void)state;
     struct fake *f = fake_new();
     struct shop_rules r = rules_of(f);
-    struct checkout_err e;
+    struct agentd_error e;
     struct checkout *c = create_from(&r, conformance_create, 0, &e);
     assert_int_equal(c->n_op_keys, 0);
     assert_int_equal(checkout_op_key_add(c, "turn_1/call_a", &e), 0);
@@ -871,7 +871,7 @@ static void test_op_keys_doc_round_trip(void **state)
 static void test_op_keys_bound_and_limits(void **state)
 {
     (void)state;
-    struct checkout_err e;
+    struct agentd_error e;
     struct checkout *c = checkout_new("chk_1");
     char key[CHECKOUT_OP_KEY_MAX + 2];
     for (int i = 0; i < CHECKOUT_OP_KEYS_MAX + 8; i++) {
@@ -933,7 +933,7 @@ static void test_completion_claim(void **state)
     (void)state;
     struct fake *f = fake_new();
     struct shop_rules r = rules_of(f);
-    struct checkout_err e;
+    struct agentd_error e;
     struct checkout *c = in_status(&r, CHECKOUT_COMPLETE_IN_PROGRESS);
     assert_null(c->completing.key);
     assert_int_equal(checkout_claim_set(c, "idem:k1", "host@ns/7/abc", 1700000000, &e), 0);

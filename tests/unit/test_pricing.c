@@ -135,7 +135,7 @@ static struct checkout *make(const struct shop_rules *r, const char *lines, cons
         json_object_set_new(req, "discounts", json_pack("{s:o}", "codes", ca));
     }
     struct checkout *c = NULL;
-    struct checkout_err e;
+    struct agentd_error e;
     int rc = checkout_create(req, r, "chk_1", &c, &e);
     json_decref(req);
     if (rc)
@@ -345,7 +345,7 @@ static void test_overflow(void **state)
     json_t *req = json_pack("{s:[{s:{s:s}, s:i}]}", "line_items", "item", "id", "GOLD-001",
                             "quantity", 2);
     struct checkout *c = NULL;
-    struct checkout_err e;
+    struct agentd_error e;
     assert_int_equal(checkout_create(req, &r, "chk_big", &c, &e), AGENTD_EUNPROCESSABLE);
     assert_string_equal(e.code, "amount_too_large");
     assert_null(c);

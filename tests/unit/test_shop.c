@@ -125,7 +125,7 @@ static char *ready_checkout(struct ctx *c, const char *owner, int64_t qty)
         "selected_option_id", "std-ship");
     assert_non_null(req);
     struct checkout *co = NULL;
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     int rc = shop_checkout_create(c->sh, owner, req, &co, &e);
     if (rc)
         fail_msg("create: %d %s: %s", rc, e.code, e.msg);
@@ -145,7 +145,7 @@ static json_t *payment(const char *token)
 
 struct done {
     int rc, declined, replayed;
-    struct checkout_err e;
+    struct agentd_error e;
     struct checkout *co;
     struct order *o;
 };
@@ -177,7 +177,7 @@ static void test_add_item_key_once(void **state)
     struct ctx *c = *state;
     char *id = ready_checkout(c, "alice", 1);
     struct checkout *co = NULL;
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     int replayed = -1;
 
     assert_ok(shop_checkout_add_item_key(c->sh, "alice", id, "turn_1/call_1", "BISC-001", 2, &co,
@@ -260,7 +260,7 @@ struct set_qty {
 };
 
 static int edit_set_qty(struct checkout *co, const struct shop_rules *r, void *arg,
-                        struct checkout_err *e)
+                        struct agentd_error *e)
 {
     struct set_qty *a = arg;
     a->calls++;
@@ -272,7 +272,7 @@ static void test_edit_key_once(void **state)
     struct ctx *c = *state;
     char *id = ready_checkout(c, "alice", 1);
     struct checkout *co = NULL;
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     int replayed = -1;
     struct set_qty a = { "BISC-001", 4, 0 };
 
@@ -319,7 +319,7 @@ static void test_keys_bounded_in_store(void **state)
     struct ctx *c = *state;
     char *id = ready_checkout(c, "alice", 1);
     struct checkout *co = NULL;
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     char key[32];
     for (int i = 0; i < CHECKOUT_OP_KEYS_MAX + 3; i++) {
         snprintf(key, sizeof key, "t/%d", i);
@@ -361,7 +361,7 @@ static void test_create_key_once(void **state)
     json_t *req = json_pack("{s:[{s:{s:s}, s:i}]}", "line_items", "item", "id", "BISC-001",
                             "quantity", 2);
     struct checkout *a = NULL, *b = NULL, *o = NULL;
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     int replayed = -1;
 
     assert_ok(shop_checkout_create_key(c->sh, "alice", req, "turn_9/call_1", &a, &replayed, &e));
@@ -449,7 +449,7 @@ static void test_complete_key_replay_after_success(void **state)
     assert_int_equal(stored_version(c, id), v);
     /* the completed document kept the key */
     struct checkout *co = NULL;
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     assert_ok(shop_checkout_get(c->sh, "alice", id, &co, &e));
     assert_true(checkout_op_key_has(co, "turn_5/pay"));
     checkout_free(co);
@@ -486,7 +486,7 @@ static void crash_after_begin_as(struct ctx *c, const char *id, const char *key,
     json_t *doc = json_loads(row->document, 0, NULL);
     assert_non_null(doc);
     struct checkout *co = NULL;
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     assert_ok(checkout_from_json(doc, &co, &e));
     assert_ok(checkout_internal_from_doc(co, doc, &e));
     json_decref(doc);
@@ -535,7 +535,7 @@ static void test_complete_key_resumes_after_crash(void **state)
     assert_string_equal(d.co->order_id, d.o->id);
     assert_int_equal(stock_of(c, "BISC-001"), before - 2);
     struct order *o = NULL;
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     assert_ok(shop_order_get(c->sh, "alice", d.o->id, &o, &e));
     order_free(o);
 
@@ -566,7 +566,7 @@ static void test_complete_key_resume_declined(void **state)
     assert_int_equal(d.declined, 1);
     assert_string_equal(d.e.code, "payment_declined");
     struct checkout *co = NULL;
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     assert_ok(shop_checkout_get(c->sh, "alice", id, &co, &e));
     assert_int_equal(co->status, CHECKOUT_READY_FOR_COMPLETE);
     checkout_free(co);
@@ -595,7 +595,7 @@ static void test_complete_key_declined_replay(void **state)
     assert_int_equal(d2.declined, 1);
     assert_int_equal(d2.replayed, 0);
     struct checkout *co = NULL;
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     assert_ok(shop_checkout_get(c->sh, "alice", id, &co, &e));
     assert_int_equal(co->status, CHECKOUT_READY_FOR_COMPLETE);
     checkout_free(co);
@@ -723,7 +723,7 @@ static void test_complete_taken_over_then_declined(void **state)
     assert_int_equal(d.rc, AGENTD_EINVAL);
     assert_int_equal(d.declined, 1);
     struct checkout *co = NULL;
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     assert_ok(shop_checkout_get(c->sh, "alice", id, &co, &e));
     assert_int_equal(co->status, CHECKOUT_READY_FOR_COMPLETE);
     assert_null(co->completing.key);
@@ -743,7 +743,7 @@ static void test_cancel_during_a_completion(void **state)
     crash_after_begin_as(c, live, "idem:c1", "otherhost@ns/1/cccccc", (int64_t)time(NULL));
     crash_after_begin_as(c, gone, "idem:c2", "otherhost@ns/1/cccccc", (int64_t)time(NULL) - 500);
     struct checkout *co = NULL;
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     assert_int_equal(shop_checkout_cancel(c->sh, "alice", live, &co, &e), AGENTD_ECONFLICT);
     assert_string_equal(e.code, "complete_in_progress");
     assert_null(co);
@@ -782,7 +782,7 @@ static void test_test_payments_refused(void **state)
     done_free(&d);
     /* a refreshed checkout no longer advertises it, so it cannot be ready */
     struct checkout *co = NULL;
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     assert_ok(shop_checkout_add_item(c->sh, "alice", id, "BISC-001", 1, &co, &e));
     assert_int_equal(json_array_size(co->payment.handlers), 0);
     assert_int_not_equal(co->status, CHECKOUT_READY_FOR_COMPLETE);
@@ -804,7 +804,7 @@ static void test_legal_links(void **state)
     struct ctx *c = *state;
     char *id = ready_checkout(c, "alice", 1);
     struct checkout *co = NULL;
-    struct checkout_err e = { 0 };
+    struct agentd_error e = { 0 };
     assert_ok(shop_checkout_get(c->sh, "alice", id, &co, &e));
     assert_int_equal(co->n_links, 0); /* none configured: none handed out */
     checkout_free(co);

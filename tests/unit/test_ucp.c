@@ -149,7 +149,7 @@ static void test_versions(void **state)
     };
     for (size_t i = 0; i < N(t); i++)
         assert_int_equal(ucp_version_compare(t[i].a, t[i].b), t[i].want);
-    struct checkout_err e;
+    struct agentd_error e;
     assert_int_equal(ucp_version_check("2026-01-11", &e), 0);
     assert_int_equal(ucp_version_check("2025-06-01", &e), 0);
     assert_int_equal(ucp_version_check("", &e), 0);
@@ -187,7 +187,7 @@ static void test_negotiation(void **state)
         json_t *p = json_loads(t[i].platform, 0, NULL);
         assert_non_null(p);
         struct ucp_negotiated neg;
-        struct checkout_err e;
+        struct agentd_error e;
         assert_int_equal(ucp_negotiate(p, &neg, &e), 0);
         assert_int_equal(neg.caps, t[i].want);
         assert_string_equal(neg.version, UCP_VERSION);
@@ -333,7 +333,7 @@ static struct checkout *make_full(const struct env *v)
     json_t *req = json_loads(full_create, 0, NULL);
     assert_non_null(req);
     struct checkout *c = NULL;
-    struct checkout_err e;
+    struct agentd_error e;
     int rc = checkout_create(req, &v->r, "chk_rt", &c, &e);
     if (rc)
         print_message("create: %s %s\n", e.code, e.msg);
@@ -424,7 +424,7 @@ static void test_round_trip(void **state)
     struct env v;
     env_init(&v);
     struct checkout *c = make_full(&v);
-    struct checkout_err e;
+    struct agentd_error e;
     assert_int_equal(checkout_escalate(c, &v.r, "high_value_order", "Review",
                                        CHECKOUT_SEV_REQUIRES_BUYER_REVIEW, &e),
                      0);
@@ -491,7 +491,7 @@ static void test_order(void **state)
     struct env v;
     env_init(&v);
     struct checkout *c = make_full(&v);
-    struct checkout_err e;
+    struct agentd_error e;
     struct order *o = NULL;
     assert_int_equal(order_from_checkout(c, &o, &e), AGENTD_ECONFLICT);
     assert_int_equal(checkout_begin_complete(c, &v.r, -1, &e), 0);
