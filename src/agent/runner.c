@@ -873,15 +873,11 @@ void turn_resume_go(void *arg)
 
 /* ---- the start: session, turn row, user message, history (worker) ---- */
 
-static void new_id(const char *prefix, char **out)
+static char *new_id(const char *prefix)
 {
-    unsigned char raw[12];
-    random_bytes(raw, sizeof raw);
-    char hex[25];
-    for (int i = 0; i < 12; i++)
-        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-    if (asprintf(out, "%s%s", prefix, hex) < 0)
-        *out = NULL;
+    char id[48];
+    id_new(prefix, id, sizeof id);
+    return strdup(id);
 }
 
 /* The session: loaded (its owner checked, its context kept) or created. */
@@ -910,7 +906,7 @@ static int begin_session(struct store *st, struct turn *t)
             return rc;
         }
     } else {
-        new_id("ses_", &t->session_id);
+        t->session_id = new_id("ses_");
         t->ctx = t->req_policy >= 0
                      ? json_pack("{s:s}", "busy_policy", agent_busy_policy_name(t->req_policy))
                      : json_object();
@@ -1000,7 +996,7 @@ static int op_begin(struct store *st, void *arg)
     if (rc == 0 && !t->session_ready)
         rc = begin_session(st, t);
     if (rc == 0 && !t->turn_id) {
-        new_id("turn_", &t->turn_id);
+        t->turn_id = new_id("turn_");
         if (!t->turn_id)
             rc = AGENTD_ENOMEM;
     }

@@ -18,6 +18,7 @@
 #include "api/a2a_wire.h"
 #include "api/profiles.h"
 #include "commerce/ucp.h"
+#include "core/reqid.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -262,7 +263,7 @@ static int find_context(struct store *st, struct call *c)
     c->new_context = 0;
     if (!c->context_id) {
         char id[48];
-        a2a_new_id("ses_", id);
+        id_new("ses_", id, sizeof id);
         c->context_id = strdup(id);
         c->new_context = c->named_context = 1;
         return c->context_id ? 0 : store_fail(c, AGENTD_ENOMEM);
@@ -352,7 +353,7 @@ static int find_task(struct store *st, struct call *c)
             return rc;
     }
     char id[48];
-    a2a_new_id("task_", id);
+    id_new("task_", id, sizeof id);
     c->task = json_pack("{s:s,s:s,s:s,s:[],s:[]}", "id", id, "contextId", c->context_id, "state",
                         "submitted", "artifacts", "history");
     return c->task ? 0 : store_fail(c, AGENTD_ENOMEM);
@@ -489,7 +490,7 @@ static int fn_outcome(json_t *cur, void *arg)
                                                "httpStatus", c->res.http_status));
     }
     char mid[48];
-    a2a_new_id("msg_", mid);
+    id_new("msg_", mid, sizeof mid);
     json_t *m = json_pack("{s:s,s:s,s:O,s:s,s:s}", "messageId", mid, "role", "agent", "parts",
                           parts, "contextId", c->context_id, "taskId", tid);
     if (m)
@@ -815,7 +816,7 @@ static void m_send(struct call *c)
         call_free(c);
         return;
     }
-    a2a_new_id("turn_", c->turn);
+    id_new("turn_", c->turn, sizeof c->turn);
     struct turn_start ts = {
         .owner = c->owner,
         .text = c->text,
@@ -851,7 +852,7 @@ static int fn_cancel(json_t *task, void *arg)
     c->cancel_running = strcmp(state, "working") == 0;
     json_object_set_new(task, "state", json_string("canceled"));
     char mid[48];
-    a2a_new_id("msg_", mid);
+    id_new("msg_", mid, sizeof mid);
     json_object_set_new(task, "message",
                         json_pack("{s:s,s:s,s:[{s:s}],s:O,s:O}", "messageId", mid, "role",
                                   "agent", "parts", "text", "The task was canceled.",

@@ -113,11 +113,3 @@ int a2a_task_mutate(struct store *st, const char *id, const char *owner, a2a_tas
     return AGENTD_EBUSY;
 }
 
-void a2a_new_id(const char *prefix, char out[48])
-{
-    unsigned char raw[12];
-    random_bytes(raw, sizeof raw);
-    int n = snprintf(out, 48, "%s", prefix);
-    for (int i = 0; i < 12; i++)
-        n += snprintf(out + n, 48 - n, "%02x", raw[i]);
-}

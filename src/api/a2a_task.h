@@ -33,7 +33,5 @@ typedef int (*a2a_task_fn)(json_t *task, void *arg);
 int a2a_task_mutate(struct store *st, const char *id, const char *owner, a2a_task_fn fn,
                     void *arg, json_t **out);
 
-/* prefix + 24 random hex digits ("task_…", "msg_…", "ses_…"). */
-void a2a_new_id(const char *prefix, char out[48]);
 
 #endif

@@ -2,8 +2,11 @@
  * advanced with splitmix64; cheap enough for every request. */
 #include "core/reqid.h"
 
+#include "core/err.h"
+
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -15,7 +18,7 @@ int random_bytes(void *buf, size_t n)
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            return -1;
+            return AGENTD_EIO;
         }
         off += (size_t)r;
     }
@@ -64,4 +67,14 @@ void reqid_generate(char *out)
         out[16 + i] = hex[(b >> (i * 4)) & 15];
     }
     out[32] = 0;
+}
+
+void id_new(const char *prefix, char *out, size_t len)
+{
+    unsigned char raw[12];
+    if (random_bytes(raw, sizeof raw) != 0)
+        memset(raw, 0, sizeof raw); /* never: getrandom does not fail after boot */
+    size_t n = (size_t)snprintf(out, len, "%s", prefix);
+    for (size_t i = 0; i < sizeof raw && n + 2 < len; i++)
+        n += (size_t)snprintf(out + n, len - n, "%02x", raw[i]);
 }

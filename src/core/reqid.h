@@ -14,7 +14,12 @@ int reqid_valid(const char *s);
  * Unique per process and unpredictable; never blocks. */
 void reqid_generate(char *out);
 
-/* n random bytes from the kernel CSPRNG (getrandom); 0 or -1. */
+/* n random bytes from the kernel CSPRNG (getrandom); 0 or AGENTD_EIO. */
 int random_bytes(void *buf, size_t n);
+
+/* The one id maker for stored things: prefix + 24 hex characters of CSPRNG
+ * output ("chk_9f3a..."), NUL-terminated, cut to fit len (48 always fits a
+ * prefix up to 23 characters). Unguessable: ids appear in URLs. */
+void id_new(const char *prefix, char *out, size_t len);
 
 #endif

@@ -250,16 +250,6 @@ static void rules_end(struct rules_ctx *ctx) { catalog_unref(ctx->cat); }
 
 /* ---- load and save ---- */
 
-static void new_id(const char *prefix, char *out, size_t len)
-{
-    unsigned char raw[12];
-    if (random_bytes(raw, sizeof raw) != 0)
-        memset(raw, 0, sizeof raw); /* never: getrandom does not fail after boot */
-    size_t n = (size_t)snprintf(out, len, "%s", prefix);
-    for (size_t i = 0; i < sizeof raw && n + 2 < len; i++)
-        n += (size_t)snprintf(out + n, len - n, "%02x", raw[i]);
-}
-
 static int store_fail(struct agentd_error *e, int rc)
 {
     if (rc == AGENTD_ENOTFOUND)
@@ -379,7 +369,7 @@ int shop_checkout_create_key(struct shop *sh, const char *owner, const json_t *r
             return rc;
         }
     } else {
-        new_id("chk_", id, sizeof id);
+        id_new("chk_", id, sizeof id);
     }
     struct rules_ctx ctx;
     struct shop_rules r;
@@ -848,7 +838,7 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
     struct rules_ctx ctx;
     struct shop_rules r;
     char order_id[48], *permalink = NULL;
-    new_id("ord_", order_id, sizeof order_id);
+    id_new("ord_", order_id, sizeof order_id);
     struct checkout *done = checkout_clone(c);
     struct order *o = NULL;
     rc = done ? rules_begin(sh, &ctx, &r, e) : AGENTD_ENOMEM;
