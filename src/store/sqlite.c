@@ -80,16 +80,11 @@ static void st_done(sqlite3_stmt *st)
     sqlite3_clear_bindings(st);
 }
 
-/* Runs a statement to the end. changes (may be NULL) gets the rows it
- * changed; val (may be NULL) gets column 0 of the first row, and a statement
- * that yields no row then answers AGENTD_ENOTFOUND. */
-int sq_run(struct conn *c, enum st id, int64_t *val, int *changes, const char *fmt, ...)
+static int vrun(struct conn *c, enum st id, int64_t *val, int *changes, const char *fmt,
+                va_list ap)
 {
-    sqlite3_stmt *st;
-    va_list ap;
-    va_start(ap, fmt);
+    sqlite3_stmt *st = NULL;
     int rc = st_prepare(c, id, &st, fmt, ap);
-    va_end(ap);
     if (rc)
         return rc;
     int rows = 0, src;
@@ -106,57 +101,174 @@ int sq_run(struct conn *c, enum st id, int64_t *val, int *changes, const char *f
     return rc;
 }
 
-/* Runs a query and collects every row into a malloc'd array of items. On
- * error *out and *n still describe what was built, so the caller frees it. */
-int sq_fetch(struct conn *c, enum st id, size_t size, row_fn fn, void **out, size_t *n,
-                 const char *fmt, ...)
+int sq_run(struct conn *c, enum st id, int64_t *val, int *changes, const char *fmt, ...)
 {
-    *out = NULL;
-    *n = 0;
-    sqlite3_stmt *st;
     va_list ap;
     va_start(ap, fmt);
-    int rc = st_prepare(c, id, &st, fmt, ap);
+    int rc = vrun(c, id, val, changes, fmt, ap);
     va_end(ap);
+    return rc;
+}
+
+
+int sq_write_one(struct sq *q, enum st id, int *changed, const char *fmt, ...)
+{
+    int rc = sq_writer_begin(q);
     if (rc)
         return rc;
-    size_t cap = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    rc = vrun(&q->writer, id, NULL, changed, fmt, ap);
+    va_end(ap);
+    return sq_writer_end(q, rc);
+}
+
+int sq_write_found(struct sq *q, enum st id, const char *fmt, ...)
+{
+    int changed = 0;
+    int rc = sq_writer_begin(q);
+    if (rc)
+        return rc;
+    va_list ap;
+    va_start(ap, fmt);
+    rc = vrun(&q->writer, id, NULL, &changed, fmt, ap);
+    va_end(ap);
+    if (rc == 0 && !changed)
+        rc = AGENTD_ENOTFOUND;
+    return sq_writer_end(q, rc);
+}
+
+/* ---- rows ---- */
+
+/* Column i of the current row into its field; AGENTD_ENOMEM if a copy failed. */
+static int col_read(sqlite3_stmt *st, int i, const struct col *col, char *item)
+{
+    void *f = item + col->off;
+    if (sqlite3_column_type(st, i) == SQLITE_NULL &&
+        (col->kind == COL_TEXT || col->kind == COL_BLOB))
+        return 0; /* stays NULL */
+    switch (col->kind) {
+    case COL_I64:
+        *(int64_t *)f = sqlite3_column_int64(st, i);
+        return 0;
+    case COL_INT:
+        *(int *)f = sqlite3_column_int(st, i);
+        return 0;
+    case COL_DOUBLE:
+        *(double *)f = sqlite3_column_double(st, i);
+        return 0;
+    case COL_TEXT: {
+        const unsigned char *s = sqlite3_column_text(st, i);
+        return s && (*(char **)f = strdup((const char *)s)) ? 0 : AGENTD_ENOMEM;
+    }
+    case COL_BLOB: { /* copied NUL-terminated, its length beside it */
+        const void *p = sqlite3_column_blob(st, i);
+        size_t len = (size_t)sqlite3_column_bytes(st, i);
+        char *copy = malloc(len + 1);
+        if (!copy)
+            return AGENTD_ENOMEM;
+        if (len)
+            memcpy(copy, p, len);
+        copy[len] = 0;
+        *(char **)f = copy;
+        *(size_t *)(item + col->len_off) = len;
+        return 0;
+    }
+    }
+    return AGENTD_EINVAL;
+}
+
+static void item_free(const struct row_map *m, char *item)
+{
+    for (size_t i = 0; i < m->ncols; i++)
+        if (m->cols[i].kind == COL_TEXT || m->cols[i].kind == COL_BLOB)
+            free(*(char **)(item + m->cols[i].off));
+}
+
+static int vfetch(struct conn *c, enum st id, const struct row_map *m, void *outp, size_t *n,
+                  const char *fmt, va_list ap)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = st_prepare(c, id, &st, fmt, ap);
+    if (rc)
+        return rc;
+    size_t cap = 0, nv = 0;
     char *v = NULL;
     int src;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
+        if (nv == cap) {
             size_t ncap = cap ? cap * 2 : 4;
-            char *nv = realloc(v, ncap * size);
-            if (!nv) {
+            char *grown = realloc(v, ncap * m->size);
+            if (!grown) {
                 rc = AGENTD_ENOMEM;
                 break;
             }
-            v = nv;
+            v = grown;
             cap = ncap;
-            *out = v;
         }
-        void *item = v + *n * size;
-        memset(item, 0, size);
-        ++*n;
-        if ((rc = fn(st, item)) != 0)
+        char *item = v + nv++ * m->size;
+        memset(item, 0, m->size);
+        for (size_t i = 0; rc == 0 && i < m->ncols; i++)
+            rc = col_read(st, (int)i, &m->cols[i], item);
+        if (rc)
             break;
     }
     if (rc == 0)
         rc = sqlite_status(src);
     st_done(st);
+    if (rc) {
+        for (size_t i = 0; i < nv; i++)
+            item_free(m, v + i * m->size);
+        free(v);
+        return rc;
+    }
+    memcpy(outp, &v, sizeof v);
+    *n = nv;
+    return 0;
+}
+
+int sq_fetch(struct conn *c, enum st id, const struct row_map *m, void *outp, size_t *n,
+             const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfetch(c, id, m, outp, n, fmt, ap);
+    va_end(ap);
     return rc;
 }
 
-/* A copy of a text column; NULL for SQL NULL. */
-char *sq_col_str(sqlite3_stmt *st, int i, int *oom)
+int sq_list(struct sq *q, enum st id, const struct row_map *m, void *outp, size_t *n,
+            const char *fmt, ...)
 {
-    if (sqlite3_column_type(st, i) == SQLITE_NULL)
-        return NULL;
-    const unsigned char *t = sqlite3_column_text(st, i);
-    char *s = t ? strdup((const char *)t) : NULL;
-    if (!s)
-        *oom = 1;
-    return s;
+    struct conn *c = sq_reader_get(q);
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfetch(c, id, m, outp, n, fmt, ap);
+    va_end(ap);
+    sq_conn_put(c);
+    return rc;
+}
+
+int sq_get(struct sq *q, enum st id, const struct row_map *m, void *outp, const char *fmt, ...)
+{
+    char *v = NULL;
+    size_t n = 0;
+    struct conn *c = sq_reader_get(q);
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfetch(c, id, m, &v, &n, fmt, ap);
+    va_end(ap);
+    sq_conn_put(c);
+    if (rc == 0 && n == 0)
+        rc = AGENTD_ENOTFOUND;
+    for (size_t i = 1; rc == 0 && i < n; i++) /* a read by key: the first row is the one */
+        item_free(m, v + i * m->size);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    memcpy(outp, &v, sizeof v);
+    return 0;
 }
 
 /* ---- connections ---- */
@@ -392,28 +504,6 @@ int sq_open(const struct store_options *opt, void **out, char *err, size_t errle
     *out = q;
     return 0;
 }
-
-int sq_write_one(struct sq *q, enum st id, int *changed, const char *fmt, ...)
-{
-    int rc = sq_writer_begin(q);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st;
-    va_list ap;
-    va_start(ap, fmt);
-    rc = st_prepare(&q->writer, id, &st, fmt, ap);
-    va_end(ap);
-    if (rc == 0) {
-        int src;
-        while ((src = sqlite3_step(st)) == SQLITE_ROW)
-            ;
-        rc = sqlite_status(src);
-        *changed = sqlite3_changes(q->writer.db);
-        st_done(st);
-    }
-    return sq_writer_end(q, rc);
-}
-
 
 const struct store_backend store_backend_sqlite = {
     .open = sq_open,

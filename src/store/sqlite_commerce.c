@@ -2,27 +2,26 @@
  * version), orders placed with their stock taken, and stock. */
 #include "store/sqlite_int.h"
 
-#include <stdlib.h>
-#include <string.h>
-
 #include "core/err.h"
 
 /* ---- checkouts and orders ---- */
 
-static int row_checkout(sqlite3_stmt *st, void *item)
-{
-    struct store_checkout *c = item;
-    int oom = 0;
-    c->id = sq_col_str(st, 0, &oom);
-    c->owner = sq_col_str(st, 1, &oom);
-    c->status = sq_col_str(st, 2, &oom);
-    c->document = sq_col_str(st, 3, &oom);
-    c->version = sq_col_i64(st, 4);
-    c->created_at = sq_col_i64(st, 5);
-    c->updated_at = sq_col_i64(st, 6);
-    c->expires_at = sq_col_i64(st, 7);
-    return oom ? AGENTD_ENOMEM : 0;
-}
+/* id, owner, status, document, version, created_at, updated_at, expires_at */
+static const struct col checkout_cols[] = {
+    COL(TEXT, struct store_checkout, id),        COL(TEXT, struct store_checkout, owner),
+    COL(TEXT, struct store_checkout, status),    COL(TEXT, struct store_checkout, document),
+    COL(I64, struct store_checkout, version),    COL(I64, struct store_checkout, created_at),
+    COL(I64, struct store_checkout, updated_at), COL(I64, struct store_checkout, expires_at),
+};
+static const struct row_map checkout_rows = ROW_MAP(struct store_checkout, checkout_cols);
+
+/* id, checkout_id, owner, document, created_at */
+static const struct col order_cols[] = {
+    COL(TEXT, struct store_order, id),       COL(TEXT, struct store_order, checkout_id),
+    COL(TEXT, struct store_order, owner),    COL(TEXT, struct store_order, document),
+    COL(I64, struct store_order, created_at),
+};
+static const struct row_map order_rows = ROW_MAP(struct store_order, order_cols);
 
 int sq_checkout_create(void *b, struct store_checkout *c)
 {
@@ -45,7 +44,7 @@ int sq_checkout_create(void *b, struct store_checkout *c)
 int sq_checkout_get(void *b, const char *id, struct store_checkout **out)
 {
     struct sq *q = b;
-    GET_ONE(q, ST_CHECKOUT_GET, row_checkout, store_checkout_free, out, "ti", id, now_ms(q));
+    return sq_get(q, ST_CHECKOUT_GET, &checkout_rows, out, "ti", id, now_ms(q));
 }
 
 /* Inside a write transaction: the compare-and-swap, and why it missed. */
@@ -103,15 +102,7 @@ int sq_order_create(void *b, struct store_order *o, int64_t checkout_version,
 
 int sq_order_update(void *b, const char *id, const char *document)
 {
-    struct sq *q = b;
-    int rc = sq_writer_begin(q);
-    if (rc)
-        return rc;
-    int changed = 0;
-    rc = sq_run(&q->writer, ST_ORDER_UPDATE, NULL, &changed, "tt", id, document);
-    if (rc == 0 && !changed)
-        rc = AGENTD_ENOTFOUND;
-    return sq_writer_end(q, rc);
+    return sq_write_found(b, ST_ORDER_UPDATE, "tt", id, document);
 }
 
 int sq_stock_seed(void *b, const struct store_stock_line *v, size_t n, int replace)
@@ -142,20 +133,8 @@ int sq_stock_get(void *b, const char *product_id, int64_t *quantity)
     return rc;
 }
 
-static int row_order(sqlite3_stmt *st, void *item)
-{
-    struct store_order *o = item;
-    int oom = 0;
-    o->id = sq_col_str(st, 0, &oom);
-    o->checkout_id = sq_col_str(st, 1, &oom);
-    o->owner = sq_col_str(st, 2, &oom);
-    o->document = sq_col_str(st, 3, &oom);
-    o->created_at = sq_col_i64(st, 4);
-    return oom ? AGENTD_ENOMEM : 0;
-}
-
 int sq_order_get(void *b, const char *id, struct store_order **out)
 {
-    GET_ONE((struct sq *)b, ST_ORDER_GET, row_order, store_order_free, out, "t", id);
+    return sq_get(b, ST_ORDER_GET, &order_rows, out, "t", id);
 }
 

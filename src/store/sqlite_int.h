@@ -4,6 +4,7 @@
 #define AGENTD_STORE_SQLITE_INT_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <sqlite3.h>
@@ -59,21 +60,39 @@ static inline int64_t session_expiry(const struct sq *q, int64_t now)
  * that yields no row then answers AGENTD_ENOTFOUND. */
 int sq_run(struct conn *c, enum st id, int64_t *val, int *changes, const char *fmt, ...);
 
-/* Fills one zeroed item from the current row; AGENTD_ENOMEM if a copy failed
- * (the fields copied so far stay set, for the caller's free). */
-typedef int (*row_fn)(sqlite3_stmt *st, void *item);
+/* How a query's rows become structs: column i of the row goes to field
+ * cols[i] of an item of `size` bytes. Text and blobs are copied (SQL NULL
+ * stays NULL); a blob is NUL-terminated and its length set at len_off. */
+enum col_kind { COL_TEXT, COL_I64, COL_INT, COL_DOUBLE, COL_BLOB };
+struct col {
+    enum col_kind kind;
+    size_t off, len_off;
+};
+struct row_map {
+    size_t size;
+    size_t ncols;
+    const struct col *cols;
+};
+#define COL(kind, type, field) { COL_##kind, offsetof(type, field), 0 }
+#define COL_BLOB_LEN(type, field, len) { COL_BLOB, offsetof(type, field), offsetof(type, len) }
+#define ROW_MAP(type, cols) { sizeof(type), sizeof(cols) / sizeof((cols)[0]), (cols) }
 
-/* Runs a query and collects every row into a malloc'd array of items. On
- * error *out and *n still describe what was built, so the caller frees it. */
-int sq_fetch(struct conn *c, enum st id, size_t size, row_fn fn, void **out, size_t *n,
+/* Runs a query on c and collects every row into a malloc'd array of items:
+ * *(T **)outp and *n, written only on success (on failure what was built
+ * is freed). No row: NULL and 0. */
+int sq_fetch(struct conn *c, enum st id, const struct row_map *m, void *outp, size_t *n,
              const char *fmt, ...);
+/* sq_fetch on a reader connection. */
+int sq_list(struct sq *q, enum st id, const struct row_map *m, void *outp, size_t *n,
+            const char *fmt, ...);
+/* A single-row read on a reader: *(T **)outp = one heap item (what
+ * store_x_free() expects), or AGENTD_ENOTFOUND. */
+int sq_get(struct sq *q, enum st id, const struct row_map *m, void *outp, const char *fmt, ...);
 
-/* A write whose only answer is whether it touched a row. */
+/* A write in its own transaction; *changed = the rows it touched. */
 int sq_write_one(struct sq *q, enum st id, int *changed, const char *fmt, ...);
-
-/* A copy of a text column; NULL for SQL NULL. */
-char *sq_col_str(sqlite3_stmt *st, int i, int *oom);
-static inline int64_t sq_col_i64(sqlite3_stmt *st, int i) { return sqlite3_column_int64(st, i); }
+/* The same, AGENTD_ENOTFOUND when it touched no row. */
+int sq_write_found(struct sq *q, enum st id, const char *fmt, ...);
 
 /* ---- connections (sqlite.c) ---- */
 
@@ -93,33 +112,19 @@ int sq_make_parent_dirs(const char *path, char *err, size_t errlen);
  * files SQLite later gives the same mode, are private (0600). */
 int sq_create_private(const char *path, int truncate, char *err, size_t errlen);
 
-/* A single-row read: fetch into a one-item array, which is exactly the
- * heap struct store_x_free() expects. */
-#define GET_ONE(q, stid, rowfn, freefn, out, fmt, ...)                                         \
-    do {                                                                                       \
-        struct conn *c_ = sq_reader_get(q);                                                       \
-        void *v_;                                                                              \
-        size_t n_;                                                                             \
-        int rc_ = sq_fetch(c_, stid, sizeof **(out), rowfn, &v_, &n_, fmt, __VA_ARGS__);          \
-        sq_conn_put(c_);                                                                          \
-        if (rc_ == 0 && n_ == 0)                                                               \
-            rc_ = AGENTD_ENOTFOUND;                                                            \
-        if (rc_) {                                                                             \
-            freefn(v_);                                                                        \
-            return rc_;                                                                        \
-        }                                                                                      \
-        *(out) = v_;                                                                           \
-        return 0;                                                                              \
-    } while (0)
-
-
 /* ---- shared between concern files ---- */
 
 /* sqlite_sessions.c: a session's rows with seq > after_seq (messages,
- * events): the parent check and the list read one snapshot. On failure the
- * rows read so far are left in *v / *nv for the caller's typed free. */
+ * events): the parent check and the list read one snapshot; the list is
+ * written only on success. */
 int sq_session_rows(struct sq *q, enum st id, const char *session_id, int64_t after_seq,
-                    int limit, size_t size, row_fn row, void **v, size_t *nv);
+                    int limit, const struct row_map *m, void *outp, size_t *n);
+/* sqlite_sessions.c, inside a write transaction: pushes a live session's
+ * expiry (and sets its context unless NULL), else AGENTD_ENOTFOUND; inserts
+ * a session; appends a message to its session (touching it), *seq = its seq. */
+int sq_session_touch(struct sq *q, const char *id, const char *context, int64_t now);
+int sq_session_insert(struct sq *q, const struct store_session *v, int64_t now);
+int sq_message_insert(struct sq *q, const struct store_message *m, int64_t now, int64_t *seq);
 /* sqlite_idem.c: the claim part of task_accept, inside its transaction:
  * *claimed = 1, or 0 with *existing = the live record that holds the key. */
 int sq_idem_claim_done(struct sq *q, const struct store_task_accept *a, int64_t now,

@@ -163,27 +163,20 @@ int sq_migrate(void *b)
     return rc;
 }
 
-static int row_str(sqlite3_stmt *st, void *item)
-{
-    int oom = 0;
-    *(char **)item = sq_col_str(st, 0, &oom);
-    return oom ? AGENTD_ENOMEM : 0;
-}
+struct meta_row {
+    char *value;
+};
+static const struct col meta_cols[] = { COL(TEXT, struct meta_row, value) };
+static const struct row_map meta_rows = ROW_MAP(struct meta_row, meta_cols);
 
 int sq_meta_get(void *b, const char *key, char **value)
 {
-    struct conn *c = sq_reader_get(b);
-    void *v;
-    size_t n;
-    int rc = sq_fetch(c, ST_META_GET, sizeof(char *), row_str, &v, &n, "t", key);
-    sq_conn_put(c);
-    if (rc == 0 && n == 0)
-        rc = AGENTD_ENOTFOUND;
-    if (rc == 0)
-        *value = *(char **)v;
-    else if (n)
-        free(*(char **)v);
-    free(v);
+    struct meta_row *row;
+    int rc = sq_get(b, ST_META_GET, &meta_rows, &row, "t", key);
+    if (rc == 0) {
+        *value = row->value;
+        free(row);
+    }
     return rc;
 }
 

@@ -2,41 +2,46 @@
  * deletion) and their messages. */
 #include "store/sqlite_int.h"
 
-#include <stdlib.h>
-#include <string.h>
-
 #include "core/err.h"
 
-/* ---- sessions and messages ---- */
+/* ---- sessions ---- */
 
-static int row_session(sqlite3_stmt *st, void *item)
+/* id, owner, context, created_at, updated_at, expires_at */
+static const struct col session_cols[] = {
+    COL(TEXT, struct store_session, id),        COL(TEXT, struct store_session, owner),
+    COL(TEXT, struct store_session, context),   COL(I64, struct store_session, created_at),
+    COL(I64, struct store_session, updated_at), COL(I64, struct store_session, expires_at),
+};
+static const struct row_map session_rows = ROW_MAP(struct store_session, session_cols);
+
+int sq_session_touch(struct sq *q, const char *id, const char *context, int64_t now)
 {
-    struct store_session *v = item;
-    int oom = 0;
-    v->id = sq_col_str(st, 0, &oom);
-    v->owner = sq_col_str(st, 1, &oom);
-    v->context = sq_col_str(st, 2, &oom);
-    v->created_at = sq_col_i64(st, 3);
-    v->updated_at = sq_col_i64(st, 4);
-    v->expires_at = sq_col_i64(st, 5);
-    return oom ? AGENTD_ENOMEM : 0;
+    int changed = 0;
+    int rc = sq_run(&q->writer, ST_SESSION_TOUCH, NULL, &changed, "ttie", id, context, now,
+                    session_expiry(q, now));
+    return rc == 0 && !changed ? AGENTD_ENOTFOUND : rc;
+}
+
+int sq_session_insert(struct sq *q, const struct store_session *v, int64_t now)
+{
+    return sq_run(&q->writer, ST_SESSION_INSERT, NULL, NULL, "tttie", v->id, v->owner,
+                  v->context, now, session_expiry(q, now));
 }
 
 int sq_session_create(void *b, struct store_session *v)
 {
     struct sq *q = b;
-    int64_t now = now_ms(q), exp = session_expiry(q, now);
+    int64_t now = now_ms(q);
     int rc = sq_writer_begin(q);
     if (rc)
         return rc;
     /* An expired session's id is free again, even before the purge. */
     rc = sq_run(&q->writer, ST_SESSION_DROP_EXPIRED, NULL, NULL, "ti", v->id, now);
     if (rc == 0)
-        rc = sq_run(&q->writer, ST_SESSION_INSERT, NULL, NULL, "tttie", v->id, v->owner, v->context,
-                 now, exp);
+        rc = sq_session_insert(q, v, now);
     if ((rc = sq_writer_end(q, rc)) == 0) {
         v->created_at = v->updated_at = now;
-        v->expires_at = exp;
+        v->expires_at = session_expiry(q, now);
     }
     return rc;
 }
@@ -44,47 +49,32 @@ int sq_session_create(void *b, struct store_session *v)
 int sq_session_get(void *b, const char *id, struct store_session **out)
 {
     struct sq *q = b;
-    GET_ONE(q, ST_SESSION_GET, row_session, store_session_free, out, "ti", id, now_ms(q));
+    return sq_get(q, ST_SESSION_GET, &session_rows, out, "ti", id, now_ms(q));
 }
 
 int sq_session_update(void *b, const char *id, const char *context)
 {
     struct sq *q = b;
-    int64_t now = now_ms(q);
-    int changed = 0;
-    int rc = sq_write_one(q, ST_SESSION_TOUCH, &changed, "ttie", id, context, now,
-                       session_expiry(q, now));
-    return rc ? rc : changed ? 0 : AGENTD_ENOTFOUND;
+    int rc = sq_writer_begin(q);
+    if (rc)
+        return rc;
+    return sq_writer_end(q, sq_session_touch(q, id, context, now_ms(q)));
 }
 
 int sq_session_delete(void *b, const char *id)
 {
     struct sq *q = b;
-    int changed = 0;
-    int rc = sq_write_one(q, ST_SESSION_DELETE, &changed, "ti", id, now_ms(q));
-    return rc ? rc : changed ? 0 : AGENTD_ENOTFOUND;
+    return sq_write_found(q, ST_SESSION_DELETE, "ti", id, now_ms(q));
 }
 
 /* ---- session listing and deletion ---- */
 
-int sq_session_list(void *b, const char *owner, int64_t before_created,
-                           const char *before_id, int limit, struct store_session **out,
-                           size_t *n)
+int sq_session_list(void *b, const char *owner, int64_t before_created, const char *before_id,
+                    int limit, struct store_session **out, size_t *n)
 {
     struct sq *q = b;
-    struct conn *c = sq_reader_get(q);
-    void *v;
-    size_t nv;
-    int rc = sq_fetch(c, ST_SESSION_LIST, sizeof **out, row_session, &v, &nv, "tiiti", owner,
-                   now_ms(q), before_created, before_id, (int64_t)limit);
-    sq_conn_put(c);
-    if (rc) {
-        store_session_list_free(v, nv);
-        return rc;
-    }
-    *out = v;
-    *n = nv;
-    return 0;
+    return sq_list(q, ST_SESSION_LIST, &session_rows, out, n, "tiiti", owner, now_ms(q),
+                   before_created, before_id, (int64_t)limit);
 }
 
 int sq_session_delete_idle(void *b, const char *id, const char *owner)
@@ -104,45 +94,41 @@ int sq_session_delete_idle(void *b, const char *id, const char *owner)
     return sq_writer_end(q, rc);
 }
 
+/* ---- messages ---- */
+
+/* session_id, seq, role, parts, created_at */
+static const struct col message_cols[] = {
+    COL(TEXT, struct store_message, session_id), COL(I64, struct store_message, seq),
+    COL(TEXT, struct store_message, role),       COL(TEXT, struct store_message, parts),
+    COL(I64, struct store_message, created_at),
+};
+static const struct row_map message_rows = ROW_MAP(struct store_message, message_cols);
+
+int sq_message_insert(struct sq *q, const struct store_message *m, int64_t now, int64_t *seq)
+{
+    int rc = sq_session_touch(q, m->session_id, NULL, now);
+    if (rc == 0)
+        rc = sq_run(&q->writer, ST_MESSAGE_INSERT, seq, NULL, "ttti", m->session_id, m->role,
+                    m->parts, now);
+    return rc;
+}
+
 int sq_message_append(void *b, struct store_message *m)
 {
     struct sq *q = b;
     int64_t now = now_ms(q), seq = 0;
-    int changed = 0;
     int rc = sq_writer_begin(q);
     if (rc)
         return rc;
-    rc = sq_run(&q->writer, ST_SESSION_TOUCH, NULL, &changed, "ttie", m->session_id, NULL, now,
-             session_expiry(q, now));
-    if (rc == 0 && !changed)
-        rc = AGENTD_ENOTFOUND;
-    if (rc == 0)
-        rc = sq_run(&q->writer, ST_MESSAGE_INSERT, &seq, NULL, "ttti", m->session_id, m->role,
-                 m->parts, now);
-    if ((rc = sq_writer_end(q, rc)) == 0) {
+    if ((rc = sq_writer_end(q, sq_message_insert(q, m, now, &seq))) == 0) {
         m->seq = seq;
         m->created_at = now;
     }
     return rc;
 }
 
-static int row_message(sqlite3_stmt *st, void *item)
-{
-    struct store_message *m = item;
-    int oom = 0;
-    m->session_id = sq_col_str(st, 0, &oom);
-    m->seq = sq_col_i64(st, 1);
-    m->role = sq_col_str(st, 2, &oom);
-    m->parts = sq_col_str(st, 3, &oom);
-    m->created_at = sq_col_i64(st, 4);
-    return oom ? AGENTD_ENOMEM : 0;
-}
-
-/* A session's rows with seq > after_seq (messages, events): the parent
- * check and the list read one snapshot. On failure the rows read so far
- * are left in *v / *nv for the caller's typed free. */
 int sq_session_rows(struct sq *q, enum st id, const char *session_id, int64_t after_seq,
-                        int limit, size_t size, row_fn row, void **v, size_t *nv)
+                    int limit, const struct row_map *m, void *outp, size_t *n)
 {
     int64_t now = now_ms(q), one;
     struct conn *c = sq_reader_get(q);
@@ -150,36 +136,20 @@ int sq_session_rows(struct sq *q, enum st id, const char *session_id, int64_t af
     if (rc == 0)
         rc = sq_run(c, ST_SESSION_LIVE, &one, NULL, "ti", session_id, now);
     if (rc == 0)
-        rc = sq_fetch(c, id, size, row, v, nv, "tii", session_id, after_seq,
-                   (int64_t)(limit > 0 ? limit : -1));
+        rc = sq_fetch(c, id, m, outp, n, "tii", session_id, after_seq,
+                      (int64_t)(limit > 0 ? limit : -1));
     return sq_read_end(c, rc);
 }
 
-static int message_rows(void *b, enum st id, const char *session_id, int64_t after_seq,
-                        int limit, struct store_message **out, size_t *n)
-{
-    void *v = NULL;
-    size_t nv = 0;
-    int rc = sq_session_rows(b, id, session_id, after_seq, limit, sizeof **out, row_message, &v,
-                          &nv);
-    if (rc) {
-        store_message_list_free(v, nv);
-        return rc;
-    }
-    *out = v;
-    *n = nv;
-    return 0;
-}
-
 int sq_message_list(void *b, const char *session_id, int64_t after_seq, int limit,
-                           struct store_message **out, size_t *n)
+                    struct store_message **out, size_t *n)
 {
-    return message_rows(b, ST_MESSAGE_LIST, session_id, after_seq, limit, out, n);
+    return sq_session_rows(b, ST_MESSAGE_LIST, session_id, after_seq, limit, &message_rows, out,
+                           n);
 }
 
 int sq_message_tail(void *b, const char *session_id, int limit, struct store_message **out,
-                           size_t *n)
+                    size_t *n)
 {
-    return message_rows(b, ST_MESSAGE_TAIL, session_id, 0, limit, out, n);
+    return sq_session_rows(b, ST_MESSAGE_TAIL, session_id, 0, limit, &message_rows, out, n);
 }
-

@@ -7,7 +7,59 @@
 
 #include "core/err.h"
 
+/* ---- rows ---- */
+
+/* Columns of TURN_COLS. */
+static const struct col turn_cols[] = {
+    COL(TEXT, struct store_turn, id),
+    COL(TEXT, struct store_turn, session_id),
+    COL(TEXT, struct store_turn, state),
+    COL(TEXT, struct store_turn, owner),
+    COL(TEXT, struct store_turn, instance),
+    COL(TEXT, struct store_turn, input),
+    COL(I64, struct store_turn, prompt_tokens),
+    COL(I64, struct store_turn, completion_tokens),
+    COL(DOUBLE, struct store_turn, cost_usd),
+    COL(I64, struct store_turn, created_at),
+    COL(I64, struct store_turn, updated_at),
+};
+static const struct row_map turn_rows = ROW_MAP(struct store_turn, turn_cols);
+
+/* turn_id, step, kind, payload, created_at */
+static const struct col checkpoint_cols[] = {
+    COL(TEXT, struct store_checkpoint, turn_id), COL(I64, struct store_checkpoint, step),
+    COL(TEXT, struct store_checkpoint, kind),    COL(TEXT, struct store_checkpoint, payload),
+    COL(I64, struct store_checkpoint, created_at),
+};
+static const struct row_map checkpoint_rows = ROW_MAP(struct store_checkpoint, checkpoint_cols);
+
+/* session_id, seq, turn_id, type, data, created_at */
+static const struct col event_cols[] = {
+    COL(TEXT, struct store_event, session_id), COL(I64, struct store_event, seq),
+    COL(TEXT, struct store_event, turn_id),    COL(TEXT, struct store_event, type),
+    COL(TEXT, struct store_event, data),       COL(I64, struct store_event, created_at),
+};
+static const struct row_map event_rows = ROW_MAP(struct store_event, event_cols);
+
+/* The sums of USAGE_SUMS. */
+static const struct col usage_cols[] = {
+    COL(I64, struct store_usage, prompt_tokens),
+    COL(I64, struct store_usage, completion_tokens),
+    COL(DOUBLE, struct store_usage, cost_usd),
+    COL(I64, struct store_usage, calls),
+};
+static const struct row_map usage_rows = ROW_MAP(struct store_usage, usage_cols);
+
 /* ---- turns and checkpoints ---- */
+
+/* Inside a write transaction, after a write to turn id touched nothing:
+ * AGENTD_ECONFLICT if the turn is there (it moved on), else why not. */
+static int turn_missed(struct sq *q, const char *id, int64_t now)
+{
+    int64_t one;
+    int rc = sq_run(&q->writer, ST_TURN_LIVE, &one, NULL, "ti", id, now);
+    return rc == 0 ? AGENTD_ECONFLICT : rc;
+}
 
 /* The claim, in one write transaction (so it holds across processes
  * sharing the file): a running turn of the session whose lease ran out is
@@ -44,16 +96,13 @@ int sq_turn_begin(void *b, struct store_turn *t, int64_t lease_ms)
 int sq_turn_touch(void *b, const char *id, int *interrupt)
 {
     struct sq *q = b;
-    int64_t now = now_ms(q), flag = 0, one;
+    int64_t now = now_ms(q), flag = 0;
     int rc = sq_writer_begin(q);
     if (rc)
         return rc;
     rc = sq_run(&q->writer, ST_TURN_HEARTBEAT, &flag, NULL, "ti", id, now);
-    if (rc == AGENTD_ENOTFOUND) {
-        rc = sq_run(&q->writer, ST_TURN_LIVE, &one, NULL, "ti", id, now);
-        if (rc == 0)
-            rc = AGENTD_ECONFLICT; /* finished, or failed as stale by another claim */
-    }
+    if (rc == AGENTD_ENOTFOUND) /* finished, or failed as stale by another claim */
+        rc = turn_missed(q, id, now);
     if ((rc = sq_writer_end(q, rc)) == 0 && interrupt)
         *interrupt = flag != 0;
     return rc;
@@ -70,15 +119,11 @@ int sq_turn_interrupt(void *b, const char *session_id)
 /* Inside a write transaction: the finish of store_turn_finish. */
 static int turn_finish_tx(struct sq *q, const char *id, const char *state, int64_t now)
 {
-    int64_t one;
     int changed = 0;
     int rc = sq_run(&q->writer, ST_TURN_FINISH, NULL, &changed, "tti", id, state, now);
     /* Nothing changed: finished already (conflict) or not there at all. */
-    if (rc == 0 && !changed) {
-        rc = sq_run(&q->writer, ST_TURN_LIVE, &one, NULL, "ti", id, now);
-        if (rc == 0)
-            rc = AGENTD_ECONFLICT;
-    }
+    if (rc == 0 && !changed)
+        rc = turn_missed(q, id, now);
     return rc;
 }
 
@@ -97,65 +142,32 @@ int sq_turn_adopt(void *b, const char *id, const char *from_instance,
                          const char *to_instance)
 {
     struct sq *q = b;
-    int64_t now = now_ms(q), one;
+    int64_t now = now_ms(q);
     int changed = 0;
     int rc = sq_writer_begin(q);
     if (rc)
         return rc;
     rc = sq_run(&q->writer, ST_TURN_ADOPT, NULL, &changed, "ttti", id, from_instance, to_instance,
              now);
-    if (rc == 0 && !changed) {
-        rc = sq_run(&q->writer, ST_TURN_LIVE, &one, NULL, "ti", id, now);
-        if (rc == 0)
-            rc = AGENTD_ECONFLICT;
-    }
+    if (rc == 0 && !changed)
+        rc = turn_missed(q, id, now);
     return sq_writer_end(q, rc);
-}
-
-/* Columns of TURN_COLS. */
-static int row_turn(sqlite3_stmt *st, void *item)
-{
-    struct store_turn *t = item;
-    int oom = 0;
-    t->id = sq_col_str(st, 0, &oom);
-    t->session_id = sq_col_str(st, 1, &oom);
-    t->state = sq_col_str(st, 2, &oom);
-    t->owner = sq_col_str(st, 3, &oom);
-    t->instance = sq_col_str(st, 4, &oom);
-    t->input = sq_col_str(st, 5, &oom);
-    t->prompt_tokens = sq_col_i64(st, 6);
-    t->completion_tokens = sq_col_i64(st, 7);
-    t->cost_usd = sqlite3_column_double(st, 8);
-    t->created_at = sq_col_i64(st, 9);
-    t->updated_at = sq_col_i64(st, 10);
-    return oom ? AGENTD_ENOMEM : 0;
 }
 
 int sq_turn_get(void *b, const char *id, struct store_turn **out)
 {
     struct sq *q = b;
-    GET_ONE(q, ST_TURN_GET, row_turn, store_turn_free, out, "ti", id, now_ms(q));
+    return sq_get(q, ST_TURN_GET, &turn_rows, out, "ti", id, now_ms(q));
 }
 
 int sq_turn_list_unfinished(void *b, const struct store_turn_scan *scan,
-                                   struct store_turn **out, size_t *n)
+                            struct store_turn **out, size_t *n)
 {
     struct sq *q = b;
-    struct conn *c = sq_reader_get(q);
-    void *v;
-    size_t nv;
-    int rc = sq_fetch(c, ST_TURN_UNFINISHED, sizeof **out, row_turn, &v, &nv, "iitit", now_ms(q),
+    return sq_list(q, ST_TURN_UNFINISHED, &turn_rows, out, n, "iitit", now_ms(q),
                    (int64_t)(scan->limit > 0 ? scan->limit : -1), scan->skip_instance,
                    scan->after_id ? scan->after_created : INT64_MIN,
                    scan->after_id ? scan->after_id : "");
-    sq_conn_put(c);
-    if (rc) {
-        store_turn_list_free(v, nv);
-        return rc;
-    }
-    *out = v;
-    *n = nv;
-    return 0;
 }
 
 int sq_checkpoint_put(void *b, struct store_checkpoint *cp)
@@ -176,39 +188,18 @@ int sq_checkpoint_put(void *b, struct store_checkpoint *cp)
     return rc;
 }
 
-static int row_checkpoint(sqlite3_stmt *st, void *item)
-{
-    struct store_checkpoint *cp = item;
-    int oom = 0;
-    cp->turn_id = sq_col_str(st, 0, &oom);
-    cp->step = sq_col_i64(st, 1);
-    cp->kind = sq_col_str(st, 2, &oom);
-    cp->payload = sq_col_str(st, 3, &oom);
-    cp->created_at = sq_col_i64(st, 4);
-    return oom ? AGENTD_ENOMEM : 0;
-}
-
 int sq_checkpoint_list(void *b, const char *turn_id, struct store_checkpoint **out,
-                              size_t *n)
+                       size_t *n)
 {
     struct sq *q = b;
     int64_t one;
-    void *v = NULL;
-    size_t nv = 0;
     struct conn *c = sq_reader_get(q);
     int rc = sq_read_begin(c);
     if (rc == 0)
         rc = sq_run(c, ST_TURN_LIVE, &one, NULL, "ti", turn_id, now_ms(q));
     if (rc == 0)
-        rc = sq_fetch(c, ST_CHECKPOINT_LIST, sizeof **out, row_checkpoint, &v, &nv, "t", turn_id);
-    rc = sq_read_end(c, rc);
-    if (rc) {
-        store_checkpoint_list_free(v, nv);
-        return rc;
-    }
-    *out = v;
-    *n = nv;
-    return 0;
+        rc = sq_fetch(c, ST_CHECKPOINT_LIST, &checkpoint_rows, out, n, "t", turn_id);
+    return sq_read_end(c, rc);
 }
 
 /* ---- turn events and steps ---- */
@@ -223,13 +214,8 @@ static int events_insert(struct sq *q, const struct store_event *v, size_t n, in
 {
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (i == 0 || strcmp(v[i].session_id, v[i - 1].session_id) != 0) {
-            int changed = 0;
-            rc = sq_run(&q->writer, ST_SESSION_TOUCH, NULL, &changed, "ttie", v[i].session_id,
-                     NULL, now, session_expiry(q, now));
-            if (rc == 0 && !changed)
-                rc = AGENTD_ENOTFOUND;
-        }
+        if (i == 0 || strcmp(v[i].session_id, v[i - 1].session_id) != 0)
+            rc = sq_session_touch(q, v[i].session_id, NULL, now);
         if (rc == 0)
             rc = sq_run(&q->writer, ST_EVENT_INSERT, &seq[i], NULL, "tttti", v[i].session_id,
                      v[i].turn_id, v[i].type, v[i].data, now);
@@ -237,51 +223,48 @@ static int events_insert(struct sq *q, const struct store_event *v, size_t n, in
     return rc;
 }
 
+/* Room for nev events' seqs (*seq NULL when nev is 0), then the writer's
+ * transaction; on failure nothing is held. */
+static int events_begin(struct sq *q, size_t nev, int64_t **seq)
+{
+    *seq = nev ? calloc(nev, sizeof **seq) : NULL;
+    if (nev && !*seq)
+        return AGENTD_ENOMEM;
+    int rc = sq_writer_begin(q);
+    if (rc) {
+        free(*seq);
+        *seq = NULL;
+    }
+    return rc;
+}
+
+/* What written events hand back: their seqs and time. */
+static void events_filled(struct store_event *ev, size_t nev, int64_t now, const int64_t *seq)
+{
+    for (size_t i = 0; i < nev; i++) {
+        ev[i].seq = seq[i];
+        ev[i].created_at = now;
+    }
+}
+
 int sq_event_append(void *b, struct store_event *v, size_t n)
 {
     struct sq *q = b;
     int64_t now = now_ms(q);
-    int64_t *seq = calloc(n, sizeof *seq);
-    if (!seq)
-        return AGENTD_ENOMEM;
-    int rc = sq_writer_begin(q);
-    if (rc == 0)
-        rc = sq_writer_end(q, events_insert(q, v, n, now, seq));
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        v[i].seq = seq[i];
-        v[i].created_at = now;
-    }
+    int64_t *seq;
+    int rc = events_begin(q, n, &seq);
+    if (rc)
+        return rc;
+    if ((rc = sq_writer_end(q, events_insert(q, v, n, now, seq))) == 0)
+        events_filled(v, n, now, seq);
     free(seq);
     return rc;
 }
 
-static int row_event(sqlite3_stmt *st, void *item)
-{
-    struct store_event *e = item;
-    int oom = 0;
-    e->session_id = sq_col_str(st, 0, &oom);
-    e->seq = sq_col_i64(st, 1);
-    e->turn_id = sq_col_str(st, 2, &oom);
-    e->type = sq_col_str(st, 3, &oom);
-    e->data = sq_col_str(st, 4, &oom);
-    e->created_at = sq_col_i64(st, 5);
-    return oom ? AGENTD_ENOMEM : 0;
-}
-
 int sq_event_list(void *b, const char *session_id, int64_t after_seq, int limit,
-                         struct store_event **out, size_t *n)
+                  struct store_event **out, size_t *n)
 {
-    void *v = NULL;
-    size_t nv = 0;
-    int rc = sq_session_rows(b, ST_EVENT_LIST, session_id, after_seq, limit, sizeof **out,
-                          row_event, &v, &nv);
-    if (rc) {
-        store_event_list_free(v, nv);
-        return rc;
-    }
-    *out = v;
-    *n = nv;
-    return 0;
+    return sq_session_rows(b, ST_EVENT_LIST, session_id, after_seq, limit, &event_rows, out, n);
 }
 
 /* Inside a write transaction: AGENTD_EINVAL unless session_id is the turn's
@@ -314,16 +297,8 @@ static int turn_record_tx(struct sq *q, const struct store_checkpoint *cp,
         rc = turn_in_session(q, cp->turn_id, m->session_id);
     for (size_t i = 0; rc == 0 && i < nev; i++)
         rc = turn_in_session(q, cp->turn_id, ev[i].session_id);
-    if (rc == 0 && m) {
-        int changed = 0;
-        rc = sq_run(&q->writer, ST_SESSION_TOUCH, NULL, &changed, "ttie", m->session_id, NULL, now,
-                 session_expiry(q, now));
-        if (rc == 0 && !changed)
-            rc = AGENTD_ENOTFOUND;
-        if (rc == 0)
-            rc = sq_run(&q->writer, ST_MESSAGE_INSERT, mseq, NULL, "ttti", m->session_id, m->role,
-                     m->parts, now);
-    }
+    if (rc == 0 && m)
+        rc = sq_message_insert(q, m, now, mseq);
     if (rc == 0)
         rc = events_insert(q, (struct store_event *)ev, nev, now, seq);
     return rc;
@@ -339,10 +314,7 @@ static void turn_record_filled(struct store_checkpoint *cp, struct store_message
         m->seq = mseq;
         m->created_at = now;
     }
-    for (size_t i = 0; i < nev; i++) {
-        ev[i].seq = seq[i];
-        ev[i].created_at = now;
-    }
+    events_filled(ev, nev, now, seq);
 }
 
 /* One step, all or nothing. */
@@ -351,14 +323,10 @@ int sq_turn_record(void *b, struct store_checkpoint *cp, struct store_message *m
 {
     struct sq *q = b;
     int64_t now = now_ms(q), mseq = 0;
-    int64_t *seq = nev ? calloc(nev, sizeof *seq) : NULL;
-    if (nev && !seq)
-        return AGENTD_ENOMEM;
-    int rc = sq_writer_begin(q);
-    if (rc) {
-        free(seq);
+    int64_t *seq;
+    int rc = events_begin(q, nev, &seq);
+    if (rc)
         return rc;
-    }
     rc = turn_record_tx(q, cp, m, ev, nev, now, &mseq, seq);
     if ((rc = sq_writer_end(q, rc)) == 0)
         turn_record_filled(cp, m, ev, nev, now, mseq, seq);
@@ -375,14 +343,10 @@ int sq_turn_finish_events(void *b, const char *id, const char *state,
     int changed = 0;
     struct sq *q = b;
     int64_t now = now_ms(q);
-    int64_t *seq = nev ? calloc(nev, sizeof *seq) : NULL;
-    if (nev && !seq)
-        return AGENTD_ENOMEM;
-    int rc = sq_writer_begin(q);
-    if (rc) {
-        free(seq);
+    int64_t *seq;
+    int rc = events_begin(q, nev, &seq);
+    if (rc)
         return rc;
-    }
     rc = turn_finish_tx(q, id, state, now);
     for (size_t i = 0; rc == 0 && i < nev; i++)
         rc = turn_in_session(q, id, ev[i].session_id);
@@ -392,10 +356,7 @@ int sq_turn_finish_events(void *b, const char *id, const char *state,
         rc = sq_run(&q->writer, ST_TASK_UPDATE_IF, NULL, &changed, "tttitt", task->id, task->state,
                  task->artifacts, now, task->old_state, task->old_artifacts);
     if ((rc = sq_writer_end(q, rc)) == 0) {
-        for (size_t i = 0; i < nev; i++) {
-            ev[i].seq = seq[i];
-            ev[i].created_at = now;
-        }
+        events_filled(ev, nev, now, seq);
         if (task)
             *task_written = changed > 0;
     }
@@ -468,15 +429,11 @@ int sq_turn_step_record(void *b, const char *turn_id, const char *principal,
 {
     struct sq *q = b;
     int64_t now = now_ms(q), flag = 0, mseq = 0;
-    int64_t *seq = nev ? calloc(nev, sizeof *seq) : NULL;
-    if (nev && !seq)
-        return AGENTD_ENOMEM;
+    int64_t *seq;
     int running = 1, rec = AGENTD_ECONFLICT; /* not written */
-    int rc = sq_writer_begin(q);
-    if (rc) {
-        free(seq);
+    int rc = events_begin(q, nev, &seq);
+    if (rc)
         return rc;
-    }
     rc = usage_add_tx(q, turn_id, principal, model, u, now);
     if (rc == 0) {
         rc = sq_run(&q->writer, ST_TURN_HEARTBEAT, &flag, NULL, "ti", turn_id, now);
@@ -504,34 +461,22 @@ int sq_turn_step_record(void *b, const char *turn_id, const char *principal,
     return flag ? 0 : rec;
 }
 
-static int row_usage(sqlite3_stmt *st, void *item)
-{
-    struct store_usage *u = item;
-    u->prompt_tokens = sq_col_i64(st, 0);
-    u->completion_tokens = sq_col_i64(st, 1);
-    u->cost_usd = sqlite3_column_double(st, 2);
-    u->calls = sq_col_i64(st, 3);
-    return 0;
-}
-
-/* A fetch of sums: always one row (zeros when nothing matched). */
-static int usage_result(int rc, void *v, size_t nv, struct store_usage *out)
+/* A read of sums: always one row (zeros when nothing matched). */
+static int usage_result(int rc, struct store_usage *v, size_t nv, struct store_usage *out)
 {
     if (rc == 0 && nv != 1)
         rc = AGENTD_ECORRUPT; /* an aggregate without GROUP BY yields one row */
     if (rc == 0)
-        *out = *(struct store_usage *)v;
+        *out = *v;
     free(v);
     return rc;
 }
 
 int sq_usage_day(void *b, const char *principal, int64_t day, struct store_usage *out)
 {
-    struct conn *c = sq_reader_get(b);
-    void *v = NULL;
+    struct store_usage *v = NULL;
     size_t nv = 0;
-    int rc = sq_fetch(c, ST_USAGE_DAY, sizeof *out, row_usage, &v, &nv, "ti", principal, day);
-    sq_conn_put(c);
+    int rc = sq_list(b, ST_USAGE_DAY, &usage_rows, &v, &nv, "ti", principal, day);
     return usage_result(rc, v, nv, out);
 }
 
@@ -540,14 +485,14 @@ int sq_usage_session(void *b, const char *session_id, struct store_usage *out)
 {
     struct sq *q = b;
     int64_t one;
-    void *v = NULL;
+    struct store_usage *v = NULL;
     size_t nv = 0;
     struct conn *c = sq_reader_get(q);
     int rc = sq_read_begin(c);
     if (rc == 0)
         rc = sq_run(c, ST_SESSION_LIVE, &one, NULL, "ti", session_id, now_ms(q));
     if (rc == 0)
-        rc = sq_fetch(c, ST_USAGE_SESSION, sizeof *out, row_usage, &v, &nv, "t", session_id);
+        rc = sq_fetch(c, ST_USAGE_SESSION, &usage_rows, &v, &nv, "t", session_id);
     rc = sq_read_end(c, rc);
     return usage_result(rc, v, nv, out);
 }

@@ -4,6 +4,7 @@
 #include "store/backend.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -701,39 +702,6 @@ void store_idem_fingerprint(const char *method, const char *path, const void *bo
     sha256_hex(parts, lens, 5, out);
 }
 
-/* ---- freeing results ---- */
-
-void store_principal_free(struct store_principal *p)
-{
-    if (!p)
-        return;
-    free(p->id);
-    free(p->name);
-    free(p);
-}
-
-static void apikey_clear(struct store_apikey *k)
-{
-    free(k->id);
-    free(k->principal_id);
-    free(k->hash);
-}
-
-void store_apikey_free(struct store_apikey *k)
-{
-    if (!k)
-        return;
-    apikey_clear(k);
-    free(k);
-}
-
-void store_apikey_list_free(struct store_apikey *v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        apikey_clear(&v[i]);
-    free(v);
-}
-
 /* ---- session listing and deletion ---- */
 
 int store_session_list(struct store *s, const char *owner, int64_t before_created,
@@ -749,149 +717,64 @@ int store_session_delete_idle(struct store *s, const char *id, const char *owner
     CALL(s, session_delete_idle, id, owner);
 }
 
-void store_session_list_free(struct store_session *v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++) {
-        free(v[i].id);
-        free(v[i].owner);
-        free(v[i].context);
-    }
-    free(v);
-}
+/* ---- freeing results ---- */
 
-void store_session_free(struct store_session *v)
-{
-    if (!v)
-        return;
-    free(v->id);
-    free(v->owner);
-    free(v->context);
-    free(v);
-}
+/* The heap fields of each result struct, as offsets: one free routine
+ * serves every struct and its arrays. */
+#define OFFS(type, ...) static const size_t type##_heap[] = { __VA_ARGS__, (size_t)-1 }
+#define AT(type, field) offsetof(struct store_##type, field)
 
-void store_message_list_free(struct store_message *v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++) {
-        free(v[i].session_id);
-        free(v[i].role);
-        free(v[i].parts);
-    }
-    free(v);
-}
+OFFS(principal, AT(principal, id), AT(principal, name));
+OFFS(apikey, AT(apikey, id), AT(apikey, principal_id), AT(apikey, hash));
+OFFS(session, AT(session, id), AT(session, owner), AT(session, context));
+OFFS(message, AT(message, session_id), AT(message, role), AT(message, parts));
+OFFS(task, AT(task, id), AT(task, context_id), AT(task, owner), AT(task, state),
+     AT(task, artifacts));
+OFFS(turn, AT(turn, id), AT(turn, session_id), AT(turn, state), AT(turn, owner),
+     AT(turn, instance), AT(turn, input));
+OFFS(event, AT(event, session_id), AT(event, turn_id), AT(event, type), AT(event, data));
+OFFS(checkpoint, AT(checkpoint, turn_id), AT(checkpoint, kind), AT(checkpoint, payload));
+OFFS(checkout, AT(checkout, id), AT(checkout, owner), AT(checkout, status),
+     AT(checkout, document));
+OFFS(order, AT(order, id), AT(order, checkout_id), AT(order, owner), AT(order, document));
+OFFS(idem, AT(idem, principal), AT(idem, key), AT(idem, fingerprint), AT(idem, state),
+     AT(idem, headers), AT(idem, body));
+OFFS(audit, AT(audit, principal), AT(audit, action), AT(audit, target),
+     AT(audit, request_id), AT(audit, outcome));
 
-static void task_clear(struct store_task *t)
-{
-    free(t->id);
-    free(t->context_id);
-    free(t->owner);
-    free(t->state);
-    free(t->artifacts);
-}
-
-void store_task_free(struct store_task *t)
-{
-    if (!t)
-        return;
-    task_clear(t);
-    free(t);
-}
-
-void store_task_list_free(struct store_task *v, size_t n)
+/* Frees n structs of size bytes at v (their heap fields, then v). */
+static void items_free(void *v, size_t n, size_t size, const size_t *heap)
 {
     for (size_t i = 0; v && i < n; i++)
-        task_clear(&v[i]);
+        for (const size_t *off = heap; *off != (size_t)-1; off++)
+            free(*(char **)((char *)v + i * size + *off));
     free(v);
 }
 
-static void turn_clear(struct store_turn *t)
-{
-    free(t->id);
-    free(t->session_id);
-    free(t->state);
-    free(t->owner);
-    free(t->instance);
-    free(t->input);
-}
-
-void store_turn_free(struct store_turn *t)
-{
-    if (!t)
-        return;
-    turn_clear(t);
-    free(t);
-}
-
-void store_turn_list_free(struct store_turn *v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        turn_clear(&v[i]);
-    free(v);
-}
-
-void store_event_list_free(struct store_event *v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++) {
-        free(v[i].session_id);
-        free(v[i].turn_id);
-        free(v[i].type);
-        free(v[i].data);
+#define FREE_ONE(type)                                                                  \
+    void store_##type##_free(struct store_##type *p)                                   \
+    {                                                                                   \
+        items_free(p, 1, sizeof *p, type##_heap);                                       \
     }
-    free(v);
-}
-
-void store_checkpoint_list_free(struct store_checkpoint *v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++) {
-        free(v[i].turn_id);
-        free(v[i].kind);
-        free(v[i].payload);
+#define FREE_LIST(type)                                                                 \
+    void store_##type##_list_free(struct store_##type *v, size_t n)                    \
+    {                                                                                   \
+        items_free(v, n, sizeof *v, type##_heap);                                       \
     }
-    free(v);
-}
 
-void store_checkout_free(struct store_checkout *c)
-{
-    if (!c)
-        return;
-    free(c->id);
-    free(c->owner);
-    free(c->status);
-    free(c->document);
-    free(c);
-}
-
-void store_order_free(struct store_order *o)
-{
-    if (!o)
-        return;
-    free(o->id);
-    free(o->checkout_id);
-    free(o->owner);
-    free(o->document);
-    free(o);
-}
-
-void store_idem_free(struct store_idem *r)
-{
-    if (!r)
-        return;
-    free(r->principal);
-    free(r->key);
-    free(r->fingerprint);
-    free(r->state);
-    free(r->headers);
-    free(r->body);
-    free(r);
-}
-
-void store_audit_list_free(struct store_audit *v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++) {
-        free(v[i].principal);
-        free(v[i].action);
-        free(v[i].target);
-        free(v[i].request_id);
-        free(v[i].outcome);
-    }
-    free(v);
-}
+FREE_ONE(principal)
+FREE_ONE(apikey)
+FREE_LIST(apikey)
+FREE_ONE(session)
+FREE_LIST(session)
+FREE_LIST(message)
+FREE_ONE(task)
+FREE_LIST(task)
+FREE_ONE(turn)
+FREE_LIST(turn)
+FREE_LIST(event)
+FREE_LIST(checkpoint)
+FREE_ONE(checkout)
+FREE_ONE(order)
+FREE_ONE(idem)
+FREE_LIST(audit)
