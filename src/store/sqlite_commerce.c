@@ -33,7 +33,7 @@ int sq_checkout_create(void *b, struct store_checkout *c)
     rc = sq_run(&q->writer, ST_CHECKOUT_DROP_EXPIRED, NULL, NULL, "ti", c->id, now);
     if (rc == 0)
         rc = sq_run(&q->writer, ST_CHECKOUT_INSERT, NULL, NULL, "ttttie", c->id, c->owner,
-                 c->status, c->document, now, c->expires_at);
+                    c->status, c->document, now, c->expires_at);
     if ((rc = sq_writer_end(q, rc)) == 0) {
         c->version = 1;
         c->created_at = c->updated_at = now;
@@ -54,7 +54,7 @@ static int checkout_cas(struct sq *q, const char *id, int64_t expected, const ch
     int changed = 0;
     int64_t one;
     int rc = sq_run(&q->writer, ST_CHECKOUT_CAS, NULL, &changed, "titti", id, expected, status,
-                 document, now);
+                    document, now);
     if (rc == 0 && !changed) {
         rc = sq_run(&q->writer, ST_CHECKOUT_LIVE, &one, NULL, "ti", id, now);
         if (rc == 0)
@@ -64,7 +64,7 @@ static int checkout_cas(struct sq *q, const char *id, int64_t expected, const ch
 }
 
 int sq_checkout_update(void *b, const char *id, int64_t expected_version,
-                              const char *status, const char *document)
+                       const char *status, const char *document)
 {
     struct sq *q = b;
     int64_t now = now_ms(q);
@@ -75,8 +75,8 @@ int sq_checkout_update(void *b, const char *id, int64_t expected_version,
 }
 
 int sq_order_create(void *b, struct store_order *o, int64_t checkout_version,
-                           const char *checkout_status, const char *checkout_document,
-                           const struct store_stock_line *take, size_t ntake)
+                    const char *checkout_status, const char *checkout_document,
+                    const struct store_stock_line *take, size_t ntake)
 {
     struct sq *q = b;
     int64_t now = now_ms(q);
@@ -88,13 +88,13 @@ int sq_order_create(void *b, struct store_order *o, int64_t checkout_version,
     for (size_t i = 0; rc == 0 && i < ntake; i++) {
         int changed = 0;
         rc = sq_run(&q->writer, ST_STOCK_TAKE, NULL, &changed, "ti", take[i].product_id,
-                 take[i].quantity);
+                    take[i].quantity);
         if (rc == 0 && !changed)
             rc = AGENTD_ESTOCK;
     }
     if (rc == 0)
         rc = sq_run(&q->writer, ST_ORDER_INSERT, NULL, NULL, "tttti", o->id, o->checkout_id,
-                 o->owner, o->document, now);
+                    o->owner, o->document, now);
     if ((rc = sq_writer_end(q, rc)) == 0)
         o->created_at = now;
     return rc;
@@ -115,7 +115,7 @@ int sq_stock_seed(void *b, const struct store_stock_line *v, size_t n, int repla
         rc = sq_run(&q->writer, ST_STOCK_CLEAR, NULL, NULL, "");
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = sq_run(&q->writer, replace ? ST_STOCK_SET : ST_STOCK_SEED, NULL, NULL, "ti",
-                 v[i].product_id, v[i].quantity);
+                    v[i].product_id, v[i].quantity);
     return sq_writer_end(q, rc);
 }
 

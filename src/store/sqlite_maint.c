@@ -105,7 +105,7 @@ int sq_purge_expired(void *b, int batch_limit, int *n_deleted)
         if ((rc = sq_writer_begin(q)) != 0)
             break;
         rc = sq_run(&q->writer, kinds[k], NULL, &changed, "ii", now_ms(q),
-                 (int64_t)(batch_limit - total));
+                    (int64_t)(batch_limit - total));
         if ((rc = sq_writer_end(q, rc)) != 0)
             break;
         total += changed;

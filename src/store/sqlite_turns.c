@@ -79,10 +79,10 @@ int sq_turn_begin(void *b, struct store_turn *t, int64_t lease_ms)
     }
     if (rc == 0 && lease_ms > 0)
         rc = sq_run(&q->writer, ST_TURN_EXPIRE_STALE, NULL, NULL, "tii", t->session_id, now,
-                 now - lease_ms);
+                    now - lease_ms);
     if (rc == 0)
         rc = sq_run(&q->writer, ST_TURN_CLAIM, NULL, &changed, "ttitt", t->id, t->session_id, now,
-                 t->instance, t->input);
+                    t->instance, t->input);
     if (rc == 0 && !changed)
         rc = AGENTD_ECONFLICT;
     if ((rc = sq_writer_end(q, rc)) == 0) {
@@ -139,7 +139,7 @@ int sq_turn_finish(void *b, const char *id, const char *state)
 /* The compare-and-swap on (running, instance IS from); a miss is a
  * conflict if the turn is there at all. */
 int sq_turn_adopt(void *b, const char *id, const char *from_instance,
-                         const char *to_instance)
+                  const char *to_instance)
 {
     struct sq *q = b;
     int64_t now = now_ms(q);
@@ -148,7 +148,7 @@ int sq_turn_adopt(void *b, const char *id, const char *from_instance,
     if (rc)
         return rc;
     rc = sq_run(&q->writer, ST_TURN_ADOPT, NULL, &changed, "ttti", id, from_instance, to_instance,
-             now);
+                now);
     if (rc == 0 && !changed)
         rc = turn_missed(q, id, now);
     return sq_writer_end(q, rc);
@@ -180,7 +180,7 @@ int sq_checkpoint_put(void *b, struct store_checkpoint *cp)
     rc = sq_run(&q->writer, ST_TURN_LIVE, &one, NULL, "ti", cp->turn_id, now);
     if (rc == 0)
         rc = sq_run(&q->writer, ST_CHECKPOINT_INSERT, NULL, NULL, "titti", cp->turn_id, cp->step,
-                 cp->kind, cp->payload, now);
+                    cp->kind, cp->payload, now);
     if (rc == 0)
         rc = sq_run(&q->writer, ST_TURN_TOUCH, NULL, NULL, "ti", cp->turn_id, now);
     if ((rc = sq_writer_end(q, rc)) == 0)
@@ -218,7 +218,7 @@ static int events_insert(struct sq *q, const struct store_event *v, size_t n, in
             rc = sq_session_touch(q, v[i].session_id, NULL, now);
         if (rc == 0)
             rc = sq_run(&q->writer, ST_EVENT_INSERT, &seq[i], NULL, "tttti", v[i].session_id,
-                     v[i].turn_id, v[i].type, v[i].data, now);
+                        v[i].turn_id, v[i].type, v[i].data, now);
     }
     return rc;
 }
@@ -287,7 +287,7 @@ static int turn_record_tx(struct sq *q, const struct store_checkpoint *cp,
     int rc = sq_run(&q->writer, ST_TURN_LIVE, &one, NULL, "ti", cp->turn_id, now);
     if (rc == 0)
         rc = sq_run(&q->writer, ST_CHECKPOINT_INSERT, NULL, NULL, "titti", cp->turn_id, cp->step,
-                 cp->kind, cp->payload, now);
+                    cp->kind, cp->payload, now);
     if (rc == 0) { /* the heartbeat, and whether the turn still runs */
         rc = sq_run(&q->writer, ST_TURN_HEARTBEAT, &flag, NULL, "ti", cp->turn_id, now);
         if (rc == AGENTD_ENOTFOUND)
@@ -319,7 +319,7 @@ static void turn_record_filled(struct store_checkpoint *cp, struct store_message
 
 /* One step, all or nothing. */
 int sq_turn_record(void *b, struct store_checkpoint *cp, struct store_message *m,
-                          struct store_event *ev, size_t nev)
+                   struct store_event *ev, size_t nev)
 {
     struct sq *q = b;
     int64_t now = now_ms(q), mseq = 0;
@@ -337,8 +337,8 @@ int sq_turn_record(void *b, struct store_checkpoint *cp, struct store_message *m
 /* A turn's finish and its last events, all or nothing: the events are
  * appended only if the finish applies. */
 int sq_turn_finish_events(void *b, const char *id, const char *state,
-                                 struct store_event *ev, size_t nev,
-                                 const struct store_task_write *task, int *task_written)
+                          struct store_event *ev, size_t nev,
+                          const struct store_task_write *task, int *task_written)
 {
     int changed = 0;
     struct sq *q = b;
@@ -354,7 +354,7 @@ int sq_turn_finish_events(void *b, const char *id, const char *state,
         rc = events_insert(q, ev, nev, now, seq);
     if (rc == 0 && task) /* a task that moved on changes nothing, and fails nothing */
         rc = sq_run(&q->writer, ST_TASK_UPDATE_IF, NULL, &changed, "tttitt", task->id, task->state,
-                 task->artifacts, now, task->old_state, task->old_artifacts);
+                    task->artifacts, now, task->old_state, task->old_artifacts);
     if ((rc = sq_writer_end(q, rc)) == 0) {
         events_filled(ev, nev, now, seq);
         if (task)
@@ -372,17 +372,17 @@ static int usage_add_tx(struct sq *q, const char *turn_id, const char *principal
 {
     int changed = 0;
     int rc = sq_run(&q->writer, ST_TURN_USAGE_ADD, NULL, &changed, "tiidii", turn_id,
-                 u->prompt_tokens, u->completion_tokens, u->cost_usd, u->calls, now);
+                    u->prompt_tokens, u->completion_tokens, u->cost_usd, u->calls, now);
     if (rc == 0 && !changed)
         rc = AGENTD_ENOTFOUND;
     if (rc == 0)
         rc = sq_run(&q->writer, ST_USAGE_DAILY_ADD, NULL, NULL, "titiidi", principal, day_of(now),
-                 model, u->prompt_tokens, u->completion_tokens, u->cost_usd, u->calls);
+                    model, u->prompt_tokens, u->completion_tokens, u->cost_usd, u->calls);
     return rc;
 }
 
 int sq_usage_add(void *b, const char *turn_id, const char *principal, const char *model,
-                        const struct store_usage *u)
+                 const struct store_usage *u)
 {
     struct sq *q = b;
     int rc = sq_writer_begin(q);
@@ -394,7 +394,7 @@ int sq_usage_add(void *b, const char *turn_id, const char *principal, const char
 /* usage_add then turn_touch in one transaction. A turn that no longer runs
  * keeps the usage (the transaction commits) and answers AGENTD_ECONFLICT. */
 int sq_turn_step(void *b, const char *turn_id, const char *principal, const char *model,
-                        const struct store_usage *u, int *interrupt)
+                 const struct store_usage *u, int *interrupt)
 {
     struct sq *q = b;
     int64_t now = now_ms(q), flag = 0;
@@ -423,9 +423,9 @@ int sq_turn_step(void *b, const char *turn_id, const char *principal, const char
  * the turn no longer runs or is asked to stop. The record sits in a
  * savepoint: if it fails the usage still commits. */
 int sq_turn_step_record(void *b, const char *turn_id, const char *principal,
-                               const char *model, const struct store_usage *u, int *interrupt,
-                               struct store_checkpoint *cp, struct store_message *m,
-                               struct store_event *ev, size_t nev)
+                        const char *model, const struct store_usage *u, int *interrupt,
+                        struct store_checkpoint *cp, struct store_message *m,
+                        struct store_event *ev, size_t nev)
 {
     struct sq *q = b;
     int64_t now = now_ms(q), flag = 0, mseq = 0;
