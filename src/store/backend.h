@@ -6,7 +6,7 @@
 #include "store/store.h"
 
 struct store_backend {
-    int (*open)(const struct store_options *opt, void **out, char *err, size_t errlen);
+    int (*open)(const struct store_options *opt, void **out, struct agentd_error *e);
     void (*close)(void *b);
     int (*ping)(void *b, int probe_write);
     int (*backup)(void *b, const char *path);

@@ -350,7 +350,7 @@ static int wal_enabled(sqlite3 *db)
 }
 
 static int conn_open(struct conn *c, const char *path, int writer, enum store_sync sync,
-                     char *err, size_t errlen)
+                     struct agentd_error *e)
 {
     memset(c, 0, sizeof *c);
     pthread_mutex_init(&c->mu, NULL);
@@ -372,35 +372,34 @@ static int conn_open(struct conn *c, const char *path, int writer, enum store_sy
                           NULL, NULL, NULL);
     if (rc == SQLITE_OK && writer && !wal_enabled(c->db)) {
         /* Without WAL readers and the writer block each other. */
-        snprintf(err, errlen, "cannot use WAL journaling for %s; put AGENTD_DB on a local "
-                              "filesystem", path);
         conn_close(c);
-        return AGENTD_EIO;
+        return agentd_fail(e, AGENTD_EIO, NULL, NULL,
+                           "cannot use WAL journaling for %s; put AGENTD_DB on a local "
+                           "filesystem",
+                           path);
     }
     if (rc != SQLITE_OK) {
         int st = sqlite_status(rc);
         const char *why = c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc);
         if (st == AGENTD_ECORRUPT)
-            snprintf(err, errlen,
-                     "database %s is corrupt or not an SQLite database (%s); "
-                     "restore it from a backup (see docs/operations.md, Database)",
-                     path, why);
+            agentd_fail(e, st, NULL, NULL,
+                        "database %s is corrupt or not an SQLite database (%s); "
+                        "restore it from a backup (see docs/operations.md, Database)",
+                        path, why);
         else
-            snprintf(err, errlen, "cannot open database %s: %s", path, why);
-        conn_close(c);
+            agentd_fail(e, st, NULL, NULL, "cannot open database %s: %s", path, why);
+        conn_close(c); /* after the message: why may live in c->db */
         return st;
     }
     return 0;
 }
 
 /* Zero config: the first run creates the data directory (private to us). */
-int sq_make_parent_dirs(const char *path, char *err, size_t errlen)
+int sq_make_parent_dirs(const char *path, struct agentd_error *e)
 {
     char dir[PATH_MAX];
-    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
-        snprintf(err, errlen, "database path too long");
-        return AGENTD_EINVAL;
-    }
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "database path too long");
     char *slash = strrchr(dir, '/');
     if (!slash || slash == dir)
         return 0;
@@ -410,10 +409,9 @@ int sq_make_parent_dirs(const char *path, char *err, size_t errlen)
             continue;
         char saved = *p;
         *p = 0;
-        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-            snprintf(err, errlen, "cannot create directory %s: %s", dir, strerror(errno));
-            return AGENTD_EIO;
-        }
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+            return agentd_fail(e, AGENTD_EIO, NULL, NULL, "cannot create directory %s: %s", dir,
+                               strerror(errno));
         *p = saved;
         if (!saved)
             return 0;
@@ -422,13 +420,12 @@ int sq_make_parent_dirs(const char *path, char *err, size_t errlen)
 
 /* Created here rather than by SQLite so the file, and the -wal and -shm
  * files SQLite later gives the same mode, are private (0600). */
-int sq_create_private(const char *path, int truncate, char *err, size_t errlen)
+int sq_create_private(const char *path, int truncate, struct agentd_error *e)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot create %.200s: %s", path, strerror(errno));
-        return AGENTD_EIO;
-    }
+    if (fd < 0)
+        return agentd_fail(e, AGENTD_EIO, NULL, NULL, "cannot create %.200s: %s", path,
+                           strerror(errno));
     close(fd);
     return 0;
 }
@@ -448,55 +445,59 @@ void sq_close(void *b)
     free(q);
 }
 
-int sq_open(const struct store_options *opt, void **out, char *err, size_t errlen)
+/* A migration that finds the file damaged says so the way open does. */
+static int open_migrate(struct sq *q, struct agentd_error *e)
 {
-    if (strcmp(opt->url, ":memory:") == 0 || strncmp(opt->url, "file:", 5) == 0) {
-        snprintf(err, errlen, "AGENTD_DB must be a file path (got %s)", opt->url);
-        return AGENTD_EINVAL;
+    int version;
+    int rc = migrations_apply(q->writer.db, &version, e);
+    if (rc == AGENTD_ECORRUPT && e) {
+        char why[sizeof e->msg];
+        snprintf(why, sizeof why, "%s", e->msg);
+        agentd_fail(e, rc, NULL, NULL,
+                    "database %s is corrupt (%s); restore it from a backup (see "
+                    "docs/operations.md, Database)",
+                    q->path, why);
     }
-    if (!sqlite3_threadsafe()) {
-        snprintf(err, errlen, "this SQLite library was built without thread support");
-        return AGENTD_EINVAL;
-    }
+    return rc;
+}
+
+int sq_open(const struct store_options *opt, void **out, struct agentd_error *e)
+{
+    if (strcmp(opt->url, ":memory:") == 0 || strncmp(opt->url, "file:", 5) == 0)
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "AGENTD_DB must be a file path (got %s)",
+                           opt->url);
+    if (!sqlite3_threadsafe())
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL,
+                           "this SQLite library was built without thread support");
     struct sq *q = calloc(1, sizeof *q);
     if (!q || !(q->path = strdup(opt->url))) {
         free(q);
-        snprintf(err, errlen, "out of memory");
-        return AGENTD_ENOMEM;
+        return agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
     }
     q->now = opt->now;
     q->now_ud = opt->now_ud;
     q->session_ttl_ms = opt->session_ttl_ms > 0 ? opt->session_ttl_ms : 0;
-    int rc = sq_make_parent_dirs(q->path, err, errlen);
+    int rc = sq_make_parent_dirs(q->path, e);
     if (rc == 0 && access(q->path, F_OK) != 0)
-        rc = sq_create_private(q->path, 0, err, errlen);
+        rc = sq_create_private(q->path, 0, e);
     if (rc == 0)
-        rc = conn_open(&q->writer, q->path, 1, opt->sync, err, errlen);
+        rc = conn_open(&q->writer, q->path, 1, opt->sync, e);
     if (rc) {
         q->writer.db = NULL; /* conn_open cleaned up */
         sq_close(q);
         return rc;
     }
-    int version;
-    if ((rc = migrations_apply(q->writer.db, &version, err, errlen)) != 0) {
-        if (rc == AGENTD_ECORRUPT) {
-            char why[200];
-            snprintf(why, sizeof why, "%s", err);
-            snprintf(err, errlen,
-                     "database %s is corrupt (%s); restore it from a backup (see docs/operations.md, Database)",
-                     q->path, why);
-        }
+    if ((rc = open_migrate(q, e)) != 0) {
         sq_close(q);
         return rc;
     }
     int n = opt->readers == 0 ? DEFAULT_READERS : opt->readers < 0 ? 0 : opt->readers;
     if (n && !(q->readers = calloc((size_t)n, sizeof *q->readers))) {
         sq_close(q);
-        snprintf(err, errlen, "out of memory");
-        return AGENTD_ENOMEM;
+        return agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
     }
     for (; q->nreaders < n; q->nreaders++) {
-        if ((rc = conn_open(&q->readers[q->nreaders], q->path, 0, opt->sync, err, errlen))) {
+        if ((rc = conn_open(&q->readers[q->nreaders], q->path, 0, opt->sync, e))) {
             sq_close(q);
             return rc;
         }

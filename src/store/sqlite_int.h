@@ -107,10 +107,10 @@ int sq_read_begin(struct conn *c);
 int sq_read_end(struct conn *c, int rc);
 
 /* Zero config: the first run creates the data directory (private to us). */
-int sq_make_parent_dirs(const char *path, char *err, size_t errlen);
+int sq_make_parent_dirs(const char *path, struct agentd_error *e);
 /* Created here rather than by SQLite so the file, and the -wal and -shm
  * files SQLite later gives the same mode, are private (0600). */
-int sq_create_private(const char *path, int truncate, char *err, size_t errlen);
+int sq_create_private(const char *path, int truncate, struct agentd_error *e);
 
 /* ---- shared between concern files ---- */
 
@@ -133,7 +133,7 @@ int sq_idem_claim_done(struct sq *q, const struct store_task_accept *a, int64_t 
 /* ---- the backend's entries (store/backend.h), by file ---- */
 
 /* sqlite.c */
-int sq_open(const struct store_options *opt, void **out, char *err, size_t errlen);
+int sq_open(const struct store_options *opt, void **out, struct agentd_error *e);
 void sq_close(void *b);
 /* sqlite_maint.c */
 int sq_ping(void *b, int probe_write);

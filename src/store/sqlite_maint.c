@@ -31,6 +31,7 @@ int sq_ping(void *b, int probe_write)
     return rc;
 }
 
+/* Makes a rename in path's directory durable. */
 static int fsync_dir_of(const char *path)
 {
     char dir[PATH_MAX];
@@ -44,8 +45,8 @@ static int fsync_dir_of(const char *path)
         snprintf(dir, sizeof dir, ".");
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
+        return AGENTD_EIO;
+    int rc = fsync(fd) == 0 ? 0 : AGENTD_EIO;
     close(fd);
     return rc;
 }
@@ -58,9 +59,9 @@ int sq_backup(void *b, const char *path)
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return AGENTD_EINVAL;
-    int rc = sq_make_parent_dirs(path, NULL, 0);
+    int rc = sq_make_parent_dirs(path, NULL);
     if (rc == 0)
-        rc = sq_create_private(tmp, 1, NULL, 0);
+        rc = sq_create_private(tmp, 1, NULL);
     if (rc)
         return rc;
     sqlite3 *src = NULL, *dst = NULL;
@@ -155,10 +156,9 @@ int sq_vacuum(void *b, int64_t *before, int64_t *after)
 int sq_migrate(void *b)
 {
     struct sq *q = b;
-    char err[256];
     int version;
     pthread_mutex_lock(&q->writer.mu);
-    int rc = migrations_apply(q->writer.db, &version, err, sizeof err);
+    int rc = migrations_apply(q->writer.db, &version, NULL);
     pthread_mutex_unlock(&q->writer.mu);
     return rc;
 }

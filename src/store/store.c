@@ -111,32 +111,25 @@ static int is_postgres(const char *url)
     return strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
 }
 
-int store_open(const struct store_options *opt, struct store **out, char *err, size_t errlen)
+int store_open(const struct store_options *opt, struct store **out, struct agentd_error *e)
 {
-    char scratch[256];
-    if (!err || !errlen) { /* backends quote the message they are writing */
-        err = scratch;
-        errlen = sizeof scratch;
-    }
-    if (!opt || !opt->url || !*opt->url || !out) {
-        snprintf(err, errlen, "no database path (AGENTD_DB) given");
-        return AGENTD_EINVAL;
-    }
-    if (is_postgres(opt->url)) {
-        snprintf(err, errlen, "the PostgreSQL backend is not built into this agentd; "
-                              "set AGENTD_DB to a file path");
-        return AGENTD_EINVAL;
-    }
+    struct agentd_error scratch;
+    if (!e) /* backends quote the message they are writing */
+        e = &scratch;
+    if (!opt || !opt->url || !*opt->url || !out)
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "no database path (AGENTD_DB) given");
+    if (is_postgres(opt->url))
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL,
+                           "the PostgreSQL backend is not built into this agentd; "
+                           "set AGENTD_DB to a file path");
     struct store *s = calloc(1, sizeof *s);
-    if (!s) {
-        snprintf(err, errlen, "out of memory");
-        return AGENTD_ENOMEM;
-    }
+    if (!s)
+        return agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
     struct store_options o = *opt;
     if (!o.now)
         o.now = wall_now;
     s->be = &store_backend_sqlite;
-    int rc = s->be->open(&o, &s->b, err, errlen);
+    int rc = s->be->open(&o, &s->b, e);
     if (rc) {
         free(s);
         return rc;

@@ -55,9 +55,10 @@ struct store_options {
 /* ---- lifecycle ---- */
 
 /* Opens (creating if missing) and migrates the database. On failure returns
- * a status and writes a one-line reason to err (corrupt file, schema newer
- * than this binary, unsupported URL...). */
-int store_open(const struct store_options *opt, struct store **out, char *err, size_t errlen);
+ * a status and says why in e->msg, one line (corrupt file, schema newer
+ * than this binary, unsupported URL...); e may be NULL. */
+struct agentd_error;
+int store_open(const struct store_options *opt, struct store **out, struct agentd_error *e);
 void store_close(struct store *s);
 
 /* A real round trip to the database (for /readyz). While the store is

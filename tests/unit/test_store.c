@@ -56,14 +56,13 @@ static void sqlite_url(const char *dir, const char *name, char *url, size_t len)
 static int sqlite_make_v3(const char *url)
 {
     sqlite3 *db = NULL;
-    char err[256] = "";
+    struct agentd_error err = { 0 };
     int v = 0;
     int rc = sqlite3_open_v2(url, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = migrations_apply_upto(db, 3, &v, err, sizeof err) == 0 && v == 3 ? SQLITE_OK
-                                                                             : SQLITE_ERROR;
+        rc = migrations_apply_upto(db, 3, &v, &err) == 0 && v == 3 ? SQLITE_OK : SQLITE_ERROR;
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(
             db,
@@ -77,7 +76,7 @@ static int sqlite_make_v3(const char *url)
             "  VALUES('t-old', 1, 'llm_reply', '{\"r\":1}', 3);",
             NULL, NULL, NULL);
     if (rc != SQLITE_OK)
-        fprintf(stderr, "make_v3: %s %s\n", err, db ? sqlite3_errmsg(db) : "");
+        fprintf(stderr, "make_v3: %s %s\n", err.msg, db ? sqlite3_errmsg(db) : "");
     sqlite3_close(db);
     return rc == SQLITE_OK ? 0 : -1;
 }
@@ -120,7 +119,7 @@ struct ctx {
 };
 
 static int open_with(struct ctx *c, const char *url, int64_t ttl_ms, int readers,
-                     struct store **out, char *err, size_t errlen)
+                     struct store **out, struct agentd_error *err)
 {
     struct store_options o = {
         .url = url,
@@ -130,17 +129,17 @@ static int open_with(struct ctx *c, const char *url, int64_t ttl_ms, int readers
         .now = clock_fake,
     };
     (void)c;
-    return store_open(&o, out, err, errlen);
+    return store_open(&o, out, err);
 }
 
 static void reopen(struct ctx *c, int64_t ttl_ms, int readers)
 {
-    char err[256] = "";
+    struct agentd_error err = { 0 };
     store_close(c->s);
     c->s = NULL;
-    int rc = open_with(c, c->url, ttl_ms, readers, &c->s, err, sizeof err);
+    int rc = open_with(c, c->url, ttl_ms, readers, &c->s, &err);
     if (rc)
-        fail_msg("reopen: %s", err);
+        fail_msg("reopen: %s", err.msg);
 }
 
 static int setup(void **state)
@@ -154,9 +153,9 @@ static int setup(void **state)
         return -1;
     }
     backend->make_url(c->dir, "agentd", c->url, sizeof c->url);
-    char err[256] = "";
-    if (open_with(c, c->url, 0, 0, &c->s, err, sizeof err)) {
-        fprintf(stderr, "open: %s\n", err);
+    struct agentd_error err = { 0 };
+    if (open_with(c, c->url, 0, 0, &c->s, &err)) {
+        fprintf(stderr, "open: %s\n", err.msg);
         return -1;
     }
     *state = c;
@@ -205,11 +204,11 @@ static void test_open_refuses_bad_urls(void **state)
 {
     struct ctx *c = *state;
     struct store *s = NULL;
-    char err[256] = "";
-    assert_int_equal(open_with(c, "", 0, 0, &s, err, sizeof err), AGENTD_EINVAL);
-    assert_int_equal(open_with(c, "postgres://u:pw@db/agentd", 0, 0, &s, err, sizeof err),
+    struct agentd_error err = { 0 };
+    assert_int_equal(open_with(c, "", 0, 0, &s, &err), AGENTD_EINVAL);
+    assert_int_equal(open_with(c, "postgres://u:pw@db/agentd", 0, 0, &s, &err),
                      AGENTD_EINVAL);
-    assert_non_null(strstr(err, "PostgreSQL"));
+    assert_non_null(strstr(err.msg, "PostgreSQL"));
     assert_null(s);
 }
 
@@ -241,13 +240,14 @@ static void test_newer_schema_is_refused(void **state)
     assert_ok(store_meta_set(c->s, "schema_version", newer));
     store_close(c->s);
     c->s = NULL;
-    char err[256] = "", want[128];
-    assert_int_equal(open_with(c, c->url, 0, 0, &c->s, err, sizeof err), AGENTD_EINVAL);
+    struct agentd_error err = { 0 };
+    char want[128];
+    assert_int_equal(open_with(c, c->url, 0, 0, &c->s, &err), AGENTD_EINVAL);
     assert_null(c->s);
     snprintf(want, sizeof want,
              "database schema version %d is newer than this agentd (max %d); upgrade agentd",
              v + 1, v);
-    assert_string_equal(err, want);
+    assert_string_equal(err.msg, want);
 }
 
 static void test_corrupt_file_is_refused(void **state)
@@ -263,11 +263,11 @@ static void test_corrupt_file_is_refused(void **state)
         fputs("this is not a database ", f);
     fclose(f);
     struct store *s = NULL;
-    char err[512] = "";
-    assert_int_equal(open_with(c, url, 0, 0, &s, err, sizeof err), AGENTD_ECORRUPT);
+    struct agentd_error err = { 0 };
+    assert_int_equal(open_with(c, url, 0, 0, &s, &err), AGENTD_ECORRUPT);
     assert_null(s);
-    assert_non_null(strstr(err, "corrupt"));
-    assert_non_null(strstr(err, url));
+    assert_non_null(strstr(err.msg, "corrupt"));
+    assert_non_null(strstr(err.msg, url));
 }
 
 static void test_meta(void **state)
@@ -1858,9 +1858,9 @@ static void test_migrate_from_version_3(void **state)
     backend->make_url(c->dir, "v3", url, sizeof url);
     assert_ok(backend->make_v3(url));
     struct store *s = NULL;
-    char err[256] = "";
-    if (open_with(c, url, 0, 0, &s, err, sizeof err))
-        fail_msg("open v3: %s", err);
+    struct agentd_error err = { 0 };
+    if (open_with(c, url, 0, 0, &s, &err))
+        fail_msg("open v3: %s", err.msg);
     int v = 0;
     assert_ok(store_schema_version(s, &v));
     assert_int_equal(v, migrations_latest());
@@ -1906,8 +1906,8 @@ static void test_migrate_from_version_3(void **state)
     store_close(s);
 
     s = NULL;
-    if (open_with(c, url, 0, 0, &s, err, sizeof err))
-        fail_msg("reopen: %s", err);
+    if (open_with(c, url, 0, 0, &s, &err))
+        fail_msg("reopen: %s", err.msg);
     assert_ok(store_migrate(s));
     assert_ok(store_schema_version(s, &v));
     assert_int_equal(v, migrations_latest());
@@ -2482,8 +2482,8 @@ static void test_backup_while_serving(void **state)
     assert_ok(store_backup(c->s, path));
     /* Taken mid-write, the copy is still a whole database at one instant. */
     struct store *b = NULL;
-    char err[256] = "";
-    assert_ok(open_with(c, path, 0, 0, &b, err, sizeof err));
+    struct agentd_error err = { 0 };
+    assert_ok(open_with(c, path, 0, 0, &b, &err));
     struct store_checkout *co = NULL;
     assert_ok(store_checkout_get(b, "co1", &co));
     store_checkout_free(co);
@@ -2493,7 +2493,7 @@ static void test_backup_while_serving(void **state)
     pthread_join(th, NULL);
     assert_true(w.written > 0);
     assert_ok(store_backup(c->s, path)); /* replaces the previous copy */
-    assert_ok(open_with(c, path, 0, 0, &b, err, sizeof err));
+    assert_ok(open_with(c, path, 0, 0, &b, &err));
     assert_ok(store_checkout_get(b, "co1", &co));
     assert_int_equal(co->version, 2);
     assert_string_equal(co->document, "{\"n\":1}");
