@@ -140,7 +140,6 @@ int sq_ping(void *b, int probe_write);
 int sq_backup(void *b, const char *path);
 int sq_purge_expired(void *b, int batch_limit, int *n_deleted);
 int sq_vacuum(void *b, int64_t *before, int64_t *after);
-int sq_migrate(void *b);
 int sq_schema_version(void *b, int *version);
 int sq_meta_get(void *b, const char *key, char **value);
 int sq_meta_set(void *b, const char *key, const char *value);
@@ -158,7 +157,6 @@ int sq_audit_list(void *b, const char *principal, int limit, struct store_audit 
 int sq_session_create(void *b, struct store_session *v);
 int sq_session_get(void *b, const char *id, struct store_session **out);
 int sq_session_update(void *b, const char *id, const char *context);
-int sq_session_delete(void *b, const char *id);
 int sq_session_list(void *b, const char *owner, int64_t before_created, const char *before_id,
                     int limit, struct store_session **out, size_t *n);
 int sq_session_delete_idle(void *b, const char *id, const char *owner);
@@ -170,7 +168,6 @@ int sq_message_tail(void *b, const char *session_id, int limit, struct store_mes
 /* sqlite_tasks.c */
 int sq_task_create(void *b, struct store_task *t);
 int sq_task_get(void *b, const char *id, struct store_task **out);
-int sq_task_update(void *b, const char *id, const char *state, const char *artifacts);
 int sq_task_update_if(void *b, const char *id, const char *state, const char *artifacts,
                       const char *old_state, const char *old_artifacts);
 int sq_task_accept(void *b, struct store_task_accept *a, struct store_idem **existing);
@@ -179,14 +176,11 @@ int sq_task_list_owner(void *b, const struct store_task_query *q, struct store_t
                        size_t *n);
 /* sqlite_turns.c */
 int sq_turn_begin(void *b, struct store_turn *t, int64_t lease_ms);
-int sq_turn_finish(void *b, const char *id, const char *state);
-int sq_turn_touch(void *b, const char *id, int *interrupt);
 int sq_turn_interrupt(void *b, const char *session_id);
 int sq_turn_adopt(void *b, const char *id, const char *from_instance, const char *to_instance);
 int sq_turn_get(void *b, const char *id, struct store_turn **out);
 int sq_turn_list_unfinished(void *b, const struct store_turn_scan *scan,
                             struct store_turn **out, size_t *n);
-int sq_checkpoint_put(void *b, struct store_checkpoint *c);
 int sq_checkpoint_list(void *b, const char *turn_id, struct store_checkpoint **out, size_t *n);
 int sq_event_append(void *b, struct store_event *v, size_t n);
 int sq_event_list(void *b, const char *session_id, int64_t after_seq, int limit,
@@ -195,8 +189,6 @@ int sq_turn_record(void *b, struct store_checkpoint *c, struct store_message *m,
                    struct store_event *ev, size_t nev);
 int sq_turn_finish_events(void *b, const char *id, const char *state, struct store_event *ev,
                           size_t nev, const struct store_task_write *task, int *task_written);
-int sq_usage_add(void *b, const char *turn_id, const char *principal, const char *model,
-                 const struct store_usage *u);
 int sq_turn_step(void *b, const char *turn_id, const char *principal, const char *model,
                  const struct store_usage *u, int *interrupt);
 int sq_turn_step_record(void *b, const char *turn_id, const char *principal, const char *model,

@@ -153,16 +153,6 @@ int sq_vacuum(void *b, int64_t *before, int64_t *after)
     return rc;
 }
 
-int sq_migrate(void *b)
-{
-    struct sq *q = b;
-    int version;
-    pthread_mutex_lock(&q->writer.mu);
-    int rc = migrations_apply(q->writer.db, &version, NULL);
-    pthread_mutex_unlock(&q->writer.mu);
-    return rc;
-}
-
 struct meta_row {
     char *value;
 };

@@ -61,12 +61,6 @@ int sq_session_update(void *b, const char *id, const char *context)
     return sq_writer_end(q, sq_session_touch(q, id, context, now_ms(q)));
 }
 
-int sq_session_delete(void *b, const char *id)
-{
-    struct sq *q = b;
-    return sq_write_found(q, ST_SESSION_DELETE, "ti", id, now_ms(q));
-}
-
 /* ---- session listing and deletion ---- */
 
 int sq_session_list(void *b, const char *owner, int64_t before_created, const char *before_id,

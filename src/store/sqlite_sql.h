@@ -71,9 +71,6 @@
     X(TASK_GET, "SELECT t.id, t.context_id, t.owner, t.state, t.artifacts, t.created_at, "     \
                 "t.updated_at FROM tasks t JOIN sessions s ON s.id = t.context_id "            \
                 "WHERE t.id = ?1 AND " LIVE("s.expires_at", "?2"))                             \
-    X(TASK_UPDATE, "UPDATE tasks SET state = ?2, artifacts = ?3, updated_at = ?4 "             \
-                   "WHERE id = ?1 AND EXISTS (SELECT 1 FROM sessions s WHERE "                 \
-                   "s.id = tasks.context_id AND " LIVE("s.expires_at", "?4") ")")              \
     X(TASK_UPDATE_IF, "UPDATE tasks SET state = ?2, artifacts = ?3, updated_at = ?4 "          \
                       "WHERE id = ?1 AND state = ?5 AND artifacts = ?6 AND EXISTS (SELECT 1 "  \
                       "FROM sessions s WHERE s.id = tasks.context_id AND "                     \
@@ -103,7 +100,6 @@
     X(TURN_FINISH, "UPDATE turns SET state = ?2, input = NULL, updated_at = ?3 "               \
                    "WHERE id = ?1 AND state = 'running' AND EXISTS (SELECT 1 FROM sessions s " \
                    "WHERE s.id = turns.session_id AND " LIVE("s.expires_at", "?3") ")")        \
-    X(TURN_TOUCH, "UPDATE turns SET updated_at = ?2 WHERE id = ?1")                            \
     X(TURN_ADOPT, "UPDATE turns SET instance = ?3, updated_at = ?4 WHERE id = ?1 AND "         \
                   "state = 'running' AND instance IS ?2 AND EXISTS (SELECT 1 FROM sessions s " \
                   "WHERE s.id = turns.session_id AND " LIVE("s.expires_at", "?4") ")")         \

@@ -59,12 +59,6 @@ int sq_task_get(void *b, const char *id, struct store_task **out)
     return sq_get(q, ST_TASK_GET, &task_rows, out, "ti", id, now_ms(q));
 }
 
-int sq_task_update(void *b, const char *id, const char *state, const char *artifacts)
-{
-    struct sq *q = b;
-    return sq_write_found(q, ST_TASK_UPDATE, "ttti", id, state, artifacts, now_ms(q));
-}
-
 int sq_task_update_if(void *b, const char *id, const char *state, const char *artifacts,
                       const char *old_state, const char *old_artifacts)
 {

@@ -93,21 +93,6 @@ int sq_turn_begin(void *b, struct store_turn *t, int64_t lease_ms)
     return rc;
 }
 
-int sq_turn_touch(void *b, const char *id, int *interrupt)
-{
-    struct sq *q = b;
-    int64_t now = now_ms(q), flag = 0;
-    int rc = sq_writer_begin(q);
-    if (rc)
-        return rc;
-    rc = sq_run(&q->writer, ST_TURN_HEARTBEAT, &flag, NULL, "ti", id, now);
-    if (rc == AGENTD_ENOTFOUND) /* finished, or failed as stale by another claim */
-        rc = turn_missed(q, id, now);
-    if ((rc = sq_writer_end(q, rc)) == 0 && interrupt)
-        *interrupt = flag != 0;
-    return rc;
-}
-
 int sq_turn_interrupt(void *b, const char *session_id)
 {
     struct sq *q = b;
@@ -116,7 +101,7 @@ int sq_turn_interrupt(void *b, const char *session_id)
     return rc ? rc : changed ? 0 : AGENTD_ENOTFOUND;
 }
 
-/* Inside a write transaction: the finish of store_turn_finish. */
+/* Inside a write transaction: a running turn ends in state. */
 static int turn_finish_tx(struct sq *q, const char *id, const char *state, int64_t now)
 {
     int changed = 0;
@@ -125,15 +110,6 @@ static int turn_finish_tx(struct sq *q, const char *id, const char *state, int64
     if (rc == 0 && !changed)
         rc = turn_missed(q, id, now);
     return rc;
-}
-
-int sq_turn_finish(void *b, const char *id, const char *state)
-{
-    struct sq *q = b;
-    int rc = sq_writer_begin(q);
-    if (rc)
-        return rc;
-    return sq_writer_end(q, turn_finish_tx(q, id, state, now_ms(q)));
 }
 
 /* The compare-and-swap on (running, instance IS from); a miss is a
@@ -168,24 +144,6 @@ int sq_turn_list_unfinished(void *b, const struct store_turn_scan *scan,
                    (int64_t)(scan->limit > 0 ? scan->limit : -1), scan->skip_instance,
                    scan->after_id ? scan->after_created : INT64_MIN,
                    scan->after_id ? scan->after_id : "");
-}
-
-int sq_checkpoint_put(void *b, struct store_checkpoint *cp)
-{
-    struct sq *q = b;
-    int64_t now = now_ms(q), one;
-    int rc = sq_writer_begin(q);
-    if (rc)
-        return rc;
-    rc = sq_run(&q->writer, ST_TURN_LIVE, &one, NULL, "ti", cp->turn_id, now);
-    if (rc == 0)
-        rc = sq_run(&q->writer, ST_CHECKPOINT_INSERT, NULL, NULL, "titti", cp->turn_id, cp->step,
-                    cp->kind, cp->payload, now);
-    if (rc == 0)
-        rc = sq_run(&q->writer, ST_TURN_TOUCH, NULL, NULL, "ti", cp->turn_id, now);
-    if ((rc = sq_writer_end(q, rc)) == 0)
-        cp->created_at = now;
-    return rc;
 }
 
 int sq_checkpoint_list(void *b, const char *turn_id, struct store_checkpoint **out,
@@ -366,7 +324,8 @@ int sq_turn_finish_events(void *b, const char *id, const char *state,
 
 /* ---- usage ---- */
 
-/* Inside a write transaction: the writes of store_usage_add. */
+/* Inside a write transaction: a model call's usage, to the turn and the
+ * principal's day. */
 static int usage_add_tx(struct sq *q, const char *turn_id, const char *principal,
                         const char *model, const struct store_usage *u, int64_t now)
 {
@@ -379,16 +338,6 @@ static int usage_add_tx(struct sq *q, const char *turn_id, const char *principal
         rc = sq_run(&q->writer, ST_USAGE_DAILY_ADD, NULL, NULL, "titiidi", principal, day_of(now),
                     model, u->prompt_tokens, u->completion_tokens, u->cost_usd, u->calls);
     return rc;
-}
-
-int sq_usage_add(void *b, const char *turn_id, const char *principal, const char *model,
-                 const struct store_usage *u)
-{
-    struct sq *q = b;
-    int rc = sq_writer_begin(q);
-    if (rc)
-        return rc;
-    return sq_writer_end(q, usage_add_tx(q, turn_id, principal, model, u, now_ms(q)));
 }
 
 /* usage_add then turn_touch in one transaction. A turn that no longer runs

@@ -24,17 +24,17 @@
 /* X(op, kind): kind R reads, W writes (a success proves the disk takes
  * writes again), N neither (a backup's failures concern the destination). */
 #define STORE_OPS(X)                                                                   \
-    X(ping, R) X(backup, N) X(purge_expired, W) X(vacuum, W) X(migrate, W) X(schema_version, R)    \
+    X(ping, R) X(backup, N) X(purge_expired, W) X(vacuum, W) X(schema_version, R)    \
     X(meta_get, R) X(meta_set, W) X(principal_create, W) X(principal_get, R)          \
     X(apikey_create, W) X(apikey_get_by_hash, R) X(apikey_revoke, W)                   \
     X(apikey_list, R) X(session_create, W) X(session_get, R) X(session_update, W)      \
-    X(session_delete, W) X(message_append, W) X(message_list, R) X(message_tail, R)   \
-    X(task_create, W) X(task_get, R) X(task_update, W) X(task_update_if, W) X(task_accept, W) X(task_list, R) X(task_list_owner, R) \
+    X(message_append, W) X(message_list, R) X(message_tail, R)   \
+    X(task_create, W) X(task_get, R) X(task_update_if, W) X(task_accept, W) X(task_list, R) X(task_list_owner, R) \
     X(turn_begin, W)                                                                   \
-    X(turn_finish, W) X(turn_touch, W) X(turn_interrupt, W) X(turn_adopt, W)           \
-    X(turn_get, R) X(turn_list_unfinished, R) X(checkpoint_put, W)                     \
+    X(turn_interrupt, W) X(turn_adopt, W)           \
+    X(turn_get, R) X(turn_list_unfinished, R)                     \
     X(checkpoint_list, R) X(event_append, W) X(event_list, R) X(turn_record, W)        \
-    X(usage_add, W) X(usage_day, R) X(usage_session, R)                                \
+    X(usage_day, R) X(usage_session, R)                                \
     X(turn_step, W) X(turn_step_record, W) X(turn_finish_events, W)                    \
     X(checkout_create, W) X(checkout_get, R)                                           \
     X(checkout_update, W) X(order_create, W) X(order_get, R) X(idem_begin, W)          \
@@ -222,13 +222,6 @@ int store_vacuum(struct store *s, int64_t *before, int64_t *after)
     return observed(s, OP_vacuum, t0, rc);
 }
 
-int store_migrate(struct store *s)
-{
-    REQUIRE(s, migrate, 1);
-    int64_t t0 = clock_mono_ns();
-    return observed(s, OP_migrate, t0, s->be->migrate(s->b));
-}
-
 int store_schema_version(struct store *s, int *version)
 {
     REQUIRE(s, schema_version, version);
@@ -303,12 +296,6 @@ int store_session_update(struct store *s, const char *id, const char *context)
     CALL(s, session_update, id, context);
 }
 
-int store_session_delete(struct store *s, const char *id)
-{
-    REQUIRE(s, session_delete, id);
-    CALL(s, session_delete, id);
-}
-
 int store_message_append(struct store *s, struct store_message *m)
 {
     REQUIRE(s, message_append, m && m->session_id && nonempty(m->role) && m->parts);
@@ -340,12 +327,6 @@ int store_task_get(struct store *s, const char *id, struct store_task **out)
 {
     REQUIRE(s, task_get, id && out);
     CALL(s, task_get, id, out);
-}
-
-int store_task_update(struct store *s, const char *id, const char *state, const char *artifacts)
-{
-    REQUIRE(s, task_update, id && nonempty(state) && artifacts);
-    CALL(s, task_update, id, state, artifacts);
 }
 
 int store_task_update_if(struct store *s, const char *id, const char *state,
@@ -391,22 +372,10 @@ int store_turn_begin(struct store *s, struct store_turn *t, int64_t lease_ms)
     CALL(s, turn_begin, t, lease_ms);
 }
 
-int store_turn_touch(struct store *s, const char *id, int *interrupt)
-{
-    REQUIRE(s, turn_touch, id);
-    CALL(s, turn_touch, id, interrupt);
-}
-
 int store_turn_interrupt(struct store *s, const char *session_id)
 {
     REQUIRE(s, turn_interrupt, session_id);
     CALL(s, turn_interrupt, session_id);
-}
-
-int store_turn_finish(struct store *s, const char *id, const char *state)
-{
-    REQUIRE(s, turn_finish, id && nonempty(state) && strcmp(state, STORE_TURN_RUNNING) != 0);
-    CALL(s, turn_finish, id, state);
 }
 
 int store_turn_adopt(struct store *s, const char *id, const char *from_instance,
@@ -435,12 +404,6 @@ static int checkpoint_ok(const struct store_checkpoint *c)
     return c && c->turn_id && c->kind && c->payload && c->step >= 0 &&
            (strcmp(c->kind, "user_message") == 0 || strcmp(c->kind, "llm_reply") == 0 ||
             strcmp(c->kind, "tool_result") == 0);
-}
-
-int store_checkpoint_put(struct store *s, struct store_checkpoint *c)
-{
-    REQUIRE(s, checkpoint_put, checkpoint_ok(c));
-    CALL(s, checkpoint_put, c);
 }
 
 int store_checkpoint_list(struct store *s, const char *turn_id, struct store_checkpoint **out,
@@ -508,13 +471,6 @@ static int usage_ok(const struct store_usage *u)
 {
     return u && u->prompt_tokens >= 0 && u->completion_tokens >= 0 && u->calls >= 0 &&
            isfinite(u->cost_usd) && u->cost_usd >= 0;
-}
-
-int store_usage_add(struct store *s, const char *turn_id, const char *principal,
-                    const char *model, const struct store_usage *u)
-{
-    REQUIRE(s, usage_add, turn_id && principal && usage_ok(u));
-    CALL(s, usage_add, turn_id, principal, model ? model : "", u);
 }
 
 int store_turn_step(struct store *s, const char *turn_id, const char *principal,
