@@ -2163,6 +2163,59 @@ static void test_idempotency_lifecycle(void **state)
     store_idem_free(r);
 }
 
+/* A claim whose process died is taken over once its lease ran out; a
+ * finished record is not a claim and lives until it expires; each owner's
+ * keys are their own throughout. */
+static void test_idempotency_lease_and_expiry(void **state)
+{
+    struct ctx *c = *state;
+    char fp[65];
+    store_idem_fingerprint("POST", "/checkout-sessions", "{}", 2, fp);
+    int64_t t0 = atomic_load(&fake_now);
+    int64_t exp = t0 + 3 * STORE_IDEM_LEASE_MS;
+    struct store_idem *r = NULL;
+    assert_ok(store_idem_begin(c->s, "alice", "k", fp, exp, &r));
+    advance(1000);
+    assert_ok(store_idem_begin(c->s, "bob", "k", fp, exp, &r)); /* bob's own key */
+
+    /* Still within alice's lease: in progress. */
+    advance(STORE_IDEM_LEASE_MS - 1001);
+    assert_int_equal(store_idem_begin(c->s, "alice", "k", fp, exp, &r), AGENTD_EEXIST);
+    assert_string_equal(r->state, STORE_IDEM_IN_PROGRESS);
+    assert_int_equal(r->created_at, t0);
+    store_idem_free(r);
+
+    /* The lease ran out: the next request claims afresh; bob's claim,
+     * younger, still holds. */
+    advance(1);
+    assert_ok(store_idem_begin(c->s, "alice", "k", fp, exp, &r));
+    assert_null(r);
+    assert_int_equal(store_idem_begin(c->s, "bob", "k", fp, exp, &r), AGENTD_EEXIST);
+    assert_string_equal(r->principal, "bob");
+    assert_string_equal(r->state, STORE_IDEM_IN_PROGRESS);
+    store_idem_free(r);
+    /* the new claim runs and finishes */
+    assert_ok(store_idem_finish(c->s, "alice", "k", 200, "{}", "ok", 2));
+
+    /* Done is no claim: it replays past any lease, until expires_at. */
+    advance(STORE_IDEM_LEASE_MS + 1);
+    assert_int_equal(store_idem_begin(c->s, "alice", "k", fp, exp, &r), AGENTD_EEXIST);
+    assert_string_equal(r->state, STORE_IDEM_DONE);
+    assert_int_equal(r->body_len, 2);
+    assert_memory_equal(r->body, "ok", 2);
+    store_idem_free(r);
+    assert_int_equal(store_idem_abandon(c->s, "alice", "k"), AGENTD_ENOTFOUND);
+
+    /* Expired (expires_at <= now): free again, and a late finish of it
+     * finds nothing. */
+    atomic_store(&fake_now, exp);
+    assert_int_equal(store_idem_finish(c->s, "bob", "k", 200, "{}", NULL, 0), AGENTD_ENOTFOUND);
+    assert_ok(store_idem_begin(c->s, "alice", "k", fp, exp + 1000, &r));
+    assert_null(r);
+    assert_ok(store_idem_begin(c->s, "bob", "k", fp, exp + 1000, &r));
+    assert_null(r);
+}
+
 /* ---- audit ---- */
 
 static void test_audit(void **state)
@@ -2717,6 +2770,7 @@ int main(void)
         T(test_stock),
         T(test_stock_last_unit_race),
         T(test_idempotency_lifecycle),
+        T(test_idempotency_lease_and_expiry),
         T(test_audit),
         T(test_ttl_makes_rows_invisible_at_once),
         T(test_purge_in_batches),
