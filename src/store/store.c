@@ -4,13 +4,9 @@
 #include "store/backend.h"
 
 #include <math.h>
-#include <stddef.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <openssl/evp.h>
 
 #include "core/clock.h"
 #include "core/err.h"
@@ -607,50 +603,6 @@ int store_audit_list(struct store *s, const char *principal, int limit, struct s
     CALL(s, audit_list, principal, limit, out, n);
 }
 
-/* ---- hashing ---- */
-
-static void hex(const unsigned char *md, char out[65])
-{
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 15];
-    }
-    out[64] = 0;
-}
-
-/* SHA-256 over the parts in order. OpenSSL only fails here without memory;
- * an all-zero digest then can match no real key or request. */
-static void sha256_hex(const void *const *parts, const size_t *lens, int nparts, char out[65])
-{
-    unsigned char md[32] = { 0 };
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-        int ok = 1;
-        for (int i = 0; i < nparts && ok; i++)
-            ok = EVP_DigestUpdate(ctx, parts[i], lens[i]);
-        if (!ok || !EVP_DigestFinal_ex(ctx, md, NULL))
-            memset(md, 0, sizeof md);
-    }
-    EVP_MD_CTX_free(ctx);
-    hex(md, out);
-}
-
-void store_apikey_hash(const char *secret, char out[65])
-{
-    const void *parts[] = { secret };
-    size_t lens[] = { strlen(secret) };
-    sha256_hex(parts, lens, 1, out);
-}
-
-void store_idem_fingerprint(const char *method, const char *path, const void *body,
-                            size_t body_len, char out[65])
-{
-    const void *parts[] = { method, "\n", path, "\n", body ? body : "" };
-    size_t lens[] = { strlen(method), 1, strlen(path), 1, body ? body_len : 0 };
-    sha256_hex(parts, lens, 5, out);
-}
-
 /* ---- session listing and deletion ---- */
 
 int store_session_list(struct store *s, const char *owner, int64_t before_created,
@@ -665,65 +617,3 @@ int store_session_delete_idle(struct store *s, const char *id, const char *owner
     REQUIRE(s, session_delete_idle, id && owner);
     CALL(s, session_delete_idle, id, owner);
 }
-
-/* ---- freeing results ---- */
-
-/* The heap fields of each result struct, as offsets: one free routine
- * serves every struct and its arrays. */
-#define OFFS(type, ...) static const size_t type##_heap[] = { __VA_ARGS__, (size_t)-1 }
-#define AT(type, field) offsetof(struct store_##type, field)
-
-OFFS(principal, AT(principal, id), AT(principal, name));
-OFFS(apikey, AT(apikey, id), AT(apikey, principal_id), AT(apikey, hash));
-OFFS(session, AT(session, id), AT(session, owner), AT(session, context));
-OFFS(message, AT(message, session_id), AT(message, role), AT(message, parts));
-OFFS(task, AT(task, id), AT(task, context_id), AT(task, owner), AT(task, state),
-     AT(task, artifacts));
-OFFS(turn, AT(turn, id), AT(turn, session_id), AT(turn, state), AT(turn, owner),
-     AT(turn, instance), AT(turn, input));
-OFFS(event, AT(event, session_id), AT(event, turn_id), AT(event, type), AT(event, data));
-OFFS(checkpoint, AT(checkpoint, turn_id), AT(checkpoint, kind), AT(checkpoint, payload));
-OFFS(checkout, AT(checkout, id), AT(checkout, owner), AT(checkout, status),
-     AT(checkout, document));
-OFFS(order, AT(order, id), AT(order, checkout_id), AT(order, owner), AT(order, document));
-OFFS(idem, AT(idem, principal), AT(idem, key), AT(idem, fingerprint), AT(idem, state),
-     AT(idem, headers), AT(idem, body));
-OFFS(audit, AT(audit, principal), AT(audit, action), AT(audit, target),
-     AT(audit, request_id), AT(audit, outcome));
-
-/* Frees n structs of size bytes at v (their heap fields, then v). */
-static void items_free(void *v, size_t n, size_t size, const size_t *heap)
-{
-    for (size_t i = 0; v && i < n; i++)
-        for (const size_t *off = heap; *off != (size_t)-1; off++)
-            free(*(char **)((char *)v + i * size + *off));
-    free(v);
-}
-
-#define FREE_ONE(type)                                                                  \
-    void store_##type##_free(struct store_##type *p)                                   \
-    {                                                                                   \
-        items_free(p, 1, sizeof *p, type##_heap);                                       \
-    }
-#define FREE_LIST(type)                                                                 \
-    void store_##type##_list_free(struct store_##type *v, size_t n)                    \
-    {                                                                                   \
-        items_free(v, n, sizeof *v, type##_heap);                                       \
-    }
-
-FREE_ONE(principal)
-FREE_ONE(apikey)
-FREE_LIST(apikey)
-FREE_ONE(session)
-FREE_LIST(session)
-FREE_LIST(message)
-FREE_ONE(task)
-FREE_LIST(task)
-FREE_ONE(turn)
-FREE_LIST(turn)
-FREE_LIST(event)
-FREE_LIST(checkpoint)
-FREE_ONE(checkout)
-FREE_ONE(order)
-FREE_ONE(idem)
-FREE_LIST(audit)
