@@ -142,9 +142,9 @@ int main(int argc, char **argv)
         .readers = readers,
     };
     struct store *s;
-    char err[256];
-    if (store_open(&o, &s, err, sizeof err) != 0) {
-        fprintf(stderr, "bench_store: %s\n", err);
+    struct agentd_error err = { 0 };
+    if (store_open(&o, &s, &err) != 0) {
+        fprintf(stderr, "bench_store: %s\n", err.msg);
         return 1;
     }
     memset(document, 0, sizeof document);

@@ -148,11 +148,11 @@ static int open_store(const struct config *cfg, struct store **out)
         .sync = cfg->db_sync == CONFIG_DB_SYNC_FULL ? STORE_SYNC_FULL : STORE_SYNC_NORMAL,
         .session_ttl_ms = cfg->session_ttl_ms,
     };
-    char err[512] = "";
-    int rc = store_open(&opt, out, err, sizeof err);
+    struct agentd_error err = { 0 };
+    int rc = store_open(&opt, out, &err);
     if (rc != 0) {
-        log_msg(LOG_ERROR, NULL, "cannot open the database: %s", err);
-        fprintf(stderr, "agentd: cannot open the database: %s\n", err);
+        log_msg(LOG_ERROR, NULL, "cannot open the database: %s", err.msg);
+        fprintf(stderr, "agentd: cannot open the database: %s\n", err.msg);
     }
     return rc;
 }

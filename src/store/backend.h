@@ -6,13 +6,12 @@
 #include "store/store.h"
 
 struct store_backend {
-    int (*open)(const struct store_options *opt, void **out, char *err, size_t errlen);
+    int (*open)(const struct store_options *opt, void **out, struct agentd_error *e);
     void (*close)(void *b);
     int (*ping)(void *b, int probe_write);
     int (*backup)(void *b, const char *path);
     int (*purge_expired)(void *b, int batch_limit, int *n_deleted);
     int (*vacuum)(void *b, int64_t *before, int64_t *after);
-    int (*migrate)(void *b);
     int (*schema_version)(void *b, int *version);
     int (*meta_get)(void *b, const char *key, char **value);
     int (*meta_set)(void *b, const char *key, const char *value);
@@ -25,7 +24,6 @@ struct store_backend {
     int (*session_create)(void *b, struct store_session *v);
     int (*session_get)(void *b, const char *id, struct store_session **out);
     int (*session_update)(void *b, const char *id, const char *context);
-    int (*session_delete)(void *b, const char *id);
     int (*session_list)(void *b, const char *owner, int64_t before_created, const char *before_id,
                         int limit, struct store_session **out, size_t *n);
     int (*session_delete_idle)(void *b, const char *id, const char *owner);
@@ -36,7 +34,6 @@ struct store_backend {
                         size_t *n);
     int (*task_create)(void *b, struct store_task *t);
     int (*task_get)(void *b, const char *id, struct store_task **out);
-    int (*task_update)(void *b, const char *id, const char *state, const char *artifacts);
     int (*task_update_if)(void *b, const char *id, const char *state, const char *artifacts,
                           const char *old_state, const char *old_artifacts);
     int (*task_accept)(void *b, struct store_task_accept *a, struct store_idem **existing);
@@ -44,15 +41,12 @@ struct store_backend {
     int (*task_list_owner)(void *b, const struct store_task_query *q, struct store_task **out,
                            size_t *n);
     int (*turn_begin)(void *b, struct store_turn *t, int64_t lease_ms);
-    int (*turn_finish)(void *b, const char *id, const char *state);
-    int (*turn_touch)(void *b, const char *id, int *interrupt);
     int (*turn_interrupt)(void *b, const char *session_id);
     int (*turn_adopt)(void *b, const char *id, const char *from_instance,
                       const char *to_instance);
     int (*turn_get)(void *b, const char *id, struct store_turn **out);
     int (*turn_list_unfinished)(void *b, const struct store_turn_scan *scan,
                                 struct store_turn **out, size_t *n);
-    int (*checkpoint_put)(void *b, struct store_checkpoint *c);
     int (*checkpoint_list)(void *b, const char *turn_id, struct store_checkpoint **out,
                            size_t *n);
     int (*event_append)(void *b, struct store_event *v, size_t n); /* n >= 1 */
@@ -64,8 +58,6 @@ struct store_backend {
                               struct store_event *ev, size_t nev, /* nev may be 0 */
                               const struct store_task_write *task, /* may be NULL */
                               int *task_written);
-    int (*usage_add)(void *b, const char *turn_id, const char *principal, const char *model,
-                     const struct store_usage *u);
     int (*turn_step)(void *b, const char *turn_id, const char *principal, const char *model,
                      const struct store_usage *u, int *interrupt);
     int (*turn_step_record)(void *b, const char *turn_id, const char *principal,

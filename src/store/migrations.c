@@ -211,90 +211,85 @@ static const struct migration migrations[] = {
 
 int migrations_latest(void) { return migrations[NMIGRATIONS - 1].version; }
 
-static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
+/* sql on db; a failure says why in e ("migration N failed: ..." when
+ * version is not 0). */
+static int exec(sqlite3 *db, const char *sql, int version, struct agentd_error *e)
 {
     int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-    if (rc != SQLITE_OK)
-        snprintf(err, errlen, "%s", sqlite3_errmsg(db));
-    return rc;
+    if (rc == SQLITE_OK)
+        return 0;
+    if (version)
+        return agentd_fail(e, sqlite_status(rc), NULL, NULL, "migration %d failed: %s", version,
+                           sqlite3_errmsg(db));
+    return agentd_fail(e, sqlite_status(rc), NULL, NULL, "%s", sqlite3_errmsg(db));
 }
 
-static int read_version(sqlite3 *db, int *version, char *err, size_t errlen)
+static int read_version(sqlite3 *db, int *version, struct agentd_error *e)
 {
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1,
                                 &st, NULL);
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "%s", sqlite3_errmsg(db));
-        return rc;
-    }
+    if (rc != SQLITE_OK)
+        return agentd_fail(e, sqlite_status(rc), NULL, NULL, "%s", sqlite3_errmsg(db));
     *version = 0;
     rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    if (rc == SQLITE_ROW)
         *version = sqlite3_column_int(st, 0);
-        rc = SQLITE_OK;
-    } else if (rc == SQLITE_DONE) {
-        rc = SQLITE_OK;
-    } else {
-        snprintf(err, errlen, "%s", sqlite3_errmsg(db));
-    }
+    int status = rc == SQLITE_ROW || rc == SQLITE_DONE
+                     ? 0
+                     : agentd_fail(e, sqlite_status(rc), NULL, NULL, "%s", sqlite3_errmsg(db));
     sqlite3_finalize(st);
-    return rc;
+    return status;
 }
 
-static int write_version(sqlite3 *db, int version, char *err, size_t errlen)
+static int write_version(sqlite3 *db, int version, struct agentd_error *e)
 {
     char sql[128];
     snprintf(sql, sizeof sql,
              "INSERT INTO meta(key, value) VALUES('schema_version', '%d') "
              "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
              version);
-    return exec(db, sql, err, errlen);
+    return exec(db, sql, 0, e);
 }
 
-int migrations_apply(sqlite3 *db, int *version, char *err, size_t errlen)
+int migrations_apply(sqlite3 *db, int *version, struct agentd_error *e)
 {
-    return migrations_apply_upto(db, migrations_latest(), version, err, errlen);
+    return migrations_apply_upto(db, migrations_latest(), version, e);
 }
 
-int migrations_apply_upto(sqlite3 *db, int target, int *version, char *err, size_t errlen)
+int migrations_apply_upto(sqlite3 *db, int target, int *version, struct agentd_error *e)
 {
     /* IMMEDIATE: two processes starting at once must not both migrate. */
-    int rc = exec(db, "BEGIN IMMEDIATE", err, errlen);
-    if (rc != SQLITE_OK)
-        return sqlite_status(rc);
+    int rc = exec(db, "BEGIN IMMEDIATE", 0, e);
+    if (rc)
+        return rc;
     int have = 0;
     rc = exec(db, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) "
                   "WITHOUT ROWID",
-              err, errlen);
-    if (rc == SQLITE_OK)
-        rc = read_version(db, &have, err, errlen);
-    if (rc == SQLITE_OK && have > migrations_latest()) {
+              0, e);
+    if (rc == 0)
+        rc = read_version(db, &have, e);
+    if (rc == 0 && have > migrations_latest()) {
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        snprintf(err, errlen,
-                 "database schema version %d is newer than this agentd (max %d); upgrade agentd",
-                 have, migrations_latest());
-        return AGENTD_EINVAL;
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL,
+                           "database schema version %d is newer than this agentd (max %d); "
+                           "upgrade agentd",
+                           have, migrations_latest());
     }
     int applied = have;
-    for (int i = 0; rc == SQLITE_OK && i < NMIGRATIONS; i++) {
+    for (int i = 0; rc == 0 && i < NMIGRATIONS; i++) {
         if (migrations[i].version <= have || migrations[i].version > target)
             continue;
-        rc = exec(db, migrations[i].sql, err, errlen);
-        if (rc != SQLITE_OK) {
-            char reason[200];
-            snprintf(reason, sizeof reason, "%s", err);
-            snprintf(err, errlen, "migration %d failed: %s", migrations[i].version, reason);
-        }
+        rc = exec(db, migrations[i].sql, migrations[i].version, e);
         applied = migrations[i].version;
     }
-    if (rc == SQLITE_OK && applied != have)
-        rc = write_version(db, applied, err, errlen);
-    if (rc == SQLITE_OK)
-        rc = exec(db, "COMMIT", err, errlen);
-    if (rc != SQLITE_OK) {
+    if (rc == 0 && applied != have)
+        rc = write_version(db, applied, e);
+    if (rc == 0)
+        rc = exec(db, "COMMIT", 0, e);
+    if (rc) {
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        return sqlite_status(rc);
+        return rc;
     }
     *version = applied;
     return 0;

@@ -7,15 +7,18 @@
 
 #include <sqlite3.h>
 
+#include "core/err.h"
+
 /* The newest schema version this binary knows. */
 int migrations_latest(void);
 
 /* Brings db up to migrations_latest() in one IMMEDIATE transaction (all or
  * nothing) and sets *version to the result. A database newer than this
- * binary is refused with AGENTD_EINVAL and a message in err. */
-int migrations_apply(sqlite3 *db, int *version, char *err, size_t errlen);
+ * binary is refused with AGENTD_EINVAL. A failure says why in e (may be
+ * NULL). */
+int migrations_apply(sqlite3 *db, int *version, struct agentd_error *e);
 /* The same, stopping at version target (tests build older databases). */
-int migrations_apply_upto(sqlite3 *db, int target, int *version, char *err, size_t errlen);
+int migrations_apply_upto(sqlite3 *db, int target, int *version, struct agentd_error *e);
 
 /* An SQLite result code as an AGENTD_E* status (the backend's too). */
 int sqlite_status(int rc);

@@ -5,11 +5,8 @@
 
 #include <math.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <openssl/evp.h>
 
 #include "core/clock.h"
 #include "core/err.h"
@@ -23,17 +20,17 @@
 /* X(op, kind): kind R reads, W writes (a success proves the disk takes
  * writes again), N neither (a backup's failures concern the destination). */
 #define STORE_OPS(X)                                                                   \
-    X(ping, R) X(backup, N) X(purge_expired, W) X(vacuum, W) X(migrate, W) X(schema_version, R)    \
+    X(ping, R) X(backup, N) X(purge_expired, W) X(vacuum, W) X(schema_version, R)    \
     X(meta_get, R) X(meta_set, W) X(principal_create, W) X(principal_get, R)          \
     X(apikey_create, W) X(apikey_get_by_hash, R) X(apikey_revoke, W)                   \
     X(apikey_list, R) X(session_create, W) X(session_get, R) X(session_update, W)      \
-    X(session_delete, W) X(message_append, W) X(message_list, R) X(message_tail, R)   \
-    X(task_create, W) X(task_get, R) X(task_update, W) X(task_update_if, W) X(task_accept, W) X(task_list, R) X(task_list_owner, R) \
+    X(message_append, W) X(message_list, R) X(message_tail, R)   \
+    X(task_create, W) X(task_get, R) X(task_update_if, W) X(task_accept, W) X(task_list, R) X(task_list_owner, R) \
     X(turn_begin, W)                                                                   \
-    X(turn_finish, W) X(turn_touch, W) X(turn_interrupt, W) X(turn_adopt, W)           \
-    X(turn_get, R) X(turn_list_unfinished, R) X(checkpoint_put, W)                     \
+    X(turn_interrupt, W) X(turn_adopt, W)           \
+    X(turn_get, R) X(turn_list_unfinished, R)                     \
     X(checkpoint_list, R) X(event_append, W) X(event_list, R) X(turn_record, W)        \
-    X(usage_add, W) X(usage_day, R) X(usage_session, R)                                \
+    X(usage_day, R) X(usage_session, R)                                \
     X(turn_step, W) X(turn_step_record, W) X(turn_finish_events, W)                    \
     X(checkout_create, W) X(checkout_get, R)                                           \
     X(checkout_update, W) X(order_create, W) X(order_get, R) X(idem_begin, W)          \
@@ -110,32 +107,25 @@ static int is_postgres(const char *url)
     return strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
 }
 
-int store_open(const struct store_options *opt, struct store **out, char *err, size_t errlen)
+int store_open(const struct store_options *opt, struct store **out, struct agentd_error *e)
 {
-    char scratch[256];
-    if (!err || !errlen) { /* backends quote the message they are writing */
-        err = scratch;
-        errlen = sizeof scratch;
-    }
-    if (!opt || !opt->url || !*opt->url || !out) {
-        snprintf(err, errlen, "no database path (AGENTD_DB) given");
-        return AGENTD_EINVAL;
-    }
-    if (is_postgres(opt->url)) {
-        snprintf(err, errlen, "the PostgreSQL backend is not built into this agentd; "
-                              "set AGENTD_DB to a file path");
-        return AGENTD_EINVAL;
-    }
+    struct agentd_error scratch;
+    if (!e) /* backends quote the message they are writing */
+        e = &scratch;
+    if (!opt || !opt->url || !*opt->url || !out)
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "no database path (AGENTD_DB) given");
+    if (is_postgres(opt->url))
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL,
+                           "the PostgreSQL backend is not built into this agentd; "
+                           "set AGENTD_DB to a file path");
     struct store *s = calloc(1, sizeof *s);
-    if (!s) {
-        snprintf(err, errlen, "out of memory");
-        return AGENTD_ENOMEM;
-    }
+    if (!s)
+        return agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
     struct store_options o = *opt;
     if (!o.now)
         o.now = wall_now;
     s->be = &store_backend_sqlite;
-    int rc = s->be->open(&o, &s->b, err, errlen);
+    int rc = s->be->open(&o, &s->b, e);
     if (rc) {
         free(s);
         return rc;
@@ -228,13 +218,6 @@ int store_vacuum(struct store *s, int64_t *before, int64_t *after)
     return observed(s, OP_vacuum, t0, rc);
 }
 
-int store_migrate(struct store *s)
-{
-    REQUIRE(s, migrate, 1);
-    int64_t t0 = clock_mono_ns();
-    return observed(s, OP_migrate, t0, s->be->migrate(s->b));
-}
-
 int store_schema_version(struct store *s, int *version)
 {
     REQUIRE(s, schema_version, version);
@@ -309,12 +292,6 @@ int store_session_update(struct store *s, const char *id, const char *context)
     CALL(s, session_update, id, context);
 }
 
-int store_session_delete(struct store *s, const char *id)
-{
-    REQUIRE(s, session_delete, id);
-    CALL(s, session_delete, id);
-}
-
 int store_message_append(struct store *s, struct store_message *m)
 {
     REQUIRE(s, message_append, m && m->session_id && nonempty(m->role) && m->parts);
@@ -346,12 +323,6 @@ int store_task_get(struct store *s, const char *id, struct store_task **out)
 {
     REQUIRE(s, task_get, id && out);
     CALL(s, task_get, id, out);
-}
-
-int store_task_update(struct store *s, const char *id, const char *state, const char *artifacts)
-{
-    REQUIRE(s, task_update, id && nonempty(state) && artifacts);
-    CALL(s, task_update, id, state, artifacts);
 }
 
 int store_task_update_if(struct store *s, const char *id, const char *state,
@@ -397,22 +368,10 @@ int store_turn_begin(struct store *s, struct store_turn *t, int64_t lease_ms)
     CALL(s, turn_begin, t, lease_ms);
 }
 
-int store_turn_touch(struct store *s, const char *id, int *interrupt)
-{
-    REQUIRE(s, turn_touch, id);
-    CALL(s, turn_touch, id, interrupt);
-}
-
 int store_turn_interrupt(struct store *s, const char *session_id)
 {
     REQUIRE(s, turn_interrupt, session_id);
     CALL(s, turn_interrupt, session_id);
-}
-
-int store_turn_finish(struct store *s, const char *id, const char *state)
-{
-    REQUIRE(s, turn_finish, id && nonempty(state) && strcmp(state, STORE_TURN_RUNNING) != 0);
-    CALL(s, turn_finish, id, state);
 }
 
 int store_turn_adopt(struct store *s, const char *id, const char *from_instance,
@@ -441,12 +400,6 @@ static int checkpoint_ok(const struct store_checkpoint *c)
     return c && c->turn_id && c->kind && c->payload && c->step >= 0 &&
            (strcmp(c->kind, "user_message") == 0 || strcmp(c->kind, "llm_reply") == 0 ||
             strcmp(c->kind, "tool_result") == 0);
-}
-
-int store_checkpoint_put(struct store *s, struct store_checkpoint *c)
-{
-    REQUIRE(s, checkpoint_put, checkpoint_ok(c));
-    CALL(s, checkpoint_put, c);
 }
 
 int store_checkpoint_list(struct store *s, const char *turn_id, struct store_checkpoint **out,
@@ -514,13 +467,6 @@ static int usage_ok(const struct store_usage *u)
 {
     return u && u->prompt_tokens >= 0 && u->completion_tokens >= 0 && u->calls >= 0 &&
            isfinite(u->cost_usd) && u->cost_usd >= 0;
-}
-
-int store_usage_add(struct store *s, const char *turn_id, const char *principal,
-                    const char *model, const struct store_usage *u)
-{
-    REQUIRE(s, usage_add, turn_id && principal && usage_ok(u));
-    CALL(s, usage_add, turn_id, principal, model ? model : "", u);
 }
 
 int store_turn_step(struct store *s, const char *turn_id, const char *principal,
@@ -657,83 +603,6 @@ int store_audit_list(struct store *s, const char *principal, int limit, struct s
     CALL(s, audit_list, principal, limit, out, n);
 }
 
-/* ---- hashing ---- */
-
-static void hex(const unsigned char *md, char out[65])
-{
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 15];
-    }
-    out[64] = 0;
-}
-
-/* SHA-256 over the parts in order. OpenSSL only fails here without memory;
- * an all-zero digest then can match no real key or request. */
-static void sha256_hex(const void *const *parts, const size_t *lens, int nparts, char out[65])
-{
-    unsigned char md[32] = { 0 };
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-        int ok = 1;
-        for (int i = 0; i < nparts && ok; i++)
-            ok = EVP_DigestUpdate(ctx, parts[i], lens[i]);
-        if (!ok || !EVP_DigestFinal_ex(ctx, md, NULL))
-            memset(md, 0, sizeof md);
-    }
-    EVP_MD_CTX_free(ctx);
-    hex(md, out);
-}
-
-void store_apikey_hash(const char *secret, char out[65])
-{
-    const void *parts[] = { secret };
-    size_t lens[] = { strlen(secret) };
-    sha256_hex(parts, lens, 1, out);
-}
-
-void store_idem_fingerprint(const char *method, const char *path, const void *body,
-                            size_t body_len, char out[65])
-{
-    const void *parts[] = { method, "\n", path, "\n", body ? body : "" };
-    size_t lens[] = { strlen(method), 1, strlen(path), 1, body ? body_len : 0 };
-    sha256_hex(parts, lens, 5, out);
-}
-
-/* ---- freeing results ---- */
-
-void store_principal_free(struct store_principal *p)
-{
-    if (!p)
-        return;
-    free(p->id);
-    free(p->name);
-    free(p);
-}
-
-static void apikey_clear(struct store_apikey *k)
-{
-    free(k->id);
-    free(k->principal_id);
-    free(k->hash);
-}
-
-void store_apikey_free(struct store_apikey *k)
-{
-    if (!k)
-        return;
-    apikey_clear(k);
-    free(k);
-}
-
-void store_apikey_list_free(struct store_apikey *v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        apikey_clear(&v[i]);
-    free(v);
-}
-
 /* ---- session listing and deletion ---- */
 
 int store_session_list(struct store *s, const char *owner, int64_t before_created,
@@ -747,151 +616,4 @@ int store_session_delete_idle(struct store *s, const char *id, const char *owner
 {
     REQUIRE(s, session_delete_idle, id && owner);
     CALL(s, session_delete_idle, id, owner);
-}
-
-void store_session_list_free(struct store_session *v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++) {
-        free(v[i].id);
-        free(v[i].owner);
-        free(v[i].context);
-    }
-    free(v);
-}
-
-void store_session_free(struct store_session *v)
-{
-    if (!v)
-        return;
-    free(v->id);
-    free(v->owner);
-    free(v->context);
-    free(v);
-}
-
-void store_message_list_free(struct store_message *v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++) {
-        free(v[i].session_id);
-        free(v[i].role);
-        free(v[i].parts);
-    }
-    free(v);
-}
-
-static void task_clear(struct store_task *t)
-{
-    free(t->id);
-    free(t->context_id);
-    free(t->owner);
-    free(t->state);
-    free(t->artifacts);
-}
-
-void store_task_free(struct store_task *t)
-{
-    if (!t)
-        return;
-    task_clear(t);
-    free(t);
-}
-
-void store_task_list_free(struct store_task *v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        task_clear(&v[i]);
-    free(v);
-}
-
-static void turn_clear(struct store_turn *t)
-{
-    free(t->id);
-    free(t->session_id);
-    free(t->state);
-    free(t->owner);
-    free(t->instance);
-    free(t->input);
-}
-
-void store_turn_free(struct store_turn *t)
-{
-    if (!t)
-        return;
-    turn_clear(t);
-    free(t);
-}
-
-void store_turn_list_free(struct store_turn *v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        turn_clear(&v[i]);
-    free(v);
-}
-
-void store_event_list_free(struct store_event *v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++) {
-        free(v[i].session_id);
-        free(v[i].turn_id);
-        free(v[i].type);
-        free(v[i].data);
-    }
-    free(v);
-}
-
-void store_checkpoint_list_free(struct store_checkpoint *v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++) {
-        free(v[i].turn_id);
-        free(v[i].kind);
-        free(v[i].payload);
-    }
-    free(v);
-}
-
-void store_checkout_free(struct store_checkout *c)
-{
-    if (!c)
-        return;
-    free(c->id);
-    free(c->owner);
-    free(c->status);
-    free(c->document);
-    free(c);
-}
-
-void store_order_free(struct store_order *o)
-{
-    if (!o)
-        return;
-    free(o->id);
-    free(o->checkout_id);
-    free(o->owner);
-    free(o->document);
-    free(o);
-}
-
-void store_idem_free(struct store_idem *r)
-{
-    if (!r)
-        return;
-    free(r->principal);
-    free(r->key);
-    free(r->fingerprint);
-    free(r->state);
-    free(r->headers);
-    free(r->body);
-    free(r);
-}
-
-void store_audit_list_free(struct store_audit *v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++) {
-        free(v[i].principal);
-        free(v[i].action);
-        free(v[i].target);
-        free(v[i].request_id);
-        free(v[i].outcome);
-    }
-    free(v);
 }

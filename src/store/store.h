@@ -55,9 +55,10 @@ struct store_options {
 /* ---- lifecycle ---- */
 
 /* Opens (creating if missing) and migrates the database. On failure returns
- * a status and writes a one-line reason to err (corrupt file, schema newer
- * than this binary, unsupported URL...). */
-int store_open(const struct store_options *opt, struct store **out, char *err, size_t errlen);
+ * a status and says why in e->msg, one line (corrupt file, schema newer
+ * than this binary, unsupported URL...); e may be NULL. */
+struct agentd_error;
+int store_open(const struct store_options *opt, struct store **out, struct agentd_error *e);
 void store_close(struct store *s);
 
 /* A real round trip to the database (for /readyz). While the store is
@@ -85,8 +86,6 @@ int store_purge_expired(struct store *s, int batch_limit, int *n_deleted);
  * free), either may be NULL. */
 int store_vacuum(struct store *s, int64_t *before, int64_t *after);
 
-/* Applies pending migrations (store_open already does). */
-int store_migrate(struct store *s);
 int store_schema_version(struct store *s, int *version);
 
 /* Free-form key/value settings; "schema_version" is the store's own. */
@@ -137,8 +136,6 @@ struct store_session {
 int store_session_create(struct store *s, struct store_session *v);
 int store_session_get(struct store *s, const char *id, struct store_session **out);
 int store_session_update(struct store *s, const char *id, const char *context);
-/* Deletes its messages, tasks, turns, checkpoints and events with it. */
-int store_session_delete(struct store *s, const char *id);
 void store_session_free(struct store_session *v);
 
 struct store_message {
@@ -170,7 +167,6 @@ struct store_task {
 };
 int store_task_create(struct store *s, struct store_task *t);
 int store_task_get(struct store *s, const char *id, struct store_task **out);
-int store_task_update(struct store *s, const char *id, const char *state, const char *artifacts);
 /* Compare-and-swap: the update applies only while the row still has
  * old_state and old_artifacts (what the caller read), else AGENTD_ECONFLICT
  * (read again and retry). AGENTD_ENOTFOUND if no such live task. */
@@ -238,15 +234,15 @@ struct store_turn {
     char *instance;     /* the process running it (agent instance id); may be NULL */
     char *input;        /* JSON the runner needs to resume it (the message's client
                            data, the front's idempotency key, the request id);
-                           dropped by store_turn_finish; may be NULL */
+                           dropped when it finishes; may be NULL */
     int64_t prompt_tokens, completion_tokens; /* read-only: usage so far */
-    double cost_usd;                          /* (store_usage_add) */
+    double cost_usd;                          /* (store_turn_step) */
     int64_t created_at, updated_at;
 };
 /* Claims the session for a new turn (state := running), in one
  * transaction, storing t->instance and t->input. AGENTD_ECONFLICT ("turn in
  * progress") if the session already has a running turn whose lease is live:
- * its updated_at (set at begin and at every store_turn_touch /
+ * its updated_at (set at begin and at every store_turn_step /
  * store_turn_record / store_turn_adopt) is newer than now - lease_ms. A
  * running turn whose lease ran out (its process died) no longer blocks: the
  * claim marks it "failed". lease_ms <= 0: a running turn never expires.
@@ -254,19 +250,10 @@ struct store_turn {
  * does not exist. Fills created_at, updated_at and zero usage; owner is
  * left alone (only get/list hand it out). */
 int store_turn_begin(struct store *s, struct store_turn *t, int64_t lease_ms);
-/* A running turn's heartbeat at a step boundary: updated_at := now, and
- * *interrupt (may be NULL) := 1 if store_turn_interrupt() asked it to stop.
- * AGENTD_ECONFLICT if the turn is no longer running (finished, or failed as
- * stale by another claim): it must stop. */
-int store_turn_touch(struct store *s, const char *id, int *interrupt);
 /* Asks the session's running turn to stop at its next step boundary (it
- * sees the mark through store_turn_touch). AGENTD_ENOTFOUND if the session
+ * sees the mark through store_turn_step). AGENTD_ENOTFOUND if the session
  * has no running turn. */
 int store_turn_interrupt(struct store *s, const char *session_id);
-/* state: anything but "running" ("completed", "failed"...). Drops the
- * turn's input (it may hold payment data). AGENTD_ECONFLICT if the turn
- * already finished. */
-int store_turn_finish(struct store *s, const char *id, const char *state);
 /* Takes over a running turn whose process died: instance := to_instance
  * and updated_at := now, only if the turn is running and its instance is
  * from_instance (NULL matches a NULL instance) — a compare-and-swap, so of
@@ -298,8 +285,6 @@ struct store_checkpoint {
     char *payload;      /* JSON */
     int64_t created_at;
 };
-/* AGENTD_EEXIST if that step is already checkpointed (a replay). */
-int store_checkpoint_put(struct store *s, struct store_checkpoint *c);
 /* A turn's checkpoints in step order. */
 int store_checkpoint_list(struct store *s, const char *turn_id, struct store_checkpoint **out,
                           size_t *n);
@@ -337,7 +322,8 @@ void store_event_list_free(struct store_event *v, size_t n);
  * heartbeat (updated_at := now). If the step is already checkpointed (a
  * replay) nothing is written and the result is AGENTD_EEXIST. AGENTD_ECONFLICT
  * if the turn is no longer running. Fills m->seq and each event's seq. */
-/* Details: c->kind as for store_checkpoint_put. The replay check comes
+/* Details: c->kind is "user_message", "llm_reply" or "tool_result", else
+ * AGENTD_EINVAL. The replay check comes
  * first (a replayed step of a since-finished turn is AGENTD_EEXIST).
  * AGENTD_ENOTFOUND if the turn does not exist or its session expired.
  * m->session_id and every event's session_id must be the turn's session,
@@ -346,10 +332,13 @@ void store_event_list_free(struct store_event *v, size_t n);
  * each event's created_at. Nothing is filled unless the call returns 0. */
 int store_turn_record(struct store *s, struct store_checkpoint *c, struct store_message *m,
                       struct store_event *ev, size_t nev);
-/* store_turn_finish and store_event_append(ev, nev) in one transaction: the
- * events are appended only if the finish applies (else AGENTD_ECONFLICT and
- * nothing is written). nev may be 0. Fills each event's seq/created_at. */
-/* Details: state and the events as for those two calls. AGENTD_ENOTFOUND if
+/* Ends a turn and appends its last events (as store_event_append) in one
+ * transaction: state is anything but "running" ("completed", "failed"...);
+ * the turn's input is dropped (it may hold payment data). The events are
+ * appended only if the finish applies: a turn that already finished is
+ * AGENTD_ECONFLICT and nothing is written. nev may be 0. Fills each event's
+ * seq/created_at. */
+/* Details: AGENTD_ENOTFOUND if
  * the turn does not exist or its session expired. Every event's session_id
  * must be the turn's session, else AGENTD_EINVAL (nothing written, the turn
  * still runs); a finished turn answers AGENTD_ECONFLICT first, as in
@@ -381,24 +370,19 @@ struct store_usage {
     double cost_usd;
     int64_t calls;      /* model calls */
 };
-/* Adds one model call's usage, in one transaction, to the turn's totals
- * and to the principal's totals for the UTC day of now, per model.
- * AGENTD_ENOTFOUND if the turn does not exist. */
-/* Details: calls are added as given (u->calls, normally 1). The turn may
- * have finished (a late call still costs). model NULL is stored as "".
- * principal NULL, a negative count or a negative or non-finite cost is
- * AGENTD_EINVAL. A turn whose session expired is AGENTD_ENOTFOUND. */
-int store_usage_add(struct store *s, const char *turn_id, const char *principal,
-                    const char *model, const struct store_usage *u);
-/* A model call's bookkeeping in one transaction: adds its usage exactly as
- * store_usage_add does (the turn's totals and the principal's UTC day row
- * for that model), then heartbeats the turn exactly as store_turn_touch
- * does (updated_at := now; *interrupt (may be NULL) := the interrupt mark).
- * The usage is kept even when the turn is no longer running (a late call
- * still cost money): then the result is AGENTD_ECONFLICT. AGENTD_ENOTFOUND
- * if the turn does not exist (nothing written). */
-/* Details: arguments as for store_usage_add. *interrupt is set only when the
- * call returns 0. */
+/* A model call's bookkeeping in one transaction: adds its usage to the
+ * turn's totals and to the principal's totals for the UTC day of now, per
+ * model, then heartbeats the running turn at its step boundary (updated_at
+ * := now; *interrupt (may be NULL) := 1 if store_turn_interrupt() asked it
+ * to stop). The usage is kept even when the turn is no longer running (a
+ * late call still cost money): then the result is AGENTD_ECONFLICT (the turn
+ * finished, or was failed as stale by another claim: it must stop).
+ * AGENTD_ENOTFOUND if the turn does not exist (nothing written). */
+/* Details: calls are added as given (u->calls, normally 1). model NULL is
+ * stored as "". principal NULL, a negative count or a negative or
+ * non-finite cost is AGENTD_EINVAL. A turn whose session expired is
+ * AGENTD_ENOTFOUND. */
+/* *interrupt is set only when the call returns 0. */
 int store_turn_step(struct store *s, const char *turn_id, const char *principal,
                     const char *model, const struct store_usage *u, int *interrupt);
 /* store_turn_step, then — only if the turn still runs and no interrupt is

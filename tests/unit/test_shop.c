@@ -49,8 +49,9 @@ static int setup(void **state)
     char url[512], err[256] = "";
     snprintf(url, sizeof url, "%s/agentd.db", c->dir);
     struct store_options o = { .url = url, .sync = STORE_SYNC_NORMAL };
-    if (store_open(&o, &c->st, err, sizeof err) != 0) {
-        fprintf(stderr, "store_open: %s\n", err);
+    struct agentd_error serr = { 0 };
+    if (store_open(&o, &c->st, &serr) != 0) {
+        fprintf(stderr, "store_open: %s\n", serr.msg);
         return -1;
     }
     /* as src/main.c: no AGENTD_CATALOG, no import -> the built-in catalog */

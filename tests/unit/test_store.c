@@ -56,14 +56,13 @@ static void sqlite_url(const char *dir, const char *name, char *url, size_t len)
 static int sqlite_make_v3(const char *url)
 {
     sqlite3 *db = NULL;
-    char err[256] = "";
+    struct agentd_error err = { 0 };
     int v = 0;
     int rc = sqlite3_open_v2(url, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = migrations_apply_upto(db, 3, &v, err, sizeof err) == 0 && v == 3 ? SQLITE_OK
-                                                                             : SQLITE_ERROR;
+        rc = migrations_apply_upto(db, 3, &v, &err) == 0 && v == 3 ? SQLITE_OK : SQLITE_ERROR;
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(
             db,
@@ -77,7 +76,7 @@ static int sqlite_make_v3(const char *url)
             "  VALUES('t-old', 1, 'llm_reply', '{\"r\":1}', 3);",
             NULL, NULL, NULL);
     if (rc != SQLITE_OK)
-        fprintf(stderr, "make_v3: %s %s\n", err, db ? sqlite3_errmsg(db) : "");
+        fprintf(stderr, "make_v3: %s %s\n", err.msg, db ? sqlite3_errmsg(db) : "");
     sqlite3_close(db);
     return rc == SQLITE_OK ? 0 : -1;
 }
@@ -120,7 +119,7 @@ struct ctx {
 };
 
 static int open_with(struct ctx *c, const char *url, int64_t ttl_ms, int readers,
-                     struct store **out, char *err, size_t errlen)
+                     struct store **out, struct agentd_error *err)
 {
     struct store_options o = {
         .url = url,
@@ -130,17 +129,17 @@ static int open_with(struct ctx *c, const char *url, int64_t ttl_ms, int readers
         .now = clock_fake,
     };
     (void)c;
-    return store_open(&o, out, err, errlen);
+    return store_open(&o, out, err);
 }
 
 static void reopen(struct ctx *c, int64_t ttl_ms, int readers)
 {
-    char err[256] = "";
+    struct agentd_error err = { 0 };
     store_close(c->s);
     c->s = NULL;
-    int rc = open_with(c, c->url, ttl_ms, readers, &c->s, err, sizeof err);
+    int rc = open_with(c, c->url, ttl_ms, readers, &c->s, &err);
     if (rc)
-        fail_msg("reopen: %s", err);
+        fail_msg("reopen: %s", err.msg);
 }
 
 static int setup(void **state)
@@ -154,9 +153,9 @@ static int setup(void **state)
         return -1;
     }
     backend->make_url(c->dir, "agentd", c->url, sizeof c->url);
-    char err[256] = "";
-    if (open_with(c, c->url, 0, 0, &c->s, err, sizeof err)) {
-        fprintf(stderr, "open: %s\n", err);
+    struct agentd_error err = { 0 };
+    if (open_with(c, c->url, 0, 0, &c->s, &err)) {
+        fprintf(stderr, "open: %s\n", err.msg);
         return -1;
     }
     *state = c;
@@ -205,11 +204,11 @@ static void test_open_refuses_bad_urls(void **state)
 {
     struct ctx *c = *state;
     struct store *s = NULL;
-    char err[256] = "";
-    assert_int_equal(open_with(c, "", 0, 0, &s, err, sizeof err), AGENTD_EINVAL);
-    assert_int_equal(open_with(c, "postgres://u:pw@db/agentd", 0, 0, &s, err, sizeof err),
+    struct agentd_error err = { 0 };
+    assert_int_equal(open_with(c, "", 0, 0, &s, &err), AGENTD_EINVAL);
+    assert_int_equal(open_with(c, "postgres://u:pw@db/agentd", 0, 0, &s, &err),
                      AGENTD_EINVAL);
-    assert_non_null(strstr(err, "PostgreSQL"));
+    assert_non_null(strstr(err.msg, "PostgreSQL"));
     assert_null(s);
 }
 
@@ -219,10 +218,8 @@ static void test_migrate_is_idempotent(void **state)
     int v1, v2;
     assert_ok(store_schema_version(c->s, &v1));
     assert_ok(store_meta_set(c->s, "k", "kept"));
-    assert_ok(store_migrate(c->s));
-    assert_ok(store_migrate(c->s));
+    reopen(c, 0, 0); /* each open migrates */
     reopen(c, 0, 0);
-    assert_ok(store_migrate(c->s));
     assert_ok(store_schema_version(c->s, &v2));
     assert_int_equal(v1, v2);
     char *val = NULL;
@@ -241,13 +238,14 @@ static void test_newer_schema_is_refused(void **state)
     assert_ok(store_meta_set(c->s, "schema_version", newer));
     store_close(c->s);
     c->s = NULL;
-    char err[256] = "", want[128];
-    assert_int_equal(open_with(c, c->url, 0, 0, &c->s, err, sizeof err), AGENTD_EINVAL);
+    struct agentd_error err = { 0 };
+    char want[128];
+    assert_int_equal(open_with(c, c->url, 0, 0, &c->s, &err), AGENTD_EINVAL);
     assert_null(c->s);
     snprintf(want, sizeof want,
              "database schema version %d is newer than this agentd (max %d); upgrade agentd",
              v + 1, v);
-    assert_string_equal(err, want);
+    assert_string_equal(err.msg, want);
 }
 
 static void test_corrupt_file_is_refused(void **state)
@@ -263,11 +261,11 @@ static void test_corrupt_file_is_refused(void **state)
         fputs("this is not a database ", f);
     fclose(f);
     struct store *s = NULL;
-    char err[512] = "";
-    assert_int_equal(open_with(c, url, 0, 0, &s, err, sizeof err), AGENTD_ECORRUPT);
+    struct agentd_error err = { 0 };
+    assert_int_equal(open_with(c, url, 0, 0, &s, &err), AGENTD_ECORRUPT);
     assert_null(s);
-    assert_non_null(strstr(err, "corrupt"));
-    assert_non_null(strstr(err, url));
+    assert_non_null(strstr(err.msg, "corrupt"));
+    assert_non_null(strstr(err.msg, url));
 }
 
 static void test_meta(void **state)
@@ -404,8 +402,8 @@ static void test_sessions_and_messages(void **state)
     assert_int_equal(store_message_tail(c->s, "s1", 0, &list, &n), AGENTD_EINVAL);
     assert_int_equal(store_message_tail(c->s, "nope", 2, &list, &n), AGENTD_ENOTFOUND);
 
-    assert_ok(store_session_delete(c->s, "s1"));
-    assert_int_equal(store_session_delete(c->s, "s1"), AGENTD_ENOTFOUND);
+    assert_ok(store_session_delete_idle(c->s, "s1", "alice"));
+    assert_int_equal(store_session_delete_idle(c->s, "s1", "alice"), AGENTD_ENOTFOUND);
     assert_int_equal(store_message_list(c->s, "s1", 0, 0, &list, &n), AGENTD_ENOTFOUND);
     /* Its messages went with it: a new session of that id starts empty. */
     make_session(c->s, "s1");
@@ -430,8 +428,10 @@ static void test_tasks(void **state)
                              .state = "working", .artifacts = "[]" };
     assert_ok(store_task_create(c->s, &t2));
 
-    assert_ok(store_task_update(c->s, "t1", "completed", "[{\"name\":\"order\"}]"));
-    assert_int_equal(store_task_update(c->s, "nope", "completed", "[]"), AGENTD_ENOTFOUND);
+    assert_ok(store_task_update_if(c->s, "t1", "completed", "[{\"name\":\"order\"}]",
+                                   "submitted", "[]"));
+    assert_int_equal(store_task_update_if(c->s, "nope", "completed", "[]", "submitted", "[]"),
+                     AGENTD_ENOTFOUND);
     struct store_task *got = NULL;
     assert_ok(store_task_get(c->s, "t1", &got));
     assert_string_equal(got->state, "completed");
@@ -575,7 +575,7 @@ static void test_task_list_owner(void **state)
         assert_ok(store_task_create(c->s, &t));
     }
     advance(1);
-    assert_ok(store_task_update(c->s, "a", "completed", "{}")); /* now the newest */
+    assert_ok(store_task_update_if(c->s, "a", "completed", "{}", "input-required", "{}")); /* now the newest */
     struct store_task *v = NULL;
     size_t n = 0;
     struct store_task_query q = { .owner = "alice", .limit = 10 };
@@ -619,7 +619,7 @@ static void test_task_list_owner(void **state)
     struct store_task_query bad = { .owner = "alice", .limit = 0 };
     assert_int_equal(store_task_list_owner(c->s, &bad, &v, &n), AGENTD_EINVAL);
     /* a deleted session takes its tasks out of the list */
-    assert_ok(store_session_delete(c->s, "s2"));
+    assert_ok(store_session_delete_idle(c->s, "s2", "alice"));
     q.limit = 10;
     q.before_id = NULL;
     assert_ok(store_task_list_owner(c->s, &q, &v, &n));
@@ -629,12 +629,28 @@ static void test_task_list_owner(void **state)
 
 /* ---- turns and checkpoints ---- */
 
+/* A model call's usage as the runner records it: store_turn_step (the
+ * usage, then the heartbeat; a turn no longer running keeps the usage and
+ * answers AGENTD_ECONFLICT). */
+static int usage_add(struct store *s, const char *turn, const char *principal, const char *model,
+                     const struct store_usage *u)
+{
+    return store_turn_step(s, turn, principal, model, u, NULL);
+}
+
+/* A turn's heartbeat alone: a step that cost nothing. */
+static int turn_touch(struct store *s, const char *turn, int *interrupt)
+{
+    static const struct store_usage none = { 0 };
+    return store_turn_step(s, turn, "heartbeat", "", &none, interrupt);
+}
+
 static void put_checkpoint(struct store *s, const char *turn, int64_t step, const char *kind,
                            int want)
 {
     struct store_checkpoint cp = { .turn_id = (char *)turn, .step = step, .kind = (char *)kind,
                                    .payload = "{\"x\":1}" };
-    assert_int_equal(store_checkpoint_put(s, &cp), want);
+    assert_int_equal(store_turn_record(s, &cp, NULL, NULL, 0), want);
 }
 
 /* GET /chat/sessions: newest first by keyset, owner's only; DELETE takes
@@ -682,7 +698,7 @@ static void test_session_list_and_delete_idle(void **state)
     assert_int_equal(store_session_delete_idle(c->s, "sz", "alice"), AGENTD_ENOTFOUND);
     assert_int_equal(store_session_delete_idle(c->s, "nope", "alice"), AGENTD_ENOTFOUND);
 
-    assert_ok(store_turn_finish(c->s, "turn-sd", "completed"));
+    assert_ok(store_turn_finish_events(c->s, "turn-sd", "completed", NULL, 0));
     assert_ok(store_session_delete_idle(c->s, "sd", "alice"));
     assert_int_equal(store_session_get(c->s, "sd", &got), AGENTD_ENOTFOUND);
     struct store_message *msgs = NULL;
@@ -734,10 +750,10 @@ static void test_turns_and_checkpoints(void **state)
     assert_string_equal(turns[0].state, STORE_TURN_RUNNING);
     store_turn_list_free(turns, n);
 
-    assert_ok(store_turn_finish(c->s, "turn1", "completed"));
-    assert_int_equal(store_turn_finish(c->s, "turn1", "failed"), AGENTD_ECONFLICT);
-    assert_int_equal(store_turn_finish(c->s, "nope", "failed"), AGENTD_ENOTFOUND);
-    assert_int_equal(store_turn_finish(c->s, "turn2", STORE_TURN_RUNNING), AGENTD_EINVAL);
+    assert_ok(store_turn_finish_events(c->s, "turn1", "completed", NULL, 0));
+    assert_int_equal(store_turn_finish_events(c->s, "turn1", "failed", NULL, 0), AGENTD_ECONFLICT);
+    assert_int_equal(store_turn_finish_events(c->s, "nope", "failed", NULL, 0), AGENTD_ENOTFOUND);
+    assert_int_equal(store_turn_finish_events(c->s, "turn2", STORE_TURN_RUNNING, NULL, 0), AGENTD_EINVAL);
     assert_ok(store_turn_list_unfinished(c->s, &(struct store_turn_scan){ .limit = 10 }, &turns,
                                          &n));
     assert_int_equal(n, 1);
@@ -821,40 +837,40 @@ static void test_one_running_turn_per_session(void **state)
     /* different sessions do not block each other */
     assert_ok(store_turn_begin(c->s, &other, 1000));
     /* after finish: free */
-    assert_ok(store_turn_finish(c->s, "a", "completed"));
+    assert_ok(store_turn_finish_events(c->s, "a", "completed", NULL, 0));
     assert_ok(store_turn_begin(c->s, &b, 1000));
     assert_string_equal(turn_state(c->s, "s1", "b"), STORE_TURN_RUNNING);
 
     /* a touched turn keeps its lease; interrupt marks are seen by touch */
     int intr = -1;
     advance(900);
-    assert_ok(store_turn_touch(c->s, "b", &intr));
+    assert_ok(turn_touch(c->s, "b", &intr));
     assert_int_equal(intr, 0);
     advance(900); /* 1800 since begin, 900 since the touch */
     struct store_turn d = { .id = "d", .session_id = "s1" };
     assert_int_equal(store_turn_begin(c->s, &d, 1000), AGENTD_ECONFLICT);
     assert_ok(store_turn_interrupt(c->s, "s1"));
-    assert_ok(store_turn_touch(c->s, "b", &intr));
+    assert_ok(turn_touch(c->s, "b", &intr));
     assert_int_equal(intr, 1);
     assert_int_equal(store_turn_interrupt(c->s, "nope"), AGENTD_ENOTFOUND);
-    assert_int_equal(store_turn_touch(c->s, "nope", &intr), AGENTD_ENOTFOUND);
+    assert_int_equal(turn_touch(c->s, "nope", &intr), AGENTD_ENOTFOUND);
 
     /* lease expiry (the holder died): the claim fails the stale turn */
     advance(1001);
     assert_ok(store_turn_begin(c->s, &d, 1000));
     assert_string_equal(turn_state(c->s, "s1", "b"), "not running");
     assert_string_equal(turn_state(c->s, "s1", "d"), STORE_TURN_RUNNING);
-    assert_int_equal(store_turn_finish(c->s, "b", "completed"), AGENTD_ECONFLICT);
-    assert_int_equal(store_turn_touch(c->s, "b", NULL), AGENTD_ECONFLICT);
+    assert_int_equal(store_turn_finish_events(c->s, "b", "completed", NULL, 0), AGENTD_ECONFLICT);
+    assert_int_equal(turn_touch(c->s, "b", NULL), AGENTD_ECONFLICT);
     /* a fresh turn has no interrupt mark */
-    assert_ok(store_turn_touch(c->s, "d", &intr));
+    assert_ok(turn_touch(c->s, "d", &intr));
     assert_int_equal(intr, 0);
     /* lease 0: never expires */
     advance(1000000);
     struct store_turn e = { .id = "e", .session_id = "s1" };
     assert_int_equal(store_turn_begin(c->s, &e, 0), AGENTD_ECONFLICT);
     assert_int_equal(store_turn_interrupt(c->s, "s2"), 0);
-    assert_int_equal(store_turn_finish(c->s, "d", "interrupted"), 0);
+    assert_int_equal(store_turn_finish_events(c->s, "d", "interrupted", NULL, 0), 0);
     assert_int_equal(store_turn_interrupt(c->s, "s1"), AGENTD_ENOTFOUND);
 }
 
@@ -964,7 +980,7 @@ static void test_turn_begin_stores_instance_and_input(void **state)
 
     /* finish drops the input (it may hold payment data), keeps the rest */
     advance(5);
-    assert_ok(store_turn_finish(c->s, "t1", "completed"));
+    assert_ok(store_turn_finish_events(c->s, "t1", "completed", NULL, 0));
     assert_ok(store_turn_get(c->s, "t1", &got));
     assert_string_equal(got->state, "completed");
     assert_null(got->input);
@@ -976,8 +992,9 @@ static void test_turn_begin_stores_instance_and_input(void **state)
     assert_int_equal(store_turn_get(c->s, NULL, &got), AGENTD_EINVAL);
     assert_int_equal(store_turn_get(c->s, "t1", NULL), AGENTD_EINVAL);
     store_turn_free(NULL);
-    /* a turn goes with its session */
-    assert_ok(store_session_delete(c->s, "s2"));
+    /* a turn goes with its session (deleted once idle) */
+    assert_ok(store_turn_finish_events(c->s, "t2", "failed", NULL, 0));
+    assert_ok(store_session_delete_idle(c->s, "s2", "alice"));
     assert_int_equal(store_turn_get(c->s, "t2", &got), AGENTD_ENOTFOUND);
 }
 
@@ -1033,7 +1050,7 @@ static void test_turn_adopt_is_a_compare_and_swap(void **state)
     assert_int_equal(store_turn_adopt(c->s, "t2", NULL, "again"), AGENTD_ECONFLICT);
 
     /* a finished turn is not adopted */
-    assert_ok(store_turn_finish(c->s, "t2", "failed"));
+    assert_ok(store_turn_finish_events(c->s, "t2", "failed", NULL, 0));
     assert_int_equal(store_turn_adopt(c->s, "t2", "me", "again"), AGENTD_ECONFLICT);
     assert_int_equal(store_turn_adopt(c->s, NULL, "me", "again"), AGENTD_EINVAL);
 }
@@ -1221,7 +1238,7 @@ static void test_turn_record_is_one_transaction(void **state)
     assert_int_equal(store_turn_record(c->s, &ghost, NULL, NULL, 0), AGENTD_ENOTFOUND);
 
     /* a finished turn takes no more steps; nothing of the step is written */
-    assert_ok(store_turn_finish(c->s, "t1", "completed"));
+    assert_ok(store_turn_finish_events(c->s, "t1", "completed", NULL, 0));
     struct store_message m3 = { .session_id = "s1", .role = "agent", .parts = "[]", .seq = -7 };
     struct store_event ev3[1] = { event("s1", "t1", "text-delta", "{}") };
     assert_int_equal(store_turn_record(c->s, &cp2, &m3, ev3, 1), AGENTD_ECONFLICT);
@@ -1350,7 +1367,7 @@ static void test_events_go_with_their_session(void **state)
     struct store_event a3 = event("s1", "t", "turn-completed", "{}");
 
     /* deleted with the session */
-    assert_ok(store_session_delete(c->s, "s2"));
+    assert_ok(store_session_delete_idle(c->s, "s2", "alice"));
     struct store_event *v = NULL;
     size_t n = 0;
     assert_int_equal(store_event_list(c->s, "s2", 0, 0, &v, &n), AGENTD_ENOTFOUND);
@@ -1405,10 +1422,10 @@ static void test_usage_sums_per_turn_session_and_day(void **state)
     int64_t d0 = today();
 
     struct store_usage a = { 10, 5, 0.01, 1 }, b = { 1, 2, 0.5, 1 }, z = { 100, 0, 0, 1 };
-    assert_ok(store_usage_add(c->s, "t1", "alice", "gpt", &a));
-    assert_ok(store_usage_add(c->s, "t1", "alice", "gpt", &a));
-    assert_ok(store_usage_add(c->s, "t1", "alice", "claude", &b));
-    assert_ok(store_usage_add(c->s, "t2", "alice", NULL, &z)); /* model "" */
+    assert_ok(usage_add(c->s, "t1", "alice", "gpt", &a));
+    assert_ok(usage_add(c->s, "t1", "alice", "gpt", &a));
+    assert_ok(usage_add(c->s, "t1", "alice", "claude", &b));
+    assert_ok(usage_add(c->s, "t2", "alice", NULL, &z)); /* model "" */
 
     struct store_turn *got = NULL;
     assert_ok(store_turn_get(c->s, "t1", &got));
@@ -1434,25 +1451,26 @@ static void test_usage_sums_per_turn_session_and_day(void **state)
     assert_usage(&u, 0, 0, 0, 0);
 
     /* no such turn: nothing is added anywhere */
-    assert_int_equal(store_usage_add(c->s, "nope", "alice", "gpt", &a), AGENTD_ENOTFOUND);
+    assert_int_equal(usage_add(c->s, "nope", "alice", "gpt", &a), AGENTD_ENOTFOUND);
     assert_ok(store_usage_day(c->s, "alice", d0, &u));
     assert_usage(&u, 121, 12, 0.52, 4);
 
     /* bad arguments */
     struct store_usage neg = { -1, 0, 0, 1 }, nan_cost = { 1, 1, NAN, 1 },
                        neg_cost = { 1, 1, -0.5, 1 };
-    assert_int_equal(store_usage_add(c->s, "t1", NULL, "gpt", &a), AGENTD_EINVAL);
-    assert_int_equal(store_usage_add(c->s, NULL, "alice", "gpt", &a), AGENTD_EINVAL);
-    assert_int_equal(store_usage_add(c->s, "t1", "alice", "gpt", NULL), AGENTD_EINVAL);
-    assert_int_equal(store_usage_add(c->s, "t1", "alice", "gpt", &neg), AGENTD_EINVAL);
-    assert_int_equal(store_usage_add(c->s, "t1", "alice", "gpt", &nan_cost), AGENTD_EINVAL);
-    assert_int_equal(store_usage_add(c->s, "t1", "alice", "gpt", &neg_cost), AGENTD_EINVAL);
+    assert_int_equal(usage_add(c->s, "t1", NULL, "gpt", &a), AGENTD_EINVAL);
+    assert_int_equal(usage_add(c->s, NULL, "alice", "gpt", &a), AGENTD_EINVAL);
+    assert_int_equal(usage_add(c->s, "t1", "alice", "gpt", NULL), AGENTD_EINVAL);
+    assert_int_equal(usage_add(c->s, "t1", "alice", "gpt", &neg), AGENTD_EINVAL);
+    assert_int_equal(usage_add(c->s, "t1", "alice", "gpt", &nan_cost), AGENTD_EINVAL);
+    assert_int_equal(usage_add(c->s, "t1", "alice", "gpt", &neg_cost), AGENTD_EINVAL);
     assert_int_equal(store_usage_day(c->s, NULL, d0, &u), AGENTD_EINVAL);
     assert_int_equal(store_usage_session(c->s, "s1", NULL), AGENTD_EINVAL);
 
-    /* a call that ends after its turn finished still counts */
-    assert_ok(store_turn_finish(c->s, "t2", "completed"));
-    assert_ok(store_usage_add(c->s, "t2", "bob", "gpt", &a));
+    /* a call that ends after its turn finished still counts (the turn no
+     * longer runs: the step answers so, and keeps the usage) */
+    assert_ok(store_turn_finish_events(c->s, "t2", "completed", NULL, 0));
+    assert_int_equal(usage_add(c->s, "t2", "bob", "gpt", &a), AGENTD_ECONFLICT);
     assert_ok(store_usage_session(c->s, "s2", &u));
     assert_usage(&u, 110, 5, 0.01, 2);
     assert_ok(store_usage_day(c->s, "bob", d0, &u));
@@ -1463,7 +1481,7 @@ static void test_usage_sums_per_turn_session_and_day(void **state)
     assert_int_equal(today(), d0 + 1);
     assert_ok(store_usage_day(c->s, "alice", d0 + 1, &u));
     assert_usage(&u, 0, 0, 0, 0);
-    assert_ok(store_usage_add(c->s, "t1", "alice", "gpt", &a));
+    assert_ok(usage_add(c->s, "t1", "alice", "gpt", &a));
     assert_ok(store_usage_day(c->s, "alice", d0 + 1, &u));
     assert_usage(&u, 10, 5, 0.01, 1);
     assert_ok(store_usage_day(c->s, "alice", d0, &u));
@@ -1527,7 +1545,7 @@ static void test_turn_step_record(void **state)
     store_checkpoint_list_free(cps, n);
 
     /* no longer running: AGENTD_ECONFLICT, usage kept, nothing recorded */
-    assert_ok(store_turn_finish(c->s, "t1", "failed"));
+    assert_ok(store_turn_finish_events(c->s, "t1", "failed", NULL, 0));
     cp.step = 3;
     assert_int_equal(store_turn_step_record(c->s, "t1", "alice", "gpt", &a, &intr, &cp, &m, &ev, 1),
                      AGENTD_ECONFLICT);
@@ -1552,7 +1570,7 @@ static void test_turn_step_adds_usage_and_heartbeats(void **state)
     assert_ok(store_turn_begin(c->s, &t, 1000));
     int64_t d0 = today();
 
-    /* usage as store_usage_add, heartbeat as store_turn_touch */
+    /* the usage to the turn and the day, and the heartbeat */
     advance(700);
     int64_t now = atomic_load(&fake_now);
     struct store_usage a = { 10, 5, 0.01, 1 }, b = { 1, 2, 0.5, 1 };
@@ -1583,7 +1601,7 @@ static void test_turn_step_adds_usage_and_heartbeats(void **state)
     assert_ok(store_usage_day(c->s, "alice", d0, &u));
     assert_usage(&u, 11, 7, 0.51, 2);
 
-    /* the interrupt mark comes back as from store_turn_touch */
+    /* the interrupt mark comes back */
     assert_ok(store_turn_interrupt(c->s, "s1"));
     intr = 0;
     assert_ok(store_turn_step(c->s, "t1", "alice", "gpt", &a, &intr));
@@ -1597,7 +1615,7 @@ static void test_turn_step_adds_usage_and_heartbeats(void **state)
     assert_ok(store_usage_day(c->s, "alice", d0, &u));
     assert_usage(&u, 21, 12, 0.52, 3);
 
-    /* bad arguments, as for store_usage_add: nothing written */
+    /* bad arguments: nothing written */
     struct store_usage neg = { -1, 0, 0, 1 }, nan_cost = { 1, 1, NAN, 1 },
                        neg_cost = { 1, 1, -0.5, 1 }, neg_calls = { 1, 1, 0, -1 };
     assert_int_equal(store_turn_step(c->s, "t1", NULL, "gpt", &a, &intr), AGENTD_EINVAL);
@@ -1618,7 +1636,7 @@ static void test_turn_step_adds_usage_and_heartbeats(void **state)
      * and the finished turn's updated_at stays */
     advance(5);
     int64_t finished_at = atomic_load(&fake_now);
-    assert_ok(store_turn_finish(c->s, "t1", "completed"));
+    assert_ok(store_turn_finish_events(c->s, "t1", "completed", NULL, 0));
     advance(5);
     intr = -1;
     assert_int_equal(store_turn_step(c->s, "t1", "bob", "gpt", &a, &intr), AGENTD_ECONFLICT);
@@ -1788,9 +1806,9 @@ static void test_usage_days_are_purged_after_400(void **state)
     assert_ok(store_turn_begin(c->s, &t, 0));
     struct store_usage a = { 1, 1, 0.25, 1 }, u;
     int64_t d0 = today();
-    assert_ok(store_usage_add(c->s, "t1", "alice", "gpt", &a));
+    assert_ok(usage_add(c->s, "t1", "alice", "gpt", &a));
     advance(400LL * 86400000);
-    assert_ok(store_usage_add(c->s, "t1", "alice", "gpt", &a));
+    assert_ok(usage_add(c->s, "t1", "alice", "gpt", &a));
     int n = -1;
     assert_ok(store_purge_expired(c->s, 100, &n));
     assert_int_equal(n, 0); /* 400 days old: kept */
@@ -1821,7 +1839,7 @@ static void test_events_and_usage_survive_reopen(void **state)
                                  event("s1", "t1", "text-delta", "{\"t\":\"x\"}") };
     assert_ok(store_event_append(c->s, ev, 2));
     struct store_usage a = { 3, 4, 0.25, 1 }, u;
-    assert_ok(store_usage_add(c->s, "t1", "alice", "gpt", &a));
+    assert_ok(usage_add(c->s, "t1", "alice", "gpt", &a));
 
     reopen(c, 0, 0);
     struct store_event *v = NULL;
@@ -1858,9 +1876,9 @@ static void test_migrate_from_version_3(void **state)
     backend->make_url(c->dir, "v3", url, sizeof url);
     assert_ok(backend->make_v3(url));
     struct store *s = NULL;
-    char err[256] = "";
-    if (open_with(c, url, 0, 0, &s, err, sizeof err))
-        fail_msg("open v3: %s", err);
+    struct agentd_error err = { 0 };
+    if (open_with(c, url, 0, 0, &s, &err))
+        fail_msg("open v3: %s", err.msg);
     int v = 0;
     assert_ok(store_schema_version(s, &v));
     assert_int_equal(v, migrations_latest());
@@ -1886,9 +1904,11 @@ static void test_migrate_from_version_3(void **state)
     assert_string_equal(cps[0].payload, "{\"r\":1}");
     assert_int_equal(cps[0].created_at, 3);
     store_checkpoint_list_free(cps, n);
-    assert_int_equal(store_checkpoint_put(s, &(struct store_checkpoint){
-                                                 .turn_id = "t-old", .step = 1,
-                                                 .kind = "llm_reply", .payload = "{}" }),
+    assert_int_equal(store_turn_record(s,
+                                       &(struct store_checkpoint){ .turn_id = "t-old", .step = 1,
+                                                                   .kind = "llm_reply",
+                                                                   .payload = "{}" },
+                                       NULL, NULL, 0),
                      AGENTD_EEXIST); /* the rebuilt table kept its key */
 
     /* the new kind, columns and tables work on the migrated file */
@@ -1902,13 +1922,12 @@ static void test_migrate_from_version_3(void **state)
     assert_int_equal(m.seq, 2);
     assert_int_equal(ev.seq, 1);
     struct store_usage a = { 5, 6, 0.5, 1 }, u;
-    assert_ok(store_usage_add(s, "t-old", "alice", "gpt", &a));
+    assert_ok(usage_add(s, "t-old", "alice", "gpt", &a));
     store_close(s);
 
     s = NULL;
-    if (open_with(c, url, 0, 0, &s, err, sizeof err))
-        fail_msg("reopen: %s", err);
-    assert_ok(store_migrate(s));
+    if (open_with(c, url, 0, 0, &s, &err))
+        fail_msg("reopen: %s", err.msg);
     assert_ok(store_schema_version(s, &v));
     assert_int_equal(v, migrations_latest());
     assert_ok(store_checkpoint_list(s, "t-old", &cps, &n));
@@ -2144,6 +2163,59 @@ static void test_idempotency_lifecycle(void **state)
     store_idem_free(r);
 }
 
+/* A claim whose process died is taken over once its lease ran out; a
+ * finished record is not a claim and lives until it expires; each owner's
+ * keys are their own throughout. */
+static void test_idempotency_lease_and_expiry(void **state)
+{
+    struct ctx *c = *state;
+    char fp[65];
+    store_idem_fingerprint("POST", "/checkout-sessions", "{}", 2, fp);
+    int64_t t0 = atomic_load(&fake_now);
+    int64_t exp = t0 + 3 * STORE_IDEM_LEASE_MS;
+    struct store_idem *r = NULL;
+    assert_ok(store_idem_begin(c->s, "alice", "k", fp, exp, &r));
+    advance(1000);
+    assert_ok(store_idem_begin(c->s, "bob", "k", fp, exp, &r)); /* bob's own key */
+
+    /* Still within alice's lease: in progress. */
+    advance(STORE_IDEM_LEASE_MS - 1001);
+    assert_int_equal(store_idem_begin(c->s, "alice", "k", fp, exp, &r), AGENTD_EEXIST);
+    assert_string_equal(r->state, STORE_IDEM_IN_PROGRESS);
+    assert_int_equal(r->created_at, t0);
+    store_idem_free(r);
+
+    /* The lease ran out: the next request claims afresh; bob's claim,
+     * younger, still holds. */
+    advance(1);
+    assert_ok(store_idem_begin(c->s, "alice", "k", fp, exp, &r));
+    assert_null(r);
+    assert_int_equal(store_idem_begin(c->s, "bob", "k", fp, exp, &r), AGENTD_EEXIST);
+    assert_string_equal(r->principal, "bob");
+    assert_string_equal(r->state, STORE_IDEM_IN_PROGRESS);
+    store_idem_free(r);
+    /* the new claim runs and finishes */
+    assert_ok(store_idem_finish(c->s, "alice", "k", 200, "{}", "ok", 2));
+
+    /* Done is no claim: it replays past any lease, until expires_at. */
+    advance(STORE_IDEM_LEASE_MS + 1);
+    assert_int_equal(store_idem_begin(c->s, "alice", "k", fp, exp, &r), AGENTD_EEXIST);
+    assert_string_equal(r->state, STORE_IDEM_DONE);
+    assert_int_equal(r->body_len, 2);
+    assert_memory_equal(r->body, "ok", 2);
+    store_idem_free(r);
+    assert_int_equal(store_idem_abandon(c->s, "alice", "k"), AGENTD_ENOTFOUND);
+
+    /* Expired (expires_at <= now): free again, and a late finish of it
+     * finds nothing. */
+    atomic_store(&fake_now, exp);
+    assert_int_equal(store_idem_finish(c->s, "bob", "k", 200, "{}", NULL, 0), AGENTD_ENOTFOUND);
+    assert_ok(store_idem_begin(c->s, "alice", "k", fp, exp + 1000, &r));
+    assert_null(r);
+    assert_ok(store_idem_begin(c->s, "bob", "k", fp, exp + 1000, &r));
+    assert_null(r);
+}
+
 /* ---- audit ---- */
 
 static void test_audit(void **state)
@@ -2217,7 +2289,8 @@ static void test_ttl_makes_rows_invisible_at_once(void **state)
     assert_int_equal(store_session_update(c->s, "s1", "{}"), AGENTD_ENOTFOUND);
     struct store_task *task = NULL;
     assert_int_equal(store_task_get(c->s, "t1", &task), AGENTD_ENOTFOUND);
-    assert_int_equal(store_task_update(c->s, "t1", "completed", "[]"), AGENTD_ENOTFOUND);
+    assert_int_equal(store_task_update_if(c->s, "t1", "completed", "[]", "submitted", "[]"),
+                     AGENTD_ENOTFOUND);
     struct store_task *tasks = NULL;
     assert_ok(store_task_list(c->s, "s1", &tasks, &n));
     assert_int_equal(n, 0);
@@ -2228,7 +2301,7 @@ static void test_ttl_makes_rows_invisible_at_once(void **state)
     store_turn_list_free(turns, n);
     struct store_checkpoint *cps = NULL;
     assert_int_equal(store_checkpoint_list(c->s, "turn1", &cps, &n), AGENTD_ENOTFOUND);
-    assert_int_equal(store_turn_finish(c->s, "turn1", "failed"), AGENTD_ENOTFOUND);
+    assert_int_equal(store_turn_finish_events(c->s, "turn1", "failed", NULL, 0), AGENTD_ENOTFOUND);
     struct store_turn *turn_got = NULL;
     assert_int_equal(store_turn_get(c->s, "turn1", &turn_got), AGENTD_ENOTFOUND);
     assert_int_equal(store_turn_adopt(c->s, "turn1", NULL, "me"), AGENTD_ENOTFOUND);
@@ -2241,7 +2314,7 @@ static void test_ttl_makes_rows_invisible_at_once(void **state)
     struct store_event *evs = NULL;
     assert_int_equal(store_event_list(c->s, "s1", 0, 0, &evs, &n), AGENTD_ENOTFOUND);
     struct store_usage use = { 1, 1, 0.1, 1 };
-    assert_int_equal(store_usage_add(c->s, "turn1", "alice", "gpt", &use), AGENTD_ENOTFOUND);
+    assert_int_equal(usage_add(c->s, "turn1", "alice", "gpt", &use), AGENTD_ENOTFOUND);
     assert_int_equal(store_usage_session(c->s, "s1", &use), AGENTD_ENOTFOUND);
 
     /* Expired ids and keys are free again before any purge. */
@@ -2482,8 +2555,8 @@ static void test_backup_while_serving(void **state)
     assert_ok(store_backup(c->s, path));
     /* Taken mid-write, the copy is still a whole database at one instant. */
     struct store *b = NULL;
-    char err[256] = "";
-    assert_ok(open_with(c, path, 0, 0, &b, err, sizeof err));
+    struct agentd_error err = { 0 };
+    assert_ok(open_with(c, path, 0, 0, &b, &err));
     struct store_checkout *co = NULL;
     assert_ok(store_checkout_get(b, "co1", &co));
     store_checkout_free(co);
@@ -2493,7 +2566,7 @@ static void test_backup_while_serving(void **state)
     pthread_join(th, NULL);
     assert_true(w.written > 0);
     assert_ok(store_backup(c->s, path)); /* replaces the previous copy */
-    assert_ok(open_with(c, path, 0, 0, &b, err, sizeof err));
+    assert_ok(open_with(c, path, 0, 0, &b, &err));
     assert_ok(store_checkout_get(b, "co1", &co));
     assert_int_equal(co->version, 2);
     assert_string_equal(co->document, "{\"n\":1}");
@@ -2534,7 +2607,7 @@ static void test_vacuum_gives_space_back(void **state)
     }
     for (int i = 1; i < 200; i++) {
         snprintf(id, sizeof id, "s%d", i);
-        assert_ok(store_session_delete(c->s, id));
+        assert_ok(store_session_delete_idle(c->s, id, "alice"));
     }
     int64_t before = 0, after = 0;
     assert_ok(store_vacuum(c->s, &before, &after));
@@ -2697,6 +2770,7 @@ int main(void)
         T(test_stock),
         T(test_stock_last_unit_race),
         T(test_idempotency_lifecycle),
+        T(test_idempotency_lease_and_expiry),
         T(test_audit),
         T(test_ttl_makes_rows_invisible_at_once),
         T(test_purge_in_batches),

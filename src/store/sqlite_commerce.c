@@ -1,0 +1,140 @@
+/* The SQLite backend's commerce rows: checkouts (compare-and-swap on
+ * version), orders placed with their stock taken, and stock. */
+#include "store/sqlite_int.h"
+
+#include "core/err.h"
+
+/* ---- checkouts and orders ---- */
+
+/* id, owner, status, document, version, created_at, updated_at, expires_at */
+static const struct col checkout_cols[] = {
+    COL(TEXT, struct store_checkout, id),        COL(TEXT, struct store_checkout, owner),
+    COL(TEXT, struct store_checkout, status),    COL(TEXT, struct store_checkout, document),
+    COL(I64, struct store_checkout, version),    COL(I64, struct store_checkout, created_at),
+    COL(I64, struct store_checkout, updated_at), COL(I64, struct store_checkout, expires_at),
+};
+static const struct row_map checkout_rows = ROW_MAP(struct store_checkout, checkout_cols);
+
+/* id, checkout_id, owner, document, created_at */
+static const struct col order_cols[] = {
+    COL(TEXT, struct store_order, id),       COL(TEXT, struct store_order, checkout_id),
+    COL(TEXT, struct store_order, owner),    COL(TEXT, struct store_order, document),
+    COL(I64, struct store_order, created_at),
+};
+static const struct row_map order_rows = ROW_MAP(struct store_order, order_cols);
+
+int sq_checkout_create(void *b, struct store_checkout *c)
+{
+    struct sq *q = b;
+    int64_t now = now_ms(q);
+    int rc = sq_writer_begin(q);
+    if (rc)
+        return rc;
+    rc = sq_run(&q->writer, ST_CHECKOUT_DROP_EXPIRED, NULL, NULL, "ti", c->id, now);
+    if (rc == 0)
+        rc = sq_run(&q->writer, ST_CHECKOUT_INSERT, NULL, NULL, "ttttie", c->id, c->owner,
+                    c->status, c->document, now, c->expires_at);
+    if ((rc = sq_writer_end(q, rc)) == 0) {
+        c->version = 1;
+        c->created_at = c->updated_at = now;
+    }
+    return rc;
+}
+
+int sq_checkout_get(void *b, const char *id, struct store_checkout **out)
+{
+    struct sq *q = b;
+    return sq_get(q, ST_CHECKOUT_GET, &checkout_rows, out, "ti", id, now_ms(q));
+}
+
+/* Inside a write transaction: the compare-and-swap, and why it missed. */
+static int checkout_cas(struct sq *q, const char *id, int64_t expected, const char *status,
+                        const char *document, int64_t now)
+{
+    int changed = 0;
+    int64_t one;
+    int rc = sq_run(&q->writer, ST_CHECKOUT_CAS, NULL, &changed, "titti", id, expected, status,
+                    document, now);
+    if (rc == 0 && !changed) {
+        rc = sq_run(&q->writer, ST_CHECKOUT_LIVE, &one, NULL, "ti", id, now);
+        if (rc == 0)
+            rc = AGENTD_ECONFLICT;
+    }
+    return rc;
+}
+
+int sq_checkout_update(void *b, const char *id, int64_t expected_version,
+                       const char *status, const char *document)
+{
+    struct sq *q = b;
+    int64_t now = now_ms(q);
+    int rc = sq_writer_begin(q);
+    if (rc)
+        return rc;
+    return sq_writer_end(q, checkout_cas(q, id, expected_version, status, document, now));
+}
+
+int sq_order_create(void *b, struct store_order *o, int64_t checkout_version,
+                    const char *checkout_status, const char *checkout_document,
+                    const struct store_stock_line *take, size_t ntake)
+{
+    struct sq *q = b;
+    int64_t now = now_ms(q);
+    int rc = sq_writer_begin(q);
+    if (rc)
+        return rc;
+    rc = checkout_cas(q, o->checkout_id, checkout_version, checkout_status, checkout_document,
+                      now);
+    for (size_t i = 0; rc == 0 && i < ntake; i++) {
+        int changed = 0;
+        rc = sq_run(&q->writer, ST_STOCK_TAKE, NULL, &changed, "ti", take[i].product_id,
+                    take[i].quantity);
+        if (rc == 0 && !changed)
+            rc = AGENTD_ESTOCK;
+    }
+    if (rc == 0)
+        rc = sq_run(&q->writer, ST_ORDER_INSERT, NULL, NULL, "tttti", o->id, o->checkout_id,
+                    o->owner, o->document, now);
+    if ((rc = sq_writer_end(q, rc)) == 0)
+        o->created_at = now;
+    return rc;
+}
+
+int sq_order_update(void *b, const char *id, const char *document)
+{
+    return sq_write_found(b, ST_ORDER_UPDATE, "tt", id, document);
+}
+
+int sq_stock_seed(void *b, const struct store_stock_line *v, size_t n, int replace)
+{
+    struct sq *q = b;
+    int rc = sq_writer_begin(q);
+    if (rc)
+        return rc;
+    if (replace)
+        rc = sq_run(&q->writer, ST_STOCK_CLEAR, NULL, NULL, "");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = sq_run(&q->writer, replace ? ST_STOCK_SET : ST_STOCK_SEED, NULL, NULL, "ti",
+                    v[i].product_id, v[i].quantity);
+    return sq_writer_end(q, rc);
+}
+
+int sq_stock_get(void *b, const char *product_id, int64_t *quantity)
+{
+    struct sq *q = b;
+    struct conn *c = sq_reader_get(q);
+    int64_t v = -1;
+    int rc = sq_run(c, ST_STOCK_GET, &v, NULL, "t", product_id);
+    sq_conn_put(c);
+    if (rc == 0 && v < 0)
+        rc = AGENTD_ENOTFOUND;
+    if (rc == 0)
+        *quantity = v;
+    return rc;
+}
+
+int sq_order_get(void *b, const char *id, struct store_order **out)
+{
+    return sq_get(b, ST_ORDER_GET, &order_rows, out, "t", id);
+}
+
