@@ -26,7 +26,7 @@
 #include "core/metrics.h"
 #include "core/reqid.h"
 #include "llm/builtin.h"
-#include "llm/curl_loop.h"
+#include "http/client.h"
 #include "llm/llm_config.h"
 #include "llm/retry.h"
 #include "llm/stream.h"
@@ -73,7 +73,7 @@ struct provider {
  * touched only from it (llm_free runs after the thread stopped). */
 struct llm_loop {
     struct loop *loop;
-    struct curl_loop *cl;          /* NULL for the built-in model */
+    struct http_client *cl;          /* NULL for the built-in model */
     struct llm_call *calls;        /* live calls, so llm_free can drop them */
     /* The tools array serialized once: every call of a process passes the
      * same array, so its text is kept, keyed by the pointer (a reference is
@@ -235,7 +235,7 @@ static void attempt_clear(struct llm_call *c)
 {
     if (c->easy) {
         if (c->ll && c->ll->cl)
-            curl_loop_remove(c->ll->cl, c->easy);
+            http_client_remove(c->ll->cl, c->easy);
         curl_easy_cleanup(c->easy);
         c->easy = NULL;
     }
@@ -536,7 +536,7 @@ static void start_attempt(struct llm_call *c)
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     c->started_ns = clock_mono_ns();
     c->attempts++;
-    if (curl_loop_add(c->ll->cl, e, on_transfer_done, c) != 0)
+    if (http_client_add(c->ll->cl, e, on_transfer_done, c) != 0)
         goto oom;
     return;
 oom:
@@ -952,12 +952,12 @@ static struct llm_loop *loop_state(struct llm *l, struct loop *loop)
     if (!ll)
         return NULL;
     ll->loop = loop;
-    if (l->nprov && !(ll->cl = curl_loop_new(loop))) {
+    if (l->nprov && !(ll->cl = http_client_new(loop))) {
         free(ll);
         return NULL;
     }
     if (ll->cl && l->cfg.max_connections > 0)
-        curl_loop_set_max_connections(ll->cl, l->cfg.max_connections);
+        http_client_set_max_connections(ll->cl, l->cfg.max_connections);
     l->loops[id] = ll;
     return ll;
 }
@@ -1222,7 +1222,7 @@ void llm_free(struct llm *l)
         while (ll->calls)
             call_free(ll->calls);
         probe_free(ll->probe);
-        curl_loop_free(ll->cl);
+        http_client_free(ll->cl);
         json_decref(ll->tools_key);
         free(ll->tools_text);
         free(ll);
@@ -1335,7 +1335,7 @@ static void probe_free(struct llm_probe *pr)
     for (int i = 0; i < LLM_MAX_PROVIDERS; i++) {
         struct probe_one *o = &pr->one[i];
         if (o->easy) {
-            curl_loop_remove(pr->ll->cl, o->easy);
+            http_client_remove(pr->ll->cl, o->easy);
             curl_easy_cleanup(o->easy);
         }
         free(o->url);
@@ -1494,7 +1494,7 @@ int llm_probe(struct llm *l, struct loop *loop, llm_probe_done_fn done, void *ud
         curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
         o->easy = e;
         pr->left++;
-        if (curl_loop_add(ll->cl, e, probe_done_one, o) != 0) {
+        if (http_client_add(ll->cl, e, probe_done_one, o) != 0) {
             curl_easy_cleanup(e);
             o->easy = NULL;
             pr->left--;
