@@ -25,6 +25,7 @@
 #include "api/a2a.h"
 #include "api/chat.h"
 #include "agent/events.h"
+#include "agent/recover.h"
 #include "agent/runner.h"
 #include "agent/tools.h"
 #include "llm/builtin.h"

@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include "agent/budget.h"
 #include "agent/events.h"
+#include "agent/recover.h"
 #include "agent/runner.h"
 #include "agent/turn.h"
 #include "core/clock.h"

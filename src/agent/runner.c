@@ -278,20 +278,9 @@ static void publish(const struct turn *t)
 }
 
 /* Tools that change the checkout: their results are checkout-updated events. */
-static int mutates_checkout(const char *name)
-{
-    static const char *const names[] = { "add_to_checkout", "remove_from_checkout",
-                                         "update_checkout", "update_customer_details",
-                                         "select_shipping", "complete_checkout", NULL };
-    for (int i = 0; name && names[i]; i++)
-        if (strcmp(name, names[i]) == 0)
-            return 1;
-    return 0;
-}
-
 void turn_note_tool(struct turn *t, const char *name, const json_t *result)
 {
-    if (mutates_checkout(name))
+    if (tools_mutates_checkout(name))
         outcome_note_checkout(t->tool_fail, sizeof t->tool_fail, result_error_code(result));
     /* The session's checkout may hold an order an earlier turn placed: only
      * a successful complete_checkout of this turn says this turn placed it. */
@@ -446,7 +435,7 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
         metric_inc(metric_child(m_tool_calls, lv));
         metric_observe(metric_child(m_tool_duration, dv), (double)(clock_mono_ns() - t0) / 1e9);
         turn_note_tool(t, name, result);
-        if (mutates_checkout(name))
+        if (tools_mutates_checkout(name))
             failpoint("after_tool_effect"); /* tests: the effect is saved, its checkpoint not */
         int rc = 0;
         if (t->tctx.checkout_id && (!before || strcmp(before, t->tctx.checkout_id) != 0))
@@ -459,7 +448,7 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
         struct evs e = { 0 };
         evs_add(&e, t, "tool-result",
                 json_pack("{s:s,s:s?,s:O?}", "tool_call_id", id, "name", name, "result", result));
-        if (result && mutates_checkout(name) && !json_object_get(result, "error"))
+        if (result && tools_mutates_checkout(name) && !json_object_get(result, "error"))
             evs_add(&e, t, "checkout-updated", json_pack("{s:O}", "checkout", result));
         json_decref(result);
         if (rc == 0)

@@ -32,6 +32,10 @@ json_t *tools_definitions(void);
  * NULL only on out of memory. */
 json_t *tools_run(struct tools_ctx *ctx, const char *name, const char *arguments);
 
+/* 1 if the named tool changes the checkout (add, remove, update, customer
+ * details, shipping, complete), 0 otherwise or for an unknown name. */
+int tools_mutates_checkout(const char *name);
+
 /* Validates args against the named tool's schema; 0, or -1 with every
  * problem in why ("; "-separated, snprintf-style truncation). */
 int tools_validate(const char *name, const json_t *args, char *why, size_t len);

@@ -1185,10 +1185,26 @@ static void test_shop_search_product_fields(void **state)
     json_decref(r);
 }
 
+/* The tool table says which tools change the checkout (the runner reads it). */
+static void test_mutates_checkout_flag(void **state)
+{
+    (void)state;
+    const char *mut[] = { "add_to_checkout", "remove_from_checkout", "update_checkout",
+                          "update_customer_details", "select_shipping", "complete_checkout" };
+    const char *ro[] = { "search_shopping_catalog", "get_product", "get_checkout", "start_payment",
+                         "no_such_tool" };
+    for (size_t i = 0; i < sizeof mut / sizeof mut[0]; i++)
+        assert_int_equal(tools_mutates_checkout(mut[i]), 1);
+    for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++)
+        assert_int_equal(tools_mutates_checkout(ro[i]), 0);
+    assert_int_equal(tools_mutates_checkout(NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_definitions_shape),
+        cmocka_unit_test(test_mutates_checkout_flag),
         cmocka_unit_test(test_definitions_fresh_each_call),
         cmocka_unit_test(test_definitions_agree_with_validator),
         cmocka_unit_test(test_validate_valid_per_tool),
