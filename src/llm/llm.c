@@ -1,6 +1,6 @@
 /* The LLM client: one call = a small state machine over attempts (provider,
  * retry) driven by the caller's loop; curl transfers, backoff timers and the
- * built-in model's answers are all events on that loop, so nothing blocks. */
+ * local model's answers are all events on that loop, so nothing blocks. */
 #define _GNU_SOURCE
 #include "llm/llm.h"
 
@@ -25,7 +25,6 @@
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/reqid.h"
-#include "llm/builtin.h"
 #include "http/client.h"
 #include "llm/llm_config.h"
 #include "llm/retry.h"
@@ -88,6 +87,7 @@ struct llm {
     struct llm_config cfg;
     int nprov;
     struct provider prov[LLM_MAX_PROVIDERS];
+    struct llm_local_model local;  /* answers when nprov == 0 */
     struct metric_child *m_builtin_ok;
     struct llm_loop *loops[LLM_MAX_LOOPS];
 };
@@ -911,13 +911,14 @@ static void on_builtin(evutil_socket_t fd, short what, void *arg)
     (void)fd; (void)what;
     struct llm_call *c = arg;
     struct llm_reply *r = calloc(1, sizeof *r);
-    if (!r || llm_builtin_plan(c->builtin_msgs, r) != 0) {
+    const struct llm_local_model *m = &c->llm->local;
+    if (!r || m->plan(c->builtin_msgs, r, m->ud) != 0) {
         free(r);
         finish(c, AGENTD_ENOMEM, NULL, "out of memory in the built-in model", 0);
         return;
     }
     r->provider = strdup("builtin");
-    r->model = strdup(LLM_BUILTIN_MODEL);
+    r->model = strdup(m->name);
     r->attempts = 1;
     if (c->stream && c->on_delta && r->content && *r->content) {
         c->in_callback = 1;
@@ -1149,12 +1150,17 @@ static int provider_request_init(struct provider *p)
     return 0;
 }
 
-struct llm *llm_new(const struct llm_config *cfg, char *err, size_t errlen)
+struct llm *llm_new(const struct llm_config *cfg, const struct llm_local_model *local,
+                    struct agentd_error *e)
 {
+    if (cfg->builtin && (!local || !local->plan || !local->name)) {
+        agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "AGENTD_LLM=builtin needs a local model");
+        return NULL;
+    }
     struct llm *l = calloc(1, sizeof *l);
     if (!l || llm_config_copy(&l->cfg, cfg) != 0) {
         free(l);
-        snprintf(err, errlen, "out of memory");
+        agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
         return NULL;
     }
     static const char *const outcome_labels[] = { "provider", "model", "outcome", NULL };
@@ -1177,7 +1183,8 @@ struct llm *llm_new(const struct llm_config *cfg, char *err, size_t errlen)
                                              "LLM circuit breaker: 0 closed, 1 half-open, 2 open",
                                              METRIC_GAUGE, p_labels, NULL);
     if (l->cfg.builtin) {
-        const char *v[] = { "builtin", LLM_BUILTIN_MODEL, "ok" };
+        l->local = *local;
+        const char *v[] = { "builtin", local->name, "ok" };
         l->m_builtin_ok = m_req ? metric_child(m_req, v) : NULL;
         return l;
     }
@@ -1190,7 +1197,7 @@ struct llm *llm_new(const struct llm_config *cfg, char *err, size_t errlen)
         p->auth = p->cfg->api_key ? join("Authorization: Bearer ", p->cfg->api_key) : NULL;
         if (!p->endpoint || (p->cfg->api_key && !p->auth) || provider_request_init(p) != 0) {
             llm_free(l);
-            snprintf(err, errlen, "out of memory");
+            agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
             return NULL;
         }
         for (int o = 0; o < OUT_COUNT; o++) {
@@ -1258,7 +1265,7 @@ const char *llm_provider_name(const struct llm *l, int i)
 const char *llm_provider_model(const struct llm *l, int i)
 {
     if (!l->nprov)
-        return i == 0 ? LLM_BUILTIN_MODEL : NULL;
+        return i == 0 ? l->local.name : NULL;
     return i >= 0 && i < l->nprov ? l->prov[i].cfg->model : NULL;
 }
 

@@ -1,7 +1,7 @@
 /* The offline model: reads the last user message and the tool results after
  * it, and answers like a tool-using model would. Rules, not learning. */
 #define _GNU_SOURCE
-#include "llm/builtin.h"
+#include "agent/offline_model.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -9,8 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/offline_details.h"
 #include "core/buf.h"
-#include "llm/builtin_details.h"
+#include "core/err.h"
 #include "llm/stream.h"
 
 #define MAX_STEPS 16          /* tool calls after one user message before we stop and answer */
@@ -134,9 +135,9 @@ static int money_minor(json_t *v, long long *out)
         char *end;
         d = strtod(json_string_value(v), &end);
         if (end == json_string_value(v))
-            return -1;
+            return AGENTD_EINVAL;
     } else
-        return -1;
+        return AGENTD_EINVAL;
     *out = llround(d * 100);
     return 0;
 }
@@ -465,7 +466,7 @@ static void understand(const char *text, struct ask *a)
     static const char *const hello[] = { "hi", "hello", "hey", "help", "good morning", NULL };
     static const char *const thanks[] = { "thanks", "thank you", "bye", "goodbye", NULL };
 
-    if (has_any(l, ship_to) || builtin_has_email(text)) {
+    if (has_any(l, ship_to) || offline_has_email(text)) {
         a->intent = I_DETAILS;
     } else if (has_any(l, levels) && (find_word(l, "shipping") || find_word(l, "delivery") ||
                                       strlen(l) < 24)) {
@@ -1001,7 +1002,7 @@ static void plan(struct convo *cv, struct out *o)
             say(o, &b);
             break;
         }
-        json_t *args = builtin_parse_details(cv->user);
+        json_t *args = offline_parse_details(cv->user);
         if (args)
             call(o, "update_customer_details", args);
         else
@@ -1101,14 +1102,14 @@ done:
     ask_free(&a);
 }
 
-int llm_builtin_plan(const json_t *messages, struct llm_reply *out)
+int offline_model_plan(const json_t *messages, struct llm_reply *out)
 {
     memset(out, 0, sizeof *out);
     struct convo cv;
     convo_read(&cv, messages);
     struct out o = { &cv, NULL, NULL, NULL };
     plan(&cv, &o);
-    int rc = -1;
+    int rc = AGENTD_ENOMEM;
     if (o.tool) {
         char id[32];
         snprintf(id, sizeof id, "call_%d", cv.total_calls + 1);
@@ -1119,13 +1120,13 @@ int llm_builtin_plan(const json_t *messages, struct llm_reply *out)
         out->finish_reason = strdup("tool_calls");
         out->usage.completion_tokens = args ? (int64_t)strlen(args) / 4 + 8 : 0;
         free(args);
-        rc = out->tool_calls && out->finish_reason ? 0 : -1;
+        rc = out->tool_calls && out->finish_reason ? 0 : AGENTD_ENOMEM;
     } else if (o.text) {
         out->content = o.text;
         o.text = NULL;
         out->finish_reason = strdup("stop");
         out->usage.completion_tokens = (int64_t)strlen(out->content) / 4 + 1;
-        rc = out->finish_reason ? 0 : -1;
+        rc = out->finish_reason ? 0 : AGENTD_ENOMEM;
     }
     out->usage.prompt_tokens = (int64_t)cv.chars / 4 + 1;
     json_decref(o.args);
@@ -1134,4 +1135,16 @@ int llm_builtin_plan(const json_t *messages, struct llm_reply *out)
     if (rc != 0)
         llm_reply_clear(out);
     return rc;
+}
+
+static int plan_cb(const json_t *messages, struct llm_reply *out, void *ud)
+{
+    (void)ud;
+    return offline_model_plan(messages, out);
+}
+
+const struct llm_local_model *offline_model(void)
+{
+    static const struct llm_local_model m = { OFFLINE_MODEL_NAME, plan_cb, NULL };
+    return &m;
 }
