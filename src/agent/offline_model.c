@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "agent/offline_details.h"
+#include "agent/offline_intent.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "llm/stream.h"
@@ -17,10 +18,6 @@
 #define MAX_STEPS 16          /* tool calls after one user message before we stop and answer */
 #define MAX_LISTED 8          /* products listed in a search answer */
 
-enum intent {
-    I_NONE, I_SEARCH, I_ADD, I_REMOVE, I_UPDATE, I_GET, I_PRODUCT, I_DETAILS, I_SHIPPING, I_PAY,
-    I_START_PAY, I_HELLO, I_THANKS
-};
 
 /* One tool call after the last user message, with its result. */
 struct step {
@@ -37,89 +34,6 @@ struct convo {
     json_t *last_checkout;    /* most recent checkout-shaped tool result anywhere (owned ref) */
     size_t chars;             /* conversation size, for the usage estimate */
 };
-
-/* ---- text helpers ---- */
-
-static char *lower_dup(const char *s)
-{
-    char *d = strdup(s);
-    for (char *p = d; p && *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    return d;
-}
-
-static int is_word_char(char c) { return isalnum((unsigned char)c) || c == '\''; }
-
-/* `w` as a whole word (or phrase) in lower-case text; returns its position. */
-static const char *find_word(const char *text, const char *w)
-{
-    size_t n = strlen(w);
-    for (const char *p = text; (p = strstr(p, w)); p++) {
-        int left = p == text || !is_word_char(p[-1]);
-        int right = !is_word_char(p[n]);
-        if (left && right)
-            return p;
-    }
-    return NULL;
-}
-
-static int has_any(const char *text, const char *const *words)
-{
-    for (int i = 0; words[i]; i++)
-        if (find_word(text, words[i]))
-            return 1;
-    return 0;
-}
-
-static char *trim_dup(const char *s, size_t n)
-{
-    while (n && isspace((unsigned char)*s)) {
-        s++;
-        n--;
-    }
-    while (n && (isspace((unsigned char)s[n - 1]) || s[n - 1] == '.' || s[n - 1] == '?' ||
-                 s[n - 1] == '!'))
-        n--;
-    return strndup(s, n);
-}
-
-/* A catalog id such as BISC-001 or SW-CHIPS-001: letters/digits with a dash
- * and a digit. Returns it upper-cased, or NULL. */
-static char *find_product_id(const char *text)
-{
-    const char *p = text;
-    while (*p) {
-        while (*p && !(isalnum((unsigned char)*p)))
-            p++;
-        const char *s = p;
-        int dash = 0, digit = 0;
-        while (*p && (isalnum((unsigned char)*p) || *p == '-')) {
-            dash |= *p == '-';
-            digit |= isdigit((unsigned char)*p) != 0;
-            p++;
-        }
-        size_t n = (size_t)(p - s);
-        if (n >= 5 && dash && digit && s[0] != '-' && s[n - 1] != '-') {
-            char *id = strndup(s, n);
-            for (char *q = id; q && *q; q++)
-                *q = (char)toupper((unsigned char)*q);
-            return id;
-        }
-    }
-    return NULL;
-}
-
-static int word_number(const char *w, size_t n)
-{
-    static const char *const nums[] = { "zero", "one", "two", "three", "four", "five",
-                                        "six", "seven", "eight", "nine", "ten", NULL };
-    for (int i = 0; nums[i]; i++)
-        if (strlen(nums[i]) == n && strncmp(w, nums[i], n) == 0)
-            return i;
-    if ((n == 1 && *w == 'a') || (n == 2 && strncmp(w, "an", 2) == 0))
-        return 1;
-    return -1;
-}
 
 /* Money in minor units from an integer, a decimal number or a "4.99" string. */
 static int money_minor(json_t *v, long long *out)
@@ -286,252 +200,6 @@ static const char *error_message(json_t *result)
     return m ? m : "the shop reported an error";
 }
 
-/* ---- understanding the user ---- */
-
-struct ask {
-    enum intent intent;
-    char *product_id;         /* upper-cased id when the user named one */
-    char *query;              /* search words / product name */
-    int quantity;             /* -1 = not said */
-    long long max_price;      /* minor units, -1 = none */
-    char *level;              /* shipping: "express" | "standard" | "overnight" */
-};
-
-static void ask_free(struct ask *a)
-{
-    free(a->product_id);
-    free(a->query);
-    free(a->level);
-}
-
-/* Strips leading filler words so "show me some cookies" searches "cookies". */
-static const char *skip_prefixes(const char *s, const char *const *prefixes)
-{
-    for (int again = 1; again;) {
-        again = 0;
-        while (isspace((unsigned char)*s) || *s == ',' || *s == ':')
-            s++;
-        for (int i = 0; prefixes[i]; i++) {
-            size_t n = strlen(prefixes[i]);
-            if (!strncmp(s, prefixes[i], n) && !is_word_char(s[n])) {
-                s += n;
-                again = 1;
-                break;
-            }
-        }
-    }
-    return s;
-}
-
-/* Cuts trailing "to my cart", "please" etc. in place. */
-static void cut_suffixes(char *s)
-{
-    static const char *const tails[] = { " to my cart", " to the cart", " to cart", " to my basket",
-                                         " to the basket", " to my checkout", " from my cart",
-                                         " from the cart", " from cart", " please", " for me", NULL };
-    for (int again = 1; again;) {
-        again = 0;
-        size_t n = strlen(s);
-        while (n && (isspace((unsigned char)s[n - 1]) || strchr(".?!,", s[n - 1])))
-            s[--n] = 0;
-        for (int i = 0; tails[i]; i++) {
-            size_t t = strlen(tails[i]);
-            if (n >= t && !strcmp(s + n - t, tails[i])) {
-                s[n - t] = 0;
-                again = 1;
-                break;
-            }
-        }
-    }
-}
-
-/* "add 2 chocochip cookies" -> quantity 2, rest "chocochip cookies". */
-static const char *read_quantity(const char *s, int *qty)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    if (isdigit((unsigned char)*s)) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (!is_word_char(*end) || *end == 'x') {
-            /* out-of-range counts go to the tool, whose schema refuses them
-             * with a clear message, instead of silently becoming 1 */
-            *qty = v < 0 ? 0 : v > 1000000 ? 1000000 : (int)v;
-            s = end + (*end == 'x');
-        }
-    } else {
-        const char *e = s;
-        while (is_word_char(*e))
-            e++;
-        int v = word_number(s, (size_t)(e - s));
-        if (v > 0) {
-            *qty = v;
-            s = e;
-        }
-    }
-    while (isspace((unsigned char)*s))
-        s++;
-    if (!strncmp(s, "of ", 3))
-        s += 3;
-    if (!strncmp(s, "x ", 2))
-        s += 2;
-    return s;
-}
-
-/* "under $5", "below 5.50", "less than 10" -> minor units. */
-static long long read_max_price(char *lower)
-{
-    static const char *const cues[] = { "under", "below", "less than", "cheaper than", "max", NULL };
-    for (int i = 0; cues[i]; i++) {
-        char *p = (char *)find_word(lower, cues[i]);
-        if (!p)
-            continue;
-        char *q = p + strlen(cues[i]);
-        while (*q == ' ' || *q == '$')
-            q++;
-        if (!isdigit((unsigned char)*q))
-            continue;
-        char *end;
-        double v = strtod(q, &end);
-        *p = 0; /* the price words are not part of the query */
-        return llround(v * 100);
-    }
-    return -1;
-}
-
-/* A UI action's JSON as an A2A client's button sends it as text, e.g.
- * {"action":"add_to_checkout","product_id":"BISC-001","quantity":1}: 1 when
- * the text is one (a->intent set; I_NONE for an action we do not know). */
-static int understand_action(const char *text, struct ask *a)
-{
-    while (isspace((unsigned char)*text))
-        text++;
-    if (*text != '{')
-        return 0;
-    json_t *j = json_loads(text, 0, NULL);
-    const char *act = json_string_value(json_object_get(j, "action"));
-    if (!act) {
-        json_decref(j);
-        return 0;
-    }
-    const char *pid = json_string_value(json_object_get(j, "product_id"));
-    json_t *q = json_object_get(j, "quantity");
-    if (pid)
-        a->product_id = strdup(pid);
-    if (json_is_integer(q))
-        a->quantity = (int)(json_integer_value(q) > 9999 ? 9999 : json_integer_value(q) < 0 ? 0
-                                                                   : json_integer_value(q));
-    static const struct {
-        const char *action;
-        enum intent intent;
-    } map[] = { { "add_to_checkout", I_ADD },     { "remove_from_checkout", I_REMOVE },
-                { "update_checkout", I_UPDATE },  { "get_checkout", I_GET },
-                { "start_payment", I_START_PAY }, { "complete_checkout", I_PAY } };
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (strcmp(act, map[i].action) == 0)
-            a->intent = map[i].intent;
-    if ((a->intent == I_ADD || a->intent == I_REMOVE || a->intent == I_UPDATE) && !a->product_id)
-        a->intent = I_NONE;
-    json_decref(j);
-    return 1;
-}
-
-static void understand(const char *text, struct ask *a)
-{
-    memset(a, 0, sizeof *a);
-    a->quantity = -1;
-    a->max_price = -1;
-    if (understand_action(text, a))
-        return;
-    char *l = lower_dup(text);
-    if (!l)
-        return;
-    a->product_id = find_product_id(text);
-
-    static const char *const ship_to[] = { "ship to", "deliver to", "send to", "shipping address",
-                                           "my address is", NULL };
-    static const char *const levels[] = { "express", "standard", "overnight", NULL };
-    static const char *const pay[] = { "pay", "check out", "checkout now", "place the order",
-                                       "place my order", "place order", "complete", "purchase",
-                                       "buy it", "buy now", "confirm", NULL };
-    static const char *const removes[] = { "remove", "delete", "take out", "drop", NULL };
-    static const char *const adds[] = { "add", "put", "buy", "get me", NULL };
-    static const char *const updates[] = { "change", "set", "update", "make it", NULL };
-    static const char *const status[] = { "cart", "basket", "checkout", "status", "my order",
-                                          "total", NULL };
-    static const char *const searches[] = { "show me", "show", "search for", "search", "find me",
-                                            "find", "look for", "looking for", "do you have",
-                                            "do you sell", "i want", "i need", "i'd like",
-                                            "list", "browse", NULL };
-    static const char *const hello[] = { "hi", "hello", "hey", "help", "good morning", NULL };
-    static const char *const thanks[] = { "thanks", "thank you", "bye", "goodbye", NULL };
-
-    if (has_any(l, ship_to) || offline_has_email(text)) {
-        a->intent = I_DETAILS;
-    } else if (has_any(l, levels) && (find_word(l, "shipping") || find_word(l, "delivery") ||
-                                      strlen(l) < 24)) {
-        a->intent = I_SHIPPING;
-        for (int i = 0; levels[i]; i++)
-            if (find_word(l, levels[i]))
-                a->level = strdup(levels[i]);
-    } else if (has_any(l, removes)) {
-        a->intent = I_REMOVE;
-        const char *rest = skip_prefixes(l, removes);
-        rest = skip_prefixes(rest, (const char *const[]){ "the", "my", "all", NULL });
-        a->query = trim_dup(rest, strlen(rest));
-        if (a->query)
-            cut_suffixes(a->query);
-    } else if (has_any(l, pay) && !has_any(l, adds)) {
-        a->intent = I_PAY;
-    } else if (has_any(l, adds) && (a->product_id || strlen(skip_prefixes(l, adds)) > 0) &&
-               !find_word(l, "address")) {
-        a->intent = I_ADD;
-        const char *rest = read_quantity(skip_prefixes(l, adds), &a->quantity);
-        rest = skip_prefixes(rest, (const char *const[]){ "some", "the", "more", NULL });
-        a->query = trim_dup(rest, strlen(rest));
-        if (a->query)
-            cut_suffixes(a->query);
-    } else if (has_any(l, updates) && a->product_id) {
-        a->intent = I_UPDATE;
-        const char *to = find_word(l, "to");
-        const char *num = to ? to + 2 : l;
-        while (*num && !isdigit((unsigned char)*num))
-            num++;
-        a->quantity = *num ? atoi(num) : -1;
-    } else if (has_any(l, status)) {
-        a->intent = I_GET;
-    } else if (a->product_id) {
-        a->intent = I_PRODUCT;
-    } else if (has_any(l, thanks)) {
-        a->intent = I_THANKS;
-    } else if (has_any(l, hello) && strlen(l) < 40) {
-        a->intent = I_HELLO;
-    } else {
-        const char *rest = skip_prefixes(l, searches);
-        rest = skip_prefixes(rest, (const char *const[]){ "some", "any", "a", "an", "the", "me", NULL });
-        size_t words = 0;
-        for (const char *p = rest; *p; p++)
-            words += !isspace((unsigned char)*p) && (p == rest || isspace((unsigned char)p[-1]));
-        /* a short phrase is a product search; a long sentence we don't get */
-        if (*rest && (rest != l || words <= 4)) {
-            a->intent = I_SEARCH;
-            char *q = strdup(rest);
-            if (q) {
-                a->max_price = read_max_price(q);
-                cut_suffixes(q);
-                a->query = trim_dup(q, strlen(q));
-                free(q);
-            }
-            if (a->query && !*a->query) {
-                free(a->query);
-                a->query = NULL;
-                a->intent = I_NONE;
-            }
-        }
-    }
-    free(l);
-}
-
 /* ---- wording answers from tool results ---- */
 
 static long long total_of(json_t *totals, const char *type)
@@ -626,7 +294,7 @@ static void match_option(json_t *o, void *ud)
         return;
     const char *id = json_string_value(json_object_get(o, "id"));
     const char *title = json_string_value(json_object_get(o, "title"));
-    char *lt = title ? lower_dup(title) : NULL, *li = id ? lower_dup(id) : NULL;
+    char *lt = title ? offline_lower_dup(title) : NULL, *li = id ? offline_lower_dup(id) : NULL;
     if (id && ((lt && strstr(lt, f->level)) || (li && strstr(li, f->level) ) ||
                (li && !strcmp(f->level, "express") && strstr(li, "exp"))))
         f->id = strdup(id);
@@ -796,7 +464,7 @@ static const char *line_matching(json_t *co, const char *words)
         json_t *item = json_object_get(li, "item");
         const char *id = json_string_value(json_object_get(item, "id"));
         const char *title = json_string_value(json_object_get(item, "title"));
-        char *lt = title ? lower_dup(title) : NULL;
+        char *lt = title ? offline_lower_dup(title) : NULL;
         int hit = 0;
         /* every word of the request of 3+ letters appears in the title */
         char *w = strdup(words), *save = NULL;
@@ -822,284 +490,316 @@ static const char *line_matching(json_t *co, const char *words)
     return found;
 }
 
+/* A search: call search_shopping_catalog, then list the hits. */
+static void plan_search(struct convo *cv, const struct ask *a, struct out *o)
+{
+    struct step *s = find_step(cv, "search_shopping_catalog");
+    if (!s) {
+        json_t *args = json_pack("{s:s}", "query", a->query);
+        if (args && a->max_price >= 0)
+            json_object_set_new(args, "max_price", json_integer(a->max_price));
+        call(o, "search_shopping_catalog", args);
+    } else if (!said_error(o, s)) {
+        struct buf b = { 0 };
+        word_search(&b, s->result, a->query);
+        say(o, &b);
+    }
+}
+
+/* One product by id: get_product, then describe it. */
+static void plan_product(struct convo *cv, const struct ask *a, struct out *o)
+{
+    struct step *s = find_step(cv, "get_product");
+    if (!s)
+        call(o, "get_product", json_pack("{s:s}", "product_id", a->product_id));
+    else if (!said_error(o, s)) {
+        json_t *p = json_object_get(s->result, "product");
+        if (!json_is_object(p))
+            p = s->result;
+        struct buf b = { 0 };
+        const char *title = json_string_value(json_object_get(p, "title"));
+        const char *desc = json_string_value(json_object_get(p, "description"));
+        long long price;
+        buf_printf(&b, "%s (%s)", title ? title : a->product_id, a->product_id);
+        if (money_minor(json_object_get(p, "price"), &price) == 0) {
+            buf_puts(&b, ": ");
+            put_money(&b, price, json_string_value(json_object_get(p, "currency")));
+        }
+        if (desc)
+            buf_printf(&b, ". %s", desc);
+        if (json_is_false(json_object_get(p, "in_stock")))
+            buf_puts(&b, " It is out of stock right now.");
+        say(o, &b);
+    }
+}
+
+/* Add to the cart: by id, or by name through a search for the top hit. */
+static void plan_add(struct convo *cv, const struct ask *a, struct out *o)
+{
+    int qty = a->quantity > 0 ? a->quantity : 1;
+    struct step *added = find_step(cv, "add_to_checkout");
+    if (added) {
+        if (!said_error(o, added)) {
+            const char *pid = json_string_value(json_object_get(added->args, "product_id"));
+            char lead[160];
+            snprintf(lead, sizeof lead, "Added %d x %s to your cart.", qty, pid ? pid : "it");
+            answer_cart(o, lead, added->result);
+        }
+        return;
+    }
+    if (a->product_id) {
+        call(o, "add_to_checkout", json_pack("{s:s, s:i}", "product_id", a->product_id,
+                                             "quantity", qty));
+        return;
+    }
+    if (!a->query || !*a->query) {
+        say_str(o, "What would you like to add? Give me a product name or id, e.g. \"add 2 BISC-001\".");
+        return;
+    }
+    struct step *s = find_step(cv, "search_shopping_catalog");
+    if (!s) {
+        call(o, "search_shopping_catalog", json_pack("{s:s}", "query", a->query));
+    } else if (!said_error(o, s)) {
+        const char *id = top_hit(s->result);
+        if (!id) {
+            struct buf b = { 0 };
+            buf_printf(&b, "I couldn't find \"%s\" in the catalog.", a->query);
+            say(o, &b);
+        } else
+            call(o, "add_to_checkout", json_pack("{s:s, s:i}", "product_id", id, "quantity", qty));
+    }
+}
+
+/* Remove from the cart: by id, or by name matched against the cart's lines. */
+static void plan_remove(struct convo *cv, const struct ask *a, struct out *o)
+{
+    struct step *r = find_step(cv, "remove_from_checkout");
+    if (r) {
+        if (!said_error(o, r)) {
+            const char *pid = json_string_value(json_object_get(r->args, "product_id"));
+            char lead[160];
+            snprintf(lead, sizeof lead, "Removed %s from your cart.", pid ? pid : "it");
+            answer_cart(o, lead, r->result);
+        }
+        return;
+    }
+    if (a->product_id) {
+        call(o, "remove_from_checkout", json_pack("{s:s}", "product_id", a->product_id));
+        return;
+    }
+    struct step *g = find_step(cv, "get_checkout");
+    if (!g) {
+        call(o, "get_checkout", NULL);
+    } else if (!said_error(o, g)) {
+        const char *id = a->query ? line_matching(g->result, a->query) : NULL;
+        if (id)
+            call(o, "remove_from_checkout", json_pack("{s:s}", "product_id", id));
+        else {
+            struct buf b = { 0 };
+            buf_printf(&b, "I don't see \"%s\" in your cart.\n", a->query ? a->query : "that");
+            word_cart(&b, g->result);
+            say(o, &b);
+        }
+    }
+}
+
+/* Change a quantity (0 removes). */
+static void plan_update(struct convo *cv, const struct ask *a, struct out *o)
+{
+    struct step *u = find_step(cv, "update_checkout");
+    if (!u && a->quantity == 0) /* "to 0" removes: that step finishes it too */
+        u = find_step(cv, "remove_from_checkout");
+    if (u) {
+        if (!said_error(o, u))
+            answer_cart(o, "Updated.", u->result);
+    } else if (a->quantity < 0) {
+        say_str(o, "How many would you like? e.g. \"change BISC-001 to 3\".");
+    } else if (a->quantity == 0) {
+        call(o, "remove_from_checkout", json_pack("{s:s}", "product_id", a->product_id));
+    } else {
+        call(o, "update_checkout", json_pack("{s:s, s:i}", "product_id", a->product_id,
+                                             "quantity", a->quantity));
+    }
+}
+
+/* Show the cart (or the order once placed). */
+static void plan_get(struct convo *cv, const struct ask *a, struct out *o)
+{
+    (void)a;
+    struct step *g = find_step(cv, "get_checkout");
+    if (!g)
+        call(o, "get_checkout", NULL);
+    else if (!said_error(o, g)) {
+        json_t *order = json_object_get(unwrap(g->result), "order");
+        const char *oid = json_string_value(json_object_get(order, "id"));
+        if (oid) {
+            struct buf b = { 0 };
+            buf_printf(&b, "Your order %s is placed.\n", oid);
+            word_cart(&b, g->result);
+            say(o, &b);
+        } else
+            answer_cart(o, NULL, g->result);
+    }
+}
+
+/* Buyer details from free text: update_customer_details, then the shipping options. */
+static void plan_details(struct convo *cv, const struct ask *a, struct out *o)
+{
+    (void)a;
+    struct step *d = find_step(cv, "update_customer_details");
+    if (d) {
+        if (said_error(o, d))
+            return;
+        struct buf b = { 0 };
+        if (word_details(&b, d)) {
+            say(o, &b);
+            return;
+        }
+        struct opt_list ol = { &b, json_string_value(json_object_get(unwrap(d->result), "currency")), 0 };
+        buf_puts(&b, "\nShipping options:");
+        size_t mark = b.len;
+        each_option(d->result, list_option, &ol);
+        if (!ol.n) {
+            b.len = mark - strlen("\nShipping options:");
+            if (b.data)
+                b.data[b.len] = 0;
+        }
+        buf_puts(&b, !ol.n ? "\nSay \"pay\" when you are ready."
+                     : chosen_option(d->result)
+                         ? "\nSay \"pay\" when you are ready, or choose another shipping "
+                           "option (e.g. \"express shipping\")."
+                         : "\nWhich shipping would you like (e.g. \"express shipping\")?");
+        say(o, &b);
+        return;
+    }
+    json_t *args = offline_parse_details(cv->user);
+    if (args)
+        call(o, "update_customer_details", args);
+    else
+        say_str(o, "To ship your order I need a name, street, city, region, postal code, country "
+                   "and email, e.g. \"ship to Jane Doe, 1 Main St, Springfield, IL 62701, US, "
+                   "jane@example.com\".");
+}
+
+/* Is the checkout ready to pay: start_payment. */
+static void plan_start_pay(struct convo *cv, const struct ask *a, struct out *o)
+{
+    (void)a;
+    struct step *s = find_step(cv, "start_payment");
+    if (!s) {
+        call(o, "start_payment", NULL);
+    } else if (!said_error(o, s)) {
+        json_t *co = unwrap(s->result);
+        const char *st = json_string_value(json_object_get(co, "status"));
+        struct buf b = { 0 };
+        if (st && !strcmp(st, "ready_for_complete"))
+            buf_puts(&b, "Your checkout is ready: choose a payment method to complete the "
+                         "purchase.\n");
+        else
+            word_missing(&b, co);
+        word_cart(&b, co);
+        say(o, &b);
+    }
+}
+
+/* Pick a shipping level: the matching option of the latest checkout. */
+static void plan_shipping(struct convo *cv, const struct ask *a, struct out *o)
+{
+    struct step *s = find_step(cv, "select_shipping");
+    if (s) {
+        if (!said_error(o, s)) {
+            const char *lv = a->level ? a->level : "express";
+            char lead[160];
+            snprintf(lead, sizeof lead, "%c%s shipping selected.", toupper((unsigned char)lv[0]), lv + 1);
+            struct buf b = { 0 };
+            buf_printf(&b, "%s\n", lead);
+            word_cart(&b, s->result);
+            buf_puts(&b, "\nSay \"pay\" to place the order.");
+            say(o, &b);
+        }
+        return;
+    }
+    struct opt_find f = { a->level ? a->level : "express", NULL };
+    if (cv->last_checkout)
+        each_option(cv->last_checkout, match_option, &f);
+    if (!f.id) /* the demo catalog's rate ids */
+        f.id = strdup(!strcmp(f.level, "standard") ? "std-ship"
+                      : !strcmp(f.level, "overnight") ? "us-overnight" : "exp-ship");
+    call(o, "select_shipping", json_pack("{s:s}", "option_id", f.id));
+    free(f.id);
+}
+
+/* Pay: complete_checkout (the payment token travels as client data, never through the model). */
+static void plan_pay(struct convo *cv, const struct ask *a, struct out *o)
+{
+    (void)a;
+    /* the payment token travels as client data, never through the model */
+    struct step *s = find_step(cv, "complete_checkout");
+    if (!s) {
+        call(o, "complete_checkout", NULL);
+    } else if (!said_error(o, s)) {
+        json_t *co = unwrap(s->result);
+        /* order.permalink_url is UCP's (it opens for a platform sending
+         * UCP-Agent), not a page a buyer can open: the answer names the
+         * order by id only */
+        const char *oid = json_string_value(json_object_get(json_object_get(co, "order"), "id"));
+        struct buf b = { 0 };
+        if (oid) {
+            buf_printf(&b, "Your order %s is placed. Thank you!", oid);
+            long long total = total_of(json_object_get(co, "totals"), "total");
+            if (total >= 0) {
+                buf_puts(&b, " Total charged: ");
+                put_money(&b, total, json_string_value(json_object_get(co, "currency")));
+                buf_puts(&b, ".");
+            }
+        } else {
+            /* not placed: say what the checkout still needs */
+            json_t *msgs = json_object_get(co, "messages");
+            const char *m = json_string_value(json_object_get(json_array_get(msgs, 0), "content"));
+            buf_printf(&b, "The order is not placed yet%s%s", m ? ": " : ".", m ? m : "");
+        }
+        say(o, &b);
+    }
+}
+
+/* The next step for the last user message: its intent's planner, unless the
+ * turn already took MAX_STEPS tool calls or a tool's answer is missing. */
 static void plan(struct convo *cv, struct out *o)
 {
     struct ask a;
-    understand(cv->user ? cv->user : "", &a);
+    offline_understand(cv->user ? cv->user : "", &a);
     struct step *last = cv->nsteps ? &cv->steps[cv->nsteps - 1] : NULL;
-    if (cv->nsteps >= MAX_STEPS) {
+    if (cv->nsteps >= MAX_STEPS)
         say_str(o, "I've done what I can for that request. What would you like next?");
-        goto done;
-    }
-    if (last && !last->result) {
+    else if (last && !last->result)
         say_str(o, "I'm still waiting for the shop's answer.");
-        goto done;
-    }
-    switch (a.intent) {
-    case I_SEARCH: {
-        struct step *s = find_step(cv, "search_shopping_catalog");
-        if (!s) {
-            json_t *args = json_pack("{s:s}", "query", a.query);
-            if (args && a.max_price >= 0)
-                json_object_set_new(args, "max_price", json_integer(a.max_price));
-            call(o, "search_shopping_catalog", args);
-        } else if (!said_error(o, s)) {
-            struct buf b = { 0 };
-            word_search(&b, s->result, a.query);
-            say(o, &b);
-        }
-        break;
-    }
-    case I_PRODUCT: {
-        struct step *s = find_step(cv, "get_product");
-        if (!s)
-            call(o, "get_product", json_pack("{s:s}", "product_id", a.product_id));
-        else if (!said_error(o, s)) {
-            json_t *p = json_object_get(s->result, "product");
-            if (!json_is_object(p))
-                p = s->result;
-            struct buf b = { 0 };
-            const char *title = json_string_value(json_object_get(p, "title"));
-            const char *desc = json_string_value(json_object_get(p, "description"));
-            long long price;
-            buf_printf(&b, "%s (%s)", title ? title : a.product_id, a.product_id);
-            if (money_minor(json_object_get(p, "price"), &price) == 0) {
-                buf_puts(&b, ": ");
-                put_money(&b, price, json_string_value(json_object_get(p, "currency")));
-            }
-            if (desc)
-                buf_printf(&b, ". %s", desc);
-            if (json_is_false(json_object_get(p, "in_stock")))
-                buf_puts(&b, " It is out of stock right now.");
-            say(o, &b);
-        }
-        break;
-    }
-    case I_ADD: {
-        int qty = a.quantity > 0 ? a.quantity : 1;
-        struct step *added = find_step(cv, "add_to_checkout");
-        if (added) {
-            if (!said_error(o, added)) {
-                const char *pid = json_string_value(json_object_get(added->args, "product_id"));
-                char lead[160];
-                snprintf(lead, sizeof lead, "Added %d x %s to your cart.", qty, pid ? pid : "it");
-                answer_cart(o, lead, added->result);
-            }
+    else
+        switch (a.intent) {
+        case I_SEARCH: plan_search(cv, &a, o); break;
+        case I_PRODUCT: plan_product(cv, &a, o); break;
+        case I_ADD: plan_add(cv, &a, o); break;
+        case I_REMOVE: plan_remove(cv, &a, o); break;
+        case I_UPDATE: plan_update(cv, &a, o); break;
+        case I_GET: plan_get(cv, &a, o); break;
+        case I_DETAILS: plan_details(cv, &a, o); break;
+        case I_START_PAY: plan_start_pay(cv, &a, o); break;
+        case I_SHIPPING: plan_shipping(cv, &a, o); break;
+        case I_PAY: plan_pay(cv, &a, o); break;
+        case I_HELLO:
+            say_str(o, "Hi! I can search the catalog (\"show me cookies\"), add items (\"add 2 BISC-001\"), "
+                       "set your shipping address, pick shipping and place the order.");
+            break;
+        case I_THANKS:
+            say_str(o, "You're welcome! Anything else?");
+            break;
+        case I_NONE:
+        default:
+            say_str(o, "Sorry, I didn't catch that. I can search products (\"show me cookies\"), add "
+                       "them to your cart (\"add 2 BISC-001\"), show your cart, set a shipping address, "
+                       "choose shipping and place the order (\"pay\").");
             break;
         }
-        if (a.product_id) {
-            call(o, "add_to_checkout", json_pack("{s:s, s:i}", "product_id", a.product_id,
-                                                 "quantity", qty));
-            break;
-        }
-        if (!a.query || !*a.query) {
-            say_str(o, "What would you like to add? Give me a product name or id, e.g. \"add 2 BISC-001\".");
-            break;
-        }
-        struct step *s = find_step(cv, "search_shopping_catalog");
-        if (!s) {
-            call(o, "search_shopping_catalog", json_pack("{s:s}", "query", a.query));
-        } else if (!said_error(o, s)) {
-            const char *id = top_hit(s->result);
-            if (!id) {
-                struct buf b = { 0 };
-                buf_printf(&b, "I couldn't find \"%s\" in the catalog.", a.query);
-                say(o, &b);
-            } else
-                call(o, "add_to_checkout", json_pack("{s:s, s:i}", "product_id", id, "quantity", qty));
-        }
-        break;
-    }
-    case I_REMOVE: {
-        struct step *r = find_step(cv, "remove_from_checkout");
-        if (r) {
-            if (!said_error(o, r)) {
-                const char *pid = json_string_value(json_object_get(r->args, "product_id"));
-                char lead[160];
-                snprintf(lead, sizeof lead, "Removed %s from your cart.", pid ? pid : "it");
-                answer_cart(o, lead, r->result);
-            }
-            break;
-        }
-        if (a.product_id) {
-            call(o, "remove_from_checkout", json_pack("{s:s}", "product_id", a.product_id));
-            break;
-        }
-        struct step *g = find_step(cv, "get_checkout");
-        if (!g) {
-            call(o, "get_checkout", NULL);
-        } else if (!said_error(o, g)) {
-            const char *id = a.query ? line_matching(g->result, a.query) : NULL;
-            if (id)
-                call(o, "remove_from_checkout", json_pack("{s:s}", "product_id", id));
-            else {
-                struct buf b = { 0 };
-                buf_printf(&b, "I don't see \"%s\" in your cart.\n", a.query ? a.query : "that");
-                word_cart(&b, g->result);
-                say(o, &b);
-            }
-        }
-        break;
-    }
-    case I_UPDATE: {
-        struct step *u = find_step(cv, "update_checkout");
-        if (!u && a.quantity == 0) /* "to 0" removes: that step finishes it too */
-            u = find_step(cv, "remove_from_checkout");
-        if (u) {
-            if (!said_error(o, u))
-                answer_cart(o, "Updated.", u->result);
-        } else if (a.quantity < 0) {
-            say_str(o, "How many would you like? e.g. \"change BISC-001 to 3\".");
-        } else if (a.quantity == 0) {
-            call(o, "remove_from_checkout", json_pack("{s:s}", "product_id", a.product_id));
-        } else {
-            call(o, "update_checkout", json_pack("{s:s, s:i}", "product_id", a.product_id,
-                                                 "quantity", a.quantity));
-        }
-        break;
-    }
-    case I_GET: {
-        struct step *g = find_step(cv, "get_checkout");
-        if (!g)
-            call(o, "get_checkout", NULL);
-        else if (!said_error(o, g)) {
-            json_t *order = json_object_get(unwrap(g->result), "order");
-            const char *oid = json_string_value(json_object_get(order, "id"));
-            if (oid) {
-                struct buf b = { 0 };
-                buf_printf(&b, "Your order %s is placed.\n", oid);
-                word_cart(&b, g->result);
-                say(o, &b);
-            } else
-                answer_cart(o, NULL, g->result);
-        }
-        break;
-    }
-    case I_DETAILS: {
-        struct step *d = find_step(cv, "update_customer_details");
-        if (d) {
-            if (said_error(o, d))
-                break;
-            struct buf b = { 0 };
-            if (word_details(&b, d)) {
-                say(o, &b);
-                break;
-            }
-            struct opt_list ol = { &b, json_string_value(json_object_get(unwrap(d->result), "currency")), 0 };
-            buf_puts(&b, "\nShipping options:");
-            size_t mark = b.len;
-            each_option(d->result, list_option, &ol);
-            if (!ol.n) {
-                b.len = mark - strlen("\nShipping options:");
-                if (b.data)
-                    b.data[b.len] = 0;
-            }
-            buf_puts(&b, !ol.n ? "\nSay \"pay\" when you are ready."
-                         : chosen_option(d->result)
-                             ? "\nSay \"pay\" when you are ready, or choose another shipping "
-                               "option (e.g. \"express shipping\")."
-                             : "\nWhich shipping would you like (e.g. \"express shipping\")?");
-            say(o, &b);
-            break;
-        }
-        json_t *args = offline_parse_details(cv->user);
-        if (args)
-            call(o, "update_customer_details", args);
-        else
-            say_str(o, "To ship your order I need a name, street, city, region, postal code, country "
-                       "and email, e.g. \"ship to Jane Doe, 1 Main St, Springfield, IL 62701, US, "
-                       "jane@example.com\".");
-        break;
-    }
-    case I_START_PAY: {
-        struct step *s = find_step(cv, "start_payment");
-        if (!s) {
-            call(o, "start_payment", NULL);
-        } else if (!said_error(o, s)) {
-            json_t *co = unwrap(s->result);
-            const char *st = json_string_value(json_object_get(co, "status"));
-            struct buf b = { 0 };
-            if (st && !strcmp(st, "ready_for_complete"))
-                buf_puts(&b, "Your checkout is ready: choose a payment method to complete the "
-                             "purchase.\n");
-            else
-                word_missing(&b, co);
-            word_cart(&b, co);
-            say(o, &b);
-        }
-        break;
-    }
-    case I_SHIPPING: {
-        struct step *s = find_step(cv, "select_shipping");
-        if (s) {
-            if (!said_error(o, s)) {
-                const char *lv = a.level ? a.level : "express";
-                char lead[160];
-                snprintf(lead, sizeof lead, "%c%s shipping selected.", toupper((unsigned char)lv[0]), lv + 1);
-                struct buf b = { 0 };
-                buf_printf(&b, "%s\n", lead);
-                word_cart(&b, s->result);
-                buf_puts(&b, "\nSay \"pay\" to place the order.");
-                say(o, &b);
-            }
-            break;
-        }
-        struct opt_find f = { a.level ? a.level : "express", NULL };
-        if (cv->last_checkout)
-            each_option(cv->last_checkout, match_option, &f);
-        if (!f.id) /* the demo catalog's rate ids */
-            f.id = strdup(!strcmp(f.level, "standard") ? "std-ship"
-                          : !strcmp(f.level, "overnight") ? "us-overnight" : "exp-ship");
-        call(o, "select_shipping", json_pack("{s:s}", "option_id", f.id));
-        free(f.id);
-        break;
-    }
-    case I_PAY: {
-        /* the payment token travels as client data, never through the model */
-        struct step *s = find_step(cv, "complete_checkout");
-        if (!s) {
-            call(o, "complete_checkout", NULL);
-        } else if (!said_error(o, s)) {
-            json_t *co = unwrap(s->result);
-            /* order.permalink_url is UCP's (it opens for a platform sending
-             * UCP-Agent), not a page a buyer can open: the answer names the
-             * order by id only */
-            const char *oid = json_string_value(json_object_get(json_object_get(co, "order"), "id"));
-            struct buf b = { 0 };
-            if (oid) {
-                buf_printf(&b, "Your order %s is placed. Thank you!", oid);
-                long long total = total_of(json_object_get(co, "totals"), "total");
-                if (total >= 0) {
-                    buf_puts(&b, " Total charged: ");
-                    put_money(&b, total, json_string_value(json_object_get(co, "currency")));
-                    buf_puts(&b, ".");
-                }
-            } else {
-                /* not placed: say what the checkout still needs */
-                json_t *msgs = json_object_get(co, "messages");
-                const char *m = json_string_value(json_object_get(json_array_get(msgs, 0), "content"));
-                buf_printf(&b, "The order is not placed yet%s%s", m ? ": " : ".", m ? m : "");
-            }
-            say(o, &b);
-        }
-        break;
-    }
-    case I_HELLO:
-        say_str(o, "Hi! I can search the catalog (\"show me cookies\"), add items (\"add 2 BISC-001\"), "
-                   "set your shipping address, pick shipping and place the order.");
-        break;
-    case I_THANKS:
-        say_str(o, "You're welcome! Anything else?");
-        break;
-    case I_NONE:
-    default:
-        say_str(o, "Sorry, I didn't catch that. I can search products (\"show me cookies\"), add "
-                   "them to your cart (\"add 2 BISC-001\"), show your cart, set a shipping address, "
-                   "choose shipping and place the order (\"pay\").");
-        break;
-    }
-done:
-    ask_free(&a);
+    offline_ask_free(&a);
 }
 
 int offline_model_plan(const json_t *messages, struct llm_reply *out)
