@@ -112,14 +112,14 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
         }
         if (c->sse) {
             c->in_callback = 1;
-            char why[200] = "";
-            int rc = llm_stream_feed(c->sp, ptr, n, why, sizeof why);
+            struct agentd_error why = { 0 };
+            int rc = llm_stream_feed(c->sp, ptr, n, &why);
             c->in_callback = 0;
             if (c->cancelled)
                 return 0; /* cancelled from on_delta: abort, on_done frees */
             if (rc != 0) {
                 c->write_failed = 1;
-                llm_set_msg(&c->write_err, "%s", why);
+                llm_set_msg(&c->write_err, "%.199s", why.msg); /* as long as it always was */
                 return 0;
             }
             return n;
@@ -527,12 +527,12 @@ static void on_transfer_done(CURL *easy, CURLcode res, void *ud)
     }
     if (status >= 200 && status < 300) {
         struct llm_reply *r = calloc(1, sizeof *r);
-        char err[200] = "";
-        int rc = -1;
+        struct agentd_error err = { 0 };
+        int rc = AGENTD_ENOMEM;
         if (r && c->stream && c->sse == 1)
-            rc = llm_stream_finish(c->sp, r, err, sizeof err);
+            rc = llm_stream_finish(c->sp, r, &err);
         else if (r) {
-            rc = llm_reply_parse(c->in.data ? c->in.data : "", c->in.len, r, err, sizeof err);
+            rc = llm_reply_parse(c->in.data ? c->in.data : "", c->in.len, r, &err);
             /* a plain JSON answer to a streaming request still streams its text once */
             if (rc == 0 && c->stream && r->content && *r->content && c->on_delta) {
                 on_stream_delta(r->content, strlen(r->content), c);
@@ -543,13 +543,13 @@ static void on_transfer_done(CURL *easy, CURLcode res, void *ud)
                 }
             }
         } else
-            snprintf(err, sizeof err, "out of memory");
+            agentd_fail(&err, rc, NULL, NULL, "out of memory");
         if (rc == 0) {
             attempt_succeeded(c, r);
             return;
         }
         free(r);
-        snprintf(what, sizeof what, "malformed reply: %s", err);
+        snprintf(what, sizeof what, "malformed reply: %.199s", err.msg); /* as long as it always was */
         attempt_failed(c, 1, 0, -1, status, what, 0);
         return;
     }
