@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/err.h"
 
+/* jansson's dump callback: its contract is 0 or -1 (not an AGENTD_E* status). */
 static int dump_to_buf(const char *s, size_t n, void *ud)
 {
     struct buf *b = ud;
@@ -85,7 +87,7 @@ int llm_request_build(struct llm_call *c, struct llm_loop *ll, const struct llm_
     buf_puts(&b, "}");
     if (b.oom || !b.data) {
         buf_free(&b);
-        return -1;
+        return AGENTD_ENOMEM;
     }
     char *fit = realloc(b.data, b.len + 1); /* tools text met for the first time */
     c->body = fit ? fit : b.data;
@@ -106,7 +108,7 @@ int llm_request_for_provider(struct llm_call *c)
     size_t rest = c->body_len - c->body_rest;
     char *b = malloc(p->body_head_len + rest + 1);
     if (!b)
-        return -1;
+        return AGENTD_ENOMEM;
     memcpy(b, p->body_head, p->body_head_len);
     memcpy(b + p->body_head_len, c->body + c->body_rest, rest);
     b[p->body_head_len + rest] = 0;
@@ -169,7 +171,7 @@ int llm_provider_request_init(struct provider *p)
     p->body_head = model ? llm_join("{\"model\":", model) : NULL;
     free(model);
     if (!p->body_head)
-        return -1;
+        return AGENTD_ENOMEM;
     p->body_head_len = strlen(p->body_head);
     static const char *const accept[2] = { "Accept: application/json", "Accept: text/event-stream" };
     for (int k = 0; k < 2; k++) {
@@ -179,7 +181,7 @@ int llm_provider_request_init(struct provider *p)
         for (size_t i = 0; i < sizeof lines / sizeof *lines && lines[i]; i++) {
             struct curl_slist *t = curl_slist_append(p->hdrs[k], lines[i]);
             if (!t)
-                return -1;
+                return AGENTD_ENOMEM;
             p->hdrs[k] = t;
         }
     }
