@@ -48,7 +48,7 @@ int agent_busy_policy_parse(const char *s)
     for (int i = 0; s && i < 3; i++)
         if (strcmp(s, busy_names[i]) == 0)
             return i;
-    return -1;
+    return AGENTD_EINVAL;
 }
 
 const char *agent_busy_policy_name(int policy)

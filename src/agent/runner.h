@@ -29,7 +29,7 @@ enum agent_busy_policy {
     AGENT_BUSY_INTERRUPT, /* ask the running turn to stop at its next step
                              boundary (it answers 409 turn_interrupted), then run */
 };
-/* "enqueue" | "reject" | "interrupt" -> enum value, else -1. */
+/* "enqueue" | "reject" | "interrupt" -> enum value, else AGENTD_EINVAL. */
 int agent_busy_policy_parse(const char *s);
 const char *agent_busy_policy_name(int policy);
 

@@ -489,7 +489,7 @@ static int compile_patterns(const json_t *schema)
             i++;
         if (i == S.nre) {
             if (S.nre == PATTERNS_MAX || regcomp(&S.re[i].re, p, REG_EXTENDED | REG_NOSUB) != 0)
-                return -1;
+                return AGENTD_EINVAL;
             S.re[i].src = p;
             S.nre++;
         }
@@ -498,7 +498,7 @@ static int compile_patterns(const json_t *schema)
     json_t *sub;
     json_object_foreach(json_object_get(schema, "properties"), k, sub)
         if (compile_patterns(sub) != 0)
-            return -1;
+            return AGENTD_EINVAL;
     return compile_patterns(json_object_get(schema, "items"));
 }
 
@@ -964,15 +964,15 @@ int tools_validate(const char *name, const json_t *args, char *why, size_t len)
     if (!t) {
         if (len)
             snprintf(why, len, "unknown tool %s", name ? name : "(none)");
-        return -1;
+        return AGENTD_EINVAL;
     }
     if (!schemas()) {
         if (len)
             snprintf(why, len, "the tool schemas did not load");
-        return -1;
+        return AGENTD_EINVAL;
     }
     json_t *list = problems_of(t, args);
-    int rc = list && json_array_size(list) == 0 ? 0 : -1;
+    int rc = list && json_array_size(list) == 0 ? 0 : AGENTD_EINVAL;
     if (rc != 0)
         join(list, why, len);
     json_decref(list);
