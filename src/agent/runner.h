@@ -103,7 +103,8 @@ struct turn_result {
     int order_placed;         /* this turn placed an order (its complete_checkout succeeded);
                                  the checkout alone cannot say: it keeps an earlier turn's order */
     const char *outcome;      /* agentd_turns_total's label: "completed", "payment_declined",
-                                 "out_of_stock", "tool_error", or the error code */    int task_written;         /* the finishing hook's task write was committed with the
+                                 "out_of_stock", "tool_error", or the error code */
+    int task_written;         /* the finishing hook's task write was committed with the
                                  turn's end (turn_start.finishing) */
     int refused;              /* the accepting hook said no: nothing ran, nothing was
                                  written or counted by the runner */
