@@ -70,41 +70,16 @@ int agent_instance_lock(struct agent *ag, const char *dir)
     return 0;
 }
 
-void agent_stop(struct agent *ag)
+/* Answers 503 shutting_down to every turn waiting on the model or for its
+ * session — on every loop (all), else on loop `here`. The lock is not held
+ * across turn_finish(): if it completes inline it frees the turn, which
+ * takes the lock. */
+static void abort_waiting(struct agent *ag, int all, const struct loop *here, const char *msg)
 {
-    /* The loops have stopped, so only this thread walks the list now. The
-     * lock is not held across turn_finish(): if it completes inline it frees the
-     * turn, which takes the lock. */
-    pthread_mutex_lock(&ag->mu);
-    ag->stopping = 1;
-    pthread_mutex_unlock(&ag->mu);
     for (;;) {
         struct turn *t;
         pthread_mutex_lock(&ag->mu);
-        for (t = ag->live; t && !t->call && !t->wait_pending; t = t->next)
-            ;
-        if (t && t->call) {
-            llm_call_cancel(t->call);
-            t->call = NULL;
-        } else if (t) {
-            evtimer_del(t->wait_ev);
-            t->wait_pending = 0;
-        }
-        pthread_mutex_unlock(&ag->mu);
-        if (!t)
-            break;
-        turn_fail(t, AGENTD_ESHUTDOWN, 503, "shutting_down", "the server stopped during the turn; retry");
-        turn_finish(t);
-    }
-}
-
-void agent_abort_waiting_here(struct agent *ag)
-{
-    struct loop *here = loop_current();
-    for (;;) {
-        struct turn *t;
-        pthread_mutex_lock(&ag->mu);
-        for (t = ag->live; t && !((t->call || t->wait_pending) && t->loop == here);
+        for (t = ag->live; t && !((t->call || t->wait_pending) && (all || t->loop == here));
              t = t->next)
             ;
         if (t && t->call) {
@@ -117,9 +92,23 @@ void agent_abort_waiting_here(struct agent *ag)
         pthread_mutex_unlock(&ag->mu);
         if (!t)
             break;
-        turn_fail(t, AGENTD_ESHUTDOWN, 503, "shutting_down", "the server is shutting down; retry");
+        turn_fail(t, AGENTD_ESHUTDOWN, 503, "shutting_down", "%s", msg);
         turn_finish(t);
     }
+}
+
+void agent_stop(struct agent *ag)
+{
+    /* The loops have stopped, so only this thread walks the list now. */
+    pthread_mutex_lock(&ag->mu);
+    ag->stopping = 1;
+    pthread_mutex_unlock(&ag->mu);
+    abort_waiting(ag, 1, NULL, "the server stopped during the turn; retry");
+}
+
+void agent_abort_waiting_here(struct agent *ag)
+{
+    abort_waiting(ag, 0, loop_current(), "the server is shutting down; retry");
 }
 
 void agent_destroy(struct agent *ag)

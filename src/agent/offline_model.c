@@ -729,7 +729,7 @@ static void plan_shipping(struct convo *cv, const struct ask *a, struct out *o)
     free(f.id);
 }
 
-/* Pay: complete_checkout (the payment token travels as client data, never through the model). */
+/* Pay: complete_checkout, then the order placed or what it still needs. */
 static void plan_pay(struct convo *cv, const struct ask *a, struct out *o)
 {
     (void)a;
