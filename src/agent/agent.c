@@ -64,7 +64,8 @@ int agent_instance_lock(struct agent *ag, const char *dir)
     ag->lock_dir = strdup(dir);
     if (!ag->lock_dir) {
         instance_lock_release(dir, ag->instance, fd);
-        return -ENOMEM;
+        errno = ENOMEM; /* the caller names the cause from errno, as for the lock */
+        return AGENTD_ENOMEM;
     }
     ag->lock_fd = fd;
     return 0;

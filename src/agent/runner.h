@@ -76,8 +76,9 @@ void agent_init(struct agent *ag);
  * (DIR is created). The kernel drops the lock when the process dies, however
  * it dies, so recovery on any process sharing DIR (the same data directory:
  * a restarted container on the same volume, another replica on this host)
- * knows at once that a turn's process is gone. 0, or a negative errno (then
- * recovery falls back to pids and leases). */
+ * knows at once that a turn's process is gone. 0, or what instance_lock_take
+ * returned (its failure), or AGENTD_ENOMEM with errno ENOMEM; then recovery
+ * falls back to pids and leases. */
 int agent_instance_lock(struct agent *ag, const char *dir);
 /* Shutdown, after the loop threads stopped and before the worker pool and
  * the LLM client are freed: turns waiting on the model are cancelled and
