@@ -88,7 +88,7 @@ struct llm *llm_new(const struct llm_config *cfg, const struct llm_local_model *
     if (l->cfg.builtin) {
         l->local = *local;
         const char *v[] = { "builtin", local->name, "ok" };
-        l->m_builtin_ok = m_req ? metric_child(m_req, v) : NULL;
+        l->m_local_ok = m_req ? metric_child(m_req, v) : NULL;
         return l;
     }
     l->nprov = l->cfg.n_providers;
@@ -192,7 +192,7 @@ const char *llm_provider_state(const struct llm *l, int i, int *http_status)
     if (http_status)
         *http_status = 0;
     if (!l->nprov)
-        return i == 0 ? "ok" : NULL; /* the built-in model has nothing to refuse */
+        return i == 0 ? "ok" : NULL; /* the local model has nothing to refuse */
     if (i < 0 || i >= l->nprov)
         return NULL;
     const struct provider *p = &l->prov[i];

@@ -129,9 +129,9 @@ int llm_is_builtin(const struct llm *l);
  * does not exist), until a later call or check succeeds; else the breaker's
  * "open" | "half_open"; else "ok" once it answered, "unknown" before.
  * *http_status (may be NULL) gets the refusal's status, else 0. The
- * built-in model is always "ok". */
+ * local model is always "ok". */
 const char *llm_provider_state(const struct llm *l, int i, int *http_status);
-/* Provider i's URL host[:port] (never user:password); "" for the built-in. */
+/* Provider i's URL host[:port] (never user:password); "" for the local model. */
 const char *llm_provider_host(const struct llm *l, int i, char *out, size_t len);
 
 /* The start-up check (AGENTD_LLM_STARTUP_CHECK): GETs every provider's
@@ -142,7 +142,7 @@ const char *llm_provider_host(const struct llm *l, int i, char *out, size_t len)
  * could not be checked ("; "-joined; "" when all passed), valid during the
  * call. A network failure, a 404 (no /models route) or any other answer is
  * a warning in the report, not a refusal. Returns 0, AGENTD_EINVAL (the
- * built-in model), AGENTD_EBUSY (one already running on this loop) or
+ * local model), AGENTD_EBUSY (one already running on this loop) or
  * AGENTD_ENOMEM. llm_free drops a running check without done. */
 typedef void (*llm_probe_done_fn)(int refused, const char *report, void *ud);
 int llm_probe(struct llm *l, struct loop *loop, llm_probe_done_fn done, void *ud);

@@ -50,7 +50,7 @@ void llm_call_free(struct llm_call *c)
     call_unlink(c);
     if (c->timer)
         event_free(c->timer);
-    json_decref(c->builtin_msgs);
+    json_decref(c->local_msgs);
     free(c->body);
     free(c->write_err);
     free(c->pending_err);
@@ -88,7 +88,7 @@ static void on_deferred_finish(evutil_socket_t fd, short what, void *arg)
     (void)fd; (void)what;
     struct llm_call *c = arg;
     llm_call_finish(c, c->pending_status, NULL, c->pending_err ? c->pending_err : "out of memory",
-           c->pending_hint);
+                    c->pending_hint);
 }
 
 static void on_local_model(evutil_socket_t fd, short what, void *arg)
@@ -97,9 +97,11 @@ static void on_local_model(evutil_socket_t fd, short what, void *arg)
     struct llm_call *c = arg;
     struct llm_reply *r = calloc(1, sizeof *r);
     const struct llm_local_model *m = &c->llm->local;
-    if (!r || m->plan(c->builtin_msgs, r, m->ud) != 0) {
+    int rc = r ? m->plan(c->local_msgs, r, m->ud) : AGENTD_ENOMEM;
+    if (rc != 0) {
         free(r);
-        llm_call_finish(c, AGENTD_ENOMEM, NULL, "out of memory in the built-in model", 0);
+        llm_call_finish(c, rc, NULL,
+                        rc == AGENTD_ENOMEM ? "out of memory in the built-in model" : agentd_err_msg(rc), 0);
         return;
     }
     r->provider = strdup("builtin");
@@ -115,7 +117,7 @@ static void on_local_model(evutil_socket_t fd, short what, void *arg)
             return;
         }
     }
-    metric_inc(c->llm->m_builtin_ok);
+    metric_inc(c->llm->m_local_ok);
     if (!r->provider || !r->model) {
         llm_reply_free(r);
         llm_call_finish(c, AGENTD_ENOMEM, NULL, "out of memory", 0);
@@ -149,8 +151,8 @@ int llm_call(struct llm *l, struct loop *loop, const struct llm_request *req, ll
     int built;
     if (l->nprov)
         built = llm_request_build(c, ll, req) == 0;
-    else /* the built-in model reads them later, on the loop */
-        built = (c->builtin_msgs = req->messages ? json_deep_copy(req->messages) : json_array()) != NULL;
+    else /* the local model reads them later, on the loop */
+        built = (c->local_msgs = req->messages ? json_deep_copy(req->messages) : json_array()) != NULL;
     c->timer = evtimer_new(loop_base(loop), llm_on_retry_timer, c);
     if (!built || !c->timer) {
         llm_call_free(c);

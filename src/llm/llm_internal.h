@@ -56,7 +56,7 @@ struct provider {
  * touched only from it (llm_free runs after the thread stopped). */
 struct llm_loop {
     struct loop *loop;
-    struct http_client *cl;          /* NULL for the built-in model */
+    struct http_client *cl;        /* NULL for the local model */
     struct llm_call *calls;        /* live calls, so llm_free can drop them */
     /* The tools array serialized once: every call of a process passes the
      * same array, so its text is kept, keyed by the pointer (a reference is
@@ -72,7 +72,7 @@ struct llm {
     int nprov;
     struct provider prov[LLM_MAX_PROVIDERS];
     struct llm_local_model local;  /* answers when nprov == 0 */
-    struct metric_child *m_builtin_ok;
+    struct metric_child *m_local_ok;
     struct llm_loop *loops[LLM_MAX_LOOPS];
 };
 
@@ -83,7 +83,7 @@ struct llm_call {
     llm_delta_fn on_delta;
     llm_done_fn done;
     void *ud;
-    json_t *builtin_msgs;          /* the built-in model's own copy of the messages */
+    json_t *local_msgs;            /* the local model's own copy of the messages */
     char *body;                    /* the request serialized for provider body_prov */
     size_t body_len;
     size_t body_rest;              /* where what follows the model starts in body */
@@ -117,7 +117,7 @@ struct llm_call {
     char *write_err;               /* why (heap, only then) */
     int64_t retry_after_ms;        /* this attempt's Retry-After, -1 = none */
     int64_t started_ns;
-    struct event *timer;           /* backoff wait, built-in answer, deferred finish */
+    struct event *timer;           /* backoff wait, local model's answer, deferred finish */
     int in_callback;               /* inside on_delta: cancel must only mark */
     int cancelled;
     /* a finish decided inside llm_call waits for the loop */
