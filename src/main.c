@@ -25,9 +25,10 @@
 #include "api/a2a.h"
 #include "api/chat.h"
 #include "agent/events.h"
+#include "agent/offline_model.h"
+#include "agent/recover.h"
 #include "agent/runner.h"
 #include "agent/tools.h"
-#include "llm/builtin.h"
 #include "llm/llm.h"
 #include "llm/llm_config.h"
 #include "core/clock.h"
@@ -377,7 +378,7 @@ static void log_llm_providers(const struct llm_config *lc)
     if (lc->builtin) {
         if (log_begin(&l, LOG_INFO, "llm provider")) {
             log_str(&l, "provider", "builtin");
-            log_str(&l, "model", LLM_BUILTIN_MODEL);
+            log_str(&l, "model", OFFLINE_MODEL_NAME);
             log_str(&l, "note", lc->builtin_forced ? "the built-in offline model (AGENTD_LLM=builtin)"
                                                    : "the built-in offline model (no LLM provider configured)");
             log_end(&l);
@@ -605,12 +606,12 @@ static int cmd_serve(void)
         goto out;
     }
     rn.merchant = merchant;
-    char lerr[512] = "";
-    llm = llm_new(&lc, lerr, sizeof lerr);
+    struct agentd_error lerr = { 0 };
+    llm = llm_new(&lc, offline_model(), &lerr);
     char perr[512] = "";
     prompt = load_prompt(&cfg, perr, sizeof perr);
     if (!llm || !prompt) {
-        fprintf(stderr, "agentd: %s%s\n", !llm ? lerr : "AGENTD_AGENT_PROMPT_FILE: ", !llm ? "" : perr);
+        fprintf(stderr, "agentd: %s%s\n", !llm ? lerr.msg : "AGENTD_AGENT_PROMPT_FILE: ", !llm ? "" : perr);
         goto out;
     }
     health_register("llm", llm_check, llm, 0);

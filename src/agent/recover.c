@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include "agent/budget.h"
 #include "agent/events.h"
+#include "agent/recover.h"
 #include "agent/runner.h"
 #include "agent/turn.h"
 #include "core/clock.h"
@@ -205,8 +206,9 @@ static int sweep_one(struct sweep *sw, const struct store_turn *u, int64_t now)
     struct store *st = ag->st;
     if (!orphaned(ag, u, now))
         return 0;
-    if (store_turn_adopt(st, u->id, u->instance, ag->instance) != 0)
-        return -1; /* finished meanwhile, another replica took it, or an error */
+    int rc = store_turn_adopt(st, u->id, u->instance, ag->instance);
+    if (rc != 0)
+        return rc; /* finished meanwhile, another replica took it, or an error */
     if (ag->recovery != 0 || !u->owner) {
         fail_orphan(ag, st, u, "turn_interrupted_by_crash",
                     u->owner ? "AGENTD_TURN_RECOVERY=fail" : "its session is gone");
@@ -224,7 +226,7 @@ static int sweep_one(struct sweep *sw, const struct store_turn *u, int64_t now)
         /* hand it back, so it is an orphan again for the next sweep */
         store_turn_adopt(st, u->id, ag->instance, u->instance);
         log_msg(LOG_ERROR, NULL, "out of memory resuming turn %s: the next sweep retries", u->id);
-        return -1;
+        return AGENTD_ENOMEM;
     }
     t->resumed = 1;
     t->claimed = 1;

@@ -27,7 +27,6 @@
 #include "store/async.h"
 #include "store/store.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,31 +39,6 @@
 /* A turn waiting for its session polls the claim with this backoff. */
 #define WAIT_FIRST_MS 50
 #define WAIT_MAX_MS 100
-
-static const char *const busy_names[] = { "enqueue", "reject", "interrupt" };
-
-int agent_busy_policy_parse(const char *s)
-{
-    for (int i = 0; s && i < 3; i++)
-        if (strcmp(s, busy_names[i]) == 0)
-            return i;
-    return -1;
-}
-
-const char *agent_busy_policy_name(int policy)
-{
-    return policy >= 0 && policy < 3 ? busy_names[policy] : "enqueue";
-}
-
-const char AGENT_DEFAULT_PROMPT[] =
-    "You are the shop's business agent. Help the buyer find products, build a checkout, set "
-    "their details and shipping, and pay. Use the tools: search the catalog before adding "
-    "products, add by product id, and never invent prices or ids. Payment credentials come from "
-    "the buyer's client, never from the conversation: call complete_checkout when the buyer asks "
-    "to pay. Name an order by its id; do not give the buyer URLs from tool results (they are "
-    "API addresses, not pages a buyer can open). When a tool answers invalid_arguments, fix every "
-    "problem it lists, using the field names it names, and call the tool again. Keep answers "
-    "short and concrete.";
 
 /* ---- metrics ---- */
 
@@ -278,20 +252,9 @@ static void publish(const struct turn *t)
 }
 
 /* Tools that change the checkout: their results are checkout-updated events. */
-static int mutates_checkout(const char *name)
-{
-    static const char *const names[] = { "add_to_checkout", "remove_from_checkout",
-                                         "update_checkout", "update_customer_details",
-                                         "select_shipping", "complete_checkout", NULL };
-    for (int i = 0; name && names[i]; i++)
-        if (strcmp(name, names[i]) == 0)
-            return 1;
-    return 0;
-}
-
 void turn_note_tool(struct turn *t, const char *name, const json_t *result)
 {
-    if (mutates_checkout(name))
+    if (tools_mutates_checkout(name))
         outcome_note_checkout(t->tool_fail, sizeof t->tool_fail, result_error_code(result));
     /* The session's checkout may hold an order an earlier turn placed: only
      * a successful complete_checkout of this turn says this turn placed it. */
@@ -446,7 +409,7 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
         metric_inc(metric_child(m_tool_calls, lv));
         metric_observe(metric_child(m_tool_duration, dv), (double)(clock_mono_ns() - t0) / 1e9);
         turn_note_tool(t, name, result);
-        if (mutates_checkout(name))
+        if (tools_mutates_checkout(name))
             failpoint("after_tool_effect"); /* tests: the effect is saved, its checkpoint not */
         int rc = 0;
         if (t->tctx.checkout_id && (!before || strcmp(before, t->tctx.checkout_id) != 0))
@@ -459,7 +422,7 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
         struct evs e = { 0 };
         evs_add(&e, t, "tool-result",
                 json_pack("{s:s,s:s?,s:O?}", "tool_call_id", id, "name", name, "result", result));
-        if (result && mutates_checkout(name) && !json_object_get(result, "error"))
+        if (result && tools_mutates_checkout(name) && !json_object_get(result, "error"))
             evs_add(&e, t, "checkout-updated", json_pack("{s:O}", "checkout", result));
         json_decref(result);
         if (rc == 0)
@@ -610,7 +573,7 @@ static void finish_done(int status, void *arg)
     turn_free(t);
 }
 
-static void finish(struct turn *t)
+void turn_finish(struct turn *t)
 {
     turn_text_stop(t);
     if (t->flushing) { /* its events must not overtake the last deltas */
@@ -742,21 +705,21 @@ static void step_done(int status, void *arg)
         if (!t->code[0])
             fail(t, status, agentd_err_http(status), agentd_err_code(status),
                  "the turn could not be saved: %s", agentd_err_msg(status));
-        finish(t);
+        turn_finish(t);
         return;
     }
     if (!had_tools) {
         t->answer = t->reply->content ? strdup(t->reply->content) : strdup("");
         llm_reply_free(t->reply);
         t->reply = NULL;
-        finish(t);
+        turn_finish(t);
         return;
     }
     llm_reply_free(t->reply);
     t->reply = NULL;
     t->step++;
     if (!budget_left(t)) {
-        finish(t);
+        turn_finish(t);
         return;
     }
     llm_step(t);
@@ -768,7 +731,7 @@ static void submit_step(struct turn *t)
 {
     if (store_async(t->ag->st, t->loop, op_step, t, step_done) != 0) {
         fail(t, AGENTD_EBUSY, 503, "busy", "the server is busy");
-        finish(t);
+        turn_finish(t);
     }
 }
 
@@ -777,7 +740,7 @@ static void after_flush(struct turn *t)
 {
     if (t->finish_waiting) {
         t->finish_waiting = 0;
-        finish(t);
+        turn_finish(t);
     } else if (t->step_waiting) {
         t->step_waiting = 0;
         submit_step(t);
@@ -800,7 +763,7 @@ static void on_reply(int status, struct llm_reply *reply, const char *error, int
             fail(t, status, 502, "model_refused", "%s", error ? error : "the model refused");
         else
             fail(t, status, 503, "model_unavailable", "%s", error ? error : "the model is unavailable");
-        finish(t);
+        turn_finish(t);
         return;
     }
     t->reply = reply;
@@ -816,12 +779,12 @@ static void llm_step(struct turn *t)
 {
     if (t->ag->stopping) {
         fail(t, AGENTD_ESHUTDOWN, 503, "shutting_down", "the server is shutting down; retry");
-        finish(t);
+        turn_finish(t);
         return;
     }
     if (clock_mono_ms() >= t->deadline_ms) {
         fail(t, AGENTD_ETIMEOUT, 504, "turn_timeout", "the turn ran out of time");
-        finish(t);
+        turn_finish(t);
         return;
     }
     struct llm_request req = {
@@ -839,7 +802,7 @@ static void llm_step(struct turn *t)
         t->conv_closed = !t->conv.oom; /* an append that failed added nothing */
         if (t->conv.oom) {
             fail(t, AGENTD_ENOMEM, 503, "busy", "out of memory");
-            finish(t);
+            turn_finish(t);
             return;
         }
         req.messages_json = t->conv.data;
@@ -849,7 +812,7 @@ static void llm_step(struct turn *t)
                       &t->call);
     if (rc != 0) {
         fail(t, rc, 503, "model_unavailable", "the model call could not start: %s", agentd_err_msg(rc));
-        finish(t);
+        turn_finish(t);
     }
 }
 
@@ -857,7 +820,7 @@ void turn_resume_go(void *arg)
 {
     struct turn *t = arg;
     if (t->code[0] || t->answer) {
-        finish(t);
+        turn_finish(t);
         return;
     }
     if (t->action_tool) { /* never the model */
@@ -865,7 +828,7 @@ void turn_resume_go(void *arg)
         return;
     }
     if (!budget_left(t)) {
-        finish(t);
+        turn_finish(t);
         return;
     }
     llm_step(t);
@@ -1052,12 +1015,12 @@ static void on_wait(evutil_socket_t fd, short what, void *arg)
     t->wait_pending = 0;
     if (t->ag->stopping) {
         fail(t, AGENTD_ESHUTDOWN, 503, "shutting_down", "the server is shutting down; retry");
-        finish(t);
+        turn_finish(t);
         return;
     }
     if (store_async(t->ag->st, t->loop, op_begin, t, begin_done) != 0) {
         fail(t, AGENTD_EBUSY, 503, "busy", "the server is busy");
-        finish(t);
+        turn_finish(t);
     }
 }
 
@@ -1069,14 +1032,14 @@ static void wait_for_session(struct turn *t)
     if (left <= 0) {
         fail(t, AGENTD_ETIMEOUT, 504, "turn_timeout",
              "another turn kept this session busy past this turn's deadline");
-        finish(t);
+        turn_finish(t);
         return;
     }
     if (!t->wait_ev)
         t->wait_ev = evtimer_new(loop_base(t->loop), on_wait, t);
     if (!t->wait_ev) {
         fail(t, AGENTD_ENOMEM, 503, "busy", "the server is busy");
-        finish(t);
+        turn_finish(t);
         return;
     }
     t->wait_ms = t->wait_ms ? t->wait_ms * 3 / 2 : WAIT_FIRST_MS;
@@ -1100,7 +1063,7 @@ static void begin_done(int status, void *arg)
         return;
     }
     if (status != 0) {
-        finish(t);
+        turn_finish(t);
         return;
     }
     if (t->busy) {
@@ -1158,97 +1121,4 @@ int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_star
         turn_free(t);
     }
     return rc;
-}
-
-void agent_init(struct agent *ag)
-{
-    pthread_mutex_init(&ag->mu, NULL);
-    ag->live = NULL;
-    ag->stopping = 0;
-    ag->recovering = 0;
-    ag->lock_fd = -1;
-    ag->lock_dir = NULL;
-    json_t *sys = json_pack("{s:s,s:s}", "role", "system", "content",
-                            ag->system_prompt ? ag->system_prompt : "");
-    ag->system_msg_json = sys ? json_dumps(sys, JSON_COMPACT) : NULL; /* NULL: turns fail */
-    json_decref(sys);
-    instance_id(ag->instance, sizeof ag->instance);
-}
-
-int agent_instance_lock(struct agent *ag, const char *dir)
-{
-    int fd = instance_lock_take(dir, ag->instance);
-    if (fd < 0)
-        return fd;
-    ag->lock_dir = strdup(dir);
-    if (!ag->lock_dir) {
-        instance_lock_release(dir, ag->instance, fd);
-        return -ENOMEM;
-    }
-    ag->lock_fd = fd;
-    return 0;
-}
-
-void agent_stop(struct agent *ag)
-{
-    /* The loops have stopped, so only this thread walks the list now. The
-     * lock is not held across finish(): if it completes inline it frees the
-     * turn, which takes the lock. */
-    pthread_mutex_lock(&ag->mu);
-    ag->stopping = 1;
-    pthread_mutex_unlock(&ag->mu);
-    for (;;) {
-        struct turn *t;
-        pthread_mutex_lock(&ag->mu);
-        for (t = ag->live; t && !t->call && !t->wait_pending; t = t->next)
-            ;
-        if (t && t->call) {
-            llm_call_cancel(t->call);
-            t->call = NULL;
-        } else if (t) {
-            evtimer_del(t->wait_ev);
-            t->wait_pending = 0;
-        }
-        pthread_mutex_unlock(&ag->mu);
-        if (!t)
-            break;
-        fail(t, AGENTD_ESHUTDOWN, 503, "shutting_down", "the server stopped during the turn; retry");
-        finish(t);
-    }
-}
-
-void agent_abort_waiting_here(struct agent *ag)
-{
-    struct loop *here = loop_current();
-    for (;;) {
-        struct turn *t;
-        pthread_mutex_lock(&ag->mu);
-        for (t = ag->live; t && !((t->call || t->wait_pending) && t->loop == here);
-             t = t->next)
-            ;
-        if (t && t->call) {
-            llm_call_cancel(t->call);
-            t->call = NULL;
-        } else if (t) {
-            evtimer_del(t->wait_ev);
-            t->wait_pending = 0;
-        }
-        pthread_mutex_unlock(&ag->mu);
-        if (!t)
-            break;
-        fail(t, AGENTD_ESHUTDOWN, 503, "shutting_down", "the server is shutting down; retry");
-        finish(t);
-    }
-}
-
-void agent_destroy(struct agent *ag)
-{
-    if (ag->lock_dir)
-        instance_lock_release(ag->lock_dir, ag->instance, ag->lock_fd);
-    ag->lock_fd = -1;
-    free(ag->lock_dir);
-    ag->lock_dir = NULL;
-    free(ag->system_msg_json);
-    ag->system_msg_json = NULL;
-    pthread_mutex_destroy(&ag->mu);
 }

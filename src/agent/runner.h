@@ -29,7 +29,7 @@ enum agent_busy_policy {
     AGENT_BUSY_INTERRUPT, /* ask the running turn to stop at its next step
                              boundary (it answers 409 turn_interrupted), then run */
 };
-/* "enqueue" | "reject" | "interrupt" -> enum value, else -1. */
+/* "enqueue" | "reject" | "interrupt" -> enum value, else AGENTD_EINVAL. */
 int agent_busy_policy_parse(const char *s);
 const char *agent_busy_policy_name(int policy);
 
@@ -76,24 +76,15 @@ void agent_init(struct agent *ag);
  * (DIR is created). The kernel drops the lock when the process dies, however
  * it dies, so recovery on any process sharing DIR (the same data directory:
  * a restarted container on the same volume, another replica on this host)
- * knows at once that a turn's process is gone. 0, or a negative errno (then
- * recovery falls back to pids and leases). */
+ * knows at once that a turn's process is gone. 0, or what instance_lock_take
+ * returned (its failure), or AGENTD_ENOMEM with errno ENOMEM; then recovery
+ * falls back to pids and leases. */
 int agent_instance_lock(struct agent *ag, const char *dir);
 /* Shutdown, after the loop threads stopped and before the worker pool and
  * the LLM client are freed: turns waiting on the model are cancelled and
  * answered 503; turns in a store job finish as soon as it completes. */
 void agent_stop(struct agent *ag);
 void agent_destroy(struct agent *ag);
-
-/* Finds running turns whose process died — one on this host whose pid is
- * gone (or is now ours), or any whose heartbeat is older than its lease
- * (another replica died) — adopts each (a compare-and-swap, so one replica
- * wins) and resumes it from its last checkpoint on one of `loops`, or fails
- * it when ag->recovery says so. Tool calls replayed by a resumed turn carry
- * their original operation keys, so no effect is applied twice. Runs on the
- * worker pool; call from any thread, at start and then periodically. A
- * sweep still running makes the call a no-op. */
-void agent_recover(struct agent *ag, struct loop *const *loops, int nloops);
 
 /* The outcome handed to the front that started the turn. */
 struct turn_result {
@@ -113,7 +104,8 @@ struct turn_result {
     int order_placed;         /* this turn placed an order (its complete_checkout succeeded);
                                  the checkout alone cannot say: it keeps an earlier turn's order */
     const char *outcome;      /* agentd_turns_total's label: "completed", "payment_declined",
-                                 "out_of_stock", "tool_error", or the error code */    int task_written;         /* the finishing hook's task write was committed with the
+                                 "out_of_stock", "tool_error", or the error code */
+    int task_written;         /* the finishing hook's task write was committed with the
                                  turn's end (turn_start.finishing) */
     int refused;              /* the accepting hook said no: nothing ran, nothing was
                                  written or counted by the runner */

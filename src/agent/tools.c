@@ -32,6 +32,7 @@ struct tool {
     const char *schema;  /* JSON text: the parameters' JSON schema */
     const char *example; /* JSON text: valid arguments (NULL: the tool takes none) */
     tool_fn fn;
+    int mutates_checkout; /* 1: it changes the checkout (the turn's outcome notes its failure) */
 };
 
 /* ---- results ---- */
@@ -341,12 +342,12 @@ static const struct tool tools[] = {
       "\"limit\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":50,\"description\":\"How many "
       "products to return, 1-50 (default 10).\"}},"
       "\"required\":[\"query\"],\"additionalProperties\":false}",
-      "{\"query\":\"chocolate cookies\",\"in_stock_only\":true,\"limit\":5}", t_search },
+      "{\"query\":\"chocolate cookies\",\"in_stock_only\":true,\"limit\":5}", t_search, 0 },
     { "get_product", "Get one product by its id: title, price (minor units), stock, description.",
       "{\"type\":\"object\",\"properties\":{"
       PRODUCT_ID("The product's id from search_shopping_catalog results.") "},"
       "\"required\":[\"product_id\"],\"additionalProperties\":false}",
-      "{\"product_id\":\"BISC-001\"}", t_get_product },
+      "{\"product_id\":\"BISC-001\"}", t_get_product, 0 },
     { "add_to_checkout",
       "Add a quantity of a product (by id) to the buyer's checkout; creates the checkout if there "
       "is none. Returns the checkout (UCP): line items, totals in minor units, status, messages.",
@@ -354,22 +355,22 @@ static const struct tool tools[] = {
       PRODUCT_ID("The product's id from search_shopping_catalog results.") ","
       QUANTITY(1, "How many to add, 1-9999.") "},"
       "\"required\":[\"product_id\",\"quantity\"],\"additionalProperties\":false}",
-      "{\"product_id\":\"BISC-001\",\"quantity\":2}", t_add },
+      "{\"product_id\":\"BISC-001\",\"quantity\":2}", t_add, 1 },
     { "remove_from_checkout", "Remove a product (every unit of it) from the checkout.",
       "{\"type\":\"object\",\"properties\":{"
       PRODUCT_ID("The id of a product in the checkout's line_items (item.id).") "},"
       "\"required\":[\"product_id\"],\"additionalProperties\":false}",
-      "{\"product_id\":\"BISC-001\"}", t_remove },
+      "{\"product_id\":\"BISC-001\"}", t_remove, 1 },
     { "update_checkout", "Set the quantity of a product already in the checkout (0 removes it).",
       "{\"type\":\"object\",\"properties\":{"
       PRODUCT_ID("The id of a product in the checkout's line_items (item.id).") ","
       QUANTITY(0, "The new quantity, 0-9999; 0 removes the product.") "},"
       "\"required\":[\"product_id\",\"quantity\"],\"additionalProperties\":false}",
-      "{\"product_id\":\"BISC-001\",\"quantity\":3}", t_update },
+      "{\"product_id\":\"BISC-001\",\"quantity\":3}", t_update, 1 },
     { "get_checkout",
       "Show the current checkout: items, totals (minor units), status, shipping options and "
       "messages saying what is still missing.",
-      NO_ARGS, NULL, t_get },
+      NO_ARGS, NULL, t_get, 0 },
     { "update_customer_details",
       "Set the buyer's contact details and/or the shipping address, each as separate fields "
       "(never one text). Buyer fields you leave out keep their earlier values; an address "
@@ -408,7 +409,7 @@ static const struct tool tools[] = {
       "{\"buyer\":{\"first_name\":\"Jane\",\"last_name\":\"Doe\",\"email\":\"jane@example.com\"},"
       "\"address\":{\"street_address\":\"1 Main St\",\"address_locality\":\"Springfield\","
       "\"address_region\":\"IL\",\"postal_code\":\"62701\",\"address_country\":\"US\"}}",
-      t_customer },
+      t_customer, 1 },
     { "select_shipping",
       "Choose a shipping option by its id. The options depend on the address: set it first, "
       "then pick one of the checkout's fulfillment.methods[0].groups[0].options.",
@@ -416,16 +417,16 @@ static const struct tool tools[] = {
       "\"option_id\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":63,\"pattern\":\"" ID_PATTERN "\",\"description\":\"The id "
       "of an option in the latest checkout: fulfillment.methods[0].groups[0].options[].id.\"}},"
       "\"required\":[\"option_id\"],\"additionalProperties\":false}",
-      "{\"option_id\":\"std-ship\"}", t_shipping },
+      "{\"option_id\":\"std-ship\"}", t_shipping, 1 },
     { "start_payment",
       "Check that the checkout is ready to pay (status ready_for_complete) and list the accepted "
       "payment handlers. Payment credentials never pass through you: the buyer's client sends "
       "them with a message.",
-      NO_ARGS, NULL, t_start_payment },
+      NO_ARGS, NULL, t_start_payment, 0 },
     { "complete_checkout",
       "Pay and place the order, with the payment data the buyer's client sent with the current "
       "message. Call it when the buyer asks to pay and the checkout is ready_for_complete.",
-      NO_ARGS, NULL, t_complete },
+      NO_ARGS, NULL, t_complete, 1 },
 };
 #define NTOOLS (sizeof tools / sizeof tools[0])
 
@@ -435,6 +436,12 @@ static const struct tool *find(const char *name)
         if (strcmp(tools[i].name, name) == 0)
             return &tools[i];
     return NULL;
+}
+
+int tools_mutates_checkout(const char *name)
+{
+    const struct tool *t = find(name);
+    return t && t->mutates_checkout;
 }
 
 /* ---- the schemas, parsed once ---- */
@@ -482,7 +489,7 @@ static int compile_patterns(const json_t *schema)
             i++;
         if (i == S.nre) {
             if (S.nre == PATTERNS_MAX || regcomp(&S.re[i].re, p, REG_EXTENDED | REG_NOSUB) != 0)
-                return -1;
+                return AGENTD_EINVAL;
             S.re[i].src = p;
             S.nre++;
         }
@@ -491,7 +498,7 @@ static int compile_patterns(const json_t *schema)
     json_t *sub;
     json_object_foreach(json_object_get(schema, "properties"), k, sub)
         if (compile_patterns(sub) != 0)
-            return -1;
+            return AGENTD_EINVAL;
     return compile_patterns(json_object_get(schema, "items"));
 }
 
@@ -957,15 +964,15 @@ int tools_validate(const char *name, const json_t *args, char *why, size_t len)
     if (!t) {
         if (len)
             snprintf(why, len, "unknown tool %s", name ? name : "(none)");
-        return -1;
+        return AGENTD_EINVAL;
     }
     if (!schemas()) {
         if (len)
             snprintf(why, len, "the tool schemas did not load");
-        return -1;
+        return AGENTD_EINVAL;
     }
     json_t *list = problems_of(t, args);
-    int rc = list && json_array_size(list) == 0 ? 0 : -1;
+    int rc = list && json_array_size(list) == 0 ? 0 : AGENTD_EINVAL;
     if (rc != 0)
         join(list, why, len);
     json_decref(list);

@@ -32,8 +32,14 @@ json_t *tools_definitions(void);
  * NULL only on out of memory. */
 json_t *tools_run(struct tools_ctx *ctx, const char *name, const char *arguments);
 
-/* Validates args against the named tool's schema; 0, or -1 with every
- * problem in why ("; "-separated, snprintf-style truncation). */
+/* 1 if the named tool changes the checkout (add, remove, update, customer
+ * details, shipping, complete), 0 otherwise or for an unknown name. */
+int tools_mutates_checkout(const char *name);
+
+/* Validates args against the named tool's schema; 0, or AGENTD_EINVAL with
+ * every problem in why ("; "-separated, snprintf-style truncation). A buffer,
+ * not struct agentd_error: the list can be longer than its message (A2A
+ * shows up to 512 bytes of it). */
 int tools_validate(const char *name, const json_t *args, char *why, size_t len);
 
 /* The problems of args against any schema of the subset the tools use, as

@@ -117,6 +117,8 @@ struct turn *turn_alloc(struct agent *ag, struct loop *loop);
 void turn_free(struct turn *t);
 /* Into the agent's live list (for shutdown) and the in-flight gauge. */
 void turn_link(struct turn *t);
+/* Ends the turn: its outcome persisted (worker), then the front answered. */
+void turn_finish(struct turn *t);
 void turn_fail(struct turn *t, int status, int http, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 /* Runs tool calls [from, n) of `calls` — the reply checkpointed at

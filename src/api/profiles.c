@@ -1,5 +1,5 @@
 /* Platform profile fetcher for UCP negotiation: cache, per-loop fetches on
- * curl_loop with the SSRF guard in CURLOPT_OPENSOCKETFUNCTION, metrics. */
+ * http_client (http/client.h) with the SSRF guard in CURLOPT_OPENSOCKETFUNCTION, metrics. */
 #define _GNU_SOURCE
 #include "api/profiles.h"
 
@@ -22,7 +22,7 @@
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/netguard.h"
-#include "llm/curl_loop.h"
+#include "http/client.h"
 #include "version.h"
 
 #define PROFILES_MAX_LOOPS 1024
@@ -281,7 +281,7 @@ size_t profiles_cache_size(struct profiles_cache *c)
 /* One loop's fetches; touched only on that loop's thread (and at free). */
 struct profiles_loop {
     struct loop *loop;
-    struct curl_loop *cl;
+    struct http_client *cl;
     struct profiles_fetch *fetches;
     int n;
 };
@@ -460,10 +460,10 @@ void profiles_free(struct profiles *p)
             while (f->waiters)
                 profiles_cancel(f->waiters);
             fetch_unlink(f);
-            curl_loop_remove(pl->cl, f->easy);
+            http_client_remove(pl->cl, f->easy);
             fetch_free(f);
         }
-        curl_loop_free(pl->cl);
+        http_client_free(pl->cl);
         free(pl);
     }
     profiles_cache_free(p->cache);
@@ -483,7 +483,7 @@ static struct profiles_loop *loop_state(struct profiles *p, struct loop *loop)
     if (!pl)
         return NULL;
     pl->loop = loop;
-    if (!(pl->cl = curl_loop_new(loop))) {
+    if (!(pl->cl = http_client_new(loop))) {
         free(pl);
         return NULL;
     }
@@ -719,7 +719,7 @@ static int fetch_start(struct profiles *p, struct profiles_loop *pl, const char 
     bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, f) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, f) != CURLE_OK;
-    if (bad || curl_loop_add(pl->cl, e, on_done, f) != 0) {
+    if (bad || http_client_add(pl->cl, e, on_done, f) != 0) {
         snprintf(why, whylen, "cannot start the fetch");
         fetch_free(f);
         return -1;

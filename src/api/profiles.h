@@ -1,7 +1,7 @@
 /* UCP platform profiles: fetches the profile a UCP-Agent header names,
  * negotiates capabilities with it, and remembers the result per URL.
  *
- * A fetch runs on the requesting loop through curl_loop (never blocking it),
+ * A fetch runs on the requesting loop through http_client (never blocking it),
  * behind the SSRF guard (core/netguard.h: loopback, private, link-local,
  * metadata... refused at connect time unless the URL's host[:port] is on
  * AGENTD_PROFILE_ALLOWLIST). Results live in one cache all loops share

@@ -1,8 +1,9 @@
 /* LLM providers behind one interface: an OpenAI Chat Completions client on
  * libcurl multi driven by the calling loop (no thread ever waits on a
  * model), with retries, per-call timeouts, a circuit breaker per provider
- * and a fallback chain; and the built-in offline model, which answers
- * through the same interface. docs/llm.md describes the rules.
+ * and a fallback chain; or a local model the caller passes in (the agent's
+ * offline model), which answers through the same interface. docs/llm.md
+ * describes the rules.
  *
  * Messages, tools and tool calls are OpenAI-shaped JSON (jansson):
  *   messages:   [{"role":"system"|"user"|"assistant"|"tool", "content":..., "tool_calls"?:[...], "tool_call_id"?:...}]
@@ -16,6 +17,7 @@
 
 #include <jansson.h>
 
+struct agentd_error;
 struct loop;
 struct llm;
 struct llm_call;
@@ -28,7 +30,7 @@ struct llm_request {
                                 * bytes), sent as it is — no parse, no re-serialisation.
                                 * Over 16 KB it is not copied but read while the call
                                 * runs: keep it unchanged until done() is called.
-                                * Providers only: the built-in model reads `messages`
+                                * Providers only: the local model reads `messages`
                                 * (llm_is_builtin) */
     size_t messages_json_len;
     const json_t *tools;       /* may be NULL (an empty array is not sent). Its text is cached
@@ -81,9 +83,23 @@ typedef void (*llm_done_fn)(int status, struct llm_reply *reply, const char *err
  * the next attempt (retry or fallback) starts the text over. */
 typedef void (*llm_delta_fn)(const char *text, size_t len, void *ud);
 
+/* A model that answers in-process, with no provider (AGENTD_LLM=builtin, or
+ * no provider in development): the client calls plan on the call's loop
+ * with its own copy of the conversation. plan fills the reply's content /
+ * tool_calls / finish_reason / usage and returns 0, or a negative AGENTD_E*
+ * (*out then empty). The client knows nothing of what the model plans. */
+struct llm_local_model {
+    const char *name;          /* its model name: metrics, /health, replies */
+    int (*plan)(const json_t *messages, struct llm_reply *out, void *ud);
+    void *ud;
+};
+
 /* Builds the provider chain from a loaded llm_config (llm_config.h), which
- * it copies. cfg->builtin selects the offline model. Returns NULL + err. */
-struct llm *llm_new(const struct llm_config *cfg, char *err, size_t errlen);
+ * it copies. cfg->builtin selects the local model, which must then be given
+ * (it is copied; its name and ud must outlive the client). Returns NULL and
+ * fills *e (may be NULL) on failure. */
+struct llm *llm_new(const struct llm_config *cfg, const struct llm_local_model *local,
+                    struct agentd_error *e);
 /* Call after every loop that ran calls has stopped (its thread joined) and
  * before those loops are freed: it releases each loop's curl multi handle
  * and events. Calls still running are dropped without done() (their
@@ -101,7 +117,7 @@ void llm_call_cancel(struct llm_call *c);
 
 /* For /health and metrics: provider i's name, model and breaker state
  * ("closed" | "open" | "half_open"). Returns the number of providers
- * (1 for the built-in model, named "builtin"). */
+ * (1 for the local model: provider "builtin", model its name). */
 int llm_provider_count(const struct llm *l);
 const char *llm_provider_name(const struct llm *l, int i);
 const char *llm_provider_model(const struct llm *l, int i);
@@ -113,9 +129,9 @@ int llm_is_builtin(const struct llm *l);
  * does not exist), until a later call or check succeeds; else the breaker's
  * "open" | "half_open"; else "ok" once it answered, "unknown" before.
  * *http_status (may be NULL) gets the refusal's status, else 0. The
- * built-in model is always "ok". */
+ * local model is always "ok". */
 const char *llm_provider_state(const struct llm *l, int i, int *http_status);
-/* Provider i's URL host[:port] (never user:password); "" for the built-in. */
+/* Provider i's URL host[:port] (never user:password); "" for the local model. */
 const char *llm_provider_host(const struct llm *l, int i, char *out, size_t len);
 
 /* The start-up check (AGENTD_LLM_STARTUP_CHECK): GETs every provider's
@@ -126,7 +142,7 @@ const char *llm_provider_host(const struct llm *l, int i, char *out, size_t len)
  * could not be checked ("; "-joined; "" when all passed), valid during the
  * call. A network failure, a 404 (no /models route) or any other answer is
  * a warning in the report, not a refusal. Returns 0, AGENTD_EINVAL (the
- * built-in model), AGENTD_EBUSY (one already running on this loop) or
+ * local model), AGENTD_EBUSY (one already running on this loop) or
  * AGENTD_ENOMEM. llm_free drops a running check without done. */
 typedef void (*llm_probe_done_fn)(int refused, const char *report, void *ud);
 int llm_probe(struct llm *l, struct loop *loop, llm_probe_done_fn done, void *ud);

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/err.h"
+
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_RETRIES 2
 #define DEFAULT_BREAKER_FAILURES 5
@@ -64,12 +66,12 @@ static int parse_int_range(const char *name, const char *s, int64_t lo, int64_t 
     long long v = strtoll(s, &end, 10);
     if (errno || end == s || *end) {
         config_problems_add(pr, "%s=%s: not an integer", name, s);
-        return -1;
+        return AGENTD_EINVAL;
     }
     if (v < lo || v > hi) {
         config_problems_add(pr, "%s=%s: out of range [%lld, %lld]", name, s, (long long)lo,
                             (long long)hi);
-        return -1;
+        return AGENTD_EINVAL;
     }
     *out = v;
     return 0;
@@ -81,12 +83,12 @@ static int parse_duration_range(const char *name, const char *s, int64_t lo, int
     int64_t ms;
     if (config_parse_duration(s, &ms) != 0) {
         config_problems_add(pr, "%s=%s: not a duration (e.g. 250ms, 30s, 2m)", name, s);
-        return -1;
+        return AGENTD_EINVAL;
     }
     if (ms < lo || ms > hi) {
         config_problems_add(pr, "%s=%s: out of range [%lldms, %lldms]", name, s, (long long)lo,
                             (long long)hi);
-        return -1;
+        return AGENTD_EINVAL;
     }
     *out = ms;
     return 0;
@@ -101,7 +103,7 @@ static int parse_price(const char *name, const char *s, double *out, struct conf
     if (errno || end == s || *end || !isfinite(v) || v < 0 || v > 1e6) {
         config_problems_add(pr, "%s=%s: expected a price in USD per million tokens, e.g. 2.50",
                             name, s);
-        return -1;
+        return AGENTD_EINVAL;
     }
     *out = v;
     return 0;
@@ -115,7 +117,7 @@ static int check_url(const char *name, char *url, struct config_problems *pr)
         config_problems_add(pr, "%s=%s: must start with http:// or https://", name,
                             shown ? shown : "***");
         free(shown);
-        return -1;
+        return AGENTD_EINVAL;
     }
     size_t n = strlen(url);
     while (n > 0 && url[n - 1] == '/')
@@ -128,13 +130,13 @@ static int check_url(const char *name, char *url, struct config_problems *pr)
                             "e.g. https://api.openai.com/v1)",
                             name, shown ? shown : "***");
         free(shown);
-        return -1;
+        return AGENTD_EINVAL;
     }
     return 0;
 }
 
 /* Reads one provider's variables under `prefix` ("AGENTD_LLM" or
- * "AGENTD_LLM_PRIMARY"). Returns 0 when complete, -1 on a problem. */
+ * "AGENTD_LLM_PRIMARY"). Returns 0 when complete, AGENTD_EINVAL on a problem. */
 static int load_provider(struct llm_provider_config *p, const char *name, const char *prefix,
                          config_getenv_fn get, void *ud, struct config_problems *pr)
 {
@@ -144,7 +146,7 @@ static int load_provider(struct llm_provider_config *p, const char *name, const 
     p->timeout_ms = DEFAULT_TIMEOUT_MS;
     if (!p->name) {
         config_problems_add(pr, "%s: out of memory", prefix);
-        return -1;
+        return AGENTD_EINVAL;
     }
 
     /* "required" only when the variable is really absent, not when its
@@ -200,7 +202,7 @@ static int load_provider(struct llm_provider_config *p, const char *name, const 
             bad = 1;
         free(s);
     }
-    return bad ? -1 : 0;
+    return bad ? AGENTD_EINVAL : 0;
 }
 
 /* Chain names become part of variable names: letters, digits, underscore. */
@@ -280,7 +282,7 @@ static int load_chain(struct llm_config *out, const char *list, config_getenv_fn
         config_problems_add(pr, "AGENTD_LLM_PROVIDERS is set but names no provider");
         bad = 1;
     }
-    return bad ? -1 : 0;
+    return bad ? AGENTD_EINVAL : 0;
 }
 
 int llm_config_load(struct llm_config *out, enum config_env env, config_getenv_fn get, void *ud,
@@ -421,7 +423,7 @@ int llm_config_copy(struct llm_config *dst, const struct llm_config *src)
     }
     if (oom) {
         llm_config_free(dst);
-        return -1;
+        return AGENTD_ENOMEM;
     }
     return 0;
 }

@@ -46,7 +46,7 @@ int llm_config_load(struct llm_config *out, enum config_env env, config_getenv_f
  * or (unset), URLs lose any user:password. */
 void llm_config_dump(const struct llm_config *cfg, FILE *out);
 
-/* Deep copy (llm_new keeps its own). Returns 0 or -1 (out of memory; *dst freed). */
+/* Deep copy (llm_new keeps its own). Returns 0 or AGENTD_ENOMEM (*dst freed). */
 int llm_config_copy(struct llm_config *dst, const struct llm_config *src);
 
 void llm_config_free(struct llm_config *cfg);

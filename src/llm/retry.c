@@ -13,6 +13,8 @@
 
 #include <jansson.h>
 
+#include "core/err.h"
+
 int64_t llm_backoff_ms(int retry, int64_t base_ms, int64_t cap_ms, uint64_t rnd)
 {
     if (retry < 0)
@@ -79,7 +81,8 @@ static int month_index(const char *m)
     return -1;
 }
 
-/* HTTP-date in its three RFC 9110 forms; returns 0 and epoch seconds. */
+/* HTTP-date in its three RFC 9110 forms; returns 0 and epoch seconds, or
+ * AGENTD_EINVAL. */
 static int parse_http_date(const char *s, int64_t *out)
 {
     struct tm tm = { 0 };
@@ -99,11 +102,11 @@ static int parse_http_date(const char *s, int64_t *out)
         strcpy(tz, "GMT");
     }
     if (!ok)
-        return -1;
+        return AGENTD_EINVAL;
     int m = month_index(mon);
     if (m < 0 || strcasecmp(tz, "GMT") != 0 || day < 1 || day > 31 || hh > 23 || mi > 59 ||
         ss > 60 || year < 1970)
-        return -1;
+        return AGENTD_EINVAL;
     tm.tm_year = year - 1900;
     tm.tm_mon = m;
     tm.tm_mday = day;
@@ -112,7 +115,7 @@ static int parse_http_date(const char *s, int64_t *out)
     tm.tm_sec = ss;
     time_t t = timegm(&tm);
     if (t == (time_t)-1)
-        return -1;
+        return AGENTD_EINVAL;
     *out = (int64_t)t;
     return 0;
 }

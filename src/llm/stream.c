@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/err.h"
 
 #define MAX_LINE (1u << 20)        /* one SSE line; a chunk is far smaller */
 #define MAX_EVENT (4u << 20)       /* one event's data */
@@ -79,11 +80,12 @@ void llm_stream_free(struct llm_stream *s)
 
 int llm_stream_done(const struct llm_stream *s) { return s->done; }
 
-static int fail(struct llm_stream *s, char *err, size_t errlen, const char *fmt, const char *arg)
+/* Marks the stream failed: a reply it cannot use (AGENTD_EMALFORMED). fmt
+ * has one %s, for arg ("" when NULL). */
+static int fail(struct llm_stream *s, struct agentd_error *e, const char *fmt, const char *arg)
 {
     s->failed = 1;
-    snprintf(err, errlen, fmt, arg ? arg : "");
-    return -1;
+    return agentd_fail(e, AGENTD_EMALFORMED, NULL, NULL, fmt, arg ? arg : "");
 }
 
 static void set_str(char **dst, const char *src)
@@ -118,7 +120,7 @@ static void read_usage(json_t *u, int64_t *prompt, int64_t *completion)
         *completion = json_integer_value(c);
 }
 
-static int apply_tool_delta(struct llm_stream *s, json_t *calls, char *err, size_t errlen)
+static int apply_tool_delta(struct llm_stream *s, json_t *calls, struct agentd_error *e)
 {
     size_t j;
     json_t *d;
@@ -129,7 +131,7 @@ static int apply_tool_delta(struct llm_stream *s, json_t *calls, char *err, size
         /* some servers omit index for a single call: position stands in */
         json_int_t idx = json_is_integer(ix) ? json_integer_value(ix) : (json_int_t)j;
         if (idx < 0 || idx >= MAX_TOOL_CALLS)
-            return fail(s, err, errlen, "tool call index out of range%s", NULL);
+            return fail(s, e, "tool call index out of range%s", NULL);
         struct tool_acc *t = &s->tc[idx];
         t->used = 1;
         if (idx + 1 > s->ntc)
@@ -146,12 +148,12 @@ static int apply_tool_delta(struct llm_stream *s, json_t *calls, char *err, size
         if (args)
             buf_puts(&t->args, args);
         if (t->name.oom || t->args.oom || t->args.len > MAX_CONTENT)
-            return fail(s, err, errlen, "tool call arguments too large%s", NULL);
+            return fail(s, e, "tool call arguments too large%s", NULL);
     }
     return 0;
 }
 
-static int dispatch(struct llm_stream *s, char *err, size_t errlen)
+static int dispatch(struct llm_stream *s, struct agentd_error *e)
 {
     const char *d = s->data.data ? s->data.data : "";
     size_t n = s->data.len;
@@ -166,14 +168,14 @@ static int dispatch(struct llm_stream *s, char *err, size_t errlen)
     s->data.len = 0;
     if (!json_is_object(o)) {
         json_decref(o);
-        return fail(s, err, errlen, "malformed JSON in a stream chunk%s", NULL);
+        return fail(s, e, "malformed JSON in a stream chunk%s", NULL);
     }
     int rc = 0;
-    json_t *e = json_object_get(o, "error");
-    if (e) {
+    json_t *eo = json_object_get(o, "error");
+    if (eo) {
         char msg[200];
-        error_message(e, msg, sizeof msg);
-        rc = fail(s, err, errlen, "the provider sent an error event: %s", msg);
+        error_message(eo, msg, sizeof msg);
+        rc = fail(s, e, "the provider sent an error event: %s", msg);
         goto out;
     }
     const char *model = json_string_value(json_object_get(o, "model"));
@@ -194,14 +196,14 @@ static int dispatch(struct llm_stream *s, char *err, size_t errlen)
             buf_append(&s->content, text, tl);
             s->have_content = 1;
             if (s->content.oom || s->content.len > MAX_CONTENT) {
-                rc = fail(s, err, errlen, "reply too large%s", NULL);
+                rc = fail(s, e, "reply too large%s", NULL);
                 goto out;
             }
             if (s->on_delta)
                 s->on_delta(text, tl, s->ud);
         }
         json_t *calls = json_object_get(delta, "tool_calls");
-        if (json_is_array(calls) && (rc = apply_tool_delta(s, calls, err, errlen)) != 0)
+        if (json_is_array(calls) && (rc = apply_tool_delta(s, calls, e)) != 0)
             goto out;
         const char *fr = json_string_value(json_object_get(ch, "finish_reason"));
         if (fr)
@@ -213,14 +215,14 @@ out:
 }
 
 /* One complete line (without its terminator). */
-static int on_line(struct llm_stream *s, char *err, size_t errlen)
+static int on_line(struct llm_stream *s, struct agentd_error *e)
 {
     const char *l = s->line.data ? s->line.data : "";
     size_t n = s->line.len;
     int rc = 0;
     if (n == 0) {
         if (s->have_data)
-            rc = dispatch(s, err, errlen);
+            rc = dispatch(s, e);
     } else if (l[0] != ':') { /* ':' starts a comment (keep-alives) */
         const char *colon = memchr(l, ':', n);
         size_t fl = colon ? (size_t)(colon - l) : n;
@@ -234,7 +236,7 @@ static int on_line(struct llm_stream *s, char *err, size_t errlen)
             buf_append(&s->data, v, vl);
             s->have_data = 1;
             if (s->data.oom || s->data.len > MAX_EVENT)
-                rc = fail(s, err, errlen, "stream event too large%s", NULL);
+                rc = fail(s, e, "stream event too large%s", NULL);
         }
         /* event:, id:, retry: carry nothing we need */
     }
@@ -242,10 +244,10 @@ static int on_line(struct llm_stream *s, char *err, size_t errlen)
     return rc;
 }
 
-int llm_stream_feed(struct llm_stream *s, const char *data, size_t len, char *err, size_t errlen)
+int llm_stream_feed(struct llm_stream *s, const char *data, size_t len, struct agentd_error *e)
 {
     if (s->failed)
-        return -1;
+        return AGENTD_EMALFORMED;
     size_t i = 0;
     while (i < len && !s->done) {
         char c = data[i];
@@ -258,8 +260,9 @@ int llm_stream_feed(struct llm_stream *s, const char *data, size_t len, char *er
         if (c == '\n' || c == '\r') {
             s->cr = c == '\r';
             i++;
-            if (on_line(s, err, errlen) != 0)
-                return -1;
+            int rc = on_line(s, e);
+            if (rc != 0)
+                return rc;
             continue;
         }
         /* copy the run up to the next terminator in one append */
@@ -268,7 +271,7 @@ int llm_stream_feed(struct llm_stream *s, const char *data, size_t len, char *er
             j++;
         buf_append(&s->line, data + i, j - i);
         if (s->line.oom || s->line.len > MAX_LINE)
-            return fail(s, err, errlen, "stream line too long%s", NULL);
+            return fail(s, e, "stream line too long%s", NULL);
         i = j;
     }
     return 0;
@@ -288,22 +291,21 @@ static json_t *tool_call_json(const char *id, int index, const char *name, const
                      name, "arguments", args && *args ? args : "{}");
 }
 
-int llm_stream_finish(struct llm_stream *s, struct llm_reply *out, char *err, size_t errlen)
+int llm_stream_finish(struct llm_stream *s, struct llm_reply *out, struct agentd_error *e)
 {
     memset(out, 0, sizeof *out);
     if (s->failed) {
-        snprintf(err, errlen, "stream already failed");
-        return -1;
+        return agentd_fail(e, AGENTD_EMALFORMED, NULL, NULL, "stream already failed");
     }
     /* a last line without terminator, then an event without blank line */
-    if (!s->done && s->line.len && on_line(s, err, errlen) != 0)
-        return -1;
-    if (!s->done && s->have_data && dispatch(s, err, errlen) != 0)
-        return -1;
-    if (!s->done && !s->finish_reason) {
-        snprintf(err, errlen, "the stream ended early (no [DONE] and no finish_reason)");
-        return -1;
-    }
+    int rc;
+    if (!s->done && s->line.len && (rc = on_line(s, e)) != 0)
+        return rc;
+    if (!s->done && s->have_data && (rc = dispatch(s, e)) != 0)
+        return rc;
+    if (!s->done && !s->finish_reason)
+        return agentd_fail(e, AGENTD_EMALFORMED, NULL, NULL,
+                           "the stream ended early (no [DONE] and no finish_reason)");
     json_t *calls = NULL;
     for (int i = 0; i < s->ntc; i++) {
         struct tool_acc *t = &s->tc[i];
@@ -312,15 +314,13 @@ int llm_stream_finish(struct llm_stream *s, struct llm_reply *out, char *err, si
         json_t *tc = tool_call_json(t->id, i, t->name.data, t->args.data);
         if (!tc) {
             json_decref(calls);
-            snprintf(err, errlen, "a streamed tool call has no function name");
-            return -1;
+            return agentd_fail(e, AGENTD_EMALFORMED, NULL, NULL, "a streamed tool call has no function name");
         }
         if (!calls)
             calls = json_array();
         if (!calls || json_array_append_new(calls, tc)) {
             json_decref(calls);
-            snprintf(err, errlen, "out of memory");
-            return -1;
+            return agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
         }
     }
     out->tool_calls = calls;
@@ -332,34 +332,32 @@ int llm_stream_finish(struct llm_stream *s, struct llm_reply *out, char *err, si
     out->usage.completion_tokens = s->completion_tokens;
     if ((!out->content && !calls) || !out->finish_reason) {
         llm_reply_clear(out);
-        snprintf(err, errlen, "out of memory");
-        return -1;
+        return agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
     }
     return 0;
 }
 
-int llm_reply_parse(const char *body, size_t len, struct llm_reply *out, char *err, size_t errlen)
+int llm_reply_parse(const char *body, size_t len, struct llm_reply *out, struct agentd_error *e)
 {
     memset(out, 0, sizeof *out);
     json_error_t je;
     json_t *o = json_loadb(body, len, 0, &je);
     if (!json_is_object(o)) {
         json_decref(o);
-        snprintf(err, errlen, "the reply is not JSON: %.80s", je.text);
-        return -1;
+        return agentd_fail(e, AGENTD_EMALFORMED, NULL, NULL, "the reply is not JSON: %.80s", je.text);
     }
-    int rc = -1;
-    json_t *e = json_object_get(o, "error");
-    if (e && !json_is_null(e)) {
+    int rc = AGENTD_EMALFORMED;
+    json_t *eo = json_object_get(o, "error");
+    if (eo && !json_is_null(eo)) {
         char msg[200];
-        error_message(e, msg, sizeof msg);
-        snprintf(err, errlen, "the provider returned an error: %s", msg);
+        error_message(eo, msg, sizeof msg);
+        agentd_fail(e, rc, NULL, NULL, "the provider returned an error: %s", msg);
         goto out;
     }
     json_t *choices = json_object_get(o, "choices");
     json_t *msg = json_object_get(json_array_get(choices, 0), "message");
     if (!json_is_object(msg)) {
-        snprintf(err, errlen, "the reply has no choices");
+        agentd_fail(e, rc, NULL, NULL, "the reply has no choices");
         goto out;
     }
     json_t *content = json_object_get(msg, "content");
@@ -379,11 +377,11 @@ int llm_reply_parse(const char *body, size_t len, struct llm_reply *out, char *e
                                         json_string_value(json_object_get(fn, "name")), a);
             free(dumped);
             if (!tc) {
-                snprintf(err, errlen, "a tool call has no function name");
+                agentd_fail(e, rc, NULL, NULL, "a tool call has no function name");
                 goto out;
             }
             if (!out->tool_calls || json_array_append_new(out->tool_calls, tc)) {
-                snprintf(err, errlen, "out of memory");
+                rc = agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
                 goto out;
             }
         }
@@ -400,7 +398,7 @@ int llm_reply_parse(const char *body, size_t len, struct llm_reply *out, char *e
     read_usage(json_object_get(o, "usage"), &out->usage.prompt_tokens,
                &out->usage.completion_tokens);
     if ((!out->content && !out->tool_calls) || !out->finish_reason) {
-        snprintf(err, errlen, "out of memory");
+        rc = agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
         goto out;
     }
     rc = 0;

@@ -25,6 +25,7 @@
 
 #include <curl/curl.h>
 
+#include "agent/offline_model.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -150,8 +151,7 @@ static void env_start(struct env *e, const char *const *kv, int builtin)
         fprintf(stderr, "config: %s\n", pr.items[i]);
     assert_int_equal(n, 0);
     assert_int_equal(cfg.builtin, builtin);
-    char err[200];
-    e->llm = llm_new(&cfg, err, sizeof err);
+    e->llm = llm_new(&cfg, offline_model(), NULL);
     assert_non_null(e->llm);
     llm_config_free(&cfg);
     config_problems_free(&pr);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/err.h"
 #include "llm/stream.h"
 
 struct deltas {
@@ -67,8 +68,8 @@ static void check_reply(const struct llm_reply *r)
 
 static void feed_ok(struct llm_stream *s, const char *p, size_t n)
 {
-    char err[200];
-    assert_int_equal(llm_stream_feed(s, p, n, err, sizeof err), 0);
+    struct agentd_error err;
+    assert_int_equal(llm_stream_feed(s, p, n, &err), 0);
 }
 
 static void test_split_every_boundary(void **state)
@@ -82,8 +83,8 @@ static void test_split_every_boundary(void **state)
         feed_ok(s, SSE + k, len - k);
         assert_true(llm_stream_done(s));
         struct llm_reply r;
-        char err[200];
-        assert_int_equal(llm_stream_finish(s, &r, err, sizeof err), 0);
+        struct agentd_error err;
+        assert_int_equal(llm_stream_finish(s, &r, &err), 0);
         check_reply(&r);
         assert_string_equal(d.text.data, "Hello, caf\xc3\xa9 ");
         llm_reply_clear(&r);
@@ -100,8 +101,8 @@ static void test_byte_at_a_time_and_three_way(void **state)
     for (size_t i = 0; i < len; i++)
         feed_ok(s, SSE + i, 1);
     struct llm_reply r;
-    char err[200];
-    assert_int_equal(llm_stream_finish(s, &r, err, sizeof err), 0);
+    struct agentd_error err;
+    assert_int_equal(llm_stream_finish(s, &r, &err), 0);
     check_reply(&r);
     llm_reply_clear(&r);
     llm_stream_free(s);
@@ -112,7 +113,7 @@ static void test_byte_at_a_time_and_three_way(void **state)
             feed_ok(s, SSE, a);
             feed_ok(s, SSE + a, b - a);
             feed_ok(s, SSE + b, len - b);
-            assert_int_equal(llm_stream_finish(s, &r, err, sizeof err), 0);
+            assert_int_equal(llm_stream_finish(s, &r, &err), 0);
             check_reply(&r);
             llm_reply_clear(&r);
             llm_stream_free(s);
@@ -131,8 +132,8 @@ static void test_cr_only_and_multiline_data(void **state)
     for (size_t i = 0; i < len; i++)
         feed_ok(s, in + i, 1);
     struct llm_reply r;
-    char err[200];
-    assert_int_equal(llm_stream_finish(s, &r, err, sizeof err), 0);
+    struct agentd_error err;
+    assert_int_equal(llm_stream_finish(s, &r, &err), 0);
     assert_string_equal(r.content, "a\nb");
     assert_string_equal(r.finish_reason, "stop");
     assert_null(r.tool_calls);
@@ -148,16 +149,16 @@ static void test_truncated(void **state)
     struct llm_stream *s = llm_stream_new(NULL, NULL);
     feed_ok(s, SSE, (size_t)(cut - SSE));
     struct llm_reply r;
-    char err[200];
-    assert_int_equal(llm_stream_finish(s, &r, err, sizeof err), -1);
-    assert_non_null(strstr(err, "ended early"));
+    struct agentd_error err;
+    assert_int_equal(llm_stream_finish(s, &r, &err), AGENTD_EMALFORMED);
+    assert_non_null(strstr(err.msg, "ended early"));
     llm_stream_free(s);
 
     /* a finish_reason without [DONE] is complete (some servers stop there) */
     const char *done = strstr(SSE, "data: [DONE]");
     s = llm_stream_new(NULL, NULL);
     feed_ok(s, SSE, (size_t)(done - SSE));
-    assert_int_equal(llm_stream_finish(s, &r, err, sizeof err), 0);
+    assert_int_equal(llm_stream_finish(s, &r, &err), 0);
     check_reply(&r);
     llm_reply_clear(&r);
     llm_stream_free(s);
@@ -166,7 +167,7 @@ static void test_truncated(void **state)
     const char *tail = "data: {\"choices\":[{\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}]}";
     s = llm_stream_new(NULL, NULL);
     feed_ok(s, tail, strlen(tail));
-    assert_int_equal(llm_stream_finish(s, &r, err, sizeof err), 0);
+    assert_int_equal(llm_stream_finish(s, &r, &err), 0);
     assert_string_equal(r.content, "x");
     llm_reply_clear(&r);
     llm_stream_free(s);
@@ -175,7 +176,7 @@ static void test_truncated(void **state)
 static void test_malformed(void **state)
 {
     (void)state;
-    char err[200];
+    struct agentd_error err;
     struct llm_reply r;
     const char *bad[] = {
         "data: {\"choices\": [\n\n",
@@ -184,24 +185,24 @@ static void test_malformed(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct llm_stream *s = llm_stream_new(NULL, NULL);
-        assert_int_equal(llm_stream_feed(s, bad[i], strlen(bad[i]), err, sizeof err), -1);
+        assert_int_equal(llm_stream_feed(s, bad[i], strlen(bad[i]), &err), AGENTD_EMALFORMED);
         /* once failed, it stays failed */
-        assert_int_equal(llm_stream_feed(s, "\n", 1, err, sizeof err), -1);
-        assert_int_equal(llm_stream_finish(s, &r, err, sizeof err), -1);
+        assert_int_equal(llm_stream_feed(s, "\n", 1, &err), AGENTD_EMALFORMED);
+        assert_int_equal(llm_stream_finish(s, &r, &err), AGENTD_EMALFORMED);
         llm_stream_free(s);
     }
     /* a tool call without a name cannot be run */
     const char *noname = "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{}\"}}]},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n";
     struct llm_stream *s = llm_stream_new(NULL, NULL);
     feed_ok(s, noname, strlen(noname));
-    assert_int_equal(llm_stream_finish(s, &r, err, sizeof err), -1);
+    assert_int_equal(llm_stream_finish(s, &r, &err), AGENTD_EMALFORMED);
     llm_stream_free(s);
     /* an over-long line is refused, not buffered forever */
     size_t big = (1u << 20) + 16;
     char *line = malloc(big);
     memset(line, 'a', big);
     s = llm_stream_new(NULL, NULL);
-    assert_int_equal(llm_stream_feed(s, line, big, err, sizeof err), -1);
+    assert_int_equal(llm_stream_feed(s, line, big, &err), AGENTD_EMALFORMED);
     llm_stream_free(s);
     free(line);
 }
@@ -215,8 +216,8 @@ static void test_ids_and_args_defaults(void **state)
     struct llm_stream *s = llm_stream_new(NULL, NULL);
     feed_ok(s, in, strlen(in));
     struct llm_reply r;
-    char err[200];
-    assert_int_equal(llm_stream_finish(s, &r, err, sizeof err), 0);
+    struct agentd_error err;
+    assert_int_equal(llm_stream_finish(s, &r, &err), 0);
     assert_null(r.content);
     json_t *tc = json_array_get(r.tool_calls, 0);
     assert_string_equal(json_string_value(json_object_get(tc, "id")), "call_1");
@@ -229,13 +230,13 @@ static void test_parse_whole(void **state)
 {
     (void)state;
     struct llm_reply r;
-    char err[200];
+    struct agentd_error err;
     const char *ok = "{\"id\":\"x\",\"model\":\"gpt-x\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
                      "\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"a\","
                      "\"arguments\":\"{\\\"q\\\":1}\"}},{\"id\":\"c2\",\"type\":\"function\",\"function\":{\"name\":\"b\","
                      "\"arguments\":{\"z\":2}}}]},\"finish_reason\":\"tool_calls\"}],"
                      "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7}}";
-    assert_int_equal(llm_reply_parse(ok, strlen(ok), &r, err, sizeof err), 0);
+    assert_int_equal(llm_reply_parse(ok, strlen(ok), &r, &err), 0);
     assert_null(r.content);
     assert_int_equal(json_array_size(r.tool_calls), 2);
     json_t *f2 = json_object_get(json_array_get(r.tool_calls, 1), "function");
@@ -247,7 +248,7 @@ static void test_parse_whole(void **state)
     llm_reply_clear(&r);
 
     const char *text = "{\"choices\":[{\"message\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}";
-    assert_int_equal(llm_reply_parse(text, strlen(text), &r, err, sizeof err), 0);
+    assert_int_equal(llm_reply_parse(text, strlen(text), &r, &err), 0);
     assert_string_equal(r.content, "hi");
     assert_null(r.tool_calls);
     llm_reply_clear(&r);
@@ -256,7 +257,7 @@ static void test_parse_whole(void **state)
                           "{\"error\":{\"message\":\"nope\"}}", "[]", "",
                           "{\"choices\":[{\"message\":{\"tool_calls\":[{\"function\":{}}]}}]}" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(llm_reply_parse(bad[i], strlen(bad[i]), &r, err, sizeof err), -1);
+        assert_int_equal(llm_reply_parse(bad[i], strlen(bad[i]), &r, &err), AGENTD_EMALFORMED);
         assert_null(r.content);
         assert_null(r.tool_calls);
     }
@@ -278,15 +279,15 @@ static void test_random_input(void **state)
             m[x % len] = (char)(x >> 32);
         }
         struct llm_stream *s = llm_stream_new(NULL, NULL);
-        char err[200];
+        struct agentd_error err;
         size_t cut = (size_t)(x >> 40) % len;
-        if (llm_stream_feed(s, m, cut, err, sizeof err) == 0)
-            llm_stream_feed(s, m + cut, len - cut, err, sizeof err);
+        if (llm_stream_feed(s, m, cut, &err) == 0)
+            llm_stream_feed(s, m + cut, len - cut, &err);
         struct llm_reply r;
-        if (llm_stream_finish(s, &r, err, sizeof err) == 0)
+        if (llm_stream_finish(s, &r, &err) == 0)
             llm_reply_clear(&r);
         llm_stream_free(s);
-        if (llm_reply_parse(m, cut, &r, err, sizeof err) == 0)
+        if (llm_reply_parse(m, cut, &r, &err) == 0)
             llm_reply_clear(&r);
     }
     free(m);

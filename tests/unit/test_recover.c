@@ -16,6 +16,7 @@
 #include <dirent.h>
 
 #include "core/instance.h"
+#include "agent/recover.h"
 #include "agent/runner.h"
 #include "agent/turn.h"
 

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "agent/tools.h"
+#include "core/err.h"
 #include "shop/merchant.h"
 #include "shop/shop.h"
 #include "store/store.h"
@@ -61,7 +62,7 @@ static void expect_invalid_at(const char *tool, const char *args_text, const cha
     char why[4096] = "";
     int rc = tools_validate(tool, args, why, sizeof why);
     json_decref(args);
-    if (rc != -1)
+    if (rc != AGENTD_EINVAL)
         fail_msg("line %d: %s %s should be invalid, got rc=%d", line, tool, args_text, rc);
     if (needle1 && !strstr(why, needle1))
         fail_msg("line %d: %s %s: why \"%s\" lacks \"%s\"", line, tool, args_text, why, needle1);
@@ -242,7 +243,7 @@ static void test_definitions_agree_with_validator(void **state)
             continue;
         }
         required_seen++;
-        if (rc != -1)
+        if (rc != AGENTD_EINVAL)
             fail_msg("%s: {} accepted although arguments are required", name);
         size_t r;
         json_t *req;
@@ -446,20 +447,20 @@ static void test_validate_unknown_tool(void **state)
     (void)state;
     json_t *args = json_object();
     char why[256] = "";
-    assert_int_equal(tools_validate("delete_everything", args, why, sizeof why), -1);
+    assert_int_equal(tools_validate("delete_everything", args, why, sizeof why), AGENTD_EINVAL);
     assert_non_null(strstr(why, "unknown tool"));
     assert_non_null(strstr(why, "delete_everything"));
 
     why[0] = 0;
-    assert_int_equal(tools_validate("Get_Product", args, why, sizeof why), -1);
+    assert_int_equal(tools_validate("Get_Product", args, why, sizeof why), AGENTD_EINVAL);
     assert_non_null(strstr(why, "Get_Product"));
 
     why[0] = 0;
-    assert_int_equal(tools_validate("", args, why, sizeof why), -1);
+    assert_int_equal(tools_validate("", args, why, sizeof why), AGENTD_EINVAL);
     assert_non_null(strstr(why, "unknown tool"));
 
     why[0] = 0;
-    assert_int_equal(tools_validate(NULL, args, why, sizeof why), -1);
+    assert_int_equal(tools_validate(NULL, args, why, sizeof why), AGENTD_EINVAL);
     assert_string_equal(why, "unknown tool (none)");
     json_decref(args);
 }
@@ -478,7 +479,7 @@ static void test_validate_non_object_args(void **state)
 
     /* NULL args */
     char why[256] = "";
-    assert_int_equal(tools_validate("get_checkout", NULL, why, sizeof why), -1);
+    assert_int_equal(tools_validate("get_checkout", NULL, why, sizeof why), AGENTD_EINVAL);
     assert_string_equal(why, "arguments must be of type object");
 }
 
@@ -491,7 +492,7 @@ static void test_validate_reports_every_problem(void **state)
                    "arguments.product_id must not be empty");
     char why[4096] = "";
     json_t *args = load("{\"product_id\":\"\",\"quantity\":0}");
-    assert_int_equal(tools_validate("add_to_checkout", args, why, sizeof why), -1);
+    assert_int_equal(tools_validate("add_to_checkout", args, why, sizeof why), AGENTD_EINVAL);
     assert_string_equal(why, "arguments.product_id must not be empty; "
                              "arguments.quantity is out of range: 1 to 9999");
     json_decref(args);
@@ -503,7 +504,7 @@ static void test_validate_why_truncation(void **state)
     json_t *args = json_object();
     char why[16];
     memset(why, 'X', sizeof why);
-    assert_int_equal(tools_validate("search_shopping_catalog", args, why, 8), -1);
+    assert_int_equal(tools_validate("search_shopping_catalog", args, why, 8), AGENTD_EINVAL);
     assert_int_equal(strlen(why), 7); /* "argumen" + NUL, nothing past len */
     assert_memory_equal(why, "argumen", 8);
     for (size_t i = 8; i < sizeof why; i++)
@@ -511,7 +512,7 @@ static void test_validate_why_truncation(void **state)
 
     /* len 0: nothing is written, the result still says invalid */
     memset(why, 'X', sizeof why);
-    assert_int_equal(tools_validate("no_such_tool", args, why, 0), -1);
+    assert_int_equal(tools_validate("no_such_tool", args, why, 0), AGENTD_EINVAL);
     for (size_t i = 0; i < sizeof why; i++)
         assert_int_equal(why[i], 'X');
 
@@ -866,7 +867,7 @@ static void test_validate_patterns(void **state)
     /* a NUL inside a string does not hide what follows it */
     json_t *nul = json_pack("{s:s%}", "product_id", "ok\0 no", (size_t)6);
     char why[512] = "";
-    assert_int_equal(tools_validate("get_product", nul, why, sizeof why), -1);
+    assert_int_equal(tools_validate("get_product", nul, why, sizeof why), AGENTD_EINVAL);
     assert_non_null(strstr(why, "does not match"));
     json_decref(nul);
     /* a long value is clipped in the message */
@@ -1185,10 +1186,26 @@ static void test_shop_search_product_fields(void **state)
     json_decref(r);
 }
 
+/* The tool table says which tools change the checkout (the runner reads it). */
+static void test_mutates_checkout_flag(void **state)
+{
+    (void)state;
+    const char *mut[] = { "add_to_checkout", "remove_from_checkout", "update_checkout",
+                          "update_customer_details", "select_shipping", "complete_checkout" };
+    const char *ro[] = { "search_shopping_catalog", "get_product", "get_checkout", "start_payment",
+                         "no_such_tool" };
+    for (size_t i = 0; i < sizeof mut / sizeof mut[0]; i++)
+        assert_int_equal(tools_mutates_checkout(mut[i]), 1);
+    for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++)
+        assert_int_equal(tools_mutates_checkout(ro[i]), 0);
+    assert_int_equal(tools_mutates_checkout(NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_definitions_shape),
+        cmocka_unit_test(test_mutates_checkout_flag),
         cmocka_unit_test(test_definitions_fresh_each_call),
         cmocka_unit_test(test_definitions_agree_with_validator),
         cmocka_unit_test(test_validate_valid_per_tool),

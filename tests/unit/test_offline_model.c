@@ -1,4 +1,4 @@
-/* llm builtin: the offline model walks the demo conversation step by step
+/* agent offline_model: the offline model walks the demo conversation step by step
  * (synthetic tool results in the shapes docs/llm.md documents), plus the
  * other intents, error results and the polite fallback. */
 #include <setjmp.h>
@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "llm/builtin.h"
-#include "llm/builtin_details.h"
+#include "agent/offline_model.h"
+#include "agent/offline_details.h"
 #include "llm/stream.h"
 
 static void add_user(json_t *msgs, const char *text)
@@ -26,7 +26,7 @@ static const char *plan_call(json_t *msgs, json_t **args, char *id, size_t idlen
 {
     static char name[64];
     struct llm_reply r;
-    assert_int_equal(llm_builtin_plan(msgs, &r), 0);
+    assert_int_equal(offline_model_plan(msgs, &r), 0);
     if (!r.tool_calls) {
         fprintf(stderr, "expected a tool call, got text: %s\n", r.content);
         fail();
@@ -56,7 +56,7 @@ static void add_result(json_t *msgs, const char *id, const char *result)
 static char *plan_text(json_t *msgs)
 {
     struct llm_reply r;
-    assert_int_equal(llm_builtin_plan(msgs, &r), 0);
+    assert_int_equal(offline_model_plan(msgs, &r), 0);
     if (!r.content) {
         char *d = json_dumps(r.tool_calls, 0);
         fprintf(stderr, "expected text, got tool calls: %s\n", d);
@@ -346,7 +346,7 @@ static void test_product_and_pay_not_ready(void **state)
 /* free-text buyer details: want is the exact update_customer_details args */
 static void expect_details_at(const char *text, const char *want_text, int line)
 {
-    json_t *got = builtin_parse_details(text);
+    json_t *got = offline_parse_details(text);
     json_t *want = want_text ? json_loads(want_text, 0, NULL) : NULL;
     if (want_text && !want)
         fail_msg("line %d: bad want JSON", line);
@@ -409,8 +409,8 @@ static void test_free_text_details(void **state)
                    "{\"buyer\":{\"email\":\"Ann.Lee+shop@example.co.uk\"}}");
     expect_details("ship to Jane", NULL);
     expect_details("write to me at ann@localhost", NULL);
-    assert_true(builtin_has_email("mail ann@example.com"));
-    assert_false(builtin_has_email("cookies @ 5 dollars"));
+    assert_true(offline_has_email("mail ann@example.com"));
+    assert_false(offline_has_email("cookies @ 5 dollars"));
 }
 
 /* the sample client's buttons send JSON texts: the offline model reads them */

@@ -2,7 +2,7 @@
  * anywhere, a name, and a postal address in the common orders and
  * punctuations, into update_customer_details' UCP fields. Pure. */
 #define _GNU_SOURCE
-#include "llm/builtin_details.h"
+#include "agent/offline_details.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -360,7 +360,7 @@ static void addr_free(struct addr *a)
     free(a->country);
 }
 
-json_t *builtin_parse_details(const char *text)
+json_t *offline_parse_details(const char *text)
 {
     char *work = strdup(text ? text : "");
     if (!work)
@@ -438,7 +438,7 @@ json_t *builtin_parse_details(const char *text)
     return out;
 }
 
-int builtin_has_email(const char *text)
+int offline_has_email(const char *text)
 {
     char *work = strdup(text ? text : "");
     char *email = work ? take_email(work) : NULL;

@@ -1,7 +1,7 @@
 /* The offline model's reading of buyer details in free text (an email
  * anywhere, a name, a postal address in common orders). Pure. */
-#ifndef AGENTD_LLM_BUILTIN_DETAILS_H
-#define AGENTD_LLM_BUILTIN_DETAILS_H
+#ifndef AGENTD_AGENT_OFFLINE_DETAILS_H
+#define AGENTD_AGENT_OFFLINE_DETAILS_H
 
 #include <jansson.h>
 
@@ -12,9 +12,9 @@
  * address only when street, city and postal code were all found (country
  * default US). NULL when there is neither an email nor an address (a new
  * reference otherwise). */
-json_t *builtin_parse_details(const char *text);
+json_t *offline_parse_details(const char *text);
 
 /* 1 if the text holds an email address. */
-int builtin_has_email(const char *text);
+int offline_has_email(const char *text);
 
 #endif

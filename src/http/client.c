@@ -1,21 +1,22 @@
 /* hiperfifo on libevent: CURLMOPT_SOCKETFUNCTION maps curl's socket interest
  * to persistent events, CURLMOPT_TIMERFUNCTION to one timer per multi. */
-#include "llm/curl_loop.h"
+#include "http/client.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 
 #include <event2/event.h>
 
+#include "core/err.h"
 #include "core/loop.h"
 
 /* What a transfer carries through CURLOPT_PRIVATE. */
 struct xfer {
-    curl_loop_done_fn done;
+    http_client_done_fn done;
     void *ud;
 };
 
-struct curl_loop {
+struct http_client {
     struct loop *loop;
     struct event_base *base;
     CURLM *multi;
@@ -33,7 +34,7 @@ struct sock {
     int what;
 };
 
-static void sock_unlink(struct curl_loop *cl, struct sock *sk)
+static void sock_unlink(struct http_client *cl, struct sock *sk)
 {
     if (sk->prev)
         sk->prev->next = sk->next;
@@ -46,7 +47,7 @@ static void sock_unlink(struct curl_loop *cl, struct sock *sk)
     free(sk);
 }
 
-static void check_done(struct curl_loop *cl)
+static void check_done(struct http_client *cl)
 {
     CURLMsg *m;
     int left;
@@ -71,7 +72,7 @@ static void check_done(struct curl_loop *cl)
 
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
-    struct curl_loop *cl = arg;
+    struct http_client *cl = arg;
     int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
     int running;
     curl_multi_socket_action(cl->multi, fd, flags, &running);
@@ -81,7 +82,7 @@ static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
-    struct curl_loop *cl = arg;
+    struct http_client *cl = arg;
     int running;
     curl_multi_socket_action(cl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_done(cl);
@@ -89,10 +90,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 /* curl: "call me back in timeout_ms" (-1 = delete the timer). Must not
  * call curl from here, hence the timer even for 0 ms. */
+/* libcurl's callback contract: 0 = fine, -1 = failure (not an AGENTD_E* status). */
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
-    struct curl_loop *cl = userp;
+    struct http_client *cl = userp;
     if (timeout_ms < 0) {
         evtimer_del(cl->timer);
         return 0;
@@ -104,7 +106,7 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     (void)easy;
-    struct curl_loop *cl = userp;
+    struct http_client *cl = userp;
     struct sock *sk = socketp;
     if (what == CURL_POLL_REMOVE) {
         if (sk) {
@@ -143,13 +145,13 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
 
 static void global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-struct curl_loop *curl_loop_new(struct loop *loop)
+struct http_client *http_client_new(struct loop *loop)
 {
     /* loops start lazily on several threads; curl's global init must run
      * once (and is not thread-safe in every build) */
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, global_init);
-    struct curl_loop *cl = calloc(1, sizeof *cl);
+    struct http_client *cl = calloc(1, sizeof *cl);
     if (!cl)
         return NULL;
     cl->loop = loop;
@@ -157,7 +159,7 @@ struct curl_loop *curl_loop_new(struct loop *loop)
     cl->multi = curl_multi_init();
     cl->timer = evtimer_new(cl->base, on_timer, cl);
     if (!cl->multi || !cl->timer) {
-        curl_loop_free(cl);
+        http_client_free(cl);
         return NULL;
     }
     curl_multi_setopt(cl->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
@@ -173,29 +175,29 @@ struct curl_loop *curl_loop_new(struct loop *loop)
     return cl;
 }
 
-void curl_loop_set_max_connections(struct curl_loop *cl, long n)
+void http_client_set_max_connections(struct http_client *cl, long n)
 {
     curl_multi_setopt(cl->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, n > 0 ? n : 0L);
 }
 
-int curl_loop_add(struct curl_loop *cl, CURL *easy, curl_loop_done_fn done, void *ud)
+int http_client_add(struct http_client *cl, CURL *easy, http_client_done_fn done, void *ud)
 {
     struct xfer *x = malloc(sizeof *x);
     if (!x)
-        return -1;
+        return AGENTD_ENOMEM;
     x->done = done;
     x->ud = ud;
     curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)x);
     if (curl_multi_add_handle(cl->multi, easy) != CURLM_OK) {
         curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
         free(x);
-        return -1;
+        return AGENTD_EINTERNAL;
     }
     cl->active++;
     return 0;
 }
 
-void curl_loop_remove(struct curl_loop *cl, CURL *easy)
+void http_client_remove(struct http_client *cl, CURL *easy)
 {
     struct xfer *x = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
@@ -207,9 +209,9 @@ void curl_loop_remove(struct curl_loop *cl, CURL *easy)
     cl->active--;
 }
 
-int curl_loop_active(const struct curl_loop *cl) { return cl->active; }
+int http_client_active(const struct http_client *cl) { return cl->active; }
 
-void curl_loop_free(struct curl_loop *cl)
+void http_client_free(struct http_client *cl)
 {
     if (!cl)
         return;
