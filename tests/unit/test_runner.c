@@ -128,7 +128,7 @@ static void world_start(struct world *w, const struct line *script, int n, int m
     char url[256], err[256] = "";
     snprintf(url, sizeof url, "%s/agentd.db", w->dir);
     struct store_options o = { .url = url, .sync = STORE_SYNC_NORMAL };
-    assert_int_equal(store_open(&o, &w->st, err, sizeof err), 0);
+    assert_int_equal(store_open(&o, &w->st, NULL), 0);
     w->m = merchant_new(w->st, NULL); /* the demo catalog */
     assert_non_null(w->m);
     assert_int_equal(merchant_load(w->m, err, sizeof err), 0);
