@@ -92,4 +92,17 @@ int checkout_refresh_in_place(struct checkout *c, const struct shop_rules *r, un
 /* The method's selected destination, or NULL. */
 const struct postal_address *checkout_selected_dest(const struct fulfillment_method *m);
 
+/* ucp_checkout.c: JSON pieces the order (order.c) writes and reads alike. */
+int checkout_has_destination(const struct checkout *c);
+int checkout_has_selected_option(const struct checkout *c);
+/* Sets key to a string when s is non-NULL; nonzero on failure. */
+int ucp_json_put_str(json_t *o, const char *key, const char *s);
+json_t *ucp_address_json(const struct postal_address *a, int with_id);
+json_t *ucp_item_json(const struct line_item *li);
+/* Optional string member -> copy (absent: NULL); wrong type AGENTD_ECORRUPT. */
+int ucp_json_get_str(const json_t *o, const char *key, char **out);
+int64_t ucp_json_get_int(const json_t *o, const char *key);
+/* Amount of a given type in a UCP totals[] array (0 if absent). */
+int64_t ucp_total_of(const json_t *totals, const char *type);
+
 #endif

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "commerce/checkout.h"
+#include "commerce/order.h"
 #include "commerce/ucp.h"
 
 struct store;

@@ -12,6 +12,7 @@
 
 #include "commerce/checkout.h"
 #include "commerce/payment.h"
+#include "commerce/order.h"
 #include "commerce/ucp.h"
 #include "core/err.h"
 
