@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "commerce/catalog.h"
+#include "shop/catalog_load.h"
+#include "shop/catalog_slot.h"
 #include "commerce/money.h"
 #include "core/err.h"
 

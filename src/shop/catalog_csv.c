@@ -1,7 +1,7 @@
 /* CSV import: turns UCP's sample-merchant CSV files into catalog JSON, so the
  * server only ever loads (and validates) one format. */
 #define _GNU_SOURCE
-#include "commerce/catalog.h"
+#include "shop/catalog_load.h"
 #include "commerce/money.h"
 #include "core/buf.h"
 #include "core/err.h"
