@@ -344,7 +344,7 @@ static int keyed_id(const char *owner, const char *op_key, char *out, size_t len
     return 0;
 }
 
-int shop_checkout_create_key(struct shop *sh, const char *owner, const json_t *req,
+int shop_checkout_create(struct shop *sh, const char *owner, const json_t *req,
                              const char *op_key, struct checkout **out, int *replayed,
                              struct agentd_error *e)
 {
@@ -409,12 +409,6 @@ replay:
         *replayed = 1;
     *out = c;
     return 0;
-}
-
-int shop_checkout_create(struct shop *sh, const char *owner, const json_t *req,
-                         struct checkout **out, struct agentd_error *e)
-{
-    return shop_checkout_create_key(sh, owner, req, NULL, out, NULL, e);
 }
 
 int shop_checkout_get(struct shop *sh, const char *owner, const char *id, struct checkout **out,
@@ -484,7 +478,7 @@ static int edit_keyed(struct checkout *c, const struct shop_rules *r, void *arg,
     return rc ? rc : checkout_op_key_add(c, k->op_key, e);
 }
 
-int shop_checkout_edit_key(struct shop *sh, const char *owner, const char *id, const char *op_key,
+int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, const char *op_key,
                            shop_edit_fn fn, void *arg, struct checkout **out, int *replayed,
                            struct agentd_error *e)
 {
@@ -497,12 +491,6 @@ int shop_checkout_edit_key(struct shop *sh, const char *owner, const char *id, c
         return rc;
     struct keyed_arg k = { fn, arg, op_key };
     return edit_loop(sh, owner, id, op_key, checkout_op_key_has, edit_keyed, &k, out, replayed, e);
-}
-
-int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, shop_edit_fn fn,
-                       void *arg, struct checkout **out, struct agentd_error *e)
-{
-    return shop_checkout_edit_key(sh, owner, id, NULL, fn, arg, out, NULL, e);
 }
 
 struct update_arg {
@@ -525,7 +513,7 @@ int shop_checkout_update(struct shop *sh, const char *owner, const char *id, con
                          int64_t if_match, struct checkout **out, struct agentd_error *e)
 {
     struct update_arg u = { req, if_match };
-    return shop_checkout_edit(sh, owner, id, edit_update, &u, out, e);
+    return shop_checkout_edit(sh, owner, id, NULL, edit_update, &u, out, NULL, e);
 }
 
 struct add_arg {
@@ -540,19 +528,12 @@ static int edit_add(struct checkout *c, const struct shop_rules *r, void *arg,
     return checkout_item_add(c, r, a->product_id, a->quantity, e);
 }
 
-int shop_checkout_add_item_key(struct shop *sh, const char *owner, const char *id,
+int shop_checkout_add_item(struct shop *sh, const char *owner, const char *id,
                                const char *op_key, const char *product_id, int64_t quantity,
                                struct checkout **out, int *replayed, struct agentd_error *e)
 {
     struct add_arg a = { product_id, quantity };
-    return shop_checkout_edit_key(sh, owner, id, op_key, edit_add, &a, out, replayed, e);
-}
-
-int shop_checkout_add_item(struct shop *sh, const char *owner, const char *id,
-                           const char *product_id, int64_t quantity, struct checkout **out,
-                           struct agentd_error *e)
-{
-    return shop_checkout_add_item_key(sh, owner, id, NULL, product_id, quantity, out, NULL, e);
+    return shop_checkout_edit(sh, owner, id, op_key, edit_add, &a, out, replayed, e);
 }
 
 static int claim_abandoned(const struct shop *sh, const struct checkout *c, int64_t now_s);
@@ -574,7 +555,7 @@ static int edit_cancel(struct checkout *c, const struct shop_rules *r, void *arg
 int shop_checkout_cancel(struct shop *sh, const char *owner, const char *id,
                          struct checkout **out, struct agentd_error *e)
 {
-    return shop_checkout_edit(sh, owner, id, edit_cancel, sh, out, e);
+    return shop_checkout_edit(sh, owner, id, NULL, edit_cancel, sh, out, NULL, e);
 }
 
 /* ---- completion ---- */
@@ -705,7 +686,7 @@ static void abort_complete(struct shop *sh, const char *owner, const char *id,
     struct claim_ref ref = { ours->completing.by, ours->completing.at };
     struct checkout *c = NULL;
     struct agentd_error err = { 0 };
-    if (shop_checkout_edit(sh, owner, id, edit_abort, &ref, &c, &err) == 0)
+    if (shop_checkout_edit(sh, owner, id, NULL, edit_abort, &ref, &c, NULL, &err) == 0)
         checkout_free(c);
     else if (strcmp(err.code, "not_ours") != 0)
         log_msg(LOG_ERROR, NULL, "checkout %s left complete_in_progress: %s", id, err.msg);
@@ -736,7 +717,7 @@ static int test_handler(const struct shop *sh, const char *id)
     return 0;
 }
 
-int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *id,
+int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
                                const char *op_key, const json_t *payment_data,
                                struct checkout **out, struct order **order_out, int *declined,
                                int *replayed, struct agentd_error *e)
@@ -911,14 +892,6 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
     checkout_free(done);
     order_free(o);
     return rc;
-}
-
-int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
-                           const json_t *payment_data, struct checkout **out,
-                           struct order **order_out, int *declined, struct agentd_error *e)
-{
-    return shop_checkout_complete_key(sh, owner, id, NULL, payment_data, out, order_out, declined,
-                                      NULL, e);
 }
 
 /* ---- orders ---- */
