@@ -254,13 +254,13 @@ static int parse_payment(struct checkout *c, const json_t *p, struct agentd_erro
         return oom(e);
     size_t got = 0;
     for (; got < n; got++) {
-        char err[200];
-        rc = payment_instrument_parse(json_array_get(ins, got), &list[got], err, sizeof err);
+        struct agentd_error pe = { 0 };
+        rc = payment_instrument_parse(json_array_get(ins, got), &list[got], &pe);
         if (rc) {
             char path[64];
             snprintf(path, sizeof path, "$.payment.instruments[%zu]", got);
             rc = rc == AGENTD_ENOMEM ? oom(e)
-                                     : agentd_fail(e, rc, "invalid_payment", path, "%s", err);
+                                     : agentd_fail(e, rc, "invalid_payment", path, "%.199s", pe.msg);
             goto fail;
         }
     }

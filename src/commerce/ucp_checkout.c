@@ -616,9 +616,7 @@ static int parse_payment_doc(const json_t *p, struct checkout *c, struct agentd_
     if (n && !(c->payment.instruments = calloc(n, sizeof *c->payment.instruments)))
         return AGENTD_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        char err[128];
-        int rc = payment_instrument_parse(json_array_get(ins, i), &c->payment.instruments[i], err,
-                                          sizeof err);
+        int rc = payment_instrument_parse(json_array_get(ins, i), &c->payment.instruments[i], NULL);
         if (rc)
             return rc == AGENTD_ENOMEM ? rc : corrupt(e, "bad payment instrument");
         c->payment.n_instruments++;
