@@ -157,22 +157,22 @@ static struct job *begin(struct http_req *r, enum op op, int needs_body)
     ucp_negotiated_all(&j->neg);
     const char *hdr = http_req_header(r, "UCP-Agent");
     struct ucp_agent agent;
-    char why[256] = "";
+    struct agentd_error why = { 0 };
     if (!hdr) {
         ucp_error(r, 400, "missing", "the UCP-Agent header is required, e.g. UCP-Agent: profile=\"https://platform.example/profile\"");
         free(j);
         return NULL;
     }
     unsigned flags = F.cfg->env == CONFIG_ENV_PRODUCTION ? 0 : UCP_AGENT_ALLOW_HTTP;
-    int bad = ucp_agent_parse(hdr, flags, &agent, why, sizeof why) != 0;
+    int bad = ucp_agent_parse(hdr, flags, &agent, &why) != 0;
     /* Production takes http:// profiles only from hosts the operator listed
      * in AGENTD_PROFILE_ALLOWLIST (a platform on the same host or network). */
-    if (bad && !flags && ucp_agent_parse(hdr, UCP_AGENT_ALLOW_HTTP, &agent, NULL, 0) == 0 &&
+    if (bad && !flags && ucp_agent_parse(hdr, UCP_AGENT_ALLOW_HTTP, &agent, NULL) == 0 &&
         profiles_allowlisted(profiles_default(), agent.profile))
         bad = 0;
     if (bad) {
         char msg[320];
-        snprintf(msg, sizeof msg, "invalid UCP-Agent header: %s", why);
+        snprintf(msg, sizeof msg, "invalid UCP-Agent header: %s", why.msg);
         ucp_error(r, 400, "invalid", msg);
         free(j);
         return NULL;

@@ -35,7 +35,7 @@ static uint64_t fnv64(const char *s)
     return x;
 }
 
-/* What every test handler checks first: a token, a sane amount. 0, or -1
+/* What every test handler checks first: a token, a sane amount. 0, or AGENTD_EINVAL
  * with e set (the caller answers PAYMENT_INVALID). */
 static int instrument_usable(const struct payment_instrument *pi, int64_t amount, char *ref,
                              size_t reflen, struct agentd_error *e)
@@ -44,11 +44,11 @@ static int instrument_usable(const struct payment_instrument *pi, int64_t amount
         ref[0] = 0;
     if (!pi || !pi->token || !*pi->token) {
         set_err(e, "the payment credential has no token");
-        return -1;
+        return AGENTD_EINVAL;
     }
     if (amount < 0) {
         set_err(e, "negative amount");
-        return -1;
+        return AGENTD_EINVAL;
     }
     return 0;
 }

@@ -50,12 +50,11 @@ struct ucp_agent {
 /* Parses a UCP-Agent header as a strict RFC 8941 dictionary:
  * profile="https://..." (sf-string, required), version="YYYY-MM-DD"
  * (optional). Other keys are allowed if well-formed and ignored.
- * Refused (AGENTD_EINVAL, reason in err): empty or > UCP_AGENT_HEADER_MAX,
+ * Refused (AGENTD_EINVAL, reason in e->msg): empty or > UCP_AGENT_HEADER_MAX,
  * non-ASCII or control bytes, bad keys, duplicate keys, unterminated
  * strings, bad escapes, parameters, inner lists, non-string profile or
  * version, profile not an absolute https URL, malformed version. */
-int ucp_agent_parse(const char *header, unsigned flags, struct ucp_agent *out, char *err,
-                    size_t errlen);
+int ucp_agent_parse(const char *header, unsigned flags, struct ucp_agent *out, struct agentd_error *e);
 
 /* ---- versions ---- */
 

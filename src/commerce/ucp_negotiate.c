@@ -155,10 +155,12 @@ int ucp_version_check(const char *client_version, struct agentd_error *e)
 #define SF_KEY_MAX 64
 #define SF_MEMBERS_MAX 32
 
-static int sf_fail(char *err, size_t errlen, const char *fmt, const char *a, size_t off)
+/* fmt is one of this file's literals, each taking a string and an offset. */
+static int sf_fail(struct agentd_error *e, const char *fmt, const char *a, size_t off)
 {
-    if (err && errlen)
-        snprintf(err, errlen, fmt, a ? a : "", off);
+    char msg[sizeof e->msg];
+    snprintf(msg, sizeof msg, fmt, a ? a : "", off);
+    agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "%s", msg);
     return AGENTD_EINVAL;
 }
 
@@ -176,7 +178,7 @@ enum sf_type { SF_STRING, SF_OTHER };
 
 /* Parses one bare item at *pp into val (strings only are kept). */
 static int sf_bare_item(const char **pp, const char *start, enum sf_type *type, char *val,
-                        size_t vlen, const char *key, char *err, size_t errlen)
+                        size_t vlen, const char *key, struct agentd_error *e)
 {
     const char *p = *pp;
     size_t n = 0;
@@ -186,27 +188,27 @@ static int sf_bare_item(const char **pp, const char *start, enum sf_type *type, 
         for (;;) {
             char c = *p++;
             if (c == 0)
-                return sf_fail(err, errlen, "UCP-Agent: unterminated string for '%s' (offset %zu)",
+                return sf_fail(e, "UCP-Agent: unterminated string for '%s' (offset %zu)",
                                key, (size_t)(p - 1 - start));
             if (c == '\\') {
                 c = *p++;
                 if (c == 0)
-                    return sf_fail(err, errlen,
+                    return sf_fail(e,
                                    "UCP-Agent: unterminated string for '%s' (offset %zu)", key,
                                    (size_t)(p - 1 - start));
                 if (c != '"' && c != '\\')
-                    return sf_fail(err, errlen,
+                    return sf_fail(e,
                                    "UCP-Agent: bad escape in string for '%s' (offset %zu)", key,
                                    (size_t)(p - 2 - start));
             } else if (c == '"') {
                 break;
             } else if ((unsigned char)c < 0x20 || (unsigned char)c > 0x7e) {
-                return sf_fail(err, errlen, "UCP-Agent: invalid character in string for '%s' "
+                return sf_fail(e, "UCP-Agent: invalid character in string for '%s' "
                                             "(offset %zu)",
                                key, (size_t)(p - 1 - start));
             }
             if (n + 1 >= vlen)
-                return sf_fail(err, errlen, "UCP-Agent: value of '%s' is too long (offset %zu)",
+                return sf_fail(e, "UCP-Agent: value of '%s' is too long (offset %zu)",
                                key, (size_t)(p - start));
             val[n++] = c;
         }
@@ -220,14 +222,14 @@ static int sf_bare_item(const char **pp, const char *start, enum sf_type *type, 
         while (isdigit((unsigned char)*p) && ip <= 15)
             p++, ip++;
         if (ip == 0 || ip > 15)
-            return sf_fail(err, errlen, "UCP-Agent: bad number for '%s' (offset %zu)", key,
+            return sf_fail(e, "UCP-Agent: bad number for '%s' (offset %zu)", key,
                            (size_t)(p - start));
         if (*p == '.') {
             p++;
             while (isdigit((unsigned char)*p) && fp <= 3)
                 p++, fp++;
             if (ip > 12 || fp == 0 || fp > 3)
-                return sf_fail(err, errlen, "UCP-Agent: bad decimal for '%s' (offset %zu)", key,
+                return sf_fail(e, "UCP-Agent: bad decimal for '%s' (offset %zu)", key,
                                (size_t)(p - start));
         }
         *type = SF_OTHER;
@@ -241,19 +243,19 @@ static int sf_bare_item(const char **pp, const char *start, enum sf_type *type, 
         while (isalnum((unsigned char)*p) || *p == '+' || *p == '/' || *p == '=')
             p++;
         if (*p != ':')
-            return sf_fail(err, errlen, "UCP-Agent: bad byte sequence for '%s' (offset %zu)", key,
+            return sf_fail(e, "UCP-Agent: bad byte sequence for '%s' (offset %zu)", key,
                            (size_t)(p - start));
         p++;
         *type = SF_OTHER;
     } else if (*p == '?') {
         p++;
         if (*p != '0' && *p != '1')
-            return sf_fail(err, errlen, "UCP-Agent: bad boolean for '%s' (offset %zu)", key,
+            return sf_fail(e, "UCP-Agent: bad boolean for '%s' (offset %zu)", key,
                            (size_t)(p - start));
         p++;
         *type = SF_OTHER;
     } else {
-        return sf_fail(err, errlen, "UCP-Agent: invalid value for '%s' (offset %zu)", key,
+        return sf_fail(e, "UCP-Agent: invalid value for '%s' (offset %zu)", key,
                        (size_t)(p - start));
     }
     *pp = p;
@@ -287,26 +289,25 @@ static int profile_url_ok(const char *u, unsigned flags)
     return 1;
 }
 
-static int agent_parse(const char *h, unsigned flags, struct ucp_agent *out, char *err,
-                       size_t errlen)
+static int agent_parse(const char *h, unsigned flags, struct ucp_agent *out, struct agentd_error *e)
 {
     if (!h)
-        return sf_fail(err, errlen, "UCP-Agent header is missing%s", NULL, 0);
+        return sf_fail(e, "UCP-Agent header is missing%s", NULL, 0);
     size_t len = strnlen(h, UCP_AGENT_HEADER_MAX + 1);
     if (len > UCP_AGENT_HEADER_MAX)
-        return sf_fail(err, errlen, "UCP-Agent header is longer than %s%zu bytes", "",
+        return sf_fail(e, "UCP-Agent header is longer than %s%zu bytes", "",
                        (size_t)UCP_AGENT_HEADER_MAX);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)h[i];
         if (c != '\t' && (c < 0x20 || c > 0x7e))
-            return sf_fail(err, errlen, "UCP-Agent: non-ASCII or control byte%s at offset %zu",
+            return sf_fail(e, "UCP-Agent: non-ASCII or control byte%s at offset %zu",
                            NULL, i);
     }
     const char *p = h;
     while (*p == ' ')
         p++;
     if (!*p)
-        return sf_fail(err, errlen, "UCP-Agent header is empty%s", NULL, 0);
+        return sf_fail(e, "UCP-Agent header is empty%s", NULL, 0);
     char keys[SF_MEMBERS_MAX][SF_KEY_MAX + 1];
     size_t nkeys = 0;
     int have_profile = 0;
@@ -314,22 +315,22 @@ static int agent_parse(const char *h, unsigned flags, struct ucp_agent *out, cha
         char key[SF_KEY_MAX + 1];
         size_t kn = 0;
         if (!lcalpha((unsigned char)*p) && *p != '*')
-            return sf_fail(err, errlen, "UCP-Agent: expected a lowercase key%s at offset %zu", NULL,
+            return sf_fail(e, "UCP-Agent: expected a lowercase key%s at offset %zu", NULL,
                            (size_t)(p - h));
         while (lcalpha((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_' ||
                *p == '-' || *p == '.' || *p == '*') {
             if (kn >= SF_KEY_MAX)
-                return sf_fail(err, errlen, "UCP-Agent: key too long%s at offset %zu", NULL,
+                return sf_fail(e, "UCP-Agent: key too long%s at offset %zu", NULL,
                                (size_t)(p - h));
             key[kn++] = *p++;
         }
         key[kn] = 0;
         for (size_t k = 0; k < nkeys; k++)
             if (strcmp(keys[k], key) == 0)
-                return sf_fail(err, errlen, "UCP-Agent: duplicate key '%s' (offset %zu)", key,
+                return sf_fail(e, "UCP-Agent: duplicate key '%s' (offset %zu)", key,
                                (size_t)(p - h));
         if (nkeys >= SF_MEMBERS_MAX)
-            return sf_fail(err, errlen, "UCP-Agent: too many members%s (offset %zu)", NULL,
+            return sf_fail(e, "UCP-Agent: too many members%s (offset %zu)", NULL,
                            (size_t)(p - h));
         memcpy(keys[nkeys++], key, kn + 1);
 
@@ -339,32 +340,32 @@ static int agent_parse(const char *h, unsigned flags, struct ucp_agent *out, cha
         if (*p == '=') {
             p++;
             if (*p == '(')
-                return sf_fail(err, errlen, "UCP-Agent: inner lists are not allowed ('%s', offset "
+                return sf_fail(e, "UCP-Agent: inner lists are not allowed ('%s', offset "
                                             "%zu)",
                                key, (size_t)(p - h));
-            int rc = sf_bare_item(&p, h, &type, val, sizeof val, key, err, errlen);
+            int rc = sf_bare_item(&p, h, &type, val, sizeof val, key, e);
             if (rc)
                 return rc;
         }
         if (*p == ';')
-            return sf_fail(err, errlen, "UCP-Agent: parameters are not allowed ('%s', offset %zu)",
+            return sf_fail(e, "UCP-Agent: parameters are not allowed ('%s', offset %zu)",
                            key, (size_t)(p - h));
         if (strcmp(key, "profile") == 0) {
             if (type != SF_STRING)
-                return sf_fail(err, errlen, "UCP-Agent: '%s' must be a quoted string (offset %zu)",
+                return sf_fail(e, "UCP-Agent: '%s' must be a quoted string (offset %zu)",
                                key, (size_t)(p - h));
             if (!profile_url_ok(val, flags))
-                return sf_fail(err, errlen,
+                return sf_fail(e,
                                "UCP-Agent: profile must be an absolute https URL%s (offset %zu)",
                                NULL, (size_t)(p - h));
             memcpy(out->profile, val, strlen(val) + 1);
             have_profile = 1;
         } else if (strcmp(key, "version") == 0) {
             if (type != SF_STRING)
-                return sf_fail(err, errlen, "UCP-Agent: '%s' must be a quoted string (offset %zu)",
+                return sf_fail(e, "UCP-Agent: '%s' must be a quoted string (offset %zu)",
                                key, (size_t)(p - h));
             if (!ucp_version_valid(val))
-                return sf_fail(err, errlen, "UCP-Agent: version '%s' is not YYYY-MM-DD", val, 0);
+                return sf_fail(e, "UCP-Agent: version '%s' is not YYYY-MM-DD", val, 0);
             memcpy(out->version, val, 11);
         }
         while (*p == ' ' || *p == '\t')
@@ -372,27 +373,27 @@ static int agent_parse(const char *h, unsigned flags, struct ucp_agent *out, cha
         if (!*p)
             break;
         if (*p != ',')
-            return sf_fail(err, errlen, "UCP-Agent: expected ','%s at offset %zu", NULL,
+            return sf_fail(e, "UCP-Agent: expected ','%s at offset %zu", NULL,
                            (size_t)(p - h));
         p++;
         while (*p == ' ' || *p == '\t')
             p++;
         if (!*p)
-            return sf_fail(err, errlen, "UCP-Agent: trailing comma%s at offset %zu", NULL,
+            return sf_fail(e, "UCP-Agent: trailing comma%s at offset %zu", NULL,
                            (size_t)(p - h));
     }
     if (!have_profile) {
-        return sf_fail(err, errlen, "UCP-Agent: profile=\"https://...\" is required%s", NULL, 0);
+        return sf_fail(e, "UCP-Agent: profile=\"https://...\" is required%s", NULL, 0);
     }
-    if (err && errlen)
-        err[0] = 0;
+    if (e)
+        *e = (struct agentd_error){ 0 };
     return 0;
 }
 
-int ucp_agent_parse(const char *h, unsigned flags, struct ucp_agent *out, char *err, size_t errlen)
+int ucp_agent_parse(const char *h, unsigned flags, struct ucp_agent *out, struct agentd_error *e)
 {
     memset(out, 0, sizeof *out);
-    int rc = agent_parse(h, flags, out, err, errlen);
+    int rc = agent_parse(h, flags, out, e);
     if (rc)
         memset(out, 0, sizeof *out); /* nothing half-parsed escapes */
     return rc;

@@ -68,7 +68,7 @@ static int digits(const char *s, int n, int *out)
     int v = 0;
     for (int i = 0; i < n; i++) {
         if (!isdigit((unsigned char)s[i]))
-            return -1;
+            return AGENTD_EINVAL;
         v = v * 10 + (s[i] - '0');
     }
     *out = v;

@@ -102,7 +102,7 @@ static int sbuf_put(struct sbuf *b, char ch)
         size_t cap = b->cap ? b->cap * 2 : 64;
         char *d = realloc(b->d, cap);
         if (!d)
-            return -1;
+            return AGENTD_ENOMEM;
         b->d = d;
         b->cap = cap;
     }
@@ -126,13 +126,13 @@ static char *dup_trimmed(const char *s, size_t n)
 static int row_push(struct csv_row *row, char *field, size_t *cap)
 {
     if (!field)
-        return -1;
+        return AGENTD_ENOMEM;
     if (row->nf == *cap) {
         size_t nc = *cap ? *cap * 2 : 8;
         char **f = realloc(row->f, nc * sizeof *f);
         if (!f) {
             free(field);
-            return -1;
+            return AGENTD_ENOMEM;
         }
         row->f = f;
         *cap = nc;
@@ -155,7 +155,7 @@ static int csv_parse(const char *file, const char *t, size_t len, struct csv *ou
         for (const char *p = t; p < nul; p++)
             l += *p == '\n';
         ie_add(e, file, l, NULL, "contains a NUL byte (not a text file?)");
-        return -1;
+        return AGENTD_EINVAL;
     }
     struct sbuf fb = { 0 };
     int rc = 0;
@@ -175,7 +175,7 @@ static int csv_parse(const char *file, const char *t, size_t len, struct csv *ou
                     if (i >= len) {
                         ie_add(e, file, open_line, NULL,
                                "a quoted field is never closed (missing \")");
-                        rc = -1;
+                        rc = AGENTD_EINVAL;
                         break;
                     }
                     char ch = t[i];
@@ -203,7 +203,7 @@ static int csv_parse(const char *file, const char *t, size_t len, struct csv *ou
                     ie_add(e, file, line, NULL,
                            "unexpected text after a closing quote (write a quote inside a "
                            "quoted field as \"\")");
-                    rc = -1;
+                    rc = AGENTD_EINVAL;
                 }
             } else {
                 while (i < len && t[i] != ',' && t[i] != '\r' && t[i] != '\n') {
