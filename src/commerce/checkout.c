@@ -238,16 +238,20 @@ int checkout_item_set_quantity(struct checkout *c, const struct shop_rules *r,
     return mutate(c, r, quantity ? REFRESH_CHECK_ITEMS : 0, do_item_set, &a, e);
 }
 
+/* A client string a checkout may keep (see str_ok). */
+static int printable(const char *s)
+{
+    return str_ok(s, CHECKOUT_STR_MAX);
+}
+
 static int do_buyer(struct checkout *w, const struct shop_rules *r, const void *arg,
                     struct agentd_error *e)
 {
     (void)r;
     const struct checkout_buyer *b = arg;
-    const char *f[] = {b->first_name, b->last_name, b->full_name, b->email, b->phone_number};
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        if (f[i] && !str_ok(f[i], CHECKOUT_STR_MAX))
-            return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.buyer",
-                                 "buyer fields must be printable text");
+    if (!fields_strs_all(&checkout_buyer_shape, b, printable))
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.buyer",
+                             "buyer fields must be printable text");
     struct checkout_buyer nb;
     if (fields_copy(&checkout_buyer_shape, &nb, b))
         return oom(e);
@@ -270,13 +274,9 @@ static int do_destination(struct checkout *w, const struct shop_rules *r, const 
 {
     (void)r;
     const struct postal_address *a = arg;
-    const char *f[] = {a->id, a->street_address, a->extended_address, a->address_locality,
-                       a->address_region, a->postal_code, a->address_country, a->first_name,
-                       a->last_name, a->full_name, a->phone_number};
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        if (f[i] && !str_ok(f[i], CHECKOUT_STR_MAX))
-            return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment",
-                                 "address fields must be printable text");
+    if (!fields_strs_all(&postal_address_shape, a, printable))
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment",
+                             "address fields must be printable text");
     if (a->id && !id_ok(a->id))
         return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment", "invalid destination id");
     if (w->n_methods == 0) {

@@ -102,6 +102,9 @@ json_t *ucp_item_json(const struct line_item *li);
 /* Optional string member -> copy (absent: NULL); wrong type AGENTD_ECORRUPT. */
 int ucp_json_get_str(const json_t *o, const char *key, char **out);
 int64_t ucp_json_get_int(const json_t *o, const char *key);
+/* A stored document's string members of obj, by its field table
+ * (ucp_json_get_str for each). */
+int ucp_doc_strs(const struct shape *shp, void *obj, const json_t *j);
 /* Amount of a given type in a UCP totals[] array (0 if absent). */
 int64_t ucp_total_of(const json_t *totals, const char *type);
 

@@ -191,6 +191,17 @@ int fields_strs_to_json(const struct shape *s, const void *obj, json_t *o)
     return 0;
 }
 
+int fields_strs_all(const struct shape *s, const void *obj, int (*ok)(const char *v))
+{
+    for (size_t i = 0; i < s->n_fields; i++) {
+        const struct field *f = &s->fields[i];
+        const char *v = f->kind == FIELD_STR ? ptr_get(obj, f->off) : NULL;
+        if (v && !ok(v))
+            return 0;
+    }
+    return 1;
+}
+
 int fields_strs_from_json(const struct shape *s, void *obj, const json_t *j, fields_get_fn get,
                           void *ctx)
 {

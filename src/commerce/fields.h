@@ -68,6 +68,8 @@ int fields_arr_copy(const struct shape *s, const void *items, size_t n, void **o
 /* Sets each non-NULL FIELD_STR with a JSON name as a member of o.
  * 0 or AGENTD_ENOMEM. */
 int fields_strs_to_json(const struct shape *s, const void *obj, json_t *o);
+/* 1 if ok() holds for every non-NULL FIELD_STR of obj, else 0. */
+int fields_strs_all(const struct shape *s, const void *obj, int (*ok)(const char *v));
 /* Reads each FIELD_STR with a JSON name from j through get (which leaves
  * *out NULL for an absent member); stops at get's first error and returns
  * it (the caller clears obj). */

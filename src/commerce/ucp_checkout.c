@@ -375,6 +375,17 @@ int ucp_json_get_str(const json_t *o, const char *key, char **out)
     return *out ? 0 : AGENTD_ENOMEM;
 }
 
+static int doc_get(const json_t *o, const char *key, char **out, void *ctx)
+{
+    (void)ctx;
+    return ucp_json_get_str(o, key, out);
+}
+
+int ucp_doc_strs(const struct shape *shp, void *obj, const json_t *j)
+{
+    return fields_strs_from_json(shp, obj, j, doc_get, NULL);
+}
+
 int64_t ucp_json_get_int(const json_t *o, const char *key)
 {
     json_t *v = json_object_get(o, key);
@@ -393,17 +404,9 @@ static int parse_message(const json_t *j, struct checkout_message *m)
                   : strcmp(sev, "requires_buyer_input") == 0  ? CHECKOUT_SEV_REQUIRES_BUYER_INPUT
                   : strcmp(sev, "requires_buyer_review") == 0 ? CHECKOUT_SEV_REQUIRES_BUYER_REVIEW
                                                               : CHECKOUT_SEV_RECOVERABLE;
-    int rc = ucp_json_get_str(j, "code", &m->code);
-    if (!rc)
-        rc = ucp_json_get_str(j, "content", &m->content);
-    if (!rc)
-        rc = ucp_json_get_str(j, "path", &m->path);
-    if (rc) {
-        free(m->code);
-        free(m->content);
-        free(m->path);
-        memset(m, 0, sizeof *m);
-    }
+    int rc = ucp_doc_strs(&checkout_message_shape, m, j);
+    if (rc)
+        fields_clear(&checkout_message_shape, m);
     return rc;
 }
 
@@ -437,11 +440,7 @@ static int parse_methods(const json_t *f, struct checkout *c, struct agentd_erro
         const json_t *mj = json_array_get(ms, mi);
         struct fulfillment_method *m = &c->methods[mi];
         c->n_methods++;
-        int rc = ucp_json_get_str(mj, "id", &m->id);
-        if (!rc)
-            rc = ucp_json_get_str(mj, "type", &m->type);
-        if (!rc)
-            rc = ucp_json_get_str(mj, "selected_destination_id", &m->selected_destination_id);
+        int rc = ucp_doc_strs(&fulfillment_method_shape, m, mj);
         if (rc)
             return rc == AGENTD_ENOMEM ? rc : corrupt(e, "bad fulfillment method");
         if (!m->id)
@@ -471,9 +470,7 @@ static int parse_methods(const json_t *f, struct checkout *c, struct agentd_erro
             const json_t *gj = json_array_get(gs, g);
             struct fulfillment_group *fg = &m->groups[g];
             m->n_groups++;
-            rc = ucp_json_get_str(gj, "id", &fg->id);
-            if (!rc)
-                rc = ucp_json_get_str(gj, "selected_option_id", &fg->selected_option_id);
+            rc = ucp_doc_strs(&fulfillment_group_shape, fg, gj);
             if (rc || !fg->id)
                 return rc == AGENTD_ENOMEM ? rc : corrupt(e, "bad fulfillment group");
             json_t *os = json_object_get(gj, "options");
@@ -486,11 +483,7 @@ static int parse_methods(const json_t *f, struct checkout *c, struct agentd_erro
                 const json_t *oj = json_array_get(os, k);
                 struct fulfillment_option *op = &fg->options[k];
                 fg->n_options++;
-                rc = ucp_json_get_str(oj, "id", &op->id);
-                if (!rc)
-                    rc = ucp_json_get_str(oj, "title", &op->title);
-                if (!rc)
-                    rc = ucp_json_get_str(oj, "description", &op->description);
+                rc = ucp_doc_strs(&fulfillment_option_shape, op, oj);
                 if (rc || !op->id)
                     return rc == AGENTD_ENOMEM ? rc : corrupt(e, "bad fulfillment option");
                 op->amount = ucp_total_of(json_object_get(oj, "totals"), "total");
