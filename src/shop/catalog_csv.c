@@ -279,37 +279,16 @@ static int read_file(struct ictx *x, const char *dir, const char *name, char **t
         ie_add(x->e, name, 0, NULL, "path too long");
         return AGENTD_EINVAL;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT)
-            return 0;
-        ie_add(x->e, name, 0, NULL, "%s", strerror(errno));
-        return AGENTD_EIO;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > CSV_FILE_MAX) {
-        ie_add(x->e, name, 0, NULL, "not a regular file of at most %u bytes", CSV_FILE_MAX);
-        fclose(f);
-        return AGENTD_EIO;
-    }
-    size_t size = (size_t)st.st_size;
-    char *buf = malloc(size + 1);
-    if (!buf) {
-        fclose(f);
+    struct agentd_error fe = { 0 };
+    int rc = catalog_file_read(path, CSV_FILE_MAX, text, len, &fe);
+    if (rc == AGENTD_ENOTFOUND)
+        return 0;
+    if (rc == AGENTD_ENOMEM)
         x->oom = 1;
-        return AGENTD_ENOMEM;
-    }
-    size_t got = fread(buf, 1, size, f);
-    int bad = ferror(f) || got != size;
-    fclose(f);
-    if (bad) {
-        free(buf);
-        ie_add(x->e, name, 0, NULL, "read failed");
-        return AGENTD_EIO;
-    }
-    buf[size] = 0;
-    *text = buf;
-    *len = size;
+    else if (rc)
+        ie_add(x->e, name, 0, NULL, "%s", fe.msg);
+    if (rc)
+        return rc;
     return 1;
 }
 

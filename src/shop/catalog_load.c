@@ -13,6 +13,42 @@
 /* A catalog file larger than this is a mistake, not a catalog. */
 #define CATALOG_FILE_MAX (64u << 20)
 
+int catalog_file_read(const char *path, size_t max, char **text, size_t *len,
+                      struct agentd_error *e)
+{
+    *text = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int en = errno;
+        return agentd_fail(e, en == ENOENT ? AGENTD_ENOTFOUND : AGENTD_EIO, NULL, path, "%s",
+                           strerror(en));
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+        fclose(f);
+        return agentd_fail(e, AGENTD_EIO, NULL, path, "not a regular file of at most %zu bytes",
+                           max);
+    }
+    size_t size = (size_t)st.st_size;
+    char *buf = malloc(size + 1);
+    if (!buf) {
+        fclose(f);
+        return agentd_fail(e, AGENTD_ENOMEM, NULL, path, "out of memory");
+    }
+    size_t got = fread(buf, 1, size, f);
+    int bad = ferror(f) || got != size;
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return agentd_fail(e, AGENTD_EIO, NULL, path, "read failed");
+    }
+    buf[size] = 0;
+    *text = buf;
+    *len = size;
+    return 0;
+}
+
 int catalog_load_file(const char *path, struct catalog **out, char *err, size_t errlen)
 {
     if (err && errlen)
@@ -21,40 +57,16 @@ int catalog_load_file(const char *path, struct catalog **out, char *err, size_t 
         *out = NULL;
     if (!path || !out)
         return AGENTD_EINVAL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        int en = errno;
+    char *text = NULL;
+    size_t size = 0;
+    struct agentd_error fe = { 0 };
+    int rc = catalog_file_read(path, CATALOG_FILE_MAX, &text, &size, &fe);
+    if (rc) {
         if (err)
-            snprintf(err, errlen, "%s: %s", path, strerror(en));
-        return en == ENOENT ? AGENTD_ENOTFOUND : AGENTD_EIO;
+            snprintf(err, errlen, "%s: %s", path, fe.msg);
+        return rc;
     }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > CATALOG_FILE_MAX) {
-        if (err)
-            snprintf(err, errlen, "%s: not a regular file of at most %u bytes", path,
-                     CATALOG_FILE_MAX);
-        fclose(f);
-        return AGENTD_EIO;
-    }
-    size_t size = (size_t)st.st_size;
-    char *text = malloc(size + 1);
-    if (!text) {
-        fclose(f);
-        if (err)
-            snprintf(err, errlen, "%s: out of memory", path);
-        return AGENTD_ENOMEM;
-    }
-    size_t got = fread(text, 1, size, f);
-    int rerr = ferror(f);
-    fclose(f);
-    if (rerr || got != size) {
-        if (err)
-            snprintf(err, errlen, "%s: read failed", path);
-        free(text);
-        return AGENTD_EIO;
-    }
-    text[size] = 0;
-    int rc = catalog_load_json(text, size, path, out, err, errlen);
+    rc = catalog_load_json(text, size, path, out, err, errlen);
     free(text);
     return rc;
 }

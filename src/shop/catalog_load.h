@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "commerce/catalog.h"
+#include "core/err.h"
 
 /* Reads and validates a catalog file. On success *out holds one reference
  * and 0 is returned. On failure *out is NULL, err holds every problem found
@@ -23,5 +24,11 @@ int catalog_load_file(const char *path, struct catalog **out, char *err, size_t 
  * "file.csv:LINE: column: what"), AGENTD_ENOTFOUND (no directory or no CSV
  * file in it), AGENTD_EIO or AGENTD_ENOMEM, and *json_out is NULL. */
 int catalog_import_csv_dir(const char *dir, char **json_out, char *err, size_t errlen);
+
+/* The whole of a regular file of at most max bytes, NUL-terminated, in
+ * *text (free()) and *len. 0, AGENTD_ENOTFOUND (no such file), AGENTD_EIO
+ * or AGENTD_ENOMEM, with the reason (no path) in e->msg. */
+int catalog_file_read(const char *path, size_t max, char **text, size_t *len,
+                      struct agentd_error *e);
 
 #endif
