@@ -100,7 +100,8 @@ const struct shape fulfillment_method_shape = {sizeof(struct fulfillment_method)
 
 #define T struct applied_discount
 static const struct field applied_fields[] = {
-    FIELD_S(T, code, NULL), FIELD_S(T, title, NULL), FIELD_A(T, alloc, n_alloc, fields_i64_shape),
+    FIELD_S(T, code, "code"), FIELD_S(T, title, "title"),
+    FIELD_A(T, alloc, n_alloc, fields_i64_shape),
 };
 #undef T
 const struct shape applied_discount_shape = {sizeof(struct applied_discount), applied_fields,

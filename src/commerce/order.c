@@ -22,10 +22,10 @@ static const struct shape order_line_shape = {sizeof(struct order_line), line_fi
 
 #define T struct order_expectation
 static const struct field expectation_fields[] = {
-    FIELD_S(T, id, NULL),
-    FIELD_S(T, method_type, NULL),
+    FIELD_S(T, id, "id"),
+    FIELD_S(T, method_type, "method_type"),
     FIELD_U(T, destination, postal_address_shape),
-    FIELD_S(T, description, NULL),
+    FIELD_S(T, description, "description"),
 };
 #undef T
 static const struct shape expectation_shape = {sizeof(struct order_expectation),
@@ -222,11 +222,7 @@ int order_from_json(const json_t *j, struct order **out, struct agentd_error *e)
         const json_t *xj = json_array_get(exps, i);
         struct order_expectation *x = &o->expectations[i];
         o->n_expectations++;
-        int rc = ucp_json_get_str(xj, "id", &x->id);
-        if (!rc)
-            rc = ucp_json_get_str(xj, "method_type", &x->method_type);
-        if (!rc)
-            rc = ucp_json_get_str(xj, "description", &x->description);
+        int rc = ucp_doc_strs(&expectation_shape, x, xj);
         if (rc == AGENTD_ENOMEM)
             goto nomem;
         struct agentd_error ee;

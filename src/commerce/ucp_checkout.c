@@ -519,9 +519,7 @@ static int parse_discounts(const json_t *d, struct checkout *c, struct agentd_er
         const json_t *aj = json_array_get(ap, i);
         struct applied_discount *a = &c->applied[i];
         c->n_applied++;
-        int rc = ucp_json_get_str(aj, "code", &a->code);
-        if (!rc)
-            rc = ucp_json_get_str(aj, "title", &a->title);
+        int rc = ucp_doc_strs(&applied_discount_shape, a, aj);
         if (rc)
             return rc == AGENTD_ENOMEM ? rc : corrupt(e, "bad applied discount");
         a->amount = ucp_json_get_int(aj, "amount");
