@@ -129,7 +129,7 @@ static json_t *t_add(struct tools_ctx *ctx, const json_t *args)
     int rc = AGENTD_ENOTFOUND;
     if (ctx->checkout_id) {
         rc = shop_checkout_add_item(ctx->shop, ctx->owner, ctx->checkout_id, ctx->op_key, pid,
-                                        qty, &co, NULL, &e);
+                                    qty, &co, NULL, &e);
         /* a finished checkout (paid or canceled) starts a new shopping goal */
         if (rc == AGENTD_ECONFLICT && strcmp(e.code, "not_modifiable") == 0)
             rc = AGENTD_ENOTFOUND;
@@ -167,7 +167,7 @@ static json_t *edit_result(struct tools_ctx *ctx, shop_edit_fn fn, void *arg)
     struct checkout *co = NULL;
     struct agentd_error e = { 0 };
     int rc = shop_checkout_edit(ctx->shop, ctx->owner, ctx->checkout_id, ctx->op_key, fn, arg,
-                                    &co, NULL, &e);
+                                &co, NULL, &e);
     return checkout_result(rc, co, &e);
 }
 
@@ -303,7 +303,7 @@ static json_t *t_complete(struct tools_ctx *ctx, const json_t *args)
     int declined = 0;
     struct agentd_error e = { 0 };
     int rc = shop_checkout_complete(ctx->shop, ctx->owner, ctx->checkout_id, ctx->op_key, pd,
-                                        &co, &o, &declined, NULL, &e);
+                                    &co, &o, &declined, NULL, &e);
     order_free(o);
     return checkout_result(rc, co, &e);
 }

@@ -99,7 +99,8 @@ static int run(struct store *st, void *arg)
     (void)st;
     struct job *j = arg;
     switch (j->op) {
-    case OP_CREATE: return shop_checkout_create(F.shop, j->owner, j->body, NULL, &j->co, NULL, &j->e);
+    case OP_CREATE:
+        return shop_checkout_create(F.shop, j->owner, j->body, NULL, &j->co, NULL, &j->e);
     case OP_GET: return shop_checkout_get(F.shop, j->owner, j->id, &j->co, &j->e);
     case OP_UPDATE:
         return shop_checkout_update(F.shop, j->owner, j->id, j->body, j->if_match, &j->co, &j->e);
@@ -112,14 +113,14 @@ static int run(struct store *st, void *arg)
         if (q && !json_is_integer(q))
             return agentd_fail(&j->e, AGENTD_EUNPROCESSABLE, "invalid", "$.quantity",
                                  "quantity must be an integer");
-        return shop_checkout_add_item(F.shop, j->owner, j->id, NULL, pid, q ? json_integer_value(q) : 1,
-                                      &j->co, NULL, &j->e);
+        return shop_checkout_add_item(F.shop, j->owner, j->id, NULL, pid,
+                                      q ? json_integer_value(q) : 1, &j->co, NULL, &j->e);
     }
     case OP_CANCEL: return shop_checkout_cancel(F.shop, j->owner, j->id, &j->co, &j->e);
     case OP_COMPLETE:
         return shop_checkout_complete(F.shop, j->owner, j->id, j->op_key[0] ? j->op_key : NULL,
-                                          json_object_get(j->body, "payment_data"), &j->co,
-                                          &j->order, &j->declined, NULL, &j->e);
+                                      json_object_get(j->body, "payment_data"), &j->co,
+                                      &j->order, &j->declined, NULL, &j->e);
     case OP_ORDER: return shop_order_get(F.shop, j->owner, j->id, &j->order, &j->e);
     case OP_SHIP: return shop_order_mark_shipped(F.shop, j->id, &j->order, &j->e);
     }
