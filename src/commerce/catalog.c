@@ -685,23 +685,40 @@ static void parse_products(struct ld *L, json_t *arr)
     free(items);
 }
 
+/* calloc for n entries of a section; NULL when n is 0 or (noted) out of memory. */
+static void *entries_alloc(struct ld *L, size_t n, size_t size)
+{
+    void *p = n ? calloc(n, size) : NULL;
+    if (n && !p)
+        L->e->oom = 1;
+    return p;
+}
+
+/* Entry i of a section array, its path "name[i]" in base; NULL (reported)
+ * when it is not an object. */
+static json_t *entry_object(struct ld *L, json_t *arr, size_t i, const char *name, char *base,
+                            size_t baselen)
+{
+    snprintf(base, baselen, "%s[%zu]", name, i);
+    json_t *o = json_array_get(arr, i);
+    if (!json_is_object(o)) {
+        errs_add(L->e, base, "must be an object, not %s", type_name(o));
+        return NULL;
+    }
+    return o;
+}
+
 static void parse_rates(struct ld *L, json_t *arr)
 {
     struct catalog *c = L->c;
     size_t n = json_array_size(arr);
-    c->rates = n ? calloc(n, sizeof *c->rates) : NULL;
-    if (n && !c->rates) {
-        L->e->oom = 1;
+    if (!(c->rates = entries_alloc(L, n, sizeof *c->rates)))
         return;
-    }
     for (size_t i = 0; i < n && !L->e->oom; i++) {
         char base[64], path[160];
-        snprintf(base, sizeof base, "shipping_rates[%zu]", i);
-        json_t *o = json_array_get(arr, i);
-        if (!json_is_object(o)) {
-            errs_add(L->e, base, "must be an object, not %s", type_name(o));
+        json_t *o = entry_object(L, arr, i, "shipping_rates", base, sizeof base);
+        if (!o)
             continue;
-        }
         const char *id = get_str(L, o, base, "id", 1);
         if (id && !catalog_id_valid(id)) {
             pathf(path, sizeof path, base, "id");
@@ -743,19 +760,13 @@ static void parse_discounts(struct ld *L, json_t *arr)
 {
     struct catalog *c = L->c;
     size_t n = json_array_size(arr);
-    c->discounts = n ? calloc(n, sizeof *c->discounts) : NULL;
-    if (n && !c->discounts) {
-        L->e->oom = 1;
+    if (!(c->discounts = entries_alloc(L, n, sizeof *c->discounts)))
         return;
-    }
     for (size_t i = 0; i < n && !L->e->oom; i++) {
         char base[64], path[160];
-        snprintf(base, sizeof base, "discounts[%zu]", i);
-        json_t *o = json_array_get(arr, i);
-        if (!json_is_object(o)) {
-            errs_add(L->e, base, "must be an object, not %s", type_name(o));
+        json_t *o = entry_object(L, arr, i, "discounts", base, sizeof base);
+        if (!o)
             continue;
-        }
         const char *code = get_str(L, o, base, "code", 1);
         pathf(path, sizeof path, base, "code");
         if (code && !catalog_id_valid(code)) {
@@ -809,19 +820,13 @@ static void parse_taxes(struct ld *L, json_t *arr)
 {
     struct catalog *c = L->c;
     size_t n = json_array_size(arr);
-    c->taxes = n ? calloc(n, sizeof *c->taxes) : NULL;
-    if (n && !c->taxes) {
-        L->e->oom = 1;
+    if (!(c->taxes = entries_alloc(L, n, sizeof *c->taxes)))
         return;
-    }
     for (size_t i = 0; i < n && !L->e->oom; i++) {
         char base[64], path[160];
-        snprintf(base, sizeof base, "tax_rates[%zu]", i);
-        json_t *o = json_array_get(arr, i);
-        if (!json_is_object(o)) {
-            errs_add(L->e, base, "must be an object, not %s", type_name(o));
+        json_t *o = entry_object(L, arr, i, "tax_rates", base, sizeof base);
+        if (!o)
             continue;
-        }
         const char *country = get_str(L, o, base, "country", 1);
         if (country && !(strcmp(country, "*") == 0 ||
                          (strlen(country) == 2 && region_code_valid(country, 2)))) {
