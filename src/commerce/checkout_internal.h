@@ -105,6 +105,10 @@ int64_t ucp_json_get_int(const json_t *o, const char *key);
 /* A stored document's string members of obj, by its field table
  * (ucp_json_get_str for each). */
 int ucp_doc_strs(const struct shape *shp, void *obj, const json_t *j);
+/* A line item's id, item {id, title, image_url, price} and totals[] from
+ * UCP JSON (quantity is the caller's: it differs between checkout and
+ * order). 0, AGENTD_ECORRUPT or AGENTD_ENOMEM. */
+int ucp_line_from_json(const json_t *lj, struct line_item *li);
 /* Amount of a given type in a UCP totals[] array (0 if absent). */
 int64_t ucp_total_of(const json_t *totals, const char *type);
 

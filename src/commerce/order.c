@@ -187,30 +187,16 @@ int order_from_json(const json_t *j, struct order **out, struct agentd_error *e)
         goto nomem;
     for (size_t i = 0; i < n; i++) {
         const json_t *lj = json_array_get(lines, i);
-        const json_t *item = json_object_get(lj, "item");
         const json_t *q = json_object_get(lj, "quantity");
         struct line_item *li = &o->lines[i].line;
         o->n_lines++;
-        int rc = ucp_json_get_str(lj, "id", &li->id);
-        if (!rc)
-            rc = ucp_json_get_str(item, "id", &li->item_id);
-        if (!rc)
-            rc = ucp_json_get_str(item, "title", &li->title);
-        if (!rc)
-            rc = ucp_json_get_str(item, "image_url", &li->image_url);
+        int rc = ucp_line_from_json(lj, li);
         if (rc == AGENTD_ENOMEM)
             goto nomem;
-        if (rc || !li->id || !li->item_id)
+        if (rc)
             goto corrupt_doc;
-        li->price = ucp_json_get_int(item, "price");
         li->quantity = ucp_json_get_int(q, "total");
         o->lines[i].fulfilled = ucp_json_get_int(q, "fulfilled");
-        json_t *tot = json_object_get(lj, "totals");
-        li->totals.base_amount = ucp_total_of(tot, "subtotal");
-        li->totals.discount = ucp_total_of(tot, "items_discount");
-        li->totals.subtotal = li->totals.base_amount - li->totals.discount;
-        li->totals.tax = ucp_total_of(tot, "tax");
-        li->totals.total = ucp_total_of(tot, "total");
     }
     json_t *exps = json_object_get(json_object_get(j, "fulfillment"), "expectations");
     size_t ne = json_array_size(exps);

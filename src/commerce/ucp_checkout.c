@@ -546,6 +546,30 @@ static int parse_discounts(const json_t *d, struct checkout *c, struct agentd_er
     return 0;
 }
 
+int ucp_line_from_json(const json_t *lj, struct line_item *li)
+{
+    const json_t *item = json_object_get(lj, "item");
+    int rc = ucp_json_get_str(lj, "id", &li->id);
+    if (!rc)
+        rc = ucp_json_get_str(item, "id", &li->item_id);
+    if (!rc)
+        rc = ucp_json_get_str(item, "title", &li->title);
+    if (!rc)
+        rc = ucp_json_get_str(item, "image_url", &li->image_url);
+    if (rc)
+        return rc;
+    if (!li->id || !li->item_id)
+        return AGENTD_ECORRUPT;
+    li->price = ucp_json_get_int(item, "price");
+    json_t *tot = json_object_get(lj, "totals");
+    li->totals.base_amount = ucp_total_of(tot, "subtotal");
+    li->totals.discount = ucp_total_of(tot, "items_discount");
+    li->totals.subtotal = li->totals.base_amount - li->totals.discount;
+    li->totals.tax = ucp_total_of(tot, "tax");
+    li->totals.total = ucp_total_of(tot, "total");
+    return 0;
+}
+
 static int parse_lines_doc(const json_t *doc, struct checkout *c, const json_t *lt,
                            struct agentd_error *e)
 {
@@ -559,34 +583,19 @@ static int parse_lines_doc(const json_t *doc, struct checkout *c, const json_t *
         return AGENTD_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         const json_t *lj = json_array_get(lines, i);
-        const json_t *item = json_object_get(lj, "item");
         struct line_item *li = &c->lines[i];
         c->n_lines++;
-        int rc = ucp_json_get_str(lj, "id", &li->id);
-        if (!rc)
-            rc = ucp_json_get_str(item, "id", &li->item_id);
-        if (!rc)
-            rc = ucp_json_get_str(item, "title", &li->title);
-        if (!rc)
-            rc = ucp_json_get_str(item, "image_url", &li->image_url);
-        if (rc || !li->id || !li->item_id)
+        int rc = ucp_line_from_json(lj, li);
+        if (rc)
             return rc == AGENTD_ENOMEM ? rc : corrupt(e, "bad line item");
-        li->price = ucp_json_get_int(item, "price");
         li->quantity = ucp_json_get_int(lj, "quantity");
         const json_t *t = json_array_get(lt, i);
-        if (json_is_array(t) && json_array_size(t) == 5) {
+        if (json_is_array(t) && json_array_size(t) == 5) { /* the document's exact totals */
             li->totals.base_amount = json_integer_value(json_array_get(t, 0));
             li->totals.discount = json_integer_value(json_array_get(t, 1));
             li->totals.subtotal = json_integer_value(json_array_get(t, 2));
             li->totals.tax = json_integer_value(json_array_get(t, 3));
             li->totals.total = json_integer_value(json_array_get(t, 4));
-        } else {
-            json_t *tot = json_object_get(lj, "totals");
-            li->totals.base_amount = ucp_total_of(tot, "subtotal");
-            li->totals.discount = ucp_total_of(tot, "items_discount");
-            li->totals.subtotal = li->totals.base_amount - li->totals.discount;
-            li->totals.tax = ucp_total_of(tot, "tax");
-            li->totals.total = ucp_total_of(tot, "total");
         }
     }
     return 0;
