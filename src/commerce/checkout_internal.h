@@ -1,4 +1,4 @@
-/* Private to the checkout files (checkout*.c, ucp_checkout.c, order.c): the
+/* Private to the checkout files (checkout*.c, pricing.c, ucp_checkout.c, order.c): the
  * field tables of the checkout's structs, small string helpers, refresh flags. */
 #ifndef AGENTD_COMMERCE_CHECKOUT_INTERNAL_H
 #define AGENTD_COMMERCE_CHECKOUT_INTERNAL_H
