@@ -129,8 +129,8 @@ static json_t *t_add(struct tools_ctx *ctx, const json_t *args)
     struct agentd_error e = { 0 };
     int rc = AGENTD_ENOTFOUND;
     if (ctx->checkout_id) {
-        rc = shop_checkout_add_item_key(ctx->shop, ctx->owner, ctx->checkout_id, ctx->op_key, pid,
-                                        qty, &co, NULL, &e);
+        rc = shop_checkout_add_item(ctx->shop, ctx->owner, ctx->checkout_id, ctx->op_key, pid,
+                                    qty, &co, NULL, &e);
         /* a finished checkout (paid or canceled) starts a new shopping goal */
         if (rc == AGENTD_ECONFLICT && strcmp(e.code, "not_modifiable") == 0)
             rc = AGENTD_ENOTFOUND;
@@ -138,7 +138,7 @@ static json_t *t_add(struct tools_ctx *ctx, const json_t *args)
     if (rc == AGENTD_ENOTFOUND) {
         memset(&e, 0, sizeof e);
         json_t *req = json_pack("{s:[{s:{s:s},s:I}]}", "line_items", "item", "id", pid, "quantity", qty);
-        rc = shop_checkout_create_key(ctx->shop, ctx->owner, req, ctx->op_key, &co, NULL, &e);
+        rc = shop_checkout_create(ctx->shop, ctx->owner, req, ctx->op_key, &co, NULL, &e);
         json_decref(req);
         if (rc == 0) {
             free(ctx->checkout_id);
@@ -167,8 +167,8 @@ static json_t *edit_result(struct tools_ctx *ctx, shop_edit_fn fn, void *arg)
         return no_checkout();
     struct checkout *co = NULL;
     struct agentd_error e = { 0 };
-    int rc = shop_checkout_edit_key(ctx->shop, ctx->owner, ctx->checkout_id, ctx->op_key, fn, arg,
-                                    &co, NULL, &e);
+    int rc = shop_checkout_edit(ctx->shop, ctx->owner, ctx->checkout_id, ctx->op_key, fn, arg,
+                                &co, NULL, &e);
     return checkout_result(rc, co, &e);
 }
 
@@ -303,8 +303,8 @@ static json_t *t_complete(struct tools_ctx *ctx, const json_t *args)
     struct order *o = NULL;
     int declined = 0;
     struct agentd_error e = { 0 };
-    int rc = shop_checkout_complete_key(ctx->shop, ctx->owner, ctx->checkout_id, ctx->op_key, pd,
-                                        &co, &o, &declined, NULL, &e);
+    int rc = shop_checkout_complete(ctx->shop, ctx->owner, ctx->checkout_id, ctx->op_key, pd,
+                                    &co, &o, &declined, NULL, &e);
     order_free(o);
     return checkout_result(rc, co, &e);
 }

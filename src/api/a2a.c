@@ -1091,14 +1091,14 @@ static void send_with_profile(struct call *c)
         return;
     }
     struct ucp_agent agent;
-    char why[256] = "";
+    struct agentd_error why = { 0 };
     unsigned flags = F.production ? 0 : UCP_AGENT_ALLOW_HTTP;
-    int bad = ucp_agent_parse(hdr, flags, &agent, why, sizeof why) != 0;
-    if (bad && !flags && ucp_agent_parse(hdr, UCP_AGENT_ALLOW_HTTP, &agent, NULL, 0) == 0 &&
+    int bad = ucp_agent_parse(hdr, flags, &agent, &why) != 0;
+    if (bad && !flags && ucp_agent_parse(hdr, UCP_AGENT_ALLOW_HTTP, &agent, NULL) == 0 &&
         profiles_allowlisted(profiles_default(), agent.profile))
         bad = 0;
     if (bad) {
-        snprintf(c->why, sizeof c->why, "invalid UCP-Agent header: %.200s", why);
+        snprintf(c->why, sizeof c->why, "invalid UCP-Agent header: %.200s", why.msg);
         reply_error(c, A2A_INVALID_PARAMS, c->why, json_pack("{s:s}", "code", "invalid"));
         call_free(c);
         return;

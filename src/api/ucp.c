@@ -99,7 +99,8 @@ static int run(struct store *st, void *arg)
     (void)st;
     struct job *j = arg;
     switch (j->op) {
-    case OP_CREATE: return shop_checkout_create(F.shop, j->owner, j->body, &j->co, &j->e);
+    case OP_CREATE:
+        return shop_checkout_create(F.shop, j->owner, j->body, NULL, &j->co, NULL, &j->e);
     case OP_GET: return shop_checkout_get(F.shop, j->owner, j->id, &j->co, &j->e);
     case OP_UPDATE:
         return shop_checkout_update(F.shop, j->owner, j->id, j->body, j->if_match, &j->co, &j->e);
@@ -112,14 +113,14 @@ static int run(struct store *st, void *arg)
         if (q && !json_is_integer(q))
             return agentd_fail(&j->e, AGENTD_EUNPROCESSABLE, "invalid", "$.quantity",
                                  "quantity must be an integer");
-        return shop_checkout_add_item(F.shop, j->owner, j->id, pid, q ? json_integer_value(q) : 1,
-                                      &j->co, &j->e);
+        return shop_checkout_add_item(F.shop, j->owner, j->id, NULL, pid,
+                                      q ? json_integer_value(q) : 1, &j->co, NULL, &j->e);
     }
     case OP_CANCEL: return shop_checkout_cancel(F.shop, j->owner, j->id, &j->co, &j->e);
     case OP_COMPLETE:
-        return shop_checkout_complete_key(F.shop, j->owner, j->id, j->op_key[0] ? j->op_key : NULL,
-                                          json_object_get(j->body, "payment_data"), &j->co,
-                                          &j->order, &j->declined, NULL, &j->e);
+        return shop_checkout_complete(F.shop, j->owner, j->id, j->op_key[0] ? j->op_key : NULL,
+                                      json_object_get(j->body, "payment_data"), &j->co,
+                                      &j->order, &j->declined, NULL, &j->e);
     case OP_ORDER: return shop_order_get(F.shop, j->owner, j->id, &j->order, &j->e);
     case OP_SHIP: return shop_order_mark_shipped(F.shop, j->id, &j->order, &j->e);
     }
@@ -157,22 +158,22 @@ static struct job *begin(struct http_req *r, enum op op, int needs_body)
     ucp_negotiated_all(&j->neg);
     const char *hdr = http_req_header(r, "UCP-Agent");
     struct ucp_agent agent;
-    char why[256] = "";
+    struct agentd_error why = { 0 };
     if (!hdr) {
         ucp_error(r, 400, "missing", "the UCP-Agent header is required, e.g. UCP-Agent: profile=\"https://platform.example/profile\"");
         free(j);
         return NULL;
     }
     unsigned flags = F.cfg->env == CONFIG_ENV_PRODUCTION ? 0 : UCP_AGENT_ALLOW_HTTP;
-    int bad = ucp_agent_parse(hdr, flags, &agent, why, sizeof why) != 0;
+    int bad = ucp_agent_parse(hdr, flags, &agent, &why) != 0;
     /* Production takes http:// profiles only from hosts the operator listed
      * in AGENTD_PROFILE_ALLOWLIST (a platform on the same host or network). */
-    if (bad && !flags && ucp_agent_parse(hdr, UCP_AGENT_ALLOW_HTTP, &agent, NULL, 0) == 0 &&
+    if (bad && !flags && ucp_agent_parse(hdr, UCP_AGENT_ALLOW_HTTP, &agent, NULL) == 0 &&
         profiles_allowlisted(profiles_default(), agent.profile))
         bad = 0;
     if (bad) {
         char msg[320];
-        snprintf(msg, sizeof msg, "invalid UCP-Agent header: %s", why);
+        snprintf(msg, sizeof msg, "invalid UCP-Agent header: %s", why.msg);
         ucp_error(r, 400, "invalid", msg);
         free(j);
         return NULL;

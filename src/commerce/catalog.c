@@ -1,54 +1,19 @@
-/* Catalog: validating loader for data/catalog.json, lookups, keyword search
- * and free-text resolve over an immutable, reference-counted snapshot. */
+/* Catalog: the validating loader of catalog JSON text (every problem listed
+ * with its line) and lookups, over an immutable, reference-counted snapshot. */
 #define _GNU_SOURCE
 #include "commerce/catalog.h"
+#include "commerce/catalog_internal.h"
 #include "commerce/money.h"
 #include "core/buf.h"
 #include "core/err.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-/* A catalog file larger than this is a mistake, not a catalog. */
-#define CATALOG_FILE_MAX (64u << 20)
-/* Search text beyond this many bytes and terms is ignored. */
-#define QUERY_TEXT_MAX 512
-#define QUERY_TERMS_MAX 16
-#define TOKEN_MAX 64
-/* resolve: the best full match must beat the next one by this much. */
-#define RESOLVE_MARGIN 10
-/* Bonus when the query is exactly a product's name or alternate name. */
-#define EXACT_NAME_BONUS 40
-
-/* ------------------------------------------------------------------ */
-/* ASCII helpers: locale-independent on purpose (ids and codes are ASCII,
- * and setlocale() elsewhere must not change matching). */
-
-static int lower(int ch) { return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch; }
-
-/* Bounded copy that always terminates (truncation is intended where used:
- * the sources were validated or are capped on purpose). */
-static void copy_str(char *dst, size_t cap, const char *src)
-{
-    size_t n = strnlen(src, cap - 1);
-    memcpy(dst, src, n);
-    dst[n] = 0;
-}
-
-static int cat_casecmp(const char *a, const char *b)
-{
-    for (;; a++, b++) {
-        int x = lower((unsigned char)*a), y = lower((unsigned char)*b);
-        if (x != y || x == 0)
-            return x - y;
-    }
-}
 
 int catalog_id_valid(const char *s)
 {
@@ -63,6 +28,7 @@ int catalog_id_valid(const char *s)
     }
     return n < COMMERCE_ID_MAX;
 }
+
 
 /* ------------------------------------------------------------------ */
 /* Error list: up to CATALOG_ERRORS_MAX lines in the caller's buffer, each
@@ -253,142 +219,6 @@ static void errs_finish(struct errs *e)
     if (e->n > CATALOG_ERRORS_MAX)
         errs_append(e, "\n(%d more problems not shown)", e->n - CATALOG_ERRORS_MAX);
 }
-
-/* ------------------------------------------------------------------ */
-/* Text normalisation for search: lowercase ASCII, split on anything that
- * is not a letter or digit (bytes >= 0x80 count as letters so UTF-8 words
- * survive; apostrophes join, so "annie's" is one word), fold plurals. */
-
-static int is_tok_byte(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           ch >= 0x80;
-}
-
-static int ends(const char *t, size_t n, const char *suf)
-{
-    size_t k = strlen(suf);
-    return n >= k && memcmp(t + n - k, suf, k) == 0;
-}
-
-/* A deliberately small English plural folder, applied to both the index
- * and the query, so it only has to map singular and plural to the same
- * key (cookie/cookies -> "cooky", berry/berries -> "berry",
- * peach/peaches, tomato/tomatoes, chip/chips), not produce real words. */
-static size_t stem(char *t, size_t n)
-{
-    if (n > 4 && ends(t, n, "ies")) {
-        t[n - 3] = 'y';
-        n -= 2;
-    } else if (n > 3 && ends(t, n, "ie")) {
-        t[n - 2] = 'y';
-        n -= 1;
-    } else if (n > 4 && (ends(t, n, "sses") || ends(t, n, "shes") || ends(t, n, "ches") ||
-                         ends(t, n, "xes") || ends(t, n, "oes"))) {
-        n -= 2;
-    } else if (n > 3 && t[n - 1] == 's' && t[n - 2] != 's' && t[n - 2] != 'u' &&
-               t[n - 2] != 'i') {
-        n -= 1;
-    }
-    t[n] = 0;
-    return n;
-}
-
-/* Next token from *sp into tok (lowercased, stemmed); 0 at the end. */
-static size_t tok_next(const char **sp, const char *end, char *tok)
-{
-    const char *s = *sp;
-    while (s < end && !is_tok_byte((unsigned char)*s))
-        s++;
-    size_t n = 0;
-    while (s < end && (is_tok_byte((unsigned char)*s) || (*s == '\'' && n > 0))) {
-        if (*s != '\'' && n + 1 < TOKEN_MAX)
-            tok[n++] = (char)lower((unsigned char)*s);
-        s++;
-    }
-    *sp = s;
-    tok[n] = 0;
-    return n ? stem(tok, n) : 0;
-}
-
-/* Words that carry no product meaning in shopper requests. */
-static int is_stopword(const char *t)
-{
-    static const char *const words[] = { "a",    "an",     "and",  "any",   "are",  "at",
-                                         "buy",  "do",     "find", "for",   "get",  "have",
-                                         "i",    "in",     "is",   "like",  "me",   "my",
-                                         "need", "of",     "on",   "or",    "please",
-                                         "show", "search", "some", "the",   "to",   "want",
-                                         "with", "you",    "add",  "list",  "what", "your" };
-    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-        if (strcmp(t, words[i]) == 0)
-            return 1;
-    return 0;
-}
-
-static int is_number(const char *t)
-{
-    for (; *t; t++)
-        if (*t < '0' || *t > '9')
-            return 0;
-    return 1;
-}
-
-/* Appends the tokens of s to b as " tok tok" (keys=1: only meaningful
- * words, for exact-name comparison). */
-static void norm_append(struct buf *b, const char *s, int keys)
-{
-    if (!s)
-        return;
-    const char *end = s + strlen(s);
-    char tok[TOKEN_MAX];
-    while (tok_next(&s, end, tok)) {
-        if (keys && (is_stopword(tok) || is_number(tok)))
-            continue;
-        buf_append(b, " ", 1);
-        buf_puts(b, tok);
-    }
-}
-
-/* ------------------------------------------------------------------ */
-/* The catalog. */
-
-/* The name field holds the name and the alternate names together, so a
- * product listing its name twice does not outscore its neighbours. */
-enum { F_NAME, F_KEYWORDS, F_CATEGORY, F_BRAND, F_DESC, F_COUNT };
-/* Where a term matched decides its weight: the name says what a product
- * is, a description only mentions things. */
-static const int w_exact[F_COUNT] = { 30, 25, 15, 10, 5 };
-static const int w_prefix[F_COUNT] = { 12, 10, 6, 4, 2 };
-
-struct cat_entry {
-    char *norm[F_COUNT]; /* " tok tok " per field, for substring matching */
-    char **keys;         /* name and each alternate name as " tok tok " (meaningful words) */
-    size_t nkeys;
-};
-
-struct ship_list {
-    char country[4];
-    const struct shipping_rate **rates;
-    size_t n;
-};
-
-struct catalog {
-    atomic_long refs;
-    char currency[COMMERCE_CURRENCY_LEN];
-    struct product *products; /* sorted by id, case-insensitive */
-    struct cat_entry *entries; /* parallel to products */
-    size_t nproducts;
-    struct shipping_rate *rates;
-    size_t nrates;
-    struct ship_list *ship; /* one per country that has its own rates */
-    size_t nship;
-    struct ship_list ship_default;
-    struct discount *discounts;
-    size_t ndiscounts;
-    struct tax_rate *taxes;
-    size_t ntaxes;
-};
 
 static void product_clear(struct product *p)
 {
@@ -608,7 +438,7 @@ static char *norm_join(struct ld *L, const char *const *parts, size_t n, int key
 {
     struct buf b = { 0 };
     for (size_t i = 0; i < n; i++)
-        norm_append(&b, parts[i], keys);
+        catalog_norm_append(&b, parts[i], keys);
     buf_append(&b, " ", 1);
     if (b.oom) {
         buf_free(&b);
@@ -855,23 +685,40 @@ static void parse_products(struct ld *L, json_t *arr)
     free(items);
 }
 
+/* calloc for n entries of a section; NULL when n is 0 or (noted) out of memory. */
+static void *entries_alloc(struct ld *L, size_t n, size_t size)
+{
+    void *p = n ? calloc(n, size) : NULL;
+    if (n && !p)
+        L->e->oom = 1;
+    return p;
+}
+
+/* Entry i of a section array, its path "name[i]" in base; NULL (reported)
+ * when it is not an object. */
+static json_t *entry_object(struct ld *L, json_t *arr, size_t i, const char *name, char *base,
+                            size_t baselen)
+{
+    snprintf(base, baselen, "%s[%zu]", name, i);
+    json_t *o = json_array_get(arr, i);
+    if (!json_is_object(o)) {
+        errs_add(L->e, base, "must be an object, not %s", type_name(o));
+        return NULL;
+    }
+    return o;
+}
+
 static void parse_rates(struct ld *L, json_t *arr)
 {
     struct catalog *c = L->c;
     size_t n = json_array_size(arr);
-    c->rates = n ? calloc(n, sizeof *c->rates) : NULL;
-    if (n && !c->rates) {
-        L->e->oom = 1;
+    if (!(c->rates = entries_alloc(L, n, sizeof *c->rates)))
         return;
-    }
     for (size_t i = 0; i < n && !L->e->oom; i++) {
         char base[64], path[160];
-        snprintf(base, sizeof base, "shipping_rates[%zu]", i);
-        json_t *o = json_array_get(arr, i);
-        if (!json_is_object(o)) {
-            errs_add(L->e, base, "must be an object, not %s", type_name(o));
+        json_t *o = entry_object(L, arr, i, "shipping_rates", base, sizeof base);
+        if (!o)
             continue;
-        }
         const char *id = get_str(L, o, base, "id", 1);
         if (id && !catalog_id_valid(id)) {
             pathf(path, sizeof path, base, "id");
@@ -913,19 +760,13 @@ static void parse_discounts(struct ld *L, json_t *arr)
 {
     struct catalog *c = L->c;
     size_t n = json_array_size(arr);
-    c->discounts = n ? calloc(n, sizeof *c->discounts) : NULL;
-    if (n && !c->discounts) {
-        L->e->oom = 1;
+    if (!(c->discounts = entries_alloc(L, n, sizeof *c->discounts)))
         return;
-    }
     for (size_t i = 0; i < n && !L->e->oom; i++) {
         char base[64], path[160];
-        snprintf(base, sizeof base, "discounts[%zu]", i);
-        json_t *o = json_array_get(arr, i);
-        if (!json_is_object(o)) {
-            errs_add(L->e, base, "must be an object, not %s", type_name(o));
+        json_t *o = entry_object(L, arr, i, "discounts", base, sizeof base);
+        if (!o)
             continue;
-        }
         const char *code = get_str(L, o, base, "code", 1);
         pathf(path, sizeof path, base, "code");
         if (code && !catalog_id_valid(code)) {
@@ -979,19 +820,13 @@ static void parse_taxes(struct ld *L, json_t *arr)
 {
     struct catalog *c = L->c;
     size_t n = json_array_size(arr);
-    c->taxes = n ? calloc(n, sizeof *c->taxes) : NULL;
-    if (n && !c->taxes) {
-        L->e->oom = 1;
+    if (!(c->taxes = entries_alloc(L, n, sizeof *c->taxes)))
         return;
-    }
     for (size_t i = 0; i < n && !L->e->oom; i++) {
         char base[64], path[160];
-        snprintf(base, sizeof base, "tax_rates[%zu]", i);
-        json_t *o = json_array_get(arr, i);
-        if (!json_is_object(o)) {
-            errs_add(L->e, base, "must be an object, not %s", type_name(o));
+        json_t *o = entry_object(L, arr, i, "tax_rates", base, sizeof base);
+        if (!o)
             continue;
-        }
         const char *country = get_str(L, o, base, "country", 1);
         if (country && !(strcmp(country, "*") == 0 ||
                          (strlen(country) == 2 && region_code_valid(country, 2)))) {
@@ -1175,59 +1010,13 @@ int catalog_load_json(const char *text, size_t len, const char *source, struct c
     return 0;
 }
 
-int catalog_load_file(const char *path, struct catalog **out, char *err, size_t errlen)
-{
-    if (err && errlen)
-        err[0] = 0;
-    if (out)
-        *out = NULL;
-    if (!path || !out)
-        return AGENTD_EINVAL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        int en = errno;
-        if (err)
-            snprintf(err, errlen, "%s: %s", path, strerror(en));
-        return en == ENOENT ? AGENTD_ENOTFOUND : AGENTD_EIO;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > CATALOG_FILE_MAX) {
-        if (err)
-            snprintf(err, errlen, "%s: not a regular file of at most %u bytes", path,
-                     CATALOG_FILE_MAX);
-        fclose(f);
-        return AGENTD_EIO;
-    }
-    size_t size = (size_t)st.st_size;
-    char *text = malloc(size + 1);
-    if (!text) {
-        fclose(f);
-        if (err)
-            snprintf(err, errlen, "%s: out of memory", path);
-        return AGENTD_ENOMEM;
-    }
-    size_t got = fread(text, 1, size, f);
-    int rerr = ferror(f);
-    fclose(f);
-    if (rerr || got != size) {
-        if (err)
-            snprintf(err, errlen, "%s: read failed", path);
-        free(text);
-        return AGENTD_EIO;
-    }
-    text[size] = 0;
-    int rc = catalog_load_json(text, size, path, out, err, errlen);
-    free(text);
-    return rc;
-}
-
 /* ------------------------------------------------------------------ */
 /* Lookups. */
 
 const char *catalog_currency(const struct catalog *c) { return c->currency; }
 
 /* Index of the product whose id equals id ignoring case, or -1. */
-static long find_ci(const struct catalog *c, const char *id)
+long catalog_find_ci(const struct catalog *c, const char *id)
 {
     size_t lo = 0, hi = c->nproducts;
     while (lo < hi) {
@@ -1249,7 +1038,7 @@ const struct product *catalog_product(const struct catalog *c, const char *id)
         return NULL;
     /* ids are unique ignoring case, so the case-insensitive hit is the
      * only candidate for the exact one */
-    long i = find_ci(c, id);
+    long i = catalog_find_ci(c, id);
     return i >= 0 && strcmp(c->products[i].id, id) == 0 ? &c->products[i] : NULL;
 }
 
@@ -1317,286 +1106,3 @@ const struct tax_rate *catalog_tax_rate(const struct catalog *c, const char *cou
     return best;
 }
 
-/* ------------------------------------------------------------------ */
-/* Search. */
-
-struct qterm {
-    int is_id;               /* an exact product id or SKU typed as a word */
-    char text[COMMERCE_ID_MAX];
-};
-
-struct query {
-    struct qterm t[QUERY_TERMS_MAX];
-    int n;
-    int weak;                     /* only stopwords/numbers were given */
-    char key[QUERY_TEXT_MAX + 2]; /* meaningful words " a b ", for the exact-name bonus */
-};
-
-static int sku_exists(const struct catalog *c, const char *s)
-{
-    for (size_t i = 0; i < c->nproducts; i++)
-        if (cat_casecmp(c->products[i].sku, s) == 0)
-            return 1;
-    return 0;
-}
-
-static int qterm_add(struct query *q, int is_id, const char *s)
-{
-    for (int i = 0; i < q->n; i++)
-        if (q->t[i].is_id == is_id && strcmp(q->t[i].text, s) == 0)
-            return 0;
-    if (q->n >= QUERY_TERMS_MAX)
-        return 0;
-    q->t[q->n].is_id = is_id;
-    copy_str(q->t[q->n].text, sizeof q->t[q->n].text, s);
-    q->n++;
-    return 1;
-}
-
-/* Splits text into terms. A whitespace-separated word that is a product id
- * or SKU (any case) is one id term; other words become text tokens.
- * Stopwords and bare numbers ("show me", "add 2") are dropped unless
- * nothing else is left. */
-static void query_parse(const struct catalog *c, const char *text, struct query *q)
-{
-    memset(q, 0, sizeof *q);
-    if (!text)
-        return;
-    size_t len = strnlen(text, QUERY_TEXT_MAX);
-    const char *s = text, *end = text + len;
-    char weak[QUERY_TERMS_MAX][TOKEN_MAX];
-    int nweak = 0;
-    size_t keylen = 0;
-    while (s < end) {
-        while (s < end && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'))
-            s++;
-        const char *w = s;
-        while (s < end && !(*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'))
-            s++;
-        const char *we = s;
-        /* punctuation around a word is not part of an id: "BISC-001," */
-        while (w < we && strchr("\"'()[]{},;:!?", *w))
-            w++;
-        while (we > w && strchr("\"'()[]{},.;:!?", we[-1]))
-            we--;
-        if (w == we)
-            continue;
-        char word[COMMERCE_ID_MAX];
-        if ((size_t)(we - w) < sizeof word) {
-            memcpy(word, w, (size_t)(we - w));
-            word[we - w] = 0;
-            if (catalog_id_valid(word) && (find_ci(c, word) >= 0 || sku_exists(c, word))) {
-                qterm_add(q, 1, word);
-                continue;
-            }
-        }
-        char tok[TOKEN_MAX];
-        const char *p = w;
-        while (tok_next(&p, we, tok)) {
-            if (is_stopword(tok) || is_number(tok)) {
-                if (nweak < QUERY_TERMS_MAX)
-                    copy_str(weak[nweak++], TOKEN_MAX, tok);
-                continue;
-            }
-            if (qterm_add(q, 0, tok) && keylen + strlen(tok) + 2 < sizeof q->key) {
-                q->key[keylen++] = ' ';
-                memcpy(q->key + keylen, tok, strlen(tok));
-                keylen += strlen(tok);
-            }
-        }
-    }
-    if (keylen) {
-        q->key[keylen++] = ' ';
-        q->key[keylen] = 0;
-    }
-    if (q->n == 0 && nweak) {
-        q->weak = 1;
-        for (int i = 0; i < nweak; i++)
-            qterm_add(q, 0, weak[i]);
-    }
-}
-
-/* Score of one term against one product; 0 = no match. The best field
- * counts fully and each other field that also matches adds a third of its
- * weight, so "chips" ranks chips (name + category) above chocolate chip
- * cookies (name only). */
-static int term_score(const struct product *p, const struct cat_entry *e, const struct qterm *t)
-{
-    if (t->is_id)
-        return cat_casecmp(t->text, p->id) == 0 ? 100 : cat_casecmp(t->text, p->sku) == 0 ? 90 : 0;
-    char needle[TOKEN_MAX + 3];
-    size_t n = strlen(t->text);
-    needle[0] = ' ';
-    memcpy(needle + 1, t->text, n);
-    needle[n + 1] = ' ';
-    needle[n + 2] = 0;
-    int best = 0, sum = 0;
-    for (int f = 0; f < F_COUNT; f++) {
-        int w = 0;
-        if (strstr(e->norm[f], needle))
-            w = w_exact[f];
-        else if (n >= 3) {
-            needle[n + 1] = 0; /* " tok": a prefix of some word */
-            if (strstr(e->norm[f], needle))
-                w = w_prefix[f];
-            needle[n + 1] = ' ';
-        }
-        sum += w;
-        if (w > best)
-            best = w;
-    }
-    return best ? best + (sum - best) / 3 : 0;
-}
-
-struct cand {
-    size_t idx;
-    int matched, score;
-};
-
-static int cand_cmp(const void *a, const void *b)
-{
-    const struct cand *x = a, *y = b;
-    if (x->matched != y->matched)
-        return y->matched - x->matched;
-    if (x->score != y->score)
-        return y->score - x->score;
-    /* products are sorted by id, so the index order is the id order */
-    return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
-/* Filters and ranks; *out (caller frees) holds the matches best first. */
-static int rank(const struct catalog *c, const struct catalog_query *qq, struct cand **out,
-                size_t *nout, int *nterms, int *weak)
-{
-    struct query q;
-    query_parse(c, qq->text, &q);
-    *nterms = q.n;
-    if (weak)
-        *weak = q.weak;
-    *nout = 0;
-    *out = NULL;
-    if (c->nproducts == 0)
-        return 0;
-    struct cand *cands = malloc(c->nproducts * sizeof *cands);
-    if (!cands)
-        return AGENTD_ENOMEM;
-    size_t n = 0;
-    for (size_t i = 0; i < c->nproducts; i++) {
-        const struct product *p = &c->products[i];
-        const struct cat_entry *e = &c->entries[i];
-        if (qq->category && *qq->category && cat_casecmp(p->category, qq->category) != 0)
-            continue;
-        if (qq->max_price > 0 && p->price > qq->max_price)
-            continue;
-        if (qq->in_stock_only) {
-            int64_t stock = qq->stock ? qq->stock(qq->stock_ud, p->id) : -1;
-            if (stock < 0)
-                stock = p->stock;
-            if (!p->available || stock <= 0)
-                continue;
-        }
-        int matched = 0, score = 0;
-        for (int t = 0; t < q.n; t++) {
-            int s = term_score(p, e, &q.t[t]);
-            matched += s > 0;
-            score += s;
-        }
-        if (q.n && !matched)
-            continue;
-        if (q.key[0])
-            for (size_t k = 0; k < e->nkeys; k++)
-                if (strcmp(e->keys[k], q.key) == 0) {
-                    score += EXACT_NAME_BONUS;
-                    break;
-                }
-        cands[n++] = (struct cand){ i, matched, score };
-    }
-    qsort(cands, n, sizeof *cands, cand_cmp);
-    *out = cands;
-    *nout = n;
-    return 0;
-}
-
-int catalog_search(const struct catalog *c, const struct catalog_query *q,
-                   struct catalog_hits *out)
-{
-    if (!c || !q || !out)
-        return AGENTD_EINVAL;
-    out->total = out->n = 0;
-    out->terms = 0;
-    struct cand *cands;
-    size_t n;
-    int rc = rank(c, q, &cands, &n, &out->terms, NULL);
-    if (rc)
-        return rc;
-    size_t limit = q->limit ? q->limit : CATALOG_SEARCH_DEFAULT;
-    if (limit > CATALOG_SEARCH_MAX)
-        limit = CATALOG_SEARCH_MAX;
-    out->total = n;
-    for (size_t i = q->offset; i < n && out->n < limit; i++)
-        out->hits[out->n++] = (struct catalog_hit){ &c->products[cands[i].idx], cands[i].matched,
-                                                    cands[i].score };
-    free(cands);
-    return 0;
-}
-
-int catalog_resolve(const struct catalog *c, const char *text, const struct product **out)
-{
-    if (out)
-        *out = NULL;
-    if (!c || !text || !out)
-        return AGENTD_EINVAL;
-    struct catalog_query q = { .text = text };
-    struct cand *cands;
-    size_t n;
-    int nterms, weak;
-    int rc = rank(c, &q, &cands, &n, &nterms, &weak);
-    if (rc)
-        return rc;
-    /* only products matching every term qualify; sorted, they come first */
-    size_t full = 0;
-    while (full < n && cands[full].matched == nterms)
-        full++;
-    /* "2" or "please" alone must not pick a product */
-    if (nterms == 0 || weak || full == 0)
-        rc = AGENTD_ENOTFOUND;
-    else if (full == 1 || cands[0].score >= cands[1].score + RESOLVE_MARGIN)
-        *out = &c->products[cands[0].idx];
-    else
-        rc = AGENTD_ECONFLICT;
-    free(cands);
-    return rc;
-}
-
-/* ------------------------------------------------------------------ */
-/* Live slot. */
-
-void catalog_slot_init(struct catalog_slot *s, struct catalog *c)
-{
-    pthread_mutex_init(&s->mu, NULL);
-    s->cur = c;
-}
-
-struct catalog *catalog_slot_get(struct catalog_slot *s)
-{
-    pthread_mutex_lock(&s->mu);
-    struct catalog *c = catalog_ref(s->cur);
-    pthread_mutex_unlock(&s->mu);
-    return c;
-}
-
-void catalog_slot_set(struct catalog_slot *s, struct catalog *c)
-{
-    pthread_mutex_lock(&s->mu);
-    struct catalog *old = s->cur;
-    s->cur = c;
-    pthread_mutex_unlock(&s->mu);
-    catalog_unref(old); /* outside the lock: freeing a catalog takes a while */
-}
-
-void catalog_slot_destroy(struct catalog_slot *s)
-{
-    catalog_unref(s->cur);
-    s->cur = NULL;
-    pthread_mutex_destroy(&s->mu);
-}

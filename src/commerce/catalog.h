@@ -1,5 +1,5 @@
-/* The product catalog: load and validate data/catalog.json, look up
- * products, rates, discounts and taxes, keyword search, free-text resolve.
+/* The product catalog: validate catalog JSON text, look up products,
+ * rates, discounts and taxes, keyword search, free-text resolve. No I/O.
  *
  * Ownership: a catalog is immutable after load and reference counted.
  * catalog_load_* returns it with one reference; catalog_ref() adds one,
@@ -7,15 +7,11 @@
  * Every pointer the lookups return (products, rates, strings) lives as long
  * as the reference the caller holds. Threads may share one catalog freely.
  *
- * SIGHUP reload: keep the live catalog in a struct catalog_slot. Requests
- * take a reference with catalog_slot_get() and drop it when done; the reload
- * path loads a new catalog and, only if that succeeded, catalog_slot_set()s
- * it. A bad file therefore keeps the old catalog, and requests in flight
- * finish on the catalog they started with. See docs/internals/catalog.md. */
+ * Reading files and CSV import: shop/catalog_load.h; the live catalog
+ * swapped on SIGHUP: shop/catalog_slot.h. See docs/internals/catalog.md. */
 #ifndef AGENTD_COMMERCE_CATALOG_H
 #define AGENTD_COMMERCE_CATALOG_H
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,16 +31,12 @@ struct catalog;
 
 /* ---- load ---- */
 
-/* Reads and validates a catalog file. On success *out holds one reference
- * and 0 is returned. On failure *out is NULL, err holds every problem found
- * (up to CATALOG_ERRORS_MAX, one per line, each "path:LINE: field: what"),
- * and the status is AGENTD_ENOTFOUND (no such file), AGENTD_EIO (unreadable),
- * AGENTD_EMALFORMED (not JSON), AGENTD_EINVAL (invalid content) or
- * AGENTD_ENOMEM. */
-int catalog_load_file(const char *path, struct catalog **out, char *err, size_t errlen);
-
-/* The same from text in memory; `source` names it in messages (NULL =
- * "catalog"). */
+/* Validates catalog JSON text. On success *out holds one reference and 0
+ * is returned. On failure *out is NULL, err holds every problem found (up
+ * to CATALOG_ERRORS_MAX, one per line, each "source:LINE: field: what"),
+ * and the status is AGENTD_EMALFORMED (not JSON), AGENTD_EINVAL (invalid
+ * content) or AGENTD_ENOMEM. `source` names the text in messages (NULL =
+ * "catalog"). Files are read by shop/catalog_load.h. */
 int catalog_load_json(const char *text, size_t len, const char *source, struct catalog **out,
                       char *err, size_t errlen);
 
@@ -128,37 +120,5 @@ int catalog_search(const struct catalog *c, const struct catalog_query *q,
  * well (run catalog_search with the same text to list them); AGENTD_EINVAL
  * or AGENTD_ENOMEM. Stock is not considered: the caller decides. */
 int catalog_resolve(const struct catalog *c, const char *text, const struct product **out);
-
-/* ---- CSV import (catalog_csv.c) ---- */
-
-/* Reads UCP's sample-merchant CSV files from dir (products.csv,
- * inventory.csv, shipping_rates.csv, discounts.csv; a missing file means
- * "none") and returns catalog JSON in the data/catalog.json format in
- * *json_out (caller frees with free()). The result is checked by loading
- * it. On failure returns AGENTD_EINVAL (problems listed in err, each
- * "file.csv:LINE: column: what"), AGENTD_ENOTFOUND (no directory or no CSV
- * file in it), AGENTD_EIO or AGENTD_ENOMEM, and *json_out is NULL. */
-int catalog_import_csv_dir(const char *dir, char **json_out, char *err, size_t errlen);
-
-/* ---- live catalog for hot reload ---- */
-
-/* The server's current catalog. The mutex is held only to swap or to take a
- * reference (a few instructions), never during a load or a search: a plain
- * atomic pointer is not enough, because a reader could load the pointer,
- * lose the CPU, and take its reference after the writer freed it. */
-struct catalog_slot {
-    pthread_mutex_t mu;
-    struct catalog *cur;
-};
-
-/* Takes over the caller's reference to c (may be NULL). */
-void catalog_slot_init(struct catalog_slot *s, struct catalog *c);
-/* A new reference to the current catalog (NULL if none); catalog_unref it. */
-struct catalog *catalog_slot_get(struct catalog_slot *s);
-/* Installs c (taking over the caller's reference) and drops the slot's
- * reference to the old one, which is freed once its last user unrefs. */
-void catalog_slot_set(struct catalog_slot *s, struct catalog *c);
-/* Drops the slot's reference and destroys the mutex. */
-void catalog_slot_destroy(struct catalog_slot *s);
 
 #endif

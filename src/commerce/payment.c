@@ -16,10 +16,11 @@
  * bound keeps a hostile document from exhausting the stack. */
 #define WALK_DEPTH_MAX 32
 
-static void set_err(char *err, size_t errlen, const char *msg)
+/* Why a credential is refused or declined, for the caller to show (an
+ * empty message: nothing to add). */
+static void set_err(struct agentd_error *e, const char *msg)
 {
-    if (err && errlen)
-        snprintf(err, errlen, "%s", msg);
+    agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "%s", msg);
 }
 
 /* ---- the mock handler ---- */
@@ -34,20 +35,20 @@ static uint64_t fnv64(const char *s)
     return x;
 }
 
-/* What every test handler checks first: a token, a sane amount. 0, or -1
- * with err set (the caller answers PAYMENT_INVALID). */
+/* What every test handler checks first: a token, a sane amount. 0, or AGENTD_EINVAL
+ * with e set (the caller answers PAYMENT_INVALID). */
 static int instrument_usable(const struct payment_instrument *pi, int64_t amount, char *ref,
-                             size_t reflen, char *err, size_t errlen)
+                             size_t reflen, struct agentd_error *e)
 {
     if (ref && reflen)
         ref[0] = 0;
     if (!pi || !pi->token || !*pi->token) {
-        set_err(err, errlen, "the payment credential has no token");
-        return -1;
+        set_err(e, "the payment credential has no token");
+        return AGENTD_EINVAL;
     }
     if (amount < 0) {
-        set_err(err, errlen, "negative amount");
-        return -1;
+        set_err(e, "negative amount");
+        return AGENTD_EINVAL;
     }
     return 0;
 }
@@ -55,24 +56,24 @@ static int instrument_usable(const struct payment_instrument *pi, int64_t amount
 static enum payment_result mock_authorize(const struct payment_handler *h,
                                           const struct payment_instrument *pi, int64_t amount,
                                           const char *currency, const char *idempotency_key,
-                                          char *ref, size_t reflen, char *err, size_t errlen)
+                                          char *ref, size_t reflen, struct agentd_error *e)
 {
     (void)h;
     (void)currency;
-    if (instrument_usable(pi, amount, ref, reflen, err, errlen) != 0)
+    if (instrument_usable(pi, amount, ref, reflen, e) != 0)
         return PAYMENT_INVALID;
     if (strcmp(pi->token, PAYMENT_MOCK_TOKEN_SUCCESS) == 0) {
         if (ref && reflen)
             snprintf(ref, reflen, "mock_auth_%016llx",
                      (unsigned long long)fnv64(idempotency_key ? idempotency_key : ""));
-        set_err(err, errlen, "");
+        set_err(e, "");
         return PAYMENT_APPROVED;
     }
     if (strcmp(pi->token, PAYMENT_MOCK_TOKEN_FAIL) == 0) {
-        set_err(err, errlen, "the payment was declined");
+        set_err(e, "the payment was declined");
         return PAYMENT_DECLINED;
     }
-    set_err(err, errlen, "the payment token is not valid for mock_payment_handler");
+    set_err(e, "the payment token is not valid for mock_payment_handler");
     return PAYMENT_INVALID;
 }
 
@@ -104,20 +105,20 @@ const struct payment_handler *payment_handler_mock(void)
 static enum payment_result example_authorize(const struct payment_handler *h,
                                              const struct payment_instrument *pi, int64_t amount,
                                              const char *currency, const char *idempotency_key,
-                                             char *ref, size_t reflen, char *err, size_t errlen)
+                                             char *ref, size_t reflen, struct agentd_error *e)
 {
     (void)h;
     (void)currency;
-    if (instrument_usable(pi, amount, ref, reflen, err, errlen) != 0)
+    if (instrument_usable(pi, amount, ref, reflen, e) != 0)
         return PAYMENT_INVALID;
     if (strcmp(pi->token, PAYMENT_MOCK_TOKEN_FAIL) == 0) {
-        set_err(err, errlen, "the payment was declined");
+        set_err(e, "the payment was declined");
         return PAYMENT_DECLINED;
     }
     if (ref && reflen)
         snprintf(ref, reflen, "example_auth_%016llx",
                  (unsigned long long)fnv64(idempotency_key ? idempotency_key : ""));
-    set_err(err, errlen, "");
+    set_err(e, "");
     return PAYMENT_APPROVED;
 }
 
@@ -360,28 +361,25 @@ int payment_instrument_copy(struct payment_instrument *dst, const struct payment
 
 /* Optional string member: absent/null is fine, anything else must be a
  * printable string of sane length. */
-static int opt_string(const json_t *o, const char *key, char **out, char *err, size_t errlen)
+static int opt_string(const json_t *o, const char *key, char **out, struct agentd_error *e)
 {
     *out = NULL;
     json_t *v = json_object_get(o, key);
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_string(v)) {
-        if (err && errlen)
-            snprintf(err, errlen, "payment field %s must be a string", key);
+        agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "payment field %s must be a string", key);
         return AGENTD_EINVAL;
     }
     const char *s = json_string_value(v);
     size_t n = strlen(s);
     if (n != json_string_length(v) || n > INSTRUMENT_STR_MAX) {
-        if (err && errlen)
-            snprintf(err, errlen, "payment field %s is too long or has NUL bytes", key);
+        agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "payment field %s is too long or has NUL bytes", key);
         return AGENTD_EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
-            if (err && errlen)
-                snprintf(err, errlen, "payment field %s has control characters", key);
+            agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "payment field %s has control characters", key);
             return AGENTD_EINVAL;
         }
     }
@@ -389,50 +387,45 @@ static int opt_string(const json_t *o, const char *key, char **out, char *err, s
     return *out ? 0 : AGENTD_ENOMEM;
 }
 
-static int opt_int(const json_t *o, const char *key, int lo, int hi, int *out, char *err,
-                   size_t errlen)
+static int opt_int(const json_t *o, const char *key, int lo, int hi, int *out, struct agentd_error *e)
 {
     *out = 0;
     json_t *v = json_object_get(o, key);
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-        if (err && errlen)
-            snprintf(err, errlen, "payment field %s must be an integer in %d..%d", key, lo, hi);
+        agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "payment field %s must be an integer in %d..%d", key, lo, hi);
         return AGENTD_EINVAL;
     }
     *out = (int)json_integer_value(v);
     return 0;
 }
 
-int payment_instrument_parse(const json_t *j, struct payment_instrument *out, char *err,
-                             size_t errlen)
+int payment_instrument_parse(const json_t *j, struct payment_instrument *out, struct agentd_error *e)
 {
     memset(out, 0, sizeof *out);
     if (!json_is_object(j)) {
-        set_err(err, errlen, "payment data must be an object");
+        set_err(e, "payment data must be an object");
         return AGENTD_EINVAL;
     }
     char path[128];
     if (payment_find_pan(j, path, sizeof path) != 0) {
-        if (err && errlen)
-            snprintf(err, errlen,
-                     "payment data at %s looks like a full card number; send a token from a "
+        agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "payment data at %s looks like a full card number; send a token from a "
                      "payment handler instead",
                      path);
         return AGENTD_EINVAL;
     }
     int rc;
-    if ((rc = opt_string(j, "id", &out->id, err, errlen)) ||
-        (rc = opt_string(j, "handler_id", &out->handler_id, err, errlen)) ||
-        (rc = opt_string(j, "type", &out->type, err, errlen)) ||
-        (rc = opt_string(j, "brand", &out->brand, err, errlen)) ||
-        (rc = opt_string(j, "last_digits", &out->last_digits, err, errlen)) ||
-        (rc = opt_int(j, "expiry_month", 1, 12, &out->expiry_month, err, errlen)) ||
-        (rc = opt_int(j, "expiry_year", 1900, 9999, &out->expiry_year, err, errlen)))
+    if ((rc = opt_string(j, "id", &out->id, e)) ||
+        (rc = opt_string(j, "handler_id", &out->handler_id, e)) ||
+        (rc = opt_string(j, "type", &out->type, e)) ||
+        (rc = opt_string(j, "brand", &out->brand, e)) ||
+        (rc = opt_string(j, "last_digits", &out->last_digits, e)) ||
+        (rc = opt_int(j, "expiry_month", 1, 12, &out->expiry_month, e)) ||
+        (rc = opt_int(j, "expiry_year", 1900, 9999, &out->expiry_year, e)))
         goto fail;
     if (!out->handler_id || !out->handler_id[0]) {
-        set_err(err, errlen, "payment data needs a handler_id");
+        set_err(e, "payment data needs a handler_id");
         rc = AGENTD_EINVAL;
         goto fail;
     }
@@ -442,7 +435,7 @@ int payment_instrument_parse(const json_t *j, struct payment_instrument *out, ch
         for (size_t i = 0; ok && i < n; i++)
             ok = isdigit((unsigned char)out->last_digits[i]);
         if (!ok) {
-            set_err(err, errlen, "last_digits must be 1 to 4 digits");
+            set_err(e, "last_digits must be 1 to 4 digits");
             rc = AGENTD_EINVAL;
             goto fail;
         }
@@ -450,12 +443,12 @@ int payment_instrument_parse(const json_t *j, struct payment_instrument *out, ch
     json_t *cred = json_object_get(j, "credential");
     if (cred && !json_is_null(cred)) {
         if (!json_is_object(cred)) {
-            set_err(err, errlen, "payment credential must be an object");
+            set_err(e, "payment credential must be an object");
             rc = AGENTD_EINVAL;
             goto fail;
         }
-        if ((rc = opt_string(cred, "type", &out->credential_type, err, errlen)) ||
-            (rc = opt_string(cred, "token", &out->token, err, errlen)))
+        if ((rc = opt_string(cred, "type", &out->credential_type, e)) ||
+            (rc = opt_string(cred, "token", &out->token, e)))
             goto fail;
     }
     return 0;
@@ -579,25 +572,24 @@ json_t *payment_data_redacted_json(const json_t *payment_data)
 int payment_authorize(const struct payment_handler *const *hs, size_t n,
                       const struct payment_instrument *pi, int64_t amount, const char *currency,
                       const char *idempotency_key, enum payment_result *res, char *ref,
-                      size_t reflen, char *err, size_t errlen)
+                      size_t reflen, struct agentd_error *e)
 {
     *res = PAYMENT_INVALID;
     if (!idempotency_key || !*idempotency_key) {
-        set_err(err, errlen, "an authorization needs an idempotency key");
+        set_err(e, "an authorization needs an idempotency key");
         return AGENTD_EINVAL;
     }
     if (!pi || !pi->handler_id) {
-        set_err(err, errlen, "payment data needs a handler_id");
+        set_err(e, "payment data needs a handler_id");
         return AGENTD_EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
         if (hs[i] && hs[i]->id && strcmp(hs[i]->id, pi->handler_id) == 0 && hs[i]->authorize) {
             *res = hs[i]->authorize(hs[i], pi, amount, currency, idempotency_key, ref, reflen,
-                                    err, errlen);
+                                    e);
             return 0;
         }
     }
-    if (err && errlen)
-        snprintf(err, errlen, "unknown payment handler '%.64s'", pi->handler_id);
+    agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "unknown payment handler '%.64s'", pi->handler_id);
     return AGENTD_EINVAL;
 }

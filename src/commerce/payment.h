@@ -16,6 +16,8 @@
 
 #include <jansson.h>
 
+#include "core/err.h"
+
 /* Fixed contract: the test handler's id and its tokens (UCP conformance). */
 #define PAYMENT_MOCK_HANDLER_ID "mock_payment_handler"
 #define PAYMENT_MOCK_TOKEN_SUCCESS "success_token"
@@ -57,7 +59,7 @@ struct payment_handler {
     int test_mode;              /* places orders without a charge: refused in production
                                    unless AGENTD_ALLOW_TEST_PAYMENTS=1 */
     /* Decides on a sanitised instrument for an amount. Writes a reference
-     * for the order into ref (may be empty) and a reason into err.
+     * for the order into ref (may be empty) and a reason into e->msg.
      * idempotency_key (never NULL): the same key is the same authorization —
      * a handler backed by a payment provider passes it on as the provider's
      * idempotency key, so a completion resumed after a crash never charges
@@ -65,7 +67,7 @@ struct payment_handler {
     enum payment_result (*authorize)(const struct payment_handler *h,
                                      const struct payment_instrument *pi, int64_t amount,
                                      const char *currency, const char *idempotency_key,
-                                     char *ref, size_t reflen, char *err, size_t errlen);
+                                     char *ref, size_t reflen, struct agentd_error *e);
     void *ud;
 };
 
@@ -98,8 +100,7 @@ int payment_find_pan(const json_t *j, char *path, size_t pathlen);
  * of payment.instruments). Refuses a PAN anywhere in it (AGENTD_EINVAL).
  * Requires handler_id; keeps id, handler_id, type, brand, last_digits,
  * expiry_month/year and credential {type, token}; drops everything else. */
-int payment_instrument_parse(const json_t *j, struct payment_instrument *out, char *err,
-                             size_t errlen);
+int payment_instrument_parse(const json_t *j, struct payment_instrument *out, struct agentd_error *e);
 void payment_instrument_clear(struct payment_instrument *pi);
 int payment_instrument_copy(struct payment_instrument *dst, const struct payment_instrument *src);
 /* UCP JSON of an instrument. include_token = 0 for every response. */
@@ -113,10 +114,10 @@ json_t *payment_data_redacted_json(const json_t *payment_data);
 /* Finds the handler by the instrument's handler_id and calls authorize
  * with idempotency_key (required: AGENTD_EINVAL when NULL or empty).
  * Returns 0 with *res set, AGENTD_EINVAL when no handler has that id
- * (err says which), AGENTD_ENOMEM. */
+ * (e->msg says which), AGENTD_ENOMEM. */
 int payment_authorize(const struct payment_handler *const *hs, size_t n,
                       const struct payment_instrument *pi, int64_t amount, const char *currency,
                       const char *idempotency_key, enum payment_result *res, char *ref,
-                      size_t reflen, char *err, size_t errlen);
+                      size_t reflen, struct agentd_error *e);
 
 #endif

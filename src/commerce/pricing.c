@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "commerce/checkout_internal.h"
 #include "commerce/money.h"
 #include "core/err.h"
 
@@ -116,14 +117,7 @@ static const struct tax_rate *lookup_tax(const struct shop_rules *r, const struc
 
 static void applied_clear(struct checkout *c)
 {
-    for (size_t i = 0; i < c->n_applied; i++) {
-        free(c->applied[i].code);
-        free(c->applied[i].title);
-        free(c->applied[i].alloc);
-    }
-    free(c->applied);
-    c->applied = NULL;
-    c->n_applied = 0;
+    FIELDS_ARR_RESET(&applied_discount_shape, c->applied, c->n_applied);
 }
 
 /* Codes the rules know, in application order: percentages first, then

@@ -1,5 +1,6 @@
-/* UCP 2026-01-11 mapping: checkout and order JSON, the UCP-Agent header
- * (RFC 8941 dictionary), version comparison and capability negotiation.
+/* UCP 2026-01-11 mapping: the UCP-Agent header, versions and capability
+ * negotiation (ucp_negotiate.c), checkout JSON (ucp_checkout.c), RFC 3339
+ * times (ucp_time.c); the order is in order.h.
  *
  * Pure: JSON in, JSON out; no I/O. Every json_t* returned is a new
  * reference the caller json_decref()s; structs returned through out
@@ -49,12 +50,11 @@ struct ucp_agent {
 /* Parses a UCP-Agent header as a strict RFC 8941 dictionary:
  * profile="https://..." (sf-string, required), version="YYYY-MM-DD"
  * (optional). Other keys are allowed if well-formed and ignored.
- * Refused (AGENTD_EINVAL, reason in err): empty or > UCP_AGENT_HEADER_MAX,
+ * Refused (AGENTD_EINVAL, reason in e->msg): empty or > UCP_AGENT_HEADER_MAX,
  * non-ASCII or control bytes, bad keys, duplicate keys, unterminated
  * strings, bad escapes, parameters, inner lists, non-string profile or
  * version, profile not an absolute https URL, malformed version. */
-int ucp_agent_parse(const char *header, unsigned flags, struct ucp_agent *out, char *err,
-                    size_t errlen);
+int ucp_agent_parse(const char *header, unsigned flags, struct ucp_agent *out, struct agentd_error *e);
 
 /* ---- versions ---- */
 
@@ -108,45 +108,11 @@ json_t *checkout_to_doc_json(const struct checkout *c);
  * AGENTD_ENOMEM. */
 int checkout_from_json(const json_t *doc, struct checkout **out, struct agentd_error *e);
 
-/* ---- order ---- */
-
-struct order_line {
-    struct line_item line;  /* as ordered (immutable) */
-    int64_t fulfilled;      /* quantity shipped so far */
-};
-
-struct order_expectation {
-    char *id;
-    char *method_type;           /* "shipping" */
-    struct postal_address destination;
-    char *description;           /* the chosen option's title */
-};
-
-struct order {
-    char *id;
-    char *checkout_id;
-    char *permalink_url;
-    char currency[COMMERCE_CURRENCY_LEN];
-    struct order_line *lines;
-    size_t n_lines;
-    struct order_expectation *expectations;
-    size_t n_expectations;
-    struct checkout_totals totals;
-    int has_fulfillment;
-    int has_tax;
-};
-
-/* Builds the order of a completed checkout (status completed, order_id
- * set). Returns 0, AGENTD_ECONFLICT (not completed) or AGENTD_ENOMEM. */
-int order_from_checkout(const struct checkout *c, struct order **out, struct agentd_error *e);
-void order_free(struct order *o);
-/* UCP order object (neg NULL = all capabilities). */
-json_t *order_to_json(const struct order *o, const struct ucp_negotiated *neg);
-int order_from_json(const json_t *j, struct order **out, struct agentd_error *e);
-
 /* RFC 3339 UTC ("2026-01-11T10:00:00Z") from unix seconds, and back
  * (accepts Z or +hh:mm offsets, optional fraction). */
 int ucp_time_format(int64_t t, char *buf, size_t len);
 int ucp_time_parse(const char *s, int64_t *out);
+/* Days in month m (1-12) of year y, leap years counted. */
+int ucp_days_in_month(int y, int m);
 
 #endif

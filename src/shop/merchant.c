@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "shop/merchant.h"
 #include "commerce/catalog.h"
+#include "shop/catalog_load.h"
+#include "shop/catalog_slot.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "store/store.h"
@@ -80,7 +82,7 @@ int merchant_load(struct merchant *m, char *err, size_t errlen)
         free(imported);
     } else {
         size_t len;
-        const char *text = merchant_builtin_catalog(&len);
+        const char *text = merchant_demo_catalog(&len);
         source = "builtin";
         rc = catalog_load_json(text, len, "built-in catalog", &c, err, errlen);
     }

@@ -37,6 +37,6 @@ int merchant_import(struct store *st, const char *catalog_path, const char *dir,
                     char *err, size_t errlen);
 
 /* The demo catalog compiled into the binary (NUL-terminated). */
-const char *merchant_builtin_catalog(size_t *len);
+const char *merchant_demo_catalog(size_t *len);
 
 #endif

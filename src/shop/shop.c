@@ -344,7 +344,7 @@ static int keyed_id(const char *owner, const char *op_key, char *out, size_t len
     return 0;
 }
 
-int shop_checkout_create_key(struct shop *sh, const char *owner, const json_t *req,
+int shop_checkout_create(struct shop *sh, const char *owner, const json_t *req,
                              const char *op_key, struct checkout **out, int *replayed,
                              struct agentd_error *e)
 {
@@ -409,12 +409,6 @@ replay:
         *replayed = 1;
     *out = c;
     return 0;
-}
-
-int shop_checkout_create(struct shop *sh, const char *owner, const json_t *req,
-                         struct checkout **out, struct agentd_error *e)
-{
-    return shop_checkout_create_key(sh, owner, req, NULL, out, NULL, e);
 }
 
 int shop_checkout_get(struct shop *sh, const char *owner, const char *id, struct checkout **out,
@@ -484,7 +478,7 @@ static int edit_keyed(struct checkout *c, const struct shop_rules *r, void *arg,
     return rc ? rc : checkout_op_key_add(c, k->op_key, e);
 }
 
-int shop_checkout_edit_key(struct shop *sh, const char *owner, const char *id, const char *op_key,
+int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, const char *op_key,
                            shop_edit_fn fn, void *arg, struct checkout **out, int *replayed,
                            struct agentd_error *e)
 {
@@ -497,12 +491,6 @@ int shop_checkout_edit_key(struct shop *sh, const char *owner, const char *id, c
         return rc;
     struct keyed_arg k = { fn, arg, op_key };
     return edit_loop(sh, owner, id, op_key, checkout_op_key_has, edit_keyed, &k, out, replayed, e);
-}
-
-int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, shop_edit_fn fn,
-                       void *arg, struct checkout **out, struct agentd_error *e)
-{
-    return shop_checkout_edit_key(sh, owner, id, NULL, fn, arg, out, NULL, e);
 }
 
 struct update_arg {
@@ -525,7 +513,7 @@ int shop_checkout_update(struct shop *sh, const char *owner, const char *id, con
                          int64_t if_match, struct checkout **out, struct agentd_error *e)
 {
     struct update_arg u = { req, if_match };
-    return shop_checkout_edit(sh, owner, id, edit_update, &u, out, e);
+    return shop_checkout_edit(sh, owner, id, NULL, edit_update, &u, out, NULL, e);
 }
 
 struct add_arg {
@@ -540,19 +528,12 @@ static int edit_add(struct checkout *c, const struct shop_rules *r, void *arg,
     return checkout_item_add(c, r, a->product_id, a->quantity, e);
 }
 
-int shop_checkout_add_item_key(struct shop *sh, const char *owner, const char *id,
+int shop_checkout_add_item(struct shop *sh, const char *owner, const char *id,
                                const char *op_key, const char *product_id, int64_t quantity,
                                struct checkout **out, int *replayed, struct agentd_error *e)
 {
     struct add_arg a = { product_id, quantity };
-    return shop_checkout_edit_key(sh, owner, id, op_key, edit_add, &a, out, replayed, e);
-}
-
-int shop_checkout_add_item(struct shop *sh, const char *owner, const char *id,
-                           const char *product_id, int64_t quantity, struct checkout **out,
-                           struct agentd_error *e)
-{
-    return shop_checkout_add_item_key(sh, owner, id, NULL, product_id, quantity, out, NULL, e);
+    return shop_checkout_edit(sh, owner, id, op_key, edit_add, &a, out, replayed, e);
 }
 
 static int claim_abandoned(const struct shop *sh, const struct checkout *c, int64_t now_s);
@@ -574,7 +555,7 @@ static int edit_cancel(struct checkout *c, const struct shop_rules *r, void *arg
 int shop_checkout_cancel(struct shop *sh, const char *owner, const char *id,
                          struct checkout **out, struct agentd_error *e)
 {
-    return shop_checkout_edit(sh, owner, id, edit_cancel, sh, out, e);
+    return shop_checkout_edit(sh, owner, id, NULL, edit_cancel, sh, out, NULL, e);
 }
 
 /* ---- completion ---- */
@@ -705,7 +686,7 @@ static void abort_complete(struct shop *sh, const char *owner, const char *id,
     struct claim_ref ref = { ours->completing.by, ours->completing.at };
     struct checkout *c = NULL;
     struct agentd_error err = { 0 };
-    if (shop_checkout_edit(sh, owner, id, edit_abort, &ref, &c, &err) == 0)
+    if (shop_checkout_edit(sh, owner, id, NULL, edit_abort, &ref, &c, NULL, &err) == 0)
         checkout_free(c);
     else if (strcmp(err.code, "not_ours") != 0)
         log_msg(LOG_ERROR, NULL, "checkout %s left complete_in_progress: %s", id, err.msg);
@@ -736,17 +717,12 @@ static int test_handler(const struct shop *sh, const char *id)
     return 0;
 }
 
-int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *id,
-                               const char *op_key, const json_t *payment_data,
-                               struct checkout **out, struct order **order_out, int *declined,
-                               int *replayed, struct agentd_error *e)
+/* payment_data checked and its instrument parsed, before anything moves:
+ * no card numbers, and a test credential never reaches a production
+ * checkout, not even as a claim. */
+static int complete_payment_parse(const struct shop *sh, const json_t *payment_data,
+                                  struct payment_instrument *pi, struct agentd_error *e)
 {
-    *declined = 0;
-    if (replayed)
-        *replayed = 0;
-    int rc;
-    if (op_key && (rc = checkout_op_key_check(op_key, e)))
-        return rc;
     char path[128] = "";
     if (!json_is_object(payment_data))
         return agentd_fail(e, AGENTD_EINVAL, "missing", "$.payment_data",
@@ -754,37 +730,37 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
     if (payment_find_pan(payment_data, path, sizeof path))
         return agentd_fail(e, AGENTD_EINVAL, "invalid", path,
                              "full card numbers are not accepted: send a payment token");
-    struct payment_instrument pi = { 0 };
-    char why[256] = "";
-    if (payment_instrument_parse(payment_data, &pi, why, sizeof why) != 0)
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.payment_data", "%s", why);
-    if (!sh->n_hs && test_handler(sh, pi.handler_id)) {
-        /* before anything moves: a test credential never reaches a
-         * production checkout, not even as a claim */
+    struct agentd_error pe = { 0 };
+    if (payment_instrument_parse(payment_data, pi, &pe) != 0)
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.payment_data", "%s", pe.msg);
+    if (!sh->n_hs && test_handler(sh, pi->handler_id)) {
         agentd_fail(e, AGENTD_EUNPROCESSABLE, "payment_handler_unavailable",
                       "$.payment_data.handler_id",
                       "payment handler '%.64s' is a test handler and is refused in production "
                       "(AGENTD_ALLOW_TEST_PAYMENTS=1 accepts it); nothing was charged",
-                      pi.handler_id);
-        payment_instrument_clear(&pi);
+                      pi->handler_id);
+        payment_instrument_clear(pi);
         return AGENTD_EUNPROCESSABLE;
     }
+    return 0;
+}
 
-    /* 1. ready -> complete_in_progress (or save the new prices and stop);
-     * with a key, a checkout this call already moved on is a replay */
+/* Step 1: ready -> complete_in_progress, claimed by us (or save the new
+ * prices or the short stock and stop). With a key, a checkout this call
+ * already moved on is a replay: *resumed = 1, and *out may then be the
+ * completed checkout. A completion whose process died is taken over. */
+static int complete_claim(struct shop *sh, const char *owner, const char *id, const char *op_key,
+                          struct checkout **out, int *resumed, struct agentd_error *e)
+{
     struct begin_arg b = { .sh = sh, .op_key = op_key };
     struct checkout *c = NULL;
-    int resumed = 0;
-    rc = edit_loop(sh, owner, id, op_key, op_key ? completion_replay : NULL, edit_begin_complete,
-                   &b, &c, &resumed, e);
-    if (rc) {
-        payment_instrument_clear(&pi);
+    int rc = edit_loop(sh, owner, id, op_key, op_key ? completion_replay : NULL,
+                       edit_begin_complete, &b, &c, resumed, e);
+    if (rc)
         return rc;
-    }
-    if (resumed && c->status == CHECKOUT_COMPLETED) {
-        /* done before: answer as then, charge nothing */
-        payment_instrument_clear(&pi);
-        return completed_reply(sh, owner, c, out, order_out, replayed, e);
+    if (*resumed && c->status == CHECKOUT_COMPLETED) {
+        *out = c; /* done before: the caller answers as then, charging nothing */
+        return 0;
     }
     if (b.took_over) {
         instance_recovered("completion");
@@ -794,80 +770,70 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
     /* resumed (complete_in_progress with our key) or taken over (its
      * process died): carry on from step 2 under the claim's key */
     if (b.out_of_stock) {
-        payment_instrument_clear(&pi);
         checkout_free(c);
         *e = b.stock_err;
         return AGENTD_ESTOCK;
     }
     if (b.total_changed) {
-        payment_instrument_clear(&pi);
         checkout_free(c);
         return agentd_fail(e, AGENTD_ECONFLICT, "total_changed", NULL,
                              "prices changed since the checkout was shown; review the new totals "
                              "and complete again");
     }
+    *out = c;
+    return 0;
+}
 
-    /* 2. authorize exactly the total the buyer saw, under the claim's
-     * idempotency key (the call's op_key, or the first attempt's own): a
-     * resumed or taken-over completion authorizes again under the same
-     * key — the same authorization, never a second charge */
+/* Step 2: authorize exactly the total the buyer saw, under the claim's
+ * idempotency key (the call's op_key, or the first attempt's own): a
+ * resumed or taken-over completion authorizes again under the same key —
+ * the same authorization, never a second charge. */
+static int complete_authorize(struct shop *sh, const struct checkout *c, const char *op_key,
+                              const struct payment_instrument *pi, int *declined,
+                              struct agentd_error *e)
+{
     enum payment_result res = PAYMENT_INVALID;
     char ref[128] = "", akey[160];
+    struct agentd_error pe = { 0 };
     if (c->completing.key)
         snprintf(akey, sizeof akey, "%s", c->completing.key);
     else if (op_key) /* claimed before claims were kept */
         snprintf(akey, sizeof akey, "%s", op_key);
     else
         snprintf(akey, sizeof akey, "%s/v%lld", c->id, (long long)c->version);
-    rc = payment_authorize(sh->hs, sh->n_hs, &pi, c->totals.total, c->currency, akey, &res, ref,
-                           sizeof ref, why, sizeof why);
-    payment_instrument_clear(&pi);
-    if (rc != 0 || res != PAYMENT_APPROVED) {
-        abort_complete(sh, owner, id, c);
-        checkout_free(c);
-        if (rc == 0 && res == PAYMENT_DECLINED) {
-            *declined = 1;
-            return agentd_fail(e, AGENTD_EINVAL, "payment_declined", "$.payment_data",
-                                 "%s; nothing was charged", why[0] ? why : "the payment was declined");
-        }
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.payment_data", "%s",
-                             why[0] ? why : "the payment credential is not usable");
+    int rc = payment_authorize(sh->hs, sh->n_hs, pi, c->totals.total, c->currency, akey, &res, ref,
+                               sizeof ref, &pe);
+    if (rc == 0 && res == PAYMENT_APPROVED)
+        return 0;
+    if (rc == 0 && res == PAYMENT_DECLINED) {
+        *declined = 1;
+        return agentd_fail(e, AGENTD_EINVAL, "payment_declined", "$.payment_data",
+                             "%s; nothing was charged",
+                             pe.msg[0] ? pe.msg : "the payment was declined");
     }
+    return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.payment_data", "%s",
+                         pe.msg[0] ? pe.msg : "the payment credential is not usable");
+}
 
-    /* 3. one transaction: stock, order, checkout completed */
-    struct rules_ctx ctx;
-    struct shop_rules r;
-    char order_id[48], *permalink = NULL;
-    id_new("ord_", order_id, sizeof order_id);
-    struct checkout *done = checkout_clone(c);
-    struct order *o = NULL;
-    rc = done ? rules_begin(sh, &ctx, &r, e) : AGENTD_ENOMEM;
-    if (rc == 0) {
-        if (asprintf(&permalink, "%s/orders/%s", sh->public_url, order_id) < 0)
-            permalink = NULL;
-        rc = permalink ? checkout_mark_completed(done, &r, order_id, permalink, e) : AGENTD_ENOMEM;
-        rules_end(&ctx);
-    }
-    if (rc == 0)
-        rc = order_from_checkout(done, &o, e);
-    char *order_doc = NULL, *co_doc = NULL;
-    struct store_stock_line *take = NULL;
-    if (rc == 0) {
-        struct ucp_negotiated all;
-        ucp_negotiated_all(&all);
-        json_t *oj = order_to_json(o, &all);
-        order_doc = oj ? json_dumps(oj, JSON_COMPACT) : NULL;
-        json_decref(oj);
-        co_doc = document(done);
-        take = calloc(done->n_lines ? done->n_lines : 1, sizeof *take);
-        if (!order_doc || !co_doc || !take)
-            rc = AGENTD_ENOMEM;
-    }
+/* The order's and the completed checkout's documents, and the stock to
+ * take, for step 3's one transaction. */
+static int complete_write(struct shop *sh, const char *owner, const struct checkout *c,
+                          const struct checkout *done, const struct order *o,
+                          struct agentd_error *e)
+{
+    struct ucp_negotiated all;
+    ucp_negotiated_all(&all);
+    json_t *oj = order_to_json(o, &all);
+    char *order_doc = oj ? json_dumps(oj, JSON_COMPACT) : NULL;
+    json_decref(oj);
+    char *co_doc = document(done);
+    struct store_stock_line *take = calloc(done->n_lines ? done->n_lines : 1, sizeof *take);
+    int rc = order_doc && co_doc && take ? 0 : AGENTD_ENOMEM;
     if (rc == 0) {
         for (size_t i = 0; i < done->n_lines; i++)
             take[i] = (struct store_stock_line){ done->lines[i].item_id, done->lines[i].quantity };
-        struct store_order row = { .id = order_id, .checkout_id = done->id, .owner = (char *)owner,
-                                   .document = order_doc };
+        struct store_order row = { .id = done->order_id, .checkout_id = done->id,
+                                   .owner = (char *)owner, .document = order_doc };
         rc = store_order_create(sh->st, &row, c->version, checkout_status_name(done->status), co_doc,
                                 take, done->n_lines);
         if (rc == AGENTD_ESTOCK)
@@ -878,10 +844,95 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
     free(take);
     free(order_doc);
     free(co_doc);
-    free(permalink);
+    return rc;
+}
+
+/* Step 3: one transaction takes stock, writes the order and marks the
+ * checkout completed. On success *done_out is the completed checkout and
+ * *order_out its order; c (ours, complete_in_progress) is left as it was. */
+static int complete_place_order(struct shop *sh, const char *owner, const struct checkout *c,
+                                struct checkout **done_out, struct order **order_out,
+                                struct agentd_error *e)
+{
+    struct rules_ctx ctx;
+    struct shop_rules r;
+    char order_id[48], *permalink = NULL;
+    id_new("ord_", order_id, sizeof order_id);
+    struct checkout *done = checkout_clone(c);
+    struct order *o = NULL;
+    int rc = done ? rules_begin(sh, &ctx, &r, e) : AGENTD_ENOMEM;
     if (rc == 0) {
-        orders_count(done);
-        done->version = c->version + 1;
+        if (asprintf(&permalink, "%s/orders/%s", sh->public_url, order_id) < 0)
+            permalink = NULL;
+        rc = permalink ? checkout_mark_completed(done, &r, order_id, permalink, e) : AGENTD_ENOMEM;
+        rules_end(&ctx);
+    }
+    free(permalink);
+    if (rc == 0)
+        rc = order_from_checkout(done, &o, e);
+    if (rc == 0)
+        rc = complete_write(sh, owner, c, done, o, e);
+    if (rc) {
+        checkout_free(done);
+        order_free(o);
+        return rc;
+    }
+    orders_count(done);
+    done->version = c->version + 1;
+    *done_out = done;
+    *order_out = o;
+    return 0;
+}
+
+/* Step 3 lost to the same keyed call running elsewhere (two replicas
+ * resuming one turn)? Then its result is ours: 1 with *now completed. */
+static int complete_lost_race(struct shop *sh, const char *owner, const char *id,
+                              const char *op_key, struct checkout **now)
+{
+    struct agentd_error le = { 0 };
+    *now = NULL;
+    if (load(sh, owner, id, now, &le) == 0 && (*now)->status == CHECKOUT_COMPLETED &&
+        checkout_op_key_has(*now, op_key))
+        return 1;
+    checkout_free(*now);
+    *now = NULL;
+    return 0;
+}
+
+int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
+                           const char *op_key, const json_t *payment_data,
+                           struct checkout **out, struct order **order_out, int *declined,
+                           int *replayed, struct agentd_error *e)
+{
+    *declined = 0;
+    if (replayed)
+        *replayed = 0;
+    int rc;
+    if (op_key && (rc = checkout_op_key_check(op_key, e)))
+        return rc;
+    struct payment_instrument pi = { 0 };
+    if ((rc = complete_payment_parse(sh, payment_data, &pi, e)))
+        return rc;
+    struct checkout *c = NULL;
+    int resumed = 0;
+    rc = complete_claim(sh, owner, id, op_key, &c, &resumed, e);
+    if (rc == 0 && resumed && c->status == CHECKOUT_COMPLETED) {
+        payment_instrument_clear(&pi);
+        return completed_reply(sh, owner, c, out, order_out, replayed, e);
+    }
+    if (rc == 0)
+        rc = complete_authorize(sh, c, op_key, &pi, declined, e);
+    payment_instrument_clear(&pi);
+    if (rc) {
+        if (c) /* claimed, then not authorized: back to ready, nothing charged */
+            abort_complete(sh, owner, id, c);
+        checkout_free(c);
+        return rc;
+    }
+    struct checkout *done = NULL;
+    struct order *o = NULL;
+    rc = complete_place_order(sh, owner, c, &done, &o, e);
+    if (rc == 0) {
         checkout_free(c);
         *out = done;
         *order_out = o;
@@ -889,36 +940,18 @@ int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *i
             *replayed = resumed;
         return 0;
     }
-    if (op_key && (rc == AGENTD_ECONFLICT || rc == AGENTD_EEXIST)) {
-        /* Lost the race to the same call running elsewhere (two replicas
-         * resuming one turn)? Then its result is ours. */
-        struct checkout *now = NULL;
-        struct agentd_error le = { 0 };
-        if (load(sh, owner, id, &now, &le) == 0 && now->status == CHECKOUT_COMPLETED &&
-            checkout_op_key_has(now, op_key)) {
-            checkout_free(c);
-            checkout_free(done);
-            order_free(o);
-            memset(e, 0, sizeof *e);
-            return completed_reply(sh, owner, now, out, order_out, replayed, e);
-        }
-        checkout_free(now);
+    struct checkout *now = NULL;
+    if (op_key && (rc == AGENTD_ECONFLICT || rc == AGENTD_EEXIST) &&
+        complete_lost_race(sh, owner, id, op_key, &now)) {
+        checkout_free(c);
+        memset(e, 0, sizeof *e);
+        return completed_reply(sh, owner, now, out, order_out, replayed, e);
     }
     if (!e->code[0])
         agentd_fail(e, rc, agentd_err_code(rc), NULL, "%s", agentd_err_msg(rc));
-    abort_complete(sh, owner, id, c);
+    abort_complete(sh, owner, id, c); /* undo step 1: back to ready */
     checkout_free(c);
-    checkout_free(done);
-    order_free(o);
     return rc;
-}
-
-int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
-                           const json_t *payment_data, struct checkout **out,
-                           struct order **order_out, int *declined, struct agentd_error *e)
-{
-    return shop_checkout_complete_key(sh, owner, id, NULL, payment_data, out, order_out, declined,
-                                      NULL, e);
 }
 
 /* ---- orders ---- */

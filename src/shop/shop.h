@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "commerce/checkout.h"
+#include "commerce/order.h"
 #include "commerce/ucp.h"
 
 struct store;
@@ -54,13 +55,32 @@ typedef int (*shop_edit_fn)(struct checkout *c, const struct shop_rules *r, void
                             struct agentd_error *e);
 
 /* Each returns 0 or AGENTD_E*, fills *e on domain errors, and on success
- * hands back the checkout as saved in *out (checkout_free()). */
+ * hands back the checkout as saved in *out (checkout_free()).
+ *
+ * Exactly-once calls (agent tool calls, keyed completions): the agent
+ * runner may run a tool call again after a crash (between the call's effect
+ * being saved and the turn's checkpoint). Such a call carries an operation
+ * key op_key, "<turn_id>/<tool_call_id>" (1..CHECKOUT_OP_KEY_MAX bytes of
+ * printable UTF-8, else AGENTD_EINVAL): the key is saved in the checkout by
+ * the same compare-and-swap that saves the effect, and a call whose key is
+ * already there changes nothing and answers success again with
+ * *replayed = 1 (replayed may be NULL; set to 0 otherwise). A checkout
+ * remembers its last CHECKOUT_OP_KEYS_MAX keys. op_key NULL = no key: the
+ * call applies once, as asked. */
+
+/* With a key the checkout id is derived from (owner, op_key): "chk_" and
+ * the first 24 hex digits of SHA-256(owner "\n" op_key). If that checkout
+ * exists (a replay) it is returned as it is now. */
 int shop_checkout_create(struct shop *sh, const char *owner, const json_t *req,
-                         struct checkout **out, struct agentd_error *e);
+                         const char *op_key, struct checkout **out, int *replayed,
+                         struct agentd_error *e);
 int shop_checkout_get(struct shop *sh, const char *owner, const char *id, struct checkout **out,
                       struct agentd_error *e);
-int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, shop_edit_fn fn,
-                       void *arg, struct checkout **out, struct agentd_error *e);
+/* If the checkout holds op_key, *out is the checkout as it is now and fn
+ * does not run (even if the checkout has since been completed). */
+int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, const char *op_key,
+                       shop_edit_fn fn, void *arg, struct checkout **out, int *replayed,
+                       struct agentd_error *e);
 /* if_match >= 0: apply only to that version (else AGENTD_ECONFLICT,
  * code version_conflict) — optimistic concurrency for clients that
  * read-modify-write with ETag / If-Match. */
@@ -68,11 +88,10 @@ int shop_checkout_update(struct shop *sh, const char *owner, const char *id, con
                          int64_t if_match, struct checkout **out, struct agentd_error *e);
 /* Adds quantity of a product (an increment, safe under concurrency). */
 int shop_checkout_add_item(struct shop *sh, const char *owner, const char *id,
-                           const char *product_id, int64_t quantity, struct checkout **out,
-                           struct agentd_error *e);
+                           const char *op_key, const char *product_id, int64_t quantity,
+                           struct checkout **out, int *replayed, struct agentd_error *e);
 int shop_checkout_cancel(struct shop *sh, const char *owner, const char *id,
                          struct checkout **out, struct agentd_error *e);
-
 /* Completes with the client's payment_data ({handler_id, credential:{type,
  * token}, ...}). Order of effects: the checkout moves to
  * complete_in_progress by compare-and-swap (a concurrent edit → 409,
@@ -84,38 +103,9 @@ int shop_checkout_cancel(struct shop *sh, const char *owner, const char *id,
  * complete_in_progress when it died is carried on by the next call (with
  * the first authorization's key); while that process lives (or, when it
  * cannot be known dead — another host, or this process after an abort
- * that failed — for 2 minutes) a call gets 409 complete_in_progress. */
-int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
-                           const json_t *payment_data, struct checkout **out,
-                           struct order **order_out, int *declined, struct agentd_error *e);
-
-/* ---- exactly-once variants, for agent tool calls ----
+ * that failed — for 2 minutes) a call gets 409 complete_in_progress.
  *
- * The agent runner may run a tool call again after a crash (between the
- * call's effect being saved and the turn's checkpoint). Such a call carries
- * an operation key, "<turn_id>/<tool_call_id>" (1..CHECKOUT_OP_KEY_MAX
- * bytes of printable UTF-8, else AGENTD_EINVAL): the key is saved in the
- * checkout by the same compare-and-swap that saves the effect, and a call
- * whose key is already there changes nothing and answers success again
- * with *replayed = 1 (replayed may be NULL; set to 0 otherwise). A checkout
- * remembers its last CHECKOUT_OP_KEYS_MAX keys. op_key NULL = the plain
- * call above (which are these with a NULL key). */
-
-/* With a key the checkout id is derived from (owner, op_key): "chk_" and
- * the first 24 hex digits of SHA-256(owner "\n" op_key). If that checkout
- * exists (a replay) it is returned as it is now. */
-int shop_checkout_create_key(struct shop *sh, const char *owner, const json_t *req,
-                             const char *op_key, struct checkout **out, int *replayed,
-                             struct agentd_error *e);
-/* If the checkout holds op_key, *out is the checkout as it is now and fn
- * does not run (even if the checkout has since been completed). */
-int shop_checkout_edit_key(struct shop *sh, const char *owner, const char *id, const char *op_key,
-                           shop_edit_fn fn, void *arg, struct checkout **out, int *replayed,
-                           struct agentd_error *e);
-int shop_checkout_add_item_key(struct shop *sh, const char *owner, const char *id,
-                               const char *op_key, const char *product_id, int64_t quantity,
-                               struct checkout **out, int *replayed, struct agentd_error *e);
-/* The key is saved by the compare-and-swap that moves the checkout to
+ * op_key is saved by the compare-and-swap that moves the checkout to
  * complete_in_progress, and stays in the completed checkout. Replays:
  *  - completed and holding op_key: *out is the checkout, *order_out its
  *    order, nothing is charged or taken again;
@@ -125,10 +115,10 @@ int shop_checkout_add_item_key(struct shop *sh, const char *owner, const char *i
  *    enforced by the store);
  *  - anything else: the normal flow (a declined or short-stock attempt
  *    went back to ready, so it is simply tried again). */
-int shop_checkout_complete_key(struct shop *sh, const char *owner, const char *id,
-                               const char *op_key, const json_t *payment_data,
-                               struct checkout **out, struct order **order_out, int *declined,
-                               int *replayed, struct agentd_error *e);
+int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
+                           const char *op_key, const json_t *payment_data,
+                           struct checkout **out, struct order **order_out, int *declined,
+                           int *replayed, struct agentd_error *e);
 
 int shop_order_get(struct shop *sh, const char *owner, const char *id, struct order **out,
                    struct agentd_error *e);

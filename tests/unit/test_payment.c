@@ -43,27 +43,28 @@ static void test_mock_tokens(void **state)
     for (size_t i = 0; i < N(t); i++) {
         json_t *j = conformance_instrument(t[i].token);
         struct payment_instrument pi;
-        char err[128], ref[64];
-        assert_int_equal(payment_instrument_parse(j, &pi, err, sizeof err), 0);
+        struct agentd_error err = { 0 };
+        char ref[64];
+        assert_int_equal(payment_instrument_parse(j, &pi, &err), 0);
         enum payment_result res;
         assert_int_equal(payment_authorize(hs, 1, &pi, 1234, "USD", "key-1", &res, ref, sizeof ref,
-                                           err, sizeof err),
+                                           &err),
                          0);
         assert_int_equal(res, t[i].want);
         if (res == PAYMENT_APPROVED)
             assert_true(ref[0] != 0);
         else
-            assert_true(err[0] != 0);
+            assert_true(err.msg[0] != 0);
         payment_instrument_clear(&pi);
         json_decref(j);
     }
     /* No token at all. */
     struct payment_instrument pi = {0};
-    char err[128];
+    struct agentd_error err = { 0 };
     json_t *j = json_pack("{s:s, s:s}", "handler_id", "mock_payment_handler", "type", "card");
-    assert_int_equal(payment_instrument_parse(j, &pi, err, sizeof err), 0);
+    assert_int_equal(payment_instrument_parse(j, &pi, &err), 0);
     enum payment_result res;
-    assert_int_equal(payment_authorize(hs, 1, &pi, 1, "USD", "k", &res, NULL, 0, err, sizeof err),
+    assert_int_equal(payment_authorize(hs, 1, &pi, 1, "USD", "k", &res, NULL, 0, &err),
                      0);
     assert_int_equal(res, PAYMENT_INVALID);
     payment_instrument_clear(&pi);
@@ -71,10 +72,10 @@ static void test_mock_tokens(void **state)
     /* Unknown handler id. */
     j = json_pack("{s:s, s:{s:s}}", "handler_id", "google_pay", "credential", "token",
                   "success_token");
-    assert_int_equal(payment_instrument_parse(j, &pi, err, sizeof err), 0);
-    assert_int_equal(payment_authorize(hs, 1, &pi, 1, "USD", "k", &res, NULL, 0, err, sizeof err),
+    assert_int_equal(payment_instrument_parse(j, &pi, &err), 0);
+    assert_int_equal(payment_authorize(hs, 1, &pi, 1, "USD", "k", &res, NULL, 0, &err),
                      AGENTD_EINVAL);
-    assert_non_null(strstr(err, "google_pay"));
+    assert_non_null(strstr(err.msg, "google_pay"));
     payment_instrument_clear(&pi);
     json_decref(j);
 }
@@ -88,23 +89,21 @@ static void test_authorize_idempotency_key(void **state)
     const struct payment_handler *hs[] = { payment_handler_mock() };
     json_t *j = conformance_instrument("success_token");
     struct payment_instrument pi;
-    char err[128], a[64], b[64], c[64];
+    struct agentd_error err = { 0 };
+    char a[64], b[64], c[64];
     enum payment_result res;
-    assert_int_equal(payment_instrument_parse(j, &pi, err, sizeof err), 0);
+    assert_int_equal(payment_instrument_parse(j, &pi, &err), 0);
     assert_int_equal(payment_authorize(hs, 1, &pi, 500, "USD", "turn_1/3/0/call_9", &res, a,
-                                       sizeof a, err, sizeof err), 0);
+                                       sizeof a, &err), 0);
     assert_int_equal(res, PAYMENT_APPROVED);
     assert_int_equal(payment_authorize(hs, 1, &pi, 500, "USD", "turn_1/3/0/call_9", &res, b,
-                                       sizeof b, err, sizeof err), 0);
+                                       sizeof b, &err), 0);
     assert_string_equal(a, b);
-    assert_int_equal(payment_authorize(hs, 1, &pi, 500, "USD", "chk_x/v4", &res, c, sizeof c, err,
-                                       sizeof err), 0);
+    assert_int_equal(payment_authorize(hs, 1, &pi, 500, "USD", "chk_x/v4", &res, c, sizeof c, &err), 0);
     assert_string_not_equal(a, c);
-    assert_int_equal(payment_authorize(hs, 1, &pi, 500, "USD", NULL, &res, c, sizeof c, err,
-                                       sizeof err), AGENTD_EINVAL);
+    assert_int_equal(payment_authorize(hs, 1, &pi, 500, "USD", NULL, &res, c, sizeof c, &err), AGENTD_EINVAL);
     assert_int_equal(res, PAYMENT_INVALID);
-    assert_int_equal(payment_authorize(hs, 1, &pi, 500, "USD", "", &res, c, sizeof c, err,
-                                       sizeof err), AGENTD_EINVAL);
+    assert_int_equal(payment_authorize(hs, 1, &pi, 500, "USD", "", &res, c, sizeof c, &err), AGENTD_EINVAL);
     payment_instrument_clear(&pi);
     json_decref(j);
 }
@@ -117,8 +116,8 @@ static void test_sanitise(void **state)
     json_object_set_new(j, "expiry_year", json_integer(2030));
     json_object_set_new(j, "cvc", json_string("123"));
     struct payment_instrument pi;
-    char err[128];
-    assert_int_equal(payment_instrument_parse(j, &pi, err, sizeof err), 0);
+    struct agentd_error err = { 0 };
+    assert_int_equal(payment_instrument_parse(j, &pi, &err), 0);
     assert_string_equal(pi.handler_id, "mock_payment_handler");
     assert_string_equal(pi.brand, "Visa");
     assert_string_equal(pi.last_digits, "1234");
@@ -160,8 +159,8 @@ static void test_sanitise(void **state)
     for (size_t i = 0; i < N(bad); i++) {
         json_t *b = json_loads(bad[i], 0, NULL);
         assert_non_null(b);
-        assert_int_equal(payment_instrument_parse(b, &pi, err, sizeof err), AGENTD_EINVAL);
-        assert_true(err[0] != 0);
+        assert_int_equal(payment_instrument_parse(b, &pi, &err), AGENTD_EINVAL);
+        assert_true(err.msg[0] != 0);
         json_decref(b);
     }
 }
@@ -205,15 +204,16 @@ static void test_pan_refused(void **state)
     for (size_t i = 0; i < N(t); i++) {
         json_t *j = json_loads(t[i].json, 0, NULL);
         assert_non_null(j);
-        char path[64], err[200];
+        char path[64];
+        struct agentd_error err = { 0 };
         int rc = payment_find_pan(j, path, sizeof path);
         assert_int_equal(rc, t[i].refused ? AGENTD_EINVAL : 0);
         struct payment_instrument pi;
-        rc = payment_instrument_parse(j, &pi, err, sizeof err);
+        rc = payment_instrument_parse(j, &pi, &err);
         if (t[i].refused) {
             assert_int_equal(rc, AGENTD_EINVAL);
-            assert_non_null(strstr(err, "card number"));
-            assert_null(strstr(err, "4111111111111111")); /* never echo it */
+            assert_non_null(strstr(err.msg, "card number"));
+            assert_null(strstr(err.msg, "4111111111111111")); /* never echo it */
         } else {
             assert_int_equal(rc, 0);
             payment_instrument_clear(&pi);
@@ -331,11 +331,12 @@ static void test_example_handler(void **state)
                               "expiry_year", 2026, "handler_name", "example.payment.provider",
                               "credential", "type", "token", "token", t[i].token);
         struct payment_instrument pi;
-        char err[128], ref[64];
-        assert_int_equal(payment_instrument_parse(j, &pi, err, sizeof err), 0);
+        struct agentd_error err = { 0 };
+        char ref[64];
+        assert_int_equal(payment_instrument_parse(j, &pi, &err), 0);
         enum payment_result res;
         assert_int_equal(payment_authorize(hs, 2, &pi, 1234, "USD", "key-1", &res, ref,
-                                           sizeof ref, err, sizeof err),
+                                           sizeof ref, &err),
                          0);
         assert_int_equal(res, t[i].want);
         if (res == PAYMENT_APPROVED)

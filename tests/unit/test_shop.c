@@ -127,7 +127,7 @@ static char *ready_checkout(struct ctx *c, const char *owner, int64_t qty)
     assert_non_null(req);
     struct checkout *co = NULL;
     struct agentd_error e = { 0 };
-    int rc = shop_checkout_create(c->sh, owner, req, &co, &e);
+    int rc = shop_checkout_create(c->sh, owner, req, NULL, &co, NULL, &e);
     if (rc)
         fail_msg("create: %d %s: %s", rc, e.code, e.msg);
     json_decref(req);
@@ -157,7 +157,7 @@ static struct done complete(struct ctx *c, const char *owner, const char *id, co
     struct done d = { 0 };
     json_t *pd = payment(token);
     d.replayed = -1;
-    d.rc = shop_checkout_complete_key(c->sh, owner, id, key, pd, &d.co, &d.o, &d.declined,
+    d.rc = shop_checkout_complete(c->sh, owner, id, key, pd, &d.co, &d.o, &d.declined,
                                       &d.replayed, &d.e);
     json_decref(pd);
     return d;
@@ -181,7 +181,7 @@ static void test_add_item_key_once(void **state)
     struct agentd_error e = { 0 };
     int replayed = -1;
 
-    assert_ok(shop_checkout_add_item_key(c->sh, "alice", id, "turn_1/call_1", "BISC-001", 2, &co,
+    assert_ok(shop_checkout_add_item(c->sh, "alice", id, "turn_1/call_1", "BISC-001", 2, &co,
                                          &replayed, &e));
     assert_int_equal(replayed, 0);
     assert_int_equal(qty_of(co, "BISC-001"), 3);
@@ -191,7 +191,7 @@ static void test_add_item_key_once(void **state)
 
     /* the replay: nothing added, nothing written, same kind of answer */
     replayed = -1;
-    assert_ok(shop_checkout_add_item_key(c->sh, "alice", id, "turn_1/call_1", "BISC-001", 2, &co,
+    assert_ok(shop_checkout_add_item(c->sh, "alice", id, "turn_1/call_1", "BISC-001", 2, &co,
                                          &replayed, &e));
     assert_int_equal(replayed, 1);
     assert_int_equal(qty_of(co, "BISC-001"), 3);
@@ -210,30 +210,30 @@ static void test_add_item_key_once(void **state)
     checkout_free(co);
 
     /* another call (another key) adds again */
-    assert_ok(shop_checkout_add_item_key(c->sh, "alice", id, "turn_1/call_2", "BISC-001", 2, &co,
+    assert_ok(shop_checkout_add_item(c->sh, "alice", id, "turn_1/call_2", "BISC-001", 2, &co,
                                          &replayed, &e));
     assert_int_equal(replayed, 0);
     assert_int_equal(qty_of(co, "BISC-001"), 5);
     checkout_free(co);
 
     /* NULL key: the plain call, applied every time (replayed may be NULL) */
-    assert_ok(shop_checkout_add_item_key(c->sh, "alice", id, NULL, "BISC-001", 1, &co, NULL, &e));
+    assert_ok(shop_checkout_add_item(c->sh, "alice", id, NULL, "BISC-001", 1, &co, NULL, &e));
     assert_int_equal(qty_of(co, "BISC-001"), 6);
     checkout_free(co);
-    assert_ok(shop_checkout_add_item(c->sh, "alice", id, "BISC-001", 1, &co, &e));
+    assert_ok(shop_checkout_add_item(c->sh, "alice", id, NULL, "BISC-001", 1, &co, NULL, &e));
     assert_int_equal(qty_of(co, "BISC-001"), 7);
     assert_int_equal(co->n_op_keys, 2);
     checkout_free(co);
 
     /* another tenant's checkout does not exist, key or not */
     memset(&e, 0, sizeof e);
-    assert_int_equal(shop_checkout_add_item_key(c->sh, "bob", id, "turn_1/call_1", "BISC-001", 2,
+    assert_int_equal(shop_checkout_add_item(c->sh, "bob", id, "turn_1/call_1", "BISC-001", 2,
                                                 &co, &replayed, &e),
                      AGENTD_ENOTFOUND);
 
     /* a failed call records nothing: its replay fails the same way */
     memset(&e, 0, sizeof e);
-    assert_int_equal(shop_checkout_add_item_key(c->sh, "alice", id, "turn_1/call_3", "NOPE-404",
+    assert_int_equal(shop_checkout_add_item(c->sh, "alice", id, "turn_1/call_3", "NOPE-404",
                                                 1, &co, &replayed, &e),
                      AGENTD_EINVAL);
     assert_ok(shop_checkout_get(c->sh, "alice", id, &co, &e));
@@ -245,7 +245,7 @@ static void test_add_item_key_once(void **state)
     memset(longkey, 'x', sizeof longkey - 1);
     longkey[sizeof longkey - 1] = 0;
     memset(&e, 0, sizeof e);
-    assert_int_equal(shop_checkout_add_item_key(c->sh, "alice", id, longkey, "BISC-001", 1, &co,
+    assert_int_equal(shop_checkout_add_item(c->sh, "alice", id, longkey, "BISC-001", 1, &co,
                                                 &replayed, &e),
                      AGENTD_EINVAL);
     assert_ok(shop_checkout_get(c->sh, "alice", id, &co, &e));
@@ -277,21 +277,21 @@ static void test_edit_key_once(void **state)
     int replayed = -1;
     struct set_qty a = { "BISC-001", 4, 0 };
 
-    assert_ok(shop_checkout_edit_key(c->sh, "alice", id, "t/edit", edit_set_qty, &a, &co,
+    assert_ok(shop_checkout_edit(c->sh, "alice", id, "t/edit", edit_set_qty, &a, &co,
                                      &replayed, &e));
     assert_int_equal(replayed, 0);
     assert_int_equal(a.calls, 1);
     assert_int_equal(qty_of(co, "BISC-001"), 5);
     checkout_free(co);
 
-    assert_ok(shop_checkout_edit_key(c->sh, "alice", id, "t/edit", edit_set_qty, &a, &co,
+    assert_ok(shop_checkout_edit(c->sh, "alice", id, "t/edit", edit_set_qty, &a, &co,
                                      &replayed, &e));
     assert_int_equal(replayed, 1);
     assert_int_equal(a.calls, 1); /* the edit did not even run */
     assert_int_equal(qty_of(co, "BISC-001"), 5);
     checkout_free(co);
 
-    assert_ok(shop_checkout_edit_key(c->sh, "alice", id, "t/edit2", edit_set_qty, &a, &co, NULL,
+    assert_ok(shop_checkout_edit(c->sh, "alice", id, "t/edit2", edit_set_qty, &a, &co, NULL,
                                      &e));
     assert_int_equal(a.calls, 2);
     assert_int_equal(qty_of(co, "BISC-001"), 9);
@@ -301,13 +301,13 @@ static void test_edit_key_once(void **state)
      * as the first call did; a new call gets the normal error */
     assert_ok(shop_checkout_cancel(c->sh, "alice", id, &co, &e));
     checkout_free(co);
-    assert_ok(shop_checkout_edit_key(c->sh, "alice", id, "t/edit", edit_set_qty, &a, &co,
+    assert_ok(shop_checkout_edit(c->sh, "alice", id, "t/edit", edit_set_qty, &a, &co,
                                      &replayed, &e));
     assert_int_equal(replayed, 1);
     assert_int_equal(co->status, CHECKOUT_CANCELED);
     checkout_free(co);
     memset(&e, 0, sizeof e);
-    assert_int_equal(shop_checkout_edit_key(c->sh, "alice", id, "t/edit3", edit_set_qty, &a, &co,
+    assert_int_equal(shop_checkout_edit(c->sh, "alice", id, "t/edit3", edit_set_qty, &a, &co,
                                             &replayed, &e),
                      AGENTD_ECONFLICT);
     assert_string_equal(e.code, "not_modifiable");
@@ -324,7 +324,7 @@ static void test_keys_bounded_in_store(void **state)
     char key[32];
     for (int i = 0; i < CHECKOUT_OP_KEYS_MAX + 3; i++) {
         snprintf(key, sizeof key, "t/%d", i);
-        assert_ok(shop_checkout_add_item_key(c->sh, "alice", id, key, "BISC-001", 1, &co, NULL,
+        assert_ok(shop_checkout_add_item(c->sh, "alice", id, key, "BISC-001", 1, &co, NULL,
                                              &e));
         checkout_free(co);
     }
@@ -365,7 +365,7 @@ static void test_create_key_once(void **state)
     struct agentd_error e = { 0 };
     int replayed = -1;
 
-    assert_ok(shop_checkout_create_key(c->sh, "alice", req, "turn_9/call_1", &a, &replayed, &e));
+    assert_ok(shop_checkout_create(c->sh, "alice", req, "turn_9/call_1", &a, &replayed, &e));
     assert_int_equal(replayed, 0);
     expect_id("alice", "turn_9/call_1", a->id);
     assert_int_equal(strlen(a->id), 4 + 24);
@@ -373,7 +373,7 @@ static void test_create_key_once(void **state)
     assert_int_equal(stored_version(c, a->id), 1);
 
     /* the replay: same checkout, nothing written */
-    assert_ok(shop_checkout_create_key(c->sh, "alice", req, "turn_9/call_1", &b, &replayed, &e));
+    assert_ok(shop_checkout_create(c->sh, "alice", req, "turn_9/call_1", &b, &replayed, &e));
     assert_int_equal(replayed, 1);
     assert_string_equal(a->id, b->id);
     assert_int_equal(qty_of(b, "BISC-001"), 2);
@@ -383,14 +383,14 @@ static void test_create_key_once(void **state)
     /* even if the request would now fail (the replay finds, not re-makes) */
     json_t *bad = json_pack("{s:[{s:{s:s}, s:i}]}", "line_items", "item", "id", "NOPE-404",
                             "quantity", 1);
-    assert_ok(shop_checkout_create_key(c->sh, "alice", bad, "turn_9/call_1", &b, &replayed, &e));
+    assert_ok(shop_checkout_create(c->sh, "alice", bad, "turn_9/call_1", &b, &replayed, &e));
     assert_int_equal(replayed, 1);
     assert_string_equal(a->id, b->id);
     checkout_free(b);
     json_decref(bad);
 
     /* another owner, same key: another checkout */
-    assert_ok(shop_checkout_create_key(c->sh, "bob", req, "turn_9/call_1", &o, &replayed, &e));
+    assert_ok(shop_checkout_create(c->sh, "bob", req, "turn_9/call_1", &o, &replayed, &e));
     assert_int_equal(replayed, 0);
     assert_string_not_equal(o->id, a->id);
     expect_id("bob", "turn_9/call_1", o->id);
@@ -400,13 +400,13 @@ static void test_create_key_once(void **state)
     checkout_free(o);
 
     /* another key: another checkout; no key: a random id each time */
-    assert_ok(shop_checkout_create_key(c->sh, "alice", req, "turn_9/call_2", &b, &replayed, &e));
+    assert_ok(shop_checkout_create(c->sh, "alice", req, "turn_9/call_2", &b, &replayed, &e));
     assert_int_equal(replayed, 0);
     assert_string_not_equal(b->id, a->id);
     checkout_free(b);
-    assert_ok(shop_checkout_create(c->sh, "alice", req, &b, &e));
+    assert_ok(shop_checkout_create(c->sh, "alice", req, NULL, &b, NULL, &e));
     assert_int_equal(b->n_op_keys, 0);
-    assert_ok(shop_checkout_create_key(c->sh, "alice", req, NULL, &o, &replayed, &e));
+    assert_ok(shop_checkout_create(c->sh, "alice", req, NULL, &o, &replayed, &e));
     assert_int_equal(replayed, 0);
     assert_string_not_equal(b->id, o->id);
     checkout_free(b);
@@ -414,7 +414,7 @@ static void test_create_key_once(void **state)
 
     /* bad keys */
     memset(&e, 0, sizeof e);
-    assert_int_equal(shop_checkout_create_key(c->sh, "alice", req, "", &b, &replayed, &e),
+    assert_int_equal(shop_checkout_create(c->sh, "alice", req, "", &b, &replayed, &e),
                      AGENTD_EINVAL);
     checkout_free(a);
     json_decref(req);
@@ -784,13 +784,13 @@ static void test_test_payments_refused(void **state)
     /* a refreshed checkout no longer advertises it, so it cannot be ready */
     struct checkout *co = NULL;
     struct agentd_error e = { 0 };
-    assert_ok(shop_checkout_add_item(c->sh, "alice", id, "BISC-001", 1, &co, &e));
+    assert_ok(shop_checkout_add_item(c->sh, "alice", id, NULL, "BISC-001", 1, &co, NULL, &e));
     assert_int_equal(json_array_size(co->payment.handlers), 0);
     assert_int_not_equal(co->status, CHECKOUT_READY_FOR_COMPLETE);
     checkout_free(co);
     /* allowed again (AGENTD_ALLOW_TEST_PAYMENTS=1): it completes */
     assert_ok(shop_set_test_payments(c->sh, 1));
-    assert_ok(shop_checkout_add_item(c->sh, "alice", id, "BISC-001", 1, &co, &e));
+    assert_ok(shop_checkout_add_item(c->sh, "alice", id, NULL, "BISC-001", 1, &co, NULL, &e));
     assert_int_equal(co->status, CHECKOUT_READY_FOR_COMPLETE);
     checkout_free(co);
     d = complete(c, "alice", id, "turn_2/pay", PAYMENT_MOCK_TOKEN_SUCCESS);
@@ -810,7 +810,7 @@ static void test_legal_links(void **state)
     assert_int_equal(co->n_links, 0); /* none configured: none handed out */
     checkout_free(co);
     assert_ok(shop_set_legal_links(c->sh, NULL, "https://shop.example/terms"));
-    assert_ok(shop_checkout_add_item(c->sh, "alice", id, "BISC-001", 1, &co, &e));
+    assert_ok(shop_checkout_add_item(c->sh, "alice", id, NULL, "BISC-001", 1, &co, NULL, &e));
     assert_int_equal(co->n_links, 1);
     assert_string_equal(co->links[0].type, "terms_of_service");
     assert_string_equal(co->links[0].url, "https://shop.example/terms");
@@ -830,7 +830,7 @@ static struct done complete_example(struct ctx *c, const char *id, const char *k
                            "handler_name", "example.payment.provider", "credential", "type",
                            "token", "token", token);
     d.replayed = -1;
-    d.rc = shop_checkout_complete_key(c->sh, "alice", id, key, pd, &d.co, &d.o, &d.declined,
+    d.rc = shop_checkout_complete(c->sh, "alice", id, key, pd, &d.co, &d.o, &d.declined,
                                       &d.replayed, &d.e);
     json_decref(pd);
     return d;

@@ -12,6 +12,7 @@
 
 #include "commerce/checkout.h"
 #include "commerce/payment.h"
+#include "commerce/order.h"
 #include "commerce/ucp.h"
 #include "core/err.h"
 
@@ -44,10 +45,10 @@ static void test_agent_valid(void **state)
     };
     for (size_t i = 0; i < N(t); i++) {
         struct ucp_agent a;
-        char err[160];
-        int rc = ucp_agent_parse(t[i].h, t[i].flags, &a, err, sizeof err);
+        struct agentd_error err = { 0 };
+        int rc = ucp_agent_parse(t[i].h, t[i].flags, &a, &err);
         if (rc)
-            print_message("%s -> %s\n", t[i].h, err);
+            print_message("%s -> %s\n", t[i].h, err.msg);
         assert_int_equal(rc, 0);
         assert_string_equal(a.profile, t[i].profile);
         assert_string_equal(a.version, t[i].version);
@@ -95,39 +96,39 @@ static void test_agent_hostile(void **state)
     };
     for (size_t i = 0; i < N(t); i++) {
         struct ucp_agent a;
-        char err[160];
-        int rc = ucp_agent_parse(t[i].h, 0, &a, err, sizeof err);
-        if (rc != AGENTD_EINVAL || !strstr(err, t[i].reason))
-            print_message("case %zu [%s] -> rc %d, '%s'\n", i, t[i].h, rc, err);
+        struct agentd_error err = { 0 };
+        int rc = ucp_agent_parse(t[i].h, 0, &a, &err);
+        if (rc != AGENTD_EINVAL || !strstr(err.msg, t[i].reason))
+            print_message("case %zu [%s] -> rc %d, '%s'\n", i, t[i].h, rc, err.msg);
         assert_int_equal(rc, AGENTD_EINVAL);
-        assert_non_null(strstr(err, t[i].reason));
+        assert_non_null(strstr(err.msg, t[i].reason));
         assert_string_equal(a.profile, ""); /* nothing half-parsed escapes */
     }
     /* NULL and huge inputs. */
     struct ucp_agent a;
-    char err[160];
-    assert_int_equal(ucp_agent_parse(NULL, 0, &a, err, sizeof err), AGENTD_EINVAL);
+    struct agentd_error err = { 0 };
+    assert_int_equal(ucp_agent_parse(NULL, 0, &a, &err), AGENTD_EINVAL);
     size_t big = 1 << 20;
     char *h = malloc(big + 1);
     memset(h, 'a', big);
     h[big] = 0;
     memcpy(h, "profile=\"https://a.example/", 27);
-    assert_int_equal(ucp_agent_parse(h, 0, &a, err, sizeof err), AGENTD_EINVAL);
-    assert_non_null(strstr(err, "longer"));
+    assert_int_equal(ucp_agent_parse(h, 0, &a, &err), AGENTD_EINVAL);
+    assert_non_null(strstr(err.msg, "longer"));
     /* A long URL inside the header limit but over the profile limit. */
     memset(h, 'a', 2000);
     memcpy(h, "profile=\"https://a.example/", 27);
     h[1999] = '"';
     h[2000] = 0;
-    assert_int_equal(ucp_agent_parse(h, 0, &a, err, sizeof err), AGENTD_EINVAL);
-    assert_non_null(strstr(err, "too long"));
+    assert_int_equal(ucp_agent_parse(h, 0, &a, &err), AGENTD_EINVAL);
+    assert_non_null(strstr(err.msg, "too long"));
     /* Many members. */
     char many[UCP_AGENT_HEADER_MAX];
     size_t n = (size_t)snprintf(many, sizeof many, "profile=\"https://a.example/p\"");
     for (int i = 0; i < 40 && n + 8 < sizeof many; i++)
         n += (size_t)snprintf(many + n, sizeof many - n, ",k%d=1", i);
-    assert_int_equal(ucp_agent_parse(many, 0, &a, err, sizeof err), AGENTD_EINVAL);
-    assert_non_null(strstr(err, "too many"));
+    assert_int_equal(ucp_agent_parse(many, 0, &a, &err), AGENTD_EINVAL);
+    assert_non_null(strstr(err.msg, "too many"));
     free(h);
 }
 

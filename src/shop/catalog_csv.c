@@ -1,7 +1,7 @@
 /* CSV import: turns UCP's sample-merchant CSV files into catalog JSON, so the
  * server only ever loads (and validates) one format. */
 #define _GNU_SOURCE
-#include "commerce/catalog.h"
+#include "shop/catalog_load.h"
 #include "commerce/money.h"
 #include "core/buf.h"
 #include "core/err.h"
@@ -102,7 +102,7 @@ static int sbuf_put(struct sbuf *b, char ch)
         size_t cap = b->cap ? b->cap * 2 : 64;
         char *d = realloc(b->d, cap);
         if (!d)
-            return -1;
+            return AGENTD_ENOMEM;
         b->d = d;
         b->cap = cap;
     }
@@ -126,13 +126,13 @@ static char *dup_trimmed(const char *s, size_t n)
 static int row_push(struct csv_row *row, char *field, size_t *cap)
 {
     if (!field)
-        return -1;
+        return AGENTD_ENOMEM;
     if (row->nf == *cap) {
         size_t nc = *cap ? *cap * 2 : 8;
         char **f = realloc(row->f, nc * sizeof *f);
         if (!f) {
             free(field);
-            return -1;
+            return AGENTD_ENOMEM;
         }
         row->f = f;
         *cap = nc;
@@ -155,7 +155,7 @@ static int csv_parse(const char *file, const char *t, size_t len, struct csv *ou
         for (const char *p = t; p < nul; p++)
             l += *p == '\n';
         ie_add(e, file, l, NULL, "contains a NUL byte (not a text file?)");
-        return -1;
+        return AGENTD_EINVAL;
     }
     struct sbuf fb = { 0 };
     int rc = 0;
@@ -175,7 +175,7 @@ static int csv_parse(const char *file, const char *t, size_t len, struct csv *ou
                     if (i >= len) {
                         ie_add(e, file, open_line, NULL,
                                "a quoted field is never closed (missing \")");
-                        rc = -1;
+                        rc = AGENTD_EINVAL;
                         break;
                     }
                     char ch = t[i];
@@ -203,7 +203,7 @@ static int csv_parse(const char *file, const char *t, size_t len, struct csv *ou
                     ie_add(e, file, line, NULL,
                            "unexpected text after a closing quote (write a quote inside a "
                            "quoted field as \"\")");
-                    rc = -1;
+                    rc = AGENTD_EINVAL;
                 }
             } else {
                 while (i < len && t[i] != ',' && t[i] != '\r' && t[i] != '\n') {
@@ -279,37 +279,16 @@ static int read_file(struct ictx *x, const char *dir, const char *name, char **t
         ie_add(x->e, name, 0, NULL, "path too long");
         return AGENTD_EINVAL;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT)
-            return 0;
-        ie_add(x->e, name, 0, NULL, "%s", strerror(errno));
-        return AGENTD_EIO;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > CSV_FILE_MAX) {
-        ie_add(x->e, name, 0, NULL, "not a regular file of at most %u bytes", CSV_FILE_MAX);
-        fclose(f);
-        return AGENTD_EIO;
-    }
-    size_t size = (size_t)st.st_size;
-    char *buf = malloc(size + 1);
-    if (!buf) {
-        fclose(f);
+    struct agentd_error fe = { 0 };
+    int rc = catalog_file_read(path, CSV_FILE_MAX, text, len, &fe);
+    if (rc == AGENTD_ENOTFOUND)
+        return 0;
+    if (rc == AGENTD_ENOMEM)
         x->oom = 1;
-        return AGENTD_ENOMEM;
-    }
-    size_t got = fread(buf, 1, size, f);
-    int bad = ferror(f) || got != size;
-    fclose(f);
-    if (bad) {
-        free(buf);
-        ie_add(x->e, name, 0, NULL, "read failed");
-        return AGENTD_EIO;
-    }
-    buf[size] = 0;
-    *text = buf;
-    *len = size;
+    else if (rc)
+        ie_add(x->e, name, 0, NULL, "%s", fe.msg);
+    if (rc)
+        return rc;
     return 1;
 }
 
