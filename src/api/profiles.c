@@ -319,12 +319,12 @@ struct profiles *profiles_default(void) { return atomic_load(&default_profiles);
 
 static const char *const outcome_names[] = { "ok", "cached", "refused", "error" };
 
-struct profiles *profiles_new(const char *allowlist, const struct profiles_options *opt, char *err,
-                              size_t errlen)
+struct profiles *profiles_new(const char *allowlist, const struct profiles_options *opt,
+                              struct agentd_error *e)
 {
     struct profiles *p = calloc(1, sizeof *p);
     if (!p) {
-        snprintf(err, errlen, "out of memory");
+        agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
         return NULL;
     }
     if (opt)
@@ -333,7 +333,11 @@ struct profiles *profiles_new(const char *allowlist, const struct profiles_optio
         profiles_options_default(&p->opt);
     int bad = netguard_allowlist_parse(allowlist, &p->allow, NULL, NULL);
     if (bad) {
-        snprintf(err, errlen, bad < 0 ? "out of memory" : "AGENTD_PROFILE_ALLOWLIST has bad entries");
+        if (bad < 0)
+            agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
+        else
+            agentd_fail(e, AGENTD_EINVAL, NULL, "AGENTD_PROFILE_ALLOWLIST",
+                        "AGENTD_PROFILE_ALLOWLIST has bad entries");
         profiles_free(p);
         return NULL;
     }
@@ -348,7 +352,7 @@ struct profiles *profiles_new(const char *allowlist, const struct profiles_optio
         p->m[i] = metric_child(m, v);
     }
     if (!p->cache || !m) {
-        snprintf(err, errlen, "out of memory");
+        agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
         profiles_free(p);
         return NULL;
     }

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "commerce/ucp.h"
+#include "core/err.h"
 
 struct loop;
 struct profiles;
@@ -62,10 +63,10 @@ struct profiles_options {
 void profiles_options_default(struct profiles_options *o);
 
 /* allowlist: AGENTD_PROFILE_ALLOWLIST text (NULL = none); opt NULL =
- * defaults. Returns NULL with the reason in err (a bad allow-list entry,
+ * defaults. Returns NULL with the reason in *e (a bad allow-list entry,
  * out of memory). Registers the metric. Free with profiles_free(). */
-struct profiles *profiles_new(const char *allowlist, const struct profiles_options *opt, char *err,
-                              size_t errlen);
+struct profiles *profiles_new(const char *allowlist, const struct profiles_options *opt,
+                              struct agentd_error *e);
 /* After every loop stopped and before their event bases are freed.
  * Fetches in flight are dropped; waiting requests are unlinked without a
  * callback (their own abort path frees them). */

@@ -3,6 +3,7 @@
  * redacted dump all walk that table, so they cannot drift apart. */
 #define _GNU_SOURCE
 #include "core/config.h"
+#include "core/err.h"
 #include "core/log.h"
 #include "core/netguard.h"
 
@@ -182,11 +183,11 @@ const char *config_getenv_default(const char *name, void *ud)
     return getenv(name);
 }
 
-char *config_read_small_file(const char *path, char *err, size_t errlen)
+char *config_read_small_file(const char *path, struct agentd_error *e)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        agentd_fail(e, AGENTD_EIO, NULL, path, "cannot read %s: %s", path, strerror(errno));
         return NULL;
     }
     char *buf = malloc(65537);
@@ -194,12 +195,12 @@ char *config_read_small_file(const char *path, char *err, size_t errlen)
     int toolong = buf && n == 65536 && fgetc(f) != EOF;
     fclose(f);
     if (!buf) {
-        snprintf(err, errlen, "out of memory");
+        agentd_fail(e, AGENTD_ENOMEM, NULL, path, "out of memory");
         return NULL;
     }
     if (toolong) {
         free(buf);
-        snprintf(err, errlen, "%s is larger than 64 KiB", path);
+        agentd_fail(e, AGENTD_ETOOLARGE, NULL, path, "%s is larger than 64 KiB", path);
         return NULL;
     }
     buf[n] = 0;
@@ -238,10 +239,10 @@ static char *lookup(const struct var *v, config_getenv_fn get, void *ud, struct 
         return NULL;
     }
     if (file) {
-        char err[256];
-        char *val = config_read_small_file(file, err, sizeof err);
+        struct agentd_error e;
+        char *val = config_read_small_file(file, &e);
         if (!val)
-            config_problems_add(pr, "%s: %s", fname, err);
+            config_problems_add(pr, "%s: %s", fname, e.msg);
         return val;
     }
     return direct ? strdup(direct) : NULL;

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "core/err.h"
 #include "core/reqid.h"
 #include "http/router.h"
 
@@ -98,8 +99,9 @@ size_t http_stream_pending(struct http_req *r);
 /* ---- server lifecycle (main thread) ---- */
 
 struct http_server *http_server_new(const struct config *cfg, struct router *router);
-/* Binds every loop's listener and starts the loop threads. 0 or -1 + err. */
-int http_server_start(struct http_server *s, char *err, size_t errlen);
+/* Binds every loop's listener and starts the loop threads. 0, or a negative
+ * AGENTD_E* with the reason in *e. */
+int http_server_start(struct http_server *s, struct agentd_error *e);
 int http_server_port(const struct http_server *s);
 /* The routing table the server dispatches with (read-only once serving). */
 const struct router *http_server_router(const struct http_server *s);
