@@ -1,5 +1,6 @@
 /* agentd serve: the server process. struct app owns everything serve builds;
  * init, start, wait (signals and timers on the main thread) and free are each one function. */
+#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -395,9 +396,10 @@ static int app_init_agent(struct app *a)
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/instances", cfg->data_dir);
     int lrc = agent_instance_lock(&a->agent, dir);
+    int why = errno; /* what the lock's system call (or allocation) met */
     if (lrc != 0)
         log_msg(LOG_WARN, NULL, "no instance lock in %s (%s): crash recovery falls back to "
-                "pids and leases", dir, strerror(-lrc));
+                "pids and leases", dir, strerror(why));
     /* completions a crash left mid-way are known by the same means */
     if (shop_set_instance(a->shop, a->agent.instance, lrc == 0 ? dir : NULL) != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");

@@ -109,9 +109,9 @@ const char *config_getenv_default(const char *name, void *ud);
 char *config_read_small_file(const char *path, struct agentd_error *e);
 
 /* Parse a duration: "250ms", "10s", "5m", "24h", "2d", or a bare number of
- * seconds. Returns 0 and *ms, or -1. */
+ * seconds. Returns 0 and *ms, or AGENTD_EINVAL. */
 int config_parse_duration(const char *s, int64_t *ms);
-/* Parse a size: "1048576", "512k", "1m", "1MiB", "2g". Returns 0 or -1. */
+/* Parse a size: "1048576", "512k", "1m", "1MiB", "2g". Returns 0 or AGENTD_EINVAL. */
 int config_parse_size(const char *s, int64_t *bytes);
 
 #endif

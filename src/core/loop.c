@@ -1,6 +1,7 @@
 /* Loop threads: an event_base with an inbox that other threads post to.
  * The inbox is a mutex-protected FIFO drained in one swap per wakeup. */
 #include "core/loop.h"
+#include "core/err.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -31,7 +32,7 @@ int loop_global_init(void)
     if (done)
         return 0;
     if (evthread_use_pthreads() != 0)
-        return -1;
+        return AGENTD_EINTERNAL;
     done = 1;
     return 0;
 }
@@ -100,7 +101,7 @@ int loop_post(struct loop *l, loop_fn fn, void *arg)
 {
     struct post *p = malloc(sizeof *p);
     if (!p)
-        return -ENOMEM;
+        return AGENTD_ENOMEM;
     p->next = NULL;
     p->fn = fn;
     p->arg = arg;
@@ -122,7 +123,7 @@ int loop_run(struct loop *l)
     tl_current = l;
     int rc = event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
     tl_current = NULL;
-    return rc < 0 ? -1 : 0;
+    return rc < 0 ? AGENTD_EINTERNAL : 0;
 }
 
 static void break_here(void *arg)

@@ -142,9 +142,9 @@ static void test_classify_text(void **state)
     static const char *const bad[] = { "", "localhost", "127.1", "0x7f000001", "2130706433",
                                        "1.2.3.4.5", "::ffff:1.2.3", "[::1]", "fe80::1%eth0" };
     for (size_t i = 0; i < N(bad); i++)
-        if (netguard_classify_text(bad[i]) != -1)
+        if (netguard_classify_text(bad[i]) != AGENTD_EINVAL)
             fail_msg("%s: classified as an address", bad[i]);
-    assert_int_equal(netguard_classify_text(NULL), -1);
+    assert_int_equal(netguard_classify_text(NULL), AGENTD_EINVAL);
 }
 
 static void test_classify_sockaddr(void **state)
