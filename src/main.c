@@ -177,10 +177,10 @@ static int cmd_probe(int argc, char **argv)
         }
     }
     struct http_probe_target t;
-    char err[512] = "";
+    struct agentd_error e = { 0 };
     if (target && target[0] != '/') {
-        if (http_probe_parse_url(target, &t, err, sizeof err) != 0) {
-            fprintf(stderr, "agentd probe: %s\n", err);
+        if (http_probe_parse_url(target, &t, &e) != 0) {
+            fprintf(stderr, "agentd probe: %s\n", e.msg);
             return 2;
         }
     } else {
@@ -214,8 +214,8 @@ static int cmd_probe(int argc, char **argv)
              t.port, t.path);
     int status = 0;
     char body[512] = "";
-    if (http_probe_get(&t, timeout_ms, &status, body, sizeof body, err, sizeof err) != 0) {
-        fprintf(stderr, "agentd probe: %s: %s\n", url, err);
+    if (http_probe_get(&t, timeout_ms, &status, body, sizeof body, &e) != 0) {
+        fprintf(stderr, "agentd probe: %s: %s\n", url, e.msg);
         return 1;
     }
     size_t n = strlen(body);

@@ -208,6 +208,5 @@ int a2a_routes(struct router *rt, struct agent *ag, struct store *st, struct eve
     a2a_front.public_url = public_url;
     a2a_stream_init(st, ev);
     int rc = a2a_card_routes(rt, public_url);
-    rc |= router_add(rt, HTTP_POST, "/", h_rpc, NULL);
-    return rc;
+    return rc ? rc : router_add(rt, HTTP_POST, "/", h_rpc, NULL);
 }

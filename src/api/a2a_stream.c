@@ -59,7 +59,7 @@ static int as_send(struct astream *s, long long seq, json_t *frame)
     json_decref(doc);
     char id[24];
     snprintf(id, sizeof id, "%lld", seq);
-    int rc = text ? sse_send(s->f.sse, NULL, id, text, strlen(text)) : -1;
+    int rc = text ? sse_send(s->f.sse, NULL, id, text, strlen(text)) : AGENTD_ENOMEM;
     free(text);
     return rc;
 }

@@ -218,7 +218,7 @@ static int send_event(struct stream *s, int64_t seq, const char *type, const cha
     json_decref(d);
     char id[24];
     snprintf(id, sizeof id, "%lld", (long long)seq);
-    int rc = text ? sse_send(s->f.sse, type, seq > 0 ? id : NULL, text, strlen(text)) : -1;
+    int rc = text ? sse_send(s->f.sse, type, seq > 0 ? id : NULL, text, strlen(text)) : AGENTD_ENOMEM;
     free(text);
     return rc;
 }
@@ -832,10 +832,12 @@ int chat_routes(struct router *rt, struct agent *ag, struct store *st, struct ev
     F.st = st;
     F.ev = ev;
     ag->resumed_done = resumed_done;
-    int rc = router_add(rt, HTTP_POST, "/chat", h_chat, NULL);
-    rc |= router_add(rt, HTTP_GET, "/chat/sessions", h_sessions_list, NULL);
-    rc |= router_add(rt, HTTP_GET, "/chat/sessions/{id}", h_session_get, NULL);
-    rc |= router_add(rt, HTTP_DELETE, "/chat/sessions/{id}", h_session_delete, NULL);
-    rc |= router_add(rt, HTTP_GET, "/chat/sessions/{id}/events", h_session_events, NULL);
-    return rc;
+    static const struct router_route routes[] = {
+        { HTTP_POST, "/chat", h_chat },
+        { HTTP_GET, "/chat/sessions", h_sessions_list },
+        { HTTP_GET, "/chat/sessions/{id}", h_session_get },
+        { HTTP_DELETE, "/chat/sessions/{id}", h_session_delete },
+        { HTTP_GET, "/chat/sessions/{id}/events", h_session_events },
+    };
+    return router_add_table(rt, routes, sizeof routes / sizeof routes[0], NULL);
 }

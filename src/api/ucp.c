@@ -404,17 +404,19 @@ int ucp_routes(struct router *rt, struct shop *shop, struct store *st, const str
     F.st = st;
     F.cfg = cfg;
     F.public_url = public_url;
-    int rc = 0;
-    rc |= router_add(rt, HTTP_GET, "/.well-known/ucp", h_profile, NULL);
-    rc |= router_add(rt, HTTP_POST, "/checkout-sessions", h_create, NULL);
-    rc |= router_add(rt, HTTP_GET, "/checkout-sessions/{id}", h_get, NULL);
-    rc |= router_add(rt, HTTP_PUT, "/checkout-sessions/{id}", h_update, NULL);
-    rc |= router_add(rt, HTTP_POST, "/checkout-sessions/{id}/complete", h_complete, NULL);
-    rc |= router_add(rt, HTTP_POST, "/checkout-sessions/{id}/line-items", h_add_item, NULL);
-    rc |= router_add(rt, HTTP_POST, "/checkout-sessions/{id}/cancel", h_cancel, NULL);
-    rc |= router_add(rt, HTTP_GET, "/orders/{id}", h_order, NULL);
-    if (cfg->simulation_secret)
-        rc |= router_add(rt, HTTP_POST, "/testing/simulate-shipping/{order_id}",
-                         h_simulate_shipping, NULL);
+    static const struct router_route routes[] = {
+        { HTTP_GET, "/.well-known/ucp", h_profile },
+        { HTTP_POST, "/checkout-sessions", h_create },
+        { HTTP_GET, "/checkout-sessions/{id}", h_get },
+        { HTTP_PUT, "/checkout-sessions/{id}", h_update },
+        { HTTP_POST, "/checkout-sessions/{id}/complete", h_complete },
+        { HTTP_POST, "/checkout-sessions/{id}/line-items", h_add_item },
+        { HTTP_POST, "/checkout-sessions/{id}/cancel", h_cancel },
+        { HTTP_GET, "/orders/{id}", h_order },
+    };
+    int rc = router_add_table(rt, routes, sizeof routes / sizeof routes[0], NULL);
+    if (rc == 0 && cfg->simulation_secret)
+        rc = router_add(rt, HTTP_POST, "/testing/simulate-shipping/{order_id}",
+                        h_simulate_shipping, NULL);
     return rc;
 }

@@ -468,12 +468,12 @@ size_t http_stream_pending(struct http_req *r)
 int http_stream_write(struct http_req *r, const char *data, size_t len)
 {
     if (r->client_gone)
-        return -1;
+        return AGENTD_EIO;
     if (http_stream_pending(r) > STREAM_OUTPUT_CAP)
-        return -1;
+        return AGENTD_EIO;
     struct evbuffer *b = evbuffer_new();
     if (!b)
-        return -1;
+        return AGENTD_ENOMEM;
     evbuffer_add(b, data, len);
     evhttp_send_reply_chunk(r->ev, b);
     evbuffer_free(b);

@@ -87,7 +87,7 @@ void http_reply_err(struct http_req *r, int err, const char *message);
 json_t *http_reply_headers_json(struct http_req *r);
 
 /* Chunked streaming. start sends status + headers; write queues bytes (0, or
- * -1 when the client is gone or its unread output exceeds the cap, in which
+ * AGENTD_EIO when the client is gone or its unread output exceeds the cap, in which
  * case the stream should be ended); end finishes and frees r. on_gone is
  * called once, on the loop, if the client disconnects first. */
 int http_stream_start(struct http_req *r, int status, const char *content_type,
