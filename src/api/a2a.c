@@ -90,7 +90,7 @@ void a2a_reply_error(struct a2a_call *c, int code, const char *message, json_t *
 int a2a_store_fail(struct a2a_call *c, int rc)
 {
     c->err = A2A_INTERNAL_ERROR;
-    snprintf(c->why, sizeof c->why, "%s", agentd_err_msg(rc));
+    agentd_fail(&c->e, rc, NULL, NULL, "%s", agentd_err_msg(rc));
     c->err_data = json_pack("{s:s}", "code", agentd_err_code(rc));
     return rc;
 }
@@ -133,18 +133,18 @@ static void h_rpc(struct http_req *r)
     }
     if (!c->body) {
         if (!r->body_len)
-            snprintf(c->why, sizeof c->why, "a JSON-RPC request body is required");
+            agentd_fail(&c->e, AGENTD_EMALFORMED, NULL, NULL, "a JSON-RPC request body is required");
         else
-            snprintf(c->why, sizeof c->why, "invalid JSON at line %d, column %d: %s", je.line,
+            agentd_fail(&c->e, AGENTD_EMALFORMED, NULL, NULL, "invalid JSON at line %d, column %d: %s", je.line,
                      je.column, je.text);
-        a2a_reply_error(c, A2A_PARSE_ERROR, c->why, NULL);
+        a2a_reply_error(c, A2A_PARSE_ERROR, c->e.msg, NULL);
         a2a_call_free(c);
         return;
     }
-    int code = a2a_envelope_check(c->body, &rpc, c->why, sizeof c->why);
+    int bad = a2a_envelope_check(c->body, &rpc, &c->e);
     c->id = rpc.id ? json_incref((json_t *)rpc.id) : NULL;
-    if (code) {
-        a2a_reply_error(c, code, c->why, NULL);
+    if (bad) {
+        a2a_reply_error(c, A2A_INVALID_REQUEST, c->e.msg, NULL);
         a2a_call_free(c);
         return;
     }
@@ -162,9 +162,9 @@ static void h_rpc(struct http_req *r)
     http_req_note(r, "rpc_method", rpc.method);
     switch (c->m) {
     case A2A_M_UNKNOWN:
-        snprintf(c->why, sizeof c->why, "method %.80s does not exist in A2A %s", rpc.method,
+        agentd_fail(&c->e, AGENTD_ENOTFOUND, NULL, NULL, "method %.80s does not exist in A2A %s", rpc.method,
                  c->ver == A2A_V10 ? "1.0" : "0.3 (send A2A-Version: 1.0 for 1.0 names)");
-        a2a_reply_error(c, A2A_METHOD_NOT_FOUND, c->why, NULL);
+        a2a_reply_error(c, A2A_METHOD_NOT_FOUND, c->e.msg, NULL);
         break;
     case A2A_M_PUSH:
         a2a_reply_error(c, A2A_PUSH_NOT_SUPPORTED, "push notifications are not supported", NULL);

@@ -42,7 +42,7 @@ struct a2a_call {
     int stream, immediate, hist;
     /* results of a store job */
     int err;                /* a JSON-RPC error code, or 0 */
-    char why[300];
+    struct agentd_error e;  /* the pending error's message (with err) */
     json_t *err_data;
     json_t *task;           /* the task model */
     int dup;                /* a retried messageId: the first message's task */
@@ -81,7 +81,7 @@ void a2a_call_free(struct a2a_call *c);
 /* Answer the call's request (nothing when it was answered already: r NULL). */
 void a2a_reply_result(struct a2a_call *c, json_t *result);
 void a2a_reply_error(struct a2a_call *c, int code, const char *message, json_t *data);
-/* A store failure as the call's pending error (c->err/why/err_data); returns rc. */
+/* A store failure as the call's pending error (c->err/e/err_data); returns rc. */
 int a2a_store_fail(struct a2a_call *c, int rc);
 
 /* SendMessage / SendStreamingMessage (a2a_send.c): the UCP-Agent profile,

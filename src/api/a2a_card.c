@@ -74,7 +74,7 @@ int a2a_card_routes(struct router *rt, const char *public_url)
     C.text = card ? json_dumps(card, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(card);
     if (!C.text)
-        return -1;
+        return AGENTD_ENOMEM;
     /* FNV-1a of the document: changes whenever the card does */
     uint64_t h = 1469598103934665603ULL;
     for (const unsigned char *p = (const unsigned char *)C.text; *p; p++)

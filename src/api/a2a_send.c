@@ -39,7 +39,7 @@ static int claim_seen(struct store *st, struct a2a_call *c, struct store_idem *e
     int rc = AGENTD_EEXIST;
     if (strcmp(ex->fingerprint, c->fingerprint) != 0) {
         c->err = A2A_INVALID_PARAMS;
-        snprintf(c->why, sizeof c->why, "message.messageId %s was already used for a "
+        agentd_fail(&c->e, AGENTD_ECONFLICT, NULL, NULL, "message.messageId %s was already used for a "
                                         "different message", c->message_id);
     } else if (strcmp(ex->state, STORE_IDEM_DONE) == 0) {
         json_decref(c->task);
@@ -47,7 +47,7 @@ static int claim_seen(struct store *st, struct a2a_call *c, struct store_idem *e
         int lr = a2a_task_load(st, ex->body, c->owner, &c->task);
         if (lr == AGENTD_ENOTFOUND) {
             c->err = A2A_TASK_NOT_FOUND;
-            snprintf(c->why, sizeof c->why, "the task of message %s has expired",
+            agentd_fail(&c->e, AGENTD_ENOTFOUND, NULL, NULL, "the task of message %s has expired",
                      c->message_id);
         } else if (lr) {
             a2a_store_fail(c, lr);
@@ -68,7 +68,7 @@ static int claim_wait(struct a2a_call *c, int *waits)
 {
     if (++*waits > 100) {
         c->err = A2A_INTERNAL_ERROR;
-        snprintf(c->why, sizeof c->why, "message %s is still being accepted; retry",
+        agentd_fail(&c->e, AGENTD_EBUSY, NULL, NULL, "message %s is still being accepted; retry",
                  c->message_id);
         return AGENTD_EBUSY;
     }
@@ -87,8 +87,7 @@ static void refuse_unless_seen(struct store *st, struct a2a_call *c)
     char key[sizeof MSG_IDEM_PREFIX + 256];
     snprintf(key, sizeof key, MSG_IDEM_PREFIX "%s", c->message_id);
     int err = c->err, waits = 0;
-    char why[sizeof c->why];
-    memcpy(why, c->why, sizeof why);
+    struct agentd_error why = c->e;
     json_t *data = c->err_data;
     c->err = 0;
     c->err_data = NULL;
@@ -109,7 +108,7 @@ static void refuse_unless_seen(struct store *st, struct a2a_call *c)
         return;
     }
     c->err = err;
-    memcpy(c->why, why, sizeof why);
+    c->e = why;
     c->err_data = data;
 }
 
@@ -135,7 +134,7 @@ static int find_context(struct store *st, struct a2a_call *c)
         return a2a_store_fail(c, rc);
     if (rc == 0) {
         c->err = A2A_INVALID_PARAMS;
-        snprintf(c->why, sizeof c->why, "message.contextId names no context of yours");
+        agentd_fail(&c->e, AGENTD_ENOTFOUND, NULL, NULL, "message.contextId names no context of yours");
         return AGENTD_ENOTFOUND;
     }
     c->new_context = 1; /* a client-chosen (or expired) contextId starts that context */
@@ -163,17 +162,17 @@ static int find_task(struct store *st, struct a2a_call *c)
             rc = AGENTD_ENOTFOUND;
         if (rc == AGENTD_ENOTFOUND) {
             c->err = A2A_TASK_NOT_FOUND;
-            snprintf(c->why, sizeof c->why, "message.taskId: no task %.64s", c->task_id);
+            agentd_fail(&c->e, AGENTD_ENOTFOUND, NULL, NULL, "message.taskId: no task %.64s", c->task_id);
         } else if (rc) {
             a2a_store_fail(c, rc);
         } else if (c->context_id && strcmp(t->context_id, c->context_id) != 0) {
             c->err = A2A_INVALID_PARAMS;
-            snprintf(c->why, sizeof c->why, "message.contextId does not match the task's "
+            agentd_fail(&c->e, AGENTD_EINVAL, NULL, NULL, "message.contextId does not match the task's "
                                             "context %.64s", t->context_id);
             rc = AGENTD_EINVAL;
         } else if (a2a_state_terminal(t->state)) {
             c->err = A2A_UNSUPPORTED_OPERATION;
-            snprintf(c->why, sizeof c->why, "task %.64s is %s: a terminal task takes no more "
+            agentd_fail(&c->e, AGENTD_ECONFLICT, NULL, NULL, "task %.64s is %s: a terminal task takes no more "
                      "messages (send without taskId to start a new one)", c->task_id, t->state);
             rc = AGENTD_ECONFLICT;
         } else {
@@ -300,7 +299,7 @@ static int op_send_prepare(struct store *st, void *arg)
         }
         if (rc == AGENTD_EEXIST) {
             c->err = A2A_INVALID_PARAMS; /* another principal made that context meanwhile */
-            snprintf(c->why, sizeof c->why, "message.contextId names no context of yours");
+            agentd_fail(&c->e, AGENTD_ENOTFOUND, NULL, NULL, "message.contextId names no context of yours");
             return 0;
         }
         a2a_store_fail(c, rc);
@@ -540,7 +539,7 @@ static void turn_started(const char *session_id, const char *turn_id, int64_t se
 static void send_not_run(struct a2a_call *c)
 {
     if (c->err) {
-        a2a_reply_error(c, c->err, c->why, c->err_data);
+        a2a_reply_error(c, c->err, c->e.msg, c->err_data);
         c->err_data = NULL;
     } else if (c->dup) {
         /* a retried message: the first one's task as it is now; nothing runs */
@@ -574,43 +573,44 @@ static int send_accepting(struct store *st, void *ud, const char **session_id, i
     return 0;
 }
 
-/* Validates params.message and configuration; 0 or an error answered. */
+/* Validates params.message and configuration; 0, or a negative AGENTD_E*
+ * with the error answered. */
 static int send_parse(struct a2a_call *c)
 {
     json_t *p = c->body ? json_object_get(c->body, "params") : NULL;
     json_t *msg = json_object_get(p, "message");
     json_t *cfg = json_object_get(p, "configuration");
-    char *why = c->why;
-    size_t wl = sizeof c->why;
-    int code = A2A_INVALID_PARAMS;
+    const char *bad = NULL;
     const char *mid = json_string_value(json_object_get(msg, "messageId"));
     const json_t *ctx = json_object_get(msg, "contextId");
     const json_t *tid = json_object_get(msg, "taskId");
     const char *role = json_string_value(json_object_get(msg, "role"));
     json_t *parts = NULL;
-    why[0] = 0;
     if (!json_is_object(msg))
-        snprintf(why, wl, "params.message must be an object");
+        bad = "params.message must be an object";
     else if (!mid || !*mid || strlen(mid) > 200)
-        snprintf(why, wl, "params.message.messageId must be a string of 1..200 characters");
+        bad = "params.message.messageId must be a string of 1..200 characters";
     else if (ctx && !json_is_null(ctx) &&
              (!json_is_string(ctx) || json_string_length(ctx) == 0 ||
               json_string_length(ctx) > A2A_ID_MAX))
-        snprintf(why, wl, "params.message.contextId must be a string of 1..64 characters");
+        bad = "params.message.contextId must be a string of 1..64 characters";
     else if (tid && !json_is_null(tid) &&
              (!json_is_string(tid) || json_string_length(tid) == 0 ||
               json_string_length(tid) > A2A_ID_MAX))
-        snprintf(why, wl, "params.message.taskId must be a string of 1..64 characters");
+        bad = "params.message.taskId must be a string of 1..64 characters";
     else if (json_object_get(msg, "role") &&
              (!role || (strcmp(role, "user") != 0 && strcmp(role, "ROLE_USER") != 0)))
-        snprintf(why, wl, "params.message.role must be the user's");
+        bad = "params.message.role must be the user's";
     else if (cfg && !json_is_null(cfg) && !json_is_object(cfg))
-        snprintf(why, wl, "params.configuration must be an object");
-    else if ((code = a2a_parts_decode(json_object_get(msg, "parts"), &parts, why, wl)) == 0)
-        code = A2A_INVALID_PARAMS;
-    if (why[0]) {
-        a2a_reply_error(c, code, why, NULL);
-        return -1;
+        bad = "params.configuration must be an object";
+    if (bad) {
+        a2a_reply_error(c, A2A_INVALID_PARAMS, bad, NULL);
+        return AGENTD_EINVAL;
+    }
+    int rc = a2a_parts_decode(json_object_get(msg, "parts"), &parts, &c->e);
+    if (rc != 0) {
+        a2a_reply_error(c, a2a_rpc_code(rc), c->e.msg, NULL);
+        return rc;
     }
     c->text = a2a_parts_text(parts);
     c->data = a2a_parts_data(parts);
@@ -627,16 +627,17 @@ static int send_parse(struct a2a_call *c)
             json_array_append(kept, pt);
     }
     c->msg = json_pack("{s:s,s:s,s:o}", "messageId", mid, "role", "user", "parts", kept);
-    char awhy[200] = "";
-    int act = a2a_ucp_action(parts, &c->action_tool, &c->action_args, awhy, sizeof awhy);
+    struct agentd_error ae;
+    int act = a2a_ucp_action(parts, &c->action_tool, &c->action_args, &ae);
     char *canon = json_dumps(msg, JSON_COMPACT | JSON_SORT_KEYS);
     if (canon)
         store_idem_fingerprint("A2A", "message", canon, strlen(canon), c->fingerprint);
     free(canon);
     json_decref(parts);
     if (act < 0) {
-        a2a_reply_error(c, A2A_INVALID_PARAMS, awhy[0] ? awhy : "invalid UI action", NULL);
-        return -1;
+        ae.msg[199] = '\0'; /* an A2A answer has always cut it there */
+        a2a_reply_error(c, A2A_INVALID_PARAMS, ae.msg[0] ? ae.msg : "invalid UI action", NULL);
+        return act;
     }
     if (act == 0) {
         c->action_tool = NULL;
@@ -644,15 +645,15 @@ static int send_parse(struct a2a_call *c)
     }
     if (!c->text || !c->msg || !c->message_id || !c->fingerprint[0]) {
         a2a_reply_error(c, A2A_INTERNAL_ERROR, "out of memory", NULL);
-        return -1;
+        return AGENTD_ENOMEM;
     }
     if (strlen(c->text) > TEXT_MAX) {
         a2a_reply_error(c, A2A_INVALID_PARAMS, "params.message: text parts over 16384 bytes", NULL);
-        return -1;
+        return AGENTD_ETOOLARGE;
     }
     if (!c->text[0] && !act && !c->data) {
         a2a_reply_error(c, A2A_INVALID_PARAMS, "params.message.parts carry no text or data", NULL);
-        return -1;
+        return AGENTD_EINVAL;
     }
     if (!c->text[0]) { /* a data-only message (payment data, an action) */
         free(c->text);
@@ -664,7 +665,7 @@ static int send_parse(struct a2a_call *c)
     const json_t *hl = json_object_get(cfg, "historyLength");
     c->hist = json_is_integer(hl) && json_integer_value(hl) >= 0 ? (int)json_integer_value(hl)
                                                                   : -1;
-    return c->text ? 0 : -1;
+    return c->text ? 0 : AGENTD_ENOMEM;
 }
 
 static void m_send(struct a2a_call *c)
@@ -746,8 +747,8 @@ void a2a_send_message(struct a2a_call *c)
         profiles_allowlisted(profiles_default(), agent.profile))
         bad = 0;
     if (bad) {
-        snprintf(c->why, sizeof c->why, "invalid UCP-Agent header: %.200s", why);
-        a2a_reply_error(c, A2A_INVALID_PARAMS, c->why, json_pack("{s:s}", "code", "invalid"));
+        agentd_fail(&c->e, AGENTD_EINVAL, NULL, NULL, "invalid UCP-Agent header: %.200s", why);
+        a2a_reply_error(c, A2A_INVALID_PARAMS, c->e.msg, json_pack("{s:s}", "code", "invalid"));
         a2a_call_free(c);
         return;
     }

@@ -44,12 +44,12 @@ static int op_task_get(struct store *st, void *arg)
                                   : a2a_task_load(st, c->task_id, c->owner, &c->task);
     if (rc == AGENTD_ENOTFOUND) {
         c->err = A2A_TASK_NOT_FOUND;
-        snprintf(c->why, sizeof c->why, "no task %.64s", c->task_id);
+        agentd_fail(&c->e, AGENTD_ENOTFOUND, NULL, NULL, "no task %.64s", c->task_id);
         return 0;
     }
     if (rc == A2A_TASK_ENDED) {
         c->err = A2A_TASK_NOT_CANCELABLE;
-        snprintf(c->why, sizeof c->why, "task %.64s is %s and cannot be canceled", c->task_id,
+        agentd_fail(&c->e, AGENTD_ECONFLICT, NULL, NULL, "task %.64s is %s and cannot be canceled", c->task_id,
                  json_string_value(json_object_get(c->task, "state")));
         return 0;
     }
@@ -66,14 +66,14 @@ static void task_got(int status, void *arg)
     (void)status;
     struct a2a_call *c = arg;
     if (c->err) {
-        a2a_reply_error(c, c->err, c->why, c->err_data);
+        a2a_reply_error(c, c->err, c->e.msg, c->err_data);
         c->err_data = NULL;
     } else if (c->m == A2A_M_SUBSCRIBE) {
         const char *st = json_string_value(json_object_get(c->task, "state"));
         if (a2a_state_terminal(st)) {
-            snprintf(c->why, sizeof c->why, "task %.64s is %s: nothing to subscribe to",
+            agentd_fail(&c->e, AGENTD_ECONFLICT, NULL, NULL, "task %.64s is %s: nothing to subscribe to",
                      c->task_id, st);
-            a2a_reply_error(c, A2A_UNSUPPORTED_OPERATION, c->why, NULL);
+            a2a_reply_error(c, A2A_UNSUPPORTED_OPERATION, c->e.msg, NULL);
         } else {
             struct http_req *r = c->r;
             c->r = NULL;
@@ -157,7 +157,7 @@ static void list_done(int status, void *arg)
     (void)status;
     struct a2a_call *c = arg;
     if (c->err) {
-        a2a_reply_error(c, c->err, c->why, c->err_data);
+        a2a_reply_error(c, c->err, c->e.msg, c->err_data);
         c->err_data = NULL;
     } else {
         a2a_reply_result(c, json_pack("{s:O,s:s,s:i}", "tasks", c->list, "nextPageToken",

@@ -340,16 +340,17 @@ static int wants_stream(struct http_req *r, const json_t *body)
 
 /* "action": a UI action as an A2A client's button sends it (api/a2a_ucp.h),
  * run as the turn's one tool call without the model. 1, or AGENTD_EINVAL
- * (why says what) — no action is not an answer here. */
-static int chat_action(const json_t *action, const char **tool, json_t **args, char *why,
-                       size_t len)
+ * (e->msg says what) — no action is not an answer here. */
+static int chat_action(const json_t *action, const char **tool, json_t **args,
+                       struct agentd_error *e)
 {
     json_t *parts = json_pack("[{s:O}]", "data", action);
-    int rc = parts ? a2a_ucp_action(parts, tool, args, why, len) : AGENTD_ENOMEM;
+    int rc = parts ? a2a_ucp_action(parts, tool, args, e) : AGENTD_ENOMEM;
     json_decref(parts);
     if (rc == 0)
-        snprintf(why, len, "\"action\" must name the action, e.g. {\"action\":\"start_payment\"}");
-    return rc == 0 ? AGENTD_EINVAL : rc;
+        return agentd_fail(e, AGENTD_EINVAL, NULL, "action", "\"action\" must name the action, "
+                           "e.g. {\"action\":\"start_payment\"}");
+    return rc;
 }
 
 static void chat_inner(struct http_req *r)
@@ -357,7 +358,7 @@ static void chat_inner(struct http_req *r)
     json_error_t je;
     json_t *body = r->body_len ? json_loadb(r->body, r->body_len, JSON_DECODE_ANY, &je) : NULL;
     const char *problem = NULL;
-    char why[300] = "";
+    struct agentd_error why = { 0 };
     json_t *msg = json_object_get(body, "message");
     json_t *sid = json_object_get(body, "session_id");
     json_t *data = json_object_get(body, "data");
@@ -371,15 +372,15 @@ static void chat_inner(struct http_req *r)
     if (!r->body_len)
         problem = "a JSON body is required";
     else if (!body) {
-        snprintf(why, sizeof why, "invalid JSON at line %d, column %d: %s", je.line, je.column,
-                 je.text);
-        problem = why;
+        agentd_fail(&why, AGENTD_EMALFORMED, NULL, NULL, "invalid JSON at line %d, column %d: %s",
+                    je.line, je.column, je.text);
+        problem = why.msg;
     } else if (!json_is_object(body))
         problem = "the body must be a JSON object";
     else if (action && !json_is_null(action) &&
              (!json_is_object(action) || !(atext = json_dumps(action, JSON_COMPACT)) ||
-              chat_action(action, &atool, &aargs, why, sizeof why) != 1))
-        problem = json_is_object(action) ? why : "\"action\" must be an object";
+              chat_action(action, &atool, &aargs, &why) != 1))
+        problem = json_is_object(action) ? why.msg : "\"action\" must be an object";
     else if (!atool && (!json_is_string(msg) || json_string_length(msg) == 0))
         problem = "\"message\" must be a non-empty string";
     else if (json_string_length(msg) > CHAT_MESSAGE_MAX)
@@ -556,7 +557,7 @@ static void lookup_done(int status, void *arg)
 }
 
 /* ?after=N or Last-Event-ID: N (the header wins: it is what a
- * reconnecting EventSource sends). -1 when malformed. */
+ * reconnecting EventSource sends). AGENTD_EINVAL when malformed. */
 static int64_t parse_after(struct http_req *r)
 {
     const char *v = http_req_header(r, "Last-Event-ID");
@@ -573,7 +574,7 @@ static int64_t parse_after(struct http_req *r)
     errno = 0;
     long long n = strtoll(v, &end, 10);
     if (errno || n < 0 || (*end && *end != '&'))
-        return -1;
+        return AGENTD_EINVAL;
     return n;
 }
 
@@ -645,23 +646,23 @@ static int token_encode(const struct store_session *last, char *out, size_t len)
     char plain[TOKEN_PLAIN_MAX + 1];
     int n = snprintf(plain, sizeof plain, "%lld/%s", (long long)last->created_at, last->id);
     if (n < 0 || (size_t)n >= sizeof plain || 2 * (size_t)n + 1 > len)
-        return -1;
+        return AGENTD_EINVAL;
     for (int i = 0; i < n; i++)
         snprintf(out + 2 * i, 3, "%02x", (unsigned char)plain[i]);
     return 0;
 }
 
-/* 0, or -1 when the token is not one we handed out. */
+/* 0, or AGENTD_EINVAL when the token is not one we handed out. */
 static int token_decode(const char *tok, struct listing *l)
 {
     char plain[TOKEN_PLAIN_MAX + 1];
     size_t n = strlen(tok);
     if (n == 0 || n % 2 || n / 2 >= sizeof plain)
-        return -1;
+        return AGENTD_EINVAL;
     for (size_t i = 0; i < n / 2; i++) {
         unsigned v;
         if (sscanf(tok + 2 * i, "%2x", &v) != 1 || !v)
-            return -1;
+            return AGENTD_EINVAL;
         plain[i] = (char)v;
     }
     plain[n / 2] = '\0';
@@ -671,7 +672,7 @@ static int token_decode(const char *tok, struct listing *l)
     long long created = strtoll(plain, &end, 10);
     if (!slash || end != slash || errno || created < 0 || !slash[1] ||
         strlen(slash + 1) >= sizeof l->before_id)
-        return -1;
+        return AGENTD_EINVAL;
     l->before_created = created;
     snprintf(l->before_id, sizeof l->before_id, "%s", slash + 1);
     return 0;
@@ -730,7 +731,7 @@ static int list_params(struct http_req *r, struct listing *l)
     TAILQ_INIT(&q);
     if (r->query && evhttp_parse_query_str(r->query, &q) != 0) {
         http_reply_error(r, 400, "invalid_request", "malformed query string");
-        return -1;
+        return AGENTD_EINVAL;
     }
     const char *lim = evhttp_find_header(&q, "limit");
     const char *tok = evhttp_find_header(&q, "page_token");
@@ -750,7 +751,7 @@ static int list_params(struct http_req *r, struct listing *l)
     evhttp_clear_headers(&q);
     if (problem) {
         http_reply_error(r, 400, "invalid_request", problem);
-        return -1;
+        return AGENTD_EINVAL;
     }
     return 0;
 }
