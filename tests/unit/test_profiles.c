@@ -387,22 +387,22 @@ static void test_parse(void **state)
         /* junk entries are skipped, not fatal */
         { "{\"ucp\":{\"capabilities\":[1,\"x\",{\"name\":7}," CAP("dev.ucp.shopping.order") "]}}",
           0, UCP_CAP_ORDER },
-        { "", -1, 0 },
-        { "not json", -1, 0 },
-        { "[1,2]", -1, 0 },
-        { "{}", -1, 0 },
-        { "{\"ucp\":[]}", -1, 0 },
-        { "{\"ucp\":{}}", -1, 0 },
-        { "{\"ucp\":{\"capabilities\":{\"dev.ucp.shopping.checkout\":{}}}}", -1, 0 },
-        { "{\"ucp\":{\"capabilities\":[" CAP("dev.ucp.shopping.checkout") "]}", -1, 0 },
+        { "", AGENTD_EMALFORMED, 0 },
+        { "not json", AGENTD_EMALFORMED, 0 },
+        { "[1,2]", AGENTD_EINVAL, 0 },
+        { "{}", AGENTD_EINVAL, 0 },
+        { "{\"ucp\":[]}", AGENTD_EINVAL, 0 },
+        { "{\"ucp\":{}}", AGENTD_EINVAL, 0 },
+        { "{\"ucp\":{\"capabilities\":{\"dev.ucp.shopping.checkout\":{}}}}", AGENTD_EINVAL, 0 },
+        { "{\"ucp\":{\"capabilities\":[" CAP("dev.ucp.shopping.checkout") "]}", AGENTD_EMALFORMED, 0 },
     };
     for (size_t i = 0; i < N(t); i++) {
         struct ucp_negotiated neg = { .caps = 0xff };
-        char why[200] = "";
-        int rc = profiles_parse(t[i].body, strlen(t[i].body), &neg, why, sizeof why);
+        struct agentd_error why = { 0 };
+        int rc = profiles_parse(t[i].body, strlen(t[i].body), &neg, &why);
         if (rc != t[i].rc || (rc == 0 && neg.caps != t[i].caps))
-            fail_msg("case %zu: rc %d caps %#x (%s)", i, rc, neg.caps, why);
-        if (rc != 0 && !why[0])
+            fail_msg("case %zu: rc %d caps %#x (%s)", i, rc, neg.caps, why.msg);
+        if (rc != 0 && !why.msg[0])
             fail_msg("case %zu: no reason", i);
         if (rc == 0)
             assert_string_equal(neg.version, UCP_VERSION);
