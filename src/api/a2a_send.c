@@ -5,7 +5,7 @@
 #include "agent/events.h"
 #include "agent/runner.h"
 #include "api/a2a_call.h"
-#include "api/a2a_task.h"
+#include "api/a2a_task_model.h"
 #include "api/a2a_ucp.h"
 #include "api/a2a_wire.h"
 #include "api/profiles.h"

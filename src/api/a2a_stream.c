@@ -4,7 +4,7 @@
 #define _GNU_SOURCE
 #include "api/a2a.h"
 #include "agent/events.h"
-#include "api/a2a_task.h"
+#include "api/a2a_task_model.h"
 #include "api/a2a_wire.h"
 #include "api/follow.h"
 #include "core/err.h"

@@ -3,7 +3,7 @@
 #define _GNU_SOURCE
 #include "api/a2a.h"
 #include "api/a2a_call.h"
-#include "api/a2a_task.h"
+#include "api/a2a_task_model.h"
 #include "api/a2a_wire.h"
 #include "core/err.h"
 #include "http/server.h"

@@ -119,21 +119,22 @@ static void turn_done(const struct turn_result *res, void *ud)
 
 /* ---- a resumed turn answers its Idempotency-Key ---- */
 
-struct idem_fin {
+struct resumed_answer {
     char *principal, *key, *headers, *body;
     int status;
 };
 
-static int op_idem_fin(struct store *st, void *arg)
+/* Kept whatever the status: a failed turn may have run tools (IDEM_KEEP_5XX). */
+static int op_resumed_save(struct store *st, void *arg)
 {
-    struct idem_fin *f = arg;
-    return store_idem_finish(st, f->principal, f->key, f->status, f->headers, f->body,
-                             strlen(f->body));
+    struct resumed_answer *f = arg;
+    return idem_record(st, f->principal, f->key, IDEM_KEEP_5XX, f->status, f->headers, f->body,
+                       strlen(f->body));
 }
 
-static void idem_fin_done(int status, void *arg)
+static void resumed_saved(int status, void *arg)
 {
-    struct idem_fin *f = arg;
+    struct resumed_answer *f = arg;
     if (status != 0 && status != AGENTD_ENOTFOUND)
         log_msg(LOG_WARN, NULL, "the resumed turn's answer was not saved for its "
                                 "Idempotency-Key: %s", agentd_err_msg(status));
@@ -148,7 +149,7 @@ static void resumed_done(const struct turn_result *res, const char *owner, const
                          void *ud)
 {
     (void)ud;
-    struct idem_fin *f = calloc(1, sizeof *f);
+    struct resumed_answer *f = calloc(1, sizeof *f);
     if (!f)
         return;
     json_t *body = result_json(res, "", &f->status);
@@ -166,8 +167,8 @@ static void resumed_done(const struct turn_result *res, const char *owner, const
     json_decref(body);
     json_decref(h);
     if (!f->principal || !f->key || !f->body || !f->headers ||
-        store_async(F.st, NULL, op_idem_fin, f, idem_fin_done) != 0)
-        idem_fin_done(AGENTD_ENOMEM, f);
+        store_async(F.st, NULL, op_resumed_save, f, resumed_saved) != 0)
+        resumed_saved(AGENTD_ENOMEM, f);
 }
 
 /* ---- event streams ---- */

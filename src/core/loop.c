@@ -1,5 +1,5 @@
 /* Loop threads: an event_base with an inbox that other threads post to.
- * The inbox is a mutex-protected FIFO drained in one swap per wakeup. */
+ * The inbox is a mutex-protected FIFO emptied in one swap per wakeup. */
 #include "core/loop.h"
 #include "core/err.h"
 
@@ -37,7 +37,7 @@ int loop_global_init(void)
     return 0;
 }
 
-static void drain(evutil_socket_t fd, short what, void *arg)
+static void run_inbox(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     struct loop *l = arg;
@@ -69,7 +69,7 @@ struct loop *loop_new(int id)
         free(l);
         return NULL;
     }
-    l->wake = event_new(l->base, -1, 0, drain, l);
+    l->wake = event_new(l->base, -1, 0, run_inbox, l);
     if (!l->wake) {
         event_base_free(l->base);
         free(l);
@@ -80,13 +80,13 @@ struct loop *loop_new(int id)
     return l;
 }
 
-void loop_drain(struct loop *l) { drain(-1, 0, l); }
+void loop_run_inbox(struct loop *l) { run_inbox(-1, 0, l); }
 
 void loop_free(struct loop *l)
 {
     if (!l)
         return;
-    drain(-1, 0, l); /* run what is still queued: completions free their own state */
+    run_inbox(-1, 0, l); /* run what is still queued: completions free their own state */
     event_free(l->wake);
     event_base_free(l->base);
     pthread_mutex_destroy(&l->mu);

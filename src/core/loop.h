@@ -30,7 +30,7 @@ int loop_post(struct loop *l, loop_fn fn, void *arg);
 
 /* Runs what is queued in the inbox now, on the calling thread (shutdown:
  * after the loop thread exited). */
-void loop_drain(struct loop *l);
+void loop_run_inbox(struct loop *l);
 
 /* Run the event loop until loop_stop(); returns 0 or AGENTD_EINTERNAL. */
 int loop_run(struct loop *l);

@@ -866,7 +866,7 @@ void http_server_free(struct http_server *s)
     for (int i = 0; i < s->nloops; i++) {
         struct http_loop *hl = &s->loops[i];
         if (hl->loop)
-            loop_drain(hl->loop); /* completions that arrived after the loop stopped */
+            loop_run_inbox(hl->loop); /* completions that arrived after the loop stopped */
         while (hl->live) {        /* unanswered after the drain: dropped */
             struct http_req *r = hl->live;
             unlink_req(r);
