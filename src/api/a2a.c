@@ -133,10 +133,11 @@ static void h_rpc(struct http_req *r)
     }
     if (!c->body) {
         if (!r->body_len)
-            agentd_fail(&c->e, AGENTD_EMALFORMED, NULL, NULL, "a JSON-RPC request body is required");
+            agentd_fail(&c->e, AGENTD_EMALFORMED, NULL, NULL,
+                        "a JSON-RPC request body is required");
         else
-            agentd_fail(&c->e, AGENTD_EMALFORMED, NULL, NULL, "invalid JSON at line %d, column %d: %s", je.line,
-                     je.column, je.text);
+            agentd_fail(&c->e, AGENTD_EMALFORMED, NULL, NULL,
+                        "invalid JSON at line %d, column %d: %s", je.line, je.column, je.text);
         a2a_reply_error(c, A2A_PARSE_ERROR, c->e.msg, NULL);
         a2a_call_free(c);
         return;
@@ -162,8 +163,8 @@ static void h_rpc(struct http_req *r)
     http_req_note(r, "rpc_method", rpc.method);
     switch (c->m) {
     case A2A_M_UNKNOWN:
-        agentd_fail(&c->e, AGENTD_ENOTFOUND, NULL, NULL, "method %.80s does not exist in A2A %s", rpc.method,
-                 c->ver == A2A_V10 ? "1.0" : "0.3 (send A2A-Version: 1.0 for 1.0 names)");
+        agentd_fail(&c->e, AGENTD_ENOTFOUND, NULL, NULL, "method %.80s does not exist in A2A %s",
+                    rpc.method, c->ver == A2A_V10 ? "1.0" : "0.3 (send A2A-Version: 1.0 for 1.0 names)");
         a2a_reply_error(c, A2A_METHOD_NOT_FOUND, c->e.msg, NULL);
         break;
     case A2A_M_PUSH:

@@ -39,8 +39,8 @@ static int claim_seen(struct store *st, struct a2a_call *c, struct store_idem *e
     int rc = AGENTD_EEXIST;
     if (strcmp(ex->fingerprint, c->fingerprint) != 0) {
         c->err = A2A_INVALID_PARAMS;
-        agentd_fail(&c->e, AGENTD_ECONFLICT, NULL, NULL, "message.messageId %s was already used for a "
-                                        "different message", c->message_id);
+        agentd_fail(&c->e, AGENTD_ECONFLICT, NULL, NULL, "message.messageId %s was already used "
+                    "for a different message", c->message_id);
     } else if (strcmp(ex->state, STORE_IDEM_DONE) == 0) {
         json_decref(c->task);
         c->task = NULL;
@@ -48,7 +48,7 @@ static int claim_seen(struct store *st, struct a2a_call *c, struct store_idem *e
         if (lr == AGENTD_ENOTFOUND) {
             c->err = A2A_TASK_NOT_FOUND;
             agentd_fail(&c->e, AGENTD_ENOTFOUND, NULL, NULL, "the task of message %s has expired",
-                     c->message_id);
+                        c->message_id);
         } else if (lr) {
             a2a_store_fail(c, lr);
         } else {
@@ -69,7 +69,7 @@ static int claim_wait(struct a2a_call *c, int *waits)
     if (++*waits > 100) {
         c->err = A2A_INTERNAL_ERROR;
         agentd_fail(&c->e, AGENTD_EBUSY, NULL, NULL, "message %s is still being accepted; retry",
-                 c->message_id);
+                    c->message_id);
         return AGENTD_EBUSY;
     }
     struct timespec ts = { 0, 20 * 1000 * 1000 };
@@ -134,7 +134,8 @@ static int find_context(struct store *st, struct a2a_call *c)
         return a2a_store_fail(c, rc);
     if (rc == 0) {
         c->err = A2A_INVALID_PARAMS;
-        agentd_fail(&c->e, AGENTD_ENOTFOUND, NULL, NULL, "message.contextId names no context of yours");
+        agentd_fail(&c->e, AGENTD_ENOTFOUND, NULL, NULL, "message.contextId names no context of "
+                    "yours");
         return AGENTD_ENOTFOUND;
     }
     c->new_context = 1; /* a client-chosen (or expired) contextId starts that context */
@@ -162,18 +163,20 @@ static int find_task(struct store *st, struct a2a_call *c)
             rc = AGENTD_ENOTFOUND;
         if (rc == AGENTD_ENOTFOUND) {
             c->err = A2A_TASK_NOT_FOUND;
-            agentd_fail(&c->e, AGENTD_ENOTFOUND, NULL, NULL, "message.taskId: no task %.64s", c->task_id);
+            agentd_fail(&c->e, AGENTD_ENOTFOUND, NULL, NULL, "message.taskId: no task %.64s",
+                        c->task_id);
         } else if (rc) {
             a2a_store_fail(c, rc);
         } else if (c->context_id && strcmp(t->context_id, c->context_id) != 0) {
             c->err = A2A_INVALID_PARAMS;
-            agentd_fail(&c->e, AGENTD_EINVAL, NULL, NULL, "message.contextId does not match the task's "
-                                            "context %.64s", t->context_id);
+            agentd_fail(&c->e, AGENTD_EINVAL, NULL, NULL, "message.contextId does not match the "
+                        "task's context %.64s", t->context_id);
             rc = AGENTD_EINVAL;
         } else if (a2a_state_terminal(t->state)) {
             c->err = A2A_UNSUPPORTED_OPERATION;
-            agentd_fail(&c->e, AGENTD_ECONFLICT, NULL, NULL, "task %.64s is %s: a terminal task takes no more "
-                     "messages (send without taskId to start a new one)", c->task_id, t->state);
+            agentd_fail(&c->e, AGENTD_ECONFLICT, NULL, NULL, "task %.64s is %s: a terminal task "
+                        "takes no more messages (send without taskId to start a new one)",
+                        c->task_id, t->state);
             rc = AGENTD_ECONFLICT;
         } else {
             free(c->context_id);
@@ -299,7 +302,8 @@ static int op_send_prepare(struct store *st, void *arg)
         }
         if (rc == AGENTD_EEXIST) {
             c->err = A2A_INVALID_PARAMS; /* another principal made that context meanwhile */
-            agentd_fail(&c->e, AGENTD_ENOTFOUND, NULL, NULL, "message.contextId names no context of yours");
+            agentd_fail(&c->e, AGENTD_ENOTFOUND, NULL, NULL, "message.contextId names no context "
+                        "of yours");
             return 0;
         }
         a2a_store_fail(c, rc);

@@ -49,8 +49,8 @@ static int op_task_get(struct store *st, void *arg)
     }
     if (rc == A2A_TASK_ENDED) {
         c->err = A2A_TASK_NOT_CANCELABLE;
-        agentd_fail(&c->e, AGENTD_ECONFLICT, NULL, NULL, "task %.64s is %s and cannot be canceled", c->task_id,
-                 json_string_value(json_object_get(c->task, "state")));
+        agentd_fail(&c->e, AGENTD_ECONFLICT, NULL, NULL, "task %.64s is %s and cannot be canceled",
+                    c->task_id, json_string_value(json_object_get(c->task, "state")));
         return 0;
     }
     if (rc)
@@ -71,8 +71,8 @@ static void task_got(int status, void *arg)
     } else if (c->m == A2A_M_SUBSCRIBE) {
         const char *st = json_string_value(json_object_get(c->task, "state"));
         if (a2a_state_terminal(st)) {
-            agentd_fail(&c->e, AGENTD_ECONFLICT, NULL, NULL, "task %.64s is %s: nothing to subscribe to",
-                     c->task_id, st);
+            agentd_fail(&c->e, AGENTD_ECONFLICT, NULL, NULL, "task %.64s is %s: nothing to "
+                        "subscribe to", c->task_id, st);
             a2a_reply_error(c, A2A_UNSUPPORTED_OPERATION, c->e.msg, NULL);
         } else {
             struct http_req *r = c->r;
