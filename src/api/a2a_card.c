@@ -74,13 +74,15 @@ int a2a_card_routes(struct router *rt, const char *public_url)
     C.text = card ? json_dumps(card, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(card);
     if (!C.text)
-        return -1;
+        return AGENTD_ENOMEM;
     /* FNV-1a of the document: changes whenever the card does */
     uint64_t h = 1469598103934665603ULL;
     for (const unsigned char *p = (const unsigned char *)C.text; *p; p++)
         h = (h ^ *p) * 1099511628211ULL;
     snprintf(C.etag, sizeof C.etag, "\"%016llx\"", (unsigned long long)h);
-    int rc = router_add(rt, HTTP_GET, "/.well-known/agent-card.json", h_card, NULL);
-    rc |= router_add(rt, HTTP_GET, "/.well-known/agent.json", h_card, NULL);
-    return rc;
+    static const struct router_route routes[] = {
+        { HTTP_GET, "/.well-known/agent-card.json", h_card },
+        { HTTP_GET, "/.well-known/agent.json", h_card },
+    };
+    return router_add_table(rt, routes, sizeof routes / sizeof routes[0], NULL);
 }

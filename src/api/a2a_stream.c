@@ -1,29 +1,22 @@
 /* A2A streams (SendStreamingMessage / message/stream, SubscribeToTask /
- * tasks/resubscribe): SSE frames that are JSON-RPC responses, read from the
- * session events like /chat's streams (the store is the source of truth; the
- * event hub wakes us; a poll catches other replicas). */
+ * tasks/resubscribe): SSE frames that are JSON-RPC responses, made from the
+ * session's events as api/follow.c reads them (as for /chat's streams). */
 #define _GNU_SOURCE
 #include "api/a2a.h"
 #include "agent/events.h"
-#include "api/a2a_task.h"
+#include "api/a2a_task_model.h"
 #include "api/a2a_wire.h"
+#include "api/follow.h"
 #include "core/err.h"
-#include "core/loop.h"
 #include "http/server.h"
 #include "http/sse.h"
-#include "store/async.h"
 #include "store/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/event.h>
-
-#define PAGE 200
-#define POLL_MS 1000
 #define HEARTBEAT_MS 15000
-#define STREAM_BACKLOG (256 * 1024)
 
 static struct {
     struct store *st;
@@ -31,35 +24,23 @@ static struct {
 } S;
 
 struct astream {
-    struct http_req *r;
-    struct sse *sse;
+    struct follow f;        /* the session's events after f.after, as SSE */
     int ver;
     json_t *id;             /* the JSON-RPC request id */
     json_t *task;           /* the task model (a copy; refreshed at the end) */
     char *owner;
     char *session_id, *task_id, *turn_id;
-    long long after;        /* the last event seq sent */
     long long final_seq;    /* the turn's terminal event, once seen */
     int started_art;        /* an artifact chunk went out */
-    struct events_sub *sub;
-    struct event *poll;
-    int open, reading, again;
-    /* read results */
-    int rc;
-    struct store_event *v;
-    size_t n;
     json_t *fresh;          /* the task as stored, read with the events */
 };
 
-static void as_read(struct astream *s);
-
-static void as_free_if_done(struct astream *s)
+static void as_free_if_done(void *ud)
 {
-    if (s->open || s->reading)
+    struct astream *s = ud;
+    if (follow_busy(&s->f))
         return;
-    events_unsubscribe(s->sub);
-    if (s->poll)
-        event_free(s->poll);
+    follow_free(&s->f);
     json_decref(s->id);
     json_decref(s->task);
     json_decref(s->fresh);
@@ -70,39 +51,6 @@ static void as_free_if_done(struct astream *s)
     free(s);
 }
 
-static void as_end(struct astream *s)
-{
-    if (!s->open)
-        return;
-    s->open = 0;
-    if (s->poll)
-        evtimer_del(s->poll);
-    events_unsubscribe(s->sub);
-    s->sub = NULL;
-    s->r->on_abort = NULL;
-    sse_end(s->sse);
-    s->sse = NULL;
-    as_free_if_done(s);
-}
-
-static void as_gone(struct sse *sse, void *ud)
-{
-    (void)sse;
-    as_end(ud); /* the turn runs on: it belongs to the server */
-}
-
-static void as_abort(struct http_req *r, void *ud)
-{
-    (void)r;
-    struct astream *s = ud;
-    s->open = 0;
-    sse_abort(s->sse);
-    s->sse = NULL;
-    events_unsubscribe(s->sub);
-    s->sub = NULL;
-    as_free_if_done(s);
-}
-
 /* One frame: {"jsonrpc":"2.0","id":..,"result":frame}, SSE id = seq. */
 static int as_send(struct astream *s, long long seq, json_t *frame)
 {
@@ -111,20 +59,18 @@ static int as_send(struct astream *s, long long seq, json_t *frame)
     json_decref(doc);
     char id[24];
     snprintf(id, sizeof id, "%lld", seq);
-    int rc = text ? sse_send(s->sse, NULL, id, text, strlen(text)) : -1;
+    int rc = text ? sse_send(s->f.sse, NULL, id, text, strlen(text)) : AGENTD_ENOMEM;
     free(text);
     return rc;
 }
 
-static int op_read(struct store *st, void *arg)
+/* With the events, the task as stored (its outcome, once the turn ended). */
+static int as_read_task(struct store *st, void *ud)
 {
-    struct astream *s = arg;
-    s->v = NULL;
-    s->n = 0;
-    s->rc = store_event_list(st, s->session_id, s->after, PAGE, &s->v, &s->n);
+    struct astream *s = ud;
     json_decref(s->fresh);
     s->fresh = NULL;
-    if (s->final_seq || s->rc == 0) {
+    if (s->final_seq || s->f.rc == 0) {
         struct store_task *t = NULL;
         if (store_task_get(st, s->task_id, &t) == 0)
             s->fresh = a2a_task_model(t);
@@ -183,63 +129,27 @@ static void as_event(struct astream *s, const struct store_event *e)
     }
 }
 
-static void read_done(int status, void *arg)
+/* A page of events: frames until the turn's terminal event, then the outcome. */
+static int as_page(void *ud, int more)
 {
-    (void)status;
-    struct astream *s = arg;
-    int more = s->rc == 0 && s->n == PAGE;
-    for (size_t i = 0; s->open && s->rc == 0 && i < s->n && !s->final_seq; i++) {
-        s->after = s->v[i].seq;
-        as_event(s, &s->v[i]);
+    struct astream *s = ud;
+    struct follow *f = &s->f;
+    for (size_t i = 0; f->open && f->rc == 0 && i < f->n && !s->final_seq; i++) {
+        f->after = f->v[i].seq;
+        as_event(s, &f->v[i]);
     }
-    store_event_list_free(s->v, s->n);
-    s->v = NULL;
-    s->n = 0;
-    if (s->open && s->rc == AGENTD_ENOTFOUND)
-        as_end(s); /* the session expired or was deleted */
-    if (s->open && s->final_seq && as_try_final(s))
-        as_end(s);
-    s->reading = 0;
-    if (s->open && (s->again || (more && !s->final_seq))) {
-        s->again = 0;
-        as_read(s);
-        return;
-    }
-    as_free_if_done(s);
+    if (f->open && f->rc == AGENTD_ENOTFOUND)
+        follow_end(f); /* the session expired or was deleted */
+    if (f->open && s->final_seq && as_try_final(s))
+        follow_end(f);
+    return more && !s->final_seq;
 }
 
-static void as_read(struct astream *s)
-{
-    if (!s->open)
-        return;
-    if (http_stream_pending(s->r) > STREAM_BACKLOG)
-        return;
-    if (s->reading) {
-        s->again = 1;
-        return;
-    }
-    s->reading = 1;
-    if (store_async(S.st, s->r->loop, op_read, s, read_done) != 0)
-        s->reading = 0;
-}
-
-static void as_wake(void *ud) { as_read(ud); }
-
-static void on_poll(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct astream *s = arg;
-    if (!s->open)
-        return;
-    if (http_server_draining(s->r->srv)) {
-        as_end(s);
-        return;
-    }
-    as_read(s);
-    struct timeval tv = { POLL_MS / 1000, (POLL_MS % 1000) * 1000 };
-    evtimer_add(s->poll, &tv);
-}
+static const struct follow_ops as_ops = {
+    .read_more = as_read_task,
+    .page = as_page,
+    .release = as_free_if_done,
+};
 
 void a2a_stream_open(struct http_req *r, int ver, const json_t *rpc_id, const json_t *task,
                      const char *turn_id, long long after, int resume)
@@ -257,43 +167,33 @@ void a2a_stream_open(struct http_req *r, int ver, const json_t *rpc_id, const js
         http_reply_err(r, AGENTD_ENOMEM, NULL);
         return;
     }
-    s->r = r;
+    follow_init(&s->f, r, S.st, &as_ops, s);
     s->ver = ver;
     s->id = rpc_id ? json_incref((json_t *)rpc_id) : json_null();
     s->task = json_deep_copy(task);
-    s->after = after;
-    if (turn_id) {
-        s->poll = evtimer_new(loop_base(r->loop), on_poll, s);
-        s->sub = S.ev ? events_subscribe(S.ev, s->session_id, r->loop, as_wake, s) : NULL;
-    }
-    if (!s->task || (turn_id && (!s->poll || (S.ev && !s->sub)))) {
+    s->f.after = after;
+    if (!s->task || (turn_id && follow_watch(&s->f, S.ev, s->session_id) != 0)) {
         as_free_if_done(s);
         http_reply_err(r, AGENTD_ENOMEM, NULL);
         return;
     }
-    s->sse = sse_start(r, HEARTBEAT_MS, as_gone, s);
-    if (!s->sse) {
+    if (follow_open(&s->f, HEARTBEAT_MS) != 0) {
         as_free_if_done(s);
         return;
     }
-    s->open = 1;
-    r->on_abort = as_abort;
-    r->abort_ud = s;
     /* the task as it is now opens a stream (not a resumed one: that client
      * has it already); its SSE id is the point the frames after it follow */
     if (!resume && as_send(s, after, a2a_encode_task_frame(s->task, ver)) != 0) {
-        as_end(s);
+        follow_end(&s->f);
         return;
     }
     if (!turn_id) {
         /* nothing runs on this task: its status is all there is */
         as_send(s, after, a2a_encode_status_update(s->task, 1, ver));
-        as_end(s);
+        follow_end(&s->f);
         return;
     }
-    struct timeval tv = { POLL_MS / 1000, (POLL_MS % 1000) * 1000 };
-    evtimer_add(s->poll, &tv);
-    as_read(s);
+    follow_start(&s->f);
 }
 
 void a2a_stream_init(struct store *st, struct events *ev)

@@ -72,15 +72,15 @@ static const struct {
 };
 #define NACTIONS (sizeof actions / sizeof actions[0])
 
-/* Fills args from the action's fields; 0, or AGENTD_EINVAL with why. */
-static int action_args(const json_t *a, int fields, json_t *args, char *why, size_t len)
+/* Fills args from the action's fields; 0, or AGENTD_EINVAL with *e. */
+static int action_args(const json_t *a, int fields, json_t *args, struct agentd_error *e)
 {
     const char *name = json_string_value(json_object_get(a, "action"));
     if (fields & F_ID) {
         const json_t *id = json_object_get(a, "product_id");
         if (!json_is_string(id) || !json_string_length(id)) {
-            snprintf(why, len, "action %s needs product_id, a product id string", name);
-            return AGENTD_EINVAL;
+            return agentd_fail(e, AGENTD_EINVAL, NULL, "product_id",
+                               "action %s needs product_id, a product id string", name);
         }
         json_object_set(args, "product_id", (json_t *)id);
     }
@@ -91,9 +91,9 @@ static int action_args(const json_t *a, int fields, json_t *args, char *why, siz
             json_object_set_new(args, "quantity", json_integer(1)); /* one click, one unit */
         } else if (!json_is_integer(q) || json_integer_value(q) < min ||
                    json_integer_value(q) > 9999) {
-            snprintf(why, len, "action %s needs quantity, an integer from %lld to 9999", name,
-                     (long long)min);
-            return AGENTD_EINVAL;
+            return agentd_fail(e, AGENTD_EINVAL, NULL, "quantity",
+                               "action %s needs quantity, an integer from %lld to 9999", name,
+                               (long long)min);
         } else {
             json_object_set(args, "quantity", (json_t *)q);
         }
@@ -102,27 +102,23 @@ static int action_args(const json_t *a, int fields, json_t *args, char *why, siz
 }
 
 /* Maps one action object to its tool; see a2a_ucp.h. */
-static int map_action(const json_t *a, const char **tool, json_t **args, char *why, size_t len)
+static int map_action(const json_t *a, const char **tool, json_t **args, struct agentd_error *e)
 {
     const char *name = json_string_value(json_object_get(a, "action"));
     if (!name) {
-        snprintf(why, len, "\"action\" must be a string naming the action");
-        return AGENTD_EINVAL;
+        return agentd_fail(e, AGENTD_EINVAL, NULL, "action",
+                           "\"action\" must be a string naming the action");
     }
     for (size_t i = 0; i < NACTIONS; i++) {
         if (strcmp(actions[i].action, name) != 0)
             continue;
         json_t *out = json_object();
-        if (!out) {
-            snprintf(why, len, "out of memory");
-            return AGENTD_ENOMEM;
-        }
-        int rc = action_args(a, actions[i].fields, out, why, len);
+        if (!out)
+            return agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
+        int rc = action_args(a, actions[i].fields, out, e);
         char problems[512];
-        if (rc == 0 && tools_validate(actions[i].tool, out, problems, sizeof problems) != 0) {
-            snprintf(why, len, "action %s: %s", name, problems);
-            rc = AGENTD_EINVAL;
-        }
+        if (rc == 0 && tools_validate(actions[i].tool, out, problems, sizeof problems) != 0)
+            rc = agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "action %s: %s", name, problems);
         if (rc != 0) {
             json_decref(out);
             return rc;
@@ -137,16 +133,16 @@ static int map_action(const json_t *a, const char **tool, json_t **args, char *w
         int n = snprintf(known + k, sizeof known - k, "%s%s", i ? ", " : "", actions[i].action);
         k += n > 0 ? (size_t)n : 0;
     }
-    snprintf(why, len, "unknown action \"%.64s\" (known: %s)", name, known);
-    return AGENTD_EINVAL;
+    return agentd_fail(e, AGENTD_EINVAL, NULL, "action", "unknown action \"%.64s\" (known: %s)",
+                       name, known);
 }
 
-int a2a_ucp_action(const json_t *parts, const char **tool, json_t **args, char *why, size_t len)
+int a2a_ucp_action(const json_t *parts, const char **tool, json_t **args, struct agentd_error *e)
 {
     *tool = NULL;
     *args = NULL;
-    if (len)
-        why[0] = '\0';
+    if (e)
+        *e = (struct agentd_error){ 0 };
     const json_t *found = NULL;
     json_t *found_own = NULL;
     size_t i;
@@ -159,15 +155,14 @@ int a2a_ucp_action(const json_t *parts, const char **tool, json_t **args, char *
         if (found) {
             json_decref(own);
             json_decref(found_own);
-            snprintf(why, len, "a message carries at most one action");
-            return AGENTD_EINVAL;
+            return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "a message carries at most one action");
         }
         found = a;
         found_own = own;
     }
     if (!found)
         return 0;
-    int rc = map_action(found, tool, args, why, len);
+    int rc = map_action(found, tool, args, e);
     json_decref(found_own);
     return rc;
 }

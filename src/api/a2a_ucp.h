@@ -6,6 +6,8 @@
 
 #include <jansson.h>
 
+#include "core/err.h"
+
 /* The UCP extension a client activates with X-A2A-Extensions. */
 #define A2A_UCP_EXTENSION_URI "https://ucp.dev/specification/reference?v=2026-01-11"
 /* DataPart keys (UCP's A2A binding and the sample client). */
@@ -19,9 +21,9 @@
  * "quantity":1}), or a data part whose data has "action". On 1, *tool is a
  * static tool name of agent/tools.c and *args a new reference the caller
  * frees. 0 = no action in the parts; AGENTD_EINVAL = an action that is not
- * valid (unknown action, bad fields): *why says what, in a message for the
- * client. */
-int a2a_ucp_action(const json_t *parts, const char **tool, json_t **args, char *why, size_t len);
+ * valid (unknown action, bad fields): e->msg says what, in a message for the
+ * client (*e is cleared first; e may be NULL). */
+int a2a_ucp_action(const json_t *parts, const char **tool, json_t **args, struct agentd_error *e);
 
 /* {"results": [schema.org Product ...]} for the tool result's products
  * array (search_shopping_catalog's "products"); a new reference, or NULL. */

@@ -2,6 +2,7 @@
  * decoding, and the two encoders (1.0, 0.3) of the one internal task model. */
 #define _GNU_SOURCE
 #include "api/a2a_wire.h"
+#include "core/err.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@ int a2a_version_parse(const char *h)
         return A2A_V10;
     if (strcmp(h, "0.3") == 0 || strcmp(h, "0.3.0") == 0)
         return A2A_V03;
-    return -1;
+    return AGENTD_EINVAL;
 }
 
 static const struct {
@@ -46,17 +47,16 @@ enum a2a_method a2a_method_lookup(const char *name, int ver)
     return A2A_M_UNKNOWN;
 }
 
-int a2a_envelope_check(const json_t *body, struct a2a_rpc *rpc, char *why, size_t len)
+int a2a_envelope_check(const json_t *body, struct a2a_rpc *rpc, struct agentd_error *e)
 {
     memset(rpc, 0, sizeof *rpc);
     if (json_is_array(body)) {
-        snprintf(why, len, "batch requests are not supported: send one JSON-RPC request per "
-                           "HTTP request");
-        return A2A_INVALID_REQUEST;
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "batch requests are not supported: send "
+                           "one JSON-RPC request per HTTP request");
     }
     if (!json_is_object(body)) {
-        snprintf(why, len, "the request must be a JSON-RPC 2.0 request object");
-        return A2A_INVALID_REQUEST;
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL,
+                           "the request must be a JSON-RPC 2.0 request object");
     }
     const json_t *id = json_object_get(body, "id");
     if (id && (json_is_string(id) || json_is_integer(id) || json_is_null(id)))
@@ -64,22 +64,34 @@ int a2a_envelope_check(const json_t *body, struct a2a_rpc *rpc, char *why, size_
     const json_t *v = json_object_get(body, "jsonrpc");
     const json_t *m = json_object_get(body, "method");
     json_t *p = json_object_get(body, "params");
+    const char *bad = NULL, *path = NULL;
     if (!json_is_string(v) || strcmp(json_string_value(v), "2.0") != 0)
-        snprintf(why, len, "\"jsonrpc\" must be \"2.0\"");
+        bad = "\"jsonrpc\" must be \"2.0\"", path = "jsonrpc";
     else if (!id)
-        snprintf(why, len, "\"id\" is required (notifications are not supported)");
+        bad = "\"id\" is required (notifications are not supported)", path = "id";
     else if (!rpc->id)
-        snprintf(why, len, "\"id\" must be a string, an integer or null");
+        bad = "\"id\" must be a string, an integer or null", path = "id";
     else if (!json_is_string(m) || json_string_length(m) == 0)
-        snprintf(why, len, "\"method\" must be a non-empty string");
+        bad = "\"method\" must be a non-empty string", path = "method";
     else if (p && !json_is_object(p))
-        snprintf(why, len, "\"params\" must be an object");
-    else {
-        rpc->method = json_string_value(m);
-        rpc->params = p;
-        return 0;
+        bad = "\"params\" must be an object", path = "params";
+    if (bad)
+        return agentd_fail(e, AGENTD_EINVAL, NULL, path, "%s", bad);
+    rpc->method = json_string_value(m);
+    rpc->params = p;
+    return 0;
+}
+
+int a2a_rpc_code(int status)
+{
+    switch (status) {
+    case AGENTD_EINVAL:
+        return A2A_INVALID_PARAMS;
+    case AGENTD_EMEDIATYPE:
+        return A2A_CONTENT_TYPE_NOT_SUPPORTED;
+    default:
+        return A2A_INTERNAL_ERROR;
     }
-    return A2A_INVALID_REQUEST;
 }
 
 json_t *a2a_rpc_result(const json_t *id, json_t *result)
@@ -101,11 +113,10 @@ json_t *a2a_rpc_error(const json_t *id, int code, const char *message, json_t *d
 
 /* ---- parts ---- */
 
-static int part_decode(const json_t *p, size_t i, json_t **out, char *why, size_t len)
+static int part_decode(const json_t *p, size_t i, json_t **out, struct agentd_error *e)
 {
     if (!json_is_object(p)) {
-        snprintf(why, len, "message.parts[%zu] must be an object", i);
-        return A2A_INVALID_PARAMS;
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "message.parts[%zu] must be an object", i);
     }
     const char *kind = json_string_value(json_object_get(p, "kind"));
     if (!kind)
@@ -117,46 +128,42 @@ static int part_decode(const json_t *p, size_t i, json_t **out, char *why, size_
     if (!kind)
         kind = text ? "text" : data ? "data" : file ? "file" : "";
     if (strcmp(kind, "file") == 0) {
-        snprintf(why, len, "message.parts[%zu] is a file part: this agent accepts text and data "
-                           "parts only", i);
-        return A2A_CONTENT_TYPE_NOT_SUPPORTED;
+        return agentd_fail(e, AGENTD_EMEDIATYPE, NULL, NULL, "message.parts[%zu] is a file part: "
+                           "this agent accepts text and data parts only", i);
     }
     if (strcmp(kind, "text") == 0) {
         if (!json_is_string(text)) {
-            snprintf(why, len, "message.parts[%zu].text must be a string", i);
-            return A2A_INVALID_PARAMS;
+            return agentd_fail(e, AGENTD_EINVAL, NULL, NULL,
+                               "message.parts[%zu].text must be a string", i);
         }
         *out = json_pack("{s:O}", "text", text);
         return 0;
     }
     if (strcmp(kind, "data") == 0) {
         if (!data) {
-            snprintf(why, len, "message.parts[%zu].data is required", i);
-            return A2A_INVALID_PARAMS;
+            return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "message.parts[%zu].data is required",
+                               i);
         }
         *out = json_pack("{s:O}", "data", data);
         return 0;
     }
-    snprintf(why, len, "message.parts[%zu] is neither a text nor a data part", i);
-    return A2A_INVALID_PARAMS;
+    return agentd_fail(e, AGENTD_EINVAL, NULL, NULL,
+                       "message.parts[%zu] is neither a text nor a data part", i);
 }
 
-int a2a_parts_decode(const json_t *parts, json_t **out, char *why, size_t len)
+int a2a_parts_decode(const json_t *parts, json_t **out, struct agentd_error *e)
 {
     if (!json_is_array(parts) || json_array_size(parts) == 0) {
-        snprintf(why, len, "message.parts must be a non-empty array");
-        return A2A_INVALID_PARAMS;
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "message.parts must be a non-empty array");
     }
     json_t *v = json_array();
     size_t i;
     const json_t *p;
     json_array_foreach(parts, i, p) {
         json_t *one = NULL;
-        int rc = part_decode(p, i, &one, why, len);
-        if (rc == 0 && !one) {
-            snprintf(why, len, "out of memory");
-            rc = A2A_INTERNAL_ERROR;
-        }
+        int rc = part_decode(p, i, &one, e);
+        if (rc == 0 && !one)
+            rc = agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
         if (rc) {
             json_decref(v);
             return rc;

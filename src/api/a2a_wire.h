@@ -9,6 +9,8 @@
 
 #include <jansson.h>
 
+#include "core/err.h"
+
 /* Wire versions: A2A-Version: 1.0, or no header (0.3). */
 enum a2a_ver { A2A_V03 = 0, A2A_V10 = 1 };
 
@@ -39,7 +41,7 @@ enum a2a_method {
 };
 
 /* The A2A-Version header: NULL or empty -> 0.3, "1.0"/"1" -> 1.0,
- * "0.3"/"0.3.0" -> 0.3, anything else -> -1 (VersionNotSupported). */
+ * "0.3"/"0.3.0" -> 0.3, anything else -> AGENTD_EINVAL (VersionNotSupported). */
 int a2a_version_parse(const char *header);
 /* A method name of that version's vocabulary, else A2A_M_UNKNOWN. */
 enum a2a_method a2a_method_lookup(const char *name, int ver);
@@ -50,9 +52,14 @@ struct a2a_rpc {
     const char *method;
     json_t *params;     /* an object (absent params = NULL) */
 };
-/* 0, or A2A_INVALID_REQUEST with why (a batch array too: refused). rpc->id
- * is set whenever the body carried a usable id, for the error answer. */
-int a2a_envelope_check(const json_t *body, struct a2a_rpc *rpc, char *why, size_t len);
+/* 0, or AGENTD_EINVAL with the reason in *e (a batch array too: refused);
+ * the answer is A2A_INVALID_REQUEST. rpc->id is set whenever the body
+ * carried a usable id, for the error answer. */
+int a2a_envelope_check(const json_t *body, struct a2a_rpc *rpc, struct agentd_error *e);
+/* The JSON-RPC error code for a status of the decoders below: AGENTD_EINVAL
+ * -> A2A_INVALID_PARAMS, AGENTD_EMEDIATYPE -> A2A_CONTENT_TYPE_NOT_SUPPORTED,
+ * anything else -> A2A_INTERNAL_ERROR. */
+int a2a_rpc_code(int status);
 /* {"jsonrpc":"2.0","id":id,"result":result}; steals result. */
 json_t *a2a_rpc_result(const json_t *id, json_t *result);
 /* {"jsonrpc":"2.0","id":id,"error":{code,message,data?}}; steals data. */
@@ -60,9 +67,9 @@ json_t *a2a_rpc_error(const json_t *id, int code, const char *message, json_t *d
 
 /* A message's parts in any accepted shape (0.3 "kind", the sample client's
  * "type", 1.0's bare oneof) -> internal parts ({"text":s} | {"data":v}),
- * a new array. 0, A2A_INVALID_PARAMS or A2A_CONTENT_TYPE_NOT_SUPPORTED
- * (file parts), with why naming the field. */
-int a2a_parts_decode(const json_t *parts, json_t **out, char *why, size_t len);
+ * a new array. 0, AGENTD_EINVAL, AGENTD_EMEDIATYPE (file parts) or
+ * AGENTD_ENOMEM, with *e naming the field (a2a_rpc_code() gives the answer's code). */
+int a2a_parts_decode(const json_t *parts, json_t **out, struct agentd_error *e);
 /* The text parts joined by "\n" (malloc'd; "" when none; NULL on OOM). */
 char *a2a_parts_text(const json_t *parts);
 /* The data parts' objects merged into one new object, or NULL when none. */

@@ -21,10 +21,10 @@
 #include "agent/events.h"
 #include "api/a2a_ucp.h"
 #include "agent/runner.h"
+#include "api/follow.h"
 #include "api/idempotency.h"
 #include "core/err.h"
 #include "core/log.h"
-#include "core/loop.h"
 #include "http/server.h"
 #include "http/sse.h"
 #include "store/async.h"
@@ -36,15 +36,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include <event2/event.h>
 #include <event2/http.h>
 #include <sys/queue.h>
 #include <event2/keyvalq_struct.h>
 
-#define PAGE 200             /* events per store read */
-#define POLL_MS 1000         /* cross-replica poll of an open stream */
 #define HEARTBEAT_MS 15000
-#define STREAM_BACKLOG (256 * 1024) /* unsent bytes before a replay pauses */
 /* Documents with a cost_usd in them: budget.h says why the precision */
 #define JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(BUDGET_JSON_PRECISION))
 
@@ -123,21 +119,22 @@ static void turn_done(const struct turn_result *res, void *ud)
 
 /* ---- a resumed turn answers its Idempotency-Key ---- */
 
-struct idem_fin {
+struct resumed_answer {
     char *principal, *key, *headers, *body;
     int status;
 };
 
-static int op_idem_fin(struct store *st, void *arg)
+/* Kept whatever the status: a failed turn may have run tools (IDEM_KEEP_5XX). */
+static int op_resumed_save(struct store *st, void *arg)
 {
-    struct idem_fin *f = arg;
-    return store_idem_finish(st, f->principal, f->key, f->status, f->headers, f->body,
-                             strlen(f->body));
+    struct resumed_answer *f = arg;
+    return idem_record(st, f->principal, f->key, IDEM_KEEP_5XX, f->status, f->headers, f->body,
+                       strlen(f->body));
 }
 
-static void idem_fin_done(int status, void *arg)
+static void resumed_saved(int status, void *arg)
 {
-    struct idem_fin *f = arg;
+    struct resumed_answer *f = arg;
     if (status != 0 && status != AGENTD_ENOTFOUND)
         log_msg(LOG_WARN, NULL, "the resumed turn's answer was not saved for its "
                                 "Idempotency-Key: %s", agentd_err_msg(status));
@@ -152,7 +149,7 @@ static void resumed_done(const struct turn_result *res, const char *owner, const
                          void *ud)
 {
     (void)ud;
-    struct idem_fin *f = calloc(1, sizeof *f);
+    struct resumed_answer *f = calloc(1, sizeof *f);
     if (!f)
         return;
     json_t *body = result_json(res, "", &f->status);
@@ -170,84 +167,35 @@ static void resumed_done(const struct turn_result *res, const char *owner, const
     json_decref(body);
     json_decref(h);
     if (!f->principal || !f->key || !f->body || !f->headers ||
-        store_async(F.st, NULL, op_idem_fin, f, idem_fin_done) != 0)
-        idem_fin_done(AGENTD_ENOMEM, f);
+        store_async(F.st, NULL, op_resumed_save, f, resumed_saved) != 0)
+        resumed_saved(AGENTD_ENOMEM, f);
 }
 
 /* ---- event streams ---- */
 
 struct stream {
-    struct http_req *r;
-    struct sse *sse;
+    struct follow f;        /* the events after f.after, as SSE */
     char *session_id;
     char *turn_id;          /* POST: only this turn's events, ending at its last */
     int post;
-    int64_t after;          /* the last seq sent */
-    struct events_sub *sub;
-    struct event *poll;
-    int http_open;          /* r is ours: not yet ended or aborted */
     int turn_open;          /* POST: the turn's done() has not run */
-    int reading, again;     /* a store read in flight / wanted again after it */
     int done_seen;          /* POST: the turn's terminal event was sent */
     int answered;           /* r got its reply (an error, or the stream began) */
     json_t *final;          /* POST: the outcome, if the store never shows it */
     char *final_type;
-    /* the read's results */
-    int rc;
-    struct store_event *v;
-    size_t n;
 };
 
-static void stream_read(struct stream *s);
-
-static void stream_free_if_done(struct stream *s)
+static void stream_free_if_done(void *ud)
 {
-    if (s->http_open || s->turn_open || s->reading)
+    struct stream *s = ud;
+    if (follow_busy(&s->f) || s->turn_open)
         return;
-    events_unsubscribe(s->sub);
-    if (s->poll)
-        event_free(s->poll);
+    follow_free(&s->f);
     json_decref(s->final);
     free(s->final_type);
     free(s->session_id);
     free(s->turn_id);
     free(s);
-}
-
-/* Ends the HTTP side (the stream's state lives on while a read or the
- * turn still needs it). */
-static void stream_end(struct stream *s)
-{
-    if (!s->http_open)
-        return;
-    s->http_open = 0;
-    if (s->poll)
-        evtimer_del(s->poll);
-    events_unsubscribe(s->sub);
-    s->sub = NULL;
-    s->r->on_abort = NULL;
-    sse_end(s->sse);
-    s->sse = NULL;
-    stream_free_if_done(s);
-}
-
-static void stream_gone(struct sse *sse, void *ud)
-{
-    (void)sse;
-    stream_end(ud);
-}
-
-static void stream_abort(struct http_req *r, void *ud)
-{
-    (void)r;
-    struct stream *s = ud;
-    s->http_open = 0;
-    sse_abort(s->sse);
-    s->sse = NULL;
-    events_unsubscribe(s->sub);
-    s->sub = NULL;
-    s->answered = 1;
-    stream_free_if_done(s); /* a turn still running frees it in post_done */
 }
 
 static int is_terminal(const char *type)
@@ -271,115 +219,71 @@ static int send_event(struct stream *s, int64_t seq, const char *type, const cha
     json_decref(d);
     char id[24];
     snprintf(id, sizeof id, "%lld", (long long)seq);
-    int rc = text ? sse_send(s->sse, type, seq > 0 ? id : NULL, text, strlen(text)) : -1;
+    int rc = text ? sse_send(s->f.sse, type, seq > 0 ? id : NULL, text, strlen(text)) : AGENTD_ENOMEM;
     free(text);
     return rc;
 }
 
-static int op_read(struct store *st, void *arg)
+/* A page of events: sent (POST: this turn's only, ending at its last). */
+static int stream_page(void *ud, int more)
 {
-    struct stream *s = arg;
-    s->v = NULL;
-    s->n = 0;
-    s->rc = store_event_list(st, s->session_id, s->after, PAGE, &s->v, &s->n);
-    return 0;
-}
-
-static void read_done(int status, void *arg)
-{
-    (void)status;
-    struct stream *s = arg;
-    /* s->reading stays set until the end: stream_end() below must not free s */
-    int more = s->rc == 0 && s->n == PAGE;
-    for (size_t i = 0; s->http_open && s->rc == 0 && i < s->n; i++) {
-        const struct store_event *e = &s->v[i];
-        s->after = e->seq;
+    struct stream *s = ud;
+    struct follow *f = &s->f;
+    for (size_t i = 0; f->open && f->rc == 0 && i < f->n; i++) {
+        const struct store_event *e = &f->v[i];
+        f->after = e->seq;
         if (s->post && (!e->turn_id || strcmp(e->turn_id, s->turn_id) != 0))
             continue;
         if (send_event(s, e->seq, e->type, e->turn_id, e->data) != 0) {
-            stream_end(s);
+            follow_end(f);
             break;
         }
         if (s->post && is_terminal(e->type)) {
             s->done_seen = 1;
-            stream_end(s);
+            follow_end(f);
         }
     }
-    store_event_list_free(s->v, s->n);
-    s->v = NULL;
-    s->n = 0;
-    if (s->http_open && s->rc == AGENTD_ENOTFOUND && !s->post)
-        stream_end(s); /* the session expired or was deleted */
+    if (f->open && f->rc == AGENTD_ENOTFOUND && !s->post)
+        follow_end(f); /* the session expired or was deleted */
     /* POST: the turn ended but its terminal event never reached the store
      * (a store fault): say how it ended anyway */
-    if (s->http_open && s->post && !s->turn_open && !more && !s->again && s->final) {
+    if (f->open && s->post && !s->turn_open && !more && !f->again && s->final) {
         char *text = json_dumps(s->final, JSON_FLAGS);
         if (text)
-            sse_send(s->sse, s->final_type, NULL, text, strlen(text));
+            sse_send(f->sse, s->final_type, NULL, text, strlen(text));
         free(text);
-        stream_end(s);
+        follow_end(f);
     }
-    s->reading = 0;
-    if (s->http_open && (more || s->again)) {
-        s->again = 0;
-        stream_read(s);
-        return;
-    }
-    stream_free_if_done(s);
+    return more;
 }
 
-static void stream_read(struct stream *s)
+static const struct follow_ops stream_ops = {
+    .page = stream_page,
+    .release = stream_free_if_done,
+};
+
+static struct stream *stream_new(struct http_req *r)
 {
-    if (!s->http_open)
-        return;
-    if (http_stream_pending(s->r) > STREAM_BACKLOG)
-        return; /* a slow reader: the poll timer reads on once it drained */
-    if (s->reading) {
-        s->again = 1;
-        return;
-    }
-    s->reading = 1;
-    if (store_async(F.st, s->r->loop, op_read, s, read_done) != 0)
-        s->reading = 0; /* the next wake or poll tries again */
+    struct stream *s = calloc(1, sizeof *s);
+    if (s)
+        follow_init(&s->f, r, F.st, &stream_ops, s);
+    return s;
 }
 
-static void stream_wake(void *ud) { stream_read(ud); }
-
-static void on_poll(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct stream *s = arg;
-    if (!s->http_open)
-        return;
-    if (!s->post && http_server_draining(s->r->srv)) {
-        stream_end(s); /* a follower stream must not hold the drain up */
-        return;
-    }
-    stream_read(s);
-    struct timeval tv = { POLL_MS / 1000, (POLL_MS % 1000) * 1000 };
-    evtimer_add(s->poll, &tv);
-}
-
-/* Starts the SSE reply and the wake-ups. 0, or -1 (r answered with an error). */
+/* Starts the SSE reply and the wake-ups. 0, or a negative AGENTD_E* (r
+ * answered with an error). */
 static int stream_open(struct stream *s)
 {
-    struct http_req *r = s->r;
-    s->poll = evtimer_new(loop_base(r->loop), on_poll, s);
-    s->sub = F.ev ? events_subscribe(F.ev, s->session_id, r->loop, stream_wake, s) : NULL;
-    if (!s->poll || (F.ev && !s->sub)) {
+    struct http_req *r = s->f.r;
+    s->f.end_on_drain = !s->post; /* a turn's own stream ends with its turn */
+    if (follow_watch(&s->f, F.ev, s->session_id) != 0) {
         http_reply_error(r, 503, "out_of_memory", "cannot start the event stream");
-        return -1;
+        return AGENTD_ENOMEM;
     }
-    s->sse = sse_start(r, HEARTBEAT_MS, stream_gone, s);
-    if (!s->sse)
-        return -1;
-    s->http_open = 1;
-    r->on_abort = stream_abort;
-    r->abort_ud = s;
-    struct timeval tv = { POLL_MS / 1000, (POLL_MS % 1000) * 1000 };
-    evtimer_add(s->poll, &tv);
-    stream_read(s);
+    int rc = follow_open(&s->f, HEARTBEAT_MS);
+    if (rc != 0)
+        return rc;
+    follow_start(&s->f);
     return 0;
 }
 
@@ -390,11 +294,11 @@ static void post_started(const char *session_id, const char *turn_id, int64_t se
     struct stream *s = ud;
     s->session_id = strdup(session_id);
     s->turn_id = strdup(turn_id);
-    s->after = seq > 0 ? seq - 1 : 0;
+    s->f.after = seq > 0 ? seq - 1 : 0;
     s->answered = 1; /* by the stream, or by stream_open's error */
-    note_turn(s->r, session_id, turn_id);
+    note_turn(s->f.r, session_id, turn_id);
     if (!s->session_id || !s->turn_id) {
-        http_reply_error(s->r, 503, "out_of_memory", "cannot start the event stream");
+        http_reply_error(s->f.r, 503, "out_of_memory", "cannot start the event stream");
         return; /* the turn runs on; its done() frees s */
     }
     stream_open(s);
@@ -406,21 +310,21 @@ static void post_done(const struct turn_result *res, void *ud)
     s->turn_open = 0;
     if (!s->answered) {
         /* failed before it started (404, 409, 429...): a plain answer */
-        turn_done(res, s->r);
+        turn_done(res, s->f.r);
         stream_free_if_done(s);
         return;
     }
-    if (s->http_open) {
+    if (s->f.open) {
         if (res->outcome)
-            http_req_note(s->r, "outcome", res->outcome);
+            http_req_note(s->f.r, "outcome", res->outcome);
         int http;
-        s->final = result_json(res, s->r->request_id, &http);
+        s->final = result_json(res, s->f.r->request_id, &http);
         s->final_type = strdup(res->status == 0 ? "turn-completed" : "turn-failed");
         if (!s->final_type) {
             json_decref(s->final);
             s->final = NULL;
         }
-        stream_read(s); /* the terminal event is in the store by now */
+        follow_read(&s->f); /* the terminal event is in the store by now */
         return;
     }
     stream_free_if_done(s);
@@ -437,16 +341,17 @@ static int wants_stream(struct http_req *r, const json_t *body)
 
 /* "action": a UI action as an A2A client's button sends it (api/a2a_ucp.h),
  * run as the turn's one tool call without the model. 1, or AGENTD_EINVAL
- * (why says what) — no action is not an answer here. */
-static int chat_action(const json_t *action, const char **tool, json_t **args, char *why,
-                       size_t len)
+ * (e->msg says what) — no action is not an answer here. */
+static int chat_action(const json_t *action, const char **tool, json_t **args,
+                       struct agentd_error *e)
 {
     json_t *parts = json_pack("[{s:O}]", "data", action);
-    int rc = parts ? a2a_ucp_action(parts, tool, args, why, len) : AGENTD_ENOMEM;
+    int rc = parts ? a2a_ucp_action(parts, tool, args, e) : AGENTD_ENOMEM;
     json_decref(parts);
     if (rc == 0)
-        snprintf(why, len, "\"action\" must name the action, e.g. {\"action\":\"start_payment\"}");
-    return rc == 0 ? AGENTD_EINVAL : rc;
+        return agentd_fail(e, AGENTD_EINVAL, NULL, "action", "\"action\" must name the action, "
+                           "e.g. {\"action\":\"start_payment\"}");
+    return rc;
 }
 
 static void chat_inner(struct http_req *r)
@@ -454,7 +359,7 @@ static void chat_inner(struct http_req *r)
     json_error_t je;
     json_t *body = r->body_len ? json_loadb(r->body, r->body_len, JSON_DECODE_ANY, &je) : NULL;
     const char *problem = NULL;
-    char why[300] = "";
+    struct agentd_error why = { 0 };
     json_t *msg = json_object_get(body, "message");
     json_t *sid = json_object_get(body, "session_id");
     json_t *data = json_object_get(body, "data");
@@ -468,15 +373,15 @@ static void chat_inner(struct http_req *r)
     if (!r->body_len)
         problem = "a JSON body is required";
     else if (!body) {
-        snprintf(why, sizeof why, "invalid JSON at line %d, column %d: %s", je.line, je.column,
-                 je.text);
-        problem = why;
+        agentd_fail(&why, AGENTD_EMALFORMED, NULL, NULL, "invalid JSON at line %d, column %d: %s",
+                    je.line, je.column, je.text);
+        problem = why.msg;
     } else if (!json_is_object(body))
         problem = "the body must be a JSON object";
     else if (action && !json_is_null(action) &&
              (!json_is_object(action) || !(atext = json_dumps(action, JSON_COMPACT)) ||
-              chat_action(action, &atool, &aargs, why, sizeof why) != 1))
-        problem = json_is_object(action) ? why : "\"action\" must be an object";
+              chat_action(action, &atool, &aargs, &why) != 1))
+        problem = json_is_object(action) ? why.msg : "\"action\" must be an object";
     else if (!atool && (!json_is_string(msg) || json_string_length(msg) == 0))
         problem = "\"message\" must be a non-empty string";
     else if (json_string_length(msg) > CHAT_MESSAGE_MAX)
@@ -511,13 +416,12 @@ static void chat_inner(struct http_req *r)
     };
     int rc;
     if (wants_stream(r, body)) {
-        struct stream *s = calloc(1, sizeof *s);
+        struct stream *s = stream_new(r);
         if (!s) {
             json_decref(body);
             http_reply_err(r, AGENTD_ENOMEM, NULL);
             return;
         }
-        s->r = r;
         s->post = 1;
         s->turn_open = 1;
         ts.started = post_started;
@@ -590,7 +494,7 @@ static int op_lookup(struct store *st, void *arg)
     if (rc == 0 && !l->events)
         rc = store_usage_session(st, l->id, &l->u);
     if (rc == 0 && l->events && !l->sse)
-        rc = store_event_list(st, l->id, l->after, PAGE, &l->v, &l->n);
+        rc = store_event_list(st, l->id, l->after, FOLLOW_PAGE, &l->v, &l->n);
     return rc;
 }
 
@@ -633,22 +537,19 @@ static void lookup_done(int status, void *arg)
         }
         http_reply_json(r, 200, json_pack("{s:s,s:o,s:I,s:b}", "session_id", l->id, "events",
                                           list, "next_after", (json_int_t)next, "more",
-                                          l->n == PAGE));
+                                          l->n == FOLLOW_PAGE));
     } else {
-        struct stream *s = calloc(1, sizeof *s);
+        struct stream *s = stream_new(r);
         if (s) {
-            s->r = r;
             s->session_id = l->id;
             l->id = NULL;
-            s->after = l->after;
+            s->f.after = l->after;
         }
         if (!s || !s->session_id) {
             free(s);
             http_reply_err(r, AGENTD_ENOMEM, NULL);
         } else if (stream_open(s) != 0) {
-            if (s->poll)
-                event_free(s->poll);
-            events_unsubscribe(s->sub);
+            follow_free(&s->f);
             free(s->session_id);
             free(s);
         }
@@ -657,7 +558,7 @@ static void lookup_done(int status, void *arg)
 }
 
 /* ?after=N or Last-Event-ID: N (the header wins: it is what a
- * reconnecting EventSource sends). -1 when malformed. */
+ * reconnecting EventSource sends). AGENTD_EINVAL when malformed. */
 static int64_t parse_after(struct http_req *r)
 {
     const char *v = http_req_header(r, "Last-Event-ID");
@@ -674,7 +575,7 @@ static int64_t parse_after(struct http_req *r)
     errno = 0;
     long long n = strtoll(v, &end, 10);
     if (errno || n < 0 || (*end && *end != '&'))
-        return -1;
+        return AGENTD_EINVAL;
     return n;
 }
 
@@ -746,23 +647,23 @@ static int token_encode(const struct store_session *last, char *out, size_t len)
     char plain[TOKEN_PLAIN_MAX + 1];
     int n = snprintf(plain, sizeof plain, "%lld/%s", (long long)last->created_at, last->id);
     if (n < 0 || (size_t)n >= sizeof plain || 2 * (size_t)n + 1 > len)
-        return -1;
+        return AGENTD_EINVAL;
     for (int i = 0; i < n; i++)
         snprintf(out + 2 * i, 3, "%02x", (unsigned char)plain[i]);
     return 0;
 }
 
-/* 0, or -1 when the token is not one we handed out. */
+/* 0, or AGENTD_EINVAL when the token is not one we handed out. */
 static int token_decode(const char *tok, struct listing *l)
 {
     char plain[TOKEN_PLAIN_MAX + 1];
     size_t n = strlen(tok);
     if (n == 0 || n % 2 || n / 2 >= sizeof plain)
-        return -1;
+        return AGENTD_EINVAL;
     for (size_t i = 0; i < n / 2; i++) {
         unsigned v;
         if (sscanf(tok + 2 * i, "%2x", &v) != 1 || !v)
-            return -1;
+            return AGENTD_EINVAL;
         plain[i] = (char)v;
     }
     plain[n / 2] = '\0';
@@ -772,7 +673,7 @@ static int token_decode(const char *tok, struct listing *l)
     long long created = strtoll(plain, &end, 10);
     if (!slash || end != slash || errno || created < 0 || !slash[1] ||
         strlen(slash + 1) >= sizeof l->before_id)
-        return -1;
+        return AGENTD_EINVAL;
     l->before_created = created;
     snprintf(l->before_id, sizeof l->before_id, "%s", slash + 1);
     return 0;
@@ -831,7 +732,7 @@ static int list_params(struct http_req *r, struct listing *l)
     TAILQ_INIT(&q);
     if (r->query && evhttp_parse_query_str(r->query, &q) != 0) {
         http_reply_error(r, 400, "invalid_request", "malformed query string");
-        return -1;
+        return AGENTD_EINVAL;
     }
     const char *lim = evhttp_find_header(&q, "limit");
     const char *tok = evhttp_find_header(&q, "page_token");
@@ -851,7 +752,7 @@ static int list_params(struct http_req *r, struct listing *l)
     evhttp_clear_headers(&q);
     if (problem) {
         http_reply_error(r, 400, "invalid_request", problem);
-        return -1;
+        return AGENTD_EINVAL;
     }
     return 0;
 }
@@ -933,10 +834,12 @@ int chat_routes(struct router *rt, struct agent *ag, struct store *st, struct ev
     F.st = st;
     F.ev = ev;
     ag->resumed_done = resumed_done;
-    int rc = router_add(rt, HTTP_POST, "/chat", h_chat, NULL);
-    rc |= router_add(rt, HTTP_GET, "/chat/sessions", h_sessions_list, NULL);
-    rc |= router_add(rt, HTTP_GET, "/chat/sessions/{id}", h_session_get, NULL);
-    rc |= router_add(rt, HTTP_DELETE, "/chat/sessions/{id}", h_session_delete, NULL);
-    rc |= router_add(rt, HTTP_GET, "/chat/sessions/{id}/events", h_session_events, NULL);
-    return rc;
+    static const struct router_route routes[] = {
+        { HTTP_POST, "/chat", h_chat },
+        { HTTP_GET, "/chat/sessions", h_sessions_list },
+        { HTTP_GET, "/chat/sessions/{id}", h_session_get },
+        { HTTP_DELETE, "/chat/sessions/{id}", h_session_delete },
+        { HTTP_GET, "/chat/sessions/{id}/events", h_session_events },
+    };
+    return router_add_table(rt, routes, sizeof routes / sizeof routes[0], NULL);
 }

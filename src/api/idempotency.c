@@ -58,12 +58,18 @@ static void error_reply(struct idem_job *j, int status, const char *code, const 
 
 /* ---- after the handler replied: persist, then send ---- */
 
+int idem_record(struct store *st, const char *principal, const char *key, unsigned flags,
+                int status, const char *headers, const char *body, size_t len)
+{
+    if (status >= 500 && !(flags & IDEM_KEEP_5XX))
+        return store_idem_abandon(st, principal, key);
+    return store_idem_finish(st, principal, key, status, headers, body, len);
+}
+
 static int op_finish(struct store *st, void *arg)
 {
     struct idem_job *j = arg;
-    if (j->status >= 500 && !(j->flags & IDEM_KEEP_5XX))
-        return store_idem_abandon(st, j->principal, j->key);
-    return store_idem_finish(st, j->principal, j->key, j->status, j->headers, j->body, j->len);
+    return idem_record(st, j->principal, j->key, j->flags, j->status, j->headers, j->body, j->len);
 }
 
 static void finish_done(int status, void *arg)
@@ -94,11 +100,22 @@ static void capture(struct http_req *r, int status, const char *content_type, ch
 
 /* ---- the claim ---- */
 
+int idem_claim(struct store *st, const struct idem_request *q, char fingerprint[65],
+               struct store_idem **existing)
+{
+    store_idem_fingerprint(q->method, q->uri, q->body, q->body_len, fingerprint);
+    return store_idem_begin(st, q->principal ? q->principal : "anonymous", q->key, fingerprint,
+                            clock_wall_ms() + IDEM_TTL_MS, existing);
+}
+
 static int op_begin(struct store *st, void *arg)
 {
     struct idem_job *j = arg;
-    return store_idem_begin(st, j->principal, j->key, j->fingerprint, clock_wall_ms() + IDEM_TTL_MS,
-                            &j->existing);
+    struct http_req *r = j->r;
+    struct idem_request q = { .principal = j->principal, .key = j->key,
+                              .method = http_method_name(r->method), .uri = r->uri,
+                              .body = r->body, .body_len = r->body_len };
+    return idem_claim(st, &q, j->fingerprint, &j->existing);
 }
 
 static void replay(struct idem_job *j)
@@ -120,30 +137,48 @@ static void replay(struct idem_job *j)
     json_decref(h);
 }
 
+void idem_decide(int claim_rc, const struct store_idem *existing, const char *fingerprint,
+                 struct idem_decision *d)
+{
+    *d = (struct idem_decision){ .verdict = IDEM_REFUSE, .status = 409 };
+    if (claim_rc == 0) {
+        d->verdict = IDEM_RUN;
+    } else if (claim_rc == AGENTD_EEXIST && existing) {
+        if (strcmp(existing->fingerprint, fingerprint) != 0) {
+            d->code = "idempotency_key_reused";
+            d->message = "this Idempotency-Key was already used with a different request";
+        } else if (strcmp(existing->state, STORE_IDEM_DONE) != 0) {
+            d->code = "idempotency_in_progress";
+            d->message = "a request with this Idempotency-Key is still being processed; retry later";
+        } else {
+            d->verdict = IDEM_REPLAY;
+        }
+    } else {
+        d->status = agentd_err_http(claim_rc);
+        d->code = agentd_err_code(claim_rc);
+        d->message = agentd_err_msg(claim_rc);
+        d->retry_after = d->status == 503;
+    }
+}
+
 static void begin_done(int status, void *arg)
 {
     struct idem_job *j = arg;
-    if (status == 0) {
+    struct idem_decision d;
+    idem_decide(status, j->existing, j->fingerprint, &d);
+    if (d.verdict == IDEM_RUN) {
         j->r->reply_hook = capture;
         j->r->hook_ud = j;
         j->handler(j->r);
         return;
     }
-    if (status == AGENTD_EEXIST && j->existing) {
-        if (strcmp(j->existing->fingerprint, j->fingerprint) != 0)
-            error_reply(j, 409, "idempotency_key_reused",
-                        "this Idempotency-Key was already used with a different request");
-        else if (strcmp(j->existing->state, STORE_IDEM_DONE) != 0)
-            error_reply(j, 409, "idempotency_in_progress",
-                        "a request with this Idempotency-Key is still being processed; retry later");
-        else
-            replay(j);
-        job_free(j);
-        return;
+    if (d.verdict == IDEM_REPLAY) {
+        replay(j);
+    } else {
+        if (d.retry_after)
+            http_set_header(j->r, "Retry-After", "1");
+        error_reply(j, d.status, d.code, d.message);
     }
-    if (agentd_err_http(status) == 503)
-        http_set_header(j->r, "Retry-After", "1");
-    error_reply(j, agentd_err_http(status), agentd_err_code(status), agentd_err_msg(status));
     job_free(j);
 }
 
@@ -177,7 +212,6 @@ void idem_handle(struct http_req *r, struct store *st, const char *principal, ht
     j->handler = handler;
     j->on_error = on_error;
     j->flags = flags;
-    store_idem_fingerprint(http_method_name(r->method), r->uri, r->body, r->body_len, j->fingerprint);
     int rc = store_async(st, r->loop, op_begin, j, begin_done);
     if (rc != 0) {
         job_free(j);

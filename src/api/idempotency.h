@@ -10,6 +10,7 @@
 #include "http/server.h"
 
 struct store;
+struct store_idem;
 
 #define IDEM_TTL_MS (24LL * 3600 * 1000)
 #define IDEM_KEY_MAX 255
@@ -30,5 +31,43 @@ void idem_handle(struct http_req *r, struct store *st, const char *principal, ht
 
 /* 1 when key is 1..IDEM_KEY_MAX visible ASCII characters. */
 int idem_key_valid(const char *key);
+
+/* ---- the layer without HTTP (idem_handle runs these on the worker pool;
+ * unit tests call them against a store directly) ---- */
+
+/* What a request brings to the layer. */
+struct idem_request {
+    const char *principal;   /* NULL = "anonymous" */
+    const char *key;         /* a valid Idempotency-Key */
+    const char *method, *uri;
+    const char *body;
+    size_t body_len;
+};
+
+/* What to do with a request after its claim. */
+enum idem_verdict {
+    IDEM_RUN,     /* the claim is new: run the handler, then idem_record() */
+    IDEM_REPLAY,  /* the same request finished before: send the stored reply */
+    IDEM_REFUSE,  /* answer status/code/message (and Retry-After: 1 when retry_after) */
+};
+struct idem_decision {
+    enum idem_verdict verdict;
+    int status;
+    const char *code, *message; /* static strings */
+    int retry_after;
+};
+
+/* Claims q's key on the worker: store_idem_begin with q's fingerprint
+ * (written to fingerprint). The store's status; *existing as it sets it. */
+int idem_claim(struct store *st, const struct idem_request *q, char fingerprint[65],
+               struct store_idem **existing);
+/* The verdict on a claim's status and record (pure). */
+void idem_decide(int claim_rc, const struct store_idem *existing, const char *fingerprint,
+                 struct idem_decision *d);
+/* Persists the handler's reply under the claim (headers: a JSON object of
+ * the reply's headers, Content-Type included), or drops the claim for a 5xx
+ * unless flags has IDEM_KEEP_5XX. The store's status. */
+int idem_record(struct store *st, const char *principal, const char *key, unsigned flags,
+                int status, const char *headers, const char *body, size_t len);
 
 #endif

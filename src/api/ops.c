@@ -163,10 +163,11 @@ int ops_routes(struct router *rt, struct ops_state *st)
     metric_register_fn("process_start_time_seconds", "Start time of the process since the Unix epoch in seconds",
                        METRIC_GAUGE, start_time, st);
     procstat_metrics_register();
-    int rc = 0;
-    rc |= router_add(rt, HTTP_GET, "/healthz", healthz, st);
-    rc |= router_add(rt, HTTP_GET, "/readyz", readyz, st);
-    rc |= router_add(rt, HTTP_GET, "/health", health, st);
-    rc |= router_add(rt, HTTP_GET, "/metrics", metrics, st);
-    return rc;
+    static const struct router_route routes[] = {
+        { HTTP_GET, "/healthz", healthz },
+        { HTTP_GET, "/readyz", readyz },
+        { HTTP_GET, "/health", health },
+        { HTTP_GET, "/metrics", metrics },
+    };
+    return router_add_table(rt, routes, sizeof routes / sizeof routes[0], st);
 }

@@ -96,28 +96,27 @@ int64_t profiles_ttl_ms(const char *cc, const struct profiles_options *o)
 
 /* ---- profile body ---- */
 
-int profiles_parse(const char *body, size_t len, struct ucp_negotiated *neg, char *why, size_t whylen)
+int profiles_parse(const char *body, size_t len, struct ucp_negotiated *neg,
+                   struct agentd_error *e)
 {
     json_error_t je;
     json_t *doc = json_loadb(body, len, 0, &je);
-    if (!doc) {
-        snprintf(why, whylen, "invalid JSON at line %d, column %d: %s", je.line, je.column, je.text);
-        return -1;
-    }
-    int rc = -1;
+    if (!doc)
+        return agentd_fail(e, AGENTD_EMALFORMED, NULL, NULL, "invalid JSON at line %d, column %d: %s",
+                           je.line, je.column, je.text);
+    int rc = 0;
     const json_t *ucp = json_object_get(doc, "ucp");
     const json_t *caps = json_object_get(ucp, "capabilities");
-    struct agentd_error e = { 0 };
+    struct agentd_error ne = { 0 };
     if (!json_is_object(doc))
-        snprintf(why, whylen, "the profile is not a JSON object");
+        rc = agentd_fail(e, AGENTD_EINVAL, NULL, "$", "the profile is not a JSON object");
     else if (!json_is_object(ucp))
-        snprintf(why, whylen, "the profile has no ucp object");
+        rc = agentd_fail(e, AGENTD_EINVAL, NULL, "$.ucp", "the profile has no ucp object");
     else if (!json_is_array(caps))
-        snprintf(why, whylen, "ucp.capabilities is not an array");
-    else if (ucp_negotiate(caps, neg, &e) != 0)
-        snprintf(why, whylen, "negotiation failed: %s", e.msg);
-    else
-        rc = 0;
+        rc = agentd_fail(e, AGENTD_EINVAL, NULL, "$.ucp.capabilities",
+                         "ucp.capabilities is not an array");
+    else if ((rc = ucp_negotiate(caps, neg, &ne)) != 0)
+        rc = agentd_fail(e, rc, ne.code, ne.path, "negotiation failed: %s", ne.msg);
     json_decref(doc);
     return rc;
 }
@@ -241,7 +240,7 @@ int profiles_cache_put(struct profiles_cache *c, const char *url, const struct p
     /* allocate before the lock: the critical section stays short */
     struct centry *n = ttl_ms > 0 ? malloc(sizeof *n + len + 1) : NULL;
     if (ttl_ms > 0 && !n)
-        return -1;
+        return AGENTD_ENOMEM;
     pthread_mutex_lock(&c->mu);
     struct centry *old = centry_find(c, url, h);
     if (old)
@@ -319,12 +318,12 @@ struct profiles *profiles_default(void) { return atomic_load(&default_profiles);
 
 static const char *const outcome_names[] = { "ok", "cached", "refused", "error" };
 
-struct profiles *profiles_new(const char *allowlist, const struct profiles_options *opt, char *err,
-                              size_t errlen)
+struct profiles *profiles_new(const char *allowlist, const struct profiles_options *opt,
+                              struct agentd_error *e)
 {
     struct profiles *p = calloc(1, sizeof *p);
     if (!p) {
-        snprintf(err, errlen, "out of memory");
+        agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
         return NULL;
     }
     if (opt)
@@ -333,7 +332,11 @@ struct profiles *profiles_new(const char *allowlist, const struct profiles_optio
         profiles_options_default(&p->opt);
     int bad = netguard_allowlist_parse(allowlist, &p->allow, NULL, NULL);
     if (bad) {
-        snprintf(err, errlen, bad < 0 ? "out of memory" : "AGENTD_PROFILE_ALLOWLIST has bad entries");
+        if (bad < 0)
+            agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
+        else
+            agentd_fail(e, AGENTD_EINVAL, NULL, "AGENTD_PROFILE_ALLOWLIST",
+                        "AGENTD_PROFILE_ALLOWLIST has bad entries");
         profiles_free(p);
         return NULL;
     }
@@ -348,7 +351,7 @@ struct profiles *profiles_new(const char *allowlist, const struct profiles_optio
         p->m[i] = metric_child(m, v);
     }
     if (!p->cache || !m) {
-        snprintf(err, errlen, "out of memory");
+        agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
         profiles_free(p);
         return NULL;
     }
@@ -575,13 +578,13 @@ static void on_done(CURL *easy, CURLcode result, void *ud)
     struct profiles_fetch *f = ud;
     struct profiles *p = f->p;
     struct profiles_result res = { 0 };
-    char why[320] = "";
+    struct agentd_error why = { 0 };
     long status = 0;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
     struct profiles_cache_entry ce = { 0 };
     int64_t ttl = p->opt.ttl_fail_ms;
     if (result == CURLE_OK && status == 200) {
-        if (profiles_parse(f->body ? f->body : "", f->len, &res.neg, why, sizeof why) == 0) {
+        if (profiles_parse(f->body ? f->body : "", f->len, &res.neg, &why) == 0) {
             res.outcome = PROFILES_OK;
             ce.ok = 1;
             ce.neg = res.neg;
@@ -591,19 +594,20 @@ static void on_done(CURL *easy, CURLcode result, void *ud)
         }
     } else if (f->refused[0] && result != CURLE_OK) {
         result_degraded(&res, PROFILES_REFUSED);
-        snprintf(why, sizeof why, "%s", f->refused);
+        agentd_fail(&why, AGENTD_EFORBIDDEN, NULL, NULL, "%s", f->refused);
     } else {
         result_degraded(&res, PROFILES_ERROR);
         if (f->too_large || result == CURLE_FILESIZE_EXCEEDED)
-            snprintf(why, sizeof why, "the profile is larger than %zu bytes", p->opt.max_body);
+            agentd_fail(&why, AGENTD_ETOOLARGE, NULL, NULL, "the profile is larger than %zu bytes",
+                        p->opt.max_body);
         else if (result != CURLE_OK)
-            snprintf(why, sizeof why, "%s", curl_easy_strerror(result));
+            agentd_fail(&why, AGENTD_EUNAVAILABLE, NULL, NULL, "%s", curl_easy_strerror(result));
         else
-            snprintf(why, sizeof why, "HTTP status %ld", status);
+            agentd_fail(&why, AGENTD_EUNAVAILABLE, NULL, NULL, "HTTP status %ld", status);
     }
     count(p, res.outcome);
     if (res.degraded)
-        warn(f->url, outcome_names[res.outcome], why);
+        warn(f->url, outcome_names[res.outcome], why.msg);
     profiles_cache_put(p->cache, f->url, &ce, ttl);
     fetch_unlink(f);
     /* detach every waiter first: a callback may cancel or start others */
@@ -623,7 +627,7 @@ static void on_done(CURL *easy, CURLcode result, void *ud)
 /* ---- resolve ---- */
 
 /* scheme, host and port (explicit or the scheme's default) of url, by
- * curl's own parser; 0 or -1. The strings are curl_free()d by the caller. */
+ * curl's own parser; 0 or AGENTD_EINVAL. The strings are curl_free()d by the caller. */
 static int url_split(CURLU *cu, const char *url, char **scheme, char **host, char **port)
 {
     *scheme = *host = *port = NULL;
@@ -636,7 +640,7 @@ static int url_split(CURLU *cu, const char *url, char **scheme, char **host, cha
         curl_free(*host);
         curl_free(*port);
         *scheme = *host = *port = NULL;
-        return -1;
+        return AGENTD_EINVAL;
     }
     return 0;
 }
@@ -660,14 +664,13 @@ int profiles_allowlisted(const struct profiles *p, const char *url)
 }
 
 static int fetch_start(struct profiles *p, struct profiles_loop *pl, const char *url,
-                       struct profiles_fetch **out, char *why, size_t whylen)
+                       struct profiles_fetch **out, struct agentd_error *e)
 {
     struct profiles_fetch *f = calloc(1, sizeof *f);
     if (!f || !(f->url = strdup(url)) || !(f->cu = curl_url()) || !(f->easy = curl_easy_init())) {
-        snprintf(why, whylen, "out of memory");
         if (f)
             fetch_free(f);
-        return -1;
+        return agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
     }
     f->p = p;
     f->pl = pl;
@@ -676,53 +679,51 @@ static int fetch_start(struct profiles *p, struct profiles_loop *pl, const char 
      * the host curl connects to. */
     char *scheme, *host, *port;
     if (url_split(f->cu, url, &scheme, &host, &port) != 0) {
-        snprintf(why, whylen, "not an http(s) URL curl can parse");
         fetch_free(f);
-        return -1;
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "not an http(s) URL curl can parse");
     }
     f->allowlisted = netguard_allowlist_match(&p->allow, host, atoi(port));
     curl_free(scheme);
     curl_free(host);
     curl_free(port);
-    CURL *e = f->easy;
+    CURL *c = f->easy;
     int bad = 0;
     f->hdrs = curl_slist_append(NULL, "Accept: application/json");
     bad |= !f->hdrs;
-    bad |= curl_easy_setopt(e, CURLOPT_CURLU, f->cu) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_CURLU, f->cu) != CURLE_OK;
 #if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85 */
-    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK;
 #else
-    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK;
 #endif
     /* No redirects: a 3xx is a failure, so no second URL escapes the
      * allow-list decision made for the first. */
-    bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->hdrs) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, "agentd/" AGENTD_VERSION) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)p->opt.timeout_ms) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)p->opt.timeout_ms) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, f->hdrs) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_USERAGENT, "agentd/" AGENTD_VERSION) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)p->opt.timeout_ms) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)p->opt.timeout_ms) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
     /* A proxy would make the guard see the proxy's address, not the
      * platform's: profile fetches always go direct. */
-    bad |= curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_PROXY, "") != CURLE_OK;
     /* A fresh connection per fetch: every connection has passed the guard
      * for this URL, and fetches are rare enough (cached) not to need reuse. */
-    bad |= curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)p->opt.max_body) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, f) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, f) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, f) != CURLE_OK;
-    if (bad || http_client_add(pl->cl, e, on_done, f) != 0) {
-        snprintf(why, whylen, "cannot start the fetch");
+    bad |= curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)p->opt.max_body) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, f) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_HEADERDATA, f) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, f) != CURLE_OK;
+    if (bad || http_client_add(pl->cl, c, on_done, f) != 0) {
         fetch_free(f);
-        return -1;
+        return agentd_fail(e, AGENTD_EUNAVAILABLE, NULL, NULL, "cannot start the fetch");
     }
     f->next = pl->fetches;
     if (pl->fetches)
@@ -757,7 +758,7 @@ int profiles_resolve(struct profiles *p, struct loop *loop, const char *url,
         return 0;
     }
     struct profiles_loop *pl = loop_state(p, loop);
-    char why[128] = "";
+    struct agentd_error why = { 0 };
     if (pl) {
         for (struct profiles_fetch *f = pl->fetches; f; f = f->next)
             if (strcmp(f->url, url) == 0) {
@@ -766,21 +767,21 @@ int profiles_resolve(struct profiles *p, struct loop *loop, const char *url,
                 return PROFILES_PENDING;
             }
         if (pl->n >= p->opt.max_fetches_per_loop) {
-            snprintf(why, sizeof why, "%d profile fetches in flight on this loop",
-                     p->opt.max_fetches_per_loop);
+            agentd_fail(&why, AGENTD_EBUSY, NULL, NULL, "%d profile fetches in flight on this loop",
+                        p->opt.max_fetches_per_loop);
         } else {
             struct profiles_fetch *f = NULL;
-            if (fetch_start(p, pl, url, &f, why, sizeof why) == 0) {
+            if (fetch_start(p, pl, url, &f, &why) == 0) {
                 wait_link(f, w, done, ud);
                 return PROFILES_PENDING;
             }
         }
     } else {
-        snprintf(why, sizeof why, "cannot set up a fetcher on this loop");
+        agentd_fail(&why, AGENTD_ENOMEM, NULL, NULL, "cannot set up a fetcher on this loop");
     }
     /* Nothing was fetched, so nothing is cached: the next request tries. */
     count(p, PROFILES_ERROR);
-    warn(url, "error", why);
+    warn(url, "error", why.msg);
     result_degraded(res, PROFILES_ERROR);
     return 0;
 }

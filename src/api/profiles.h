@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "commerce/ucp.h"
+#include "core/err.h"
 
 struct loop;
 struct profiles;
@@ -62,10 +63,10 @@ struct profiles_options {
 void profiles_options_default(struct profiles_options *o);
 
 /* allowlist: AGENTD_PROFILE_ALLOWLIST text (NULL = none); opt NULL =
- * defaults. Returns NULL with the reason in err (a bad allow-list entry,
+ * defaults. Returns NULL with the reason in *e (a bad allow-list entry,
  * out of memory). Registers the metric. Free with profiles_free(). */
-struct profiles *profiles_new(const char *allowlist, const struct profiles_options *opt, char *err,
-                              size_t errlen);
+struct profiles *profiles_new(const char *allowlist, const struct profiles_options *opt,
+                              struct agentd_error *e);
 /* After every loop stopped and before their event bases are freed.
  * Fetches in flight are dropped; waiting requests are unlinked without a
  * callback (their own abort path frees them). */
@@ -101,9 +102,9 @@ struct profiles *profiles_default(void);
 int64_t profiles_ttl_ms(const char *cache_control, const struct profiles_options *o);
 
 /* Validates a profile body and negotiates with its ucp.capabilities.
- * Returns 0, or -1 with the reason in why. */
-int profiles_parse(const char *body, size_t len, struct ucp_negotiated *neg, char *why,
-                   size_t whylen);
+ * Returns 0, or a negative AGENTD_E* with the reason in *e. */
+int profiles_parse(const char *body, size_t len, struct ucp_negotiated *neg,
+                   struct agentd_error *e);
 
 /* The shared cache (thread-safe). now_ms NULL = the monotonic clock. */
 struct profiles_cache;
@@ -117,7 +118,7 @@ void profiles_cache_free(struct profiles_cache *c);
 /* 1 and *out on a live entry; 0 when absent or expired (then dropped). */
 int profiles_cache_get(struct profiles_cache *c, const char *url, struct profiles_cache_entry *out);
 /* Replaces url's entry; ttl_ms <= 0 only drops it. When full, the oldest
- * entry goes. Returns 0 or -1 (out of memory: nothing stored). */
+ * entry goes. Returns 0 or AGENTD_ENOMEM (nothing stored). */
 int profiles_cache_put(struct profiles_cache *c, const char *url,
                        const struct profiles_cache_entry *e, int64_t ttl_ms);
 size_t profiles_cache_size(struct profiles_cache *c);

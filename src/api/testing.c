@@ -108,7 +108,9 @@ int testing_routes(struct router *rt, const struct config *cfg)
     conf = cfg;
     if (!cfg->simulation_secret)
         return 0;
-    int rc = router_add(rt, HTTP_GET, "/testing/sleep", sleep_handler, NULL);
-    rc |= router_add(rt, HTTP_GET, "/testing/routes", routes_handler, NULL);
-    return rc;
+    static const struct router_route routes[] = {
+        { HTTP_GET, "/testing/sleep", sleep_handler },
+        { HTTP_GET, "/testing/routes", routes_handler },
+    };
+    return router_add_table(rt, routes, sizeof routes / sizeof routes[0], NULL);
 }

@@ -293,41 +293,20 @@ static void negotiate(struct job *j)
     proceed(j, &res);
 }
 
+/* The request parsed for op, run once the platform's profile is known. */
+static void run_op(struct http_req *r, enum op op, int needs_body)
+{
+    struct job *j = begin(r, op, needs_body);
+    if (j)
+        negotiate(j);
+}
+
 /* The inner handlers run after the idempotency claim (if any). */
-static void create_inner(struct http_req *r)
-{
-    struct job *j = begin(r, OP_CREATE, 1);
-    if (j)
-        negotiate(j);
-}
-
-static void update_inner(struct http_req *r)
-{
-    struct job *j = begin(r, OP_UPDATE, 1);
-    if (j)
-        negotiate(j);
-}
-
-static void add_item_inner(struct http_req *r)
-{
-    struct job *j = begin(r, OP_ADD_ITEM, 1);
-    if (j)
-        negotiate(j);
-}
-
-static void complete_inner(struct http_req *r)
-{
-    struct job *j = begin(r, OP_COMPLETE, 1);
-    if (j)
-        negotiate(j);
-}
-
-static void cancel_inner(struct http_req *r)
-{
-    struct job *j = begin(r, OP_CANCEL, 0);
-    if (j)
-        negotiate(j);
-}
+static void create_inner(struct http_req *r) { run_op(r, OP_CREATE, 1); }
+static void update_inner(struct http_req *r) { run_op(r, OP_UPDATE, 1); }
+static void add_item_inner(struct http_req *r) { run_op(r, OP_ADD_ITEM, 1); }
+static void complete_inner(struct http_req *r) { run_op(r, OP_COMPLETE, 1); }
+static void cancel_inner(struct http_req *r) { run_op(r, OP_CANCEL, 0); }
 
 /* Mutations: the UCP-Agent must be valid before the key is claimed, since
  * the key is scoped by the principal it names. */
@@ -348,19 +327,8 @@ static void h_complete(struct http_req *r) { with_idempotency(r, complete_inner)
 static void h_add_item(struct http_req *r) { with_idempotency(r, add_item_inner); }
 static void h_cancel(struct http_req *r) { with_idempotency(r, cancel_inner); }
 
-static void h_get(struct http_req *r)
-{
-    struct job *j = begin(r, OP_GET, 0);
-    if (j)
-        negotiate(j);
-}
-
-static void h_order(struct http_req *r)
-{
-    struct job *j = begin(r, OP_ORDER, 0);
-    if (j)
-        negotiate(j);
-}
+static void h_get(struct http_req *r) { run_op(r, OP_GET, 0); }
+static void h_order(struct http_req *r) { run_op(r, OP_ORDER, 0); }
 
 static void h_simulate_shipping(struct http_req *r)
 {
@@ -405,17 +373,19 @@ int ucp_routes(struct router *rt, struct shop *shop, struct store *st, const str
     F.st = st;
     F.cfg = cfg;
     F.public_url = public_url;
-    int rc = 0;
-    rc |= router_add(rt, HTTP_GET, "/.well-known/ucp", h_profile, NULL);
-    rc |= router_add(rt, HTTP_POST, "/checkout-sessions", h_create, NULL);
-    rc |= router_add(rt, HTTP_GET, "/checkout-sessions/{id}", h_get, NULL);
-    rc |= router_add(rt, HTTP_PUT, "/checkout-sessions/{id}", h_update, NULL);
-    rc |= router_add(rt, HTTP_POST, "/checkout-sessions/{id}/complete", h_complete, NULL);
-    rc |= router_add(rt, HTTP_POST, "/checkout-sessions/{id}/line-items", h_add_item, NULL);
-    rc |= router_add(rt, HTTP_POST, "/checkout-sessions/{id}/cancel", h_cancel, NULL);
-    rc |= router_add(rt, HTTP_GET, "/orders/{id}", h_order, NULL);
-    if (cfg->simulation_secret)
-        rc |= router_add(rt, HTTP_POST, "/testing/simulate-shipping/{order_id}",
-                         h_simulate_shipping, NULL);
+    static const struct router_route routes[] = {
+        { HTTP_GET, "/.well-known/ucp", h_profile },
+        { HTTP_POST, "/checkout-sessions", h_create },
+        { HTTP_GET, "/checkout-sessions/{id}", h_get },
+        { HTTP_PUT, "/checkout-sessions/{id}", h_update },
+        { HTTP_POST, "/checkout-sessions/{id}/complete", h_complete },
+        { HTTP_POST, "/checkout-sessions/{id}/line-items", h_add_item },
+        { HTTP_POST, "/checkout-sessions/{id}/cancel", h_cancel },
+        { HTTP_GET, "/orders/{id}", h_order },
+    };
+    int rc = router_add_table(rt, routes, sizeof routes / sizeof routes[0], NULL);
+    if (rc == 0 && cfg->simulation_secret)
+        rc = router_add(rt, HTTP_POST, "/testing/simulate-shipping/{order_id}",
+                        h_simulate_shipping, NULL);
     return rc;
 }

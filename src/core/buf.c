@@ -1,5 +1,6 @@
 /* Growable byte buffer: doubling growth, always NUL-terminated. */
 #include "core/buf.h"
+#include "core/err.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,7 +10,7 @@
 static int reserve(struct buf *b, size_t extra)
 {
     if (b->oom)
-        return -1;
+        return AGENTD_ENOMEM;
     if (b->len + extra + 1 <= b->cap)
         return 0;
     size_t cap = b->cap ? b->cap : 256;
@@ -18,7 +19,7 @@ static int reserve(struct buf *b, size_t extra)
     char *d = realloc(b->data, cap);
     if (!d) {
         b->oom = 1;
-        return -1;
+        return AGENTD_ENOMEM;
     }
     b->data = d;
     b->cap = cap;

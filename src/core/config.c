@@ -3,6 +3,7 @@
  * redacted dump all walk that table, so they cannot drift apart. */
 #define _GNU_SOURCE
 #include "core/config.h"
+#include "core/err.h"
 #include "core/log.h"
 #include "core/netguard.h"
 
@@ -110,12 +111,12 @@ void config_problems_free(struct config_problems *p)
 static int parse_i64(const char *s, int64_t *out)
 {
     if (!*s)
-        return -1;
+        return AGENTD_EINVAL;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (errno || *end || end == s)
-        return -1;
+        return AGENTD_EINVAL;
     *out = v;
     return 0;
 }
@@ -127,12 +128,12 @@ static int parse_scaled(const char *s, int64_t *out, const char *const *units, c
     while (isspace((unsigned char)*s))
         s++;
     if (!isdigit((unsigned char)*s))
-        return -1;
+        return AGENTD_EINVAL;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (errno)
-        return -1;
+        return AGENTD_EINVAL;
     int64_t mult = -1;
     if (!*end) {
         mult = bare_mult;
@@ -144,7 +145,7 @@ static int parse_scaled(const char *s, int64_t *out, const char *const *units, c
             }
     }
     if (mult < 0 || (v > 0 && v > INT64_MAX / mult))
-        return -1;
+        return AGENTD_EINVAL;
     *out = v * mult;
     return 0;
 }
@@ -171,7 +172,7 @@ static int parse_bool(const char *s, int *out)
         if (strcasecmp(s, yes[i]) == 0) { *out = 1; return 0; }
     for (int i = 0; no[i]; i++)
         if (strcasecmp(s, no[i]) == 0) { *out = 0; return 0; }
-    return -1;
+    return AGENTD_EINVAL;
 }
 
 /* ---- reading NAME or NAME_FILE ---- */
@@ -182,11 +183,11 @@ const char *config_getenv_default(const char *name, void *ud)
     return getenv(name);
 }
 
-char *config_read_small_file(const char *path, char *err, size_t errlen)
+char *config_read_small_file(const char *path, struct agentd_error *e)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        agentd_fail(e, AGENTD_EIO, NULL, path, "cannot read %s: %s", path, strerror(errno));
         return NULL;
     }
     char *buf = malloc(65537);
@@ -194,12 +195,12 @@ char *config_read_small_file(const char *path, char *err, size_t errlen)
     int toolong = buf && n == 65536 && fgetc(f) != EOF;
     fclose(f);
     if (!buf) {
-        snprintf(err, errlen, "out of memory");
+        agentd_fail(e, AGENTD_ENOMEM, NULL, path, "out of memory");
         return NULL;
     }
     if (toolong) {
         free(buf);
-        snprintf(err, errlen, "%s is larger than 64 KiB", path);
+        agentd_fail(e, AGENTD_ETOOLARGE, NULL, path, "%s is larger than 64 KiB", path);
         return NULL;
     }
     buf[n] = 0;
@@ -238,10 +239,10 @@ static char *lookup(const struct var *v, config_getenv_fn get, void *ud, struct 
         return NULL;
     }
     if (file) {
-        char err[256];
-        char *val = config_read_small_file(file, err, sizeof err);
+        struct agentd_error e;
+        char *val = config_read_small_file(file, &e);
         if (!val)
-            config_problems_add(pr, "%s: %s", fname, err);
+            config_problems_add(pr, "%s: %s", fname, e.msg);
         return val;
     }
     return direct ? strdup(direct) : NULL;
@@ -273,25 +274,25 @@ static int apply(struct config *cfg, const struct var *v, const char *s, int is_
     case K_I64:
         if (parse_i64(s, &n) != 0) {
             config_problems_add(pr, "%s=%s: not an integer", v->name, shown);
-            return -1;
+            return AGENTD_EINVAL;
         }
         break;
     case K_DURATION:
         if (config_parse_duration(s, &n) != 0) {
             config_problems_add(pr, "%s=%s: not a duration (e.g. 250ms, 10s, 5m, 24h)", v->name, shown);
-            return -1;
+            return AGENTD_EINVAL;
         }
         break;
     case K_SIZE:
         if (config_parse_size(s, &n) != 0) {
             config_problems_add(pr, "%s=%s: not a size (e.g. 1048576, 512k, 1m)", v->name, shown);
-            return -1;
+            return AGENTD_EINVAL;
         }
         break;
     case K_BOOL:
         if (parse_bool(s, &b) != 0) {
             config_problems_add(pr, "%s=%s: expected on or off", v->name, shown);
-            return -1;
+            return AGENTD_EINVAL;
         }
         *(int *)field = b;
         return 0;
@@ -302,7 +303,7 @@ static int apply(struct config *cfg, const struct var *v, const char *s, int is_
         if (errno || end == s || *end || !(d >= 0) || d > 1e9) {
             config_problems_add(pr, "%s=%s: not an amount of US dollars (e.g. 25 or 2.50)", v->name,
                                 shown);
-            return -1;
+            return AGENTD_EINVAL;
         }
         n = (int64_t)(d * 1e6 + 0.5);
         break;
@@ -316,12 +317,12 @@ static int apply(struct config *cfg, const struct var *v, const char *s, int is_
         char list[256];
         describe_choices(v->choices, list, sizeof list);
         config_problems_add(pr, "%s=%s: expected one of %s", v->name, shown, list);
-        return -1;
+        return AGENTD_EINVAL;
     }
     if ((v->min || v->max) && (n < v->min || n > v->max) && !is_default) {
         config_problems_add(pr, "%s=%s: out of range [%lld, %lld]", v->name, shown,
                             (long long)v->min, (long long)v->max);
-        return -1;
+        return AGENTD_EINVAL;
     }
     if (v->kind == K_INT)
         *(int *)field = (int)n;

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include "core/err.h"
 
 enum config_env { CONFIG_ENV_DEVELOPMENT, CONFIG_ENV_PRODUCTION };
 enum config_db_sync { CONFIG_DB_SYNC_NORMAL, CONFIG_DB_SYNC_FULL };
@@ -104,13 +105,13 @@ char *config_redact_url(const char *url);
 /* The process environment, as a config_getenv_fn. */
 const char *config_getenv_default(const char *name, void *ud);
 /* Reads a whole file of at most 64 KiB (a secret, a prompt), stripping
- * trailing newlines. malloc'd, or NULL with the reason in err. */
-char *config_read_small_file(const char *path, char *err, size_t errlen);
+ * trailing newlines. malloc'd, or NULL with the reason in *e. */
+char *config_read_small_file(const char *path, struct agentd_error *e);
 
 /* Parse a duration: "250ms", "10s", "5m", "24h", "2d", or a bare number of
- * seconds. Returns 0 and *ms, or -1. */
+ * seconds. Returns 0 and *ms, or AGENTD_EINVAL. */
 int config_parse_duration(const char *s, int64_t *ms);
-/* Parse a size: "1048576", "512k", "1m", "1MiB", "2g". Returns 0 or -1. */
+/* Parse a size: "1048576", "512k", "1m", "1MiB", "2g". Returns 0 or AGENTD_EINVAL. */
 int config_parse_size(const char *s, int64_t *bytes);
 
 #endif

@@ -3,6 +3,7 @@
  * (turns, completions) asks about other processes. */
 #define _GNU_SOURCE
 #include "core/instance.h"
+#include "core/err.h"
 #include "core/metrics.h"
 #include "core/reqid.h"
 
@@ -117,7 +118,7 @@ int instance_lock_reap(const char *dir)
 int instance_lock_take(const char *dir, const char *instance)
 {
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return -errno;
+        return AGENTD_EIO;
     /* locked under a temporary name, then renamed into place: a lock file
      * is never seen unlocked while its process lives (the reaper may
      * remove any free one) */
@@ -126,12 +127,13 @@ int instance_lock_take(const char *dir, const char *instance)
     snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
-        return -errno;
+        return AGENTD_EIO;
     if (flock(fd, LOCK_EX | LOCK_NB) != 0 || rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);
         close(fd);
-        return -e;
+        errno = e; /* the caller's log says why */
+        return AGENTD_EIO;
     }
     return fd;
 }

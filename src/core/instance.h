@@ -16,7 +16,7 @@ int instance_pid_dead(long pid);
  * characters unsafe in names made '_'). */
 void instance_lock_path(const char *dir, const char *instance, char *out, size_t len);
 /* Creates dir and takes the instance's lock file (an exclusive flock);
- * returns its fd (hold it while running) or a negative errno. */
+ * returns its fd (hold it while running), or AGENTD_EIO with errno saying why. */
 int instance_lock_take(const char *dir, const char *instance);
 /* Removes the file, then drops the lock (a clean stop). */
 void instance_lock_release(const char *dir, const char *instance, int fd);

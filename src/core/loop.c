@@ -1,6 +1,7 @@
 /* Loop threads: an event_base with an inbox that other threads post to.
- * The inbox is a mutex-protected FIFO drained in one swap per wakeup. */
+ * The inbox is a mutex-protected FIFO emptied in one swap per wakeup. */
 #include "core/loop.h"
+#include "core/err.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -31,12 +32,12 @@ int loop_global_init(void)
     if (done)
         return 0;
     if (evthread_use_pthreads() != 0)
-        return -1;
+        return AGENTD_EINTERNAL;
     done = 1;
     return 0;
 }
 
-static void drain(evutil_socket_t fd, short what, void *arg)
+static void run_inbox(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     struct loop *l = arg;
@@ -68,7 +69,7 @@ struct loop *loop_new(int id)
         free(l);
         return NULL;
     }
-    l->wake = event_new(l->base, -1, 0, drain, l);
+    l->wake = event_new(l->base, -1, 0, run_inbox, l);
     if (!l->wake) {
         event_base_free(l->base);
         free(l);
@@ -79,13 +80,13 @@ struct loop *loop_new(int id)
     return l;
 }
 
-void loop_drain(struct loop *l) { drain(-1, 0, l); }
+void loop_run_inbox(struct loop *l) { run_inbox(-1, 0, l); }
 
 void loop_free(struct loop *l)
 {
     if (!l)
         return;
-    drain(-1, 0, l); /* run what is still queued: completions free their own state */
+    run_inbox(-1, 0, l); /* run what is still queued: completions free their own state */
     event_free(l->wake);
     event_base_free(l->base);
     pthread_mutex_destroy(&l->mu);
@@ -100,7 +101,7 @@ int loop_post(struct loop *l, loop_fn fn, void *arg)
 {
     struct post *p = malloc(sizeof *p);
     if (!p)
-        return -ENOMEM;
+        return AGENTD_ENOMEM;
     p->next = NULL;
     p->fn = fn;
     p->arg = arg;
@@ -122,7 +123,7 @@ int loop_run(struct loop *l)
     tl_current = l;
     int rc = event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
     tl_current = NULL;
-    return rc < 0 ? -1 : 0;
+    return rc < 0 ? AGENTD_EINTERNAL : 0;
 }
 
 static void break_here(void *arg)

@@ -17,21 +17,22 @@ typedef void (*loop_fn)(void *arg);
 struct loop *loop_new(int id);
 void loop_free(struct loop *l);
 
-/* Once per process, before any loop: makes libevent thread-aware. */
+/* Once per process, before any loop: makes libevent thread-aware. 0 or
+ * AGENTD_EINTERNAL. */
 int loop_global_init(void);
 
 struct event_base *loop_base(struct loop *l);
 int loop_id(const struct loop *l);
 
-/* Thread-safe: queue fn(arg) to run on l's thread. Returns 0, or -ENOMEM
+/* Thread-safe: queue fn(arg) to run on l's thread. Returns 0, or AGENTD_ENOMEM
  * (then fn is not called and arg still belongs to the caller). */
 int loop_post(struct loop *l, loop_fn fn, void *arg);
 
 /* Runs what is queued in the inbox now, on the calling thread (shutdown:
  * after the loop thread exited). */
-void loop_drain(struct loop *l);
+void loop_run_inbox(struct loop *l);
 
-/* Run the event loop until loop_stop(); returns 0 or -1. */
+/* Run the event loop until loop_stop(); returns 0 or AGENTD_EINTERNAL. */
 int loop_run(struct loop *l);
 /* Thread-safe: make loop_run() return after the current iteration. */
 void loop_stop(struct loop *l);

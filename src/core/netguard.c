@@ -2,6 +2,7 @@
  * host[:port] allow-list. Pure functions; the tables are the policy. */
 #define _GNU_SOURCE /* memmem */
 #include "core/netguard.h"
+#include "core/err.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -132,12 +133,12 @@ int netguard_classify_text(const char *text)
 {
     unsigned char buf[16];
     if (!text)
-        return -1;
+        return AGENTD_EINVAL;
     if (inet_pton(AF_INET, text, buf) == 1)
         return (int)classify_v4(v4_at(buf));
     if (inet_pton(AF_INET6, text, buf) == 1)
         return (int)classify_v6(buf);
-    return -1;
+    return AGENTD_EINVAL;
 }
 
 const char *netguard_class_name(enum netguard_class c)
@@ -192,39 +193,39 @@ static int host_name_valid(const char *s, size_t n)
 static int port_parse(const char *s, size_t n, int *port)
 {
     if (n == 0 || n > 5)
-        return -1;
+        return AGENTD_EINVAL;
     int v = 0;
     for (size_t i = 0; i < n; i++) {
         if (!isdigit((unsigned char)s[i]))
-            return -1;
+            return AGENTD_EINVAL;
         v = v * 10 + (s[i] - '0');
     }
     if (v < 1 || v > 65535)
-        return -1;
+        return AGENTD_EINVAL;
     *port = v;
     return 0;
 }
 
-/* One trimmed entry into *out; returns 0, or -1 with the reason reported. */
+/* One trimmed entry into *out; returns 0, or AGENTD_EINVAL with the reason reported. */
 static int entry_parse(const char *e, size_t n, struct netguard_allow *out, netguard_error_fn fn,
                        void *ud)
 {
     memset(out, 0, sizeof *out);
     if (n == 0) {
         report(fn, ud, "empty entry%.*s", "", 0);
-        return -1;
+        return AGENTD_EINVAL;
     }
     const char *host = e, *rest;
     size_t hlen;
     if (memmem(e, n, "://", 3)) {
         report(fn, ud, "%.*s: give host[:port], not a URL", e, n);
-        return -1;
+        return AGENTD_EINVAL;
     }
     if (e[0] == '[') {
         const char *close = memchr(e, ']', n);
         if (!close) {
             report(fn, ud, "%.*s: unterminated [IPv6] address", e, n);
-            return -1;
+            return AGENTD_EINVAL;
         }
         hlen = (size_t)(close - e) + 1;
         char addr[64];
@@ -232,13 +233,13 @@ static int entry_parse(const char *e, size_t n, struct netguard_allow *out, netg
         size_t alen = hlen - 2;
         if (alen == 0 || alen >= sizeof addr) {
             report(fn, ud, "%.*s: not an IPv6 address", e, n);
-            return -1;
+            return AGENTD_EINVAL;
         }
         memcpy(addr, e + 1, alen);
         addr[alen] = 0;
         if (inet_pton(AF_INET6, addr, bin) != 1) {
             report(fn, ud, "%.*s: not an IPv6 address", e, n);
-            return -1;
+            return AGENTD_EINVAL;
         }
         rest = close + 1;
     } else {
@@ -246,11 +247,11 @@ static int entry_parse(const char *e, size_t n, struct netguard_allow *out, netg
         hlen = colon ? (size_t)(colon - e) : n;
         if (colon && memchr(colon + 1, ':', n - hlen - 1)) {
             report(fn, ud, "%.*s: write an IPv6 address in brackets, e.g. [::1]:8080", e, n);
-            return -1;
+            return AGENTD_EINVAL;
         }
         if (!host_name_valid(e, hlen)) {
             report(fn, ud, "%.*s: not a host name or address", e, n);
-            return -1;
+            return AGENTD_EINVAL;
         }
         rest = e + hlen;
     }
@@ -258,7 +259,7 @@ static int entry_parse(const char *e, size_t n, struct netguard_allow *out, netg
     if (rlen) {
         if (rest[0] != ':' || port_parse(rest + 1, rlen - 1, &out->port) != 0) {
             report(fn, ud, "%.*s: the port must be 1..65535", e, n);
-            return -1;
+            return AGENTD_EINVAL;
         }
     }
     for (size_t i = 0; i < hlen; i++)
@@ -279,7 +280,7 @@ int netguard_allowlist_parse(const char *text, struct netguard_allowlist *out,
         cap += *p == ',';
     out->items = calloc(cap, sizeof *out->items);
     if (!out->items)
-        return -1;
+        return AGENTD_ENOMEM;
     int bad = 0;
     const char *p = text;
     for (;;) {

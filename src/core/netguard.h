@@ -31,7 +31,7 @@ enum netguard_class {
  * are classified by the embedded IPv4 address. Other families: RESERVED. */
 enum netguard_class netguard_classify(const struct sockaddr *sa, socklen_t len);
 /* The same for a numeric address in text ("10.0.0.1", "::ffff:127.0.0.1").
- * Returns -1 if text is not a numeric IPv4 or IPv6 address. */
+ * Returns AGENTD_EINVAL if text is not a numeric IPv4 or IPv6 address. */
 int netguard_classify_text(const char *text);
 /* "public", "loopback", ... for logs. */
 const char *netguard_class_name(enum netguard_class c);
@@ -56,7 +56,7 @@ typedef void (*netguard_error_fn)(const char *message, void *ud);
 /* Parses "host[:port],..." (spaces around entries ignored; an IPv6 literal
  * is written in brackets: "[::1]:8080"). Hosts are DNS names or numeric
  * addresses; ports 1..65535. Each bad entry is reported through on_error
- * (may be NULL) and skipped. Returns the number of bad entries, or -1 when
+ * (may be NULL) and skipped. Returns the number of bad entries, or AGENTD_ENOMEM when
  * out of memory. NULL or "" text gives an empty list. */
 int netguard_allowlist_parse(const char *text, struct netguard_allowlist *out,
                              netguard_error_fn on_error, void *ud);

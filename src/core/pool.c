@@ -1,6 +1,7 @@
 /* Worker pool: a fixed set of threads around one bounded FIFO. Completions go
  * back through loop_post(), so they run on the loop that owns the request. */
 #include "core/pool.h"
+#include "core/err.h"
 #include "core/loop.h"
 
 #include <errno.h>
@@ -106,13 +107,13 @@ int pool_submit(struct pool *p, struct loop *origin, pool_fn work, pool_fn done,
 {
     struct job *j = malloc(sizeof *j);
     if (!j)
-        return -ENOMEM;
+        return AGENTD_ENOMEM;
     *j = (struct job){ .origin = origin, .work = work, .done = done, .arg = arg };
     pthread_mutex_lock(&p->mu);
     if (p->stopping || (p->queue_max && p->depth >= p->queue_max)) {
         pthread_mutex_unlock(&p->mu);
         free(j);
-        return -EBUSY;
+        return AGENTD_EBUSY;
     }
     if (p->tail)
         p->tail->next = j;

@@ -19,7 +19,7 @@ void pool_free(struct pool *p);
 
 /* Queue a job. `done` may be NULL. `origin` is the loop to complete on;
  * NULL means run done on the worker thread right after work.
- * Returns 0, -EBUSY when the queue is full, -ENOMEM. On error nothing is
+ * Returns 0, AGENTD_EBUSY when the queue is full (or the pool stops), AGENTD_ENOMEM. On error nothing is
  * queued and arg still belongs to the caller. */
 int pool_submit(struct pool *p, struct loop *origin, pool_fn work, pool_fn done, void *arg);
 

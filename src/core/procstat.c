@@ -1,5 +1,6 @@
 /* process_* metrics from /proc/self. */
 #include "core/procstat.h"
+#include "core/err.h"
 #include "core/metrics.h"
 
 #include <dirent.h>
@@ -14,7 +15,7 @@ int procstat_parse_stat(const char *text, long ticks, long page, struct procstat
     memset(out, 0, sizeof *out);
     const char *p = text ? strrchr(text, ')') : NULL;
     if (!p || ticks <= 0)
-        return -1;
+        return AGENTD_EIO;
     /* after ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt
      * majflt cmajflt utime(14) stime(15) cutime cstime priority nice
      * num_threads itrealvalue starttime vsize(23) rss(24) */
@@ -25,19 +26,19 @@ int procstat_parse_stat(const char *text, long ticks, long page, struct procstat
                    "%*d %*u %llu %lld",
                    &utime, &stime, &vsize, &rss);
     if (n != 4)
-        return -1;
+        return AGENTD_EIO;
     out->cpu_seconds = (double)(utime + stime) / (double)ticks;
     out->virtual_bytes = (double)vsize;
     out->resident_bytes = rss > 0 ? (double)rss * (double)page : 0;
     return 0;
 }
 
-/* A small /proc file into buf (NUL-terminated). 0 or -1. */
+/* A small /proc file into buf (NUL-terminated). 0 or AGENTD_EIO. */
 static int slurp(const char *path, char *buf, size_t len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return -1;
+        return AGENTD_EIO;
     size_t n = 0;
     while (n < len - 1) {
         ssize_t r = read(fd, buf + n, len - 1 - n);
@@ -47,7 +48,7 @@ static int slurp(const char *path, char *buf, size_t len)
     }
     close(fd);
     buf[n] = '\0';
-    return n ? 0 : -1;
+    return n ? 0 : AGENTD_EIO;
 }
 
 int procstat_read(struct procstat *out)
@@ -55,7 +56,7 @@ int procstat_read(struct procstat *out)
     char stat[1024];
     memset(out, 0, sizeof *out);
     if (slurp("/proc/self/stat", stat, sizeof stat) != 0)
-        return -1;
+        return AGENTD_EIO;
     return procstat_parse_stat(stat, sysconf(_SC_CLK_TCK), sysconf(_SC_PAGESIZE), out);
 }
 
@@ -63,7 +64,7 @@ int64_t procstat_open_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
     if (!d)
-        return -1;
+        return AGENTD_EIO;
     int64_t n = 0;
     struct dirent *e;
     while ((e = readdir(d)))
@@ -77,7 +78,7 @@ int64_t procstat_max_fds(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
-        return -1;
+        return AGENTD_EIO;
     return (int64_t)rl.rlim_cur;
 }
 

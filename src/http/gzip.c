@@ -123,7 +123,7 @@ int gzip_etag_variant(const char *etag, char *out, size_t len)
     size_t n = strlen(etag);
     size_t open = strncmp(etag, "W/", 2) == 0 ? 2 : 0;
     if (n < open + 2 || etag[open] != '"' || etag[n - 1] != '"' || n + GZIP_SUFFIX_LEN + 1 > len)
-        return -1;
+        return AGENTD_EINVAL;
     memcpy(out, etag, n - 1);
     memcpy(out + n - 1, GZIP_SUFFIX "\"", GZIP_SUFFIX_LEN + 2);
     return 0;
@@ -140,7 +140,7 @@ int gzip_etag_strip(const char *value, char *out, size_t len)
             continue;
         }
         if (o + 1 >= len)
-            return -1;
+            return AGENTD_ETOOLARGE;
         out[o++] = *p++;
     }
     out[o] = '\0';

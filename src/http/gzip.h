@@ -25,13 +25,13 @@ int gzip_encode(const char *in, size_t len, char **out, size_t *out_len);
 
 /* The gzip variant's entity tag: "v" -> "v-gzip", W/"v" -> W/"v-gzip".
  * A strong tag names one byte sequence (RFC 9110 §8.8.3), and the gzip
- * bytes differ. 0, or -1 (not a quoted tag, or out does not hold it). */
+ * bytes differ. 0, or AGENTD_EINVAL (not a quoted tag, or out does not hold it). */
 int gzip_etag_variant(const char *etag, char *out, size_t len);
 
 /* A conditional header value (If-Match / If-None-Match: "*" or a list of
  * tags) with every -gzip variant suffix removed, so handlers compare with
  * their own tags whichever variant the client saw. 1 = changed (out
- * written), 0 = nothing to change, -1 = out too small. */
+ * written), 0 = nothing to change, AGENTD_ETOOLARGE = out too small. */
 int gzip_etag_strip(const char *value, char *out, size_t len);
 
 #endif

@@ -2,6 +2,7 @@
  * (both Content-Length and Transfer-Encoding, conflicting lengths, bytes that
  * are not allowed in a header), lenient where RFC 9112 allows it. */
 #include "http/head.h"
+#include "core/err.h"
 
 #include <string.h>
 #include <strings.h>
@@ -42,11 +43,11 @@ static int parse_length(const char *v, const char *e, int64_t *out)
     while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
         e--;
     if (v == e || e - v > 18)
-        return -1;
+        return AGENTD_EINVAL;
     int64_t n = 0;
     for (; v < e; v++) {
         if (*v < '0' || *v > '9')
-            return -1;
+            return AGENTD_EINVAL;
         n = n * 10 + (*v - '0');
     }
     *out = n;

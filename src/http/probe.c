@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "http/probe.h"
 #include "core/clock.h"
+#include "core/err.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,20 +15,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int http_probe_parse_url(const char *url, struct http_probe_target *t, char *err, size_t errlen)
+int http_probe_parse_url(const char *url, struct http_probe_target *t, struct agentd_error *e)
 {
     memset(t, 0, sizeof *t);
     if (strncmp(url, "http://", 7) != 0) {
-        snprintf(err, errlen, "%s: only http:// URLs can be probed", url);
-        return -1;
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "%s: only http:// URLs can be probed", url);
     }
     const char *h = url + 7, *end;
     size_t hlen;
     if (*h == '[') {
         end = strchr(h, ']');
         if (!end) {
-            snprintf(err, errlen, "%s: unclosed '[' in the host", url);
-            return -1;
+            return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "%s: unclosed '[' in the host", url);
         }
         hlen = (size_t)(end - h - 1);
         h++;
@@ -37,8 +36,7 @@ int http_probe_parse_url(const char *url, struct http_probe_target *t, char *err
         hlen = (size_t)(end - h);
     }
     if (hlen == 0 || hlen >= sizeof t->host) {
-        snprintf(err, errlen, "%s: no usable host", url);
-        return -1;
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "%s: no usable host", url);
     }
     memcpy(t->host, h, hlen);
     t->port = 80;
@@ -47,14 +45,12 @@ int http_probe_parse_url(const char *url, struct http_probe_target *t, char *err
         errno = 0;
         long p = strtol(end + 1, &pe, 10);
         if (errno || pe == end + 1 || p < 1 || p > 65535 || (*pe && *pe != '/' && *pe != '?')) {
-            snprintf(err, errlen, "%s: bad port", url);
-            return -1;
+            return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "%s: bad port", url);
         }
         t->port = (int)p;
         end = pe;
     } else if (*end && *end != '/' && *end != '?') {
-        snprintf(err, errlen, "%s: unexpected '%c' after the host", url, *end);
-        return -1;
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "%s: unexpected '%c' after the host", url, *end);
     }
     const char *path = *end ? end : "/";
     if (*path == '?') { /* "http://h?x" -> "/?x" */
@@ -64,13 +60,11 @@ int http_probe_parse_url(const char *url, struct http_probe_target *t, char *err
         goto toolong;
     }
     if (strpbrk(t->path, " \r\n\t")) {
-        snprintf(err, errlen, "%s: the path has a space or control character", url);
-        return -1;
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "%s: the path has a space or control character", url);
     }
     return 0;
 toolong:
-    snprintf(err, errlen, "%s: the path is too long", url);
-    return -1;
+    return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "%s: the path is too long", url);
 }
 
 const char *http_probe_local_host(const char *host)
@@ -88,44 +82,43 @@ static int remaining_ms(int64_t deadline)
     return left <= 0 ? 0 : left > 60000 ? 60000 : (int)left;
 }
 
-/* A connected socket within the deadline, or -1 with the reason. */
-static int connect_by(const struct addrinfo *ai, int64_t deadline, char *err, size_t errlen)
+/* A connected socket within the deadline, or a negative AGENTD_E* with the reason. */
+static int connect_by(const struct addrinfo *ai, int64_t deadline, struct agentd_error *e)
 {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return -1;
+        return agentd_fail(e, AGENTD_EUNAVAILABLE, NULL, NULL, "socket: %s", strerror(errno));
     }
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
         return fd;
     if (errno != EINPROGRESS) {
-        snprintf(err, errlen, "connect: %s", strerror(errno));
+        int rc = agentd_fail(e, AGENTD_EUNAVAILABLE, NULL, NULL, "connect: %s", strerror(errno));
         close(fd);
-        return -1;
+        return rc;
     }
     struct pollfd p = { .fd = fd, .events = POLLOUT };
     int n;
     do
         n = poll(&p, 1, remaining_ms(deadline));
     while (n < 0 && errno == EINTR);
-    int soerr = 0;
+    int soerr = 0, rc;
     socklen_t len = sizeof soerr;
     if (n == 0) {
-        snprintf(err, errlen, "connect: timed out");
+        rc = agentd_fail(e, AGENTD_ETIMEOUT, NULL, NULL, "connect: timed out");
     } else if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) {
-        snprintf(err, errlen, "connect: %s", strerror(errno));
+        rc = agentd_fail(e, AGENTD_EUNAVAILABLE, NULL, NULL, "connect: %s", strerror(errno));
     } else if (soerr) {
-        snprintf(err, errlen, "connect: %s", strerror(soerr));
+        rc = agentd_fail(e, AGENTD_EUNAVAILABLE, NULL, NULL, "connect: %s", strerror(soerr));
     } else {
         return fd;
     }
     close(fd);
-    return -1;
+    return rc;
 }
 
-/* Waits for fd to be ready for `events`; 0, or -1 with the reason. */
-static int wait_fd(int fd, short events, int64_t deadline, const char *what, char *err,
-                   size_t errlen)
+/* Waits for fd to be ready for `events`; 0, or a negative AGENTD_E* with the reason. */
+static int wait_fd(int fd, short events, int64_t deadline, const char *what,
+                   struct agentd_error *e)
 {
     struct pollfd p = { .fd = fd, .events = events };
     int n;
@@ -134,12 +127,12 @@ static int wait_fd(int fd, short events, int64_t deadline, const char *what, cha
     while (n < 0 && errno == EINTR);
     if (n > 0)
         return 0;
-    snprintf(err, errlen, "%s: %s", what, n == 0 ? "timed out" : strerror(errno));
-    return -1;
+    return agentd_fail(e, n == 0 ? AGENTD_ETIMEOUT : AGENTD_EUNAVAILABLE, NULL, NULL, "%s: %s", what,
+                       n == 0 ? "timed out" : strerror(errno));
 }
 
 int http_probe_get(const struct http_probe_target *t, int64_t timeout_ms, int *status,
-                   char *body, size_t bodylen, char *err, size_t errlen)
+                   char *body, size_t bodylen, struct agentd_error *e)
 {
     int64_t deadline = clock_mono_ms() + timeout_ms;
     char port[16];
@@ -149,18 +142,17 @@ int http_probe_get(const struct http_probe_target *t, int64_t timeout_ms, int *s
     struct addrinfo *res = NULL;
     int gai = getaddrinfo(t->host, port, &hints, &res);
     if (gai != 0) {
-        snprintf(err, errlen, "%s: %s", t->host, gai_strerror(gai));
-        return -1;
+        return agentd_fail(e, AGENTD_EUNAVAILABLE, NULL, NULL, "%s: %s", t->host,
+                           gai_strerror(gai));
     }
-    int fd = -1;
+    int fd = AGENTD_ETIMEOUT; /* no address tried before the deadline */
     for (struct addrinfo *ai = res; ai && fd < 0 && remaining_ms(deadline) > 0; ai = ai->ai_next)
-        fd = connect_by(ai, deadline, err, errlen);
+        fd = connect_by(ai, deadline, e);
     freeaddrinfo(res);
-    if (fd < 0) {
-        if (!*err)
-            snprintf(err, errlen, "connect: timed out");
-        return -1;
-    }
+    if (fd == AGENTD_ETIMEOUT)
+        agentd_fail(e, AGENTD_ETIMEOUT, NULL, NULL, "connect: timed out");
+    if (fd < 0)
+        return fd;
 
     char req[1400];
     int ipv6 = strchr(t->host, ':') != NULL;
@@ -168,19 +160,19 @@ int http_probe_get(const struct http_probe_target *t, int64_t timeout_ms, int *s
                         "GET %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUser-Agent: agentd-probe\r\n"
                         "Accept: application/json\r\nConnection: close\r\n\r\n",
                         t->path, ipv6 ? "[" : "", t->host, ipv6 ? "]" : "", t->port);
-    int rc = -1;
+    int rc;
     if (rlen <= 0 || rlen >= (int)sizeof req) {
-        snprintf(err, errlen, "request too long");
+        rc = agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "request too long");
         goto out;
     }
     for (int off = 0; off < rlen;) {
-        if (wait_fd(fd, POLLOUT, deadline, "send", err, errlen) != 0)
+        if ((rc = wait_fd(fd, POLLOUT, deadline, "send", e)) != 0)
             goto out;
         ssize_t n = send(fd, req + off, (size_t)(rlen - off), MSG_NOSIGNAL);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             continue;
         if (n <= 0) {
-            snprintf(err, errlen, "send: %s", strerror(errno));
+            rc = agentd_fail(e, AGENTD_EUNAVAILABLE, NULL, NULL, "send: %s", strerror(errno));
             goto out;
         }
         off += (int)n;
@@ -191,7 +183,7 @@ int http_probe_get(const struct http_probe_target *t, int64_t timeout_ms, int *s
     char resp[8192];
     size_t have = 0;
     for (;;) {
-        if (wait_fd(fd, POLLIN, deadline, "receive", err, errlen) != 0)
+        if ((rc = wait_fd(fd, POLLIN, deadline, "receive", e)) != 0)
             goto out;
         char scratch[4096];
         char *dst = have < sizeof resp - 1 ? resp + have : scratch;
@@ -202,7 +194,7 @@ int http_probe_get(const struct http_probe_target *t, int64_t timeout_ms, int *s
         if (n < 0) {
             if (errno == ECONNRESET && have > 0)
                 break; /* the server closed after its reply: what we have is the reply */
-            snprintf(err, errlen, "receive: %s", strerror(errno));
+            rc = agentd_fail(e, AGENTD_EUNAVAILABLE, NULL, NULL, "receive: %s", strerror(errno));
             goto out;
         }
         if (n == 0)
@@ -213,7 +205,8 @@ int http_probe_get(const struct http_probe_target *t, int64_t timeout_ms, int *s
     resp[have] = 0;
     int major = 0, minor = 0, code = 0;
     if (sscanf(resp, "HTTP/%d.%d %3d", &major, &minor, &code) != 3 || code < 100 || code > 599) {
-        snprintf(err, errlen, "not an HTTP response%s", have ? "" : " (the connection closed)");
+        rc = agentd_fail(e, AGENTD_EMALFORMED, NULL, NULL, "not an HTTP response%s",
+                         have ? "" : " (the connection closed)");
         goto out;
     }
     *status = code;

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/err.h"
+
 struct http_probe_target {
     char host[256];   /* a name or an address; IPv6 without brackets */
     int port;
@@ -14,8 +16,8 @@ struct http_probe_target {
 };
 
 /* Parses "http://host[:port][/path]" (IPv6 as [::1]); the port defaults to
- * 80 and the path to "/". Returns 0, or -1 with the reason in err. */
-int http_probe_parse_url(const char *url, struct http_probe_target *t, char *err, size_t errlen);
+ * 80 and the path to "/". Returns 0, or AGENTD_EINVAL with the reason in *e. */
+int http_probe_parse_url(const char *url, struct http_probe_target *t, struct agentd_error *e);
 
 /* Where a server listening on `host` can be reached from this machine:
  * the wildcard addresses (0.0.0.0, ::, empty) become the loopback ones. */
@@ -23,9 +25,9 @@ const char *http_probe_local_host(const char *host);
 
 /* GET t->path from t->host:t->port within timeout_ms. Returns 0 with the
  * response's status in *status and up to bodylen-1 bytes of its body in body
- * (NUL-terminated), or -1 with the reason in err (refused, timed out, not
- * HTTP). */
+ * (NUL-terminated), or a negative AGENTD_E* with the reason in *e (refused,
+ * timed out, not HTTP). */
 int http_probe_get(const struct http_probe_target *t, int64_t timeout_ms, int *status,
-                   char *body, size_t bodylen, char *err, size_t errlen);
+                   char *body, size_t bodylen, struct agentd_error *e);
 
 #endif

@@ -2,6 +2,7 @@
  * routes a scan is cheaper than any tree. The best match is the one with the
  * most literal segments, so /a/{id} and /a/new can coexist. */
 #include "http/router.h"
+#include "core/err.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -43,7 +44,7 @@ void router_free(struct router *rt)
     free(rt);
 }
 
-/* Splits "/a/b/" into segments in place; returns count or -1 (too many). */
+/* Splits "/a/b/" into segments in place; returns count or AGENTD_EINVAL (too many). */
 static int split(char *path, char **seg)
 {
     int n = 0;
@@ -52,7 +53,7 @@ static int split(char *path, char **seg)
         p++;
     while (*p) {
         if (n == ROUTER_MAX_SEGMENTS)
-            return -1;
+            return AGENTD_EINVAL;
         seg[n++] = p;
         char *slash = strchr(p, '/');
         if (!slash)
@@ -67,20 +68,21 @@ static int split(char *path, char **seg)
 int router_add(struct router *rt, unsigned methods, const char *tmpl, http_handler h, void *ud)
 {
     if (!tmpl || tmpl[0] != '/' || strlen(tmpl) >= ROUTER_MAX_PATH)
-        return -1;
+        return AGENTD_EINVAL;
     if (methods & HTTP_GET)
         methods |= HTTP_HEAD;
     struct route *r = calloc(1, sizeof *r);
     if (!r)
-        return -1;
+        return AGENTD_ENOMEM;
     r->tmpl = strdup(tmpl);
     char *copy = strdup(tmpl);
     char *segs[ROUTER_MAX_SEGMENTS];
-    int n = copy ? split(copy, segs) : -1;
+    int n = copy ? split(copy, segs) : AGENTD_ENOMEM;
     if (!r->tmpl || n < 0) {
+        int rc = !r->tmpl || n == AGENTD_ENOMEM ? AGENTD_ENOMEM : AGENTD_EINVAL;
         free(copy);
         route_free(r);
-        return -1;
+        return rc;
     }
     for (int i = 0; i < n; i++) {
         size_t len = strlen(segs[i]);
@@ -94,7 +96,7 @@ int router_add(struct router *rt, unsigned methods, const char *tmpl, http_handl
         if (!r->seg[i]) {
             free(copy);
             route_free(r);
-            return -1;
+            return AGENTD_ENOMEM;
         }
     }
     free(copy);
@@ -103,7 +105,7 @@ int router_add(struct router *rt, unsigned methods, const char *tmpl, http_handl
         struct route **routes = realloc(rt->routes, (size_t)cap * sizeof *routes);
         if (!routes) {
             route_free(r);
-            return -1;
+            return AGENTD_ENOMEM;
         }
         rt->routes = routes;
         rt->cap = cap;
@@ -116,18 +118,28 @@ int router_add(struct router *rt, unsigned methods, const char *tmpl, http_handl
     return 0;
 }
 
-/* -1 no match, else number of literal segments matched */
+int router_add_table(struct router *rt, const struct router_route *t, size_t n, void *ud)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = router_add(rt, t[i].methods, t[i].tmpl, t[i].h, ud);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The number of literal segments matched, or AGENTD_ENOTFOUND (no match). */
 static int score(const struct route *r, char **seg, int nseg)
 {
     if (r->nseg != nseg)
-        return -1;
+        return AGENTD_ENOTFOUND;
     int lits = 0;
     for (int i = 0; i < nseg; i++) {
         if (r->is_param[i]) {
             if (!seg[i][0])
-                return -1;
+                return AGENTD_ENOTFOUND;
         } else if (strcmp(r->seg[i], seg[i]) != 0) {
-            return -1;
+            return AGENTD_ENOTFOUND;
         } else {
             lits++;
         }

@@ -40,8 +40,17 @@ struct router *router_new(void);
 void router_free(struct router *rt);
 
 /* methods: a mask of enum http_method. GET routes also answer HEAD.
- * Returns 0, or -1 on a bad template or out of memory. */
+ * Returns 0, AGENTD_EINVAL on a bad template, AGENTD_ENOMEM. */
 int router_add(struct router *rt, unsigned methods, const char *tmpl, http_handler h, void *ud);
+
+/* A front's routes as a table: router_add_table() adds them in order, each
+ * with the same ud, and returns the first failure (0 when all were added). */
+struct router_route {
+    unsigned methods;
+    const char *tmpl;
+    http_handler h;
+};
+int router_add_table(struct router *rt, const struct router_route *t, size_t n, void *ud);
 
 /* Match a path (no query string). Fills *m; returns m->status. A path that
  * is too long or has too many segments is a 404. */

@@ -468,12 +468,12 @@ size_t http_stream_pending(struct http_req *r)
 int http_stream_write(struct http_req *r, const char *data, size_t len)
 {
     if (r->client_gone)
-        return -1;
+        return AGENTD_EIO;
     if (http_stream_pending(r) > STREAM_OUTPUT_CAP)
-        return -1;
+        return AGENTD_EIO;
     struct evbuffer *b = evbuffer_new();
     if (!b)
-        return -1;
+        return AGENTD_ENOMEM;
     evbuffer_add(b, data, len);
     evhttp_send_reply_chunk(r->ev, b);
     evbuffer_free(b);
@@ -632,8 +632,9 @@ static int port_taken(const struct addrinfo *ai)
     return taken;
 }
 
-static int open_listener(const char *host, int port, int first, int *bound_port, char *err,
-                         size_t errlen)
+/* The listening socket's fd, or a negative AGENTD_E* with the reason in *e. */
+static int open_listener(const char *host, int port, int first, int *bound_port,
+                         struct agentd_error *e)
 {
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
@@ -642,13 +643,14 @@ static int open_listener(const char *host, int port, int first, int *bound_port,
     snprintf(portstr, sizeof portstr, "%d", port);
     int rc = getaddrinfo(host, portstr, &hints, &res);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot resolve AGENTD_HOST=%s: %s", host, gai_strerror(rc));
-        return -1;
+        return agentd_fail(e, AGENTD_EINVAL, NULL, "AGENTD_HOST", "cannot resolve AGENTD_HOST=%s: %s",
+                           host, gai_strerror(rc));
     }
     int fd = -1;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         if (first && port != 0 && port_taken(ai)) {
-            snprintf(err, errlen, "cannot listen on %s:%d: the address is already in use", host, port);
+            agentd_fail(e, AGENTD_EIO, NULL, NULL, "cannot listen on %s:%d: the address is already in use",
+                        host, port);
             continue;
         }
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
@@ -665,12 +667,13 @@ static int open_listener(const char *host, int port, int first, int *bound_port,
                                                              : ((struct sockaddr_in *)&ss)->sin_port);
             break;
         }
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+        agentd_fail(e, AGENTD_EIO, NULL, NULL, "cannot listen on %s:%d: %s", host, port,
+                    strerror(errno));
         close(fd);
         fd = -1;
     }
     freeaddrinfo(res);
-    return fd;
+    return fd >= 0 ? fd : AGENTD_EIO;
 }
 
 /* accept() failing (out of file descriptors, mostly) would otherwise be
@@ -764,7 +767,7 @@ struct http_server *http_server_new(const struct config *cfg, struct router *rou
     return s;
 }
 
-int http_server_start(struct http_server *s, char *err, size_t errlen)
+int http_server_start(struct http_server *s, struct agentd_error *e)
 {
     int port = s->cfg->port;
     for (int i = 0; i < s->nloops; i++) {
@@ -774,13 +777,13 @@ int http_server_start(struct http_server *s, char *err, size_t errlen)
         hl->loop = loop_new(i);
         hl->http = hl->loop ? evhttp_new(loop_base(hl->loop)) : NULL;
         if (!hl->http) {
-            snprintf(err, errlen, "out of memory creating loop %d", i);
-            return -1;
+            return agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory creating loop %d", i);
         }
         int bound = 0;
-        hl->fd = open_listener(s->cfg->host, port, i == 0, &bound, err, errlen);
-        if (hl->fd < 0)
-            return -1;
+        int fd = open_listener(s->cfg->host, port, i == 0, &bound, e);
+        if (fd < 0)
+            return fd;
+        hl->fd = fd;
         if (port == 0) /* the first listener picked a free port: the rest share it */
             port = bound;
         s->port = bound;
@@ -797,22 +800,20 @@ int http_server_start(struct http_server *s, char *err, size_t errlen)
         evhttp_set_bevcb(hl->http, make_bev, hl);
         hl->bound = evhttp_accept_socket_with_handle(hl->http, hl->fd);
         if (!hl->bound) {
-            snprintf(err, errlen, "cannot accept on listener %d", i);
-            return -1;
+            return agentd_fail(e, AGENTD_EIO, NULL, NULL, "cannot accept on listener %d", i);
         }
         hl->fd = -1; /* evhttp owns it now */
         hl->accept_pause = evtimer_new(loop_base(hl->loop), accept_resume, hl);
         if (!hl->accept_pause) {
-            snprintf(err, errlen, "out of memory creating loop %d", i);
-            return -1;
+            return agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory creating loop %d", i);
         }
         evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(hl->bound), accept_failed);
     }
     for (int i = 0; i < s->nloops; i++) {
         struct http_loop *hl = &s->loops[i];
         if (pthread_create(&hl->thread, NULL, loop_thread, hl) != 0) {
-            snprintf(err, errlen, "cannot start loop thread %d: %s", i, strerror(errno));
-            return -1;
+            return agentd_fail(e, AGENTD_EINTERNAL, NULL, NULL, "cannot start loop thread %d: %s", i,
+                               strerror(errno));
         }
         hl->running = 1;
     }
@@ -865,7 +866,7 @@ void http_server_free(struct http_server *s)
     for (int i = 0; i < s->nloops; i++) {
         struct http_loop *hl = &s->loops[i];
         if (hl->loop)
-            loop_drain(hl->loop); /* completions that arrived after the loop stopped */
+            loop_run_inbox(hl->loop); /* completions that arrived after the loop stopped */
         while (hl->live) {        /* unanswered after the drain: dropped */
             struct http_req *r = hl->live;
             unlink_req(r);

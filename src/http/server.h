@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "core/err.h"
 #include "core/reqid.h"
 #include "http/router.h"
 
@@ -86,7 +87,7 @@ void http_reply_err(struct http_req *r, int err, const char *message);
 json_t *http_reply_headers_json(struct http_req *r);
 
 /* Chunked streaming. start sends status + headers; write queues bytes (0, or
- * -1 when the client is gone or its unread output exceeds the cap, in which
+ * AGENTD_EIO when the client is gone or its unread output exceeds the cap, in which
  * case the stream should be ended); end finishes and frees r. on_gone is
  * called once, on the loop, if the client disconnects first. */
 int http_stream_start(struct http_req *r, int status, const char *content_type,
@@ -98,8 +99,9 @@ size_t http_stream_pending(struct http_req *r);
 /* ---- server lifecycle (main thread) ---- */
 
 struct http_server *http_server_new(const struct config *cfg, struct router *router);
-/* Binds every loop's listener and starts the loop threads. 0 or -1 + err. */
-int http_server_start(struct http_server *s, char *err, size_t errlen);
+/* Binds every loop's listener and starts the loop threads. 0, or a negative
+ * AGENTD_E* with the reason in *e. */
+int http_server_start(struct http_server *s, struct agentd_error *e);
 int http_server_port(const struct http_server *s);
 /* The routing table the server dispatches with (read-only once serving). */
 const struct router *http_server_router(const struct http_server *s);

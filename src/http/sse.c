@@ -1,6 +1,7 @@
 /* SSE streams: framing is a pure function (unit-tested); a stream is a
  * request in streaming mode plus a heartbeat timer on the request's loop. */
 #include "http/sse.h"
+#include "core/err.h"
 #include "http/server.h"
 #include "core/loop.h"
 
@@ -23,7 +24,7 @@ static int has_newline(const char *s) { return s && strpbrk(s, "\r\n") != NULL; 
 int sse_format(struct buf *out, const char *event, const char *id, const char *data, size_t len)
 {
     if (has_newline(event) || has_newline(id))
-        return -1;
+        return AGENTD_EINVAL;
     if (id) {
         buf_puts(out, "id: ");
         buf_puts(out, id);
@@ -110,7 +111,7 @@ struct sse *sse_start(struct http_req *r, int heartbeat_ms,
 
 static int write_buf(struct sse *s, struct buf *b)
 {
-    int rc = b->oom ? -1 : http_stream_write(s->r, b->data, b->len);
+    int rc = b->oom ? AGENTD_ENOMEM : http_stream_write(s->r, b->data, b->len);
     buf_free(b);
     return rc;
 }
@@ -118,11 +119,12 @@ static int write_buf(struct sse *s, struct buf *b)
 int sse_send(struct sse *s, const char *event, const char *id, const char *data, size_t len)
 {
     if (s->gone)
-        return -1;
+        return AGENTD_EIO;
     struct buf b = { 0 };
-    if (sse_format(&b, event, id, data, len) != 0) {
+    int rc = sse_format(&b, event, id, data, len);
+    if (rc != 0) {
         buf_free(&b);
-        return -1;
+        return rc;
     }
     return write_buf(s, &b);
 }
@@ -130,7 +132,7 @@ int sse_send(struct sse *s, const char *event, const char *id, const char *data,
 int sse_comment(struct sse *s, const char *text)
 {
     if (s->gone)
-        return -1;
+        return AGENTD_EIO;
     struct buf b = { 0 };
     sse_format_comment(&b, text);
     return write_buf(s, &b);

@@ -13,7 +13,7 @@ struct http_req;
 struct sse;
 
 /* Pure framing. event and id may be NULL; neither may contain CR or LF
- * (returns -1, nothing appended). data is split on CR, LF or CRLF into one
+ * (returns AGENTD_EINVAL, nothing appended). data is split on CR, LF or CRLF into one
  * "data:" line per line, so a payload can never end an event early. */
 int sse_format(struct buf *out, const char *event, const char *id, const char *data, size_t len);
 /* ": text\n\n" — a comment line; newlines in text are replaced by spaces. */
@@ -26,7 +26,7 @@ void sse_format_comment(struct buf *out, const char *text);
 struct sse *sse_start(struct http_req *r, int heartbeat_ms,
                       void (*on_gone)(struct sse *s, void *ud), void *ud);
 
-/* Queues one event. Returns 0, or -1 when the client is gone or reads too
+/* Queues one event. Returns 0, or AGENTD_EIO when the client is gone or reads too
  * slowly (its unread output passed the cap): end the stream then. */
 int sse_send(struct sse *s, const char *event, const char *id, const char *data, size_t len);
 int sse_comment(struct sse *s, const char *text);

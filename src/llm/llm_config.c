@@ -34,10 +34,10 @@ static char *lookup(const char *name, int allow_file, config_getenv_fn get, void
     }
     char *val = NULL;
     if (file) {
-        char err[300];
-        val = config_read_small_file(file, err, sizeof err);
+        struct agentd_error e;
+        val = config_read_small_file(file, &e);
         if (!val) {
-            config_problems_add(pr, "%s: %s", fname, err);
+            config_problems_add(pr, "%s: %s", fname, e.msg);
             *bad = 1;
             return NULL;
         }

@@ -43,7 +43,7 @@ int store_async(struct store *s, struct loop *origin, int (*op)(struct store *s,
     int rc = pool_submit(p, origin, job_work, job_done, j);
     if (rc) {
         free(j);
-        return rc == -EBUSY ? AGENTD_EBUSY : AGENTD_ENOMEM;
+        return rc; /* AGENTD_EBUSY or AGENTD_ENOMEM */
     }
     return 0;
 }

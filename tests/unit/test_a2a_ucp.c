@@ -31,11 +31,11 @@ static void expect_action_at(const char *parts_text, const char *tool, const cha
     json_t *parts = load(parts_text);
     const char *t = NULL;
     json_t *args = NULL;
-    char why[256] = "";
-    int rc = a2a_ucp_action(parts, &t, &args, why, sizeof why);
+    struct agentd_error e;
+    int rc = a2a_ucp_action(parts, &t, &args, &e);
     json_decref(parts);
     if (rc != 1)
-        fail_msg("line %d: %s: rc=%d why=%s", line, parts_text, rc, why);
+        fail_msg("line %d: %s: rc=%d why=%s", line, parts_text, rc, e.msg);
     json_t *want = load(args_text);
     int same = json_equal(args, want);
     char *got = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS);
@@ -53,12 +53,12 @@ static void expect_refused_at(const char *parts_text, const char *needle, int li
     json_t *parts = load(parts_text);
     const char *t = "unset";
     json_t *args = (json_t *)1;
-    char why[256] = "";
-    int rc = a2a_ucp_action(parts, &t, &args, why, sizeof why);
+    struct agentd_error e;
+    int rc = a2a_ucp_action(parts, &t, &args, &e);
     json_decref(parts);
-    if (rc != AGENTD_EINVAL || t != NULL || args != NULL || !strstr(why, needle))
+    if (rc != AGENTD_EINVAL || t != NULL || args != NULL || !strstr(e.msg, needle))
         fail_msg("line %d: %s: rc=%d why=\"%s\" (want EINVAL and \"%s\")", line, parts_text, rc,
-                 why, needle);
+                 e.msg, needle);
 }
 #define expect_refused(p, n) expect_refused_at(p, n, __LINE__)
 
@@ -67,8 +67,8 @@ static void expect_none_at(const char *parts_text, int line)
     json_t *parts = load(parts_text);
     const char *t = "unset";
     json_t *args = (json_t *)1;
-    char why[256] = "";
-    int rc = a2a_ucp_action(parts, &t, &args, why, sizeof why);
+    struct agentd_error e;
+    int rc = a2a_ucp_action(parts, &t, &args, &e);
     json_decref(parts);
     if (rc != 0 || t != NULL || args != NULL)
         fail_msg("line %d: %s: rc=%d (want 0, no action)", line, parts_text, rc);

@@ -110,8 +110,8 @@ static void test_version(void **state)
     assert_int_equal(a2a_version_parse(""), A2A_V03);
     assert_int_equal(a2a_version_parse("0.3"), A2A_V03);
     assert_int_equal(a2a_version_parse("1.0"), A2A_V10);
-    assert_int_equal(a2a_version_parse("2.0"), -1);
-    assert_int_equal(a2a_version_parse("1.0 "), -1);
+    assert_int_equal(a2a_version_parse("2.0"), AGENTD_EINVAL);
+    assert_int_equal(a2a_version_parse("1.0 "), AGENTD_EINVAL);
     assert_int_equal(a2a_method_lookup("SendMessage", A2A_V10), A2A_M_SEND);
     assert_int_equal(a2a_method_lookup("SendMessage", A2A_V03), A2A_M_UNKNOWN);
     assert_int_equal(a2a_method_lookup("message/send", A2A_V03), A2A_M_SEND);
@@ -127,8 +127,8 @@ static int envelope(const char *text)
     json_t *b = json_loads(text, JSON_DECODE_ANY, &je);
     assert_non_null(b);
     struct a2a_rpc rpc;
-    char why[200];
-    int rc = a2a_envelope_check(b, &rpc, why, sizeof why);
+    struct agentd_error e;
+    int rc = a2a_envelope_check(b, &rpc, &e);
     json_decref(b);
     return rc;
 }
@@ -140,16 +140,16 @@ static void test_envelope(void **state)
     assert_int_equal(envelope("{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"x\",\"params\":{}}"),
                      0);
     assert_int_equal(envelope("[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"}]"),
-                     A2A_INVALID_REQUEST);
+                     AGENTD_EINVAL);
     assert_int_equal(envelope("{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"x\"}"),
-                     A2A_INVALID_REQUEST);
-    assert_int_equal(envelope("{\"jsonrpc\":\"2.0\",\"method\":\"x\"}"), A2A_INVALID_REQUEST);
+                     AGENTD_EINVAL);
+    assert_int_equal(envelope("{\"jsonrpc\":\"2.0\",\"method\":\"x\"}"), AGENTD_EINVAL);
     assert_int_equal(envelope("{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"x\"}"),
-                     A2A_INVALID_REQUEST);
-    assert_int_equal(envelope("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":3}"), A2A_INVALID_REQUEST);
+                     AGENTD_EINVAL);
+    assert_int_equal(envelope("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":3}"), AGENTD_EINVAL);
     assert_int_equal(envelope("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":[]}"),
-                     A2A_INVALID_REQUEST);
-    assert_int_equal(envelope("7"), A2A_INVALID_REQUEST);
+                     AGENTD_EINVAL);
+    assert_int_equal(envelope("7"), AGENTD_EINVAL);
     json_t *e = a2a_rpc_error(NULL, -32001, "gone", json_pack("{s:s}", "code", "x"));
     assert_true(json_is_null(json_object_get(e, "id")));
     assert_int_equal(json_integer_value(json_object_get(json_object_get(e, "error"), "code")),
@@ -161,11 +161,11 @@ static int decode(const char *parts, json_t **out)
 {
     json_error_t je;
     json_t *p = json_loads(parts, JSON_DECODE_ANY, &je);
-    char why[200];
+    struct agentd_error e;
     *out = NULL;
-    int rc = a2a_parts_decode(p, out, why, sizeof why);
+    int rc = a2a_parts_decode(p, out, &e);
     json_decref(p);
-    return rc;
+    return rc ? a2a_rpc_code(rc) : 0; /* the code the answer carries */
 }
 
 static void test_parts(void **state)

@@ -224,13 +224,13 @@ static void test_parsers(void **state)
     assert_int_equal(config_parse_duration("10", &v), 0); assert_int_equal(v, 10000);
     assert_int_equal(config_parse_duration("5m", &v), 0); assert_int_equal(v, 300000);
     assert_int_equal(config_parse_duration("2d", &v), 0); assert_int_equal(v, 172800000);
-    assert_int_equal(config_parse_duration("-1s", &v), -1);
-    assert_int_equal(config_parse_duration("1x", &v), -1);
-    assert_int_equal(config_parse_duration("", &v), -1);
-    assert_int_equal(config_parse_duration("99999999999999999999", &v), -1);
+    assert_int_equal(config_parse_duration("-1s", &v), AGENTD_EINVAL);
+    assert_int_equal(config_parse_duration("1x", &v), AGENTD_EINVAL);
+    assert_int_equal(config_parse_duration("", &v), AGENTD_EINVAL);
+    assert_int_equal(config_parse_duration("99999999999999999999", &v), AGENTD_EINVAL);
     assert_int_equal(config_parse_size("512k", &v), 0); assert_int_equal(v, 524288);
     assert_int_equal(config_parse_size("1MiB", &v), 0); assert_int_equal(v, 1048576);
-    assert_int_equal(config_parse_size("1.5m", &v), -1);
+    assert_int_equal(config_parse_size("1.5m", &v), AGENTD_EINVAL);
 }
 
 /* Legal links are handed to buyers: absolute http(s), https in production;

@@ -47,7 +47,7 @@ static int teardown(void **state)
     struct fx *f = *state;
     loop_stop(f->loop);
     pthread_join(f->thread, NULL);
-    loop_drain(f->loop);
+    loop_run_inbox(f->loop);
     loop_free(f->loop);
     events_free(f->h);
     return 0;

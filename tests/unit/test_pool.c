@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/loop.h"
+#include "core/err.h"
 #include "core/pool.h"
 
 struct ctx {
@@ -90,7 +91,7 @@ static void test_bounded_queue_and_drain_on_free(void **state)
     assert_int_equal(pool_submit(p, NULL, count, NULL, &n), 0);
     assert_int_equal(pool_submit(p, NULL, count, NULL, &n), 0);
     assert_int_equal(pool_queue_depth(p), 2);
-    assert_int_equal(pool_submit(p, NULL, count, NULL, &n), -EBUSY);
+    assert_int_equal(pool_submit(p, NULL, count, NULL, &n), AGENTD_EBUSY);
     pthread_mutex_unlock(&gate);
     pool_free(p); /* finishes the two queued jobs */
     assert_int_equal(atomic_load(&n), 2);

@@ -14,6 +14,7 @@
 
 #include "core/buf.h"
 #include "core/metrics.h"
+#include "core/err.h"
 #include "core/procstat.h"
 
 /* A real line (Linux 6.1), fields 14/15 = 250/50 ticks, 23 = vsize, 24 = rss pages. */
@@ -45,10 +46,10 @@ static void test_parse_garbage(void **state)
 {
     (void)state;
     struct procstat ps;
-    assert_int_equal(procstat_parse_stat("4242 agentd S 1 2 3", 100, 4096, &ps), -1);
-    assert_int_equal(procstat_parse_stat("4242 (agentd) S 1 2 3", 100, 4096, &ps), -1);
-    assert_int_equal(procstat_parse_stat(NULL, 100, 4096, &ps), -1);
-    assert_int_equal(procstat_parse_stat("4242 (agentd)" STAT_TAIL, 0, 4096, &ps), -1);
+    assert_int_equal(procstat_parse_stat("4242 agentd S 1 2 3", 100, 4096, &ps), AGENTD_EIO);
+    assert_int_equal(procstat_parse_stat("4242 (agentd) S 1 2 3", 100, 4096, &ps), AGENTD_EIO);
+    assert_int_equal(procstat_parse_stat(NULL, 100, 4096, &ps), AGENTD_EIO);
+    assert_int_equal(procstat_parse_stat("4242 (agentd)" STAT_TAIL, 0, 4096, &ps), AGENTD_EIO);
     assert_true(ps.cpu_seconds == 0 && ps.resident_bytes == 0);
 }
 

@@ -142,9 +142,9 @@ static void test_classify_text(void **state)
     static const char *const bad[] = { "", "localhost", "127.1", "0x7f000001", "2130706433",
                                        "1.2.3.4.5", "::ffff:1.2.3", "[::1]", "fe80::1%eth0" };
     for (size_t i = 0; i < N(bad); i++)
-        if (netguard_classify_text(bad[i]) != -1)
+        if (netguard_classify_text(bad[i]) != AGENTD_EINVAL)
             fail_msg("%s: classified as an address", bad[i]);
-    assert_int_equal(netguard_classify_text(NULL), -1);
+    assert_int_equal(netguard_classify_text(NULL), AGENTD_EINVAL);
 }
 
 static void test_classify_sockaddr(void **state)
@@ -297,8 +297,8 @@ static void test_allowlist_match(void **state)
 static void test_allowlisted_url(void **state)
 {
     (void)state;
-    char err[128];
-    struct profiles *p = profiles_new("127.0.0.1:8285,platform.example", NULL, err, sizeof err);
+    struct agentd_error err;
+    struct profiles *p = profiles_new("127.0.0.1:8285,platform.example", NULL, &err);
     assert_non_null(p);
     assert_true(profiles_allowlisted(p, "http://127.0.0.1:8285/profile"));
     assert_false(profiles_allowlisted(p, "http://127.0.0.1/profile"));      /* port 80 */
@@ -311,8 +311,8 @@ static void test_allowlisted_url(void **state)
     assert_false(profiles_allowlisted(p, "not a url"));
     assert_false(profiles_allowlisted(NULL, "http://127.0.0.1:8285/"));
     profiles_free(p);
-    assert_null(profiles_new("x:0", NULL, err, sizeof err));
-    assert_non_null(strstr(err, "AGENTD_PROFILE_ALLOWLIST"));
+    assert_null(profiles_new("x:0", NULL, &err));
+    assert_non_null(strstr(err.msg, "AGENTD_PROFILE_ALLOWLIST"));
 }
 
 /* ---- Cache-Control ---- */
@@ -387,22 +387,22 @@ static void test_parse(void **state)
         /* junk entries are skipped, not fatal */
         { "{\"ucp\":{\"capabilities\":[1,\"x\",{\"name\":7}," CAP("dev.ucp.shopping.order") "]}}",
           0, UCP_CAP_ORDER },
-        { "", -1, 0 },
-        { "not json", -1, 0 },
-        { "[1,2]", -1, 0 },
-        { "{}", -1, 0 },
-        { "{\"ucp\":[]}", -1, 0 },
-        { "{\"ucp\":{}}", -1, 0 },
-        { "{\"ucp\":{\"capabilities\":{\"dev.ucp.shopping.checkout\":{}}}}", -1, 0 },
-        { "{\"ucp\":{\"capabilities\":[" CAP("dev.ucp.shopping.checkout") "]}", -1, 0 },
+        { "", AGENTD_EMALFORMED, 0 },
+        { "not json", AGENTD_EMALFORMED, 0 },
+        { "[1,2]", AGENTD_EINVAL, 0 },
+        { "{}", AGENTD_EINVAL, 0 },
+        { "{\"ucp\":[]}", AGENTD_EINVAL, 0 },
+        { "{\"ucp\":{}}", AGENTD_EINVAL, 0 },
+        { "{\"ucp\":{\"capabilities\":{\"dev.ucp.shopping.checkout\":{}}}}", AGENTD_EINVAL, 0 },
+        { "{\"ucp\":{\"capabilities\":[" CAP("dev.ucp.shopping.checkout") "]}", AGENTD_EMALFORMED, 0 },
     };
     for (size_t i = 0; i < N(t); i++) {
         struct ucp_negotiated neg = { .caps = 0xff };
-        char why[200] = "";
-        int rc = profiles_parse(t[i].body, strlen(t[i].body), &neg, why, sizeof why);
+        struct agentd_error why = { 0 };
+        int rc = profiles_parse(t[i].body, strlen(t[i].body), &neg, &why);
         if (rc != t[i].rc || (rc == 0 && neg.caps != t[i].caps))
-            fail_msg("case %zu: rc %d caps %#x (%s)", i, rc, neg.caps, why);
-        if (rc != 0 && !why[0])
+            fail_msg("case %zu: rc %d caps %#x (%s)", i, rc, neg.caps, why.msg);
+        if (rc != 0 && !why.msg[0])
             fail_msg("case %zu: no reason", i);
         if (rc == 0)
             assert_string_equal(neg.version, UCP_VERSION);
@@ -621,7 +621,8 @@ static void test_fetch(void **state)
              strlen(PROFILE_CHECKOUT_ONLY), PROFILE_CHECKOUT_ONLY);
     struct srv s;
     srv_start(&s, resp);
-    char allow[64], url[128], err[128];
+    char allow[64], url[128];
+    struct agentd_error err;
     snprintf(allow, sizeof allow, "127.0.0.1:%d", s.port);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/profile", s.port);
 
@@ -629,7 +630,7 @@ static void test_fetch(void **state)
     assert_non_null(l);
 
     /* 1. not on the allow-list: refused at connect, the server never sees it */
-    struct profiles *p = profiles_new(NULL, NULL, err, sizeof err);
+    struct profiles *p = profiles_new(NULL, NULL, &err);
     assert_non_null(p);
     double refused0 = counter("refused"), cached0 = counter("cached"), ok0 = counter("ok");
     struct profiles_result res;
@@ -655,7 +656,7 @@ static void test_fetch(void **state)
     /* 2. allow-listed: fetched once, negotiated, cached; concurrent
      *    requests on the loop share the one fetch; a cancelled waiter is
      *    never called */
-    p = profiles_new(allow, NULL, err, sizeof err);
+    p = profiles_new(allow, NULL, &err);
     assert_non_null(p);
     struct got g = { .loop = l, .want = 2 };
     struct got never = { .loop = l, .want = 1 };
@@ -686,7 +687,7 @@ static void test_fetch(void **state)
     snprintf(closed, sizeof closed, "http://127.0.0.1:%d/gone", s.port);
     profiles_free(p);
     srv_stop(&s);
-    p = profiles_new(allow, NULL, err, sizeof err);
+    p = profiles_new(allow, NULL, &err);
     assert_int_equal(resolve_wait(p, l, closed, &res), PROFILES_PENDING);
     assert_int_equal(res.outcome, PROFILES_ERROR);
     assert_int_equal(res.degraded, 1);
@@ -721,10 +722,11 @@ static void test_fetch_bad_bodies(void **state)
     for (size_t i = 0; i < N(t); i++) {
         struct srv s;
         srv_start(&s, t[i].response);
-        char allow[64], url[128], err[128];
+        char allow[64], url[128];
+        struct agentd_error err;
         snprintf(allow, sizeof allow, "127.0.0.1:%d", s.port);
         snprintf(url, sizeof url, "http://127.0.0.1:%d/profile", s.port);
-        struct profiles *p = profiles_new(allow, NULL, err, sizeof err);
+        struct profiles *p = profiles_new(allow, NULL, &err);
         struct profiles_result res;
         assert_int_equal(resolve_wait(p, l, url, &res), PROFILES_PENDING);
         if (res.outcome != PROFILES_ERROR || !res.degraded || res.neg.caps != UCP_CAP_ALL)
@@ -742,14 +744,15 @@ static void test_fetch_timeout(void **state)
     struct srv s;
     srv_start(&s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
     s.delay_ms = 1500;
-    char allow[64], url[128], err[128];
+    char allow[64], url[128];
+    struct agentd_error err;
     snprintf(allow, sizeof allow, "127.0.0.1:%d", s.port);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/slow", s.port);
     struct profiles_options o;
     profiles_options_default(&o);
     o.timeout_ms = 300;
     struct loop *l = loop_new(0);
-    struct profiles *p = profiles_new(allow, &o, err, sizeof err);
+    struct profiles *p = profiles_new(allow, &o, &err);
     struct profiles_result res;
     int64_t t0 = clock_mono_ms();
     assert_int_equal(resolve_wait(p, l, url, &res), PROFILES_PENDING);

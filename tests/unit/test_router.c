@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "core/err.h"
 #include "http/router.h"
 
 static void h1(struct http_req *r) { (void)r; }
@@ -91,7 +92,24 @@ static void test_trailing_slash_and_limits(void **state)
     longpath[sizeof longpath - 1] = 0;
     assert_int_equal(router_match(rt, HTTP_GET, longpath, &m), 404);
     assert_int_equal(router_match(rt, HTTP_GET, "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r", &m), 404);
-    assert_int_equal(router_add(rt, HTTP_GET, "no-slash", h1, NULL), -1);
+    assert_int_equal(router_add(rt, HTTP_GET, "no-slash", h1, NULL), AGENTD_EINVAL);
+    router_free(rt);
+}
+
+static void test_add_table(void **state)
+{
+    (void)state;
+    struct router *rt = router_new();
+    static const struct router_route ok[] = { { HTTP_GET, "/a", h1 }, { HTTP_POST, "/b/{id}", h2 } };
+    assert_int_equal(router_add_table(rt, ok, 2, NULL), 0);
+    struct route_match m;
+    assert_int_equal(router_match(rt, HTTP_POST, "/b/7", &m), 0);
+    /* the first failure stops the table and is returned; what came before stays */
+    static const struct router_route bad[] = { { HTTP_GET, "/c", h3 }, { HTTP_GET, "d", h3 },
+                                               { HTTP_GET, "/e", h3 } };
+    assert_int_equal(router_add_table(rt, bad, 3, NULL), AGENTD_EINVAL);
+    assert_int_equal(router_match(rt, HTTP_GET, "/c", &m), 0);
+    assert_int_equal(router_match(rt, HTTP_GET, "/e", &m), 404);
     router_free(rt);
 }
 
@@ -109,6 +127,7 @@ int main(void)
         cmocka_unit_test(test_match_param),
         cmocka_unit_test(test_literal_beats_param),
         cmocka_unit_test(test_404_and_405),
+        cmocka_unit_test(test_add_table),
         cmocka_unit_test(test_head_follows_get),
         cmocka_unit_test(test_trailing_slash_and_limits),
         cmocka_unit_test(test_method_names),

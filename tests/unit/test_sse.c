@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "core/err.h"
 #include "http/sse.h"
 
 static void expect_frame(const char *event, const char *id, const char *data, const char *want)
@@ -39,8 +40,8 @@ static void test_refuses_newline_in_fields(void **state)
 {
     (void)state;
     struct buf b = { 0 };
-    assert_int_equal(sse_format(&b, "ev\nil", NULL, "x", 1), -1);
-    assert_int_equal(sse_format(&b, NULL, "1\r\nevent: x", "x", 1), -1);
+    assert_int_equal(sse_format(&b, "ev\nil", NULL, "x", 1), AGENTD_EINVAL);
+    assert_int_equal(sse_format(&b, NULL, "1\r\nevent: x", "x", 1), AGENTD_EINVAL);
     assert_int_equal(b.len, 0);
     buf_free(&b);
 }

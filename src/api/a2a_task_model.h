@@ -1,8 +1,8 @@
 /* The A2A task model in the store (shared by the A2A front's files): the
  * row's state column plus the rest of the model as JSON in its artifacts
  * column, read and changed by compare-and-swap. */
-#ifndef AGENTD_API_A2A_TASK_H
-#define AGENTD_API_A2A_TASK_H
+#ifndef AGENTD_API_A2A_TASK_MODEL_H
+#define AGENTD_API_A2A_TASK_MODEL_H
 
 #include <jansson.h>
 

@@ -1,7 +1,7 @@
 /* The A2A task model in the store: a task row keeps its state in its
  * column and the rest of the model as JSON in its artifacts column. */
 #define _GNU_SOURCE
-#include "api/a2a_task.h"
+#include "api/a2a_task_model.h"
 #include "api/a2a_wire.h"
 #include "core/clock.h"
 #include "core/err.h"
