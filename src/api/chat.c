@@ -239,8 +239,13 @@ static int stream_page(void *ud, int more)
             break;
         }
         if (s->post && is_terminal(e->type)) {
+            /* The reply ends once the turn's done() has run too, so the
+             * access line carries the turn's outcome (the terminal event can
+             * reach the store before done() reaches this loop). */
             s->done_seen = 1;
-            follow_end(f);
+            if (!s->turn_open)
+                follow_end(f);
+            break;
         }
     }
     if (f->open && f->rc == AGENTD_ENOTFOUND && !s->post)
@@ -324,7 +329,10 @@ static void post_done(const struct turn_result *res, void *ud)
             json_decref(s->final);
             s->final = NULL;
         }
-        follow_read(&s->f); /* the terminal event is in the store by now */
+        if (s->done_seen)
+            follow_end(&s->f); /* its terminal event is already sent */
+        else
+            follow_read(&s->f); /* the terminal event is in the store by now */
         return;
     }
     stream_free_if_done(s);

@@ -1,10 +1,13 @@
 /* process_* metrics from /proc/self. */
 #include "core/procstat.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/metrics.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -84,26 +87,28 @@ int64_t procstat_max_fds(void)
 
 /* ---- metrics ---- */
 
-static double m_cpu(void *ud)
+/* One read of /proc/self/stat serves the three series of a scrape: the
+ * callbacks run one after another on the scraping thread, so a per-thread
+ * copy younger than SCRAPE_MS is that scrape's (and any scrape after it
+ * reads the file again). */
+#define SCRAPE_MS 100
+
+static double m_stat(void *ud)
 {
-    (void)ud;
-    struct procstat ps;
-    return procstat_read(&ps) == 0 ? ps.cpu_seconds : 0;
+    static _Thread_local struct procstat ps;
+    static _Thread_local int64_t read_at = -1;
+    int64_t now = clock_mono_ms();
+    if (read_at < 0 || now - read_at >= SCRAPE_MS) {
+        if (procstat_read(&ps) != 0) {
+            read_at = -1;
+            return 0;
+        }
+        read_at = now;
+    }
+    return *(const double *)((const char *)&ps + (size_t)(uintptr_t)ud);
 }
 
-static double m_rss(void *ud)
-{
-    (void)ud;
-    struct procstat ps;
-    return procstat_read(&ps) == 0 ? ps.resident_bytes : 0;
-}
-
-static double m_vsize(void *ud)
-{
-    (void)ud;
-    struct procstat ps;
-    return procstat_read(&ps) == 0 ? ps.virtual_bytes : 0;
-}
+#define STAT_FIELD(f) ((void *)(uintptr_t)offsetof(struct procstat, f))
 
 static double m_open(void *ud)
 {
@@ -122,11 +127,11 @@ static double m_max(void *ud)
 void procstat_metrics_register(void)
 {
     metric_register_fn("process_cpu_seconds_total", "Total user and system CPU time spent in seconds",
-                       METRIC_COUNTER, m_cpu, NULL);
+                       METRIC_COUNTER, m_stat, STAT_FIELD(cpu_seconds));
     metric_register_fn("process_resident_memory_bytes", "Resident memory size in bytes",
-                       METRIC_GAUGE, m_rss, NULL);
+                       METRIC_GAUGE, m_stat, STAT_FIELD(resident_bytes));
     metric_register_fn("process_virtual_memory_bytes", "Virtual memory size in bytes",
-                       METRIC_GAUGE, m_vsize, NULL);
+                       METRIC_GAUGE, m_stat, STAT_FIELD(virtual_bytes));
     metric_register_fn("process_open_fds", "Number of open file descriptors", METRIC_GAUGE,
                        m_open, NULL);
     metric_register_fn("process_max_fds", "Maximum number of open file descriptors",
