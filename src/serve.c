@@ -97,6 +97,8 @@ struct app {
     struct server_timers timers;
 };
 
+extern char **environ; /* the process environment, for unknown-variable checks */
+
 static void notify(const char *state)
 {
 #ifdef AGENTD_HAVE_SYSTEMD
@@ -242,18 +244,22 @@ static void startup_check_start(void *arg)
 
 /* ---- init: each part of the process, in the order the next one needs ---- */
 
-/* Config and model config; their problems printed. 0 or AGENTD_EINVAL. */
+/* Config and model config; their problems printed, an unknown AGENTD_*
+ * variable among them (a misspelling would otherwise be silently ignored).
+ * 0 or AGENTD_EINVAL. */
 static int app_config_load(struct app *a)
 {
-    int bad = serve_config_load(&a->cfg);
+    struct config_seen seen = { 0 };
     struct config_problems pr = { 0 };
-    int lbad = llm_config_load(&a->lc, a->cfg.env, NULL, NULL, &pr);
+    int n = config_load(&a->cfg, config_getenv_seen, &seen, &pr);
+    n += llm_config_load(&a->lc, a->cfg.env, config_getenv_seen, &seen, &pr);
+    n += config_check_unknown(environ, &seen, &pr);
+    config_seen_free(&seen);
     for (int i = 0; i < pr.n; i++)
         fprintf(stderr, "config: %s\n", pr.items[i]);
     config_problems_free(&pr);
-    if (bad || lbad) {
-        if (lbad && !bad)
-            fprintf(stderr, "config: %d problem%s; not starting\n", lbad, lbad == 1 ? "" : "s");
+    if (n) {
+        fprintf(stderr, "config: %d problem%s; not starting\n", n, n == 1 ? "" : "s");
         llm_config_free(&a->lc);
         config_free(&a->cfg);
         return AGENTD_EINVAL;

@@ -83,6 +83,24 @@ void config_problems_free(struct config_problems *p);
 int config_load(struct config *cfg, config_getenv_fn getenv_fn, void *ud,
                 struct config_problems *problems);
 
+/* The names the loaders asked for. A loader given config_getenv_seen (with a
+ * struct config_seen as ud) looks each name up through seen->get and records
+ * it, found or not, so the set of known names is derived from the config
+ * tables themselves (and the per-provider families the LLM loader reads). */
+struct config_seen {
+    config_getenv_fn get; /* NULL = the process environment */
+    void *ud;
+    char **names;
+    int n, cap;
+};
+const char *config_getenv_seen(const char *name, void *ud);
+void config_seen_free(struct config_seen *s);
+
+/* Each AGENTD_* entry of envp ("NAME=value") that no loader asked for is a
+ * problem: "NAME: unknown variable (did you mean KNOWN?)". Returns how many. */
+int config_check_unknown(char *const *envp, const struct config_seen *seen,
+                         struct config_problems *problems);
+
 /* Production safety: adds a problem for each unsafe setting when
  * cfg->env is production. Later modules add rows to its table. */
 int config_check_production(const struct config *cfg, struct config_problems *problems);
