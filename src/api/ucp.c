@@ -209,6 +209,13 @@ static struct job *begin(struct http_req *r, enum op op, int needs_body)
         }
         j->if_match = v;
     }
+    int notjson = needs_body ? http_req_check_json(r, &why) : 0;
+    if (notjson != 0) {
+        ucp_error(r, agentd_err_http(notjson),
+                  notjson == AGENTD_EMEDIATYPE ? "unsupported_media_type" : "invalid", why.msg);
+        free(j);
+        return NULL;
+    }
     if (needs_body) {
         json_error_t je;
         j->body = r->body_len ? json_loadb(r->body, r->body_len, 0, &je) : NULL;

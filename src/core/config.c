@@ -75,6 +75,7 @@ static const struct var vars[] = {
     { "AGENTD_PAYMENT_BUSINESS_ID",K_STR,    OFF(payment_business_id),"1234567890", 0, 0, NULL, 0 },
     { "AGENTD_SIMULATION_SECRET",K_STR,      OFF(simulation_secret),NULL, 0, 0, NULL, SECRET_ALL },
     { "AGENTD_FAILPOINT",        K_STR,      OFF(failpoint),        NULL, 0, 0, NULL, 0 },
+    { "AGENTD_CORS_ORIGINS",     K_STR,      OFF(cors_origins),     NULL, 0, 0, NULL, 0 },
 };
 #define NVARS (sizeof vars / sizeof vars[0])
 
@@ -405,6 +406,23 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
         if (netguard_allowlist_parse(cfg->profile_allowlist, &al, allowlist_problem, pr) < 0)
             config_problems_add(pr, "AGENTD_PROFILE_ALLOWLIST: out of memory");
         netguard_allowlist_free(&al);
+    }
+    if (cfg->cors_origins) {
+        /* an origin is scheme://host[:port], as browsers send it: no path, no wildcard */
+        for (const char *p = cfg->cors_origins; *p;) {
+            size_t n = strcspn(p, ", ");
+            if (n) {
+                int ok = (strncmp(p, "http://", 7) == 0 && n > 7) ||
+                         (strncmp(p, "https://", 8) == 0 && n > 8);
+                if (ok && memchr(p + 8, '/', n - 8)) /* n >= 8 when ok */
+                    ok = 0;
+                if (!ok)
+                    config_problems_add(pr, "AGENTD_CORS_ORIGINS: \"%.*s\" is not an origin "
+                                            "(scheme://host[:port])", (int)(n > 100 ? 100 : n), p);
+            }
+            p += n;
+            p += strspn(p, ", ");
+        }
     }
     config_check_production(cfg, pr);
     return pr->n - before;

@@ -29,6 +29,8 @@ struct config {
     int64_t drain_timeout_ms;   /* AGENTD_DRAIN_TIMEOUT */
     int max_connections;        /* AGENTD_MAX_CONNECTIONS */
     int max_connections_auto;   /* 1 = not set: derived from the open-file limit */
+    char *cors_origins;         /* AGENTD_CORS_ORIGINS: comma-separated origins browsers may call
+                                   from; NULL = CORS off */
     /* storage */
     char *data_dir;             /* AGENTD_DATA_DIR */
     char *db;                   /* AGENTD_DB: sqlite path or postgres URL; default under data_dir */

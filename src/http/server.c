@@ -240,6 +240,64 @@ static const char *reason_phrase(int status)
     }
 }
 
+/* ---- CORS: off unless AGENTD_CORS_ORIGINS lists origins ---- */
+
+#define CORS_METHODS "GET, POST, PUT, DELETE, OPTIONS"
+#define CORS_HEADERS "Content-Type, Authorization, X-API-Key, Idempotency-Key, If-Match, " \
+                     "If-None-Match, UCP-Agent, A2A-Version, A2A-Extensions, X-Request-Id, " \
+                     "Last-Event-ID"
+#define CORS_EXPOSE "X-Request-Id, ETag, Retry-After, Location"
+
+static void add_vary(struct evkeyvalq *h, const char *what);
+
+/* The request's Origin when it is one of the listed origins (exact match). */
+static const char *cors_origin(struct http_req *r)
+{
+    const char *list = r->srv->cfg->cors_origins;
+    const char *origin = list ? http_req_header(r, "Origin") : NULL;
+    if (!origin)
+        return NULL;
+    size_t olen = strlen(origin);
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ", ");
+        if (n && n == olen && strncasecmp(p, origin, n) == 0)
+            return origin;
+        p += n;
+        p += strspn(p, ", ");
+    }
+    return NULL;
+}
+
+static void cors_headers(struct http_req *r, struct evkeyvalq *h)
+{
+    if (!r->srv->cfg->cors_origins)
+        return;
+    add_vary(h, "Origin"); /* the answer differs by Origin: caches must key on it */
+    const char *origin = cors_origin(r);
+    if (origin) {
+        evhttp_add_header(h, "Access-Control-Allow-Origin", origin);
+        evhttp_add_header(h, "Access-Control-Expose-Headers", CORS_EXPOSE);
+    }
+}
+
+/* A browser's preflight (OPTIONS + Origin + Access-Control-Request-Method):
+ * answered here for a listed origin, refused for another. 1 = answered. */
+static int cors_preflight(struct http_req *r)
+{
+    if (r->method != HTTP_OPTIONS || !r->srv->cfg->cors_origins ||
+        !http_req_header(r, "Origin") || !http_req_header(r, "Access-Control-Request-Method"))
+        return 0;
+    if (!cors_origin(r)) {
+        http_reply_error(r, 403, "forbidden", "this Origin is not in AGENTD_CORS_ORIGINS");
+        return 1;
+    }
+    http_set_header(r, "Access-Control-Allow-Methods", CORS_METHODS);
+    http_set_header(r, "Access-Control-Allow-Headers", CORS_HEADERS);
+    http_set_header(r, "Access-Control-Max-Age", "600");
+    http_reply_raw(r, 204, NULL, NULL, 0);
+    return 1;
+}
+
 static void common_headers(struct http_req *r, const char *content_type)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
@@ -247,8 +305,53 @@ static void common_headers(struct http_req *r, const char *content_type)
         evhttp_add_header(h, "Content-Type", content_type);
     evhttp_add_header(h, "X-Request-Id", r->request_id);
     evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    cors_headers(r, h);
     if (atomic_load(&r->srv->draining))
         evhttp_add_header(h, "Connection", "close");
+}
+
+int http_json_depth(const char *t, size_t len)
+{
+    int depth = 0, max = 0, in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = t[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max)
+                max = depth;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return max;
+}
+
+int http_req_check_json(struct http_req *r, struct agentd_error *e)
+{
+    if (!r->body_len)
+        return 0;
+    const char *ct = http_req_header(r, "Content-Type");
+    if (ct) {
+        size_t n = strcspn(ct, ";");
+        while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+            n--;
+        int json = (n == 16 && strncasecmp(ct, "application/json", 16) == 0) ||
+                   (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0);
+        if (!json)
+            return agentd_fail(e, AGENTD_EMEDIATYPE, NULL, NULL,
+                               "the body must be JSON (Content-Type: application/json)");
+    }
+    if (http_json_depth(r->body, r->body_len) > HTTP_JSON_MAX_DEPTH)
+        return agentd_fail(e, AGENTD_EMALFORMED, NULL, NULL,
+                           "the JSON body nests deeper than %d levels", HTTP_JSON_MAX_DEPTH);
+    return 0;
 }
 
 static int run_hook(struct http_req *r, int status, const char *content_type, char *owned,
@@ -263,7 +366,7 @@ static int run_hook(struct http_req *r, int status, const char *content_type, ch
 json_t *http_reply_headers_json(struct http_req *r)
 {
     static const char *const skip[] = { "X-Request-Id", "Date", "Content-Length", "Connection",
-                                        "Cache-Control", NULL };
+                                        "Cache-Control", "X-Content-Type-Options", NULL };
     json_t *o = json_object();
     struct evkeyval *kv;
     TAILQ_FOREACH(kv, evhttp_request_get_output_headers(r->ev), next) {
@@ -588,6 +691,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
         http_reply_error(r, 501, "not_implemented", "this request method is not supported");
         return;
     }
+    if (cors_preflight(r))
+        return;
     int st = router_match(s->router, r->method, path, &r->match);
     if (st == 404) {
         http_reply_error(r, 404, "not_found", "no route for this path");
