@@ -16,6 +16,7 @@
 #endif
 
 #include "serve.h"
+#include "api/idempotency.h"
 #include "api/a2a.h"
 #include "api/chat.h"
 #include "api/openapi.h"
@@ -408,6 +409,7 @@ static int app_init_agent(struct app *a)
         log_msg(LOG_WARN, NULL, "no instance lock in %s (%s): crash recovery falls back to "
                 "pids and leases", dir, strerror(why));
     /* completions a crash left mid-way are known by the same means */
+    idem_set_instance(a->agent.instance, lrc == 0 ? dir : NULL);
     if (shop_set_instance(a->shop, a->agent.instance, lrc == 0 ? dir : NULL) != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");
         return AGENTD_ENOMEM;

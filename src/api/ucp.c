@@ -325,7 +325,7 @@ static void with_idempotency(struct http_req *r, http_handler inner)
     char owner[sizeof probe->owner];
     memcpy(owner, probe->owner, sizeof owner);
     job_free(probe);
-    idem_handle(r, F.st, owner, inner, ucp_error, 0);
+    idem_handle(r, F.st, owner, inner, ucp_error, IDEM_TAKEOVER);
 }
 
 static void h_create(struct http_req *r) { with_idempotency(r, create_inner); }

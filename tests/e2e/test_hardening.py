@@ -219,3 +219,26 @@ def test_json_depth_limit(server):
     ok = json.loads("[" * 62 + "]" * 62)
     r = server.request("POST", "/chat", json={"message": "hi", "data": {"x": ok}})
     assert r.status_code != 400 or "deeper" not in r.text
+
+
+# ---- the probe's faults ----
+
+def test_in_progress_409_carries_retry_after(agentd):
+    """A /chat claim in progress (its turn is crash recovery's to finish,
+    not taken over) answers 409 idempotency_in_progress with Retry-After."""
+    import hashlib
+    import sqlite3
+    a = agentd()
+    body = json.dumps({"message": "hello"}).encode()
+    fp = hashlib.sha256(b"POST\n/chat\n" + body).hexdigest()
+    now = int(time.time() * 1000)
+    con = sqlite3.connect(a.data_dir / "agentd.db")
+    with con:
+        con.execute("INSERT INTO idempotency(principal, key, fingerprint, state, created_at, "
+                    "expires_at, owner) VALUES('anonymous', 'k-busy', ?, 'in_progress', ?, ?, "
+                    "'elsewhere/1/abc')", (fp, now, now + 3600 * 1000))
+    con.close()
+    r = a.request("POST", "/chat", data=body, headers={"Content-Type": "application/json",
+                                                       "Idempotency-Key": "k-busy"})
+    assert_error_response(r, 409, "idempotency_in_progress")
+    assert r.headers.get("Retry-After") == "1"
