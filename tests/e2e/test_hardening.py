@@ -242,3 +242,12 @@ def test_in_progress_409_carries_retry_after(agentd):
                                                        "Idempotency-Key": "k-busy"})
     assert_error_response(r, 409, "idempotency_in_progress")
     assert r.headers.get("Retry-After") == "1"
+
+
+@pytest.mark.parametrize("message", ["add -1 BISC-001", "add 0 BISC-001"])
+def test_offline_model_refuses_quantity_below_one(server, message):
+    r = server.request("POST", "/chat", json={"message": message})
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert "at least 1" in d["answer"], d["answer"]
+    assert not (d.get("checkout") or {}).get("line_items"), d
