@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -47,6 +48,7 @@ struct http_loop {
     struct http_req *live;   /* requests not finished yet (this loop's thread only) */
     struct event *accept_pause; /* re-enables the listener after accept() failed */
     int64_t last_accept_warn_ms;
+    int close_tries;         /* close_listener waiting for the accept queue to empty */
 };
 
 struct rate_slot {
@@ -933,13 +935,38 @@ int http_server_unflushed(const struct http_server *s) { return atomic_load(&s->
 int http_server_loop_count(const struct http_server *s) { return s->nloops; }
 struct loop *http_server_loop(const struct http_server *s, int i) { return s->loops[i].loop; }
 
+#define CLOSE_RETRY_MS 2
+#define CLOSE_RETRIES 100
+
+static void close_listener(void *arg);
+
+static void close_listener_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    close_listener(arg);
+}
+
+/* Closing a listening socket resets the connections in its accept queue:
+ * a client that connected just after SIGTERM would get a reset instead of
+ * /readyz's 503. So the listener is closed once its queue is empty (the
+ * loop accepts what is queued first), retried every few ms, a bounded
+ * number of times so a flood cannot keep it open. */
 static void close_listener(void *arg)
 {
     struct http_loop *hl = arg;
-    if (hl->http && hl->bound) {
-        evhttp_del_accept_socket(hl->http, hl->bound);
-        hl->bound = NULL;
+    if (!hl->http || !hl->bound)
+        return;
+    struct evconnlistener *l = evhttp_bound_socket_get_listener(hl->bound);
+    evutil_socket_t fd = l ? evconnlistener_get_fd(l) : -1;
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    if (fd >= 0 && hl->close_tries++ < CLOSE_RETRIES && poll(&p, 1, 0) > 0 &&
+        (p.revents & POLLIN)) {
+        struct timeval tv = { 0, CLOSE_RETRY_MS * 1000 };
+        if (event_base_once(loop_base(hl->loop), -1, EV_TIMEOUT, close_listener_later, hl, &tv) == 0)
+            return;
     }
+    evhttp_del_accept_socket(hl->http, hl->bound);
+    hl->bound = NULL;
 }
 
 void http_server_begin_drain(struct http_server *s)

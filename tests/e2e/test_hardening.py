@@ -251,3 +251,41 @@ def test_offline_model_refuses_quantity_below_one(server, message):
     d = r.json()
     assert "at least 1" in d["answer"], d["answer"]
     assert not (d.get("checkout") or {}).get("line_items"), d
+
+
+def test_readyz_right_after_sigterm_is_503_never_a_reset(agentd):
+    """Connections made just after SIGTERM are either refused (the listener
+    is closed) or answered 503 by /readyz: one that was accepted by the
+    kernel must not be reset by the listener's close."""
+    from test_drain import SlowCall, sim_env, wait_in_flight
+    seen = {"reset": 0, "503": 0, "refused": 0}
+    for _ in range(4):  # the race is narrow: several rounds
+        srv = agentd(env=sim_env(AGENTD_DRAIN_TIMEOUT="10s"))
+        slow = SlowCall(srv, 1000)
+        slow.start()
+        wait_in_flight(srv)
+        socks = []
+        srv.send_signal(signal.SIGTERM)
+        for _ in range(20):
+            try:
+                s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+                s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                socks.append(s)
+            except ConnectionRefusedError:
+                seen["refused"] += 1
+            except (ConnectionResetError, BrokenPipeError):
+                seen["reset"] += 1
+        for s in socks:
+            try:
+                data = s.recv(64)
+                if data.startswith(b"HTTP/1.1 200"):
+                    continue  # served before the signal was handled
+                seen["503" if data.startswith(b"HTTP/1.1 503") else "reset"] += 1
+            except ConnectionResetError:
+                seen["reset"] += 1
+            finally:
+                s.close()
+        slow.join(10)
+        assert srv.wait(10 * SLOW) == 0
+    assert seen["reset"] == 0, seen
+    assert seen["503"] > 0, seen
