@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from agentd_harness import (SLOW, Server, assert_error_response, read_response, run_cli,
-                            wait_closed)
+from agentd_harness import SLOW, assert_error_response, read_response, run_cli, wait_closed
 
 
 # ---- configuration hardening ----
