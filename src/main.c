@@ -14,6 +14,8 @@
 #include "store/store.h"
 #include "version.h"
 
+extern char **environ; /* the process environment, for unknown-variable checks */
+
 static const char usage[] =
     "usage: agentd <command>\n"
     "\n"
@@ -35,8 +37,11 @@ static int cmd_check_config(void)
     struct config cfg;
     struct llm_config lc;
     struct config_problems pr = { 0 };
-    int n = config_load(&cfg, NULL, NULL, &pr);
-    n += llm_config_load(&lc, cfg.env, NULL, NULL, &pr);
+    struct config_seen seen = { 0 };
+    int n = config_load(&cfg, config_getenv_seen, &seen, &pr);
+    n += llm_config_load(&lc, cfg.env, config_getenv_seen, &seen, &pr);
+    n += config_check_unknown(environ, &seen, &pr);
+    config_seen_free(&seen);
     for (int i = 0; i < pr.n; i++)
         printf("problem: %s\n", pr.items[i]);
     config_dump(&cfg, stdout);

@@ -16,6 +16,7 @@
 #endif
 
 #include "serve.h"
+#include "api/idempotency.h"
 #include "api/a2a.h"
 #include "api/chat.h"
 #include "api/openapi.h"
@@ -96,6 +97,8 @@ struct app {
     struct startup_check sc;
     struct server_timers timers;
 };
+
+extern char **environ; /* the process environment, for unknown-variable checks */
 
 static void notify(const char *state)
 {
@@ -242,18 +245,22 @@ static void startup_check_start(void *arg)
 
 /* ---- init: each part of the process, in the order the next one needs ---- */
 
-/* Config and model config; their problems printed. 0 or AGENTD_EINVAL. */
+/* Config and model config; their problems printed, an unknown AGENTD_*
+ * variable among them (a misspelling would otherwise be silently ignored).
+ * 0 or AGENTD_EINVAL. */
 static int app_config_load(struct app *a)
 {
-    int bad = serve_config_load(&a->cfg);
+    struct config_seen seen = { 0 };
     struct config_problems pr = { 0 };
-    int lbad = llm_config_load(&a->lc, a->cfg.env, NULL, NULL, &pr);
+    int n = config_load(&a->cfg, config_getenv_seen, &seen, &pr);
+    n += llm_config_load(&a->lc, a->cfg.env, config_getenv_seen, &seen, &pr);
+    n += config_check_unknown(environ, &seen, &pr);
+    config_seen_free(&seen);
     for (int i = 0; i < pr.n; i++)
         fprintf(stderr, "config: %s\n", pr.items[i]);
     config_problems_free(&pr);
-    if (bad || lbad) {
-        if (lbad && !bad)
-            fprintf(stderr, "config: %d problem%s; not starting\n", lbad, lbad == 1 ? "" : "s");
+    if (n) {
+        fprintf(stderr, "config: %d problem%s; not starting\n", n, n == 1 ? "" : "s");
         llm_config_free(&a->lc);
         config_free(&a->cfg);
         return AGENTD_EINVAL;
@@ -402,6 +409,7 @@ static int app_init_agent(struct app *a)
         log_msg(LOG_WARN, NULL, "no instance lock in %s (%s): crash recovery falls back to "
                 "pids and leases", dir, strerror(why));
     /* completions a crash left mid-way are known by the same means */
+    idem_set_instance(a->agent.instance, lrc == 0 ? dir : NULL);
     if (shop_set_instance(a->shop, a->agent.instance, lrc == 0 ? dir : NULL) != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");
         return AGENTD_ENOMEM;

@@ -149,7 +149,8 @@ static const char *read_quantity(const char *s, int *qty)
 {
     while (isspace((unsigned char)*s))
         s++;
-    if (isdigit((unsigned char)*s)) {
+    /* "-1" is a count below one (0), said: refused later, never read as "1" */
+    if (isdigit((unsigned char)*s) || (*s == '-' && isdigit((unsigned char)s[1]))) {
         char *end;
         long v = strtol(s, &end, 10);
         if (!is_word_char(*end) || *end == 'x') {
@@ -296,7 +297,8 @@ void offline_understand(const char *text, struct ask *a)
         const char *num = to ? to + 2 : l;
         while (*num && !isdigit((unsigned char)*num))
             num++;
-        a->quantity = *num ? atoi(num) : -1;
+        /* "to -1" is no count: asked again, not read as 1 */
+        a->quantity = *num && !(num > l && num[-1] == '-') ? atoi(num) : -1;
     } else if (has_any(l, status)) {
         a->intent = I_GET;
     } else if (a->product_id) {

@@ -13,7 +13,7 @@ struct ask {
     enum intent intent;
     char *product_id;         /* upper-cased id when the user named one */
     char *query;              /* search words / product name */
-    int quantity;             /* -1 = not said */
+    int quantity;             /* -1 = not said; 0 = zero or a negative count said */
     long long max_price;      /* minor units, -1 = none */
     char *level;              /* shipping: "express" | "standard" | "overnight" */
 };

@@ -536,6 +536,11 @@ static void plan_product(struct convo *cv, const struct ask *a, struct out *o)
 /* Add to the cart: by id, or by name through a search for the top hit. */
 static void plan_add(struct convo *cv, const struct ask *a, struct out *o)
 {
+    if (a->quantity == 0) { /* "add 0 ..." / "add -1 ...": nothing to add, and not one */
+        say_str(o, "A quantity to add must be at least 1. To take something out, say "
+                   "\"remove BISC-001\", or \"change BISC-001 to 2\" to set a new quantity.");
+        return;
+    }
     int qty = a->quantity > 0 ? a->quantity : 1;
     struct step *added = find_step(cv, "add_to_checkout");
     if (added) {

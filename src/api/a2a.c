@@ -123,7 +123,9 @@ static void h_rpc(struct http_req *r)
     c->ext_header = ucp_activated(r);
     json_error_t je;
     const char *ct = http_req_header(r, "Content-Type");
-    c->body = r->body_len ? json_loadb(r->body, r->body_len, 0, &je) : NULL;
+    /* a nesting bomb is not parsed at all: a parse error, as the JSON-RPC spec says */
+    int too_deep = http_json_depth(r->body, r->body_len) > HTTP_JSON_MAX_DEPTH;
+    c->body = r->body_len && !too_deep ? json_loadb(r->body, r->body_len, 0, &je) : NULL;
     struct a2a_rpc rpc = { 0 };
     if (ct && !strcasestr(ct, "json")) {
         a2a_reply_error(c, A2A_CONTENT_TYPE_NOT_SUPPORTED,
@@ -132,7 +134,10 @@ static void h_rpc(struct http_req *r)
         return;
     }
     if (!c->body) {
-        if (!r->body_len)
+        if (too_deep)
+            agentd_fail(&c->e, AGENTD_EMALFORMED, NULL, NULL,
+                        "the JSON body nests deeper than %d levels", HTTP_JSON_MAX_DEPTH);
+        else if (!r->body_len)
             agentd_fail(&c->e, AGENTD_EMALFORMED, NULL, NULL,
                         "a JSON-RPC request body is required");
         else

@@ -449,6 +449,12 @@ static void chat_inner(struct http_req *r)
 
 static void h_chat(struct http_req *r)
 {
+    struct agentd_error why = { 0 };
+    int bad = http_req_check_json(r, &why);
+    if (bad != 0) {
+        http_reply_err(r, bad, why.msg);
+        return;
+    }
     const char *accept = http_req_header(r, "Accept");
     if (http_req_header(r, "Idempotency-Key") &&
         ((accept && strcasestr(accept, "text/event-stream")) ||

@@ -4,6 +4,7 @@
 #include "api/idempotency.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/instance.h"
 #include "core/log.h"
 #include "store/async.h"
 #include "store/store.h"
@@ -27,6 +28,16 @@ struct idem_job {
     size_t len;
     char *headers;
 };
+
+/* Process-wide: one instance per process, set before serving. */
+static char our_instance[160];
+static char our_lock_dir[512];
+
+void idem_set_instance(const char *instance, const char *lock_dir)
+{
+    snprintf(our_instance, sizeof our_instance, "%s", instance ? instance : "");
+    snprintf(our_lock_dir, sizeof our_lock_dir, "%s", lock_dir ? lock_dir : "");
+}
 
 int idem_key_valid(const char *key)
 {
@@ -100,12 +111,40 @@ static void capture(struct http_req *r, int status, const char *content_type, ch
 
 /* ---- the claim ---- */
 
+/* A claim in progress whose process is known dead (its lock file free, or
+ * its pid on this host gone; elsewhere the lease). A claim that names no
+ * process (written before claims did, or by an older replica) is left to
+ * the lease. */
+static int claim_orphaned(const struct idem_request *q, const struct store_idem *ex)
+{
+    if (!ex->owner || !q->owner || strcmp(ex->owner, q->owner) == 0)
+        return 0;
+    int64_t age = clock_wall_ms() - ex->created_at;
+    return instance_orphaned(q->owner, ex->owner, age, STORE_IDEM_LEASE_MS,
+                             q->lock_dir ? instance_lock_probe : NULL, (void *)q->lock_dir,
+                             instance_pid_dead);
+}
+
 int idem_claim(struct store *st, const struct idem_request *q, char fingerprint[65],
                struct store_idem **existing)
 {
+    const char *principal = q->principal ? q->principal : "anonymous";
     store_idem_fingerprint(q->method, q->uri, q->body, q->body_len, fingerprint);
-    return store_idem_begin(st, q->principal ? q->principal : "anonymous", q->key, fingerprint,
-                            clock_wall_ms() + IDEM_TTL_MS, existing);
+    int rc = store_idem_claim(st, principal, q->key, fingerprint, q->owner,
+                              clock_wall_ms() + IDEM_TTL_MS, existing);
+    struct store_idem *ex = rc == AGENTD_EEXIST ? *existing : NULL;
+    if (!q->takeover || !ex || strcmp(ex->state, STORE_IDEM_IN_PROGRESS) != 0 ||
+        strcmp(ex->fingerprint, fingerprint) != 0 || !claim_orphaned(q, ex))
+        return rc;
+    /* of several takers one wins; the others see the winner's live claim */
+    int trc = store_idem_takeover(st, principal, q->key, ex->owner, q->owner);
+    if (trc != 0)
+        return rc;
+    log_msg(LOG_INFO, NULL, "idempotency: took over the claim of dead process %s", ex->owner);
+    instance_recovered("idempotency_claim");
+    store_idem_free(ex);
+    *existing = NULL;
+    return 0;
 }
 
 static int op_begin(struct store *st, void *arg)
@@ -114,7 +153,10 @@ static int op_begin(struct store *st, void *arg)
     struct http_req *r = j->r;
     struct idem_request q = { .principal = j->principal, .key = j->key,
                               .method = http_method_name(r->method), .uri = r->uri,
-                              .body = r->body, .body_len = r->body_len };
+                              .body = r->body, .body_len = r->body_len,
+                              .owner = our_instance[0] ? our_instance : NULL,
+                              .lock_dir = our_lock_dir[0] ? our_lock_dir : NULL,
+                              .takeover = (j->flags & IDEM_TAKEOVER) != 0 };
     return idem_claim(st, &q, j->fingerprint, &j->existing);
 }
 
@@ -150,6 +192,7 @@ void idem_decide(int claim_rc, const struct store_idem *existing, const char *fi
         } else if (strcmp(existing->state, STORE_IDEM_DONE) != 0) {
             d->code = "idempotency_in_progress";
             d->message = "a request with this Idempotency-Key is still being processed; retry later";
+            d->retry_after = 1;
         } else {
             d->verdict = IDEM_REPLAY;
         }

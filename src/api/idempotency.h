@@ -26,8 +26,19 @@ typedef void (*idem_error_fn)(struct http_req *r, int status, const char *code, 
 /* flags: IDEM_KEEP_5XX stores 5xx replies too (a failed agent turn may
  * already have run tools: a retry must replay, never run it again). */
 #define IDEM_KEEP_5XX 0x1u
+/* IDEM_TAKEOVER: a claim whose process died (core/instance.h) is taken over
+ * at once and the handler runs again under it; for handlers whose rerun
+ * carries the first run on (a completion names its authorization by the
+ * key). Without it such a claim is left to whoever finishes it (a turn's
+ * crash recovery) or to its lease. */
+#define IDEM_TAKEOVER 0x2u
 void idem_handle(struct http_req *r, struct store *st, const char *principal, http_handler handler,
                  idem_error_fn on_error, unsigned flags);
+
+/* This process's instance id and instance lock directory (NULL = none:
+ * then only a pid on this host or the lease tells a dead claimant). Once,
+ * before serving; copied. Claims name their process from then on. */
+void idem_set_instance(const char *instance, const char *lock_dir);
 
 /* 1 when key is 1..IDEM_KEY_MAX visible ASCII characters. */
 int idem_key_valid(const char *key);
@@ -42,6 +53,9 @@ struct idem_request {
     const char *method, *uri;
     const char *body;
     size_t body_len;
+    const char *owner;       /* this process's instance id; NULL = the claim names none */
+    const char *lock_dir;    /* instance lock files (NULL = none) */
+    int takeover;            /* take a dead process's claim over (IDEM_TAKEOVER) */
 };
 
 /* What to do with a request after its claim. */
@@ -57,8 +71,10 @@ struct idem_decision {
     int retry_after;
 };
 
-/* Claims q's key on the worker: store_idem_begin with q's fingerprint
- * (written to fingerprint). The store's status; *existing as it sets it. */
+/* Claims q's key on the worker: store_idem_claim with q's fingerprint
+ * (written to fingerprint) and owner. With q->takeover, a claim of the same
+ * request in progress whose process is dead is taken over: 0 as for a new
+ * claim. The store's status; *existing as it sets it. */
 int idem_claim(struct store *st, const struct idem_request *q, char fingerprint[65],
                struct store_idem **existing);
 /* The verdict on a claim's status and record (pure). */

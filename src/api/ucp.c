@@ -209,6 +209,13 @@ static struct job *begin(struct http_req *r, enum op op, int needs_body)
         }
         j->if_match = v;
     }
+    int notjson = needs_body ? http_req_check_json(r, &why) : 0;
+    if (notjson != 0) {
+        ucp_error(r, agentd_err_http(notjson),
+                  notjson == AGENTD_EMEDIATYPE ? "unsupported_media_type" : "invalid", why.msg);
+        free(j);
+        return NULL;
+    }
     if (needs_body) {
         json_error_t je;
         j->body = r->body_len ? json_loadb(r->body, r->body_len, 0, &je) : NULL;
@@ -318,7 +325,7 @@ static void with_idempotency(struct http_req *r, http_handler inner)
     char owner[sizeof probe->owner];
     memcpy(owner, probe->owner, sizeof owner);
     job_free(probe);
-    idem_handle(r, F.st, owner, inner, ucp_error, 0);
+    idem_handle(r, F.st, owner, inner, ucp_error, IDEM_TAKEOVER);
 }
 
 static void h_create(struct http_req *r) { with_idempotency(r, create_inner); }

@@ -75,6 +75,7 @@ static const struct var vars[] = {
     { "AGENTD_PAYMENT_BUSINESS_ID",K_STR,    OFF(payment_business_id),"1234567890", 0, 0, NULL, 0 },
     { "AGENTD_SIMULATION_SECRET",K_STR,      OFF(simulation_secret),NULL, 0, 0, NULL, SECRET_ALL },
     { "AGENTD_FAILPOINT",        K_STR,      OFF(failpoint),        NULL, 0, 0, NULL, 0 },
+    { "AGENTD_CORS_ORIGINS",     K_STR,      OFF(cors_origins),     NULL, 0, 0, NULL, 0 },
 };
 #define NVARS (sizeof vars / sizeof vars[0])
 
@@ -406,8 +407,121 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
             config_problems_add(pr, "AGENTD_PROFILE_ALLOWLIST: out of memory");
         netguard_allowlist_free(&al);
     }
+    if (cfg->cors_origins) {
+        /* an origin is scheme://host[:port], as browsers send it: no path, no wildcard */
+        for (const char *p = cfg->cors_origins; *p;) {
+            size_t n = strcspn(p, ", ");
+            if (n) {
+                int ok = (strncmp(p, "http://", 7) == 0 && n > 7) ||
+                         (strncmp(p, "https://", 8) == 0 && n > 8);
+                if (ok && memchr(p + 8, '/', n - 8)) /* n >= 8 when ok */
+                    ok = 0;
+                if (!ok)
+                    config_problems_add(pr, "AGENTD_CORS_ORIGINS: \"%.*s\" is not an origin "
+                                            "(scheme://host[:port])", (int)(n > 100 ? 100 : n), p);
+            }
+            p += n;
+            p += strspn(p, ", ");
+        }
+    }
     config_check_production(cfg, pr);
     return pr->n - before;
+}
+
+/* ---- unknown variables ---- */
+
+const char *config_getenv_seen(const char *name, void *ud)
+{
+    struct config_seen *s = ud;
+    int known = 0;
+    for (int i = 0; i < s->n && !known; i++)
+        known = strcmp(s->names[i], name) == 0;
+    if (!known) {
+        if (s->n == s->cap) {
+            int cap = s->cap ? s->cap * 2 : 64;
+            char **names = realloc(s->names, (size_t)cap * sizeof *names);
+            if (names) {
+                s->names = names;
+                s->cap = cap;
+            }
+        }
+        char *copy = s->n < s->cap ? strdup(name) : NULL;
+        if (copy)
+            s->names[s->n++] = copy;
+    }
+    return (s->get ? s->get : config_getenv_default)(name, s->ud);
+}
+
+void config_seen_free(struct config_seen *s)
+{
+    for (int i = 0; i < s->n; i++)
+        free(s->names[i]);
+    free(s->names);
+    s->names = NULL;
+    s->n = s->cap = 0;
+}
+
+/* Edit distance with adjacent transpositions (PORT/PROT is one typo). */
+static size_t typo_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+    enum { MAXL = 96 };
+    if (la >= MAXL || lb >= MAXL)
+        return (size_t)-1;
+    static _Thread_local size_t d[MAXL][MAXL];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < best)
+                best = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[la][lb];
+}
+
+int config_check_unknown(char *const *envp, const struct config_seen *seen,
+                         struct config_problems *pr)
+{
+    int n = 0;
+    for (; envp && *envp; envp++) {
+        const char *kv = *envp;
+        const char *eq = strchr(kv, '=');
+        size_t len = eq ? (size_t)(eq - kv) : strlen(kv);
+        if (len < 7 || strncmp(kv, "AGENTD_", 7) != 0)
+            continue;
+        int known = 0;
+        const char *near = NULL;
+        size_t best = (size_t)-1;
+        for (int i = 0; i < seen->n && !known; i++) {
+            const char *k = seen->names[i];
+            size_t kl = strlen(k);
+            if (kl == len && memcmp(k, kv, len) == 0)
+                known = 1;
+            size_t dist = typo_distance(kv, len, k, kl);
+            if (dist < best) {
+                best = dist;
+                near = k;
+            }
+        }
+        if (known)
+            continue;
+        /* a suggestion only when it is plausibly the same name mistyped */
+        if (near && best <= (len < 16 ? 2 : 3))
+            config_problems_add(pr, "%.*s: unknown variable (did you mean %s?)", (int)len, kv, near);
+        else
+            config_problems_add(pr, "%.*s: unknown variable", (int)len, kv);
+        n++;
+    }
+    return n;
 }
 
 /* ---- production safety: each row names a setting that production refuses ---- */
@@ -420,6 +534,8 @@ struct prod_rule {
 static int simulation_enabled(const struct config *c) { return c->simulation_secret != NULL; }
 static int debug_logging(const struct config *c) { return c->log_level == LOG_DEBUG; }
 static int failpoint_set(const struct config *c) { return c->failpoint != NULL; }
+static int body_limit_large(const struct config *c) { return c->max_body_bytes > (16LL << 20); }
+static int read_timeout_long(const struct config *c) { return c->read_timeout_ms > 60000; }
 
 static const struct prod_rule prod_rules[] = {
     { "AGENTD_SIMULATION_SECRET is set: test-only simulation routes are refused in production",
@@ -427,6 +543,9 @@ static const struct prod_rule prod_rules[] = {
     { "AGENTD_LOG_LEVEL=debug: debug logs may carry request details; use info or higher in production",
       debug_logging },
     { "AGENTD_FAILPOINT is set: a test-only crash switch is refused in production", failpoint_set },
+    { "AGENTD_MAX_BODY_BYTES is over 16 MiB: a body that large only ties up memory", body_limit_large },
+    { "AGENTD_READ_TIMEOUT is over 60s: slow clients would hold connections that long",
+      read_timeout_long },
 };
 
 int config_check_production(const struct config *cfg, struct config_problems *pr)

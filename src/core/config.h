@@ -29,6 +29,8 @@ struct config {
     int64_t drain_timeout_ms;   /* AGENTD_DRAIN_TIMEOUT */
     int max_connections;        /* AGENTD_MAX_CONNECTIONS */
     int max_connections_auto;   /* 1 = not set: derived from the open-file limit */
+    char *cors_origins;         /* AGENTD_CORS_ORIGINS: comma-separated origins browsers may call
+                                   from; NULL = CORS off */
     /* storage */
     char *data_dir;             /* AGENTD_DATA_DIR */
     char *db;                   /* AGENTD_DB: sqlite path or postgres URL; default under data_dir */
@@ -82,6 +84,24 @@ void config_problems_free(struct config_problems *p);
  * either way. getenv_fn NULL = the process environment. */
 int config_load(struct config *cfg, config_getenv_fn getenv_fn, void *ud,
                 struct config_problems *problems);
+
+/* The names the loaders asked for. A loader given config_getenv_seen (with a
+ * struct config_seen as ud) looks each name up through seen->get and records
+ * it, found or not, so the set of known names is derived from the config
+ * tables themselves (and the per-provider families the LLM loader reads). */
+struct config_seen {
+    config_getenv_fn get; /* NULL = the process environment */
+    void *ud;
+    char **names;
+    int n, cap;
+};
+const char *config_getenv_seen(const char *name, void *ud);
+void config_seen_free(struct config_seen *s);
+
+/* Each AGENTD_* entry of envp ("NAME=value") that no loader asked for is a
+ * problem: "NAME: unknown variable (did you mean KNOWN?)". Returns how many. */
+int config_check_unknown(char *const *envp, const struct config_seen *seen,
+                         struct config_problems *problems);
 
 /* Production safety: adds a problem for each unsafe setting when
  * cfg->env is production. Later modules add rows to its table. */

@@ -180,7 +180,8 @@ static struct metric *recoveries_family(void)
 
 void instance_metrics_init(void)
 {
-    static const char *const whats[] = { "turn_resumed", "turn_failed", "completion", NULL };
+    static const char *const whats[] = { "turn_resumed", "turn_failed", "completion",
+                                         "idempotency_claim", NULL };
     struct metric *m = recoveries_family();
     for (int i = 0; m && whats[i]; i++) {
         const char *v[] = { whats[i] };

@@ -1,6 +1,7 @@
 /* Connection guard. Per connection: IDLE -> HEAD (first byte arms the read
- * deadline) -> BODY (Content-Length bytes) -> IDLE. A chunked body switches
- * the connection to PASS: the library's own limits apply from there on.
+ * deadline) -> BODY (Content-Length bytes) or CHUNKED (framing followed to
+ * its end, data counted against the body limit) -> IDLE. A new connection
+ * that sends nothing is closed at the read deadline too.
  * A rejection writes a JSON response straight to the socket's buffer, stops
  * feeding the library, flushes, half-closes, discards what the client still
  * sends for a moment (so it reads our answer instead of a reset), then frees
@@ -23,7 +24,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
-enum gstate { G_IDLE, G_HEAD, G_BODY, G_PASS, G_REJECTED };
+enum gstate { G_IDLE, G_HEAD, G_BODY, G_CHUNKED, G_REJECTED };
 
 struct guard {
     struct guard_limits lim;
@@ -33,6 +34,8 @@ struct guard {
     struct event *wev;        /* socket writable, while a reply is partly written */
     enum gstate st;
     int64_t body_left;
+    struct chunk_scan cs;     /* G_CHUNKED */
+    int fresh;                /* no byte received yet on this connection */
     int64_t reject_at_ms;     /* when the rejection was written */
     int counted;
     int shut;
@@ -83,7 +86,7 @@ static void reject(struct guard *g, int status, const char *reason, const char *
     char head[512];
     int hlen = snprintf(head, sizeof head,
                         "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                        "X-Request-Id: %s\r\nConnection: close\r\n\r\n",
+                        "X-Content-Type-Options: nosniff\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n",
                         status, reason, blen, id);
     bufferevent_write(g->under, head, (size_t)hlen);
     bufferevent_write(g->under, body, (size_t)blen);
@@ -118,7 +121,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     struct guard *g = arg;
-    if (g->st == G_HEAD || g->st == G_BODY) {
+    if (g->st == G_IDLE && g->fresh) {
+        /* connected and said nothing within the read deadline: a held
+         * socket, not a client; close without an answer */
+        release(g);
+        return;
+    }
+    if (g->st == G_HEAD || g->st == G_BODY || g->st == G_CHUNKED) {
         reject(g, 408, "Request Timeout", "request_timeout",
                "the request did not arrive in time");
         return;
@@ -164,9 +173,31 @@ static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evb
         case G_REJECTED:
             evbuffer_drain(src, have);
             return BEV_NEED_MORE;
-        case G_PASS:
-            evbuffer_add_buffer(dst, src);
-            return BEV_OK;
+        case G_CHUNKED: {
+            struct evbuffer_iovec v;
+            size_t used = 0;
+            if (evbuffer_peek(src, -1, NULL, &v, 1) < 1)
+                return moved ? BEV_OK : BEV_NEED_MORE;
+            enum chunk_result r = chunk_scan(&g->cs, v.iov_base, v.iov_len, g->lim.max_body_bytes,
+                                             &used);
+            if (r == CHUNK_BAD) {
+                reject(g, 400, "Bad Request", "malformed_request",
+                       "malformed request: invalid chunked body");
+                return moved ? BEV_OK : BEV_NEED_MORE;
+            }
+            if (r == CHUNK_TOO_LARGE) {
+                reject(g, 413, "Payload Too Large", "payload_too_large",
+                       "the request body is larger than AGENTD_MAX_BODY_BYTES");
+                return moved ? BEV_OK : BEV_NEED_MORE;
+            }
+            evbuffer_remove_buffer(src, dst, used);
+            moved = 1;
+            if (r == CHUNK_DONE) {
+                g->st = G_IDLE;
+                evtimer_del(g->timer);
+            }
+            break;
+        }
         case G_BODY: {
             size_t n = (int64_t)have < g->body_left ? have : (size_t)g->body_left;
             evbuffer_remove_buffer(src, dst, n);
@@ -186,6 +217,7 @@ static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evb
                 return moved ? BEV_OK : BEV_NEED_MORE;
             }
             g->st = G_HEAD;
+            g->fresh = 0;
             arm(g, g->lim.read_timeout_ms);
             /* fall through */
         case G_HEAD: {
@@ -202,6 +234,11 @@ static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evb
                            "the request head is larger than AGENTD_MAX_HEADER_BYTES");
                 return moved ? BEV_OK : BEV_NEED_MORE;
             }
+            if (r == HEAD_MALFORMED && hi.not_implemented) {
+                reject(g, 501, "Not Implemented", "not_implemented",
+                       "this Transfer-Encoding is not supported (only chunked is)");
+                return moved ? BEV_OK : BEV_NEED_MORE;
+            }
             if (r == HEAD_MALFORMED) {
                 char msg[128];
                 snprintf(msg, sizeof msg, "malformed request: %s", hi.why ? hi.why : "bad head");
@@ -211,6 +248,12 @@ static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evb
             if (!method_supported(hi.method, hi.method_len)) {
                 reject(g, 501, "Not Implemented", "not_implemented",
                        "this request method is not supported");
+                return moved ? BEV_OK : BEV_NEED_MORE;
+            }
+            if (hi.http11 && hi.hosts != 1) { /* RFC 9112 §3.2 */
+                reject(g, 400, "Bad Request", "malformed_request",
+                       hi.hosts ? "malformed request: more than one Host header"
+                                : "malformed request: HTTP/1.1 needs a Host header");
                 return moved ? BEV_OK : BEV_NEED_MORE;
             }
             if (hi.head_len > (size_t)g->lim.max_header_bytes) {
@@ -226,8 +269,8 @@ static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evb
             evbuffer_remove_buffer(src, dst, hi.head_len);
             moved = 1;
             if (hi.chunked) {
-                g->st = G_PASS;
-                evtimer_del(g->timer);
+                g->st = G_CHUNKED; /* the read deadline keeps running */
+                chunk_scan_init(&g->cs);
             } else if (hi.content_length > 0) {
                 g->st = G_BODY;
                 g->body_left = hi.content_length;
@@ -365,6 +408,8 @@ struct bufferevent *guard_bev_new(struct event_base *base, const struct guard_li
     evbuffer_add_cb(bufferevent_get_output(g->under), on_socket_output, g);
     atomic_fetch_add(g->lim.connections, 1);
     g->counted = 1;
+    g->fresh = 1;
+    arm(g, g->lim.read_timeout_ms);
     return g->filter;
 fail:
     if (g->under)

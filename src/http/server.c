@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -47,6 +48,7 @@ struct http_loop {
     struct http_req *live;   /* requests not finished yet (this loop's thread only) */
     struct event *accept_pause; /* re-enables the listener after accept() failed */
     int64_t last_accept_warn_ms;
+    int close_tries;         /* close_listener waiting for the accept queue to empty */
 };
 
 struct rate_slot {
@@ -240,6 +242,64 @@ static const char *reason_phrase(int status)
     }
 }
 
+/* ---- CORS: off unless AGENTD_CORS_ORIGINS lists origins ---- */
+
+#define CORS_METHODS "GET, POST, PUT, DELETE, OPTIONS"
+#define CORS_HEADERS "Content-Type, Authorization, X-API-Key, Idempotency-Key, If-Match, " \
+                     "If-None-Match, UCP-Agent, A2A-Version, A2A-Extensions, X-Request-Id, " \
+                     "Last-Event-ID"
+#define CORS_EXPOSE "X-Request-Id, ETag, Retry-After, Location"
+
+static void add_vary(struct evkeyvalq *h, const char *what);
+
+/* The request's Origin when it is one of the listed origins (exact match). */
+static const char *cors_origin(struct http_req *r)
+{
+    const char *list = r->srv->cfg->cors_origins;
+    const char *origin = list ? http_req_header(r, "Origin") : NULL;
+    if (!origin)
+        return NULL;
+    size_t olen = strlen(origin);
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ", ");
+        if (n && n == olen && strncasecmp(p, origin, n) == 0)
+            return origin;
+        p += n;
+        p += strspn(p, ", ");
+    }
+    return NULL;
+}
+
+static void cors_headers(struct http_req *r, struct evkeyvalq *h)
+{
+    if (!r->srv->cfg->cors_origins)
+        return;
+    add_vary(h, "Origin"); /* the answer differs by Origin: caches must key on it */
+    const char *origin = cors_origin(r);
+    if (origin) {
+        evhttp_add_header(h, "Access-Control-Allow-Origin", origin);
+        evhttp_add_header(h, "Access-Control-Expose-Headers", CORS_EXPOSE);
+    }
+}
+
+/* A browser's preflight (OPTIONS + Origin + Access-Control-Request-Method):
+ * answered here for a listed origin, refused for another. 1 = answered. */
+static int cors_preflight(struct http_req *r)
+{
+    if (r->method != HTTP_OPTIONS || !r->srv->cfg->cors_origins ||
+        !http_req_header(r, "Origin") || !http_req_header(r, "Access-Control-Request-Method"))
+        return 0;
+    if (!cors_origin(r)) {
+        http_reply_error(r, 403, "forbidden", "this Origin is not in AGENTD_CORS_ORIGINS");
+        return 1;
+    }
+    http_set_header(r, "Access-Control-Allow-Methods", CORS_METHODS);
+    http_set_header(r, "Access-Control-Allow-Headers", CORS_HEADERS);
+    http_set_header(r, "Access-Control-Max-Age", "600");
+    http_reply_raw(r, 204, NULL, NULL, 0);
+    return 1;
+}
+
 static void common_headers(struct http_req *r, const char *content_type)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
@@ -247,8 +307,53 @@ static void common_headers(struct http_req *r, const char *content_type)
         evhttp_add_header(h, "Content-Type", content_type);
     evhttp_add_header(h, "X-Request-Id", r->request_id);
     evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    cors_headers(r, h);
     if (atomic_load(&r->srv->draining))
         evhttp_add_header(h, "Connection", "close");
+}
+
+int http_json_depth(const char *t, size_t len)
+{
+    int depth = 0, max = 0, in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = t[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max)
+                max = depth;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return max;
+}
+
+int http_req_check_json(struct http_req *r, struct agentd_error *e)
+{
+    if (!r->body_len)
+        return 0;
+    const char *ct = http_req_header(r, "Content-Type");
+    if (ct) {
+        size_t n = strcspn(ct, ";");
+        while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+            n--;
+        int json = (n == 16 && strncasecmp(ct, "application/json", 16) == 0) ||
+                   (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0);
+        if (!json)
+            return agentd_fail(e, AGENTD_EMEDIATYPE, NULL, NULL,
+                               "the body must be JSON (Content-Type: application/json)");
+    }
+    if (http_json_depth(r->body, r->body_len) > HTTP_JSON_MAX_DEPTH)
+        return agentd_fail(e, AGENTD_EMALFORMED, NULL, NULL,
+                           "the JSON body nests deeper than %d levels", HTTP_JSON_MAX_DEPTH);
+    return 0;
 }
 
 static int run_hook(struct http_req *r, int status, const char *content_type, char *owned,
@@ -263,7 +368,7 @@ static int run_hook(struct http_req *r, int status, const char *content_type, ch
 json_t *http_reply_headers_json(struct http_req *r)
 {
     static const char *const skip[] = { "X-Request-Id", "Date", "Content-Length", "Connection",
-                                        "Cache-Control", NULL };
+                                        "Cache-Control", "X-Content-Type-Options", NULL };
     json_t *o = json_object();
     struct evkeyval *kv;
     TAILQ_FOREACH(kv, evhttp_request_get_output_headers(r->ev), next) {
@@ -588,6 +693,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
         http_reply_error(r, 501, "not_implemented", "this request method is not supported");
         return;
     }
+    if (cors_preflight(r))
+        return;
     int st = router_match(s->router, r->method, path, &r->match);
     if (st == 404) {
         http_reply_error(r, 404, "not_found", "no route for this path");
@@ -828,13 +935,38 @@ int http_server_unflushed(const struct http_server *s) { return atomic_load(&s->
 int http_server_loop_count(const struct http_server *s) { return s->nloops; }
 struct loop *http_server_loop(const struct http_server *s, int i) { return s->loops[i].loop; }
 
+#define CLOSE_RETRY_MS 2
+#define CLOSE_RETRIES 100
+
+static void close_listener(void *arg);
+
+static void close_listener_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    close_listener(arg);
+}
+
+/* Closing a listening socket resets the connections in its accept queue:
+ * a client that connected just after SIGTERM would get a reset instead of
+ * /readyz's 503. So the listener is closed once its queue is empty (the
+ * loop accepts what is queued first), retried every few ms, a bounded
+ * number of times so a flood cannot keep it open. */
 static void close_listener(void *arg)
 {
     struct http_loop *hl = arg;
-    if (hl->http && hl->bound) {
-        evhttp_del_accept_socket(hl->http, hl->bound);
-        hl->bound = NULL;
+    if (!hl->http || !hl->bound)
+        return;
+    struct evconnlistener *l = evhttp_bound_socket_get_listener(hl->bound);
+    evutil_socket_t fd = l ? evconnlistener_get_fd(l) : -1;
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    if (fd >= 0 && hl->close_tries++ < CLOSE_RETRIES && poll(&p, 1, 0) > 0 &&
+        (p.revents & POLLIN)) {
+        struct timeval tv = { 0, CLOSE_RETRY_MS * 1000 };
+        if (event_base_once(loop_base(hl->loop), -1, EV_TIMEOUT, close_listener_later, hl, &tv) == 0)
+            return;
     }
+    evhttp_del_accept_socket(hl->http, hl->bound);
+    hl->bound = NULL;
 }
 
 void http_server_begin_drain(struct http_server *s)

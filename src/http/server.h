@@ -82,6 +82,16 @@ void http_reply_error(struct http_req *r, int status, const char *code, const ch
 /* Maps an AGENTD_E* status through core/err.h; message NULL = the default. */
 void http_reply_err(struct http_req *r, int err, const char *message);
 
+/* Bodies of JSON routes: AGENTD_EMEDIATYPE when a body comes with a
+ * Content-Type that is not JSON (application/json or any +json; absent is
+ * accepted), AGENTD_EMALFORMED when it nests deeper than HTTP_JSON_MAX_DEPTH
+ * (a parser's recursion is not the client's to choose); the reason in *e.
+ * 0 when the front may parse it. */
+#define HTTP_JSON_MAX_DEPTH 64
+int http_req_check_json(struct http_req *r, struct agentd_error *e);
+/* The deepest array/object nesting of JSON text (strings skipped), pure. */
+int http_json_depth(const char *text, size_t len);
+
 /* The response headers set so far (minus per-request ones: X-Request-Id,
  * Date, Content-Length, Connection) as a JSON object, for replaying later. */
 json_t *http_reply_headers_json(struct http_req *r);

@@ -205,6 +205,20 @@ static int load_provider(struct llm_provider_config *p, const char *name, const 
     return bad ? AGENTD_EINVAL : 0;
 }
 
+/* Asks for every variable of a provider prefix without reading it, so a
+ * recording getter (config_getenv_seen) knows them even when unused. */
+static void touch_provider_names(const char *prefix, config_getenv_fn get, void *ud)
+{
+    static const char *const suffix[] = { "_URL", "_MODEL", "_API_KEY", "_URL_FILE", "_MODEL_FILE",
+                                          "_API_KEY_FILE", "_TIMEOUT", "_PRICE_IN", "_PRICE_OUT",
+                                          NULL };
+    char var[160];
+    for (int i = 0; suffix[i]; i++) {
+        snprintf(var, sizeof var, "%s%s", prefix, suffix[i]);
+        (void)get(var, ud);
+    }
+}
+
 /* Chain names become part of variable names: letters, digits, underscore. */
 static int valid_name(const char *s, size_t n)
 {
@@ -350,6 +364,13 @@ int llm_config_load(struct llm_config *out, enum config_env env, config_getenv_f
     if (forced) {
         /* an explicit choice: the provider variables are ignored, not errors */
         out->builtin = out->builtin_forced = 1;
+        if (list) { /* read into a scratch copy so the chain's names count as known */
+            struct llm_config scratch = { 0 };
+            struct config_problems ignored = { 0 };
+            load_chain(&scratch, list, get, ud, &ignored);
+            config_problems_free(&ignored);
+            llm_config_free(&scratch);
+        }
     } else if (list) {
         if (any_single)
             config_problems_add(pr, "AGENTD_LLM_PROVIDERS and AGENTD_LLM_URL/_MODEL/_API_KEY are "
@@ -365,6 +386,7 @@ int llm_config_load(struct llm_config *out, enum config_env env, config_getenv_f
     } else {
         out->builtin = 1;
     }
+    touch_provider_names("AGENTD_LLM", get, ud);
     return pr->n - before;
 }
 

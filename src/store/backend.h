@@ -78,7 +78,9 @@ struct store_backend {
     int (*order_get)(void *b, const char *id, struct store_order **out);
     int (*order_update)(void *b, const char *id, const char *document);
     int (*idem_begin)(void *b, const char *principal, const char *key, const char *fingerprint,
-                      int64_t expires_at, struct store_idem **existing);
+                      const char *owner, int64_t expires_at, struct store_idem **existing);
+    int (*idem_takeover)(void *b, const char *principal, const char *key, const char *dead_owner,
+                         const char *owner);
     int (*idem_finish)(void *b, const char *principal, const char *key, int status,
                        const char *headers, const void *body, size_t body_len);
     int (*idem_abandon)(void *b, const char *principal, const char *key);

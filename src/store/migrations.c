@@ -205,6 +205,9 @@ static const struct migration migrations[] = {
       "CREATE INDEX usage_daily_day ON usage_daily(day);" },
     /* GET /chat/sessions: a principal's sessions newest first, by keyset */
     { 5, "CREATE INDEX sessions_owner ON sessions(owner, created_at, id);" },
+    /* an Idempotency-Key claim names its process (core/instance.h), so a
+     * claim whose process died is taken over at once, not after its lease */
+    { 6, "ALTER TABLE idempotency ADD COLUMN owner TEXT;" },
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

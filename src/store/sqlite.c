@@ -559,6 +559,7 @@ const struct store_backend store_backend_sqlite = {
     .stock_get = sq_stock_get,
     .order_get = sq_order_get,
     .idem_begin = sq_idem_begin,
+    .idem_takeover = sq_idem_takeover,
     .idem_finish = sq_idem_finish,
     .idem_abandon = sq_idem_abandon,
     .idem_drop = sq_idem_drop,

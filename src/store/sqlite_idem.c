@@ -7,7 +7,7 @@
 #include "core/err.h"
 
 /* principal, key, fingerprint, state, status, headers, body, created_at,
- * expires_at */
+ * expires_at, owner */
 static const struct col idem_cols[] = {
     COL(TEXT, struct store_idem, principal),
     COL(TEXT, struct store_idem, key),
@@ -18,6 +18,7 @@ static const struct col idem_cols[] = {
     COL_BLOB_LEN(struct store_idem, body, body_len),
     COL(I64, struct store_idem, created_at),
     COL(I64, struct store_idem, expires_at),
+    COL(TEXT, struct store_idem, owner),
 };
 static const struct row_map idem_rows = ROW_MAP(struct store_idem, idem_cols);
 
@@ -47,7 +48,7 @@ static int idem_live(struct sq *q, const char *principal, const char *key, int64
 }
 
 int sq_idem_begin(void *b, const char *principal, const char *key, const char *fingerprint,
-                  int64_t expires_at, struct store_idem **existing)
+                  const char *owner, int64_t expires_at, struct store_idem **existing)
 {
     struct sq *q = b;
     int64_t now = now_ms(q);
@@ -58,8 +59,8 @@ int sq_idem_begin(void *b, const char *principal, const char *key, const char *f
         return rc;
     rc = idem_drop_dead(q, principal, key, now);
     if (rc == 0)
-        rc = sq_run(&q->writer, ST_IDEM_INSERT, NULL, &changed, "tttii", principal, key,
-                    fingerprint, now, expires_at);
+        rc = sq_run(&q->writer, ST_IDEM_INSERT, NULL, &changed, "tttiit", principal, key,
+                    fingerprint, now, expires_at, owner);
     if (rc == 0 && !changed)
         rc = idem_live(q, principal, key, now, &v);
     rc = sq_writer_end(q, rc);
@@ -69,6 +70,14 @@ int sq_idem_begin(void *b, const char *principal, const char *key, const char *f
     }
     *existing = v;
     return changed ? 0 : AGENTD_EEXIST;
+}
+
+int sq_idem_takeover(void *b, const char *principal, const char *key, const char *dead_owner,
+                     const char *owner)
+{
+    struct sq *q = b;
+    return sq_write_found(q, ST_IDEM_TAKEOVER, "tttti", principal, key, dead_owner, owner,
+                          now_ms(q));
 }
 
 int sq_idem_finish(void *b, const char *principal, const char *key, int status,

@@ -210,7 +210,9 @@ int sq_stock_seed(void *b, const struct store_stock_line *v, size_t n, int repla
 int sq_stock_get(void *b, const char *product_id, int64_t *quantity);
 /* sqlite_idem.c */
 int sq_idem_begin(void *b, const char *principal, const char *key, const char *fingerprint,
-                  int64_t expires_at, struct store_idem **existing);
+                  const char *owner, int64_t expires_at, struct store_idem **existing);
+int sq_idem_takeover(void *b, const char *principal, const char *key, const char *dead_owner,
+                     const char *owner);
 int sq_idem_finish(void *b, const char *principal, const char *key, int status,
                    const char *headers, const void *body, size_t body_len);
 int sq_idem_abandon(void *b, const char *principal, const char *key);

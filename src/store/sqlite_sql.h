@@ -155,13 +155,16 @@
     X(IDEM_DROP_STALE, "DELETE FROM idempotency WHERE principal = ?1 AND key = ?2 "            \
                        "AND state = 'in_progress' AND created_at <= ?3")                       \
     X(IDEM_INSERT, "INSERT INTO idempotency(principal, key, fingerprint, state, created_at, "  \
-                   "expires_at) VALUES(?1, ?2, ?3, 'in_progress', ?4, ?5) ON CONFLICT DO NOTHING") \
+                   "expires_at, owner) VALUES(?1, ?2, ?3, 'in_progress', ?4, ?5, ?6) "         \
+                   "ON CONFLICT DO NOTHING")                                                   \
+    X(IDEM_TAKEOVER, "UPDATE idempotency SET owner = ?4, created_at = ?5 WHERE principal = ?1 " \
+                     "AND key = ?2 AND state = 'in_progress' AND owner IS ?3")                 \
     X(IDEM_INSERT_DONE, "INSERT INTO idempotency(principal, key, fingerprint, state, status, "  \
                         "headers, body, created_at, expires_at) VALUES(?1, ?2, ?3, 'done', "  \
                         "200, '{}', ?4, ?5, ?6) ON CONFLICT DO NOTHING")                       \
     X(IDEM_DROP, "DELETE FROM idempotency WHERE principal = ?1 AND key = ?2")                  \
     X(IDEM_GET, "SELECT principal, key, fingerprint, state, status, headers, body, "           \
-                "created_at, expires_at FROM idempotency WHERE principal = ?1 AND key = ?2 "   \
+                "created_at, expires_at, owner FROM idempotency WHERE principal = ?1 AND key = ?2 "   \
                 "AND expires_at > ?3")                                                         \
     X(IDEM_FINISH, "UPDATE idempotency SET state = 'done', status = ?3, headers = ?4, "        \
                    "body = ?5 WHERE principal = ?1 AND key = ?2 AND state = 'in_progress' "    \

@@ -34,7 +34,7 @@
     X(turn_step, W) X(turn_step_record, W) X(turn_finish_events, W)                    \
     X(checkout_create, W) X(checkout_get, R)                                           \
     X(checkout_update, W) X(order_create, W) X(order_get, R) X(idem_begin, W)          \
-    X(idem_finish, W) X(idem_abandon, W) X(idem_drop, W) X(audit_append, W) X(audit_list, R)            \
+    X(idem_takeover, W) X(idem_finish, W) X(idem_abandon, W) X(idem_drop, W) X(audit_append, W) X(audit_list, R)            \
     X(stock_seed, W) X(stock_get, R) X(order_update, W)                                \
     X(session_list, R) X(session_delete_idle, W)
 
@@ -565,9 +565,23 @@ int store_order_get(struct store *s, const char *id, struct store_order **out)
 int store_idem_begin(struct store *s, const char *principal, const char *key,
                      const char *fingerprint, int64_t expires_at, struct store_idem **existing)
 {
+    return store_idem_claim(s, principal, key, fingerprint, NULL, expires_at, existing);
+}
+
+int store_idem_claim(struct store *s, const char *principal, const char *key,
+                     const char *fingerprint, const char *owner, int64_t expires_at,
+                     struct store_idem **existing)
+{
     REQUIRE(s, idem_begin,
             principal && nonempty(key) && fingerprint && expires_at > 0 && existing);
-    CALL(s, idem_begin, principal, key, fingerprint, expires_at, existing);
+    CALL(s, idem_begin, principal, key, fingerprint, owner, expires_at, existing);
+}
+
+int store_idem_takeover(struct store *s, const char *principal, const char *key,
+                        const char *dead_owner, const char *owner)
+{
+    REQUIRE(s, idem_takeover, principal && nonempty(key) && nonempty(owner));
+    CALL(s, idem_takeover, principal, key, dead_owner, owner);
 }
 
 int store_idem_finish(struct store *s, const char *principal, const char *key, int status,

@@ -477,6 +477,7 @@ struct store_idem {
     char *body;         /* body_len bytes, NUL-terminated for convenience */
     size_t body_len;
     int64_t created_at, expires_at;
+    char *owner;        /* the claiming process's instance id (core/instance.h); NULL = unknown */
 };
 /* SHA-256 hex of method "\n" path "\n" body. */
 void store_idem_fingerprint(const char *method, const char *path, const void *body,
@@ -487,6 +488,17 @@ void store_idem_fingerprint(const char *method, const char *path, const void *bo
  * its fingerprint, then replay it or report it in progress). */
 int store_idem_begin(struct store *s, const char *principal, const char *key,
                      const char *fingerprint, int64_t expires_at, struct store_idem **existing);
+/* store_idem_begin naming the claiming process (its instance id), so a
+ * later request can tell the claim of a dead process. */
+int store_idem_claim(struct store *s, const char *principal, const char *key,
+                     const char *fingerprint, const char *owner, int64_t expires_at,
+                     struct store_idem **existing);
+/* Takes an in_progress claim over from dead_owner (NULL = a claim that
+ * named none) for owner, restarting its lease; compare-and-swap on the
+ * owner, so of several takers one wins. AGENTD_ENOTFOUND when the claim is
+ * no longer dead_owner's in progress. */
+int store_idem_takeover(struct store *s, const char *principal, const char *key,
+                        const char *dead_owner, const char *owner);
 /* in_progress -> done with the response. AGENTD_ENOTFOUND if not in progress. */
 int store_idem_finish(struct store *s, const char *principal, const char *key, int status,
                       const char *headers, const void *body, size_t body_len);

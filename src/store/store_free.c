@@ -24,7 +24,7 @@ OFFS(checkout, AT(checkout, id), AT(checkout, owner), AT(checkout, status),
      AT(checkout, document));
 OFFS(order, AT(order, id), AT(order, checkout_id), AT(order, owner), AT(order, document));
 OFFS(idem, AT(idem, principal), AT(idem, key), AT(idem, fingerprint), AT(idem, state),
-     AT(idem, headers), AT(idem, body));
+     AT(idem, headers), AT(idem, body), AT(idem, owner));
 OFFS(audit, AT(audit, principal), AT(audit, action), AT(audit, target),
      AT(audit, request_id), AT(audit, outcome));
 

@@ -247,8 +247,8 @@ def test_a_turn_that_answered_before_the_crash_is_just_closed(agentd, fake_llm, 
 def test_a_ucp_completion_cut_by_a_crash_completes_on_retry(agentd, tmp_path):
     """POST /checkout-sessions/{id}/complete with an Idempotency-Key dies
     between the move to complete_in_progress and the payment
-    (AGENTD_FAILPOINT=complete_in_progress). Once the key's claim is stale
-    (5 min; aged here in the database), the same request carries the
+    (AGENTD_FAILPOINT=complete_in_progress). The key's claim names the dead
+    process, so the same request takes it over at once and carries the
     completion on: one order, stock taken once, the same authorization."""
     from ucp_client import Client
     victim = Server(env={"AGENTD_FAILPOINT": "complete_in_progress"}, workdir=tmp_path / "v")
@@ -270,17 +270,17 @@ def test_a_ucp_completion_cut_by_a_crash_completes_on_retry(agentd, tmp_path):
         [("complete_in_progress",)]
     srv = agentd(env={"AGENTD_DATA_DIR": victim.data_dir})
     c = Client(srv)
-    # the claim of the crashed request is still in progress: 409, nothing runs
-    r = c.complete(co["id"], key=key)
-    assert r.status_code == 409, r.text
-    # ... until its lease runs out (5 minutes; aged here instead of waited)
-    import sqlite3
-    db = sqlite3.connect(str(victim.data_dir / "agentd.db"))
-    db.execute("UPDATE idempotency SET created_at = created_at - 600000 WHERE key = ?", (key,))
-    db.commit()
-    db.close()
+    # the claim names the dead process (its lock file is free): the same
+    # request takes it over at once, no lease to wait out
+    (owner,), = db_query(victim, "SELECT owner FROM idempotency WHERE key = ?", key)
+    assert owner and "/" in owner, owner
     r = c.complete(co["id"], key=key)
     assert r.status_code == 200, r.text
+    assert recoveries(srv, "idempotency_claim") == 1
+    # the stored answer is replayed from now on
+    r2 = c.complete(co["id"], key=key)
+    assert r2.status_code == 200 and r2.headers.get("Idempotent-Replayed") == "true", r2.text
+    assert r2.json()["order"]["id"] == r.json()["order"]["id"]
     done = r.json()
     assert done["status"] == "completed" and done["order"]["id"]
     assert db_query(victim, "SELECT count(*) FROM orders WHERE checkout_id = ?", co["id"]) == [(1,)]

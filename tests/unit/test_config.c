@@ -298,6 +298,53 @@ static void test_max_connections_default(void **state)
     config_problems_free(&pr);
 }
 
+/* Every name a loader asks for is known; anything else under AGENTD_ is a
+ * problem with the nearest known name, so a misspelling is never ignored. */
+static void test_unknown_variables(void **state)
+{
+    (void)state;
+    const char *env[] = { "AGENTD_PORT", "9000", NULL };
+    struct config_seen seen = { .get = fake_get, .ud = (void *)env };
+    struct config c;
+    struct config_problems pr = { 0 };
+    assert_int_equal(config_load(&c, config_getenv_seen, &seen, &pr), 0);
+    assert_int_equal(c.port, 9000);
+    char *envp[] = { "PATH=/bin", "AGENTD_PORT=9000", "AGENTD_HOST_FILE=/x", "AGENTD_PROT=1",
+                     "AGENTD_MAX_BODY_BYTE=2", "AGENTD_ZZZZZZZZZZZZZZZZZZ=1", "AGENTD_BIN=/a", NULL };
+    assert_int_equal(config_check_unknown(envp, &seen, &pr), 4);
+    assert_true(has_problem(&pr, "AGENTD_PROT: unknown variable (did you mean AGENTD_PORT?)"));
+    assert_true(has_problem(&pr, "AGENTD_MAX_BODY_BYTE: unknown variable (did you mean "
+                                 "AGENTD_MAX_BODY_BYTES?)"));
+    assert_true(has_problem(&pr, "AGENTD_ZZZZZZZZZZZZZZZZZZ: unknown variable"));
+    assert_false(has_problem(&pr, "AGENTD_ZZZZZZZZZZZZZZZZZZ: unknown variable (did"));
+    assert_true(has_problem(&pr, "AGENTD_BIN: unknown variable"));
+    assert_false(has_problem(&pr, "AGENTD_PORT:"));
+    assert_false(has_problem(&pr, "AGENTD_HOST_FILE"));
+    config_seen_free(&seen);
+    config_problems_free(&pr);
+    config_free(&c);
+}
+
+/* Production caps what a client can hold: body size and read time. */
+static void test_production_limits(void **state)
+{
+    (void)state;
+    const char *big[] = { "AGENTD_ENV", "production", "AGENTD_MAX_BODY_BYTES", "17m",
+                          "AGENTD_READ_TIMEOUT", "61s", NULL };
+    struct config c;
+    struct config_problems pr = { 0 };
+    assert_int_equal(load(&c, big, &pr), 2);
+    assert_true(has_problem(&pr, "production: AGENTD_MAX_BODY_BYTES is over 16 MiB"));
+    assert_true(has_problem(&pr, "production: AGENTD_READ_TIMEOUT is over 60s"));
+    config_problems_free(&pr);
+    config_free(&c);
+    const char *ok[] = { "AGENTD_ENV", "production", "AGENTD_MAX_BODY_BYTES", "16m",
+                         "AGENTD_READ_TIMEOUT", "60s", NULL };
+    assert_int_equal(load(&c, ok, &pr), 0);
+    config_problems_free(&pr);
+    config_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,6 +360,8 @@ int main(void)
         cmocka_unit_test(test_url_redaction),
         cmocka_unit_test(test_parsers),
         cmocka_unit_test(test_max_connections_default),
+        cmocka_unit_test(test_unknown_variables),
+        cmocka_unit_test(test_production_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

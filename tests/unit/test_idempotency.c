@@ -13,6 +13,7 @@
 
 #include "api/idempotency.h"
 #include "core/err.h"
+#include "core/instance.h"
 #include "core/metrics.h"
 #include "store/store.h"
 
@@ -130,7 +131,52 @@ static void test_in_progress_is_409(void **state)
     assert_string_equal(d.code, "idempotency_in_progress");
     assert_string_equal(d.message,
                         "a request with this Idempotency-Key is still being processed; retry later");
-    assert_false(d.retry_after); /* no Retry-After on a 409 */
+    assert_true(d.retry_after); /* a client is told when to ask again */
+    store_idem_free(ex);
+}
+
+/* A claim names its process; a dead process's claim is taken over at once
+ * (IDEM_TAKEOVER), a live one's and one that names none are not. */
+static void test_dead_owner_claim_taken_over(void **state)
+{
+    struct ctx *c = *state;
+    struct idem_decision d;
+    struct store_idem *ex = NULL;
+    char ours[160], host[160];
+    instance_id(ours, sizeof ours);
+    /* a process of this host and pid namespace whose pid cannot exist */
+    snprintf(host, sizeof host, "%.*s/999999999/dead00", (int)(strchr(ours, '/') - ours), ours);
+    struct idem_request dead = post_a, live = post_a, me = post_a;
+    dead.owner = host;
+    me.owner = ours;
+    me.takeover = 1;
+    assert_int_equal(claim(c, &dead, &d, &ex), IDEM_RUN);
+    assert_null(ex);
+    /* without takeover: in progress, with Retry-After */
+    live.owner = ours;
+    assert_int_equal(claim(c, &live, &d, &ex), IDEM_REFUSE);
+    assert_string_equal(d.code, "idempotency_in_progress");
+    assert_true(d.retry_after);
+    assert_non_null(ex);
+    assert_string_equal(ex->owner, host);
+    store_idem_free(ex);
+    /* with takeover: ours now, and it runs */
+    assert_int_equal(claim(c, &me, &d, &ex), IDEM_RUN);
+    assert_null(ex);
+    /* our own live claim is not taken over again */
+    assert_int_equal(claim(c, &me, &d, &ex), IDEM_REFUSE);
+    assert_string_equal(ex->owner, ours);
+    store_idem_free(ex);
+    /* a different request under the key is still refused as reused */
+    assert_int_equal(idem_record(c->st, "alice", "k-1", 0, 201, "{}", "{}", 2), 0);
+    struct idem_request other = me;
+    other.key = "k-2";
+    other.owner = NULL; /* a claim naming no process: left to the lease */
+    assert_int_equal(claim(c, &other, &d, &ex), IDEM_RUN);
+    struct idem_request other_me = other;
+    other_me.owner = ours;
+    assert_int_equal(claim(c, &other_me, &d, &ex), IDEM_REFUSE);
+    assert_string_equal(d.code, "idempotency_in_progress");
     store_idem_free(ex);
 }
 
@@ -216,6 +262,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_first_runs_then_replays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_request_same_key_is_409, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_progress_is_409, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_owner_claim_taken_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_5xx_dropped_unless_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_are_per_principal, setup, teardown),
         cmocka_unit_test(test_store_failure_refuses),

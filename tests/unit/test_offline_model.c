@@ -102,6 +102,26 @@ static const char CART_ORDERED[] =
     "{\"id\":\"chk_1\",\"status\":\"completed\",\"currency\":\"USD\",\"line_items\":[],\"totals\":[{\"type\":\"total\",\"amount\":3496}],"
     "\"order\":{\"id\":\"ORD-777\",\"permalink_url\":\"http://shop/orders/ORD-777\"}}";
 
+/* "add -1 BISC-001" or "add 0 ..." is refused in words, never turned into
+ * adding one. */
+static void test_add_below_one_refused(void **state)
+{
+    (void)state;
+    static const char *const asks[] = { "add -1 BISC-001", "add 0 BISC-001", "add -3 cookies",
+                                        "buy -1 x BISC-001" };
+    for (size_t i = 0; i < sizeof asks / sizeof asks[0]; i++) {
+        json_t *msgs = json_array();
+        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", "shop"));
+        add_user(msgs, asks[i]);
+        char *t = plan_text(msgs);
+        if (!t)
+            fail_msg("a tool call for \"%s\"", asks[i]);
+        assert_contains(t, "at least 1");
+        free(t);
+        json_decref(msgs);
+    }
+}
+
 static void test_demo_conversation(void **state)
 {
     (void)state;
@@ -473,6 +493,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_demo_conversation),
+        cmocka_unit_test(test_add_below_one_refused),
         cmocka_unit_test(test_cart_remove_update),
         cmocka_unit_test(test_errors_and_fallbacks),
         cmocka_unit_test(test_product_and_pay_not_ready),
