@@ -205,6 +205,8 @@ static const struct migration migrations[] = {
       "CREATE INDEX usage_daily_day ON usage_daily(day);" },
     /* GET /chat/sessions: a principal's sessions newest first, by keyset */
     { 5, "CREATE INDEX sessions_owner ON sessions(owner, created_at, id);" },
+    /* an API key's scopes (auth/auth.h), comma-separated; "" = the default set */
+    { 6, "ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT '';" },
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
