@@ -36,6 +36,7 @@ static const char *const sync_choices[] = { "normal", "full", NULL };
 static const char *const busy_choices[] = { "enqueue", "reject", "interrupt", NULL };
 /* the order of enum config_turn_recovery */
 static const char *const recovery_choices[] = { "resume", "fail", NULL };
+static const char *const auth_choices[] = { "off", "on", NULL };
 
 #define OFF(f) offsetof(struct config, f)
 #define DAY (86400000LL)
@@ -75,6 +76,8 @@ static const struct var vars[] = {
     { "AGENTD_PAYMENT_BUSINESS_ID",K_STR,    OFF(payment_business_id),"1234567890", 0, 0, NULL, 0 },
     { "AGENTD_SIMULATION_SECRET",K_STR,      OFF(simulation_secret),NULL, 0, 0, NULL, SECRET_ALL },
     { "AGENTD_FAILPOINT",        K_STR,      OFF(failpoint),        NULL, 0, 0, NULL, 0 },
+    { "AGENTD_AUTH",             K_ENUM,     OFF(auth),             "off", 0, 0, auth_choices, 0 },
+    { "AGENTD_METRICS_TOKEN",    K_STR,      OFF(metrics_token),    NULL, 0, 0, NULL, SECRET_ALL },
 };
 #define NVARS (sizeof vars / sizeof vars[0])
 
@@ -420,6 +423,7 @@ struct prod_rule {
 static int simulation_enabled(const struct config *c) { return c->simulation_secret != NULL; }
 static int debug_logging(const struct config *c) { return c->log_level == LOG_DEBUG; }
 static int failpoint_set(const struct config *c) { return c->failpoint != NULL; }
+static int auth_off(const struct config *c) { return !c->auth; }
 
 static const struct prod_rule prod_rules[] = {
     { "AGENTD_SIMULATION_SECRET is set: test-only simulation routes are refused in production",
@@ -427,6 +431,8 @@ static const struct prod_rule prod_rules[] = {
     { "AGENTD_LOG_LEVEL=debug: debug logs may carry request details; use info or higher in production",
       debug_logging },
     { "AGENTD_FAILPOINT is set: a test-only crash switch is refused in production", failpoint_set },
+    { "AGENTD_AUTH=off: every request would be the anonymous principal; set AGENTD_AUTH=on and "
+      "create keys with `agentd keys create --principal NAME`", auth_off },
 };
 
 int config_check_production(const struct config *cfg, struct config_problems *pr)
