@@ -71,6 +71,8 @@ struct http_server {
     struct metric_child *unmatched_duration;
     struct metric_child *inflight_gauge;
     struct metric_child *gzip_replies, *gzip_saved;
+    http_gate_fn gate;
+    void *gate_ud;
 };
 
 /* ---- request lifecycle ---- */
@@ -606,7 +608,21 @@ static void on_request(struct evhttp_request *ev, void *arg)
     }
     r->route_label = route_template(r->match.route);
     r->ud = route_ud(r->match.route);
+    if (s->gate)
+        s->gate(r, s->gate_ud);
+    else
+        http_req_proceed(r);
+}
+
+void http_req_proceed(struct http_req *r)
+{
     route_handler(r->match.route)(r);
+}
+
+void http_server_set_gate(struct http_server *s, http_gate_fn gate, void *ud)
+{
+    s->gate = gate;
+    s->gate_ud = ud;
 }
 
 static struct bufferevent *make_bev(struct event_base *base, void *arg)
