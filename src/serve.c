@@ -17,6 +17,7 @@
 
 #include "serve.h"
 #include "api/a2a.h"
+#include "api/a2a_card.h"
 #include "api/chat.h"
 #include "api/openapi.h"
 #include "api/ops.h"
@@ -422,6 +423,10 @@ static int app_init_http(struct app *a)
         chat_routes(a->rt, &a->agent, a->store, a->events) != 0 ||
         a2a_routes(a->rt, &a->agent, a->store, a->events, public_url,
                    cfg->env == CONFIG_ENV_PRODUCTION) != 0 || openapi_routes(a->rt) != 0) {
+        fprintf(stderr, "agentd: out of memory at start\n");
+        return AGENTD_ENOMEM;
+    }
+    if (cfg->auth && (a2a_card_require_auth() != 0 || openapi_require_auth(!!cfg->metrics_token))) {
         fprintf(stderr, "agentd: out of memory at start\n");
         return AGENTD_ENOMEM;
     }
