@@ -1,9 +1,10 @@
 /* agentd command line: serve | migrate | backup | vacuum | catalog import |
- * probe | check-config | version. The server itself is serve.c. */
+ * keys | probe | check-config | version. The server itself is serve.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/keys_cli.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/metrics.h"
@@ -26,6 +27,11 @@ static const char usage[] =
     "  catalog import DIR\n"
     "                 import UCP sample-merchant CSV files (products, inventory, shipping_rates,\n"
     "                 discounts) as the catalog serve sells from; replaces stock\n"
+    "  keys create --principal NAME [--scopes chat,a2a,ucp,admin]\n"
+    "                 make an API key; prints the key alone on the first line (shown once)\n"
+    "  keys list [--principal NAME]\n"
+    "                 list keys (ids, principals, scopes; never secrets)\n"
+    "  keys revoke ID revoke a key at once (every replica sharing the store)\n"
     "  check-config   validate the environment, list every problem, print the redacted config\n"
     "  version        print the version and git commit\n"
     "  --help         this text\n"
@@ -114,6 +120,26 @@ static int cmd_catalog_import(const char *dir)
             } else {
                 fprintf(stderr, "agentd: catalog import failed:\n%s\n", err);
             }
+            store_close(st);
+        }
+    }
+    metrics_reset();
+    config_free(&cfg);
+    return rc;
+}
+
+static int cmd_keys(int argc, char **argv)
+{
+    int rc = auth_keys_usage_check(argc, argv);
+    if (rc)
+        return rc;
+    struct config cfg;
+    struct store *st = NULL;
+    rc = 2;
+    if (serve_config_load(&cfg) == 0) {
+        rc = 1;
+        if (serve_store_open(&cfg, &st) == 0) {
+            rc = auth_keys_command(st, argc, argv);
             store_close(st);
         }
     }
@@ -272,6 +298,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "probe") == 0)
         return cmd_probe(argc - 2, argv + 2);
+    if (strcmp(cmd, "keys") == 0)
+        return cmd_keys(argc - 2, argv + 2);
     if (argc > 2)
         return unexpected_argument(cmd, argv[2]);
     if (strcmp(cmd, "migrate") == 0)

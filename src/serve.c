@@ -18,6 +18,7 @@
 #include "serve.h"
 #include "api/idempotency.h"
 #include "api/a2a.h"
+#include "api/a2a_card.h"
 #include "api/chat.h"
 #include "api/openapi.h"
 #include "api/ops.h"
@@ -29,6 +30,7 @@
 #include "agent/recover.h"
 #include "agent/runner.h"
 #include "agent/tools.h"
+#include "auth/gate.h"
 #include "llm/llm.h"
 #include "llm/llm_config.h"
 #include "core/clock.h"
@@ -85,6 +87,7 @@ struct app {
     struct pool *pool;
     struct router *rt;
     struct http_server *srv;
+    struct auth_gate *auth;
     struct store *store;
     struct merchant *merchant;
     struct shop *shop;
@@ -431,12 +434,21 @@ static int app_init_http(struct app *a)
         fprintf(stderr, "agentd: out of memory at start\n");
         return AGENTD_ENOMEM;
     }
-    pool_set_default(a->pool);
-    a->srv = http_server_new(cfg, a->rt);
-    if (!a->srv) {
+    if (cfg->auth && (a2a_card_require_auth() != 0 || openapi_require_auth(!!cfg->metrics_token))) {
         fprintf(stderr, "agentd: out of memory at start\n");
         return AGENTD_ENOMEM;
     }
+    pool_set_default(a->pool);
+    a->srv = http_server_new(cfg, a->rt);
+    a->auth = auth_gate_new(cfg, a->store);
+    if (!a->srv || !a->auth) {
+        fprintf(stderr, "agentd: out of memory at start\n");
+        return AGENTD_ENOMEM;
+    }
+    auth_gate_install(a->auth, a->srv);
+    if (!cfg->auth)
+        log_msg(LOG_INFO, NULL, "AGENTD_AUTH=off: every request is the anonymous principal "
+                "(development only)");
     a->ops.srv = a->srv;
     return 0;
 }
@@ -642,6 +654,7 @@ static void app_free(struct app *a)
     profiles_set_default(NULL);
     profiles_free(a->profiles); /* the same: its fetches live on the loops */
     http_server_free(a->srv);  /* runs late completions, then frees the loops */
+    auth_gate_free(a->auth);   /* after them: a key check may complete there */
     events_free(a->events);    /* after the loops: wake-ups may sit in their inboxes */
     if (a->agent_ready)
         agent_destroy(&a->agent);

@@ -37,8 +37,8 @@ json_t *a2a_card_json(const char *public_url)
         "checkout", "examples", "add 2 BISC-001",
         "ship to Jane Doe, 1 Main St, Springfield, IL 62701, US, jane@example.com", "pay");
     json_t *modes = json_pack("[s,s,s]", "text", "text/plain", "application/json");
-    /* securitySchemes/security are omitted: agentd enforces no auth on this
-     * front yet (the spec reads no security requirement as none) */
+    /* no securitySchemes/security here: with AGENTD_AUTH=off nothing is
+     * enforced (no requirement reads as none); a2a_card_require_auth adds them */
     return json_pack(
         "{s:s,s:s,s:s,s:{s:s,s:s},s:[{s:s,s:s,s:s}],s:{s:b,s:b,s:[o]},s:O,s:o,s:o,"
         "s:s,s:s,s:s,s:[{s:s,s:s}]}",
@@ -51,6 +51,54 @@ json_t *a2a_card_json(const char *public_url)
         /* 0.3 fields: the same document serves both generations */
         "url", url, "protocolVersion", "0.3.0", "preferredTransport", "JSONRPC",
         "additionalInterfaces", "url", url, "transport", "JSONRPC");
+}
+
+/* FNV-1a of the document: changes whenever the card does */
+static void card_etag(void)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)C.text; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    snprintf(C.etag, sizeof C.etag, "\"%016llx\"", (unsigned long long)h);
+}
+
+void a2a_card_add_security(json_t *card)
+{
+    /* One scheme object in both generations' shapes: 1.0's oneof member
+     * (httpAuthSecurityScheme / apiKeySecurityScheme) beside 0.3's
+     * OpenAPI-style "type"; each reader ignores the other's keys. */
+    json_t *schemes = json_pack(
+        "{s:{s:s,s:s,s:s,s:{s:s,s:s}},s:{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s}}}",
+        "bearer", "type", "http", "scheme", "bearer", "description",
+        "an agentd API key (agentd keys create) as Authorization: Bearer <key>",
+        "httpAuthSecurityScheme", "scheme", "Bearer", "description",
+        "an agentd API key (agentd keys create) as Authorization: Bearer <key>",
+        "apiKey", "type", "apiKey", "in", "header", "name", "X-API-Key", "description",
+        "an agentd API key in the X-API-Key header", "apiKeySecurityScheme", "location",
+        "header", "name", "X-API-Key", "description", "an agentd API key in the X-API-Key header");
+    json_object_set_new(card, "securitySchemes", schemes);
+    /* either scheme, with the a2a scope (docs/security.md) */
+    json_object_set_new(card, "security", json_pack("[{s:[s]},{s:[s]}]", "bearer", "a2a",
+                                                    "apiKey", "a2a"));
+    json_object_set_new(card, "securityRequirements",
+                        json_pack("[{s:{s:{s:[s]}}},{s:{s:{s:[s]}}}]", "schemes", "bearer",
+                                  "list", "a2a", "schemes", "apiKey", "list", "a2a"));
+}
+
+int a2a_card_require_auth(void)
+{
+    json_t *card = C.text ? json_loads(C.text, 0, NULL) : NULL;
+    if (!card)
+        return AGENTD_ENOMEM;
+    a2a_card_add_security(card);
+    char *text = json_dumps(card, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(card);
+    if (!text)
+        return AGENTD_ENOMEM;
+    free(C.text);
+    C.text = text;
+    card_etag();
+    return 0;
 }
 
 const char *a2a_card_text(void) { return C.text; }
@@ -75,11 +123,7 @@ int a2a_card_routes(struct router *rt, const char *public_url)
     json_decref(card);
     if (!C.text)
         return AGENTD_ENOMEM;
-    /* FNV-1a of the document: changes whenever the card does */
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)C.text; *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
-    snprintf(C.etag, sizeof C.etag, "\"%016llx\"", (unsigned long long)h);
+    card_etag();
     static const struct router_route routes[] = {
         { HTTP_GET, "/.well-known/agent-card.json", h_card },
         { HTTP_GET, "/.well-known/agent.json", h_card },

@@ -8,6 +8,10 @@
 struct router;
 
 int openapi_routes(struct router *rt);
+/* AGENTD_AUTH=on: serve the document with components.securitySchemes and
+ * each operation's security (none for public routes, the metrics token for
+ * /metrics when metrics_token). Once, before serving. */
+int openapi_require_auth(int metrics_token);
 /* The embedded document (NUL-terminated; len excludes the NUL). */
 const char *openapi_document(size_t *len);
 

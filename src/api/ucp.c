@@ -2,8 +2,9 @@
  * checked (400 otherwise), the body parsed, capabilities negotiated with the
  * platform's profile (fetched and cached by api/profiles, on this loop),
  * then the shop operation runs on the worker pool and the reply is rendered
- * back on the loop. Mutations run under Idempotency-Key, scoped per
- * principal (the UCP-Agent profile until authentication lands). */
+ * back on the loop. Checkouts, orders and Idempotency-Keys belong to the
+ * authenticated principal (auth/gate.c; "anonymous" with AGENTD_AUTH=off);
+ * the UCP-Agent profile is the platform's identity for negotiation only. */
 #define _GNU_SOURCE
 #include "api/ucp.h"
 #include "api/idempotency.h"
@@ -185,11 +186,9 @@ static struct job *begin(struct http_req *r, enum op op, int needs_body)
         return NULL;
     }
     snprintf(j->profile, sizeof j->profile, "%s", agent.profile);
-    /* Until authentication lands, the calling platform is its profile. */
-    if (strcmp(r->principal, "anonymous") != 0)
-        snprintf(j->owner, sizeof j->owner, "%s", r->principal);
-    else
-        snprintf(j->owner, sizeof j->owner, "%s", agent.profile);
+    /* The owner is who authenticated, never a header the client picks: one
+     * principal's checkouts are the same over UCP, /chat and A2A. */
+    snprintf(j->owner, sizeof j->owner, "%s", r->principal);
     j->id = route_param(&r->match, "id");
     j->if_match = -1;
     const char *ik = http_req_header(r, "Idempotency-Key");
@@ -315,8 +314,8 @@ static void add_item_inner(struct http_req *r) { run_op(r, OP_ADD_ITEM, 1); }
 static void complete_inner(struct http_req *r) { run_op(r, OP_COMPLETE, 1); }
 static void cancel_inner(struct http_req *r) { run_op(r, OP_CANCEL, 0); }
 
-/* Mutations: the UCP-Agent must be valid before the key is claimed, since
- * the key is scoped by the principal it names. */
+/* Mutations: the UCP-Agent must be valid before the key is claimed (a bad
+ * header is answered, not stored); the key is scoped by the principal. */
 static void with_idempotency(struct http_req *r, http_handler inner)
 {
     struct job *probe = begin(r, OP_GET, 0);

@@ -36,6 +36,7 @@ static const char *const sync_choices[] = { "normal", "full", NULL };
 static const char *const busy_choices[] = { "enqueue", "reject", "interrupt", NULL };
 /* the order of enum config_turn_recovery */
 static const char *const recovery_choices[] = { "resume", "fail", NULL };
+static const char *const auth_choices[] = { "off", "on", NULL };
 
 #define OFF(f) offsetof(struct config, f)
 #define DAY (86400000LL)
@@ -76,6 +77,8 @@ static const struct var vars[] = {
     { "AGENTD_SIMULATION_SECRET",K_STR,      OFF(simulation_secret),NULL, 0, 0, NULL, SECRET_ALL },
     { "AGENTD_FAILPOINT",        K_STR,      OFF(failpoint),        NULL, 0, 0, NULL, 0 },
     { "AGENTD_CORS_ORIGINS",     K_STR,      OFF(cors_origins),     NULL, 0, 0, NULL, 0 },
+    { "AGENTD_AUTH",             K_ENUM,     OFF(auth),             "off", 0, 0, auth_choices, 0 },
+    { "AGENTD_METRICS_TOKEN",    K_STR,      OFF(metrics_token),    NULL, 0, 0, NULL, SECRET_ALL },
 };
 #define NVARS (sizeof vars / sizeof vars[0])
 
@@ -536,6 +539,7 @@ static int debug_logging(const struct config *c) { return c->log_level == LOG_DE
 static int failpoint_set(const struct config *c) { return c->failpoint != NULL; }
 static int body_limit_large(const struct config *c) { return c->max_body_bytes > (16LL << 20); }
 static int read_timeout_long(const struct config *c) { return c->read_timeout_ms > 60000; }
+static int auth_off(const struct config *c) { return !c->auth; }
 
 static const struct prod_rule prod_rules[] = {
     { "AGENTD_SIMULATION_SECRET is set: test-only simulation routes are refused in production",
@@ -546,6 +550,8 @@ static const struct prod_rule prod_rules[] = {
     { "AGENTD_MAX_BODY_BYTES is over 16 MiB: a body that large only ties up memory", body_limit_large },
     { "AGENTD_READ_TIMEOUT is over 60s: slow clients would hold connections that long",
       read_timeout_long },
+    { "AGENTD_AUTH=off: every request would be the anonymous principal; set AGENTD_AUTH=on and "
+      "create keys with `agentd keys create --principal NAME`", auth_off },
 };
 
 int config_check_production(const struct config *cfg, struct config_problems *pr)

@@ -64,6 +64,10 @@ struct config {
     /* testing hooks */
     char *simulation_secret;    /* AGENTD_SIMULATION_SECRET (secret) */
     char *failpoint;            /* AGENTD_FAILPOINT: test-only crash point (core/failpoint.h) */
+    /* authentication (auth/auth.h, docs/security.md) */
+    int auth;                   /* AGENTD_AUTH: 0 off (all requests "anonymous"), 1 on */
+    char *metrics_token;        /* AGENTD_METRICS_TOKEN (secret): Bearer token /metrics asks
+                                   for; NULL = /metrics open */
 };
 
 /* Looks a variable up; the default reads the process environment. */

@@ -73,6 +73,8 @@ struct http_server {
     struct metric_child *unmatched_duration;
     struct metric_child *inflight_gauge;
     struct metric_child *gzip_replies, *gzip_saved;
+    http_gate_fn gate;
+    void *gate_ud;
 };
 
 /* ---- request lifecycle ---- */
@@ -246,9 +248,12 @@ static const char *reason_phrase(int status)
 
 #define CORS_METHODS "GET, POST, PUT, DELETE, OPTIONS"
 #define CORS_HEADERS "Content-Type, Authorization, X-API-Key, Idempotency-Key, If-Match, " \
-                     "If-None-Match, UCP-Agent, A2A-Version, A2A-Extensions, X-Request-Id, " \
-                     "Last-Event-ID"
-#define CORS_EXPOSE "X-Request-Id, ETag, Retry-After, Location"
+                     "If-None-Match, UCP-Agent, A2A-Version, A2A-Extensions, X-A2A-Extensions, " \
+                     "X-Request-Id, Last-Event-ID"
+/* what a page may read back: the A2A extensions echo (the UCP sample client
+ * reads it), the auth challenge, rate-limit waits */
+#define CORS_EXPOSE "X-Request-Id, ETag, Retry-After, Location, WWW-Authenticate, " \
+                    "A2A-Extensions, X-A2A-Extensions"
 
 static void add_vary(struct evkeyvalq *h, const char *what);
 
@@ -713,7 +718,21 @@ static void on_request(struct evhttp_request *ev, void *arg)
     }
     r->route_label = route_template(r->match.route);
     r->ud = route_ud(r->match.route);
+    if (s->gate)
+        s->gate(r, s->gate_ud);
+    else
+        http_req_proceed(r);
+}
+
+void http_req_proceed(struct http_req *r)
+{
     route_handler(r->match.route)(r);
+}
+
+void http_server_set_gate(struct http_server *s, http_gate_fn gate, void *ud)
+{
+    s->gate = gate;
+    s->gate_ud = ud;
 }
 
 static struct bufferevent *make_bev(struct event_base *base, void *arg)

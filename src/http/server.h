@@ -106,6 +106,17 @@ int http_stream_write(struct http_req *r, const char *data, size_t len);
 void http_stream_end(struct http_req *r);
 size_t http_stream_pending(struct http_req *r);
 
+/* ---- the gate: between routing and the handler ---- */
+
+/* Called on the request's loop for every routed request, before its handler
+ * (authentication: src/auth/gate.c). It either calls http_req_proceed(r),
+ * at once or later from r's loop, or replies (401/403...) itself, so a
+ * request it refuses never reaches a handler. Set before http_server_start. */
+typedef void (*http_gate_fn)(struct http_req *r, void *ud);
+void http_server_set_gate(struct http_server *s, http_gate_fn gate, void *ud);
+/* Runs the handler of r's matched route (the gate's "let it through"). */
+void http_req_proceed(struct http_req *r);
+
 /* ---- server lifecycle (main thread) ---- */
 
 struct http_server *http_server_new(const struct config *cfg, struct router *router);

@@ -19,6 +19,7 @@ struct store_backend {
     int (*principal_get)(void *b, const char *id, struct store_principal **out);
     int (*apikey_create)(void *b, struct store_apikey *k);
     int (*apikey_get_by_hash)(void *b, const char *hash, struct store_apikey **out);
+    int (*apikey_get)(void *b, const char *id, struct store_apikey **out);
     int (*apikey_revoke)(void *b, const char *id);
     int (*apikey_list)(void *b, const char *principal_id, struct store_apikey **out, size_t *n);
     int (*session_create)(void *b, struct store_session *v);

@@ -208,6 +208,8 @@ static const struct migration migrations[] = {
     /* an Idempotency-Key claim names its process (core/instance.h), so a
      * claim whose process died is taken over at once, not after its lease */
     { 6, "ALTER TABLE idempotency ADD COLUMN owner TEXT;" },
+    /* an API key's scopes (auth/auth.h), comma-separated; "" = the default set */
+    { 7, "ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT '';" },
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -520,6 +520,7 @@ const struct store_backend store_backend_sqlite = {
     .principal_get = sq_principal_get,
     .apikey_create = sq_apikey_create,
     .apikey_get_by_hash = sq_apikey_get_by_hash,
+    .apikey_get = sq_apikey_get,
     .apikey_revoke = sq_apikey_revoke,
     .apikey_list = sq_apikey_list,
     .session_create = sq_session_create,

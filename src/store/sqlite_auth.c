@@ -13,11 +13,11 @@ static const struct col principal_cols[] = {
 };
 static const struct row_map principal_rows = ROW_MAP(struct store_principal, principal_cols);
 
-/* id, principal_id, hash, created_at, revoked_at */
+/* id, principal_id, hash, created_at, revoked_at, scopes (APIKEY_COLS) */
 static const struct col apikey_cols[] = {
     COL(TEXT, struct store_apikey, id),         COL(TEXT, struct store_apikey, principal_id),
     COL(TEXT, struct store_apikey, hash),       COL(I64, struct store_apikey, created_at),
-    COL(I64, struct store_apikey, revoked_at),
+    COL(I64, struct store_apikey, revoked_at), COL(TEXT, struct store_apikey, scopes),
 };
 static const struct row_map apikey_rows = ROW_MAP(struct store_apikey, apikey_cols);
 
@@ -46,8 +46,8 @@ int sq_apikey_create(void *b, struct store_apikey *k)
         return rc;
     rc = sq_run(&q->writer, ST_PRINCIPAL_EXISTS, &one, NULL, "t", k->principal_id);
     if (rc == 0)
-        rc = sq_run(&q->writer, ST_APIKEY_INSERT, NULL, NULL, "ttti", k->id, k->principal_id,
-                    k->hash, now);
+        rc = sq_run(&q->writer, ST_APIKEY_INSERT, NULL, NULL, "tttit", k->id, k->principal_id,
+                    k->hash, now, k->scopes ? k->scopes : "");
     if ((rc = sq_writer_end(q, rc)) == 0) {
         k->created_at = now;
         k->revoked_at = 0;
@@ -60,6 +60,11 @@ int sq_apikey_get_by_hash(void *b, const char *hash, struct store_apikey **out)
     return sq_get(b, ST_APIKEY_BY_HASH, &apikey_rows, out, "t", hash);
 }
 
+int sq_apikey_get(void *b, const char *id, struct store_apikey **out)
+{
+    return sq_get(b, ST_APIKEY_GET, &apikey_rows, out, "t", id);
+}
+
 int sq_apikey_revoke(void *b, const char *id)
 {
     struct sq *q = b;
@@ -68,7 +73,8 @@ int sq_apikey_revoke(void *b, const char *id)
 
 int sq_apikey_list(void *b, const char *principal_id, struct store_apikey **out, size_t *n)
 {
-    return sq_list(b, ST_APIKEY_LIST, &apikey_rows, out, n, "t", principal_id);
+    return principal_id ? sq_list(b, ST_APIKEY_LIST, &apikey_rows, out, n, "t", principal_id)
+                        : sq_list(b, ST_APIKEY_LIST_ALL, &apikey_rows, out, n, "");
 }
 
 /* ---- audit ---- */

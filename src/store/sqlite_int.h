@@ -148,6 +148,7 @@ int sq_principal_create(void *b, struct store_principal *p);
 int sq_principal_get(void *b, const char *id, struct store_principal **out);
 int sq_apikey_create(void *b, struct store_apikey *k);
 int sq_apikey_get_by_hash(void *b, const char *hash, struct store_apikey **out);
+int sq_apikey_get(void *b, const char *id, struct store_apikey **out);
 int sq_apikey_revoke(void *b, const char *id);
 int sq_apikey_list(void *b, const char *principal_id, struct store_apikey **out, size_t *n);
 int sq_audit_append(void *b, struct store_audit *e);

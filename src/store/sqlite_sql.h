@@ -7,6 +7,7 @@
 
 /* usage_daily rows older than this many days are purged. */
 #define USAGE_KEEP_DAYS 400
+#define APIKEY_COLS "id, principal_id, hash, created_at, revoked_at, scopes"
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define MS_PER_DAY 86400000
@@ -35,13 +36,15 @@
     X(PRINCIPAL_INSERT, "INSERT INTO principals(id, name, created_at) VALUES(?1, ?2, ?3)")     \
     X(PRINCIPAL_GET, "SELECT id, name, created_at FROM principals WHERE id = ?1")              \
     X(PRINCIPAL_EXISTS, "SELECT 1 FROM principals WHERE id = ?1")                              \
-    X(APIKEY_INSERT, "INSERT INTO api_keys(id, principal_id, hash, created_at) "               \
-                     "VALUES(?1, ?2, ?3, ?4)")                                                 \
-    X(APIKEY_BY_HASH, "SELECT id, principal_id, hash, created_at, revoked_at FROM api_keys "   \
+    X(APIKEY_INSERT, "INSERT INTO api_keys(id, principal_id, hash, created_at, scopes) "       \
+                     "VALUES(?1, ?2, ?3, ?4, ?5)")                                             \
+    X(APIKEY_BY_HASH, "SELECT " APIKEY_COLS " FROM api_keys "                                  \
                       "WHERE hash = ?1 AND revoked_at IS NULL")                                \
+    X(APIKEY_GET, "SELECT " APIKEY_COLS " FROM api_keys WHERE id = ?1")                        \
     X(APIKEY_REVOKE, "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL") \
-    X(APIKEY_LIST, "SELECT id, principal_id, hash, created_at, revoked_at FROM api_keys "      \
+    X(APIKEY_LIST, "SELECT " APIKEY_COLS " FROM api_keys "                                     \
                    "WHERE principal_id = ?1 ORDER BY created_at, id")                          \
+    X(APIKEY_LIST_ALL, "SELECT " APIKEY_COLS " FROM api_keys ORDER BY created_at, id")         \
     X(SESSION_DROP_EXPIRED, "DELETE FROM sessions WHERE id = ?1 AND expires_at <= ?2")         \
     X(SESSION_INSERT, "INSERT INTO sessions(id, owner, context, created_at, updated_at, "      \
                       "expires_at) VALUES(?1, ?2, ?3, ?4, ?4, ?5)")                            \

@@ -22,7 +22,7 @@
 #define STORE_OPS(X)                                                                   \
     X(ping, R) X(backup, N) X(purge_expired, W) X(vacuum, W) X(schema_version, R)    \
     X(meta_get, R) X(meta_set, W) X(principal_create, W) X(principal_get, R)          \
-    X(apikey_create, W) X(apikey_get_by_hash, R) X(apikey_revoke, W)                   \
+    X(apikey_create, W) X(apikey_get_by_hash, R) X(apikey_get, R) X(apikey_revoke, W)                   \
     X(apikey_list, R) X(session_create, W) X(session_get, R) X(session_update, W)      \
     X(message_append, W) X(message_list, R) X(message_tail, R)   \
     X(task_create, W) X(task_get, R) X(task_update_if, W) X(task_accept, W) X(task_list, R) X(task_list_owner, R) \
@@ -261,6 +261,12 @@ int store_apikey_get_by_hash(struct store *s, const char *hash, struct store_api
     CALL(s, apikey_get_by_hash, hash, out);
 }
 
+int store_apikey_get(struct store *s, const char *id, struct store_apikey **out)
+{
+    REQUIRE(s, apikey_get, id && out);
+    CALL(s, apikey_get, id, out);
+}
+
 int store_apikey_revoke(struct store *s, const char *id)
 {
     REQUIRE(s, apikey_revoke, id);
@@ -270,7 +276,7 @@ int store_apikey_revoke(struct store *s, const char *id)
 int store_apikey_list(struct store *s, const char *principal_id, struct store_apikey **out,
                       size_t *n)
 {
-    REQUIRE(s, apikey_list, principal_id && out && n);
+    REQUIRE(s, apikey_list, out && n);
     CALL(s, apikey_list, principal_id, out, n);
 }
 

@@ -110,14 +110,19 @@ struct store_apikey {
     char *hash;         /* 64 hex chars */
     int64_t created_at;
     int64_t revoked_at; /* 0 = active */
+    char *scopes;       /* comma-separated (auth/auth.h); "" or NULL = the default set */
 };
 void store_apikey_hash(const char *secret, char out[65]);
 /* AGENTD_ENOTFOUND if the principal does not exist. */
 int store_apikey_create(struct store *s, struct store_apikey *k);
 /* Active keys only: a revoked key is AGENTD_ENOTFOUND. */
 int store_apikey_get_by_hash(struct store *s, const char *hash, struct store_apikey **out);
+/* By id, revoked too (revoked_at says so): the key check reads the row as
+ * fresh as the store, so a revocation holds at once on every replica. */
+int store_apikey_get(struct store *s, const char *id, struct store_apikey **out);
 int store_apikey_revoke(struct store *s, const char *id);
-/* All keys of a principal, revoked too, oldest first. */
+/* All keys of a principal (principal_id NULL: of everyone), revoked too,
+ * oldest first. */
 int store_apikey_list(struct store *s, const char *principal_id, struct store_apikey **out,
                       size_t *n);
 void store_apikey_free(struct store_apikey *k);

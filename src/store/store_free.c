@@ -11,7 +11,7 @@
 #define AT(type, field) offsetof(struct store_##type, field)
 
 OFFS(principal, AT(principal, id), AT(principal, name));
-OFFS(apikey, AT(apikey, id), AT(apikey, principal_id), AT(apikey, hash));
+OFFS(apikey, AT(apikey, id), AT(apikey, principal_id), AT(apikey, hash), AT(apikey, scopes));
 OFFS(session, AT(session, id), AT(session, owner), AT(session, context));
 OFFS(message, AT(message, session_id), AT(message, role), AT(message, parts));
 OFFS(task, AT(task, id), AT(task, context_id), AT(task, owner), AT(task, state),

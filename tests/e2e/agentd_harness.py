@@ -83,6 +83,7 @@ class Server:
         self.returncode = None
         self.killed = False             # we had to SIGKILL it
         self._session = None
+        self._keys = {}                 # principal -> API key (principal_key)
 
     # ---- lifecycle ----
 
@@ -206,6 +207,33 @@ class Server:
     @property
     def running(self):
         return self.proc is not None and self.proc.poll() is None
+
+    # ---- API keys (AGENTD_AUTH=on) ----
+
+    @property
+    def auth_on(self):
+        return str(self.extra_env.get("AGENTD_AUTH", "off")).lower() == "on"
+
+    def keys_cli(self, *args):
+        """`agentd keys ...` with this server's environment (same data dir and
+        database), as an operator runs it next to serve."""
+        env = {"AGENTD_DATA_DIR": self.data_dir, **self.extra_env}
+        return run_cli(["keys", *args], env=env)
+
+    def create_key(self, principal, scopes=None):
+        """A new API key for principal (the first stdout line of keys create)."""
+        args = ["create", "--principal", principal]
+        if scopes is not None:
+            args += ["--scopes", scopes]
+        p = self.keys_cli(*args)
+        assert p.returncode == 0, f"keys create: {p.returncode} {p.stderr}"
+        return p.stdout.splitlines()[0]
+
+    def principal_key(self, principal):
+        """One key per principal for this server, made on first use."""
+        if principal not in self._keys:
+            self._keys[principal] = self.create_key(principal)
+        return self._keys[principal]
 
     # ---- talking to it ----
 

@@ -96,7 +96,7 @@ def test_budget_settings_are_validated():
 
 
 def test_the_failpoint_is_refused_in_production():
-    p = run_cli(["check-config"], env={"AGENTD_ENV": "production",
+    p = run_cli(["check-config"], env={"AGENTD_ENV": "production", "AGENTD_AUTH": "on",
                                        "AGENTD_FAILPOINT": "after_tool_effect"})
     assert p.returncode == 2
     assert "AGENTD_FAILPOINT" in p.stdout

@@ -112,7 +112,8 @@ def test_check_config_db_url_password_redacted():
 
 def test_production_refuses_simulation_secret():
     secret = "prod-sim-zz9"
-    p = run_cli(["serve"], env={"AGENTD_ENV": "production", "AGENTD_SIMULATION_SECRET": secret,
+    p = run_cli(["serve"], env={"AGENTD_ENV": "production", "AGENTD_AUTH": "on",
+                                "AGENTD_SIMULATION_SECRET": secret,
                                 "AGENTD_HOST": HOST, "AGENTD_PORT": str(free_port())})
     assert p.returncode == 2
     assert "production" in p.stderr and "AGENTD_SIMULATION_SECRET" in p.stderr

@@ -159,7 +159,18 @@ def test_cors_preflight_for_listed_origin(cors):
     assert "POST" in r.headers["Access-Control-Allow-Methods"]
     allowed = r.headers["Access-Control-Allow-Headers"].lower()
     assert "content-type" in allowed and "idempotency-key" in allowed
+    # the UCP sample chat client's headers, and the key and version headers
+    for h in ("x-a2a-extensions", "a2a-version", "ucp-agent", "authorization", "x-api-key"):
+        assert h in allowed, h
     assert "Origin" in r.headers.get("Vary", "")
+
+
+def test_cors_reply_exposes_what_a_page_reads(cors):
+    r = cors.get("/healthz", headers={"Origin": "https://shop.example"})
+    assert r.status_code == 200
+    exposed = r.headers["Access-Control-Expose-Headers"].lower()
+    for h in ("x-request-id", "retry-after", "www-authenticate", "x-a2a-extensions"):
+        assert h in exposed, h
 
 
 def test_cors_unlisted_origin_gets_no_grant(cors):

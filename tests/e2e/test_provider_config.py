@@ -33,7 +33,16 @@ def chat(srv, message, session_id=None, data=None, timeout=15):
         body["session_id"] = session_id
     if data is not None:
         body["data"] = data
-    return srv.request("POST", "/chat", json=body, timeout=timeout)
+    return srv.request("POST", "/chat", json=body, timeout=timeout, headers=auth(srv))
+
+
+def auth(srv, principal="buyer", scopes=None):
+    """An API key header when the server has AGENTD_AUTH=on (production)."""
+    if not srv.auth_on:
+        return {}
+    if scopes:
+        return {"Authorization": f"Bearer {srv.create_key(principal, scopes)}"}
+    return {"Authorization": f"Bearer {srv.principal_key(principal)}"}
 
 
 def require_key(fake, key):
@@ -41,7 +50,7 @@ def require_key(fake, key):
 
 
 def health(srv):
-    r = srv.get("/health")
+    r = srv.get("/health", headers=auth(srv, "operator", "admin"))
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -200,7 +209,7 @@ def test_startup_check_bad_value_is_a_config_problem():
 # ---- test payments in production ----
 
 def production_env(fake, **extra):
-    env = fake.env(AGENTD_ENV="production")
+    env = fake.env(AGENTD_ENV="production", AGENTD_AUTH="on")
     env.update(extra)
     return env
 
@@ -287,7 +296,7 @@ def test_legal_links_come_from_the_environment(agentd):
 @pytest.mark.parametrize("env,problem", [
     ({"AGENTD_PRIVACY_URL": "shop.example/privacy"}, "AGENTD_PRIVACY_URL"),
     ({"AGENTD_TERMS_URL": "ftp://shop.example/terms"}, "AGENTD_TERMS_URL"),
-    ({"AGENTD_ENV": "production", "AGENTD_LLM": "builtin",
+    ({"AGENTD_ENV": "production", "AGENTD_LLM": "builtin", "AGENTD_AUTH": "on",
       "AGENTD_TERMS_URL": "http://shop.example/terms"}, "AGENTD_TERMS_URL"),
 ])
 def test_bad_legal_links_are_config_problems(env, problem):

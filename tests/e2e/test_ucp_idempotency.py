@@ -1,6 +1,7 @@
 """Idempotency-Key on the UCP mutations: a retry replays the first answer,
 a reused key with another request is refused, a key still being processed
-answers 409, and keys belong to one platform."""
+answers 409, and keys belong to one principal. The servers run with
+AGENTD_AUTH=on: each test platform authenticates as its own principal."""
 
 import threading
 import uuid
@@ -13,6 +14,12 @@ from ucp_client import (Client, check_checkout, check_error, db_count_checkouts,
 
 def new_key():
     return "key-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module")
+def server(module_agentd):
+    """Keys are per principal: every test platform is its own (API key)."""
+    return module_agentd(env={"AGENTD_AUTH": "on"})
 
 
 @pytest.fixture
@@ -34,10 +41,10 @@ def test_same_key_same_request_replays(server, client):
         assert again.content == first.content
         assert again.headers["Content-Type"] == first.headers["Content-Type"]
         assert again.headers["X-Request-Id"] != first.headers["X-Request-Id"]
-    assert db_count_checkouts(server, client.profile) == 1
+    assert db_count_checkouts(server, client.owner) == 1
     # without a key, the same body is a new checkout
     assert client.create(body).json()["id"] != first.json()["id"]
-    assert db_count_checkouts(server, client.profile) == 2
+    assert db_count_checkouts(server, client.owner) == 2
 
 
 def test_retried_complete_places_one_order(server, client):
@@ -87,12 +94,12 @@ def test_same_key_different_request_conflicts(server, client):
     check_error(client.update(cid, {"line_items": lines(("BISC-001", 3))}, key=key), 409,
                 "idempotency_key_reused")
     check_error(client.cancel(cid, key=key), 409, "idempotency_key_reused")
-    assert db_count_checkouts(server, client.profile) == 1
+    assert db_count_checkouts(server, client.owner) == 1
     g = client.get(cid).json()
     assert g["status"] == "ready_for_complete" and g["line_items"][0]["quantity"] == 1
 
 
-def test_keys_are_scoped_per_platform(server):
+def test_keys_are_scoped_per_principal(server):
     a = Client(server, unique_profile("a"))
     b = Client(server, unique_profile("b"))
     key = new_key()
@@ -102,7 +109,7 @@ def test_keys_are_scoped_per_platform(server):
     assert ra.status_code == rb.status_code == 201
     assert "Idempotent-Replayed" not in rb.headers
     assert ra.json()["id"] != rb.json()["id"]
-    assert db_count_checkouts(server, a.profile) == db_count_checkouts(server, b.profile) == 1
+    assert db_count_checkouts(server, a.owner) == db_count_checkouts(server, b.owner) == 1
     # each platform's retry replays its own answer
     assert a.create(body, key=key).json()["id"] == ra.json()["id"]
     assert b.create(body, key=key).json()["id"] == rb.json()["id"]
@@ -114,7 +121,7 @@ def test_keys_are_scoped_per_platform(server):
 def one_worker(module_agentd):
     """One store worker: the claim of a key and the work behind it queue up,
     so requests racing on one key find it in progress."""
-    return module_agentd(env={"AGENTD_WORKERS": "1"})
+    return module_agentd(env={"AGENTD_WORKERS": "1", "AGENTD_AUTH": "on"})
 
 
 def _race(client, key, body, n):
@@ -122,7 +129,7 @@ def _race(client, key, body, n):
     out = [None] * n
 
     def go(i):
-        c = Client(client.base, client.profile)   # its own connection
+        c = Client(client.base, client.profile, key=client.key)   # its own connection
         barrier.wait()
         out[i] = c.create(body, key=key)
 
@@ -149,7 +156,7 @@ def test_concurrent_requests_with_one_key_run_once(one_worker):
         assert len({r.content for r in created}) == 1, "different bodies for one key"
         fresh = [r for r in created if r.headers.get("Idempotent-Replayed") != "true"]
         assert len(fresh) <= 1
-        assert db_count_checkouts(one_worker, client.profile) == 1
+        assert db_count_checkouts(one_worker, client.owner) == 1
         # once done, a retry replays
         r = client.create(full_body([("BISC-001", 1)]), key=key)
         assert r.status_code == 201 and r.headers.get("Idempotent-Replayed") == "true"
@@ -178,7 +185,8 @@ def test_claim_left_by_a_crash_does_not_block_the_key(agentd):
     with con:
         con.execute("INSERT INTO idempotency(principal, key, fingerprint, state, created_at, "
                     "expires_at) VALUES(?, ?, ?, 'in_progress', ?, ?)",
-                    (profile, key, fp, now - 10 * 60 * 1000, now + 23 * 3600 * 1000))
+                    # the key's owner: the principal (anonymous with auth off)
+                    ("anonymous", key, fp, now - 10 * 60 * 1000, now + 23 * 3600 * 1000))
     con.close()
     b = agentd(env={"AGENTD_DATA_DIR": a.data_dir})
     r = Client(b, profile).create(None, key=key, raw=raw)

@@ -9,6 +9,7 @@ shop's prices computed from the catalog JSON (data/catalog.json by default).
                            option="std-ship", codes=["10OFF"])
 """
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -32,8 +33,15 @@ PAN = "4111111111111111"
 
 
 def unique_profile(tag="p"):
-    """A profile URL nobody else uses: a fresh principal (tenant) per test."""
+    """A profile URL nobody else uses. On a server with AGENTD_AUTH=on a
+    Client for it authenticates as its own principal (a tenant per test);
+    with auth off every client is the one "anonymous" principal."""
     return f"https://platform.example/{tag}/{uuid.uuid4().hex[:12]}"
+
+
+def principal_for(profile):
+    """The principal a test platform authenticates as: one per profile URL."""
+    return "plat-" + hashlib.sha256(profile.encode()).hexdigest()[:16]
 
 
 def agent_header(profile=PROFILE, version=None):
@@ -105,13 +113,21 @@ def payment_data(token="success_token", handler=MOCK_HANDLER, **extra):
 
 class Client:
     """Requests as one platform (UCP-Agent profile). Thread-safe: each
-    thread gets its own keep-alive session."""
+    thread gets its own keep-alive session. On a server with AGENTD_AUTH=on
+    it sends an API key: `key`, else its profile's principal's key (made with
+    `agentd keys create`). `owner` is the principal its checkouts belong to."""
 
-    def __init__(self, server, profile=PROFILE, version=None, timeout=10):
+    def __init__(self, server, profile=PROFILE, version=None, timeout=10, key=None,
+                 principal=None):
         self.base = server.url if hasattr(server, "url") else str(server)
         self.profile = profile
         self.version = version
         self.timeout = timeout
+        if key is None and getattr(server, "auth_on", False):
+            principal = principal or principal_for(profile)
+            key = server.principal_key(principal)
+        self.key = key
+        self.owner = (principal or "?") if key else "anonymous"
         self._local = threading.local()
 
     @property
@@ -123,6 +139,8 @@ class Client:
 
     def headers(self, key=None, extra=None):
         h = {"UCP-Agent": agent_header(self.profile, self.version)}
+        if self.key:
+            h["Authorization"] = f"Bearer {self.key}"
         if key is not None:
             h["Idempotency-Key"] = key
         h.update(extra or {})

@@ -73,7 +73,8 @@ static void test_values(void **state)
     const char *env[] = { "AGENTD_PORT", "9000", "AGENTD_THREADS", "3", "AGENTD_ENV", "PRODUCTION",
                           "AGENTD_LOG_LEVEL", "warn", "AGENTD_MAX_BODY_BYTES", "2m",
                           "AGENTD_DRAIN_TIMEOUT", "1500ms", "AGENTD_SESSION_TTL", "0",
-                          "AGENTD_ACCESS_LOG", "off", "AGENTD_DB", "/tmp/x.db", NULL };
+                          "AGENTD_ACCESS_LOG", "off", "AGENTD_DB", "/tmp/x.db", "AGENTD_AUTH", "on",
+                          NULL };
     struct config c;
     struct config_problems pr = { 0 };
     assert_int_equal(load(&c, env, &pr), 0);
@@ -183,7 +184,7 @@ static void test_production_rules(void **state)
 {
     (void)state;
     const char *env[] = { "AGENTD_ENV", "production", "AGENTD_SIMULATION_SECRET", "x",
-                          "AGENTD_LOG_LEVEL", "debug", NULL };
+                          "AGENTD_LOG_LEVEL", "debug", "AGENTD_AUTH", "on", NULL };
     struct config c;
     struct config_problems pr = { 0 };
     assert_int_equal(load(&c, env, &pr), 2);
@@ -194,6 +195,49 @@ static void test_production_rules(void **state)
 
     const char *dev[] = { "AGENTD_SIMULATION_SECRET", "x", "AGENTD_LOG_LEVEL", "debug", NULL };
     assert_int_equal(load(&c, dev, &pr), 0);
+    config_free(&c);
+    config_problems_free(&pr);
+}
+
+/* AGENTD_AUTH: off by default in development; production refuses off,
+ * given or defaulted. The metrics token is a secret. */
+static void test_auth_switch(void **state)
+{
+    (void)state;
+    struct config c;
+    struct config_problems pr = { 0 };
+    const char *dev[] = { NULL };
+    assert_int_equal(load(&c, dev, &pr), 0);
+    assert_int_equal(c.auth, 0);
+    assert_null(c.metrics_token);
+    config_free(&c);
+    config_problems_free(&pr);
+
+    const char *prod[] = { "AGENTD_ENV", "production", NULL };
+    assert_int_equal(load(&c, prod, &pr), 1);
+    assert_true(has_problem(&pr, "production: AGENTD_AUTH=off"));
+    config_free(&c);
+    config_problems_free(&pr);
+    const char *prod_off[] = { "AGENTD_ENV", "production", "AGENTD_AUTH", "off", NULL };
+    assert_int_equal(load(&c, prod_off, &pr), 1);
+    config_free(&c);
+    config_problems_free(&pr);
+
+    const char *on[] = { "AGENTD_ENV", "production", "AGENTD_AUTH", "on",
+                         "AGENTD_METRICS_TOKEN", "metrics-s3cret", NULL };
+    assert_int_equal(load(&c, on, &pr), 0);
+    assert_int_equal(c.auth, 1);
+    assert_string_equal(c.metrics_token, "metrics-s3cret");
+    char *text = dump(&c);
+    assert_non_null(strstr(text, "AGENTD_AUTH=on"));
+    assert_null(strstr(text, "metrics-s3cret"));
+    free(text);
+    config_free(&c);
+    config_problems_free(&pr);
+
+    const char *bad[] = { "AGENTD_AUTH", "maybe", NULL };
+    assert_int_equal(load(&c, bad, &pr), 1);
+    assert_true(has_problem(&pr, "AGENTD_AUTH=maybe"));
     config_free(&c);
     config_problems_free(&pr);
 }
@@ -262,7 +306,8 @@ static void test_legal_links_and_test_payments(void **state)
     config_free(&c);
     config_problems_free(&pr);
     const char *prod[] = { "AGENTD_ENV", "production", "AGENTD_PRIVACY_URL", "http://shop.local/p",
-                           "AGENTD_TERMS_URL", "https://shop.example/t", NULL };
+                           "AGENTD_TERMS_URL", "https://shop.example/t", "AGENTD_AUTH", "on",
+                           NULL };
     assert_int_equal(load(&c, prod, &pr), 1);
     assert_true(has_problem(&pr, "production: AGENTD_PRIVACY_URL=http://shop.local/p: use an https:// URL"));
     config_free(&c);
@@ -329,8 +374,8 @@ static void test_unknown_variables(void **state)
 static void test_production_limits(void **state)
 {
     (void)state;
-    const char *big[] = { "AGENTD_ENV", "production", "AGENTD_MAX_BODY_BYTES", "17m",
-                          "AGENTD_READ_TIMEOUT", "61s", NULL };
+    const char *big[] = { "AGENTD_ENV", "production", "AGENTD_AUTH", "on",
+                          "AGENTD_MAX_BODY_BYTES", "17m", "AGENTD_READ_TIMEOUT", "61s", NULL };
     struct config c;
     struct config_problems pr = { 0 };
     assert_int_equal(load(&c, big, &pr), 2);
@@ -338,8 +383,8 @@ static void test_production_limits(void **state)
     assert_true(has_problem(&pr, "production: AGENTD_READ_TIMEOUT is over 60s"));
     config_problems_free(&pr);
     config_free(&c);
-    const char *ok[] = { "AGENTD_ENV", "production", "AGENTD_MAX_BODY_BYTES", "16m",
-                         "AGENTD_READ_TIMEOUT", "60s", NULL };
+    const char *ok[] = { "AGENTD_ENV", "production", "AGENTD_AUTH", "on",
+                         "AGENTD_MAX_BODY_BYTES", "16m", "AGENTD_READ_TIMEOUT", "60s", NULL };
     assert_int_equal(load(&c, ok, &pr), 0);
     config_problems_free(&pr);
     config_free(&c);
@@ -356,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_secret_file_errors),
         cmocka_unit_test(test_secret_never_in_problem),
         cmocka_unit_test(test_production_rules),
+        cmocka_unit_test(test_auth_switch),
         cmocka_unit_test(test_legal_links_and_test_payments),
         cmocka_unit_test(test_url_redaction),
         cmocka_unit_test(test_parsers),

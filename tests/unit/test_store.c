@@ -335,6 +335,50 @@ static void test_principals_and_apikeys(void **state)
     assert_int_equal(store_apikey_create(c->s, &bad), AGENTD_EINVAL);
 }
 
+/* By id (the auth gate's lookup: a revoked key is found, with revoked_at, so
+ * the refusal can say why), scopes kept, and a listing of every principal. */
+static void test_apikey_by_id_scopes_and_list_all(void **state)
+{
+    struct ctx *c = *state;
+    char h1[65], h2[65];
+    store_apikey_hash("one", h1);
+    store_apikey_hash("two", h2);
+    struct store_principal a = { .id = "alice", .name = "alice" }, b = { .id = "bob", .name = "bob" };
+    assert_ok(store_principal_create(c->s, &a));
+    assert_ok(store_principal_create(c->s, &b));
+    struct store_apikey k1 = { .id = "ka", .principal_id = "alice", .hash = h1, .scopes = "chat,ucp" };
+    struct store_apikey k2 = { .id = "kb", .principal_id = "bob", .hash = h2 };
+    assert_ok(store_apikey_create(c->s, &k1));
+    advance(1);
+    assert_ok(store_apikey_create(c->s, &k2));
+
+    struct store_apikey *got = NULL;
+    assert_ok(store_apikey_get(c->s, "ka", &got));
+    assert_string_equal(got->principal_id, "alice");
+    assert_string_equal(got->hash, h1);
+    assert_string_equal(got->scopes, "chat,ucp");
+    assert_int_equal(got->revoked_at, 0);
+    store_apikey_free(got);
+    assert_ok(store_apikey_get(c->s, "kb", &got));
+    assert_string_equal(got->scopes, ""); /* none given: the default set */
+    store_apikey_free(got);
+    assert_int_equal(store_apikey_get(c->s, "nope", &got), AGENTD_ENOTFOUND);
+
+    advance(1);
+    assert_ok(store_apikey_revoke(c->s, "ka"));
+    assert_ok(store_apikey_get(c->s, "ka", &got));
+    assert_true(got->revoked_at > 0);
+    store_apikey_free(got);
+
+    struct store_apikey *list = NULL;
+    size_t n = 0;
+    assert_ok(store_apikey_list(c->s, NULL, &list, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].id, "ka");
+    assert_string_equal(list[1].id, "kb");
+    store_apikey_list_free(list, n);
+}
+
 /* ---- sessions and messages ---- */
 
 static void make_session(struct store *s, const char *id)
@@ -2742,6 +2786,7 @@ int main(void)
         T(test_corrupt_file_is_refused),
         T(test_meta),
         T(test_principals_and_apikeys),
+        T(test_apikey_by_id_scopes_and_list_all),
         T(test_sessions_and_messages),
         T(test_session_list_and_delete_idle),
         T(test_tasks),
