@@ -945,36 +945,28 @@ json_t *tools_check(const json_t *schema, const json_t *args)
     return list;
 }
 
-/* "p1; p2; ..." into why, snprintf-style (len 0: nothing written). */
-static void join(const json_t *list, char *why, size_t len)
+/* "p1; p2; ..." into e->msg (truncated to its size). */
+static int join(const json_t *list, struct agentd_error *e)
 {
     struct buf b = { 0 };
     size_t i;
     json_t *p;
     json_array_foreach(list, i, p)
         buf_printf(&b, "%s%s", i ? "; " : "", json_string_value(p));
-    if (len)
-        snprintf(why, len, "%s", b.data ? b.data : "invalid arguments");
+    int rc = agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "%s", b.data ? b.data : "invalid arguments");
     buf_free(&b);
+    return rc;
 }
 
-int tools_validate(const char *name, const json_t *args, char *why, size_t len)
+int tools_validate(const char *name, const json_t *args, struct agentd_error *e)
 {
     const struct tool *t = find(name);
-    if (!t) {
-        if (len)
-            snprintf(why, len, "unknown tool %s", name ? name : "(none)");
-        return AGENTD_EINVAL;
-    }
-    if (!schemas()) {
-        if (len)
-            snprintf(why, len, "the tool schemas did not load");
-        return AGENTD_EINVAL;
-    }
+    if (!t)
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "unknown tool %s", name ? name : "(none)");
+    if (!schemas())
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "the tool schemas did not load");
     json_t *list = problems_of(t, args);
-    int rc = list && json_array_size(list) == 0 ? 0 : AGENTD_EINVAL;
-    if (rc != 0)
-        join(list, why, len);
+    int rc = list && json_array_size(list) == 0 ? 0 : join(list, e);
     json_decref(list);
     return rc;
 }

@@ -933,15 +933,16 @@ static json_t *get_array(struct ld *L, json_t *root, const char *key, int requir
 }
 
 int catalog_load_json(const char *text, size_t len, const char *source, struct catalog **out,
-                      char *err, size_t errlen)
+                      struct agentd_error *ae)
 {
-    if (err && errlen)
-        err[0] = 0;
+    if (ae)
+        *ae = (struct agentd_error){ 0 };
     if (out)
         *out = NULL;
     if (!text || !out)
         return AGENTD_EINVAL;
-    struct errs e = { err, errlen, 0, 0, 0, source ? source : "catalog", text, len };
+    struct errs e = { ae ? ae->msg : NULL, ae ? sizeof ae->msg : 0, 0, 0, 0,
+                      source ? source : "catalog", text, len };
 
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -950,9 +951,7 @@ int catalog_load_json(const char *text, size_t len, const char *source, struct c
          * from some paths, with no message at all; syntax errors always
          * have one */
         if (json_error_code(&jerr) == json_error_out_of_memory || !jerr.text[0]) {
-            if (err && errlen)
-                snprintf(err, errlen, "%s: out of memory", e.source);
-            return AGENTD_ENOMEM;
+            return agentd_fail(ae, AGENTD_ENOMEM, NULL, NULL, "%s: out of memory", e.source);
         }
         e.n++;
         errs_append(&e, "%s:%d:%d: %s", e.source, jerr.line, jerr.column, jerr.text);
@@ -999,9 +998,7 @@ int catalog_load_json(const char *text, size_t len, const char *source, struct c
     if (e.oom || e.n) {
         catalog_destroy(c);
         if (e.oom) {
-            if (err && errlen)
-                snprintf(err, errlen, "%s: out of memory", e.source);
-            return AGENTD_ENOMEM;
+            return agentd_fail(ae, AGENTD_ENOMEM, NULL, NULL, "%s: out of memory", e.source);
         }
         errs_finish(&e);
         return AGENTD_EINVAL;

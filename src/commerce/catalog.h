@@ -18,6 +18,7 @@
 #include "commerce/types.h"
 
 struct catalog;
+struct agentd_error;
 
 /* At most this many validation problems are listed in an error message
  * (one per line); a last line counts the rest. */
@@ -32,13 +33,13 @@ struct catalog;
 /* ---- load ---- */
 
 /* Validates catalog JSON text. On success *out holds one reference and 0
- * is returned. On failure *out is NULL, err holds every problem found (up
+ * is returned. On failure *out is NULL, e->msg holds every problem found (up
  * to CATALOG_ERRORS_MAX, one per line, each "source:LINE: field: what"),
  * and the status is AGENTD_EMALFORMED (not JSON), AGENTD_EINVAL (invalid
  * content) or AGENTD_ENOMEM. `source` names the text in messages (NULL =
  * "catalog"). Files are read by shop/catalog_load.h. */
 int catalog_load_json(const char *text, size_t len, const char *source, struct catalog **out,
-                      char *err, size_t errlen);
+                      struct agentd_error *e);
 
 /* Adds a reference (returns c for chaining). Thread-safe. */
 struct catalog *catalog_ref(struct catalog *c);

@@ -693,15 +693,15 @@ static void import_discounts(struct ictx *x, const struct csv *c, json_t *arr)
     }
 }
 
-int catalog_import_csv_dir(const char *dir, char **json_out, char *err, size_t errlen)
+int catalog_import_csv_dir(const char *dir, char **json_out, struct agentd_error *ae)
 {
-    if (err && errlen)
-        err[0] = 0;
+    if (ae)
+        *ae = (struct agentd_error){ 0 };
     if (json_out)
         *json_out = NULL;
     if (!dir || !json_out)
         return AGENTD_EINVAL;
-    struct ierrs e = { err, errlen, 0, 0 };
+    struct ierrs e = { ae ? ae->msg : NULL, ae ? sizeof ae->msg : 0, 0, 0 };
     struct ictx x = { &e, 0 };
 
     struct stat st;
@@ -789,11 +789,11 @@ int catalog_import_csv_dir(const char *dir, char **json_out, char *err, size_t e
         /* The loader is the one judge of a catalog: what import writes must
          * load, or import fails here rather than at the next start. */
         struct catalog *c = NULL;
-        char lerr[1024];
-        int lrc = catalog_load_json(text, strlen(text), "imported catalog", &c, lerr, sizeof lerr);
+        struct agentd_error le;
+        int lrc = catalog_load_json(text, strlen(text), "imported catalog", &c, &le);
         catalog_unref(c);
         if (lrc != 0) {
-            ie_add(&e, dir, 0, NULL, "the imported catalog does not load: %s", lerr);
+            ie_add(&e, dir, 0, NULL, "the imported catalog does not load: %s", le.msg);
             free(text);
             text = NULL;
             /* json_dumps output is valid JSON, so "malformed" can only be
@@ -801,8 +801,8 @@ int catalog_import_csv_dir(const char *dir, char **json_out, char *err, size_t e
             rc = lrc == AGENTD_ENOMEM || lrc == AGENTD_EMALFORMED ? AGENTD_ENOMEM : AGENTD_EINVAL;
         }
     }
-    if (rc == AGENTD_ENOMEM && err && errlen)
-        snprintf(err, errlen, "%s: out of memory", dir);
+    if (rc == AGENTD_ENOMEM)
+        agentd_fail(ae, rc, NULL, NULL, "%s: out of memory", dir);
     else if (e.n > CATALOG_ERRORS_MAX)
         ie_append(&e, "\n(%d more problems not shown)", e.n - CATALOG_ERRORS_MAX);
     *json_out = text;
