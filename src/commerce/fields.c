@@ -217,3 +217,25 @@ int fields_strs_from_json(const struct shape *s, void *obj, const json_t *j, fie
     }
     return 0;
 }
+
+int fields_arr_parse(const struct shape *s, const json_t *arr, size_t max, fields_parse_fn parse,
+                     void *ctx, void *field, size_t *n)
+{
+    size_t len = json_array_size(arr);
+    if (len > max)
+        return AGENTD_ETOOLARGE;
+    char *items = len ? calloc(len, s->size) : NULL;
+    if (len && !items)
+        return AGENTD_ENOMEM;
+    for (size_t i = 0; i < len; i++) {
+        int rc = parse(json_array_get(arr, i), items, i, ctx);
+        if (rc) {
+            fields_arr_free(s, items, i + 1);
+            return rc;
+        }
+    }
+    fields_arr_free(s, ptr_get(field, 0), *n);
+    ptr_set(field, 0, items);
+    *n = len;
+    return 0;
+}
