@@ -111,5 +111,8 @@ int ucp_doc_strs(const struct shape *shp, void *obj, const json_t *j);
 int ucp_line_from_json(const json_t *lj, struct line_item *li);
 /* Amount of a given type in a UCP totals[] array (0 if absent). */
 int64_t ucp_total_of(const json_t *totals, const char *type);
+/* Every checkout total from a UCP totals[] array, or (exact) from the
+ * document's {"subtotal": n, ...} object; absent amounts are 0. */
+void ucp_totals_from_json(const json_t *j, int exact, struct checkout_totals *t);
 
 #endif
