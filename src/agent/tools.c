@@ -7,6 +7,7 @@
 #include "agent/tools.h"
 #include "commerce/catalog.h"
 #include "commerce/checkout.h"
+#include "commerce/fields.h"
 #include "commerce/ucp.h"
 #include "core/err.h"
 #include "shop/merchant.h"
@@ -620,20 +621,6 @@ static size_t utf8_chars(const char *s, size_t bytes)
     return n;
 }
 
-static const char *type_of(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
-
 static int type_ok(const char *type, const json_t *v)
 {
     return (strcmp(type, "object") == 0 && json_is_object(v)) ||
@@ -878,9 +865,9 @@ static void check(const json_t *schema, const json_t *v, const char *path, json_
             names(schema, "properties", all, sizeof all);
             names(schema, "required", req, sizeof req);
             problem(list, "%s must be of type object, not %s: give the parts as separate fields "
-                    "(%s)%s%s", path, type_of(v), all, *req ? "; required: " : "", req);
+                    "(%s)%s%s", path, fields_json_type_name(v), all, *req ? "; required: " : "", req);
         } else {
-            problem(list, "%s must be of type %s, not %s", path, type, type_of(v));
+            problem(list, "%s must be of type %s, not %s", path, type, fields_json_type_name(v));
         }
         return;
     }

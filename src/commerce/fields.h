@@ -90,4 +90,7 @@ typedef int (*fields_parse_fn)(const json_t *j, void *items, size_t i, void *ctx
 int fields_arr_parse(const struct shape *s, const json_t *arr, size_t max, fields_parse_fn parse,
                      void *ctx, void *field, size_t *n);
 
+/* What a JSON value is, for messages: "an object", "a string", "null"... */
+const char *fields_json_type_name(const json_t *v);
+
 #endif
