@@ -168,10 +168,8 @@ static int do_item_add(struct checkout *w, const struct shop_rules *r, const voi
     w->lines = n;
     struct line_item *li = &n[w->n_lines];
     memset(li, 0, sizeof *li);
-    char buf[32];
-    next_id(w, "li", buf, sizeof buf);
     li->quantity = a->qty;
-    if (sdup(buf, &li->id) || sdup(a->key, &li->item_id)) {
+    if (next_id(w, "li", &li->id) || sdup(a->key, &li->item_id)) {
         fields_clear(&line_item_shape, li);
         return oom(e);
     }
@@ -249,6 +247,8 @@ static int do_buyer(struct checkout *w, const struct shop_rules *r, const void *
 {
     (void)r;
     const struct checkout_buyer *b = arg;
+    if (!b)
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.buyer", "no buyer");
     if (!fields_strs_all(&checkout_buyer_shape, b, printable))
         return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.buyer",
                              "buyer fields must be printable text");
@@ -264,8 +264,6 @@ static int do_buyer(struct checkout *w, const struct shop_rules *r, const void *
 int checkout_buyer_set(struct checkout *c, const struct shop_rules *r,
                        const struct checkout_buyer *b, struct agentd_error *e)
 {
-    if (!b)
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.buyer", "no buyer");
     return mutate(c, r, 0, do_buyer, b, e);
 }
 
@@ -274,6 +272,8 @@ static int do_destination(struct checkout *w, const struct shop_rules *r, const 
 {
     (void)r;
     const struct postal_address *a = arg;
+    if (!a)
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment", "no address");
     if (!fields_strs_all(&postal_address_shape, a, printable))
         return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment",
                              "address fields must be printable text");
@@ -283,9 +283,7 @@ static int do_destination(struct checkout *w, const struct shop_rules *r, const 
         if (!(w->methods = calloc(1, sizeof *w->methods)))
             return oom(e);
         w->n_methods = 1;
-        char buf[32];
-        next_id(w, "shipping", buf, sizeof buf);
-        if (sdup(buf, &w->methods[0].id) || sdup("shipping", &w->methods[0].type))
+        if (next_id(w, "shipping", &w->methods[0].id) || sdup("shipping", &w->methods[0].type))
             return oom(e);
     }
     struct fulfillment_method *m = &w->methods[0];
@@ -294,13 +292,9 @@ static int do_destination(struct checkout *w, const struct shop_rules *r, const 
         return oom(e);
     for (char *p = na.address_country; p && *p; p++)
         *p = (char)toupper((unsigned char)*p);
-    if (!na.id) {
-        char buf[32];
-        next_id(w, "dest", buf, sizeof buf);
-        if (sdup(buf, &na.id)) {
-            checkout_address_clear(&na);
-            return oom(e);
-        }
+    if (!na.id && next_id(w, "dest", &na.id)) {
+        checkout_address_clear(&na);
+        return oom(e);
     }
     size_t slot = m->n_destinations;
     for (size_t i = 0; i < m->n_destinations; i++)
@@ -329,8 +323,6 @@ static int do_destination(struct checkout *w, const struct shop_rules *r, const 
 int checkout_destination_set(struct checkout *c, const struct shop_rules *r,
                              const struct postal_address *a, struct agentd_error *e)
 {
-    if (!a)
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment", "no address");
     return mutate(c, r, 0, do_destination, a, e);
 }
 
@@ -345,17 +337,10 @@ static int do_select(struct checkout *w, const struct shop_rules *r, const void 
                              "$.fulfillment.methods[0].selected_destination_id",
                              "set a shipping address before choosing a shipping option");
     struct fulfillment_method *m = &w->methods[0];
-    if (m->n_groups == 0) {
-        if (!(m->groups = calloc(1, sizeof *m->groups)))
-            return oom(e);
-        m->n_groups = 1;
-        char buf[32];
-        next_id(w, "group", buf, sizeof buf);
-        if (sdup(buf, &m->groups[0].id))
-            return oom(e);
-    }
     (void)r;
-    return sset(&m->groups[0].selected_option_id, id) ? oom(e) : 0;
+    if (first_group(w, m) || sset(&m->groups[0].selected_option_id, id))
+        return oom(e);
+    return 0;
 }
 
 int checkout_shipping_select(struct checkout *c, const struct shop_rules *r, const char *option_id,

@@ -158,19 +158,20 @@ static int parse_lines(struct checkout *c, const json_t *arr, struct agentd_erro
     int rc = req_arr(arr, CHECKOUT_LINES_MAX, "$.line_items", "line items", &line_item_shape,
                      req_line, &x, &c->lines, &c->n_lines, e);
     for (size_t i = 0; !rc && i < c->n_lines; i++) {
-        char buf[32];
-        if (c->lines[i].id)
-            continue;
-        do {
-            next_id(c, "li", buf, sizeof buf);
+        while (!c->lines[i].id) { /* one no line brought itself */
+            char *id = NULL;
+            if (next_id(c, "li", &id)) {
+                rc = oom(e);
+                break;
+            }
             int clash = 0;
             for (size_t k = 0; k < c->n_lines; k++)
-                clash |= c->lines[k].id && strcmp(c->lines[k].id, buf) == 0;
-            if (!clash)
-                break;
-        } while (1);
-        if (sdup(buf, &c->lines[i].id))
-            rc = oom(e);
+                clash |= c->lines[k].id && strcmp(c->lines[k].id, id) == 0;
+            if (clash)
+                free(id);
+            else
+                c->lines[i].id = id;
+        }
     }
     return rc;
 }
@@ -274,14 +275,9 @@ static int parse_destinations(struct checkout *c, const json_t *arr, size_t mi,
     struct req_ctx x = {c, mi, 0, e};
     int rc = req_arr(arr, CHECKOUT_DESTS_MAX, path, "destinations", &postal_address_shape,
                      req_destination, &x, &m->destinations, &m->n_destinations, e);
-    for (size_t i = 0; !rc && i < m->n_destinations; i++) {
-        if (m->destinations[i].id)
-            continue;
-        char buf[32];
-        next_id(c, "dest", buf, sizeof buf);
-        if (sdup(buf, &m->destinations[i].id))
+    for (size_t i = 0; !rc && i < m->n_destinations; i++)
+        if (!m->destinations[i].id && next_id(c, "dest", &m->destinations[i].id))
             rc = oom(e);
-    }
     return rc;
 }
 
@@ -318,12 +314,8 @@ static int parse_method(struct checkout *c, const json_t *o, size_t mi,
             free(mid);
             return agentd_fail(e, AGENTD_EINVAL, "invalid", path, "method id is invalid");
         }
-        if (!mid) {
-            char buf[32];
-            next_id(c, "shipping", buf, sizeof buf);
-            if (sdup(buf, &mid))
-                return oom(e);
-        }
+        if (!mid && next_id(c, "shipping", &mid))
+            return oom(e);
         m->id = mid;
     }
     if (sset(&m->type, "shipping"))
@@ -372,15 +364,8 @@ static int parse_method(struct checkout *c, const json_t *o, size_t mi,
             rc = agentd_fail(e, AGENTD_EINVAL, "invalid", path, "groups must be an array");
             goto fail;
         }
-        if (m->n_groups == 0) {
-            if (!(m->groups = calloc(1, sizeof *m->groups)))
-                goto nomem;
-            m->n_groups = 1;
-            char buf[32];
-            next_id(c, "group", buf, sizeof buf);
-            if (sdup(buf, &m->groups[0].id))
-                goto nomem;
-        }
+        if (first_group(c, m))
+            goto nomem;
         /* We ship everything in one group: a request group maps to ours by
          * id, or by position when it has no id (create requests). */
         size_t gi;

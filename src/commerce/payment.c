@@ -53,28 +53,31 @@ static int instrument_usable(const struct payment_instrument *pi, int64_t amount
     return 0;
 }
 
-static enum payment_result mock_authorize(const struct payment_handler *h,
+/* Both test handlers: the failing token is declined; the mock approves only
+ * its success token, the example provider any other token. The reference
+ * names the handler. */
+static enum payment_result test_authorize(const struct payment_handler *h,
                                           const struct payment_instrument *pi, int64_t amount,
                                           const char *currency, const char *idempotency_key,
                                           char *ref, size_t reflen, struct agentd_error *e)
 {
-    (void)h;
     (void)currency;
+    int mock = strcmp(h->id, PAYMENT_MOCK_HANDLER_ID) == 0;
     if (instrument_usable(pi, amount, ref, reflen, e) != 0)
         return PAYMENT_INVALID;
-    if (strcmp(pi->token, PAYMENT_MOCK_TOKEN_SUCCESS) == 0) {
-        if (ref && reflen)
-            snprintf(ref, reflen, "mock_auth_%016llx",
-                     (unsigned long long)fnv64(idempotency_key ? idempotency_key : ""));
-        set_err(e, "");
-        return PAYMENT_APPROVED;
-    }
     if (strcmp(pi->token, PAYMENT_MOCK_TOKEN_FAIL) == 0) {
         set_err(e, "the payment was declined");
         return PAYMENT_DECLINED;
     }
-    set_err(e, "the payment token is not valid for mock_payment_handler");
-    return PAYMENT_INVALID;
+    if (mock && strcmp(pi->token, PAYMENT_MOCK_TOKEN_SUCCESS) != 0) {
+        set_err(e, "the payment token is not valid for mock_payment_handler");
+        return PAYMENT_INVALID;
+    }
+    if (ref && reflen)
+        snprintf(ref, reflen, "%s_auth_%016llx", mock ? "mock" : "example",
+                 (unsigned long long)fnv64(idempotency_key ? idempotency_key : ""));
+    set_err(e, "");
+    return PAYMENT_APPROVED;
 }
 
 static const char *const mock_instrument_schemas[] = {
@@ -91,7 +94,7 @@ static const struct payment_handler mock_handler = {
     .n_instrument_schemas = 1,
     .config_json = "{\"environment\":\"TEST\"}",
     .test_mode = 1,
-    .authorize = mock_authorize,
+    .authorize = test_authorize,
     .ud = NULL,
 };
 
@@ -102,26 +105,6 @@ const struct payment_handler *payment_handler_mock(void)
 
 /* ---- example_payment_provider (the sample merchant's handler, test mode) ---- */
 
-static enum payment_result example_authorize(const struct payment_handler *h,
-                                             const struct payment_instrument *pi, int64_t amount,
-                                             const char *currency, const char *idempotency_key,
-                                             char *ref, size_t reflen, struct agentd_error *e)
-{
-    (void)h;
-    (void)currency;
-    if (instrument_usable(pi, amount, ref, reflen, e) != 0)
-        return PAYMENT_INVALID;
-    if (strcmp(pi->token, PAYMENT_MOCK_TOKEN_FAIL) == 0) {
-        set_err(e, "the payment was declined");
-        return PAYMENT_DECLINED;
-    }
-    if (ref && reflen)
-        snprintf(ref, reflen, "example_auth_%016llx",
-                 (unsigned long long)fnv64(idempotency_key ? idempotency_key : ""));
-    set_err(e, "");
-    return PAYMENT_APPROVED;
-}
-
 static const struct payment_handler example_handler = {
     .id = PAYMENT_EXAMPLE_HANDLER_ID,
     .name = "example.payment.provider",
@@ -131,7 +114,7 @@ static const struct payment_handler example_handler = {
     .instrument_schemas = mock_instrument_schemas,
     .n_instrument_schemas = 1,
     .test_mode = 1,
-    .authorize = example_authorize,
+    .authorize = test_authorize,
 };
 
 int payment_handler_example(struct payment_handler *out, const char *business_id)
