@@ -325,22 +325,33 @@ static void pathf(char *out, size_t n, const char *base, const char *key)
         snprintf(out, n, "%s", key);
 }
 
-/* A string member. Returns it, or NULL when absent (reported if required)
- * or of the wrong type (reported). Empty required strings are reported. */
-static const char *get_str(struct ld *L, json_t *o, const char *base, const char *key, int required)
+/* Member key of o (at path, for messages): NULL when absent or null
+ * (reported if required) or not of type t, `kind` in words (reported). */
+static json_t *get_member(struct ld *L, json_t *o, const char *path, const char *key, int required,
+                          json_type t, const char *kind)
 {
-    char path[160];
-    pathf(path, sizeof path, base, key);
     json_t *v = json_object_get(o, key);
     if (!v || json_is_null(v)) {
         if (required)
             errs_add(L->e, path, "required");
         return NULL;
     }
-    if (!json_is_string(v)) {
-        errs_add(L->e, path, "must be a string, not %s", fields_json_type_name(v));
+    if (json_typeof(v) != t) {
+        errs_add(L->e, path, "must be %s, not %s", kind, fields_json_type_name(v));
         return NULL;
     }
+    return v;
+}
+
+/* A string member. Returns it, or NULL when absent (reported if required)
+ * or of the wrong type (reported). Empty required strings are reported. */
+static const char *get_str(struct ld *L, json_t *o, const char *base, const char *key, int required)
+{
+    char path[160];
+    pathf(path, sizeof path, base, key);
+    json_t *v = get_member(L, o, path, key, required, JSON_STRING, "a string");
+    if (!v)
+        return NULL;
     const char *s = json_string_value(v);
     if (required && !*s) {
         errs_add(L->e, path, "must not be empty");
@@ -898,17 +909,7 @@ static void build_ship_lists(struct ld *L)
 
 static json_t *get_array(struct ld *L, json_t *root, const char *key, int required)
 {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) {
-        if (required)
-            errs_add(L->e, key, "required");
-        return NULL;
-    }
-    if (!json_is_array(v)) {
-        errs_add(L->e, key, "must be an array, not %s", fields_json_type_name(v));
-        return NULL;
-    }
-    return v;
+    return get_member(L, root, key, key, required, JSON_ARRAY, "an array");
 }
 
 int catalog_load_json(const char *text, size_t len, const char *source, struct catalog **out,

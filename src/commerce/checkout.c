@@ -242,16 +242,27 @@ static int printable(const char *s)
     return str_ok(s, CHECKOUT_STR_MAX);
 }
 
+/* A client-given struct of strings (a buyer, an address) at path: given,
+ * and each of its strings printable; else the error words `none`/`what`. */
+static int client_strs_check(const struct shape *s, const void *obj, const char *path,
+                             const char *none, const char *what, struct agentd_error *e)
+{
+    if (!obj)
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", path, "%s", none);
+    if (!fields_strs_all(s, obj, printable))
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", path, "%s fields must be printable text",
+                           what);
+    return 0;
+}
+
 static int do_buyer(struct checkout *w, const struct shop_rules *r, const void *arg,
                     struct agentd_error *e)
 {
     (void)r;
     const struct checkout_buyer *b = arg;
-    if (!b)
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.buyer", "no buyer");
-    if (!fields_strs_all(&checkout_buyer_shape, b, printable))
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.buyer",
-                             "buyer fields must be printable text");
+    int rc = client_strs_check(&checkout_buyer_shape, b, "$.buyer", "no buyer", "buyer", e);
+    if (rc)
+        return rc;
     struct checkout_buyer nb;
     if (fields_copy(&checkout_buyer_shape, &nb, b))
         return oom(e);
@@ -272,11 +283,10 @@ static int do_destination(struct checkout *w, const struct shop_rules *r, const 
 {
     (void)r;
     const struct postal_address *a = arg;
-    if (!a)
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment", "no address");
-    if (!fields_strs_all(&postal_address_shape, a, printable))
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment",
-                             "address fields must be printable text");
+    int rc = client_strs_check(&postal_address_shape, a, "$.fulfillment", "no address", "address",
+                               e);
+    if (rc)
+        return rc;
     if (a->id && !id_ok(a->id))
         return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment", "invalid destination id");
     if (w->n_methods == 0) {

@@ -185,21 +185,35 @@ static int req_code(const json_t *v, void *items, size_t i, void *ctx)
     return sdup(json_string_value(v), (char **)items + i) ? oom(e) : 0;
 }
 
+/* The array member `key` of an object the request may give, null or omit
+ * (discounts.codes, fulfillment.methods): 1 with *arr to parse (JSON null,
+ * i.e. empty, when the object or the member is null), 0 when the member is
+ * absent (nothing changes), or an error. */
+static int req_member(const json_t *o, const char *path, const char *key, const char *not_array,
+                      const json_t **arr, struct agentd_error *e)
+{
+    char mpath[64];
+    snprintf(mpath, sizeof mpath, "%s.%s", path, key);
+    *arr = o;
+    if (json_is_null(o))
+        return 1;
+    if (!json_is_object(o))
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", path, "%s must be an object", path + 2);
+    if (!(*arr = json_object_get(o, key)))
+        return 0;
+    if (!json_is_null(*arr) && !json_is_array(*arr))
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", mpath, "%s", not_array);
+    return 1;
+}
+
 static int parse_codes(struct checkout *c, const json_t *disc, struct agentd_error *e)
 {
-    if (json_is_null(disc)) {
-        FIELDS_ARR_RESET(&fields_str_shape, c->codes, c->n_codes);
-        return 0;
-    }
-    if (!json_is_object(disc))
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.discounts",
-                             "discounts must be an object");
-    json_t *codes = json_object_get(disc, "codes");
-    if (!codes)
-        return 0; /* {"applied": ...} echoed back: nothing to change */
-    if (!json_is_null(codes) && !json_is_array(codes))
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.discounts.codes",
-                             "discounts.codes must be an array of strings");
+    /* {"applied": ...} echoed back without codes: nothing to change */
+    const json_t *codes;
+    int rc = req_member(disc, "$.discounts", "codes", "discounts.codes must be an array of strings",
+                        &codes, e);
+    if (rc <= 0)
+        return rc;
     struct req_ctx x = {c, 0, 0, e};
     return req_arr(codes, CHECKOUT_CODES_MAX, "$.discounts.codes", "discount codes",
                    &fields_str_shape, req_code, &x, &c->codes, &c->n_codes, e);
@@ -425,19 +439,11 @@ static int req_method(const json_t *o, void *items, size_t i, void *ctx)
 
 static int parse_fulfillment(struct checkout *c, const json_t *f, struct agentd_error *e)
 {
-    if (json_is_null(f)) {
-        FIELDS_ARR_RESET(&fulfillment_method_shape, c->methods, c->n_methods);
-        return 0;
-    }
-    if (!json_is_object(f))
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment",
-                             "fulfillment must be an object");
-    json_t *methods = json_object_get(f, "methods");
-    if (!methods)
-        return 0;
-    if (!json_is_null(methods) && !json_is_array(methods))
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment.methods",
-                             "fulfillment.methods must be an array");
+    const json_t *methods;
+    int rc = req_member(f, "$.fulfillment", "methods", "fulfillment.methods must be an array",
+                        &methods, e);
+    if (rc <= 0)
+        return rc;
     /* merged with the current methods, which stay until all are parsed */
     struct req_ctx x = {c, 0, json_array_size(methods), e};
     return req_arr(methods, CHECKOUT_METHODS_MAX, "$.fulfillment.methods",
