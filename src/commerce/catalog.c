@@ -37,27 +37,55 @@ int catalog_id_valid(const char *s)
  * jansson does not keep positions of parsed values). */
 
 struct errs {
-    char *out;
-    size_t outlen, off;
-    int n;
+    struct catalog_problems p;
     int oom;
     const char *source;
     const char *text;
     size_t textlen;
 };
 
-static void errs_vappend(struct errs *e, const char *fmt, va_list ap)
+static void problems_append(struct catalog_problems *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void problems_append(struct catalog_problems *p, const char *fmt, ...)
 {
-    fixbuf_vappendf(e->out, e->outlen, &e->off, fmt, ap);
+    if (!p->e)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fixbuf_vappendf(p->e->msg, sizeof p->e->msg, &p->off, fmt, ap);
+    va_end(ap);
 }
 
-static void errs_append(struct errs *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void errs_append(struct errs *e, const char *fmt, ...)
+void catalog_problem_vadd(struct catalog_problems *p, const char *where, size_t line,
+                          const char *field, const char *fmt, va_list ap)
+{
+    p->n++;
+    if (p->n > CATALOG_ERRORS_MAX || !p->e)
+        return;
+    if (p->n > 1)
+        problems_append(p, "\n");
+    if (line)
+        problems_append(p, "%s:%zu: ", where, line);
+    else
+        problems_append(p, "%s: ", where);
+    if (field && *field)
+        problems_append(p, "%s: ", field);
+    fixbuf_vappendf(p->e->msg, sizeof p->e->msg, &p->off, fmt, ap);
+}
+
+void catalog_problem_add(struct catalog_problems *p, const char *where, size_t line,
+                         const char *field, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    errs_vappend(e, fmt, ap);
+    catalog_problem_vadd(p, where, line, field, fmt, ap);
     va_end(ap);
+}
+
+void catalog_problems_end(struct catalog_problems *p)
+{
+    if (p->n > CATALOG_ERRORS_MAX)
+        problems_append(p, "\n(%d more problems not shown)", p->n - CATALOG_ERRORS_MAX);
 }
 
 /* Locating a path such as products[3].offers.price in JSON text. */
@@ -197,28 +225,11 @@ static void errs_add(struct errs *e, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void errs_add(struct errs *e, const char *path, const char *fmt, ...)
 {
-    e->n++;
-    if (e->n > CATALOG_ERRORS_MAX)
-        return;
-    if (e->n > 1)
-        errs_append(e, "\n");
     int line = e->text && path ? json_path_line(e->text, e->textlen, path) : 0;
-    if (line > 0)
-        errs_append(e, "%s:%d: ", e->source, line);
-    else
-        errs_append(e, "%s: ", e->source);
-    if (path && *path)
-        errs_append(e, "%s: ", path);
     va_list ap;
     va_start(ap, fmt);
-    errs_vappend(e, fmt, ap);
+    catalog_problem_vadd(&e->p, e->source, line > 0 ? (size_t)line : 0, path, fmt, ap);
     va_end(ap);
-}
-
-static void errs_finish(struct errs *e)
-{
-    if (e->n > CATALOG_ERRORS_MAX)
-        errs_append(e, "\n(%d more problems not shown)", e->n - CATALOG_ERRORS_MAX);
 }
 
 static void product_clear(struct product *p)
@@ -921,8 +932,7 @@ int catalog_load_json(const char *text, size_t len, const char *source, struct c
         *out = NULL;
     if (!text || !out)
         return AGENTD_EINVAL;
-    struct errs e = { ae ? ae->msg : NULL, ae ? sizeof ae->msg : 0, 0, 0, 0,
-                      source ? source : "catalog", text, len };
+    struct errs e = { { ae, 0, 0 }, 0, source ? source : "catalog", text, len };
 
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -933,8 +943,9 @@ int catalog_load_json(const char *text, size_t len, const char *source, struct c
         if (json_error_code(&jerr) == json_error_out_of_memory || !jerr.text[0]) {
             return agentd_fail(ae, AGENTD_ENOMEM, NULL, NULL, "%s: out of memory", e.source);
         }
-        e.n++;
-        errs_append(&e, "%s:%d:%d: %s", e.source, jerr.line, jerr.column, jerr.text);
+        char where[4096];
+        snprintf(where, sizeof where, "%s:%d:%d", e.source, jerr.line, jerr.column);
+        catalog_problem_add(&e.p, where, 0, NULL, "%s", jerr.text);
         return AGENTD_EMALFORMED;
     }
     if (!json_is_object(root)) {
@@ -972,16 +983,16 @@ int catalog_load_json(const char *text, size_t len, const char *source, struct c
                       discount_entry);
     if ((a = get_array(&L, root, "tax_rates", 0)))
         parse_section(&L, a, "tax_rates", sizeof *c->taxes, &c->taxes, &c->ntaxes, tax_entry);
-    if (!e.oom && e.n == 0)
+    if (!e.oom && e.p.n == 0)
         build_ship_lists(&L);
     json_decref(root);
 
-    if (e.oom || e.n) {
+    if (e.oom || e.p.n) {
         catalog_destroy(c);
         if (e.oom) {
             return agentd_fail(ae, AGENTD_ENOMEM, NULL, NULL, "%s: out of memory", e.source);
         }
-        errs_finish(&e);
+        catalog_problems_end(&e.p);
         return AGENTD_EINVAL;
     }
     *out = c;

@@ -12,6 +12,7 @@
 #ifndef AGENTD_COMMERCE_CATALOG_H
 #define AGENTD_COMMERCE_CATALOG_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,23 @@ struct agentd_error;
  * "catalog"). Files are read by shop/catalog_load.h. */
 int catalog_load_json(const char *text, size_t len, const char *source, struct catalog **out,
                       struct agentd_error *e);
+
+/* A report of problems in e->msg (e may be NULL): up to CATALOG_ERRORS_MAX
+ * lines "where:LINE: field: what" (no LINE when 0, no field when NULL or
+ * empty), then catalog_problems_end's line counting the rest. The loader's
+ * report and the CSV importer's. Zero-initialise with e set. */
+struct catalog_problems {
+    struct agentd_error *e;
+    size_t off;
+    int n;
+};
+void catalog_problem_add(struct catalog_problems *p, const char *where, size_t line,
+                         const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void catalog_problem_vadd(struct catalog_problems *p, const char *where, size_t line,
+                          const char *field, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+void catalog_problems_end(struct catalog_problems *p);
 
 /* Adds a reference (returns c for chaining). Thread-safe. */
 struct catalog *catalog_ref(struct catalog *c);

@@ -18,51 +18,6 @@
 #define CSV_FILE_MAX (64u << 20)
 
 /* ------------------------------------------------------------------ */
-/* Problems, "file:line: column: what", capped like the loader's. */
-
-struct ierrs {
-    char *out;
-    size_t outlen, off;
-    int n;
-};
-
-static void ie_vappend(struct ierrs *e, const char *fmt, va_list ap)
-{
-    fixbuf_vappendf(e->out, e->outlen, &e->off, fmt, ap);
-}
-
-static void ie_append(struct ierrs *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ie_append(struct ierrs *e, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    ie_vappend(e, fmt, ap);
-    va_end(ap);
-}
-
-static void ie_add(struct ierrs *e, const char *file, size_t line, const char *col,
-                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void ie_add(struct ierrs *e, const char *file, size_t line, const char *col,
-                   const char *fmt, ...)
-{
-    e->n++;
-    if (e->n > CATALOG_ERRORS_MAX)
-        return;
-    if (e->n > 1)
-        ie_append(e, "\n");
-    if (line)
-        ie_append(e, "%s:%zu: ", file, line);
-    else
-        ie_append(e, "%s: ", file);
-    if (col)
-        ie_append(e, "%s: ", col);
-    va_list ap;
-    va_start(ap, fmt);
-    ie_vappend(e, fmt, ap);
-    va_end(ap);
-}
-
-/* ------------------------------------------------------------------ */
 /* RFC 4180 reader: quoted fields with embedded commas, newlines and doubled
  * quotes; CRLF, LF or CR line ends; a UTF-8 BOM; blank lines skipped.
  * Like Python's csv module, a quote inside an unquoted field is a literal
@@ -143,7 +98,7 @@ static int row_push(struct csv_row *row, char *field, size_t *cap)
 
 /* Returns 0, -1 after reporting a format problem, or AGENTD_ENOMEM. */
 static int csv_parse(const char *file, const char *t, size_t len, struct csv *out,
-                     struct ierrs *e)
+                     struct catalog_problems *e)
 {
     memset(out, 0, sizeof *out);
     size_t i = 0, line = 1, rowcap = 0;
@@ -154,7 +109,7 @@ static int csv_parse(const char *file, const char *t, size_t len, struct csv *ou
         size_t l = 1;
         for (const char *p = t; p < nul; p++)
             l += *p == '\n';
-        ie_add(e, file, l, NULL, "contains a NUL byte (not a text file?)");
+        catalog_problem_add(e, file, l, NULL, "contains a NUL byte (not a text file?)");
         return AGENTD_EINVAL;
     }
     struct sbuf fb = { 0 };
@@ -173,7 +128,7 @@ static int csv_parse(const char *file, const char *t, size_t len, struct csv *ou
                 i++;
                 for (;;) {
                     if (i >= len) {
-                        ie_add(e, file, open_line, NULL,
+                        catalog_problem_add(e, file, open_line, NULL,
                                "a quoted field is never closed (missing \")");
                         rc = AGENTD_EINVAL;
                         break;
@@ -200,7 +155,7 @@ static int csv_parse(const char *file, const char *t, size_t len, struct csv *ou
                     i++;
                 }
                 if (rc == 0 && i < len && t[i] != ',' && t[i] != '\r' && t[i] != '\n') {
-                    ie_add(e, file, line, NULL,
+                    catalog_problem_add(e, file, line, NULL,
                            "unexpected text after a closing quote (write a quote inside a "
                            "quoted field as \"\")");
                     rc = AGENTD_EINVAL;
@@ -264,7 +219,7 @@ static int csv_parse(const char *file, const char *t, size_t len, struct csv *ou
 /* Files and columns. */
 
 struct ictx {
-    struct ierrs *e;
+    struct catalog_problems *e;
     int oom;
 };
 
@@ -276,7 +231,7 @@ static int read_file(struct ictx *x, const char *dir, const char *name, char **t
     *len = 0;
     char path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) {
-        ie_add(x->e, name, 0, NULL, "path too long");
+        catalog_problem_add(x->e, name, 0, NULL, "path too long");
         return AGENTD_EINVAL;
     }
     struct agentd_error fe = { 0 };
@@ -286,7 +241,7 @@ static int read_file(struct ictx *x, const char *dir, const char *name, char **t
     if (rc == AGENTD_ENOMEM)
         x->oom = 1;
     else if (rc)
-        ie_add(x->e, name, 0, NULL, "%s", fe.msg);
+        catalog_problem_add(x->e, name, 0, NULL, "%s", fe.msg);
     if (rc)
         return rc;
     return 1;
@@ -320,14 +275,14 @@ static int map_header(struct ictx *x, const char *file, const struct csv_row *h,
             if (!lower_eq(h->f[c], spec[k].name))
                 continue;
             if (idx[k] >= 0) {
-                ie_add(x->e, file, h->line, NULL, "column \"%s\" appears twice", spec[k].name);
+                catalog_problem_add(x->e, file, h->line, NULL, "column \"%s\" appears twice", spec[k].name);
                 ok = 0;
             } else {
                 idx[k] = (int)c;
             }
         }
         if (idx[k] < 0 && spec[k].required) {
-            ie_add(x->e, file, h->line, NULL, "missing column \"%s\"", spec[k].name);
+            catalog_problem_add(x->e, file, h->line, NULL, "missing column \"%s\"", spec[k].name);
             ok = 0;
         }
     }
@@ -345,7 +300,7 @@ static int row_shape_ok(struct ictx *x, const char *file, const struct csv *c, s
 {
     if (c->rows[r].nf == c->rows[0].nf)
         return 1;
-    ie_add(x->e, file, c->rows[r].line, NULL, "%zu fields, but the header has %zu%s",
+    catalog_problem_add(x->e, file, c->rows[r].line, NULL, "%zu fields, but the header has %zu%s",
            c->rows[r].nf, c->rows[0].nf,
            c->rows[r].nf > c->rows[0].nf ? " (quote values that contain commas)" : "");
     return 0;
@@ -360,24 +315,24 @@ static int cell_int(struct ictx *x, const char *file, size_t line, const char *c
     if (neg || *p == '+')
         p++;
     if (!*p) {
-        ie_add(x->e, file, line, col, "\"%s\" is not an integer", s);
+        catalog_problem_add(x->e, file, line, col, "\"%s\" is not an integer", s);
         return 0;
     }
     int64_t v = 0;
     for (; *p; p++) {
         if (*p < '0' || *p > '9') {
-            ie_add(x->e, file, line, col, "\"%s\" is not an integer", s);
+            catalog_problem_add(x->e, file, line, col, "\"%s\" is not an integer", s);
             return 0;
         }
         if (v <= MONEY_AMOUNT_MAX)
             v = v * 10 + (*p - '0');
     }
     if (neg && v) {
-        ie_add(x->e, file, line, col, "\"%s\" must not be negative", s);
+        catalog_problem_add(x->e, file, line, col, "\"%s\" must not be negative", s);
         return 0;
     }
     if (v < min || v > max) {
-        ie_add(x->e, file, line, col, "\"%s\" must be from %lld to %lld", s, (long long)min,
+        catalog_problem_add(x->e, file, line, col, "\"%s\" must be from %lld to %lld", s, (long long)min,
                (long long)max);
         return 0;
     }
@@ -390,9 +345,9 @@ static int cell_id(struct ictx *x, const char *file, size_t line, const char *co
     if (catalog_id_valid(s))
         return 1;
     if (!*s)
-        ie_add(x->e, file, line, col, "must not be empty");
+        catalog_problem_add(x->e, file, line, col, "must not be empty");
     else
-        ie_add(x->e, file, line, col, "\"%s\" must be 1-%d characters of A-Z a-z 0-9 . _ -", s,
+        catalog_problem_add(x->e, file, line, col, "\"%s\" must be 1-%d characters of A-Z a-z 0-9 . _ -", s,
                COMMERCE_ID_MAX - 1);
     return 0;
 }
@@ -434,7 +389,7 @@ static int utf8_valid(const unsigned char *s)
 static json_t *jstr(struct ictx *x, const char *file, size_t line, const char *col, const char *s)
 {
     if (!utf8_valid((const unsigned char *)s)) {
-        ie_add(x->e, file, line, col, "is not valid UTF-8 text");
+        catalog_problem_add(x->e, file, line, col, "is not valid UTF-8 text");
         s = "";
     }
     return json_string(s); /* NULL (out of memory) is caught by jset */
@@ -515,7 +470,7 @@ static int key_first(struct sect *s, size_t r, int k, const char *name, int icas
         const char *other = col(s, &c->rows[j], k);
         if (c->rows[j].nf == c->rows[0].nf &&
             (icase ? strcasecmp(other, key) : strcmp(other, key)) == 0) {
-            ie_add(s->x->e, s->file, c->rows[r].line, name, "duplicate \"%s\" (first on line %zu%s)",
+            catalog_problem_add(s->x->e, s->file, c->rows[r].line, name, "duplicate \"%s\" (first on line %zu%s)",
                    key, c->rows[j].line, note);
             return 0;
         }
@@ -528,7 +483,7 @@ static int col_given(struct sect *s, const struct csv_row *row, const char *name
 {
     if (*v)
         return 1;
-    ie_add(s->x->e, s->file, row->line, name, "must not be empty");
+    catalog_problem_add(s->x->e, s->file, row->line, name, "must not be empty");
     return 0;
 }
 
@@ -551,7 +506,7 @@ static void product_row(struct sect *s, const struct csv_row *row, size_t r)
     int64_t price = 0;
     ok &= cell_int(x, F, row->line, "price", price_s, 0, MONEY_AMOUNT_MAX, &price);
     if (*img && strncmp(img, "https://", 8) != 0 && strncmp(img, "http://", 7) != 0) {
-        ie_add(x->e, F, row->line, "image_url", "\"%s\" must be an http(s) URL", img);
+        catalog_problem_add(x->e, F, row->line, "image_url", "\"%s\" must be an http(s) URL", img);
         ok = 0;
     }
     if (!ok)
@@ -605,7 +560,7 @@ static void import_products(struct ictx *x, const struct csv *c, json_t *arr,
         qsort(P.refs, P.n, sizeof *P.refs, pref_cmp);
     for (size_t k = 1; k < P.n; k++)
         if (strcasecmp(P.refs[k - 1].id, P.refs[k].id) == 0)
-            ie_add(x->e, F, P.refs[k].line, "id", "duplicate \"%s\" (first on line %zu%s)",
+            catalog_problem_add(x->e, F, P.refs[k].line, "id", "duplicate \"%s\" (first on line %zu%s)",
                    P.refs[k].id, P.refs[k - 1].line,
                    strcmp(P.refs[k - 1].id, P.refs[k].id) ? ", ignoring case" : "");
     *refs_out = P.refs;
@@ -622,11 +577,11 @@ static void inventory_row(struct sect *s, const struct csv_row *row, size_t r)
     int ok = cell_int(x, s->file, row->line, "quantity", col(s, row, 1), 0, CATALOG_STOCK_MAX, &q);
     struct pref *p = pref_find(P->refs, P->n, id);
     if (!p) {
-        ie_add(x->e, s->file, row->line, "product_id", "\"%s\" is not in products.csv", id);
+        catalog_problem_add(x->e, s->file, row->line, "product_id", "\"%s\" is not in products.csv", id);
         return;
     }
     if (p->has_inv) {
-        ie_add(x->e, s->file, row->line, "product_id", "\"%s\" appears twice", id);
+        catalog_problem_add(x->e, s->file, row->line, "product_id", "\"%s\" appears twice", id);
         return;
     }
     p->has_inv = 1;
@@ -661,7 +616,7 @@ static void rate_row(struct sect *s, const struct csv_row *row, size_t r)
         country[1] = (char)(cc[1] & ~32);
         country[2] = 0;
     } else {
-        ie_add(x->e, F, row->line, "country_code",
+        catalog_problem_add(x->e, F, row->line, "country_code",
                "\"%s\" must be \"default\" or a two-letter country code like \"US\"", cc);
         ok = 0;
     }
@@ -702,7 +657,7 @@ static void discount_row(struct sect *s, const struct csv_row *row, size_t r)
              key_first(s, r, 0, "code", 1, "; codes ignore case");
     int pct = strcmp(type, "percentage") == 0;
     if (!pct && strcmp(type, "fixed_amount") != 0) {
-        ie_add(x->e, F, row->line, "type", "\"%s\" must be percentage or fixed_amount", type);
+        catalog_problem_add(x->e, F, row->line, "type", "\"%s\" must be percentage or fixed_amount", type);
         return;
     }
     int64_t v = 0;
@@ -737,17 +692,17 @@ int catalog_import_csv_dir(const char *dir, char **json_out, struct agentd_error
         *json_out = NULL;
     if (!dir || !json_out)
         return AGENTD_EINVAL;
-    struct ierrs e = { ae ? ae->msg : NULL, ae ? sizeof ae->msg : 0, 0, 0 };
+    struct catalog_problems e = { ae, 0, 0 };
     struct ictx x = { &e, 0 };
 
     struct stat st;
     if (stat(dir, &st) != 0) {
         int en = errno;
-        ie_add(&e, dir, 0, NULL, "%s", strerror(en));
+        catalog_problem_add(&e, dir, 0, NULL, "%s", strerror(en));
         return en == ENOENT ? AGENTD_ENOTFOUND : AGENTD_EIO;
     }
     if (!S_ISDIR(st.st_mode)) {
-        ie_add(&e, dir, 0, NULL, "not a directory");
+        catalog_problem_add(&e, dir, 0, NULL, "not a directory");
         return AGENTD_ENOTFOUND;
     }
 
@@ -774,7 +729,7 @@ int catalog_import_csv_dir(const char *dir, char **json_out, struct agentd_error
         /* a file that does not parse is reported; the others still are checked */
     }
     if (rc == 0 && found == 0) {
-        ie_add(&e, dir, 0, NULL,
+        catalog_problem_add(&e, dir, 0, NULL,
                "none of products.csv, inventory.csv, shipping_rates.csv, discounts.csv is here");
         rc = AGENTD_ENOTFOUND;
     }
@@ -829,7 +784,7 @@ int catalog_import_csv_dir(const char *dir, char **json_out, struct agentd_error
         int lrc = catalog_load_json(text, strlen(text), "imported catalog", &c, &le);
         catalog_unref(c);
         if (lrc != 0) {
-            ie_add(&e, dir, 0, NULL, "the imported catalog does not load: %s", le.msg);
+            catalog_problem_add(&e, dir, 0, NULL, "the imported catalog does not load: %s", le.msg);
             free(text);
             text = NULL;
             /* json_dumps output is valid JSON, so "malformed" can only be
@@ -839,8 +794,8 @@ int catalog_import_csv_dir(const char *dir, char **json_out, struct agentd_error
     }
     if (rc == AGENTD_ENOMEM)
         agentd_fail(ae, rc, NULL, NULL, "%s: out of memory", dir);
-    else if (e.n > CATALOG_ERRORS_MAX)
-        ie_append(&e, "\n(%d more problems not shown)", e.n - CATALOG_ERRORS_MAX);
+    else
+        catalog_problems_end(&e);
     *json_out = text;
     return rc;
 }
