@@ -24,18 +24,23 @@ static void commit(struct checkout *c, struct checkout *work)
     checkout_free(work);
 }
 
-int checkout_refresh(struct checkout *c, const struct shop_rules *r, struct agentd_error *e)
+/* Refreshes w, a working copy of c, and commits it into c; w is consumed. */
+static int refresh_commit(struct checkout *c, struct checkout *w, const struct shop_rules *r,
+                          unsigned flags, struct agentd_error *e)
 {
-    struct checkout *w = checkout_clone(c);
-    if (!w)
-        return oom(e);
-    int rc = checkout_refresh_in_place(w, r, 0, e);
+    int rc = checkout_refresh_in_place(w, r, flags, e);
     if (rc) {
         checkout_free(w);
         return rc;
     }
     commit(c, w);
     return 0;
+}
+
+int checkout_refresh(struct checkout *c, const struct shop_rules *r, struct agentd_error *e)
+{
+    struct checkout *w = checkout_clone(c);
+    return w ? refresh_commit(c, w, r, 0, e) : oom(e);
 }
 
 /* ---- state guards ---- */
@@ -67,12 +72,11 @@ static int mutate(struct checkout *c, const struct shop_rules *r, unsigned flags
     struct checkout *w = checkout_clone(c);
     if (!w)
         return oom(e);
-    if ((rc = fn(w, r, arg, e)) == 0 && (rc = checkout_refresh_in_place(w, r, flags, e)) == 0) {
-        commit(c, w);
-        return 0;
+    if ((rc = fn(w, r, arg, e))) {
+        checkout_free(w);
+        return rc;
     }
-    checkout_free(w);
-    return rc;
+    return refresh_commit(c, w, r, flags, e);
 }
 
 
@@ -542,13 +546,7 @@ int checkout_abort_complete(struct checkout *c, const struct shop_rules *r, stru
         return oom(e);
     w->status = CHECKOUT_INCOMPLETE; /* recomputed below */
     fields_clear(&checkout_claim_shape, &w->completing);
-    int rc = checkout_refresh_in_place(w, r, 0, e);
-    if (rc) {
-        checkout_free(w);
-        return rc;
-    }
-    commit(c, w);
-    return 0;
+    return refresh_commit(c, w, r, 0, e);
 }
 
 int checkout_mark_completed(struct checkout *c, const struct shop_rules *r, const char *order_id,
