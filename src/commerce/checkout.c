@@ -57,6 +57,18 @@ static int guard_mutable(const struct checkout *c, struct agentd_error *e)
     return 0;
 }
 
+/* Only a checkout being completed may be released or marked completed. */
+static int guard_completing(const struct checkout *c, struct agentd_error *e)
+{
+    if (checkout_status_terminal(c->status))
+        return guard_mutable(c, e);
+    if (c->status != CHECKOUT_COMPLETE_IN_PROGRESS)
+        return agentd_fail(e, AGENTD_ECONFLICT, "invalid_state", NULL,
+                             "checkout is %s, not complete_in_progress",
+                             checkout_status_name(c->status));
+    return 0;
+}
+
 /* Runs fn on a working copy of c, refreshes, and commits on success. */
 typedef int (*mutate_fn)(struct checkout *w, const struct shop_rules *r, const void *arg,
                          struct agentd_error *e);
@@ -533,14 +545,11 @@ int checkout_begin_complete(struct checkout *c, const struct shop_rules *r, int6
 
 int checkout_abort_complete(struct checkout *c, const struct shop_rules *r, struct agentd_error *e)
 {
+    int rc;
     if (!c || !r)
         return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "no checkout or rules");
-    if (checkout_status_terminal(c->status))
-        return guard_mutable(c, e);
-    if (c->status != CHECKOUT_COMPLETE_IN_PROGRESS)
-        return agentd_fail(e, AGENTD_ECONFLICT, "invalid_state", NULL,
-                             "checkout is %s, not complete_in_progress",
-                             checkout_status_name(c->status));
+    if ((rc = guard_completing(c, e)))
+        return rc;
     struct checkout *w = checkout_clone(c);
     if (!w)
         return oom(e);
@@ -552,14 +561,11 @@ int checkout_abort_complete(struct checkout *c, const struct shop_rules *r, stru
 int checkout_mark_completed(struct checkout *c, const struct shop_rules *r, const char *order_id,
                             const char *permalink_url, struct agentd_error *e)
 {
+    int rc;
     if (!c)
         return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "no checkout");
-    if (checkout_status_terminal(c->status))
-        return guard_mutable(c, e);
-    if (c->status != CHECKOUT_COMPLETE_IN_PROGRESS)
-        return agentd_fail(e, AGENTD_ECONFLICT, "invalid_state", NULL,
-                             "checkout is %s, not complete_in_progress",
-                             checkout_status_name(c->status));
+    if ((rc = guard_completing(c, e)))
+        return rc;
     if (!id_ok(order_id) || !permalink_url || !str_ok(permalink_url, CHECKOUT_STR_MAX))
         return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "invalid order id or permalink");
     char *oid = NULL, *url = NULL;
