@@ -232,17 +232,41 @@ static void errs_add(struct errs *e, const char *path, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Field tables of the catalog's owned structs (see fields.h). */
+#define T struct product
+static const struct field product_fields[] = {
+    FIELD_S(T, id, NULL),    FIELD_S(T, sku, NULL),       FIELD_S(T, name, NULL),
+    FIELD_S(T, description, NULL), FIELD_S(T, brand, NULL), FIELD_S(T, image_url, NULL),
+    FIELD_S(T, url, NULL),   FIELD_S(T, category, NULL),  FIELD_S(T, gtin, NULL),
+};
+#undef T
+static const struct shape product_shape = {sizeof(struct product), product_fields,
+                                           FIELDS_N(product_fields), NULL, NULL};
+
+#define T struct shipping_rate
+static const struct field rate_fields[] = {
+    FIELD_S(T, id, NULL), FIELD_S(T, country, NULL), FIELD_S(T, service_level, NULL),
+    FIELD_S(T, title, NULL),
+};
+#undef T
+static const struct shape rate_shape = {sizeof(struct shipping_rate), rate_fields,
+                                        FIELDS_N(rate_fields), NULL, NULL};
+
+#define T struct discount
+static const struct field discount_fields[] = {FIELD_S(T, code, NULL), FIELD_S(T, description, NULL)};
+#undef T
+static const struct shape discount_shape = {sizeof(struct discount), discount_fields,
+                                            FIELDS_N(discount_fields), NULL, NULL};
+
+#define T struct tax_rate
+static const struct field tax_fields[] = {FIELD_S(T, country, NULL), FIELD_S(T, region, NULL)};
+#undef T
+static const struct shape tax_shape = {sizeof(struct tax_rate), tax_fields, FIELDS_N(tax_fields),
+                                       NULL, NULL};
+
 static void product_clear(struct product *p)
 {
-    free(p->id);
-    free(p->sku);
-    free(p->name);
-    free(p->description);
-    free(p->brand);
-    free(p->image_url);
-    free(p->url);
-    free(p->category);
-    free(p->gtin);
+    fields_clear(&product_shape, p);
 }
 
 static void entry_clear(struct cat_entry *e)
@@ -263,27 +287,13 @@ static void catalog_destroy(struct catalog *c)
     }
     free(c->products);
     free(c->entries);
-    for (size_t i = 0; i < c->nrates; i++) {
-        free(c->rates[i].id);
-        free(c->rates[i].country);
-        free(c->rates[i].service_level);
-        free(c->rates[i].title);
-    }
-    free(c->rates);
+    fields_arr_free(&rate_shape, c->rates, c->nrates);
     for (size_t i = 0; i < c->nship; i++)
         free(c->ship[i].rates);
     free(c->ship);
     free(c->ship_default.rates);
-    for (size_t i = 0; i < c->ndiscounts; i++) {
-        free(c->discounts[i].code);
-        free(c->discounts[i].description);
-    }
-    free(c->discounts);
-    for (size_t i = 0; i < c->ntaxes; i++) {
-        free(c->taxes[i].country);
-        free(c->taxes[i].region);
-    }
-    free(c->taxes);
+    fields_arr_free(&discount_shape, c->discounts, c->ndiscounts);
+    fields_arr_free(&tax_shape, c->taxes, c->ntaxes);
     free(c);
 }
 

@@ -106,15 +106,11 @@ static int copy_owned(const struct shape *s, void *dst, const void *src)
         const struct field *f = &s->fields[i];
         const void *from = ptr_get(src, f->off);
         switch (f->kind) {
-        case FIELD_STR: {
-            char *p = from ? strdup(from) : NULL;
-            if (from && !p)
-                return AGENTD_ENOMEM;
-            ptr_set(dst, f->off, p);
-            break;
-        }
+        case FIELD_STR:
         case FIELD_JSON: {
-            json_t *p = from ? json_deep_copy(from) : NULL;
+            void *p = !from                  ? NULL
+                      : f->kind == FIELD_STR ? (void *)strdup(from)
+                                             : (void *)json_deep_copy(from);
             if (from && !p)
                 return AGENTD_ENOMEM;
             ptr_set(dst, f->off, p);

@@ -478,6 +478,18 @@ static int key_first(struct sect *s, size_t r, int k, const char *name, int icas
     return 1;
 }
 
+/* A new object appended to the section's array (s->arg) for a good row's
+ * members; NULL (noted) when out of memory. */
+static json_t *row_object(struct sect *s)
+{
+    json_t *o = json_object();
+    if (!o || json_array_append_new(s->arg, o) != 0) { /* _new drops o on failure */
+        s->x->oom = 1;
+        return NULL;
+    }
+    return o;
+}
+
 /* A column that must not be empty: 1, or reported and 0. */
 static int col_given(struct sect *s, const struct csv_row *row, const char *name, const char *v)
 {
@@ -624,20 +636,14 @@ static void rate_row(struct sect *s, const struct csv_row *row, size_t r)
     int64_t price = 0;
     ok &= cell_int(x, F, row->line, "price", col(s, row, 3), 0, MONEY_AMOUNT_MAX, &price);
     ok &= col_given(s, row, "title", title);
-    if (!ok)
+    json_t *o = ok ? row_object(s) : NULL;
+    if (!o)
         return;
-    json_t *o = json_object();
-    if (!o) {
-        x->oom = 1;
-        return;
-    }
     jset(x, o, "id", json_string(id));
     jset(x, o, "country_code", json_string(country));
     jset(x, o, "service_level", jstr(x, F, row->line, "service_level", level));
     jset(x, o, "price", json_integer(price));
     jset(x, o, "title", jstr(x, F, row->line, "title", title));
-    if (json_array_append_new(s->arg, o) != 0)
-        x->oom = 1;
 }
 
 static void import_rates(struct ictx *x, const struct csv *c, json_t *arr)
@@ -661,20 +667,15 @@ static void discount_row(struct sect *s, const struct csv_row *row, size_t r)
         return;
     }
     int64_t v = 0;
-    if (!cell_int(x, F, row->line, "value", col(s, row, 2), 1, pct ? 100 : MONEY_AMOUNT_MAX, &v) ||
-        !ok)
+    ok = cell_int(x, F, row->line, "value", col(s, row, 2), 1, pct ? 100 : MONEY_AMOUNT_MAX, &v) &&
+         ok;
+    json_t *o = ok ? row_object(s) : NULL;
+    if (!o)
         return;
-    json_t *o = json_object();
-    if (!o) {
-        x->oom = 1;
-        return;
-    }
     jset(x, o, "code", json_string(code));
     jset(x, o, "type", json_string(type));
     jset(x, o, "value", json_integer(v));
     jset(x, o, "description", jstr(x, F, row->line, "description", col(s, row, 3)));
-    if (json_array_append_new(s->arg, o) != 0)
-        x->oom = 1;
 }
 
 static void import_discounts(struct ictx *x, const struct csv *c, json_t *arr)
