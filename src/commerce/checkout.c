@@ -73,17 +73,27 @@ static int guard_completing(const struct checkout *c, struct agentd_error *e)
 typedef int (*mutate_fn)(struct checkout *w, const struct shop_rules *r, const void *arg,
                          struct agentd_error *e);
 
-static int mutate(struct checkout *c, const struct shop_rules *r, unsigned flags, mutate_fn fn,
-                  const void *arg, struct agentd_error *e)
+/* A working copy of c for an operation, refused when c or r is missing or
+ * c may no longer change. 0 with *w, or the error. */
+static int work_on(const struct checkout *c, const struct shop_rules *r, struct checkout **w,
+                   struct agentd_error *e)
 {
+    *w = NULL;
     if (!c || !r)
         return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "no checkout or rules");
     int rc = guard_mutable(c, e);
     if (rc)
         return rc;
-    struct checkout *w = checkout_clone(c);
-    if (!w)
-        return oom(e);
+    return (*w = checkout_clone(c)) ? 0 : oom(e);
+}
+
+static int mutate(struct checkout *c, const struct shop_rules *r, unsigned flags, mutate_fn fn,
+                  const void *arg, struct agentd_error *e)
+{
+    struct checkout *w;
+    int rc = work_on(c, r, &w, e);
+    if (rc)
+        return rc;
     if ((rc = fn(w, r, arg, e))) {
         checkout_free(w);
         return rc;
@@ -508,15 +518,11 @@ static int first_error(const struct checkout *c, struct agentd_error *e)
 int checkout_begin_complete(struct checkout *c, const struct shop_rules *r, int64_t expected_total,
                             struct agentd_error *e)
 {
-    if (!c || !r)
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "no checkout or rules");
-    int rc = guard_mutable(c, e);
+    struct checkout *w;
+    int rc = work_on(c, r, &w, e);
     if (rc)
         return rc;
     int64_t seen = expected_total >= 0 ? expected_total : c->totals.total;
-    struct checkout *w = checkout_clone(c);
-    if (!w)
-        return oom(e);
     /* Items are checked strictly: stock may have run out since the cart
      * was built, and that must stop completion, not slip through. */
     if ((rc = checkout_refresh_in_place(w, r, REFRESH_CHECK_ITEMS, e))) {

@@ -6,6 +6,7 @@
 #include "shop/shop.h"
 #include "shop/merchant.h"
 #include "commerce/catalog.h"
+#include "commerce/fields.h"
 #include "commerce/payment.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -161,18 +162,23 @@ int shop_set_legal_links(struct shop *sh, const char *privacy_url, const char *t
     return 0;
 }
 
+/* What a shop owns besides its example handler (see commerce/fields.h). */
+#define T struct shop
+static const struct field shop_fields[] = {
+    FIELD_S(T, public_url, NULL), FIELD_S(T, continue_base, NULL), FIELD_S(T, privacy_url, NULL),
+    FIELD_S(T, terms_url, NULL),  FIELD_S(T, instance, NULL),      FIELD_S(T, lock_dir, NULL),
+    FIELD_J(T, handlers),
+};
+#undef T
+static const struct shape shop_shape = {sizeof(struct shop), shop_fields, FIELDS_N(shop_fields),
+                                        NULL, NULL};
+
 void shop_free(struct shop *sh)
 {
     if (!sh)
         return;
-    json_decref(sh->handlers);
     payment_handler_example_clear(&sh->example);
-    free(sh->public_url);
-    free(sh->continue_base);
-    free(sh->privacy_url);
-    free(sh->terms_url);
-    free(sh->instance);
-    free(sh->lock_dir);
+    fields_clear(&shop_shape, sh);
     free(sh);
 }
 
