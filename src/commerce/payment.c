@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commerce/fields.h"
 #include "core/err.h"
 
 #define PAN_MIN_DIGITS 13
@@ -297,16 +298,21 @@ int payment_find_pan(const json_t *j, char *path, size_t pathlen)
 
 /* ---- instruments ---- */
 
+/* The instrument's plain strings (see commerce/fields.h); the token is not
+ * among them: it is wiped before it is freed. */
+#define T struct payment_instrument
+static const struct field instrument_fields[] = {
+    FIELD_S(T, id, NULL),    FIELD_S(T, handler_id, NULL),  FIELD_S(T, type, NULL),
+    FIELD_S(T, brand, NULL), FIELD_S(T, last_digits, NULL), FIELD_S(T, credential_type, NULL),
+};
+#undef T
+static const struct shape instrument_plain = {sizeof(struct payment_instrument), instrument_fields,
+                                              FIELDS_N(instrument_fields), NULL, NULL};
+
 void payment_instrument_clear(struct payment_instrument *pi)
 {
     if (!pi)
         return;
-    free(pi->id);
-    free(pi->handler_id);
-    free(pi->type);
-    free(pi->brand);
-    free(pi->last_digits);
-    free(pi->credential_type);
     if (pi->token) {
         /* Do not leave the credential in freed heap memory. */
         volatile char *p = pi->token;
@@ -314,28 +320,15 @@ void payment_instrument_clear(struct payment_instrument *pi)
             *p++ = 0;
         free(pi->token);
     }
-    memset(pi, 0, sizeof *pi);
-}
-
-static int dup_field(const char *s, char **out)
-{
-    *out = NULL;
-    if (!s)
-        return 0;
-    *out = strdup(s);
-    return *out ? 0 : AGENTD_ENOMEM;
+    fields_clear(&instrument_plain, pi);
 }
 
 int payment_instrument_copy(struct payment_instrument *dst, const struct payment_instrument *src)
 {
-    memset(dst, 0, sizeof *dst);
-    dst->expiry_month = src->expiry_month;
-    dst->expiry_year = src->expiry_year;
-    if (dup_field(src->id, &dst->id) || dup_field(src->handler_id, &dst->handler_id) ||
-        dup_field(src->type, &dst->type) || dup_field(src->brand, &dst->brand) ||
-        dup_field(src->last_digits, &dst->last_digits) ||
-        dup_field(src->credential_type, &dst->credential_type) ||
-        dup_field(src->token, &dst->token)) {
+    if (fields_copy(&instrument_plain, dst, src)) /* dst cleared on failure */
+        return AGENTD_ENOMEM;
+    dst->token = src->token ? strdup(src->token) : NULL;
+    if (src->token && !dst->token) {
         payment_instrument_clear(dst);
         return AGENTD_ENOMEM;
     }
