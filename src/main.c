@@ -111,14 +111,14 @@ static int cmd_catalog_import(const char *dir)
     if (serve_config_load(&cfg) == 0) {
         rc = 1;
         if (serve_store_open(&cfg, &st) == 0) {
-            char err[1024] = "";
+            struct agentd_error err = { 0 };
             size_t n = 0;
-            if (merchant_import(st, cfg.catalog, dir, &n, err, sizeof err) == 0) {
+            if (merchant_import(st, cfg.catalog, dir, &n, &err) == 0) {
                 printf("imported %zu products from %s into %s\n", n, dir,
                        cfg.catalog ? cfg.catalog : "the store");
                 rc = 0;
             } else {
-                fprintf(stderr, "agentd: catalog import failed:\n%s\n", err);
+                fprintf(stderr, "agentd: catalog import failed:\n%s\n", err.msg);
             }
             store_close(st);
         }

@@ -313,9 +313,9 @@ static int app_init_store(struct app *a)
         return rc;
     health_register("store", store_check, a->store, 1);
     a->merchant = merchant_new(a->store, a->cfg.catalog);
-    char cerr[1024] = "";
-    if (!a->merchant || merchant_load(a->merchant, cerr, sizeof cerr) != 0) {
-        const char *why = a->merchant ? cerr : "out of memory";
+    struct agentd_error cerr = { 0 };
+    if (!a->merchant || merchant_load(a->merchant, &cerr) != 0) {
+        const char *why = a->merchant ? cerr.msg : "out of memory";
         log_msg(LOG_ERROR, NULL, "cannot load the catalog: %s", why);
         fprintf(stderr, "agentd: cannot load the catalog:\n%s\n", why);
         return AGENTD_EINVAL;
@@ -586,11 +586,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     struct server_timers *t = arg;
     struct app *a = t->app;
     if (sig == SIGHUP) {
-        char err[1024] = "";
-        if (merchant_load(a->merchant, err, sizeof err) == 0)
+        struct agentd_error err;
+        if (merchant_load(a->merchant, &err) == 0)
             log_msg(LOG_INFO, NULL, "SIGHUP: catalog reloaded (%s)", merchant_source(a->merchant));
         else
-            log_msg(LOG_ERROR, NULL, "SIGHUP: catalog not reloaded, keeping the old one: %s", err);
+            log_msg(LOG_ERROR, NULL, "SIGHUP: catalog not reloaded, keeping the old one: %s", err.msg);
         return;
     }
     if (++t->signals > 1) {

@@ -7,6 +7,7 @@
 #include "agent/tools.h"
 #include "commerce/catalog.h"
 #include "commerce/checkout.h"
+#include "commerce/fields.h"
 #include "commerce/ucp.h"
 #include "core/err.h"
 #include "shop/merchant.h"
@@ -620,20 +621,6 @@ static size_t utf8_chars(const char *s, size_t bytes)
     return n;
 }
 
-static const char *type_of(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
-
 static int type_ok(const char *type, const json_t *v)
 {
     return (strcmp(type, "object") == 0 && json_is_object(v)) ||
@@ -878,9 +865,9 @@ static void check(const json_t *schema, const json_t *v, const char *path, json_
             names(schema, "properties", all, sizeof all);
             names(schema, "required", req, sizeof req);
             problem(list, "%s must be of type object, not %s: give the parts as separate fields "
-                    "(%s)%s%s", path, type_of(v), all, *req ? "; required: " : "", req);
+                    "(%s)%s%s", path, fields_json_type_name(v), all, *req ? "; required: " : "", req);
         } else {
-            problem(list, "%s must be of type %s, not %s", path, type, type_of(v));
+            problem(list, "%s must be of type %s, not %s", path, type, fields_json_type_name(v));
         }
         return;
     }
@@ -945,36 +932,28 @@ json_t *tools_check(const json_t *schema, const json_t *args)
     return list;
 }
 
-/* "p1; p2; ..." into why, snprintf-style (len 0: nothing written). */
-static void join(const json_t *list, char *why, size_t len)
+/* "p1; p2; ..." into e->msg (truncated to its size). */
+static int join(const json_t *list, struct agentd_error *e)
 {
     struct buf b = { 0 };
     size_t i;
     json_t *p;
     json_array_foreach(list, i, p)
         buf_printf(&b, "%s%s", i ? "; " : "", json_string_value(p));
-    if (len)
-        snprintf(why, len, "%s", b.data ? b.data : "invalid arguments");
+    int rc = agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "%s", b.data ? b.data : "invalid arguments");
     buf_free(&b);
+    return rc;
 }
 
-int tools_validate(const char *name, const json_t *args, char *why, size_t len)
+int tools_validate(const char *name, const json_t *args, struct agentd_error *e)
 {
     const struct tool *t = find(name);
-    if (!t) {
-        if (len)
-            snprintf(why, len, "unknown tool %s", name ? name : "(none)");
-        return AGENTD_EINVAL;
-    }
-    if (!schemas()) {
-        if (len)
-            snprintf(why, len, "the tool schemas did not load");
-        return AGENTD_EINVAL;
-    }
+    if (!t)
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "unknown tool %s", name ? name : "(none)");
+    if (!schemas())
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "the tool schemas did not load");
     json_t *list = problems_of(t, args);
-    int rc = list && json_array_size(list) == 0 ? 0 : AGENTD_EINVAL;
-    if (rc != 0)
-        join(list, why, len);
+    int rc = list && json_array_size(list) == 0 ? 0 : join(list, e);
     json_decref(list);
     return rc;
 }

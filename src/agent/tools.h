@@ -8,6 +8,8 @@
 
 #include <jansson.h>
 
+struct agentd_error;
+
 struct shop;
 struct merchant;
 
@@ -36,11 +38,10 @@ json_t *tools_run(struct tools_ctx *ctx, const char *name, const char *arguments
  * details, shipping, complete), 0 otherwise or for an unknown name. */
 int tools_mutates_checkout(const char *name);
 
-/* Validates args against the named tool's schema; 0, or AGENTD_EINVAL with
- * every problem in why ("; "-separated, snprintf-style truncation). A buffer,
- * not struct agentd_error: the list can be longer than its message (A2A
- * shows up to 512 bytes of it). */
-int tools_validate(const char *name, const json_t *args, char *why, size_t len);
+/* Validates args against the named tool's schema; 0 (e untouched), or
+ * AGENTD_EINVAL with every problem in e->msg ("; "-separated, truncated to
+ * its size; A2A shows up to 511 bytes of it). */
+int tools_validate(const char *name, const json_t *args, struct agentd_error *e);
 
 /* The problems of args against any schema of the subset the tools use, as
  * a new array of strings (empty: valid), each naming its path from

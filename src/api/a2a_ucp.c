@@ -116,9 +116,10 @@ static int map_action(const json_t *a, const char **tool, json_t **args, struct 
         if (!out)
             return agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
         int rc = action_args(a, actions[i].fields, out, e);
-        char problems[512];
-        if (rc == 0 && tools_validate(actions[i].tool, out, problems, sizeof problems) != 0)
-            rc = agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "action %s: %s", name, problems);
+        struct agentd_error problems;
+        if (rc == 0 && tools_validate(actions[i].tool, out, &problems) != 0)
+            rc = agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "action %s: %.511s", name,
+                             problems.msg);
         if (rc != 0) {
             json_decref(out);
             return rc;

@@ -174,7 +174,7 @@ static struct job *begin(struct http_req *r, enum op op, int needs_body)
         bad = 0;
     if (bad) {
         char msg[320];
-        snprintf(msg, sizeof msg, "invalid UCP-Agent header: %s", why.msg);
+        snprintf(msg, sizeof msg, "invalid UCP-Agent header: %.255s", why.msg);
         ucp_error(r, 400, "invalid", msg);
         free(j);
         return NULL;

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "commerce/catalog.h"
 #include "commerce/catalog_internal.h"
+#include "commerce/fields.h"
 #include "commerce/money.h"
 #include "core/buf.h"
 #include "core/err.h"
@@ -36,27 +37,55 @@ int catalog_id_valid(const char *s)
  * jansson does not keep positions of parsed values). */
 
 struct errs {
-    char *out;
-    size_t outlen, off;
-    int n;
+    struct catalog_problems p;
     int oom;
     const char *source;
     const char *text;
     size_t textlen;
 };
 
-static void errs_vappend(struct errs *e, const char *fmt, va_list ap)
+static void problems_append(struct catalog_problems *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void problems_append(struct catalog_problems *p, const char *fmt, ...)
 {
-    fixbuf_vappendf(e->out, e->outlen, &e->off, fmt, ap);
+    if (!p->e)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fixbuf_vappendf(p->e->msg, sizeof p->e->msg, &p->off, fmt, ap);
+    va_end(ap);
 }
 
-static void errs_append(struct errs *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void errs_append(struct errs *e, const char *fmt, ...)
+void catalog_problem_vadd(struct catalog_problems *p, const char *where, size_t line,
+                          const char *field, const char *fmt, va_list ap)
+{
+    p->n++;
+    if (p->n > CATALOG_ERRORS_MAX || !p->e)
+        return;
+    if (p->n > 1)
+        problems_append(p, "\n");
+    if (line)
+        problems_append(p, "%s:%zu: ", where, line);
+    else
+        problems_append(p, "%s: ", where);
+    if (field && *field)
+        problems_append(p, "%s: ", field);
+    fixbuf_vappendf(p->e->msg, sizeof p->e->msg, &p->off, fmt, ap);
+}
+
+void catalog_problem_add(struct catalog_problems *p, const char *where, size_t line,
+                         const char *field, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    errs_vappend(e, fmt, ap);
+    catalog_problem_vadd(p, where, line, field, fmt, ap);
     va_end(ap);
+}
+
+void catalog_problems_end(struct catalog_problems *p)
+{
+    if (p->n > CATALOG_ERRORS_MAX)
+        problems_append(p, "\n(%d more problems not shown)", p->n - CATALOG_ERRORS_MAX);
 }
 
 /* Locating a path such as products[3].offers.price in JSON text. */
@@ -196,41 +225,48 @@ static void errs_add(struct errs *e, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void errs_add(struct errs *e, const char *path, const char *fmt, ...)
 {
-    e->n++;
-    if (e->n > CATALOG_ERRORS_MAX)
-        return;
-    if (e->n > 1)
-        errs_append(e, "\n");
     int line = e->text && path ? json_path_line(e->text, e->textlen, path) : 0;
-    if (line > 0)
-        errs_append(e, "%s:%d: ", e->source, line);
-    else
-        errs_append(e, "%s: ", e->source);
-    if (path && *path)
-        errs_append(e, "%s: ", path);
     va_list ap;
     va_start(ap, fmt);
-    errs_vappend(e, fmt, ap);
+    catalog_problem_vadd(&e->p, e->source, line > 0 ? (size_t)line : 0, path, fmt, ap);
     va_end(ap);
 }
 
-static void errs_finish(struct errs *e)
-{
-    if (e->n > CATALOG_ERRORS_MAX)
-        errs_append(e, "\n(%d more problems not shown)", e->n - CATALOG_ERRORS_MAX);
-}
+/* Field tables of the catalog's owned structs (see fields.h). */
+#define T struct product
+static const struct field product_fields[] = {
+    FIELD_S(T, id, NULL),    FIELD_S(T, sku, NULL),       FIELD_S(T, name, NULL),
+    FIELD_S(T, description, NULL), FIELD_S(T, brand, NULL), FIELD_S(T, image_url, NULL),
+    FIELD_S(T, url, NULL),   FIELD_S(T, category, NULL),  FIELD_S(T, gtin, NULL),
+};
+#undef T
+static const struct shape product_shape = {sizeof(struct product), product_fields,
+                                           FIELDS_N(product_fields), NULL, NULL};
+
+#define T struct shipping_rate
+static const struct field rate_fields[] = {
+    FIELD_S(T, id, NULL), FIELD_S(T, country, NULL), FIELD_S(T, service_level, NULL),
+    FIELD_S(T, title, NULL),
+};
+#undef T
+static const struct shape rate_shape = {sizeof(struct shipping_rate), rate_fields,
+                                        FIELDS_N(rate_fields), NULL, NULL};
+
+#define T struct discount
+static const struct field discount_fields[] = {FIELD_S(T, code, NULL), FIELD_S(T, description, NULL)};
+#undef T
+static const struct shape discount_shape = {sizeof(struct discount), discount_fields,
+                                            FIELDS_N(discount_fields), NULL, NULL};
+
+#define T struct tax_rate
+static const struct field tax_fields[] = {FIELD_S(T, country, NULL), FIELD_S(T, region, NULL)};
+#undef T
+static const struct shape tax_shape = {sizeof(struct tax_rate), tax_fields, FIELDS_N(tax_fields),
+                                       NULL, NULL};
 
 static void product_clear(struct product *p)
 {
-    free(p->id);
-    free(p->sku);
-    free(p->name);
-    free(p->description);
-    free(p->brand);
-    free(p->image_url);
-    free(p->url);
-    free(p->category);
-    free(p->gtin);
+    fields_clear(&product_shape, p);
 }
 
 static void entry_clear(struct cat_entry *e)
@@ -251,27 +287,13 @@ static void catalog_destroy(struct catalog *c)
     }
     free(c->products);
     free(c->entries);
-    for (size_t i = 0; i < c->nrates; i++) {
-        free(c->rates[i].id);
-        free(c->rates[i].country);
-        free(c->rates[i].service_level);
-        free(c->rates[i].title);
-    }
-    free(c->rates);
+    fields_arr_free(&rate_shape, c->rates, c->nrates);
     for (size_t i = 0; i < c->nship; i++)
         free(c->ship[i].rates);
     free(c->ship);
     free(c->ship_default.rates);
-    for (size_t i = 0; i < c->ndiscounts; i++) {
-        free(c->discounts[i].code);
-        free(c->discounts[i].description);
-    }
-    free(c->discounts);
-    for (size_t i = 0; i < c->ntaxes; i++) {
-        free(c->taxes[i].country);
-        free(c->taxes[i].region);
-    }
-    free(c->taxes);
+    fields_arr_free(&discount_shape, c->discounts, c->ndiscounts);
+    fields_arr_free(&tax_shape, c->taxes, c->ntaxes);
     free(c);
 }
 
@@ -324,18 +346,22 @@ static void pathf(char *out, size_t n, const char *base, const char *key)
         snprintf(out, n, "%s", key);
 }
 
-static const char *type_name(const json_t *v)
+/* Member key of o (at path, for messages): NULL when absent or null
+ * (reported if required) or not of type t, `kind` in words (reported). */
+static json_t *get_member(struct ld *L, json_t *o, const char *path, const char *key, int required,
+                          json_type t, const char *kind)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) {
+        if (required)
+            errs_add(L->e, path, "required");
+        return NULL;
     }
+    if (json_typeof(v) != t) {
+        errs_add(L->e, path, "must be %s, not %s", kind, fields_json_type_name(v));
+        return NULL;
+    }
+    return v;
 }
 
 /* A string member. Returns it, or NULL when absent (reported if required)
@@ -344,22 +370,30 @@ static const char *get_str(struct ld *L, json_t *o, const char *base, const char
 {
     char path[160];
     pathf(path, sizeof path, base, key);
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v)) {
-        if (required)
-            errs_add(L->e, path, "required");
+    json_t *v = get_member(L, o, path, key, required, JSON_STRING, "a string");
+    if (!v)
         return NULL;
-    }
-    if (!json_is_string(v)) {
-        errs_add(L->e, path, "must be a string, not %s", type_name(v));
-        return NULL;
-    }
     const char *s = json_string_value(v);
     if (required && !*s) {
         errs_add(L->e, path, "must not be empty");
         return NULL;
     }
     return s;
+}
+
+/* A required id member (a productID, a rate's id, a discount's code): it,
+ * or NULL when absent or not catalog_id_valid (reported). */
+static const char *get_id(struct ld *L, json_t *o, const char *base, const char *key)
+{
+    const char *id = get_str(L, o, base, key, 1);
+    if (id && !catalog_id_valid(id)) {
+        char path[160];
+        pathf(path, sizeof path, base, key);
+        errs_add(L->e, path, "\"%s\" must be 1-%d characters of A-Z a-z 0-9 . _ -", id,
+                 COMMERCE_ID_MAX - 1);
+        return NULL;
+    }
+    return id;
 }
 
 /* An integer member in [min, max]. Returns 1 and sets *out, or 0. */
@@ -379,7 +413,7 @@ static int get_int(struct ld *L, json_t *o, const char *base, const char *key, i
             errs_add(L->e, path, "must be an integer from %lld to %lld", (long long)min,
                      (long long)max);
         else
-            errs_add(L->e, path, "must be an integer, not %s", type_name(v));
+            errs_add(L->e, path, "must be an integer, not %s", fields_json_type_name(v));
         return 0;
     }
     *out = json_integer_value(v);
@@ -417,7 +451,7 @@ static size_t get_strings(struct ld *L, json_t *o, const char *base, const char 
         return 1;
     }
     if (!json_is_array(v)) {
-        errs_add(L->e, path, "must be a string or an array of strings, not %s", type_name(v));
+        errs_add(L->e, path, "must be a string or an array of strings, not %s", fields_json_type_name(v));
         return 0;
     }
     size_t n = 0;
@@ -426,7 +460,7 @@ static size_t get_strings(struct ld *L, json_t *o, const char *base, const char 
         if (!json_is_string(s)) {
             char ipath[200];
             snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
-            errs_add(L->e, ipath, "must be a string, not %s", type_name(s));
+            errs_add(L->e, ipath, "must be a string, not %s", fields_json_type_name(s));
         } else if (n < cap) {
             parts[n++] = json_string_value(s);
         }
@@ -499,7 +533,7 @@ static int parse_product(struct ld *L, json_t *o, size_t i, struct pitem *it)
     char base[64], path[160];
     snprintf(base, sizeof base, "products[%zu]", i);
     if (!json_is_object(o)) {
-        errs_add(L->e, base, "must be an object, not %s", type_name(o));
+        errs_add(L->e, base, "must be an object, not %s", fields_json_type_name(o));
         return 0;
     }
     struct product *p = &it->p;
@@ -510,13 +544,7 @@ static int parse_product(struct ld *L, json_t *o, size_t i, struct pitem *it)
         pathf(path, sizeof path, base, "@type");
         errs_add(L->e, path, "must be \"Product\", not \"%s\"", type);
     }
-    const char *id = get_str(L, o, base, "productID", 1);
-    if (id && !catalog_id_valid(id)) {
-        pathf(path, sizeof path, base, "productID");
-        errs_add(L->e, path, "\"%s\" must be 1-%d characters of A-Z a-z 0-9 . _ -", id,
-                 COMMERCE_ID_MAX - 1);
-        id = NULL;
-    }
+    const char *id = get_id(L, o, base, "productID");
     const char *name = get_str(L, o, base, "name", 1);
     const char *sku = get_str(L, o, base, "sku", 0);
     const char *desc = get_str(L, o, base, "description", 0);
@@ -564,7 +592,7 @@ static int parse_product(struct ld *L, json_t *o, size_t i, struct pitem *it)
     if (!offers || json_is_null(offers)) {
         errs_add(L->e, obase, "required");
     } else if (!json_is_object(offers)) {
-        errs_add(L->e, obase, "must be an object, not %s", type_name(offers));
+        errs_add(L->e, obase, "must be an object, not %s", fields_json_type_name(offers));
     } else {
         json_t *pv = json_object_get(offers, "price");
         pathf(path, sizeof path, obase, "price");
@@ -598,7 +626,7 @@ static int parse_product(struct ld *L, json_t *o, size_t i, struct pitem *it)
     if (!inv || json_is_null(inv))
         errs_add(L->e, ibase, "required (the stock count: {\"quantity\": N})");
     else if (!json_is_object(inv))
-        errs_add(L->e, ibase, "must be an object, not %s", type_name(inv));
+        errs_add(L->e, ibase, "must be an object, not %s", fields_json_type_name(inv));
     else
         get_int(L, inv, ibase, "quantity", 0, CATALOG_STOCK_MAX, 1, &stock);
 
@@ -685,15 +713,6 @@ static void parse_products(struct ld *L, json_t *arr)
     free(items);
 }
 
-/* calloc for n entries of a section; NULL when n is 0 or (noted) out of memory. */
-static void *entries_alloc(struct ld *L, size_t n, size_t size)
-{
-    void *p = n ? calloc(n, size) : NULL;
-    if (n && !p)
-        L->e->oom = 1;
-    return p;
-}
-
 /* Entry i of a section array, its path "name[i]" in base; NULL (reported)
  * when it is not an object. */
 static json_t *entry_object(struct ld *L, json_t *arr, size_t i, const char *name, char *base,
@@ -702,105 +721,104 @@ static json_t *entry_object(struct ld *L, json_t *arr, size_t i, const char *nam
     snprintf(base, baselen, "%s[%zu]", name, i);
     json_t *o = json_array_get(arr, i);
     if (!json_is_object(o)) {
-        errs_add(L->e, base, "must be an object, not %s", type_name(o));
+        errs_add(L->e, base, "must be an object, not %s", fields_json_type_name(o));
         return NULL;
     }
     return o;
 }
 
-static void parse_rates(struct ld *L, json_t *arr)
+/* Checks one section entry (object o at path base) against the entries kept
+ * so far and fills slot; 1 when the entry is kept. */
+typedef int (*entry_fn)(struct ld *L, json_t *o, const char *base, void *slot);
+
+/* A section array (shipping_rates, discounts, tax_rates): every entry is
+ * checked and reported; the good ones are kept in order in a fresh array set
+ * at *field (a T **), their count in *count. */
+static void parse_section(struct ld *L, json_t *arr, const char *name, size_t size, void *field,
+                          size_t *count, entry_fn fn)
 {
-    struct catalog *c = L->c;
     size_t n = json_array_size(arr);
-    if (!(c->rates = entries_alloc(L, n, sizeof *c->rates)))
-        return;
-    for (size_t i = 0; i < n && !L->e->oom; i++) {
-        char base[64], path[160];
-        json_t *o = entry_object(L, arr, i, "shipping_rates", base, sizeof base);
-        if (!o)
-            continue;
-        const char *id = get_str(L, o, base, "id", 1);
-        if (id && !catalog_id_valid(id)) {
-            pathf(path, sizeof path, base, "id");
-            errs_add(L->e, path, "\"%s\" must be 1-%d characters of A-Z a-z 0-9 . _ -", id,
-                     COMMERCE_ID_MAX - 1);
-            id = NULL;
-        }
-        for (size_t j = 0; id && j < c->nrates; j++)
-            if (strcmp(c->rates[j].id, id) == 0) {
-                pathf(path, sizeof path, base, "id");
-                errs_add(L->e, path, "duplicate id \"%s\" (shipping_rates[%zu] has it)", id, j);
-                id = NULL;
-            }
-        const char *cc = get_str(L, o, base, "country_code", 1);
-        if (cc && !(strcmp(cc, "default") == 0 || strcmp(cc, "*") == 0 ||
-                    (strlen(cc) == 2 && cc[0] >= 'A' && cc[0] <= 'Z' && cc[1] >= 'A' &&
-                     cc[1] <= 'Z'))) {
-            pathf(path, sizeof path, base, "country_code");
-            errs_add(L->e, path,
-                     "\"%s\" must be \"default\" or an ISO 3166-1 alpha-2 code like \"US\"", cc);
-            cc = NULL;
-        }
-        const char *level = get_str(L, o, base, "service_level", 1);
-        const char *title = get_str(L, o, base, "title", 1);
-        int64_t price = 0;
-        int ok = get_int(L, o, base, "price", 0, MONEY_AMOUNT_MAX, 1, &price);
-        if (!id || !cc || !level || !title || !ok)
-            continue;
-        struct shipping_rate *r = &c->rates[c->nrates++];
-        r->id = xstrdup(L, id);
-        r->country = xstrdup(L, strcmp(cc, "default") == 0 ? "*" : cc);
-        r->service_level = xstrdup(L, level);
-        r->title = xstrdup(L, title);
-        r->price = price;
+    char *items = n ? calloc(n, size) : NULL;
+    memcpy(field, &items, sizeof items);
+    *count = 0;
+    if (n && !items)
+        L->e->oom = 1;
+    for (size_t i = 0; items && i < n && !L->e->oom; i++) {
+        char base[64];
+        json_t *o = entry_object(L, arr, i, name, base, sizeof base);
+        if (o && fn(L, o, base, items + *count * size))
+            (*count)++;
     }
 }
 
-static void parse_discounts(struct ld *L, json_t *arr)
+static int rate_entry(struct ld *L, json_t *o, const char *base, void *slot)
 {
     struct catalog *c = L->c;
-    size_t n = json_array_size(arr);
-    if (!(c->discounts = entries_alloc(L, n, sizeof *c->discounts)))
-        return;
-    for (size_t i = 0; i < n && !L->e->oom; i++) {
-        char base[64], path[160];
-        json_t *o = entry_object(L, arr, i, "discounts", base, sizeof base);
-        if (!o)
-            continue;
-        const char *code = get_str(L, o, base, "code", 1);
-        pathf(path, sizeof path, base, "code");
-        if (code && !catalog_id_valid(code)) {
-            errs_add(L->e, path, "\"%s\" must be 1-%d characters of A-Z a-z 0-9 . _ -", code,
-                     COMMERCE_ID_MAX - 1);
+    char path[160];
+    const char *id = get_id(L, o, base, "id");
+    for (size_t j = 0; id && j < c->nrates; j++)
+        if (strcmp(c->rates[j].id, id) == 0) {
+            pathf(path, sizeof path, base, "id");
+            errs_add(L->e, path, "duplicate id \"%s\" (shipping_rates[%zu] has it)", id, j);
+            id = NULL;
+        }
+    const char *cc = get_str(L, o, base, "country_code", 1);
+    if (cc && !(strcmp(cc, "default") == 0 || strcmp(cc, "*") == 0 ||
+                (strlen(cc) == 2 && cc[0] >= 'A' && cc[0] <= 'Z' && cc[1] >= 'A' &&
+                 cc[1] <= 'Z'))) {
+        pathf(path, sizeof path, base, "country_code");
+        errs_add(L->e, path,
+                 "\"%s\" must be \"default\" or an ISO 3166-1 alpha-2 code like \"US\"", cc);
+        cc = NULL;
+    }
+    const char *level = get_str(L, o, base, "service_level", 1);
+    const char *title = get_str(L, o, base, "title", 1);
+    int64_t price = 0;
+    int ok = get_int(L, o, base, "price", 0, MONEY_AMOUNT_MAX, 1, &price);
+    if (!id || !cc || !level || !title || !ok)
+        return 0;
+    struct shipping_rate *r = slot;
+    r->id = xstrdup(L, id);
+    r->country = xstrdup(L, strcmp(cc, "default") == 0 ? "*" : cc);
+    r->service_level = xstrdup(L, level);
+    r->title = xstrdup(L, title);
+    r->price = price;
+    return 1;
+}
+
+static int discount_entry(struct ld *L, json_t *o, const char *base, void *slot)
+{
+    struct catalog *c = L->c;
+    char path[160];
+    const char *code = get_id(L, o, base, "code");
+    pathf(path, sizeof path, base, "code");
+    for (size_t j = 0; code && j < c->ndiscounts; j++)
+        if (cat_casecmp(c->discounts[j].code, code) == 0) {
+            errs_add(L->e, path, "duplicate code \"%s\" (codes ignore case)", code);
             code = NULL;
         }
-        for (size_t j = 0; code && j < c->ndiscounts; j++)
-            if (cat_casecmp(c->discounts[j].code, code) == 0) {
-                errs_add(L->e, path, "duplicate code \"%s\" (codes ignore case)", code);
-                code = NULL;
-            }
-        const char *type = get_str(L, o, base, "type", 1);
-        enum discount_type dt = DISCOUNT_PERCENTAGE;
-        if (type && strcmp(type, "fixed_amount") == 0)
-            dt = DISCOUNT_FIXED_AMOUNT;
-        else if (type && strcmp(type, "percentage") != 0) {
-            pathf(path, sizeof path, base, "type");
-            errs_add(L->e, path, "\"%s\" must be \"percentage\" or \"fixed_amount\"", type);
-            type = NULL;
-        }
-        int64_t value = 0;
-        int ok = type ? get_int(L, o, base, "value", 1,
-                                dt == DISCOUNT_PERCENTAGE ? 100 : MONEY_AMOUNT_MAX, 1, &value)
-                      : 0;
-        const char *desc = get_str(L, o, base, "description", 0);
-        if (!code || !type || !ok)
-            continue;
-        struct discount *d = &c->discounts[c->ndiscounts++];
-        d->code = xstrdup(L, code);
-        d->type = dt;
-        d->value = value;
-        d->description = xstrdup(L, desc);
+    const char *type = get_str(L, o, base, "type", 1);
+    enum discount_type dt = DISCOUNT_PERCENTAGE;
+    if (type && strcmp(type, "fixed_amount") == 0)
+        dt = DISCOUNT_FIXED_AMOUNT;
+    else if (type && strcmp(type, "percentage") != 0) {
+        pathf(path, sizeof path, base, "type");
+        errs_add(L->e, path, "\"%s\" must be \"percentage\" or \"fixed_amount\"", type);
+        type = NULL;
     }
+    int64_t value = 0;
+    int ok = type ? get_int(L, o, base, "value", 1,
+                            dt == DISCOUNT_PERCENTAGE ? 100 : MONEY_AMOUNT_MAX, 1, &value)
+                  : 0;
+    const char *desc = get_str(L, o, base, "description", 0);
+    if (!code || !type || !ok)
+        return 0;
+    struct discount *d = slot;
+    d->code = xstrdup(L, code);
+    d->type = dt;
+    d->value = value;
+    d->description = xstrdup(L, desc);
+    return 1;
 }
 
 static int region_code_valid(const char *s, size_t max)
@@ -816,58 +834,51 @@ static int region_code_valid(const char *s, size_t max)
     return 1;
 }
 
-static void parse_taxes(struct ld *L, json_t *arr)
+static int tax_entry(struct ld *L, json_t *o, const char *base, void *slot)
 {
     struct catalog *c = L->c;
-    size_t n = json_array_size(arr);
-    if (!(c->taxes = entries_alloc(L, n, sizeof *c->taxes)))
-        return;
-    for (size_t i = 0; i < n && !L->e->oom; i++) {
-        char base[64], path[160];
-        json_t *o = entry_object(L, arr, i, "tax_rates", base, sizeof base);
-        if (!o)
-            continue;
-        const char *country = get_str(L, o, base, "country", 1);
-        if (country && !(strcmp(country, "*") == 0 ||
-                         (strlen(country) == 2 && region_code_valid(country, 2)))) {
-            pathf(path, sizeof path, base, "country");
-            errs_add(L->e, path, "\"%s\" must be \"*\" or an ISO 3166-1 alpha-2 code like \"US\"",
-                     country);
-            country = NULL;
-        }
-        const char *region = get_str(L, o, base, "region", 0);
-        if (!region)
-            region = "*";
-        pathf(path, sizeof path, base, "region");
-        if (!region_code_valid(region, 8)) {
-            errs_add(L->e, path, "\"%s\" must be \"*\" or a region code like \"IL\"", region);
-            region = NULL;
-        } else if (country && strcmp(country, "*") == 0 && strcmp(region, "*") != 0) {
-            errs_add(L->e, path, "must be \"*\" when country is \"*\"");
-            region = NULL;
-        }
-        for (size_t j = 0; country && region && j < c->ntaxes; j++)
-            if (strcmp(c->taxes[j].country, country) == 0 &&
-                strcmp(c->taxes[j].region, region) == 0) {
-                errs_add(L->e, base, "duplicate rate for %s/%s (tax_rates[%zu] has it)", country,
-                         region, j);
-                region = NULL;
-            }
-        int64_t bp = 0;
-        int ok = get_int(L, o, base, "rate_bp", 0, 10000, 1, &bp);
-        json_t *st = json_object_get(o, "shipping_taxable");
-        if (st && !json_is_boolean(st) && !json_is_null(st)) {
-            pathf(path, sizeof path, base, "shipping_taxable");
-            errs_add(L->e, path, "must be true or false, not %s", type_name(st));
-        }
-        if (!country || !region || !ok)
-            continue;
-        struct tax_rate *t = &c->taxes[c->ntaxes++];
-        t->country = xstrdup(L, country);
-        t->region = xstrdup(L, region);
-        t->rate_bp = (int32_t)bp;
-        t->shipping_taxable = json_is_true(st);
+    char path[160];
+    const char *country = get_str(L, o, base, "country", 1);
+    if (country && !(strcmp(country, "*") == 0 ||
+                     (strlen(country) == 2 && region_code_valid(country, 2)))) {
+        pathf(path, sizeof path, base, "country");
+        errs_add(L->e, path, "\"%s\" must be \"*\" or an ISO 3166-1 alpha-2 code like \"US\"",
+                 country);
+        country = NULL;
     }
+    const char *region = get_str(L, o, base, "region", 0);
+    if (!region)
+        region = "*";
+    pathf(path, sizeof path, base, "region");
+    if (!region_code_valid(region, 8)) {
+        errs_add(L->e, path, "\"%s\" must be \"*\" or a region code like \"IL\"", region);
+        region = NULL;
+    } else if (country && strcmp(country, "*") == 0 && strcmp(region, "*") != 0) {
+        errs_add(L->e, path, "must be \"*\" when country is \"*\"");
+        region = NULL;
+    }
+    for (size_t j = 0; country && region && j < c->ntaxes; j++)
+        if (strcmp(c->taxes[j].country, country) == 0 &&
+            strcmp(c->taxes[j].region, region) == 0) {
+            errs_add(L->e, base, "duplicate rate for %s/%s (tax_rates[%zu] has it)", country,
+                     region, j);
+            region = NULL;
+        }
+    int64_t bp = 0;
+    int ok = get_int(L, o, base, "rate_bp", 0, 10000, 1, &bp);
+    json_t *st = json_object_get(o, "shipping_taxable");
+    if (st && !json_is_boolean(st) && !json_is_null(st)) {
+        pathf(path, sizeof path, base, "shipping_taxable");
+        errs_add(L->e, path, "must be true or false, not %s", fields_json_type_name(st));
+    }
+    if (!country || !region || !ok)
+        return 0;
+    struct tax_rate *t = slot;
+    t->country = xstrdup(L, country);
+    t->region = xstrdup(L, region);
+    t->rate_bp = (int32_t)bp;
+    t->shipping_taxable = json_is_true(st);
+    return 1;
 }
 
 /* Precomputes the rate list of every country that has its own rates, so
@@ -919,29 +930,19 @@ static void build_ship_lists(struct ld *L)
 
 static json_t *get_array(struct ld *L, json_t *root, const char *key, int required)
 {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) {
-        if (required)
-            errs_add(L->e, key, "required");
-        return NULL;
-    }
-    if (!json_is_array(v)) {
-        errs_add(L->e, key, "must be an array, not %s", type_name(v));
-        return NULL;
-    }
-    return v;
+    return get_member(L, root, key, key, required, JSON_ARRAY, "an array");
 }
 
 int catalog_load_json(const char *text, size_t len, const char *source, struct catalog **out,
-                      char *err, size_t errlen)
+                      struct agentd_error *ae)
 {
-    if (err && errlen)
-        err[0] = 0;
+    if (ae)
+        *ae = (struct agentd_error){ 0 };
     if (out)
         *out = NULL;
     if (!text || !out)
         return AGENTD_EINVAL;
-    struct errs e = { err, errlen, 0, 0, 0, source ? source : "catalog", text, len };
+    struct errs e = { { ae, 0, 0 }, 0, source ? source : "catalog", text, len };
 
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -950,16 +951,15 @@ int catalog_load_json(const char *text, size_t len, const char *source, struct c
          * from some paths, with no message at all; syntax errors always
          * have one */
         if (json_error_code(&jerr) == json_error_out_of_memory || !jerr.text[0]) {
-            if (err && errlen)
-                snprintf(err, errlen, "%s: out of memory", e.source);
-            return AGENTD_ENOMEM;
+            return agentd_fail(ae, AGENTD_ENOMEM, NULL, NULL, "%s: out of memory", e.source);
         }
-        e.n++;
-        errs_append(&e, "%s:%d:%d: %s", e.source, jerr.line, jerr.column, jerr.text);
+        char where[4096];
+        snprintf(where, sizeof where, "%s:%d:%d", e.source, jerr.line, jerr.column);
+        catalog_problem_add(&e.p, where, 0, NULL, "%s", jerr.text);
         return AGENTD_EMALFORMED;
     }
     if (!json_is_object(root)) {
-        errs_add(&e, NULL, "the top level must be a JSON object, not %s", type_name(root));
+        errs_add(&e, NULL, "the top level must be a JSON object, not %s", fields_json_type_name(root));
         json_decref(root);
         return AGENTD_EINVAL;
     }
@@ -987,23 +987,22 @@ int catalog_load_json(const char *text, size_t len, const char *source, struct c
     }
     json_t *a;
     if ((a = get_array(&L, root, "shipping_rates", 0)))
-        parse_rates(&L, a);
+        parse_section(&L, a, "shipping_rates", sizeof *c->rates, &c->rates, &c->nrates, rate_entry);
     if ((a = get_array(&L, root, "discounts", 0)))
-        parse_discounts(&L, a);
+        parse_section(&L, a, "discounts", sizeof *c->discounts, &c->discounts, &c->ndiscounts,
+                      discount_entry);
     if ((a = get_array(&L, root, "tax_rates", 0)))
-        parse_taxes(&L, a);
-    if (!e.oom && e.n == 0)
+        parse_section(&L, a, "tax_rates", sizeof *c->taxes, &c->taxes, &c->ntaxes, tax_entry);
+    if (!e.oom && e.p.n == 0)
         build_ship_lists(&L);
     json_decref(root);
 
-    if (e.oom || e.n) {
+    if (e.oom || e.p.n) {
         catalog_destroy(c);
         if (e.oom) {
-            if (err && errlen)
-                snprintf(err, errlen, "%s: out of memory", e.source);
-            return AGENTD_ENOMEM;
+            return agentd_fail(ae, AGENTD_ENOMEM, NULL, NULL, "%s: out of memory", e.source);
         }
-        errs_finish(&e);
+        catalog_problems_end(&e.p);
         return AGENTD_EINVAL;
     }
     *out = c;

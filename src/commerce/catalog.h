@@ -12,12 +12,14 @@
 #ifndef AGENTD_COMMERCE_CATALOG_H
 #define AGENTD_COMMERCE_CATALOG_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "commerce/types.h"
 
 struct catalog;
+struct agentd_error;
 
 /* At most this many validation problems are listed in an error message
  * (one per line); a last line counts the rest. */
@@ -32,13 +34,30 @@ struct catalog;
 /* ---- load ---- */
 
 /* Validates catalog JSON text. On success *out holds one reference and 0
- * is returned. On failure *out is NULL, err holds every problem found (up
+ * is returned. On failure *out is NULL, e->msg holds every problem found (up
  * to CATALOG_ERRORS_MAX, one per line, each "source:LINE: field: what"),
  * and the status is AGENTD_EMALFORMED (not JSON), AGENTD_EINVAL (invalid
  * content) or AGENTD_ENOMEM. `source` names the text in messages (NULL =
  * "catalog"). Files are read by shop/catalog_load.h. */
 int catalog_load_json(const char *text, size_t len, const char *source, struct catalog **out,
-                      char *err, size_t errlen);
+                      struct agentd_error *e);
+
+/* A report of problems in e->msg (e may be NULL): up to CATALOG_ERRORS_MAX
+ * lines "where:LINE: field: what" (no LINE when 0, no field when NULL or
+ * empty), then catalog_problems_end's line counting the rest. The loader's
+ * report and the CSV importer's. Zero-initialise with e set. */
+struct catalog_problems {
+    struct agentd_error *e;
+    size_t off;
+    int n;
+};
+void catalog_problem_add(struct catalog_problems *p, const char *where, size_t line,
+                         const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void catalog_problem_vadd(struct catalog_problems *p, const char *where, size_t line,
+                          const char *field, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+void catalog_problems_end(struct catalog_problems *p);
 
 /* Adds a reference (returns c for chaining). Thread-safe. */
 struct catalog *catalog_ref(struct catalog *c);

@@ -24,18 +24,23 @@ static void commit(struct checkout *c, struct checkout *work)
     checkout_free(work);
 }
 
-int checkout_refresh(struct checkout *c, const struct shop_rules *r, struct agentd_error *e)
+/* Refreshes w, a working copy of c, and commits it into c; w is consumed. */
+static int refresh_commit(struct checkout *c, struct checkout *w, const struct shop_rules *r,
+                          unsigned flags, struct agentd_error *e)
 {
-    struct checkout *w = checkout_clone(c);
-    if (!w)
-        return oom(e);
-    int rc = checkout_refresh_in_place(w, r, 0, e);
+    int rc = checkout_refresh_in_place(w, r, flags, e);
     if (rc) {
         checkout_free(w);
         return rc;
     }
     commit(c, w);
     return 0;
+}
+
+int checkout_refresh(struct checkout *c, const struct shop_rules *r, struct agentd_error *e)
+{
+    struct checkout *w = checkout_clone(c);
+    return w ? refresh_commit(c, w, r, 0, e) : oom(e);
 }
 
 /* ---- state guards ---- */
@@ -52,27 +57,48 @@ static int guard_mutable(const struct checkout *c, struct agentd_error *e)
     return 0;
 }
 
+/* Only a checkout being completed may be released or marked completed. */
+static int guard_completing(const struct checkout *c, struct agentd_error *e)
+{
+    if (checkout_status_terminal(c->status))
+        return guard_mutable(c, e);
+    if (c->status != CHECKOUT_COMPLETE_IN_PROGRESS)
+        return agentd_fail(e, AGENTD_ECONFLICT, "invalid_state", NULL,
+                             "checkout is %s, not complete_in_progress",
+                             checkout_status_name(c->status));
+    return 0;
+}
+
 /* Runs fn on a working copy of c, refreshes, and commits on success. */
 typedef int (*mutate_fn)(struct checkout *w, const struct shop_rules *r, const void *arg,
                          struct agentd_error *e);
 
-static int mutate(struct checkout *c, const struct shop_rules *r, unsigned flags, mutate_fn fn,
-                  const void *arg, struct agentd_error *e)
+/* A working copy of c for an operation, refused when c or r is missing or
+ * c may no longer change. 0 with *w, or the error. */
+static int work_on(const struct checkout *c, const struct shop_rules *r, struct checkout **w,
+                   struct agentd_error *e)
 {
+    *w = NULL;
     if (!c || !r)
         return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "no checkout or rules");
     int rc = guard_mutable(c, e);
     if (rc)
         return rc;
-    struct checkout *w = checkout_clone(c);
-    if (!w)
-        return oom(e);
-    if ((rc = fn(w, r, arg, e)) == 0 && (rc = checkout_refresh_in_place(w, r, flags, e)) == 0) {
-        commit(c, w);
-        return 0;
+    return (*w = checkout_clone(c)) ? 0 : oom(e);
+}
+
+static int mutate(struct checkout *c, const struct shop_rules *r, unsigned flags, mutate_fn fn,
+                  const void *arg, struct agentd_error *e)
+{
+    struct checkout *w;
+    int rc = work_on(c, r, &w, e);
+    if (rc)
+        return rc;
+    if ((rc = fn(w, r, arg, e))) {
+        checkout_free(w);
+        return rc;
     }
-    checkout_free(w);
-    return rc;
+    return refresh_commit(c, w, r, flags, e);
 }
 
 
@@ -168,10 +194,8 @@ static int do_item_add(struct checkout *w, const struct shop_rules *r, const voi
     w->lines = n;
     struct line_item *li = &n[w->n_lines];
     memset(li, 0, sizeof *li);
-    char buf[32];
-    next_id(w, "li", buf, sizeof buf);
     li->quantity = a->qty;
-    if (sdup(buf, &li->id) || sdup(a->key, &li->item_id)) {
+    if (next_id(w, "li", &li->id) || sdup(a->key, &li->item_id)) {
         fields_clear(&line_item_shape, li);
         return oom(e);
     }
@@ -244,14 +268,27 @@ static int printable(const char *s)
     return str_ok(s, CHECKOUT_STR_MAX);
 }
 
+/* A client-given struct of strings (a buyer, an address) at path: given,
+ * and each of its strings printable; else the error words `none`/`what`. */
+static int client_strs_check(const struct shape *s, const void *obj, const char *path,
+                             const char *none, const char *what, struct agentd_error *e)
+{
+    if (!obj)
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", path, "%s", none);
+    if (!fields_strs_all(s, obj, printable))
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", path, "%s fields must be printable text",
+                           what);
+    return 0;
+}
+
 static int do_buyer(struct checkout *w, const struct shop_rules *r, const void *arg,
                     struct agentd_error *e)
 {
     (void)r;
     const struct checkout_buyer *b = arg;
-    if (!fields_strs_all(&checkout_buyer_shape, b, printable))
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.buyer",
-                             "buyer fields must be printable text");
+    int rc = client_strs_check(&checkout_buyer_shape, b, "$.buyer", "no buyer", "buyer", e);
+    if (rc)
+        return rc;
     struct checkout_buyer nb;
     if (fields_copy(&checkout_buyer_shape, &nb, b))
         return oom(e);
@@ -264,8 +301,6 @@ static int do_buyer(struct checkout *w, const struct shop_rules *r, const void *
 int checkout_buyer_set(struct checkout *c, const struct shop_rules *r,
                        const struct checkout_buyer *b, struct agentd_error *e)
 {
-    if (!b)
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.buyer", "no buyer");
     return mutate(c, r, 0, do_buyer, b, e);
 }
 
@@ -274,18 +309,17 @@ static int do_destination(struct checkout *w, const struct shop_rules *r, const 
 {
     (void)r;
     const struct postal_address *a = arg;
-    if (!fields_strs_all(&postal_address_shape, a, printable))
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment",
-                             "address fields must be printable text");
+    int rc = client_strs_check(&postal_address_shape, a, "$.fulfillment", "no address", "address",
+                               e);
+    if (rc)
+        return rc;
     if (a->id && !id_ok(a->id))
         return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment", "invalid destination id");
     if (w->n_methods == 0) {
         if (!(w->methods = calloc(1, sizeof *w->methods)))
             return oom(e);
         w->n_methods = 1;
-        char buf[32];
-        next_id(w, "shipping", buf, sizeof buf);
-        if (sdup(buf, &w->methods[0].id) || sdup("shipping", &w->methods[0].type))
+        if (next_id(w, "shipping", &w->methods[0].id) || sdup("shipping", &w->methods[0].type))
             return oom(e);
     }
     struct fulfillment_method *m = &w->methods[0];
@@ -294,13 +328,9 @@ static int do_destination(struct checkout *w, const struct shop_rules *r, const 
         return oom(e);
     for (char *p = na.address_country; p && *p; p++)
         *p = (char)toupper((unsigned char)*p);
-    if (!na.id) {
-        char buf[32];
-        next_id(w, "dest", buf, sizeof buf);
-        if (sdup(buf, &na.id)) {
-            checkout_address_clear(&na);
-            return oom(e);
-        }
+    if (!na.id && next_id(w, "dest", &na.id)) {
+        checkout_address_clear(&na);
+        return oom(e);
     }
     size_t slot = m->n_destinations;
     for (size_t i = 0; i < m->n_destinations; i++)
@@ -329,8 +359,6 @@ static int do_destination(struct checkout *w, const struct shop_rules *r, const 
 int checkout_destination_set(struct checkout *c, const struct shop_rules *r,
                              const struct postal_address *a, struct agentd_error *e)
 {
-    if (!a)
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment", "no address");
     return mutate(c, r, 0, do_destination, a, e);
 }
 
@@ -345,17 +373,10 @@ static int do_select(struct checkout *w, const struct shop_rules *r, const void 
                              "$.fulfillment.methods[0].selected_destination_id",
                              "set a shipping address before choosing a shipping option");
     struct fulfillment_method *m = &w->methods[0];
-    if (m->n_groups == 0) {
-        if (!(m->groups = calloc(1, sizeof *m->groups)))
-            return oom(e);
-        m->n_groups = 1;
-        char buf[32];
-        next_id(w, "group", buf, sizeof buf);
-        if (sdup(buf, &m->groups[0].id))
-            return oom(e);
-    }
     (void)r;
-    return sset(&m->groups[0].selected_option_id, id) ? oom(e) : 0;
+    if (first_group(w, m) || sset(&m->groups[0].selected_option_id, id))
+        return oom(e);
+    return 0;
 }
 
 int checkout_shipping_select(struct checkout *c, const struct shop_rules *r, const char *option_id,
@@ -497,15 +518,11 @@ static int first_error(const struct checkout *c, struct agentd_error *e)
 int checkout_begin_complete(struct checkout *c, const struct shop_rules *r, int64_t expected_total,
                             struct agentd_error *e)
 {
-    if (!c || !r)
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "no checkout or rules");
-    int rc = guard_mutable(c, e);
+    struct checkout *w;
+    int rc = work_on(c, r, &w, e);
     if (rc)
         return rc;
     int64_t seen = expected_total >= 0 ? expected_total : c->totals.total;
-    struct checkout *w = checkout_clone(c);
-    if (!w)
-        return oom(e);
     /* Items are checked strictly: stock may have run out since the cart
      * was built, and that must stop completion, not slip through. */
     if ((rc = checkout_refresh_in_place(w, r, REFRESH_CHECK_ITEMS, e))) {
@@ -534,39 +551,27 @@ int checkout_begin_complete(struct checkout *c, const struct shop_rules *r, int6
 
 int checkout_abort_complete(struct checkout *c, const struct shop_rules *r, struct agentd_error *e)
 {
+    int rc;
     if (!c || !r)
         return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "no checkout or rules");
-    if (checkout_status_terminal(c->status))
-        return guard_mutable(c, e);
-    if (c->status != CHECKOUT_COMPLETE_IN_PROGRESS)
-        return agentd_fail(e, AGENTD_ECONFLICT, "invalid_state", NULL,
-                             "checkout is %s, not complete_in_progress",
-                             checkout_status_name(c->status));
+    if ((rc = guard_completing(c, e)))
+        return rc;
     struct checkout *w = checkout_clone(c);
     if (!w)
         return oom(e);
     w->status = CHECKOUT_INCOMPLETE; /* recomputed below */
     fields_clear(&checkout_claim_shape, &w->completing);
-    int rc = checkout_refresh_in_place(w, r, 0, e);
-    if (rc) {
-        checkout_free(w);
-        return rc;
-    }
-    commit(c, w);
-    return 0;
+    return refresh_commit(c, w, r, 0, e);
 }
 
 int checkout_mark_completed(struct checkout *c, const struct shop_rules *r, const char *order_id,
                             const char *permalink_url, struct agentd_error *e)
 {
+    int rc;
     if (!c)
         return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "no checkout");
-    if (checkout_status_terminal(c->status))
-        return guard_mutable(c, e);
-    if (c->status != CHECKOUT_COMPLETE_IN_PROGRESS)
-        return agentd_fail(e, AGENTD_ECONFLICT, "invalid_state", NULL,
-                             "checkout is %s, not complete_in_progress",
-                             checkout_status_name(c->status));
+    if ((rc = guard_completing(c, e)))
+        return rc;
     if (!id_ok(order_id) || !permalink_url || !str_ok(permalink_url, CHECKOUT_STR_MAX))
         return agentd_fail(e, AGENTD_EINVAL, "invalid", NULL, "invalid order id or permalink");
     char *oid = NULL, *url = NULL;

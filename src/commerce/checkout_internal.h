@@ -76,10 +76,25 @@ static inline int id_ok(const char *s)
     return s && s[0] && str_ok(s, ID_MAX);
 }
 
-/* Deterministic ids for lines, destinations, groups: "<prefix>_<seq>". */
-static inline void next_id(struct checkout *c, const char *prefix, char *buf, size_t len)
+/* A deterministic id for a line, destination, method or group,
+ * "<prefix>_<seq>", as a heap string at *out. 0 or AGENTD_ENOMEM. */
+static inline int next_id(struct checkout *c, const char *prefix, char **out)
 {
-    snprintf(buf, len, "%s_%u", prefix, (unsigned)++c->next_seq);
+    char buf[32];
+    snprintf(buf, sizeof buf, "%s_%u", prefix, (unsigned)++c->next_seq);
+    return sdup(buf, out);
+}
+
+/* m's first fulfillment group, made with a fresh id when m has none (we
+ * ship everything in one group). 0 or AGENTD_ENOMEM. */
+static inline int first_group(struct checkout *c, struct fulfillment_method *m)
+{
+    if (m->n_groups)
+        return 0;
+    if (!(m->groups = calloc(1, sizeof *m->groups)))
+        return AGENTD_ENOMEM;
+    m->n_groups = 1;
+    return next_id(c, "group", &m->groups[0].id);
 }
 
 /* checkout_parse.c: the mutable fields of a create/update body into w. */
@@ -111,5 +126,8 @@ int ucp_doc_strs(const struct shape *shp, void *obj, const json_t *j);
 int ucp_line_from_json(const json_t *lj, struct line_item *li);
 /* Amount of a given type in a UCP totals[] array (0 if absent). */
 int64_t ucp_total_of(const json_t *totals, const char *type);
+/* Every checkout total from a UCP totals[] array, or (exact) from the
+ * document's {"subtotal": n, ...} object; absent amounts are 0. */
+void ucp_totals_from_json(const json_t *j, int exact, struct checkout_totals *t);
 
 #endif

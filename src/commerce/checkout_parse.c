@@ -93,140 +93,143 @@ int checkout_address_from_json(const json_t *j, struct postal_address *a, struct
     return 0;
 }
 
-/* line_items[] -> c->lines. old (may be NULL) supplies ids to keep. */
+/* A request array: more than max elements is refused with "at most <max>
+ * <what>", each element through its parser (which words its own errors). */
+static int req_arr(const json_t *arr, size_t max, const char *path, const char *what,
+                   const struct shape *s, fields_parse_fn parse, void *ctx, void *field, size_t *n,
+                   struct agentd_error *e)
+{
+    int rc = fields_arr_parse(s, arr, max, parse, ctx, field, n);
+    if (rc == AGENTD_ETOOLARGE)
+        return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid", path, "at most %zu %s", max, what);
+    return rc == AGENTD_ENOMEM ? oom(e) : rc;
+}
+
+/* What the request's element parsers need. */
+struct req_ctx {
+    struct checkout *c;
+    size_t mi;        /* the method whose destinations are parsed */
+    size_t n_methods; /* how many methods the request gives */
+    struct agentd_error *e;
+};
+
+static int req_line(const json_t *o, void *items, size_t i, void *ctx)
+{
+    struct agentd_error *e = ((struct req_ctx *)ctx)->e;
+    struct line_item *lines = items, *li = &lines[i];
+    char path[96];
+    snprintf(path, sizeof path, "$.line_items[%zu]", i);
+    json_t *item = json_object_get(o, "item");
+    json_t *iid = json_object_get(item, "id");
+    json_t *qty = json_object_get(o, "quantity");
+    if (!json_is_object(o) || !json_is_object(item) || !json_is_string(iid) ||
+        !id_ok(json_string_value(iid)))
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", path,
+                           "line item %zu needs item.id (1-%d printable characters)", i, ID_MAX);
+    if (!json_is_integer(qty))
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", path,
+                           "line item %zu needs an integer quantity", i);
+    li->quantity = json_integer_value(qty);
+    if (li->quantity < 1 || li->quantity > CHECKOUT_QTY_MAX)
+        return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid_quantity", path,
+                           "quantity of '%s' must be between 1 and %d", json_string_value(iid),
+                           CHECKOUT_QTY_MAX);
+    if (sdup(json_string_value(iid), &li->item_id))
+        return oom(e);
+    json_t *lid = json_object_get(o, "id");
+    if (json_is_string(lid) && id_ok(json_string_value(lid))) {
+        int dup = 0;
+        for (size_t k = 0; k < i; k++)
+            dup |= lines[k].id && strcmp(lines[k].id, json_string_value(lid)) == 0;
+        if (!dup && sdup(json_string_value(lid), &li->id))
+            return oom(e);
+    }
+    return 0;
+}
+
+/* line_items[] -> c->lines; lines that did not bring a usable id get a
+ * fresh one. */
 static int parse_lines(struct checkout *c, const json_t *arr, struct agentd_error *e)
 {
-    char path[96];
     if (!json_is_array(arr))
         return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.line_items",
                              "line_items must be an array");
-    size_t n = json_array_size(arr);
-    if (n > CHECKOUT_LINES_MAX)
-        return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid", "$.line_items",
-                             "at most %d line items", CHECKOUT_LINES_MAX);
-    struct line_item *lines = calloc(n ? n : 1, sizeof *lines);
-    if (!lines)
-        return oom(e);
-    size_t got = 0;
-    int rc = 0;
-    for (; got < n; got++) {
-        const json_t *o = json_array_get(arr, got);
-        struct line_item *li = &lines[got];
-        snprintf(path, sizeof path, "$.line_items[%zu]", got);
-        json_t *item = json_object_get(o, "item");
-        json_t *iid = json_object_get(item, "id");
-        json_t *qty = json_object_get(o, "quantity");
-        if (!json_is_object(o) || !json_is_object(item) || !json_is_string(iid) ||
-            !id_ok(json_string_value(iid))) {
-            rc = agentd_fail(e, AGENTD_EINVAL, "invalid", path,
-                               "line item %zu needs item.id (1-%d printable characters)", got,
-                               ID_MAX);
-            goto fail;
-        }
-        if (!json_is_integer(qty)) {
-            rc = agentd_fail(e, AGENTD_EINVAL, "invalid", path,
-                               "line item %zu needs an integer quantity", got);
-            goto fail;
-        }
-        li->quantity = json_integer_value(qty);
-        if (li->quantity < 1 || li->quantity > CHECKOUT_QTY_MAX) {
-            rc = agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid_quantity", path,
-                               "quantity of '%s' must be between 1 and %d",
-                               json_string_value(iid), CHECKOUT_QTY_MAX);
-            goto fail;
-        }
-        if (sdup(json_string_value(iid), &li->item_id)) {
-            rc = oom(e);
-            goto fail;
-        }
-        json_t *lid = json_object_get(o, "id");
-        if (json_is_string(lid) && id_ok(json_string_value(lid))) {
-            int dup = 0;
-            for (size_t k = 0; k < got; k++)
-                dup |= lines[k].id && strcmp(lines[k].id, json_string_value(lid)) == 0;
-            if (!dup && sdup(json_string_value(lid), &li->id)) {
+    struct req_ctx x = {c, 0, 0, e};
+    int rc = req_arr(arr, CHECKOUT_LINES_MAX, "$.line_items", "line items", &line_item_shape,
+                     req_line, &x, &c->lines, &c->n_lines, e);
+    for (size_t i = 0; !rc && i < c->n_lines; i++) {
+        while (!c->lines[i].id) { /* one no line brought itself */
+            char *id = NULL;
+            if (next_id(c, "li", &id)) {
                 rc = oom(e);
-                goto fail;
-            }
-        }
-    }
-    /* Fresh ids for lines that did not bring a usable one. */
-    for (size_t i = 0; i < n; i++) {
-        char buf[32];
-        if (lines[i].id)
-            continue;
-        do {
-            next_id(c, "li", buf, sizeof buf);
-            int clash = 0;
-            for (size_t k = 0; k < n; k++)
-                clash |= lines[k].id && strcmp(lines[k].id, buf) == 0;
-            if (!clash)
                 break;
-        } while (1);
-        if (sdup(buf, &lines[i].id)) {
-            got = n;
-            rc = oom(e);
-            goto fail;
+            }
+            int clash = 0;
+            for (size_t k = 0; k < c->n_lines; k++)
+                clash |= c->lines[k].id && strcmp(c->lines[k].id, id) == 0;
+            if (clash)
+                free(id);
+            else
+                c->lines[i].id = id;
         }
     }
-    FIELDS_ARR_RESET(&line_item_shape, c->lines, c->n_lines);
-    c->lines = lines;
-    c->n_lines = n;
-    return 0;
-fail:
-    for (size_t i = 0; i <= got && i < n; i++)
-        fields_clear(&line_item_shape, &lines[i]);
-    free(lines);
     return rc;
+}
+
+static int req_code(const json_t *v, void *items, size_t i, void *ctx)
+{
+    struct agentd_error *e = ((struct req_ctx *)ctx)->e;
+    if (!json_is_string(v) || !id_ok(json_string_value(v)))
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.discounts.codes",
+                           "discount code %zu must be 1-%d printable characters", i, ID_MAX);
+    return sdup(json_string_value(v), (char **)items + i) ? oom(e) : 0;
+}
+
+/* The array member `key` of an object the request may give, null or omit
+ * (discounts.codes, fulfillment.methods): 1 with *arr to parse (JSON null,
+ * i.e. empty, when the object or the member is null), 0 when the member is
+ * absent (nothing changes), or an error. */
+static int req_member(const json_t *o, const char *path, const char *key, const char *not_array,
+                      const json_t **arr, struct agentd_error *e)
+{
+    char mpath[64];
+    snprintf(mpath, sizeof mpath, "%s.%s", path, key);
+    *arr = o;
+    if (json_is_null(o))
+        return 1;
+    if (!json_is_object(o))
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", path, "%s must be an object", path + 2);
+    if (!(*arr = json_object_get(o, key)))
+        return 0;
+    if (!json_is_null(*arr) && !json_is_array(*arr))
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", mpath, "%s", not_array);
+    return 1;
 }
 
 static int parse_codes(struct checkout *c, const json_t *disc, struct agentd_error *e)
 {
-    if (json_is_null(disc)) {
-        FIELDS_ARR_RESET(&fields_str_shape, c->codes, c->n_codes);
+    /* {"applied": ...} echoed back without codes: nothing to change */
+    const json_t *codes;
+    int rc = req_member(disc, "$.discounts", "codes", "discounts.codes must be an array of strings",
+                        &codes, e);
+    if (rc <= 0)
+        return rc;
+    struct req_ctx x = {c, 0, 0, e};
+    return req_arr(codes, CHECKOUT_CODES_MAX, "$.discounts.codes", "discount codes",
+                   &fields_str_shape, req_code, &x, &c->codes, &c->n_codes, e);
+}
+
+static int req_instrument(const json_t *j, void *items, size_t i, void *ctx)
+{
+    struct agentd_error pe;
+    int rc = payment_instrument_parse(j, (struct payment_instrument *)items + i, &pe);
+    if (!rc)
         return 0;
-    }
-    if (!json_is_object(disc))
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.discounts",
-                             "discounts must be an object");
-    json_t *codes = json_object_get(disc, "codes");
-    if (!codes)
-        return 0; /* {"applied": ...} echoed back: nothing to change */
-    if (json_is_null(codes)) {
-        FIELDS_ARR_RESET(&fields_str_shape, c->codes, c->n_codes);
-        return 0;
-    }
-    if (!json_is_array(codes))
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.discounts.codes",
-                             "discounts.codes must be an array of strings");
-    size_t n = json_array_size(codes);
-    if (n > CHECKOUT_CODES_MAX)
-        return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid", "$.discounts.codes",
-                             "at most %d discount codes", CHECKOUT_CODES_MAX);
-    const char *list[CHECKOUT_CODES_MAX];
-    for (size_t i = 0; i < n; i++) {
-        json_t *v = json_array_get(codes, i);
-        if (!json_is_string(v) || !id_ok(json_string_value(v)))
-            return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.discounts.codes",
-                                 "discount code %zu must be 1-%d printable characters", i,
-                                 ID_MAX);
-        list[i] = json_string_value(v);
-    }
-    char **nc = calloc(n ? n : 1, sizeof *nc);
-    if (!nc)
-        return oom(e);
-    for (size_t i = 0; i < n; i++) {
-        if (sdup(list[i], &nc[i])) {
-            for (size_t k = 0; k < i; k++)
-                free(nc[k]);
-            free(nc);
-            return oom(e);
-        }
-    }
-    FIELDS_ARR_RESET(&fields_str_shape, c->codes, c->n_codes);
-    c->codes = nc;
-    c->n_codes = n;
-    return 0;
+    struct agentd_error *e = ((struct req_ctx *)ctx)->e;
+    char path[64];
+    snprintf(path, sizeof path, "$.payment.instruments[%zu]", i);
+    return rc == AGENTD_ENOMEM ? oom(e)
+                               : agentd_fail(e, rc, "invalid_payment", path, "%.199s", pe.msg);
 }
 
 static int parse_payment(struct checkout *c, const json_t *p, struct agentd_error *e)
@@ -243,91 +246,52 @@ static int parse_payment(struct checkout *c, const json_t *p, struct agentd_erro
     if (ins && !json_is_null(ins) && !json_is_array(ins))
         return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.payment.instruments",
                              "payment.instruments must be an array");
-    size_t n = json_array_size(ins);
-    if (n > CHECKOUT_INSTRUMENTS_MAX)
-        return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid", "$.payment.instruments",
-                             "at most %d payment instruments", CHECKOUT_INSTRUMENTS_MAX);
-    struct payment_instrument *list = calloc(n ? n : 1, sizeof *list);
+    /* c is the operation's working copy: a failure half way is dropped */
+    struct req_ctx x = {c, 0, 0, e};
+    int rc = req_arr(ins, CHECKOUT_INSTRUMENTS_MAX, "$.payment.instruments",
+                     "payment instruments", &payment_instrument_shape, req_instrument, &x,
+                     &c->payment.instruments, &c->payment.n_instruments, e);
     char *sel = NULL;
-    int rc = 0;
-    if (!list)
-        return oom(e);
-    size_t got = 0;
-    for (; got < n; got++) {
-        struct agentd_error pe = { 0 };
-        rc = payment_instrument_parse(json_array_get(ins, got), &list[got], &pe);
-        if (rc) {
-            char path[64];
-            snprintf(path, sizeof path, "$.payment.instruments[%zu]", got);
-            rc = rc == AGENTD_ENOMEM ? oom(e)
-                                     : agentd_fail(e, rc, "invalid_payment", path, "%.199s", pe.msg);
-            goto fail;
-        }
-    }
-    if ((rc = jstr(p, "selected_instrument_id", &sel, "$.payment.selected_instrument_id", e)))
-        goto fail;
-    instruments_clear(&c->payment);
-    c->payment.instruments = list;
-    c->payment.n_instruments = n;
+    if (rc || (rc = jstr(p, "selected_instrument_id", &sel, "$.payment.selected_instrument_id", e)))
+        return rc;
+    free(c->payment.selected_instrument_id);
     c->payment.selected_instrument_id = sel;
     return 0;
-fail:
-    for (size_t i = 0; i < got; i++)
-        payment_instrument_clear(&list[i]);
-    free(list);
-    free(sel);
-    return rc;
 }
 
-/* Parses destinations[] of a method into a fresh array, assigning ids. */
+static int req_destination(const json_t *j, void *items, size_t i, void *ctx)
+{
+    const struct req_ctx *x = ctx;
+    struct postal_address *d = items;
+    char path[96];
+    snprintf(path, sizeof path, "$.fulfillment.methods[%zu].destinations", x->mi);
+    int rc = checkout_address_from_json(j, &d[i], x->e);
+    if (rc) {
+        if (x->e)
+            snprintf(x->e->path, sizeof x->e->path, "%s[%zu]", path, i);
+        return rc;
+    }
+    for (size_t k = 0; k < i && d[i].id; k++)
+        if (d[k].id && strcmp(d[k].id, d[i].id) == 0)
+            return agentd_fail(x->e, AGENTD_EINVAL, "invalid", path,
+                               "destination id '%s' appears twice", d[k].id);
+    return 0;
+}
+
+/* destinations[] of method mi into m->destinations, assigning ids. */
 static int parse_destinations(struct checkout *c, const json_t *arr, size_t mi,
-                              struct postal_address **out, size_t *nout, struct agentd_error *e)
+                              struct fulfillment_method *m, struct agentd_error *e)
 {
     char path[96];
     snprintf(path, sizeof path, "$.fulfillment.methods[%zu].destinations", mi);
     if (!json_is_array(arr))
         return agentd_fail(e, AGENTD_EINVAL, "invalid", path, "destinations must be an array");
-    size_t n = json_array_size(arr);
-    if (n > CHECKOUT_DESTS_MAX)
-        return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid", path,
-                             "at most %d destinations", CHECKOUT_DESTS_MAX);
-    struct postal_address *d = calloc(n ? n : 1, sizeof *d);
-    if (!d)
-        return oom(e);
-    size_t got = 0;
-    int rc = 0;
-    for (; got < n; got++) {
-        if ((rc = checkout_address_from_json(json_array_get(arr, got), &d[got], e))) {
-            if (e)
-                snprintf(e->path, sizeof e->path, "%s[%zu]", path, got);
-            goto fail;
-        }
-        for (size_t k = 0; k < got && d[got].id; k++) {
-            if (d[k].id && strcmp(d[k].id, d[got].id) == 0) {
-                got++;
-                rc = agentd_fail(e, AGENTD_EINVAL, "invalid", path,
-                                   "destination id '%s' appears twice", d[k].id);
-                goto fail;
-            }
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (d[i].id)
-            continue;
-        char buf[32];
-        next_id(c, "dest", buf, sizeof buf);
-        if (sdup(buf, &d[i].id)) {
+    struct req_ctx x = {c, mi, 0, e};
+    int rc = req_arr(arr, CHECKOUT_DESTS_MAX, path, "destinations", &postal_address_shape,
+                     req_destination, &x, &m->destinations, &m->n_destinations, e);
+    for (size_t i = 0; !rc && i < m->n_destinations; i++)
+        if (!m->destinations[i].id && next_id(c, "dest", &m->destinations[i].id))
             rc = oom(e);
-            goto fail;
-        }
-    }
-    *out = d;
-    *nout = n;
-    return 0;
-fail:
-    for (size_t i = 0; i < got && i < n; i++)
-        checkout_address_clear(&d[i]);
-    free(d);
     return rc;
 }
 
@@ -364,12 +328,8 @@ static int parse_method(struct checkout *c, const json_t *o, size_t mi,
             free(mid);
             return agentd_fail(e, AGENTD_EINVAL, "invalid", path, "method id is invalid");
         }
-        if (!mid) {
-            char buf[32];
-            next_id(c, "shipping", buf, sizeof buf);
-            if (sdup(buf, &mid))
-                return oom(e);
-        }
+        if (!mid && next_id(c, "shipping", &mid))
+            return oom(e);
         m->id = mid;
     }
     if (sset(&m->type, "shipping"))
@@ -377,17 +337,8 @@ static int parse_method(struct checkout *c, const json_t *o, size_t mi,
 
     json_t *dests = json_object_get(o, "destinations");
     int dests_given = dests && !json_is_null(dests);
-    if (dests_given) {
-        struct postal_address *d = NULL;
-        size_t nd = 0;
-        if ((rc = parse_destinations(c, dests, mi, &d, &nd, e)))
-            goto fail;
-        for (size_t i = 0; i < m->n_destinations; i++)
-            checkout_address_clear(&m->destinations[i]);
-        free(m->destinations);
-        m->destinations = d;
-        m->n_destinations = nd;
-    }
+    if (dests_given && (rc = parse_destinations(c, dests, mi, m, e)))
+        goto fail;
 
     json_t *sel = json_object_get(o, "selected_destination_id");
     if (sel) {
@@ -427,15 +378,8 @@ static int parse_method(struct checkout *c, const json_t *o, size_t mi,
             rc = agentd_fail(e, AGENTD_EINVAL, "invalid", path, "groups must be an array");
             goto fail;
         }
-        if (m->n_groups == 0) {
-            if (!(m->groups = calloc(1, sizeof *m->groups)))
-                goto nomem;
-            m->n_groups = 1;
-            char buf[32];
-            next_id(c, "group", buf, sizeof buf);
-            if (sdup(buf, &m->groups[0].id))
-                goto nomem;
-        }
+        if (first_group(c, m))
+            goto nomem;
         /* We ship everything in one group: a request group maps to ours by
          * id, or by position when it has no id (create requests). */
         size_t gi;
@@ -477,57 +421,34 @@ fail:
     return rc;
 }
 
+static int req_method(const json_t *o, void *items, size_t i, void *ctx)
+{
+    const struct req_ctx *x = ctx;
+    const struct checkout *c = x->c;
+    const struct fulfillment_method *old = NULL;
+    json_t *mid = json_object_get(o, "id");
+    if (json_is_string(mid)) {
+        for (size_t k = 0; k < c->n_methods; k++)
+            if (strcmp(c->methods[k].id, json_string_value(mid)) == 0)
+                old = &c->methods[k];
+    } else if (c->n_methods == 1 && x->n_methods == 1) {
+        old = &c->methods[0];
+    }
+    return parse_method(x->c, o, i, old, (struct fulfillment_method *)items + i, x->e);
+}
+
 static int parse_fulfillment(struct checkout *c, const json_t *f, struct agentd_error *e)
 {
-    if (json_is_null(f)) {
-        FIELDS_ARR_RESET(&fulfillment_method_shape, c->methods, c->n_methods);
-        return 0;
-    }
-    if (!json_is_object(f))
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment",
-                             "fulfillment must be an object");
-    json_t *methods = json_object_get(f, "methods");
-    if (!methods)
-        return 0;
-    if (json_is_null(methods)) {
-        FIELDS_ARR_RESET(&fulfillment_method_shape, c->methods, c->n_methods);
-        return 0;
-    }
-    if (!json_is_array(methods))
-        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.fulfillment.methods",
-                             "fulfillment.methods must be an array");
-    size_t n = json_array_size(methods);
-    if (n > CHECKOUT_METHODS_MAX)
-        return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid", "$.fulfillment.methods",
-                             "at most %d fulfillment methods", CHECKOUT_METHODS_MAX);
-    struct fulfillment_method *ms = calloc(n ? n : 1, sizeof *ms);
-    if (!ms)
-        return oom(e);
-    size_t got = 0;
-    int rc = 0;
-    for (; got < n; got++) {
-        const json_t *o = json_array_get(methods, got);
-        const struct fulfillment_method *old = NULL;
-        json_t *mid = json_object_get(o, "id");
-        if (json_is_string(mid)) {
-            for (size_t k = 0; k < c->n_methods; k++)
-                if (strcmp(c->methods[k].id, json_string_value(mid)) == 0)
-                    old = &c->methods[k];
-        } else if (c->n_methods == 1 && n == 1) {
-            old = &c->methods[0];
-        }
-        if ((rc = parse_method(c, o, got, old, &ms[got], e)))
-            goto fail;
-    }
-    FIELDS_ARR_RESET(&fulfillment_method_shape, c->methods, c->n_methods);
-    c->methods = ms;
-    c->n_methods = n;
-    return 0;
-fail:
-    for (size_t i = 0; i < got; i++)
-        fields_clear(&fulfillment_method_shape, &ms[i]);
-    free(ms);
-    return rc;
+    const json_t *methods;
+    int rc = req_member(f, "$.fulfillment", "methods", "fulfillment.methods must be an array",
+                        &methods, e);
+    if (rc <= 0)
+        return rc;
+    /* merged with the current methods, which stay until all are parsed */
+    struct req_ctx x = {c, 0, json_array_size(methods), e};
+    return req_arr(methods, CHECKOUT_METHODS_MAX, "$.fulfillment.methods",
+                   "fulfillment methods", &fulfillment_method_shape, req_method, &x, &c->methods,
+                   &c->n_methods, e);
 }
 
 /* ---- create / update ---- */

@@ -104,15 +104,8 @@ static int refresh_options(struct checkout *c, const struct shop_rules *r, unsig
     char path[96];
     for (size_t mi = 0; mi < c->n_methods; mi++) {
         struct fulfillment_method *m = &c->methods[mi];
-        if (m->n_groups == 0) {
-            if (!(m->groups = calloc(1, sizeof *m->groups)))
-                return oom(e);
-            m->n_groups = 1;
-            char buf[32];
-            next_id(c, "group", buf, sizeof buf);
-            if (sdup(buf, &m->groups[0].id))
-                return oom(e);
-        }
+        if (first_group(c, m))
+            return oom(e);
         const struct postal_address *dest = checkout_selected_dest(m);
         const char *country = dest ? dest->address_country : NULL;
         size_t nr = 0;

@@ -106,15 +106,11 @@ static int copy_owned(const struct shape *s, void *dst, const void *src)
         const struct field *f = &s->fields[i];
         const void *from = ptr_get(src, f->off);
         switch (f->kind) {
-        case FIELD_STR: {
-            char *p = from ? strdup(from) : NULL;
-            if (from && !p)
-                return AGENTD_ENOMEM;
-            ptr_set(dst, f->off, p);
-            break;
-        }
+        case FIELD_STR:
         case FIELD_JSON: {
-            json_t *p = from ? json_deep_copy(from) : NULL;
+            void *p = !from                  ? NULL
+                      : f->kind == FIELD_STR ? (void *)strdup(from)
+                                             : (void *)json_deep_copy(from);
             if (from && !p)
                 return AGENTD_ENOMEM;
             ptr_set(dst, f->off, p);
@@ -216,4 +212,40 @@ int fields_strs_from_json(const struct shape *s, void *obj, const json_t *j, fie
         ptr_set(obj, f->off, v);
     }
     return 0;
+}
+
+int fields_arr_parse(const struct shape *s, const json_t *arr, size_t max, fields_parse_fn parse,
+                     void *ctx, void *field, size_t *n)
+{
+    size_t len = json_array_size(arr);
+    if (len > max)
+        return AGENTD_ETOOLARGE;
+    char *items = len ? calloc(len, s->size) : NULL;
+    if (len && !items)
+        return AGENTD_ENOMEM;
+    for (size_t i = 0; i < len; i++) {
+        int rc = parse(json_array_get(arr, i), items, i, ctx);
+        if (rc) {
+            fields_arr_free(s, items, i + 1);
+            return rc;
+        }
+    }
+    fields_arr_free(s, ptr_get(field, 0), *n);
+    ptr_set(field, 0, items);
+    *n = len;
+    return 0;
+}
+
+const char *fields_json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
 }

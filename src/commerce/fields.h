@@ -77,4 +77,20 @@ typedef int (*fields_get_fn)(const json_t *j, const char *key, char **out, void 
 int fields_strs_from_json(const struct shape *s, void *obj, const json_t *j, fields_get_fn get,
                           void *ctx);
 
+/* Parses element j of a JSON array into the zeroed slot i of items (the
+ * earlier slots are there to compare with). On failure the slot may be
+ * half filled: it is cleared with its shape. */
+typedef int (*fields_parse_fn)(const json_t *j, void *items, size_t i, void *ctx);
+/* A JSON array (anything else counts as empty) into a fresh array of shape
+ * s, each element through parse; on success it replaces the array field
+ * whose items pointer is at *field (a T **, passed as &obj->items) and whose
+ * count is *n, the old array freed. AGENTD_ETOOLARGE when arr has more than
+ * max elements (nothing parsed), AGENTD_ENOMEM, or parse's first error; on
+ * failure the field is unchanged. */
+int fields_arr_parse(const struct shape *s, const json_t *arr, size_t max, fields_parse_fn parse,
+                     void *ctx, void *field, size_t *n);
+
+/* What a JSON value is, for messages: "an object", "a string", "null"... */
+const char *fields_json_type_name(const json_t *v);
+
 #endif

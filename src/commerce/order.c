@@ -163,6 +163,29 @@ fail:
     return NULL;
 }
 
+/* One element of an order document's line_items[] / expectations[]. */
+static int order_line_parse(const json_t *j, void *items, size_t i, void *ctx)
+{
+    (void)ctx;
+    struct order_line *l = (struct order_line *)items + i;
+    int rc = ucp_line_from_json(j, &l->line);
+    const json_t *q = json_object_get(j, "quantity");
+    l->line.quantity = ucp_json_get_int(q, "total");
+    l->fulfilled = ucp_json_get_int(q, "fulfilled");
+    return rc;
+}
+
+static int expectation_parse(const json_t *j, void *items, size_t i, void *ctx)
+{
+    (void)ctx;
+    struct order_expectation *x = (struct order_expectation *)items + i;
+    int rc = ucp_doc_strs(&expectation_shape, x, j);
+    json_t *dj = json_object_get(j, "destination");
+    if (!rc && dj)
+        rc = checkout_address_from_json(dj, &x->destination, NULL);
+    return rc;
+}
+
 int order_from_json(const json_t *j, struct order **out, struct agentd_error *e)
 {
     *out = NULL;
@@ -182,48 +205,18 @@ int order_from_json(const json_t *j, struct order **out, struct agentd_error *e)
     if (!(o->id = strdup(id)) || !(o->checkout_id = strdup(cid)) ||
         !(o->permalink_url = strdup(url)))
         goto nomem;
-    size_t n = json_array_size(lines);
-    if (n && !(o->lines = calloc(n, sizeof *o->lines)))
-        goto nomem;
-    for (size_t i = 0; i < n; i++) {
-        const json_t *lj = json_array_get(lines, i);
-        const json_t *q = json_object_get(lj, "quantity");
-        struct line_item *li = &o->lines[i].line;
-        o->n_lines++;
-        int rc = ucp_line_from_json(lj, li);
-        if (rc == AGENTD_ENOMEM)
-            goto nomem;
-        if (rc)
-            goto corrupt_doc;
-        li->quantity = ucp_json_get_int(q, "total");
-        o->lines[i].fulfilled = ucp_json_get_int(q, "fulfilled");
-    }
+    int rc = fields_arr_parse(&order_line_shape, lines, CHECKOUT_LINES_MAX, order_line_parse, NULL,
+                              &o->lines, &o->n_lines);
     json_t *exps = json_object_get(json_object_get(j, "fulfillment"), "expectations");
-    size_t ne = json_array_size(exps);
-    if (ne > CHECKOUT_METHODS_MAX * CHECKOUT_METHODS_MAX)
-        goto corrupt_doc;
-    if (ne && !(o->expectations = calloc(ne, sizeof *o->expectations)))
+    if (!rc)
+        rc = fields_arr_parse(&expectation_shape, exps, CHECKOUT_METHODS_MAX * CHECKOUT_METHODS_MAX,
+                              expectation_parse, NULL, &o->expectations, &o->n_expectations);
+    if (rc == AGENTD_ENOMEM)
         goto nomem;
-    for (size_t i = 0; i < ne; i++) {
-        const json_t *xj = json_array_get(exps, i);
-        struct order_expectation *x = &o->expectations[i];
-        o->n_expectations++;
-        int rc = ucp_doc_strs(&expectation_shape, x, xj);
-        if (rc == AGENTD_ENOMEM)
-            goto nomem;
-        struct agentd_error ee;
-        json_t *dj = json_object_get(xj, "destination");
-        if (rc || (dj && checkout_address_from_json(dj, &x->destination, &ee)))
-            goto corrupt_doc;
-    }
+    if (rc)
+        goto corrupt_doc;
     json_t *ta = json_object_get(j, "totals");
-    o->totals.subtotal = ucp_total_of(ta, "subtotal");
-    o->totals.items_discount = ucp_total_of(ta, "items_discount");
-    o->totals.discount = ucp_total_of(ta, "discount");
-    o->totals.fulfillment = ucp_total_of(ta, "fulfillment");
-    o->totals.tax = ucp_total_of(ta, "tax");
-    o->totals.fee = ucp_total_of(ta, "fee");
-    o->totals.total = ucp_total_of(ta, "total");
+    ucp_totals_from_json(ta, 0, &o->totals);
     size_t i;
     json_t *v;
     json_array_foreach(ta, i, v)

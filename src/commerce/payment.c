@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commerce/fields.h"
 #include "core/err.h"
 
 #define PAN_MIN_DIGITS 13
@@ -53,28 +54,31 @@ static int instrument_usable(const struct payment_instrument *pi, int64_t amount
     return 0;
 }
 
-static enum payment_result mock_authorize(const struct payment_handler *h,
+/* Both test handlers: the failing token is declined; the mock approves only
+ * its success token, the example provider any other token. The reference
+ * names the handler. */
+static enum payment_result test_authorize(const struct payment_handler *h,
                                           const struct payment_instrument *pi, int64_t amount,
                                           const char *currency, const char *idempotency_key,
                                           char *ref, size_t reflen, struct agentd_error *e)
 {
-    (void)h;
     (void)currency;
+    int mock = strcmp(h->id, PAYMENT_MOCK_HANDLER_ID) == 0;
     if (instrument_usable(pi, amount, ref, reflen, e) != 0)
         return PAYMENT_INVALID;
-    if (strcmp(pi->token, PAYMENT_MOCK_TOKEN_SUCCESS) == 0) {
-        if (ref && reflen)
-            snprintf(ref, reflen, "mock_auth_%016llx",
-                     (unsigned long long)fnv64(idempotency_key ? idempotency_key : ""));
-        set_err(e, "");
-        return PAYMENT_APPROVED;
-    }
     if (strcmp(pi->token, PAYMENT_MOCK_TOKEN_FAIL) == 0) {
         set_err(e, "the payment was declined");
         return PAYMENT_DECLINED;
     }
-    set_err(e, "the payment token is not valid for mock_payment_handler");
-    return PAYMENT_INVALID;
+    if (mock && strcmp(pi->token, PAYMENT_MOCK_TOKEN_SUCCESS) != 0) {
+        set_err(e, "the payment token is not valid for mock_payment_handler");
+        return PAYMENT_INVALID;
+    }
+    if (ref && reflen)
+        snprintf(ref, reflen, "%s_auth_%016llx", mock ? "mock" : "example",
+                 (unsigned long long)fnv64(idempotency_key ? idempotency_key : ""));
+    set_err(e, "");
+    return PAYMENT_APPROVED;
 }
 
 static const char *const mock_instrument_schemas[] = {
@@ -91,7 +95,7 @@ static const struct payment_handler mock_handler = {
     .n_instrument_schemas = 1,
     .config_json = "{\"environment\":\"TEST\"}",
     .test_mode = 1,
-    .authorize = mock_authorize,
+    .authorize = test_authorize,
     .ud = NULL,
 };
 
@@ -102,26 +106,6 @@ const struct payment_handler *payment_handler_mock(void)
 
 /* ---- example_payment_provider (the sample merchant's handler, test mode) ---- */
 
-static enum payment_result example_authorize(const struct payment_handler *h,
-                                             const struct payment_instrument *pi, int64_t amount,
-                                             const char *currency, const char *idempotency_key,
-                                             char *ref, size_t reflen, struct agentd_error *e)
-{
-    (void)h;
-    (void)currency;
-    if (instrument_usable(pi, amount, ref, reflen, e) != 0)
-        return PAYMENT_INVALID;
-    if (strcmp(pi->token, PAYMENT_MOCK_TOKEN_FAIL) == 0) {
-        set_err(e, "the payment was declined");
-        return PAYMENT_DECLINED;
-    }
-    if (ref && reflen)
-        snprintf(ref, reflen, "example_auth_%016llx",
-                 (unsigned long long)fnv64(idempotency_key ? idempotency_key : ""));
-    set_err(e, "");
-    return PAYMENT_APPROVED;
-}
-
 static const struct payment_handler example_handler = {
     .id = PAYMENT_EXAMPLE_HANDLER_ID,
     .name = "example.payment.provider",
@@ -131,7 +115,7 @@ static const struct payment_handler example_handler = {
     .instrument_schemas = mock_instrument_schemas,
     .n_instrument_schemas = 1,
     .test_mode = 1,
-    .authorize = example_authorize,
+    .authorize = test_authorize,
 };
 
 int payment_handler_example(struct payment_handler *out, const char *business_id)
@@ -314,16 +298,21 @@ int payment_find_pan(const json_t *j, char *path, size_t pathlen)
 
 /* ---- instruments ---- */
 
+/* The instrument's plain strings (see commerce/fields.h); the token is not
+ * among them: it is wiped before it is freed. */
+#define T struct payment_instrument
+static const struct field instrument_fields[] = {
+    FIELD_S(T, id, NULL),    FIELD_S(T, handler_id, NULL),  FIELD_S(T, type, NULL),
+    FIELD_S(T, brand, NULL), FIELD_S(T, last_digits, NULL), FIELD_S(T, credential_type, NULL),
+};
+#undef T
+static const struct shape instrument_plain = {sizeof(struct payment_instrument), instrument_fields,
+                                              FIELDS_N(instrument_fields), NULL, NULL};
+
 void payment_instrument_clear(struct payment_instrument *pi)
 {
     if (!pi)
         return;
-    free(pi->id);
-    free(pi->handler_id);
-    free(pi->type);
-    free(pi->brand);
-    free(pi->last_digits);
-    free(pi->credential_type);
     if (pi->token) {
         /* Do not leave the credential in freed heap memory. */
         volatile char *p = pi->token;
@@ -331,28 +320,15 @@ void payment_instrument_clear(struct payment_instrument *pi)
             *p++ = 0;
         free(pi->token);
     }
-    memset(pi, 0, sizeof *pi);
-}
-
-static int dup_field(const char *s, char **out)
-{
-    *out = NULL;
-    if (!s)
-        return 0;
-    *out = strdup(s);
-    return *out ? 0 : AGENTD_ENOMEM;
+    fields_clear(&instrument_plain, pi);
 }
 
 int payment_instrument_copy(struct payment_instrument *dst, const struct payment_instrument *src)
 {
-    memset(dst, 0, sizeof *dst);
-    dst->expiry_month = src->expiry_month;
-    dst->expiry_year = src->expiry_year;
-    if (dup_field(src->id, &dst->id) || dup_field(src->handler_id, &dst->handler_id) ||
-        dup_field(src->type, &dst->type) || dup_field(src->brand, &dst->brand) ||
-        dup_field(src->last_digits, &dst->last_digits) ||
-        dup_field(src->credential_type, &dst->credential_type) ||
-        dup_field(src->token, &dst->token)) {
+    if (fields_copy(&instrument_plain, dst, src)) /* dst cleared on failure */
+        return AGENTD_ENOMEM;
+    dst->token = src->token ? strdup(src->token) : NULL;
+    if (src->token && !dst->token) {
         payment_instrument_clear(dst);
         return AGENTD_ENOMEM;
     }

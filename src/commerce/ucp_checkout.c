@@ -3,6 +3,7 @@
 #include "commerce/ucp.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -424,128 +425,6 @@ int64_t ucp_total_of(const json_t *totals, const char *type)
     return 0;
 }
 
-static int parse_methods(const json_t *f, struct checkout *c, struct agentd_error *e)
-{
-    json_t *ms = json_object_get(f, "methods");
-    if (!json_is_array(ms))
-        return 0;
-    size_t n = json_array_size(ms);
-    if (n > CHECKOUT_METHODS_MAX)
-        return corrupt(e, "too many fulfillment methods");
-    if (!n)
-        return 0;
-    if (!(c->methods = calloc(n, sizeof *c->methods)))
-        return AGENTD_ENOMEM;
-    for (size_t mi = 0; mi < n; mi++) {
-        const json_t *mj = json_array_get(ms, mi);
-        struct fulfillment_method *m = &c->methods[mi];
-        c->n_methods++;
-        int rc = ucp_doc_strs(&fulfillment_method_shape, m, mj);
-        if (rc)
-            return rc == AGENTD_ENOMEM ? rc : corrupt(e, "bad fulfillment method");
-        if (!m->id)
-            return corrupt(e, "fulfillment method without id");
-        json_t *ds = json_object_get(mj, "destinations");
-        size_t nd = json_array_size(ds);
-        if (nd > CHECKOUT_DESTS_MAX)
-            return corrupt(e, "too many destinations");
-        if (nd && !(m->destinations = calloc(nd, sizeof *m->destinations)))
-            return AGENTD_ENOMEM;
-        for (size_t d = 0; d < nd; d++) {
-            struct agentd_error ee;
-            rc = checkout_address_from_json(json_array_get(ds, d), &m->destinations[d], &ee);
-            if (rc)
-                return rc == AGENTD_ENOMEM ? rc : corrupt(e, "bad destination");
-            m->n_destinations++;
-            if (!m->destinations[d].id)
-                return corrupt(e, "destination without id");
-        }
-        json_t *gs = json_object_get(mj, "groups");
-        size_t ng = json_array_size(gs);
-        if (ng > CHECKOUT_METHODS_MAX)
-            return corrupt(e, "too many groups");
-        if (ng && !(m->groups = calloc(ng, sizeof *m->groups)))
-            return AGENTD_ENOMEM;
-        for (size_t g = 0; g < ng; g++) {
-            const json_t *gj = json_array_get(gs, g);
-            struct fulfillment_group *fg = &m->groups[g];
-            m->n_groups++;
-            rc = ucp_doc_strs(&fulfillment_group_shape, fg, gj);
-            if (rc || !fg->id)
-                return rc == AGENTD_ENOMEM ? rc : corrupt(e, "bad fulfillment group");
-            json_t *os = json_object_get(gj, "options");
-            size_t no = json_array_size(os);
-            if (no > CHECKOUT_OPTIONS_MAX)
-                return corrupt(e, "too many options");
-            if (no && !(fg->options = calloc(no, sizeof *fg->options)))
-                return AGENTD_ENOMEM;
-            for (size_t k = 0; k < no; k++) {
-                const json_t *oj = json_array_get(os, k);
-                struct fulfillment_option *op = &fg->options[k];
-                fg->n_options++;
-                rc = ucp_doc_strs(&fulfillment_option_shape, op, oj);
-                if (rc || !op->id)
-                    return rc == AGENTD_ENOMEM ? rc : corrupt(e, "bad fulfillment option");
-                op->amount = ucp_total_of(json_object_get(oj, "totals"), "total");
-            }
-        }
-    }
-    return 0;
-}
-
-static int parse_discounts(const json_t *d, struct checkout *c, struct agentd_error *e)
-{
-    json_t *codes = json_object_get(d, "codes");
-    size_t n = json_array_size(codes);
-    if (n > CHECKOUT_CODES_MAX)
-        return corrupt(e, "too many codes");
-    if (n && !(c->codes = calloc(n, sizeof *c->codes)))
-        return AGENTD_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        const char *s = json_string_value(json_array_get(codes, i));
-        if (!s)
-            return corrupt(e, "bad discount code");
-        if (!(c->codes[i] = strdup(s)))
-            return AGENTD_ENOMEM;
-        c->n_codes++;
-    }
-    json_t *ap = json_object_get(d, "applied");
-    size_t na = json_array_size(ap);
-    if (na > CHECKOUT_CODES_MAX)
-        return corrupt(e, "too many applied discounts");
-    if (na && !(c->applied = calloc(na, sizeof *c->applied)))
-        return AGENTD_ENOMEM;
-    for (size_t i = 0; i < na; i++) {
-        const json_t *aj = json_array_get(ap, i);
-        struct applied_discount *a = &c->applied[i];
-        c->n_applied++;
-        int rc = ucp_doc_strs(&applied_discount_shape, a, aj);
-        if (rc)
-            return rc == AGENTD_ENOMEM ? rc : corrupt(e, "bad applied discount");
-        a->amount = ucp_json_get_int(aj, "amount");
-        a->priority = (int)ucp_json_get_int(aj, "priority");
-        const char *method = json_string_value(json_object_get(aj, "method"));
-        a->type = method && strcmp(method, "each") == 0 ? DISCOUNT_PERCENTAGE
-                                                       : DISCOUNT_FIXED_AMOUNT;
-        a->n_alloc = c->n_lines;
-        if (!(a->alloc = calloc(c->n_lines ? c->n_lines : 1, sizeof *a->alloc)))
-            return AGENTD_ENOMEM;
-        size_t k;
-        json_t *al;
-        json_array_foreach(json_object_get(aj, "allocations"), k, al)
-        {
-            const char *path = json_string_value(json_object_get(al, "path"));
-            unsigned long idx;
-            int used = 0;
-            if (!path || sscanf(path, "$.line_items[%lu]%n", &idx, &used) != 1 || used == 0 ||
-                path[used] != 0 || idx >= c->n_lines)
-                continue;
-            a->alloc[idx] = ucp_json_get_int(al, "amount");
-        }
-    }
-    return 0;
-}
-
 int ucp_line_from_json(const json_t *lj, struct line_item *li)
 {
     const json_t *item = json_object_get(lj, "item");
@@ -570,59 +449,227 @@ int ucp_line_from_json(const json_t *lj, struct line_item *li)
     return 0;
 }
 
-static int parse_lines_doc(const json_t *doc, struct checkout *c, const json_t *lt,
-                           struct agentd_error *e)
+/* ---- the store document's arrays ---- */
+
+/* What every element parser of the document needs. */
+struct doc_ctx {
+    struct checkout *c;
+    const json_t *line_totals; /* _agentd.line_totals: the lines' exact totals */
+    struct agentd_error *e;
+};
+
+/* A document array: anything but an array is empty, more than max is
+ * corruption, each element through its parser (which words its own). */
+static int doc_arr(const json_t *arr, size_t max, const char *too_many, const struct shape *s,
+                   fields_parse_fn parse, struct doc_ctx *x, void *field, size_t *n)
 {
-    json_t *lines = json_object_get(doc, "line_items");
-    if (!json_is_array(lines))
-        return corrupt(e, "line_items missing");
-    size_t n = json_array_size(lines);
-    if (n > CHECKOUT_LINES_MAX)
-        return corrupt(e, "too many line items");
-    if (n && !(c->lines = calloc(n, sizeof *c->lines)))
+    int rc = fields_arr_parse(s, arr, max, parse, x, field, n);
+    return rc == AGENTD_ETOOLARGE ? corrupt(x->e, too_many) : rc;
+}
+
+/* An element's failure: out of memory as is, anything else as `bad`. */
+static int doc_bad(int rc, struct doc_ctx *x, const char *bad)
+{
+    return rc == AGENTD_ENOMEM ? rc : corrupt(x->e, bad);
+}
+
+static int doc_option(const json_t *j, void *items, size_t i, void *ctx)
+{
+    struct fulfillment_option *op = (struct fulfillment_option *)items + i;
+    int rc = ucp_doc_strs(&fulfillment_option_shape, op, j);
+    if (rc || !op->id)
+        return doc_bad(rc, ctx, "bad fulfillment option");
+    op->amount = ucp_total_of(json_object_get(j, "totals"), "total");
+    return 0;
+}
+
+static int doc_group(const json_t *j, void *items, size_t i, void *ctx)
+{
+    struct fulfillment_group *g = (struct fulfillment_group *)items + i;
+    int rc = ucp_doc_strs(&fulfillment_group_shape, g, j);
+    if (rc || !g->id)
+        return doc_bad(rc, ctx, "bad fulfillment group");
+    return doc_arr(json_object_get(j, "options"), CHECKOUT_OPTIONS_MAX, "too many options",
+                   &fulfillment_option_shape, doc_option, ctx, &g->options, &g->n_options);
+}
+
+static int doc_destination(const json_t *j, void *items, size_t i, void *ctx)
+{
+    struct postal_address *a = (struct postal_address *)items + i;
+    int rc = checkout_address_from_json(j, a, NULL);
+    if (rc)
+        return doc_bad(rc, ctx, "bad destination");
+    return a->id ? 0 : doc_bad(AGENTD_ECORRUPT, ctx, "destination without id");
+}
+
+static int doc_method(const json_t *j, void *items, size_t i, void *ctx)
+{
+    struct fulfillment_method *m = (struct fulfillment_method *)items + i;
+    int rc = ucp_doc_strs(&fulfillment_method_shape, m, j);
+    if (rc)
+        return doc_bad(rc, ctx, "bad fulfillment method");
+    if (!m->id)
+        return doc_bad(AGENTD_ECORRUPT, ctx, "fulfillment method without id");
+    rc = doc_arr(json_object_get(j, "destinations"), CHECKOUT_DESTS_MAX, "too many destinations",
+                 &postal_address_shape, doc_destination, ctx, &m->destinations,
+                 &m->n_destinations);
+    if (rc)
+        return rc;
+    return doc_arr(json_object_get(j, "groups"), CHECKOUT_METHODS_MAX, "too many groups",
+                   &fulfillment_group_shape, doc_group, ctx, &m->groups, &m->n_groups);
+}
+
+static int doc_code(const json_t *j, void *items, size_t i, void *ctx)
+{
+    const char *s = json_string_value(j);
+    if (!s)
+        return doc_bad(AGENTD_ECORRUPT, ctx, "bad discount code");
+    return sdup(s, (char **)items + i);
+}
+
+static int doc_applied(const json_t *j, void *items, size_t i, void *ctx)
+{
+    struct doc_ctx *x = ctx;
+    struct applied_discount *a = (struct applied_discount *)items + i;
+    int rc = ucp_doc_strs(&applied_discount_shape, a, j);
+    if (rc)
+        return doc_bad(rc, x, "bad applied discount");
+    a->amount = ucp_json_get_int(j, "amount");
+    a->priority = (int)ucp_json_get_int(j, "priority");
+    const char *method = json_string_value(json_object_get(j, "method"));
+    a->type = method && strcmp(method, "each") == 0 ? DISCOUNT_PERCENTAGE : DISCOUNT_FIXED_AMOUNT;
+    size_t nl = x->c->n_lines;
+    if (!(a->alloc = calloc(nl ? nl : 1, sizeof *a->alloc)))
         return AGENTD_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        const json_t *lj = json_array_get(lines, i);
-        struct line_item *li = &c->lines[i];
-        c->n_lines++;
-        int rc = ucp_line_from_json(lj, li);
-        if (rc)
-            return rc == AGENTD_ENOMEM ? rc : corrupt(e, "bad line item");
-        li->quantity = ucp_json_get_int(lj, "quantity");
-        const json_t *t = json_array_get(lt, i);
-        if (json_is_array(t) && json_array_size(t) == 5) { /* the document's exact totals */
-            li->totals.base_amount = json_integer_value(json_array_get(t, 0));
-            li->totals.discount = json_integer_value(json_array_get(t, 1));
-            li->totals.subtotal = json_integer_value(json_array_get(t, 2));
-            li->totals.tax = json_integer_value(json_array_get(t, 3));
-            li->totals.total = json_integer_value(json_array_get(t, 4));
-        }
+    a->n_alloc = nl;
+    size_t k;
+    json_t *al;
+    json_array_foreach(json_object_get(j, "allocations"), k, al)
+    {
+        const char *path = json_string_value(json_object_get(al, "path"));
+        unsigned long idx;
+        int used = 0;
+        if (!path || sscanf(path, "$.line_items[%lu]%n", &idx, &used) != 1 || used == 0 ||
+            path[used] != 0 || idx >= nl)
+            continue;
+        a->alloc[idx] = ucp_json_get_int(al, "amount");
     }
     return 0;
 }
 
-static int parse_payment_doc(const json_t *p, struct checkout *c, struct agentd_error *e)
+static int doc_line(const json_t *j, void *items, size_t i, void *ctx)
 {
+    struct doc_ctx *x = ctx;
+    struct line_item *li = (struct line_item *)items + i;
+    int rc = ucp_line_from_json(j, li);
+    if (rc)
+        return doc_bad(rc, x, "bad line item");
+    li->quantity = ucp_json_get_int(j, "quantity");
+    const json_t *t = json_array_get(x->line_totals, i);
+    if (json_is_array(t) && json_array_size(t) == 5) { /* the document's exact totals */
+        li->totals.base_amount = json_integer_value(json_array_get(t, 0));
+        li->totals.discount = json_integer_value(json_array_get(t, 1));
+        li->totals.subtotal = json_integer_value(json_array_get(t, 2));
+        li->totals.tax = json_integer_value(json_array_get(t, 3));
+        li->totals.total = json_integer_value(json_array_get(t, 4));
+    }
+    return 0;
+}
+
+static int doc_instrument(const json_t *j, void *items, size_t i, void *ctx)
+{
+    int rc = payment_instrument_parse(j, (struct payment_instrument *)items + i, NULL);
+    return rc ? doc_bad(rc, ctx, "bad payment instrument") : 0;
+}
+
+static int doc_message(const json_t *j, void *items, size_t i, void *ctx)
+{
+    int rc = parse_message(j, (struct checkout_message *)items + i);
+    return rc ? doc_bad(rc, ctx, "bad message") : 0;
+}
+
+static int doc_link(const json_t *j, void *items, size_t i, void *ctx)
+{
+    int rc = ucp_doc_strs(&checkout_link_shape, (struct checkout_link *)items + i, j);
+    return rc ? doc_bad(rc, ctx, "bad link") : 0;
+}
+
+static int parse_payment_doc(const json_t *p, struct doc_ctx *x)
+{
+    struct checkout *c = x->c;
     if (!json_is_object(p))
         return 0;
     json_t *h = json_object_get(p, "handlers");
     c->payment.handlers = json_is_array(h) ? json_deep_copy(h) : json_array();
     if (!c->payment.handlers)
         return AGENTD_ENOMEM;
-    json_t *ins = json_object_get(p, "instruments");
-    size_t n = json_array_size(ins);
-    if (n > CHECKOUT_INSTRUMENTS_MAX)
-        return corrupt(e, "too many instruments");
-    if (n && !(c->payment.instruments = calloc(n, sizeof *c->payment.instruments)))
-        return AGENTD_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        int rc = payment_instrument_parse(json_array_get(ins, i), &c->payment.instruments[i], NULL);
-        if (rc)
-            return rc == AGENTD_ENOMEM ? rc : corrupt(e, "bad payment instrument");
-        c->payment.n_instruments++;
+    int rc = doc_arr(json_object_get(p, "instruments"), CHECKOUT_INSTRUMENTS_MAX,
+                     "too many instruments", &payment_instrument_shape, doc_instrument, x,
+                     &c->payment.instruments, &c->payment.n_instruments);
+    if (rc)
+        return rc;
+    rc = ucp_json_get_str(p, "selected_instrument_id", &c->payment.selected_instrument_id);
+    return rc == AGENTD_ECORRUPT ? corrupt(x->e, "bad selected_instrument_id") : rc;
+}
+
+/* The arrays of a checkout document, lines first (discounts refer to them). */
+static int parse_doc_arrays(const json_t *doc, struct doc_ctx *x)
+{
+    struct checkout *c = x->c;
+    json_t *lines = json_object_get(doc, "line_items");
+    if (!json_is_array(lines))
+        return corrupt(x->e, "line_items missing");
+    int rc = doc_arr(lines, CHECKOUT_LINES_MAX, "too many line items", &line_item_shape, doc_line,
+                     x, &c->lines, &c->n_lines);
+    json_t *f = json_object_get(doc, "fulfillment");
+    if (!rc && json_is_object(f))
+        rc = doc_arr(json_object_get(f, "methods"), CHECKOUT_METHODS_MAX,
+                     "too many fulfillment methods", &fulfillment_method_shape, doc_method, x,
+                     &c->methods, &c->n_methods);
+    json_t *d = json_object_get(doc, "discounts");
+    if (!rc && json_is_object(d))
+        rc = doc_arr(json_object_get(d, "codes"), CHECKOUT_CODES_MAX, "too many codes",
+                     &fields_str_shape, doc_code, x, &c->codes, &c->n_codes);
+    if (!rc && json_is_object(d))
+        rc = doc_arr(json_object_get(d, "applied"), CHECKOUT_CODES_MAX,
+                     "too many applied discounts", &applied_discount_shape, doc_applied, x,
+                     &c->applied, &c->n_applied);
+    /* The doc's own payment copy carries instrument tokens; the wire
+     * form never does. */
+    json_t *p = json_object_get(json_object_get(doc, "_agentd"), "payment");
+    if (!rc)
+        rc = parse_payment_doc(p ? p : json_object_get(doc, "payment"), x);
+    if (!rc && !c->payment.handlers && !(c->payment.handlers = json_array()))
+        rc = AGENTD_ENOMEM;
+    if (!rc)
+        rc = doc_arr(json_object_get(doc, "messages"), 256, "too many messages",
+                     &checkout_message_shape, doc_message, x, &c->messages, &c->n_messages);
+    if (!rc)
+        rc = doc_arr(json_object_get(doc, "links"), 64, "too many links", &checkout_link_shape,
+                     doc_link, x, &c->links, &c->n_links);
+    return rc;
+}
+
+static const struct {
+    const char *name;
+    size_t off;
+} total_names[] = {
+    {"subtotal", offsetof(struct checkout_totals, subtotal)},
+    {"items_discount", offsetof(struct checkout_totals, items_discount)},
+    {"discount", offsetof(struct checkout_totals, discount)},
+    {"fulfillment", offsetof(struct checkout_totals, fulfillment)},
+    {"tax", offsetof(struct checkout_totals, tax)},
+    {"fee", offsetof(struct checkout_totals, fee)},
+    {"total", offsetof(struct checkout_totals, total)},
+};
+
+void ucp_totals_from_json(const json_t *j, int exact, struct checkout_totals *t)
+{
+    for (size_t i = 0; i < sizeof total_names / sizeof total_names[0]; i++) {
+        int64_t v = exact ? ucp_json_get_int(j, total_names[i].name)
+                          : ucp_total_of(j, total_names[i].name);
+        memcpy((char *)t + total_names[i].off, &v, sizeof v);
     }
-    int rc = ucp_json_get_str(p, "selected_instrument_id", &c->payment.selected_instrument_id);
-    return rc == AGENTD_ECORRUPT ? corrupt(e, "bad selected_instrument_id") : rc;
 }
 
 int checkout_from_json(const json_t *doc, struct checkout **out, struct agentd_error *e)
@@ -645,69 +692,17 @@ int checkout_from_json(const json_t *doc, struct checkout **out, struct agentd_e
     }
     memcpy(c->currency, cur, COMMERCE_CURRENCY_LEN);
     const json_t *in = json_object_get(doc, "_agentd");
-    if ((rc = parse_lines_doc(doc, c, json_object_get(in, "line_totals"), e)))
-        goto fail;
     json_t *b = json_object_get(doc, "buyer");
     if (json_is_object(b)) {
-        struct agentd_error ee;
-        if ((rc = checkout_buyer_from_json(b, &c->buyer, &ee))) {
+        if ((rc = checkout_buyer_from_json(b, &c->buyer, NULL))) {
             rc = rc == AGENTD_ENOMEM ? rc : corrupt(e, "bad buyer");
             goto fail;
         }
         c->has_buyer = 1;
     }
-    json_t *f = json_object_get(doc, "fulfillment");
-    if (json_is_object(f) && (rc = parse_methods(f, c, e)))
+    struct doc_ctx x = {c, json_object_get(in, "line_totals"), e};
+    if ((rc = parse_doc_arrays(doc, &x)))
         goto fail;
-    json_t *d = json_object_get(doc, "discounts");
-    if (json_is_object(d) && (rc = parse_discounts(d, c, e)))
-        goto fail;
-    /* The doc's own payment copy carries instrument tokens; the wire
-     * form never does. */
-    json_t *p = json_object_get(in, "payment");
-    if ((rc = parse_payment_doc(p ? p : json_object_get(doc, "payment"), c, e)))
-        goto fail;
-    if (!c->payment.handlers && !(c->payment.handlers = json_array())) {
-        rc = AGENTD_ENOMEM;
-        goto fail;
-    }
-    json_t *ms = json_object_get(doc, "messages");
-    size_t nm = json_array_size(ms);
-    if (nm > 256) {
-        rc = corrupt(e, "too many messages");
-        goto fail;
-    }
-    if (nm && !(c->messages = calloc(nm, sizeof *c->messages))) {
-        rc = AGENTD_ENOMEM;
-        goto fail;
-    }
-    for (size_t i = 0; i < nm; i++) {
-        if ((rc = parse_message(json_array_get(ms, i), &c->messages[i]))) {
-            rc = rc == AGENTD_ENOMEM ? rc : corrupt(e, "bad message");
-            goto fail;
-        }
-        c->n_messages++;
-    }
-    json_t *ls = json_object_get(doc, "links");
-    size_t nl = json_array_size(ls);
-    if (nl > 64) {
-        rc = corrupt(e, "too many links");
-        goto fail;
-    }
-    if (nl && !(c->links = calloc(nl, sizeof *c->links))) {
-        rc = AGENTD_ENOMEM;
-        goto fail;
-    }
-    for (size_t i = 0; i < nl; i++) {
-        const json_t *lj = json_array_get(ls, i);
-        struct checkout_link *l = &c->links[i];
-        c->n_links++;
-        if ((rc = ucp_json_get_str(lj, "type", &l->type)) || (rc = ucp_json_get_str(lj, "url", &l->url)) ||
-            (rc = ucp_json_get_str(lj, "title", &l->title))) {
-            rc = rc == AGENTD_ENOMEM ? rc : corrupt(e, "bad link");
-            goto fail;
-        }
-    }
     const char *exp = json_string_value(json_object_get(doc, "expires_at"));
     if (exp && ucp_time_parse(exp, &c->expires_at)) {
         rc = corrupt(e, "bad expires_at");
@@ -724,24 +719,10 @@ int checkout_from_json(const json_t *doc, struct checkout **out, struct agentd_e
         goto fail;
     }
     json_t *t = json_object_get(in, "totals");
-    if (json_is_object(t)) {
-        c->totals.subtotal = ucp_json_get_int(t, "subtotal");
-        c->totals.items_discount = ucp_json_get_int(t, "items_discount");
-        c->totals.discount = ucp_json_get_int(t, "discount");
-        c->totals.fulfillment = ucp_json_get_int(t, "fulfillment");
-        c->totals.tax = ucp_json_get_int(t, "tax");
-        c->totals.fee = ucp_json_get_int(t, "fee");
-        c->totals.total = ucp_json_get_int(t, "total");
-    } else {
-        json_t *ta = json_object_get(doc, "totals");
-        c->totals.subtotal = ucp_total_of(ta, "subtotal");
-        c->totals.items_discount = ucp_total_of(ta, "items_discount");
-        c->totals.discount = ucp_total_of(ta, "discount");
-        c->totals.fulfillment = ucp_total_of(ta, "fulfillment");
-        c->totals.tax = ucp_total_of(ta, "tax");
-        c->totals.fee = ucp_total_of(ta, "fee");
-        c->totals.total = ucp_total_of(ta, "total");
-    }
+    if (json_is_object(t))
+        ucp_totals_from_json(t, 1, &c->totals);
+    else
+        ucp_totals_from_json(json_object_get(doc, "totals"), 0, &c->totals);
     if (json_is_object(in)) {
         c->version = ucp_json_get_int(in, "version");
         c->created_at = ucp_json_get_int(in, "created_at");

@@ -42,11 +42,14 @@ enum agentd_err {
  * code such as "missing" or "out_of_stock"; "" = the status's own), `path` a
  * JSONPath, field name or file:line, `msg` a sentence for humans. A function
  * that can explain a failure takes `struct agentd_error *e` (NULL allowed) and
- * returns the negative AGENTD_E* status; it never returns text any other way. */
+ * returns the negative AGENTD_E* status; it never returns text any other way.
+ * msg holds a list as long as the catalog loader's (CATALOG_ERRORS_MAX lines
+ * of "source:LINE: field: what") and a tool's argument problems; the struct
+ * lives on stacks and in per-request structs, never copied in a loop. */
 struct agentd_error {
     char code[48];
     char path[128];
-    char msg[256];
+    char msg[4096];
 };
 
 /* Fills *e (when not NULL; code/path may be NULL) and returns status, so a

@@ -18,51 +18,6 @@
 #define CSV_FILE_MAX (64u << 20)
 
 /* ------------------------------------------------------------------ */
-/* Problems, "file:line: column: what", capped like the loader's. */
-
-struct ierrs {
-    char *out;
-    size_t outlen, off;
-    int n;
-};
-
-static void ie_vappend(struct ierrs *e, const char *fmt, va_list ap)
-{
-    fixbuf_vappendf(e->out, e->outlen, &e->off, fmt, ap);
-}
-
-static void ie_append(struct ierrs *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ie_append(struct ierrs *e, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    ie_vappend(e, fmt, ap);
-    va_end(ap);
-}
-
-static void ie_add(struct ierrs *e, const char *file, size_t line, const char *col,
-                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void ie_add(struct ierrs *e, const char *file, size_t line, const char *col,
-                   const char *fmt, ...)
-{
-    e->n++;
-    if (e->n > CATALOG_ERRORS_MAX)
-        return;
-    if (e->n > 1)
-        ie_append(e, "\n");
-    if (line)
-        ie_append(e, "%s:%zu: ", file, line);
-    else
-        ie_append(e, "%s: ", file);
-    if (col)
-        ie_append(e, "%s: ", col);
-    va_list ap;
-    va_start(ap, fmt);
-    ie_vappend(e, fmt, ap);
-    va_end(ap);
-}
-
-/* ------------------------------------------------------------------ */
 /* RFC 4180 reader: quoted fields with embedded commas, newlines and doubled
  * quotes; CRLF, LF or CR line ends; a UTF-8 BOM; blank lines skipped.
  * Like Python's csv module, a quote inside an unquoted field is a literal
@@ -143,7 +98,7 @@ static int row_push(struct csv_row *row, char *field, size_t *cap)
 
 /* Returns 0, -1 after reporting a format problem, or AGENTD_ENOMEM. */
 static int csv_parse(const char *file, const char *t, size_t len, struct csv *out,
-                     struct ierrs *e)
+                     struct catalog_problems *e)
 {
     memset(out, 0, sizeof *out);
     size_t i = 0, line = 1, rowcap = 0;
@@ -154,7 +109,7 @@ static int csv_parse(const char *file, const char *t, size_t len, struct csv *ou
         size_t l = 1;
         for (const char *p = t; p < nul; p++)
             l += *p == '\n';
-        ie_add(e, file, l, NULL, "contains a NUL byte (not a text file?)");
+        catalog_problem_add(e, file, l, NULL, "contains a NUL byte (not a text file?)");
         return AGENTD_EINVAL;
     }
     struct sbuf fb = { 0 };
@@ -173,7 +128,7 @@ static int csv_parse(const char *file, const char *t, size_t len, struct csv *ou
                 i++;
                 for (;;) {
                     if (i >= len) {
-                        ie_add(e, file, open_line, NULL,
+                        catalog_problem_add(e, file, open_line, NULL,
                                "a quoted field is never closed (missing \")");
                         rc = AGENTD_EINVAL;
                         break;
@@ -200,7 +155,7 @@ static int csv_parse(const char *file, const char *t, size_t len, struct csv *ou
                     i++;
                 }
                 if (rc == 0 && i < len && t[i] != ',' && t[i] != '\r' && t[i] != '\n') {
-                    ie_add(e, file, line, NULL,
+                    catalog_problem_add(e, file, line, NULL,
                            "unexpected text after a closing quote (write a quote inside a "
                            "quoted field as \"\")");
                     rc = AGENTD_EINVAL;
@@ -264,7 +219,7 @@ static int csv_parse(const char *file, const char *t, size_t len, struct csv *ou
 /* Files and columns. */
 
 struct ictx {
-    struct ierrs *e;
+    struct catalog_problems *e;
     int oom;
 };
 
@@ -276,7 +231,7 @@ static int read_file(struct ictx *x, const char *dir, const char *name, char **t
     *len = 0;
     char path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) {
-        ie_add(x->e, name, 0, NULL, "path too long");
+        catalog_problem_add(x->e, name, 0, NULL, "path too long");
         return AGENTD_EINVAL;
     }
     struct agentd_error fe = { 0 };
@@ -286,7 +241,7 @@ static int read_file(struct ictx *x, const char *dir, const char *name, char **t
     if (rc == AGENTD_ENOMEM)
         x->oom = 1;
     else if (rc)
-        ie_add(x->e, name, 0, NULL, "%s", fe.msg);
+        catalog_problem_add(x->e, name, 0, NULL, "%s", fe.msg);
     if (rc)
         return rc;
     return 1;
@@ -320,14 +275,14 @@ static int map_header(struct ictx *x, const char *file, const struct csv_row *h,
             if (!lower_eq(h->f[c], spec[k].name))
                 continue;
             if (idx[k] >= 0) {
-                ie_add(x->e, file, h->line, NULL, "column \"%s\" appears twice", spec[k].name);
+                catalog_problem_add(x->e, file, h->line, NULL, "column \"%s\" appears twice", spec[k].name);
                 ok = 0;
             } else {
                 idx[k] = (int)c;
             }
         }
         if (idx[k] < 0 && spec[k].required) {
-            ie_add(x->e, file, h->line, NULL, "missing column \"%s\"", spec[k].name);
+            catalog_problem_add(x->e, file, h->line, NULL, "missing column \"%s\"", spec[k].name);
             ok = 0;
         }
     }
@@ -345,7 +300,7 @@ static int row_shape_ok(struct ictx *x, const char *file, const struct csv *c, s
 {
     if (c->rows[r].nf == c->rows[0].nf)
         return 1;
-    ie_add(x->e, file, c->rows[r].line, NULL, "%zu fields, but the header has %zu%s",
+    catalog_problem_add(x->e, file, c->rows[r].line, NULL, "%zu fields, but the header has %zu%s",
            c->rows[r].nf, c->rows[0].nf,
            c->rows[r].nf > c->rows[0].nf ? " (quote values that contain commas)" : "");
     return 0;
@@ -360,24 +315,24 @@ static int cell_int(struct ictx *x, const char *file, size_t line, const char *c
     if (neg || *p == '+')
         p++;
     if (!*p) {
-        ie_add(x->e, file, line, col, "\"%s\" is not an integer", s);
+        catalog_problem_add(x->e, file, line, col, "\"%s\" is not an integer", s);
         return 0;
     }
     int64_t v = 0;
     for (; *p; p++) {
         if (*p < '0' || *p > '9') {
-            ie_add(x->e, file, line, col, "\"%s\" is not an integer", s);
+            catalog_problem_add(x->e, file, line, col, "\"%s\" is not an integer", s);
             return 0;
         }
         if (v <= MONEY_AMOUNT_MAX)
             v = v * 10 + (*p - '0');
     }
     if (neg && v) {
-        ie_add(x->e, file, line, col, "\"%s\" must not be negative", s);
+        catalog_problem_add(x->e, file, line, col, "\"%s\" must not be negative", s);
         return 0;
     }
     if (v < min || v > max) {
-        ie_add(x->e, file, line, col, "\"%s\" must be from %lld to %lld", s, (long long)min,
+        catalog_problem_add(x->e, file, line, col, "\"%s\" must be from %lld to %lld", s, (long long)min,
                (long long)max);
         return 0;
     }
@@ -390,9 +345,9 @@ static int cell_id(struct ictx *x, const char *file, size_t line, const char *co
     if (catalog_id_valid(s))
         return 1;
     if (!*s)
-        ie_add(x->e, file, line, col, "must not be empty");
+        catalog_problem_add(x->e, file, line, col, "must not be empty");
     else
-        ie_add(x->e, file, line, col, "\"%s\" must be 1-%d characters of A-Z a-z 0-9 . _ -", s,
+        catalog_problem_add(x->e, file, line, col, "\"%s\" must be 1-%d characters of A-Z a-z 0-9 . _ -", s,
                COMMERCE_ID_MAX - 1);
     return 0;
 }
@@ -434,7 +389,7 @@ static int utf8_valid(const unsigned char *s)
 static json_t *jstr(struct ictx *x, const char *file, size_t line, const char *col, const char *s)
 {
     if (!utf8_valid((const unsigned char *)s)) {
-        ie_add(x->e, file, line, col, "is not valid UTF-8 text");
+        catalog_problem_add(x->e, file, line, col, "is not valid UTF-8 text");
         s = "";
     }
     return json_string(s); /* NULL (out of memory) is caught by jset */
@@ -473,245 +428,282 @@ static struct pref *pref_find(struct pref *refs, size_t n, const char *id)
     return NULL;
 }
 
+/* One CSV file being imported, as its row handlers see it: the header's
+ * column positions (by the spec's order) and the caller's state. */
+struct sect {
+    struct ictx *x;
+    const char *file;
+    const struct csv *c;
+    int idx[8];
+    void *arg;
+};
+typedef void (*row_fn)(struct sect *s, const struct csv_row *row, size_t r);
+
+/* Each record of c with the header's shape (the others are reported)
+ * through fn, until out of memory; nothing when the file is empty or its
+ * header lacks a required column (reported). */
+static void each_row(struct ictx *x, const char *file, const struct csv *c,
+                     const struct colspec *spec, int n, row_fn fn, void *arg)
+{
+    struct sect s = { x, file, c, { 0 }, arg };
+    if (c->nrows == 0 || map_header(x, file, &c->rows[0], spec, n, s.idx))
+        return;
+    for (size_t r = 1; r < c->nrows && !x->oom; r++)
+        if (row_shape_ok(x, file, c, r))
+            fn(&s, &c->rows[r], r);
+}
+
+/* Column k's text in a record. */
+static const char *col(const struct sect *s, const struct csv_row *row, int k)
+{
+    return cell(row, s->idx[k]);
+}
+
+/* 1 when record r's key (column k, named name) is not an earlier well-shaped
+ * record's, else 0, reported with `note` after the first one's line. */
+static int key_first(struct sect *s, size_t r, int k, const char *name, int icase,
+                     const char *note)
+{
+    const struct csv *c = s->c;
+    const char *key = col(s, &c->rows[r], k);
+    for (size_t j = 1; j < r; j++) {
+        const char *other = col(s, &c->rows[j], k);
+        if (c->rows[j].nf == c->rows[0].nf &&
+            (icase ? strcasecmp(other, key) : strcmp(other, key)) == 0) {
+            catalog_problem_add(s->x->e, s->file, c->rows[r].line, name, "duplicate \"%s\" (first on line %zu%s)",
+                   key, c->rows[j].line, note);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A new object appended to the section's array (s->arg) for a good row's
+ * members; NULL (noted) when out of memory. */
+static json_t *row_object(struct sect *s)
+{
+    json_t *o = json_object();
+    if (!o || json_array_append_new(s->arg, o) != 0) { /* _new drops o on failure */
+        s->x->oom = 1;
+        return NULL;
+    }
+    return o;
+}
+
+/* A column that must not be empty: 1, or reported and 0. */
+static int col_given(struct sect *s, const struct csv_row *row, const char *name, const char *v)
+{
+    if (*v)
+        return 1;
+    catalog_problem_add(s->x->e, s->file, row->line, name, "must not be empty");
+    return 0;
+}
+
+struct products {
+    json_t *arr;
+    struct pref *refs;
+    size_t n;
+};
+
+static void product_row(struct sect *s, const struct csv_row *row, size_t r)
+{
+    (void)r;
+    struct ictx *x = s->x;
+    const char *const F = s->file;
+    struct products *P = s->arg;
+    const char *id = col(s, row, 0), *title = col(s, row, 1);
+    const char *price_s = col(s, row, 2), *img = col(s, row, 3);
+    int ok = cell_id(x, F, row->line, "id", id);
+    ok &= col_given(s, row, "title", title);
+    int64_t price = 0;
+    ok &= cell_int(x, F, row->line, "price", price_s, 0, MONEY_AMOUNT_MAX, &price);
+    if (*img && strncmp(img, "https://", 8) != 0 && strncmp(img, "http://", 7) != 0) {
+        catalog_problem_add(x->e, F, row->line, "image_url", "\"%s\" must be an http(s) URL", img);
+        ok = 0;
+    }
+    if (!ok)
+        return;
+    char pbuf[MONEY_FORMAT_MAX];
+    money_format(price, 2, pbuf, sizeof pbuf);
+    json_t *p = json_object(), *offers = json_object(), *inv = json_object();
+    if (!p || !offers || !inv) {
+        json_decref(p);
+        json_decref(offers);
+        json_decref(inv);
+        x->oom = 1;
+        return;
+    }
+    jset(x, p, "@type", json_string("Product"));
+    jset(x, p, "productID", json_string(id));
+    jset(x, p, "sku", json_string(id));
+    jset(x, p, "name", jstr(x, F, row->line, "title", title));
+    jset(x, p, "description", json_string(""));
+    if (*img)
+        jset(x, p, "image", jstr(x, F, row->line, "image_url", img));
+    jset(x, offers, "@type", json_string("Offer"));
+    jset(x, offers, "price", json_string(pbuf));
+    jset(x, offers, "priceCurrency", json_string("USD"));
+    jset(x, offers, "availability", json_string("https://schema.org/OutOfStock"));
+    jset(x, p, "offers", offers);
+    jset(x, inv, "quantity", json_integer(0));
+    jset(x, p, "inventory", inv);
+    if (json_array_append_new(P->arr, p) != 0) {
+        x->oom = 1;
+        return;
+    }
+    P->refs[P->n++] = (struct pref){ id, row->line, p, 0 };
+}
+
 static void import_products(struct ictx *x, const struct csv *c, json_t *arr,
                             struct pref **refs_out, size_t *nrefs)
 {
     static const char *const F = "products.csv";
     static const struct colspec spec[] = { { "id", 1 }, { "title", 1 }, { "price", 1 },
                                            { "image_url", 0 } };
-    int idx[4];
+    struct products P = { arr, NULL, 0 };
     *refs_out = NULL;
     *nrefs = 0;
-    if (c->nrows == 0 || map_header(x, F, &c->rows[0], spec, 4, idx))
-        return;
-    struct pref *refs = calloc(c->nrows, sizeof *refs);
-    if (!refs) {
+    if (c->nrows && !(P.refs = calloc(c->nrows, sizeof *P.refs))) {
         x->oom = 1;
         return;
     }
-    size_t n = 0;
-    for (size_t r = 1; r < c->nrows; r++) {
-        const struct csv_row *row = &c->rows[r];
-        if (!row_shape_ok(x, F, c, r))
-            continue;
-        const char *id = cell(row, idx[0]), *title = cell(row, idx[1]);
-        const char *price_s = cell(row, idx[2]), *img = cell(row, idx[3]);
-        int ok = cell_id(x, F, row->line, "id", id);
-        if (!*title) {
-            ie_add(x->e, F, row->line, "title", "must not be empty");
-            ok = 0;
-        }
-        int64_t price = 0;
-        ok &= cell_int(x, F, row->line, "price", price_s, 0, MONEY_AMOUNT_MAX, &price);
-        if (*img && strncmp(img, "https://", 8) != 0 && strncmp(img, "http://", 7) != 0) {
-            ie_add(x->e, F, row->line, "image_url", "\"%s\" must be an http(s) URL", img);
-            ok = 0;
-        }
-        if (!ok)
-            continue;
-        char pbuf[MONEY_FORMAT_MAX];
-        money_format(price, 2, pbuf, sizeof pbuf);
-        json_t *p = json_object(), *offers = json_object(), *inv = json_object();
-        if (!p || !offers || !inv) {
-            json_decref(p);
-            json_decref(offers);
-            json_decref(inv);
-            x->oom = 1;
-            break;
-        }
-        jset(x, p, "@type", json_string("Product"));
-        jset(x, p, "productID", json_string(id));
-        jset(x, p, "sku", json_string(id));
-        jset(x, p, "name", jstr(x, F, row->line, "title", title));
-        jset(x, p, "description", json_string(""));
-        if (*img)
-            jset(x, p, "image", jstr(x, F, row->line, "image_url", img));
-        jset(x, offers, "@type", json_string("Offer"));
-        jset(x, offers, "price", json_string(pbuf));
-        jset(x, offers, "priceCurrency", json_string("USD"));
-        jset(x, offers, "availability", json_string("https://schema.org/OutOfStock"));
-        jset(x, p, "offers", offers);
-        jset(x, inv, "quantity", json_integer(0));
-        jset(x, p, "inventory", inv);
-        if (json_array_append_new(arr, p) != 0) {
-            x->oom = 1;
-            break;
-        }
-        refs[n++] = (struct pref){ id, row->line, p, 0 };
+    each_row(x, F, c, spec, 4, product_row, &P);
+    if (P.n)
+        qsort(P.refs, P.n, sizeof *P.refs, pref_cmp);
+    for (size_t k = 1; k < P.n; k++)
+        if (strcasecmp(P.refs[k - 1].id, P.refs[k].id) == 0)
+            catalog_problem_add(x->e, F, P.refs[k].line, "id", "duplicate \"%s\" (first on line %zu%s)",
+                   P.refs[k].id, P.refs[k - 1].line,
+                   strcmp(P.refs[k - 1].id, P.refs[k].id) ? ", ignoring case" : "");
+    *refs_out = P.refs;
+    *nrefs = P.n;
+}
+
+static void inventory_row(struct sect *s, const struct csv_row *row, size_t r)
+{
+    (void)r;
+    struct ictx *x = s->x;
+    const struct products *P = s->arg;
+    const char *id = col(s, row, 0);
+    int64_t q = 0;
+    int ok = cell_int(x, s->file, row->line, "quantity", col(s, row, 1), 0, CATALOG_STOCK_MAX, &q);
+    struct pref *p = pref_find(P->refs, P->n, id);
+    if (!p) {
+        catalog_problem_add(x->e, s->file, row->line, "product_id", "\"%s\" is not in products.csv", id);
+        return;
     }
-    if (n)
-        qsort(refs, n, sizeof *refs, pref_cmp);
-    for (size_t k = 1; k < n; k++)
-        if (strcasecmp(refs[k - 1].id, refs[k].id) == 0)
-            ie_add(x->e, F, refs[k].line, "id", "duplicate \"%s\" (first on line %zu%s)",
-                   refs[k].id, refs[k - 1].line,
-                   strcmp(refs[k - 1].id, refs[k].id) ? ", ignoring case" : "");
-    *refs_out = refs;
-    *nrefs = n;
+    if (p->has_inv) {
+        catalog_problem_add(x->e, s->file, row->line, "product_id", "\"%s\" appears twice", id);
+        return;
+    }
+    p->has_inv = 1;
+    if (!ok)
+        return;
+    jset(x, json_object_get(p->obj, "inventory"), "quantity", json_integer(q));
+    if (q > 0)
+        jset(x, json_object_get(p->obj, "offers"), "availability",
+             json_string("https://schema.org/InStock"));
 }
 
 static void import_inventory(struct ictx *x, const struct csv *c, struct pref *refs, size_t n)
 {
-    static const char *const F = "inventory.csv";
     static const struct colspec spec[] = { { "product_id", 1 }, { "quantity", 1 } };
-    int idx[2];
-    if (c->nrows == 0 || map_header(x, F, &c->rows[0], spec, 2, idx))
-        return;
-    for (size_t r = 1; r < c->nrows; r++) {
-        const struct csv_row *row = &c->rows[r];
-        if (!row_shape_ok(x, F, c, r))
-            continue;
-        const char *id = cell(row, idx[0]);
-        int64_t q = 0;
-        int ok = cell_int(x, F, row->line, "quantity", cell(row, idx[1]), 0, CATALOG_STOCK_MAX, &q);
-        struct pref *p = pref_find(refs, n, id);
-        if (!p) {
-            ie_add(x->e, F, row->line, "product_id", "\"%s\" is not in products.csv", id);
-            continue;
-        }
-        if (p->has_inv) {
-            ie_add(x->e, F, row->line, "product_id", "\"%s\" appears twice", id);
-            continue;
-        }
-        p->has_inv = 1;
-        if (!ok)
-            continue;
-        jset(x, json_object_get(p->obj, "inventory"), "quantity", json_integer(q));
-        if (q > 0)
-            jset(x, json_object_get(p->obj, "offers"), "availability",
-                 json_string("https://schema.org/InStock"));
+    struct products P = { NULL, refs, n };
+    each_row(x, "inventory.csv", c, spec, 2, inventory_row, &P);
+}
+
+static void rate_row(struct sect *s, const struct csv_row *row, size_t r)
+{
+    struct ictx *x = s->x;
+    const char *const F = s->file;
+    const char *id = col(s, row, 0), *cc = col(s, row, 1);
+    const char *level = col(s, row, 2), *title = col(s, row, 4);
+    int ok = cell_id(x, F, row->line, "id", id) && key_first(s, r, 0, "id", 0, "");
+    char country[8];
+    if (lower_eq(cc, "default")) {
+        strcpy(country, "default");
+    } else if (strlen(cc) == 2 && ((cc[0] | 32) >= 'a' && (cc[0] | 32) <= 'z') &&
+               ((cc[1] | 32) >= 'a' && (cc[1] | 32) <= 'z')) {
+        country[0] = (char)(cc[0] & ~32);
+        country[1] = (char)(cc[1] & ~32);
+        country[2] = 0;
+    } else {
+        catalog_problem_add(x->e, F, row->line, "country_code",
+               "\"%s\" must be \"default\" or a two-letter country code like \"US\"", cc);
+        ok = 0;
     }
+    ok &= col_given(s, row, "service_level", level);
+    int64_t price = 0;
+    ok &= cell_int(x, F, row->line, "price", col(s, row, 3), 0, MONEY_AMOUNT_MAX, &price);
+    ok &= col_given(s, row, "title", title);
+    json_t *o = ok ? row_object(s) : NULL;
+    if (!o)
+        return;
+    jset(x, o, "id", json_string(id));
+    jset(x, o, "country_code", json_string(country));
+    jset(x, o, "service_level", jstr(x, F, row->line, "service_level", level));
+    jset(x, o, "price", json_integer(price));
+    jset(x, o, "title", jstr(x, F, row->line, "title", title));
 }
 
 static void import_rates(struct ictx *x, const struct csv *c, json_t *arr)
 {
-    static const char *const F = "shipping_rates.csv";
     static const struct colspec spec[] = { { "id", 1 },    { "country_code", 1 },
                                            { "service_level", 1 }, { "price", 1 },
                                            { "title", 1 } };
-    int idx[5];
-    if (c->nrows == 0 || map_header(x, F, &c->rows[0], spec, 5, idx))
+    each_row(x, "shipping_rates.csv", c, spec, 5, rate_row, arr);
+}
+
+static void discount_row(struct sect *s, const struct csv_row *row, size_t r)
+{
+    struct ictx *x = s->x;
+    const char *const F = s->file;
+    const char *code = col(s, row, 0), *type = col(s, row, 1);
+    int ok = cell_id(x, F, row->line, "code", code) &&
+             key_first(s, r, 0, "code", 1, "; codes ignore case");
+    int pct = strcmp(type, "percentage") == 0;
+    if (!pct && strcmp(type, "fixed_amount") != 0) {
+        catalog_problem_add(x->e, F, row->line, "type", "\"%s\" must be percentage or fixed_amount", type);
         return;
-    for (size_t r = 1; r < c->nrows; r++) {
-        const struct csv_row *row = &c->rows[r];
-        if (!row_shape_ok(x, F, c, r))
-            continue;
-        const char *id = cell(row, idx[0]), *cc = cell(row, idx[1]);
-        const char *level = cell(row, idx[2]), *title = cell(row, idx[4]);
-        int ok = cell_id(x, F, row->line, "id", id);
-        for (size_t k = 1; ok && k < r; k++)
-            if (c->rows[k].nf == c->rows[0].nf && strcmp(cell(&c->rows[k], idx[0]), id) == 0) {
-                ie_add(x->e, F, row->line, "id", "duplicate \"%s\" (first on line %zu)", id,
-                       c->rows[k].line);
-                ok = 0;
-            }
-        char country[8];
-        if (lower_eq(cc, "default")) {
-            strcpy(country, "default");
-        } else if (strlen(cc) == 2 && ((cc[0] | 32) >= 'a' && (cc[0] | 32) <= 'z') &&
-                   ((cc[1] | 32) >= 'a' && (cc[1] | 32) <= 'z')) {
-            country[0] = (char)(cc[0] & ~32);
-            country[1] = (char)(cc[1] & ~32);
-            country[2] = 0;
-        } else {
-            ie_add(x->e, F, row->line, "country_code",
-                   "\"%s\" must be \"default\" or a two-letter country code like \"US\"", cc);
-            ok = 0;
-        }
-        if (!*level) {
-            ie_add(x->e, F, row->line, "service_level", "must not be empty");
-            ok = 0;
-        }
-        int64_t price = 0;
-        ok &= cell_int(x, F, row->line, "price", cell(row, idx[3]), 0, MONEY_AMOUNT_MAX, &price);
-        if (!*title) {
-            ie_add(x->e, F, row->line, "title", "must not be empty");
-            ok = 0;
-        }
-        if (!ok)
-            continue;
-        json_t *o = json_object();
-        if (!o) {
-            x->oom = 1;
-            return;
-        }
-        jset(x, o, "id", json_string(id));
-        jset(x, o, "country_code", json_string(country));
-        jset(x, o, "service_level", jstr(x, F, row->line, "service_level", level));
-        jset(x, o, "price", json_integer(price));
-        jset(x, o, "title", jstr(x, F, row->line, "title", title));
-        if (json_array_append_new(arr, o) != 0)
-            x->oom = 1;
     }
+    int64_t v = 0;
+    ok = cell_int(x, F, row->line, "value", col(s, row, 2), 1, pct ? 100 : MONEY_AMOUNT_MAX, &v) &&
+         ok;
+    json_t *o = ok ? row_object(s) : NULL;
+    if (!o)
+        return;
+    jset(x, o, "code", json_string(code));
+    jset(x, o, "type", json_string(type));
+    jset(x, o, "value", json_integer(v));
+    jset(x, o, "description", jstr(x, F, row->line, "description", col(s, row, 3)));
 }
 
 static void import_discounts(struct ictx *x, const struct csv *c, json_t *arr)
 {
-    static const char *const F = "discounts.csv";
     static const struct colspec spec[] = { { "code", 1 }, { "type", 1 }, { "value", 1 },
                                            { "description", 0 } };
-    int idx[4];
-    if (c->nrows == 0 || map_header(x, F, &c->rows[0], spec, 4, idx))
-        return;
-    for (size_t r = 1; r < c->nrows; r++) {
-        const struct csv_row *row = &c->rows[r];
-        if (!row_shape_ok(x, F, c, r))
-            continue;
-        const char *code = cell(row, idx[0]), *type = cell(row, idx[1]);
-        int ok = cell_id(x, F, row->line, "code", code);
-        for (size_t k = 1; ok && k < r; k++)
-            if (c->rows[k].nf == c->rows[0].nf &&
-                strcasecmp(cell(&c->rows[k], idx[0]), code) == 0) {
-                ie_add(x->e, F, row->line, "code",
-                       "duplicate \"%s\" (first on line %zu; codes ignore case)", code,
-                       c->rows[k].line);
-                ok = 0;
-            }
-        int pct = strcmp(type, "percentage") == 0;
-        if (!pct && strcmp(type, "fixed_amount") != 0) {
-            ie_add(x->e, F, row->line, "type", "\"%s\" must be percentage or fixed_amount", type);
-            ok = 0;
-        } else {
-            int64_t v = 0;
-            if (cell_int(x, F, row->line, "value", cell(row, idx[2]), 1,
-                         pct ? 100 : MONEY_AMOUNT_MAX, &v) &&
-                ok) {
-                json_t *o = json_object();
-                if (!o) {
-                    x->oom = 1;
-                    return;
-                }
-                jset(x, o, "code", json_string(code));
-                jset(x, o, "type", json_string(type));
-                jset(x, o, "value", json_integer(v));
-                jset(x, o, "description",
-                     jstr(x, F, row->line, "description", cell(row, idx[3])));
-                if (json_array_append_new(arr, o) != 0)
-                    x->oom = 1;
-            }
-        }
-    }
+    each_row(x, "discounts.csv", c, spec, 4, discount_row, arr);
 }
 
-int catalog_import_csv_dir(const char *dir, char **json_out, char *err, size_t errlen)
+int catalog_import_csv_dir(const char *dir, char **json_out, struct agentd_error *ae)
 {
-    if (err && errlen)
-        err[0] = 0;
+    if (ae)
+        *ae = (struct agentd_error){ 0 };
     if (json_out)
         *json_out = NULL;
     if (!dir || !json_out)
         return AGENTD_EINVAL;
-    struct ierrs e = { err, errlen, 0, 0 };
+    struct catalog_problems e = { ae, 0, 0 };
     struct ictx x = { &e, 0 };
 
     struct stat st;
     if (stat(dir, &st) != 0) {
         int en = errno;
-        ie_add(&e, dir, 0, NULL, "%s", strerror(en));
+        catalog_problem_add(&e, dir, 0, NULL, "%s", strerror(en));
         return en == ENOENT ? AGENTD_ENOTFOUND : AGENTD_EIO;
     }
     if (!S_ISDIR(st.st_mode)) {
-        ie_add(&e, dir, 0, NULL, "not a directory");
+        catalog_problem_add(&e, dir, 0, NULL, "not a directory");
         return AGENTD_ENOTFOUND;
     }
 
@@ -738,7 +730,7 @@ int catalog_import_csv_dir(const char *dir, char **json_out, char *err, size_t e
         /* a file that does not parse is reported; the others still are checked */
     }
     if (rc == 0 && found == 0) {
-        ie_add(&e, dir, 0, NULL,
+        catalog_problem_add(&e, dir, 0, NULL,
                "none of products.csv, inventory.csv, shipping_rates.csv, discounts.csv is here");
         rc = AGENTD_ENOTFOUND;
     }
@@ -789,11 +781,11 @@ int catalog_import_csv_dir(const char *dir, char **json_out, char *err, size_t e
         /* The loader is the one judge of a catalog: what import writes must
          * load, or import fails here rather than at the next start. */
         struct catalog *c = NULL;
-        char lerr[1024];
-        int lrc = catalog_load_json(text, strlen(text), "imported catalog", &c, lerr, sizeof lerr);
+        struct agentd_error le;
+        int lrc = catalog_load_json(text, strlen(text), "imported catalog", &c, &le);
         catalog_unref(c);
         if (lrc != 0) {
-            ie_add(&e, dir, 0, NULL, "the imported catalog does not load: %s", lerr);
+            catalog_problem_add(&e, dir, 0, NULL, "the imported catalog does not load: %s", le.msg);
             free(text);
             text = NULL;
             /* json_dumps output is valid JSON, so "malformed" can only be
@@ -801,10 +793,10 @@ int catalog_import_csv_dir(const char *dir, char **json_out, char *err, size_t e
             rc = lrc == AGENTD_ENOMEM || lrc == AGENTD_EMALFORMED ? AGENTD_ENOMEM : AGENTD_EINVAL;
         }
     }
-    if (rc == AGENTD_ENOMEM && err && errlen)
-        snprintf(err, errlen, "%s: out of memory", dir);
-    else if (e.n > CATALOG_ERRORS_MAX)
-        ie_append(&e, "\n(%d more problems not shown)", e.n - CATALOG_ERRORS_MAX);
+    if (rc == AGENTD_ENOMEM)
+        agentd_fail(ae, rc, NULL, NULL, "%s: out of memory", dir);
+    else
+        catalog_problems_end(&e);
     *json_out = text;
     return rc;
 }

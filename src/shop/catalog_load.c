@@ -49,10 +49,10 @@ int catalog_file_read(const char *path, size_t max, char **text, size_t *len,
     return 0;
 }
 
-int catalog_load_file(const char *path, struct catalog **out, char *err, size_t errlen)
+int catalog_load_file(const char *path, struct catalog **out, struct agentd_error *e)
 {
-    if (err && errlen)
-        err[0] = 0;
+    if (e)
+        *e = (struct agentd_error){ 0 };
     if (out)
         *out = NULL;
     if (!path || !out)
@@ -61,12 +61,9 @@ int catalog_load_file(const char *path, struct catalog **out, char *err, size_t 
     size_t size = 0;
     struct agentd_error fe = { 0 };
     int rc = catalog_file_read(path, CATALOG_FILE_MAX, &text, &size, &fe);
-    if (rc) {
-        if (err)
-            snprintf(err, errlen, "%s: %s", path, fe.msg);
-        return rc;
-    }
-    rc = catalog_load_json(text, size, path, out, err, errlen);
+    if (rc)
+        return agentd_fail(e, rc, NULL, NULL, "%s: %s", path, fe.msg);
+    rc = catalog_load_json(text, size, path, out, e);
     free(text);
     return rc;
 }

@@ -9,21 +9,21 @@
 #include "core/err.h"
 
 /* Reads and validates a catalog file. On success *out holds one reference
- * and 0 is returned. On failure *out is NULL, err holds every problem found
+ * and 0 is returned. On failure *out is NULL, e->msg holds every problem found
  * (up to CATALOG_ERRORS_MAX, one per line, each "path:LINE: field: what"),
  * and the status is AGENTD_ENOTFOUND (no such file), AGENTD_EIO (unreadable),
  * AGENTD_EMALFORMED (not JSON), AGENTD_EINVAL (invalid content) or
  * AGENTD_ENOMEM. */
-int catalog_load_file(const char *path, struct catalog **out, char *err, size_t errlen);
+int catalog_load_file(const char *path, struct catalog **out, struct agentd_error *e);
 
 /* Reads UCP's sample-merchant CSV files from dir (products.csv,
  * inventory.csv, shipping_rates.csv, discounts.csv; a missing file means
  * "none") and returns catalog JSON in the data/catalog.json format in
  * *json_out (caller frees with free()). The result is checked by loading
- * it. On failure returns AGENTD_EINVAL (problems listed in err, each
+ * it. On failure returns AGENTD_EINVAL (problems listed in e->msg, each
  * "file.csv:LINE: column: what"), AGENTD_ENOTFOUND (no directory or no CSV
  * file in it), AGENTD_EIO or AGENTD_ENOMEM, and *json_out is NULL. */
-int catalog_import_csv_dir(const char *dir, char **json_out, char *err, size_t errlen);
+int catalog_import_csv_dir(const char *dir, char **json_out, struct agentd_error *e);
 
 /* The whole of a regular file of at most max bytes, NUL-terminated, in
  * *text (free()) and *len. 0, AGENTD_ENOTFOUND (no such file), AGENTD_EIO

@@ -67,7 +67,7 @@ static int seed_stock(struct store *st, const struct catalog *c, int replace)
     return rc;
 }
 
-int merchant_load(struct merchant *m, char *err, size_t errlen)
+int merchant_load(struct merchant *m, struct agentd_error *e)
 {
     struct catalog *c = NULL;
     const char *source;
@@ -75,31 +75,30 @@ int merchant_load(struct merchant *m, char *err, size_t errlen)
     char *imported = NULL;
     if (m->catalog_path) {
         source = "file";
-        rc = catalog_load_file(m->catalog_path, &c, err, errlen);
+        rc = catalog_load_file(m->catalog_path, &c, e);
     } else if (store_meta_get(m->st, META_CATALOG, &imported) == 0) {
         source = "import";
-        rc = catalog_load_json(imported, strlen(imported), "imported catalog", &c, err, errlen);
+        rc = catalog_load_json(imported, strlen(imported), "imported catalog", &c, e);
         free(imported);
     } else {
         size_t len;
         const char *text = merchant_demo_catalog(&len);
         source = "builtin";
-        rc = catalog_load_json(text, len, "built-in catalog", &c, err, errlen);
+        rc = catalog_load_json(text, len, "built-in catalog", &c, e);
     }
     if (rc != 0)
         return rc;
     rc = seed_stock(m->st, c, 0);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot seed stock: %s", agentd_err_msg(rc));
         catalog_unref(c);
-        return rc;
+        return agentd_fail(e, rc, NULL, NULL, "cannot seed stock: %s", agentd_err_msg(rc));
     }
     catalog_slot_set(&m->slot, c); /* the slot takes our reference */
     m->source = source;
     return 0;
 }
 
-static int write_atomically(const char *path, const char *text, char *err, size_t errlen)
+static int write_atomically(const char *path, const char *text, struct agentd_error *e)
 {
     char *tmp = NULL;
     if (asprintf(&tmp, "%s.tmp", path) < 0)
@@ -114,7 +113,7 @@ static int write_atomically(const char *path, const char *text, char *err, size_
     if (ok && rename(tmp, path) != 0)
         ok = 0;
     if (!ok) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        agentd_fail(e, AGENTD_EIO, NULL, path, "cannot write %s: %s", path, strerror(errno));
         unlink(tmp);
     }
     free(tmp);
@@ -122,21 +121,22 @@ static int write_atomically(const char *path, const char *text, char *err, size_
 }
 
 int merchant_import(struct store *st, const char *catalog_path, const char *dir, size_t *nproducts,
-                    char *err, size_t errlen)
+                    struct agentd_error *e)
 {
     char *json = NULL;
-    int rc = catalog_import_csv_dir(dir, &json, err, errlen);
+    int rc = catalog_import_csv_dir(dir, &json, e);
     if (rc != 0)
         return rc;
     struct catalog *c = NULL;
-    rc = catalog_load_json(json, strlen(json), dir, &c, err, errlen);
+    rc = catalog_load_json(json, strlen(json), dir, &c, e);
     if (rc == 0) {
-        rc = catalog_path ? write_atomically(catalog_path, json, err, errlen)
+        rc = catalog_path ? write_atomically(catalog_path, json, e)
                           : store_meta_set(st, META_CATALOG, json);
         if (rc == 0)
             rc = seed_stock(st, c, 1);
-        if (rc != 0 && !err[0])
-            snprintf(err, errlen, "cannot save the imported catalog: %s", agentd_err_msg(rc));
+        if (rc != 0 && (!e || !e->msg[0]))
+            agentd_fail(e, rc, NULL, NULL, "cannot save the imported catalog: %s",
+                        agentd_err_msg(rc));
         catalog_products(c, nproducts);
         catalog_unref(c);
     }

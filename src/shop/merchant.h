@@ -11,6 +11,7 @@
 struct catalog;
 struct store;
 struct merchant;
+struct agentd_error;
 
 /* catalog_path may be NULL. Nothing is loaded until merchant_load(). */
 struct merchant *merchant_new(struct store *st, const char *catalog_path);
@@ -19,8 +20,8 @@ void merchant_free(struct merchant *m);
 /* Blocking (file and store reads): call at start and on SIGHUP, never on a
  * loop thread. Loads and validates the catalog from its source, seeds stock
  * for products that have none, then swaps it in. On failure the current
- * catalog stays and err says why. */
-int merchant_load(struct merchant *m, char *err, size_t errlen);
+ * catalog stays and e says why. */
+int merchant_load(struct merchant *m, struct agentd_error *e);
 
 /* The current catalog with a reference taken: catalog_unref() when done.
  * NULL before the first successful load. */
@@ -34,7 +35,7 @@ const char *merchant_source(const struct merchant *m);
  * catalog_path (atomically) when set, else kept in the store; stock is
  * replaced by the imported quantities. Blocking. */
 int merchant_import(struct store *st, const char *catalog_path, const char *dir, size_t *nproducts,
-                    char *err, size_t errlen);
+                    struct agentd_error *e);
 
 /* The demo catalog compiled into the binary (NUL-terminated). */
 const char *merchant_demo_catalog(size_t *len);

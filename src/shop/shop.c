@@ -6,6 +6,7 @@
 #include "shop/shop.h"
 #include "shop/merchant.h"
 #include "commerce/catalog.h"
+#include "commerce/fields.h"
 #include "commerce/payment.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -131,18 +132,28 @@ int shop_set_payment_business_id(struct shop *sh, const char *business_id)
     return shop_set_test_payments(sh, sh->n_hs > 0);
 }
 
-int shop_set_legal_links(struct shop *sh, const char *privacy_url, const char *terms_url)
+/* Replaces *a and *b with copies of av and bv (NULL allowed): both or,
+ * out of memory, neither. 0 or AGENTD_ENOMEM. */
+static int strs_set2(char **a, const char *av, char **b, const char *bv)
 {
-    char *p = privacy_url ? strdup(privacy_url) : NULL, *t = terms_url ? strdup(terms_url) : NULL;
-    if ((privacy_url && !p) || (terms_url && !t)) {
-        free(p);
-        free(t);
+    char *x = av ? strdup(av) : NULL, *y = bv ? strdup(bv) : NULL;
+    if ((av && !x) || (bv && !y)) {
+        free(x);
+        free(y);
         return AGENTD_ENOMEM;
     }
-    free(sh->privacy_url);
-    free(sh->terms_url);
-    sh->privacy_url = p;
-    sh->terms_url = t;
+    free(*a);
+    free(*b);
+    *a = x;
+    *b = y;
+    return 0;
+}
+
+int shop_set_legal_links(struct shop *sh, const char *privacy_url, const char *terms_url)
+{
+    if (strs_set2(&sh->privacy_url, privacy_url, &sh->terms_url, terms_url))
+        return AGENTD_ENOMEM;
+    char *p = sh->privacy_url, *t = sh->terms_url;
     sh->n_links = 0;
     if (p)
         sh->links[sh->n_links++] = (struct checkout_link){ "privacy_policy", p, "Privacy policy" };
@@ -151,34 +162,29 @@ int shop_set_legal_links(struct shop *sh, const char *privacy_url, const char *t
     return 0;
 }
 
+/* What a shop owns besides its example handler (see commerce/fields.h). */
+#define T struct shop
+static const struct field shop_fields[] = {
+    FIELD_S(T, public_url, NULL), FIELD_S(T, continue_base, NULL), FIELD_S(T, privacy_url, NULL),
+    FIELD_S(T, terms_url, NULL),  FIELD_S(T, instance, NULL),      FIELD_S(T, lock_dir, NULL),
+    FIELD_J(T, handlers),
+};
+#undef T
+static const struct shape shop_shape = {sizeof(struct shop), shop_fields, FIELDS_N(shop_fields),
+                                        NULL, NULL};
+
 void shop_free(struct shop *sh)
 {
     if (!sh)
         return;
-    json_decref(sh->handlers);
     payment_handler_example_clear(&sh->example);
-    free(sh->public_url);
-    free(sh->continue_base);
-    free(sh->privacy_url);
-    free(sh->terms_url);
-    free(sh->instance);
-    free(sh->lock_dir);
+    fields_clear(&shop_shape, sh);
     free(sh);
 }
 
 int shop_set_instance(struct shop *sh, const char *instance, const char *lock_dir)
 {
-    char *i = instance ? strdup(instance) : NULL, *d = lock_dir ? strdup(lock_dir) : NULL;
-    if ((instance && !i) || (lock_dir && !d)) {
-        free(i);
-        free(d);
-        return AGENTD_ENOMEM;
-    }
-    free(sh->instance);
-    free(sh->lock_dir);
-    sh->instance = i;
-    sh->lock_dir = d;
-    return 0;
+    return strs_set2(&sh->instance, instance, &sh->lock_dir, lock_dir);
 }
 
 const json_t *shop_payment_handlers(const struct shop *sh) { return sh->handlers; }

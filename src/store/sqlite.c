@@ -111,31 +111,48 @@ int sq_run(struct conn *c, enum st id, int64_t *val, int *changes, const char *f
 }
 
 
-int sq_write_one(struct sq *q, enum st id, int *changed, const char *fmt, ...)
+/* Statement id in its own write transaction, after `drop` (ST_COUNT: none)
+ * has removed the expired row that may hold drop_id (?1 id, ?2 now). */
+static int vwrite(struct sq *q, enum st drop, const char *drop_id, int64_t now, enum st id,
+                  int *changed, const char *fmt, va_list ap)
 {
     int rc = sq_writer_begin(q);
     if (rc)
         return rc;
+    if (drop != ST_COUNT)
+        rc = sq_run(&q->writer, drop, NULL, NULL, "ti", drop_id, now);
+    if (rc == 0)
+        rc = vrun(&q->writer, id, NULL, changed, fmt, ap);
+    return sq_writer_end(q, rc);
+}
+
+int sq_write_one(struct sq *q, enum st id, int *changed, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    rc = vrun(&q->writer, id, NULL, changed, fmt, ap);
+    int rc = vwrite(q, ST_COUNT, NULL, 0, id, changed, fmt, ap);
     va_end(ap);
-    return sq_writer_end(q, rc);
+    return rc;
 }
 
 int sq_write_found(struct sq *q, enum st id, const char *fmt, ...)
 {
     int changed = 0;
-    int rc = sq_writer_begin(q);
-    if (rc)
-        return rc;
     va_list ap;
     va_start(ap, fmt);
-    rc = vrun(&q->writer, id, NULL, &changed, fmt, ap);
+    int rc = vwrite(q, ST_COUNT, NULL, 0, id, &changed, fmt, ap);
     va_end(ap);
-    if (rc == 0 && !changed)
-        rc = AGENTD_ENOTFOUND;
-    return sq_writer_end(q, rc);
+    return rc == 0 && !changed ? AGENTD_ENOTFOUND : rc; /* nothing changed: nothing to undo */
+}
+
+int sq_insert_fresh(struct sq *q, enum st drop, const char *drop_id, int64_t now, enum st id,
+                    const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vwrite(q, drop, drop_id, now, id, NULL, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 /* ---- rows ---- */

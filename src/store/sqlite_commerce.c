@@ -27,14 +27,10 @@ int sq_checkout_create(void *b, struct store_checkout *c)
 {
     struct sq *q = b;
     int64_t now = now_ms(q);
-    int rc = sq_writer_begin(q);
-    if (rc)
-        return rc;
-    rc = sq_run(&q->writer, ST_CHECKOUT_DROP_EXPIRED, NULL, NULL, "ti", c->id, now);
-    if (rc == 0)
-        rc = sq_run(&q->writer, ST_CHECKOUT_INSERT, NULL, NULL, "ttttie", c->id, c->owner,
-                    c->status, c->document, now, c->expires_at);
-    if ((rc = sq_writer_end(q, rc)) == 0) {
+    int rc = sq_insert_fresh(q, ST_CHECKOUT_DROP_EXPIRED, c->id, now, ST_CHECKOUT_INSERT,
+                             "ttttie", c->id, c->owner, c->status, c->document, now,
+                             c->expires_at);
+    if (rc == 0) {
         c->version = 1;
         c->created_at = c->updated_at = now;
     }

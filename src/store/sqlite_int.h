@@ -93,6 +93,11 @@ int sq_get(struct sq *q, enum st id, const struct row_map *m, void *outp, const 
 int sq_write_one(struct sq *q, enum st id, int *changed, const char *fmt, ...);
 /* The same, AGENTD_ENOTFOUND when it touched no row. */
 int sq_write_found(struct sq *q, enum st id, const char *fmt, ...);
+/* An insert whose id an expired row may still hold (a session, a
+ * checkout): in one write transaction, drop (?1 drop_id, ?2 now) removes
+ * that row first, so the id is free again even before the purge. */
+int sq_insert_fresh(struct sq *q, enum st drop, const char *drop_id, int64_t now, enum st id,
+                    const char *fmt, ...);
 
 /* ---- connections (sqlite.c) ---- */
 

@@ -32,14 +32,9 @@ int sq_session_create(void *b, struct store_session *v)
 {
     struct sq *q = b;
     int64_t now = now_ms(q);
-    int rc = sq_writer_begin(q);
-    if (rc)
-        return rc;
-    /* An expired session's id is free again, even before the purge. */
-    rc = sq_run(&q->writer, ST_SESSION_DROP_EXPIRED, NULL, NULL, "ti", v->id, now);
-    if (rc == 0)
-        rc = sq_session_insert(q, v, now);
-    if ((rc = sq_writer_end(q, rc)) == 0) {
+    int rc = sq_insert_fresh(q, ST_SESSION_DROP_EXPIRED, v->id, now, ST_SESSION_INSERT, "tttie",
+                             v->id, v->owner, v->context, now, session_expiry(q, now));
+    if (rc == 0) {
         v->created_at = v->updated_at = now;
         v->expires_at = session_expiry(q, now);
     }

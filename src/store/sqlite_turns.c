@@ -181,10 +181,11 @@ static int events_insert(struct sq *q, const struct store_event *v, size_t n, in
     return rc;
 }
 
-/* Room for nev events' seqs (*seq NULL when nev is 0), then the writer's
- * transaction; on failure nothing is held. */
-static int events_begin(struct sq *q, size_t nev, int64_t **seq)
+/* The time, room for nev events' seqs (*seq NULL when nev is 0), then the
+ * writer's transaction; on failure nothing is held. */
+static int events_begin(struct sq *q, size_t nev, int64_t *now, int64_t **seq)
 {
+    *now = now_ms(q);
     *seq = nev ? calloc(nev, sizeof **seq) : NULL;
     if (nev && !*seq)
         return AGENTD_ENOMEM;
@@ -205,18 +206,23 @@ static void events_filled(struct store_event *ev, size_t nev, int64_t now, const
     }
 }
 
+/* Ends the transaction events_begin opened (committing when rc is 0) and
+ * hands the events their seqs and time once written. */
+static int events_end(struct sq *q, int rc, struct store_event *ev, size_t nev, int64_t now,
+                      int64_t *seq)
+{
+    if ((rc = sq_writer_end(q, rc)) == 0)
+        events_filled(ev, nev, now, seq);
+    free(seq);
+    return rc;
+}
+
 int sq_event_append(void *b, struct store_event *v, size_t n)
 {
     struct sq *q = b;
-    int64_t now = now_ms(q);
-    int64_t *seq;
-    int rc = events_begin(q, n, &seq);
-    if (rc)
-        return rc;
-    if ((rc = sq_writer_end(q, events_insert(q, v, n, now, seq))) == 0)
-        events_filled(v, n, now, seq);
-    free(seq);
-    return rc;
+    int64_t now, *seq;
+    int rc = events_begin(q, n, &now, &seq);
+    return rc ? rc : events_end(q, events_insert(q, v, n, now, seq), v, n, now, seq);
 }
 
 int sq_event_list(void *b, const char *session_id, int64_t after_seq, int limit,
@@ -280,9 +286,8 @@ int sq_turn_record(void *b, struct store_checkpoint *cp, struct store_message *m
                    struct store_event *ev, size_t nev)
 {
     struct sq *q = b;
-    int64_t now = now_ms(q), mseq = 0;
-    int64_t *seq;
-    int rc = events_begin(q, nev, &seq);
+    int64_t now, mseq = 0, *seq;
+    int rc = events_begin(q, nev, &now, &seq);
     if (rc)
         return rc;
     rc = turn_record_tx(q, cp, m, ev, nev, now, &mseq, seq);
@@ -300,9 +305,8 @@ int sq_turn_finish_events(void *b, const char *id, const char *state,
 {
     int changed = 0;
     struct sq *q = b;
-    int64_t now = now_ms(q);
-    int64_t *seq;
-    int rc = events_begin(q, nev, &seq);
+    int64_t now, *seq;
+    int rc = events_begin(q, nev, &now, &seq);
     if (rc)
         return rc;
     rc = turn_finish_tx(q, id, state, now);
@@ -313,12 +317,8 @@ int sq_turn_finish_events(void *b, const char *id, const char *state,
     if (rc == 0 && task) /* a task that moved on changes nothing, and fails nothing */
         rc = sq_run(&q->writer, ST_TASK_UPDATE_IF, NULL, &changed, "tttitt", task->id, task->state,
                     task->artifacts, now, task->old_state, task->old_artifacts);
-    if ((rc = sq_writer_end(q, rc)) == 0) {
-        events_filled(ev, nev, now, seq);
-        if (task)
-            *task_written = changed > 0;
-    }
-    free(seq);
+    if ((rc = events_end(q, rc, ev, nev, now, seq)) == 0 && task)
+        *task_written = changed > 0;
     return rc;
 }
 
@@ -377,10 +377,9 @@ int sq_turn_step_record(void *b, const char *turn_id, const char *principal,
                         struct store_event *ev, size_t nev)
 {
     struct sq *q = b;
-    int64_t now = now_ms(q), flag = 0, mseq = 0;
-    int64_t *seq;
+    int64_t now, flag = 0, mseq = 0, *seq;
     int running = 1, rec = AGENTD_ECONFLICT; /* not written */
-    int rc = events_begin(q, nev, &seq);
+    int rc = events_begin(q, nev, &now, &seq);
     if (rc)
         return rc;
     rc = usage_add_tx(q, turn_id, principal, model, u, now);

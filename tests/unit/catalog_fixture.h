@@ -31,12 +31,13 @@ static inline void demo_path(char *out, size_t n)
 
 static inline struct catalog *load_demo(void)
 {
-    char path[4096], err[4096];
+    char path[4096];
+    struct agentd_error err;
     demo_path(path, sizeof path);
     struct catalog *c = NULL;
-    int rc = catalog_load_file(path, &c, err, sizeof err);
+    int rc = catalog_load_file(path, &c, &err);
     if (rc != 0)
-        print_error("%s\n", err);
+        print_error("%s\n", err.msg);
     assert_int_equal(rc, 0);
     assert_non_null(c);
     return c;
@@ -44,11 +45,11 @@ static inline struct catalog *load_demo(void)
 
 static inline struct catalog *load_text(const char *json)
 {
-    char err[4096];
+    struct agentd_error err;
     struct catalog *c = NULL;
-    int rc = catalog_load_json(json, strlen(json), "t.json", &c, err, sizeof err);
+    int rc = catalog_load_json(json, strlen(json), "t.json", &c, &err);
     if (rc != 0)
-        print_error("%s\n", err);
+        print_error("%s\n", err.msg);
     assert_int_equal(rc, 0);
     return c;
 }

@@ -387,15 +387,14 @@ static void test_validation_messages(void **state)
           AGENTD_EINVAL, "tax_rates[0].shipping_taxable: must be true or false, not a string" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char err[4096];
+        struct agentd_error err;
         struct catalog *c = (struct catalog *)1;
-        int rc = catalog_load_json(cases[i].json, strlen(cases[i].json), "t.json", &c, err,
-                                   sizeof err);
-        if (rc != cases[i].rc || !strstr(err, cases[i].want))
-            print_error("case %zu: rc %d\n got: %s\nwant: %s\n", i, rc, err, cases[i].want);
+        int rc = catalog_load_json(cases[i].json, strlen(cases[i].json), "t.json", &c, &err);
+        if (rc != cases[i].rc || !strstr(err.msg, cases[i].want))
+            print_error("case %zu: rc %d\n got: %s\nwant: %s\n", i, rc, err.msg, cases[i].want);
         assert_int_equal(rc, cases[i].rc);
         assert_null(c);
-        assert_non_null(strstr(err, cases[i].want));
+        assert_non_null(strstr(err.msg, cases[i].want));
     }
 }
 
@@ -416,15 +415,15 @@ static void test_validation_lines_and_all_problems(void **state)
                        "  ],\n"
                        "  \"discounts\": [{\"code\": \"Q\", \"type\": \"nope\", \"value\": 1}]\n"
                        "}\n";
-    char err[4096];
+    struct agentd_error err;
     struct catalog *c;
-    assert_int_equal(catalog_load_json(json, strlen(json), "data/catalog.json", &c, err, sizeof err),
+    assert_int_equal(catalog_load_json(json, strlen(json), "data/catalog.json", &c, &err),
                      AGENTD_EINVAL);
     /* every problem, each with the line of the field (or of its object) */
-    assert_non_null(strstr(err, "data/catalog.json:7: products[1].name: required"));
-    assert_non_null(strstr(err, "data/catalog.json:9: products[1].offers.price: must be a "
+    assert_non_null(strstr(err.msg, "data/catalog.json:7: products[1].name: required"));
+    assert_non_null(strstr(err.msg, "data/catalog.json:9: products[1].offers.price: must be a "
                                 "non-negative amount with at most 2 decimals"));
-    assert_non_null(strstr(err, "data/catalog.json:13: discounts[0].type: \"nope\""));
+    assert_non_null(strstr(err.msg, "data/catalog.json:13: discounts[0].type: \"nope\""));
 }
 
 static void test_validation_caps_at_20(void **state)
@@ -438,22 +437,33 @@ static void test_validation_caps_at_20(void **state)
                               "\"priceCurrency\":\"USD\"},\"inventory\":{\"quantity\":1}}",
                               i ? "," : "", i);
     snprintf(json + n, sizeof json - n, "]}");
-    char err[8192];
+    struct agentd_error err;
     struct catalog *c;
-    assert_int_equal(catalog_load_json(json, strlen(json), "t.json", &c, err, sizeof err),
+    assert_int_equal(catalog_load_json(json, strlen(json), "t.json", &c, &err),
                      AGENTD_EINVAL);
     int lines = 1;
-    for (const char *p = err; *p; p++)
+    for (const char *p = err.msg; *p; p++)
         lines += *p == '\n';
     assert_int_equal(lines, CATALOG_ERRORS_MAX + 1);
-    assert_non_null(strstr(err, "products[19].offers.price"));
-    assert_null(strstr(err, "products[20].offers.price"));
-    assert_non_null(strstr(err, "(10 more problems not shown)"));
-    /* a tiny buffer truncates but stays a C string */
-    char small[16];
-    assert_int_equal(catalog_load_json(json, strlen(json), "t.json", &c, small, sizeof small),
-                     AGENTD_EINVAL);
-    assert_int_equal(strlen(small), sizeof small - 1);
+    assert_non_null(strstr(err.msg, "products[19].offers.price"));
+    assert_null(strstr(err.msg, "products[20].offers.price"));
+    assert_non_null(strstr(err.msg, "(10 more problems not shown)"));
+    /* a list longer than the message (each line names a long source)
+     * truncates but stays a C string, writing nothing past it */
+    char source[400];
+    memset(source, 's', sizeof source - 1);
+    source[sizeof source - 1] = 0;
+    struct {
+        struct agentd_error e;
+        char after[16];
+    } big;
+    memset(&big, 'X', sizeof big);
+    assert_int_equal(catalog_load_json(json, strlen(json), source, &c, &big.e), AGENTD_EINVAL);
+    assert_int_equal(strlen(big.e.msg), sizeof big.e.msg - 1);
+    for (size_t i = 0; i < sizeof big.after; i++)
+        assert_int_equal(big.after[i], 'X');
+    /* and no struct at all is allowed */
+    assert_int_equal(catalog_load_json(json, strlen(json), "t.json", &c, NULL), AGENTD_EINVAL);
 }
 
 

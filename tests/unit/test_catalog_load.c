@@ -26,15 +26,15 @@
 static void test_load_file_errors(void **state)
 {
     (void)state;
-    char err[512];
+    struct agentd_error err;
     struct catalog *c;
-    assert_int_equal(catalog_load_file("/nonexistent/catalog.json", &c, err, sizeof err),
+    assert_int_equal(catalog_load_file("/nonexistent/catalog.json", &c, &err),
                      AGENTD_ENOTFOUND);
     assert_null(c);
-    assert_non_null(strstr(err, "/nonexistent/catalog.json: No such file"));
-    assert_int_equal(catalog_load_file("/tmp", &c, err, sizeof err), AGENTD_EIO);
-    assert_non_null(strstr(err, "/tmp: not a regular file"));
-    assert_int_equal(catalog_load_file(NULL, &c, err, sizeof err), AGENTD_EINVAL);
+    assert_non_null(strstr(err.msg, "/nonexistent/catalog.json: No such file"));
+    assert_int_equal(catalog_load_file("/tmp", &c, &err), AGENTD_EIO);
+    assert_non_null(strstr(err.msg, "/tmp: not a regular file"));
+    assert_int_equal(catalog_load_file(NULL, &c, &err), AGENTD_EINVAL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -131,11 +131,11 @@ static void test_csv_import_roundtrip(void **state)
               "10OFF,percentage,10,10% off\n"
               "FIVEOFF,fixed_amount,500,\"$5 off, any order\"\n");
     tmp_write(&t, "promotions.csv", "id,type\nignored,whatever\n");
-    char err[4096];
+    struct agentd_error err;
     char *json = NULL;
-    int rc = catalog_import_csv_dir(t.path, &json, err, sizeof err);
+    int rc = catalog_import_csv_dir(t.path, &json, &err);
     if (rc)
-        print_error("%s\n", err);
+        print_error("%s\n", err.msg);
     assert_int_equal(rc, 0);
     assert_non_null(json);
 
@@ -181,14 +181,14 @@ static void test_csv_missing_files(void **state)
     (void)state;
     struct tmpdir t;
     tmp_make(&t);
-    char err[1024];
+    struct agentd_error err;
     char *json = (char *)1;
-    assert_int_equal(catalog_import_csv_dir(t.path, &json, err, sizeof err), AGENTD_ENOTFOUND);
+    assert_int_equal(catalog_import_csv_dir(t.path, &json, &err), AGENTD_ENOTFOUND);
     assert_null(json);
-    assert_non_null(strstr(err, "none of products.csv"));
+    assert_non_null(strstr(err.msg, "none of products.csv"));
 
     tmp_write(&t, "discounts.csv", "code,type,value\nX,percentage,5\n");
-    assert_int_equal(catalog_import_csv_dir(t.path, &json, err, sizeof err), 0);
+    assert_int_equal(catalog_import_csv_dir(t.path, &json, &err), 0);
     struct catalog *c = load_text(json);
     size_t n;
     catalog_products(c, &n);
@@ -200,12 +200,12 @@ static void test_csv_missing_files(void **state)
     free(json);
     tmp_remove(&t);
 
-    assert_int_equal(catalog_import_csv_dir("/nonexistent-dir", &json, err, sizeof err),
+    assert_int_equal(catalog_import_csv_dir("/nonexistent-dir", &json, &err),
                      AGENTD_ENOTFOUND);
-    assert_non_null(strstr(err, "/nonexistent-dir: No such file"));
-    assert_int_equal(catalog_import_csv_dir("/etc/hostname", &json, err, sizeof err),
+    assert_non_null(strstr(err.msg, "/nonexistent-dir: No such file"));
+    assert_int_equal(catalog_import_csv_dir("/etc/hostname", &json, &err),
                      AGENTD_ENOTFOUND);
-    assert_non_null(strstr(err, "not a directory"));
+    assert_non_null(strstr(err.msg, "not a directory"));
 }
 
 static void test_csv_errors(void **state)
@@ -283,14 +283,14 @@ static void test_csv_errors(void **state)
         if (strcmp(cases[i].file, "products.csv") != 0)
             tmp_write(&t, "products.csv", P);
         tmp_write(&t, cases[i].file, cases[i].text);
-        char err[4096];
+        struct agentd_error err;
         char *json = (char *)1;
-        int rc = catalog_import_csv_dir(t.path, &json, err, sizeof err);
-        if (rc != AGENTD_EINVAL || !strstr(err, cases[i].want))
-            print_error("case %zu: rc %d\n got: %s\nwant: %s\n", i, rc, err, cases[i].want);
+        int rc = catalog_import_csv_dir(t.path, &json, &err);
+        if (rc != AGENTD_EINVAL || !strstr(err.msg, cases[i].want))
+            print_error("case %zu: rc %d\n got: %s\nwant: %s\n", i, rc, err.msg, cases[i].want);
         assert_int_equal(rc, AGENTD_EINVAL);
         assert_null(json);
-        assert_non_null(strstr(err, cases[i].want));
+        assert_non_null(strstr(err.msg, cases[i].want));
         tmp_remove(&t);
     }
 }
@@ -303,13 +303,13 @@ static void test_csv_reports_all_problems(void **state)
     tmp_write(&t, "products.csv", "id,title,price\nA,,x\nB,Pear,2\n");
     tmp_write(&t, "inventory.csv", "product_id,quantity\nB,lots\n");
     tmp_write(&t, "discounts.csv", "code,type,value\nQ,half,1\n");
-    char err[4096];
+    struct agentd_error err;
     char *json;
-    assert_int_equal(catalog_import_csv_dir(t.path, &json, err, sizeof err), AGENTD_EINVAL);
-    assert_non_null(strstr(err, "products.csv:2: title: must not be empty"));
-    assert_non_null(strstr(err, "products.csv:2: price: \"x\" is not an integer"));
-    assert_non_null(strstr(err, "inventory.csv:2: quantity: \"lots\" is not an integer"));
-    assert_non_null(strstr(err, "discounts.csv:2: type: \"half\""));
+    assert_int_equal(catalog_import_csv_dir(t.path, &json, &err), AGENTD_EINVAL);
+    assert_non_null(strstr(err.msg, "products.csv:2: title: must not be empty"));
+    assert_non_null(strstr(err.msg, "products.csv:2: price: \"x\" is not an integer"));
+    assert_non_null(strstr(err.msg, "inventory.csv:2: quantity: \"lots\" is not an integer"));
+    assert_non_null(strstr(err.msg, "discounts.csv:2: type: \"half\""));
     tmp_remove(&t);
 
     /* more than the cap: listed up to it, then counted */
@@ -319,8 +319,8 @@ static void test_csv_reports_all_problems(void **state)
     for (int i = 0; i < 25; i++)
         n += (size_t)snprintf(big + n, sizeof big - n, "P%d,T,bad\n", i);
     tmp_write(&t, "products.csv", big);
-    assert_int_equal(catalog_import_csv_dir(t.path, &json, err, sizeof err), AGENTD_EINVAL);
-    assert_non_null(strstr(err, "(5 more problems not shown)"));
+    assert_int_equal(catalog_import_csv_dir(t.path, &json, &err), AGENTD_EINVAL);
+    assert_non_null(strstr(err.msg, "(5 more problems not shown)"));
     tmp_remove(&t);
 }
 

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "commerce/checkout.h"
+#include "commerce/fields.h"
 #include "commerce/payment.h"
 #include "commerce/ucp.h"
 #include "core/err.h"
@@ -1006,9 +1007,65 @@ static void test_completion_claim(void **state)
     fake_free(f);
 }
 
+/* ---- fields_arr_parse: the one "JSON array -> typed array" walk ---- */
+
+static int parse_str_elem(const json_t *j, void *items, size_t i, void *ctx)
+{
+    (void)ctx;
+    const char *s = json_string_value(j);
+    if (!s || strcmp(s, "bad") == 0)
+        return AGENTD_EINVAL;
+    char **slot = (char **)items + i;
+    for (size_t k = 0; k < i; k++)
+        if (strcmp(((char **)items)[k], s) == 0)
+            return AGENTD_EEXIST; /* earlier slots are there to compare with */
+    return (*slot = strdup(s)) ? 0 : AGENTD_ENOMEM;
+}
+
+static void test_fields_arr_parse(void **state)
+{
+    (void)state;
+    char **items = NULL;
+    size_t n = 0;
+    json_t *a = json_pack("[s, s]", "x", "y");
+    assert_int_equal(fields_arr_parse(&fields_str_shape, a, 2, parse_str_elem, NULL, &items, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(items[1], "y");
+    char **before = items;
+    /* over the cap, a failing element, a duplicate: the field is untouched */
+    json_t *big = json_pack("[s, s, s]", "a", "b", "c");
+    assert_int_equal(fields_arr_parse(&fields_str_shape, big, 2, parse_str_elem, NULL, &items, &n),
+                     AGENTD_ETOOLARGE);
+    json_t *bad = json_pack("[s, s]", "a", "bad");
+    assert_int_equal(fields_arr_parse(&fields_str_shape, bad, 2, parse_str_elem, NULL, &items, &n),
+                     AGENTD_EINVAL);
+    json_t *dup = json_pack("[s, s]", "a", "a");
+    assert_int_equal(fields_arr_parse(&fields_str_shape, dup, 2, parse_str_elem, NULL, &items, &n),
+                     AGENTD_EEXIST);
+    assert_ptr_equal(items, before);
+    assert_int_equal(n, 2);
+    /* a new array replaces the old one (freed: the sanitizer build checks) */
+    json_t *one = json_pack("[s]", "z");
+    assert_int_equal(fields_arr_parse(&fields_str_shape, one, 2, parse_str_elem, NULL, &items, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(items[0], "z");
+    /* not an array: empty */
+    json_t *obj = json_object();
+    assert_int_equal(fields_arr_parse(&fields_str_shape, obj, 2, parse_str_elem, NULL, &items, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(items);
+    json_decref(a);
+    json_decref(big);
+    json_decref(bad);
+    json_decref(dup);
+    json_decref(one);
+    json_decref(obj);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fields_arr_parse),
         cmocka_unit_test(test_create_conformance_shape),
         cmocka_unit_test(test_status_and_messages),
         cmocka_unit_test(test_create_errors),

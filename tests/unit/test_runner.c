@@ -125,13 +125,14 @@ static void world_start(struct world *w, const struct line *script, int n, int m
     memset(w, 0, sizeof *w);
     snprintf(w->dir, sizeof w->dir, "/tmp/agentd-test-runner-XXXXXX");
     assert_non_null(mkdtemp(w->dir));
-    char url[256], err[256] = "";
+    char url[256];
+    struct agentd_error err = { 0 };
     snprintf(url, sizeof url, "%s/agentd.db", w->dir);
     struct store_options o = { .url = url, .sync = STORE_SYNC_NORMAL };
     assert_int_equal(store_open(&o, &w->st, NULL), 0);
     w->m = merchant_new(w->st, NULL); /* the demo catalog */
     assert_non_null(w->m);
-    assert_int_equal(merchant_load(w->m, err, sizeof err), 0);
+    assert_int_equal(merchant_load(w->m, &err), 0);
     w->sh = shop_new(w->st, w->m, "http://127.0.0.1:8080");
     assert_non_null(w->sh);
     w->pool = pool_new(2, 1000);

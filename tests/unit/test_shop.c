@@ -46,7 +46,8 @@ static int setup(void **state)
         free(c);
         return -1;
     }
-    char url[512], err[256] = "";
+    char url[512];
+    struct agentd_error err = { 0 };
     snprintf(url, sizeof url, "%s/agentd.db", c->dir);
     struct store_options o = { .url = url, .sync = STORE_SYNC_NORMAL };
     struct agentd_error serr = { 0 };
@@ -56,8 +57,8 @@ static int setup(void **state)
     }
     /* as src/main.c: no AGENTD_CATALOG, no import -> the built-in catalog */
     c->m = merchant_new(c->st, NULL);
-    if (!c->m || merchant_load(c->m, err, sizeof err) != 0) {
-        fprintf(stderr, "merchant_load: %s\n", err);
+    if (!c->m || merchant_load(c->m, &err) != 0) {
+        fprintf(stderr, "merchant_load: %s\n", err.msg);
         return -1;
     }
     c->sh = shop_new(c->st, c->m, "http://127.0.0.1:8080");

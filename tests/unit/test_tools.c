@@ -46,12 +46,12 @@ static json_t *load(const char *text)
 static void expect_valid_at(const char *tool, const char *args_text, int line)
 {
     json_t *args = load(args_text);
-    char why[4096] = "";
-    int rc = tools_validate(tool, args, why, sizeof why);
+    struct agentd_error why = { 0 };
+    int rc = tools_validate(tool, args, &why);
     json_decref(args);
     if (rc != 0)
         fail_msg("line %d: %s %s should be valid, got rc=%d why=\"%s\"", line, tool, args_text, rc,
-                 why);
+                 why.msg);
 }
 
 /* args must be rejected, and why must contain every non-NULL needle */
@@ -59,15 +59,15 @@ static void expect_invalid_at(const char *tool, const char *args_text, const cha
                               const char *needle2, int line)
 {
     json_t *args = load(args_text);
-    char why[4096] = "";
-    int rc = tools_validate(tool, args, why, sizeof why);
+    struct agentd_error why = { 0 };
+    int rc = tools_validate(tool, args, &why);
     json_decref(args);
     if (rc != AGENTD_EINVAL)
         fail_msg("line %d: %s %s should be invalid, got rc=%d", line, tool, args_text, rc);
-    if (needle1 && !strstr(why, needle1))
-        fail_msg("line %d: %s %s: why \"%s\" lacks \"%s\"", line, tool, args_text, why, needle1);
-    if (needle2 && !strstr(why, needle2))
-        fail_msg("line %d: %s %s: why \"%s\" lacks \"%s\"", line, tool, args_text, why, needle2);
+    if (needle1 && !strstr(why.msg, needle1))
+        fail_msg("line %d: %s %s: why \"%s\" lacks \"%s\"", line, tool, args_text, why.msg, needle1);
+    if (needle2 && !strstr(why.msg, needle2))
+        fail_msg("line %d: %s %s: why \"%s\" lacks \"%s\"", line, tool, args_text, why.msg, needle2);
 }
 
 #define expect_valid(tool, args) expect_valid_at(tool, args, __LINE__)
@@ -233,13 +233,13 @@ static void test_definitions_agree_with_validator(void **state)
         const char *name = json_string_value(json_object_get(fn, "name"));
         json_t *params = json_object_get(fn, "parameters");
         json_t *required = json_object_get(params, "required");
-        char why[4096] = "";
+        struct agentd_error why = { 0 };
         json_t *empty = json_object();
-        int rc = tools_validate(name, empty, why, sizeof why);
+        int rc = tools_validate(name, empty, &why);
         json_decref(empty);
         if (json_array_size(required) == 0 && !json_object_get(params, "minProperties")) {
             if (rc != 0)
-                fail_msg("%s: {} rejected although nothing is required: %s", name, why);
+                fail_msg("%s: {} rejected although nothing is required: %s", name, why.msg);
             continue;
         }
         required_seen++;
@@ -250,11 +250,11 @@ static void test_definitions_agree_with_validator(void **state)
         json_array_foreach(required, r, req) {
             char expect[128];
             snprintf(expect, sizeof expect, "arguments.%s is required", json_string_value(req));
-            if (!strstr(why, expect))
-                fail_msg("%s: \"%s\" lacks \"%s\"", name, why, expect);
+            if (!strstr(why.msg, expect))
+                fail_msg("%s: \"%s\" lacks \"%s\"", name, why.msg, expect);
         }
-        if (json_object_get(params, "minProperties") && !strstr(why, "arguments must have at least"))
-            fail_msg("%s: \"%s\" does not say what is needed", name, why);
+        if (json_object_get(params, "minProperties") && !strstr(why.msg, "arguments must have at least"))
+            fail_msg("%s: \"%s\" does not say what is needed", name, why.msg);
     }
     assert_int_equal(required_seen, 7);
     json_decref(defs);
@@ -446,22 +446,22 @@ static void test_validate_unknown_tool(void **state)
 {
     (void)state;
     json_t *args = json_object();
-    char why[256] = "";
-    assert_int_equal(tools_validate("delete_everything", args, why, sizeof why), AGENTD_EINVAL);
-    assert_non_null(strstr(why, "unknown tool"));
-    assert_non_null(strstr(why, "delete_everything"));
+    struct agentd_error why = { 0 };
+    assert_int_equal(tools_validate("delete_everything", args, &why), AGENTD_EINVAL);
+    assert_non_null(strstr(why.msg, "unknown tool"));
+    assert_non_null(strstr(why.msg, "delete_everything"));
 
-    why[0] = 0;
-    assert_int_equal(tools_validate("Get_Product", args, why, sizeof why), AGENTD_EINVAL);
-    assert_non_null(strstr(why, "Get_Product"));
+    why.msg[0] = 0;
+    assert_int_equal(tools_validate("Get_Product", args, &why), AGENTD_EINVAL);
+    assert_non_null(strstr(why.msg, "Get_Product"));
 
-    why[0] = 0;
-    assert_int_equal(tools_validate("", args, why, sizeof why), AGENTD_EINVAL);
-    assert_non_null(strstr(why, "unknown tool"));
+    why.msg[0] = 0;
+    assert_int_equal(tools_validate("", args, &why), AGENTD_EINVAL);
+    assert_non_null(strstr(why.msg, "unknown tool"));
 
-    why[0] = 0;
-    assert_int_equal(tools_validate(NULL, args, why, sizeof why), AGENTD_EINVAL);
-    assert_string_equal(why, "unknown tool (none)");
+    why.msg[0] = 0;
+    assert_int_equal(tools_validate(NULL, args, &why), AGENTD_EINVAL);
+    assert_string_equal(why.msg, "unknown tool (none)");
     json_decref(args);
 }
 
@@ -478,9 +478,9 @@ static void test_validate_non_object_args(void **state)
     expect_invalid("get_product", "[\"p-1\"]", "arguments must be of type object", NULL);
 
     /* NULL args */
-    char why[256] = "";
-    assert_int_equal(tools_validate("get_checkout", NULL, why, sizeof why), AGENTD_EINVAL);
-    assert_string_equal(why, "arguments must be of type object");
+    struct agentd_error why = { 0 };
+    assert_int_equal(tools_validate("get_checkout", NULL, &why), AGENTD_EINVAL);
+    assert_string_equal(why.msg, "arguments must be of type object");
 }
 
 /* every problem is reported, not just the first: a model fixes them all in
@@ -490,10 +490,10 @@ static void test_validate_reports_every_problem(void **state)
     (void)state;
     expect_invalid("add_to_checkout", "{\"product_id\":\"\"}", "arguments.quantity is required",
                    "arguments.product_id must not be empty");
-    char why[4096] = "";
+    struct agentd_error why = { 0 };
     json_t *args = load("{\"product_id\":\"\",\"quantity\":0}");
-    assert_int_equal(tools_validate("add_to_checkout", args, why, sizeof why), AGENTD_EINVAL);
-    assert_string_equal(why, "arguments.product_id must not be empty; "
+    assert_int_equal(tools_validate("add_to_checkout", args, &why), AGENTD_EINVAL);
+    assert_string_equal(why.msg, "arguments.product_id must not be empty; "
                              "arguments.quantity is out of range: 1 to 9999");
     json_decref(args);
 }
@@ -501,26 +501,40 @@ static void test_validate_reports_every_problem(void **state)
 static void test_validate_why_truncation(void **state)
 {
     (void)state;
+    /* the longest list (capped problems, each naming a clipped long key)
+     * fits the message whole, and nothing is written past it */
+    json_t *many = json_object();
+    for (int i = 0; i < 400; i++) {
+        char key[160];
+        snprintf(key, sizeof key, "no_such_argument_%03d_%0120d", i, 0);
+        json_object_set_new(many, key, json_true());
+    }
+    struct {
+        struct agentd_error e;
+        char after[16];
+    } why;
+    memset(&why, 'X', sizeof why);
+    assert_int_equal(tools_validate("search_shopping_catalog", many, &why.e), AGENTD_EINVAL);
+    assert_true(strlen(why.e.msg) < sizeof why.e.msg - 1);
+    assert_memory_equal(why.e.msg, "arguments", 9);
+    int problems = 0;
+    for (const char *p = why.e.msg; (p = strstr(p, ": unknown field")); p++)
+        problems++;
+    assert_int_equal(problems, 24); /* tools.c's PROBLEMS_MAX */
+    for (size_t i = 0; i < sizeof why.after; i++)
+        assert_int_equal(why.after[i], 'X');
+    json_decref(many);
+
+    /* no struct: nothing is written, the result still says invalid */
     json_t *args = json_object();
-    char why[16];
-    memset(why, 'X', sizeof why);
-    assert_int_equal(tools_validate("search_shopping_catalog", args, why, 8), AGENTD_EINVAL);
-    assert_int_equal(strlen(why), 7); /* "argumen" + NUL, nothing past len */
-    assert_memory_equal(why, "argumen", 8);
-    for (size_t i = 8; i < sizeof why; i++)
-        assert_int_equal(why[i], 'X');
+    assert_int_equal(tools_validate("no_such_tool", args, NULL), AGENTD_EINVAL);
+    assert_int_equal(tools_validate("search_shopping_catalog", args, NULL), AGENTD_EINVAL);
 
-    /* len 0: nothing is written, the result still says invalid */
-    memset(why, 'X', sizeof why);
-    assert_int_equal(tools_validate("no_such_tool", args, why, 0), AGENTD_EINVAL);
-    for (size_t i = 0; i < sizeof why; i++)
-        assert_int_equal(why[i], 'X');
-
-    /* and valid arguments leave why alone */
+    /* and valid arguments leave it alone */
     json_t *ok = load("{\"query\":\"q\"}");
-    memset(why, 'X', sizeof why);
-    assert_int_equal(tools_validate("search_shopping_catalog", ok, why, sizeof why), 0);
-    assert_int_equal(why[0], 'X');
+    memset(&why, 'X', sizeof why);
+    assert_int_equal(tools_validate("search_shopping_catalog", ok, &why.e), 0);
+    assert_int_equal(why.e.msg[0], 'X');
     json_decref(ok);
     json_decref(args);
 }
@@ -720,9 +734,9 @@ static void test_definitions_complete_schemas(void **state)
         json_t *args = json_loads(ex + strlen("Example arguments: "), 0, &je);
         if (!args)
             fail_msg("%s: the example is not JSON: %s", name, je.text);
-        char why[4096] = "";
-        if (tools_validate(name, args, why, sizeof why) != 0)
-            fail_msg("%s: its own example is invalid: %s", name, why);
+        struct agentd_error why = { 0 };
+        if (tools_validate(name, args, &why) != 0)
+            fail_msg("%s: its own example is invalid: %s", name, why.msg);
         json_decref(args);
         examples++;
     }
@@ -866,9 +880,9 @@ static void test_validate_patterns(void **state)
                    "arguments.option_id: 'express shipping' does not match", "options[].id");
     /* a NUL inside a string does not hide what follows it */
     json_t *nul = json_pack("{s:s%}", "product_id", "ok\0 no", (size_t)6);
-    char why[512] = "";
-    assert_int_equal(tools_validate("get_product", nul, why, sizeof why), AGENTD_EINVAL);
-    assert_non_null(strstr(why, "does not match"));
+    struct agentd_error why = { 0 };
+    assert_int_equal(tools_validate("get_product", nul, &why), AGENTD_EINVAL);
+    assert_non_null(strstr(why.msg, "does not match"));
     json_decref(nul);
     /* a long value is clipped in the message */
     expect_invalid("get_product",
@@ -1002,8 +1016,8 @@ static void test_run_invalid_arguments_carries_the_shape(void **state)
     assert_true(json_is_false(json_object_get(addr, "additionalProperties")));
     assert_int_equal(json_array_size(json_object_get(addr, "required")), 4);
     json_t *ex = json_object_get(err, "example");
-    char why[1024] = "";
-    assert_int_equal(tools_validate("update_customer_details", ex, why, sizeof why), 0);
+    struct agentd_error why = { 0 };
+    assert_int_equal(tools_validate("update_customer_details", ex, &why), 0);
     json_decref(res);
     /* not JSON: the same shape */
     res = tools_run(&ctx, "add_to_checkout", "{\"product_id\":");
@@ -1045,13 +1059,13 @@ static int shop_setup(void **state)
     snprintf(c->dir, sizeof c->dir, "/tmp/agentd-test-tools-XXXXXX");
     if (!mkdtemp(c->dir))
         return -1;
-    char url[512], err[256] = "";
+    char url[512];
     snprintf(url, sizeof url, "%s/agentd.db", c->dir);
     struct store_options o = { .url = url, .sync = STORE_SYNC_NORMAL };
     if (store_open(&o, &c->st, NULL) != 0)
         return -1;
     c->m = merchant_new(c->st, NULL); /* the built-in catalog */
-    if (!c->m || merchant_load(c->m, err, sizeof err) != 0)
+    if (!c->m || merchant_load(c->m, NULL) != 0)
         return -1;
     if (!(c->sh = shop_new(c->st, c->m, "http://127.0.0.1:8080")))
         return -1;
