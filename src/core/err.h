@@ -43,13 +43,15 @@ enum agentd_err {
  * JSONPath, field name or file:line, `msg` a sentence for humans. A function
  * that can explain a failure takes `struct agentd_error *e` (NULL allowed) and
  * returns the negative AGENTD_E* status; it never returns text any other way.
- * msg holds a list as long as the catalog loader's (CATALOG_ERRORS_MAX lines
- * of "source:LINE: field: what") and a tool's argument problems; the struct
- * lives on stacks and in per-request structs, never copied in a loop. */
+ * msg holds a list such as the catalog loader's problems (CATALOG_ERRORS_MAX
+ * lines) and a tool's argument problems
+ * (A2A shows 512 bytes); a longer list ends cut. The struct lives in
+ * per-request structs (an A2A call for its whole turn), so it stays small:
+ * ~2.2 KB, not a page per in-flight request. */
 struct agentd_error {
     char code[48];
     char path[128];
-    char msg[4096];
+    char msg[2048];
 };
 
 /* Fills *e (when not NULL; code/path may be NULL) and returns status, so a

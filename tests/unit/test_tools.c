@@ -501,18 +501,33 @@ static void test_validate_reports_every_problem(void **state)
 static void test_validate_why_truncation(void **state)
 {
     (void)state;
-    /* the longest list (capped problems, each naming a clipped long key)
-     * fits the message whole, and nothing is written past it */
+    /* many problems: the list stops at tools.c's PROBLEMS_MAX (what the
+     * model is told counts them), and a short list fits whole */
     json_t *many = json_object();
     for (int i = 0; i < 400; i++) {
-        char key[160];
-        snprintf(key, sizeof key, "no_such_argument_%03d_%0120d", i, 0);
+        char key[32];
+        snprintf(key, sizeof key, "no_such_argument_%03d", i);
         json_object_set_new(many, key, json_true());
     }
+    char *text = json_dumps(many, JSON_COMPACT);
+    struct tools_ctx ctx = null_ctx();
+    json_t *res = tools_run(&ctx, "search_shopping_catalog", text);
+    const char *m = json_string_value(json_object_get(json_object_get(res, "error"), "message"));
+    assert_non_null(m);
+    assert_non_null(strstr(m, "24 problems with its arguments")); /* tools.c's PROBLEMS_MAX */
+    json_decref(res);
+    free(text);
+    json_decref(many);
     struct {
         struct agentd_error e;
         char after[16];
     } why;
+    many = json_object();
+    for (int i = 0; i < 12; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "no_such_argument_%03d", i);
+        json_object_set_new(many, key, json_true());
+    }
     memset(&why, 'X', sizeof why);
     assert_int_equal(tools_validate("search_shopping_catalog", many, &why.e), AGENTD_EINVAL);
     assert_true(strlen(why.e.msg) < sizeof why.e.msg - 1);
@@ -520,7 +535,24 @@ static void test_validate_why_truncation(void **state)
     int problems = 0;
     for (const char *p = why.e.msg; (p = strstr(p, ": unknown field")); p++)
         problems++;
-    assert_int_equal(problems, 24); /* tools.c's PROBLEMS_MAX */
+    assert_int_equal(problems, 12);
+    for (size_t i = 0; i < sizeof why.after; i++)
+        assert_int_equal(why.after[i], 'X');
+    json_decref(many);
+
+    /* the longest list (each problem naming a clipped long key) is longer
+     * than the message: it ends cut, still a C string, nothing written
+     * past the struct */
+    many = json_object();
+    for (int i = 0; i < 400; i++) {
+        char key[160];
+        snprintf(key, sizeof key, "no_such_argument_%03d_%0120d", i, 0);
+        json_object_set_new(many, key, json_true());
+    }
+    memset(&why, 'X', sizeof why);
+    assert_int_equal(tools_validate("search_shopping_catalog", many, &why.e), AGENTD_EINVAL);
+    assert_int_equal(strlen(why.e.msg), sizeof why.e.msg - 1);
+    assert_memory_equal(why.e.msg, "arguments", 9);
     for (size_t i = 0; i < sizeof why.after; i++)
         assert_int_equal(why.after[i], 'X');
     json_decref(many);
