@@ -298,8 +298,22 @@ struct conn *sq_reader_get(struct sq *q)
 
 void sq_conn_put(struct conn *c) { pthread_mutex_unlock(&c->mu); }
 
+/* The batch this thread has open (store_batch_begin), if any: its writes
+ * join one transaction, each in a savepoint of its own. */
+static _Thread_local struct sq *tl_batch;
+
 int sq_writer_begin(struct sq *q)
 {
+    if (tl_batch == q) {
+        if (!q->batch_held) { /* the batch's first write takes the writer */
+            pthread_mutex_lock(&q->writer.mu);
+            q->batch_held = 1;
+        }
+        int rc = 0;
+        if (sqlite3_get_autocommit(q->writer.db))
+            rc = sq_run(&q->writer, ST_BEGIN_IMMEDIATE, NULL, NULL, "");
+        return rc ? rc : sq_run(&q->writer, ST_SAVEPOINT_OP, NULL, NULL, "");
+    }
     pthread_mutex_lock(&q->writer.mu);
     int rc = sq_run(&q->writer, ST_BEGIN_IMMEDIATE, NULL, NULL, "");
     if (rc)
@@ -307,13 +321,55 @@ int sq_writer_begin(struct sq *q)
     return rc;
 }
 
-/* Commits if rc is 0, else rolls back; releases the writer. */
+/* Commits if rc is 0, else rolls back; releases the writer. Inside a
+ * batch: the write's savepoint is released or rolled back, and the commit
+ * waits for the batch's end. */
 int sq_writer_end(struct sq *q, int rc)
 {
+    if (tl_batch == q) {
+        if (rc == 0)
+            rc = sq_run(&q->writer, ST_RELEASE_OP, NULL, NULL, "");
+        if (rc && !sqlite3_get_autocommit(q->writer.db)) {
+            sq_run(&q->writer, ST_ROLLBACK_TO_OP, NULL, NULL, "");
+            sq_run(&q->writer, ST_RELEASE_OP, NULL, NULL, "");
+        }
+        return rc;
+    }
     if (rc == 0)
         rc = sq_run(&q->writer, ST_COMMIT, NULL, NULL, "");
     if (rc && !sqlite3_get_autocommit(q->writer.db))
         sq_run(&q->writer, ST_ROLLBACK, NULL, NULL, "");
+    pthread_mutex_unlock(&q->writer.mu);
+    return rc;
+}
+
+/* Without reader connections reads go through the writer, which a batch
+ * would hold: no batch then (each write commits on its own, as always). */
+static int sq_batch_begin(void *b)
+{
+    struct sq *q = b;
+    if (q->nreaders == 0 || tl_batch)
+        return 0;
+    tl_batch = q;
+    return 1;
+}
+
+static int sq_batch_open(void *b) { return tl_batch == b; }
+
+static int sq_batch_end(void *b)
+{
+    struct sq *q = b;
+    if (tl_batch != q)
+        return 0;
+    tl_batch = NULL;
+    if (!q->batch_held)
+        return 0; /* nothing was written */
+    int rc = 0;
+    if (!sqlite3_get_autocommit(q->writer.db))
+        rc = sq_run(&q->writer, ST_COMMIT, NULL, NULL, "");
+    if (rc && !sqlite3_get_autocommit(q->writer.db))
+        sq_run(&q->writer, ST_ROLLBACK, NULL, NULL, "");
+    q->batch_held = 0;
     pthread_mutex_unlock(&q->writer.mu);
     return rc;
 }
@@ -508,6 +564,9 @@ int sq_open(const struct store_options *opt, void **out, struct agentd_error *e)
 
 const struct store_backend store_backend_sqlite = {
     .open = sq_open,
+    .batch_begin = sq_batch_begin,
+    .batch_open = sq_batch_open,
+    .batch_end = sq_batch_end,
     .close = sq_close,
     .ping = sq_ping,
     .backup = sq_backup,
