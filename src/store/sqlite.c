@@ -301,13 +301,14 @@ void sq_conn_put(struct conn *c) { pthread_mutex_unlock(&c->mu); }
 /* The batch this thread has open (store_batch_begin), if any: its writes
  * join one transaction, each in a savepoint of its own. */
 static _Thread_local struct sq *tl_batch;
+static _Thread_local int tl_held; /* and it holds the writer (from its first write) */
 
 int sq_writer_begin(struct sq *q)
 {
     if (tl_batch == q) {
-        if (!q->batch_held) { /* the batch's first write takes the writer */
+        if (!tl_held) { /* the batch's first write takes the writer */
             pthread_mutex_lock(&q->writer.mu);
-            q->batch_held = 1;
+            tl_held = 1;
         }
         int rc = 0;
         if (sqlite3_get_autocommit(q->writer.db))
@@ -362,14 +363,14 @@ static int sq_batch_end(void *b)
     if (tl_batch != q)
         return 0;
     tl_batch = NULL;
-    if (!q->batch_held)
+    if (!tl_held)
         return 0; /* nothing was written */
     int rc = 0;
     if (!sqlite3_get_autocommit(q->writer.db))
         rc = sq_run(&q->writer, ST_COMMIT, NULL, NULL, "");
     if (rc && !sqlite3_get_autocommit(q->writer.db))
         sq_run(&q->writer, ST_ROLLBACK, NULL, NULL, "");
-    q->batch_held = 0;
+    tl_held = 0;
     pthread_mutex_unlock(&q->writer.mu);
     return rc;
 }

@@ -40,7 +40,6 @@ struct sq {
     int64_t (*now)(void *ud);
     void *now_ud;
     int64_t session_ttl_ms;
-    int batch_held; /* a batch's thread holds writer.mu (touched by that thread only) */
 };
 
 static inline int64_t now_ms(const struct sq *q) { return q->now(q->now_ud); }

@@ -2,6 +2,7 @@
  * in one commit, each still all-or-nothing on its own. */
 #define _GNU_SOURCE
 #include <ftw.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -147,6 +148,58 @@ static void test_without_readers_each_write_commits_alone(void **state)
     assert_true(has_session(c->s, "s1"));
 }
 
+#define THREADS 4
+#define ROUNDS 100
+
+struct racer {
+    struct store *s;
+    int id;
+    int failed;
+};
+
+/* Batches of several threads at once: each holds the writer in turn. */
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    for (int i = 0; i < ROUNDS && !r->failed; i++) {
+        if (store_batch_begin(r->s) != 1) {
+            r->failed = 1;
+            break;
+        }
+        for (int k = 0; k < 2; k++) {
+            char id[64];
+            snprintf(id, sizeof id, "r%d-%d-%d", r->id, i, k);
+            struct store_session v = { .id = id, .owner = "alice", .context = "{}" };
+            if (store_session_create(r->s, &v) != 0)
+                r->failed = 1;
+        }
+        if (store_batch_end(r->s) != 0)
+            r->failed = 1;
+    }
+    return NULL;
+}
+
+static void test_batches_of_several_threads_take_turns(void **state)
+{
+    struct ctx *c = *state;
+    pthread_t th[THREADS];
+    struct racer r[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        r[i] = (struct racer){ .s = c->s, .id = i };
+        assert_ok(pthread_create(&th[i], NULL, race, &r[i]));
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_false(r[i].failed);
+    }
+    for (int i = 0; i < THREADS; i++)
+        for (int k = 0; k < 2; k++) {
+            char id[64];
+            snprintf(id, sizeof id, "r%d-%d-%d", i, ROUNDS - 1, k);
+            assert_true(has_session(c->s, id));
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -156,6 +209,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_batch_with_no_write_commits_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_without_readers_each_write_commits_alone, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_batches_of_several_threads_take_turns, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
