@@ -302,6 +302,7 @@ void sq_conn_put(struct conn *c) { pthread_mutex_unlock(&c->mu); }
  * join one transaction, each in a savepoint of its own. */
 static _Thread_local struct sq *tl_batch;
 static _Thread_local int tl_held; /* and it holds the writer (from its first write) */
+static _Thread_local int tl_bare;  /* the write under way opened the transaction */
 
 int sq_writer_begin(struct sq *q)
 {
@@ -310,10 +311,15 @@ int sq_writer_begin(struct sq *q)
             pthread_mutex_lock(&q->writer.mu);
             tl_held = 1;
         }
-        int rc = 0;
-        if (sqlite3_get_autocommit(q->writer.db))
-            rc = sq_run(&q->writer, ST_BEGIN_IMMEDIATE, NULL, NULL, "");
-        return rc ? rc : sq_run(&q->writer, ST_SAVEPOINT_OP, NULL, NULL, "");
+        /* the transaction's first write needs no savepoint (undoing it is
+         * a rollback of the whole), which spares copying every page it
+         * changes into the statement journal */
+        if (sqlite3_get_autocommit(q->writer.db)) {
+            tl_bare = 1;
+            return sq_run(&q->writer, ST_BEGIN_IMMEDIATE, NULL, NULL, "");
+        }
+        tl_bare = 0;
+        return sq_run(&q->writer, ST_SAVEPOINT_OP, NULL, NULL, "");
     }
     pthread_mutex_lock(&q->writer.mu);
     int rc = sq_run(&q->writer, ST_BEGIN_IMMEDIATE, NULL, NULL, "");
@@ -327,6 +333,12 @@ int sq_writer_begin(struct sq *q)
  * waits for the batch's end. */
 int sq_writer_end(struct sq *q, int rc)
 {
+    if (tl_batch == q && tl_bare) {
+        tl_bare = 0;
+        if (rc && !sqlite3_get_autocommit(q->writer.db))
+            sq_run(&q->writer, ST_ROLLBACK, NULL, NULL, "");
+        return rc;
+    }
     if (tl_batch == q) {
         if (rc == 0)
             rc = sq_run(&q->writer, ST_RELEASE_OP, NULL, NULL, "");
@@ -363,6 +375,7 @@ static int sq_batch_end(void *b)
     if (tl_batch != q)
         return 0;
     tl_batch = NULL;
+    tl_bare = 0;
     if (!tl_held)
         return 0; /* nothing was written */
     int rc = 0;

@@ -126,6 +126,28 @@ static void test_a_failed_write_leaves_nothing_of_itself(void **state)
     assert_null(ex);
 }
 
+/* The batch's first write runs with no savepoint of its own: its failure
+ * undoes the (so far empty) transaction, and the batch goes on. */
+static void test_a_failed_first_write_leaves_nothing_either(void **state)
+{
+    struct ctx *c = *state;
+    struct store_task t = { .id = "task1", .context_id = "nope", .owner = "alice",
+                            .state = "working", .artifacts = "{}" };
+    struct store_task_accept a = { .principal = "alice", .key = "m1", .fingerprint = "fp1",
+                                   .expires_at = 4102444800000LL, .task = &t };
+    struct store_idem *ex = NULL;
+    assert_int_equal(store_batch_begin(c->s), 1);
+    assert_int_equal(store_task_accept(c->s, &a, &ex), AGENTD_ENOTFOUND);
+    make_session(c->s, "s1");
+    struct store_session dup = { .id = "s1", .owner = "bob", .context = "{}" };
+    assert_int_equal(store_session_create(c->s, &dup), AGENTD_EEXIST);
+    make_session(c->s, "s2");
+    assert_ok(store_batch_end(c->s));
+    assert_true(has_session(c->s, "s1") && has_session(c->s, "s2"));
+    assert_ok(store_idem_begin(c->s, "alice", "m1", "fp1", 4102444800000LL, &ex));
+    assert_null(ex);
+}
+
 static void test_a_batch_with_no_write_commits_nothing(void **state)
 {
     struct ctx *c = *state;
@@ -205,6 +227,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_writes_commit_together_at_the_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_write_leaves_nothing_of_itself, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_failed_first_write_leaves_nothing_either, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_batch_with_no_write_commits_nothing, setup,
                                         teardown),
