@@ -316,7 +316,12 @@ int sq_writer_begin(struct sq *q)
          * changes into the statement journal */
         if (sqlite3_get_autocommit(q->writer.db)) {
             tl_bare = 1;
-            return sq_run(&q->writer, ST_BEGIN_IMMEDIATE, NULL, NULL, "");
+            int rc = sq_run(&q->writer, ST_BEGIN_IMMEDIATE, NULL, NULL, "");
+            if (rc) { /* nothing pending: let the writer go, as outside a batch */
+                tl_held = tl_bare = 0;
+                pthread_mutex_unlock(&q->writer.mu);
+            }
+            return rc;
         }
         tl_bare = 0;
         return sq_run(&q->writer, ST_SAVEPOINT_OP, NULL, NULL, "");
@@ -335,8 +340,14 @@ int sq_writer_end(struct sq *q, int rc)
 {
     if (tl_batch == q && tl_bare) {
         tl_bare = 0;
-        if (rc && !sqlite3_get_autocommit(q->writer.db))
+        if (rc == 0)
+            return 0;
+        /* it was all the batch had: nothing pending, so the writer is let
+         * go (the caller may wait before its next try, e.g. a claim) */
+        if (!sqlite3_get_autocommit(q->writer.db))
             sq_run(&q->writer, ST_ROLLBACK, NULL, NULL, "");
+        tl_held = 0;
+        pthread_mutex_unlock(&q->writer.mu);
         return rc;
     }
     if (tl_batch == q) {

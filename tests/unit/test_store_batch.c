@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <cmocka.h>
 #include "core/err.h"
 #include "store/store.h"
@@ -148,6 +149,38 @@ static void test_a_failed_first_write_leaves_nothing_either(void **state)
     assert_null(ex);
 }
 
+static void *write_other(void *arg)
+{
+    make_session(arg, "other");
+    return NULL;
+}
+
+/* Nothing pending after a failed first write: the writer is free for
+ * other threads while the batch's thread waits (a claim held elsewhere). */
+static void test_a_failed_first_write_lets_the_writer_go(void **state)
+{
+    struct ctx *c = *state;
+    make_session(c->s, "s1");
+    assert_int_equal(store_batch_begin(c->s), 1);
+    struct store_session dup = { .id = "s1", .owner = "bob", .context = "{}" };
+    assert_int_equal(store_session_create(c->s, &dup), AGENTD_EEXIST);
+    pthread_t th;
+    assert_ok(pthread_create(&th, NULL, write_other, c->s));
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    int joined = pthread_timedjoin_np(th, NULL, &until);
+    if (joined != 0) { /* it waits for the writer: end the batch so it can finish */
+        store_batch_end(c->s);
+        pthread_join(th, NULL);
+        fail_msg("a batch with nothing pending kept the writer");
+    }
+    assert_true(has_session(c->s, "other"));
+    make_session(c->s, "s2");
+    assert_ok(store_batch_end(c->s));
+    assert_true(has_session(c->s, "s2"));
+}
+
 static void test_a_batch_with_no_write_commits_nothing(void **state)
 {
     struct ctx *c = *state;
@@ -229,6 +262,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_failed_write_leaves_nothing_of_itself, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_first_write_leaves_nothing_either, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_failed_first_write_lets_the_writer_go, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_batch_with_no_write_commits_nothing, setup,
                                         teardown),
