@@ -245,8 +245,12 @@ static void evs_clear(struct evs *e)
     *e = (struct evs){ 0 };
 }
 
-static void publish(const struct turn *t)
+static void publish(struct turn *t)
 {
+    if (t->batched) { /* not committed yet: after the batch */
+        t->publish_due = 1;
+        return;
+    }
     if (t->ag->events)
         events_publish(t->ag->events, t->session_id);
 }
@@ -935,9 +939,8 @@ static char *turn_input(const struct turn *t)
     return text;
 }
 
-static int op_begin(struct store *st, void *arg)
+static int begin_tx(struct store *st, struct turn *t)
 {
-    struct turn *t = arg;
     int rc = 0;
     t->busy = 0;
     if (t->accepting) { /* once: the front's accept, in this job */
@@ -1001,6 +1004,33 @@ static int op_begin(struct store *st, void *arg)
     }
     if (rc != 0 && !t->code[0])
         fail(t, rc, agentd_err_http(rc), agentd_err_code(rc), "%s", agentd_err_msg(rc));
+    return rc;
+}
+
+/* A front's accept, the turn's claim and the user's message commit
+ * together (one store batch): a front that accepts pays no commit of its
+ * own. Without an accepting hook each write commits on its own, as ever. */
+static int op_begin(struct store *st, void *arg)
+{
+    struct turn *t = arg;
+    if (!t->accepting || store_batch_begin(st) != 1)
+        return begin_tx(st, t);
+    t->batched = 1;
+    int rc = begin_tx(st, t);
+    t->batched = 0;
+    int crc = store_batch_end(st);
+    if (crc != 0) { /* nothing of it was kept: not accepted, not claimed */
+        t->claimed = 0;
+        t->publish_due = 0;
+        if (!t->refused && rc == 0) {
+            fail(t, crc, agentd_err_http(crc), agentd_err_code(crc), "%s", agentd_err_msg(crc));
+            rc = crc;
+        }
+    }
+    if (t->publish_due) {
+        t->publish_due = 0;
+        publish(t);
+    }
     return rc;
 }
 

@@ -43,6 +43,8 @@ struct turn {
     int task_written;
     int (*accepting)(struct store *st, void *ud, const char **session_id, int *session_new);
     int refused;             /* the accepting hook said no */
+    int batched;             /* op_begin's writes commit together: events published after */
+    int publish_due;
     int64_t started_seq;     /* the turn-started event */
     int req_policy;          /* from the request, -1 = none */
     int policy;              /* resolved in op_begin */

@@ -13,6 +13,7 @@
 #include "core/reqid.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/failpoint.h"
 #include "core/log.h"
 #include "http/server.h"
 #include "store/async.h"
@@ -572,8 +573,12 @@ static int send_accepting(struct store *st, void *ud, const char **session_id, i
     op_send_prepare(st, c);
     if (c->err || c->dup)
         return 1;
+    failpoint("a2a_accepted"); /* tests: accepted, in the batch not yet committed */
     *session_id = c->context_id;
-    *session_new = c->new_context && c->named_context;
+    /* a context made just now is empty. One the client named is known to
+     * it, so only a batch (its turn claimed in the accept's commit) keeps
+     * another turn from writing there first */
+    *session_new = c->new_context && (c->named_context || store_batch_open(st));
     return 0;
 }
 

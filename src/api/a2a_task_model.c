@@ -19,6 +19,38 @@ void a2a_task_stamp(json_t *task)
     json_object_set_new(task, "timestamp", json_string(ts));
 }
 
+/* The stored document is compact (a2a_task_doc): each message's contextId
+ * and taskId are the row's, and "message" / an artifact's "parts" may be an
+ * index into history (that message / its parts, stored once). */
+static void task_expand(json_t *m, const char *id, const char *context_id)
+{
+    json_t *hist = json_object_get(m, "history");
+    size_t i;
+    json_t *v;
+    json_array_foreach(hist, i, v) {
+        if (json_is_object(v) && !json_object_get(v, "contextId"))
+            json_object_set_new(v, "contextId", json_string(context_id));
+        if (json_is_object(v) && !json_object_get(v, "taskId"))
+            json_object_set_new(v, "taskId", json_string(id));
+    }
+    json_t *msg = json_object_get(m, "message");
+    if (json_is_integer(msg)) {
+        json_t *h = json_array_get(hist, (size_t)json_integer_value(msg));
+        if (h)
+            json_object_set(m, "message", h); /* in place: the key keeps its order */
+        else
+            json_object_del(m, "message");
+    }
+    json_array_foreach(json_object_get(m, "artifacts"), i, v) {
+        json_t *parts = json_object_get(v, "parts");
+        if (json_is_integer(parts)) {
+            json_t *h = json_object_get(json_array_get(hist, (size_t)json_integer_value(parts)),
+                                        "parts");
+            json_object_set_new(v, "parts", h ? json_incref(h) : json_array());
+        }
+    }
+}
+
 json_t *a2a_task_model(const struct store_task *t)
 {
     json_error_t je;
@@ -34,19 +66,89 @@ json_t *a2a_task_model(const struct store_task *t)
         json_object_set_new(m, "artifacts", json_array());
     if (!json_is_array(json_object_get(m, "history")))
         json_object_set_new(m, "history", json_array());
+    task_expand(m, t->id, t->context_id);
     return m;
 }
 
-/* The document kept in the artifacts column: the model less its columns. */
+/* The history entry that is v (or whose `key` is), else the first one from
+ * `from` on equal to it (the last one with from < 0); -1 if none. Pointers
+ * first: the front shares them; a copied model compares by value. */
+static json_int_t hist_find(const json_t *hist, long from, const json_t *v, const char *key)
+{
+    size_t n = json_array_size(hist);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *h = json_array_get(hist, i);
+        if ((key ? json_object_get(h, key) : h) == v)
+            return (json_int_t)i;
+    }
+    for (size_t j = 0; j < n; j++) {
+        size_t i = from < 0 ? n - 1 - j : (size_t)from + j;
+        const json_t *h = json_array_get(hist, i);
+        const json_t *x = key ? json_object_get(h, key) : h;
+        if (x && json_equal((json_t *)x, (json_t *)v))
+            return (json_int_t)i;
+    }
+    return -1;
+}
+
+/* A message less the ids the task's row holds (shallow: values shared). */
+static json_t *msg_compact(json_t *msg, const json_t *id, const json_t *context_id)
+{
+    if (!json_is_object(msg))
+        return json_incref(msg);
+    json_t *c = json_copy(msg);
+    if (c && json_equal(json_object_get(c, "contextId"), (json_t *)context_id))
+        json_object_del(c, "contextId");
+    if (c && json_equal(json_object_get(c, "taskId"), (json_t *)id))
+        json_object_del(c, "taskId");
+    return c;
+}
+
+/* The document kept in the artifacts column: the model less its columns
+ * (id, contextId, state), compact (task_expand reads it back). Built from
+ * shallow copies: the model is only read. */
 char *a2a_task_doc(const json_t *task)
 {
-    json_t *d = json_deep_copy(task);
-    if (!d)
-        return NULL;
-    json_object_del(d, "id");
-    json_object_del(d, "contextId");
-    json_object_del(d, "state");
-    char *s = json_dumps(d, JSON_COMPACT);
+    const json_t *id = json_object_get(task, "id"), *ctx = json_object_get(task, "contextId");
+    const json_t *hist = json_object_get(task, "history");
+    json_t *d = json_object();
+    const char *k;
+    json_t *v;
+    int ok = d != NULL;
+    json_object_foreach((json_t *)task, k, v) {
+        json_t *x = NULL;
+        if (!strcmp(k, "id") || !strcmp(k, "contextId") || !strcmp(k, "state")) {
+            continue;
+        } else if (!strcmp(k, "history") && json_is_array(v)) {
+            x = json_array();
+            size_t i;
+            json_t *h;
+            json_array_foreach(v, i, h)
+                ok = ok && x && json_array_append_new(x, msg_compact(h, id, ctx)) == 0;
+        } else if (!strcmp(k, "message") && json_is_object(v)) {
+            json_int_t at = hist_find(hist, -1, v, NULL);
+            x = at >= 0 ? json_integer(at) : msg_compact(v, id, ctx);
+        } else if (!strcmp(k, "artifacts") && json_is_array(v)) {
+            x = json_array();
+            size_t i;
+            long from = 0;
+            json_t *a;
+            json_array_foreach(v, i, a) {
+                json_t *parts = json_object_get(a, "parts");
+                json_int_t at = json_is_array(parts) ? hist_find(hist, from, parts, "parts") : -1;
+                json_t *c = at >= 0 ? json_copy(a) : json_incref(a);
+                if (at >= 0 && c) {
+                    json_object_set_new(c, "parts", json_integer(at));
+                    from = (long)at + 1; /* answers follow the history's order */
+                }
+                ok = ok && x && json_array_append_new(x, c) == 0;
+            }
+        } else {
+            x = json_incref(v);
+        }
+        ok = ok && x && json_object_set_new(d, k, x) == 0;
+    }
+    char *s = ok ? json_dumps(d, JSON_COMPACT) : NULL;
     json_decref(d);
     return s;
 }

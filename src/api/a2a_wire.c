@@ -272,7 +272,7 @@ static json_t *encode_parts(const json_t *parts, int ver)
     size_t i;
     const json_t *p;
     json_array_foreach(parts, i, p) {
-        json_t *q = json_deep_copy(p);
+        json_t *q = json_copy((json_t *)p); /* shallow: only its own keys are added */
         if (!q)
             continue;
         if (ver == A2A_V03)

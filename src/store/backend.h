@@ -8,6 +8,9 @@
 struct store_backend {
     int (*open)(const struct store_options *opt, void **out, struct agentd_error *e);
     void (*close)(void *b);
+    int (*batch_begin)(void *b); /* 1 if opened, 0 if batches are not available */
+    int (*batch_open)(void *b);
+    int (*batch_end)(void *b);
     int (*ping)(void *b, int probe_write);
     int (*backup)(void *b, const char *path);
     int (*purge_expired)(void *b, int batch_limit, int *n_deleted);

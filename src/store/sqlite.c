@@ -315,8 +315,34 @@ struct conn *sq_reader_get(struct sq *q)
 
 void sq_conn_put(struct conn *c) { pthread_mutex_unlock(&c->mu); }
 
+/* The batch this thread has open (store_batch_begin), if any: its writes
+ * join one transaction, each in a savepoint of its own. */
+static _Thread_local struct sq *tl_batch;
+static _Thread_local int tl_held; /* and it holds the writer (from its first write) */
+static _Thread_local int tl_bare;  /* the write under way opened the transaction */
+
 int sq_writer_begin(struct sq *q)
 {
+    if (tl_batch == q) {
+        if (!tl_held) { /* the batch's first write takes the writer */
+            pthread_mutex_lock(&q->writer.mu);
+            tl_held = 1;
+        }
+        /* the transaction's first write needs no savepoint (undoing it is
+         * a rollback of the whole), which spares copying every page it
+         * changes into the statement journal */
+        if (sqlite3_get_autocommit(q->writer.db)) {
+            tl_bare = 1;
+            int rc = sq_run(&q->writer, ST_BEGIN_IMMEDIATE, NULL, NULL, "");
+            if (rc) { /* nothing pending: let the writer go, as outside a batch */
+                tl_held = tl_bare = 0;
+                pthread_mutex_unlock(&q->writer.mu);
+            }
+            return rc;
+        }
+        tl_bare = 0;
+        return sq_run(&q->writer, ST_SAVEPOINT_OP, NULL, NULL, "");
+    }
     pthread_mutex_lock(&q->writer.mu);
     int rc = sq_run(&q->writer, ST_BEGIN_IMMEDIATE, NULL, NULL, "");
     if (rc)
@@ -324,13 +350,68 @@ int sq_writer_begin(struct sq *q)
     return rc;
 }
 
-/* Commits if rc is 0, else rolls back; releases the writer. */
+/* Commits if rc is 0, else rolls back; releases the writer. Inside a
+ * batch: the write's savepoint is released or rolled back, and the commit
+ * waits for the batch's end. */
 int sq_writer_end(struct sq *q, int rc)
 {
+    if (tl_batch == q && tl_bare) {
+        tl_bare = 0;
+        if (rc == 0)
+            return 0;
+        /* it was all the batch had: nothing pending, so the writer is let
+         * go (the caller may wait before its next try, e.g. a claim) */
+        if (!sqlite3_get_autocommit(q->writer.db))
+            sq_run(&q->writer, ST_ROLLBACK, NULL, NULL, "");
+        tl_held = 0;
+        pthread_mutex_unlock(&q->writer.mu);
+        return rc;
+    }
+    if (tl_batch == q) {
+        if (rc == 0)
+            rc = sq_run(&q->writer, ST_RELEASE_OP, NULL, NULL, "");
+        if (rc && !sqlite3_get_autocommit(q->writer.db)) {
+            sq_run(&q->writer, ST_ROLLBACK_TO_OP, NULL, NULL, "");
+            sq_run(&q->writer, ST_RELEASE_OP, NULL, NULL, "");
+        }
+        return rc;
+    }
     if (rc == 0)
         rc = sq_run(&q->writer, ST_COMMIT, NULL, NULL, "");
     if (rc && !sqlite3_get_autocommit(q->writer.db))
         sq_run(&q->writer, ST_ROLLBACK, NULL, NULL, "");
+    pthread_mutex_unlock(&q->writer.mu);
+    return rc;
+}
+
+/* Without reader connections reads go through the writer, which a batch
+ * would hold: no batch then (each write commits on its own, as always). */
+static int sq_batch_begin(void *b)
+{
+    struct sq *q = b;
+    if (q->nreaders == 0 || tl_batch)
+        return 0;
+    tl_batch = q;
+    return 1;
+}
+
+static int sq_batch_open(void *b) { return tl_batch == b; }
+
+static int sq_batch_end(void *b)
+{
+    struct sq *q = b;
+    if (tl_batch != q)
+        return 0;
+    tl_batch = NULL;
+    tl_bare = 0;
+    if (!tl_held)
+        return 0; /* nothing was written */
+    int rc = 0;
+    if (!sqlite3_get_autocommit(q->writer.db))
+        rc = sq_run(&q->writer, ST_COMMIT, NULL, NULL, "");
+    if (rc && !sqlite3_get_autocommit(q->writer.db))
+        sq_run(&q->writer, ST_ROLLBACK, NULL, NULL, "");
+    tl_held = 0;
     pthread_mutex_unlock(&q->writer.mu);
     return rc;
 }
@@ -525,6 +606,9 @@ int sq_open(const struct store_options *opt, void **out, struct agentd_error *e)
 
 const struct store_backend store_backend_sqlite = {
     .open = sq_open,
+    .batch_begin = sq_batch_begin,
+    .batch_open = sq_batch_open,
+    .batch_end = sq_batch_end,
     .close = sq_close,
     .ping = sq_ping,
     .backup = sq_backup,

@@ -29,6 +29,9 @@
     X(SAVEPOINT, "SAVEPOINT step")                                                             \
     X(RELEASE, "RELEASE step")                                                                 \
     X(ROLLBACK_TO, "ROLLBACK TO step")                                                         \
+    X(SAVEPOINT_OP, "SAVEPOINT op")                                                            \
+    X(RELEASE_OP, "RELEASE op")                                                                \
+    X(ROLLBACK_TO_OP, "ROLLBACK TO op")                                                        \
     X(PING, "SELECT count(*) FROM meta")                                                       \
     X(META_GET, "SELECT value FROM meta WHERE key = ?1")                                       \
     X(META_SET, "INSERT INTO meta(key, value) VALUES(?1, ?2) "                                 \

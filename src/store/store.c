@@ -36,7 +36,7 @@
     X(checkout_update, W) X(order_create, W) X(order_get, R) X(idem_begin, W)          \
     X(idem_takeover, W) X(idem_finish, W) X(idem_abandon, W) X(idem_drop, W) X(audit_append, W) X(audit_list, R)            \
     X(stock_seed, W) X(stock_get, R) X(order_update, W)                                \
-    X(session_list, R) X(session_delete_idle, W)
+    X(session_list, R) X(session_delete_idle, W) X(batch_commit, W)
 
 enum store_op {
 #define X(op, kind) OP_##op,
@@ -338,6 +338,18 @@ int store_task_update_if(struct store *s, const char *id, const char *state,
     REQUIRE(s, task_update_if,
             id && nonempty(state) && artifacts && old_state && old_artifacts);
     CALL(s, task_update_if, id, state, artifacts, old_state, old_artifacts);
+}
+
+int store_batch_begin(struct store *s) { return s ? s->be->batch_begin(s->b) : 0; }
+
+int store_batch_open(struct store *s) { return s ? s->be->batch_open(s->b) : 0; }
+
+/* Not retried on AGENTD_EBUSY: the writes it commits are gone by then. */
+int store_batch_end(struct store *s)
+{
+    REQUIRE(s, batch_commit, 1);
+    int64_t t0 = clock_mono_ns();
+    return observed(s, OP_batch_commit, t0, s->be->batch_end(s->b));
 }
 
 int store_task_accept(struct store *s, struct store_task_accept *a, struct store_idem **existing)

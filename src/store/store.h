@@ -68,6 +68,22 @@ int store_ping(struct store *s);
 /* 0 after an AGENTD_EIO/ECORRUPT until a later write succeeds, else 1. */
 int store_healthy(const struct store *s);
 
+/* One commit for several write calls of one worker job (a group commit).
+ * Between store_batch_begin and store_batch_end, on the same thread, each
+ * write call stays all-or-nothing on its own (a failed one leaves nothing)
+ * but commits only at store_batch_end, with the others: a crash keeps all
+ * of them or none. The batch holds the writer from its first write to its
+ * end: keep it to one job's work, no waiting inside. Reads inside it see
+ * only what was committed before it (they use other connections).
+ * store_batch_begin returns 1 when a batch opened, 0 when this store has no
+ * batches (each call then commits on its own, as outside a batch) or one is
+ * open on this thread already; call store_batch_end after a 1 only. It
+ * returns the commit's result: on failure nothing of the batch is kept. */
+int store_batch_begin(struct store *s);
+/* 1 while this thread has a batch open on s. */
+int store_batch_open(struct store *s);
+int store_batch_end(struct store *s);
+
 /* A consistent copy of the whole database at `path` (written beside it and
  * renamed into place), taken while serving. */
 int store_backup(struct store *s, const char *path);

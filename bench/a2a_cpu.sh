@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# CPU per turn of one front on a FRESH agentd (new data dir, 0-ms fake
+# model): utime+stime of the agentd process from /proc/<pid>/stat over a
+# wrk run of bench/a2a.lua, divided by the turns it completed.
+#   AGENTD_BIN=build-rel/agentd bench/a2a_cpu.sh a2a|chat|chat_key
+#   CONNECTIONS=64 DURATION=6s
+# Prints one line: mode, turns, turns/s, CPU ms per turn. Run modes and
+# binaries alternately, several times: the machine's drift is large.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+mode=${1:-a2a}
+conns=${CONNECTIONS:-64}
+duration=${DURATION:-6s}
+bin=${AGENTD_BIN:-$root/build-bench/agentd}
+tmp=$(mktemp -d /tmp/agentd-bench-cpu.XXXXXX)
+apid='' fpid=''
+stop_pid() {
+  [ -n "$1" ] || return 0
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+cleanup() { set +e; stop_pid "$apid"; stop_pid "$fpid"; rm -rf "$tmp"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+python3 "$root/bench/fake_llm_fast.py" --port 0 >"$tmp/fake.out" 2>"$tmp/fake.err" &
+fpid=$!
+for _ in $(seq 100); do fport=$(head -1 "$tmp/fake.out" 2>/dev/null || true); [ -n "$fport" ] && break; sleep 0.05; done
+[ -n "$fport" ] || { echo "bench/a2a_cpu.sh: the fake model did not start" >&2; exit 1; }
+aport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+AGENTD_HOST=127.0.0.1 AGENTD_PORT=$aport AGENTD_DATA_DIR="$tmp/data" AGENTD_ACCESS_LOG=off \
+  AGENTD_LLM_URL="http://127.0.0.1:$fport/v1" AGENTD_LLM_MODEL=fake \
+  "$bin" serve >"$tmp/agentd.log" 2>&1 &
+apid=$!
+for _ in $(seq 100); do
+  curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$aport/readyz" 2>/dev/null && break
+  sleep 0.1
+done
+ticks() { awk '{print $14 + $15}' "/proc/$apid/stat"; }
+hz=$(getconf CLK_TCK)
+t0=$(ticks)
+out=$(A2A_MODE=$mode wrk -t2 -c"$conns" -d"$duration" --timeout 30s \
+        -s "$root/bench/a2a.lua" "http://127.0.0.1:$aport" 2>&1 || true)
+t1=$(ticks)
+line=$(grep '^RESULT' <<<"$out" || echo "RESULT ok=0 turns_per_s=0")
+v() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" ${line#RESULT}"; }
+ok=$(v ok)
+awk -v m="$mode" -v ok="$ok" -v tps="$(v turns_per_s)" -v d="$((t1 - t0))" -v hz="$hz" \
+  'BEGIN { printf "%-8s turns=%s turns/s=%s cpu_ms_per_turn=%.3f\n", m, ok, tps, (ok > 0 ? d * 1000 / hz / ok : 0) }'

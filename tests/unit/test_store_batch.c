@@ -1,0 +1,276 @@
+/* Store batches (store_batch_begin/end): several write calls of one job
+ * in one commit, each still all-or-nothing on its own. */
+#define _GNU_SOURCE
+#include <ftw.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <cmocka.h>
+#include "core/err.h"
+#include "store/store.h"
+
+#define assert_ok(x) assert_int_equal((x), 0)
+
+struct ctx {
+    char dir[64];
+    struct store *s;
+};
+
+static int open_in(struct ctx *c, int readers)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s/agentd.db", c->dir);
+    struct store_options o = { .url = url, .sync = STORE_SYNC_NORMAL, .readers = readers };
+    struct agentd_error err = { 0 };
+    int rc = store_open(&o, &c->s, &err);
+    if (rc)
+        fprintf(stderr, "open: %s\n", err.msg);
+    return rc;
+}
+
+static int setup(void **state)
+{
+    struct ctx *c = calloc(1, sizeof *c);
+    snprintf(c->dir, sizeof c->dir, "/tmp/agentd-test-batch-XXXXXX");
+    if (!mkdtemp(c->dir) || open_in(c, 2) != 0)
+        return -1;
+    *state = c;
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    return remove(path);
+}
+
+static int teardown(void **state)
+{
+    struct ctx *c = *state;
+    store_close(c->s);
+    nftw(c->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(c);
+    return 0;
+}
+
+static int has_session(struct store *s, const char *id)
+{
+    struct store_session *got = NULL;
+    int rc = store_session_get(s, id, &got);
+    store_session_free(got);
+    assert_true(rc == 0 || rc == AGENTD_ENOTFOUND);
+    return rc == 0;
+}
+
+static void make_session(struct store *s, const char *id)
+{
+    struct store_session v = { .id = (char *)id, .owner = "alice", .context = "{}" };
+    assert_ok(store_session_create(s, &v));
+}
+
+static void test_writes_commit_together_at_the_end(void **state)
+{
+    struct ctx *c = *state;
+    assert_false(store_batch_open(c->s));
+    assert_int_equal(store_batch_begin(c->s), 1);
+    assert_true(store_batch_open(c->s));
+    assert_int_equal(store_batch_begin(c->s), 0); /* one at a time */
+    make_session(c->s, "s1");
+    make_session(c->s, "s2");
+    /* reads see what was committed: nothing of the batch yet */
+    assert_false(has_session(c->s, "s1"));
+    assert_false(has_session(c->s, "s2"));
+    assert_ok(store_batch_end(c->s));
+    assert_false(store_batch_open(c->s));
+    assert_true(has_session(c->s, "s1"));
+    assert_true(has_session(c->s, "s2"));
+    /* after the batch, a write commits on its own again */
+    make_session(c->s, "s3");
+    assert_true(has_session(c->s, "s3"));
+}
+
+static void test_a_failed_write_leaves_nothing_of_itself(void **state)
+{
+    struct ctx *c = *state;
+    struct store_task t = { .id = "task1", .context_id = "nope", .owner = "alice",
+                            .state = "working", .artifacts = "{}" };
+    struct store_task_accept a = { .principal = "alice", .key = "m1", .fingerprint = "fp1",
+                                   .expires_at = 4102444800000LL, .task = &t };
+    struct store_idem *ex = NULL;
+    assert_int_equal(store_batch_begin(c->s), 1);
+    make_session(c->s, "s1");
+    /* the claim is written, then the task's context is not there: the
+     * accept as a whole is undone, the session before it is not */
+    assert_int_equal(store_task_accept(c->s, &a, &ex), AGENTD_ENOTFOUND);
+    assert_null(ex);
+    make_session(c->s, "s2");
+    struct store_session dup = { .id = "s2", .owner = "bob", .context = "{}" };
+    assert_int_equal(store_session_create(c->s, &dup), AGENTD_EEXIST);
+    assert_ok(store_batch_end(c->s));
+    assert_true(has_session(c->s, "s1"));
+    assert_true(has_session(c->s, "s2"));
+    struct store_session *got = NULL;
+    assert_ok(store_session_get(c->s, "s2", &got));
+    assert_string_equal(got->owner, "alice");
+    store_session_free(got);
+    /* no claim was kept: the messageId is free */
+    assert_ok(store_idem_begin(c->s, "alice", "m1", "fp1", 4102444800000LL, &ex));
+    assert_null(ex);
+}
+
+/* The batch's first write runs with no savepoint of its own: its failure
+ * undoes the (so far empty) transaction, and the batch goes on. */
+static void test_a_failed_first_write_leaves_nothing_either(void **state)
+{
+    struct ctx *c = *state;
+    struct store_task t = { .id = "task1", .context_id = "nope", .owner = "alice",
+                            .state = "working", .artifacts = "{}" };
+    struct store_task_accept a = { .principal = "alice", .key = "m1", .fingerprint = "fp1",
+                                   .expires_at = 4102444800000LL, .task = &t };
+    struct store_idem *ex = NULL;
+    assert_int_equal(store_batch_begin(c->s), 1);
+    assert_int_equal(store_task_accept(c->s, &a, &ex), AGENTD_ENOTFOUND);
+    make_session(c->s, "s1");
+    struct store_session dup = { .id = "s1", .owner = "bob", .context = "{}" };
+    assert_int_equal(store_session_create(c->s, &dup), AGENTD_EEXIST);
+    make_session(c->s, "s2");
+    assert_ok(store_batch_end(c->s));
+    assert_true(has_session(c->s, "s1") && has_session(c->s, "s2"));
+    assert_ok(store_idem_begin(c->s, "alice", "m1", "fp1", 4102444800000LL, &ex));
+    assert_null(ex);
+}
+
+static void *write_other(void *arg)
+{
+    make_session(arg, "other");
+    return NULL;
+}
+
+/* Nothing pending after a failed first write: the writer is free for
+ * other threads while the batch's thread waits (a claim held elsewhere). */
+static void test_a_failed_first_write_lets_the_writer_go(void **state)
+{
+    struct ctx *c = *state;
+    make_session(c->s, "s1");
+    assert_int_equal(store_batch_begin(c->s), 1);
+    struct store_session dup = { .id = "s1", .owner = "bob", .context = "{}" };
+    assert_int_equal(store_session_create(c->s, &dup), AGENTD_EEXIST);
+    pthread_t th;
+    assert_ok(pthread_create(&th, NULL, write_other, c->s));
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    int joined = pthread_timedjoin_np(th, NULL, &until);
+    if (joined != 0) { /* it waits for the writer: end the batch so it can finish */
+        store_batch_end(c->s);
+        pthread_join(th, NULL);
+        fail_msg("a batch with nothing pending kept the writer");
+    }
+    assert_true(has_session(c->s, "other"));
+    make_session(c->s, "s2");
+    assert_ok(store_batch_end(c->s));
+    assert_true(has_session(c->s, "s2"));
+}
+
+static void test_a_batch_with_no_write_commits_nothing(void **state)
+{
+    struct ctx *c = *state;
+    assert_int_equal(store_batch_begin(c->s), 1);
+    assert_false(has_session(c->s, "s1"));
+    assert_ok(store_batch_end(c->s));
+    make_session(c->s, "s1"); /* the writer was never held */
+    assert_true(has_session(c->s, "s1"));
+}
+
+static void test_without_readers_each_write_commits_alone(void **state)
+{
+    struct ctx *c = *state;
+    store_close(c->s);
+    c->s = NULL;
+    assert_ok(open_in(c, -1)); /* reads go through the writer: no batches */
+    assert_int_equal(store_batch_begin(c->s), 0);
+    assert_false(store_batch_open(c->s));
+    make_session(c->s, "s1");
+    assert_true(has_session(c->s, "s1"));
+}
+
+#define THREADS 4
+#define ROUNDS 100
+
+struct racer {
+    struct store *s;
+    int id;
+    int failed;
+};
+
+/* Batches of several threads at once: each holds the writer in turn. */
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    for (int i = 0; i < ROUNDS && !r->failed; i++) {
+        if (store_batch_begin(r->s) != 1) {
+            r->failed = 1;
+            break;
+        }
+        for (int k = 0; k < 2; k++) {
+            char id[64];
+            snprintf(id, sizeof id, "r%d-%d-%d", r->id, i, k);
+            struct store_session v = { .id = id, .owner = "alice", .context = "{}" };
+            if (store_session_create(r->s, &v) != 0)
+                r->failed = 1;
+        }
+        if (store_batch_end(r->s) != 0)
+            r->failed = 1;
+    }
+    return NULL;
+}
+
+static void test_batches_of_several_threads_take_turns(void **state)
+{
+    struct ctx *c = *state;
+    pthread_t th[THREADS];
+    struct racer r[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        r[i] = (struct racer){ .s = c->s, .id = i };
+        assert_ok(pthread_create(&th[i], NULL, race, &r[i]));
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_false(r[i].failed);
+    }
+    for (int i = 0; i < THREADS; i++)
+        for (int k = 0; k < 2; k++) {
+            char id[64];
+            snprintf(id, sizeof id, "r%d-%d-%d", i, ROUNDS - 1, k);
+            assert_true(has_session(c->s, id));
+        }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_writes_commit_together_at_the_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_failed_write_leaves_nothing_of_itself, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_failed_first_write_leaves_nothing_either, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_failed_first_write_lets_the_writer_go, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_batch_with_no_write_commits_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_without_readers_each_write_commits_alone, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_batches_of_several_threads_take_turns, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
