@@ -17,8 +17,10 @@ static struct product products[] = {
     { .id = "BISC-001", .name = "Chocochip Cookies", .price = 399, .available = 1 },
     { .id = "STRAW-001", .name = "Strawberries", .price = 250, .available = 1 },
     { .id = "CHIPS-001", .name = "Chips", .price = 199, .available = 0 },
+    /* near the catalog's price limit: sums must be refused, not overflow */
+    { .id = "GOLD-001", .name = "Gold", .price = 9999999999999LL, .available = 1 },
 };
-static const int64_t stock[] = { 100, 3, 0 };
+static const int64_t stock[] = { 100, 3, 0, -1 };
 static struct shipping_rate rates[] = {
     { .id = "std-ship", .country = "*", .service_level = "standard", .title = "Standard", .price = 500 },
     { .id = "exp-ship", .country = "*", .service_level = "express", .title = "Express", .price = 1500 },
@@ -77,6 +79,29 @@ static const struct tax_rate *f_tax(void *ud, const char *country, const char *r
     return strcasecmp(country, tax.country) == 0 ? &tax : NULL;
 }
 
+/* What the buyer is shown adds up: quantities in range, no negative amount,
+ * the total the sum of its parts and of its lines. */
+static void totals_ok(const struct checkout *c)
+{
+    const struct checkout_totals *t = &c->totals;
+    int64_t base = 0, line_discounts = 0;
+    for (size_t i = 0; i < c->n_lines; i++) {
+        const struct line_item *li = &c->lines[i];
+        FUZZ_CHECK(li->quantity >= 1 && li->quantity <= CHECKOUT_QTY_MAX);
+        FUZZ_CHECK(li->totals.base_amount == li->price * li->quantity);
+        FUZZ_CHECK(li->totals.discount >= 0 && li->totals.discount <= li->totals.base_amount);
+        base += li->totals.base_amount;
+        line_discounts += li->totals.discount;
+    }
+    FUZZ_CHECK(c->n_lines <= CHECKOUT_LINES_MAX);
+    FUZZ_CHECK(t->subtotal == base && t->items_discount == line_discounts);
+    FUZZ_CHECK(t->items_discount <= t->subtotal);
+    FUZZ_CHECK(t->fulfillment >= 0 && t->tax >= 0 && t->fee >= 0 && t->discount >= 0);
+    FUZZ_CHECK(t->total == t->subtotal - t->items_discount - t->discount + t->fulfillment +
+                               t->tax + t->fee);
+    FUZZ_CHECK(t->total >= 0);
+}
+
 /* The store document survives a save and a load unchanged. */
 static void roundtrip(const struct checkout *c)
 {
@@ -132,6 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     FUZZ_CHECK(c != NULL);
+    totals_ok(c);
     roundtrip(c);
     size_t n = json_is_array(in) ? json_array_size(in) : 2;
     for (size_t i = 1; i < n && i < 5; i++) {
@@ -144,6 +170,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(json_equal(before, after));
         json_decref(before);
         json_decref(after);
+        totals_ok(c);
         roundtrip(c);
     }
     checkout_free(c);
