@@ -362,10 +362,22 @@ static int chat_action(const json_t *action, const char **tool, json_t **args,
     return rc;
 }
 
-static void chat_inner(struct http_req *r)
+void chat_request_clear(struct chat_request *q)
 {
+    json_decref(q->body);
+    json_decref(q->action_args);
+    free(q->action_text);
+    memset(q, 0, sizeof *q);
+    q->busy_policy = -1;
+}
+
+int chat_request_parse(const char *raw, size_t len, struct chat_request *out,
+                       struct agentd_error *e)
+{
+    memset(out, 0, sizeof *out);
+    out->busy_policy = -1;
     json_error_t je;
-    json_t *body = r->body_len ? json_loadb(r->body, r->body_len, JSON_DECODE_ANY, &je) : NULL;
+    json_t *body = len ? json_loadb(raw, len, JSON_DECODE_ANY, &je) : NULL;
     const char *problem = NULL;
     struct agentd_error why = { 0 };
     json_t *msg = json_object_get(body, "message");
@@ -378,7 +390,7 @@ static void chat_inner(struct http_req *r)
     json_t *aargs = NULL;
     char *atext = NULL;
     int policy = -1;
-    if (!r->body_len)
+    if (!len)
         problem = "a JSON body is required";
     else if (!body) {
         agentd_fail(&why, AGENTD_EMALFORMED, NULL, NULL, "invalid JSON at line %d, column %d: %s",
@@ -405,28 +417,48 @@ static void chat_inner(struct http_req *r)
     else if (stream && !json_is_null(stream) && !json_is_boolean(stream))
         problem = "\"stream\" must be true or false";
     if (problem) {
-        json_decref(body);
         json_decref(aargs);
         free(atext);
-        http_reply_error(r, 400, "invalid_request", problem);
+        agentd_fail(e, AGENTD_EINVAL, "invalid_request", NULL, "%s", problem);
+        json_decref(body);
+        return AGENTD_EINVAL;
+    }
+    out->body = body;
+    out->message = msg;
+    out->session_id = sid;
+    out->data = json_is_object(data) ? data : NULL;
+    out->busy_policy = policy;
+    out->action_tool = atool;
+    out->action_args = aargs;
+    out->action_text = atext;
+    return 0;
+}
+
+static void chat_inner(struct http_req *r)
+{
+    struct chat_request q;
+    struct agentd_error why = { 0 };
+    if (chat_request_parse(r->body, r->body_len, &q, &why) != 0) {
+        http_reply_error(r, 400, "invalid_request", why.msg);
         return;
     }
     struct turn_start ts = {
         .owner = r->principal,
-        .session_id = json_string_value(sid),
-        .text = atool && !json_is_string(msg) ? atext : json_string_value(msg),
-        .action_tool = atool,
-        .action_args = aargs,
-        .data = json_is_object(data) ? data : NULL,
-        .busy_policy = policy,
+        .session_id = json_string_value(q.session_id),
+        .text = q.action_tool && !json_is_string(q.message) ? q.action_text
+                                                            : json_string_value(q.message),
+        .action_tool = q.action_tool,
+        .action_args = q.action_args,
+        .data = q.data,
+        .busy_policy = q.busy_policy,
         .request_id = r->request_id,
         .idem_key = http_req_header(r, "Idempotency-Key"),
     };
     int rc;
-    if (wants_stream(r, body)) {
+    if (wants_stream(r, q.body)) {
         struct stream *s = stream_new(r);
         if (!s) {
-            json_decref(body);
+            chat_request_clear(&q);
             http_reply_err(r, AGENTD_ENOMEM, NULL);
             return;
         }
@@ -440,9 +472,7 @@ static void chat_inner(struct http_req *r)
     } else {
         rc = agent_turn_start(F.ag, r->loop, &ts, turn_done, r);
     }
-    json_decref(body);
-    json_decref(aargs);
-    free(atext);
+    chat_request_clear(&q);
     if (rc != 0)
         http_reply_err(r, rc, NULL);
 }

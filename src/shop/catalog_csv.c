@@ -685,6 +685,89 @@ static void import_discounts(struct ictx *x, const struct csv *c, json_t *arr)
     each_row(x, "discounts.csv", c, spec, 4, discount_row, arr);
 }
 
+static const char *const csv_names[CATALOG_CSV_FILES] = {
+    "products.csv", "inventory.csv", "shipping_rates.csv", "discounts.csv"
+};
+
+/* The parsed files (found of them present) into catalog JSON, checked by
+ * loading it; label names the source in problems. Frees csvs. */
+static int import_finish(const char *label, struct csv csvs[CATALOG_CSV_FILES], int found, int rc,
+                         struct ictx *x, char **json_out)
+{
+    struct catalog_problems *e = x->e;
+    if (rc == 0 && found == 0) {
+        catalog_problem_add(e, label, 0, NULL,
+               "none of products.csv, inventory.csv, shipping_rates.csv, discounts.csv is here");
+        rc = AGENTD_ENOTFOUND;
+    }
+
+    json_t *root = NULL;
+    struct pref *refs = NULL;
+    if (rc == 0) {
+        root = json_object();
+        json_t *products = json_array(), *rates = json_array(), *discounts = json_array();
+        json_t *taxes = json_array();
+        if (!root || !products || !rates || !discounts || !taxes) {
+            x->oom = 1;
+        } else {
+            jset(x, root, "@context", json_string("https://schema.org"));
+            jset(x, root, "currency", json_string("USD"));
+            jset(x, root, "products", json_incref(products));
+            jset(x, root, "shipping_rates", json_incref(rates));
+            jset(x, root, "discounts", json_incref(discounts));
+            jset(x, root, "tax_rates", json_incref(taxes));
+            size_t nrefs = 0;
+            import_products(x, &csvs[0], products, &refs, &nrefs);
+            import_inventory(x, &csvs[1], refs, nrefs);
+            import_rates(x, &csvs[2], rates);
+            import_discounts(x, &csvs[3], discounts);
+        }
+        json_decref(products);
+        json_decref(rates);
+        json_decref(discounts);
+        json_decref(taxes);
+    }
+    if (rc == 0 && x->oom)
+        rc = AGENTD_ENOMEM;
+    if (rc == 0 && e->n)
+        rc = AGENTD_EINVAL;
+
+    char *text = NULL;
+    if (rc == 0) {
+        text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (!text)
+            rc = AGENTD_ENOMEM;
+    }
+    free(refs);
+    json_decref(root);
+    for (int k = 0; k < CATALOG_CSV_FILES; k++)
+        csv_free(&csvs[k]);
+
+    if (rc == 0) {
+        /* The loader is the one judge of a catalog: what import writes must
+         * load, or import fails here rather than at the next start. */
+        struct catalog *c = NULL;
+        struct agentd_error le;
+        int lrc = catalog_load_json(text, strlen(text), "imported catalog", &c, &le);
+        catalog_unref(c);
+        if (lrc != 0) {
+            catalog_problem_add(e, label, 0, NULL, "the imported catalog does not load: %s",
+                                le.msg);
+            free(text);
+            text = NULL;
+            /* json_dumps output is valid JSON, so "malformed" can only be
+             * jansson running out of memory mid-parse */
+            rc = lrc == AGENTD_ENOMEM || lrc == AGENTD_EMALFORMED ? AGENTD_ENOMEM : AGENTD_EINVAL;
+        }
+    }
+    if (rc == AGENTD_ENOMEM)
+        agentd_fail(e->e, rc, NULL, NULL, "%s: out of memory", label);
+    else
+        catalog_problems_end(e);
+    *json_out = text;
+    return rc;
+}
+
 int catalog_import_csv_dir(const char *dir, char **json_out, struct agentd_error *ae)
 {
     if (ae)
@@ -707,15 +790,13 @@ int catalog_import_csv_dir(const char *dir, char **json_out, struct agentd_error
         return AGENTD_ENOTFOUND;
     }
 
-    static const char *const names[] = { "products.csv", "inventory.csv", "shipping_rates.csv",
-                                         "discounts.csv" };
-    struct csv csvs[4];
+    struct csv csvs[CATALOG_CSV_FILES];
     memset(csvs, 0, sizeof csvs);
     int found = 0, rc = 0;
-    for (int k = 0; k < 4 && rc == 0; k++) {
+    for (int k = 0; k < CATALOG_CSV_FILES && rc == 0; k++) {
         char *text;
         size_t len;
-        int r = read_file(&x, dir, names[k], &text, &len);
+        int r = read_file(&x, dir, csv_names[k], &text, &len);
         if (r < 0) {
             rc = r;
             break;
@@ -723,80 +804,36 @@ int catalog_import_csv_dir(const char *dir, char **json_out, struct agentd_error
         if (r == 0)
             continue;
         found++;
-        r = csv_parse(names[k], text, len, &csvs[k], &e);
+        r = csv_parse(csv_names[k], text, len, &csvs[k], &e);
         free(text);
         if (r == AGENTD_ENOMEM)
             rc = r;
         /* a file that does not parse is reported; the others still are checked */
     }
-    if (rc == 0 && found == 0) {
-        catalog_problem_add(&e, dir, 0, NULL,
-               "none of products.csv, inventory.csv, shipping_rates.csv, discounts.csv is here");
-        rc = AGENTD_ENOTFOUND;
-    }
+    return import_finish(dir, csvs, found, rc, &x, json_out);
+}
 
-    json_t *root = NULL;
-    struct pref *refs = NULL;
-    if (rc == 0) {
-        root = json_object();
-        json_t *products = json_array(), *rates = json_array(), *discounts = json_array();
-        json_t *taxes = json_array();
-        if (!root || !products || !rates || !discounts || !taxes) {
-            x.oom = 1;
-        } else {
-            jset(&x, root, "@context", json_string("https://schema.org"));
-            jset(&x, root, "currency", json_string("USD"));
-            jset(&x, root, "products", json_incref(products));
-            jset(&x, root, "shipping_rates", json_incref(rates));
-            jset(&x, root, "discounts", json_incref(discounts));
-            jset(&x, root, "tax_rates", json_incref(taxes));
-            size_t nrefs = 0;
-            import_products(&x, &csvs[0], products, &refs, &nrefs);
-            import_inventory(&x, &csvs[1], refs, nrefs);
-            import_rates(&x, &csvs[2], rates);
-            import_discounts(&x, &csvs[3], discounts);
-        }
-        json_decref(products);
-        json_decref(rates);
-        json_decref(discounts);
-        json_decref(taxes);
-    }
-    if (rc == 0 && x.oom)
-        rc = AGENTD_ENOMEM;
-    if (rc == 0 && e.n)
-        rc = AGENTD_EINVAL;
-
-    char *text = NULL;
-    if (rc == 0) {
-        text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        if (!text)
+int catalog_import_csv_mem(const char *label, const char *const text[CATALOG_CSV_FILES],
+                           const size_t len[CATALOG_CSV_FILES], char **json_out,
+                           struct agentd_error *ae)
+{
+    if (ae)
+        *ae = (struct agentd_error){ 0 };
+    if (json_out)
+        *json_out = NULL;
+    if (!label || !text || !len || !json_out)
+        return AGENTD_EINVAL;
+    struct catalog_problems e = { ae, 0, 0 };
+    struct ictx x = { &e, 0 };
+    struct csv csvs[CATALOG_CSV_FILES];
+    memset(csvs, 0, sizeof csvs);
+    int found = 0, rc = 0;
+    for (int k = 0; k < CATALOG_CSV_FILES && rc == 0; k++) {
+        if (!text[k])
+            continue;
+        found++;
+        if (csv_parse(csv_names[k], text[k], len[k], &csvs[k], &e) == AGENTD_ENOMEM)
             rc = AGENTD_ENOMEM;
     }
-    free(refs);
-    json_decref(root);
-    for (int k = 0; k < 4; k++)
-        csv_free(&csvs[k]);
-
-    if (rc == 0) {
-        /* The loader is the one judge of a catalog: what import writes must
-         * load, or import fails here rather than at the next start. */
-        struct catalog *c = NULL;
-        struct agentd_error le;
-        int lrc = catalog_load_json(text, strlen(text), "imported catalog", &c, &le);
-        catalog_unref(c);
-        if (lrc != 0) {
-            catalog_problem_add(&e, dir, 0, NULL, "the imported catalog does not load: %s", le.msg);
-            free(text);
-            text = NULL;
-            /* json_dumps output is valid JSON, so "malformed" can only be
-             * jansson running out of memory mid-parse */
-            rc = lrc == AGENTD_ENOMEM || lrc == AGENTD_EMALFORMED ? AGENTD_ENOMEM : AGENTD_EINVAL;
-        }
-    }
-    if (rc == AGENTD_ENOMEM)
-        agentd_fail(ae, rc, NULL, NULL, "%s: out of memory", dir);
-    else
-        catalog_problems_end(&e);
-    *json_out = text;
-    return rc;
+    return import_finish(label, csvs, found, rc, &x, json_out);
 }

@@ -25,6 +25,15 @@ int catalog_load_file(const char *path, struct catalog **out, struct agentd_erro
  * file in it), AGENTD_EIO or AGENTD_ENOMEM, and *json_out is NULL. */
 int catalog_import_csv_dir(const char *dir, char **json_out, struct agentd_error *e);
 
+/* The same import from memory: text[k] (len[k] bytes, NULL = the file is
+ * absent) for products.csv, inventory.csv, shipping_rates.csv and
+ * discounts.csv in that order; label stands for the directory in problems.
+ * Results and statuses as catalog_import_csv_dir (no AGENTD_EIO). */
+#define CATALOG_CSV_FILES 4
+int catalog_import_csv_mem(const char *label, const char *const text[CATALOG_CSV_FILES],
+                           const size_t len[CATALOG_CSV_FILES], char **json_out,
+                           struct agentd_error *e);
+
 /* The whole of a regular file of at most max bytes, NUL-terminated, in
  * *text (free()) and *len. 0, AGENTD_ENOTFOUND (no such file), AGENTD_EIO
  * or AGENTD_ENOMEM, with the reason (no path) in e->msg. */

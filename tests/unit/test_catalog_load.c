@@ -292,6 +292,31 @@ static void test_csv_errors(void **state)
         assert_null(json);
         assert_non_null(strstr(err.msg, cases[i].want));
         tmp_remove(&t);
+        /* the in-memory import (the fuzzer's entry) says exactly the same,
+         * the label standing for the directory */
+        static const char *const names[CATALOG_CSV_FILES] = {
+            "products.csv", "inventory.csv", "shipping_rates.csv", "discounts.csv"
+        };
+        const char *texts[CATALOG_CSV_FILES] = { 0 };
+        size_t lens[CATALOG_CSV_FILES] = { 0 };
+        for (int k = 0; k < CATALOG_CSV_FILES; k++) {
+            if (strcmp(cases[i].file, names[k]) == 0)
+                texts[k] = cases[i].text;
+            else if (k == 0)
+                texts[k] = P;
+            lens[k] = texts[k] ? strlen(texts[k]) : 0;
+        }
+        struct agentd_error err2;
+        char want2[sizeof err.msg + 8];
+        const char *tpath = strstr(err.msg, t.path) == err.msg ? err.msg + strlen(t.path) : NULL;
+        json = (char *)1;
+        assert_int_equal(catalog_import_csv_mem("mem", texts, lens, &json, &err2),
+                         AGENTD_EINVAL);
+        assert_null(json);
+        snprintf(want2, sizeof want2, "%s", err.msg);
+        if (tpath) /* a problem about the whole import names its source first */
+            snprintf(want2, sizeof want2, "mem%s", tpath);
+        assert_string_equal(err2.msg, want2);
     }
 }
 
