@@ -411,6 +411,7 @@ static int app_init_agent(struct app *a)
     }
     profiles_set_default(a->profiles);
     a->agent = (struct agent){ .llm = a->llm, .shop = a->shop, .merchant = a->merchant,
+                               .keyring = a->keyring,
                                .st = a->store, .tools = tools_definitions(),
                                .system_prompt = a->prompt, .max_steps = cfg->max_steps,
                                .turn_timeout_ms = cfg->turn_timeout_ms,

@@ -68,7 +68,7 @@ int sealed_doc_open(const struct seal_keyring *kr, const char *id, json_t *doc,
     return rc == AGENTD_ENOMEM ? rc : rc ? AGENTD_ECORRUPT : 0;
 }
 
-enum row_fate { ROW_CURRENT, ROW_RESEALED, ROW_SEALED, ROW_UNREADABLE, ROW_FAILED };
+enum row_fate { ROW_CURRENT, ROW_RESEALED, ROW_SEALED, ROW_UNREADABLE, ROW_FAILED, ROW_NONE };
 
 /* One checkout: what it needs and, if anything, the document to write. */
 static enum row_fate row_plan(const struct seal_keyring *kr, const struct store_checkout *row,
@@ -78,7 +78,7 @@ static enum row_fate row_plan(const struct seal_keyring *kr, const struct store_
     json_t *doc = json_loads(row->document, 0, NULL);
     json_t *in = json_object_get(doc, "_agentd");
     const char *sealed = json_string_value(json_object_get(in, SEALED));
-    enum row_fate fate = ROW_CURRENT;
+    enum row_fate fate = ROW_NONE;
     if (sealed && seal_is_current(kr, sealed)) {
         fate = ROW_CURRENT;
     } else if (sealed) {
@@ -135,7 +135,7 @@ int sealed_rotate_all(struct store *st, const struct seal_keyring *kr,
         }
         for (size_t i = 0; i < n; i++) {
             size_t *counts[] = { &out->current, &out->resealed, &out->sealed, &out->unreadable,
-                                 &out->failed };
+                                 &out->failed, &out->none };
             (*counts[row_rotate(st, kr, &v[i])])++;
             out->scanned++;
         }

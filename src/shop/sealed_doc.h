@@ -27,6 +27,7 @@ struct sealed_rotation {
     size_t resealed;    /* sealed under an older key, now under the current one */
     size_t sealed;      /* held a token in plain text (written before sealing), now sealed */
     size_t current;     /* already under the current key: untouched */
+    size_t none;        /* hold no credential (e.g. completed): untouched */
     size_t unreadable;  /* sealed under a key not in the ring: left as it is */
     size_t failed;      /* could not be written (e.g. changed under us repeatedly) */
 };
