@@ -8,10 +8,12 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/metrics.h"
+#include "core/seal.h"
 #include "http/probe.h"
 #include "llm/llm_config.h"
 #include "serve.h"
 #include "shop/merchant.h"
+#include "shop/sealed_doc.h"
 #include "store/store.h"
 #include "version.h"
 
@@ -32,6 +34,9 @@ static const char usage[] =
     "  keys list [--principal NAME]\n"
     "                 list keys (ids, principals, scopes; never secrets)\n"
     "  keys revoke ID revoke a key at once (every replica sharing the store)\n"
+    "  keys rotate-encryption\n"
+    "                 re-seal stored payment credentials under AGENTD_ENCRYPTION_KEY (older\n"
+    "                 keys in AGENTD_ENCRYPTION_KEYS_OLD); safe to repeat and while serving\n"
     "  check-config   validate the environment, list every problem, print the redacted config\n"
     "  version        print the version and git commit\n"
     "  --help         this text\n"
@@ -128,9 +133,42 @@ static int cmd_catalog_import(const char *dir)
     return rc;
 }
 
+/* `keys rotate-encryption`: every stored checkout's sealed payment part
+ * under the current key (docs/security.md, "Payment data at rest"). Exit 1
+ * if any could not be opened (a key missing from AGENTD_ENCRYPTION_KEYS_OLD)
+ * or written. */
+static int rotate_encryption(const struct config *cfg, struct store *st, int argc)
+{
+    if (argc != 1) {
+        fprintf(stderr, "agentd keys rotate-encryption: takes no arguments\n");
+        return 2;
+    }
+    if (!cfg->encryption_key) {
+        fprintf(stderr, "agentd keys rotate-encryption: AGENTD_ENCRYPTION_KEY is not set "
+                        "(the key to seal under)\n");
+        return 2;
+    }
+    struct seal_keyring *kr = NULL;
+    struct agentd_error e = { 0 };
+    struct sealed_rotation r;
+    int rc = seal_keyring_new(cfg->encryption_key, cfg->encryption_keys_old, &kr, &e);
+    if (rc == 0)
+        rc = sealed_rotate_all(st, kr, &r, &e);
+    if (rc == 0)
+        printf("key %s: %zu checkouts: %zu re-sealed, %zu sealed (were plain), %zu already "
+               "current, %zu hold none, %zu unreadable (key not configured), %zu failed\n",
+               seal_keyring_kid(kr), r.scanned, r.resealed, r.sealed, r.current, r.none,
+               r.unreadable, r.failed);
+    else
+        fprintf(stderr, "agentd keys rotate-encryption: %s\n", e.msg);
+    seal_keyring_free(kr);
+    return rc ? 1 : r.unreadable || r.failed ? 1 : 0;
+}
+
 static int cmd_keys(int argc, char **argv)
 {
-    int rc = auth_keys_usage_check(argc, argv);
+    int rotate = argc > 0 && strcmp(argv[0], "rotate-encryption") == 0;
+    int rc = rotate ? 0 : auth_keys_usage_check(argc, argv);
     if (rc)
         return rc;
     struct config cfg;
@@ -139,7 +177,7 @@ static int cmd_keys(int argc, char **argv)
     if (serve_config_load(&cfg) == 0) {
         rc = 1;
         if (serve_store_open(&cfg, &st) == 0) {
-            rc = auth_keys_command(st, argc, argv);
+            rc = rotate ? rotate_encryption(&cfg, st, argc) : auth_keys_command(st, argc, argv);
             store_close(st);
         }
     }

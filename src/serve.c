@@ -41,6 +41,7 @@
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/pool.h"
+#include "core/seal.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "shop/merchant.h"
@@ -91,6 +92,7 @@ struct app {
     struct store *store;
     struct merchant *merchant;
     struct shop *shop;
+    struct seal_keyring *keyring; /* seals payment credentials at rest */
     struct llm *llm;
     struct profiles *profiles;
     char *prompt;
@@ -377,6 +379,21 @@ static int app_init_shop(struct app *a)
     if (a->ops.test_payments_warn)
         log_msg(LOG_WARN, NULL, "production accepts test payments (AGENTD_ALLOW_TEST_PAYMENTS=1): "
                 "mock_payment_handler places orders without a charge");
+    /* config_load checked the keys and production refuses none */
+    struct agentd_error ke = { 0 };
+    int krc = seal_keyring_new(cfg->encryption_key, cfg->encryption_keys_old, &a->keyring, &ke);
+    if (krc) {
+        fprintf(stderr, "agentd: %s\n", ke.msg);
+        return krc;
+    }
+    shop_set_keyring(a->shop, a->keyring);
+    if (seal_keyring_ephemeral(a->keyring))
+        log_msg(LOG_WARN, NULL, "AGENTD_ENCRYPTION_KEY is not set: payment credentials are sealed "
+                "with a key of this process only; after a restart a checkout's stored instrument "
+                "must be sent again (docs/security.md)");
+    else
+        log_msg(LOG_INFO, NULL, "payment data at rest: sealed under key %s",
+                seal_keyring_kid(a->keyring));
     return 0;
 }
 
@@ -394,6 +411,7 @@ static int app_init_agent(struct app *a)
     }
     profiles_set_default(a->profiles);
     a->agent = (struct agent){ .llm = a->llm, .shop = a->shop, .merchant = a->merchant,
+                               .keyring = a->keyring,
                                .st = a->store, .tools = tools_definitions(),
                                .system_prompt = a->prompt, .max_steps = cfg->max_steps,
                                .turn_timeout_ms = cfg->turn_timeout_ms,
@@ -662,6 +680,7 @@ static void app_free(struct app *a)
     free(a->prompt);
     llm_config_free(&a->lc);
     shop_free(a->shop);
+    seal_keyring_free(a->keyring);
     merchant_free(a->merchant);
     store_close(a->store);
     health_reset();

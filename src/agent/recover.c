@@ -31,6 +31,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/pool.h"
+#include "core/seal.h"
 #include "store/store.h"
 
 #include <stdatomic.h>
@@ -120,6 +121,17 @@ static void load(struct store *st, struct turn *t, const struct store_turn *u)
     json_t *data = json_object_get(in, "data");
     if (json_is_object(data))
         t->data = json_incref(data);
+    const char *sealed = json_string_value(json_object_get(in, "data_sealed"));
+    char *text = NULL;
+    struct agentd_error se = { 0 };
+    if (sealed && t->ag->keyring &&
+        seal_open(t->ag->keyring, u->id, sealed, &text, NULL, &se) == 0) {
+        t->data = json_loads(text, 0, &je);
+        explicit_bzero(text, strlen(text));
+        free(text);
+    } else if (sealed) { /* resumes without it: a payment is asked for again */
+        log_msg(LOG_WARN, NULL, "turn %s: its client data does not open (%s)", u->id, se.msg);
+    }
     const char *key = json_string_value(json_object_get(in, "idem_key"));
     if (key)
         t->idem_key = strdup(key);

@@ -22,6 +22,7 @@
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/reqid.h"
+#include "core/seal.h"
 #include "llm/llm.h"
 #include "shop/shop.h"
 #include "store/async.h"
@@ -920,13 +921,33 @@ int turn_load_history(struct store *st, struct turn *t, size_t keep)
     return rc;
 }
 
+/* The client's data, sealed under the turn id when the agent has a keyring:
+ * it may carry a payment credential (a2a.ucp.checkout.payment_data). */
+static int input_data(const struct turn *t, json_t *in)
+{
+    if (!t->ag->keyring)
+        return json_object_set(in, "data", t->data) ? AGENTD_ENOMEM : 0;
+    char *text = json_dumps(t->data, JSON_COMPACT), *sealed = NULL;
+    int rc = text ? seal_seal(t->ag->keyring, t->turn_id, text, strlen(text), &sealed)
+                  : AGENTD_ENOMEM;
+    if (text)
+        explicit_bzero(text, strlen(text));
+    free(text);
+    if (rc == 0 && json_object_set_new(in, "data_sealed", json_string(sealed)))
+        rc = AGENTD_ENOMEM;
+    free(sealed);
+    return rc;
+}
+
 /* What a resumed turn needs besides its checkpoints: the client's data and
  * the front's idempotency key. Dropped from the store when the turn ends. */
 static char *turn_input(const struct turn *t)
 {
     json_t *in = json_object();
-    if (t->data)
-        json_object_set(in, "data", t->data);
+    if (in && t->data && input_data(t, in)) {
+        json_decref(in);
+        return NULL;
+    }
     if (t->idem_key)
         json_object_set_new(in, "idem_key", json_string(t->idem_key));
     if (t->action_tool) /* a resumed action turn answers without the model too */

@@ -59,6 +59,9 @@ struct agent {
     int64_t daily_cost_budget_micro; /* AGENTD_DAILY_COST_BUDGET in micro-USD; 0 = unlimited */
     struct events *events;    /* live fan-out of turn events; may be NULL */
     agent_resumed_fn resumed_done; /* may be NULL */
+    /* seals the client's data (payment credentials) in a running turn's
+     * stored input (core/seal.h); NULL = kept plain (tests) */
+    const struct seal_keyring *keyring;
     void *resumed_ud;
     /* runtime state (agent_init) */
     pthread_mutex_t mu;

@@ -13,7 +13,7 @@
 
 static const char usage_line[] =
     "agentd keys create --principal NAME [--scopes chat,a2a,ucp,admin] | "
-    "keys list [--principal NAME] | keys revoke ID";
+    "keys list [--principal NAME] | keys revoke ID | keys rotate-encryption";
 
 static int usage(const char *why)
 {

@@ -589,6 +589,17 @@ int checkout_mark_completed(struct checkout *c, const struct shop_rules *r, cons
         c->updated_at = r->now;
     /* A completed session has nothing left to fix. */
     FIELDS_ARR_RESET(&checkout_message_shape, c->messages, c->n_messages);
+    /* Nor anything left to pay: of its instruments only what identifies one
+     * to the buyer stays (id, handler, type, brand, last digits). */
+    for (size_t i = 0; i < c->payment.n_instruments; i++) {
+        struct payment_instrument *pi = &c->payment.instruments[i];
+        if (pi->token)
+            explicit_bzero(pi->token, strlen(pi->token));
+        free(pi->token);
+        free(pi->credential_type);
+        pi->token = pi->credential_type = NULL;
+        pi->expiry_month = pi->expiry_year = 0;
+    }
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/netguard.h"
+#include "core/seal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -79,6 +80,8 @@ static const struct var vars[] = {
     { "AGENTD_CORS_ORIGINS",     K_STR,      OFF(cors_origins),     NULL, 0, 0, NULL, 0 },
     { "AGENTD_AUTH",             K_ENUM,     OFF(auth),             "off", 0, 0, auth_choices, 0 },
     { "AGENTD_METRICS_TOKEN",    K_STR,      OFF(metrics_token),    NULL, 0, 0, NULL, SECRET_ALL },
+    { "AGENTD_ENCRYPTION_KEY",   K_STR,      OFF(encryption_key),   NULL, 0, 0, NULL, SECRET_ALL },
+    { "AGENTD_ENCRYPTION_KEYS_OLD",K_STR,    OFF(encryption_keys_old),NULL, 0, 0, NULL, SECRET_ALL },
 };
 #define NVARS (sizeof vars / sizeof vars[0])
 
@@ -388,6 +391,13 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
                      cfg->port) < 0)
             cfg->public_url = NULL;
     }
+    /* payment data at rest: a key that cannot seal is a start-up problem */
+    struct seal_keyring *kr = NULL;
+    struct agentd_error ke = { 0 };
+    if ((cfg->encryption_key || cfg->encryption_keys_old) &&
+        seal_keyring_new(cfg->encryption_key, cfg->encryption_keys_old, &kr, &ke) != 0)
+        config_problems_add(pr, "%s", ke.msg);
+    seal_keyring_free(kr);
     /* legal links are handed to buyers: an absolute URL, https in production */
     const char *legal[][2] = { { "AGENTD_PRIVACY_URL", cfg->privacy_url },
                                { "AGENTD_TERMS_URL", cfg->terms_url } };
@@ -540,6 +550,7 @@ static int failpoint_set(const struct config *c) { return c->failpoint != NULL; 
 static int body_limit_large(const struct config *c) { return c->max_body_bytes > (16LL << 20); }
 static int read_timeout_long(const struct config *c) { return c->read_timeout_ms > 60000; }
 static int auth_off(const struct config *c) { return !c->auth; }
+static int no_encryption_key(const struct config *c) { return c->encryption_key == NULL; }
 
 static const struct prod_rule prod_rules[] = {
     { "AGENTD_SIMULATION_SECRET is set: test-only simulation routes are refused in production",
@@ -552,6 +563,8 @@ static const struct prod_rule prod_rules[] = {
       read_timeout_long },
     { "AGENTD_AUTH=off: every request would be the anonymous principal; set AGENTD_AUTH=on and "
       "create keys with `agentd keys create --principal NAME`", auth_off },
+    { "AGENTD_ENCRYPTION_KEY is not set: payment credentials would be sealed with a key that dies "
+      "with the process; set it (`openssl rand -base64 32`)", no_encryption_key },
 };
 
 int config_check_production(const struct config *cfg, struct config_problems *pr)

@@ -68,6 +68,11 @@ struct config {
     int auth;                   /* AGENTD_AUTH: 0 off (all requests "anonymous"), 1 on */
     char *metrics_token;        /* AGENTD_METRICS_TOKEN (secret): Bearer token /metrics asks
                                    for; NULL = /metrics open */
+    /* payment data at rest (core/seal.h, docs/security.md) */
+    char *encryption_key;       /* AGENTD_ENCRYPTION_KEY (secret): base64 of 32 bytes; NULL =
+                                   an ephemeral key (development only) */
+    char *encryption_keys_old;  /* AGENTD_ENCRYPTION_KEYS_OLD (secret): comma-separated keys
+                                   that only open records sealed before a rotation */
 };
 
 /* Looks a variable up; the default reads the process environment. */

@@ -15,6 +15,8 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/reqid.h"
+#include "core/seal.h"
+#include "shop/sealed_doc.h"
 #include "store/store.h"
 
 #include <openssl/evp.h>
@@ -45,6 +47,10 @@ struct shop {
     size_t n_hs;                   /* 0: test payments refused (shop_set_test_payments) */
     char *instance; /* this process, on completion claims (NULL: unknown) */
     char *lock_dir; /* instance lock files, to know a claim's process died */
+    /* seals instrument credentials in stored documents: the server's ring
+     * (shop_set_keyring), else an ephemeral one of our own */
+    const struct seal_keyring *kr;
+    struct seal_keyring *own_kr;
 };
 
 /* ---- orders placed (metrics) ---- */
@@ -100,7 +106,9 @@ struct shop *shop_new(struct store *st, struct merchant *m, const char *public_u
     }
     sh->public_url = strdup(public_url);
     sh->handlers = payment_handlers_json(sh->hs, sh->n_hs);
-    if (!sh->public_url || !sh->handlers ||
+    if (seal_keyring_new(NULL, NULL, &sh->own_kr, NULL) == 0)
+        sh->kr = sh->own_kr;
+    if (!sh->public_url || !sh->handlers || !sh->kr ||
         asprintf(&sh->continue_base, "%s/checkout-sessions", public_url) < 0) {
         shop_free(sh);
         return NULL;
@@ -178,6 +186,7 @@ void shop_free(struct shop *sh)
     if (!sh)
         return;
     payment_handler_example_clear(&sh->example);
+    seal_keyring_free(sh->own_kr);
     fields_clear(&shop_shape, sh);
     free(sh);
 }
@@ -188,6 +197,11 @@ int shop_set_instance(struct shop *sh, const char *instance, const char *lock_di
 }
 
 const json_t *shop_payment_handlers(const struct shop *sh) { return sh->handlers; }
+
+void shop_set_keyring(struct shop *sh, const struct seal_keyring *kr)
+{
+    sh->kr = kr ? kr : sh->own_kr;
+}
 
 /* ---- rules: the catalog and live stock, for one operation ---- */
 
@@ -277,6 +291,11 @@ static int load(struct shop *sh, const char *owner, const char *id, struct check
     json_error_t je;
     json_t *doc = json_loads(row->document, 0, &je);
     struct checkout *c = NULL;
+    struct agentd_error se = { 0 };
+    if (doc && sealed_doc_open(sh->kr, id, doc, &se) == AGENTD_ECORRUPT)
+        /* read on without the stored credentials: the buyer sends them again */
+        log_msg(LOG_WARN, NULL, "checkout %s: its stored payment credential does not open (%s); "
+                "the instrument must be sent again", id, se.msg);
     rc = doc ? checkout_from_json(doc, &c, e)
              : agentd_fail(e, AGENTD_ECORRUPT, "corrupt", NULL, "stored checkout is not JSON");
     if (rc == 0 && (rc = checkout_internal_from_doc(c, doc, e)) != 0) {
@@ -291,11 +310,15 @@ static int load(struct shop *sh, const char *owner, const char *id, struct check
     return rc;
 }
 
-/* The store document: the checkout's doc JSON with its operation keys. */
-static char *document(const struct checkout *c)
+/* The store document: the checkout's doc JSON with its operation keys, its
+ * instrument credentials sealed. */
+static char *document(const struct shop *sh, const struct checkout *c)
 {
     json_t *doc = checkout_to_doc_json(c);
-    char *text = doc && checkout_internal_to_doc(c, doc) == 0 ? json_dumps(doc, JSON_COMPACT) : NULL;
+    char *text = doc && checkout_internal_to_doc(c, doc) == 0 &&
+                         sealed_doc_seal(sh->kr, c->id, doc) == 0
+                     ? json_dumps(doc, JSON_COMPACT)
+                     : NULL;
     json_decref(doc);
     return text;
 }
@@ -303,7 +326,7 @@ static char *document(const struct checkout *c)
 /* Saves c over version c->version; on success c->version moves on. */
 static int save(struct shop *sh, struct checkout *c, struct agentd_error *e)
 {
-    char *doc = document(c);
+    char *doc = document(sh, c);
     if (!doc)
         return agentd_fail(e, AGENTD_ENOMEM, "out_of_memory", NULL, "out of memory");
     int rc = store_checkout_update(sh->st, c->id, c->version, checkout_status_name(c->status), doc);
@@ -389,7 +412,7 @@ int shop_checkout_create(struct shop *sh, const char *owner, const json_t *req,
         checkout_free(c);
         return rc;
     }
-    char *doc = document(c);
+    char *doc = document(sh, c);
     struct store_checkout row = { .id = c->id, .owner = (char *)owner,
                                   .status = (char *)checkout_status_name(c->status), .document = doc,
                                   .expires_at = c->expires_at * 1000 };
@@ -832,7 +855,7 @@ static int complete_write(struct shop *sh, const char *owner, const struct check
     json_t *oj = order_to_json(o, &all);
     char *order_doc = oj ? json_dumps(oj, JSON_COMPACT) : NULL;
     json_decref(oj);
-    char *co_doc = document(done);
+    char *co_doc = document(sh, done);
     struct store_stock_line *take = calloc(done->n_lines ? done->n_lines : 1, sizeof *take);
     int rc = order_doc && co_doc && take ? 0 : AGENTD_ENOMEM;
     if (rc == 0) {

@@ -47,6 +47,13 @@ int shop_set_payment_business_id(struct shop *sh, const char *business_id);
  * serving. 0 or AGENTD_ENOMEM. */
 int shop_set_legal_links(struct shop *sh, const char *privacy_url, const char *terms_url);
 
+/* The keyring that seals instrument credentials in stored checkouts
+ * (core/seal.h, shop/sealed_doc.h); borrowed, outlives the shop. NULL or
+ * never called: an ephemeral key of the shop's own (what it sealed does not
+ * open after the process ends). Call before serving. */
+struct seal_keyring;
+void shop_set_keyring(struct shop *sh, const struct seal_keyring *kr);
+
 /* The payment handlers we advertise (borrowed JSON array). */
 const json_t *shop_payment_handlers(const struct shop *sh);
 

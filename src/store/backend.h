@@ -74,6 +74,8 @@ struct store_backend {
     int (*checkout_get)(void *b, const char *id, struct store_checkout **out);
     int (*checkout_update)(void *b, const char *id, int64_t expected_version,
                            const char *status, const char *document);
+    int (*checkout_list_after)(void *b, const char *after, int limit, struct store_checkout **out,
+                               size_t *n);
     int (*order_create)(void *b, struct store_order *o, int64_t checkout_version,
                         const char *checkout_status, const char *checkout_document,
                         const struct store_stock_line *take, size_t ntake);

@@ -654,6 +654,7 @@ const struct store_backend store_backend_sqlite = {
     .usage_session = sq_usage_session,
     .checkout_create = sq_checkout_create,
     .checkout_get = sq_checkout_get,
+    .checkout_list_after = sq_checkout_list_after,
     .checkout_update = sq_checkout_update,
     .order_create = sq_order_create,
     .stock_seed = sq_stock_seed,

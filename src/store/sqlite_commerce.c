@@ -43,6 +43,14 @@ int sq_checkout_get(void *b, const char *id, struct store_checkout **out)
     return sq_get(q, ST_CHECKOUT_GET, &checkout_rows, out, "ti", id, now_ms(q));
 }
 
+int sq_checkout_list_after(void *b, const char *after, int limit, struct store_checkout **out,
+                           size_t *n)
+{
+    struct sq *q = b;
+    return sq_list(q, ST_CHECKOUT_LIST_AFTER, &checkout_rows, out, n, "tii", after, now_ms(q),
+                   (int64_t)limit);
+}
+
 /* Inside a write transaction: the compare-and-swap, and why it missed. */
 static int checkout_cas(struct sq *q, const char *id, int64_t expected, const char *status,
                         const char *document, int64_t now)

@@ -205,6 +205,8 @@ int sq_usage_session(void *b, const char *session_id, struct store_usage *out);
 /* sqlite_commerce.c */
 int sq_checkout_create(void *b, struct store_checkout *c);
 int sq_checkout_get(void *b, const char *id, struct store_checkout **out);
+int sq_checkout_list_after(void *b, const char *after, int limit, struct store_checkout **out,
+                           size_t *n);
 int sq_checkout_update(void *b, const char *id, int64_t expected_version, const char *status,
                        const char *document);
 int sq_order_create(void *b, struct store_order *o, int64_t checkout_version,

@@ -141,6 +141,9 @@
                        "created_at, updated_at, expires_at) VALUES(?1, ?2, ?3, ?4, 1, ?5, ?5, ?6)") \
     X(CHECKOUT_GET, "SELECT id, owner, status, document, version, created_at, updated_at, "    \
                     "expires_at FROM checkouts WHERE id = ?1 AND " LIVE("expires_at", "?2"))   \
+    X(CHECKOUT_LIST_AFTER, "SELECT id, owner, status, document, version, created_at, "          \
+                           "updated_at, expires_at FROM checkouts WHERE id > ?1 AND "          \
+                           LIVE("expires_at", "?2") " ORDER BY id LIMIT ?3")                   \
     X(CHECKOUT_LIVE, "SELECT 1 FROM checkouts WHERE id = ?1 AND " LIVE("expires_at", "?2"))    \
     X(CHECKOUT_CAS, "UPDATE checkouts SET status = ?3, document = ?4, version = version + 1, " \
                     "updated_at = ?5 WHERE id = ?1 AND version = ?2 AND "                      \

@@ -33,7 +33,7 @@
     X(usage_day, R) X(usage_session, R)                                \
     X(turn_step, W) X(turn_step_record, W) X(turn_finish_events, W)                    \
     X(checkout_create, W) X(checkout_get, R)                                           \
-    X(checkout_update, W) X(order_create, W) X(order_get, R) X(idem_begin, W)          \
+    X(checkout_update, W) X(checkout_list_after, R) X(order_create, W) X(order_get, R) X(idem_begin, W)          \
     X(idem_takeover, W) X(idem_finish, W) X(idem_abandon, W) X(idem_drop, W) X(audit_append, W) X(audit_list, R)            \
     X(stock_seed, W) X(stock_get, R) X(order_update, W)                                \
     X(session_list, R) X(session_delete_idle, W) X(batch_commit, W)
@@ -536,6 +536,13 @@ int store_checkout_update(struct store *s, const char *id, int64_t expected_vers
 {
     REQUIRE(s, checkout_update, id && nonempty(status) && document);
     CALL(s, checkout_update, id, expected_version, status, document);
+}
+
+int store_checkout_list_after(struct store *s, const char *after, int limit,
+                              struct store_checkout **out, size_t *n)
+{
+    REQUIRE(s, checkout_list_after, after && limit > 0 && out && n);
+    CALL(s, checkout_list_after, after, limit, out, n);
 }
 
 static int stock_lines_ok(const struct store_stock_line *v, size_t n)

@@ -458,6 +458,11 @@ int store_checkout_get(struct store *s, const char *id, struct store_checkout **
 int store_checkout_update(struct store *s, const char *id, int64_t expected_version,
                           const char *status, const char *document);
 void store_checkout_free(struct store_checkout *c);
+/* Up to limit live checkouts with an id after `after` ("" = from the start),
+ * in id order: a walk over every checkout a page at a time (key rotation). */
+int store_checkout_list_after(struct store *s, const char *after, int limit,
+                              struct store_checkout **out, size_t *n);
+void store_checkout_list_free(struct store_checkout *v, size_t n);
 
 struct store_order {
     char *id;

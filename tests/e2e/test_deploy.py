@@ -303,13 +303,18 @@ def assert_known_variables(names, known=None):
         assert base in known, f"{n} is not an agentd variable"
 
 
+DUMMY_ENCRYPTION_KEY = "ZHVtbXkta2V5LWZvci1jaGVjay1jb25maWctMzJieXQ=\n"
+
+
 def check_config_production(env, secrets, tmp_path):
     """check-config with this environment; each secret file path is remapped
     to a temporary file holding a dummy value. Returns the stdout."""
     env = dict(env)
     for name, path in secrets.items():
         f = tmp_path / Path(path).name
-        f.write_text("dummy-key-for-check-config\n")
+        # an encryption key must be the base64 of 32 bytes
+        f.write_text(DUMMY_ENCRYPTION_KEY if "ENCRYPTION" in name
+                     else "dummy-key-for-check-config\n")
         env[name] = str(f)
     env["AGENTD_DATA_DIR"] = str(tmp_path / "data")
     p = run_cli(["check-config"], env=env)
@@ -432,7 +437,8 @@ def test_systemd_unit_and_example_environment(tmp_path):
             assert not k.startswith("export"), line
             env.setdefault(k, val)
     assert_known_variables(env)
-    out = check_config_production(env, {}, tmp_path)
+    secrets = {n: env.pop(n) for n in list(env) if n.endswith("_FILE")}
+    out = check_config_production(env, secrets, tmp_path)
     assert "AGENTD_LLM_API_KEY=***set***" in out
     assert "replace-with-your-key" not in out
 

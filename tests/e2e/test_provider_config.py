@@ -209,7 +209,8 @@ def test_startup_check_bad_value_is_a_config_problem():
 # ---- test payments in production ----
 
 def production_env(fake, **extra):
-    env = fake.env(AGENTD_ENV="production", AGENTD_AUTH="on")
+    env = fake.env(AGENTD_ENV="production", AGENTD_AUTH="on",
+                   AGENTD_ENCRYPTION_KEY="AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
     env.update(extra)
     return env
 

@@ -429,11 +429,14 @@ def test_an_agent_payment_cut_mid_completion_is_finished_by_the_resumed_turn(age
     (AGENTD_FAILPOINT=complete_in_progress). The next start resumes the
     turn: the tool call is replayed under its operation key, the completion
     carries on under the same authorization key — one order, stock taken
-    once — and the turn answers with it."""
+    once — and the turn answers with it. The payment data is sealed in the
+    turn's stored input, so every process has the same AGENTD_ENCRYPTION_KEY
+    (an ephemeral key would not open it after the restart)."""
+    key = {"AGENTD_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
     pay = {"a2a.ucp.checkout.payment_data": {
         "handler_id": "mock_payment_handler", "credential": {"type": "token",
                                                               "token": "success_token"}}}
-    setup = Server(workdir=tmp_path / "v")
+    setup = Server(env=key, workdir=tmp_path / "v")
     setup.start()
     try:
         sid = ok(setup, "add 2 BISC-001")["session_id"]
@@ -444,7 +447,7 @@ def test_an_agent_payment_cut_mid_completion_is_finished_by_the_resumed_turn(age
     finally:
         setup.stop()
     victim = Server(env={"AGENTD_FAILPOINT": "complete_in_progress",
-                         "AGENTD_DATA_DIR": setup.data_dir}, workdir=tmp_path / "v2")
+                         "AGENTD_DATA_DIR": setup.data_dir, **key}, workdir=tmp_path / "v2")
     victim.start()
     try:
         r = None
@@ -462,7 +465,7 @@ def test_an_agent_payment_cut_mid_completion_is_finished_by_the_resumed_turn(age
     turn_id = running_turn(setup, sid)
     assert turn_id
 
-    srv = agentd(env={"AGENTD_DATA_DIR": setup.data_dir})
+    srv = agentd(env={"AGENTD_DATA_DIR": setup.data_dir, **key})
     done = wait_for(lambda: terminal(srv, sid, turn_id), 10 * SLOW, "the resumed turn ends")
     assert done["type"] == "turn-completed" and done["data"]["resumed"] is True, done
     order = done["data"]["checkout"]["order"]["id"]

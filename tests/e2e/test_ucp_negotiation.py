@@ -336,6 +336,7 @@ def test_bad_allow_list_is_a_config_problem():
 
 def test_production_takes_http_profiles_only_from_listed_hosts(agentd, platforms):
     srv = agentd(env={"AGENTD_ENV": "production", "AGENTD_AUTH": "on",
+                      "AGENTD_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
                       "AGENTD_LLM_URL": "http://127.0.0.1:9/v1", "AGENTD_LLM_MODEL": "m",
                       "AGENTD_LLM_API_KEY": "k",
                       "AGENTD_PROFILE_ALLOWLIST": f"127.0.0.1:{platforms.port}"})

@@ -14,6 +14,9 @@
 #include "core/log.h"
 
 /* A fake environment: NULL-terminated pairs. */
+/* base64 of 32 bytes: production needs an encryption key */
+#define TEST_KEY "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
 static const char *fake_get(const char *name, void *ud)
 {
     const char *const *kv = ud;
@@ -70,7 +73,7 @@ static void test_defaults(void **state)
 static void test_values(void **state)
 {
     (void)state;
-    const char *env[] = { "AGENTD_PORT", "9000", "AGENTD_THREADS", "3", "AGENTD_ENV", "PRODUCTION",
+    const char *env[] = { "AGENTD_PORT", "9000", "AGENTD_THREADS", "3", "AGENTD_ENV", "PRODUCTION", "AGENTD_ENCRYPTION_KEY", TEST_KEY,
                           "AGENTD_LOG_LEVEL", "warn", "AGENTD_MAX_BODY_BYTES", "2m",
                           "AGENTD_DRAIN_TIMEOUT", "1500ms", "AGENTD_SESSION_TTL", "0",
                           "AGENTD_ACCESS_LOG", "off", "AGENTD_DB", "/tmp/x.db", "AGENTD_AUTH", "on",
@@ -183,7 +186,7 @@ static void test_secret_never_in_problem(void **state)
 static void test_production_rules(void **state)
 {
     (void)state;
-    const char *env[] = { "AGENTD_ENV", "production", "AGENTD_SIMULATION_SECRET", "x",
+    const char *env[] = { "AGENTD_ENV", "production", "AGENTD_ENCRYPTION_KEY", TEST_KEY, "AGENTD_SIMULATION_SECRET", "x",
                           "AGENTD_LOG_LEVEL", "debug", "AGENTD_AUTH", "on", NULL };
     struct config c;
     struct config_problems pr = { 0 };
@@ -213,17 +216,17 @@ static void test_auth_switch(void **state)
     config_free(&c);
     config_problems_free(&pr);
 
-    const char *prod[] = { "AGENTD_ENV", "production", NULL };
+    const char *prod[] = { "AGENTD_ENV", "production", "AGENTD_ENCRYPTION_KEY", TEST_KEY, NULL };
     assert_int_equal(load(&c, prod, &pr), 1);
     assert_true(has_problem(&pr, "production: AGENTD_AUTH=off"));
     config_free(&c);
     config_problems_free(&pr);
-    const char *prod_off[] = { "AGENTD_ENV", "production", "AGENTD_AUTH", "off", NULL };
+    const char *prod_off[] = { "AGENTD_ENV", "production", "AGENTD_ENCRYPTION_KEY", TEST_KEY, "AGENTD_AUTH", "off", NULL };
     assert_int_equal(load(&c, prod_off, &pr), 1);
     config_free(&c);
     config_problems_free(&pr);
 
-    const char *on[] = { "AGENTD_ENV", "production", "AGENTD_AUTH", "on",
+    const char *on[] = { "AGENTD_ENV", "production", "AGENTD_ENCRYPTION_KEY", TEST_KEY, "AGENTD_AUTH", "on",
                          "AGENTD_METRICS_TOKEN", "metrics-s3cret", NULL };
     assert_int_equal(load(&c, on, &pr), 0);
     assert_int_equal(c.auth, 1);
@@ -305,7 +308,7 @@ static void test_legal_links_and_test_payments(void **state)
     assert_true(has_problem(&pr, "AGENTD_ALLOW_TEST_PAYMENTS=sure"));
     config_free(&c);
     config_problems_free(&pr);
-    const char *prod[] = { "AGENTD_ENV", "production", "AGENTD_PRIVACY_URL", "http://shop.local/p",
+    const char *prod[] = { "AGENTD_ENV", "production", "AGENTD_ENCRYPTION_KEY", TEST_KEY, "AGENTD_PRIVACY_URL", "http://shop.local/p",
                            "AGENTD_TERMS_URL", "https://shop.example/t", "AGENTD_AUTH", "on",
                            NULL };
     assert_int_equal(load(&c, prod, &pr), 1);
@@ -374,7 +377,7 @@ static void test_unknown_variables(void **state)
 static void test_production_limits(void **state)
 {
     (void)state;
-    const char *big[] = { "AGENTD_ENV", "production", "AGENTD_AUTH", "on",
+    const char *big[] = { "AGENTD_ENV", "production", "AGENTD_ENCRYPTION_KEY", TEST_KEY, "AGENTD_AUTH", "on",
                           "AGENTD_MAX_BODY_BYTES", "17m", "AGENTD_READ_TIMEOUT", "61s", NULL };
     struct config c;
     struct config_problems pr = { 0 };
@@ -383,16 +386,51 @@ static void test_production_limits(void **state)
     assert_true(has_problem(&pr, "production: AGENTD_READ_TIMEOUT is over 60s"));
     config_problems_free(&pr);
     config_free(&c);
-    const char *ok[] = { "AGENTD_ENV", "production", "AGENTD_AUTH", "on",
+    const char *ok[] = { "AGENTD_ENV", "production", "AGENTD_ENCRYPTION_KEY", TEST_KEY, "AGENTD_AUTH", "on",
                          "AGENTD_MAX_BODY_BYTES", "16m", "AGENTD_READ_TIMEOUT", "60s", NULL };
     assert_int_equal(load(&c, ok, &pr), 0);
     config_problems_free(&pr);
     config_free(&c);
 }
 
+/* Payment data at rest: production refuses no key; a key must be base64 of
+ * 32 bytes (and never appears in the problem); both keys are secrets. */
+static void test_encryption_key(void **state)
+{
+    (void)state;
+    struct config c;
+    struct config_problems pr = { 0 };
+    const char *prod[] = { "AGENTD_ENV", "production", "AGENTD_AUTH", "on", NULL };
+    assert_int_equal(load(&c, prod, &pr), 1);
+    assert_true(has_problem(&pr, "production: AGENTD_ENCRYPTION_KEY is not set"));
+    config_free(&c);
+    config_problems_free(&pr);
+    const char *dev[] = { NULL };
+    assert_int_equal(load(&c, dev, &pr), 0);
+    assert_null(c.encryption_key);
+    config_free(&c);
+    config_problems_free(&pr);
+    const char *bad[] = { "AGENTD_ENCRYPTION_KEY", "c2VjcmV0LWJ1dC1zaG9ydA==",
+                          "AGENTD_ENCRYPTION_KEYS_OLD", TEST_KEY ",nope", NULL };
+    assert_int_equal(load(&c, bad, &pr), 1);
+    assert_true(has_problem(&pr, "AGENTD_ENCRYPTION_KEY: a key is the base64 of 32"));
+    assert_false(has_problem(&pr, "c2VjcmV0"));
+    config_free(&c);
+    config_problems_free(&pr);
+    const char *good[] = { "AGENTD_ENCRYPTION_KEY", TEST_KEY, "AGENTD_ENCRYPTION_KEYS_OLD",
+                           TEST_KEY, NULL };
+    assert_int_equal(load(&c, good, &pr), 0);
+    char *text = dump(&c);
+    assert_null(strstr(text, "AAECAwQF"));
+    free(text);
+    config_free(&c);
+    config_problems_free(&pr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_encryption_key),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_every_problem_reported),

@@ -1,0 +1,252 @@
+/* Payment data at rest: a checkout's instrument token is sealed in the store,
+ * opens on load, is dropped on completion, survives a key rotation, and a key
+ * lost leaves the checkout readable without it (shop/sealed_doc.h). */
+#define _GNU_SOURCE /* nftw */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "commerce/checkout.h"
+#include "commerce/payment.h"
+#include "core/err.h"
+#include "core/seal.h"
+#include "shop/merchant.h"
+#include "shop/sealed_doc.h"
+#include "shop/shop.h"
+#include "store/store.h"
+
+#define assert_ok(x) assert_int_equal((x), 0)
+#define KEY_A "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+#define KEY_B "//79/Pv6+fj39vX08/Lx8O/u7ezr6uno5+bl5OPi4eA="
+#define TOKEN "tok_at_rest_SECRET_7781"
+
+struct ctx {
+    char dir[256];
+    struct store *st;
+    struct merchant *m;
+    struct shop *sh;
+    struct seal_keyring *kr;
+};
+
+static struct seal_keyring *ring(const char *cur, const char *old)
+{
+    struct seal_keyring *kr = NULL;
+    assert_ok(seal_keyring_new(cur, old, &kr, NULL));
+    return kr;
+}
+
+static int setup(void **state)
+{
+    struct ctx *c = calloc(1, sizeof *c);
+    snprintf(c->dir, sizeof c->dir, "/tmp/agentd-test-seal-XXXXXX");
+    if (!mkdtemp(c->dir))
+        return -1;
+    char url[512];
+    snprintf(url, sizeof url, "%s/agentd.db", c->dir);
+    struct store_options o = { .url = url, .sync = STORE_SYNC_NORMAL };
+    struct agentd_error err = { 0 };
+    if (store_open(&o, &c->st, &err) != 0)
+        return -1;
+    c->m = merchant_new(c->st, NULL);
+    if (!c->m || merchant_load(c->m, &err) != 0)
+        return -1;
+    c->sh = shop_new(c->st, c->m, "http://127.0.0.1:8080");
+    c->kr = ring(KEY_A, NULL);
+    shop_set_keyring(c->sh, c->kr);
+    *state = c;
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st, (void)type, (void)ftw;
+    return remove(path);
+}
+
+static int teardown(void **state)
+{
+    struct ctx *c = *state;
+    shop_free(c->sh);
+    merchant_free(c->m);
+    store_close(c->st);
+    seal_keyring_free(c->kr);
+    nftw(c->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(c);
+    return 0;
+}
+
+/* A ready checkout whose instrument carries TOKEN. */
+static char *checkout_with_token(struct ctx *c)
+{
+    json_t *req = json_pack(
+        "{s:[{s:{s:s}, s:I}], s:{s:s, s:s}, s:{s:[{s:s, s:[{s:s, s:s, s:s, s:s, s:s}],"
+        " s:[{s:s}]}]}, s:{s:[{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}}], s:s}}",
+        "line_items", "item", "id", "BISC-001", "quantity", (json_int_t)1, "buyer", "full_name",
+        "Jane Doe", "email", "jane@example.com", "fulfillment", "methods", "type", "shipping",
+        "destinations", "id", "dest_1", "street_address", "1 Main St", "address_locality",
+        "Springfield", "address_region", "IL", "address_country", "US", "groups",
+        "selected_option_id", "std-ship", "payment", "instruments", "id", "instr_1",
+        "handler_id", PAYMENT_MOCK_HANDLER_ID, "type", "card", "brand", "visa", "last_digits",
+        "4242", "credential", "type", "token", "token", TOKEN, "selected_instrument_id",
+        "instr_1");
+    assert_non_null(req);
+    struct checkout *co = NULL;
+    struct agentd_error e = { 0 };
+    int rc = shop_checkout_create(c->sh, "alice", req, NULL, &co, NULL, &e);
+    if (rc)
+        fail_msg("create: %d %s: %s", rc, e.code, e.msg);
+    json_decref(req);
+    char *id = strdup(co->id);
+    checkout_free(co);
+    return id;
+}
+
+static char *stored_doc(struct ctx *c, const char *id)
+{
+    struct store_checkout *row = NULL;
+    assert_ok(store_checkout_get(c->st, id, &row));
+    char *d = strdup(row->document);
+    store_checkout_free(row);
+    return d;
+}
+
+static const char *token_of(const struct checkout *co)
+{
+    return co->payment.n_instruments ? co->payment.instruments[0].token : NULL;
+}
+
+static void test_token_sealed_in_store(void **state)
+{
+    struct ctx *c = *state;
+    char *id = checkout_with_token(c);
+    char *doc = stored_doc(c, id);
+    assert_null(strstr(doc, TOKEN));
+    assert_non_null(strstr(doc, "payment_sealed"));
+    assert_non_null(strstr(doc, "4242")); /* brand and last digits stay readable */
+    struct checkout *co = NULL;
+    assert_ok(shop_checkout_get(c->sh, "alice", id, &co, NULL));
+    assert_non_null(token_of(co));
+    assert_string_equal(token_of(co), TOKEN);
+    checkout_free(co);
+    free(doc);
+    free(id);
+}
+
+static void test_completion_drops_the_credential(void **state)
+{
+    struct ctx *c = *state;
+    char *id = checkout_with_token(c);
+    json_t *pd = json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "id", "instr_1", "handler_id",
+                           PAYMENT_MOCK_HANDLER_ID, "type", "card", "credential", "type",
+                           "token", "token", PAYMENT_MOCK_TOKEN_SUCCESS);
+    struct checkout *co = NULL;
+    struct order *o = NULL;
+    int declined = 0;
+    struct agentd_error e = { 0 };
+    int rc = shop_checkout_complete(c->sh, "alice", id, NULL, pd, &co, &o, &declined, NULL, &e);
+    if (rc)
+        fail_msg("complete: %d %s: %s", rc, e.code, e.msg);
+    assert_null(token_of(co));
+    assert_null(co->payment.instruments[0].credential_type);
+    assert_string_equal(co->payment.instruments[0].last_digits, "4242");
+    assert_string_equal(co->payment.instruments[0].brand, "visa");
+    char *doc = stored_doc(c, id);
+    assert_null(strstr(doc, TOKEN));
+    assert_null(strstr(doc, "payment_sealed"));
+    assert_null(strstr(doc, "credential"));
+    assert_non_null(strstr(doc, "4242"));
+    free(doc);
+    checkout_free(co);
+    order_free(o);
+    json_decref(pd);
+    free(id);
+}
+
+static void test_rotation_and_lost_key(void **state)
+{
+    struct ctx *c = *state;
+    char *id = checkout_with_token(c);
+    char *before = stored_doc(c, id);
+    /* rotate: B is current, A kept for reading */
+    struct seal_keyring *kr = ring(KEY_B, KEY_A);
+    struct sealed_rotation r;
+    assert_ok(sealed_rotate_all(c->st, kr, &r, NULL));
+    assert_int_equal(r.scanned, 1);
+    assert_int_equal(r.resealed, 1);
+    assert_ok(sealed_rotate_all(c->st, kr, &r, NULL)); /* idempotent */
+    assert_int_equal(r.current, 1);
+    assert_int_equal(r.resealed, 0);
+    char *after = stored_doc(c, id);
+    assert_string_not_equal(before, after);
+    assert_null(strstr(after, TOKEN));
+    /* A is no longer needed */
+    struct seal_keyring *only_b = ring(KEY_B, NULL);
+    shop_set_keyring(c->sh, only_b);
+    struct checkout *co = NULL;
+    assert_ok(shop_checkout_get(c->sh, "alice", id, &co, NULL));
+    assert_string_equal(token_of(co), TOKEN);
+    checkout_free(co);
+    /* a ring without the key (an ephemeral key of a process gone): the
+     * checkout still reads, without the stored credential */
+    shop_set_keyring(c->sh, c->kr);
+    assert_ok(shop_checkout_get(c->sh, "alice", id, &co, NULL));
+    assert_null(token_of(co));
+    assert_string_equal(co->payment.instruments[0].last_digits, "4242");
+    checkout_free(co);
+    assert_ok(sealed_rotate_all(c->st, c->kr, &r, NULL));
+    assert_int_equal(r.unreadable, 1);
+    seal_keyring_free(kr);
+    seal_keyring_free(only_b);
+    free(before);
+    free(after);
+    free(id);
+}
+
+static void test_plain_rows_sealed_by_rotation(void **state)
+{
+    struct ctx *c = *state;
+    char *id = checkout_with_token(c);
+    /* a row written before sealing: the token in plain text */
+    struct store_checkout *row = NULL;
+    assert_ok(store_checkout_get(c->st, id, &row));
+    json_t *doc = json_loads(row->document, 0, NULL);
+    assert_ok(sealed_doc_open(c->kr, id, doc, NULL));
+    char *plain = json_dumps(doc, JSON_COMPACT);
+    assert_non_null(strstr(plain, TOKEN));
+    assert_ok(store_checkout_update(c->st, id, row->version, row->status, plain));
+    struct sealed_rotation r;
+    assert_ok(sealed_rotate_all(c->st, c->kr, &r, NULL));
+    assert_int_equal(r.sealed, 1);
+    char *now = stored_doc(c, id);
+    assert_null(strstr(now, TOKEN));
+    /* the AAD binds the sealed part to its checkout */
+    json_t *moved = json_loads(now, 0, NULL);
+    struct agentd_error e = { 0 };
+    assert_int_equal(sealed_doc_open(c->kr, "chk_other", moved, &e), AGENTD_ECORRUPT);
+    json_decref(moved);
+    free(now);
+    free(plain);
+    json_decref(doc);
+    store_checkout_free(row);
+    free(id);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_token_sealed_in_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_completion_drops_the_credential, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_and_lost_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plain_rows_sealed_by_rotation, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
