@@ -395,8 +395,10 @@ static void verify_now(struct jwks_loop *jl, struct http_req *r, const char *tok
     int rc = jwt_verify(token, jl->ks, &j->policy, clock_wall_ms() / 1000, &id, &e);
     if (rc == AGENTD_ENOTFOUND && may_fetch) {
         /* an unknown kid: refetch unless one is running or ran too recently */
-        int can = jl->fetch || !jl->attempt_at_ms ||
-                  now - jl->attempt_at_ms >= j->cfg->oidc_jwks_refresh_ms;
+        int64_t gap = j->cfg->oidc_jwks_refresh_ms;
+        if (!jl->ks && gap > JWKS_RETRY_MS)
+            gap = JWKS_RETRY_MS; /* no keys at all: every token is 503 until a fetch works */
+        int can = jl->fetch || !jl->attempt_at_ms || now - jl->attempt_at_ms >= gap;
         if (can && (jl->fetch || refresh_start(jl) == 0)) {
             if (wait_for_fetch(jl, r, token, need) == 0)
                 return;
@@ -409,7 +411,7 @@ static void verify_now(struct jwks_loop *jl, struct http_req *r, const char *tok
         auth_gate_accept(r, id.principal, id.scopes, need);
     } else if (rc == AGENTD_ENOTFOUND && !jl->ks) {
         /* no keys were ever fetched: the token may be fine, we cannot tell */
-        http_set_header(r, "Retry-After", "5");
+        http_set_header(r, "Retry-After", JWKS_RETRY_AFTER);
         http_reply_error(r, 503, "unavailable",
                          "the token signing keys (JWKS) could not be fetched; try again");
     } else if (rc == AGENTD_EINVAL || rc == AGENTD_ENOTFOUND) {

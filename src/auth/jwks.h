@@ -10,6 +10,8 @@ struct jwks;
 #define JWKS_FETCH_TIMEOUT_MS 5000   /* a request waits at most this long for the keys */
 #define JWKS_MAX_BYTES (512 * 1024)
 #define JWKS_MAX_AGE_MS (3600 * 1000) /* older keys are refetched (removed keys stop working) */
+#define JWKS_RETRY_MS 5000           /* with no keys yet, a failed fetch is retried this soon */
+#define JWKS_RETRY_AFTER "5"         /* ... which the 503 tells clients */
 
 /* The verifier for cfg (AGENTD_OIDC_*, AGENTD_JWT_HS256_SECRET; cfg outlives
  * it). NULL when cfg sets no issuer, or without memory (*oom = 1). Each

@@ -31,11 +31,16 @@ class Issuer:
     def __init__(self):
         self.keys = []          # public JWK dicts
         self.hits = {"jwks": 0, "discovery": 0}
+        self.delay = 0.0        # seconds each answer waits (a slow or hung issuer)
+        self.fail = False       # answer 500
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
-                if self.path == "/.well-known/openid-configuration":
+                time.sleep(issuer.delay)
+                if issuer.fail:
+                    self.send_error(500)
+                elif self.path == "/.well-known/openid-configuration":
                     issuer.hits["discovery"] += 1
                     body = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks.json"}
                 elif self.path == "/jwks.json":
@@ -238,6 +243,70 @@ def test_unknown_kids_refetch_at_most_once_per_interval(agentd, issuer):
     # HS256 is off without a secret
     hs = token(SECRET, "HS256", None, claims(issuer.url))
     assert_invalid_token(s.get("/openapi.json", headers=bearer(hs)))
+
+
+def test_requests_waiting_on_a_fetch_resume_when_it_ends(agentd):
+    slow = Issuer()
+    slow.publish(("r1", RSA1))
+    slow.delay = 0.5
+    try:
+        s = agentd(env={"AGENTD_AUTH": "on", "AGENTD_OIDC_ISSUER": slow.url,
+                        "AGENTD_OIDC_JWKS_URL": slow.url + "/jwks.json",
+                        "AGENTD_OIDC_AUDIENCE": AUD, "AGENTD_OIDC_JWKS_REFRESH": "1h",
+                        "AGENTD_THREADS": "1"})
+        t = token(RSA1, "RS256", "r1", claims(slow.url))
+        results = []
+
+        def call():
+            results.append(s.get("/openapi.json", headers=bearer(t), timeout=20).status_code)
+        threads = [threading.Thread(target=call) for _ in range(6)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert results == [200] * 6
+        assert slow.hits["jwks"] == 1       # one fetch served every waiter
+    finally:
+        slow.close()
+
+
+def test_a_hung_jwks_fetch_ends_in_503_not_a_hang(agentd):
+    hung = Issuer()
+    hung.publish(("r1", RSA1))
+    hung.delay = 8.0                        # past the 5 s fetch timeout
+    try:
+        s = agentd(env={"AGENTD_AUTH": "on", "AGENTD_OIDC_ISSUER": hung.url,
+                        "AGENTD_OIDC_AUDIENCE": AUD})
+        r = s.get("/openapi.json", headers=bearer(token(RSA1, "RS256", "r1", claims(hung.url))),
+                  timeout=30)
+        assert_error_response(r, 503, "unavailable")
+        # the loop kept serving meanwhile, and still does
+        assert s.get("/healthz").status_code == 200
+    finally:
+        hung.delay = 0
+        hung.close()
+
+
+def test_without_any_keys_a_failed_fetch_is_retried_soon(agentd):
+    flaky = Issuer()
+    flaky.publish(("r1", RSA1))
+    flaky.fail = True
+    try:
+        s = agentd(env={"AGENTD_AUTH": "on", "AGENTD_OIDC_ISSUER": flaky.url,
+                        "AGENTD_OIDC_JWKS_URL": flaky.url + "/jwks.json",
+                        "AGENTD_OIDC_AUDIENCE": AUD, "AGENTD_OIDC_JWKS_REFRESH": "1h",
+                        "AGENTD_THREADS": "1"})
+        t = token(RSA1, "RS256", "r1", claims(flaky.url))
+        r = s.get("/openapi.json", headers=bearer(t))
+        assert_error_response(r, 503, "unavailable")
+        assert r.headers["Retry-After"] == "5"
+        flaky.fail = False
+        # the hour between refreshes is for a known key set; with none, Retry-After holds
+        time.sleep(5.2)
+        assert s.get("/openapi.json", headers=bearer(t)).status_code == 200
+        assert flaky.hits["jwks"] == 1     # the failed first answer was not counted as a hit
+    finally:
+        flaky.close()
 
 
 def test_an_unreachable_jwks_is_503_and_hs256_still_works(agentd):
