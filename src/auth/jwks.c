@@ -6,11 +6,9 @@
 #include "auth/gate.h"
 #include "auth/jwt.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 
 #include <curl/curl.h>

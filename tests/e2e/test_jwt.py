@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from agentd_harness import assert_error_response, free_port
+from agentd_harness import assert_error_response, free_port, run_cli
 from ucp_client import Client, check_error, unique_profile
 
 AUD = "agentd-test"
@@ -321,8 +321,7 @@ def test_an_unreachable_jwks_is_503_and_hs256_still_works(agentd):
     assert "jwks: fetching" in s.log_text()
 
 
-def test_config_refuses_remote_http_issuers(agentd):
-    from agentd_harness import run_cli
+def test_config_refuses_remote_http_issuers():
     p = run_cli(["check-config"], env={"AGENTD_OIDC_ISSUER": "http://idp.example",
                                      "AGENTD_OIDC_AUDIENCE": AUD})
     assert p.returncode != 0
