@@ -31,6 +31,7 @@
 #include "agent/runner.h"
 #include "agent/tools.h"
 #include "auth/gate.h"
+#include "auth/jwks.h"
 #include "llm/llm.h"
 #include "llm/llm_config.h"
 #include "core/clock.h"
@@ -89,6 +90,7 @@ struct app {
     struct router *rt;
     struct http_server *srv;
     struct auth_gate *auth;
+    struct jwks *jwks;              /* JWT bearer tokens; NULL without AGENTD_OIDC_ISSUER */
     struct store *store;
     struct merchant *merchant;
     struct shop *shop;
@@ -459,10 +461,14 @@ static int app_init_http(struct app *a)
     pool_set_default(a->pool);
     a->srv = http_server_new(cfg, a->rt);
     a->auth = auth_gate_new(cfg, a->store);
-    if (!a->srv || !a->auth) {
+    int jwks_oom = 0;
+    a->jwks = jwks_new(cfg, &jwks_oom);
+    if (!a->srv || !a->auth || jwks_oom) {
         fprintf(stderr, "agentd: out of memory at start\n");
         return AGENTD_ENOMEM;
     }
+    if (a->jwks)
+        auth_gate_set_verifier(a->auth, jwks_verify, a->jwks);
     auth_gate_install(a->auth, a->srv);
     if (!cfg->auth)
         log_msg(LOG_INFO, NULL, "AGENTD_AUTH=off: every request is the anonymous principal "
@@ -671,6 +677,7 @@ static void app_free(struct app *a)
     llm_free(a->llm);          /* before the loops' event bases go */
     profiles_set_default(NULL);
     profiles_free(a->profiles); /* the same: its fetches live on the loops */
+    jwks_free(a->jwks);        /* the same */
     http_server_free(a->srv);  /* runs late completions, then frees the loops */
     auth_gate_free(a->auth);   /* after them: a key check may complete there */
     events_free(a->events);    /* after the loops: wake-ups may sit in their inboxes */

@@ -70,9 +70,11 @@ void a2a_card_add_security(json_t *card)
     json_t *schemes = json_pack(
         "{s:{s:s,s:s,s:s,s:{s:s,s:s}},s:{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s}}}",
         "bearer", "type", "http", "scheme", "bearer", "description",
-        "an agentd API key (agentd keys create) as Authorization: Bearer <key>",
+        "an agentd API key (agentd keys create), or a JWT of the operator's OIDC issuer "
+        "when one is configured, as Authorization: Bearer <token>",
         "httpAuthSecurityScheme", "scheme", "Bearer", "description",
-        "an agentd API key (agentd keys create) as Authorization: Bearer <key>",
+        "an agentd API key (agentd keys create), or a JWT of the operator's OIDC issuer "
+        "when one is configured, as Authorization: Bearer <token>",
         "apiKey", "type", "apiKey", "in", "header", "name", "X-API-Key", "description",
         "an agentd API key in the X-API-Key header", "apiKeySecurityScheme", "location",
         "header", "name", "X-API-Key", "description", "an agentd API key in the X-API-Key header");

@@ -71,8 +71,9 @@ int openapi_require_auth(int metrics_token)
         comp, "securitySchemes",
         json_pack("{s:{s:s,s:s,s:s},s:{s:s,s:s,s:s,s:s},s:{s:s,s:s,s:s}}", "bearer", "type",
                   "http", "scheme", "bearer", "description",
-                  "an agentd API key (agentd keys create); the requirement lists the scopes it "
-                  "must hold (docs/security.md)",
+                  "an agentd API key (agentd keys create), or a JWT of the operator's OIDC issuer "
+                  "when one is configured; the requirement lists the scopes it must hold "
+                  "(docs/security.md)",
                   "apiKey", "type", "apiKey", "in", "header", "name", "X-API-Key", "description",
                   "the same API key in the X-API-Key header", "metricsToken", "type", "http",
                   "scheme", "bearer", "description", "AGENTD_METRICS_TOKEN"));

@@ -82,6 +82,11 @@ static const struct var vars[] = {
     { "AGENTD_METRICS_TOKEN",    K_STR,      OFF(metrics_token),    NULL, 0, 0, NULL, SECRET_ALL },
     { "AGENTD_ENCRYPTION_KEY",   K_STR,      OFF(encryption_key),   NULL, 0, 0, NULL, SECRET_ALL },
     { "AGENTD_ENCRYPTION_KEYS_OLD",K_STR,    OFF(encryption_keys_old),NULL, 0, 0, NULL, SECRET_ALL },
+    { "AGENTD_OIDC_ISSUER",      K_STR,      OFF(oidc_issuer),      NULL, 0, 0, NULL, 0 },
+    { "AGENTD_OIDC_AUDIENCE",    K_STR,      OFF(oidc_audience),    NULL, 0, 0, NULL, 0 },
+    { "AGENTD_OIDC_JWKS_URL",    K_STR,      OFF(oidc_jwks_url),    NULL, 0, 0, NULL, 0 },
+    { "AGENTD_OIDC_JWKS_REFRESH",K_DURATION, OFF(oidc_jwks_refresh_ms),"30s", 0, DAY, NULL, 0 },
+    { "AGENTD_JWT_HS256_SECRET", K_STR,      OFF(jwt_hs256_secret), NULL, 0, 0, NULL, SECRET_ALL },
 };
 #define NVARS (sizeof vars / sizeof vars[0])
 
@@ -343,6 +348,45 @@ static void allowlist_problem(const char *message, void *ud)
     config_problems_add(ud, "AGENTD_PROFILE_ALLOWLIST: %s", message);
 }
 
+/* 1 if url is https://host..., or (development only) http:// to a loopback host */
+static int oidc_url_ok(const char *url, int production)
+{
+    if (strncmp(url, "https://", 8) == 0)
+        return url[8] != 0 && url[8] != '/';
+    if (production || strncmp(url, "http://", 7) != 0)
+        return 0;
+    const char *h = url + 7;
+    static const char *const loopback[] = { "127.0.0.1", "localhost", "[::1]" };
+    for (size_t i = 0; i < sizeof loopback / sizeof loopback[0]; i++) {
+        size_t n = strlen(loopback[i]);
+        if (strncmp(h, loopback[i], n) == 0 && (h[n] == 0 || h[n] == ':' || h[n] == '/'))
+            return 1;
+    }
+    return 0;
+}
+
+/* JWT settings come as a set: tokens are only meaningful for one issuer and
+ * one audience, and an HS256 key shorter than its hash is guessable. */
+static void check_jwt(const struct config *cfg, struct config_problems *pr)
+{
+    int prod = cfg->env == CONFIG_ENV_PRODUCTION;
+    const char *need = prod ? "an https:// URL" : "an https:// URL (or http:// to a loopback host)";
+    if (cfg->jwt_hs256_secret && strlen(cfg->jwt_hs256_secret) < 32)
+        config_problems_add(pr, "AGENTD_JWT_HS256_SECRET: at least 32 bytes (it is the HMAC key)");
+    if (!cfg->oidc_issuer) {
+        if (cfg->oidc_audience || cfg->oidc_jwks_url || cfg->jwt_hs256_secret)
+            config_problems_add(pr, "AGENTD_OIDC_ISSUER is required with AGENTD_OIDC_AUDIENCE, "
+                                    "AGENTD_OIDC_JWKS_URL or AGENTD_JWT_HS256_SECRET");
+        return;
+    }
+    if (!oidc_url_ok(cfg->oidc_issuer, prod))
+        config_problems_add(pr, "AGENTD_OIDC_ISSUER=%s: must be %s", cfg->oidc_issuer, need);
+    if (!cfg->oidc_audience)
+        config_problems_add(pr, "AGENTD_OIDC_AUDIENCE is required with AGENTD_OIDC_ISSUER");
+    if (cfg->oidc_jwks_url && !oidc_url_ok(cfg->oidc_jwks_url, prod))
+        config_problems_add(pr, "AGENTD_OIDC_JWKS_URL=%s: must be %s", cfg->oidc_jwks_url, need);
+}
+
 int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct config_problems *pr)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -437,6 +481,7 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
             p += strspn(p, ", ");
         }
     }
+    check_jwt(cfg, pr);
     config_check_production(cfg, pr);
     return pr->n - before;
 }

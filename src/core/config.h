@@ -73,6 +73,13 @@ struct config {
                                    an ephemeral key (development only) */
     char *encryption_keys_old;  /* AGENTD_ENCRYPTION_KEYS_OLD (secret): comma-separated keys
                                    that only open records sealed before a rotation */
+    /* JWT bearer tokens (auth/jwt.h, auth/jwks.h); verification is on when an issuer is set */
+    char *oidc_issuer;          /* AGENTD_OIDC_ISSUER: the `iss` every token must carry */
+    char *oidc_audience;        /* AGENTD_OIDC_AUDIENCE: what `aud` must contain */
+    char *oidc_jwks_url;        /* AGENTD_OIDC_JWKS_URL; NULL = the issuer's discovery document */
+    int64_t oidc_jwks_refresh_ms; /* AGENTD_OIDC_JWKS_REFRESH: least time between two JWKS
+                                     fetches an unknown kid may cause */
+    char *jwt_hs256_secret;     /* AGENTD_JWT_HS256_SECRET (secret): HS256 tokens' key */
 };
 
 /* Looks a variable up; the default reads the process environment. */

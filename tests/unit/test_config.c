@@ -245,6 +245,52 @@ static void test_auth_switch(void **state)
     config_problems_free(&pr);
 }
 
+static void test_jwt_settings(void **state)
+{
+    (void)state;
+    struct config c;
+    struct config_problems pr = { 0 };
+    const char *secret = "0123456789abcdef0123456789abcdef-hs";
+    const char *dev[] = { "AGENTD_OIDC_ISSUER", "http://127.0.0.1:9000/", "AGENTD_OIDC_AUDIENCE",
+                          "agentd", "AGENTD_JWT_HS256_SECRET", secret, NULL };
+    assert_int_equal(load(&c, dev, &pr), 0);
+    assert_string_equal(c.oidc_audience, "agentd");
+    assert_int_equal(c.oidc_jwks_refresh_ms, 30000);
+    char *text = dump(&c);
+    assert_null(strstr(text, secret));
+    free(text);
+    config_free(&c);
+    config_problems_free(&pr);
+
+    /* http only to loopback and only in development; the set comes whole */
+    const char *remote[] = { "AGENTD_OIDC_ISSUER", "http://idp.example", "AGENTD_OIDC_AUDIENCE",
+                             "agentd", "AGENTD_OIDC_JWKS_URL", "ftp://idp.example/jwks", NULL };
+    assert_int_equal(load(&c, remote, &pr), 2);
+    assert_true(has_problem(&pr, "AGENTD_OIDC_ISSUER=http://idp.example: must be"));
+    assert_true(has_problem(&pr, "AGENTD_OIDC_JWKS_URL=ftp://"));
+    config_free(&c);
+    config_problems_free(&pr);
+    const char *prod[] = { "AGENTD_ENV", "production", "AGENTD_ENCRYPTION_KEY", TEST_KEY,
+                           "AGENTD_AUTH", "on", "AGENTD_OIDC_ISSUER",
+                           "http://127.0.0.1:9000", "AGENTD_OIDC_AUDIENCE", "agentd", NULL };
+    assert_int_equal(load(&c, prod, &pr), 1);
+    assert_true(has_problem(&pr, "AGENTD_OIDC_ISSUER=http://127.0.0.1:9000: must be an https"));
+    config_free(&c);
+    config_problems_free(&pr);
+    const char *partial[] = { "AGENTD_JWT_HS256_SECRET", "short", NULL };
+    assert_int_equal(load(&c, partial, &pr), 2);
+    assert_true(has_problem(&pr, "AGENTD_OIDC_ISSUER is required"));
+    assert_true(has_problem(&pr, "at least 32 bytes"));
+    assert_false(has_problem(&pr, "short"));
+    config_free(&c);
+    config_problems_free(&pr);
+    const char *no_aud[] = { "AGENTD_OIDC_ISSUER", "https://idp.example", NULL };
+    assert_int_equal(load(&c, no_aud, &pr), 1);
+    assert_true(has_problem(&pr, "AGENTD_OIDC_AUDIENCE is required"));
+    config_free(&c);
+    config_problems_free(&pr);
+}
+
 static void test_url_redaction(void **state)
 {
     (void)state;
@@ -446,6 +492,7 @@ int main(void)
         cmocka_unit_test(test_max_connections_default),
         cmocka_unit_test(test_unknown_variables),
         cmocka_unit_test(test_production_limits),
+        cmocka_unit_test(test_jwt_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
