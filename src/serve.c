@@ -31,6 +31,7 @@
 #include "agent/runner.h"
 #include "agent/tools.h"
 #include "auth/gate.h"
+#include "auth/limit.h"
 #include "llm/llm.h"
 #include "llm/llm_config.h"
 #include "core/clock.h"
@@ -88,6 +89,7 @@ struct app {
     struct router *rt;
     struct http_server *srv;
     struct auth_gate *auth;
+    struct auth_limit *limit;  /* NULL: rate limits off */
     struct store *store;
     struct merchant *merchant;
     struct shop *shop;
@@ -445,7 +447,12 @@ static int app_init_http(struct app *a)
         fprintf(stderr, "agentd: out of memory at start\n");
         return AGENTD_ENOMEM;
     }
+    if (auth_limit_new(cfg, NULL, &a->limit) != 0) {
+        fprintf(stderr, "agentd: out of memory at start\n");
+        return AGENTD_ENOMEM;
+    }
     auth_gate_install(a->auth, a->srv);
+    auth_limit_install(a->limit, a->srv); /* after: the budget is the principal's */
     if (!cfg->auth)
         log_msg(LOG_INFO, NULL, "AGENTD_AUTH=off: every request is the anonymous principal "
                 "(development only)");
@@ -655,6 +662,7 @@ static void app_free(struct app *a)
     profiles_free(a->profiles); /* the same: its fetches live on the loops */
     http_server_free(a->srv);  /* runs late completions, then frees the loops */
     auth_gate_free(a->auth);   /* after them: a key check may complete there */
+    auth_limit_free(a->limit);
     events_free(a->events);    /* after the loops: wake-ups may sit in their inboxes */
     if (a->agent_ready)
         agent_destroy(&a->agent);

@@ -68,6 +68,14 @@ struct config {
     int auth;                   /* AGENTD_AUTH: 0 off (all requests "anonymous"), 1 on */
     char *metrics_token;        /* AGENTD_METRICS_TOKEN (secret): Bearer token /metrics asks
                                    for; NULL = /metrics open */
+    /* rate limits and quotas (core/ratelimit.h, auth/limit.h, docs/security.md) */
+    char *rate_limit;           /* AGENTD_RATE_LIMIT: per principal (per IP when anonymous),
+                                   "RATE/UNIT[,BURST]" or off; derived default by AGENTD_ENV */
+    char *rate_limit_turns;     /* AGENTD_RATE_LIMIT_TURNS: model-consuming calls, same syntax */
+    int quota_sessions;         /* AGENTD_QUOTA_SESSIONS: live /chat sessions per principal;
+                                   0 = unlimited */
+    int quota_idempotency_keys; /* AGENTD_QUOTA_IDEMPOTENCY_KEYS: live Idempotency-Key records
+                                   per principal; 0 = unlimited */
 };
 
 /* Looks a variable up; the default reads the process environment. */

@@ -73,8 +73,9 @@ struct http_server {
     struct metric_child *unmatched_duration;
     struct metric_child *inflight_gauge;
     struct metric_child *gzip_replies, *gzip_saved;
-    http_gate_fn gate;
-    void *gate_ud;
+    http_gate_fn gate[HTTP_MAX_GATES]; /* run in order: authentication, then rate limits */
+    void *gate_ud[HTTP_MAX_GATES];
+    int ngates;
 };
 
 /* ---- request lifecycle ---- */
@@ -718,21 +719,27 @@ static void on_request(struct evhttp_request *ev, void *arg)
     }
     r->route_label = route_template(r->match.route);
     r->ud = route_ud(r->match.route);
-    if (s->gate)
-        s->gate(r, s->gate_ud);
-    else
-        http_req_proceed(r);
+    http_req_proceed(r);
 }
 
+/* The next gate step, or the handler once every step let r through. */
 void http_req_proceed(struct http_req *r)
 {
+    struct http_server *s = r->srv;
+    if (r->gate_next < s->ngates) {
+        int i = r->gate_next++;
+        s->gate[i](r, s->gate_ud[i]);
+        return;
+    }
     route_handler(r->match.route)(r);
 }
 
 void http_server_set_gate(struct http_server *s, http_gate_fn gate, void *ud)
 {
-    s->gate = gate;
-    s->gate_ud = ud;
+    if (s->ngates < HTTP_MAX_GATES) {
+        s->gate[s->ngates] = gate;
+        s->gate_ud[s->ngates++] = ud;
+    }
 }
 
 static struct bufferevent *make_bev(struct event_base *base, void *arg)
