@@ -10,6 +10,7 @@ import time
 import uuid
 
 from agentd_harness import assert_error_response, metric_value, parse_metrics, run_cli
+from ucp_client import Client, db_query, full_body, unique_profile
 
 UCP_EXT = "https://ucp.dev/specification/reference?v=2026-01-11"
 
@@ -145,3 +146,53 @@ def test_defaults_off_in_development_on_in_production():
                                        "AGENTD_PUBLIC_URL": "https://shop.example"})
     assert "AGENTD_RATE_LIMIT=20/s,40" in p.stdout, p.stdout
     assert "AGENTD_RATE_LIMIT_TURNS=30/m,10" in p.stdout, p.stdout
+
+
+# ---- per-principal caps on stored state ----
+
+def test_session_cap_refuses_new_sessions_and_stores_nothing(agentd):
+    srv = agentd(env={"AGENTD_QUOTA_SESSIONS": "2"})
+    ids = []
+    for i in range(2):
+        r = srv.request("POST", "/chat", json={"message": f"hello {i}"}, timeout=20)
+        assert r.status_code == 200, r.text
+        ids.append(r.json()["session_id"])
+    r = srv.request("POST", "/chat", json={"message": "one more"}, timeout=20)
+    assert_error_response(r, 429, "quota_exceeded")
+    listed = srv.request("GET", "/chat/sessions").json()
+    assert sorted(s["session_id"] for s in listed["sessions"]) == sorted(ids), listed
+    # an existing session still takes turns
+    r = srv.request("POST", "/chat", json={"message": "again", "session_id": ids[0]}, timeout=20)
+    assert r.status_code == 200, r.text
+
+
+def test_idempotency_cap_refuses_new_keys_but_replays_held_ones(agentd):
+    srv = agentd(env={"AGENTD_QUOTA_IDEMPOTENCY_KEYS": "3"})
+    client = Client(srv, unique_profile("quota"))
+    body = full_body([("BISC-001", 1)])
+    keys = [f"key-{uuid.uuid4().hex}" for _ in range(4)]
+    first = None
+    for k in keys[:3]:
+        r = client.create(body, key=k)
+        assert r.status_code == 201, r.text
+        first = first or r
+    r = client.create(body, key=keys[3])
+    assert r.status_code == 429, r.text
+    msg = r.json()["messages"][0]  # the UCP front's own error shape
+    assert msg["type"] == "error" and msg["code"] == "quota_exceeded", r.text
+    n = db_query(srv, "SELECT count(*) FROM idempotency", )[0][0]
+    assert n == 3
+    again = client.create(body, key=keys[0])
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.content == first.content
+    # without a key nothing is stored for idempotency: still served
+    assert client.create(body).status_code == 201
+
+
+def test_a2a_over_a_cap_is_a_json_rpc_error_with_the_code(agentd):
+    srv = agentd(env={"AGENTD_QUOTA_SESSIONS": "1"})
+    doc = rpc(srv, "SendMessage", a2a_message("hello")).json()
+    assert "result" in doc, doc
+    doc = rpc(srv, "SendMessage", a2a_message("a new conversation")).json()
+    assert doc["error"]["data"]["code"] == "quota_exceeded", doc
+    assert db_query(srv, "SELECT count(*) FROM sessions")[0][0] == 1
