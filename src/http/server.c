@@ -254,7 +254,8 @@ static const char *reason_phrase(int status)
 /* what a page may read back: the A2A extensions echo (the UCP sample client
  * reads it), the auth challenge, rate-limit waits */
 #define CORS_EXPOSE "X-Request-Id, ETag, Retry-After, Location, WWW-Authenticate, " \
-                    "A2A-Extensions, X-A2A-Extensions"
+                    "A2A-Extensions, X-A2A-Extensions, RateLimit-Limit, RateLimit-Remaining, " \
+                    "RateLimit-Reset"
 
 static void add_vary(struct evkeyvalq *h, const char *what);
 
