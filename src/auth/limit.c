@@ -23,10 +23,12 @@
 struct auth_limit {
     struct ratelimit_backend *b;
     struct ratelimit_rule requests, turns; /* interval_ns 0 = off */
-    struct metric_child *refused[2];       /* agentd_rate_limited_total{bucket} */
 };
 
 static const char *const bucket_names[] = { "requests", "turns" };
+/* agentd_rate_limited_total{bucket}: process-wide, as the registry is; made
+ * even with limits off, so the series exist (at 0) on every server */
+static struct metric_child *refused[2];
 
 int auth_limit_new(const struct config *cfg, struct ratelimit_backend *b, struct auth_limit **out)
 {
@@ -38,6 +40,10 @@ int auth_limit_new(const struct config *cfg, struct ratelimit_backend *b, struct
                                        "Requests refused 429 by a rate limit, by budget "
                                        "(requests, turns)",
                                        METRIC_COUNTER, labels, NULL);
+    for (int i = 0; m && i < 2; i++) {
+        const char *v[] = { bucket_names[i] };
+        refused[i] = metric_child(m, v);
+    }
     struct ratelimit_rule req, turns;
     /* config_load validated both; a bad value here is treated as off */
     if (ratelimit_rule_parse(cfg->rate_limit, &req, &e) != 0)
@@ -61,10 +67,6 @@ int auth_limit_new(const struct config *cfg, struct ratelimit_backend *b, struct
     l->b = b;
     l->requests = req;
     l->turns = turns;
-    for (int i = 0; m && i < 2; i++) {
-        const char *v[] = { bucket_names[i] };
-        l->refused[i] = metric_child(m, v);
-    }
     *out = l;
     return 0;
 }
@@ -109,8 +111,8 @@ static void charge_free(struct charge *c)
 static void refuse(struct charge *c, int bucket, const struct ratelimit_decision *d)
 {
     struct http_req *r = c->r;
-    if (c->l->refused[bucket])
-        metric_inc(c->l->refused[bucket]);
+    if (refused[bucket])
+        metric_inc(refused[bucket]);
     http_req_note(r, "rate_limited", bucket_names[bucket]);
     set_headers(r, d);
     char v[32], msg[160];
