@@ -374,8 +374,12 @@ static int run_hook(struct http_req *r, int status, const char *content_type, ch
 
 json_t *http_reply_headers_json(struct http_req *r)
 {
+    /* RateLimit-*: the budget of the request that was answered; a replay
+     * carries its own (auth/limit.c sets them before the handler) */
     static const char *const skip[] = { "X-Request-Id", "Date", "Content-Length", "Connection",
-                                        "Cache-Control", "X-Content-Type-Options", NULL };
+                                        "Cache-Control", "X-Content-Type-Options",
+                                        "RateLimit-Limit", "RateLimit-Remaining",
+                                        "RateLimit-Reset", NULL };
     json_t *o = json_object();
     struct evkeyval *kv;
     TAILQ_FOREACH(kv, evhttp_request_get_output_headers(r->ev), next) {

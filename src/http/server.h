@@ -94,7 +94,8 @@ int http_req_check_json(struct http_req *r, struct agentd_error *e);
 int http_json_depth(const char *text, size_t len);
 
 /* The response headers set so far (minus per-request ones: X-Request-Id,
- * Date, Content-Length, Connection) as a JSON object, for replaying later. */
+ * Date, Content-Length, Connection, RateLimit-*) as a JSON object, for
+ * replaying later. */
 json_t *http_reply_headers_json(struct http_req *r);
 
 /* Chunked streaming. start sends status + headers; write queues bytes (0, or

@@ -196,3 +196,16 @@ def test_a2a_over_a_cap_is_a_json_rpc_error_with_the_code(agentd):
     doc = rpc(srv, "SendMessage", a2a_message("a new conversation")).json()
     assert doc["error"]["data"]["code"] == "quota_exceeded", doc
     assert db_query(srv, "SELECT count(*) FROM sessions")[0][0] == 1
+
+
+def test_a_replayed_answer_carries_the_current_budget_not_the_stored_one(agentd):
+    srv = agentd(env={"AGENTD_RATE_LIMIT": "1/m,10"})
+    client = Client(srv, unique_profile("replay"))
+    body = full_body([("BISC-001", 1)])
+    key = f"key-{uuid.uuid4().hex}"
+    first = client.create(body, key=key)
+    assert first.status_code == 201, first.text
+    assert first.headers["RateLimit-Remaining"] == "9"
+    again = client.create(body, key=key)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.headers["RateLimit-Remaining"] == "8"
