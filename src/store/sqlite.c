@@ -130,9 +130,11 @@ int sq_quota_check(struct sq *q, enum st count, const char *principal, int cap)
 {
     if (cap <= 0)
         return 0;
-    /* the LIMIT bounds the index walk: the count only has to pass cap */
+    /* quota_usage is kept by triggers (migration 8): one lookup */
     int64_t n = 0;
-    int rc = sq_run(&q->writer, count, &n, NULL, "ti", principal, (int64_t)cap + 1);
+    int rc = sq_run(&q->writer, count, &n, NULL, "t", principal);
+    if (rc == AGENTD_ENOTFOUND)
+        return 0;
     if (rc)
         return rc;
     return n > cap ? AGENTD_EQUOTA : 0;

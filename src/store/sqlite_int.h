@@ -50,9 +50,9 @@ static inline int64_t session_expiry(const struct sq *q, int64_t now)
     return q->session_ttl_ms ? now + q->session_ttl_ms : 0;
 }
 
-/* Inside a write transaction, after a row of principal was inserted by
- * `count` (a COUNT over ?1 = principal, LIMIT ?2): AGENTD_EQUOTA when the
- * principal now holds more than cap rows (the caller's transaction rolls
+/* Inside a write transaction, after a row of principal was inserted, with
+ * `count` the statement reading its quota_usage row (?1 = principal):
+ * AGENTD_EQUOTA when the principal now holds more than cap rows (the caller's transaction rolls
  * back, so nothing is stored), else 0. cap 0 = unlimited. */
 int sq_quota_check(struct sq *q, enum st count, const char *principal, int cap);
 

@@ -15,6 +15,13 @@
 #include "core/err.h"
 #include "store/store.h"
 
+static int64_t fake_now = 1700000000000;
+static int64_t clock_fake(void *ud)
+{
+    (void)ud;
+    return fake_now;
+}
+
 struct ctx {
     char dir[128];
     char url[256];
@@ -28,7 +35,8 @@ static int setup(void **state)
     if (!mkdtemp(c->dir))
         return -1;
     snprintf(c->url, sizeof c->url, "%s/agentd.db", c->dir);
-    struct store_options o = { .url = c->url, .quota_sessions = 2, .quota_idempotency_keys = 3 };
+    struct store_options o = { .url = c->url, .quota_sessions = 2, .quota_idempotency_keys = 3,
+                               .session_ttl_ms = 60000, .now = clock_fake };
     struct agentd_error err = { 0 };
     if (store_open(&o, &c->s, &err) != 0) {
         fprintf(stderr, "open: %s\n", err.msg);
@@ -96,11 +104,28 @@ static void test_idempotency_per_principal(void **state)
     assert_int_equal(store_idem_begin(c->s, "anonymous", "k3", "fp", exp, &ex), 0);
 }
 
+/* the count follows every delete, the purge's too */
+static void test_purge_frees_places(void **state)
+{
+    struct ctx *c = *state;
+    assert_int_equal(session(c->s, "p1", "carol"), 0);
+    assert_int_equal(session(c->s, "p2", "carol"), 0);
+    fake_now += 120000; /* both expired, not yet purged: they still count */
+    assert_int_equal(session(c->s, "p3", "carol"), AGENTD_EQUOTA);
+    int n = 0;
+    assert_int_equal(store_purge_expired(c->s, 100, &n), 0);
+    assert_true(n >= 2);
+    assert_int_equal(session(c->s, "p3", "carol"), 0);
+    assert_int_equal(session(c->s, "p4", "carol"), 0);
+    assert_int_equal(session(c->s, "p5", "carol"), AGENTD_EQUOTA);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sessions_per_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_per_principal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_frees_places, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
