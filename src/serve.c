@@ -32,6 +32,7 @@
 #include "agent/tools.h"
 #include "auth/gate.h"
 #include "auth/jwks.h"
+#include "auth/limit.h"
 #include "llm/llm.h"
 #include "llm/llm_config.h"
 #include "core/clock.h"
@@ -91,6 +92,7 @@ struct app {
     struct http_server *srv;
     struct auth_gate *auth;
     struct jwks *jwks;              /* JWT bearer tokens; NULL without AGENTD_OIDC_ISSUER */
+    struct auth_limit *limit;  /* NULL: rate limits off */
     struct store *store;
     struct merchant *merchant;
     struct shop *shop;
@@ -134,6 +136,8 @@ int serve_store_open(const struct config *cfg, struct store **out)
         .url = cfg->db,
         .sync = cfg->db_sync == CONFIG_DB_SYNC_FULL ? STORE_SYNC_FULL : STORE_SYNC_NORMAL,
         .session_ttl_ms = cfg->session_ttl_ms,
+        .quota_sessions = cfg->quota_sessions,
+        .quota_idempotency_keys = cfg->quota_idempotency_keys,
     };
     struct agentd_error err = { 0 };
     int rc = store_open(&opt, out, &err);
@@ -469,7 +473,12 @@ static int app_init_http(struct app *a)
     }
     if (a->jwks)
         auth_gate_set_verifier(a->auth, jwks_verify, a->jwks);
+    if (auth_limit_new(cfg, NULL, &a->limit) != 0) {
+        fprintf(stderr, "agentd: out of memory at start\n");
+        return AGENTD_ENOMEM;
+    }
     auth_gate_install(a->auth, a->srv);
+    auth_limit_install(a->limit, a->srv); /* after: the budget is the principal's */
     if (!cfg->auth)
         log_msg(LOG_INFO, NULL, "AGENTD_AUTH=off: every request is the anonymous principal "
                 "(development only)");
@@ -680,6 +689,7 @@ static void app_free(struct app *a)
     jwks_free(a->jwks);        /* the same */
     http_server_free(a->srv);  /* runs late completions, then frees the loops */
     auth_gate_free(a->auth);   /* after them: a key check may complete there */
+    auth_limit_free(a->limit);
     events_free(a->events);    /* after the loops: wake-ups may sit in their inboxes */
     if (a->agent_ready)
         agent_destroy(&a->agent);

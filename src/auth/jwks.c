@@ -100,9 +100,23 @@ static int url_allowed(const struct jwks *j, const char *url)
 
 /* ---- lifecycle ---- */
 
+/* The fetch counter exists from start, JWTs on or not: every documented
+ * series is there on a fresh server (a dashboard reads 0, not "no data"). */
+static void jwks_metrics_register(void)
+{
+    static const char *const labels[] = { "outcome", NULL };
+    struct metric *m = metric_register("agentd_jwks_fetches_total",
+                                       "JWKS and discovery fetches by outcome (ok, failed)",
+                                       METRIC_COUNTER, labels, NULL);
+    const char *ok[] = { "ok" }, *failed[] = { "failed" };
+    fetches_ok = m ? metric_child(m, ok) : NULL;
+    fetches_failed = m ? metric_child(m, failed) : NULL;
+}
+
 struct jwks *jwks_new(const struct config *cfg, int *oom)
 {
     *oom = 0;
+    jwks_metrics_register();
     if (!cfg->oidc_issuer)
         return NULL;
     struct jwks *j = calloc(1, sizeof *j);
@@ -116,13 +130,6 @@ struct jwks *jwks_new(const struct config *cfg, int *oom)
     url_host(cfg->oidc_issuer, j->trusted_host, sizeof j->trusted_host);
     if (cfg->oidc_jwks_url)
         url_host(cfg->oidc_jwks_url, j->trusted_host2, sizeof j->trusted_host2);
-    static const char *const labels[] = { "outcome", NULL };
-    struct metric *m = metric_register("agentd_jwks_fetches_total",
-                                       "JWKS and discovery fetches by outcome (ok, failed)",
-                                       METRIC_COUNTER, labels, NULL);
-    const char *ok[] = { "ok" }, *failed[] = { "failed" };
-    fetches_ok = m ? metric_child(m, ok) : NULL;
-    fetches_failed = m ? metric_child(m, failed) : NULL;
     return j;
 }
 

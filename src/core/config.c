@@ -3,6 +3,7 @@
  * redacted dump all walk that table, so they cannot drift apart. */
 #define _GNU_SOURCE
 #include "core/config.h"
+#include "core/ratelimit.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/netguard.h"
@@ -87,6 +88,10 @@ static const struct var vars[] = {
     { "AGENTD_OIDC_JWKS_URL",    K_STR,      OFF(oidc_jwks_url),    NULL, 0, 0, NULL, 0 },
     { "AGENTD_OIDC_JWKS_REFRESH",K_DURATION, OFF(oidc_jwks_refresh_ms),"30s", 0, DAY, NULL, 0 },
     { "AGENTD_JWT_HS256_SECRET", K_STR,      OFF(jwt_hs256_secret), NULL, 0, 0, NULL, SECRET_ALL },
+    { "AGENTD_RATE_LIMIT",       K_STR,      OFF(rate_limit),       NULL, 0, 0, NULL, 0 },
+    { "AGENTD_RATE_LIMIT_TURNS", K_STR,      OFF(rate_limit_turns), NULL, 0, 0, NULL, 0 },
+    { "AGENTD_QUOTA_SESSIONS",   K_INT,      OFF(quota_sessions),   "10000", 0, 100000000, NULL, 0 },
+    { "AGENTD_QUOTA_IDEMPOTENCY_KEYS",K_INT, OFF(quota_idempotency_keys),"10000", 0, 100000000, NULL, 0 },
 };
 #define NVARS (sizeof vars / sizeof vars[0])
 
@@ -482,6 +487,18 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
         }
     }
     check_jwt(cfg, pr);
+    /* rate limits: off in development unless set, generous in production */
+    const char *rl[][3] = { { "AGENTD_RATE_LIMIT", "rate_limit", "20/s,40" },
+                            { "AGENTD_RATE_LIMIT_TURNS", "rate_limit_turns", "30/m,10" } };
+    char **rlf[] = { &cfg->rate_limit, &cfg->rate_limit_turns };
+    for (int i = 0; i < 2; i++) {
+        if (!*rlf[i])
+            *rlf[i] = strdup(cfg->env == CONFIG_ENV_PRODUCTION ? rl[i][2] : "off");
+        struct ratelimit_rule rule;
+        struct agentd_error e;
+        if (*rlf[i] && ratelimit_rule_parse(*rlf[i], &rule, &e) != 0)
+            config_problems_add(pr, "%s: %s", rl[i][0], e.msg);
+    }
     config_check_production(cfg, pr);
     return pr->n - before;
 }

@@ -80,6 +80,14 @@ struct config {
     int64_t oidc_jwks_refresh_ms; /* AGENTD_OIDC_JWKS_REFRESH: least time between two JWKS
                                      fetches an unknown kid may cause */
     char *jwt_hs256_secret;     /* AGENTD_JWT_HS256_SECRET (secret): HS256 tokens' key */
+    /* rate limits and quotas (core/ratelimit.h, auth/limit.h, docs/security.md) */
+    char *rate_limit;           /* AGENTD_RATE_LIMIT: per principal (per IP when anonymous),
+                                   "RATE/UNIT[,BURST]" or off; derived default by AGENTD_ENV */
+    char *rate_limit_turns;     /* AGENTD_RATE_LIMIT_TURNS: model-consuming calls, same syntax */
+    int quota_sessions;         /* AGENTD_QUOTA_SESSIONS: live /chat sessions per principal;
+                                   0 = unlimited */
+    int quota_idempotency_keys; /* AGENTD_QUOTA_IDEMPOTENCY_KEYS: live Idempotency-Key records
+                                   per principal; 0 = unlimited */
 };
 
 /* Looks a variable up; the default reads the process environment. */

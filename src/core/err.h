@@ -17,6 +17,7 @@
     X(EMEDIATYPE,      "unsupported_media_type", 415, "unsupported content type")        \
     X(EUNPROCESSABLE,  "unprocessable",          422, "the values are invalid")          \
     X(ERATELIMIT,      "rate_limited",           429, "too many requests")               \
+    X(EQUOTA,          "quota_exceeded",         429, "a per-principal storage quota is reached") \
     X(EHEADERS,        "headers_too_large",      431, "the request headers are too large") \
     X(EINTERNAL,       "internal_error",         500, "internal error")                  \
     X(EUNAVAILABLE,    "unavailable",            503, "temporarily unavailable")         \

@@ -73,8 +73,9 @@ struct http_server {
     struct metric_child *unmatched_duration;
     struct metric_child *inflight_gauge;
     struct metric_child *gzip_replies, *gzip_saved;
-    http_gate_fn gate;
-    void *gate_ud;
+    http_gate_fn gate[HTTP_MAX_GATES]; /* run in order: authentication, then rate limits */
+    void *gate_ud[HTTP_MAX_GATES];
+    int ngates;
 };
 
 /* ---- request lifecycle ---- */
@@ -253,7 +254,8 @@ static const char *reason_phrase(int status)
 /* what a page may read back: the A2A extensions echo (the UCP sample client
  * reads it), the auth challenge, rate-limit waits */
 #define CORS_EXPOSE "X-Request-Id, ETag, Retry-After, Location, WWW-Authenticate, " \
-                    "A2A-Extensions, X-A2A-Extensions"
+                    "A2A-Extensions, X-A2A-Extensions, RateLimit-Limit, RateLimit-Remaining, " \
+                    "RateLimit-Reset"
 
 static void add_vary(struct evkeyvalq *h, const char *what);
 
@@ -372,8 +374,12 @@ static int run_hook(struct http_req *r, int status, const char *content_type, ch
 
 json_t *http_reply_headers_json(struct http_req *r)
 {
+    /* RateLimit-*: the budget of the request that was answered; a replay
+     * carries its own (auth/limit.c sets them before the handler) */
     static const char *const skip[] = { "X-Request-Id", "Date", "Content-Length", "Connection",
-                                        "Cache-Control", "X-Content-Type-Options", NULL };
+                                        "Cache-Control", "X-Content-Type-Options",
+                                        "RateLimit-Limit", "RateLimit-Remaining",
+                                        "RateLimit-Reset", NULL };
     json_t *o = json_object();
     struct evkeyval *kv;
     TAILQ_FOREACH(kv, evhttp_request_get_output_headers(r->ev), next) {
@@ -718,21 +724,27 @@ static void on_request(struct evhttp_request *ev, void *arg)
     }
     r->route_label = route_template(r->match.route);
     r->ud = route_ud(r->match.route);
-    if (s->gate)
-        s->gate(r, s->gate_ud);
-    else
-        http_req_proceed(r);
+    http_req_proceed(r);
 }
 
+/* The next gate step, or the handler once every step let r through. */
 void http_req_proceed(struct http_req *r)
 {
+    struct http_server *s = r->srv;
+    if (r->gate_next < s->ngates) {
+        int i = r->gate_next++;
+        s->gate[i](r, s->gate_ud[i]);
+        return;
+    }
     route_handler(r->match.route)(r);
 }
 
 void http_server_set_gate(struct http_server *s, http_gate_fn gate, void *ud)
 {
-    s->gate = gate;
-    s->gate_ud = ud;
+    if (s->ngates < HTTP_MAX_GATES) {
+        s->gate[s->ngates] = gate;
+        s->gate_ud[s->ngates++] = ud;
+    }
 }
 
 static struct bufferevent *make_bev(struct event_base *base, void *arg)

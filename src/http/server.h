@@ -32,6 +32,7 @@ struct http_req {
     const char *route_label;        /* the route template, or "unmatched" */
     char request_id[REQID_MAX + 1];
     char principal[128];            /* "anonymous" until auth sets it */
+    int gate_next;                  /* the next gate step http_req_proceed runs */
     char remote[64];
     const char *uri;                /* the request target as sent (path + query) */
     const char *path;               /* its path part */
@@ -93,7 +94,8 @@ int http_req_check_json(struct http_req *r, struct agentd_error *e);
 int http_json_depth(const char *text, size_t len);
 
 /* The response headers set so far (minus per-request ones: X-Request-Id,
- * Date, Content-Length, Connection) as a JSON object, for replaying later. */
+ * Date, Content-Length, Connection, RateLimit-*) as a JSON object, for
+ * replaying later. */
 json_t *http_reply_headers_json(struct http_req *r);
 
 /* Chunked streaming. start sends status + headers; write queues bytes (0, or
@@ -109,12 +111,16 @@ size_t http_stream_pending(struct http_req *r);
 /* ---- the gate: between routing and the handler ---- */
 
 /* Called on the request's loop for every routed request, before its handler
- * (authentication: src/auth/gate.c). It either calls http_req_proceed(r),
- * at once or later from r's loop, or replies (401/403...) itself, so a
- * request it refuses never reaches a handler. Set before http_server_start. */
+ * (authentication: src/auth/gate.c, then rate limits: src/auth/limit.c). It
+ * either calls http_req_proceed(r), at once or later from r's loop, or
+ * replies (401/403/429...) itself, so a request it refuses never reaches a
+ * handler. Each call adds a step after those set before (at most
+ * HTTP_MAX_GATES); set before http_server_start. */
+#define HTTP_MAX_GATES 4
 typedef void (*http_gate_fn)(struct http_req *r, void *ud);
 void http_server_set_gate(struct http_server *s, http_gate_fn gate, void *ud);
-/* Runs the handler of r's matched route (the gate's "let it through"). */
+/* Runs r's next gate step, or the handler of its matched route once every
+ * step let it through (a gate's "let it through"). */
 void http_req_proceed(struct http_req *r);
 
 /* ---- server lifecycle (main thread) ---- */

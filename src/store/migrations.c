@@ -210,6 +210,28 @@ static const struct migration migrations[] = {
     { 6, "ALTER TABLE idempotency ADD COLUMN owner TEXT;" },
     /* an API key's scopes (auth/auth.h), comma-separated; "" = the default set */
     { 7, "ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT '';" },
+    /* per-principal quotas (AGENTD_QUOTA_*): rows held, kept by triggers so
+     * the check in an insert's transaction is one lookup, not a count */
+    { 8, "CREATE TABLE quota_usage ("
+         "  principal TEXT NOT NULL,"
+         "  kind TEXT NOT NULL," /* 'sessions' | 'idempotency' */
+         "  n INTEGER NOT NULL,"
+         "  PRIMARY KEY (principal, kind)) WITHOUT ROWID;"
+         "INSERT INTO quota_usage SELECT owner, 'sessions', COUNT(*) FROM sessions GROUP BY owner;"
+         "INSERT INTO quota_usage SELECT principal, 'idempotency', COUNT(*) FROM idempotency "
+         "  GROUP BY principal;"
+         "CREATE TRIGGER quota_sessions_add AFTER INSERT ON sessions BEGIN "
+         "  INSERT INTO quota_usage VALUES (NEW.owner, 'sessions', 1) "
+         "  ON CONFLICT (principal, kind) DO UPDATE SET n = n + 1; END;"
+         "CREATE TRIGGER quota_sessions_drop AFTER DELETE ON sessions BEGIN "
+         "  UPDATE quota_usage SET n = n - 1 WHERE principal = OLD.owner AND kind = 'sessions';"
+         "  END;"
+         "CREATE TRIGGER quota_idem_add AFTER INSERT ON idempotency BEGIN "
+         "  INSERT INTO quota_usage VALUES (NEW.principal, 'idempotency', 1) "
+         "  ON CONFLICT (principal, kind) DO UPDATE SET n = n + 1; END;"
+         "CREATE TRIGGER quota_idem_drop AFTER DELETE ON idempotency BEGIN "
+         "  UPDATE quota_usage SET n = n - 1 WHERE principal = OLD.principal "
+         "  AND kind = 'idempotency'; END;" },
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

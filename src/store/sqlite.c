@@ -126,6 +126,20 @@ static int vwrite(struct sq *q, enum st drop, const char *drop_id, int64_t now, 
     return sq_writer_end(q, rc);
 }
 
+int sq_quota_check(struct sq *q, enum st count, const char *principal, int cap)
+{
+    if (cap <= 0)
+        return 0;
+    /* quota_usage is kept by triggers (migration 8): one lookup */
+    int64_t n = 0;
+    int rc = sq_run(&q->writer, count, &n, NULL, "t", principal);
+    if (rc == AGENTD_ENOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    return n > cap ? AGENTD_EQUOTA : 0;
+}
+
 int sq_write_one(struct sq *q, enum st id, int *changed, const char *fmt, ...)
 {
     va_list ap;
@@ -575,6 +589,8 @@ int sq_open(const struct store_options *opt, void **out, struct agentd_error *e)
     q->now = opt->now;
     q->now_ud = opt->now_ud;
     q->session_ttl_ms = opt->session_ttl_ms > 0 ? opt->session_ttl_ms : 0;
+    q->quota_sessions = opt->quota_sessions > 0 ? opt->quota_sessions : 0;
+    q->quota_idem = opt->quota_idempotency_keys > 0 ? opt->quota_idempotency_keys : 0;
     int rc = sq_make_parent_dirs(q->path, e);
     if (rc == 0 && access(q->path, F_OK) != 0)
         rc = sq_create_private(q->path, 0, e);

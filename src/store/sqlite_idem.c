@@ -63,6 +63,8 @@ int sq_idem_begin(void *b, const char *principal, const char *key, const char *f
                     fingerprint, now, expires_at, owner);
     if (rc == 0 && !changed)
         rc = idem_live(q, principal, key, now, &v);
+    else if (rc == 0) /* a new record: within the principal's quota, or rolled back */
+        rc = sq_quota_check(q, ST_IDEM_COUNT_PRINCIPAL, principal, q->quota_idem);
     rc = sq_writer_end(q, rc);
     if (rc) {
         store_idem_free(v);
@@ -119,5 +121,7 @@ int sq_idem_claim_done(struct sq *q, const struct store_task_accept *a, int64_t 
     }
     if (rc == 0 && !*claimed)
         rc = idem_live(q, a->principal, a->key, now, existing);
+    else if (rc == 0)
+        rc = sq_quota_check(q, ST_IDEM_COUNT_PRINCIPAL, a->principal, q->quota_idem);
     return rc;
 }

@@ -40,6 +40,7 @@ struct sq {
     int64_t (*now)(void *ud);
     void *now_ud;
     int64_t session_ttl_ms;
+    int quota_sessions, quota_idem; /* per owner / principal; 0 = unlimited */
 };
 
 static inline int64_t now_ms(const struct sq *q) { return q->now(q->now_ud); }
@@ -48,6 +49,12 @@ static inline int64_t session_expiry(const struct sq *q, int64_t now)
 {
     return q->session_ttl_ms ? now + q->session_ttl_ms : 0;
 }
+
+/* Inside a write transaction, after a row of principal was inserted, with
+ * `count` the statement reading its quota_usage row (?1 = principal):
+ * AGENTD_EQUOTA when the principal now holds more than cap rows (the caller's transaction rolls
+ * back, so nothing is stored), else 0. cap 0 = unlimited. */
+int sq_quota_check(struct sq *q, enum st count, const char *principal, int cap);
 
 /* ---- statements (sqlite.c) ---- */
 

@@ -22,18 +22,26 @@ int sq_session_touch(struct sq *q, const char *id, const char *context, int64_t 
     return rc == 0 && !changed ? AGENTD_ENOTFOUND : rc;
 }
 
+/* Inside a write transaction; AGENTD_EQUOTA when the owner is over its
+ * session quota (the caller rolls back). */
 int sq_session_insert(struct sq *q, const struct store_session *v, int64_t now)
 {
-    return sq_run(&q->writer, ST_SESSION_INSERT, NULL, NULL, "tttie", v->id, v->owner,
-                  v->context, now, session_expiry(q, now));
+    int rc = sq_run(&q->writer, ST_SESSION_INSERT, NULL, NULL, "tttie", v->id, v->owner,
+                    v->context, now, session_expiry(q, now));
+    return rc ? rc : sq_quota_check(q, ST_SESSION_COUNT_OWNER, v->owner, q->quota_sessions);
 }
 
 int sq_session_create(void *b, struct store_session *v)
 {
     struct sq *q = b;
     int64_t now = now_ms(q);
-    int rc = sq_insert_fresh(q, ST_SESSION_DROP_EXPIRED, v->id, now, ST_SESSION_INSERT, "tttie",
-                             v->id, v->owner, v->context, now, session_expiry(q, now));
+    int rc = sq_writer_begin(q);
+    if (rc)
+        return rc;
+    rc = sq_run(&q->writer, ST_SESSION_DROP_EXPIRED, NULL, NULL, "ti", v->id, now);
+    if (rc == 0)
+        rc = sq_session_insert(q, v, now);
+    rc = sq_writer_end(q, rc);
     if (rc == 0) {
         v->created_at = v->updated_at = now;
         v->expires_at = session_expiry(q, now);

@@ -51,6 +51,8 @@
     X(SESSION_DROP_EXPIRED, "DELETE FROM sessions WHERE id = ?1 AND expires_at <= ?2")         \
     X(SESSION_INSERT, "INSERT INTO sessions(id, owner, context, created_at, updated_at, "      \
                       "expires_at) VALUES(?1, ?2, ?3, ?4, ?4, ?5)")                            \
+    X(SESSION_COUNT_OWNER, "SELECT n FROM quota_usage WHERE principal = ?1 "                   \
+                           "AND kind = 'sessions'")                                            \
     X(SESSION_GET, "SELECT id, owner, context, created_at, updated_at, expires_at "            \
                    "FROM sessions WHERE id = ?1 AND " LIVE("expires_at", "?2"))                \
     X(SESSION_LIVE, "SELECT 1 FROM sessions WHERE id = ?1 AND " LIVE("expires_at", "?2"))      \
@@ -171,6 +173,8 @@
     X(IDEM_INSERT_DONE, "INSERT INTO idempotency(principal, key, fingerprint, state, status, "  \
                         "headers, body, created_at, expires_at) VALUES(?1, ?2, ?3, 'done', "  \
                         "200, '{}', ?4, ?5, ?6) ON CONFLICT DO NOTHING")                       \
+    X(IDEM_COUNT_PRINCIPAL, "SELECT n FROM quota_usage WHERE principal = ?1 "                  \
+                            "AND kind = 'idempotency'")                                        \
     X(IDEM_DROP, "DELETE FROM idempotency WHERE principal = ?1 AND key = ?2")                  \
     X(IDEM_GET, "SELECT principal, key, fingerprint, state, status, headers, body, "           \
                 "created_at, expires_at, owner FROM idempotency WHERE principal = ?1 AND key = ?2 "   \

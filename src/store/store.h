@@ -48,6 +48,8 @@ struct store_options {
                                  their last write; 0 = keep forever */
     int readers;              /* SQLite reader connections; 0 = default (4), -1 = none
                                  (reads share the writer connection) */
+    int quota_sessions;       /* AGENTD_QUOTA_SESSIONS: sessions per owner; 0 = unlimited */
+    int quota_idempotency_keys; /* AGENTD_QUOTA_IDEMPOTENCY_KEYS: records per principal */
     int64_t (*now)(void *ud); /* Unix ms; NULL = the wall clock. Tests pass a fake. */
     void *now_ud;
 };

@@ -473,6 +473,33 @@ static void test_encryption_key(void **state)
     config_problems_free(&pr);
 }
 
+static void test_rate_limits_and_quotas(void **state)
+{
+    (void)state;
+    struct config c;
+    struct config_problems pr = { 0 };
+    const char *none[] = { NULL };
+    assert_int_equal(load(&c, none, &pr), 0);
+    assert_string_equal(c.rate_limit, "off"); /* development */
+    assert_string_equal(c.rate_limit_turns, "off");
+    assert_int_equal(c.quota_sessions, 10000);
+    assert_int_equal(c.quota_idempotency_keys, 10000);
+    config_free(&c);
+    const char *prod[] = { "AGENTD_ENV", "production", "AGENTD_AUTH", "on",
+                           "AGENTD_ENCRYPTION_KEY", TEST_KEY, NULL };
+    assert_int_equal(load(&c, prod, &pr), 0);
+    assert_string_equal(c.rate_limit, "20/s,40");
+    assert_string_equal(c.rate_limit_turns, "30/m,10");
+    config_free(&c);
+    const char *bad[] = { "AGENTD_RATE_LIMIT", "fast", "AGENTD_RATE_LIMIT_TURNS", "10/s,0",
+                          "AGENTD_QUOTA_SESSIONS", "-1", NULL };
+    assert_int_equal(load(&c, bad, &pr), 3);
+    assert_true(has_problem(&pr, "AGENTD_RATE_LIMIT: \"fast\""));
+    assert_true(has_problem(&pr, "AGENTD_RATE_LIMIT_TURNS: \"10/s,0\""));
+    config_problems_free(&pr);
+    config_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -493,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_unknown_variables),
         cmocka_unit_test(test_production_limits),
         cmocka_unit_test(test_jwt_settings),
+        cmocka_unit_test(test_rate_limits_and_quotas),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
