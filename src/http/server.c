@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -48,7 +47,6 @@ struct http_loop {
     struct http_req *live;   /* requests not finished yet (this loop's thread only) */
     struct event *accept_pause; /* re-enables the listener after accept() failed */
     int64_t last_accept_warn_ms;
-    int close_tries;         /* close_listener waiting for the accept queue to empty */
 };
 
 struct rate_slot {
@@ -821,7 +819,7 @@ static void accept_resume(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     struct http_loop *hl = arg;
-    if (hl->bound && !atomic_load(&hl->srv->draining))
+    if (hl->bound) /* draining too: the listener stays open until the loops stop */
         evconnlistener_enable(evhttp_bound_socket_get_listener(hl->bound));
 }
 
@@ -966,47 +964,17 @@ int http_server_unflushed(const struct http_server *s) { return atomic_load(&s->
 int http_server_loop_count(const struct http_server *s) { return s->nloops; }
 struct loop *http_server_loop(const struct http_server *s, int i) { return s->loops[i].loop; }
 
-#define CLOSE_RETRY_MS 2
-#define CLOSE_RETRIES 100
-
-static void close_listener(void *arg);
-
-static void close_listener_later(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd; (void)what;
-    close_listener(arg);
-}
-
-/* Closing a listening socket resets the connections in its accept queue:
- * a client that connected just after SIGTERM would get a reset instead of
- * /readyz's 503. So the listener is closed once its queue is empty (the
- * loop accepts what is queued first), retried every few ms, a bounded
- * number of times so a flood cannot keep it open. */
-static void close_listener(void *arg)
-{
-    struct http_loop *hl = arg;
-    if (!hl->http || !hl->bound)
-        return;
-    struct evconnlistener *l = evhttp_bound_socket_get_listener(hl->bound);
-    evutil_socket_t fd = l ? evconnlistener_get_fd(l) : -1;
-    struct pollfd p = { .fd = fd, .events = POLLIN };
-    if (fd >= 0 && hl->close_tries++ < CLOSE_RETRIES && poll(&p, 1, 0) > 0 &&
-        (p.revents & POLLIN)) {
-        struct timeval tv = { 0, CLOSE_RETRY_MS * 1000 };
-        if (event_base_once(loop_base(hl->loop), -1, EV_TIMEOUT, close_listener_later, hl, &tv) == 0)
-            return;
-    }
-    evhttp_del_accept_socket(hl->http, hl->bound);
-    hl->bound = NULL;
-}
-
+/* The listeners stay open through the drain and close only when the loops
+ * stop: closing a listening socket resets every connection in its accept
+ * queue (and any whose handshake lands between a last look at the queue and
+ * the close), so a probe or a load balancer that connects just after the
+ * signal would read a reset. Open, they read /readyz's 503 (`draining`), and
+ * whatever else they ask is served with `Connection: close`. An orchestrator
+ * stops sending once readiness fails; AGENTD_DRAIN_TIMEOUT bounds a client
+ * that does not. */
 void http_server_begin_drain(struct http_server *s)
 {
-    if (atomic_exchange(&s->draining, 1))
-        return;
-    for (int i = 0; i < s->nloops; i++)
-        if (s->loops[i].running)
-            loop_post(s->loops[i].loop, close_listener, &s->loops[i]);
+    atomic_store(&s->draining, 1);
 }
 
 void http_server_stop(struct http_server *s)
@@ -1042,8 +1010,6 @@ void http_server_free(struct http_server *s)
             event_free(hl->accept_pause);
         if (hl->http)
             evhttp_free(hl->http); /* closes listeners and live connections */
-        /* loop_free() below runs posts still queued (a drain's
-         * close_listener): they must see the evhttp is gone */
         hl->http = NULL;
         hl->bound = NULL;
         if (hl->fd >= 0)
