@@ -9,6 +9,7 @@
 #include "api/ucp.h"
 #include "api/idempotency.h"
 #include "api/profiles.h"
+#include "core/failpoint.h"
 #include "api/testing.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -41,8 +42,7 @@ struct job {
     const char *id;         /* path parameter, borrowed from r */
     json_t *body;
     int64_t if_match;       /* PUT If-Match version, -1 = none */
-    char op_key[128];       /* complete: "idem:" + the Idempotency-Key, so a retry of a
-                               completion cut by a crash carries it on (shop_*_key) */
+    char op_key[128];       /* complete and create: "idem:" + the Idempotency-Key */
     struct checkout *co;
     struct order *order;
     int declined;
@@ -100,8 +100,13 @@ static int run(struct store *st, void *arg)
     (void)st;
     struct job *j = arg;
     switch (j->op) {
-    case OP_CREATE:
-        return shop_checkout_create(F.shop, j->owner, j->body, NULL, &j->co, NULL, &j->e);
+    case OP_CREATE: {
+        int rc = shop_checkout_create(F.shop, j->owner, j->body, j->op_key[0] ? j->op_key : NULL,
+                                      &j->co, NULL, &j->e);
+        if (rc == 0)
+            failpoint("checkout_created"); /* tests: stored, its key's answer not yet */
+        return rc;
+    }
     case OP_GET: return shop_checkout_get(F.shop, j->owner, j->id, &j->co, &j->e);
     case OP_UPDATE:
         return shop_checkout_update(F.shop, j->owner, j->id, j->body, j->if_match, &j->co, &j->e);
@@ -192,7 +197,10 @@ static struct job *begin(struct http_req *r, enum op op, int needs_body)
     j->id = route_param(&r->match, "id");
     j->if_match = -1;
     const char *ik = http_req_header(r, "Idempotency-Key");
-    if (op == OP_COMPLETE && ik && idem_key_valid(ik))
+    /* complete and create carry the key into the shop: a retry that takes
+     * over a dead process's claim carries a completion on, and finds the
+     * checkout a create already made (its id derives from owner and key) */
+    if ((op == OP_COMPLETE || op == OP_CREATE) && ik && idem_key_valid(ik))
         snprintf(j->op_key, sizeof j->op_key, "idem:%.120s", ik);
     const char *im = http_req_header(r, "If-Match");
     if (im && op == OP_UPDATE) {

@@ -474,3 +474,32 @@ def test_an_agent_payment_cut_mid_completion_is_finished_by_the_resumed_turn(age
     stock1 = db_query(setup, "SELECT quantity FROM stock WHERE product_id = 'BISC-001'")[0][0]
     assert stock1 == stock0 - 2
     assert recoveries(srv, "turn_resumed") == 1
+
+
+def test_a_ucp_create_cut_by_a_crash_is_not_made_twice(agentd, tmp_path):
+    """POST /checkout-sessions with an Idempotency-Key dies after the
+    checkout is stored, before the key's answer is (AGENTD_FAILPOINT=
+    checkout_created). The retry takes the dead claim over and runs the create
+    again: it answers the checkout the first run made, and the principal
+    holds one checkout, not two."""
+    from ucp_client import Client, full_body
+    victim = Server(env={"AGENTD_FAILPOINT": "checkout_created"}, workdir=tmp_path / "v")
+    victim.start()
+    body = full_body()
+    key = "create-" + tag()
+    try:
+        try:
+            Client(victim).create(body, key=key)
+            raise AssertionError("the failpoint should have ended the process")
+        except requests.RequestException:
+            pass
+        assert victim.wait(10 * SLOW) == 86
+    finally:
+        victim.kill()
+    (made,), = db_query(victim, "SELECT id FROM checkouts")
+    srv = agentd(env={"AGENTD_DATA_DIR": victim.data_dir})
+    r = Client(srv).create(body, key=key)
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] == made
+    assert db_query(victim, "SELECT count(*) FROM checkouts") == [(1,)]
+    assert recoveries(srv, "idempotency_claim") == 1
