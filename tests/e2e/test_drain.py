@@ -125,14 +125,21 @@ def test_sigterm_during_slow_request_completes(agentd):
         t_sig = time.monotonic()
         srv.send_signal(signal.SIGTERM)
         # a new connection during the drain is answered, never reset: /readyz
-        # says 503 draining (the listeners close only when the process stops)
-        fresh = srv.connect()
-        try:
-            r = keepalive_get(fresh, "/readyz")
-            assert r.status == 503, r
-            assert r.headers.get("connection", "").lower() == "close"
-        finally:
-            fresh.close()
+        # says 503 draining once the signal is handled (the listeners close
+        # only when the process stops)
+        deadline = time.monotonic() + 2 * SLOW
+        while True:
+            fresh = srv.connect()
+            try:
+                r = keepalive_get(fresh, "/readyz")
+            finally:
+                fresh.close()
+            if r.status == 503 or time.monotonic() > deadline:
+                break
+            assert r.status == 200, r  # not handled yet
+            time.sleep(0.02)
+        assert r.status == 503, r
+        assert r.headers.get("connection", "").lower() == "close"
         # an open connection is told the server is not ready any more
         r = keepalive_get(ka, "/readyz")
         assert r.status == 503, r
