@@ -407,7 +407,9 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
         t->tctx.op_key = key;
         char *before = t->tctx.checkout_id ? strdup(t->tctx.checkout_id) : NULL;
         int64_t t0 = clock_mono_ns();
+        shop_audit_as(t->request_id, t->owner); /* the shop's audit rows name this turn's request */
         json_t *result = tools_run(&t->tctx, name, args);
+        shop_audit_as(NULL, NULL);
         t->tctx.op_key = NULL;
         const char *tool = tool_label(t->ag, name);
         const char *lv[] = { tool, outcome_tool(result_error_code(result)) }, *dv[] = { tool };
