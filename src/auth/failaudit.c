@@ -106,7 +106,13 @@ void auth_failaudit_note(const struct http_req *r, const char *reason)
 {
     if (!atomic_load(&audit_store))
         return;
-    const char *addr = r->remote[0] ? r->remote : "-";
+    /* the address without the port (r->remote is "addr:port", IPv6 bare):
+     * each connection of a flood has a port of its own */
+    char addr[64];
+    snprintf(addr, sizeof addr, "%s", r->remote[0] ? r->remote : "-");
+    char *colon = strrchr(addr, ':');
+    if (colon && colon != addr)
+        *colon = '\0';
     int64_t now = clock_wall_ms();
     pthread_mutex_lock(&mu);
     struct slot *s = slot_of(addr, now);
