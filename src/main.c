@@ -203,16 +203,16 @@ static int audit_options(int argc, char **argv, struct store_audit_query *q)
     for (int i = 0; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t t;
-        char *end;
+        char *end = NULL;
+        long lim = v ? strtol(v, &end, 10) : 0;
         if (!strcmp(argv[i], "--principal") && v)
             q->principal = v;
         else if (!strcmp(argv[i], "--since") && v && ucp_time_parse(v, &t) == 0)
             q->since_ms = t * 1000;
         else if (!strcmp(argv[i], "--since") && v && config_parse_duration(v, &t) == 0)
             q->since_ms = clock_wall_ms() - t;
-        else if (!strcmp(argv[i], "--limit") && v && (q->limit = (int)strtol(v, &end, 10)) > 0 &&
-                 !*end && strlen(v) < 10)
-            ;
+        else if (!strcmp(argv[i], "--limit") && v && !*end && lim > 0 && lim <= 1000000000)
+            q->limit = (int)lim;
         else {
             fprintf(stderr, "agentd audit: %s '%s' (usage: %s)\n",
                     v || argv[i][0] != '-' ? "bad argument" : "missing the value of", argv[i],
