@@ -200,7 +200,7 @@ static const char audit_usage[] =
 
 static int audit_options(int argc, char **argv, struct store_audit_query *q)
 {
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; i < argc; i += 2) { /* option, value */
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t t;
         char *end = NULL;
@@ -219,7 +219,6 @@ static int audit_options(int argc, char **argv, struct store_audit_query *q)
                     audit_usage);
             return 2;
         }
-        i++;
     }
     return 0;
 }
