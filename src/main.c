@@ -1,10 +1,14 @@
 /* agentd command line: serve | migrate | backup | vacuum | catalog import |
- * keys | probe | check-config | version. The server itself is serve.c. */
+ * keys | audit | probe | check-config | version. The server itself is serve.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "auth/keys_cli.h"
+#include "commerce/ucp.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/metrics.h"
@@ -37,6 +41,9 @@ static const char usage[] =
     "  keys rotate-encryption\n"
     "                 re-seal stored payment credentials under AGENTD_ENCRYPTION_KEY (older\n"
     "                 keys in AGENTD_ENCRYPTION_KEYS_OLD); safe to repeat and while serving\n"
+    "  audit [--since TIME] [--principal NAME] [--limit N]\n"
+    "                 print audit rows as JSON lines, oldest first (TIME: RFC 3339 or a\n"
+    "                 duration back from now such as 1h; N: the newest N rows)\n"
     "  check-config   validate the environment, list every problem, print the redacted config\n"
     "  version        print the version and git commit\n"
     "  --help         this text\n"
@@ -178,6 +185,83 @@ static int cmd_keys(int argc, char **argv)
         rc = 1;
         if (serve_store_open(&cfg, &st) == 0) {
             rc = rotate ? rotate_encryption(&cfg, st, argc) : auth_keys_command(st, argc, argv);
+            store_close(st);
+        }
+    }
+    metrics_reset();
+    config_free(&cfg);
+    return rc;
+}
+
+/* ---- audit ---- */
+
+static const char audit_usage[] =
+    "agentd audit [--since RFC3339|DURATION] [--principal NAME] [--limit N]";
+
+static int audit_options(int argc, char **argv, struct store_audit_query *q)
+{
+    for (int i = 0; i < argc; i += 2) { /* option, value */
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int64_t t;
+        char *end = NULL;
+        long lim = v ? strtol(v, &end, 10) : 0;
+        if (!strcmp(argv[i], "--principal") && v)
+            q->principal = v;
+        else if (!strcmp(argv[i], "--since") && v && ucp_time_parse(v, &t) == 0)
+            q->since_ms = t * 1000;
+        else if (!strcmp(argv[i], "--since") && v && config_parse_duration(v, &t) == 0)
+            q->since_ms = clock_wall_ms() - t;
+        else if (!strcmp(argv[i], "--limit") && v && !*end && lim > 0 && lim <= 1000000000)
+            q->limit = (int)lim;
+        else {
+            fprintf(stderr, "agentd audit: %s '%s' (usage: %s)\n",
+                    v || argv[i][0] != '-' ? "bad argument" : "missing the value of", argv[i],
+                    audit_usage);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+static int audit_print(const struct store_audit *a)
+{
+    char ts[40];
+    clock_rfc3339_ms(a->ts, ts, sizeof ts);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "ts", ts, "principal", a->principal,
+                          "action", a->action, "target", a->target, "request_id",
+                          a->request_id, "outcome", a->outcome, "count", (json_int_t)a->count);
+    char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!line)
+        return AGENTD_ENOMEM;
+    puts(line);
+    free(line);
+    return 0;
+}
+
+/* Reads the store serve writes (AGENTD_DB), so it runs beside a server. */
+static int cmd_audit(int argc, char **argv)
+{
+    struct store_audit_query q = { 0 };
+    int rc = audit_options(argc, argv, &q);
+    if (rc)
+        return rc;
+    struct config cfg;
+    struct store *st = NULL;
+    rc = 2;
+    if (serve_config_load(&cfg) == 0) {
+        rc = 1;
+        if (serve_store_open(&cfg, &st) == 0) {
+            struct store_audit *v = NULL;
+            size_t n = 0;
+            int err = store_audit_list(st, &q, &v, &n);
+            for (size_t i = 0; err == 0 && i < n; i++)
+                err = audit_print(&v[i]);
+            store_audit_list_free(v, n);
+            if (err == 0)
+                rc = 0;
+            else
+                fprintf(stderr, "agentd audit: %s\n", agentd_err_msg(err));
             store_close(st);
         }
     }
@@ -338,6 +422,8 @@ int main(int argc, char **argv)
         return cmd_probe(argc - 2, argv + 2);
     if (strcmp(cmd, "keys") == 0)
         return cmd_keys(argc - 2, argv + 2);
+    if (strcmp(cmd, "audit") == 0)
+        return cmd_audit(argc - 2, argv + 2);
     if (argc > 2)
         return unexpected_argument(cmd, argv[2]);
     if (strcmp(cmd, "migrate") == 0)

@@ -370,6 +370,32 @@ static int record(struct store *st, struct turn *t, const char *kind, const json
     return record_step(st, t, kind, msg, e, NULL);
 }
 
+/* The turn's audit row (ids and outcome only, never the text). Written
+ * inside the turn's first and last store transactions, so it costs no
+ * commit of its own; a failed write is logged, the turn goes on. */
+static void turn_audit(struct store *st, struct turn *t, const char *action, const char *outcome)
+{
+    struct store_audit a = { .principal = t->owner ? t->owner : "", .action = (char *)action,
+                             .target = t->turn_id, .request_id = t->request_id,
+                             .outcome = (char *)outcome };
+    int rc = store_audit_append(st, &a);
+    if (rc != 0)
+        log_msg(LOG_WARN, t->request_id, "audit row %s of turn %s not written: %s", action,
+                t->turn_id, agentd_err_msg(rc));
+}
+
+/* Closes a batch begin_tx or op_finish opened for themselves: what waited
+ * for its commit is published, or dropped with it. */
+static int own_batch_end(struct store *st, struct turn *t, int rc)
+{
+    t->batched = 0;
+    int crc = store_batch_end(st);
+    if (crc == 0 && t->publish_due)
+        publish(t);
+    t->publish_due = 0;
+    return rc ? rc : crc;
+}
+
 /* The session remembers its checkout as soon as a tool made one, so a turn
  * resumed after a crash finds it. */
 static int save_context(struct store *st, struct turn *t)
@@ -407,7 +433,9 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
         t->tctx.op_key = key;
         char *before = t->tctx.checkout_id ? strdup(t->tctx.checkout_id) : NULL;
         int64_t t0 = clock_mono_ns();
+        shop_audit_as(t->request_id, t->owner); /* the shop's audit rows name this turn's request */
         json_t *result = tools_run(&t->tctx, name, args);
+        shop_audit_as(NULL, NULL);
         t->tctx.op_key = NULL;
         const char *tool = tool_label(t->ag, name);
         const char *lv[] = { tool, outcome_tool(result_error_code(result)) }, *dv[] = { tool };
@@ -547,8 +575,15 @@ static int op_finish(struct store *st, void *arg)
         result_of(t, outcome, &res);
         t->finishing(st, &res, t->ud, &tw);
     }
+    int own = store_batch_begin(st) == 1; /* the end and its audit row: one commit */
     int rc = tw.id ? store_turn_finish_task(st, t->turn_id, end, e.v, e.n, &tw, &t->task_written)
                    : store_turn_finish_events(st, t->turn_id, end, e.v, e.n);
+    if (rc == 0)
+        turn_audit(st, t, "turn.end", t->status == 0 || t->interrupted ? end : t->code);
+    if (own) {
+        int crc = store_batch_end(st);
+        rc = rc ? rc : crc;
+    }
     if (rc == 0 && e.n)
         publish(t);
     evs_clear(&e);
@@ -1017,7 +1052,15 @@ static int begin_tx(struct store *st, struct turn *t)
         struct evs e = { 0 };
         evs_add(&e, t, "turn-started",
                 json_pack("{s:s,s:s,s:b}", "turn_id", t->turn_id, "message", t->text, "resumed", 0));
+        /* outside a front's batch, one of our own: the audit row commits
+         * with the user's message, not on its own */
+        int own = !t->batched && store_batch_begin(st) == 1;
+        t->batched |= own;
         rc = user ? record(st, t, "user_message", user, &e) : AGENTD_ENOMEM;
+        if (rc == 0)
+            turn_audit(st, t, "turn.start", "ok");
+        if (own)
+            rc = own_batch_end(st, t, rc);
         if (rc == 0 && e.n)
             t->started_seq = e.v[0].seq;
         evs_clear(&e);

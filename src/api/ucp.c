@@ -95,10 +95,8 @@ static void job_free(struct job *j)
 
 /* ---- the work, on a worker ---- */
 
-static int run(struct store *st, void *arg)
+static int shop_call(struct job *j)
 {
-    (void)st;
-    struct job *j = arg;
     switch (j->op) {
     case OP_CREATE: {
         int rc = shop_checkout_create(F.shop, j->owner, j->body, j->op_key[0] ? j->op_key : NULL,
@@ -131,6 +129,16 @@ static int run(struct store *st, void *arg)
     case OP_SHIP: return shop_order_mark_shipped(F.shop, j->id, &j->order, &j->e);
     }
     return AGENTD_EINTERNAL;
+}
+
+static int run(struct store *st, void *arg)
+{
+    (void)st;
+    struct job *j = arg;
+    shop_audit_as(j->r->request_id, j->r->principal); /* the request lives until done */
+    int rc = shop_call(j);
+    shop_audit_as(NULL, NULL);
+    return rc;
 }
 
 static void done(int rc, void *arg)

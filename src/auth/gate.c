@@ -4,6 +4,7 @@
  * what fails is answered 401/403, counted and logged without the key. */
 #include "auth/gate.h"
 #include "auth/auth.h"
+#include "auth/failaudit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ struct auth_gate *auth_gate_new(const struct config *cfg, struct store *st)
         return NULL;
     g->st = st;
     g->on = cfg->auth;
+    auth_failaudit_set_store(st);
     if (cfg->metrics_token)
         store_apikey_hash(cfg->metrics_token, g->metrics_hash);
     static const char *const labels[] = { "reason", NULL };
@@ -55,8 +57,10 @@ struct auth_gate *auth_gate_new(const struct config *cfg, struct store *st)
 
 void auth_gate_free(struct auth_gate *g)
 {
-    if (g)
+    if (g) {
         OPENSSL_cleanse(g->metrics_hash, sizeof g->metrics_hash);
+        auth_failaudit_set_store(NULL);
+    }
     free(g);
 }
 
@@ -74,6 +78,7 @@ void auth_gate_refuse(struct http_req *r, enum auth_failure why, int token_given
     if ((size_t)why < NFAIL && failures[why])
         metric_inc(failures[why]);
     http_req_note(r, "auth", failure_names[why]);
+    auth_failaudit_note(r, failure_names[why]);
     /* the key id is public (keys list shows it); the secret is never logged */
     log_msg(LOG_WARN, r->request_id, "auth failure: reason=%s route=%s remote=%s key_id=%s",
             failure_names[why], r->route_label, r->remote[0] ? r->remote : "-",

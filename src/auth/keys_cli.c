@@ -15,6 +15,18 @@ static const char usage_line[] =
     "agentd keys create --principal NAME [--scopes chat,a2a,ucp,admin] | "
     "keys list [--principal NAME] | keys revoke ID | keys rotate-encryption";
 
+/* The audit row of a key operation: the key's id and its principal, never
+ * the key. A CLI run has no request id. A failed write is said, not fatal:
+ * the key change itself already holds. */
+static void audit(struct store *st, const char *action, const char *principal, const char *id)
+{
+    struct store_audit a = { .principal = (char *)principal, .action = (char *)action,
+                             .target = (char *)id, .request_id = "", .outcome = "ok" };
+    int rc = store_audit_append(st, &a);
+    if (rc != 0)
+        fprintf(stderr, "agentd keys: the audit row was not written: %s\n", agentd_err_msg(rc));
+}
+
 static int usage(const char *why)
 {
     fprintf(stderr, "agentd keys: %s (usage: %s)\n", why, usage_line);
@@ -90,6 +102,7 @@ static int create(struct store *st, int argc, char **argv)
     printf("id: %s\nprincipal: %s\nscopes: %s\n", id, principal, scope_list);
     fflush(stdout);
     OPENSSL_cleanse(key, sizeof key);
+    audit(st, "apikey.create", principal, id);
     fputs("agentd keys create: the key is shown only now (only its hash is stored); send it as "
           "Authorization: Bearer <key> or X-API-Key: <key>\n", stderr);
     return 0;
@@ -129,16 +142,21 @@ static int revoke(struct store *st, int argc, char **argv)
 {
     if (argc != 1)
         return usage(argc ? "revoke takes one key id" : "missing the key ID");
-    int rc = store_apikey_revoke(st, argv[0]);
-    if (rc == AGENTD_ENOTFOUND) {
-        fprintf(stderr, "agentd keys revoke: no active key with id '%.64s'\n", argv[0]);
-        return 1;
-    }
+    struct store_apikey *row = NULL; /* its principal, for the audit row */
+    int rc = store_apikey_get(st, argv[0], &row);
+    if (rc == 0)
+        rc = store_apikey_revoke(st, argv[0]);
     if (rc != 0) {
-        fprintf(stderr, "agentd keys revoke: %s\n", agentd_err_msg(rc));
+        store_apikey_free(row);
+        if (rc == AGENTD_ENOTFOUND)
+            fprintf(stderr, "agentd keys revoke: no active key with id '%.64s'\n", argv[0]);
+        else
+            fprintf(stderr, "agentd keys revoke: %s\n", agentd_err_msg(rc));
         return 1;
     }
     printf("revoked %s\n", argv[0]);
+    audit(st, "apikey.revoke", row->principal_id, row->id);
+    store_apikey_free(row);
     return 0;
 }
 

@@ -60,6 +60,7 @@ static const struct var vars[] = {
     { "AGENTD_DB",               K_STR,      OFF(db),               NULL, 0, 0, NULL, SECRET_URL },
     { "AGENTD_DB_SYNC",          K_ENUM,     OFF(db_sync),          "normal", 0, 0, sync_choices, 0 },
     { "AGENTD_SESSION_TTL",      K_DURATION, OFF(session_ttl_ms),   "24h", 0, 3650 * DAY, NULL, 0 },
+    { "AGENTD_AUDIT_RETENTION",  K_DURATION, OFF(audit_retention_ms),"90d", 0, 3650 * DAY, NULL, 0 },
     { "AGENTD_TURN_TIMEOUT",     K_DURATION, OFF(turn_timeout_ms),  "60s", 100, DAY, NULL, 0 },
     { "AGENTD_BUSY_POLICY",      K_ENUM,     OFF(busy_policy),      "enqueue", 0, 0, busy_choices, 0 },
     { "AGENTD_MAX_STEPS",        K_INT,      OFF(max_steps),        "8", 1, 100, NULL, 0 },

@@ -36,6 +36,7 @@ struct config {
     char *db;                   /* AGENTD_DB: sqlite path or postgres URL; default under data_dir */
     enum config_db_sync db_sync;/* AGENTD_DB_SYNC */
     int64_t session_ttl_ms;     /* AGENTD_SESSION_TTL: 0 = keep forever */
+    int64_t audit_retention_ms; /* AGENTD_AUDIT_RETENTION: 0 = keep forever */
     /* commerce */
     char *catalog;              /* AGENTD_CATALOG: catalog JSON file; NULL = imported or built-in */
     char *public_url;           /* AGENTD_PUBLIC_URL: base URL clients use; default http://host:port */

@@ -277,6 +277,37 @@ static int store_fail(struct agentd_error *e, int rc)
     return agentd_fail(e, rc, agentd_err_code(rc), NULL, "%s", agentd_err_msg(rc));
 }
 
+/* ---- the audit log ---- */
+
+/* The request the calling thread's operations serve: the fronts run shop
+ * calls in worker jobs, and a job sets this for its calls (shop_audit_as),
+ * so no operation's signature carries it. */
+static _Thread_local const char *tl_request_id, *tl_principal;
+
+void shop_audit_as(const char *request_id, const char *principal)
+{
+    tl_request_id = request_id;
+    tl_principal = principal;
+}
+
+/* One row per state change tried: the ids and the outcome (ok, or the
+ * failure's code), never the document. A failed audit write is logged:
+ * the change itself already holds. Returns rc. */
+static int audited(struct shop *sh, const char *owner, const char *action, const char *target,
+                   int rc, const struct agentd_error *e)
+{
+    const char *outcome = rc == 0 ? "ok" : e && e->code[0] ? e->code : agentd_err_code(rc);
+    struct store_audit a = { .principal = (char *)(owner ? owner : tl_principal ? tl_principal : ""),
+                             .action = (char *)action, .target = (char *)(target ? target : ""),
+                             .request_id = (char *)(tl_request_id ? tl_request_id : ""),
+                             .outcome = (char *)outcome };
+    int arc = store_audit_append(sh->st, &a);
+    if (arc != 0)
+        log_msg(LOG_WARN, tl_request_id, "audit row %s %s not written: %s", action,
+                a.target, agentd_err_msg(arc));
+    return rc;
+}
+
 static int load(struct shop *sh, const char *owner, const char *id, struct checkout **out,
                 struct agentd_error *e)
 {
@@ -373,9 +404,9 @@ static int keyed_id(const char *owner, const char *op_key, char *out, size_t len
     return 0;
 }
 
-int shop_checkout_create(struct shop *sh, const char *owner, const json_t *req,
-                             const char *op_key, struct checkout **out, int *replayed,
-                             struct agentd_error *e)
+static int create_op(struct shop *sh, const char *owner, const json_t *req,
+                     const char *op_key, struct checkout **out, int *replayed,
+                     struct agentd_error *e)
 {
     int rc;
     char id[48];
@@ -438,6 +469,14 @@ replay:
         *replayed = 1;
     *out = c;
     return 0;
+}
+
+int shop_checkout_create(struct shop *sh, const char *owner, const json_t *req,
+                         const char *op_key, struct checkout **out, int *replayed,
+                         struct agentd_error *e)
+{
+    int rc = create_op(sh, owner, req, op_key, out, replayed, e);
+    return audited(sh, owner, "checkout.create", rc == 0 ? (*out)->id : "", rc, e);
 }
 
 int shop_checkout_get(struct shop *sh, const char *owner, const char *id, struct checkout **out,
@@ -507,9 +546,9 @@ static int edit_keyed(struct checkout *c, const struct shop_rules *r, void *arg,
     return rc ? rc : checkout_op_key_add(c, k->op_key, e);
 }
 
-int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, const char *op_key,
-                           shop_edit_fn fn, void *arg, struct checkout **out, int *replayed,
-                           struct agentd_error *e)
+static int edit_op(struct shop *sh, const char *owner, const char *id, const char *op_key,
+                   shop_edit_fn fn, void *arg, struct checkout **out, int *replayed,
+                   struct agentd_error *e)
 {
     if (!op_key)
         return edit_loop(sh, owner, id, NULL, NULL, fn, arg, out, replayed, e);
@@ -520,6 +559,14 @@ int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, const
         return rc;
     struct keyed_arg k = { fn, arg, op_key };
     return edit_loop(sh, owner, id, op_key, checkout_op_key_has, edit_keyed, &k, out, replayed, e);
+}
+
+int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, const char *op_key,
+                       shop_edit_fn fn, void *arg, struct checkout **out, int *replayed,
+                       struct agentd_error *e)
+{
+    int rc = edit_op(sh, owner, id, op_key, fn, arg, out, replayed, e);
+    return audited(sh, owner, "checkout.update", id, rc, e);
 }
 
 struct update_arg {
@@ -584,7 +631,8 @@ static int edit_cancel(struct checkout *c, const struct shop_rules *r, void *arg
 int shop_checkout_cancel(struct shop *sh, const char *owner, const char *id,
                          struct checkout **out, struct agentd_error *e)
 {
-    return shop_checkout_edit(sh, owner, id, NULL, edit_cancel, sh, out, NULL, e);
+    int rc = edit_op(sh, owner, id, NULL, edit_cancel, sh, out, NULL, e);
+    return audited(sh, owner, "checkout.cancel", id, rc, e);
 }
 
 /* ---- completion ---- */
@@ -715,7 +763,7 @@ static void abort_complete(struct shop *sh, const char *owner, const char *id,
     struct claim_ref ref = { ours->completing.by, ours->completing.at };
     struct checkout *c = NULL;
     struct agentd_error err = { 0 };
-    if (shop_checkout_edit(sh, owner, id, NULL, edit_abort, &ref, &c, NULL, &err) == 0)
+    if (edit_op(sh, owner, id, NULL, edit_abort, &ref, &c, NULL, &err) == 0)
         checkout_free(c);
     else if (strcmp(err.code, "not_ours") != 0)
         log_msg(LOG_ERROR, NULL, "checkout %s left complete_in_progress: %s", id, err.msg);
@@ -928,10 +976,10 @@ static int complete_lost_race(struct shop *sh, const char *owner, const char *id
     return 0;
 }
 
-int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
-                           const char *op_key, const json_t *payment_data,
-                           struct checkout **out, struct order **order_out, int *declined,
-                           int *replayed, struct agentd_error *e)
+static int complete_op(struct shop *sh, const char *owner, const char *id,
+                       const char *op_key, const json_t *payment_data,
+                       struct checkout **out, struct order **order_out, int *declined,
+                       int *replayed, struct agentd_error *e)
 {
     *declined = 0;
     if (replayed)
@@ -984,6 +1032,16 @@ int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
 }
 
 /* ---- orders ---- */
+
+int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
+                           const char *op_key, const json_t *payment_data,
+                           struct checkout **out, struct order **order_out, int *declined,
+                           int *replayed, struct agentd_error *e)
+{
+    int rc = complete_op(sh, owner, id, op_key, payment_data, out, order_out, declined, replayed,
+                         e);
+    return audited(sh, owner, "checkout.complete", id, rc, e);
+}
 
 static int order_load(struct shop *sh, const char *owner, const char *id, struct order **out,
                       struct agentd_error *e)
@@ -1050,8 +1108,8 @@ int shop_order_mark_shipped(struct shop *sh, const char *id, struct order **out,
     free(doc);
     if (rc) {
         order_free(o);
-        return store_fail(e, rc);
+        return audited(sh, NULL, "order.update", id, store_fail(e, rc), e);
     }
     *out = o;
-    return 0;
+    return audited(sh, NULL, "order.update", id, 0, e);
 }

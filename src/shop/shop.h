@@ -75,6 +75,13 @@ typedef int (*shop_edit_fn)(struct checkout *c, const struct shop_rules *r, void
  * remembers its last CHECKOUT_OP_KEYS_MAX keys. op_key NULL = no key: the
  * call applies once, as asked. */
 
+/* Audit: create, update (edit, add item), cancel, complete and order
+ * updates each write an audit row (principal = owner, the target id, the
+ * outcome) under the request id the calling thread set here; a worker job
+ * sets it before its shop calls and clears it (NULL) after. principal names
+ * the caller of an operation without an owner (an order update). */
+void shop_audit_as(const char *request_id, const char *principal);
+
 /* With a key the checkout id is derived from (owner, op_key): "chk_" and
  * the first 24 hex digits of SHA-256(owner "\n" op_key). If that checkout
  * exists (a replay) it is returned as it is now. */

@@ -92,7 +92,8 @@ struct store_backend {
     int (*idem_abandon)(void *b, const char *principal, const char *key);
     int (*idem_drop)(void *b, const char *principal, const char *key);
     int (*audit_append)(void *b, struct store_audit *e);
-    int (*audit_list)(void *b, const char *principal, int limit, struct store_audit **out,
+    int (*audit_bump)(void *b, struct store_audit *e, int64_t since_ms);
+    int (*audit_list)(void *b, const struct store_audit_query *q, struct store_audit **out,
                       size_t *n);
 };
 

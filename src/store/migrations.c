@@ -232,6 +232,10 @@ static const struct migration migrations[] = {
          "CREATE TRIGGER quota_idem_drop AFTER DELETE ON idempotency BEGIN "
          "  UPDATE quota_usage SET n = n - 1 WHERE principal = OLD.principal "
          "  AND kind = 'idempotency'; END;" },
+    /* an audit row can stand for a burst (auth failures: one row per
+     * address per minute); purge by age (AGENTD_AUDIT_RETENTION) */
+    { 9, "ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"
+         "CREATE INDEX audit_ts ON audit(ts);" },
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

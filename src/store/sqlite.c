@@ -589,6 +589,7 @@ int sq_open(const struct store_options *opt, void **out, struct agentd_error *e)
     q->now = opt->now;
     q->now_ud = opt->now_ud;
     q->session_ttl_ms = opt->session_ttl_ms > 0 ? opt->session_ttl_ms : 0;
+    q->audit_retention_ms = opt->audit_retention_ms > 0 ? opt->audit_retention_ms : 0;
     q->quota_sessions = opt->quota_sessions > 0 ? opt->quota_sessions : 0;
     q->quota_idem = opt->quota_idempotency_keys > 0 ? opt->quota_idempotency_keys : 0;
     int rc = sq_make_parent_dirs(q->path, e);
@@ -683,6 +684,7 @@ const struct store_backend store_backend_sqlite = {
     .idem_abandon = sq_idem_abandon,
     .idem_drop = sq_idem_drop,
     .audit_append = sq_audit_append,
+    .audit_bump = sq_audit_bump,
     .audit_list = sq_audit_list,
 };
 

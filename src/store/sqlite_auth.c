@@ -79,37 +79,54 @@ int sq_apikey_list(void *b, const char *principal_id, struct store_apikey **out,
 
 /* ---- audit ---- */
 
-/* id, ts, principal, action, target, request_id, outcome */
+/* id, ts, principal, action, target, request_id, outcome, count */
 static const struct col audit_cols[] = {
     COL(I64, struct store_audit, id),          COL(I64, struct store_audit, ts),
     COL(TEXT, struct store_audit, principal),  COL(TEXT, struct store_audit, action),
     COL(TEXT, struct store_audit, target),     COL(TEXT, struct store_audit, request_id),
-    COL(TEXT, struct store_audit, outcome),
+    COL(TEXT, struct store_audit, outcome),    COL(I64, struct store_audit, count),
 };
 static const struct row_map audit_rows = ROW_MAP(struct store_audit, audit_cols);
 
+static int audit_insert(struct sq *q, struct store_audit *e, int64_t now)
+{
+    int64_t id = 0, count = e->count > 0 ? e->count : 1;
+    int rc = sq_run(&q->writer, ST_AUDIT_INSERT, &id, NULL, "ittttti", now, e->principal,
+                    e->action, e->target, e->request_id, e->outcome, count);
+    if (rc == 0) {
+        e->id = id;
+        e->ts = now;
+        e->count = count;
+    }
+    return rc;
+}
+
 int sq_audit_append(void *b, struct store_audit *e)
+{
+    struct sq *q = b;
+    int rc = sq_writer_begin(q);
+    return rc ? rc : sq_writer_end(q, audit_insert(q, e, now_ms(q)));
+}
+
+int sq_audit_bump(void *b, struct store_audit *e, int64_t since_ms)
 {
     struct sq *q = b;
     int64_t now = now_ms(q), id = 0;
     int rc = sq_writer_begin(q);
     if (rc)
         return rc;
-    rc = sq_writer_end(q, sq_run(&q->writer, ST_AUDIT_INSERT, &id, NULL, "ittttt", now,
-                                 e->principal, e->action, e->target, e->request_id,
-                                 e->outcome));
-    if (rc == 0) {
+    rc = sq_run(&q->writer, ST_AUDIT_BUMP, &id, NULL, "tttii", e->principal, e->action,
+                e->target, since_ms, (int64_t)(e->count > 0 ? e->count : 1));
+    if (rc == AGENTD_ENOTFOUND) /* no row of this burst yet */
+        rc = audit_insert(q, e, now);
+    else if (rc == 0)
         e->id = id;
-        e->ts = now;
-    }
-    return rc;
+    return sq_writer_end(q, rc);
 }
 
-int sq_audit_list(void *b, const char *principal, int limit, struct store_audit **out,
+int sq_audit_list(void *b, const struct store_audit_query *aq, struct store_audit **out,
                   size_t *n)
 {
-    int64_t lim = limit > 0 ? limit : -1;
-    return principal ? sq_list(b, ST_AUDIT_LIST_PRINCIPAL, &audit_rows, out, n, "ti", principal,
-                               lim)
-                     : sq_list(b, ST_AUDIT_LIST_ALL, &audit_rows, out, n, "i", lim);
+    return sq_list(b, ST_AUDIT_LIST, &audit_rows, out, n, "tii", aq->principal, aq->since_ms,
+                   (int64_t)(aq->limit > 0 ? aq->limit : -1));
 }

@@ -40,6 +40,7 @@ struct sq {
     int64_t (*now)(void *ud);
     void *now_ud;
     int64_t session_ttl_ms;
+    int64_t audit_retention_ms; /* 0 = keep */
     int quota_sessions, quota_idem; /* per owner / principal; 0 = unlimited */
 };
 
@@ -164,7 +165,8 @@ int sq_apikey_get(void *b, const char *id, struct store_apikey **out);
 int sq_apikey_revoke(void *b, const char *id);
 int sq_apikey_list(void *b, const char *principal_id, struct store_apikey **out, size_t *n);
 int sq_audit_append(void *b, struct store_audit *e);
-int sq_audit_list(void *b, const char *principal, int limit, struct store_audit **out,
+int sq_audit_bump(void *b, struct store_audit *e, int64_t since_ms);
+int sq_audit_list(void *b, const struct store_audit_query *aq, struct store_audit **out,
                   size_t *n);
 /* sqlite_sessions.c */
 int sq_session_create(void *b, struct store_session *v);

@@ -98,14 +98,20 @@ int sq_purge_expired(void *b, int batch_limit, int *n_deleted)
 {
     struct sq *q = b;
     static const enum st kinds[] = { ST_PURGE_SESSIONS, ST_PURGE_CHECKOUTS, ST_PURGE_IDEM,
-                                     ST_PURGE_USAGE };
+                                     ST_PURGE_USAGE, ST_PURGE_AUDIT };
     int total = 0, rc = 0;
     /* One short transaction per kind: other writers get the lock in between. */
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0] && total < batch_limit; k++) {
         int changed = 0;
+        int64_t cut = now_ms(q); /* audit rows age out by retention, the rest by expiry */
+        if (kinds[k] == ST_PURGE_AUDIT) {
+            if (!q->audit_retention_ms)
+                continue;
+            cut -= q->audit_retention_ms;
+        }
         if ((rc = sq_writer_begin(q)) != 0)
             break;
-        rc = sq_run(&q->writer, kinds[k], NULL, &changed, "ii", now_ms(q),
+        rc = sq_run(&q->writer, kinds[k], NULL, &changed, "ii", cut,
                     (int64_t)(batch_limit - total));
         if ((rc = sq_writer_end(q, rc)) != 0)
             break;

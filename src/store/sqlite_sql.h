@@ -184,12 +184,16 @@
                    "AND expires_at > ?6")                                                      \
     X(IDEM_ABANDON, "DELETE FROM idempotency WHERE principal = ?1 AND key = ?2 "               \
                     "AND state = 'in_progress'")                                               \
-    X(AUDIT_INSERT, "INSERT INTO audit(ts, principal, action, target, request_id, outcome) "   \
-                    "VALUES(?1, ?2, ?3, ?4, ?5, ?6) RETURNING id")                             \
-    X(AUDIT_LIST_ALL, "SELECT id, ts, principal, action, target, request_id, outcome "         \
-                      "FROM audit ORDER BY id DESC LIMIT ?1")                                  \
-    X(AUDIT_LIST_PRINCIPAL, "SELECT id, ts, principal, action, target, request_id, outcome "   \
-                            "FROM audit WHERE principal = ?1 ORDER BY id DESC LIMIT ?2")       \
+    X(AUDIT_INSERT, "INSERT INTO audit(ts, principal, action, target, request_id, outcome, "   \
+                    "count) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id")                  \
+    X(AUDIT_BUMP, "UPDATE audit SET count = count + ?5 WHERE id = (SELECT id FROM audit "       \
+                  "WHERE principal = ?1 AND action = ?2 AND target = ?3 AND ts >= ?4 "         \
+                  "ORDER BY id DESC LIMIT 1) RETURNING id")                                    \
+    X(AUDIT_LIST, "SELECT id, ts, principal, action, target, request_id, outcome, count "      \
+                  "FROM (SELECT * FROM audit WHERE (?1 IS NULL OR principal = ?1) "            \
+                  "AND ts >= ?2 ORDER BY id DESC LIMIT ?3) ORDER BY id")                       \
+    X(PURGE_AUDIT, "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE ts < ?1 "        \
+                   "LIMIT ?2)")                                                                \
     X(PURGE_SESSIONS, "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions "             \
                       "WHERE expires_at <= ?1 LIMIT ?2)")                                      \
     X(PURGE_CHECKOUTS, "DELETE FROM checkouts WHERE id IN (SELECT id FROM checkouts "          \

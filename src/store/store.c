@@ -34,7 +34,7 @@
     X(turn_step, W) X(turn_step_record, W) X(turn_finish_events, W)                    \
     X(checkout_create, W) X(checkout_get, R)                                           \
     X(checkout_update, W) X(checkout_list_after, R) X(order_create, W) X(order_get, R) X(idem_begin, W)          \
-    X(idem_takeover, W) X(idem_finish, W) X(idem_abandon, W) X(idem_drop, W) X(audit_append, W) X(audit_list, R)            \
+    X(idem_takeover, W) X(idem_finish, W) X(idem_abandon, W) X(idem_drop, W) X(audit_append, W) X(audit_bump, W) X(audit_list, R)            \
     X(stock_seed, W) X(stock_get, R) X(order_update, W)                                \
     X(session_list, R) X(session_delete_idle, W) X(batch_commit, W)
 
@@ -631,15 +631,22 @@ int store_idem_drop(struct store *s, const char *principal, const char *key)
 int store_audit_append(struct store *s, struct store_audit *e)
 {
     REQUIRE(s, audit_append, e && e->principal && nonempty(e->action) && e->target &&
-                                 e->request_id && e->outcome);
+                                 e->request_id && e->outcome && e->count >= 0);
     CALL(s, audit_append, e);
 }
 
-int store_audit_list(struct store *s, const char *principal, int limit, struct store_audit **out,
-                     size_t *n)
+int store_audit_bump(struct store *s, struct store_audit *e, int64_t since_ms)
 {
-    REQUIRE(s, audit_list, out && n);
-    CALL(s, audit_list, principal, limit, out, n);
+    REQUIRE(s, audit_bump, e && e->principal && nonempty(e->action) && e->target &&
+                               e->request_id && e->outcome && e->count >= 0);
+    CALL(s, audit_bump, e, since_ms);
+}
+
+int store_audit_list(struct store *s, const struct store_audit_query *q,
+                     struct store_audit **out, size_t *n)
+{
+    REQUIRE(s, audit_list, q && out && n);
+    CALL(s, audit_list, q, out, n);
 }
 
 /* ---- session listing and deletion ---- */

@@ -50,6 +50,8 @@ struct store_options {
                                  (reads share the writer connection) */
     int quota_sessions;       /* AGENTD_QUOTA_SESSIONS: sessions per owner; 0 = unlimited */
     int quota_idempotency_keys; /* AGENTD_QUOTA_IDEMPOTENCY_KEYS: records per principal */
+    int64_t audit_retention_ms; /* AGENTD_AUDIT_RETENTION: purge drops older audit rows;
+                                   0 = keep forever */
     int64_t (*now)(void *ud); /* Unix ms; NULL = the wall clock. Tests pass a fake. */
     void *now_ud;
 };
@@ -92,7 +94,8 @@ int store_backup(struct store *s, const char *path);
 
 /* Deletes at most batch_limit expired rows (sessions with their messages,
  * tasks, turns, checkpoints and events; checkouts; idempotency records;
- * usage_daily rows of UTC days more than 400 days before today's), each kind
+ * usage_daily rows of UTC days more than 400 days before today's; audit rows
+ * older than audit_retention_ms), each kind
  * in its own short transaction. Call again while *n_deleted == batch_limit. */
 int store_purge_expired(struct store *s, int batch_limit, int *n_deleted);
 
@@ -548,11 +551,22 @@ struct store_audit {
     char *target;
     char *request_id;
     char *outcome;      /* "ok", "denied", "error"... */
+    int64_t count;      /* events the row stands for (a burst); 0 on append = 1 */
 };
+/* Never a secret in a row: ids, names and outcomes only. */
 int store_audit_append(struct store *s, struct store_audit *e);
-/* Newest first, at most limit (<= 0: all); principal NULL = everyone. */
-int store_audit_list(struct store *s, const char *principal, int limit, struct store_audit **out,
-                     size_t *n);
+/* Adds e->count (0 = 1) to the newest row with e's principal, action and
+ * target written at or after since_ms; appends e when there is none. One
+ * row per burst (auth failures per address per minute), not per event. */
+int store_audit_bump(struct store *s, struct store_audit *e, int64_t since_ms);
+struct store_audit_query {
+    const char *principal; /* NULL = everyone */
+    int64_t since_ms;      /* rows written at or after (Unix ms); 0 = all */
+    int limit;             /* the newest `limit` matching rows; <= 0 = all */
+};
+/* Oldest first (the newest q->limit rows that match, in the order written). */
+int store_audit_list(struct store *s, const struct store_audit_query *q,
+                     struct store_audit **out, size_t *n);
 void store_audit_list_free(struct store_audit *v, size_t n);
 
 /* ---- session listing and deletion (the REST chat front) ---- */

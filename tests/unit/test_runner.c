@@ -198,7 +198,8 @@ struct start {
 static void start_on_loop(void *arg)
 {
     struct start *s = arg;
-    struct turn_start ts = { .owner = "tester", .text = s->text, .busy_policy = -1 };
+    struct turn_start ts = { .owner = "tester", .text = s->text, .busy_policy = -1,
+                             .request_id = "req-turn" };
     int rc = agent_turn_start(&s->w->ag, s->w->loop, &ts, on_done, s->o);
     if (rc != 0) { /* done() will not run: report the refusal itself */
         struct turn_result res = { .status = rc };
@@ -238,6 +239,20 @@ static void test_direct_answer(void **state)
     assert_true(o.has_turn_id);
     assert_int_equal(w.model.calls, 1);
     assert_int_equal(w.model.tool_results, 0);
+    /* the turn's start and end are audited under its request id */
+    struct store_audit *v = NULL;
+    size_t n = 0;
+    assert_int_equal(store_audit_list(w.st, &(struct store_audit_query){ 0 }, &v, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].action, "turn.start");
+    assert_string_equal(v[1].action, "turn.end");
+    assert_string_equal(v[1].outcome, "completed");
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(v[i].principal, "tester");
+        assert_string_equal(v[i].request_id, "req-turn");
+        assert_int_equal(strncmp(v[i].target, "turn_", 5), 0);
+    }
+    store_audit_list_free(v, n);
     world_stop(&w);
 }
 

@@ -172,6 +172,48 @@ static void done_free(struct done *d)
     d->o = NULL;
 }
 
+/* ---- the audit log ---- */
+
+/* Each state change writes one row under the thread's request id: the
+ * principal, the action, the target id and the outcome; never the card
+ * token or the buyer's address. */
+static void test_audit_rows(void **state)
+{
+    struct ctx *c = *state;
+    shop_audit_as("req-1", "alice");
+    char *id = ready_checkout(c, "alice", 1);
+    struct done d = complete(c, "alice", id, NULL, PAYMENT_MOCK_TOKEN_SUCCESS);
+    assert_ok(d.rc);
+    struct done again = complete(c, "alice", id, NULL, PAYMENT_MOCK_TOKEN_SUCCESS);
+    assert_int_equal(again.rc, AGENTD_ECONFLICT);
+    struct checkout *co = NULL;
+    struct agentd_error e = { 0 };
+    assert_int_equal(shop_checkout_cancel(c->sh, "bob", id, &co, &e), AGENTD_ENOTFOUND);
+    shop_audit_as(NULL, NULL);
+
+    struct store_audit *v = NULL;
+    size_t n = 0;
+    assert_ok(store_audit_list(c->st, &(struct store_audit_query){ 0 }, &v, &n));
+    assert_int_equal(n, 4);
+    const char *want[][3] = { { "alice", "checkout.create", "ok" },
+                              { "alice", "checkout.complete", "ok" },
+                              { "alice", "checkout.complete", "not_modifiable" },
+                              { "bob", "checkout.cancel", "not_found" } };
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(v[i].principal, want[i][0]);
+        assert_string_equal(v[i].action, want[i][1]);
+        assert_string_equal(v[i].outcome, want[i][2]);
+        assert_string_equal(v[i].target, id);
+        assert_string_equal(v[i].request_id, "req-1");
+        assert_null(strstr(v[i].target, PAYMENT_MOCK_TOKEN_SUCCESS));
+        assert_null(strstr(v[i].outcome, "Main St"));
+    }
+    store_audit_list_free(v, n);
+    done_free(&d);
+    done_free(&again);
+    free(id);
+}
+
 /* ---- add_item / edit ---- */
 
 static void test_add_item_key_once(void **state)
@@ -885,6 +927,7 @@ static void test_example_payment_provider(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_audit_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_add_item_key_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edit_key_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_bounded_in_store, setup, teardown),

@@ -2276,18 +2276,95 @@ static void test_audit(void **state)
         assert_int_equal(e.ts, atomic_load(&fake_now));
         assert_true(e.id > 0);
     }
+    int64_t t3 = atomic_load(&fake_now) - 1; /* co3 and co4 were written at or after it */
     struct store_audit *v = NULL;
     size_t n = 0;
-    assert_ok(store_audit_list(c->s, NULL, 3, &v, &n));
+    /* the newest 3, oldest first */
+    assert_ok(store_audit_list(c->s, &(struct store_audit_query){ .limit = 3 }, &v, &n));
     assert_int_equal(n, 3);
-    assert_string_equal(v[0].target, "co4");
-    assert_string_equal(v[2].target, "co2");
-    assert_true(v[0].id > v[1].id && v[0].ts > v[1].ts);
+    assert_string_equal(v[0].target, "co2");
+    assert_string_equal(v[2].target, "co4");
+    assert_true(v[2].id > v[1].id && v[2].ts > v[1].ts);
+    assert_int_equal(v[0].count, 1);
     store_audit_list_free(v, n);
-    assert_ok(store_audit_list(c->s, "bob", 0, &v, &n));
+    assert_ok(store_audit_list(c->s, &(struct store_audit_query){ .principal = "bob" }, &v, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].target, "co1");
+    assert_string_equal(v[1].target, "co3");
+    store_audit_list_free(v, n);
+    assert_ok(store_audit_list(c->s, &(struct store_audit_query){ .since_ms = t3 }, &v, &n));
     assert_int_equal(n, 2);
     assert_string_equal(v[0].target, "co3");
-    assert_string_equal(v[1].target, "co1");
+    assert_string_equal(v[1].target, "co4");
+    store_audit_list_free(v, n);
+    assert_ok(store_audit_list(c->s,
+                               &(struct store_audit_query){ .principal = "alice", .since_ms = t3 },
+                               &v, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].target, "co4");
+    store_audit_list_free(v, n);
+}
+
+/* A burst is one row with a count; a new window starts a new row. */
+static void test_audit_bump(void **state)
+{
+    struct ctx *c = *state;
+    int64_t w0 = atomic_load(&fake_now);
+    for (int i = 0; i < 4; i++) {
+        struct store_audit e = { .principal = "", .action = "auth.failure",
+                                 .target = "127.0.0.1", .request_id = "r", .outcome = "invalid" };
+        advance(1);
+        assert_ok(store_audit_bump(c->s, &e, w0));
+    }
+    struct store_audit other = { .principal = "", .action = "auth.failure", .target = "10.0.0.9",
+                                 .request_id = "r", .outcome = "invalid", .count = 2 };
+    assert_ok(store_audit_bump(c->s, &other, w0));
+    advance(60000);
+    struct store_audit late = { .principal = "", .action = "auth.failure", .target = "127.0.0.1",
+                                .request_id = "r2", .outcome = "invalid" };
+    assert_ok(store_audit_bump(c->s, &late, atomic_load(&fake_now) - 10));
+    struct store_audit *v = NULL;
+    size_t n = 0;
+    assert_ok(store_audit_list(c->s, &(struct store_audit_query){ 0 }, &v, &n));
+    assert_int_equal(n, 3);
+    assert_string_equal(v[0].target, "127.0.0.1");
+    assert_int_equal(v[0].count, 4);
+    assert_string_equal(v[0].request_id, "r"); /* the burst's first request */
+    assert_string_equal(v[1].target, "10.0.0.9");
+    assert_int_equal(v[1].count, 2);
+    assert_string_equal(v[2].request_id, "r2");
+    assert_int_equal(v[2].count, 1);
+    store_audit_list_free(v, n);
+}
+
+/* Audit rows older than the retention go with the purge; newer ones stay;
+ * without a retention none goes. */
+static void test_audit_purge(void **state)
+{
+    struct ctx *c = *state;
+    struct store_audit e = { .principal = "p", .action = "apikey.create", .target = "k1",
+                             .request_id = "", .outcome = "ok" };
+    assert_ok(store_audit_append(c->s, &e));
+    advance(5000);
+    e.target = "k2";
+    assert_ok(store_audit_append(c->s, &e));
+    advance(1000);
+    int deleted = -1;
+    assert_ok(store_purge_expired(c->s, 100, &deleted));
+    assert_int_equal(deleted, 0);
+    store_close(c->s);
+    c->s = NULL;
+    struct agentd_error err = { 0 };
+    struct store_options o = { .url = c->url, .sync = STORE_SYNC_NORMAL, .now = clock_fake,
+                               .audit_retention_ms = 3000 };
+    assert_ok(store_open(&o, &c->s, &err));
+    assert_ok(store_purge_expired(c->s, 100, &deleted));
+    assert_int_equal(deleted, 1);
+    struct store_audit *v = NULL;
+    size_t n = 0;
+    assert_ok(store_audit_list(c->s, &(struct store_audit_query){ 0 }, &v, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].target, "k2");
     store_audit_list_free(v, n);
 }
 
@@ -2622,7 +2699,7 @@ static void test_backup_while_serving(void **state)
     assert_string_equal(msgs[0].parts, "[\"hi\"]");
     store_message_list_free(msgs, n);
     struct store_audit *ev = NULL;
-    assert_ok(store_audit_list(b, "bg", 0, &ev, &n));
+    assert_ok(store_audit_list(b, &(struct store_audit_query){ .principal = "bg" }, &ev, &n));
     assert_int_equal(n, (size_t)w.written);
     store_audit_list_free(ev, n);
     int v1, v2;
@@ -2817,6 +2894,8 @@ int main(void)
         T(test_idempotency_lifecycle),
         T(test_idempotency_lease_and_expiry),
         T(test_audit),
+        T(test_audit_bump),
+        T(test_audit_purge),
         T(test_ttl_makes_rows_invisible_at_once),
         T(test_purge_in_batches),
         T(test_cas_no_lost_update),
