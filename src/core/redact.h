@@ -13,6 +13,18 @@ int redact_key_is_secret(const char *key);
  * token, a JWT, a long run of card-like digits). */
 int redact_value_is_secret(const char *val, size_t len);
 
+/* Masks personal data inside a value: email addresses, phone numbers (8+
+ * digits with spaces, dashes, parentheses or a leading +), card-like digit
+ * runs and street addresses ("12 Main St", "Hauptstrasse 5") each become
+ * REDACTED. out has room for len bytes (masking never lengthens a value);
+ * *out_len is the masked length. Returns how many spans were masked.
+ * Pure; deliberately over-broad, like the rest of this gate. */
+int redact_pii(const char *in, size_t len, char *out, size_t *out_len);
+
+/* 1 when a log field named `key` holds an id ("id" or "..._id"):
+ * ids are [A-Za-z0-9._:-] and never masked as personal data. */
+int redact_key_is_id(const char *key);
+
 #define REDACTED "***"
 
 #endif
