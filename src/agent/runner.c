@@ -81,6 +81,7 @@ void agent_metrics_init(void)
     }
     json_decref(defs);
     instance_metrics_init();
+    turn_screen_metrics_init();
 }
 
 /* The tool label: a name from our tool table, else "unknown" (a model may
@@ -170,6 +171,8 @@ void turn_free(struct turn *t)
     pthread_mutex_unlock(&t->ag->mu);
     if (t->call)
         llm_call_cancel(t->call);
+    if (t->guard_call)
+        t->ag->guard.cancel(t->guard_call);
     llm_reply_free(t->reply);
     if (t->wait_ev)
         event_free(t->wait_ev);
@@ -1015,8 +1018,13 @@ static int begin_tx(struct store *st, struct turn *t)
     if (rc == 0) {
         json_t *user = json_pack("{s:s,s:s}", "role", "user", "content", t->text);
         struct evs e = { 0 };
-        evs_add(&e, t, "turn-started",
-                json_pack("{s:s,s:s,s:b}", "turn_id", t->turn_id, "message", t->text, "resumed", 0));
+        json_t *started = json_pack("{s:s,s:s,s:b}", "turn_id", t->turn_id, "message", t->text,
+                                    "resumed", 0);
+        if (started && t->flag_source[0]) /* the input guard let it by, flagged */
+            json_object_set_new(started, "input_flagged",
+                                json_pack("{s:s,s:s}", "source", t->flag_source, "reason",
+                                          t->flag_reason));
+        evs_add(&e, t, "turn-started", started);
         rc = user ? record(st, t, "user_message", user, &e) : AGENTD_ENOMEM;
         if (rc == 0 && e.n)
             t->started_seq = e.v[0].seq;
@@ -1166,10 +1174,20 @@ int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_star
         return AGENTD_ENOMEM;
     }
     turn_link(t);
+    if (!t->action_tool && turn_screen(t)) /* a UI action carries no free text */
+        return 0;
     int rc = store_async(ag->st, loop, op_begin, t, begin_done);
     if (rc != 0) {
         metric_add(m_inflight, -1);
         turn_free(t);
     }
     return rc;
+}
+
+void turn_begin(struct turn *t)
+{
+    if (store_async(t->ag->st, t->loop, op_begin, t, begin_done) != 0) {
+        fail(t, AGENTD_EBUSY, 503, "busy", "the server is busy");
+        turn_finish(t);
+    }
 }
