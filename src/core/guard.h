@@ -11,8 +11,9 @@ enum guard_verdict { GUARD_ALLOW, GUARD_FLAG, GUARD_REJECT };
 int guard_verdict_parse(const char *s);
 const char *guard_verdict_name(int verdict);
 
-/* The longest message the built-in rules let through (bytes). */
-#define GUARD_MAX_TEXT 8192
+/* The longest message the built-in rules let through (bytes): /chat's own
+ * limit (CHAT_MESSAGE_MAX), so it binds the fronts that have none. */
+#define GUARD_MAX_TEXT 16384
 
 /* The built-in rules (docs/security.md "Input guard and PII"): GUARD_REJECT
  * with *reason set ("too_long", "control_characters", "prompt_injection",
