@@ -201,3 +201,28 @@ def test_a2a_message_is_screened_too(agentd, fake_llm):
     doc = srv.request("POST", "/", data=json.dumps(body), headers=h, timeout=20).json()
     assert doc["error"]["data"] == {"code": "input_rejected", "httpStatus": 422}, doc
     assert fake_llm.stats()["requests"] == 0
+
+
+def test_shutdown_during_a_guard_call(agentd, fake_llm, guard):
+    # the drain ends before the guard answers: the call must be cancelled
+    srv = start(agentd, fake_llm, guard, AGENTD_GUARD_TIMEOUT="10s", AGENTD_DRAIN_TIMEOUT="100ms")
+    out = {}
+    def send():
+        try:
+            out["r"] = chat(srv, "SLOWME hello")
+        except OSError:
+            pass  # the connection closed with the process
+
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 5
+    while not guard.seen and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert guard.seen, "the guard was never asked"
+    assert srv.shutdown_problem() is None  # the call is cancelled, nothing leaks
+    t.join(10)
+    r = out.get("r")
+    if r is not None:  # answered as the server stopped
+        assert_error_response(r, 503, "shutting_down")
+    assert "SLOWME" not in srv.log_text()
+    assert fake_llm.stats()["requests"] == 0
