@@ -143,7 +143,7 @@ void log_strn(struct logline *l, const char *key, const char *val, size_t len)
     }
     /* ids are validated to [A-Za-z0-9._:-] before they get here; a numeric
      * or hex id must not be mistaken for a card number */
-    int is_id = redact_key_is_id(key); /* request_id, trace_id, turn_id, ... */
+    int is_id = redact_key_is_id(key, val, len); /* request_id, ours: turn_0a1b... */
     if (redact_key_is_secret(key) || (!is_id && redact_value_is_secret(val, len))) {
         put(l, "\"" REDACTED "\"", sizeof REDACTED + 1);
         return;

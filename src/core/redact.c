@@ -230,8 +230,23 @@ int redact_pii(const char *in, size_t len, char *out, size_t *out_len)
     return masked;
 }
 
-int redact_key_is_id(const char *key)
+int redact_key_is_id(const char *key, const char *val, size_t len)
 {
-    size_t n = key ? strlen(key) : 0;
-    return (n == 2 && strcmp(key, "id") == 0) || (n > 3 && strcmp(key + n - 3, "_id") == 0);
+    if (!key || !val)
+        return 0;
+    if (strcmp(key, "request_id") == 0 || strcmp(key, "trace_id") == 0)
+        return 1;
+    size_t n = strlen(key);
+    if (!((n == 2 && strcmp(key, "id") == 0) || (n > 3 && strcmp(key + n - 3, "_id") == 0)))
+        return 0;
+    size_t i = 0;
+    while (i < len && islower((unsigned char)val[i]))
+        i++;
+    if (i == 0 || i >= len || val[i] != '_')
+        return 0;
+    size_t hex = 0;
+    for (i++; i < len; i++, hex++)
+        if (!isdigit((unsigned char)val[i]) && !(val[i] >= 'a' && val[i] <= 'f'))
+            return 0;
+    return hex >= 16;
 }

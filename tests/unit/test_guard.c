@@ -130,12 +130,17 @@ static void test_pii_ids_untouched(void **state)
         assert_string_equal(mask(same[i], &n), same[i]);
         assert_int_equal(n, 0);
     }
-    assert_true(redact_key_is_id("request_id"));
-    assert_true(redact_key_is_id("turn_id"));
-    assert_true(redact_key_is_id("id"));
-    assert_false(redact_key_is_id("message"));
-    assert_false(redact_key_is_id("paid"));
-    assert_false(redact_key_is_id(NULL));
+#define ID(k, v) redact_key_is_id(k, v, strlen(v))
+    assert_true(ID("request_id", "4111111111111111")); /* validated, never mangled */
+    assert_true(ID("turn_id", "turn_0123456789012345678901"));
+    assert_true(ID("id", "chk_0123456789abcdef01234567"));
+    assert_false(ID("session_id", "4111111111111111")); /* a client's value: checked */
+    assert_false(ID("session_id", "ses_jane@example.com"));
+    assert_false(ID("session_id", "ses_0123"));          /* too short for ours */
+    assert_false(ID("paid", "turn_0123456789012345678901"));
+    assert_false(ID("message", "turn_0123456789012345678901"));
+    assert_false(redact_key_is_id(NULL, "x", 1));
+#undef ID
 }
 
 int main(void)

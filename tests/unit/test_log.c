@@ -117,6 +117,7 @@ static void test_pii_masked(void **state)
     log_begin(&l, LOG_INFO, "turn failed for jane@example.com");
     log_str(&l, "message", "ship to Jane, 1 Main St, call 555 123 4567");
     log_str(&l, "turn_id", "turn_0123456789012345678901");
+    log_str(&l, "session_id", "4111 1111 1111 1111"); /* a client's value under an id key */
     log_str(&l, "path", "/chat/sessions/sess_0123456789abcdef/events");
     log_end(&l);
     char raw[8192];
@@ -124,6 +125,7 @@ static void test_pii_masked(void **state)
     assert_null(strstr(raw, "jane@"));
     assert_null(strstr(raw, "Main St"));
     assert_null(strstr(raw, "555 123"));
+    assert_null(strstr(raw, "4111"));
     assert_string_equal(json_string_value(json_object_get(j, "msg")), "turn failed for ***");
     assert_string_equal(json_string_value(json_object_get(j, "turn_id")),
                         "turn_0123456789012345678901");
