@@ -494,6 +494,10 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
         }
     }
     check_jwt(cfg, pr);
+    /* the guard reads every user message: plain http only on this host */
+    if (cfg->guard_url && !oidc_url_ok(cfg->guard_url, cfg->env == CONFIG_ENV_PRODUCTION))
+        config_problems_add(pr, "AGENTD_GUARD_URL: must be an https:// URL%s",
+                            cfg->env == CONFIG_ENV_PRODUCTION ? "" : " (or http:// to a loopback host)");
     /* rate limits: off in development unless set, generous in production */
     const char *rl[][3] = { { "AGENTD_RATE_LIMIT", "rate_limit", "20/s,40" },
                             { "AGENTD_RATE_LIMIT_TURNS", "rate_limit_turns", "30/m,10" } };
