@@ -31,6 +31,7 @@
 #include "agent/runner.h"
 #include "agent/tools.h"
 #include "auth/gate.h"
+#include "auth/input_guard.h"
 #include "auth/jwks.h"
 #include "auth/limit.h"
 #include "llm/llm.h"
@@ -92,6 +93,7 @@ struct app {
     struct http_server *srv;
     struct auth_gate *auth;
     struct jwks *jwks;              /* JWT bearer tokens; NULL without AGENTD_OIDC_ISSUER */
+    struct input_guard *guard;      /* the external input guard; NULL without AGENTD_GUARD_URL */
     struct auth_limit *limit;  /* NULL: rate limits off */
     struct store *store;
     struct merchant *merchant;
@@ -427,7 +429,16 @@ static int app_init_agent(struct app *a)
                                .turn_token_budget = cfg->turn_token_budget,
                                .daily_token_budget = cfg->daily_token_budget,
                                .daily_cost_budget_micro = cfg->daily_cost_budget_micro,
-                               .events = a->events };
+                               .events = a->events,
+                               .guard_flag_only = cfg->guard_mode == CONFIG_GUARD_FLAG,
+                               .guard_fail_open = cfg->guard_fail == CONFIG_GUARD_FAIL_OPEN };
+    if (cfg->guard_url) {
+        if (!(a->guard = input_guard_new(cfg->guard_url, cfg->guard_timeout_ms))) {
+            fprintf(stderr, "agentd: out of memory at start\n");
+            return AGENTD_ENOMEM;
+        }
+        a->agent.guard = input_guard_external(a->guard);
+    }
     agent_init(&a->agent);
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/instances", cfg->data_dir);
@@ -688,6 +699,7 @@ static void app_free(struct app *a)
     profiles_set_default(NULL);
     profiles_free(a->profiles); /* the same: its fetches live on the loops */
     jwks_free(a->jwks);        /* the same */
+    input_guard_free(a->guard); /* the same; agent_stop cancelled its calls */
     http_server_free(a->srv);  /* runs late completions, then frees the loops */
     auth_gate_free(a->auth);   /* after them: a key check may complete there */
     auth_limit_free(a->limit);

@@ -80,12 +80,16 @@ static void abort_waiting(struct agent *ag, int all, const struct loop *here, co
     for (;;) {
         struct turn *t;
         pthread_mutex_lock(&ag->mu);
-        for (t = ag->live; t && !((t->call || t->wait_pending) && (all || t->loop == here));
+        for (t = ag->live;
+             t && !((t->call || t->guard_call || t->wait_pending) && (all || t->loop == here));
              t = t->next)
             ;
         if (t && t->call) {
             llm_call_cancel(t->call);
             t->call = NULL;
+        } else if (t && t->guard_call) {
+            ag->guard.cancel(t->guard_call);
+            t->guard_call = NULL;
         } else if (t) {
             evtimer_del(t->wait_ev);
             t->wait_pending = 0;

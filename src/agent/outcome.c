@@ -10,7 +10,7 @@ const char *const OUTCOME_TURN_KNOWN[] = {
     "model_unavailable", "model_refused", "turn_timeout", "turn_interrupted",
     "turn_in_progress", "step_budget_exhausted", "token_budget_exhausted",
     "daily_budget_exhausted", "session_not_found", "shutting_down", "busy",
-    "turn_not_resumable", NULL
+    "turn_not_resumable", "input_rejected", "guard_unavailable", NULL
 };
 
 const char *const OUTCOME_TOOL_KNOWN[] = { "ok",        "invalid_arguments", "not_found",

@@ -8,6 +8,7 @@
  * never applies an effect twice. */
 #define _GNU_SOURCE
 #include "agent/runner.h"
+#include "agent/turn_metrics.h"
 #include "agent/budget.h"
 #include "agent/events.h"
 #include "agent/outcome.h"
@@ -17,10 +18,8 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/failpoint.h"
-#include "core/instance.h"
 #include "core/log.h"
 #include "core/loop.h"
-#include "core/metrics.h"
 #include "core/reqid.h"
 #include "core/seal.h"
 #include "llm/llm.h"
@@ -40,62 +39,6 @@
 /* A turn waiting for its session polls the claim with this backoff. */
 #define WAIT_FIRST_MS 50
 #define WAIT_MAX_MS 100
-
-/* ---- metrics ---- */
-
-static struct metric *m_turns, *m_tool_calls, *m_tool_duration;
-static struct metric_child *m_duration, *m_inflight;
-
-void agent_metrics_init(void)
-{
-    static const char *const outcome[] = { "outcome", NULL };
-    static const char *const tool_outcome[] = { "tool", "outcome", NULL };
-    static const char *const tool[] = { "tool", NULL };
-    m_turns = metric_register("agentd_turns_total", "Agent turns by outcome", METRIC_COUNTER,
-                              outcome, NULL);
-    m_duration = metric_only(metric_register("agentd_turn_duration_seconds", "Agent turn duration",
-                                             METRIC_HISTOGRAM, NULL, METRICS_BUCKETS_LATENCY));
-    m_inflight = metric_only(metric_register("agentd_turns_in_flight", "Agent turns running",
-                                             METRIC_GAUGE, NULL, NULL));
-    m_tool_calls = metric_register("agentd_tool_calls_total",
-                                   "Agent tool calls by tool and outcome", METRIC_COUNTER,
-                                   tool_outcome, NULL);
-    m_tool_duration = metric_register("agentd_tool_duration_seconds",
-                                      "Agent tool call duration by tool", METRIC_HISTOGRAM, tool,
-                                      METRICS_BUCKETS_LATENCY);
-    /* every series an alert may watch exists at 0 from the start */
-    for (int i = 0; OUTCOME_TURN_KNOWN[i]; i++) {
-        const char *v[] = { OUTCOME_TURN_KNOWN[i] };
-        metric_child(m_turns, v);
-    }
-    json_t *defs = tools_definitions();
-    size_t i;
-    json_t *d;
-    json_array_foreach(defs, i, d) {
-        const char *name = json_string_value(json_object_get(json_object_get(d, "function"), "name"));
-        if (!name)
-            continue;
-        const char *v[] = { name, "ok" };
-        metric_child(m_tool_calls, v);
-        metric_child(m_tool_duration, v);
-    }
-    json_decref(defs);
-    instance_metrics_init();
-}
-
-/* The tool label: a name from our tool table, else "unknown" (a model may
- * call anything; the label set must stay bounded). */
-static const char *tool_label(const struct agent *ag, const char *name)
-{
-    size_t i;
-    const json_t *d;
-    json_array_foreach(ag->tools, i, d) {
-        const char *n = json_string_value(json_object_get(json_object_get(d, "function"), "name"));
-        if (n && name && strcmp(n, name) == 0)
-            return n;
-    }
-    return "unknown";
-}
 
 static const char *result_error_code(const json_t *result)
 {
@@ -153,7 +96,7 @@ void turn_link(struct turn *t)
         ag->live->prev = t;
     ag->live = t;
     pthread_mutex_unlock(&ag->mu);
-    metric_add(m_inflight, 1);
+    turn_metrics_inflight(1);
 }
 
 void turn_free(struct turn *t)
@@ -170,6 +113,8 @@ void turn_free(struct turn *t)
     pthread_mutex_unlock(&t->ag->mu);
     if (t->call)
         llm_call_cancel(t->call);
+    if (t->guard_call)
+        t->ag->guard.cancel(t->guard_call);
     llm_reply_free(t->reply);
     if (t->wait_ev)
         event_free(t->wait_ev);
@@ -437,10 +382,8 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
         json_t *result = tools_run(&t->tctx, name, args);
         shop_audit_as(NULL, NULL);
         t->tctx.op_key = NULL;
-        const char *tool = tool_label(t->ag, name);
-        const char *lv[] = { tool, outcome_tool(result_error_code(result)) }, *dv[] = { tool };
-        metric_inc(metric_child(m_tool_calls, lv));
-        metric_observe(metric_child(m_tool_duration, dv), (double)(clock_mono_ns() - t0) / 1e9);
+        turn_metrics_tool(t->ag, name, outcome_tool(result_error_code(result)),
+                          clock_mono_ns() - t0);
         turn_note_tool(t, name, result);
         if (tools_mutates_checkout(name))
             failpoint("after_tool_effect"); /* tests: the effect is saved, its checkpoint not */
@@ -595,10 +538,7 @@ static void finish_done(int status, void *arg)
     (void)status;
     struct turn *t = arg;
     const char *outcome = outcome_turn(t->status != 0, t->code, t->tool_fail);
-    const char *labels[] = { outcome };
-    metric_inc(metric_child(m_turns, labels));
-    metric_observe(m_duration, (double)(clock_mono_ns() - t->started_ns) / 1e9);
-    metric_add(m_inflight, -1);
+    turn_metrics_end(outcome, clock_mono_ns() - t->started_ns);
     struct turn_result res;
     result_of(t, outcome, &res);
     if (t->done) {
@@ -1050,8 +990,13 @@ static int begin_tx(struct store *st, struct turn *t)
     if (rc == 0) {
         json_t *user = json_pack("{s:s,s:s}", "role", "user", "content", t->text);
         struct evs e = { 0 };
-        evs_add(&e, t, "turn-started",
-                json_pack("{s:s,s:s,s:b}", "turn_id", t->turn_id, "message", t->text, "resumed", 0));
+        json_t *started = json_pack("{s:s,s:s,s:b}", "turn_id", t->turn_id, "message", t->text,
+                                    "resumed", 0);
+        if (started && t->flag_source[0]) /* the input guard let it by, flagged */
+            json_object_set_new(started, "input_flagged",
+                                json_pack("{s:s,s:s}", "source", t->flag_source, "reason",
+                                          t->flag_reason));
+        evs_add(&e, t, "turn-started", started);
         /* outside a front's batch, one of our own: the audit row commits
          * with the user's message, not on its own */
         int own = !t->batched && store_batch_begin(st) == 1;
@@ -1149,7 +1094,7 @@ static void begin_done(int status, void *arg)
 {
     struct turn *t = arg;
     if (t->refused) { /* not a turn: not counted, nothing to end */
-        metric_add(m_inflight, -1);
+        turn_metrics_inflight(-1);
         struct turn_result res;
         result_of(t, NULL, &res);
         t->done(&res, t->ud);
@@ -1209,10 +1154,20 @@ int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_star
         return AGENTD_ENOMEM;
     }
     turn_link(t);
+    if (!t->action_tool && turn_screen(t)) /* a UI action carries no free text */
+        return 0;
     int rc = store_async(ag->st, loop, op_begin, t, begin_done);
     if (rc != 0) {
-        metric_add(m_inflight, -1);
+        turn_metrics_inflight(-1);
         turn_free(t);
     }
     return rc;
+}
+
+void turn_begin(struct turn *t)
+{
+    if (store_async(t->ag->st, t->loop, op_begin, t, begin_done) != 0) {
+        fail(t, AGENTD_EBUSY, 503, "busy", "the server is busy");
+        turn_finish(t);
+    }
 }

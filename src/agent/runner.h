@@ -12,6 +12,8 @@
 
 #include <jansson.h>
 
+#include "core/guard.h"
+
 struct llm;
 struct shop;
 struct merchant;
@@ -63,6 +65,11 @@ struct agent {
      * stored input (core/seal.h); NULL = kept plain (tests) */
     const struct seal_keyring *keyring;
     void *resumed_ud;
+    /* the input guard (agent/screen.c): built-in rules always, an external
+     * guard when .check is set */
+    int guard_flag_only;      /* AGENTD_GUARD_MODE=flag: a refusal is recorded, the turn runs */
+    int guard_fail_open;      /* AGENTD_GUARD_FAIL=open: an unreachable guard lets a message by */
+    struct guard_external guard;
     /* runtime state (agent_init) */
     pthread_mutex_t mu;
     struct turn *live;        /* running turns, for shutdown */

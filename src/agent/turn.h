@@ -16,6 +16,7 @@ struct loop;
 struct event;
 struct llm_call;
 struct llm_reply;
+struct guard_call;
 struct store;
 struct turn_result;
 struct store_task_write;
@@ -76,6 +77,9 @@ struct turn {
     int64_t started_ns;
     int64_t deadline_ms;
     struct llm_call *call;
+    struct guard_call *guard_call; /* the external input guard's call in progress */
+    char flag_source[16];    /* the input guard flagged this message: "rules" or "external" */
+    char flag_reason[64];
     struct llm_reply *reply; /* the step's reply, between loop and worker */
     /* streaming (a live front asked for it): the model's text deltas are
      * stored as text-delta events while the step runs, one flush at a time */
@@ -138,6 +142,15 @@ int turn_record_assistant(struct store *st, struct turn *t, const json_t *msg);
  * loop; then the turn finishes), and the answer worded from a tool result
  * (malloc'd; NULL out of memory). */
 void turn_action_go(struct turn *t);
+/* The input guard (screen.c), before the turn's first store job: 0 = go on
+ * now (allowed or flagged); 1 = the guard took the turn over: it was
+ * refused and is finishing, or an external guard is asked and turn_begin
+ * follows its answer. */
+int turn_screen(struct turn *t);
+/* Starts the turn's first store job (load, claim, the user's message);
+ * on failure the turn ends 503. */
+void turn_begin(struct turn *t);
+void turn_screen_metrics_init(void);
 char *action_answer(const char *tool, const json_t *args, const json_t *result);
 /* Loads the session's messages into the conversation (after the system
  * prompt), windowed (worker): the last `keep` (a resumed turn's own steps)

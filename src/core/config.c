@@ -39,6 +39,9 @@ static const char *const busy_choices[] = { "enqueue", "reject", "interrupt", NU
 /* the order of enum config_turn_recovery */
 static const char *const recovery_choices[] = { "resume", "fail", NULL };
 static const char *const auth_choices[] = { "off", "on", NULL };
+/* the order of enum config_guard_mode, enum config_guard_fail */
+static const char *const guard_mode_choices[] = { "reject", "flag", NULL };
+static const char *const guard_fail_choices[] = { "closed", "open", NULL };
 
 #define OFF(f) offsetof(struct config, f)
 #define DAY (86400000LL)
@@ -93,6 +96,10 @@ static const struct var vars[] = {
     { "AGENTD_RATE_LIMIT_TURNS", K_STR,      OFF(rate_limit_turns), NULL, 0, 0, NULL, 0 },
     { "AGENTD_QUOTA_SESSIONS",   K_INT,      OFF(quota_sessions),   "10000", 0, 100000000, NULL, 0 },
     { "AGENTD_QUOTA_IDEMPOTENCY_KEYS",K_INT, OFF(quota_idempotency_keys),"10000", 0, 100000000, NULL, 0 },
+    { "AGENTD_GUARD_MODE",       K_ENUM,     OFF(guard_mode),       "reject", 0, 0, guard_mode_choices, 0 },
+    { "AGENTD_GUARD_URL",        K_STR,      OFF(guard_url),        NULL, 0, 0, NULL, SECRET_URL },
+    { "AGENTD_GUARD_TIMEOUT",    K_DURATION, OFF(guard_timeout_ms), "2s", 10, 60000, NULL, 0 },
+    { "AGENTD_GUARD_FAIL",       K_ENUM,     OFF(guard_fail),       "closed", 0, 0, guard_fail_choices, 0 },
 };
 #define NVARS (sizeof vars / sizeof vars[0])
 
@@ -488,6 +495,10 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
         }
     }
     check_jwt(cfg, pr);
+    /* the guard reads every user message: plain http only on this host */
+    if (cfg->guard_url && !oidc_url_ok(cfg->guard_url, cfg->env == CONFIG_ENV_PRODUCTION))
+        config_problems_add(pr, "AGENTD_GUARD_URL: must be an https:// URL%s",
+                            cfg->env == CONFIG_ENV_PRODUCTION ? "" : " (or http:// to a loopback host)");
     /* rate limits: off in development unless set, generous in production */
     const char *rl[][3] = { { "AGENTD_RATE_LIMIT", "rate_limit", "20/s,40" },
                             { "AGENTD_RATE_LIMIT_TURNS", "rate_limit_turns", "30/m,10" } };

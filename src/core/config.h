@@ -12,6 +12,9 @@
 enum config_env { CONFIG_ENV_DEVELOPMENT, CONFIG_ENV_PRODUCTION };
 enum config_db_sync { CONFIG_DB_SYNC_NORMAL, CONFIG_DB_SYNC_FULL };
 enum config_turn_recovery { CONFIG_TURN_RESUME, CONFIG_TURN_FAIL };
+/* what the input guard does with a message it refuses, and with a guard it cannot ask */
+enum config_guard_mode { CONFIG_GUARD_REJECT, CONFIG_GUARD_FLAG };
+enum config_guard_fail { CONFIG_GUARD_FAIL_CLOSED, CONFIG_GUARD_FAIL_OPEN };
 
 struct config {
     /* serving */
@@ -89,6 +92,11 @@ struct config {
                                    0 = unlimited */
     int quota_idempotency_keys; /* AGENTD_QUOTA_IDEMPOTENCY_KEYS: live Idempotency-Key records
                                    per principal; 0 = unlimited */
+    /* the input guard (core/guard.h, auth/input_guard.h, docs/security.md) */
+    int guard_mode;             /* AGENTD_GUARD_MODE: enum config_guard_mode */
+    char *guard_url;            /* AGENTD_GUARD_URL: external guard endpoint; NULL = rules only */
+    int64_t guard_timeout_ms;   /* AGENTD_GUARD_TIMEOUT: one external guard call */
+    int guard_fail;             /* AGENTD_GUARD_FAIL: enum config_guard_fail */
 };
 
 /* Looks a variable up; the default reads the process environment. */

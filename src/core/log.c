@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -98,6 +99,23 @@ static void put_key(struct logline *l, const char *key)
     put(l, "\":", 2);
 }
 
+/* A value with personal data masked (redact_pii): emails, phone numbers,
+ * street addresses never reach a log line, whichever field carries them. */
+static void put_masked(struct logline *l, const char *val, size_t len)
+{
+    char small[1024];
+    char *out = len <= sizeof small ? small : malloc(len);
+    size_t n = 0;
+    if (!out) {
+        put(l, REDACTED, sizeof REDACTED - 1); /* unchecked text never goes out */
+        return;
+    }
+    redact_pii(val, len, out, &n);
+    put_escaped(l, out, n);
+    if (out != small)
+        free(out);
+}
+
 int log_begin(struct logline *l, enum log_level lvl, const char *msg)
 {
     if (!log_enabled(lvl))
@@ -111,7 +129,7 @@ int log_begin(struct logline *l, enum log_level lvl, const char *msg)
     put(l, "\",\"level\":\"", 11);
     put(l, level_names[lvl], strlen(level_names[lvl]));
     put(l, "\",\"msg\":\"", 9);
-    put_escaped(l, msg, strlen(msg));
+    put_masked(l, msg, strlen(msg)); /* error paths may quote user text */
     put(l, "\"", 1);
     return 1;
 }
@@ -125,13 +143,16 @@ void log_strn(struct logline *l, const char *key, const char *val, size_t len)
     }
     /* ids are validated to [A-Za-z0-9._:-] before they get here; a numeric
      * or hex id must not be mistaken for a card number */
-    int is_id = strcmp(key, "request_id") == 0 || strcmp(key, "trace_id") == 0;
+    int is_id = redact_key_is_id(key, val, len); /* request_id, ours: turn_0a1b... */
     if (redact_key_is_secret(key) || (!is_id && redact_value_is_secret(val, len))) {
         put(l, "\"" REDACTED "\"", sizeof REDACTED + 1);
         return;
     }
     put(l, "\"", 1);
-    put_escaped(l, val, len);
+    if (is_id)
+        put_escaped(l, val, len);
+    else
+        put_masked(l, val, len);
     put(l, "\"", 1);
 }
 

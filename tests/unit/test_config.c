@@ -245,6 +245,34 @@ static void test_auth_switch(void **state)
     config_problems_free(&pr);
 }
 
+static void test_guard_settings(void **state)
+{
+    (void)state;
+    struct config c;
+    struct config_problems pr = { 0 };
+    const char *none[] = { NULL };
+    assert_int_equal(load(&c, none, &pr), 0);
+    assert_int_equal(c.guard_mode, CONFIG_GUARD_REJECT);
+    assert_int_equal(c.guard_fail, CONFIG_GUARD_FAIL_CLOSED);
+    assert_int_equal(c.guard_timeout_ms, 2000);
+    assert_null(c.guard_url);
+    config_free(&c);
+    const char *set[] = { "AGENTD_GUARD_URL", "http://127.0.0.1:9/check", "AGENTD_GUARD_MODE",
+                          "flag", "AGENTD_GUARD_FAIL", "open", "AGENTD_GUARD_TIMEOUT", "500ms",
+                          NULL };
+    assert_int_equal(load(&c, set, &pr), 0);
+    assert_int_equal(c.guard_mode, CONFIG_GUARD_FLAG);
+    assert_int_equal(c.guard_fail, CONFIG_GUARD_FAIL_OPEN);
+    assert_int_equal(c.guard_timeout_ms, 500);
+    config_free(&c);
+    const char *bad[] = { "AGENTD_GUARD_URL", "http://guard.example/check", "AGENTD_GUARD_MODE",
+                          "block", NULL };
+    assert_int_equal(load(&c, bad, &pr), 2);
+    assert_true(has_problem(&pr, "AGENTD_GUARD_URL: must be an https"));
+    config_free(&c);
+    config_problems_free(&pr);
+}
+
 static void test_jwt_settings(void **state)
 {
     (void)state;
@@ -520,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_unknown_variables),
         cmocka_unit_test(test_production_limits),
         cmocka_unit_test(test_jwt_settings),
+        cmocka_unit_test(test_guard_settings),
         cmocka_unit_test(test_rate_limits_and_quotas),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -110,6 +110,30 @@ static void test_redaction(void **state)
     json_decref(j);
 }
 
+static void test_pii_masked(void **state)
+{
+    (void)state;
+    struct logline l;
+    log_begin(&l, LOG_INFO, "turn failed for jane@example.com");
+    log_str(&l, "message", "ship to Jane, 1 Main St, call 555 123 4567");
+    log_str(&l, "turn_id", "turn_0123456789012345678901");
+    log_str(&l, "session_id", "4111 1111 1111 1111"); /* a client's value under an id key */
+    log_str(&l, "path", "/chat/sessions/sess_0123456789abcdef/events");
+    log_end(&l);
+    char raw[8192];
+    json_t *j = read_line(raw, sizeof raw);
+    assert_null(strstr(raw, "jane@"));
+    assert_null(strstr(raw, "Main St"));
+    assert_null(strstr(raw, "555 123"));
+    assert_null(strstr(raw, "4111"));
+    assert_string_equal(json_string_value(json_object_get(j, "msg")), "turn failed for ***");
+    assert_string_equal(json_string_value(json_object_get(j, "turn_id")),
+                        "turn_0123456789012345678901");
+    assert_string_equal(json_string_value(json_object_get(j, "path")),
+                        "/chat/sessions/sess_0123456789abcdef/events");
+    json_decref(j);
+}
+
 static void test_truncation(void **state)
 {
     (void)state;
@@ -147,6 +171,7 @@ int main(void)
         cmocka_unit_test(test_shape),
         cmocka_unit_test(test_levels),
         cmocka_unit_test(test_redaction),
+        cmocka_unit_test(test_pii_masked),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_redact_rules),
     };
