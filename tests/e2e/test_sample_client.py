@@ -30,7 +30,7 @@ from js_tools import (CHROMIUM, JS_DIR, describe, require, require_js_modules, r
 
 CLIENT_ORIGIN = "http://localhost:3000"
 BUILD_TIMEOUT = 120
-DRIVE_TIMEOUT = 110
+DRIVE_TIMEOUT = 200  # the browser launch (up to 90 s on a cold machine) + the walk (90 s)
 
 
 class Front(ThreadingHTTPServer):

@@ -30,6 +30,9 @@ if (!opts.url || !opts.screenshot) {
 }
 
 const STEP_MS = 20000;
+// a browser's first start on a cold, busy machine (a fresh CI clone, two
+// cores) can take longer than a step: it gets its own, larger bound
+const LAUNCH_MS = 90000;
 const DEADLINE_MS = 90000; // the whole walk: past it the page is screenshotted and reported
 const report = { steps: [], failed: null, orderId: null, orderConfirmed: false, exchanges: [],
   consoleErrors: [], blocked: [], screenshot: null, pageText: null };
@@ -38,7 +41,7 @@ const browser = await chromium.launch({
   executablePath: opts.chromium,
   headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-  timeout: STEP_MS,
+  timeout: LAUNCH_MS,
 });
 const page = await browser.newPage();
 page.setDefaultTimeout(STEP_MS);
