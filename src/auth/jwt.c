@@ -36,6 +36,37 @@ void jwt_keyset_free(struct jwt_keyset *ks)
 size_t jwt_keyset_count(const struct jwt_keyset *ks) { return ks ? ks->n : 0; }
 
 /* 1 when the key may verify signatures agentd accepts */
+/* base64url text cjose may decode: only the URL-safe alphabet, no padding,
+ * and never a length that leaves one stray character (len % 4 == 1) —
+ * cjose 0.6 asserts (aborts the process) on that one instead of failing,
+ * so a crafted bearer token could stop the server (found by tests/fuzz). */
+static int b64url_ok(const char *s, size_t n)
+{
+    if (n % 4 == 1)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* A JWK whose base64url members cjose would decode are all well formed. */
+static int jwk_b64_ok(json_t *k)
+{
+    static const char *const fields[] = { "n", "e", "d", "p", "q", "dp", "dq", "qi",
+                                          "x", "y", "k", NULL };
+    for (int i = 0; fields[i]; i++) {
+        json_t *v = json_object_get(k, fields[i]);
+        if (v && (!json_is_string(v) ||
+                  !b64url_ok(json_string_value(v), json_string_length(v))))
+            return 0;
+    }
+    return 1;
+}
+
 static int key_usable(json_t *k, cjose_jwk_t *jwk)
 {
     const char *use = json_string_value(json_object_get(k, "use"));
@@ -71,7 +102,7 @@ int jwt_keyset_parse(const char *json, size_t len, struct jwt_keyset **out,
     size_t i;
     json_t *k;
     json_array_foreach(keys, i, k) {
-        if (!json_is_object(k))
+        if (!json_is_object(k) || !jwk_b64_ok(k))
             continue;
         cjose_err err;
         /* cjose borrows the object (cjose_header_t is jansson's json_t) */
@@ -277,6 +308,10 @@ int jwt_verify(const char *token, const struct jwt_keyset *ks, const struct jwt_
         strchr(d2 + 1, '.') || !d2[1])
         return agentd_fail(e, AGENTD_EINVAL, "malformed", NULL,
                            "not a signed JWT (header.payload.signature)");
+    if (!b64url_ok(token, (size_t)(d1 - token)) || !b64url_ok(d1 + 1, (size_t)(d2 - d1 - 1)) ||
+        !b64url_ok(d2 + 1, len - (size_t)(d2 + 1 - token)))
+        return agentd_fail(e, AGENTD_EINVAL, "malformed", NULL,
+                           "the token is not base64url (RFC 7515: no padding, URL-safe alphabet)");
     cjose_err err;
     cjose_jws_t *jws = cjose_jws_import(token, len, &err);
     if (!jws)
