@@ -69,6 +69,13 @@ class Issuer:
         for kid, k in pairs:
             alg = RSAAlgorithm if isinstance(k, rsa.RSAPrivateKey) else ECAlgorithm
             d = json.loads(alg.to_jwk(k.public_key()))
+            if alg is ECAlgorithm:
+                # RFC 7518 6.2.1.2: x and y are the full 32 bytes. python-jwt
+                # 2.6 drops leading zero bytes (about 1 key in 100), which
+                # agentd refuses as a malformed key
+                nums = k.public_key().public_numbers()
+                for name, v in (("x", nums.x), ("y", nums.y)):
+                    d[name] = base64.urlsafe_b64encode(v.to_bytes(32, "big")).rstrip(b"=").decode()
             d.update(kid=kid, use="sig")
             keys.append(d)
         self.keys = keys
