@@ -272,7 +272,7 @@ def test_loopback_profile_not_on_allow_list_is_never_fetched(guarded, platforms)
     assert Client(guarded, named).create({"line_items": lines(("BISC-001", 1))}).status_code == 201
     assert platforms.count(named) == 0
     # metadata address: refused before any connection attempt could leak
-    meta = Client(guarded, "http://169.254.169.254/latest/meta-data/" + uuid.uuid4().hex)
+    meta = Client(guarded, "http://169.254.169.254/latest/meta-data/" + uuid.uuid4().hex)  # never contacted: the SSRF guard refuses it
     t0 = time.monotonic()
     assert meta.create({"line_items": lines(("BISC-001", 1))}).status_code == 201
     assert time.monotonic() - t0 < 1.0 * SLOW

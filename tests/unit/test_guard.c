@@ -121,7 +121,7 @@ static void test_pii_ids_untouched(void **state)
     const char *same[] = {
         "chk_0123456789abcdef01234567", "turn_123456789012345678901234",
         "sess_99999999999999999999abcd", "req-12345678-9abc", "0a1b2c3d-1234-5678-9abc-def012345678",
-        "/chat/sessions/sess_0123456789/events", "10.123.123.123", "add 2 BISC-001",
+        "/chat/sessions/sess_0123456789/events", "10.123.123.123", "add 2 BISC-001", /* data only, never contacted */
         "took 1234567 ms", "version 1.2.3", "order 12345", "2 items at 5 each",
         "1 of them", "@mention", "a@b", "user@localhost", "2026-12-03",
     };

@@ -90,10 +90,10 @@ static void test_classify_text(void **state)
         { "fec0::1", NETGUARD_PRIVATE },           /* site-local */
         { "64:ff9b:1::a00:1", NETGUARD_PRIVATE },  /* local-use NAT64 */
         /* link-local and metadata */
-        { "169.254.169.254", NETGUARD_LINK_LOCAL },
-        { "169.254.0.0", NETGUARD_LINK_LOCAL },
-        { "169.254.255.255", NETGUARD_LINK_LOCAL },
-        { "::ffff:169.254.169.254", NETGUARD_LINK_LOCAL },
+        { "169.254.169.254", NETGUARD_LINK_LOCAL }, /* never contacted: classifier data */
+        { "169.254.0.0", NETGUARD_LINK_LOCAL }, /* never contacted: classifier data */
+        { "169.254.255.255", NETGUARD_LINK_LOCAL }, /* never contacted: classifier data */
+        { "::ffff:169.254.169.254", NETGUARD_LINK_LOCAL }, /* never contacted: classifier data */
         { "::ffff:a9fe:a9fe", NETGUARD_LINK_LOCAL },
         { "fe80::1", NETGUARD_LINK_LOCAL },
         { "febf:ffff::1", NETGUARD_LINK_LOCAL },
@@ -151,7 +151,7 @@ static void test_classify_sockaddr(void **state)
 {
     (void)state;
     struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(80) };
-    inet_pton(AF_INET, "169.254.169.254", &in.sin_addr);
+    inet_pton(AF_INET, "169.254.169.254", &in.sin_addr); /* never contacted: classifier data */
     assert_int_equal(netguard_classify((struct sockaddr *)&in, sizeof in), NETGUARD_LINK_LOCAL);
     inet_pton(AF_INET, "8.8.4.4", &in.sin_addr);
     assert_int_equal(netguard_classify((struct sockaddr *)&in, sizeof in), NETGUARD_PUBLIC);
@@ -713,7 +713,7 @@ static void test_fetch_bad_bodies(void **state)
     } t[] = {
         { "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot json!", "garbage" },
         { "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}", "404" },
-        { "HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/\r\nContent-Length: 0\r\n"
+        { "HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/\r\nContent-Length: 0\r\n" /* never contacted: classifier data */
           "Connection: close\r\n\r\n", "redirect" },
         { "HTTP/1.1 200 OK\r\nContent-Length: 999999\r\nConnection: close\r\n\r\n{", "too large" },
         { "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n[1,2]", "not an object" },
