@@ -339,7 +339,13 @@ static void on_done(CURL *easy, CURLcode result, void *ud)
     if (!why[0] && f->discovery) {
         json_t *doc = json_loadb(f->body ? f->body : "", f->len, 0, NULL);
         const char *uri = json_string_value(json_object_get(doc, "jwks_uri"));
-        if (!uri)
+        const char *named = json_string_value(json_object_get(doc, "issuer"));
+        /* OpenID Connect Discovery 1.0, 4.3: a document naming another
+         * issuer is not this issuer's; its keys are never fetched */
+        if (!named || strcmp(named, jl->j->cfg->oidc_issuer) != 0)
+            snprintf(why, sizeof why, "the discovery document names issuer \"%.80s\", not %.80s",
+                     named ? named : "", jl->j->cfg->oidc_issuer);
+        else if (!uri)
             snprintf(why, sizeof why, "the discovery document has no jwks_uri");
         else if (!url_allowed(jl->j, uri))
             snprintf(why, sizeof why, "jwks_uri must be https://");

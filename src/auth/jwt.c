@@ -130,21 +130,49 @@ int jwt_keyset_parse(const char *json, size_t len, struct jwt_keyset **out,
     return 0;
 }
 
-unsigned jwt_scopes_from_claim(const char *scope)
+/* the scope bit of one name (n bytes at p), 0 for a name agentd does not use */
+static unsigned scope_bit(const char *p, size_t n)
 {
     static const struct {
         const char *name;
         unsigned bit;
     } names[] = { { "chat", AUTH_SCOPE_CHAT }, { "a2a", AUTH_SCOPE_A2A },
                   { "ucp", AUTH_SCOPE_UCP }, { "admin", AUTH_SCOPE_ADMIN } };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i].name) == n && strncmp(p, names[i].name, n) == 0)
+            return names[i].bit;
+    return 0;
+}
+
+unsigned jwt_scopes_from_claim(const char *scope)
+{
     unsigned mask = 0;
     for (const char *p = scope; p && *p;) {
         p += strspn(p, " ");
         size_t n = strcspn(p, " ");
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-            if (strlen(names[i].name) == n && strncmp(p, names[i].name, n) == 0)
-                mask |= names[i].bit;
+        mask |= scope_bit(p, n);
         p += n;
+    }
+    return mask ? mask : AUTH_SCOPES_DEFAULT;
+}
+
+/* RFC 8693 4.2 "scope" (space-separated); else "scp", which some
+ * identity providers send as a list of strings or a string */
+static unsigned scopes_of(json_t *c)
+{
+    json_t *scope = json_object_get(c, "scope");
+    if (json_is_string(scope))
+        return jwt_scopes_from_claim(json_string_value(scope));
+    json_t *scp = json_object_get(c, "scp");
+    if (json_is_string(scp))
+        return jwt_scopes_from_claim(json_string_value(scp));
+    unsigned mask = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(scp, i, v) {
+        const char *name = json_string_value(v);
+        if (name)
+            mask |= scope_bit(name, strlen(name));
     }
     return mask ? mask : AUTH_SCOPES_DEFAULT;
 }
@@ -270,7 +298,7 @@ static int check_claims(json_t *c, const struct jwt_policy *p, int64_t now,
         return agentd_fail(e, AGENTD_EINVAL, "invalid_subject", "sub",
                            "sub is missing, empty, too long or not printable ASCII");
     snprintf(out->principal, sizeof out->principal, "%s", sub);
-    out->scopes = jwt_scopes_from_claim(json_string_value(json_object_get(c, "scope")));
+    out->scopes = scopes_of(c);
     return 0;
 }
 

@@ -33,6 +33,7 @@ class Issuer:
         self.hits = {"jwks": 0, "discovery": 0}
         self.delay = 0.0        # seconds each answer waits (a slow or hung issuer)
         self.fail = False       # answer 500
+        self.claimed = None     # the issuer its discovery document names (None: its own URL)
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,7 +43,8 @@ class Issuer:
                     self.send_error(500)
                 elif self.path == "/.well-known/openid-configuration":
                     issuer.hits["discovery"] += 1
-                    body = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks.json"}
+                    body = {"issuer": issuer.claimed or issuer.url,
+                            "jwks_uri": issuer.url + "/jwks.json"}
                 elif self.path == "/jwks.json":
                     issuer.hits["jwks"] += 1
                     body = {"keys": list(issuer.keys)}
@@ -216,6 +218,32 @@ def test_scopes_come_from_the_scope_claim(srv, issuer):
     assert srv.get("/health", headers=bearer(plain)).status_code == 403
     admin = token(RSA1, "RS256", "r1", claims(issuer.url, scope="admin"))
     assert srv.get("/health", headers=bearer(admin)).status_code == 200
+
+
+def test_scopes_also_come_from_an_scp_claim(srv, issuer):
+    # some identity providers send scopes as "scp", a list (or a string)
+    listed = token(RSA1, "RS256", "r1", claims(issuer.url, scp=["chat", "admin"]))
+    assert srv.get("/health", headers=bearer(listed)).status_code == 200
+    c = Client(srv, unique_profile("s"), key=listed)
+    assert c.create({"line_items": [{"item": {"id": "BISC-001"}, "quantity": 1}]}).status_code == 403
+    spaced = token(RSA1, "RS256", "r1", claims(issuer.url, scp="ucp admin"))
+    assert srv.get("/health", headers=bearer(spaced)).status_code == 200
+
+
+def test_a_discovery_document_naming_another_issuer_is_refused(agentd):
+    # OpenID Connect Discovery 1.0, 4.3: the issuer it names must be the one asked
+    odd = Issuer()
+    odd.publish(("r1", RSA1))
+    odd.claimed = "https://evil.example"
+    try:
+        s = agentd(env={"AGENTD_AUTH": "on", "AGENTD_OIDC_ISSUER": odd.url,
+                        "AGENTD_OIDC_AUDIENCE": AUD})
+        r = s.get("/openapi.json", headers=bearer(token(RSA1, "RS256", "r1", claims(odd.url))))
+        assert_error_response(r, 503, "unavailable")
+        assert odd.hits["jwks"] == 0           # its jwks_uri was never followed
+        assert "names issuer" in s.log_text()
+    finally:
+        odd.close()
 
 
 def test_a_rotated_key_is_picked_up_by_a_refetch(srv, issuer):
