@@ -301,8 +301,8 @@ static void proceed(struct job *j, const struct profiles_result *res)
     }
     /* An extension the platform did not negotiate is inactive both ways:
      * its request fields are ignored as its response fields are omitted. */
-    if (j->body && !(j->neg.caps & UCP_CAP_FULFILLMENT))
-        json_object_del(j->body, "fulfillment");
+    if (j->body && !(j->neg.caps & UCP_CAP_FULFILLMENT) && j->op != OP_ORDER_PUT)
+        json_object_del(j->body, "fulfillment"); /* an order's own fulfillment is no extension */
     if (j->body && !(j->neg.caps & UCP_CAP_DISCOUNT))
         json_object_del(j->body, "discounts");
     submit(j);

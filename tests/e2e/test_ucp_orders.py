@@ -231,3 +231,57 @@ def test_another_principals_order_is_404_and_the_page_needs_no_key(authed):
     assert browser(order["permalink_url"] + "x").status_code == 404
     # the JSON API path still needs a key
     assert requests.get(f"{authed.url}/orders/{order['id']}", timeout=10).status_code == 401
+
+
+# ---- a platform that did not negotiate the fulfillment extension ----
+
+@pytest.fixture(scope="module")
+def checkout_only_profile():
+    """One platform profile on 127.0.0.1 listing checkout and order only."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from ucp_client import UCP_VERSION
+
+    def cap(name):
+        return {"name": name, "version": UCP_VERSION,
+                "spec": "https://ucp.dev/specification/" + name.rsplit(".", 1)[-1]}
+    body = json.dumps({"ucp": {"version": UCP_VERSION, "capabilities": [
+        cap("dev.ucp.shopping.checkout"), cap("dev.ucp.shopping.order")]}}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - stdlib name
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield httpd.server_address[1]
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def negotiating(module_agentd, checkout_only_profile):
+    return module_agentd(env={"AGENTD_PROFILE_ALLOWLIST": f"127.0.0.1:{checkout_only_profile}"})
+
+
+def test_order_events_apply_without_the_fulfillment_extension(negotiating, checkout_only_profile):
+    order, _ = placed(Client(negotiating, unique_profile("full")), (("BISC-001", 1),))
+    plain = Client(negotiating, f"http://127.0.0.1:{checkout_only_profile}/p")
+    # an order's fulfillment log belongs to the order capability, not the extension
+    order["fulfillment"]["events"] = [{"id": "e1", "type": "shipped", "occurred_at": WHEN,
+                                       "line_items": [{"id": order["line_items"][0]["id"],
+                                                       "quantity": 1}],
+                                       "carrier": "UPS", "tracking_number": "1",
+                                       "tracking_url": "https://tracking.example/1"}]
+    r = put(plain, order["id"], order)
+    assert r.status_code == 200, r.text
+    assert [c["name"] for c in r.json()["ucp"]["capabilities"]] == \
+        ["dev.ucp.shopping.checkout", "dev.ucp.shopping.order"]
+    assert len(r.json()["fulfillment"]["events"]) == 1
