@@ -744,10 +744,12 @@ static void plan_pay(struct convo *cv, const struct ask *a, struct out *o)
         call(o, "complete_checkout", NULL);
     } else if (!said_error(o, s)) {
         json_t *co = unwrap(s->result);
-        /* order.permalink_url is UCP's (it opens for a platform sending
-         * UCP-Agent), not a page a buyer can open: the answer names the
-         * order by id only */
-        const char *oid = json_string_value(json_object_get(json_object_get(co, "order"), "id"));
+        /* order.permalink_url opens for the buyer (the order-status page,
+         * api/order_page.c) when it carries the page's token; an older
+         * order's link is the JSON path, which a person cannot open */
+        const json_t *order = json_object_get(co, "order");
+        const char *oid = json_string_value(json_object_get(order, "id"));
+        const char *link = json_string_value(json_object_get(order, "permalink_url"));
         struct buf b = { 0 };
         if (oid) {
             buf_printf(&b, "Your order %s is placed. Thank you!", oid);
@@ -757,6 +759,8 @@ static void plan_pay(struct convo *cv, const struct ask *a, struct out *o)
                 put_money(&b, total, json_string_value(json_object_get(co, "currency")));
                 buf_puts(&b, ".");
             }
+            if (link && strstr(link, "/status?t="))
+                buf_printf(&b, " Follow your order at %s", link);
         } else {
             /* not placed: say what the checkout still needs */
             json_t *msgs = json_object_get(co, "messages");

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "api/ucp.h"
 #include "api/idempotency.h"
+#include "api/order_page.h"
 #include "api/profiles.h"
 #include "core/failpoint.h"
 #include "api/testing.h"
@@ -30,7 +31,8 @@ static struct {
     const char *public_url; /* borrowed: outlives the routes */
 } F;
 
-enum op { OP_CREATE, OP_GET, OP_UPDATE, OP_ADD_ITEM, OP_COMPLETE, OP_CANCEL, OP_ORDER, OP_SHIP };
+enum op { OP_CREATE, OP_GET, OP_UPDATE, OP_ADD_ITEM, OP_COMPLETE, OP_CANCEL, OP_ORDER, OP_SHIP,
+          OP_ORDER_PUT };
 
 struct job {
     struct http_req *r;
@@ -46,6 +48,7 @@ struct job {
     struct checkout *co;
     struct order *order;
     int declined;
+    unsigned changes;       /* orders: ORDER_CHANGE_* (which webhook to queue) */
     struct agentd_error e;
 };
 
@@ -126,7 +129,10 @@ static int shop_call(struct job *j)
                                       json_object_get(j->body, "payment_data"), &j->co,
                                       &j->order, &j->declined, NULL, &j->e);
     case OP_ORDER: return shop_order_get(F.shop, j->owner, j->id, &j->order, &j->e);
-    case OP_SHIP: return shop_order_mark_shipped(F.shop, j->id, &j->order, &j->e);
+    case OP_SHIP: return shop_order_mark_shipped(F.shop, j->id, &j->order, &j->changes, &j->e);
+    case OP_ORDER_PUT:
+        return shop_order_update(F.shop, j->owner, j->id, j->body, j->if_match, &j->order,
+                                 &j->changes, &j->e);
     }
     return AGENTD_EINTERNAL;
 }
@@ -150,9 +156,19 @@ static void done(int rc, void *arg)
         char etag[32];
         snprintf(etag, sizeof etag, "\"%lld\"", (long long)j->co->version);
         http_set_header(j->r, "ETag", etag);
+        /* ORDER WEBHOOK SPOT (wired at merge): OP_COMPLETE with j->order set
+         * placed the order: queue order_placed (a replayed completion answers
+         * the same order; the outbox's event id keeps it once). */
         json_t *body = checkout_to_json(j->co, &j->neg);
         http_reply_json(j->r, j->op == OP_CREATE ? 201 : 200, body);
     } else {
+        /* ORDER WEBHOOK SPOT (r-13hook's outbox, wired at merge): queue
+         * order_shipped when j->changes & ORDER_CHANGE_SHIPPED, order_canceled
+         * when & ORDER_CHANGE_CANCELED, else order_updated when
+         * & ORDER_CHANGE_UPDATED (OP_ORDER_PUT, OP_SHIP). */
+        char etag[32];
+        snprintf(etag, sizeof etag, "\"%lld\"", (long long)j->order->version);
+        http_set_header(j->r, "ETag", etag);
         http_reply_json(j->r, 200, order_to_json(j->order, &j->neg));
     }
     job_free(j);
@@ -211,7 +227,7 @@ static struct job *begin(struct http_req *r, enum op op, int needs_body)
     if ((op == OP_COMPLETE || op == OP_CREATE) && ik && idem_key_valid(ik))
         snprintf(j->op_key, sizeof j->op_key, "idem:%.120s", ik);
     const char *im = http_req_header(r, "If-Match");
-    if (im && op == OP_UPDATE) {
+    if (im && (op == OP_UPDATE || op == OP_ORDER_PUT)) {
         char *end = NULL;
         const char *p = im[0] == 'W' && im[1] == '/' ? im + 2 : im;
         if (*p == '"')
@@ -285,8 +301,8 @@ static void proceed(struct job *j, const struct profiles_result *res)
     }
     /* An extension the platform did not negotiate is inactive both ways:
      * its request fields are ignored as its response fields are omitted. */
-    if (j->body && !(j->neg.caps & UCP_CAP_FULFILLMENT))
-        json_object_del(j->body, "fulfillment");
+    if (j->body && !(j->neg.caps & UCP_CAP_FULFILLMENT) && j->op != OP_ORDER_PUT)
+        json_object_del(j->body, "fulfillment"); /* an order's own fulfillment is no extension */
     if (j->body && !(j->neg.caps & UCP_CAP_DISCOUNT))
         json_object_del(j->body, "discounts");
     submit(j);
@@ -329,6 +345,7 @@ static void update_inner(struct http_req *r) { run_op(r, OP_UPDATE, 1); }
 static void add_item_inner(struct http_req *r) { run_op(r, OP_ADD_ITEM, 1); }
 static void complete_inner(struct http_req *r) { run_op(r, OP_COMPLETE, 1); }
 static void cancel_inner(struct http_req *r) { run_op(r, OP_CANCEL, 0); }
+static void order_put_inner(struct http_req *r) { run_op(r, OP_ORDER_PUT, 1); }
 
 /* Mutations: the UCP-Agent must be valid before the key is claimed (a bad
  * header is answered, not stored); the key is scoped by the principal. */
@@ -348,6 +365,7 @@ static void h_update(struct http_req *r) { with_idempotency(r, update_inner); }
 static void h_complete(struct http_req *r) { with_idempotency(r, complete_inner); }
 static void h_add_item(struct http_req *r) { with_idempotency(r, add_item_inner); }
 static void h_cancel(struct http_req *r) { with_idempotency(r, cancel_inner); }
+static void h_order_put(struct http_req *r) { with_idempotency(r, order_put_inner); }
 
 static void h_get(struct http_req *r) { run_op(r, OP_GET, 0); }
 static void h_order(struct http_req *r) { run_op(r, OP_ORDER, 0); }
@@ -404,8 +422,11 @@ int ucp_routes(struct router *rt, struct shop *shop, struct store *st, const str
         { HTTP_POST, "/checkout-sessions/{id}/line-items", h_add_item },
         { HTTP_POST, "/checkout-sessions/{id}/cancel", h_cancel },
         { HTTP_GET, "/orders/{id}", h_order },
+        { HTTP_PUT, "/orders/{id}", h_order_put },
     };
     int rc = router_add_table(rt, routes, sizeof routes / sizeof routes[0], NULL);
+    if (rc == 0)
+        rc = order_page_routes(rt, shop, st); /* the permalink_url's page */
     if (rc == 0 && cfg->simulation_secret)
         rc = router_add(rt, HTTP_POST, "/testing/simulate-shipping/{order_id}",
                         h_simulate_shipping, NULL);

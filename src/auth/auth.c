@@ -63,6 +63,9 @@ static const struct {
     { "/chat/", AUTH_SCOPE_CHAT },
     { "/checkout-sessions", AUTH_SCOPE_UCP },
     { "/checkout-sessions/", AUTH_SCOPE_UCP },
+    /* the buyer's order-status page (permalink_url): its token is its key
+     * (api/order_page.c); before "/orders/", which it would match */
+    { "/orders/{id}/status", AUTH_ROUTE_PUBLIC },
     { "/orders/", AUTH_SCOPE_UCP },
     { "/health", AUTH_SCOPE_ADMIN },        /* dependencies and internals */
     { "/testing/", AUTH_SCOPE_ADMIN },

@@ -39,6 +39,8 @@ static const struct field order_fields[] = {
     FIELD_S(T, permalink_url, NULL),
     FIELD_A(T, lines, n_lines, order_line_shape),
     FIELD_A(T, expectations, n_expectations, expectation_shape),
+    FIELD_J(T, events),
+    FIELD_J(T, adjustments),
 };
 #undef T
 static const struct shape order_shape = {sizeof(struct order), order_fields,
@@ -66,7 +68,8 @@ int order_from_checkout(const struct checkout *c, struct order **out, struct age
     o->has_tax = checkout_has_destination(c);
     o->has_fulfillment = checkout_has_selected_option(c);
     if (!(o->id = strdup(c->order_id)) || !(o->checkout_id = strdup(c->id)) ||
-        !(o->permalink_url = strdup(c->order_permalink_url ? c->order_permalink_url : "")))
+        !(o->permalink_url = strdup(c->order_permalink_url ? c->order_permalink_url : "")) ||
+        !(o->events = json_array()) || !(o->adjustments = json_array()))
         goto nomem;
     if (c->n_lines && !(o->lines = calloc(c->n_lines, sizeof *o->lines)))
         goto nomem;
@@ -150,10 +153,12 @@ json_t *order_to_json(const struct order *o, const struct ucp_negotiated *neg)
     }
     if (!lines || !exps)
         goto fail;
-    json_t *j = json_pack("{s:o, s:s, s:s, s:s, s:s, s:o, s:{s:o, s:[]}, s:o}", "ucp",
+    json_t *j = json_pack("{s:o, s:s, s:s, s:s, s:s, s:o, s:{s:o, s:o}, s:o, s:o}", "ucp",
                           ucp_response_meta_json(neg), "id", o->id, "checkout_id", o->checkout_id,
                           "permalink_url", o->permalink_url, "currency", o->currency,
                           "line_items", lines, "fulfillment", "expectations", exps, "events",
+                          o->events ? json_deep_copy(o->events) : json_array(), "adjustments",
+                          o->adjustments ? json_deep_copy(o->adjustments) : json_array(),
                           "totals",
                           pricing_totals_json(&o->totals, o->has_fulfillment, o->has_tax));
     return j;
@@ -215,6 +220,12 @@ int order_from_json(const json_t *j, struct order **out, struct agentd_error *e)
         goto nomem;
     if (rc)
         goto corrupt_doc;
+    /* the logs were validated when written (order_update.c) */
+    json_t *ev = json_object_get(json_object_get(j, "fulfillment"), "events");
+    json_t *adj = json_object_get(j, "adjustments");
+    if (!(o->events = json_is_array(ev) ? json_deep_copy(ev) : json_array()) ||
+        !(o->adjustments = json_is_array(adj) ? json_deep_copy(adj) : json_array()))
+        goto nomem;
     json_t *ta = json_object_get(j, "totals");
     ucp_totals_from_json(ta, 0, &o->totals);
     size_t i;

@@ -17,6 +17,7 @@
 #include "core/reqid.h"
 #include "core/seal.h"
 #include "shop/sealed_doc.h"
+#include "shop/shop_internal.h"
 #include "store/store.h"
 
 #include <openssl/evp.h>
@@ -896,7 +897,7 @@ static int complete_authorize(struct shop *sh, const struct checkout *c, const c
  * take, for step 3's one transaction. */
 static int complete_write(struct shop *sh, const char *owner, const struct checkout *c,
                           const struct checkout *done, const struct order *o,
-                          struct agentd_error *e)
+                          const char *access_hash, struct agentd_error *e)
 {
     struct ucp_negotiated all;
     ucp_negotiated_all(&all);
@@ -910,7 +911,8 @@ static int complete_write(struct shop *sh, const char *owner, const struct check
         for (size_t i = 0; i < done->n_lines; i++)
             take[i] = (struct store_stock_line){ done->lines[i].item_id, done->lines[i].quantity };
         struct store_order row = { .id = done->order_id, .checkout_id = done->id,
-                                   .owner = (char *)owner, .document = order_doc };
+                                   .owner = (char *)owner, .document = order_doc,
+                                   .access_hash = (char *)access_hash };
         rc = store_order_create(sh->st, &row, c->version, checkout_status_name(done->status), co_doc,
                                 take, done->n_lines);
         if (rc == AGENTD_ESTOCK)
@@ -933,13 +935,17 @@ static int complete_place_order(struct shop *sh, const char *owner, const struct
 {
     struct rules_ctx ctx;
     struct shop_rules r;
-    char order_id[48], *permalink = NULL;
+    char order_id[48], *permalink = NULL, token[SHOP_ORDER_TOKEN_LEN + 1], hash[65];
     id_new("ord_", order_id, sizeof order_id);
     struct checkout *done = checkout_clone(c);
     struct order *o = NULL;
-    int rc = done ? rules_begin(sh, &ctx, &r, e) : AGENTD_ENOMEM;
+    int rc = done ? shop_order_token_new(token, hash) : AGENTD_ENOMEM;
+    if (rc == 0)
+        rc = rules_begin(sh, &ctx, &r, e);
     if (rc == 0) {
-        if (asprintf(&permalink, "%s/orders/%s", sh->public_url, order_id) < 0)
+        /* the buyer's order-status page (api/order_page.c): the token is
+         * its only key; the store keeps its hash for the check */
+        if (asprintf(&permalink, "%s/orders/%s/status?t=%s", sh->public_url, order_id, token) < 0)
             permalink = NULL;
         rc = permalink ? checkout_mark_completed(done, &r, order_id, permalink, e) : AGENTD_ENOMEM;
         rules_end(&ctx);
@@ -948,7 +954,7 @@ static int complete_place_order(struct shop *sh, const char *owner, const struct
     if (rc == 0)
         rc = order_from_checkout(done, &o, e);
     if (rc == 0)
-        rc = complete_write(sh, owner, c, done, o, e);
+        rc = complete_write(sh, owner, c, done, o, hash, e);
     if (rc) {
         checkout_free(done);
         order_free(o);
@@ -1043,40 +1049,12 @@ int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
     return audited(sh, owner, "checkout.complete", id, rc, e);
 }
 
-static int order_load(struct shop *sh, const char *owner, const char *id, struct order **out,
-                      struct agentd_error *e)
-{
-    struct store_order *row = NULL;
-    int rc = store_order_get(sh->st, id, &row);
-    if (rc == 0 && owner && strcmp(row->owner, owner) != 0)
-        rc = AGENTD_ENOTFOUND;
-    if (rc) {
-        store_order_free(row);
-        if (rc == AGENTD_ENOTFOUND)
-            return agentd_fail(e, rc, "not_found", NULL, "no such order");
-        return store_fail(e, rc);
-    }
-    json_error_t je;
-    json_t *doc = json_loads(row->document, 0, &je);
-    rc = doc ? order_from_json(doc, out, e)
-             : agentd_fail(e, AGENTD_ECORRUPT, "corrupt", NULL, "stored order is not JSON");
-    json_decref(doc);
-    store_order_free(row);
-    return rc;
-}
-
-int shop_order_get(struct shop *sh, const char *owner, const char *id, struct order **out,
-                   struct agentd_error *e)
-{
-    return order_load(sh, owner, id, out, e);
-}
-
 static int completed_reply(struct shop *sh, const char *owner, struct checkout *c,
                            struct checkout **out, struct order **order_out, int *replayed,
                            struct agentd_error *e)
 {
     struct order *o = NULL;
-    int rc = c->order_id ? order_load(sh, owner, c->order_id, &o, e)
+    int rc = c->order_id ? shop_order_load(sh, owner, c->order_id, &o, e)
                          : agentd_fail(e, AGENTD_ECORRUPT, "corrupt", NULL,
                                          "completed checkout %s names no order", c->id);
     if (rc) {
@@ -1090,26 +1068,13 @@ static int completed_reply(struct shop *sh, const char *owner, struct checkout *
     return 0;
 }
 
-int shop_order_mark_shipped(struct shop *sh, const char *id, struct order **out,
-                            struct agentd_error *e)
+/* ---- for the shop's other files (shop_internal.h) ---- */
+
+struct store *shop_store(const struct shop *sh) { return sh->st; }
+const char *shop_public_url(const struct shop *sh) { return sh->public_url; }
+
+int shop_audit_row(struct shop *sh, const char *owner, const char *action, const char *target,
+                   int rc, const struct agentd_error *e)
 {
-    struct order *o = NULL;
-    int rc = order_load(sh, NULL, id, &o, e);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < o->n_lines; i++)
-        o->lines[i].fulfilled = o->lines[i].line.quantity;
-    struct ucp_negotiated all;
-    ucp_negotiated_all(&all);
-    json_t *oj = order_to_json(o, &all);
-    char *doc = oj ? json_dumps(oj, JSON_COMPACT) : NULL;
-    json_decref(oj);
-    rc = doc ? store_order_update(sh->st, id, doc) : AGENTD_ENOMEM;
-    free(doc);
-    if (rc) {
-        order_free(o);
-        return audited(sh, NULL, "order.update", id, store_fail(e, rc), e);
-    }
-    *out = o;
-    return audited(sh, NULL, "order.update", id, 0, e);
+    return audited(sh, owner, action, target, rc, e);
 }

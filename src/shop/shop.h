@@ -134,10 +134,28 @@ int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
                            struct checkout **out, struct order **order_out, int *declined,
                            int *replayed, struct agentd_error *e);
 
+/* ---- orders (orders.c) ---- */
+
+/* *out carries its store version (o->version, the ETag). */
 int shop_order_get(struct shop *sh, const char *owner, const char *id, struct order **out,
                    struct agentd_error *e);
-/* Test-only: marks every line of an order fulfilled (shipped). */
+/* PUT /orders/{id}: order_apply_update on the stored order, saved by
+ * compare-and-swap (a lost race reloads and applies again). if_match >= 0:
+ * only over that version, else AGENTD_ECONFLICT (version_conflict).
+ * *changes (ORDER_CHANGE_*) says which order webhook the caller queues.
+ * Audit row order.update. */
+int shop_order_update(struct shop *sh, const char *owner, const char *id, const json_t *req,
+                      int64_t if_match, struct order **out, unsigned *changes,
+                      struct agentd_error *e);
+/* Test-only (the shipping simulation): appends a "shipped" fulfillment
+ * event (carrier, tracking number and URL, every quantity not yet shipped)
+ * and marks the lines fulfilled; *changes as above. Audit row order.update. */
 int shop_order_mark_shipped(struct shop *sh, const char *id, struct order **out,
-                            struct agentd_error *e);
+                            unsigned *changes, struct agentd_error *e);
+/* The permalink page's read: the order whose stored token hash matches
+ * token (constant-time compare). A missing order, an order without a token
+ * and a wrong token are all AGENTD_ENOTFOUND alike. */
+int shop_order_by_token(struct shop *sh, const char *id, const char *token, struct order **out,
+                        struct agentd_error *e);
 
 #endif

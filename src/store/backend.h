@@ -82,7 +82,8 @@ struct store_backend {
     int (*stock_seed)(void *b, const struct store_stock_line *v, size_t n, int replace);
     int (*stock_get)(void *b, const char *product_id, int64_t *quantity);
     int (*order_get)(void *b, const char *id, struct store_order **out);
-    int (*order_update)(void *b, const char *id, const char *document);
+    int (*order_update)(void *b, const char *id, int64_t expected_version,
+                        const char *document);
     int (*idem_begin)(void *b, const char *principal, const char *key, const char *fingerprint,
                       const char *owner, int64_t expires_at, struct store_idem **existing);
     int (*idem_takeover)(void *b, const char *principal, const char *key, const char *dead_owner,

@@ -236,6 +236,12 @@ static const struct migration migrations[] = {
      * address per minute); purge by age (AGENTD_AUDIT_RETENTION) */
     { 9, "ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"
          "CREATE INDEX audit_ts ON audit(ts);" },
+    /* (10 is another change's number.) Orders are updated (PUT /orders/{id},
+     * fulfillment events) under compare-and-swap on version; access_hash is
+     * the SHA-256 of the permalink page's token (the token itself is never
+     * kept in this column) */
+    { 11, "ALTER TABLE orders ADD COLUMN version INTEGER NOT NULL DEFAULT 1;"
+          "ALTER TABLE orders ADD COLUMN access_hash TEXT;" },
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

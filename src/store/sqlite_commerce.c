@@ -15,11 +15,12 @@ static const struct col checkout_cols[] = {
 };
 static const struct row_map checkout_rows = ROW_MAP(struct store_checkout, checkout_cols);
 
-/* id, checkout_id, owner, document, created_at */
+/* id, checkout_id, owner, document, created_at, version, access_hash */
 static const struct col order_cols[] = {
     COL(TEXT, struct store_order, id),       COL(TEXT, struct store_order, checkout_id),
     COL(TEXT, struct store_order, owner),    COL(TEXT, struct store_order, document),
-    COL(I64, struct store_order, created_at),
+    COL(I64, struct store_order, created_at), COL(I64, struct store_order, version),
+    COL(TEXT, struct store_order, access_hash),
 };
 static const struct row_map order_rows = ROW_MAP(struct store_order, order_cols);
 
@@ -97,16 +98,30 @@ int sq_order_create(void *b, struct store_order *o, int64_t checkout_version,
             rc = AGENTD_ESTOCK;
     }
     if (rc == 0)
-        rc = sq_run(&q->writer, ST_ORDER_INSERT, NULL, NULL, "tttti", o->id, o->checkout_id,
-                    o->owner, o->document, now);
-    if ((rc = sq_writer_end(q, rc)) == 0)
+        rc = sq_run(&q->writer, ST_ORDER_INSERT, NULL, NULL, "ttttit", o->id, o->checkout_id,
+                    o->owner, o->document, now, o->access_hash);
+    if ((rc = sq_writer_end(q, rc)) == 0) {
         o->created_at = now;
+        o->version = 1;
+    }
     return rc;
 }
 
-int sq_order_update(void *b, const char *id, const char *document)
+int sq_order_update(void *b, const char *id, int64_t expected_version, const char *document)
 {
-    return sq_write_found(b, ST_ORDER_UPDATE, "tt", id, document);
+    struct sq *q = b;
+    int rc = sq_writer_begin(q);
+    if (rc)
+        return rc;
+    int changed = 0;
+    int64_t one;
+    rc = sq_run(&q->writer, ST_ORDER_CAS, NULL, &changed, "tit", id, expected_version, document);
+    if (rc == 0 && !changed) { /* missing (ENOTFOUND) or moved on */
+        rc = sq_run(&q->writer, ST_ORDER_EXISTS, &one, NULL, "t", id);
+        if (rc == 0)
+            rc = AGENTD_ECONFLICT;
+    }
+    return sq_writer_end(q, rc);
 }
 
 int sq_stock_seed(void *b, const struct store_stock_line *v, size_t n, int replace)

@@ -222,7 +222,7 @@ int sq_order_create(void *b, struct store_order *o, int64_t checkout_version,
                     const char *checkout_status, const char *checkout_document,
                     const struct store_stock_line *take, size_t ntake);
 int sq_order_get(void *b, const char *id, struct store_order **out);
-int sq_order_update(void *b, const char *id, const char *document);
+int sq_order_update(void *b, const char *id, int64_t expected_version, const char *document);
 int sq_stock_seed(void *b, const struct store_stock_line *v, size_t n, int replace);
 int sq_stock_get(void *b, const char *product_id, int64_t *quantity);
 /* sqlite_idem.c */

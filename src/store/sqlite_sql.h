@@ -150,10 +150,13 @@
     X(CHECKOUT_CAS, "UPDATE checkouts SET status = ?3, document = ?4, version = version + 1, " \
                     "updated_at = ?5 WHERE id = ?1 AND version = ?2 AND "                      \
                     LIVE("expires_at", "?5"))                                                  \
-    X(ORDER_INSERT, "INSERT INTO orders(id, checkout_id, owner, document, created_at) "        \
-                    "VALUES(?1, ?2, ?3, ?4, ?5)")                                              \
-    X(ORDER_GET, "SELECT id, checkout_id, owner, document, created_at FROM orders WHERE id = ?1") \
-    X(ORDER_UPDATE, "UPDATE orders SET document = ?2 WHERE id = ?1")                           \
+    X(ORDER_INSERT, "INSERT INTO orders(id, checkout_id, owner, document, created_at, "        \
+                    "access_hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6)")                             \
+    X(ORDER_GET, "SELECT id, checkout_id, owner, document, created_at, version, access_hash "  \
+                 "FROM orders WHERE id = ?1")                                                  \
+    X(ORDER_CAS, "UPDATE orders SET document = ?3, version = version + 1 "                     \
+                 "WHERE id = ?1 AND version = ?2")                                             \
+    X(ORDER_EXISTS, "SELECT 1 FROM orders WHERE id = ?1")                                      \
     X(STOCK_TAKE, "UPDATE stock SET quantity = quantity - ?2 WHERE product_id = ?1 "            \
                   "AND quantity >= ?2")                                                        \
     X(STOCK_SET, "INSERT INTO stock(product_id, quantity) VALUES(?1, ?2) "                    \

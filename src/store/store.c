@@ -563,10 +563,11 @@ int store_order_create(struct store *s, struct store_order *o, int64_t checkout_
     CALL(s, order_create, o, checkout_version, checkout_status, checkout_document, take, ntake);
 }
 
-int store_order_update(struct store *s, const char *id, const char *document)
+int store_order_update(struct store *s, const char *id, int64_t expected_version,
+                       const char *document)
 {
     REQUIRE(s, order_update, nonempty(id) && document);
-    CALL(s, order_update, id, document);
+    CALL(s, order_update, id, expected_version, document);
 }
 
 int store_stock_seed(struct store *s, const struct store_stock_line *v, size_t n, int replace)

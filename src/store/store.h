@@ -475,6 +475,8 @@ struct store_order {
     char *owner;
     char *document;     /* JSON */
     int64_t created_at;
+    int64_t version;    /* 1 at create, +1 per update */
+    char *access_hash;  /* SHA-256 hex of the permalink page's token; NULL = none */
 };
 /* Places an order and moves its checkout on in one transaction: the same
  * compare-and-swap as store_checkout_update(o->checkout_id, ...), takes
@@ -485,8 +487,11 @@ int store_order_create(struct store *s, struct store_order *o, int64_t checkout_
                        const char *checkout_status, const char *checkout_document,
                        const struct store_stock_line *take, size_t ntake);
 int store_order_get(struct store *s, const char *id, struct store_order **out);
-/* Replaces an order's document (fulfilment progress). AGENTD_ENOTFOUND if none. */
-int store_order_update(struct store *s, const char *id, const char *document);
+/* Compare-and-swap of an order's document (updates, fulfilment events):
+ * applies only if the stored version is expected_version, else
+ * AGENTD_ECONFLICT; AGENTD_ENOTFOUND if none. */
+int store_order_update(struct store *s, const char *id, int64_t expected_version,
+                       const char *document);
 void store_order_free(struct store_order *o);
 
 /* ---- idempotency records ---- */

@@ -22,7 +22,8 @@ OFFS(event, AT(event, session_id), AT(event, turn_id), AT(event, type), AT(event
 OFFS(checkpoint, AT(checkpoint, turn_id), AT(checkpoint, kind), AT(checkpoint, payload));
 OFFS(checkout, AT(checkout, id), AT(checkout, owner), AT(checkout, status),
      AT(checkout, document));
-OFFS(order, AT(order, id), AT(order, checkout_id), AT(order, owner), AT(order, document));
+OFFS(order, AT(order, id), AT(order, checkout_id), AT(order, owner), AT(order, document),
+     AT(order, access_hash));
 OFFS(idem, AT(idem, principal), AT(idem, key), AT(idem, fingerprint), AT(idem, state),
      AT(idem, headers), AT(idem, body), AT(idem, owner));
 OFFS(audit, AT(audit, principal), AT(audit, action), AT(audit, target),

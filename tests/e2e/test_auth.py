@@ -21,7 +21,8 @@ SHIP_TO = "ship to Jane Doe, 1 Main St, Springfield, IL 62701, US, jane@example.
 PAY = {PAYMENT_KEY: {"handler_id": "mock_payment_handler",
                      "credential": {"type": "token", "token": "success_token"}}}
 KEY_RE = re.compile(r"^agd_[0-9a-f]{12}_[0-9a-f]{64}$")
-PUBLIC = {"/healthz", "/readyz", "/metrics"}
+PUBLIC = {"/healthz", "/readyz", "/metrics",
+          "/orders/x/status"}  # the permalink page: its token is its key
 
 
 @pytest.fixture(scope="module")

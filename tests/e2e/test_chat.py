@@ -8,6 +8,7 @@ import json
 import uuid
 
 import pytest
+import requests
 
 from agentd_harness import assert_error_response, metric_value, parse_metrics
 from ucp_client import (Client, check_checkout, db_query, expected_totals, load_catalog,
@@ -115,7 +116,10 @@ def test_demo_conversation(server):
     assert co["status"] == "completed"
     oid = co["order"]["id"]
     assert oid and oid in d["answer"], d["answer"]
-    assert "http" not in d["answer"], "no link that cannot be opened (the permalink needs a UCP-Agent)"
+    # the link in the answer opens for the buyer: the order-status page
+    assert co["order"]["permalink_url"] in d["answer"], d["answer"]
+    page = requests.get(co["order"]["permalink_url"], headers={"Accept": "text/html"}, timeout=10)
+    assert page.status_code == 200 and oid in page.text, page.text
     assert money(want["total"]) in d["answer"], d["answer"]
     assert "success_token" not in json.dumps(d), "the credential is never echoed"
 

@@ -301,7 +301,7 @@ def test_invalid_idempotency_key(client, key):
     ("DELETE", "/checkout-sessions/chk_x", 405),
     ("PATCH", "/checkout-sessions/chk_x", 405),
     ("GET", "/checkout-sessions/chk_x/complete", 405),
-    ("PUT", "/orders/ord_x", 405),
+    ("DELETE", "/orders/ord_x", 405),
     ("GET", "/checkout", 404),
     ("POST", "/checkout-sessions/chk_x/refund", 404),
     ("POST", "/testing/simulate-shipping/ord_x", 404),   # no AGENTD_SIMULATION_SECRET here

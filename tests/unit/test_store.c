@@ -2041,12 +2041,17 @@ static void test_orders(void **state)
     assert_ok(store_order_get(c->s, "ord1", &got));
     assert_string_equal(got->checkout_id, "co1");
     assert_string_equal(got->document, "{\"total\":500}");
+    assert_int_equal(got->version, 1);
+    assert_null(got->access_hash);
     store_order_free(got);
-    assert_ok(store_order_update(c->s, "ord1", "{\"shipped\":true}"));
+    assert_ok(store_order_update(c->s, "ord1", 1, "{\"shipped\":true}"));
+    /* a writer holding the old version loses: nothing is overwritten */
+    assert_int_equal(store_order_update(c->s, "ord1", 1, "{\"lost\":true}"), AGENTD_ECONFLICT);
     assert_ok(store_order_get(c->s, "ord1", &got));
     assert_string_equal(got->document, "{\"shipped\":true}");
+    assert_int_equal(got->version, 2);
     store_order_free(got);
-    assert_int_equal(store_order_update(c->s, "nope", "{}"), AGENTD_ENOTFOUND);
+    assert_int_equal(store_order_update(c->s, "nope", 1, "{}"), AGENTD_ENOTFOUND);
 
     /* A second order for the checkout fails whole: the checkout stays put. */
     struct store_order o2 = { .id = "ord2", .checkout_id = "co1", .owner = "alice",

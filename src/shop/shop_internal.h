@@ -1,0 +1,23 @@
+/* What shop.c shares with the shop's other operation files (orders.c):
+ * the store, the public URL and the audit row. Not for other layers. */
+#ifndef AGENTD_SHOP_INTERNAL_H
+#define AGENTD_SHOP_INTERNAL_H
+
+#include "shop/shop.h"
+
+struct store *shop_store(const struct shop *sh);
+const char *shop_public_url(const struct shop *sh);
+/* One audit row for a change tried (see shop_audit_as); returns rc. */
+int shop_audit_row(struct shop *sh, const char *owner, const char *action, const char *target,
+                   int rc, const struct agentd_error *e);
+
+/* An order as stored (owner NULL: any owner; another owner's is
+ * AGENTD_ENOTFOUND), its version set. */
+int shop_order_load(struct shop *sh, const char *owner, const char *id, struct order **out,
+                    struct agentd_error *e);
+/* A new permalink page token (base64url of 24 random bytes) and the
+ * SHA-256 hex the store keeps instead. 0 or AGENTD_EINTERNAL. */
+#define SHOP_ORDER_TOKEN_LEN 32
+int shop_order_token_new(char token[SHOP_ORDER_TOKEN_LEN + 1], char hash[65]);
+
+#endif
