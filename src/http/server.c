@@ -578,7 +578,14 @@ size_t http_stream_pending(struct http_req *r)
     if (r->client_gone || !r->ev)
         return 0;
     struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
-    return evcon ? evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(evcon))) : 0;
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (!bev)
+        return 0;
+    /* the guard's filter, and under it the socket or TLS bufferevent: TLS
+     * moves bytes down at once, so the unread output is the sum */
+    struct bufferevent *under = bufferevent_get_underlying(bev);
+    return evbuffer_get_length(bufferevent_get_output(bev)) +
+           (under ? evbuffer_get_length(bufferevent_get_output(under)) : 0);
 }
 
 int http_stream_write(struct http_req *r, const char *data, size_t len)

@@ -241,3 +241,18 @@ def test_production_refuses_http_public_url():
     r = run_cli(["check-config"], env={"AGENTD_HOST": "0.0.0.0",
                                        "AGENTD_PUBLIC_URL": "http://shop.example.com"})
     assert PLAIN not in r.stdout and HTTP_URL not in r.stdout
+
+
+def test_streams_and_guard_rejections_over_tls(agentd, certs):
+    srv = agentd(env=tls_env(*certs, AGENTD_MAX_BODY_BYTES="4096"))
+    r = srv.request("POST", "/chat", json={"message": "show me cookies", "stream": True},
+                    stream=True)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/event-stream")
+    text = r.content.decode()
+    assert "event:" in text or "data:" in text
+    # the guard's own JSON answers go out encrypted too
+    big = srv.request("POST", "/chat", data=b"{" + b" " * 8000 + b"}",
+                      headers={"Content-Type": "application/json"})
+    assert big.status_code == 413
+    assert big.json()["error"]["code"] == "payload_too_large"
