@@ -321,7 +321,8 @@ static int cmd_probe(int argc, char **argv)
                 return 2;
             }
             i++;
-        } else if (!target && (argv[i][0] == '/' || strncmp(argv[i], "http://", 7) == 0)) {
+        } else if (!target && (argv[i][0] == '/' || strncmp(argv[i], "http://", 7) == 0 ||
+                               strncmp(argv[i], "https://", 8) == 0)) {
             target = argv[i];
         } else {
             fprintf(stderr, "agentd probe: unexpected argument '%s' (usage: agentd probe "
@@ -346,6 +347,7 @@ static int cmd_probe(int argc, char **argv)
         memset(&t, 0, sizeof t);
         snprintf(t.host, sizeof t.host, "%s", http_probe_local_host(cfg.host));
         t.port = cfg.port;
+        t.tls = cfg.tls_cert_file != NULL; /* native HTTPS: probe what the listener speaks */
         config_free(&cfg);
         if (bad)
             return 1;
@@ -363,8 +365,8 @@ static int cmd_probe(int argc, char **argv)
     }
     int ipv6 = strchr(t.host, ':') != NULL;
     char url[1400];
-    snprintf(url, sizeof url, "http://%s%s%s:%d%s", ipv6 ? "[" : "", t.host, ipv6 ? "]" : "",
-             t.port, t.path);
+    snprintf(url, sizeof url, "%s://%s%s%s:%d%s", t.tls ? "https" : "http", ipv6 ? "[" : "",
+             t.host, ipv6 ? "]" : "", t.port, t.path);
     int status = 0;
     char body[512] = "";
     if (http_probe_get(&t, timeout_ms, &status, body, sizeof body, &e) != 0) {

@@ -624,7 +624,7 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
     evtimer_add(t->drain, &tv);
 }
 
-/* SIGHUP reloads the catalog; SIGTERM/SIGINT drain; a second one exits now. */
+/* SIGHUP reloads the catalog and the TLS certificate; SIGTERM/SIGINT drain; a second one exits now. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -636,6 +636,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
             log_msg(LOG_INFO, NULL, "SIGHUP: catalog reloaded (%s)", merchant_source(a->merchant));
         else
             log_msg(LOG_ERROR, NULL, "SIGHUP: catalog not reloaded, keeping the old one: %s", err.msg);
+        if (http_server_tls(a->srv)) {
+            if (http_server_tls_reload(a->srv, &err) == 0)
+                log_msg(LOG_INFO, NULL, "SIGHUP: TLS certificate reloaded for new connections");
+            else
+                log_msg(LOG_ERROR, NULL, "SIGHUP: TLS certificate not reloaded, keeping the old "
+                                         "one: %s", err.msg);
+        }
         return;
     }
     if (++t->signals > 1) {

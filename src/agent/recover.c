@@ -249,6 +249,13 @@ static int sweep_one(struct sweep *sw, const struct store_turn *u, int64_t now)
             u->session_id, u->instance ? u->instance : "unknown");
     turn_link(t);
     load(st, t, u);
+    /* its first start was audited with its user message; this says who
+     * carried it on (ids and outcome only) */
+    struct store_audit a = { .principal = t->owner, .action = "turn.start", .target = t->turn_id,
+                             .request_id = t->request_id, .outcome = "resumed" };
+    if ((rc = store_audit_append(st, &a)) != 0)
+        log_msg(LOG_WARN, t->request_id, "audit row turn.start of resumed turn %s not written: %s",
+                t->turn_id, agentd_err_msg(rc));
     if (loop_post(loop, turn_resume_go, t) != 0) {
         /* never: the inbox only fails out of memory. The turn stays
          * running under our instance; its lease frees it later. */

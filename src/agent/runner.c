@@ -329,6 +329,25 @@ static void turn_audit(struct store *st, struct turn *t, const char *action, con
                 t->turn_id, agentd_err_msg(rc));
 }
 
+/* The input guard's verdict (screen.c), once: a flag with the turn's start,
+ * a refusal (the turn never started) on its own at the end. The target is
+ * the turn, or the session when there is no turn yet. */
+static void guard_audit(struct store *st, struct turn *t)
+{
+    if (!t->guard_action)
+        return;
+    struct store_audit a = { .principal = t->owner ? t->owner : "",
+                             .action = (char *)t->guard_action,
+                             .target = t->turn_id ? t->turn_id
+                                                  : t->session_id ? t->session_id : "",
+                             .request_id = t->request_id, .outcome = t->guard_outcome };
+    t->guard_action = NULL;
+    int rc = store_audit_append(st, &a);
+    if (rc != 0)
+        log_msg(LOG_WARN, t->request_id, "audit row %s not written: %s", a.action,
+                agentd_err_msg(rc));
+}
+
 /* Closes a batch begin_tx or op_finish opened for themselves: what waited
  * for its commit is published, or dropped with it. */
 static int own_batch_end(struct store *st, struct turn *t, int rc)
@@ -492,8 +511,10 @@ static int op_finish(struct store *st, void *arg)
             checkout_free(co);
         }
     }
-    if (!t->claimed)
+    if (!t->claimed) {
+        guard_audit(st, t); /* refused before it started */
         return 0;
+    }
     struct evs e = { 0 };
     json_t *usage = json_pack("{s:I,s:I,s:f}", "prompt_tokens", (json_int_t)t->prompt_tokens,
                               "completion_tokens", (json_int_t)t->completion_tokens, "cost_usd",
@@ -1002,8 +1023,10 @@ static int begin_tx(struct store *st, struct turn *t)
         int own = !t->batched && store_batch_begin(st) == 1;
         t->batched |= own;
         rc = user ? record(st, t, "user_message", user, &e) : AGENTD_ENOMEM;
-        if (rc == 0)
+        if (rc == 0) {
             turn_audit(st, t, "turn.start", "ok");
+            guard_audit(st, t); /* a flag: the same commit */
+        }
         if (own)
             rc = own_batch_end(st, t, rc);
         if (rc == 0 && e.n)

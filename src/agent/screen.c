@@ -59,6 +59,14 @@ static void note(const struct turn *t, const char *source, int verdict, const ch
     log_end(&l);
 }
 
+/* What the audit row says (runner.c writes it in the turn's own store job). */
+static void audit_as(struct turn *t, const char *action, const char *source, const char *why)
+{
+    t->guard_action = action;
+    snprintf(t->guard_outcome, sizeof t->guard_outcome, "%s%s%s", source, why ? ":" : "",
+             why ? why : "");
+}
+
 /* A refusal in reject mode ends the turn; in flag mode it is recorded on
  * the turn (its turn-started event) and the turn runs. 1 = ended. */
 static int decide(struct turn *t, const char *source, int verdict, const char *reason)
@@ -69,8 +77,11 @@ static int decide(struct turn *t, const char *source, int verdict, const char *r
     }
     if (!reason || !*reason)
         reason = "unspecified";
+    /* the rules' reasons are their own names; an external one is not ours */
+    const char *why = strcmp(source, "rules") == 0 ? reason : NULL;
     if (verdict == GUARD_REJECT && !t->ag->guard_flag_only) {
         note(t, source, verdict, reason, "rejected");
+        audit_as(t, "guard.reject", source, why);
         turn_fail(t, AGENTD_EUNPROCESSABLE, 422, "input_rejected",
                   "This message was not accepted (%.48s). Please rephrase it as a plain "
                   "shopping request.", reason);
@@ -78,6 +89,7 @@ static int decide(struct turn *t, const char *source, int verdict, const char *r
         return 1;
     }
     note(t, source, verdict, reason, "flagged");
+    audit_as(t, "guard.flag", source, why);
     snprintf(t->flag_source, sizeof t->flag_source, "%s", source);
     snprintf(t->flag_reason, sizeof t->flag_reason, "%s", reason);
     return 0;
@@ -95,6 +107,7 @@ static int unreachable(struct turn *t, int status)
     }
     if (!t->ag->guard_flag_only) {
         note(t, "external", status, why, "rejected (fail closed)");
+        audit_as(t, "guard.reject", "external", why);
         turn_fail(t, AGENTD_EUNAVAILABLE, 503, "guard_unavailable",
                   "The message could not be checked right now; please retry shortly.");
         t->retry_after_s = 1;
@@ -102,6 +115,7 @@ static int unreachable(struct turn *t, int status)
         return 1;
     }
     note(t, "external", status, why, "flagged (fail closed)");
+    audit_as(t, "guard.flag", "external", why);
     snprintf(t->flag_source, sizeof t->flag_source, "external");
     snprintf(t->flag_reason, sizeof t->flag_reason, "%s", why);
     return 0;

@@ -80,6 +80,12 @@ struct turn {
     struct guard_call *guard_call; /* the external input guard's call in progress */
     char flag_source[16];    /* the input guard flagged this message: "rules" or "external" */
     char flag_reason[64];
+    /* the guard's verdict for the audit log: "guard.flag" (written with the
+     * turn's start) or "guard.reject" (with its end); NULL = none. The
+     * outcome is the source and a reason from a fixed vocabulary, never
+     * an external guard's free text (it may quote the message). */
+    const char *guard_action;
+    char guard_outcome[96];
     struct llm_reply *reply; /* the step's reply, between loop and worker */
     /* streaming (a live front asked for it): the model's text deltas are
      * stored as text-delta events while the step runs, one flush at a time */

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/netguard.h"
 #include "core/seal.h"
+#include "core/tls.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -17,6 +18,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
+
+#include <openssl/ssl.h>
 
 enum kind { K_STR, K_INT, K_I64, K_DURATION, K_SIZE, K_BOOL, K_ENUM, K_USD };
 
@@ -100,6 +103,9 @@ static const struct var vars[] = {
     { "AGENTD_GUARD_URL",        K_STR,      OFF(guard_url),        NULL, 0, 0, NULL, SECRET_URL },
     { "AGENTD_GUARD_TIMEOUT",    K_DURATION, OFF(guard_timeout_ms), "2s", 10, 60000, NULL, 0 },
     { "AGENTD_GUARD_FAIL",       K_ENUM,     OFF(guard_fail),       "closed", 0, 0, guard_fail_choices, 0 },
+    { "AGENTD_TLS_CERT_FILE",    K_STR,      OFF(tls_cert_file),    NULL, 0, 0, NULL, 0 },
+    { "AGENTD_TLS_KEY_FILE",     K_STR,      OFF(tls_key_file),     NULL, 0, 0, NULL, 0 },
+    { "AGENTD_BEHIND_PROXY",     K_BOOL,     OFF(behind_proxy),     "off", 0, 1, NULL, 0 },
 };
 #define NVARS (sizeof vars / sizeof vars[0])
 
@@ -400,6 +406,23 @@ static void check_jwt(const struct config *cfg, struct config_problems *pr)
         config_problems_add(pr, "AGENTD_OIDC_JWKS_URL=%s: must be %s", cfg->oidc_jwks_url, need);
 }
 
+/* Native HTTPS: both files or neither, and they must load now (a bad
+ * certificate found at the first handshake would be found by a client). */
+static void check_tls(const struct config *cfg, struct config_problems *pr)
+{
+    if (!cfg->tls_cert_file != !cfg->tls_key_file) {
+        config_problems_add(pr, "%s is set without %s: native HTTPS needs both (or neither)",
+                            cfg->tls_cert_file ? "AGENTD_TLS_CERT_FILE" : "AGENTD_TLS_KEY_FILE",
+                            cfg->tls_cert_file ? "AGENTD_TLS_KEY_FILE" : "AGENTD_TLS_CERT_FILE");
+        return;
+    }
+    SSL_CTX *ctx = NULL;
+    struct agentd_error e = { 0 };
+    if (cfg->tls_cert_file && tls_ctx_load(cfg->tls_cert_file, cfg->tls_key_file, &ctx, &e) != 0)
+        config_problems_add(pr, "%s", e.msg);
+    SSL_CTX_free(ctx);
+}
+
 int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct config_problems *pr)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -444,8 +467,8 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
             cfg->public_url[--n] = 0;
     } else if (cfg->host) {
         int ipv6 = strchr(cfg->host, ':') != NULL;
-        if (asprintf(&cfg->public_url, ipv6 ? "http://[%s]:%d" : "http://%s:%d", cfg->host,
-                     cfg->port) < 0)
+        if (asprintf(&cfg->public_url, ipv6 ? "%s://[%s]:%d" : "%s://%s:%d",
+                     cfg->tls_cert_file ? "https" : "http", cfg->host, cfg->port) < 0)
             cfg->public_url = NULL;
     }
     /* payment data at rest: a key that cannot seal is a start-up problem */
@@ -495,6 +518,7 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
         }
     }
     check_jwt(cfg, pr);
+    check_tls(cfg, pr);
     /* the guard reads every user message: plain http only on this host */
     if (cfg->guard_url && !oidc_url_ok(cfg->guard_url, cfg->env == CONFIG_ENV_PRODUCTION))
         config_problems_add(pr, "AGENTD_GUARD_URL: must be an https:// URL%s",
@@ -625,6 +649,22 @@ static int body_limit_large(const struct config *c) { return c->max_body_bytes >
 static int read_timeout_long(const struct config *c) { return c->read_timeout_ms > 60000; }
 static int auth_off(const struct config *c) { return !c->auth; }
 static int no_encryption_key(const struct config *c) { return c->encryption_key == NULL; }
+int config_host_is_loopback(const char *h)
+{
+    if (!h)
+        return 0;
+    return strncmp(h, "127.", 4) == 0 || strcmp(h, "localhost") == 0 || strcmp(h, "::1") == 0 ||
+           strcmp(h, "[::1]") == 0;
+}
+/* plain HTTP reachable from other hosts, with no proxy said to terminate TLS */
+static int plain_http_exposed(const struct config *c)
+{
+    return !c->tls_cert_file && !c->behind_proxy && !config_host_is_loopback(c->host);
+}
+static int public_url_http(const struct config *c)
+{
+    return c->public_url && !oidc_url_ok(c->public_url, 0); /* https, or http to loopback */
+}
 
 static const struct prod_rule prod_rules[] = {
     { "AGENTD_SIMULATION_SECRET is set: test-only simulation routes are refused in production",
@@ -639,6 +679,11 @@ static const struct prod_rule prod_rules[] = {
       "create keys with `agentd keys create --principal NAME`", auth_off },
     { "AGENTD_ENCRYPTION_KEY is not set: payment credentials would be sealed with a key that dies "
       "with the process; set it (`openssl rand -base64 32`)", no_encryption_key },
+    { "plain HTTP on a non-loopback AGENTD_HOST: set AGENTD_TLS_CERT_FILE and AGENTD_TLS_KEY_FILE, "
+      "or AGENTD_BEHIND_PROXY=1 when a proxy in front terminates TLS", plain_http_exposed },
+    { "AGENTD_PUBLIC_URL is http:// to a host that is not loopback: clients would send keys and "
+      "payment data in the clear; set AGENTD_PUBLIC_URL to the https:// URL clients use",
+      public_url_http },
 };
 
 int config_check_production(const struct config *cfg, struct config_problems *pr)

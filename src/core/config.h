@@ -97,6 +97,10 @@ struct config {
     char *guard_url;            /* AGENTD_GUARD_URL: external guard endpoint; NULL = rules only */
     int64_t guard_timeout_ms;   /* AGENTD_GUARD_TIMEOUT: one external guard call */
     int guard_fail;             /* AGENTD_GUARD_FAIL: enum config_guard_fail */
+    /* TLS (core/tls.h, docs/security.md) */
+    char *tls_cert_file;        /* AGENTD_TLS_CERT_FILE: PEM chain; with the key, native HTTPS */
+    char *tls_key_file;         /* AGENTD_TLS_KEY_FILE: PEM private key */
+    int behind_proxy;           /* AGENTD_BEHIND_PROXY: a proxy in front terminates TLS */
 };
 
 /* Looks a variable up; the default reads the process environment. */
@@ -139,6 +143,8 @@ int config_check_unknown(char *const *envp, const struct config_seen *seen,
 /* Production safety: adds a problem for each unsafe setting when
  * cfg->env is production. Later modules add rows to its table. */
 int config_check_production(const struct config *cfg, struct config_problems *problems);
+/* 1 for 127.x.x.x, localhost and ::1 (bracketed or not). */
+int config_host_is_loopback(const char *host);
 
 /* The default AGENTD_MAX_CONNECTIONS for an open-file limit: each
  * connection may hold two descriptors (client + model) and 64 are kept for

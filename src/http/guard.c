@@ -21,6 +21,9 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 
@@ -38,6 +41,7 @@ struct guard {
     int fresh;                /* no byte received yet on this connection */
     int64_t reject_at_ms;     /* when the rejection was written */
     int counted;
+    int tls;                  /* under is a TLS bufferevent: bytes go through it */
     int shut;
     int unflushed;
 };
@@ -49,6 +53,7 @@ struct guard {
  * server runs before any connection: a series an alert watches exists
  * before its first increment. */
 static struct metric *rejected;
+static struct metric_child *tls_failures;
 
 static const char *const reject_reasons[] = { "malformed_request", "request_timeout",
                                               "payload_too_large", "headers_too_large",
@@ -64,6 +69,10 @@ void guard_metrics_init(void)
         const char *v[] = { reject_reasons[i] };
         metric_child(rejected, v);
     }
+    tls_failures = metric_only(metric_register(
+        "agentd_tls_handshake_failures_total",
+        "TLS connections closed before their handshake completed (plain HTTP, old protocol "
+        "versions, no shared cipher, a client that gave up)", METRIC_COUNTER, NULL, NULL));
 }
 
 static void arm(struct guard *g, int64_t ms)
@@ -300,8 +309,28 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     flush_direct(arg);
 }
 
+/* TLS: the bytes must be encrypted, so they go through the TLS
+ * bufferevent; evhttp is told the reply is written once that has handed
+ * every record to the kernel (tls_drained). */
+static void flush_tls(struct guard *g)
+{
+    struct evbuffer *out = bufferevent_get_output(g->filter);
+    if (g->st == G_REJECTED)
+        return;
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_write_buffer(g->under, out);
+    note_unflushed(g);
+    if (evbuffer_get_length(bufferevent_get_output(g->under)) == 0 &&
+        (bufferevent_get_enabled(g->filter) & EV_WRITE))
+        bufferevent_trigger(g->filter, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+}
+
 static void flush_direct(struct guard *g)
 {
+    if (g->tls) {
+        flush_tls(g);
+        return;
+    }
     struct evbuffer *out = bufferevent_get_output(g->filter);
     evutil_socket_t fd = bufferevent_getfd(g->under);
     if (fd < 0 || g->st == G_REJECTED)
@@ -370,8 +399,12 @@ static void on_output_added(struct evbuffer *buf, const struct evbuffer_cb_info 
 
 static void on_socket_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
-    (void)buf; (void)info;
-    note_unflushed(arg);
+    struct guard *g = arg;
+    note_unflushed(g);
+    /* TLS: the last record left for the kernel, so evhttp may finish the reply */
+    if (g->tls && info->n_deleted > 0 && evbuffer_get_length(buf) == 0 &&
+        g->st != G_REJECTED && (bufferevent_get_enabled(g->filter) & EV_WRITE))
+        bufferevent_trigger(g->filter, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static void guard_free(void *ctx)
@@ -381,6 +414,14 @@ static void guard_free(void *ctx)
         atomic_fetch_sub(g->lim.connections, 1);
     if (g->unflushed)
         atomic_fetch_sub(g->lim.unflushed, 1);
+    if (g->tls) {
+        /* a connection that ends before its handshake did: plain HTTP on the
+         * TLS port, a refused protocol version, a client that gave up */
+        SSL *ssl = bufferevent_openssl_get_ssl(g->under);
+        if (ssl && !SSL_is_init_finished(ssl))
+            metric_inc(tls_failures);
+        ERR_clear_error(); /* this thread's queue: never left for another connection to read */
+    }
     evbuffer_remove_cb(bufferevent_get_output(g->under), on_socket_output, g);
     if (g->wev)
         event_free(g->wev);
@@ -389,15 +430,29 @@ static void guard_free(void *ctx)
     free(g);
 }
 
-struct bufferevent *guard_bev_new(struct event_base *base, const struct guard_limits *lim)
+struct bufferevent *guard_bev_new(struct event_base *base, const struct guard_limits *lim,
+                                  SSL *ssl)
 {
     struct guard *g = calloc(1, sizeof *g);
-    if (!g)
+    if (!g) {
+        SSL_free(ssl);
         return NULL;
+    }
     g->lim = *lim;
     g->timer = evtimer_new(base, on_timer, g);
     g->kick = event_new(base, -1, 0, on_kick, g);
-    g->under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (ssl) {
+        /* the fd comes later (evhttp sets it); the handshake starts then */
+        g->tls = 1;
+        g->under = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                  BEV_OPT_CLOSE_ON_FREE);
+        if (g->under)
+            bufferevent_openssl_set_allow_dirty_shutdown(g->under, 1);
+        else
+            SSL_free(ssl);
+    } else {
+        g->under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (!g->timer || !g->kick || !g->under)
         goto fail;
     g->filter = bufferevent_filter_new(g->under, filter_in, filter_out, BEV_OPT_CLOSE_ON_FREE,

@@ -11,6 +11,7 @@
 
 struct event_base;
 struct bufferevent;
+typedef struct ssl_st SSL;
 
 struct guard_limits {
     int64_t max_header_bytes;
@@ -23,10 +24,14 @@ struct guard_limits {
 };
 
 /* A new filter bufferevent over a new socket bufferevent (fd set later by
- * the HTTP library). Returns NULL on out of memory. */
-struct bufferevent *guard_bev_new(struct event_base *base, const struct guard_limits *lim);
+ * the HTTP library), or over a TLS bufferevent accepting on ssl when ssl is
+ * not NULL (the connection owns ssl from then on, even on failure).
+ * Returns NULL on out of memory. */
+struct bufferevent *guard_bev_new(struct event_base *base, const struct guard_limits *lim,
+                                  SSL *ssl);
 
-/* agentd_http_rejected_total{reason}, every reason at 0. Before serving. */
+/* agentd_http_rejected_total{reason}, every reason at 0, and
+ * agentd_tls_handshake_failures_total. Before serving. */
 void guard_metrics_init(void);
 
 #endif

@@ -15,13 +15,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 int http_probe_parse_url(const char *url, struct http_probe_target *t, struct agentd_error *e)
 {
     memset(t, 0, sizeof *t);
-    if (strncmp(url, "http://", 7) != 0) {
-        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "%s: only http:// URLs can be probed", url);
+    if (strncmp(url, "https://", 8) == 0) {
+        t->tls = 1;
+    } else if (strncmp(url, "http://", 7) != 0) {
+        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL,
+                           "%s: only http:// and https:// URLs can be probed", url);
     }
-    const char *h = url + 7, *end;
+    const char *h = url + (t->tls ? 8 : 7), *end;
     size_t hlen;
     if (*h == '[') {
         end = strchr(h, ']');
@@ -39,7 +45,7 @@ int http_probe_parse_url(const char *url, struct http_probe_target *t, struct ag
         return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "%s: no usable host", url);
     }
     memcpy(t->host, h, hlen);
-    t->port = 80;
+    t->port = t->tls ? 443 : 80;
     if (*end == ':') {
         char *pe;
         errno = 0;
@@ -131,6 +137,110 @@ static int wait_fd(int fd, short events, int64_t deadline, const char *what,
                        n == 0 ? "timed out" : strerror(errno));
 }
 
+/* One connection, plain or TLS: a send or receive that waits (bounded) for
+ * the socket as the protocol needs. n > 0 bytes, 0 at the end of the
+ * stream, or a negative AGENTD_E* with the reason in *e. */
+struct conn {
+    int fd;
+    SSL *ssl;
+    int64_t deadline;
+};
+
+static int tls_wait(struct conn *c, int rc, const char *what, struct agentd_error *e)
+{
+    int err = SSL_get_error(c->ssl, rc);
+    if (err == SSL_ERROR_WANT_READ)
+        return wait_fd(c->fd, POLLIN, c->deadline, what, e);
+    if (err == SSL_ERROR_WANT_WRITE)
+        return wait_fd(c->fd, POLLOUT, c->deadline, what, e);
+    char why[160];
+    unsigned long le = ERR_get_error();
+    if (le)
+        ERR_error_string_n(le, why, sizeof why);
+    else
+        snprintf(why, sizeof why, "%s", err == SSL_ERROR_SYSCALL && errno ? strerror(errno)
+                                                                        : "connection closed");
+    ERR_clear_error();
+    return agentd_fail(e, AGENTD_EUNAVAILABLE, NULL, NULL, "%s: TLS: %s", what, why);
+}
+
+static int conn_tls_start(struct conn *c, const char *host, SSL_CTX **ctxp, struct agentd_error *e)
+{
+    SSL_CTX *ctx = *ctxp = SSL_CTX_new(TLS_client_method());
+    if (!ctx || !(c->ssl = SSL_new(ctx)))
+        return agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "TLS: out of memory");
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* agentd closes after a Connection: close reply without close_notify;
+     * the reply's own framing, not the alert, says it is whole */
+    SSL_set_options(c->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_set_verify(c->ssl, SSL_VERIFY_NONE, NULL);
+    SSL_set_fd(c->ssl, c->fd);
+    if (!strchr(host, ':') && strspn(host, "0123456789.") != strlen(host))
+        SSL_set_tlsext_host_name(c->ssl, host); /* SNI for a name, never an address */
+    for (;;) {
+        int rc = SSL_connect(c->ssl);
+        if (rc == 1)
+            return 0;
+        if ((rc = tls_wait(c, rc, "handshake", e)) != 0)
+            return rc;
+    }
+}
+
+static int conn_send(struct conn *c, const char *buf, size_t len, struct agentd_error *e)
+{
+    for (;;) {
+        if (c->ssl) {
+            int n = SSL_write(c->ssl, buf, (int)len);
+            if (n > 0)
+                return n;
+            int rc = tls_wait(c, n, "send", e);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        int rc = wait_fd(c->fd, POLLOUT, c->deadline, "send", e);
+        if (rc != 0)
+            return rc;
+        ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (n <= 0)
+            return agentd_fail(e, AGENTD_EUNAVAILABLE, NULL, NULL, "send: %s", strerror(errno));
+        return (int)n;
+    }
+}
+
+static int conn_recv(struct conn *c, char *buf, size_t len, struct agentd_error *e)
+{
+    for (;;) {
+        if (c->ssl) {
+            int n = SSL_read(c->ssl, buf, (int)len);
+            if (n > 0)
+                return n;
+            int err = SSL_get_error(c->ssl, n);
+            if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+                ERR_clear_error();
+                return 0; /* closed, with or without close_notify: the reply is what we have */
+            }
+            int rc = tls_wait(c, n, "receive", e);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        int rc = wait_fd(c->fd, POLLIN, c->deadline, "receive", e);
+        if (rc != 0)
+            return rc;
+        ssize_t n = recv(c->fd, buf, len, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (n < 0)
+            return errno == ECONNRESET ? 0 /* closed after its reply */
+                                       : agentd_fail(e, AGENTD_EUNAVAILABLE, NULL, NULL,
+                                                     "receive: %s", strerror(errno));
+        return (int)n;
+    }
+}
+
 int http_probe_get(const struct http_probe_target *t, int64_t timeout_ms, int *status,
                    char *body, size_t bodylen, struct agentd_error *e)
 {
@@ -154,6 +264,8 @@ int http_probe_get(const struct http_probe_target *t, int64_t timeout_ms, int *s
     if (fd < 0)
         return fd;
 
+    struct conn c = { .fd = fd, .deadline = deadline };
+    SSL_CTX *ctx = NULL;
     char req[1400];
     int ipv6 = strchr(t->host, ':') != NULL;
     int rlen = snprintf(req, sizeof req,
@@ -165,17 +277,15 @@ int http_probe_get(const struct http_probe_target *t, int64_t timeout_ms, int *s
         rc = agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "request too long");
         goto out;
     }
+    if (t->tls && (rc = conn_tls_start(&c, t->host, &ctx, e)) != 0)
+        goto out;
     for (int off = 0; off < rlen;) {
-        if ((rc = wait_fd(fd, POLLOUT, deadline, "send", e)) != 0)
-            goto out;
-        ssize_t n = send(fd, req + off, (size_t)(rlen - off), MSG_NOSIGNAL);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            continue;
+        int n = conn_send(&c, req + off, (size_t)(rlen - off), e);
         if (n <= 0) {
-            rc = agentd_fail(e, AGENTD_EUNAVAILABLE, NULL, NULL, "send: %s", strerror(errno));
+            rc = n < 0 ? n : AGENTD_EUNAVAILABLE;
             goto out;
         }
-        off += (int)n;
+        off += n;
     }
 
     /* Read to EOF (Connection: close), keeping the first 8 KiB: the status
@@ -183,18 +293,12 @@ int http_probe_get(const struct http_probe_target *t, int64_t timeout_ms, int *s
     char resp[8192];
     size_t have = 0;
     for (;;) {
-        if ((rc = wait_fd(fd, POLLIN, deadline, "receive", e)) != 0)
-            goto out;
         char scratch[4096];
         char *dst = have < sizeof resp - 1 ? resp + have : scratch;
         size_t room = have < sizeof resp - 1 ? sizeof resp - 1 - have : sizeof scratch;
-        ssize_t n = recv(fd, dst, room, 0);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            continue;
+        int n = conn_recv(&c, dst, room, e);
         if (n < 0) {
-            if (errno == ECONNRESET && have > 0)
-                break; /* the server closed after its reply: what we have is the reply */
-            rc = agentd_fail(e, AGENTD_EUNAVAILABLE, NULL, NULL, "receive: %s", strerror(errno));
+            rc = n;
             goto out;
         }
         if (n == 0)
@@ -216,6 +320,8 @@ int http_probe_get(const struct http_probe_target *t, int64_t timeout_ms, int *s
     }
     rc = 0;
 out:
+    SSL_free(c.ssl);
+    SSL_CTX_free(ctx);
     close(fd);
     return rc;
 }

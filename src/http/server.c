@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
+#include "core/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -74,6 +75,7 @@ struct http_server {
     http_gate_fn gate[HTTP_MAX_GATES]; /* run in order: authentication, then rate limits */
     void *gate_ud[HTTP_MAX_GATES];
     int ngates;
+    struct tls_slot *tls; /* native HTTPS: the context new connections use; NULL = plain */
 };
 
 /* ---- request lifecycle ---- */
@@ -576,7 +578,14 @@ size_t http_stream_pending(struct http_req *r)
     if (r->client_gone || !r->ev)
         return 0;
     struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
-    return evcon ? evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(evcon))) : 0;
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (!bev)
+        return 0;
+    /* the guard's filter, and under it the socket or TLS bufferevent: TLS
+     * moves bytes down at once, so the unread output is the sum */
+    struct bufferevent *under = bufferevent_get_underlying(bev);
+    return evbuffer_get_length(bufferevent_get_output(bev)) +
+           (under ? evbuffer_get_length(bufferevent_get_output(under)) : 0);
 }
 
 int http_stream_write(struct http_req *r, const char *data, size_t len)
@@ -748,7 +757,10 @@ void http_server_set_gate(struct http_server *s, http_gate_fn gate, void *ud)
 static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
     struct http_loop *hl = arg;
-    return guard_bev_new(base, &hl->srv->lim);
+    SSL *ssl = NULL;
+    if (hl->srv->tls && !(ssl = tls_slot_ssl_new(hl->srv->tls)))
+        return NULL;
+    return guard_bev_new(base, &hl->srv->lim, ssl);
 }
 
 /* ---- listeners and threads ---- */
@@ -906,6 +918,9 @@ struct http_server *http_server_new(const struct config *cfg, struct router *rou
 int http_server_start(struct http_server *s, struct agentd_error *e)
 {
     int port = s->cfg->port;
+    if (s->cfg->tls_cert_file && s->cfg->tls_key_file &&
+        !(s->tls = tls_slot_new(s->cfg->tls_cert_file, s->cfg->tls_key_file, e)))
+        return AGENTD_EINVAL;
     for (int i = 0; i < s->nloops; i++) {
         struct http_loop *hl = &s->loops[i];
         hl->srv = s;
@@ -957,6 +972,12 @@ int http_server_start(struct http_server *s, struct agentd_error *e)
 }
 
 int http_server_port(const struct http_server *s) { return s->port; }
+int http_server_tls(const struct http_server *s) { return s->tls != NULL; }
+
+int http_server_tls_reload(struct http_server *s, struct agentd_error *e)
+{
+    return s->tls ? tls_slot_reload(s->tls, e) : 0;
+}
 const struct router *http_server_router(const struct http_server *s) { return s->router; }
 int http_server_draining(const struct http_server *s) { return atomic_load(&s->draining); }
 int64_t http_server_inflight(const struct http_server *s) { return atomic_load(&s->inflight); }
@@ -1016,6 +1037,7 @@ void http_server_free(struct http_server *s)
             close(hl->fd);
         loop_free(hl->loop);
     }
+    tls_slot_free(s->tls); /* after the loops: their live SSLs held their own references */
     free(s->loops);
     free(s->route_duration);
     free(s);

@@ -130,6 +130,12 @@ struct http_server *http_server_new(const struct config *cfg, struct router *rou
  * AGENTD_E* with the reason in *e. */
 int http_server_start(struct http_server *s, struct agentd_error *e);
 int http_server_port(const struct http_server *s);
+/* 1 when the listeners speak TLS (AGENTD_TLS_CERT_FILE/KEY_FILE). */
+int http_server_tls(const struct http_server *s);
+/* SIGHUP: loads the certificate and key files again and swaps them in for
+ * new connections (live ones keep theirs). A file that does not load keeps
+ * the old pair: a negative AGENTD_E* with the reason in *e. 0 without TLS. */
+int http_server_tls_reload(struct http_server *s, struct agentd_error *e);
 /* The routing table the server dispatches with (read-only once serving). */
 const struct router *http_server_router(const struct http_server *s);
 /* Thread-safe: stop accepting; keep-alive connections get Connection: close. */

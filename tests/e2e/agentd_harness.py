@@ -238,13 +238,24 @@ class Server:
     # ---- talking to it ----
 
     @property
+    def tls_cert(self):
+        """The certificate file of a native-HTTPS server (trusted as is), else None."""
+        return self.extra_env.get("AGENTD_TLS_CERT_FILE")
+
+    @property
     def url(self):
-        return f"http://{HOST}:{self.port}"
+        return f"{'https' if self.tls_cert else 'http'}://{HOST}:{self.port}"
+
+    def _tls_session(self):
+        s = http_session()
+        if self.tls_cert:
+            s.verify = str(self.tls_cert)
+        return s
 
     @property
     def session(self):
         if self._session is None:
-            self._session = http_session()
+            self._session = self._tls_session()
         return self._session
 
     def get(self, path, **kw):
@@ -254,7 +265,7 @@ class Server:
     def request(self, method, path, **kw):
         """A request on a fresh connection (no keep-alive reuse)."""
         kw.setdefault("timeout", 5)
-        with http_session() as s:
+        with self._tls_session() as s:
             return s.request(method, self.url + path, **kw)
 
     def connect(self, timeout=5.0):

@@ -285,7 +285,7 @@ def test_probe_while_draining_is_unhealthy(agentd):
 
 @pytest.mark.parametrize("args", [["probe", "readyz"], ["probe", "--timeout"],
                                   ["probe", "--timeout", "forever"],
-                                  ["probe", "https://example.invalid/readyz"],
+                                  ["probe", "ftp://example.invalid/readyz"],
                                   ["probe", "/a", "/b"]])
 def test_probe_usage_errors(args):
     p = run_cli(args)

@@ -6,13 +6,14 @@ and its checkpoint (AGENTD_FAILPOINT=after_tool_effect puts the crash
 exactly there). An Idempotency-Key the crashed request held is answered
 with the resumed turn's outcome."""
 
+import json
 import signal
 import time
 import uuid
 
 import requests
 
-from agentd_harness import SLOW, Server, metric_value, parse_metrics
+from agentd_harness import SLOW, Server, metric_value, parse_metrics, run_cli
 from fake_llm_fixture import fake_llm  # noqa: F401 (fixture)
 from ucp_client import db_query
 
@@ -130,6 +131,12 @@ def test_kill9_during_a_model_call_resumes_the_turn(agentd, fake_llm, tmp_path):
     # the input (client data, the idempotency key) is dropped once the turn ends
     assert db_query(victim, "SELECT input FROM turns WHERE id = ?", turn_id) == [(None,)]
     assert srv.wait_log(lambda l: "resuming turn " + turn_id in l.get("msg", ""), timeout=1)
+    # the audit log has the turn's start, its resumption and its end
+    p = run_cli(["audit"], env={"AGENTD_DATA_DIR": victim.data_dir})
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(x) for x in p.stdout.splitlines()]
+    assert [(x["action"], x["outcome"]) for x in rows if x["target"] == turn_id] == [
+        ("turn.start", "ok"), ("turn.start", "resumed"), ("turn.end", "completed")], rows
     # the client's retry with its Idempotency-Key gets the resumed answer
     r = chat(srv, ADD_BISC, sid, headers={"Idempotency-Key": key})
     assert r.status_code == 200, r.text

@@ -528,6 +528,58 @@ static void test_rate_limits_and_quotas(void **state)
     config_free(&c);
 }
 
+/* Native HTTPS comes as a pair; production refuses plain HTTP off loopback
+ * unless a proxy terminates TLS, and an http:// public URL off loopback. */
+static void test_tls_and_plain_http(void **state)
+{
+    (void)state;
+    struct config c;
+    struct config_problems pr = { 0 };
+    const char *half[] = { "AGENTD_TLS_KEY_FILE", "/nonexistent.key", NULL };
+    assert_int_equal(load(&c, half, &pr), 1);
+    assert_true(has_problem(&pr, "AGENTD_TLS_KEY_FILE is set without AGENTD_TLS_CERT_FILE"));
+    config_free(&c);
+    config_problems_free(&pr);
+
+    const char *missing[] = { "AGENTD_TLS_CERT_FILE", "/nonexistent.crt",
+                              "AGENTD_TLS_KEY_FILE", "/nonexistent.key", NULL };
+    assert_int_equal(load(&c, missing, &pr), 1);
+    assert_true(has_problem(&pr, "AGENTD_TLS_CERT_FILE=/nonexistent.crt: not a usable PEM"));
+    config_free(&c);
+    config_problems_free(&pr);
+
+    const char *open_prod[] = { "AGENTD_ENV", "production", "AGENTD_ENCRYPTION_KEY", TEST_KEY,
+                                "AGENTD_AUTH", "on", "AGENTD_HOST", "0.0.0.0", NULL };
+    assert_int_equal(load(&c, open_prod, &pr), 2);
+    assert_true(has_problem(&pr, "production: plain HTTP on a non-loopback AGENTD_HOST"));
+    assert_true(has_problem(&pr, "production: AGENTD_PUBLIC_URL is http://"));
+    config_free(&c);
+    config_problems_free(&pr);
+
+    const char *proxied[] = { "AGENTD_ENV", "production", "AGENTD_ENCRYPTION_KEY", TEST_KEY,
+                              "AGENTD_AUTH", "on", "AGENTD_HOST", "0.0.0.0",
+                              "AGENTD_BEHIND_PROXY", "1",
+                              "AGENTD_PUBLIC_URL", "https://shop.example.com", NULL };
+    assert_int_equal(load(&c, proxied, &pr), 0);
+    config_free(&c);
+    config_problems_free(&pr);
+
+    const char *local[] = { "AGENTD_ENV", "production", "AGENTD_ENCRYPTION_KEY", TEST_KEY,
+                            "AGENTD_AUTH", "on", NULL }; /* 127.0.0.1, http://127.0.0.1:8080 */
+    assert_int_equal(load(&c, local, &pr), 0);
+    config_free(&c);
+    config_problems_free(&pr);
+
+    assert_true(config_host_is_loopback("127.0.0.1"));
+    assert_true(config_host_is_loopback("127.1.2.3"));
+    assert_true(config_host_is_loopback("::1"));
+    assert_true(config_host_is_loopback("localhost"));
+    assert_false(config_host_is_loopback("0.0.0.0"));
+    assert_false(config_host_is_loopback("::"));
+    assert_false(config_host_is_loopback("10.0.0.1"));
+    assert_false(config_host_is_loopback(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -550,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_jwt_settings),
         cmocka_unit_test(test_guard_settings),
         cmocka_unit_test(test_rate_limits_and_quotas),
+        cmocka_unit_test(test_tls_and_plain_http),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
