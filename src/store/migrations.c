@@ -236,6 +236,17 @@ static const struct migration migrations[] = {
      * address per minute); purge by age (AGENTD_AUDIT_RETENTION) */
     { 9, "ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"
          "CREATE INDEX audit_ts ON audit(ts);" },
+    /* 12 (issue 13's number for the address book; 10 and 11 belong to
+     * sibling work): addresses buyers gave at checkout, saved for the
+     * merchant's customer (customer = the lowercased email); body is the
+     * address JSON, sealed (core/seal.c) when a keyring is configured. */
+    { 12, "CREATE TABLE saved_addresses ("
+          "  id TEXT PRIMARY KEY,"
+          "  customer TEXT NOT NULL,"
+          "  body TEXT NOT NULL,"
+          "  created_at INTEGER NOT NULL"
+          ");"
+          "CREATE INDEX saved_addresses_customer ON saved_addresses(customer, created_at, id);" },
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
