@@ -67,6 +67,32 @@ static int take_id(struct fulfillment_method *m, struct postal_address *d, const
     return 0;
 }
 
+/* Destination d takes the id of an equal saved address, or is saved (and
+ * appended to saved[], *n growing) when the book has room. */
+static int match_or_save(struct checkout *c, const struct shop_rules *r,
+                         struct fulfillment_method *m, struct postal_address *d,
+                         struct postal_address *saved, size_t *n)
+{
+    for (size_t k = 0; k < *n; k++)
+        if (saved[k].id && address_book_same(d, &saved[k]))
+            return take_id(m, d, saved[k].id);
+    if (!r->remember_address || *n >= ADDRESS_BOOK_OFFER_MAX || !d->street_address ||
+        !d->street_address[0] || !d->address_country || !d->address_country[0])
+        return 0;
+    char id[64];
+    if (r->remember_address(r->ud, c->buyer.email, d, id, sizeof id) != 0)
+        return 0;
+    if (checkout_address_copy(&saved[*n], d))
+        return AGENTD_ENOMEM;
+    (*n)++;
+    char *sid = strdup(id);
+    if (!sid)
+        return AGENTD_ENOMEM;
+    free(saved[*n - 1].id);
+    saved[*n - 1].id = sid;
+    return take_id(m, d, id);
+}
+
 int address_book_apply(struct checkout *c, const struct shop_rules *r)
 {
     if (!r->saved_addresses || !c->has_buyer || !c->buyer.email || !c->buyer.email[0])
@@ -77,11 +103,13 @@ int address_book_apply(struct checkout *c, const struct shop_rules *r)
     if (n > ADDRESS_BOOK_OFFER_MAX)
         n = ADDRESS_BOOK_OFFER_MAX;
     int rc = 0;
-    for (size_t mi = 0; mi < c->n_methods && rc == 0 && n; mi++) {
+    for (size_t mi = 0; mi < c->n_methods && rc == 0; mi++) {
         struct fulfillment_method *m = &c->methods[mi];
         if (!is_shipping(m))
             continue;
         if (m->n_destinations == 0) {
+            if (n == 0)
+                continue;
             m->destinations = calloc(n, sizeof *m->destinations);
             if (!m->destinations) {
                 rc = AGENTD_ENOMEM;
@@ -96,11 +124,7 @@ int address_book_apply(struct checkout *c, const struct shop_rules *r)
             continue;
         }
         for (size_t d = 0; d < m->n_destinations && rc == 0; d++)
-            for (size_t k = 0; k < n && rc == 0; k++)
-                if (saved[k].id && address_book_same(&m->destinations[d], &saved[k])) {
-                    rc = take_id(m, &m->destinations[d], saved[k].id);
-                    break;
-                }
+            rc = match_or_save(c, r, m, &m->destinations[d], saved, &n);
     }
     for (size_t k = 0; k < ADDRESS_BOOK_OFFER_MAX; k++)
         checkout_address_clear(&saved[k]);

@@ -12,7 +12,10 @@
  * destinations gets the customer's saved addresses (none selected); a
  * destination equal to a saved one (street, locality, region, postal code,
  * country; case and surrounding blanks ignored) takes the saved id, and the
- * selection follows it. 0 or AGENTD_ENOMEM (c then partly updated: callers
+ * selection follows it; any other destination with a street and a country
+ * is saved through r->remember_address (while the customer has fewer than
+ * ADDRESS_BOOK_OFFER_MAX) and takes the id it is saved under. A failed save
+ * is not an error: the checkout goes on without it. 0 or AGENTD_ENOMEM (c then partly updated: callers
  * work on a copy). */
 int address_book_apply(struct checkout *c, const struct shop_rules *r);
 

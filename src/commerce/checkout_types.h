@@ -87,6 +87,10 @@ struct shop_rules {
      * freed by the checkout); returns how many were written. */
     size_t (*saved_addresses)(void *ud, const char *email, struct postal_address *out,
                               size_t max);
+    /* Optional. Saves a new address for the customer with this email;
+     * its id into id (len bytes). 0 or a negative AGENTD_E*. */
+    int (*remember_address)(void *ud, const char *email, const struct postal_address *a,
+                            char *id, size_t len);
 };
 
 
