@@ -449,11 +449,128 @@ static void test_promotion_eligibility(void **state)
     assert_false(promotion_free_shipping(NULL, 0, 50000, mixed, 2));
 }
 
+/* ---- promotions and the address book through refresh ---- */
+
+static int remembered;
+
+static size_t f_saved(void *ud, const char *email, struct postal_address *out, size_t max)
+{
+    (void)ud;
+    if (strcasecmp(email, "john@example.com") != 0 || max < 2)
+        return 0;
+    out[0] = (struct postal_address){.id = strdup("addr_1"), .street_address = strdup("1 Main St"),
+                                     .address_locality = strdup("Springfield"),
+                                     .address_region = strdup("IL"), .postal_code = strdup("62704"),
+                                     .address_country = strdup("US")};
+    out[1] = (struct postal_address){.id = strdup("addr_2"), .street_address = strdup("2 Oak Ave"),
+                                     .address_country = strdup("FR")};
+    return 2;
+}
+
+static int f_remember(void *ud, const char *email, const struct postal_address *a, char *id,
+                      size_t len)
+{
+    (void)ud;
+    (void)email;
+    (void)a;
+    remembered++;
+    snprintf(id, len, "addr_new%d", remembered);
+    return 0;
+}
+
+static struct checkout *create_json(const struct shop_rules *r, const char *body)
+{
+    json_t *req = json_loads(body, 0, NULL);
+    assert_non_null(req);
+    struct checkout *c = NULL;
+    struct agentd_error e;
+    assert_int_equal(checkout_create(req, r, "chk_ab", &c, &e), 0);
+    json_decref(req);
+    return c;
+}
+
+static void test_address_book_in_refresh(void **state)
+{
+    (void)state;
+    json_t *h = handlers();
+    struct shop_rules r = rules(h);
+    r.saved_addresses = f_saved;
+    r.remember_address = f_remember;
+    remembered = 0;
+    /* a known email, a method without destinations: the saved ones, none selected */
+    struct checkout *c = create_json(&r, "{\"line_items\":[{\"item\":{\"id\":\"STRAW-001\"},"
+                                         "\"quantity\":1}],\"buyer\":{\"email\":\"JOHN@example.com\"},"
+                                         "\"fulfillment\":{\"methods\":[{\"type\":\"shipping\"}]}}");
+    assert_int_equal(c->methods[0].n_destinations, 2);
+    assert_string_equal(c->methods[0].destinations[0].id, "addr_1");
+    assert_string_equal(c->methods[0].destinations[1].address_country, "FR");
+    assert_null(c->methods[0].selected_destination_id);
+    assert_int_equal(remembered, 0);
+    checkout_free(c);
+    /* an unknown email: none */
+    c = create_json(&r, "{\"line_items\":[{\"item\":{\"id\":\"STRAW-001\"},\"quantity\":1}],"
+                        "\"buyer\":{\"email\":\"x@example.com\"},"
+                        "\"fulfillment\":{\"methods\":[{\"type\":\"shipping\"}]}}");
+    assert_int_equal(c->methods[0].n_destinations, 0);
+    checkout_free(c);
+    /* equal to a saved one (case and blanks aside): its id, the selection follows */
+    c = create_json(&r, "{\"line_items\":[{\"item\":{\"id\":\"STRAW-001\"},\"quantity\":1}],"
+                        "\"buyer\":{\"email\":\"john@example.com\"},"
+                        "\"fulfillment\":{\"methods\":[{\"type\":\"shipping\",\"destinations\":[{"
+                        "\"id\":\"mine\",\"street_address\":\" 1 MAIN ST\",\"address_locality\":"
+                        "\"springfield\",\"address_region\":\"IL\",\"postal_code\":\"62704\","
+                        "\"address_country\":\"US\"}],\"selected_destination_id\":\"mine\"}]}}");
+    assert_string_equal(c->methods[0].destinations[0].id, "addr_1");
+    assert_string_equal(c->methods[0].selected_destination_id, "addr_1");
+    assert_int_equal(remembered, 0);
+    checkout_free(c);
+    /* a new one is remembered and takes the id it was saved under */
+    c = create_json(&r, "{\"line_items\":[{\"item\":{\"id\":\"STRAW-001\"},\"quantity\":1}],"
+                        "\"buyer\":{\"email\":\"john@example.com\"},"
+                        "\"fulfillment\":{\"methods\":[{\"type\":\"shipping\",\"destinations\":[{"
+                        "\"id\":\"mine\",\"street_address\":\"9 Elm St\",\"address_country\":\"US\"}],"
+                        "\"selected_destination_id\":\"mine\"}]}}");
+    assert_int_equal(remembered, 1);
+    assert_string_equal(c->methods[0].destinations[0].id, "addr_new1");
+    assert_string_equal(c->methods[0].selected_destination_id, "addr_new1");
+    checkout_free(c);
+    json_decref(h);
+}
+
+static void test_free_shipping_in_refresh(void **state)
+{
+    (void)state;
+    json_t *h = handlers();
+    struct shop_rules r = rules(h);
+    static char *eligible[] = {"BISC-001"};
+    struct promotion promos[] = {
+        {.id = "p1", .type = PROMOTION_FREE_SHIPPING, .min_subtotal = 1000},
+        {.id = "p2", .type = PROMOTION_FREE_SHIPPING, .eligible = eligible, .n_eligible = 1},
+    };
+    r.promotions = promos;
+    r.n_promotions = 2;
+    struct checkout *c = make(&r, "STRAW-001:1", "US", "IL", "std-ship", NULL);
+    assert_int_equal(c->totals.fulfillment, 500); /* 250 < 1000, no eligible item */
+    assert_string_equal(c->methods[0].groups[0].options[0].title, "Standard");
+    checkout_free(c);
+    c = make(&r, "STRAW-001:4", "US", "IL", "std-ship", NULL); /* 1000: the threshold */
+    assert_int_equal(c->totals.fulfillment, 0);
+    assert_string_equal(c->methods[0].groups[0].options[0].title, "Standard (Free)");
+    assert_int_equal(c->methods[0].groups[0].options[1].amount, 1500); /* express is not */
+    checkout_free(c);
+    c = make(&r, "BISC-001:1", "US", "IL", "std-ship", NULL); /* an eligible item */
+    assert_int_equal(c->totals.fulfillment, 0);
+    checkout_free(c);
+    json_decref(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_totals_table), cmocka_unit_test(test_discount_then_tax_exact),
         cmocka_unit_test(test_discount_amount), cmocka_unit_test(test_promotion_eligibility),
+        cmocka_unit_test(test_address_book_in_refresh),
+        cmocka_unit_test(test_free_shipping_in_refresh),
         cmocka_unit_test(test_mul_div),      cmocka_unit_test(test_allocate),
         cmocka_unit_test(test_overflow),     cmocka_unit_test(test_totals_json),
     };
