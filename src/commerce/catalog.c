@@ -294,6 +294,7 @@ static void catalog_destroy(struct catalog *c)
     free(c->ship_default.rates);
     fields_arr_free(&discount_shape, c->discounts, c->ndiscounts);
     fields_arr_free(&tax_shape, c->taxes, c->ntaxes);
+    catalog_extra_free(c);
     free(c);
 }
 
@@ -993,6 +994,8 @@ int catalog_load_json(const char *text, size_t len, const char *source, struct c
                       discount_entry);
     if ((a = get_array(&L, root, "tax_rates", 0)))
         parse_section(&L, a, "tax_rates", sizeof *c->taxes, &c->taxes, &c->ntaxes, tax_entry);
+    if (!e.oom && catalog_extra_load(c, root, &e.p))
+        e.oom = 1;
     if (!e.oom && e.p.n == 0)
         build_ship_lists(&L);
     json_decref(root);

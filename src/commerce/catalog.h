@@ -93,6 +93,22 @@ const struct discount *catalog_discounts(const struct catalog *c, size_t *n);
 const struct tax_rate *catalog_tax_rate(const struct catalog *c, const char *country,
                                         const char *region);
 
+/* ---- promotions and the address book (catalog_extra.c) ---- */
+
+/* All promotions in file order. */
+const struct promotion *catalog_promotions(const struct catalog *c, size_t *n);
+/* 1 when one of the n promotions makes standard shipping free for a cart
+ * whose item subtotal is `subtotal` and which holds the product ids
+ * item_ids[0..n_items) (pure; the unit-tested rule). */
+int promotion_free_shipping(const struct promotion *p, size_t n, int64_t subtotal,
+                            const char *const *item_ids, size_t n_items);
+/* The customer with this email (ASCII case-insensitive); NULL if none. */
+const struct customer *catalog_customer_by_email(const struct catalog *c, const char *email);
+/* The saved addresses of customer_id, in file order: up to max pointers in
+ * out; returns how many the customer has. */
+size_t catalog_customer_addresses(const struct catalog *c, const char *customer_id,
+                                  const struct saved_address **out, size_t max);
+
 /* 1 if s is a valid id: 1..COMMERCE_ID_MAX-1 characters of A-Z a-z 0-9 . _ -
  * (product ids, rate ids, discount codes). */
 int catalog_id_valid(const char *s);

@@ -77,7 +77,22 @@ struct catalog {
     size_t ndiscounts;
     struct tax_rate *taxes;
     size_t ntaxes;
+    struct promotion *promotions;  /* catalog_extra.c */
+    size_t npromotions;
+    struct customer *customers;
+    size_t ncustomers;
+    struct saved_address *addresses;
+    size_t naddresses;
 };
+
+/* ---- catalog_extra.c: promotions, customers, saved addresses ---- */
+
+struct json_t;
+/* Reads root's "promotions", "customers" and "addresses" arrays into c
+ * (problems reported in p, each "catalog: field: what"). 0 or
+ * AGENTD_ENOMEM. */
+int catalog_extra_load(struct catalog *c, struct json_t *root, struct catalog_problems *p);
+void catalog_extra_free(struct catalog *c);
 
 /* catalog.c: index of the product whose id equals id ignoring case, or -1. */
 long catalog_find_ci(const struct catalog *c, const char *id);

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "commerce/address_book.h"
+#include "commerce/catalog.h"
 #include "commerce/checkout_internal.h"
 #include "commerce/money.h"
 #include "commerce/pricing.h"
@@ -96,12 +98,31 @@ const struct postal_address *checkout_selected_dest(const struct fulfillment_met
     return NULL;
 }
 
+/* 1 when a promotion makes standard shipping free for this cart: the item
+ * subtotal before discounts (as the sample merchants compare it) or an
+ * eligible product in it. */
+static int shipping_is_free(const struct checkout *c, const struct shop_rules *r)
+{
+    if (!r->n_promotions || c->n_lines > CHECKOUT_LINES_MAX)
+        return 0;
+    const char *ids[CHECKOUT_LINES_MAX];
+    int64_t subtotal = 0, base;
+    for (size_t i = 0; i < c->n_lines; i++) {
+        ids[i] = c->lines[i].item_id;
+        if (!__builtin_mul_overflow(c->lines[i].price, c->lines[i].quantity, &base) &&
+            base <= MONEY_AMOUNT_MAX && subtotal <= MONEY_AMOUNT_MAX)
+            subtotal += base;
+    }
+    return promotion_free_shipping(r->promotions, r->n_promotions, subtotal, ids, c->n_lines);
+}
+
 /* Rebuilds each group's options from the rules for its destination and
  * checks the selection against them. */
 static int refresh_options(struct checkout *c, const struct shop_rules *r, unsigned flags,
                            struct agentd_error *e)
 {
     char path[96];
+    int free_std = shipping_is_free(c, r);
     for (size_t mi = 0; mi < c->n_methods; mi++) {
         struct fulfillment_method *m = &c->methods[mi];
         if (first_group(c, m))
@@ -125,9 +146,15 @@ static int refresh_options(struct checkout *c, const struct shop_rules *r, unsig
                 struct fulfillment_option *o = &g->options[g->n_options];
                 if (!s || !s->id || s->price < 0 || s->price > MONEY_AMOUNT_MAX)
                     continue;
-                o->amount = s->price;
+                int gratis = free_std && s->service_level &&
+                             strcasecmp(s->service_level, "standard") == 0;
+                o->amount = gratis ? 0 : s->price;
                 g->n_options++;
-                if (sdup(s->id, &o->id) || sdup(s->title ? s->title : s->id, &o->title) ||
+                char title[160];
+                /* the sample merchants' wording for a promoted option */
+                snprintf(title, sizeof title, gratis ? "%s (Free)" : "%s",
+                         s->title ? s->title : s->id);
+                if (sdup(s->id, &o->id) || sdup(title, &o->title) ||
                     sdup(s->service_level, &o->description))
                     return oom(e);
             }
@@ -311,7 +338,11 @@ int checkout_refresh_in_place(struct checkout *c, const struct shop_rules *r, un
         return oom(e);
     c->links = links;
     c->n_links = r->n_links;
-    if ((rc = refresh_items(c, r, flags, e)) || (rc = refresh_options(c, r, flags, e)) ||
+    if ((rc = refresh_items(c, r, flags, e)))
+        return rc;
+    if (address_book_apply(c, r))
+        return oom(e);
+    if ((rc = refresh_options(c, r, flags, e)) ||
         (rc = pricing_compute(c, r, e)))
         return rc;
     if (compute_messages(c, r))

@@ -51,6 +51,8 @@ struct checkout_link {
 
 /* Everything the domain needs to know about the shop for one operation.
  * The caller fills it per request; all callbacks must be pure lookups. */
+struct postal_address;
+
 struct shop_rules {
     void *ud;
     /* Required. Product by exact id; NULL if unknown. */
@@ -77,6 +79,18 @@ struct shop_rules {
     size_t n_links;
     int64_t fee;                   /* flat fee per checkout, minor units; 0 = none */
     unsigned flags;                /* SHOP_* */
+    /* Optional. Free-shipping promotions (borrowed, like the catalog). */
+    const struct promotion *promotions;
+    size_t n_promotions;
+    /* Optional. The address book: up to max saved addresses of the
+     * customer with this email into out (ids set; the caller's copies,
+     * freed by the checkout); returns how many were written. */
+    size_t (*saved_addresses)(void *ud, const char *email, struct postal_address *out,
+                              size_t max);
+    /* Optional. Saves a new address for the customer with this email;
+     * its id into id (len bytes). 0 or a negative AGENTD_E*. */
+    int (*remember_address)(void *ud, const char *email, const struct postal_address *a,
+                            char *id, size_t len);
 };
 
 

@@ -120,29 +120,41 @@ static void applied_clear(struct checkout *c)
     FIELDS_ARR_RESET(&applied_discount_shape, c->applied, c->n_applied);
 }
 
-/* Codes the rules know, in application order: percentages first, then
- * fixed amounts, each in submission order; a repeated code counts once. */
+/* Codes the rules know, in the order submitted (each applies to what the
+ * earlier ones left, as UCP's sample merchants do); a repeated code counts
+ * once; unknown codes are skipped here (refresh reports them). */
 static size_t order_discounts(const struct checkout *c, const struct shop_rules *r,
                               const struct discount **out, const char **codes)
 {
     size_t n = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        enum discount_type want = pass == 0 ? DISCOUNT_PERCENTAGE : DISCOUNT_FIXED_AMOUNT;
-        for (size_t i = 0; i < c->n_codes; i++) {
-            const struct discount *d = r->discount ? r->discount(r->ud, c->codes[i]) : NULL;
-            if (!d || d->type != want)
-                continue;
-            int dup = 0;
-            for (size_t k = 0; k < n; k++)
-                dup |= out[k] == d || strcasecmp(codes[k], c->codes[i]) == 0;
-            if (dup)
-                continue;
-            out[n] = d;
-            codes[n] = c->codes[i];
-            n++;
-        }
+    for (size_t i = 0; i < c->n_codes; i++) {
+        const struct discount *d = r->discount ? r->discount(r->ud, c->codes[i]) : NULL;
+        if (!d)
+            continue;
+        int dup = 0;
+        for (size_t k = 0; k < n; k++)
+            dup |= out[k] == d || strcasecmp(codes[k], c->codes[i]) == 0;
+        if (dup)
+            continue;
+        out[n] = d;
+        codes[n] = c->codes[i];
+        n++;
     }
     return n;
+}
+
+int64_t pricing_discount_amount(const struct discount *d, int64_t left)
+{
+    int64_t amount;
+    if (left <= 0)
+        return 0;
+    if (d->type == DISCOUNT_PERCENTAGE) {
+        int64_t pct = d->value < 0 ? 0 : d->value > 100 ? 100 : d->value;
+        amount = (int64_t)(((wide_t)left * pct) / 100); /* truncated, like the samples */
+    } else {
+        amount = d->value < 0 ? 0 : d->value;
+    }
+    return amount > left ? left : amount; /* never below zero */
 }
 
 int pricing_compute(struct checkout *c, const struct shop_rules *r, struct agentd_error *e)
@@ -192,15 +204,7 @@ int pricing_compute(struct checkout *c, const struct shop_rules *r, struct agent
     int64_t left = subtotal; /* sum of remaining[] */
     for (size_t k = 0; k < nd; k++) {
         const struct discount *d = ds[k];
-        int64_t amount;
-        if (d->type == DISCOUNT_PERCENTAGE) {
-            int64_t pct = d->value < 0 ? 0 : d->value > 100 ? 100 : d->value;
-            amount = pricing_mul_div(left, pct, 100);
-        } else {
-            amount = d->value < 0 ? 0 : d->value;
-        }
-        if (amount < 0 || amount > left)
-            amount = left; /* never below zero */
+        int64_t amount = pricing_discount_amount(d, left);
         if ((rc = pricing_allocate(amount, remaining, n, alloc)) != 0)
             goto out;
         struct applied_discount *ad = &c->applied[c->n_applied++];
@@ -279,8 +283,11 @@ int pricing_compute(struct checkout *c, const struct shop_rules *r, struct agent
 
     /* 5. checkout totals (each term <= 1e14, so no int64 overflow) */
     c->totals.subtotal = subtotal;
-    c->totals.items_discount = items_discount;
-    c->totals.discount = 0;
+    /* Codes are order-level discounts: UCP's `discount` total line
+     * (total = subtotal - discount + ...); their per-line allocation stays
+     * on the lines, where tax is computed. */
+    c->totals.items_discount = 0;
+    c->totals.discount = items_discount;
     c->totals.fulfillment = fulfillment;
     c->totals.tax = tax;
     c->totals.fee = fee;

@@ -2,10 +2,10 @@
  * (line totals, discount allocations, shipping, tax, fee, total).
  *
  * Integer minor units only. Rules (see docs/internals/ucp-model.md):
- *  - discounts: percentage codes first, then fixed amounts, each group in
- *    the order submitted; each applies to what earlier ones left, never
- *    below zero; the checkout-level amount is rounded half up and then
- *    split over lines by largest remainder, so the lines sum exactly;
+ *  - discounts: codes in the order submitted, each on what earlier ones
+ *    left (percentages truncated, fixed amounts in minor units), never
+ *    below zero; reported as the checkout's `discount` total and split
+ *    over lines by largest remainder, so the lines sum exactly;
  *  - tax: basis points of the destination's most specific rate, rounded
  *    half up per line and once on shipping (when taxable);
  *  - any amount above MONEY_AMOUNT_MAX is refused, so nothing overflows. */
@@ -31,6 +31,10 @@ int pricing_compute(struct checkout *c, const struct shop_rules *r, struct agent
 json_t *pricing_totals_json(const struct checkout_totals *t, int has_fulfillment, int has_tax);
 /* UCP totals[] for a line: subtotal, items_discount (if any), tax (if any), total. */
 json_t *pricing_line_totals_json(const struct line_totals *t);
+
+/* What discount d takes off `left` (minor units): a percentage truncated
+ * toward zero, a fixed amount; never more than left, never negative. */
+int64_t pricing_discount_amount(const struct discount *d, int64_t left);
 
 /* Splits amount over weights proportionally, by largest remainder (ties go
  * to the earlier index): out[i] sum to amount exactly, and out[i] <=

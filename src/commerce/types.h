@@ -4,6 +4,7 @@
 #ifndef AGENTD_COMMERCE_TYPES_H
 #define AGENTD_COMMERCE_TYPES_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define COMMERCE_ID_MAX 64
@@ -46,6 +47,38 @@ struct discount {
     enum discount_type type;
     int64_t value;       /* percentage: whole percent 1..100; fixed: minor units */
     char *description;
+};
+
+/* A promotion (promotions.csv). free_shipping: the standard shipping
+ * option costs 0 when the item subtotal reaches min_subtotal (> 0) or the
+ * cart holds one of the eligible product ids. */
+enum promotion_type { PROMOTION_FREE_SHIPPING };
+
+struct promotion {
+    char *id;
+    enum promotion_type type;
+    int64_t min_subtotal;  /* minor units; 0 = no threshold */
+    char **eligible;       /* product ids; NULL when n_eligible is 0 */
+    size_t n_eligible;
+    char *description;
+};
+
+/* A merchant's customer (customers.csv) and a saved address
+ * (addresses.csv); personal data: never logged. */
+struct customer {
+    char *id;
+    char *name;
+    char *email;
+};
+
+struct saved_address {
+    char *id;
+    char *customer_id;
+    char *street_address;
+    char *city;
+    char *state;
+    char *postal_code;
+    char *country;
 };
 
 /* Tax by region: the most specific row wins (country+region, then country,

@@ -685,9 +685,166 @@ static void import_discounts(struct ictx *x, const struct csv *c, json_t *arr)
     each_row(x, "discounts.csv", c, spec, 4, discount_row, arr);
 }
 
+/* eligible_item_ids: empty, a JSON list (["bouquet_roses"], as the sample
+ * data writes it) or ids separated by commas or spaces. */
+static json_t *id_list(struct ictx *x, const char *F, size_t line, const char *s)
+{
+    json_t *arr = NULL;
+    if (s[0] == '[') {
+        arr = json_loads(s, JSON_DECODE_ANY, NULL);
+        size_t i;
+        json_t *v;
+        int ok = json_is_array(arr);
+        json_array_foreach(ok ? arr : NULL, i, v)
+            ok &= json_is_string(v) && catalog_id_valid(json_string_value(v));
+        if (!ok) {
+            json_decref(arr);
+            catalog_problem_add(x->e, F, line, "eligible_item_ids",
+                                "\"%.80s\" must be a list of product ids like [\"roses\"]", s);
+            return NULL;
+        }
+        return arr;
+    }
+    if (!(arr = json_array())) {
+        x->oom = 1;
+        return NULL;
+    }
+    char *copy = strdup(s), *save = NULL;
+    if (!copy) {
+        x->oom = 1;
+        json_decref(arr);
+        return NULL;
+    }
+    for (char *t = strtok_r(copy, ", ;", &save); t; t = strtok_r(NULL, ", ;", &save)) {
+        if (!cell_id(x, F, line, "eligible_item_ids", t)) {
+            json_decref(arr);
+            arr = NULL;
+            break;
+        }
+        if (json_array_append_new(arr, json_string(t)) != 0)
+            x->oom = 1;
+    }
+    free(copy);
+    return arr;
+}
+
+static void promotion_row(struct sect *s, const struct csv_row *row, size_t r)
+{
+    struct ictx *x = s->x;
+    const char *const F = s->file;
+    const char *id = col(s, row, 0), *type = col(s, row, 1), *min = col(s, row, 2);
+    int ok = cell_id(x, F, row->line, "id", id) && key_first(s, r, 0, "id", 0, "");
+    if (strcmp(type, "free_shipping") != 0) {
+        catalog_problem_add(x->e, F, row->line, "type", "\"%s\" must be free_shipping", type);
+        ok = 0;
+    }
+    int64_t m = 0;
+    if (*min)
+        ok &= cell_int(x, F, row->line, "min_subtotal", min, 0, MONEY_AMOUNT_MAX, &m);
+    json_t *ids = id_list(x, F, row->line, col(s, row, 3));
+    json_t *o = ok && ids ? row_object(s) : NULL;
+    if (!o) {
+        json_decref(ids);
+        return;
+    }
+    jset(x, o, "id", json_string(id));
+    jset(x, o, "type", json_string(type));
+    if (m)
+        jset(x, o, "min_subtotal", json_integer(m));
+    jset(x, o, "eligible_item_ids", ids);
+    jset(x, o, "description", jstr(x, F, row->line, "description", col(s, row, 4)));
+}
+
+static void import_promotions(struct ictx *x, const struct csv *c, json_t *arr)
+{
+    static const struct colspec spec[] = { { "id", 1 }, { "type", 1 }, { "min_subtotal", 0 },
+                                           { "eligible_item_ids", 0 }, { "description", 0 } };
+    each_row(x, "promotions.csv", c, spec, 5, promotion_row, arr);
+}
+
+static void customer_row(struct sect *s, const struct csv_row *row, size_t r)
+{
+    struct ictx *x = s->x;
+    const char *const F = s->file;
+    const char *id = col(s, row, 0), *email = col(s, row, 2);
+    int ok = cell_id(x, F, row->line, "id", id) && key_first(s, r, 0, "id", 0, "");
+    ok &= col_given(s, row, "email", email) && key_first(s, r, 2, "email", 1, "");
+    json_t *o = ok ? row_object(s) : NULL;
+    if (!o)
+        return;
+    jset(x, o, "id", json_string(id));
+    jset(x, o, "name", jstr(x, F, row->line, "name", col(s, row, 1)));
+    jset(x, o, "email", jstr(x, F, row->line, "email", email));
+}
+
+static void import_customers(struct ictx *x, const struct csv *c, json_t *arr)
+{
+    static const struct colspec spec[] = { { "id", 1 }, { "name", 0 }, { "email", 1 } };
+    each_row(x, "customers.csv", c, spec, 3, customer_row, arr);
+}
+
+static void address_row(struct sect *s, const struct csv_row *row, size_t r)
+{
+    static const char *const names[] = { "id", "customer_id", "street_address", "city",
+                                          "state", "postal_code", "country" };
+    struct ictx *x = s->x;
+    const char *const F = s->file;
+    int ok = cell_id(x, F, row->line, "id", col(s, row, 0)) && key_first(s, r, 0, "id", 0, "");
+    ok &= cell_id(x, F, row->line, "customer_id", col(s, row, 1));
+    const char *cc = col(s, row, 6);
+    char country[3] = { 0 };
+    if (strlen(cc) == 2 && ((cc[0] | 32) >= 'a' && (cc[0] | 32) <= 'z') &&
+        ((cc[1] | 32) >= 'a' && (cc[1] | 32) <= 'z')) {
+        country[0] = (char)(cc[0] & ~32);
+        country[1] = (char)(cc[1] & ~32);
+    } else {
+        catalog_problem_add(x->e, F, row->line, "country",
+                            "\"%s\" must be a two-letter country code like \"US\"", cc);
+        ok = 0;
+    }
+    json_t *o = ok ? row_object(s) : NULL;
+    if (!o)
+        return;
+    for (int k = 0; k < 6; k++)
+        jset(x, o, names[k], jstr(x, F, row->line, names[k], col(s, row, k)));
+    jset(x, o, "country", json_string(country));
+}
+
+static void import_addresses(struct ictx *x, const struct csv *c, json_t *arr)
+{
+    static const struct colspec spec[] = { { "id", 1 },    { "customer_id", 1 },
+                                           { "street_address", 0 }, { "city", 0 },
+                                           { "state", 0 }, { "postal_code", 0 },
+                                           { "country", 1 } };
+    each_row(x, "addresses.csv", c, spec, 7, address_row, arr);
+}
+
 static const char *const csv_names[CATALOG_CSV_FILES] = {
-    "products.csv", "inventory.csv", "shipping_rates.csv", "discounts.csv"
+    "products.csv", "inventory.csv", "shipping_rates.csv", "discounts.csv",
+    "promotions.csv", "customers.csv", "addresses.csv"
 };
+
+/* promotions.csv, customers.csv, addresses.csv: sections only when the
+ * file is present, so a catalog without them looks as it did. */
+static void import_extras(struct ictx *x, const struct csv csvs[CATALOG_CSV_FILES], json_t *root)
+{
+    static const char *const keys[] = { "promotions", "customers", "addresses" };
+    static void (*const fns[])(struct ictx *, const struct csv *, json_t *) = {
+        import_promotions, import_customers, import_addresses
+    };
+    for (int k = 0; k < 3; k++) {
+        if (csvs[4 + k].nrows == 0)
+            continue;
+        json_t *arr = json_array();
+        if (!arr) {
+            x->oom = 1;
+            return;
+        }
+        jset(x, root, keys[k], json_incref(arr));
+        fns[k](x, &csvs[4 + k], arr);
+        json_decref(arr);
+    }
+}
 
 /* The parsed files (found of them present) into catalog JSON, checked by
  * loading it; label names the source in problems. Frees csvs. */
@@ -721,6 +878,7 @@ static int import_finish(const char *label, struct csv csvs[CATALOG_CSV_FILES], 
             import_inventory(x, &csvs[1], refs, nrefs);
             import_rates(x, &csvs[2], rates);
             import_discounts(x, &csvs[3], discounts);
+            import_extras(x, csvs, root);
         }
         json_decref(products);
         json_decref(rates);

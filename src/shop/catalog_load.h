@@ -17,7 +17,8 @@
 int catalog_load_file(const char *path, struct catalog **out, struct agentd_error *e);
 
 /* Reads UCP's sample-merchant CSV files from dir (products.csv,
- * inventory.csv, shipping_rates.csv, discounts.csv; a missing file means
+ * inventory.csv, shipping_rates.csv, discounts.csv, promotions.csv,
+ * customers.csv, addresses.csv; a missing file means
  * "none") and returns catalog JSON in the data/catalog.json format in
  * *json_out (caller frees with free()). The result is checked by loading
  * it. On failure returns AGENTD_EINVAL (problems listed in e->msg, each
@@ -26,10 +27,10 @@ int catalog_load_file(const char *path, struct catalog **out, struct agentd_erro
 int catalog_import_csv_dir(const char *dir, char **json_out, struct agentd_error *e);
 
 /* The same import from memory: text[k] (len[k] bytes, NULL = the file is
- * absent) for products.csv, inventory.csv, shipping_rates.csv and
- * discounts.csv in that order; label stands for the directory in problems.
+ * absent) for products.csv, inventory.csv, shipping_rates.csv,
+ * discounts.csv, promotions.csv, customers.csv, addresses.csv in that order; label stands for the directory in problems.
  * Results and statuses as catalog_import_csv_dir (no AGENTD_EIO). */
-#define CATALOG_CSV_FILES 4
+#define CATALOG_CSV_FILES 7
 int catalog_import_csv_mem(const char *label, const char *const text[CATALOG_CSV_FILES],
                            const size_t len[CATALOG_CSV_FILES], char **json_out,
                            struct agentd_error *e);

@@ -4,6 +4,7 @@
  * reload and apply again, a bounded number of times. */
 #define _GNU_SOURCE
 #include "shop/shop.h"
+#include "shop/addresses.h"
 #include "shop/merchant.h"
 #include "commerce/catalog.h"
 #include "commerce/fields.h"
@@ -242,6 +243,19 @@ static const struct tax_rate *r_tax(void *ud, const char *country, const char *r
     return catalog_tax_rate(((struct rules_ctx *)ud)->cat, country, region);
 }
 
+static size_t r_saved(void *ud, const char *email, struct postal_address *out, size_t max)
+{
+    struct rules_ctx *ctx = ud;
+    return shop_addresses_lookup(ctx->sh->st, ctx->sh->kr, ctx->cat, email, out, max);
+}
+
+static int r_remember(void *ud, const char *email, const struct postal_address *a, char *id,
+                      size_t len)
+{
+    struct rules_ctx *ctx = ud;
+    return shop_addresses_remember(ctx->sh->st, ctx->sh->kr, email, a, id, len);
+}
+
 static int rules_begin(struct shop *sh, struct rules_ctx *ctx, struct shop_rules *r,
                        struct agentd_error *e)
 {
@@ -263,7 +277,10 @@ static int rules_begin(struct shop *sh, struct rules_ctx *ctx, struct shop_rules
         .payment_handlers = sh->handlers,
         .links = sh->links,
         .n_links = sh->n_links,
+        .saved_addresses = r_saved,
+        .remember_address = r_remember,
     };
+    r->promotions = catalog_promotions(ctx->cat, &r->n_promotions);
     return 0;
 }
 

@@ -81,6 +81,9 @@ struct store_backend {
                         const struct store_stock_line *take, size_t ntake);
     int (*stock_seed)(void *b, const struct store_stock_line *v, size_t n, int replace);
     int (*stock_get)(void *b, const char *product_id, int64_t *quantity);
+    int (*address_save)(void *b, const char *id, const char *customer, const char *body);
+    int (*address_list)(void *b, const char *customer, int limit, struct store_address **out,
+                        size_t *n);
     int (*order_get)(void *b, const char *id, struct store_order **out);
     int (*order_update)(void *b, const char *id, int64_t expected_version,
                         const char *document);

@@ -236,12 +236,22 @@ static const struct migration migrations[] = {
      * address per minute); purge by age (AGENTD_AUDIT_RETENTION) */
     { 9, "ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"
          "CREATE INDEX audit_ts ON audit(ts);" },
-    /* (10 is another change's number.) Orders are updated (PUT /orders/{id},
+    /* orders are updated (PUT /orders/{id},
      * fulfillment events) under compare-and-swap on version; access_hash is
      * the SHA-256 of the permalink page's token (the token itself is never
      * kept in this column) */
     { 11, "ALTER TABLE orders ADD COLUMN version INTEGER NOT NULL DEFAULT 1;"
           "ALTER TABLE orders ADD COLUMN access_hash TEXT;" },
+    /* addresses buyers gave at checkout, saved for the
+     * merchant's customer (customer = the lowercased email); body is the
+     * address JSON, sealed (core/seal.c) when a keyring is configured. */
+    { 12, "CREATE TABLE saved_addresses ("
+          "  id TEXT PRIMARY KEY,"
+          "  customer TEXT NOT NULL,"
+          "  body TEXT NOT NULL,"
+          "  created_at INTEGER NOT NULL"
+          ");"
+          "CREATE INDEX saved_addresses_customer ON saved_addresses(customer, created_at, id);" },
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

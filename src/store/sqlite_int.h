@@ -225,6 +225,10 @@ int sq_order_get(void *b, const char *id, struct store_order **out);
 int sq_order_update(void *b, const char *id, int64_t expected_version, const char *document);
 int sq_stock_seed(void *b, const struct store_stock_line *v, size_t n, int replace);
 int sq_stock_get(void *b, const char *product_id, int64_t *quantity);
+/* sqlite_addresses.c */
+int sq_address_save(void *b, const char *id, const char *customer, const char *body);
+int sq_address_list(void *b, const char *customer, int limit, struct store_address **out,
+                    size_t *n);
 /* sqlite_idem.c */
 int sq_idem_begin(void *b, const char *principal, const char *key, const char *fingerprint,
                   const char *owner, int64_t expires_at, struct store_idem **existing);

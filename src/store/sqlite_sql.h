@@ -164,6 +164,10 @@
     X(STOCK_SEED, "INSERT INTO stock(product_id, quantity) VALUES(?1, ?2) ON CONFLICT DO NOTHING") \
     X(STOCK_CLEAR, "DELETE FROM stock")                                                        \
     X(STOCK_GET, "SELECT quantity FROM stock WHERE product_id = ?1")                           \
+    X(ADDRESS_SAVE, "INSERT INTO saved_addresses(id, customer, body, created_at) "             \
+                    "VALUES(?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING")                           \
+    X(ADDRESS_LIST, "SELECT id, customer, body, created_at FROM saved_addresses "              \
+                    "WHERE customer = ?1 ORDER BY created_at, id LIMIT ?2")                    \
     X(IDEM_DROP_EXPIRED, "DELETE FROM idempotency WHERE principal = ?1 AND key = ?2 "          \
                          "AND expires_at <= ?3")                                               \
     X(IDEM_DROP_STALE, "DELETE FROM idempotency WHERE principal = ?1 AND key = ?2 "            \

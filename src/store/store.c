@@ -36,7 +36,8 @@
     X(checkout_update, W) X(checkout_list_after, R) X(order_create, W) X(order_get, R) X(idem_begin, W)          \
     X(idem_takeover, W) X(idem_finish, W) X(idem_abandon, W) X(idem_drop, W) X(audit_append, W) X(audit_bump, W) X(audit_list, R)            \
     X(stock_seed, W) X(stock_get, R) X(order_update, W)                                \
-    X(session_list, R) X(session_delete_idle, W) X(batch_commit, W)
+    X(session_list, R) X(session_delete_idle, W) X(batch_commit, W)                    \
+    X(address_save, W) X(address_list, R)
 
 enum store_op {
 #define X(op, kind) OP_##op,
@@ -580,6 +581,19 @@ int store_stock_get(struct store *s, const char *product_id, int64_t *quantity)
 {
     REQUIRE(s, stock_get, nonempty(product_id) && quantity);
     CALL(s, stock_get, product_id, quantity);
+}
+
+int store_address_save(struct store *s, const char *id, const char *customer, const char *body)
+{
+    REQUIRE(s, address_save, nonempty(id) && nonempty(customer) && body);
+    CALL(s, address_save, id, customer, body);
+}
+
+int store_address_list(struct store *s, const char *customer, int limit,
+                       struct store_address **out, size_t *n)
+{
+    REQUIRE(s, address_list, nonempty(customer) && limit > 0 && out && n);
+    CALL(s, address_list, customer, limit, out, n);
 }
 
 int store_order_get(struct store *s, const char *id, struct store_order **out)

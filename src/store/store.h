@@ -445,6 +445,21 @@ int store_stock_seed(struct store *s, const struct store_stock_line *v, size_t n
 /* AGENTD_ENOTFOUND when the product has no stock row. */
 int store_stock_get(struct store *s, const char *product_id, int64_t *quantity);
 
+/* ---- the address book: addresses buyers gave, per customer ---- */
+
+struct store_address {
+    char *id;
+    char *customer;     /* the customer key (lowercased email) */
+    char *body;         /* the address, as the caller wrote it (sealed JSON) */
+    int64_t created_at;
+};
+/* Saves an address; an id already there is left as it is (0). */
+int store_address_save(struct store *s, const char *id, const char *customer, const char *body);
+/* The customer's addresses, oldest first, at most limit. */
+int store_address_list(struct store *s, const char *customer, int limit,
+                       struct store_address **out, size_t *n);
+void store_address_list_free(struct store_address *v, size_t n);
+
 /* ---- checkouts and orders ---- */
 
 struct store_checkout {

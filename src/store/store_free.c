@@ -26,6 +26,7 @@ OFFS(order, AT(order, id), AT(order, checkout_id), AT(order, owner), AT(order, d
      AT(order, access_hash));
 OFFS(idem, AT(idem, principal), AT(idem, key), AT(idem, fingerprint), AT(idem, state),
      AT(idem, headers), AT(idem, body), AT(idem, owner));
+OFFS(address, AT(address, id), AT(address, customer), AT(address, body));
 OFFS(audit, AT(audit, principal), AT(audit, action), AT(audit, target),
      AT(audit, request_id), AT(audit, outcome));
 
@@ -66,3 +67,4 @@ FREE_ONE(checkout)
 FREE_ONE(order)
 FREE_ONE(idem)
 FREE_LIST(audit)
+FREE_LIST(address)

@@ -145,11 +145,14 @@ class Tmpfs:
     def fill(self):
         """Writes a filler file until the filesystem is full."""
         filler = self.path / "filler"
-        with open(filler, "wb") as f:
+        # unbuffered: a buffered file keeps the part of the last block that
+        # did not fit and raises ENOSPC again when it is closed, whenever the
+        # free space is not a multiple of the block (so it depended on how
+        # many bytes the database happened to hold)
+        with open(filler, "wb", buffering=0) as f:
             try:
                 while True:
                     f.write(b"\0" * 65536)
-                    f.flush()
             except OSError:
                 pass
         return filler

@@ -395,25 +395,26 @@ def allocate(amount, weights):
 
 def expected_totals(cat, items, country="US", region="IL", option="std-ship", codes=()):
     """The checkout's totals and per-line (discount, tax), from the catalog:
-    percentage codes first then fixed ones (each in submission order, a code
-    counted once), each spread over the lines in proportion to what is left,
-    largest remainder first; tax per line (half up) plus shipping when the
-    region taxes it. total = subtotal - discount + fulfillment + tax + fee."""
+    codes in the order submitted (a code counted once), each on what the
+    earlier ones left (percentages truncated, as UCP's sample merchants do),
+    spread over the lines in proportion to what is left, largest remainder
+    first; tax per line (half up) plus shipping when the region taxes it.
+    Codes are the order-level `discount` line:
+    total = subtotal - discount + fulfillment + tax + fee."""
     base = [price_of(cat, pid) * q for pid, q in items]
     subtotal = sum(base)
     known = {d["code"].upper(): d for d in cat.get("discounts", [])}
     seen, ordered = set(), []
-    for kind in ("percentage", "fixed_amount"):
-        for c in codes:
-            d = known.get(c.upper())
-            if d and d["type"] == kind and c.upper() not in seen:
-                seen.add(c.upper())
-                ordered.append(d)
+    for c in codes:
+        d = known.get(c.upper())
+        if d and c.upper() not in seen:
+            seen.add(c.upper())
+            ordered.append(d)
     remaining = list(base)
     left = subtotal
     line_disc = [0] * len(base)
     for d in ordered:
-        amt = mul_div(left, d["value"], 100) if d["type"] == "percentage" else d["value"]
+        amt = left * d["value"] // 100 if d["type"] == "percentage" else d["value"]
         amt = min(amt, left)
         alloc = allocate(amt, remaining)
         for i, a in enumerate(alloc):
@@ -426,7 +427,7 @@ def expected_totals(cat, items, country="US", region="IL", option="std-ship", co
     tax = sum(line_tax) + (mul_div(ship, bp, 10000) if ship_taxable else 0)
     discount = sum(line_disc)
     return {
-        "subtotal": subtotal, "items_discount": discount, "discount": 0, "fulfillment": ship,
+        "subtotal": subtotal, "items_discount": 0, "discount": discount, "fulfillment": ship,
         "tax": tax, "fee": 0, "total": subtotal - discount + ship + tax,
         "lines": list(zip(line_disc, line_tax)),
     }

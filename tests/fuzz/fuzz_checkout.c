@@ -94,8 +94,8 @@ static void totals_ok(const struct checkout *c)
         line_discounts += li->totals.discount;
     }
     FUZZ_CHECK(c->n_lines <= CHECKOUT_LINES_MAX);
-    FUZZ_CHECK(t->subtotal == base && t->items_discount == line_discounts);
-    FUZZ_CHECK(t->items_discount <= t->subtotal);
+    FUZZ_CHECK(t->subtotal == base && t->discount == line_discounts && t->items_discount == 0);
+    FUZZ_CHECK(t->discount <= t->subtotal);
     FUZZ_CHECK(t->fulfillment >= 0 && t->tax >= 0 && t->fee >= 0 && t->discount >= 0);
     FUZZ_CHECK(t->total == t->subtotal - t->items_discount - t->discount + t->fulfillment +
                                t->tax + t->fee);

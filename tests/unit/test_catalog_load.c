@@ -98,7 +98,8 @@ static void tmp_write(struct tmpdir *t, const char *name, const char *text)
 static void tmp_remove(struct tmpdir *t)
 {
     static const char *const names[] = { "products.csv", "inventory.csv", "shipping_rates.csv",
-                                         "discounts.csv", "promotions.csv" };
+                                         "discounts.csv", "promotions.csv", "customers.csv",
+                                         "addresses.csv" };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char p[256];
         snprintf(p, sizeof p, "%s/%s", t->path, names[i]);
@@ -130,7 +131,18 @@ static void test_csv_import_roundtrip(void **state)
               "code,type,value,description\n"
               "10OFF,percentage,10,10% off\n"
               "FIVEOFF,fixed_amount,500,\"$5 off, any order\"\n");
-    tmp_write(&t, "promotions.csv", "id,type\nignored,whatever\n");
+    /* promotions: the sample's JSON-ish list, a quoted one, a bare list,
+     * an empty one; customers and their saved addresses */
+    tmp_write(&t, "promotions.csv",
+              "id,type,min_subtotal,eligible_item_ids,description\n"
+              "p1,free_shipping,10000,,Free over $100\n"
+              "p2,free_shipping,,[\"CK-1\"],Free with cookies\n"
+              "p3,free_shipping,,\"[\"\"MILK-1\"\", \"\"NOTE-1\"\"]\",Two\n"
+              "p4,free_shipping,,CK-1 MILK-1,Bare\n");
+    tmp_write(&t, "customers.csv", "id,name,email\nc1,John Doe,john@example.com\n");
+    tmp_write(&t, "addresses.csv",
+              "id,customer_id,street_address,city,state,postal_code,country\n"
+              "a1,c1,123 Main St,Springfield,IL,62704,us\n");
     struct agentd_error err;
     char *json = NULL;
     int rc = catalog_import_csv_dir(t.path, &json, &err);
@@ -169,6 +181,26 @@ static void test_csv_import_roundtrip(void **state)
     assert_int_equal(d->type, DISCOUNT_FIXED_AMOUNT);
     assert_int_equal(d->value, 500);
     assert_string_equal(d->description, "$5 off, any order");
+    const struct promotion *pr = catalog_promotions(c, &n);
+    assert_int_equal(n, 4);
+    assert_int_equal(pr[0].min_subtotal, 10000);
+    assert_int_equal(pr[0].n_eligible, 0);
+    assert_int_equal(pr[1].n_eligible, 1);
+    assert_string_equal(pr[1].eligible[0], "CK-1");
+    assert_int_equal(pr[2].n_eligible, 2);
+    assert_string_equal(pr[2].eligible[1], "NOTE-1");
+    assert_int_equal(pr[3].n_eligible, 2);
+    assert_string_equal(pr[3].eligible[1], "MILK-1");
+    assert_string_equal(pr[1].description, "Free with cookies");
+    const struct customer *cu = catalog_customer_by_email(c, "JOHN@example.com");
+    assert_non_null(cu);
+    assert_string_equal(cu->id, "c1");
+    assert_null(catalog_customer_by_email(c, "nobody@example.com"));
+    const struct saved_address *sa[4];
+    assert_int_equal(catalog_customer_addresses(c, "c1", sa, 4), 1);
+    assert_string_equal(sa[0]->street_address, "123 Main St");
+    assert_string_equal(sa[0]->country, "US");
+    assert_int_equal(catalog_customer_addresses(c, "c2", sa, 4), 0);
     int rrc;
     assert_string_equal(resolve_id(c, "best cookies", &rrc), "CK-1");
     catalog_free(c);
@@ -276,6 +308,16 @@ static void test_csv_errors(void **state)
           "discounts.csv:3: code: duplicate \"x\" (first on line 2; codes ignore case)" },
         { "discounts.csv", "code,type,value\nX,percentage,\n",
           "discounts.csv:2: value: \"\" is not an integer" },
+        { "promotions.csv", "id,type,min_subtotal,eligible_item_ids\np,bogo,,\n",
+          "promotions.csv:2: type: \"bogo\" must be free_shipping" },
+        { "promotions.csv", "id,type,min_subtotal,eligible_item_ids\np,free_shipping,ten,\n",
+          "promotions.csv:2: min_subtotal: \"ten\" is not an integer" },
+        { "promotions.csv", "id,type,min_subtotal,eligible_item_ids\np,free_shipping,,[1]\n",
+          "promotions.csv:2: eligible_item_ids: \"[1]\" must be a list of product ids" },
+        { "customers.csv", "id,name,email\nc1,Jo,\n", "customers.csv:2: email: must not be empty" },
+        { "addresses.csv", "id,customer_id,street_address,city,state,postal_code,country\n"
+                           "a1,c1,1 Main,X,IL,1,USA\n",
+          "addresses.csv:2: country: \"USA\" must be a two-letter country code" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct tmpdir t;
@@ -295,7 +337,8 @@ static void test_csv_errors(void **state)
         /* the in-memory import (the fuzzer's entry) says exactly the same,
          * the label standing for the directory */
         static const char *const names[CATALOG_CSV_FILES] = {
-            "products.csv", "inventory.csv", "shipping_rates.csv", "discounts.csv"
+            "products.csv", "inventory.csv", "shipping_rates.csv", "discounts.csv",
+            "promotions.csv", "customers.csv", "addresses.csv"
         };
         const char *texts[CATALOG_CSV_FILES] = { 0 };
         size_t lens[CATALOG_CSV_FILES] = { 0 };

@@ -13,6 +13,7 @@
 #include "commerce/checkout.h"
 #include "commerce/money.h"
 #include "commerce/pricing.h"
+#include "commerce/catalog.h"
 #include "core/err.h"
 
 /* ---- fake shop ---- */
@@ -21,6 +22,7 @@ static struct product products[] = {
     {.id = "BISC-001", .name = "Chocochip Cookies", .price = 399, .stock = 10, .available = 1},
     {.id = "STRAW-001", .name = "Strawberries", .price = 250, .stock = 10, .available = 1},
     {.id = "GOLD-001", .name = "Gold Bar", .price = MONEY_AMOUNT_MAX, .stock = 10, .available = 1},
+    {.id = "ROSES", .name = "Bouquet of Red Roses", .price = 3500, .stock = 10, .available = 1},
 };
 static struct shipping_rate rates[] = {
     {.id = "std-ship", .country = "*", .service_level = "standard", .title = "Standard", .price = 500},
@@ -31,6 +33,7 @@ static struct discount discounts[] = {
     {.code = "5DOLLARS", .type = DISCOUNT_FIXED_AMOUNT, .value = 500, .description = "$5 off"},
     {.code = "HALF", .type = DISCOUNT_PERCENTAGE, .value = 50, .description = "Half price"},
     {.code = "HUGE", .type = DISCOUNT_FIXED_AMOUNT, .value = 1000000, .description = "Huge"},
+    {.code = "WELCOME20", .type = DISCOUNT_PERCENTAGE, .value = 20, .description = "20% Off"},
 };
 static struct tax_rate taxes[] = {
     {.country = "US", .region = "IL", .rate_bp = 825, .shipping_taxable = 1},
@@ -158,7 +161,9 @@ static void assert_invariants(const struct checkout *c)
         base += t->base_amount;
     }
     assert_int_equal(base, c->totals.subtotal);
-    assert_int_equal(lines_disc, c->totals.items_discount);
+    /* codes are the order-level `discount` line; their allocation stays on lines */
+    assert_int_equal(lines_disc, c->totals.discount);
+    assert_int_equal(c->totals.items_discount, 0);
     assert_true(c->totals.tax >= lines_tax);
     for (size_t k = 0; k < c->n_applied; k++) {
         int64_t s = 0;
@@ -176,21 +181,28 @@ static void assert_invariants(const struct checkout *c)
 
 struct totals_case {
     const char *name, *lines, *country, *region, *option, *codes;
-    int64_t subtotal, items_discount, fulfillment, tax, total;
+    int64_t subtotal, discount, fulfillment, tax, total;
 };
 
 static const struct totals_case totals_cases[] = {
     {"plain", "BISC-001:2,STRAW-001:1", NULL, NULL, NULL, NULL, 1048, 0, 0, 0, 1048},
-    {"percentage rounds half up", "BISC-001:2,STRAW-001:1", NULL, NULL, NULL, "10OFF", 1048, 105, 0,
-     0, 943},
+    /* 10% of 1048 = 104.8: truncated, like UCP's sample merchants */
+    {"percentage truncates", "BISC-001:2,STRAW-001:1", NULL, NULL, NULL, "10OFF", 1048, 104, 0,
+     0, 944},
     {"fixed", "BISC-001:2,STRAW-001:1", NULL, NULL, NULL, "5DOLLARS", 1048, 500, 0, 0, 548},
     {"fixed capped at subtotal", "STRAW-001:1", NULL, NULL, NULL, "HUGE", 250, 250, 0, 0, 0},
-    /* percentage first whatever the order: 10% of 1048 = 105, then 500 */
-    {"stacked pct then fixed", "BISC-001:2,STRAW-001:1", NULL, NULL, NULL, "5DOLLARS,10OFF", 1048,
-     605, 0, 0, 443},
+    /* in the order given: 500 off 1048 = 548, then 10% of 548 = 54.8 -> 54 */
+    {"stacked fixed then pct", "BISC-001:2,STRAW-001:1", NULL, NULL, NULL, "5DOLLARS,10OFF", 1048,
+     554, 0, 0, 494},
+    /* 10% of 1048 = 104 -> 944, then 500 */
+    {"stacked pct then fixed", "BISC-001:2,STRAW-001:1", NULL, NULL, NULL, "10OFF,5DOLLARS", 1048,
+     604, 0, 0, 444},
     /* 50% of 1048 = 524, then 10% of 524 = 52.4 -> 52 */
     {"stacked two percentages", "BISC-001:2,STRAW-001:1", NULL, NULL, NULL, "HALF,10OFF", 1048, 576,
      0, 0, 472},
+    /* the flower shop: 3500 -> 10% -> 3150 -> 20% -> 2520 */
+    {"flower shop 10OFF + WELCOME20", "ROSES:1", NULL, NULL, NULL, "10OFF,WELCOME20", 3500, 980, 0,
+     0, 2520},
     {"duplicate code counts once", "STRAW-001:4", NULL, NULL, NULL, "10OFF,10off", 1000, 100, 0, 0,
      900},
     {"unknown code ignored", "STRAW-001:4", NULL, NULL, NULL, "NOPE", 1000, 0, 0, 0, 1000},
@@ -217,11 +229,12 @@ static void test_totals_table(void **state)
         const struct totals_case *tc = &totals_cases[i];
         struct checkout *c = make(&r, tc->lines, tc->country, tc->region, tc->option, tc->codes);
         print_message("case %s: sub %lld disc %lld ful %lld tax %lld total %lld\n", tc->name,
-                      (long long)c->totals.subtotal, (long long)c->totals.items_discount,
+                      (long long)c->totals.subtotal, (long long)c->totals.discount,
                       (long long)c->totals.fulfillment, (long long)c->totals.tax,
                       (long long)c->totals.total);
         assert_int_equal(c->totals.subtotal, tc->subtotal);
-        assert_int_equal(c->totals.items_discount, tc->items_discount);
+        assert_int_equal(c->totals.discount, tc->discount);
+        assert_int_equal(c->totals.items_discount, 0);
         assert_int_equal(c->totals.fulfillment, tc->fulfillment);
         assert_int_equal(c->totals.tax, tc->tax);
         assert_int_equal(c->totals.total, tc->total);
@@ -402,10 +415,162 @@ static void test_totals_json(void **state)
     json_decref(a);
 }
 
+/* The stacking math on its own: truncation, fixed amounts, never below 0. */
+static void test_discount_amount(void **state)
+{
+    (void)state;
+    struct discount pct10 = {.code = "10OFF", .type = DISCOUNT_PERCENTAGE, .value = 10};
+    struct discount pct20 = {.code = "WELCOME20", .type = DISCOUNT_PERCENTAGE, .value = 20};
+    struct discount fix500 = {.code = "FIXED500", .type = DISCOUNT_FIXED_AMOUNT, .value = 500};
+    assert_int_equal(pricing_discount_amount(&pct10, 3500), 350);
+    assert_int_equal(pricing_discount_amount(&pct20, 3150), 630);
+    assert_int_equal(pricing_discount_amount(&pct10, 1049), 104); /* 104.9 truncates */
+    assert_int_equal(pricing_discount_amount(&pct10, 9), 0);
+    assert_int_equal(pricing_discount_amount(&fix500, 3500), 500);
+    assert_int_equal(pricing_discount_amount(&fix500, 300), 300); /* capped */
+    assert_int_equal(pricing_discount_amount(&fix500, 0), 0);
+}
+
+/* Free shipping: a threshold on the item subtotal, or an eligible item. */
+static void test_promotion_eligibility(void **state)
+{
+    (void)state;
+    char *roses[] = {"bouquet_roses"};
+    struct promotion p[] = {
+        {.id = "promo_1", .type = PROMOTION_FREE_SHIPPING, .min_subtotal = 10000},
+        {.id = "promo_2", .type = PROMOTION_FREE_SHIPPING, .eligible = roses, .n_eligible = 1},
+    };
+    const char *tulips[] = {"bouquet_tulips"}, *mixed[] = {"pot_ceramic", "bouquet_roses"};
+    assert_false(promotion_free_shipping(p, 2, 9999, tulips, 1));
+    assert_true(promotion_free_shipping(p, 2, 10000, tulips, 1));
+    assert_true(promotion_free_shipping(p, 2, 1500, mixed, 2));
+    assert_false(promotion_free_shipping(p, 1, 1500, mixed, 2)); /* threshold only */
+    assert_false(promotion_free_shipping(p + 1, 1, 50000, tulips, 1)); /* items only */
+    assert_false(promotion_free_shipping(NULL, 0, 50000, mixed, 2));
+}
+
+/* ---- promotions and the address book through refresh ---- */
+
+static int remembered;
+
+static size_t f_saved(void *ud, const char *email, struct postal_address *out, size_t max)
+{
+    (void)ud;
+    if (strcasecmp(email, "john@example.com") != 0 || max < 2)
+        return 0;
+    out[0] = (struct postal_address){.id = strdup("addr_1"), .street_address = strdup("1 Main St"),
+                                     .address_locality = strdup("Springfield"),
+                                     .address_region = strdup("IL"), .postal_code = strdup("62704"),
+                                     .address_country = strdup("US")};
+    out[1] = (struct postal_address){.id = strdup("addr_2"), .street_address = strdup("2 Oak Ave"),
+                                     .address_country = strdup("FR")};
+    return 2;
+}
+
+static int f_remember(void *ud, const char *email, const struct postal_address *a, char *id,
+                      size_t len)
+{
+    (void)ud;
+    (void)email;
+    (void)a;
+    remembered++;
+    snprintf(id, len, "addr_new%d", remembered);
+    return 0;
+}
+
+static struct checkout *create_json(const struct shop_rules *r, const char *body)
+{
+    json_t *req = json_loads(body, 0, NULL);
+    assert_non_null(req);
+    struct checkout *c = NULL;
+    struct agentd_error e;
+    assert_int_equal(checkout_create(req, r, "chk_ab", &c, &e), 0);
+    json_decref(req);
+    return c;
+}
+
+static void test_address_book_in_refresh(void **state)
+{
+    (void)state;
+    json_t *h = handlers();
+    struct shop_rules r = rules(h);
+    r.saved_addresses = f_saved;
+    r.remember_address = f_remember;
+    remembered = 0;
+    /* a known email, a method without destinations: the saved ones, none selected */
+    struct checkout *c = create_json(&r, "{\"line_items\":[{\"item\":{\"id\":\"STRAW-001\"},"
+                                         "\"quantity\":1}],\"buyer\":{\"email\":\"JOHN@example.com\"},"
+                                         "\"fulfillment\":{\"methods\":[{\"type\":\"shipping\"}]}}");
+    assert_int_equal(c->methods[0].n_destinations, 2);
+    assert_string_equal(c->methods[0].destinations[0].id, "addr_1");
+    assert_string_equal(c->methods[0].destinations[1].address_country, "FR");
+    assert_null(c->methods[0].selected_destination_id);
+    assert_int_equal(remembered, 0);
+    checkout_free(c);
+    /* an unknown email: none */
+    c = create_json(&r, "{\"line_items\":[{\"item\":{\"id\":\"STRAW-001\"},\"quantity\":1}],"
+                        "\"buyer\":{\"email\":\"x@example.com\"},"
+                        "\"fulfillment\":{\"methods\":[{\"type\":\"shipping\"}]}}");
+    assert_int_equal(c->methods[0].n_destinations, 0);
+    checkout_free(c);
+    /* equal to a saved one (case and blanks aside): its id, the selection follows */
+    c = create_json(&r, "{\"line_items\":[{\"item\":{\"id\":\"STRAW-001\"},\"quantity\":1}],"
+                        "\"buyer\":{\"email\":\"john@example.com\"},"
+                        "\"fulfillment\":{\"methods\":[{\"type\":\"shipping\",\"destinations\":[{"
+                        "\"id\":\"mine\",\"street_address\":\" 1 MAIN ST\",\"address_locality\":"
+                        "\"springfield\",\"address_region\":\"IL\",\"postal_code\":\"62704\","
+                        "\"address_country\":\"US\"}],\"selected_destination_id\":\"mine\"}]}}");
+    assert_string_equal(c->methods[0].destinations[0].id, "addr_1");
+    assert_string_equal(c->methods[0].selected_destination_id, "addr_1");
+    assert_int_equal(remembered, 0);
+    checkout_free(c);
+    /* a new one is remembered and takes the id it was saved under */
+    c = create_json(&r, "{\"line_items\":[{\"item\":{\"id\":\"STRAW-001\"},\"quantity\":1}],"
+                        "\"buyer\":{\"email\":\"john@example.com\"},"
+                        "\"fulfillment\":{\"methods\":[{\"type\":\"shipping\",\"destinations\":[{"
+                        "\"id\":\"mine\",\"street_address\":\"9 Elm St\",\"address_country\":\"US\"}],"
+                        "\"selected_destination_id\":\"mine\"}]}}");
+    assert_int_equal(remembered, 1);
+    assert_string_equal(c->methods[0].destinations[0].id, "addr_new1");
+    assert_string_equal(c->methods[0].selected_destination_id, "addr_new1");
+    checkout_free(c);
+    json_decref(h);
+}
+
+static void test_free_shipping_in_refresh(void **state)
+{
+    (void)state;
+    json_t *h = handlers();
+    struct shop_rules r = rules(h);
+    static char *eligible[] = {"BISC-001"};
+    struct promotion promos[] = {
+        {.id = "p1", .type = PROMOTION_FREE_SHIPPING, .min_subtotal = 1000},
+        {.id = "p2", .type = PROMOTION_FREE_SHIPPING, .eligible = eligible, .n_eligible = 1},
+    };
+    r.promotions = promos;
+    r.n_promotions = 2;
+    struct checkout *c = make(&r, "STRAW-001:1", "US", "IL", "std-ship", NULL);
+    assert_int_equal(c->totals.fulfillment, 500); /* 250 < 1000, no eligible item */
+    assert_string_equal(c->methods[0].groups[0].options[0].title, "Standard");
+    checkout_free(c);
+    c = make(&r, "STRAW-001:4", "US", "IL", "std-ship", NULL); /* 1000: the threshold */
+    assert_int_equal(c->totals.fulfillment, 0);
+    assert_string_equal(c->methods[0].groups[0].options[0].title, "Standard (Free)");
+    assert_int_equal(c->methods[0].groups[0].options[1].amount, 1500); /* express is not */
+    checkout_free(c);
+    c = make(&r, "BISC-001:1", "US", "IL", "std-ship", NULL); /* an eligible item */
+    assert_int_equal(c->totals.fulfillment, 0);
+    checkout_free(c);
+    json_decref(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_totals_table), cmocka_unit_test(test_discount_then_tax_exact),
+        cmocka_unit_test(test_discount_amount), cmocka_unit_test(test_promotion_eligibility),
+        cmocka_unit_test(test_address_book_in_refresh),
+        cmocka_unit_test(test_free_shipping_in_refresh),
         cmocka_unit_test(test_mul_div),      cmocka_unit_test(test_allocate),
         cmocka_unit_test(test_overflow),     cmocka_unit_test(test_totals_json),
     };

@@ -2133,6 +2133,30 @@ static void *race_last_unit(void *arg)
     return NULL;
 }
 
+/* The address book: saved per customer, oldest first, an id saved once. */
+static void test_address_book(void **state)
+{
+    struct ctx *c = *state;
+    struct store_address *v = NULL;
+    size_t n = 9;
+    assert_ok(store_address_list(c->s, "john@example.com", 10, &v, &n));
+    assert_int_equal(n, 0);
+    assert_ok(store_address_save(c->s, "addr_a", "john@example.com", "sealed-a"));
+    assert_ok(store_address_save(c->s, "addr_b", "john@example.com", "sealed-b"));
+    assert_ok(store_address_save(c->s, "addr_a", "john@example.com", "other")); /* kept */
+    assert_ok(store_address_save(c->s, "addr_c", "jane@example.com", "sealed-c"));
+    assert_ok(store_address_list(c->s, "john@example.com", 10, &v, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].id, "addr_a");
+    assert_string_equal(v[0].body, "sealed-a");
+    assert_string_equal(v[1].id, "addr_b");
+    store_address_list_free(v, n);
+    assert_ok(store_address_list(c->s, "john@example.com", 1, &v, &n));
+    assert_int_equal(n, 1);
+    store_address_list_free(v, n);
+    assert_int_equal(store_address_save(c->s, "", "x", "y"), AGENTD_EINVAL);
+}
+
 static void test_stock_last_unit_race(void **state)
 {
     struct ctx *c = *state;
@@ -2896,6 +2920,7 @@ int main(void)
         T(test_orders),
         T(test_stock),
         T(test_stock_last_unit_race),
+        T(test_address_book),
         T(test_idempotency_lifecycle),
         T(test_idempotency_lease_and_expiry),
         T(test_audit),

@@ -389,7 +389,7 @@ static void test_checkout_json_shape(void **state)
     char *s = json_dumps(j, 0);
     assert_null(strstr(s, "success_token"));
     free(s);
-    /* totals: subtotal 1048, items_discount 105, fulfillment 500, tax, total */
+    /* totals: subtotal 1048, discount 104, fulfillment 500, tax, total */
     json_t *tot = json_object_get(j, "totals");
     int64_t sum = 0, total = -1;
     size_t i;

@@ -1,0 +1,125 @@
+/* The address book's I/O: a customer's saved addresses from the catalog and
+ * the store; new ones sealed (core/seal.c) into the store. Never logged. */
+#include "shop/addresses.h"
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commerce/catalog.h"
+#include "commerce/checkout.h"
+#include "core/err.h"
+#include "core/reqid.h"
+#include "core/seal.h"
+#include "store/store.h"
+
+/* The customer key: the email, ASCII-lowercased (emails match ignoring case). */
+static int customer_key(const char *email, char *out, size_t len)
+{
+    size_t n = email ? strlen(email) : 0;
+    if (n == 0 || n >= len)
+        return AGENTD_EINVAL;
+    for (size_t i = 0; i <= n; i++)
+        out[i] = (char)(email[i] >= 'A' && email[i] <= 'Z' ? email[i] + 32 : email[i]);
+    return 0;
+}
+
+static int set(char **dst, const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    return (*dst = strdup(s)) ? 0 : AGENTD_ENOMEM;
+}
+
+static int from_catalog(const struct saved_address *s, struct postal_address *a)
+{
+    return set(&a->id, s->id) || set(&a->street_address, s->street_address) ||
+           set(&a->address_locality, s->city) || set(&a->address_region, s->state) ||
+           set(&a->postal_code, s->postal_code) || set(&a->address_country, s->country);
+}
+
+/* A stored row into a; 0 when it opened and parsed. */
+static int from_store(const struct seal_keyring *kr, const struct store_address *row,
+                      struct postal_address *a)
+{
+    char *plain = NULL;
+    size_t n = 0;
+    if (!kr || seal_open(kr, row->id, row->body, &plain, &n, NULL) != 0)
+        return AGENTD_ECORRUPT;
+    json_t *j = json_loadb(plain, n, 0, NULL);
+    OPENSSL_cleanse(plain, n);
+    free(plain);
+    int rc = j ? checkout_address_from_json(j, a, NULL) : AGENTD_ECORRUPT;
+    json_decref(j);
+    if (rc == 0 && set(&a->id, row->id))
+        rc = AGENTD_ENOMEM;
+    if (rc)
+        checkout_address_clear(a);
+    return rc;
+}
+
+size_t shop_addresses_lookup(struct store *st, const struct seal_keyring *kr,
+                             const struct catalog *cat, const char *email,
+                             struct postal_address *out, size_t max)
+{
+    char key[320];
+    if (customer_key(email, key, sizeof key))
+        return 0;
+    size_t n = 0;
+    const struct customer *cu = cat ? catalog_customer_by_email(cat, email) : NULL;
+    if (cu) {
+        const struct saved_address *sa[64];
+        size_t k = catalog_customer_addresses(cat, cu->id, sa, 64);
+        for (size_t i = 0; i < k && i < 64 && n < max; i++) {
+            if (from_catalog(sa[i], &out[n])) {
+                checkout_address_clear(&out[n]);
+                return n;
+            }
+            n++;
+        }
+    }
+    struct store_address *rows = NULL;
+    size_t nrows = 0;
+    if (n < max && st && store_address_list(st, key, (int)max, &rows, &nrows) == 0) {
+        for (size_t i = 0; i < nrows && n < max; i++)
+            if (from_store(kr, &rows[i], &out[n]) == 0)
+                n++;
+        store_address_list_free(rows, nrows);
+    }
+    return n;
+}
+
+int shop_addresses_remember(struct store *st, const struct seal_keyring *kr, const char *email,
+                            const struct postal_address *a, char *id, size_t len)
+{
+    char key[320];
+    if (!st || !kr || !a || len < 40 || customer_key(email, key, sizeof key))
+        return AGENTD_EINVAL;
+    json_t *j = json_object();
+    const struct {
+        const char *k, *v;
+    } f[] = {
+        {"street_address", a->street_address}, {"extended_address", a->extended_address},
+        {"address_locality", a->address_locality}, {"address_region", a->address_region},
+        {"postal_code", a->postal_code}, {"address_country", a->address_country},
+    };
+    for (size_t i = 0; j && i < sizeof f / sizeof f[0]; i++)
+        if (f[i].v && json_object_set_new(j, f[i].k, json_string(f[i].v)) != 0) {
+            json_decref(j);
+            j = NULL;
+        }
+    char *plain = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!plain)
+        return AGENTD_ENOMEM;
+    id_new("addr_", id, len);
+    char *sealed = NULL;
+    int rc = seal_seal(kr, id, plain, strlen(plain), &sealed);
+    OPENSSL_cleanse(plain, strlen(plain));
+    free(plain);
+    if (rc == 0)
+        rc = store_address_save(st, id, key, sealed);
+    free(sealed);
+    return rc;
+}
