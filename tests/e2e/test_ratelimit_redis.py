@@ -14,9 +14,10 @@ from agentd_harness import assert_error_response, metric_value, parse_metrics, r
 PATH = "/chat/sessions"  # a charged route that touches no model
 
 
-def env(redis, rule, **extra):
-    # one loop thread: one Redis connection per replica, so "reconnected" is one state
-    return {"AGENTD_REDIS_URL": redis.url, "AGENTD_RATE_LIMIT": rule, "AGENTD_THREADS": "1",
+def env(redis, rule, threads="1", **extra):
+    # one loop thread by default: one Redis connection per replica, so
+    # "reconnected" is one state
+    return {"AGENTD_REDIS_URL": redis.url, "AGENTD_RATE_LIMIT": rule, "AGENTD_THREADS": threads,
             **extra}
 
 
@@ -50,8 +51,9 @@ def wait_for(pred, timeout=15.0, what="condition"):
 
 
 def test_two_replicas_share_one_budget(agentd, redis_server):
-    a = agentd(env=env(redis_server, "1/m,4"))
-    b = agentd(env=env(redis_server, "1/m,4"))
+    # several loops each: each loop has its own connection, all share the bucket
+    a = agentd(env=env(redis_server, "1/m,4", threads="3"))
+    b = agentd(env=env(redis_server, "1/m,4", threads="2"))
     remaining = []
     for srv in (a, b, a, b):
         r = srv.request("GET", PATH)
