@@ -470,10 +470,12 @@ class RedisServer:
 
     BIN = "/usr/bin/redis-server"
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, password=None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.password = password
+        self.socket = self.workdir / "redis.sock"
         self.proc = None
 
     @property
@@ -484,7 +486,9 @@ class RedisServer:
         log = open(self.workdir / "redis.log", "ab")
         self.proc = subprocess.Popen(
             [self.BIN, "--port", str(self.port), "--bind", HOST, "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no"],
+             "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no",
+             "--unixsocket", str(self.socket), "--unixsocketperm", "700",
+             *(["--requirepass", self.password] if self.password else [])],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + timeout
@@ -500,7 +504,7 @@ class RedisServer:
         try:
             with socket.create_connection((HOST, self.port), timeout=1.0) as s:
                 s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+                return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 
@@ -510,8 +514,13 @@ class RedisServer:
         for a in args:
             a = a if isinstance(a, bytes) else str(a).encode()
             out += b"$%d\r\n%s\r\n" % (len(a), a)
+        if self.password:
+            out = b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(self.password),
+                                                                self.password.encode()) + out
         with socket.create_connection((HOST, self.port), timeout=2.0) as s:
             s.sendall(out)
+            if self.password:
+                time.sleep(0.05)  # both replies: +OK then the command's
             return s.recv(65536)
 
     def kill(self):

@@ -9,7 +9,8 @@ import http.client
 import json
 import time
 
-from agentd_harness import assert_error_response, metric_value, parse_metrics, run_cli
+from agentd_harness import (RedisServer, assert_error_response, metric_value, parse_metrics,
+                            run_cli)
 
 PATH = "/chat/sessions"  # a charged route that touches no model
 
@@ -181,3 +182,30 @@ def test_check_config_hides_the_redis_password():
     bad = run_cli(["check-config"], env={"AGENTD_REDIS_URL": "rediss://127.0.0.1:6399"})
     assert bad.returncode != 0
     assert "AGENTD_REDIS_URL" in bad.stdout + bad.stderr
+
+
+def test_password_and_unix_socket(agentd, tmp_path):
+    redis = RedisServer(tmp_path / "redis-auth", password="c0rrect-h0rse").start()
+    try:
+        tcp = f"redis://:c0rrect-h0rse@127.0.0.1:{redis.port}"
+        unix = f"unix://:c0rrect-h0rse@{redis.socket}"
+        a = agentd(env={"AGENTD_REDIS_URL": tcp, "AGENTD_RATE_LIMIT": "1/m,2"})
+        b = agentd(env={"AGENTD_REDIS_URL": unix, "AGENTD_RATE_LIMIT": "1/m,2"})
+        assert a.request("GET", PATH).status_code == 200
+        assert b.request("GET", PATH).status_code == 200
+        assert_error_response(a.request("GET", PATH), 429, "rate_limited")
+        assert_error_response(b.request("GET", PATH), 429, "rate_limited")
+        # a wrong password: the login is refused, this replica limits on its own,
+        # /health says why without the password
+        wrong = f"redis://:wr0ng-pass@127.0.0.1:{redis.port}"
+        c = agentd(env={"AGENTD_REDIS_URL": wrong, "AGENTD_RATE_LIMIT": "1/m,2"})
+        assert c.request("GET", PATH).status_code == 200
+        body, dep = redis_dep(c)
+        assert dep["status"] == "failing", body
+        assert "AUTH" in dep["detail"] and "wr0ng-pass" not in dep["detail"], dep
+        assert metric_value(metrics(c), "agentd_redis_up") == 0.0
+        for srv in (a, b, c):
+            assert "c0rrect-h0rse" not in srv.log_text()
+            assert "wr0ng-pass" not in srv.log_text()
+    finally:
+        redis.kill()
