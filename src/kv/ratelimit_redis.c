@@ -50,7 +50,7 @@ struct rl {
 
 /* agentd_ratelimit_backend_errors_total: process-wide, as the registry is */
 static struct metric_child *errors;
-static atomic_llong last_warn_ns;
+static _Atomic int64_t last_warn_ns;
 
 struct call {
     struct rl *b;

@@ -52,7 +52,7 @@ struct redis {
     struct conn *conns[MAX_CONNS];
     int nconns;
     atomic_int up;
-    atomic_llong latency_ns;
+    _Atomic int64_t latency_ns;
     atomic_int closed;
 };
 
