@@ -518,6 +518,8 @@ static int app_init_http(struct app *a)
     struct ratelimit_backend *rb = NULL;
     if (cfg->redis_url && app_init_redis(a, &rb) != 0)
         return AGENTD_ENOMEM;
+    redis_metrics_register(a->redis); /* the series exist on every server */
+    ratelimit_redis_metrics_register();
     if (auth_limit_new(cfg, rb, &a->limit) != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");
         return AGENTD_ENOMEM;

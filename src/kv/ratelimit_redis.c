@@ -185,6 +185,15 @@ static void rl_check(struct ratelimit_backend *base, const char *key, const char
     send_script(c);
 }
 
+void ratelimit_redis_metrics_register(void)
+{
+    struct metric *m = metric_register("agentd_ratelimit_backend_errors_total",
+                                       "Rate-limit checks the shared backend (Redis) could not "
+                                       "decide: unreachable, timed out or a bad reply",
+                                       METRIC_COUNTER, NULL, NULL);
+    errors = m ? metric_only(m) : NULL;
+}
+
 static void rl_free(struct ratelimit_backend *base)
 {
     struct rl *b = (struct rl *)base;
@@ -212,10 +221,6 @@ struct ratelimit_backend *ratelimit_redis_new(struct redis *r, int closed,
     b->r = r;
     b->closed = closed;
     b->fallback = fallback;
-    struct metric *m = metric_register("agentd_ratelimit_backend_errors_total",
-                                       "Rate-limit checks the shared backend (Redis) could not "
-                                       "decide: unreachable, timed out or a bad reply",
-                                       METRIC_COUNTER, NULL, NULL);
-    errors = m ? metric_only(m) : NULL;
+    ratelimit_redis_metrics_register();
     return &b->base;
 }

@@ -16,6 +16,10 @@ struct redisReply;
 struct ratelimit_backend *ratelimit_redis_new(struct redis *r, int closed,
                                               struct ratelimit_backend *fallback);
 
+/* agentd_ratelimit_backend_errors_total (at 0 on every server, Redis or
+ * not); ratelimit_redis_new calls it too. */
+void ratelimit_redis_metrics_register(void);
+
 /* The script's reply {allowed, ns until the bucket is full, remaining} into
  * a decision for rule and cost. Pure; 0, or -1 for a reply of another shape. */
 int ratelimit_redis_decision(const struct redisReply *rep, const struct ratelimit_rule *rule,

@@ -255,8 +255,6 @@ void redis_command(struct redis *r, int argc, const char **argv, const size_t *l
         done(NULL, ud);
 }
 
-static double up_value(void *ud) { return redis_up(ud); }
-
 struct redis *redis_new(const struct redis_url *url, int timeout_ms)
 {
     struct redis *r = calloc(1, sizeof *r);
@@ -268,8 +266,6 @@ struct redis *redis_new(const struct redis_url *url, int timeout_ms)
     atomic_init(&r->up, 0);
     atomic_init(&r->latency_ns, 0);
     atomic_init(&r->closed, 0);
-    metric_register_fn("agentd_redis_up", "1 when the latest Redis command or connect "
-                       "succeeded (AGENTD_REDIS_URL), else 0", METRIC_GAUGE, up_value, r);
     return r;
 }
 
@@ -304,6 +300,15 @@ void redis_free(struct redis *r)
 }
 
 int redis_up(const struct redis *r) { return atomic_load(&r->up); }
+
+static double up_value(void *ud) { return ud ? redis_up(ud) : 0; }
+
+void redis_metrics_register(struct redis *r)
+{
+    metric_register_fn("agentd_redis_up", "1 when the latest Redis command or connect "
+                       "succeeded; 0 after a failure, and without AGENTD_REDIS_URL",
+                       METRIC_GAUGE, up_value, r);
+}
 int64_t redis_latency_ns(const struct redis *r) { return atomic_load(&r->latency_ns); }
 
 /* ---- the blocking probe (worker pool only) ---- */

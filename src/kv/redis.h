@@ -40,6 +40,10 @@ void redis_free(struct redis *r);
 int redis_up(const struct redis *r);
 int64_t redis_latency_ns(const struct redis *r);
 
+/* agentd_redis_up, registered once per process; r may be NULL (no Redis: 0),
+ * so the series exists on every server. */
+void redis_metrics_register(struct redis *r);
+
 /* /health's probe, blocking (run it on the worker pool): connect, AUTH,
  * SELECT and PING with the client's timeout. 0 when Redis answered PONG,
  * else -1 with a short reason (never the password) in detail. */
