@@ -2,6 +2,8 @@
  * loop's event_base, a timer per command, reconnect with backoff. */
 #include "kv/redis.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
+#include "core/pool.h"
 
 #define MAX_CONNS 512         /* loops per process (AGENTD_THREADS <= 256) */
 #define BACKOFF_MIN_MS 100
@@ -33,7 +36,9 @@ struct conn {
     redisAsyncContext *ac; /* NULL: not connected */
     struct event *retry;   /* reconnect timer */
     int64_t backoff_ms;
-    int waiting;           /* in backoff: commands fail at once */
+    int waiting;           /* in backoff or resolving: commands fail at once */
+    char addr[64];         /* the host's address, numeric; "" = not known */
+    int stale;             /* a host name whose connection failed: resolve again */
 };
 
 struct cmd {
@@ -48,6 +53,8 @@ struct cmd {
 struct redis {
     struct redis_url url;
     int timeout_ms;
+    int named;          /* the host is a DNS name, resolved on the worker pool */
+    char addr0[64];     /* its address when redis_new resolved it (start-up) */
     pthread_mutex_t mu; /* guards conns[] (a loop adds its own) */
     struct conn *conns[MAX_CONNS];
     int nconns;
@@ -80,12 +87,27 @@ static void conn_backoff(struct conn *c)
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
 }
 
+/* getaddrinfo into numeric text; blocking: at start-up or on the pool only */
+static int resolve(const char *host, char *addr, size_t len)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+        return -1;
+    const void *a = res->ai_family == AF_INET6
+                        ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+                        : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
+    int ok = inet_ntop(res->ai_family, a, addr, (socklen_t)len) != NULL;
+    freeaddrinfo(res);
+    return ok ? 0 : -1;
+}
+
 /* Drops the connection: every pending command is answered NULL (hiredis
  * calls their callbacks from redisAsyncFree), then a reconnect is planned. */
 static void conn_fail(struct conn *c, const char *why)
 {
     redisAsyncContext *ac = c->ac;
     c->ac = NULL;
+    c->stale = c->r->named;
     note_state(c->r, 0, why);
     conn_backoff(c);
     if (ac)
@@ -162,6 +184,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     struct conn *c = ac->data;
     if (status != REDIS_OK && c->ac == ac) { /* hiredis frees ac after this */
         c->ac = NULL;
+        c->stale = c->r->named;
         note_state(c->r, 0, ac->errstr);
         conn_backoff(c);
     }
@@ -173,17 +196,77 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (c->ac != ac) /* one we dropped ourselves */
         return;
     c->ac = NULL;
+    c->stale = c->r->named;
     note_state(c->r, 0, status == REDIS_OK ? "connection closed" : ac->errstr);
     conn_backoff(c);
 }
 
+/* ---- a host name, resolved again on the worker pool (never on a loop) ---- */
+
+struct resolving {
+    struct conn *c;
+    char addr[64];
+    int ok;
+};
+
+static void resolve_work(void *p)
+{
+    struct resolving *rs = p;
+    rs->ok = resolve(rs->c->r->url.host, rs->addr, sizeof rs->addr) == 0;
+}
+
+static void connect_addr(struct conn *c);
+
+static void resolve_done(void *p) /* on the conn's loop */
+{
+    struct resolving *rs = p;
+    struct conn *c = rs->c;
+    c->waiting = 0;
+    if (!atomic_load(&c->r->closed)) {
+        if (rs->ok) {
+            memcpy(c->addr, rs->addr, sizeof c->addr);
+            c->stale = 0;
+        }
+        if (c->addr[0]) { /* a failed lookup keeps the last address */
+            connect_addr(c);
+        } else {
+            note_state(c->r, 0, "cannot resolve the host");
+            conn_backoff(c);
+        }
+    }
+    free(rs);
+}
+
+static void conn_connect(struct conn *c)
+{
+    struct pool *pool = pool_default();
+    struct loop *l = loop_current();
+    if (!c->r->url.path[0] && c->r->named && (c->stale || !c->addr[0]) && pool && l) {
+        struct resolving *rs = calloc(1, sizeof *rs);
+        if (rs) {
+            rs->c = c;
+            c->waiting = 1; /* commands fail at once until it connects */
+            if (pool_submit(pool, l, resolve_work, resolve_done, rs) == 0)
+                return;
+            c->waiting = 0;
+            free(rs);
+        }
+    }
+    if (!c->r->url.path[0] && !c->addr[0]) {
+        note_state(c->r, 0, "cannot resolve the host");
+        conn_backoff(c);
+        return;
+    }
+    connect_addr(c);
+}
+
 /* Connects and queues the handshake (AUTH, SELECT, or a PING): commands sent
  * meanwhile queue behind it, and its timer bounds a connect that hangs. */
-static void conn_connect(struct conn *c)
+static void connect_addr(struct conn *c)
 {
     const struct redis_url *u = &c->r->url;
     redisAsyncContext *ac = u->path[0] ? redisAsyncConnectUnix(u->path)
-                                       : redisAsyncConnect(u->host, u->port);
+                                       : redisAsyncConnect(c->addr, u->port);
     if (!ac || ac->err) {
         note_state(c->r, 0, ac ? ac->errstr : "out of memory");
         if (ac)
@@ -233,6 +316,7 @@ static struct conn *conn_for(struct redis *r)
         c->r = r;
         c->base = base;
         c->backoff_ms = BACKOFF_MIN_MS;
+        memcpy(c->addr, r->addr0, sizeof c->addr);
         c->retry = evtimer_new(base, on_retry, c);
         if (c->retry) {
             r->conns[r->nconns++] = c;
@@ -262,6 +346,17 @@ struct redis *redis_new(const struct redis_url *url, int timeout_ms)
         return NULL;
     r->url = *url;
     r->timeout_ms = timeout_ms > 0 ? timeout_ms : 200;
+    if (!url->path[0]) {
+        unsigned char buf[sizeof(struct in6_addr)];
+        r->named = inet_pton(AF_INET, url->host, buf) != 1 &&
+                   inet_pton(AF_INET6, url->host, buf) != 1;
+        /* a name is looked up now, at start (blocking is fine here), and again
+         * on the worker pool when a connection to it fails */
+        if (!r->named)
+            snprintf(r->addr0, sizeof r->addr0, "%.63s", url->host);
+        else if (resolve(url->host, r->addr0, sizeof r->addr0) != 0)
+            r->addr0[0] = 0;
+    }
     pthread_mutex_init(&r->mu, NULL);
     atomic_init(&r->up, 0);
     atomic_init(&r->latency_ns, 0);

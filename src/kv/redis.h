@@ -20,7 +20,9 @@ typedef void (*redis_reply_fn)(struct redisReply *reply, void *ud);
 
 /* A client for url; timeout_ms bounds each command (and a connect) so a hung
  * Redis cannot hold requests. NULL without memory. Thread-safe to use from
- * any loop thread; each loop gets its own connection. */
+ * any loop thread; each loop gets its own connection. A host name is
+ * resolved here (blocking: call it at start-up, off the loops) and again on
+ * the default worker pool after a connection to it fails. */
 struct redis *redis_new(const struct redis_url *url, int timeout_ms);
 
 /* Sends argv on the calling loop's connection (loop_current(); off a loop,

@@ -9,17 +9,19 @@ import http.client
 import json
 import time
 
+import pytest
+
 from agentd_harness import (RedisServer, assert_error_response, metric_value, parse_metrics,
                             run_cli)
 
 PATH = "/chat/sessions"  # a charged route that touches no model
 
 
-def env(redis, rule, threads="1", **extra):
+def env(redis, rule, threads="1", host="127.0.0.1", **extra):
     # one loop thread by default: one Redis connection per replica, so
     # "reconnected" is one state
-    return {"AGENTD_REDIS_URL": redis.url, "AGENTD_RATE_LIMIT": rule, "AGENTD_THREADS": threads,
-            **extra}
+    return {"AGENTD_REDIS_URL": f"redis://{host}:{redis.port}", "AGENTD_RATE_LIMIT": rule,
+            "AGENTD_THREADS": threads, **extra}
 
 
 def metrics(srv):
@@ -102,9 +104,12 @@ def test_recovery_after_the_window(agentd, redis_server):
              what="the shared bucket to refill")
 
 
-def test_redis_down_open_then_back(agentd, redis_server):
-    a = agentd(env=env(redis_server, "1/m,2"))
-    b = agentd(env=env(redis_server, "1/m,2"))
+# a host name is looked up at start and again (on the worker pool, never on a
+# loop) after the connection to it failed
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_redis_down_open_then_back(agentd, redis_server, host):
+    a = agentd(env=env(redis_server, "1/m,2", host=host))
+    b = agentd(env=env(redis_server, "1/m,2", host=host))
     assert a.request("GET", PATH).status_code == 200
     assert b.request("GET", PATH).status_code == 200
     assert_error_response(a.request("GET", PATH), 429, "rate_limited")
