@@ -34,6 +34,8 @@
 #include "auth/input_guard.h"
 #include "auth/jwks.h"
 #include "auth/limit.h"
+#include "kv/ratelimit_redis.h"
+#include "kv/redis.h"
 #include "llm/llm.h"
 #include "llm/llm_config.h"
 #include "core/clock.h"
@@ -95,6 +97,7 @@ struct app {
     struct jwks *jwks;              /* JWT bearer tokens; NULL without AGENTD_OIDC_ISSUER */
     struct input_guard *guard;      /* the external input guard; NULL without AGENTD_GUARD_URL */
     struct auth_limit *limit;  /* NULL: rate limits off */
+    struct redis *redis;       /* NULL without AGENTD_REDIS_URL */
     struct store *store;
     struct merchant *merchant;
     struct shop *shop;
@@ -457,6 +460,33 @@ static int app_init_agent(struct app *a)
     return 0;
 }
 
+static int redis_check(void *ud, char *detail, size_t len)
+{
+    return redis_probe(ud, detail, len);
+}
+
+/* AGENTD_REDIS_URL: the client (a connection per loop, 200 ms per command:
+ * a hung Redis must not hold requests), its /health entry (not critical:
+ * limits degrade, data is safe) and the shared rate-limit backend. */
+static int app_init_redis(struct app *a, struct ratelimit_backend **rb)
+{
+    struct redis_url u;
+    struct agentd_error e;
+    if (redis_url_parse(a->cfg.redis_url, &u, &e) != 0) /* config_load checked it */
+        return AGENTD_EINVAL;
+    a->redis = redis_new(&u, 200);
+    explicit_bzero(u.password, sizeof u.password);
+    struct ratelimit_backend *mem = a->redis ? ratelimit_mem_new(100000) : NULL;
+    *rb = mem ? ratelimit_redis_new(a->redis, a->cfg.rate_limit_on_redis_down ==
+                                                  CONFIG_REDIS_DOWN_CLOSED, mem) : NULL;
+    if (!*rb) {
+        fprintf(stderr, "agentd: out of memory at start\n");
+        return AGENTD_ENOMEM;
+    }
+    health_register("redis", redis_check, a->redis, 0);
+    return 0;
+}
+
 /* Every front's routes, the default worker pool and the HTTP server. */
 static int app_init_http(struct app *a)
 {
@@ -485,7 +515,12 @@ static int app_init_http(struct app *a)
     }
     if (a->jwks)
         auth_gate_set_verifier(a->auth, jwks_verify, a->jwks);
-    if (auth_limit_new(cfg, NULL, &a->limit) != 0) {
+    struct ratelimit_backend *rb = NULL;
+    if (cfg->redis_url && app_init_redis(a, &rb) != 0)
+        return AGENTD_ENOMEM;
+    redis_metrics_register(a->redis); /* the series exist on every server */
+    ratelimit_redis_metrics_register();
+    if (auth_limit_new(cfg, rb, &a->limit) != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");
         return AGENTD_ENOMEM;
     }
@@ -707,9 +742,11 @@ static void app_free(struct app *a)
     profiles_free(a->profiles); /* the same: its fetches live on the loops */
     jwks_free(a->jwks);        /* the same */
     input_guard_free(a->guard); /* the same; agent_stop cancelled its calls */
+    redis_close(a->redis);     /* the same: its connections live on the loops */
     http_server_free(a->srv);  /* runs late completions, then frees the loops */
     auth_gate_free(a->auth);   /* after them: a key check may complete there */
     auth_limit_free(a->limit);
+    redis_free(a->redis);      /* after the limiter that sends to it */
     events_free(a->events);    /* after the loops: wake-ups may sit in their inboxes */
     if (a->agent_ready)
         agent_destroy(&a->agent);

@@ -111,17 +111,26 @@ static void charge_free(struct charge *c)
 static void refuse(struct charge *c, int bucket, const struct ratelimit_decision *d)
 {
     struct http_req *r = c->r;
-    if (refused[bucket])
+    /* unavailable: the shared limiter (Redis) cannot decide and the operator
+     * chose closed; a 503 says "not you, us", unlike 429 */
+    const char *code = d->unavailable ? "rate_limit_unavailable" : "rate_limited";
+    int status = d->unavailable ? 503 : 429;
+    if (refused[bucket] && !d->unavailable)
         metric_inc(refused[bucket]);
-    http_req_note(r, "rate_limited", bucket_names[bucket]);
-    set_headers(r, d);
+    http_req_note(r, code, bucket_names[bucket]);
+    if (!d->unavailable)
+        set_headers(r, d);
     char v[32], msg[160];
     snprintf(v, sizeof v, "%" PRId64, d->retry_after_s);
     http_set_header(r, "Retry-After", v);
-    snprintf(msg, sizeof msg, "rate limit exceeded (%s budget: %" PRId64 " at once); retry in %"
-             PRId64 " s", bucket_names[bucket], d->limit, d->retry_after_s);
+    if (d->unavailable)
+        snprintf(msg, sizeof msg, "the rate limiter is unavailable (%s budget); retry in %" PRId64
+                 " s", bucket_names[bucket], d->retry_after_s);
+    else
+        snprintf(msg, sizeof msg, "rate limit exceeded (%s budget: %" PRId64 " at once); retry in %"
+                 PRId64 " s", bucket_names[bucket], d->limit, d->retry_after_s);
     if (!c->a2a) {
-        http_reply_error(r, 429, "rate_limited", msg);
+        http_reply_error(r, status, code, msg);
         charge_free(c);
         return;
     }
@@ -130,9 +139,9 @@ static void refuse(struct charge *c, int bucket, const struct ratelimit_decision
     json_t *id = json_is_object(c->rpc) ? json_object_get(c->rpc, "id") : NULL;
     json_t *doc = json_pack("{s:s,s:O,s:{s:i,s:s,s:{s:s,s:s,s:I}}}", "jsonrpc", "2.0", "id",
                             id ? id : json_null(), "error", "code", LIMIT_RPC_CODE, "message",
-                            msg, "data", "code", "rate_limited", "request_id", r->request_id,
+                            msg, "data", "code", code, "request_id", r->request_id,
                             "retry_after", (json_int_t)d->retry_after_s);
-    http_reply_json(r, 429, doc);
+    http_reply_json(r, status, doc);
     charge_free(c);
 }
 

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "core/config.h"
 #include "core/ratelimit.h"
+#include "core/redis_url.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/netguard.h"
@@ -45,6 +46,8 @@ static const char *const auth_choices[] = { "off", "on", NULL };
 /* the order of enum config_guard_mode, enum config_guard_fail */
 static const char *const guard_mode_choices[] = { "reject", "flag", NULL };
 static const char *const guard_fail_choices[] = { "closed", "open", NULL };
+/* the order of enum config_redis_down */
+static const char *const redis_down_choices[] = { "open", "closed", NULL };
 
 #define OFF(f) offsetof(struct config, f)
 #define DAY (86400000LL)
@@ -97,6 +100,8 @@ static const struct var vars[] = {
     { "AGENTD_JWT_HS256_SECRET", K_STR,      OFF(jwt_hs256_secret), NULL, 0, 0, NULL, SECRET_ALL },
     { "AGENTD_RATE_LIMIT",       K_STR,      OFF(rate_limit),       NULL, 0, 0, NULL, 0 },
     { "AGENTD_RATE_LIMIT_TURNS", K_STR,      OFF(rate_limit_turns), NULL, 0, 0, NULL, 0 },
+    { "AGENTD_REDIS_URL",        K_STR,      OFF(redis_url),        NULL, 0, 0, NULL, SECRET_URL },
+    { "AGENTD_RATE_LIMIT_ON_REDIS_DOWN",K_ENUM,OFF(rate_limit_on_redis_down),"open", 0, 0, redis_down_choices, 0 },
     { "AGENTD_QUOTA_SESSIONS",   K_INT,      OFF(quota_sessions),   "10000", 0, 100000000, NULL, 0 },
     { "AGENTD_QUOTA_IDEMPOTENCY_KEYS",K_INT, OFF(quota_idempotency_keys),"10000", 0, 100000000, NULL, 0 },
     { "AGENTD_GUARD_MODE",       K_ENUM,     OFF(guard_mode),       "reject", 0, 0, guard_mode_choices, 0 },
@@ -535,6 +540,10 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
         if (*rlf[i] && ratelimit_rule_parse(*rlf[i], &rule, &e) != 0)
             config_problems_add(pr, "%s: %s", rl[i][0], e.msg);
     }
+    struct redis_url ru;
+    struct agentd_error re;
+    if (cfg->redis_url && redis_url_parse(cfg->redis_url, &ru, &re) != 0)
+        config_problems_add(pr, "AGENTD_REDIS_URL: %s", re.msg);
     config_check_production(cfg, pr);
     return pr->n - before;
 }

@@ -15,6 +15,7 @@ enum config_turn_recovery { CONFIG_TURN_RESUME, CONFIG_TURN_FAIL };
 /* what the input guard does with a message it refuses, and with a guard it cannot ask */
 enum config_guard_mode { CONFIG_GUARD_REJECT, CONFIG_GUARD_FLAG };
 enum config_guard_fail { CONFIG_GUARD_FAIL_CLOSED, CONFIG_GUARD_FAIL_OPEN };
+enum config_redis_down { CONFIG_REDIS_DOWN_OPEN, CONFIG_REDIS_DOWN_CLOSED };
 
 struct config {
     /* serving */
@@ -88,6 +89,9 @@ struct config {
     char *rate_limit;           /* AGENTD_RATE_LIMIT: per principal (per IP when anonymous),
                                    "RATE/UNIT[,BURST]" or off; derived default by AGENTD_ENV */
     char *rate_limit_turns;     /* AGENTD_RATE_LIMIT_TURNS: model-consuming calls, same syntax */
+    char *redis_url;            /* AGENTD_REDIS_URL (password secret): shared rate limits
+                                   (kv/redis.h); NULL = in-process limits */
+    int rate_limit_on_redis_down; /* AGENTD_RATE_LIMIT_ON_REDIS_DOWN: enum config_redis_down */
     int quota_sessions;         /* AGENTD_QUOTA_SESSIONS: live /chat sessions per principal;
                                    0 = unlimited */
     int quota_idempotency_keys; /* AGENTD_QUOTA_IDEMPOTENCY_KEYS: live Idempotency-Key records

@@ -27,6 +27,8 @@ struct ratelimit_decision {
     int64_t remaining;      /* units left after this request */
     int64_t reset_s;        /* seconds until the bucket is full again (rounded up) */
     int64_t retry_after_s;  /* refused: seconds until this cost fits (>= 1); allowed: 0 */
+    int unavailable;        /* refused because the shared backend cannot decide (Redis down,
+                               AGENTD_RATE_LIMIT_ON_REDIS_DOWN=closed): 503, not 429 */
 };
 
 /* The bucket math (GCRA: the state is one "theoretical arrival time"). Given
@@ -36,7 +38,7 @@ int64_t ratelimit_gcra(const struct ratelimit_rule *rule, int64_t tat, int64_t c
                        int64_t now_ns, struct ratelimit_decision *d);
 
 /* ---- the limiter interface: a backend decides check(key, bucket, cost, now) ----
- * The in-process backend answers at once; a shared one (Redis, to come)
+ * The in-process backend answers at once; a shared one (kv/ratelimit_redis.h)
  * answers later on the caller's loop, hence the callback: done is called
  * exactly once, possibly before check returns. */
 typedef void (*ratelimit_done_fn)(const struct ratelimit_decision *d, void *ud);

@@ -471,3 +471,74 @@ def metric_value(samples, name, **labels):
         if n == name and l == labels:
             return v
     return None
+
+
+class RedisServer:
+    """A throwaway redis-server on a free loopback port, no persistence, in its
+    own directory: start(), kill() (SIGKILL: the data is gone, as in a crash),
+    pause()/resume() (SIGSTOP/SIGCONT: a hung Redis), start() again on the
+    same port. The `redis_server` fixture stops it at the end."""
+
+    BIN = "/usr/bin/redis-server"
+
+    def __init__(self, workdir, password=None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.password = password
+        self.socket = self.workdir / "redis.sock"
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"redis://{HOST}:{self.port}"
+
+    def start(self, timeout=10.0):
+        log = open(self.workdir / "redis.log", "ab")
+        self.proc = subprocess.Popen(
+            [self.BIN, "--port", str(self.port), "--bind", HOST, "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no",
+             "--unixsocket", str(self.socket), "--unixsocketperm", "700",
+             *(["--requirepass", self.password] if self.password else [])],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise StartError(f"redis-server exited {self.proc.returncode}")
+            if self.ping():
+                return self
+            time.sleep(0.05)
+        raise StartError("redis-server did not answer PING")
+
+    def ping(self):
+        try:
+            with socket.create_connection((HOST, self.port), timeout=1.0) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+        except OSError:
+            return False
+
+    def command(self, *args):
+        """One command over RESP; the raw reply bytes (tests' own checks)."""
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        assert not self.password, "command() speaks to a Redis without a password"
+        with socket.create_connection((HOST, self.port), timeout=2.0) as s:
+            s.sendall(out)
+            return s.recv(65536)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(timeout=STOP_TIMEOUT)
+        self.proc = None
+
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)

@@ -105,3 +105,13 @@ def pytest_runtest_makereport(item, call):
                 text = "...(cut)...\n" + text[-MAX_LOG_CHARS:]
             rep.sections.append((f"agentd log #{i} (port {srv.port}, {srv.log_path})",
                                  text or "(empty)"))
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A started RedisServer on loopback (agentd_harness.RedisServer), killed at the end."""
+    from agentd_harness import RedisServer
+    srv = RedisServer(tmp_path / "redis")
+    srv.start()
+    yield srv
+    srv.kill()

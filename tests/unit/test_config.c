@@ -273,6 +273,35 @@ static void test_guard_settings(void **state)
     config_problems_free(&pr);
 }
 
+static void test_redis_settings(void **state)
+{
+    (void)state;
+    struct config c;
+    struct config_problems pr = { 0 };
+    const char *none[] = { NULL };
+    assert_int_equal(load(&c, none, &pr), 0);
+    assert_null(c.redis_url);
+    assert_int_equal(c.rate_limit_on_redis_down, CONFIG_REDIS_DOWN_OPEN);
+    config_free(&c);
+    const char *set[] = { "AGENTD_REDIS_URL", "redis://:hunter2-pw@127.0.0.1:6390/2",
+                          "AGENTD_RATE_LIMIT_ON_REDIS_DOWN", "closed", NULL };
+    assert_int_equal(load(&c, set, &pr), 0);
+    assert_int_equal(c.rate_limit_on_redis_down, CONFIG_REDIS_DOWN_CLOSED);
+    char *text = dump(&c); /* the password is a secret: check-config shows *** */
+    assert_null(strstr(text, "hunter2-pw"));
+    assert_non_null(strstr(text, "AGENTD_REDIS_URL=redis://:***@127.0.0.1:6390/2"));
+    free(text);
+    config_free(&c);
+    const char *bad[] = { "AGENTD_REDIS_URL", "redis://:hunter2-pw@127.0.0.1:x",
+                          "AGENTD_RATE_LIMIT_ON_REDIS_DOWN", "maybe", NULL };
+    assert_int_equal(load(&c, bad, &pr), 2);
+    assert_true(has_problem(&pr, "AGENTD_REDIS_URL: the port"));
+    for (int i = 0; i < pr.n; i++)
+        assert_null(strstr(pr.items[i], "hunter2-pw"));
+    config_free(&c);
+    config_problems_free(&pr);
+}
+
 static void test_jwt_settings(void **state)
 {
     (void)state;
@@ -601,6 +630,7 @@ int main(void)
         cmocka_unit_test(test_production_limits),
         cmocka_unit_test(test_jwt_settings),
         cmocka_unit_test(test_guard_settings),
+        cmocka_unit_test(test_redis_settings),
         cmocka_unit_test(test_rate_limits_and_quotas),
         cmocka_unit_test(test_tls_and_plain_http),
     };
