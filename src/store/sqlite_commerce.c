@@ -99,6 +99,8 @@ int sq_order_create(void *b, struct store_order *o, int64_t checkout_version,
     if (rc == 0)
         rc = sq_run(&q->writer, ST_ORDER_INSERT, NULL, NULL, "tttti", o->id, o->checkout_id,
                     o->owner, o->document, now);
+    if (rc == 0 && o->event)
+        rc = sq_outbox_insert(q, o->event, now);
     if ((rc = sq_writer_end(q, rc)) == 0)
         o->created_at = now;
     return rc;
@@ -107,6 +109,23 @@ int sq_order_create(void *b, struct store_order *o, int64_t checkout_version,
 int sq_order_update(void *b, const char *id, const char *document)
 {
     return sq_write_found(b, ST_ORDER_UPDATE, "tt", id, document);
+}
+
+int sq_order_update_event(void *b, const char *id, const char *document,
+                          struct store_outbox *ev)
+{
+    struct sq *q = b;
+    int64_t now = now_ms(q);
+    int rc = sq_writer_begin(q);
+    if (rc)
+        return rc;
+    int changed = 0;
+    rc = sq_run(&q->writer, ST_ORDER_UPDATE, NULL, &changed, "tt", id, document);
+    if (rc == 0 && !changed)
+        rc = AGENTD_ENOTFOUND;
+    if (rc == 0 && ev)
+        rc = sq_outbox_insert(q, ev, now);
+    return sq_writer_end(q, rc);
 }
 
 int sq_stock_seed(void *b, const struct store_stock_line *v, size_t n, int replace)

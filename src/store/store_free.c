@@ -25,6 +25,8 @@ OFFS(checkout, AT(checkout, id), AT(checkout, owner), AT(checkout, status),
 OFFS(order, AT(order, id), AT(order, checkout_id), AT(order, owner), AT(order, document));
 OFFS(idem, AT(idem, principal), AT(idem, key), AT(idem, fingerprint), AT(idem, state),
      AT(idem, headers), AT(idem, body), AT(idem, owner));
+OFFS(outbox, AT(outbox, id), AT(outbox, kind), AT(outbox, target), AT(outbox, headers),
+     AT(outbox, body), AT(outbox, state), AT(outbox, last_error), AT(outbox, claimed_by));
 OFFS(audit, AT(audit, principal), AT(audit, action), AT(audit, target),
      AT(audit, request_id), AT(audit, outcome));
 
@@ -65,3 +67,5 @@ FREE_ONE(checkout)
 FREE_ONE(order)
 FREE_ONE(idem)
 FREE_LIST(audit)
+FREE_ONE(outbox)
+FREE_LIST(outbox)
