@@ -11,6 +11,7 @@
 #include "api/profiles.h"
 #include "core/failpoint.h"
 #include "api/testing.h"
+#include "auth/sign.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -28,7 +29,10 @@ static struct {
     struct store *st;
     const struct config *cfg;
     const char *public_url; /* borrowed: outlives the routes */
+    const struct sign_key *signing_key; /* borrowed; NULL: no signing_keys */
 } F;
+
+void ucp_set_signing_key(const struct sign_key *k) { F.signing_key = k; }
 
 enum op { OP_CREATE, OP_GET, OP_UPDATE, OP_ADD_ITEM, OP_COMPLETE, OP_CANCEL, OP_ORDER, OP_SHIP };
 
@@ -136,7 +140,9 @@ static int run(struct store *st, void *arg)
     (void)st;
     struct job *j = arg;
     shop_audit_as(j->r->request_id, j->r->principal); /* the request lives until done */
+    shop_webhook_as(j->neg.webhook_url); /* its order events' receiver, if any */
     int rc = shop_call(j);
+    shop_webhook_as(NULL);
     shop_audit_as(NULL, NULL);
     return rc;
 }
@@ -384,6 +390,10 @@ static void h_profile(struct http_req *r)
                              "services", "dev.ucp.shopping", service, "capabilities",
                              ucp_profile_capabilities_json(), "payment", "handlers",
                              shop_payment_handlers(F.shop));
+    /* UCP signing_keys: how a platform verifies our webhooks' signatures */
+    json_t *jwk = F.signing_key ? sign_key_public_jwk(F.signing_key) : NULL;
+    if (body && jwk)
+        json_object_set_new(body, "signing_keys", json_pack("[o]", jwk));
     http_set_header(r, "Cache-Control", "public, max-age=300");
     http_reply_json(r, 200, body);
 }

@@ -100,6 +100,9 @@ static const struct var vars[] = {
     { "AGENTD_GUARD_URL",        K_STR,      OFF(guard_url),        NULL, 0, 0, NULL, SECRET_URL },
     { "AGENTD_GUARD_TIMEOUT",    K_DURATION, OFF(guard_timeout_ms), "2s", 10, 60000, NULL, 0 },
     { "AGENTD_GUARD_FAIL",       K_ENUM,     OFF(guard_fail),       "closed", 0, 0, guard_fail_choices, 0 },
+    { "AGENTD_SIGNING_KEY",      K_STR,      OFF(signing_key),      NULL, 0, 0, NULL, SECRET_ALL },
+    { "AGENTD_WEBHOOK_TIMEOUT",  K_DURATION, OFF(webhook_timeout_ms),"10s", 100, 300000, NULL, 0 },
+    { "AGENTD_WEBHOOK_MAX_ATTEMPTS",K_INT,   OFF(webhook_max_attempts),"20", 1, 100, NULL, 0 },
 };
 #define NVARS (sizeof vars / sizeof vars[0])
 

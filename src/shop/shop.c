@@ -53,6 +53,8 @@ struct shop {
     struct seal_keyring *own_kr;
 };
 
+struct store *shop_store(struct shop *sh) { return sh->st; }
+
 /* ---- orders placed (metrics) ---- */
 
 /* Looked up at each use (the registry returns the existing family): orders
@@ -437,6 +439,8 @@ static int create_op(struct shop *sh, const char *owner, const json_t *req,
         return rc;
     rc = checkout_create(req, &r, id, &c, e);
     rules_end(&ctx);
+    if (rc == 0 && shop_webhook_current() && !(c->webhook_url = strdup(shop_webhook_current())))
+        rc = agentd_fail(e, AGENTD_ENOMEM, "out_of_memory", NULL, "out of memory");
     if (rc == 0 && op_key)
         rc = checkout_op_key_add(c, op_key, e);
     if (rc) {
@@ -898,19 +902,21 @@ static int complete_write(struct shop *sh, const char *owner, const struct check
                           const struct checkout *done, const struct order *o,
                           struct agentd_error *e)
 {
-    struct ucp_negotiated all;
-    ucp_negotiated_all(&all);
-    json_t *oj = order_to_json(o, &all);
-    char *order_doc = oj ? json_dumps(oj, JSON_COMPACT) : NULL;
-    json_decref(oj);
+    /* the placed event rides in the order's transaction: no crash keeps
+     * the order (and the buyer's answer) without it */
+    char *order_doc = shop_order_document(o, done->webhook_url);
     char *co_doc = document(sh, done);
     struct store_stock_line *take = calloc(done->n_lines ? done->n_lines : 1, sizeof *take);
+    struct store_outbox ev = { 0 };
     int rc = order_doc && co_doc && take ? 0 : AGENTD_ENOMEM;
+    if (rc == 0 && done->webhook_url)
+        rc = shop_order_event_build("order_placed", o, done->webhook_url, &ev);
     if (rc == 0) {
         for (size_t i = 0; i < done->n_lines; i++)
             take[i] = (struct store_stock_line){ done->lines[i].item_id, done->lines[i].quantity };
         struct store_order row = { .id = done->order_id, .checkout_id = done->id,
-                                   .owner = (char *)owner, .document = order_doc };
+                                   .owner = (char *)owner, .document = order_doc,
+                                   .event = done->webhook_url ? &ev : NULL };
         rc = store_order_create(sh->st, &row, c->version, checkout_status_name(done->status), co_doc,
                                 take, done->n_lines);
         if (rc == AGENTD_ESTOCK)
@@ -918,6 +924,7 @@ static int complete_write(struct shop *sh, const char *owner, const struct check
         else if (rc)
             store_fail(e, rc);
     }
+    shop_order_event_clear(&ev);
     free(take);
     free(order_doc);
     free(co_doc);
@@ -938,6 +945,12 @@ static int complete_place_order(struct shop *sh, const char *owner, const struct
     struct checkout *done = checkout_clone(c);
     struct order *o = NULL;
     int rc = done ? rules_begin(sh, &ctx, &r, e) : AGENTD_ENOMEM;
+    /* created without a receiver (no profile then): this request's, if any */
+    if (rc == 0 && !done->webhook_url && shop_webhook_current() &&
+        !(done->webhook_url = strdup(shop_webhook_current()))) {
+        rules_end(&ctx);
+        rc = AGENTD_ENOMEM;
+    }
     if (rc == 0) {
         if (asprintf(&permalink, "%s/orders/%s", sh->public_url, order_id) < 0)
             permalink = NULL;
@@ -1099,16 +1112,10 @@ int shop_order_mark_shipped(struct shop *sh, const char *id, struct order **out,
         return rc;
     for (size_t i = 0; i < o->n_lines; i++)
         o->lines[i].fulfilled = o->lines[i].line.quantity;
-    struct ucp_negotiated all;
-    ucp_negotiated_all(&all);
-    json_t *oj = order_to_json(o, &all);
-    char *doc = oj ? json_dumps(oj, JSON_COMPACT) : NULL;
-    json_decref(oj);
-    rc = doc ? store_order_update(sh->st, id, doc) : AGENTD_ENOMEM;
-    free(doc);
+    rc = shop_order_event(sh, o, "order_shipped", e);
     if (rc) {
         order_free(o);
-        return audited(sh, NULL, "order.update", id, store_fail(e, rc), e);
+        return audited(sh, NULL, "order.update", id, rc, e);
     }
     *out = o;
     return audited(sh, NULL, "order.update", id, 0, e);

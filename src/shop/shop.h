@@ -136,8 +136,47 @@ int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
 
 int shop_order_get(struct shop *sh, const char *owner, const char *id, struct order **out,
                    struct agentd_error *e);
-/* Test-only: marks every line of an order fulfilled (shipped). */
+/* Test-only: marks every line of an order fulfilled (shipped); queues
+ * order_shipped (shop_order_event). */
 int shop_order_mark_shipped(struct shop *sh, const char *id, struct order **out,
                             struct agentd_error *e);
+
+/* ---- order events (order_events.c; docs/ucp.md "Webhooks") ---- */
+
+/* The outbox kind of order webhooks. */
+#define SHOP_EVENT_KIND "webhook"
+
+/* The receiver of order events for checkouts this thread creates or
+ * completes next: the webhook_url of the request's platform profile (UCP
+ * front; NULL or "" = none). Set it in the worker job before the shop
+ * call, clear it (NULL) after, as shop_audit_as. The checkout keeps it,
+ * then its order, so later events find it without the profile. */
+void shop_webhook_as(const char *webhook_url);
+const char *shop_webhook_current(void);
+
+/* THE call for any change of a placed order (shipped, canceled, adjusted,
+ * a PUT /orders/{id}): o is the order as it is now (the caller changed it
+ * after shop_order_get); its store document is replaced and, when the
+ * order has a webhook receiver, an event {"event_type": event_type
+ * ("order_shipped", "order_canceled", "order_updated"...), "checkout_id",
+ * "order"} is queued for it in the same transaction — delivered, signed,
+ * from the outbox. No owner check: the caller decided who may change it.
+ * 0, or AGENTD_ENOTFOUND (no such order) / a store status, with *e. */
+int shop_order_event(struct shop *sh, const struct order *o, const char *event_type,
+                     struct agentd_error *e);
+
+/* Pieces (the placement writes its event inside its own transaction):
+ * the order's store document, with webhook_url kept inside (NULL: none);
+ * malloc'd, NULL out of memory. */
+char *shop_order_document(const struct order *o, const char *webhook_url);
+/* An outbox row for event_type on o to webhook_url: a fresh event id, the
+ * body; strings malloc'd, freed by shop_order_event_clear. 0 or
+ * AGENTD_ENOMEM. */
+struct store_outbox;
+int shop_order_event_build(const char *event_type, const struct order *o, const char *webhook_url,
+                           struct store_outbox *ev);
+void shop_order_event_clear(struct store_outbox *ev);
+/* The shop's store (borrowed). */
+struct store *shop_store(struct shop *sh);
 
 #endif
