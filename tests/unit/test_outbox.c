@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "api/outbox.h"
 #include "core/err.h"
 #include "store/store.h"
 
@@ -158,11 +159,32 @@ static void test_order_event_same_transaction(void **state)
     store_order_free(row);
 }
 
+static void test_backoff(void **state)
+{
+    (void)state;
+    struct outbox_options o;
+    outbox_options_default(&o);
+    /* no jitter taken (r = 0): 1 s, 2 s, 4 s ... capped at 10 min */
+    assert_int_equal(outbox_backoff_ms(&o, 1, 0.0), 1000);
+    assert_int_equal(outbox_backoff_ms(&o, 2, 0.0), 2000);
+    assert_int_equal(outbox_backoff_ms(&o, 4, 0.0), 8000);
+    assert_int_equal(outbox_backoff_ms(&o, 10, 0.0), 512000);
+    assert_int_equal(outbox_backoff_ms(&o, 11, 0.0), 600000);
+    assert_int_equal(outbox_backoff_ms(&o, 60, 0.0), 600000);
+    /* jitter takes at most half off: never below half, never above the delay */
+    for (int n = 1; n < 20; n++) {
+        int64_t full = outbox_backoff_ms(&o, n, 0.0);
+        int64_t most = outbox_backoff_ms(&o, n, 0.999999);
+        assert_true(most >= full / 2 && most < full);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_claim_lease_finish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_event_same_transaction, setup, teardown),
+        cmocka_unit_test(test_backoff),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
