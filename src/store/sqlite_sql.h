@@ -218,6 +218,8 @@
                        "WHERE expires_at <= ?1 LIMIT ?2)")                                     \
     X(PURGE_IDEM, "DELETE FROM idempotency WHERE (principal, key) IN (SELECT principal, key "  \
                   "FROM idempotency WHERE expires_at <= ?1 LIMIT ?2)")                         \
+    X(PURGE_OUTBOX, "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE "            \
+                    "state != 'pending' AND updated_at < ?1 LIMIT ?2)")                        \
     X(PURGE_USAGE, "DELETE FROM usage_daily WHERE (principal, day, model) IN (SELECT "         \
                    "principal, day, model FROM usage_daily WHERE day < ?1 / " STR(MS_PER_DAY)  \
                    " - " STR(USAGE_KEEP_DAYS) " LIMIT ?2)")

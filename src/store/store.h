@@ -96,7 +96,8 @@ int store_backup(struct store *s, const char *path);
 /* Deletes at most batch_limit expired rows (sessions with their messages,
  * tasks, turns, checkpoints and events; checkouts; idempotency records;
  * usage_daily rows of UTC days more than 400 days before today's; audit rows
- * older than audit_retention_ms), each kind
+ * older than audit_retention_ms; delivered and dead outbox rows older than
+ * STORE_OUTBOX_KEEP_MS), each kind
  * in its own short transaction. Call again while *n_deleted == batch_limit. */
 int store_purge_expired(struct store *s, int batch_limit, int *n_deleted);
 
@@ -509,6 +510,9 @@ int store_order_update_event(struct store *s, const char *id, const char *docume
 #define STORE_OUTBOX_PENDING "pending"
 #define STORE_OUTBOX_DELIVERED "delivered"
 #define STORE_OUTBOX_DEAD "dead"
+/* Delivered and dead rows are purged this long after their last attempt
+ * (store_purge_expired); pending ones never. */
+#define STORE_OUTBOX_KEEP_MS (7LL * 24 * 3600 * 1000)
 struct store_outbox {
     char *id;              /* event id, stable across attempts */
     char *kind;            /* "webhook" */

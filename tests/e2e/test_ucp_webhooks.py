@@ -280,3 +280,32 @@ def test_kill_then_restart_delivers_exactly_once(module_agentd, platform):
     assert len(ok) == 2 and len({i for i, _ in ok}) == 2, ok
     assert {o for _, o in ok} == orders
     assert db_query(srv, "SELECT count(*) FROM outbox WHERE state = 'delivered'")[0][0] == 2
+
+
+def test_configured_key_is_published_and_kept(module_agentd, platform, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    path = tmp_path / "signing.pem"
+    path.write_bytes(pem)
+    srv = module_agentd(env=shop_env(platform, AGENTD_SIGNING_KEY_FILE=str(path)))
+    jwk = signing_key(srv)
+    nums = key.public_key().public_numbers()
+    assert int.from_bytes(b64d(jwk["x"]), "big") == nums.x
+    assert int.from_bytes(b64d(jwk["y"]), "big") == nums.y
+    Client(srv, platform.profile("keyed")).purchase()
+    (_, _, headers, body), = platform.wait_for("keyed", lambda g: ok_events(g))
+    verify(jwk, headers["Request-Signature"], body)
+    srv.stop()
+    srv.start()
+    assert signing_key(srv) == jwk, "the same key, the same kid after a restart"
+    assert pem.decode() not in srv.log_text()
+
+
+def test_check_config_refuses_a_bad_key():
+    from agentd_harness import run_cli
+    p = run_cli(["check-config"], env={"AGENTD_SIGNING_KEY": "not-a-key-0123456789"})
+    assert p.returncode == 2, p.stdout
+    assert "AGENTD_SIGNING_KEY: not an EC P-256 private key" in p.stdout
+    assert "not-a-key-0123456789" not in p.stdout + p.stderr

@@ -124,6 +124,20 @@ static void test_claim_lease_finish(void **state)
     /* a finished row cannot be finished again */
     assert_int_equal(store_outbox_finish(f->s, "evt_b", "inst4", STORE_OUTBOX_DELIVERED, 0, NULL),
                      AGENTD_ECONFLICT);
+
+    /* finished rows are purged after STORE_OUTBOX_KEEP_MS; pending ones stay */
+    struct store_outbox c = event("evt_c");
+    assert_int_equal(store_outbox_add(f->s, &c), 0);
+    int n_del = -1;
+    assert_int_equal(store_purge_expired(f->s, 100, &n_del), 0);
+    assert_int_equal(n_del, 0);
+    f->now += STORE_OUTBOX_KEEP_MS + 1;
+    assert_int_equal(store_purge_expired(f->s, 100, &n_del), 0);
+    assert_int_equal(n_del, 2);
+    struct store_outbox *left = NULL;
+    assert_int_equal(store_outbox_get(f->s, "evt_a", &left), AGENTD_ENOTFOUND);
+    assert_int_equal(store_outbox_get(f->s, "evt_c", &left), 0);
+    store_outbox_free(left);
 }
 
 static void test_order_event_same_transaction(void **state)
