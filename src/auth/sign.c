@@ -2,6 +2,7 @@
  * JWK with a thumbprint kid, and detached ES256 JWS over a body (cjose). */
 #define _GNU_SOURCE
 #include "auth/sign.h"
+#include "auth/jwt.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +89,8 @@ static int from_jwk(const char *text, struct sign_key *k, struct agentd_error *e
     json_t *j = json_loads(text, 0, NULL);
     const char *kid = json_string_value(json_object_get(j, "kid"));
     int rc = 0;
-    if (!json_is_object(j) || !json_is_string(json_object_get(j, "d")))
+    if (!json_is_object(j) || !json_is_string(json_object_get(j, "d")) ||
+        !jwt_jwk_members_ok(j))
         rc = agentd_fail(e, AGENTD_EINVAL, NULL, "AGENTD_SIGNING_KEY", "AGENTD_SIGNING_KEY: not "
                          "a private JWK (a JSON object with \"d\")");
     else if (kid && (strlen(kid) >= sizeof k->kid || !*kid))
@@ -217,7 +219,7 @@ int sign_verify_detached(const json_t *jwk, const char *sig, const void *body, s
     const char *p1 = sig ? strstr(sig, "..") : NULL;
     if (!p1 || strchr(p1 + 2, '.'))
         return 0;
-    char *jt = json_dumps(jwk, JSON_COMPACT);
+    char *jt = jwt_jwk_members_ok((json_t *)jwk) ? json_dumps(jwk, JSON_COMPACT) : NULL;
     cjose_err err;
     cjose_jwk_t *k = jt ? cjose_jwk_import(jt, strlen(jt), &err) : NULL;
     free(jt);

@@ -184,6 +184,7 @@ def test_order_placed_arrives_signed(shop, platform):
         verify(jwk, headers["Request-Signature"], body.replace(b"order_placed", b"order_plac3d"))
     # the order a platform reads back does not carry our internals either
     assert "_agentd" not in c.order(done["order"]["id"]).json()
+    assert "/hooks/" not in c.get(done["id"]).text
     assert metric(shop, "agentd_webhook_deliveries_total", outcome="delivered") >= 1
 
 

@@ -97,6 +97,9 @@ static void test_pem_and_jwk(void **state)
 
     assert_int_equal(sign_key_load("-----BEGIN PRIVATE KEY-----\nnope\n", &k, &e), AGENTD_EINVAL);
     assert_int_equal(sign_key_load("{\"kty\":\"oct\",\"k\":\"abc\"}", &k, &e), AGENTD_EINVAL);
+    /* a member cjose would abort on (4n+1 characters) is refused first */
+    assert_int_equal(sign_key_load("{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"abcde\","
+                                   "\"y\":\"abcd\",\"d\":\"abcd\"}", &k, &e), AGENTD_EINVAL);
 }
 
 int main(void)
