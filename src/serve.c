@@ -415,7 +415,7 @@ static int app_init_shop(struct app *a)
 /* Order webhooks: the signing key and the outbox deliverer (started with
  * the loops). An ephemeral key is allowed, with a warning: a platform's
  * verification then breaks at our next restart (docs/ucp.md "Webhooks"). */
-static int app_init_webhooks(struct app *a)
+static int app_init_webhooks(struct app *a, const char *lock_dir)
 {
     const struct config *cfg = &a->cfg;
     struct agentd_error e = { 0 };
@@ -436,8 +436,8 @@ static int app_init_webhooks(struct app *a)
     o.timeout_ms = cfg->webhook_timeout_ms;
     o.max_attempts = cfg->webhook_max_attempts;
     const char *public_url = cfg->public_url ? cfg->public_url : "http://127.0.0.1";
-    a->outbox = outbox_new(a->store, a->signing_key, a->agent.instance, cfg->profile_allowlist,
-                           public_url, &o, &e);
+    a->outbox = outbox_new(a->store, a->signing_key, a->agent.instance, lock_dir,
+                           cfg->profile_allowlist, public_url, &o, &e);
     if (!a->outbox) {
         fprintf(stderr, "agentd: %s\n", e.msg);
         return AGENTD_ENOMEM;
@@ -491,7 +491,7 @@ static int app_init_agent(struct app *a)
         return AGENTD_ENOMEM;
     }
     a->agent_ready = 1;
-    return app_init_webhooks(a);
+    return app_init_webhooks(a, lrc == 0 ? dir : NULL);
 }
 
 /* Every front's routes, the default worker pool and the HTTP server. */

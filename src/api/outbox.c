@@ -16,6 +16,7 @@
 
 #include "auth/sign.h"
 #include "core/clock.h"
+#include "core/instance.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
@@ -35,6 +36,8 @@ struct outbox {
     struct store *st;
     const struct sign_key *key;
     char instance[192];
+    char *lock_dir; /* NULL: unknown */
+    int ticks;
     char *ucp_agent; /* "UCP-Agent: profile=..." */
     struct outbox_options o;
     struct netguard_allowlist allow;
@@ -109,7 +112,7 @@ static void metrics_init(struct outbox *ob)
 }
 
 struct outbox *outbox_new(struct store *st, const struct sign_key *key, const char *instance,
-                          const char *allowlist, const char *public_url,
+                          const char *lock_dir, const char *allowlist, const char *public_url,
                           const struct outbox_options *o, struct agentd_error *e)
 {
     struct outbox *ob = calloc(1, sizeof *ob);
@@ -127,6 +130,8 @@ struct outbox *outbox_new(struct store *st, const struct sign_key *key, const ch
     if (asprintf(&ob->ucp_agent, "UCP-Agent: profile=\"%s/.well-known/ucp\"", public_url) < 0)
         ob->ucp_agent = NULL;
     int bad = netguard_allowlist_parse(allowlist, &ob->allow, NULL, NULL);
+    if (lock_dir && !(ob->lock_dir = strdup(lock_dir)))
+        bad = AGENTD_ENOMEM;
     if (!ob->ucp_agent || bad < 0) {
         agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
         outbox_free(ob);
@@ -376,13 +381,44 @@ static void send_start(struct outbox *ob, struct send *s)
 struct claim {
     struct outbox *ob;
     int limit;
+    int adopt; /* also release the claims of dead instances first */
     struct store_outbox *rows;
     size_t n;
 };
 
+static int lock_probe(void *ud, const char *instance)
+{
+    return instance_lock_probe(ud, instance);
+}
+
+/* Claims held by a process that died (its lock file free, or its pid gone
+ * on this host) are given back now instead of after their lease: a
+ * restart delivers what the killed process had in flight at once. */
+static void release_dead(struct outbox *ob, struct store *st)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    if (store_outbox_holders(st, &ids, &n) != 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        /* the lease is the fallback the claim query applies itself */
+        if (strcmp(ids[i], ob->instance) != 0 &&
+            instance_orphaned(ob->instance, ids[i], 0, INT64_MAX, ob->lock_dir ? lock_probe : NULL,
+                              ob->lock_dir, instance_pid_dead) == 1) {
+            int k = 0;
+            if (store_outbox_release(st, ids[i], &k) == 0 && k > 0)
+                log_msg(LOG_INFO, NULL, "outbox: %d events claimed by a dead process taken over",
+                        k);
+        }
+    }
+    store_strings_free(ids, n);
+}
+
 static int claim_op(struct store *st, void *arg)
 {
     struct claim *c = arg;
+    if (c->adopt)
+        release_dead(c->ob, st);
     /* a claim outlives the longest attempt, so it never runs out under a
      * send in flight; when its process dies the row is free after it */
     int64_t lease = c->ob->o.timeout_ms + 5000;
@@ -439,6 +475,8 @@ static void tick(evutil_socket_t fd, short what, void *arg)
         if (c) {
             c->ob = ob;
             c->limit = room;
+            c->adopt = ob->ticks % 20 == 0; /* at start, then every 10 s or so */
+            ob->ticks++;
             ob->claiming = 1;
             if (store_async(ob->st, ob->loop, claim_op, c, claim_done) != 0) {
                 ob->claiming = 0;
@@ -498,5 +536,6 @@ void outbox_free(struct outbox *ob)
     outbox_stop(ob);
     netguard_allowlist_free(&ob->allow);
     free(ob->ucp_agent);
+    free(ob->lock_dir);
     free(ob);
 }

@@ -26,12 +26,14 @@ struct outbox_options {
 };
 void outbox_options_default(struct outbox_options *o);
 
-/* key, st: borrowed, outlive it. instance: this process (core/instance.h).
+/* key, st: borrowed, outlive it. instance: this process (core/instance.h);
+ * lock_dir: the instance lock files (NULL: unknown), to know a claim's
+ * process died without waiting out its lease.
  * allowlist: AGENTD_PROFILE_ALLOWLIST (the SSRF guard's exceptions).
  * public_url names our profile in the UCP-Agent header we send. NULL with
  * the reason in *e. Registers the metrics. */
 struct outbox *outbox_new(struct store *st, const struct sign_key *key, const char *instance,
-                          const char *allowlist, const char *public_url,
+                          const char *lock_dir, const char *allowlist, const char *public_url,
                           const struct outbox_options *o, struct agentd_error *e);
 /* Starts delivering on loop (posted to its thread). 0 or AGENTD_ENOMEM. */
 int outbox_start(struct outbox *ob, struct loop *loop);

@@ -91,6 +91,7 @@ struct store_backend {
     int (*outbox_finish)(void *b, const char *id, const char *instance, const char *state,
                          int64_t next_attempt_at, const char *last_error);
     int (*outbox_release)(void *b, const char *instance, int *n);
+    int (*outbox_holders)(void *b, char ***out, size_t *n);
     int (*outbox_depth)(void *b, const char *kind, int64_t *pending);
     int (*outbox_get)(void *b, const char *id, struct store_outbox **out);
     int (*idem_begin)(void *b, const char *principal, const char *key, const char *fingerprint,

@@ -681,6 +681,7 @@ const struct store_backend store_backend_sqlite = {
     .outbox_claim = sq_outbox_claim,
     .outbox_finish = sq_outbox_finish,
     .outbox_release = sq_outbox_release,
+    .outbox_holders = sq_outbox_holders,
     .outbox_depth = sq_outbox_depth,
     .outbox_get = sq_outbox_get,
     .stock_get = sq_stock_get,

@@ -233,6 +233,7 @@ int sq_outbox_claim(void *b, const char *kind, const char *instance, int64_t lea
 int sq_outbox_finish(void *b, const char *id, const char *instance, const char *state,
                      int64_t next_attempt_at, const char *last_error);
 int sq_outbox_release(void *b, const char *instance, int *n);
+int sq_outbox_holders(void *b, char ***out, size_t *n);
 int sq_outbox_depth(void *b, const char *kind, int64_t *pending);
 int sq_outbox_get(void *b, const char *id, struct store_outbox **out);
 int sq_stock_seed(void *b, const struct store_stock_line *v, size_t n, int replace);

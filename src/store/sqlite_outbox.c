@@ -4,6 +4,8 @@
 
 #include "core/err.h"
 
+#include <stdlib.h>
+
 static const struct col outbox_cols[] = {
     COL(TEXT, struct store_outbox, id),          COL(TEXT, struct store_outbox, kind),
     COL(TEXT, struct store_outbox, target),      COL(TEXT, struct store_outbox, headers),
@@ -86,6 +88,35 @@ int sq_outbox_release(void *b, const char *instance, int *n)
     if (rc == 0 && n)
         *n = changed;
     return rc;
+}
+
+struct holder {
+    char *id;
+};
+static const struct col holder_cols[] = { COL(TEXT, struct holder, id) };
+static const struct row_map holder_rows = ROW_MAP(struct holder, holder_cols);
+
+int sq_outbox_holders(void *b, char ***out, size_t *n)
+{
+    struct sq *q = b;
+    struct holder *v = NULL;
+    size_t nv = 0;
+    int rc = sq_list(q, ST_OUTBOX_HOLDERS, &holder_rows, &v, &nv, "i", now_ms(q));
+    if (rc)
+        return rc;
+    char **ids = calloc(nv ? nv : 1, sizeof *ids);
+    for (size_t i = 0; i < nv; i++) {
+        if (ids)
+            ids[i] = v[i].id; /* moved */
+        else
+            free(v[i].id);
+    }
+    free(v);
+    if (!ids)
+        return AGENTD_ENOMEM;
+    *out = ids;
+    *n = nv;
+    return 0;
 }
 
 int sq_outbox_depth(void *b, const char *kind, int64_t *pending)

@@ -169,6 +169,8 @@
     X(OUTBOX_EXISTS, "SELECT 1 FROM outbox WHERE id = ?1")                                     \
     X(OUTBOX_RELEASE, "UPDATE outbox SET claimed_by = NULL, lease_until = NULL "               \
                       "WHERE claimed_by = ?1")                                                 \
+    X(OUTBOX_HOLDERS, "SELECT DISTINCT claimed_by FROM outbox WHERE state = 'pending' AND "     \
+                      "claimed_by IS NOT NULL AND lease_until > ?1")                           \
     X(OUTBOX_DEPTH, "SELECT count(*) FROM outbox WHERE state = 'pending' "                     \
                     "AND (?1 IS NULL OR kind = ?1)")                                           \
     X(OUTBOX_GET, "SELECT " OUTBOX_COLS " FROM outbox WHERE id = ?1")                          \

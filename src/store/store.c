@@ -38,7 +38,7 @@
     X(stock_seed, W) X(stock_get, R) X(order_update, W)                                \
     X(session_list, R) X(session_delete_idle, W) X(batch_commit, W)                   \
     X(order_update_event, W) X(outbox_add, W) X(outbox_claim, W) X(outbox_finish, W)   \
-    X(outbox_release, W) X(outbox_depth, R) X(outbox_get, R)
+    X(outbox_release, W) X(outbox_holders, R) X(outbox_depth, R) X(outbox_get, R)
 
 enum store_op {
 #define X(op, kind) OP_##op,
@@ -616,6 +616,19 @@ int store_outbox_release(struct store *s, const char *instance, int *n)
 {
     REQUIRE(s, outbox_release, nonempty(instance));
     CALL(s, outbox_release, instance, n);
+}
+
+int store_outbox_holders(struct store *s, char ***out, size_t *n)
+{
+    REQUIRE(s, outbox_holders, out && n);
+    CALL(s, outbox_holders, out, n);
+}
+
+void store_strings_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
 }
 
 int store_outbox_depth(struct store *s, const char *kind, int64_t *pending)

@@ -544,6 +544,12 @@ int store_outbox_finish(struct store *s, const char *id, const char *instance, c
 /* Drops every claim of instance (a clean stop, or an instance known dead),
  * so the rows are due at once elsewhere; *n (may be NULL) = how many. */
 int store_outbox_release(struct store *s, const char *instance, int *n);
+/* The instances holding live claims (lease not ended) on pending rows,
+ * each once: the deliverer asks whether their processes still live
+ * (core/instance.h) and releases the claims of dead ones at once, rather
+ * than waiting out their leases. *out is freed with store_strings_free. */
+int store_outbox_holders(struct store *s, char ***out, size_t *n);
+void store_strings_free(char **v, size_t n);
 /* Pending rows of kind (NULL: any). */
 int store_outbox_depth(struct store *s, const char *kind, int64_t *pending);
 int store_outbox_get(struct store *s, const char *id, struct store_outbox **out);

@@ -38,6 +38,7 @@ class Platform:
         self.got = []          # (name, status answered, headers, body bytes)
         self.status = {}       # name -> status to answer (default 200)
         self.hook_host = {}    # name -> host to name in the webhook_url
+        self.hold = {}         # name -> threading.Event: recorded, then answered once set
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -78,7 +79,13 @@ class Platform:
                 status = owner.status.get(name, 200)
                 with owner.lock:
                     owner.got.append((name, status, dict(self.headers), body))
-                self._reply(status, b"{}")
+                hold = owner.hold.get(name)
+                if hold is not None:
+                    hold.wait(30)
+                try:
+                    self._reply(status, b"{}")
+                except OSError:
+                    pass  # the sender is gone
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
@@ -310,3 +317,22 @@ def test_check_config_refuses_a_bad_key():
     assert p.returncode == 2, p.stdout
     assert "AGENTD_SIGNING_KEY: not an EC P-256 private key" in p.stdout
     assert "not-a-key-0123456789" not in p.stdout + p.stderr
+
+
+def test_killed_mid_send_is_taken_over_at_restart(module_agentd, platform):
+    # the receiver holds the first attempt open; agentd is killed while it
+    # waits. Its claim's lease (AGENTD_WEBHOOK_TIMEOUT + 5 s = 65 s) is far
+    # longer than this test waits: the restart must see the claimant dead.
+    srv = module_agentd(env=shop_env(platform, AGENTD_WEBHOOK_TIMEOUT="60s"))
+    hold = threading.Event()
+    platform.hold["midsend"] = hold
+    done = Client(srv, platform.profile("midsend")).purchase()
+    platform.wait_for("midsend", lambda g: len(g) >= 1)  # the attempt is in flight
+    srv.stop(signal.SIGKILL)
+    platform.hold.pop("midsend")
+    hold.set()
+    srv.start()
+    got = platform.wait_for("midsend", lambda g: len(ok_events(g)) >= 2, timeout=3 * WAIT_S)
+    ids = {h["Webhook-Id"] for (_, _, h, _) in got}
+    assert len(ids) == 1, "the retry after the crash carries the same event id"
+    assert ok_events(got)[-1]["order"]["id"] == done["order"]["id"]

@@ -76,6 +76,14 @@ static void test_claim_lease_finish(void **state)
     assert_string_equal(v[0].headers, "{}");
     store_outbox_list_free(v, n);
 
+    /* inst1 holds a live claim */
+    char **ids = NULL;
+    size_t nids = 0;
+    assert_int_equal(store_outbox_holders(f->s, &ids, &nids), 0);
+    assert_int_equal(nids, 1);
+    assert_string_equal(ids[0], "inst1");
+    store_strings_free(ids, nids);
+
     /* held by inst1: another instance gets nothing until the lease ends */
     assert_int_equal(store_outbox_claim(f->s, "webhook", "inst2", 30000, 10, &v, &n), 0);
     assert_int_equal(n, 0);
@@ -83,6 +91,10 @@ static void test_claim_lease_finish(void **state)
     assert_int_equal(store_outbox_claim(f->s, "webhook", "inst2", 30000, 10, &v, &n), 0);
     assert_int_equal(n, 2); /* a's lease ended; b is due now */
     store_outbox_list_free(v, n);
+    assert_int_equal(store_outbox_holders(f->s, &ids, &nids), 0);
+    assert_int_equal(nids, 1);
+    assert_string_equal(ids[0], "inst2"); /* inst1's ended lease holds nothing */
+    store_strings_free(ids, nids);
 
     /* inst1 lost its claim: its finish is refused */
     assert_int_equal(store_outbox_finish(f->s, "evt_a", "inst1", STORE_OUTBOX_DELIVERED, 0, NULL),
