@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "auth/keys_cli.h"
+#include "auth/sign.h"
 #include "commerce/ucp.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -60,6 +61,13 @@ static int cmd_check_config(void)
     n += llm_config_load(&lc, cfg.env, config_getenv_seen, &seen, &pr);
     n += config_check_unknown(environ, &seen, &pr);
     config_seen_free(&seen);
+    struct sign_key *sk = NULL; /* serve refuses a key it cannot sign with */
+    struct agentd_error ke = { 0 };
+    if (cfg.signing_key && sign_key_load(cfg.signing_key, &sk, &ke) != 0) {
+        config_problems_add(&pr, "%s", ke.msg);
+        n++;
+    }
+    sign_key_free(sk);
     for (int i = 0; i < pr.n; i++)
         printf("problem: %s\n", pr.items[i]);
     config_dump(&cfg, stdout);

@@ -22,6 +22,7 @@
 #include "api/chat.h"
 #include "api/openapi.h"
 #include "api/ops.h"
+#include "api/outbox.h"
 #include "api/profiles.h"
 #include "api/testing.h"
 #include "api/ucp.h"
@@ -36,6 +37,7 @@
 #include "auth/limit.h"
 #include "kv/ratelimit_redis.h"
 #include "kv/redis.h"
+#include "auth/sign.h"
 #include "llm/llm.h"
 #include "llm/llm_config.h"
 #include "core/clock.h"
@@ -104,6 +106,8 @@ struct app {
     struct seal_keyring *keyring; /* seals payment credentials at rest */
     struct llm *llm;
     struct profiles *profiles;
+    struct sign_key *signing_key; /* signs order webhooks; published in /.well-known/ucp */
+    struct outbox *outbox;        /* delivers them */
     char *prompt;
     struct agent agent;
     int agent_ready;
@@ -411,6 +415,39 @@ static int app_init_shop(struct app *a)
 
 /* Platform profiles (the UCP front negotiates through them) and the agent,
  * with its instance lock for crash recovery. */
+/* Order webhooks: the signing key and the outbox deliverer (started with
+ * the loops). An ephemeral key is allowed, with a warning: a platform's
+ * verification then breaks at our next restart (docs/ucp.md "Webhooks"). */
+static int app_init_webhooks(struct app *a, const char *lock_dir)
+{
+    const struct config *cfg = &a->cfg;
+    struct agentd_error e = { 0 };
+    if (sign_key_load(cfg->signing_key, &a->signing_key, &e) != 0) {
+        fprintf(stderr, "agentd: %s\n", e.msg);
+        return AGENTD_EINVAL;
+    }
+    if (sign_key_ephemeral(a->signing_key))
+        log_msg(cfg->env == CONFIG_ENV_PRODUCTION ? LOG_WARN : LOG_INFO, NULL,
+                "AGENTD_SIGNING_KEY is not set: webhooks are signed with a key of this process "
+                "only (kid %s); platforms cannot verify them after a restart",
+                sign_key_kid(a->signing_key));
+    else
+        log_msg(LOG_INFO, NULL, "webhooks signed with key %s", sign_key_kid(a->signing_key));
+    ucp_set_signing_key(a->signing_key);
+    struct outbox_options o;
+    outbox_options_default(&o);
+    o.timeout_ms = cfg->webhook_timeout_ms;
+    o.max_attempts = cfg->webhook_max_attempts;
+    const char *public_url = cfg->public_url ? cfg->public_url : "http://127.0.0.1";
+    a->outbox = outbox_new(a->store, a->signing_key, a->agent.instance, lock_dir,
+                           cfg->profile_allowlist, public_url, &o, &e);
+    if (!a->outbox) {
+        fprintf(stderr, "agentd: %s\n", e.msg);
+        return AGENTD_ENOMEM;
+    }
+    return 0;
+}
+
 static int app_init_agent(struct app *a)
 {
     const struct config *cfg = &a->cfg;
@@ -457,7 +494,7 @@ static int app_init_agent(struct app *a)
         return AGENTD_ENOMEM;
     }
     a->agent_ready = 1;
-    return 0;
+    return app_init_webhooks(a, lrc == 0 ? dir : NULL);
 }
 
 static int redis_check(void *ud, char *detail, size_t len)
@@ -578,6 +615,9 @@ static int app_start(struct app *a)
         log_msg(LOG_WARN, NULL, "llm start-up check could not be scheduled");
         atomic_store(&a->ops.llm_gate, OPS_LLM_GATE_PASSED);
     }
+    if (outbox_start(a->outbox, http_server_loop(a->srv, 0)) != 0)
+        log_msg(LOG_ERROR, NULL, "outbox: out of memory: webhooks are not delivered by this "
+                "process");
     atomic_store(&a->ops.warm, 1);
     notify("READY=1");
     return 0;
@@ -743,7 +783,11 @@ static void app_free(struct app *a)
     jwks_free(a->jwks);        /* the same */
     input_guard_free(a->guard); /* the same; agent_stop cancelled its calls */
     redis_close(a->redis);     /* the same: its connections live on the loops */
+    outbox_stop(a->outbox);    /* the same; gives its claims back */
     http_server_free(a->srv);  /* runs late completions, then frees the loops */
+    outbox_free(a->outbox);    /* after them: a claim or finish may complete there */
+    ucp_set_signing_key(NULL);
+    sign_key_free(a->signing_key);
     auth_gate_free(a->auth);   /* after them: a key check may complete there */
     auth_limit_free(a->limit);
     redis_free(a->redis);      /* after the limiter that sends to it */

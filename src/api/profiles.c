@@ -96,6 +96,27 @@ int64_t profiles_ttl_ms(const char *cc, const struct profiles_options *o)
 
 /* ---- profile body ---- */
 
+/* The order capability's config.webhook_url (UCP 2026-01-11, platform
+ * order config) into neg, when it is an http(s) URL that fits; else none.
+ * Whether we may send there is the deliverer's SSRF guard's question. */
+static void webhook_from_caps(const json_t *caps, struct ucp_negotiated *neg)
+{
+    neg->webhook_url[0] = 0;
+    size_t i;
+    const json_t *cap;
+    json_array_foreach(caps, i, cap) {
+        const char *name = json_string_value(json_object_get(cap, "name"));
+        if (!name || strcmp(name, UCP_CAP_ORDER_NAME) != 0)
+            continue;
+        const char *url =
+            json_string_value(json_object_get(json_object_get(cap, "config"), "webhook_url"));
+        if (url && strlen(url) < sizeof neg->webhook_url &&
+            (!strncmp(url, "https://", 8) || !strncmp(url, "http://", 7)))
+            snprintf(neg->webhook_url, sizeof neg->webhook_url, "%s", url);
+        return;
+    }
+}
+
 int profiles_parse(const char *body, size_t len, struct ucp_negotiated *neg,
                    struct agentd_error *e)
 {
@@ -117,6 +138,8 @@ int profiles_parse(const char *body, size_t len, struct ucp_negotiated *neg,
                          "ucp.capabilities is not an array");
     else if ((rc = ucp_negotiate(caps, neg, &ne)) != 0)
         rc = agentd_fail(e, rc, ne.code, ne.path, "negotiation failed: %s", ne.msg);
+    if (rc == 0)
+        webhook_from_caps(caps, neg);
     json_decref(doc);
     return rc;
 }

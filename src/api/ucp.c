@@ -12,6 +12,7 @@
 #include "api/profiles.h"
 #include "core/failpoint.h"
 #include "api/testing.h"
+#include "auth/sign.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -29,7 +30,10 @@ static struct {
     struct store *st;
     const struct config *cfg;
     const char *public_url; /* borrowed: outlives the routes */
+    const struct sign_key *signing_key; /* borrowed; NULL: no signing_keys */
 } F;
+
+void ucp_set_signing_key(const struct sign_key *k) { F.signing_key = k; }
 
 enum op { OP_CREATE, OP_GET, OP_UPDATE, OP_ADD_ITEM, OP_COMPLETE, OP_CANCEL, OP_ORDER, OP_SHIP,
           OP_ORDER_PUT };
@@ -48,7 +52,7 @@ struct job {
     struct checkout *co;
     struct order *order;
     int declined;
-    unsigned changes;       /* orders: ORDER_CHANGE_* (which webhook to queue) */
+    unsigned changes;       /* orders: ORDER_CHANGE_* (the shop queued their webhook) */
     struct agentd_error e;
 };
 
@@ -142,7 +146,9 @@ static int run(struct store *st, void *arg)
     (void)st;
     struct job *j = arg;
     shop_audit_as(j->r->request_id, j->r->principal); /* the request lives until done */
+    shop_webhook_as(j->neg.webhook_url); /* its order events' receiver, if any */
     int rc = shop_call(j);
+    shop_webhook_as(NULL);
     shop_audit_as(NULL, NULL);
     return rc;
 }
@@ -156,16 +162,9 @@ static void done(int rc, void *arg)
         char etag[32];
         snprintf(etag, sizeof etag, "\"%lld\"", (long long)j->co->version);
         http_set_header(j->r, "ETag", etag);
-        /* ORDER WEBHOOK SPOT (wired at merge): OP_COMPLETE with j->order set
-         * placed the order: queue order_placed (a replayed completion answers
-         * the same order; the outbox's event id keeps it once). */
         json_t *body = checkout_to_json(j->co, &j->neg);
         http_reply_json(j->r, j->op == OP_CREATE ? 201 : 200, body);
     } else {
-        /* ORDER WEBHOOK SPOT (r-13hook's outbox, wired at merge): queue
-         * order_shipped when j->changes & ORDER_CHANGE_SHIPPED, order_canceled
-         * when & ORDER_CHANGE_CANCELED, else order_updated when
-         * & ORDER_CHANGE_UPDATED (OP_ORDER_PUT, OP_SHIP). */
         char etag[32];
         snprintf(etag, sizeof etag, "\"%lld\"", (long long)j->order->version);
         http_set_header(j->r, "ETag", etag);
@@ -402,6 +401,10 @@ static void h_profile(struct http_req *r)
                              "services", "dev.ucp.shopping", service, "capabilities",
                              ucp_profile_capabilities_json(), "payment", "handlers",
                              shop_payment_handlers(F.shop));
+    /* UCP signing_keys: how a platform verifies our webhooks' signatures */
+    json_t *jwk = F.signing_key ? sign_key_public_jwk(F.signing_key) : NULL;
+    if (body && jwk)
+        json_object_set_new(body, "signing_keys", json_pack("[o]", jwk));
     http_set_header(r, "Cache-Control", "public, max-age=300");
     http_reply_json(r, 200, body);
 }

@@ -13,4 +13,9 @@ struct config;
 int ucp_routes(struct router *rt, struct shop *shop, struct store *st, const struct config *cfg,
                const char *public_url);
 
+/* The key whose public JWK /.well-known/ucp publishes in signing_keys
+ * (borrowed; NULL = none). Call before serving. */
+struct sign_key;
+void ucp_set_signing_key(const struct sign_key *k);
+
 #endif

@@ -67,6 +67,8 @@ static int jwk_b64_ok(json_t *k)
     return 1;
 }
 
+int jwt_jwk_members_ok(json_t *k) { return json_is_object(k) && jwk_b64_ok(k); }
+
 static int key_usable(json_t *k, cjose_jwk_t *jwk)
 {
     const char *use = json_string_value(json_object_get(k, "use"));

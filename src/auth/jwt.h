@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "core/err.h"
 
 #define JWT_MAX_TOKEN 8192   /* longer bearer tokens are refused unread */
@@ -49,5 +51,10 @@ int jwt_verify(const char *token, const struct jwt_keyset *ks, const struct jwt_
  * (others, such as "openid", are ignored); NULL, or no agentd name at all,
  * gives AUTH_SCOPES_DEFAULT. admin is only ever granted by name. */
 unsigned jwt_scopes_from_claim(const char *scope);
+
+/* 1 when k is a JSON object whose base64url members (n, e, d, x, y, k...)
+ * cjose may decode without aborting (cjose 0.6 asserts on a stray
+ * character); check before handing any JWK to cjose. */
+int jwt_jwk_members_ok(json_t *k);
 
 #endif

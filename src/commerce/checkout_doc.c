@@ -141,6 +141,13 @@ int checkout_internal_to_doc(const struct checkout *c, json_t *doc)
     if (!c || !json_is_object(doc))
         return AGENTD_EINVAL;
     json_t *in = json_object_get(doc, "_agentd");
+    if (c->webhook_url) {
+        if (!(in = internal_obj(doc)) ||
+            json_object_set_new(in, "webhook_url", json_string(c->webhook_url)))
+            return AGENTD_ENOMEM;
+    } else if (json_is_object(in)) {
+        json_object_del(in, "webhook_url");
+    }
     if (!c->n_op_keys && !c->completing.key) {
         if (json_is_object(in)) {
             json_object_del(in, "op_keys");
@@ -255,10 +262,26 @@ static int op_keys_from_doc(struct checkout *c, const json_t *doc, struct agentd
     return 0;
 }
 
+/* doc._agentd.webhook_url (absent: none). */
+static int webhook_from_doc(struct checkout *c, const json_t *doc, struct agentd_error *e)
+{
+    const json_t *w = json_object_get(json_object_get(doc, "_agentd"), "webhook_url");
+    free(c->webhook_url);
+    c->webhook_url = NULL;
+    if (!w || json_is_null(w))
+        return 0;
+    if (!json_is_string(w))
+        return agentd_fail(e, AGENTD_ECORRUPT, "corrupt", NULL,
+                           "checkout document: webhook_url is not a string");
+    return (c->webhook_url = strdup(json_string_value(w))) ? 0 : oom(e);
+}
+
 int checkout_internal_from_doc(struct checkout *c, const json_t *doc, struct agentd_error *e)
 {
     int rc = op_keys_from_doc(c, doc, e);
-    return rc ? rc : claim_from_doc(c, doc, e);
+    if (rc == 0)
+        rc = claim_from_doc(c, doc, e);
+    return rc ? rc : webhook_from_doc(c, doc, e);
 }
 
 /* ---- JSON parsing of request pieces ---- */

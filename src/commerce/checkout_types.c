@@ -140,6 +140,7 @@ static const struct field checkout_fields[] = {
     FIELD_S(T, order_permalink_url, NULL),
     FIELD_A(T, op_keys, n_op_keys, fields_str_shape),
     FIELD_U(T, completing, checkout_claim_shape),
+    FIELD_S(T, webhook_url, NULL),
 };
 #undef T
 const struct shape checkout_shape = {sizeof(struct checkout), checkout_fields,

@@ -269,6 +269,12 @@ struct checkout {
         char *by;
         int64_t at;
     } completing;
+
+    /* Where this checkout's order events go: the webhook_url the platform
+     * profile's order capability named when the checkout was created
+     * (NULL: none). Kept so the event finds its receiver even when the
+     * profile is gone later. Internal, like op_keys. */
+    char *webhook_url;
 };
 
 

@@ -36,6 +36,9 @@ enum ucp_cap {
 struct ucp_negotiated {
     char version[11];  /* the version we process with: always UCP_VERSION */
     unsigned caps;     /* UCP_CAP_* active for this exchange */
+    /* the platform profile's order capability config.webhook_url: where
+     * this exchange's order events go ("" = none) */
+    char webhook_url[UCP_PROFILE_URL_MAX + 1];
 };
 
 /* ---- UCP-Agent header ---- */

@@ -41,6 +41,7 @@ void ucp_negotiated_all(struct ucp_negotiated *out)
 {
     snprintf(out->version, sizeof out->version, "%s", UCP_VERSION);
     out->caps = UCP_CAP_ALL;
+    out->webhook_url[0] = 0;
 }
 
 int ucp_negotiate(const json_t *platform_caps, struct ucp_negotiated *out, struct agentd_error *e)
@@ -48,6 +49,7 @@ int ucp_negotiate(const json_t *platform_caps, struct ucp_negotiated *out, struc
     (void)e;
     snprintf(out->version, sizeof out->version, "%s", UCP_VERSION);
     out->caps = 0;
+    out->webhook_url[0] = 0;
     if (!json_is_array(platform_caps))
         return 0;
     /* 1. intersection by name */

@@ -111,6 +111,9 @@ static const struct var vars[] = {
     { "AGENTD_TLS_CERT_FILE",    K_STR,      OFF(tls_cert_file),    NULL, 0, 0, NULL, 0 },
     { "AGENTD_TLS_KEY_FILE",     K_STR,      OFF(tls_key_file),     NULL, 0, 0, NULL, 0 },
     { "AGENTD_BEHIND_PROXY",     K_BOOL,     OFF(behind_proxy),     "off", 0, 1, NULL, 0 },
+    { "AGENTD_SIGNING_KEY",      K_STR,      OFF(signing_key),      NULL, 0, 0, NULL, SECRET_ALL },
+    { "AGENTD_WEBHOOK_TIMEOUT",  K_DURATION, OFF(webhook_timeout_ms),"10s", 100, 300000, NULL, 0 },
+    { "AGENTD_WEBHOOK_MAX_ATTEMPTS",K_INT,   OFF(webhook_max_attempts),"20", 1, 100, NULL, 0 },
 };
 #define NVARS (sizeof vars / sizeof vars[0])
 

@@ -68,6 +68,9 @@ struct config {
                                         day, in micro-dollars; 0 = unlimited */
     /* testing hooks */
     char *simulation_secret;    /* AGENTD_SIMULATION_SECRET (secret) */
+    char *signing_key;          /* AGENTD_SIGNING_KEY (secret): EC P-256 JWK or PEM; NULL = ephemeral */
+    int64_t webhook_timeout_ms; /* AGENTD_WEBHOOK_TIMEOUT: one webhook attempt */
+    int webhook_max_attempts;   /* AGENTD_WEBHOOK_MAX_ATTEMPTS: then the event is dead */
     char *failpoint;            /* AGENTD_FAILPOINT: test-only crash point (core/failpoint.h) */
     /* authentication (auth/auth.h, docs/security.md) */
     int auth;                   /* AGENTD_AUTH: 0 off (all requests "anonymous"), 1 on */

@@ -52,6 +52,27 @@ static int row_order(const struct store_order *row, struct order **out, struct a
     return rc;
 }
 
+/* The order and the webhook receiver its document keeps (*webhook NULL:
+ * none; malloc'd) */
+static int order_load_for_edit(struct shop *sh, const char *owner, const char *id,
+                               struct order **out, char **webhook, struct agentd_error *e)
+{
+    struct store_order *row = NULL;
+    *out = NULL;
+    *webhook = NULL;
+    int rc = row_load(sh, owner, id, &row, e);
+    if (rc == 0)
+        rc = row_order(row, out, e);
+    if (rc == 0 && strstr(row->document, "\"_agentd\"") &&
+        !(*webhook = shop_order_stored_webhook(row->document))) {
+        order_free(*out);
+        *out = NULL;
+        rc = order_fail(e, AGENTD_ENOMEM);
+    }
+    store_order_free(row);
+    return rc;
+}
+
 int shop_order_load(struct shop *sh, const char *owner, const char *id, struct order **out,
                     struct agentd_error *e)
 {
@@ -70,13 +91,29 @@ int shop_order_get(struct shop *sh, const char *owner, const char *id, struct or
     return shop_order_load(sh, owner, id, out, e);
 }
 
-/* o over version o->version; on success the version moves on. */
-static int order_save(struct shop *sh, struct order *o)
+/* the order webhook a change sends (NULL: none) */
+static const char *change_event(unsigned changes)
 {
-    json_t *oj = order_to_json(o, NULL);
-    char *doc = oj ? json_dumps(oj, JSON_COMPACT) : NULL;
-    json_decref(oj);
-    int rc = doc ? store_order_update(shop_store(sh), o->id, o->version, doc) : AGENTD_ENOMEM;
+    if (changes & ORDER_CHANGE_CANCELED)
+        return "order_canceled";
+    if (changes & ORDER_CHANGE_SHIPPED)
+        return "order_shipped";
+    return changes & ORDER_CHANGE_UPDATED ? "order_updated" : NULL;
+}
+
+/* o over version o->version, with its webhook event (when it has a
+ * receiver) in the same transaction; on success the version moves on. */
+static int order_save(struct shop *sh, struct order *o, const char *webhook, unsigned changes)
+{
+    char *doc = shop_order_document(o, webhook);
+    struct store_outbox ev = { 0 };
+    const char *type = change_event(changes);
+    int rc = doc ? 0 : AGENTD_ENOMEM;
+    if (rc == 0 && webhook && type)
+        rc = shop_order_event_build(type, o, webhook, &ev);
+    if (rc == 0)
+        rc = store_order_update(shop_store(sh), o->id, o->version, doc, ev.id ? &ev : NULL);
+    shop_order_event_clear(&ev);
     free(doc);
     if (rc == 0)
         o->version++;
@@ -96,13 +133,18 @@ static int order_edit(struct shop *sh, const char *owner, const char *id, int64_
     *changes = 0;
     for (int attempt = 0; attempt < ORDER_CAS_TRIES; attempt++) {
         struct order *o = NULL;
-        int rc = shop_order_load(sh, owner, id, &o, e);
+        char *webhook = NULL;
+        int rc = order_load_for_edit(sh, owner, id, &o, &webhook, e);
         if (rc == 0 && if_match >= 0 && o->version != if_match)
             rc = order_fail(e, AGENTD_ECONFLICT);
         if (rc == 0)
             rc = fn(o, arg, changes, e);
-        if (rc == 0 && (rc = order_save(sh, o)) == AGENTD_ECONFLICT && if_match < 0) {
+        if (rc == 0)
+            rc = order_save(sh, o, webhook, *changes);
+        free(webhook);
+        if (rc == AGENTD_ECONFLICT && if_match < 0) {
             order_free(o);
+            *changes = 0;
             continue; /* someone else's update landed first: apply ours to theirs */
         }
         if (rc == 0) {

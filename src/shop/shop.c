@@ -55,6 +55,7 @@ struct shop {
     struct seal_keyring *own_kr;
 };
 
+
 /* ---- orders placed (metrics) ---- */
 
 /* Looked up at each use (the registry returns the existing family): orders
@@ -455,6 +456,8 @@ static int create_op(struct shop *sh, const char *owner, const json_t *req,
         return rc;
     rc = checkout_create(req, &r, id, &c, e);
     rules_end(&ctx);
+    if (rc == 0 && shop_webhook_current() && !(c->webhook_url = strdup(shop_webhook_current())))
+        rc = agentd_fail(e, AGENTD_ENOMEM, "out_of_memory", NULL, "out of memory");
     if (rc == 0 && op_key)
         rc = checkout_op_key_add(c, op_key, e);
     if (rc) {
@@ -916,20 +919,22 @@ static int complete_write(struct shop *sh, const char *owner, const struct check
                           const struct checkout *done, const struct order *o,
                           const char *access_hash, struct agentd_error *e)
 {
-    struct ucp_negotiated all;
-    ucp_negotiated_all(&all);
-    json_t *oj = order_to_json(o, &all);
-    char *order_doc = oj ? json_dumps(oj, JSON_COMPACT) : NULL;
-    json_decref(oj);
+    /* the placed event rides in the order's transaction: no crash keeps
+     * the order (and the buyer's answer) without it */
+    char *order_doc = shop_order_document(o, done->webhook_url);
     char *co_doc = document(sh, done);
     struct store_stock_line *take = calloc(done->n_lines ? done->n_lines : 1, sizeof *take);
+    struct store_outbox ev = { 0 };
     int rc = order_doc && co_doc && take ? 0 : AGENTD_ENOMEM;
+    if (rc == 0 && done->webhook_url)
+        rc = shop_order_event_build("order_placed", o, done->webhook_url, &ev);
     if (rc == 0) {
         for (size_t i = 0; i < done->n_lines; i++)
             take[i] = (struct store_stock_line){ done->lines[i].item_id, done->lines[i].quantity };
         struct store_order row = { .id = done->order_id, .checkout_id = done->id,
                                    .owner = (char *)owner, .document = order_doc,
-                                   .access_hash = (char *)access_hash };
+                                   .access_hash = (char *)access_hash,
+                                   .event = done->webhook_url ? &ev : NULL };
         rc = store_order_create(sh->st, &row, c->version, checkout_status_name(done->status), co_doc,
                                 take, done->n_lines);
         if (rc == AGENTD_ESTOCK)
@@ -937,6 +942,7 @@ static int complete_write(struct shop *sh, const char *owner, const struct check
         else if (rc)
             store_fail(e, rc);
     }
+    shop_order_event_clear(&ev);
     free(take);
     free(order_doc);
     free(co_doc);
@@ -959,6 +965,12 @@ static int complete_place_order(struct shop *sh, const char *owner, const struct
     int rc = done ? shop_order_token_new(token, hash) : AGENTD_ENOMEM;
     if (rc == 0)
         rc = rules_begin(sh, &ctx, &r, e);
+    /* created without a receiver (no profile then): this request's, if any */
+    if (rc == 0 && !done->webhook_url && shop_webhook_current() &&
+        !(done->webhook_url = strdup(shop_webhook_current()))) {
+        rules_end(&ctx);
+        rc = AGENTD_ENOMEM;
+    }
     if (rc == 0) {
         /* the buyer's order-status page (api/order_page.c): the token is
          * its only key; the store keeps its hash for the check */

@@ -142,8 +142,9 @@ int shop_order_get(struct shop *sh, const char *owner, const char *id, struct or
 /* PUT /orders/{id}: order_apply_update on the stored order, saved by
  * compare-and-swap (a lost race reloads and applies again). if_match >= 0:
  * only over that version, else AGENTD_ECONFLICT (version_conflict).
- * *changes (ORDER_CHANGE_*) says which order webhook the caller queues.
- * Audit row order.update. */
+ * *changes (ORDER_CHANGE_*) says what changed; the matching order webhook
+ * (order_canceled, else order_shipped, else order_updated) is queued in the
+ * same transaction when the order has a receiver. Audit row order.update. */
 int shop_order_update(struct shop *sh, const char *owner, const char *id, const json_t *req,
                       int64_t if_match, struct order **out, unsigned *changes,
                       struct agentd_error *e);
@@ -157,5 +158,32 @@ int shop_order_mark_shipped(struct shop *sh, const char *id, struct order **out,
  * and a wrong token are all AGENTD_ENOTFOUND alike. */
 int shop_order_by_token(struct shop *sh, const char *id, const char *token, struct order **out,
                         struct agentd_error *e);
+
+/* ---- order events (order_events.c; docs/ucp.md "Webhooks") ---- */
+
+/* The outbox kind of order webhooks. */
+#define SHOP_EVENT_KIND "webhook"
+
+/* The receiver of order events for checkouts this thread creates or
+ * completes next: the webhook_url of the request's platform profile (UCP
+ * front; NULL or "" = none). Set it in the worker job before the shop
+ * call, clear it (NULL) after, as shop_audit_as. The checkout keeps it,
+ * then its order, so later events find it without the profile. */
+void shop_webhook_as(const char *webhook_url);
+const char *shop_webhook_current(void);
+
+/* Pieces (the placement and orders.c write an event inside the order's
+ * own transaction): the order's store document, with webhook_url kept inside (NULL: none);
+ * malloc'd, NULL out of memory. */
+char *shop_order_document(const struct order *o, const char *webhook_url);
+/* An outbox row for event_type on o to webhook_url: a fresh event id, the
+ * body; strings malloc'd, freed by shop_order_event_clear. 0 or
+ * AGENTD_ENOMEM. */
+struct store_outbox;
+int shop_order_event_build(const char *event_type, const struct order *o, const char *webhook_url,
+                           struct store_outbox *ev);
+void shop_order_event_clear(struct store_outbox *ev);
+/* The shop's store (borrowed). */
+struct store *shop_store(const struct shop *sh);
 
 #endif

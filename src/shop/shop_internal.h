@@ -5,7 +5,6 @@
 
 #include "shop/shop.h"
 
-struct store *shop_store(const struct shop *sh);
 const char *shop_public_url(const struct shop *sh);
 /* One audit row for a change tried (see shop_audit_as); returns rc. */
 int shop_audit_row(struct shop *sh, const char *owner, const char *action, const char *target,
@@ -19,5 +18,8 @@ int shop_order_load(struct shop *sh, const char *owner, const char *id, struct o
  * SHA-256 hex the store keeps instead. 0 or AGENTD_EINTERNAL. */
 #define SHOP_ORDER_TOKEN_LEN 32
 int shop_order_token_new(char token[SHOP_ORDER_TOKEN_LEN + 1], char hash[65]);
+
+/* The webhook_url a stored order document keeps (NULL: none), malloc'd. */
+char *shop_order_stored_webhook(const char *document);
 
 #endif

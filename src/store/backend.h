@@ -85,8 +85,19 @@ struct store_backend {
     int (*address_list)(void *b, const char *customer, int limit, struct store_address **out,
                         size_t *n);
     int (*order_get)(void *b, const char *id, struct store_order **out);
+    /* compare-and-swap on the version (AGENTD_ECONFLICT, AGENTD_ENOTFOUND);
+     * ev (may be NULL) joins the outbox in the same transaction */
     int (*order_update)(void *b, const char *id, int64_t expected_version,
-                        const char *document);
+                        const char *document, struct store_outbox *ev);
+    int (*outbox_add)(void *b, struct store_outbox *ev);
+    int (*outbox_claim)(void *b, const char *kind, const char *instance, int64_t lease_ms,
+                        int limit, struct store_outbox **out, size_t *n);
+    int (*outbox_finish)(void *b, const char *id, const char *instance, const char *state,
+                         int64_t next_attempt_at, const char *last_error);
+    int (*outbox_release)(void *b, const char *instance, int *n);
+    int (*outbox_holders)(void *b, char ***out, size_t *n);
+    int (*outbox_depth)(void *b, const char *kind, int64_t *pending);
+    int (*outbox_get)(void *b, const char *id, struct store_outbox **out);
     int (*idem_begin)(void *b, const char *principal, const char *key, const char *fingerprint,
                       const char *owner, int64_t expires_at, struct store_idem **existing);
     int (*idem_takeover)(void *b, const char *principal, const char *key, const char *dead_owner,

@@ -236,6 +236,24 @@ static const struct migration migrations[] = {
      * address per minute); purge by age (AGENTD_AUDIT_RETENTION) */
     { 9, "ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"
          "CREATE INDEX audit_ts ON audit(ts);" },
+    /* the outbox (store.h): events for others (signed order webhooks, later
+     * A2A push), delivered with retries by whichever instance claims them;
+     * claimed_by/lease_until is that claim, pending rows only */
+    { 10, "CREATE TABLE outbox ("
+          "  id TEXT PRIMARY KEY,"
+          "  kind TEXT NOT NULL,"
+          "  target TEXT NOT NULL,"
+          "  headers TEXT NOT NULL DEFAULT '{}',"
+          "  body TEXT NOT NULL,"
+          "  state TEXT NOT NULL DEFAULT 'pending'," /* pending | delivered | dead */
+          "  attempts INTEGER NOT NULL DEFAULT 0,"
+          "  next_attempt_at INTEGER NOT NULL,"
+          "  last_error TEXT,"
+          "  claimed_by TEXT,"
+          "  lease_until INTEGER,"
+          "  created_at INTEGER NOT NULL,"
+          "  updated_at INTEGER NOT NULL);"
+          "CREATE INDEX outbox_due ON outbox(kind, next_attempt_at) WHERE state = 'pending';" },
     /* orders are updated (PUT /orders/{id},
      * fulfillment events) under compare-and-swap on version; access_hash is
      * the SHA-256 of the permalink page's token (the token itself is never

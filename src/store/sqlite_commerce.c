@@ -100,6 +100,8 @@ int sq_order_create(void *b, struct store_order *o, int64_t checkout_version,
     if (rc == 0)
         rc = sq_run(&q->writer, ST_ORDER_INSERT, NULL, NULL, "ttttit", o->id, o->checkout_id,
                     o->owner, o->document, now, o->access_hash);
+    if (rc == 0 && o->event)
+        rc = sq_outbox_insert(q, o->event, now);
     if ((rc = sq_writer_end(q, rc)) == 0) {
         o->created_at = now;
         o->version = 1;
@@ -107,9 +109,11 @@ int sq_order_create(void *b, struct store_order *o, int64_t checkout_version,
     return rc;
 }
 
-int sq_order_update(void *b, const char *id, int64_t expected_version, const char *document)
+int sq_order_update(void *b, const char *id, int64_t expected_version, const char *document,
+                    struct store_outbox *ev)
 {
     struct sq *q = b;
+    int64_t now = now_ms(q);
     int rc = sq_writer_begin(q);
     if (rc)
         return rc;
@@ -121,6 +125,8 @@ int sq_order_update(void *b, const char *id, int64_t expected_version, const cha
         if (rc == 0)
             rc = AGENTD_ECONFLICT;
     }
+    if (rc == 0 && ev)
+        rc = sq_outbox_insert(q, ev, now);
     return sq_writer_end(q, rc);
 }
 

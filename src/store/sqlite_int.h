@@ -222,7 +222,19 @@ int sq_order_create(void *b, struct store_order *o, int64_t checkout_version,
                     const char *checkout_status, const char *checkout_document,
                     const struct store_stock_line *take, size_t ntake);
 int sq_order_get(void *b, const char *id, struct store_order **out);
-int sq_order_update(void *b, const char *id, int64_t expected_version, const char *document);
+int sq_order_update(void *b, const char *id, int64_t expected_version, const char *document,
+                    struct store_outbox *ev);
+/* sqlite_outbox.c; sq_outbox_insert runs inside the caller's transaction */
+int sq_outbox_insert(struct sq *q, struct store_outbox *ev, int64_t now);
+int sq_outbox_add(void *b, struct store_outbox *ev);
+int sq_outbox_claim(void *b, const char *kind, const char *instance, int64_t lease_ms, int limit,
+                    struct store_outbox **out, size_t *n);
+int sq_outbox_finish(void *b, const char *id, const char *instance, const char *state,
+                     int64_t next_attempt_at, const char *last_error);
+int sq_outbox_release(void *b, const char *instance, int *n);
+int sq_outbox_holders(void *b, char ***out, size_t *n);
+int sq_outbox_depth(void *b, const char *kind, int64_t *pending);
+int sq_outbox_get(void *b, const char *id, struct store_outbox **out);
 int sq_stock_seed(void *b, const struct store_stock_line *v, size_t n, int replace);
 int sq_stock_get(void *b, const char *product_id, int64_t *quantity);
 /* sqlite_addresses.c */

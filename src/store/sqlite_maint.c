@@ -98,7 +98,7 @@ int sq_purge_expired(void *b, int batch_limit, int *n_deleted)
 {
     struct sq *q = b;
     static const enum st kinds[] = { ST_PURGE_SESSIONS, ST_PURGE_CHECKOUTS, ST_PURGE_IDEM,
-                                     ST_PURGE_USAGE, ST_PURGE_AUDIT };
+                                     ST_PURGE_USAGE, ST_PURGE_AUDIT, ST_PURGE_OUTBOX };
     int total = 0, rc = 0;
     /* One short transaction per kind: other writers get the lock in between. */
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0] && total < batch_limit; k++) {
@@ -109,6 +109,8 @@ int sq_purge_expired(void *b, int batch_limit, int *n_deleted)
                 continue;
             cut -= q->audit_retention_ms;
         }
+        if (kinds[k] == ST_PURGE_OUTBOX)
+            cut -= STORE_OUTBOX_KEEP_MS;
         if ((rc = sq_writer_begin(q)) != 0)
             break;
         rc = sq_run(&q->writer, kinds[k], NULL, &changed, "ii", cut,

@@ -11,6 +11,8 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define MS_PER_DAY 86400000
+#define OUTBOX_COLS "id, kind, target, headers, body, state, attempts, next_attempt_at, "      \
+                    "last_error, claimed_by, lease_until, created_at, updated_at"
 
 /* A turn row with its session's owner (store_turn_get / _list_unfinished). */
 #define TURN_COLS "t.id, t.session_id, t.state, s.owner, t.instance, t.input, "               \
@@ -157,6 +159,24 @@
     X(ORDER_CAS, "UPDATE orders SET document = ?3, version = version + 1 "                     \
                  "WHERE id = ?1 AND version = ?2")                                             \
     X(ORDER_EXISTS, "SELECT 1 FROM orders WHERE id = ?1")                                      \
+    X(OUTBOX_INSERT, "INSERT INTO outbox(id, kind, target, headers, body, next_attempt_at, "   \
+                     "created_at, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)")         \
+    X(OUTBOX_CLAIM, "UPDATE outbox SET claimed_by = ?2, lease_until = ?3 + ?4 WHERE id IN ("   \
+                    "SELECT id FROM outbox WHERE kind = ?1 AND state = 'pending' AND "         \
+                    "next_attempt_at <= ?3 AND (claimed_by IS NULL OR lease_until <= ?3) "     \
+                    "ORDER BY next_attempt_at, id LIMIT ?5) RETURNING " OUTBOX_COLS)           \
+    X(OUTBOX_FINISH, "UPDATE outbox SET state = ?3, attempts = attempts + 1, "                 \
+                     "next_attempt_at = ?4, last_error = ?5, claimed_by = NULL, "              \
+                     "lease_until = NULL, updated_at = ?6 WHERE id = ?1 AND claimed_by = ?2 "  \
+                     "AND state = 'pending'")                                                  \
+    X(OUTBOX_EXISTS, "SELECT 1 FROM outbox WHERE id = ?1")                                     \
+    X(OUTBOX_RELEASE, "UPDATE outbox SET claimed_by = NULL, lease_until = NULL "               \
+                      "WHERE claimed_by = ?1")                                                 \
+    X(OUTBOX_HOLDERS, "SELECT DISTINCT claimed_by FROM outbox WHERE state = 'pending' AND "     \
+                      "claimed_by IS NOT NULL AND lease_until > ?1")                           \
+    X(OUTBOX_DEPTH, "SELECT count(*) FROM outbox WHERE state = 'pending' "                     \
+                    "AND (?1 IS NULL OR kind = ?1)")                                           \
+    X(OUTBOX_GET, "SELECT " OUTBOX_COLS " FROM outbox WHERE id = ?1")                          \
     X(STOCK_TAKE, "UPDATE stock SET quantity = quantity - ?2 WHERE product_id = ?1 "            \
                   "AND quantity >= ?2")                                                        \
     X(STOCK_SET, "INSERT INTO stock(product_id, quantity) VALUES(?1, ?2) "                    \
@@ -207,6 +227,8 @@
                        "WHERE expires_at <= ?1 LIMIT ?2)")                                     \
     X(PURGE_IDEM, "DELETE FROM idempotency WHERE (principal, key) IN (SELECT principal, key "  \
                   "FROM idempotency WHERE expires_at <= ?1 LIMIT ?2)")                         \
+    X(PURGE_OUTBOX, "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE "            \
+                    "state != 'pending' AND updated_at < ?1 LIMIT ?2)")                        \
     X(PURGE_USAGE, "DELETE FROM usage_daily WHERE (principal, day, model) IN (SELECT "         \
                    "principal, day, model FROM usage_daily WHERE day < ?1 / " STR(MS_PER_DAY)  \
                    " - " STR(USAGE_KEEP_DAYS) " LIMIT ?2)")

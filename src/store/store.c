@@ -37,7 +37,9 @@
     X(idem_takeover, W) X(idem_finish, W) X(idem_abandon, W) X(idem_drop, W) X(audit_append, W) X(audit_bump, W) X(audit_list, R)            \
     X(stock_seed, W) X(stock_get, R) X(order_update, W)                                \
     X(session_list, R) X(session_delete_idle, W) X(batch_commit, W)                    \
-    X(address_save, W) X(address_list, R)
+    X(address_save, W) X(address_list, R) X(outbox_add, W) X(outbox_claim, W)           \
+    X(outbox_finish, W) X(outbox_release, W) X(outbox_holders, R) X(outbox_depth, R)    \
+    X(outbox_get, R)
 
 enum store_op {
 #define X(op, kind) OP_##op,
@@ -180,6 +182,7 @@ static int observed(struct store *s, enum store_op op, int64_t t0, int rc)
     } while (0)
 
 static int nonempty(const char *str) { return str && *str; }
+static int outbox_ok(const struct store_outbox *ev);
 
 int store_ping(struct store *s)
 {
@@ -559,16 +562,80 @@ int store_order_create(struct store *s, struct store_order *o, int64_t checkout_
                        const struct store_stock_line *take, size_t ntake)
 {
     REQUIRE(s, order_create, o && nonempty(o->id) && o->checkout_id && o->owner &&
+                                 (!o->event || outbox_ok(o->event)) &&
                                  o->document && nonempty(checkout_status) && checkout_document &&
                                  (take || ntake == 0) && stock_lines_ok(take, ntake));
     CALL(s, order_create, o, checkout_version, checkout_status, checkout_document, take, ntake);
 }
 
-int store_order_update(struct store *s, const char *id, int64_t expected_version,
-                       const char *document)
+static int outbox_ok(const struct store_outbox *ev)
 {
-    REQUIRE(s, order_update, nonempty(id) && document);
-    CALL(s, order_update, id, expected_version, document);
+    return ev && nonempty(ev->id) && nonempty(ev->kind) && nonempty(ev->target) && ev->body;
+}
+
+int store_order_update(struct store *s, const char *id, int64_t expected_version,
+                       const char *document, struct store_outbox *ev)
+{
+    REQUIRE(s, order_update, nonempty(id) && document && (!ev || outbox_ok(ev)));
+    CALL(s, order_update, id, expected_version, document, ev);
+}
+
+int store_outbox_add(struct store *s, struct store_outbox *ev)
+{
+    REQUIRE(s, outbox_add, outbox_ok(ev));
+    CALL(s, outbox_add, ev);
+}
+
+int store_outbox_claim(struct store *s, const char *kind, const char *instance, int64_t lease_ms,
+                       int limit, struct store_outbox **out, size_t *n)
+{
+    REQUIRE(s, outbox_claim, nonempty(kind) && nonempty(instance) && lease_ms > 0 &&
+                                 limit >= 1 && limit <= 1000 && out && n);
+    CALL(s, outbox_claim, kind, instance, lease_ms, limit, out, n);
+}
+
+static int outbox_state_ok(const char *st)
+{
+    return st && (!strcmp(st, STORE_OUTBOX_PENDING) || !strcmp(st, STORE_OUTBOX_DELIVERED) ||
+                  !strcmp(st, STORE_OUTBOX_DEAD));
+}
+
+int store_outbox_finish(struct store *s, const char *id, const char *instance, const char *state,
+                        int64_t next_attempt_at, const char *last_error)
+{
+    REQUIRE(s, outbox_finish, nonempty(id) && nonempty(instance) && outbox_state_ok(state));
+    CALL(s, outbox_finish, id, instance, state, next_attempt_at, last_error);
+}
+
+int store_outbox_release(struct store *s, const char *instance, int *n)
+{
+    REQUIRE(s, outbox_release, nonempty(instance));
+    CALL(s, outbox_release, instance, n);
+}
+
+int store_outbox_holders(struct store *s, char ***out, size_t *n)
+{
+    REQUIRE(s, outbox_holders, out && n);
+    CALL(s, outbox_holders, out, n);
+}
+
+void store_strings_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+int store_outbox_depth(struct store *s, const char *kind, int64_t *pending)
+{
+    REQUIRE(s, outbox_depth, pending);
+    CALL(s, outbox_depth, kind, pending);
+}
+
+int store_outbox_get(struct store *s, const char *id, struct store_outbox **out)
+{
+    REQUIRE(s, outbox_get, nonempty(id) && out);
+    CALL(s, outbox_get, id, out);
 }
 
 int store_stock_seed(struct store *s, const struct store_stock_line *v, size_t n, int replace)

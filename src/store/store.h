@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 struct store;
+struct store_outbox;
 
 enum store_sync {
     STORE_SYNC_NORMAL, /* survives a process crash; a power cut may lose the last commits */
@@ -95,7 +96,8 @@ int store_backup(struct store *s, const char *path);
 /* Deletes at most batch_limit expired rows (sessions with their messages,
  * tasks, turns, checkpoints and events; checkouts; idempotency records;
  * usage_daily rows of UTC days more than 400 days before today's; audit rows
- * older than audit_retention_ms), each kind
+ * older than audit_retention_ms; delivered and dead outbox rows older than
+ * STORE_OUTBOX_KEEP_MS), each kind
  * in its own short transaction. Call again while *n_deleted == batch_limit. */
 int store_purge_expired(struct store *s, int batch_limit, int *n_deleted);
 
@@ -492,6 +494,10 @@ struct store_order {
     int64_t created_at;
     int64_t version;    /* 1 at create, +1 per update */
     char *access_hash;  /* SHA-256 hex of the permalink page's token; NULL = none */
+    /* write-only (create): an outbox row written in the same transaction
+     * (the order's placed event), so no crash can keep one without the
+     * other; NULL = none. Never filled by get. */
+    struct store_outbox *event;
 };
 /* Places an order and moves its checkout on in one transaction: the same
  * compare-and-swap as store_checkout_update(o->checkout_id, ...), takes
@@ -504,10 +510,68 @@ int store_order_create(struct store *s, struct store_order *o, int64_t checkout_
 int store_order_get(struct store *s, const char *id, struct store_order **out);
 /* Compare-and-swap of an order's document (updates, fulfilment events):
  * applies only if the stored version is expected_version, else
- * AGENTD_ECONFLICT; AGENTD_ENOTFOUND if none. */
+ * AGENTD_ECONFLICT; AGENTD_ENOTFOUND if none. ev (may be NULL) is added to
+ * the outbox in the same transaction (an order change and its event). */
 int store_order_update(struct store *s, const char *id, int64_t expected_version,
-                       const char *document);
+                       const char *document, struct store_outbox *ev);
 void store_order_free(struct store_order *o);
+
+/* ---- outbox: events to deliver to someone else, durably ---- */
+
+/* One event to send (a signed webhook today; A2A push notifications
+ * later), kept until it is delivered or given up. A deliverer claims due
+ * rows with its instance id and a lease, sends them, and finishes each
+ * claim; a claim whose lease ran out (its process died mid-send) is free
+ * again, so replicas share one outbox and a row is sent by one of them at
+ * a time. The id is the event id the receiver sees on every attempt. */
+#define STORE_OUTBOX_PENDING "pending"
+#define STORE_OUTBOX_DELIVERED "delivered"
+#define STORE_OUTBOX_DEAD "dead"
+/* Delivered and dead rows are purged this long after their last attempt
+ * (store_purge_expired); pending ones never. */
+#define STORE_OUTBOX_KEEP_MS (7LL * 24 * 3600 * 1000)
+struct store_outbox {
+    char *id;              /* event id, stable across attempts */
+    char *kind;            /* "webhook" */
+    char *target;          /* where to (a URL) */
+    char *headers;         /* JSON object of extra headers; NULL = "{}" */
+    char *body;
+    char *state;           /* pending | delivered | dead (read-only) */
+    int64_t attempts;      /* read-only */
+    int64_t next_attempt_at; /* 0 at add = now */
+    char *last_error;      /* read-only */
+    char *claimed_by;      /* read-only */
+    int64_t lease_until;   /* read-only */
+    int64_t created_at, updated_at; /* read-only (filled by add) */
+};
+/* AGENTD_EEXIST when the id is taken. */
+int store_outbox_add(struct store *s, struct store_outbox *ev);
+/* Claims up to limit (1..1000) pending rows of kind that are due
+ * (next_attempt_at <= now) and unclaimed or whose claim's lease ended, for
+ * instance until now + lease_ms, oldest due first; returns them claimed. */
+int store_outbox_claim(struct store *s, const char *kind, const char *instance, int64_t lease_ms,
+                       int limit, struct store_outbox **out, size_t *n);
+/* Ends instance's claim on id after one attempt: attempts + 1, the new
+ * state (pending with next_attempt_at for a retry, delivered or dead),
+ * last_error (may be NULL). AGENTD_ECONFLICT when instance no longer holds
+ * the claim (its lease ran out and another took it), AGENTD_ENOTFOUND when
+ * there is no such row. */
+int store_outbox_finish(struct store *s, const char *id, const char *instance, const char *state,
+                        int64_t next_attempt_at, const char *last_error);
+/* Drops every claim of instance (a clean stop, or an instance known dead),
+ * so the rows are due at once elsewhere; *n (may be NULL) = how many. */
+int store_outbox_release(struct store *s, const char *instance, int *n);
+/* The instances holding live claims (lease not ended) on pending rows,
+ * each once: the deliverer asks whether their processes still live
+ * (core/instance.h) and releases the claims of dead ones at once, rather
+ * than waiting out their leases. *out is freed with store_strings_free. */
+int store_outbox_holders(struct store *s, char ***out, size_t *n);
+void store_strings_free(char **v, size_t n);
+/* Pending rows of kind (NULL: any). */
+int store_outbox_depth(struct store *s, const char *kind, int64_t *pending);
+int store_outbox_get(struct store *s, const char *id, struct store_outbox **out);
+void store_outbox_free(struct store_outbox *ev);
+void store_outbox_list_free(struct store_outbox *v, size_t n);
 
 /* ---- idempotency records ---- */
 

@@ -27,6 +27,8 @@ OFFS(order, AT(order, id), AT(order, checkout_id), AT(order, owner), AT(order, d
 OFFS(idem, AT(idem, principal), AT(idem, key), AT(idem, fingerprint), AT(idem, state),
      AT(idem, headers), AT(idem, body), AT(idem, owner));
 OFFS(address, AT(address, id), AT(address, customer), AT(address, body));
+OFFS(outbox, AT(outbox, id), AT(outbox, kind), AT(outbox, target), AT(outbox, headers),
+     AT(outbox, body), AT(outbox, state), AT(outbox, last_error), AT(outbox, claimed_by));
 OFFS(audit, AT(audit, principal), AT(audit, action), AT(audit, target),
      AT(audit, request_id), AT(audit, outcome));
 
@@ -68,3 +70,5 @@ FREE_ONE(order)
 FREE_ONE(idem)
 FREE_LIST(audit)
 FREE_LIST(address)
+FREE_ONE(outbox)
+FREE_LIST(outbox)

@@ -424,7 +424,7 @@ static void test_cache(void **state)
     fake_now = 1000;
     struct profiles_cache *c = profiles_cache_new(3, fake_clock, NULL);
     assert_non_null(c);
-    struct profiles_cache_entry ok = { .ok = 1, .neg = { "2026-01-11", UCP_CAP_CHECKOUT } };
+    struct profiles_cache_entry ok = { .ok = 1, .neg = { .version = "2026-01-11", .caps = UCP_CAP_CHECKOUT } };
     struct profiles_cache_entry fail = { 0 };
     struct profiles_cache_entry got;
 

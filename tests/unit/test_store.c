@@ -2044,14 +2044,14 @@ static void test_orders(void **state)
     assert_int_equal(got->version, 1);
     assert_null(got->access_hash);
     store_order_free(got);
-    assert_ok(store_order_update(c->s, "ord1", 1, "{\"shipped\":true}"));
+    assert_ok(store_order_update(c->s, "ord1", 1, "{\"shipped\":true}", NULL));
     /* a writer holding the old version loses: nothing is overwritten */
-    assert_int_equal(store_order_update(c->s, "ord1", 1, "{\"lost\":true}"), AGENTD_ECONFLICT);
+    assert_int_equal(store_order_update(c->s, "ord1", 1, "{\"lost\":true}", NULL), AGENTD_ECONFLICT);
     assert_ok(store_order_get(c->s, "ord1", &got));
     assert_string_equal(got->document, "{\"shipped\":true}");
     assert_int_equal(got->version, 2);
     store_order_free(got);
-    assert_int_equal(store_order_update(c->s, "nope", 1, "{}"), AGENTD_ENOTFOUND);
+    assert_int_equal(store_order_update(c->s, "nope", 1, "{}", NULL), AGENTD_ENOTFOUND);
 
     /* A second order for the checkout fails whole: the checkout stays put. */
     struct store_order o2 = { .id = "ord2", .checkout_id = "co1", .owner = "alice",
@@ -2762,7 +2762,9 @@ static void test_vacuum_gives_space_back(void **state)
     int64_t before = 0, after = 0;
     assert_ok(store_vacuum(c->s, &before, &after));
     assert_true(before > 200 * 8192);
-    assert_true(after < before / 10);
+    /* the 199 deleted 8 KiB messages came back (the empty schema itself is
+     * tens of pages, more with every table a migration adds) */
+    assert_true(before - after > 199 * 8192);
     struct stat stb;
     if (backend->file_based) { /* the file itself shrank, the WAL was emptied */
         assert_int_equal(stat(c->url, &stb), 0);

@@ -1,0 +1,74 @@
+/* Order events: what an order change sends to the platform that placed it
+ * (a row in the store's outbox, written with the change itself), and where
+ * to (the webhook_url kept in the order's store document). */
+#define _GNU_SOURCE
+#include "shop/shop.h"
+#include "shop/shop_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/reqid.h"
+#include "store/store.h"
+
+static _Thread_local const char *tl_webhook;
+
+void shop_webhook_as(const char *webhook_url) { tl_webhook = webhook_url && *webhook_url ? webhook_url : NULL; }
+
+const char *shop_webhook_current(void) { return tl_webhook; }
+
+char *shop_order_document(const struct order *o, const char *webhook_url)
+{
+    struct ucp_negotiated all;
+    ucp_negotiated_all(&all);
+    json_t *oj = order_to_json(o, &all);
+    if (oj && webhook_url &&
+        json_object_set_new(oj, "_agentd", json_pack("{s:s}", "webhook_url", webhook_url))) {
+        json_decref(oj);
+        oj = NULL;
+    }
+    char *doc = oj ? json_dumps(oj, JSON_COMPACT) : NULL;
+    json_decref(oj);
+    return doc;
+}
+
+int shop_order_event_build(const char *event_type, const struct order *o, const char *webhook_url,
+                           struct store_outbox *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    struct ucp_negotiated all;
+    ucp_negotiated_all(&all);
+    char id[48];
+    id_new("evt_", id, sizeof id);
+    json_t *body = json_pack("{s:s,s:s?,s:o?}", "event_type", event_type, "checkout_id",
+                             o->checkout_id, "order", order_to_json(o, &all));
+    ev->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    ev->id = strdup(id);
+    ev->kind = strdup(SHOP_EVENT_KIND);
+    ev->target = strdup(webhook_url);
+    if (!ev->body || !ev->id || !ev->kind || !ev->target) {
+        shop_order_event_clear(ev);
+        return AGENTD_ENOMEM;
+    }
+    return 0;
+}
+
+void shop_order_event_clear(struct store_outbox *ev)
+{
+    free(ev->id);
+    free(ev->kind);
+    free(ev->target);
+    free(ev->body);
+    memset(ev, 0, sizeof *ev);
+}
+
+char *shop_order_stored_webhook(const char *document)
+{
+    json_t *doc = json_loads(document, 0, NULL);
+    const char *u = json_string_value(json_object_get(json_object_get(doc, "_agentd"), "webhook_url"));
+    char *url = u ? strdup(u) : NULL;
+    json_decref(doc);
+    return url;
+}
