@@ -112,9 +112,9 @@ int profiles_parse(const char *body, size_t len, struct ucp_negotiated *neg,
         rc = agentd_fail(e, AGENTD_EINVAL, NULL, "$", "the profile is not a JSON object");
     else if (!json_is_object(ucp))
         rc = agentd_fail(e, AGENTD_EINVAL, NULL, "$.ucp", "the profile has no ucp object");
-    else if (!json_is_array(caps))
+    else if (!json_is_array(caps) && !json_is_object(caps))
         rc = agentd_fail(e, AGENTD_EINVAL, NULL, "$.ucp.capabilities",
-                         "ucp.capabilities is not an array");
+                         "ucp.capabilities is neither an array nor an object");
     else if ((rc = ucp_negotiate(caps, neg, &ne)) != 0)
         rc = agentd_fail(e, rc, ne.code, ne.path, "negotiation failed: %s", ne.msg);
     json_decref(doc);

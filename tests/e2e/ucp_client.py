@@ -28,7 +28,8 @@ TERMINAL = {"completed", "canceled"}
 TOTAL_TYPES = {"items_discount", "subtotal", "discount", "fulfillment", "tax", "fee", "total"}
 SEVERITIES = {"recoverable", "requires_buyer_input", "requires_buyer_review"}
 CAPABILITIES = {"dev.ucp.shopping.checkout", "dev.ucp.shopping.fulfillment",
-                "dev.ucp.shopping.discount", "dev.ucp.shopping.order"}
+                "dev.ucp.shopping.discount", "dev.ucp.shopping.order",
+                "dev.ucp.shopping.buyer_consent"}
 PAN = "4111111111111111"
 
 
