@@ -289,6 +289,8 @@ static void proceed(struct job *j, const struct profiles_result *res)
         json_object_del(j->body, "fulfillment");
     if (j->body && !(j->neg.caps & UCP_CAP_DISCOUNT))
         json_object_del(j->body, "discounts");
+    if (j->body && !(j->neg.caps & UCP_CAP_BUYER_CONSENT))
+        json_object_del(json_object_get(j->body, "buyer"), "consent");
     submit(j);
 }
 

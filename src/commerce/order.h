@@ -34,6 +34,7 @@ struct order {
     struct checkout_totals totals;
     int has_fulfillment;
     int has_tax;
+    json_t *buyer;          /* the checkout's buyer (email, consent), owned; NULL = none */
 };
 
 /* Builds the order of a completed checkout (status completed, order_id

@@ -98,11 +98,14 @@ json_t *ucp_profile_capabilities_json(void);
 
 /* ---- errors ---- */
 
-/* {"status":"requires_escalation","messages":[{"type":"error","code",
- * "content","severity","path"?}]} — UCP's error body. severity NULL =
- * "recoverable". */
+/* {"status":"requires_escalation","detail":content,"messages":[{"type":
+ * "error","code","content","severity","path"?}]} — UCP's error body plus
+ * the sample merchants' top-level detail. severity NULL = "recoverable". */
 json_t *ucp_error_json(const char *code, const char *content, const char *severity,
                        const char *path);
+/* The buyer object; its consent only with_consent (buyer_consent
+ * negotiated). */
+json_t *ucp_buyer_json(const struct checkout_buyer *b, int with_consent);
 /* One message object {type, code, content, severity?, path?}. */
 json_t *ucp_message_json(const struct checkout_message *m);
 

@@ -776,7 +776,7 @@ static void name_short_item(struct shop *sh, const struct checkout *c, struct ag
         int64_t q = 0;
         if (store_stock_get(sh->st, c->lines[i].item_id, &q) != 0 || q < c->lines[i].quantity) {
             agentd_fail(e, AGENTD_ESTOCK, "out_of_stock", NULL,
-                          "not enough stock for %s (%s): %lld left, %lld in the checkout",
+                          "Insufficient stock for item %s (%s): %lld left, %lld in the checkout",
                           c->lines[i].item_id, c->lines[i].title ? c->lines[i].title : "",
                           (long long)(q < 0 ? 0 : q), (long long)c->lines[i].quantity);
             return;

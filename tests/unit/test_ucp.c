@@ -242,7 +242,8 @@ static void test_error_json(void **state)
     (void)state;
     json_t *j = ucp_error_json("out_of_stock", "BISC-001 is out of stock", NULL, "$.line_items[0]");
     char *s = json_dumps(j, JSON_COMPACT);
-    assert_string_equal(s, "{\"status\":\"requires_escalation\",\"messages\":[{\"type\":\"error\","
+    assert_string_equal(s, "{\"status\":\"requires_escalation\","
+                           "\"detail\":\"BISC-001 is out of stock\",\"messages\":[{\"type\":\"error\","
                            "\"code\":\"out_of_stock\",\"content\":\"BISC-001 is out of stock\","
                            "\"severity\":\"recoverable\",\"path\":\"$.line_items[0]\"}]}");
     free(s);
