@@ -804,7 +804,7 @@ static int complete_payment_parse(const struct shop *sh, const json_t *payment_d
     if (!json_is_object(payment_data))
         return agentd_fail(e, AGENTD_EINVAL, "missing", "$.payment_data",
                              "payment_data is required to complete the checkout");
-    if (payment_find_pan(payment_data, path, sizeof path))
+    if (payment_find_pan_outside_card(payment_data, path, sizeof path))
         return agentd_fail(e, AGENTD_EINVAL, "invalid", path,
                              "full card numbers are not accepted: send a payment token");
     struct agentd_error pe = { 0 };
