@@ -188,3 +188,27 @@ def test_bad_handlers_file_fails_the_import(tmp_path, bad, why):
     assert p.returncode != 0
     assert "payment_handlers" in p.stderr and why in p.stderr, p.stderr
     assert APPROVE not in p.stderr
+
+
+def test_chat_purchase_with_a_test_card_keeps_no_number(agentd):
+    srv = agentd()
+
+    def chat(message, sid=None, data=None):
+        body = {"message": message}
+        if sid:
+            body["session_id"] = sid
+        if data:
+            body["data"] = data
+        r = srv.request("POST", "/chat", json=body, timeout=10)
+        assert r.status_code == 200, f"{message!r}: {r.status_code} {r.text}"
+        return r.json()
+
+    sid = chat("add 1 BISC-001")["session_id"]
+    chat("ship to Jane Doe, 1 Main St, Springfield, IL 62701, US, jane@example.com", sid)
+    d = chat("standard shipping", sid)
+    assert d["checkout"]["status"] == "ready_for_complete", d["checkout"].get("messages")
+    pay = {"a2a.ucp.checkout.payment_data": card_payment(APPROVE)["payment_data"]}
+    d = chat("pay", sid, data=pay)
+    assert d["checkout"]["status"] == "completed", d
+    assert APPROVE not in json.dumps(d)
+    _no_card_data(srv)
