@@ -22,6 +22,7 @@ CHECKOUT = "dev.ucp.shopping.checkout"
 FULFILLMENT = "dev.ucp.shopping.fulfillment"
 DISCOUNT = "dev.ucp.shopping.discount"
 ORDER = "dev.ucp.shopping.order"
+CONSENT = "dev.ucp.shopping.buyer_consent"
 FETCH_TIMEOUT_S = 2.0
 
 
@@ -49,6 +50,7 @@ ROUTES = {
     # what a platform written against the sample merchants lists: only the
     # order capability (to name its webhook_url)
     "/order-only": (200, {}, profile(cap(ORDER)), 0),
+    "/consent": (200, {}, profile(cap(CHECKOUT), cap(CONSENT, CHECKOUT)), 0),
     # the keyed form of later versions and the samples
     "/keyed": (200, {}, json.dumps({"ucp": {"version": UCP_VERSION, "capabilities": {
         ORDER: [{"version": UCP_VERSION}], FULFILLMENT: [{"version": UCP_VERSION}]}}}).encode(),
@@ -171,6 +173,20 @@ def test_checkout_only_platform(shop, platforms):
     assert r.status_code == 200
     assert cap_names(r.json()) == {CHECKOUT}
     assert "fulfillment" not in r.json()
+
+
+def test_consent_not_negotiated_is_inactive(shop, platforms):
+    c = Client(shop, platforms.url("/checkout-only"))
+    body = body_with_everything()
+    body["buyer"]["consent"] = {"analytics": True}
+    r = c.create(body)
+    assert r.status_code == 201, r.text
+    assert "consent" not in r.json()["buyer"]
+    c2 = Client(shop, platforms.url("/consent"))
+    r = c2.create(body)
+    assert r.status_code == 201, r.text
+    assert cap_names(r.json()) == {CHECKOUT, CONSENT}
+    assert r.json()["buyer"]["consent"] == {"analytics": True}
 
 
 def test_checkout_and_fulfillment_platform(shop, platforms):

@@ -212,3 +212,15 @@ def test_chat_purchase_with_a_test_card_keeps_no_number(agentd):
     assert d["checkout"]["status"] == "completed", d
     assert APPROVE not in json.dumps(d)
     _no_card_data(srv)
+
+
+def test_declared_handlers_travel_in_a_catalog_file(agentd, tmp_path):
+    cat = tmp_path / "catalog.json"
+    env = {"AGENTD_DATA_DIR": str(tmp_path / "data"), "AGENTD_CATALOG": str(cat)}
+    p = run_cli(["catalog", "import", str(_catalog_dir(tmp_path, HANDLERS))], env=env)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(cat.read_text())["payment_handlers"][1]["config"] == {
+        "shop_id": "flower-shop-123"}
+    srv = agentd(env=env)
+    ids = [h["id"] for h in srv.get("/.well-known/ucp").json()["payment"]["handlers"]]
+    assert ids[-2:] == ["google_pay", "shop_pay"], ids

@@ -1076,6 +1076,47 @@ static void test_fields_arr_parse(void **state)
     json_decref(obj);
 }
 
+/* buyer.consent (dev.ucp.shopping.buyer_consent): checked, normalised */
+static void test_consent(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *want, *path;
+    } t[] = {
+        {"{\"analytics\":true,\"preferences\":false,\"x\":1,\"marketing_channels\":[{"
+         "\"channel\":\"sms\",\"opted_in\":true,\"extra\":2}]}",
+         "{\"analytics\": true, \"preferences\": false, \"marketing_channels\": [{\"channel\": "
+         "\"sms\", \"opted_in\": true}]}", NULL},
+        {"{}", "{}", NULL},
+        {"{\"sale_of_data\":null}", "{}", NULL},
+        {"[]", NULL, "$.buyer.consent"},
+        {"{\"marketing\":1}", NULL, "$.buyer.consent.marketing"},
+        {"{\"marketing_channels\":[{\"channel\":\"fax\",\"opted_in\":true}]}", NULL,
+         "$.buyer.consent.marketing_channels[0]"},
+        {"{\"marketing_channels\":[1,2,3,4,5,6,7,8,9]}", NULL,
+         "$.buyer.consent.marketing_channels"},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        json_t *in = json_loads(t[i].in, 0, NULL);
+        assert_non_null(in);
+        json_t *out = NULL;
+        struct agentd_error e = {0};
+        int rc = checkout_consent_from_json(in, &out, &e);
+        if (t[i].want) {
+            assert_int_equal(rc, 0);
+            char *s = json_dumps(out, 0);
+            assert_string_equal(s, t[i].want);
+            free(s);
+        } else {
+            assert_int_equal(rc, AGENTD_EINVAL);
+            assert_null(out);
+            assert_string_equal(e.path, t[i].path);
+        }
+        json_decref(out);
+        json_decref(in);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1087,7 +1128,7 @@ int main(void)
         cmocka_unit_test(test_ready_edit_returns_to_incomplete),
         cmocka_unit_test(test_put_semantics),
         cmocka_unit_test(test_agent_tools_and_stock),
-        cmocka_unit_test(test_complete_flow),
+        cmocka_unit_test(test_consent), cmocka_unit_test(test_complete_flow),
         cmocka_unit_test(test_clone_and_names),
         cmocka_unit_test(test_op_keys_doc_round_trip),
         cmocka_unit_test(test_op_keys_bound_and_limits),
