@@ -99,21 +99,33 @@ int64_t profiles_ttl_ms(const char *cc, const struct profiles_options *o)
 /* The order capability's config.webhook_url (UCP 2026-01-11, platform
  * order config) into neg, when it is an http(s) URL that fits; else none.
  * Whether we may send there is the deliverer's SSRF guard's question. */
+static void webhook_from_config(const json_t *cap, struct ucp_negotiated *neg)
+{
+    const char *url =
+        json_string_value(json_object_get(json_object_get(cap, "config"), "webhook_url"));
+    if (url && strlen(url) < sizeof neg->webhook_url &&
+        (!strncmp(url, "https://", 8) || !strncmp(url, "http://", 7)))
+        snprintf(neg->webhook_url, sizeof neg->webhook_url, "%s", url);
+}
+
+/* capabilities as an array of {name, version, config}, or keyed by name
+ * ({"dev.ucp.shopping.order": [{version, config}]} or {version, config}) */
 static void webhook_from_caps(const json_t *caps, struct ucp_negotiated *neg)
 {
     neg->webhook_url[0] = 0;
     size_t i;
     const json_t *cap;
+    if (json_is_object(caps)) {
+        const json_t *entry = json_object_get(caps, UCP_CAP_ORDER_NAME);
+        webhook_from_config(json_is_array(entry) ? json_array_get(entry, 0) : entry, neg);
+        return;
+    }
     json_array_foreach(caps, i, cap) {
         const char *name = json_string_value(json_object_get(cap, "name"));
-        if (!name || strcmp(name, UCP_CAP_ORDER_NAME) != 0)
-            continue;
-        const char *url =
-            json_string_value(json_object_get(json_object_get(cap, "config"), "webhook_url"));
-        if (url && strlen(url) < sizeof neg->webhook_url &&
-            (!strncmp(url, "https://", 8) || !strncmp(url, "http://", 7)))
-            snprintf(neg->webhook_url, sizeof neg->webhook_url, "%s", url);
-        return;
+        if (name && strcmp(name, UCP_CAP_ORDER_NAME) == 0) {
+            webhook_from_config(cap, neg);
+            return;
+        }
     }
 }
 
@@ -133,9 +145,9 @@ int profiles_parse(const char *body, size_t len, struct ucp_negotiated *neg,
         rc = agentd_fail(e, AGENTD_EINVAL, NULL, "$", "the profile is not a JSON object");
     else if (!json_is_object(ucp))
         rc = agentd_fail(e, AGENTD_EINVAL, NULL, "$.ucp", "the profile has no ucp object");
-    else if (!json_is_array(caps))
+    else if (!json_is_array(caps) && !json_is_object(caps))
         rc = agentd_fail(e, AGENTD_EINVAL, NULL, "$.ucp.capabilities",
-                         "ucp.capabilities is not an array");
+                         "ucp.capabilities is neither an array nor an object");
     else if ((rc = ucp_negotiate(caps, neg, &ne)) != 0)
         rc = agentd_fail(e, rc, ne.code, ne.path, "negotiation failed: %s", ne.msg);
     if (rc == 0)

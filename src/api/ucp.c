@@ -290,8 +290,8 @@ static void proceed(struct job *j, const struct profiles_result *res)
 {
     j->neg = res->neg;
     if (!(j->neg.caps & UCP_CAP_CHECKOUT)) {
-        /* nothing is active, so the reply has no ucp object (as the spec's
-         * negotiation error example) */
+        /* a guard: ucp_negotiate() always implies checkout (these are its
+         * endpoints). Nothing would be active, so no ucp object. */
         ucp_error(j->r, 400, "capabilities_incompatible",
                   "the platform profile shares no capability with this business: it must list "
                   UCP_CAP_CHECKOUT_NAME " in ucp.capabilities");
@@ -304,6 +304,8 @@ static void proceed(struct job *j, const struct profiles_result *res)
         json_object_del(j->body, "fulfillment"); /* an order's own fulfillment is no extension */
     if (j->body && !(j->neg.caps & UCP_CAP_DISCOUNT))
         json_object_del(j->body, "discounts");
+    if (j->body && !(j->neg.caps & UCP_CAP_BUYER_CONSENT))
+        json_object_del(json_object_get(j->body, "buyer"), "consent");
     submit(j);
 }
 

@@ -175,7 +175,7 @@ static int do_item_add(struct checkout *w, const struct shop_rules *r, const voi
         return rc;
     if (!r->product(r->ud, a->key))
         return agentd_fail(e, AGENTD_EINVAL, "not_found", "$.line_items",
-                             "unknown item '%.64s'", a->key);
+                             "Product %.64s not found", a->key); /* the sample merchants' text */
     for (size_t i = 0; i < w->n_lines; i++) {
         if (strcmp(w->lines[i].item_id, a->key) == 0) {
             int64_t q = w->lines[i].quantity + a->qty;
@@ -508,9 +508,17 @@ static int first_error(const struct checkout *c, struct agentd_error *e)
 {
     for (size_t i = 0; i < c->n_messages; i++) {
         const struct checkout_message *m = &c->messages[i];
-        if (m->type == CHECKOUT_MSG_ERROR)
-            return agentd_fail(e, AGENTD_EUNPROCESSABLE, m->code, m->path,
-                                 "checkout is not ready: %s", m->content);
+        if (m->type != CHECKOUT_MSG_ERROR)
+            continue;
+        /* No destination or option yet: a bad request, in the sample
+         * merchants' words (platforms match on them). */
+        if (m->path && strncmp(m->path, "$.fulfillment", 13) == 0 &&
+            strcmp(m->code, "missing") == 0)
+            return agentd_fail(e, AGENTD_EINVAL, m->code, m->path,
+                               "Fulfillment address and option must be selected before "
+                               "completion.");
+        return agentd_fail(e, AGENTD_EUNPROCESSABLE, m->code, m->path,
+                           "checkout is not ready: %s", m->content);
     }
     return agentd_fail(e, AGENTD_EUNPROCESSABLE, "not_ready", NULL, "checkout is not ready");
 }

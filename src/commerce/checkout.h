@@ -153,6 +153,11 @@ int checkout_internal_from_doc(struct checkout *c, const json_t *doc, struct age
 
 /* Parses a buyer / postal address object (unknown fields ignored). */
 int checkout_buyer_from_json(const json_t *j, struct checkout_buyer *out, struct agentd_error *e);
+/* buyer.consent (dev.ucp.shopping.buyer_consent, 2026-01-11) checked and
+ * copied: analytics, preferences, marketing, sale_of_data booleans and
+ * marketing_channels[{channel: email|sms|whatsapp, opted_in}]; other
+ * members dropped. 0, AGENTD_EINVAL (path in e) or AGENTD_ENOMEM. */
+int checkout_consent_from_json(const json_t *j, json_t **out, struct agentd_error *e);
 int checkout_address_from_json(const json_t *j, struct postal_address *out, struct agentd_error *e);
 void checkout_buyer_clear(struct checkout_buyer *b);
 void checkout_address_clear(struct postal_address *a);

@@ -65,6 +65,9 @@ int checkout_buyer_from_json(const json_t *j, struct checkout_buyer *b, struct a
         return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.buyer", "buyer must be an object");
     struct jstr_ctx x = {"$.buyer", 1, e};
     int rc = fields_strs_from_json(&checkout_buyer_shape, b, j, jstr_get, &x);
+    const json_t *consent = json_object_get(j, "consent");
+    if (!rc && consent && !json_is_null(consent))
+        rc = checkout_consent_from_json(consent, &b->consent, e);
     if (rc)
         checkout_buyer_clear(b);
     return rc;
@@ -130,7 +133,9 @@ static int req_line(const json_t *o, void *items, size_t i, void *ctx)
         return agentd_fail(e, AGENTD_EINVAL, "invalid", path,
                            "line item %zu needs an integer quantity", i);
     li->quantity = json_integer_value(qty);
-    if (li->quantity < 1 || li->quantity > CHECKOUT_QTY_MAX)
+    /* Up to CHECKOUT_QTY_PARSE_MAX here: refresh says "Insufficient stock"
+     * before it applies CHECKOUT_QTY_MAX, whatever the quantity asked. */
+    if (li->quantity < 1 || li->quantity > CHECKOUT_QTY_PARSE_MAX)
         return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid_quantity", path,
                            "quantity of '%s' must be between 1 and %d", json_string_value(iid),
                            CHECKOUT_QTY_MAX);
@@ -499,5 +504,83 @@ int checkout_parse_body(struct checkout *w, const struct shop_rules *r, const vo
     json_t *p = json_object_get(req, "payment");
     if (p && (rc = parse_payment(w, p, e)))
         return rc;
+    return 0;
+}
+
+/* ---- buyer consent (dev.ucp.shopping.buyer_consent) ---- */
+
+#define CONSENT_CHANNELS_MAX 8
+
+static int consent_channel(const json_t *v, size_t i, json_t *out, struct agentd_error *e)
+{
+    static const char *const channels[] = {"email", "sms", "whatsapp"};
+    const char *ch = json_string_value(json_object_get(v, "channel"));
+    const json_t *in = json_object_get(v, "opted_in");
+    int known = 0;
+    for (size_t k = 0; ch && k < sizeof channels / sizeof channels[0]; k++)
+        known |= strcmp(ch, channels[k]) == 0;
+    char path[64];
+    snprintf(path, sizeof path, "$.buyer.consent.marketing_channels[%zu]", i);
+    if (!json_is_object(v) || !known || !json_is_boolean(in))
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", path,
+                           "a marketing channel consent is {channel: email|sms|whatsapp, "
+                           "opted_in: boolean}");
+    json_t *c = json_pack("{s:s, s:b}", "channel", ch, "opted_in", json_is_true(in));
+    if (!c || json_array_append_new(out, c))
+        return AGENTD_ENOMEM;
+    return 0;
+}
+
+int checkout_consent_from_json(const json_t *j, json_t **out, struct agentd_error *e)
+{
+    static const char *const flags[] = {"analytics", "preferences", "marketing", "sale_of_data"};
+    *out = NULL;
+    if (!json_is_object(j))
+        return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.buyer.consent",
+                           "buyer.consent must be an object");
+    json_t *c = json_object();
+    if (!c)
+        return AGENTD_ENOMEM;
+    char path[64];
+    for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
+        const json_t *v = json_object_get(j, flags[k]);
+        if (!v || json_is_null(v))
+            continue;
+        snprintf(path, sizeof path, "$.buyer.consent.%s", flags[k]);
+        if (!json_is_boolean(v)) {
+            json_decref(c);
+            return agentd_fail(e, AGENTD_EINVAL, "invalid", path, "buyer.consent.%s must be a "
+                               "boolean", flags[k]);
+        }
+        if (json_object_set_new(c, flags[k], json_boolean(json_is_true(v)))) {
+            json_decref(c);
+            return AGENTD_ENOMEM;
+        }
+    }
+    const json_t *mc = json_object_get(j, "marketing_channels");
+    if (mc && !json_is_null(mc)) {
+        if (!json_is_array(mc) || json_array_size(mc) > CONSENT_CHANNELS_MAX) {
+            json_decref(c);
+            return agentd_fail(e, AGENTD_EINVAL, "invalid", "$.buyer.consent.marketing_channels",
+                               "buyer.consent.marketing_channels must be an array of at most %d",
+                               CONSENT_CHANNELS_MAX);
+        }
+        json_t *arr = json_array();
+        size_t i;
+        json_t *v;
+        int rc = arr ? 0 : AGENTD_ENOMEM;
+        json_array_foreach(mc, i, v)
+        {
+            if (rc || (rc = consent_channel(v, i, arr, e)))
+                break;
+        }
+        if (rc || json_object_set_new(c, "marketing_channels", arr)) {
+            if (rc)
+                json_decref(arr);
+            json_decref(c);
+            return rc ? rc : AGENTD_ENOMEM;
+        }
+    }
+    *out = c;
     return 0;
 }

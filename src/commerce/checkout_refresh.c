@@ -56,7 +56,7 @@ static int refresh_items(struct checkout *c, const struct shop_rules *r, unsigne
         if (!p) {
             if (flags & REFRESH_CHECK_ITEMS)
                 return agentd_fail(e, AGENTD_EINVAL, "not_found", path,
-                                     "unknown item '%.64s'", li->item_id);
+                                     "Product %.64s not found", li->item_id);
             /* Vanished from the catalog since it was added: keep the line
              * so the buyer sees it, and block completion. */
             if (add_message(c, CHECKOUT_MSG_ERROR, CHECKOUT_SEV_RECOVERABLE, "not_found", path,
@@ -79,13 +79,18 @@ static int refresh_items(struct checkout *c, const struct shop_rules *r, unsigne
         if (out) {
             if (flags & REFRESH_CHECK_ITEMS)
                 return agentd_fail(e, AGENTD_EINVAL, "out_of_stock", path,
-                                     "'%.64s' is out of stock (requested %lld, available %lld)",
+                                     "Insufficient stock for item %.64s (requested %lld, "
+                                     "available %lld)",
                                      li->item_id, (long long)want,
                                      (long long)(p->available ? (have > 0 ? have : 0) : 0));
             if (add_message(c, CHECKOUT_MSG_ERROR, CHECKOUT_SEV_RECOVERABLE, "out_of_stock", path,
-                            "'%.64s' is out of stock", li->item_id))
+                            "Insufficient stock for item %.64s", li->item_id))
                 return oom(e);
         }
+        if (li->quantity > CHECKOUT_QTY_MAX)
+            return agentd_fail(e, AGENTD_EUNPROCESSABLE, "invalid_quantity", path,
+                               "quantity of '%.64s' must be between 1 and %d", li->item_id,
+                               CHECKOUT_QTY_MAX);
     }
     return 0;
 }
@@ -215,17 +220,13 @@ static int compute_messages(struct checkout *c, const struct shop_rules *r)
         add_message(c, CHECKOUT_MSG_ERROR, CHECKOUT_SEV_RECOVERABLE, "missing", "$.line_items",
                     "Add at least one item"))
         return AGENTD_ENOMEM;
-    if (!(r->flags & SHOP_BUYER_EMAIL_OPTIONAL)) {
-        if (!c->has_buyer || !c->buyer.email || !c->buyer.email[0]) {
-            if (add_message(c, CHECKOUT_MSG_ERROR, CHECKOUT_SEV_RECOVERABLE, "missing",
-                            "$.buyer.email", "Buyer email is required"))
-                return AGENTD_ENOMEM;
-        } else if (!email_ok(c->buyer.email) &&
-                   add_message(c, CHECKOUT_MSG_ERROR, CHECKOUT_SEV_RECOVERABLE, "invalid",
-                               "$.buyer.email", "Buyer email is not a valid address")) {
-            return AGENTD_ENOMEM;
-        }
-    }
+    /* The buyer is optional (UCP and the sample merchants complete without
+     * one): items, a shipping selection and payment make a checkout ready.
+     * An email given must still be one: the order's receipt goes there. */
+    if (c->has_buyer && c->buyer.email && c->buyer.email[0] && !email_ok(c->buyer.email) &&
+        add_message(c, CHECKOUT_MSG_ERROR, CHECKOUT_SEV_RECOVERABLE, "invalid", "$.buyer.email",
+                    "Buyer email is not a valid address"))
+        return AGENTD_ENOMEM;
     if (!(r->flags & SHOP_FULFILLMENT_OPTIONAL)) {
         if (c->n_methods == 0) {
             if (add_message(c, CHECKOUT_MSG_ERROR, CHECKOUT_SEV_RECOVERABLE, "missing",

@@ -14,6 +14,7 @@ static const struct field buyer_fields[] = {
     FIELD_S(T, first_name, "first_name"), FIELD_S(T, last_name, "last_name"),
     FIELD_S(T, full_name, "full_name"),   FIELD_S(T, email, "email"),
     FIELD_S(T, phone_number, "phone_number"),
+    FIELD_J(T, consent),
 };
 #undef T
 const struct shape checkout_buyer_shape = {sizeof(struct checkout_buyer), buyer_fields,

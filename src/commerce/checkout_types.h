@@ -18,6 +18,7 @@
 /* Limits: far above any real cart, low enough that a hostile request cannot
  * make the domain allocate much or overflow a sum. */
 #define CHECKOUT_QTY_MAX 9999        /* per line */
+#define CHECKOUT_QTY_PARSE_MAX 2147483647 /* parsed; over CHECKOUT_QTY_MAX refused at refresh */
 #define CHECKOUT_LINES_MAX 100
 #define CHECKOUT_CODES_MAX 10        /* discount codes */
 #define CHECKOUT_METHODS_MAX 4       /* fulfillment methods */
@@ -40,7 +41,6 @@ enum checkout_status {
 };
 
 /* Flags in shop_rules.flags relaxing what "ready" requires. */
-#define SHOP_BUYER_EMAIL_OPTIONAL 0x1u  /* guest checkout without an email */
 #define SHOP_FULFILLMENT_OPTIONAL 0x2u  /* digital goods: no shipping needed */
 
 struct checkout_link {
@@ -148,6 +148,9 @@ struct checkout_buyer {
     char *full_name;
     char *email;
     char *phone_number;
+    /* dev.ucp.shopping.buyer_consent: the validated consent object
+     * (booleans, marketing_channels[]), owned; NULL = none given */
+    json_t *consent;
 };
 
 /* A UCP postal address; as a shipping destination it also has an id. */

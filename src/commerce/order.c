@@ -41,6 +41,7 @@ static const struct field order_fields[] = {
     FIELD_A(T, expectations, n_expectations, expectation_shape),
     FIELD_J(T, events),
     FIELD_J(T, adjustments),
+    FIELD_J(T, buyer),
 };
 #undef T
 static const struct shape order_shape = {sizeof(struct order), order_fields,
@@ -70,6 +71,9 @@ int order_from_checkout(const struct checkout *c, struct order **out, struct age
     if (!(o->id = strdup(c->order_id)) || !(o->checkout_id = strdup(c->id)) ||
         !(o->permalink_url = strdup(c->order_permalink_url ? c->order_permalink_url : "")) ||
         !(o->events = json_array()) || !(o->adjustments = json_array()))
+        goto nomem;
+    /* the buyer's email (the receipt's address) and consent travel on */
+    if (c->has_buyer && !(o->buyer = ucp_buyer_json(&c->buyer, 1)))
         goto nomem;
     if (c->n_lines && !(o->lines = calloc(c->n_lines, sizeof *o->lines)))
         goto nomem;
@@ -153,6 +157,9 @@ json_t *order_to_json(const struct order *o, const struct ucp_negotiated *neg)
     }
     if (!lines || !exps)
         goto fail;
+    json_t *buyer = o->buyer ? json_deep_copy(o->buyer) : NULL;
+    if (buyer && !(neg->caps & UCP_CAP_BUYER_CONSENT))
+        json_object_del(buyer, "consent");
     json_t *j = json_pack("{s:o, s:s, s:s, s:s, s:s, s:o, s:{s:o, s:o}, s:o, s:o}", "ucp",
                           ucp_response_meta_json(neg), "id", o->id, "checkout_id", o->checkout_id,
                           "permalink_url", o->permalink_url, "currency", o->currency,
@@ -161,6 +168,12 @@ json_t *order_to_json(const struct order *o, const struct ucp_negotiated *neg)
                           o->adjustments ? json_deep_copy(o->adjustments) : json_array(),
                           "totals",
                           pricing_totals_json(&o->totals, o->has_fulfillment, o->has_tax));
+    if (j && buyer && json_object_set_new(j, "buyer", buyer)) {
+        json_decref(j);
+        return NULL;
+    }
+    if (!j)
+        json_decref(buyer);
     return j;
 fail:
     json_decref(lines);
@@ -209,6 +222,9 @@ int order_from_json(const json_t *j, struct order **out, struct agentd_error *e)
         memcpy(o->currency, cur, COMMERCE_CURRENCY_LEN);
     if (!(o->id = strdup(id)) || !(o->checkout_id = strdup(cid)) ||
         !(o->permalink_url = strdup(url)))
+        goto nomem;
+    const json_t *buyer = json_object_get(j, "buyer");
+    if (json_is_object(buyer) && !(o->buyer = json_deep_copy(buyer)))
         goto nomem;
     int rc = fields_arr_parse(&order_line_shape, lines, CHECKOUT_LINES_MAX, order_line_parse, NULL,
                               &o->lines, &o->n_lines);

@@ -37,6 +37,7 @@ struct order {
     json_t *events;       /* fulfillment.events[]: append-only, validated (order_update.c) */
     json_t *adjustments;  /* adjustments[]: append-only, statuses may move on */
     int64_t version;      /* the store's compare-and-swap version (not in the JSON) */
+    json_t *buyer;          /* the checkout's buyer (email, consent), owned; NULL = none */
 };
 
 /* Builds the order of a completed checkout (status completed, order_id

@@ -66,11 +66,15 @@ static enum payment_result test_authorize(const struct payment_handler *h,
     int mock = strcmp(h->id, PAYMENT_MOCK_HANDLER_ID) == 0;
     if (instrument_usable(pi, amount, ref, reflen, e) != 0)
         return PAYMENT_INVALID;
-    if (strcmp(pi->token, PAYMENT_MOCK_TOKEN_FAIL) == 0) {
+    /* a test card: the outcome its number decided (payment_card_take) */
+    int card = mock && pi->credential_type && strcmp(pi->credential_type, "card") == 0;
+    if (strcmp(pi->token, PAYMENT_MOCK_TOKEN_FAIL) == 0 ||
+        (card && strcmp(pi->token, PAYMENT_CARD_TOKEN_DECLINE) == 0)) {
         set_err(e, "the payment was declined");
         return PAYMENT_DECLINED;
     }
-    if (mock && strcmp(pi->token, PAYMENT_MOCK_TOKEN_SUCCESS) != 0) {
+    if (mock && strcmp(pi->token, PAYMENT_MOCK_TOKEN_SUCCESS) != 0 &&
+        !(card && strcmp(pi->token, PAYMENT_CARD_TOKEN_APPROVE) == 0)) {
         set_err(e, "the payment token is not valid for mock_payment_handler");
         return PAYMENT_INVALID;
     }
@@ -385,7 +389,7 @@ int payment_instrument_parse(const json_t *j, struct payment_instrument *out, st
         return AGENTD_EINVAL;
     }
     char path[128];
-    if (payment_find_pan(j, path, sizeof path) != 0) {
+    if (payment_find_pan_outside_card(j, path, sizeof path) != 0) {
         agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "payment data at %s looks like a full card number; send a token from a "
                      "payment handler instead",
                      path);
@@ -423,9 +427,13 @@ int payment_instrument_parse(const json_t *j, struct payment_instrument *out, st
             rc = AGENTD_EINVAL;
             goto fail;
         }
-        if ((rc = opt_string(cred, "type", &out->credential_type, e)) ||
-            (rc = opt_string(cred, "token", &out->token, e)))
+        if (payment_card_credential(j)) {
+            if ((rc = payment_card_take(cred, out, e)))
+                goto fail;
+        } else if ((rc = opt_string(cred, "type", &out->credential_type, e)) ||
+                   (rc = opt_string(cred, "token", &out->token, e))) {
             goto fail;
+        }
     }
     return 0;
 fail:

@@ -97,7 +97,9 @@ json_t *payment_handlers_json(const struct payment_handler *const *hs, size_t n)
 int payment_find_pan(const json_t *j, char *path, size_t pathlen);
 
 /* Parses and sanitises one instrument object (UCP payment_data or an entry
- * of payment.instruments). Refuses a PAN anywhere in it (AGENTD_EINVAL).
+ * of payment.instruments). Refuses a PAN anywhere in it (AGENTD_EINVAL),
+ * except the number of a test card for the mock handler
+ * (payment_card_credential), which is reduced by payment_card_take.
  * Requires handler_id; keeps id, handler_id, type, brand, last_digits,
  * expiry_month/year and credential {type, token}; drops everything else. */
 int payment_instrument_parse(const json_t *j, struct payment_instrument *out, struct agentd_error *e);
@@ -110,6 +112,34 @@ json_t *payment_instrument_to_json(const struct payment_instrument *pi, int incl
  * any token/cvc/number-like field replaced by "[redacted]", card-like
  * digit runs masked. Never contains the token. New reference; NULL on OOM. */
 json_t *payment_data_redacted_json(const json_t *payment_data);
+
+/* ---- test cards (payment_card.c) ---- */
+
+#define PAYMENT_CARD_MIN_DIGITS 12
+#define PAYMENT_CARD_MAX_DIGITS 19
+/* The outcome a test card's number decided, kept as the instrument's token
+ * (with credential_type "card") in place of the number. */
+#define PAYMENT_CARD_TOKEN_APPROVE "test_card_approve"
+#define PAYMENT_CARD_TOKEN_DECLINE "test_card_decline"
+
+/* 1 if digits (12..19 of them, nothing else) pass the Luhn check. */
+int payment_card_luhn_ok(const char *digits);
+/* "visa", "mastercard", "amex", "discover", "jcb", "diners", "unionpay" or
+ * "unknown", from the number's leading digits. */
+const char *payment_card_brand(const char *digits);
+/* 1 if the instrument is a card credential for the mock handler
+ * (credential {type: "card", card_number_type: "fpan"}): the one place a
+ * card number is taken, as a PSP's test mode does. */
+int payment_card_credential(const json_t *instrument);
+/* payment_find_pan, except credential.number of such a test card. */
+int payment_find_pan_outside_card(const json_t *instrument, char *path, size_t pathlen);
+/* Checks a test card credential (number: digits, Luhn; cvc 3-4 digits;
+ * expiry_month/year) and sets out's brand (from the number), last_digits,
+ * expiry, credential_type "card" and the outcome token: 4000000000000002
+ * and 4000000000009995 decline, every other valid number approves. The
+ * number and cvc are never copied. 0, AGENTD_EINVAL (reason in e->msg) or
+ * AGENTD_ENOMEM. */
+int payment_card_take(const json_t *cred, struct payment_instrument *out, struct agentd_error *e);
 
 /* Finds the handler by the instrument's handler_id and calls authorize
  * with idempotency_key (required: AGENTD_EINVAL when NULL or empty).

@@ -23,6 +23,7 @@
 #define UCP_CAP_FULFILLMENT_NAME "dev.ucp.shopping.fulfillment"
 #define UCP_CAP_DISCOUNT_NAME "dev.ucp.shopping.discount"
 #define UCP_CAP_ORDER_NAME "dev.ucp.shopping.order"
+#define UCP_CAP_BUYER_CONSENT_NAME "dev.ucp.shopping.buyer_consent"
 
 /* Bit set of our capabilities. */
 enum ucp_cap {
@@ -30,8 +31,11 @@ enum ucp_cap {
     UCP_CAP_FULFILLMENT = 1u << 1, /* extends checkout */
     UCP_CAP_DISCOUNT = 1u << 2,    /* extends checkout */
     UCP_CAP_ORDER = 1u << 3,
+    UCP_CAP_BUYER_CONSENT = 1u << 4, /* extends checkout */
 };
-#define UCP_CAP_ALL (UCP_CAP_CHECKOUT | UCP_CAP_FULFILLMENT | UCP_CAP_DISCOUNT | UCP_CAP_ORDER)
+#define UCP_CAP_ALL                                                                            \
+    (UCP_CAP_CHECKOUT | UCP_CAP_FULFILLMENT | UCP_CAP_DISCOUNT | UCP_CAP_ORDER |               \
+     UCP_CAP_BUYER_CONSENT)
 
 struct ucp_negotiated {
     char version[11];  /* the version we process with: always UCP_VERSION */
@@ -50,12 +54,15 @@ struct ucp_agent {
     char version[11];  /* "" when the header has no version */
 };
 
-/* Parses a UCP-Agent header as a strict RFC 8941 dictionary:
+/* Parses a UCP-Agent header as an RFC 8941 dictionary:
  * profile="https://..." (sf-string, required), version="YYYY-MM-DD"
- * (optional). Other keys are allowed if well-formed and ignored.
+ * (optional) either as its own member or as a parameter of the profile
+ * member (profile="..."; version="..." — the form platforms send; the
+ * member wins when both are given). Other keys and parameters are allowed
+ * if well-formed and ignored.
  * Refused (AGENTD_EINVAL, reason in e->msg): empty or > UCP_AGENT_HEADER_MAX,
- * non-ASCII or control bytes, bad keys, duplicate keys, unterminated
- * strings, bad escapes, parameters, inner lists, non-string profile or
+ * non-ASCII or control bytes, bad keys or parameter keys, duplicate keys,
+ * unterminated strings, bad escapes, inner lists, non-string profile or
  * version, profile not an absolute https URL, malformed version. */
 int ucp_agent_parse(const char *header, unsigned flags, struct ucp_agent *out, struct agentd_error *e);
 
@@ -73,11 +80,16 @@ int ucp_version_check(const char *client_version, struct agentd_error *e);
 
 /* ---- capability negotiation ---- */
 
-/* Intersects the platform's capabilities (a JSON array of {name, ...}
- * from its profile's ucp.capabilities; NULL = the platform lists none)
- * with ours by name, then prunes extensions whose parent is not in the
- * result until nothing changes. Always succeeds for an array; entries
- * that are not objects with a string name are skipped. */
+/* Intersects the platform's capabilities (a JSON array of {name, ...}, or
+ * the keyed form {"<name>": [...]}, from its profile's ucp.capabilities;
+ * NULL = the platform lists none) with ours by name. Every exchange is a
+ * call to one of our checkout or order endpoints, which implies the
+ * checkout capability: it is always in the result. A profile listing
+ * neither checkout nor any of its extensions (e.g. only
+ * dev.ucp.shopping.order) gets checkout with all our extensions, as with
+ * no profile; otherwise the extensions are the intersection. Then
+ * extensions whose parent is not in the result are pruned until nothing
+ * changes. Entries that are not objects with a string name are skipped. */
 int ucp_negotiate(const json_t *platform_caps, struct ucp_negotiated *out, struct agentd_error *e);
 /* Negotiated set with everything we support (no profile to intersect with). */
 void ucp_negotiated_all(struct ucp_negotiated *out);
@@ -89,11 +101,14 @@ json_t *ucp_profile_capabilities_json(void);
 
 /* ---- errors ---- */
 
-/* {"status":"requires_escalation","messages":[{"type":"error","code",
- * "content","severity","path"?}]} — UCP's error body. severity NULL =
- * "recoverable". */
+/* {"status":"requires_escalation","detail":content,"messages":[{"type":
+ * "error","code","content","severity","path"?}]} — UCP's error body plus
+ * the sample merchants' top-level detail. severity NULL = "recoverable". */
 json_t *ucp_error_json(const char *code, const char *content, const char *severity,
                        const char *path);
+/* The buyer object; its consent only with_consent (buyer_consent
+ * negotiated). */
+json_t *ucp_buyer_json(const struct checkout_buyer *b, int with_consent);
 /* One message object {type, code, content, severity?, path?}. */
 json_t *ucp_message_json(const struct checkout_message *m);
 

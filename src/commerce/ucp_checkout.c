@@ -49,7 +49,10 @@ json_t *ucp_error_json(const char *code, const char *content, const char *severi
     }
     if (!m)
         return NULL;
-    return json_pack("{s:s, s:[o]}", "status", "requires_escalation", "messages", m);
+    /* detail: the first message as one string, beside messages[], for
+     * platforms written against the sample merchants (FastAPI's shape) */
+    return json_pack("{s:s, s:s, s:[o]}", "status", "requires_escalation", "detail",
+                     content ? content : "", "messages", m);
 }
 
 /* ---- checkout to JSON ---- */
@@ -60,10 +63,12 @@ int ucp_json_put_str(json_t *o, const char *key, const char *s)
     return s ? json_object_set_new(o, key, json_string(s)) : 0;
 }
 
-static json_t *buyer_json(const struct checkout_buyer *b)
+json_t *ucp_buyer_json(const struct checkout_buyer *b, int with_consent)
 {
     json_t *o = json_object();
-    if (!o || fields_strs_to_json(&checkout_buyer_shape, b, o)) {
+    if (!o || fields_strs_to_json(&checkout_buyer_shape, b, o) ||
+        (with_consent && b->consent &&
+         json_object_set_new(o, "consent", json_deep_copy(b->consent)))) {
         json_decref(o);
         return NULL;
     }
@@ -276,7 +281,8 @@ static json_t *to_json(const struct checkout *c, const struct ucp_negotiated *ne
     bad |= json_object_set_new(o, "line_items", lines);
     lines = NULL;
     if (c->has_buyer)
-        bad |= json_object_set_new(o, "buyer", buyer_json(&c->buyer));
+        bad |= json_object_set_new(o, "buyer",
+                                   ucp_buyer_json(&c->buyer, !!(neg->caps & UCP_CAP_BUYER_CONSENT)));
     bad |= json_object_set_new(o, "totals", pricing_totals_json(&c->totals, checkout_has_selected_option(c),
                                                                 checkout_has_destination(c)));
     if (c->n_messages) {

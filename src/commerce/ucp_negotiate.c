@@ -26,6 +26,9 @@ static const struct {
      "https://ucp.dev/specification/discount", "https://ucp.dev/schemas/shopping/discount.json"},
     {UCP_CAP_ORDER_NAME, NULL, UCP_CAP_ORDER, "https://ucp.dev/specification/order",
      "https://ucp.dev/schemas/shopping/order.json"},
+    {UCP_CAP_BUYER_CONSENT_NAME, UCP_CAP_CHECKOUT_NAME, UCP_CAP_BUYER_CONSENT,
+     "https://ucp.dev/specification/buyer-consent",
+     "https://ucp.dev/schemas/shopping/buyer_consent.json"},
 };
 #define N_CAPS (sizeof caps / sizeof caps[0])
 
@@ -50,18 +53,35 @@ int ucp_negotiate(const json_t *platform_caps, struct ucp_negotiated *out, struc
     snprintf(out->version, sizeof out->version, "%s", UCP_VERSION);
     out->caps = 0;
     out->webhook_url[0] = 0;
-    if (!json_is_array(platform_caps))
-        return 0;
-    /* 1. intersection by name */
-    size_t i;
-    json_t *v;
-    json_array_foreach(platform_caps, i, v)
-    {
-        json_t *name = json_object_get(v, "name");
-        if (json_is_string(name))
-            out->caps |= cap_bit(json_string_value(name));
+    /* 1. intersection by name (an array of {name}, or keyed by name) */
+    if (json_is_array(platform_caps)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(platform_caps, i, v)
+        {
+            json_t *name = json_object_get(v, "name");
+            if (json_is_string(name))
+                out->caps |= cap_bit(json_string_value(name));
+        }
+    } else if (json_is_object(platform_caps)) {
+        const char *name;
+        json_t *v;
+        json_object_foreach((json_t *)platform_caps, name, v)
+            out->caps |= cap_bit(name);
     }
-    /* 2-3. prune extensions whose parent is gone, until stable (handles
+    /* 2. Our endpoints are checkout endpoints: calling one implies checkout.
+     * A profile that says nothing about checkout (none of it nor its
+     * extensions: e.g. only the order capability, to name its webhook) gets
+     * checkout as we offer it, extensions included, as when no profile can
+     * be read; one that lists any of them negotiates them. */
+    unsigned family = UCP_CAP_CHECKOUT;
+    for (size_t k = 0; k < N_CAPS; k++)
+        if (caps[k].extends && strcmp(caps[k].extends, UCP_CAP_CHECKOUT_NAME) == 0)
+            family |= caps[k].bit;
+    if (!(out->caps & family))
+        out->caps |= family;
+    out->caps |= UCP_CAP_CHECKOUT;
+    /* 3. prune extensions whose parent is gone, until stable (handles
      * chains of extensions). */
     for (int changed = 1; changed;) {
         changed = 0;
@@ -264,6 +284,53 @@ static int sf_bare_item(const char **pp, const char *start, enum sf_type *type, 
     return 0;
 }
 
+/* Parameters after a member (";key[=item]"...). A "version" parameter is
+ * kept in version (checked like the member); the rest are parsed and
+ * ignored, as RFC 8941 lets a receiver ignore what it does not know. */
+static int sf_params(const char **pp, const char *start, const char *member, char *version,
+                     struct agentd_error *e)
+{
+    const char *p = *pp;
+    while (*p == ';') {
+        p++;
+        while (*p == ' ')
+            p++;
+        char key[SF_KEY_MAX + 1];
+        size_t kn = 0;
+        if (!lcalpha((unsigned char)*p) && *p != '*')
+            return sf_fail(e, "UCP-Agent: expected a lowercase parameter key after '%s' "
+                              "(offset %zu)",
+                           member, (size_t)(p - start));
+        while (lcalpha((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_' ||
+               *p == '-' || *p == '.' || *p == '*') {
+            if (kn >= SF_KEY_MAX)
+                return sf_fail(e, "UCP-Agent: parameter key too long%s at offset %zu", NULL,
+                               (size_t)(p - start));
+            key[kn++] = *p++;
+        }
+        key[kn] = 0;
+        enum sf_type type = SF_OTHER;
+        char val[UCP_PROFILE_URL_MAX + 1];
+        val[0] = 0;
+        if (*p == '=') {
+            p++;
+            int rc = sf_bare_item(&p, start, &type, val, sizeof val, key, e);
+            if (rc)
+                return rc;
+        }
+        if (strcmp(key, "version") == 0 && strcmp(member, "profile") == 0) {
+            if (type != SF_STRING)
+                return sf_fail(e, "UCP-Agent: '%s' must be a quoted string (offset %zu)", key,
+                               (size_t)(p - start));
+            if (!ucp_version_valid(val))
+                return sf_fail(e, "UCP-Agent: version '%s' is not YYYY-MM-DD", val, 0);
+            memcpy(version, val, 11);
+        }
+    }
+    *pp = p;
+    return 0;
+}
+
 /* An absolute URL we are willing to fetch a profile from: scheme, a host,
  * no userinfo (an '@' lets "https://trusted@evil" fool readers), no
  * spaces or quotes. */
@@ -312,7 +379,7 @@ static int agent_parse(const char *h, unsigned flags, struct ucp_agent *out, str
         return sf_fail(e, "UCP-Agent header is empty%s", NULL, 0);
     char keys[SF_MEMBERS_MAX][SF_KEY_MAX + 1];
     size_t nkeys = 0;
-    int have_profile = 0;
+    int have_profile = 0, have_version = 0;
     for (;;) {
         char key[SF_KEY_MAX + 1];
         size_t kn = 0;
@@ -349,9 +416,10 @@ static int agent_parse(const char *h, unsigned flags, struct ucp_agent *out, str
             if (rc)
                 return rc;
         }
-        if (*p == ';')
-            return sf_fail(e, "UCP-Agent: parameters are not allowed ('%s', offset %zu)",
-                           key, (size_t)(p - h));
+        char param_version[11] = "";
+        int rc = sf_params(&p, h, key, param_version, e);
+        if (rc)
+            return rc;
         if (strcmp(key, "profile") == 0) {
             if (type != SF_STRING)
                 return sf_fail(e, "UCP-Agent: '%s' must be a quoted string (offset %zu)",
@@ -362,6 +430,8 @@ static int agent_parse(const char *h, unsigned flags, struct ucp_agent *out, str
                                NULL, (size_t)(p - h));
             memcpy(out->profile, val, strlen(val) + 1);
             have_profile = 1;
+            if (param_version[0] && !have_version)
+                memcpy(out->version, param_version, sizeof param_version);
         } else if (strcmp(key, "version") == 0) {
             if (type != SF_STRING)
                 return sf_fail(e, "UCP-Agent: '%s' must be a quoted string (offset %zu)",
@@ -369,6 +439,7 @@ static int agent_parse(const char *h, unsigned flags, struct ucp_agent *out, str
             if (!ucp_version_valid(val))
                 return sf_fail(e, "UCP-Agent: version '%s' is not YYYY-MM-DD", val, 0);
             memcpy(out->version, val, 11);
+            have_version = 1;
         }
         while (*p == ' ' || *p == '\t')
             p++;

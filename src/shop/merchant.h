@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 struct catalog;
 struct store;
 struct merchant;
@@ -26,6 +28,10 @@ int merchant_load(struct merchant *m, struct agentd_error *e);
 /* The current catalog with a reference taken: catalog_unref() when done.
  * NULL before the first successful load. */
 struct catalog *merchant_catalog(struct merchant *m);
+
+/* The payment handlers the current catalog declares (payment_handlers.json
+ * at import): a new reference to a checked JSON array, NULL when none. */
+json_t *merchant_payment_handlers(struct merchant *m);
 
 /* Where the current catalog came from: "file", "import" or "builtin". */
 const char *merchant_source(const struct merchant *m);

@@ -43,6 +43,7 @@ struct shop {
     struct checkout_link links[2];
     size_t n_links;
     json_t *handlers;
+    json_t *declared; /* the merchant's payment_handlers.json (NULL: none), advertised too */
     /* mock_payment_handler, example_payment_provider: both test mode */
     struct payment_handler example;
     const struct payment_handler *hs[2];
@@ -93,6 +94,8 @@ static void orders_count(const struct checkout *c)
     metric_add(metric_child(orders_family(1), v), (double)c->totals.total);
 }
 
+static json_t *handlers_advert(const struct shop *sh, size_t n);
+
 struct shop *shop_new(struct store *st, struct merchant *m, const char *public_url)
 {
     struct shop *sh = calloc(1, sizeof *sh);
@@ -108,7 +111,8 @@ struct shop *shop_new(struct store *st, struct merchant *m, const char *public_u
         return NULL;
     }
     sh->public_url = strdup(public_url);
-    sh->handlers = payment_handlers_json(sh->hs, sh->n_hs);
+    sh->declared = m ? merchant_payment_handlers(m) : NULL; /* read at start */
+    sh->handlers = handlers_advert(sh, sh->n_hs);
     if (seal_keyring_new(NULL, NULL, &sh->own_kr, NULL) == 0)
         sh->kr = sh->own_kr;
     if (!sh->public_url || !sh->handlers || !sh->kr ||
@@ -120,10 +124,27 @@ struct shop *shop_new(struct store *st, struct merchant *m, const char *public_u
     return sh;
 }
 
+/* What payment.handlers advertises: our handlers in use (n), then the
+ * merchant's declared ones. */
+static json_t *handlers_advert(const struct shop *sh, size_t n)
+{
+    json_t *h = payment_handlers_json(sh->hs, n);
+    size_t i;
+    json_t *v;
+    json_array_foreach(sh->declared, i, v)
+    {
+        if (h && json_array_append_new(h, json_deep_copy(v))) {
+            json_decref(h);
+            return NULL;
+        }
+    }
+    return h;
+}
+
 int shop_set_test_payments(struct shop *sh, int accept)
 {
     size_t n = accept ? sizeof sh->hs / sizeof sh->hs[0] : 0;
-    json_t *h = payment_handlers_json(sh->hs, n);
+    json_t *h = handlers_advert(sh, n);
     if (!h)
         return AGENTD_ENOMEM;
     json_decref(sh->handlers);
@@ -178,7 +199,7 @@ int shop_set_legal_links(struct shop *sh, const char *privacy_url, const char *t
 static const struct field shop_fields[] = {
     FIELD_S(T, public_url, NULL), FIELD_S(T, continue_base, NULL), FIELD_S(T, privacy_url, NULL),
     FIELD_S(T, terms_url, NULL),  FIELD_S(T, instance, NULL),      FIELD_S(T, lock_dir, NULL),
-    FIELD_J(T, handlers),
+    FIELD_J(T, handlers),         FIELD_J(T, declared),
 };
 #undef T
 static const struct shape shop_shape = {sizeof(struct shop), shop_fields, FIELDS_N(shop_fields),
@@ -797,7 +818,7 @@ static void name_short_item(struct shop *sh, const struct checkout *c, struct ag
         int64_t q = 0;
         if (store_stock_get(sh->st, c->lines[i].item_id, &q) != 0 || q < c->lines[i].quantity) {
             agentd_fail(e, AGENTD_ESTOCK, "out_of_stock", NULL,
-                          "not enough stock for %s (%s): %lld left, %lld in the checkout",
+                          "Insufficient stock for item %s (%s): %lld left, %lld in the checkout",
                           c->lines[i].item_id, c->lines[i].title ? c->lines[i].title : "",
                           (long long)(q < 0 ? 0 : q), (long long)c->lines[i].quantity);
             return;
@@ -825,7 +846,7 @@ static int complete_payment_parse(const struct shop *sh, const json_t *payment_d
     if (!json_is_object(payment_data))
         return agentd_fail(e, AGENTD_EINVAL, "missing", "$.payment_data",
                              "payment_data is required to complete the checkout");
-    if (payment_find_pan(payment_data, path, sizeof path))
+    if (payment_find_pan_outside_card(payment_data, path, sizeof path))
         return agentd_fail(e, AGENTD_EINVAL, "invalid", path,
                              "full card numbers are not accepted: send a payment token");
     struct agentd_error pe = { 0 };

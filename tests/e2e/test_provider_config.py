@@ -234,6 +234,11 @@ def test_production_refuses_test_payments(agentd, fake_llm):
     r = c.complete(doc["id"], body=payment_data("mock_token_1", handler="example_payment_provider"))
     err = check_error(r, 422, "payment_handler_unavailable")
     assert "example_payment_provider" in err["content"]
+    # a test card for the mock handler is refused the same way, its number kept nowhere
+    card = {"payment_data": {"id": "i", "handler_id": MOCK_HANDLER, "type": "card", "credential": {
+        "type": "card", "card_number_type": "fpan", "number": "4242424242424242", "cvc": "123"}}}
+    check_error(c.complete(doc["id"], body=card), 422, "payment_handler_unavailable")
+    assert "4242424242424242" not in srv.log_text()
 
     # the agent's payment tool is refused the same way
     sid = chat(srv, '[[tool:add_to_checkout {"product_id": "BISC-001", "quantity": 1}]]').json()[

@@ -72,7 +72,7 @@ def test_full_purchase_step_by_step(shop, client):
     cid = doc["id"]
     assert doc["status"] == "incomplete"
     codes = {(m["code"], m.get("path")) for m in doc["messages"]}
-    assert ("missing", "$.buyer.email") in codes
+    assert not any(p and p.startswith("$.buyer") for _, p in codes), codes  # buyer optional
     assert ("missing", "$.fulfillment.methods") in codes
     assert totals_of(doc)["total"] == price_of(CATALOG, pid) * qty
     assert doc["continue_url"].endswith("/checkout-sessions/" + cid)

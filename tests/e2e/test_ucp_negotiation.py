@@ -21,6 +21,8 @@ from ucp_client import (CAPABILITIES, UCP_VERSION, Client, check_checkout, check
 CHECKOUT = "dev.ucp.shopping.checkout"
 FULFILLMENT = "dev.ucp.shopping.fulfillment"
 DISCOUNT = "dev.ucp.shopping.discount"
+ORDER = "dev.ucp.shopping.order"
+CONSENT = "dev.ucp.shopping.buyer_consent"
 FETCH_TIMEOUT_S = 2.0
 
 
@@ -42,8 +44,17 @@ def profile(*caps):
 ROUTES = {
     "/checkout-only": (200, {"Cache-Control": "public, max-age=300"}, profile(cap(CHECKOUT)), 0),
     "/checkout-fulfillment": (200, {}, profile(cap(CHECKOUT), cap(FULFILLMENT, CHECKOUT)), 0),
-    # discount without its parent is pruned: nothing in common remains
+    # no checkout listed: calling a checkout endpoint implies it, so the
+    # listed discount extension stays
     "/none": (200, {}, profile(cap("com.example.loyalty"), cap(DISCOUNT, CHECKOUT)), 0),
+    # what a platform written against the sample merchants lists: only the
+    # order capability (to name its webhook_url)
+    "/order-only": (200, {}, profile(cap(ORDER)), 0),
+    "/consent": (200, {}, profile(cap(CHECKOUT), cap(CONSENT, CHECKOUT)), 0),
+    # the keyed form of later versions and the samples
+    "/keyed": (200, {}, json.dumps({"ucp": {"version": UCP_VERSION, "capabilities": {
+        ORDER: [{"version": UCP_VERSION}], FULFILLMENT: [{"version": UCP_VERSION}]}}}).encode(),
+        0),
     "/garbage": (200, {}, b"<html>this is not a profile</html>", 0),
     "/big": (200, {}, b'{"ucp":{"capabilities":[' + b" " * (300 * 1024) + b"]}}", 0),
     "/slow": (200, {}, profile(cap(CHECKOUT)), 4.0),
@@ -164,6 +175,20 @@ def test_checkout_only_platform(shop, platforms):
     assert "fulfillment" not in r.json()
 
 
+def test_consent_not_negotiated_is_inactive(shop, platforms):
+    c = Client(shop, platforms.url("/checkout-only"))
+    body = body_with_everything()
+    body["buyer"]["consent"] = {"analytics": True}
+    r = c.create(body)
+    assert r.status_code == 201, r.text
+    assert "consent" not in r.json()["buyer"]
+    c2 = Client(shop, platforms.url("/consent"))
+    r = c2.create(body)
+    assert r.status_code == 201, r.text
+    assert cap_names(r.json()) == {CHECKOUT, CONSENT}
+    assert r.json()["buyer"]["consent"] == {"analytics": True}
+
+
 def test_checkout_and_fulfillment_platform(shop, platforms):
     c = Client(shop, platforms.url("/checkout-fulfillment"))
     r = c.create(body_with_everything())
@@ -188,17 +213,71 @@ def test_idempotent_create_under_negotiation(shop, platforms):
     assert cap_names(r2.json()) == {CHECKOUT}
 
 
-def test_nothing_in_common_is_400(shop, platforms):
+def test_checkout_is_implied_by_the_endpoint(shop, platforms):
     url = platforms.url("/none")
     c = Client(shop, url)
-    r = c.create({"line_items": lines(("BISC-001", 1))})
-    check_error(r, 400, "capabilities_incompatible", content_has=CHECKOUT)
-    # the same from the cache, for reads too
-    check_error(c.get("chk_does_not_matter"), 400, "capabilities_incompatible")
+    r = c.create(body_with_everything())
+    assert r.status_code == 201, r.text
+    doc = check_checkout(r.json())
+    assert cap_names(doc) == {CHECKOUT, DISCOUNT}
+    assert "discounts" in doc and "fulfillment" not in doc
+    r = c.get(doc["id"])  # the same from the cache, for reads too
+    assert r.status_code == 200 and cap_names(r.json()) == {CHECKOUT, DISCOUNT}
     assert platforms.count(url) == 1
 
 
-# ---- degraded: the full set ----
+def test_order_only_profile_transacts(shop, platforms):
+    c = Client(shop, platforms.url("/order-only"))
+    r = c.create(full_body((("BISC-001", 1),)))
+    assert r.status_code == 201, r.text
+    doc = check_checkout(r.json())
+    # nothing said about checkout: checkout as we offer it, with its extensions
+    assert cap_names(doc) == CAPABILITIES
+    assert doc["status"] == "ready_for_complete", doc["messages"]
+    r = c.complete(doc["id"], body={"payment_data": {
+        "id": "instr_1", "handler_id": "mock_payment_handler", "type": "card",
+        "credential": {"type": "token", "token": "success_token"}}})
+    assert r.status_code == 200, r.text
+    done = r.json()
+    assert done["status"] == "completed", done
+    assert cap_names(done) == CAPABILITIES
+    o = c.order(done["order"]["id"])
+    assert o.status_code == 200, o.text
+
+
+def test_keyed_capabilities_profile(shop, platforms):
+    c = Client(shop, platforms.url("/keyed"))
+    r = c.create(body_with_everything())
+    assert r.status_code == 201, r.text
+    assert cap_names(r.json()) == {CHECKOUT, FULFILLMENT, ORDER}
+
+
+@pytest.mark.parametrize("form", [
+    'profile="{u}"; version="2026-01-11"',
+    'profile="{u}";version="2026-01-11";trace=?1',
+    'profile="{u}", version="2026-01-11"',
+    'profile="{u}";note="x", version="2025-12-01", other=1;a=2',
+])
+def test_ucp_agent_forms(shop, platforms, form):
+    c = Client(shop, platforms.url("/checkout-only"))
+    r = c.session.post(shop.url + "/checkout-sessions",
+                       json={"line_items": lines(("BISC-001", 1))},
+                       headers={"UCP-Agent": form.format(u=c.profile)}, timeout=10)
+    assert r.status_code == 201, r.text
+    assert cap_names(r.json()) == {CHECKOUT}
+
+
+@pytest.mark.parametrize("form", [
+    'profile="{u}"; version="2099-01-01"',
+    'profile="{u}", version="2099-01-01"',
+])
+def test_unsupported_version_in_either_form(shop, platforms, form):
+    c = Client(shop, platforms.url("/checkout-only"))
+    r = c.session.post(shop.url + "/checkout-sessions",
+                       json={"line_items": lines(("BISC-001", 1))},
+                       headers={"UCP-Agent": form.format(u=c.profile)}, timeout=10)
+    check_error(r, 400, "version_unsupported")
+
 
 @pytest.mark.parametrize("path", ["/garbage", "/big"])
 def test_unusable_profile_degrades_to_full_set(shop, platforms, path):

@@ -39,6 +39,8 @@ class Platform:
         self.status = {}       # name -> status to answer (default 200)
         self.hook_host = {}    # name -> host to name in the webhook_url
         self.hold = {}         # name -> threading.Event: recorded, then answered once set
+        self.only_order = set()  # names whose profile lists only the order capability
+        self.keyed = set()     # names whose capabilities are keyed by name (later spec form)
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,7 +70,10 @@ class Platform:
                             "webhook_url": f"http://{host}:{owner.port}/hooks/{name}"}
                     elif c != CAPS[0]:
                         cap["extends"] = CAPS[0]
-                    caps.append(cap)
+                    if name not in owner.only_order or c.endswith(".order"):
+                        caps.append(cap)
+                if name in owner.keyed:
+                    caps = {c.pop("name"): [c] for c in caps}
                 self._reply(200, json.dumps({"ucp": {"version": UCP_VERSION,
                                                      "capabilities": caps}}).encode())
 
@@ -258,6 +263,18 @@ def test_order_puts_send_updated_then_canceled(shop, platform):
     # the receiver kept with the order survives the PUTs (the stored order keeps it)
     verify(signing_key(shop), got[-1][2]["Request-Signature"], got[-1][3])
     assert "_agentd" not in c.order(oid).json()
+
+
+@pytest.mark.parametrize("form", ["only_order", "keyed"])
+def test_an_order_only_or_keyed_profile_names_its_webhook(shop, platform, form):
+    # #13 item 1: a profile listing only the order capability (to name its
+    # webhook) transacts, and so does the keyed capabilities form
+    name = f"form-{form}"
+    getattr(platform, form).add(name)
+    c = Client(shop, platform.profile(name))
+    done = c.purchase()
+    got = platform.wait_for(name, lambda g: ok_events(g))
+    assert ok_events(got)[0]["order"]["id"] == done["order"]["id"]
 
 
 def test_webhook_host_not_allowlisted_is_never_contacted(shop, platform):

@@ -28,7 +28,8 @@ TERMINAL = {"completed", "canceled"}
 TOTAL_TYPES = {"items_discount", "subtotal", "discount", "fulfillment", "tax", "fee", "total"}
 SEVERITIES = {"recoverable", "requires_buyer_input", "requires_buyer_review"}
 CAPABILITIES = {"dev.ucp.shopping.checkout", "dev.ucp.shopping.fulfillment",
-                "dev.ucp.shopping.discount", "dev.ucp.shopping.order"}
+                "dev.ucp.shopping.discount", "dev.ucp.shopping.order",
+                "dev.ucp.shopping.buyer_consent"}
 PAN = "4111111111111111"
 
 
@@ -325,6 +326,8 @@ def check_error(resp, status, code=None, content_has=None):
         assert errs[0]["code"] == code, f"code {errs[0]['code']!r}, want {code!r}: {doc}"
     if content_has is not None:
         assert content_has in errs[0]["content"], f"{content_has!r} not in {errs[0]['content']!r}"
+    # the sample merchants' top-level detail: the first message, as a string
+    assert doc.get("detail") == msgs[0]["content"], doc
     return errs[0]
 
 

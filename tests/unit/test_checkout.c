@@ -233,12 +233,13 @@ struct status_case {
 };
 
 static const struct status_case status_cases[] = {
+    /* the buyer is optional: what is missing next is the shipping */
     {"no buyer", "{\"line_items\":[{\"item\":{\"id\":\"BISC-001\"},\"quantity\":1}]}",
-     CHECKOUT_INCOMPLETE, "missing", "$.buyer.email"},
+     CHECKOUT_INCOMPLETE, "missing", "$.fulfillment.methods"},
     {"buyer without email",
      "{\"line_items\":[{\"item\":{\"id\":\"BISC-001\"},\"quantity\":1}],\"buyer\":{\"first_name\":"
      "\"J\"}}",
-     CHECKOUT_INCOMPLETE, "missing", "$.buyer.email"},
+     CHECKOUT_INCOMPLETE, "missing", "$.fulfillment.methods"},
     {"bad email",
      "{\"line_items\":[{\"item\":{\"id\":\"BISC-001\"},\"quantity\":1}],\"buyer\":{\"email\":"
      "\"nope\"}}",
@@ -293,7 +294,7 @@ static void test_status_and_messages(void **state)
         checkout_free(c);
     }
     /* Shop flags relax what ready needs. */
-    r.flags = SHOP_BUYER_EMAIL_OPTIONAL | SHOP_FULFILLMENT_OPTIONAL;
+    r.flags = SHOP_FULFILLMENT_OPTIONAL;
     struct agentd_error e;
     struct checkout *c = create_from(&r, status_cases[0].json, 0, &e);
     assert_int_equal(c->status, CHECKOUT_READY_FOR_COMPLETE);
@@ -320,8 +321,14 @@ static const struct bad_case bad_cases[] = {
      AGENTD_EUNPROCESSABLE, "invalid_quantity", "BISC-001"},
     {"quantity negative", "{\"line_items\":[{\"item\":{\"id\":\"BISC-001\"},\"quantity\":-3}]}",
      AGENTD_EUNPROCESSABLE, "invalid_quantity", NULL},
+    /* over the line limit and the stock: what is short is the stock */
     {"quantity huge", "{\"line_items\":[{\"item\":{\"id\":\"BISC-001\"},\"quantity\":10000}]}",
+     AGENTD_EINVAL, "out_of_stock", "Insufficient stock for item BISC-001"},
+    {"quantity over the parse limit",
+     "{\"line_items\":[{\"item\":{\"id\":\"BISC-001\"},\"quantity\":2147483648}]}",
      AGENTD_EUNPROCESSABLE, "invalid_quantity", NULL},
+    {"unknown item text", "{\"line_items\":[{\"item\":{\"id\":\"NOPE-7\"},\"quantity\":1}]}",
+     AGENTD_EINVAL, "not_found", "Product NOPE-7 not found"},
     {"quantity missing", "{\"line_items\":[{\"item\":{\"id\":\"BISC-001\"}}]}", AGENTD_EINVAL,
      "invalid", NULL},
     {"quantity string", "{\"line_items\":[{\"item\":{\"id\":\"BISC-001\"},\"quantity\":\"2\"}]}",
@@ -403,7 +410,7 @@ static struct checkout *in_status(const struct shop_rules *r, enum checkout_stat
     struct checkout *c = create_from(r, conformance_create, 0, &e);
     switch (s) {
     case CHECKOUT_INCOMPLETE: {
-        struct checkout_buyer b = {.first_name = "Jane"};
+        struct checkout_buyer b = {.first_name = "Jane", .email = "not-an-address"};
         assert_int_equal(checkout_buyer_set(c, r, &b, &e), 0);
         break;
     }
@@ -624,7 +631,7 @@ static void test_put_semantics(void **state)
     json_decref(req);
     assert_false(c->has_buyer);
     assert_int_equal(c->n_codes, 0);
-    assert_int_equal(c->status, CHECKOUT_INCOMPLETE);
+    assert_int_equal(c->status, CHECKOUT_READY_FOR_COMPLETE); /* the buyer is optional */
     /* Selecting a group option by the server's group id. */
     snprintf(body, sizeof body,
              "{\"line_items\":[{\"item\":{\"id\":\"BISC-001\"},\"quantity\":1}],\"buyer\":{"
@@ -722,10 +729,17 @@ static void test_complete_flow(void **state)
                      0);
     assert_int_equal(c->status, CHECKOUT_COMPLETED);
     assert_string_equal(c->order_id, "ord_42");
-    /* Not ready: the first missing thing is reported. */
+    /* Not ready: the first missing thing is reported; no shipping selected
+     * is a bad request in the sample merchants' words. */
     struct checkout *d = create_from(&r, status_cases[0].json, 0, &e);
-    assert_int_equal(checkout_begin_complete(d, &r, -1, &e), AGENTD_EUNPROCESSABLE);
+    assert_int_equal(checkout_begin_complete(d, &r, -1, &e), AGENTD_EINVAL);
     assert_string_equal(e.code, "missing");
+    assert_string_equal(e.path, "$.fulfillment.methods");
+    assert_string_equal(e.msg, "Fulfillment address and option must be selected before completion.");
+    checkout_free(d);
+    /* Another missing thing stays 422 with its own words. */
+    d = create_from(&r, status_cases[2].json, 0, &e);
+    assert_int_equal(checkout_begin_complete(d, &r, -1, &e), AGENTD_EUNPROCESSABLE);
     assert_string_equal(e.path, "$.buyer.email");
     checkout_free(d);
     checkout_free(c);
@@ -1062,6 +1076,47 @@ static void test_fields_arr_parse(void **state)
     json_decref(obj);
 }
 
+/* buyer.consent (dev.ucp.shopping.buyer_consent): checked, normalised */
+static void test_consent(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *want, *path;
+    } t[] = {
+        {"{\"analytics\":true,\"preferences\":false,\"x\":1,\"marketing_channels\":[{"
+         "\"channel\":\"sms\",\"opted_in\":true,\"extra\":2}]}",
+         "{\"analytics\": true, \"preferences\": false, \"marketing_channels\": [{\"channel\": "
+         "\"sms\", \"opted_in\": true}]}", NULL},
+        {"{}", "{}", NULL},
+        {"{\"sale_of_data\":null}", "{}", NULL},
+        {"[]", NULL, "$.buyer.consent"},
+        {"{\"marketing\":1}", NULL, "$.buyer.consent.marketing"},
+        {"{\"marketing_channels\":[{\"channel\":\"fax\",\"opted_in\":true}]}", NULL,
+         "$.buyer.consent.marketing_channels[0]"},
+        {"{\"marketing_channels\":[1,2,3,4,5,6,7,8,9]}", NULL,
+         "$.buyer.consent.marketing_channels"},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        json_t *in = json_loads(t[i].in, 0, NULL);
+        assert_non_null(in);
+        json_t *out = NULL;
+        struct agentd_error e = {0};
+        int rc = checkout_consent_from_json(in, &out, &e);
+        if (t[i].want) {
+            assert_int_equal(rc, 0);
+            char *s = json_dumps(out, 0);
+            assert_string_equal(s, t[i].want);
+            free(s);
+        } else {
+            assert_int_equal(rc, AGENTD_EINVAL);
+            assert_null(out);
+            assert_string_equal(e.path, t[i].path);
+        }
+        json_decref(out);
+        json_decref(in);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1073,7 +1128,7 @@ int main(void)
         cmocka_unit_test(test_ready_edit_returns_to_incomplete),
         cmocka_unit_test(test_put_semantics),
         cmocka_unit_test(test_agent_tools_and_stock),
-        cmocka_unit_test(test_complete_flow),
+        cmocka_unit_test(test_consent), cmocka_unit_test(test_complete_flow),
         cmocka_unit_test(test_clone_and_names),
         cmocka_unit_test(test_op_keys_doc_round_trip),
         cmocka_unit_test(test_op_keys_bound_and_limits),

@@ -363,6 +363,108 @@ static void test_example_handler(void **state)
     assert_int_equal(payment_handler_example(&ex, "a\x01b"), AGENTD_EINVAL);
 }
 
+
+/* ---- test cards ---- */
+
+static void test_card_luhn_and_brand(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *n;
+        int luhn;
+        const char *brand;
+    } t[] = {
+        {"4242424242424242", 1, "visa"},       {"4000000000000002", 1, "visa"},
+        {"5555555555554444", 1, "mastercard"}, {"2223003122003222", 1, "mastercard"},
+        {"378282246310005", 1, "amex"},        {"6011111111111117", 1, "discover"},
+        {"3566002020360505", 1, "jcb"},        {"30569309025904", 1, "diners"},
+        {"6200000000000005", 1, "unionpay"},   {"4242424242424241", 0, "visa"},
+        {"1234567890123", 0, "unknown"},       {"42424242424", 0, "visa"},
+        {"42424242424242424242", 0, "visa"},   {"4242-4242-4242-4242", 0, "unknown"},
+        {"", 0, "unknown"},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        if (payment_card_luhn_ok(t[i].n) != t[i].luhn ||
+            strcmp(payment_card_brand(t[i].n), t[i].brand) != 0)
+            fail_msg("%s: luhn %d brand %s", t[i].n, payment_card_luhn_ok(t[i].n),
+                     payment_card_brand(t[i].n));
+    }
+    assert_int_equal(payment_card_luhn_ok(NULL), 0);
+}
+
+static struct payment_instrument card(const char *cred_json, int want_rc, const char *why)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "{\"id\":\"i1\",\"handler_id\":\"mock_payment_handler\","
+                              "\"type\":\"card\",\"brand\":\"amex\",\"last_digits\":\"0000\","
+                              "\"credential\":%s}", cred_json);
+    json_t *j = json_loads(buf, 0, NULL);
+    assert_non_null(j);
+    struct payment_instrument pi;
+    struct agentd_error e = {0};
+    int rc = payment_instrument_parse(j, &pi, &e);
+    if (rc != want_rc || (why && !strstr(e.msg, why)))
+        fail_msg("%s -> %d '%s'", cred_json, rc, e.msg);
+    assert_null(strstr(e.msg, "4242424242424242"));
+    json_decref(j);
+    return pi;
+}
+
+static void test_card_credentials(void **state)
+{
+    (void)state;
+    struct payment_instrument pi = card(
+        "{\"type\":\"card\",\"card_number_type\":\"fpan\",\"number\":\"4242424242424242\","
+        "\"expiry_month\":12,\"expiry_year\":2030,\"cvc\":\"123\"}", 0, NULL);
+    assert_string_equal(pi.brand, "visa");        /* the number's, not the client's */
+    assert_string_equal(pi.last_digits, "4242");
+    assert_string_equal(pi.credential_type, "card");
+    assert_string_equal(pi.token, PAYMENT_CARD_TOKEN_APPROVE);
+    assert_int_equal(pi.expiry_month, 12);
+    assert_int_equal(pi.expiry_year, 2030);
+    /* nothing kept anywhere holds the number or the cvc */
+    json_t *back = payment_instrument_to_json(&pi, 1);
+    char *s = json_dumps(back, 0);
+    assert_null(strstr(s, "42424242"));
+    assert_null(strstr(s, "123"));
+    free(s);
+    json_decref(back);
+    enum payment_result res;
+    char ref[64];
+    struct agentd_error e;
+    const struct payment_handler *hs[] = {payment_handler_mock()};
+    assert_int_equal(payment_authorize(hs, 1, &pi, 500, "USD", "k1", &res, ref, sizeof ref, &e), 0);
+    assert_int_equal(res, PAYMENT_APPROVED);
+    payment_instrument_clear(&pi);
+    pi = card("{\"type\":\"card\",\"card_number_type\":\"fpan\",\"number\":\"4000000000000002\"}",
+              0, NULL);
+    assert_string_equal(pi.token, PAYMENT_CARD_TOKEN_DECLINE);
+    assert_int_equal(payment_authorize(hs, 1, &pi, 500, "USD", "k2", &res, ref, sizeof ref, &e), 0);
+    assert_int_equal(res, PAYMENT_DECLINED);
+    payment_instrument_clear(&pi);
+    /* refused: not Luhn, not digits, bad cvc or expiry, no number */
+    card("{\"type\":\"card\",\"card_number_type\":\"fpan\",\"number\":\"4242424242424241\"}",
+         AGENTD_EINVAL, "Luhn");
+    card("{\"type\":\"card\",\"card_number_type\":\"fpan\",\"number\":\"4242 4242 4242 4242\"}",
+         AGENTD_EINVAL, "digits only");
+    card("{\"type\":\"card\",\"card_number_type\":\"fpan\",\"number\":\"4242424242424242\","
+         "\"cvc\":\"12\"}", AGENTD_EINVAL, "cvc");
+    card("{\"type\":\"card\",\"card_number_type\":\"fpan\",\"number\":\"4242424242424242\","
+         "\"expiry_month\":13}", AGENTD_EINVAL, "expiry_month");
+    card("{\"type\":\"card\",\"card_number_type\":\"fpan\"}", AGENTD_EINVAL, "number");
+    /* a PAN elsewhere in a test card instrument is still refused */
+    card("{\"type\":\"card\",\"card_number_type\":\"fpan\",\"number\":\"4242424242424242\","
+         "\"name\":\"4111111111111111\"}", AGENTD_EINVAL, "card number");
+    /* without card_number_type, or for another handler: refused as before */
+    card("{\"type\":\"card\",\"number\":\"4242424242424242\"}", AGENTD_EINVAL, "card number");
+    json_t *j = json_loads("{\"handler_id\":\"example_payment_provider\",\"credential\":{"
+                           "\"type\":\"card\",\"card_number_type\":\"fpan\",\"number\":"
+                           "\"4242424242424242\"}}", 0, NULL);
+    assert_int_equal(payment_instrument_parse(j, &pi, &e), AGENTD_EINVAL);
+    assert_int_equal(payment_card_credential(j), 0);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -370,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_pan_refused), cmocka_unit_test(test_redaction),
         cmocka_unit_test(test_advertisement), cmocka_unit_test(test_authorize_idempotency_key),
         cmocka_unit_test(test_example_handler),
+        cmocka_unit_test(test_card_luhn_and_brand), cmocka_unit_test(test_card_credentials),
         cmocka_unit_test(test_uuid_tokens_are_not_cards),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

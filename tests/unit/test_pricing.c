@@ -102,7 +102,7 @@ static struct shop_rules rules(json_t *h)
     return (struct shop_rules){.product = f_product, .shipping_rates = f_rates,
                                .shipping_rate = f_rate, .discount = f_discount, .tax_rate = f_tax,
                                .currency = "USD", .now = 1768125600, .payment_handlers = h,
-                               .flags = SHOP_BUYER_EMAIL_OPTIONAL};
+                               .flags = 0};
 }
 
 /* Builds a checkout from a compact request: lines "ID:qty,...", optional

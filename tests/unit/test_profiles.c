@@ -378,22 +378,28 @@ static void test_parse(void **state)
         { "{\"ucp\":{\"capabilities\":[" CAP("dev.ucp.shopping.checkout") "," CAP(
               "dev.ucp.shopping.fulfillment") "]}}",
           0, UCP_CAP_CHECKOUT | UCP_CAP_FULFILLMENT },
-        /* an extension without its parent is pruned */
+        /* calling a checkout endpoint implies checkout: its extensions stay */
         { "{\"ucp\":{\"capabilities\":[" CAP("dev.ucp.shopping.fulfillment") "," CAP(
               "dev.ucp.shopping.discount") "]}}",
-          0, 0 },
-        { "{\"ucp\":{\"capabilities\":[" CAP("com.example.other") "]}}", 0, 0 },
-        { "{\"ucp\":{\"capabilities\":[]}}", 0, 0 },
+          0, UCP_CAP_CHECKOUT | UCP_CAP_FULFILLMENT | UCP_CAP_DISCOUNT },
+        /* nothing about checkout: checkout as we offer it */
+        { "{\"ucp\":{\"capabilities\":[" CAP("com.example.other") "]}}", 0,
+          UCP_CAP_ALL & ~UCP_CAP_ORDER },
+        { "{\"ucp\":{\"capabilities\":[]}}", 0, UCP_CAP_ALL & ~UCP_CAP_ORDER },
         /* junk entries are skipped, not fatal */
         { "{\"ucp\":{\"capabilities\":[1,\"x\",{\"name\":7}," CAP("dev.ucp.shopping.order") "]}}",
-          0, UCP_CAP_ORDER },
+          0, UCP_CAP_ALL },
         { "", AGENTD_EMALFORMED, 0 },
         { "not json", AGENTD_EMALFORMED, 0 },
         { "[1,2]", AGENTD_EINVAL, 0 },
         { "{}", AGENTD_EINVAL, 0 },
         { "{\"ucp\":[]}", AGENTD_EINVAL, 0 },
         { "{\"ucp\":{}}", AGENTD_EINVAL, 0 },
-        { "{\"ucp\":{\"capabilities\":{\"dev.ucp.shopping.checkout\":{}}}}", AGENTD_EINVAL, 0 },
+        /* the keyed form later versions and the sample platforms send */
+        { "{\"ucp\":{\"capabilities\":{\"dev.ucp.shopping.order\":[{\"version\":\"2026-01-11\"}],"
+          "\"dev.ucp.shopping.buyer_consent\":[{}]}}}",
+          0, UCP_CAP_CHECKOUT | UCP_CAP_ORDER | UCP_CAP_BUYER_CONSENT },
+        { "{\"ucp\":{\"capabilities\":7}}", AGENTD_EINVAL, 0 },
         { "{\"ucp\":{\"capabilities\":[" CAP("dev.ucp.shopping.checkout") "]}", AGENTD_EMALFORMED, 0 },
     };
     for (size_t i = 0; i < N(t); i++) {

@@ -42,6 +42,16 @@ static void test_agent_valid(void **state)
         {"profile=\"https://[::1]:8443/p\"", 0, "https://[::1]:8443/p", ""},
         {"profile=\"http://localhost:8285/profiles/shopping-agent.json\"", UCP_AGENT_ALLOW_HTTP,
          "http://localhost:8285/profiles/shopping-agent.json", ""},
+        /* the form platforms send: parameters on the profile member */
+        {"profile=\"https://a.example/p\"; version=\"2026-01-11\"", 0, "https://a.example/p",
+         "2026-01-11"},
+        {"profile=\"https://a.example/p\";version=\"2025-12-01\";x=1;flag", 0,
+         "https://a.example/p", "2025-12-01"},
+        /* unknown parameters are ignored, on any member */
+        {"profile=\"https://a.example/p\";q=1, other=2;a=\"b\"", 0, "https://a.example/p", ""},
+        /* a separate version member wins over a parameter */
+        {"profile=\"https://a.example/p\";version=\"2025-01-01\", version=\"2026-01-11\"", 0,
+         "https://a.example/p", "2026-01-11"},
     };
     for (size_t i = 0; i < N(t); i++) {
         struct ucp_agent a;
@@ -68,7 +78,11 @@ static void test_agent_hostile(void **state)
         {"profile=\"https://a.example/\\p\"", "bad escape"},
         {"profile=\"https://a.example/p\\", "unterminated"},
         {"profile=\"https://a.example/p\", profile=\"https://b.example/p\"", "duplicate"},
-        {"profile=\"https://a.example/p\";q=1", "parameters"},
+        {"profile=\"https://a.example/p\";", "parameter key"},
+        {"profile=\"https://a.example/p\";Q=1", "parameter key"},
+        {"profile=\"https://a.example/p\"; version=2026", "quoted string"},
+        {"profile=\"https://a.example/p\"; version=\"2026-13-01\"", "YYYY-MM-DD"},
+        {"profile=\"https://a.example/p\";q=\"x", "unterminated"},
         {"profile=(\"https://a.example/p\")", "inner lists"},
         {"profile=https://a.example/p", "quoted string"},  /* a token, not a string */
         {"profile=\"ftp://a.example/p\"", "https"},
@@ -173,16 +187,21 @@ static void test_negotiation(void **state)
         {"[{\"name\":\"dev.ucp.shopping.checkout\"},{\"name\":\"dev.ucp.shopping.fulfillment\","
          "\"extends\":\"dev.ucp.shopping.checkout\"},{\"name\":\"dev.ucp.shopping.order\"}]",
          UCP_CAP_CHECKOUT | UCP_CAP_FULFILLMENT | UCP_CAP_ORDER},
-        /* orphaned extensions are pruned */
+        /* calling a checkout endpoint implies checkout: a profile naming only
+         * extensions and the order capability keeps them */
         {"[{\"name\":\"dev.ucp.shopping.fulfillment\"},{\"name\":\"dev.ucp.shopping.discount\"},"
          "{\"name\":\"dev.ucp.shopping.order\"}]",
-         UCP_CAP_ORDER},
+         UCP_CAP_CHECKOUT | UCP_CAP_FULFILLMENT | UCP_CAP_DISCOUNT | UCP_CAP_ORDER},
+        /* nothing about checkout: checkout as we offer it, extensions included */
+        {"[{\"name\":\"dev.ucp.shopping.order\"}]", UCP_CAP_ALL},
+        {"[{\"name\":\"dev.ucp.shopping.buyer_consent\"}]",
+         UCP_CAP_CHECKOUT | UCP_CAP_BUYER_CONSENT},
         /* unknown and malformed entries are ignored */
         {"[{\"name\":\"com.example.loyalty\"},{\"name\":5},\"x\",{},{\"name\":"
          "\"dev.ucp.shopping.checkout\"},{\"name\":\"dev.ucp.shopping.discount\"}]",
          UCP_CAP_CHECKOUT | UCP_CAP_DISCOUNT},
-        {"[]", 0},
-        {"{\"name\":\"dev.ucp.shopping.checkout\"}", 0},
+        {"[]", UCP_CAP_ALL & ~UCP_CAP_ORDER},
+        {"{\"name\":\"dev.ucp.shopping.checkout\"}", UCP_CAP_ALL & ~UCP_CAP_ORDER},
     };
     for (size_t i = 0; i < N(t); i++) {
         json_t *p = json_loads(t[i].platform, 0, NULL);
@@ -204,7 +223,12 @@ static void test_negotiation(void **state)
     free(s);
     json_decref(m);
     json_t *prof = ucp_profile_capabilities_json();
-    assert_int_equal(json_array_size(prof), 4);
+    assert_int_equal(json_array_size(prof), 5);
+    json_t *consent = json_array_get(prof, 4);
+    assert_string_equal(json_string_value(json_object_get(consent, "name")),
+                        UCP_CAP_BUYER_CONSENT_NAME);
+    assert_string_equal(json_string_value(json_object_get(consent, "extends")),
+                        UCP_CAP_CHECKOUT_NAME);
     json_t *ful = json_array_get(prof, 1);
     assert_string_equal(json_string_value(json_object_get(ful, "extends")),
                         "dev.ucp.shopping.checkout");
@@ -218,7 +242,8 @@ static void test_error_json(void **state)
     (void)state;
     json_t *j = ucp_error_json("out_of_stock", "BISC-001 is out of stock", NULL, "$.line_items[0]");
     char *s = json_dumps(j, JSON_COMPACT);
-    assert_string_equal(s, "{\"status\":\"requires_escalation\",\"messages\":[{\"type\":\"error\","
+    assert_string_equal(s, "{\"status\":\"requires_escalation\","
+                           "\"detail\":\"BISC-001 is out of stock\",\"messages\":[{\"type\":\"error\","
                            "\"code\":\"out_of_stock\",\"content\":\"BISC-001 is out of stock\","
                            "\"severity\":\"recoverable\",\"path\":\"$.line_items[0]\"}]}");
     free(s);
