@@ -343,7 +343,7 @@ static void on_done(CURL *easy, CURLcode result, void *ud)
         /* OpenID Connect Discovery 1.0, 4.3: a document naming another
          * issuer is not this issuer's; its keys are never fetched */
         if (!named || strcmp(named, jl->j->cfg->oidc_issuer) != 0)
-            snprintf(why, sizeof why, "the discovery document names issuer \"%.80s\", not %.80s",
+            snprintf(why, sizeof why, "the discovery document names issuer \"%.60s\", not %.60s",
                      named ? named : "", jl->j->cfg->oidc_issuer);
         else if (!uri)
             snprintf(why, sizeof why, "the discovery document has no jwks_uri");
