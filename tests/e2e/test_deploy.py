@@ -425,6 +425,15 @@ def test_systemd_unit_and_example_environment(tmp_path):
     assert any(v.lstrip("-") == "/etc/agentd/agentd.env" for v in s["EnvironmentFile"])
     assert s.get("DynamicUser") == ["yes"] or s.get("User")
     assert s["NoNewPrivileges"] == ["yes"] and s["ProtectSystem"] == ["strict"]
+    # agentd pings WATCHDOG=1 at half of it (tests/e2e/test_systemd_notify.py)
+    assert 2 <= parse_seconds(s["WatchdogSec"][0]) <= 120, s["WatchdogSec"]
+    hardening = {"ProtectHome": "yes", "PrivateTmp": "yes", "LockPersonality": "yes",
+                 "MemoryDenyWriteExecute": "yes", "CapabilityBoundingSet": "",
+                 "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
+                 "SystemCallFilter": "@system-service", "RestrictNamespaces": "yes",
+                 "PrivateDevices": "yes", "StateDirectory": "agentd"}
+    for k, v in hardening.items():
+        assert s.get(k) == [v], f"{k}={s.get(k)}, want {v}"
     env = {}
     for v in s.get("Environment", []):
         k, _, val = v.partition("=")
