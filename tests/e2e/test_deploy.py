@@ -306,15 +306,31 @@ def assert_known_variables(names, known=None):
 DUMMY_ENCRYPTION_KEY = "ZHVtbXkta2V5LWZvci1jaGVjay1jb25maWctMzJieXQ=\n"
 
 
+def dummy_secret(name, tmp_path):
+    """A value of the right shape for a secret variable, holding "dummy-key"
+    where the real secret goes (check-config must never print it)."""
+    if "ENCRYPTION" in name:          # the base64 of 32 bytes
+        return DUMMY_ENCRYPTION_KEY
+    if name == "AGENTD_DB_FILE":
+        return "postgres://agentd:dummy-key@127.0.0.1:5432/agentd\n"
+    if name == "AGENTD_REDIS_URL_FILE":
+        return "redis://:dummy-key@127.0.0.1:6379/0\n"
+    if name == "AGENTD_SIGNING_KEY_FILE":  # an EC P-256 private key
+        pem = tmp_path / "dummy-signing-key.pem"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-out", str(pem)], check=True,
+                       capture_output=True)
+        return pem.read_text()
+    return "dummy-key-for-check-config\n"
+
+
 def check_config_production(env, secrets, tmp_path):
     """check-config with this environment; each secret file path is remapped
     to a temporary file holding a dummy value. Returns the stdout."""
     env = dict(env)
     for name, path in secrets.items():
         f = tmp_path / Path(path).name
-        # an encryption key must be the base64 of 32 bytes
-        f.write_text(DUMMY_ENCRYPTION_KEY if "ENCRYPTION" in name
-                     else "dummy-key-for-check-config\n")
+        f.write_text(dummy_secret(name, tmp_path))
         env[name] = str(f)
     env["AGENTD_DATA_DIR"] = str(tmp_path / "data")
     p = run_cli(["check-config"], env=env)
@@ -324,8 +340,12 @@ def check_config_production(env, secrets, tmp_path):
     return p.stdout
 
 
-def k8s_docs():
-    docs = [d for d in yaml.safe_load_all(K8S.read_text()) if d]
+K8S_FILES = sorted((REPO / "deploy" / "k8s").rglob("*.yaml"))
+K8S_REPLICAS = REPO / "deploy" / "k8s" / "agentd-replicas.yaml"
+
+
+def k8s_docs(path=K8S):
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
     by_kind = {}
     for d in docs:
         by_kind.setdefault(d["kind"], []).append(d)
@@ -338,18 +358,45 @@ def parse_seconds(text):
     return {"ms": n / 1000, "s": n, "m": n * 60, None: n}[m.group(2)]
 
 
-def test_k8s_manifest(tmp_path):
-    kinds = k8s_docs()
-    for kind in ("ConfigMap", "Secret", "Deployment", "Service", "PersistentVolumeClaim"):
-        assert kind in kinds, f"no {kind} in {K8S.name}"
+@pytest.mark.parametrize("path", K8S_FILES, ids=lambda p: p.name)
+def test_k8s_documents_parse(path):
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    assert docs, f"{path.name} holds no document"
+    names = set()
+    for d in docs:
+        assert d.get("apiVersion") and d.get("kind"), d
+        name = d.get("metadata", {}).get("name")
+        assert name, f"a {d['kind']} without metadata.name"
+        assert (d["kind"], name) not in names, f"two {d['kind']} {name}"
+        names.add((d["kind"], name))
+
+
+def prestop_seconds(c):
+    """The preStop hook's sleep, in seconds (0 without one)."""
+    hook = c.get("lifecycle", {}).get("preStop")
+    if not hook:
+        return 0
+    if "sleep" in hook:                       # the kubelet's own sleep action
+        return int(hook["sleep"]["seconds"])
+    cmd = hook["exec"]["command"]
+    assert Path(cmd[0]).name == "sleep" and cmd[0].startswith("/"), cmd
+    return parse_seconds(cmd[1])
+
+
+def check_agentd_pod(kinds, tmp_path):
+    """The rules both manifests keep: configuration from the ConfigMap, keys
+    as files from the Secret, the probes, the drain inside the grace period,
+    a locked-down non-root container, and an environment check-config
+    accepts in production. Returns (configmap data, deployment, container,
+    volumes by name)."""
+    for kind in ("ConfigMap", "Secret", "Deployment", "Service"):
+        assert kind in kinds, f"no {kind}"
     cm = kinds["ConfigMap"][0]
     secret = kinds["Secret"][0]
     dep = kinds["Deployment"][0]
     spec = dep["spec"]
     pod = spec["template"]["spec"]
     (c,) = pod["containers"]
-    assert spec["replicas"] == 1, "SQLite on one volume: one replica"
-    assert spec["strategy"]["type"] == "Recreate"
 
     data = {k: str(v) for k, v in cm["data"].items()}
     assert data["AGENTD_ENV"] == "production"
@@ -358,7 +405,7 @@ def test_k8s_manifest(tmp_path):
     assert data["AGENTD_HOST"] == "0.0.0.0"
     assert [e["configMapRef"]["name"] for e in c["envFrom"]] == [cm["metadata"]["name"]]
 
-    # the key comes from the Secret, as a mounted file
+    # the keys come from the Secret, as mounted files
     env = {e["name"]: e for e in c.get("env", [])}
     assert "AGENTD_LLM_API_KEY" not in data, "a key in a ConfigMap"
     mounts = {m["name"]: m for m in c["volumeMounts"]}
@@ -380,20 +427,30 @@ def test_k8s_manifest(tmp_path):
     # probes, ports, drain
     port = int(data["AGENTD_PORT"])
     assert c["ports"][0]["containerPort"] == port
+    assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert pod["terminationGracePeriodSeconds"] > parse_seconds(data.get("AGENTD_DRAIN_TIMEOUT", "25s"))
-    assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+    # the grace period covers the preStop sleep and then the whole drain
+    drain = parse_seconds(data.get("AGENTD_DRAIN_TIMEOUT", "25s"))
+    assert prestop_seconds(c) > 0, "no preStop: endpoints may still route to a draining pod"
+    assert pod["terminationGracePeriodSeconds"] > prestop_seconds(c) + drain
+    assert c["resources"]["requests"]["cpu"] and c["resources"]["requests"]["memory"]
+    assert c["resources"]["limits"]["memory"]
 
-    # non-root, locked down; the data dir is the volume
+    # non-root, locked down, only emptyDir/volumes writable
     sc = pod["securityContext"]
     assert sc["runAsNonRoot"] is True and sc["runAsUser"] != 0
-    assert c["securityContext"]["allowPrivilegeEscalation"] is False
-    assert c["securityContext"]["readOnlyRootFilesystem"] is True
-    data_mount = next(m for m in c["volumeMounts"] if m["mountPath"] == data["AGENTD_DATA_DIR"])
-    assert "persistentVolumeClaim" in vols[data_mount["name"]]
-    svc = kinds["Service"][0]
+    assert sc["seccompProfile"]["type"] == "RuntimeDefault"
+    assert pod.get("automountServiceAccountToken") is False
+    csc = c["securityContext"]
+    assert csc["allowPrivilegeEscalation"] is False
+    assert csc["readOnlyRootFilesystem"] is True
+    assert csc["capabilities"]["drop"] == ["ALL"] and not csc["capabilities"].get("add")
+    tmp = next(m for m in c["volumeMounts"] if m["mountPath"] == "/tmp")
+    assert "emptyDir" in vols[tmp["name"]], "/tmp is not a writable emptyDir"
+    svc = next(s for s in kinds["Service"] if s["spec"].get("selector"))
     assert svc["spec"]["selector"] == spec["selector"]["matchLabels"]
+    assert spec["template"]["metadata"]["labels"] == spec["selector"]["matchLabels"]
 
     # the whole environment is one agentd accepts in production
     names = list(data) + list(env)
@@ -403,6 +460,77 @@ def test_k8s_manifest(tmp_path):
     assert f"AGENTD_LLM_URL={data['AGENTD_LLM_URL']}" in out
     assert "AGENTD_LLM_API_KEY=***set***" in out
     assert f"AGENTD_PUBLIC_URL={data['AGENTD_PUBLIC_URL']}" in out
+    return data, dep, c, vols, out
+
+
+def test_k8s_manifest(tmp_path):
+    """One box: SQLite on one volume, one writer."""
+    kinds = k8s_docs(K8S)
+    assert "PersistentVolumeClaim" in kinds
+    data, dep, c, vols, _ = check_agentd_pod(kinds, tmp_path)
+    spec = dep["spec"]
+    assert spec["replicas"] == 1, "SQLite on one volume: one replica"
+    assert spec["strategy"]["type"] == "Recreate"
+    data_mount = next(m for m in c["volumeMounts"] if m["mountPath"] == data["AGENTD_DATA_DIR"])
+    assert "persistentVolumeClaim" in vols[data_mount["name"]]
+    assert "HorizontalPodAutoscaler" not in kinds, "SQLite does not scale out"
+
+
+def test_k8s_replicas_manifest(tmp_path):
+    """Replicas: stateless pods on PostgreSQL and Redis, autoscaled, rolled
+    one at a time, at most one disrupted at once."""
+    kinds = k8s_docs(K8S_REPLICAS)
+    data, dep, c, vols, out = check_agentd_pod(kinds, tmp_path)
+    spec = dep["spec"]
+    pod = spec["template"]["spec"]
+    labels = spec["selector"]["matchLabels"]
+    assert "PersistentVolumeClaim" not in kinds, "replicas keep no state in a volume"
+    assert not any("persistentVolumeClaim" in v for v in vols.values())
+    # the state is external: PostgreSQL and Redis URLs from the Secret
+    env = {e["name"]: e for e in c["env"]}
+    assert "AGENTD_DB_FILE" in env and "AGENTD_REDIS_URL_FILE" in env
+    assert "AGENTD_DB" not in data and "AGENTD_REDIS_URL" not in data, "a password in a ConfigMap"
+    secret = kinds["Secret"][0]["stringData"]
+    db_host = re.match(r"postgres(?:ql)?://[^@]*@([^:/]+)", secret["database-url"]).group(1)
+    redis_host = re.match(r"rediss?://[^@]*@([^:/]+)", secret["redis-url"]).group(1)
+    external = {s["metadata"]["name"] for s in kinds["Service"]
+                if s["spec"].get("type") == "ExternalName" and s["spec"].get("externalName")}
+    assert {db_host, redis_host} <= external, (db_host, redis_host, external)
+    assert "AGENTD_DB=postgres://agentd:***@" in out
+    assert "AGENTD_SIGNING_KEY=***set***" in out, "replicas must share one webhook signing key"
+    assert "AGENTD_ENCRYPTION_KEY=***set***" in out, "replicas must share one sealing key"
+    # the only writable place is the /tmp emptyDir, and the data dir is in it
+    assert data["AGENTD_DATA_DIR"].startswith("/tmp/")
+    writable = [m for m in c["volumeMounts"] if not m.get("readOnly")]
+    assert [m["mountPath"] for m in writable] == ["/tmp"], writable
+    # rolled one at a time, never below the current count
+    assert "replicas" not in spec, "the autoscaler owns the replica count"
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert pod.get("topologySpreadConstraints") or pod.get("affinity")
+    (hpa,) = kinds["HorizontalPodAutoscaler"]
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    ref = hpa["spec"]["scaleTargetRef"]
+    assert (ref["kind"], ref["name"]) == ("Deployment", dep["metadata"]["name"])
+    assert hpa["spec"]["minReplicas"] >= 2 and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
+    cpu = [m for m in hpa["spec"]["metrics"] if m["type"] == "Resource"]
+    assert cpu and cpu[0]["resource"]["name"] == "cpu"
+    # the commented custom-metric example names a metric agentd exports
+    m = re.search(r"#\s*metric:\s*\{\s*name:\s*(\w+)", K8S_REPLICAS.read_text())
+    assert m and m.group(1) in documented_metrics(), "the custom-metric example names no agentd metric"
+    (pdb,) = kinds["PodDisruptionBudget"]
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["spec"]["selector"]["matchLabels"] == labels
+    if "minAvailable" in pdb["spec"]:
+        assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"], "blocks every drain"
+    else:
+        assert pdb["spec"]["maxUnavailable"] >= 1
+
+
+def documented_metrics():
+    """Metric names in the docs/operations.md and docs/llm.md tables."""
+    text = (REPO / "docs" / "operations.md").read_text() + (REPO / "docs" / "llm.md").read_text()
+    return set(re.findall(r"`((?:agentd|process)_[a-z0-9_]+)`", text))
 
 
 # ---- systemd and the install layout ----
