@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agentd_harness import REPO, agentd_bin, run_cli
+from agentd_harness import REPO, Server, agentd_bin, run_cli
 
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
@@ -613,3 +613,165 @@ def test_cmake_install_matches_the_unit(tmp_path):
                            capture_output=True, text=True, timeout=60)
         problems = [l for l in (r.stdout + r.stderr).splitlines() if "agentd.service" in l]
         assert not problems, problems
+
+
+# ---- dashboards, alerts, runbook ----
+
+DASHBOARD = REPO / "deploy" / "grafana" / "agentd.json"
+ALERTS = REPO / "deploy" / "prometheus" / "alerts.yml"
+RUNBOOK = REPO / "docs" / "runbook.md"
+METRIC_NAME = re.compile(r"\b((?:agentd|process)_[a-z0-9_]+)")
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+
+
+def dashboard_queries():
+    """Every PromQL string of the dashboard: panel targets and variable queries."""
+    import json
+    out = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("expr", "query", "definition") and isinstance(v, str):
+                    out.append(v)
+                else:
+                    walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(json.loads(DASHBOARD.read_text()))
+    return out
+
+
+def alert_rules():
+    doc = yaml.safe_load(ALERTS.read_text())
+    return [r for g in doc["groups"] for r in g["rules"]]
+
+
+def balanced(expr):
+    stack, pairs = [], {")": "(", "]": "[", "}": "{"}
+    for ch in re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr):
+        if ch in "([{":
+            stack.append(ch)
+        elif ch in pairs:
+            if not stack or stack.pop() != pairs[ch]:
+                return False
+    return not stack
+
+
+def fresh_metric_families():
+    """{family name: type} and the sample names of a fresh server's /metrics,
+    with a model configured (the model client's families register then)."""
+    srv = Server(env={"AGENTD_LLM_URL": "http://127.0.0.1:9/v1", "AGENTD_LLM_MODEL": "m"}).start()
+    try:
+        text = srv.get("/metrics").text
+    finally:
+        srv.stop()
+    types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+    samples = set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]", text, re.M))
+    return types, samples
+
+
+def missing_metrics(names, types, samples):
+    missing = []
+    for n in sorted(set(names)):
+        if n in types or n in samples:
+            continue
+        base = next((n[:-len(s)] for s in HISTOGRAM_SUFFIXES if n.endswith(s)), None)
+        if base and types.get(base) == "histogram":
+            continue
+        missing.append(n)
+    return missing
+
+
+def runbook_anchors():
+    anchors = set()
+    for h in re.findall(r"^#{1,6} (.+)$", RUNBOOK.read_text(), re.M):
+        anchors.add(re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-"))
+    return anchors
+
+
+def test_dashboard_and_alerts_name_only_exported_metrics():
+    queries = dashboard_queries() + [r["expr"] for r in alert_rules()]
+    names = [n for q in queries for n in METRIC_NAME.findall(q)]
+    assert len(set(names)) > 20, "the dashboard and alerts name too few metrics"
+    types, samples = fresh_metric_families()
+    assert "agentd_http_requests_total" in types
+    missing = missing_metrics(names, types, samples)
+    assert not missing, f"named in {DASHBOARD.name}/{ALERTS.name} but not in /metrics: {missing}"
+    # the checker itself: a made-up name and a counter with a histogram suffix are caught
+    assert missing_metrics(["agentd_no_such_metric", "agentd_turns_total_bucket"], types,
+                           samples) == ["agentd_no_such_metric", "agentd_turns_total_bucket"]
+
+
+def test_grafana_dashboard():
+    import json
+    d = json.loads(DASHBOARD.read_text())
+    assert d["uid"] and d["title"] and d["schemaVersion"] >= 30
+    panels = d["panels"]
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), "duplicate panel ids"
+    variables = {v["name"] for v in d["templating"]["list"]}
+    assert {"datasource", "instance"} <= variables
+    used = set()
+    for p in panels:
+        if p["type"] == "row":
+            continue
+        assert p["datasource"]["uid"] == "${datasource}", p["title"]
+        assert p["targets"], p["title"]
+        for t in p["targets"]:
+            assert balanced(t["expr"]), (p["title"], t["expr"])
+            assert "$instance" in t["expr"], f"{p['title']}: ignores the replica variable"
+            used |= set(METRIC_NAME.findall(t["expr"]))
+        g = p["gridPos"]
+        assert 0 <= g["x"] and g["x"] + g["w"] <= 24
+    # golden signals, the model, the agent, commerce, protection, dependencies
+    for m in ("agentd_http_requests_total", "agentd_http_request_duration_seconds_bucket",
+              "agentd_llm_request_duration_seconds_bucket", "agentd_llm_tokens_total",
+              "agentd_llm_cost_usd_total", "agentd_llm_breaker_state", "agentd_turns_in_flight",
+              "agentd_outbox_depth", "agentd_rate_limited_total", "agentd_redis_up",
+              "agentd_webhook_dead_total", "process_resident_memory_bytes"):
+        assert m in used, f"the dashboard does not show {m}"
+    quantiles = {q for p in panels for t in p.get("targets", [])
+                 for q in re.findall(r"histogram_quantile\((0\.\d+)", t["expr"])}
+    assert {"0.5", "0.99"} <= quantiles
+
+
+def test_prometheus_alerts():
+    rules = alert_rules()
+    anchors = runbook_anchors()
+    names = set()
+    for r in rules:
+        name = r["alert"]
+        assert name not in names, f"two alerts {name}"
+        names.add(name)
+        assert balanced(r["expr"]), (name, r["expr"])
+        assert parse_seconds(r["for"]) > 0, f"{name}: fires on one bad scrape (no for:)"
+        assert r["labels"]["severity"] in ("page", "warning"), name
+        assert r["annotations"]["summary"], name
+        url = r["annotations"]["runbook_url"]
+        m = re.fullmatch(r"https://\S+/docs/runbook\.md#([a-z0-9-]+)", url)
+        assert m, f"{name}: runbook_url {url}"
+        assert m.group(1) in anchors, f"{name}: docs/runbook.md has no section #{m.group(1)}"
+    exprs = " ".join(r["expr"] for r in rules)
+    for needle in ('status=~"5.."', 'outcome="timeout"', "agentd_llm_breaker_state",
+                   "agentd_webhook_dead_total", "agentd_outbox_depth", "process_resident_memory_bytes",
+                   "agentd_redis_up", "agentd_store_errors_total", 'up{job="agentd"}',
+                   "kube_pod_status_ready"):
+        assert needle in exprs, f"no alert on {needle}"
+
+
+def test_runbook():
+    text = RUNBOOK.read_text()
+    sections = {}
+    for m in re.finditer(r"^## ([^\n]+)\n(.*?)(?=^## |\Z)", text, re.M | re.S):
+        sections[m.group(1).strip().lower()] = m.group(2)
+    for title in ("model timeouts spike", "tool errors spike", "memory grows", "database down",
+                  "redis down", "a replica dies", "webhook dead-letters", "rolling back"):
+        assert title in sections, f"docs/runbook.md has no section '{title}'"
+        body = sections[title]
+        assert METRIC_NAME.search(body) or '"msg"' in body, \
+            f"'{title}' names no metric or log query to diagnose it"
+    for doc in (REPO / "README.md", REPO / "docs" / "operations.md"):
+        assert "docs/runbook.md" in doc.read_text() or "runbook.md" in doc.read_text(), \
+            f"{doc.name} does not link the runbook"
