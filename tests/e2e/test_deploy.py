@@ -222,6 +222,61 @@ def test_runtime_stage_shape():
     assert_known_variables(re.findall(r"\b(AGENTD_[A-Z0-9_]+)=", env))
 
 
+def test_dockerfile_rules():
+    """What a linter would say, without a container engine: pinned bases, no
+    remote ADD, lean apt layers, a runtime stage without build tools or
+    secrets, exec-form entry point, and a uid and port the manifests share."""
+    stages = dockerfile_stages()
+    for name, steps in stages:
+        base = steps[0][1].split()[0]
+        assert ":" in base and not base.endswith(":latest"), f"stage {name}: unpinned base {base}"
+        for instr, args, _ in steps:
+            assert instr != "ADD", f"stage {name}: ADD {args} (COPY, and no remote URLs)"
+            assert instr != "MAINTAINER", "MAINTAINER is deprecated"
+            if instr in ("ENV", "ARG"):
+                for var in re.findall(r"([A-Z0-9_]+)=", args) or [args.split("=")[0]]:
+                    assert not re.search(r"KEY|TOKEN|SECRET|PASSWORD", var), \
+                        f"stage {name}: {instr} {var}: a secret baked into the image"
+            if instr == "RUN" and "apt-get install" in args:
+                assert "--no-install-recommends" in args, f"stage {name}: apt-get without --no-install-recommends"
+                assert "apt-get update" in args, f"stage {name}: install without update in the same layer"
+                assert "rm -rf /var/lib/apt/lists/*" in args, f"stage {name}: apt lists left in the layer"
+    _, steps = runtime_stage()
+    runtime = apt_packages(steps)
+    for p in runtime:
+        assert not p.endswith("-dev") and p not in ("build-essential", "gcc", "clang", "cmake",
+                                                     "make", "pkg-config"), \
+            f"runtime stage installs build tool {p}"
+    instrs = {}
+    for instr, args, _ in steps:
+        instrs.setdefault(instr, []).append(args)
+    import json
+    entry = json.loads(instrs["ENTRYPOINT"][-1])
+    assert entry == ["/usr/local/bin/agentd"], entry
+    assert json.loads(instrs["CMD"][-1]) == ["serve"]
+    assert instrs["STOPSIGNAL"] == ["SIGTERM"], "agentd drains on SIGTERM"
+    uid = int(instrs["USER"][-1].split(":")[0])
+    port = int(instrs["EXPOSE"][-1].split("/")[0])
+    env = " ".join(instrs["ENV"])
+    assert f"AGENTD_PORT={port}" in env
+    # the manifests run the image's uid on its port, and their preStop
+    # command exists in the image (debian:12-slim's Essential packages)
+    status = dpkg_status()
+    minbase = closure([p for p, v in status.items()
+                       if v["essential"] or v["priority"] == "required"], status)
+    image = closure(runtime + base_shipped(steps), status) | minbase
+    for path in (K8S, K8S_REPLICAS):
+        kinds = k8s_docs(path)
+        pod = kinds["Deployment"][0]["spec"]["template"]["spec"]
+        (c,) = pod["containers"]
+        assert pod["securityContext"]["runAsUser"] == uid, f"{path.name}: another uid than the image's USER"
+        assert c["ports"][0]["containerPort"] == port, f"{path.name}: another port than EXPOSE"
+        hook = c.get("lifecycle", {}).get("preStop", {}).get("exec")
+        if hook:
+            pkg = package_of(hook["command"][0])
+            assert pkg in image, f"{path.name}: preStop runs {hook['command'][0]} ({pkg}), not in the image"
+
+
 # ---- .dockerignore: what `COPY . .` sends ----
 
 def dockerignore_patterns():
@@ -578,6 +633,25 @@ def test_systemd_unit_and_example_environment(tmp_path):
     out = check_config_production(env, secrets, tmp_path)
     assert "AGENTD_LLM_API_KEY=***set***" in out
     assert "replace-with-your-key" not in out
+
+
+def test_systemd_unit_verifies_and_stays_locked_down(tmp_path):
+    """systemd's own checks, where systemd-analyze is installed: the unit
+    parses with no warning, and its sandbox exposure stays low."""
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed: the unit is only checked as text")
+    unit = tmp_path / "agentd.service"
+    unit.write_text(UNIT.read_text().replace("/usr/local/bin/agentd", agentd_bin()))
+    r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                       text=True, timeout=60)
+    problems = [l for l in (r.stdout + r.stderr).splitlines() if "agentd.service" in l]
+    assert not problems, problems
+    r = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(unit)],
+                       capture_output=True, text=True, timeout=60)
+    m = re.search(r"Overall exposure level for agentd\.service: ([\d.]+)", r.stdout + r.stderr)
+    if not m:
+        pytest.skip(f"this systemd-analyze has no offline security report: {r.stderr.strip()[:200]}")
+    assert float(m.group(1)) <= 2.0, r.stdout
 
 
 def test_cmake_install_matches_the_unit(tmp_path):
