@@ -72,7 +72,8 @@ def test_watchdog_pings_while_asked(tmp_path, notify):
         assert notify.wait_for("STOPPING=1", 5 * SLOW), notify.messages
         assert srv.wait(10) == 0
     finally:
-        srv.stop()
+        problem = srv.shutdown_problem()
+    assert problem is None, problem
     assert "not pinging" not in srv.log_text()
 
 
@@ -83,7 +84,8 @@ def test_no_watchdog_pings_unless_asked(tmp_path, notify):
         notify.collect(0.6)
         assert "WATCHDOG=1" not in notify.messages
     finally:
-        srv.stop()
+        problem = srv.shutdown_problem()
+    assert problem is None, problem
 
 
 def test_watchdog_for_another_process_is_not_ours(tmp_path, notify):
@@ -95,4 +97,5 @@ def test_watchdog_for_another_process_is_not_ours(tmp_path, notify):
         notify.collect(0.6)
         assert "WATCHDOG=1" not in notify.messages
     finally:
-        srv.stop()
+        problem = srv.shutdown_problem()
+    assert problem is None, problem
