@@ -555,7 +555,7 @@ def test_k8s_replicas_manifest(tmp_path):
     assert "AGENTD_SIGNING_KEY=***set***" in out, "replicas must share one webhook signing key"
     assert "AGENTD_ENCRYPTION_KEY=***set***" in out, "replicas must share one sealing key"
     # the only writable place is the /tmp emptyDir, and the data dir is in it
-    assert data["AGENTD_DATA_DIR"].startswith("/tmp/")
+    assert data["AGENTD_DATA_DIR"] == "/tmp", "agentd makes the instances/ directory, not its parent"
     writable = [m for m in c["volumeMounts"] if not m.get("readOnly")]
     assert [m["mountPath"] for m in writable] == ["/tmp"], writable
     # rolled one at a time, never below the current count
