@@ -49,6 +49,7 @@
 #include "core/metrics.h"
 #include "core/pool.h"
 #include "core/seal.h"
+#include "core/watchdog.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "shop/merchant.h"
@@ -72,7 +73,11 @@ struct server_timers {
     struct event *drain;
     struct event *purge;
     struct event *recover;
+    struct event *watchdog;  /* NULL unless systemd asked for WATCHDOG=1 pings */
     struct event *sigs[3];
+    struct watchdog wd;
+    int64_t wd_every_us;
+    int wd_stalled;          /* logged once per stall */
     int aborted_turns;
     atomic_int purging;
     int64_t drain_deadline_ms;
@@ -652,6 +657,17 @@ static void purge_tick(evutil_socket_t fd, short what, void *arg)
     evtimer_add(t->purge, &tv);
 }
 
+/* The server's loop threads into loops[256]; returns how many. */
+static int server_loops(struct http_server *srv, struct loop *loops[256])
+{
+    int n = http_server_loop_count(srv);
+    if (n > 256)
+        n = 256;
+    for (int i = 0; i < n; i++)
+        loops[i] = http_server_loop(srv, i);
+    return n;
+}
+
 static void recover_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
@@ -659,11 +675,7 @@ static void recover_tick(evutil_socket_t fd, short what, void *arg)
     struct http_server *srv = t->app->srv;
     if (!http_server_draining(srv)) {
         struct loop *loops[256];
-        int n = http_server_loop_count(srv);
-        if (n > 256)
-            n = 256;
-        for (int i = 0; i < n; i++)
-            loops[i] = http_server_loop(srv, i);
+        int n = server_loops(srv, loops);
         agent_recover(&t->app->agent, loops, n);
     }
     struct timeval tv = { RECOVER_EVERY_S, 0 };
@@ -697,6 +709,42 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
     }
     struct timeval tv = { 0, 20000 };
     evtimer_add(t->drain, &tv);
+}
+
+/* WatchdogSec= in the unit: the service manager passes WATCHDOG_USEC and
+ * wants WATCHDOG=1 more often than that; we ping at half of it. 0 = off. */
+static int64_t watchdog_every_us(void)
+{
+#ifdef AGENTD_HAVE_SYSTEMD
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2)
+        return (int64_t)(usec / 2);
+#endif
+    return 0;
+}
+
+/* Pings only while every loop thread runs what is posted to it: a wedged
+ * loop stops the pings and systemd restarts the process. Keeps pinging
+ * through a drain (the loops still answer). */
+static void watchdog_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct server_timers *t = arg;
+    struct loop *loops[256];
+    int n = server_loops(t->app->srv, loops);
+    int64_t now = clock_mono_ms();
+    if (watchdog_tick(&t->wd, loops, n, now)) {
+        if (t->wd_stalled)
+            log_msg(LOG_INFO, NULL, "watchdog: every loop thread answers again; pinging");
+        t->wd_stalled = 0;
+        notify("WATCHDOG=1");
+    } else if (!t->wd_stalled) {
+        t->wd_stalled = 1;
+        log_msg(LOG_WARN, NULL, "watchdog: a loop thread has not answered for %lld ms: "
+                "not pinging systemd", (long long)(now - t->wd.probe_ms));
+    }
+    struct timeval tv = { t->wd_every_us / 1000000, t->wd_every_us % 1000000 };
+    evtimer_add(t->watchdog, &tv);
 }
 
 /* SIGHUP reloads the catalog and the TLS certificate; SIGTERM/SIGINT drain; a second one exits now. */
@@ -746,6 +794,12 @@ static void app_wait(struct app *a)
         t->recover = evtimer_new(t->base, recover_tick, t);
         if (t->recover)
             recover_tick(-1, 0, t);
+        t->wd_every_us = watchdog_every_us();
+        if (t->wd_every_us > 0 && (t->watchdog = evtimer_new(t->base, watchdog_tick_cb, t))) {
+            log_msg(LOG_INFO, NULL, "watchdog: pinging systemd every %lld ms",
+                    (long long)(t->wd_every_us / 1000));
+            watchdog_tick_cb(-1, 0, t);
+        }
         for (int i = 0; i < 3; i++) {
             t->sigs[i] = evsignal_new(t->base, signums[i], on_signal, t);
             if (t->sigs[i])
@@ -763,6 +817,8 @@ static void app_wait(struct app *a)
         event_free(t->purge);
     if (t->recover)
         event_free(t->recover);
+    if (t->watchdog)
+        event_free(t->watchdog);
     if (t->base)
         event_base_free(t->base);
 }
