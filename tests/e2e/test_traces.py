@@ -17,7 +17,8 @@ import pytest
 
 from agentd_harness import REPO, metric_value, parse_metrics
 from fake_llm_fixture import fake_llm  # noqa: F401 (fixture)
-from ucp_client import Client, check_checkout, unique_profile
+from test_ucp_webhooks import Platform, ok_events
+from ucp_client import Client, check_checkout
 
 WAIT_S = 10.0
 
@@ -123,9 +124,17 @@ def check_tree(spans, trace_id):
     return ids
 
 
-def test_purchase_span_tree(agentd, collector):
-    srv = agentd(env=trace_env(collector, AGENTD_CATALOG=str(REPO / "data" / "catalog.json")))
-    client = Client(srv, unique_profile("trace"))
+@pytest.fixture
+def platform():
+    p = Platform()
+    yield p
+    p.close()
+
+
+def test_purchase_span_tree(agentd, collector, platform):
+    srv = agentd(env=trace_env(collector, AGENTD_CATALOG=str(REPO / "data" / "catalog.json"),
+                               AGENTD_PROFILE_ALLOWLIST=f"127.0.0.1:{platform.port}"))
+    client = Client(srv, platform.profile("traced"))
     doc = client.ready()
     tid, parent, tp = new_traceparent()
     r = client.complete(doc["id"], headers={"traceparent": tp, "tracestate": "vendor=1"})
@@ -133,7 +142,7 @@ def test_purchase_span_tree(agentd, collector):
     assert check_checkout(r.json())["status"] == "completed"
 
     def done(spans):
-        return by_name(spans, "POST ") and len(spans) >= 3
+        return by_name(spans, "POST /") and by_name(spans, "POST webhook") and len(spans) >= 3
     spans = collector.trace(tid, done)
     ids = check_tree(spans, tid)
     servers = [s for s in spans if s["kind"] == 2]
@@ -153,6 +162,14 @@ def test_purchase_span_tree(agentd, collector):
         assert s["parentSpanId"] in ids
         assert s["name"] == attrs(s)["db.operation.name"]
     assert any(s["parentSpanId"] == req["spanId"] for s in store)
+    # the order webhook is delivered in the same trace, under its own client span
+    got = platform.wait_for("traced", lambda g: ok_events(g))
+    hook_tp = got[0][2].get("traceparent")
+    hook = by_name(spans, "POST webhook")
+    assert len(hook) == 1 and hook[0]["kind"] == 3
+    assert hook[0]["parentSpanId"] == req["spanId"]
+    assert attrs(hook[0])["http.response.status_code"] == "200"
+    assert hook_tp == f"00-{tid}-{hook[0]['spanId']}-01"
     # the export carried the operator's header
     assert any(h.get("x-collector-token") == "t0ps3cret" for h in collector.headers)
     # the access line of that request carries its trace id; the header's value is never logged
