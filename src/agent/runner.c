@@ -85,10 +85,7 @@ struct turn *turn_alloc(struct agent *ag, struct loop *loop)
     }
     t->started_ns = clock_mono_ns();
     t->deadline_ms = clock_mono_ms() + ag->turn_timeout_ms;
-    /* a child of the request that started it (the current context), or a
-     * root for a turn recovery resumes */
-    if (trace_enabled() && (t->span = malloc(sizeof *t->span)) != NULL)
-        trace_span_start(t->span, "agent.turn", TRACE_INTERNAL, trace_current());
+    turn_trace_begin(t);
     return t;
 }
 
@@ -424,16 +421,7 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
         json_t *result = tools_run(&t->tctx, name, args);
         shop_audit_as(NULL, NULL);
         trace_leave(prev);
-        if (sp.recording) {
-            snprintf(sp.name, sizeof sp.name, "execute_tool %s", name ? name : "?");
-            trace_attr_str(&sp, "gen_ai.operation.name", "execute_tool");
-            trace_attr_str(&sp, "gen_ai.tool.name", name);
-            trace_attr_str(&sp, "gen_ai.tool.call.id", id);
-            trace_attr_str(&sp, "agentd.outcome", outcome_tool(result_error_code(result)));
-            if (result_error_code(result))
-                trace_span_set_status(&sp, TRACE_STATUS_ERROR);
-            trace_span_end(&sp);
-        }
+        turn_trace_tool(&sp, name, id, result_error_code(result));
         t->tctx.op_key = NULL;
         turn_metrics_tool(t->ag, name, outcome_tool(result_error_code(result)),
                           clock_mono_ns() - t0);
@@ -594,17 +582,7 @@ static void finish_done(int status, void *arg)
     struct turn *t = arg;
     const char *outcome = outcome_turn(t->status != 0, t->code, t->tool_fail);
     turn_metrics_end(outcome, clock_mono_ns() - t->started_ns);
-    if (t->span) {
-        trace_attr_str(t->span, "agentd.session_id", t->session_id);
-        trace_attr_str(t->span, "agentd.turn_id", t->turn_id);
-        trace_attr_str(t->span, "agentd.outcome", outcome);
-        trace_attr_int(t->span, "gen_ai.usage.input_tokens", t->prompt_tokens);
-        trace_attr_int(t->span, "gen_ai.usage.output_tokens", t->completion_tokens);
-        trace_attr_bool(t->span, "agentd.resumed", t->resumed);
-        if (t->status)
-            trace_span_set_status(t->span, TRACE_STATUS_ERROR);
-        trace_span_end(t->span);
-    }
+    turn_trace_end(t, outcome);
     struct turn_result res;
     result_of(t, outcome, &res);
     if (t->done) {
