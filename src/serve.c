@@ -578,6 +578,7 @@ static int app_init_http(struct app *a)
 static int app_init_traces(struct app *a)
 {
     const struct config *cfg = &a->cfg;
+    otlp_metrics_register();
     if (!cfg->otlp_endpoint)
         return 0;
     struct otlp_options o = { .endpoint = cfg->otlp_endpoint, .headers = cfg->otlp_headers,

@@ -31,21 +31,21 @@ static double dropped_value(void *ud)
     return (double)atomic_load(&dropped);
 }
 
+void trace_metrics_register(void)
+{
+    metric_register_fn("agentd_trace_spans_dropped_total",
+                       "Finished spans lost: the export queue was full or their export failed.",
+                       METRIC_COUNTER, dropped_value, NULL);
+}
+
 void trace_setup(double sample_ratio)
 {
-    static int registered;
     pthread_mutex_lock(&qmu);
     if (!ring)
         ring = calloc(TRACE_QUEUE_MAX, sizeof *ring);
     qhead = qlen = 0;
     pthread_mutex_unlock(&qmu);
     ratio = sample_ratio < 0 ? 0 : sample_ratio > 1 ? 1 : sample_ratio;
-    if (!registered) {
-        registered = 1;
-        metric_register_fn("agentd_trace_spans_dropped_total",
-                           "Finished spans lost: the export queue was full or their export failed.",
-                           METRIC_COUNTER, dropped_value, NULL);
-    }
     atomic_store(&enabled, ring != NULL);
 }
 

@@ -58,6 +58,8 @@ struct trace_span {
 /* Turns tracing on with a head-sampling ratio in [0, 1] for new roots (a
  * parent's decision is always kept). Before the loops start. */
 void trace_setup(double sample_ratio);
+/* agentd_trace_spans_dropped_total (every server has the series, at 0 when off). */
+void trace_metrics_register(void);
 /* Off again (tests). */
 void trace_reset(void);
 int trace_enabled(void);

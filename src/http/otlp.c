@@ -150,6 +150,23 @@ static int headers_parse(const char *spec, struct curl_slist **out)
     return l ? 0 : AGENTD_ENOMEM;
 }
 
+static struct metric *exports_family(void)
+{
+    return metric_register("agentd_trace_exports_total",
+                           "OTLP trace exports by outcome (ok; failed: no answer or a transport "
+                           "error; rejected: a non-2xx answer).",
+                           METRIC_COUNTER, (const char *const[]){ "outcome", NULL }, NULL);
+}
+
+void otlp_metrics_register(void)
+{
+    struct metric *m = exports_family();
+    static const char *const outcomes[] = { "ok", "failed", "rejected" };
+    for (int i = 0; i < 3; i++)
+        metric_child(m, (const char *const[]){ outcomes[i] });
+    trace_metrics_register();
+}
+
 struct otlp_exporter *otlp_new(const struct otlp_options *o, struct agentd_error *e)
 {
     struct otlp_exporter *x = calloc(1, sizeof *x);
@@ -175,10 +192,7 @@ struct otlp_exporter *otlp_new(const struct otlp_options *o, struct agentd_error
         otlp_free(x);
         return NULL;
     }
-    struct metric *m = metric_register("agentd_trace_exports_total",
-                                       "OTLP trace exports by outcome (ok, failed: no answer or "
-                                       "transport error, rejected: a non-2xx answer).",
-                                       METRIC_COUNTER, (const char *const[]){ "outcome", NULL }, NULL);
+    struct metric *m = exports_family();
     x->m_ok = metric_child(m, (const char *const[]){ "ok" });
     x->m_failed = metric_child(m, (const char *const[]){ "failed" });
     x->m_rejected = metric_child(m, (const char *const[]){ "rejected" });

@@ -32,7 +32,11 @@ struct otlp_options {
 char *otlp_encode(const struct trace_span *spans, size_t n, const char *service_name,
                   const char *instance);
 
-/* Copies what it needs of o. NULL with the reason in *e. Registers the metrics. */
+/* agentd_trace_exports_total{outcome} and agentd_trace_spans_dropped_total:
+ * every server has the series (at 0 when tracing is off). */
+void otlp_metrics_register(void);
+
+/* Copies what it needs of o. NULL with the reason in *e. */
 struct otlp_exporter *otlp_new(const struct otlp_options *o, struct agentd_error *e);
 /* Starts the timer on loop (posted to its thread). 0 or AGENTD_ENOMEM. */
 int otlp_start(struct otlp_exporter *x, struct loop *loop);

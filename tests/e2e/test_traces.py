@@ -274,7 +274,10 @@ def test_off_without_an_endpoint(agentd):
     r = srv.get("/healthz", headers={"traceparent": new_traceparent()[2]})
     assert r.status_code == 200
     assert "trace_id" not in srv.access_line(r.headers["X-Request-Id"])
-    assert "agentd_trace_exports_total" not in srv.get("/metrics").text
+    samples = parse_metrics(srv.get("/metrics").text)   # the series exist, at 0
+    for outcome in ("ok", "failed", "rejected"):
+        assert metric_value(samples, "agentd_trace_exports_total", outcome=outcome) == 0
+    assert metric_value(samples, "agentd_trace_spans_dropped_total") == 0
 
 
 @pytest.mark.parametrize("value,problem", [
