@@ -71,6 +71,7 @@ struct send {
     int64_t next_at;
     char last_error[200];
     struct trace_span *span; /* this attempt's client span; NULL when tracing is off */
+    char tracestate[TRACESTATE_MAX + 1]; /* passed through from the queuing request, or "" */
 };
 
 void outbox_options_default(struct outbox_options *o)
@@ -245,8 +246,11 @@ static void span_begin(struct send *s)
     struct trace_ctx parent;
     int have = trace_parse_traceparent(
                    json_string_value(json_object_get(h, "traceparent")), &parent) == 0;
-    json_decref(h);
     trace_span_start(s->span, "POST webhook", TRACE_CLIENT, have ? &parent : NULL);
+    const char *ts = json_string_value(json_object_get(h, "tracestate"));
+    if (have && ts && trace_state_remember(&s->span->ctx, ts) && s->span->ctx.valid)
+        snprintf(s->tracestate, sizeof s->tracestate, "%s", ts); /* checked by remember */
+    json_decref(h);
     trace_attr_str(s->span, "http.request.method", "POST");
     trace_attr_str(s->span, "agentd.webhook.event_id", s->row.id);
     trace_attr_int(s->span, "agentd.webhook.attempt", s->row.attempts + 1);
@@ -343,15 +347,17 @@ static int headers_build(struct send *s)
     if (rc)
         return rc;
     struct curl_slist *l = NULL;
-    char tp[TRACEPARENT_LEN + 16] = "traceparent: ";
+    char tp[TRACEPARENT_LEN + 16] = "traceparent: ", ts[TRACESTATE_MAX + 16];
     int traced = s->span && s->span->ctx.valid; /* W3C trace context: the receiver joins our trace */
     if (traced)
         trace_format_traceparent(&s->span->ctx, tp + 13);
+    int stated = traced && s->tracestate[0];
+    snprintf(ts, sizeof ts, "tracestate: %s", s->tracestate);
     if (asprintf(&h1, "Request-Signature: %s", sig) >= 0 &&
         asprintf(&h2, "Webhook-Id: %s", s->row.id) >= 0) {
         const char *const hs[] = { "Content-Type: application/json", h1, h2, s->ob->ucp_agent,
-                                   "Expect:", tp };
-        for (size_t i = 0; i < sizeof hs / sizeof hs[0] - !traced; i++) {
+                                   "Expect:", tp, ts };
+        for (size_t i = 0; i < sizeof hs / sizeof hs[0] - !stated - !traced; i++) {
             struct curl_slist *n = curl_slist_append(l, hs[i]);
             if (!n) {
                 rc = AGENTD_ENOMEM;

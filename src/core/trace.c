@@ -163,6 +163,54 @@ void trace_format_traceparent(const struct trace_ctx *c, char out[TRACEPARENT_LE
     trace_hex(&c->flags, 1, out + 53);
 }
 
+#define STATES 256
+static pthread_mutex_t smu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int nstates;
+static struct {
+    uint8_t trace_id[16];
+    char *value;
+} states[STATES];
+static size_t snext;
+
+int trace_state_remember(const struct trace_ctx *c, const char *state)
+{
+    size_t n = state ? strlen(state) : 0;
+    if (!c || !c->valid || n == 0 || n > TRACESTATE_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (state[i] < 0x20 || state[i] > 0x7e) /* never a byte that could end a header */
+            return 0;
+    char *v = strdup(state);
+    if (!v)
+        return 0;
+    pthread_mutex_lock(&smu);
+    free(states[snext].value);
+    memcpy(states[snext].trace_id, c->trace_id, 16);
+    states[snext].value = v;
+    snext = (snext + 1) % STATES;
+    pthread_mutex_unlock(&smu);
+    if (atomic_load(&nstates) < STATES)
+        atomic_fetch_add(&nstates, 1);
+    return 1;
+}
+
+int trace_state_lookup(const struct trace_ctx *c, char *out)
+{
+    if (!c || !c->valid || atomic_load_explicit(&nstates, memory_order_relaxed) == 0)
+        return 0;
+    int found = 0;
+    pthread_mutex_lock(&smu);
+    for (size_t k = 1; k <= STATES && !found; k++) { /* newest first */
+        size_t i = (snext + STATES - k) % STATES;
+        if (states[i].value && memcmp(states[i].trace_id, c->trace_id, 16) == 0) {
+            snprintf(out, TRACESTATE_MAX + 1, "%s", states[i].value);
+            found = 1;
+        }
+    }
+    pthread_mutex_unlock(&smu);
+    return found;
+}
+
 static int64_t now_unix_ns(void)
 {
     struct timespec ts;

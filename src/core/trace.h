@@ -74,6 +74,15 @@ void trace_format_traceparent(const struct trace_ctx *c, char out[TRACEPARENT_LE
 /* Lowercase hex of n bytes into out (2n + 1 bytes). */
 void trace_hex(const uint8_t *b, size_t n, char *out);
 
+/* tracestate (vendor state) is passed through, not interpreted: the value a
+ * request brought is remembered by trace id in a small table (the oldest of
+ * 256 entries goes first; empty and free unless clients send it) and
+ * forwarded with the trace's outgoing traceparent. Remember refuses (0) a
+ * value over TRACESTATE_MAX or with a byte outside printable ASCII. */
+int trace_state_remember(const struct trace_ctx *c, const char *state);
+/* 1 and the value in out (TRACESTATE_MAX + 1 bytes), or 0. */
+int trace_state_lookup(const struct trace_ctx *c, char *out);
+
 /* Starts a span as a child of parent (NULL or invalid: a new root, sampled
  * by the ratio). Tracing off: s->ctx stays invalid and nothing is kept. */
 void trace_span_start(struct trace_span *s, const char *name, enum trace_kind kind,

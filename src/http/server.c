@@ -690,6 +690,10 @@ static void span_begin(struct http_req *r, struct evhttp_request *ev)
     int have = tp && trace_parse_traceparent(tp, &in) == 0;
     trace_span_start_at(r->span, http_method_name(r->method), TRACE_SERVER, have ? &in : NULL,
                         r->start_ns);
+    const char *ts = have ? evhttp_find_header(evhttp_request_get_input_headers(ev), "tracestate")
+                          : NULL; /* no valid traceparent: tracestate is ignored too */
+    if (ts)
+        trace_state_remember(&r->span->ctx, ts);
     trace_enter(&r->span->ctx);
 }
 

@@ -224,6 +224,10 @@ static void start_attempt(struct llm_call *c)
         snprintf(c->tp_line, sizeof c->tp_line, "traceparent: %s", tp);
         c->tp_hdr = (struct curl_slist){ .data = c->tp_line, .next = hdrs };
         hdrs = &c->tp_hdr;
+        if (c->ts_line) {
+            c->ts_hdr = (struct curl_slist){ .data = c->ts_line, .next = hdrs };
+            hdrs = &c->ts_hdr;
+        }
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout > 0 ? timeout : 1));

@@ -57,6 +57,7 @@ void llm_call_free(struct llm_call *c)
     free(c->last_err);
     free(c->refused_msg);
     free(c->span); /* ended in llm_call_finish; a cancelled call reports none */
+    free(c->ts_line);
     free(c);
 }
 
@@ -185,6 +186,9 @@ int llm_call(struct llm *l, struct loop *loop, const struct llm_request *req, ll
         if (parent)
             c->parent = *parent;
         trace_span_start(c->span, "chat", TRACE_CLIENT, parent);
+        char ts[TRACESTATE_MAX + 1];
+        if (trace_state_lookup(&c->span->ctx, ts) && asprintf(&c->ts_line, "tracestate: %s", ts) < 0)
+            c->ts_line = NULL; /* passed through when there is memory for it */
     }
     int built;
     if (l->nprov)

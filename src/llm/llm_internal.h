@@ -109,6 +109,8 @@ struct llm_call {
     struct trace_ctx parent;
     char tp_line[TRACEPARENT_LEN + 16];
     struct curl_slist tp_hdr;
+    char *ts_line;                 /* "tracestate: ..." when the trace has one */
+    struct curl_slist ts_hdr;
     int prov, retry, attempts;
     int probe;                     /* this attempt is its breaker's half-open probe */
     int capped;                    /* this attempt's timeout is what was left of the deadline */

@@ -56,7 +56,9 @@ int shop_order_event_build(const char *event_type, const struct order *o, const 
     if (traced) {
         char tp[TRACEPARENT_LEN + 1];
         trace_format_traceparent(tc, tp);
-        json_t *h = json_pack("{s:s}", "traceparent", tp);
+        char ts[TRACESTATE_MAX + 1];
+        json_t *h = json_pack("{s:s,s:s?}", "traceparent", tp, "tracestate",
+                              trace_state_lookup(tc, ts) ? ts : NULL);
         ev->headers = h ? json_dumps(h, JSON_COMPACT) : NULL;
         json_decref(h);
     }

@@ -170,6 +170,7 @@ def test_purchase_span_tree(agentd, collector, platform):
     assert hook[0]["parentSpanId"] == req["spanId"]
     assert attrs(hook[0])["http.response.status_code"] == "200"
     assert hook_tp == f"00-{tid}-{hook[0]['spanId']}-01"
+    assert got[0][2].get("tracestate") == "vendor=1"
     # the export carried the operator's header
     assert any(h.get("x-collector-token") == "t0ps3cret" for h in collector.headers)
     # the access line of that request carries its trace id; the header's value is never logged
@@ -182,7 +183,7 @@ def test_chat_turn_tree_and_propagation(agentd, collector, fake_llm):
     srv = agentd(env=trace_env(collector, **fake_llm.env()))
     tid, parent, tp = new_traceparent()
     r = srv.request("POST", "/chat", json={"message": '[[tool:search_shopping_catalog {"query": "cookies"}]]'},
-                    headers={"traceparent": tp}, timeout=15)
+                    headers={"traceparent": tp, "tracestate": "congo=t61rcWkgMzE"}, timeout=15)
     assert r.status_code == 200, r.text
     turn_id = r.json()["turn_id"]
 
@@ -217,6 +218,7 @@ def test_chat_turn_tree_and_propagation(agentd, collector, fake_llm):
     sent = fake_llm.stats()["last"]["traceparent"]
     assert sent and sent.startswith(f"00-{tid}-") and sent.endswith("-01")
     assert sent.split("-")[2] in {c["spanId"] for c in calls}
+    assert fake_llm.stats()["last"]["tracestate"] == "congo=t61rcWkgMzE"   # passed through
     # every log line of that request names the trace
     rid = r.headers["X-Request-Id"]
     lines = [ln for ln in srv.log_lines() if ln.get("request_id") == rid]

@@ -233,6 +233,32 @@ static void test_encode_root_has_no_parent(void **state)
     trace_reset();
 }
 
+static void test_tracestate_passed_through(void **state)
+{
+    (void)state;
+    struct trace_ctx a, b;
+    assert_int_equal(trace_parse_traceparent(good, &a), 0);
+    assert_int_equal(
+        trace_parse_traceparent("00-11111111111111111111111111111111-00f067aa0ba902b7-01", &b), 0);
+    char out[TRACESTATE_MAX + 1];
+    assert_false(trace_state_lookup(&a, out));
+    assert_true(trace_state_remember(&a, "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"));
+    assert_true(trace_state_lookup(&a, out));
+    assert_string_equal(out, "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+    assert_false(trace_state_lookup(&b, out));
+    /* never a byte that could end a header line; never over the limit */
+    assert_false(trace_state_remember(&b, "a=1\r\nX-Evil: 1"));
+    char big[TRACESTATE_MAX + 2];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_false(trace_state_remember(&b, big));
+    assert_false(trace_state_lookup(&b, out));
+    /* the newest value of a trace wins */
+    assert_true(trace_state_remember(&a, "rojo=1"));
+    assert_true(trace_state_lookup(&a, out));
+    assert_string_equal(out, "rojo=1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_scope),
         cmocka_unit_test(test_encode),
         cmocka_unit_test(test_encode_root_has_no_parent),
+        cmocka_unit_test(test_tracestate_passed_through),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
