@@ -122,7 +122,7 @@ static void unlink_req(struct http_req *r)
     r->prev = r->next = NULL;
 }
 
-/* Access line + metrics + free. Called exactly once per request. */
+/* The request's server span ends with what was answered. */
 static void span_end(struct http_req *r)
 {
     struct trace_span *sp = r->span;
@@ -149,6 +149,7 @@ static void span_end(struct http_req *r)
     r->span = NULL;
 }
 
+/* Access line + metrics + span + free. Called exactly once per request. */
 static void finish(struct http_req *r)
 {
     struct http_server *s = r->srv;
@@ -678,8 +679,8 @@ static void strip_gzip_etags(struct evkeyvalq *in)
 }
 
 /* The request's server span: a child of a valid incoming traceparent
- * (tracestate is not interpreted; our spans carry no vendor state), else a
- * new root. Current for the rest of on_request; http_req_proceed and every
+ * (its tracestate remembered to pass on, never interpreted), else a new
+ * root. Current for the rest of on_request; http_req_proceed and every
  * worker job or loop post made for r carry it on. */
 static void span_begin(struct http_req *r, struct evhttp_request *ev)
 {
