@@ -12,6 +12,8 @@
 #include <jansson.h>
 
 #include "core/err.h"
+#include "core/loop.h"
+#include "core/pool.h"
 #include "core/trace.h"
 #include "http/otlp.h"
 
@@ -259,6 +261,63 @@ static void test_tracestate_passed_through(void **state)
     assert_string_equal(out, "rojo=1");
 }
 
+/* What a job or a posted callback saw as its current context. */
+struct seen {
+    struct trace_ctx work, done;
+    int work_had, done_had;
+};
+
+static void see_work(void *arg)
+{
+    struct seen *s = arg;
+    const struct trace_ctx *c = trace_current();
+    s->work_had = c != NULL;
+    if (c)
+        s->work = *c;
+}
+
+static void see_done(void *arg)
+{
+    struct seen *s = arg;
+    const struct trace_ctx *c = trace_current();
+    s->done_had = c != NULL;
+    if (c)
+        s->done = *c;
+}
+
+static void test_context_rides_jobs_and_posts(void **state)
+{
+    (void)state;
+    assert_int_equal(loop_global_init(), 0);
+    trace_setup(1.0);
+    struct trace_span sp;
+    trace_span_start(&sp, "request", TRACE_SERVER, NULL);
+    struct loop *l = loop_new(0);
+    struct pool *p = pool_new(1, 0);
+    assert_non_null(l);
+    assert_non_null(p);
+    struct seen s = { 0 };
+    struct trace_ctx prev = trace_enter(&sp.ctx);
+    assert_int_equal(pool_submit(p, l, see_work, see_done, &s), 0);
+    trace_leave(prev);
+    pool_free(p); /* the job ran; its completion waits in the loop's inbox */
+    assert_true(s.work_had);
+    assert_memory_equal(s.work.span_id, sp.ctx.span_id, 8);
+    assert_null(trace_current()); /* nothing leaked into this thread */
+    loop_run_inbox(l);
+    assert_true(s.done_had);
+    assert_memory_equal(s.done.trace_id, sp.ctx.trace_id, 16);
+    assert_memory_equal(s.done.span_id, sp.ctx.span_id, 8);
+    assert_null(trace_current()); /* restored after the callback */
+    /* a post made outside any context runs outside one */
+    struct seen none = { 0 };
+    assert_int_equal(loop_post(l, see_done, &none), 0);
+    loop_run_inbox(l);
+    assert_false(none.done_had);
+    loop_free(l);
+    trace_reset();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_encode),
         cmocka_unit_test(test_encode_root_has_no_parent),
         cmocka_unit_test(test_tracestate_passed_through),
+        cmocka_unit_test(test_context_rides_jobs_and_posts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
