@@ -29,6 +29,7 @@ class Collector:
     def __init__(self):
         self.spans = []
         self.headers = []
+        self.status = 200      # what exports are answered
         self.lock = threading.Lock()
         outer = self
 
@@ -41,6 +42,11 @@ class Collector:
                 body = self.rfile.read(n)
                 ok = self.path == "/v1/traces" and \
                     self.headers.get("Content-Type", "").startswith("application/json")
+                if ok and outer.status != 200:
+                    self.send_response(outer.status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if ok:
                     doc = json.loads(body)
                     with outer.lock:
@@ -269,6 +275,24 @@ def test_dead_collector_costs_a_counter(agentd):
         time.sleep(0.2)
     assert failed >= 1 and dropped >= 1
     assert srv.get("/healthz").status_code == 200
+
+
+def test_collector_refusing_exports_is_counted(agentd, collector):
+    collector.status = 503
+    srv = agentd(env=trace_env(collector))
+    assert srv.get("/healthz").status_code == 200
+    end = time.monotonic() + WAIT_S
+    rejected = 0
+    while time.monotonic() < end and not rejected:
+        samples = parse_metrics(srv.get("/metrics").text)
+        rejected = metric_value(samples, "agentd_trace_exports_total", outcome="rejected") or 0
+        time.sleep(0.2)
+    assert rejected >= 1
+    assert (metric_value(samples, "agentd_trace_spans_dropped_total") or 0) >= 1
+    collector.status = 200   # back: later spans arrive
+    tid, _, tp = new_traceparent()
+    assert srv.get("/healthz", headers={"traceparent": tp}).status_code == 200
+    assert len(collector.trace(tid, lambda s: len(s) >= 1)) == 1
 
 
 def test_off_without_an_endpoint(agentd):
