@@ -23,6 +23,8 @@
 #include "api/openapi.h"
 #include "api/ops.h"
 #include "api/outbox.h"
+#include "core/trace.h"
+#include "http/otlp.h"
 #include "api/profiles.h"
 #include "api/testing.h"
 #include "api/ucp.h"
@@ -113,6 +115,7 @@ struct app {
     struct profiles *profiles;
     struct sign_key *signing_key; /* signs order webhooks; published in /.well-known/ucp */
     struct outbox *outbox;        /* delivers them */
+    struct otlp_exporter *otlp;   /* exports spans; NULL without AGENTD_OTLP_ENDPOINT */
     char *prompt;
     struct agent agent;
     int agent_ready;
@@ -575,6 +578,29 @@ static int app_init_http(struct app *a)
     return 0;
 }
 
+/* Traces (docs/operations.md "Traces"): on only with a collector; the
+ * exporter runs on loop 0 once the server starts. */
+static int app_init_traces(struct app *a)
+{
+    const struct config *cfg = &a->cfg;
+    otlp_metrics_register();
+    if (!cfg->otlp_endpoint)
+        return 0;
+    struct otlp_options o = { .endpoint = cfg->otlp_endpoint, .headers = cfg->otlp_headers,
+                              .service_name = cfg->service_name, .instance = a->agent.instance,
+                              .interval_ms = 1000, .timeout_ms = 5000 };
+    struct agentd_error e = { 0 };
+    a->otlp = otlp_new(&o, &e);
+    if (!a->otlp) {
+        fprintf(stderr, "agentd: traces: %s\n", e.msg);
+        return AGENTD_ENOMEM;
+    }
+    trace_setup(cfg->trace_sample_ratio);
+    log_msg(LOG_INFO, NULL, "traces: exporting to the OTLP collector, sampling %g of new traces",
+            cfg->trace_sample_ratio);
+    return 0;
+}
+
 /* Builds everything up to a server ready to start. 0 or a negative AGENTD_E*
  * (already reported); app_free() undoes any prefix of it. */
 static int app_init(struct app *a)
@@ -594,6 +620,8 @@ static int app_init(struct app *a)
         rc = app_init_agent(a);
     if (rc == 0)
         rc = app_init_http(a);
+    if (rc == 0)
+        rc = app_init_traces(a);
     return rc;
 }
 
@@ -623,6 +651,8 @@ static int app_start(struct app *a)
     if (outbox_start(a->outbox, http_server_loop(a->srv, 0)) != 0)
         log_msg(LOG_ERROR, NULL, "outbox: out of memory: webhooks are not delivered by this "
                 "process");
+    if (a->otlp && otlp_start(a->otlp, http_server_loop(a->srv, 0)) != 0)
+        log_msg(LOG_ERROR, NULL, "otlp: out of memory: traces are not exported by this process");
     atomic_store(&a->ops.warm, 1);
     notify("READY=1");
     return 0;
@@ -840,8 +870,10 @@ static void app_free(struct app *a)
     input_guard_free(a->guard); /* the same; agent_stop cancelled its calls */
     redis_close(a->redis);     /* the same: its connections live on the loops */
     outbox_stop(a->outbox);    /* the same; gives its claims back */
+    otlp_stop(a->otlp);        /* the same: its export lives on loop 0 */
     http_server_free(a->srv);  /* runs late completions, then frees the loops */
     outbox_free(a->outbox);    /* after them: a claim or finish may complete there */
+    otlp_free(a->otlp);
     ucp_set_signing_key(NULL);
     sign_key_free(a->signing_key);
     auth_gate_free(a->auth);   /* after them: a key check may complete there */

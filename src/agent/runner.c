@@ -85,7 +85,21 @@ struct turn *turn_alloc(struct agent *ag, struct loop *loop)
     }
     t->started_ns = clock_mono_ns();
     t->deadline_ms = clock_mono_ms() + ag->turn_timeout_ms;
+    turn_trace_begin(t);
     return t;
+}
+
+/* A turn's store work runs in the turn's trace context: its store calls,
+ * tools and the model calls made from their completions are its children. */
+static int turn_async(struct turn *t, int (*op)(struct store *st, void *arg),
+                      void (*done)(int status, void *arg))
+{
+    if (!t->span)
+        return store_async(t->ag->st, t->loop, op, t, done);
+    struct trace_ctx prev = trace_enter(&t->span->ctx);
+    int rc = store_async(t->ag->st, t->loop, op, t, done);
+    trace_leave(prev);
+    return rc;
 }
 
 void turn_link(struct turn *t)
@@ -112,6 +126,7 @@ void turn_free(struct turn *t)
     if (t->next)
         t->next->prev = t->prev;
     pthread_mutex_unlock(&t->ag->mu);
+    free(t->span); /* ended in finish_done; a turn that never ran has none to report */
     if (t->call)
         llm_call_cancel(t->call);
     if (t->guard_call)
@@ -398,9 +413,15 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
         t->tctx.op_key = key;
         char *before = t->tctx.checkout_id ? strdup(t->tctx.checkout_id) : NULL;
         int64_t t0 = clock_mono_ns();
+        /* the tool's span is current while it runs: its store calls are children */
+        struct trace_span sp;
+        trace_span_start(&sp, "agent.tool", TRACE_INTERNAL, t->span ? &t->span->ctx : NULL);
+        struct trace_ctx prev = trace_enter(sp.ctx.valid ? &sp.ctx : trace_current());
         shop_audit_as(t->request_id, t->owner); /* the shop's audit rows name this turn's request */
         json_t *result = tools_run(&t->tctx, name, args);
         shop_audit_as(NULL, NULL);
+        trace_leave(prev);
+        turn_trace_tool(&sp, name, id, result_error_code(result));
         t->tctx.op_key = NULL;
         turn_metrics_tool(t->ag, name, outcome_tool(result_error_code(result)),
                           clock_mono_ns() - t0);
@@ -561,6 +582,7 @@ static void finish_done(int status, void *arg)
     struct turn *t = arg;
     const char *outcome = outcome_turn(t->status != 0, t->code, t->tool_fail);
     turn_metrics_end(outcome, clock_mono_ns() - t->started_ns);
+    turn_trace_end(t, outcome);
     struct turn_result res;
     result_of(t, outcome, &res);
     if (t->done) {
@@ -582,7 +604,7 @@ void turn_finish(struct turn *t)
         t->finish_waiting = 1;
         return;
     }
-    if (store_async(t->ag->st, t->loop, op_finish, t, finish_done) != 0)
+    if (turn_async(t, op_finish, finish_done) != 0)
         finish_done(0, t);
 }
 
@@ -731,7 +753,7 @@ static void step_done(int status, void *arg)
 
 static void submit_step(struct turn *t)
 {
-    if (store_async(t->ag->st, t->loop, op_step, t, step_done) != 0) {
+    if (turn_async(t, op_step, step_done) != 0) {
         fail(t, AGENTD_EBUSY, 503, "busy", "the server is busy");
         turn_finish(t);
     }
@@ -810,8 +832,10 @@ static void llm_step(struct turn *t)
         req.messages_json = t->conv.data;
         req.messages_json_len = t->conv.len;
     }
+    struct trace_ctx prev = trace_enter(t->span ? &t->span->ctx : trace_current());
     int rc = llm_call(t->ag->llm, t->loop, &req, t->stream ? turn_text_delta : NULL, on_reply, t,
                       &t->call);
+    trace_leave(prev);
     if (rc != 0) {
         fail(t, rc, 503, "model_unavailable", "the model call could not start: %s", agentd_err_msg(rc));
         turn_finish(t);
@@ -1087,7 +1111,7 @@ static void on_wait(evutil_socket_t fd, short what, void *arg)
         turn_finish(t);
         return;
     }
-    if (store_async(t->ag->st, t->loop, op_begin, t, begin_done) != 0) {
+    if (turn_async(t, op_begin, begin_done) != 0) {
         fail(t, AGENTD_EBUSY, 503, "busy", "the server is busy");
         turn_finish(t);
     }
@@ -1186,7 +1210,7 @@ int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_star
     turn_link(t);
     if (!t->action_tool && turn_screen(t)) /* a UI action carries no free text */
         return 0;
-    int rc = store_async(ag->st, loop, op_begin, t, begin_done);
+    int rc = turn_async(t, op_begin, begin_done);
     if (rc != 0) {
         turn_metrics_inflight(-1);
         turn_free(t);
@@ -1196,7 +1220,7 @@ int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_star
 
 void turn_begin(struct turn *t)
 {
-    if (store_async(t->ag->st, t->loop, op_begin, t, begin_done) != 0) {
+    if (turn_async(t, op_begin, begin_done) != 0) {
         fail(t, AGENTD_EBUSY, 503, "busy", "the server is busy");
         turn_finish(t);
     }

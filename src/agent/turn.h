@@ -6,6 +6,7 @@
 #include "agent/tools.h"
 #include "core/buf.h"
 #include "core/reqid.h"
+#include "core/trace.h"
 
 #include <stdint.h>
 
@@ -35,6 +36,7 @@ struct turn {
     json_t *data;            /* the message's client data (payment) */
     char *idem_key;          /* the front's Idempotency-Key, if any */
     char request_id[REQID_MAX + 1];
+    struct trace_span *span; /* the turn's span (core/trace.h); NULL when tracing is off */
     void (*done)(const struct turn_result *res, void *ud); /* NULL for a resumed turn:
                                                              ag->resumed_done */
     void *ud;

@@ -1,6 +1,6 @@
-/* A turn's metrics: turns by outcome, their duration and how many run, and
- * tool calls by tool and outcome. Every series an alert may watch exists at
- * 0 from the start (agent_metrics_init). */
+/* A turn's telemetry: metrics (turns by outcome, their duration and how many
+ * run, tool calls by tool and outcome; every series an alert may watch exists
+ * at 0 from the start, agent_metrics_init) and its trace spans. */
 #include "agent/turn_metrics.h"
 #include "agent/outcome.h"
 #include "agent/runner.h"
@@ -8,7 +8,10 @@
 #include "agent/turn.h"
 #include "core/instance.h"
 #include "core/metrics.h"
+#include "core/trace.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -86,3 +89,39 @@ void turn_metrics_end(const char *outcome, int64_t ns)
 }
 
 void turn_metrics_inflight(int delta) { metric_add(m_inflight, delta); }
+
+void turn_trace_begin(struct turn *t)
+{
+    if (trace_enabled() && (t->span = malloc(sizeof *t->span)) != NULL)
+        trace_span_start(t->span, "agent.turn", TRACE_INTERNAL, trace_current());
+}
+
+void turn_trace_end(struct turn *t, const char *outcome)
+{
+    if (!t->span)
+        return;
+    trace_attr_str(t->span, "agentd.session_id", t->session_id);
+    trace_attr_str(t->span, "agentd.turn_id", t->turn_id);
+    trace_attr_str(t->span, "agentd.outcome", outcome);
+    trace_attr_int(t->span, "gen_ai.usage.input_tokens", t->prompt_tokens);
+    trace_attr_int(t->span, "gen_ai.usage.output_tokens", t->completion_tokens);
+    trace_attr_bool(t->span, "agentd.resumed", t->resumed);
+    if (t->status)
+        trace_span_set_status(t->span, TRACE_STATUS_ERROR);
+    trace_span_end(t->span);
+}
+
+void turn_trace_tool(struct trace_span *sp, const char *name, const char *call_id,
+                     const char *error_code)
+{
+    if (!sp->recording)
+        return;
+    snprintf(sp->name, sizeof sp->name, "execute_tool %s", name ? name : "?");
+    trace_attr_str(sp, "gen_ai.operation.name", "execute_tool");
+    trace_attr_str(sp, "gen_ai.tool.name", name);
+    trace_attr_str(sp, "gen_ai.tool.call.id", call_id);
+    trace_attr_str(sp, "agentd.outcome", outcome_tool(error_code));
+    if (error_code)
+        trace_span_set_status(sp, TRACE_STATUS_ERROR);
+    trace_span_end(sp);
+}

@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <jansson.h>
 
 #include "auth/sign.h"
 #include "core/clock.h"
@@ -22,6 +23,7 @@
 #include "core/metrics.h"
 #include "core/netguard.h"
 #include "core/reqid.h"
+#include "core/trace.h"
 #include "http/client.h"
 #include "store/async.h"
 #include "store/store.h"
@@ -68,6 +70,8 @@ struct send {
     char state[16];
     int64_t next_at;
     char last_error[200];
+    struct trace_span *span; /* this attempt's client span; NULL when tracing is off */
+    char tracestate[TRACESTATE_MAX + 1]; /* passed through from the queuing request, or "" */
 };
 
 void outbox_options_default(struct outbox_options *o)
@@ -167,6 +171,7 @@ static void send_free(struct send *s)
     free(s->row.state);
     free(s->row.last_error);
     free(s->row.claimed_by);
+    free(s->span);
     free(s);
 }
 
@@ -229,9 +234,48 @@ static void attempt_end(struct send *s, long http_status, const char *error)
         send_free(s); /* the claim runs out and the row is sent again */
 }
 
+static void attempt_done(CURL *easy, CURLcode result, struct send *s);
+
+/* An attempt's span: a child of the trace context the event was queued in
+ * (its row's stored traceparent), or a root for an event without one. */
+static void span_begin(struct send *s)
+{
+    if (!trace_enabled() || !(s->span = malloc(sizeof *s->span)))
+        return;
+    json_t *h = s->row.headers ? json_loads(s->row.headers, 0, NULL) : NULL;
+    struct trace_ctx parent;
+    int have = trace_parse_traceparent(
+                   json_string_value(json_object_get(h, "traceparent")), &parent) == 0;
+    trace_span_start(s->span, "POST webhook", TRACE_CLIENT, have ? &parent : NULL);
+    const char *ts = json_string_value(json_object_get(h, "tracestate"));
+    if (have && ts && trace_state_remember(&s->span->ctx, ts) && s->span->ctx.valid)
+        snprintf(s->tracestate, sizeof s->tracestate, "%s", ts); /* checked by remember */
+    json_decref(h);
+    trace_attr_str(s->span, "http.request.method", "POST");
+    trace_attr_str(s->span, "agentd.webhook.event_id", s->row.id);
+    trace_attr_int(s->span, "agentd.webhook.attempt", s->row.attempts + 1);
+}
+
+static void span_end(struct send *s, long code)
+{
+    if (code)
+        trace_attr_int(s->span, "http.response.status_code", code);
+    if (code < 200 || code >= 300)
+        trace_span_set_status(s->span, TRACE_STATUS_ERROR);
+    trace_span_end(s->span);
+}
+
 static void on_done(CURL *easy, CURLcode result, void *ud)
 {
     struct send *s = ud;
+    /* the outcome's log lines and its finish job belong to the attempt's trace */
+    struct trace_ctx prev = trace_enter(s->span ? &s->span->ctx : NULL);
+    attempt_done(easy, result, s);
+    trace_leave(prev);
+}
+
+static void attempt_done(CURL *easy, CURLcode result, struct send *s)
+{
     unlink_send(s);
     long code = 0;
     char why[200];
@@ -245,6 +289,8 @@ static void on_done(CURL *easy, CURLcode result, void *ud)
     }
     curl_easy_cleanup(s->easy);
     s->easy = NULL;
+    if (s->span)
+        span_end(s, code);
     attempt_end(s, code, code >= 200 && code < 300 ? NULL : why);
 }
 
@@ -301,11 +347,17 @@ static int headers_build(struct send *s)
     if (rc)
         return rc;
     struct curl_slist *l = NULL;
+    char tp[TRACEPARENT_LEN + 16] = "traceparent: ", ts[TRACESTATE_MAX + 16];
+    int traced = s->span && s->span->ctx.valid; /* W3C trace context: the receiver joins our trace */
+    if (traced)
+        trace_format_traceparent(&s->span->ctx, tp + 13);
+    int stated = traced && s->tracestate[0];
+    snprintf(ts, sizeof ts, "tracestate: %s", s->tracestate);
     if (asprintf(&h1, "Request-Signature: %s", sig) >= 0 &&
         asprintf(&h2, "Webhook-Id: %s", s->row.id) >= 0) {
         const char *const hs[] = { "Content-Type: application/json", h1, h2, s->ob->ucp_agent,
-                                   "Expect:" };
-        for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++) {
+                                   "Expect:", tp, ts };
+        for (size_t i = 0; i < sizeof hs / sizeof hs[0] - !stated - !traced; i++) {
             struct curl_slist *n = curl_slist_append(l, hs[i]);
             if (!n) {
                 rc = AGENTD_ENOMEM;
@@ -331,6 +383,7 @@ static void send_start(struct outbox *ob, struct send *s)
 {
     s->ob = ob;
     s->allowlisted = target_allowlisted(ob, s->row.target);
+    span_begin(s);
     CURL *c = s->easy = curl_easy_init();
     int bad = !c || headers_build(s) != 0;
     if (!bad) {

@@ -114,6 +114,10 @@ static const struct var vars[] = {
     { "AGENTD_SIGNING_KEY",      K_STR,      OFF(signing_key),      NULL, 0, 0, NULL, SECRET_ALL },
     { "AGENTD_WEBHOOK_TIMEOUT",  K_DURATION, OFF(webhook_timeout_ms),"10s", 100, 300000, NULL, 0 },
     { "AGENTD_WEBHOOK_MAX_ATTEMPTS",K_INT,   OFF(webhook_max_attempts),"20", 1, 100, NULL, 0 },
+    { "AGENTD_OTLP_ENDPOINT",    K_STR,      OFF(otlp_endpoint),    NULL, 0, 0, NULL, SECRET_URL },
+    { "AGENTD_OTLP_HEADERS",     K_STR,      OFF(otlp_headers),     NULL, 0, 0, NULL, SECRET_ALL },
+    { "AGENTD_TRACE_SAMPLE",     K_STR,      OFF(trace_sample),     NULL, 0, 0, NULL, 0 },
+    { "AGENTD_SERVICE_NAME",     K_STR,      OFF(service_name),     "agentd", 0, 0, NULL, 0 },
 };
 #define NVARS (sizeof vars / sizeof vars[0])
 
@@ -414,6 +418,55 @@ static void check_jwt(const struct config *cfg, struct config_problems *pr)
         config_problems_add(pr, "AGENTD_OIDC_JWKS_URL=%s: must be %s", cfg->oidc_jwks_url, need);
 }
 
+/* Traces (docs/operations.md "Traces"): the collector is operator config,
+ * so loopback and private hosts are fine; what no collector is (cloud
+ * metadata and other link-local, unspecified, multicast addresses) and
+ * credentials in the URL (they belong in AGENTD_OTLP_HEADERS) are refused. */
+static void check_traces(struct config *cfg, struct config_problems *pr)
+{
+    cfg->trace_sample_ratio = 1.0;
+    if (cfg->trace_sample) {
+        char *end = NULL;
+        errno = 0;
+        double r = strtod(cfg->trace_sample, &end);
+        if (errno || end == cfg->trace_sample || *end || !(r >= 0.0 && r <= 1.0))
+            config_problems_add(pr, "AGENTD_TRACE_SAMPLE=%s: a ratio from 0 to 1", cfg->trace_sample);
+        else
+            cfg->trace_sample_ratio = r;
+    }
+    if (cfg->otlp_headers) {
+        for (const char *p = cfg->otlp_headers; *p; p++)
+            if (*p == '\r' || *p == '\n') {
+                config_problems_add(pr, "AGENTD_OTLP_HEADERS: no line breaks (name=value,...)");
+                break;
+            }
+    }
+    if (!cfg->otlp_endpoint)
+        return;
+    const char *url = cfg->otlp_endpoint, *why = NULL;
+    const char *auth = strncmp(url, "http://", 7) == 0    ? url + 7
+                       : strncmp(url, "https://", 8) == 0 ? url + 8
+                                                          : NULL;
+    size_t alen = auth ? strcspn(auth, "/") : 0;
+    if (!auth || alen == 0)
+        why = "an http:// or https:// base URL";
+    else if (memchr(auth, '@', alen) || strpbrk(url, "?#"))
+        why = "no credentials or query in the URL (headers go in AGENTD_OTLP_HEADERS)";
+    else {
+        /* a numeric host is classified as the SSRF guard would */
+        char lit[NETGUARD_HOST_MAX + 3];
+        size_t hl = auth[0] == '[' ? strcspn(auth + 1, "]") : strcspn(auth, ":/");
+        snprintf(lit, sizeof lit, "%.*s", (int)(hl < sizeof lit ? hl : sizeof lit - 1),
+                 auth[0] == '[' ? auth + 1 : auth);
+        int c = netguard_classify_text(lit);
+        if (c == NETGUARD_LINK_LOCAL || c == NETGUARD_UNSPECIFIED || c == NETGUARD_MULTICAST ||
+            c == NETGUARD_BROADCAST)
+            why = "a collector's address (not link-local, unspecified or multicast)";
+    }
+    if (why)
+        config_problems_add(pr, "AGENTD_OTLP_ENDPOINT: must be %s", why);
+}
+
 /* Native HTTPS: both files or neither, and they must load now (a bad
  * certificate found at the first handshake would be found by a client). */
 static void check_tls(const struct config *cfg, struct config_problems *pr)
@@ -547,6 +600,7 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
     struct agentd_error re;
     if (cfg->redis_url && redis_url_parse(cfg->redis_url, &ru, &re) != 0)
         config_problems_add(pr, "AGENTD_REDIS_URL: %s", re.msg);
+    check_traces(cfg, pr);
     config_check_production(cfg, pr);
     return pr->n - before;
 }

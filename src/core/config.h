@@ -108,6 +108,12 @@ struct config {
     char *tls_cert_file;        /* AGENTD_TLS_CERT_FILE: PEM chain; with the key, native HTTPS */
     char *tls_key_file;         /* AGENTD_TLS_KEY_FILE: PEM private key */
     int behind_proxy;           /* AGENTD_BEHIND_PROXY: a proxy in front terminates TLS */
+    /* traces (core/trace.h, http/otlp.h, docs/operations.md "Traces") */
+    char *otlp_endpoint;        /* AGENTD_OTLP_ENDPOINT: collector base URL; NULL = tracing off */
+    char *otlp_headers;         /* AGENTD_OTLP_HEADERS (secret): name=value,... sent with exports */
+    char *trace_sample;         /* AGENTD_TRACE_SAMPLE: head-sampling ratio of new traces, as text */
+    double trace_sample_ratio;  /* ...parsed by config_load (default 1.0) */
+    char *service_name;         /* AGENTD_SERVICE_NAME: the resource's service.name */
 };
 
 /* Looks a variable up; the default reads the process environment. */

@@ -2,6 +2,7 @@
  * one write(2); no locks, no allocation. Lines longer than LOG_LINE_MAX are
  * cut and marked "truncated":true. */
 #include "core/log.h"
+#include "core/trace.h"
 #include "core/clock.h"
 #include "core/redact.h"
 
@@ -131,6 +132,16 @@ int log_begin(struct logline *l, enum log_level lvl, const char *msg)
     put(l, "\",\"msg\":\"", 9);
     put_masked(l, msg, strlen(msg)); /* error paths may quote user text */
     put(l, "\"", 1);
+    /* the trace of the request, turn or job this thread works for now
+     * (core/trace.h: a scoped context, so it is never a stale one) */
+    const struct trace_ctx *tc = trace_current();
+    if (tc) {
+        char tid[33];
+        trace_hex(tc->trace_id, 16, tid);
+        put(l, ",\"trace_id\":\"", 13);
+        put(l, tid, 32);
+        put(l, "\"", 1);
+    }
     return 1;
 }
 

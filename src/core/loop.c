@@ -2,6 +2,7 @@
  * The inbox is a mutex-protected FIFO emptied in one swap per wakeup. */
 #include "core/loop.h"
 #include "core/err.h"
+#include "core/trace.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -14,6 +15,7 @@ struct post {
     struct post *next;
     loop_fn fn;
     void *arg;
+    struct trace_ctx tc; /* the poster's trace context, current while fn runs */
 };
 
 struct loop {
@@ -47,7 +49,9 @@ static void run_inbox(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&l->mu);
     while (p) {
         struct post *next = p->next;
+        struct trace_ctx prev = trace_enter(&p->tc);
         p->fn(p->arg);
+        trace_leave(prev);
         free(p);
         p = next;
     }
@@ -105,6 +109,8 @@ int loop_post(struct loop *l, loop_fn fn, void *arg)
     p->next = NULL;
     p->fn = fn;
     p->arg = arg;
+    const struct trace_ctx *tc = trace_current();
+    p->tc = tc ? *tc : (struct trace_ctx){ 0 };
     pthread_mutex_lock(&l->mu);
     int was_empty = l->head == NULL;
     if (l->tail)

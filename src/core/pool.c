@@ -3,6 +3,7 @@
 #include "core/pool.h"
 #include "core/err.h"
 #include "core/loop.h"
+#include "core/trace.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -14,6 +15,7 @@ struct job {
     struct loop *origin;
     pool_fn work, done;
     void *arg;
+    struct trace_ctx tc; /* the submitter's trace context: the job's spans are its children */
 };
 
 struct pool {
@@ -49,6 +51,7 @@ static void *worker(void *arg)
         p->depth--;
         pthread_mutex_unlock(&p->mu);
 
+        struct trace_ctx prev = trace_enter(&j->tc); /* loop_post carries it on to done */
         j->work(j->arg);
         if (j->done) {
             /* If the loop cannot take it (out of memory), completing on the
@@ -56,6 +59,7 @@ static void *worker(void *arg)
             if (!j->origin || loop_post(j->origin, j->done, j->arg) != 0)
                 j->done(j->arg);
         }
+        trace_leave(prev);
         free(j);
     }
 }
@@ -109,6 +113,9 @@ int pool_submit(struct pool *p, struct loop *origin, pool_fn work, pool_fn done,
     if (!j)
         return AGENTD_ENOMEM;
     *j = (struct job){ .origin = origin, .work = work, .done = done, .arg = arg };
+    const struct trace_ctx *tc = trace_current();
+    if (tc)
+        j->tc = *tc;
     pthread_mutex_lock(&p->mu);
     if (p->stopping || (p->queue_max && p->depth >= p->queue_max)) {
         pthread_mutex_unlock(&p->mu);

@@ -13,6 +13,7 @@
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/tls.h"
+#include "core/trace.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -121,10 +122,39 @@ static void unlink_req(struct http_req *r)
     r->prev = r->next = NULL;
 }
 
-/* Access line + metrics + free. Called exactly once per request. */
+/* The request's server span ends with what was answered. */
+static void span_end(struct http_req *r)
+{
+    struct trace_span *sp = r->span;
+    /* "{method} {route}", as the HTTP semantic conventions name it */
+    size_t ml = strlen(http_method_name(r->method));
+    if (ml + 2 < sizeof sp->name) {
+        memcpy(sp->name, http_method_name(r->method), ml);
+        sp->name[ml] = ' ';
+        size_t rl = strnlen(r->route_label, sizeof sp->name - ml - 2);
+        memcpy(sp->name + ml + 1, r->route_label, rl);
+        sp->name[ml + 1 + rl] = '\0';
+    }
+    trace_attr_str(sp, "http.request.method", http_method_name(r->method));
+    trace_attr_str(sp, "http.route", r->route_label);
+    trace_attr_int(sp, "http.response.status_code", r->status);
+    trace_attr_str(sp, "url.path", r->path);
+    trace_attr_str(sp, "agentd.request_id", r->request_id);
+    if (r->error_code[0])
+        trace_attr_str(sp, "error.type", r->error_code);
+    if (r->status >= 500)
+        trace_span_set_status(sp, TRACE_STATUS_ERROR);
+    trace_span_end(sp);
+    free(sp);
+    r->span = NULL;
+}
+
+/* Access line + metrics + span + free. Called exactly once per request. */
 static void finish(struct http_req *r)
 {
     struct http_server *s = r->srv;
+    /* the access line carries the request's trace id */
+    struct trace_ctx prev = trace_enter(r->span ? &r->span->ctx : NULL);
     double secs = (double)(clock_mono_ns() - r->start_ns) / 1e9;
     char status[8];
     snprintf(status, sizeof status, "%d", r->status);
@@ -153,6 +183,9 @@ static void finish(struct http_req *r)
         }
         log_end(&l);
     }
+    trace_leave(prev);
+    if (r->span)
+        span_end(r);
     unlink_req(r);
     atomic_fetch_sub(&s->inflight, 1);
     metric_add(s->inflight_gauge, -1);
@@ -645,7 +678,36 @@ static void strip_gzip_etags(struct evkeyvalq *in)
     }
 }
 
+/* The request's server span: a child of a valid incoming traceparent
+ * (its tracestate remembered to pass on, never interpreted), else a new
+ * root. Current for the rest of on_request; http_req_proceed and every
+ * worker job or loop post made for r carry it on. */
+static void span_begin(struct http_req *r, struct evhttp_request *ev)
+{
+    if (!trace_enabled() || !(r->span = malloc(sizeof *r->span)))
+        return;
+    struct trace_ctx in;
+    const char *tp = evhttp_find_header(evhttp_request_get_input_headers(ev), "traceparent");
+    int have = tp && trace_parse_traceparent(tp, &in) == 0;
+    trace_span_start_at(r->span, http_method_name(r->method), TRACE_SERVER, have ? &in : NULL,
+                        r->start_ns);
+    const char *ts = have ? evhttp_find_header(evhttp_request_get_input_headers(ev), "tracestate")
+                          : NULL; /* no valid traceparent: tracestate is ignored too */
+    if (ts)
+        trace_state_remember(&r->span->ctx, ts);
+    trace_enter(&r->span->ctx);
+}
+
+static void on_request_run(struct evhttp_request *ev, void *arg);
+
 static void on_request(struct evhttp_request *ev, void *arg)
+{
+    struct trace_ctx prev = trace_enter(NULL);
+    on_request_run(ev, arg);
+    trace_leave(prev);
+}
+
+static void on_request_run(struct evhttp_request *ev, void *arg)
 {
     struct http_loop *hl = arg;
     struct http_server *s = hl->srv;
@@ -674,6 +736,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
         snprintf(r->request_id, sizeof r->request_id, "%s", rid);
     else
         reqid_generate(r->request_id);
+    span_begin(r, ev);
 
     struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
     if (evcon) {
@@ -738,12 +801,14 @@ static void on_request(struct evhttp_request *ev, void *arg)
 void http_req_proceed(struct http_req *r)
 {
     struct http_server *s = r->srv;
+    struct trace_ctx prev = trace_enter(r->span ? &r->span->ctx : NULL);
     if (r->gate_next < s->ngates) {
         int i = r->gate_next++;
         s->gate[i](r, s->gate_ud[i]);
-        return;
+    } else {
+        route_handler(r->match.route)(r);
     }
-    route_handler(r->match.route)(r);
+    trace_leave(prev); /* r may be gone: prev is a copy */
 }
 
 void http_server_set_gate(struct http_server *s, http_gate_fn gate, void *ud)
@@ -1025,6 +1090,7 @@ void http_server_free(struct http_server *s)
             if (r->on_abort)
                 r->on_abort(r, r->abort_ud);
             atomic_fetch_sub(&s->inflight, 1);
+            free(r->span); /* never ended: no answer was sent */
             free(r);
         }
         if (hl->accept_pause)

@@ -15,6 +15,7 @@
 #include "http/router.h"
 
 struct config;
+struct trace_span;
 struct loop;
 struct evhttp_request;
 struct http_server;
@@ -63,6 +64,7 @@ struct http_req {
     void (*on_abort)(struct http_req *r, void *ud);
     void *abort_ud;
     struct http_req *prev, *next; /* the loop's live requests */
+    struct trace_span *span;      /* the request's server span; NULL when tracing is off */
 };
 
 /* ---- replies (loop thread of r only) ---- */

@@ -218,6 +218,17 @@ static void start_attempt(struct llm_call *c)
         c->rid_hdr = (struct curl_slist){ .data = c->rid_line, .next = hdrs };
         hdrs = &c->rid_hdr;
     }
+    if (c->span && c->span->ctx.valid) { /* W3C trace context: the provider's spans join ours */
+        char tp[TRACEPARENT_LEN + 1];
+        trace_format_traceparent(&c->span->ctx, tp);
+        snprintf(c->tp_line, sizeof c->tp_line, "traceparent: %s", tp);
+        c->tp_hdr = (struct curl_slist){ .data = c->tp_line, .next = hdrs };
+        hdrs = &c->tp_hdr;
+        if (c->ts_line) {
+            c->ts_hdr = (struct curl_slist){ .data = c->ts_line, .next = hdrs };
+            hdrs = &c->ts_hdr;
+        }
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout > 0 ? timeout : 1));
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
@@ -491,9 +502,20 @@ static int waited_for_connection(struct llm_call *c)
     return provider_ms < c->timeout_ms * 9 / 10;
 }
 
+static void transfer_done(CURL *easy, CURLcode res, struct llm_call *c);
+
+/* A transfer's end runs in the call's trace context: its log lines carry
+ * the trace id (the context is a copy: the call may be freed inside). */
 static void on_transfer_done(CURL *easy, CURLcode res, void *ud)
 {
     struct llm_call *c = ud;
+    struct trace_ctx prev = trace_enter(c->span ? &c->span->ctx : NULL);
+    transfer_done(easy, res, c);
+    trace_leave(prev);
+}
+
+static void transfer_done(CURL *easy, CURLcode res, struct llm_call *c)
+{
     struct provider *p = &c->llm->prov[c->prov];
     metric_observe(p->m_duration, (double)(clock_mono_ns() - c->started_ns) / 1e9);
     if (c->cancelled) {

@@ -56,7 +56,36 @@ void llm_call_free(struct llm_call *c)
     free(c->pending_err);
     free(c->last_err);
     free(c->refused_msg);
+    free(c->span); /* ended in llm_call_finish; a cancelled call reports none */
+    free(c->ts_line);
     free(c);
+}
+
+/* The model call's span ends with what answered and what it cost
+ * (gen_ai.* semantic conventions where they fit). */
+static void span_end(struct llm_call *c, int status, const struct llm_reply *reply)
+{
+    struct trace_span *sp = c->span;
+    const char *model = reply && reply->model ? reply->model : NULL;
+    snprintf(sp->name, sizeof sp->name, "chat %s", model ? model : "");
+    trace_attr_str(sp, "gen_ai.operation.name", "chat");
+    if (reply) {
+        trace_attr_str(sp, "gen_ai.provider.name", reply->provider);
+        trace_attr_str(sp, "gen_ai.response.model", reply->model);
+        trace_attr_int(sp, "gen_ai.usage.input_tokens", reply->usage.prompt_tokens);
+        trace_attr_int(sp, "gen_ai.usage.output_tokens", reply->usage.completion_tokens);
+        trace_attr_str(sp, "gen_ai.response.finish_reasons", reply->finish_reason);
+    }
+    trace_attr_int(sp, "agentd.llm.attempts", reply ? reply->attempts : c->attempts);
+    trace_attr_int(sp, "agentd.llm.retries",
+                   (reply ? reply->attempts : c->attempts) > 1
+                       ? (reply ? reply->attempts : c->attempts) - 1 : 0);
+    trace_attr_bool(sp, "agentd.llm.stream", c->stream);
+    if (status) {
+        trace_attr_str(sp, "error.type", agentd_err_code(status));
+        trace_span_set_status(sp, TRACE_STATUS_ERROR);
+    }
+    trace_span_end(sp);
 }
 
 static void on_deferred_finish(evutil_socket_t fd, short what, void *arg);
@@ -79,8 +108,12 @@ void llm_call_finish(struct llm_call *c, int status, struct llm_reply *reply, co
     snprintf(msg, sizeof msg, "%s", err ? err : "");
     llm_done_fn done = c->done;
     void *ud = c->ud;
+    if (c->span)
+        span_end(c, status, reply);
+    struct trace_ctx prev = trace_enter(&c->parent); /* the caller's context again */
     llm_call_free(c);
     done(status, reply, status == 0 ? NULL : msg, hint_s, ud);
+    trace_leave(prev);
 }
 
 static void on_deferred_finish(evutil_socket_t fd, short what, void *arg)
@@ -148,6 +181,15 @@ int llm_call(struct llm *l, struct loop *loop, const struct llm_request *req, ll
     c->body_prov = -1;
     if (req->request_id)
         snprintf(c->request_id, sizeof c->request_id, "%s", req->request_id);
+    if (trace_enabled() && (c->span = malloc(sizeof *c->span)) != NULL) {
+        const struct trace_ctx *parent = trace_current();
+        if (parent)
+            c->parent = *parent;
+        trace_span_start(c->span, "chat", TRACE_CLIENT, parent);
+        char ts[TRACESTATE_MAX + 1];
+        if (trace_state_lookup(&c->span->ctx, ts) && asprintf(&c->ts_line, "tracestate: %s", ts) < 0)
+            c->ts_line = NULL; /* passed through when there is memory for it */
+    }
     int built;
     if (l->nprov)
         built = llm_request_build(c, ll, req) == 0;

@@ -12,6 +12,7 @@
 
 #include "core/buf.h"
 #include "core/reqid.h"
+#include "core/trace.h"
 #include "llm/llm.h"
 #include "llm/llm_config.h"
 #include "llm/retry.h"
@@ -101,6 +102,15 @@ struct llm_call {
      * so the provider's logs can be matched with ours (no allocation) */
     char rid_line[REQID_MAX + 16];
     struct curl_slist rid_hdr;
+    /* the call's client span (NULL when tracing is off) and its parent's
+     * context (current again while done() runs); "traceparent: ..." sent
+     * to the provider, in front of the list like the request id */
+    struct trace_span *span;
+    struct trace_ctx parent;
+    char tp_line[TRACEPARENT_LEN + 16];
+    struct curl_slist tp_hdr;
+    char *ts_line;                 /* "tracestate: ..." when the trace has one */
+    struct curl_slist ts_hdr;
     int prov, retry, attempts;
     int probe;                     /* this attempt is its breaker's half-open probe */
     int capped;                    /* this attempt's timeout is what was left of the deadline */

@@ -10,6 +10,7 @@
 
 #include "core/err.h"
 #include "core/reqid.h"
+#include "core/trace.h"
 #include "store/store.h"
 
 static _Thread_local const char *tl_webhook;
@@ -48,7 +49,20 @@ int shop_order_event_build(const char *event_type, const struct order *o, const 
     ev->id = strdup(id);
     ev->kind = strdup(SHOP_EVENT_KIND);
     ev->target = strdup(webhook_url);
-    if (!ev->body || !ev->id || !ev->kind || !ev->target) {
+    /* the delivery joins the trace of the change that queued it (the
+     * outbox sends a traceparent of its own span under this one) */
+    const struct trace_ctx *tc = trace_current();
+    int traced = tc != NULL;
+    if (traced) {
+        char tp[TRACEPARENT_LEN + 1];
+        trace_format_traceparent(tc, tp);
+        char ts[TRACESTATE_MAX + 1];
+        json_t *h = json_pack("{s:s,s:s?}", "traceparent", tp, "tracestate",
+                              trace_state_lookup(tc, ts) ? ts : NULL);
+        ev->headers = h ? json_dumps(h, JSON_COMPACT) : NULL;
+        json_decref(h);
+    }
+    if (!ev->body || !ev->id || !ev->kind || !ev->target || (traced && !ev->headers)) {
         shop_order_event_clear(ev);
         return AGENTD_ENOMEM;
     }
@@ -60,6 +74,7 @@ void shop_order_event_clear(struct store_outbox *ev)
     free(ev->id);
     free(ev->kind);
     free(ev->target);
+    free(ev->headers);
     free(ev->body);
     memset(ev, 0, sizeof *ev);
 }

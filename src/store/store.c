@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/metrics.h"
+#include "core/trace.h"
 #include "core/pool.h"
 
 /* AGENTD_EBUSY from a backend means its own waiting (SQLite's busy timeout)
@@ -149,9 +150,29 @@ void store_close(struct store *s)
 
 int store_healthy(const struct store *s) { return atomic_load(&((struct store *)s)->healthy); }
 
+/* A store call's span: a child of the context the call runs in (the worker
+ * pool hands each job its submitter's, core/pool.c); none outside one. */
+static void trace_op(enum store_op op, int64_t t0, int rc)
+{
+    const struct trace_ctx *parent = trace_current();
+    if (!parent || !(parent->flags & TRACE_FLAG_SAMPLED))
+        return;
+    struct trace_span sp;
+    trace_span_start_at(&sp, op_names[op], TRACE_INTERNAL, parent, t0);
+    trace_attr_str(&sp, "db.operation.name", op_names[op]);
+    if (rc != 0) {
+        trace_attr_str(&sp, "error.type", agentd_err_code(rc));
+        if (rc != AGENTD_ENOTFOUND && rc != AGENTD_EEXIST && rc != AGENTD_ECONFLICT)
+            trace_span_set_status(&sp, TRACE_STATUS_ERROR);
+    }
+    trace_span_end(&sp);
+}
+
 static int observed(struct store *s, enum store_op op, int64_t t0, int rc)
 {
     metric_observe(s->duration[op], (double)(clock_mono_ns() - t0) / 1e9);
+    if (trace_enabled())
+        trace_op(op, t0, rc);
     if (rc != 0 && rc != AGENTD_ENOTFOUND && rc != AGENTD_EEXIST && rc != AGENTD_ECONFLICT)
         metric_inc(s->errors[op]);
     if ((rc == AGENTD_EIO || rc == AGENTD_ECORRUPT) && op_kinds[op] != 'N')

@@ -520,6 +520,8 @@ class Handler(BaseHTTPRequestHandler):
         with STATE.lock:
             STATE.last = {"path": self.path, "authorization": self.headers.get("Authorization"),
                           "request_id": self.headers.get("X-Request-Id"),
+                          "traceparent": self.headers.get("traceparent"),
+                          "tracestate": self.headers.get("tracestate"),
                           "model": body.get("model"), "stream": bool(body.get("stream")),
                           "has_tools": bool(body.get("tools")), "tool_choice": body.get("tool_choice"),
                           "max_tokens": body.get("max_tokens"),

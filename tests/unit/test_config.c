@@ -273,6 +273,44 @@ static void test_guard_settings(void **state)
     config_problems_free(&pr);
 }
 
+static void test_trace_settings(void **state)
+{
+    (void)state;
+    struct config c;
+    struct config_problems pr = { 0 };
+    const char *none[] = { NULL };
+    assert_int_equal(load(&c, none, &pr), 0);
+    assert_null(c.otlp_endpoint);
+    assert_string_equal(c.service_name, "agentd");
+    assert_true(c.trace_sample_ratio == 1.0);
+    config_free(&c);
+    const char *set[] = { "AGENTD_OTLP_ENDPOINT", "http://10.0.0.7:4318", "AGENTD_TRACE_SAMPLE",
+                          "0.25", "AGENTD_SERVICE_NAME", "shop-eu", "AGENTD_OTLP_HEADERS",
+                          "authorization=Basic abc", NULL };
+    assert_int_equal(load(&c, set, &pr), 0);
+    assert_true(c.trace_sample_ratio == 0.25);
+    assert_string_equal(c.service_name, "shop-eu");
+    config_free(&c);
+    const char *bad[] = { "AGENTD_OTLP_ENDPOINT", "http://169.254.169.254/", "AGENTD_TRACE_SAMPLE",
+                          "1.5", NULL };
+    assert_int_equal(load(&c, bad, &pr), 2);
+    assert_true(has_problem(&pr, "AGENTD_OTLP_ENDPOINT: must be a collector's address"));
+    assert_true(has_problem(&pr, "AGENTD_TRACE_SAMPLE=1.5"));
+    config_free(&c);
+    config_problems_free(&pr);
+    const char *bad2[] = { "AGENTD_OTLP_ENDPOINT", "http://u:p@[::1]:4318", NULL };
+    assert_int_equal(load(&c, bad2, &pr), 1);
+    assert_true(has_problem(&pr, "AGENTD_OTLP_ENDPOINT: must be no credentials"));
+    config_free(&c);
+    config_problems_free(&pr);
+    const char *bad3[] = { "AGENTD_OTLP_ENDPOINT", "collector:4318", "AGENTD_TRACE_SAMPLE", "x",
+                           NULL };
+    assert_int_equal(load(&c, bad3, &pr), 2);
+    assert_true(has_problem(&pr, "AGENTD_OTLP_ENDPOINT: must be an http"));
+    config_free(&c);
+    config_problems_free(&pr);
+}
+
 static void test_redis_settings(void **state)
 {
     (void)state;
@@ -630,6 +668,7 @@ int main(void)
         cmocka_unit_test(test_production_limits),
         cmocka_unit_test(test_jwt_settings),
         cmocka_unit_test(test_guard_settings),
+        cmocka_unit_test(test_trace_settings),
         cmocka_unit_test(test_redis_settings),
         cmocka_unit_test(test_rate_limits_and_quotas),
         cmocka_unit_test(test_tls_and_plain_http),
