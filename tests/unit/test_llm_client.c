@@ -823,7 +823,7 @@ static void test_max_connections(void **state)
 {
     (void)state;
     const char *kv[] = { "AGENTD_LLM_URL", "http://127.0.0.1:PORT/v1", "AGENTD_LLM_MODEL", "m",
-                         "AGENTD_LLM_MAX_CONNECTIONS", "1", "AGENTD_LLM_TIMEOUT", "700ms",
+                         "AGENTD_LLM_MAX_CONNECTIONS", "1", "AGENTD_LLM_TIMEOUT", "1500ms",
                          "AGENTD_LLM_MAX_RETRIES", "0", "AGENTD_LLM_BREAKER_FAILURES", "1", NULL };
     struct env e;
     env_start(&e, kv, 0);
@@ -839,9 +839,10 @@ static void test_max_connections(void **state)
     for (int i = 0; i < 2; i++)
         result_free(&r[i]);
 
-    /* 2 x 500 ms on one connection with a 700 ms timeout: the second call
-     * waits 500 ms, then the model has 200 ms */
-    two_calls(&e, "slow [[fault:latency ms=500]]", r);
+    /* 2 x 1000 ms on one connection with a 1500 ms timeout: the second call
+     * waits 1000 ms, then the model has 500 ms (margins wide enough for a
+     * loaded CI machine: the first call has 500 ms to spare) */
+    two_calls(&e, "slow [[fault:latency ms=1000]]", r);
     int failed = r[0].status != 0 ? 0 : 1;
     assert_int_equal(r[!failed].status, 0);
     assert_int_equal(r[failed].status, AGENTD_EUNAVAILABLE);
