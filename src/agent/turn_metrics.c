@@ -14,7 +14,7 @@
 #include <jansson.h>
 
 static struct metric *m_turns, *m_tool_calls, *m_tool_duration;
-static struct metric_child *m_duration, *m_inflight;
+static struct metric_child *m_duration, *m_inflight, *m_store_jobs;
 
 void agent_metrics_init(void)
 {
@@ -27,6 +27,11 @@ void agent_metrics_init(void)
                                              METRIC_HISTOGRAM, NULL, METRICS_BUCKETS_LATENCY));
     m_inflight = metric_only(metric_register("agentd_turns_in_flight", "Agent turns running",
                                              METRIC_GAUGE, NULL, NULL));
+    /* worker-pool round trips a turn makes (docs/performance.md): a direct
+     * turn should make two, so a change that adds one shows here */
+    m_store_jobs = metric_only(metric_register("agentd_turn_store_jobs_total",
+                                               "Store jobs (worker-pool round trips) agent turns made",
+                                               METRIC_COUNTER, NULL, NULL));
     m_tool_calls = metric_register("agentd_tool_calls_total",
                                    "Agent tool calls by tool and outcome", METRIC_COUNTER,
                                    tool_outcome, NULL);
@@ -86,3 +91,5 @@ void turn_metrics_end(const char *outcome, int64_t ns)
 }
 
 void turn_metrics_inflight(int delta) { metric_add(m_inflight, delta); }
+
+void turn_metrics_store_job(void) { metric_inc(m_store_jobs); }
