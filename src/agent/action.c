@@ -190,7 +190,7 @@ static void action_done(int status, void *arg)
 
 void turn_action_go(struct turn *t)
 {
-    if (store_async(t->ag->st, t->loop, op_action, t, action_done) != 0) {
+    if (turn_store_async(t, op_action, action_done) != 0) {
         turn_fail(t, AGENTD_EBUSY, 503, "busy", "the server is busy");
         turn_resume_go(t);
     }

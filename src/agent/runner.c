@@ -89,19 +89,6 @@ struct turn *turn_alloc(struct agent *ag, struct loop *loop)
     return t;
 }
 
-/* A turn's store work runs in the turn's trace context: its store calls,
- * tools and the model calls made from their completions are its children. */
-static int turn_async(struct turn *t, int (*op)(struct store *st, void *arg),
-                      void (*done)(int status, void *arg))
-{
-    if (!t->span)
-        return store_async(t->ag->st, t->loop, op, t, done);
-    struct trace_ctx prev = trace_enter(&t->span->ctx);
-    int rc = store_async(t->ag->st, t->loop, op, t, done);
-    trace_leave(prev);
-    return rc;
-}
-
 void turn_link(struct turn *t)
 {
     struct agent *ag = t->ag;
@@ -597,6 +584,20 @@ static void finish_done(int status, void *arg)
     turn_free(t);
 }
 
+/* A turn's store work runs in the turn's trace context: its store calls,
+ * tools and the model calls made from their completions are its children. */
+int turn_store_async(struct turn *t, int (*op)(struct store *, void *),
+                     void (*done)(int status, void *))
+{
+    turn_metrics_store_job();
+    if (!t->span)
+        return store_async(t->ag->st, t->loop, op, t, done);
+    struct trace_ctx prev = trace_enter(&t->span->ctx);
+    int rc = store_async(t->ag->st, t->loop, op, t, done);
+    trace_leave(prev);
+    return rc;
+}
+
 void turn_finish(struct turn *t)
 {
     turn_text_stop(t);
@@ -604,7 +605,11 @@ void turn_finish(struct turn *t)
         t->finish_waiting = 1;
         return;
     }
-    if (turn_async(t, op_finish, finish_done) != 0)
+    if (t->ended) { /* the last step's job wrote the end too */
+        finish_done(0, t);
+        return;
+    }
+    if (turn_store_async(t, op_finish, finish_done) != 0)
         finish_done(0, t);
 }
 
@@ -698,6 +703,38 @@ static int op_step(struct store *st, void *arg)
     return rc;
 }
 
+/* The model's last step (no tool call) and the turn's end in one job and
+ * one commit: the reply, its usage, the end and its events. A tool step
+ * stays on its own (its tools read what they wrote, committed). */
+static int op_step_job(struct store *st, void *arg)
+{
+    struct turn *t = arg;
+    struct llm_reply *r = t->reply;
+    if (r->tool_calls && json_array_size(r->tool_calls))
+        return op_step(st, t);
+    int own = !t->batched && store_batch_begin(st) == 1;
+    t->batched |= own;
+    int rc = op_step(st, t);
+    if (rc == 0 && !t->answer) {
+        t->answer = strdup(r->content ? r->content : "");
+        if (!t->answer)
+            fail(t, AGENTD_ENOMEM, 503, "busy", "out of memory");
+    }
+    if (rc == 0) {
+        op_finish(st, t);
+        t->ended = 1;
+    }
+    if (own)
+        rc = own_batch_end(st, t, rc);
+    if (rc != 0 && t->ended) { /* the commit failed: the end is written again */
+        t->ended = 0;
+        if (!t->code[0])
+            fail(t, rc, agentd_err_http(rc), agentd_err_code(rc),
+                 "the turn could not be saved: %s", agentd_err_msg(rc));
+    }
+    return rc;
+}
+
 static void llm_step(struct turn *t);
 
 /* Before another model call: the step and token budgets. 0 = go on. */
@@ -733,7 +770,8 @@ static void step_done(int status, void *arg)
         return;
     }
     if (!had_tools) {
-        t->answer = t->reply->content ? strdup(t->reply->content) : strdup("");
+        if (!t->answer)
+            t->answer = t->reply->content ? strdup(t->reply->content) : strdup("");
         llm_reply_free(t->reply);
         t->reply = NULL;
         turn_finish(t);
@@ -753,7 +791,7 @@ static void step_done(int status, void *arg)
 
 static void submit_step(struct turn *t)
 {
-    if (turn_async(t, op_step, step_done) != 0) {
+    if (turn_store_async(t, op_step_job, step_done) != 0) {
         fail(t, AGENTD_EBUSY, 503, "busy", "the server is busy");
         turn_finish(t);
     }
@@ -1070,13 +1108,12 @@ static int begin_tx(struct store *st, struct turn *t)
     return rc;
 }
 
-/* A front's accept, the turn's claim and the user's message commit
- * together (one store batch): a front that accepts pays no commit of its
- * own. Without an accepting hook each write commits on its own, as ever. */
+/* A front's accept, the new session, the turn's claim and the user's
+ * message commit together (one store batch): one commit per turn start. */
 static int op_begin(struct store *st, void *arg)
 {
     struct turn *t = arg;
-    if (!t->accepting || store_batch_begin(st) != 1)
+    if (store_batch_begin(st) != 1)
         return begin_tx(st, t);
     t->batched = 1;
     int rc = begin_tx(st, t);
@@ -1111,7 +1148,7 @@ static void on_wait(evutil_socket_t fd, short what, void *arg)
         turn_finish(t);
         return;
     }
-    if (turn_async(t, op_begin, begin_done) != 0) {
+    if (turn_store_async(t, op_begin, begin_done) != 0) {
         fail(t, AGENTD_EBUSY, 503, "busy", "the server is busy");
         turn_finish(t);
     }
@@ -1210,7 +1247,7 @@ int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_star
     turn_link(t);
     if (!t->action_tool && turn_screen(t)) /* a UI action carries no free text */
         return 0;
-    int rc = turn_async(t, op_begin, begin_done);
+    int rc = turn_store_async(t, op_begin, begin_done);
     if (rc != 0) {
         turn_metrics_inflight(-1);
         turn_free(t);
@@ -1220,7 +1257,7 @@ int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_star
 
 void turn_begin(struct turn *t)
 {
-    if (turn_async(t, op_begin, begin_done) != 0) {
+    if (turn_store_async(t, op_begin, begin_done) != 0) {
         fail(t, AGENTD_EBUSY, 503, "busy", "the server is busy");
         turn_finish(t);
     }

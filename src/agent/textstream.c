@@ -102,7 +102,7 @@ static void start_flush(struct turn *t)
     if (!t->flush_text)
         return;
     t->flushing = 1;
-    if (store_async(t->ag->st, t->loop, op_flush, t, flush_done) != 0) {
+    if (turn_store_async(t, op_flush, flush_done) != 0) {
         /* busy: keep the text for the next flush or the step's record */
         t->flushing = 0;
         t->delta = t->flush_text;

@@ -48,6 +48,7 @@ struct turn {
     int refused;             /* the accepting hook said no */
     int batched;             /* op_begin's writes commit together: events published after */
     int publish_due;
+    int ended;               /* the last step's job also wrote the turn's end */
     int64_t started_seq;     /* the turn-started event */
     int req_policy;          /* from the request, -1 = none */
     int policy;              /* resolved in op_begin */
@@ -133,6 +134,9 @@ void turn_free(struct turn *t);
 void turn_link(struct turn *t);
 /* Ends the turn: its outcome persisted (worker), then the front answered. */
 void turn_finish(struct turn *t);
+/* store_async on the turn's loop, counted (agentd_turn_store_jobs_total). */
+int turn_store_async(struct turn *t, int (*op)(struct store *, void *),
+                     void (*done)(int status, void *));
 void turn_fail(struct turn *t, int status, int http, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 /* Runs tool calls [from, n) of `calls` — the reply checkpointed at

@@ -17,7 +17,7 @@
 #include <jansson.h>
 
 static struct metric *m_turns, *m_tool_calls, *m_tool_duration;
-static struct metric_child *m_duration, *m_inflight;
+static struct metric_child *m_duration, *m_inflight, *m_store_jobs;
 
 void agent_metrics_init(void)
 {
@@ -30,6 +30,11 @@ void agent_metrics_init(void)
                                              METRIC_HISTOGRAM, NULL, METRICS_BUCKETS_LATENCY));
     m_inflight = metric_only(metric_register("agentd_turns_in_flight", "Agent turns running",
                                              METRIC_GAUGE, NULL, NULL));
+    /* worker-pool round trips a turn makes (docs/performance.md): a direct
+     * turn should make two, so a change that adds one shows here */
+    m_store_jobs = metric_only(metric_register("agentd_turn_store_jobs_total",
+                                               "Store jobs (worker-pool round trips) agent turns made",
+                                               METRIC_COUNTER, NULL, NULL));
     m_tool_calls = metric_register("agentd_tool_calls_total",
                                    "Agent tool calls by tool and outcome", METRIC_COUNTER,
                                    tool_outcome, NULL);
@@ -125,3 +130,5 @@ void turn_trace_tool(struct trace_span *sp, const char *name, const char *call_i
         trace_span_set_status(sp, TRACE_STATUS_ERROR);
     trace_span_end(sp);
 }
+
+void turn_metrics_store_job(void) { metric_inc(m_store_jobs); }

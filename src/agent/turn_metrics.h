@@ -18,6 +18,8 @@ void turn_metrics_tool(const struct agent *ag, const char *name, const char *out
 void turn_metrics_end(const char *outcome, int64_t ns);
 /* A turn starts (+1) or ends unrun (-1). */
 void turn_metrics_inflight(int delta);
+/* One store job (a worker-pool round trip) of a turn. */
+void turn_metrics_store_job(void);
 
 /* The turn's span (t->span, NULL when tracing is off): a child of the
  * current context (the request that started it), or a root for a turn

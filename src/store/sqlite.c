@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/metrics.h"
 
 #define DEFAULT_READERS 4
 
@@ -307,7 +308,7 @@ int sq_get(struct sq *q, enum st id, const struct row_map *m, void *outp, const 
 struct conn *sq_reader_get(struct sq *q)
 {
     if (q->nreaders == 0) {
-        pthread_mutex_lock(&q->writer.mu);
+        sq_writer_lock_plain(q);
         return &q->writer;
     }
     /* A thread keeps to "its" reader while it is free, so connections stay
@@ -329,73 +330,190 @@ struct conn *sq_reader_get(struct sq *q)
 
 void sq_conn_put(struct conn *c) { pthread_mutex_unlock(&c->mu); }
 
+/* ---- the writer: group commit ----
+ *
+ * Pool workers contend for the one writer connection. A write that ends
+ * while other threads wait for the writer does not commit: it leaves the
+ * transaction open, hands the writer on and waits; the next write runs in
+ * the same transaction (in a savepoint of its own, so its failure undoes
+ * only itself), and the last one with nobody waiting — or the 64th —
+ * commits for all and wakes them with the commit's result. Nobody waits
+ * for company: an idle writer commits at once. Durability is unchanged: a
+ * caller is answered only after the commit that holds its write. */
+
+#define GROUP_MAX 64
+
+static struct metric_child *m_commits, *m_grouped, *m_waiting;
+
+static void writer_metrics_bind(void)
+{
+    m_commits = metric_only(metric_register("agentd_store_commits_total",
+                                            "Write transactions the store committed.",
+                                            METRIC_COUNTER, NULL, NULL));
+    m_grouped = metric_only(metric_register(
+        "agentd_store_grouped_writes_total",
+        "Writes that rode a later write's commit (group commit) instead of their own.",
+        METRIC_COUNTER, NULL, NULL));
+    m_waiting = metric_only(metric_register("agentd_store_writer_waiting",
+                                            "Threads waiting for the store's writer connection.",
+                                            METRIC_GAUGE, NULL, NULL));
+}
+
+static void writer_lock(struct sq *q)
+{
+    if (pthread_mutex_trylock(&q->writer.mu) == 0)
+        return;
+    atomic_fetch_add(&q->writer_waiting, 1);
+    metric_add(m_waiting, 1);
+    pthread_mutex_lock(&q->writer.mu);
+    atomic_fetch_sub(&q->writer_waiting, 1);
+    metric_add(m_waiting, -1);
+}
+
+/* With writer.mu held: commits the open transaction (if any) and answers
+ * every write that waited for it. Returns the commit's status. */
+static int group_commit(struct sq *q)
+{
+    int rc = 0;
+    if (!sqlite3_get_autocommit(q->writer.db)) {
+        rc = sq_run(&q->writer, ST_COMMIT, NULL, NULL, "");
+        if (rc && !sqlite3_get_autocommit(q->writer.db))
+            sq_run(&q->writer, ST_ROLLBACK, NULL, NULL, "");
+        if (rc == 0)
+            metric_inc(m_commits);
+    }
+    struct sq_joined *j = q->joined;
+    q->joined = NULL;
+    q->njoined = 0;
+    if (j) {
+        pthread_mutex_lock(&q->group_mu);
+        for (; j; j = j->next) {
+            j->rc = rc;
+            j->done = 1;
+        }
+        pthread_cond_broadcast(&q->group_cv);
+        pthread_mutex_unlock(&q->group_mu);
+    }
+    return rc;
+}
+
+void sq_writer_lock_plain(struct sq *q)
+{
+    writer_lock(q);
+    if (q->joined || !sqlite3_get_autocommit(q->writer.db))
+        group_commit(q); /* a group left open for this thread: close it first */
+}
+
+void sq_writer_unlock(struct sq *q) { pthread_mutex_unlock(&q->writer.mu); }
+
+/* A write (or a batch) is done with the writer: ok says it wrote something
+ * that must commit. Either hands the open transaction on to a waiting
+ * thread and waits for its commit, or commits now. */
+static int writer_leave(struct sq *q, int ok)
+{
+    if (q->nreaders > 0 && atomic_load(&q->writer_waiting) > 0 && q->njoined < GROUP_MAX - 1 &&
+        !sqlite3_get_autocommit(q->writer.db)) {
+        if (!ok) { /* nothing of ours to commit: the next holder carries on */
+            pthread_mutex_unlock(&q->writer.mu);
+            return 0;
+        }
+        struct sq_joined me = { .next = q->joined };
+        q->joined = &me;
+        q->njoined++;
+        metric_inc(m_grouped);
+        pthread_mutex_unlock(&q->writer.mu);
+        pthread_mutex_lock(&q->group_mu);
+        while (!me.done)
+            pthread_cond_wait(&q->group_cv, &q->group_mu);
+        pthread_mutex_unlock(&q->group_mu);
+        return me.rc;
+    }
+    int rc = group_commit(q);
+    pthread_mutex_unlock(&q->writer.mu);
+    return ok ? rc : 0;
+}
+
+/* Opens this write's part of the transaction: the transaction itself if
+ * none is open (its first write needs no savepoint: undoing it is a
+ * rollback of the whole, which spares copying every page it changes into
+ * the statement journal), else a savepoint inside the open one. */
+static int write_open(struct sq *q, int *bare)
+{
+    if (sqlite3_get_autocommit(q->writer.db)) {
+        *bare = 1;
+        return sq_run(&q->writer, ST_BEGIN_IMMEDIATE, NULL, NULL, "");
+    }
+    *bare = 0;
+    return sq_run(&q->writer, ST_SAVEPOINT_OP, NULL, NULL, "");
+}
+
+/* Closes it: kept (rc 0) or undone alone. */
+static int write_close(struct sq *q, int bare, int rc)
+{
+    if (bare) {
+        if (rc && !sqlite3_get_autocommit(q->writer.db))
+            sq_run(&q->writer, ST_ROLLBACK, NULL, NULL, "");
+        return rc;
+    }
+    if (rc == 0)
+        rc = sq_run(&q->writer, ST_RELEASE_OP, NULL, NULL, "");
+    if (rc && !sqlite3_get_autocommit(q->writer.db)) {
+        sq_run(&q->writer, ST_ROLLBACK_TO_OP, NULL, NULL, "");
+        sq_run(&q->writer, ST_RELEASE_OP, NULL, NULL, "");
+    }
+    return rc;
+}
+
 /* The batch this thread has open (store_batch_begin), if any: its writes
  * join one transaction, each in a savepoint of its own. */
 static _Thread_local struct sq *tl_batch;
-static _Thread_local int tl_held; /* and it holds the writer (from its first write) */
+static _Thread_local int tl_held;  /* and it holds the writer (from its first write) */
+static _Thread_local int tl_wrote; /* a write of it was kept */
 static _Thread_local int tl_bare;  /* the write under way opened the transaction */
 
 int sq_writer_begin(struct sq *q)
 {
     if (tl_batch == q) {
         if (!tl_held) { /* the batch's first write takes the writer */
-            pthread_mutex_lock(&q->writer.mu);
+            writer_lock(q);
             tl_held = 1;
         }
-        /* the transaction's first write needs no savepoint (undoing it is
-         * a rollback of the whole), which spares copying every page it
-         * changes into the statement journal */
-        if (sqlite3_get_autocommit(q->writer.db)) {
-            tl_bare = 1;
-            int rc = sq_run(&q->writer, ST_BEGIN_IMMEDIATE, NULL, NULL, "");
-            if (rc) { /* nothing pending: let the writer go, as outside a batch */
-                tl_held = tl_bare = 0;
-                pthread_mutex_unlock(&q->writer.mu);
-            }
-            return rc;
+        int rc = write_open(q, &tl_bare);
+        if (rc && !tl_wrote) { /* nothing of ours pending: let the writer go */
+            tl_held = 0;
+            writer_leave(q, 0);
         }
-        tl_bare = 0;
-        return sq_run(&q->writer, ST_SAVEPOINT_OP, NULL, NULL, "");
+        return rc;
     }
-    pthread_mutex_lock(&q->writer.mu);
-    int rc = sq_run(&q->writer, ST_BEGIN_IMMEDIATE, NULL, NULL, "");
+    if (q->nreaders == 0)
+        sq_writer_lock_plain(q);
+    else
+        writer_lock(q);
+    int rc = write_open(q, &tl_bare);
     if (rc)
-        pthread_mutex_unlock(&q->writer.mu);
+        writer_leave(q, 0);
     return rc;
 }
 
-/* Commits if rc is 0, else rolls back; releases the writer. Inside a
- * batch: the write's savepoint is released or rolled back, and the commit
- * waits for the batch's end. */
+/* Keeps the write if rc is 0, else undoes it alone; outside a batch the
+ * caller is answered after the commit that holds it. Inside a batch the
+ * commit waits for the batch's end. */
 int sq_writer_end(struct sq *q, int rc)
 {
-    if (tl_batch == q && tl_bare) {
-        tl_bare = 0;
-        if (rc == 0)
-            return 0;
-        /* it was all the batch had: nothing pending, so the writer is let
-         * go (the caller may wait before its next try, e.g. a claim) */
-        if (!sqlite3_get_autocommit(q->writer.db))
-            sq_run(&q->writer, ST_ROLLBACK, NULL, NULL, "");
-        tl_held = 0;
-        pthread_mutex_unlock(&q->writer.mu);
-        return rc;
-    }
+    rc = write_close(q, tl_bare, rc);
+    tl_bare = 0;
     if (tl_batch == q) {
         if (rc == 0)
-            rc = sq_run(&q->writer, ST_RELEASE_OP, NULL, NULL, "");
-        if (rc && !sqlite3_get_autocommit(q->writer.db)) {
-            sq_run(&q->writer, ST_ROLLBACK_TO_OP, NULL, NULL, "");
-            sq_run(&q->writer, ST_RELEASE_OP, NULL, NULL, "");
+            tl_wrote = 1;
+        else if (!tl_wrote) { /* nothing pending of ours: the writer goes (the
+                                 caller may wait before its next try, e.g. a claim) */
+            tl_held = 0;
+            writer_leave(q, 0);
         }
         return rc;
     }
-    if (rc == 0)
-        rc = sq_run(&q->writer, ST_COMMIT, NULL, NULL, "");
-    if (rc && !sqlite3_get_autocommit(q->writer.db))
-        sq_run(&q->writer, ST_ROLLBACK, NULL, NULL, "");
-    pthread_mutex_unlock(&q->writer.mu);
-    return rc;
+    int crc = writer_leave(q, rc == 0);
+    return rc ? rc : crc;
 }
 
 /* Without reader connections reads go through the writer, which a batch
@@ -418,16 +536,11 @@ static int sq_batch_end(void *b)
         return 0;
     tl_batch = NULL;
     tl_bare = 0;
-    if (!tl_held)
+    int held = tl_held, wrote = tl_wrote;
+    tl_held = tl_wrote = 0;
+    if (!held)
         return 0; /* nothing was written */
-    int rc = 0;
-    if (!sqlite3_get_autocommit(q->writer.db))
-        rc = sq_run(&q->writer, ST_COMMIT, NULL, NULL, "");
-    if (rc && !sqlite3_get_autocommit(q->writer.db))
-        sq_run(&q->writer, ST_ROLLBACK, NULL, NULL, "");
-    tl_held = 0;
-    pthread_mutex_unlock(&q->writer.mu);
-    return rc;
+    return writer_leave(q, wrote);
 }
 
 /* Several reads that must see one snapshot. */
@@ -553,6 +666,8 @@ void sq_close(void *b)
     /* Closed last: the last connection checkpoints the WAL into the file. */
     if (q->writer.db)
         conn_close(&q->writer);
+    pthread_mutex_destroy(&q->group_mu);
+    pthread_cond_destroy(&q->group_cv);
     free(q->path);
     free(q);
 }
@@ -588,6 +703,9 @@ int sq_open(const struct store_options *opt, void **out, struct agentd_error *e)
     }
     q->now = opt->now;
     q->now_ud = opt->now_ud;
+    pthread_mutex_init(&q->group_mu, NULL);
+    pthread_cond_init(&q->group_cv, NULL);
+    writer_metrics_bind();
     q->session_ttl_ms = opt->session_ttl_ms > 0 ? opt->session_ttl_ms : 0;
     q->audit_retention_ms = opt->audit_retention_ms > 0 ? opt->audit_retention_ms : 0;
     q->quota_sessions = opt->quota_sessions > 0 ? opt->quota_sessions : 0;

@@ -4,6 +4,7 @@
 #define AGENTD_STORE_SQLITE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,9 +32,24 @@ struct conn {
     sqlite3_stmt *st[ST_COUNT];
 };
 
+/* One write that rode another thread's commit (group commit, sqlite.c):
+ * it waits for that commit and takes its result. */
+struct sq_joined {
+    struct sq_joined *next;
+    int done, rc;
+};
+
 /* The backend: one writer, a pool of readers (none: reads use the writer). */
 struct sq {
     struct conn writer;
+    /* group commit: threads waiting for writer.mu; the writes done in the
+     * open transaction that wait for its commit (list and count guarded by
+     * writer.mu; done/rc by group_mu) */
+    atomic_int writer_waiting;
+    struct sq_joined *joined;
+    int njoined;
+    pthread_mutex_t group_mu;
+    pthread_cond_t group_cv;
     struct conn *readers;
     int nreaders;
     char *path;
@@ -66,6 +82,11 @@ int sq_quota_check(struct sq *q, enum st count, const char *principal, int cap);
 /* Runs a statement to the end. changes (may be NULL) gets the rows it
  * changed; val (may be NULL) gets column 0 of the first row, and a statement
  * that yields no row then answers AGENTD_ENOTFOUND. */
+/* The writer connection, exclusively (plain: no group transaction left
+ * open; VACUUM and reads through the writer), and its release. */
+void sq_writer_lock_plain(struct sq *q);
+void sq_writer_unlock(struct sq *q);
+
 int sq_run(struct conn *c, enum st id, int64_t *val, int *changes, const char *fmt, ...);
 
 /* How a query's rows become structs: column i of the row goes to field

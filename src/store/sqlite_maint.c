@@ -147,7 +147,7 @@ static int db_bytes(sqlite3 *db, int64_t *bytes)
 int sq_vacuum(void *b, int64_t *before, int64_t *after)
 {
     struct sq *q = b;
-    pthread_mutex_lock(&q->writer.mu);
+    sq_writer_lock_plain(q);
     int rc = db_bytes(q->writer.db, before);
     if (rc == 0) {
         int sqlrc = sqlite3_exec(q->writer.db, "VACUUM", NULL, NULL, NULL);
@@ -157,7 +157,7 @@ int sq_vacuum(void *b, int64_t *before, int64_t *after)
     }
     if (rc == 0)
         rc = db_bytes(q->writer.db, after);
-    pthread_mutex_unlock(&q->writer.mu);
+    sq_writer_unlock(q);
     return rc;
 }
 
