@@ -370,6 +370,22 @@ static void writer_lock(struct sq *q)
     metric_add(m_waiting, -1);
 }
 
+/* With writer.mu held: answers every write that waited for the open
+ * transaction's end with rc. */
+static void wake_joined(struct sq *q, int rc)
+{
+    struct sq_joined *j = q->joined;
+    q->joined = NULL;
+    q->njoined = 0;
+    pthread_mutex_lock(&q->group_mu);
+    for (; j; j = j->next) {
+        j->rc = rc;
+        j->done = 1;
+    }
+    pthread_cond_broadcast(&q->group_cv);
+    pthread_mutex_unlock(&q->group_mu);
+}
+
 /* With writer.mu held: commits the open transaction (if any) and answers
  * every write that waited for it. Returns the commit's status. */
 static int group_commit(struct sq *q)
@@ -382,18 +398,8 @@ static int group_commit(struct sq *q)
         if (rc == 0)
             metric_inc(m_commits);
     }
-    struct sq_joined *j = q->joined;
-    q->joined = NULL;
-    q->njoined = 0;
-    if (j) {
-        pthread_mutex_lock(&q->group_mu);
-        for (; j; j = j->next) {
-            j->rc = rc;
-            j->done = 1;
-        }
-        pthread_cond_broadcast(&q->group_cv);
-        pthread_mutex_unlock(&q->group_mu);
-    }
+    if (q->joined)
+        wake_joined(q, rc);
     return rc;
 }
 
@@ -447,6 +453,13 @@ static int write_open(struct sq *q, int *bare)
     return sq_run(&q->writer, ST_SAVEPOINT_OP, NULL, NULL, "");
 }
 
+/* Some errors (a full disk, an I/O error, out of memory) make SQLite roll
+ * the whole transaction back, not just the failing statement: the writes
+ * that joined it are gone, so they are answered with that error now —
+ * never with a later transaction's commit. */
+static _Thread_local struct sq *tl_batch;
+static _Thread_local int tl_lost; /* it happened inside this thread's batch */
+
 /* Closes it: kept (rc 0) or undone alone. */
 static int write_close(struct sq *q, int bare, int rc)
 {
@@ -460,13 +473,17 @@ static int write_close(struct sq *q, int bare, int rc)
     if (rc && !sqlite3_get_autocommit(q->writer.db)) {
         sq_run(&q->writer, ST_ROLLBACK_TO_OP, NULL, NULL, "");
         sq_run(&q->writer, ST_RELEASE_OP, NULL, NULL, "");
+    } else if (rc) { /* the transaction itself is gone */
+        if (q->joined)
+            wake_joined(q, rc);
+        if (tl_batch == q)
+            tl_lost = rc;
     }
     return rc;
 }
 
-/* The batch this thread has open (store_batch_begin), if any: its writes
- * join one transaction, each in a savepoint of its own. */
-static _Thread_local struct sq *tl_batch;
+/* The batch this thread has open (store_batch_begin), if any (tl_batch,
+ * above): its writes join one transaction, each in a savepoint of its own. */
 static _Thread_local int tl_held;  /* and it holds the writer (from its first write) */
 static _Thread_local int tl_wrote; /* a write of it was kept */
 static _Thread_local int tl_bare;  /* the write under way opened the transaction */
@@ -524,6 +541,7 @@ static int sq_batch_begin(void *b)
     if (q->nreaders == 0 || tl_batch)
         return 0;
     tl_batch = q;
+    tl_lost = 0;
     return 1;
 }
 
@@ -536,11 +554,12 @@ static int sq_batch_end(void *b)
         return 0;
     tl_batch = NULL;
     tl_bare = 0;
-    int held = tl_held, wrote = tl_wrote;
-    tl_held = tl_wrote = 0;
+    int held = tl_held, wrote = tl_wrote, lost = tl_lost;
+    tl_held = tl_wrote = tl_lost = 0;
     if (!held)
         return 0; /* nothing was written */
-    return writer_leave(q, wrote);
+    int rc = writer_leave(q, wrote);
+    return lost ? lost : rc; /* writes of the batch went with a lost transaction */
 }
 
 /* Several reads that must see one snapshot. */
