@@ -28,6 +28,8 @@
 #include "api/ucp.h"
 #include "agent/events.h"
 #include "agent/offline_model.h"
+#include "agent/heartbeat.h"
+#include "core/instance.h"
 #include "agent/recover.h"
 #include "agent/runner.h"
 #include "agent/tools.h"
@@ -72,9 +74,11 @@ struct server_timers {
     struct event *drain;
     struct event *purge;
     struct event *recover;
+    struct event *beat;       /* the instance heartbeat (agent/heartbeat.h) */
     struct event *sigs[3];
     int aborted_turns;
     atomic_int purging;
+    atomic_int beating;
     int64_t drain_deadline_ms;
     int signals;
 };
@@ -111,6 +115,7 @@ struct app {
     char *prompt;
     struct agent agent;
     int agent_ready;
+    struct heartbeat heartbeat;   /* our row in the instances table */
     struct events *events;
     struct startup_check sc;
     struct server_timers timers;
@@ -479,7 +484,10 @@ static int app_init_agent(struct app *a)
         }
         a->agent.guard = input_guard_external(a->guard);
     }
+    instance_set_host(cfg->instance_host); /* before agent_init makes our id */
     agent_init(&a->agent);
+    heartbeat_init(&a->heartbeat, a->store, a->agent.instance, cfg->instance_dead_after_ms);
+    heartbeat_metrics_register();
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/instances", cfg->data_dir);
     int lrc = agent_instance_lock(&a->agent, dir);
@@ -652,22 +660,57 @@ static void purge_tick(evutil_socket_t fd, short what, void *arg)
     evtimer_add(t->purge, &tv);
 }
 
+/* A recovery sweep now, from any thread (a no-op while one runs). */
+static void recover_now(struct app *a)
+{
+    struct http_server *srv = a->srv;
+    if (http_server_draining(srv))
+        return;
+    struct loop *loops[256];
+    int n = http_server_loop_count(srv);
+    if (n > 256)
+        n = 256;
+    for (int i = 0; i < n; i++)
+        loops[i] = http_server_loop(srv, i);
+    agent_recover(&a->agent, loops, n);
+}
+
 static void recover_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     struct server_timers *t = arg;
-    struct http_server *srv = t->app->srv;
-    if (!http_server_draining(srv)) {
-        struct loop *loops[256];
-        int n = http_server_loop_count(srv);
-        if (n > 256)
-            n = 256;
-        for (int i = 0; i < n; i++)
-            loops[i] = http_server_loop(srv, i);
-        agent_recover(&t->app->agent, loops, n);
-    }
+    recover_now(t->app);
     struct timeval tv = { RECOVER_EVERY_S, 0 };
     evtimer_add(t->recover, &tv);
+}
+
+/* One heartbeat on a worker. An instance newly found dead has its turns
+ * swept and its outbox claims released now, not at the next round; its
+ * completion claims are taken over by the next call that meets them. */
+static void beat_job(void *arg)
+{
+    struct server_timers *t = arg;
+    struct app *a = t->app;
+    int rc = heartbeat_beat(&a->heartbeat, clock_wall_ms());
+    if (rc > 0) {
+        recover_now(a);
+        outbox_adopt_soon(a->outbox);
+    } else if (rc < 0) {
+        log_msg(LOG_WARN, NULL, "instance heartbeat not written: %s", agentd_err_msg(rc));
+    }
+    atomic_store(&t->beating, 0);
+}
+
+static void beat_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct server_timers *t = arg;
+    if (!atomic_exchange(&t->beating, 1) &&
+        pool_submit(pool_default(), NULL, beat_job, NULL, t) != 0)
+        atomic_store(&t->beating, 0);
+    int64_t every = heartbeat_every_ms(t->app->cfg.instance_dead_after_ms);
+    struct timeval tv = { every / 1000, (every % 1000) * 1000 };
+    evtimer_add(t->beat, &tv);
 }
 
 static void abort_turns_here(void *arg) { agent_abort_waiting_here(arg); }
@@ -746,6 +789,9 @@ static void app_wait(struct app *a)
         t->recover = evtimer_new(t->base, recover_tick, t);
         if (t->recover)
             recover_tick(-1, 0, t);
+        t->beat = evtimer_new(t->base, beat_tick, t);
+        if (t->beat)
+            beat_tick(-1, 0, t);
         for (int i = 0; i < 3; i++) {
             t->sigs[i] = evsignal_new(t->base, signums[i], on_signal, t);
             if (t->sigs[i])
@@ -763,6 +809,8 @@ static void app_wait(struct app *a)
         event_free(t->purge);
     if (t->recover)
         event_free(t->recover);
+    if (t->beat)
+        event_free(t->beat);
     if (t->base)
         event_base_free(t->base);
 }
@@ -777,6 +825,9 @@ static void app_free(struct app *a)
         agent_stop(&a->agent); /* cancels model calls while the LLM client still exists */
     pool_set_default(NULL);
     pool_free(a->pool); /* finishes queued jobs; their completions wait in the loops' inboxes */
+    if (a->agent_ready)
+        heartbeat_stop(&a->heartbeat); /* no beat runs now; a clean stop leaves no row */
+    heartbeat_free(&a->heartbeat);
     llm_free(a->llm);          /* before the loops' event bases go */
     profiles_set_default(NULL);
     profiles_free(a->profiles); /* the same: its fetches live on the loops */

@@ -107,6 +107,46 @@ static void test_lock_file_decides_first(void **state)
     assert_false(instance_orphaned(OURS, OURS, 0, LEASE, fake_lock, NULL, fake_dead));
 }
 
+/* The heartbeat verdict: an instance named dead is orphaned at once on
+ * another host (where neither lock file nor pid can tell), a lock file
+ * that is held still wins, and a new verdict replaces the old one. */
+static void test_heartbeat_verdict(void **state)
+{
+    (void)state;
+    dead_pid = -1;
+    const char *far = "replica-b/42/cafe01";
+    assert_int_equal(instance_probe(NULL, far), -1);
+    assert_false(instance_orphaned(OURS, far, 0, LEASE, instance_probe, NULL, fake_dead));
+    char *ids[] = { (char *)far };
+    assert_int_equal(instance_dead_set(ids, 1), 0);
+    assert_true(instance_heartbeat_dead(far));
+    assert_int_equal(instance_probe(NULL, far), 0);
+    assert_true(instance_orphaned(OURS, far, 0, LEASE, instance_probe, NULL, fake_dead));
+    assert_false(instance_orphaned(OURS, "replica-c/42/cafe02", 0, LEASE, instance_probe, NULL,
+                                   fake_dead));
+    /* held lock file: alive whatever the heartbeat says */
+    lock_answer = 1;
+    assert_false(instance_orphaned(OURS, far, 0, LEASE, fake_lock, NULL, fake_dead));
+    assert_int_equal(instance_dead_set(NULL, 0), 0);
+    assert_false(instance_heartbeat_dead(far));
+    assert_false(instance_orphaned(OURS, far, 0, LEASE, instance_probe, NULL, fake_dead));
+}
+
+/* AGENTD_INSTANCE_HOST names the host part of the id (no pid namespace). */
+static void test_instance_host_override(void **state)
+{
+    (void)state;
+    char id[192];
+    instance_set_host("replica/a");
+    instance_id(id, sizeof id);
+    char want[64];
+    snprintf(want, sizeof want, "replica_a/%ld/", (long)getpid());
+    assert_int_equal(strncmp(id, want, strlen(want)), 0);
+    instance_set_host(NULL);
+    instance_id(id, sizeof id);
+    assert_int_not_equal(strncmp(id, "replica_a/", 10), 0);
+}
+
 static void test_instance_lock_files(void **state)
 {
     (void)state;
@@ -208,6 +248,8 @@ int main(void)
         cmocka_unit_test(test_pid_probe),
         cmocka_unit_test(test_lock_file_decides_first),
         cmocka_unit_test(test_instance_lock_files),
+        cmocka_unit_test(test_heartbeat_verdict),
+        cmocka_unit_test(test_instance_host_override),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
