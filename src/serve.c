@@ -16,6 +16,7 @@
 #endif
 
 #include "serve.h"
+#include "api/follow.h"
 #include "api/idempotency.h"
 #include "api/a2a.h"
 #include "api/a2a_card.h"
@@ -30,6 +31,7 @@
 #include "agent/offline_model.h"
 #include "agent/heartbeat.h"
 #include "core/instance.h"
+#include "core/relay.h"
 #include "agent/recover.h"
 #include "agent/runner.h"
 #include "agent/tools.h"
@@ -37,6 +39,7 @@
 #include "auth/input_guard.h"
 #include "auth/jwks.h"
 #include "auth/limit.h"
+#include "kv/pubsub.h"
 #include "kv/ratelimit_redis.h"
 #include "kv/redis.h"
 #include "auth/sign.h"
@@ -104,6 +107,7 @@ struct app {
     struct input_guard *guard;      /* the external input guard; NULL without AGENTD_GUARD_URL */
     struct auth_limit *limit;  /* NULL: rate limits off */
     struct redis *redis;       /* NULL without AGENTD_REDIS_URL */
+    struct pubsub *pubsub;     /* session-event signals between replicas; NULL without Redis */
     struct store *store;
     struct merchant *merchant;
     struct shop *shop;
@@ -564,6 +568,16 @@ static int app_init_http(struct app *a)
     if (cfg->redis_url && app_init_redis(a, &rb) != 0)
         return AGENTD_ENOMEM;
     redis_metrics_register(a->redis); /* the series exist on every server */
+    pubsub_metrics_register();
+    if (a->redis) {
+        if (!(a->pubsub = pubsub_new(a->redis, a->agent.instance))) {
+            fprintf(stderr, "agentd: out of memory at start\n");
+            return AGENTD_ENOMEM;
+        }
+        struct relay relay;
+        pubsub_relay(a->pubsub, &relay);
+        events_set_relay(a->events, &relay);
+    }
     ratelimit_redis_metrics_register();
     if (auth_limit_new(cfg, rb, &a->limit) != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");
@@ -587,6 +601,7 @@ static int app_init(struct app *a)
     a->pool = pool_new(a->cfg.workers, 100000);
     a->rt = router_new();
     a->events = events_new();
+    follow_set_poll_ms(a->cfg.events_poll_ms);
     a->timers.app = a;
     int rc = app_init_store(a);
     if (rc == 0)
@@ -623,6 +638,7 @@ static int app_start(struct app *a)
         log_msg(LOG_WARN, NULL, "llm start-up check could not be scheduled");
         atomic_store(&a->ops.llm_gate, OPS_LLM_GATE_PASSED);
     }
+    pubsub_set_home(a->pubsub, http_server_loop(a->srv, 0)); /* workers' publishes */
     if (outbox_start(a->outbox, http_server_loop(a->srv, 0)) != 0)
         log_msg(LOG_ERROR, NULL, "outbox: out of memory: webhooks are not delivered by this "
                 "process");
@@ -834,6 +850,7 @@ static void app_free(struct app *a)
     jwks_free(a->jwks);        /* the same */
     input_guard_free(a->guard); /* the same; agent_stop cancelled its calls */
     redis_close(a->redis);     /* the same: its connections live on the loops */
+    pubsub_close(a->pubsub);   /* the same: its subscriber connections */
     outbox_stop(a->outbox);    /* the same; gives its claims back */
     http_server_free(a->srv);  /* runs late completions, then frees the loops */
     outbox_free(a->outbox);    /* after them: a claim or finish may complete there */
@@ -841,6 +858,7 @@ static void app_free(struct app *a)
     sign_key_free(a->signing_key);
     auth_gate_free(a->auth);   /* after them: a key check may complete there */
     auth_limit_free(a->limit);
+    pubsub_free(a->pubsub);    /* after the loops: a publish may wait in an inbox */
     redis_free(a->redis);      /* after the limiter that sends to it */
     events_free(a->events);    /* after the loops: wake-ups may sit in their inboxes */
     if (a->agent_ready)

@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #define POLL_MS 1000                /* cross-replica poll of an open stream */
+#define STRETCHED_MAX_MS 60000      /* the poll while Redis signals flow, at most */
 #define STREAM_BACKLOG (256 * 1024) /* unsent bytes before a replay pauses */
 
 void follow_init(struct follow *f, struct http_req *r, struct store *st,
@@ -20,9 +21,23 @@ void follow_init(struct follow *f, struct http_req *r, struct store *st,
     *f = (struct follow){ .r = r, .st = st, .ops = ops, .ud = ud, .end_on_drain = 1 };
 }
 
+static int64_t poll_ms = POLL_MS;
+
+void follow_set_poll_ms(int64_t ms) { poll_ms = ms > 0 ? ms : POLL_MS; }
+
+int64_t follow_poll_ms(int healthy)
+{
+    if (!healthy)
+        return poll_ms;
+    int64_t ms = poll_ms * 10 < STRETCHED_MAX_MS ? poll_ms * 10 : STRETCHED_MAX_MS;
+    return ms > poll_ms ? ms : poll_ms;
+}
+
 static void arm_poll(struct follow *f)
 {
-    struct timeval tv = { POLL_MS / 1000, (POLL_MS % 1000) * 1000 };
+    f->stretched = events_relay_healthy(f->ev);
+    int64_t ms = follow_poll_ms(f->stretched);
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
     evtimer_add(f->poll, &tv);
 }
 
@@ -41,11 +56,20 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     arm_poll(f);
 }
 
-static void on_wake(void *ud) { follow_read(ud); }
+static void on_wake(void *ud)
+{
+    struct follow *f = ud;
+    follow_read(f);
+    /* signals stopped (a wake comes when the subscriber drops): poll at
+     * the short interval from now on */
+    if (f->open && f->stretched && !events_relay_healthy(f->ev))
+        arm_poll(f);
+}
 
 int follow_watch(struct follow *f, struct events *ev, const char *session_id)
 {
     f->session_id = session_id;
+    f->ev = ev;
     f->poll = evtimer_new(loop_base(f->r->loop), on_poll, f);
     f->sub = ev ? events_subscribe(ev, session_id, f->r->loop, on_wake, f) : NULL;
     return !f->poll || (ev && !f->sub) ? AGENTD_ENOMEM : 0;
