@@ -39,7 +39,9 @@ struct follow {
     struct events_sub *sub;
     struct events *ev;       /* the hub (NULL: none), asked whether signals flow */
     struct event *poll;
-    int stretched;           /* the poll armed long: signals were flowing */
+    int stretched;           /* the next read is far off: signals were flowing */
+    int64_t read_due_ms;     /* monotonic: when the poll reads the store next */
+    int backlogged;          /* a read waits for the client to drain (next tick) */
     int open;                /* r is ours: not yet ended or aborted */
     int reading, again;      /* a store read in flight / wanted again after it */
     int end_on_drain;        /* the poll ends the stream once the server drains */

@@ -19,6 +19,10 @@
 
 #define MAX_LOOPS 512
 #define PREFIX "agentd:session:"
+/* Subscribed for the connection's life: its count never drops to 0, so
+ * hiredis (0.14) never leaves subscribed mode while a SUBSCRIBE is on its
+ * way (a reply it then takes for a regular one would trip its assert). */
+#define ANCHOR "agentd:pubsub"
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
@@ -186,7 +190,7 @@ static void sl_down(struct sloop *sl, const char *why)
         ch->unsubscribing = 0;
         if (!ch->watchers)
             chan_free(ch);
-        else
+        else if (was_up) /* once per loss, not at each failed reconnect */
             wake_all(ch);
     }
     sl_backoff(sl);
@@ -269,6 +273,7 @@ static void sl_connect(struct sloop *sl)
     redisAsyncSetConnectCallback(ac, on_sub_connect);
     redisAsyncSetDisconnectCallback(ac, on_sub_disconnect);
     sl->ac = ac;
+    sub_send(sl, "SUBSCRIBE", ANCHOR);
     /* every followed session again: queued behind the handshake */
     for (struct chan *ch = sl->chans; ch && sl->ac == ac; ch = ch->next)
         sub_send(sl, "SUBSCRIBE", ch->name);

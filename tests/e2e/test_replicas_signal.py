@@ -9,6 +9,7 @@ and data directory, so neither the same-host pid probe nor the lock file
 can tell the other's death: only the heartbeat can."""
 
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -16,7 +17,7 @@ import uuid
 
 import requests
 
-from agentd_harness import SLOW, Server, metric_value, parse_metrics
+from agentd_harness import HOST, SLOW, Server, metric_value, parse_metrics
 from fake_llm_fixture import fake_llm  # noqa: F401 (fixture)
 
 POLL_LONG = 30  # s: the store poll while proving the signal (the bound below is far under it)
@@ -72,33 +73,42 @@ def metric(srv, name, **labels):
 
 
 class Stream:
-    """GET /chat/sessions/{sid}/events as SSE on srv, read by a thread: the
-    raw lines with their arrival times."""
+    """GET /chat/sessions/{sid}/events as SSE on srv over a raw socket, read
+    by a thread: the received text with arrival times; close() is at once."""
 
     def __init__(self, srv, sid, after):
-        self.lines = []
-        self.resp = requests.get(f"{srv.url}/chat/sessions/{sid}/events?after={after}",
-                                 headers={"Accept": "text/event-stream"}, stream=True,
-                                 timeout=(5, 120))
-        assert self.resp.status_code == 200, self.resp.text
+        self.chunks = []
+        self.sock = socket.create_connection((HOST, srv.port), timeout=120)
+        self.sock.sendall(f"GET /chat/sessions/{sid}/events?after={after} HTTP/1.1\r\n"
+                          f"Host: x\r\nAccept: text/event-stream\r\n\r\n".encode())
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
+        wait_for(lambda: self.seen("text/event-stream"), 5 * SLOW, "the stream opens")
 
     def _read(self):
         try:
-            for line in self.resp.iter_lines(decode_unicode=True):
-                self.lines.append((time.monotonic(), line))
-        except Exception:  # noqa: BLE001 (closed at the end of the test)
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    return
+                self.chunks.append((time.monotonic(), data.decode(errors="replace")))
+        except OSError:  # closed at the end of the test
             pass
 
     def seen(self, text):
-        for t, line in self.lines:
-            if text in line:
+        acc = ""
+        for t, chunk in list(self.chunks):
+            acc += chunk
+            if text in acc:
                 return t
         return None
 
     def close(self):
-        self.resp.close()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
 
 
 def subscribed(redis_server, sid):
@@ -132,6 +142,14 @@ def test_a_stream_on_b_wakes_at_once_for_a_turn_on_a(fake_llm, redis_server, tmp
         # the last stream gone, B leaves the channel
         stream.close()
         wait_for(lambda: not subscribed(redis_server, sid), 10 * SLOW, "B unsubscribes")
+        # and joins the next one on the same connection
+        sid2 = chat(a, "again " + tag())["session_id"]
+        stream = Stream(b, sid2, last_seq(b, sid2))
+        wait_for(lambda: subscribed(redis_server, sid2), 10 * SLOW, "B subscribes again")
+        t0 = time.monotonic()
+        chat(a, "second " + tag(), sid2)
+        t = wait_for(lambda: stream.seen("turn-completed"), 10 * SLOW, "the second stream wakes")
+        assert t - t0 < POLL_LONG / 3, t - t0
     finally:
         if stream:
             stream.close()
