@@ -15,7 +15,11 @@
 #include <unistd.h>
 #include <dirent.h>
 
+#include "agent/heartbeat.h"
 #include "core/instance.h"
+#include "store/store.h"
+
+#include <stdlib.h>
 #include "agent/recover.h"
 #include "agent/runner.h"
 #include "agent/turn.h"
@@ -130,6 +134,65 @@ static void test_heartbeat_verdict(void **state)
     assert_int_equal(instance_dead_set(NULL, 0), 0);
     assert_false(instance_heartbeat_dead(far));
     assert_false(instance_orphaned(OURS, far, 0, LEASE, instance_probe, NULL, fake_dead));
+}
+
+static int64_t hb_now = 1000000;
+static int64_t hb_clock(void *ud)
+{
+    (void)ud;
+    return hb_now;
+}
+
+/* The heartbeat against a real store: each beat writes our row; another
+ * instance whose row stopped is dead once (counted as new at one beat
+ * only), named in the verdict, and reaped an hour later; a clean stop
+ * removes our row. */
+static void test_heartbeat_beats_and_judges(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_heartbeat_XXXXXX", url[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(url, sizeof url, "%s/db.sqlite", dir);
+    struct store *st = NULL;
+    struct store_options o = { .url = url, .now = hb_clock };
+    assert_int_equal(store_open(&o, &st, NULL), 0);
+    struct heartbeat me, other;
+    heartbeat_init(&me, st, "replica-a/1/aa", 10000);
+    heartbeat_init(&other, st, "replica-b/2/bb", 10000);
+    assert_string_equal(me.host, "replica-a");
+    assert_int_equal(heartbeat_every_ms(10000), 2000);
+    assert_int_equal(heartbeat_every_ms(1000), 250);
+    assert_int_equal(heartbeat_beat(&other, hb_now), 0);
+    assert_int_equal(heartbeat_beat(&me, hb_now), 0);
+    assert_false(instance_heartbeat_dead("replica-b/2/bb"));
+    hb_now += 10000; /* exactly the bound: still alive */
+    assert_int_equal(heartbeat_beat(&me, hb_now), 0);
+    assert_false(instance_heartbeat_dead("replica-b/2/bb"));
+    hb_now += 1;
+    assert_int_equal(heartbeat_beat(&me, hb_now), 1);
+    assert_true(instance_heartbeat_dead("replica-b/2/bb"));
+    assert_false(instance_heartbeat_dead("replica-a/1/aa"));
+    hb_now += 2000;
+    assert_int_equal(heartbeat_beat(&me, hb_now), 0); /* not new any more */
+    assert_true(instance_heartbeat_dead("replica-b/2/bb"));
+    hb_now += 3600LL * 1000; /* an hour on: its row goes, the verdict forgets it */
+    assert_int_equal(heartbeat_beat(&me, hb_now), 0);
+    assert_false(instance_heartbeat_dead("replica-b/2/bb"));
+    struct store_instance *v = NULL;
+    size_t n = 0;
+    assert_int_equal(store_instance_list(st, &v, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].id, "replica-a/1/aa");
+    store_instance_list_free(v, n);
+    heartbeat_stop(&me);
+    assert_int_equal(store_instance_list(st, &v, &n), 0);
+    assert_int_equal(n, 0);
+    heartbeat_free(&me);
+    heartbeat_free(&other);
+    store_close(st);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* AGENTD_INSTANCE_HOST names the host part of the id (no pid namespace). */
@@ -250,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_instance_lock_files),
         cmocka_unit_test(test_heartbeat_verdict),
         cmocka_unit_test(test_instance_host_override),
+        cmocka_unit_test(test_heartbeat_beats_and_judges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
