@@ -16,6 +16,7 @@
 #endif
 
 #include "serve.h"
+#include "api/follow.h"
 #include "api/idempotency.h"
 #include "api/a2a.h"
 #include "api/a2a_card.h"
@@ -30,6 +31,9 @@
 #include "api/ucp.h"
 #include "agent/events.h"
 #include "agent/offline_model.h"
+#include "agent/heartbeat.h"
+#include "core/instance.h"
+#include "core/relay.h"
 #include "agent/recover.h"
 #include "agent/runner.h"
 #include "agent/tools.h"
@@ -37,6 +41,7 @@
 #include "auth/input_guard.h"
 #include "auth/jwks.h"
 #include "auth/limit.h"
+#include "kv/pubsub.h"
 #include "kv/ratelimit_redis.h"
 #include "kv/redis.h"
 #include "auth/sign.h"
@@ -76,12 +81,14 @@ struct server_timers {
     struct event *purge;
     struct event *recover;
     struct event *watchdog;  /* NULL unless systemd asked for WATCHDOG=1 pings */
+    struct event *beat;       /* the instance heartbeat (agent/heartbeat.h) */
     struct event *sigs[3];
     struct watchdog wd;
     int64_t wd_every_us;
     int wd_stalled;          /* logged once per stall */
     int aborted_turns;
     atomic_int purging;
+    atomic_int beating;
     int64_t drain_deadline_ms;
     int signals;
 };
@@ -107,6 +114,7 @@ struct app {
     struct input_guard *guard;      /* the external input guard; NULL without AGENTD_GUARD_URL */
     struct auth_limit *limit;  /* NULL: rate limits off */
     struct redis *redis;       /* NULL without AGENTD_REDIS_URL */
+    struct pubsub *pubsub;     /* session-event signals between replicas; NULL without Redis */
     struct store *store;
     struct merchant *merchant;
     struct shop *shop;
@@ -119,6 +127,7 @@ struct app {
     char *prompt;
     struct agent agent;
     int agent_ready;
+    struct heartbeat heartbeat;   /* our row in the instances table */
     struct events *events;
     struct startup_check sc;
     struct server_timers timers;
@@ -487,7 +496,10 @@ static int app_init_agent(struct app *a)
         }
         a->agent.guard = input_guard_external(a->guard);
     }
+    instance_set_host(cfg->instance_host); /* before agent_init makes our id */
     agent_init(&a->agent);
+    heartbeat_init(&a->heartbeat, a->store, a->agent.instance, cfg->instance_dead_after_ms);
+    heartbeat_metrics_register();
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/instances", cfg->data_dir);
     int lrc = agent_instance_lock(&a->agent, dir);
@@ -564,6 +576,16 @@ static int app_init_http(struct app *a)
     if (cfg->redis_url && app_init_redis(a, &rb) != 0)
         return AGENTD_ENOMEM;
     redis_metrics_register(a->redis); /* the series exist on every server */
+    pubsub_metrics_register();
+    if (a->redis) {
+        if (!(a->pubsub = pubsub_new(a->redis, a->agent.instance))) {
+            fprintf(stderr, "agentd: out of memory at start\n");
+            return AGENTD_ENOMEM;
+        }
+        struct relay relay;
+        pubsub_relay(a->pubsub, &relay);
+        events_set_relay(a->events, &relay);
+    }
     ratelimit_redis_metrics_register();
     if (auth_limit_new(cfg, rb, &a->limit) != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");
@@ -610,6 +632,7 @@ static int app_init(struct app *a)
     a->pool = pool_new(a->cfg.workers, 100000);
     a->rt = router_new();
     a->events = events_new();
+    follow_set_poll_ms(a->cfg.events_poll_ms);
     a->timers.app = a;
     int rc = app_init_store(a);
     if (rc == 0)
@@ -648,6 +671,7 @@ static int app_start(struct app *a)
         log_msg(LOG_WARN, NULL, "llm start-up check could not be scheduled");
         atomic_store(&a->ops.llm_gate, OPS_LLM_GATE_PASSED);
     }
+    pubsub_set_home(a->pubsub, http_server_loop(a->srv, 0)); /* workers' publishes */
     if (outbox_start(a->outbox, http_server_loop(a->srv, 0)) != 0)
         log_msg(LOG_ERROR, NULL, "outbox: out of memory: webhooks are not delivered by this "
                 "process");
@@ -698,18 +722,53 @@ static int server_loops(struct http_server *srv, struct loop *loops[256])
     return n;
 }
 
+/* A recovery sweep now, from any thread (a no-op while one runs). */
+static void recover_now(struct app *a)
+{
+    struct http_server *srv = a->srv;
+    if (http_server_draining(srv))
+        return;
+    struct loop *loops[256];
+    int n = server_loops(srv, loops);
+    agent_recover(&a->agent, loops, n);
+}
+
 static void recover_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     struct server_timers *t = arg;
-    struct http_server *srv = t->app->srv;
-    if (!http_server_draining(srv)) {
-        struct loop *loops[256];
-        int n = server_loops(srv, loops);
-        agent_recover(&t->app->agent, loops, n);
-    }
+    recover_now(t->app);
     struct timeval tv = { RECOVER_EVERY_S, 0 };
     evtimer_add(t->recover, &tv);
+}
+
+/* One heartbeat on a worker. An instance newly found dead has its turns
+ * swept and its outbox claims released now, not at the next round; its
+ * completion claims are taken over by the next call that meets them. */
+static void beat_job(void *arg)
+{
+    struct server_timers *t = arg;
+    struct app *a = t->app;
+    int rc = heartbeat_beat(&a->heartbeat, clock_wall_ms());
+    if (rc > 0) {
+        recover_now(a);
+        outbox_adopt_soon(a->outbox);
+    } else if (rc < 0) {
+        log_msg(LOG_WARN, NULL, "instance heartbeat not written: %s", agentd_err_msg(rc));
+    }
+    atomic_store(&t->beating, 0);
+}
+
+static void beat_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct server_timers *t = arg;
+    if (!atomic_exchange(&t->beating, 1) &&
+        pool_submit(pool_default(), NULL, beat_job, NULL, t) != 0)
+        atomic_store(&t->beating, 0);
+    int64_t every = heartbeat_every_ms(t->app->cfg.instance_dead_after_ms);
+    struct timeval tv = { every / 1000, (every % 1000) * 1000 };
+    evtimer_add(t->beat, &tv);
 }
 
 static void abort_turns_here(void *arg) { agent_abort_waiting_here(arg); }
@@ -830,6 +889,9 @@ static void app_wait(struct app *a)
                     (long long)(t->wd_every_us / 1000));
             watchdog_tick_cb(-1, 0, t);
         }
+        t->beat = evtimer_new(t->base, beat_tick, t);
+        if (t->beat)
+            beat_tick(-1, 0, t);
         for (int i = 0; i < 3; i++) {
             t->sigs[i] = evsignal_new(t->base, signums[i], on_signal, t);
             if (t->sigs[i])
@@ -849,6 +911,8 @@ static void app_wait(struct app *a)
         event_free(t->recover);
     if (t->watchdog)
         event_free(t->watchdog);
+    if (t->beat)
+        event_free(t->beat);
     if (t->base)
         event_base_free(t->base);
 }
@@ -863,12 +927,16 @@ static void app_free(struct app *a)
         agent_stop(&a->agent); /* cancels model calls while the LLM client still exists */
     pool_set_default(NULL);
     pool_free(a->pool); /* finishes queued jobs; their completions wait in the loops' inboxes */
+    if (a->agent_ready)
+        heartbeat_stop(&a->heartbeat); /* no beat runs now; a clean stop leaves no row */
+    heartbeat_free(&a->heartbeat);
     llm_free(a->llm);          /* before the loops' event bases go */
     profiles_set_default(NULL);
     profiles_free(a->profiles); /* the same: its fetches live on the loops */
     jwks_free(a->jwks);        /* the same */
     input_guard_free(a->guard); /* the same; agent_stop cancelled its calls */
     redis_close(a->redis);     /* the same: its connections live on the loops */
+    pubsub_close(a->pubsub);   /* the same: its subscriber connections */
     outbox_stop(a->outbox);    /* the same; gives its claims back */
     otlp_stop(a->otlp);        /* the same: its export lives on loop 0 */
     http_server_free(a->srv);  /* runs late completions, then frees the loops */
@@ -878,6 +946,7 @@ static void app_free(struct app *a)
     sign_key_free(a->signing_key);
     auth_gate_free(a->auth);   /* after them: a key check may complete there */
     auth_limit_free(a->limit);
+    pubsub_free(a->pubsub);    /* after the loops: a publish may wait in an inbox */
     redis_free(a->redis);      /* after the limiter that sends to it */
     events_free(a->events);    /* after the loops: wake-ups may sit in their inboxes */
     if (a->agent_ready)

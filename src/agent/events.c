@@ -4,6 +4,7 @@
  * subscription may be gone by the time the message runs. */
 #include "agent/events.h"
 #include "core/loop.h"
+#include "core/relay.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -21,6 +22,7 @@ struct events_sub {
     events_wake_fn wake;
     void *ud;
     int pending; /* a wake message is on its way */
+    struct relay_watch *rw; /* the same session at other processes */
     struct events_sub *next;
 };
 
@@ -28,6 +30,7 @@ struct events {
     pthread_mutex_t mu;
     uint64_t next_id;
     struct events_sub *buckets[NBUCKETS];
+    struct relay relay; /* publish NULL: none */
 };
 
 struct wake_msg {
@@ -85,6 +88,10 @@ struct events_sub *events_subscribe(struct events *h, const char *session_id, st
     s->next = h->buckets[s->bucket];
     h->buckets[s->bucket] = s;
     pthread_mutex_unlock(&h->mu);
+    /* without it (out of memory) the follower's poll still sees other
+     * processes' events */
+    if (h->relay.watch)
+        s->rw = h->relay.watch(h->relay.impl, session_id, wake, ud);
     return s;
 }
 
@@ -93,6 +100,8 @@ void events_unsubscribe(struct events_sub *s)
     if (!s)
         return;
     struct events *h = s->h;
+    if (h->relay.unwatch)
+        h->relay.unwatch(h->relay.impl, s->rw);
     pthread_mutex_lock(&h->mu);
     for (struct events_sub **p = &h->buckets[s->bucket]; *p; p = &(*p)->next)
         if (*p == s) {
@@ -126,10 +135,23 @@ static void on_wake(void *arg)
         wake(ud);
 }
 
+void events_set_relay(struct events *h, const struct relay *r)
+{
+    if (h && r)
+        h->relay = *r;
+}
+
+int events_relay_healthy(struct events *h)
+{
+    return h && h->relay.healthy ? h->relay.healthy(h->relay.impl) : 0;
+}
+
 void events_publish(struct events *h, const char *session_id)
 {
     if (!h || !session_id)
         return;
+    if (h->relay.publish)
+        h->relay.publish(h->relay.impl, session_id);
     unsigned b = hash(session_id);
     pthread_mutex_lock(&h->mu);
     for (struct events_sub *s = h->buckets[b]; s; s = s->next) {

@@ -11,6 +11,7 @@
 struct loop;
 struct events;
 struct events_sub;
+struct relay;
 
 typedef void (*events_wake_fn)(void *ud);
 
@@ -25,7 +26,16 @@ struct events_sub *events_subscribe(struct events *h, const char *session_id, st
 /* On the subscriber's loop: no wake runs after this returns. */
 void events_unsubscribe(struct events_sub *s);
 
-/* Any thread: new events of session_id are in the store. */
+/* Any thread: new events of session_id are in the store. With a relay,
+ * other processes are told too. */
 void events_publish(struct events *h, const char *session_id);
+
+/* Signals to and from other processes (core/relay.h; Redis pub/sub), set
+ * before the loops run: each subscription also watches its session there,
+ * and another process's publish wakes it on its loop. r is copied. */
+void events_set_relay(struct events *h, const struct relay *r);
+/* On a loop thread: 1 while signals from other processes reach this loop,
+ * so a follower may stretch its store poll; 0 without a relay. */
+int events_relay_healthy(struct events *h);
 
 #endif

@@ -45,7 +45,7 @@ static int orphaned(const struct agent *ag, const struct store_turn *u, int64_t 
 {
     return instance_orphaned(ag->instance, u->instance, now - u->updated_at,
                                ag->turn_timeout_ms + TURN_LEASE_GRACE_MS,
-                               ag->lock_dir ? instance_lock_probe : NULL, ag->lock_dir,
+                               instance_probe, ag->lock_dir,
                                instance_pid_dead);
 }
 

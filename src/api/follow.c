@@ -2,6 +2,7 @@
  * the store is the source of truth; the hub wakes the follower, a poll catches other replicas. */
 #include "api/follow.h"
 #include "agent/events.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/loop.h"
 #include "http/server.h"
@@ -12,6 +13,7 @@
 #include <event2/event.h>
 
 #define POLL_MS 1000                /* cross-replica poll of an open stream */
+#define STRETCHED_MAX_MS 60000      /* the poll while Redis signals flow, at most */
 #define STREAM_BACKLOG (256 * 1024) /* unsent bytes before a replay pauses */
 
 void follow_init(struct follow *f, struct http_req *r, struct store *st,
@@ -20,10 +22,31 @@ void follow_init(struct follow *f, struct http_req *r, struct store *st,
     *f = (struct follow){ .r = r, .st = st, .ops = ops, .ud = ud, .end_on_drain = 1 };
 }
 
+static int64_t poll_ms = POLL_MS;
+
+void follow_set_poll_ms(int64_t ms) { poll_ms = ms > 0 ? ms : POLL_MS; }
+
+int64_t follow_poll_ms(int healthy)
+{
+    if (!healthy)
+        return poll_ms;
+    int64_t ms = poll_ms * 10 < STRETCHED_MAX_MS ? poll_ms * 10 : STRETCHED_MAX_MS;
+    return ms > poll_ms ? ms : poll_ms;
+}
+
+/* The timer ticks at least once a second, whatever the poll: a drain ends
+ * follower streams at their next tick. It reads the store when due. */
 static void arm_poll(struct follow *f)
 {
-    struct timeval tv = { POLL_MS / 1000, (POLL_MS % 1000) * 1000 };
+    int64_t ms = follow_poll_ms(0) < POLL_MS ? follow_poll_ms(0) : POLL_MS;
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
     evtimer_add(f->poll, &tv);
+}
+
+static void plan_read(struct follow *f)
+{
+    f->stretched = events_relay_healthy(f->ev);
+    f->read_due_ms = clock_mono_ms() + follow_poll_ms(f->stretched);
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg)
@@ -37,15 +60,29 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
         follow_end(f); /* a follower stream must not hold the drain up */
         return;
     }
-    follow_read(f);
+    if (f->backlogged || clock_mono_ms() >= f->read_due_ms) {
+        follow_read(f);
+        plan_read(f);
+    }
     arm_poll(f);
 }
 
-static void on_wake(void *ud) { follow_read(ud); }
+static void on_wake(void *ud)
+{
+    struct follow *f = ud;
+    follow_read(f);
+    /* signals stopped (a wake comes when the subscriber drops): poll at
+     * the short interval from now on */
+    if (f->open && f->stretched && !events_relay_healthy(f->ev)) {
+        f->stretched = 0;
+        f->read_due_ms = clock_mono_ms() + follow_poll_ms(0);
+    }
+}
 
 int follow_watch(struct follow *f, struct events *ev, const char *session_id)
 {
     f->session_id = session_id;
+    f->ev = ev;
     f->poll = evtimer_new(loop_base(f->r->loop), on_poll, f);
     f->sub = ev ? events_subscribe(ev, session_id, f->r->loop, on_wake, f) : NULL;
     return !f->poll || (ev && !f->sub) ? AGENTD_ENOMEM : 0;
@@ -82,6 +119,7 @@ int follow_open(struct follow *f, int heartbeat_ms)
 
 void follow_start(struct follow *f)
 {
+    plan_read(f);
     arm_poll(f);
     follow_read(f);
 }
@@ -117,7 +155,8 @@ void follow_read(struct follow *f)
 {
     if (!f->open)
         return;
-    if (http_stream_pending(f->r) > STREAM_BACKLOG)
+    f->backlogged = http_stream_pending(f->r) > STREAM_BACKLOG;
+    if (f->backlogged)
         return; /* a slow reader: the poll timer reads on once it drained */
     if (f->reading) {
         f->again = 1;

@@ -37,7 +37,11 @@ struct follow {
     const char *session_id;  /* the front's string */
     int64_t after;           /* the last seq handled */
     struct events_sub *sub;
+    struct events *ev;       /* the hub (NULL: none), asked whether signals flow */
     struct event *poll;
+    int stretched;           /* the next read is far off: signals were flowing */
+    int64_t read_due_ms;     /* monotonic: when the poll reads the store next */
+    int backlogged;          /* a read waits for the client to drain (next tick) */
     int open;                /* r is ours: not yet ended or aborted */
     int reading, again;      /* a store read in flight / wanted again after it */
     int end_on_drain;        /* the poll ends the stream once the server drains */
@@ -48,6 +52,13 @@ struct follow {
     struct store_event *v;
     size_t n;
 };
+
+/* The store poll of an open stream (AGENTD_EVENTS_POLL; default 1 s): how
+ * soon it sees another replica's events without a signal. While the
+ * loop's Redis signals flow, it polls ten times less often (60 s at most,
+ * never less than ms); set at start, before the loops run. */
+void follow_set_poll_ms(int64_t ms);
+int64_t follow_poll_ms(int healthy);
 
 void follow_init(struct follow *f, struct http_req *r, struct store *st,
                  const struct follow_ops *ops, void *ud);

@@ -121,7 +121,7 @@ static int claim_orphaned(const struct idem_request *q, const struct store_idem 
         return 0;
     int64_t age = clock_wall_ms() - ex->created_at;
     return instance_orphaned(q->owner, ex->owner, age, STORE_IDEM_LEASE_MS,
-                             q->lock_dir ? instance_lock_probe : NULL, (void *)q->lock_dir,
+                             instance_probe, (void *)q->lock_dir,
                              instance_pid_dead);
 }
 

@@ -40,6 +40,7 @@ struct outbox {
     char instance[192];
     char *lock_dir; /* NULL: unknown */
     int ticks;
+    atomic_int adopt_soon; /* a replica just died: release its claims at the next tick */
     char *ucp_agent; /* "UCP-Agent: profile=..." */
     struct outbox_options o;
     struct netguard_allowlist allow;
@@ -439,13 +440,8 @@ struct claim {
     size_t n;
 };
 
-static int lock_probe(void *ud, const char *instance)
-{
-    return instance_lock_probe(ud, instance);
-}
-
-/* Claims held by a process that died (its lock file free, or its pid gone
- * on this host) are given back now instead of after their lease: a
+/* Claims held by a process that died (its lock file free, its pid gone
+ * on this host, or its heartbeat stopped) are given back now instead of after their lease: a
  * restart delivers what the killed process had in flight at once. */
 static void release_dead(struct outbox *ob, struct store *st)
 {
@@ -456,8 +452,8 @@ static void release_dead(struct outbox *ob, struct store *st)
     for (size_t i = 0; i < n; i++) {
         /* the lease is the fallback the claim query applies itself */
         if (strcmp(ids[i], ob->instance) != 0 &&
-            instance_orphaned(ob->instance, ids[i], 0, INT64_MAX, ob->lock_dir ? lock_probe : NULL,
-                              ob->lock_dir, instance_pid_dead) == 1) {
+            instance_orphaned(ob->instance, ids[i], 0, INT64_MAX, instance_probe,
+                              (void *)ob->lock_dir, instance_pid_dead) == 1) {
             int k = 0;
             if (store_outbox_release(st, ids[i], &k) == 0 && k > 0)
                 log_msg(LOG_INFO, NULL, "outbox: %d events claimed by a dead process taken over",
@@ -528,7 +524,8 @@ static void tick(evutil_socket_t fd, short what, void *arg)
         if (c) {
             c->ob = ob;
             c->limit = room;
-            c->adopt = ob->ticks % 20 == 0; /* at start, then every 10 s or so */
+            /* at start, then every 10 s or so, and when a replica just died */
+            c->adopt = ob->ticks % 20 == 0 || atomic_exchange(&ob->adopt_soon, 0);
             ob->ticks++;
             ob->claiming = 1;
             if (store_async(ob->st, ob->loop, claim_op, c, claim_done) != 0) {
@@ -553,6 +550,12 @@ static void start_here(void *arg)
         return;
     }
     tick(-1, 0, ob); /* at once: rows left by a previous run go out now */
+}
+
+void outbox_adopt_soon(struct outbox *ob)
+{
+    if (ob)
+        atomic_store(&ob->adopt_soon, 1);
 }
 
 int outbox_start(struct outbox *ob, struct loop *loop)

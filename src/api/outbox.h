@@ -37,6 +37,10 @@ struct outbox *outbox_new(struct store *st, const struct sign_key *key, const ch
                           const struct outbox_options *o, struct agentd_error *e);
 /* Starts delivering on loop (posted to its thread). 0 or AGENTD_ENOMEM. */
 int outbox_start(struct outbox *ob, struct loop *loop);
+/* Any thread: another instance was just found dead (its heartbeat
+ * stopped): the next tick releases the claims of dead holders, rather
+ * than at its usual ~10 s round. NULL is fine. */
+void outbox_adopt_soon(struct outbox *ob);
 /* After the loops stopped and the worker pool finished, before the loops'
  * bases are freed: ends the sends in flight and gives this instance's
  * claims back (blocking store call), so the rows are due at once for the

@@ -95,6 +95,10 @@ struct config {
     char *redis_url;            /* AGENTD_REDIS_URL (password secret): shared rate limits
                                    (kv/redis.h); NULL = in-process limits */
     int rate_limit_on_redis_down; /* AGENTD_RATE_LIMIT_ON_REDIS_DOWN: enum config_redis_down */
+    int64_t events_poll_ms;     /* AGENTD_EVENTS_POLL: a stream's store poll for other replicas'
+                                 * events (stretched while Redis signals them) */
+    int64_t instance_dead_after_ms; /* AGENTD_INSTANCE_DEAD_AFTER: a heartbeat older is dead */
+    char *instance_host;        /* AGENTD_INSTANCE_HOST: the host part of the instance id */
     int quota_sessions;         /* AGENTD_QUOTA_SESSIONS: live /chat sessions per principal;
                                    0 = unlimited */
     int quota_idempotency_keys; /* AGENTD_QUOTA_IDEMPOTENCY_KEYS: live Idempotency-Key records

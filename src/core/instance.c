@@ -16,9 +16,20 @@
 #include <unistd.h>
 
 #include <dirent.h>
+#include <pthread.h>
 
 #include <sys/file.h>
 #include <sys/stat.h>
+
+static char host_override[64];
+
+void instance_set_host(const char *host)
+{
+    snprintf(host_override, sizeof host_override, "%s", host ? host : "");
+    for (char *p = host_override; *p; p++)
+        if (*p == '/')
+            *p = '_';
+}
 
 void instance_id(char *out, size_t len)
 {
@@ -36,6 +47,10 @@ void instance_id(char *out, size_t len)
     for (char *p = ns; *p; p++)
         if (*p == '/')
             *p = '_';
+    if (host_override[0]) { /* the operator's name stands for host and namespace */
+        snprintf(host, sizeof host, "%s", host_override);
+        ns[0] = '\0';
+    }
     unsigned char raw[6] = { 0 };
     random_bytes(raw, sizeof raw);
     snprintf(out, len, "%s%s%s/%ld/%02x%02x%02x%02x%02x%02x", host, ns[0] ? "@" : "", ns,
@@ -146,6 +161,54 @@ void instance_lock_release(const char *dir, const char *instance, int fd)
     instance_lock_path(dir, instance, path, sizeof path);
     unlink(path); /* before the close: nobody may take it for a dead one's */
     close(fd);
+}
+
+/* ---- the heartbeat verdict: a small sorted-free list under a mutex ---- */
+
+static pthread_mutex_t dead_mu = PTHREAD_MUTEX_INITIALIZER;
+static char **dead_ids;
+static size_t dead_n;
+
+int instance_dead_set(char *const *ids, size_t n)
+{
+    char **copy = n ? calloc(n, sizeof *copy) : NULL;
+    if (n && !copy)
+        return AGENTD_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (!(copy[i] = strdup(ids[i]))) {
+            while (i--)
+                free(copy[i]);
+            free(copy);
+            return AGENTD_ENOMEM;
+        }
+    pthread_mutex_lock(&dead_mu);
+    char **old = dead_ids;
+    size_t oldn = dead_n;
+    dead_ids = copy;
+    dead_n = n;
+    pthread_mutex_unlock(&dead_mu);
+    for (size_t i = 0; i < oldn; i++)
+        free(old[i]);
+    free(old);
+    return 0;
+}
+
+int instance_heartbeat_dead(const char *instance)
+{
+    int dead = 0;
+    pthread_mutex_lock(&dead_mu);
+    for (size_t i = 0; i < dead_n && !dead; i++)
+        dead = strcmp(dead_ids[i], instance) == 0;
+    pthread_mutex_unlock(&dead_mu);
+    return dead;
+}
+
+int instance_probe(void *dir, const char *instance)
+{
+    int held = dir ? instance_lock_probe(dir, instance) : -1;
+    if (held >= 0)
+        return held;
+    return instance_heartbeat_dead(instance) ? 0 : -1;
 }
 
 int instance_orphaned(const char *ours, const char *theirs, int64_t age_ms, int64_t lease_ms,

@@ -8,8 +8,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* "host@pidns/pid/nonce" for this process. */
+/* "host@pidns/pid/nonce" for this process; with instance_set_host(h),
+ * "h/pid/nonce". */
 void instance_id(char *out, size_t len);
+/* The host part of ids made from now on (AGENTD_INSTANCE_HOST; NULL or ""
+ * = the hostname and pid namespace). Two processes with the same host part
+ * take each other's pids for their own: give each replica its own. Call
+ * before instance_id, at start. */
+void instance_set_host(const char *host);
 /* 1 when pid is gone, a zombie, or our own pid (the process before us). */
 int instance_pid_dead(long pid);
 /* The lock file of an instance under dir (its id with '/' and other
@@ -28,6 +34,17 @@ int instance_lock_probe(void *dir, const char *instance);
  * many. Call it once nothing needs to ask about those instances (recovery,
  * after a sweep that adopted every orphan it saw). */
 int instance_lock_reap(const char *dir);
+
+/* The heartbeat table's verdict (agent/heartbeat.c sets it after each
+ * beat): the instances whose heartbeat stopped. Replaces the previous
+ * verdict; thread-safe. 0 or AGENTD_ENOMEM (the old verdict stays). */
+int instance_dead_set(char *const *ids, size_t n);
+/* 1 when the latest verdict names instance dead. Thread-safe. */
+int instance_heartbeat_dead(const char *instance);
+/* The probe crash recovery hands instance_orphaned: the lock file under
+ * dir (a char *; NULL = no lock files) when it knows, else the heartbeat
+ * verdict (dead: 0), else -1 (unknown: the pid and lease rules decide). */
+int instance_probe(void *dir, const char *instance);
 
 /* Crash recovery's rule, pure but for the probes: is the process that
  * holds something (a running turn, a completion) dead? theirs/ours are

@@ -301,6 +301,37 @@ static void connect_addr(struct conn *c)
         conn_fail(c, "out of memory");
 }
 
+redisAsyncContext *redis_connect_own(struct redis *r, struct event_base *base)
+{
+    const struct redis_url *u = &r->url;
+    if (atomic_load(&r->closed) || (!u->path[0] && !r->addr0[0]))
+        return NULL;
+    redisAsyncContext *ac = u->path[0] ? redisAsyncConnectUnix(u->path)
+                                       : redisAsyncConnect(r->addr0, u->port);
+    if (!ac)
+        return NULL;
+    if (ac->err || redisLibeventAttach(ac, base) != REDIS_OK) {
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    char db[16];
+    snprintf(db, sizeof db, "%d", u->db);
+    int ok = REDIS_OK;
+    if (u->password[0] && u->user[0])
+        ok |= redisAsyncCommandArgv(ac, NULL, NULL, 3,
+                                    (const char *[]){ "AUTH", u->user, u->password }, NULL);
+    else if (u->password[0])
+        ok |= redisAsyncCommandArgv(ac, NULL, NULL, 2, (const char *[]){ "AUTH", u->password },
+                                    NULL);
+    if (u->db)
+        ok |= redisAsyncCommandArgv(ac, NULL, NULL, 2, (const char *[]){ "SELECT", db }, NULL);
+    if (ok != REDIS_OK) {
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    return ac;
+}
+
 static struct conn *conn_for(struct redis *r)
 {
     struct loop *l = loop_current();

@@ -11,6 +11,8 @@
 
 struct redis;
 struct redisReply;
+struct redisAsyncContext;
+struct event_base;
 
 /* A command's answer, on the loop that sent it: the reply (valid only during
  * the call; may be an error reply), or NULL when Redis could not answer in
@@ -29,6 +31,14 @@ struct redis *redis_new(const struct redis_url *url, int timeout_ms);
  * done(NULL) at once). */
 void redis_command(struct redis *r, int argc, const char **argv, const size_t *lens,
                    redis_reply_fn done, void *ud);
+
+/* A connection of the caller's own on base, outside the per-loop ones: a
+ * subscriber (a subscribed connection takes no other commands). Its
+ * handshake (AUTH, SELECT) is queued without callbacks, so a refused one
+ * shows as the next command failing. NULL when it cannot be made (no
+ * address known, out of memory, a socket error). The caller sets its
+ * callbacks and data and frees it (redisAsyncFree). */
+struct redisAsyncContext *redis_connect_own(struct redis *r, struct event_base *base);
 
 /* Closes every connection, answering pending commands with NULL; later
  * commands get NULL at once. Call after the loops stopped, before their

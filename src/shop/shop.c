@@ -699,7 +699,7 @@ static int claim_abandoned(const struct shop *sh, const struct checkout *c, int6
     if (sh->instance && strcmp(k->by, sh->instance) == 0) /* ours: an abort that failed */
         return age_ms > COMPLETION_LEASE_MS;
     return instance_orphaned(sh->instance ? sh->instance : "", k->by, age_ms, COMPLETION_LEASE_MS,
-                             sh->lock_dir ? instance_lock_probe : NULL, sh->lock_dir,
+                             instance_probe, sh->lock_dir,
                              instance_pid_dead);
 }
 

@@ -98,6 +98,9 @@ struct store_backend {
     int (*outbox_holders)(void *b, char ***out, size_t *n);
     int (*outbox_depth)(void *b, const char *kind, int64_t *pending);
     int (*outbox_get)(void *b, const char *id, struct store_outbox **out);
+    int (*instance_beat)(void *b, const struct store_instance *inst);
+    int (*instance_list)(void *b, struct store_instance **out, size_t *n);
+    int (*instance_delete)(void *b, const char *id);
     int (*idem_begin)(void *b, const char *principal, const char *key, const char *fingerprint,
                       const char *owner, int64_t expires_at, struct store_idem **existing);
     int (*idem_takeover)(void *b, const char *principal, const char *key, const char *dead_owner,

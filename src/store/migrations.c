@@ -270,6 +270,17 @@ static const struct migration migrations[] = {
           "  created_at INTEGER NOT NULL"
           ");"
           "CREATE INDEX saved_addresses_customer ON saved_addresses(customer, created_at, id);" },
+    /* one row per running agentd process, its heartbeat refreshed every
+     * few seconds: a replica whose heartbeat stopped is dead, and what it
+     * held (turns, completions, outbox claims) is adopted by a live one.
+     * PostgreSQL: the same table (BIGINT for the times). */
+    { 13, "CREATE TABLE instances ("
+          "  id TEXT PRIMARY KEY,"
+          "  host TEXT NOT NULL,"
+          "  pid INTEGER NOT NULL,"
+          "  started_at INTEGER NOT NULL,"
+          "  heartbeat_at INTEGER NOT NULL"
+          ");" },
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

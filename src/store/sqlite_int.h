@@ -254,6 +254,9 @@ int sq_outbox_finish(void *b, const char *id, const char *instance, const char *
                      int64_t next_attempt_at, const char *last_error);
 int sq_outbox_release(void *b, const char *instance, int *n);
 int sq_outbox_holders(void *b, char ***out, size_t *n);
+int sq_instance_beat(void *b, const struct store_instance *inst);
+int sq_instance_list(void *b, struct store_instance **out, size_t *n);
+int sq_instance_delete(void *b, const char *id);
 int sq_outbox_depth(void *b, const char *kind, int64_t *pending);
 int sq_outbox_get(void *b, const char *id, struct store_outbox **out);
 int sq_stock_seed(void *b, const struct store_stock_line *v, size_t n, int replace);

@@ -40,7 +40,7 @@
     X(session_list, R) X(session_delete_idle, W) X(batch_commit, W)                    \
     X(address_save, W) X(address_list, R) X(outbox_add, W) X(outbox_claim, W)           \
     X(outbox_finish, W) X(outbox_release, W) X(outbox_holders, R) X(outbox_depth, R)    \
-    X(outbox_get, R)
+    X(outbox_get, R) X(instance_beat, W) X(instance_list, R) X(instance_delete, W)
 
 enum store_op {
 #define X(op, kind) OP_##op,
@@ -645,6 +645,24 @@ void store_strings_free(char **v, size_t n)
     for (size_t i = 0; v && i < n; i++)
         free(v[i]);
     free(v);
+}
+
+int store_instance_beat(struct store *s, const struct store_instance *inst)
+{
+    REQUIRE(s, instance_beat, inst && nonempty(inst->id) && inst->host);
+    CALL(s, instance_beat, inst);
+}
+
+int store_instance_list(struct store *s, struct store_instance **out, size_t *n)
+{
+    REQUIRE(s, instance_list, out && n);
+    CALL(s, instance_list, out, n);
+}
+
+int store_instance_delete(struct store *s, const char *id)
+{
+    REQUIRE(s, instance_delete, nonempty(id));
+    CALL(s, instance_delete, id);
 }
 
 int store_outbox_depth(struct store *s, const char *kind, int64_t *pending)

@@ -573,6 +573,27 @@ int store_outbox_get(struct store *s, const char *id, struct store_outbox **out)
 void store_outbox_free(struct store_outbox *ev);
 void store_outbox_list_free(struct store_outbox *v, size_t n);
 
+/* ---- instances: the heartbeats of running processes ---- */
+
+/* One agentd process sharing this database. Each writes its row every few
+ * seconds; one whose heartbeat_at stopped moving is dead, and a live one
+ * adopts what it held (docs/deployment.md "Replicas"). */
+struct store_instance {
+    char *id;             /* "host@pidns/pid/nonce" (core/instance.h) */
+    char *host;
+    int64_t pid;
+    int64_t started_at;
+    int64_t heartbeat_at; /* read-only: the store's clock at the last beat */
+};
+/* Writes inst's row (created at its first beat) with heartbeat_at = now. */
+int store_instance_beat(struct store *s, const struct store_instance *inst);
+/* Every row, by id. */
+int store_instance_list(struct store *s, struct store_instance **out, size_t *n);
+/* Removes id's row (a clean stop, or one dead long ago); AGENTD_ENOTFOUND
+ * when there is none. */
+int store_instance_delete(struct store *s, const char *id);
+void store_instance_list_free(struct store_instance *v, size_t n);
+
 /* ---- idempotency records ---- */
 
 #define STORE_IDEM_IN_PROGRESS "in_progress"

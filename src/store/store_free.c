@@ -29,6 +29,7 @@ OFFS(idem, AT(idem, principal), AT(idem, key), AT(idem, fingerprint), AT(idem, s
 OFFS(address, AT(address, id), AT(address, customer), AT(address, body));
 OFFS(outbox, AT(outbox, id), AT(outbox, kind), AT(outbox, target), AT(outbox, headers),
      AT(outbox, body), AT(outbox, state), AT(outbox, last_error), AT(outbox, claimed_by));
+OFFS(instance, AT(instance, id), AT(instance, host));
 OFFS(audit, AT(audit, principal), AT(audit, action), AT(audit, target),
      AT(audit, request_id), AT(audit, outcome));
 
@@ -72,3 +73,4 @@ FREE_LIST(audit)
 FREE_LIST(address)
 FREE_ONE(outbox)
 FREE_LIST(outbox)
+FREE_LIST(instance)

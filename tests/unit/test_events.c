@@ -12,7 +12,12 @@
 #include <time.h>
 
 #include "agent/events.h"
+#include "api/follow.h"
 #include "core/loop.h"
+#include "core/relay.h"
+
+#include <stdio.h>
+#include <string.h>
 
 struct fx {
     struct loop *loop;
@@ -178,11 +183,92 @@ static void test_wakes_coalesce_and_stop_after_unsubscribe(void **state)
     assert_int_equal(atomic_load(&woke_a), 2);
 }
 
+/* A relay that records what the hub asks of it. */
+static struct {
+    char published[64], watched[64];
+    relay_wake_fn wake;
+    void *ud;
+    struct relay_watch *unwatched;
+    int healthy;
+} fr;
+static char watch_token;
+
+static void fr_publish(void *impl, const char *topic)
+{
+    (void)impl;
+    snprintf(fr.published, sizeof fr.published, "%s", topic);
+}
+
+static struct relay_watch *fr_watch(void *impl, const char *topic, relay_wake_fn wake, void *ud)
+{
+    (void)impl;
+    snprintf(fr.watched, sizeof fr.watched, "%s", topic);
+    fr.wake = wake;
+    fr.ud = ud;
+    return (struct relay_watch *)&watch_token;
+}
+
+static void fr_unwatch(void *impl, struct relay_watch *w)
+{
+    (void)impl;
+    fr.unwatched = w;
+}
+
+static int fr_healthy(void *impl)
+{
+    (void)impl;
+    return fr.healthy;
+}
+
+static void on_relay_wake(void *ud) { atomic_fetch_add((atomic_int *)ud, 1); }
+
+/* With a relay, a subscription also watches its session at other
+ * processes (their signal wakes it), a publish is relayed, and the watch
+ * ends with the subscription. */
+static void test_relay_carries_subscriptions_and_publishes(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(events_relay_healthy(f->h), 0); /* no relay yet */
+    struct relay r = { .publish = fr_publish, .watch = fr_watch, .unwatch = fr_unwatch,
+                       .healthy = fr_healthy };
+    events_set_relay(f->h, &r);
+    atomic_int woke = 0;
+    struct events_sub *s = events_subscribe(f->h, "sess-r", f->loop, on_relay_wake, &woke);
+    assert_non_null(s);
+    assert_string_equal(fr.watched, "sess-r");
+    fr.wake(fr.ud); /* another process published */
+    assert_int_equal(atomic_load(&woke), 1);
+    events_publish(f->h, "sess-q");
+    assert_string_equal(fr.published, "sess-q");
+    fr.healthy = 1;
+    assert_int_equal(events_relay_healthy(f->h), 1);
+    events_unsubscribe(s);
+    assert_ptr_equal(fr.unwatched, &watch_token);
+}
+
+/* The poll of an open stream: as configured, stretched tenfold (60 s at
+ * most, never below the setting) while signals flow. */
+static void test_follow_poll_stretches_while_signals_flow(void **state)
+{
+    (void)state;
+    follow_set_poll_ms(1000);
+    assert_int_equal(follow_poll_ms(0), 1000);
+    assert_int_equal(follow_poll_ms(1), 10000);
+    follow_set_poll_ms(30000);
+    assert_int_equal(follow_poll_ms(1), 60000);
+    follow_set_poll_ms(120000);
+    assert_int_equal(follow_poll_ms(1), 120000);
+    follow_set_poll_ms(0);
+    assert_int_equal(follow_poll_ms(0), 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_publish_wakes_only_that_session),
         cmocka_unit_test(test_wakes_coalesce_and_stop_after_unsubscribe),
+        cmocka_unit_test(test_relay_carries_subscriptions_and_publishes), /* keeps its relay: after the others on the hub */
+        cmocka_unit_test(test_follow_poll_stretches_while_signals_flow),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

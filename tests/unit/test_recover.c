@@ -15,7 +15,11 @@
 #include <unistd.h>
 #include <dirent.h>
 
+#include "agent/heartbeat.h"
 #include "core/instance.h"
+#include "store/store.h"
+
+#include <stdlib.h>
 #include "agent/recover.h"
 #include "agent/runner.h"
 #include "agent/turn.h"
@@ -105,6 +109,105 @@ static void test_lock_file_decides_first(void **state)
     /* ours is never probed */
     lock_answer = 0;
     assert_false(instance_orphaned(OURS, OURS, 0, LEASE, fake_lock, NULL, fake_dead));
+}
+
+/* The heartbeat verdict: an instance named dead is orphaned at once on
+ * another host (where neither lock file nor pid can tell), a lock file
+ * that is held still wins, and a new verdict replaces the old one. */
+static void test_heartbeat_verdict(void **state)
+{
+    (void)state;
+    dead_pid = -1;
+    const char *far = "replica-b/42/cafe01";
+    assert_int_equal(instance_probe(NULL, far), -1);
+    assert_false(instance_orphaned(OURS, far, 0, LEASE, instance_probe, NULL, fake_dead));
+    char *ids[] = { (char *)far };
+    assert_int_equal(instance_dead_set(ids, 1), 0);
+    assert_true(instance_heartbeat_dead(far));
+    assert_int_equal(instance_probe(NULL, far), 0);
+    assert_true(instance_orphaned(OURS, far, 0, LEASE, instance_probe, NULL, fake_dead));
+    assert_false(instance_orphaned(OURS, "replica-c/42/cafe02", 0, LEASE, instance_probe, NULL,
+                                   fake_dead));
+    /* held lock file: alive whatever the heartbeat says */
+    lock_answer = 1;
+    assert_false(instance_orphaned(OURS, far, 0, LEASE, fake_lock, NULL, fake_dead));
+    assert_int_equal(instance_dead_set(NULL, 0), 0);
+    assert_false(instance_heartbeat_dead(far));
+    assert_false(instance_orphaned(OURS, far, 0, LEASE, instance_probe, NULL, fake_dead));
+}
+
+static int64_t hb_now = 1000000;
+static int64_t hb_clock(void *ud)
+{
+    (void)ud;
+    return hb_now;
+}
+
+/* The heartbeat against a real store: each beat writes our row; another
+ * instance whose row stopped is dead once (counted as new at one beat
+ * only), named in the verdict, and reaped an hour later; a clean stop
+ * removes our row. */
+static void test_heartbeat_beats_and_judges(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_heartbeat_XXXXXX", url[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(url, sizeof url, "%s/db.sqlite", dir);
+    struct store *st = NULL;
+    struct store_options o = { .url = url, .now = hb_clock };
+    assert_int_equal(store_open(&o, &st, NULL), 0);
+    struct heartbeat me, other;
+    heartbeat_init(&me, st, "replica-a/1/aa", 10000);
+    heartbeat_init(&other, st, "replica-b/2/bb", 10000);
+    assert_string_equal(me.host, "replica-a");
+    assert_int_equal(heartbeat_every_ms(10000), 2000);
+    assert_int_equal(heartbeat_every_ms(1000), 250);
+    assert_int_equal(heartbeat_beat(&other, hb_now), 0);
+    assert_int_equal(heartbeat_beat(&me, hb_now), 0);
+    assert_false(instance_heartbeat_dead("replica-b/2/bb"));
+    hb_now += 10000; /* exactly the bound: still alive */
+    assert_int_equal(heartbeat_beat(&me, hb_now), 0);
+    assert_false(instance_heartbeat_dead("replica-b/2/bb"));
+    hb_now += 1;
+    assert_int_equal(heartbeat_beat(&me, hb_now), 1);
+    assert_true(instance_heartbeat_dead("replica-b/2/bb"));
+    assert_false(instance_heartbeat_dead("replica-a/1/aa"));
+    hb_now += 2000;
+    assert_int_equal(heartbeat_beat(&me, hb_now), 0); /* not new any more */
+    assert_true(instance_heartbeat_dead("replica-b/2/bb"));
+    hb_now += 3600LL * 1000; /* an hour on: its row goes, the verdict forgets it */
+    assert_int_equal(heartbeat_beat(&me, hb_now), 0);
+    assert_false(instance_heartbeat_dead("replica-b/2/bb"));
+    struct store_instance *v = NULL;
+    size_t n = 0;
+    assert_int_equal(store_instance_list(st, &v, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].id, "replica-a/1/aa");
+    store_instance_list_free(v, n);
+    heartbeat_stop(&me);
+    assert_int_equal(store_instance_list(st, &v, &n), 0);
+    assert_int_equal(n, 0);
+    heartbeat_free(&me);
+    heartbeat_free(&other);
+    store_close(st);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* AGENTD_INSTANCE_HOST names the host part of the id (no pid namespace). */
+static void test_instance_host_override(void **state)
+{
+    (void)state;
+    char id[192];
+    instance_set_host("replica/a");
+    instance_id(id, sizeof id);
+    char want[64];
+    snprintf(want, sizeof want, "replica_a/%ld/", (long)getpid());
+    assert_int_equal(strncmp(id, want, strlen(want)), 0);
+    instance_set_host(NULL);
+    instance_id(id, sizeof id);
+    assert_int_not_equal(strncmp(id, "replica_a/", 10), 0);
 }
 
 static void test_instance_lock_files(void **state)
@@ -208,6 +311,9 @@ int main(void)
         cmocka_unit_test(test_pid_probe),
         cmocka_unit_test(test_lock_file_decides_first),
         cmocka_unit_test(test_instance_lock_files),
+        cmocka_unit_test(test_heartbeat_verdict),
+        cmocka_unit_test(test_instance_host_override),
+        cmocka_unit_test(test_heartbeat_beats_and_judges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2157,6 +2157,44 @@ static void test_address_book(void **state)
     assert_int_equal(store_address_save(c->s, "", "x", "y"), AGENTD_EINVAL);
 }
 
+/* Instance heartbeats: a beat creates the row once and moves heartbeat_at
+ * on the store's clock; started_at stays; delete removes it. */
+static void test_instance_heartbeats(void **state)
+{
+    struct ctx *c = *state;
+    struct store_instance a = { .id = "hostA/10/aa", .host = "hostA", .pid = 10,
+                                .started_at = 5 };
+    struct store_instance b = { .id = "hostB/20/bb", .host = "hostB", .pid = 20,
+                                .started_at = 6 };
+    struct store_instance *v = NULL;
+    size_t n = 9;
+    assert_ok(store_instance_list(c->s, &v, &n));
+    assert_int_equal(n, 0);
+    int64_t t0 = atomic_load(&fake_now);
+    assert_ok(store_instance_beat(c->s, &a));
+    assert_ok(store_instance_beat(c->s, &b));
+    advance(2000);
+    a.started_at = 99; /* a later beat does not move it */
+    assert_ok(store_instance_beat(c->s, &a));
+    assert_ok(store_instance_list(c->s, &v, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].id, "hostA/10/aa");
+    assert_string_equal(v[0].host, "hostA");
+    assert_int_equal(v[0].pid, 10);
+    assert_int_equal(v[0].started_at, 5);
+    assert_int_equal(v[0].heartbeat_at, t0 + 2000);
+    assert_string_equal(v[1].id, "hostB/20/bb");
+    assert_int_equal(v[1].heartbeat_at, t0);
+    store_instance_list_free(v, n);
+    assert_ok(store_instance_delete(c->s, "hostB/20/bb"));
+    assert_int_equal(store_instance_delete(c->s, "hostB/20/bb"), AGENTD_ENOTFOUND);
+    assert_ok(store_instance_list(c->s, &v, &n));
+    assert_int_equal(n, 1);
+    store_instance_list_free(v, n);
+    assert_int_equal(store_instance_beat(c->s, &(struct store_instance){ .id = "", .host = "h" }),
+                     AGENTD_EINVAL);
+}
+
 static void test_stock_last_unit_race(void **state)
 {
     struct ctx *c = *state;
@@ -2893,6 +2931,7 @@ int main(void)
         T(test_newer_schema_is_refused),
         T(test_corrupt_file_is_refused),
         T(test_meta),
+        T(test_instance_heartbeats),
         T(test_principals_and_apikeys),
         T(test_apikey_by_id_scopes_and_list_all),
         T(test_sessions_and_messages),
