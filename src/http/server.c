@@ -151,7 +151,7 @@ static void finish(struct http_req *r)
             log_str(&l, key, val);
             i = (size_t)(val - r->notes) + strlen(val) + 1;
         }
-        log_end(&l);
+        log_end_buffered(&l); /* batched per loop (core/logbuf.c) */
     }
     unlink_req(r);
     atomic_fetch_sub(&s->inflight, 1);
