@@ -1,7 +1,7 @@
 /* JSON-lines logger. Each line is built in a stack buffer and written with
- * one write(2) (access lines may be batched per thread: core/logbuf.c) under
- * a mutex that keeps large batches whole on a pipe; no allocation. Lines longer than LOG_LINE_MAX are cut and marked
- * "truncated":true. */
+ * one write(2) (access lines batched per thread: core/logbuf.c), under a
+ * mutex that keeps batches whole on a pipe; no allocation. Lines longer
+ * than LOG_LINE_MAX are cut and marked "truncated":true. */
 #include "core/log.h"
 #include "core/clock.h"
 #include "core/redact.h"
