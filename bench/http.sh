@@ -88,7 +88,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
 
 start_agentd() { # access_log -> sets port
   port=$(free_port)
-  AGENTD_HOST=127.0.0.1 AGENTD_PORT=$port AGENTD_ACCESS_LOG=$1 AGENTD_DATA_DIR=$tmp/data-$1 \
+  # env -u: agentd refuses unknown AGENTD_* variables, AGENTD_BIN included
+  env -u AGENTD_BIN AGENTD_HOST=127.0.0.1 AGENTD_PORT=$port AGENTD_ACCESS_LOG=$1 AGENTD_DATA_DIR=$tmp/data-$1 \
     "$bin" serve >/dev/null 2>"$tmp/agentd-$1.err" &
   pids+=($!)
   wait_up "http://127.0.0.1:$port/healthz"

@@ -899,6 +899,8 @@ static void app_wait(struct app *a)
         }
         event_base_loop(t->base, EVLOOP_NO_EXIT_ON_EMPTY);
     }
+    if (a->srv)
+        http_server_stop(a->srv); /* the loops write their last access lines first */
     log_msg(LOG_INFO, NULL, "stopped");
     for (int i = 0; i < 3; i++)
         if (t->sigs[i])

@@ -1,11 +1,13 @@
 /* JSON-lines logger. Each line is built in a stack buffer and written with
- * one write(2); no locks, no allocation. Lines longer than LOG_LINE_MAX are
- * cut and marked "truncated":true. */
+ * one write(2) (access lines batched per thread: core/logbuf.c), under a
+ * mutex that keeps batches whole on a pipe; no allocation. Lines longer
+ * than LOG_LINE_MAX are cut and marked "truncated":true. */
 #include "core/log.h"
 #include "core/trace.h"
 #include "core/clock.h"
 #include "core/redact.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -188,7 +190,7 @@ void log_double(struct logline *l, const char *key, double val)
     put(l, num, (size_t)n);
 }
 
-void log_end(struct logline *l)
+void log_finish(struct logline *l)
 {
     if (l->truncated) {
         static const char t[] = ",\"truncated\":true";
@@ -197,14 +199,32 @@ void log_end(struct logline *l)
     }
     l->buf[l->n++] = '}';
     l->buf[l->n++] = '\n';
+}
+
+/* A batch of access lines is larger than PIPE_BUF: on a pipe (a container's
+ * stdout) the kernel may split it between writers, so writes are one at a
+ * time in this process and a line is never cut by another thread's. */
+static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void log_write(const char *p, size_t n)
+{
     int fd = atomic_load(&out_fd);
     size_t off = 0;
-    while (off < l->n) {
-        ssize_t w = write(fd, l->buf + off, l->n - off);
+    pthread_mutex_lock(&write_mu);
+    while (off < n) {
+        ssize_t w = write(fd, p + off, n - off);
         if (w <= 0)
             break; /* a log that cannot be written must not stop the server */
         off += (size_t)w;
     }
+    pthread_mutex_unlock(&write_mu);
+}
+
+void log_end(struct logline *l)
+{
+    log_finish(l);
+    log_flush(); /* this thread's buffered access lines go out first, in order */
+    log_write(l->buf, l->n);
 }
 
 void log_msg(enum log_level lvl, const char *request_id, const char *fmt, ...)

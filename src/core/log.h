@@ -41,6 +41,25 @@ void log_int(struct logline *l, const char *key, int64_t val);
 void log_double(struct logline *l, const char *key, double val);
 void log_end(struct logline *l);
 
+/* Access lines without a write(2) each (core/logbuf.c). A thread that
+ * called log_buffer_start keeps lines ended with log_end_buffered in its
+ * own buffer: written when it holds `cap` bytes, when log_flush runs (the
+ * loop's flush timer, which `arm(ud)` is asked to start whenever the buffer
+ * goes from empty to not empty), before any log_end line of the same thread
+ * (order kept), and by log_buffer_stop. On a thread without a buffer,
+ * log_end_buffered is log_end. Returns 0 or AGENTD_ENOMEM (then lines are
+ * written through). */
+int log_buffer_start(size_t cap, void (*arm)(void *ud), void *ud);
+void log_buffer_stop(void);
+void log_end_buffered(struct logline *l);
+void log_flush(void);
+/* Bytes this thread holds unwritten (tests). */
+size_t log_buffered(void);
+/* The line's closing bytes (log_end = log_finish + log_write), and one
+ * write of ready bytes to the log's descriptor. */
+void log_finish(struct logline *l);
+void log_write(const char *p, size_t n);
+
 /* One-shot helper: a line with msg and optional request_id. */
 void log_msg(enum log_level lvl, const char *request_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -2,6 +2,7 @@
  * The inbox is a mutex-protected FIFO emptied in one swap per wakeup. */
 #include "core/loop.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "core/trace.h"
 
 #include <errno.h>
@@ -124,10 +125,38 @@ int loop_post(struct loop *l, loop_fn fn, void *arg)
     return 0;
 }
 
+/* The access log's batching on a loop thread (core/logbuf.c): its lines
+ * are written when LOOP_LOG_BUFFER bytes are pending, or LOOP_LOG_FLUSH_MS
+ * after the first pending one, and when the loop returns (drain). A crash
+ * loses at most the last interval's lines (docs/operations.md). */
+#define LOOP_LOG_BUFFER (64 * 1024)
+#define LOOP_LOG_FLUSH_MS 5
+
+static void on_log_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what; (void)arg;
+    log_flush();
+}
+
+static void arm_log_flush(void *ud)
+{
+    static const struct timeval tv = { 0, LOOP_LOG_FLUSH_MS * 1000 };
+    evtimer_add((struct event *)ud, &tv);
+}
+
 int loop_run(struct loop *l)
 {
     tl_current = l;
+    struct event *flush = evtimer_new(l->base, on_log_flush, NULL);
+    if (flush && log_buffer_start(LOOP_LOG_BUFFER, arm_log_flush, flush) != 0) {
+        event_free(flush); /* no memory for a buffer: lines are written through */
+        flush = NULL;
+    }
     int rc = event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    if (flush) {
+        log_buffer_stop(); /* every line of the drain is out before the thread ends */
+        event_free(flush);
+    }
     tl_current = NULL;
     return rc < 0 ? AGENTD_EINTERNAL : 0;
 }

@@ -172,6 +172,14 @@ struct http_client *http_client_new(struct loop *loop)
      * cache scan at 16 % of CPU at 8 000 turns). Idle sockets stay bounded by
      * the peak concurrency, which the fd limit bounds anyway. */
     curl_multi_setopt(cl->multi, CURLMOPT_MAXCONNECTS, 16384L);
+    /* HTTP/2 (a transfer that asks for it: llm_attempt.c): many transfers
+     * on one connection, up to what the server's SETTINGS allow, rather
+     * than curl's own cap of 100 streams. No per-host connection cap
+     * (CURLMOPT_MAX_HOST_CONNECTIONS): it would also queue HTTP/1.1 calls,
+     * which need a connection each; with PIPEWAIT an h2 transfer waits for
+     * a connection being set up instead of opening another. */
+    curl_multi_setopt(cl->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(cl->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
     return cl;
 }
 

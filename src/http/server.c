@@ -181,7 +181,7 @@ static void finish(struct http_req *r)
             log_str(&l, key, val);
             i = (size_t)(val - r->notes) + strlen(val) + 1;
         }
-        log_end(&l);
+        log_end_buffered(&l); /* batched per loop (core/logbuf.c) */
     }
     trace_leave(prev);
     if (r->span)

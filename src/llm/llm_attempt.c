@@ -165,6 +165,31 @@ static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_por
     return CURL_PREREQFUNC_OK;
 }
 
+/* The provider's _CA_BUNDLE and _HTTP2 choice. With HTTP/2 a call waits for a connection
+ * being set up rather than open its own (PIPEWAIT), so thousands of calls
+ * share a few connections, each carrying as many streams as the server
+ * allows (http/client.c); HTTP/1.1 stays one call per connection. */
+void llm_easy_transport(CURL *e, const struct llm_provider_config *cfg)
+{
+    if (cfg->ca_bundle)
+        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->ca_bundle);
+    int tls = strncmp(cfg->url, "https://", 8) == 0;
+    switch (cfg->http2) {
+    case LLM_HTTP2_PRIOR:
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+        break;
+    case LLM_HTTP2_OFF:
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+        break;
+    default: /* auto: ALPN over TLS offers h2 and http/1.1, the server picks */
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+        if (tls)
+            curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+        break;
+    }
+}
+
 static void start_attempt(struct llm_call *c)
 {
     struct provider *p = &c->llm->prov[c->prov];
@@ -246,6 +271,7 @@ static void start_attempt(struct llm_call *c)
     curl_easy_setopt(e, CURLOPT_USERAGENT, "agentd");
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    llm_easy_transport(e, p->cfg);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     c->started_ns = clock_mono_ns();
     c->attempts++;

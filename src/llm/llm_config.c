@@ -10,6 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <curl/curl.h>
+#include <unistd.h>
+
 #include "core/err.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
@@ -109,6 +112,42 @@ static int parse_price(const char *name, const char *s, double *out, struct conf
     return 0;
 }
 
+static const char *const http2_names[] = { "auto", "prior", "off" };
+
+/* auto | prior | off. Prior knowledge skips ALPN, so it is only for plain
+ * http:// servers (a local model server); over https auto already
+ * negotiates HTTP/2. url may be NULL (its own problem is reported). */
+static int parse_http2(const char *name, const char *s, const char *url, int *out,
+                       struct config_problems *pr)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcasecmp(s, http2_names[i]) == 0) {
+            if (i == LLM_HTTP2_PRIOR && url && strncmp(url, "http://", 7) != 0) {
+                config_problems_add(pr, "%s=%s: prior knowledge (h2c) is for http:// servers; over "
+                                        "https:// auto negotiates HTTP/2", name, s);
+                return AGENTD_EINVAL;
+            }
+            const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+            if (i == LLM_HTTP2_PRIOR && !(v->features & CURL_VERSION_HTTP2)) {
+                config_problems_add(pr, "%s=%s: this libcurl (%s) has no HTTP/2", name, s, v->version);
+                return AGENTD_EINVAL;
+            }
+            if (i == LLM_HTTP2_PRIOR && v->version_num < 0x080000) {
+                /* curl #10634, fixed in 8.0.0: every request after the first
+                 * on a prior-knowledge connection fails with "Error in the
+                 * HTTP2 framing layer" (seen here with 7.88.1 and nginx) */
+                config_problems_add(pr, "%s=%s: needs libcurl 8.0.0 or later (this is %s, whose "
+                                        "prior-knowledge connections fail after their first request); "
+                                        "use https:// with auto, or off", name, s, v->version);
+                return AGENTD_EINVAL;
+            }
+            *out = i;
+            return 0;
+        }
+    config_problems_add(pr, "%s=%s: expected auto, prior or off", name, s);
+    return AGENTD_EINVAL;
+}
+
 /* The base URL must be the part before /chat/completions: we append it. */
 static int check_url(const char *name, char *url, struct config_problems *pr)
 {
@@ -202,6 +241,17 @@ static int load_provider(struct llm_provider_config *p, const char *name, const 
             bad = 1;
         free(s);
     }
+    snprintf(var, sizeof var, "%s_CA_BUNDLE", prefix);
+    if ((p->ca_bundle = lookup(var, 0, get, ud, pr, &bad)) && access(p->ca_bundle, R_OK) != 0) {
+        config_problems_add(pr, "%s=%s: cannot read it (%s)", var, p->ca_bundle, strerror(errno));
+        bad = 1;
+    }
+    snprintf(var, sizeof var, "%s_HTTP2", prefix);
+    if ((s = lookup(var, 0, get, ud, pr, &bad))) {
+        if (parse_http2(var, s, p->url, &p->http2, pr) != 0)
+            bad = 1;
+        free(s);
+    }
     return bad ? AGENTD_EINVAL : 0;
 }
 
@@ -211,7 +261,7 @@ static void touch_provider_names(const char *prefix, config_getenv_fn get, void 
 {
     static const char *const suffix[] = { "_URL", "_MODEL", "_API_KEY", "_URL_FILE", "_MODEL_FILE",
                                           "_API_KEY_FILE", "_TIMEOUT", "_PRICE_IN", "_PRICE_OUT",
-                                          NULL };
+                                          "_HTTP2", "_CA_BUNDLE", NULL };
     char var[160];
     for (int i = 0; suffix[i]; i++) {
         snprintf(var, sizeof var, "%s%s", prefix, suffix[i]);
@@ -235,6 +285,7 @@ static void provider_free(struct llm_provider_config *p)
     free(p->name);
     free(p->url);
     free(p->model);
+    free(p->ca_bundle);
     if (p->api_key) {
         /* keys do not linger in freed heap memory */
         explicit_bzero(p->api_key, strlen(p->api_key));
@@ -413,6 +464,9 @@ void llm_config_dump(const struct llm_config *c, FILE *out)
         fprintf(out, "%s_TIMEOUT=%lldms\n", prefix, (long long)p->timeout_ms);
         fprintf(out, "%s_PRICE_IN=%g\n", prefix, p->price_in);
         fprintf(out, "%s_PRICE_OUT=%g\n", prefix, p->price_out);
+        fprintf(out, "%s_HTTP2=%s\n", prefix,
+                p->http2 >= 0 && p->http2 < 3 ? http2_names[p->http2] : "?");
+        fprintf(out, "%s_CA_BUNDLE=%s\n", prefix, p->ca_bundle ? p->ca_bundle : "(system)");
     }
     fprintf(out, "AGENTD_LLM_MAX_RETRIES=%d\n", c->max_retries);
     fprintf(out, "AGENTD_LLM_BREAKER_FAILURES=%d\n", c->breaker_failures);
@@ -442,6 +496,7 @@ int llm_config_copy(struct llm_config *dst, const struct llm_config *src)
         d->url = dup_or_null(s->url, &oom);
         d->model = dup_or_null(s->model, &oom);
         d->api_key = dup_or_null(s->api_key, &oom);
+        d->ca_bundle = dup_or_null(s->ca_bundle, &oom);
     }
     if (oom) {
         llm_config_free(dst);

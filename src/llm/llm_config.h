@@ -10,6 +10,14 @@
 
 #define LLM_MAX_PROVIDERS 8
 
+/* How a provider's connections speak HTTP (_HTTP2). */
+enum llm_http2 {
+    LLM_HTTP2_AUTO,            /* https: HTTP/2 when the server offers it by ALPN, else 1.1;
+                                * http: HTTP/1.1 */
+    LLM_HTTP2_PRIOR,           /* http:// only: HTTP/2 without upgrade (h2c prior knowledge) */
+    LLM_HTTP2_OFF,             /* HTTP/1.1 always */
+};
+
 struct llm_provider_config {
     char *name;                /* "default" (single form) or the lower-cased chain name */
     char *url;                 /* base URL without trailing slash; "/chat/completions" is appended */
@@ -18,6 +26,9 @@ struct llm_provider_config {
     int64_t timeout_ms;        /* per attempt (_TIMEOUT), default 30 s */
     double price_in;           /* USD per million prompt tokens (_PRICE_IN), default 0 */
     double price_out;          /* USD per million completion tokens (_PRICE_OUT), default 0 */
+    int http2;                 /* enum llm_http2 (_HTTP2), default auto */
+    char *ca_bundle;           /* _CA_BUNDLE: PEM file of CAs trusted for this provider
+                                * instead of the system's (a private CA); NULL = system */
 };
 
 struct llm_config {

@@ -149,6 +149,9 @@ struct llm_probe;
 /* llm_attempt.c */
 /* Ends the current attempt's transfer and parser (not the call). */
 void llm_attempt_clear(struct llm_call *c);
+/* A provider's transport on an easy handle: _CA_BUNDLE, and _HTTP2 (HTTP version,
+ * PIPEWAIT so HTTP/2 calls share connections). Calls and the probe. */
+void llm_easy_transport(CURL *e, const struct llm_provider_config *cfg);
 /* The call's timer callback while it waits between attempts (backoff). */
 void llm_on_retry_timer(evutil_socket_t fd, short what, void *arg);
 /* The provider's /health state after an answer (or a probe's). */

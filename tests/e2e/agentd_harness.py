@@ -316,7 +316,19 @@ class Server:
         return self.wait_log(lambda l: l.get("request_id") == request_id, timeout)
 
     def mark(self):
-        """A position in the log, for new_lines()."""
+        """A position in the log, for new_lines(). Access lines are batched
+        (written up to a few ms after the reply, core/logbuf.c): wait (bounded)
+        until the log has been still for 50 ms, so that an earlier request's
+        line is not taken for a new one."""
+        deadline = time.monotonic() + 2.0
+        size, still_since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            now = len(self.log_text())
+            if now != size:
+                size, still_since = now, time.monotonic()
+            elif time.monotonic() - still_since >= 0.05:
+                break
+            time.sleep(0.01)
         return len(self.log_lines())
 
     def new_lines(self, mark, n=1, msg="request", timeout=3.0):

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "llm/llm_config.h"
 
 static const char *fake_get(const char *name, void *ud)
@@ -169,6 +171,57 @@ static void test_chain(void **state)
     config_problems_free(&pr);
 }
 
+static void test_http2(void **state)
+{
+    (void)state;
+    const char *env[] = { "AGENTD_LLM_PROVIDERS", "local,cloud,old",
+                          "AGENTD_LLM_LOCAL_URL", "http://127.0.0.1:9/v1",
+                          "AGENTD_LLM_LOCAL_MODEL", "m1",
+                          "AGENTD_LLM_LOCAL_HTTP2", "PRIOR",
+                          "AGENTD_LLM_CLOUD_URL", "https://api.example/v1",
+                          "AGENTD_LLM_CLOUD_MODEL", "m2",
+                          "AGENTD_LLM_CLOUD_CA_BUNDLE", "/dev/null",
+                          "AGENTD_LLM_OLD_URL", "https://old.example/v1",
+                          "AGENTD_LLM_OLD_MODEL", "m3",
+                          "AGENTD_LLM_OLD_HTTP2", "off",
+                          NULL };
+    struct llm_config c;
+    struct config_problems pr = { 0 };
+    if (curl_version_info(CURLVERSION_NOW)->version_num < 0x080000) {
+        /* curl #10634: prior knowledge breaks on every reused connection */
+        assert_int_equal(load(&c, CONFIG_ENV_PRODUCTION, env, &pr), 1);
+        assert_true(has_problem(&pr, "AGENTD_LLM_LOCAL_HTTP2=PRIOR: needs libcurl 8.0.0 or later"));
+        llm_config_free(&c);
+        config_problems_free(&pr);
+        env[7] = "off"; /* the rest as below */
+        assert_int_equal(load(&c, CONFIG_ENV_PRODUCTION, env, &pr), 0);
+        assert_int_equal(c.providers[0].http2, LLM_HTTP2_OFF);
+        c.providers[0].http2 = LLM_HTTP2_PRIOR; /* for the dump and copy checks */
+    } else {
+        assert_int_equal(load(&c, CONFIG_ENV_PRODUCTION, env, &pr), 0);
+    }
+    assert_int_equal(c.providers[0].http2, LLM_HTTP2_PRIOR);
+    assert_string_equal(c.providers[1].ca_bundle, "/dev/null");
+    assert_null(c.providers[0].ca_bundle);
+    assert_int_equal(c.providers[1].http2, LLM_HTTP2_AUTO); /* the default */
+    assert_int_equal(c.providers[2].http2, LLM_HTTP2_OFF);
+    char *d = dump(&c);
+    assert_non_null(strstr(d, "AGENTD_LLM_LOCAL_HTTP2=prior\n"));
+    assert_non_null(strstr(d, "AGENTD_LLM_CLOUD_HTTP2=auto\n"));
+    assert_non_null(strstr(d, "AGENTD_LLM_OLD_HTTP2=off\n"));
+    assert_non_null(strstr(d, "AGENTD_LLM_CLOUD_CA_BUNDLE=/dev/null\n"));
+    assert_non_null(strstr(d, "AGENTD_LLM_OLD_CA_BUNDLE=(system)\n"));
+    free(d);
+    struct llm_config copy;
+    assert_int_equal(llm_config_copy(&copy, &c), 0);
+    assert_int_equal(copy.providers[0].http2, LLM_HTTP2_PRIOR);
+    assert_string_equal(copy.providers[1].ca_bundle, "/dev/null");
+    assert_ptr_not_equal(copy.providers[1].ca_bundle, c.providers[1].ca_bundle);
+    llm_config_free(&copy);
+    llm_config_free(&c);
+    config_problems_free(&pr);
+}
+
 static void test_key_file(void **state)
 {
     (void)state;
@@ -221,6 +274,14 @@ static void test_errors(void **state)
           "AGENTD_LLM_PRICE_IN=cheap: expected a price" },
         { { "AGENTD_LLM_URL", "http://h", "AGENTD_LLM_MODEL", "m", "AGENTD_LLM_PRICE_OUT", "-1", NULL },
           "AGENTD_LLM_PRICE_OUT=-1: expected a price" },
+        { { "AGENTD_LLM_URL", "https://h", "AGENTD_LLM_MODEL", "m", "AGENTD_LLM_CA_BUNDLE",
+            "/nonexistent/ca.pem", NULL }, "AGENTD_LLM_CA_BUNDLE=/nonexistent/ca.pem: cannot read it" },
+        { { "AGENTD_LLM_URL", "http://h", "AGENTD_LLM_MODEL", "m", "AGENTD_LLM_HTTP2", "yes", NULL },
+          "AGENTD_LLM_HTTP2=yes: expected auto, prior or off" },
+        { { "AGENTD_LLM_URL", "https://h", "AGENTD_LLM_MODEL", "m", "AGENTD_LLM_HTTP2", "prior", NULL },
+          "AGENTD_LLM_HTTP2=prior: prior knowledge (h2c) is for http:// servers" },
+        { { "AGENTD_LLM_PROVIDERS", "p", "AGENTD_LLM_P_URL", "http://h", "AGENTD_LLM_P_MODEL", "m",
+            "AGENTD_LLM_P_HTTP2", "", NULL }, "AGENTD_LLM_P_HTTP2 is set but empty" },
         { { "AGENTD_LLM_MAX_RETRIES", "11", NULL }, "AGENTD_LLM_MAX_RETRIES=11: out of range" },
         { { "AGENTD_LLM_MAX_RETRIES", "two", NULL }, "AGENTD_LLM_MAX_RETRIES=two: not an integer" },
         { { "AGENTD_LLM_BREAKER_FAILURES", "0", NULL }, "AGENTD_LLM_BREAKER_FAILURES=0: out of range" },
@@ -275,6 +336,7 @@ int main(void)
         cmocka_unit_test(test_single),
         cmocka_unit_test(test_chain),
         cmocka_unit_test(test_key_file),
+        cmocka_unit_test(test_http2),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_all_problems_at_once),
     };

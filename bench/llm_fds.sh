@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Descriptors for N turns in flight, HTTP/2 vs HTTP/1.1 to the model
+# (issue #14 item 3): agentd -> nginx (TLS, h2 by ALPN; a certificate made
+# here, trusted through AGENTD_LLM_CA_BUNDLE) -> bench/fake_llm_fast.py
+# answering after DELAY_MS. For each mode (auto = HTTP/2, off = HTTP/1.1)
+# wrk keeps N /chat turns in flight; mid-run it counts agentd's open
+# descriptors and its TCP connections to nginx.
+#   N=1000 DELAY_MS=3000 AGENTD_BIN=build/agentd bench/llm_fds.sh
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+n=${N:-1000}
+delay=${DELAY_MS:-3000}
+bin=${AGENTD_BIN:-$root/build/agentd}
+tmp=$(mktemp -d /tmp/agentd-bench-fds.XXXXXX)
+chmod 755 "$tmp"
+pids=()
+cleanup() {
+  set +e
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+python3 -u "$root/bench/fake_llm_fast.py" --port 0 --delay-ms "$delay" > "$tmp/fake.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do [ -s "$tmp/fake.out" ] && break; sleep 0.1; done
+fport=$(head -1 "$tmp/fake.out")
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -keyout "$tmp/key.pem" -out "$tmp/cert.pem" \
+  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+nport=$(free_port)
+cat > "$tmp/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx-error.log warn;
+worker_rlimit_nofile 20000;
+events { worker_connections 16000; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/body;
+  proxy_temp_path $tmp/proxy;
+  http2_max_concurrent_streams 1000;
+  keepalive_requests 1000000;
+  upstream fake { server 127.0.0.1:$fport; keepalive 2000; }
+  server {
+    listen 127.0.0.1:$nport ssl http2;
+    ssl_certificate $tmp/cert.pem;
+    ssl_certificate_key $tmp/key.pem;
+    location / { proxy_pass http://fake; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+nginx -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/nginx-error.log" &
+pids+=($!)
+sleep 1
+
+echo "N=$n turns in flight, model ${delay} ms behind nginx $(nginx -v 2>&1 | cut -d/ -f2) (TLS), $(curl --version | head -1 | cut -d' ' -f1-3)"
+for mode in auto off; do
+  aport=$(free_port)
+  env -u AGENTD_BIN AGENTD_HOST=127.0.0.1 AGENTD_PORT=$aport AGENTD_DATA_DIR="$tmp/data-$mode" AGENTD_ACCESS_LOG=off \
+    AGENTD_THREADS=2 AGENTD_MAX_CONNECTIONS=$((n + 100)) AGENTD_DRAIN_TIMEOUT=2s \
+    AGENTD_LLM_URL="https://127.0.0.1:$nport/v1" AGENTD_LLM_MODEL=fake AGENTD_LLM_HTTP2=$mode \
+    AGENTD_LLM_CA_BUNDLE="$tmp/cert.pem" AGENTD_LLM_TIMEOUT=60s \
+    "$bin" serve > "$tmp/agentd-$mode.log" 2>&1 &
+  apid=$!
+  pids+=($apid)
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$aport/readyz" >/dev/null && break; sleep 0.1; done
+  base_fds=$(ls /proc/$apid/fd | wc -l)
+  wrk -t2 -c"$n" -d"$(( delay * 3 / 1000 ))s" --timeout 60s -s "$root/bench/turns.lua" \
+    "http://127.0.0.1:$aport/chat" > "$tmp/wrk-$mode.txt" 2>&1 &
+  wpid=$!
+  sleep $(( delay * 3 / 2000 + 1 ))
+  fds=$(ls /proc/$apid/fd | wc -l)
+  model=$(ss -tnp state established "( dport = :$nport )" 2>/dev/null | grep -c "pid=$apid," || true)
+  rss=$(awk '/VmRSS/ {print $2}' /proc/$apid/status)
+  wait $wpid || true
+  turns=$(grep -m1 -o 'turns/s[^,]*' "$tmp/wrk-$mode.txt" || grep -m1 'Requests/sec' "$tmp/wrk-$mode.txt")
+  printf 'HTTP2=%-4s  idle fds %4d  in flight: fds %5d, model connections %5d, RSS %6d KiB  (%s)\n' \
+    "$mode" "$base_fds" "$fds" "$model" "$rss" "$turns"
+  kill -TERM $apid; wait $apid 2>/dev/null || true
+done
