@@ -164,12 +164,7 @@ static int params_bind(struct params *p, const char *fmt, va_list ap)
 }
 
 /* Prepares (once per connection session, typed from the first call's
- * letters) and runs. A connection that dies under a statement outside a
- * transaction is reset and the statement runs once more on the new one:
- * nothing of it can have committed if the answer never came... except a
- * lone write whose COMMIT was lost with the reply, which is why only
- * connections already dead before the statement (the server restarted
- * while we were idle) are retried: PQstatus tells those at send time. */
+ * letters) and runs. */
 static int exec_once(struct conn *c, enum st id, const struct params *p, PGresult **out)
 {
     char name[16];
@@ -213,7 +208,10 @@ static int vexec(struct conn *c, enum st id, PGresult **out, const char *fmt, va
     }
     rc = exec_once(c, id, &p, out);
     if (rc == AGENTD_EIO && idle && PQstatus(c->db) != CONNECTION_OK) {
-        /* the connection was dead before we sent: one fresh try */
+        /* the connection died (a server restart while it was idle): one try
+         * on a fresh one. Safe outside a transaction only, and there every
+         * statement is a read or a BEGIN: writes always run inside one, so
+         * a lost reply never hides a commit we would repeat. */
         c->retry_at = 0;
         if (pgs_conn_status(c) == 0)
             rc = exec_once(c, id, &p, out);
