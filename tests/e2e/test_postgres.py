@@ -4,8 +4,9 @@ restart; /readyz answers from the database."""
 
 import os
 import signal
+import subprocess
 
-from agentd_harness import Server
+from agentd_harness import Server, agentd_bin
 from test_chat import SHIP_TO, pay_data, turn
 from ucp_client import Client, unique_profile
 
@@ -57,3 +58,13 @@ def purchase_kill_restart(a, postgres_server, url, agentd, env):
     assert d["checkout"]["order"]["id"] == chat_order
     assert b.get("/readyz").status_code == 200
     assert "s3cret-pw" not in a.log_text() + b.log_text()
+
+
+def test_backup_points_to_postgres_tools(postgres_server, tmp_path):
+    url = postgres_server.database("agentd_backup")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTD_")}
+    env.update(AGENTD_DB=url, AGENTD_DATA_DIR=str(tmp_path))
+    r = subprocess.run([agentd_bin(), "backup", str(tmp_path / "copy.db")], env=env,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "pg_dump" in r.stderr, r.stderr
+    assert not (tmp_path / "copy.db").exists()
