@@ -107,7 +107,10 @@ static int cmd_backup(const char *path)
     int rc = 2;
     if (serve_config_load(&cfg) == 0) {
         rc = 1;
-        if (serve_store_open(&cfg, &st) == 0) {
+        if (cfg.db && strncmp(cfg.db, "postgres", 8) == 0)
+            fprintf(stderr, "agentd: a PostgreSQL database is backed up with its own tools "
+                            "(pg_dump, base backups): see docs/deployment.md\n");
+        else if (serve_store_open(&cfg, &st) == 0) {
             int err = store_backup(st, path);
             if (err == 0) {
                 printf("backup written to %s\n", path);

@@ -162,6 +162,7 @@ int serve_store_open(const struct config *cfg, struct store **out)
         .url = cfg->db,
         .sync = cfg->db_sync == CONFIG_DB_SYNC_FULL ? STORE_SYNC_FULL : STORE_SYNC_NORMAL,
         .session_ttl_ms = cfg->session_ttl_ms,
+        .readers = cfg->db_pool,
         .audit_retention_ms = cfg->audit_retention_ms,
         .quota_sessions = cfg->quota_sessions,
         .quota_idempotency_keys = cfg->quota_idempotency_keys,

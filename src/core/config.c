@@ -68,6 +68,7 @@ static const struct var vars[] = {
     { "AGENTD_DATA_DIR",         K_STR,      OFF(data_dir),         "./agentd-data", 0, 0, NULL, 0 },
     { "AGENTD_DB",               K_STR,      OFF(db),               NULL, 0, 0, NULL, SECRET_URL },
     { "AGENTD_DB_SYNC",          K_ENUM,     OFF(db_sync),          "normal", 0, 0, sync_choices, 0 },
+    { "AGENTD_DB_POOL",          K_INT,      OFF(db_pool),          NULL, 1, 256, NULL, 0 },
     { "AGENTD_SESSION_TTL",      K_DURATION, OFF(session_ttl_ms),   "24h", 0, 3650 * DAY, NULL, 0 },
     { "AGENTD_AUDIT_RETENTION",  K_DURATION, OFF(audit_retention_ms),"90d", 0, 3650 * DAY, NULL, 0 },
     { "AGENTD_TURN_TIMEOUT",     K_DURATION, OFF(turn_timeout_ms),  "60s", 100, DAY, NULL, 0 },
@@ -522,6 +523,11 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
         if (cfg->db)
             snprintf(cfg->db, len, "%s/agentd.db", cfg->data_dir);
     }
+    /* a PostgreSQL URL is told from a file path by its scheme alone */
+    if (cfg->db && strncmp(cfg->db, "postgres", 8) == 0 && strstr(cfg->db, "://") &&
+        strncmp(cfg->db, "postgres://", 11) != 0 && strncmp(cfg->db, "postgresql://", 13) != 0)
+        config_problems_add(pr, "AGENTD_DB: a PostgreSQL URL starts with postgres:// or "
+                                "postgresql://");
     if (cfg->public_url) {
         size_t n = strlen(cfg->public_url);
         if (strncmp(cfg->public_url, "http://", 7) != 0 && strncmp(cfg->public_url, "https://", 8) != 0)

@@ -39,6 +39,7 @@ struct config {
     char *data_dir;             /* AGENTD_DATA_DIR */
     char *db;                   /* AGENTD_DB: sqlite path or postgres URL; default under data_dir */
     enum config_db_sync db_sync;/* AGENTD_DB_SYNC */
+    int db_pool;                /* AGENTD_DB_POOL: reader connections; 0 = the store's default */
     int64_t session_ttl_ms;     /* AGENTD_SESSION_TTL: 0 = keep forever */
     int64_t audit_retention_ms; /* AGENTD_AUDIT_RETENTION: 0 = keep forever */
     /* commerce */

@@ -116,5 +116,6 @@ struct store_backend {
 };
 
 extern const struct store_backend store_backend_sqlite;
+extern const struct store_backend store_backend_pg; /* postgres:// URLs (pg.c) */
 
 #endif

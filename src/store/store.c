@@ -118,17 +118,13 @@ int store_open(const struct store_options *opt, struct store **out, struct agent
         e = &scratch;
     if (!opt || !opt->url || !*opt->url || !out)
         return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "no database path (AGENTD_DB) given");
-    if (is_postgres(opt->url))
-        return agentd_fail(e, AGENTD_EINVAL, NULL, NULL,
-                           "the PostgreSQL backend is not built into this agentd; "
-                           "set AGENTD_DB to a file path");
     struct store *s = calloc(1, sizeof *s);
     if (!s)
         return agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory");
     struct store_options o = *opt;
     if (!o.now)
         o.now = wall_now;
-    s->be = &store_backend_sqlite;
+    s->be = is_postgres(opt->url) ? &store_backend_pg : &store_backend_sqlite;
     int rc = s->be->open(&o, &s->b, e);
     if (rc) {
         free(s);

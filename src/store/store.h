@@ -43,11 +43,13 @@ enum store_sync {
 };
 
 struct store_options {
-    const char *url;          /* AGENTD_DB: a file path (SQLite); parent dirs are created */
+    const char *url;          /* AGENTD_DB: a file path (SQLite; parent dirs are created)
+                                 or a postgres:// / postgresql:// URL (PostgreSQL) */
     enum store_sync sync;     /* AGENTD_DB_SYNC */
     int64_t session_ttl_ms;   /* AGENTD_SESSION_TTL: sessions expire this long after
                                  their last write; 0 = keep forever */
-    int readers;              /* SQLite reader connections; 0 = default (4), -1 = none
+    int readers;              /* AGENTD_DB_POOL: reader connections beside the one writer
+                                 (SQLite or PostgreSQL); 0 = default (4), -1 = none
                                  (reads share the writer connection) */
     int quota_sessions;       /* AGENTD_QUOTA_SESSIONS: sessions per owner; 0 = unlimited */
     int quota_idempotency_keys; /* AGENTD_QUOTA_IDEMPOTENCY_KEYS: records per principal */

@@ -554,3 +554,39 @@ class RedisServer:
 
     def resume(self):
         self.proc.send_signal(signal.SIGCONT)
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL 15 cluster on a free loopback port in its own
+    directory (tests/pg/cluster.sh: initdb as the postgres user when we are
+    root, fsync off): start(), database(name) -> a fresh database's URL,
+    stop() removes it. The `postgres_server` fixture stops it at the end."""
+
+    SCRIPT = Path(__file__).resolve().parent.parent / "pg" / "cluster.sh"
+    INITDB = "/usr/lib/postgresql/15/bin/initdb"
+
+    def __init__(self, workdir):
+        # not under pytest's tmp dir: the postgres user must reach it
+        self.workdir = Path(tempfile.mkdtemp(prefix="agentd-e2e-pg-"))
+        self.url = None
+
+    def start(self):
+        out = subprocess.run([str(self.SCRIPT), "start", str(self.workdir)], check=True,
+                             capture_output=True, text=True, timeout=60)
+        self.url = out.stdout.strip().splitlines()[-1]
+        return self
+
+    def database(self, name):
+        """CREATE DATABASE name; its postgres:// URL."""
+        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", self.url, "-c",
+                        f"CREATE DATABASE {name}"], check=True, capture_output=True, timeout=30)
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
+    def query(self, url, sql):
+        out = subprocess.run(["psql", "-qAt", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+                             check=True, capture_output=True, text=True, timeout=30)
+        return out.stdout.strip()
+
+    def stop(self):
+        subprocess.run([str(self.SCRIPT), "stop", str(self.workdir)], capture_output=True,
+                       timeout=60)

@@ -17,6 +17,8 @@ When a test fails, the log of every server it used is attached to the report
 and shown under the failure ("agentd log ...").
 """
 
+from pathlib import Path
+
 import pytest
 
 from agentd_harness import Server, agentd_bin
@@ -115,3 +117,15 @@ def redis_server(tmp_path):
     srv.start()
     yield srv
     srv.kill()
+
+
+@pytest.fixture
+def postgres_server(tmp_path):
+    """A started PostgresServer (agentd_harness.PostgresServer): a throwaway
+    PostgreSQL 15 cluster on loopback, removed at the end."""
+    from agentd_harness import PostgresServer
+    if not PostgresServer.SCRIPT.exists() or not Path(PostgresServer.INITDB).exists():
+        pytest.skip("PostgreSQL 15 is not installed (scripts/install-deps)")
+    srv = PostgresServer(tmp_path / "postgres").start()
+    yield srv
+    srv.stop()

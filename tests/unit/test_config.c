@@ -399,6 +399,21 @@ static void test_url_redaction(void **state)
     free(text);
     config_free(&c);
     config_problems_free(&pr);
+    /* the pool size, and a postgres-ish scheme that libpq would not take */
+    const char *pool[] = { "AGENTD_DB", "postgresql://agent:pa55word@db.local/agentd",
+                           "AGENTD_DB_POOL", "8", NULL };
+    assert_int_equal(load(&c, pool, &pr), 0);
+    assert_int_equal(c.db_pool, 8);
+    config_free(&c);
+    const char *bad[] = { "AGENTD_DB", "postgresx://agent:pa55word@db.local/agentd",
+                          "AGENTD_DB_POOL", "0", NULL };
+    assert_int_equal(load(&c, bad, &pr), 2);
+    assert_true(has_problem(&pr, "AGENTD_DB: a PostgreSQL URL starts with postgres://"));
+    assert_true(has_problem(&pr, "AGENTD_DB_POOL"));
+    for (int i = 0; i < pr.n; i++)
+        assert_null(strstr(pr.items[i], "pa55word"));
+    config_free(&c);
+    config_problems_free(&pr);
     char *r = config_redact_url("/var/lib/agentd/agentd.db");
     assert_string_equal(r, "/var/lib/agentd/agentd.db");
     free(r);

@@ -14,6 +14,7 @@
 #include "api/outbox.h"
 #include "core/err.h"
 #include "store/store.h"
+#include "pg_fixture.h"
 
 struct fx {
     struct store *s;
@@ -28,8 +29,9 @@ static int setup(void **state)
     struct fx *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/test_outbox_XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    char url[128];
-    snprintf(url, sizeof url, "%s/db.sqlite", f->dir);
+    char url[256];
+    if (test_pg_fresh_url("outbox", url, sizeof url) != 0)
+        snprintf(url, sizeof url, "%s/db.sqlite", f->dir);
     f->now = 1000000;
     struct store_options o = { .url = url, .now = fake_now, .now_ud = f };
     assert_int_equal(store_open(&o, &f->s, NULL), 0);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "core/buf.h"
@@ -96,8 +97,63 @@ static long sqlite_count_rows(const char *url, const char *table)
     return n;
 }
 
+/* PostgreSQL (AGENTD_TEST_STORE=postgres): AGENTD_TEST_PG_URL names a
+ * throw-away cluster (tests/pg/cluster.sh); each URL is a database of its
+ * own, created here, named after the test's temp dir and the name. */
+static PGconn *pg_admin(void)
+{
+    const char *base = getenv("AGENTD_TEST_PG_URL");
+    PGconn *db = base ? PQconnectdb(base) : NULL;
+    if (!db || PQstatus(db) != CONNECTION_OK) {
+        fprintf(stderr, "AGENTD_TEST_PG_URL: cannot connect (%s)\n",
+                db ? PQerrorMessage(db) : "unset");
+        PQfinish(db);
+        return NULL;
+    }
+    return db;
+}
+
+static void pg_url(const char *dir, const char *name, char *url, size_t len)
+{
+    const char *base = getenv("AGENTD_TEST_PG_URL");
+    static atomic_int serial;
+    char db[128];
+    (void)dir;
+    snprintf(db, sizeof db, "t_%d_%d_%s", (int)getpid(), atomic_fetch_add(&serial, 1), name);
+    for (char *p = db; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+            *p = '_';
+    const char *slash = base ? strrchr(base, '/') : NULL;
+    snprintf(url, len, "%.*s/%s", slash ? (int)(slash - base) : 0, base ? base : "", db);
+    PGconn *admin = pg_admin();
+    if (!admin)
+        return;
+    char sql[256];
+    snprintf(sql, sizeof sql, "CREATE DATABASE \"%s\"", db);
+    PGresult *r = PQexec(admin, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        fprintf(stderr, "create database %s: %s\n", db, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(admin);
+}
+
+static long pg_count_rows(const char *url, const char *table)
+{
+    char sql[128];
+    long n = -1;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
+    PGconn *db = PQconnectdb(url);
+    PGresult *r = PQstatus(db) == CONNECTION_OK ? PQexec(db, sql) : NULL;
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        n = atol(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(db);
+    return n;
+}
+
 static const struct backend_fixture backends[] = {
     { "sqlite", sqlite_url, 1, sqlite_make_v3, sqlite_count_rows },
+    { "postgres", pg_url, 0, NULL, pg_count_rows },
 };
 
 static const struct backend_fixture *backend;
@@ -206,7 +262,15 @@ static void test_open_refuses_bad_urls(void **state)
     struct store *s = NULL;
     struct agentd_error err = { 0 };
     assert_int_equal(open_with(c, "", 0, 0, &s, &err), AGENTD_EINVAL);
-    assert_int_equal(open_with(c, "postgres://u:pw@db/agentd", 0, 0, &s, &err),
+    /* a PostgreSQL URL whose server does not answer: said so, and the
+     * password (a secret) is not in the message */
+    assert_int_equal(open_with(c, "postgres://u:s3cretpw@127.0.0.1:1/agentd", 0, 0, &s, &err),
+                     AGENTD_EIO);
+    assert_non_null(strstr(err.msg, "PostgreSQL"));
+    assert_null(strstr(err.msg, "s3cretpw"));
+    assert_null(s);
+    assert_int_equal(open_with(c, "postgresql://u@127.0.0.1/agentd?bogus_option=1", 0, 0, &s,
+                               &err),
                      AGENTD_EINVAL);
     assert_non_null(strstr(err.msg, "PostgreSQL"));
     assert_null(s);
@@ -2916,8 +2980,8 @@ int main(void)
 {
     const char *want = getenv("AGENTD_TEST_STORE");
     for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
-        if (!want || strcmp(want, backends[i].name) == 0)
-            backend = &backends[i];
+        if (!backend && (!want || strcmp(want, backends[i].name) == 0))
+            backend = &backends[i]; /* default: the first (sqlite) */
     if (!backend) {
         fprintf(stderr, "unknown AGENTD_TEST_STORE=%s\n", want);
         return 2;
@@ -2977,7 +3041,25 @@ int main(void)
         T(test_async_completes_on_loop),
         T(test_errors_are_counted),
     };
-    int failed = cmocka_run_group_tests_name("store", tests, NULL, NULL);
+    /* What a backend does not do by design, skipped by name and printed:
+     * PostgreSQL is backed up by its own tools (pg_dump, base backups),
+     * and its rows are compressed (TOAST), so freed bytes are no count of
+     * the bytes deleted. */
+    static const char *const pg_skips[] = { "test_backup_while_serving",
+                                            "test_vacuum_gives_space_back" };
+    struct CMUnitTest run[sizeof tests / sizeof tests[0]];
+    size_t nrun = 0;
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        int skip_it = 0;
+        for (size_t k = 0; strcmp(backend->name, "postgres") == 0 &&
+                           k < sizeof pg_skips / sizeof pg_skips[0]; k++)
+            skip_it |= strcmp(tests[i].name, pg_skips[k]) == 0;
+        if (skip_it)
+            fprintf(stderr, "skipped on %s: %s\n", backend->name, tests[i].name);
+        else
+            run[nrun++] = tests[i];
+    }
+    int failed = _cmocka_run_group_tests("store", run, nrun, NULL, NULL);
     metrics_reset();
     return failed;
 }
