@@ -667,7 +667,8 @@ const struct store_backend store_backend_pg = {
     E(checkout_create) E(checkout_get) E(checkout_update) E(checkout_list_after)
     E(order_create) E(stock_seed) E(stock_get) E(address_save) E(address_list) E(order_get)
     E(order_update) E(outbox_add) E(outbox_claim) E(outbox_finish) E(outbox_release)
-    E(outbox_holders) E(outbox_depth) E(outbox_get) E(idem_begin) E(idem_takeover)
+    E(outbox_holders) E(outbox_depth) E(outbox_get) E(instance_beat) E(instance_list)
+    E(instance_delete) E(idem_begin) E(idem_takeover)
     E(idem_finish) E(idem_abandon) E(idem_drop) E(audit_append) E(audit_bump) E(audit_list)
 #undef E
     .batch_begin = pgs_batch_begin,

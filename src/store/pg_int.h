@@ -48,6 +48,9 @@
 #define sq_idem_finish pgs_idem_finish
 #define sq_idem_takeover pgs_idem_takeover
 #define sq_insert_fresh pgs_insert_fresh
+#define sq_instance_beat pgs_instance_beat
+#define sq_instance_delete pgs_instance_delete
+#define sq_instance_list pgs_instance_list
 #define sq_list pgs_list
 #define sq_make_parent_dirs pgs_make_parent_dirs
 #define sq_message_append pgs_message_append
@@ -335,6 +338,10 @@ int sq_outbox_release(void *b, const char *instance, int *n);
 int sq_outbox_holders(void *b, char ***out, size_t *n);
 int sq_outbox_depth(void *b, const char *kind, int64_t *pending);
 int sq_outbox_get(void *b, const char *id, struct store_outbox **out);
+/* sqlite_instances.c */
+int sq_instance_beat(void *b, const struct store_instance *inst);
+int sq_instance_list(void *b, struct store_instance **out, size_t *n);
+int sq_instance_delete(void *b, const char *id);
 int sq_stock_seed(void *b, const struct store_stock_line *v, size_t n, int replace);
 int sq_stock_get(void *b, const char *product_id, int64_t *quantity);
 /* sqlite_addresses.c */

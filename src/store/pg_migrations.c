@@ -206,6 +206,14 @@ static const struct pg_migration pg_migrations[] = {
           "  body TEXT NOT NULL,"
           "  created_at BIGINT NOT NULL);"
           "CREATE INDEX saved_addresses_customer ON saved_addresses(customer, created_at, id);" },
+    /* each process's heartbeat row (instance_probe: a replica whose beat
+     * stopped is dead, its work adopted) */
+    { 13, "CREATE TABLE instances ("
+          "  id TEXT PRIMARY KEY,"
+          "  host TEXT NOT NULL,"
+          "  pid BIGINT NOT NULL,"
+          "  started_at BIGINT NOT NULL,"
+          "  heartbeat_at BIGINT NOT NULL);" },
 };
 
 #define NMIGRATIONS ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))

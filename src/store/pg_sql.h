@@ -177,6 +177,11 @@
     X(OUTBOX_DEPTH, "SELECT count(*) FROM outbox WHERE state = 'pending' "                     \
                     "AND ($1 IS NULL OR kind = $1)")                                           \
     X(OUTBOX_GET, "SELECT " OUTBOX_COLS " FROM outbox WHERE id = $1")                          \
+    X(INSTANCE_BEAT, "INSERT INTO instances(id, host, pid, started_at, heartbeat_at) "           \
+                     "VALUES($1, $2, $3, $4, $5) ON CONFLICT(id) DO UPDATE SET "               \
+                     "heartbeat_at = excluded.heartbeat_at")                                   \
+    X(INSTANCE_LIST, "SELECT id, host, pid, started_at, heartbeat_at FROM instances ORDER BY id") \
+    X(INSTANCE_DELETE, "DELETE FROM instances WHERE id = $1")                                  \
     X(STOCK_TAKE, "UPDATE stock SET quantity = quantity - $2 WHERE product_id = $1 "            \
                   "AND quantity >= $2")                                                        \
     X(STOCK_SET, "INSERT INTO stock(product_id, quantity) VALUES($1, $2) "                    \
