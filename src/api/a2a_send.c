@@ -437,7 +437,7 @@ static void send_finished(int status, void *arg)
                            : A2A_INTERNAL_ERROR,
                     c->res.message ? c->res.message : "the turn failed", data);
     } else if (c->r) {
-        a2a_reply_result(c, a2a_encode_send_result(c->task, c->ver, c->hist));
+        a2a_reply_send_result(c);
     }
     a2a_call_free(c);
 }
@@ -535,7 +535,7 @@ static void turn_started(const char *session_id, const char *turn_id, int64_t se
             http_set_header(r, c->ext_header, A2A_UCP_EXTENSION_URI);
         a2a_stream_open(r, c->ver, c->id, c->task, turn_id, seq > 0 ? seq - 1 : 0, 0);
     } else if (c->r && c->immediate) {
-        a2a_reply_result(c, a2a_encode_send_result(c->task, c->ver, c->hist));
+        a2a_reply_send_result(c);
     }
 }
 
@@ -558,7 +558,7 @@ static void send_not_run(struct a2a_call *c)
                             running ? json_string_value(json_object_get(c->task, "turnId")) : NULL,
                             json_integer_value(json_object_get(c->task, "since")), 0);
         } else {
-            a2a_reply_result(c, a2a_encode_send_result(c->task, c->ver, c->hist));
+            a2a_reply_send_result(c);
         }
     }
     a2a_call_free(c);
