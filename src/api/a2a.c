@@ -77,6 +77,22 @@ void a2a_reply_result(struct a2a_call *c, json_t *result)
     reply_body(c, a2a_rpc_result(c->id, result));
 }
 
+void a2a_reply_send_result(struct a2a_call *c)
+{
+    struct buf b = { 0 };
+    if (!c->r || a2a_write_send_reply(&b, c->id, c->task, c->ver, c->hist) != 0) {
+        buf_free(&b);
+        a2a_reply_result(c, a2a_encode_send_result(c->task, c->ver, c->hist));
+        return;
+    }
+    struct http_req *r = c->r;
+    c->r = NULL;
+    if (c->ext_header)
+        http_set_header(r, c->ext_header, A2A_UCP_EXTENSION_URI);
+    http_reply_raw(r, 200, "application/json", b.data, b.len);
+    buf_free(&b);
+}
+
 void a2a_reply_error(struct a2a_call *c, int code, const char *message, json_t *data)
 {
     if (c->r) {

@@ -80,6 +80,8 @@ void a2a_call_free(struct a2a_call *c);
 
 /* Answer the call's request (nothing when it was answered already: r NULL). */
 void a2a_reply_result(struct a2a_call *c, json_t *result);
+/* SendMessage's result for c->task, written without a tree (a2a_wire). */
+void a2a_reply_send_result(struct a2a_call *c);
 void a2a_reply_error(struct a2a_call *c, int code, const char *message, json_t *data);
 /* A store failure as the call's pending error (c->err/e/err_data); returns rc. */
 int a2a_store_fail(struct a2a_call *c, int rc);

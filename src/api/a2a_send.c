@@ -244,6 +244,26 @@ static void task_accept_message(json_t *task, struct a2a_call *c)
     a2a_task_stamp(task);
 }
 
+/* The worker's own copy of the accepted task for its outcome: its own top
+ * level and history/artifacts arrays (fn_outcome adds to those), the
+ * messages and parts shared with c->task — nobody changes them after the
+ * accept, and jansson's reference counts are atomic. A deep copy cost a
+ * malloc per value of the whole history on every turn. */
+static json_t *task_fork(const json_t *task)
+{
+    json_t *f = json_copy((json_t *)task);
+    static const char *const arrays[] = { "history", "artifacts" };
+    for (size_t i = 0; f && i < sizeof arrays / sizeof *arrays; i++) {
+        json_t *a = json_object_get(f, arrays[i]);
+        json_t *own = json_is_array(a) ? json_copy(a) : NULL;
+        if (a && (!own || json_object_set_new(f, arrays[i], own) != 0)) {
+            json_decref(f); /* never share an array the outcome appends to */
+            f = NULL;
+        }
+    }
+    return f;
+}
+
 /* Forgets what one attempt read, before reading again. */
 static void prepare_reset(struct a2a_call *c)
 {
@@ -290,7 +310,7 @@ static int op_send_prepare(struct store *st, void *arg)
         int rc = store_task_accept(st, &a, &ex);
         if (rc == 0) {
             c->acc_doc = doc;
-            c->fin_task = json_deep_copy(c->task); /* the worker's own copy */
+            c->fin_task = task_fork(c->task); /* the worker's own copy */
             return 0;
         }
         free(doc);
@@ -437,7 +457,7 @@ static void send_finished(int status, void *arg)
                            : A2A_INTERNAL_ERROR,
                     c->res.message ? c->res.message : "the turn failed", data);
     } else if (c->r) {
-        a2a_reply_result(c, a2a_encode_send_result(c->task, c->ver, c->hist));
+        a2a_reply_send_result(c);
     }
     a2a_call_free(c);
 }
@@ -535,7 +555,7 @@ static void turn_started(const char *session_id, const char *turn_id, int64_t se
             http_set_header(r, c->ext_header, A2A_UCP_EXTENSION_URI);
         a2a_stream_open(r, c->ver, c->id, c->task, turn_id, seq > 0 ? seq - 1 : 0, 0);
     } else if (c->r && c->immediate) {
-        a2a_reply_result(c, a2a_encode_send_result(c->task, c->ver, c->hist));
+        a2a_reply_send_result(c);
     }
 }
 
@@ -558,7 +578,7 @@ static void send_not_run(struct a2a_call *c)
                             running ? json_string_value(json_object_get(c->task, "turnId")) : NULL,
                             json_integer_value(json_object_get(c->task, "since")), 0);
         } else {
-            a2a_reply_result(c, a2a_encode_send_result(c->task, c->ver, c->hist));
+            a2a_reply_send_result(c);
         }
     }
     a2a_call_free(c);

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "api/a2a_task_model.h"
 #include "api/a2a_wire.h"
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/reqid.h"
@@ -91,66 +92,134 @@ static json_int_t hist_find(const json_t *hist, long from, const json_t *v, cons
     return -1;
 }
 
-/* A message less the ids the task's row holds (shallow: values shared). */
-static json_t *msg_compact(json_t *msg, const json_t *id, const json_t *context_id)
+#define DOC_DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
+
+static int doc_dump_cb(const char *s, size_t n, void *ud)
+{
+    struct buf *b = ud;
+    buf_append(b, s, n);
+    return b->oom ? -1 : 0;
+}
+
+static int doc_value(struct buf *b, const json_t *v)
+{
+    return json_dump_callback(v, doc_dump_cb, b, DOC_DUMP_FLAGS) == 0 ? 0 : AGENTD_ENOMEM;
+}
+
+static void doc_key(struct buf *b, int *first, const char *k)
+{
+    if (!*first)
+        buf_append(b, ",", 1);
+    *first = 0;
+    buf_json_str(b, k, strlen(k)); /* jansson checked the key's UTF-8 on insert */
+    buf_append(b, ":", 1);
+}
+
+/* A message less the ids the task's row holds (a non-object as it is). */
+static int doc_message(struct buf *b, const json_t *msg, const json_t *id,
+                       const json_t *context_id)
 {
     if (!json_is_object(msg))
-        return json_incref(msg);
-    json_t *c = json_copy(msg);
-    if (c && json_equal(json_object_get(c, "contextId"), (json_t *)context_id))
-        json_object_del(c, "contextId");
-    if (c && json_equal(json_object_get(c, "taskId"), (json_t *)id))
-        json_object_del(c, "taskId");
-    return c;
+        return doc_value(b, msg);
+    int first = 1, rc = 0;
+    const char *k;
+    json_t *v;
+    buf_append(b, "{", 1);
+    json_object_foreach((json_t *)msg, k, v) {
+        if ((!strcmp(k, "contextId") && json_equal(v, (json_t *)context_id)) ||
+            (!strcmp(k, "taskId") && json_equal(v, (json_t *)id)))
+            continue;
+        doc_key(b, &first, k);
+        if ((rc = doc_value(b, v)) != 0)
+            return rc;
+    }
+    buf_append(b, "}", 1);
+    return 0;
+}
+
+static int doc_artifacts(struct buf *b, const json_t *arts, const json_t *hist)
+{
+    size_t i;
+    long from = 0;
+    const json_t *a;
+    int rc = 0;
+    buf_append(b, "[", 1);
+    json_array_foreach(arts, i, a) {
+        if (i)
+            buf_append(b, ",", 1);
+        const json_t *parts = json_object_get(a, "parts");
+        json_int_t at = json_is_array(parts) ? hist_find(hist, from, parts, "parts") : -1;
+        if (at < 0) {
+            if ((rc = doc_value(b, a)) != 0)
+                return rc;
+            continue;
+        }
+        from = (long)at + 1; /* answers follow the history's order */
+        int first = 1;
+        const char *k;
+        json_t *v;
+        buf_append(b, "{", 1);
+        json_object_foreach((json_t *)a, k, v) {
+            doc_key(b, &first, k);
+            if (!strcmp(k, "parts"))
+                buf_printf(b, "%" JSON_INTEGER_FORMAT, at);
+            else if ((rc = doc_value(b, v)) != 0)
+                return rc;
+        }
+        buf_append(b, "}", 1);
+    }
+    buf_append(b, "]", 1);
+    return 0;
 }
 
 /* The document kept in the artifacts column: the model less its columns
- * (id, contextId, state), compact (task_expand reads it back). Built from
- * shallow copies: the model is only read. */
+ * (id, contextId, state), compact (task_expand reads it back). Written
+ * straight into one buffer; the model is only read. */
 char *a2a_task_doc(const json_t *task)
 {
     const json_t *id = json_object_get(task, "id"), *ctx = json_object_get(task, "contextId");
     const json_t *hist = json_object_get(task, "history");
-    json_t *d = json_object();
+    struct buf b = { 0 };
     const char *k;
     json_t *v;
-    int ok = d != NULL;
+    int first = 1, rc = json_is_object(task) ? 0 : AGENTD_EINVAL;
+    buf_reserve(&b, 512);
+    buf_append(&b, "{", 1);
     json_object_foreach((json_t *)task, k, v) {
-        json_t *x = NULL;
-        if (!strcmp(k, "id") || !strcmp(k, "contextId") || !strcmp(k, "state")) {
+        if (rc)
+            break;
+        if (!strcmp(k, "id") || !strcmp(k, "contextId") || !strcmp(k, "state"))
             continue;
-        } else if (!strcmp(k, "history") && json_is_array(v)) {
-            x = json_array();
+        doc_key(&b, &first, k);
+        if (!strcmp(k, "history") && json_is_array(v)) {
             size_t i;
             json_t *h;
-            json_array_foreach(v, i, h)
-                ok = ok && x && json_array_append_new(x, msg_compact(h, id, ctx)) == 0;
+            buf_append(&b, "[", 1);
+            json_array_foreach(v, i, h) {
+                if (i)
+                    buf_append(&b, ",", 1);
+                if ((rc = doc_message(&b, h, id, ctx)) != 0)
+                    break;
+            }
+            buf_append(&b, "]", 1);
         } else if (!strcmp(k, "message") && json_is_object(v)) {
             json_int_t at = hist_find(hist, -1, v, NULL);
-            x = at >= 0 ? json_integer(at) : msg_compact(v, id, ctx);
+            if (at >= 0)
+                buf_printf(&b, "%" JSON_INTEGER_FORMAT, at);
+            else
+                rc = doc_message(&b, v, id, ctx);
         } else if (!strcmp(k, "artifacts") && json_is_array(v)) {
-            x = json_array();
-            size_t i;
-            long from = 0;
-            json_t *a;
-            json_array_foreach(v, i, a) {
-                json_t *parts = json_object_get(a, "parts");
-                json_int_t at = json_is_array(parts) ? hist_find(hist, from, parts, "parts") : -1;
-                json_t *c = at >= 0 ? json_copy(a) : json_incref(a);
-                if (at >= 0 && c) {
-                    json_object_set_new(c, "parts", json_integer(at));
-                    from = (long)at + 1; /* answers follow the history's order */
-                }
-                ok = ok && x && json_array_append_new(x, c) == 0;
-            }
+            rc = doc_artifacts(&b, v, hist);
         } else {
-            x = json_incref(v);
+            rc = doc_value(&b, v);
         }
-        ok = ok && x && json_object_set_new(d, k, x) == 0;
     }
-    char *s = ok ? json_dumps(d, JSON_COMPACT) : NULL;
-    json_decref(d);
-    return s;
+    buf_append(&b, "}", 1);
+    if (rc || b.oom) {
+        buf_free(&b);
+        return NULL;
+    }
+    return b.data;
 }
 
 int a2a_task_create(struct store *st, const json_t *task, const char *owner)

@@ -394,3 +394,177 @@ json_t *a2a_encode_artifact_update(const json_t *task, const json_t *artifact, i
     json_object_set_new(o, "kind", json_string("artifact-update"));
     return o;
 }
+
+/* ---- the SendMessage reply written directly (no tree, one buffer) ---- */
+
+#define WIRE_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10) | JSON_ENCODE_ANY)
+
+static int buf_dump_cb(const char *s, size_t n, void *ud)
+{
+    struct buf *b = ud;
+    buf_append(b, s, n);
+    return b->oom ? -1 : 0;
+}
+
+/* ,"key": (comma unless first) */
+static void w_key(struct buf *b, int *first, const char *key)
+{
+    if (!*first)
+        buf_append(b, ",", 1);
+    *first = 0;
+    buf_json_str(b, key, strlen(key)); /* keys are UTF-8: jansson checks them on insert */
+    buf_append(b, ":", 1);
+}
+
+static int w_value(struct buf *b, const json_t *v)
+{
+    if (json_is_string(v))
+        return buf_json_str(b, json_string_value(v), json_string_length(v));
+    return json_dump_callback(v, buf_dump_cb, b, WIRE_DUMP_FLAGS) == 0 ? 0 : AGENTD_EINVAL;
+}
+
+/* "key":"s" as set_str copies it: only when src[from] is a string */
+static int w_str_from(struct buf *b, int *first, const char *key, const json_t *src,
+                      const char *from)
+{
+    const json_t *v = json_object_get(src, from);
+    if (!json_is_string(v))
+        return 0;
+    w_key(b, first, key);
+    return w_value(b, v);
+}
+
+static void w_lit(struct buf *b, int *first, const char *key, const char *lit)
+{
+    w_key(b, first, key);
+    buf_json_str(b, lit, strlen(lit));
+}
+
+/* encode_parts: each part's own keys in order, then what it adds */
+static int w_parts(struct buf *b, const json_t *parts, int ver)
+{
+    buf_append(b, "[", 1);
+    size_t i;
+    const json_t *p;
+    int rc = 0;
+    json_array_foreach(parts, i, p) {
+        if (!json_is_object(p))
+            return AGENTD_EINVAL;
+        if (i)
+            buf_append(b, ",", 1);
+        buf_append(b, "{", 1);
+        int first = 1;
+        const char *kind = json_object_get(p, "text") ? "text" : "data";
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)p, k, v) {
+            w_key(b, &first, k);
+            if (ver == A2A_V03 && strcmp(k, "kind") == 0)
+                buf_json_str(b, kind, strlen(kind)); /* set in place */
+            else if ((rc = w_value(b, v)) != 0)
+                return rc;
+        }
+        if (ver == A2A_V03 && !json_object_get(p, "kind"))
+            w_lit(b, &first, "kind", kind);
+        else if (ver == A2A_V10 && json_object_get(p, "data") && !json_object_get(p, "mediaType"))
+            w_lit(b, &first, "mediaType", "application/json");
+        buf_append(b, "}", 1);
+    }
+    buf_append(b, "]", 1);
+    return 0;
+}
+
+static int w_message(struct buf *b, const json_t *msg, int ver)
+{
+    const char *role = json_string_value(json_object_get(msg, "role"));
+    int agent = role && strcmp(role, "agent") == 0;
+    int first = 1, rc;
+    buf_append(b, "{", 1);
+    if ((rc = w_str_from(b, &first, "messageId", msg, "messageId")) ||
+        (rc = w_str_from(b, &first, "contextId", msg, "contextId")) ||
+        (rc = w_str_from(b, &first, "taskId", msg, "taskId")))
+        return rc;
+    w_lit(b, &first, "role", ver == A2A_V10 ? (agent ? "ROLE_AGENT" : "ROLE_USER")
+                                            : (agent ? "agent" : "user"));
+    w_key(b, &first, "parts");
+    if ((rc = w_parts(b, json_object_get(msg, "parts"), ver)) != 0)
+        return rc;
+    if (ver == A2A_V03)
+        w_lit(b, &first, "kind", "message");
+    buf_append(b, "}", 1);
+    return 0;
+}
+
+static int w_task(struct buf *b, const json_t *task, int ver, int history_length)
+{
+    int first = 1, rc;
+    buf_append(b, "{", 1);
+    if ((rc = w_str_from(b, &first, "id", task, "id")) ||
+        (rc = w_str_from(b, &first, "contextId", task, "contextId")))
+        return rc;
+    w_key(b, &first, "status");
+    int sf = 1;
+    buf_append(b, "{", 1);
+    w_lit(b, &sf, "state", a2a_state_wire(json_string_value(json_object_get(task, "state")), ver));
+    const json_t *m = json_object_get(task, "message");
+    if (json_is_object(m)) {
+        w_key(b, &sf, "message");
+        if ((rc = w_message(b, m, ver)) != 0)
+            return rc;
+    }
+    if ((rc = w_str_from(b, &sf, "timestamp", task, "timestamp")) != 0)
+        return rc;
+    buf_append(b, "}", 1);
+    w_key(b, &first, "artifacts");
+    buf_append(b, "[", 1);
+    size_t i, n;
+    const json_t *a;
+    json_array_foreach(json_object_get(task, "artifacts"), i, a) {
+        int af = 1;
+        buf_append(b, i ? ",{" : "{", i ? 2 : 1);
+        if ((rc = w_str_from(b, &af, "artifactId", a, "artifactId")) ||
+            (rc = w_str_from(b, &af, "name", a, "name")))
+            return rc;
+        w_key(b, &af, "parts");
+        if ((rc = w_parts(b, json_object_get(a, "parts"), ver)) != 0)
+            return rc;
+        buf_append(b, "}", 1);
+    }
+    buf_append(b, "]", 1);
+    w_key(b, &first, "history");
+    buf_append(b, "[", 1);
+    const json_t *h = json_object_get(task, "history");
+    n = json_array_size(h);
+    size_t from = history_length < 0 || (size_t)history_length >= n ? 0 : n - history_length;
+    for (i = from; i < n; i++) {
+        const json_t *hm = json_array_get(h, i);
+        if (!json_is_object(hm))
+            return AGENTD_EINVAL; /* the tree encoder's output differs there: let it answer */
+        if (i > from)
+            buf_append(b, ",", 1);
+        if ((rc = w_message(b, hm, ver)) != 0)
+            return rc;
+    }
+    buf_append(b, "]", 1);
+    if (ver == A2A_V03)
+        w_lit(b, &first, "kind", "task");
+    buf_append(b, "}", 1);
+    return 0;
+}
+
+int a2a_write_send_reply(struct buf *b, const json_t *id, const json_t *task, int ver,
+                         int history_length)
+{
+    if (!json_is_object(task))
+        return AGENTD_EINVAL;
+    buf_reserve(b, 1024);
+    buf_puts(b, "{\"jsonrpc\":\"2.0\",\"id\":");
+    int rc = w_value(b, id ? id : json_null());
+    if (rc)
+        return rc;
+    buf_puts(b, ver == A2A_V10 ? ",\"result\":{\"task\":" : ",\"result\":");
+    if ((rc = w_task(b, task, ver, history_length)) != 0)
+        return rc;
+    buf_puts(b, ver == A2A_V10 ? "}}" : "}");
+    return b->oom ? AGENTD_ENOMEM : 0;
+}

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "core/buf.h"
 #include "core/err.h"
 
 /* Wire versions: A2A-Version: 1.0, or no header (0.3). */
@@ -94,6 +95,14 @@ json_t *a2a_encode_message(const json_t *msg, int ver);
 json_t *a2a_encode_task(const json_t *task, int ver, int history_length, int with_artifacts);
 /* SendMessage's result: 1.0 {"task":t}; 0.3 the task itself. */
 json_t *a2a_encode_send_result(const json_t *task, int ver, int history_length);
+/* The whole JSON-RPC reply {"jsonrpc","id","result"} of SendMessage written
+ * straight into *b, byte for byte what json_dumps(a2a_rpc_result(id,
+ * a2a_encode_send_result(...)), JSON_COMPACT | JSON_REAL_PRECISION(10))
+ * gives, without building that tree (the hot path's reply). 0, or a
+ * negative AGENTD_E* for a model it does not expect (the caller then
+ * takes the tree path). */
+int a2a_write_send_reply(struct buf *b, const json_t *id, const json_t *task, int ver,
+                         int history_length);
 /* Stream frames. 1.0: {"task"|"statusUpdate"|"artifactUpdate": ...};
  * 0.3: the object with its "kind" ("task", "status-update" with "final",
  * "artifact-update"). */

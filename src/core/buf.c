@@ -73,6 +73,75 @@ void buf_printf(struct buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+/* Length of the valid UTF-8 sequence at s[0..n) (jansson's rules: no
+ * overlong forms, no surrogates, nothing above U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t k;
+    unsigned cp;
+    if (c < 0x80)
+        return 1;
+    if (c < 0xc2 || c > 0xf4)
+        return 0;
+    k = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+    if (k > n)
+        return 0;
+    cp = c & (0x7f >> k);
+    for (size_t i = 1; i < k; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((k == 3 && cp < 0x800) || (k == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return k;
+}
+
+int buf_json_str(struct buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq(u + i, n - i);
+        if (!k)
+            return AGENTD_EINVAL;
+        i += k;
+    }
+    if (reserve(b, n + 2) != 0)
+        return AGENTD_ENOMEM;
+    b->data[b->len++] = '"';
+    size_t run = 0; /* bytes copied as they are, appended in one go */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = u[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        buf_append(b, s + run, i - run);
+        run = i + 1;
+        char esc[6] = { '\\', 0 };
+        size_t el = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            el = 6;
+        }
+        buf_append(b, esc, el);
+    }
+    buf_append(b, s + run, n - run);
+    buf_append(b, "\"", 1);
+    return b->oom ? AGENTD_ENOMEM : 0;
+}
+
 void fixbuf_vappendf(char *out, size_t outlen, size_t *off, const char *fmt, va_list ap)
 {
     if (!out || outlen == 0 || *off >= outlen - 1)

@@ -21,6 +21,12 @@ void buf_free(struct buf *b);
  * that size (no doubling slack), for a buffer whose final size is known. */
 void buf_reserve(struct buf *b, size_t extra);
 
+/* Appends s[0..n) as a quoted JSON string escaped exactly as jansson's
+ * json_dumps does without flags: \" \\ \b \f \n \r \t, other controls as
+ * \u00XX, UTF-8 kept as is. Invalid UTF-8 (which jansson refuses to dump)
+ * appends nothing and returns AGENTD_EINVAL; 0 on success. */
+int buf_json_str(struct buf *b, const char *s, size_t n);
+
 /* Appends to a fixed buffer out[0..outlen) at *off, truncating silently and
  * always leaving it NUL-terminated (error-message collectors). */
 void fixbuf_vappendf(char *out, size_t outlen, size_t *off, const char *fmt, va_list ap);

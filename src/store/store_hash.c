@@ -2,6 +2,7 @@
  * fingerprint, both SHA-256 in lowercase hex. */
 #include "store/store.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -16,13 +17,21 @@ static void hex(const unsigned char *md, char out[65])
     out[64] = 0;
 }
 
+/* SHA-256 fetched once: EVP_sha256() in a digest init makes OpenSSL 3
+ * look the implementation up again (locks, property queries) on every call,
+ * which cost more than hashing a request's few hundred bytes. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA2-256", NULL); }
+
 /* SHA-256 over the parts in order. OpenSSL only fails here without memory;
  * an all-zero digest then can match no real key or request. */
 static void sha256_hex(const void *const *parts, const size_t *lens, int nparts, char out[65])
 {
     unsigned char md[32] = { 0 };
+    pthread_once(&sha256_once, sha256_fetch);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+    if (ctx && EVP_DigestInit_ex(ctx, sha256_md ? sha256_md : EVP_sha256(), NULL)) {
         int ok = 1;
         for (int i = 0; i < nparts && ok; i++)
             ok = EVP_DigestUpdate(ctx, parts[i], lens[i]);

@@ -80,6 +80,122 @@ static void test_a_deep_copy_compacts_the_same(void **state)
     json_decref(m);
 }
 
+/* ---- the oracle: a2a_task_doc as it was (a compact tree, then dumped),
+ * before the document was written straight into a buffer ---- */
+/* The history entry that is v (or whose `key` is), else the first one from
+ * `from` on equal to it (the last one with from < 0); -1 if none. Pointers
+ * first: the front shares them; a copied model compares by value. */
+static json_int_t oracle_hist_find(const json_t *hist, long from, const json_t *v, const char *key)
+{
+    size_t n = json_array_size(hist);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *h = json_array_get(hist, i);
+        if ((key ? json_object_get(h, key) : h) == v)
+            return (json_int_t)i;
+    }
+    for (size_t j = 0; j < n; j++) {
+        size_t i = from < 0 ? n - 1 - j : (size_t)from + j;
+        const json_t *h = json_array_get(hist, i);
+        const json_t *x = key ? json_object_get(h, key) : h;
+        if (x && json_equal((json_t *)x, (json_t *)v))
+            return (json_int_t)i;
+    }
+    return -1;
+}
+
+/* A message less the ids the task's row holds (shallow: values shared). */
+static json_t *oracle_msg_compact(json_t *msg, const json_t *id, const json_t *context_id)
+{
+    if (!json_is_object(msg))
+        return json_incref(msg);
+    json_t *c = json_copy(msg);
+    if (c && json_equal(json_object_get(c, "contextId"), (json_t *)context_id))
+        json_object_del(c, "contextId");
+    if (c && json_equal(json_object_get(c, "taskId"), (json_t *)id))
+        json_object_del(c, "taskId");
+    return c;
+}
+
+/* The document kept in the artifacts column: the model less its columns
+ * (id, contextId, state), compact (task_expand reads it back). Built from
+ * shallow copies: the model is only read. */
+static char *oracle_task_doc(const json_t *task)
+{
+    const json_t *id = json_object_get(task, "id"), *ctx = json_object_get(task, "contextId");
+    const json_t *hist = json_object_get(task, "history");
+    json_t *d = json_object();
+    const char *k;
+    json_t *v;
+    int ok = d != NULL;
+    json_object_foreach((json_t *)task, k, v) {
+        json_t *x = NULL;
+        if (!strcmp(k, "id") || !strcmp(k, "contextId") || !strcmp(k, "state")) {
+            continue;
+        } else if (!strcmp(k, "history") && json_is_array(v)) {
+            x = json_array();
+            size_t i;
+            json_t *h;
+            json_array_foreach(v, i, h)
+                ok = ok && x && json_array_append_new(x, oracle_msg_compact(h, id, ctx)) == 0;
+        } else if (!strcmp(k, "message") && json_is_object(v)) {
+            json_int_t at = oracle_hist_find(hist, -1, v, NULL);
+            x = at >= 0 ? json_integer(at) : oracle_msg_compact(v, id, ctx);
+        } else if (!strcmp(k, "artifacts") && json_is_array(v)) {
+            x = json_array();
+            size_t i;
+            long from = 0;
+            json_t *a;
+            json_array_foreach(v, i, a) {
+                json_t *parts = json_object_get(a, "parts");
+                json_int_t at = json_is_array(parts) ? oracle_hist_find(hist, from, parts, "parts") : -1;
+                json_t *c = at >= 0 ? json_copy(a) : json_incref(a);
+                if (at >= 0 && c) {
+                    json_object_set_new(c, "parts", json_integer(at));
+                    from = (long)at + 1; /* answers follow the history's order */
+                }
+                ok = ok && x && json_array_append_new(x, c) == 0;
+            }
+        } else {
+            x = json_incref(v);
+        }
+        ok = ok && x && json_object_set_new(d, k, x) == 0;
+    }
+    char *s = ok ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    return s;
+}
+
+
+/* The written document is byte for byte the tree's: every model here. */
+static void test_the_written_doc_is_the_trees(void **state)
+{
+    (void)state;
+    json_t *models[6];
+    models[0] = model();
+    models[1] = json_deep_copy(models[0]); /* compared by value, not pointer */
+    models[2] = model();
+    json_object_set_new(models[2], "message", json_pack("{s:s,s:s,s:s,s:[{s:s}]}", "messageId",
+                                                        "msg_9", "role", "agent", "contextId",
+                                                        "other", "parts", "text", "a\x01\"\\\xc3\xa9"));
+    json_array_append_new(json_object_get(models[2], "artifacts"), json_string("odd"));
+    json_array_append_new(json_object_get(models[2], "history"), json_integer(3));
+    json_object_set_new(models[2], "price", json_real(0.1));
+    models[3] = json_pack("{s:s,s:s,s:s,s:[],s:[]}", "id", "t", "contextId", "c", "state",
+                          "submitted", "artifacts", "history");
+    models[4] = json_pack("{s:s,s:s,s:i}", "history", "not an array", "artifacts", "x",
+                          "message", 2);
+    models[5] = json_object();
+    for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
+        char *want = oracle_task_doc(models[i]), *got = a2a_task_doc(models[i]);
+        assert_non_null(want);
+        assert_non_null(got);
+        assert_string_equal(got, want);
+        free(want);
+        free(got);
+        json_decref(models[i]);
+    }
+}
+
 static void test_a_full_document_still_reads(void **state)
 {
     (void)state;
@@ -122,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_a_deep_copy_compacts_the_same),
         cmocka_unit_test(test_a_full_document_still_reads),
         cmocka_unit_test(test_a_status_message_of_its_own_is_kept),
+        cmocka_unit_test(test_the_written_doc_is_the_trees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -90,6 +90,97 @@ static void test_task_encoders(void **state)
     json_decref(m);
 }
 
+/* buf_json_str against jansson's own dump of the same string: every byte
+ * below 0x20, quotes, backslash, slash, DEL, multi-byte UTF-8, embedded NUL. */
+static void test_string_escaping(void **state)
+{
+    (void)state;
+    char all[0x80];
+    for (int i = 0; i < 0x80; i++)
+        all[i] = (char)i;
+    const struct {
+        const char *s;
+        size_t n;
+    } ok[] = {
+        { all, sizeof all },
+        { "plain", 5 },
+        { "", 0 },
+        { "q\"b\\s/e\x7f", 8 },
+        { "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9b\x92 \xef\xbf\xbf", 18 },
+        { "a\0b", 3 },
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        json_t *js = json_stringn(ok[i].s, ok[i].n);
+        assert_non_null(js);
+        char *want = json_dumps(js, JSON_ENCODE_ANY | JSON_COMPACT);
+        struct buf b = { 0 };
+        assert_int_equal(buf_json_str(&b, ok[i].s, ok[i].n), 0);
+        assert_string_equal(b.data, want);
+        free(want);
+        buf_free(&b);
+        json_decref(js);
+    }
+    /* invalid UTF-8: jansson refuses the string; so does the writer */
+    const char *bad[] = { "\xff", "a\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                          "\xe2\x82", "\x80" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_null(json_string(bad[i]));
+        struct buf b = { 0 };
+        assert_int_equal(buf_json_str(&b, bad[i], strlen(bad[i])), AGENTD_EINVAL);
+        buf_free(&b);
+    }
+}
+
+/* The direct SendMessage reply is byte for byte the tree encoder's dump,
+ * for both versions, every history length, odd ids and awkward strings. */
+static void check_direct(const json_t *id, const json_t *m)
+{
+    for (int ver = A2A_V03; ver <= A2A_V10; ver++) {
+        for (int hl = -1; hl <= 3; hl++) {
+            json_t *tree = a2a_rpc_result(id, a2a_encode_send_result(m, ver, hl));
+            char *want = json_dumps(tree, JSON_COMPACT | JSON_REAL_PRECISION(10));
+            struct buf b = { 0 };
+            assert_int_equal(a2a_write_send_reply(&b, id, m, ver, hl), 0);
+            assert_non_null(want);
+            assert_string_equal(b.data, want);
+            free(want);
+            buf_free(&b);
+            json_decref(tree);
+        }
+    }
+}
+
+static void test_direct_reply(void **state)
+{
+    (void)state;
+    assert_true(A2A_V03 < A2A_V10);
+    json_t *m = model();
+    json_t *sid = json_string("r\"1\n"), *iid = json_integer(-7);
+    check_direct(sid, m);
+    check_direct(iid, m);
+    check_direct(NULL, m);
+    /* awkward content: control characters, UTF-8, reals, nested data, a
+     * part that already names its kind and media type, no timestamp */
+    json_t *h0 = json_array_get(json_object_get(m, "history"), 0);
+    json_object_set_new(h0, "parts", json_pack("[{s:s},{s:{s:f,s:[i,b,n]},s:s},{s:s,s:s}]",
+                                               "text", "tab\there \x01 \xc3\xa9 \"q\" \\ /",
+                                               "data", "price", 12.5, "list", 1, 1,
+                                               "mediaType", "text/x-special",
+                                               "kind", "text", "text", "k"));
+    json_object_del(m, "timestamp");
+    json_object_set_new(m, "state", json_string("no-such-state"));
+    check_direct(sid, m);
+    /* a history entry that is not a message: the writer declines (the
+     * caller then answers from the tree) */
+    json_array_append_new(json_object_get(m, "history"), json_string("odd"));
+    struct buf b = { 0 };
+    assert_int_not_equal(a2a_write_send_reply(&b, sid, m, A2A_V10, -1), 0);
+    buf_free(&b);
+    json_decref(sid);
+    json_decref(iid);
+    json_decref(m);
+}
+
 static void test_stream_frames(void **state)
 {
     (void)state;
@@ -222,6 +313,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_task_encoders), cmocka_unit_test(test_stream_frames),
+        cmocka_unit_test(test_string_escaping), cmocka_unit_test(test_direct_reply),
         cmocka_unit_test(test_version),       cmocka_unit_test(test_envelope),
         cmocka_unit_test(test_parts),         cmocka_unit_test(test_states),
     };
