@@ -63,7 +63,7 @@ cat >"$tmp/catalog.json" <<'JSON'
 JSON
 
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-AGENTD_HOST=127.0.0.1 AGENTD_PORT=$port AGENTD_DATA_DIR="$tmp/data" AGENTD_CATALOG="$tmp/catalog.json" \
+env -u AGENTD_BIN AGENTD_HOST=127.0.0.1 AGENTD_PORT=$port AGENTD_DATA_DIR="$tmp/data" AGENTD_CATALOG="$tmp/catalog.json" \
   AGENTD_WORKERS=$workers AGENTD_ACCESS_LOG=$access_log AGENTD_LOG_LEVEL=warn \
   "$bin" serve >"$tmp/agentd.log" 2>&1 &
 pid=$!

@@ -94,6 +94,21 @@ static void orders_count(const struct checkout *c)
     metric_add(metric_child(orders_family(1), v), (double)c->totals.total);
 }
 
+/* Checkout documents the shop parsed (loads) and serialised (saves, the
+ * order's document with it): jansson and malloc were half of a checkout
+ * flow's CPU, so test_checkout_roundtrips.py holds each operation to its
+ * count. Looked up at each use, as above. */
+static void documents_count(int serialised)
+{
+    static const char *const labels[] = { "way", NULL };
+    const char *v[] = { serialised ? "serialised" : "parsed" };
+    metric_inc(metric_child(metric_register("agentd_checkout_documents_total",
+                                            "Checkout and order documents the shop parsed "
+                                            "from or serialised for the store",
+                                            METRIC_COUNTER, labels, NULL),
+                            v));
+}
+
 static json_t *handlers_advert(const struct shop *sh, size_t n);
 
 struct shop *shop_new(struct store *st, struct merchant *m, const char *public_url)
@@ -399,6 +414,7 @@ static int load(struct shop *sh, const char *owner, const char *id, struct check
     }
     json_error_t je;
     json_t *doc = json_loads(row->document, 0, &je);
+    documents_count(0);
     struct checkout *c = NULL;
     struct agentd_error se = { 0 };
     if (doc && sealed_doc_open(sh->kr, id, doc, &se) == AGENTD_ECORRUPT)
@@ -429,6 +445,7 @@ static char *document(const struct shop *sh, const struct checkout *c)
                      ? json_dumps(doc, JSON_COMPACT)
                      : NULL;
     json_decref(doc);
+    documents_count(1);
     return text;
 }
 
@@ -1003,6 +1020,7 @@ static int complete_write(struct shop *sh, const char *owner,
     /* the placed event rides in the order's transaction: no crash keeps
      * the order (and the buyer's answer) without it */
     char *order_doc = shop_order_document(o, done->webhook_url);
+    documents_count(1);
     char *co_doc = document(sh, done);
     struct store_stock_line *take = calloc(done->n_lines ? done->n_lines : 1, sizeof *take);
     struct store_outbox ev = { 0 };

@@ -21,6 +21,9 @@
 struct sq_ckpt {
     sqlite3 *db; /* the checkpointer's own connection */
     int soft, hard;
+    int next_soft; /* writer.mu: the WAL size that wakes the thread next (every
+                      soft pages of growth, not every commit: each checkpoint
+                      fsyncs) */
     int next_hard; /* writer.mu: the forced checkpoint's next try (a failed one,
                       a reader in the way, tries again a hard bound later) */
     pthread_t th;
@@ -52,6 +55,8 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 {
     struct sq_ckpt *k = ud;
     metric_set(m_pages, pages);
+    if (pages < k->soft)
+        k->next_soft = k->soft; /* the WAL restarted */
     if (pages < k->hard)
         k->next_hard = k->hard; /* the WAL restarted: the bound is back where it was */
     if (pages >= k->next_hard) {
@@ -67,7 +72,8 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
             metric_set(m_pages, 0);
         else
             k->next_hard = pages + k->hard;
-    } else if (pages >= k->soft) {
+    } else if (pages >= k->next_soft) {
+        k->next_soft = pages + k->soft;
         pthread_mutex_lock(&k->mu);
         if (!k->pending) {
             k->pending = 1;
@@ -111,6 +117,7 @@ int sq_ckpt_start(struct sq *q, int soft_pages, int hard_pages, enum store_sync 
     k->soft = soft_pages > 0 ? soft_pages : DEFAULT_SOFT_PAGES;
     k->hard = hard_pages > k->soft ? hard_pages : k->soft * DEFAULT_HARD_FACTOR;
     k->next_hard = k->hard;
+    k->next_soft = k->soft;
     pthread_mutex_init(&k->mu, NULL);
     pthread_mutex_init(&k->run_mu, NULL);
     pthread_cond_init(&k->cv, NULL);

@@ -22,6 +22,8 @@ def snapshot(srv):
     for name, labels, v in parse_metrics(srv.get("/metrics").text):
         if name == "agentd_store_op_duration_seconds_count":
             calls[labels["op"]] = v
+        elif name == "agentd_checkout_documents_total":
+            calls["doc_" + labels["way"]] = v
         elif name == "agentd_store_commits_total":
             commits = v
     return calls, commits
@@ -46,7 +48,7 @@ def test_create_update_complete_store_calls(shop):
 
     calls, commits = delta(shop, create)
     assert calls == {"checkout_create": 1, "stock_get": 1, "address_list": 1,
-                     "audit_append": 1, "batch_commit": 1}, calls
+                     "audit_append": 1, "batch_commit": 1, "doc_serialised": 1}, calls
     assert commits <= 1.5, commits  # one commit (a timer's write may land meanwhile)
 
     def update():
@@ -56,7 +58,8 @@ def test_create_update_complete_store_calls(shop):
 
     calls, commits = delta(shop, update)
     assert calls == {"checkout_get": 1, "checkout_update": 1, "stock_get": 1,
-                     "address_list": 1, "audit_append": 1, "batch_commit": 1}, calls
+                     "address_list": 1, "audit_append": 1, "batch_commit": 1,
+                     "doc_parsed": 1, "doc_serialised": 1}, calls
     assert commits <= 1.5, commits
 
     def complete():
@@ -72,8 +75,9 @@ def test_create_update_complete_store_calls(shop):
     _, commits = delta(shop, complete)
     for calls in complete.calls:
         # the claim commits alone (before the payment); the order and the
-        # audit row together
+        # audit row together. Documents: the load; the claim's save, the
+        # completed checkout's and the order's
         assert calls == {"checkout_get": 1, "checkout_update": 1, "stock_get": 1,
                          "address_list": 1, "order_create": 1, "audit_append": 1,
-                         "batch_commit": 1}, calls
+                         "batch_commit": 1, "doc_parsed": 1, "doc_serialised": 3}, calls
     assert commits <= 3.5, commits  # its create, the claim, the order
