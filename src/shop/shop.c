@@ -98,16 +98,18 @@ static void orders_count(const struct checkout *c)
  * order's document with it): jansson and malloc were half of a checkout
  * flow's CPU, so test_checkout_roundtrips.py holds each operation to its
  * count. Looked up at each use, as above. */
-static void documents_count(int serialised)
+static struct metric_child *documents_child(int serialised)
 {
     static const char *const labels[] = { "way", NULL };
     const char *v[] = { serialised ? "serialised" : "parsed" };
-    metric_inc(metric_child(metric_register("agentd_checkout_documents_total",
-                                            "Checkout and order documents the shop parsed "
-                                            "from or serialised for the store",
-                                            METRIC_COUNTER, labels, NULL),
-                            v));
+    return metric_child(metric_register("agentd_checkout_documents_total",
+                                        "Checkout and order documents the shop parsed "
+                                        "from or serialised for the store",
+                                        METRIC_COUNTER, labels, NULL),
+                        v);
 }
+
+static void documents_count(int serialised) { metric_inc(documents_child(serialised)); }
 
 static json_t *handlers_advert(const struct shop *sh, size_t n);
 
@@ -136,6 +138,8 @@ struct shop *shop_new(struct store *st, struct merchant *m, const char *public_u
         return NULL;
     }
     orders_metrics_init(m);
+    documents_child(0); /* both series from the start, at 0 */
+    documents_child(1);
     return sh;
 }
 
