@@ -9,7 +9,9 @@
 # CONNECTIONS keep-alive connections against agentd started here on a free
 # loopback port, in a temp dir, selling from a catalog with huge stock.
 # Prints flows/s, flow latency p50/p90/p99 (create sent -> complete answered)
-# and per-request p50/p99. Everything it starts is stopped on exit; wrk
+# and per-request p50/p99, and agentd's CPU per flow (utime+stime from
+# /proc/<pid>/stat over the measured run, divided by its flows: the number
+# to compare on a shared machine, where flows/s drifts). Everything it starts is stopped on exit; wrk
 # shares the machine's cores with the server under test. Target: >= 1000.
 set -euo pipefail
 
@@ -61,7 +63,7 @@ cat >"$tmp/catalog.json" <<'JSON'
 JSON
 
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-AGENTD_HOST=127.0.0.1 AGENTD_PORT=$port AGENTD_DATA_DIR="$tmp/data" AGENTD_CATALOG="$tmp/catalog.json" \
+env -u AGENTD_BIN AGENTD_HOST=127.0.0.1 AGENTD_PORT=$port AGENTD_DATA_DIR="$tmp/data" AGENTD_CATALOG="$tmp/catalog.json" \
   AGENTD_WORKERS=$workers AGENTD_ACCESS_LOG=$access_log AGENTD_LOG_LEVEL=warn \
   "$bin" serve >"$tmp/agentd.log" 2>&1 &
 pid=$!
@@ -76,8 +78,11 @@ echo "agentd $("$bin" --version 2>/dev/null | head -1 || true) on 127.0.0.1:$por
      "access_log=$access_log, db sync=normal (default), $(nproc) cores shared with wrk"
 echo "wrk: $threads threads, $conns connections, $duration (after a $warmup warm-up)"
 wrk -t"$threads" -c"$conns" -d"$warmup" -s "$root/bench/checkout.lua" "http://127.0.0.1:$port" >/dev/null
+ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+t0=$(ticks)
 out=$(wrk -t"$threads" -c"$conns" -d"$duration" -s "$root/bench/checkout.lua" \
           "http://127.0.0.1:$port")
+t1=$(ticks)
 res=$(grep '^RESULT' <<<"$out" || true)
 [ -n "$res" ] || { echo "$out" >&2; exit 1; }
 grep '^FIRST_ERROR' <<<"$out" >&2 || true
@@ -87,6 +92,8 @@ printf 'flows/s      %s   (%s complete flows in %ss; %s requests/s)\n' \
 printf 'flow latency p50 %s ms   p90 %s ms   p99 %s ms   (create sent -> complete answered)\n' \
   "$(val flow_p50_ms)" "$(val flow_p90_ms)" "$(val flow_p99_ms)"
 printf 'request latency p50 %s ms   p99 %s ms\n' "$(val req_p50_ms)" "$(val req_p99_ms)"
+awk -v f="$(val flows)" -v d="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" \
+  'BEGIN { printf "cpu ms per flow %.3f   (agentd utime+stime %.2f s)\n", (f > 0 ? d * 1000 / hz / f : 0), d / hz }'
 printf 'errors: %s non-2xx, %s socket\n' "$(val errors)" "$(val socket_errors)"
 db="$tmp/data/agentd.db"
 if command -v sqlite3 >/dev/null; then

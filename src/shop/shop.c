@@ -94,6 +94,23 @@ static void orders_count(const struct checkout *c)
     metric_add(metric_child(orders_family(1), v), (double)c->totals.total);
 }
 
+/* Checkout documents the shop parsed (loads) and serialised (saves, the
+ * order's document with it): jansson and malloc were half of a checkout
+ * flow's CPU, so test_checkout_roundtrips.py holds each operation to its
+ * count. Looked up at each use, as above. */
+static struct metric_child *documents_child(int serialised)
+{
+    static const char *const labels[] = { "way", NULL };
+    const char *v[] = { serialised ? "serialised" : "parsed" };
+    return metric_child(metric_register("agentd_checkout_documents_total",
+                                        "Checkout and order documents the shop parsed "
+                                        "from or serialised for the store",
+                                        METRIC_COUNTER, labels, NULL),
+                        v);
+}
+
+static void documents_count(int serialised) { metric_inc(documents_child(serialised)); }
+
 static json_t *handlers_advert(const struct shop *sh, size_t n);
 
 struct shop *shop_new(struct store *st, struct merchant *m, const char *public_url)
@@ -121,6 +138,8 @@ struct shop *shop_new(struct store *st, struct merchant *m, const char *public_u
         return NULL;
     }
     orders_metrics_init(m);
+    documents_child(0); /* both series from the start, at 0 */
+    documents_child(1);
     return sh;
 }
 
@@ -348,6 +367,44 @@ static int audited(struct shop *sh, const char *owner, const char *action, const
     return rc;
 }
 
+/* ---- one commit per operation ----
+ *
+ * An operation's writes (the checkout, an address it remembers, the order)
+ * and its audit row commit together: a store batch of our own, unless the
+ * caller has one open (its writes then join the caller's). Never around a
+ * completion's claim: that commits before the payment is authorized. */
+static _Thread_local struct store *tl_own_batch;
+
+static void op_batch_begin(struct shop *sh)
+{
+    if (!tl_own_batch && store_batch_begin(sh->st) == 1)
+        tl_own_batch = sh->st;
+}
+
+/* Ends our batch (if one is open): rc, or the commit's failure when rc was 0
+ * (then nothing of the operation was kept). */
+static int op_batch_end(struct shop *sh, int rc, struct agentd_error *e)
+{
+    if (tl_own_batch != sh->st)
+        return rc;
+    tl_own_batch = NULL;
+    int crc = store_batch_end(sh->st);
+    if (rc == 0 && crc != 0)
+        return store_fail(e, crc);
+    return rc;
+}
+
+/* A lost compare-and-swap inside our batch: what it wrote so far (a saved
+ * address) commits now, so the retry's reads see every commit before it. */
+static int op_batch_flush(struct shop *sh, struct agentd_error *e)
+{
+    if (tl_own_batch != sh->st)
+        return 0;
+    int rc = op_batch_end(sh, 0, e);
+    op_batch_begin(sh);
+    return rc;
+}
+
 static int load(struct shop *sh, const char *owner, const char *id, struct checkout **out,
                 struct agentd_error *e)
 {
@@ -361,6 +418,7 @@ static int load(struct shop *sh, const char *owner, const char *id, struct check
     }
     json_error_t je;
     json_t *doc = json_loads(row->document, 0, &je);
+    documents_count(0);
     struct checkout *c = NULL;
     struct agentd_error se = { 0 };
     if (doc && sealed_doc_open(sh->kr, id, doc, &se) == AGENTD_ECORRUPT)
@@ -391,6 +449,7 @@ static char *document(const struct shop *sh, const struct checkout *c)
                      ? json_dumps(doc, JSON_COMPACT)
                      : NULL;
     json_decref(doc);
+    documents_count(1);
     return text;
 }
 
@@ -517,8 +576,15 @@ int shop_checkout_create(struct shop *sh, const char *owner, const json_t *req,
                          const char *op_key, struct checkout **out, int *replayed,
                          struct agentd_error *e)
 {
+    op_batch_begin(sh);
     int rc = create_op(sh, owner, req, op_key, out, replayed, e);
-    return audited(sh, owner, "checkout.create", rc == 0 ? (*out)->id : "", rc, e);
+    rc = audited(sh, owner, "checkout.create", rc == 0 ? (*out)->id : "", rc, e);
+    int crc = op_batch_end(sh, rc, e);
+    if (crc != rc) { /* done, then its commit failed: nothing was kept */
+        checkout_free(*out);
+        *out = NULL;
+    }
+    return crc;
 }
 
 int shop_checkout_get(struct shop *sh, const char *owner, const char *id, struct checkout **out,
@@ -567,6 +633,8 @@ static int edit_loop(struct shop *sh, const char *owner, const char *id, const c
         checkout_free(c);
         if (rc != AGENTD_ECONFLICT || e->code[0])
             return rc; /* a domain conflict (e.g. terminal state) is final */
+        if ((rc = op_batch_flush(sh, e)))
+            return rc;
         backoff(attempt);
     }
     return agentd_fail(e, AGENTD_ECONFLICT, "conflict", NULL,
@@ -607,8 +675,15 @@ int shop_checkout_edit(struct shop *sh, const char *owner, const char *id, const
                        shop_edit_fn fn, void *arg, struct checkout **out, int *replayed,
                        struct agentd_error *e)
 {
+    op_batch_begin(sh);
     int rc = edit_op(sh, owner, id, op_key, fn, arg, out, replayed, e);
-    return audited(sh, owner, "checkout.update", id, rc, e);
+    rc = audited(sh, owner, "checkout.update", id, rc, e);
+    int crc = op_batch_end(sh, rc, e);
+    if (crc != rc) { /* done, then its commit failed: nothing was kept */
+        checkout_free(*out);
+        *out = NULL;
+    }
+    return crc;
 }
 
 struct update_arg {
@@ -673,8 +748,15 @@ static int edit_cancel(struct checkout *c, const struct shop_rules *r, void *arg
 int shop_checkout_cancel(struct shop *sh, const char *owner, const char *id,
                          struct checkout **out, struct agentd_error *e)
 {
+    op_batch_begin(sh);
     int rc = edit_op(sh, owner, id, NULL, edit_cancel, sh, out, NULL, e);
-    return audited(sh, owner, "checkout.cancel", id, rc, e);
+    rc = audited(sh, owner, "checkout.cancel", id, rc, e);
+    int crc = op_batch_end(sh, rc, e);
+    if (crc != rc) { /* done, then its commit failed: nothing was kept */
+        checkout_free(*out);
+        *out = NULL;
+    }
+    return crc;
 }
 
 /* ---- completion ---- */
@@ -800,12 +882,11 @@ static int edit_abort(struct checkout *c, const struct shop_rules *r, void *arg,
  * Not when another process has taken the completion over meanwhile (we
  * outlived the claim's lease): it is carrying it on. */
 static void abort_complete(struct shop *sh, const char *owner, const char *id,
-                           const struct checkout *ours)
+                           const struct claim_ref *ref)
 {
-    struct claim_ref ref = { ours->completing.by, ours->completing.at };
     struct checkout *c = NULL;
     struct agentd_error err = { 0 };
-    if (edit_op(sh, owner, id, NULL, edit_abort, &ref, &c, NULL, &err) == 0)
+    if (edit_op(sh, owner, id, NULL, edit_abort, (void *)ref, &c, NULL, &err) == 0)
         checkout_free(c);
     else if (strcmp(err.code, "not_ours") != 0)
         log_msg(LOG_ERROR, NULL, "checkout %s left complete_in_progress: %s", id, err.msg);
@@ -936,13 +1017,14 @@ static int complete_authorize(struct shop *sh, const struct checkout *c, const c
 
 /* The order's and the completed checkout's documents, and the stock to
  * take, for step 3's one transaction. */
-static int complete_write(struct shop *sh, const char *owner, const struct checkout *c,
+static int complete_write(struct shop *sh, const char *owner,
                           const struct checkout *done, const struct order *o,
                           const char *access_hash, struct agentd_error *e)
 {
     /* the placed event rides in the order's transaction: no crash keeps
      * the order (and the buyer's answer) without it */
     char *order_doc = shop_order_document(o, done->webhook_url);
+    documents_count(1);
     char *co_doc = document(sh, done);
     struct store_stock_line *take = calloc(done->n_lines ? done->n_lines : 1, sizeof *take);
     struct store_outbox ev = { 0 };
@@ -956,7 +1038,7 @@ static int complete_write(struct shop *sh, const char *owner, const struct check
                                    .owner = (char *)owner, .document = order_doc,
                                    .access_hash = (char *)access_hash,
                                    .event = done->webhook_url ? &ev : NULL };
-        rc = store_order_create(sh->st, &row, c->version, checkout_status_name(done->status), co_doc,
+        rc = store_order_create(sh->st, &row, done->version, checkout_status_name(done->status), co_doc,
                                 take, done->n_lines);
         if (rc == AGENTD_ESTOCK)
             name_short_item(sh, done, e);
@@ -971,19 +1053,18 @@ static int complete_write(struct shop *sh, const char *owner, const struct check
 }
 
 /* Step 3: one transaction takes stock, writes the order and marks the
- * checkout completed. On success *done_out is the completed checkout and
- * *order_out its order; c (ours, complete_in_progress) is left as it was. */
-static int complete_place_order(struct shop *sh, const char *owner, const struct checkout *c,
-                                struct checkout **done_out, struct order **order_out,
-                                struct agentd_error *e)
+ * checkout completed. done (ours, complete_in_progress) becomes the
+ * completed checkout, in place — no copy: on failure the caller drops it
+ * and undoes the claim from the store's copy — and *order_out its order. */
+static int complete_place_order(struct shop *sh, const char *owner, struct checkout *done,
+                                struct order **order_out, struct agentd_error *e)
 {
     struct rules_ctx ctx;
     struct shop_rules r;
     char order_id[48], *permalink = NULL, token[SHOP_ORDER_TOKEN_LEN + 1], hash[65];
     id_new("ord_", order_id, sizeof order_id);
-    struct checkout *done = checkout_clone(c);
     struct order *o = NULL;
-    int rc = done ? shop_order_token_new(token, hash) : AGENTD_ENOMEM;
+    int rc = shop_order_token_new(token, hash);
     if (rc == 0)
         rc = rules_begin(sh, &ctx, &r, e);
     /* created without a receiver (no profile then): this request's, if any */
@@ -1004,15 +1085,13 @@ static int complete_place_order(struct shop *sh, const char *owner, const struct
     if (rc == 0)
         rc = order_from_checkout(done, &o, e);
     if (rc == 0)
-        rc = complete_write(sh, owner, c, done, o, hash, e);
+        rc = complete_write(sh, owner, done, o, hash, e);
     if (rc) {
-        checkout_free(done);
         order_free(o);
         return rc;
     }
     orders_count(done);
-    done->version = c->version + 1;
-    *done_out = done;
+    done->version++;
     *order_out = o;
     return 0;
 }
@@ -1057,17 +1136,28 @@ static int complete_op(struct shop *sh, const char *owner, const char *id,
         rc = complete_authorize(sh, c, op_key, &pi, declined, e);
     payment_instrument_clear(&pi);
     if (rc) {
-        if (c) /* claimed, then not authorized: back to ready, nothing charged */
-            abort_complete(sh, owner, id, c);
+        if (c) { /* claimed, then not authorized: back to ready, nothing charged */
+            struct claim_ref ref = { c->completing.by, c->completing.at };
+            abort_complete(sh, owner, id, &ref);
+        }
         checkout_free(c);
         return rc;
     }
-    struct checkout *done = NULL;
-    struct order *o = NULL;
-    rc = complete_place_order(sh, owner, c, &done, &o, e);
-    if (rc == 0) {
+    /* our claim, kept apart: step 3 turns c into the completed checkout */
+    struct claim_ref ours = { c->completing.by ? strdup(c->completing.by) : NULL,
+                              c->completing.at };
+    if (c->completing.by && !ours.by) {
         checkout_free(c);
-        *out = done;
+        return agentd_fail(e, AGENTD_ENOMEM, "out_of_memory", NULL, "out of memory");
+    }
+    struct order *o = NULL;
+    op_batch_begin(sh); /* the order and the audit row: one commit */
+    rc = complete_place_order(sh, owner, c, &o, e);
+    if (rc)
+        op_batch_end(sh, rc, e); /* nothing of ours pending: the order was not written */
+    if (rc == 0) {
+        free((char *)ours.by);
+        *out = c;
         *order_out = o;
         if (replayed)
             *replayed = resumed;
@@ -1076,13 +1166,15 @@ static int complete_op(struct shop *sh, const char *owner, const char *id,
     struct checkout *now = NULL;
     if (op_key && (rc == AGENTD_ECONFLICT || rc == AGENTD_EEXIST) &&
         complete_lost_race(sh, owner, id, op_key, &now)) {
+        free((char *)ours.by);
         checkout_free(c);
         memset(e, 0, sizeof *e);
         return completed_reply(sh, owner, now, out, order_out, replayed, e);
     }
     if (!e->code[0])
         agentd_fail(e, rc, agentd_err_code(rc), NULL, "%s", agentd_err_msg(rc));
-    abort_complete(sh, owner, id, c); /* undo step 1: back to ready */
+    abort_complete(sh, owner, id, &ours); /* undo step 1: back to ready */
+    free((char *)ours.by);
     checkout_free(c);
     return rc;
 }
@@ -1096,7 +1188,15 @@ int shop_checkout_complete(struct shop *sh, const char *owner, const char *id,
 {
     int rc = complete_op(sh, owner, id, op_key, payment_data, out, order_out, declined, replayed,
                          e);
-    return audited(sh, owner, "checkout.complete", id, rc, e);
+    rc = audited(sh, owner, "checkout.complete", id, rc, e);
+    int crc = op_batch_end(sh, rc, e);
+    if (crc != rc) { /* the order's commit failed: nothing was placed */
+        checkout_free(*out);
+        *out = NULL;
+        order_free(*order_out);
+        *order_out = NULL;
+    }
+    return crc;
 }
 
 static int completed_reply(struct shop *sh, const char *owner, struct checkout *c,

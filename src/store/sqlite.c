@@ -679,6 +679,7 @@ void sq_close(void *b)
     struct sq *q = b;
     if (!q)
         return;
+    sq_ckpt_stop(q);
     for (int i = 0; i < q->nreaders; i++)
         conn_close(&q->readers[i]);
     free(q->readers);
@@ -739,7 +740,8 @@ int sq_open(const struct store_options *opt, void **out, struct agentd_error *e)
         sq_close(q);
         return rc;
     }
-    if ((rc = open_migrate(q, e)) != 0) {
+    if ((rc = open_migrate(q, e)) != 0 ||
+        (rc = sq_ckpt_start(q, opt->wal_checkpoint_pages, opt->wal_limit_pages, opt->sync, e))) {
         sq_close(q);
         return rc;
     }

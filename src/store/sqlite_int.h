@@ -58,6 +58,7 @@ struct sq {
     int64_t session_ttl_ms;
     int64_t audit_retention_ms; /* 0 = keep */
     int quota_sessions, quota_idem; /* per owner / principal; 0 = unlimited */
+    struct sq_ckpt *ckpt; /* the background WAL checkpointer (sqlite_ckpt.c) */
 };
 
 static inline int64_t now_ms(const struct sq *q) { return q->now(q->now_ud); }
@@ -145,6 +146,17 @@ int sq_make_parent_dirs(const char *path, struct agentd_error *e);
 /* Created here rather than by SQLite so the file, and the -wal and -shm
  * files SQLite later gives the same mode, are private (0600). */
 int sq_create_private(const char *path, int truncate, struct agentd_error *e);
+
+/* sqlite_ckpt.c: the writer stops autocheckpointing; a thread of its own
+ * checkpoints (PASSIVE) once the WAL holds soft_pages, and the commit that
+ * takes it past hard_pages checkpoints (TRUNCATE) itself. 0: defaults. */
+int sq_ckpt_start(struct sq *q, int soft_pages, int hard_pages, enum store_sync sync,
+                  struct agentd_error *e);
+/* With the writer held: a TRUNCATE checkpoint on it, after any background
+ * one (VACUUM's). An SQLite status. */
+int sq_ckpt_truncate(struct sq *q);
+/* Stops the thread and closes its connection; before the writer closes. */
+void sq_ckpt_stop(struct sq *q);
 
 #include "store/concerns.h"
 

@@ -152,7 +152,7 @@ int sq_vacuum(void *b, int64_t *before, int64_t *after)
     if (rc == 0) {
         int sqlrc = sqlite3_exec(q->writer.db, "VACUUM", NULL, NULL, NULL);
         if (sqlrc == SQLITE_OK)
-            sqlrc = sqlite3_exec(q->writer.db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+            sqlrc = sq_ckpt_truncate(q);
         rc = sqlrc == SQLITE_OK ? 0 : sqlite_status(sqlrc);
     }
     if (rc == 0)

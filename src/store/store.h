@@ -55,6 +55,10 @@ struct store_options {
     int quota_idempotency_keys; /* AGENTD_QUOTA_IDEMPOTENCY_KEYS: records per principal */
     int64_t audit_retention_ms; /* AGENTD_AUDIT_RETENTION: purge drops older audit rows;
                                    0 = keep forever */
+    int wal_checkpoint_pages; /* SQLite: WAL pages that start a background (PASSIVE)
+                                 checkpoint; 0 = 1000 */
+    int wal_limit_pages;      /* SQLite: WAL pages past which the commit that crossed
+                                 them checkpoints (TRUNCATE); 0 = 4 x the above */
     int64_t (*now)(void *ud); /* Unix ms; NULL = the wall clock. Tests pass a fake. */
     void *now_ud;
 };

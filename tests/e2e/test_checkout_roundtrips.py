@@ -1,0 +1,83 @@
+"""Store calls and commits per UCP checkout operation (issue 14): each
+operation's writes — the checkout, the address it remembers, its audit row,
+the order — commit together, and each reads the checkout once, so a change
+that adds a store call or a commit to a checkout flow fails here rather than
+only in a benchmark."""
+
+import pytest
+
+from agentd_harness import REPO, parse_metrics
+from ucp_client import Client, full_body, unique_profile
+
+FLOWS = 4
+
+
+@pytest.fixture(scope="module")
+def shop(module_agentd):
+    return module_agentd(env={"AGENTD_CATALOG": str(REPO / "data" / "catalog.json")})
+
+
+def snapshot(srv):
+    calls, commits = {}, 0
+    for name, labels, v in parse_metrics(srv.get("/metrics").text):
+        if name == "agentd_store_op_duration_seconds_count":
+            calls[labels["op"]] = v
+        elif name == "agentd_checkout_documents_total":
+            calls["doc_" + labels["way"]] = v
+        elif name == "agentd_store_commits_total":
+            commits = v
+    return calls, commits
+
+
+def delta(srv, run):
+    run()  # warm: the first call may meet start-up work
+    c0, k0 = snapshot(srv)
+    for _ in range(FLOWS):
+        run()
+    c1, k1 = snapshot(srv)
+    calls = {op: (v - c0.get(op, 0)) / FLOWS for op, v in c1.items() if v != c0.get(op, 0)}
+    return calls, (k1 - k0) / FLOWS
+
+
+def test_create_update_complete_store_calls(shop):
+    client = Client(shop, unique_profile("rt"))
+    made = []
+
+    def create():
+        made.append(client.create_ok(full_body([("BISC-001", 1)]))["id"])
+
+    calls, commits = delta(shop, create)
+    assert calls == {"checkout_create": 1, "stock_get": 1, "address_list": 1,
+                     "audit_append": 1, "batch_commit": 1, "doc_serialised": 1}, calls
+    assert commits <= 1.5, commits  # one commit (a timer's write may land meanwhile)
+
+    def update():
+        cid = made.pop()
+        r = client.update(cid, full_body([("BISC-001", 2)], client_id=cid))
+        assert r.status_code == 200, r.text
+
+    calls, commits = delta(shop, update)
+    assert calls == {"checkout_get": 1, "checkout_update": 1, "stock_get": 1,
+                     "address_list": 1, "audit_append": 1, "batch_commit": 1,
+                     "doc_parsed": 1, "doc_serialised": 1}, calls
+    assert commits <= 1.5, commits
+
+    def complete():
+        cid = client.create_ok(full_body([("BISC-001", 1)]))["id"]
+        c0, _ = snapshot(shop)
+        r = client.complete(cid)
+        assert r.status_code == 200, r.text
+        c1, _ = snapshot(shop)
+        complete.calls.append({op: v - c0.get(op, 0) for op, v in c1.items()
+                               if v != c0.get(op, 0)})
+
+    complete.calls = []
+    _, commits = delta(shop, complete)
+    for calls in complete.calls:
+        # the claim commits alone (before the payment); the order and the
+        # audit row together. Documents: the load; the claim's save, the
+        # completed checkout's and the order's
+        assert calls == {"checkout_get": 1, "checkout_update": 1, "stock_get": 1,
+                         "address_list": 1, "order_create": 1, "audit_append": 1,
+                         "batch_commit": 1, "doc_parsed": 1, "doc_serialised": 3}, calls
+    assert commits <= 3.5, commits  # its create, the claim, the order

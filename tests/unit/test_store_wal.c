@@ -1,0 +1,132 @@
+/* WAL checkpoints off the writer (issue 14): the writer never autocheckpoints,
+ * a background thread does, and a hard bound keeps the WAL from growing. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "core/err.h"
+#include "core/metrics.h"
+#include "store/store.h"
+
+#define SOFT 8
+#define HARD 64
+#define FRAME (4096 + 24) /* a WAL frame: a page and its header */
+
+static char dir[] = "/tmp/agentd_wal_XXXXXX";
+static char path[256], wal[300];
+
+static double checkpoints(const char *mode)
+{
+    static const char *const labels[] = { "mode", NULL };
+    const char *v[] = { mode };
+    return metric_value(metric_child(
+        metric_register("agentd_store_wal_checkpoints_total", "", METRIC_COUNTER, labels, NULL),
+        v));
+}
+
+static struct store *open_store(void)
+{
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/agentd.db", dir);
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    struct store_options o = { .url = path, .wal_checkpoint_pages = SOFT,
+                               .wal_limit_pages = HARD };
+    struct store *s = NULL;
+    struct agentd_error e = { 0 };
+    assert_int_equal(store_open(&o, &s, &e), 0);
+    return s;
+}
+
+static void close_store(struct store *s)
+{
+    store_close(s);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    strcpy(dir, "/tmp/agentd_wal_XXXXXX");
+}
+
+static off_t wal_size(void)
+{
+    struct stat sb;
+    return stat(wal, &sb) == 0 ? sb.st_size : 0;
+}
+
+/* Thousands of commits: the WAL never holds much more than the hard bound
+ * (SQLite's own autocheckpoint would let it reach 1000 pages), every row is
+ * there, and the checkpoints ran. */
+static void test_wal_stays_bounded_under_a_write_loop(void **state)
+{
+    (void)state;
+    double p0 = checkpoints("passive"), t0 = checkpoints("truncate");
+    struct store *s = open_store();
+    off_t max = 0;
+    char id[32];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(id, sizeof id, "ses_%d", i);
+        struct store_session v = { .id = id, .owner = "p",
+                                   .context = "{\"pad\":\"................................\"}" };
+        assert_int_equal(store_session_create(s, &v), 0);
+        off_t n = wal_size();
+        if (n > max)
+            max = n;
+    }
+    assert_true(max > 0);
+    assert_true(max <= (off_t)(HARD + 16) * FRAME + 32);
+    for (int i = 0; i < 3000; i += 299) {
+        struct store_session *got = NULL;
+        snprintf(id, sizeof id, "ses_%d", i);
+        assert_int_equal(store_session_get(s, id, &got), 0);
+        store_session_free(got);
+    }
+    assert_true(checkpoints("passive") + checkpoints("truncate") > p0 + t0);
+    close_store(s);
+}
+
+/* A reader holding an old snapshot stops checkpoints from finishing, and
+ * the WAL grows; once it lets go, the WAL comes back under the bound. */
+static void test_hard_bound_truncates_after_a_stuck_reader(void **state)
+{
+    (void)state;
+    struct store *s = open_store();
+    sqlite3 *r = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &r, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(r, "BEGIN; SELECT count(*) FROM sessions;", NULL, NULL, NULL),
+                     SQLITE_OK);
+    char id[32];
+    for (int i = 0; i < 400; i++) {
+        snprintf(id, sizeof id, "ses_r%d", i);
+        struct store_session v = { .id = id, .owner = "p", .context = "{}" };
+        assert_int_equal(store_session_create(s, &v), 0);
+    }
+    assert_true(wal_size() > (off_t)HARD * FRAME); /* held back by the reader */
+    assert_int_equal(sqlite3_exec(r, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(r);
+    int i = 0;
+    for (; i < 5000 && wal_size() > (off_t)(HARD + 16) * FRAME + 32; i++) {
+        snprintf(id, sizeof id, "ses_a%d", i);
+        struct store_session v = { .id = id, .owner = "p", .context = "{}" };
+        assert_int_equal(store_session_create(s, &v), 0);
+    }
+    assert_true(i < 5000);
+    close_store(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_wal_stays_bounded_under_a_write_loop),
+        cmocka_unit_test(test_hard_bound_truncates_after_a_stuck_reader),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
