@@ -595,8 +595,8 @@ class PostgresServer:
 class HaproxyServer:
     """haproxy (Debian /usr/sbin/haproxy) on a free loopback port in front of
     agentd replicas: mode http, round robin, health checks on GET /readyz
-    every 200 ms (down after 2 failures, up after 2 passes), connection
-    failures retried on another server. Every reply names the replica that
+    every 200 ms (down after 2 failures, up after 2 passes), refused
+    connections retried on another server (a request that reached one is not). Every reply names the replica that
     served it in X-Agentd-Replica (r0, r1, ...). state() reads the servers'
     UP/DOWN from the stats socket. The `haproxy_server` fixture kills it."""
 
@@ -627,9 +627,14 @@ defaults
     timeout tunnel 1h
     timeout http-keep-alive 5s
     timeout queue 10s
+    # a check's answer may wait behind load (/readyz asks the store): without
+    # this the check timeout is `inter` (200 ms) and a busy replica looks dead
+    timeout check 2s
+    # a refused connection (a replica gone) is retried on another server; a
+    # request that reached a replica is never sent again (it may have run)
     retries 3
     option redispatch 1
-    retry-on conn-failure empty-response
+    retry-on conn-failure
 frontend fe
     bind {HOST}:{self.port}
     default_backend agentd
