@@ -3,6 +3,7 @@ classes, drives it with wrk, prints one line per figure."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -153,6 +154,7 @@ def main():
     finally:
         redis.kill()
         pg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
