@@ -590,3 +590,142 @@ class PostgresServer:
     def stop(self):
         subprocess.run([str(self.SCRIPT), "stop", str(self.workdir)], capture_output=True,
                        timeout=60)
+
+
+class HaproxyServer:
+    """haproxy (Debian /usr/sbin/haproxy) on a free loopback port in front of
+    agentd replicas: mode http, round robin, health checks on GET /readyz
+    every 200 ms (down after 2 failures, up after 2 passes), refused
+    connections retried on another server (a request that reached one is not). Every reply names the replica that
+    served it in X-Agentd-Replica (r0, r1, ...). state() reads the servers'
+    UP/DOWN from the stats socket. The `haproxy_server` fixture kills it."""
+
+    BIN = "/usr/sbin/haproxy"
+
+    def __init__(self, workdir, backends):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.backends = list(backends)          # agentd ports, in server order r0, r1, ...
+        self.sock_path = self.workdir / "haproxy.sock"
+        self.cfg_path = self.workdir / "haproxy.cfg"
+        self.proc = None
+        self._session = None
+
+    def config(self):
+        servers = "\n".join(f"    server r{i} {HOST}:{p} check"
+                            for i, p in enumerate(self.backends))
+        # timeouts: server/tunnel long enough for an SSE stream and a slow turn
+        return f"""global
+    stats socket {self.sock_path} mode 600 level admin
+    maxconn 2000
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 120s
+    timeout server 120s
+    timeout tunnel 1h
+    timeout http-keep-alive 5s
+    timeout queue 10s
+    # a check's answer may wait behind load (/readyz asks the store): without
+    # this the check timeout is `inter` (200 ms) and a busy replica looks dead
+    timeout check 2s
+    # a refused connection (a replica gone) is retried on another server; a
+    # request that reached a replica is never sent again (it may have run)
+    retries 3
+    option redispatch 1
+    retry-on conn-failure
+frontend fe
+    bind {HOST}:{self.port}
+    default_backend agentd
+backend agentd
+    balance roundrobin
+    option httpchk GET /readyz
+    http-check expect status 200
+    default-server inter 200ms fastinter 100ms downinter 200ms fall 2 rise 2
+    http-response set-header X-Agentd-Replica %[srv_name]
+{servers}
+"""
+
+    def start(self, timeout=10.0):
+        self.cfg_path.write_text(self.config())
+        log = open(self.workdir / "haproxy.log", "ab")
+        self.proc = subprocess.Popen([self.BIN, "-db", "-f", str(self.cfg_path)],
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=self.workdir)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise StartError(f"haproxy exited {self.proc.returncode}: "
+                                 f"{(self.workdir / 'haproxy.log').read_text()}")
+            if self.sock_path.exists() and all(s == "UP" for s in self.state().values()):
+                return self
+            time.sleep(0.05)
+        raise StartError(f"haproxy: servers not all UP within {timeout}s: {self.state()}")
+
+    def stats(self):
+        """`show stat` of the backend's servers: {name: {column: value}}."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(2.0)
+            s.connect(str(self.sock_path))
+            s.sendall(b"show stat\n")
+            buf = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        rows = buf.decode().splitlines()
+        head = rows[0].lstrip("# ").split(",")
+        out = {}
+        for line in rows[1:]:
+            row = dict(zip(head, line.split(",")))
+            if row.get("pxname") == "agentd" and row.get("svname", "").startswith("r"):
+                out[row["svname"]] = row
+        return out
+
+    def state(self):
+        """{server name: "UP" / "DOWN" / ...}."""
+        try:
+            return {k: v["status"].split()[0] for k, v in self.stats().items()}
+        except OSError:
+            return {}
+
+    def wait_state(self, name, want, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.state().get(name) == want:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"haproxy: {name} not {want} within {timeout}s: {self.state()}")
+
+    # the same request helpers as Server, so test helpers take either
+
+    @property
+    def url(self):
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def session(self):
+        if self._session is None:
+            self._session = http_session()
+        return self._session
+
+    def get(self, path, **kw):
+        kw.setdefault("timeout", 5)
+        return self.session.get(self.url + path, **kw)
+
+    def request(self, method, path, **kw):
+        kw.setdefault("timeout", 5)
+        with http_session() as s:
+            return s.request(method, self.url + path, **kw)
+
+    def kill(self):
+        if self._session:
+            self._session.close()
+            self._session = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=STOP_TIMEOUT)
+        self.proc = None

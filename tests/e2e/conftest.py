@@ -129,3 +129,21 @@ def postgres_server(tmp_path):
     srv = PostgresServer(tmp_path / "postgres").start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def haproxy_server(tmp_path):
+    """A factory: haproxy_server(ports) starts an agentd_harness.HaproxyServer
+    on loopback in front of agentd on those ports; each is killed at the end."""
+    from agentd_harness import HaproxyServer
+    if not Path(HaproxyServer.BIN).exists():
+        pytest.skip("haproxy is not installed (scripts/install-deps)")
+    started = []
+
+    def make(ports):
+        h = HaproxyServer(tmp_path / f"haproxy{len(started)}", ports)
+        started.append(h)
+        return h.start()
+    yield make
+    for h in started:
+        h.kill()
