@@ -4,6 +4,8 @@ the order — commit together, and each reads the checkout once, so a change
 that adds a store call or a commit to a checkout flow fails here rather than
 only in a benchmark."""
 
+import time
+
 import pytest
 
 from agentd_harness import REPO, parse_metrics
@@ -17,11 +19,17 @@ def shop(module_agentd):
     return module_agentd(env={"AGENTD_CATALOG": str(REPO / "data" / "catalog.json")})
 
 
+# the server's own timers (the outbox poll every 0.5 s, the instance
+# heartbeat every 2 s, the purge) call the store whatever the clients do
+BACKGROUND = ("outbox_", "instance_", "purge_expired", "ping")
+
+
 def snapshot(srv):
     calls, commits = {}, 0
     for name, labels, v in parse_metrics(srv.get("/metrics").text):
         if name == "agentd_store_op_duration_seconds_count":
-            calls[labels["op"]] = v
+            if not labels["op"].startswith(BACKGROUND):
+                calls[labels["op"]] = v
         elif name == "agentd_checkout_documents_total":
             calls["doc_" + labels["way"]] = v
         elif name == "agentd_store_commits_total":
@@ -30,13 +38,17 @@ def snapshot(srv):
 
 
 def delta(srv, run):
+    """Store calls per run, and commits per run less what the timers could
+    have committed meanwhile (at most 2 a second, plus one)."""
     run()  # warm: the first call may meet start-up work
     c0, k0 = snapshot(srv)
+    t0 = time.monotonic()
     for _ in range(FLOWS):
         run()
+    background = 2 * (time.monotonic() - t0) + 1
     c1, k1 = snapshot(srv)
     calls = {op: (v - c0.get(op, 0)) / FLOWS for op, v in c1.items() if v != c0.get(op, 0)}
-    return calls, (k1 - k0) / FLOWS
+    return calls, max(0.0, k1 - k0 - background) / FLOWS
 
 
 def test_create_update_complete_store_calls(shop):
@@ -49,7 +61,7 @@ def test_create_update_complete_store_calls(shop):
     calls, commits = delta(shop, create)
     assert calls == {"checkout_create": 1, "stock_get": 1, "address_list": 1,
                      "audit_append": 1, "batch_commit": 1, "doc_serialised": 1}, calls
-    assert commits <= 1.5, commits  # one commit (a timer's write may land meanwhile)
+    assert commits <= 1.25, commits  # one commit
 
     def update():
         cid = made.pop()
@@ -60,7 +72,7 @@ def test_create_update_complete_store_calls(shop):
     assert calls == {"checkout_get": 1, "checkout_update": 1, "stock_get": 1,
                      "address_list": 1, "audit_append": 1, "batch_commit": 1,
                      "doc_parsed": 1, "doc_serialised": 1}, calls
-    assert commits <= 1.5, commits
+    assert commits <= 1.25, commits
 
     def complete():
         cid = client.create_ok(full_body([("BISC-001", 1)]))["id"]
@@ -80,4 +92,4 @@ def test_create_update_complete_store_calls(shop):
         assert calls == {"checkout_get": 1, "checkout_update": 1, "stock_get": 1,
                          "address_list": 1, "order_create": 1, "audit_append": 1,
                          "batch_commit": 1, "doc_parsed": 1, "doc_serialised": 3}, calls
-    assert commits <= 3.5, commits  # its create, the claim, the order
+    assert commits <= 3.25, commits  # its create, the claim, the order
