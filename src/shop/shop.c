@@ -905,7 +905,29 @@ static void name_short_item(struct shop *sh, const struct checkout *c, struct ag
             return;
         }
     }
-    agentd_fail(e, AGENTD_ESTOCK, "out_of_stock", NULL, "not enough stock for an item");
+    /* Every read shows enough: the purchase that took the last units is
+     * still in the writer's open group commit, which reads do not see yet.
+     * Name the checkout's items rather than none. */
+    if (c->n_lines == 1) {
+        agentd_fail(e, AGENTD_ESTOCK, "out_of_stock", NULL,
+                    "Insufficient stock for item %s (%s): another order has just taken the "
+                    "last units",
+                    c->lines[0].item_id, c->lines[0].title ? c->lines[0].title : "");
+        return;
+    }
+    char ids[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < c->n_lines && used < sizeof ids; i++) {
+        int w = snprintf(ids + used, sizeof ids - used, "%s%s", i ? ", " : "",
+                         c->lines[i].item_id);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    agentd_fail(e, AGENTD_ESTOCK, "out_of_stock", NULL,
+                "Insufficient stock for an item of this checkout (%s): another order has just "
+                "taken the last units",
+                ids);
 }
 
 /* A test-mode handler of ours (refused while test payments are). */
