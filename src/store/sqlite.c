@@ -419,20 +419,20 @@ static int writer_leave(struct sq *q, int ok)
 {
     if (q->nreaders > 0 && atomic_load(&q->writer_waiting) > 0 && q->njoined < GROUP_MAX - 1 &&
         !sqlite3_get_autocommit(q->writer.db)) {
-        if (!ok) { /* nothing of ours to commit: the next holder carries on */
-            pthread_mutex_unlock(&q->writer.mu);
-            return 0;
-        }
+        /* a failed write joins too: it may have failed on a neighbour's
+         * uncommitted write (the last unit of stock), and its caller's next
+         * reads must see that neighbour's commit */
         struct sq_joined me = { .next = q->joined };
         q->joined = &me;
         q->njoined++;
-        metric_inc(m_grouped);
+        if (ok)
+            metric_inc(m_grouped);
         pthread_mutex_unlock(&q->writer.mu);
         pthread_mutex_lock(&q->group_mu);
         while (!me.done)
             pthread_cond_wait(&q->group_cv, &q->group_mu);
         pthread_mutex_unlock(&q->group_mu);
-        return me.rc;
+        return ok ? me.rc : 0;
     }
     int rc = group_commit(q);
     pthread_mutex_unlock(&q->writer.mu);
