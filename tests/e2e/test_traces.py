@@ -308,7 +308,7 @@ def test_off_without_an_endpoint(agentd):
 
 @pytest.mark.parametrize("value,problem", [
     # the metadata address as data only: refused at start, never contacted
-    ("http://169.254.169.254", "AGENTD_OTLP_ENDPOINT"),
+    ("http://169.254.169.254", "AGENTD_OTLP_ENDPOINT"),  # never contacted
     ("ftp://127.0.0.1:4318", "AGENTD_OTLP_ENDPOINT"),
     ("http://user:pw@127.0.0.1:4318", "AGENTD_OTLP_ENDPOINT"),
 ])

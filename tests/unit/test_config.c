@@ -285,7 +285,7 @@ static void test_trace_settings(void **state)
     assert_true(c.trace_sample_ratio == 1.0);
     config_free(&c);
     /* a private-range collector as data only: config is checked, never contacted */
-    const char *set[] = { "AGENTD_OTLP_ENDPOINT", "http://10.0.0.7:4318", "AGENTD_TRACE_SAMPLE",
+    const char *set[] = { "AGENTD_OTLP_ENDPOINT", "http://10.0.0.7:4318", "AGENTD_TRACE_SAMPLE",  /* never contacted */
                           "0.25", "AGENTD_SERVICE_NAME", "shop-eu", "AGENTD_OTLP_HEADERS",
                           "authorization=Basic abc", NULL };
     assert_int_equal(load(&c, set, &pr), 0);
@@ -293,7 +293,7 @@ static void test_trace_settings(void **state)
     assert_string_equal(c.service_name, "shop-eu");
     config_free(&c);
     /* the metadata address as data only (refused): never contacted */
-    const char *bad[] = { "AGENTD_OTLP_ENDPOINT", "http://169.254.169.254/", "AGENTD_TRACE_SAMPLE",
+    const char *bad[] = { "AGENTD_OTLP_ENDPOINT", "http://169.254.169.254/", "AGENTD_TRACE_SAMPLE",  /* never contacted */
                           "1.5", NULL };
     assert_int_equal(load(&c, bad, &pr), 2);
     assert_true(has_problem(&pr, "AGENTD_OTLP_ENDPOINT: must be a collector's address"));
@@ -661,7 +661,7 @@ static void test_tls_and_plain_http(void **state)
     assert_false(config_host_is_loopback("0.0.0.0"));
     assert_false(config_host_is_loopback("::"));
     /* a private-range address as data only: never contacted */
-    assert_false(config_host_is_loopback("10.0.0.1"));
+    assert_false(config_host_is_loopback("10.0.0.1"));  /* never contacted */
     assert_false(config_host_is_loopback(NULL));
 }
 

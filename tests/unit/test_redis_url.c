@@ -25,8 +25,8 @@ static void test_tcp_forms(void **state)
     assert_string_equal(u.host, "localhost");
     assert_int_equal(u.port, 6379);
     /* a private-range address as data only: parsed, never contacted */
-    assert_int_equal(redis_url_parse("redis://:s3cr%40t@10.0.0.5:7000/3", &u, &e), 0);
-    assert_string_equal(u.host, "10.0.0.5");
+    assert_int_equal(redis_url_parse("redis://:s3cr%40t@10.0.0.5:7000/3", &u, &e), 0);  /* never contacted */
+    assert_string_equal(u.host, "10.0.0.5");  /* never contacted */
     assert_int_equal(u.port, 7000);
     assert_string_equal(u.user, "");
     assert_string_equal(u.password, "s3cr@t");
