@@ -33,14 +33,30 @@ static const char *const st_sql[ST_COUNT] = {
 /* ---- errors ---- */
 
 /* A failed result's SQLSTATE as an AGENTD_E*. Serialization failures and
- * deadlocks are AGENTD_EBUSY: the transaction rolled back, so store.c runs
- * the whole operation again, as after SQLite's busy timeout. */
-static int sqlstate_status(const char *state)
+ * deadlocks are AGENTD_EBUSY: the statement rolled back, so store.c runs the
+ * whole operation again, as after SQLite's busy timeout.
+ *
+ * Writes run READ COMMITTED (pg_sql.h BEGIN_IMMEDIATE): a row another
+ * replica is updating is waited for, then re-read, so the compare-and-swap
+ * updates, the claims (SKIP LOCKED) and the counters kept by upserts hold
+ * without SERIALIZABLE's aborts (which, on one principal's counter rows,
+ * failed ~10-20 % of the turns through two replicas). What a snapshot
+ * cannot see is an insert still uncommitted elsewhere; a unique index
+ * catches it, and for these three the loser runs again and then sees the
+ * winner: the next message or event number of a session (max(seq) + 1 read
+ * by both) and a session's one running turn (the retry finds it running:
+ * AGENTD_ECONFLICT). Every other unique key is a real duplicate. */
+static int sqlstate_status(const char *state, const char *constraint)
 {
     if (!state)
         return AGENTD_EIO;
-    if (strcmp(state, "23505") == 0)
+    if (strcmp(state, "23505") == 0) {
+        if (constraint && (strcmp(constraint, "messages_pkey") == 0 ||
+                           strcmp(constraint, "events_pkey") == 0 ||
+                           strcmp(constraint, "turns_one_running") == 0))
+            return AGENTD_EBUSY;
         return AGENTD_EEXIST;
+    }
     if (strcmp(state, "23503") == 0)
         return AGENTD_ENOTFOUND;
     if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
@@ -62,7 +78,10 @@ static int result_status(PGresult *res)
     case PGRES_TUPLES_OK:
         return 0;
     default:
-        return sqlstate_status(res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL);
+        if (!res)
+            return AGENTD_EIO;
+        return sqlstate_status(PQresultErrorField(res, PG_DIAG_SQLSTATE),
+                               PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME));
     }
 }
 

@@ -133,7 +133,7 @@ struct conn {
 };
 
 /* The backend: one writer connection (this process's write transactions,
- * SERIALIZABLE, one at a time as with SQLite), a pool of readers. */
+ * READ COMMITTED, one at a time as with SQLite), a pool of readers. */
 struct sq {
     struct conn writer;
     struct conn *readers;

@@ -25,7 +25,7 @@
  * caller, so an expired row is invisible whatever the purge has done. */
 #define STATEMENTS(X)                                                                          \
     X(BEGIN, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")                                                                        \
-    X(BEGIN_IMMEDIATE, "BEGIN ISOLATION LEVEL SERIALIZABLE")                                                      \
+    X(BEGIN_IMMEDIATE, "BEGIN ISOLATION LEVEL READ COMMITTED")                                 \
     X(COMMIT, "COMMIT")                                                                        \
     X(ROLLBACK, "ROLLBACK")                                                                    \
     X(SAVEPOINT, "SAVEPOINT step")                                                             \

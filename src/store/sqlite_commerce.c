@@ -2,6 +2,9 @@
  * version), orders placed with their stock taken, and stock. */
 #include "store/sqlite_int.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "core/err.h"
 
 /* ---- checkouts and orders ---- */
@@ -79,6 +82,13 @@ int sq_checkout_update(void *b, const char *id, int64_t expected_version,
     return sq_writer_end(q, checkout_cas(q, id, expected_version, status, document, now));
 }
 
+static int stock_line_cmp(const void *a, const void *b)
+{
+    const struct store_stock_line *x = *(const struct store_stock_line *const *)a;
+    const struct store_stock_line *y = *(const struct store_stock_line *const *)b;
+    return strcmp(x->product_id, y->product_id);
+}
+
 int sq_order_create(void *b, struct store_order *o, int64_t checkout_version,
                     const char *checkout_status, const char *checkout_document,
                     const struct store_stock_line *take, size_t ntake)
@@ -90,13 +100,24 @@ int sq_order_create(void *b, struct store_order *o, int64_t checkout_version,
         return rc;
     rc = checkout_cas(q, o->checkout_id, checkout_version, checkout_status, checkout_document,
                       now);
+    /* stock rows in product order: on PostgreSQL two replicas completing
+     * carts that share products then lock them in one order and wait for
+     * each other instead of deadlocking (a 1 s detection, then a retry) */
+    const struct store_stock_line **by_id = rc == 0 && ntake ? malloc(ntake * sizeof *by_id) : NULL;
+    if (rc == 0 && ntake && !by_id)
+        rc = AGENTD_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < ntake; i++)
+        by_id[i] = &take[i];
+    if (rc == 0 && ntake > 1)
+        qsort(by_id, ntake, sizeof *by_id, stock_line_cmp);
     for (size_t i = 0; rc == 0 && i < ntake; i++) {
         int changed = 0;
-        rc = sq_run(&q->writer, ST_STOCK_TAKE, NULL, &changed, "ti", take[i].product_id,
-                    take[i].quantity);
+        rc = sq_run(&q->writer, ST_STOCK_TAKE, NULL, &changed, "ti", by_id[i]->product_id,
+                    by_id[i]->quantity);
         if (rc == 0 && !changed)
             rc = AGENTD_ESTOCK;
     }
+    free(by_id);
     if (rc == 0)
         rc = sq_run(&q->writer, ST_ORDER_INSERT, NULL, NULL, "ttttit", o->id, o->checkout_id,
                     o->owner, o->document, now, o->access_hash);
