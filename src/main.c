@@ -17,6 +17,7 @@
 #include "http/probe.h"
 #include "llm/llm_config.h"
 #include "serve.h"
+#include "shop/addresses.h"
 #include "shop/merchant.h"
 #include "shop/sealed_doc.h"
 #include "store/store.h"
@@ -151,8 +152,10 @@ static int cmd_catalog_import(const char *dir)
     return rc;
 }
 
-/* `keys rotate-encryption`: every stored checkout's sealed payment part
- * under the current key (docs/security.md, "Payment data at rest"). Exit 1
+/* `keys rotate-encryption`: every stored checkout's sealed payment part and
+ * every saved address under the current key (docs/security.md, "Payment
+ * data at rest"). A running turn's sealed input lives only as long as the
+ * turn, so it needs no rotation. Exit 1
  * if any could not be opened (a key missing from AGENTD_ENCRYPTION_KEYS_OLD)
  * or written. */
 static int rotate_encryption(const struct config *cfg, struct store *st, int argc)
@@ -168,7 +171,7 @@ static int rotate_encryption(const struct config *cfg, struct store *st, int arg
     }
     struct seal_keyring *kr = NULL;
     struct agentd_error e = { 0 };
-    struct sealed_rotation r;
+    struct sealed_rotation r, ra = { 0 };
     int rc = seal_keyring_new(cfg->encryption_key, cfg->encryption_keys_old, &kr, &e);
     if (rc == 0)
         rc = sealed_rotate_all(st, kr, &r, &e);
@@ -177,10 +180,16 @@ static int rotate_encryption(const struct config *cfg, struct store *st, int arg
                "current, %zu hold none, %zu unreadable (key not configured), %zu failed\n",
                seal_keyring_kid(kr), r.scanned, r.resealed, r.sealed, r.current, r.none,
                r.unreadable, r.failed);
-    else
+    if (rc == 0)
+        rc = shop_addresses_rotate(st, kr, &ra, &e);
+    if (rc == 0)
+        printf("key %s: %zu saved addresses: %zu re-sealed, %zu already current, %zu unreadable "
+               "(key not configured), %zu failed\n", seal_keyring_kid(kr), ra.scanned,
+               ra.resealed, ra.current, ra.unreadable, ra.failed);
+    if (rc)
         fprintf(stderr, "agentd keys rotate-encryption: %s\n", e.msg);
     seal_keyring_free(kr);
-    return rc ? 1 : r.unreadable || r.failed ? 1 : 0;
+    return rc ? 1 : r.unreadable || r.failed || ra.unreadable || ra.failed ? 1 : 0;
 }
 
 static int cmd_keys(int argc, char **argv)

@@ -41,6 +41,7 @@
 #include "auth/input_guard.h"
 #include "auth/jwks.h"
 #include "auth/limit.h"
+#include "auth/throttle.h"
 #include "kv/pubsub.h"
 #include "kv/ratelimit_redis.h"
 #include "kv/redis.h"
@@ -545,6 +546,26 @@ static int app_init_redis(struct app *a, struct ratelimit_backend **rb)
     return 0;
 }
 
+/* AGENTD_AUTH_FAIL_LIMIT: refused credentials charged per client address,
+ * to Redis when configured (every replica sees the same failures; open when
+ * Redis is down: the key lookup still decides), else in this process. */
+static int app_init_throttle(struct app *a)
+{
+    struct ratelimit_rule rule;
+    struct agentd_error e;
+    if (!a->cfg.auth || ratelimit_rule_parse(a->cfg.auth_fail_limit, &rule, &e) != 0 ||
+        !rule.interval_ns) /* config_load checked it */
+        return 0;
+    struct ratelimit_backend *b = ratelimit_mem_new(100000);
+    if (b && a->redis)
+        b = ratelimit_redis_new(a->redis, 0, b);
+    struct auth_throttle *t = NULL;
+    int rc = b ? auth_throttle_new(&rule, b, &t) : AGENTD_ENOMEM;
+    if (rc == 0)
+        auth_gate_set_throttle(a->auth, t);
+    return rc;
+}
+
 /* Every front's routes, the default worker pool and the HTTP server. */
 static int app_init_http(struct app *a)
 {
@@ -589,6 +610,10 @@ static int app_init_http(struct app *a)
     }
     ratelimit_redis_metrics_register();
     if (auth_limit_new(cfg, rb, &a->limit) != 0) {
+        fprintf(stderr, "agentd: out of memory at start\n");
+        return AGENTD_ENOMEM;
+    }
+    if (app_init_throttle(a) != 0) {
         fprintf(stderr, "agentd: out of memory at start\n");
         return AGENTD_ENOMEM;
     }

@@ -1,5 +1,6 @@
-/* Authentication failures into the audit log: one row per address per
- * minute (store_audit_bump), with at most one write in flight per address. */
+/* Authentication failures (and throttled requests) into the audit log: one
+ * row per action and address per minute (store_audit_bump), at most one
+ * write in flight for each. */
 #include "auth/failaudit.h"
 
 #include <pthread.h>
@@ -18,16 +19,18 @@
 #define SLOTS 64
 #define WINDOW_MS 60000
 
-/* An address with a write in flight, or recently seen. Its failures that
- * arrive while the write runs wait in `pending` for the next one. */
+/* An (action, address) with a write in flight, or recently seen. Its
+ * failures that arrive while the write runs wait in `pending` for the next. */
 struct slot {
-    char addr[64];
+    char addr[96]; /* "<action> <address>" */
     int64_t last_ms;
     int64_t pending;
     int busy;
 };
 
 struct write {
+    char slot[96];
+    char action[24];
     char target[80];
     char reason[16];
     char request_id[REQID_MAX + 1];
@@ -43,7 +46,7 @@ void auth_failaudit_set_store(struct store *st) { atomic_store(&audit_store, st)
 static int op_bump(struct store *st, void *arg)
 {
     struct write *w = arg;
-    struct store_audit a = { .principal = "", .action = "auth.failure", .target = w->target,
+    struct store_audit a = { .principal = "", .action = w->action, .target = w->target,
                              .request_id = w->request_id, .outcome = w->reason,
                              .count = w->count };
     return store_audit_bump(st, &a, w->since_ms);
@@ -74,7 +77,7 @@ static void bump_done(int status, void *arg)
 {
     (void)status; /* a lost audit write loses a count, never a request */
     struct write *w = arg;
-    const char *addr = w->target + 5; /* after "addr:" */
+    const char *addr = w->slot;
     int64_t more = 0;
     pthread_mutex_lock(&mu);
     for (int i = 0; i < SLOTS; i++)
@@ -102,7 +105,7 @@ static void submit(struct write *w)
         bump_done(0, w); /* frees w or tries the pending ones */
 }
 
-void auth_failaudit_note(const struct http_req *r, const char *reason)
+static void note(const struct http_req *r, const char *action, const char *reason)
 {
     if (!atomic_load(&audit_store))
         return;
@@ -113,9 +116,11 @@ void auth_failaudit_note(const struct http_req *r, const char *reason)
     char *colon = strrchr(addr, ':');
     if (colon && colon != addr)
         *colon = '\0';
+    char key[96];
+    snprintf(key, sizeof key, "%s %s", action, addr);
     int64_t now = clock_wall_ms();
     pthread_mutex_lock(&mu);
-    struct slot *s = slot_of(addr, now);
+    struct slot *s = slot_of(key, now);
     int go = !s || !s->busy;
     if (s) {
         s->last_ms = now;
@@ -136,10 +141,22 @@ void auth_failaudit_note(const struct http_req *r, const char *reason)
         }
         return;
     }
+    snprintf(w->slot, sizeof w->slot, "%s", key);
+    snprintf(w->action, sizeof w->action, "%s", action);
     snprintf(w->target, sizeof w->target, "addr:%s", addr);
     snprintf(w->reason, sizeof w->reason, "%s", reason);
     snprintf(w->request_id, sizeof w->request_id, "%s", r->request_id);
     w->count = 1;
     w->since_ms = now - now % WINDOW_MS;
     submit(w);
+}
+
+void auth_failaudit_note(const struct http_req *r, const char *reason)
+{
+    note(r, "auth.failure", reason);
+}
+
+void auth_failaudit_throttled(const struct http_req *r)
+{
+    note(r, "auth.throttled", "throttled");
 }

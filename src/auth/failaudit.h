@@ -13,5 +13,9 @@ void auth_failaudit_set_store(struct store *st);
  * Never blocks: the write runs on the worker pool, one at a time per address,
  * and failures that arrive meanwhile join the next write's count. */
 void auth_failaudit_note(const struct http_req *r, const char *reason);
+/* The same for a request refused 429 before its credentials were read (its
+ * address spent its failure budget): action "auth.throttled", its own burst
+ * row. The key is never part of it. */
+void auth_failaudit_throttled(const struct http_req *r);
 
 #endif

@@ -5,7 +5,9 @@
 #include "auth/gate.h"
 #include "auth/auth.h"
 #include "auth/failaudit.h"
+#include "auth/throttle.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 
 #include <openssl/crypto.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -32,6 +35,10 @@ static const char *const failure_names[] = { "missing", "invalid", "revoked", "s
 #define NFAIL (sizeof failure_names / sizeof failure_names[0])
 /* process-wide, as the registry is; set by auth_gate_new */
 static struct metric_child *failures[NFAIL];
+static struct metric_child *throttled;
+/* the gate's throttle, for auth_gate_refuse (which the JWT verifier calls
+ * without the gate); one gate per process */
+static struct auth_throttle *_Atomic throttle;
 
 struct auth_gate *auth_gate_new(const struct config *cfg, struct store *st)
 {
@@ -52,6 +59,12 @@ struct auth_gate *auth_gate_new(const struct config *cfg, struct store *st)
         const char *v[] = { failure_names[i] };
         failures[i] = metric_child(m, v);
     }
+    struct metric *tm = metric_register("agentd_auth_throttled_total",
+                                        "Requests refused 429 before their credentials were "
+                                        "checked: their address spent its authentication-failure "
+                                        "budget (AGENTD_AUTH_FAIL_LIMIT)",
+                                        METRIC_COUNTER, NULL, NULL);
+    throttled = tm ? metric_only(tm) : NULL;
     return g;
 }
 
@@ -60,6 +73,7 @@ void auth_gate_free(struct auth_gate *g)
     if (g) {
         OPENSSL_cleanse(g->metrics_hash, sizeof g->metrics_hash);
         auth_failaudit_set_store(NULL);
+        auth_throttle_free(atomic_exchange(&throttle, NULL));
     }
     free(g);
 }
@@ -70,6 +84,23 @@ void auth_gate_set_verifier(struct auth_gate *g, auth_token_verifier v, void *ud
     g->verifier_ud = ud;
 }
 
+void auth_gate_set_throttle(struct auth_gate *g, struct auth_throttle *t)
+{
+    (void)g;
+    auth_throttle_free(atomic_exchange(&throttle, t));
+}
+
+/* The client's address without its port: the connection's peer, never a
+ * forwarded header (X-Forwarded-For is the client's to forge). r->remote is
+ * "addr:port" with IPv6 bare. */
+static void client_addr(const struct http_req *r, char *out, size_t len)
+{
+    snprintf(out, len, "%s", r->remote[0] ? r->remote : "-");
+    char *colon = strrchr(out, ':');
+    if (colon && colon != out)
+        *colon = '\0';
+}
+
 /* ---- answers ---- */
 
 void auth_gate_refuse(struct http_req *r, enum auth_failure why, int token_given,
@@ -77,6 +108,12 @@ void auth_gate_refuse(struct http_req *r, enum auth_failure why, int token_given
 {
     if ((size_t)why < NFAIL && failures[why])
         metric_inc(failures[why]);
+    struct auth_throttle *t = atomic_load(&throttle);
+    if (t && token_given && (why == AUTH_FAIL_INVALID || why == AUTH_FAIL_REVOKED)) {
+        char addr[64];
+        client_addr(r, addr, sizeof addr);
+        auth_throttle_fail(t, addr, clock_mono_ns());
+    }
     http_req_note(r, "auth", failure_names[why]);
     auth_failaudit_note(r, failure_names[why]);
     /* the key id is public (keys list shows it); the secret is never logged */
@@ -115,6 +152,30 @@ void auth_gate_accept(struct http_req *r, const char *principal, unsigned scopes
     }
     snprintf(r->principal, sizeof r->principal, "%s", principal);
     http_req_proceed(r);
+}
+
+/* 429 before any lookup: r's address spent its failure budget. The key is
+ * never read, so a valid key from that address waits too (it cannot be told
+ * from a guess without the lookup this saves). */
+static int refused_throttled(struct http_req *r)
+{
+    struct auth_throttle *t = atomic_load(&throttle);
+    char addr[64];
+    client_addr(r, addr, sizeof addr);
+    int64_t wait = t ? auth_throttle_wait(t, addr, clock_mono_ns()) : 0;
+    if (wait <= 0)
+        return 0;
+    if (throttled)
+        metric_inc(throttled);
+    http_req_note(r, "auth", "throttled");
+    auth_failaudit_throttled(r);
+    char v[32], msg[160];
+    snprintf(v, sizeof v, "%lld", (long long)wait);
+    http_set_header(r, "Retry-After", v);
+    snprintf(msg, sizeof msg, "too many failed authentication attempts from this address; retry "
+             "in %lld s", (long long)wait);
+    http_reply_error(r, 429, "auth_throttled", msg);
+    return 1;
 }
 
 /* ---- credentials ---- */
@@ -248,6 +309,8 @@ static void gate(struct http_req *r, void *ud)
         auth_gate_refuse(r, AUTH_FAIL_MISSING, 0, NULL);
         return;
     }
+    if (refused_throttled(r))
+        return;
     char id[AUTH_KEY_ID_LEN + 1];
     if (auth_key_id(token, id) == 0)
         check_key(g, r, token, id, (unsigned)need);

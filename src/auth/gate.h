@@ -17,6 +17,10 @@ void auth_gate_free(struct auth_gate *g);
 /* Installs g on srv when it has anything to enforce (auth on, or a metrics
  * token); with neither every request stays "anonymous" and nothing is added. */
 void auth_gate_install(struct auth_gate *g, struct http_server *srv);
+/* Throttles authentication failures per client address with t
+ * (AGENTD_AUTH_FAIL_LIMIT), which g takes; NULL: none. */
+struct auth_throttle;
+void auth_gate_set_throttle(struct auth_gate *g, struct auth_throttle *t);
 
 /* Why a request was refused: the label of agentd_auth_failures_total. */
 enum auth_failure {
@@ -41,7 +45,9 @@ void auth_gate_set_verifier(struct auth_gate *g, auth_token_verifier v, void *ud
 void auth_gate_accept(struct http_req *r, const char *principal, unsigned scopes,
                       unsigned need);
 /* 401 (403 for AUTH_FAIL_SCOPE), counted and logged; token_given adds
- * error="invalid_token" to WWW-Authenticate. key_id may be NULL. */
+ * error="invalid_token" to WWW-Authenticate. key_id may be NULL. A given
+ * token refused as invalid or revoked is charged to the address's
+ * failure budget (auth_gate_set_throttle). */
 void auth_gate_refuse(struct http_req *r, enum auth_failure why, int token_given,
                       const char *key_id);
 

@@ -101,6 +101,7 @@ static const struct var vars[] = {
     { "AGENTD_JWT_HS256_SECRET", K_STR,      OFF(jwt_hs256_secret), NULL, 0, 0, NULL, SECRET_ALL },
     { "AGENTD_RATE_LIMIT",       K_STR,      OFF(rate_limit),       NULL, 0, 0, NULL, 0 },
     { "AGENTD_RATE_LIMIT_TURNS", K_STR,      OFF(rate_limit_turns), NULL, 0, 0, NULL, 0 },
+    { "AGENTD_AUTH_FAIL_LIMIT",  K_STR,      OFF(auth_fail_limit),  "10/m,20", 0, 0, NULL, 0 },
     { "AGENTD_REDIS_URL",        K_STR,      OFF(redis_url),        NULL, 0, 0, NULL, SECRET_URL },
     { "AGENTD_RATE_LIMIT_ON_REDIS_DOWN",K_ENUM,OFF(rate_limit_on_redis_down),"open", 0, 0, redis_down_choices, 0 },
     { "AGENTD_EVENTS_POLL",      K_DURATION, OFF(events_poll_ms),   "1s", 100, 3600000, NULL, 0 },
@@ -605,6 +606,10 @@ int config_load(struct config *cfg, config_getenv_fn get, void *ud, struct confi
         if (*rlf[i] && ratelimit_rule_parse(*rlf[i], &rule, &e) != 0)
             config_problems_add(pr, "%s: %s", rl[i][0], e.msg);
     }
+    struct ratelimit_rule afl;
+    struct agentd_error ae;
+    if (cfg->auth_fail_limit && ratelimit_rule_parse(cfg->auth_fail_limit, &afl, &ae) != 0)
+        config_problems_add(pr, "AGENTD_AUTH_FAIL_LIMIT: %s", ae.msg);
     struct redis_url ru;
     struct agentd_error re;
     if (cfg->redis_url && redis_url_parse(cfg->redis_url, &ru, &re) != 0)

@@ -93,6 +93,7 @@ struct config {
     char *rate_limit;           /* AGENTD_RATE_LIMIT: per principal (per IP when anonymous),
                                    "RATE/UNIT[,BURST]" or off; derived default by AGENTD_ENV */
     char *rate_limit_turns;     /* AGENTD_RATE_LIMIT_TURNS: model-consuming calls, same syntax */
+    char *auth_fail_limit;      /* AGENTD_AUTH_FAIL_LIMIT: refused credentials per client address */
     char *redis_url;            /* AGENTD_REDIS_URL (password secret): shared rate limits
                                    (kv/redis.h); NULL = in-process limits */
     int rate_limit_on_redis_down; /* AGENTD_RATE_LIMIT_ON_REDIS_DOWN: enum config_redis_down */

@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #include "core/err.h"
 #include "core/reqid.h"
 #include "core/seal.h"
+#include "shop/sealed_doc.h"
 #include "store/store.h"
 
 /* The customer key: the email, ASCII-lowercased (emails match ignoring case). */
@@ -122,4 +124,55 @@ int shop_addresses_remember(struct store *st, const struct seal_keyring *kr, con
         rc = store_address_save(st, id, key, sealed);
     free(sealed);
     return rc;
+}
+
+/* ---- key rotation ---- */
+
+/* One row under the current key: which counter it goes to. */
+static size_t *address_rotate(struct store *st, const struct seal_keyring *kr,
+                              const struct store_address *row, struct sealed_rotation *out)
+{
+    if (seal_is_current(kr, row->body))
+        return &out->current;
+    char *plain = NULL, *sealed = NULL;
+    size_t n = 0;
+    int rc = seal_open(kr, row->id, row->body, &plain, &n, NULL);
+    if (rc == AGENTD_ECORRUPT)
+        return &out->unreadable; /* a key not in the ring: left as it is */
+    if (rc == 0)
+        rc = seal_seal(kr, row->id, plain, n, &sealed);
+    if (plain) {
+        OPENSSL_cleanse(plain, n);
+        free(plain);
+    }
+    /* a row changed under us was re-sealed by someone else: a conflict is
+     * a failure to count, and the next run finds it current */
+    if (rc == 0)
+        rc = store_address_reseal(st, row->id, row->body, sealed);
+    free(sealed);
+    return rc == 0 ? &out->resealed : &out->failed;
+}
+
+int shop_addresses_rotate(struct store *st, const struct seal_keyring *kr,
+                          struct sealed_rotation *out, struct agentd_error *e)
+{
+    memset(out, 0, sizeof *out);
+    char after[128] = "";
+    for (;;) {
+        struct store_address *v = NULL;
+        size_t n = 0;
+        int rc = store_address_list_after(st, after, 100, &v, &n);
+        if (rc)
+            return agentd_fail(e, rc, agentd_err_code(rc), NULL, "listing saved addresses: %s",
+                               agentd_err_msg(rc));
+        for (size_t i = 0; i < n; i++) {
+            (*address_rotate(st, kr, &v[i], out))++;
+            out->scanned++;
+        }
+        if (n > 0)
+            snprintf(after, sizeof after, "%s", v[n - 1].id);
+        store_address_list_free(v, n);
+        if (n < 100)
+            return 0;
+    }
 }

@@ -24,4 +24,14 @@ size_t shop_addresses_lookup(struct store *st, const struct seal_keyring *kr,
 int shop_addresses_remember(struct store *st, const struct seal_keyring *kr, const char *email,
                             const struct postal_address *a, char *id, size_t len);
 
+/* Re-seals every saved address under kr's current key (agentd keys
+ * rotate-encryption), counts into out (scanned, resealed, current,
+ * unreadable, failed; `sealed` and `none` stay 0: an address is sealed from
+ * its first write). Idempotent; compare-and-swap per row, so safe while
+ * servers run. 0 or a store error (e). */
+struct sealed_rotation;
+struct agentd_error;
+int shop_addresses_rotate(struct store *st, const struct seal_keyring *kr,
+                          struct sealed_rotation *out, struct agentd_error *e);
+
 #endif

@@ -84,6 +84,10 @@ struct store_backend {
     int (*address_save)(void *b, const char *id, const char *customer, const char *body);
     int (*address_list)(void *b, const char *customer, int limit, struct store_address **out,
                         size_t *n);
+    int (*address_list_after)(void *b, const char *after, int limit,
+                              struct store_address **out, size_t *n);
+    /* compare-and-swap on the body (AGENTD_ECONFLICT when it changed or is gone) */
+    int (*address_reseal)(void *b, const char *id, const char *old_body, const char *new_body);
     int (*order_get)(void *b, const char *id, struct store_order **out);
     /* compare-and-swap on the version (AGENTD_ECONFLICT, AGENTD_ENOTFOUND);
      * ev (may be NULL) joins the outbox in the same transaction */

@@ -125,6 +125,9 @@ int sq_stock_get(void *b, const char *product_id, int64_t *quantity);
 int sq_address_save(void *b, const char *id, const char *customer, const char *body);
 int sq_address_list(void *b, const char *customer, int limit, struct store_address **out,
                     size_t *n);
+int sq_address_list_after(void *b, const char *after, int limit, struct store_address **out,
+                          size_t *n);
+int sq_address_reseal(void *b, const char *id, const char *old_body, const char *new_body);
 /* sqlite_idem.c */
 int sq_idem_begin(void *b, const char *principal, const char *key, const char *fingerprint,
                   const char *owner, int64_t expires_at, struct store_idem **existing);

@@ -19,6 +19,8 @@
 
 /* BUSY_TIMEOUT_MS: PostgreSQL waits on row locks itself */
 #define sq_address_list pgs_address_list
+#define sq_address_list_after pgs_address_list_after
+#define sq_address_reseal pgs_address_reseal
 #define sq_address_save pgs_address_save
 #define sq_apikey_create pgs_apikey_create
 #define sq_apikey_get pgs_apikey_get

@@ -193,6 +193,9 @@
                     "VALUES($1, $2, $3, $4) ON CONFLICT DO NOTHING")                           \
     X(ADDRESS_LIST, "SELECT id, customer, body, created_at FROM saved_addresses "              \
                     "WHERE customer = $1 ORDER BY created_at, id LIMIT NULLIF(greatest($2, -1), -1)")                    \
+    X(ADDRESS_LIST_AFTER, "SELECT id, customer, body, created_at FROM saved_addresses "        \
+                          "WHERE id > $1 ORDER BY id LIMIT NULLIF(greatest($2, -1), -1)")      \
+    X(ADDRESS_RESEAL, "UPDATE saved_addresses SET body = $3 WHERE id = $1 AND body = $2")      \
     X(IDEM_DROP_EXPIRED, "DELETE FROM idempotency WHERE principal = $1 AND key = $2 "          \
                          "AND expires_at <= $3")                                               \
     X(IDEM_DROP_STALE, "DELETE FROM idempotency WHERE principal = $1 AND key = $2 "            \

@@ -20,6 +20,20 @@ int sq_address_save(void *b, const char *id, const char *customer, const char *b
     return sq_write_one(q, ST_ADDRESS_SAVE, &changed, "ttti", id, customer, body, now_ms(q));
 }
 
+int sq_address_list_after(void *b, const char *after, int limit, struct store_address **out,
+                          size_t *n)
+{
+    return sq_list(b, ST_ADDRESS_LIST_AFTER, &address_rows, out, n, "ti", after, (int64_t)limit);
+}
+
+int sq_address_reseal(void *b, const char *id, const char *old_body, const char *new_body)
+{
+    struct sq *q = b;
+    int changed = 0;
+    int rc = sq_write_one(q, ST_ADDRESS_RESEAL, &changed, "ttt", id, old_body, new_body);
+    return rc == 0 && !changed ? AGENTD_ECONFLICT : rc;
+}
+
 int sq_address_list(void *b, const char *customer, int limit, struct store_address **out,
                     size_t *n)
 {

@@ -38,7 +38,8 @@
     X(idem_takeover, W) X(idem_finish, W) X(idem_abandon, W) X(idem_drop, W) X(audit_append, W) X(audit_bump, W) X(audit_list, R)            \
     X(stock_seed, W) X(stock_get, R) X(order_update, W)                                \
     X(session_list, R) X(session_delete_idle, W) X(batch_commit, W)                    \
-    X(address_save, W) X(address_list, R) X(outbox_add, W) X(outbox_claim, W)           \
+    X(address_save, W) X(address_list, R) X(address_list_after, R)               \
+    X(address_reseal, W) X(outbox_add, W) X(outbox_claim, W)           \
     X(outbox_finish, W) X(outbox_release, W) X(outbox_holders, R) X(outbox_depth, R)    \
     X(outbox_get, R) X(instance_beat, W) X(instance_list, R) X(instance_delete, W)
 
@@ -696,6 +697,20 @@ int store_address_list(struct store *s, const char *customer, int limit,
 {
     REQUIRE(s, address_list, nonempty(customer) && limit > 0 && out && n);
     CALL(s, address_list, customer, limit, out, n);
+}
+
+int store_address_list_after(struct store *s, const char *after, int limit,
+                             struct store_address **out, size_t *n)
+{
+    REQUIRE(s, address_list_after, after && limit > 0 && out && n);
+    CALL(s, address_list_after, after, limit, out, n);
+}
+
+int store_address_reseal(struct store *s, const char *id, const char *old_body,
+                         const char *new_body)
+{
+    REQUIRE(s, address_reseal, nonempty(id) && old_body && nonempty(new_body));
+    CALL(s, address_reseal, id, old_body, new_body);
 }
 
 int store_order_get(struct store *s, const char *id, struct store_order **out)

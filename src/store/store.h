@@ -467,6 +467,14 @@ int store_address_save(struct store *s, const char *id, const char *customer, co
 int store_address_list(struct store *s, const char *customer, int limit,
                        struct store_address **out, size_t *n);
 void store_address_list_free(struct store_address *v, size_t n);
+/* Every customer's addresses with an id after `after` ("" = from the
+ * start), by id, at most limit: a walk over the whole book (key rotation). */
+int store_address_list_after(struct store *s, const char *after, int limit,
+                             struct store_address **out, size_t *n);
+/* Replaces the sealed body of address id when it is still old_body (the
+ * same address re-sealed): AGENTD_ECONFLICT when it changed or is gone. */
+int store_address_reseal(struct store *s, const char *id, const char *old_body,
+                         const char *new_body);
 
 /* ---- checkouts and orders ---- */
 

@@ -2,14 +2,16 @@
 /chat purchase, each with a payment token and (AGENTD_AUTH=on) an API key,
 neither the database file (nor its WAL) holds the token, the billing street
 or the key, and no log line does; `agentd keys rotate-encryption` re-seals
-under a new key and the checkout and order still read; a key not configured
+under a new key and the checkout, order and saved addresses (the address
+book) still read with the new key alone; a key not configured
 leaves the checkout readable without its credential; production without a
 key refuses to start."""
 
 import uuid
 
 from agentd_harness import run_cli
-from ucp_client import EXAMPLE_HANDLER, Client, check_checkout, full_body, unique_profile
+from ucp_client import (EXAMPLE_HANDLER, Client, address, check_checkout, full_body, lines,
+                        unique_profile)
 
 KEY_A = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 KEY_B = "//79/Pv6+fj39vX08/Lx8O/u7ezr6uno5+bl5OPi4eA="
@@ -162,3 +164,49 @@ def test_production_without_a_key_refuses_to_start():
     p = run_cli(["check-config"], env={"AGENTD_ENCRYPTION_KEY": "too-short"})
     assert p.returncode == 2 and "AGENTD_ENCRYPTION_KEY: a key is the base64" in p.stdout
     assert "too-short" not in p.stdout
+
+
+def offered_addresses(c, email):
+    """The saved addresses a checkout with this buyer email is offered."""
+    doc = c.create_ok({"line_items": lines(("BISC-001", 1)), "buyer": {"email": email},
+                       "fulfillment": {"methods": [{"type": "shipping"}]}})
+    return doc["fulfillment"]["methods"][0].get("destinations", [])
+
+
+def line_of(out, what):
+    return next(ln for ln in out.splitlines() if what in ln)
+
+
+def test_rotate_encryption_reseals_saved_addresses(agentd):
+    srv = agentd(env={"AGENTD_ENCRYPTION_KEY": KEY_A})
+    c = Client(srv, unique_profile("rotaddr"))
+    email = f"rot-{uuid.uuid4().hex[:8]}@example.com"
+    for street in ("1 Rotation Way", "2 Rotation Way"):
+        c.create_ok(full_body(email=email, addr=address(street_address=street)))
+    saved = offered_addresses(c, email)
+    assert sorted(a["street_address"] for a in saved) == ["1 Rotation Way", "2 Rotation Way"]
+    srv.stop()
+
+    rotate = ["keys", "rotate-encryption"]
+    env = {"AGENTD_DATA_DIR": srv.data_dir, "AGENTD_ENCRYPTION_KEY": KEY_B,
+           "AGENTD_ENCRYPTION_KEYS_OLD": KEY_A}
+    p = run_cli(rotate, env=env)
+    assert p.returncode == 0, p.stderr
+    line = line_of(p.stdout, "saved addresses")
+    assert ": 2 saved addresses: 2 re-sealed, 0 already current, 0 unreadable" in line, line
+    p = run_cli(rotate, env=env)   # idempotent
+    assert p.returncode == 0, p.stderr
+    line = line_of(p.stdout, "saved addresses")
+    assert "2 saved addresses: 0 re-sealed, 2 already current" in line, line
+    # a key that seals none of them: each is unreadable, and the run says so
+    p = run_cli(rotate, env={"AGENTD_DATA_DIR": srv.data_dir, "AGENTD_ENCRYPTION_KEY": KEY_C})
+    assert p.returncode == 1
+    assert "2 unreadable" in line_of(p.stdout, "saved addresses"), p.stdout
+
+    # the old key retired: the book still reads under the new key alone
+    srv.extra_env = {"AGENTD_ENCRYPTION_KEY": KEY_B}
+    srv.start()
+    again = offered_addresses(c, email)
+    assert sorted((a["id"], a["street_address"]) for a in again) == \
+        sorted((a["id"], a["street_address"]) for a in saved)
+    assert "does not open" not in srv.log_text()

@@ -2221,6 +2221,39 @@ static void test_address_book(void **state)
     assert_int_equal(store_address_save(c->s, "", "x", "y"), AGENTD_EINVAL);
 }
 
+/* Key rotation's walk over the whole book, and re-sealing by compare-and-swap. */
+static void test_address_rotation_walk(void **state)
+{
+    struct ctx *c = *state;
+    struct store_address *v = NULL;
+    size_t n = 9;
+    assert_ok(store_address_list_after(c->s, "", 10, &v, &n));
+    assert_int_equal(n, 0);
+    assert_ok(store_address_save(c->s, "addr_b", "john@example.com", "sealed-b"));
+    assert_ok(store_address_save(c->s, "addr_a", "jane@example.com", "sealed-a"));
+    assert_ok(store_address_save(c->s, "addr_c", "john@example.com", "sealed-c"));
+    assert_ok(store_address_list_after(c->s, "", 2, &v, &n)); /* by id, every customer */
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].id, "addr_a");
+    assert_string_equal(v[0].customer, "jane@example.com");
+    assert_string_equal(v[1].id, "addr_b");
+    store_address_list_free(v, n);
+    assert_ok(store_address_list_after(c->s, "addr_b", 2, &v, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].id, "addr_c");
+    store_address_list_free(v, n);
+    /* the body is swapped only when it is still the one read */
+    assert_ok(store_address_reseal(c->s, "addr_c", "sealed-c", "resealed-c"));
+    assert_int_equal(store_address_reseal(c->s, "addr_c", "sealed-c", "again"), AGENTD_ECONFLICT);
+    assert_int_equal(store_address_reseal(c->s, "addr_x", "sealed-x", "y"), AGENTD_ECONFLICT);
+    assert_ok(store_address_list(c->s, "john@example.com", 10, &v, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].body, "sealed-b");
+    assert_string_equal(v[1].body, "resealed-c");
+    store_address_list_free(v, n);
+    assert_int_equal(store_address_reseal(c->s, "addr_c", "resealed-c", ""), AGENTD_EINVAL);
+}
+
 /* Instance heartbeats: a beat creates the row once and moves heartbeat_at
  * on the store's clock; started_at stays; delete removes it. */
 static void test_instance_heartbeats(void **state)
@@ -3026,6 +3059,7 @@ int main(void)
         T(test_stock),
         T(test_stock_last_unit_race),
         T(test_address_book),
+        T(test_address_rotation_walk),
         T(test_idempotency_lifecycle),
         T(test_idempotency_lease_and_expiry),
         T(test_audit),
