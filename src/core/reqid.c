@@ -2,6 +2,7 @@
  * advanced with splitmix64; cheap enough for every request. */
 #include "core/reqid.h"
 
+#include "core/clock.h"
 #include "core/err.h"
 
 #include <errno.h>
@@ -75,6 +76,17 @@ void id_new(const char *prefix, char *out, size_t len)
     if (random_bytes(raw, sizeof raw) != 0)
         memset(raw, 0, sizeof raw); /* never: getrandom does not fail after boot */
     size_t n = (size_t)snprintf(out, len, "%s", prefix);
+    for (size_t i = 0; i < sizeof raw && n + 2 < len; i++)
+        n += (size_t)snprintf(out + n, len - n, "%02x", raw[i]);
+}
+
+void id_new_ordered(const char *prefix, char *out, size_t len)
+{
+    unsigned char raw[8];
+    if (random_bytes(raw, sizeof raw) != 0)
+        memset(raw, 0, sizeof raw); /* never: getrandom does not fail after boot */
+    uint32_t ms = (uint32_t)clock_wall_ms();
+    size_t n = (size_t)snprintf(out, len, "%s%08x", prefix, (unsigned)ms);
     for (size_t i = 0; i < sizeof raw && n + 2 < len; i++)
         n += (size_t)snprintf(out + n, len - n, "%02x", raw[i]);
 }
