@@ -78,11 +78,32 @@ static void test_ordered(void **state)
     id_new_ordered("task_", c, sizeof c);
     assert_string_not_equal(b, c);
     assert_memory_not_equal(b + 13, c + 13, 16);
-    /* cut to fit, always terminated */
+    /* cut to fit (whole hex pairs), always terminated */
     char small[12];
     id_new_ordered("ses_", small, sizeof small);
-    assert_int_equal(strlen(small), sizeof small - 1);
+    assert_int_equal(strlen(small), 4 + 6);
     assert_memory_equal(small, "ses_", 4);
+    for (int i = 4; i < 10; i++)
+        assert_non_null(strchr("0123456789abcdef", small[i]));
+    id_new("chk_", small, sizeof small);
+    assert_int_equal(strlen(small), 4 + 6);
+    char tiny[3];
+    id_new("chk_", tiny, sizeof tiny);
+    assert_string_equal(tiny, "ch");
+}
+
+/* id_new: the prefix and 24 hex characters, different every time */
+static void test_id_new(void **state)
+{
+    (void)state;
+    char a[48], b[48];
+    id_new("chk_", a, sizeof a);
+    id_new("chk_", b, sizeof b);
+    assert_int_equal(strlen(a), 4 + 24);
+    assert_memory_equal(a, "chk_", 4);
+    for (int i = 4; i < 28; i++)
+        assert_non_null(strchr("0123456789abcdef", a[i]));
+    assert_string_not_equal(a, b);
 }
 
 int main(void)
@@ -91,6 +112,7 @@ int main(void)
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_generated),
         cmocka_unit_test(test_ordered),
+        cmocka_unit_test(test_id_new),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
