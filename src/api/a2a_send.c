@@ -225,7 +225,9 @@ static int find_task(struct store *st, struct a2a_call *c)
  * for a turn that never runs. */
 static void task_accept_message(json_t *task, struct a2a_call *c)
 {
-    json_t *m = json_deep_copy(c->msg);
+    /* its own top level (the ids go on it), the parts shared with c->msg:
+     * nothing changes them after the accept (see task_fork) */
+    json_t *m = json_copy(c->msg);
     json_object_set_new(m, "contextId", json_string(c->context_id));
     json_object_set(m, "taskId", json_object_get(task, "id"));
     json_array_append_new(json_object_get(task, "history"), m);
