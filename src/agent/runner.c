@@ -900,10 +900,12 @@ void turn_resume_go(void *arg)
 
 /* ---- the start: session, turn row, user message, history (worker) ---- */
 
+/* a new session's and a turn's id: clock first, so their rows' index
+ * inserts (sessions, turns, messages, events) append */
 static char *new_id(const char *prefix)
 {
     char id[48];
-    id_new(prefix, id, sizeof id);
+    id_new_ordered(prefix, id, sizeof id);
     return strdup(id);
 }
 

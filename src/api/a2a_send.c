@@ -120,7 +120,7 @@ static int find_context(struct store *st, struct a2a_call *c)
     c->new_context = 0;
     if (!c->context_id) {
         char id[48];
-        id_new("ses_", id, sizeof id);
+        id_new_ordered("ses_", id, sizeof id);
         c->context_id = strdup(id);
         c->new_context = c->named_context = 1;
         return c->context_id ? 0 : a2a_store_fail(c, AGENTD_ENOMEM);
@@ -213,7 +213,7 @@ static int find_task(struct store *st, struct a2a_call *c)
             return rc;
     }
     char id[48];
-    id_new("task_", id, sizeof id);
+    id_new_ordered("task_", id, sizeof id);
     c->task = json_pack("{s:s,s:s,s:s,s:[],s:[]}", "id", id, "contextId", c->context_id, "state",
                         "submitted", "artifacts", "history");
     return c->task ? 0 : a2a_store_fail(c, AGENTD_ENOMEM);
@@ -225,7 +225,9 @@ static int find_task(struct store *st, struct a2a_call *c)
  * for a turn that never runs. */
 static void task_accept_message(json_t *task, struct a2a_call *c)
 {
-    json_t *m = json_deep_copy(c->msg);
+    /* its own top level (the ids go on it), the parts shared with c->msg:
+     * nothing changes them after the accept (see task_fork) */
+    json_t *m = json_copy(c->msg);
     json_object_set_new(m, "contextId", json_string(c->context_id));
     json_object_set(m, "taskId", json_object_get(task, "id"));
     json_array_append_new(json_object_get(task, "history"), m);
@@ -703,7 +705,7 @@ static void m_send(struct a2a_call *c)
         a2a_call_free(c);
         return;
     }
-    id_new("turn_", c->turn, sizeof c->turn);
+    id_new_ordered("turn_", c->turn, sizeof c->turn);
     struct turn_start ts = {
         .owner = c->owner,
         .text = c->text,

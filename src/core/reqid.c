@@ -2,6 +2,7 @@
  * advanced with splitmix64; cheap enough for every request. */
 #include "core/reqid.h"
 
+#include "core/clock.h"
 #include "core/err.h"
 
 #include <errno.h>
@@ -69,12 +70,40 @@ void reqid_generate(char *out)
     out[32] = 0;
 }
 
+/* prefix then the bytes in lowercase hex, whole pairs only, cut to fit len
+ * (a hex table: snprintf per byte was most of an id's cost) */
+static void id_write(const char *prefix, const unsigned char *raw, size_t nraw, char *out,
+                     size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (len == 0)
+        return;
+    size_t n = strlen(prefix);
+    if (n >= len)
+        n = len - 1;
+    memcpy(out, prefix, n);
+    for (size_t i = 0; i < nraw && n + 2 < len; i++) {
+        out[n++] = hex[raw[i] >> 4];
+        out[n++] = hex[raw[i] & 15];
+    }
+    out[n] = 0;
+}
+
 void id_new(const char *prefix, char *out, size_t len)
 {
     unsigned char raw[12];
     if (random_bytes(raw, sizeof raw) != 0)
         memset(raw, 0, sizeof raw); /* never: getrandom does not fail after boot */
-    size_t n = (size_t)snprintf(out, len, "%s", prefix);
-    for (size_t i = 0; i < sizeof raw && n + 2 < len; i++)
-        n += (size_t)snprintf(out + n, len - n, "%02x", raw[i]);
+    id_write(prefix, raw, sizeof raw, out, len);
+}
+
+void id_new_ordered(const char *prefix, char *out, size_t len)
+{
+    unsigned char raw[12];
+    uint32_t ms = (uint32_t)clock_wall_ms();
+    for (int i = 0; i < 4; i++) /* big-endian: the hex sorts as the number */
+        raw[i] = (unsigned char)(ms >> (24 - 8 * i));
+    if (random_bytes(raw + 4, sizeof raw - 4) != 0)
+        memset(raw + 4, 0, sizeof raw - 4); /* never: getrandom does not fail after boot */
+    id_write(prefix, raw, sizeof raw, out, len);
 }

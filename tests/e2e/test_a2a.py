@@ -240,6 +240,21 @@ def test_new_context_turn_reads_no_session_back(srv):
     assert after[1] == mid[1] + 1 and after[0] > mid[0], (mid, after)
 
 
+def test_new_ids_sort_by_creation(srv):
+    # ids the server makes for rows inserted per message (task, a new
+    # context, the turn) start with the clock, so their index inserts append
+    # (core/reqid.h id_new_ordered): made later, they sort later
+    import re
+    import time
+    t1 = send(srv, "show me cookies")
+    time.sleep(0.005)
+    t2 = send(srv, "show me cookies")
+    for t in (t1, t2):
+        assert re.fullmatch(r"task_[0-9a-f]{24}", t["id"]), t["id"]
+        assert re.fullmatch(r"ses_[0-9a-f]{24}", t["contextId"]), t["contextId"]
+    assert t1["id"] < t2["id"] and t1["contextId"] < t2["contextId"], (t1, t2)
+
+
 def test_return_immediately(srv):
     doc, _ = rpc(srv, "message/send", {"message": message("show me cookies"),
                                        "configuration": {"blocking": False}})

@@ -192,6 +192,20 @@ def test_sessions_are_separate(server):
     assert lines_of(turn(server, "status", a["session_id"])["checkout"]) == {"STRAW-001": 1}
 
 
+def test_new_session_and_turn_ids_sort_by_creation(server):
+    # the runner's new session and turn ids start with the clock, so their
+    # index inserts append (core/reqid.h id_new_ordered)
+    import re
+    import time
+    a = turn(server, "status")
+    time.sleep(0.005)
+    b = turn(server, "status")
+    for d in (a, b):
+        assert re.fullmatch(r"ses_[0-9a-f]{24}", d["session_id"]), d
+        assert re.fullmatch(r"turn_[0-9a-f]{24}", d["turn_id"]), d
+    assert a["session_id"] < b["session_id"] and a["turn_id"] < b["turn_id"], (a, b)
+
+
 # ---- validation: 400 in the one error shape ----
 
 BAD_BODIES = [

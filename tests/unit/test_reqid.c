@@ -6,7 +6,9 @@
 #include <cmocka.h>
 
 #include <string.h>
+#include <time.h>
 
+#include "core/clock.h"
 #include "core/reqid.h"
 
 static void test_valid(void **state)
@@ -41,11 +43,76 @@ static void test_generated(void **state)
         assert_non_null(strchr("0123456789abcdef", a[i]));
 }
 
+static uint32_t hex32(const char *s)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v * 16 + (uint32_t)(strchr("0123456789abcdef", s[i]) - "0123456789abcdef");
+    return v;
+}
+
+/* id_new_ordered: id_new's shape, the wall clock's ms first (so ids made
+ * later sort later), then random bits that differ between ids. */
+static void test_ordered(void **state)
+{
+    (void)state;
+    char a[48], b[48], c[48];
+    uint32_t t0 = (uint32_t)clock_wall_ms();
+    id_new_ordered("task_", a, sizeof a);
+    uint32_t t1 = (uint32_t)clock_wall_ms();
+    assert_int_equal(strlen(a), 5 + 24);
+    assert_memory_equal(a, "task_", 5);
+    for (int i = 5; i < 29; i++)
+        assert_non_null(strchr("0123456789abcdef", a[i]));
+    /* the first 8 hex are the ms it was made at (mod 2^32) */
+    assert_true((uint32_t)(hex32(a + 5) - t0) <= t1 - t0);
+    struct timespec ts = { 0, 3 * 1000 * 1000 };
+    nanosleep(&ts, NULL);
+    id_new_ordered("task_", b, sizeof b);
+    uint32_t t2 = (uint32_t)clock_wall_ms();
+    assert_true((uint32_t)(hex32(b + 5) - t1) <= t2 - t1);
+    assert_true((uint32_t)(hex32(b + 5) - hex32(a + 5)) >= 2); /* later, by the clock */
+    if (hex32(b + 5) > hex32(a + 5)) /* not across the 49-day wrap */
+        assert_true(strcmp(a, b) < 0);
+    /* the same ms: the random half tells them apart */
+    id_new_ordered("task_", c, sizeof c);
+    assert_string_not_equal(b, c);
+    assert_memory_not_equal(b + 13, c + 13, 16);
+    /* cut to fit (whole hex pairs), always terminated */
+    char small[12];
+    id_new_ordered("ses_", small, sizeof small);
+    assert_int_equal(strlen(small), 4 + 6);
+    assert_memory_equal(small, "ses_", 4);
+    for (int i = 4; i < 10; i++)
+        assert_non_null(strchr("0123456789abcdef", small[i]));
+    id_new("chk_", small, sizeof small);
+    assert_int_equal(strlen(small), 4 + 6);
+    char tiny[3];
+    id_new("chk_", tiny, sizeof tiny);
+    assert_string_equal(tiny, "ch");
+}
+
+/* id_new: the prefix and 24 hex characters, different every time */
+static void test_id_new(void **state)
+{
+    (void)state;
+    char a[48], b[48];
+    id_new("chk_", a, sizeof a);
+    id_new("chk_", b, sizeof b);
+    assert_int_equal(strlen(a), 4 + 24);
+    assert_memory_equal(a, "chk_", 4);
+    for (int i = 4; i < 28; i++)
+        assert_non_null(strchr("0123456789abcdef", a[i]));
+    assert_string_not_equal(a, b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_generated),
+        cmocka_unit_test(test_ordered),
+        cmocka_unit_test(test_id_new),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
