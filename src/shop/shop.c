@@ -13,6 +13,7 @@
 #include "core/err.h"
 #include "core/failpoint.h"
 #include "core/instance.h"
+#include "core/jsondump.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/reqid.h"
@@ -446,7 +447,7 @@ static char *document(const struct shop *sh, const struct checkout *c)
     json_t *doc = checkout_to_doc_json(c);
     char *text = doc && checkout_internal_to_doc(c, doc) == 0 &&
                          sealed_doc_seal(sh->kr, c->id, doc) == 0
-                     ? json_dumps(doc, JSON_COMPACT)
+                     ? jsondump(doc, JSON_COMPACT, NULL)
                      : NULL;
     json_decref(doc);
     documents_count(1);
