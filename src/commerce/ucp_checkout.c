@@ -222,7 +222,8 @@ int checkout_has_destination(const struct checkout *c)
 
 static json_t *payment_json(const struct checkout *c, int include_tokens)
 {
-    json_t *h = c->payment.handlers ? json_deep_copy(c->payment.handlers) : json_array();
+    /* shared: the handlers are never edited (checkout_types.h) */
+    json_t *h = c->payment.handlers ? json_incref(c->payment.handlers) : json_array();
     json_t *ins = json_array();
     for (size_t i = 0; ins && i < c->payment.n_instruments; i++)
         if (json_array_append_new(ins, payment_instrument_to_json(&c->payment.instruments[i],
@@ -606,7 +607,7 @@ static int parse_payment_doc(const json_t *p, struct doc_ctx *x)
     if (!json_is_object(p))
         return 0;
     json_t *h = json_object_get(p, "handlers");
-    c->payment.handlers = json_is_array(h) ? json_deep_copy(h) : json_array();
+    c->payment.handlers = json_is_array(h) ? json_incref(h) : json_array(); /* never edited */
     if (!c->payment.handlers)
         return AGENTD_ENOMEM;
     int rc = doc_arr(json_object_get(p, "instruments"), CHECKOUT_INSTRUMENTS_MAX,

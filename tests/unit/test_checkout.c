@@ -1117,11 +1117,46 @@ static void test_consent(void **state)
     }
 }
 
+/* The shop's payment handlers are one shared value: a refresh, a clone, the
+ * rendered JSON and a reloaded document all hold references to it (a deep
+ * copy each was a good part of a checkout flow's jansson time), and the
+ * rendering is unchanged. */
+static void test_handlers_shared_not_copied(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new();
+    struct shop_rules r = rules_of(f);
+    struct agentd_error e;
+    struct checkout *c = create_from(&r, conformance_create, 0, &e);
+    assert_ptr_equal(c->payment.handlers, f->handlers);
+    struct checkout *k = checkout_clone(c);
+    assert_non_null(k);
+    assert_ptr_equal(k->payment.handlers, f->handlers);
+    assert_int_equal(checkout_refresh(k, &r, &e), 0);
+    assert_ptr_equal(k->payment.handlers, f->handlers);
+    json_t *j = checkout_to_json(k, NULL);
+    assert_ptr_equal(json_object_get(json_object_get(j, "payment"), "handlers"), f->handlers);
+    assert_true(json_equal(json_object_get(json_object_get(j, "payment"), "handlers"),
+                           f->handlers));
+    json_decref(j);
+    json_t *doc = checkout_to_doc_json(k);
+    struct checkout *back = NULL;
+    assert_int_equal(checkout_from_json(doc, &back, &e), 0);
+    assert_true(json_equal(back->payment.handlers, f->handlers));
+    checkout_free(back);
+    json_decref(doc);
+    checkout_free(k);
+    checkout_free(c);
+    assert_int_equal(f->handlers->refcount, 1); /* every reference given back */
+    fake_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fields_arr_parse),
         cmocka_unit_test(test_create_conformance_shape),
+        cmocka_unit_test(test_handlers_shared_not_copied),
         cmocka_unit_test(test_status_and_messages),
         cmocka_unit_test(test_create_errors),
         cmocka_unit_test(test_lifecycle_table),
