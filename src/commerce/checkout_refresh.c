@@ -327,7 +327,7 @@ int checkout_refresh_in_place(struct checkout *c, const struct shop_rules *r, un
     if (r->currency && money_currency_valid(r->currency))
         memcpy(c->currency, r->currency, COMMERCE_CURRENCY_LEN);
     json_t *h = r->payment_handlers && json_is_array(r->payment_handlers)
-                    ? json_deep_copy(r->payment_handlers)
+                    ? json_incref((json_t *)r->payment_handlers) /* shared, never edited */
                     : json_array();
     if (!h)
         return oom(e);

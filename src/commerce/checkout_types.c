@@ -116,7 +116,7 @@ const struct shape payment_instrument_shape = {sizeof(struct payment_instrument)
 
 #define T struct checkout_payment
 static const struct field payment_fields[] = {
-    FIELD_J(T, handlers),
+    FIELD_JS(T, handlers), /* the shop's advertisement, shared (never edited) */
     FIELD_A(T, instruments, n_instruments, payment_instrument_shape),
     FIELD_S(T, selected_instrument_id, "selected_instrument_id"),
 };

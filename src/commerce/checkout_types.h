@@ -74,7 +74,7 @@ struct shop_rules {
     int64_t now;                   /* unix seconds for this operation (caller's clock) */
     int64_t ttl_seconds;           /* session lifetime; 0 = CHECKOUT_DEFAULT_TTL */
     const char *continue_url_base; /* e.g. "https://shop.example/checkout-sessions"; NULL = none */
-    const json_t *payment_handlers;/* JSON array advertised in payment.handlers (borrowed) */
+    const json_t *payment_handlers;/* JSON array advertised in payment.handlers (borrowed; checkouts keep references: never edit it in place) */
     const struct checkout_link *links;
     size_t n_links;
     int64_t fee;                   /* flat fee per checkout, minor units; 0 = none */
@@ -204,7 +204,7 @@ struct applied_discount {
 };
 
 struct checkout_payment {
-    json_t *handlers;   /* array, owned; copied from shop_rules at each refresh */
+    json_t *handlers;   /* array, a reference to shop_rules' (shared, never edited in place) */
     struct payment_instrument *instruments;
     size_t n_instruments;
     char *selected_instrument_id;

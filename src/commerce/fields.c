@@ -51,7 +51,8 @@ static void clear_owned(const struct shape *s, void *obj)
         const struct field *f = &s->fields[i];
         switch (f->kind) {
         case FIELD_STR: free(ptr_get(obj, f->off)); break;
-        case FIELD_JSON: json_decref(ptr_get(obj, f->off)); break;
+        case FIELD_JSON:
+        case FIELD_JSON_SHARED: json_decref(ptr_get(obj, f->off)); break;
         case FIELD_ARR: fields_arr_free(f->elem, ptr_get(obj, f->off), count_get(obj, f->n_off)); break;
         case FIELD_OBJ: {
             void *p = ptr_get(obj, f->off);
@@ -116,6 +117,9 @@ static int copy_owned(const struct shape *s, void *dst, const void *src)
             ptr_set(dst, f->off, p);
             break;
         }
+        case FIELD_JSON_SHARED: /* never changed in place: the copy shares it */
+            ptr_set(dst, f->off, json_incref((json_t *)from));
+            break;
         case FIELD_ARR: {
             void *p = NULL;
             size_t n = count_get(src, f->n_off);

@@ -14,6 +14,7 @@ enum field_kind {
     FIELD_OBJ,  /* T *, one optional heap element described by elem */
     FIELD_SUB,  /* T embedded at off, described by elem */
     FIELD_JSON, /* json_t *, owned reference */
+    FIELD_JSON_SHARED, /* json_t *, a reference to a value nobody changes: copies share it */
 };
 
 struct shape;
@@ -43,6 +44,7 @@ struct shape {
 #define FIELD_O(type, member, shp) {FIELD_OBJ, offsetof(type, member), 0, &(shp), NULL}
 #define FIELD_U(type, member, shp) {FIELD_SUB, offsetof(type, member), 0, &(shp), NULL}
 #define FIELD_J(type, member) {FIELD_JSON, offsetof(type, member), 0, NULL, NULL}
+#define FIELD_JS(type, member) {FIELD_JSON_SHARED, offsetof(type, member), 0, NULL, NULL}
 
 /* Element shapes shared by every table: a char * and an int64_t. */
 extern const struct shape fields_str_shape;

@@ -220,9 +220,14 @@ int checkout_has_destination(const struct checkout *c)
     return 0;
 }
 
+/* The payment object; the stored document's private copy (include_tokens)
+ * leaves the handlers to the public one beside it: one copy to store. */
 static json_t *payment_json(const struct checkout *c, int include_tokens)
 {
-    json_t *h = c->payment.handlers ? json_deep_copy(c->payment.handlers) : json_array();
+    /* shared: the handlers are never edited (checkout_types.h) */
+    json_t *h = include_tokens       ? NULL
+                : c->payment.handlers ? json_incref(c->payment.handlers)
+                                      : json_array();
     json_t *ins = json_array();
     for (size_t i = 0; ins && i < c->payment.n_instruments; i++)
         if (json_array_append_new(ins, payment_instrument_to_json(&c->payment.instruments[i],
@@ -230,12 +235,13 @@ static json_t *payment_json(const struct checkout *c, int include_tokens)
             json_decref(ins);
             ins = NULL;
         }
-    if (!h || !ins) {
+    if ((!h && !include_tokens) || !ins) {
         json_decref(h);
         json_decref(ins);
         return NULL;
     }
-    json_t *p = json_pack("{s:o, s:o}", "handlers", h, "instruments", ins);
+    json_t *p = h ? json_pack("{s:o, s:o}", "handlers", h, "instruments", ins)
+                  : json_pack("{s:o}", "instruments", ins);
     if (p && ucp_json_put_str(p, "selected_instrument_id", c->payment.selected_instrument_id)) {
         json_decref(p);
         return NULL;
@@ -274,7 +280,8 @@ static json_t *to_json(const struct checkout *c, const struct ucp_negotiated *ne
             goto fail;
         }
     }
-    int bad = json_object_set_new(o, "ucp", ucp_response_meta_json(neg));
+    /* the stored document has no negotiation: nothing reads it back */
+    int bad = doc ? 0 : json_object_set_new(o, "ucp", ucp_response_meta_json(neg));
     bad |= json_object_set_new(o, "id", json_string(c->id));
     bad |= json_object_set_new(o, "status", json_string(checkout_status_name(c->status)));
     bad |= json_object_set_new(o, "currency", json_string(c->currency));
@@ -462,6 +469,7 @@ struct doc_ctx {
     struct checkout *c;
     const json_t *line_totals; /* _agentd.line_totals: the lines' exact totals */
     struct agentd_error *e;
+    const json_t *doc; /* the whole document */
 };
 
 /* A document array: anything but an array is empty, more than max is
@@ -606,7 +614,9 @@ static int parse_payment_doc(const json_t *p, struct doc_ctx *x)
     if (!json_is_object(p))
         return 0;
     json_t *h = json_object_get(p, "handlers");
-    c->payment.handlers = json_is_array(h) ? json_deep_copy(h) : json_array();
+    if (!json_is_array(h)) /* kept once, in the public payment (payment_json) */
+        h = json_object_get(json_object_get(x->doc, "payment"), "handlers");
+    c->payment.handlers = json_is_array(h) ? json_incref(h) : json_array(); /* never edited */
     if (!c->payment.handlers)
         return AGENTD_ENOMEM;
     int rc = doc_arr(json_object_get(p, "instruments"), CHECKOUT_INSTRUMENTS_MAX,
@@ -706,7 +716,7 @@ int checkout_from_json(const json_t *doc, struct checkout **out, struct agentd_e
         }
         c->has_buyer = 1;
     }
-    struct doc_ctx x = {c, json_object_get(in, "line_totals"), e};
+    struct doc_ctx x = {c, json_object_get(in, "line_totals"), e, doc};
     if ((rc = parse_doc_arrays(doc, &x)))
         goto fail;
     const char *exp = json_string_value(json_object_get(doc, "expires_at"));

@@ -9,6 +9,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/jsondump.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
@@ -524,14 +525,14 @@ void http_reply_json(struct http_req *r, int status, json_t *body)
 {
     if (status >= 400)
         note_error_json(r, body);
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
+    size_t len = 0;
+    char *text = body ? jsondump(body, JSON_COMPACT | JSON_REAL_PRECISION(10), &len) : NULL;
     json_decref(body);
     if (body && !text) {
         http_reply_raw(r, 500, "application/json",
                        "{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}", 62);
         return;
     }
-    size_t len = text ? strlen(text) : 0;
     if (text && r->reply_hook) {
         run_hook(r, status, "application/json", text, len);
         return;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/jsondump.h"
 #include "core/reqid.h"
 #include "core/trace.h"
 #include "store/store.h"
@@ -29,7 +30,7 @@ char *shop_order_document(const struct order *o, const char *webhook_url)
         json_decref(oj);
         oj = NULL;
     }
-    char *doc = oj ? json_dumps(oj, JSON_COMPACT) : NULL;
+    char *doc = oj ? jsondump(oj, JSON_COMPACT, NULL) : NULL;
     json_decref(oj);
     return doc;
 }

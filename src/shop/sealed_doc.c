@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 
 #include "core/seal.h"
+#include "core/jsondump.h"
 #include "store/store.h"
 
 #define PAYMENT "payment"
@@ -38,7 +39,7 @@ int sealed_doc_seal(const struct seal_keyring *kr, const char *id, json_t *doc)
     json_t *p = json_object_get(in, PAYMENT);
     if (!p || !has_token(p))
         return 0;
-    char *text = json_dumps(p, JSON_COMPACT), *sealed = NULL;
+    char *text = jsondump(p, JSON_COMPACT, NULL), *sealed = NULL;
     int rc = text ? seal_seal(kr, id, text, strlen(text), &sealed) : AGENTD_ENOMEM;
     cleanse_free(text);
     if (rc == 0 && json_object_set_new(in, SEALED, json_string(sealed)))
@@ -89,7 +90,7 @@ static enum row_fate row_plan(const struct seal_keyring *kr, const struct store_
         fate = ROW_SEALED;
     }
     if (fate == ROW_RESEALED || fate == ROW_SEALED) {
-        if (sealed_doc_seal(kr, row->id, doc) || !(*write = json_dumps(doc, JSON_COMPACT)))
+        if (sealed_doc_seal(kr, row->id, doc) || !(*write = jsondump(doc, JSON_COMPACT, NULL)))
             fate = ROW_FAILED;
     }
     json_decref(doc);

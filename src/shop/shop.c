@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "shop/shop.h"
 #include "shop/addresses.h"
+#include "shop/checkout_cache.h"
 #include "shop/merchant.h"
 #include "commerce/catalog.h"
 #include "commerce/fields.h"
@@ -13,8 +14,8 @@
 #include "core/err.h"
 #include "core/failpoint.h"
 #include "core/instance.h"
+#include "core/jsondump.h"
 #include "core/log.h"
-#include "core/metrics.h"
 #include "core/reqid.h"
 #include "core/seal.h"
 #include "shop/sealed_doc.h"
@@ -54,62 +55,13 @@ struct shop {
      * (shop_set_keyring), else an ephemeral one of our own */
     const struct seal_keyring *kr;
     struct seal_keyring *own_kr;
+    /* checkouts as last stored, parsed (shop/checkout_cache.h) */
+    struct checkout_cache *cache;
 };
 
+/* 128 sets of 4: 512 checkouts of a few KiB each at most. */
+#define CACHE_SETS 128
 
-/* ---- orders placed (metrics) ---- */
-
-/* Looked up at each use (the registry returns the existing family): orders
- * are rare, and no pointer outlives a metrics_reset(). */
-static struct metric *orders_family(int value)
-{
-    static const char *const labels[] = { "currency", NULL };
-    return value ? metric_register("agentd_order_value_minor_units_total",
-                                   "Total value of the orders placed, in minor units of their "
-                                   "currency (cents for USD)",
-                                   METRIC_COUNTER, labels, NULL)
-                 : metric_register("agentd_orders_total", "Orders placed, by currency",
-                                   METRIC_COUNTER, labels, NULL);
-}
-
-/* The merchant's currency at 0 from the start. */
-static void orders_metrics_init(struct merchant *m)
-{
-    struct catalog *cat = m ? merchant_catalog(m) : NULL;
-    const char *v[] = { cat ? catalog_currency(cat) : NULL };
-    for (int value = 0; value < 2; value++) {
-        struct metric *f = orders_family(value);
-        if (v[0])
-            metric_child(f, v);
-    }
-    if (cat)
-        catalog_unref(cat);
-}
-
-/* One order written (once per order: replays answer without writing). */
-static void orders_count(const struct checkout *c)
-{
-    const char *v[] = { c->currency };
-    metric_inc(metric_child(orders_family(0), v));
-    metric_add(metric_child(orders_family(1), v), (double)c->totals.total);
-}
-
-/* Checkout documents the shop parsed (loads) and serialised (saves, the
- * order's document with it): jansson and malloc were half of a checkout
- * flow's CPU, so test_checkout_roundtrips.py holds each operation to its
- * count. Looked up at each use, as above. */
-static struct metric_child *documents_child(int serialised)
-{
-    static const char *const labels[] = { "way", NULL };
-    const char *v[] = { serialised ? "serialised" : "parsed" };
-    return metric_child(metric_register("agentd_checkout_documents_total",
-                                        "Checkout and order documents the shop parsed "
-                                        "from or serialised for the store",
-                                        METRIC_COUNTER, labels, NULL),
-                        v);
-}
-
-static void documents_count(int serialised) { metric_inc(documents_child(serialised)); }
 
 static json_t *handlers_advert(const struct shop *sh, size_t n);
 
@@ -132,14 +84,13 @@ struct shop *shop_new(struct store *st, struct merchant *m, const char *public_u
     sh->handlers = handlers_advert(sh, sh->n_hs);
     if (seal_keyring_new(NULL, NULL, &sh->own_kr, NULL) == 0)
         sh->kr = sh->own_kr;
-    if (!sh->public_url || !sh->handlers || !sh->kr ||
+    sh->cache = checkout_cache_new(CACHE_SETS);
+    if (!sh->public_url || !sh->handlers || !sh->kr || !sh->cache ||
         asprintf(&sh->continue_base, "%s/checkout-sessions", public_url) < 0) {
         shop_free(sh);
         return NULL;
     }
-    orders_metrics_init(m);
-    documents_child(0); /* both series from the start, at 0 */
-    documents_child(1);
+    shop_metrics_init(m);
     return sh;
 }
 
@@ -230,6 +181,7 @@ void shop_free(struct shop *sh)
         return;
     payment_handler_example_clear(&sh->example);
     seal_keyring_free(sh->own_kr);
+    checkout_cache_free(sh->cache);
     fields_clear(&shop_shape, sh);
     free(sh);
 }
@@ -244,6 +196,8 @@ const json_t *shop_payment_handlers(const struct shop *sh) { return sh->handlers
 void shop_set_keyring(struct shop *sh, const struct seal_keyring *kr)
 {
     sh->kr = kr ? kr : sh->own_kr;
+    /* a cached checkout holds what the old ring opened */
+    checkout_cache_clear(sh->cache);
 }
 
 /* ---- rules: the catalog and live stock, for one operation ---- */
@@ -416,10 +370,17 @@ static int load(struct shop *sh, const char *owner, const char *id, struct check
         store_checkout_free(row);
         return store_fail(e, rc);
     }
+    struct checkout *c = checkout_cache_get(sh->cache, id, row->document);
+    if (c) { /* stored as we last saved it: what a parse would give */
+        shop_documents_count(DOC_CACHED);
+        c->version = row->version;
+        store_checkout_free(row);
+        *out = c;
+        return 0;
+    }
     json_error_t je;
     json_t *doc = json_loads(row->document, 0, &je);
-    documents_count(0);
-    struct checkout *c = NULL;
+    shop_documents_count(DOC_PARSED);
     struct agentd_error se = { 0 };
     if (doc && sealed_doc_open(sh->kr, id, doc, &se) == AGENTD_ECORRUPT)
         /* read on without the stored credentials: the buyer sends them again */
@@ -446,10 +407,10 @@ static char *document(const struct shop *sh, const struct checkout *c)
     json_t *doc = checkout_to_doc_json(c);
     char *text = doc && checkout_internal_to_doc(c, doc) == 0 &&
                          sealed_doc_seal(sh->kr, c->id, doc) == 0
-                     ? json_dumps(doc, JSON_COMPACT)
+                     ? jsondump(doc, JSON_COMPACT, NULL)
                      : NULL;
     json_decref(doc);
-    documents_count(1);
+    shop_documents_count(DOC_SERIALISED);
     return text;
 }
 
@@ -460,11 +421,13 @@ static int save(struct shop *sh, struct checkout *c, struct agentd_error *e)
     if (!doc)
         return agentd_fail(e, AGENTD_ENOMEM, "out_of_memory", NULL, "out of memory");
     int rc = store_checkout_update(sh->st, c->id, c->version, checkout_status_name(c->status), doc);
-    free(doc);
-    if (rc == 0)
+    if (rc == 0) {
         c->version++;
-    else if (rc != AGENTD_ECONFLICT)
+        checkout_cache_put(sh->cache, c, doc);
+    } else if (rc != AGENTD_ECONFLICT) {
         store_fail(e, rc);
+    }
+    free(doc);
     return rc;
 }
 
@@ -549,6 +512,8 @@ static int create_op(struct shop *sh, const char *owner, const json_t *req,
                                   .status = (char *)checkout_status_name(c->status), .document = doc,
                                   .expires_at = c->expires_at * 1000 };
     rc = doc ? store_checkout_create(sh->st, &row) : AGENTD_ENOMEM;
+    if (rc == 0)
+        checkout_cache_put(sh->cache, c, doc);
     free(doc);
     if (rc == AGENTD_EEXIST && op_key) {
         /* The same call, running at the same time, got there first. */
@@ -1046,7 +1011,7 @@ static int complete_write(struct shop *sh, const char *owner,
     /* the placed event rides in the order's transaction: no crash keeps
      * the order (and the buyer's answer) without it */
     char *order_doc = shop_order_document(o, done->webhook_url);
-    documents_count(1);
+    shop_documents_count(DOC_SERIALISED);
     char *co_doc = document(sh, done);
     struct store_stock_line *take = calloc(done->n_lines ? done->n_lines : 1, sizeof *take);
     struct store_outbox ev = { 0 };
@@ -1062,7 +1027,9 @@ static int complete_write(struct shop *sh, const char *owner,
                                    .event = done->webhook_url ? &ev : NULL };
         rc = store_order_create(sh->st, &row, done->version, checkout_status_name(done->status), co_doc,
                                 take, done->n_lines);
-        if (rc == AGENTD_ESTOCK)
+        if (rc == 0)
+            checkout_cache_put(sh->cache, done, co_doc);
+        else if (rc == AGENTD_ESTOCK)
             name_short_item(sh, done, e);
         else if (rc)
             store_fail(e, rc);
@@ -1112,7 +1079,7 @@ static int complete_place_order(struct shop *sh, const char *owner, struct check
         order_free(o);
         return rc;
     }
-    orders_count(done);
+    shop_orders_count(done);
     done->version++;
     *order_out = o;
     return 0;

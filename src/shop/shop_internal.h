@@ -1,9 +1,11 @@
-/* What shop.c shares with the shop's other operation files (orders.c):
- * the store, the public URL and the audit row. Not for other layers. */
+/* What shop.c shares with the shop's other operation files (orders.c,
+ * shop_metrics.c): the store, the public URL, the audit row, the metrics.
+ * Not for other layers. */
 #ifndef AGENTD_SHOP_INTERNAL_H
 #define AGENTD_SHOP_INTERNAL_H
 
 #include "shop/shop.h"
+#include "shop/merchant.h"
 
 const char *shop_public_url(const struct shop *sh);
 /* One audit row for a change tried (see shop_audit_as); returns rc. */
@@ -18,6 +20,13 @@ int shop_order_load(struct shop *sh, const char *owner, const char *id, struct o
  * SHA-256 hex the store keeps instead. 0 or AGENTD_EINTERNAL. */
 #define SHOP_ORDER_TOKEN_LEN 32
 int shop_order_token_new(char token[SHOP_ORDER_TOKEN_LEN + 1], char hash[65]);
+
+/* Metrics (shop_metrics.c): every series at 0 from the start; one order
+ * placed; one checkout document parsed, serialised or found cached. */
+enum doc_way { DOC_PARSED, DOC_SERIALISED, DOC_CACHED };
+void shop_metrics_init(struct merchant *m);
+void shop_orders_count(const struct checkout *c);
+void shop_documents_count(enum doc_way way);
 
 /* The webhook_url a stored order document keeps (NULL: none), malloc'd. */
 char *shop_order_stored_webhook(const char *document);

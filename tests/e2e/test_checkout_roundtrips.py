@@ -1,6 +1,7 @@
 """Store calls and commits per UCP checkout operation (issue 14): each
 operation's writes — the checkout, the address it remembers, its audit row,
-the order — commit together, and each reads the checkout once, so a change
+the order — commit together, and each reads the checkout once (parsed only
+when the shop's cache does not hold it as stored), so a change
 that adds a store call or a commit to a checkout flow fails here rather than
 only in a benchmark."""
 
@@ -71,7 +72,7 @@ def test_create_update_complete_store_calls(shop):
     calls, commits = delta(shop, update)
     assert calls == {"checkout_get": 1, "checkout_update": 1, "stock_get": 1,
                      "address_list": 1, "audit_append": 1, "batch_commit": 1,
-                     "doc_parsed": 1, "doc_serialised": 1}, calls
+                     "doc_cached": 1, "doc_serialised": 1}, calls
     assert commits <= 1.25, commits
 
     def complete():
@@ -87,9 +88,10 @@ def test_create_update_complete_store_calls(shop):
     _, commits = delta(shop, complete)
     for calls in complete.calls:
         # the claim commits alone (before the payment); the order and the
-        # audit row together. Documents: the load; the claim's save, the
-        # completed checkout's and the order's
+        # audit row together. Documents: the load (found parsed: the
+        # create stored it); the claim's save, the completed checkout's and
+        # the order's
         assert calls == {"checkout_get": 1, "checkout_update": 1, "stock_get": 1,
                          "address_list": 1, "order_create": 1, "audit_append": 1,
-                         "batch_commit": 1, "doc_parsed": 1, "doc_serialised": 3}, calls
+                         "batch_commit": 1, "doc_cached": 1, "doc_serialised": 3}, calls
     assert commits <= 3.25, commits  # its create, the claim, the order

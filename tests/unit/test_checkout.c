@@ -1117,11 +1117,84 @@ static void test_consent(void **state)
     }
 }
 
+/* The shop's payment handlers are one shared value: a refresh, a clone, the
+ * rendered JSON and a reloaded document all hold references to it (a deep
+ * copy each was a good part of a checkout flow's jansson time), and the
+ * rendering is unchanged. */
+static void test_handlers_shared_not_copied(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new();
+    struct shop_rules r = rules_of(f);
+    struct agentd_error e;
+    struct checkout *c = create_from(&r, conformance_create, 0, &e);
+    assert_ptr_equal(c->payment.handlers, f->handlers);
+    struct checkout *k = checkout_clone(c);
+    assert_non_null(k);
+    assert_ptr_equal(k->payment.handlers, f->handlers);
+    assert_int_equal(checkout_refresh(k, &r, &e), 0);
+    assert_ptr_equal(k->payment.handlers, f->handlers);
+    json_t *j = checkout_to_json(k, NULL);
+    assert_ptr_equal(json_object_get(json_object_get(j, "payment"), "handlers"), f->handlers);
+    assert_true(json_equal(json_object_get(json_object_get(j, "payment"), "handlers"),
+                           f->handlers));
+    json_decref(j);
+    json_t *doc = checkout_to_doc_json(k);
+    struct checkout *back = NULL;
+    assert_int_equal(checkout_from_json(doc, &back, &e), 0);
+    assert_true(json_equal(back->payment.handlers, f->handlers));
+    checkout_free(back);
+    json_decref(doc);
+    checkout_free(k);
+    checkout_free(c);
+    assert_int_equal(f->handlers->refcount, 1); /* every reference given back */
+    fake_free(f);
+}
+
+/* The stored document keeps one copy of the payment handlers (the wire
+ * form's payment.handlers; the sealed _agentd.payment holds only the
+ * instruments) and no negotiated ucp block, which nothing reads back: a
+ * smaller document to write, seal, store and parse. A document written
+ * before, handlers inside _agentd.payment and a ucp block, still loads. */
+static void test_doc_keeps_handlers_once(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new();
+    struct shop_rules r = rules_of(f);
+    struct agentd_error e;
+    struct checkout *c = create_from(&r, conformance_create, 0, &e);
+    json_t *doc = checkout_to_doc_json(c);
+    assert_null(json_object_get(doc, "ucp"));
+    json_t *inner = json_object_get(json_object_get(doc, "_agentd"), "payment");
+    assert_non_null(inner);
+    assert_null(json_object_get(inner, "handlers"));
+    assert_non_null(json_object_get(inner, "instruments"));
+    assert_true(json_equal(json_object_get(json_object_get(doc, "payment"), "handlers"),
+                           f->handlers));
+    struct checkout *back = NULL;
+    assert_int_equal(checkout_from_json(doc, &back, &e), 0);
+    assert_true(json_equal(back->payment.handlers, f->handlers));
+    checkout_free(back);
+    /* the older form: handlers in both places, the ucp block */
+    json_object_set(inner, "handlers", f->handlers);
+    json_object_set_new(json_object_get(doc, "payment"), "handlers", json_array());
+    json_object_set_new(doc, "ucp", json_pack("{s:s}", "version", "2026-01-11"));
+    back = NULL;
+    assert_int_equal(checkout_from_json(doc, &back, &e), 0);
+    assert_true(json_equal(back->payment.handlers, f->handlers));
+    checkout_free(back);
+    json_decref(doc);
+    checkout_free(c);
+    fake_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fields_arr_parse),
         cmocka_unit_test(test_create_conformance_shape),
+        cmocka_unit_test(test_handlers_shared_not_copied),
+        cmocka_unit_test(test_doc_keeps_handlers_once),
         cmocka_unit_test(test_status_and_messages),
         cmocka_unit_test(test_create_errors),
         cmocka_unit_test(test_lifecycle_table),

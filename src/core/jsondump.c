@@ -1,0 +1,113 @@
+/* A compact JSON writer for jansson trees, byte for byte json_dumps'
+ * JSON_COMPACT output: jansson's dumper snprintf's and hashes every
+ * container's address to detect cycles, which was most of its cost here.
+ * Our trees have no cycles; a depth bound stands in for the check. */
+#include "core/jsondump.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+
+#define DEPTH_MAX 2048
+
+/* Anything but JSON_COMPACT and a real precision: jansson does it. */
+#define FLAGS_OURS (JSON_COMPACT | JSON_REAL_PRECISION(31))
+
+static void put_int(struct buf *b, json_int_t v)
+{
+    char tmp[24], *p = tmp + sizeof tmp;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+/* A real as jansson writes it (its precision and its ".0" rule). */
+static int put_real(struct buf *b, const json_t *j, size_t flags)
+{
+    char *s = json_dumps(j, flags | JSON_ENCODE_ANY);
+    if (!s)
+        return AGENTD_ENOMEM;
+    buf_puts(b, s);
+    free(s);
+    return 0;
+}
+
+static int put(struct buf *b, const json_t *j, size_t flags, int depth)
+{
+    if (depth > DEPTH_MAX)
+        return AGENTD_EINVAL;
+    int rc = 0;
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        buf_append(b, "{", 1);
+        int first = 1;
+        for (void *it = json_object_iter((json_t *)j); it && rc == 0;
+             it = json_object_iter_next((json_t *)j, it)) {
+            if (!first)
+                buf_append(b, ",", 1);
+            first = 0;
+            rc = buf_json_str(b, json_object_iter_key(it), json_object_iter_key_len(it));
+            buf_append(b, ":", 1);
+            if (rc == 0)
+                rc = put(b, json_object_iter_value(it), flags, depth + 1);
+        }
+        buf_append(b, "}", 1);
+        break;
+    }
+    case JSON_ARRAY: {
+        buf_append(b, "[", 1);
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            if (i)
+                buf_append(b, ",", 1);
+            rc = put(b, json_array_get(j, i), flags, depth + 1);
+        }
+        buf_append(b, "]", 1);
+        break;
+    }
+    case JSON_STRING:
+        rc = buf_json_str(b, json_string_value(j), json_string_length(j));
+        break;
+    case JSON_INTEGER: put_int(b, json_integer_value(j)); break;
+    case JSON_REAL: rc = put_real(b, j, flags); break;
+    case JSON_TRUE: buf_append(b, "true", 4); break;
+    case JSON_FALSE: buf_append(b, "false", 5); break;
+    case JSON_NULL: buf_append(b, "null", 4); break;
+    }
+    return rc ? rc : b->oom ? AGENTD_ENOMEM : 0;
+}
+
+int jsondump_buf(struct buf *b, const json_t *j, size_t flags)
+{
+    if (!j)
+        return AGENTD_EINVAL;
+    if ((flags & ~(size_t)FLAGS_OURS) || !(flags & JSON_COMPACT) ||
+        !(json_is_object(j) || json_is_array(j))) {
+        char *s = json_dumps(j, flags);
+        if (!s)
+            return AGENTD_EINVAL;
+        buf_puts(b, s);
+        free(s);
+        return b->oom ? AGENTD_ENOMEM : 0;
+    }
+    return put(b, j, flags, 0);
+}
+
+char *jsondump(const json_t *j, size_t flags, size_t *len)
+{
+    struct buf b = { 0 };
+    buf_reserve(&b, 1024); /* a checkout document is a few KiB: fewer reallocs */
+    if (jsondump_buf(&b, j, flags) != 0 || !b.data) {
+        buf_free(&b);
+        return NULL;
+    }
+    if (len)
+        *len = b.len;
+    return b.data;
+}

@@ -1,0 +1,27 @@
+/* Parsed checkouts kept by the exact document text they were stored as, so
+ * the next operation on a checkout reads it without parsing it again. */
+#ifndef AGENTD_SHOP_CHECKOUT_CACHE_H
+#define AGENTD_SHOP_CHECKOUT_CACHE_H
+
+#include <stddef.h>
+
+#include "commerce/checkout.h"
+
+struct checkout_cache;
+
+/* sets * 4 entries at most (0 sets: a cache that keeps nothing). */
+struct checkout_cache *checkout_cache_new(size_t sets);
+void checkout_cache_free(struct checkout_cache *cc);
+/* Drops every entry (the keyring that opens stored credentials changed). */
+void checkout_cache_clear(struct checkout_cache *cc);
+
+/* c was just stored as text: keeps a copy of both (best effort: out of
+ * memory keeps nothing). Replaces what the cache held for c->id. */
+void checkout_cache_put(struct checkout_cache *cc, const struct checkout *c, const char *text);
+
+/* A copy of checkout id if the cache holds it as stored under exactly
+ * text (what the store returned), else NULL: parse text then. Its version
+ * is the cached one; the caller sets the row's. */
+struct checkout *checkout_cache_get(struct checkout_cache *cc, const char *id, const char *text);
+
+#endif
