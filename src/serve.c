@@ -895,12 +895,47 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     drain_tick(-1, 0, t);
 }
 
-/* Runs the main thread's event loop until a drain ends. */
-static void app_wait(struct app *a)
+/* The main thread's loop and its signal events, before the server listens:
+ * from its first answer on, a SIGTERM drains (a signal that arrives before
+ * the loop runs waits in libevent's queue) instead of killing the process
+ * by the default action — the window was the first ticks below (a purge, a
+ * heartbeat write), and test_drain's 40 quick stops hit it. */
+static int app_watch_signals(struct app *a)
 {
     struct server_timers *t = &a->timers;
     static const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
     t->base = event_base_new();
+    if (!t->base) {
+        log_msg(LOG_ERROR, NULL, "out of memory: the main loop");
+        return AGENTD_ENOMEM;
+    }
+    for (int i = 0; i < 3; i++) {
+        t->sigs[i] = evsignal_new(t->base, signums[i], on_signal, t);
+        if (!t->sigs[i] || evsignal_add(t->sigs[i], NULL) != 0) {
+            log_msg(LOG_ERROR, NULL, "cannot watch signal %d", signums[i]);
+            return AGENTD_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static void app_unwatch_signals(struct app *a)
+{
+    struct server_timers *t = &a->timers;
+    for (int i = 0; i < 3; i++) {
+        if (t->sigs[i])
+            event_free(t->sigs[i]);
+        t->sigs[i] = NULL;
+    }
+    if (t->base)
+        event_base_free(t->base);
+    t->base = NULL;
+}
+
+/* Runs the main thread's event loop until a drain ends. */
+static void app_wait(struct app *a)
+{
+    struct server_timers *t = &a->timers;
     if (t->base) {
         t->drain = evtimer_new(t->base, drain_tick, t);
         t->purge = evtimer_new(t->base, purge_tick, t);
@@ -918,19 +953,11 @@ static void app_wait(struct app *a)
         t->beat = evtimer_new(t->base, beat_tick, t);
         if (t->beat)
             beat_tick(-1, 0, t);
-        for (int i = 0; i < 3; i++) {
-            t->sigs[i] = evsignal_new(t->base, signums[i], on_signal, t);
-            if (t->sigs[i])
-                evsignal_add(t->sigs[i], NULL);
-        }
         event_base_loop(t->base, EVLOOP_NO_EXIT_ON_EMPTY);
     }
     if (a->srv)
         http_server_stop(a->srv); /* the loops write their last access lines first */
     log_msg(LOG_INFO, NULL, "stopped");
-    for (int i = 0; i < 3; i++)
-        if (t->sigs[i])
-            event_free(t->sigs[i]);
     if (t->drain)
         event_free(t->drain);
     if (t->purge)
@@ -941,8 +968,8 @@ static void app_wait(struct app *a)
         event_free(t->watchdog);
     if (t->beat)
         event_free(t->beat);
-    if (t->base)
-        event_base_free(t->base);
+    t->drain = t->purge = t->recover = t->watchdog = t->beat = NULL;
+    app_unwatch_signals(a);
 }
 
 /* ---- free: the order the loops, the pool and the model client need ---- */
@@ -1002,9 +1029,12 @@ int serve_run(void)
         return 1;
     int rc = app_init(a);
     if (rc == 0)
+        rc = app_watch_signals(a);
+    if (rc == 0)
         rc = app_start(a);
     if (rc == 0)
         app_wait(a);
+    app_unwatch_signals(a);
     app_free(a);
     return rc == 0 ? 0 : 1;
 }
