@@ -900,10 +900,11 @@ void turn_resume_go(void *arg)
 
 /* ---- the start: session, turn row, user message, history (worker) ---- */
 
+/* Time-ordered (core/reqid.h): a turn's rows then append to their indexes. */
 static char *new_id(const char *prefix)
 {
     char id[48];
-    id_new(prefix, id, sizeof id);
+    id_new_ordered(prefix, id, sizeof id);
     return strdup(id);
 }
 

@@ -2,6 +2,7 @@
  * advanced with splitmix64; cheap enough for every request. */
 #include "core/reqid.h"
 
+#include "core/clock.h"
 #include "core/err.h"
 
 #include <errno.h>
@@ -77,4 +78,25 @@ void id_new(const char *prefix, char *out, size_t len)
     size_t n = (size_t)snprintf(out, len, "%s", prefix);
     for (size_t i = 0; i < sizeof raw && n + 2 < len; i++)
         n += (size_t)snprintf(out + n, len - n, "%02x", raw[i]);
+}
+
+void id_new_ordered(const char *prefix, char *out, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[12];
+    if (random_bytes(raw, sizeof raw) != 0)
+        memset(raw, 0, sizeof raw);
+    uint64_t ms = (uint64_t)clock_wall_ms();
+    char digits[12 + 2 * sizeof raw];
+    for (int i = 0; i < 12; i++) /* 48 bits of milliseconds: wraps in the year 10889 */
+        digits[i] = hex[(ms >> ((11 - i) * 4)) & 15];
+    for (size_t i = 0; i < sizeof raw; i++) {
+        digits[12 + 2 * i] = hex[raw[i] >> 4];
+        digits[13 + 2 * i] = hex[raw[i] & 15];
+    }
+    size_t n = (size_t)snprintf(out, len, "%s", prefix);
+    for (size_t i = 0; i < sizeof digits && n + 1 < len; i++)
+        out[n++] = digits[i];
+    if (n < len)
+        out[n] = 0;
 }

@@ -22,4 +22,11 @@ int random_bytes(void *buf, size_t n);
  * prefix up to 23 characters). Unguessable: ids appear in URLs. */
 void id_new(const char *prefix, char *out, size_t len);
 
+/* The same for rows made in bulk (sessions, turns): prefix + 12 hex
+ * characters of wall-clock milliseconds + id_new's 24 random ones, so ids
+ * sort by creation time. Their B-tree inserts then append near the last
+ * page instead of touching a random page of every index they are in (each
+ * such page is a 4 KB WAL frame per commit, then a copy at the checkpoint). */
+void id_new_ordered(const char *prefix, char *out, size_t len);
+
 #endif
