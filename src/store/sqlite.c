@@ -705,8 +705,16 @@ static int open_migrate(struct sq *q, struct agentd_error *e)
     return rc;
 }
 
+/* SQLite's global memory statistics (sqlite3_memory_used and friends, which
+ * agentd never reads) take one process-wide mutex on every allocation of
+ * every connection; off before SQLite initialises (after, sqlite3_config
+ * refuses and they stay on: only slower). */
+static pthread_once_t sqlite_config_once = PTHREAD_ONCE_INIT;
+static void sqlite_config(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
 int sq_open(const struct store_options *opt, void **out, struct agentd_error *e)
 {
+    pthread_once(&sqlite_config_once, sqlite_config);
     if (strcmp(opt->url, ":memory:") == 0 || strncmp(opt->url, "file:", 5) == 0)
         return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "AGENTD_DB must be a file path (got %s)",
                            opt->url);
