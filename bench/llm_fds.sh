@@ -58,7 +58,7 @@ sleep 1
 echo "N=$n turns in flight, model ${delay} ms behind nginx $(nginx -v 2>&1 | cut -d/ -f2) (TLS), $(curl --version | head -1 | cut -d' ' -f1-3)"
 for mode in auto off; do
   aport=$(free_port)
-  env -u AGENTD_BIN AGENTD_HOST=127.0.0.1 AGENTD_PORT=$aport AGENTD_DATA_DIR="$tmp/data-$mode" AGENTD_ACCESS_LOG=off \
+  env -u AGENTD_BIN AGENTD_QUOTA_SESSIONS=0 AGENTD_QUOTA_IDEMPOTENCY_KEYS=0 AGENTD_HOST=127.0.0.1 AGENTD_PORT=$aport AGENTD_DATA_DIR="$tmp/data-$mode" AGENTD_ACCESS_LOG=off \
     AGENTD_THREADS=2 AGENTD_MAX_CONNECTIONS=$((n + 100)) AGENTD_DRAIN_TIMEOUT=2s \
     AGENTD_LLM_URL="https://127.0.0.1:$nport/v1" AGENTD_LLM_MODEL=fake AGENTD_LLM_HTTP2=$mode \
     AGENTD_LLM_CA_BUNDLE="$tmp/cert.pem" AGENTD_LLM_TIMEOUT=60s \

@@ -2,7 +2,7 @@
 # Agent turns through POST /chat against a fake OpenAI-compatible model.
 #   bench/turns.sh          (Release build in build-bench, or $AGENTD_BIN)
 #   SIZES="1000 2000 4000 8000 10000" TOOL_SIZES="1000 4000 10000" DURATION=20s \
-#   LATENCY_MS=2000 FAKE=fast|test LOOPS=2 WORKERS=4 bench/turns.sh
+#   LATENCY_MS=2000 FAKE=fast|test LOOPS=2 WORKERS=16 bench/turns.sh
 #   SESSION_CONNECTIONS=64 SESSION_WARMUP=15s bench/turns.sh   (phase 3 below)
 # Every turn is a new session (POST /chat without session_id), except in
 # phase 3. Two messages:
@@ -64,7 +64,7 @@ fast_conns=${FAST_CONNECTIONS:-64}
 latency_ms=${LATENCY_MS:-2000}
 fake=${FAKE:-fast}
 wrk_threads=${THREADS:-2}
-workers=${WORKERS:-4}
+workers=${WORKERS:-16}
 loops=${LOOPS:-2}
 rss_target_mb=${RSS_TARGET_MB:-300}
 
@@ -136,7 +136,7 @@ run_n=0
 start_agentd() { # [model connection cap per loop] [client connection cap]
   run_n=$((run_n + 1))
   aport=$(free_port)
-  AGENTD_HOST=127.0.0.1 AGENTD_PORT=$aport AGENTD_DATA_DIR="$tmp/data-$run_n" \
+  env -u AGENTD_BIN AGENTD_QUOTA_SESSIONS=0 AGENTD_QUOTA_IDEMPOTENCY_KEYS=0 AGENTD_HOST=127.0.0.1 AGENTD_PORT=$aport AGENTD_DATA_DIR="$tmp/data-$run_n" \
     AGENTD_ACCESS_LOG=off AGENTD_LOG_LEVEL=info AGENTD_DRAIN_TIMEOUT=5s AGENTD_WORKERS=$workers \
     AGENTD_THREADS=$loops AGENTD_LLM_MAX_CONNECTIONS="${1:-0}" AGENTD_MAX_CONNECTIONS="${2:-10000}" \
     AGENTD_LLM_URL="http://127.0.0.1:$fport/v1" AGENTD_LLM_MODEL=fake \

@@ -900,8 +900,7 @@ void turn_resume_go(void *arg)
 
 /* ---- the start: session, turn row, user message, history (worker) ---- */
 
-/* a new session's and a turn's id: clock first, so their rows' index
- * inserts (sessions, turns, messages, events) append */
+/* Time-ordered (core/reqid.h): a turn's rows then append to their indexes. */
 static char *new_id(const char *prefix)
 {
     char id[48];

@@ -55,7 +55,7 @@ static const struct var vars[] = {
     { "AGENTD_HOST",             K_STR,      OFF(host),             "127.0.0.1", 0, 0, NULL, 0 },
     { "AGENTD_PORT",             K_INT,      OFF(port),             "8080", 0, 65535, NULL, 0 },
     { "AGENTD_THREADS",          K_INT,      OFF(threads),          NULL, 1, 256, NULL, 0 },
-    { "AGENTD_WORKERS",          K_INT,      OFF(workers),          "4", 1, 256, NULL, 0 },
+    { "AGENTD_WORKERS",          K_INT,      OFF(workers),          "16", 1, 256, NULL, 0 },
     { "AGENTD_ENV",              K_ENUM,     OFF(env),              "development", 0, 0, env_choices, 0 },
     { "AGENTD_LOG_LEVEL",        K_ENUM,     OFF(log_level),        "info", 0, 0, level_choices, 0 },
     { "AGENTD_ACCESS_LOG",       K_BOOL,     OFF(access_log),       "on", 0, 1, NULL, 0 },

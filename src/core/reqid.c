@@ -99,11 +99,11 @@ void id_new(const char *prefix, char *out, size_t len)
 
 void id_new_ordered(const char *prefix, char *out, size_t len)
 {
-    unsigned char raw[12];
-    uint32_t ms = (uint32_t)clock_wall_ms();
-    for (int i = 0; i < 4; i++) /* big-endian: the hex sorts as the number */
-        raw[i] = (unsigned char)(ms >> (24 - 8 * i));
-    if (random_bytes(raw + 4, sizeof raw - 4) != 0)
-        memset(raw + 4, 0, sizeof raw - 4); /* never: getrandom does not fail after boot */
+    unsigned char raw[6 + 12];
+    uint64_t ms = (uint64_t)clock_wall_ms();
+    for (int i = 0; i < 6; i++) /* 48 bits, big-endian: the hex sorts as the number */
+        raw[i] = (unsigned char)(ms >> (40 - 8 * i));
+    if (random_bytes(raw + 6, 12) != 0)
+        memset(raw + 6, 0, 12); /* never: getrandom does not fail after boot */
     id_write(prefix, raw, sizeof raw, out, len);
 }

@@ -22,12 +22,14 @@ int random_bytes(void *buf, size_t n);
  * prefix up to 23 characters). Unguessable: ids appear in URLs. */
 void id_new(const char *prefix, char *out, size_t len);
 
-/* The same shape (prefix + 24 hex), for rows inserted at a high rate under
- * a text primary key: 8 hex of the wall clock in ms (wrapping every ~50
- * days) then 16 hex (64 bits) of CSPRNG output. Ids made close in time sort
- * close, so their index inserts land on the b-tree's last pages instead of
- * a random page each (fewer WAL frames per commit). Still unguessable; it
- * tells roughly when the row was made, which the row says anyway. */
+/* The same for rows made in bulk (sessions, turns, A2A tasks and contexts):
+ * prefix + 12 hex of wall-clock milliseconds (48 bits: no wrap before the
+ * year 10889) + id_new's 24 random hex (96 bits), so ids sort by creation
+ * time. Their b-tree inserts then append near the last page instead of
+ * touching a random page of every index they are in (each such page is a
+ * 4 KB WAL frame per commit, then a copy at the checkpoint). Still
+ * unguessable; it tells when the row was made, which the row says anyway.
+ * len must hold prefix + 36 + 1, or the random part is cut. */
 void id_new_ordered(const char *prefix, char *out, size_t len);
 
 #endif

@@ -377,13 +377,12 @@ static void wake_joined(struct sq *q, int rc)
     struct sq_joined *j = q->joined;
     q->joined = NULL;
     q->njoined = 0;
-    pthread_mutex_lock(&q->group_mu);
-    for (; j; j = j->next) {
+    while (j) {
+        struct sq_joined *next = j->next; /* j lives on its waiter's stack: gone once posted */
         j->rc = rc;
-        j->done = 1;
+        sem_post(&j->done);
+        j = next;
     }
-    pthread_cond_broadcast(&q->group_cv);
-    pthread_mutex_unlock(&q->group_mu);
 }
 
 /* With writer.mu held: commits the open transaction (if any) and answers
@@ -423,15 +422,15 @@ static int writer_leave(struct sq *q, int ok)
          * uncommitted write (the last unit of stock), and its caller's next
          * reads must see that neighbour's commit */
         struct sq_joined me = { .next = q->joined };
+        sem_init(&me.done, 0, 0);
         q->joined = &me;
         q->njoined++;
         if (ok)
             metric_inc(m_grouped);
         pthread_mutex_unlock(&q->writer.mu);
-        pthread_mutex_lock(&q->group_mu);
-        while (!me.done)
-            pthread_cond_wait(&q->group_cv, &q->group_mu);
-        pthread_mutex_unlock(&q->group_mu);
+        while (sem_wait(&me.done) != 0) /* only EINTR: a signal handler ran */
+            ;
+        sem_destroy(&me.done);
         return ok ? me.rc : 0;
     }
     int rc = group_commit(q);
@@ -686,8 +685,6 @@ void sq_close(void *b)
     /* Closed last: the last connection checkpoints the WAL into the file. */
     if (q->writer.db)
         conn_close(&q->writer);
-    pthread_mutex_destroy(&q->group_mu);
-    pthread_cond_destroy(&q->group_cv);
     free(q->path);
     free(q);
 }
@@ -708,8 +705,16 @@ static int open_migrate(struct sq *q, struct agentd_error *e)
     return rc;
 }
 
+/* SQLite's global memory statistics (sqlite3_memory_used and friends, which
+ * agentd never reads) take one process-wide mutex on every allocation of
+ * every connection; off before SQLite initialises (after, sqlite3_config
+ * refuses and they stay on: only slower). */
+static pthread_once_t sqlite_config_once = PTHREAD_ONCE_INIT;
+static void sqlite_config(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
 int sq_open(const struct store_options *opt, void **out, struct agentd_error *e)
 {
+    pthread_once(&sqlite_config_once, sqlite_config);
     if (strcmp(opt->url, ":memory:") == 0 || strncmp(opt->url, "file:", 5) == 0)
         return agentd_fail(e, AGENTD_EINVAL, NULL, NULL, "AGENTD_DB must be a file path (got %s)",
                            opt->url);
@@ -723,8 +728,6 @@ int sq_open(const struct store_options *opt, void **out, struct agentd_error *e)
     }
     q->now = opt->now;
     q->now_ud = opt->now_ud;
-    pthread_mutex_init(&q->group_mu, NULL);
-    pthread_cond_init(&q->group_cv, NULL);
     writer_metrics_bind();
     q->session_ttl_ms = opt->session_ttl_ms > 0 ? opt->session_ttl_ms : 0;
     q->audit_retention_ms = opt->audit_retention_ms > 0 ? opt->audit_retention_ms : 0;

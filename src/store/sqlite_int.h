@@ -4,6 +4,7 @@
 #define AGENTD_STORE_SQLITE_INT_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,10 +34,14 @@ struct conn {
 };
 
 /* One write that rode another thread's commit (group commit, sqlite.c):
- * it waits for that commit and takes its result. */
+ * it waits for that commit and takes its result. Each waiter sleeps on a
+ * semaphore of its own: a shared condition variable woke the whole group at
+ * once to fight over its mutex (2.7 % of agentd's CPU in futex waits at
+ * 50 connections and 16 workers). */
 struct sq_joined {
     struct sq_joined *next;
-    int done, rc;
+    int rc;
+    sem_t done;
 };
 
 /* The backend: one writer, a pool of readers (none: reads use the writer). */
@@ -44,12 +49,10 @@ struct sq {
     struct conn writer;
     /* group commit: threads waiting for writer.mu; the writes done in the
      * open transaction that wait for its commit (list and count guarded by
-     * writer.mu; done/rc by group_mu) */
+     * writer.mu; rc handed over by the waiter's semaphore) */
     atomic_int writer_waiting;
     struct sq_joined *joined;
     int njoined;
-    pthread_mutex_t group_mu;
-    pthread_cond_t group_cv;
     struct conn *readers;
     int nreaders;
     char *path;

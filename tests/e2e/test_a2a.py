@@ -250,8 +250,8 @@ def test_new_ids_sort_by_creation(srv):
     time.sleep(0.005)
     t2 = send(srv, "show me cookies")
     for t in (t1, t2):
-        assert re.fullmatch(r"task_[0-9a-f]{24}", t["id"]), t["id"]
-        assert re.fullmatch(r"ses_[0-9a-f]{24}", t["contextId"]), t["contextId"]
+        assert re.fullmatch(r"task_[0-9a-f]{36}", t["id"]), t["id"]
+        assert re.fullmatch(r"ses_[0-9a-f]{36}", t["contextId"]), t["contextId"]
     assert t1["id"] < t2["id"] and t1["contextId"] < t2["contextId"], (t1, t2)
 
 

@@ -201,8 +201,8 @@ def test_new_session_and_turn_ids_sort_by_creation(server):
     time.sleep(0.005)
     b = turn(server, "status")
     for d in (a, b):
-        assert re.fullmatch(r"ses_[0-9a-f]{24}", d["session_id"]), d
-        assert re.fullmatch(r"turn_[0-9a-f]{24}", d["turn_id"]), d
+        assert re.fullmatch(r"ses_[0-9a-f]{36}", d["session_id"]), d
+        assert re.fullmatch(r"turn_[0-9a-f]{36}", d["turn_id"]), d
     assert a["session_id"] < b["session_id"] and a["turn_id"] < b["turn_id"], (a, b)
 
 

@@ -43,48 +43,42 @@ static void test_generated(void **state)
         assert_non_null(strchr("0123456789abcdef", a[i]));
 }
 
-static uint32_t hex32(const char *s)
+static uint64_t hex48(const char *s)
 {
-    uint32_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v * 16 + (uint32_t)(strchr("0123456789abcdef", s[i]) - "0123456789abcdef");
+    uint64_t v = 0;
+    for (int i = 0; i < 12; i++)
+        v = v * 16 + (uint64_t)(strchr("0123456789abcdef", s[i]) - "0123456789abcdef");
     return v;
 }
 
-/* id_new_ordered: id_new's shape, the wall clock's ms first (so ids made
- * later sort later), then random bits that differ between ids. */
+/* id_new_ordered: the wall clock's ms first (12 hex, so ids made later sort
+ * later: b-tree inserts append), then id_new's 96 random bits. */
 static void test_ordered(void **state)
 {
     (void)state;
     char a[48], b[48], c[48];
-    uint32_t t0 = (uint32_t)clock_wall_ms();
+    uint64_t t0 = (uint64_t)clock_wall_ms();
     id_new_ordered("task_", a, sizeof a);
-    uint32_t t1 = (uint32_t)clock_wall_ms();
-    assert_int_equal(strlen(a), 5 + 24);
+    uint64_t t1 = (uint64_t)clock_wall_ms();
+    assert_int_equal(strlen(a), 5 + 12 + 24);
     assert_memory_equal(a, "task_", 5);
-    for (int i = 5; i < 29; i++)
+    for (size_t i = 5; i < strlen(a); i++)
         assert_non_null(strchr("0123456789abcdef", a[i]));
-    /* the first 8 hex are the ms it was made at (mod 2^32) */
-    assert_true((uint32_t)(hex32(a + 5) - t0) <= t1 - t0);
+    assert_true(hex48(a + 5) >= t0 && hex48(a + 5) <= t1); /* the ms it was made at */
     struct timespec ts = { 0, 3 * 1000 * 1000 };
     nanosleep(&ts, NULL);
     id_new_ordered("task_", b, sizeof b);
-    uint32_t t2 = (uint32_t)clock_wall_ms();
-    assert_true((uint32_t)(hex32(b + 5) - t1) <= t2 - t1);
-    assert_true((uint32_t)(hex32(b + 5) - hex32(a + 5)) >= 2); /* later, by the clock */
-    if (hex32(b + 5) > hex32(a + 5)) /* not across the 49-day wrap */
-        assert_true(strcmp(a, b) < 0);
-    /* the same ms: the random half tells them apart */
+    assert_true(hex48(b + 5) >= hex48(a + 5) + 2); /* later, by the clock */
+    assert_true(strcmp(a, b) < 0);
+    /* the same ms: the random part tells them apart */
     id_new_ordered("task_", c, sizeof c);
     assert_string_not_equal(b, c);
-    assert_memory_not_equal(b + 13, c + 13, 16);
+    assert_memory_not_equal(b + 17, c + 17, 24);
     /* cut to fit (whole hex pairs), always terminated */
     char small[12];
     id_new_ordered("ses_", small, sizeof small);
     assert_int_equal(strlen(small), 4 + 6);
     assert_memory_equal(small, "ses_", 4);
-    for (int i = 4; i < 10; i++)
-        assert_non_null(strchr("0123456789abcdef", small[i]));
     id_new("chk_", small, sizeof small);
     assert_int_equal(strlen(small), 4 + 6);
     char tiny[3];

@@ -122,11 +122,26 @@ static void test_hard_bound_truncates_after_a_stuck_reader(void **state)
     close_store(s);
 }
 
+/* SQLite's global memory statistics take a process-wide mutex on every
+ * allocation of every connection (the writer, the readers, the
+ * checkpointer): the store turns them off before its first connection, and
+ * nothing of agentd reads them. */
+static void test_no_global_memory_statistics(void **state)
+{
+    (void)state;
+    struct store *s = open_store();
+    struct store_session v = { .id = "ses_mem", .owner = "p", .context = "{}" };
+    assert_int_equal(store_session_create(s, &v), 0);
+    assert_int_equal(sqlite3_memory_used(), 0);
+    close_store(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wal_stays_bounded_under_a_write_loop),
         cmocka_unit_test(test_hard_bound_truncates_after_a_stuck_reader),
+        cmocka_unit_test(test_no_global_memory_statistics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
