@@ -50,6 +50,10 @@ int shop_order_event_build(const char *event_type, const struct order *o, const 
     ev->id = strdup(id);
     ev->kind = strdup(SHOP_EVENT_KIND);
     ev->target = strdup(webhook_url);
+    /* an order's events go out in the order of its versions: the placement
+     * (o->version 0, not stored yet) is 1, the change over version v is v+1 */
+    ev->seq_key = strdup(o->id);
+    ev->seq = o->version + 1;
     /* the delivery joins the trace of the change that queued it (the
      * outbox sends a traceparent of its own span under this one) */
     const struct trace_ctx *tc = trace_current();
@@ -63,7 +67,8 @@ int shop_order_event_build(const char *event_type, const struct order *o, const 
         ev->headers = h ? json_dumps(h, JSON_COMPACT) : NULL;
         json_decref(h);
     }
-    if (!ev->body || !ev->id || !ev->kind || !ev->target || (traced && !ev->headers)) {
+    if (!ev->body || !ev->id || !ev->kind || !ev->target || !ev->seq_key ||
+        (traced && !ev->headers)) {
         shop_order_event_clear(ev);
         return AGENTD_ENOMEM;
     }
@@ -77,6 +82,7 @@ void shop_order_event_clear(struct store_outbox *ev)
     free(ev->target);
     free(ev->headers);
     free(ev->body);
+    free(ev->seq_key);
     memset(ev, 0, sizeof *ev);
 }
 

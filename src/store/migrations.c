@@ -281,6 +281,11 @@ static const struct migration migrations[] = {
           "  started_at INTEGER NOT NULL,"
           "  heartbeat_at INTEGER NOT NULL"
           ");" },
+    /* events of one sequence (an order's webhooks) go out one at a time, in
+     * order: a later one waits while an earlier one is pending */
+    { 14, "ALTER TABLE outbox ADD COLUMN seq_key TEXT;"
+          "ALTER TABLE outbox ADD COLUMN seq INTEGER;"
+          "CREATE INDEX outbox_seq ON outbox(seq_key, seq) WHERE state = 'pending';" },
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

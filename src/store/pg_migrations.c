@@ -214,6 +214,9 @@ static const struct pg_migration pg_migrations[] = {
           "  pid BIGINT NOT NULL,"
           "  started_at BIGINT NOT NULL,"
           "  heartbeat_at BIGINT NOT NULL);" },
+    { 14, "ALTER TABLE outbox ADD COLUMN seq_key TEXT;"
+          "ALTER TABLE outbox ADD COLUMN seq BIGINT;"
+          "CREATE INDEX outbox_seq ON outbox(seq_key, seq) WHERE state = 'pending';" },
 };
 
 #define NMIGRATIONS ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))

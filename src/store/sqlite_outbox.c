@@ -20,8 +20,9 @@ static const struct row_map outbox_rows = ROW_MAP(struct store_outbox, outbox_co
 int sq_outbox_insert(struct sq *q, struct store_outbox *ev, int64_t now)
 {
     int64_t due = ev->next_attempt_at > 0 ? ev->next_attempt_at : now;
-    int rc = sq_run(&q->writer, ST_OUTBOX_INSERT, NULL, NULL, "tttttii", ev->id, ev->kind,
-                    ev->target, ev->headers ? ev->headers : "{}", ev->body, due, now);
+    int rc = sq_run(&q->writer, ST_OUTBOX_INSERT, NULL, NULL, "tttttiiti", ev->id, ev->kind,
+                    ev->target, ev->headers ? ev->headers : "{}", ev->body, due, now,
+                    ev->seq_key, ev->seq);
     if (rc == 0) {
         ev->next_attempt_at = due;
         ev->created_at = ev->updated_at = now;

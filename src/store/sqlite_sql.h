@@ -160,10 +160,13 @@
                  "WHERE id = ?1 AND version = ?2")                                             \
     X(ORDER_EXISTS, "SELECT 1 FROM orders WHERE id = ?1")                                      \
     X(OUTBOX_INSERT, "INSERT INTO outbox(id, kind, target, headers, body, next_attempt_at, "   \
-                     "created_at, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)")         \
+                     "created_at, updated_at, seq_key, seq) "                                  \
+                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)")                         \
     X(OUTBOX_CLAIM, "UPDATE outbox SET claimed_by = ?2, lease_until = ?3 + ?4 WHERE id IN ("   \
                     "SELECT id FROM outbox WHERE kind = ?1 AND state = 'pending' AND "         \
                     "next_attempt_at <= ?3 AND (claimed_by IS NULL OR lease_until <= ?3) "     \
+                    "AND (seq_key IS NULL OR NOT EXISTS (SELECT 1 FROM outbox e WHERE "        \
+                    "e.seq_key = outbox.seq_key AND e.state = 'pending' AND e.seq < outbox.seq)) " \
                     "ORDER BY next_attempt_at, id LIMIT ?5) RETURNING " OUTBOX_COLS)           \
     X(OUTBOX_FINISH, "UPDATE outbox SET state = ?3, attempts = attempts + 1, "                 \
                      "next_attempt_at = ?4, last_error = ?5, claimed_by = NULL, "              \

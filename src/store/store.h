@@ -557,6 +557,11 @@ struct store_outbox {
     char *claimed_by;      /* read-only */
     int64_t lease_until;   /* read-only */
     int64_t created_at, updated_at; /* read-only (filled by add) */
+    /* Events of one seq_key (NULL: none) are claimed one at a time, in seq
+     * order: a row waits while one with a lower seq is still pending (an
+     * order's webhooks: placed, then each change, never overtaking). */
+    char *seq_key;
+    int64_t seq;
 };
 /* AGENTD_EEXIST when the id is taken. */
 int store_outbox_add(struct store *s, struct store_outbox *ev);

@@ -28,7 +28,8 @@ OFFS(idem, AT(idem, principal), AT(idem, key), AT(idem, fingerprint), AT(idem, s
      AT(idem, headers), AT(idem, body), AT(idem, owner));
 OFFS(address, AT(address, id), AT(address, customer), AT(address, body));
 OFFS(outbox, AT(outbox, id), AT(outbox, kind), AT(outbox, target), AT(outbox, headers),
-     AT(outbox, body), AT(outbox, state), AT(outbox, last_error), AT(outbox, claimed_by));
+     AT(outbox, body), AT(outbox, state), AT(outbox, last_error), AT(outbox, claimed_by),
+     AT(outbox, seq_key));
 OFFS(instance, AT(instance, id), AT(instance, host));
 OFFS(audit, AT(audit, principal), AT(audit, action), AT(audit, target),
      AT(audit, request_id), AT(audit, outcome));

@@ -187,6 +187,59 @@ static void test_order_event_same_transaction(void **state)
     store_order_free(row);
 }
 
+/* Events of one sequence (an order's webhooks) are claimed one at a time in
+ * seq order, whatever their ids and due times: a later one waits while an
+ * earlier one is pending (in flight, or failed and waiting for its retry),
+ * and goes once that one is delivered or dead. Other sequences and events
+ * without one are not held up. */
+static void test_sequence_claimed_in_order(void **state)
+{
+    struct fx *f = *state;
+    struct store_outbox e1 = event("evt_z1"), e2 = event("evt_a2"), e3 = event("evt_m3");
+    struct store_outbox other = event("evt_o1"), free_ev = event("evt_f");
+    e1.seq_key = e2.seq_key = e3.seq_key = "ord_1";
+    e1.seq = 1, e2.seq = 2, e3.seq = 3;
+    other.seq_key = "ord_2", other.seq = 1;
+    e3.next_attempt_at = e2.next_attempt_at = f->now; /* all due together */
+    assert_int_equal(store_outbox_add(f->s, &e3), 0); /* added out of order */
+    assert_int_equal(store_outbox_add(f->s, &e2), 0);
+    assert_int_equal(store_outbox_add(f->s, &e1), 0);
+    assert_int_equal(store_outbox_add(f->s, &other), 0);
+    assert_int_equal(store_outbox_add(f->s, &free_ev), 0);
+    struct store_outbox *v = NULL;
+    size_t n = 0;
+    assert_int_equal(store_outbox_claim(f->s, "webhook", "i", 30000, 10, &v, &n), 0);
+    assert_int_equal(n, 3); /* ord_1's first, ord_2's first, the free one */
+    int saw_z1 = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_string_not_equal(v[i].id, "evt_a2");
+        assert_string_not_equal(v[i].id, "evt_m3");
+        saw_z1 |= strcmp(v[i].id, "evt_z1") == 0;
+    }
+    assert_true(saw_z1);
+    store_outbox_list_free(v, n);
+    /* z1 fails: it waits for its retry, and a2 still waits behind it */
+    assert_int_equal(store_outbox_finish(f->s, "evt_z1", "i", "pending", f->now + 1000, "503"), 0);
+    assert_int_equal(store_outbox_claim(f->s, "webhook", "i", 30000, 10, &v, &n), 0);
+    assert_int_equal(n, 0);
+    f->now += 1000;
+    assert_int_equal(store_outbox_claim(f->s, "webhook", "i", 30000, 10, &v, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].id, "evt_z1");
+    store_outbox_list_free(v, n);
+    assert_int_equal(store_outbox_finish(f->s, "evt_z1", "i", "delivered", 0, NULL), 0);
+    assert_int_equal(store_outbox_claim(f->s, "webhook", "i", 30000, 10, &v, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].id, "evt_a2");
+    store_outbox_list_free(v, n);
+    /* a dead event lets the next one go */
+    assert_int_equal(store_outbox_finish(f->s, "evt_a2", "i", "dead", 0, "gone"), 0);
+    assert_int_equal(store_outbox_claim(f->s, "webhook", "i", 30000, 10, &v, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].id, "evt_m3");
+    store_outbox_list_free(v, n);
+}
+
 static void test_backoff(void **state)
 {
     (void)state;
@@ -212,6 +265,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_claim_lease_finish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_event_same_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sequence_claimed_in_order, setup, teardown),
         cmocka_unit_test(test_backoff),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
