@@ -871,6 +871,118 @@ static void test_address_and_audit_bursts_across_replicas(void **state)
     store_close(st[1]);
 }
 
+/* An outbox row whose claim's lease ran out: its old holder finishing it
+ * and another replica claiming it, at once. Exactly one of them has it:
+ * never delivered and handed out again, never both refused. */
+static _Atomic int64_t race_now = 1700000000000;
+static int64_t race_clock(void *ud)
+{
+    (void)ud;
+    return atomic_load(&race_now);
+}
+
+static int outbox_round(struct racer *r, int i)
+{
+    char id[16], kind[16];
+    snprintf(id, sizeof id, "ob%d", i);
+    snprintf(kind, sizeof kind, "k%d", i);
+    if (r->id == 0)
+        return store_outbox_finish(r->s, id, "A", "delivered", 0, NULL);
+    struct store_outbox *v = NULL;
+    size_t n = 0;
+    int rc = store_outbox_claim(r->s, kind, "B", 60000, 10, &v, &n);
+    snprintf(r->got[i], sizeof r->got[i], "%zu", n);
+    store_outbox_list_free(v, n);
+    return rc;
+}
+
+static void test_outbox_finish_or_reclaim_across_replicas(void **state)
+{
+    (void)state;
+    struct store_options o = { .now = race_clock };
+    struct store *st[2];
+    struct racer r[2];
+    open_pair("t_race_outbox", &o, st);
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        char id[16], kind[16];
+        snprintf(id, sizeof id, "ob%d", i);
+        snprintf(kind, sizeof kind, "k%d", i); /* a kind per round: one row each */
+        struct store_outbox ev = { .id = id, .kind = kind, .target = "http://127.0.0.1/",
+                                   .body = "{}" };
+        assert_ok(store_outbox_add(st[0], &ev));
+        struct store_outbox *v = NULL;
+        size_t n = 0;
+        assert_ok(store_outbox_claim(st[0], kind, "A", 1000, 10, &v, &n));
+        assert_int_equal(n, 1);
+        store_outbox_list_free(v, n);
+    }
+    atomic_fetch_add(&race_now, 2000); /* every lease of A's has ended */
+    race_pair(st, outbox_round, RACE_ROUNDS, r);
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        int finished = r[0].rc[i] == 0, claimed = strcmp(r[1].got[i], "1") == 0;
+        assert_ok(r[1].rc[i]);
+        if (!finished)
+            assert_int_equal(r[0].rc[i], AGENTD_ECONFLICT);
+        if (finished == claimed)
+            fail_msg("round %d: finished %d, claimed again %d", i, finished, claimed);
+        char id[16];
+        snprintf(id, sizeof id, "ob%d", i);
+        struct store_outbox *ev = NULL;
+        assert_ok(store_outbox_get(st[1], id, &ev));
+        assert_string_equal(ev->state, finished ? "delivered" : "pending");
+        assert_int_equal(ev->attempts, finished ? 1 : 0);
+        if (claimed)
+            assert_string_equal(ev->claimed_by, "B");
+        store_outbox_free(ev);
+    }
+    store_close(st[0]);
+    store_close(st[1]);
+}
+
+/* A session whose running turn's process stopped beating (lease over):
+ * two replicas start a turn there at once. The stale turn is failed, one
+ * new turn runs, the other replica is told the session is busy (409). */
+static int stale_claim_round(struct racer *r, int i)
+{
+    char sid[16], tid[16], me[8];
+    snprintf(sid, sizeof sid, "ss%d", i);
+    snprintf(tid, sizeof tid, "new%d-%d", i, r->id);
+    snprintf(me, sizeof me, "r%d", r->id);
+    struct store_turn t = { .id = tid, .session_id = sid, .instance = me };
+    return store_turn_begin(r->s, &t, 1000);
+}
+
+static void test_stale_turn_claimed_once_across_replicas(void **state)
+{
+    (void)state;
+    struct store_options o = { .now = race_clock };
+    struct store *st[2];
+    struct racer r[2];
+    open_pair("t_race_stale", &o, st);
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        char sid[16], tid[16];
+        snprintf(sid, sizeof sid, "ss%d", i);
+        snprintf(tid, sizeof tid, "old%d", i);
+        struct store_session v = { .id = sid, .owner = "alice", .context = "{}" };
+        assert_ok(store_session_create(st[0], &v));
+        struct store_turn t = { .id = tid, .session_id = sid, .instance = "dead" };
+        assert_ok(store_turn_begin(st[0], &t, 1000));
+    }
+    atomic_fetch_add(&race_now, 5000); /* every old turn's lease is over */
+    race_pair(st, stale_claim_round, RACE_ROUNDS, r);
+    assert_one_wins(r, RACE_ROUNDS, AGENTD_ECONFLICT, "stale claim");
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        char tid[16];
+        snprintf(tid, sizeof tid, "old%d", i);
+        struct store_turn *t = NULL;
+        assert_ok(store_turn_get(st[1], tid, &t));
+        assert_string_equal(t->state, "failed");
+        store_turn_free(t);
+    }
+    store_close(st[0]);
+    store_close(st[1]);
+}
+
 int main(void)
 {
     if (!getenv("AGENTD_TEST_PG_URL")) {
@@ -890,6 +1002,8 @@ int main(void)
         cmocka_unit_test(test_turn_adopt_once_across_replicas),
         cmocka_unit_test(test_orders_and_stock_across_replicas),
         cmocka_unit_test(test_address_and_audit_bursts_across_replicas),
+        cmocka_unit_test(test_outbox_finish_or_reclaim_across_replicas),
+        cmocka_unit_test(test_stale_turn_claimed_once_across_replicas),
         cmocka_unit_test(test_server_side_disconnect_is_survived),
         cmocka_unit_test(test_unreachable_database_is_unhealthy_then_recovers),
     };
