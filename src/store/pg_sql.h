@@ -224,6 +224,8 @@
                     "AND state = 'in_progress'")                                               \
     X(AUDIT_INSERT, "INSERT INTO audit(ts, principal, action, target, request_id, outcome, "   \
                     "count) VALUES($1, $2, $3, $4, $5, $6, $7) RETURNING id")                  \
+    X(AUDIT_LOCK, "SELECT pg_advisory_xact_lock(hashtextextended("                             \
+                  "concat_ws(chr(31), 'audit', $1::text, $2::text, $3::text), 0))")            \
     X(AUDIT_BUMP, "UPDATE audit SET count = count + $5 WHERE id = (SELECT id FROM audit "       \
                   "WHERE principal = $1 AND action = $2 AND target = $3 AND ts >= $4 "         \
                   "ORDER BY id DESC LIMIT 1) RETURNING id")                                    \

@@ -115,8 +115,15 @@ int sq_audit_bump(void *b, struct store_audit *e, int64_t since_ms)
     int rc = sq_writer_begin(q);
     if (rc)
         return rc;
-    rc = sq_run(&q->writer, ST_AUDIT_BUMP, &id, NULL, "tttii", e->principal, e->action,
-                e->target, since_ms, (int64_t)(e->count > 0 ? e->count : 1));
+    /* One row per burst: on PostgreSQL two replicas would both miss the
+     * row the other is inserting (READ COMMITTED sees no uncommitted insert)
+     * and both append; AUDIT_LOCK makes them take turns per burst (a
+     * transaction advisory lock; a no-op on SQLite's one writer). */
+    rc = sq_run(&q->writer, ST_AUDIT_LOCK, NULL, NULL, "ttt", e->principal, e->action,
+                e->target);
+    if (rc == 0)
+        rc = sq_run(&q->writer, ST_AUDIT_BUMP, &id, NULL, "tttii", e->principal, e->action,
+                    e->target, since_ms, (int64_t)(e->count > 0 ? e->count : 1));
     if (rc == AGENTD_ENOTFOUND) /* no row of this burst yet */
         rc = audit_insert(q, e, now);
     else if (rc == 0)

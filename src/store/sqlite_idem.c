@@ -40,8 +40,13 @@ static int idem_live(struct sq *q, const char *principal, const char *key, int64
     struct store_idem *v = NULL;
     size_t nv = 0;
     int rc = sq_fetch(&q->writer, ST_IDEM_GET, &idem_rows, &v, &nv, "tti", principal, key, now);
-    if (rc == 0 && nv == 0) /* cannot be: the insert just collided with a live row */
-        rc = AGENTD_ECORRUPT;
+    /* The insert just collided with a live row, yet none is there: on
+     * PostgreSQL (READ COMMITTED, each statement its own snapshot) another
+     * replica dropped it in between (an abandoned claim, a 5xx). Running the
+     * whole claim again is the clean answer (store.c retries AGENTD_EBUSY);
+     * under SQLite's one writer it cannot happen. */
+    if (rc == 0 && nv == 0)
+        rc = AGENTD_EBUSY;
     if (rc == 0)
         *existing = v;
     return rc;

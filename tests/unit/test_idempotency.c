@@ -1,5 +1,6 @@
 /* The Idempotency-Key layer (api/idempotency.c) without sockets: claims,
- * recorded replies, replays and refusals against a temp-file store. */
+ * recorded replies, replays and refusals against a temp-file store (or a
+ * PostgreSQL database: AGENTD_TEST_STORE=postgres, pg_fixture.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,9 +18,12 @@
 #include "core/metrics.h"
 #include "store/store.h"
 
+#include "pg_fixture.h"
+
 struct ctx {
     char dir[64];
     char path[128];
+    char url[256];
     struct store *st;
 };
 
@@ -34,7 +38,9 @@ static int setup(void **state)
         return -1;
     }
     snprintf(c->path, sizeof c->path, "%s/agentd.db", c->dir);
-    struct store_options o = { .url = c->path, .sync = STORE_SYNC_NORMAL };
+    if (test_store_fresh_url("idem", c->path, c->url, sizeof c->url) != 0)
+        return -1;
+    struct store_options o = { .url = c->url, .sync = STORE_SYNC_NORMAL };
     struct agentd_error err = { 0 };
     if (store_open(&o, &c->st, &err) != 0) {
         fprintf(stderr, "open: %s\n", err.msg);
@@ -268,5 +274,5 @@ int main(void)
         cmocka_unit_test(test_store_failure_refuses),
         cmocka_unit_test(test_key_syntax),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_store_run_group("idempotency", tests, sizeof tests / sizeof tests[0], NULL);
 }

@@ -1,5 +1,6 @@
 /* Store batches (store_batch_begin/end): several write calls of one job
- * in one commit, each still all-or-nothing on its own. */
+ * in one commit, each still all-or-nothing on its own. On SQLite, or on
+ * PostgreSQL with AGENTD_TEST_STORE=postgres (pg_fixture.h). */
 #define _GNU_SOURCE
 #include <ftw.h>
 #include <pthread.h>
@@ -16,18 +17,19 @@
 #include "core/err.h"
 #include "store/store.h"
 
+#include "pg_fixture.h"
+
 #define assert_ok(x) assert_int_equal((x), 0)
 
 struct ctx {
     char dir[64];
+    char url[256]; /* the same database across reopens */
     struct store *s;
 };
 
 static int open_in(struct ctx *c, int readers)
 {
-    char url[128];
-    snprintf(url, sizeof url, "%s/agentd.db", c->dir);
-    struct store_options o = { .url = url, .sync = STORE_SYNC_NORMAL, .readers = readers };
+    struct store_options o = { .url = c->url, .sync = STORE_SYNC_NORMAL, .readers = readers };
     struct agentd_error err = { 0 };
     int rc = store_open(&o, &c->s, &err);
     if (rc)
@@ -39,7 +41,11 @@ static int setup(void **state)
 {
     struct ctx *c = calloc(1, sizeof *c);
     snprintf(c->dir, sizeof c->dir, "/tmp/agentd-test-batch-XXXXXX");
-    if (!mkdtemp(c->dir) || open_in(c, 2) != 0)
+    char path[128];
+    if (!mkdtemp(c->dir))
+        return -1;
+    snprintf(path, sizeof path, "%s/agentd.db", c->dir);
+    if (test_store_fresh_url("batch", path, c->url, sizeof c->url) != 0 || open_in(c, 2) != 0)
         return -1;
     *state = c;
     return 0;
@@ -272,5 +278,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batches_of_several_threads_take_turns, setup,
                                         teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_store_run_group("store_batch", tests, sizeof tests / sizeof tests[0], NULL);
 }

@@ -431,6 +431,558 @@ static void test_session_numbers_and_claims_across_replicas(void **state)
     store_close(st[1]);
 }
 
+/* ---- read-then-write paths raced across replicas ----
+ * Each round, two replicas (two stores on one database) run one call at
+ * the same moment (a barrier per round); the test then asserts what must
+ * hold whatever the interleaving. Rounds are bounded; no timing asserted. */
+#define RACE_ROUNDS 60
+
+struct racer;
+typedef int (*race_fn)(struct racer *r, int round);
+struct racer {
+    struct store *s;
+    pthread_barrier_t *go;
+    race_fn fn;
+    int id, rounds;
+    int rc[RACE_ROUNDS * 4];
+    char got[RACE_ROUNDS * 4][32]; /* what a call read back, when it reads */
+};
+
+static void *race_thread(void *arg)
+{
+    struct racer *r = arg;
+    for (int i = 0; i < r->rounds; i++) {
+        pthread_barrier_wait(r->go);
+        r->rc[i] = r->fn(r, i);
+    }
+    return NULL;
+}
+
+/* Runs fn on both stores, rounds times, both at once each round. */
+static void race_pair(struct store *st[2], race_fn fn, int rounds, struct racer r[2])
+{
+    pthread_barrier_t go;
+    pthread_t th[2];
+    assert_true(rounds <= RACE_ROUNDS * 4);
+    pthread_barrier_init(&go, NULL, 2);
+    for (int i = 0; i < 2; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        r[i].s = st[i], r[i].go = &go, r[i].fn = fn, r[i].id = i, r[i].rounds = rounds;
+        assert_ok(pthread_create(&th[i], NULL, race_thread, &r[i]));
+    }
+    for (int i = 0; i < 2; i++)
+        assert_ok(pthread_join(th[i], NULL));
+    pthread_barrier_destroy(&go);
+}
+
+/* Each round: one racer got 0, the other `loser`. */
+static void assert_one_wins(const struct racer r[2], int rounds, int loser, const char *what)
+{
+    for (int i = 0; i < rounds; i++) {
+        int a = r[0].rc[i], b = r[1].rc[i];
+        if (!((a == 0 && b == loser) || (a == loser && b == 0)))
+            fail_msg("%s, round %d: replicas answered %d and %d (want 0 and %d)", what, i, a, b,
+                     loser);
+    }
+}
+
+static void open_pair(const char *name, struct store_options *o, struct store *st[2])
+{
+    char url[512];
+    fresh_db(name, url, sizeof url);
+    o->url = url;
+    o->readers = 2;
+    for (int i = 0; i < 2; i++) {
+        struct agentd_error err = { 0 };
+        if (store_open(o, &st[i], &err))
+            fail_msg("open: %s", err.msg);
+    }
+}
+
+#define FAR_FUTURE 4102444800000LL /* 2100 */
+
+static int idem_claim_round(struct racer *r, int i)
+{
+    char key[16], owner[16];
+    snprintf(key, sizeof key, "k%d", i);
+    snprintf(owner, sizeof owner, "r%d", r->id);
+    struct store_idem *ex = NULL;
+    int rc = store_idem_claim(r->s, "alice", key, "fp", owner, FAR_FUTURE, &ex);
+    if (rc == AGENTD_EEXIST && (!ex || !ex->owner))
+        rc = AGENTD_ECORRUPT; /* a taken key answers with the live record */
+    else if (ex)
+        snprintf(r->got[i], sizeof r->got[i], "%s", ex->owner);
+    store_idem_free(ex);
+    return rc;
+}
+
+static int idem_takeover_round(struct racer *r, int i)
+{
+    char key[16], owner[16];
+    snprintf(key, sizeof key, "k%d", i);
+    snprintf(owner, sizeof owner, "new%d", r->id);
+    return store_idem_takeover(r->s, "alice", key, "dead", owner);
+}
+
+static int idem_finish_round(struct racer *r, int i)
+{
+    char key[16], body[8];
+    snprintf(key, sizeof key, "k%d", i);
+    snprintf(body, sizeof body, "r%d", r->id);
+    return store_idem_finish(r->s, "alice", key, 201, "{}", body, strlen(body));
+}
+
+/* An Idempotency-Key claimed through two replicas at once: one runs, the
+ * other is shown the winner's claim (never a duplicate, never a 503); a
+ * dead process's claim is taken over once; a claim finishes once. */
+static void test_idempotency_claims_across_replicas(void **state)
+{
+    (void)state;
+    struct store_options o = { 0 };
+    struct store *st[2];
+    struct racer r[2];
+    open_pair("t_race_idem", &o, st);
+    race_pair(st, idem_claim_round, RACE_ROUNDS, r);
+    assert_one_wins(r, RACE_ROUNDS, AGENTD_EEXIST, "claim");
+    for (int i = 0; i < RACE_ROUNDS; i++) { /* the loser saw the winner's claim */
+        int loser = r[0].rc[i] == 0;
+        assert_string_equal(r[loser].got[i], loser ? "r0" : "r1");
+    }
+    /* every claim now "dead"'s: two replicas take each over at once */
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        assert_ok(store_idem_takeover(st[0], "alice", key, r[0].rc[i] == 0 ? "r0" : "r1",
+                                      "dead"));
+    }
+    race_pair(st, idem_takeover_round, RACE_ROUNDS, r);
+    assert_one_wins(r, RACE_ROUNDS, AGENTD_ENOTFOUND, "takeover");
+    race_pair(st, idem_finish_round, RACE_ROUNDS, r);
+    assert_one_wins(r, RACE_ROUNDS, AGENTD_ENOTFOUND, "finish");
+    for (int i = 0; i < RACE_ROUNDS; i++) { /* the stored reply is the one that won */
+        char key[16];
+        struct store_idem *ex = NULL;
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(store_idem_begin(st[1], "alice", key, "fp", FAR_FUTURE, &ex),
+                         AGENTD_EEXIST);
+        assert_string_equal(ex->state, STORE_IDEM_DONE);
+        assert_string_equal(ex->body, r[0].rc[i] == 0 ? "r0" : "r1");
+        store_idem_free(ex);
+    }
+    store_close(st[0]);
+    store_close(st[1]);
+}
+
+/* Both replicas claim one key and let it go (a 5xx drops the claim) over
+ * and over: a claim that collides with a claim being dropped meanwhile is
+ * a clean answer (run, or in progress), never an error. */
+static int idem_claim_drop_round(struct racer *r, int i)
+{
+    (void)i;
+    struct store_idem *ex = NULL;
+    int rc = store_idem_begin(r->s, "alice", "hot", "fp", FAR_FUTURE, &ex);
+    store_idem_free(ex);
+    if (rc == 0)
+        rc = store_idem_abandon(r->s, "alice", "hot");
+    return rc == AGENTD_EEXIST ? 0 : rc;
+}
+
+static void test_idempotency_claim_while_dropped_across_replicas(void **state)
+{
+    (void)state;
+    struct store_options o = { 0 };
+    struct store *st[2];
+    struct racer r[2];
+    open_pair("t_race_idem_drop", &o, st);
+    race_pair(st, idem_claim_drop_round, RACE_ROUNDS * 4, r);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < RACE_ROUNDS * 4; i++)
+            if (r[k].rc[i])
+                fail_msg("replica %d, round %d: %d", k, i, r[k].rc[i]);
+    store_close(st[0]);
+    store_close(st[1]);
+}
+
+/* Quotas hold exactly across replicas: sessions and idempotency records
+ * (claims and A2A accepts alike) of one principal never pass the cap. */
+#define QUOTA_CAP 25
+
+static int quota_round(struct racer *r, int i)
+{
+    char id[32];
+    snprintf(id, sizeof id, "q%d-%d", r->id, i);
+    if (i % 3 == 0) {
+        struct store_session v = { .id = id, .owner = "alice", .context = "{}" };
+        return store_session_create(r->s, &v);
+    }
+    struct store_idem *ex = NULL;
+    int rc;
+    if (i % 3 == 1) {
+        rc = store_idem_begin(r->s, "alice", id, "fp", FAR_FUTURE, &ex);
+    } else {
+        char ctx[40];
+        snprintf(ctx, sizeof ctx, "ctx-%s", id);
+        struct store_session ses = { .id = ctx, .owner = ctx, .context = "{}" }; /* its own cap */
+        struct store_task t = { .id = id, .context_id = ctx, .owner = "alice",
+                                .state = "working", .artifacts = "[]" };
+        struct store_task_accept a = { .principal = "alice", .key = id, .fingerprint = "fp",
+                                       .expires_at = FAR_FUTURE, .session = &ses, .task = &t };
+        rc = store_task_accept(r->s, &a, &ex);
+    }
+    store_idem_free(ex);
+    return rc;
+}
+
+static void test_quotas_exact_across_replicas(void **state)
+{
+    (void)state;
+    struct store_options o = { .quota_sessions = QUOTA_CAP, .quota_idempotency_keys = QUOTA_CAP };
+    struct store *st[2];
+    struct racer r[2];
+    open_pair("t_race_quota", &o, st);
+    race_pair(st, quota_round, RACE_ROUNDS, r);
+    int ok[2] = { 0, 0 }; /* sessions, idempotency records */
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < RACE_ROUNDS; i++) {
+            if (r[k].rc[i] == 0)
+                ok[i % 3 != 0]++;
+            else if (r[k].rc[i] != AGENTD_EQUOTA)
+                fail_msg("replica %d, round %d: %d", k, i, r[k].rc[i]);
+        }
+    /* 40 session tries and 80 record tries against caps of 25 */
+    assert_int_equal(ok[0], QUOTA_CAP);
+    assert_int_equal(ok[1], QUOTA_CAP);
+    store_close(st[0]);
+    store_close(st[1]);
+}
+
+/* One A2A messageId accepted through two replicas at once: one task (and
+ * its new context), the other replica shown the winner's task. */
+static int accept_round(struct racer *r, int i)
+{
+    char key[16], ctx[24], task[24];
+    snprintf(key, sizeof key, "m%d", i);
+    snprintf(ctx, sizeof ctx, "ctx%d-%d", i, r->id);
+    snprintf(task, sizeof task, "task%d-%d", i, r->id);
+    struct store_session ses = { .id = ctx, .owner = "alice", .context = "{}" };
+    struct store_task t = { .id = task, .context_id = ctx, .owner = "alice", .state = "working",
+                            .artifacts = "[]" };
+    struct store_task_accept a = { .principal = "alice", .key = key, .fingerprint = "fp",
+                                   .expires_at = FAR_FUTURE, .session = &ses, .task = &t };
+    struct store_idem *ex = NULL;
+    int rc = store_task_accept(r->s, &a, &ex);
+    if (rc == AGENTD_EEXIST && !ex)
+        rc = AGENTD_ECORRUPT; /* the key's record is due, not "an id is taken" */
+    else if (ex)
+        snprintf(r->got[i], sizeof r->got[i], "%s", ex->body);
+    store_idem_free(ex);
+    return rc;
+}
+
+static void test_task_accept_once_across_replicas(void **state)
+{
+    (void)state;
+    struct store_options o = { 0 };
+    struct store *st[2];
+    struct racer r[2];
+    open_pair("t_race_accept", &o, st);
+    race_pair(st, accept_round, RACE_ROUNDS, r);
+    assert_one_wins(r, RACE_ROUNDS, AGENTD_EEXIST, "accept");
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        int winner = r[0].rc[i] == 0 ? 0 : 1;
+        char task[24], ctx[24];
+        snprintf(task, sizeof task, "task%d-%d", i, winner);
+        assert_string_equal(r[!winner].got[i], task);
+        struct store_task *t = NULL;
+        snprintf(task, sizeof task, "task%d-%d", i, !winner);
+        assert_int_equal(store_task_get(st[0], task, &t), AGENTD_ENOTFOUND);
+        struct store_session *ses = NULL; /* the loser's context was not kept either */
+        snprintf(ctx, sizeof ctx, "ctx%d-%d", i, !winner);
+        assert_int_equal(store_session_get(st[0], ctx, &ses), AGENTD_ENOTFOUND);
+    }
+    store_close(st[0]);
+    store_close(st[1]);
+}
+
+/* A dead process's running turn adopted by two replicas at once: one
+ * adopts it, the other is told it moved on (409). */
+static int adopt_round(struct racer *r, int i)
+{
+    char tid[16], me[8];
+    snprintf(tid, sizeof tid, "at%d", i);
+    snprintf(me, sizeof me, "r%d", r->id);
+    return store_turn_adopt(r->s, tid, "dead", me);
+}
+
+static void test_turn_adopt_once_across_replicas(void **state)
+{
+    (void)state;
+    struct store_options o = { 0 };
+    struct store *st[2];
+    struct racer r[2];
+    open_pair("t_race_adopt", &o, st);
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        char sid[16], tid[16];
+        snprintf(sid, sizeof sid, "as%d", i);
+        snprintf(tid, sizeof tid, "at%d", i);
+        struct store_session v = { .id = sid, .owner = "alice", .context = "{}" };
+        assert_ok(store_session_create(st[0], &v));
+        struct store_turn t = { .id = tid, .session_id = sid, .instance = "dead" };
+        assert_ok(store_turn_begin(st[0], &t, 60000));
+    }
+    race_pair(st, adopt_round, RACE_ROUNDS, r);
+    assert_one_wins(r, RACE_ROUNDS, AGENTD_ECONFLICT, "adopt");
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        char tid[16];
+        snprintf(tid, sizeof tid, "at%d", i);
+        struct store_turn *t = NULL;
+        assert_ok(store_turn_get(st[1], tid, &t));
+        assert_string_equal(t->instance, r[0].rc[i] == 0 ? "r0" : "r1");
+        store_turn_free(t);
+    }
+    store_close(st[0]);
+    store_close(st[1]);
+}
+
+/* Orders through two replicas: the last unit of a product sold once, and
+ * one checkout completed once. */
+static int last_unit_round(struct racer *r, int i)
+{
+    char co[24], ord[24], product[16];
+    snprintf(co, sizeof co, "co%d-%d", i, r->id);
+    snprintf(ord, sizeof ord, "ord%d-%d", i, r->id);
+    snprintf(product, sizeof product, "P%d", i);
+    struct store_order o = { .id = ord, .checkout_id = co, .owner = "alice", .document = "{}" };
+    struct store_stock_line take[] = { { product, 1 }, { "PLENTY", 1 } };
+    return store_order_create(r->s, &o, 1, "completed", "{}", take, 2);
+}
+
+static int same_checkout_round(struct racer *r, int i)
+{
+    char co[24], ord[24];
+    snprintf(co, sizeof co, "same%d", i);
+    snprintf(ord, sizeof ord, "sord%d-%d", i, r->id);
+    struct store_order o = { .id = ord, .checkout_id = co, .owner = "alice", .document = "{}" };
+    struct store_stock_line take[] = { { "PLENTY", 1 } };
+    return store_order_create(r->s, &o, 1, "completed", "{}", take, 1);
+}
+
+static void test_orders_and_stock_across_replicas(void **state)
+{
+    (void)state;
+    struct store_options o = { 0 };
+    struct store *st[2];
+    struct racer r[2];
+    open_pair("t_race_orders", &o, st);
+    struct store_stock_line plenty[] = { { "PLENTY", 1000 } };
+    assert_ok(store_stock_seed(st[0], plenty, 1, 0));
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "P%d", i);
+        struct store_stock_line one[] = { { id, 1 } };
+        assert_ok(store_stock_seed(st[0], one, 1, 0));
+        for (int k = 0; k < 3; k++) {
+            if (k < 2)
+                snprintf(id, sizeof id, "co%d-%d", i, k);
+            else
+                snprintf(id, sizeof id, "same%d", i);
+            struct store_checkout co = { .id = id, .owner = "alice", .status = "incomplete",
+                                         .document = "{}" };
+            assert_ok(store_checkout_create(st[0], &co));
+        }
+    }
+    race_pair(st, last_unit_round, RACE_ROUNDS, r);
+    assert_one_wins(r, RACE_ROUNDS, AGENTD_ESTOCK, "last unit");
+    race_pair(st, same_checkout_round, RACE_ROUNDS, r);
+    assert_one_wins(r, RACE_ROUNDS, AGENTD_ECONFLICT, "same checkout");
+    int64_t left = -1;
+    assert_ok(store_stock_get(st[1], "PLENTY", &left));
+    assert_int_equal(left, 1000 - 2 * RACE_ROUNDS); /* one unit per order placed */
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "P%d", i);
+        assert_ok(store_stock_get(st[1], id, &left));
+        assert_int_equal(left, 0);
+        struct store_order *ord = NULL;
+        snprintf(id, sizeof id, "sord%d-%d", i, r[0].rc[i] == 0 ? 1 : 0);
+        assert_int_equal(store_order_get(st[1], id, &ord), AGENTD_ENOTFOUND);
+    }
+    store_close(st[0]);
+    store_close(st[1]);
+}
+
+/* An address saved through two replicas at once: saved once, the first
+ * body kept, neither call failing. An audit burst bumped through two
+ * replicas at once: one row, every event counted. */
+static int address_round(struct racer *r, int i)
+{
+    char id[16], body[16];
+    snprintf(id, sizeof id, "addr%d", i);
+    snprintf(body, sizeof body, "sealed-%d", r->id);
+    return store_address_save(r->s, id, "john@example.com", body);
+}
+
+static int audit_round(struct racer *r, int i)
+{
+    char target[16];
+    snprintf(target, sizeof target, "10.0.0.%d", i);
+    struct store_audit a = { .principal = "anonymous", .action = "auth.fail", .target = target,
+                             .request_id = "r", .outcome = "denied", .count = 1 + r->id };
+    return store_audit_bump(r->s, &a, 0);
+}
+
+static void test_address_and_audit_bursts_across_replicas(void **state)
+{
+    (void)state;
+    struct store_options o = { 0 };
+    struct store *st[2];
+    struct racer r[2];
+    open_pair("t_race_rows", &o, st);
+    race_pair(st, address_round, RACE_ROUNDS, r);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < RACE_ROUNDS; i++)
+            assert_int_equal(r[k].rc[i], 0);
+    struct store_address *addr = NULL;
+    size_t n = 0;
+    assert_ok(store_address_list(st[1], "john@example.com", 1000, &addr, &n));
+    assert_int_equal(n, RACE_ROUNDS);
+    store_address_list_free(addr, n);
+
+    race_pair(st, audit_round, RACE_ROUNDS, r);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < RACE_ROUNDS; i++)
+            assert_int_equal(r[k].rc[i], 0);
+    struct store_audit *rows = NULL;
+    struct store_audit_query q = { .principal = "anonymous" };
+    assert_ok(store_audit_list(st[1], &q, &rows, &n));
+    int dup = 0;
+    int64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += rows[i].count;
+        for (size_t j = 0; j < i; j++)
+            dup += strcmp(rows[i].target, rows[j].target) == 0;
+    }
+    store_audit_list_free(rows, n);
+    assert_int_equal(total, 3 * RACE_ROUNDS); /* 1 + 2 per burst: nothing lost */
+    if (dup)
+        fail_msg("%d bursts were split into two rows", dup);
+    assert_int_equal(n, RACE_ROUNDS);
+    store_close(st[0]);
+    store_close(st[1]);
+}
+
+/* An outbox row whose claim's lease ran out: its old holder finishing it
+ * and another replica claiming it, at once. Exactly one of them has it:
+ * never delivered and handed out again, never both refused. */
+static _Atomic int64_t race_now = 1700000000000;
+static int64_t race_clock(void *ud)
+{
+    (void)ud;
+    return atomic_load(&race_now);
+}
+
+static int outbox_round(struct racer *r, int i)
+{
+    char id[16], kind[16];
+    snprintf(id, sizeof id, "ob%d", i);
+    snprintf(kind, sizeof kind, "k%d", i);
+    if (r->id == 0)
+        return store_outbox_finish(r->s, id, "A", "delivered", 0, NULL);
+    struct store_outbox *v = NULL;
+    size_t n = 0;
+    int rc = store_outbox_claim(r->s, kind, "B", 60000, 10, &v, &n);
+    snprintf(r->got[i], sizeof r->got[i], "%zu", n);
+    store_outbox_list_free(v, n);
+    return rc;
+}
+
+static void test_outbox_finish_or_reclaim_across_replicas(void **state)
+{
+    (void)state;
+    struct store_options o = { .now = race_clock };
+    struct store *st[2];
+    struct racer r[2];
+    open_pair("t_race_outbox", &o, st);
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        char id[16], kind[16];
+        snprintf(id, sizeof id, "ob%d", i);
+        snprintf(kind, sizeof kind, "k%d", i); /* a kind per round: one row each */
+        struct store_outbox ev = { .id = id, .kind = kind, .target = "http://127.0.0.1/",
+                                   .body = "{}" };
+        assert_ok(store_outbox_add(st[0], &ev));
+        struct store_outbox *v = NULL;
+        size_t n = 0;
+        assert_ok(store_outbox_claim(st[0], kind, "A", 1000, 10, &v, &n));
+        assert_int_equal(n, 1);
+        store_outbox_list_free(v, n);
+    }
+    atomic_fetch_add(&race_now, 2000); /* every lease of A's has ended */
+    race_pair(st, outbox_round, RACE_ROUNDS, r);
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        int finished = r[0].rc[i] == 0, claimed = strcmp(r[1].got[i], "1") == 0;
+        assert_ok(r[1].rc[i]);
+        if (!finished)
+            assert_int_equal(r[0].rc[i], AGENTD_ECONFLICT);
+        if (finished == claimed)
+            fail_msg("round %d: finished %d, claimed again %d", i, finished, claimed);
+        char id[16];
+        snprintf(id, sizeof id, "ob%d", i);
+        struct store_outbox *ev = NULL;
+        assert_ok(store_outbox_get(st[1], id, &ev));
+        assert_string_equal(ev->state, finished ? "delivered" : "pending");
+        assert_int_equal(ev->attempts, finished ? 1 : 0);
+        if (claimed)
+            assert_string_equal(ev->claimed_by, "B");
+        store_outbox_free(ev);
+    }
+    store_close(st[0]);
+    store_close(st[1]);
+}
+
+/* A session whose running turn's process stopped beating (lease over):
+ * two replicas start a turn there at once. The stale turn is failed, one
+ * new turn runs, the other replica is told the session is busy (409). */
+static int stale_claim_round(struct racer *r, int i)
+{
+    char sid[16], tid[16], me[8];
+    snprintf(sid, sizeof sid, "ss%d", i);
+    snprintf(tid, sizeof tid, "new%d-%d", i, r->id);
+    snprintf(me, sizeof me, "r%d", r->id);
+    struct store_turn t = { .id = tid, .session_id = sid, .instance = me };
+    return store_turn_begin(r->s, &t, 1000);
+}
+
+static void test_stale_turn_claimed_once_across_replicas(void **state)
+{
+    (void)state;
+    struct store_options o = { .now = race_clock };
+    struct store *st[2];
+    struct racer r[2];
+    open_pair("t_race_stale", &o, st);
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        char sid[16], tid[16];
+        snprintf(sid, sizeof sid, "ss%d", i);
+        snprintf(tid, sizeof tid, "old%d", i);
+        struct store_session v = { .id = sid, .owner = "alice", .context = "{}" };
+        assert_ok(store_session_create(st[0], &v));
+        struct store_turn t = { .id = tid, .session_id = sid, .instance = "dead" };
+        assert_ok(store_turn_begin(st[0], &t, 1000));
+    }
+    atomic_fetch_add(&race_now, 5000); /* every old turn's lease is over */
+    race_pair(st, stale_claim_round, RACE_ROUNDS, r);
+    assert_one_wins(r, RACE_ROUNDS, AGENTD_ECONFLICT, "stale claim");
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        char tid[16];
+        snprintf(tid, sizeof tid, "old%d", i);
+        struct store_turn *t = NULL;
+        assert_ok(store_turn_get(st[1], tid, &t));
+        assert_string_equal(t->state, "failed");
+        store_turn_free(t);
+    }
+    store_close(st[0]);
+    store_close(st[1]);
+}
+
 int main(void)
 {
     if (!getenv("AGENTD_TEST_PG_URL")) {
@@ -443,6 +995,15 @@ int main(void)
         cmocka_unit_test(test_checkout_cas_across_replicas),
         cmocka_unit_test(test_one_principal_through_two_replicas),
         cmocka_unit_test(test_session_numbers_and_claims_across_replicas),
+        cmocka_unit_test(test_idempotency_claims_across_replicas),
+        cmocka_unit_test(test_idempotency_claim_while_dropped_across_replicas),
+        cmocka_unit_test(test_quotas_exact_across_replicas),
+        cmocka_unit_test(test_task_accept_once_across_replicas),
+        cmocka_unit_test(test_turn_adopt_once_across_replicas),
+        cmocka_unit_test(test_orders_and_stock_across_replicas),
+        cmocka_unit_test(test_address_and_audit_bursts_across_replicas),
+        cmocka_unit_test(test_outbox_finish_or_reclaim_across_replicas),
+        cmocka_unit_test(test_stale_turn_claimed_once_across_replicas),
         cmocka_unit_test(test_server_side_disconnect_is_survived),
         cmocka_unit_test(test_unreachable_database_is_unhealthy_then_recovers),
     };

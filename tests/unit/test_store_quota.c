@@ -1,4 +1,5 @@
-/* Per-principal storage quotas in the SQLite store: a session or an
+/* Per-principal storage quotas in the store (SQLite, or PostgreSQL with
+ * AGENTD_TEST_STORE=postgres): a session or an
  * idempotency record over the cap is AGENTD_EQUOTA and stores nothing;
  * other principals, replays of a held key and freed rows are unaffected. */
 #define _XOPEN_SOURCE 700
@@ -15,6 +16,8 @@
 #include "core/err.h"
 #include "store/store.h"
 
+#include "pg_fixture.h"
+
 static int64_t fake_now = 1700000000000;
 static int64_t clock_fake(void *ud)
 {
@@ -24,6 +27,7 @@ static int64_t clock_fake(void *ud)
 
 struct ctx {
     char dir[128];
+    char path[256];
     char url[256];
     struct store *s;
 };
@@ -34,7 +38,9 @@ static int setup(void **state)
     snprintf(c->dir, sizeof c->dir, "/tmp/agentd-test-quota-XXXXXX");
     if (!mkdtemp(c->dir))
         return -1;
-    snprintf(c->url, sizeof c->url, "%s/agentd.db", c->dir);
+    snprintf(c->path, sizeof c->path, "%s/agentd.db", c->dir);
+    if (test_store_fresh_url("quota", c->path, c->url, sizeof c->url) != 0)
+        return -1;
     struct store_options o = { .url = c->url, .quota_sessions = 2, .quota_idempotency_keys = 3,
                                .session_ttl_ms = 60000, .now = clock_fake };
     struct agentd_error err = { 0 };
@@ -127,5 +133,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idempotency_per_principal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_frees_places, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_store_run_group("store_quota", tests, sizeof tests / sizeof tests[0], NULL);
 }
