@@ -708,9 +708,17 @@ static int open_migrate(struct sq *q, struct agentd_error *e)
 /* SQLite's global memory statistics (sqlite3_memory_used and friends, which
  * agentd never reads) take one process-wide mutex on every allocation of
  * every connection; off before SQLite initialises (after, sqlite3_config
- * refuses and they stay on: only slower). */
+ * refuses and they stay on: only slower). The statement journal stays in
+ * memory: a group commit's every write after its first runs in a savepoint
+ * that copies the pages earlier writes dirtied there, and past the default
+ * 64 KiB that went to a temporary file (an open, a pwrite per page). It
+ * holds one write's pages at most: released with its savepoint. */
 static pthread_once_t sqlite_config_once = PTHREAD_ONCE_INIT;
-static void sqlite_config(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+static void sqlite_config(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, -1);
+}
 
 int sq_open(const struct store_options *opt, void **out, struct agentd_error *e)
 {
