@@ -708,9 +708,23 @@ static int open_migrate(struct sq *q, struct agentd_error *e)
 /* SQLite's global memory statistics (sqlite3_memory_used and friends, which
  * agentd never reads) take one process-wide mutex on every allocation of
  * every connection; off before SQLite initialises (after, sqlite3_config
- * refuses and they stay on: only slower). */
+ * refuses and they stay on: only slower). The statement journal stays in
+ * memory: a group commit's every write after its first runs in a savepoint
+ * that copies the pages earlier writes dirtied there, and past the default
+ * 64 KiB that went to a temporary file (an open, a pwrite per page). It
+ * holds one write's pages at most: released with its savepoint. No first
+ * bulk allocation for a page cache (SQLITE_CONFIG_PAGECACHE 0: pages one
+ * at a time): every INSERT ... RETURNING opens an ephemeral table with a
+ * page cache of its own, and its 20-page block (~85 KiB), freed at the
+ * statement's end, made glibc trim a worker's arena (madvise) and fault the
+ * memory back in on the next one. */
 static pthread_once_t sqlite_config_once = PTHREAD_ONCE_INIT;
-static void sqlite_config(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+static void sqlite_config(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, -1);
+    sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
+}
 
 int sq_open(const struct store_options *opt, void **out, struct agentd_error *e)
 {

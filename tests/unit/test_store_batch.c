@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include "core/err.h"
 #include "store/store.h"
@@ -261,10 +262,65 @@ static void test_batches_of_several_threads_take_turns(void **state)
         }
 }
 
+/* SQLite's temporary files (the statement journal among them) open as
+ * /<tmp>/etilqs_*, unlinked at once: seen only among the open fds. */
+static int open_temp_files(void)
+{
+    char link[64], target[512];
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++) {
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t len = readlink(link, target, sizeof target - 1);
+        if (len <= 0)
+            continue;
+        target[len] = '\0';
+        n += strstr(target, "etilqs_") != NULL;
+    }
+    return n;
+}
+
+/* A batch's later writes each run in a savepoint, which copies every page
+ * an earlier write of the batch dirtied into the statement journal before
+ * changing it. That journal must stay in memory: once it passed SQLite's
+ * default 64 KiB it went to a temporary file (an open, a pwrite per page,
+ * never truncated until the commit), most of the extra writes of a busy
+ * group commit. */
+static void test_the_statement_journal_stays_in_memory(void **state)
+{
+    struct ctx *c = *state;
+    size_t big = 256 * 1024;
+    char *ctx1 = malloc(big + 16), *ctx2 = malloc(big + 16);
+    assert_non_null(ctx1);
+    assert_non_null(ctx2);
+    snprintf(ctx1, 16, "{\"a\":\"");
+    memset(ctx1 + 6, 'x', big);
+    strcpy(ctx1 + 6 + big, "\"}");
+    strcpy(ctx2, ctx1);
+    memset(ctx2 + 6, 'y', big);
+    assert_int_equal(store_batch_begin(c->s), 1);
+    struct store_session v = { .id = "big", .owner = "alice", .context = ctx1 };
+    assert_ok(store_session_create(c->s, &v)); /* opens the transaction */
+    make_session(c->s, "s1");                  /* a savepoint: the batch is under way */
+    /* rewrites the ~64 overflow pages the first write dirtied */
+    assert_ok(store_session_update(c->s, "big", ctx2));
+    assert_ok(store_session_update(c->s, "big", ctx1));
+    int temp_files = open_temp_files();
+    assert_ok(store_batch_end(c->s));
+    assert_int_equal(temp_files, 0);
+    struct store_session *got = NULL;
+    assert_ok(store_session_get(c->s, "big", &got));
+    assert_string_equal(got->context, ctx1);
+    store_session_free(got);
+    free(ctx1);
+    free(ctx2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_writes_commit_together_at_the_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_statement_journal_stays_in_memory, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_write_leaves_nothing_of_itself, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_first_write_leaves_nothing_either, setup,
