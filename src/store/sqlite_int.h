@@ -11,6 +11,8 @@
 
 #include <sqlite3.h>
 
+struct metric_child;
+
 #include "store/backend.h"
 #include "store/sqlite_sql.h"
 
@@ -31,6 +33,7 @@ struct conn {
     pthread_mutex_t mu;
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
+    struct metric_child *statements; /* the writer's: statements it ran; readers NULL */
 };
 
 /* One write that rode another thread's commit (group commit, sqlite.c):
