@@ -64,6 +64,19 @@ static int turn_missed(struct sq *q, const char *id, int64_t now)
 /* The claim, in one write transaction (so it holds across processes
  * sharing the file): a running turn of the session whose lease ran out is
  * failed, then the insert happens only if no running turn is left. */
+/* Inside a write transaction: the running turn id's heartbeat at now and
+ * whether it was asked to stop (*flag); AGENTD_ENOTFOUND when it does not
+ * run. SQLite: a read, then a plain UPDATE (sqlite_int.h). */
+static int turn_heartbeat(struct sq *q, const char *id, int64_t now, int64_t *flag)
+{
+#if SQ_PLAIN_WRITES
+    int rc = sq_run(&q->writer, ST_TURN_INTERRUPT_REQUESTED, flag, NULL, "t", id);
+    return rc ? rc : sq_run(&q->writer, ST_TURN_HEARTBEAT, NULL, NULL, "ti", id, now);
+#else
+    return sq_run(&q->writer, ST_TURN_HEARTBEAT, flag, NULL, "ti", id, now);
+#endif
+}
+
 int sq_turn_begin(void *b, struct store_turn *t, int64_t lease_ms)
 {
     struct sq *q = b;
@@ -80,6 +93,12 @@ int sq_turn_begin(void *b, struct store_turn *t, int64_t lease_ms)
     if (rc == 0 && lease_ms > 0)
         rc = sq_run(&q->writer, ST_TURN_EXPIRE_STALE, NULL, NULL, "tii", t->session_id, now,
                     now - lease_ms);
+#if SQ_PLAIN_WRITES /* a running turn left fails the claim: a check, then a plain insert */
+    if (rc == 0) {
+        rc = sq_run(&q->writer, ST_SESSION_RUNNING, &one, NULL, "t", t->session_id);
+        rc = rc == 0 ? AGENTD_ECONFLICT : rc == AGENTD_ENOTFOUND ? 0 : rc;
+    }
+#endif
     if (rc == 0)
         rc = sq_run(&q->writer, ST_TURN_CLAIM, NULL, &changed, "ttitt", t->id, t->session_id, now,
                     t->instance, t->input);
@@ -177,9 +196,20 @@ static int events_insert(struct sq *q, const struct store_event *v, size_t n, in
         const char *prev = i ? v[i - 1].session_id : touched;
         if (!prev || strcmp(v[i].session_id, prev) != 0)
             rc = sq_session_touch(q, v[i].session_id, NULL, now);
+#if SQ_PLAIN_WRITES /* plain inserts (sqlite_int.h): a run's first seq looked
+                      up, the rest counted on (the writer is ours) */
+        if (rc == 0 && i && strcmp(v[i].session_id, v[i - 1].session_id) == 0)
+            seq[i] = seq[i - 1] + 1;
+        else if (rc == 0)
+            rc = sq_run(&q->writer, ST_EVENT_NEXT_SEQ, &seq[i], NULL, "t", v[i].session_id);
+        if (rc == 0)
+            rc = sq_run(&q->writer, ST_EVENT_INSERT, NULL, NULL, "tittti", v[i].session_id,
+                        seq[i], v[i].turn_id, v[i].type, v[i].data, now);
+#else
         if (rc == 0)
             rc = sq_run(&q->writer, ST_EVENT_INSERT, &seq[i], NULL, "tttti", v[i].session_id,
                         v[i].turn_id, v[i].type, v[i].data, now);
+#endif
     }
     return rc;
 }
@@ -266,7 +296,7 @@ static int turn_record_tx(struct sq *q, const struct store_checkpoint *cp,
         rc = sq_run(&q->writer, ST_CHECKPOINT_INSERT, NULL, NULL, "titti", cp->turn_id, cp->step,
                     cp->kind, cp->payload, now);
     if (rc == 0 && !running) { /* the heartbeat, and whether the turn still runs */
-        rc = sq_run(&q->writer, ST_TURN_HEARTBEAT, &flag, NULL, "ti", cp->turn_id, now);
+        rc = turn_heartbeat(q, cp->turn_id, now, &flag);
         if (rc == AGENTD_ENOTFOUND)
             rc = AGENTD_ECONFLICT;
     }
@@ -367,7 +397,7 @@ int sq_turn_step(void *b, const char *turn_id, const char *principal, const char
         return rc;
     rc = usage_add_tx(q, turn_id, principal, model, u, now);
     if (rc == 0) { /* the turn is there (the usage found it): a miss is a finish */
-        rc = sq_run(&q->writer, ST_TURN_HEARTBEAT, &flag, NULL, "ti", turn_id, now);
+        rc = turn_heartbeat(q, turn_id, now, &flag);
         if (rc == AGENTD_ENOTFOUND) {
             running = 0;
             rc = 0;
@@ -398,7 +428,7 @@ int sq_turn_step_record(void *b, const char *turn_id, const char *principal,
         return rc;
     rc = usage_add_tx(q, turn_id, principal, model, u, now);
     if (rc == 0) {
-        rc = sq_run(&q->writer, ST_TURN_HEARTBEAT, &flag, NULL, "ti", turn_id, now);
+        rc = turn_heartbeat(q, turn_id, now, &flag);
         if (rc == AGENTD_ENOTFOUND) {
             running = 0;
             rc = 0;
