@@ -281,6 +281,22 @@ static const struct migration migrations[] = {
           "  started_at INTEGER NOT NULL,"
           "  heartbeat_at INTEGER NOT NULL"
           ");" },
+    /* 14 is A2A's (tasks). checkpoints' kind CHECK as comparisons: SQLite
+     * builds a temporary table for an IN list on every INSERT (two a turn);
+     * the table is rebuilt the documented way (nothing references it).
+     * PostgreSQL's IN costs nothing: no 15 there. */
+    { 15, "CREATE TABLE checkpoints_v15 ("
+          "  turn_id TEXT NOT NULL REFERENCES turns(id) ON DELETE CASCADE,"
+          "  step INTEGER NOT NULL,"
+          "  kind TEXT NOT NULL CHECK (kind = 'user_message' OR kind = 'llm_reply' OR "
+          "    kind = 'tool_result'),"
+          "  payload TEXT NOT NULL,"
+          "  created_at INTEGER NOT NULL,"
+          "  PRIMARY KEY (turn_id, step)) WITHOUT ROWID;"
+          "INSERT INTO checkpoints_v15(turn_id, step, kind, payload, created_at) "
+          "  SELECT turn_id, step, kind, payload, created_at FROM checkpoints;"
+          "DROP TABLE checkpoints;"
+          "ALTER TABLE checkpoints_v15 RENAME TO checkpoints;" },
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
