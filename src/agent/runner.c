@@ -19,6 +19,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/failpoint.h"
+#include "core/jsondump.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/reqid.h"
@@ -168,7 +169,7 @@ static void evs_add(struct evs *e, const struct turn *t, const char *type, json_
 {
     if (!data)
         return;
-    char *text = json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(BUDGET_JSON_PRECISION));
+    char *text = jsondump(data, JSON_COMPACT | JSON_REAL_PRECISION(BUDGET_JSON_PRECISION), NULL);
     json_decref(data);
     if (!text)
         return;
@@ -233,7 +234,7 @@ static int conv_add(struct turn *t, const char *text, const json_t *json)
 {
     if (t->conv_text) {
         char *own = NULL;
-        if (!text && !(text = own = json_dumps(json, JSON_COMPACT)))
+        if (!text && !(text = own = jsondump(json, JSON_COMPACT, NULL)))
             return AGENTD_ENOMEM;
         if (t->conv_closed) { /* the model call that read it is over */
             t->conv.data[--t->conv.len] = '\0';
@@ -270,7 +271,7 @@ struct step_usage {
 static int record_step(struct store *st, struct turn *t, const char *kind, const json_t *msg,
                        struct evs *e, struct step_usage *su)
 {
-    char *text = json_dumps(msg, JSON_COMPACT);
+    char *text = jsondump(msg, JSON_COMPACT, NULL);
     if (!text) {
         if (su) /* the call is paid for all the same */
             store_turn_step(st, t->turn_id, t->owner, su->model, su->u, NULL);
@@ -370,7 +371,7 @@ static int save_context(struct store *st, struct turn *t)
     json_t *ctx = json_is_object(t->ctx) ? json_incref(t->ctx) : json_object();
     if (t->tctx.checkout_id)
         json_object_set_new(ctx, "checkout_id", json_string(t->tctx.checkout_id));
-    char *text = json_dumps(ctx, JSON_COMPACT);
+    char *text = jsondump(ctx, JSON_COMPACT, NULL);
     json_decref(t->ctx);
     t->ctx = ctx;
     int rc = text ? store_session_update(st, t->session_id, text) : AGENTD_ENOMEM;
@@ -419,7 +420,7 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
         if (t->tctx.checkout_id && (!before || strcmp(before, t->tctx.checkout_id) != 0))
             rc = save_context(st, t);
         free(before);
-        char *content = result ? json_dumps(result, JSON_COMPACT) : NULL;
+        char *content = result ? jsondump(result, JSON_COMPACT, NULL) : NULL;
         json_t *tmsg = json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id", id, "content",
                                  content ? content : "{\"error\":{\"code\":\"out_of_memory\"}}");
         free(content);
@@ -938,7 +939,7 @@ static int begin_session(struct store *st, struct turn *t)
         t->ctx = t->req_policy >= 0
                      ? json_pack("{s:s}", "busy_policy", agent_busy_policy_name(t->req_policy))
                      : json_object();
-        char *text = t->ctx ? json_dumps(t->ctx, JSON_COMPACT) : NULL;
+        char *text = t->ctx ? jsondump(t->ctx, JSON_COMPACT, NULL) : NULL;
         struct store_session s = { .id = t->session_id, .owner = t->owner, .context = text };
         rc = t->session_id && text ? store_session_create(st, &s) : AGENTD_ENOMEM;
         free(text);
@@ -993,7 +994,7 @@ static int input_data(const struct turn *t, json_t *in)
         return 0;
     if (!t->ag->keyring)
         return json_object_set(in, "data", t->data) ? AGENTD_ENOMEM : 0;
-    char *text = json_dumps(t->data, JSON_COMPACT), *sealed = NULL;
+    char *text = jsondump(t->data, JSON_COMPACT, NULL), *sealed = NULL;
     int rc = text ? seal_seal(t->ag->keyring, t->turn_id, text, strlen(text), &sealed)
                   : AGENTD_ENOMEM;
     if (text)
@@ -1021,7 +1022,7 @@ static char *turn_input(const struct turn *t)
                                                     t->action_args));
     if (t->request_id[0])
         json_object_set_new(in, "request_id", json_string(t->request_id));
-    char *text = in ? json_dumps(in, JSON_COMPACT) : NULL;
+    char *text = in ? jsondump(in, JSON_COMPACT, NULL) : NULL;
     json_decref(in);
     return text;
 }

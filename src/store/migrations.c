@@ -286,6 +286,22 @@ static const struct migration migrations[] = {
     { 14, "ALTER TABLE outbox ADD COLUMN seq_key TEXT;"
           "ALTER TABLE outbox ADD COLUMN seq INTEGER;"
           "CREATE INDEX outbox_seq ON outbox(seq_key, seq) WHERE state = 'pending';" },
+    /* checkpoints' kind CHECK as comparisons: SQLite
+     * builds a temporary table for an IN list on every INSERT (two a turn);
+     * the table is rebuilt the documented way (nothing references it).
+     * PostgreSQL's IN costs nothing: its 15 is a no-op. */
+    { 15, "CREATE TABLE checkpoints_v15 ("
+          "  turn_id TEXT NOT NULL REFERENCES turns(id) ON DELETE CASCADE,"
+          "  step INTEGER NOT NULL,"
+          "  kind TEXT NOT NULL CHECK (kind = 'user_message' OR kind = 'llm_reply' OR "
+          "    kind = 'tool_result'),"
+          "  payload TEXT NOT NULL,"
+          "  created_at INTEGER NOT NULL,"
+          "  PRIMARY KEY (turn_id, step)) WITHOUT ROWID;"
+          "INSERT INTO checkpoints_v15(turn_id, step, kind, payload, created_at) "
+          "  SELECT turn_id, step, kind, payload, created_at FROM checkpoints;"
+          "DROP TABLE checkpoints;"
+          "ALTER TABLE checkpoints_v15 RENAME TO checkpoints;" },
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

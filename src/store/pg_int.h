@@ -18,6 +18,9 @@
 #include "store/pg_sql.h"
 
 /* BUSY_TIMEOUT_MS: PostgreSQL waits on row locks itself */
+/* RETURNING and INSERT ... SELECT cost PostgreSQL no temporary table: keep
+ * them whole (sqlite_int.h) */
+#define SQ_PLAIN_WRITES 0
 #define sq_address_list pgs_address_list
 #define sq_address_list_after pgs_address_list_after
 #define sq_address_reseal pgs_address_reseal

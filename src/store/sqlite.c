@@ -88,6 +88,7 @@ static int vrun(struct conn *c, enum st id, int64_t *val, int *changes, const ch
     int rc = st_prepare(c, id, &st, fmt, ap);
     if (rc)
         return rc;
+    metric_inc(c->statements);
     int rows = 0, src;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         if (val && rows++ == 0)
@@ -343,7 +344,7 @@ void sq_conn_put(struct conn *c) { pthread_mutex_unlock(&c->mu); }
 
 #define GROUP_MAX 64
 
-static struct metric_child *m_commits, *m_grouped, *m_waiting;
+static struct metric_child *m_commits, *m_grouped, *m_waiting, *m_statements;
 
 static void writer_metrics_bind(void)
 {
@@ -353,6 +354,10 @@ static void writer_metrics_bind(void)
     m_grouped = metric_only(metric_register(
         "agentd_store_grouped_writes_total",
         "Writes that rode a later write's commit (group commit) instead of their own.",
+        METRIC_COUNTER, NULL, NULL));
+    m_statements = metric_only(metric_register(
+        "agentd_store_statements_total",
+        "Statements the store's writer connection ran (a turn's share is most of its CPU).",
         METRIC_COUNTER, NULL, NULL));
     m_waiting = metric_only(metric_register("agentd_store_writer_waiting",
                                             "Threads waiting for the store's writer connection.",
@@ -752,6 +757,7 @@ int sq_open(const struct store_options *opt, void **out, struct agentd_error *e)
         rc = sq_create_private(q->path, 0, e);
     if (rc == 0)
         rc = conn_open(&q->writer, q->path, 1, opt->sync, e);
+    q->writer.statements = m_statements;
     if (rc) {
         q->writer.db = NULL; /* conn_open cleaned up */
         sq_close(q);

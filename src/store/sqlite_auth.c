@@ -91,8 +91,14 @@ static const struct row_map audit_rows = ROW_MAP(struct store_audit, audit_cols)
 static int audit_insert(struct sq *q, struct store_audit *e, int64_t now)
 {
     int64_t id = 0, count = e->count > 0 ? e->count : 1;
+#if SQ_PLAIN_WRITES /* the rowid, not RETURNING */
+    int rc = sq_run(&q->writer, ST_AUDIT_INSERT, NULL, NULL, "ittttti", now, e->principal,
+                    e->action, e->target, e->request_id, e->outcome, count);
+    id = rc == 0 ? sqlite3_last_insert_rowid(q->writer.db) : 0;
+#else
     int rc = sq_run(&q->writer, ST_AUDIT_INSERT, &id, NULL, "ittttti", now, e->principal,
                     e->action, e->target, e->request_id, e->outcome, count);
+#endif
     if (rc == 0) {
         e->id = id;
         e->ts = now;

@@ -11,12 +11,22 @@
 
 #include <sqlite3.h>
 
+struct metric_child;
+
 #include "store/backend.h"
 #include "store/sqlite_sql.h"
 
 /* SQLite's own bounded wait on another process's lock; store.c retries the
  * whole operation a few times on top of it before answering AGENTD_EBUSY. */
 #define BUSY_TIMEOUT_MS 1000
+
+/* SQLite builds and drops a temporary B-tree (a pager of its own, zeroed
+ * pages) on every run of a statement with RETURNING or an INSERT ... SELECT
+ * from its own table: ~20 % of a /chat turn's instructions. The concern
+ * files split those in two here (a read, then a plain write, under the
+ * writer the caller holds); pg_int.h sets 0: PostgreSQL keeps them whole,
+ * one round trip. */
+#define SQ_PLAIN_WRITES 1
 
 enum st {
 #define X(name, sql) ST_##name,
@@ -31,6 +41,7 @@ struct conn {
     pthread_mutex_t mu;
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
+    struct metric_child *statements; /* the writer's: statements it ran; readers NULL */
 };
 
 /* One write that rode another thread's commit (group commit, sqlite.c):

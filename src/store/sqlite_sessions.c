@@ -104,9 +104,17 @@ static const struct row_map message_rows = ROW_MAP(struct store_message, message
 int sq_message_insert(struct sq *q, const struct store_message *m, int64_t now, int64_t *seq)
 {
     int rc = sq_session_touch(q, m->session_id, NULL, now);
+#if SQ_PLAIN_WRITES /* the next seq, then a plain insert (sqlite_int.h) */
+    if (rc == 0)
+        rc = sq_run(&q->writer, ST_MESSAGE_NEXT_SEQ, seq, NULL, "t", m->session_id);
+    if (rc == 0)
+        rc = sq_run(&q->writer, ST_MESSAGE_INSERT, NULL, NULL, "titti", m->session_id, *seq,
+                    m->role, m->parts, now);
+#else
     if (rc == 0)
         rc = sq_run(&q->writer, ST_MESSAGE_INSERT, seq, NULL, "ttti", m->session_id, m->role,
                     m->parts, now);
+#endif
     return rc;
 }
 

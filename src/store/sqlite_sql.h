@@ -68,9 +68,9 @@
     X(SESSION_OWNED, "SELECT 1 FROM sessions WHERE id = ?1 AND owner = ?2 AND "                \
                      LIVE("expires_at", "?3"))                                                 \
     X(SESSION_RUNNING, "SELECT 1 FROM turns WHERE session_id = ?1 AND state = 'running'")      \
+    X(MESSAGE_NEXT_SEQ, "SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE session_id = ?1") \
     X(MESSAGE_INSERT, "INSERT INTO messages(session_id, seq, role, parts, created_at) "         \
-                      "SELECT ?1, coalesce(max(seq), 0) + 1, ?2, ?3, ?4 FROM messages "        \
-                      "WHERE session_id = ?1 RETURNING seq")                                   \
+                      "VALUES(?1, ?2, ?3, ?4, ?5)")                                            \
     X(MESSAGE_LIST, "SELECT session_id, seq, role, parts, created_at FROM messages "           \
                     "WHERE session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")                \
     X(MESSAGE_TAIL, "SELECT * FROM (SELECT session_id, seq, role, parts, created_at FROM "     \
@@ -99,10 +99,10 @@
     X(TURN_EXPIRE_STALE, "UPDATE turns SET state = 'failed', updated_at = ?2 "                 \
                          "WHERE session_id = ?1 AND state = 'running' AND updated_at <= ?3")   \
     X(TURN_CLAIM, "INSERT INTO turns(id, session_id, state, instance, input, created_at, "     \
-                  "updated_at) SELECT ?1, ?2, 'running', ?4, ?5, ?3, ?3 WHERE NOT EXISTS "     \
-                  "(SELECT 1 FROM turns WHERE session_id = ?2 AND state = 'running')")         \
-    X(TURN_HEARTBEAT, "UPDATE turns SET updated_at = ?2 WHERE id = ?1 AND state = 'running' "  \
-                      "RETURNING interrupt_requested")                                         \
+                  "updated_at) VALUES(?1, ?2, 'running', ?4, ?5, ?3, ?3)")                     \
+    X(TURN_INTERRUPT_REQUESTED, "SELECT interrupt_requested FROM turns WHERE id = ?1 AND "     \
+                                "state = 'running'")                                           \
+    X(TURN_HEARTBEAT, "UPDATE turns SET updated_at = ?2 WHERE id = ?1")                        \
     X(TURN_INTERRUPT, "UPDATE turns SET interrupt_requested = 1 WHERE session_id = ?1 AND "    \
                       "state = 'running'")                                                     \
     X(TURN_LIVE, "SELECT 1 FROM turns t JOIN sessions s ON s.id = t.session_id "               \
@@ -131,9 +131,9 @@
                        "cost_usd = cost_usd + excluded.cost_usd, calls = calls + excluded.calls") \
     X(USAGE_DAY, "SELECT " USAGE_SUMS "FROM usage_daily WHERE principal = ?1 AND day = ?2")    \
     X(USAGE_SESSION, "SELECT " USAGE_SUMS "FROM turns WHERE session_id = ?1")                  \
+    X(EVENT_NEXT_SEQ, "SELECT coalesce(max(seq), 0) + 1 FROM events WHERE session_id = ?1")     \
     X(EVENT_INSERT, "INSERT INTO events(session_id, seq, turn_id, type, data, created_at) "    \
-                    "SELECT ?1, coalesce(max(seq), 0) + 1, ?2, ?3, ?4, ?5 FROM events "        \
-                    "WHERE session_id = ?1 RETURNING seq")                                     \
+                    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)")                                          \
     X(EVENT_LIST, "SELECT session_id, seq, turn_id, type, data, created_at FROM events "       \
                   "WHERE session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")                  \
     X(CHECKPOINT_INSERT, "INSERT INTO checkpoints(turn_id, step, kind, payload, created_at) "  \
@@ -223,7 +223,7 @@
     X(IDEM_ABANDON, "DELETE FROM idempotency WHERE principal = ?1 AND key = ?2 "               \
                     "AND state = 'in_progress'")                                               \
     X(AUDIT_INSERT, "INSERT INTO audit(ts, principal, action, target, request_id, outcome, "   \
-                    "count) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id")                  \
+                    "count) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)")                                \
     X(AUDIT_LOCK, "SELECT ?1, ?2, ?3") /* the writer lock is enough here (pg_sql.h) */     \
     X(AUDIT_BUMP, "UPDATE audit SET count = count + ?5 WHERE id = (SELECT id FROM audit "       \
                   "WHERE principal = ?1 AND action = ?2 AND target = ?3 AND ts >= ?4 "         \

@@ -64,6 +64,19 @@ static int turn_missed(struct sq *q, const char *id, int64_t now)
 /* The claim, in one write transaction (so it holds across processes
  * sharing the file): a running turn of the session whose lease ran out is
  * failed, then the insert happens only if no running turn is left. */
+/* Inside a write transaction: the running turn id's heartbeat at now and
+ * whether it was asked to stop (*flag); AGENTD_ENOTFOUND when it does not
+ * run. SQLite: a read, then a plain UPDATE (sqlite_int.h). */
+static int turn_heartbeat(struct sq *q, const char *id, int64_t now, int64_t *flag)
+{
+#if SQ_PLAIN_WRITES
+    int rc = sq_run(&q->writer, ST_TURN_INTERRUPT_REQUESTED, flag, NULL, "t", id);
+    return rc ? rc : sq_run(&q->writer, ST_TURN_HEARTBEAT, NULL, NULL, "ti", id, now);
+#else
+    return sq_run(&q->writer, ST_TURN_HEARTBEAT, flag, NULL, "ti", id, now);
+#endif
+}
+
 int sq_turn_begin(void *b, struct store_turn *t, int64_t lease_ms)
 {
     struct sq *q = b;
@@ -80,6 +93,12 @@ int sq_turn_begin(void *b, struct store_turn *t, int64_t lease_ms)
     if (rc == 0 && lease_ms > 0)
         rc = sq_run(&q->writer, ST_TURN_EXPIRE_STALE, NULL, NULL, "tii", t->session_id, now,
                     now - lease_ms);
+#if SQ_PLAIN_WRITES /* a running turn left fails the claim: a check, then a plain insert */
+    if (rc == 0) {
+        rc = sq_run(&q->writer, ST_SESSION_RUNNING, &one, NULL, "t", t->session_id);
+        rc = rc == 0 ? AGENTD_ECONFLICT : rc == AGENTD_ENOTFOUND ? 0 : rc;
+    }
+#endif
     if (rc == 0)
         rc = sq_run(&q->writer, ST_TURN_CLAIM, NULL, &changed, "ttitt", t->id, t->session_id, now,
                     t->instance, t->input);
@@ -166,17 +185,31 @@ static int64_t day_of(int64_t ms) { return ms / MS_PER_DAY; }
 
 /* Inside a write transaction: appends v[0..n) in order, their seqs into
  * seq[]. Each session is checked live and has its expiry pushed once per
- * run of events that share it. */
+ * run of events that share it; touched (may be NULL) names a session this
+ * transaction already touched at now, which the first run need not touch
+ * again (same values, one UPDATE less). */
 static int events_insert(struct sq *q, const struct store_event *v, size_t n, int64_t now,
-                         int64_t *seq)
+                         int64_t *seq, const char *touched)
 {
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (i == 0 || strcmp(v[i].session_id, v[i - 1].session_id) != 0)
+        const char *prev = i ? v[i - 1].session_id : touched;
+        if (!prev || strcmp(v[i].session_id, prev) != 0)
             rc = sq_session_touch(q, v[i].session_id, NULL, now);
+#if SQ_PLAIN_WRITES /* plain inserts (sqlite_int.h): a run's first seq looked
+                      up, the rest counted on (the writer is ours) */
+        if (rc == 0 && i && strcmp(v[i].session_id, v[i - 1].session_id) == 0)
+            seq[i] = seq[i - 1] + 1;
+        else if (rc == 0)
+            rc = sq_run(&q->writer, ST_EVENT_NEXT_SEQ, &seq[i], NULL, "t", v[i].session_id);
+        if (rc == 0)
+            rc = sq_run(&q->writer, ST_EVENT_INSERT, NULL, NULL, "tittti", v[i].session_id,
+                        seq[i], v[i].turn_id, v[i].type, v[i].data, now);
+#else
         if (rc == 0)
             rc = sq_run(&q->writer, ST_EVENT_INSERT, &seq[i], NULL, "tttti", v[i].session_id,
                         v[i].turn_id, v[i].type, v[i].data, now);
+#endif
     }
     return rc;
 }
@@ -222,7 +255,7 @@ int sq_event_append(void *b, struct store_event *v, size_t n)
     struct sq *q = b;
     int64_t now, *seq;
     int rc = events_begin(q, n, &now, &seq);
-    return rc ? rc : events_end(q, events_insert(q, v, n, now, seq), v, n, now, seq);
+    return rc ? rc : events_end(q, events_insert(q, v, n, now, seq, NULL), v, n, now, seq);
 }
 
 int sq_event_list(void *b, const char *session_id, int64_t after_seq, int limit,
@@ -232,39 +265,49 @@ int sq_event_list(void *b, const char *session_id, int64_t after_seq, int limit,
 }
 
 /* Inside a write transaction: AGENTD_EINVAL unless session_id is the turn's
- * (a step never writes into another session). */
-static int turn_in_session(struct sq *q, const char *turn_id, const char *session_id)
+ * (a step never writes into another session). *checked is the last id
+ * found to be the turn's (NULL: none yet): a run of writes into one session
+ * looks it up once. */
+static int turn_in_session(struct sq *q, const char *turn_id, const char *session_id,
+                           const char **checked)
 {
+    if (*checked && strcmp(*checked, session_id) == 0)
+        return 0;
     int64_t one;
     int rc = sq_run(&q->writer, ST_TURN_IN_SESSION, &one, NULL, "tt", turn_id, session_id);
+    if (rc == 0)
+        *checked = session_id;
     return rc == AGENTD_ENOTFOUND ? AGENTD_EINVAL : rc;
 }
 
 /* One step's writes inside the writer's transaction. The checkpoint goes
  * first: a replayed step answers AGENTD_EEXIST whatever became of the turn
- * since. Fills *mseq and seq[] (nev). */
+ * since. running says this transaction has already found the turn live and
+ * running and heartbeat it at now (sq_turn_step_record): those two checks
+ * are then not run again. Fills *mseq and seq[] (nev). */
 static int turn_record_tx(struct sq *q, const struct store_checkpoint *cp,
                           const struct store_message *m, const struct store_event *ev, size_t nev,
-                          int64_t now, int64_t *mseq, int64_t *seq)
+                          int64_t now, int running, int64_t *mseq, int64_t *seq)
 {
     int64_t one, flag;
-    int rc = sq_run(&q->writer, ST_TURN_LIVE, &one, NULL, "ti", cp->turn_id, now);
+    const char *checked = NULL;
+    int rc = running ? 0 : sq_run(&q->writer, ST_TURN_LIVE, &one, NULL, "ti", cp->turn_id, now);
     if (rc == 0)
         rc = sq_run(&q->writer, ST_CHECKPOINT_INSERT, NULL, NULL, "titti", cp->turn_id, cp->step,
                     cp->kind, cp->payload, now);
-    if (rc == 0) { /* the heartbeat, and whether the turn still runs */
-        rc = sq_run(&q->writer, ST_TURN_HEARTBEAT, &flag, NULL, "ti", cp->turn_id, now);
+    if (rc == 0 && !running) { /* the heartbeat, and whether the turn still runs */
+        rc = turn_heartbeat(q, cp->turn_id, now, &flag);
         if (rc == AGENTD_ENOTFOUND)
             rc = AGENTD_ECONFLICT;
     }
     if (rc == 0 && m)
-        rc = turn_in_session(q, cp->turn_id, m->session_id);
+        rc = turn_in_session(q, cp->turn_id, m->session_id, &checked);
     for (size_t i = 0; rc == 0 && i < nev; i++)
-        rc = turn_in_session(q, cp->turn_id, ev[i].session_id);
+        rc = turn_in_session(q, cp->turn_id, ev[i].session_id, &checked);
     if (rc == 0 && m)
         rc = sq_message_insert(q, m, now, mseq);
     if (rc == 0)
-        rc = events_insert(q, (struct store_event *)ev, nev, now, seq);
+        rc = events_insert(q, (struct store_event *)ev, nev, now, seq, m ? m->session_id : NULL);
     return rc;
 }
 
@@ -290,7 +333,7 @@ int sq_turn_record(void *b, struct store_checkpoint *cp, struct store_message *m
     int rc = events_begin(q, nev, &now, &seq);
     if (rc)
         return rc;
-    rc = turn_record_tx(q, cp, m, ev, nev, now, &mseq, seq);
+    rc = turn_record_tx(q, cp, m, ev, nev, now, 0, &mseq, seq);
     if ((rc = sq_writer_end(q, rc)) == 0)
         turn_record_filled(cp, m, ev, nev, now, mseq, seq);
     free(seq);
@@ -309,11 +352,12 @@ int sq_turn_finish_events(void *b, const char *id, const char *state,
     int rc = events_begin(q, nev, &now, &seq);
     if (rc)
         return rc;
+    const char *checked = NULL;
     rc = turn_finish_tx(q, id, state, now);
     for (size_t i = 0; rc == 0 && i < nev; i++)
-        rc = turn_in_session(q, id, ev[i].session_id);
+        rc = turn_in_session(q, id, ev[i].session_id, &checked);
     if (rc == 0)
-        rc = events_insert(q, ev, nev, now, seq);
+        rc = events_insert(q, ev, nev, now, seq, NULL);
     if (rc == 0 && task) /* a task that moved on changes nothing, and fails nothing */
         rc = sq_run(&q->writer, ST_TASK_UPDATE_IF, NULL, &changed, "tttitt", task->id, task->state,
                     task->artifacts, now, task->old_state, task->old_artifacts);
@@ -353,7 +397,7 @@ int sq_turn_step(void *b, const char *turn_id, const char *principal, const char
         return rc;
     rc = usage_add_tx(q, turn_id, principal, model, u, now);
     if (rc == 0) { /* the turn is there (the usage found it): a miss is a finish */
-        rc = sq_run(&q->writer, ST_TURN_HEARTBEAT, &flag, NULL, "ti", turn_id, now);
+        rc = turn_heartbeat(q, turn_id, now, &flag);
         if (rc == AGENTD_ENOTFOUND) {
             running = 0;
             rc = 0;
@@ -384,14 +428,14 @@ int sq_turn_step_record(void *b, const char *turn_id, const char *principal,
         return rc;
     rc = usage_add_tx(q, turn_id, principal, model, u, now);
     if (rc == 0) {
-        rc = sq_run(&q->writer, ST_TURN_HEARTBEAT, &flag, NULL, "ti", turn_id, now);
+        rc = turn_heartbeat(q, turn_id, now, &flag);
         if (rc == AGENTD_ENOTFOUND) {
             running = 0;
             rc = 0;
         }
     }
     if (rc == 0 && running && !flag && (rc = sq_run(&q->writer, ST_SAVEPOINT, NULL, NULL, "")) == 0) {
-        rec = turn_record_tx(q, cp, m, ev, nev, now, &mseq, seq);
+        rec = turn_record_tx(q, cp, m, ev, nev, now, 1, &mseq, seq);
         if (rec)
             rc = sq_run(&q->writer, ST_ROLLBACK_TO, NULL, NULL, "");
         if (rc == 0)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "core/err.h"
+#include "core/metrics.h"
 #include "store/store.h"
 
 #include "pg_fixture.h"
@@ -315,6 +316,87 @@ static void test_the_statement_journal_stays_in_memory(void **state)
     free(ctx2);
 }
 
+/* Statements the writer ran so far (agentd_store_statements_total). */
+static double statements(void)
+{
+    return metric_value(metric_only(metric_register("agentd_store_statements_total", "",
+                                                    METRIC_COUNTER, NULL, NULL)));
+}
+
+/* A running turn t1 in session s1, and a step's message and two events. */
+static void turn_fixture(struct store *s, struct store_message *m, struct store_event ev[2])
+{
+    make_session(s, "s1");
+    struct store_turn t = { .id = "t1", .session_id = "s1", .instance = "i1" };
+    assert_ok(store_turn_begin(s, &t, 0));
+    *m = (struct store_message){ .session_id = "s1", .role = "agent", .parts = "[]" };
+    for (int i = 0; i < 2; i++)
+        ev[i] = (struct store_event){ .session_id = "s1", .turn_id = "t1", .type = "text-delta",
+                                      .data = "{}" };
+}
+
+static void assert_step_written(struct store *s, const struct store_message *m,
+                                const struct store_event ev[2], int64_t step)
+{
+    assert_true(m->seq > 0);
+    assert_int_equal(ev[1].seq, ev[0].seq + 1);
+    struct store_checkpoint *cps = NULL;
+    size_t n = 0;
+    assert_ok(store_checkpoint_list(s, "t1", &cps, &n));
+    assert_int_equal(n, (size_t)step + 1);
+    assert_int_equal(cps[step].step, step);
+    store_checkpoint_list_free(cps, n);
+}
+
+/* A step's record checks the turn and touches its session once: the
+ * statements a turn runs are most of a /chat turn's CPU (issue 14). */
+static void test_a_record_runs_each_check_once(void **state)
+{
+    struct ctx *c = *state;
+    struct store_message m;
+    struct store_event ev[2];
+    turn_fixture(c->s, &m, ev);
+    struct store_checkpoint cp = { .turn_id = "t1", .step = 0, .kind = "user_message",
+                                   .payload = "{}" };
+    double n0 = statements();
+    assert_ok(store_turn_record(c->s, &cp, &m, ev, 2));
+    double used = statements() - n0;
+    /* BEGIN, live, checkpoint, the stop flag, heartbeat, in-session, touch,
+     * message seq, message, event seq, 2 events, COMMIT (SQLite: reads and
+     * plain writes, no RETURNING — test_store_wal.c) */
+    assert_true(used <= 13);
+    assert_step_written(c->s, &m, ev, 0);
+}
+
+static void test_a_step_record_checks_nothing_twice(void **state)
+{
+    struct ctx *c = *state;
+    struct store_message m;
+    struct store_event ev[2];
+    turn_fixture(c->s, &m, ev);
+    struct store_checkpoint cp = { .turn_id = "t1", .step = 0, .kind = "llm_reply",
+                                   .payload = "{}" };
+    struct store_usage u = { .prompt_tokens = 3, .completion_tokens = 2, .calls = 1 };
+    int interrupt = -1;
+    double n0 = statements();
+    assert_ok(store_turn_step_record(c->s, "t1", "alice", "m", &u, &interrupt, &cp, &m, ev, 2));
+    double used = statements() - n0;
+    /* BEGIN, usage, usage_daily, the stop flag, heartbeat, SAVEPOINT,
+     * checkpoint, in-session, touch, message seq, message, event seq,
+     * 2 events, RELEASE, COMMIT: no second live check or heartbeat */
+    assert_true(used <= 16);
+    assert_int_equal(interrupt, 0);
+    assert_step_written(c->s, &m, ev, 0);
+    /* a message into another session is still refused, and leaves nothing */
+    struct store_message other = { .session_id = "s2", .role = "agent", .parts = "[]" };
+    make_session(c->s, "s2");
+    cp.step = 1;
+    assert_int_equal(store_turn_record(c->s, &cp, &other, ev, 2), AGENTD_EINVAL);
+    struct store_event bad[2] = { ev[0], ev[1] };
+    bad[1].session_id = "s2";
+    assert_int_equal(store_turn_record(c->s, &cp, &m, bad, 2), AGENTD_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +415,13 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batches_of_several_threads_take_turns, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_record_runs_each_check_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_step_record_checks_nothing_twice, setup, teardown),
     };
-    return test_store_run_group("store_batch", tests, sizeof tests / sizeof tests[0], NULL);
+    /* SQLite's own: its temporary files, its writer's statement counts */
+    static const char *const sqlite_only[] = { "test_the_statement_journal_stays_in_memory",
+                                               "test_a_record_runs_each_check_once",
+                                               "test_a_step_record_checks_nothing_twice", NULL };
+    return test_store_run_group("store_batch", tests, sizeof tests / sizeof tests[0],
+                                sqlite_only);
 }
