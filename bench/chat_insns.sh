@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Instructions per /chat direct turn, counted by valgrind's callgrind: a
-# measure that a busy shared machine does not move (CPU time does, by ±15 %).
-#   AGENTD_BIN=build/agentd bench/chat_insns.sh      (CONNECTIONS=16 DURATION=10s)
+# Instructions per direct turn of one front (/chat, or A2A SendMessage),
+# counted by valgrind's callgrind: a measure that a busy shared machine does
+# not move (CPU time does, by ±15 %).
+#   AGENTD_BIN=build/agentd bench/chat_insns.sh [chat|a2a]   (CONNECTIONS=16 DURATION=10s)
 # agentd runs under callgrind (all threads, serialised by valgrind) with
 # nginx as the model (bench/nginx_model.sh); the counts are zeroed before
-# and dumped after wrk runs bench/a2a.lua in chat mode (KEEP=file keeps the
+# and dumped after wrk runs bench/a2a.lua in that mode (KEEP=file keeps the
 # dump for callgrind_annotate). Prints: turns, instructions, per turn.
 # Valgrind runs agentd ~50x slower, so group commits are larger than in a
 # real run: compare two builds with this, not with bench/a2a_cpu.sh.
@@ -12,6 +13,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${AGENTD_BIN:-$root/build/agentd}
+mode=${1:-chat}
+case $mode in chat|a2a) ;; *) echo "bench/chat_insns.sh: mode chat or a2a" >&2; exit 2 ;; esac
 conns=${CONNECTIONS:-16}
 duration=${DURATION:-10s}
 tmp=$(mktemp -d /tmp/agentd-bench-insns.XXXXXX)
@@ -42,9 +45,9 @@ for _ in $(seq 600); do
   sleep 0.2
 done
 # warm up (statement caches, first pages), then count
-A2A_MODE=chat wrk -t1 -c"$conns" -d2s --timeout 30s -s "$root/bench/a2a.lua" "http://127.0.0.1:$aport" >/dev/null 2>&1 || true
+A2A_MODE=$mode wrk -t1 -c"$conns" -d2s --timeout 30s -s "$root/bench/a2a.lua" "http://127.0.0.1:$aport" >/dev/null 2>&1 || true
 callgrind_control -z "$apid" >/dev/null
-out=$(A2A_MODE=chat wrk -t1 -c"$conns" -d"$duration" --timeout 30s \
+out=$(A2A_MODE=$mode wrk -t1 -c"$conns" -d"$duration" --timeout 30s \
         -s "$root/bench/a2a.lua" "http://127.0.0.1:$aport" 2>&1 || true)
 callgrind_control -d "$apid" >/dev/null
 stop_pid "$apid"
@@ -54,4 +57,4 @@ dump=$(ls "$tmp"/cg.out.* 2>/dev/null | head -1)
 ir=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "${dump:-/dev/null}" | head -1)
 [ -n "${ok:-}" ] && [ "${ok:-0}" -gt 0 ] && [ -n "$ir" ] || { echo "bench/chat_insns.sh: no result (turns=${ok:-?})" >&2; exit 1; }
 [ -z "${KEEP:-}" ] || cp "$dump" "$KEEP"
-awk -v ok="$ok" -v ir="$ir" 'BEGIN { printf "chat turns=%d instructions=%d per_turn=%.0f\n", ok, ir, ir / ok }'
+awk -v m="$mode" -v ok="$ok" -v ir="$ir" 'BEGIN { printf "%s turns=%d instructions=%d per_turn=%.0f\n", m, ok, ir, ir / ok }'

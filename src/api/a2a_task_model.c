@@ -6,6 +6,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/jsondump.h"
 #include "core/reqid.h"
 #include "store/store.h"
 
@@ -103,6 +104,14 @@ static int doc_dump_cb(const char *s, size_t n, void *ud)
 
 static int doc_value(struct buf *b, const json_t *v)
 {
+    /* core/jsondump writes json_dumps' bytes without jansson's per-container
+     * bookkeeping (the task's document is dumped twice a turn) */
+    if (json_is_string(v))
+        return buf_json_str(b, json_string_value(v), json_string_length(v)) == 0 && !b->oom
+                   ? 0
+                   : AGENTD_ENOMEM;
+    if (json_is_object(v) || json_is_array(v))
+        return jsondump_buf(b, v, JSON_COMPACT) == 0 ? 0 : AGENTD_ENOMEM;
     return json_dump_callback(v, doc_dump_cb, b, DOC_DUMP_FLAGS) == 0 ? 0 : AGENTD_ENOMEM;
 }
 
