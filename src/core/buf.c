@@ -99,26 +99,42 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return k;
 }
 
+/* 1 for a byte written as it is outside a UTF-8 sequence: printable ASCII
+ * but '"' (0x22) and '\\' (0x5c). */
+static const unsigned char json_plain[256] = {
+    [0x20 ... 0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7f] = 1,
+};
+
+/* One pass: plain bytes are a table lookup, a multi-byte sequence is
+ * checked where it starts, an escape flushes the run before it. A bad
+ * sequence found late takes back what was appended. */
 int buf_json_str(struct buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq(u + i, n - i);
-        if (!k)
-            return AGENTD_EINVAL;
-        i += k;
-    }
     if (reserve(b, n + 2) != 0)
         return AGENTD_ENOMEM;
+    size_t start = b->len;
     b->data[b->len++] = '"';
     size_t run = 0; /* bytes copied as they are, appended in one go */
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n;) {
         unsigned char c = u[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (json_plain[c]) {
+            i++;
             continue;
+        }
+        if (c >= 0x80) {
+            size_t k = utf8_seq(u + i, n - i);
+            if (!k) {
+                b->len = start;
+                b->data[start] = 0;
+                return AGENTD_EINVAL;
+            }
+            i += k;
+            continue;
+        }
         buf_append(b, s + run, i - run);
-        run = i + 1;
+        run = ++i;
         char esc[6] = { '\\', 0 };
         size_t el = 2;
         switch (c) {

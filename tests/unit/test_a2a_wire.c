@@ -120,13 +120,17 @@ static void test_string_escaping(void **state)
         buf_free(&b);
         json_decref(js);
     }
-    /* invalid UTF-8: jansson refuses the string; so does the writer */
+    /* invalid UTF-8: jansson refuses the string; so does the writer, and
+     * appends nothing (not even what it escaped before the bad byte) */
     const char *bad[] = { "\xff", "a\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
-                          "\xe2\x82", "\x80" };
+                          "\xe2\x82", "\x80", "a\"\n\xc3\xa9" "b\xff", "ok \xe2\x82\xac\xc3" };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         assert_null(json_string(bad[i]));
         struct buf b = { 0 };
+        buf_append(&b, "x", 1);
         assert_int_equal(buf_json_str(&b, bad[i], strlen(bad[i])), AGENTD_EINVAL);
+        assert_int_equal(b.len, 1);
+        assert_string_equal(b.data, "x");
         buf_free(&b);
     }
 }
