@@ -85,6 +85,10 @@
                       "WHERE id = ?1 AND state = ?5 AND artifacts = ?6 AND EXISTS (SELECT 1 "  \
                       "FROM sessions s WHERE s.id = tasks.context_id AND "                     \
                       LIVE("s.expires_at", "?4") ")")                                          \
+    /* the same, in a transaction that found the task's context live (a      \
+     * turn's finish, sqlite_turns.c): the context named, not looked up */    \
+    X(TASK_UPDATE_IF_IN, "UPDATE tasks SET state = ?2, artifacts = ?3, updated_at = ?4 "       \
+                         "WHERE id = ?1 AND state = ?5 AND artifacts = ?6 AND context_id = ?7") \
     X(TASK_LIST, "SELECT t.id, t.context_id, t.owner, t.state, t.artifacts, t.created_at, "    \
                  "t.updated_at FROM tasks t JOIN sessions s ON s.id = t.context_id "           \
                  "WHERE t.context_id = ?1 AND " LIVE("s.expires_at", "?2")                     \

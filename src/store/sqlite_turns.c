@@ -358,7 +358,18 @@ int sq_turn_finish_events(void *b, const char *id, const char *state,
         rc = turn_in_session(q, id, ev[i].session_id, &checked);
     if (rc == 0)
         rc = events_insert(q, ev, nev, now, seq, NULL);
-    if (rc == 0 && task) /* a task that moved on changes nothing, and fails nothing */
+    /* a task that moved on changes nothing, and fails nothing. Its context
+     * is live when it is the events' session (the usual case): the finish
+     * found the turn's session live, and each event's session the turn's;
+     * that check is not run again. A miss tries the whole form (a task of
+     * another context; or it moved on, and misses again). */
+#if SQ_PLAIN_WRITES
+    if (rc == 0 && task && nev)
+        rc = sq_run(&q->writer, ST_TASK_UPDATE_IF_IN, NULL, &changed, "tttittt", task->id,
+                    task->state, task->artifacts, now, task->old_state, task->old_artifacts,
+                    ev[0].session_id);
+#endif
+    if (rc == 0 && task && !changed)
         rc = sq_run(&q->writer, ST_TASK_UPDATE_IF, NULL, &changed, "tttitt", task->id, task->state,
                     task->artifacts, now, task->old_state, task->old_artifacts);
     if ((rc = events_end(q, rc, ev, nev, now, seq)) == 0 && task)

@@ -1808,6 +1808,25 @@ static void test_turn_finish_task(void **state)
     assert_ok(store_task_get(c->s, "k1", &got));
     assert_string_equal(got->artifacts, "{\"a\":2}");
     store_task_free(got);
+
+    /* a task of another live context than the turn's is written all the
+     * same (SQLite names the events' context first, then tries the rest) */
+    make_session(c->s, "s2");
+    struct store_task tk2 = { .id = "k2", .context_id = "s2", .owner = "alice",
+                              .state = "working", .artifacts = "{\"b\":1}" };
+    assert_ok(store_task_create(c->s, &tk2));
+    struct store_turn t3 = { .id = "t3", .session_id = "s1", .input = "{}" };
+    assert_ok(store_turn_begin(c->s, &t3, 0));
+    struct store_event ev3 = event("s1", "t3", "turn-completed", "{}");
+    struct store_task_write w2 = { .id = "k2", .state = "completed", .artifacts = "{\"b\":2}",
+                                   .old_state = "working", .old_artifacts = "{\"b\":1}" };
+    written = -1;
+    assert_ok(store_turn_finish_task(c->s, "t3", "completed", &ev3, 1, &w2, &written));
+    assert_int_equal(written, 1);
+    assert_ok(store_task_get(c->s, "k2", &got));
+    assert_string_equal(got->state, "completed");
+    assert_string_equal(got->artifacts, "{\"b\":2}");
+    store_task_free(got);
 }
 
 static void test_turn_finish_events_is_one_transaction(void **state)
