@@ -93,26 +93,11 @@ static json_int_t hist_find(const json_t *hist, long from, const json_t *v, cons
     return -1;
 }
 
-#define DOC_DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
-
-static int doc_dump_cb(const char *s, size_t n, void *ud)
-{
-    struct buf *b = ud;
-    buf_append(b, s, n);
-    return b->oom ? -1 : 0;
-}
-
+/* core/jsondump writes json_dumps' bytes without jansson's per-container
+ * bookkeeping (the task's document is written twice a turn). */
 static int doc_value(struct buf *b, const json_t *v)
 {
-    /* core/jsondump writes json_dumps' bytes without jansson's per-container
-     * bookkeeping (the task's document is dumped twice a turn) */
-    if (json_is_string(v))
-        return buf_json_str(b, json_string_value(v), json_string_length(v)) == 0 && !b->oom
-                   ? 0
-                   : AGENTD_ENOMEM;
-    if (json_is_object(v) || json_is_array(v))
-        return jsondump_buf(b, v, JSON_COMPACT) == 0 ? 0 : AGENTD_ENOMEM;
-    return json_dump_callback(v, doc_dump_cb, b, DOC_DUMP_FLAGS) == 0 ? 0 : AGENTD_ENOMEM;
+    return jsondump_buf(b, v, JSON_COMPACT | JSON_ENCODE_ANY) == 0 ? 0 : AGENTD_ENOMEM;
 }
 
 static void doc_key(struct buf *b, int *first, const char *k)

@@ -400,13 +400,6 @@ json_t *a2a_encode_artifact_update(const json_t *task, const json_t *artifact, i
 
 #define WIRE_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10) | JSON_ENCODE_ANY)
 
-static int buf_dump_cb(const char *s, size_t n, void *ud)
-{
-    struct buf *b = ud;
-    buf_append(b, s, n);
-    return b->oom ? -1 : 0;
-}
-
 /* ,"key": (comma unless first) */
 static void w_key(struct buf *b, int *first, const char *key)
 {
@@ -421,10 +414,8 @@ static int w_value(struct buf *b, const json_t *v)
 {
     if (json_is_string(v))
         return buf_json_str(b, json_string_value(v), json_string_length(v));
-    if (json_is_object(v) || json_is_array(v)) /* core/jsondump: the same bytes, cheaper */
-        return jsondump_buf(b, v, WIRE_DUMP_FLAGS & ~(size_t)JSON_ENCODE_ANY) == 0 ? 0
-                                                                                 : AGENTD_EINVAL;
-    return json_dump_callback(v, buf_dump_cb, b, WIRE_DUMP_FLAGS) == 0 ? 0 : AGENTD_EINVAL;
+    /* core/jsondump: json_dumps' bytes, cheaper */
+    return jsondump_buf(b, v, WIRE_DUMP_FLAGS) == 0 ? 0 : AGENTD_EINVAL;
 }
 
 /* "key":"s" as set_str copies it: only when src[from] is a string */

@@ -11,8 +11,9 @@
 
 #define DEPTH_MAX 2048
 
-/* Anything but JSON_COMPACT and a real precision: jansson does it. */
-#define FLAGS_OURS (JSON_COMPACT | JSON_REAL_PRECISION(31))
+/* Anything but JSON_COMPACT, a real precision and JSON_ENCODE_ANY: jansson
+ * does it. */
+#define FLAGS_OURS (JSON_COMPACT | JSON_REAL_PRECISION(31) | JSON_ENCODE_ANY)
 
 static void put_int(struct buf *b, json_int_t v)
 {
@@ -87,8 +88,10 @@ int jsondump_buf(struct buf *b, const json_t *j, size_t flags)
 {
     if (!j)
         return AGENTD_EINVAL;
+    /* a top-level scalar only with JSON_ENCODE_ANY (json_dumps refuses it
+     * without: so does the fallback) */
     if ((flags & ~(size_t)FLAGS_OURS) || !(flags & JSON_COMPACT) ||
-        !(json_is_object(j) || json_is_array(j))) {
+        (!(flags & JSON_ENCODE_ANY) && !(json_is_object(j) || json_is_array(j)))) {
         char *s = json_dumps(j, flags);
         if (!s)
             return AGENTD_EINVAL;

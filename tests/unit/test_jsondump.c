@@ -19,8 +19,10 @@ static void same_as_jansson(const char *text)
     json_error_t je;
     json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     assert_non_null(j);
-    size_t flagsets[] = { JSON_COMPACT, JSON_COMPACT | JSON_REAL_PRECISION(10) };
-    for (size_t k = 0; k < 2; k++) {
+    size_t flagsets[] = { JSON_COMPACT, JSON_COMPACT | JSON_REAL_PRECISION(10),
+                          JSON_COMPACT | JSON_ENCODE_ANY,
+                          JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10) };
+    for (size_t k = 0; k < sizeof flagsets / sizeof *flagsets; k++) {
         char *want = json_dumps(j, flagsets[k]);
         size_t len = 0;
         char *got = jsondump(j, flagsets[k], &len);
@@ -50,6 +52,13 @@ static void test_matches_json_dumps(void **state)
     same_as_jansson("{\"utf\":\"caf\\u00e9 \\u20ac \\ud83d\\ude00\",\"k\\u00e9y\":\"v\"}");
     same_as_jansson("{\"nul\":\"a\\u0000b\"}");
     same_as_jansson("\"top-level string\""); /* refused without JSON_ENCODE_ANY, like jansson */
+    same_as_jansson("\"ctl \\u0001 \\\" caf\\u00e9\"");
+    same_as_jansson("0");
+    same_as_jansson("-9223372036854775808");
+    same_as_jansson("true");
+    same_as_jansson("false");
+    same_as_jansson("null");
+    same_as_jansson("0.1");
     same_as_jansson("{\"ucp\":{\"version\":\"2026-01-11\",\"capabilities\":[{\"name\":\"x\"}]},"
                     "\"line_items\":[{\"id\":\"li_1\",\"quantity\":2,\"totals\":[{\"type\":"
                     "\"subtotal\",\"amount\":998}]}],\"_agentd\":{\"version\":2}}");
