@@ -302,6 +302,11 @@ static const struct migration migrations[] = {
           "  SELECT turn_id, step, kind, payload, created_at FROM checkpoints;"
           "DROP TABLE checkpoints;"
           "ALTER TABLE checkpoints_v15 RENAME TO checkpoints;" },
+    /* a context's tasks in (created_at, id) order straight from the index:
+     * without id in it every list sorted its rows (an A2A message that
+     * names only its context lists them) */
+    { 16, "DROP INDEX tasks_context;"
+          "CREATE INDEX tasks_context ON tasks(context_id, created_at, id);" },
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -220,6 +220,9 @@ static const struct pg_migration pg_migrations[] = {
     /* SQLite's 15 rebuilds checkpoints for its CHECK's plan; nothing to do
      * here, kept so both backends report one schema version */
     { 15, "SELECT 1;" },
+    /* a context's tasks in (created_at, id) order straight from the index */
+    { 16, "DROP INDEX tasks_context;"
+          "CREATE INDEX tasks_context ON tasks(context_id, created_at, id);" },
 };
 
 #define NMIGRATIONS ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))

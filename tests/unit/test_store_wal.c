@@ -185,9 +185,13 @@ static void test_no_turn_statement_opens_a_temporary_table(void **state)
         sqlite3_stmt *st = NULL;
         if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
             fail_msg("%s: %s", hot[i].name, sqlite3_errmsg(db));
-        while (sqlite3_step(st) == SQLITE_ROW)
-            if (strcmp((const char *)sqlite3_column_text(st, 1), "OpenEphemeral") == 0)
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *op = (const char *)sqlite3_column_text(st, 1);
+            if (strcmp(op, "OpenEphemeral") == 0)
                 fail_msg("%s opens a temporary table", hot[i].name);
+            if (strcmp(op, "SorterOpen") == 0) /* an ORDER BY no index serves */
+                fail_msg("%s sorts its rows", hot[i].name);
+        }
         sqlite3_finalize(st);
     }
     /* checkpoints' kind is still checked (migration 15: comparisons, not IN) */
