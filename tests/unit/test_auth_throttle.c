@@ -9,6 +9,11 @@
 
 #include "auth/throttle.h"
 
+/* client addresses as table keys only (the throttle never connects) */
+#define ADDR_A "10.0.0.1"  /* private range, data only: never contacted */
+#define ADDR_B "10.0.0.2"  /* private range, data only: never contacted */
+#define ADDR_C "10.0.0.10" /* private range, data only: never contacted */
+
 #define S 1000000000LL
 
 /* The in-process backend, counting the checks it was asked for. */
@@ -48,20 +53,20 @@ static void test_burst_of_failures_then_blocked(void **state)
     struct auth_throttle *t = make("6/m,3"); /* 3 at once, then one per 10 s */
     int64_t now = 1000 * S;
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(auth_throttle_wait(t, "10.0.0.1", now), 0);
-        auth_throttle_fail(t, "10.0.0.1", now);
+        assert_int_equal(auth_throttle_wait(t, ADDR_A, now), 0);
+        auth_throttle_fail(t, ADDR_A, now);
     }
     assert_int_equal(checks, 3);
     /* the third failure spent the last unit: blocked until the next comes back */
-    assert_int_equal(auth_throttle_wait(t, "10.0.0.1", now), 10);
-    assert_int_equal(auth_throttle_wait(t, "10.0.0.1", now + 4 * S), 6);
+    assert_int_equal(auth_throttle_wait(t, ADDR_A, now), 10);
+    assert_int_equal(auth_throttle_wait(t, ADDR_A, now + 4 * S), 6);
     /* another address is not touched */
-    assert_int_equal(auth_throttle_wait(t, "10.0.0.2", now), 0);
-    assert_int_equal(auth_throttle_wait(t, "10.0.0.10", now), 0);
+    assert_int_equal(auth_throttle_wait(t, ADDR_B, now), 0);
+    assert_int_equal(auth_throttle_wait(t, ADDR_C, now), 0);
     /* one unit later one more failure may be tried, and spends it again */
-    assert_int_equal(auth_throttle_wait(t, "10.0.0.1", now + 10 * S), 0);
-    auth_throttle_fail(t, "10.0.0.1", now + 10 * S);
-    assert_int_equal(auth_throttle_wait(t, "10.0.0.1", now + 10 * S), 10);
+    assert_int_equal(auth_throttle_wait(t, ADDR_A, now + 10 * S), 0);
+    auth_throttle_fail(t, ADDR_A, now + 10 * S);
+    assert_int_equal(auth_throttle_wait(t, ADDR_A, now + 10 * S), 10);
     auth_throttle_free(t);
 }
 
@@ -105,8 +110,8 @@ static void test_off_is_null(void **state)
     struct auth_throttle *t = (void *)1;
     assert_int_equal(auth_throttle_new(&rule, ratelimit_mem_new(10), &t), 0);
     assert_null(t);
-    assert_int_equal(auth_throttle_wait(NULL, "10.0.0.1", 0), 0);
-    auth_throttle_fail(NULL, "10.0.0.1", 0); /* nothing */
+    assert_int_equal(auth_throttle_wait(NULL, ADDR_A, 0), 0);
+    auth_throttle_fail(NULL, ADDR_A, 0); /* nothing */
 }
 
 int main(void)
