@@ -4,6 +4,8 @@
 # wrk run of bench/a2a.lua, divided by the turns it completed.
 #   AGENTD_BIN=build-rel/agentd bench/a2a_cpu.sh a2a|chat|chat_key
 #   CONNECTIONS=64 DURATION=6s MODEL=fast|nginx
+#   DATA_DIR=dir: run on that data directory (kept) instead of a fresh one,
+#   e.g. a database grown first (bench/sessions_grow.sh)
 # MODEL=nginx answers every model call from nginx (bench/nginx_model.sh,
 # `return 200`): the model costs next to nothing, so more of the 2 cores go
 # to agentd (chat and a2a direct turns only).
@@ -40,7 +42,7 @@ else
 fi
 [ -n "$fport" ] || { echo "bench/a2a_cpu.sh: the fake model did not start" >&2; exit 1; }
 aport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-env -u AGENTD_BIN AGENTD_QUOTA_SESSIONS=0 AGENTD_QUOTA_IDEMPOTENCY_KEYS=0 AGENTD_HOST=127.0.0.1 AGENTD_PORT=$aport AGENTD_DATA_DIR="$tmp/data" AGENTD_ACCESS_LOG=off \
+env -u AGENTD_BIN AGENTD_QUOTA_SESSIONS=0 AGENTD_QUOTA_IDEMPOTENCY_KEYS=0 AGENTD_HOST=127.0.0.1 AGENTD_PORT=$aport AGENTD_DATA_DIR="${DATA_DIR:-$tmp/data}" AGENTD_ACCESS_LOG=off \
   AGENTD_LLM_URL="http://127.0.0.1:$fport/v1" AGENTD_LLM_MODEL=fake \
   "$bin" serve >"$tmp/agentd.log" 2>&1 &
 apid=$!

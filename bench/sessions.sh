@@ -16,8 +16,11 @@
 # window holds, at most AGENTD_HISTORY_MAX_BYTES), turns, turns/s, p50/p99 ms,
 # errors, peak RSS MB, and RSS per in-flight turn above a new agentd's
 # (its RSS before the run).
+#   GROW=1 bench/sessions.sh: throughput on a database of 1 million sessions
+#   against a nearly empty one instead (bench/sessions_grow.sh)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+[ -z "${GROW:-}" ] || exec bash "$root/bench/sessions_grow.sh"
 sizes=${N:-500 2000}
 kinds=${KIND:-direct tool}
 messages=${MESSAGES:-200}
