@@ -91,8 +91,12 @@ struct server_timers {
     atomic_int purging;
     atomic_int beating;
     int64_t drain_deadline_ms;
+    int64_t flush_deadline_ms; /* 0 until the drain asked for the last traces */
     int signals;
 };
+
+/* How long the end of a drain waits for the traces still queued to go out */
+#define SERVE_TRACE_FLUSH_MS 2000
 
 /* AGENTD_LLM_STARTUP_CHECK: runs on the first loop; its verdict gates /readyz. */
 struct startup_check {
@@ -799,6 +803,26 @@ static void beat_tick(evutil_socket_t fd, short what, void *arg)
 
 static void abort_turns_here(void *arg) { agent_abort_waiting_here(arg); }
 
+/* The last requests' spans are still queued (exports run once a second):
+ * one flush, bounded, so that they are not lost at exit. 1 while waiting. */
+static int drain_traces_pending(struct server_timers *t)
+{
+    struct otlp_exporter *x = t->app->otlp;
+    if (!x)
+        return 0;
+    if (!t->flush_deadline_ms) {
+        t->flush_deadline_ms = clock_mono_ms() + SERVE_TRACE_FLUSH_MS;
+        if (otlp_flush(x) != 0)
+            return 0;
+    }
+    if (otlp_flushed(x))
+        return 0;
+    if (clock_mono_ms() < t->flush_deadline_ms)
+        return 1;
+    log_msg(LOG_WARN, NULL, "drain: traces still queued after %d ms are dropped", SERVE_TRACE_FLUSH_MS);
+    return 0;
+}
+
 static void drain_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
@@ -816,11 +840,13 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
         t->drain_deadline_ms = clock_mono_ms() + 1000;
     }
     if (left == 0 || clock_mono_ms() >= t->drain_deadline_ms) {
-        if (left)
+        if (left && !t->flush_deadline_ms) /* once: the trace flush below may take ticks */
             log_msg(LOG_WARN, NULL, "drain timeout: %lld requests or replies still in flight are cut off",
                     (long long)left);
-        event_base_loopbreak(t->base);
-        return;
+        if (!drain_traces_pending(t)) {
+            event_base_loopbreak(t->base);
+            return;
+        }
     }
     struct timeval tv = { 0, 20000 };
     evtimer_add(t->drain, &tv);

@@ -4,6 +4,7 @@
 #include "http/otlp.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,8 @@ struct otlp_exporter {
     size_t batch_n;      /* its spans (dropped if it fails) */
     struct trace_span *scratch;
     int stopped;
+    int flushing;        /* the drain asked for everything queued: loop only */
+    atomic_int flushed;  /* ... and it is out (or failed): read by the main thread */
     struct metric_child *m_ok, *m_failed, *m_rejected;
 };
 
@@ -222,6 +225,18 @@ static void export_end(struct otlp_exporter *x)
     x->batch_n = 0;
 }
 
+static void export_batch(struct otlp_exporter *x);
+
+/* The flush's next batch, or its end: a failed batch is dropped and counted
+ * like any other, so a dead collector cannot hold the exit. */
+static void flush_next(struct otlp_exporter *x)
+{
+    if (!x->easy && !x->stopped)
+        export_batch(x);
+    if (!x->easy)
+        atomic_store(&x->flushed, 1);
+}
+
 static void on_done(CURL *easy, CURLcode result, void *ud)
 {
     struct otlp_exporter *x = ud;
@@ -237,6 +252,8 @@ static void on_done(CURL *easy, CURLcode result, void *ud)
                 result == CURLE_OK ? "non-2xx answer" : curl_easy_strerror(result));
     }
     export_end(x);
+    if (x->flushing)
+        flush_next(x);
 }
 
 static void export_batch(struct otlp_exporter *x)
@@ -296,6 +313,28 @@ static void start_here(void *arg)
     }
     arm(x);
 }
+
+static void flush_here(void *arg)
+{
+    struct otlp_exporter *x = arg;
+    x->flushing = 1;
+    if (!x->timer) { /* never started here: nothing can go out */
+        atomic_store(&x->flushed, 1);
+        return;
+    }
+    flush_next(x); /* an export in flight continues the flush when it ends */
+}
+
+int otlp_flush(struct otlp_exporter *x)
+{
+    if (!x->loop) {
+        atomic_store(&x->flushed, 1);
+        return 0;
+    }
+    return loop_post(x->loop, flush_here, x);
+}
+
+int otlp_flushed(const struct otlp_exporter *x) { return atomic_load(&x->flushed); }
 
 int otlp_start(struct otlp_exporter *x, struct loop *loop)
 {

@@ -40,6 +40,12 @@ void otlp_metrics_register(void);
 struct otlp_exporter *otlp_new(const struct otlp_options *o, struct agentd_error *e);
 /* Starts the timer on loop (posted to its thread). 0 or AGENTD_ENOMEM. */
 int otlp_start(struct otlp_exporter *x, struct loop *loop);
+/* From any thread, once the drain has answered its last request: exports
+ * what is queued, batch after batch, on the exporter's loop (posted there).
+ * otlp_flushed() turns true when the queue is empty and no export is in
+ * flight, or at once when tracing never started. 0 or AGENTD_ENOMEM. */
+int otlp_flush(struct otlp_exporter *x);
+int otlp_flushed(const struct otlp_exporter *x);
 /* After the loops stopped, before their bases are freed: ends an export in
  * flight (its spans are dropped). */
 void otlp_stop(struct otlp_exporter *x);

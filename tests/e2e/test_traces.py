@@ -295,6 +295,39 @@ def test_collector_refusing_exports_is_counted(agentd, collector):
     assert len(collector.trace(tid, lambda s: len(s) >= 1)) == 1
 
 
+def test_spans_queued_at_sigterm_are_exported_before_exit(agentd, collector):
+    """Exports run once a second: the spans of the requests just before a
+    SIGTERM are still queued when the drain ends, and go out before exit."""
+    srv = agentd(env=trace_env(collector))
+    tids = []
+    for _ in range(3):
+        tid, _, tp = new_traceparent()
+        assert srv.get("/healthz", headers={"traceparent": tp}).status_code == 200
+        tids.append(tid)
+    assert srv.shutdown_problem() is None
+    with collector.lock:
+        got = {s["traceId"] for s in collector.spans}
+    assert set(tids) <= got, "spans queued at the SIGTERM were dropped"
+
+
+def test_silent_collector_cannot_hold_the_exit(agentd):
+    """A collector that takes the connection and never answers: the flush
+    at the end of the drain gives up (bounded), agentd exits 0 and says so."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)   # never accepted: the kernel completes the handshake
+    try:
+        srv = agentd(env={"AGENTD_OTLP_ENDPOINT": f"http://127.0.0.1:{silent.getsockname()[1]}"})
+        for _ in range(3):
+            assert srv.get("/healthz", headers={"traceparent": new_traceparent()[2]}).status_code == 200
+        time.sleep(1.5)  # the timer's export is now in flight and hangs
+        assert srv.get("/healthz", headers={"traceparent": new_traceparent()[2]}).status_code == 200
+        assert srv.shutdown_problem(timeout=10.0) is None
+        assert "traces still queued" in srv.log_text()
+    finally:
+        silent.close()
+
+
 def test_off_without_an_endpoint(agentd):
     srv = agentd()
     r = srv.get("/healthz", headers={"traceparent": new_traceparent()[2]})
