@@ -660,10 +660,7 @@ static int send_parse(struct a2a_call *c)
     c->msg = json_pack("{s:s,s:s,s:o}", "messageId", mid, "role", "user", "parts", kept);
     struct agentd_error ae;
     int act = a2a_ucp_action(parts, &c->action_tool, &c->action_args, &ae);
-    char *canon = json_dumps(msg, JSON_COMPACT | JSON_SORT_KEYS);
-    if (canon)
-        store_idem_fingerprint("A2A", "message", canon, strlen(canon), c->fingerprint);
-    free(canon);
+    a2a_message_fingerprint(msg, c->fingerprint); /* "" without memory: refused below */
     json_decref(parts);
     if (act < 0) {
         ae.msg[199] = '\0'; /* an A2A answer has always cut it there */

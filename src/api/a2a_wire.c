@@ -4,6 +4,7 @@
 #include "api/a2a_wire.h"
 #include "core/err.h"
 #include "core/jsondump.h"
+#include "store/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,6 +173,19 @@ int a2a_parts_decode(const json_t *parts, json_t **out, struct agentd_error *e)
         json_array_append_new(v, one);
     }
     *out = v;
+    return 0;
+}
+
+int a2a_message_fingerprint(const json_t *msg, char out[65])
+{
+    out[0] = '\0';
+    /* jsondump: json_dumps' bytes without its per-container cycle check */
+    size_t len = 0;
+    char *canon = jsondump(msg, JSON_COMPACT | JSON_SORT_KEYS, &len);
+    if (!canon)
+        return AGENTD_ENOMEM;
+    store_idem_fingerprint("A2A", "message", canon, len, out);
+    free(canon);
     return 0;
 }
 
