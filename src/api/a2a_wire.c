@@ -268,15 +268,64 @@ int a2a_state_terminal(const char *s)
                  strcmp(s, "canceled") == 0 || strcmp(s, "rejected") == 0);
 }
 
+/* Days since 1970-01-01 -> the proleptic Gregorian date (the era-based
+ * civil-from-days method): gmtime_r and strftime took a lock and parsed a
+ * format for every stamp, twice a turn. */
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;                                    /* [0, 146096] */
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);              /* [0, 365] */
+    int64_t mp = (5 * doy + 2) / 153;                                   /* [0, 11] */
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+static char *put_digits(char *p, int64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v /= 10)
+        p[i] = (char)('0' + v % 10);
+    return p + n;
+}
+
 void a2a_timestamp(int64_t ms, char out[32])
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char day[24];
-    if (strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
-        day[0] = 0;
-    snprintf(out, 32, "%.20s.%03dZ", day, (int)((ms % 1000 + 1000) % 1000));
+    int64_t sec = ms / 1000, msec = ms % 1000;
+    if (msec < 0) {
+        msec += 1000;
+        sec--;
+    }
+    int64_t days = sec / 86400, rem = sec % 86400;
+    if (rem < 0) {
+        rem += 86400;
+        days--;
+    }
+    int64_t y;
+    int mo, d;
+    civil_from_days(days, &y, &mo, &d);
+    if (y < 0 || y > 9999) { /* not a clock agentd runs under: keep the old shape */
+        snprintf(out, 32, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)y, mo, d,
+                 (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)msec);
+        return;
+    }
+    char *p = put_digits(out, y, 4);
+    *p++ = '-';
+    p = put_digits(p, mo, 2);
+    *p++ = '-';
+    p = put_digits(p, d, 2);
+    *p++ = 'T';
+    p = put_digits(p, rem / 3600, 2);
+    *p++ = ':';
+    p = put_digits(p, rem / 60 % 60, 2);
+    *p++ = ':';
+    p = put_digits(p, rem % 60, 2);
+    *p++ = '.';
+    p = put_digits(p, msec, 3);
+    *p++ = 'Z';
+    *p = '\0';
 }
 
 /* ---- encoders ---- */

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -311,6 +312,32 @@ static void test_states(void **state)
     char ts[32];
     a2a_timestamp(1767323045006LL, ts);
     assert_string_equal(ts, "2026-01-02T03:04:05.006Z");
+    /* the hand-written date against gmtime_r + strftime, the writer it
+     * replaced: epoch, leap days, century rules, year and day ends */
+    static const int64_t at[] = { 0LL, 999LL, 951782400123LL /* 2000-02-29 */,
+                                  4107542399999LL /* 2100-02-28T23:59:59.999 */,
+                                  4107542400000LL, 1709251199500LL, 1709251200000LL,
+                                  1735689599999LL, 253402300799999LL /* 9999-12-31 */ };
+    for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
+        time_t t = (time_t)(at[i] / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char day[24], want[32];
+        strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(want, sizeof want, "%.20s.%03dZ", day, (int)(at[i] % 1000));
+        a2a_timestamp(at[i], ts);
+        assert_string_equal(ts, want);
+    }
+    for (int64_t ms = 0; ms < 400LL * 366 * 86400 * 1000; ms += 86400LL * 1000 * 7 + 3601234) {
+        time_t t = (time_t)(ms / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char day[24], want[32];
+        strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(want, sizeof want, "%.20s.%03dZ", day, (int)(ms % 1000));
+        a2a_timestamp(ms, ts);
+        assert_string_equal(ts, want);
+    }
 }
 
 /* A retried messageId matches its first copy by this fingerprint, also
