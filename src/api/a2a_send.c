@@ -247,8 +247,8 @@ static int find_task(struct store *st, struct a2a_call *c)
 
 /* The user's message joins the task, which works on it; the task names the
  * turn to come (chosen here, so streams and SubscribeToTask find it with no
- * write when it starts). The task's previous turn is kept in c->prior_turn
- * for a turn that never runs. */
+ * write when it starts). A continued task's previous turn is kept in
+ * c->prior_turn for a turn that never runs. */
 static void task_accept_message(json_t *task, struct a2a_call *c)
 {
     /* its own top level (the ids go on it), the parts shared with c->msg:
@@ -259,9 +259,10 @@ static void task_accept_message(json_t *task, struct a2a_call *c)
     json_array_append_new(json_object_get(task, "history"), m);
     json_object_set_new(task, "state", json_string("working"));
     json_decref(c->prior_turn);
-    c->prior_turn = json_object();
+    /* only a continued task has a previous turn to name again */
+    c->prior_turn = c->prior_state ? json_object() : NULL;
     static const char *const keys[] = { "turnId", "turnDone", "since" };
-    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+    for (size_t i = 0; c->prior_turn && i < sizeof keys / sizeof *keys; i++) {
         json_t *v = json_object_get(task, keys[i]);
         if (v && c->prior_turn)
             json_object_set(c->prior_turn, keys[i], v);
@@ -319,7 +320,7 @@ static int op_send_prepare(struct store *st, void *arg)
         }
         task_accept_message(c->task, c);
         char *doc = a2a_task_doc(c->task);
-        if (!doc || !c->prior_turn) {
+        if (!doc || (c->prior_state && !c->prior_turn)) {
             free(doc);
             a2a_store_fail(c, AGENTD_ENOMEM);
             return 0;
