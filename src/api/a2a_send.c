@@ -29,6 +29,23 @@
 #define MSG_IDEM_TTL_MS (24LL * 3600 * 1000)
 #define TEXT_MAX 16384
 
+/* Members set one by one: json_pack reads its format string and checks
+ * every key on each call, a few thousand instructions per tree on every
+ * turn. Keys are literals (no UTF-8 check); a NULL value (no memory) makes
+ * the set fail, which the callers' checks of the result catch. */
+static void set_str(json_t *o, const char *k, const char *v)
+{
+    json_object_set_new_nocheck(o, k, v ? json_string(v) : NULL);
+}
+
+/* {"text": s} */
+static json_t *text_part(const char *s)
+{
+    json_t *p = json_object();
+    set_str(p, "text", s);
+    return p;
+}
+
 /* ---- SendMessage: find the context and the task, then accept ---- */
 
 /* A messageId already held (ex, consumed): a different message under it is
@@ -214,15 +231,24 @@ static int find_task(struct store *st, struct a2a_call *c)
     }
     char id[48];
     id_new_ordered("task_", id, sizeof id);
-    c->task = json_pack("{s:s,s:s,s:s,s:[],s:[]}", "id", id, "contextId", c->context_id, "state",
-                        "submitted", "artifacts", "history");
-    return c->task ? 0 : a2a_store_fail(c, AGENTD_ENOMEM);
+    json_t *t = json_object();
+    set_str(t, "id", id);
+    set_str(t, "contextId", c->context_id);
+    set_str(t, "state", "submitted");
+    json_object_set_new_nocheck(t, "artifacts", json_array());
+    json_object_set_new_nocheck(t, "history", json_array());
+    if (json_object_size(t) != 5) {
+        json_decref(t);
+        return a2a_store_fail(c, AGENTD_ENOMEM);
+    }
+    c->task = t;
+    return 0;
 }
 
 /* The user's message joins the task, which works on it; the task names the
  * turn to come (chosen here, so streams and SubscribeToTask find it with no
- * write when it starts). The task's previous turn is kept in c->prior_turn
- * for a turn that never runs. */
+ * write when it starts). A continued task's previous turn is kept in
+ * c->prior_turn for a turn that never runs. */
 static void task_accept_message(json_t *task, struct a2a_call *c)
 {
     /* its own top level (the ids go on it), the parts shared with c->msg:
@@ -233,9 +259,10 @@ static void task_accept_message(json_t *task, struct a2a_call *c)
     json_array_append_new(json_object_get(task, "history"), m);
     json_object_set_new(task, "state", json_string("working"));
     json_decref(c->prior_turn);
-    c->prior_turn = json_object();
+    /* only a continued task has a previous turn to name again */
+    c->prior_turn = c->prior_state ? json_object() : NULL;
     static const char *const keys[] = { "turnId", "turnDone", "since" };
-    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+    for (size_t i = 0; c->prior_turn && i < sizeof keys / sizeof *keys; i++) {
         json_t *v = json_object_get(task, keys[i]);
         if (v && c->prior_turn)
             json_object_set(c->prior_turn, keys[i], v);
@@ -293,7 +320,7 @@ static int op_send_prepare(struct store *st, void *arg)
         }
         task_accept_message(c->task, c);
         char *doc = a2a_task_doc(c->task);
-        if (!doc || !c->prior_turn) {
+        if (!doc || (c->prior_state && !c->prior_turn)) {
             free(doc);
             a2a_store_fail(c, AGENTD_ENOMEM);
             return 0;
@@ -356,8 +383,7 @@ static int fn_outcome(json_t *cur, void *arg)
     int canceled = state && strcmp(state, "canceled") == 0;
     json_t *parts = json_array();
     if (c->res.status == 0) {
-        json_array_append_new(parts, json_pack("{s:s}", "text", c->res.message ? c->res.message
-                                                                               : ""));
+        json_array_append_new(parts, text_part(c->res.message ? c->res.message : ""));
         json_t *pr = c->res.products ? a2a_ucp_product_results(c->res.products) : NULL;
         if (pr)
             json_array_append_new(parts, json_pack("{s:{s:o}}", "data",
@@ -366,16 +392,23 @@ static int fn_outcome(json_t *cur, void *arg)
             json_array_append_new(parts, json_pack("{s:{s:O}}", "data", A2A_KEY_CHECKOUT,
                                                    c->res.checkout));
     } else {
-        json_array_append_new(parts, json_pack("{s:s}", "text", c->res.message ? c->res.message
-                                                                               : "failed"));
+        json_array_append_new(parts, text_part(c->res.message ? c->res.message : "failed"));
         json_array_append_new(parts, json_pack("{s:{s:{s:s,s:i}}}", "data", "error", "code",
                                                c->res.code ? c->res.code : "internal_error",
                                                "httpStatus", c->res.http_status));
     }
     char mid[48];
     id_new("msg_", mid, sizeof mid);
-    json_t *m = json_pack("{s:s,s:s,s:O,s:s,s:s}", "messageId", mid, "role", "agent", "parts",
-                          parts, "contextId", c->context_id, "taskId", tid);
+    json_t *m = json_object();
+    set_str(m, "messageId", mid);
+    set_str(m, "role", "agent");
+    json_object_set_nocheck(m, "parts", parts);
+    set_str(m, "contextId", c->context_id);
+    set_str(m, "taskId", tid);
+    if (json_object_size(m) != 5 || !parts) { /* as json_pack: all of it or nothing */
+        json_decref(m);
+        m = NULL;
+    }
     if (m)
         json_array_append(json_object_get(cur, "history"), m);
     if (!canceled) {
@@ -384,10 +417,14 @@ static int fn_outcome(json_t *cur, void *arg)
             /* completed when this turn placed the order: the session's
              * checkout still shows an earlier task's order */
             next = c->res.order_placed ? "completed" : "input-required";
-            json_array_append_new(json_object_get(cur, "artifacts"),
-                                  json_pack("{s:s,s:s,s:O}", "artifactId",
-                                            c->res.turn_id ? c->res.turn_id : mid, "name",
-                                            "answer", "parts", parts));
+            json_t *a = json_object();
+            set_str(a, "artifactId", c->res.turn_id ? c->res.turn_id : mid);
+            set_str(a, "name", "answer");
+            json_object_set_nocheck(a, "parts", parts);
+            if (json_object_size(a) == 3)
+                json_array_append_new(json_object_get(cur, "artifacts"), a);
+            else
+                json_decref(a);
         } else if (!c->res.turn_id && c->prior_state) {
             next = c->prior_state; /* the turn never ran (busy, budget): as before */
         } else {
@@ -657,13 +694,17 @@ static int send_parse(struct a2a_call *c)
         if (json_object_get(pt, "text"))
             json_array_append(kept, pt);
     }
-    c->msg = json_pack("{s:s,s:s,s:o}", "messageId", mid, "role", "user", "parts", kept);
+    c->msg = json_object();
+    set_str(c->msg, "messageId", mid);
+    set_str(c->msg, "role", "user");
+    json_object_set_new_nocheck(c->msg, "parts", kept);
+    if (json_object_size(c->msg) != 3) {
+        json_decref(c->msg);
+        c->msg = NULL; /* refused below: out of memory */
+    }
     struct agentd_error ae;
     int act = a2a_ucp_action(parts, &c->action_tool, &c->action_args, &ae);
-    char *canon = json_dumps(msg, JSON_COMPACT | JSON_SORT_KEYS);
-    if (canon)
-        store_idem_fingerprint("A2A", "message", canon, strlen(canon), c->fingerprint);
-    free(canon);
+    a2a_message_fingerprint(msg, c->fingerprint); /* "" without memory: refused below */
     json_decref(parts);
     if (act < 0) {
         ae.msg[199] = '\0'; /* an A2A answer has always cut it there */

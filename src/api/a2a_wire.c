@@ -4,6 +4,7 @@
 #include "api/a2a_wire.h"
 #include "core/err.h"
 #include "core/jsondump.h"
+#include "store/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +176,19 @@ int a2a_parts_decode(const json_t *parts, json_t **out, struct agentd_error *e)
     return 0;
 }
 
+int a2a_message_fingerprint(const json_t *msg, char out[65])
+{
+    out[0] = '\0';
+    /* jsondump: json_dumps' bytes without its per-container cycle check */
+    size_t len = 0;
+    char *canon = jsondump(msg, JSON_COMPACT | JSON_SORT_KEYS, &len);
+    if (!canon)
+        return AGENTD_ENOMEM;
+    store_idem_fingerprint("A2A", "message", canon, len, out);
+    free(canon);
+    return 0;
+}
+
 char *a2a_parts_text(const json_t *parts)
 {
     size_t n = 0, i;
@@ -254,15 +268,64 @@ int a2a_state_terminal(const char *s)
                  strcmp(s, "canceled") == 0 || strcmp(s, "rejected") == 0);
 }
 
+/* Days since 1970-01-01 -> the proleptic Gregorian date (the era-based
+ * civil-from-days method): gmtime_r and strftime took a lock and parsed a
+ * format for every stamp, twice a turn. */
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;                                    /* [0, 146096] */
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);              /* [0, 365] */
+    int64_t mp = (5 * doy + 2) / 153;                                   /* [0, 11] */
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+static char *put_digits(char *p, int64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v /= 10)
+        p[i] = (char)('0' + v % 10);
+    return p + n;
+}
+
 void a2a_timestamp(int64_t ms, char out[32])
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char day[24];
-    if (strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
-        day[0] = 0;
-    snprintf(out, 32, "%.20s.%03dZ", day, (int)((ms % 1000 + 1000) % 1000));
+    int64_t sec = ms / 1000, msec = ms % 1000;
+    if (msec < 0) {
+        msec += 1000;
+        sec--;
+    }
+    int64_t days = sec / 86400, rem = sec % 86400;
+    if (rem < 0) {
+        rem += 86400;
+        days--;
+    }
+    int64_t y;
+    int mo, d;
+    civil_from_days(days, &y, &mo, &d);
+    if (y < 0 || y > 9999) { /* not a clock agentd runs under: keep the old shape */
+        snprintf(out, 32, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)y, mo, d,
+                 (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)msec);
+        return;
+    }
+    char *p = put_digits(out, y, 4);
+    *p++ = '-';
+    p = put_digits(p, mo, 2);
+    *p++ = '-';
+    p = put_digits(p, d, 2);
+    *p++ = 'T';
+    p = put_digits(p, rem / 3600, 2);
+    *p++ = ':';
+    p = put_digits(p, rem / 60 % 60, 2);
+    *p++ = ':';
+    p = put_digits(p, rem % 60, 2);
+    *p++ = '.';
+    p = put_digits(p, msec, 3);
+    *p++ = 'Z';
+    *p = '\0';
 }
 
 /* ---- encoders ---- */

@@ -76,6 +76,12 @@ char *a2a_parts_text(const json_t *parts);
 /* The data parts' objects merged into one new object, or NULL when none. */
 json_t *a2a_parts_data(const json_t *parts);
 
+/* A message's fingerprint, what a retried messageId must match: SHA-256
+ * hex of "A2A\nmessage\n" and the message as the client sent it, compact
+ * with sorted keys (the stored claims' bytes: never change them). 0, or
+ * AGENTD_ENOMEM / AGENTD_EINVAL with out "". */
+int a2a_message_fingerprint(const json_t *msg, char out[65]);
+
 /* Internal states: "submitted", "working", "input-required", "completed",
  * "failed", "canceled", "rejected" (0.3's own spelling). */
 const char *a2a_state_wire(const char *state, int ver);

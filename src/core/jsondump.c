@@ -11,9 +11,10 @@
 
 #define DEPTH_MAX 2048
 
-/* Anything but JSON_COMPACT, a real precision and JSON_ENCODE_ANY: jansson
- * does it. */
-#define FLAGS_OURS (JSON_COMPACT | JSON_REAL_PRECISION(31) | JSON_ENCODE_ANY)
+/* Anything but JSON_COMPACT, a real precision, JSON_ENCODE_ANY and
+ * JSON_SORT_KEYS: jansson does it. */
+#define FLAGS_OURS (JSON_COMPACT | JSON_REAL_PRECISION(31) | JSON_ENCODE_ANY | JSON_SORT_KEYS)
+#define SORT_STACK 16 /* keys sorted without a malloc */
 
 static void put_int(struct buf *b, json_int_t v)
 {
@@ -39,6 +40,50 @@ static int put_real(struct buf *b, const json_t *j, size_t flags)
     return 0;
 }
 
+static int put(struct buf *b, const json_t *j, size_t flags, int depth);
+
+struct key {
+    const char *s;
+    size_t len;
+    json_t *v;
+};
+
+/* jansson's JSON_SORT_KEYS order: the keys' bytes, a prefix first */
+static int key_cmp(const void *pa, const void *pb)
+{
+    const struct key *a = pa, *b = pb;
+    int r = memcmp(a->s, b->s, a->len < b->len ? a->len : b->len);
+    return r ? r : (a->len > b->len) - (a->len < b->len);
+}
+
+/* An object's members in key order (an A2A message's fingerprint). */
+static int put_sorted(struct buf *b, const json_t *j, size_t flags, int depth)
+{
+    size_t n = json_object_size(j), i = 0;
+    struct key stack[SORT_STACK], *k = n <= SORT_STACK ? stack : malloc(n * sizeof *k);
+    if (!k)
+        return AGENTD_ENOMEM;
+    for (void *it = json_object_iter((json_t *)j); it && i < n;
+         it = json_object_iter_next((json_t *)j, it), i++)
+        k[i] = (struct key){ json_object_iter_key(it), json_object_iter_key_len(it),
+                             json_object_iter_value(it) };
+    qsort(k, i, sizeof *k, key_cmp);
+    int rc = 0;
+    buf_append(b, "{", 1);
+    for (size_t m = 0; m < i && rc == 0; m++) {
+        if (m)
+            buf_append(b, ",", 1);
+        rc = buf_json_str(b, k[m].s, k[m].len);
+        buf_append(b, ":", 1);
+        if (rc == 0)
+            rc = put(b, k[m].v, flags, depth + 1);
+    }
+    buf_append(b, "}", 1);
+    if (k != stack)
+        free(k);
+    return rc;
+}
+
 static int put(struct buf *b, const json_t *j, size_t flags, int depth)
 {
     if (depth > DEPTH_MAX)
@@ -46,6 +91,10 @@ static int put(struct buf *b, const json_t *j, size_t flags, int depth)
     int rc = 0;
     switch (json_typeof(j)) {
     case JSON_OBJECT: {
+        if (flags & JSON_SORT_KEYS) {
+            rc = put_sorted(b, j, flags, depth);
+            break;
+        }
         buf_append(b, "{", 1);
         int first = 1;
         for (void *it = json_object_iter((json_t *)j); it && rc == 0;

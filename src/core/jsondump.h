@@ -10,8 +10,8 @@
 #include "core/buf.h"
 
 /* j as json_dumps(j, flags) writes it, flags being JSON_COMPACT with an
- * optional JSON_REAL_PRECISION and JSON_ENCODE_ANY (other flags are passed
- * to jansson whole).
+ * optional JSON_REAL_PRECISION, JSON_ENCODE_ANY and JSON_SORT_KEYS (other
+ * flags are passed to jansson whole).
  * malloc'd text and its length in *len (may be NULL); NULL where json_dumps
  * gives NULL (a string that is not UTF-8, a top-level scalar without
  * JSON_ENCODE_ANY, nesting deeper than 2048) or out of memory. */

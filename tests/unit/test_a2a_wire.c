@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -311,6 +312,63 @@ static void test_states(void **state)
     char ts[32];
     a2a_timestamp(1767323045006LL, ts);
     assert_string_equal(ts, "2026-01-02T03:04:05.006Z");
+    /* the hand-written date against gmtime_r + strftime, the writer it
+     * replaced: epoch, leap days, century rules, year and day ends */
+    static const int64_t at[] = { 0LL, 999LL, 951782400123LL /* 2000-02-29 */,
+                                  4107542399999LL /* 2100-02-28T23:59:59.999 */,
+                                  4107542400000LL, 1709251199500LL, 1709251200000LL,
+                                  1735689599999LL, 253402300799999LL /* 9999-12-31 */ };
+    for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
+        time_t t = (time_t)(at[i] / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char day[24], want[32];
+        strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(want, sizeof want, "%.20s.%03dZ", day, (int)(at[i] % 1000));
+        a2a_timestamp(at[i], ts);
+        assert_string_equal(ts, want);
+    }
+    for (int64_t ms = 0; ms < 400LL * 366 * 86400 * 1000; ms += 86400LL * 1000 * 7 + 3601234) {
+        time_t t = (time_t)(ms / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char day[24], want[32];
+        strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(want, sizeof want, "%.20s.%03dZ", day, (int)(ms % 1000));
+        a2a_timestamp(ms, ts);
+        assert_string_equal(ts, want);
+    }
+}
+
+/* A retried messageId matches its first copy by this fingerprint, also
+ * one stored by an earlier build: its bytes are pinned here (the message
+ * in insertion order, keys unsorted, a nested data object, non-ASCII, a
+ * real). */
+static void test_message_fingerprint_pinned(void **state)
+{
+    (void)state;
+    json_error_t je;
+    json_t *m = json_loads("{\"role\":\"ROLE_USER\",\"messageId\":\"m-1\",\"parts\":["
+                           "{\"text\":\"caf\\u00e9 \\\"x\\\"\",\"kind\":\"text\"},{\"kind\":\"data\","
+                           "\"data\":{\"z\":[{\"y\":1,\"x\":2.5}],\"a\":null}}],"
+                           "\"contextId\":\"ctx\"}", 0, &je);
+    assert_non_null(m);
+    char fp[65];
+    assert_int_equal(a2a_message_fingerprint(m, fp), 0);
+    /* sha256("A2A\nmessage\n" + the compact sorted-keys dump), as an
+     * independent tool (Python's json.dumps(sort_keys=True)) computes it */
+    assert_string_equal(fp, "413fa46b36b8792f4c5c9f866845d70cced7a807f0014ab363e27489ede0e049");
+    /* one key's order changed: the same fingerprint (keys are sorted) */
+    json_t *m2 = json_pack("{s:s,s:O,s:s,s:s}", "contextId", "ctx", "parts",
+                           json_object_get(m, "parts"), "messageId", "m-1", "role", "ROLE_USER");
+    char fp2[65];
+    assert_int_equal(a2a_message_fingerprint(m2, fp2), 0);
+    assert_string_equal(fp2, fp);
+    json_object_set_new(m2, "role", json_string("user"));
+    assert_int_equal(a2a_message_fingerprint(m2, fp2), 0);
+    assert_string_not_equal(fp2, fp);
+    json_decref(m2);
+    json_decref(m);
 }
 
 int main(void)
@@ -320,6 +378,7 @@ int main(void)
         cmocka_unit_test(test_string_escaping), cmocka_unit_test(test_direct_reply),
         cmocka_unit_test(test_version),       cmocka_unit_test(test_envelope),
         cmocka_unit_test(test_parts),         cmocka_unit_test(test_states),
+        cmocka_unit_test(test_message_fingerprint_pinned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

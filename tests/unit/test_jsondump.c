@@ -21,7 +21,9 @@ static void same_as_jansson(const char *text)
     assert_non_null(j);
     size_t flagsets[] = { JSON_COMPACT, JSON_COMPACT | JSON_REAL_PRECISION(10),
                           JSON_COMPACT | JSON_ENCODE_ANY,
-                          JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10) };
+                          JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10),
+                          JSON_COMPACT | JSON_SORT_KEYS,
+                          JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY };
     for (size_t k = 0; k < sizeof flagsets / sizeof *flagsets; k++) {
         char *want = json_dumps(j, flagsets[k]);
         size_t len = 0;
@@ -62,6 +64,50 @@ static void test_matches_json_dumps(void **state)
     same_as_jansson("{\"ucp\":{\"version\":\"2026-01-11\",\"capabilities\":[{\"name\":\"x\"}]},"
                     "\"line_items\":[{\"id\":\"li_1\",\"quantity\":2,\"totals\":[{\"type\":"
                     "\"subtotal\",\"amount\":998}]}],\"_agentd\":{\"version\":2}}");
+    /* JSON_SORT_KEYS (an A2A message's fingerprint): byte order, a prefix
+     * first, many keys, nested objects in arrays */
+    same_as_jansson("{\"b\":1,\"a\":2,\"ab\":3,\"B\":4,\"_\":5,\"\\u00e9\":6,\"a\\u007f\":7,"
+                    "\"\":9}");
+    same_as_jansson("{\"k9\":0,\"k8\":0,\"k7\":0,\"k6\":0,\"k5\":0,\"k4\":0,\"k3\":0,"
+                    "\"k2\":0,\"k1\":0,\"k0\":0,\"j9\":0,\"j8\":0,\"j7\":0,\"j6\":0,"
+                    "\"j5\":0,\"j4\":0,\"j3\":0,\"j2\":0,\"j1\":0,\"j0\":0}");
+    same_as_jansson("{\"role\":\"ROLE_USER\",\"messageId\":\"m-1\",\"parts\":[{\"text\":"
+                    "\"hi\",\"kind\":\"text\"},{\"data\":{\"z\":[{\"y\":1,\"x\":2}],\"a\":"
+                    "1.5}}]}");
+}
+
+/* JSON_SORT_KEYS is written here, not handed to jansson: the result does
+ * not depend on which writer ran, and jsondump takes the flag as its own
+ * (a nesting deeper than jansson's own limit still fails). */
+static void test_sort_keys_is_ours(void **state)
+{
+    (void)state;
+    json_t *j = json_pack("{s:i,s:i}", "b", 1, "a", 2);
+    char *got = jsondump(j, JSON_COMPACT | JSON_SORT_KEYS, NULL);
+    assert_non_null(got);
+    assert_string_equal(got, "{\"a\":2,\"b\":1}");
+    free(got);
+    /* keys with a NUL (json_object_setn): ordered by their bytes as jansson does */
+    json_object_setn_new(j, "a\0b", 3, json_integer(3));
+    json_object_setn_new(j, "a\0", 2, json_integer(4));
+    char *want = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    got = jsondump(j, JSON_COMPACT | JSON_SORT_KEYS, NULL);
+    assert_non_null(want);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    free(want);
+    free(got);
+    json_decref(j);
+    /* 3000 nested objects: deeper than jsondump's bound (2048) -> NULL; a
+     * flag handed to jansson would have dumped it */
+    json_t *deep = json_object(), *cur = deep;
+    for (int i = 0; i < 3000; i++) {
+        json_t *n = json_object();
+        json_object_set_new(cur, "x", n);
+        cur = n;
+    }
+    assert_null(jsondump(deep, JSON_COMPACT | JSON_SORT_KEYS, NULL));
+    json_decref(deep);
 }
 
 /* A string jansson would refuse to dump (not UTF-8) fails here too. */
@@ -96,6 +142,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_json_dumps),
+        cmocka_unit_test(test_sort_keys_is_ours),
         cmocka_unit_test(test_invalid_utf8_fails),
         cmocka_unit_test(test_shared_value_twice),
     };
