@@ -155,6 +155,8 @@ static int run(struct store *st, void *arg)
     int rc = shop_call(j);
     if (rc == 0 && j->co)
         j->saved = shop_saved_take(j->co, &j->saved_len);
+    else
+        shop_saved_reset();
     shop_webhook_as(NULL);
     shop_audit_as(NULL, NULL);
     return rc;

@@ -2,6 +2,7 @@
  * public members of the document it just saved, kept per thread for the front. */
 #include "shop/shop_internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +20,10 @@ static _Thread_local struct {
     int64_t version;
     char *text;
     size_t len;
+    int hooked; /* its exit hook is set: a thread's text is freed when it ends */
 } tl_saved;
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
 void shop_saved_reset(void)
 {
@@ -28,6 +32,14 @@ void shop_saved_reset(void)
     tl_saved.c = NULL;
     tl_saved.len = 0;
 }
+
+static void at_exit(void *arg)
+{
+    (void)arg;
+    shop_saved_reset();
+}
+
+static void exit_key_make(void) { (void)pthread_key_create(&exit_key, at_exit); }
 
 /* A real number dumps with another precision in a reply (10 digits) than
  * in the store (17): only the client's and the merchant's free-form JSON
@@ -65,7 +77,13 @@ void shop_saved_keep(const struct checkout *c, const char *doc, int64_t version)
             at = p;
             break;
         }
-    if (!at || !(tl_saved.text = strndup(doc + 1, (size_t)(at - doc - 1))))
+    if (!at)
+        return;
+    if (!tl_saved.hooked) { /* a text left by an operation nobody answered */
+        (void)pthread_once(&exit_once, exit_key_make);
+        tl_saved.hooked = pthread_setspecific(exit_key, &tl_saved) == 0 ? 1 : -1;
+    }
+    if (tl_saved.hooked < 0 || !(tl_saved.text = strndup(doc + 1, (size_t)(at - doc - 1))))
         return;
     tl_saved.len = (size_t)(at - doc - 1);
     tl_saved.c = c;
