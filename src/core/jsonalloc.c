@@ -42,6 +42,9 @@ static void cache_flush(void *arg)
         }
         c->n[k] = 0;
     }
+    /* a later destructor dropping a tree caches again: it sets the hook
+     * again, and the thread's exit runs this once more */
+    c->registered = 0;
 }
 
 static void exit_key_make(void) { (void)pthread_key_create(&exit_key, cache_flush); }
