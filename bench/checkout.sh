@@ -51,19 +51,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cat >"$tmp/catalog.json" <<'JSON'
-{"currency": "USD",
- "products": [{"productID": "BENCH-1", "name": "Benchmark Cookies",
-               "offers": {"price": "4.99", "priceCurrency": "USD"},
-               "inventory": {"quantity": 1000000000}}],
- "shipping_rates": [{"id": "std-ship", "country_code": "default", "service_level": "standard",
-                     "price": 500, "title": "Standard Shipping"}],
- "tax_rates": [{"country": "US", "region": "IL", "rate_bp": 625},
-               {"country": "*", "region": "*", "rate_bp": 0}]}
-JSON
 
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-env -u AGENTD_BIN AGENTD_HOST=127.0.0.1 AGENTD_PORT=$port AGENTD_DATA_DIR="$tmp/data" AGENTD_CATALOG="$tmp/catalog.json" \
+env -u AGENTD_BIN AGENTD_HOST=127.0.0.1 AGENTD_PORT=$port AGENTD_DATA_DIR="$tmp/data" AGENTD_CATALOG="$root/bench/checkout_catalog.json" \
   AGENTD_WORKERS=$workers AGENTD_ACCESS_LOG=$access_log AGENTD_LOG_LEVEL=warn \
   "$bin" serve >"$tmp/agentd.log" 2>&1 &
 pid=$!

@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/jsonalloc.h"
 #include "core/metrics.h"
 #include "core/seal.h"
 #include "http/probe.h"
@@ -417,6 +418,7 @@ static int unexpected_argument(const char *cmd, const char *arg)
 
 int main(int argc, char **argv)
 {
+    jsonalloc_install(); /* before any jansson call */
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;

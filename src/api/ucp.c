@@ -15,6 +15,7 @@
 #include "auth/sign.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/jsondump.h"
 #include "core/log.h"
 #include "http/server.h"
 #include "shop/shop.h"
@@ -50,6 +51,8 @@ struct job {
     int64_t if_match;       /* PUT If-Match version, -1 = none */
     char op_key[128];       /* complete and create: "idem:" + the Idempotency-Key */
     struct checkout *co;
+    char *saved;            /* co's members as the shop just saved them (shop_saved_take) */
+    size_t saved_len;
     struct order *order;
     int declined;
     unsigned changes;       /* orders: ORDER_CHANGE_* (the shop queued their webhook) */
@@ -96,6 +99,7 @@ static void job_free(struct job *j)
 {
     json_decref(j->body);
     checkout_free(j->co);
+    free(j->saved);
     order_free(j->order);
     free(j);
 }
@@ -147,10 +151,44 @@ static int run(struct store *st, void *arg)
     struct job *j = arg;
     shop_audit_as(j->r->request_id, j->r->principal); /* the request lives until done */
     shop_webhook_as(j->neg.webhook_url); /* its order events' receiver, if any */
+    shop_saved_reset();
     int rc = shop_call(j);
+    if (rc == 0 && j->co)
+        j->saved = shop_saved_take(j->co, &j->saved_len);
+    else
+        shop_saved_reset();
     shop_webhook_as(NULL);
     shop_audit_as(NULL, NULL);
     return rc;
+}
+
+/* The checkout as the shop just saved it, after the ucp member: what
+ * checkout_to_json would give when every capability was negotiated (the
+ * stored document keeps them all), without building it again. 1 if sent. */
+static int reply_saved(struct job *j)
+{
+    if (!j->saved || j->neg.caps != UCP_CAP_ALL ||
+        (j->neg.version[0] && strcmp(j->neg.version, UCP_VERSION) != 0))
+        return 0;
+    size_t mlen = 0;
+    json_t *meta = ucp_response_meta_json(&j->neg);
+    char *m = meta ? jsondump(meta, JSON_COMPACT, &mlen) : NULL;
+    json_decref(meta);
+    size_t len = 7 + mlen + 1 + j->saved_len + 1; /* {"ucp":M,S} */
+    char *text = m ? malloc(len + 1) : NULL;
+    if (!text) {
+        free(m);
+        return 0;
+    }
+    int n = snprintf(text, len + 1, "{\"ucp\":%s,%s}", m, j->saved);
+    free(m);
+    if (n < 0 || (size_t)n != len) {
+        free(text);
+        return 0;
+    }
+    http_reply_raw(j->r, j->op == OP_CREATE ? 201 : 200, "application/json", text, len);
+    free(text);
+    return 1;
 }
 
 static void done(int rc, void *arg)
@@ -162,8 +200,9 @@ static void done(int rc, void *arg)
         char etag[32];
         snprintf(etag, sizeof etag, "\"%lld\"", (long long)j->co->version);
         http_set_header(j->r, "ETag", etag);
-        json_t *body = checkout_to_json(j->co, &j->neg);
-        http_reply_json(j->r, j->op == OP_CREATE ? 201 : 200, body);
+        if (!reply_saved(j))
+            http_reply_json(j->r, j->op == OP_CREATE ? 201 : 200,
+                            checkout_to_json(j->co, &j->neg));
     } else {
         char etag[32];
         snprintf(etag, sizeof etag, "\"%lld\"", (long long)j->order->version);

@@ -3,6 +3,7 @@
 #include "commerce/ucp.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,16 +98,11 @@ int ucp_negotiate(const json_t *platform_caps, struct ucp_negotiated *out, struc
     return 0;
 }
 
-json_t *ucp_response_meta_json(const struct ucp_negotiated *neg)
+static json_t *meta_build(const char *version, unsigned set)
 {
-    struct ucp_negotiated all;
-    if (!neg) {
-        ucp_negotiated_all(&all);
-        neg = &all;
-    }
     json_t *a = json_array();
     for (size_t k = 0; a && k < N_CAPS; k++) {
-        if (!(neg->caps & caps[k].bit))
+        if (!(set & caps[k].bit))
             continue;
         if (json_array_append_new(a, json_pack("{s:s, s:s}", "name", caps[k].name, "version",
                                                UCP_VERSION))) {
@@ -116,8 +112,39 @@ json_t *ucp_response_meta_json(const struct ucp_negotiated *neg)
     }
     if (!a)
         return NULL;
-    return json_pack("{s:s, s:o}", "version", neg->version[0] ? neg->version : UCP_VERSION,
-                     "capabilities", a);
+    return json_pack("{s:s, s:o}", "version", version, "capabilities", a);
+}
+
+/* Every reply carries this block, and it depends only on the capability set
+ * (the version is always ours): one tree per set, built on first use and
+ * shared by reference — jansson's reference counts are atomic, and nothing
+ * edits a reply's ucp member. Kept for the process's life. */
+static _Atomic(json_t *) meta_cache[UCP_CAP_ALL + 1];
+
+json_t *ucp_response_meta_json(const struct ucp_negotiated *neg)
+{
+    struct ucp_negotiated all;
+    if (!neg) {
+        ucp_negotiated_all(&all);
+        neg = &all;
+    }
+    unsigned set = neg->caps & UCP_CAP_ALL;
+    if (neg->version[0] && strcmp(neg->version, UCP_VERSION) != 0)
+        return meta_build(neg->version, set);
+    json_t *m = atomic_load_explicit(&meta_cache[set], memory_order_acquire);
+    if (!m) {
+        json_t *fresh = meta_build(UCP_VERSION, set), *none = NULL;
+        if (!fresh)
+            return NULL;
+        if (atomic_compare_exchange_strong_explicit(&meta_cache[set], &none, fresh,
+                                                    memory_order_acq_rel, memory_order_acquire))
+            m = fresh;
+        else { /* another thread built it first */
+            json_decref(fresh);
+            m = none;
+        }
+    }
+    return json_incref(m);
 }
 
 json_t *ucp_profile_capabilities_json(void)

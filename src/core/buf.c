@@ -153,7 +153,17 @@ int buf_json_str(struct buf *b, const char *s, size_t n)
         }
         buf_append(b, esc, el);
     }
-    buf_append(b, s + run, n - run);
+    /* the tail and the closing quote: room was reserved for them unless an
+     * escape grew the text (then the general path) */
+    size_t tail = n - run;
+    if (!b->oom && b->len + tail + 2 <= b->cap) {
+        memcpy(b->data + b->len, s + run, tail);
+        b->len += tail;
+        b->data[b->len++] = '"';
+        b->data[b->len] = 0;
+        return 0;
+    }
+    buf_append(b, s + run, tail);
     buf_append(b, "\"", 1);
     return b->oom ? AGENTD_ENOMEM : 0;
 }

@@ -16,6 +16,18 @@
 #define FLAGS_OURS (JSON_COMPACT | JSON_REAL_PRECISION(31) | JSON_ENCODE_ANY | JSON_SORT_KEYS)
 #define SORT_STACK 16 /* keys sorted without a malloc */
 
+/* One punctuation byte: in place when there is room (most of a document's
+ * bytes outside its strings), else through buf_append. */
+static inline void put_ch(struct buf *b, char c)
+{
+    if (b->len + 2 <= b->cap) {
+        b->data[b->len++] = c;
+        b->data[b->len] = 0;
+    } else {
+        buf_append(b, &c, 1);
+    }
+}
+
 static void put_int(struct buf *b, json_int_t v)
 {
     char tmp[24], *p = tmp + sizeof tmp;
@@ -95,30 +107,30 @@ static int put(struct buf *b, const json_t *j, size_t flags, int depth)
             rc = put_sorted(b, j, flags, depth);
             break;
         }
-        buf_append(b, "{", 1);
+        put_ch(b, '{');
         int first = 1;
         for (void *it = json_object_iter((json_t *)j); it && rc == 0;
              it = json_object_iter_next((json_t *)j, it)) {
             if (!first)
-                buf_append(b, ",", 1);
+                put_ch(b, ',');
             first = 0;
             rc = buf_json_str(b, json_object_iter_key(it), json_object_iter_key_len(it));
-            buf_append(b, ":", 1);
+            put_ch(b, ':');
             if (rc == 0)
                 rc = put(b, json_object_iter_value(it), flags, depth + 1);
         }
-        buf_append(b, "}", 1);
+        put_ch(b, '}');
         break;
     }
     case JSON_ARRAY: {
-        buf_append(b, "[", 1);
+        put_ch(b, '[');
         size_t n = json_array_size(j);
         for (size_t i = 0; i < n && rc == 0; i++) {
             if (i)
-                buf_append(b, ",", 1);
+                put_ch(b, ',');
             rc = put(b, json_array_get(j, i), flags, depth + 1);
         }
-        buf_append(b, "]", 1);
+        put_ch(b, ']');
         break;
     }
     case JSON_STRING:

@@ -424,6 +424,7 @@ static int save(struct shop *sh, struct checkout *c, struct agentd_error *e)
     if (rc == 0) {
         c->version++;
         checkout_cache_put(sh->cache, c, doc);
+        shop_saved_keep(c, doc, c->version);
     } else if (rc != AGENTD_ECONFLICT) {
         store_fail(e, rc);
     }
@@ -512,8 +513,10 @@ static int create_op(struct shop *sh, const char *owner, const json_t *req,
                                   .status = (char *)checkout_status_name(c->status), .document = doc,
                                   .expires_at = c->expires_at * 1000 };
     rc = doc ? store_checkout_create(sh->st, &row) : AGENTD_ENOMEM;
-    if (rc == 0)
+    if (rc == 0) {
         checkout_cache_put(sh->cache, c, doc);
+        shop_saved_keep(c, doc, row.version);
+    }
     free(doc);
     if (rc == AGENTD_EEXIST && op_key) {
         /* The same call, running at the same time, got there first. */
@@ -1027,9 +1030,10 @@ static int complete_write(struct shop *sh, const char *owner,
                                    .event = done->webhook_url ? &ev : NULL };
         rc = store_order_create(sh->st, &row, done->version, checkout_status_name(done->status), co_doc,
                                 take, done->n_lines);
-        if (rc == 0)
+        if (rc == 0) {
             checkout_cache_put(sh->cache, done, co_doc);
-        else if (rc == AGENTD_ESTOCK)
+            shop_saved_keep(done, co_doc, done->version + 1); /* the caller moves it on */
+        } else if (rc == AGENTD_ESTOCK)
             name_short_item(sh, done, e);
         else if (rc)
             store_fail(e, rc);
@@ -1053,6 +1057,7 @@ static int complete_place_order(struct shop *sh, const char *owner, struct check
     char order_id[48], *permalink = NULL, token[SHOP_ORDER_TOKEN_LEN + 1], hash[65];
     id_new("ord_", order_id, sizeof order_id);
     struct order *o = NULL;
+    shop_saved_reset(); /* the claim's document no longer describes done */
     int rc = shop_order_token_new(token, hash);
     if (rc == 0)
         rc = rules_begin(sh, &ctx, &r, e);

@@ -159,6 +159,17 @@ int shop_order_mark_shipped(struct shop *sh, const char *id, struct order **out,
 int shop_order_by_token(struct shop *sh, const char *id, const char *token, struct order **out,
                         struct agentd_error *e);
 
+/* ---- the reply cut from the saved document (saved_reply.c) ---- */
+
+/* The calling thread's last operation saved c as it is now? Then the
+ * members of its UCP JSON under the whole negotiation (checkout_to_json's
+ * with every capability, from "id" on, without the braces and the "ucp"
+ * member), malloc'd, length in *len: a front may reply with them instead
+ * of rendering c. NULL otherwise. Either way the kept text is dropped.
+ * shop_saved_reset drops it before an operation (a worker job's start). */
+char *shop_saved_take(const struct checkout *c, size_t *len);
+void shop_saved_reset(void);
+
 /* ---- order events (order_events.c; docs/ucp.md "Webhooks") ---- */
 
 /* The outbox kind of order webhooks. */

@@ -22,11 +22,17 @@ int shop_order_load(struct shop *sh, const char *owner, const char *id, struct o
 int shop_order_token_new(char token[SHOP_ORDER_TOKEN_LEN + 1], char hash[65]);
 
 /* Metrics (shop_metrics.c): every series at 0 from the start; one order
- * placed; one checkout document parsed, serialised or found cached. */
-enum doc_way { DOC_PARSED, DOC_SERIALISED, DOC_CACHED };
+ * placed; one checkout document parsed, serialised or found cached, or a
+ * reply cut from the document just saved (saved_reply.c). */
+enum doc_way { DOC_PARSED, DOC_SERIALISED, DOC_CACHED, DOC_REPLY };
 void shop_metrics_init(struct merchant *m);
 void shop_orders_count(const struct checkout *c);
 void shop_documents_count(enum doc_way way);
+
+/* saved_reply.c: doc, the store document just saved from c (which has
+ * `version` once the operation ends), is kept for the reply to this
+ * thread's operation. */
+void shop_saved_keep(const struct checkout *c, const char *doc, int64_t version);
 
 /* The webhook_url a stored order document keeps (NULL: none), malloc'd. */
 char *shop_order_stored_webhook(const char *document);

@@ -48,12 +48,13 @@ void shop_orders_count(const struct checkout *c)
 static struct metric_child *documents_child(enum doc_way way)
 {
     static const char *const labels[] = { "way", NULL };
-    static const char *const names[] = { "parsed", "serialised", "cached" };
+    static const char *const names[] = { "parsed", "serialised", "cached", "reply" };
     const char *v[] = { names[way] };
     return metric_child(metric_register("agentd_checkout_documents_total",
                                         "Checkout and order documents the shop parsed "
                                         "from or serialised for the store, or found "
-                                        "parsed in its cache",
+                                        "parsed in its cache, or replies cut from the document just "
+                                        "saved instead of rendered",
                                         METRIC_COUNTER, labels, NULL),
                         v);
 }
@@ -63,7 +64,7 @@ void shop_documents_count(enum doc_way way) { metric_inc(documents_child(way)); 
 void shop_metrics_init(struct merchant *m)
 {
     orders_metrics_init(m);
-    for (enum doc_way w = DOC_PARSED; w <= DOC_CACHED; w++)
+    for (enum doc_way w = DOC_PARSED; w <= DOC_REPLY; w++)
         documents_child(w); /* every series from the start, at 0 */
 }
 

@@ -61,7 +61,8 @@ def test_create_update_complete_store_calls(shop):
 
     calls, commits = delta(shop, create)
     assert calls == {"checkout_create": 1, "stock_get": 1, "address_list": 1,
-                     "audit_append": 1, "batch_commit": 1, "doc_serialised": 1}, calls
+                     "audit_append": 1, "batch_commit": 1, "doc_serialised": 1,
+                     "doc_reply": 1}, calls
     assert commits <= 1.25, commits  # one commit
 
     def update():
@@ -72,7 +73,7 @@ def test_create_update_complete_store_calls(shop):
     calls, commits = delta(shop, update)
     assert calls == {"checkout_get": 1, "checkout_update": 1, "stock_get": 1,
                      "address_list": 1, "audit_append": 1, "batch_commit": 1,
-                     "doc_cached": 1, "doc_serialised": 1}, calls
+                     "doc_cached": 1, "doc_serialised": 1, "doc_reply": 1}, calls
     assert commits <= 1.25, commits
 
     def complete():
@@ -90,8 +91,30 @@ def test_create_update_complete_store_calls(shop):
         # the claim commits alone (before the payment); the order and the
         # audit row together. Documents: the load (found parsed: the
         # create stored it); the claim's save, the completed checkout's and
-        # the order's
+        # the order's; the reply cut from the completed checkout's
         assert calls == {"checkout_get": 1, "checkout_update": 1, "stock_get": 1,
                          "address_list": 1, "order_create": 1, "audit_append": 1,
-                         "batch_commit": 1, "doc_cached": 1, "doc_serialised": 3}, calls
+                         "batch_commit": 1, "doc_cached": 1, "doc_serialised": 3,
+                         "doc_reply": 1}, calls
     assert commits <= 3.25, commits  # its create, the claim, the order
+
+
+def test_reply_cut_from_the_saved_document_is_the_rendered_one(shop):
+    """A create's, an update's and a completion's reply is cut from the
+    document the operation saved (doc_reply), not rendered again: byte for
+    byte what a GET renders from the same checkout."""
+    client = Client(shop, unique_profile("cut"))
+    c0, _ = snapshot(shop)
+    r = client.create(full_body([("BISC-001", 1)]))
+    assert r.status_code == 201, r.text
+    cid = r.json()["id"]
+    assert r.content == client.get(cid).content
+    r = client.update(cid, full_body([("BISC-001", 3)], client_id=cid))
+    assert r.status_code == 200, r.text
+    assert r.content == client.get(cid).content
+    r = client.complete(cid)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "completed"
+    assert r.content == client.get(cid).content
+    c1, _ = snapshot(shop)
+    assert c1["doc_reply"] - c0.get("doc_reply", 0) == 3

@@ -576,6 +576,39 @@ static void test_order(void **state)
     json_decref(v.handlers);
 }
 
+/* The response's ucp block is built once per capability set and shared
+ * (immutable, referenced): a reply holds a reference, not a copy. */
+static void test_response_meta_shared(void **state)
+{
+    (void)state;
+    struct ucp_negotiated a = {.version = UCP_VERSION, .caps = UCP_CAP_CHECKOUT | UCP_CAP_ORDER};
+    struct ucp_negotiated b = {.version = "", .caps = UCP_CAP_CHECKOUT | UCP_CAP_ORDER};
+    struct ucp_negotiated c = {.version = UCP_VERSION, .caps = UCP_CAP_CHECKOUT};
+    json_t *ma = ucp_response_meta_json(&a), *mb = ucp_response_meta_json(&b);
+    json_t *mc = ucp_response_meta_json(&c);
+    assert_non_null(ma);
+    assert_ptr_equal(ma, mb); /* "" means the version we process with */
+    assert_ptr_not_equal(ma, mc);
+    char *s = json_dumps(mb, JSON_COMPACT);
+    assert_string_equal(s, "{\"version\":\"2026-01-11\",\"capabilities\":[{\"name\":"
+                           "\"dev.ucp.shopping.checkout\",\"version\":\"2026-01-11\"},{\"name\":"
+                           "\"dev.ucp.shopping.order\",\"version\":\"2026-01-11\"}]}");
+    free(s);
+    json_decref(ma);
+    json_decref(mb);
+    json_decref(mc);
+    json_t *again = ucp_response_meta_json(&a); /* still whole after its users let go */
+    assert_int_equal(json_array_size(json_object_get(again, "capabilities")), 2);
+    json_decref(again);
+    json_t *body = json_object(); /* a reply takes it as any member */
+    json_object_set_new(body, "ucp", ucp_response_meta_json(&c));
+    s = json_dumps(body, JSON_COMPACT);
+    assert_string_equal(s, "{\"ucp\":{\"version\":\"2026-01-11\",\"capabilities\":[{\"name\":"
+                           "\"dev.ucp.shopping.checkout\",\"version\":\"2026-01-11\"}]}}");
+    free(s);
+    json_decref(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -583,7 +616,7 @@ int main(void)
         cmocka_unit_test(test_versions),     cmocka_unit_test(test_negotiation),
         cmocka_unit_test(test_error_json),   cmocka_unit_test(test_time),
         cmocka_unit_test(test_checkout_json_shape), cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_order),
+        cmocka_unit_test(test_order), cmocka_unit_test(test_response_meta_shared),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
