@@ -12,6 +12,9 @@
 # the model's connections accepted and peak waiting calls.
 #   N=1000 DELAY_MS=3000 AGENTD_BIN=build/agentd bench/llm_fds.sh
 #   N=10000 DELAY_MS=2000 MODES=auto bench/llm_fds.sh
+#   HEAPTRACK=/tmp/ht N=2000 DELAY_MS=2000 MODES=auto bench/llm_fds.sh
+#     runs agentd under heaptrack (output /tmp/ht.*.zst; its fds and RSS
+#     figures are then heaptrack's, not agentd's)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 n=${N:-1000}
@@ -81,7 +84,7 @@ for mode in $modes; do
     AGENTD_THREADS=2 AGENTD_MAX_CONNECTIONS=$((n + 100)) AGENTD_DRAIN_TIMEOUT=2s \
     AGENTD_LLM_URL="https://127.0.0.1:$nport/v1" AGENTD_LLM_MODEL=fake AGENTD_LLM_HTTP2=$mode \
     AGENTD_LLM_CA_BUNDLE="$tmp/cert.pem" AGENTD_LLM_TIMEOUT=60s \
-    "$bin" serve > "$tmp/agentd-$mode.log" 2>&1 &
+    ${HEAPTRACK:+heaptrack -o "$HEAPTRACK-$mode"} "$bin" serve > "$tmp/agentd-$mode.log" 2>&1 &
   apid=$!
   pids+=($apid)
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$aport/readyz" >/dev/null && break; sleep 0.1; done
@@ -99,5 +102,10 @@ for mode in $modes; do
   [ "$model_kind" = node ] && mstats=$(curl -sk --http2 "https://127.0.0.1:$nport/admin/stats" || true)
   printf 'HTTP2=%-4s  idle fds %4d  in flight: fds %5d, model connections %5d, RSS %6d KiB\n  wrk: %s\n  model: %s\n' \
     "$mode" "$base_fds" "$fds" "$model" "$rss" "$turns" "$mstats"
-  kill -TERM $apid; wait $apid 2>/dev/null || true
+  if [ -n "${HEAPTRACK:-}" ]; then # agentd is heaptrack's child: stop it, heaptrack writes its file
+    for c in $(pgrep -P $apid); do kill -TERM "$c"; done
+  else
+    kill -TERM $apid
+  fi
+  wait $apid 2>/dev/null || true
 done
