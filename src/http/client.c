@@ -1,5 +1,6 @@
 /* hiperfifo on libevent: CURLMOPT_SOCKETFUNCTION maps curl's socket interest
- * to persistent events, CURLMOPT_TIMERFUNCTION to one timer per multi. */
+ * to persistent events, CURLMOPT_TIMERFUNCTION to one timer per multi handle.
+ * Two multi handles per loop: one for HTTP/1.1, one for multiplexed HTTP/2. */
 #include "http/client.h"
 
 #include <pthread.h>
@@ -10,17 +11,36 @@
 #include "core/err.h"
 #include "core/loop.h"
 
+/* Connections per host on the HTTP/2 multi handle. libcurl 7.88 waits
+ * (PIPEWAIT) only for a host's first connection: once its connections are
+ * full (the server's SETTINGS_MAX_CONCURRENT_STREAMS or ours), every further
+ * transfer opens a connection of its own, all at once (measured: 2 000
+ * transfers at once against a 1 000-stream server opened 1 001
+ * connections). With a per-host cap the transfers past it wait inside curl
+ * for a free stream instead. 32 per loop thread carry 3 200 calls at once
+ * even on a 100-stream server. */
+#define H2_HOST_CONNECTIONS 32L
+
+struct http_client;
+
+/* One multi handle and its timer. */
+struct multi {
+    struct http_client *cl;
+    CURLM *multi;
+    struct event *timer;
+};
+
 /* What a transfer carries through CURLOPT_PRIVATE. */
 struct xfer {
     http_client_done_fn done;
     void *ud;
+    struct multi *m;
 };
 
 struct http_client {
     struct loop *loop;
     struct event_base *base;
-    CURLM *multi;
-    struct event *timer;
+    struct multi m[2];         /* [0] any transfer, [1] HTTP/2 multiplexed */
     int active;
     struct sock *socks;        /* every socket curl watches, freed at the end
                                 * even if cleanup does not report them */
@@ -30,6 +50,7 @@ struct http_client {
 struct sock {
     struct sock *prev, *next;
     struct event *ev;
+    struct multi *m;
     curl_socket_t fd;
     int what;
 };
@@ -47,18 +68,19 @@ static void sock_unlink(struct http_client *cl, struct sock *sk)
     free(sk);
 }
 
-static void check_done(struct http_client *cl)
+static void check_done(struct multi *mh)
 {
+    struct http_client *cl = mh->cl;
     CURLMsg *m;
     int left;
-    while ((m = curl_multi_info_read(cl->multi, &left))) {
+    while ((m = curl_multi_info_read(mh->multi, &left))) {
         if (m->msg != CURLMSG_DONE)
             continue;
         CURL *easy = m->easy_handle;
         CURLcode res = m->data.result;
         struct xfer *x = NULL;
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
-        curl_multi_remove_handle(cl->multi, easy);
+        curl_multi_remove_handle(mh->multi, easy);
         curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
         cl->active--;
         if (x) {
@@ -72,20 +94,20 @@ static void check_done(struct http_client *cl)
 
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
-    struct http_client *cl = arg;
+    struct multi *mh = arg;
     int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
     int running;
-    curl_multi_socket_action(cl->multi, fd, flags, &running);
-    check_done(cl);
+    curl_multi_socket_action(mh->multi, fd, flags, &running);
+    check_done(mh);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
-    struct http_client *cl = arg;
+    struct multi *mh = arg;
     int running;
-    curl_multi_socket_action(cl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(cl);
+    curl_multi_socket_action(mh->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(mh);
 }
 
 /* curl: "call me back in timeout_ms" (-1 = delete the timer). Must not
@@ -94,23 +116,24 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
-    struct http_client *cl = userp;
+    struct multi *mh = userp;
     if (timeout_ms < 0) {
-        evtimer_del(cl->timer);
+        evtimer_del(mh->timer);
         return 0;
     }
     struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-    return evtimer_add(cl->timer, &tv) == 0 ? 0 : -1;
+    return evtimer_add(mh->timer, &tv) == 0 ? 0 : -1;
 }
 
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     (void)easy;
-    struct http_client *cl = userp;
+    struct multi *mh = userp;
+    struct http_client *cl = mh->cl;
     struct sock *sk = socketp;
     if (what == CURL_POLL_REMOVE) {
         if (sk) {
-            curl_multi_assign(cl->multi, s, NULL);
+            curl_multi_assign(mh->multi, s, NULL);
             sock_unlink(cl, sk);
         }
         return 0;
@@ -120,11 +143,12 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
         if (!sk)
             return -1;
         sk->fd = s;
+        sk->m = mh;
         sk->next = cl->socks;
         if (cl->socks)
             cl->socks->prev = sk;
         cl->socks = sk;
-        curl_multi_assign(cl->multi, s, sk);
+        curl_multi_assign(mh->multi, s, sk);
     } else if (sk->what == what) {
         return 0;
     } else {
@@ -134,9 +158,9 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     short kind = (short)((what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0) |
                          EV_PERSIST);
     sk->what = what;
-    sk->ev = event_new(cl->base, s, kind, on_socket_event, cl);
+    sk->ev = event_new(cl->base, s, kind, on_socket_event, mh);
     if (!sk->ev || event_add(sk->ev, NULL) != 0) {
-        curl_multi_assign(cl->multi, s, NULL);
+        curl_multi_assign(mh->multi, s, NULL);
         sock_unlink(cl, sk);
         return -1;
     }
@@ -156,47 +180,53 @@ struct http_client *http_client_new(struct loop *loop)
         return NULL;
     cl->loop = loop;
     cl->base = loop_base(loop);
-    cl->multi = curl_multi_init();
-    cl->timer = evtimer_new(cl->base, on_timer, cl);
-    if (!cl->multi || !cl->timer) {
-        http_client_free(cl);
-        return NULL;
+    for (int i = 0; i < 2; i++) {
+        struct multi *mh = &cl->m[i];
+        mh->cl = cl;
+        mh->multi = curl_multi_init();
+        mh->timer = evtimer_new(cl->base, on_timer, mh);
+        if (!mh->multi || !mh->timer) {
+            http_client_free(cl);
+            return NULL;
+        }
+        curl_multi_setopt(mh->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+        curl_multi_setopt(mh->multi, CURLMOPT_SOCKETDATA, mh);
+        curl_multi_setopt(mh->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+        curl_multi_setopt(mh->multi, CURLMOPT_TIMERDATA, mh);
+        /* libcurl 7.88 counts busy connections against MAXCONNECTS too: with
+         * 64, every call past 64 in flight closed a connection on return and
+         * opened a new one (measured by bench/turns.sh: one connect per model
+         * call and a cache scan at 16 % of CPU at 8 000 turns). Idle sockets
+         * stay bounded by the peak concurrency, which the fd limit bounds. */
+        curl_multi_setopt(mh->multi, CURLMOPT_MAXCONNECTS, 16384L);
+        /* HTTP/2: many transfers on one connection, up to what the server's
+         * SETTINGS allow, rather than curl's own cap of 100 streams. */
+        curl_multi_setopt(mh->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+        curl_multi_setopt(mh->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
     }
-    curl_multi_setopt(cl->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(cl->multi, CURLMOPT_SOCKETDATA, cl);
-    curl_multi_setopt(cl->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(cl->multi, CURLMOPT_TIMERDATA, cl);
-    /* libcurl 7.88 counts busy connections against MAXCONNECTS too: with 64,
-     * every call past 64 in flight closed a connection on return and opened
-     * a new one (measured by bench/turns.sh: one connect per model call and a
-     * cache scan at 16 % of CPU at 8 000 turns). Idle sockets stay bounded by
-     * the peak concurrency, which the fd limit bounds anyway. */
-    curl_multi_setopt(cl->multi, CURLMOPT_MAXCONNECTS, 16384L);
-    /* HTTP/2 (a transfer that asks for it: llm_attempt.c): many transfers
-     * on one connection, up to what the server's SETTINGS allow, rather
-     * than curl's own cap of 100 streams. No per-host connection cap
-     * (CURLMOPT_MAX_HOST_CONNECTIONS): it would also queue HTTP/1.1 calls,
-     * which need a connection each; with PIPEWAIT an h2 transfer waits for
-     * a connection being set up instead of opening another. */
-    curl_multi_setopt(cl->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-    curl_multi_setopt(cl->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
+    /* Only on the HTTP/2 handle: an HTTP/1.1 transfer needs a connection
+     * each, and a per-host cap would queue it (see H2_HOST_CONNECTIONS). */
+    curl_multi_setopt(cl->m[1].multi, CURLMOPT_MAX_HOST_CONNECTIONS, H2_HOST_CONNECTIONS);
     return cl;
 }
 
 void http_client_set_max_connections(struct http_client *cl, long n)
 {
-    curl_multi_setopt(cl->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, n > 0 ? n : 0L);
+    for (int i = 0; i < 2; i++)
+        curl_multi_setopt(cl->m[i].multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, n > 0 ? n : 0L);
 }
 
-int http_client_add(struct http_client *cl, CURL *easy, http_client_done_fn done, void *ud)
+static int client_add(struct http_client *cl, struct multi *mh, CURL *easy, http_client_done_fn done,
+                      void *ud)
 {
     struct xfer *x = malloc(sizeof *x);
     if (!x)
         return AGENTD_ENOMEM;
     x->done = done;
     x->ud = ud;
+    x->m = mh;
     curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)x);
-    if (curl_multi_add_handle(cl->multi, easy) != CURLM_OK) {
+    if (curl_multi_add_handle(mh->multi, easy) != CURLM_OK) {
         curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
         free(x);
         return AGENTD_EINTERNAL;
@@ -205,13 +235,23 @@ int http_client_add(struct http_client *cl, CURL *easy, http_client_done_fn done
     return 0;
 }
 
+int http_client_add(struct http_client *cl, CURL *easy, http_client_done_fn done, void *ud)
+{
+    return client_add(cl, &cl->m[0], easy, done, ud);
+}
+
+int http_client_add_h2(struct http_client *cl, CURL *easy, http_client_done_fn done, void *ud)
+{
+    return client_add(cl, &cl->m[1], easy, done, ud);
+}
+
 void http_client_remove(struct http_client *cl, CURL *easy)
 {
     struct xfer *x = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
     if (!x)
         return; /* not ours, or already finished */
-    curl_multi_remove_handle(cl->multi, easy);
+    curl_multi_remove_handle(x->m->multi, easy);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
     free(x);
     cl->active--;
@@ -223,14 +263,15 @@ void http_client_free(struct http_client *cl)
 {
     if (!cl)
         return;
-    if (cl->multi) {
-        /* socket callbacks still fire during cleanup in some curl versions;
-         * they free our per-socket events, which need the base alive */
-        curl_multi_cleanup(cl->multi);
-    }
+    /* socket callbacks still fire during cleanup in some curl versions;
+     * they free our per-socket events, which need the base alive */
+    for (int i = 0; i < 2; i++)
+        if (cl->m[i].multi)
+            curl_multi_cleanup(cl->m[i].multi);
     while (cl->socks)
         sock_unlink(cl, cl->socks);
-    if (cl->timer)
-        event_free(cl->timer);
+    for (int i = 0; i < 2; i++)
+        if (cl->m[i].timer)
+            event_free(cl->m[i].timer);
     free(cl);
 }

@@ -24,13 +24,18 @@ struct http_client *http_client_new(struct loop *loop);
 void http_client_free(struct http_client *cl);
 
 /* Caps the connections this loop's transfers hold open (busy and idle, all
- * hosts): a transfer that would need one more waits inside libcurl until
+ * hosts; the HTTP/1.1 and the HTTP/2 handle each): a transfer that would need one more waits inside libcurl until
  * one is free (its timeout keeps running). 0 = no cap (the default). */
 void http_client_set_max_connections(struct http_client *cl, long n);
 
 /* Starts a transfer. Returns 0, AGENTD_ENOMEM, or AGENTD_EINTERNAL (libcurl
  * refused the handle). done() never runs inside this call. */
 int http_client_add(struct http_client *cl, CURL *easy, http_client_done_fn done, void *ud);
+/* The same for a transfer that asked for HTTP/2 with PIPEWAIT: it runs on a
+ * second multi handle that caps connections per host, so a burst of calls
+ * waits for a stream instead of opening a connection each. Never for a
+ * transfer that may end up on HTTP/1.1 in numbers (it would queue). */
+int http_client_add_h2(struct http_client *cl, CURL *easy, http_client_done_fn done, void *ud);
 /* Stops a transfer without its callback (cancel). The caller frees easy. */
 void http_client_remove(struct http_client *cl, CURL *easy);
 

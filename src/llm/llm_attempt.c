@@ -168,8 +168,10 @@ static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_por
 /* The provider's _CA_BUNDLE and _HTTP2 choice. With HTTP/2 a call waits for a connection
  * being set up rather than open its own (PIPEWAIT), so thousands of calls
  * share a few connections, each carrying as many streams as the server
- * allows (http/client.c); HTTP/1.1 stays one call per connection. */
-void llm_easy_transport(CURL *e, const struct llm_provider_config *cfg)
+ * allows (http/client.c); HTTP/1.1 stays one call per connection.
+ * alpn_h1: an `auto` provider already answered HTTP/1.1 by ALPN. Returns 1
+ * when the transfer belongs on the client's HTTP/2 handle. */
+int llm_easy_transport(CURL *e, const struct llm_provider_config *cfg, int alpn_h1)
 {
     if (cfg->ca_bundle)
         curl_easy_setopt(e, CURLOPT_CAINFO, cfg->ca_bundle);
@@ -178,15 +180,42 @@ void llm_easy_transport(CURL *e, const struct llm_provider_config *cfg)
     case LLM_HTTP2_PRIOR:
         curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
         curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-        break;
+        return 1;
     case LLM_HTTP2_OFF:
         curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-        break;
+        return 0;
     default: /* auto: ALPN over TLS offers h2 and http/1.1, the server picks */
         curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-        if (tls)
-            curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-        break;
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, tls && !alpn_h1 ? 1L : 0L);
+        return tls && !alpn_h1;
+    }
+}
+
+/* An `auto` provider answered HTTP/1.1 by ALPN: from now on its calls go
+ * on the HTTP/1.1 handle (a connection each, no per-host cap), and this
+ * loop's calls still waiting on the HTTP/2 handle for a connection move
+ * there too, from the start of their request (nothing was sent). */
+static void alpn_fell_back(struct llm_call *done)
+{
+    struct provider *p = &done->llm->prov[done->prov];
+    struct logline l;
+    if (!atomic_exchange(&p->alpn_h1, 1) &&
+        log_begin(&l, LOG_WARN, "llm provider answered HTTP/1.1 by ALPN: one connection per call")) {
+        log_str(&l, "provider", p->cfg->name);
+        log_end(&l);
+    }
+    for (struct llm_call *c = done->ll->calls; c; c = c->next) {
+        if (c == done || c->prov != done->prov || !c->easy || !c->mux || c->sent_ns)
+            continue;
+        http_client_remove(c->ll->cl, c->easy);
+        llm_easy_transport(c->easy, p->cfg, 1);
+        c->mux = 0;
+        c->body_off = 0;
+        if (http_client_add(c->ll->cl, c->easy, on_transfer_done, c) != 0) {
+            llm_attempt_clear(c);
+            llm_call_finish(c, AGENTD_ENOMEM, NULL, "out of memory starting an LLM request", 0);
+            return; /* the list may have changed under us */
+        }
     }
 }
 
@@ -271,11 +300,11 @@ static void start_attempt(struct llm_call *c)
     curl_easy_setopt(e, CURLOPT_USERAGENT, "agentd");
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    llm_easy_transport(e, p->cfg);
+    c->mux = llm_easy_transport(e, p->cfg, atomic_load(&p->alpn_h1));
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     c->started_ns = clock_mono_ns();
     c->attempts++;
-    if (http_client_add(c->ll->cl, e, on_transfer_done, c) != 0)
+    if ((c->mux ? http_client_add_h2 : http_client_add)(c->ll->cl, e, on_transfer_done, c) != 0)
         goto oom;
     return;
 oom:
@@ -535,6 +564,10 @@ static void transfer_done(CURL *easy, CURLcode res, struct llm_call *c);
 static void on_transfer_done(CURL *easy, CURLcode res, void *ud)
 {
     struct llm_call *c = ud;
+    long version = 0;
+    if (c->mux && res == CURLE_OK && curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version) == CURLE_OK &&
+        version != 0 && version < CURL_HTTP_VERSION_2_0)
+        alpn_fell_back(c);
     struct trace_ctx prev = trace_enter(c->span ? &c->span->ctx : NULL);
     transfer_done(easy, res, c);
     trace_leave(prev);

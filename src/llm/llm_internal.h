@@ -49,6 +49,7 @@ struct provider {
     struct llm_breaker breaker;
     atomic_int state;              /* enum pstate: set by any loop thread, read by /health */
     atomic_int state_status;       /* the HTTP status behind a refused state */
+    atomic_int alpn_h1;            /* `auto` over TLS and the server chose HTTP/1.1 */
     struct metric_child *m_outcome[OUT_COUNT];
     struct metric_child *m_duration, *m_prompt, *m_completion, *m_cost, *m_state;
 };
@@ -118,6 +119,7 @@ struct llm_call {
     int local_errno;               /* socket() failed for this attempt: errno */
     int sock_opened;               /* this attempt opened a socket */
     int64_t sent_ns;               /* it had a connection and was about to send (0 = not yet) */
+    int mux;                       /* on the client's HTTP/2 handle (http_client_add_h2) */
     int64_t timeout_ms;            /* this attempt's timeout */
     struct buf in;                 /* a whole-JSON reply or an error body */
     struct llm_stream *sp;
@@ -151,7 +153,7 @@ struct llm_probe;
 void llm_attempt_clear(struct llm_call *c);
 /* A provider's transport on an easy handle: _CA_BUNDLE, and _HTTP2 (HTTP version,
  * PIPEWAIT so HTTP/2 calls share connections). Calls and the probe. */
-void llm_easy_transport(CURL *e, const struct llm_provider_config *cfg);
+int llm_easy_transport(CURL *e, const struct llm_provider_config *cfg, int alpn_h1);
 /* The call's timer callback while it waits between attempts (backoff). */
 void llm_on_retry_timer(evutil_socket_t fd, short what, void *arg);
 /* The provider's /health state after an answer (or a probe's). */

@@ -195,7 +195,7 @@ int llm_probe(struct llm *l, struct loop *loop, llm_probe_done_fn done, void *ud
         curl_easy_setopt(e, CURLOPT_USERAGENT, "agentd");
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-        llm_easy_transport(e, p->cfg);
+        llm_easy_transport(e, p->cfg, 0);
         o->easy = e;
         pr->left++;
         if (http_client_add(ll->cl, e, probe_done_one, o) != 0) {
