@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Instructions per direct turn of one front (/chat, or A2A SendMessage),
+# Instructions per turn of one front (/chat, or A2A SendMessage; tool: a
+# /chat turn with one catalog search tool step, 2 model calls),
 # counted by valgrind's callgrind: a measure that a busy shared machine does
 # not move (CPU time does, by ±15 %).
-#   AGENTD_BIN=build/agentd bench/chat_insns.sh [chat|a2a]   (CONNECTIONS=16 DURATION=10s)
+#   AGENTD_BIN=build/agentd bench/chat_insns.sh [chat|a2a|tool]   (CONNECTIONS=16 DURATION=10s)
 # agentd runs under callgrind (all threads, serialised by valgrind) with
 # nginx as the model (bench/nginx_model.sh); the counts are zeroed before
 # and dumped after wrk runs bench/a2a.lua in that mode (KEEP=file keeps the
@@ -14,7 +15,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${AGENTD_BIN:-$root/build/agentd}
 mode=${1:-chat}
-case $mode in chat|a2a) ;; *) echo "bench/chat_insns.sh: mode chat or a2a" >&2; exit 2 ;; esac
+case $mode in chat|a2a|tool) ;; *) echo "bench/chat_insns.sh: mode chat, a2a or tool" >&2; exit 2 ;; esac
 conns=${CONNECTIONS:-16}
 duration=${DURATION:-10s}
 tmp=$(mktemp -d /tmp/agentd-bench-insns.XXXXXX)
@@ -31,7 +32,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 . "$root/bench/nginx_model.sh"
-nginx_model_start "$tmp"
+nginx_model_start "$tmp" "$([ "$mode" = tool ] && echo tool || echo direct)"
 fpid=$nginx_model_pid fport=$nginx_model_port
 aport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 env -u AGENTD_BIN AGENTD_QUOTA_SESSIONS=0 AGENTD_QUOTA_IDEMPOTENCY_KEYS=0 AGENTD_HOST=127.0.0.1 \
@@ -44,6 +45,7 @@ for _ in $(seq 600); do
   curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$aport/readyz" 2>/dev/null && break
   sleep 0.2
 done
+[ "$mode" != tool ] || nginx_model_calibrate "http://127.0.0.1:$aport"
 # warm up (statement caches, first pages), then count
 A2A_MODE=$mode wrk -t1 -c"$conns" -d2s --timeout 30s -s "$root/bench/a2a.lua" "http://127.0.0.1:$aport" >/dev/null 2>&1 || true
 callgrind_control -z "$apid" >/dev/null
