@@ -165,12 +165,9 @@ struct evs {
     size_t n, cap;
 };
 
-static void evs_add(struct evs *e, const struct turn *t, const char *type, json_t *data)
+/* An event whose data text is made already (owned: freed on failure). */
+static void evs_add_text(struct evs *e, const struct turn *t, const char *type, char *text)
 {
-    if (!data)
-        return;
-    char *text = jsondump(data, JSON_COMPACT | JSON_REAL_PRECISION(BUDGET_JSON_PRECISION), NULL);
-    json_decref(data);
     if (!text)
         return;
     if (e->n == e->cap) {
@@ -185,6 +182,15 @@ static void evs_add(struct evs *e, const struct turn *t, const char *type, json_
     }
     e->v[e->n++] = (struct store_event){ .session_id = t->session_id, .turn_id = t->turn_id,
                                          .type = (char *)type, .data = text };
+}
+
+static void evs_add(struct evs *e, const struct turn *t, const char *type, json_t *data)
+{
+    if (!data)
+        return;
+    char *text = jsondump(data, JSON_COMPACT | JSON_REAL_PRECISION(BUDGET_JSON_PRECISION), NULL);
+    json_decref(data);
+    evs_add_text(e, t, type, text);
 }
 
 static void evs_clear(struct evs *e)
@@ -268,6 +274,9 @@ struct step_usage {
 
 /* Records a step; with su, in the same transaction as the model call's
  * usage and heartbeat (store_turn_step_record). */
+static int record_text(struct store *st, struct turn *t, const char *kind, char *text,
+                       const char *role, const json_t *msg, struct evs *e, struct step_usage *su);
+
 static int record_step(struct store *st, struct turn *t, const char *kind, const json_t *msg,
                        struct evs *e, struct step_usage *su)
 {
@@ -277,11 +286,19 @@ static int record_step(struct store *st, struct turn *t, const char *kind, const
             store_turn_step(st, t->turn_id, t->owner, su->model, su->u, NULL);
         return AGENTD_ENOMEM;
     }
+    return record_text(st, t, kind, text, json_string_value(json_object_get(msg, "role")), msg,
+                       e, su);
+}
+
+/* record_step with the message's text made already (owned, freed here);
+ * msg, its tree, may be NULL (the built-in model's conversation then
+ * parses the text). */
+static int record_text(struct store *st, struct turn *t, const char *kind, char *text,
+                       const char *role, const json_t *msg, struct evs *e, struct step_usage *su)
+{
     struct store_checkpoint cp = { .turn_id = t->turn_id, .step = t->cp_step, .kind = (char *)kind,
                                    .payload = text };
-    struct store_message m = { .session_id = t->session_id,
-                               .role = (char *)json_string_value(json_object_get(msg, "role")),
-                               .parts = text };
+    struct store_message m = { .session_id = t->session_id, .role = (char *)role, .parts = text };
     int rc, intr = 0;
     if (su) {
         rc = store_turn_step_record(st, t->turn_id, t->owner, su->model, su->u, &intr, &cp, &m,
@@ -420,20 +437,24 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
         if (t->tctx.checkout_id && (!before || strcmp(before, t->tctx.checkout_id) != 0))
             rc = save_context(st, t);
         free(before);
+        /* the result is dumped once: its event and message are built
+         * around that text (tools_result_*), not packed and dumped again */
         char *content = result ? jsondump(result, JSON_COMPACT, NULL) : NULL;
-        json_t *tmsg = json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id", id, "content",
-                                 content ? content : "{\"error\":{\"code\":\"out_of_memory\"}}");
-        free(content);
+        char *tmsg = tools_result_message(id, content);
         struct evs e = { 0 };
-        evs_add(&e, t, "tool-result",
-                json_pack("{s:s,s:s?,s:O?}", "tool_call_id", id, "name", name, "result", result));
+        evs_add_text(&e, t, "tool-result", tools_result_event(id, name, result, content));
+        free(content);
         if (result && tools_mutates_checkout(name) && !json_object_get(result, "error"))
             evs_add(&e, t, "checkout-updated", json_pack("{s:O}", "checkout", result));
         json_decref(result);
-        if (rc == 0)
-            rc = tmsg ? record(st, t, "tool_result", tmsg, &e) : AGENTD_ENOMEM;
+        if (rc == 0 && tmsg) {
+            rc = record_text(st, t, "tool_result", tmsg, "tool", NULL, &e, NULL);
+            tmsg = NULL;
+        } else if (rc == 0) {
+            rc = AGENTD_ENOMEM;
+        }
+        free(tmsg);
         evs_clear(&e);
-        json_decref(tmsg);
         if (rc)
             return rc;
     }
