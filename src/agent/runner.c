@@ -720,9 +720,24 @@ static int op_step(struct store *st, void *arg)
         return rc;
     t->said = 1;
     rc = turn_run_tools(st, t, r->tool_calls, reply_step, 0);
-    if (rc == 0 && has_tools)
+    if (rc == 0 && has_tools && !t->batched) /* batched: after the commit (op_step_job) */
         rc = check_daily(st, t);
     return rc;
+}
+
+/* 1 if every call of the reply runs a tool that never touches the store:
+ * its step can commit once, reply and results together, since nothing in
+ * it reads what the step wrote. */
+static int calls_store_free(const json_t *calls)
+{
+    size_t i;
+    const json_t *call;
+    json_array_foreach(calls, i, call) {
+        const json_t *fn = json_object_get(call, "function");
+        if (!tools_store_free(json_string_value(json_object_get(fn, "name"))))
+            return 0;
+    }
+    return 1;
 }
 
 /* The model's last step (no tool call) and the turn's end in one job and
@@ -732,8 +747,15 @@ static int op_step_job(struct store *st, void *arg)
 {
     struct turn *t = arg;
     struct llm_reply *r = t->reply;
-    if (r->tool_calls && json_array_size(r->tool_calls))
-        return op_step(st, t);
+    if (r->tool_calls && json_array_size(r->tool_calls)) {
+        /* a catalog step commits once; the daily budget then reads its usage */
+        int own = calls_store_free(r->tool_calls) && !t->batched && store_batch_begin(st) == 1;
+        if (!own)
+            return op_step(st, t);
+        t->batched = 1;
+        int rc = own_batch_end(st, t, op_step(st, t));
+        return rc == 0 ? check_daily(st, t) : rc;
+    }
     int own = !t->batched && store_batch_begin(st) == 1;
     t->batched |= own;
     int rc = op_step(st, t);

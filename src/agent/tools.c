@@ -471,6 +471,12 @@ int tools_mutates_checkout(const char *name)
     return t && t->mutates_checkout;
 }
 
+int tools_store_free(const char *name)
+{
+    const struct tool *t = find(name);
+    return t && (t->fn == t_search || t->fn == t_get_product); /* the catalog is in memory */
+}
+
 /* ---- the schemas, parsed once ---- */
 
 #define PATTERNS_MAX 16

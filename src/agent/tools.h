@@ -48,6 +48,10 @@ int tools_validate(const char *name, const json_t *args, struct agentd_error *e)
  * "arguments". For tests and tools that build schemas. NULL: no memory. */
 json_t *tools_check(const json_t *schema, const json_t *args);
 
+/* 1 if the named tool never reads or writes the store (the catalog tools),
+ * 0 otherwise or for an unknown name. */
+int tools_store_free(const char *name);
+
 /* The texts of one tool call's result, as json_pack + jsondump wrote them
  * (malloc'd; NULL on out of memory or a string that is not UTF-8), built
  * around content (jsondump(result, JSON_COMPACT), or NULL when that failed)
