@@ -27,11 +27,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/util.h>
 #include <event2/http.h>
 #include <event2/listener.h>
 #include <sys/queue.h>
@@ -156,7 +158,8 @@ static void finish(struct http_req *r)
     struct http_server *s = r->srv;
     /* the access line carries the request's trace id */
     struct trace_ctx prev = trace_enter(r->span ? &r->span->ctx : NULL);
-    double secs = (double)(clock_mono_ns() - r->start_ns) / 1e9;
+    int64_t elapsed_ns = clock_mono_ns() - r->start_ns;
+    double secs = (double)elapsed_ns / 1e9;
     char status[8];
     snprintf(status, sizeof status, "%d", r->status);
     const char *labels[] = { r->route_label, http_method_name(r->method), status };
@@ -171,7 +174,7 @@ static void finish(struct http_req *r)
         log_str(&l, "method", http_method_name(r->method));
         log_str(&l, "route", r->route_label);
         log_int(&l, "status", r->status);
-        log_double(&l, "duration_ms", secs * 1000.0);
+        log_thousandths(&l, "duration_ms", (elapsed_ns + 500) / 1000); /* µs, rounded */
         log_str(&l, "remote", r->remote);
         log_int(&l, "bytes", (int64_t)r->bytes_out);
         if (r->error_code[0])
@@ -341,9 +344,28 @@ static int cors_preflight(struct http_req *r)
     return 1;
 }
 
+/* The Date header, formatted by libevent's own function once a second per
+ * loop thread: evhttp formats it for every reply that has none (gmtime_r +
+ * snprintf, ~3.5 K instructions of a /healthz). */
+static const char *date_now(void)
+{
+    static _Thread_local time_t cached_sec = (time_t)-1;
+    static _Thread_local char cached[64];
+    time_t now = time(NULL);
+    if (now != cached_sec) {
+        if (evutil_date_rfc1123(cached, sizeof cached, NULL) <= 0)
+            return NULL; /* evhttp writes its own */
+        cached_sec = now;
+    }
+    return cached;
+}
+
 static void common_headers(struct http_req *r, const char *content_type)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+    const char *date = date_now();
+    if (date)
+        evhttp_add_header(h, "Date", date);
     if (content_type)
         evhttp_add_header(h, "Content-Type", content_type);
     evhttp_add_header(h, "X-Request-Id", r->request_id);
