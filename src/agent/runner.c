@@ -742,7 +742,8 @@ static int calls_store_free(const json_t *calls)
 
 /* The model's last step (no tool call) and the turn's end in one job and
  * one commit: the reply, its usage, the end and its events. A tool step
- * stays on its own (its tools read what they wrote, committed). */
+ * commits once when its tools never touch the store; else the reply and
+ * each result commit on their own (those tools read what they wrote). */
 static int op_step_job(struct store *st, void *arg)
 {
     struct turn *t = arg;
