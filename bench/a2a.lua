@@ -1,6 +1,8 @@
 -- wrk script for bench/a2a.sh: one agent turn per request, either through
 -- POST /chat ($A2A_MODE=chat: {"message":"hello"}, a new session each;
--- chat_key: the same with a unique Idempotency-Key each) or
+-- chat_key: the same with a unique Idempotency-Key each; tool: the same
+-- front and body, for a model that answers with a tool call first, as
+-- bench/nginx_model.sh's tool mode does) or
 -- through A2A 1.0 SendMessage at POST / ($A2A_MODE=a2a: a new context each,
 -- a unique messageId each, since a repeated one would replay its task).
 -- A turn counts when the reply is 200 and carries "answer" (chat) or a
@@ -34,7 +36,7 @@ local run = tostring(os.time())
 
 function request()
   if t_first == 0 then t_first = now_us() end
-  if mode == "chat" then
+  if mode == "chat" or mode == "tool" then
     return wrk.format("POST", "/chat", chat_headers, '{"message":"hello"}')
   end
   n = n + 1

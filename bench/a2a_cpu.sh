@@ -2,13 +2,14 @@
 # CPU per turn of one front on a FRESH agentd (new data dir, 0-ms fake
 # model): utime+stime of the agentd process from /proc/<pid>/stat over a
 # wrk run of bench/a2a.lua, divided by the turns it completed.
-#   AGENTD_BIN=build-rel/agentd bench/a2a_cpu.sh a2a|chat|chat_key
+#   AGENTD_BIN=build-rel/agentd bench/a2a_cpu.sh a2a|chat|chat_key|tool
 #   CONNECTIONS=64 DURATION=6s MODEL=fast|nginx
 #   DATA_DIR=dir: run on that data directory (kept) instead of a fresh one,
 #   e.g. a database grown first (bench/sessions_grow.sh)
 # MODEL=nginx answers every model call from nginx (bench/nginx_model.sh,
 # `return 200`): the model costs next to nothing, so more of the 2 cores go
-# to agentd (chat and a2a direct turns only).
+# to agentd. tool (MODEL=nginx only): a /chat turn whose model calls the
+# catalog search tool once (nginx_model.sh's tool mode: 2 model calls).
 # Prints one line: mode, turns, turns/s, CPU ms per turn. Run modes and
 # binaries alternately, several times: the machine's drift is large.
 set -euo pipefail
@@ -33,7 +34,7 @@ trap 'exit 130' INT TERM
 
 if [ "${MODEL:-fast}" = nginx ]; then
   . "$root/bench/nginx_model.sh"
-  nginx_model_start "$tmp"
+  nginx_model_start "$tmp" "$([ "$mode" = tool ] && echo tool || echo direct)"
   fpid=$nginx_model_pid fport=$nginx_model_port
 else
   python3 "$root/bench/fake_llm_fast.py" --port 0 >"$tmp/fake.out" 2>"$tmp/fake.err" &
@@ -50,6 +51,7 @@ for _ in $(seq 100); do
   curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$aport/readyz" 2>/dev/null && break
   sleep 0.1
 done
+[ "$mode" != tool ] || nginx_model_calibrate "http://127.0.0.1:$aport"
 ticks() { awk '{print $14 + $15}' "/proc/$apid/stat"; }
 hz=$(getconf CLK_TCK)
 t0=$(ticks)

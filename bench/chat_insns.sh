@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Instructions per direct turn of one front (/chat, or A2A SendMessage), or
-# per UCP checkout flow, counted by valgrind's callgrind: a measure that a
-# busy shared machine does not move (CPU time does, by ±15 %).
-#   AGENTD_BIN=build/agentd bench/chat_insns.sh [chat|a2a|checkout]   (CONNECTIONS=16 DURATION=10s)
+# Instructions per direct turn of one front (/chat, or A2A SendMessage; tool:
+# a /chat turn with one catalog search tool step, 2 model calls), or per UCP
+# checkout flow, counted by valgrind's callgrind: a measure that a busy
+# shared machine does not move (CPU time does, by ±15 %).
+#   AGENTD_BIN=build/agentd bench/chat_insns.sh [chat|a2a|tool|checkout]   (CONNECTIONS=16 DURATION=10s)
 # agentd runs under callgrind (all threads, serialised by valgrind) with
 # nginx as the model (bench/nginx_model.sh); the counts are zeroed before
 # and dumped after wrk runs bench/a2a.lua in that mode (KEEP=file keeps the
@@ -18,7 +19,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${AGENTD_BIN:-$root/build/agentd}
 mode=${1:-chat}
-case $mode in chat|a2a|checkout) ;; *) echo "bench/chat_insns.sh: mode chat, a2a or checkout" >&2; exit 2 ;; esac
+case $mode in chat|a2a|tool|checkout) ;; *) echo "bench/chat_insns.sh: mode chat, a2a, tool or checkout" >&2; exit 2 ;; esac
 conns=${CONNECTIONS:-16}
 duration=${DURATION:-10s}
 tmp=$(mktemp -d /tmp/agentd-bench-insns.XXXXXX)
@@ -37,8 +38,8 @@ trap 'exit 130' INT TERM
 aport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 if [ "$mode" = checkout ]; then
   script=$root/bench/checkout.lua
-  env -u AGENTD_BIN AGENTD_HOST=127.0.0.1 AGENTD_PORT=$aport AGENTD_DATA_DIR="$tmp/data" \
-    AGENTD_CATALOG="$root/bench/checkout_catalog.json" AGENTD_WORKERS=${WORKERS:-16} \
+  env -u AGENTD_BIN AGENTD_HOST=127.0.0.1 AGENTD_PORT="$aport" AGENTD_DATA_DIR="$tmp/data" \
+    AGENTD_CATALOG="$root/bench/checkout_catalog.json" AGENTD_WORKERS="${WORKERS:-16}" \
     AGENTD_ACCESS_LOG=off AGENTD_LOG_LEVEL=warn \
     valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" \
     "$bin" serve >"$tmp/agentd.log" 2>&1 &
@@ -46,10 +47,10 @@ if [ "$mode" = checkout ]; then
 else
   script=$root/bench/a2a.lua
   . "$root/bench/nginx_model.sh"
-  nginx_model_start "$tmp"
+  nginx_model_start "$tmp" "$([ "$mode" = tool ] && echo tool || echo direct)"
   fpid=$nginx_model_pid fport=$nginx_model_port
   env -u AGENTD_BIN AGENTD_QUOTA_SESSIONS=0 AGENTD_QUOTA_IDEMPOTENCY_KEYS=0 AGENTD_HOST=127.0.0.1 \
-    AGENTD_PORT=$aport AGENTD_DATA_DIR="$tmp/data" AGENTD_ACCESS_LOG=off \
+    AGENTD_PORT="$aport" AGENTD_DATA_DIR="$tmp/data" AGENTD_ACCESS_LOG=off \
     AGENTD_LLM_URL="http://127.0.0.1:$fport/v1" AGENTD_LLM_MODEL=fake \
     valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" \
     "$bin" serve >"$tmp/agentd.log" 2>&1 &
@@ -59,6 +60,7 @@ for _ in $(seq 600); do
   curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$aport/readyz" 2>/dev/null && break
   sleep 0.2
 done
+[ "$mode" != tool ] || nginx_model_calibrate "http://127.0.0.1:$aport"
 # warm up (statement caches, first pages), then count
 A2A_MODE=$mode wrk -t1 -c"$conns" -d2s --timeout 30s -s "$script" "http://127.0.0.1:$aport" >/dev/null 2>&1 || true
 callgrind_control -z "$apid" >/dev/null 2>&1

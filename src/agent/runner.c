@@ -165,12 +165,9 @@ struct evs {
     size_t n, cap;
 };
 
-static void evs_add(struct evs *e, const struct turn *t, const char *type, json_t *data)
+/* An event whose data text is made already (owned: freed on failure). */
+static void evs_add_text(struct evs *e, const struct turn *t, const char *type, char *text)
 {
-    if (!data)
-        return;
-    char *text = jsondump(data, JSON_COMPACT | JSON_REAL_PRECISION(BUDGET_JSON_PRECISION), NULL);
-    json_decref(data);
     if (!text)
         return;
     if (e->n == e->cap) {
@@ -185,6 +182,15 @@ static void evs_add(struct evs *e, const struct turn *t, const char *type, json_
     }
     e->v[e->n++] = (struct store_event){ .session_id = t->session_id, .turn_id = t->turn_id,
                                          .type = (char *)type, .data = text };
+}
+
+static void evs_add(struct evs *e, const struct turn *t, const char *type, json_t *data)
+{
+    if (!data)
+        return;
+    char *text = jsondump(data, JSON_COMPACT | JSON_REAL_PRECISION(BUDGET_JSON_PRECISION), NULL);
+    json_decref(data);
+    evs_add_text(e, t, type, text);
 }
 
 static void evs_clear(struct evs *e)
@@ -268,6 +274,9 @@ struct step_usage {
 
 /* Records a step; with su, in the same transaction as the model call's
  * usage and heartbeat (store_turn_step_record). */
+static int record_text(struct store *st, struct turn *t, const char *kind, char *text,
+                       const char *role, const json_t *msg, struct evs *e, struct step_usage *su);
+
 static int record_step(struct store *st, struct turn *t, const char *kind, const json_t *msg,
                        struct evs *e, struct step_usage *su)
 {
@@ -277,11 +286,19 @@ static int record_step(struct store *st, struct turn *t, const char *kind, const
             store_turn_step(st, t->turn_id, t->owner, su->model, su->u, NULL);
         return AGENTD_ENOMEM;
     }
+    return record_text(st, t, kind, text, json_string_value(json_object_get(msg, "role")), msg,
+                       e, su);
+}
+
+/* record_step with the message's text made already (owned, freed here);
+ * msg, its tree, may be NULL (the built-in model's conversation then
+ * parses the text). */
+static int record_text(struct store *st, struct turn *t, const char *kind, char *text,
+                       const char *role, const json_t *msg, struct evs *e, struct step_usage *su)
+{
     struct store_checkpoint cp = { .turn_id = t->turn_id, .step = t->cp_step, .kind = (char *)kind,
                                    .payload = text };
-    struct store_message m = { .session_id = t->session_id,
-                               .role = (char *)json_string_value(json_object_get(msg, "role")),
-                               .parts = text };
+    struct store_message m = { .session_id = t->session_id, .role = (char *)role, .parts = text };
     int rc, intr = 0;
     if (su) {
         rc = store_turn_step_record(st, t->turn_id, t->owner, su->model, su->u, &intr, &cp, &m,
@@ -420,20 +437,24 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
         if (t->tctx.checkout_id && (!before || strcmp(before, t->tctx.checkout_id) != 0))
             rc = save_context(st, t);
         free(before);
+        /* the result is dumped once: its event and message are built
+         * around that text (tools_result_*), not packed and dumped again */
         char *content = result ? jsondump(result, JSON_COMPACT, NULL) : NULL;
-        json_t *tmsg = json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id", id, "content",
-                                 content ? content : "{\"error\":{\"code\":\"out_of_memory\"}}");
-        free(content);
+        char *tmsg = tools_result_message(id, content);
         struct evs e = { 0 };
-        evs_add(&e, t, "tool-result",
-                json_pack("{s:s,s:s?,s:O?}", "tool_call_id", id, "name", name, "result", result));
+        evs_add_text(&e, t, "tool-result", tools_result_event(id, name, result, content));
+        free(content);
         if (result && tools_mutates_checkout(name) && !json_object_get(result, "error"))
             evs_add(&e, t, "checkout-updated", json_pack("{s:O}", "checkout", result));
         json_decref(result);
-        if (rc == 0)
-            rc = tmsg ? record(st, t, "tool_result", tmsg, &e) : AGENTD_ENOMEM;
+        if (rc == 0 && tmsg) {
+            rc = record_text(st, t, "tool_result", tmsg, "tool", NULL, &e, NULL);
+            tmsg = NULL;
+        } else if (rc == 0) {
+            rc = AGENTD_ENOMEM;
+        }
+        free(tmsg);
         evs_clear(&e);
-        json_decref(tmsg);
         if (rc)
             return rc;
     }
@@ -699,20 +720,43 @@ static int op_step(struct store *st, void *arg)
         return rc;
     t->said = 1;
     rc = turn_run_tools(st, t, r->tool_calls, reply_step, 0);
-    if (rc == 0 && has_tools)
+    if (rc == 0 && has_tools && !t->batched) /* batched: after the commit (op_step_job) */
         rc = check_daily(st, t);
     return rc;
 }
 
+/* 1 if every call of the reply runs a tool that never touches the store:
+ * its step can commit once, reply and results together, since nothing in
+ * it reads what the step wrote. */
+static int calls_store_free(const json_t *calls)
+{
+    size_t i;
+    const json_t *call;
+    json_array_foreach(calls, i, call) {
+        const json_t *fn = json_object_get(call, "function");
+        if (!tools_store_free(json_string_value(json_object_get(fn, "name"))))
+            return 0;
+    }
+    return 1;
+}
+
 /* The model's last step (no tool call) and the turn's end in one job and
  * one commit: the reply, its usage, the end and its events. A tool step
- * stays on its own (its tools read what they wrote, committed). */
+ * commits once when its tools never touch the store; else the reply and
+ * each result commit on their own (those tools read what they wrote). */
 static int op_step_job(struct store *st, void *arg)
 {
     struct turn *t = arg;
     struct llm_reply *r = t->reply;
-    if (r->tool_calls && json_array_size(r->tool_calls))
-        return op_step(st, t);
+    if (r->tool_calls && json_array_size(r->tool_calls)) {
+        /* a catalog step commits once; the daily budget then reads its usage */
+        int own = calls_store_free(r->tool_calls) && !t->batched && store_batch_begin(st) == 1;
+        if (!own)
+            return op_step(st, t);
+        t->batched = 1;
+        int rc = own_batch_end(st, t, op_step(st, t));
+        return rc == 0 ? check_daily(st, t) : rc;
+    }
     int own = !t->batched && store_batch_begin(st) == 1;
     t->batched |= own;
     int rc = op_step(st, t);

@@ -5,6 +5,7 @@
  * image?,brand?,url?}],"total"};
  * checkout tools -> the UCP checkout object; errors -> {"error":{code,message}}. */
 #include "agent/tools.h"
+#include "agent/budget.h"
 #include "commerce/catalog.h"
 #include "commerce/checkout.h"
 #include "commerce/fields.h"
@@ -14,6 +15,7 @@
 #include "shop/shop.h"
 
 #include "core/buf.h"
+#include "core/jsondump.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -68,15 +70,39 @@ static const char *opt(const char *s)
     return s && *s ? s : NULL;
 }
 
+/* A string the catalog holds: valid UTF-8 already (the loader's JSON parse
+ * or CSV check made sure), so jansson's own check is skipped. */
+static int put_str(json_t *o, const char *key, const char *v)
+{
+    return json_object_set_new_nocheck(o, key, json_string_nocheck(v));
+}
+
 /* image, brand and url only when the catalog has them: the A2A front shows
- * them on product cards (api/a2a_ucp.c), the model rarely needs them. */
+ * them on product cards (api/a2a_ucp.c), the model rarely needs them.
+ * Built key by key, not by json_pack: no format parsing and no UTF-8 scan
+ * of every string (a search builds ~6 of these a call). */
 static json_t *product_json(const struct product *p, const char *currency, int64_t stock)
 {
-    return json_pack("{s:s,s:s,s:I,s:s,s:b,s:s,s:s,s:s*,s:s*,s:s*}", "id", p->id, "title",
-                     p->name, "price", (json_int_t)p->price, "currency", currency, "in_stock",
-                     p->available && stock > 0, "category", p->category ? p->category : "",
-                     "description", p->description ? p->description : "", "image",
-                     opt(p->image_url), "brand", opt(p->brand), "url", opt(p->url));
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int bad = put_str(o, "id", p->id) | put_str(o, "title", p->name) |
+              json_object_set_new_nocheck(o, "price", json_integer((json_int_t)p->price)) |
+              put_str(o, "currency", currency) |
+              json_object_set_new_nocheck(o, "in_stock", json_boolean(p->available && stock > 0)) |
+              put_str(o, "category", p->category ? p->category : "") |
+              put_str(o, "description", p->description ? p->description : "");
+    if (opt(p->image_url))
+        bad |= put_str(o, "image", p->image_url);
+    if (opt(p->brand))
+        bad |= put_str(o, "brand", p->brand);
+    if (opt(p->url))
+        bad |= put_str(o, "url", p->url);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }
 
 static json_t *t_search(struct tools_ctx *ctx, const json_t *args)
@@ -443,6 +469,12 @@ int tools_mutates_checkout(const char *name)
 {
     const struct tool *t = find(name);
     return t && t->mutates_checkout;
+}
+
+int tools_store_free(const char *name)
+{
+    const struct tool *t = find(name);
+    return t && (t->fn == t_search || t->fn == t_get_product); /* the catalog is in memory */
 }
 
 /* ---- the schemas, parsed once ---- */
@@ -1013,4 +1045,77 @@ json_t *tools_run(struct tools_ctx *ctx, const char *name, const char *arguments
     json_t *out = t->fn(ctx, args);
     json_decref(args);
     return out;
+}
+
+/* ---- a tool result's texts (the tool step's event and message) ---- */
+
+/* 1 if j holds a real anywhere: its dump depends on the precision asked. */
+static int has_real(const json_t *j)
+{
+    if (json_is_real(j))
+        return 1;
+    if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++)
+            if (has_real(json_array_get(j, i)))
+                return 1;
+    } else if (json_is_object(j)) {
+        const char *k;
+        const json_t *v;
+        json_object_foreach((json_t *)j, k, v)
+            if (has_real(v))
+                return 1;
+    }
+    return 0;
+}
+
+char *tools_result_event(const char *id, const char *name, const json_t *result,
+                         const char *content)
+{
+    if (!result || !content || has_real(result)) { /* content's reals have another precision */
+        json_t *d = json_pack("{s:s,s:s?,s:O?}", "tool_call_id", id, "name", name, "result",
+                              result);
+        char *text =
+            d ? jsondump(d, JSON_COMPACT | JSON_REAL_PRECISION(BUDGET_JSON_PRECISION), NULL) : NULL;
+        json_decref(d);
+        return text;
+    }
+    struct buf b = { 0 };
+    size_t clen = strlen(content);
+    buf_reserve(&b, clen + strlen(id) + (name ? strlen(name) : 4) + 48);
+    buf_puts(&b, "{\"tool_call_id\":");
+    int rc = buf_json_str(&b, id, strlen(id));
+    buf_puts(&b, ",\"name\":");
+    if (rc == 0 && name)
+        rc = buf_json_str(&b, name, strlen(name));
+    else
+        buf_puts(&b, "null");
+    buf_puts(&b, ",\"result\":");
+    buf_append(&b, content, clen);
+    buf_puts(&b, "}");
+    if (rc != 0 || b.oom) {
+        buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+char *tools_result_message(const char *id, const char *content)
+{
+    if (!content)
+        content = "{\"error\":{\"code\":\"out_of_memory\"}}";
+    struct buf b = { 0 };
+    size_t clen = strlen(content);
+    /* the content is escaped: room for a few escapes without a regrowth */
+    buf_reserve(&b, clen + clen / 8 + strlen(id) + 64);
+    buf_puts(&b, "{\"role\":\"tool\",\"tool_call_id\":");
+    int rc = buf_json_str(&b, id, strlen(id));
+    buf_puts(&b, ",\"content\":");
+    if (rc == 0)
+        rc = buf_json_str(&b, content, clen);
+    buf_puts(&b, "}");
+    if (rc != 0 || b.oom) {
+        buf_free(&b);
+        return NULL;
+    }
+    return b.data;
 }

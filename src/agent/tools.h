@@ -48,4 +48,19 @@ int tools_validate(const char *name, const json_t *args, struct agentd_error *e)
  * "arguments". For tests and tools that build schemas. NULL: no memory. */
 json_t *tools_check(const json_t *schema, const json_t *args);
 
+/* 1 if the named tool never reads or writes the store (the catalog tools),
+ * 0 otherwise or for an unknown name. */
+int tools_store_free(const char *name);
+
+/* The texts of one tool call's result, as json_pack + jsondump wrote them
+ * (malloc'd; NULL on out of memory or a string that is not UTF-8), built
+ * around content (jsondump(result, JSON_COMPACT), or NULL when that failed)
+ * instead of dumping result again:
+ * the tool-result event {"tool_call_id","name"(null if NULL),"result"}
+ * (reals at the events' 15 digits: a result holding one is dumped whole),
+ * and the tool message {"role":"tool","tool_call_id","content":content}. */
+char *tools_result_event(const char *id, const char *name, const json_t *result,
+                         const char *content);
+char *tools_result_message(const char *id, const char *content);
+
 #endif

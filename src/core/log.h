@@ -39,6 +39,9 @@ void log_str(struct logline *l, const char *key, const char *val);
 void log_strn(struct logline *l, const char *key, const char *val, size_t len);
 void log_int(struct logline *l, const char *key, int64_t val);
 void log_double(struct logline *l, const char *key, double val);
+/* val / 1000 with three decimals, as log_double's "%.3f" writes it, from
+ * an integer (a duration in microseconds as milliseconds): no snprintf. */
+void log_thousandths(struct logline *l, const char *key, int64_t val);
 void log_end(struct logline *l);
 
 /* Access lines without a write(2) each (core/logbuf.c). A thread that

@@ -135,6 +135,23 @@ def test_nosniff_on_every_response(server):
         assert server.get(path).headers.get("X-Content-Type-Options") == "nosniff", path
 
 
+def test_one_current_date_header(server):
+    # agentd sets Date itself (formatted once a second per loop thread);
+    # evhttp must not add a second one, and it must be now, RFC 1123
+    import email.utils
+    for path in ("/healthz", "/nope"):
+        with server.connect() as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            raw = read_response(s, until_close=True).raw
+        head = raw.split(b"\r\n\r\n", 1)[0].decode()
+        dates = [l.split(":", 1)[1].strip() for l in head.split("\r\n")[1:]
+                 if l.lower().startswith("date:")]
+        assert len(dates) == 1, head
+        assert dates[0].endswith(" GMT") and len(dates[0]) == 29, dates
+        when = email.utils.parsedate_to_datetime(dates[0]).timestamp()
+        assert abs(when - time.time()) < 5 * SLOW, dates
+
+
 # ---- HTTP hardening: CORS, media type, JSON depth ----
 
 def test_cors_off_by_default(server):

@@ -73,6 +73,43 @@ static void test_shape(void **state)
     json_decref(j);
 }
 
+/* integers and thousandths written without snprintf: its exact text */
+static void test_numbers_as_printf(void **state)
+{
+    (void)state;
+    static const int64_t ints[] = { 0, 7, -7, 10, 200, 503, 1234567890123LL, INT64_MAX,
+                                    INT64_MIN, -1000 };
+    static const int64_t th[] = { 0, 1, 9, 10, 999, 1000, 1001, 1500, 123456789, -1, -999,
+                                  -1000, -1500, 4000000000123LL };
+    for (size_t i = 0; i < sizeof ints / sizeof *ints + sizeof th / sizeof *th; i++) {
+        int is_int = i < sizeof ints / sizeof *ints;
+        int64_t v = is_int ? ints[i] : th[i - sizeof ints / sizeof *ints];
+        struct logline l;
+        assert_int_equal(log_begin(&l, LOG_INFO, "n"), 1);
+        if (is_int)
+            log_int(&l, "v", v);
+        else
+            log_thousandths(&l, "v", v);
+        log_end(&l);
+        char raw[1024], want[64];
+        json_decref(read_line(raw, sizeof raw));
+        if (is_int)
+            snprintf(want, sizeof want, ",\"v\":%lld}", (long long)v);
+        else /* what log_double wrote of the same value */
+            snprintf(want, sizeof want, ",\"v\":%s%lld.%03lld}", v < 0 ? "-" : "",
+                     (long long)(v < 0 ? -(v / 1000) : v / 1000),
+                     (long long)(v < 0 ? -(v % 1000) : v % 1000));
+        if (!strstr(raw, want))
+            fail_msg("%lld: %s lacks %s", (long long)v, raw, want);
+        if (!is_int && v > -1000000 && v < 1000000) { /* and %.3f agrees */
+            char d[64];
+            snprintf(d, sizeof d, ",\"v\":%.3f}", (double)v / 1000.0);
+            if (!strstr(raw, d))
+                fail_msg("%lld: %s lacks %s", (long long)v, raw, d);
+        }
+    }
+}
+
 static void test_levels(void **state)
 {
     (void)state;
@@ -169,6 +206,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shape),
+        cmocka_unit_test(test_numbers_as_printf),
         cmocka_unit_test(test_levels),
         cmocka_unit_test(test_redaction),
         cmocka_unit_test(test_pii_masked),

@@ -20,7 +20,9 @@
 #include "agent/runner.h"
 #include "agent/tools.h"
 #include "core/err.h"
+#include "core/buf.h"
 #include "core/loop.h"
+#include "core/metrics.h"
 #include "core/pool.h"
 #include "llm/llm.h"
 #include "llm/llm_config.h"
@@ -279,6 +281,50 @@ static void test_tool_step_then_answer(void **state)
     world_stop(&w);
 }
 
+/* agentd_store_commits_total, from the metrics text */
+static double commits(void)
+{
+    struct buf b = { 0 };
+    metrics_render(&b);
+    assert_non_null(b.data);
+    const char *p = strstr(b.data, "\nagentd_store_commits_total ");
+    assert_non_null(p);
+    double v = strtod(p + strlen("\nagentd_store_commits_total "), NULL);
+    buf_free(&b);
+    return v;
+}
+
+/* A tool step whose tools never touch the store (a catalog search) commits
+ * once: the model's reply and the tool's result together. */
+static void test_store_free_tool_step_commits_once(void **state)
+{
+    (void)state;
+    static const struct line script[] = {
+        { "search_shopping_catalog", "{\"query\":\"cookies\"}", NULL },
+        { NULL, NULL, "Here are our cookies." },
+    };
+    static const struct line direct[] = { { NULL, NULL, "Hello." } };
+    struct world w;
+    struct outcome o;
+    world_start(&w, direct, 1, 8);
+    double c0 = commits();
+    turn(&w, "hi", &o);
+    assert_int_equal(o.status, 0);
+    double per_direct = commits() - c0;
+    world_stop(&w);
+    assert_true(per_direct >= 1);
+
+    world_start(&w, script, 2, 8);
+    c0 = commits();
+    turn(&w, "show me cookies", &o);
+    assert_int_equal(o.status, 0);
+    assert_string_equal(o.message, "Here are our cookies.");
+    assert_int_equal(w.model.tool_results, 1);
+    assert_true(o.products > 0);
+    assert_int_equal((int)(commits() - c0), (int)per_direct + 1);
+    world_stop(&w);
+}
+
 static void test_step_budget_stops_a_tool_loop(void **state)
 {
     (void)state;
@@ -323,6 +369,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_direct_answer),
         cmocka_unit_test(test_tool_step_then_answer),
+        cmocka_unit_test(test_store_free_tool_step_commits_once),
         cmocka_unit_test(test_step_budget_stops_a_tool_loop),
         cmocka_unit_test(test_tool_error_is_the_outcome),
     };
