@@ -25,9 +25,10 @@ def test_accept_turn_claim_and_user_message_commit_once(agentd):
     t = send(srv, "show me cookies", ver="1.0")
     after = store_ops(srv, *ops)
     assert t["status"]["state"] == "TASK_STATE_INPUT_REQUIRED", t
-    # two batch commits: the accept with the claim and the user message, then
-    # the turn's end with its audit row (each would commit on its own anyway)
-    assert [a - b for a, b in zip(after, before)] == [1, 1, 2], (before, after)
+    # three batch commits: the accept with the claim and the user message,
+    # the search step (the model's reply and the tool's result together), then
+    # the turn's end with its audit row
+    assert [a - b for a, b in zip(after, before)] == [1, 1, 3], (before, after)
     # the user message is in, under the turn the task names
     rows = db_query(srv, "SELECT role FROM messages WHERE session_id = ? ORDER BY seq",
                     t["contextId"])
