@@ -14,7 +14,6 @@
 #include "agent/outcome.h"
 #include "agent/tools.h"
 #include "agent/turn.h"
-#include "commerce/payment.h"
 #include "commerce/ucp.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -22,8 +21,6 @@
 #include "core/jsondump.h"
 #include "core/log.h"
 #include "core/loop.h"
-#include "core/reqid.h"
-#include "core/seal.h"
 #include "llm/llm.h"
 #include "shop/shop.h"
 #include "store/async.h"
@@ -36,11 +33,6 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-
-#define HISTORY_MAX 200 /* messages of a session sent to the model */
-/* A turn waiting for its session polls the claim with this backoff. */
-#define WAIT_FIRST_MS 50
-#define WAIT_MAX_MS 100
 
 static const char *result_error_code(const json_t *result)
 {
@@ -159,11 +151,6 @@ void turn_fail(struct turn *t, int status, int http, const char *code, const cha
 
 /* ---- events ---- */
 
-/* A step's events, stored in the step's own transaction. */
-struct evs {
-    struct store_event *v;
-    size_t n, cap;
-};
 
 /* An event whose data text is made already (owned: freed on failure). */
 static void evs_add_text(struct evs *e, const struct turn *t, const char *type, char *text)
@@ -184,7 +171,7 @@ static void evs_add_text(struct evs *e, const struct turn *t, const char *type, 
                                          .type = (char *)type, .data = text };
 }
 
-static void evs_add(struct evs *e, const struct turn *t, const char *type, json_t *data)
+void turn_evs_add(struct evs *e, const struct turn *t, const char *type, json_t *data)
 {
     if (!data)
         return;
@@ -193,7 +180,7 @@ static void evs_add(struct evs *e, const struct turn *t, const char *type, json_
     evs_add_text(e, t, type, text);
 }
 
-static void evs_clear(struct evs *e)
+void turn_evs_clear(struct evs *e)
 {
     for (size_t i = 0; i < e->n; i++)
         free(e->v[i].data);
@@ -201,7 +188,7 @@ static void evs_clear(struct evs *e)
     *e = (struct evs){ 0 };
 }
 
-static void publish(struct turn *t)
+void turn_publish(struct turn *t)
 {
     if (t->batched) { /* not committed yet: after the batch */
         t->publish_due = 1;
@@ -236,7 +223,7 @@ void turn_note_tool(struct turn *t, const char *name, const json_t *result)
 
 /* One more message: its stored text, or (built-in model) its JSON. text
  * may be NULL when only json is at hand, json NULL when only text is. */
-static int conv_add(struct turn *t, const char *text, const json_t *json)
+int turn_conv_add(struct turn *t, const char *text, const json_t *json)
 {
     if (t->conv_text) {
         char *own = NULL;
@@ -316,12 +303,12 @@ static int record_text(struct store *st, struct turn *t, const char *kind, char 
     if (rc == AGENTD_EEXIST)
         rc = AGENTD_ECONFLICT; /* someone else wrote this step: the turn is not ours */
     if (rc == 0)
-        rc = conv_add(t, text, msg);
+        rc = turn_conv_add(t, text, msg);
     free(text);
     if (rc == 0) {
         t->cp_step++;
         if (e && e->n)
-            publish(t);
+            turn_publish(t);
     }
     if (rc == AGENTD_ECONFLICT && !t->code[0]) {
         t->interrupted = 1;
@@ -330,8 +317,8 @@ static int record_text(struct store *st, struct turn *t, const char *kind, char 
     return rc;
 }
 
-static int record(struct store *st, struct turn *t, const char *kind, const json_t *msg,
-                  struct evs *e)
+int turn_record_msg(struct store *st, struct turn *t, const char *kind, const json_t *msg,
+                    struct evs *e)
 {
     return record_step(st, t, kind, msg, e, NULL);
 }
@@ -339,7 +326,7 @@ static int record(struct store *st, struct turn *t, const char *kind, const json
 /* The turn's audit row (ids and outcome only, never the text). Written
  * inside the turn's first and last store transactions, so it costs no
  * commit of its own; a failed write is logged, the turn goes on. */
-static void turn_audit(struct store *st, struct turn *t, const char *action, const char *outcome)
+void turn_audit(struct store *st, struct turn *t, const char *action, const char *outcome)
 {
     struct store_audit a = { .principal = t->owner ? t->owner : "", .action = (char *)action,
                              .target = t->turn_id, .request_id = t->request_id,
@@ -353,7 +340,7 @@ static void turn_audit(struct store *st, struct turn *t, const char *action, con
 /* The input guard's verdict (screen.c), once: a flag with the turn's start,
  * a refusal (the turn never started) on its own at the end. The target is
  * the turn, or the session when there is no turn yet. */
-static void guard_audit(struct store *st, struct turn *t)
+void turn_guard_audit(struct store *st, struct turn *t)
 {
     if (!t->guard_action)
         return;
@@ -371,12 +358,12 @@ static void guard_audit(struct store *st, struct turn *t)
 
 /* Closes a batch begin_tx or op_finish opened for themselves: what waited
  * for its commit is published, or dropped with it. */
-static int own_batch_end(struct store *st, struct turn *t, int rc)
+int turn_own_batch_end(struct store *st, struct turn *t, int rc)
 {
     t->batched = 0;
     int crc = store_batch_end(st);
     if (crc == 0 && t->publish_due)
-        publish(t);
+        turn_publish(t);
     t->publish_due = 0;
     return rc ? rc : crc;
 }
@@ -445,7 +432,7 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
         evs_add_text(&e, t, "tool-result", tools_result_event(id, name, result, content));
         free(content);
         if (result && tools_mutates_checkout(name) && !json_object_get(result, "error"))
-            evs_add(&e, t, "checkout-updated", json_pack("{s:O}", "checkout", result));
+            turn_evs_add(&e, t, "checkout-updated", json_pack("{s:O}", "checkout", result));
         json_decref(result);
         if (rc == 0 && tmsg) {
             rc = record_text(st, t, "tool_result", tmsg, "tool", NULL, &e, NULL);
@@ -454,7 +441,7 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
             rc = AGENTD_ENOMEM;
         }
         free(tmsg);
-        evs_clear(&e);
+        turn_evs_clear(&e);
         if (rc)
             return rc;
     }
@@ -472,7 +459,7 @@ static struct budget_limits limits(const struct agent *ag)
 }
 
 /* 0, or fails t when its principal spent today's tokens or money (worker). */
-static int check_daily(struct store *st, struct turn *t)
+int turn_check_daily(struct store *st, struct turn *t)
 {
     struct budget_limits b = limits(t->ag);
     if (budget_daily_unlimited(&b))
@@ -506,7 +493,7 @@ static int check_daily(struct store *st, struct turn *t)
 /* ---- the end: persist the outcome, then answer ---- */
 
 /* What done() gets (and the finishing hook): borrowed from t. */
-static void result_of(const struct turn *t, const char *outcome, struct turn_result *res)
+void turn_result_of(const struct turn *t, const char *outcome, struct turn_result *res)
 {
     *res = (struct turn_result){
         .status = t->status,
@@ -543,7 +530,7 @@ static int op_finish(struct store *st, void *arg)
         }
     }
     if (!t->claimed) {
-        guard_audit(st, t); /* refused before it started */
+        turn_guard_audit(st, t); /* refused before it started */
         return 0;
     }
     struct evs e = { 0 };
@@ -552,12 +539,12 @@ static int op_finish(struct store *st, void *arg)
                               budget_usd_round(t->cost_usd));
     const char *outcome = outcome_turn(t->status != 0, t->code, t->tool_fail);
     if (t->status == 0)
-        evs_add(&e, t, "turn-completed",
+        turn_evs_add(&e, t, "turn-completed",
                 json_pack("{s:s,s:O?,s:o,s:b,s:s}", "answer", t->answer ? t->answer : "",
                           "checkout", t->checkout, "usage", usage, "resumed", t->resumed,
                           "outcome", outcome));
     else
-        evs_add(&e, t, "turn-failed",
+        turn_evs_add(&e, t, "turn-failed",
                 json_pack("{s:s,s:s,s:i,s:o,s:b,s:s}", "code", t->code, "message", t->message,
                           "http_status", t->http_status, "usage", usage, "resumed", t->resumed,
                           "outcome", outcome));
@@ -567,7 +554,7 @@ static int op_finish(struct store *st, void *arg)
     struct store_task_write tw = { 0 };
     if (t->finishing) {
         struct turn_result res;
-        result_of(t, outcome, &res);
+        turn_result_of(t, outcome, &res);
         t->finishing(st, &res, t->ud, &tw);
     }
     int own = store_batch_begin(st) == 1; /* the end and its audit row: one commit */
@@ -580,8 +567,8 @@ static int op_finish(struct store *st, void *arg)
         rc = rc ? rc : crc;
     }
     if (rc == 0 && e.n)
-        publish(t);
-    evs_clear(&e);
+        turn_publish(t);
+    turn_evs_clear(&e);
     return 0;
 }
 
@@ -593,7 +580,7 @@ static void finish_done(int status, void *arg)
     turn_metrics_end(outcome, clock_mono_ns() - t->started_ns);
     turn_trace_end(t, outcome);
     struct turn_result res;
-    result_of(t, outcome, &res);
+    turn_result_of(t, outcome, &res);
     if (t->done) {
         t->done(&res, t->ud);
     } else {
@@ -643,7 +630,7 @@ static void evs_tool_calls(struct evs *e, const struct turn *t, const json_t *ca
     const json_t *call;
     json_array_foreach(calls, i, call) {
         const json_t *fn = json_object_get(call, "function");
-        evs_add(e, t, "tool-call",
+        turn_evs_add(e, t, "tool-call",
                 json_pack("{s:s?,s:s?,s:s?}", "id", json_string_value(json_object_get(call, "id")),
                           "name", json_string_value(json_object_get(fn, "name")), "arguments",
                           json_string_value(json_object_get(fn, "arguments"))));
@@ -655,11 +642,11 @@ int turn_record_assistant(struct store *st, struct turn *t, const json_t *msg)
     struct evs e = { 0 };
     const char *content = json_string_value(json_object_get(msg, "content"));
     if (content && *content)
-        evs_add(&e, t, "text-delta",
+        turn_evs_add(&e, t, "text-delta",
                 json_pack("{s:s,s:i,s:b}", "text", content, "step", t->step, "reset", 0));
     evs_tool_calls(&e, t, json_object_get(msg, "tool_calls"));
-    int rc = record(st, t, "llm_reply", msg, &e);
-    evs_clear(&e);
+    int rc = turn_record_msg(st, t, "llm_reply", msg, &e);
+    turn_evs_clear(&e);
     if (rc == 0)
         t->said = 1;
     return rc;
@@ -684,7 +671,7 @@ static int op_step(struct store *st, void *arg)
     struct evs e = { 0 };
     if (t->streamed) { /* what the last flush did not carry (no delta runs now) */
         if (t->delta_len || t->delta_reset)
-            evs_add(&e, t, "text-delta",
+            turn_evs_add(&e, t, "text-delta",
                     json_pack("{s:s#,s:i,s:b}", "text", t->delta ? t->delta : "",
                               (int)t->delta_len, "step", t->step, "reset", t->delta_reset));
         t->delta_len = 0;
@@ -692,7 +679,7 @@ static int op_step(struct store *st, void *arg)
         t->streamed = 0;
     } else if (r->content && *r->content) {
         /* reset: a resumed turn's text replaces what a crashed stream sent */
-        evs_add(&e, t, "text-delta", json_pack("{s:s,s:i,s:b}", "text", r->content, "step",
+        turn_evs_add(&e, t, "text-delta", json_pack("{s:s,s:i,s:b}", "text", r->content, "step",
                                                t->step, "reset", t->resumed && !t->said));
     }
     evs_tool_calls(&e, t, has_tools ? r->tool_calls : NULL);
@@ -708,7 +695,7 @@ static int op_step(struct store *st, void *arg)
         rc = record_step(st, t, "llm_reply", msg, &e, &su);
     else /* the call is paid for all the same */
         store_turn_step(st, t->turn_id, t->owner, su.model, &u, NULL);
-    evs_clear(&e);
+    turn_evs_clear(&e);
     json_decref(msg);
     if (su.interrupted) {
         t->interrupted = 1;
@@ -721,7 +708,7 @@ static int op_step(struct store *st, void *arg)
     t->said = 1;
     rc = turn_run_tools(st, t, r->tool_calls, reply_step, 0);
     if (rc == 0 && has_tools && !t->batched) /* batched: after the commit (op_step_job) */
-        rc = check_daily(st, t);
+        rc = turn_check_daily(st, t);
     return rc;
 }
 
@@ -754,8 +741,8 @@ static int op_step_job(struct store *st, void *arg)
         if (!own)
             return op_step(st, t);
         t->batched = 1;
-        int rc = own_batch_end(st, t, op_step(st, t));
-        return rc == 0 ? check_daily(st, t) : rc;
+        int rc = turn_own_batch_end(st, t, op_step(st, t));
+        return rc == 0 ? turn_check_daily(st, t) : rc;
     }
     int own = !t->batched && store_batch_begin(st) == 1;
     t->batched |= own;
@@ -770,7 +757,7 @@ static int op_step_job(struct store *st, void *arg)
         t->ended = 1;
     }
     if (own)
-        rc = own_batch_end(st, t, rc);
+        rc = turn_own_batch_end(st, t, rc);
     if (rc != 0 && t->ended) { /* the commit failed: the end is written again */
         t->ended = 0;
         if (!t->code[0])
@@ -779,8 +766,6 @@ static int op_step_job(struct store *st, void *arg)
     }
     return rc;
 }
-
-static void llm_step(struct turn *t);
 
 /* Before another model call: the step and token budgets. 0 = go on. */
 static int budget_left(struct turn *t)
@@ -829,7 +814,7 @@ static void step_done(int status, void *arg)
         turn_finish(t);
         return;
     }
-    llm_step(t);
+    turn_llm_step(t);
 }
 
 /* ---- the LLM step (loop) ---- */
@@ -882,7 +867,7 @@ static void on_reply(int status, struct llm_reply *reply, const char *error, int
     submit_step(t);
 }
 
-static void llm_step(struct turn *t)
+void turn_llm_step(struct turn *t)
 {
     if (t->ag->stopping) {
         fail(t, AGENTD_ESHUTDOWN, 503, "shutting_down", "the server is shutting down; retry");
@@ -940,371 +925,6 @@ void turn_resume_go(void *arg)
         turn_finish(t);
         return;
     }
-    llm_step(t);
+    turn_llm_step(t);
 }
 
-/* ---- the start: session, turn row, user message, history (worker) ---- */
-
-/* Time-ordered (core/reqid.h): a turn's rows then append to their indexes. */
-static char *new_id(const char *prefix)
-{
-    char id[48];
-    id_new_ordered(prefix, id, sizeof id);
-    return strdup(id);
-}
-
-/* The session: loaded (its owner checked, its context kept) or created. */
-static int begin_session(struct store *st, struct turn *t)
-{
-    int rc;
-    if (t->session_id && t->session_empty) {
-        /* the front just created it, empty: nothing to read back */
-        t->ctx = json_object();
-        rc = t->ctx ? 0 : AGENTD_ENOMEM;
-    } else if (t->session_id) {
-        struct store_session *s = NULL;
-        rc = store_session_get(st, t->session_id, &s);
-        if (rc == 0 && strcmp(s->owner, t->owner) != 0)
-            rc = AGENTD_ENOTFOUND; /* another principal's session does not exist for you */
-        if (rc == 0) {
-            json_error_t je;
-            t->ctx = json_loads(s->context, 0, &je);
-            const char *co = json_string_value(json_object_get(t->ctx, "checkout_id"));
-            if (co)
-                t->tctx.checkout_id = strdup(co);
-        }
-        store_session_free(s);
-        if (rc == AGENTD_ENOTFOUND) {
-            fail(t, rc, 404, "session_not_found", "no such session (it may have expired)");
-            return rc;
-        }
-    } else {
-        t->session_id = new_id("ses_");
-        t->ctx = t->req_policy >= 0
-                     ? json_pack("{s:s}", "busy_policy", agent_busy_policy_name(t->req_policy))
-                     : json_object();
-        char *text = t->ctx ? jsondump(t->ctx, JSON_COMPACT, NULL) : NULL;
-        struct store_session s = { .id = t->session_id, .owner = t->owner, .context = text };
-        rc = t->session_id && text ? store_session_create(st, &s) : AGENTD_ENOMEM;
-        free(text);
-        t->session_empty = 1; /* its id is known to nobody else yet */
-    }
-    if (rc == 0) {
-        int p = agent_busy_policy_parse(
-            json_string_value(json_object_get(t->ctx, "busy_policy")));
-        t->policy = t->req_policy >= 0 ? t->req_policy : p >= 0 ? p : t->ag->busy_policy;
-        t->session_ready = 1;
-    }
-    return rc;
-}
-
-int turn_load_history(struct store *st, struct turn *t, size_t keep)
-{
-    struct store_message *v = NULL;
-    size_t n = 0;
-    int rc = store_message_tail(st, t->session_id, HISTORY_MAX + (int)keep, &v, &n);
-    size_t from = n > keep ? n - keep : 0, bytes = 0, kept = 0;
-    for (size_t i = from; i < n; i++)
-        kept += strlen(v[i].parts) + 1;
-    /* earlier messages, newest first, while they fit both windows */
-    int64_t max = t->ag->history_max_bytes;
-    while (from > 0 && n - from < HISTORY_MAX + keep) {
-        size_t len = strlen(v[from - 1].parts) + 1;
-        if (max > 0 && bytes + len > (size_t)max)
-            break;
-        bytes += len;
-        from--;
-    }
-    /* never start the window on a tool result: its call would be missing */
-    while (from + keep < n && strcmp(v[from].role, "tool") == 0)
-        from++;
-    if (t->conv_text) /* the window, and an eighth more for this turn's steps */
-        buf_reserve(&t->conv, (bytes + kept) + (t->conv.len + bytes + kept) / 8);
-    for (size_t i = from; rc == 0 && i < n; i++)
-        rc = conv_add(t, v[i].parts, NULL);
-    store_message_list_free(v, n);
-    return rc;
-}
-
-/* The client's data, sealed under the turn id when the agent has a keyring:
- * it may carry a payment credential (a2a.ucp.checkout.payment_data). Data
- * holding a card number (a test card for the mock handler) is not kept at
- * all: a card number lives in memory only, so a turn resumed after a crash
- * asks for it again, as it does when the data is gone. */
-static int input_data(const struct turn *t, json_t *in)
-{
-    char where[128];
-    if (payment_find_pan(t->data, where, sizeof where) != 0)
-        return 0;
-    if (!t->ag->keyring)
-        return json_object_set(in, "data", t->data) ? AGENTD_ENOMEM : 0;
-    char *text = jsondump(t->data, JSON_COMPACT, NULL), *sealed = NULL;
-    int rc = text ? seal_seal(t->ag->keyring, t->turn_id, text, strlen(text), &sealed)
-                  : AGENTD_ENOMEM;
-    if (text)
-        explicit_bzero(text, strlen(text));
-    free(text);
-    if (rc == 0 && json_object_set_new(in, "data_sealed", json_string(sealed)))
-        rc = AGENTD_ENOMEM;
-    free(sealed);
-    return rc;
-}
-
-/* What a resumed turn needs besides its checkpoints: the client's data and
- * the front's idempotency key. Dropped from the store when the turn ends. */
-static char *turn_input(const struct turn *t)
-{
-    json_t *in = json_object();
-    if (in && t->data && input_data(t, in)) {
-        json_decref(in);
-        return NULL;
-    }
-    if (t->idem_key)
-        json_object_set_new(in, "idem_key", json_string(t->idem_key));
-    if (t->action_tool) /* a resumed action turn answers without the model too */
-        json_object_set_new(in, "action", json_pack("{s:s,s:O}", "tool", t->action_tool, "args",
-                                                    t->action_args));
-    if (t->request_id[0])
-        json_object_set_new(in, "request_id", json_string(t->request_id));
-    char *text = in ? jsondump(in, JSON_COMPACT, NULL) : NULL;
-    json_decref(in);
-    return text;
-}
-
-static int begin_tx(struct store *st, struct turn *t)
-{
-    int rc = 0;
-    t->busy = 0;
-    if (t->accepting) { /* once: the front's accept, in this job */
-        int (*accepting)(struct store *, void *, const char **, int *) = t->accepting;
-        const char *sid = NULL;
-        int fresh = 0;
-        t->accepting = NULL;
-        if (accepting(st, t->ud, &sid, &fresh) != 0) {
-            t->refused = 1;
-            return 0;
-        }
-        t->session_id = sid ? strdup(sid) : NULL;
-        t->session_empty = fresh && t->session_id;
-        if (!t->session_id)
-            rc = AGENTD_ENOMEM;
-    }
-    if (rc == 0 && !t->session_ready)
-        rc = check_daily(st, t); /* before a new session is made for nothing */
-    if (rc == 0 && !t->session_ready)
-        rc = begin_session(st, t);
-    if (rc == 0 && !t->turn_id) {
-        t->turn_id = new_id("turn_");
-        if (!t->turn_id)
-            rc = AGENTD_ENOMEM;
-    }
-    if (rc == 0) {
-        char *input = turn_input(t);
-        struct store_turn tr = { .id = t->turn_id, .session_id = t->session_id,
-                                 .instance = t->ag->instance, .input = input };
-        /* lease 0: a running turn always blocks its session here, however
-         * stale; only the recovery sweep takes over a dead one (resumed or
-         * failed with its events), never a new message silently */
-        rc = !input ? AGENTD_ENOMEM : store_turn_begin(st, &tr, 0);
-        free(input);
-        if (rc == AGENTD_ECONFLICT) { /* another turn runs on this session */
-            if (t->policy == AGENT_BUSY_REJECT) {
-                fail(t, rc, 409, "turn_in_progress",
-                     "another turn is running on this session; retry when it has answered");
-                return rc;
-            }
-            if (t->policy == AGENT_BUSY_INTERRUPT)
-                store_turn_interrupt(st, t->session_id); /* may have just finished */
-            t->busy = 1;
-            t->session_empty = 0; /* the other turn writes messages */
-            return 0;
-        }
-        t->claimed = rc == 0;
-    }
-    if (rc == 0 && !t->session_empty) /* a new session has no history: no read */
-        rc = turn_load_history(st, t, 0);
-    if (rc == 0) {
-        json_t *user = json_pack("{s:s,s:s}", "role", "user", "content", t->text);
-        struct evs e = { 0 };
-        json_t *started = json_pack("{s:s,s:s,s:b}", "turn_id", t->turn_id, "message", t->text,
-                                    "resumed", 0);
-        if (started && t->flag_source[0]) /* the input guard let it by, flagged */
-            json_object_set_new(started, "input_flagged",
-                                json_pack("{s:s,s:s}", "source", t->flag_source, "reason",
-                                          t->flag_reason));
-        evs_add(&e, t, "turn-started", started);
-        /* outside a front's batch, one of our own: the audit row commits
-         * with the user's message, not on its own */
-        int own = !t->batched && store_batch_begin(st) == 1;
-        t->batched |= own;
-        rc = user ? record(st, t, "user_message", user, &e) : AGENTD_ENOMEM;
-        if (rc == 0) {
-            turn_audit(st, t, "turn.start", "ok");
-            guard_audit(st, t); /* a flag: the same commit */
-        }
-        if (own)
-            rc = own_batch_end(st, t, rc);
-        if (rc == 0 && e.n)
-            t->started_seq = e.v[0].seq;
-        evs_clear(&e);
-        json_decref(user);
-    }
-    if (rc != 0 && !t->code[0])
-        fail(t, rc, agentd_err_http(rc), agentd_err_code(rc), "%s", agentd_err_msg(rc));
-    return rc;
-}
-
-/* A front's accept, the new session, the turn's claim and the user's
- * message commit together (one store batch): one commit per turn start. */
-static int op_begin(struct store *st, void *arg)
-{
-    struct turn *t = arg;
-    if (store_batch_begin(st) != 1)
-        return begin_tx(st, t);
-    t->batched = 1;
-    int rc = begin_tx(st, t);
-    t->batched = 0;
-    int crc = store_batch_end(st);
-    if (crc != 0) { /* nothing of it was kept: not accepted, not claimed */
-        t->claimed = 0;
-        t->publish_due = 0;
-        if (!t->refused && rc == 0) {
-            fail(t, crc, agentd_err_http(crc), agentd_err_code(crc), "%s", agentd_err_msg(crc));
-            rc = crc;
-        }
-    }
-    if (t->publish_due) {
-        t->publish_due = 0;
-        publish(t);
-    }
-    return rc;
-}
-
-static void begin_done(int status, void *arg);
-
-/* The poll timer of a turn waiting for its session (loop). */
-static void on_wait(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct turn *t = arg;
-    t->wait_pending = 0;
-    if (t->ag->stopping) {
-        fail(t, AGENTD_ESHUTDOWN, 503, "shutting_down", "the server is shutting down; retry");
-        turn_finish(t);
-        return;
-    }
-    if (turn_store_async(t, op_begin, begin_done) != 0) {
-        fail(t, AGENTD_EBUSY, 503, "busy", "the server is busy");
-        turn_finish(t);
-    }
-}
-
-/* Waits for the session without blocking the loop: a timer, then the
- * claim again, with backoff, within this turn's own deadline. */
-static void wait_for_session(struct turn *t)
-{
-    int64_t left = t->deadline_ms - clock_mono_ms();
-    if (left <= 0) {
-        fail(t, AGENTD_ETIMEOUT, 504, "turn_timeout",
-             "another turn kept this session busy past this turn's deadline");
-        turn_finish(t);
-        return;
-    }
-    if (!t->wait_ev)
-        t->wait_ev = evtimer_new(loop_base(t->loop), on_wait, t);
-    if (!t->wait_ev) {
-        fail(t, AGENTD_ENOMEM, 503, "busy", "the server is busy");
-        turn_finish(t);
-        return;
-    }
-    t->wait_ms = t->wait_ms ? t->wait_ms * 3 / 2 : WAIT_FIRST_MS;
-    if (t->wait_ms > WAIT_MAX_MS)
-        t->wait_ms = WAIT_MAX_MS;
-    int64_t ms = t->wait_ms < left ? t->wait_ms : left;
-    struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-    t->wait_pending = 1;
-    evtimer_add(t->wait_ev, &tv);
-}
-
-static void begin_done(int status, void *arg)
-{
-    struct turn *t = arg;
-    if (t->refused) { /* not a turn: not counted, nothing to end */
-        turn_metrics_inflight(-1);
-        struct turn_result res;
-        result_of(t, NULL, &res);
-        t->done(&res, t->ud);
-        turn_free(t);
-        return;
-    }
-    if (status != 0) {
-        turn_finish(t);
-        return;
-    }
-    if (t->busy) {
-        wait_for_session(t);
-        return;
-    }
-    if (t->started)
-        t->started(t->session_id, t->turn_id, t->started_seq, t->ud);
-    if (t->action_tool)
-        turn_action_go(t);
-    else
-        llm_step(t);
-}
-
-int agent_turn_start(struct agent *ag, struct loop *loop, const struct turn_start *ts,
-                     turn_done_fn done, void *ud)
-{
-    struct turn *t = turn_alloc(ag, loop);
-    if (!t)
-        return AGENTD_ENOMEM;
-    t->done = done;
-    t->ud = ud;
-    t->started = ts->started;
-    t->finishing = ts->finishing;
-    t->accepting = ts->accepting;
-    t->stream = ts->stream;
-    t->req_policy = ts->busy_policy >= 0 && ts->busy_policy <= AGENT_BUSY_INTERRUPT
-                        ? ts->busy_policy : -1;
-    t->owner = strdup(ts->owner);
-    const char *sid = ts->accepting ? NULL : ts->session_id;
-    t->session_id = sid ? strdup(sid) : NULL;
-    t->text = strdup(ts->text);
-    t->data = ts->data ? json_deep_copy(ts->data) : NULL;
-    t->idem_key = ts->idem_key ? strdup(ts->idem_key) : NULL;
-    t->turn_id = ts->turn_id ? strdup(ts->turn_id) : NULL;
-    t->session_empty = ts->session_new && sid;
-    if (ts->action_tool) {
-        t->action_tool = strdup(ts->action_tool);
-        t->action_args = json_is_object(ts->action_args) ? json_deep_copy(ts->action_args)
-                                                         : json_object();
-    }
-    snprintf(t->request_id, sizeof t->request_id, "%s", ts->request_id ? ts->request_id : "");
-    t->tctx = (struct tools_ctx){ .shop = ag->shop, .merchant = ag->merchant, .owner = t->owner,
-                                  .client_data = t->data };
-    if (!t->owner || !t->text || (sid && !t->session_id) || (ts->data && !t->data) ||
-        (ts->idem_key && !t->idem_key) || (ts->turn_id && !t->turn_id) ||
-        (ts->action_tool && (!t->action_tool || !t->action_args))) {
-        turn_free(t);
-        return AGENTD_ENOMEM;
-    }
-    turn_link(t);
-    if (!t->action_tool && turn_screen(t)) /* a UI action carries no free text */
-        return 0;
-    int rc = turn_store_async(t, op_begin, begin_done);
-    if (rc != 0) {
-        turn_metrics_inflight(-1);
-        turn_free(t);
-    }
-    return rc;
-}
-
-void turn_begin(struct turn *t)
-{
-    if (turn_store_async(t, op_begin, begin_done) != 0) {
-        fail(t, AGENTD_EBUSY, 503, "busy", "the server is busy");
-        turn_finish(t);
-    }
-}

@@ -177,4 +177,37 @@ void turn_text_stop(struct turn *t);
 /* On t->loop after a resume was loaded: carry on (model step or finish). */
 void turn_resume_go(void *arg);
 
+/* ---- shared by runner.c (steps, finish) and turn_start.c (the start) ---- */
+
+struct store;
+struct store_event;
+struct turn_result;
+
+/* A step's events, stored in the step's own transaction. */
+struct evs {
+    struct store_event *v;
+    size_t n, cap;
+};
+/* Adds an event of `type` with data (taken; dumped); nothing when NULL. */
+void turn_evs_add(struct evs *e, const struct turn *t, const char *type, json_t *data);
+void turn_evs_clear(struct evs *e);
+/* Tells the session's listeners new events are stored. */
+void turn_publish(struct turn *t);
+/* Appends a message to the conversation: its text (copied), or json. */
+int turn_conv_add(struct turn *t, const char *text, const json_t *json);
+/* Checkpoints msg as step `kind` with its session message and events (worker). */
+int turn_record_msg(struct store *st, struct turn *t, const char *kind, const json_t *msg,
+                    struct evs *ev);
+/* The turn's audit row; the guard's verdict row when it flagged the input. */
+void turn_audit(struct store *st, struct turn *t, const char *action, const char *outcome);
+void turn_guard_audit(struct store *st, struct turn *t);
+/* Closes a store batch the turn's start or finish opened for itself: what
+ * waited for its commit is published. rc, or the commit's failure. */
+int turn_own_batch_end(struct store *st, struct turn *t, int rc);
+/* The principal's daily budget (worker): 0, or the turn failed 429. */
+int turn_check_daily(struct store *st, struct turn *t);
+void turn_result_of(const struct turn *t, const char *outcome, struct turn_result *res);
+/* The next model call (loop). */
+void turn_llm_step(struct turn *t);
+
 #endif
