@@ -18,7 +18,8 @@ void a2a_task_stamp(json_t *task)
 {
     char ts[32];
     a2a_timestamp(clock_wall_ms(), ts);
-    json_object_set_new(task, "timestamp", json_string(ts));
+    /* ASCII digits and punctuation: no UTF-8 check */
+    json_object_set_new_nocheck(task, "timestamp", json_stringn_nocheck(ts, strlen(ts)));
 }
 
 /* The stored document is compact (a2a_task_doc): each message's contextId
