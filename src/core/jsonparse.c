@@ -11,8 +11,6 @@
  * once. Whatever this does not read returns NULL and jansson decides (the
  * error text of an invalid body stays jansson's). */
 
-#define JP_MAX_DEPTH 64
-
 struct jp {
     const char *p, *end;
     int depth;
@@ -221,7 +219,7 @@ static json_t *jp_value(struct jp *j)
     switch (*j->p) {
     case '{':
     case '[': {
-        if (++j->depth > JP_MAX_DEPTH)
+        if (++j->depth > JSONPARSE_MAX_DEPTH)
             return NULL;
         json_t *v = *j->p == '{' ? jp_object(j) : jp_array(j);
         j->depth--;

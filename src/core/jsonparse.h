@@ -14,4 +14,7 @@
  * json_loadb: it gives the tree or the error text, as before. */
 json_t *jsonparse_loadb(const char *s, size_t n);
 
+/* The deepest nesting read here (objects and arrays); deeper is NULL. */
+#define JSONPARSE_MAX_DEPTH 64
+
 #endif
