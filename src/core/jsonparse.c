@@ -118,10 +118,10 @@ static json_t *jp_int(struct jp *j)
     }
     const char *d = q;
     long long v = 0;
-    while (q < j->end && *q >= '0' && *q <= '9' && q - d < 19)
+    while (q < j->end && *q >= '0' && *q <= '9' && q - d < 18) /* 18 digits: no overflow */
         v = v * 10 + (*q++ - '0');
     size_t nd = (size_t)(q - d);
-    if (nd == 0 || nd > 18 || (nd > 1 && *d == '0'))
+    if (nd == 0 || (nd > 1 && *d == '0'))
         return NULL;
     if (q < j->end && ((*q >= '0' && *q <= '9') || *q == '.' || *q == 'e' || *q == 'E'))
         return NULL;
