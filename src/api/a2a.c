@@ -15,6 +15,7 @@
 #include "api/a2a_ucp.h"
 #include "api/a2a_wire.h"
 #include "core/err.h"
+#include "core/jsonparse.h"
 #include "http/server.h"
 
 #include <stdio.h>
@@ -139,9 +140,14 @@ static void h_rpc(struct http_req *r)
     c->ext_header = ucp_activated(r);
     json_error_t je;
     const char *ct = http_req_header(r, "Content-Type");
+    /* the common body read in one pass (it nests no deeper than the limit
+     * below); anything else, and every error's text, is jansson's */
+    _Static_assert(JSONPARSE_MAX_DEPTH <= HTTP_JSON_MAX_DEPTH, "jsonparse reads too deep");
+    c->body = r->body_len ? jsonparse_loadb(r->body, r->body_len) : NULL;
     /* a nesting bomb is not parsed at all: a parse error, as the JSON-RPC spec says */
-    int too_deep = http_json_depth(r->body, r->body_len) > HTTP_JSON_MAX_DEPTH;
-    c->body = r->body_len && !too_deep ? json_loadb(r->body, r->body_len, 0, &je) : NULL;
+    int too_deep = !c->body && http_json_depth(r->body, r->body_len) > HTTP_JSON_MAX_DEPTH;
+    if (!c->body && r->body_len && !too_deep)
+        c->body = json_loadb(r->body, r->body_len, 0, &je);
     struct a2a_rpc rpc = { 0 };
     if (ct && !strcasestr(ct, "json")) {
         a2a_reply_error(c, A2A_CONTENT_TYPE_NOT_SUPPORTED,

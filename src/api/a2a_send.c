@@ -38,6 +38,13 @@ static void set_str(json_t *o, const char *k, const char *v)
     json_object_set_new_nocheck(o, k, v ? json_string(v) : NULL);
 }
 
+/* A value agentd made itself (an id, a state, a stamp): ASCII, so not
+ * checked again for UTF-8. */
+static json_t *own_str(const char *v)
+{
+    return v ? json_stringn_nocheck(v, strlen(v)) : NULL;
+}
+
 /* {"text": s} */
 static json_t *text_part(const char *s)
 {
@@ -232,9 +239,9 @@ static int find_task(struct store *st, struct a2a_call *c)
     char id[48];
     id_new_ordered("task_", id, sizeof id);
     json_t *t = json_object();
-    set_str(t, "id", id);
+    json_object_set_new_nocheck(t, "id", own_str(id));
     set_str(t, "contextId", c->context_id);
-    set_str(t, "state", "submitted");
+    json_object_set_new_nocheck(t, "state", own_str("submitted"));
     json_object_set_new_nocheck(t, "artifacts", json_array());
     json_object_set_new_nocheck(t, "history", json_array());
     if (json_object_size(t) != 5) {
@@ -251,13 +258,14 @@ static int find_task(struct store *st, struct a2a_call *c)
  * c->prior_turn for a turn that never runs. */
 static void task_accept_message(json_t *task, struct a2a_call *c)
 {
-    /* its own top level (the ids go on it), the parts shared with c->msg:
-     * nothing changes them after the accept (see task_fork) */
-    json_t *m = json_copy(c->msg);
-    json_object_set_new(m, "contextId", json_string(c->context_id));
-    json_object_set(m, "taskId", json_object_get(task, "id"));
-    json_array_append_new(json_object_get(task, "history"), m);
-    json_object_set_new(task, "state", json_string("working"));
+    /* c->msg itself (made for this by send_parse, nothing else reads it):
+     * the ids go on it, set again in place by a retried accept; nothing
+     * changes it after the accept (see task_fork) */
+    json_t *m = c->msg;
+    json_object_set_new_nocheck(m, "contextId", json_string(c->context_id));
+    json_object_set_nocheck(m, "taskId", json_object_get(task, "id"));
+    json_array_append(json_object_get(task, "history"), m);
+    json_object_set_new_nocheck(task, "state", own_str("working"));
     json_decref(c->prior_turn);
     /* only a continued task has a previous turn to name again */
     c->prior_turn = c->prior_state ? json_object() : NULL;
@@ -267,8 +275,8 @@ static void task_accept_message(json_t *task, struct a2a_call *c)
         if (v && c->prior_turn)
             json_object_set(c->prior_turn, keys[i], v);
     }
-    json_object_set_new(task, "turnId", json_string(c->turn));
-    json_object_set_new(task, "since", json_integer(c->since));
+    json_object_set_new_nocheck(task, "turnId", own_str(c->turn));
+    json_object_set_new_nocheck(task, "since", json_integer(c->since));
     json_object_del(task, "turnDone");
     a2a_task_stamp(task);
 }
@@ -400,8 +408,8 @@ static int fn_outcome(json_t *cur, void *arg)
     char mid[48];
     id_new("msg_", mid, sizeof mid);
     json_t *m = json_object();
-    set_str(m, "messageId", mid);
-    set_str(m, "role", "agent");
+    json_object_set_new_nocheck(m, "messageId", own_str(mid));
+    json_object_set_new_nocheck(m, "role", own_str("agent"));
     json_object_set_nocheck(m, "parts", parts);
     set_str(m, "contextId", c->context_id);
     set_str(m, "taskId", tid);
@@ -419,7 +427,7 @@ static int fn_outcome(json_t *cur, void *arg)
             next = c->res.order_placed ? "completed" : "input-required";
             json_t *a = json_object();
             set_str(a, "artifactId", c->res.turn_id ? c->res.turn_id : mid);
-            set_str(a, "name", "answer");
+            json_object_set_new_nocheck(a, "name", own_str("answer"));
             json_object_set_nocheck(a, "parts", parts);
             if (json_object_size(a) == 3)
                 json_array_append_new(json_object_get(cur, "artifacts"), a);
@@ -430,7 +438,7 @@ static int fn_outcome(json_t *cur, void *arg)
         } else {
             next = "failed";
         }
-        json_object_set_new(cur, "state", json_string(next));
+        json_object_set_new_nocheck(cur, "state", json_string(next));
         json_object_set(cur, "message", m);
     }
     json_decref(m);
@@ -450,8 +458,8 @@ static int fn_outcome(json_t *cur, void *arg)
         }
     } else {
         if (c->res.turn_id)
-            json_object_set_new(cur, "turnId", json_string(c->res.turn_id));
-        json_object_set_new(cur, "turnDone", json_true());
+            json_object_set_new_nocheck(cur, "turnId", json_string(c->res.turn_id));
+        json_object_set_new_nocheck(cur, "turnDone", json_true());
     }
     a2a_task_stamp(cur);
     return 0;

@@ -18,7 +18,8 @@ void a2a_task_stamp(json_t *task)
 {
     char ts[32];
     a2a_timestamp(clock_wall_ms(), ts);
-    json_object_set_new(task, "timestamp", json_string(ts));
+    /* ASCII digits and punctuation: no UTF-8 check */
+    json_object_set_new_nocheck(task, "timestamp", json_stringn_nocheck(ts, strlen(ts)));
 }
 
 /* The stored document is compact (a2a_task_doc): each message's contextId
@@ -97,7 +98,21 @@ static json_int_t hist_find(const json_t *hist, long from, const json_t *v, cons
  * bookkeeping (the task's document is written twice a turn). */
 static int doc_value(struct buf *b, const json_t *v)
 {
+    if (json_is_string(v)) /* most of a task's values: straight to the buffer */
+        return buf_json_str(b, json_string_value(v), json_string_length(v)) == 0 ? 0
+                                                                                  : AGENTD_ENOMEM;
     return jsondump_buf(b, v, JSON_COMPACT | JSON_ENCODE_ANY) == 0 ? 0 : AGENTD_ENOMEM;
+}
+
+/* A history index (>= 0) in decimal, without a format parse per call. */
+static void doc_index(struct buf *b, json_int_t at)
+{
+    char d[24], *p = d + sizeof d;
+    unsigned long long v = (unsigned long long)at;
+    do
+        *--p = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    buf_append(b, p, (size_t)(d + sizeof d - p));
 }
 
 static void doc_key(struct buf *b, int *first, const char *k)
@@ -156,7 +171,7 @@ static int doc_artifacts(struct buf *b, const json_t *arts, const json_t *hist)
         json_object_foreach((json_t *)a, k, v) {
             doc_key(b, &first, k);
             if (!strcmp(k, "parts"))
-                buf_printf(b, "%" JSON_INTEGER_FORMAT, at);
+                doc_index(b, at);
             else if ((rc = doc_value(b, v)) != 0)
                 return rc;
         }
@@ -199,7 +214,7 @@ char *a2a_task_doc(const json_t *task)
         } else if (!strcmp(k, "message") && json_is_object(v)) {
             json_int_t at = hist_find(hist, -1, v, NULL);
             if (at >= 0)
-                buf_printf(&b, "%" JSON_INTEGER_FORMAT, at);
+                doc_index(&b, at);
             else
                 rc = doc_message(&b, v, id, ctx);
         } else if (!strcmp(k, "artifacts") && json_is_array(v)) {

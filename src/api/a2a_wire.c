@@ -473,6 +473,16 @@ static void w_key(struct buf *b, int *first, const char *key)
     buf_append(b, ":", 1);
 }
 
+/* w_key for a literal key (plain ASCII, no escape): `"key":` appended as is */
+#define W_LKEY(b, first, lit) w_lkey((b), (first), "\"" lit "\":", sizeof lit + 2)
+static void w_lkey(struct buf *b, int *first, const char *quoted, size_t n)
+{
+    if (!*first)
+        buf_append(b, ",", 1);
+    *first = 0;
+    buf_append(b, quoted, n);
+}
+
 static int w_value(struct buf *b, const json_t *v)
 {
     if (json_is_string(v))
@@ -481,22 +491,26 @@ static int w_value(struct buf *b, const json_t *v)
     return jsondump_buf(b, v, WIRE_DUMP_FLAGS) == 0 ? 0 : AGENTD_EINVAL;
 }
 
-/* "key":"s" as set_str copies it: only when src[from] is a string */
-static int w_str_from(struct buf *b, int *first, const char *key, const json_t *src,
-                      const char *from)
+/* "key":"s" as set_str copies it: only when src[from] is a string (key a
+ * literal: W_STR_FROM) */
+static int w_str_from(struct buf *b, int *first, const char *quoted, size_t n,
+                      const json_t *src, const char *from)
 {
     const json_t *v = json_object_get(src, from);
     if (!json_is_string(v))
         return 0;
-    w_key(b, first, key);
+    w_lkey(b, first, quoted, n);
     return w_value(b, v);
 }
+#define W_STR_FROM(b, first, key, src, from) \
+    w_str_from((b), (first), "\"" key "\":", sizeof key + 2, (src), (from))
 
-static void w_lit(struct buf *b, int *first, const char *key, const char *lit)
+static void w_lit_q(struct buf *b, int *first, const char *quoted, size_t n, const char *lit)
 {
-    w_key(b, first, key);
+    w_lkey(b, first, quoted, n);
     buf_json_str(b, lit, strlen(lit));
 }
+#define w_lit(b, first, key, lit) w_lit_q((b), (first), "\"" key "\":", sizeof key + 2, (lit))
 
 /* encode_parts: each part's own keys in order, then what it adds */
 static int w_parts(struct buf *b, const json_t *parts, int ver)
@@ -538,13 +552,13 @@ static int w_message(struct buf *b, const json_t *msg, int ver)
     int agent = role && strcmp(role, "agent") == 0;
     int first = 1, rc;
     buf_append(b, "{", 1);
-    if ((rc = w_str_from(b, &first, "messageId", msg, "messageId")) ||
-        (rc = w_str_from(b, &first, "contextId", msg, "contextId")) ||
-        (rc = w_str_from(b, &first, "taskId", msg, "taskId")))
+    if ((rc = W_STR_FROM(b, &first, "messageId", msg, "messageId")) ||
+        (rc = W_STR_FROM(b, &first, "contextId", msg, "contextId")) ||
+        (rc = W_STR_FROM(b, &first, "taskId", msg, "taskId")))
         return rc;
     w_lit(b, &first, "role", ver == A2A_V10 ? (agent ? "ROLE_AGENT" : "ROLE_USER")
                                             : (agent ? "agent" : "user"));
-    w_key(b, &first, "parts");
+    W_LKEY(b, &first, "parts");
     if ((rc = w_parts(b, json_object_get(msg, "parts"), ver)) != 0)
         return rc;
     if (ver == A2A_V03)
@@ -557,39 +571,39 @@ static int w_task(struct buf *b, const json_t *task, int ver, int history_length
 {
     int first = 1, rc;
     buf_append(b, "{", 1);
-    if ((rc = w_str_from(b, &first, "id", task, "id")) ||
-        (rc = w_str_from(b, &first, "contextId", task, "contextId")))
+    if ((rc = W_STR_FROM(b, &first, "id", task, "id")) ||
+        (rc = W_STR_FROM(b, &first, "contextId", task, "contextId")))
         return rc;
-    w_key(b, &first, "status");
+    W_LKEY(b, &first, "status");
     int sf = 1;
     buf_append(b, "{", 1);
     w_lit(b, &sf, "state", a2a_state_wire(json_string_value(json_object_get(task, "state")), ver));
     const json_t *m = json_object_get(task, "message");
     if (json_is_object(m)) {
-        w_key(b, &sf, "message");
+        W_LKEY(b, &sf, "message");
         if ((rc = w_message(b, m, ver)) != 0)
             return rc;
     }
-    if ((rc = w_str_from(b, &sf, "timestamp", task, "timestamp")) != 0)
+    if ((rc = W_STR_FROM(b, &sf, "timestamp", task, "timestamp")) != 0)
         return rc;
     buf_append(b, "}", 1);
-    w_key(b, &first, "artifacts");
+    W_LKEY(b, &first, "artifacts");
     buf_append(b, "[", 1);
     size_t i, n;
     const json_t *a;
     json_array_foreach(json_object_get(task, "artifacts"), i, a) {
         int af = 1;
         buf_append(b, i ? ",{" : "{", i ? 2 : 1);
-        if ((rc = w_str_from(b, &af, "artifactId", a, "artifactId")) ||
-            (rc = w_str_from(b, &af, "name", a, "name")))
+        if ((rc = W_STR_FROM(b, &af, "artifactId", a, "artifactId")) ||
+            (rc = W_STR_FROM(b, &af, "name", a, "name")))
             return rc;
-        w_key(b, &af, "parts");
+        W_LKEY(b, &af, "parts");
         if ((rc = w_parts(b, json_object_get(a, "parts"), ver)) != 0)
             return rc;
         buf_append(b, "}", 1);
     }
     buf_append(b, "]", 1);
-    w_key(b, &first, "history");
+    W_LKEY(b, &first, "history");
     buf_append(b, "[", 1);
     const json_t *h = json_object_get(task, "history");
     n = json_array_size(h);

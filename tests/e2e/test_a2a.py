@@ -341,6 +341,31 @@ def test_errors(srv):
     assert doc["error"]["code"] == -32602 and "UCP-Agent" in doc["error"]["message"]
 
 
+def test_body_read_fast_or_by_jansson_answers_the_same(srv):
+    # the common body is read by core/jsonparse, the rest by jansson: both
+    # give the same answer, and a nesting bomb is still refused unparsed
+    deep = lambda n: "[" * n + "]" * n
+    for n, ok in ((64, True), (65, False)):
+        body = '{"jsonrpc":"2.0","id":7,"method":"GetTask","params":{"id":"x","pad":%s}}' % deep(n - 2)
+        r = srv.request("POST", "/", data=body, headers=headers(ver="1.0"))
+        err = r.json()["error"]
+        if ok:  # parsed: the task is unknown
+            assert err["code"] == -32001 and r.json()["id"] == 7
+        else:
+            assert err["code"] == -32700 and "deeper than 64" in err["message"]
+    # a real number and non-ASCII text (left to jansson), escapes (read fast)
+    for pad in ('1.5', r'"caf\u00e9 \"x\""', '"café"', '123456789012345678'):
+        body = '{"jsonrpc":"2.0","id":8,"method":"GetTask","params":{"id":"x","pad":%s}}' % pad
+        r = srv.request("POST", "/", data=body.encode(), headers=headers(ver="1.0"))
+        assert r.json()["error"]["code"] == -32001 and r.json()["id"] == 8, pad
+    # past long long: jansson's own parse error, as before
+    body = '{"jsonrpc":"2.0","id":8,"method":"GetTask","params":{"pad":123456789012345678901}}'
+    r = srv.request("POST", "/", data=body, headers=headers(ver="1.0"))
+    assert r.json()["error"]["code"] == -32700 and "too big" in r.json()["error"]["message"]
+    r = srv.request("POST", "/", data='{"jsonrpc":"2.0","id":9}x', headers=headers())
+    assert r.json()["error"]["code"] == -32700 and "line 1" in r.json()["error"]["message"]
+
+
 # ---- with the fake model: turns in flight ----
 
 from fake_llm_fixture import module_fake_llm  # noqa: E402,F401 (fixture)

@@ -170,7 +170,7 @@ static char *oracle_task_doc(const json_t *task)
 static void test_the_written_doc_is_the_trees(void **state)
 {
     (void)state;
-    json_t *models[6];
+    json_t *models[7];
     models[0] = model();
     models[1] = json_deep_copy(models[0]); /* compared by value, not pointer */
     models[2] = model();
@@ -185,6 +185,19 @@ static void test_the_written_doc_is_the_trees(void **state)
     models[4] = json_pack("{s:s,s:s,s:i}", "history", "not an array", "artifacts", "x",
                           "message", 2);
     models[5] = json_object();
+    /* a long task: history indexes of two digits (the message, an answer's parts) */
+    models[6] = model();
+    json_t *hist = json_object_get(models[6], "history");
+    for (int i = 0; i < 11; i++) {
+        json_t *msg = json_pack("{s:s,s:s,s:[{s:i}]}", "messageId", "m", "role",
+                                i % 2 ? "agent" : "user", "parts", "text", i);
+        json_array_append_new(hist, msg);
+    }
+    json_t *last = json_array_get(hist, 12);
+    json_object_set(models[6], "message", last);
+    json_array_append_new(json_object_get(models[6], "artifacts"),
+                          json_pack("{s:s,s:O}", "artifactId", "turn_12", "parts",
+                                    json_object_get(last, "parts")));
     for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
         char *want = oracle_task_doc(models[i]), *got = a2a_task_doc(models[i]);
         assert_non_null(want);
