@@ -7,6 +7,8 @@
 
 #include <openssl/crypto.h>
 
+#include "commerce/checkout.h"
+#include "core/buf.h"
 #include "core/seal.h"
 #include "core/jsondump.h"
 #include "store/store.h"
@@ -67,6 +69,23 @@ int sealed_doc_open(const struct seal_keyring *kr, const char *id, json_t *doc,
         return agentd_fail(e, AGENTD_ENOMEM, "out_of_memory", NULL, "out of memory");
     json_object_del(in, SEALED);
     return rc == AGENTD_ENOMEM ? rc : rc ? AGENTD_ECORRUPT : 0;
+}
+
+struct seal_ctx {
+    const struct seal_keyring *kr;
+    const char *id;
+};
+
+static int seal_cb(void *ctx, const char *text, size_t len, char **sealed)
+{
+    const struct seal_ctx *x = ctx;
+    return seal_seal(x->kr, x->id, text, len, sealed);
+}
+
+int sealed_doc_write(const struct seal_keyring *kr, const struct checkout *c, struct buf *b)
+{
+    struct seal_ctx x = { kr, c->id };
+    return checkout_doc_write(b, c, seal_cb, &x);
 }
 
 enum row_fate { ROW_CURRENT, ROW_RESEALED, ROW_SEALED, ROW_UNREADABLE, ROW_FAILED, ROW_NONE };

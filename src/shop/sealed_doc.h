@@ -9,6 +9,8 @@
 
 struct seal_keyring;
 struct store;
+struct checkout;
+struct buf;
 
 /* doc._agentd.payment (the one copy with tokens) becomes
  * doc._agentd.payment_sealed when an instrument carries a token, sealed under
@@ -20,6 +22,10 @@ int sealed_doc_seal(const struct seal_keyring *kr, const char *id, json_t *doc);
  * the checkout still reads, without the stored credentials. */
 int sealed_doc_open(const struct seal_keyring *kr, const char *id, json_t *doc,
                     struct agentd_error *e);
+
+/* c's store document appended to b, its instruments' credentials sealed as
+ * sealed_doc_seal seals them (checkout_doc_write). 0 or a negative AGENTD_E*. */
+int sealed_doc_write(const struct seal_keyring *kr, const struct checkout *c, struct buf *b);
 
 /* What a rotation did (counts of checkouts). */
 struct sealed_rotation {

@@ -10,6 +10,7 @@
 #include "commerce/catalog.h"
 #include "commerce/fields.h"
 #include "commerce/payment.h"
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/failpoint.h"
@@ -404,14 +405,13 @@ static int load(struct shop *sh, const char *owner, const char *id, struct check
  * instrument credentials sealed. */
 static char *document(const struct shop *sh, const struct checkout *c)
 {
-    json_t *doc = checkout_to_doc_json(c);
-    char *text = doc && checkout_internal_to_doc(c, doc) == 0 &&
-                         sealed_doc_seal(sh->kr, c->id, doc) == 0
-                     ? jsondump(doc, JSON_COMPACT, NULL)
-                     : NULL;
-    json_decref(doc);
+    struct buf b = { 0 };
+    if (sealed_doc_write(sh->kr, c, &b) != 0) {
+        buf_free(&b);
+        return NULL;
+    }
     shop_documents_count(DOC_SERIALISED);
-    return text;
+    return b.data;
 }
 
 /* Saves c over version c->version; on success c->version moves on. */
