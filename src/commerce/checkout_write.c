@@ -1,5 +1,5 @@
-/* The stored checkout document written straight from the model into a
- * buffer: the bytes checkout_to_doc_json + checkout_internal_to_doc + a dump give. */
+/* The stored checkout and order documents written straight from the model
+ * into a buffer: the bytes their jansson trees give dumped compact. */
 #include "commerce/checkout.h"
 
 #include <inttypes.h>
@@ -9,6 +9,7 @@
 
 #include "commerce/checkout_internal.h"
 #include "commerce/fields.h"
+#include "commerce/order.h"
 #include "commerce/ucp.h"
 #include "core/err.h"
 #include "core/jsondump.h"
@@ -109,11 +110,10 @@ static void wtotal(struct w *w, int first, const char *type, const char *text, i
     LIT(w, "}");
 }
 
-static void wline(struct w *w, const struct line_item *li)
+/* ucp_item_json */
+static void witem(struct w *w, const struct line_item *li)
 {
     LIT(w, "{\"id\":");
-    wstr(w, li->id);
-    LIT(w, ",\"item\":{\"id\":");
     wstr(w, li->item_id ? li->item_id : "");
     LIT(w, ",\"title\":");
     wstr(w, li->title ? li->title : (li->item_id ? li->item_id : ""));
@@ -123,17 +123,52 @@ static void wline(struct w *w, const struct line_item *li)
         LIT(w, ",\"image_url\":");
         wstr(w, li->image_url);
     }
-    LIT(w, "},\"quantity\":");
-    wint(w, li->quantity);
-    LIT(w, ",\"totals\":[");
-    const struct line_totals *t = &li->totals;
+    LIT(w, "}");
+}
+
+/* pricing_line_totals_json */
+static void wline_totals(struct w *w, const struct line_totals *t)
+{
+    LIT(w, "[");
     wtotal(w, 1, "subtotal", NULL, t->base_amount);
     if (t->discount)
         wtotal(w, 0, "items_discount", NULL, t->discount);
     if (t->tax)
         wtotal(w, 0, "tax", NULL, t->tax);
     wtotal(w, 0, "total", NULL, t->total);
-    LIT(w, "]}");
+    LIT(w, "]");
+}
+
+/* pricing_totals_json */
+static void wtotals(struct w *w, const struct checkout_totals *t, int has_fulfillment, int has_tax)
+{
+    LIT(w, "[");
+    wtotal(w, 1, "subtotal", "Subtotal", t->subtotal);
+    if (t->items_discount)
+        wtotal(w, 0, "items_discount", "Item Discounts", t->items_discount);
+    if (t->discount)
+        wtotal(w, 0, "discount", "Order Discount", t->discount);
+    if (has_fulfillment || t->fulfillment)
+        wtotal(w, 0, "fulfillment", "Shipping", t->fulfillment);
+    if (has_tax || t->tax)
+        wtotal(w, 0, "tax", "Tax", t->tax);
+    if (t->fee)
+        wtotal(w, 0, "fee", "Fees", t->fee);
+    wtotal(w, 0, "total", "Total", t->total);
+    LIT(w, "]");
+}
+
+static void wline(struct w *w, const struct line_item *li)
+{
+    LIT(w, "{\"id\":");
+    wstr(w, li->id);
+    LIT(w, ",\"item\":");
+    witem(w, li);
+    LIT(w, ",\"quantity\":");
+    wint(w, li->quantity);
+    LIT(w, ",\"totals\":");
+    wline_totals(w, &li->totals);
+    LIT(w, "}");
 }
 
 static void wline_ids(struct w *w, const struct checkout *c)
@@ -358,21 +393,8 @@ static void wpublic(struct w *w, const struct checkout *c)
         }
         LIT(w, "}");
     }
-    const struct checkout_totals *t = &c->totals;
-    LIT(w, ",\"totals\":[");
-    wtotal(w, 1, "subtotal", "Subtotal", t->subtotal);
-    if (t->items_discount)
-        wtotal(w, 0, "items_discount", "Item Discounts", t->items_discount);
-    if (t->discount)
-        wtotal(w, 0, "discount", "Order Discount", t->discount);
-    if (checkout_has_selected_option(c) || t->fulfillment)
-        wtotal(w, 0, "fulfillment", "Shipping", t->fulfillment);
-    if (checkout_has_destination(c) || t->tax)
-        wtotal(w, 0, "tax", "Tax", t->tax);
-    if (t->fee)
-        wtotal(w, 0, "fee", "Fees", t->fee);
-    wtotal(w, 0, "total", "Total", t->total);
-    LIT(w, "]");
+    LIT(w, ",\"totals\":");
+    wtotals(w, &c->totals, checkout_has_selected_option(c), checkout_has_destination(c));
     if (c->n_messages) {
         LIT(w, ",\"messages\":[");
         for (size_t i = 0; i < c->n_messages; i++) {
@@ -531,4 +553,93 @@ int checkout_doc_write(struct buf *b, const struct checkout *c, checkout_seal_fn
     if (rc == 0 && b->oom)
         rc = AGENTD_ENOMEM;
     return rc;
+}
+
+/* order_to_json with every capability, and the private member. */
+int order_doc_write(struct buf *b, const struct order *o, const char *webhook_url)
+{
+    struct w w = { .b = b };
+    struct ucp_negotiated all;
+    ucp_negotiated_all(&all);
+    json_t *meta = ucp_response_meta_json(&all);
+    LIT(&w, "{\"ucp\":");
+    if (meta)
+        wany(&w, meta);
+    else
+        w.bad = 1;
+    json_decref(meta);
+    LIT(&w, ",\"id\":");
+    wstr(&w, o->id);
+    LIT(&w, ",\"checkout_id\":");
+    wstr(&w, o->checkout_id);
+    LIT(&w, ",\"permalink_url\":");
+    wstr(&w, o->permalink_url);
+    LIT(&w, ",\"currency\":");
+    wstr(&w, o->currency);
+    LIT(&w, ",\"line_items\":[");
+    for (size_t i = 0; i < o->n_lines; i++) {
+        const struct order_line *ol = &o->lines[i];
+        LITC(&w, !i, ",{\"id\":");
+        wstr(&w, ol->line.id);
+        LIT(&w, ",\"item\":");
+        witem(&w, &ol->line);
+        LIT(&w, ",\"quantity\":{\"total\":");
+        wint(&w, ol->line.quantity);
+        LIT(&w, ",\"fulfilled\":");
+        wint(&w, ol->fulfilled);
+        LIT(&w, "},\"totals\":");
+        wline_totals(&w, &ol->line.totals);
+        LIT(&w, ",\"status\":");
+        wstr(&w, ol->fulfilled >= ol->line.quantity ? "fulfilled"
+                 : ol->fulfilled > 0               ? "partial"
+                                                   : "processing");
+        LIT(&w, "}");
+    }
+    LIT(&w, "],\"fulfillment\":{\"expectations\":[");
+    for (size_t i = 0; i < o->n_expectations; i++) {
+        const struct order_expectation *x = &o->expectations[i];
+        LITC(&w, !i, ",{\"id\":");
+        wstr(&w, x->id);
+        LIT(&w, ",\"line_items\":[");
+        for (size_t k = 0; k < o->n_lines; k++) {
+            LITC(&w, !k, ",{\"id\":");
+            wstr(&w, o->lines[k].line.id);
+            LIT(&w, ",\"quantity\":");
+            wint(&w, o->lines[k].line.quantity);
+            LIT(&w, "}");
+        }
+        LIT(&w, "],\"method_type\":");
+        wstr(&w, x->method_type);
+        LIT(&w, ",\"destination\":{");
+        wstrs(&w, &postal_address_shape, &x->destination, 1, 1);
+        LIT(&w, "}");
+        if (x->description) {
+            LIT(&w, ",\"description\":");
+            wstr(&w, x->description);
+        }
+        LIT(&w, "}");
+    }
+    LIT(&w, "],\"events\":");
+    if (o->events)
+        wany(&w, o->events);
+    else
+        LIT(&w, "[]");
+    LIT(&w, "},\"adjustments\":");
+    if (o->adjustments)
+        wany(&w, o->adjustments);
+    else
+        LIT(&w, "[]");
+    LIT(&w, ",\"totals\":");
+    wtotals(&w, &o->totals, o->has_fulfillment, o->has_tax);
+    if (o->buyer) { /* every capability: the consent stays */
+        LIT(&w, ",\"buyer\":");
+        wany(&w, o->buyer);
+    }
+    if (webhook_url) {
+        LIT(&w, ",\"_agentd\":{\"webhook_url\":");
+        wstr(&w, webhook_url);
+        LIT(&w, "}");
+    }
+    LIT(&w, "}");
+    return w.bad ? AGENTD_EINVAL : b->oom ? AGENTD_ENOMEM : 0;
 }

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "commerce/checkout.h"
+#include "commerce/order.h"
 #include "commerce/ucp.h"
 #include "core/buf.h"
 #include "core/jsondump.h"
@@ -185,6 +186,48 @@ static void test_bad_utf8_refused(void **state)
     checkout_free(c);
 }
 
+static void order_same(const struct order *o, const char *webhook)
+{
+    json_t *j = order_to_json(o, NULL);
+    assert_non_null(j);
+    if (webhook)
+        json_object_set_new(j, "_agentd", json_pack("{s:s}", "webhook_url", webhook));
+    char *want = jsondump(j, JSON_COMPACT, NULL);
+    json_decref(j);
+    struct buf b = { 0 };
+    assert_int_equal(order_doc_write(&b, o, webhook), 0);
+    assert_string_equal(b.data, want);
+    free(want);
+    buf_free(&b);
+}
+
+/* The order of the rich checkout (an expectation, the buyer's consent),
+ * then with events, adjustments and a line partly fulfilled; and of the
+ * bare one (no buyer, no lines). */
+static void test_order_same_bytes(void **state)
+{
+    (void)state;
+    const char *const fixtures[] = { rich, bare };
+    for (size_t f = 0; f < 2; f++) {
+        struct checkout *c = load(fixtures[f]);
+        c->status = CHECKOUT_COMPLETED;
+        c->order_id = strdup("ord_\u00e9\"1");
+        struct order *o = NULL;
+        struct agentd_error e = { 0 };
+        assert_int_equal(order_from_checkout(c, &o, &e), 0);
+        assert_int_equal(o->n_expectations, f == 0 ? 1 : 0);
+        order_same(o, NULL);
+        order_same(o, "https://x.test/h?a=\"b\"");
+        if (o->n_lines)
+            o->lines[0].fulfilled = 1;
+        json_array_append_new(o->events, json_pack("{s:s,s:f}", "type", "shipped", "x", 0.3));
+        json_array_append_new(o->adjustments, json_pack("{s:s,s:n}", "type", "refund", "n"));
+        order_same(o, "https://x.test/h");
+        order_free(o);
+        checkout_free(c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +235,7 @@ int main(void)
         cmocka_unit_test(test_bare_same_bytes),
         cmocka_unit_test(test_completed_same_bytes),
         cmocka_unit_test(test_bad_utf8_refused),
+        cmocka_unit_test(test_order_same_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
