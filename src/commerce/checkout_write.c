@@ -2,7 +2,6 @@
  * into a buffer: the bytes their jansson trees give dumped compact. */
 #include "commerce/checkout.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,11 +38,19 @@ static void wstr(struct w *w, const char *s)
         w->bad = 1;
 }
 
+/* An integer as "%" PRId64 writes it; snprintf's format parsing was a
+ * sixth of the documents' cost (~60 numbers a document). */
 static void wint(struct w *w, int64_t v)
 {
-    char t[24];
-    int n = snprintf(t, sizeof t, "%" PRId64, v);
-    buf_append(w->b, t, (size_t)n);
+    char t[24], *p = t + sizeof t;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    buf_append(w->b, p, (size_t)(t + sizeof t - p));
 }
 
 /* ,"key": or "key": for the first member (keys are our literals: no escapes) */

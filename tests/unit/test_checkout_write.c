@@ -173,6 +173,22 @@ static void test_completed_same_bytes(void **state)
     checkout_free(c);
 }
 
+/* Integers at their edges (negative, zero, INT64 extremes) as the tree dumps them. */
+static void test_integers_same_bytes(void **state)
+{
+    (void)state;
+    struct checkout *c = load(rich);
+    const int64_t v[] = { 0, -1, 9, 10, -10, 1234567890123LL, INT64_MAX, INT64_MIN };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        c->version = v[i];
+        c->created_at = v[(i + 1) % 8];
+        c->totals.fee = v[(i + 3) % 8];
+        c->lines[0].totals.tax = v[(i + 5) % 8];
+        same(c);
+    }
+    checkout_free(c);
+}
+
 /* A string that is not UTF-8 fails both ways (the tree cannot hold it). */
 static void test_bad_utf8_refused(void **state)
 {
@@ -235,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_bare_same_bytes),
         cmocka_unit_test(test_completed_same_bytes),
         cmocka_unit_test(test_bad_utf8_refused),
+        cmocka_unit_test(test_integers_same_bytes),
         cmocka_unit_test(test_order_same_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
