@@ -2,6 +2,7 @@
  * into a buffer: the bytes their jansson trees give dumped compact. */
 #include "commerce/checkout.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -339,6 +340,47 @@ static void winstrument(struct w *w, const struct payment_instrument *pi, int in
     LIT(w, "}");
 }
 
+/* Why: the handlers are the shop's advertisement, shared by every checkout
+ * and never edited (checkout_types.h, FIELD_JS), and their dump was a third
+ * of a document. The last tree dumped on this thread is kept with a
+ * reference (so its address cannot be reused by another tree) and its text. */
+static _Thread_local struct {
+    json_t *j;
+    struct buf text;
+    int hooked; /* its exit hook is set */
+} tl_handlers;
+static pthread_key_t handlers_key;
+static pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
+
+static void handlers_drop(void *arg)
+{
+    (void)arg;
+    json_decref(tl_handlers.j);
+    tl_handlers.j = NULL;
+    buf_free(&tl_handlers.text);
+}
+
+static void handlers_key_make(void) { (void)pthread_key_create(&handlers_key, handlers_drop); }
+
+static void whandlers(struct w *w, const json_t *h)
+{
+    if (tl_handlers.j != h) {
+        handlers_drop(NULL);
+        if (!tl_handlers.hooked) {
+            (void)pthread_once(&handlers_once, handlers_key_make);
+            tl_handlers.hooked = pthread_setspecific(handlers_key, &tl_handlers) == 0 ? 1 : -1;
+        }
+        if (tl_handlers.hooked < 0 ||
+            jsondump_buf(&tl_handlers.text, h, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
+            buf_free(&tl_handlers.text);
+            wany(w, h); /* no memo: dumped each time, or failing as the tree would */
+            return;
+        }
+        tl_handlers.j = json_incref((json_t *)h);
+    }
+    buf_append(w->b, tl_handlers.text.data, tl_handlers.text.len);
+}
+
 /* payment_json: the public copy with the handlers, the private one with tokens */
 static void wpayment(struct w *w, const struct checkout *c, int include_tokens)
 {
@@ -346,7 +388,7 @@ static void wpayment(struct w *w, const struct checkout *c, int include_tokens)
     if (!include_tokens) {
         LIT(w, "\"handlers\":");
         if (c->payment.handlers)
-            wany(w, c->payment.handlers);
+            whandlers(w, c->payment.handlers);
         else
             LIT(w, "[]");
         LIT(w, ",");

@@ -189,6 +189,25 @@ static void test_integers_same_bytes(void **state)
     checkout_free(c);
 }
 
+/* The handlers' text is kept per thread for the tree last written: two
+ * checkouts with other handlers, alternated, each get their own. */
+static void test_handlers_memo_follows_the_tree(void **state)
+{
+    (void)state;
+    struct checkout *a = load(rich), *b = load(done);
+    for (int i = 0; i < 3; i++) {
+        same(a);
+        same(b);
+    }
+    json_t *other = json_pack("[{s:s}]", "id", "other");
+    json_decref(b->payment.handlers);
+    b->payment.handlers = other;
+    same(b);
+    same(a);
+    checkout_free(a);
+    checkout_free(b);
+}
+
 /* A string that is not UTF-8 fails both ways (the tree cannot hold it). */
 static void test_bad_utf8_refused(void **state)
 {
@@ -252,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_completed_same_bytes),
         cmocka_unit_test(test_bad_utf8_refused),
         cmocka_unit_test(test_integers_same_bytes),
+        cmocka_unit_test(test_handlers_memo_follows_the_tree),
         cmocka_unit_test(test_order_same_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
