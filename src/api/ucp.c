@@ -214,6 +214,37 @@ static void done(int rc, void *arg)
 
 /* ---- the prologue every UCP route shares ---- */
 
+/* The UCP-Agent header parsed into agent and its version checked: 0, or
+ * -1 with the 400 answered. */
+static int agent_check(struct http_req *r, struct ucp_agent *agent)
+{
+    const char *hdr = http_req_header(r, "UCP-Agent");
+    struct agentd_error why = { 0 };
+    if (!hdr) {
+        ucp_error(r, 400, "missing", "the UCP-Agent header is required, e.g. UCP-Agent: profile=\"https://platform.example/profile\"");
+        return -1;
+    }
+    unsigned flags = F.cfg->env == CONFIG_ENV_PRODUCTION ? 0 : UCP_AGENT_ALLOW_HTTP;
+    int bad = ucp_agent_parse(hdr, flags, agent, &why) != 0;
+    /* Production takes http:// profiles only from hosts the operator listed
+     * in AGENTD_PROFILE_ALLOWLIST (a platform on the same host or network). */
+    if (bad && !flags && ucp_agent_parse(hdr, UCP_AGENT_ALLOW_HTTP, agent, NULL) == 0 &&
+        profiles_allowlisted(profiles_default(), agent->profile))
+        bad = 0;
+    if (bad) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "invalid UCP-Agent header: %.255s", why.msg);
+        ucp_error(r, 400, "invalid", msg);
+        return -1;
+    }
+    struct agentd_error ve = { 0 };
+    if (ucp_version_check(agent->version, &ve) != 0) {
+        ucp_error(r, 400, ve.code[0] ? ve.code : "version_unsupported", ve.msg);
+        return -1;
+    }
+    return 0;
+}
+
 static struct job *begin(struct http_req *r, enum op op, int needs_body)
 {
     struct job *j = calloc(1, sizeof *j);
@@ -224,31 +255,9 @@ static struct job *begin(struct http_req *r, enum op op, int needs_body)
     j->r = r;
     j->op = op;
     ucp_negotiated_all(&j->neg);
-    const char *hdr = http_req_header(r, "UCP-Agent");
     struct ucp_agent agent;
     struct agentd_error why = { 0 };
-    if (!hdr) {
-        ucp_error(r, 400, "missing", "the UCP-Agent header is required, e.g. UCP-Agent: profile=\"https://platform.example/profile\"");
-        free(j);
-        return NULL;
-    }
-    unsigned flags = F.cfg->env == CONFIG_ENV_PRODUCTION ? 0 : UCP_AGENT_ALLOW_HTTP;
-    int bad = ucp_agent_parse(hdr, flags, &agent, &why) != 0;
-    /* Production takes http:// profiles only from hosts the operator listed
-     * in AGENTD_PROFILE_ALLOWLIST (a platform on the same host or network). */
-    if (bad && !flags && ucp_agent_parse(hdr, UCP_AGENT_ALLOW_HTTP, &agent, NULL) == 0 &&
-        profiles_allowlisted(profiles_default(), agent.profile))
-        bad = 0;
-    if (bad) {
-        char msg[320];
-        snprintf(msg, sizeof msg, "invalid UCP-Agent header: %.255s", why.msg);
-        ucp_error(r, 400, "invalid", msg);
-        free(j);
-        return NULL;
-    }
-    int rc = ucp_version_check(agent.version, &j->e);
-    if (rc != 0) {
-        ucp_error(r, 400, j->e.code[0] ? j->e.code : "version_unsupported", j->e.msg);
+    if (agent_check(r, &agent) != 0) {
         free(j);
         return NULL;
     }
@@ -391,12 +400,12 @@ static void order_put_inner(struct http_req *r) { run_op(r, OP_ORDER_PUT, 1); }
  * header is answered, not stored); the key is scoped by the principal. */
 static void with_idempotency(struct http_req *r, http_handler inner)
 {
-    struct job *probe = begin(r, OP_GET, 0);
-    if (!probe)
+    /* only the header and the caller: no job is built for the check */
+    struct ucp_agent agent;
+    if (agent_check(r, &agent) != 0)
         return;
-    char owner[sizeof probe->owner];
-    memcpy(owner, probe->owner, sizeof owner);
-    job_free(probe);
+    char owner[sizeof ((struct job *)0)->owner];
+    snprintf(owner, sizeof owner, "%s", r->principal);
     idem_handle(r, F.st, owner, inner, ucp_error, IDEM_TAKEOVER);
 }
 

@@ -143,6 +143,16 @@ int checkout_claim_set(struct checkout *c, const char *key, const char *by, int6
  * none, _agentd created when missing. doc is a checkout_to_doc_json()
  * object. 0 or AGENTD_ENOMEM. */
 int checkout_internal_to_doc(const struct checkout *c, json_t *doc);
+/* Seals a checkout's private payment text (with its instruments' tokens):
+ * *sealed is malloc'd text, 0 or a negative AGENTD_E*. */
+typedef int (*checkout_seal_fn)(void *ctx, const char *text, size_t len, char **sealed);
+struct buf;
+/* Appends the store document to b: the bytes checkout_to_doc_json +
+ * checkout_internal_to_doc + a compact dump give, and, when seal is given
+ * and an instrument carries a token, the private payment sealed by it as
+ * sealed_doc_seal leaves it. 0, AGENTD_EINVAL (a string that is not UTF-8
+ * or missing) or AGENTD_ENOMEM, or seal's error. */
+int checkout_doc_write(struct buf *b, const struct checkout *c, checkout_seal_fn seal, void *ctx);
 /* Reads doc._agentd into c (replacing c's keys and claim). A document
  * without them (written before they existed) gives none. Not an array of
  * valid keys, or a malformed claim -> AGENTD_ECORRUPT; more than

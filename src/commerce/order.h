@@ -47,6 +47,10 @@ void order_free(struct order *o);
 /* UCP order object (neg NULL = all capabilities). */
 json_t *order_to_json(const struct order *o, const struct ucp_negotiated *neg);
 int order_from_json(const json_t *j, struct order **out, struct agentd_error *e);
+/* Appends the order's store document to b: the bytes of order_to_json
+ * (every capability) with "_agentd": {"webhook_url"} when one is given,
+ * dumped compact (checkout_write.c). 0, AGENTD_EINVAL or AGENTD_ENOMEM. */
+int order_doc_write(struct buf *b, const struct order *o, const char *webhook_url);
 
 /* ---- updates (order_update.c) ---- */
 

@@ -4,6 +4,7 @@
  * parse would give — any other writer (another process) changes the text. */
 #include "shop/checkout_cache.h"
 
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +17,9 @@ struct entry {
     char *text;
     size_t text_len;
     struct checkout *c;
+    char *plain;  /* the private payment as sealed: holds tokens, wiped when dropped */
+    size_t plain_len;
+    char *sealed; /* plain sealed under the checkout's id */
     uint64_t used; /* the set's clock at the last put or hit (LRU) */
 };
 
@@ -50,6 +54,10 @@ static void entry_clear(struct entry *e)
     free(e->id);
     free(e->text);
     checkout_free(e->c);
+    if (e->plain)
+        OPENSSL_cleanse(e->plain, e->plain_len);
+    free(e->plain);
+    free(e->sealed);
     memset(e, 0, sizeof *e);
 }
 
@@ -84,10 +92,22 @@ static struct set *set_of(struct checkout_cache *cc, const char *id)
 
 void checkout_cache_put(struct checkout_cache *cc, const struct checkout *c, const char *text)
 {
+    checkout_cache_put_sealed(cc, c, text, NULL, 0, NULL);
+}
+
+void checkout_cache_put_sealed(struct checkout_cache *cc, const struct checkout *c,
+                               const char *text, const char *plain, size_t plain_len,
+                               const char *sealed)
+{
     if (!cc || !cc->n || !c || !c->id || !text)
         return;
     struct entry in = { .id = strdup(c->id), .text = strdup(text), .c = checkout_clone(c) };
-    if (!in.id || !in.text || !in.c) {
+    if (plain && sealed && (in.plain = malloc(plain_len ? plain_len : 1))) {
+        memcpy(in.plain, plain, plain_len);
+        in.plain_len = plain_len;
+        in.sealed = strdup(sealed);
+    }
+    if (!in.id || !in.text || !in.c || (in.plain && !in.sealed)) {
         entry_clear(&in);
         return;
     }
@@ -131,4 +151,24 @@ struct checkout *checkout_cache_get(struct checkout_cache *cc, const char *id, c
     }
     pthread_mutex_unlock(&s->mu);
     return c;
+}
+
+char *checkout_cache_sealed(struct checkout_cache *cc, const char *id, const char *plain,
+                            size_t len)
+{
+    if (!cc || !cc->n || !id || !plain)
+        return NULL;
+    struct set *s = set_of(cc, id);
+    char *out = NULL;
+    pthread_mutex_lock(&s->mu);
+    for (size_t k = 0; k < WAYS; k++) {
+        struct entry *e = &s->e[k];
+        if (e->id && strcmp(e->id, id) == 0) {
+            if (e->sealed && e->plain_len == len && memcmp(e->plain, plain, len) == 0)
+                out = strdup(e->sealed);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return out;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/jsondump.h"
 #include "core/reqid.h"
@@ -22,17 +23,12 @@ const char *shop_webhook_current(void) { return tl_webhook; }
 
 char *shop_order_document(const struct order *o, const char *webhook_url)
 {
-    struct ucp_negotiated all;
-    ucp_negotiated_all(&all);
-    json_t *oj = order_to_json(o, &all);
-    if (oj && webhook_url &&
-        json_object_set_new(oj, "_agentd", json_pack("{s:s}", "webhook_url", webhook_url))) {
-        json_decref(oj);
-        oj = NULL;
+    struct buf b = { 0 };
+    if (order_doc_write(&b, o, webhook_url) != 0) {
+        buf_free(&b);
+        return NULL;
     }
-    char *doc = oj ? jsondump(oj, JSON_COMPACT, NULL) : NULL;
-    json_decref(oj);
-    return doc;
+    return b.data;
 }
 
 int shop_order_event_build(const char *event_type, const struct order *o, const char *webhook_url,

@@ -9,6 +9,9 @@
 
 struct seal_keyring;
 struct store;
+struct checkout;
+struct buf;
+struct checkout_cache;
 
 /* doc._agentd.payment (the one copy with tokens) becomes
  * doc._agentd.payment_sealed when an instrument carries a token, sealed under
@@ -20,6 +23,25 @@ int sealed_doc_seal(const struct seal_keyring *kr, const char *id, json_t *doc);
  * the checkout still reads, without the stored credentials. */
 int sealed_doc_open(const struct seal_keyring *kr, const char *id, json_t *doc,
                     struct agentd_error *e);
+
+/* What a save sealed: the private payment's plaintext (tokens: wiped by
+ * sealed_memo_clear) and its sealed text; both NULL when nothing was. */
+struct sealed_memo {
+    char *plain;
+    size_t len;
+    char *sealed;
+};
+void sealed_memo_clear(struct sealed_memo *m);
+
+/* c's store document appended to b, its instruments' credentials sealed as
+ * sealed_doc_seal seals them (checkout_doc_write). When cc holds the
+ * sealed text of the same plaintext for c, sealed under kr's current key,
+ * that ciphertext is used again (the same plaintext under the same key and
+ * AAD: no new nonce is needed, none is reused for other text); memo (may
+ * be NULL) gets what was sealed, for checkout_cache_put_sealed. 0 or a
+ * negative AGENTD_E*. */
+int sealed_doc_write(const struct seal_keyring *kr, const struct checkout *c, struct buf *b,
+                     struct checkout_cache *cc, struct sealed_memo *memo);
 
 /* What a rotation did (counts of checkouts). */
 struct sealed_rotation {

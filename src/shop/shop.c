@@ -10,6 +10,7 @@
 #include "commerce/catalog.h"
 #include "commerce/fields.h"
 #include "commerce/payment.h"
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/failpoint.h"
@@ -402,32 +403,42 @@ static int load(struct shop *sh, const char *owner, const char *id, struct check
 
 /* The store document: the checkout's doc JSON with its operation keys, its
  * instrument credentials sealed. */
-static char *document(const struct shop *sh, const struct checkout *c)
+static char *document(struct shop *sh, const struct checkout *c, struct sealed_memo *memo)
 {
-    json_t *doc = checkout_to_doc_json(c);
-    char *text = doc && checkout_internal_to_doc(c, doc) == 0 &&
-                         sealed_doc_seal(sh->kr, c->id, doc) == 0
-                     ? jsondump(doc, JSON_COMPACT, NULL)
-                     : NULL;
-    json_decref(doc);
+    struct buf b = { 0 };
+    if (sealed_doc_write(sh->kr, c, &b, sh->cache, memo) != 0) {
+        buf_free(&b);
+        if (memo)
+            sealed_memo_clear(memo);
+        return NULL;
+    }
     shop_documents_count(DOC_SERIALISED);
-    return text;
+    return b.data;
+}
+
+/* c was stored as doc: the parsed-checkout cache keeps both, and what was sealed. */
+static void cache_put(struct shop *sh, const struct checkout *c, const char *doc,
+                      struct sealed_memo *memo)
+{
+    checkout_cache_put_sealed(sh->cache, c, doc, memo->plain, memo->len, memo->sealed);
 }
 
 /* Saves c over version c->version; on success c->version moves on. */
 static int save(struct shop *sh, struct checkout *c, struct agentd_error *e)
 {
-    char *doc = document(sh, c);
+    struct sealed_memo memo = { 0 };
+    char *doc = document(sh, c, &memo);
     if (!doc)
         return agentd_fail(e, AGENTD_ENOMEM, "out_of_memory", NULL, "out of memory");
     int rc = store_checkout_update(sh->st, c->id, c->version, checkout_status_name(c->status), doc);
     if (rc == 0) {
         c->version++;
-        checkout_cache_put(sh->cache, c, doc);
+        cache_put(sh, c, doc, &memo);
         shop_saved_keep(c, doc, c->version);
     } else if (rc != AGENTD_ECONFLICT) {
         store_fail(e, rc);
     }
+    sealed_memo_clear(&memo);
     free(doc);
     return rc;
 }
@@ -508,15 +519,17 @@ static int create_op(struct shop *sh, const char *owner, const json_t *req,
         checkout_free(c);
         return rc;
     }
-    char *doc = document(sh, c);
+    struct sealed_memo memo = { 0 };
+    char *doc = document(sh, c, &memo);
     struct store_checkout row = { .id = c->id, .owner = (char *)owner,
                                   .status = (char *)checkout_status_name(c->status), .document = doc,
                                   .expires_at = c->expires_at * 1000 };
     rc = doc ? store_checkout_create(sh->st, &row) : AGENTD_ENOMEM;
     if (rc == 0) {
-        checkout_cache_put(sh->cache, c, doc);
+        cache_put(sh, c, doc, &memo);
         shop_saved_keep(c, doc, row.version);
     }
+    sealed_memo_clear(&memo);
     free(doc);
     if (rc == AGENTD_EEXIST && op_key) {
         /* The same call, running at the same time, got there first. */
@@ -1015,7 +1028,7 @@ static int complete_write(struct shop *sh, const char *owner,
      * the order (and the buyer's answer) without it */
     char *order_doc = shop_order_document(o, done->webhook_url);
     shop_documents_count(DOC_SERIALISED);
-    char *co_doc = document(sh, done);
+    char *co_doc = document(sh, done, NULL); /* completed: no credential left to seal */
     struct store_stock_line *take = calloc(done->n_lines ? done->n_lines : 1, sizeof *take);
     struct store_outbox ev = { 0 };
     int rc = order_doc && co_doc && take ? 0 : AGENTD_ENOMEM;

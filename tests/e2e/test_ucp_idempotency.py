@@ -191,3 +191,19 @@ def test_claim_left_by_a_crash_does_not_block_the_key(agentd):
     b = agentd(env={"AGENTD_DATA_DIR": a.data_dir})
     r = Client(b, profile).create(None, key=key, raw=raw)
     assert r.status_code == 201, r.text
+
+
+def test_bad_agent_header_does_not_claim_the_key(server, client):
+    """The UCP-Agent header is checked before the key is claimed: a refused
+    header is answered, not stored, so the same key then creates."""
+    key = new_key()
+    body = full_body([("BISC-001", 1)])
+    for bad in ({"UCP-Agent": "profile=https"},
+                {"UCP-Agent": 'profile="https://p.test/x", version="2099-01-01"'}):
+        r = client.create(body, key=key, headers=bad)
+        assert r.status_code == 400, r.text
+        assert "Idempotent-Replayed" not in r.headers
+    ok = client.create(body, key=key)
+    assert ok.status_code == 201, ok.text
+    assert "Idempotent-Replayed" not in ok.headers
+    assert db_count_checkouts(server, client.owner) == 1

@@ -84,21 +84,28 @@ static int teardown(void **state)
     return 0;
 }
 
-/* A ready checkout whose instrument carries TOKEN. */
-static char *checkout_with_token(struct ctx *c)
+/* A create (or full update) body: buyer name and the instrument's token. */
+static json_t *req_with(const char *name, const char *token)
 {
     json_t *req = json_pack(
         "{s:[{s:{s:s}, s:I}], s:{s:s, s:s}, s:{s:[{s:s, s:[{s:s, s:s, s:s, s:s, s:s}],"
         " s:[{s:s}]}]}, s:{s:[{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}}], s:s}}",
         "line_items", "item", "id", "BISC-001", "quantity", (json_int_t)1, "buyer", "full_name",
-        "Jane Doe", "email", "jane@example.com", "fulfillment", "methods", "type", "shipping",
+        name, "email", "jane@example.com", "fulfillment", "methods", "type", "shipping",
         "destinations", "id", "dest_1", "street_address", "1 Main St", "address_locality",
         "Springfield", "address_region", "IL", "address_country", "US", "groups",
         "selected_option_id", "std-ship", "payment", "instruments", "id", "instr_1",
         "handler_id", PAYMENT_MOCK_HANDLER_ID, "type", "card", "brand", "visa", "last_digits",
-        "4242", "credential", "type", "token", "token", TOKEN, "selected_instrument_id",
+        "4242", "credential", "type", "token", "token", token, "selected_instrument_id",
         "instr_1");
     assert_non_null(req);
+    return req;
+}
+
+/* A ready checkout whose instrument carries TOKEN. */
+static char *checkout_with_token(struct ctx *c)
+{
+    json_t *req = req_with("Jane Doe", TOKEN);
     struct checkout *co = NULL;
     struct agentd_error e = { 0 };
     int rc = shop_checkout_create(c->sh, "alice", req, NULL, &co, NULL, &e);
@@ -168,6 +175,71 @@ static void test_completion_drops_the_credential(void **state)
     checkout_free(co);
     order_free(o);
     json_decref(pd);
+    free(id);
+}
+
+/* The stored document's payment_sealed member (malloc'd). */
+static char *sealed_of(struct ctx *c, const char *id)
+{
+    char *doc = stored_doc(c, id);
+    json_t *j = json_loads(doc, 0, NULL);
+    const char *s =
+        json_string_value(json_object_get(json_object_get(j, "_agentd"), "payment_sealed"));
+    assert_non_null(s);
+    char *out = strdup(s);
+    json_decref(j);
+    free(doc);
+    return out;
+}
+
+static void update_to(struct ctx *c, const char *id, const char *name, const char *token)
+{
+    json_t *req = req_with(name, token);
+    struct checkout *co = NULL;
+    struct agentd_error e = { 0 };
+    int rc = shop_checkout_update(c->sh, "alice", id, req, -1, &co, &e);
+    if (rc)
+        fail_msg("update: %d %s: %s", rc, e.code, e.msg);
+    assert_string_equal(token_of(co), token);
+    checkout_free(co);
+    json_decref(req);
+}
+
+/* A save that leaves the instruments as they were stores the ciphertext it
+ * stored before (no second seal); a changed instrument, or a key rotation,
+ * seals afresh; every version opens to its own token. */
+static void test_sealed_text_reused_while_unchanged(void **state)
+{
+    struct ctx *c = *state;
+    char *id = checkout_with_token(c);
+    char *s1 = sealed_of(c, id);
+    update_to(c, id, "Jane Q Doe", TOKEN);
+    char *s2 = sealed_of(c, id);
+    assert_string_equal(s1, s2);
+    update_to(c, id, "Jane Q Doe", "tok_other_2");
+    char *s3 = sealed_of(c, id);
+    assert_string_not_equal(s3, s2);
+    struct checkout *co = NULL;
+    assert_ok(shop_checkout_get(c->sh, "alice", id, &co, NULL));
+    assert_string_equal(token_of(co), "tok_other_2");
+    checkout_free(co);
+    /* the same instruments under a new current key: sealed again, under it */
+    struct seal_keyring *kr = ring(KEY_B, KEY_A);
+    shop_set_keyring(c->sh, kr);
+    update_to(c, id, "Jane R Doe", "tok_other_2");
+    char *s4 = sealed_of(c, id);
+    assert_string_not_equal(s4, s3);
+    assert_true(seal_is_current(kr, s4));
+    assert_false(seal_is_current(kr, s3));
+    assert_ok(shop_checkout_get(c->sh, "alice", id, &co, NULL));
+    assert_string_equal(token_of(co), "tok_other_2");
+    checkout_free(co);
+    shop_set_keyring(c->sh, c->kr);
+    seal_keyring_free(kr);
+    free(s1);
+    free(s2);
+    free(s3);
+    free(s4);
     free(id);
 }
 
@@ -247,6 +319,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_completion_drops_the_credential, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation_and_lost_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plain_rows_sealed_by_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sealed_text_reused_while_unchanged, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
