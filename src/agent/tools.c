@@ -1049,29 +1049,10 @@ json_t *tools_run(struct tools_ctx *ctx, const char *name, const char *arguments
 
 /* ---- a tool result's texts (the tool step's event and message) ---- */
 
-/* 1 if j holds a real anywhere: its dump depends on the precision asked. */
-static int has_real(const json_t *j)
-{
-    if (json_is_real(j))
-        return 1;
-    if (json_is_array(j)) {
-        for (size_t i = 0; i < json_array_size(j); i++)
-            if (has_real(json_array_get(j, i)))
-                return 1;
-    } else if (json_is_object(j)) {
-        const char *k;
-        const json_t *v;
-        json_object_foreach((json_t *)j, k, v)
-            if (has_real(v))
-                return 1;
-    }
-    return 0;
-}
-
 char *tools_result_event(const char *id, const char *name, const json_t *result,
                          const char *content)
 {
-    if (!result || !content || has_real(result)) { /* content's reals have another precision */
+    if (!result || !content || jsondump_has_real(result)) { /* content's reals have another precision */
         json_t *d = json_pack("{s:s,s:s?,s:O?}", "tool_call_id", id, "name", name, "result",
                               result);
         char *text =

@@ -2,6 +2,7 @@
  * decoding, and the two encoders (1.0, 0.3) of the one internal task model. */
 #define _GNU_SOURCE
 #include "api/a2a_wire.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/jsondump.h"
 #include "store/store.h"
@@ -268,22 +269,6 @@ int a2a_state_terminal(const char *s)
                  strcmp(s, "canceled") == 0 || strcmp(s, "rejected") == 0);
 }
 
-/* Days since 1970-01-01 -> the proleptic Gregorian date (the era-based
- * civil-from-days method): gmtime_r and strftime took a lock and parsed a
- * format for every stamp, twice a turn. */
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;                                    /* [0, 146096] */
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);              /* [0, 365] */
-    int64_t mp = (5 * doy + 2) / 153;                                   /* [0, 11] */
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
 static char *put_digits(char *p, int64_t v, int n)
 {
     for (int i = n - 1; i >= 0; i--, v /= 10)
@@ -304,10 +289,10 @@ void a2a_timestamp(int64_t ms, char out[32])
         days--;
     }
     int64_t y;
-    int mo, d;
-    civil_from_days(days, &y, &mo, &d);
+    unsigned mo, d;
+    clock_civil_from_days(days, &y, &mo, &d);
     if (y < 0 || y > 9999) { /* not a clock agentd runs under: keep the old shape */
-        snprintf(out, 32, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)y, mo, d,
+        snprintf(out, 32, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", (long long)y, mo, d,
                  (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)msec);
         return;
     }

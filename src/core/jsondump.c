@@ -175,3 +175,21 @@ char *jsondump(const json_t *j, size_t flags, size_t *len)
         *len = b.len;
     return b.data;
 }
+
+int jsondump_has_real(const json_t *j)
+{
+    if (json_is_real(j))
+        return 1;
+    if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++)
+            if (jsondump_has_real(json_array_get(j, i)))
+                return 1;
+    } else if (json_is_object(j)) {
+        const char *k;
+        const json_t *v;
+        json_object_foreach((json_t *)j, k, v)
+            if (jsondump_has_real(v))
+                return 1;
+    }
+    return 0;
+}

@@ -20,4 +20,8 @@ char *jsondump(const json_t *j, size_t flags, size_t *len);
 /* The same, appended to b: 0, or AGENTD_EINVAL / AGENTD_ENOMEM. */
 int jsondump_buf(struct buf *b, const json_t *j, size_t flags);
 
+/* 1 if j holds a real number anywhere: its dump then depends on the
+ * precision asked (a reply's 10 digits, the store's 17). */
+int jsondump_has_real(const json_t *j);
+
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "commerce/checkout.h"
+#include "core/jsondump.h"
 
 /* Why: a checkout's stored document is its UCP JSON under the whole
  * negotiation ("id" to "order", as checkout_to_json writes them) followed
@@ -41,33 +42,15 @@ static void at_exit(void *arg)
 
 static void exit_key_make(void) { (void)pthread_key_create(&exit_key, at_exit); }
 
-/* A real number dumps with another precision in a reply (10 digits) than
- * in the store (17): only the client's and the merchant's free-form JSON
- * could hold one. */
-static int has_real(const json_t *j)
-{
-    if (json_is_real(j))
-        return 1;
-    if (json_is_array(j)) {
-        for (size_t i = 0; i < json_array_size(j); i++)
-            if (has_real(json_array_get(j, i)))
-                return 1;
-    } else if (json_is_object(j)) {
-        const char *k;
-        const json_t *v;
-        json_object_foreach((json_t *)j, k, v)
-            if (has_real(v))
-                return 1;
-    }
-    return 0;
-}
-
 void shop_saved_keep(const struct checkout *c, const char *doc, int64_t version)
 {
     shop_saved_reset();
     static const char tail[] = ",\"_agentd\":";
     size_t n = doc ? strlen(doc) : 0;
-    if (n < 2 || doc[0] != '{' || has_real(c->buyer.consent) || has_real(c->payment.handlers))
+    /* a real dumps with 10 digits in a reply, 17 in the store: only the
+     * client's and the merchant's free-form JSON could hold one */
+    if (n < 2 || doc[0] != '{' || jsondump_has_real(c->buyer.consent) ||
+        jsondump_has_real(c->payment.handlers))
         return;
     /* "_agentd" is the document's last top-level member; inside it only our
      * own names and escaped strings, so its opening is the last match */
