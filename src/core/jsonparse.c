@@ -1,6 +1,7 @@
 /* A fast JSON reader for small request bodies (an A2A JSON-RPC call): one
  * pass, no per-byte stream calls, anything unusual left to jansson. */
 #include "core/jsonparse.h"
+#include "core/hex.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -21,17 +22,6 @@ static void jp_ws(struct jp *j)
 {
     while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
         j->p++;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* A string at j->p (its opening quote) -> its bytes in *out (j->tmp or in
@@ -79,7 +69,7 @@ static int jp_str(struct jp *j, const char **out, size_t *len)
                 return -1;
             int v = 0;
             for (int i = 1; i <= 4; i++) {
-                int h = hexval(q[i]);
+                int h = hex_value((unsigned char)q[i]);
                 if (h < 0)
                     return -1;
                 v = v * 16 + h;

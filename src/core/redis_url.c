@@ -1,20 +1,10 @@
 /* AGENTD_REDIS_URL parsing: redis://[[user]:password@]host[:port][/db] and
  * unix:[//][[user]:password@]/path[?db=N]. Messages never quote the password. */
 #include "core/redis_url.h"
+#include "core/hex.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* percent-decodes s[0..n) into out (size cap); -1 on a bad escape or overflow */
 static int decode(const char *s, size_t n, char *out, size_t cap)
@@ -23,8 +13,8 @@ static int decode(const char *s, size_t n, char *out, size_t cap)
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (c == '%') {
-            int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+            int hi = i + 2 < n ? hex_value((unsigned char)s[i + 1]) : -1;
+            int lo = i + 2 < n ? hex_value((unsigned char)s[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return -1;
             c = (char)(hi * 16 + lo);

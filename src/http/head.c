@@ -2,6 +2,7 @@
  * (both Content-Length and Transfer-Encoding, conflicting lengths, bytes that
  * are not allowed in a header), lenient where RFC 9112 allows it. */
 #include "http/head.h"
+#include "core/hex.h"
 #include "core/err.h"
 
 #include <string.h>
@@ -163,14 +164,6 @@ void chunk_scan_init(struct chunk_scan *cs)
     memset(cs, 0, sizeof *cs);
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (unsigned char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* The size line ended: a data chunk, or the last chunk (then trailers). */
 static enum chunk_result size_line_done(struct chunk_scan *cs, int64_t max_body)
 {
@@ -206,10 +199,10 @@ enum chunk_result chunk_scan(struct chunk_scan *cs, const char *buf, size_t len,
         case CS_SIZE:
             if (++cs->line > CHUNK_LINE_MAX)
                 r = CHUNK_BAD;
-            else if (hexval(c) >= 0) {
+            else if (hex_value((unsigned char)c) >= 0) {
                 if (++cs->digits > 15)
                     r = CHUNK_BAD;
-                cs->size = cs->size * 16 + (uint64_t)hexval(c);
+                cs->size = cs->size * 16 + (uint64_t)hex_value((unsigned char)c);
             } else if (!cs->digits)
                 r = CHUNK_BAD;
             else if (c == ';' || c == ' ' || c == '\t')
