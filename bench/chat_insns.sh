@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Instructions per direct turn of one front (/chat, or A2A SendMessage; tool:
+# Instructions per direct turn of one front (/chat; chat_key: /chat with a unique
+# Idempotency-Key each, the retry safety A2A's messageId gives; A2A SendMessage; tool:
 # a /chat turn with one catalog search tool step, 2 model calls), or per UCP
 # checkout flow, counted by valgrind's callgrind: a measure that a busy
 # shared machine does not move (CPU time does, by ±15 %).
-#   AGENTD_BIN=build/agentd bench/chat_insns.sh [chat|a2a|tool|checkout]   (CONNECTIONS=16 DURATION=10s)
+#   AGENTD_BIN=build/agentd bench/chat_insns.sh [chat|chat_key|a2a|tool|checkout]   (CONNECTIONS=16 DURATION=10s)
 # agentd runs under callgrind (all threads, serialised by valgrind) with
 # nginx as the model (bench/nginx_model.sh); the counts are zeroed before
 # and dumped after wrk runs bench/a2a.lua in that mode (KEEP=file keeps the
@@ -19,7 +20,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${AGENTD_BIN:-$root/build/agentd}
 mode=${1:-chat}
-case $mode in chat|a2a|tool|checkout) ;; *) echo "bench/chat_insns.sh: mode chat, a2a, tool or checkout" >&2; exit 2 ;; esac
+case $mode in chat|chat_key|a2a|tool|checkout) ;; *) echo "bench/chat_insns.sh: mode chat, chat_key, a2a, tool or checkout" >&2; exit 2 ;; esac
 conns=${CONNECTIONS:-16}
 duration=${DURATION:-10s}
 tmp=$(mktemp -d /tmp/agentd-bench-insns.XXXXXX)
