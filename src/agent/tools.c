@@ -802,11 +802,12 @@ static void check_object(const json_t *schema, const json_t *v, const char *path
     json_t *sub;
     json_object_foreach((json_t *)props, k, sub) {
         const json_t *val = json_object_get(v, k);
+        if (!val || json_is_null(val))
+            continue; /* the path is only made for a value that is there */
         char p[256], kk[80];
         clip(k, 64, kk, sizeof kk);
         snprintf(p, sizeof p, "%s.%s", path, kk);
-        if (val && !json_is_null(val))
-            check(sub, val, p, list);
+        check(sub, val, p, list);
     }
 }
 
