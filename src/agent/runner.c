@@ -410,7 +410,9 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
         trace_span_start(&sp, "agent.tool", TRACE_INTERNAL, t->span ? &t->span->ctx : NULL);
         struct trace_ctx prev = trace_enter(sp.ctx.valid ? &sp.ctx : trace_current());
         shop_audit_as(t->request_id, t->owner); /* the shop's audit rows name this turn's request */
-        json_t *result = tools_run(&t->tctx, name, args);
+        char *content = NULL, *tmsg = NULL; /* the result dumped once: its event and
+                                              message are built around that text */
+        json_t *result = tools_run_texts(&t->tctx, name, args, id, &content, &tmsg);
         shop_audit_as(NULL, NULL);
         trace_leave(prev);
         turn_trace_tool(&sp, name, id, result_error_code(result));
@@ -424,10 +426,6 @@ int turn_run_tools(struct store *st, struct turn *t, const json_t *calls, int64_
         if (t->tctx.checkout_id && (!before || strcmp(before, t->tctx.checkout_id) != 0))
             rc = save_context(st, t);
         free(before);
-        /* the result is dumped once: its event and message are built
-         * around that text (tools_result_*), not packed and dumped again */
-        char *content = result ? jsondump(result, JSON_COMPACT, NULL) : NULL;
-        char *tmsg = tools_result_message(id, content);
         struct evs e = { 0 };
         evs_add_text(&e, t, "tool-result", tools_result_event(id, name, result, content));
         free(content);

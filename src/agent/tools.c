@@ -6,6 +6,7 @@
  * checkout tools -> the UCP checkout object; errors -> {"error":{code,message}}. */
 #include "agent/tools.h"
 #include "agent/budget.h"
+#include "agent/tool_products.h"
 #include "commerce/catalog.h"
 #include "commerce/checkout.h"
 #include "commerce/fields.h"
@@ -64,45 +65,17 @@ static json_t *no_checkout(void)
 
 /* ---- catalog tools ---- */
 
-/* A catalog text that may be absent (the loader keeps "" for none). */
-static const char *opt(const char *s)
-{
-    return s && *s ? s : NULL;
-}
+/* The search's texts, made with its result (tool_products.c) and taken by
+ * tools_run_texts in the same call: NULL when not made. */
+static _Thread_local struct {
+    char *content, *escaped;
+} tl_texts;
 
-/* A string the catalog holds: valid UTF-8 already (the loader's JSON parse
- * or CSV check made sure), so jansson's own check is skipped. */
-static int put_str(json_t *o, const char *key, const char *v)
+static void texts_clear(void)
 {
-    return json_object_set_new_nocheck(o, key, json_string_nocheck(v));
-}
-
-/* image, brand and url only when the catalog has them: the A2A front shows
- * them on product cards (api/a2a_ucp.c), the model rarely needs them.
- * Built key by key, not by json_pack: no format parsing and no UTF-8 scan
- * of every string (a search builds ~6 of these a call). */
-static json_t *product_json(const struct product *p, const char *currency, int64_t stock)
-{
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    int bad = put_str(o, "id", p->id) | put_str(o, "title", p->name) |
-              json_object_set_new_nocheck(o, "price", json_integer((json_int_t)p->price)) |
-              put_str(o, "currency", currency) |
-              json_object_set_new_nocheck(o, "in_stock", json_boolean(p->available && stock > 0)) |
-              put_str(o, "category", p->category ? p->category : "") |
-              put_str(o, "description", p->description ? p->description : "");
-    if (opt(p->image_url))
-        bad |= put_str(o, "image", p->image_url);
-    if (opt(p->brand))
-        bad |= put_str(o, "brand", p->brand);
-    if (opt(p->url))
-        bad |= put_str(o, "url", p->url);
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    free(tl_texts.content);
+    free(tl_texts.escaped);
+    tl_texts.content = tl_texts.escaped = NULL;
 }
 
 static json_t *t_search(struct tools_ctx *ctx, const json_t *args)
@@ -120,11 +93,8 @@ static json_t *t_search(struct tools_ctx *ctx, const json_t *args)
     struct catalog_hits *hits = calloc(1, sizeof *hits);
     json_t *out = NULL;
     if (hits && catalog_search(cat, &q, hits) == 0) {
-        json_t *list = json_array();
-        for (size_t i = 0; i < hits->n; i++)
-            json_array_append_new(list, product_json(hits->hits[i].product, catalog_currency(cat),
-                                                     hits->hits[i].product->stock));
-        out = json_pack("{s:o,s:I}", "products", list, "total", (json_int_t)hits->total);
+        texts_clear();
+        out = tool_products_search(cat, hits, &tl_texts.content, &tl_texts.escaped);
     } else {
         out = error_result("search_failed", "the search could not run");
     }
@@ -140,7 +110,7 @@ static json_t *t_get_product(struct tools_ctx *ctx, const json_t *args)
     if (!cat)
         return error_result("unavailable", "the catalog is not loaded");
     const struct product *p = catalog_product(cat, id);
-    json_t *out = p ? product_json(p, catalog_currency(cat), p->stock)
+    json_t *out = p ? tool_product_json(p, catalog_currency(cat), p->stock)
                     : error_result("not_found", "no product with this id; search the catalog first");
     catalog_unref(cat);
     return out;
@@ -832,11 +802,12 @@ static void check_object(const json_t *schema, const json_t *v, const char *path
     json_t *sub;
     json_object_foreach((json_t *)props, k, sub) {
         const json_t *val = json_object_get(v, k);
+        if (!val || json_is_null(val))
+            continue; /* the path is only made for a value that is there */
         char p[256], kk[80];
         clip(k, 64, kk, sizeof kk);
         snprintf(p, sizeof p, "%s.%s", path, kk);
-        if (val && !json_is_null(val))
-            check(sub, val, p, list);
+        check(sub, val, p, list);
     }
 }
 
@@ -1014,7 +985,7 @@ static json_t *invalid_arguments(const struct tool *t, json_t *list)
     return out;
 }
 
-json_t *tools_run(struct tools_ctx *ctx, const char *name, const char *arguments)
+static json_t *run_tool(struct tools_ctx *ctx, const char *name, const char *arguments)
 {
     const struct tool *t = find(name);
     if (!t) {
@@ -1044,6 +1015,13 @@ json_t *tools_run(struct tools_ctx *ctx, const char *name, const char *arguments
     json_decref(list);
     json_t *out = t->fn(ctx, args);
     json_decref(args);
+    return out;
+}
+
+json_t *tools_run(struct tools_ctx *ctx, const char *name, const char *arguments)
+{
+    json_t *out = run_tool(ctx, name, arguments);
+    texts_clear(); /* only tools_run_texts takes them */
     return out;
 }
 
@@ -1080,18 +1058,22 @@ char *tools_result_event(const char *id, const char *name, const json_t *result,
     return b.data;
 }
 
-char *tools_result_message(const char *id, const char *content)
+/* The tool message around content, or around escaped (content as a JSON
+ * string already) when that is not NULL. */
+static char *result_message(const char *id, const char *content, const char *escaped)
 {
     if (!content)
         content = "{\"error\":{\"code\":\"out_of_memory\"}}";
     struct buf b = { 0 };
-    size_t clen = strlen(content);
+    size_t clen = escaped ? strlen(escaped) : strlen(content);
     /* the content is escaped: room for a few escapes without a regrowth */
     buf_reserve(&b, clen + clen / 8 + strlen(id) + 64);
     buf_puts(&b, "{\"role\":\"tool\",\"tool_call_id\":");
     int rc = buf_json_str(&b, id, strlen(id));
     buf_puts(&b, ",\"content\":");
-    if (rc == 0)
+    if (rc == 0 && escaped)
+        buf_append(&b, escaped, clen);
+    else if (rc == 0)
         rc = buf_json_str(&b, content, clen);
     buf_puts(&b, "}");
     if (rc != 0 || b.oom) {
@@ -1099,4 +1081,29 @@ char *tools_result_message(const char *id, const char *content)
         return NULL;
     }
     return b.data;
+}
+
+char *tools_result_message(const char *id, const char *content)
+{
+    return result_message(id, content, NULL);
+}
+
+json_t *tools_run_texts(struct tools_ctx *ctx, const char *name, const char *arguments,
+                        const char *id, char **content, char **message)
+{
+    texts_clear();
+    json_t *result = run_tool(ctx, name, arguments);
+    *content = NULL;
+    if (result && tl_texts.content) { /* the search made them with its result */
+        *content = tl_texts.content;
+        *message = result_message(id, *content, tl_texts.escaped);
+        tl_texts.content = NULL;
+    } else if (result) {
+        *content = jsondump(result, JSON_COMPACT, NULL);
+        *message = tools_result_message(id, *content);
+    } else {
+        *message = tools_result_message(id, NULL);
+    }
+    texts_clear();
+    return result;
 }

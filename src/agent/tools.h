@@ -34,6 +34,14 @@ json_t *tools_definitions(void);
  * NULL only on out of memory. */
 json_t *tools_run(struct tools_ctx *ctx, const char *name, const char *arguments);
 
+/* tools_run, with the result's texts for the tool step: *content as
+ * jsondump(result, JSON_COMPACT) writes it (NULL: no memory, or no result)
+ * and *message as tools_result_message(id, *content) (NULL: no memory),
+ * both malloc'd. The search writes them from its products' texts
+ * (tool_products.c) instead of dumping and escaping its result. */
+json_t *tools_run_texts(struct tools_ctx *ctx, const char *name, const char *arguments,
+                        const char *id, char **content, char **message);
+
 /* 1 if the named tool changes the checkout (add, remove, update, customer
  * details, shipping, complete), 0 otherwise or for an unknown name. */
 int tools_mutates_checkout(const char *name);

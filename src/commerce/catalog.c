@@ -273,6 +273,7 @@ static void entry_clear(struct cat_entry *e)
 {
     for (int f = 0; f < F_COUNT; f++)
         free(e->norm[f]);
+    free(e->all);
     for (size_t k = 0; k < e->nkeys; k++)
         free(e->keys[k]);
     free(e->keys);
@@ -498,6 +499,17 @@ static void index_product(struct ld *L, struct pitem *it, const char **alts, siz
     e->norm[F_CATEGORY] = norm_join(L, (const char *const *)&p->category, 1, 0);
     e->norm[F_BRAND] = norm_join(L, (const char *const *)&p->brand, 1, 0);
     e->norm[F_DESC] = norm_join(L, (const char *const *)&p->description, 1, 0);
+    /* each field ends with its space: a " tok" found here is in one field */
+    struct buf all = { 0 };
+    for (int f = 0; f < F_COUNT; f++)
+        if (e->norm[f])
+            buf_puts(&all, e->norm[f]);
+    if (all.oom || !all.data) {
+        buf_free(&all);
+        L->e->oom = 1;
+    } else {
+        e->all = all.data;
+    }
     e->keys = calloc(nalt + 1, sizeof *e->keys);
     if (!e->keys) {
         L->e->oom = 1;

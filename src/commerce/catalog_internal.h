@@ -52,6 +52,7 @@ enum { F_NAME, F_KEYWORDS, F_CATEGORY, F_BRAND, F_DESC, F_COUNT };
 
 struct cat_entry {
     char *norm[F_COUNT]; /* " tok tok " per field, for substring matching */
+    char *all;           /* the fields joined: a term found in none skips them all */
     char **keys;         /* name and each alternate name as " tok tok " (meaningful words) */
     size_t nkeys;
 };

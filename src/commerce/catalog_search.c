@@ -125,6 +125,10 @@ static int term_score(const struct product *p, const struct cat_entry *e, const 
     needle[n + 1] = ' ';
     needle[n + 2] = 0;
     int best = 0, sum = 0;
+    needle[n + 1] = 0; /* " tok" in no field: neither an exact nor a prefix match */
+    if (e->all && !strstr(e->all, needle))
+        return 0;
+    needle[n + 1] = ' ';
     for (int f = 0; f < F_COUNT; f++) {
         int w = 0;
         if (strstr(e->norm[f], needle))

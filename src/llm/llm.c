@@ -132,6 +132,8 @@ void llm_free(struct llm *l)
         while (ll->calls)
             llm_call_free(ll->calls);
         llm_probe_free(ll->probe);
+        while (ll->nspare > 0)
+            curl_easy_cleanup(ll->spare[--ll->nspare]);
         http_client_free(ll->cl);
         json_decref(ll->tools_key);
         free(ll->tools_text);

@@ -48,13 +48,29 @@ static void log_attempt(struct llm_call *c, struct provider *p, long status, con
     log_end(&l);
 }
 
-/* Ends the current attempt's transfer and parser (not the call). */
+/* An easy handle for an attempt on ll: a spare one, or a new one. */
+static CURL *easy_take(struct llm_loop *ll)
+{
+    if (ll && ll->nspare > 0)
+        return ll->spare[--ll->nspare];
+    return curl_easy_init();
+}
+
+/* Ends the current attempt's transfer and parser (not the call). Its easy
+ * handle, out of the multi handle, is reset and kept for the loop's next
+ * attempt (up to LLM_SPARE_EASY). */
 void llm_attempt_clear(struct llm_call *c)
 {
     if (c->easy) {
-        if (c->ll && c->ll->cl)
-            http_client_remove(c->ll->cl, c->easy);
-        curl_easy_cleanup(c->easy);
+        struct llm_loop *ll = c->ll;
+        if (ll && ll->cl)
+            http_client_remove(ll->cl, c->easy);
+        if (ll && ll->cl && ll->nspare < LLM_SPARE_EASY) {
+            curl_easy_reset(c->easy);
+            ll->spare[ll->nspare++] = c->easy;
+        } else {
+            curl_easy_cleanup(c->easy);
+        }
         c->easy = NULL;
     }
     llm_stream_free(c->sp);
@@ -249,7 +265,7 @@ static void start_attempt(struct llm_call *c)
         goto oom;
     if (c->stream && !(c->sp = llm_stream_new(on_stream_delta, c)))
         goto oom;
-    if (!(c->easy = curl_easy_init()))
+    if (!(c->easy = easy_take(c->ll)))
         goto oom;
     CURL *e = c->easy;
     curl_easy_setopt(e, CURLOPT_URL, p->endpoint);

@@ -18,6 +18,7 @@
 #include "llm/retry.h"
 
 #define LLM_MAX_LOOPS 1024
+#define LLM_SPARE_EASY 16 /* easy handles kept per loop for reuse */
 #define MAX_RESPONSE (16u << 20)   /* a reply body past this is refused */
 #define CONNECT_TIMEOUT_MS 10000
 /* curl's receive buffer, one per transfer (libcurl 7.88 allocates it per
@@ -67,6 +68,11 @@ struct llm_loop {
     char *tools_text;
     size_t tools_len;
     struct llm_probe *probe;       /* the start-up check running on this loop, if any */
+    /* Easy handles of ended attempts, reset (curl_easy_reset: every option
+     * back to its default), for this loop's next attempts: a fresh handle
+     * and its cleanup were ~12 K instructions a model call. */
+    CURL *spare[LLM_SPARE_EASY];
+    int nspare;
 };
 
 struct llm {

@@ -9,6 +9,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/jsonparse.h"
 
 #define MAX_LINE (1u << 20)        /* one SSE line; a chunk is far smaller */
 #define MAX_EVENT (4u << 20)       /* one event's data */
@@ -340,8 +341,12 @@ int llm_stream_finish(struct llm_stream *s, struct llm_reply *out, struct agentd
 int llm_reply_parse(const char *body, size_t len, struct llm_reply *out, struct agentd_error *e)
 {
     memset(out, 0, sizeof *out);
-    json_error_t je;
-    json_t *o = json_loadb(body, len, 0, &je);
+    /* the common reply (ASCII, integers) read in one pass; anything else,
+     * and every error's text, is jansson's (core/jsonparse.h) */
+    json_error_t je = { 0 };
+    json_t *o = jsonparse_loadb(body, len);
+    if (!o)
+        o = json_loadb(body, len, 0, &je);
     if (!json_is_object(o)) {
         json_decref(o);
         return agentd_fail(e, AGENTD_EMALFORMED, NULL, NULL, "the reply is not JSON: %.80s", je.text);

@@ -550,6 +550,36 @@ static void test_search_chips_ranks_chips(void **state)
     catalog_free(c);
 }
 
+/* A term scores by the one field it is in, exact or as a word's prefix:
+ * the joined fields' quick check never hides a field's match. */
+static void test_search_each_field(void **state)
+{
+    (void)state;
+    const char *json =
+        "{\"currency\":\"USD\",\"products\":[{\"productID\":\"Z-1\",\"name\":\"Zephyr Kettle\","
+        "\"keywords\":[\"quokka\"],\"category\":\"Lumens\",\"brand\":\"Brandix\","
+        "\"description\":\"glazed obsidian\",\"offers\":{\"price\":\"1.00\",\"priceCurrency\":\"USD\","
+        "\"availability\":\"https://schema.org/InStock\"},\"inventory\":{\"quantity\":1}}]}";
+    struct catalog *c = NULL;
+    struct agentd_error e = { 0 };
+    if (catalog_load_json(json, strlen(json), "t.json", &c, &e) != 0)
+        fail_msg("%s", e.msg);
+    static const struct {
+        const char *q;
+        int score;
+    } want[] = { { "zephyr", 30 }, { "quokka", 25 }, { "lumens", 15 }, { "brandix", 10 },
+                 { "obsidian", 5 }, { "zep", 12 }, { "quo", 10 }, { "lum", 6 },
+                 { "bra", 4 },      { "obs", 2 },  { "ob", 0 },   { "idian", 0 } };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        struct catalog_hits h;
+        search(c, &(struct catalog_query){ .text = want[i].q }, &h);
+        assert_int_equal(h.n, want[i].score ? 1 : 0);
+        if (h.n && h.hits[0].score != want[i].score)
+            fail_msg("query %s scored %d, not %d", want[i].q, h.hits[0].score, want[i].score);
+    }
+    catalog_free(c);
+}
+
 static void test_resolve(void **state)
 {
     (void)state;
@@ -701,6 +731,7 @@ int main(void)
         cmocka_unit_test(test_search_cookies),
         cmocka_unit_test(test_search_chocochip_first),
         cmocka_unit_test(test_search_chips_ranks_chips),
+        cmocka_unit_test(test_search_each_field),
         cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_search_filters),
         cmocka_unit_test(test_search_pagination),

@@ -733,6 +733,43 @@ static void test_large_body(void **state)
     free(big);
 }
 
+/* A loop's ended attempts leave their easy handles, reset, to the next
+ * ones: calls alternating the inline body and the read callback, streamed
+ * and not, each arrive whole and are answered as on a fresh handle. */
+static void test_reused_handles(void **state)
+{
+    (void)state;
+    struct env e;
+    env_start(&e, ONE, 0);
+    size_t n = 40 * 1024;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)('a' + i % 26);
+    big[n] = '\0';
+    char *want_big = NULL;
+    assert_true(asprintf(&want_big, "echo: %s", big) > 0);
+    struct result r;
+    for (int round = 0; round < 3; round++)
+        for (int stream = 0; stream < 2; stream++) {
+            call(&e, "small one", stream, 10000, 0, &r);
+            assert_int_equal(r.status, 0);
+            assert_string_equal(r.reply->content, "echo: small one");
+            result_free(&r);
+            call(&e, big, stream, 10000, 0, &r);
+            assert_int_equal(r.status, 0);
+            assert_string_equal(r.reply->content, want_big);
+            result_free(&r);
+            json_t *s = admin("GET", "/admin/stats", NULL);
+            assert_int_equal(json_is_true(json_object_get(json_object_get(s, "last"), "stream")),
+                             stream);
+            json_decref(s);
+        }
+    env_stop(&e);
+    free(want_big);
+    free(big);
+}
+
 /* A call that fails for lack of OUR descriptors (socket() -> EMFILE) is an
  * error for that call, retried as any connect error, but it does not count
  * against the provider's circuit breaker: with a threshold of 1 the breaker
@@ -1091,6 +1128,7 @@ int main(void)
         cmocka_unit_test(test_non_streaming),
         cmocka_unit_test(test_request_body),
         cmocka_unit_test(test_large_body),
+        cmocka_unit_test(test_reused_handles),
         cmocka_unit_test(test_streaming),
         cmocka_unit_test(test_429_then_success),
         cmocka_unit_test(test_500_fallback),

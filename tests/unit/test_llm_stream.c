@@ -263,6 +263,43 @@ static void test_parse_whole(void **state)
     }
 }
 
+/* Replies outside the one-pass reader's subset (core/jsonparse: non-ASCII
+ * text, real numbers, \u escapes, 19+ digit integers) read as jansson reads
+ * them, and a reply that is not JSON keeps jansson's error text. */
+static void test_parse_outside_fast_subset(void **state)
+{
+    (void)state;
+    struct llm_reply r;
+    struct agentd_error err;
+    const char *uni = "{\"model\":\"m\",\"choices\":[{\"message\":{\"content\":\"caf\xc3\xa9 \\u00e9\\n\\\"q\\\"\"},"
+                      "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,"
+                      "\"cost\":0.25,\"big\":1234567890123456789}}";
+    assert_int_equal(llm_reply_parse(uni, strlen(uni), &r, &err), 0);
+    assert_string_equal(r.content, "caf\xc3\xa9 \xc3\xa9\n\"q\"");
+    assert_string_equal(r.model, "m");
+    assert_int_equal(r.usage.prompt_tokens, 3);
+    assert_int_equal(r.usage.completion_tokens, 4);
+    llm_reply_clear(&r);
+
+    /* the subset: escapes, nulls, booleans, nesting and spaces */
+    const char *plain = " {\"choices\" : [ {\"message\":{\"content\":\"a\\tb\\\\c\\/d\",\"refusal\":null,"
+                        "\"x\":[true,false,{}]},\"finish_reason\":\"length\"} ] ,"
+                        "\"usage\":{\"prompt_tokens\":-1,\"completion_tokens\":0}} ";
+    assert_int_equal(llm_reply_parse(plain, strlen(plain), &r, &err), 0);
+    assert_string_equal(r.content, "a\tb\\c/d");
+    assert_string_equal(r.finish_reason, "length");
+    llm_reply_clear(&r);
+
+    const char *cut = "{\"choices\": [{\"message\": {\"content\": \"tru";
+    json_error_t je;
+    json_t *none = json_loadb(cut, strlen(cut), 0, &je);
+    assert_null(none);
+    assert_int_equal(llm_reply_parse(cut, strlen(cut), &r, &err), AGENTD_EMALFORMED);
+    char want[300];
+    snprintf(want, sizeof want, "the reply is not JSON: %.80s", je.text);
+    assert_string_equal(err.msg, want);
+}
+
 /* Garbage and mutated streams: never a crash, a leak or a hang (ASan run). */
 static void test_random_input(void **state)
 {
@@ -303,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_ids_and_args_defaults),
         cmocka_unit_test(test_parse_whole),
+        cmocka_unit_test(test_parse_outside_fast_subset),
         cmocka_unit_test(test_random_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,8 +15,10 @@
 #include <unistd.h>
 
 #include "agent/budget.h"
+#include "agent/tool_products.h"
 #include "agent/tools.h"
 #include "commerce/catalog.h"
+#include "core/err.h"
 #include "core/jsondump.h"
 #include "shop/merchant.h"
 #include "store/store.h"
@@ -93,6 +95,104 @@ static void test_search_products_as_packed(void **state)
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* One merchant's searches through tools_run_texts: the result as packed
+ * before, its content as jsondump writes the result, its message as
+ * tools_result_message builds it around that content, whether the products
+ * came from this thread's cache or not. */
+static int search_texts(struct merchant *m, const char *query)
+{
+    struct tools_ctx ctx = { .merchant = m, .owner = "tester" };
+    char args[256];
+    snprintf(args, sizeof args, "{\"query\":\"%s\"}", query);
+    char *content = NULL, *msg = NULL;
+    json_t *got = tools_run_texts(&ctx, "search_shopping_catalog", args, "call \"1\"", &content,
+                                  &msg);
+    assert_non_null(got);
+    assert_non_null(content);
+    assert_non_null(msg);
+    struct catalog *cat = merchant_catalog(m);
+    json_t *want = reference_search(cat, query);
+    catalog_unref(cat);
+    char *w = json_dumps(want, JSON_COMPACT), *g = jsondump(got, JSON_COMPACT, NULL);
+    assert_string_equal(g, w);
+    assert_string_equal(content, w);
+    char *want_msg = tools_result_message("call \"1\"", w);
+    assert_string_equal(msg, want_msg);
+    int n = (int)json_array_size(json_object_get(got, "products"));
+    free(want_msg);
+    free(w);
+    free(g);
+    free(content);
+    free(msg);
+    json_decref(got);
+    json_decref(want);
+    return n;
+}
+
+static const char ODD_CATALOG[] =
+    "{\"currency\":\"EUR\",\"products\":["
+    "{\"productID\":\"Q-1\",\"name\":\"Caf\xc3\xa9 \\\"Noir\\\" \\\\ beans\",\"description\":"
+    "\"</script> tab\\there \\u2028 \xe2\x82\xac\",\"category\":\"Coffee\",\"keywords\":[\"beans\"],"
+    "\"offers\":{\"price\":\"7.50\",\"priceCurrency\":\"EUR\",\"availability\":\"https://schema.org/InStock\"},"
+    "\"inventory\":{\"quantity\":3}},"
+    "{\"productID\":\"Q-2\",\"name\":\"Plain beans\",\"offers\":{\"price\":\"1.00\","
+    "\"priceCurrency\":\"EUR\",\"availability\":\"https://schema.org/OutOfStock\"},"
+    "\"inventory\":{\"quantity\":0}}]}";
+
+static void test_search_texts_cached(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/agentd-test-tools-texts-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char url[512], odd[512];
+    snprintf(url, sizeof url, "%s/agentd.db", dir);
+    snprintf(odd, sizeof odd, "%s/odd.json", dir);
+    FILE *f = fopen(odd, "w");
+    assert_non_null(f);
+    fputs(ODD_CATALOG, f);
+    fclose(f);
+    struct store_options o = { .url = url, .sync = STORE_SYNC_NORMAL };
+    struct store *st = NULL;
+    assert_int_equal(store_open(&o, &st, NULL), 0);
+    struct merchant *demo = merchant_new(st, NULL), *other = merchant_new(st, odd);
+    assert_non_null(demo);
+    assert_non_null(other);
+    assert_int_equal(merchant_load(demo, NULL), 0);
+    struct agentd_error le = { 0 };
+    if (merchant_load(other, &le) != 0)
+        fail_msg("odd catalog: %s", le.msg);
+    /* cold, warm, the other catalog (the cache switches), back, after a reset */
+    for (int round = 0; round < 3; round++) {
+        assert_true(search_texts(demo, "cookies") >= 2);
+        assert_true(search_texts(demo, "cookies") >= 2);
+        assert_true(search_texts(demo, "tea") >= 1);
+        assert_int_equal(search_texts(demo, "zzzz-nothing"), 0);
+        assert_int_equal(search_texts(other, "beans"), 2);
+        assert_int_equal(search_texts(other, "beans"), 2);
+        if (round == 1)
+            tool_products_reset();
+    }
+    /* a tool other than the search: texts dumped from its result */
+    struct tools_ctx ctx = { .merchant = other, .owner = "tester" };
+    char *content = NULL, *msg = NULL;
+    json_t *p = tools_run_texts(&ctx, "get_product", "{\"product_id\":\"Q-1\"}", "c2", &content,
+                                &msg);
+    char *want = jsondump(p, JSON_COMPACT, NULL), *want_msg = tools_result_message("c2", want);
+    assert_string_equal(content, want);
+    assert_string_equal(msg, want_msg);
+    assert_non_null(strstr(content, "Caf\xc3\xa9 \\\"Noir\\\""));
+    free(want);
+    free(want_msg);
+    free(content);
+    free(msg);
+    json_decref(p);
+    tool_products_reset();
+    merchant_free(demo);
+    merchant_free(other);
+    store_close(st);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* the tool-result event and the tool message as runner.c packed them */
 static void check_texts(const char *id, const char *name, const char *result_text)
 {
@@ -139,6 +239,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_search_products_as_packed),
         cmocka_unit_test(test_result_texts_as_packed),
+        cmocka_unit_test(test_search_texts_cached),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
