@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/jsondump.h"
+#include "core/jsonparse.h"
 #include "core/log.h"
 #include "http/server.h"
 #include "shop/shop.h"
@@ -296,7 +297,13 @@ static struct job *begin(struct http_req *r, enum op op, int needs_body)
     }
     if (needs_body) {
         json_error_t je;
-        j->body = r->body_len ? json_loadb(r->body, r->body_len, 0, &je) : NULL;
+        /* the common body read in one pass (http_req_check_json refused any
+         * nesting deeper than jsonparse reads); anything else, and every
+         * error's text, is jansson's */
+        _Static_assert(JSONPARSE_MAX_DEPTH <= HTTP_JSON_MAX_DEPTH, "jsonparse reads too deep");
+        j->body = r->body_len ? jsonparse_loadb(r->body, r->body_len) : NULL;
+        if (!j->body && r->body_len)
+            j->body = json_loadb(r->body, r->body_len, 0, &je);
         if (!json_is_object(j->body)) {
             char msg[300];
             if (!r->body_len)
