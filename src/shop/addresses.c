@@ -10,7 +10,9 @@
 
 #include "commerce/catalog.h"
 #include "commerce/checkout.h"
+#include "core/buf.h"
 #include "core/err.h"
+#include "core/jsonparse.h"
 #include "core/reqid.h"
 #include "core/seal.h"
 #include "shop/sealed_doc.h"
@@ -49,7 +51,11 @@ static int from_store(const struct seal_keyring *kr, const struct store_address 
     size_t n = 0;
     if (!kr || seal_open(kr, row->id, row->body, &plain, &n, NULL) != 0)
         return AGENTD_ECORRUPT;
-    json_t *j = json_loadb(plain, n, 0, NULL);
+    /* our own writing (above): the one-pass reader's subset, unless a
+     * field holds non-ASCII text, which jansson reads */
+    json_t *j = jsonparse_loadb(plain, n);
+    if (!j)
+        j = json_loadb(plain, n, 0, NULL);
     OPENSSL_cleanse(plain, n);
     free(plain);
     int rc = j ? checkout_address_from_json(j, a, NULL) : AGENTD_ECORRUPT;
@@ -98,7 +104,6 @@ int shop_addresses_remember(struct store *st, const struct seal_keyring *kr, con
     char key[320];
     if (!st || !kr || !a || len < 40 || customer_key(email, key, sizeof key))
         return AGENTD_EINVAL;
-    json_t *j = json_object();
     const struct {
         const char *k, *v;
     } f[] = {
@@ -106,20 +111,43 @@ int shop_addresses_remember(struct store *st, const struct seal_keyring *kr, con
         {"address_locality", a->address_locality}, {"address_region", a->address_region},
         {"postal_code", a->postal_code}, {"address_country", a->address_country},
     };
-    for (size_t i = 0; j && i < sizeof f / sizeof f[0]; i++)
-        if (f[i].v && json_object_set_new(j, f[i].k, json_string(f[i].v)) != 0) {
-            json_decref(j);
-            j = NULL;
-        }
-    char *plain = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (!plain)
-        return AGENTD_ENOMEM;
+    /* json_dumps(JSON_COMPACT)'s bytes for the object of the fields given,
+     * written in place; room for every escape reserved up front, so no
+     * realloc leaves an unwiped copy of the address behind */
+    size_t room = 3;
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i].v)
+            room += strlen(f[i].k) + 6 * strlen(f[i].v) + 6;
+    struct buf b = { 0 };
+    buf_reserve(&b, room);
+    buf_append(&b, "{", 1);
+    int rc = b.oom ? AGENTD_ENOMEM : 0;
+    for (size_t i = 0, first = 1; rc == 0 && i < sizeof f / sizeof f[0]; i++) {
+        if (!f[i].v)
+            continue;
+        if (!first)
+            buf_append(&b, ",", 1);
+        first = 0;
+        rc = buf_json_str(&b, f[i].k, strlen(f[i].k));
+        buf_append(&b, ":", 1);
+        if (rc == 0)
+            rc = buf_json_str(&b, f[i].v, strlen(f[i].v));
+    }
+    buf_append(&b, "}", 1);
+    if (rc == 0 && b.oom)
+        rc = AGENTD_ENOMEM;
+    if (rc) {
+        if (b.data)
+            OPENSSL_cleanse(b.data, b.cap);
+        buf_free(&b);
+        return rc;
+    }
+    const char *plain = b.data;
     id_new("addr_", id, len);
     char *sealed = NULL;
-    int rc = seal_seal(kr, id, plain, strlen(plain), &sealed);
-    OPENSSL_cleanse(plain, strlen(plain));
-    free(plain);
+    rc = seal_seal(kr, id, plain, b.len, &sealed);
+    OPENSSL_cleanse(b.data, b.cap);
+    buf_free(&b);
     if (rc == 0)
         rc = store_address_save(st, id, key, sealed);
     free(sealed);

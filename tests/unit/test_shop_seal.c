@@ -19,6 +19,7 @@
 #include "commerce/payment.h"
 #include "core/err.h"
 #include "core/seal.h"
+#include "shop/addresses.h"
 #include "shop/merchant.h"
 #include "shop/sealed_doc.h"
 #include "shop/shop.h"
@@ -312,6 +313,63 @@ static void test_plain_rows_sealed_by_rotation(void **state)
     free(id);
 }
 
+/* A saved address: what is sealed is json_dumps's text of its fields (the
+ * escapes, UTF-8, absent fields left out), each save under a fresh nonce,
+ * and a lookup opens it back (the country upper-cased, the row's id). */
+static void test_saved_address_text(void **state)
+{
+    struct ctx *c = *state;
+    struct postal_address a = { .street_address = "1 \"Main\" St\\\n\x01\x1f/",
+                                .address_locality = "Z\xc3\xbcrich",
+                                .postal_code = "8001",
+                                .address_country = "ch" };
+    char id1[64], id2[64];
+    assert_ok(shop_addresses_remember(c->st, c->kr, "Ann@Example.com", &a, id1, sizeof id1));
+    assert_ok(shop_addresses_remember(c->st, c->kr, "ann@example.com", &a, id2, sizeof id2));
+    json_t *want = json_pack("{s:s, s:s, s:s, s:s}", "street_address", a.street_address,
+                             "address_locality", a.address_locality, "postal_code",
+                             a.postal_code, "address_country", a.address_country);
+    char *wtext = json_dumps(want, JSON_COMPACT);
+    struct store_address *rows = NULL;
+    size_t n = 0;
+    assert_ok(store_address_list(c->st, "ann@example.com", 10, &rows, &n));
+    assert_int_equal(n, 2);
+    assert_string_not_equal(rows[0].body, rows[1].body);
+    for (size_t i = 0; i < n; i++) {
+        char *plain = NULL;
+        size_t len = 0;
+        assert_ok(seal_open(c->kr, rows[i].id, rows[i].body, &plain, &len, NULL));
+        assert_int_equal(len, strlen(wtext));
+        assert_string_equal(plain, wtext);
+        free(plain);
+    }
+    /* controls never pass the request's parse, so a lookup skips them; a
+     * printable address opens back */
+    struct postal_address out[4];
+    memset(out, 0, sizeof out);
+    assert_int_equal(shop_addresses_lookup(c->st, c->kr, NULL, "ann@example.com", out, 4), 0);
+    a.street_address = "1 \"Main\" St\\/";
+    assert_ok(shop_addresses_remember(c->st, c->kr, "bo@example.com", &a, id1, sizeof id1));
+    assert_ok(shop_addresses_remember(c->st, c->kr, "bo@example.com", &a, id2, sizeof id2));
+    store_address_list_free(rows, n);
+    assert_ok(store_address_list(c->st, "bo@example.com", 10, &rows, &n));
+    assert_int_equal(shop_addresses_lookup(c->st, c->kr, NULL, "BO@example.com", out, 4), 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_string_equal(out[i].id, rows[i].id);
+        assert_string_equal(out[i].street_address, a.street_address);
+        assert_string_equal(out[i].address_locality, a.address_locality);
+        assert_string_equal(out[i].postal_code, "8001");
+        assert_string_equal(out[i].address_country, "CH");
+        assert_null(out[i].extended_address);
+        assert_null(out[i].address_region);
+        checkout_address_clear(&out[i]);
+    }
+    assert_true(strcmp(id1, rows[0].id) == 0 || strcmp(id1, rows[1].id) == 0);
+    store_address_list_free(rows, n);
+    free(wtext);
+    json_decref(want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +378,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rotation_and_lost_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plain_rows_sealed_by_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sealed_text_reused_while_unchanged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_saved_address_text, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
