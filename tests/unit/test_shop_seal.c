@@ -324,8 +324,8 @@ static void test_saved_address_text(void **state)
                                 .postal_code = "8001",
                                 .address_country = "ch" };
     char id1[64], id2[64];
-    assert_ok(shop_addresses_remember(c->st, c->kr, "Ann@Example.com", &a, id1, sizeof id1));
-    assert_ok(shop_addresses_remember(c->st, c->kr, "ann@example.com", &a, id2, sizeof id2));
+    assert_ok(shop_addresses_remember(c->st, c->kr, NULL, "Ann@Example.com", &a, id1, sizeof id1));
+    assert_ok(shop_addresses_remember(c->st, c->kr, NULL, "ann@example.com", &a, id2, sizeof id2));
     json_t *want = json_pack("{s:s, s:s, s:s, s:s}", "street_address", a.street_address,
                              "address_locality", a.address_locality, "postal_code",
                              a.postal_code, "address_country", a.address_country);
@@ -347,13 +347,13 @@ static void test_saved_address_text(void **state)
      * printable address opens back */
     struct postal_address out[4];
     memset(out, 0, sizeof out);
-    assert_int_equal(shop_addresses_lookup(c->st, c->kr, NULL, "ann@example.com", out, 4), 0);
+    assert_int_equal(shop_addresses_lookup(c->st, c->kr, NULL, NULL, "ann@example.com", out, 4), 0);
     a.street_address = "1 \"Main\" St\\/";
-    assert_ok(shop_addresses_remember(c->st, c->kr, "bo@example.com", &a, id1, sizeof id1));
-    assert_ok(shop_addresses_remember(c->st, c->kr, "bo@example.com", &a, id2, sizeof id2));
+    assert_ok(shop_addresses_remember(c->st, c->kr, NULL, "bo@example.com", &a, id1, sizeof id1));
+    assert_ok(shop_addresses_remember(c->st, c->kr, NULL, "bo@example.com", &a, id2, sizeof id2));
     store_address_list_free(rows, n);
     assert_ok(store_address_list(c->st, "bo@example.com", 10, &rows, &n));
-    assert_int_equal(shop_addresses_lookup(c->st, c->kr, NULL, "BO@example.com", out, 4), 2);
+    assert_int_equal(shop_addresses_lookup(c->st, c->kr, NULL, NULL, "BO@example.com", out, 4), 2);
     for (size_t i = 0; i < 2; i++) {
         assert_string_equal(out[i].id, rows[i].id);
         assert_string_equal(out[i].street_address, a.street_address);
@@ -370,6 +370,72 @@ static void test_saved_address_text(void **state)
     json_decref(want);
 }
 
+static void assert_same_address(const struct postal_address *x, const struct postal_address *y)
+{
+    const char *const *a = (const char *const *)x, *const *b = (const char *const *)y;
+    for (size_t i = 0; i < sizeof *x / sizeof(char *); i++) {
+        if (!a[i] || !b[i])
+            assert_ptr_equal(a[i], b[i]);
+        else
+            assert_string_equal(a[i], b[i]);
+    }
+}
+
+/* The memo of opened addresses: a row saved (or opened) once is read back
+ * without opening, as opening gives it; a row re-sealed, a ring that cannot
+ * open it, or a clear is not answered from the memo. */
+static void test_address_memo(void **state)
+{
+    struct ctx *c = *state;
+    struct shop_address_memo *memo = shop_addresses_memo_new();
+    struct postal_address a = { .street_address = "9 Elm St", .extended_address = "Apt \"2\"",
+                                .address_locality = "Springfield", .address_region = "IL",
+                                .postal_code = "62701", .address_country = "us" };
+    char id[64];
+    assert_ok(shop_addresses_remember(c->st, c->kr, memo, "cy@example.com", &a, id, sizeof id));
+    struct postal_address opened = { 0 }, got = { 0 };
+    assert_int_equal(shop_addresses_lookup(c->st, c->kr, NULL, NULL, "cy@example.com", &opened, 1), 1);
+    assert_int_equal(shop_addresses_memo_hits(memo), 0);
+    assert_int_equal(shop_addresses_lookup(c->st, c->kr, memo, NULL, "cy@example.com", &got, 1), 1);
+    assert_int_equal(shop_addresses_memo_hits(memo), 1);
+    assert_string_equal(got.id, id);
+    assert_string_equal(got.address_country, "US");
+    assert_same_address(&got, &opened);
+    checkout_address_clear(&got);
+    /* re-sealed (a rotation): another text, opened again, then kept */
+    struct store_address *rows = NULL;
+    size_t n = 0;
+    assert_ok(store_address_list(c->st, "cy@example.com", 4, &rows, &n));
+    assert_int_equal(n, 1);
+    char *plain = NULL, *resealed = NULL;
+    size_t len = 0;
+    assert_ok(seal_open(c->kr, id, rows[0].body, &plain, &len, NULL));
+    assert_ok(seal_seal(c->kr, id, plain, len, &resealed));
+    assert_ok(store_address_reseal(c->st, id, rows[0].body, resealed));
+    for (size_t want = 1; want <= 2; want++) {
+        assert_int_equal(shop_addresses_lookup(c->st, c->kr, memo, NULL, "cy@example.com", &got, 1), 1);
+        assert_int_equal(shop_addresses_memo_hits(memo), want);
+        assert_same_address(&got, &opened);
+        checkout_address_clear(&got);
+    }
+    /* a ring without the key opens nothing, memo or not */
+    struct seal_keyring *only_b = ring(KEY_B, NULL);
+    assert_int_equal(shop_addresses_lookup(c->st, only_b, memo, NULL, "cy@example.com", &got, 1), 0);
+    assert_int_equal(shop_addresses_memo_hits(memo), 2);
+    /* cleared: opened again */
+    shop_addresses_memo_clear(memo);
+    assert_int_equal(shop_addresses_lookup(c->st, c->kr, memo, NULL, "cy@example.com", &got, 1), 1);
+    assert_int_equal(shop_addresses_memo_hits(memo), 2);
+    assert_same_address(&got, &opened);
+    checkout_address_clear(&got);
+    checkout_address_clear(&opened);
+    seal_keyring_free(only_b);
+    free(plain);
+    free(resealed);
+    store_address_list_free(rows, n);
+    shop_addresses_memo_free(memo);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -379,6 +445,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plain_rows_sealed_by_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sealed_text_reused_while_unchanged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_saved_address_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_address_memo, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
