@@ -172,21 +172,17 @@ static int reply_saved(struct job *j)
         (j->neg.version[0] && strcmp(j->neg.version, UCP_VERSION) != 0))
         return 0;
     size_t mlen = 0;
-    json_t *meta = ucp_response_meta_json(&j->neg);
-    char *m = meta ? jsondump(meta, JSON_COMPACT, &mlen) : NULL;
-    json_decref(meta);
+    const char *m = ucp_response_meta_text(&j->neg, &mlen);
     size_t len = 7 + mlen + 1 + j->saved_len + 1; /* {"ucp":M,S} */
     char *text = m ? malloc(len + 1) : NULL;
-    if (!text) {
-        free(m);
+    if (!text)
         return 0;
-    }
-    int n = snprintf(text, len + 1, "{\"ucp\":%s,%s}", m, j->saved);
-    free(m);
-    if (n < 0 || (size_t)n != len) {
-        free(text);
-        return 0;
-    }
+    memcpy(text, "{\"ucp\":", 7);
+    memcpy(text + 7, m, mlen);
+    text[7 + mlen] = ',';
+    memcpy(text + 8 + mlen, j->saved, j->saved_len);
+    text[len - 1] = '}';
+    text[len] = 0;
     http_reply_raw(j->r, j->op == OP_CREATE ? 201 : 200, "application/json", text, len);
     free(text);
     return 1;

@@ -239,6 +239,32 @@ static void test_negotiation(void **state)
     json_decref(prof);
 }
 
+/* The reply's ucp member as text, kept per capability set: what dumping
+ * the shared tree gives, the same pointer every time; none for another
+ * version (the caller renders). */
+static void test_meta_text(void **state)
+{
+    (void)state;
+    for (unsigned set = 0; set <= UCP_CAP_ALL; set++) {
+        struct ucp_negotiated neg = {.version = UCP_VERSION, .caps = set};
+        json_t *m = ucp_response_meta_json(&neg);
+        char *want = json_dumps(m, JSON_COMPACT);
+        size_t len = 0, len2 = 0;
+        const char *t = ucp_response_meta_text(&neg, &len);
+        assert_non_null(t);
+        assert_string_equal(t, want);
+        assert_int_equal(len, strlen(want));
+        neg.version[0] = 0; /* "": ours */
+        assert_ptr_equal(ucp_response_meta_text(&neg, &len2), t);
+        assert_int_equal(len2, len);
+        free(want);
+        json_decref(m);
+    }
+    struct ucp_negotiated old = {.version = "2025-10-01", .caps = UCP_CAP_ALL};
+    size_t len = 7;
+    assert_null(ucp_response_meta_text(&old, &len));
+}
+
 static void test_error_json(void **state)
 {
     (void)state;
@@ -668,7 +694,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_agent_valid),  cmocka_unit_test(test_agent_hostile),
         cmocka_unit_test(test_versions),     cmocka_unit_test(test_negotiation),
-        cmocka_unit_test(test_error_json),   cmocka_unit_test(test_time), cmocka_unit_test(test_time_format_digits),
+        cmocka_unit_test(test_error_json),   cmocka_unit_test(test_time), cmocka_unit_test(test_meta_text), cmocka_unit_test(test_time_format_digits),
         cmocka_unit_test(test_checkout_json_shape), cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_order), cmocka_unit_test(test_response_meta_shared),
     };
