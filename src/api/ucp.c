@@ -188,6 +188,27 @@ static int reply_saved(struct job *j)
     return 1;
 }
 
+/* "\"%lld\"" without snprintf (two a flow): a version is never negative,
+ * but one would be written as snprintf writes it. */
+static void etag_text(int64_t v, char out[32])
+{
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t o = 0;
+    out[o++] = '"';
+    if (v < 0)
+        out[o++] = '-';
+    while (n)
+        out[o++] = tmp[--n];
+    out[o++] = '"';
+    out[o] = 0;
+}
+
 static void done(int rc, void *arg)
 {
     struct job *j = arg;
@@ -195,14 +216,14 @@ static void done(int rc, void *arg)
         reply_error(j, rc);
     } else if (j->co) {
         char etag[32];
-        snprintf(etag, sizeof etag, "\"%lld\"", (long long)j->co->version);
+        etag_text(j->co->version, etag);
         http_set_header(j->r, "ETag", etag);
         if (!reply_saved(j))
             http_reply_json(j->r, j->op == OP_CREATE ? 201 : 200,
                             checkout_to_json(j->co, &j->neg));
     } else {
         char etag[32];
-        snprintf(etag, sizeof etag, "\"%lld\"", (long long)j->order->version);
+        etag_text(j->order->version, etag);
         http_set_header(j->r, "ETag", etag);
         http_reply_json(j->r, 200, order_to_json(j->order, &j->neg));
     }
