@@ -22,6 +22,7 @@
 #include "shop/addresses.h"
 #include "shop/merchant.h"
 #include "shop/sealed_doc.h"
+#include "shop/shop_internal.h"
 #include "shop/shop.h"
 #include "store/store.h"
 
@@ -436,6 +437,61 @@ static void test_address_memo(void **state)
     shop_addresses_memo_free(memo);
 }
 
+/* The reply cut from a saved document: the members before the last
+ * top-level ,"_agentd": (found from the end), nothing when there is none or
+ * a real sits in the free-form JSON (the handlers' verdict kept per tree). */
+static void test_saved_reply_cut(void **state)
+{
+    (void)state;
+    struct checkout *c = calloc(1, sizeof *c);
+    json_t *plain = json_pack("[{s:s, s:i}]", "id", "h1", "n", 3);
+    json_t *real = json_pack("[{s:s, s:f}]", "id", "h2", "x", 1.5);
+    c->payment.handlers = plain;
+    c->version = 4;
+    const struct {
+        const char *doc;
+        const char *want; /* NULL: nothing kept */
+    } t[] = {
+        {"{\"id\":\"a\",\"n\":\"x,\\\"_agentd\\\":y\",\"_agentd\":{\"k\":\",\\\"_agentd\\\":\"}}",
+         "\"id\":\"a\",\"n\":\"x,\\\"_agentd\\\":y\""},
+        {"{,\"_agentd\":}", ""},
+        {"{\"a\":1,\"_agentd\":{}}", "\"a\":1"},
+        {",\"_agentd\":", NULL},
+        {"{\"_agentd\":{}}", NULL},
+        {"{\"a\":1}", NULL},
+        {"{\"a\":[1,2,3],\"b\":{\"c\":\",\"},\"_agentd\":{\"x\":[1,2]}}", "\"a\":[1,2,3],\"b\":{\"c\":\",\"}"},
+    };
+    for (int round = 0; round < 2; round++) /* the second: the handlers' verdict kept */
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+            shop_saved_keep(c, t[i].doc, 4);
+            size_t len = 0;
+            char *got = shop_saved_take(c, &len);
+            if (!t[i].want) {
+                assert_null(got);
+                continue;
+            }
+            assert_non_null(got);
+            assert_int_equal(len, strlen(t[i].want));
+            assert_memory_equal(got, t[i].want, len);
+            free(got);
+        }
+    /* another version, or another handlers tree holding a real: nothing */
+    shop_saved_keep(c, t[2].doc, 5);
+    size_t len = 0;
+    assert_null(shop_saved_take(c, &len));
+    c->payment.handlers = real;
+    shop_saved_keep(c, t[2].doc, 4);
+    assert_null(shop_saved_take(c, &len));
+    c->payment.handlers = plain;
+    shop_saved_keep(c, t[2].doc, 4);
+    char *got = shop_saved_take(c, &len);
+    assert_non_null(got);
+    free(got);
+    json_decref(plain);
+    json_decref(real);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -446,6 +502,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sealed_text_reused_while_unchanged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_saved_address_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_address_memo, setup, teardown),
+        cmocka_unit_test(test_saved_reply_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
