@@ -440,7 +440,13 @@ static int save(struct shop *sh, struct checkout *c, struct agentd_error *e)
     int rc = store_checkout_update(sh->st, c->id, c->version, checkout_status_name(c->status), doc);
     if (rc == 0) {
         c->version++;
-        cache_put(sh, c, doc, &memo);
+        /* a claim's checkout (complete_in_progress) is replaced by the
+         * completed one a moment later in the same operation: caching it
+         * was a copy made to be dropped. After a decline it is read back
+         * parsed; the cache keeps what it held (the text differs, so it is
+         * not answered from, and its sealed payment can still be reused). */
+        if (c->status != CHECKOUT_COMPLETE_IN_PROGRESS)
+            cache_put(sh, c, doc, &memo);
         shop_saved_keep(c, doc, c->version);
     } else if (rc != AGENTD_ECONFLICT) {
         store_fail(e, rc);
