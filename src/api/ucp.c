@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/jsondump.h"
+#include "core/jsonparse.h"
 #include "core/log.h"
 #include "http/server.h"
 #include "shop/shop.h"
@@ -171,24 +172,41 @@ static int reply_saved(struct job *j)
         (j->neg.version[0] && strcmp(j->neg.version, UCP_VERSION) != 0))
         return 0;
     size_t mlen = 0;
-    json_t *meta = ucp_response_meta_json(&j->neg);
-    char *m = meta ? jsondump(meta, JSON_COMPACT, &mlen) : NULL;
-    json_decref(meta);
+    const char *m = ucp_response_meta_text(&j->neg, &mlen);
     size_t len = 7 + mlen + 1 + j->saved_len + 1; /* {"ucp":M,S} */
     char *text = m ? malloc(len + 1) : NULL;
-    if (!text) {
-        free(m);
+    if (!text)
         return 0;
-    }
-    int n = snprintf(text, len + 1, "{\"ucp\":%s,%s}", m, j->saved);
-    free(m);
-    if (n < 0 || (size_t)n != len) {
-        free(text);
-        return 0;
-    }
+    memcpy(text, "{\"ucp\":", 7);
+    memcpy(text + 7, m, mlen);
+    text[7 + mlen] = ',';
+    memcpy(text + 8 + mlen, j->saved, j->saved_len);
+    text[len - 1] = '}';
+    text[len] = 0;
     http_reply_raw(j->r, j->op == OP_CREATE ? 201 : 200, "application/json", text, len);
     free(text);
     return 1;
+}
+
+/* "\"%lld\"" without snprintf (two a flow): a version is never negative,
+ * but one would be written as snprintf writes it. */
+static void etag_text(int64_t v, char out[32])
+{
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t o = 0;
+    out[o++] = '"';
+    if (v < 0)
+        out[o++] = '-';
+    while (n)
+        out[o++] = tmp[--n];
+    out[o++] = '"';
+    out[o] = 0;
 }
 
 static void done(int rc, void *arg)
@@ -198,14 +216,14 @@ static void done(int rc, void *arg)
         reply_error(j, rc);
     } else if (j->co) {
         char etag[32];
-        snprintf(etag, sizeof etag, "\"%lld\"", (long long)j->co->version);
+        etag_text(j->co->version, etag);
         http_set_header(j->r, "ETag", etag);
         if (!reply_saved(j))
             http_reply_json(j->r, j->op == OP_CREATE ? 201 : 200,
                             checkout_to_json(j->co, &j->neg));
     } else {
         char etag[32];
-        snprintf(etag, sizeof etag, "\"%lld\"", (long long)j->order->version);
+        etag_text(j->order->version, etag);
         http_set_header(j->r, "ETag", etag);
         http_reply_json(j->r, 200, order_to_json(j->order, &j->neg));
     }
@@ -296,7 +314,13 @@ static struct job *begin(struct http_req *r, enum op op, int needs_body)
     }
     if (needs_body) {
         json_error_t je;
-        j->body = r->body_len ? json_loadb(r->body, r->body_len, 0, &je) : NULL;
+        /* the common body read in one pass (http_req_check_json refused any
+         * nesting deeper than jsonparse reads); anything else, and every
+         * error's text, is jansson's */
+        _Static_assert(JSONPARSE_MAX_DEPTH <= HTTP_JSON_MAX_DEPTH, "jsonparse reads too deep");
+        j->body = r->body_len ? jsonparse_loadb(r->body, r->body_len) : NULL;
+        if (!j->body && r->body_len)
+            j->body = json_loadb(r->body, r->body_len, 0, &je);
         if (!json_is_object(j->body)) {
             char msg[300];
             if (!r->body_len)

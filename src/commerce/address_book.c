@@ -126,7 +126,9 @@ int address_book_apply(struct checkout *c, const struct shop_rules *r)
         for (size_t d = 0; d < m->n_destinations && rc == 0; d++)
             rc = match_or_save(c, r, m, &m->destinations[d], saved, &n);
     }
-    for (size_t k = 0; k < ADDRESS_BOOK_OFFER_MAX; k++)
+    /* the slots written: the n given or saved, and the one a failed copy
+     * may have half filled (the rest are still zero) */
+    for (size_t k = 0; k <= n && k < ADDRESS_BOOK_OFFER_MAX; k++)
         checkout_address_clear(&saved[k]);
     return rc;
 }

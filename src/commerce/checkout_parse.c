@@ -43,10 +43,15 @@ struct jstr_ctx {
 static int jstr_get(const json_t *o, const char *key, char **out, void *ctx)
 {
     const struct jstr_ctx *x = ctx;
-    char path[96];
-    if (x->per_key)
+    int rc = jstr(o, key, out, x->path, x->e);
+    /* the member's own path only when it is refused (it was an snprintf
+     * for every member read); cut at 95 bytes as it always was */
+    if (rc == AGENTD_EINVAL && x->per_key && x->e) {
+        char path[96];
         snprintf(path, sizeof path, "%s.%s", x->path, key);
-    return jstr(o, key, out, x->per_key ? path : x->path, x->e);
+        snprintf(x->e->path, sizeof x->e->path, "%s", path);
+    }
+    return rc;
 }
 
 static void instruments_clear(struct checkout_payment *p)

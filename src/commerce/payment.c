@@ -240,6 +240,38 @@ static int looks_like_pan(const char *s)
     return 0;
 }
 
+/* snprintf(path + used, pathlen - used, "%s%s", a, b) without snprintf
+ * (it ran for every key and index of every instrument): the same bytes
+ * kept, the same cut, and the full length returned. used < pathlen. */
+static size_t path_add(char *path, size_t pathlen, size_t used, const char *a, size_t na,
+                       const char *b, size_t nb)
+{
+    size_t room = pathlen - used - 1, k = na < room ? na : room;
+    memcpy(path + used, a, k);
+    size_t m = nb < room - k ? nb : room - k;
+    memcpy(path + used + k, b, m);
+    path[used + k + m] = 0;
+    return na + nb;
+}
+
+/* v's decimal digits, sign first, into out (NUL-terminated). */
+static void int_text(long long v, char out[24])
+{
+    char tmp[24];
+    size_t n = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t o = 0;
+    if (v < 0)
+        out[o++] = '-';
+    while (n)
+        out[o++] = tmp[--n];
+    out[o] = 0;
+}
+
 static int find_pan(const json_t *j, char *path, size_t pathlen, size_t used, int depth)
 {
     if (depth > WALK_DEPTH_MAX)
@@ -247,8 +279,8 @@ static int find_pan(const json_t *j, char *path, size_t pathlen, size_t used, in
     if (json_is_string(j))
         return looks_like_pan(json_string_value(j)) ? AGENTD_EINVAL : 0;
     if (json_is_integer(j)) {
-        char buf[32];
-        snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(j));
+        char buf[24];
+        int_text((long long)json_integer_value(j), buf);
         return looks_like_pan(buf) ? AGENTD_EINVAL : 0;
     }
     if (json_is_real(j)) {
@@ -263,11 +295,13 @@ static int find_pan(const json_t *j, char *path, size_t pathlen, size_t used, in
         json_object_foreach((json_t *)j, k, v)
         {
             size_t n = used;
-            if (path && used < pathlen)
-                n += (size_t)snprintf(path + used, pathlen - used, ".%s",
-                                      looks_like_pan(k) ? "[redacted]" : k);
-            if (looks_like_pan(k) || find_pan(v, path, pathlen, n < pathlen ? n : pathlen - 1,
-                                              depth + 1) != 0)
+            int pan_key = looks_like_pan(k);
+            if (path && used < pathlen) {
+                const char *shown = pan_key ? "[redacted]" : k;
+                n += path_add(path, pathlen, used, ".", 1, shown, strlen(shown));
+            }
+            if (pan_key || find_pan(v, path, pathlen, n < pathlen ? n : pathlen - 1,
+                                    depth + 1) != 0)
                 return AGENTD_EINVAL;
             if (path && used < pathlen)
                 path[used] = 0;
@@ -280,8 +314,13 @@ static int find_pan(const json_t *j, char *path, size_t pathlen, size_t used, in
         json_array_foreach(j, i, v)
         {
             size_t n = used;
-            if (path && used < pathlen)
-                n += (size_t)snprintf(path + used, pathlen - used, "[%zu]", i);
+            if (path && used < pathlen) {
+                char idx[24];
+                int_text((long long)i, idx);
+                size_t ni = strlen(idx);
+                idx[ni] = ']';
+                n += path_add(path, pathlen, used, "[", 1, idx, ni + 1);
+            }
             if (find_pan(v, path, pathlen, n < pathlen ? n : pathlen - 1, depth + 1) != 0)
                 return AGENTD_EINVAL;
             if (path && used < pathlen)

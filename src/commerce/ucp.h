@@ -95,6 +95,10 @@ int ucp_negotiate(const json_t *platform_caps, struct ucp_negotiated *out, struc
 void ucp_negotiated_all(struct ucp_negotiated *out);
 /* ucp {version, capabilities[{name, version}]} for a response. */
 json_t *ucp_response_meta_json(const struct ucp_negotiated *neg);
+/* The same member as compact JSON text (len bytes), dumped once per
+ * capability set and kept for the process's life; NULL when neg's version
+ * is not ours (dump ucp_response_meta_json then) or out of memory. */
+const char *ucp_response_meta_text(const struct ucp_negotiated *neg, size_t *len);
 /* Our capabilities for the /.well-known/ucp profile (name, version, spec,
  * schema, extends). */
 json_t *ucp_profile_capabilities_json(void);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/jsondump.h"
 
 /* ---- capabilities ---- */
 
@@ -145,6 +146,34 @@ json_t *ucp_response_meta_json(const struct ucp_negotiated *neg)
         }
     }
     return json_incref(m);
+}
+
+/* Why: every reply cut from a saved document starts with this member, and
+ * dumping the tree was a tenth of the reply's cost. */
+static _Atomic(char *) meta_text_cache[UCP_CAP_ALL + 1];
+
+const char *ucp_response_meta_text(const struct ucp_negotiated *neg, size_t *len)
+{
+    unsigned set = neg->caps & UCP_CAP_ALL;
+    if (neg->version[0] && strcmp(neg->version, UCP_VERSION) != 0)
+        return NULL;
+    char *t = atomic_load_explicit(&meta_text_cache[set], memory_order_acquire);
+    if (!t) {
+        json_t *m = ucp_response_meta_json(neg);
+        char *fresh = m ? jsondump(m, JSON_COMPACT, NULL) : NULL, *none = NULL;
+        json_decref(m);
+        if (!fresh)
+            return NULL;
+        if (atomic_compare_exchange_strong_explicit(&meta_text_cache[set], &none, fresh,
+                                                    memory_order_acq_rel, memory_order_acquire))
+            t = fresh;
+        else { /* another thread dumped it first */
+            free(fresh);
+            t = none;
+        }
+    }
+    *len = strlen(t);
+    return t;
 }
 
 json_t *ucp_profile_capabilities_json(void)

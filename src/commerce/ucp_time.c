@@ -46,9 +46,23 @@ int ucp_time_format(int64_t t, char *buf, size_t len)
     clock_civil_from_days(days, &y, &m, &d);
     if (y < 0 || y > 9999)
         return AGENTD_EINVAL;
-    int n = snprintf(buf, len, "%04lld-%02u-%02uT%02d:%02d:%02dZ", (long long)y, m, d,
-                     (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
-    return n > 0 && (size_t)n < len ? 0 : AGENTD_EINVAL;
+    /* "%04lld-%02u-%02uT%02d:%02d:%02dZ" written digit by digit (a stamp
+     * or more per document): always 20 bytes for years 0-9999 */
+    if (len < 21)
+        return AGENTD_EINVAL;
+    unsigned yy = (unsigned)y, hh = (unsigned)(secs / 3600), mi = (unsigned)(secs / 60 % 60),
+             ss = (unsigned)(secs % 60);
+    const unsigned v[] = {yy / 100, yy % 100, m, d, hh, mi, ss};
+    static const char after[] = {0, '-', '-', 'T', ':', ':', 'Z'}; /* none after the century */
+    char *p = buf;
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        *p++ = (char)('0' + v[i] / 10);
+        *p++ = (char)('0' + v[i] % 10);
+        if (after[i])
+            *p++ = after[i];
+    }
+    *p = 0;
+    return 0;
 }
 
 static int digits(const char *s, int n, int *out)

@@ -10,18 +10,32 @@ struct postal_address;
 struct seal_keyring;
 struct store;
 
+/* Saved addresses as last opened (or saved) by this process, kept by row
+ * id and exact sealed text, so reading a row again neither opens nor
+ * parses it (a hit is what opening gives). Thread-safe; best effort. */
+struct shop_address_memo;
+struct shop_address_memo *shop_addresses_memo_new(void);
+void shop_addresses_memo_free(struct shop_address_memo *m);
+/* Drops every row (the keyring changed). */
+void shop_addresses_memo_clear(struct shop_address_memo *m);
+/* Rows read from the memo so far (tests). */
+size_t shop_addresses_memo_hits(struct shop_address_memo *m);
+
 /* Up to max saved addresses of the customer with this email (ASCII
  * case-insensitive) into out: the catalog's first, then those saved at
  * checkout, oldest first. A stored address that does not open (a key no
- * longer in the ring) is skipped. Returns how many were written. */
+ * longer in the ring) is skipped; memo (NULL: none) spares opening rows it
+ * holds. Returns how many were written. */
 size_t shop_addresses_lookup(struct store *st, const struct seal_keyring *kr,
-                             const struct catalog *cat, const char *email,
+                             struct shop_address_memo *memo, const struct catalog *cat, const char *email,
                              struct postal_address *out, size_t max);
 
 /* Saves a for this email under a new id ("addr_..."), written to id (len
- * bytes). The address is sealed under its id; the email is the lookup key.
+ * bytes). The address is sealed under its id (a fresh nonce each time);
+ * the email is the lookup key; memo (NULL: none) keeps the row as saved.
  * 0, AGENTD_EINVAL or a store error. */
-int shop_addresses_remember(struct store *st, const struct seal_keyring *kr, const char *email,
+int shop_addresses_remember(struct store *st, const struct seal_keyring *kr,
+                            struct shop_address_memo *memo, const char *email,
                             const struct postal_address *a, char *id, size_t len);
 
 /* Re-seals every saved address under kr's current key (agentd keys

@@ -58,6 +58,8 @@ struct shop {
     struct seal_keyring *own_kr;
     /* checkouts as last stored, parsed (shop/checkout_cache.h) */
     struct checkout_cache *cache;
+    /* saved addresses as last opened or saved (shop/addresses.h) */
+    struct shop_address_memo *addr_memo;
 };
 
 /* 128 sets of 4: 512 checkouts of a few KiB each at most. */
@@ -86,7 +88,8 @@ struct shop *shop_new(struct store *st, struct merchant *m, const char *public_u
     if (seal_keyring_new(NULL, NULL, &sh->own_kr, NULL) == 0)
         sh->kr = sh->own_kr;
     sh->cache = checkout_cache_new(CACHE_SETS);
-    if (!sh->public_url || !sh->handlers || !sh->kr || !sh->cache ||
+    sh->addr_memo = shop_addresses_memo_new();
+    if (!sh->public_url || !sh->handlers || !sh->kr || !sh->cache || !sh->addr_memo ||
         asprintf(&sh->continue_base, "%s/checkout-sessions", public_url) < 0) {
         shop_free(sh);
         return NULL;
@@ -183,6 +186,7 @@ void shop_free(struct shop *sh)
     payment_handler_example_clear(&sh->example);
     seal_keyring_free(sh->own_kr);
     checkout_cache_free(sh->cache);
+    shop_addresses_memo_free(sh->addr_memo);
     fields_clear(&shop_shape, sh);
     free(sh);
 }
@@ -199,6 +203,7 @@ void shop_set_keyring(struct shop *sh, const struct seal_keyring *kr)
     sh->kr = kr ? kr : sh->own_kr;
     /* a cached checkout holds what the old ring opened */
     checkout_cache_clear(sh->cache);
+    shop_addresses_memo_clear(sh->addr_memo);
 }
 
 /* ---- rules: the catalog and live stock, for one operation ---- */
@@ -242,14 +247,16 @@ static const struct tax_rate *r_tax(void *ud, const char *country, const char *r
 static size_t r_saved(void *ud, const char *email, struct postal_address *out, size_t max)
 {
     struct rules_ctx *ctx = ud;
-    return shop_addresses_lookup(ctx->sh->st, ctx->sh->kr, ctx->cat, email, out, max);
+    return shop_addresses_lookup(ctx->sh->st, ctx->sh->kr, ctx->sh->addr_memo, ctx->cat, email,
+                                 out, max);
 }
 
 static int r_remember(void *ud, const char *email, const struct postal_address *a, char *id,
                       size_t len)
 {
     struct rules_ctx *ctx = ud;
-    return shop_addresses_remember(ctx->sh->st, ctx->sh->kr, email, a, id, len);
+    return shop_addresses_remember(ctx->sh->st, ctx->sh->kr, ctx->sh->addr_memo, email, a, id,
+                                   len);
 }
 
 static int rules_begin(struct shop *sh, struct rules_ctx *ctx, struct shop_rules *r,
@@ -433,7 +440,13 @@ static int save(struct shop *sh, struct checkout *c, struct agentd_error *e)
     int rc = store_checkout_update(sh->st, c->id, c->version, checkout_status_name(c->status), doc);
     if (rc == 0) {
         c->version++;
-        cache_put(sh, c, doc, &memo);
+        /* a claim's checkout (complete_in_progress) is replaced by the
+         * completed one a moment later in the same operation: caching it
+         * was a copy made to be dropped. After a decline it is read back
+         * parsed; the cache keeps what it held (the text differs, so it is
+         * not answered from, and its sealed payment can still be reused). */
+        if (c->status != CHECKOUT_COMPLETE_IN_PROGRESS)
+            cache_put(sh, c, doc, &memo);
         shop_saved_keep(c, doc, c->version);
     } else if (rc != AGENTD_ECONFLICT) {
         store_fail(e, rc);

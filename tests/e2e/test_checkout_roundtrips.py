@@ -118,3 +118,29 @@ def test_reply_cut_from_the_saved_document_is_the_rendered_one(shop):
     assert r.content == client.get(cid).content
     c1, _ = snapshot(shop)
     assert c1["doc_reply"] - c0.get("doc_reply", 0) == 3
+
+
+def test_declined_then_completed_documents(shop):
+    """The claim's save is not cached (the completion's replaces it a moment
+    later): a declined completion reads the claimed checkout back parsed to
+    put it back to ready, caches that, and the retry completes from the cache
+    with the same reply a GET renders."""
+    client = Client(shop, unique_profile("dec"))
+    cid = client.create_ok(full_body([("BISC-001", 1)]))["id"]
+    c0, _ = snapshot(shop)
+    r = client.complete(cid, token="fail_token")
+    assert r.status_code == 402, r.text
+    c1, _ = snapshot(shop)
+    docs = {op: v - c0.get(op, 0) for op, v in c1.items()
+            if op.startswith("doc_") and v != c0.get(op, 0)}
+    # the claim: loaded cached, saved; putting it back: loaded parsed, saved
+    assert docs == {"doc_cached": 1, "doc_parsed": 1, "doc_serialised": 2}, docs
+    assert client.get(cid).json()["status"] == "ready_for_complete"
+    r = client.complete(cid)
+    assert r.status_code == 200, r.text
+    c2, _ = snapshot(shop)
+    docs = {op: v - c1.get(op, 0) for op, v in c2.items()
+            if op.startswith("doc_") and v != c1.get(op, 0)}
+    assert docs == {"doc_cached": 2, "doc_serialised": 3, "doc_reply": 1}, docs
+    assert r.json()["status"] == "completed"
+    assert r.content == client.get(cid).content

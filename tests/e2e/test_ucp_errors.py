@@ -106,6 +106,31 @@ def test_invalid_json_body(client, raw, why):
     assert why in err["content"], err
 
 
+def test_body_read_fast_or_by_jansson_answers_the_same(client):
+    # the common body is read by core/jsonparse, the rest (non-ASCII text, a
+    # real number, a nesting bomb) by jansson: the same checkout or the same
+    # error text, whichever reads it
+    names = {r'"Caf\u00e9 \"A\""': "Caf\u00e9 \"A\"", '"Café \\"A\\""': "Café \"A\""}
+    for raw, want in names.items():
+        body = ('{"line_items":[{"item":{"id":"BISC-001"},"quantity":2}],'
+                '"buyer":{"full_name":%s,"email":"x@example.com"}}' % raw)
+        r = client.create(None, raw=body.encode())
+        assert r.status_code == 201, r.text
+        doc = check_checkout(r.json())
+        assert doc["buyer"]["full_name"] == want and doc["line_items"][0]["quantity"] == 2
+    body = b'{"line_items":[{"item":{"id":"BISC-001"},"quantity":1.5}]}'
+    err = check_error(client.create(None, raw=body), 400)
+    assert "quantity" in err["content"] or err.get("path", "").endswith("quantity"), err
+    for raw, text in ((b'{"line_items": [}', "invalid JSON at line 1, column 17: "),
+                      (b'{"a":1}x', "invalid JSON at line 1, column 8: end of file expected"),
+                      (b'{"a":123456789012345678901}', "too big")):
+        err = check_error(client.create(None, raw=raw), 400, "invalid")
+        assert text in err["content"], err
+    deep = b'{"line_items":' + b"[" * 64 + b"]" * 64 + b"}"
+    err = check_error(client.create(None, raw=deep), 400)
+    assert "deeper than 64" in err["content"], err
+
+
 def test_invalid_json_on_update_and_complete(client, ready):
     check_error(client.update(ready["id"], None, raw=b"{nope"), 400, "invalid")
     check_error(client.request("POST", f"/checkout-sessions/{ready['id']}/complete", raw=b"{"),

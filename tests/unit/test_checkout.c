@@ -1188,6 +1188,43 @@ static void test_doc_keeps_handlers_once(void **state)
     fake_free(f);
 }
 
+/* A refused buyer member names its own path (the destination's members
+ * name the destination), and a member read fine leaves no path behind. */
+static void test_member_error_paths(void **state)
+{
+    (void)state;
+    const struct {
+        const char *json, *path;
+    } t[] = {
+        {"{\"full_name\":5}", "$.buyer.full_name"},
+        {"{\"email\":\"a@b.example\",\"phone_number\":[1]}", "$.buyer.phone_number"},
+        {"{\"first_name\":\"A\\u0001\"}", "$.buyer.first_name"},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        json_t *j = json_loads(t[i].json, 0, NULL);
+        struct checkout_buyer b;
+        struct agentd_error e = { 0 };
+        assert_int_equal(checkout_buyer_from_json(j, &b, &e), AGENTD_EINVAL);
+        assert_string_equal(e.path, t[i].path);
+        assert_string_equal(e.code, "invalid");
+        assert_non_null(strstr(e.msg, "must be a string of at most"));
+        json_decref(j);
+    }
+    json_t *j = json_loads("{\"full_name\":\"Ann\",\"email\":\"a@b.example\"}", 0, NULL);
+    struct checkout_buyer b;
+    struct agentd_error e = { 0 };
+    assert_int_equal(checkout_buyer_from_json(j, &b, &e), 0);
+    assert_string_equal(e.path, "");
+    assert_string_equal(b.full_name, "Ann");
+    checkout_buyer_clear(&b);
+    json_decref(j);
+    struct postal_address a;
+    j = json_loads("{\"street_address\":7}", 0, NULL);
+    assert_int_equal(checkout_address_from_json(j, &a, &e), AGENTD_EINVAL);
+    assert_string_equal(e.path, "$.fulfillment");
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1206,6 +1243,7 @@ int main(void)
         cmocka_unit_test(test_op_keys_doc_round_trip),
         cmocka_unit_test(test_op_keys_bound_and_limits),
         cmocka_unit_test(test_completion_claim),
+        cmocka_unit_test(test_member_error_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -227,6 +227,43 @@ static void test_pan_refused(void **state)
     json_decref(j);
 }
 
+/* The path to what looks like a card: keys, array indexes past 9, a key
+ * that is itself card-like (redacted), integers of every sign and size, and
+ * a path buffer too small (cut as snprintf cuts). */
+static void test_pan_paths(void **state)
+{
+    (void)state;
+    const struct {
+        const char *json;
+        size_t pathlen;
+        int refused;
+        const char *path;
+    } t[] = {
+        {"{\"a\":{\"bb\":[0,1,2,3,4,5,6,7,8,9,10,\"4111111111111111\"]}}", 64, 1, "$.a.bb[11]"},
+        {"{\"x\":{\"4111111111111111\":1}}", 64, 1, "$.x.[redacted]"},
+        {"{\"abcdefghij\":{\"k\":\"4111111111111111\"}}", 8, 1, "$.abcde"},
+        {"{\"a\":[[\"4111111111111111\"]]}", 5, 1, "$.a["},
+        {"{\"n\":4111111111111111}", 64, 1, "$.n"},
+        {"{\"n\":-4111111111111111}", 64, 1, "$.n"},
+        {"{\"m\":[411111111111,-411111111111,-1,0,7]}", 64, 0, "$"},
+        {"{\"m\":[1,9223372036854775807]}", 64, 1, "$.m[1]"},
+        {"{\"m\":[-9223372036854775808]}", 64, 1, "$.m[0]"},
+        {"{\"m\":[1,2],\"n\":{\"o\":-4222222222222}}", 64, 1, "$.n.o"},
+        {"{\"f\":4111111111111111.0}", 64, 1, "$.f"},
+    };
+    for (size_t i = 0; i < N(t); i++) {
+        json_t *j = json_loads(t[i].json, 0, NULL);
+        assert_non_null(j);
+        char path[64];
+        memset(path, 'Z', sizeof path);
+        int rc = payment_find_pan(j, path, t[i].pathlen);
+        if (rc != (t[i].refused ? AGENTD_EINVAL : 0) || strcmp(path, t[i].path) != 0)
+            fail_msg("case %zu: rc %d path %s", i, rc, path);
+        assert_string_equal(path, t[i].path);
+        json_decref(j);
+    }
+}
+
 static void test_redaction(void **state)
 {
     (void)state;
@@ -473,7 +510,7 @@ int main(void)
         cmocka_unit_test(test_advertisement), cmocka_unit_test(test_authorize_idempotency_key),
         cmocka_unit_test(test_example_handler),
         cmocka_unit_test(test_card_luhn_and_brand), cmocka_unit_test(test_card_credentials),
-        cmocka_unit_test(test_uuid_tokens_are_not_cards),
+        cmocka_unit_test(test_uuid_tokens_are_not_cards), cmocka_unit_test(test_pan_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,8 +19,10 @@
 #include "commerce/payment.h"
 #include "core/err.h"
 #include "core/seal.h"
+#include "shop/addresses.h"
 #include "shop/merchant.h"
 #include "shop/sealed_doc.h"
+#include "shop/shop_internal.h"
 #include "shop/shop.h"
 #include "store/store.h"
 
@@ -312,6 +314,184 @@ static void test_plain_rows_sealed_by_rotation(void **state)
     free(id);
 }
 
+/* A saved address: what is sealed is json_dumps's text of its fields (the
+ * escapes, UTF-8, absent fields left out), each save under a fresh nonce,
+ * and a lookup opens it back (the country upper-cased, the row's id). */
+static void test_saved_address_text(void **state)
+{
+    struct ctx *c = *state;
+    struct postal_address a = { .street_address = "1 \"Main\" St\\\n\x01\x1f/",
+                                .address_locality = "Z\xc3\xbcrich",
+                                .postal_code = "8001",
+                                .address_country = "ch" };
+    char id1[64], id2[64];
+    assert_ok(shop_addresses_remember(c->st, c->kr, NULL, "Ann@Example.com", &a, id1, sizeof id1));
+    assert_ok(shop_addresses_remember(c->st, c->kr, NULL, "ann@example.com", &a, id2, sizeof id2));
+    json_t *want = json_pack("{s:s, s:s, s:s, s:s}", "street_address", a.street_address,
+                             "address_locality", a.address_locality, "postal_code",
+                             a.postal_code, "address_country", a.address_country);
+    char *wtext = json_dumps(want, JSON_COMPACT);
+    struct store_address *rows = NULL;
+    size_t n = 0;
+    assert_ok(store_address_list(c->st, "ann@example.com", 10, &rows, &n));
+    assert_int_equal(n, 2);
+    assert_string_not_equal(rows[0].body, rows[1].body);
+    for (size_t i = 0; i < n; i++) {
+        char *plain = NULL;
+        size_t len = 0;
+        assert_ok(seal_open(c->kr, rows[i].id, rows[i].body, &plain, &len, NULL));
+        assert_int_equal(len, strlen(wtext));
+        assert_string_equal(plain, wtext);
+        free(plain);
+    }
+    /* controls never pass the request's parse, so a lookup skips them; a
+     * printable address opens back */
+    struct postal_address out[4];
+    memset(out, 0, sizeof out);
+    assert_int_equal(shop_addresses_lookup(c->st, c->kr, NULL, NULL, "ann@example.com", out, 4), 0);
+    a.street_address = "1 \"Main\" St\\/";
+    assert_ok(shop_addresses_remember(c->st, c->kr, NULL, "bo@example.com", &a, id1, sizeof id1));
+    assert_ok(shop_addresses_remember(c->st, c->kr, NULL, "bo@example.com", &a, id2, sizeof id2));
+    store_address_list_free(rows, n);
+    assert_ok(store_address_list(c->st, "bo@example.com", 10, &rows, &n));
+    assert_int_equal(shop_addresses_lookup(c->st, c->kr, NULL, NULL, "BO@example.com", out, 4), 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_string_equal(out[i].id, rows[i].id);
+        assert_string_equal(out[i].street_address, a.street_address);
+        assert_string_equal(out[i].address_locality, a.address_locality);
+        assert_string_equal(out[i].postal_code, "8001");
+        assert_string_equal(out[i].address_country, "CH");
+        assert_null(out[i].extended_address);
+        assert_null(out[i].address_region);
+        checkout_address_clear(&out[i]);
+    }
+    assert_true(strcmp(id1, rows[0].id) == 0 || strcmp(id1, rows[1].id) == 0);
+    store_address_list_free(rows, n);
+    free(wtext);
+    json_decref(want);
+}
+
+static void assert_same_address(const struct postal_address *x, const struct postal_address *y)
+{
+    const char *const *a = (const char *const *)x, *const *b = (const char *const *)y;
+    for (size_t i = 0; i < sizeof *x / sizeof(char *); i++) {
+        if (!a[i] || !b[i])
+            assert_ptr_equal(a[i], b[i]);
+        else
+            assert_string_equal(a[i], b[i]);
+    }
+}
+
+/* The memo of opened addresses: a row saved (or opened) once is read back
+ * without opening, as opening gives it; a row re-sealed, a ring that cannot
+ * open it, or a clear is not answered from the memo. */
+static void test_address_memo(void **state)
+{
+    struct ctx *c = *state;
+    struct shop_address_memo *memo = shop_addresses_memo_new();
+    struct postal_address a = { .street_address = "9 Elm St", .extended_address = "Apt \"2\"",
+                                .address_locality = "Springfield", .address_region = "IL",
+                                .postal_code = "62701", .address_country = "us" };
+    char id[64];
+    assert_ok(shop_addresses_remember(c->st, c->kr, memo, "cy@example.com", &a, id, sizeof id));
+    struct postal_address opened = { 0 }, got = { 0 };
+    assert_int_equal(shop_addresses_lookup(c->st, c->kr, NULL, NULL, "cy@example.com", &opened, 1), 1);
+    assert_int_equal(shop_addresses_memo_hits(memo), 0);
+    assert_int_equal(shop_addresses_lookup(c->st, c->kr, memo, NULL, "cy@example.com", &got, 1), 1);
+    assert_int_equal(shop_addresses_memo_hits(memo), 1);
+    assert_string_equal(got.id, id);
+    assert_string_equal(got.address_country, "US");
+    assert_same_address(&got, &opened);
+    checkout_address_clear(&got);
+    /* re-sealed (a rotation): another text, opened again, then kept */
+    struct store_address *rows = NULL;
+    size_t n = 0;
+    assert_ok(store_address_list(c->st, "cy@example.com", 4, &rows, &n));
+    assert_int_equal(n, 1);
+    char *plain = NULL, *resealed = NULL;
+    size_t len = 0;
+    assert_ok(seal_open(c->kr, id, rows[0].body, &plain, &len, NULL));
+    assert_ok(seal_seal(c->kr, id, plain, len, &resealed));
+    assert_ok(store_address_reseal(c->st, id, rows[0].body, resealed));
+    for (size_t want = 1; want <= 2; want++) {
+        assert_int_equal(shop_addresses_lookup(c->st, c->kr, memo, NULL, "cy@example.com", &got, 1), 1);
+        assert_int_equal(shop_addresses_memo_hits(memo), want);
+        assert_same_address(&got, &opened);
+        checkout_address_clear(&got);
+    }
+    /* a ring without the key opens nothing, memo or not */
+    struct seal_keyring *only_b = ring(KEY_B, NULL);
+    assert_int_equal(shop_addresses_lookup(c->st, only_b, memo, NULL, "cy@example.com", &got, 1), 0);
+    assert_int_equal(shop_addresses_memo_hits(memo), 2);
+    /* cleared: opened again */
+    shop_addresses_memo_clear(memo);
+    assert_int_equal(shop_addresses_lookup(c->st, c->kr, memo, NULL, "cy@example.com", &got, 1), 1);
+    assert_int_equal(shop_addresses_memo_hits(memo), 2);
+    assert_same_address(&got, &opened);
+    checkout_address_clear(&got);
+    checkout_address_clear(&opened);
+    seal_keyring_free(only_b);
+    free(plain);
+    free(resealed);
+    store_address_list_free(rows, n);
+    shop_addresses_memo_free(memo);
+}
+
+/* The reply cut from a saved document: the members before the last
+ * top-level ,"_agentd": (found from the end), nothing when there is none or
+ * a real sits in the free-form JSON (the handlers' verdict kept per tree). */
+static void test_saved_reply_cut(void **state)
+{
+    (void)state;
+    struct checkout *c = calloc(1, sizeof *c);
+    json_t *plain = json_pack("[{s:s, s:i}]", "id", "h1", "n", 3);
+    json_t *real = json_pack("[{s:s, s:f}]", "id", "h2", "x", 1.5);
+    c->payment.handlers = plain;
+    c->version = 4;
+    const struct {
+        const char *doc;
+        const char *want; /* NULL: nothing kept */
+    } t[] = {
+        {"{\"id\":\"a\",\"n\":\"x,\\\"_agentd\\\":y\",\"_agentd\":{\"k\":\",\\\"_agentd\\\":\"}}",
+         "\"id\":\"a\",\"n\":\"x,\\\"_agentd\\\":y\""},
+        {"{,\"_agentd\":}", ""},
+        {"{\"a\":1,\"_agentd\":{}}", "\"a\":1"},
+        {",\"_agentd\":", NULL},
+        {"{\"_agentd\":{}}", NULL},
+        {"{\"a\":1}", NULL},
+        {"{\"a\":[1,2,3],\"b\":{\"c\":\",\"},\"_agentd\":{\"x\":[1,2]}}", "\"a\":[1,2,3],\"b\":{\"c\":\",\"}"},
+    };
+    for (int round = 0; round < 2; round++) /* the second: the handlers' verdict kept */
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+            shop_saved_keep(c, t[i].doc, 4);
+            size_t len = 0;
+            char *got = shop_saved_take(c, &len);
+            if (!t[i].want) {
+                assert_null(got);
+                continue;
+            }
+            assert_non_null(got);
+            assert_int_equal(len, strlen(t[i].want));
+            assert_memory_equal(got, t[i].want, len);
+            free(got);
+        }
+    /* another version, or another handlers tree holding a real: nothing */
+    shop_saved_keep(c, t[2].doc, 5);
+    size_t len = 0;
+    assert_null(shop_saved_take(c, &len));
+    c->payment.handlers = real;
+    shop_saved_keep(c, t[2].doc, 4);
+    assert_null(shop_saved_take(c, &len));
+    c->payment.handlers = plain;
+    shop_saved_keep(c, t[2].doc, 4);
+    char *got = shop_saved_take(c, &len);
+    assert_non_null(got);
+    free(got);
+    json_decref(plain);
+    json_decref(real);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +500,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rotation_and_lost_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plain_rows_sealed_by_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sealed_text_reused_while_unchanged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_saved_address_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_address_memo, setup, teardown),
+        cmocka_unit_test(test_saved_reply_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -14,6 +15,7 @@
 #include "commerce/payment.h"
 #include "commerce/order.h"
 #include "commerce/ucp.h"
+#include "core/clock.h"
 #include "core/err.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -237,6 +239,32 @@ static void test_negotiation(void **state)
     json_decref(prof);
 }
 
+/* The reply's ucp member as text, kept per capability set: what dumping
+ * the shared tree gives, the same pointer every time; none for another
+ * version (the caller renders). */
+static void test_meta_text(void **state)
+{
+    (void)state;
+    for (unsigned set = 0; set <= UCP_CAP_ALL; set++) {
+        struct ucp_negotiated neg = {.version = UCP_VERSION, .caps = set};
+        json_t *m = ucp_response_meta_json(&neg);
+        char *want = json_dumps(m, JSON_COMPACT);
+        size_t len = 0, len2 = 0;
+        const char *t = ucp_response_meta_text(&neg, &len);
+        assert_non_null(t);
+        assert_string_equal(t, want);
+        assert_int_equal(len, strlen(want));
+        neg.version[0] = 0; /* "": ours */
+        assert_ptr_equal(ucp_response_meta_text(&neg, &len2), t);
+        assert_int_equal(len2, len);
+        free(want);
+        json_decref(m);
+    }
+    struct ucp_negotiated old = {.version = "2025-10-01", .caps = UCP_CAP_ALL};
+    size_t len = 7;
+    assert_null(ucp_response_meta_text(&old, &len));
+}
+
 static void test_error_json(void **state)
 {
     (void)state;
@@ -270,6 +298,58 @@ static void test_time(void **state)
     assert_int_equal(ucp_time_parse("2026-01-11 10:00:00", &t), AGENTD_EINVAL);
     assert_int_equal(ucp_time_parse("2026-02-30T00:00:00Z", &t), AGENTD_EINVAL);
     assert_int_equal(ucp_time_parse("2026-01-11T10:00:00Zjunk", &t), AGENTD_EINVAL);
+}
+
+/* The old snprintf formatting, as the oracle of the digit writer. */
+static int time_oracle(int64_t t, char *buf, size_t len)
+{
+    int64_t days = t / 86400, secs = t % 86400;
+    if (secs < 0) {
+        secs += 86400;
+        days--;
+    }
+    int64_t y;
+    unsigned m, d;
+    clock_civil_from_days(days, &y, &m, &d);
+    if (y < 0 || y > 9999)
+        return AGENTD_EINVAL;
+    int n = snprintf(buf, len, "%04lld-%02u-%02uT%02d:%02d:%02dZ", (long long)y, m, d,
+                     (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
+    return n > 0 && (size_t)n < len ? 0 : AGENTD_EINVAL;
+}
+
+/* Every second of a day's edges, across years 0000 to 9999 and past them,
+ * and buffers too short: the same text and verdict as snprintf gave. */
+static void test_time_format_digits(void **state)
+{
+    (void)state;
+    const int64_t lo = -62167219200 - 86400 * 2, hi = 253402300799 + 86400 * 2;
+    size_t checked = 0;
+    for (int64_t t = lo; t <= hi; t += 86400 * 3 + 3607) {
+        for (int64_t dt = -1; dt <= 1; dt++) {
+            char a[32], b[32];
+            int ra = ucp_time_format(t + dt, a, sizeof a), rb = time_oracle(t + dt, b, sizeof b);
+            assert_int_equal(ra, rb);
+            if (ra == 0) {
+                assert_string_equal(a, b);
+                checked++;
+            }
+        }
+    }
+    assert_true(checked > 1000000);
+    for (size_t len = 0; len <= 22; len++) {
+        char a[32];
+        assert_int_equal(ucp_time_format(1768125600, a, len), len >= 21 ? 0 : AGENTD_EINVAL);
+        if (len >= 21)
+            assert_string_equal(a, "2026-01-11T10:00:00Z");
+    }
+    char a[32];
+    assert_int_equal(ucp_time_format(-62167219200, a, sizeof a), 0);
+    assert_string_equal(a, "0000-01-01T00:00:00Z");
+    assert_int_equal(ucp_time_format(253402300799, a, sizeof a), 0);
+    assert_string_equal(a, "9999-12-31T23:59:59Z");
+    assert_int_equal(ucp_time_format(253402300800, a, sizeof a), AGENTD_EINVAL);
+    assert_int_equal(ucp_time_format(-62167219201, a, sizeof a), AGENTD_EINVAL);
 }
 
 /* ---- checkout JSON ---- */
@@ -614,7 +694,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_agent_valid),  cmocka_unit_test(test_agent_hostile),
         cmocka_unit_test(test_versions),     cmocka_unit_test(test_negotiation),
-        cmocka_unit_test(test_error_json),   cmocka_unit_test(test_time),
+        cmocka_unit_test(test_error_json),   cmocka_unit_test(test_time), cmocka_unit_test(test_meta_text), cmocka_unit_test(test_time_format_digits),
         cmocka_unit_test(test_checkout_json_shape), cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_order), cmocka_unit_test(test_response_meta_shared),
     };
