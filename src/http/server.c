@@ -171,15 +171,19 @@ static void finish(struct http_req *r)
     int idx = r->match.route ? route_index(r->match.route) : -1;
     metric_observe(idx >= 0 ? s->route_duration[idx] : s->unmatched_duration, secs);
     rate_note(s, r->status);
+    /* the line's own keys: their redaction verdicts worked out once */
+    static struct log_key k_request_id = LOG_KEY("request_id"), k_principal = LOG_KEY("principal"),
+                          k_method = LOG_KEY("method"), k_route = LOG_KEY("route"),
+                          k_remote = LOG_KEY("remote");
     struct logline l;
     if (s->lim.access_log && log_begin(&l, r->status >= 500 ? LOG_WARN : LOG_INFO, "request")) {
-        log_str(&l, "request_id", r->request_id);
-        log_str(&l, "principal", r->principal);
-        log_str(&l, "method", http_method_name(r->method));
-        log_str(&l, "route", r->route_label);
+        log_str_key(&l, &k_request_id, r->request_id);
+        log_str_key(&l, &k_principal, r->principal);
+        log_str_key(&l, &k_method, http_method_name(r->method));
+        log_str_key(&l, &k_route, r->route_label);
         log_int(&l, "status", r->status);
         log_thousandths(&l, "duration_ms", (elapsed_ns + 500) / 1000); /* µs, rounded */
-        log_str(&l, "remote", r->remote);
+        log_str_key(&l, &k_remote, r->remote);
         log_int(&l, "bytes", (int64_t)r->bytes_out);
         if (r->error_code[0])
             log_str(&l, "code", r->error_code);
