@@ -34,6 +34,7 @@ struct guard {
     struct bufferevent *under, *filter;
     struct event *timer;
     struct event *kick;       /* writes queued response bytes after the current callback */
+    int kick_pending;         /* kick is active and has not run yet */
     struct event *wev;        /* socket writable, while a reply is partly written */
     enum gstate st;
     int64_t body_left;
@@ -364,7 +365,9 @@ static void flush_direct(struct guard *g)
 static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
-    flush_direct(arg);
+    struct guard *g = arg;
+    g->kick_pending = 0;
+    flush_direct(g);
 }
 
 /* The filter's own output path moves nothing; flush_direct() does the writing. */
@@ -392,8 +395,19 @@ static void on_output_added(struct evbuffer *buf, const struct evbuffer_cb_info 
 {
     (void)buf;
     struct guard *g = arg;
-    if (info->n_added > 0)
-        event_active(g->kick, 0, 0);
+    /* evhttp adds a reply in ~10 pieces (a line per header): one kick, and
+     * the bytes are plainly there (callbacks run inside the add) */
+    if (info->n_added > 0) {
+        if (!g->kick_pending) {
+            g->kick_pending = 1;
+            event_active(g->kick, 0, 0);
+        }
+        if (!g->unflushed) {
+            g->unflushed = 1;
+            atomic_fetch_add(g->lim.unflushed, 1);
+        }
+        return;
+    }
     note_unflushed(g);
 }
 
