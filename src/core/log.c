@@ -255,10 +255,39 @@ void log_str_key(struct logline *l, struct log_key *key, const char *val)
         log_str(l, key->name, val);
         return;
     }
-    put_key(l, key->name);
-    size_t len = strlen(val);
+    const size_t room = LOG_LINE_MAX - TAIL_RESERVE;
+    size_t klen = strlen(key->name), len = strlen(val);
+    if (l->n + klen + 4 < room) { /* the key is plain (key_kind): as put_key writes it */
+        char *p = l->buf + l->n;
+        p[0] = ',';
+        p[1] = '"';
+        memcpy(p + 2, key->name, klen);
+        p[klen + 2] = '"';
+        p[klen + 3] = ':';
+        l->n += klen + 4;
+    } else {
+        put_key(l, key->name);
+    }
     if (kind == LOG_KEY_SECRET || (kind == LOG_KEY_PLAIN && redact_value_is_secret(val, len))) {
         put(l, "\"" REDACTED "\"", sizeof REDACTED + 1);
+        return;
+    }
+    /* a value of plain bytes (and, unless an id, no digit or '@': nothing
+     * redact_pii matches) that fits is written as it is, in one copy */
+    size_t k = 0;
+    if (kind == LOG_KEY_ID)
+        while (k < len && json_plain((unsigned char)val[k]))
+            k++;
+    else
+        while (k < len && json_plain((unsigned char)val[k]) &&
+               !(val[k] >= '0' && val[k] <= '9') && val[k] != '@')
+            k++;
+    if (k == len && l->n + len + 2 < room) {
+        char *p = l->buf + l->n;
+        p[0] = '"';
+        memcpy(p + 1, val, len);
+        p[len + 1] = '"';
+        l->n += len + 2;
         return;
     }
     put(l, "\"", 1);

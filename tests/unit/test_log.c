@@ -301,18 +301,30 @@ static void test_str_key_as_str(void **state)
         "Bearer sk-live-1", "jane@example.com", "turn_0123456789abcdef01", "1 Main St",
         "Hauptstrasse 5", "", "quote\" \xff", "call 555 123 4567", "key_ab12", NULL,
     };
-    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
-        for (size_t v = 0; v < sizeof vals / sizeof *vals; v++)
-            for (int pass = 0; pass < 2; pass++) { /* the verdict worked out, then kept */
-                struct logline a, b;
-                assert_int_equal(log_begin(&a, LOG_INFO, "x"), 1);
-                size_t from = a.n;
-                b = a;
-                log_str(&a, keys[k].name, vals[v]);
-                log_str_key(&b, &keys[k], vals[v]);
-                assert_int_equal(a.n, b.n);
-                assert_memory_equal(a.buf + from, b.buf + from, a.n - from);
-            }
+    static char fill[LOG_LINE_MAX];
+    memset(fill, 'f', sizeof fill - 1);
+    /* fills: none, then lines ending just short of the room a line has
+     * (LOG_LINE_MAX less its tail), so the field is cut at every place */
+    for (int f = -1; f < 48; f++)
+        for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+            for (size_t v = 0; v < sizeof vals / sizeof *vals; v++)
+                for (int pass = 0; pass < 2; pass++) { /* the verdict worked out, then kept */
+                    struct logline a, b;
+                    assert_int_equal(log_begin(&a, LOG_INFO, "x"), 1);
+                    if (f >= 0) {
+                        size_t want = LOG_LINE_MAX - 24 - 8 - (size_t)f - a.n; /* ,"f":"…" */
+                        fill[want] = '\0';
+                        log_str(&a, "f", fill);
+                        fill[want] = 'f';
+                    }
+                    size_t from = a.n;
+                    b = a;
+                    log_str(&a, keys[k].name, vals[v]);
+                    log_str_key(&b, &keys[k], vals[v]);
+                    assert_int_equal(a.n, b.n);
+                    assert_int_equal(a.truncated, b.truncated);
+                    assert_memory_equal(a.buf + from, b.buf + from, a.n - from);
+                }
 }
 
 int main(void)
