@@ -37,11 +37,35 @@ static void put(struct logline *l, const char *s, size_t n)
     l->n += n;
 }
 
+/* printable ASCII other than the two JSON escapes itself */
+static inline int json_plain(unsigned char c)
+{
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
 void json_escape_into(char *buf, size_t *n, size_t len, const char *s, size_t slen)
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = *n;
     for (size_t i = 0; i < slen; i++) {
+        /* a run of bytes written as they are, copied at once: most text is
+         * one such run (an access line's fields always are) */
+        size_t run = i;
+        while (run < slen && json_plain((unsigned char)s[run]))
+            run++;
+        if (run > i) {
+            if (o + (run - i) >= len) { /* what fits, as one byte at a time would */
+                size_t fit = len > o + 1 ? len - 1 - o : 0;
+                memcpy(buf + o, s + i, fit);
+                o += fit;
+                break;
+            }
+            memcpy(buf + o, s + i, run - i);
+            o += run - i;
+            i = run;
+            if (i == slen)
+                break;
+        }
         unsigned char c = (unsigned char)s[i];
         char tmp[6];
         size_t k = 0;
@@ -97,6 +121,20 @@ static void put_escaped(struct logline *l, const char *s, size_t n)
 
 static void put_key(struct logline *l, const char *key)
 {
+    /* a plain key (every key agentd writes) that fits: ,"key": in one copy */
+    size_t kl = 0;
+    while (key[kl] && json_plain((unsigned char)key[kl]))
+        kl++;
+    if (!key[kl] && l->n + kl + 4 < LOG_LINE_MAX - TAIL_RESERVE) {
+        char *p = l->buf + l->n;
+        p[0] = ',';
+        p[1] = '"';
+        memcpy(p + 2, key, kl);
+        p[kl + 2] = '"';
+        p[kl + 3] = ':';
+        l->n += kl + 4;
+        return;
+    }
     put(l, ",\"", 2);
     put_escaped(l, key, strlen(key));
     put(l, "\":", 2);
@@ -106,6 +144,15 @@ static void put_key(struct logline *l, const char *key)
  * street addresses never reach a log line, whichever field carries them. */
 static void put_masked(struct logline *l, const char *val, size_t len)
 {
+    /* every redact_pii match holds a digit or an '@' (an email, a number,
+     * a house number, "strasse 5"): without either the text stays as it is */
+    size_t k = 0;
+    while (k < len && !(val[k] >= '0' && val[k] <= '9') && val[k] != '@')
+        k++;
+    if (k == len) {
+        put_escaped(l, val, len);
+        return;
+    }
     char small[1024];
     char *out = len <= sizeof small ? small : malloc(len);
     size_t n = 0;
@@ -172,6 +219,83 @@ void log_strn(struct logline *l, const char *key, const char *val, size_t len)
 void log_str(struct logline *l, const char *key, const char *val)
 {
     log_strn(l, key, val, val ? strlen(val) : 0);
+}
+
+enum {
+    LOG_KEY_OTHER = 1, /* escaped, or an id key whose verdict reads the value: log_strn */
+    LOG_KEY_PLAIN,     /* neither secret nor an id key: values checked and masked */
+    LOG_KEY_SECRET,    /* every value is "***" */
+    LOG_KEY_ID,        /* request_id, trace_id: values written escaped, never masked */
+};
+
+static int key_kind(const char *name)
+{
+    for (const char *p = name; *p; p++)
+        if (!json_plain((unsigned char)*p))
+            return LOG_KEY_OTHER;
+    if (redact_key_is_secret(name))
+        return LOG_KEY_SECRET;
+    /* a key that is an id whatever the value (an empty one decides it) */
+    if (redact_key_is_id(name, "", 0))
+        return LOG_KEY_ID;
+    size_t n = strlen(name);
+    if ((n == 2 && strcmp(name, "id") == 0) || (n > 3 && strcmp(name + n - 3, "_id") == 0))
+        return LOG_KEY_OTHER;
+    return LOG_KEY_PLAIN;
+}
+
+void log_str_key(struct logline *l, struct log_key *key, const char *val)
+{
+    int kind = atomic_load_explicit(&key->kind, memory_order_relaxed);
+    if (!kind) { /* threads racing here store the same verdict */
+        kind = key_kind(key->name);
+        atomic_store_explicit(&key->kind, kind, memory_order_relaxed);
+    }
+    if (kind == LOG_KEY_OTHER || !val) {
+        log_str(l, key->name, val);
+        return;
+    }
+    const size_t room = LOG_LINE_MAX - TAIL_RESERVE;
+    size_t klen = strlen(key->name), len = strlen(val);
+    if (l->n + klen + 4 < room) { /* the key is plain (key_kind): as put_key writes it */
+        char *p = l->buf + l->n;
+        p[0] = ',';
+        p[1] = '"';
+        memcpy(p + 2, key->name, klen);
+        p[klen + 2] = '"';
+        p[klen + 3] = ':';
+        l->n += klen + 4;
+    } else {
+        put_key(l, key->name);
+    }
+    if (kind == LOG_KEY_SECRET || (kind == LOG_KEY_PLAIN && redact_value_is_secret(val, len))) {
+        put(l, "\"" REDACTED "\"", sizeof REDACTED + 1);
+        return;
+    }
+    /* a value of plain bytes (and, unless an id, no digit or '@': nothing
+     * redact_pii matches) that fits is written as it is, in one copy */
+    size_t k = 0;
+    if (kind == LOG_KEY_ID)
+        while (k < len && json_plain((unsigned char)val[k]))
+            k++;
+    else
+        while (k < len && json_plain((unsigned char)val[k]) &&
+               !(val[k] >= '0' && val[k] <= '9') && val[k] != '@')
+            k++;
+    if (k == len && l->n + len + 2 < room) {
+        char *p = l->buf + l->n;
+        p[0] = '"';
+        memcpy(p + 1, val, len);
+        p[len + 1] = '"';
+        l->n += len + 2;
+        return;
+    }
+    put(l, "\"", 1);
+    if (kind == LOG_KEY_ID)
+        put_escaped(l, val, len);
+    else
+        put_masked(l, val, len);
+    put(l, "\"", 1);
 }
 
 /* val in decimal at the end of num[24]: its first digit (or '-'). Every

@@ -37,6 +37,16 @@ void log_set_fd(int fd);
 int log_begin(struct logline *l, enum log_level lvl, const char *msg);
 void log_str(struct logline *l, const char *key, const char *val);
 void log_strn(struct logline *l, const char *key, const char *val, size_t len);
+/* A key written on every line of a kind (the access line's own keys): its
+ * redaction verdicts, which depend on the key alone, are worked out on first
+ * use and kept, so log_str_key writes what log_str writes without redoing
+ * them per line. Static storage: `static struct log_key k = LOG_KEY("route");` */
+struct log_key {
+    const char *name;
+    _Atomic int kind; /* 0 = not yet known (log.c: LOG_KEY_*) */
+};
+#define LOG_KEY(k) { .name = (k) }
+void log_str_key(struct logline *l, struct log_key *key, const char *val);
 void log_int(struct logline *l, const char *key, int64_t val);
 void log_double(struct logline *l, const char *key, double val);
 /* val / 1000 with three decimals, as log_double's "%.3f" writes it, from

@@ -34,11 +34,17 @@ struct guard {
     struct bufferevent *under, *filter;
     struct event *timer;
     struct event *kick;       /* writes queued response bytes after the current callback */
+    int kick_pending;         /* kick is active and has not run yet */
     struct event *wev;        /* socket writable, while a reply is partly written */
     enum gstate st;
     int64_t body_left;
     struct chunk_scan cs;     /* G_CHUNKED */
     int fresh;                /* no byte received yet on this connection */
+    /* The read deadline of the head being read is armed only when the head
+     * is not whole in its first callback (most arrive in one segment: no
+     * timer added and deleted per request); the connect-time deadline may
+     * still be pending during the first head. */
+    int head_armed, connect_timer;
     int64_t reject_at_ms;     /* when the rejection was written */
     int counted;
     int tls;                  /* under is a TLS bufferevent: bytes go through it */
@@ -169,6 +175,16 @@ static int method_supported(const char *m, size_t n)
     return 0;
 }
 
+/* The read deadline of the request being read, once per request, from
+ * the callback its first byte came in. */
+static void head_deadline(struct guard *g)
+{
+    if (!g->head_armed) {
+        arm(g, g->lim.read_timeout_ms);
+        g->head_armed = 1;
+    }
+}
+
 static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evbuffer *dst,
                                                 ev_ssize_t limit, enum bufferevent_flush_mode mode,
                                                 void *ctx)
@@ -226,8 +242,9 @@ static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evb
                 return moved ? BEV_OK : BEV_NEED_MORE;
             }
             g->st = G_HEAD;
+            g->connect_timer = g->fresh;
             g->fresh = 0;
-            arm(g, g->lim.read_timeout_ms);
+            g->head_armed = 0;
             /* fall through */
         case G_HEAD: {
             size_t want = have;
@@ -241,6 +258,8 @@ static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evb
                 if (want > (size_t)g->lim.max_header_bytes)
                     reject(g, 431, "Request Header Fields Too Large", "headers_too_large",
                            "the request head is larger than AGENTD_MAX_HEADER_BYTES");
+                else
+                    head_deadline(g); /* from the head's first byte, as before */
                 return moved ? BEV_OK : BEV_NEED_MORE;
             }
             if (r == HEAD_MALFORMED && hi.not_implemented) {
@@ -278,14 +297,18 @@ static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evb
             evbuffer_remove_buffer(src, dst, hi.head_len);
             moved = 1;
             if (hi.chunked) {
+                head_deadline(g);
                 g->st = G_CHUNKED; /* the read deadline keeps running */
                 chunk_scan_init(&g->cs);
             } else if (hi.content_length > 0) {
+                head_deadline(g);
                 g->st = G_BODY;
                 g->body_left = hi.content_length;
             } else {
                 g->st = G_IDLE;
-                evtimer_del(g->timer);
+                if (g->head_armed || g->connect_timer)
+                    evtimer_del(g->timer);
+                g->head_armed = g->connect_timer = 0;
             }
             break;
         }
@@ -364,7 +387,9 @@ static void flush_direct(struct guard *g)
 static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
-    flush_direct(arg);
+    struct guard *g = arg;
+    g->kick_pending = 0;
+    flush_direct(g);
 }
 
 /* The filter's own output path moves nothing; flush_direct() does the writing. */
@@ -392,8 +417,19 @@ static void on_output_added(struct evbuffer *buf, const struct evbuffer_cb_info 
 {
     (void)buf;
     struct guard *g = arg;
-    if (info->n_added > 0)
-        event_active(g->kick, 0, 0);
+    /* evhttp adds a reply in ~10 pieces (a line per header): one kick, and
+     * the bytes are plainly there (callbacks run inside the add) */
+    if (info->n_added > 0) {
+        if (!g->kick_pending) {
+            g->kick_pending = 1;
+            event_active(g->kick, 0, 0);
+        }
+        if (!g->unflushed) {
+            g->unflushed = 1;
+            atomic_fetch_add(g->lim.unflushed, 1);
+        }
+        return;
+    }
     note_unflushed(g);
 }
 

@@ -24,17 +24,16 @@ struct http_loop;
 /* One request. Owned by the server; valid from the handler call until the
  * reply is finished (http_reply_* or http_stream_end). */
 struct http_req {
+    /* Every field up to `match` starts zeroed; the arrays from `match` on
+     * are written before they are read (server.c: the request is not
+     * zeroed whole, ~3 KB, and comes from its loop's list of spares). */
     struct evhttp_request *ev;
     struct http_loop *hl;
     struct loop *loop;
     struct http_server *srv;
-    struct route_match match;
     enum http_method method;
     const char *route_label;        /* the route template, or "unmatched" */
-    char request_id[REQID_MAX + 1];
-    char principal[128];            /* "anonymous" until auth sets it */
     int gate_next;                  /* the next gate step http_req_proceed runs */
-    char remote[64];
     const char *uri;                /* the request target as sent (path + query) */
     const char *path;               /* its path part */
     const char *query;              /* raw query string or NULL */
@@ -42,8 +41,6 @@ struct http_req {
     size_t body_len;
     int64_t start_ns;
     int status;
-    char error_code[48];            /* an error reply's error.code, for the access line */
-    char notes[256];                /* http_req_note: key NUL value NUL ... */
     size_t notes_len;
     size_t bytes_out;
     int streaming;
@@ -63,8 +60,14 @@ struct http_req {
      * dropped and on_abort frees that state. */
     void (*on_abort)(struct http_req *r, void *ud);
     void *abort_ud;
-    struct http_req *prev, *next; /* the loop's live requests */
+    struct http_req *prev, *next; /* the loop's live requests; next: its spares */
     struct trace_span *span;      /* the request's server span; NULL when tracing is off */
+    struct route_match match;       /* its head zeroed at the start; path written by the router */
+    char request_id[REQID_MAX + 1];
+    char principal[128];            /* "anonymous" until auth sets it */
+    char remote[64];
+    char error_code[48];            /* an error reply's error.code, for the access line */
+    char notes[256];                /* http_req_note: key NUL value NUL ... (notes_len bytes) */
 };
 
 /* ---- replies (loop thread of r only) ---- */

@@ -86,3 +86,38 @@ def test_sigterm_drain_keeps_every_line(agentd):
     logged = access_ids(srv)
     missing = [rid for rid in quick + answered if rid not in logged]
     assert not missing, f"{len(missing)} answered requests have no access line: {missing[:5]}"
+
+
+def test_a_reused_request_carries_nothing_of_the_last(agentd):
+    """Requests come from their loop's spares (http/server.c), not zeroed
+    whole: one loop, one connection, each line only its own fields."""
+    srv = agentd(env={"AGENTD_THREADS": "1"})
+    with http_session() as s:
+        seq = []
+        for i in range(40):  # past the loop's spare count, errors and successes mixed
+            rid = f"reuse-{i}-{uuid.uuid4().hex[:8]}"
+            if i % 4 == 0:
+                r = s.get(f"{srv.url}/no/such/path", headers={"X-Request-Id": rid}, timeout=10)
+                seq.append((rid, 404, "not_found", "unmatched"))
+            elif i % 4 == 1:
+                r = s.post(f"{srv.url}/healthz", headers={"X-Request-Id": rid}, timeout=10)
+                seq.append((rid, 405, "method_not_allowed", "unmatched"))
+            elif i % 4 == 2:
+                r = s.get(f"{srv.url}/healthz", timeout=10)  # a generated id
+                rid = r.headers["X-Request-Id"]
+                seq.append((rid, 200, None, "/healthz"))
+            else:
+                r = s.get(f"{srv.url}/healthz", headers={"X-Request-Id": rid}, timeout=10)
+                seq.append((rid, 200, None, "/healthz"))
+            assert r.status_code == seq[-1][1]
+    ids = {x[0] for x in seq}
+    srv.wait_log(lambda l: ids <= access_ids(srv), timeout=3.0)
+    lines = {l["request_id"]: l for l in srv.log_lines() if l.get("msg") == "request"}
+    assert len(ids) == len(seq)  # generated ids are new each time
+    for rid, status, code, route in seq:
+        line = lines[rid]
+        assert line["status"] == status and line["route"] == route, line
+        assert line.get("code") == code, line
+        assert line["principal"] == "anonymous" and line["remote"].startswith("127.0.0.1:"), line
+        assert set(line) <= {"ts", "level", "msg", "trace_id", "request_id", "principal", "method",
+                             "route", "status", "duration_ms", "remote", "bytes", "code"}, line

@@ -114,6 +114,20 @@ def test_oversized_chunked_body_json_413(small):
     assert_error_response(r, 413, "payload_too_large")
 
 
+def test_slow_second_head_408(small):
+    """The read deadline is armed only for a head that is not whole at
+    once (http/guard.c): a keep-alive connection's later slow head still
+    gets its 408 (the idle timeout here is 120 s, so only that can answer)."""
+    with small.connect() as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(s, timeout=5).status == 200
+        time.sleep(0.6)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        r = read_response(s, timeout=10, until_close=True)
+    assert_error_response(r, 408, "request_timeout")
+    assert r.closed
+
+
 def test_chunked_body_then_pipelined_request(small):
     with small.connect() as s:
         s.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"

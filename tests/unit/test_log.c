@@ -202,6 +202,131 @@ static void test_redact_rules(void **state)
     assert_false(redact_value_is_secret("order 12345", 11));
 }
 
+/* The byte-at-a-time escaper json_escape_into replaced (runs of plain
+ * bytes are now copied at once): the same output for any text and room. */
+static void escape_bytewise(char *buf, size_t *n, size_t len, const char *s, size_t slen)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = *n;
+    for (size_t i = 0; i < slen; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char tmp[6];
+        size_t k = 0;
+        if (c == '"' || c == '\\') {
+            tmp[k++] = '\\';
+            tmp[k++] = (char)c;
+        } else if (c == '\n') {
+            tmp[k++] = '\\'; tmp[k++] = 'n';
+        } else if (c == '\r') {
+            tmp[k++] = '\\'; tmp[k++] = 'r';
+        } else if (c == '\t') {
+            tmp[k++] = '\\'; tmp[k++] = 't';
+        } else if (c < 0x20 || c == 0x7f || c >= 0x80) {
+            if (c >= 0x80) {
+                size_t need = c >= 0xf0 && c < 0xf5 ? 3 : c >= 0xe0 ? 2 : c >= 0xc2 && c < 0xe0 ? 1 : 0;
+                size_t j = 0;
+                if (need && i + need < slen)
+                    for (j = 1; j <= need; j++)
+                        if (((unsigned char)s[i + j] & 0xc0) != 0x80)
+                            break;
+                if (need && j == need + 1) {
+                    if (o + need + 1 >= len)
+                        break;
+                    memcpy(buf + o, s + i, need + 1);
+                    o += need + 1;
+                    i += need;
+                    continue;
+                }
+            }
+            tmp[k++] = '\\'; tmp[k++] = 'u'; tmp[k++] = '0'; tmp[k++] = '0';
+            tmp[k++] = hex[c >> 4]; tmp[k++] = hex[c & 15];
+        } else {
+            tmp[k++] = (char)c;
+        }
+        if (o + k >= len)
+            break;
+        memcpy(buf + o, tmp, k);
+        o += k;
+    }
+    *n = o;
+}
+
+static void test_escape_as_bytewise(void **state)
+{
+    (void)state;
+    static const char *const fixed[] = {
+        "", "plain", "/healthz", "quote\" back\\ nl\n tab\t", "\x01\x1f\x7f", "caf\xc3\xa9",
+        "\xe2\x82\xac euro", "\xf0\x9f\x98\x80!", "bad \xff \xc3", "\xe2\x82", "ab\"",
+    };
+    static const unsigned char alphabet[] = { 'a', 'Z', '0', ' ', '/', '"', '\\', '\n', 0x01,
+                                              0x7f, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f,
+                                              0xff, 0x80 };
+    uint32_t seed = 12345;
+    for (int t = 0; t < 600; t++) {
+        char in[40];
+        size_t slen;
+        if (t < (int)(sizeof fixed / sizeof *fixed)) {
+            slen = strlen(fixed[t]);
+            memcpy(in, fixed[t], slen);
+        } else {
+            seed = seed * 1103515245u + 12345u;
+            slen = (seed >> 16) % sizeof in;
+            for (size_t i = 0; i < slen; i++) {
+                seed = seed * 1103515245u + 12345u;
+                in[i] = (char)alphabet[(seed >> 16) % sizeof alphabet];
+            }
+        }
+        for (size_t room = 0; room <= slen * 6 + 3; room++) {
+            char a[256] = "pre", b[256] = "pre";
+            size_t na = 3, nb = 3;
+            json_escape_into(a, &na, room + 3, in, slen);
+            escape_bytewise(b, &nb, room + 3, in, slen);
+            assert_int_equal(na, nb);
+            assert_memory_equal(a, b, na);
+        }
+    }
+}
+
+/* log_str_key writes what log_str writes, for every kind of key */
+static void test_str_key_as_str(void **state)
+{
+    (void)state;
+    static struct log_key keys[] = {
+        LOG_KEY("request_id"), LOG_KEY("principal"), LOG_KEY("method"), LOG_KEY("route"),
+        LOG_KEY("remote"), LOG_KEY("api_key"), LOG_KEY("Authorization"), LOG_KEY("session_id"),
+        LOG_KEY("id"), LOG_KEY("trace_id"), LOG_KEY("we\"ird"), LOG_KEY("company"),
+    };
+    static const char *const vals[] = {
+        "anonymous", "GET", "/healthz", "127.0.0.1:54321", "[::1]:8080", "4111 1111 1111 1111",
+        "Bearer sk-live-1", "jane@example.com", "turn_0123456789abcdef01", "1 Main St",
+        "Hauptstrasse 5", "", "quote\" \xff", "call 555 123 4567", "key_ab12", NULL,
+    };
+    static char fill[LOG_LINE_MAX];
+    memset(fill, 'f', sizeof fill - 1);
+    /* fills: none, then lines ending just short of the room a line has
+     * (LOG_LINE_MAX less its tail), so the field is cut at every place */
+    for (int f = -1; f < 48; f++)
+        for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+            for (size_t v = 0; v < sizeof vals / sizeof *vals; v++)
+                for (int pass = 0; pass < 2; pass++) { /* the verdict worked out, then kept */
+                    struct logline a, b;
+                    assert_int_equal(log_begin(&a, LOG_INFO, "x"), 1);
+                    if (f >= 0) {
+                        size_t want = LOG_LINE_MAX - 24 - 8 - (size_t)f - a.n; /* ,"f":"…" */
+                        fill[want] = '\0';
+                        log_str(&a, "f", fill);
+                        fill[want] = 'f';
+                    }
+                    size_t from = a.n;
+                    b = a;
+                    log_str(&a, keys[k].name, vals[v]);
+                    log_str_key(&b, &keys[k], vals[v]);
+                    assert_int_equal(a.n, b.n);
+                    assert_int_equal(a.truncated, b.truncated);
+                    assert_memory_equal(a.buf + from, b.buf + from, a.n - from);
+                }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -212,6 +337,8 @@ int main(void)
         cmocka_unit_test(test_pii_masked),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_redact_rules),
+        cmocka_unit_test(test_escape_as_bytewise),
+        cmocka_unit_test(test_str_key_as_str),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
