@@ -99,9 +99,12 @@ __attribute__((noinline)) static void *depot_take(size_t k)
 }
 
 /* class k is full on this thread: its first BATCH blocks to the depot,
- * unless the depot has enough of them already */
+ * unless the depot has enough of them already (peeked first: a thread that
+ * keeps freeing a class nobody takes walks no chain and takes no lock) */
 __attribute__((noinline)) static void depot_give(size_t k)
 {
+    if (__atomic_load_n(&depot.n[k], __ATOMIC_RELAXED) >= DEPOT_CAP)
+        return;
     void *b = tc.head[k], *last = b;
     for (int i = 1; i < BATCH; i++)
         last = *(void **)last;
