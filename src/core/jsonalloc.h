@@ -17,5 +17,7 @@ void jsonalloc_free(void *p);
 
 /* Blocks cached by the calling thread (tests). */
 size_t jsonalloc_cached(void);
+/* Blocks in the shared depot, all threads' overflow (tests). */
+size_t jsonalloc_depot(void);
 
 #endif

@@ -1,5 +1,6 @@
 /* core/jsonalloc: jansson's per-thread cache of small blocks — reuse, the
- * cap, blocks that stay free()-able, and a thread's cache dropped at exit. */
+ * cap, blocks that stay free()-able, a thread's cache dropped at exit, and
+ * one thread's overflow serving another through the depot. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -99,12 +100,85 @@ static void test_jansson_through_it(void **state)
     json_set_alloc_funcs(malloc, free);
 }
 
+/* the blocks one thread drops, as a tree built on a worker and freed on
+ * the loop is */
+struct drop {
+    void **v;
+    int n;
+};
+
+static void *drop_all(void *arg)
+{
+    struct drop *d = arg;
+    for (int i = 0; i < d->n; i++)
+        jsonalloc_free(d->v[i]);
+    return NULL;
+}
+
+static void *take_one(void *arg)
+{
+    void **got = arg;
+    got[0] = jsonalloc_malloc(240);
+    got[1] = (void *)jsonalloc_cached();
+    jsonalloc_free(got[0]); /* this thread's cache, dropped at its exit */
+    return NULL;
+}
+
+/* What one thread frees beyond its cap serves another thread that misses: a
+ * whole batch of blocks moves (the taker's cache holds the rest of it). */
+static void test_overflow_serves_another_thread(void **state)
+{
+    (void)state;
+    enum { N = 128 + 4 * 64 };
+    static void *v[N];
+    for (int i = 0; i < N; i++)
+        assert_non_null(v[i] = jsonalloc_malloc(240)); /* a class no other test uses */
+    size_t before = jsonalloc_depot();
+    struct drop d = { v, N };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, drop_all, &d), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_true(jsonalloc_depot() >= before + 64);
+
+    void *got[2] = { 0 };
+    assert_int_equal(pthread_create(&t, NULL, take_one, got), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    int mine = 0;
+    for (int i = 0; i < N; i++)
+        mine |= v[i] == got[0];
+    assert_true(mine);                       /* one of the dropped blocks */
+    assert_int_equal((size_t)got[1], 64 - 1); /* and the rest of its batch */
+}
+
+/* The depot is bounded: a thread dropping far more than it can use gives
+ * the rest back to malloc. */
+static void test_depot_bounded(void **state)
+{
+    (void)state;
+    enum { N = 100 * 64 };
+    void **v = calloc(N, sizeof *v);
+    assert_non_null(v);
+    for (int i = 0; i < N; i++)
+        assert_non_null(v[i] = malloc(240)); /* the same class as above */
+    size_t before = jsonalloc_depot();
+    struct drop d = { v, N };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, drop_all, &d), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    size_t after = jsonalloc_depot();
+    assert_true(after > before);
+    assert_true(after - before <= 16 * 64); /* DEPOT_CAP batches of the class */
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reuse_same_class), cmocka_unit_test(test_large_not_cached),
         cmocka_unit_test(test_cap_per_class), cmocka_unit_test(test_per_thread),
         cmocka_unit_test(test_jansson_through_it),
+        cmocka_unit_test(test_overflow_serves_another_thread),
+        cmocka_unit_test(test_depot_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
