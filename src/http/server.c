@@ -1063,6 +1063,7 @@ struct http_server *http_server_new(const struct config *cfg, struct router *rou
         .max_header_bytes = cfg->max_header_bytes,
         .max_body_bytes = cfg->max_body_bytes,
         .read_timeout_ms = cfg->read_timeout_ms,
+        .idle_timeout_ms = cfg->idle_timeout_ms,
         .max_connections = cfg->max_connections,
         .connections = &s->connections,
         .unflushed = &s->unflushed,
