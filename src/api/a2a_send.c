@@ -814,7 +814,8 @@ static void profile_abort(struct http_req *r, void *ud)
  * carries every capability agentd has: the runner does not negotiate. */
 void a2a_send_message(struct a2a_call *c)
 {
-    const char *hdr = http_req_header(c->r, "UCP-Agent");
+    char joined[UCP_AGENT_HEADER_MAX + 2]; /* a cut join is still too long */
+    const char *hdr = http_req_header_joined(c->r, "UCP-Agent", joined, sizeof joined);
     if (!hdr) {
         m_send(c);
         return;

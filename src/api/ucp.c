@@ -236,7 +236,8 @@ static void done(int rc, void *arg)
  * -1 with the 400 answered. */
 static int agent_check(struct http_req *r, struct ucp_agent *agent)
 {
-    const char *hdr = http_req_header(r, "UCP-Agent");
+    char joined[UCP_AGENT_HEADER_MAX + 2]; /* a cut join is still too long */
+    const char *hdr = http_req_header_joined(r, "UCP-Agent", joined, sizeof joined);
     struct agentd_error why = { 0 };
     if (!hdr) {
         ucp_error(r, 400, "missing", "the UCP-Agent header is required, e.g. UCP-Agent: profile=\"https://platform.example/profile\"");

@@ -45,6 +45,11 @@ struct guard {
      * timer added and deleted per request); the connect-time deadline may
      * still be pending during the first head. */
     int head_armed, connect_timer;
+    /* evhttp's idle timer (the filter's read timeout) is off while a
+     * request is partly read: it runs from the last byte passed up, so it
+     * would close the connection mid-request, silently, before the read
+     * deadline answers 408. Set back when the request is whole. */
+    int lib_timer_off;
     int64_t reject_at_ms;     /* when the rejection was written */
     int counted;
     int tls;                  /* under is a TLS bufferevent: bytes go through it */
@@ -185,12 +190,9 @@ static void head_deadline(struct guard *g)
     }
 }
 
-static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evbuffer *dst,
-                                                ev_ssize_t limit, enum bufferevent_flush_mode mode,
-                                                void *ctx)
+static enum bufferevent_filter_result filter_scan(struct guard *g, struct evbuffer *src,
+                                                  struct evbuffer *dst)
 {
-    (void)limit; (void)mode;
-    struct guard *g = ctx;
     int moved = 0;
     while (evbuffer_get_length(src) > 0) {
         size_t have = evbuffer_get_length(src);
@@ -315,6 +317,24 @@ static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evb
         }
     }
     return moved ? BEV_OK : BEV_NEED_MORE;
+}
+
+/* Only a request not whole in one callback pays for the two timer changes. */
+static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evbuffer *dst,
+                                                ev_ssize_t limit, enum bufferevent_flush_mode mode,
+                                                void *ctx)
+{
+    (void)limit; (void)mode;
+    struct guard *g = ctx;
+    enum bufferevent_filter_result res = filter_scan(g, src, dst);
+    int reading = g->st == G_HEAD || g->st == G_BODY || g->st == G_CHUNKED;
+    if (reading != g->lib_timer_off && (reading || g->st == G_IDLE)) {
+        int64_t ms = g->lim.idle_timeout_ms;
+        struct timeval idle = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+        bufferevent_set_timeouts(g->filter, reading ? NULL : &idle, &idle);
+        g->lib_timer_off = reading;
+    }
+    return res;
 }
 
 /* Response bytes go from the filter's output buffer straight to the socket

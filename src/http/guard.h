@@ -17,6 +17,7 @@ struct guard_limits {
     int64_t max_header_bytes;
     int64_t max_body_bytes;
     int64_t read_timeout_ms;
+    int64_t idle_timeout_ms;  /* the library's keep-alive timer, paused while a request is read */
     int max_connections;
     atomic_int *connections; /* shared live-connection counter */
     atomic_int *unflushed;   /* connections with response bytes not yet sent */

@@ -35,9 +35,9 @@
 #include <event2/event.h>
 #include <event2/util.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <sys/queue.h>
-#include <event2/keyvalq_struct.h>
 
 #define STREAM_OUTPUT_CAP (1 << 20) /* unread bytes before a slow reader is cut */
 
@@ -256,6 +256,30 @@ static void finish(struct http_req *r)
 const char *http_req_header(struct http_req *r, const char *name)
 {
     return r->ev ? evhttp_find_header(evhttp_request_get_input_headers(r->ev), name) : NULL;
+}
+
+const char *http_req_header_joined(struct http_req *r, const char *name, char *buf, size_t cap)
+{
+    if (!r->ev || cap == 0)
+        return NULL;
+    const char *first = NULL;
+    size_t n = 0;
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, evhttp_request_get_input_headers(r->ev), next) {
+        if (strcasecmp(kv->key, name) != 0)
+            continue;
+        if (!first) {
+            first = kv->value;
+            continue;
+        }
+        if (n == 0)
+            n = (size_t)snprintf(buf, cap, "%s", first);
+        if (n < cap - 1)
+            n += (size_t)snprintf(buf + n, cap - n, ", %s", kv->value);
+        if (n > cap - 1)
+            n = cap - 1;
+    }
+    return n ? buf : first;
 }
 
 void http_req_note(struct http_req *r, const char *key, const char *value)
@@ -1039,6 +1063,7 @@ struct http_server *http_server_new(const struct config *cfg, struct router *rou
         .max_header_bytes = cfg->max_header_bytes,
         .max_body_bytes = cfg->max_body_bytes,
         .read_timeout_ms = cfg->read_timeout_ms,
+        .idle_timeout_ms = cfg->idle_timeout_ms,
         .max_connections = cfg->max_connections,
         .connections = &s->connections,
         .unflushed = &s->unflushed,

@@ -73,6 +73,13 @@ struct http_req {
 /* ---- replies (loop thread of r only) ---- */
 
 const char *http_req_header(struct http_req *r, const char *name);
+/* Every field line named name, read as one value (RFC 9110 5.3: lines of
+ * one name are a comma-joined list, so a dictionary split over lines, or
+ * garbage on a second line, is seen): the line itself when there is one,
+ * else the lines joined with ", " into buf, cut at cap - 1 bytes (a caller
+ * with a length limit below that sees the cut value as too long). NULL
+ * when there is no such line. */
+const char *http_req_header_joined(struct http_req *r, const char *name, char *buf, size_t cap);
 /* Adds a field to this request's access line (e.g. "session_id"): copied
  * into the request (at most 256 bytes of notes; a value is cut at 128;
  * a note that does not fit is dropped — the access line must not cost an

@@ -341,6 +341,25 @@ def test_errors(srv):
     assert doc["error"]["code"] == -32602 and "UCP-Agent" in doc["error"]["message"]
 
 
+def test_second_ucp_agent_line_is_part_of_the_header(srv):
+    """Field lines of one name are one comma-joined value (RFC 9110 5.3): a
+    garbage second UCP-Agent line is an invalid header, not ignored."""
+    def send_raw(*agent_lines):
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "message/send",
+                           "params": {"message": message("hi")}}).encode()
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers().items())
+        head += "".join(f"UCP-Agent: {v}\r\n" for v in agent_lines)
+        r = srv.raw(b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + head.encode() +
+                    f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        assert r.status == 200, r.body
+        return json.loads(r.body)
+    ok = 'profile="http://localhost:3000/profile/agent_profile.json"'
+    doc = send_raw(ok, "not a header")
+    assert doc["error"]["code"] == -32602 and "UCP-Agent" in doc["error"]["message"], doc
+    doc = send_raw(ok, ok)
+    assert doc["error"]["code"] == -32602 and "duplicate" in doc["error"]["message"], doc
+
+
 def test_body_read_fast_or_by_jansson_answers_the_same(srv):
     # the common body is read by core/jsonparse, the rest by jansson: both
     # give the same answer, and a nesting bomb is still refused unparsed

@@ -128,6 +128,47 @@ def test_slow_second_head_408(small):
     assert r.closed
 
 
+@pytest.fixture(scope="module")
+def short_idle(module_agentd):
+    # the idle timeout under the read timeout: evhttp's idle timer used to
+    # close a keep-alive connection mid-request, without an answer
+    return module_agentd(env={"AGENTD_READ_TIMEOUT": "3s", "AGENTD_IDLE_TIMEOUT": "1s"})
+
+
+def test_slow_later_head_408_under_short_idle_timeout(short_idle):
+    with short_idle.connect() as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(s, timeout=5).status == 200
+        time.sleep(0.3)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        r = read_response(s, timeout=15 * SLOW, until_close=True)
+    assert_error_response(r, 408, "request_timeout")
+    assert r.closed
+
+
+def test_slow_later_body_408_under_short_idle_timeout(short_idle):
+    # a pause longer than the idle timeout inside a body: still the read deadline
+    with short_idle.connect() as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(s, timeout=5).status == 200
+        s.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{}  ")
+        time.sleep(1.5)
+        s.sendall(b"  ")
+        r = read_response(s, timeout=15 * SLOW, until_close=True)
+    assert_error_response(r, 408, "request_timeout")
+
+
+def test_keep_alive_idle_close_is_silent_and_follows_a_slow_head(short_idle):
+    with short_idle.connect() as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(1.5)  # longer than the idle timeout, inside the read deadline
+        s.sendall(b"\r\n")
+        assert read_response(s, timeout=5).status == 200
+        # idle again: the idle timeout closes it, with no answer
+        s.settimeout(15 * SLOW)
+        assert s.recv(65536) == b""
+
+
 def test_chunked_body_then_pipelined_request(small):
     with small.connect() as s:
         s.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"

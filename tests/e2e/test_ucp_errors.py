@@ -2,6 +2,8 @@
 ({status, messages[{type:error, code, content, severity, path?}]}) for
 the UCP routes, the server's generic shape for routing errors."""
 
+import json
+
 import pytest
 
 from agentd_harness import assert_error_response
@@ -58,6 +60,7 @@ HOSTILE = [
     ('profile="https://a.example/p", version="yesterday"', "YYYY-MM-DD"),
     ('profile="https://a.example/' + "x" * 3000 + '"', None),
     ('profile="https://a.example/p" junk', "expected ','"),
+    ("not a header", "expected ','"),
 ]
 
 
@@ -69,6 +72,34 @@ def test_hostile_ucp_agent(server, value, why):
     assert err["code"] in ("invalid", "missing"), err
     if why:
         assert why in err["content"], err
+
+
+def raw_create(server, *agent_lines):
+    """POST /checkout-sessions with each of agent_lines as its own UCP-Agent
+    field line (requests cannot send a field twice)."""
+    body = json.dumps({"line_items": lines(("BISC-001", 1))}).encode()
+    head = "".join(f"UCP-Agent: {v}\r\n" for v in agent_lines)
+    return server.raw(b"POST /checkout-sessions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                      b"Content-Type: application/json\r\n" + head.encode() +
+                      f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+
+def test_second_ucp_agent_line_is_part_of_the_header(server):
+    """RFC 9110 5.3: field lines of one name are one comma-joined value, so a
+    garbage second UCP-Agent line makes the dictionary invalid; it was
+    ignored (only the first line was read)."""
+    def code(r):
+        assert r.status == 400, (r.status, r.body)
+        msg = json.loads(r.body)["messages"][0]
+        assert "UCP-Agent" in msg["content"] or msg["code"] != "invalid", msg
+        return msg["code"]
+    assert code(raw_create(server, f'profile="{PROFILE}"', "not a header")) == "invalid"
+    assert code(raw_create(server, f'profile="{PROFILE}"', f'profile="{PROFILE}"')) == "invalid"
+    assert code(raw_create(server, f'profile="{PROFILE}"',
+                           'version="2099-01-01"')) == "version_unsupported"
+    # a dictionary split over two lines is still one dictionary
+    r = raw_create(server, f'profile="{PROFILE}"', 'version="2026-01-11"')
+    assert r.status == 201, r.body
 
 
 def test_newer_version_is_unsupported(server):

@@ -109,6 +109,10 @@ static void test_agent_hostile(void **state)
         {"profile=\"https://a.example/p\", k=@", "invalid value"},
         {"profile", "quoted string"},
         {",profile=\"https://a.example/p\"", "lowercase key"},
+        /* not a dictionary; and the same as a second field line, which
+         * the fronts join to the first with ", " (RFC 9110 5.3) */
+        {"not a header", "expected ','"},
+        {"profile=\"https://a.example/p\", not a header", "expected ','"},
     };
     for (size_t i = 0; i < N(t); i++) {
         struct ucp_agent a;
