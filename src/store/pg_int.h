@@ -222,6 +222,19 @@ void sq_conn_put(struct conn *c);
 int sq_writer_begin(struct sq *q);
 /* Commits if rc is 0, else rolls back; releases the writer. */
 int sq_writer_end(struct sq *q, int rc);
+/* SQLite's batch holds the one writer, so its next write may take a turn
+ * as still running (sqlite_int.h); PostgreSQL's writers run side by side:
+ * nothing is taken as known, every record checks its turn. */
+static inline void sq_batch_note_running(struct sq *q, const char *turn_id,
+                                         const char *session_id)
+{
+    (void)q, (void)turn_id, (void)session_id;
+}
+static inline int sq_batch_running(struct sq *q, const char *turn_id, const char **session_id)
+{
+    (void)q, (void)turn_id, (void)session_id;
+    return 0;
+}
 /* Several reads that must see one snapshot; read_end also puts c back. */
 int sq_read_begin(struct conn *c);
 int sq_read_end(struct conn *c, int rc);

@@ -491,10 +491,36 @@ static int write_close(struct sq *q, int bare, int rc)
 static _Thread_local int tl_held;  /* and it holds the writer (from its first write) */
 static _Thread_local int tl_wrote; /* a write of it was kept */
 static _Thread_local int tl_bare;  /* the write under way opened the transaction */
+static _Thread_local unsigned tl_gen; /* the batch's writes begun so far */
+/* sq_batch_note_running's turn and session, and the write that noted them */
+static _Thread_local char tl_run_turn[96], tl_run_session[96];
+static _Thread_local unsigned tl_run_gen;
+
+void sq_batch_note_running(struct sq *q, const char *turn_id, const char *session_id)
+{
+    tl_run_turn[0] = '\0';
+    if (tl_batch != q || !tl_held || tl_lost || !turn_id ||
+        strlen(turn_id) >= sizeof tl_run_turn ||
+        (session_id && strlen(session_id) >= sizeof tl_run_session))
+        return;
+    strcpy(tl_run_turn, turn_id);
+    strcpy(tl_run_session, session_id ? session_id : "");
+    tl_run_gen = tl_gen;
+}
+
+int sq_batch_running(struct sq *q, const char *turn_id, const char **session_id)
+{
+    if (tl_batch != q || !tl_held || tl_lost || !tl_run_turn[0] || tl_gen != tl_run_gen + 1 ||
+        strcmp(tl_run_turn, turn_id) != 0)
+        return 0;
+    *session_id = tl_run_session[0] ? tl_run_session : NULL;
+    return 1;
+}
 
 int sq_writer_begin(struct sq *q)
 {
     if (tl_batch == q) {
+        tl_gen++;
         if (!tl_held) { /* the batch's first write takes the writer */
             writer_lock(q);
             tl_held = 1;
@@ -546,6 +572,7 @@ static int sq_batch_begin(void *b)
         return 0;
     tl_batch = q;
     tl_lost = 0;
+    tl_run_turn[0] = '\0';
     return 1;
 }
 
@@ -558,6 +585,7 @@ static int sq_batch_end(void *b)
         return 0;
     tl_batch = NULL;
     tl_bare = 0;
+    tl_run_turn[0] = '\0';
     int held = tl_held, wrote = tl_wrote, lost = tl_lost;
     tl_held = tl_wrote = tl_lost = 0;
     if (!held)

@@ -151,6 +151,16 @@ void sq_conn_put(struct conn *c);
 int sq_writer_begin(struct sq *q);
 /* Commits if rc is 0, else rolls back; releases the writer. */
 int sq_writer_end(struct sq *q, int rc);
+/* Inside this thread's batch: the write that just ended found (or made) the
+ * running turn turn_id live, heartbeat it and found it in session_id (may
+ * be NULL). The batch's next write only may take that as known
+ * (sq_batch_running): the batch holds the writer, so nobody else can end,
+ * expire or stop the turn in between, and any other write of the batch in
+ * between drops it. Outside a batch, a no-op. */
+void sq_batch_note_running(struct sq *q, const char *turn_id, const char *session_id);
+/* Inside a write: 1 when the batch's write just before this one noted
+ * turn_id running (*session_id: the session it was found in, or NULL). */
+int sq_batch_running(struct sq *q, const char *turn_id, const char **session_id);
 /* Several reads that must see one snapshot; read_end also puts c back. */
 int sq_read_begin(struct conn *c);
 int sq_read_end(struct conn *c, int rc);

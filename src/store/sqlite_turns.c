@@ -105,6 +105,7 @@ int sq_turn_begin(void *b, struct store_turn *t, int64_t lease_ms)
     if (rc == 0 && !changed)
         rc = AGENTD_ECONFLICT;
     if ((rc = sq_writer_end(q, rc)) == 0) {
+        sq_batch_note_running(q, t->id, t->session_id); /* claimed: live, running, in it */
         t->created_at = t->updated_at = now;
         t->prompt_tokens = t->completion_tokens = 0;
         t->cost_usd = 0;
@@ -291,6 +292,9 @@ static int turn_record_tx(struct sq *q, const struct store_checkpoint *cp,
 {
     int64_t one, flag;
     const char *checked = NULL;
+    /* the batch's write just before found it running (its claim or last step) */
+    if (!running && sq_batch_running(q, cp->turn_id, &checked))
+        running = 1;
     int rc = running ? 0 : sq_run(&q->writer, ST_TURN_LIVE, &one, NULL, "ti", cp->turn_id, now);
     if (rc == 0)
         rc = sq_run(&q->writer, ST_CHECKPOINT_INSERT, NULL, NULL, "titti", cp->turn_id, cp->step,
@@ -324,6 +328,13 @@ static void turn_record_filled(struct store_checkpoint *cp, struct store_message
     events_filled(ev, nev, now, seq);
 }
 
+/* The session a written step's record found its turn in (NULL: none). */
+static const char *record_session(const struct store_message *m, const struct store_event *ev,
+                                  size_t nev)
+{
+    return m ? m->session_id : nev ? ev[0].session_id : NULL;
+}
+
 /* One step, all or nothing. */
 int sq_turn_record(void *b, struct store_checkpoint *cp, struct store_message *m,
                    struct store_event *ev, size_t nev)
@@ -334,8 +345,10 @@ int sq_turn_record(void *b, struct store_checkpoint *cp, struct store_message *m
     if (rc)
         return rc;
     rc = turn_record_tx(q, cp, m, ev, nev, now, 0, &mseq, seq);
-    if ((rc = sq_writer_end(q, rc)) == 0)
+    if ((rc = sq_writer_end(q, rc)) == 0) {
         turn_record_filled(cp, m, ev, nev, now, mseq, seq);
+        sq_batch_note_running(q, cp->turn_id, record_session(m, ev, nev));
+    }
     free(seq);
     return rc;
 }
@@ -452,8 +465,11 @@ int sq_turn_step_record(void *b, const char *turn_id, const char *principal,
         if (rc == 0)
             rc = sq_run(&q->writer, ST_RELEASE, NULL, NULL, "");
     }
-    if ((rc = sq_writer_end(q, rc)) == 0 && running && !flag && rec == 0)
+    if ((rc = sq_writer_end(q, rc)) == 0 && running && !flag && rec == 0) {
         turn_record_filled(cp, m, ev, nev, now, mseq, seq);
+        if (strcmp(turn_id, cp->turn_id) == 0)
+            sq_batch_note_running(q, turn_id, record_session(m, ev, nev));
+    }
     free(seq);
     if (rc)
         return rc;
