@@ -225,14 +225,18 @@ int sq_writer_end(struct sq *q, int rc);
 /* SQLite's batch holds the one writer, so its next write may take a turn
  * as still running (sqlite_int.h); PostgreSQL's writers run side by side:
  * nothing is taken as known, every record checks its turn. */
-static inline void sq_batch_note_running(struct sq *q, const char *turn_id,
-                                         const char *session_id)
+struct sq_running {
+    const char *turn_id, *session_id;
+    int64_t now;
+    int touched;
+};
+static inline void sq_batch_note_running(struct sq *q, const struct sq_running *r)
 {
-    (void)q, (void)turn_id, (void)session_id;
+    (void)q, (void)r;
 }
-static inline int sq_batch_running(struct sq *q, const char *turn_id, const char **session_id)
+static inline int sq_batch_running(struct sq *q, const char *turn_id, struct sq_running *r)
 {
-    (void)q, (void)turn_id, (void)session_id;
+    (void)q, (void)turn_id, (void)r;
     return 0;
 }
 /* Several reads that must see one snapshot; read_end also puts c back. */

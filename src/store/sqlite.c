@@ -494,26 +494,30 @@ static _Thread_local int tl_bare;  /* the write under way opened the transaction
 static _Thread_local unsigned tl_gen; /* the batch's writes begun so far */
 /* sq_batch_note_running's turn and session, and the write that noted them */
 static _Thread_local char tl_run_turn[96], tl_run_session[96];
+static _Thread_local struct sq_running tl_run;
 static _Thread_local unsigned tl_run_gen;
 
-void sq_batch_note_running(struct sq *q, const char *turn_id, const char *session_id)
+void sq_batch_note_running(struct sq *q, const struct sq_running *r)
 {
     tl_run_turn[0] = '\0';
-    if (tl_batch != q || !tl_held || tl_lost || !turn_id ||
-        strlen(turn_id) >= sizeof tl_run_turn ||
-        (session_id && strlen(session_id) >= sizeof tl_run_session))
+    if (tl_batch != q || !tl_held || tl_lost || !r->turn_id ||
+        strlen(r->turn_id) >= sizeof tl_run_turn ||
+        (r->session_id && strlen(r->session_id) >= sizeof tl_run_session))
         return;
-    strcpy(tl_run_turn, turn_id);
-    strcpy(tl_run_session, session_id ? session_id : "");
+    strcpy(tl_run_turn, r->turn_id);
+    strcpy(tl_run_session, r->session_id ? r->session_id : "");
+    tl_run = (struct sq_running){ .turn_id = tl_run_turn,
+                                  .session_id = r->session_id ? tl_run_session : NULL,
+                                  .now = r->now, .touched = r->session_id && r->touched };
     tl_run_gen = tl_gen;
 }
 
-int sq_batch_running(struct sq *q, const char *turn_id, const char **session_id)
+int sq_batch_running(struct sq *q, const char *turn_id, struct sq_running *r)
 {
     if (tl_batch != q || !tl_held || tl_lost || !tl_run_turn[0] || tl_gen != tl_run_gen + 1 ||
         strcmp(tl_run_turn, turn_id) != 0)
         return 0;
-    *session_id = tl_run_session[0] ? tl_run_session : NULL;
+    *r = tl_run;
     return 1;
 }
 

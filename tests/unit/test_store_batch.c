@@ -422,16 +422,32 @@ static void test_a_record_after_its_claim_in_a_batch_checks_nothing_again(void *
      * 2 events, RELEASE: no live check, stop flag, heartbeat, in-session */
     if (!test_store_is_pg())
         assert_true(used <= 9);
-    /* and the record after that one (a tool result after its step) */
+    /* and the record after that one (a tool result after its step): nor
+     * the session's touch, which the record before did in this commit */
     struct store_checkpoint cp1 = { .turn_id = "t1", .step = 1, .kind = "tool_result",
                                     .payload = "{}" };
     n0 = statements();
     assert_ok(store_turn_record(c->s, &cp1, &m, ev, 2));
     used = statements() - n0;
     if (!test_store_is_pg())
-        assert_true(used <= 9);
+        assert_true(used <= 8);
+    int64_t last_seq = ev[1].seq;
+    /* the finish right after: SAVEPOINT, the finish, event seq, event,
+     * RELEASE; no in-session check or touch */
+    struct store_event end = { .session_id = "s1", .turn_id = "t1", .type = "turn-completed",
+                               .data = "{}" };
+    n0 = statements();
+    assert_ok(store_turn_finish_events(c->s, "t1", "completed", &end, 1));
+    used = statements() - n0;
+    if (!test_store_is_pg())
+        assert_true(used <= 5);
+    assert_int_equal(end.seq, last_seq + 1);
     assert_ok(store_batch_end(c->s));
     assert_step_written(c->s, &m, ev, 1);
+    struct store_turn *got = NULL;
+    assert_ok(store_turn_get(c->s, "t1", &got));
+    assert_string_equal(got->state, "completed");
+    store_turn_free(got);
     /* a message into another session is still refused */
     make_session(c->s, "s2");
     assert_int_equal(store_batch_begin(c->s), 1);
