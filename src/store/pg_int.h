@@ -118,6 +118,7 @@
 #define sq_write_one pgs_write_one
 #define sq_writer_begin pgs_writer_begin
 #define sq_writer_end pgs_writer_end
+#define sq_writer_begin_one pgs_writer_begin /* no savepoints to spare */
 
 enum st {
 #define X(name, sql) ST_##name,

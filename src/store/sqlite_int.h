@@ -151,6 +151,9 @@ void sq_conn_put(struct conn *c);
 int sq_writer_begin(struct sq *q);
 /* Commits if rc is 0, else rolls back; releases the writer. */
 int sq_writer_end(struct sq *q, int rc);
+/* sq_writer_begin for a write of exactly one statement (no savepoint
+ * inside a batch's open transaction). */
+int sq_writer_begin_one(struct sq *q);
 /* What the write that just ended in this thread's batch left known of a
  * running turn: it is live, running and heartbeat at now, in session_id
  * (NULL: no session checked), which that write touched at now when

@@ -481,6 +481,32 @@ static void test_a_record_after_another_write_in_a_batch_checks_again(void **sta
     assert_ok(store_batch_end(c->s));
 }
 
+/* In a batch's open transaction an audit row (one INSERT) runs no
+ * SAVEPOINT and RELEASE of its own; it still commits with the batch. */
+static void test_an_audit_row_in_a_batch_is_one_statement(void **state)
+{
+    struct ctx *c = *state;
+    assert_int_equal(store_batch_begin(c->s), 1);
+    make_session(c->s, "s1");
+    struct store_audit a = { .principal = "alice", .action = "turn.start", .target = "t1",
+                             .request_id = "r1", .outcome = "ok" };
+    double n0 = statements();
+    assert_ok(store_audit_append(c->s, &a));
+    double used = statements() - n0;
+    if (!test_store_is_pg())
+        assert_true(used <= 1);
+    a.action = "turn.end";
+    assert_ok(store_audit_append(c->s, &a));
+    assert_ok(store_batch_end(c->s));
+    struct store_audit *rows = NULL;
+    size_t n = 0;
+    assert_ok(store_audit_list(c->s, &(struct store_audit_query){ .principal = "alice" }, &rows,
+                               &n));
+    assert_int_equal(n, 2);
+    store_audit_list_free(rows, n);
+    assert_true(has_session(c->s, "s1"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -505,6 +531,8 @@ int main(void)
             test_a_record_after_its_claim_in_a_batch_checks_nothing_again, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_record_after_another_write_in_a_batch_checks_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_audit_row_in_a_batch_is_one_statement, setup,
+                                        teardown),
     };
     /* SQLite's own: its temporary files, its writer's statement counts */
     static const char *const sqlite_only[] = { "test_the_statement_journal_stays_in_memory",
