@@ -15,10 +15,12 @@ int sq_session_rows(struct sq *q, enum st id, const char *session_id, int64_t af
                     int limit, const struct row_map *m, void *outp, size_t *n);
 /* sqlite_sessions.c, inside a write transaction: pushes a live session's
  * expiry (and sets its context unless NULL), else AGENTD_ENOTFOUND; inserts
- * a session; appends a message to its session (touching it), *seq = its seq. */
+ * a session; appends a message to its session (touching it unless touched:
+ * this transaction touched it at now already), *seq = its seq. */
 int sq_session_touch(struct sq *q, const char *id, const char *context, int64_t now);
 int sq_session_insert(struct sq *q, const struct store_session *v, int64_t now);
-int sq_message_insert(struct sq *q, const struct store_message *m, int64_t now, int64_t *seq);
+int sq_message_insert(struct sq *q, const struct store_message *m, int64_t now, int64_t *seq,
+                      int touched);
 /* sqlite_idem.c: the claim part of task_accept, inside its transaction:
  * *claimed = 1, or 0 with *existing = the live record that holds the key. */
 int sq_idem_claim_done(struct sq *q, const struct store_task_accept *a, int64_t now,

@@ -118,6 +118,7 @@
 #define sq_write_one pgs_write_one
 #define sq_writer_begin pgs_writer_begin
 #define sq_writer_end pgs_writer_end
+#define sq_writer_begin_one pgs_writer_begin /* no savepoints to spare */
 
 enum st {
 #define X(name, sql) ST_##name,
@@ -222,6 +223,23 @@ void sq_conn_put(struct conn *c);
 int sq_writer_begin(struct sq *q);
 /* Commits if rc is 0, else rolls back; releases the writer. */
 int sq_writer_end(struct sq *q, int rc);
+/* SQLite's batch holds the one writer, so its next write may take a turn
+ * as still running (sqlite_int.h); PostgreSQL's writers run side by side:
+ * nothing is taken as known, every record checks its turn. */
+struct sq_running {
+    const char *turn_id, *session_id;
+    int64_t now;
+    int touched;
+};
+static inline void sq_batch_note_running(struct sq *q, const struct sq_running *r)
+{
+    (void)q, (void)r;
+}
+static inline int sq_batch_running(struct sq *q, const char *turn_id, struct sq_running *r)
+{
+    (void)q, (void)turn_id, (void)r;
+    return 0;
+}
 /* Several reads that must see one snapshot; read_end also puts c back. */
 int sq_read_begin(struct conn *c);
 int sq_read_end(struct conn *c, int rc);

@@ -110,7 +110,7 @@ static int audit_insert(struct sq *q, struct store_audit *e, int64_t now)
 int sq_audit_append(void *b, struct store_audit *e)
 {
     struct sq *q = b;
-    int rc = sq_writer_begin(q);
+    int rc = SQ_PLAIN_WRITES ? sq_writer_begin_one(q) : sq_writer_begin(q); /* one INSERT */
     return rc ? rc : sq_writer_end(q, audit_insert(q, e, now_ms(q)));
 }
 

@@ -151,6 +151,25 @@ void sq_conn_put(struct conn *c);
 int sq_writer_begin(struct sq *q);
 /* Commits if rc is 0, else rolls back; releases the writer. */
 int sq_writer_end(struct sq *q, int rc);
+/* sq_writer_begin for a write of exactly one statement (no savepoint
+ * inside a batch's open transaction). */
+int sq_writer_begin_one(struct sq *q);
+/* What the write that just ended in this thread's batch left known of a
+ * running turn: it is live, running and heartbeat at now, in session_id
+ * (NULL: no session checked), which that write touched at now when
+ * touched is 1. The batch's next write only may take it as known, and
+ * writes at the same now (sq_batch_running): the batch holds the writer,
+ * so nobody else can end, expire or stop the turn in between, and any
+ * other write of the batch in between drops it. Outside a batch, nothing. */
+struct sq_running {
+    const char *turn_id, *session_id;
+    int64_t now;
+    int touched;
+};
+void sq_batch_note_running(struct sq *q, const struct sq_running *r);
+/* Inside a write: 1 and *r when the batch's write just before this one
+ * noted turn_id running (r's strings live until the batch's next write). */
+int sq_batch_running(struct sq *q, const char *turn_id, struct sq_running *r);
 /* Several reads that must see one snapshot; read_end also puts c back. */
 int sq_read_begin(struct conn *c);
 int sq_read_end(struct conn *c, int rc);

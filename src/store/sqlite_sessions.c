@@ -101,9 +101,10 @@ static const struct col message_cols[] = {
 };
 static const struct row_map message_rows = ROW_MAP(struct store_message, message_cols);
 
-int sq_message_insert(struct sq *q, const struct store_message *m, int64_t now, int64_t *seq)
+int sq_message_insert(struct sq *q, const struct store_message *m, int64_t now, int64_t *seq,
+                      int touched)
 {
-    int rc = sq_session_touch(q, m->session_id, NULL, now);
+    int rc = touched ? 0 : sq_session_touch(q, m->session_id, NULL, now);
 #if SQ_PLAIN_WRITES /* the next seq, then a plain insert (sqlite_int.h) */
     if (rc == 0)
         rc = sq_run(&q->writer, ST_MESSAGE_NEXT_SEQ, seq, NULL, "t", m->session_id);
@@ -125,7 +126,7 @@ int sq_message_append(void *b, struct store_message *m)
     int rc = sq_writer_begin(q);
     if (rc)
         return rc;
-    if ((rc = sq_writer_end(q, sq_message_insert(q, m, now, &seq))) == 0) {
+    if ((rc = sq_writer_end(q, sq_message_insert(q, m, now, &seq, 0))) == 0) {
         m->seq = seq;
         m->created_at = now;
     }

@@ -105,6 +105,10 @@ int sq_turn_begin(void *b, struct store_turn *t, int64_t lease_ms)
     if (rc == 0 && !changed)
         rc = AGENTD_ECONFLICT;
     if ((rc = sq_writer_end(q, rc)) == 0) {
+        /* claimed: live, running and in its session (not touched) */
+        sq_batch_note_running(q, &(struct sq_running){ .turn_id = t->id,
+                                                       .session_id = t->session_id,
+                                                       .now = now });
         t->created_at = t->updated_at = now;
         t->prompt_tokens = t->completion_tokens = 0;
         t->cost_usd = 0;
@@ -282,15 +286,20 @@ static int turn_in_session(struct sq *q, const char *turn_id, const char *sessio
 
 /* One step's writes inside the writer's transaction. The checkpoint goes
  * first: a replayed step answers AGENTD_EEXIST whatever became of the turn
- * since. running says this transaction has already found the turn live and
- * running and heartbeat it at now (sq_turn_step_record): those two checks
- * are then not run again. Fills *mseq and seq[] (nev). */
+ * since. known (may be NULL) says this transaction has already found the
+ * turn live and running and heartbeat it at now (sq_turn_step_record, or
+ * the batch's write just before: sq_batch_running): those checks are then
+ * not run again, nor the session check and touch it did. Fills *mseq and
+ * seq[] (nev). */
 static int turn_record_tx(struct sq *q, const struct store_checkpoint *cp,
                           const struct store_message *m, const struct store_event *ev, size_t nev,
-                          int64_t now, int running, int64_t *mseq, int64_t *seq)
+                          int64_t now, const struct sq_running *known, int64_t *mseq,
+                          int64_t *seq)
 {
     int64_t one, flag;
-    const char *checked = NULL;
+    int running = known != NULL;
+    const char *checked = known ? known->session_id : NULL;
+    const char *touched = known && known->touched ? known->session_id : NULL;
     int rc = running ? 0 : sq_run(&q->writer, ST_TURN_LIVE, &one, NULL, "ti", cp->turn_id, now);
     if (rc == 0)
         rc = sq_run(&q->writer, ST_CHECKPOINT_INSERT, NULL, NULL, "titti", cp->turn_id, cp->step,
@@ -305,9 +314,10 @@ static int turn_record_tx(struct sq *q, const struct store_checkpoint *cp,
     for (size_t i = 0; rc == 0 && i < nev; i++)
         rc = turn_in_session(q, cp->turn_id, ev[i].session_id, &checked);
     if (rc == 0 && m)
-        rc = sq_message_insert(q, m, now, mseq);
+        rc = sq_message_insert(q, m, now, mseq, touched && strcmp(touched, m->session_id) == 0);
     if (rc == 0)
-        rc = events_insert(q, (struct store_event *)ev, nev, now, seq, m ? m->session_id : NULL);
+        rc = events_insert(q, (struct store_event *)ev, nev, now, seq,
+                           m ? m->session_id : touched);
     return rc;
 }
 
@@ -324,6 +334,16 @@ static void turn_record_filled(struct store_checkpoint *cp, struct store_message
     events_filled(ev, nev, now, seq);
 }
 
+/* A step's record written in a batch: its turn runs, in the session its
+ * message (or first event) went to, which it touched at now. */
+static void note_recorded(struct sq *q, const char *turn_id, const struct store_message *m,
+                          const struct store_event *ev, size_t nev, int64_t now)
+{
+    const char *sid = m ? m->session_id : nev ? ev[0].session_id : NULL;
+    sq_batch_note_running(q, &(struct sq_running){ .turn_id = turn_id, .session_id = sid,
+                                                   .now = now, .touched = sid != NULL });
+}
+
 /* One step, all or nothing. */
 int sq_turn_record(void *b, struct store_checkpoint *cp, struct store_message *m,
                    struct store_event *ev, size_t nev)
@@ -333,9 +353,15 @@ int sq_turn_record(void *b, struct store_checkpoint *cp, struct store_message *m
     int rc = events_begin(q, nev, &now, &seq);
     if (rc)
         return rc;
-    rc = turn_record_tx(q, cp, m, ev, nev, now, 0, &mseq, seq);
-    if ((rc = sq_writer_end(q, rc)) == 0)
+    struct sq_running known;
+    int k = sq_batch_running(q, cp->turn_id, &known);
+    if (k) /* the batch's write before found it running: at its time (one commit) */
+        now = known.now;
+    rc = turn_record_tx(q, cp, m, ev, nev, now, k ? &known : NULL, &mseq, seq);
+    if ((rc = sq_writer_end(q, rc)) == 0) {
         turn_record_filled(cp, m, ev, nev, now, mseq, seq);
+        note_recorded(q, cp->turn_id, m, ev, nev, now);
+    }
     free(seq);
     return rc;
 }
@@ -352,12 +378,17 @@ int sq_turn_finish_events(void *b, const char *id, const char *state,
     int rc = events_begin(q, nev, &now, &seq);
     if (rc)
         return rc;
-    const char *checked = NULL;
+    /* right after its last step in a batch: that step's session check and
+     * touch hold, at its time (one commit) */
+    struct sq_running known = { 0 };
+    if (sq_batch_running(q, id, &known))
+        now = known.now;
+    const char *checked = known.session_id;
     rc = turn_finish_tx(q, id, state, now);
     for (size_t i = 0; rc == 0 && i < nev; i++)
         rc = turn_in_session(q, id, ev[i].session_id, &checked);
     if (rc == 0)
-        rc = events_insert(q, ev, nev, now, seq, NULL);
+        rc = events_insert(q, ev, nev, now, seq, known.touched ? known.session_id : NULL);
     /* a task that moved on changes nothing, and fails nothing. Its context
      * is live when it is the events' session (the usual case): the finish
      * found the turn's session live, and each event's session the turn's;
@@ -446,14 +477,18 @@ int sq_turn_step_record(void *b, const char *turn_id, const char *principal,
         }
     }
     if (rc == 0 && running && !flag && (rc = sq_run(&q->writer, ST_SAVEPOINT, NULL, NULL, "")) == 0) {
-        rec = turn_record_tx(q, cp, m, ev, nev, now, 1, &mseq, seq);
+        rec = turn_record_tx(q, cp, m, ev, nev, now, &(struct sq_running){ .turn_id = turn_id },
+                             &mseq, seq);
         if (rec)
             rc = sq_run(&q->writer, ST_ROLLBACK_TO, NULL, NULL, "");
         if (rc == 0)
             rc = sq_run(&q->writer, ST_RELEASE, NULL, NULL, "");
     }
-    if ((rc = sq_writer_end(q, rc)) == 0 && running && !flag && rec == 0)
+    if ((rc = sq_writer_end(q, rc)) == 0 && running && !flag && rec == 0) {
         turn_record_filled(cp, m, ev, nev, now, mseq, seq);
+        if (strcmp(turn_id, cp->turn_id) == 0)
+            note_recorded(q, turn_id, m, ev, nev, now);
+    }
     free(seq);
     if (rc)
         return rc;

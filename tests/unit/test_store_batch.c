@@ -397,6 +397,116 @@ static void test_a_step_record_checks_nothing_twice(void **state)
     assert_int_equal(store_turn_record(c->s, &cp, &m, bad, 2), AGENTD_EINVAL);
 }
 
+/* In a batch, a record right after its turn's claim (or its last step)
+ * runs no check of the turn again: the batch holds the writer, nobody
+ * else can end or expire the turn in between (issue 14). */
+static void test_a_record_after_its_claim_in_a_batch_checks_nothing_again(void **state)
+{
+    struct ctx *c = *state;
+    struct store_message m;
+    struct store_event ev[2];
+    make_session(c->s, "s1");
+    assert_int_equal(store_batch_begin(c->s), 1);
+    struct store_turn t = { .id = "t1", .session_id = "s1", .instance = "i1" };
+    assert_ok(store_turn_begin(c->s, &t, 0));
+    m = (struct store_message){ .session_id = "s1", .role = "user", .parts = "[]" };
+    for (int i = 0; i < 2; i++)
+        ev[i] = (struct store_event){ .session_id = "s1", .turn_id = "t1", .type = "text-delta",
+                                      .data = "{}" };
+    struct store_checkpoint cp = { .turn_id = "t1", .step = 0, .kind = "user_message",
+                                   .payload = "{}" };
+    double n0 = statements();
+    assert_ok(store_turn_record(c->s, &cp, &m, ev, 2));
+    double used = statements() - n0;
+    /* SAVEPOINT, checkpoint, touch, message seq, message, event seq,
+     * 2 events, RELEASE: no live check, stop flag, heartbeat, in-session */
+    if (!test_store_is_pg())
+        assert_true(used <= 9);
+    /* and the record after that one (a tool result after its step): nor
+     * the session's touch, which the record before did in this commit */
+    struct store_checkpoint cp1 = { .turn_id = "t1", .step = 1, .kind = "tool_result",
+                                    .payload = "{}" };
+    n0 = statements();
+    assert_ok(store_turn_record(c->s, &cp1, &m, ev, 2));
+    used = statements() - n0;
+    if (!test_store_is_pg())
+        assert_true(used <= 8);
+    int64_t last_seq = ev[1].seq;
+    /* the finish right after: SAVEPOINT, the finish, event seq, event,
+     * RELEASE; no in-session check or touch */
+    struct store_event end = { .session_id = "s1", .turn_id = "t1", .type = "turn-completed",
+                               .data = "{}" };
+    n0 = statements();
+    assert_ok(store_turn_finish_events(c->s, "t1", "completed", &end, 1));
+    used = statements() - n0;
+    if (!test_store_is_pg())
+        assert_true(used <= 5);
+    assert_int_equal(end.seq, last_seq + 1);
+    assert_ok(store_batch_end(c->s));
+    assert_step_written(c->s, &m, ev, 1);
+    struct store_turn *got = NULL;
+    assert_ok(store_turn_get(c->s, "t1", &got));
+    assert_string_equal(got->state, "completed");
+    store_turn_free(got);
+    /* a message into another session is still refused */
+    make_session(c->s, "s2");
+    assert_int_equal(store_batch_begin(c->s), 1);
+    struct store_turn t3 = { .id = "t3", .session_id = "s2", .instance = "i1" };
+    assert_ok(store_turn_begin(c->s, &t3, 0));
+    struct store_checkpoint cp3 = { .turn_id = "t3", .step = 0, .kind = "user_message",
+                                    .payload = "{}" };
+    assert_int_equal(store_turn_record(c->s, &cp3, &m, NULL, 0), AGENTD_EINVAL);
+    assert_ok(store_batch_end(c->s));
+}
+
+/* What the batch knows of a turn holds for its next write only: a write
+ * in between (the turn's finish) and the checks run again. */
+static void test_a_record_after_another_write_in_a_batch_checks_again(void **state)
+{
+    struct ctx *c = *state;
+    make_session(c->s, "s1");
+    assert_int_equal(store_batch_begin(c->s), 1);
+    struct store_turn t = { .id = "t1", .session_id = "s1", .instance = "i1" };
+    assert_ok(store_turn_begin(c->s, &t, 0));
+    assert_ok(store_turn_finish_events(c->s, "t1", "completed", NULL, 0));
+    struct store_message m = { .session_id = "s1", .role = "user", .parts = "[]" };
+    struct store_checkpoint cp = { .turn_id = "t1", .step = 0, .kind = "user_message",
+                                   .payload = "{}" };
+    assert_int_equal(store_turn_record(c->s, &cp, &m, NULL, 0), AGENTD_ECONFLICT);
+    /* another turn than the one just claimed is checked, and is not there */
+    struct store_turn t2 = { .id = "t2", .session_id = "s1", .instance = "i1" };
+    assert_ok(store_turn_begin(c->s, &t2, 0));
+    cp.turn_id = "t9";
+    assert_int_equal(store_turn_record(c->s, &cp, &m, NULL, 0), AGENTD_ENOTFOUND);
+    assert_ok(store_batch_end(c->s));
+}
+
+/* In a batch's open transaction an audit row (one INSERT) runs no
+ * SAVEPOINT and RELEASE of its own; it still commits with the batch. */
+static void test_an_audit_row_in_a_batch_is_one_statement(void **state)
+{
+    struct ctx *c = *state;
+    assert_int_equal(store_batch_begin(c->s), 1);
+    make_session(c->s, "s1");
+    struct store_audit a = { .principal = "alice", .action = "turn.start", .target = "t1",
+                             .request_id = "r1", .outcome = "ok" };
+    double n0 = statements();
+    assert_ok(store_audit_append(c->s, &a));
+    double used = statements() - n0;
+    if (!test_store_is_pg())
+        assert_true(used <= 1);
+    a.action = "turn.end";
+    assert_ok(store_audit_append(c->s, &a));
+    assert_ok(store_batch_end(c->s));
+    struct store_audit *rows = NULL;
+    size_t n = 0;
+    assert_ok(store_audit_list(c->s, &(struct store_audit_query){ .principal = "alice" }, &rows,
+                               &n));
+    assert_int_equal(n, 2);
+    store_audit_list_free(rows, n);
+    assert_true(has_session(c->s, "s1"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -417,6 +527,12 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_record_runs_each_check_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_step_record_checks_nothing_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_record_after_its_claim_in_a_batch_checks_nothing_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_record_after_another_write_in_a_batch_checks_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_audit_row_in_a_batch_is_one_statement, setup,
+                                        teardown),
     };
     /* SQLite's own: its temporary files, its writer's statement counts */
     static const char *const sqlite_only[] = { "test_the_statement_journal_stays_in_memory",
