@@ -2,7 +2,7 @@
 # Agent turns through POST /chat against a fake OpenAI-compatible model.
 #   bench/turns.sh          (Release build in build-bench, or $AGENTD_BIN)
 #   SIZES="1000 2000 4000 8000 10000" TOOL_SIZES="1000 4000 10000" DURATION=20s \
-#   LATENCY_MS=2000 FAKE=fast|test LOOPS=2 WORKERS=16 bench/turns.sh
+#   LATENCY_MS=2000 FAKE=fast|test MODEL=fake|nginx LOOPS=2 WORKERS=16 bench/turns.sh
 #   SESSION_CONNECTIONS=64 SESSION_WARMUP=15s bench/turns.sh   (phase 3 below)
 # Every turn is a new session (POST /chat without session_id), except in
 # phase 3. Two messages:
