@@ -8,6 +8,11 @@
 # apart, with a threshold nginx_model_calibrate URL finds once agentd is up
 # (one /chat turn while every call gets the tool call; its first two calls'
 # lengths logged; the threshold halfway between; nginx reloaded).
+# NGINX_MODEL_DELAY_MS=N (default 0): every answer after N ms, taken by the
+# echo module's timer (`echo_sleep`, libnginx-mod-http-echo, a dependency of
+# nginx-light; no worker is held), for turns.sh's slow phase (MODEL=nginx).
+# GET /admin/nginx is stub_status (accepts / requests = new model
+# connections per call; Writing = requests in flight, the pending answers).
 nginx_model_conf() { # dir port mode threshold
   local dir=$1 port=$2 mode=$3 t=$4 final tool re
   final='{"id":"chatcmpl-nginx","object":"chat.completion","created":0,"model":"fake","choices":[{"index":0,"message":{"role":"assistant","content":"echo: hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":8,"total_tokens":18}}'
@@ -21,8 +26,17 @@ for i, d in enumerate(t):
     if d != "9":
         alts.append(t[:i] + "[%d-9]" % (int(d) + 1) + ("[0-9]{%d}" % (n - i - 1) if i < n - 1 else ""))
 print("^(" + "|".join(alts) + ")$")' "$t")
+  local delay_ms=${NGINX_MODEL_DELAY_MS:-0} answer load=''
+  if [ "$delay_ms" -gt 0 ]; then
+    load='load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;'
+    answer="echo_sleep $(awk -v m="$delay_ms" 'BEGIN { printf "%.3f", m / 1000 }'); echo -n \$model_reply;"
+  else
+    answer='return 200 $model_reply;'
+  fi
   cat >"$dir/nginx.conf" <<NGINX
+$load
 worker_processes ${NGINX_WORKERS:-1};
+worker_rlimit_nofile $(ulimit -Hn | sed 's/unlimited/1048576/');
 daemon off;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
@@ -39,9 +53,10 @@ http {
   }
   server {
     listen 127.0.0.1:$port backlog=4096;
+    location = /admin/nginx { stub_status; }
     location / {
       default_type application/json;
-      return 200 \$model_reply;
+      $answer
     }
   }
 }
@@ -64,7 +79,7 @@ nginx_model_start() {
   nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
   nginx_model_pid=$!
   for _ in $(seq 100); do
-    curl -fsS -o /dev/null --max-time 1 -d '{}' "http://127.0.0.1:$nginx_model_port/v1/chat/completions" 2>/dev/null && return 0
+    curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$nginx_model_port/admin/nginx" 2>/dev/null && return 0
     sleep 0.05
   done
   echo "bench: nginx (the model) did not start" >&2; cat "$dir/error.log" >&2; return 1

@@ -2,7 +2,7 @@
 # Agent turns through POST /chat against a fake OpenAI-compatible model.
 #   bench/turns.sh          (Release build in build-bench, or $AGENTD_BIN)
 #   SIZES="1000 2000 4000 8000 10000" TOOL_SIZES="1000 4000 10000" DURATION=20s \
-#   LATENCY_MS=2000 FAKE=fast|test LOOPS=2 WORKERS=16 bench/turns.sh
+#   LATENCY_MS=2000 FAKE=fast|test MODEL=fake|nginx LOOPS=2 WORKERS=16 bench/turns.sh
 #   SESSION_CONNECTIONS=64 SESSION_WARMUP=15s bench/turns.sh   (phase 3 below)
 # Every turn is a new session (POST /chat without session_id), except in
 # phase 3. Two messages:
@@ -42,6 +42,14 @@
 # is raised to N + 100 where N passes its default (10 000).
 # The fake model is bench/fake_llm_fast.py (one asyncio loop, FAKE=fast) or
 # the test suite's thread-per-connection tests/fake_llm/fake_llm.py (FAKE=test).
+# MODEL=nginx answers every model call from nginx instead (bench/nginx_model.sh:
+# one worker process, the fixed "echo: hello" completion, after LATENCY_MS in
+# the slow phase by the echo module's echo_sleep, at once in the 0-ms phase):
+# about a tenth of the Python fake's CPU per call, so agentd gets the core the
+# fake took. Direct rows only (nginx reads no body, so it cannot follow a
+# turn's tool call; tool rows and phase 3 are skipped); fakeq is the peak of
+# nginx's stub_status "Writing" (requests being answered), fCPU% nginx's
+# worker, conn/call its accepts / requests.
 # The load client is wrk + bench/turns.lua (-t2, -c N, keep-alive). wrk, the
 # fake and agentd share the machine's cores. Everything it starts is stopped
 # on exit; each run is bounded by DURATION plus a drain of a few seconds
@@ -63,6 +71,7 @@ fast_duration=${FAST_DURATION:-10s}
 fast_conns=${FAST_CONNECTIONS:-64}
 latency_ms=${LATENCY_MS:-2000}
 fake=${FAKE:-fast}
+model=${MODEL:-fake}
 wrk_threads=${THREADS:-2}
 workers=${WORKERS:-16}
 loops=${LOOPS:-2}
@@ -75,6 +84,12 @@ case $fake in
   fast) fake_py=$root/bench/fake_llm_fast.py ;;
   test) fake_py=$root/tests/fake_llm/fake_llm.py ;;
   *) echo "bench/turns.sh: FAKE must be fast or test" >&2; exit 2 ;;
+esac
+case $model in
+  fake) ;;
+  nginx) command -v nginx >/dev/null || { echo "bench/turns.sh: nginx is not installed" >&2; exit 1; }
+         . "$root/bench/nginx_model.sh"; fake_py="nginx (bench/nginx_model.sh)" ;;
+  *) echo "bench/turns.sh: MODEL must be fake or nginx" >&2; exit 2 ;;
 esac
 
 if [ -n "${AGENTD_BIN:-}" ]; then
@@ -100,7 +115,7 @@ ulimit -n "$hard"
 fd_limit=$(ulimit -n)
 
 tmp=$(mktemp -d /tmp/agentd-bench-turns.XXXXXX)
-apid='' fpid='' spid=''
+apid='' fpid='' spid='' fwpid=''
 stop_pid() { # pid: TERM, wait up to 10 s, KILL
   [ -n "$1" ] || return 0
   kill -TERM "$1" 2>/dev/null || true
@@ -120,7 +135,15 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-start_fake() {
+start_fake() { # [delay ms: MODEL=nginx only]
+  if [ "$model" = nginx ]; then
+    NGINX_MODEL_DELAY_MS=${1:-0} nginx_model_start "$tmp" direct >/dev/null
+    fpid=$nginx_model_pid fport=$nginx_model_port
+    # the worker, whose CPU is the model's (the master only waits)
+    for _ in $(seq 50); do fwpid=$(pgrep -P "$fpid" | head -1 || true); [ -n "$fwpid" ] && break; sleep 0.05; done
+    return 0
+  fi
+  fwpid=''
   : >"$tmp/fake.out"
   python3 "$fake_py" --port 0 >"$tmp/fake.out" 2>"$tmp/fake.err" &
   fpid=$!
@@ -165,6 +188,10 @@ sampler() {
     fds=$(find "/proc/$apid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
     [ -n "$rss" ] && echo "$rss $thr $fds" >>"$tmp/samples"
     if [ $((i % 4)) -eq 0 ]; then metric agentd_turns_in_flight >>"$tmp/inflight" || true; fi
+    if [ "$model" = nginx ] && [ $((i % 4)) -eq 2 ]; then
+      curl -fsS --max-time 2 "http://127.0.0.1:$fport/admin/nginx" 2>/dev/null |
+        awk '/Writing/ { print $4 - 1 }' >>"$tmp/pending" || true
+    fi
     i=$((i + 1))
     sleep 0.25
   done
@@ -205,7 +232,11 @@ PY
 # one run: label message conns duration -> appends a row to $tmp/rows
 # (with $sessions set, on long sessions: phase 3)
 run() {
-  local label=$1 msg=$2 conns=$3 dur=$4
+  local label=$1 msg=$2 conns=$3 dur=$4 delay=${5:-0}
+  if [ "$model" = nginx ] && { [ "$label" != direct ] || [ -n "${sessions:-}" ]; }; then
+    echo "skip $label$([ -n "${sessions:-}" ] && echo ' (long sessions)') N=$conns: MODEL=nginx answers direct turns only" | tee -a "$tmp/rows"
+    return 0
+  fi
   local cap=0 maxconn=10000
   if [ $((2 * conns + 400)) -gt "$fd_limit" ]; then
     cap=$(( (fd_limit - conns - 400) / loops ))
@@ -215,9 +246,9 @@ run() {
     fi
   fi
   [ $((conns + 100)) -gt "$maxconn" ] && maxconn=$((conns + 100))
-  start_fake
+  start_fake "$delay"
   start_agentd "$cap" "$maxconn"
-  : >"$tmp/samples"; : >"$tmp/inflight"
+  : >"$tmp/samples"; : >"$tmp/inflight"; : >"$tmp/pending"
   local sess_env=() hist=''
   if [ -n "${sessions:-}" ]; then
     grow_sessions "$msg" "$conns"
@@ -226,7 +257,8 @@ run() {
   sampler & spid=$!
   local a0 f0 t0 t1 out res
   local h0 h1
-  a0=$(cpu_ticks "$apid"); f0=$(cpu_ticks "$fpid"); h0=$(host_ticks); t0=$(date +%s.%N)
+  local fcpid=${fwpid:-$fpid}
+  a0=$(cpu_ticks "$apid"); f0=$(cpu_ticks "$fcpid"); h0=$(host_ticks); t0=$(date +%s.%N)
   out=$(env TURN_MESSAGE="$msg" "${sess_env[@]}" wrk -t"$wrk_threads" -c"$conns" -d"$dur" \
           --timeout 60s -s "$root/bench/turns.lua" "http://127.0.0.1:$aport" 2>&1) || true
   t1=$(date +%s.%N); h1=$(host_ticks)
@@ -235,7 +267,7 @@ run() {
            t = y[1] - x[1]; printf "%.0f", (t > 0 ? 100 * (1 - (y[2] - x[2]) / t) : 0) }')
   acpu=$(awk -v a="$a0" -v b="$(cpu_ticks "$apid")" -v s="$t0" -v e="$t1" -v hz="$(getconf CLK_TCK)" \
            'BEGIN { printf "%.0f", 100 * (b - a) / hz / (e - s) }')
-  fcpu=$(awk -v a="$f0" -v b="$(cpu_ticks "$fpid")" -v s="$t0" -v e="$t1" -v hz="$(getconf CLK_TCK)" \
+  fcpu=$(awk -v a="$f0" -v b="$(cpu_ticks "$fcpid")" -v s="$t0" -v e="$t1" -v hz="$(getconf CLK_TCK)" \
            'BEGIN { printf "%.0f", 100 * (b - a) / hz / (e - s) }')
   echo "$out" >>"$tmp/wrk.txt"
   res=$(grep '^RESULT' <<<"$out" || true)
@@ -246,10 +278,14 @@ run() {
   # the fake's peak of answers waiting on their delay, and new model
   # connections per model call (1.00 = no keep-alive reuse at all)
   local fake_pending=- conn_per_call=-
-  if [ "$fake" = fast ]; then
+  if [ "$model" = fake ] && [ "$fake" = fast ]; then
     read -r fake_pending conn_per_call < <(curl -fsS --max-time 2 "http://127.0.0.1:$fport/admin/stats" 2>/dev/null |
       python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["peak_pending"], "%.2f" % (s["accepted"] / max(1, s["requests"])))' ||
       echo '? ?')
+  elif [ "$model" = nginx ]; then
+    fake_pending=$(sort -g "$tmp/pending" | tail -1)
+    conn_per_call=$(curl -fsS --max-time 2 "http://127.0.0.1:$fport/admin/nginx" 2>/dev/null |
+      awk 'p { printf "%.2f", $1 / ($3 > 0 ? $3 : 1); exit } /accepts/ { p = 1 }' || echo '?')
   fi
   # let the turns wrk left behind finish (the server owns them), then stop
   local left
@@ -330,8 +366,8 @@ phase=slow
 echo
 echo "== model latency $latency_ms ms per call, N connections = N turns in flight, $duration each =="
 hdr
-for n in $sizes; do run direct "$direct $slow" "$n" "$duration"; done
-for n in $tool_sizes; do run tool "$tool $slow" "$n" "$duration"; done
+for n in $sizes; do run direct "$direct $slow" "$n" "$duration" "$latency_ms"; done
+for n in $tool_sizes; do run tool "$tool $slow" "$n" "$duration" "$latency_ms"; done
 
 # the target: the largest direct size that ran, at the slow latency
 last=$(awk '$1 == "direct" { row = $0 } END { print row }' "$tmp/rows-slow" 2>/dev/null || true)

@@ -24,9 +24,18 @@ struct http_client *http_client_new(struct loop *loop);
 void http_client_free(struct http_client *cl);
 
 /* Caps the connections this loop's transfers hold open (busy and idle, all
- * hosts; the HTTP/1.1 and the HTTP/2 handle each): a transfer that would need one more waits inside libcurl until
- * one is free (its timeout keeps running). 0 = no cap (the default). */
+ * hosts; the HTTP/1.1 handles together and the HTTP/2 handle each): a
+ * transfer that would need one more waits inside libcurl until one is free
+ * (its timeout keeps running). 0 = no cap (the default). The HTTP/1.1 cap
+ * is split evenly among the handles it allows (one per 512), so a cap
+ * under 1 024 keeps a single handle. */
 void http_client_set_max_connections(struct http_client *cl, long n);
+/* HTTP/1.1 transfers fill one multi handle (one libcurl connection cache)
+ * up to n in flight (default 512) before the next of up to 16 is opened:
+ * libcurl 7.88's per-transfer walks over the cache then stay bounded.
+ * Tests set a small n; http_client_h1_handles says how many were opened. */
+void http_client_set_shard_transfers(struct http_client *cl, int n);
+int http_client_h1_handles(const struct http_client *cl);
 
 /* Starts a transfer. Returns 0, AGENTD_ENOMEM, or AGENTD_EINTERNAL (libcurl
  * refused the handle). done() never runs inside this call. */
