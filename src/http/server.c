@@ -417,17 +417,66 @@ static const char *date_now(void)
     return cached;
 }
 
+/* One output header entry whose value carries the next header lines too:
+ * evhttp writes each entry with its own printf ("%s: %s\r\n", ~1.6 K
+ * instructions) and each evhttp_add_header costs an entry, two copies and
+ * three frees. Only lines nobody looks up by name go in (evhttp looks up
+ * Date, which must be the key, Content-Length, Content-Type, Connection,
+ * Transfer-Encoding; agentd Vary, Content-Encoding, ETag), and only bytes
+ * checked here: evhttp_add_header's own check would refuse the CR LF that
+ * join the lines. The entry is freed by evhttp like any other (free()). */
+static void add_header_lines(struct evkeyvalq *h, const char *key, const char *value,
+                             size_t vlen)
+{
+    for (size_t i = 0; i < vlen; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (c == '\r' && i + 2 < vlen && value[i + 1] == '\n' && value[i + 2] != ' ' &&
+            value[i + 2] != '\t' && value[i + 2] != '\r') {
+            i++; /* a line break the caller wrote between two lines */
+            continue;
+        }
+        if (c < 0x20 || c == 0x7f)
+            return; /* never: the caller's text is fixed or a checked request id */
+    }
+    size_t kl = strlen(key);
+    struct evkeyval *kv = malloc(sizeof *kv);
+    char *k = malloc(kl + 1), *v = malloc(vlen + 1);
+    if (!kv || !k || !v) {
+        free(kv);
+        free(k);
+        free(v);
+        return;
+    }
+    memcpy(k, key, kl + 1);
+    memcpy(v, value, vlen);
+    v[vlen] = '\0';
+    kv->key = k;
+    kv->value = v;
+    TAILQ_INSERT_TAIL(h, kv, next);
+}
+
+#define LINES_FIXED "\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff"
+
 static void common_headers(struct http_req *r, const char *content_type)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+    /* Date, X-Request-Id, Cache-Control and X-Content-Type-Options as one
+     * entry (add_header_lines): 3 of /healthz's 7 printfs fewer */
     const char *date = date_now();
-    if (date)
-        evhttp_add_header(h, "Date", date);
+    char lines[64 + REQID_MAX + sizeof LINES_FIXED + 32];
+    size_t n = 0, dl = date ? strnlen(date, 64) : 0, il = strlen(r->request_id);
+    if (date) {
+        memcpy(lines, date, dl);
+        memcpy(lines + dl, "\r\nX-Request-Id: ", 16);
+        n = dl + 16;
+    }
+    memcpy(lines + n, r->request_id, il);
+    n += il;
+    memcpy(lines + n, LINES_FIXED, sizeof LINES_FIXED - 1);
+    n += sizeof LINES_FIXED - 1;
+    add_header_lines(h, date ? "Date" : "X-Request-Id", lines, n);
     if (content_type)
         evhttp_add_header(h, "Content-Type", content_type);
-    evhttp_add_header(h, "X-Request-Id", r->request_id);
-    evhttp_add_header(h, "Cache-Control", "no-store");
-    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
     cors_headers(r, h);
     if (atomic_load(&r->srv->draining))
         evhttp_add_header(h, "Connection", "close");
