@@ -412,6 +412,9 @@ static const char *date_now(void)
     if (now != cached_sec) {
         if (evutil_date_rfc1123(cached, sizeof cached, NULL) <= 0)
             return NULL; /* evhttp writes its own */
+        for (const char *c = cached; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                return NULL; /* never: it joins other lines (add_header_lines) */
         cached_sec = now;
     }
     return cached;
@@ -422,22 +425,14 @@ static const char *date_now(void)
  * instructions) and each evhttp_add_header costs an entry, two copies and
  * three frees. Only lines nobody looks up by name go in (evhttp looks up
  * Date, which must be the key, Content-Length, Content-Type, Connection,
- * Transfer-Encoding; agentd Vary, Content-Encoding, ETag), and only bytes
- * checked here: evhttp_add_header's own check would refuse the CR LF that
- * join the lines. The entry is freed by evhttp like any other (free()). */
+ * Transfer-Encoding; agentd Vary, Content-Encoding, ETag). evhttp_add_header
+ * would refuse the CR LF that join the lines, so it is not used, and the
+ * caller's parts are checked where they are made: a request id by
+ * reqid_valid or generated, the date once a second (date_now), the rest
+ * fixed text. The entry is freed by evhttp like any other (free()). */
 static void add_header_lines(struct evkeyvalq *h, const char *key, const char *value,
                              size_t vlen)
 {
-    for (size_t i = 0; i < vlen; i++) {
-        unsigned char c = (unsigned char)value[i];
-        if (c == '\r' && i + 2 < vlen && value[i + 1] == '\n' && value[i + 2] != ' ' &&
-            value[i + 2] != '\t' && value[i + 2] != '\r') {
-            i++; /* a line break the caller wrote between two lines */
-            continue;
-        }
-        if (c < 0x20 || c == 0x7f)
-            return; /* never: the caller's text is fixed or a checked request id */
-    }
     size_t kl = strlen(key);
     struct evkeyval *kv = malloc(sizeof *kv);
     char *k = malloc(kl + 1), *v = malloc(vlen + 1);
