@@ -452,13 +452,19 @@ static void add_header_lines(struct evkeyvalq *h, const char *key, const char *v
 
 #define LINES_FIXED "\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff"
 
-static void common_headers(struct http_req *r, const char *content_type)
+#define LINE_VARY_AE "\r\nVary: Accept-Encoding"
+
+/* vary_ae: the reply says Vary: Accept-Encoding (negotiate_gzip's rule,
+ * worked out by the caller: a compressible body, or a 304). */
+static void common_headers(struct http_req *r, const char *content_type, int vary_ae)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
-    /* Date, X-Request-Id, Cache-Control and X-Content-Type-Options as one
-     * entry (add_header_lines): 3 of /healthz's 7 printfs fewer */
+    /* Date, X-Request-Id, Cache-Control, X-Content-Type-Options and, when
+     * it is the only Vary (no CORS, none set by the handler), Vary as one
+     * entry (add_header_lines): 4 of /healthz's 7 printfs fewer */
+    int vary_joined = vary_ae && !r->srv->cfg->cors_origins && !evhttp_find_header(h, "Vary");
     const char *date = date_now();
-    char lines[64 + REQID_MAX + sizeof LINES_FIXED + 32];
+    char lines[64 + REQID_MAX + sizeof LINES_FIXED + sizeof LINE_VARY_AE + 32];
     size_t n = 0, dl = date ? strnlen(date, 64) : 0, il = strlen(r->request_id);
     if (date) {
         memcpy(lines, date, dl);
@@ -469,10 +475,16 @@ static void common_headers(struct http_req *r, const char *content_type)
     n += il;
     memcpy(lines + n, LINES_FIXED, sizeof LINES_FIXED - 1);
     n += sizeof LINES_FIXED - 1;
+    if (vary_joined) {
+        memcpy(lines + n, LINE_VARY_AE, sizeof LINE_VARY_AE - 1);
+        n += sizeof LINE_VARY_AE - 1;
+    }
     add_header_lines(h, date ? "Date" : "X-Request-Id", lines, n);
     if (content_type)
         evhttp_add_header(h, "Content-Type", content_type);
     cors_headers(r, h);
+    if (vary_ae && !vary_joined)
+        add_vary(h, "Accept-Encoding"); /* after Origin, as a comma list */
     if (atomic_load(&r->srv->draining))
         evhttp_add_header(h, "Connection", "close");
 }
@@ -567,7 +579,8 @@ static void add_vary(struct evkeyvalq *h, const char *what)
 
 /* Content negotiation for a body about to be sent (not for streams: they
  * never reach here). Every compressible reply says Vary: Accept-Encoding,
- * compressed or not, so a cache keeps the variants apart. 1 with *gz set
+ * compressed or not, so a cache keeps the variants apart (common_headers
+ * writes it: vary_accept_encoding says when). 1 with *gz set
  * (malloc'd, the caller sends and frees it) when the body goes out as
  * gzip; the stored form (idempotency) is always the plain body, so a
  * replay is negotiated per request like a first answer. */
@@ -577,10 +590,8 @@ static int negotiate_gzip(struct http_req *r, int status, const char *content_ty
     *gz = NULL;
     *gz_len = 0;
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
-    /* a 304 has no body or type, but must say what its 200 would vary on */
-    if (!gzip_compressible(content_type) && status != 304)
+    if (!gzip_compressible(content_type))
         return 0;
-    add_vary(h, "Accept-Encoding");
     if (r->method == HTTP_HEAD || status < 200 || status == 204 || status == 304 ||
         len < GZIP_MIN_BYTES || evhttp_find_header(h, "Content-Encoding") ||
         !gzip_accepted(http_req_header(r, "Accept-Encoding")))
@@ -602,6 +613,12 @@ static int negotiate_gzip(struct http_req *r, int status, const char *content_ty
     metric_inc(r->srv->gzip_replies);
     metric_add(r->srv->gzip_saved, (double)(len - *gz_len));
     return 1;
+}
+
+/* A 304 has no body or type, but must say what its 200 would vary on. */
+static int vary_accept_encoding(int status, const char *content_type)
+{
+    return status == 304 || gzip_compressible(content_type);
 }
 
 static void free_text(const void *data, size_t len, void *extra)
@@ -627,11 +644,12 @@ void http_reply_raw(struct http_req *r, int status, const char *content_type, co
     r->status = status;
     if (status >= 400)
         note_error_text(r, content_type, body, len);
-    common_headers(r, content_type);
+    int negotiate = status == 304 || (body && len);
+    common_headers(r, content_type, negotiate && vary_accept_encoding(status, content_type));
     struct evbuffer *out = evhttp_request_get_output_buffer(r->ev);
     char *gz;
     size_t gz_len;
-    if ((status == 304 || (body && len)) &&
+    if (negotiate &&
         negotiate_gzip(r, status, content_type, body, len, &gz, &gz_len)) {
         if (evbuffer_add_reference(out, gz, gz_len, free_text, NULL) != 0)
             free(gz);
@@ -663,7 +681,7 @@ void http_reply_json(struct http_req *r, int status, json_t *body)
     if (text) {
         /* hand the string to the output buffer without copying */
         r->status = status;
-        common_headers(r, "application/json");
+        common_headers(r, "application/json", vary_accept_encoding(status, "application/json"));
         struct evbuffer *out = evhttp_request_get_output_buffer(r->ev);
         char *gz;
         size_t gz_len;
@@ -718,7 +736,7 @@ int http_stream_start(struct http_req *r, int status, const char *content_type,
     r->streaming = 1;
     r->on_client_gone = on_gone;
     r->gone_ud = ud;
-    common_headers(r, content_type);
+    common_headers(r, content_type, 0);
     struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
     evhttp_send_reply_start(r->ev, status, reason_phrase(status));
     if (evcon) {
