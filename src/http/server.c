@@ -654,10 +654,11 @@ void http_reply_raw(struct http_req *r, int status, const char *content_type, co
         if (evbuffer_add_reference(out, gz, gz_len, free_text, NULL) != 0)
             free(gz);
         len = gz_len;
-    } else if (body && len) {
+    } else if (body && len && r->method != HTTP_HEAD) {
         evbuffer_add(out, body, len);
     }
-    r->bytes_out = len;
+    /* evhttp 2.1 writes a HEAD's body too: the next reply's first bytes */
+    r->bytes_out = r->method == HTTP_HEAD ? 0 : len;
     evhttp_send_reply(r->ev, status, reason_phrase(status), NULL);
     finish(r);
 }
@@ -690,7 +691,10 @@ void http_reply_json(struct http_req *r, int status, json_t *body)
             text = gz;
             len = gz_len;
         }
-        if (evbuffer_add_reference(out, text, len, free_text, NULL) != 0)
+        if (r->method == HTTP_HEAD) { /* evhttp 2.1 would write it (http_reply_raw) */
+            free(text);
+            len = 0;
+        } else if (evbuffer_add_reference(out, text, len, free_text, NULL) != 0)
             free(text);
         r->bytes_out = len;
         evhttp_send_reply(r->ev, status, reason_phrase(status), NULL);

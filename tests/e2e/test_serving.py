@@ -443,3 +443,22 @@ def test_reply_head_lines_exact(server):
     r = server.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert r.closed and r.raw.count(b"\r\nConnection: close\r\n") == 1
     assert r.raw.count(b"\r\nX-Content-Type-Options: nosniff\r\n") == 1
+
+
+def test_head_reply_sends_no_body_on_keep_alive(server):
+    # evhttp 2.1 writes whatever is in the output buffer, HEAD or not: a
+    # HEAD's body would be read as the start of the next reply
+    with server.connect() as s:
+        for path in (b"/healthz", b"/nope", b"/openapi.json"):
+            s.sendall(b"HEAD " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+                      b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            buf = b""
+            while buf.count(b"\r\n\r\n") < 2 or not buf.endswith(b'{"status":"alive"}'):
+                chunk = s.recv(65536)
+                assert chunk, buf
+                buf += chunk
+            head, rest = buf.split(b"\r\n\r\n", 1)
+            assert head.startswith(b"HTTP/1.1 "), head
+            assert b"x-request-id" in head.lower()
+            assert rest.startswith(b"HTTP/1.1 200 OK\r\n"), (path, rest[:80])
+            assert rest.endswith(b'\r\n\r\n{"status":"alive"}')
