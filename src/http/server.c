@@ -453,18 +453,44 @@ static void add_header_lines(struct evkeyvalq *h, const char *key, const char *v
 #define LINES_FIXED "\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff"
 
 #define LINE_VARY_AE "\r\nVary: Accept-Encoding"
+#define LINE_CONTENT_TYPE "\r\nContent-Type: "
+#define CONTENT_TYPE_JOINED_MAX 128
+/* evhttp's default type for a reply with a body and none of its own: the
+ * listeners' default is off (evhttp cannot see a Content-Type joined into
+ * another entry), so common_headers adds it where evhttp did */
+#define EVHTTP_DEFAULT_TYPE "text/html; charset=ISO-8859-1"
+
+/* evhttp_response_needs_body's rule (libevent 2.1 http.c). */
+static int reply_has_body(const struct http_req *r)
+{
+    return r->status != 204 && r->status != 304 && (r->status < 100 || r->status >= 200) &&
+           r->method != HTTP_HEAD;
+}
+
+/* No byte that could end or split a header line (a Content-Type can come
+ * back from a stored idempotency record). */
+static int header_text_safe(const char *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f)
+            return 0;
+    return 1;
+}
 
 /* vary_ae: the reply says Vary: Accept-Encoding (negotiate_gzip's rule,
  * worked out by the caller: a compressible body, or a 304). */
 static void common_headers(struct http_req *r, const char *content_type, int vary_ae)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
-    /* Date, X-Request-Id, Cache-Control, X-Content-Type-Options and, when
-     * it is the only Vary (no CORS, none set by the handler), Vary as one
-     * entry (add_header_lines): 4 of /healthz's 7 printfs fewer */
+    /* Date, X-Request-Id, Cache-Control, X-Content-Type-Options, Content-Type
+     * and, when it is the only Vary (no CORS, none set by the handler), Vary
+     * as one entry (add_header_lines): 5 of /healthz's 7 printfs fewer */
     int vary_joined = vary_ae && !r->srv->cfg->cors_origins && !evhttp_find_header(h, "Vary");
+    size_t cl = content_type ? strnlen(content_type, CONTENT_TYPE_JOINED_MAX + 1) : 0;
+    int type_joined = cl && cl <= CONTENT_TYPE_JOINED_MAX && header_text_safe(content_type, cl);
     const char *date = date_now();
-    char lines[64 + REQID_MAX + sizeof LINES_FIXED + sizeof LINE_VARY_AE + 32];
+    char lines[64 + REQID_MAX + sizeof LINES_FIXED + sizeof LINE_VARY_AE +
+               sizeof LINE_CONTENT_TYPE + CONTENT_TYPE_JOINED_MAX + 32];
     size_t n = 0, dl = date ? strnlen(date, 64) : 0, il = strlen(r->request_id);
     if (date) {
         memcpy(lines, date, dl);
@@ -479,9 +505,16 @@ static void common_headers(struct http_req *r, const char *content_type, int var
         memcpy(lines + n, LINE_VARY_AE, sizeof LINE_VARY_AE - 1);
         n += sizeof LINE_VARY_AE - 1;
     }
+    if (type_joined) {
+        memcpy(lines + n, LINE_CONTENT_TYPE, sizeof LINE_CONTENT_TYPE - 1);
+        memcpy(lines + n + sizeof LINE_CONTENT_TYPE - 1, content_type, cl);
+        n += sizeof LINE_CONTENT_TYPE - 1 + cl;
+    }
     add_header_lines(h, date ? "Date" : "X-Request-Id", lines, n);
-    if (content_type)
-        evhttp_add_header(h, "Content-Type", content_type);
+    if (content_type && !type_joined)
+        evhttp_add_header(h, "Content-Type", content_type); /* refused if unsafe, as before */
+    else if (!content_type && reply_has_body(r) && !evhttp_find_header(h, "Content-Type"))
+        evhttp_add_header(h, "Content-Type", EVHTTP_DEFAULT_TYPE);
     cors_headers(r, h);
     if (vary_ae && !vary_joined)
         add_vary(h, "Accept-Encoding"); /* after Origin, as a comma list */
@@ -1151,6 +1184,7 @@ int http_server_start(struct http_server *s, struct agentd_error *e)
         if (!hl->http) {
             return agentd_fail(e, AGENTD_ENOMEM, NULL, NULL, "out of memory creating loop %d", i);
         }
+        evhttp_set_default_content_type(hl->http, NULL); /* common_headers adds it */
         int bound = 0;
         int fd = open_listener(s->cfg->host, port, i == 0, &bound, e);
         if (fd < 0)
