@@ -6,6 +6,7 @@
 #include "http/server.h"
 #include "http/guard.h"
 #include "http/gzip.h"
+#include "http/header_lines.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -401,57 +402,7 @@ static int cors_preflight(struct http_req *r)
     return 1;
 }
 
-/* The Date header, formatted by libevent's own function once a second per
- * loop thread: evhttp formats it for every reply that has none (gmtime_r +
- * snprintf, ~3.5 K instructions of a /healthz). */
-static const char *date_now(void)
-{
-    static _Thread_local time_t cached_sec = (time_t)-1;
-    static _Thread_local char cached[64];
-    time_t now = time(NULL);
-    if (now != cached_sec) {
-        if (evutil_date_rfc1123(cached, sizeof cached, NULL) <= 0)
-            return NULL; /* evhttp writes its own */
-        for (const char *c = cached; *c; c++)
-            if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                return NULL; /* never: it joins other lines (add_header_lines) */
-        cached_sec = now;
-    }
-    return cached;
-}
-
-/* One output header entry whose value carries the next header lines too:
- * evhttp writes each entry with its own printf ("%s: %s\r\n", ~1.6 K
- * instructions) and each evhttp_add_header costs an entry, two copies and
- * three frees. Only lines nobody looks up by name go in (evhttp looks up
- * Date, which must be the key, Content-Length, Content-Type, Connection,
- * Transfer-Encoding; agentd Vary, Content-Encoding, ETag). evhttp_add_header
- * would refuse the CR LF that join the lines, so it is not used, and the
- * caller's parts are checked where they are made: a request id by
- * reqid_valid or generated, the date once a second (date_now), the rest
- * fixed text. The entry is freed by evhttp like any other (free()). */
-static void add_header_lines(struct evkeyvalq *h, const char *key, const char *value,
-                             size_t vlen)
-{
-    size_t kl = strlen(key);
-    struct evkeyval *kv = malloc(sizeof *kv);
-    char *k = malloc(kl + 1), *v = malloc(vlen + 1);
-    if (!kv || !k || !v) {
-        free(kv);
-        free(k);
-        free(v);
-        return;
-    }
-    memcpy(k, key, kl + 1);
-    memcpy(v, value, vlen);
-    v[vlen] = '\0';
-    kv->key = k;
-    kv->value = v;
-    TAILQ_INSERT_TAIL(h, kv, next);
-}
-
 #define LINES_FIXED "\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff"
-
 #define LINE_VARY_AE "\r\nVary: Accept-Encoding"
 #define LINE_CONTENT_TYPE "\r\nContent-Type: "
 #define CONTENT_TYPE_JOINED_MAX 128
@@ -467,16 +418,6 @@ static int reply_has_body(const struct http_req *r)
            r->method != HTTP_HEAD;
 }
 
-/* No byte that could end or split a header line (a Content-Type can come
- * back from a stored idempotency record). */
-static int header_text_safe(const char *t, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f)
-            return 0;
-    return 1;
-}
-
 /* vary_ae: the reply says Vary: Accept-Encoding (negotiate_gzip's rule,
  * worked out by the caller: a compressible body, or a 304). */
 static void common_headers(struct http_req *r, const char *content_type, int vary_ae)
@@ -484,11 +425,17 @@ static void common_headers(struct http_req *r, const char *content_type, int var
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
     /* Date, X-Request-Id, Cache-Control, X-Content-Type-Options, Content-Type
      * and, when it is the only Vary (no CORS, none set by the handler), Vary
-     * as one entry (add_header_lines): 5 of /healthz's 7 printfs fewer */
+     * as one entry (http/header_lines.h): 5 of /healthz's 7 printfs fewer.
+     * Only lines nobody looks up by name go in: evhttp looks up Date (the
+     * key), Content-Length, Content-Type (for its default, off on our
+     * listeners), Connection, Transfer-Encoding; agentd Vary, Content-Encoding,
+     * ETag. Each part is checked where made: a request id by reqid_valid or
+     * generated, the date once a second, the rest fixed text. */
     int vary_joined = vary_ae && !r->srv->cfg->cors_origins && !evhttp_find_header(h, "Vary");
     size_t cl = content_type ? strnlen(content_type, CONTENT_TYPE_JOINED_MAX + 1) : 0;
-    int type_joined = cl && cl <= CONTENT_TYPE_JOINED_MAX && header_text_safe(content_type, cl);
-    const char *date = date_now();
+    /* a type may come back from a stored idempotency record: checked */
+    int type_joined = cl && cl <= CONTENT_TYPE_JOINED_MAX && http_header_text_safe(content_type, cl);
+    const char *date = http_date_now();
     char lines[64 + REQID_MAX + sizeof LINES_FIXED + sizeof LINE_VARY_AE +
                sizeof LINE_CONTENT_TYPE + CONTENT_TYPE_JOINED_MAX + 32];
     size_t n = 0, dl = date ? strnlen(date, 64) : 0, il = strlen(r->request_id);
@@ -510,7 +457,7 @@ static void common_headers(struct http_req *r, const char *content_type, int var
         memcpy(lines + n + sizeof LINE_CONTENT_TYPE - 1, content_type, cl);
         n += sizeof LINE_CONTENT_TYPE - 1 + cl;
     }
-    add_header_lines(h, date ? "Date" : "X-Request-Id", lines, n);
+    (void)http_header_lines_add(h, date ? "Date" : "X-Request-Id", lines, n);
     if (content_type && !type_joined)
         evhttp_add_header(h, "Content-Type", content_type); /* refused if unsafe, as before */
     else if (!content_type && reply_has_body(r) && !evhttp_find_header(h, "Content-Type"))
