@@ -115,6 +115,8 @@ def test_agent_card(srv):
     assert "max-age" in r.headers["Cache-Control"]
     r2 = srv.get("/.well-known/agent-card.json", headers={"If-None-Match": etag})
     assert r2.status_code == 304 and r2.content == b""
+    assert r2.headers["Vary"] == "Accept-Encoding"  # what its 200 varies on
+    assert "Content-Type" not in r2.headers
     assert srv.get("/.well-known/agent.json").json() == card
     doc, _ = rpc(srv, "GetExtendedAgentCard", {}, ver="1.0")
     assert doc["result"]["name"] == card["name"]

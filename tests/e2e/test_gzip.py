@@ -79,9 +79,11 @@ def test_small_bodies_and_errors_stay_plain_but_vary(srv):
 def test_head_and_204_are_untouched(srv):
     st, h, body = fetch(srv, "HEAD", "/openapi.json", {"Accept-Encoding": "gzip"})
     assert st == 200 and body == b"" and "content-encoding" not in h
+    assert h["content-type"] == fetch(srv, "GET", "/openapi.json")[1]["content-type"]
     sid = srv.request("POST", "/chat", json={"message": "hi"}).json()["session_id"]
     st, h, body = fetch(srv, "DELETE", f"/chat/sessions/{sid}", {"Accept-Encoding": "gzip"})
     assert st == 204 and body == b"" and "content-encoding" not in h
+    assert "content-type" not in h and "content-length" not in h  # no body, no type
 
 
 def test_metrics_text_is_compressed_too(srv):

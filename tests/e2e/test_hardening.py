@@ -245,6 +245,15 @@ def test_cors_reply_exposes_what_a_page_reads(cors):
         assert h in exposed, h
 
 
+def test_cors_reply_one_vary_line(cors):
+    # Origin and Accept-Encoding in one Vary line, each once
+    r = cors.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nOrigin: https://shop.example\r\n"
+                 b"Connection: close\r\n\r\n")
+    assert r.raw.count(b"\r\nVary: ") == 1
+    assert b"\r\nVary: Origin, Accept-Encoding\r\n" in r.raw
+    assert r.raw.count(b"\r\nX-Content-Type-Options: nosniff\r\n") == 1
+
+
 def test_cors_unlisted_origin_gets_no_grant(cors):
     r = cors.request("OPTIONS", "/chat", headers={"Origin": "https://evil.example",
                                                    "Access-Control-Request-Method": "POST"})

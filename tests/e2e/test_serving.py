@@ -370,3 +370,95 @@ def test_pipelined_requests(server):
     assert buf.count(b"HTTP/1.1 200") == 2
     assert buf.index(b"pipe-1") < buf.index(b"pipe-2")
     assert buf.index(b'{"status":"alive"}') < buf.index(b'{"status":"ready"}')
+
+
+# ---- the reply's head, line by line (issue 14: headers written in fewer pieces) ----
+
+HEADER_LINE = re.compile(rb"^([A-Za-z0-9-]+): ([^\r\n]*)$")
+
+
+def head_lines(sock):
+    """The status line and the header lines of one reply read from `sock`
+    (a keep-alive connection), and the body (Content-Length bytes)."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed before the head ended"
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
+    n = 0
+    for line in lines[1:]:
+        if line.lower().startswith(b"content-length:"):
+            n = int(line.split(b":", 1)[1])
+    while len(rest) < n:
+        rest += sock.recv(65536)
+    return lines[0], lines[1:], rest
+
+
+def header_map(lines):
+    """Each line a well-formed `Name: value`, each name once."""
+    out = {}
+    for line in lines:
+        m = HEADER_LINE.match(line)
+        assert m, line
+        name = m.group(1).decode().lower()
+        assert name not in out, f"{name} twice"
+        out[name] = m.group(2).decode()
+    return out
+
+
+def test_reply_head_lines_exact(server):
+    with server.connect() as s:
+        for i in range(3):  # one keep-alive connection: each reply whole and alone
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: hz-line-%d\r\n\r\n" % i)
+            status, lines, body = head_lines(s)
+            assert status == b"HTTP/1.1 200 OK"
+            h = header_map(lines)
+            assert set(h) == {"date", "content-type", "x-request-id", "cache-control",
+                              "x-content-type-options", "vary", "content-length"}
+            assert h["x-request-id"] == f"hz-line-{i}"
+            assert h["cache-control"] == "no-store"
+            assert h["x-content-type-options"] == "nosniff"
+            assert h["vary"] == "Accept-Encoding"
+            assert h["content-type"].startswith("application/json")
+            assert re.match(r"^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT$",
+                            h["date"]), h["date"]
+            assert h["content-length"] == str(len(body)) and body == b'{"status":"alive"}'
+        # an error reply with a generated id: the same lines
+        s.sendall(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, lines, body = head_lines(s)
+        h = header_map(lines)
+        assert status.startswith(b"HTTP/1.1 404")
+        assert HEX32.match(h["x-request-id"])
+        assert h["cache-control"] == "no-store" and h["x-content-type-options"] == "nosniff"
+        assert h["content-length"] == str(len(body)) and b'"not_found"' in body
+    # HTTP/1.0 with keep-alive, and a close asked for: evhttp's own Connection header
+    with server.connect() as s:
+        s.sendall(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        status, lines, body = head_lines(s)
+        h = header_map(lines)
+        assert status == b"HTTP/1.0 200 OK" and h["connection"] == "keep-alive"
+        assert h["cache-control"] == "no-store" and body == b'{"status":"alive"}'
+    r = server.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert r.closed and r.raw.count(b"\r\nConnection: close\r\n") == 1
+    assert r.raw.count(b"\r\nX-Content-Type-Options: nosniff\r\n") == 1
+
+
+def test_head_reply_sends_no_body_on_keep_alive(server):
+    # evhttp 2.1 writes whatever is in the output buffer, HEAD or not: a
+    # HEAD's body would be read as the start of the next reply
+    with server.connect() as s:
+        for path in (b"/healthz", b"/nope", b"/openapi.json"):
+            s.sendall(b"HEAD " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+                      b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            buf = b""
+            while buf.count(b"\r\n\r\n") < 2 or not buf.endswith(b'{"status":"alive"}'):
+                chunk = s.recv(65536)
+                assert chunk, buf
+                buf += chunk
+            head, rest = buf.split(b"\r\n\r\n", 1)
+            assert head.startswith(b"HTTP/1.1 "), head
+            assert b"x-request-id" in head.lower()
+            assert rest.startswith(b"HTTP/1.1 200 OK\r\n"), (path, rest[:80])
+            assert rest.endswith(b'\r\n\r\n{"status":"alive"}')
