@@ -29,13 +29,7 @@ fi
 
 tmp=$(mktemp -d /tmp/agentd-bench-a2a.XXXXXX)
 apid='' fpid=''
-stop_pid() {
-  [ -n "$1" ] || return 0
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
+. "$root/bench/lib.sh"
 cleanup() { set +e; stop_pid "$apid"; stop_pid "$fpid"; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -45,7 +39,10 @@ fpid=$!
 for _ in $(seq 100); do fport=$(head -1 "$tmp/fake.out" 2>/dev/null || true); [ -n "$fport" ] && break; sleep 0.05; done
 [ -n "$fport" ] || { echo "bench/a2a.sh: the fake model did not start" >&2; exit 1; }
 aport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-AGENTD_HOST=127.0.0.1 AGENTD_PORT=$aport AGENTD_DATA_DIR="$tmp/data" AGENTD_ACCESS_LOG=off \
+# AGENTD_BIN is this script's, and agentd refuses an AGENTD_* it does not
+# know; the per-principal quotas would end a long run in 429s
+env -u AGENTD_BIN AGENTD_QUOTA_SESSIONS=0 AGENTD_QUOTA_IDEMPOTENCY_KEYS=0 \
+  AGENTD_HOST=127.0.0.1 AGENTD_PORT=$aport AGENTD_DATA_DIR="$tmp/data" AGENTD_ACCESS_LOG=off \
   AGENTD_LLM_URL="http://127.0.0.1:$fport/v1" AGENTD_LLM_MODEL=fake \
   "$bin" serve >"$tmp/agentd.log" 2>&1 &
 apid=$!

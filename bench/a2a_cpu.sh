@@ -21,13 +21,7 @@ duration=${DURATION:-6s}
 bin=${AGENTD_BIN:-$root/build-bench/agentd}
 tmp=$(mktemp -d /tmp/agentd-bench-cpu.XXXXXX)
 apid='' fpid=''
-stop_pid() {
-  [ -n "$1" ] || return 0
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
+. "$root/bench/lib.sh"
 cleanup() { set +e; stop_pid "$apid"; stop_pid "$fpid"; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

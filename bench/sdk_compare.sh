@@ -26,13 +26,7 @@ done
 
 tmp=$(mktemp -d /tmp/agentd-bench-sdk.XXXXXX)
 spid='' mpid=''
-stop_pid() {
-  [ -n "$1" ] || return 0
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
+. "$root/bench/lib.sh"
 cleanup() { set +e; stop_pid "$spid"; stop_pid "$mpid"; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -43,13 +43,7 @@ ulimit -n "$(ulimit -Hn)"
 
 tmp=$(mktemp -d /tmp/agentd-bench-sessions.XXXXXX)
 apid='' fpid='' spid=''
-stop_pid() {
-  [ -n "$1" ] || return 0
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
+. "$root/bench/lib.sh"
 cleanup() { set +e; stop_pid "$spid"; stop_pid "$apid"; stop_pid "$fpid"; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -57,7 +51,7 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 start_agentd() { # data dir
-  AGENTD_HOST=127.0.0.1 AGENTD_PORT=$aport AGENTD_DATA_DIR="$1" AGENTD_ACCESS_LOG=off \
+  env -u AGENTD_BIN AGENTD_QUOTA_SESSIONS=0 AGENTD_HOST=127.0.0.1 AGENTD_PORT=$aport AGENTD_DATA_DIR="$1" AGENTD_ACCESS_LOG=off \
     AGENTD_WORKERS=4 AGENTD_THREADS=2 AGENTD_DRAIN_TIMEOUT=5s AGENTD_MAX_CONNECTIONS=$((largest + 100)) \
     AGENTD_LLM_URL="http://127.0.0.1:$fport/v1" AGENTD_LLM_MODEL=fake \
     "$bin" serve >>"$tmp/agentd.log" 2>&1 &

@@ -22,39 +22,7 @@
 #include "core/loop.h"
 #include "http/client.h"
 
-static pid_t fake_pid;
-static int fake_port;
-
-static int fake_start(void)
-{
-    char src[1024], script[1100];
-    snprintf(src, sizeof src, "%s", __FILE__);
-    snprintf(script, sizeof script, "%s/../fake_llm/fake_llm.py", dirname(src));
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    fake_pid = fork();
-    if (fake_pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execl("/usr/bin/python3", "python3", script, "--port", "0", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    char line[32] = "";
-    size_t n = 0;
-    while (n < sizeof line - 1) {
-        ssize_t r = read(fds[0], line + n, 1);
-        if (r <= 0 || line[n] == '\n')
-            break;
-        n++;
-    }
-    line[n] = 0;
-    close(fds[0]);
-    fake_port = atoi(line);
-    return fake_port > 0 ? 0 : -1;
-}
+#include "fake_llm_fixture.h"
 
 struct run {
     struct loop *loop;
