@@ -402,7 +402,10 @@ static int cors_preflight(struct http_req *r)
     return 1;
 }
 
-#define LINES_FIXED "\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff"
+/* no-store unless the handler set its own Cache-Control (the agent card,
+ * the UCP profile): one Cache-Control line a reply, never two that disagree */
+#define LINE_NO_STORE "\r\nCache-Control: no-store"
+#define LINE_NOSNIFF "\r\nX-Content-Type-Options: nosniff"
 #define LINE_VARY_AE "\r\nVary: Accept-Encoding"
 #define LINE_CONTENT_TYPE "\r\nContent-Type: "
 #define CONTENT_TYPE_JOINED_MAX 128
@@ -436,7 +439,7 @@ static void common_headers(struct http_req *r, const char *content_type, int var
     /* a type may come back from a stored idempotency record: checked */
     int type_joined = cl && cl <= CONTENT_TYPE_JOINED_MAX && http_header_text_safe(content_type, cl);
     const char *date = http_date_now();
-    char lines[64 + REQID_MAX + sizeof LINES_FIXED + sizeof LINE_VARY_AE +
+    char lines[64 + REQID_MAX + sizeof LINE_NO_STORE + sizeof LINE_NOSNIFF + sizeof LINE_VARY_AE +
                sizeof LINE_CONTENT_TYPE + CONTENT_TYPE_JOINED_MAX + 32];
     size_t n = 0, dl = date ? strnlen(date, 64) : 0, il = strlen(r->request_id);
     if (date) {
@@ -446,8 +449,12 @@ static void common_headers(struct http_req *r, const char *content_type, int var
     }
     memcpy(lines + n, r->request_id, il);
     n += il;
-    memcpy(lines + n, LINES_FIXED, sizeof LINES_FIXED - 1);
-    n += sizeof LINES_FIXED - 1;
+    if (!evhttp_find_header(h, "Cache-Control")) {
+        memcpy(lines + n, LINE_NO_STORE, sizeof LINE_NO_STORE - 1);
+        n += sizeof LINE_NO_STORE - 1;
+    }
+    memcpy(lines + n, LINE_NOSNIFF, sizeof LINE_NOSNIFF - 1);
+    n += sizeof LINE_NOSNIFF - 1;
     if (vary_joined) {
         memcpy(lines + n, LINE_VARY_AE, sizeof LINE_VARY_AE - 1);
         n += sizeof LINE_VARY_AE - 1;

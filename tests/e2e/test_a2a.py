@@ -112,7 +112,9 @@ def test_agent_card(srv):
     assert "dev.ucp.shopping.checkout" in names
     assert all(s["examples"] for s in card["skills"])
     etag = r.headers["ETag"]
-    assert "max-age" in r.headers["Cache-Control"]
+    # one Cache-Control, the card's own: not also the default no-store
+    # (requests joins repeated lines with ", ")
+    assert r.headers["Cache-Control"] == "public, max-age=300"
     r2 = srv.get("/.well-known/agent-card.json", headers={"If-None-Match": etag})
     assert r2.status_code == 304 and r2.content == b""
     assert r2.headers["Vary"] == "Accept-Encoding"  # what its 200 varies on
