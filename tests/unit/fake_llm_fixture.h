@@ -6,7 +6,9 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static pid_t fake_pid;
@@ -42,6 +44,16 @@ static int fake_start(void)
     close(fds[0]);
     fake_port = atoi(line);
     return fake_port > 0 ? 0 : -1;
+}
+
+/* Stops the fake fake_start started, if it did. */
+static void fake_stop(void)
+{
+    if (fake_pid > 0) {
+        kill(fake_pid, SIGTERM);
+        waitpid(fake_pid, NULL, 0);
+        fake_pid = 0;
+    }
 }
 
 #endif

@@ -83,10 +83,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    if (fake_pid > 0) {
-        kill(fake_pid, SIGTERM);
-        waitpid(fake_pid, NULL, 0);
-    }
+    fake_stop();
     curl_global_cleanup();
     metrics_reset();
     return 0;
