@@ -1,5 +1,6 @@
 /* WAL checkpoints off the writer (issue 14): the writer never autocheckpoints,
- * a background thread does, and a hard bound keeps the WAL from growing. */
+ * a background thread does, and a hard bound keeps the WAL from growing;
+ * AGENTD_DB_SYNC=full syncs each commit before the write is answered. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -204,6 +205,124 @@ static void test_no_turn_statement_opens_a_temporary_table(void **state)
     close_store(s);
 }
 
+/* ---- AGENTD_DB_SYNC: a counting VFS over the default one ---- */
+
+/* Every file SQLite opens goes through this VFS (registered as the default
+ * before the store opens): its methods forward to the real file and count
+ * xSync on the WAL. */
+static sqlite3_vfs *real_vfs;
+static sqlite3_vfs count_vfs;
+static sqlite3_io_methods count_io;
+static int wal_syncs;
+
+struct cfile {
+    sqlite3_file base;
+    sqlite3_file *real; /* follows this struct, szOsFile of the real VFS */
+    int wal;
+};
+
+#define REAL(f) (((struct cfile *)(f))->real)
+static int c_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
+static int c_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
+{ return REAL(f)->pMethods->xRead(REAL(f), b, n, o); }
+static int c_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
+{ return REAL(f)->pMethods->xWrite(REAL(f), b, n, o); }
+static int c_truncate(sqlite3_file *f, sqlite3_int64 n)
+{ return REAL(f)->pMethods->xTruncate(REAL(f), n); }
+static int c_sync(sqlite3_file *f, int flags)
+{
+    if (((struct cfile *)f)->wal)
+        __atomic_add_fetch(&wal_syncs, 1, __ATOMIC_SEQ_CST);
+    return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+static int c_size(sqlite3_file *f, sqlite3_int64 *n) { return REAL(f)->pMethods->xFileSize(REAL(f), n); }
+static int c_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
+static int c_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int c_reserved(sqlite3_file *f, int *r)
+{ return REAL(f)->pMethods->xCheckReservedLock(REAL(f), r); }
+static int c_control(sqlite3_file *f, int op, void *a)
+{ return REAL(f)->pMethods->xFileControl(REAL(f), op, a); }
+static int c_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
+static int c_device(sqlite3_file *f) { return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f)); }
+static int c_shm_map(sqlite3_file *f, int i, int sz, int ext, void volatile **p)
+{ return REAL(f)->pMethods->xShmMap(REAL(f), i, sz, ext, p); }
+static int c_shm_lock(sqlite3_file *f, int off, int n, int flags)
+{ return REAL(f)->pMethods->xShmLock(REAL(f), off, n, flags); }
+static void c_shm_barrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
+static int c_shm_unmap(sqlite3_file *f, int del) { return REAL(f)->pMethods->xShmUnmap(REAL(f), del); }
+static int c_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **p)
+{ return REAL(f)->pMethods->xFetch(REAL(f), o, n, p); }
+static int c_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p)
+{ return REAL(f)->pMethods->xUnfetch(REAL(f), o, p); }
+#undef REAL
+
+static int c_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out)
+{
+    (void)vfs;
+    struct cfile *c = (struct cfile *)f;
+    c->real = (sqlite3_file *)(c + 1);
+    c->wal = (flags & SQLITE_OPEN_WAL) != 0;
+    int rc = real_vfs->xOpen(real_vfs, name, c->real, flags, out);
+    /* a file the real VFS did not open has no methods: SQLite closes none */
+    c->base.pMethods = rc == SQLITE_OK && c->real->pMethods ? &count_io : NULL;
+    return rc;
+}
+
+static void count_vfs_install(void)
+{
+    if (real_vfs)
+        return;
+    real_vfs = sqlite3_vfs_find(NULL);
+    assert_non_null(real_vfs);
+    count_vfs = *real_vfs;
+    count_vfs.zName = "agentd-test-count";
+    count_vfs.szOsFile = (int)sizeof(struct cfile) + real_vfs->szOsFile;
+    count_vfs.xOpen = c_open;
+    count_io = (sqlite3_io_methods){ 3, c_close, c_read, c_write, c_truncate, c_sync, c_size,
+                                     c_lock, c_unlock, c_reserved, c_control, c_sector,
+                                     c_device, c_shm_map, c_shm_lock, c_shm_barrier,
+                                     c_shm_unmap, c_fetch, c_unfetch };
+    assert_int_equal(sqlite3_vfs_register(&count_vfs, 1), SQLITE_OK);
+}
+
+/* Writes of sessions, one at a time; returns the WAL syncs seen, and with
+ * every_one set checks a sync happened before each call returned. */
+static int syncs_for_writes(enum store_sync sync, int writes, int every_one)
+{
+    count_vfs_install();
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/agentd.db", dir);
+    /* checkpoints (which sync too) far away: only commits count */
+    struct store_options o = { .url = path, .sync = sync, .wal_checkpoint_pages = 100000,
+                               .wal_limit_pages = 200000 };
+    struct store *s = NULL;
+    struct agentd_error e = { 0 };
+    assert_int_equal(store_open(&o, &s, &e), 0);
+    int start = __atomic_load_n(&wal_syncs, __ATOMIC_SEQ_CST);
+    char id[32];
+    for (int i = 0; i < writes; i++) {
+        int before = __atomic_load_n(&wal_syncs, __ATOMIC_SEQ_CST);
+        snprintf(id, sizeof id, "ses_sync_%d", i);
+        struct store_session v = { .id = id, .owner = "p", .context = "{}" };
+        assert_int_equal(store_session_create(s, &v), 0);
+        if (every_one && __atomic_load_n(&wal_syncs, __ATOMIC_SEQ_CST) == before)
+            fail_msg("write %d was answered before the WAL was synced", i);
+    }
+    int n = __atomic_load_n(&wal_syncs, __ATOMIC_SEQ_CST) - start;
+    close_store(s);
+    return n;
+}
+
+/* AGENTD_DB_SYNC=full (issue 14: durability unchanged by group commit):
+ * each acknowledged write is on disk, its WAL synced, before the call
+ * returns; the default (normal) does not sync a commit. */
+static void test_sync_full_syncs_before_answering(void **state)
+{
+    (void)state;
+    assert_true(syncs_for_writes(STORE_SYNC_FULL, 40, 1) >= 40);
+    assert_true(syncs_for_writes(STORE_SYNC_NORMAL, 40, 0) < 40);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_hard_bound_truncates_after_a_stuck_reader),
         cmocka_unit_test(test_no_global_memory_statistics),
         cmocka_unit_test(test_no_turn_statement_opens_a_temporary_table),
+        cmocka_unit_test(test_sync_full_syncs_before_answering),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
